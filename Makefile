@@ -1,0 +1,93 @@
+# ngx_http_oauth2_module: make | run | test | bench | install | clean
+#
+#   make          build/ngx_http_oauth2_module.so and build/oauth2-admin
+#   make run      install deps, build, start nginx + demo data on :8080
+#   make test     GoogleTest (t/unit) then prove (t/*.t)
+#   make bench    wrk on loopback, prints the table in README.md
+
+SHELL      := /bin/bash
+BUILD      := build
+NGINX_SRC  ?= /usr/share/nginx/src
+NGINX      ?= /usr/sbin/nginx
+CXX        ?= g++
+OPT        ?= -O2 -g
+SANITIZE   ?=
+CXXFLAGS_CORE := -std=c++17 -fPIC -fvisibility=hidden -Wall -Wextra -Werror \
+                 $(OPT) $(SANITIZE) -Iinclude
+LIBS       := -llmdb -ljansson -lcrypto
+
+CORE_SRCS  := $(wildcard src/core/*.cpp)
+CORE_OBJS  := $(CORE_SRCS:src/core/%.cpp=$(BUILD)/core/%.o)
+ADMIN_SRCS := $(wildcard src/admin/*.cpp)
+ADMIN_OBJS := $(ADMIN_SRCS:src/admin/%.cpp=$(BUILD)/admin/%.o)
+SHIM_SRCS  := $(wildcard src/ngx/*.c src/ngx/*.h) include/oauth2.h
+UNIT_SRCS  := $(wildcard t/unit/*.cpp)
+
+MODULE     := $(BUILD)/ngx_http_oauth2_module.so
+ADMIN      := $(BUILD)/oauth2-admin
+CORE_LIB   := $(BUILD)/liboauth2core.a
+
+.PHONY: all core run test unit prove bench install clean deps
+
+all: $(MODULE) $(ADMIN)
+
+core: $(CORE_LIB)
+
+$(BUILD)/core/%.o: src/core/%.cpp $(wildcard src/core/*.hpp) include/oauth2.h
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS_CORE) -c $< -o $@
+
+$(BUILD)/admin/%.o: src/admin/%.cpp $(wildcard src/core/*.hpp) $(wildcard src/admin/*.hpp)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS_CORE) -Isrc/core -c $< -o $@
+
+$(CORE_LIB): $(CORE_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(ADMIN): $(ADMIN_OBJS) $(CORE_LIB)
+	$(CXX) $(SANITIZE) -o $@ $(ADMIN_OBJS) $(CORE_LIB) $(LIBS)
+
+# nginx's configure, run on a copy of Debian's nginx-dev tree with the flags
+# Debian's binary was built with, so the module loads into /usr/sbin/nginx.
+$(BUILD)/nginx/Makefile: config config.make
+	@mkdir -p $(BUILD)
+	rm -rf $(BUILD)/nginx-src && cp -r $(NGINX_SRC) $(BUILD)/nginx-src
+	cd $(BUILD)/nginx-src && . ./conf_flags && \
+	    ./configure "$${NGX_CONF_FLAGS[@]}" \
+	        --with-cc-opt="$(SANITIZE)" --with-ld-opt="$(SANITIZE)" \
+	        --add-dynamic-module=$(CURDIR) --builddir=$(CURDIR)/$(BUILD)/nginx \
+	        > $(CURDIR)/$(BUILD)/configure.log 2>&1 || \
+	    { tail -20 $(CURDIR)/$(BUILD)/configure.log; exit 1; }
+
+$(MODULE): $(BUILD)/nginx/Makefile $(CORE_LIB) $(SHIM_SRCS)
+	$(MAKE) -C $(BUILD)/nginx-src -f $(CURDIR)/$(BUILD)/nginx/Makefile modules
+	cp $(BUILD)/nginx/ngx_http_oauth2_module.so $@.tmp && mv -f $@.tmp $@
+
+deps:
+	scripts/install-deps
+
+run: deps all
+	scripts/run-demo
+
+$(BUILD)/unit-tests: $(UNIT_SRCS) $(CORE_LIB)
+	$(CXX) $(CXXFLAGS_CORE) -Wno-error -Isrc/core -o $@ $(UNIT_SRCS) \
+	    $(CORE_LIB) $(LIBS) -lgtest -lgtest_main -pthread
+
+unit: $(BUILD)/unit-tests
+	$(BUILD)/unit-tests
+
+prove: all
+	prove -r -I t/lib t/
+
+test: deps all unit prove
+
+bench: deps all
+	scripts/bench
+
+install: all
+	install -D -m 0644 $(MODULE) $(DESTDIR)/usr/lib/nginx/modules/ngx_http_oauth2_module.so
+	install -D -m 0755 $(ADMIN) $(DESTDIR)/usr/local/bin/oauth2-admin
+
+clean:
+	rm -rf $(BUILD)

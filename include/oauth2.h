@@ -1,0 +1,176 @@
+/*
+ * The boundary between the nginx shim (src/ngx/) and the C++ core
+ * (src/core/).  Plain C only: opaque handles, POD structs, integer codes.
+ *
+ * Rules every function here follows:
+ *   - never throws, never unwinds into nginx;
+ *   - never returns a pointer into LMDB's map or into C++ storage: variable
+ *     length results are copied into memory obtained from the caller's
+ *     allocator (the shim points it at r->pool);
+ *   - the allocator is only ever called on the thread that called the
+ *     function (oauth2_op_run() never allocates through it).
+ */
+
+#ifndef OAUTH2_H
+#define OAUTH2_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+#define OAUTH2_NOEXCEPT  noexcept
+extern "C" {
+#else
+#define OAUTH2_NOEXCEPT
+#endif
+
+
+#define OAUTH2_OK        0
+#define OAUTH2_ERROR    -1
+#define OAUTH2_PENDING   1
+
+
+typedef struct oauth2_store_s  oauth2_store_t;
+typedef struct oauth2_op_s     oauth2_op_t;
+
+
+typedef struct {
+    const unsigned char  *data;
+    size_t                len;
+} oauth2_str_t;
+
+
+/* returns NULL on failure; memory is owned by the caller's pool */
+typedef void *(*oauth2_alloc_pt)(void *ctx, size_t size);
+
+
+/* ---------------------------------------------------------------- store */
+
+/*
+ * Master process, at start and on reload (never with "nginx -t"): create
+ * the directory if missing, create or validate the environment, close it,
+ * and give the directory and its files to uid/gid (-1: leave as is).
+ * Never destroys or rewrites data.
+ */
+int oauth2_store_prepare(const char *path, size_t mapsize, long uid, long gid,
+    char *err, size_t errlen) OAUTH2_NOEXCEPT;
+
+/* Worker process, after fork.  Does not open: see oauth2_store_open(). */
+oauth2_store_t *oauth2_store_create(const char *path, size_t mapsize) OAUTH2_NOEXCEPT;
+void oauth2_store_destroy(oauth2_store_t *store) OAUTH2_NOEXCEPT;
+
+/* opens the environment if it is not open (or was closed after a panic) */
+int oauth2_store_open(oauth2_store_t *store, char *err, size_t errlen) OAUTH2_NOEXCEPT;
+int oauth2_store_is_open(oauth2_store_t *store) OAUTH2_NOEXCEPT;
+
+/* clears reader slots of dead processes; *dead gets how many */
+int oauth2_store_reader_check(oauth2_store_t *store, int *dead) OAUTH2_NOEXCEPT;
+
+
+/* ------------------------------------------------------------ endpoints */
+
+#define OAUTH2_ENDPOINT_TOKEN   1
+#define OAUTH2_ENDPOINT_REVOKE  2
+
+
+/* failed client authentication throttling, kept by the shim in shm */
+typedef struct {
+    void      *ctx;
+    /* seconds until the client may try again, 0 if it may now */
+    unsigned (*client_blocked)(void *ctx, const unsigned char *id, size_t len);
+    void     (*client_failed)(void *ctx, const unsigned char *id, size_t len);
+} oauth2_throttle_t;
+
+
+typedef struct {
+    oauth2_str_t       method;
+    oauth2_str_t       content_type;        /* the first Content-Type */
+    unsigned           content_type_count;  /* how many were sent */
+    unsigned           has_query;
+    unsigned           has_authorization;
+    oauth2_str_t       authorization;
+    oauth2_str_t       body;
+    int64_t            now;                 /* unix seconds */
+
+    /* settings of the location */
+    oauth2_str_t       realm;               /* store realm, "default" */
+    int64_t            access_token_ttl;    /* seconds */
+    oauth2_str_t       default_scope;       /* space separated */
+
+    oauth2_throttle_t  throttle;
+} oauth2_endpoint_req_t;
+
+
+typedef struct {
+    int                status;              /* HTTP status */
+    unsigned           basic_challenge;     /* add WWW-Authenticate: Basic */
+    unsigned           auth_failed;         /* count against the address */
+    unsigned           retry_after;         /* seconds, 0: no header */
+    unsigned char     *body;                /* JSON, from the allocator */
+    size_t             body_len;
+} oauth2_response_t;
+
+
+/*
+ * On the event loop.  Parses and checks the request, authenticates the
+ * client (read transaction only) and either fills *resp and returns
+ * OAUTH2_OK, or returns OAUTH2_PENDING with *op set to the write that
+ * remains.  Then: oauth2_op_run(op) on any thread (it may wait for the
+ * store's writer lock and fsync), and oauth2_op_finish() back on the
+ * event loop, which fills *resp and frees op.
+ */
+int oauth2_endpoint_begin(oauth2_store_t *store, int endpoint,
+    const oauth2_endpoint_req_t *req, oauth2_op_t **op,
+    oauth2_alloc_pt alloc, void *ctx, oauth2_response_t *resp) OAUTH2_NOEXCEPT;
+void oauth2_op_run(oauth2_op_t *op) OAUTH2_NOEXCEPT;
+int oauth2_op_finish(oauth2_op_t *op, oauth2_alloc_pt alloc, void *ctx,
+    oauth2_response_t *resp) OAUTH2_NOEXCEPT;
+void oauth2_op_free(oauth2_op_t *op) OAUTH2_NOEXCEPT;
+
+
+/* ----------------------------------------------------- bearer validation */
+
+#define OAUTH2_VALID               0
+#define OAUTH2_NO_TOKEN            1   /* 401, challenge without error */
+#define OAUTH2_INVALID_REQUEST     2   /* 400 error="invalid_request" */
+#define OAUTH2_INVALID_TOKEN       3   /* 401 error="invalid_token" */
+#define OAUTH2_INSUFFICIENT_SCOPE  4   /* 403 error="insufficient_scope" */
+#define OAUTH2_UNAVAILABLE         5   /* 503 */
+
+
+typedef struct {
+    unsigned             has_authorization;
+    oauth2_str_t         authorization;
+    unsigned             api_key_count;     /* X-API-KEY headers sent */
+    oauth2_str_t         api_key;
+    const oauth2_str_t  *scopes;            /* required, all of them */
+    size_t               nscopes;
+    oauth2_str_t         realm;             /* store realm */
+    int64_t              now;
+} oauth2_validate_req_t;
+
+
+typedef struct {
+    int                  result;            /* OAUTH2_VALID ... */
+    oauth2_str_t         client_id;         /* from the allocator */
+    oauth2_str_t         scope;
+    oauth2_str_t         user;
+    int64_t              expires;           /* unix seconds */
+} oauth2_validate_res_t;
+
+
+int oauth2_validate(oauth2_store_t *store, const oauth2_validate_req_t *req,
+    oauth2_alloc_pt alloc, void *ctx, oauth2_validate_res_t *res) OAUTH2_NOEXCEPT;
+
+
+/* --------------------------------------------------------------- checks */
+
+/* 1 if s is a valid scope list (space separated NQCHAR tokens) */
+int oauth2_scope_valid(const unsigned char *s, size_t len) OAUTH2_NOEXCEPT;
+
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* OAUTH2_H */

@@ -1,0 +1,230 @@
+// include/oauth2.h: the C API the nginx shim calls.  Every function is
+// noexcept and catches everything; results are copied into memory from the
+// caller's allocator.
+
+#include <lmdb.h>
+
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "../../include/oauth2.h"
+#include "codec.hpp"
+#include "endpoints.hpp"
+#include "store.hpp"
+
+struct oauth2_store_s {
+  std::string path;
+  size_t mapsize = 0;
+  std::unique_ptr<oauth2::Store> store;
+  std::atomic<int> inflight{0};  // pending writes that hold store
+  bool broken = false;           // MDB_PANIC seen: reopen when idle
+};
+
+struct oauth2_op_s {
+  oauth2_store_t* owner;
+  std::unique_ptr<oauth2::PendingWrite> write;
+};
+
+namespace {
+
+void set_err(char* err, size_t errlen, const char* msg) {
+  if (err && errlen) {
+    std::strncpy(err, msg, errlen - 1);
+    err[errlen - 1] = '\0';
+  }
+}
+
+bool copy_out(const std::string& s, oauth2_alloc_pt alloc, void* ctx,
+              unsigned char** data, size_t* len) {
+  *len = s.size();
+  *data = nullptr;
+  if (s.empty()) return true;
+  auto* p = static_cast<unsigned char*>(alloc(ctx, s.size()));
+  if (!p) return false;
+  std::memcpy(p, s.data(), s.size());
+  *data = p;
+  return true;
+}
+
+int to_c(const oauth2::Response& r, oauth2_alloc_pt alloc, void* ctx,
+         oauth2_response_t* out) {
+  out->status = r.status;
+  out->basic_challenge = r.basic_challenge;
+  out->auth_failed = r.auth_failed;
+  out->retry_after = r.retry_after;
+  return copy_out(r.body, alloc, ctx, &out->body, &out->body_len)
+             ? OAUTH2_OK
+             : OAUTH2_ERROR;
+}
+
+void note_failure(oauth2_store_t* s, const oauth2::StoreError& e) {
+  if (e.rc() == MDB_PANIC) s->broken = true;
+}
+
+}  // namespace
+
+extern "C" {
+
+int oauth2_store_prepare(const char* path, size_t mapsize, long uid, long gid,
+                         char* err, size_t errlen) noexcept {
+  try {
+    oauth2::prepare_store(path, mapsize, uid, gid);
+    return OAUTH2_OK;
+  } catch (const std::exception& e) {
+    set_err(err, errlen, e.what());
+  } catch (...) {
+    set_err(err, errlen, "unknown error");
+  }
+  return OAUTH2_ERROR;
+}
+
+oauth2_store_t* oauth2_store_create(const char* path, size_t mapsize) noexcept {
+  try {
+    auto* s = new oauth2_store_t;
+    s->path = path;
+    s->mapsize = mapsize;
+    return s;
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+void oauth2_store_destroy(oauth2_store_t* store) noexcept { delete store; }
+
+int oauth2_store_open(oauth2_store_t* s, char* err, size_t errlen) noexcept {
+  try {
+    if (s->store && !s->broken) return OAUTH2_OK;
+    if (s->inflight.load() != 0) {
+      set_err(err, errlen, "writes in flight");
+      return OAUTH2_ERROR;
+    }
+    s->store.reset();  // close before opening again: never twice at once
+    s->store = std::make_unique<oauth2::Store>(s->path, s->mapsize);
+    s->broken = false;
+    return OAUTH2_OK;
+  } catch (const std::exception& e) {
+    set_err(err, errlen, e.what());
+  } catch (...) {
+    set_err(err, errlen, "unknown error");
+  }
+  return OAUTH2_ERROR;
+}
+
+int oauth2_store_is_open(oauth2_store_t* s) noexcept {
+  return s->store && !s->broken;
+}
+
+int oauth2_store_reader_check(oauth2_store_t* s, int* dead) noexcept {
+  *dead = 0;
+  if (!oauth2_store_is_open(s)) return OAUTH2_ERROR;
+  try {
+    *dead = s->store->reader_check();
+    return OAUTH2_OK;
+  } catch (const oauth2::StoreError& e) {
+    note_failure(s, e);
+  } catch (...) {
+  }
+  return OAUTH2_ERROR;
+}
+
+int oauth2_endpoint_begin(oauth2_store_t* s, int endpoint,
+                          const oauth2_endpoint_req_t* req, oauth2_op_t** op,
+                          oauth2_alloc_pt alloc, void* ctx,
+                          oauth2_response_t* resp) noexcept {
+  *op = nullptr;
+  oauth2::Response r;
+  try {
+    if (!oauth2_store_is_open(s)) {
+      r = oauth2::oauth_error(503, "temporarily_unavailable",
+                              "The authorization server store is unavailable");
+      r.retry_after = 1;
+    } else {
+      oauth2::EndpointResult e = endpoint == OAUTH2_ENDPOINT_REVOKE
+                                     ? oauth2::revoke_endpoint(*s->store, *req)
+                                     : oauth2::token_endpoint(*s->store, *req);
+      if (e.pending) {
+        auto* o = new oauth2_op_t{s, std::move(e.pending)};
+        s->inflight++;
+        *op = o;
+        return OAUTH2_PENDING;
+      }
+      r = std::move(e.response);
+    }
+  } catch (const oauth2::StoreError& e) {
+    note_failure(s, e);
+    r = oauth2::oauth_error(503, "temporarily_unavailable",
+                            "The authorization server store is unavailable");
+    r.retry_after = 1;
+  } catch (...) {
+    r = oauth2::oauth_error(500, "server_error", "Internal error");
+  }
+  try {
+    return to_c(r, alloc, ctx, resp);
+  } catch (...) {
+    return OAUTH2_ERROR;
+  }
+}
+
+void oauth2_op_run(oauth2_op_t* op) noexcept { op->write->run(); }
+
+int oauth2_op_finish(oauth2_op_t* op, oauth2_alloc_pt alloc, void* ctx,
+                     oauth2_response_t* resp) noexcept {
+  int rc = OAUTH2_ERROR;
+  try {
+    oauth2::Response r = op->write->finish();
+    rc = to_c(r, alloc, ctx, resp);
+    oauth2::wipe(r.body);
+  } catch (...) {
+    rc = OAUTH2_ERROR;
+  }
+  oauth2_op_free(op);
+  return rc;
+}
+
+void oauth2_op_free(oauth2_op_t* op) noexcept {
+  if (!op) return;
+  op->owner->inflight--;
+  delete op;
+}
+
+int oauth2_validate(oauth2_store_t* s, const oauth2_validate_req_t* req,
+                    oauth2_alloc_pt alloc, void* ctx,
+                    oauth2_validate_res_t* res) noexcept {
+  std::memset(res, 0, sizeof(*res));
+  res->result = OAUTH2_UNAVAILABLE;
+  if (!oauth2_store_is_open(s)) return OAUTH2_OK;
+  try {
+    oauth2::Validation v = oauth2::validate(*s->store, *req);
+    res->result = v.result;
+    res->expires = v.expires;
+    unsigned char* p;
+    size_t n;
+    if (!copy_out(v.client_id, alloc, ctx, &p, &n)) return OAUTH2_ERROR;
+    res->client_id = oauth2_str_t{p, n};
+    if (!copy_out(v.scope, alloc, ctx, &p, &n)) return OAUTH2_ERROR;
+    res->scope = oauth2_str_t{p, n};
+    if (!copy_out(v.user, alloc, ctx, &p, &n)) return OAUTH2_ERROR;
+    res->user = oauth2_str_t{p, n};
+    return OAUTH2_OK;
+  } catch (const oauth2::StoreError& e) {
+    note_failure(s, e);
+    res->result = OAUTH2_UNAVAILABLE;
+    return OAUTH2_OK;
+  } catch (...) {
+    res->result = OAUTH2_UNAVAILABLE;
+    return OAUTH2_OK;
+  }
+}
+
+int oauth2_scope_valid(const unsigned char* s, size_t len) noexcept {
+  try {
+    return oauth2::parse_scope(
+        std::string_view(reinterpret_cast<const char*>(s), len), nullptr);
+  } catch (...) {
+    return 0;
+  }
+}
+
+}  // extern "C"

@@ -1,0 +1,76 @@
+// Strict decoders for everything that arrives from the network: form
+// bodies, HTTP Basic credentials, bearer tokens, scope lists.  Nothing here
+// allocates more than the input it is given, nothing is lenient.
+
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace oauth2 {
+
+constexpr size_t kMaxParams = 64;
+
+// A decoded application/x-www-form-urlencoded body.
+class Form {
+ public:
+  enum class Status { kOk, kMalformed, kDuplicate, kTooMany };
+
+  // Parses body.  kMalformed: empty pair or name, a bad or NUL/control
+  // escape, invalid UTF-8, a raw byte outside %x21-7E.  kDuplicate: a name
+  // given twice (names are case-sensitive).  kTooMany: over kMaxParams.
+  Status parse(std::string_view body);
+
+  // The value of name; an empty value counts as absent (RFC 6749 3.1).
+  std::optional<std::string_view> get(std::string_view name) const;
+  bool has(std::string_view name) const { return get(name).has_value(); }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> params_;
+};
+
+// Percent-decodes s with '+' as space.  Fails on a bad escape, invalid
+// UTF-8, NUL or any other control character.
+std::optional<std::string> form_decode(std::string_view s);
+
+bool valid_utf8(std::string_view s);
+bool has_control(std::string_view s);  // C0 controls and DEL
+
+// Standard base64 with padding, nothing lenient: no whitespace, no data
+// after '=', length a multiple of 4.
+std::optional<std::string> base64_decode_strict(std::string_view s);
+std::string base64url_encode(const unsigned char* p, size_t n);
+std::string hex_encode(const unsigned char* p, size_t n);
+std::optional<std::string> hex_decode(std::string_view s);
+
+struct BasicCredentials {
+  std::string id;
+  std::string secret;
+};
+
+// Parses an Authorization header value "Basic <b64>".  nullopt when the
+// scheme is not Basic (scheme_is_basic=false) or the credentials are
+// malformed (scheme_is_basic=true).
+std::optional<BasicCredentials> parse_basic(std::string_view header,
+                                            bool* scheme_is_basic);
+
+// The scheme of an Authorization value, up to the first space.
+std::string_view auth_scheme(std::string_view header);
+bool iequals(std::string_view a, std::string_view b);
+
+// token68 (RFC 7235 2.1): 1*( ALPHA / DIGIT / "-._~+/" ) *"="
+bool is_token68(std::string_view s);
+
+// VSCHAR (%x20-7E), 1 or more
+bool is_vschar(std::string_view s);
+
+// scope = scope-token *( SP scope-token ), scope-token = 1*NQCHAR, no
+// repeated token.  Fills tokens in order when given.
+bool parse_scope(std::string_view s, std::vector<std::string_view>* tokens);
+
+}  // namespace oauth2

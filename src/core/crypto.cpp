@@ -1,0 +1,106 @@
+#include "crypto.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include <memory>
+#include <stdexcept>
+
+#include "codec.hpp"
+
+namespace oauth2 {
+
+namespace {
+
+struct MdCtxFree {
+  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+};
+
+Digest salted_sha256(std::string_view salt, std::string_view secret) {
+  std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
+  Digest out{};
+  unsigned int len = 0;
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.get(), salt.data(), salt.size()) != 1 ||
+      EVP_DigestUpdate(ctx.get(), secret.data(), secret.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx.get(), out.data(), &len) != 1 || len != 32) {
+    throw std::runtime_error("sha256 failed");
+  }
+  return out;
+}
+
+constexpr std::string_view kDummyHash =
+    "sha256$00000000000000000000000000000000$"
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+}  // namespace
+
+void random_bytes(unsigned char* p, size_t n) {
+  if (RAND_bytes(p, static_cast<int>(n)) != 1) {
+    throw std::runtime_error("RAND_bytes failed");
+  }
+}
+
+std::string random_alnum(size_t n) {
+  static const char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  std::string out;
+  out.reserve(n);
+  unsigned char buf[64];
+  while (out.size() < n) {
+    random_bytes(buf, sizeof(buf));
+    for (unsigned char b : buf) {
+      if (b < 248 && out.size() < n) out.push_back(kAlphabet[b % 62]);
+    }
+  }
+  OPENSSL_cleanse(buf, sizeof(buf));
+  return out;
+}
+
+std::string random_token() {
+  unsigned char buf[32];
+  random_bytes(buf, sizeof(buf));
+  std::string out = base64url_encode(buf, sizeof(buf));
+  OPENSSL_cleanse(buf, sizeof(buf));
+  return out;
+}
+
+Digest sha256(std::string_view data) { return salted_sha256({}, data); }
+
+bool equal_ct(const unsigned char* a, const unsigned char* b, size_t n) {
+  return CRYPTO_memcmp(a, b, n) == 0;
+}
+
+void wipe(std::string& s) {
+  if (!s.empty()) OPENSSL_cleanse(s.data(), s.size());
+  s.clear();
+}
+
+std::string hash_secret(std::string_view secret) {
+  unsigned char salt[16];
+  random_bytes(salt, sizeof(salt));
+  std::string salt_hex = hex_encode(salt, sizeof(salt));
+  Digest d = salted_sha256(salt_hex, secret);
+  return "sha256$" + salt_hex + "$" + hex_encode(d.data(), d.size());
+}
+
+bool verify_secret(std::string_view secret, std::string_view stored) {
+  // sha256$<32 hex>$<64 hex>
+  if (stored.size() != 7 + 32 + 1 + 64 || stored.substr(0, 7) != "sha256$" ||
+      stored[39] != '$') {
+    return false;
+  }
+  std::string_view salt_hex = stored.substr(7, 32);
+  auto want = hex_decode(stored.substr(40));
+  if (!want || want->size() != 32) return false;
+  Digest got = salted_sha256(salt_hex, secret);
+  return equal_ct(got.data(),
+                  reinterpret_cast<const unsigned char*>(want->data()), 32);
+}
+
+void verify_secret_dummy(std::string_view secret) {
+  (void)verify_secret(secret, kDummyHash);
+}
+
+}  // namespace oauth2

@@ -1,0 +1,40 @@
+// Randomness, hashing and comparison.  Every secret comes from RAND_bytes;
+// every comparison of secret-derived bytes is constant time.
+
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace oauth2 {
+
+using Digest = std::array<unsigned char, 32>;
+
+// Fills p with n bytes from OpenSSL's CSPRNG; throws on failure.
+void random_bytes(unsigned char* p, size_t n);
+
+// n characters drawn uniformly from [A-Za-z0-9] (rejection sampling).
+std::string random_alnum(size_t n);
+
+// 256 random bits, base64url without padding: 43 token68 characters.
+std::string random_token();
+
+Digest sha256(std::string_view data);
+
+bool equal_ct(const unsigned char* a, const unsigned char* b, size_t n);
+
+// Overwrites the string's bytes before it is released.
+void wipe(std::string& s);
+
+// Client secrets.  Generated secrets carry more than 256 bits, so one
+// salted SHA-256 is enough: "sha256$<salt hex>$<digest hex>".
+std::string hash_secret(std::string_view secret);
+bool verify_secret(std::string_view secret, std::string_view stored);
+
+// Runs the same work as verify_secret against a dummy hash, so that an
+// unknown client costs what a wrong secret costs.
+void verify_secret_dummy(std::string_view secret);
+
+}  // namespace oauth2

@@ -1,0 +1,464 @@
+#include "endpoints.hpp"
+
+#include <algorithm>
+
+#include "codec.hpp"
+#include "json.hpp"
+
+namespace oauth2 {
+
+namespace {
+
+constexpr size_t kMaxBody = 16384;
+constexpr size_t kMaxTokenLen = 4096;
+constexpr size_t kMaxSecretLen = 1024;
+
+std::string_view sv(const oauth2_str_t& s) {
+  return std::string_view(reinterpret_cast<const char*>(s.data), s.len);
+}
+
+EndpointResult done(Response r) {
+  EndpointResult e;
+  e.response = std::move(r);
+  return e;
+}
+
+Response invalid_request(std::string_view description) {
+  return oauth_error(400, "invalid_request", description);
+}
+
+Response unavailable() {
+  Response r = oauth_error(503, "temporarily_unavailable",
+                           "The authorization server store is unavailable");
+  r.retry_after = 1;
+  return r;
+}
+
+// The checks every token, revocation and introspection request passes
+// first (SECURITY.md R1-R8).  Fills form on success.
+std::optional<Response> check_http(const oauth2_endpoint_req_t& req,
+                                   Form& form) {
+  if (sv(req.method) != "POST") {
+    Response r = invalid_request("This endpoint only accepts POST");
+    r.status = 405;
+    return r;
+  }
+  if (req.has_query) {
+    return invalid_request("URL query parameters are not allowed");
+  }
+  if (req.content_type_count != 1) {
+    return invalid_request(req.content_type_count == 0
+                               ? "Content-Type is required"
+                               : "Only one Content-Type is allowed");
+  }
+  std::string_view ct = sv(req.content_type);
+  size_t semi = ct.find(';');
+  std::string_view type = ct.substr(0, semi);
+  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) {
+    type.remove_suffix(1);
+  }
+  if (!iequals(type, "application/x-www-form-urlencoded")) {
+    return invalid_request(
+        "Content-Type must be application/x-www-form-urlencoded");
+  }
+  if (req.body.len > kMaxBody) {
+    Response r = invalid_request("The request body is too large");
+    r.status = 413;
+    return r;
+  }
+  switch (form.parse(sv(req.body))) {
+    case Form::Status::kOk:
+      return std::nullopt;
+    case Form::Status::kDuplicate:
+      return invalid_request("A parameter is repeated");
+    case Form::Status::kTooMany:
+      return invalid_request("Too many parameters");
+    case Form::Status::kMalformed:
+      break;
+  }
+  return invalid_request("The request body is not valid form encoding");
+}
+
+// ---------------------------------------------------- client authentication
+
+struct ClientAuth {
+  std::optional<Client> client;   // set on success
+  std::optional<Response> error;  // set on failure
+};
+
+Response invalid_client(bool used_header) {
+  Response r = oauth_error(401, "invalid_client", "Client authentication failed");
+  r.basic_challenge = used_header;
+  r.auth_failed = true;
+  return r;
+}
+
+// RFC 6749 2.3.1, SECURITY.md R12-R18.  Runs in a read transaction.
+ClientAuth authenticate_client(Store& store, const oauth2_endpoint_req_t& req,
+                               const Form& form) {
+  ClientAuth out;
+  std::string id;
+  std::string secret;
+  bool have_secret = false;
+  bool used_header = req.has_authorization != 0;
+  std::string_view method;
+
+  if (used_header) {
+    bool is_basic = false;
+    auto creds = parse_basic(sv(req.authorization), &is_basic);
+    if (!creds) {
+      out.error = invalid_client(true);
+      return out;
+    }
+    if (form.has("client_secret") || form.has("client_assertion")) {
+      out.error = invalid_request(
+          "Only one client authentication method may be used");
+      out.error->basic_challenge = true;
+      return out;
+    }
+    auto body_id = form.get("client_id");
+    if (body_id && *body_id != creds->id) {
+      out.error = invalid_request("client_id does not match the credentials");
+      out.error->basic_challenge = true;
+      return out;
+    }
+    id = std::move(creds->id);
+    secret = std::move(creds->secret);
+    have_secret = true;
+    method = "client_secret_basic";
+  } else {
+    auto body_id = form.get("client_id");
+    if (!body_id) {
+      out.error = invalid_client(false);
+      out.error->auth_failed = false;  // nothing was tried
+      return out;
+    }
+    id = std::string(*body_id);
+    if (auto s = form.get("client_secret")) {
+      secret = std::string(*s);
+      have_secret = true;
+      method = "client_secret_post";
+    }
+  }
+
+  if (!valid_client_id(id) || secret.size() > kMaxSecretLen) {
+    verify_secret_dummy(secret);
+    wipe(secret);
+    out.error = invalid_client(used_header);
+    return out;
+  }
+
+  if (req.throttle.client_blocked) {
+    unsigned wait = req.throttle.client_blocked(
+        req.throttle.ctx, reinterpret_cast<const unsigned char*>(id.data()),
+        id.size());
+    if (wait > 0) {
+      wipe(secret);
+      Response r = oauth_error(429, "temporarily_unavailable",
+                               "Too many failed client authentications");
+      r.retry_after = wait;
+      out.error = std::move(r);
+      return out;
+    }
+  }
+
+  std::optional<Client> client;
+  {
+    Txn txn = store.read_cached();
+    client = txn.get_client(sv(req.realm), id);
+  }
+
+  bool ok;
+  if (!client || client->disabled) {
+    verify_secret_dummy(secret);
+    ok = false;
+  } else if (client->confidential) {
+    ok = have_secret && verify_secret(secret, client->secret_hash) &&
+         (client->auth_method.empty() || client->auth_method == method);
+  } else {
+    // a public client identifies itself and has no secret to present
+    verify_secret_dummy(secret);
+    ok = !have_secret;
+  }
+  wipe(secret);
+
+  if (!ok) {
+    if (req.throttle.client_failed) {
+      req.throttle.client_failed(
+          req.throttle.ctx, reinterpret_cast<const unsigned char*>(id.data()),
+          id.size());
+    }
+    out.error = invalid_client(used_header);
+    return out;
+  }
+  out.client = std::move(client);
+  return out;
+}
+
+// --------------------------------------------------------------- issuing
+
+class IssueToken : public PendingWrite {
+ public:
+  IssueToken(Store& store, std::string realm, Token token)
+      : store_(store), realm_(std::move(realm)), record_(std::move(token)) {}
+
+  ~IssueToken() override { wipe(token_); }
+
+  void run() noexcept override {
+    try {
+      for (int attempt = 0; attempt < 3 && !issued_; attempt++) {
+        token_ = random_token();
+        Digest hash = sha256(token_);
+        Txn txn = store_.write();
+        auto client = txn.get_client(realm_, record_.client_id);
+        if (!client || client->disabled) {
+          client_gone_ = true;
+          return;
+        }
+        if (!txn.put_token(realm_, hash, record_)) continue;  // collision
+        txn.commit();
+        issued_ = true;
+      }
+    } catch (const std::exception&) {
+      issued_ = false;
+    }
+  }
+
+  Response finish() override {
+    if (client_gone_) return invalid_client(false);
+    if (!issued_) return unavailable();
+    Json j(json_object());
+    json_object_set_new(j.get(), "access_token",
+                        json_stringn(token_.data(), token_.size()));
+    json_object_set_new(j.get(), "expires_in",
+                        json_integer(record_.expires_at - record_.issued_at));
+    json_object_set_new(j.get(), "token_type", json_string("Bearer"));
+    json_object_set_new(j.get(), "scope", json_stringn(record_.scope.data(),
+                                                       record_.scope.size()));
+    Response r;
+    r.status = 200;
+    r.body = json_text(j.get());
+    return r;
+  }
+
+ private:
+  Store& store_;
+  std::string realm_;
+  Token record_;
+  std::string token_;
+  bool issued_ = false;
+  bool client_gone_ = false;
+};
+
+// The scope to grant: the requested one if the client may have all of it,
+// else its allowed scope.  nullopt: invalid_scope.
+std::optional<std::string> grant_scope(const Client& client,
+                                       std::string_view requested,
+                                       std::string_view default_scope) {
+  std::string_view allowed_str =
+      client.scope.empty() ? default_scope : std::string_view(client.scope);
+  if (requested.empty()) return std::string(allowed_str);
+  std::vector<std::string_view> want, allowed;
+  if (!parse_scope(requested, &want)) return std::nullopt;
+  if (!allowed_str.empty() && !parse_scope(allowed_str, &allowed)) {
+    return std::nullopt;
+  }
+  for (auto w : want) {
+    if (std::find(allowed.begin(), allowed.end(), w) == allowed.end()) {
+      return std::nullopt;
+    }
+  }
+  return std::string(requested);
+}
+
+// ------------------------------------------------------------- revoking
+
+class RevokeToken : public PendingWrite {
+ public:
+  RevokeToken(Store& store, std::string realm, Digest hash, std::string client)
+      : store_(store), realm_(std::move(realm)), hash_(hash),
+        client_id_(std::move(client)) {}
+
+  void run() noexcept override {
+    try {
+      Txn txn = store_.write();
+      auto t = txn.get_token(realm_, hash_);
+      if (t && t->client_id == client_id_) {
+        txn.delete_token(realm_, hash_);
+        txn.commit();
+      }
+      ok_ = true;
+    } catch (const std::exception&) {
+      ok_ = false;
+    }
+  }
+
+  Response finish() override {
+    if (!ok_) return unavailable();  // R53: never 200 when nothing was done
+    Response r;
+    r.status = 200;
+    return r;
+  }
+
+ private:
+  Store& store_;
+  std::string realm_;
+  Digest hash_;
+  std::string client_id_;
+  bool ok_ = false;
+};
+
+}  // namespace
+
+Response oauth_error(int status, std::string_view error,
+                     std::string_view description) {
+  Json j(json_object());
+  json_object_set_new(j.get(), "error", json_stringn(error.data(), error.size()));
+  if (!description.empty()) {
+    json_object_set_new(j.get(), "error_description",
+                        json_stringn(description.data(), description.size()));
+  }
+  Response r;
+  r.status = status;
+  r.body = json_text(j.get());
+  return r;
+}
+
+EndpointResult token_endpoint(Store& store, const oauth2_endpoint_req_t& req) {
+  Form form;
+  if (auto err = check_http(req, form)) return done(std::move(*err));
+
+  auto grant = form.get("grant_type");
+  if (!grant) return done(invalid_request("grant_type is required"));
+  if (*grant != "client_credentials") {
+    return done(oauth_error(400, "unsupported_grant_type",
+                            "The grant type is not supported"));
+  }
+
+  ClientAuth auth = authenticate_client(store, req, form);
+  if (auth.error) return done(std::move(*auth.error));
+  const Client& client = *auth.client;
+
+  // RFC 6749 4.4: confidential clients only
+  if (!client.confidential) return done(invalid_client(req.has_authorization));
+  if (!client.allows_grant("client_credentials")) {
+    return done(oauth_error(400, "unauthorized_client",
+                            "The client may not use this grant type"));
+  }
+
+  auto scope = grant_scope(client, form.get("scope").value_or(""),
+                           sv(req.default_scope));
+  if (!scope) {
+    return done(oauth_error(400, "invalid_scope",
+                            "The requested scope is invalid or not allowed"));
+  }
+
+  Token t;
+  t.type = TokenType::kAccess;
+  t.issued_at = req.now;
+  int64_t ttl = client.access_token_ttl > 0 ? client.access_token_ttl
+                                            : req.access_token_ttl;
+  t.expires_at = req.now + std::max<int64_t>(1, ttl);
+  t.client_id = client.client_id;
+  t.scope = std::move(*scope);
+
+  EndpointResult r;
+  r.pending = std::make_unique<IssueToken>(store, std::string(sv(req.realm)),
+                                           std::move(t));
+  return r;
+}
+
+EndpointResult revoke_endpoint(Store& store, const oauth2_endpoint_req_t& req) {
+  Form form;
+  if (auto err = check_http(req, form)) return done(std::move(*err));
+
+  auto token = form.get("token");
+  if (!token) return done(invalid_request("token is required"));
+
+  ClientAuth auth = authenticate_client(store, req, form);
+  if (auth.error) return done(std::move(*auth.error));
+
+  Response ok;
+  ok.status = 200;
+  // a malformed token cannot exist: answer as for any unknown one
+  if (token->size() > kMaxTokenLen || !is_vschar(*token)) return done(ok);
+
+  Digest hash = sha256(*token);
+  std::optional<Token> t;
+  {
+    Txn txn = store.read_cached();
+    t = txn.get_token(sv(req.realm), hash);
+  }
+  // unknown, or another client's: the same 200, and nothing changes
+  if (!t || t->client_id != auth.client->client_id) return done(ok);
+
+  EndpointResult r;
+  r.pending = std::make_unique<RevokeToken>(store, std::string(sv(req.realm)),
+                                            hash, auth.client->client_id);
+  return r;
+}
+
+Validation validate(Store& store, const oauth2_validate_req_t& req) {
+  Validation v;
+  std::string_view token;
+  bool bearer = false;
+
+  if (req.has_authorization) {
+    std::string_view h = sv(req.authorization);
+    if (iequals(auth_scheme(h), "Bearer")) {
+      bearer = true;
+      if (h.size() <= 7 || h[6] != ' ') {
+        v.result = OAUTH2_INVALID_REQUEST;
+        return v;
+      }
+      token = h.substr(7);
+    }
+  }
+  if (req.api_key_count > 1 || (bearer && req.api_key_count > 0)) {
+    v.result = OAUTH2_INVALID_REQUEST;
+    return v;
+  }
+  if (!bearer) {
+    if (req.api_key_count == 0) {
+      v.result = OAUTH2_NO_TOKEN;
+      return v;
+    }
+    token = sv(req.api_key);
+  }
+  if (!is_token68(token)) {
+    v.result = OAUTH2_INVALID_REQUEST;
+    return v;
+  }
+  if (token.size() > kMaxTokenLen) {
+    v.result = OAUTH2_INVALID_TOKEN;
+    return v;
+  }
+
+  Digest hash = sha256(token);
+  Txn txn = store.read_cached();
+  auto t = txn.get_token(sv(req.realm), hash);
+  // R45: now >= exp is expired; R62: only access tokens open locations
+  if (!t || t->type != TokenType::kAccess || req.now >= t->expires_at) {
+    return v;
+  }
+  auto client = txn.get_client(sv(req.realm), t->client_id);
+  if (!client || client->disabled) return v;
+
+  std::vector<std::string_view> held;
+  parse_scope(t->scope, &held);
+  for (size_t i = 0; i < req.nscopes; i++) {
+    std::string_view need = sv(req.scopes[i]);
+    if (std::find(held.begin(), held.end(), need) == held.end()) {
+      v.result = OAUTH2_INSUFFICIENT_SCOPE;
+      return v;
+    }
+  }
+  v.result = OAUTH2_VALID;
+  v.client_id = std::move(t->client_id);
+  v.scope = std::move(t->scope);
+  v.user = std::move(t->user);
+  v.expires = t->expires_at;
+  return v;
+}
+
+}  // namespace oauth2

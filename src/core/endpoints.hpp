@@ -1,0 +1,56 @@
+// The OAuth decisions of the token and revocation endpoints and of bearer
+// validation.  Inputs are views of what the shim parsed out of HTTP;
+// outputs are plain values the C API copies out.
+
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "../../include/oauth2.h"
+#include "store.hpp"
+
+namespace oauth2 {
+
+struct Response {
+  int status = 200;
+  bool basic_challenge = false;
+  bool auth_failed = false;
+  unsigned retry_after = 0;
+  std::string body;
+};
+
+// A store write left to run off the event loop.
+class PendingWrite {
+ public:
+  virtual ~PendingWrite() = default;
+  virtual void run() noexcept = 0;   // any thread
+  virtual Response finish() = 0;     // the event loop, after run()
+};
+
+struct EndpointResult {
+  Response response;                       // when pending is null
+  std::unique_ptr<PendingWrite> pending;
+};
+
+EndpointResult token_endpoint(Store& store, const oauth2_endpoint_req_t& req);
+EndpointResult revoke_endpoint(Store& store, const oauth2_endpoint_req_t& req);
+
+struct Validation {
+  int result = OAUTH2_INVALID_TOKEN;
+  std::string client_id;
+  std::string scope;
+  std::string user;
+  int64_t expires = 0;
+};
+
+Validation validate(Store& store, const oauth2_validate_req_t& req);
+
+// An RFC 6749 5.2 error response.
+Response oauth_error(int status, std::string_view error,
+                     std::string_view description);
+
+}  // namespace oauth2

@@ -1,0 +1,449 @@
+#include "store.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "codec.hpp"
+#include "json.hpp"
+
+namespace oauth2 {
+
+namespace {
+
+constexpr unsigned kEnvFlags = MDB_NOTLS;
+constexpr unsigned kMaxReaders = 1024;
+constexpr size_t kTokenHeader = 1 + 1 + 2 + 8 + 8;
+
+void check(int rc, const char* what) {
+  if (rc != MDB_SUCCESS) throw StoreError(what, rc);
+}
+
+MDB_val val(std::string_view s) {
+  return MDB_val{s.size(), const_cast<char*>(s.data())};
+}
+
+std::string_view view(const MDB_val& v) {
+  return std::string_view(static_cast<const char*>(v.mv_data), v.mv_size);
+}
+
+std::string realm_prefix(std::string_view realm) {
+  if (!valid_realm(realm)) throw std::invalid_argument("invalid realm");
+  std::string k;
+  k.push_back(static_cast<char>(realm.size()));
+  k.append(realm);
+  return k;
+}
+
+std::string client_key(std::string_view realm, std::string_view id) {
+  if (!valid_client_id(id)) throw std::invalid_argument("invalid client_id");
+  return realm_prefix(realm).append(id);
+}
+
+std::string token_key(std::string_view realm, const Digest& hash) {
+  return realm_prefix(realm).append(reinterpret_cast<const char*>(hash.data()),
+                                    hash.size());
+}
+
+// realm, then the client id length-prefixed, then the token hash
+std::string client_tokens_prefix(std::string_view realm, std::string_view id) {
+  if (!valid_client_id(id)) throw std::invalid_argument("invalid client_id");
+  std::string k = realm_prefix(realm);
+  k.push_back(static_cast<char>(id.size()));
+  k.append(id);
+  return k;
+}
+
+void put_u16(std::string& out, size_t v) {
+  out.push_back(static_cast<char>(v & 0xFF));
+  out.push_back(static_cast<char>((v >> 8) & 0xFF));
+}
+
+void put_i64(std::string& out, int64_t v) {
+  uint64_t u = static_cast<uint64_t>(v);
+  for (int i = 0; i < 8; i++) out.push_back(static_cast<char>((u >> (8 * i)) & 0xFF));
+}
+
+int64_t get_i64(const unsigned char* p) {
+  uint64_t u = 0;
+  for (int i = 7; i >= 0; i--) u = (u << 8) | p[i];
+  return static_cast<int64_t>(u);
+}
+
+std::string encode_token(const Token& t) {
+  std::string out;
+  out.reserve(kTokenHeader + 6 + t.client_id.size() + t.scope.size() +
+              t.user.size());
+  out.push_back(1);  // record version
+  out.push_back(static_cast<char>(t.type));
+  put_u16(out, 0);
+  put_i64(out, t.issued_at);
+  put_i64(out, t.expires_at);
+  for (const std::string* s : {&t.client_id, &t.scope, &t.user}) {
+    if (s->size() > 0xFFFF) throw std::invalid_argument("token field too long");
+    put_u16(out, s->size());
+    out.append(*s);
+  }
+  return out;
+}
+
+std::optional<Token> decode_token(std::string_view v) {
+  const auto* p = reinterpret_cast<const unsigned char*>(v.data());
+  if (v.size() < kTokenHeader || p[0] != 1) return std::nullopt;
+  Token t;
+  t.type = static_cast<TokenType>(p[1]);
+  t.issued_at = get_i64(p + 4);
+  t.expires_at = get_i64(p + 12);
+  size_t off = kTokenHeader;
+  for (std::string* s : {&t.client_id, &t.scope, &t.user}) {
+    if (off + 2 > v.size()) return std::nullopt;
+    size_t len = p[off] | (size_t(p[off + 1]) << 8);
+    off += 2;
+    if (off + len > v.size()) return std::nullopt;
+    s->assign(v.data() + off, len);
+    off += len;
+  }
+  return t;
+}
+
+json_t* string_array(const std::vector<std::string>& v) {
+  json_t* a = json_array();
+  for (const auto& s : v) json_array_append_new(a, json_stringn(s.data(), s.size()));
+  return a;
+}
+
+std::string encode_client(const Client& c) {
+  Json j(json_object());
+  json_object_set_new(j.get(), "v", json_integer(1));
+  json_object_set_new(j.get(), "client_id", json_string(c.client_id.c_str()));
+  json_object_set_new(j.get(), "name", json_stringn(c.name.data(), c.name.size()));
+  json_object_set_new(j.get(), "secret_hash", json_string(c.secret_hash.c_str()));
+  json_object_set_new(j.get(), "client_type",
+                      json_string(c.confidential ? "confidential" : "public"));
+  json_object_set_new(j.get(), "grant_types", string_array(c.grant_types));
+  json_object_set_new(j.get(), "scope", json_string(c.scope.c_str()));
+  json_object_set_new(j.get(), "redirect_uris", string_array(c.redirect_uris));
+  json_object_set_new(j.get(), "auth_method", json_string(c.auth_method.c_str()));
+  json_object_set_new(j.get(), "access_token_ttl", json_integer(c.access_token_ttl));
+  json_object_set_new(j.get(), "created_at", json_integer(c.created_at));
+  json_object_set_new(j.get(), "disabled", json_boolean(c.disabled));
+  return json_text(j.get(), JSON_COMPACT);
+}
+
+std::string get_string(json_t* o, const char* key) {
+  json_t* v = json_object_get(o, key);
+  if (!json_is_string(v)) return {};
+  return std::string(json_string_value(v), json_string_length(v));
+}
+
+std::vector<std::string> get_strings(json_t* o, const char* key) {
+  std::vector<std::string> out;
+  json_t* a = json_object_get(o, key);
+  size_t i;
+  json_t* v;
+  json_array_foreach(a, i, v) {
+    if (json_is_string(v)) out.emplace_back(json_string_value(v), json_string_length(v));
+  }
+  return out;
+}
+
+std::optional<Client> decode_client(std::string_view realm, std::string_view v) {
+  json_error_t err;
+  Json j(json_loadb(v.data(), v.size(), JSON_REJECT_DUPLICATES, &err));
+  if (!j || !json_is_object(j.get())) return std::nullopt;
+  Client c;
+  c.realm = std::string(realm);
+  c.client_id = get_string(j.get(), "client_id");
+  c.name = get_string(j.get(), "name");
+  c.secret_hash = get_string(j.get(), "secret_hash");
+  c.confidential = get_string(j.get(), "client_type") != "public";
+  c.grant_types = get_strings(j.get(), "grant_types");
+  c.scope = get_string(j.get(), "scope");
+  c.redirect_uris = get_strings(j.get(), "redirect_uris");
+  c.auth_method = get_string(j.get(), "auth_method");
+  c.access_token_ttl = json_integer_value(json_object_get(j.get(), "access_token_ttl"));
+  c.created_at = json_integer_value(json_object_get(j.get(), "created_at"));
+  c.disabled = json_is_true(json_object_get(j.get(), "disabled"));
+  return c;
+}
+
+void mkdir_p(const std::string& path) {
+  std::string cur;
+  size_t pos = 0;
+  while (pos != std::string::npos) {
+    pos = path.find('/', pos + 1);
+    cur = path.substr(0, pos);
+    if (cur.empty()) continue;
+    if (mkdir(cur.c_str(), 0750) != 0 && errno != EEXIST) {
+      throw std::runtime_error("mkdir " + cur + ": " + strerror(errno));
+    }
+  }
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    throw std::runtime_error(path + " is not a directory");
+  }
+}
+
+}  // namespace
+
+bool valid_realm(std::string_view realm) {
+  return !realm.empty() && realm.size() <= kMaxRealm && !has_control(realm);
+}
+
+bool valid_client_id(std::string_view id) {
+  return !id.empty() && id.size() <= kMaxClientId;
+}
+
+bool Client::allows_grant(std::string_view grant) const {
+  return std::find(grant_types.begin(), grant_types.end(), grant) !=
+         grant_types.end();
+}
+
+// ---------------------------------------------------------------- Store
+
+Store::Store(const std::string& path, size_t mapsize) : path_(path) {
+  mkdir_p(path);
+  check(mdb_env_create(&env_), "mdb_env_create");
+  try {
+    check(mdb_env_set_maxdbs(env_, 8), "mdb_env_set_maxdbs");
+    check(mdb_env_set_maxreaders(env_, kMaxReaders), "mdb_env_set_maxreaders");
+    check(mdb_env_set_mapsize(env_, mapsize), "mdb_env_set_mapsize");
+    check(mdb_env_open(env_, path.c_str(), kEnvFlags, 0660), "mdb_env_open");
+    int dead = 0;
+    mdb_reader_check(env_, &dead);
+
+    MDB_txn* txn = nullptr;
+    check(mdb_txn_begin(env_, nullptr, 0, &txn), "mdb_txn_begin");
+    int rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &meta_);
+    if (rc == MDB_SUCCESS) rc = mdb_dbi_open(txn, "clients", MDB_CREATE, &clients_);
+    if (rc == MDB_SUCCESS) rc = mdb_dbi_open(txn, "tokens", MDB_CREATE, &tokens_);
+    if (rc == MDB_SUCCESS)
+      rc = mdb_dbi_open(txn, "client_tokens", MDB_CREATE, &client_tokens_);
+    if (rc != MDB_SUCCESS) {
+      mdb_txn_abort(txn);
+      throw StoreError("mdb_dbi_open", rc);
+    }
+    MDB_val k = val("schema_version"), v;
+    rc = mdb_get(txn, meta_, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+      std::string ver = std::to_string(kSchemaVersion);
+      MDB_val nv = val(ver);
+      rc = mdb_put(txn, meta_, &k, &nv, 0);
+    } else if (rc == MDB_SUCCESS) {
+      std::string ver(view(v));
+      if (std::strtoul(ver.c_str(), nullptr, 10) > kSchemaVersion) {
+        mdb_txn_abort(txn);
+        throw StoreError("store schema " + ver + " is newer than this build",
+                         MDB_VERSION_MISMATCH);
+      }
+    }
+    if (rc != MDB_SUCCESS) {
+      mdb_txn_abort(txn);
+      throw StoreError("schema", rc);
+    }
+    check(mdb_txn_commit(txn), "mdb_txn_commit");
+  } catch (...) {
+    mdb_env_close(env_);
+    throw;
+  }
+}
+
+Store::~Store() {
+  if (cached_) mdb_txn_abort(cached_);
+  mdb_env_close(env_);
+}
+
+MDB_txn* Store::begin(unsigned flags) {
+  MDB_txn* txn = nullptr;
+  int rc = mdb_txn_begin(env_, nullptr, flags, &txn);
+  if (rc == MDB_MAP_RESIZED) {
+    // another process grew the map: adopt its size and retry once
+    check(mdb_env_set_mapsize(env_, 0), "mdb_env_set_mapsize");
+    rc = mdb_txn_begin(env_, nullptr, flags, &txn);
+  }
+  check(rc, flags & MDB_RDONLY ? "mdb_txn_begin(read)" : "mdb_txn_begin(write)");
+  return txn;
+}
+
+Txn Store::read() { return Txn(this, begin(MDB_RDONLY), false); }
+
+Txn Store::read_cached() {
+  if (cached_) {
+    MDB_txn* txn = cached_;
+    cached_ = nullptr;
+    int rc = mdb_txn_renew(txn);
+    if (rc == MDB_SUCCESS) return Txn(this, txn, true);
+    mdb_txn_abort(txn);
+    if (rc != MDB_MAP_RESIZED) throw StoreError("mdb_txn_renew", rc);
+  }
+  return Txn(this, begin(MDB_RDONLY), true);
+}
+
+Txn Store::write() { return Txn(this, begin(0), false); }
+
+int Store::reader_check() {
+  int dead = 0;
+  check(mdb_reader_check(env_, &dead), "mdb_reader_check");
+  return dead;
+}
+
+// ------------------------------------------------------------------ Txn
+
+Txn::Txn(Txn&& other) noexcept
+    : store_(other.store_), txn_(other.txn_), cached_(other.cached_) {
+  other.txn_ = nullptr;
+}
+
+Txn::~Txn() {
+  if (!txn_) return;
+  if (cached_ && !store_->cached_) {
+    mdb_txn_reset(txn_);
+    store_->cached_ = txn_;
+  } else {
+    mdb_txn_abort(txn_);
+  }
+}
+
+void Txn::commit() {
+  MDB_txn* txn = txn_;
+  txn_ = nullptr;
+  check(mdb_txn_commit(txn), "mdb_txn_commit");
+}
+
+std::optional<Client> Txn::get_client(std::string_view realm,
+                                      std::string_view client_id) {
+  if (!valid_client_id(client_id) || !valid_realm(realm)) return std::nullopt;
+  std::string key = client_key(realm, client_id);
+  MDB_val k = val(key), v;
+  int rc = mdb_get(txn_, store_->clients_, &k, &v);
+  if (rc == MDB_NOTFOUND) return std::nullopt;
+  check(rc, "mdb_get(clients)");
+  auto c = decode_client(realm, view(v));
+  if (!c) throw StoreError("corrupt client record", MDB_CORRUPTED);
+  return c;
+}
+
+std::vector<Client> Txn::list_clients(std::string_view realm) {
+  std::vector<Client> out;
+  std::string prefix = realm_prefix(realm);
+  MDB_cursor* cur = nullptr;
+  check(mdb_cursor_open(txn_, store_->clients_, &cur), "mdb_cursor_open");
+  MDB_val k = val(prefix), v;
+  int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+  while (rc == MDB_SUCCESS) {
+    std::string_view key = view(k);
+    if (key.substr(0, prefix.size()) != prefix) break;
+    auto c = decode_client(realm, view(v));
+    if (c) out.push_back(std::move(*c));
+    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+  }
+  mdb_cursor_close(cur);
+  if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) throw StoreError("list clients", rc);
+  return out;
+}
+
+std::optional<Token> Txn::get_token(std::string_view realm, const Digest& hash) {
+  if (!valid_realm(realm)) return std::nullopt;
+  std::string key = token_key(realm, hash);
+  MDB_val k = val(key), v;
+  int rc = mdb_get(txn_, store_->tokens_, &k, &v);
+  if (rc == MDB_NOTFOUND) return std::nullopt;
+  check(rc, "mdb_get(tokens)");
+  auto t = decode_token(view(v));
+  if (!t) throw StoreError("corrupt token record", MDB_CORRUPTED);
+  return t;
+}
+
+bool Txn::put_client(const Client& c, bool create) {
+  std::string key = client_key(c.realm, c.client_id);
+  MDB_val k = val(key), v;
+  int rc = mdb_get(txn_, store_->clients_, &k, &v);
+  if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) throw StoreError("mdb_get", rc);
+  if (create == (rc == MDB_SUCCESS)) return false;
+  std::string data = encode_client(c);
+  MDB_val d = val(data);
+  check(mdb_put(txn_, store_->clients_, &k, &d, 0), "mdb_put(clients)");
+  return true;
+}
+
+bool Txn::delete_client(std::string_view realm, std::string_view client_id) {
+  if (!valid_client_id(client_id)) return false;
+  std::string key = client_key(realm, client_id);
+  MDB_val k = val(key);
+  int rc = mdb_del(txn_, store_->clients_, &k, nullptr);
+  if (rc == MDB_NOTFOUND) return false;
+  check(rc, "mdb_del(clients)");
+
+  // every token of the client, through the client_tokens index
+  std::string prefix = client_tokens_prefix(realm, client_id);
+  std::string rprefix = realm_prefix(realm);
+  MDB_cursor* cur = nullptr;
+  check(mdb_cursor_open(txn_, store_->client_tokens_, &cur), "mdb_cursor_open");
+  MDB_val ck = val(prefix), cv;
+  rc = mdb_cursor_get(cur, &ck, &cv, MDB_SET_RANGE);
+  while (rc == MDB_SUCCESS) {
+    std::string_view ik = view(ck);
+    if (ik.size() != prefix.size() + 32 || ik.substr(0, prefix.size()) != prefix) {
+      break;
+    }
+    std::string tkey = rprefix;
+    tkey.append(ik.substr(prefix.size()));
+    MDB_val tk = val(tkey);
+    rc = mdb_del(txn_, store_->tokens_, &tk, nullptr);
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) break;
+    rc = mdb_cursor_del(cur, 0);
+    if (rc != MDB_SUCCESS) break;
+    ck = val(prefix);
+    rc = mdb_cursor_get(cur, &ck, &cv, MDB_SET_RANGE);
+  }
+  mdb_cursor_close(cur);
+  if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) throw StoreError("delete tokens", rc);
+  return true;
+}
+
+bool Txn::put_token(std::string_view realm, const Digest& hash, const Token& t) {
+  std::string key = token_key(realm, hash);
+  std::string data = encode_token(t);
+  MDB_val k = val(key), d = val(data);
+  int rc = mdb_put(txn_, store_->tokens_, &k, &d, MDB_NOOVERWRITE);
+  if (rc == MDB_KEYEXIST) return false;
+  check(rc, "mdb_put(tokens)");
+  std::string ikey = client_tokens_prefix(realm, t.client_id);
+  ikey.append(reinterpret_cast<const char*>(hash.data()), hash.size());
+  MDB_val ik = val(ikey), empty{0, nullptr};
+  check(mdb_put(txn_, store_->client_tokens_, &ik, &empty, 0), "mdb_put(index)");
+  return true;
+}
+
+bool Txn::delete_token(std::string_view realm, const Digest& hash) {
+  auto t = get_token(realm, hash);
+  if (!t) return false;
+  std::string key = token_key(realm, hash);
+  MDB_val k = val(key);
+  check(mdb_del(txn_, store_->tokens_, &k, nullptr), "mdb_del(tokens)");
+  if (valid_client_id(t->client_id)) {
+    std::string ikey = client_tokens_prefix(realm, t->client_id);
+    ikey.append(reinterpret_cast<const char*>(hash.data()), hash.size());
+    MDB_val ik = val(ikey);
+    int rc = mdb_del(txn_, store_->client_tokens_, &ik, nullptr);
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) throw StoreError("mdb_del(index)", rc);
+  }
+  return true;
+}
+
+// ------------------------------------------------------------- prepare
+
+void prepare_store(const std::string& path, size_t mapsize, long uid, long gid) {
+  { Store s(path, mapsize); }
+  if (uid < 0 && gid < 0) return;
+  for (std::string p : {path, path + "/data.mdb", path + "/lock.mdb"}) {
+    if (chown(p.c_str(), static_cast<uid_t>(uid), static_cast<gid_t>(gid)) != 0) {
+      throw std::runtime_error("chown " + p + ": " + strerror(errno));
+    }
+  }
+}
+
+}  // namespace oauth2

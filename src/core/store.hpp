@@ -1,0 +1,139 @@
+// The LMDB store: one environment shared by every nginx worker and by
+// oauth2-admin.  Records of each kind live in their own named database and
+// every key starts with its realm, length-prefixed, so no key built from
+// one record can address another.  Tokens are keyed by their SHA-256 and
+// never stored in clear.
+
+#pragma once
+
+#include <lmdb.h>
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "crypto.hpp"
+
+namespace oauth2 {
+
+constexpr uint32_t kSchemaVersion = 1;
+constexpr size_t kMaxRealm = 64;
+constexpr size_t kMaxClientId = 200;
+constexpr size_t kDefaultMapSize = size_t(256) << 20;
+constexpr const char* kDefaultRealm = "default";
+
+// A real failure of the store (I/O, full map, corruption); expected
+// outcomes such as "not found" are values, never this.
+class StoreError : public std::runtime_error {
+ public:
+  StoreError(const std::string& what, int rc)
+      : std::runtime_error(what + ": " + mdb_strerror(rc)), rc_(rc) {}
+  int rc() const { return rc_; }
+
+ private:
+  int rc_;
+};
+
+struct Client {
+  std::string realm = kDefaultRealm;
+  std::string client_id;
+  std::string name;
+  std::string secret_hash;  // empty for a public client
+  bool confidential = true;
+  std::vector<std::string> grant_types;
+  std::string scope;        // allowed scopes; empty: the server's default
+  std::vector<std::string> redirect_uris;
+  std::string auth_method;  // empty: basic or post
+  int64_t access_token_ttl = 0;  // 0: the server's default
+  int64_t created_at = 0;
+  bool disabled = false;
+
+  bool allows_grant(std::string_view grant) const;
+};
+
+enum class TokenType : uint8_t { kAccess = 1, kRefresh = 2 };
+
+struct Token {
+  TokenType type = TokenType::kAccess;
+  int64_t issued_at = 0;
+  int64_t expires_at = 0;
+  std::string client_id;
+  std::string scope;
+  std::string user;
+};
+
+class Store;
+
+// A transaction.  Move-only; aborts (or, for the cached read transaction,
+// resets) in its destructor unless committed.
+class Txn {
+ public:
+  Txn(Txn&& other) noexcept;
+  Txn& operator=(Txn&&) = delete;
+  Txn(const Txn&) = delete;
+  ~Txn();
+
+  std::optional<Client> get_client(std::string_view realm,
+                                   std::string_view client_id);
+  std::vector<Client> list_clients(std::string_view realm);
+  std::optional<Token> get_token(std::string_view realm, const Digest& hash);
+
+  // false if create and the client exists, or !create and it does not
+  bool put_client(const Client& c, bool create);
+  // deletes the client and every token it holds; false if it did not exist
+  bool delete_client(std::string_view realm, std::string_view client_id);
+  // false if a token with this hash exists (never overwritten)
+  bool put_token(std::string_view realm, const Digest& hash, const Token& t);
+  bool delete_token(std::string_view realm, const Digest& hash);
+
+  void commit();
+
+ private:
+  friend class Store;
+  Txn(Store* store, MDB_txn* txn, bool cached) noexcept
+      : store_(store), txn_(txn), cached_(cached) {}
+
+  Store* store_;
+  MDB_txn* txn_;
+  bool cached_;
+};
+
+class Store {
+ public:
+  // Opens (creating the directory and the databases if missing).  Throws
+  // StoreError.  One Store per process per environment: LMDB forbids
+  // opening the same environment twice in one process.
+  Store(const std::string& path, size_t mapsize);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  Txn read();          // a fresh read transaction, any thread
+  Txn read_cached();   // the reused read transaction: one thread only
+  Txn write();
+
+  int reader_check();
+  const std::string& path() const { return path_; }
+
+ private:
+  friend class Txn;
+  MDB_txn* begin(unsigned flags);
+
+  std::string path_;
+  MDB_env* env_ = nullptr;
+  MDB_dbi meta_ = 0, clients_ = 0, tokens_ = 0, client_tokens_ = 0;
+  MDB_txn* cached_ = nullptr;
+};
+
+// Master-side preparation: mkdir -p, open and close once, chown to uid/gid
+// when they are >= 0.  Throws StoreError / std::runtime_error.
+void prepare_store(const std::string& path, size_t mapsize, long uid,
+                   long gid);
+
+bool valid_realm(std::string_view realm);
+bool valid_client_id(std::string_view id);
+
+}  // namespace oauth2

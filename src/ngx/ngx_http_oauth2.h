@@ -1,0 +1,91 @@
+
+/*
+ * ngx_http_oauth2_module: declarations shared by the shim's files.
+ * The shim is nginx glue only; every OAuth decision is made by the core
+ * behind include/oauth2.h.
+ */
+
+
+#ifndef _NGX_HTTP_OAUTH2_H_INCLUDED_
+#define _NGX_HTTP_OAUTH2_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <oauth2.h>
+
+
+#define NGX_HTTP_OAUTH2_ENDPOINT_NONE    0
+#define NGX_HTTP_OAUTH2_ENDPOINT_TOKEN   OAUTH2_ENDPOINT_TOKEN
+#define NGX_HTTP_OAUTH2_ENDPOINT_REVOKE  OAUTH2_ENDPOINT_REVOKE
+
+#define NGX_HTTP_OAUTH2_MAX_BODY         16384
+
+
+typedef struct {
+    ngx_str_t                  store_path;
+    size_t                     mapsize;
+    ngx_shm_zone_t            *shm_zone;
+    ngx_str_t                  store_realm;
+} ngx_http_oauth2_main_conf_t;
+
+
+typedef struct {
+    ngx_uint_t                 endpoint;
+
+    ngx_flag_t                 auth;          /* auth_oauth2 on */
+    ngx_str_t                  realm;         /* its challenge realm */
+    ngx_array_t               *scopes;        /* of oauth2_str_t */
+    ngx_str_t                  scope_text;    /* space separated */
+
+    time_t                     access_token_ttl;
+    ngx_str_t                  default_scope;
+
+    ngx_uint_t                 auth_limit;    /* 0: off */
+    time_t                     auth_window;
+
+#if (NGX_THREADS)
+    ngx_flag_t                 threads;       /* oauth2_thread_pool */
+    ngx_thread_pool_t         *thread_pool;
+    ngx_str_t                  thread_pool_name;
+#endif
+} ngx_http_oauth2_loc_conf_t;
+
+
+typedef struct {
+    ngx_str_t                  client_id;
+    ngx_str_t                  scope;
+    ngx_str_t                  user;
+    time_t                     expires;
+    unsigned                   valid:1;
+} ngx_http_oauth2_ctx_t;
+
+
+extern ngx_module_t  ngx_http_oauth2_module;
+
+
+/* the worker's store handle, NULL outside workers */
+oauth2_store_t *ngx_http_oauth2_store(ngx_log_t *log);
+
+void *ngx_http_oauth2_palloc(void *pool, size_t size);
+
+ngx_int_t ngx_http_oauth2_access_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_oauth2_endpoint_handler(ngx_http_request_t *r);
+
+ngx_int_t ngx_http_oauth2_send_json(ngx_http_request_t *r,
+    oauth2_response_t *resp);
+ngx_int_t ngx_http_oauth2_add_header(ngx_http_request_t *r, char *name,
+    ngx_str_t *value);
+
+/* failed-attempt counters in shared memory */
+ngx_int_t ngx_http_oauth2_limit_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+ngx_uint_t ngx_http_oauth2_limit_blocked(ngx_shm_zone_t *zone,
+    ngx_str_t *key, ngx_uint_t limit, time_t window);
+void ngx_http_oauth2_limit_hit(ngx_shm_zone_t *zone, ngx_str_t *key,
+    time_t window);
+
+
+#endif /* _NGX_HTTP_OAUTH2_H_INCLUDED_ */

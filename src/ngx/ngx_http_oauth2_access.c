@@ -1,0 +1,200 @@
+
+/*
+ * ngx_http_oauth2_module: bearer validation in the access phase (RFC 6750).
+ */
+
+
+#include "ngx_http_oauth2.h"
+
+
+static ngx_int_t ngx_http_oauth2_challenge(ngx_http_request_t *r,
+    ngx_http_oauth2_loc_conf_t *olcf, ngx_uint_t result);
+
+
+static ngx_str_t  ngx_http_oauth2_api_key = ngx_string("x-api-key");
+
+
+ngx_int_t
+ngx_http_oauth2_access_handler(ngx_http_request_t *r)
+{
+    ngx_uint_t                    i;
+    ngx_list_part_t              *part;
+    ngx_table_elt_t              *h;
+    oauth2_store_t               *store;
+    ngx_http_oauth2_ctx_t        *ctx;
+    oauth2_validate_req_t         req;
+    oauth2_validate_res_t         res;
+    ngx_http_oauth2_loc_conf_t   *olcf;
+    ngx_http_oauth2_main_conf_t  *mcf;
+
+    olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth2_module);
+
+    if (!olcf->auth) {
+        return NGX_DECLINED;
+    }
+
+    ngx_memzero(&req, sizeof(oauth2_validate_req_t));
+
+    if (r->headers_in.authorization) {
+        req.has_authorization = 1;
+        req.authorization.data = r->headers_in.authorization->value.data;
+        req.authorization.len = r->headers_in.authorization->value.len;
+    }
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash == 0 || h[i].key.len != ngx_http_oauth2_api_key.len) {
+            continue;
+        }
+
+        if (ngx_strncmp(h[i].lowcase_key, ngx_http_oauth2_api_key.data,
+                        ngx_http_oauth2_api_key.len)
+            != 0)
+        {
+            continue;
+        }
+
+        if (req.api_key_count++ == 0) {
+            req.api_key.data = h[i].value.data;
+            req.api_key.len = h[i].value.len;
+        }
+    }
+
+    if (olcf->scopes) {
+        req.scopes = olcf->scopes->elts;
+        req.nscopes = olcf->scopes->nelts;
+    }
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_oauth2_module);
+
+    req.realm.data = mcf->store_realm.data;
+    req.realm.len = mcf->store_realm.len;
+    req.now = ngx_time();
+
+    store = ngx_http_oauth2_store(r->connection->log);
+
+    if (store == NULL) {
+        res.result = OAUTH2_UNAVAILABLE;
+
+    } else if (oauth2_validate(store, &req, ngx_http_oauth2_palloc, r->pool,
+                               &res)
+               != OAUTH2_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (res.result != OAUTH2_VALID) {
+        return ngx_http_oauth2_challenge(r, olcf, res.result);
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_oauth2_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->client_id.data = (u_char *) res.client_id.data;
+    ctx->client_id.len = res.client_id.len;
+    ctx->scope.data = (u_char *) res.scope.data;
+    ctx->scope.len = res.scope.len;
+    ctx->user.data = (u_char *) res.user.data;
+    ctx->user.len = res.user.len;
+    ctx->expires = (time_t) res.expires;
+    ctx->valid = 1;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_oauth2_module);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_oauth2_challenge(ngx_http_request_t *r,
+    ngx_http_oauth2_loc_conf_t *olcf, ngx_uint_t result)
+{
+    u_char     *p;
+    size_t      len;
+    ngx_int_t   status;
+    ngx_str_t   value;
+    const char *error;
+
+    switch (result) {
+
+    case OAUTH2_NO_TOKEN:
+        status = NGX_HTTP_UNAUTHORIZED;
+        error = NULL;
+        break;
+
+    case OAUTH2_INVALID_REQUEST:
+        status = NGX_HTTP_BAD_REQUEST;
+        error = "invalid_request";
+        break;
+
+    case OAUTH2_INSUFFICIENT_SCOPE:
+        status = NGX_HTTP_FORBIDDEN;
+        error = "insufficient_scope";
+        break;
+
+    case OAUTH2_UNAVAILABLE:
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "oauth2: store unavailable, refusing the request");
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+
+    default: /* OAUTH2_INVALID_TOKEN */
+        status = NGX_HTTP_UNAUTHORIZED;
+        error = "invalid_token";
+        break;
+    }
+
+    /*
+     * Only the configured realm and scopes, both checked at configuration
+     * time, and fixed error codes go into the header: never request input.
+     */
+
+    len = sizeof("Bearer realm=\"\"") - 1 + olcf->realm.len;
+
+    if (error) {
+        len += sizeof(", error=\"\"") - 1 + ngx_strlen(error);
+    }
+
+    if (result == OAUTH2_INSUFFICIENT_SCOPE) {
+        len += sizeof(", scope=\"\"") - 1 + olcf->scope_text.len;
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    value.data = p;
+
+    p = ngx_sprintf(p, "Bearer realm=\"%V\"", &olcf->realm);
+
+    if (error) {
+        p = ngx_sprintf(p, ", error=\"%s\"", error);
+    }
+
+    if (result == OAUTH2_INSUFFICIENT_SCOPE) {
+        p = ngx_sprintf(p, ", scope=\"%V\"", &olcf->scope_text);
+    }
+
+    value.len = p - value.data;
+
+    if (ngx_http_oauth2_add_header(r, "WWW-Authenticate", &value) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return status;
+}

@@ -1,0 +1,509 @@
+
+/*
+ * ngx_http_oauth2_module: the token and revocation endpoints.  The shim
+ * reads the body and the headers, the core decides, and a store write the
+ * core leaves pending runs in an nginx thread pool so that its fsync never
+ * stalls the requests the worker is validating.
+ */
+
+
+#include "ngx_http_oauth2.h"
+
+
+typedef struct {
+    ngx_http_request_t          *request;
+    ngx_http_oauth2_loc_conf_t  *conf;
+    ngx_shm_zone_t              *zone;
+    oauth2_op_t                 *op;
+} ngx_http_oauth2_endpoint_ctx_t;
+
+
+static void ngx_http_oauth2_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_oauth2_process(ngx_http_request_t *r,
+    ngx_str_t *body);
+static ngx_int_t ngx_http_oauth2_finish(ngx_http_request_t *r,
+    ngx_http_oauth2_endpoint_ctx_t *ectx, oauth2_response_t *resp);
+static ngx_int_t ngx_http_oauth2_collect_body(ngx_http_request_t *r,
+    ngx_str_t *body);
+static ngx_int_t ngx_http_oauth2_too_large(ngx_http_request_t *r);
+static ngx_int_t ngx_http_oauth2_address_key(ngx_http_request_t *r,
+    ngx_str_t *key);
+static unsigned ngx_http_oauth2_client_blocked(void *data,
+    const unsigned char *id, size_t len);
+static void ngx_http_oauth2_client_failed(void *data,
+    const unsigned char *id, size_t len);
+#if (NGX_THREADS)
+static void ngx_http_oauth2_thread_handler(void *data, ngx_log_t *log);
+static void ngx_http_oauth2_thread_event_handler(ngx_event_t *ev);
+#endif
+
+
+static ngx_str_t  ngx_http_oauth2_content_type = ngx_string("content-type");
+
+static u_char  ngx_http_oauth2_too_large_body[] =
+    "{\"error\": \"invalid_request\", "
+    "\"error_description\": \"The request body is too large\"}";
+
+
+ngx_int_t
+ngx_http_oauth2_endpoint_handler(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
+    ngx_str_t  empty;
+
+    if (r->method != NGX_HTTP_POST) {
+        rc = ngx_http_discard_request_body(r);
+
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        ngx_str_null(&empty);
+
+        return ngx_http_oauth2_process(r, &empty);
+    }
+
+    if (r->headers_in.content_length_n > NGX_HTTP_OAUTH2_MAX_BODY) {
+        rc = ngx_http_discard_request_body(r);
+
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_oauth2_too_large(r);
+    }
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_oauth2_body_handler);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_oauth2_body_handler(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
+    ngx_str_t  body;
+
+    rc = ngx_http_oauth2_collect_body(r, &body);
+
+    if (rc == NGX_DECLINED) {
+        ngx_http_finalize_request(r, ngx_http_oauth2_too_large(r));
+        return;
+    }
+
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    rc = ngx_http_oauth2_process(r, &body);
+
+    if (rc == NGX_DONE) {
+        /* a thread owns the request until its event handler runs */
+        return;
+    }
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+static ngx_int_t
+ngx_http_oauth2_process(ngx_http_request_t *r, ngx_str_t *body)
+{
+    ngx_int_t                        rc;
+    ngx_str_t                        key;
+    ngx_uint_t                       i, wait;
+    ngx_list_part_t                 *part;
+    ngx_table_elt_t                 *h;
+    oauth2_store_t                  *store;
+    oauth2_response_t                resp;
+    oauth2_endpoint_req_t            req;
+    ngx_http_oauth2_loc_conf_t      *olcf;
+    ngx_http_oauth2_main_conf_t     *mcf;
+    ngx_http_oauth2_endpoint_ctx_t  *ectx;
+#if (NGX_THREADS)
+    ngx_thread_task_t               *task;
+#endif
+
+    olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth2_module);
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_oauth2_module);
+
+    ectx = ngx_pcalloc(r->pool, sizeof(ngx_http_oauth2_endpoint_ctx_t));
+    if (ectx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ectx->request = r;
+    ectx->conf = olcf;
+    ectx->zone = olcf->auth_limit ? mcf->shm_zone : NULL;
+
+    ngx_memzero(&resp, sizeof(oauth2_response_t));
+
+    /* failed authentications from this address (R17) */
+
+    if (ectx->zone && ngx_http_oauth2_address_key(r, &key) == NGX_OK) {
+        wait = ngx_http_oauth2_limit_blocked(ectx->zone, &key,
+                                             3 * olcf->auth_limit,
+                                             olcf->auth_window);
+        if (wait) {
+            static u_char  blocked[] =
+                "{\"error\": \"temporarily_unavailable\", "
+                "\"error_description\": "
+                "\"Too many failed client authentications\"}";
+
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "oauth2: too many failed client authentications "
+                          "from %V", &r->connection->addr_text);
+
+            resp.status = NGX_HTTP_TOO_MANY_REQUESTS;
+            resp.retry_after = wait;
+            resp.body = blocked;
+            resp.body_len = sizeof(blocked) - 1;
+
+            return ngx_http_oauth2_send_json(r, &resp);
+        }
+    }
+
+    ngx_memzero(&req, sizeof(oauth2_endpoint_req_t));
+
+    req.method.data = r->method_name.data;
+    req.method.len = r->method_name.len;
+    req.has_query = (r->args.len > 0 || r->args_start != NULL);
+
+    if (r->headers_in.authorization) {
+        req.has_authorization = 1;
+        req.authorization.data = r->headers_in.authorization->value.data;
+        req.authorization.len = r->headers_in.authorization->value.len;
+    }
+
+    /* headers_in.content_type keeps only the first one (R2) */
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash == 0
+            || h[i].key.len != ngx_http_oauth2_content_type.len
+            || ngx_strncmp(h[i].lowcase_key, ngx_http_oauth2_content_type.data,
+                           ngx_http_oauth2_content_type.len)
+               != 0)
+        {
+            continue;
+        }
+
+        if (req.content_type_count++ == 0) {
+            req.content_type.data = h[i].value.data;
+            req.content_type.len = h[i].value.len;
+        }
+    }
+
+    req.body.data = body->data;
+    req.body.len = body->len;
+    req.now = ngx_time();
+    req.realm.data = mcf->store_realm.data;
+    req.realm.len = mcf->store_realm.len;
+    req.access_token_ttl = olcf->access_token_ttl;
+    req.default_scope.data = olcf->default_scope.data;
+    req.default_scope.len = olcf->default_scope.len;
+
+    if (ectx->zone) {
+        req.throttle.ctx = ectx;
+        req.throttle.client_blocked = ngx_http_oauth2_client_blocked;
+        req.throttle.client_failed = ngx_http_oauth2_client_failed;
+    }
+
+    store = ngx_http_oauth2_store(r->connection->log);
+
+    if (store == NULL) {
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    rc = oauth2_endpoint_begin(store, (int) olcf->endpoint, &req, &ectx->op,
+                               ngx_http_oauth2_palloc, r->pool, &resp);
+
+    if (rc == OAUTH2_OK) {
+        return ngx_http_oauth2_finish(r, ectx, &resp);
+    }
+
+    if (rc != OAUTH2_PENDING) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+#if (NGX_THREADS)
+
+    if (olcf->thread_pool) {
+        task = ngx_thread_task_alloc(r->pool, 0);
+        if (task == NULL) {
+            oauth2_op_free(ectx->op);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        task->ctx = ectx;
+        task->handler = ngx_http_oauth2_thread_handler;
+        task->event.data = ectx;
+        task->event.handler = ngx_http_oauth2_thread_event_handler;
+
+        if (ngx_thread_task_post(olcf->thread_pool, task) != NGX_OK) {
+            oauth2_op_free(ectx->op);
+            return NGX_HTTP_SERVICE_UNAVAILABLE;
+        }
+
+        r->main->blocked++;
+        r->aio = 1;
+
+        return NGX_DONE;
+    }
+
+#endif
+
+    oauth2_op_run(ectx->op);
+
+    if (oauth2_op_finish(ectx->op, ngx_http_oauth2_palloc, r->pool, &resp)
+        != OAUTH2_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_oauth2_finish(r, ectx, &resp);
+}
+
+
+static ngx_int_t
+ngx_http_oauth2_finish(ngx_http_request_t *r,
+    ngx_http_oauth2_endpoint_ctx_t *ectx, oauth2_response_t *resp)
+{
+    ngx_str_t  key;
+
+    if (resp->auth_failed) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth2: client authentication failed");
+
+        if (ectx->zone && ngx_http_oauth2_address_key(r, &key) == NGX_OK) {
+            ngx_http_oauth2_limit_hit(ectx->zone, &key,
+                                      ectx->conf->auth_window);
+        }
+    }
+
+    if (resp->status >= NGX_HTTP_INTERNAL_SERVER_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "oauth2: answering %i, the store is unavailable",
+                      (ngx_int_t) resp->status);
+    }
+
+    return ngx_http_oauth2_send_json(r, resp);
+}
+
+
+#if (NGX_THREADS)
+
+static void
+ngx_http_oauth2_thread_handler(void *data, ngx_log_t *log)
+{
+    ngx_http_oauth2_endpoint_ctx_t  *ectx = data;
+
+    oauth2_op_run(ectx->op);
+}
+
+
+static void
+ngx_http_oauth2_thread_event_handler(ngx_event_t *ev)
+{
+    ngx_int_t                        rc;
+    oauth2_response_t                resp;
+    ngx_connection_t                *c;
+    ngx_http_request_t              *r;
+    ngx_http_oauth2_endpoint_ctx_t  *ectx;
+
+    ectx = ev->data;
+    r = ectx->request;
+    c = r->connection;
+
+    ngx_http_set_log_request(c->log, r);
+
+    r->main->blocked--;
+    r->aio = 0;
+
+    ngx_memzero(&resp, sizeof(oauth2_response_t));
+
+    if (oauth2_op_finish(ectx->op, ngx_http_oauth2_palloc, r->pool, &resp)
+        != OAUTH2_OK)
+    {
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+    } else {
+        rc = ngx_http_oauth2_finish(r, ectx, &resp);
+    }
+
+    ectx->op = NULL;
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+#endif
+
+
+static ngx_int_t
+ngx_http_oauth2_collect_body(ngx_http_request_t *r, ngx_str_t *body)
+{
+    u_char       *p;
+    off_t         len, size;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    ngx_str_null(body);
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        len += ngx_buf_size(cl->buf);
+    }
+
+    if (len > NGX_HTTP_OAUTH2_MAX_BODY) {
+        return NGX_DECLINED;
+    }
+
+    if (len == 0) {
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, (size_t) len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    body->data = p;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+        size = ngx_buf_size(b);
+
+        if (ngx_buf_in_memory(b)) {
+            p = ngx_cpymem(p, b->pos, (size_t) size);
+            continue;
+        }
+
+        /* bodies over client_body_buffer_size are in a temp file (R8) */
+
+        n = ngx_read_file(b->file, p, (size_t) size, b->file_pos);
+
+        if (n != (ssize_t) size) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "oauth2: cannot read the request body file");
+            return NGX_ERROR;
+        }
+
+        p += size;
+    }
+
+    body->len = p - body->data;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_oauth2_too_large(ngx_http_request_t *r)
+{
+    oauth2_response_t  resp;
+
+    ngx_memzero(&resp, sizeof(oauth2_response_t));
+
+    resp.status = NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+    resp.body = ngx_http_oauth2_too_large_body;
+    resp.body_len = sizeof(ngx_http_oauth2_too_large_body) - 1;
+
+    return ngx_http_oauth2_send_json(r, &resp);
+}
+
+
+static ngx_int_t
+ngx_http_oauth2_address_key(ngx_http_request_t *r, ngx_str_t *key)
+{
+    ngx_str_t  *addr;
+
+    addr = &r->connection->addr_text;
+
+    key->data = ngx_pnalloc(r->pool, addr->len + 2);
+    if (key->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    key->data[0] = 'a';
+    key->data[1] = ':';
+    ngx_memcpy(key->data + 2, addr->data, addr->len);
+    key->len = addr->len + 2;
+
+    return NGX_OK;
+}
+
+
+static unsigned
+ngx_http_oauth2_client_blocked(void *data, const unsigned char *id,
+    size_t len)
+{
+    ngx_http_oauth2_endpoint_ctx_t *ectx = data;
+
+    u_char     buf[256];
+    ngx_str_t  key;
+
+    if (len > sizeof(buf) - 2) {
+        return 0;
+    }
+
+    buf[0] = 'c';
+    buf[1] = ':';
+    ngx_memcpy(buf + 2, id, len);
+
+    key.data = buf;
+    key.len = len + 2;
+
+    return (unsigned) ngx_http_oauth2_limit_blocked(ectx->zone, &key,
+                                                    ectx->conf->auth_limit,
+                                                    ectx->conf->auth_window);
+}
+
+
+static void
+ngx_http_oauth2_client_failed(void *data, const unsigned char *id,
+    size_t len)
+{
+    ngx_http_oauth2_endpoint_ctx_t *ectx = data;
+
+    u_char     buf[256];
+    ngx_str_t  key;
+
+    if (len > sizeof(buf) - 2) {
+        return;
+    }
+
+    buf[0] = 'c';
+    buf[1] = ':';
+    ngx_memcpy(buf + 2, id, len);
+
+    key.data = buf;
+    key.len = len + 2;
+
+    ngx_http_oauth2_limit_hit(ectx->zone, &key, ectx->conf->auth_window);
+}

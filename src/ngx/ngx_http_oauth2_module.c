@@ -1,0 +1,924 @@
+
+/*
+ * ngx_http_oauth2_module: directives, configuration, process hooks and
+ * variables.
+ */
+
+
+#include "ngx_http_oauth2.h"
+
+
+#define NGX_HTTP_OAUTH2_DEFAULT_MAPSIZE  (256 * 1024 * 1024)
+#define NGX_HTTP_OAUTH2_SHM_SIZE         (1024 * 1024)
+#define NGX_HTTP_OAUTH2_RETRY            1000
+#define NGX_HTTP_OAUTH2_READER_CHECK     30000
+
+
+static ngx_int_t ngx_http_oauth2_add_variables(ngx_conf_t *cf);
+static ngx_int_t ngx_http_oauth2_init(ngx_conf_t *cf);
+static void *ngx_http_oauth2_create_main_conf(ngx_conf_t *cf);
+static void *ngx_http_oauth2_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_http_oauth2_store_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_endpoint_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_auth_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_scope_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_default_scope_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_auth_limit_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_thread_pool_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static ngx_int_t ngx_http_oauth2_init_module(ngx_cycle_t *cycle);
+static ngx_int_t ngx_http_oauth2_init_process(ngx_cycle_t *cycle);
+static void ngx_http_oauth2_exit_process(ngx_cycle_t *cycle);
+static void ngx_http_oauth2_timer_handler(ngx_event_t *ev);
+static ngx_int_t ngx_http_oauth2_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_oauth2_expires_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+
+static ngx_command_t  ngx_http_oauth2_commands[] = {
+
+    { ngx_string("oauth2_store"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_oauth2_store_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("oauth2_token"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_oauth2_endpoint_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_OAUTH2_ENDPOINT_TOKEN,
+      NULL },
+
+    { ngx_string("oauth2_revoke"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_oauth2_endpoint_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_OAUTH2_ENDPOINT_REVOKE,
+      NULL },
+
+    { ngx_string("auth_oauth2"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_oauth2_auth_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("auth_oauth2_scope"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_oauth2_scope_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("oauth2_access_token_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, access_token_ttl),
+      NULL },
+
+    { ngx_string("oauth2_default_scope"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_oauth2_default_scope_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("oauth2_client_auth_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_oauth2_auth_limit_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("oauth2_thread_pool"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_oauth2_thread_pool_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_oauth2_module_ctx = {
+    ngx_http_oauth2_add_variables,         /* preconfiguration */
+    ngx_http_oauth2_init,                  /* postconfiguration */
+
+    ngx_http_oauth2_create_main_conf,      /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_oauth2_create_loc_conf,       /* create location configuration */
+    ngx_http_oauth2_merge_loc_conf         /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_oauth2_module = {
+    NGX_MODULE_V1,
+    &ngx_http_oauth2_module_ctx,           /* module context */
+    ngx_http_oauth2_commands,              /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    ngx_http_oauth2_init_module,           /* init module */
+    ngx_http_oauth2_init_process,          /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_oauth2_exit_process,          /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_http_variable_t  ngx_http_oauth2_vars[] = {
+
+    { ngx_string("oauth2_client_id"), NULL, ngx_http_oauth2_variable,
+      offsetof(ngx_http_oauth2_ctx_t, client_id), NGX_HTTP_VAR_NOCACHEABLE,
+      0 },
+
+    { ngx_string("oauth2_scope"), NULL, ngx_http_oauth2_variable,
+      offsetof(ngx_http_oauth2_ctx_t, scope), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("oauth2_user"), NULL, ngx_http_oauth2_variable,
+      offsetof(ngx_http_oauth2_ctx_t, user), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("oauth2_token_expires"), NULL,
+      ngx_http_oauth2_expires_variable, 0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+static ngx_str_t  ngx_http_oauth2_default_realm = ngx_string("default");
+
+/* per worker: the store handle and its maintenance timer */
+static oauth2_store_t  *ngx_http_oauth2_worker_store;
+static ngx_event_t      ngx_http_oauth2_timer;
+static ngx_connection_t ngx_http_oauth2_timer_conn;
+
+
+oauth2_store_t *
+ngx_http_oauth2_store(ngx_log_t *log)
+{
+    u_char           err[256];
+    oauth2_store_t  *store;
+
+    store = ngx_http_oauth2_worker_store;
+
+    if (store == NULL) {
+        return NULL;
+    }
+
+    if (!oauth2_store_is_open(store)) {
+        /* lazily, so that a store that comes back is used at once */
+        if (oauth2_store_open(store, (char *) err, sizeof(err)) != OAUTH2_OK) {
+            return store;
+        }
+
+        ngx_log_error(NGX_LOG_NOTICE, log, 0, "oauth2: store opened");
+    }
+
+    return store;
+}
+
+
+void *
+ngx_http_oauth2_palloc(void *pool, size_t size)
+{
+    return ngx_pnalloc(pool, size);
+}
+
+
+static ngx_int_t
+ngx_http_oauth2_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_oauth2_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_oauth2_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t              *s;
+    ngx_http_oauth2_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_oauth2_module);
+
+    if (ctx == NULL || !ctx->valid) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    s = (ngx_str_t *) ((char *) ctx + data);
+
+    v->len = s->len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = s->data;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_oauth2_expires_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char                 *p;
+    ngx_http_oauth2_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_oauth2_module);
+
+    if (ctx == NULL || !ctx->valid) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->len = ngx_sprintf(p, "%T", ctx->expires) - p;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = p;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_oauth2_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_oauth2_access_handler;
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_oauth2_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_oauth2_main_conf_t  *mcf;
+
+    mcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_oauth2_main_conf_t));
+    if (mcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     mcf->store_path = { 0, NULL };
+     *     mcf->shm_zone = NULL;
+     */
+
+    mcf->mapsize = NGX_CONF_UNSET_SIZE;
+    mcf->store_realm = ngx_http_oauth2_default_realm;
+
+    return mcf;
+}
+
+
+static void *
+ngx_http_oauth2_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_oauth2_loc_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_oauth2_loc_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->endpoint = NGX_HTTP_OAUTH2_ENDPOINT_NONE;
+     *     conf->realm = { 0, NULL };
+     *     conf->scope_text = { 0, NULL };
+     *     conf->default_scope = { 0, NULL };
+     *     conf->thread_pool = NULL;
+     *     conf->thread_pool_name = { 0, NULL };
+     */
+
+    conf->auth = NGX_CONF_UNSET;
+    conf->scopes = NGX_CONF_UNSET_PTR;
+    conf->access_token_ttl = NGX_CONF_UNSET;
+    conf->auth_limit = NGX_CONF_UNSET_UINT;
+    conf->auth_window = NGX_CONF_UNSET;
+#if (NGX_THREADS)
+    conf->threads = NGX_CONF_UNSET;
+#endif
+
+    return conf;
+}
+
+
+static char *
+ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_oauth2_loc_conf_t *prev = parent;
+    ngx_http_oauth2_loc_conf_t *conf = child;
+
+    ngx_http_oauth2_main_conf_t  *mcf;
+
+    if (conf->auth == NGX_CONF_UNSET) {
+        conf->auth = prev->auth == NGX_CONF_UNSET ? 0 : prev->auth;
+        conf->realm = prev->realm;
+    }
+
+    ngx_conf_merge_ptr_value(conf->scopes, prev->scopes, NULL);
+
+    if (conf->scope_text.data == NULL) {
+        conf->scope_text = prev->scope_text;
+    }
+
+    ngx_conf_merge_sec_value(conf->access_token_ttl, prev->access_token_ttl,
+                             36000);
+    ngx_conf_merge_str_value(conf->default_scope, prev->default_scope,
+                             "read write");
+    ngx_conf_merge_uint_value(conf->auth_limit, prev->auth_limit, 10);
+    ngx_conf_merge_sec_value(conf->auth_window, prev->auth_window, 60);
+
+    if (conf->access_token_ttl <= 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"oauth2_access_token_ttl\" must be positive");
+        return NGX_CONF_ERROR;
+    }
+
+#if (NGX_THREADS)
+    if (conf->threads == NGX_CONF_UNSET) {
+        conf->threads = prev->threads == NGX_CONF_UNSET ? 1 : prev->threads;
+        conf->thread_pool_name = prev->thread_pool_name;
+    }
+
+    if (conf->threads && conf->endpoint != NGX_HTTP_OAUTH2_ENDPOINT_NONE) {
+        conf->thread_pool = ngx_thread_pool_add(cf,
+                                conf->thread_pool_name.len
+                                ? &conf->thread_pool_name : NULL);
+        if (conf->thread_pool == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+#endif
+
+    if (conf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_NONE && !conf->auth) {
+        return NGX_CONF_OK;
+    }
+
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_oauth2_module);
+
+    if (mcf->store_path.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%s\" requires \"oauth2_store\" in the http block",
+                           conf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_TOKEN
+                           ? "oauth2_token"
+                           : conf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_REVOKE
+                             ? "oauth2_revoke" : "auth_oauth2");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_oauth2_store_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth2_main_conf_t *mcf = conf;
+
+    ssize_t     size;
+    ngx_str_t  *value, s, name;
+
+    if (mcf->store_path.len) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"oauth2_store\" needs a directory");
+        return NGX_CONF_ERROR;
+    }
+
+    mcf->store_path = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &mcf->store_path, 0) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    mcf->mapsize = NGX_HTTP_OAUTH2_DEFAULT_MAPSIZE;
+
+    if (cf->args->nelts == 3) {
+        if (ngx_strncmp(value[2].data, "size=", 5) != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" of \"oauth2_store\"",
+                               &value[2]);
+            return NGX_CONF_ERROR;
+        }
+
+        s.data = value[2].data + 5;
+        s.len = value[2].len - 5;
+
+        size = ngx_parse_size(&s);
+
+        if (size == NGX_ERROR || size < 1024 * 1024) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid size \"%V\" of \"oauth2_store\", "
+                               "it must be at least 1m", &value[2]);
+            return NGX_CONF_ERROR;
+        }
+
+        mcf->mapsize = (size_t) size;
+    }
+
+    ngx_str_set(&name, "oauth2_limits");
+
+    mcf->shm_zone = ngx_shared_memory_add(cf, &name, NGX_HTTP_OAUTH2_SHM_SIZE,
+                                          &ngx_http_oauth2_module);
+    if (mcf->shm_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    mcf->shm_zone->init = ngx_http_oauth2_limit_init_zone;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_oauth2_endpoint_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth2_loc_conf_t *olcf = conf;
+
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (olcf->endpoint != NGX_HTTP_OAUTH2_ENDPOINT_NONE) {
+        return "is duplicate";
+    }
+
+    olcf->endpoint = cmd->offset;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_oauth2_endpoint_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_oauth2_check_realm(ngx_str_t *realm)
+{
+    u_char  *p;
+
+    for (p = realm->data; p < realm->data + realm->len; p++) {
+        if (*p < 0x20 || *p == 0x7f || *p == '"' || *p == '\\') {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static char *
+ngx_http_oauth2_auth_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth2_loc_conf_t *olcf = conf;
+
+    ngx_str_t  *value;
+
+    if (olcf->auth != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        olcf->auth = 0;
+        return NGX_CONF_OK;
+    }
+
+    if (value[1].len == 0 || value[1].len > 128
+        || ngx_http_oauth2_check_realm(&value[1]) != NGX_OK)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid realm \"%V\" in \"auth_oauth2\": 1 to 128 "
+                           "printable characters without '\"' or '\\'",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    olcf->auth = 1;
+    olcf->realm = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_oauth2_scope_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth2_loc_conf_t *olcf = conf;
+
+    u_char        *p;
+    size_t         len;
+    ngx_str_t     *value;
+    ngx_uint_t     i;
+    oauth2_str_t  *s;
+
+    if (olcf->scopes != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    olcf->scopes = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                    sizeof(oauth2_str_t));
+    if (olcf->scopes == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    len = 0;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        if (!oauth2_scope_valid(value[i].data, value[i].len)
+            || ngx_strlchr(value[i].data, value[i].data + value[i].len, ' '))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid scope \"%V\" in \"auth_oauth2_scope\"",
+                               &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        s = ngx_array_push(olcf->scopes);
+        if (s == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        s->data = value[i].data;
+        s->len = value[i].len;
+        len += value[i].len + 1;
+    }
+
+    p = ngx_pnalloc(cf->pool, len);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    olcf->scope_text.data = p;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        if (i > 1) {
+            *p++ = ' ';
+        }
+
+        p = ngx_cpymem(p, value[i].data, value[i].len);
+    }
+
+    olcf->scope_text.len = p - olcf->scope_text.data;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_oauth2_default_scope_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth2_loc_conf_t *olcf = conf;
+
+    u_char      *p;
+    size_t       len;
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+
+    if (olcf->default_scope.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    len = 0;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        len += value[i].len + 1;
+    }
+
+    p = ngx_pnalloc(cf->pool, len);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    olcf->default_scope.data = p;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        if (i > 1) {
+            *p++ = ' ';
+        }
+
+        p = ngx_cpymem(p, value[i].data, value[i].len);
+    }
+
+    olcf->default_scope.len = p - olcf->default_scope.data;
+
+    if (!oauth2_scope_valid(olcf->default_scope.data,
+                            olcf->default_scope.len))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid scope \"%V\" in \"oauth2_default_scope\"",
+                           &olcf->default_scope);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_oauth2_auth_limit_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth2_loc_conf_t *olcf = conf;
+
+    ngx_int_t   n;
+    ngx_str_t  *value;
+
+    if (olcf->auth_limit != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 2) {
+        if (ngx_strcmp(value[1].data, "off") == 0) {
+            olcf->auth_limit = 0;
+            olcf->auth_window = 60;
+            return NGX_CONF_OK;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"oauth2_client_auth_limit\" takes a count and "
+                           "a time, or \"off\"");
+        return NGX_CONF_ERROR;
+    }
+
+    n = ngx_atoi(value[1].data, value[1].len);
+    if (n == NGX_ERROR || n == 0 || n > 100000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid count \"%V\" in "
+                           "\"oauth2_client_auth_limit\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    olcf->auth_limit = n;
+    olcf->auth_window = ngx_parse_time(&value[2], 1);
+
+    if (olcf->auth_window == (time_t) NGX_ERROR || olcf->auth_window == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid time \"%V\" in "
+                           "\"oauth2_client_auth_limit\"", &value[2]);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_oauth2_thread_pool_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+#if (NGX_THREADS)
+    ngx_http_oauth2_loc_conf_t *olcf = conf;
+
+    ngx_str_t  *value;
+
+    if (olcf->threads != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        olcf->threads = 0;
+        return NGX_CONF_OK;
+    }
+
+    olcf->threads = 1;
+    olcf->thread_pool_name = value[1];
+
+    return NGX_CONF_OK;
+#else
+    ngx_str_t  *value;
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        return NGX_CONF_OK;
+    }
+
+    return "requires nginx built with --with-threads";
+#endif
+}
+
+
+static ngx_int_t
+ngx_http_oauth2_init_module(ngx_cycle_t *cycle)
+{
+    long                          uid, gid;
+    u_char                        err[512];
+    ngx_core_conf_t              *ccf;
+    ngx_http_oauth2_main_conf_t  *mcf;
+
+    if (ngx_test_config) {
+        /* "nginx -t" never touches the store */
+        return NGX_OK;
+    }
+
+    if (ngx_http_cycle_get_module_main_conf(cycle, ngx_http_oauth2_module)
+        == NULL)
+    {
+        return NGX_OK;
+    }
+
+    mcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_oauth2_module);
+
+    if (mcf->store_path.len == 0) {
+        return NGX_OK;
+    }
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
+
+    uid = -1;
+    gid = -1;
+
+    if (geteuid() == 0 && ccf->user != (ngx_uid_t) NGX_CONF_UNSET_UINT) {
+        uid = (long) ccf->user;
+        gid = (long) ccf->group;
+    }
+
+    /*
+     * Create the store and give it to the workers' user, as nginx does for
+     * its temp paths.  A failure is not fatal here (a reload would kill the
+     * master): workers retry and answer 503 meanwhile.
+     */
+
+    if (oauth2_store_prepare((char *) mcf->store_path.data, mcf->mapsize,
+                             uid, gid, (char *) err, sizeof(err))
+        != OAUTH2_OK)
+    {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                      "oauth2: cannot prepare store \"%V\": %s",
+                      &mcf->store_path, err);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_oauth2_init_process(ngx_cycle_t *cycle)
+{
+    int                           dead;
+    u_char                        err[512];
+    ngx_http_oauth2_main_conf_t  *mcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    mcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_oauth2_module);
+
+    if (mcf == NULL || mcf->store_path.len == 0) {
+        return NGX_OK;
+    }
+
+    ngx_http_oauth2_worker_store =
+        oauth2_store_create((char *) mcf->store_path.data, mcf->mapsize);
+
+    if (ngx_http_oauth2_worker_store == NULL) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                      "oauth2: cannot allocate the store handle");
+        return NGX_OK;
+    }
+
+    if (oauth2_store_open(ngx_http_oauth2_worker_store, (char *) err,
+                          sizeof(err))
+        == OAUTH2_OK)
+    {
+        (void) oauth2_store_reader_check(ngx_http_oauth2_worker_store, &dead);
+
+        if (dead) {
+            ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                          "oauth2: cleared %d stale store readers", dead);
+        }
+
+    } else {
+        /* never NGX_ERROR: nginx would not respawn the worker */
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                      "oauth2: cannot open store \"%V\": %s, "
+                      "answering 503 and retrying",
+                      &mcf->store_path, err);
+    }
+
+    ngx_http_oauth2_timer_conn.fd = (ngx_socket_t) -1;
+    ngx_http_oauth2_timer.handler = ngx_http_oauth2_timer_handler;
+    ngx_http_oauth2_timer.log = cycle->log;
+    ngx_http_oauth2_timer.data = &ngx_http_oauth2_timer_conn;
+    ngx_http_oauth2_timer.cancelable = 1;
+
+    ngx_add_timer(&ngx_http_oauth2_timer,
+                  oauth2_store_is_open(ngx_http_oauth2_worker_store)
+                  ? NGX_HTTP_OAUTH2_READER_CHECK : NGX_HTTP_OAUTH2_RETRY);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_oauth2_timer_handler(ngx_event_t *ev)
+{
+    int              dead;
+    u_char           err[512];
+    oauth2_store_t  *store;
+
+    store = ngx_http_oauth2_worker_store;
+
+    if (ngx_exiting || ngx_terminate || store == NULL) {
+        return;
+    }
+
+    if (!oauth2_store_is_open(store)) {
+        if (oauth2_store_open(store, (char *) err, sizeof(err)) == OAUTH2_OK) {
+            ngx_log_error(NGX_LOG_NOTICE, ev->log, 0, "oauth2: store opened");
+        }
+    }
+
+    if (oauth2_store_is_open(store)
+        && oauth2_store_reader_check(store, &dead) == OAUTH2_OK
+        && dead)
+    {
+        ngx_log_error(NGX_LOG_NOTICE, ev->log, 0,
+                      "oauth2: cleared %d stale store readers", dead);
+    }
+
+    ngx_add_timer(ev, oauth2_store_is_open(store)
+                      ? NGX_HTTP_OAUTH2_READER_CHECK : NGX_HTTP_OAUTH2_RETRY);
+}
+
+
+static void
+ngx_http_oauth2_exit_process(ngx_cycle_t *cycle)
+{
+    if (ngx_http_oauth2_worker_store) {
+        oauth2_store_destroy(ngx_http_oauth2_worker_store);
+        ngx_http_oauth2_worker_store = NULL;
+    }
+}

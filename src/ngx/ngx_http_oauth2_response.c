@@ -1,0 +1,123 @@
+
+/*
+ * ngx_http_oauth2_module: writing the responses the core decided.
+ */
+
+
+#include "ngx_http_oauth2.h"
+
+
+static ngx_str_t  ngx_http_oauth2_json_type = ngx_string("application/json");
+static ngx_str_t  ngx_http_oauth2_no_store = ngx_string("no-store");
+static ngx_str_t  ngx_http_oauth2_no_cache = ngx_string("no-cache");
+static ngx_str_t  ngx_http_oauth2_basic = ngx_string("Basic realm=\"oauth2\"");
+static ngx_str_t  ngx_http_oauth2_post = ngx_string("POST");
+
+
+ngx_int_t
+ngx_http_oauth2_add_header(ngx_http_request_t *r, char *name,
+    ngx_str_t *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) name;
+    h->key.len = ngx_strlen(name);
+    h->value = *value;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Sends resp (status, JSON body, headers) with Cache-Control: no-store and
+ * Pragma: no-cache on every response (SECURITY.md R9).
+ */
+
+ngx_int_t
+ngx_http_oauth2_send_json(ngx_http_request_t *r, oauth2_response_t *resp)
+{
+    u_char       *p;
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_str_t     value;
+    ngx_chain_t   out;
+
+    r->headers_out.status = resp->status;
+    r->headers_out.content_length_n = resp->body_len;
+
+    if (resp->body_len) {
+        r->headers_out.content_type = ngx_http_oauth2_json_type;
+        r->headers_out.content_type_len = ngx_http_oauth2_json_type.len;
+        r->headers_out.content_type_lowcase = NULL;
+    }
+
+    if (ngx_http_oauth2_add_header(r, "Cache-Control",
+                                   &ngx_http_oauth2_no_store)
+            != NGX_OK
+        || ngx_http_oauth2_add_header(r, "Pragma", &ngx_http_oauth2_no_cache)
+            != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (resp->basic_challenge
+        && ngx_http_oauth2_add_header(r, "WWW-Authenticate",
+                                      &ngx_http_oauth2_basic)
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (resp->status == NGX_HTTP_NOT_ALLOWED
+        && ngx_http_oauth2_add_header(r, "Allow", &ngx_http_oauth2_post)
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (resp->retry_after) {
+        p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        value.data = p;
+        value.len = ngx_sprintf(p, "%ui", (ngx_uint_t) resp->retry_after) - p;
+
+        if (ngx_http_oauth2_add_header(r, "Retry-After", &value) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    if (resp->body_len == 0 || r->method == NGX_HTTP_HEAD) {
+        r->header_only = 1;
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->pos = resp->body;
+    b->last = resp->body + resp->body_len;
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
