@@ -27,7 +27,7 @@ MODULE     := $(BUILD)/ngx_http_oauth2_module.so
 ADMIN      := $(BUILD)/oauth2-admin
 CORE_LIB   := $(BUILD)/liboauth2core.a
 
-.PHONY: all core run test unit prove bench install clean deps
+.PHONY: all core run test unit prove bench install clean deps check-style
 
 all: $(MODULE) $(ADMIN)
 
@@ -80,7 +80,10 @@ unit: $(BUILD)/unit-tests
 prove: all
 	prove -r -I t/lib t/
 
-test: deps all unit prove
+check-style:
+	scripts/check-style
+
+test: deps all check-style unit prove
 
 bench: deps all
 	scripts/bench

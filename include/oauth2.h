@@ -56,11 +56,13 @@ int oauth2_store_prepare(const char *path, size_t mapsize, long uid, long gid,
     char *err, size_t errlen) OAUTH2_NOEXCEPT;
 
 /* Worker process, after fork.  Does not open: see oauth2_store_open(). */
-oauth2_store_t *oauth2_store_create(const char *path, size_t mapsize) OAUTH2_NOEXCEPT;
+oauth2_store_t *oauth2_store_create(const char *path, size_t mapsize)
+    OAUTH2_NOEXCEPT;
 void oauth2_store_destroy(oauth2_store_t *store) OAUTH2_NOEXCEPT;
 
 /* opens the environment if it is not open (or was closed after a panic) */
-int oauth2_store_open(oauth2_store_t *store, char *err, size_t errlen) OAUTH2_NOEXCEPT;
+int oauth2_store_open(oauth2_store_t *store, char *err, size_t errlen)
+    OAUTH2_NOEXCEPT;
 int oauth2_store_is_open(oauth2_store_t *store) OAUTH2_NOEXCEPT;
 
 /* clears reader slots of dead processes; *dead gets how many */
@@ -160,7 +162,8 @@ typedef struct {
 
 
 int oauth2_validate(oauth2_store_t *store, const oauth2_validate_req_t *req,
-    oauth2_alloc_pt alloc, void *ctx, oauth2_validate_res_t *res) OAUTH2_NOEXCEPT;
+    oauth2_alloc_pt alloc, void *ctx, oauth2_validate_res_t *res)
+    OAUTH2_NOEXCEPT;
 
 
 /* --------------------------------------------------------------- checks */

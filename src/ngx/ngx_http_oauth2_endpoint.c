@@ -399,12 +399,21 @@ ngx_http_oauth2_collect_body(ngx_http_request_t *r, ngx_str_t *body)
         b = cl->buf;
         size = ngx_buf_size(b);
 
+        if (size == 0) {
+            /* e.g. the last_buf of a chunked body */
+            continue;
+        }
+
         if (ngx_buf_in_memory(b)) {
             p = ngx_cpymem(p, b->pos, (size_t) size);
             continue;
         }
 
         /* bodies over client_body_buffer_size are in a temp file (R8) */
+
+        if (!b->in_file || b->file == NULL) {
+            return NGX_ERROR;
+        }
 
         n = ngx_read_file(b->file, p, (size_t) size, b->file_pos);
 

@@ -177,14 +177,23 @@ ngx_http_oauth2_store(ngx_log_t *log)
     u_char           err[256];
     oauth2_store_t  *store;
 
+    static time_t    last_try;
+
     store = ngx_http_oauth2_worker_store;
 
     if (store == NULL) {
         return NULL;
     }
 
-    if (!oauth2_store_is_open(store)) {
-        /* lazily, so that a store that comes back is used at once */
+    if (!oauth2_store_is_open(store) && last_try != ngx_time()) {
+
+        /*
+         * lazily, at most once a second, so that a store that comes back
+         * is used at once; the core answers 503 while it is closed
+         */
+
+        last_try = ngx_time();
+
         if (oauth2_store_open(store, (char *) err, sizeof(err)) != OAUTH2_OK) {
             return store;
         }
@@ -428,7 +437,7 @@ ngx_http_oauth2_store_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     ngx_http_oauth2_main_conf_t *mcf = conf;
 
-    ssize_t     size;
+    off_t       size;
     ngx_str_t  *value, s, name;
 
     if (mcf->store_path.len) {
@@ -462,9 +471,11 @@ ngx_http_oauth2_store_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         s.data = value[2].data + 5;
         s.len = value[2].len - 5;
 
-        size = ngx_parse_size(&s);
+        size = ngx_parse_offset(&s);
 
-        if (size == NGX_ERROR || size < 1024 * 1024) {
+        if (size == NGX_ERROR || size < 1024 * 1024
+            || (uint64_t) size > (uint64_t) NGX_MAX_SIZE_T_VALUE)
+        {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid size \"%V\" of \"oauth2_store\", "
                                "it must be at least 1m", &value[2]);

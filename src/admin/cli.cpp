@@ -1,0 +1,337 @@
+// The frame of oauth2-admin: parsing, --help, messages and JSON output.
+
+#include "cli.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <iterator>
+#include <new>
+
+#include "codec.hpp"
+#include "crypto.hpp"
+#include "json.hpp"
+
+namespace oauth2::admin {
+namespace {
+
+// s made safe for a terminal: controls, C1 controls and the bytes of
+// invalid UTF-8 become \xNN, and a long string is cut.
+std::string printable(std::string_view s) {
+  constexpr size_t kMaxShown = 80;
+  const bool utf8 = valid_utf8(s);
+  std::string out;
+  for (size_t i = 0; i < s.size(); i++) {
+    if (out.size() >= kMaxShown) {
+      out += "...";
+      break;
+    }
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    bool c1 = c == 0xC2 && i + 1 < s.size() &&
+              static_cast<unsigned char>(s[i + 1]) <= 0x9F;
+    if (c < 0x20 || c == 0x7F || (c >= 0x80 && (!utf8 || c1))) {
+      char buf[8];
+      snprintf(buf, sizeof(buf), "\\x%02X", c);
+      out += buf;
+      if (c1) {
+        snprintf(buf, sizeof(buf), "\\x%02X",
+                 static_cast<unsigned char>(s[++i]));
+        out += buf;
+      }
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  return out;
+}
+
+const OptionSpec kGlobalOptions[] = {
+    {"store", true, false},
+    {"realm", true, false},
+};
+
+const char kGlobalHelp[] =
+    "Global options, before or after the command:\n"
+    "  --store <dir>    the store directory (default ./var/store)\n"
+    "  --realm <name>   the realm of the records (default \"default\")\n"
+    "  -h, --help       show help; 'oauth2-admin <command> --help' for one "
+    "command\n";
+
+std::vector<std::string_view> split_words(std::string_view s) {
+  std::vector<std::string_view> out;
+  size_t pos = 0;
+  while (pos < s.size()) {
+    size_t sp = s.find(' ', pos);
+    if (sp == std::string_view::npos) sp = s.size();
+    out.push_back(s.substr(pos, sp - pos));
+    pos = sp + 1;
+  }
+  return out;
+}
+
+// Whether words is a prefix of the command's words (or all of them).
+bool starts_with_words(const Command& c, const std::vector<std::string>& w) {
+  auto cw = split_words(c.words);
+  if (w.size() > cw.size()) return false;
+  for (size_t i = 0; i < w.size(); i++) {
+    if (cw[i] != w[i]) return false;
+  }
+  return true;
+}
+
+const Command* find_command(const Commands& commands,
+                            const std::vector<std::string>& words,
+                            bool* is_prefix) {
+  *is_prefix = false;
+  for (const Command* c : commands) {
+    if (!starts_with_words(*c, words)) continue;
+    if (split_words(c->words).size() == words.size()) return c;
+    *is_prefix = true;
+  }
+  return nullptr;
+}
+
+const OptionSpec* find_option(const OptionSpec* specs, size_t n,
+                              std::string_view name) {
+  for (size_t i = 0; i < n; i++) {
+    if (specs[i].name == name) return &specs[i];
+  }
+  return nullptr;
+}
+
+// A separate argument that cannot be an option's value: `--name --grant x`
+// is a missing name, not a name "--grant".  Write `--name=--x` for that.
+bool looks_like_option(std::string_view arg) {
+  return arg == "-h" || arg.substr(0, 2) == "--";
+}
+
+// Appends to out without leaving a copy of it behind when out grows: the
+// output of `app add` holds the client secret.
+void append_wiping(std::string& out, const char* p, size_t n) {
+  if (out.size() + n > out.capacity()) {
+    std::string bigger;
+    bigger.reserve(2 * (out.size() + n) + 256);
+    bigger.append(out);
+    wipe(out);
+    out.swap(bigger);
+  }
+  out.append(p, n);
+}
+
+int dump_to_string(const char* buffer, size_t size, void* data) {
+  try {
+    append_wiping(*static_cast<std::string*>(data), buffer, size);
+    return 0;
+  } catch (...) {
+    return -1;
+  }
+}
+
+}  // namespace
+
+std::string quoted(std::string_view s) { return "'" + printable(s) + "'"; }
+
+std::string errno_text(const std::string& what) {
+  return what + ": " + std::strerror(errno);
+}
+
+std::vector<std::string> Invocation::values(std::string_view name) const {
+  std::vector<std::string> out;
+  for (const auto& o : options) {
+    if (o.first == name) out.push_back(o.second);
+  }
+  return out;
+}
+
+std::optional<std::string> Invocation::value(std::string_view name) const {
+  for (const auto& o : options) {
+    if (o.first == name) return o.second;
+  }
+  return std::nullopt;
+}
+
+std::string joined_words(const Invocation& inv) {
+  std::string out;
+  for (const auto& w : inv.words) out += " " + w;
+  return out;
+}
+
+Invocation parse_args(int argc, char** argv, const Commands& commands) {
+  Invocation inv;
+  auto fail = [&inv](std::string msg) {
+    if (!inv.error) inv.error = std::move(msg);
+  };
+  bool options_done = false;  // after "--"
+  bool words_done = false;    // after an unknown command word
+  for (int i = 1; i < argc; i++) {
+    std::string_view arg = argv[i];
+    if (!options_done && arg == "--") {
+      options_done = true;
+      continue;
+    }
+    if (!options_done && (arg == "-h" || arg == "--help")) {
+      inv.help = true;
+      continue;
+    }
+    if (!options_done && arg.size() > 1 && arg[0] == '-') {
+      if (arg.substr(0, 2) != "--") {
+        fail("unknown option " + quoted(arg));
+        continue;
+      }
+      std::string_view name = arg.substr(2);
+      std::optional<std::string_view> inline_value;
+      if (size_t eq = name.find('='); eq != std::string_view::npos) {
+        inline_value = name.substr(eq + 1);
+        name = name.substr(0, eq);
+      }
+      const OptionSpec* spec =
+          find_option(kGlobalOptions, std::size(kGlobalOptions), name);
+      const bool global = spec != nullptr;
+      if (!spec && inv.command) {
+        spec = find_option(inv.command->options, inv.command->n_options, name);
+      }
+      if (!spec) {
+        fail("unknown option " + quoted(std::string("--") += name) +
+             (inv.command ? "" : " (command options follow the command)"));
+        continue;
+      }
+      std::string opt = "--" + std::string(name);
+      std::string value;
+      if (spec->takes_value) {
+        if (inline_value) {
+          value = *inline_value;
+        } else if (i + 1 < argc && !looks_like_option(argv[i + 1])) {
+          value = argv[++i];
+        } else {
+          fail(opt + " needs a value");
+          continue;
+        }
+      } else if (inline_value) {
+        fail(opt + " takes no value");
+        continue;
+      }
+      if (global) {  // the last one wins, so a wrapper can set defaults
+        (name == "store" ? inv.store : inv.realm) = std::move(value);
+      } else {
+        if (!spec->repeatable && inv.has(name)) fail(opt + " given twice");
+        inv.options.emplace_back(name, std::move(value));
+      }
+      continue;
+    }
+    if (inv.command || words_done) {
+      inv.operands.emplace_back(arg);
+      continue;
+    }
+    inv.words.emplace_back(arg);
+    bool prefix = false;
+    inv.command = find_command(commands, inv.words, &prefix);
+    if (!inv.command && !prefix) {
+      fail("unknown command " + quoted(joined_words(inv).substr(1)));
+      inv.words.pop_back();
+      words_done = true;
+    }
+  }
+  return inv;
+}
+
+int print_help(const Invocation& inv, const Commands& commands) {
+  std::string text;
+  if (inv.command) {
+    text = inv.command->usage;
+  } else {
+    std::string prefix = joined_words(inv);
+    text = "usage: oauth2-admin [--store <dir>] [--realm <name>]" + prefix +
+           " <command> [<args>]\n\n";
+    if (inv.words.empty()) {
+      text +=
+          "Manages the applications (OAuth 2 clients) in the store of\n"
+          "ngx_http_oauth2_module.  Results are JSON on stdout; errors go "
+          "to\nstderr, with exit status 2 for a usage error and 1 for any "
+          "other.\n\n";
+    }
+    text += "Commands:\n";
+    for (const Command* c : commands) {
+      if (!starts_with_words(*c, inv.words)) continue;
+      std::string left = std::string(c->words);
+      if (!c->operands.empty()) left += " " + std::string(c->operands);
+      char line[160];
+      snprintf(line, sizeof(line), "  %-34s %s\n", left.c_str(), c->summary);
+      text += line;
+    }
+  }
+  text += "\n";
+  text += kGlobalHelp;
+  fputs(text.c_str(), stdout);
+  return fflush(stdout) == 0 ? 0 : kExitFailure;
+}
+
+void check_invocation(const Invocation& inv) {
+  if (inv.error) throw UsageError(*inv.error);
+  if (!inv.command) {
+    if (inv.words.empty()) throw UsageError("missing command");
+    throw UsageError("missing subcommand after " +
+                     quoted(joined_words(inv).substr(1)));
+  }
+  const Command& c = *inv.command;
+  if (inv.operands.size() < c.min_operands) {
+    throw UsageError(std::string(c.words) + " needs " +
+                     std::string(c.operands));
+  }
+  if (inv.operands.size() > c.max_operands) {
+    throw UsageError("unexpected argument " +
+                     quoted(inv.operands[c.max_operands]));
+  }
+  if (inv.store.empty()) throw UsageError("--store: empty directory name");
+  if (!valid_realm(inv.realm)) {
+    throw UsageError("--realm: invalid realm " + quoted(inv.realm));
+  }
+}
+
+void print_json(const json_t* j) {
+  std::string out;
+  struct Wiper {
+    std::string& s;
+    ~Wiper() { wipe(s); }
+  } wiper{out};
+  if (json_dump_callback(j, dump_to_string, &out,
+                         JSON_PRESERVE_ORDER | JSON_ENCODE_ANY) != 0) {
+    throw std::runtime_error("cannot format the result");
+  }
+  append_wiping(out, "\n", 1);
+  size_t done = 0;
+  while (done < out.size()) {
+    ssize_t n = write(STDOUT_FILENO, out.data() + done, out.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw std::runtime_error(errno_text("cannot write to stdout"));
+    done += static_cast<size_t>(n);
+  }
+}
+
+json_t* checked(json_t* j) {
+  if (!j) throw std::runtime_error("invalid data (not UTF-8?) in the store");
+  return j;
+}
+
+void set_member(json_t* obj, const char* key, json_t* value) {
+  if (json_object_set_new(obj, key, checked(value)) != 0) {
+    throw std::bad_alloc();
+  }
+}
+
+json_t* string_json(const std::string& s) {
+  return checked(json_stringn(s.data(), s.size()));
+}
+
+json_t* strings_json(const std::vector<std::string>& v) {
+  Json arr(checked(json_array()));
+  for (const auto& s : v) {
+    if (json_array_append_new(arr.get(), string_json(s)) != 0) {
+      throw std::bad_alloc();
+    }
+  }
+  return arr.release();
+}
+
+}  // namespace oauth2::admin

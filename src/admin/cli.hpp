@@ -1,0 +1,108 @@
+// The frame of oauth2-admin: a table of subcommands, the command line
+// parser, --help, JSON output and the opening of the store.  Each group of
+// subcommands (apps.cpp; later the daemon, `serve`) adds its Command
+// entries to the table that main.cpp hands to the parser.
+
+#pragma once
+
+#include <jansson.h>
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "store.hpp"
+
+namespace oauth2::admin {
+
+constexpr const char* kProg = "oauth2-admin";
+constexpr const char* kDefaultStore = "./var/store";
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+// A bad command line: reported with a hint to --help, exit 2.  Thrown only
+// before the store is opened.
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct OptionSpec {
+  std::string_view name;  // without the leading "--"
+  bool takes_value;
+  bool repeatable;
+};
+
+struct Invocation;
+
+struct Command {
+  std::string_view words;     // "app add"
+  std::string_view operands;  // "<client_id>", for the command lists
+  const char* summary;        // one line for the command lists
+  const char* usage;          // --help, before the global options
+  const OptionSpec* options;
+  size_t n_options;
+  size_t min_operands;
+  size_t max_operands;
+  int (*run)(const Invocation&);  // the exit status
+};
+
+using Commands = std::vector<const Command*>;
+
+// A parsed command line.  The first usage error is kept, not thrown, so
+// that --help anywhere still wins.
+struct Invocation {
+  std::string store = kDefaultStore;
+  std::string realm = kDefaultRealm;
+  bool help = false;
+  std::vector<std::string> words;  // the command words matched so far
+  const Command* command = nullptr;
+  std::vector<std::string> operands;
+  std::vector<std::pair<std::string, std::string>> options;  // in order
+  std::optional<std::string> error;
+
+  std::vector<std::string> values(std::string_view name) const;
+  std::optional<std::string> value(std::string_view name) const;
+  bool has(std::string_view name) const { return value(name).has_value(); }
+};
+
+// The groups of subcommands.
+void add_app_commands(Commands& out);
+
+// Global options (--store, --realm, --help) anywhere; a command's options
+// after its words; "--" ends the options.
+Invocation parse_args(int argc, char** argv, const Commands& commands);
+// Prints --help for the command, its group or the program; the exit status.
+int print_help(const Invocation& inv, const Commands& commands);
+// Throws UsageError for the recorded error, a missing command, a wrong
+// number of operands, an empty --store or an invalid --realm.
+void check_invocation(const Invocation& inv);
+// " app add": the words matched, each after a space.
+std::string joined_words(const Invocation& inv);
+
+// s made safe for a terminal and quoted: 'x\x1B'.
+std::string quoted(std::string_view s);
+// what + ": " + strerror(errno).
+std::string errno_text(const std::string& what);
+
+// Writes j and a newline to fd 1, unbuffered, leaving no copy of the text
+// in freed memory (it may hold a secret); throws if it cannot.
+void print_json(const json_t* j);
+// jansson constructors return NULL on failure (no memory, invalid UTF-8).
+json_t* checked(json_t* j);
+void set_member(json_t* obj, const char* key, json_t* value);  // steals
+json_t* string_json(const std::string& s);
+json_t* strings_json(const std::vector<std::string>& v);
+
+// The store of the invocation.  With create, mkdir -p (the store itself
+// 0750) and LMDB creates its files; without, a store that does not exist
+// yet is an empty one: nullptr, nothing created.  Run as root on a store
+// that belongs to another user, the process becomes that user first.
+std::unique_ptr<Store> open_store(const Invocation& inv, bool create);
+
+}  // namespace oauth2::admin

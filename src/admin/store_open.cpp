@@ -1,0 +1,112 @@
+// Opening the store from the command line: creating its directory, and
+// the ownership rules for a CLI run as root on a store nginx's workers use.
+
+#include <fcntl.h>
+#include <grp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <stdexcept>
+
+#include "cli.hpp"
+
+namespace oauth2::admin {
+namespace {
+
+// mkdir -p, intermediate directories 0755 and the store itself 0750 (when
+// run as root it stays root's: nginx's master gives it to the workers'
+// user at its next start).
+void make_store_dir(std::string path) {
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  struct stat st;
+  if (stat(path.c_str(), &st) == 0 || errno != ENOENT) return;
+  for (size_t pos = path.find('/', 1); pos != std::string::npos;
+       pos = path.find('/', pos + 1)) {
+    std::string parent = path.substr(0, pos);
+    if (parent.back() == '/' || stat(parent.c_str(), &st) == 0) continue;
+    if (mkdir(parent.c_str(), 0755) != 0 && errno != EEXIST) {
+      throw std::runtime_error(errno_text("cannot create " + parent));
+    }
+  }
+  if (mkdir(path.c_str(), 0750) != 0) {
+    if (errno == EEXIST) return;
+    throw std::runtime_error(errno_text("cannot create " + path));
+  }
+  if (chmod(path.c_str(), 0750) != 0) {  // whatever the umask
+    throw std::runtime_error(errno_text("cannot chmod " + path));
+  }
+}
+
+// Run as root on a store that belongs to another user (nginx's master
+// gives it to the workers' user): give that user the files an earlier root
+// run may have left, then become that user for good, so that LMDB creates
+// and writes its files as the workers would.  Root never opens a file in a
+// directory another user controls: a symlink planted there is skipped here
+// (O_NOFOLLOW, fchown) and followed later with that user's rights only.
+void become_store_owner(const std::string& path) {
+  if (geteuid() != 0) return;
+  int dfd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) throw std::runtime_error(errno_text("cannot open " + path));
+  struct stat dir;
+  bool ok = fstat(dfd, &dir) == 0;
+  std::string failed = "cannot stat " + path;
+  if (ok && dir.st_uid != 0) {
+    for (const char* name : {"data.mdb", "lock.mdb"}) {
+      int fd =
+          openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+      if (fd < 0) {
+        if (errno == ENOENT || errno == ELOOP) continue;
+        ok = false;
+        failed = "cannot open " + path + "/" + name;
+        break;
+      }
+      struct stat st;
+      ok = fstat(fd, &st) == 0;
+      if (ok && S_ISREG(st.st_mode) &&
+          (st.st_uid != dir.st_uid || st.st_gid != dir.st_gid)) {
+        ok = fchown(fd, dir.st_uid, dir.st_gid) == 0;
+      }
+      int saved = errno;
+      close(fd);
+      errno = saved;
+      if (!ok) {
+        failed = "cannot chown " + path + "/" + name;
+        break;
+      }
+    }
+  }
+  int saved = errno;
+  close(dfd);
+  errno = saved;
+  if (!ok) throw std::runtime_error(errno_text(failed));
+  if (dir.st_uid == 0) return;
+  if (setgroups(1, &dir.st_gid) != 0 || setgid(dir.st_gid) != 0 ||
+      setuid(dir.st_uid) != 0 || geteuid() != dir.st_uid) {
+    throw std::runtime_error(
+        errno_text("cannot switch to the owner of " + path));
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<Store> open_store(const Invocation& inv, bool create) {
+  if (create) {
+    make_store_dir(inv.store);
+  } else {
+    struct stat st;
+    if (stat(inv.store.c_str(), &st) != 0) {
+      if (errno == ENOENT) return nullptr;
+      throw std::runtime_error(errno_text("cannot stat " + inv.store));
+    }
+    if (!S_ISDIR(st.st_mode)) {
+      throw std::runtime_error(inv.store + " is not a directory");
+    }
+    std::string data = inv.store + "/data.mdb";
+    if (lstat(data.c_str(), &st) != 0 && errno == ENOENT) return nullptr;
+  }
+  become_store_owner(inv.store);
+  return std::make_unique<Store>(inv.store, kDefaultMapSize);
+}
+
+}  // namespace oauth2::admin
