@@ -1,6 +1,8 @@
 #include "store.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -437,12 +439,64 @@ bool Txn::delete_token(std::string_view realm, const Digest& hash) {
 // ------------------------------------------------------------- prepare
 
 void prepare_store(const std::string& path, size_t mapsize, long uid, long gid) {
-  { Store s(path, mapsize); }
-  if (uid < 0 && gid < 0) return;
-  for (std::string p : {path, path + "/data.mdb", path + "/lock.mdb"}) {
-    if (chown(p.c_str(), static_cast<uid_t>(uid), static_cast<gid_t>(gid)) != 0) {
+  mkdir_p(path);
+  if (uid < 0 && gid < 0) {
+    Store s(path, mapsize);
+    return;
+  }
+
+  // The directory and any files root left (oauth2-admin run before nginx)
+  // go to the workers' user.  Never follow a symlink: the directory belongs
+  // to that user, who could plant one pointing anywhere.
+  for (const char* name : {"", "data.mdb", "lock.mdb"}) {
+    std::string p = *name ? path + "/" + name : path;
+    struct stat st;
+    if (lstat(p.c_str(), &st) != 0) continue;
+    if (fchownat(AT_FDCWD, p.c_str(), static_cast<uid_t>(uid),
+                 static_cast<gid_t>(gid), AT_SYMLINK_NOFOLLOW) != 0) {
       throw std::runtime_error("chown " + p + ": " + strerror(errno));
     }
+  }
+
+  // Create or validate the environment as that user, in a child process,
+  // so that root never opens files inside a directory another user owns.
+  int fds[2];
+  if (pipe(fds) != 0) throw std::runtime_error("pipe: " + std::string(strerror(errno)));
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    throw std::runtime_error("fork: " + std::string(strerror(errno)));
+  }
+  if (pid == 0) {
+    close(fds[0]);
+    std::string msg;
+    if (setgid(static_cast<gid_t>(gid)) != 0 || setuid(static_cast<uid_t>(uid)) != 0) {
+      msg = std::string("setuid: ") + strerror(errno);
+    } else {
+      try {
+        Store s(path, mapsize);
+      } catch (const std::exception& e) {
+        msg = e.what();
+      }
+    }
+    if (!msg.empty()) {
+      ssize_t n = write(fds[1], msg.data(), msg.size());
+      (void)n;
+    }
+    _exit(msg.empty() ? 0 : 1);
+  }
+  close(fds[1]);
+  char buf[512];
+  std::string msg;
+  ssize_t n;
+  while ((n = read(fds[0], buf, sizeof(buf))) > 0) msg.append(buf, static_cast<size_t>(n));
+  close(fds[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    throw std::runtime_error(msg.empty() ? "store check failed" : msg);
   }
 }
 

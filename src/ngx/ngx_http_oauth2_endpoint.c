@@ -15,6 +15,9 @@ typedef struct {
     ngx_http_oauth2_loc_conf_t  *conf;
     ngx_shm_zone_t              *zone;
     oauth2_op_t                 *op;
+#if (NGX_THREADS)
+    ngx_event_t                  guard;
+#endif
 } ngx_http_oauth2_endpoint_ctx_t;
 
 
@@ -35,6 +38,7 @@ static void ngx_http_oauth2_client_failed(void *data,
 #if (NGX_THREADS)
 static void ngx_http_oauth2_thread_handler(void *data, ngx_log_t *log);
 static void ngx_http_oauth2_thread_event_handler(ngx_event_t *ev);
+static void ngx_http_oauth2_guard_handler(ngx_event_t *ev);
 #endif
 
 
@@ -267,6 +271,16 @@ ngx_http_oauth2_process(ngx_http_request_t *r, ngx_str_t *body)
         r->main->blocked++;
         r->aio = 1;
 
+        /*
+         * A timer that is not cancelable keeps a gracefully exiting worker
+         * (reload, SIGQUIT) alive until the write is done and answered.
+         */
+
+        ectx->guard.handler = ngx_http_oauth2_guard_handler;
+        ectx->guard.data = ectx;
+        ectx->guard.log = r->connection->log;
+        ngx_add_timer(&ectx->guard, 86400000);
+
         return NGX_DONE;
     }
 
@@ -339,6 +353,10 @@ ngx_http_oauth2_thread_event_handler(ngx_event_t *ev)
     r->main->blocked--;
     r->aio = 0;
 
+    if (ectx->guard.timer_set) {
+        ngx_del_timer(&ectx->guard);
+    }
+
     ngx_memzero(&resp, sizeof(oauth2_response_t));
 
     if (oauth2_op_finish(ectx->op, ngx_http_oauth2_palloc, r->pool, &resp)
@@ -354,6 +372,15 @@ ngx_http_oauth2_thread_event_handler(ngx_event_t *ev)
 
     ngx_http_finalize_request(r, rc);
     ngx_http_run_posted_requests(c);
+}
+
+
+
+static void
+ngx_http_oauth2_guard_handler(ngx_event_t *ev)
+{
+    ngx_log_error(NGX_LOG_ALERT, ev->log, 0,
+                  "oauth2: a store write has run for a day");
 }
 
 #endif
