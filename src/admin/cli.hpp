@@ -73,6 +73,7 @@ struct Invocation {
 
 // The groups of subcommands.
 void add_app_commands(Commands& out);
+void add_token_commands(Commands& out);
 
 // Global options (--store, --realm, --help) anywhere; a command's options
 // after its words; "--" ends the options.

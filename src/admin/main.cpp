@@ -22,6 +22,7 @@ namespace {
 Commands commands() {
   Commands all;
   add_app_commands(all);
+  add_token_commands(all);
   return all;
 }
 

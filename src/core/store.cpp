@@ -436,6 +436,33 @@ bool Txn::delete_token(std::string_view realm, const Digest& hash) {
   return true;
 }
 
+size_t Txn::purge_expired(std::string_view realm, int64_t now, size_t max) {
+  std::string prefix = realm_prefix(realm);
+  std::vector<std::pair<Digest, std::string>> doomed;  // hash, client_id
+  MDB_cursor* cur = nullptr;
+  check(mdb_cursor_open(txn_, store_->tokens_, &cur), "mdb_cursor_open");
+  MDB_val k = val(prefix), v;
+  int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+  while (rc == MDB_SUCCESS && doomed.size() < max) {
+    std::string_view key = view(k);
+    if (key.size() != prefix.size() + 32 ||
+        key.substr(0, prefix.size()) != prefix) {
+      break;
+    }
+    auto t = decode_token(view(v));
+    if (t && now >= t->expires_at) {
+      Digest d;
+      std::memcpy(d.data(), key.data() + prefix.size(), 32);
+      doomed.emplace_back(d, std::move(t->client_id));
+    }
+    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+  }
+  mdb_cursor_close(cur);
+  if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) throw StoreError("purge", rc);
+  for (const auto& [hash, client] : doomed) delete_token(realm, hash);
+  return doomed.size();
+}
+
 // ------------------------------------------------------------- prepare
 
 void prepare_store(const std::string& path, size_t mapsize, long uid, long gid) {

@@ -88,6 +88,8 @@ class Txn {
   // false if a token with this hash exists (never overwritten)
   bool put_token(std::string_view realm, const Digest& hash, const Token& t);
   bool delete_token(std::string_view realm, const Digest& hash);
+  // deletes up to max tokens of the realm expired at now; how many it did
+  size_t purge_expired(std::string_view realm, int64_t now, size_t max);
 
   void commit();
 
