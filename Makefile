@@ -27,7 +27,8 @@ MODULE     := $(BUILD)/ngx_http_oauth2_module.so
 ADMIN      := $(BUILD)/oauth2-admin
 CORE_LIB   := $(BUILD)/liboauth2core.a
 
-.PHONY: all core run test unit prove bench install clean deps check-style
+.PHONY: all core run test unit prove bench install clean deps check-style \
+        asan asan-test
 
 all: $(MODULE) $(ADMIN)
 
@@ -54,7 +55,7 @@ $(BUILD)/nginx/Makefile: config config.make
 	@mkdir -p $(BUILD)
 	rm -rf $(BUILD)/nginx-src && cp -r $(NGINX_SRC) $(BUILD)/nginx-src
 	cd $(BUILD)/nginx-src && . ./conf_flags && \
-	    ./configure "$${NGX_CONF_FLAGS[@]}" \
+	    OAUTH2_BUILD=$(CURDIR)/$(BUILD) ./configure "$${NGX_CONF_FLAGS[@]}" \
 	        --with-cc-opt="$(SANITIZE)" --with-ld-opt="$(SANITIZE)" \
 	        --add-dynamic-module=$(CURDIR) --builddir=$(CURDIR)/$(BUILD)/nginx \
 	        > $(CURDIR)/$(BUILD)/configure.log 2>&1 || \
@@ -83,14 +84,30 @@ prove: all
 check-style:
 	scripts/check-style
 
-test: deps all check-style unit prove
+test: deps all check-style unit prove asan-test
 
 bench: deps all
 	scripts/bench
+
+# The module and the CLI built with AddressSanitizer and UBSan, and the
+# prove suite run against them (SECURITY.md R11, R81).  nginx itself is
+# Debian's: scripts/nginx-asan preloads the sanitizer runtime into it.
+ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
+              -fno-sanitize-recover=undefined
+
+asan:
+	$(MAKE) BUILD=build-asan SANITIZE="$(ASAN_FLAGS)" OPT="-O1 -g" all
+
+asan-test: asan
+	TEST_NGINX_BINARY=$(CURDIR)/scripts/nginx-asan \
+	TEST_OAUTH2_MODULE=$(CURDIR)/build-asan/ngx_http_oauth2_module.so \
+	TEST_OAUTH2_ADMIN=$(CURDIR)/build-asan/oauth2-admin \
+	ASAN_OPTIONS=detect_leaks=0 \
+	    prove -r -I t/lib t/
 
 install: all
 	install -D -m 0644 $(MODULE) $(DESTDIR)/usr/lib/nginx/modules/ngx_http_oauth2_module.so
 	install -D -m 0755 $(ADMIN) $(DESTDIR)/usr/local/bin/oauth2-admin
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf build build-asan

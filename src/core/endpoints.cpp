@@ -405,7 +405,10 @@ Validation validate(Store& store, const oauth2_validate_req_t& req) {
 
   if (req.has_authorization) {
     std::string_view h = sv(req.authorization);
-    if (iequals(auth_scheme(h), "Bearer")) {
+    // "Bearer" followed by the end, a space or a tab (R61: Bearer<TAB>x
+    // is a malformed Bearer credential, not another scheme)
+    if (h.size() >= 6 && iequals(h.substr(0, 6), "Bearer") &&
+        (h.size() == 6 || h[6] == ' ' || h[6] == '\t')) {
       bearer = true;
       if (h.size() <= 7 || h[6] != ' ') {
         v.result = OAUTH2_INVALID_REQUEST;

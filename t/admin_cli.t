@@ -1,0 +1,170 @@
+# oauth2-admin (README "oauth2-admin"; SECURITY.md R16, R71)
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use JSON::PP;
+use Test::More;
+use OAuth2Test;
+
+OAuth2Test::require_build('admin');
+
+my $t = OAuth2Test->new;
+my $store = $t->store;
+my $json = JSON::PP->new;
+sub dj { my $j = eval { $json->decode($_[0]) }; return $j }
+
+# app add, --store before the subcommand
+my ($code, $out, $err) = $t->admin_raw('--store', $store, 'app', 'add',
+    '--name', 'cli', '--grant', 'client_credentials');
+is($code, 0, '--store before the subcommand: exit 0') or diag($err);
+my $app = dj($out);
+ok($app, 'app add prints JSON') or diag($out);
+is_deeply([sort keys %{$app // {}}], [sort qw(client_id client_secret name
+    client_type grant_types scope redirect_uris auth_method
+    access_token_ttl created_at)], 'app add prints exactly the README fields');
+is($app->{name}, 'cli', 'name is cli');
+is_deeply($app->{grant_types}, ['client_credentials'],
+    'grant_types is ["client_credentials"]');
+is(ref $app->{redirect_uris}, 'ARRAY', 'redirect_uris is an array');
+is($app->{client_type}, 'confidential', 'client_type confidential');
+like($app->{client_secret} // '', qr/^\S{43,}$/,
+    'client_secret has at least 43 chars (256 bits, R71)');
+like($app->{client_id} // '', qr/^[A-Za-z0-9_\-.~]+$/,
+    'client_id is URL-safe');
+
+# --store after the subcommand
+($code, $out, $err) = $t->admin_raw('app', 'add', '--name', 'cli2',
+    '--grant', 'client_credentials', '--scope', 'read', '--store', $store);
+is($code, 0, '--store after the subcommand: exit 0') or diag($err);
+my $app2 = dj($out) // {};
+is($app2->{scope}, 'read', '--scope read recorded');
+($code, $out, $err) = $t->admin_raw('app', 'list', '--store', $store);
+is($code, 0, 'app list with --store last: exit 0');
+
+# app list
+($code, $out, $err) = $t->admin('app', 'list');
+is($code, 0, 'app list: exit 0');
+my $list = dj($out);
+ok($list, 'app list prints JSON') or diag($out);
+my @apps = ref $list eq 'ARRAY' ? @$list
+    : ref $list eq 'HASH' && ref $list->{apps} eq 'ARRAY' ? @{$list->{apps}}
+    : ();
+is(scalar @apps, 2, 'app list shows the two apps');
+my ($l) = grep { ($_->{client_id} // '') eq $app->{client_id} } @apps;
+ok($l, 'app list shows the first app');
+ok(!exists $l->{client_secret}, 'app list has no client_secret');
+unlike($out, qr/\Q$app->{client_secret}\E/,
+    'app list output never contains the secret');
+
+# app show
+($code, $out, $err) = $t->admin('app', 'show', $app->{client_id});
+is($code, 0, 'app show: exit 0');
+my $show = dj($out) // {};
+is($show->{client_id}, $app->{client_id}, 'app show: client_id');
+is($show->{name}, 'cli', 'app show: name');
+ok(!exists $show->{client_secret}, 'app show has no client_secret');
+unlike($out, qr/\Q$app->{client_secret}\E/, 'app show never prints the secret');
+($code, $out, $err) = $t->admin('app', 'show', 'no-such-id');
+is($code, 1, 'app show unknown id: exit 1');
+like($err, qr/\S/, 'app show unknown id: message on stderr');
+
+# options
+my $pub = $t->new_app(name => 'pub', public => 1);
+is($pub->{client_type}, 'public', '--public: client_type public');
+ok(!defined $pub->{client_secret} || $pub->{client_secret} eq '',
+    '--public: no secret');
+my $pm = $t->new_app(name => 'pm', auth_method => 'client_secret_post',
+    ttl => 60);
+is($pm->{auth_method}, 'client_secret_post', '--auth-method recorded');
+is($pm->{access_token_ttl}, 60, '--access-token-ttl recorded');
+my $multi = $t->new_app(name => 'multi',
+    grant => ['client_credentials', 'authorization_code'],
+    redirect_uris => ['https://client.example/cb']);
+is_deeply([sort @{$multi->{grant_types}}],
+    [qw(authorization_code client_credentials)], 'two --grant options');
+is_deeply($multi->{redirect_uris}, ['https://client.example/cb'],
+    '--redirect-uri recorded');
+
+# app delete
+($code, $out, $err) = $t->admin('app', 'delete', $app2->{client_id});
+is($code, 0, 'app delete: exit 0') or diag($err);
+($code, $out, $err) = $t->admin('app', 'show', $app2->{client_id});
+isnt($code, 0, 'app show after delete: non-zero exit');
+like($err, qr/\S/, 'app show after delete: message on stderr');
+($code, $out, $err) = $t->admin('app', 'delete', $app2->{client_id});
+isnt($code, 0, 'deleting twice: non-zero exit');
+
+sub count_apps {
+    my ($c, $o) = $t->admin('app', 'list');
+    my $l = dj($o);
+    return ref $l eq 'ARRAY' ? scalar @$l
+        : ref $l eq 'HASH' && ref $l->{apps} eq 'ARRAY' ? scalar @{$l->{apps}}
+        : -1;
+}
+my $n = count_apps();
+
+# usage errors: exit 2, stderr, nothing created
+for my $c (
+    [[qw(frobnicate)], 'unknown command'],
+    [[qw(app frobnicate)], 'unknown app subcommand'],
+    [[qw(app add --grant client_credentials)], 'missing --name'],
+    [[qw(app add --name x --grant bogus)], 'bad --grant value'],
+    [[qw(app add --name x --grant client_credentials --auth-method bogus)],
+        'bad --auth-method'],
+    [[qw(app add --name x --grant client_credentials --access-token-ttl abc)],
+        'bad --access-token-ttl'],
+    [[qw(app add --name x --grant client_credentials --bogus)],
+        'unknown option'],
+    [[qw(app add --name)], '--name without a value'],
+    [[qw(app show)], 'app show without an id'],
+    [[qw(app delete)], 'app delete without an id'],
+)
+{
+    my ($args, $name) = @$c;
+    my ($code, $out, $err) = $t->admin(@$args);
+    is($code, 2, "$name: exit 2");
+    like($err, qr/\S/, "$name: message on stderr");
+    is($out, '', "$name: nothing on stdout");
+}
+is(count_apps(), $n, 'usage errors created nothing');
+
+# redirect URI registration rules (R22)
+for my $u ('javascript:alert(1)', 'http://client.example/cb',
+    'https://client.example/cb#frag', "https://client.example/cb\nx",
+    'relative/path', 'https://user@client.example/cb')
+{
+    my ($code, $out, $err) = $t->admin(qw(app add --name r --grant
+        authorization_code --redirect-uri), $u);
+    isnt($code, 0, "redirect uri '" . ($u =~ s/\n/\\n/r) . "' rejected (R22)");
+}
+is(count_apps(), $n, 'rejected registrations created nothing');
+
+# --help
+for my $args ([qw(app add --help)], [qw(--help)], [qw(app list --help)],
+    [qw(app show --help)], [qw(app delete --help)])
+{
+    my ($code, $out, $err) = $t->admin(@$args);
+    is($code, 0, "@$args: exit 0");
+    like($out . $err, qr/usage/i, "@$args: prints usage");
+}
+my ($hc, $ho) = $t->admin(qw(app add --help));
+like($ho, qr/--name/, 'app add --help mentions --name');
+
+# default store path ./var/store
+my $cwd = $t->dir . '/cwd';
+mkdir $cwd;
+my $pid = fork // die;
+if (!$pid) {
+    chdir $cwd or POSIX::_exit(1);
+    open STDOUT, '>', '/dev/null';
+    open STDERR, '>', '/dev/null';
+    no warnings "exec";
+    exec { $OAuth2Test::ADMIN } $OAuth2Test::ADMIN, 'app', 'add', '--name',
+        'd', '--grant', 'client_credentials';
+    POSIX::_exit(127);
+}
+waitpid $pid, 0;
+ok(-d "$cwd/var/store", 'without --store the store is ./var/store');
+
+$t->done_testing;

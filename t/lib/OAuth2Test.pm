@@ -1,0 +1,662 @@
+package OAuth2Test;
+
+# Black-box test harness for ngx_http_oauth2_module, modelled on
+# nginx-tests' Test::Nginx.  Core Perl only.
+#
+#   my $t = OAuth2Test->new;
+#   my $app = $t->new_app;
+#   $t->write_config($http_block)->run;
+#   my $r = $t->token($app->{client_id}, $app->{client_secret});
+#   ...
+#   $t->done_testing;     # stops nginx, checks error.log, done_testing()
+#
+# KEEP=1 keeps the temp dir; VERBOSE=1 prints it.
+
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use Errno ();
+use File::Basename qw(dirname);
+use File::Temp qw(tempdir);
+use IO::Select;
+use IO::Socket::INET;
+use JSON::PP ();
+use MIME::Base64 qw(encode_base64);
+use POSIX qw(WNOHANG);
+use Test::More ();
+use Time::HiRes qw(sleep time);
+
+our $ROOT = abs_path(dirname(__FILE__) . '/../..');
+our $NGINX = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
+our $MODULE = $ENV{TEST_OAUTH2_MODULE}
+    || "$ROOT/build/ngx_http_oauth2_module.so";
+our $ADMIN = $ENV{TEST_OAUTH2_ADMIN} || "$ROOT/build/oauth2-admin";
+
+my @INSTANCES;
+my $JSON = JSON::PP->new->canonical;
+
+# The default server block most tests use.
+our $DEFAULT_SERVER = <<'EOF';
+oauth2_store %%STORE%%;
+server {
+    # reuseport: the kernel spreads connections over the workers, so that
+    # a handful of requests reaches every worker (R66)
+    listen 127.0.0.1:%%PORT%% reuseport;
+    add_header X-Pid $pid always;
+    location = /o/token/ { oauth2_token; }
+    location = /api/auth/token/ { oauth2_token; }
+    location = /auth/token/ { oauth2_token; }
+    location = /o/revoke_token/ { oauth2_revoke; }
+    location /protected/ { auth_oauth2 "api"; alias %%DIR%%/html/; }
+    location /scoped/ {
+        auth_oauth2 "api";
+        auth_oauth2_scope admin;
+        alias %%DIR%%/html/;
+    }
+    location /open/ { alias %%DIR%%/html/; }
+%%EXTRA_SERVER%%
+}
+EOF
+
+sub new {
+    my ($class, %opts) = @_;
+    my $dir = tempdir('o2t-XXXXXX', TMPDIR => 1,
+        CLEANUP => !$ENV{KEEP});
+    # workers run as nobody (root master, no "user" directive): they must
+    # be able to reach the store and the html below this directory
+    chmod 0755, $dir or die "chmod $dir: $!";
+    mkdir "$dir/html" or die "mkdir: $!";
+    chmod 0755, "$dir/html";
+    open my $fh, '>', "$dir/html/index.html" or die "html: $!";
+    print $fh "hello\n";
+    close $fh;
+    chmod 0644, "$dir/html/index.html";
+    Test::More::diag("test dir: $dir") if $ENV{VERBOSE} || $ENV{KEEP};
+
+    my $self = bless {
+        dir => $dir,
+        workers => $opts{workers} // 2,
+        ports => {},
+        expect_log => [],
+        running => 0,
+    }, $class;
+    $self->port;    # allocate the main port now
+    push @INSTANCES, $self;
+    return $self;
+}
+
+sub dir { $_[0]{dir} }
+sub store { "$_[0]{dir}/store" }
+sub error_log { "$_[0]{dir}/error.log" }
+
+sub have_build {
+    my ($what) = @_;
+    return -x $ADMIN if ($what // '') eq 'admin';
+    return -f $MODULE && -x $ADMIN;
+}
+
+# stop the whole run unless the module and CLI are built: a missing
+# build is a failure, never a skip (require_build('admin'): only the CLI)
+sub require_build {
+    return if have_build(@_);
+    Test::More::BAIL_OUT("$MODULE or $ADMIN missing (run make)");
+}
+
+############################################################ ports
+
+sub _free_port {
+    for (1 .. 50) {
+        my $s = IO::Socket::INET->new(
+            LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp',
+            Listen => 1, ReuseAddr => 1) or next;
+        my $p = $s->sockport;
+        close $s;
+        return $p if $p > 1024;
+    }
+    die "no free port";
+}
+
+# $t->port (main) or $t->port(1), $t->port(2) ...
+sub port {
+    my ($self, $n) = @_;
+    $n //= 0;
+    $self->{ports}{$n} //= _free_port();
+    return $self->{ports}{$n};
+}
+
+############################################################ config
+
+sub expect_log {
+    my ($self, @re) = @_;
+    push @{$self->{expect_log}}, @re;
+    return $self;
+}
+
+sub _subst {
+    my ($self, $text) = @_;
+    $text =~ s/%%EXTRA_SERVER%%//g;
+    $text =~ s/%%PORT_(\d+)%%/$self->port($1)/ge;
+    $text =~ s/%%PORT%%/$self->port/ge;
+    $text =~ s/%%STORE%%/$self->store/ge;
+    $text =~ s/%%DIR%%/$self->{dir}/g;
+    return $text;
+}
+
+# $t->default_http(extra_http => '...', extra_server => '...')
+sub default_http {
+    my ($self, %o) = @_;
+    my $s = $DEFAULT_SERVER;
+    my $extra_server = $o{extra_server} // '';
+    $s =~ s/%%EXTRA_SERVER%%/$extra_server/;
+    return ($o{extra_http} // '') . "\n" . $s;
+}
+
+# write_config($http_text, main => '...', workers => n, user => 'nobody')
+sub write_config {
+    my ($self, $http, %o) = @_;
+    my $dir = $self->{dir};
+    my $workers = $o{workers} // $self->{workers};
+    $self->{workers} = $workers;
+    my $conf = '';
+    $conf .= "load_module $MODULE;\n" unless $o{no_module};
+    $conf .= "user $o{user};\n" if $o{user};
+    $conf .= <<"EOF";
+worker_processes $workers;
+daemon on;
+master_process on;
+pid $dir/nginx.pid;
+error_log $dir/error.log info;
+EOF
+    $conf .= ($o{main} // '') . "\n";
+    $conf .= <<"EOF";
+events { worker_connections 1024; }
+http {
+    access_log $dir/access.log;
+    client_body_temp_path $dir/client_body_temp;
+    proxy_temp_path $dir/proxy_temp;
+    fastcgi_temp_path $dir/fastcgi_temp;
+    uwsgi_temp_path $dir/uwsgi_temp;
+    scgi_temp_path $dir/scgi_temp;
+    default_type application/octet-stream;
+EOF
+    $conf .= $self->_subst($http) . "\n}\n";
+    my $file = $o{file} // "$dir/nginx.conf";
+    open my $fh, '>', $file or die "$file: $!";
+    print $fh $conf;
+    close $fh;
+    return $self;
+}
+
+sub write_default_config {
+    my ($self, %o) = @_;
+    my $workers = delete $o{workers};
+    return $self->write_config($self->default_http(%o),
+        defined $workers ? (workers => $workers) : ());
+}
+
+############################################################ processes
+
+# runs a command, returns (exit code, stdout, stderr)
+sub _run_cmd {
+    my ($self, @cmd) = @_;
+    my $out = "$self->{dir}/.cmd.out.$$";
+    my $err = "$self->{dir}/.cmd.err.$$";
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', $out or POSIX::_exit(127);
+        open STDERR, '>', $err or POSIX::_exit(127);
+        exec { $cmd[0] } @cmd or POSIX::_exit(127);
+    }
+    waitpid $pid, 0;
+    my $code = $? & 127 ? 128 + ($? & 127) : $? >> 8;
+    my ($o, $e) = (_slurp($out), _slurp($err));
+    unlink $out, $err;
+    return ($code, $o, $e);
+}
+
+sub _slurp {
+    my ($f) = @_;
+    open my $fh, '<', $f or return '';
+    local $/;
+    my $s = <$fh>;
+    return $s // '';
+}
+
+sub nginx_t {
+    my ($self, %o) = @_;
+    my $dir = $self->{dir};
+    my $conf = $o{file} // "$dir/nginx.conf";
+    my ($code, $out, $err) = $self->_run_cmd($NGINX, '-t', '-p', "$dir/",
+        '-c', $conf, '-e', "$dir/nginx-t.log");
+    return ($code, $out . $err . _slurp("$dir/nginx-t.log"));
+}
+
+sub master_pid {
+    my ($self) = @_;
+    my $p = _slurp("$self->{dir}/nginx.pid");
+    $p =~ s/\s+//g;
+    return $p =~ /^\d+$/ ? $p : undef;
+}
+
+sub _alive { my ($pid) = @_; return $pid && kill(0, $pid) }
+
+sub run {
+    my ($self) = @_;
+    my $dir = $self->{dir};
+    die "write_config first" unless -f "$dir/nginx.conf";
+    my ($code, $out, $err) = $self->_run_cmd($NGINX, '-p', "$dir/",
+        '-c', "$dir/nginx.conf", '-e', "$dir/error.log");
+    if ($code != 0) {
+        die "nginx failed to start (exit $code):\n$out$err\n"
+            . _slurp("$dir/error.log");
+    }
+    $self->{running} = 1;
+    $self->_wait_port($self->port)
+        or die "nginx does not accept on port " . $self->port . "\n"
+        . _slurp("$dir/error.log");
+    $self->_wait_workers(5);
+    return $self;
+}
+
+sub _wait_port {
+    my ($self, $port) = @_;
+    for (1 .. 100) {
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+            PeerPort => $port, Proto => 'tcp');
+        if ($s) { close $s; return 1 }
+        sleep 0.05;
+    }
+    return 0;
+}
+
+# pids of the master's children (the workers)
+sub worker_pids {
+    my ($self) = @_;
+    my $master = $self->master_pid or return ();
+    my @pids;
+    opendir my $dh, '/proc' or return ();
+    for my $pid (grep { /^\d+$/ } readdir $dh) {
+        my $stat = _slurp("/proc/$pid/stat") or next;
+        # pid (comm) state ppid ...
+        next unless $stat =~ /^\d+ \((.*)\) \S+ (\d+)/s;
+        next unless $2 == $master;
+        my $cmdline = _slurp("/proc/$pid/cmdline");
+        next unless $cmdline =~ /worker process/;
+        next if $cmdline =~ /shutting down/;
+        push @pids, $pid;
+    }
+    closedir $dh;
+    @pids = sort { $a <=> $b } @pids;
+    return @pids;
+}
+
+sub _wait_workers {
+    my ($self, $secs, @old) = @_;
+    my %old = map { $_ => 1 } @old;
+    my $end = time + $secs;
+    while (time < $end) {
+        my @w = grep { !$old{$_} } $self->worker_pids;
+        my @still = grep { _alive($_) } @old;
+        return 1 if @w >= $self->{workers} && !@still;
+        sleep 0.05;
+    }
+    return 0;
+}
+
+sub reload {
+    my ($self) = @_;
+    my @old = $self->worker_pids;
+    my ($code, $out, $err) = $self->_run_cmd($NGINX, '-p', "$self->{dir}/",
+        '-c', "$self->{dir}/nginx.conf", '-e', "$self->{dir}/error.log",
+        '-s', 'reload');
+    die "nginx -s reload failed: $out$err" if $code;
+    $self->_wait_workers(5, @old);
+    return $self;
+}
+
+sub stop {
+    my ($self) = @_;
+    return $self unless $self->{running};
+    $self->{running} = 0;
+    my $pid = $self->master_pid or return $self;
+    kill 'QUIT', $pid;
+    my $end = time + 10;
+    sleep 0.05 while _alive($pid) && time < $end;
+    if (_alive($pid)) {
+        kill 'TERM', $pid;
+        sleep 1;
+        kill 'KILL', $pid if _alive($pid);
+    }
+    return $self;
+}
+
+############################################################ admin CLI
+
+# admin(@args): runs oauth2-admin --store <store> @args
+sub admin {
+    my ($self, @args) = @_;
+    return $self->_run_cmd($ADMIN, '--store', $self->store, @args);
+}
+
+# admin_raw(@args): no --store added
+sub admin_raw {
+    my ($self, @args) = @_;
+    return $self->_run_cmd($ADMIN, @args);
+}
+
+sub admin_json {
+    my ($self, @args) = @_;
+    my ($code, $out, $err) = $self->admin(@args);
+    die "oauth2-admin @args: exit $code: $err" if $code != 0;
+    my $j = eval { $JSON->decode($out) };
+    die "oauth2-admin @args: not JSON: $out" unless defined $j;
+    return $j;
+}
+
+# new_app(name => 'x', grant => [..] | 'g', scope => '..', public => 1,
+#         auth_method => '..', ttl => n)
+sub new_app {
+    my ($self, %a) = @_;
+    my @args = ('app', 'add', '--name', $a{name} // 'test-app');
+    # a public client cannot register client_credentials (RFC 6749 4.4):
+    # public apps default to authorization_code with one redirect URI
+    if ($a{public} && !$a{grant}) {
+        $a{grant} = 'authorization_code';
+        $a{redirect_uris} //= ['https://client.example/cb'];
+    }
+    my $g = $a{grant} // 'client_credentials';
+    push @args, '--grant', $_ for ref $g ? @$g : ($g);
+    push @args, '--scope', $a{scope} if defined $a{scope};
+    push @args, '--public' if $a{public};
+    push @args, '--auth-method', $a{auth_method} if $a{auth_method};
+    push @args, '--access-token-ttl', $a{ttl} if defined $a{ttl};
+    push @args, '--redirect-uri', $_ for @{$a{redirect_uris} // []};
+    return $self->admin_json(@args);
+}
+
+############################################################ HTTP
+
+# form-encode per application/x-www-form-urlencoded
+sub form_encode {
+    my ($s) = @_;
+    $s =~ s/([^A-Za-z0-9\-._~ ])/sprintf('%%%02X', ord $1)/ge;
+    $s =~ tr/ /+/;
+    return $s;
+}
+
+sub form {
+    my (@pairs) = @_;
+    my @p;
+    while (@pairs) {
+        my ($k, $v) = splice @pairs, 0, 2;
+        push @p, form_encode($k) . '=' . form_encode($v);
+    }
+    return join '&', @p;
+}
+
+sub basic {
+    my ($self, $id, $secret) = @_;
+    return 'Basic ' . encode_base64(
+        form_encode($id) . ':' . form_encode($secret), '');
+}
+
+# http($raw_request, timeout => s): sends the bytes, reads to EOF
+sub http {
+    my ($self, $raw, %o) = @_;
+    my $port = $o{port} // $self->port;
+    my $timeout = $o{timeout} // 10;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+        PeerPort => $port, Proto => 'tcp', Timeout => 5);
+    unless ($s) {
+        return { status => 0, headers => {}, body => '', raw => '',
+            error => "connect: $!" };
+    }
+    binmode $s;
+    $s->autoflush(1);
+    my $off = 0;
+    local $SIG{PIPE} = 'IGNORE';
+    while ($off < length $raw) {
+        my $n = syswrite $s, $raw, length($raw) - $off, $off;
+        last unless defined $n;    # server may close early (413 ...)
+        $off += $n;
+    }
+    my $buf = '';
+    my $sel = IO::Select->new($s);
+    my $end = time + $timeout;
+    my $timed_out = 0;
+    while (1) {
+        my $left = $end - time;
+        if ($left <= 0 || !$sel->can_read($left)) { $timed_out = 1; last }
+        my $n = sysread $s, $buf, 65536, length $buf;
+        last unless $n;
+    }
+    close $s;
+    my $r = parse_response($buf);
+    $r->{timeout} = 1 if $timed_out;
+    return $r;
+}
+
+sub parse_response {
+    my ($buf) = @_;
+    my $r = { status => 0, headers => {}, body => '', raw => $buf };
+    # interim responses (100 Continue) precede the real one
+    1 while $buf =~
+        s{^HTTP/\d\.\d 1\d\d[^\r\n]*\r\n(?:[^\r\n]+\r\n)*\r\n}{};
+    my ($head, $body) = split /\r\n\r\n/, $buf, 2;
+    return $r unless defined $head && $head =~ m{^HTTP/\d\.\d (\d{3})};
+    $r->{status} = $1;
+    my @lines = split /\r\n/, $head;
+    shift @lines;
+    for my $l (@lines) {
+        my ($k, $v) = $l =~ /^([^:]+):\s*(.*?)\s*$/ or next;
+        push @{$r->{headers}{lc $k}}, $v;
+    }
+    $body //= '';
+    if (grep { /chunked/i } @{$r->{headers}{'transfer-encoding'} // []}) {
+        my $out = '';
+        while ($body =~ s/^([0-9a-fA-F]+)[^\r\n]*\r\n//) {
+            my $n = hex $1;
+            last if $n == 0;
+            $out .= substr $body, 0, $n, '';
+            $body =~ s/^\r\n//;
+        }
+        $body = $out;
+    }
+    $r->{body} = $body;
+    my $ct = $r->{headers}{'content-type'}[0] // '';
+    if ($ct =~ m{^application/json}i || $body =~ /^\s*\{/) {
+        $r->{json} = eval { JSON::PP->new->decode($body) };
+    }
+    return $r;
+}
+
+# header($r, name): the first value, or undef
+sub header {
+    my ($r, $name) = @_;
+    return $r->{headers}{lc $name} ? $r->{headers}{lc $name}[0] : undef;
+}
+
+# request(method, path, headers => [k, v, k, v ...], body => ...)
+# Host and Connection: close are added; Content-Length unless
+# no_length => 1 or a Transfer-Encoding header is given.
+sub request {
+    my ($self, $method, $path, %o) = @_;
+    my @h = @{$o{headers} // []};
+    my $raw = "$method $path HTTP/1.1\r\nHost: localhost\r\n"
+        . "Connection: close\r\n";
+    my $te = 0;
+    while (@h) {
+        my ($k, $v) = splice @h, 0, 2;
+        next unless defined $v;
+        $te = 1 if lc $k eq 'transfer-encoding';
+        $raw .= "$k: $v\r\n";
+    }
+    if (defined $o{body} && !$te && !$o{no_length}) {
+        $raw .= 'Content-Length: ' . length($o{body}) . "\r\n";
+    }
+    $raw .= "\r\n";
+    $raw .= $o{body} if defined $o{body};
+    return $self->http($raw, %o);
+}
+
+# post_form($path, $body, Header => value, ...): Content-Type form unless
+# given (undef removes it); a value may be an arrayref (repeated header)
+sub post_form {
+    my ($self, $path, $body, @hdr) = @_;
+    my @h;
+    my $have_ct = 0;
+    while (@hdr) {
+        my ($k, $v) = splice @hdr, 0, 2;
+        $have_ct = 1 if lc $k eq 'content-type';
+        push @h, map { ($k, $_) } ref $v ? @$v : ($v);
+    }
+    unshift @h, 'Content-Type', 'application/x-www-form-urlencoded'
+        unless $have_ct;
+    return $self->request('POST', $path, headers => \@h, body => $body);
+}
+
+sub get {
+    my ($self, $path, @hdr) = @_;
+    my @h;
+    while (@hdr) {
+        my ($k, $v) = splice @hdr, 0, 2;
+        push @h, map { ($k, $_) } ref $v ? @$v : ($v);
+    }
+    return $self->request('GET', $path, headers => \@h);
+}
+
+# token($id, $secret, path => '/o/token/', auth => 'basic'|'post'|'none',
+#       scope => '..', extra => 'k=v&..', headers => [...])
+# returns the response (with ->{json})
+sub token {
+    my ($self, $id, $secret, %o) = @_;
+    my $path = $o{path} // '/o/token/';
+    my $auth = $o{auth} // 'basic';
+    my @body = (grant_type => $o{grant_type} // 'client_credentials');
+    push @body, scope => $o{scope} if defined $o{scope};
+    my @h = @{$o{headers} // []};
+    if ($auth eq 'basic') {
+        push @h, Authorization => $self->basic($id, $secret);
+    } elsif ($auth eq 'post') {
+        push @body, client_id => $id;
+        push @body, client_secret => $secret if defined $secret;
+    }
+    my $body = form(@body);
+    $body .= "&$o{extra}" if defined $o{extra};
+    return $self->post_form($path, $body, @h);
+}
+
+# access_token($app, %opts): the token string, or dies
+sub access_token {
+    my ($self, $app, %o) = @_;
+    my $r = $self->token($app->{client_id}, $app->{client_secret}, %o);
+    die "token request failed: $r->{status} $r->{body}"
+        unless $r->{status} == 200 && $r->{json}{access_token};
+    return $r->{json}{access_token};
+}
+
+# revoke($id, $secret, $token, auth => 'basic'|'post')
+sub revoke {
+    my ($self, $id, $secret, $token, %o) = @_;
+    my $auth = $o{auth} // 'basic';
+    my @body = (defined $token ? (token => $token) : ());
+    my @h;
+    if ($auth eq 'basic') {
+        push @h, Authorization => $self->basic($id, $secret);
+    } else {
+        push @body, client_id => $id;
+        push @body, client_secret => $secret if defined $secret;
+    }
+    return $self->post_form($o{path} // '/o/revoke_token/', form(@body), @h);
+}
+
+sub bearer_get {
+    my ($self, $path, $token) = @_;
+    return $self->get($path, Authorization => "Bearer $token");
+}
+
+############################################################ assertions
+
+# RFC 6749 5.2 error checks (R9, R10): status, JSON, error, no-store,
+# Pragma, error_description charset.  Several assertions, one per line.
+sub oauth_error_ok {
+    my ($self, $r, $status, $error, $name) = @_;
+    my $ok = 1;
+    $ok &= Test::More::is($r->{status}, $status, "$name: status $status");
+    $ok &= Test::More::is(ref $r->{json} eq 'HASH' ? $r->{json}{error}
+        : "(not JSON: " . substr($r->{body}, 0, 200) . ")",
+        $error, "$name: error $error");
+    $ok &= $self->no_store_ok($r, $name);
+    my $d = ref $r->{json} eq 'HASH' ? $r->{json}{error_description} : undef;
+    $ok &= Test::More::ok(!defined $d
+        || $d =~ /^[\x20\x21\x23-\x5B\x5D-\x7E]*$/,
+        "$name: error_description charset (R10)");
+    Test::More::diag("response was: $r->{raw}") unless $ok;
+    return $ok;
+}
+
+# Cache-Control: no-store, Pragma: no-cache, JSON content type (R9)
+sub no_store_ok {
+    my ($self, $r, $name) = @_;
+    my $cc = join ',', @{$r->{headers}{'cache-control'} // []};
+    my $ok = Test::More::ok(
+        (grep { lc($_) eq 'no-store' } map { s/^\s+|\s+$//gr }
+            split /,/, $cc),
+        "$name: Cache-Control no-store (R9)");
+    $ok &= Test::More::like(header($r, 'Pragma') // '', qr/no-cache/i,
+        "$name: Pragma no-cache (R9)");
+    if (length $r->{body}) {
+        $ok &= Test::More::like(header($r, 'Content-Type') // '',
+            qr{^application/json}i, "$name: Content-Type JSON (R9)");
+    }
+    return $ok;
+}
+
+############################################################ end
+
+sub log_problems {
+    my ($self) = @_;
+    my @bad;
+    for my $line (split /\n/, _slurp($self->error_log)) {
+        next unless $line =~ /\[(?:alert|crit|emerg)\]|exited on signal
+            |AddressSanitizer|runtime\ error:|LeakSanitizer/x;
+        next if grep { $line =~ $_ } @{$self->{expect_log}};
+        push @bad, $line;
+    }
+    return @bad;
+}
+
+sub check_log {
+    my ($self) = @_;
+    my @bad = $self->log_problems;
+    Test::More::ok(!@bad, "error.log has no unexpected alert/crit/emerg/"
+        . "signal/sanitizer lines ($self->{dir})")
+        or Test::More::diag(join "\n", @bad);
+}
+
+sub done {
+    my ($self) = @_;
+    $self->stop;
+    $self->check_log;
+    $self->{done} = 1;
+}
+
+# stops every instance, checks every log, then Test::More::done_testing
+sub done_testing {
+    my ($self) = @_;
+    for my $t (@INSTANCES) {
+        $t->done unless $t->{done};
+    }
+    Test::More::done_testing();
+}
+
+END {
+    local $?;
+    for my $t (@INSTANCES) {
+        eval { $t->stop };
+    }
+}
+
+1;
