@@ -99,6 +99,12 @@ std::optional<std::string> form_decode(std::string_view s) {
 }
 
 Form::Status Form::parse(std::string_view body) {
+  Status st = parse_all(body);
+  if (st != Status::kOk) params_.clear();  // never a partial parse
+  return st;
+}
+
+Form::Status Form::parse_all(std::string_view body) {
   params_.clear();
   if (body.empty()) return Status::kOk;
   size_t pos = 0;

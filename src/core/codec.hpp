@@ -31,6 +31,8 @@ class Form {
   bool has(std::string_view name) const { return get(name).has_value(); }
 
  private:
+  Status parse_all(std::string_view body);
+
   std::vector<std::pair<std::string, std::string>> params_;
 };
 

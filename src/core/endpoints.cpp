@@ -1,6 +1,7 @@
 #include "endpoints.hpp"
 
 #include <algorithm>
+#include <climits>
 
 #include "codec.hpp"
 #include "json.hpp"
@@ -358,7 +359,9 @@ EndpointResult token_endpoint(Store& store, const oauth2_endpoint_req_t& req) {
   t.issued_at = req.now;
   int64_t ttl = client.access_token_ttl > 0 ? client.access_token_ttl
                                             : req.access_token_ttl;
-  t.expires_at = req.now + std::max<int64_t>(1, ttl);
+  ttl = std::max<int64_t>(1, ttl);
+  // R80: saturate instead of overflowing on an absurd clock
+  t.expires_at = req.now > INT64_MAX - ttl ? INT64_MAX : req.now + ttl;
   t.client_id = client.client_id;
   t.scope = std::move(*scope);
 

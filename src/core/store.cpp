@@ -111,24 +111,30 @@ std::optional<Token> decode_token(std::string_view v) {
   return t;
 }
 
+json_t* json_str(const std::string& s) {
+  json_t* j = json_stringn(s.data(), s.size());
+  if (!j) throw std::invalid_argument("a client field is not valid UTF-8");
+  return j;
+}
+
 json_t* string_array(const std::vector<std::string>& v) {
   json_t* a = json_array();
-  for (const auto& s : v) json_array_append_new(a, json_stringn(s.data(), s.size()));
+  for (const auto& s : v) json_array_append_new(a, json_str(s));
   return a;
 }
 
 std::string encode_client(const Client& c) {
   Json j(json_object());
   json_object_set_new(j.get(), "v", json_integer(1));
-  json_object_set_new(j.get(), "client_id", json_string(c.client_id.c_str()));
-  json_object_set_new(j.get(), "name", json_stringn(c.name.data(), c.name.size()));
-  json_object_set_new(j.get(), "secret_hash", json_string(c.secret_hash.c_str()));
+  json_object_set_new(j.get(), "client_id", json_str(c.client_id));
+  json_object_set_new(j.get(), "name", json_str(c.name));
+  json_object_set_new(j.get(), "secret_hash", json_str(c.secret_hash));
   json_object_set_new(j.get(), "client_type",
                       json_string(c.confidential ? "confidential" : "public"));
   json_object_set_new(j.get(), "grant_types", string_array(c.grant_types));
-  json_object_set_new(j.get(), "scope", json_string(c.scope.c_str()));
+  json_object_set_new(j.get(), "scope", json_str(c.scope));
   json_object_set_new(j.get(), "redirect_uris", string_array(c.redirect_uris));
-  json_object_set_new(j.get(), "auth_method", json_string(c.auth_method.c_str()));
+  json_object_set_new(j.get(), "auth_method", json_str(c.auth_method));
   json_object_set_new(j.get(), "access_token_ttl", json_integer(c.access_token_ttl));
   json_object_set_new(j.get(), "created_at", json_integer(c.created_at));
   json_object_set_new(j.get(), "disabled", json_boolean(c.disabled));
@@ -196,8 +202,31 @@ bool valid_realm(std::string_view realm) {
 }
 
 bool valid_client_id(std::string_view id) {
-  return !id.empty() && id.size() <= kMaxClientId;
+  return !id.empty() && id.size() <= kMaxClientId && valid_utf8(id) &&
+         !has_control(id);
 }
+
+namespace {
+
+// Every string of a client record is stored as JSON text: valid UTF-8 and
+// no NUL, or it would not come back byte for byte.
+bool storable(const Client& c) {
+  auto ok = [](const std::string& s) {
+    return valid_utf8(s) && s.find('\0') == std::string::npos;
+  };
+  if (!valid_client_id(c.client_id) || !valid_realm(c.realm)) return false;
+  for (const std::string* s : {&c.name, &c.secret_hash, &c.scope, &c.auth_method}) {
+    if (!ok(*s)) return false;
+  }
+  for (const auto& v : {&c.grant_types, &c.redirect_uris}) {
+    for (const auto& s : *v) {
+      if (!ok(s)) return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
 
 bool Client::allows_grant(std::string_view grant) const {
   return std::find(grant_types.begin(), grant_types.end(), grant) !=
@@ -360,6 +389,7 @@ std::optional<Token> Txn::get_token(std::string_view realm, const Digest& hash) 
 }
 
 bool Txn::put_client(const Client& c, bool create) {
+  if (!storable(c)) return false;
   std::string key = client_key(c.realm, c.client_id);
   MDB_val k = val(key), v;
   int rc = mdb_get(txn_, store_->clients_, &k, &v);

@@ -1,0 +1,625 @@
+// Unit tests of src/core/store: the LMDB store and its transactions.  Every
+// test gets a fresh environment in its own temporary directory.
+// Requirement numbers refer to /work/shared/SECURITY.md.
+
+#include "store.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "crypto.hpp"
+#include "test_helpers.hpp"
+
+using oauth2::Client;
+using oauth2::Digest;
+using oauth2::Store;
+using oauth2::Token;
+using oauth2::TokenType;
+using oauth2_test::bytes;
+
+namespace {
+
+constexpr size_t kMapSize = size_t(64) << 20;
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::make_unique<oauth2_test::TempDir>();
+    path_ = dir_->path() + "/store";
+    store_ = std::make_unique<Store>(path_, kMapSize);
+  }
+
+  void TearDown() override {
+    store_.reset();  // close the environment before removing its files
+    dir_.reset();
+  }
+
+  // closes and reopens the environment (never two at once: LMDB forbids
+  // opening one environment twice in a process)
+  void reopen() {
+    store_.reset();
+    store_ = std::make_unique<Store>(path_, kMapSize);
+  }
+
+  static Client make_client(std::string id, std::string realm = "default") {
+    Client c;
+    c.realm = std::move(realm);
+    c.client_id = std::move(id);
+    c.name = "name of " + c.client_id;
+    c.secret_hash = oauth2::hash_secret("s3cret");
+    c.grant_types = {"client_credentials"};
+    return c;
+  }
+
+  static Token make_token(std::string client_id, int64_t now = 1000) {
+    Token t;
+    t.type = TokenType::kAccess;
+    t.issued_at = now;
+    t.expires_at = now + 3600;
+    t.client_id = std::move(client_id);
+    t.scope = "read write";
+    return t;
+  }
+
+  bool put_client(const Client& c, bool create = true) {
+    auto txn = store_->write();
+    bool ok = txn.put_client(c, create);
+    txn.commit();
+    return ok;
+  }
+
+  bool put_token(std::string_view realm, const Digest& h, const Token& t) {
+    auto txn = store_->write();
+    bool ok = txn.put_token(realm, h, t);
+    txn.commit();
+    return ok;
+  }
+
+  std::optional<Client> get_client(std::string_view realm,
+                                   std::string_view id) {
+    auto txn = store_->read();
+    return txn.get_client(realm, id);
+  }
+
+  std::optional<Token> get_token(std::string_view realm, const Digest& h) {
+    auto txn = store_->read();
+    return txn.get_token(realm, h);
+  }
+
+  std::unique_ptr<oauth2_test::TempDir> dir_;
+  std::string path_;
+  std::unique_ptr<Store> store_;
+};
+
+// ------------------------------------------------------------- clients
+
+TEST_F(StoreTest, PutGetListDeleteClients) {
+  Client a = make_client("alpha");
+  a.confidential = true;
+  a.grant_types = {"client_credentials", "password"};
+  a.scope = "read write";
+  a.redirect_uris = {"https://a.example/cb", "https://a.example/cb2"};
+  a.auth_method = "client_secret_basic";
+  a.access_token_ttl = 600;
+  a.created_at = 1700000000;
+  a.disabled = true;
+  Client b = make_client("beta");
+  b.confidential = false;
+  b.secret_hash.clear();
+
+  ASSERT_TRUE(put_client(a));
+  ASSERT_TRUE(put_client(b));
+
+  auto got = get_client("default", "alpha");
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->realm, "default");
+  EXPECT_EQ(got->client_id, "alpha");
+  EXPECT_EQ(got->name, a.name);
+  EXPECT_EQ(got->secret_hash, a.secret_hash);
+  EXPECT_TRUE(got->confidential);
+  EXPECT_EQ(got->grant_types, a.grant_types);
+  EXPECT_EQ(got->scope, "read write");
+  EXPECT_EQ(got->redirect_uris, a.redirect_uris);
+  EXPECT_EQ(got->auth_method, "client_secret_basic");
+  EXPECT_EQ(got->access_token_ttl, 600);
+  EXPECT_EQ(got->created_at, 1700000000);
+  EXPECT_TRUE(got->disabled);
+  EXPECT_TRUE(got->allows_grant("password"));
+  EXPECT_FALSE(got->allows_grant("authorization_code"));
+  EXPECT_TRUE(oauth2::verify_secret("s3cret", got->secret_hash));
+
+  auto pub = get_client("default", "beta");
+  ASSERT_TRUE(pub.has_value());
+  EXPECT_FALSE(pub->confidential);
+  EXPECT_TRUE(pub->secret_hash.empty());
+  EXPECT_FALSE(pub->disabled);
+
+  {
+    auto txn = store_->read();
+    auto all = txn.list_clients("default");
+    ASSERT_EQ(all.size(), 2u);
+    std::vector<std::string> ids = {all[0].client_id, all[1].client_id};
+    std::sort(ids.begin(), ids.end());
+    EXPECT_EQ(ids, (std::vector<std::string>{"alpha", "beta"}));
+  }
+
+  {
+    auto txn = store_->write();
+    EXPECT_TRUE(txn.delete_client("default", "alpha"));
+    EXPECT_FALSE(txn.delete_client("default", "alpha"));
+    EXPECT_FALSE(txn.delete_client("default", "nobody"));
+    txn.commit();
+  }
+  EXPECT_FALSE(get_client("default", "alpha").has_value());
+  EXPECT_TRUE(get_client("default", "beta").has_value());
+  auto txn = store_->read();
+  EXPECT_EQ(txn.list_clients("default").size(), 1u);
+}
+
+TEST_F(StoreTest, UnknownClientIsNotFound) {
+  EXPECT_FALSE(get_client("default", "nobody").has_value());
+  auto txn = store_->read();
+  EXPECT_TRUE(txn.list_clients("default").empty());
+}
+
+TEST_F(StoreTest, CreateOnExistingIdReturnsFalse) {
+  Client a = make_client("alpha");
+  ASSERT_TRUE(put_client(a, true));
+  Client again = make_client("alpha");
+  again.name = "impostor";
+  EXPECT_FALSE(put_client(again, true));
+  EXPECT_EQ(get_client("default", "alpha")->name, a.name);
+}
+
+TEST_F(StoreTest, UpdateNeedsAnExistingClient) {
+  EXPECT_FALSE(put_client(make_client("ghost"), false));
+  EXPECT_FALSE(get_client("default", "ghost").has_value());
+
+  Client a = make_client("alpha");
+  ASSERT_TRUE(put_client(a, true));
+  a.name = "renamed";
+  a.disabled = true;
+  EXPECT_TRUE(put_client(a, false));
+  auto got = get_client("default", "alpha");
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->name, "renamed");
+  EXPECT_TRUE(got->disabled);
+}
+
+TEST_F(StoreTest, UncommittedWriteIsDiscarded) {
+  {
+    auto txn = store_->write();
+    ASSERT_TRUE(txn.put_client(make_client("alpha"), true));
+    // destroyed without commit(): aborted
+  }
+  EXPECT_FALSE(get_client("default", "alpha").has_value());
+}
+
+TEST_F(StoreTest, CachedReadSeesLaterCommits) {
+  {
+    auto txn = store_->read_cached();
+    EXPECT_FALSE(txn.get_client("default", "alpha").has_value());
+  }
+  ASSERT_TRUE(put_client(make_client("alpha")));
+  {
+    auto txn = store_->read_cached();  // renewed, not a stale snapshot
+    EXPECT_TRUE(txn.get_client("default", "alpha").has_value());
+  }
+  {
+    // two cached reads at once: the second is a fresh transaction
+    auto t1 = store_->read_cached();
+    auto t2 = store_->read_cached();
+    EXPECT_TRUE(t1.get_client("default", "alpha").has_value());
+    EXPECT_TRUE(t2.get_client("default", "alpha").has_value());
+  }
+  auto txn = store_->read_cached();
+  EXPECT_TRUE(txn.get_client("default", "alpha").has_value());
+}
+
+TEST_F(StoreTest, MovedTxnIsUsable) {
+  auto a = store_->write();
+  auto b = std::move(a);
+  EXPECT_TRUE(b.put_client(make_client("alpha"), true));
+  b.commit();
+  EXPECT_TRUE(get_client("default", "alpha").has_value());
+}
+
+TEST_F(StoreTest, ReaderCheckFindsNoDeadReaders) {
+  EXPECT_EQ(store_->reader_check(), 0);
+}
+
+// ---------------------------------------------------------------- tokens
+
+TEST_F(StoreTest, PutTokenThenGetToken) {
+  Token t = make_token("alpha");
+  t.type = TokenType::kRefresh;
+  t.issued_at = -5;
+  t.expires_at = INT64_MAX;
+  t.user = "alice";
+  t.scope = "read";
+  Digest h = oauth2::sha256("the token");
+  ASSERT_TRUE(put_token("default", h, t));
+
+  auto got = get_token("default", h);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->type, TokenType::kRefresh);
+  EXPECT_EQ(got->issued_at, -5);
+  EXPECT_EQ(got->expires_at, INT64_MAX);
+  EXPECT_EQ(got->client_id, "alpha");
+  EXPECT_EQ(got->scope, "read");
+  EXPECT_EQ(got->user, "alice");
+
+  EXPECT_FALSE(get_token("default", oauth2::sha256("another")).has_value());
+}
+
+TEST_F(StoreTest, SameHashIsNeverOverwrittenR42) {
+  Digest h = oauth2::sha256("collision");
+  Token first = make_token("alpha");
+  Token second = make_token("mallory");
+  second.scope = "admin";
+  ASSERT_TRUE(put_token("default", h, first));
+  EXPECT_FALSE(put_token("default", h, second));  // MDB_NOOVERWRITE
+  auto got = get_token("default", h);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->client_id, "alpha");
+  EXPECT_EQ(got->scope, "read write");
+}
+
+TEST_F(StoreTest, DeleteToken) {
+  Digest h = oauth2::sha256("t");
+  ASSERT_TRUE(put_token("default", h, make_token("alpha")));
+  {
+    auto txn = store_->write();
+    EXPECT_TRUE(txn.delete_token("default", h));
+    EXPECT_FALSE(txn.delete_token("default", h));
+    txn.commit();
+  }
+  EXPECT_FALSE(get_token("default", h).has_value());
+}
+
+TEST_F(StoreTest, DeleteClientRemovesOnlyItsTokensR70) {
+  // "a" is a prefix of "ab": the index must not confuse them (R47)
+  for (const char* id : {"a", "ab", "b"})
+    ASSERT_TRUE(put_client(make_client(id)));
+  std::vector<Digest> a_tokens, ab_tokens, b_tokens;
+  for (int i = 0; i < 5; i++) {
+    a_tokens.push_back(oauth2::sha256("a" + std::to_string(i)));
+    ab_tokens.push_back(oauth2::sha256("ab" + std::to_string(i)));
+    b_tokens.push_back(oauth2::sha256("b" + std::to_string(i)));
+    ASSERT_TRUE(put_token("default", a_tokens.back(), make_token("a")));
+    ASSERT_TRUE(put_token("default", ab_tokens.back(), make_token("ab")));
+    ASSERT_TRUE(put_token("default", b_tokens.back(), make_token("b")));
+  }
+  {
+    auto txn = store_->write();
+    ASSERT_TRUE(txn.delete_client("default", "a"));
+    txn.commit();
+  }
+  for (const auto& h : a_tokens)
+    EXPECT_FALSE(get_token("default", h).has_value());
+  for (const auto& h : ab_tokens)
+    EXPECT_TRUE(get_token("default", h).has_value());
+  for (const auto& h : b_tokens)
+    EXPECT_TRUE(get_token("default", h).has_value());
+  EXPECT_TRUE(get_client("default", "ab").has_value());
+  EXPECT_TRUE(get_client("default", "b").has_value());
+}
+
+TEST_F(StoreTest, DeleteClientAfterDeleteTokenIsClean) {
+  ASSERT_TRUE(put_client(make_client("a")));
+  Digest h1 = oauth2::sha256("1"), h2 = oauth2::sha256("2");
+  ASSERT_TRUE(put_token("default", h1, make_token("a")));
+  ASSERT_TRUE(put_token("default", h2, make_token("a")));
+  {
+    auto txn = store_->write();
+    ASSERT_TRUE(txn.delete_token("default", h1));
+    txn.commit();
+  }
+  {
+    auto txn = store_->write();
+    ASSERT_TRUE(txn.delete_client("default", "a"));
+    txn.commit();
+  }
+  EXPECT_FALSE(get_token("default", h2).has_value());
+  // the id can be registered again and starts with no tokens
+  ASSERT_TRUE(put_client(make_client("a")));
+  EXPECT_FALSE(get_token("default", h1).has_value());
+  EXPECT_FALSE(get_token("default", h2).has_value());
+}
+
+// ------------------------------------------------------------ key safety
+
+TEST_F(StoreTest, ClientIdLengthsOneAnd200AreStoredR47) {
+  ASSERT_EQ(oauth2::kMaxClientId, 200u);
+  for (size_t n : {1u, 199u, 200u}) {
+    std::string id(n, 'x');
+    ASSERT_TRUE(put_client(make_client(id))) << n;
+    auto got = get_client("default", id);
+    ASSERT_TRUE(got.has_value()) << n;
+    EXPECT_EQ(got->client_id, id);
+    Digest h = oauth2::sha256(id);
+    ASSERT_TRUE(put_token("default", h, make_token(id))) << n;
+    auto txn = store_->write();
+    EXPECT_TRUE(txn.delete_client("default", id));
+    txn.commit();
+    EXPECT_FALSE(get_token("default", h).has_value()) << n;
+  }
+}
+
+std::vector<std::string> bad_ids() {
+  return {std::string(), std::string(201, 'x'), std::string(100 * 1024, 'x')};
+}
+
+TEST_F(StoreTest, BadIdLengthLookupIsNotFoundR47) {
+  for (const auto& id : bad_ids()) {
+    auto txn = store_->read();
+    std::optional<Client> c;
+    EXPECT_NO_THROW(c = txn.get_client("default", id)) << id.size();
+    EXPECT_FALSE(c.has_value());
+  }
+}
+
+TEST_F(StoreTest, BadIdLengthDeleteIsFalseR47) {
+  for (const auto& id : bad_ids()) {
+    auto txn = store_->write();
+    bool r = true;
+    EXPECT_NO_THROW(r = txn.delete_client("default", id)) << id.size();
+    EXPECT_FALSE(r) << id.size();
+  }
+}
+
+TEST_F(StoreTest, BadIdLengthPutIsFalseR47) {
+  for (const auto& id : bad_ids()) {
+    auto txn = store_->write();
+    bool r = false;
+    EXPECT_NO_THROW(r = txn.put_client(make_client(id), true)) << id.size();
+    EXPECT_FALSE(r) << id.size();
+  }
+}
+
+TEST_F(StoreTest, BadRealmLookupIsNotFoundR47) {
+  Digest h = oauth2::sha256("t");
+  for (const std::string& realm :
+       {std::string(), std::string(65, 'r'), std::string(100 * 1024, 'r'),
+        bytes("de\0fault"), std::string("a\nb")}) {
+    auto txn = store_->read();
+    std::optional<Client> c;
+    std::optional<Token> t;
+    EXPECT_NO_THROW(c = txn.get_client(realm, "alpha"));
+    EXPECT_NO_THROW(t = txn.get_token(realm, h));
+    EXPECT_FALSE(c.has_value());
+    EXPECT_FALSE(t.has_value());
+  }
+}
+
+// Client ids are UTF-8 text without control characters: one with NUL, a
+// control byte or invalid UTF-8 is refused, never truncated into another
+// client's key (R47).
+TEST_F(StoreTest, IdsWithNulOrControlBytesAreRefusedR47) {
+  ASSERT_TRUE(put_client(make_client("a")));
+  for (const std::string& id :
+       {bytes("a\0b"), std::string("a\x01" "b"), bytes("a\0"), bytes("\0"),
+        std::string("\xFF\xFE"), std::string("a\x7F")}) {
+    EXPECT_FALSE(put_client(make_client(id), true)) << testing::PrintToString(id);
+    EXPECT_FALSE(get_client("default", id).has_value())
+        << testing::PrintToString(id);
+    auto txn = store_->write();
+    EXPECT_FALSE(txn.delete_client("default", id)) << testing::PrintToString(id);
+  }
+  EXPECT_TRUE(get_client("default", "a").has_value());
+}
+
+// Distinct ids are distinct keys and come back byte for byte (R47).
+TEST_F(StoreTest, ClientIdRoundTripsByteExactR47) {
+  const std::vector<std::string> ids = {"a", "ab", "x:y", "a\"b\\c",
+                                        "\xC3\xA9t\xC3\xA9", "a b"};
+  for (const auto& id : ids) {
+    Client c = make_client(id);
+    c.name = "client #" + std::to_string(&id - ids.data());
+    ASSERT_TRUE(put_client(c, true)) << testing::PrintToString(id);
+  }
+  for (const auto& id : ids) {
+    std::optional<Client> got;
+    ASSERT_NO_THROW(got = get_client("default", id)) << testing::PrintToString(id);
+    ASSERT_TRUE(got.has_value()) << testing::PrintToString(id);
+    EXPECT_EQ(got->client_id, id);
+    EXPECT_EQ(got->name, "client #" + std::to_string(&id - ids.data()));
+  }
+}
+
+// A record the store accepts must be readable again: put_client returning
+// true and get_client then throwing "corrupt client record" turns one bad
+// field into a permanent 503 for that client (R77) and hides it from
+// list_clients.  Either refuse the record or store it faithfully.
+TEST_F(StoreTest, AcceptedClientRecordIsReadableR77) {
+  for (const std::string& name :
+       {bytes("nul\0inside"), std::string("bad utf-8 \xFF"),
+        std::string("tab\there")}) {
+    Client c = make_client("app");
+    c.name = name;
+    bool stored = false;
+    {
+      auto txn = store_->write();
+      try {
+        stored = txn.put_client(c, true);
+        txn.commit();
+      } catch (const std::exception&) {
+        stored = false;  // refusing the record is fine
+      }
+    }
+    if (!stored) continue;
+    std::optional<Client> got;
+    EXPECT_NO_THROW(got = get_client("default", "app"))
+        << "name " << testing::PrintToString(name);
+    if (got) {
+      EXPECT_EQ(got->name, name) << testing::PrintToString(name);
+    }
+    auto txn = store_->write();
+    txn.delete_client("default", "app");
+    txn.commit();
+  }
+}
+
+// The token index keeps a client's tokens apart from those of a client
+// whose id it prefixes (R47, R70).
+TEST_F(StoreTest, TokenIndexKeepsPrefixIdsApartR47) {
+  ASSERT_TRUE(put_client(make_client("a")));
+  ASSERT_TRUE(put_client(make_client("ab")));
+  Digest ha = oauth2::sha256("token of a");
+  Digest hb = oauth2::sha256("token of ab");
+  ASSERT_TRUE(put_token("default", ha, make_token("a")));
+  ASSERT_TRUE(put_token("default", hb, make_token("ab")));
+  {
+    auto txn = store_->write();
+    ASSERT_TRUE(txn.delete_client("default", "a"));
+    txn.commit();
+  }
+  EXPECT_FALSE(get_token("default", ha).has_value());
+  EXPECT_TRUE(get_token("default", hb).has_value());
+}
+
+// ------------------------------------------------------------- realms
+
+TEST_F(StoreTest, RealmsAreIsolated) {
+  ASSERT_TRUE(put_client(make_client("app", "a")));
+  EXPECT_TRUE(get_client("a", "app").has_value());
+  EXPECT_FALSE(get_client("b", "app").has_value());
+  EXPECT_FALSE(get_client("default", "app").has_value());
+  {
+    auto txn = store_->read();
+    EXPECT_EQ(txn.list_clients("a").size(), 1u);
+    EXPECT_TRUE(txn.list_clients("b").empty());
+  }
+  Digest h = oauth2::sha256("tok");
+  ASSERT_TRUE(put_token("a", h, make_token("app")));
+  EXPECT_TRUE(get_token("a", h).has_value());
+  EXPECT_FALSE(get_token("b", h).has_value());
+  // the same hash may exist in another realm without touching the first
+  Token other = make_token("app");
+  other.scope = "other";
+  EXPECT_TRUE(put_token("b", h, other));
+  EXPECT_EQ(get_token("a", h)->scope, "read write");
+  // deleting the client in "b" (not there) leaves "a" alone
+  auto txn = store_->write();
+  EXPECT_FALSE(txn.delete_client("b", "app"));
+  txn.commit();
+  EXPECT_TRUE(get_client("a", "app").has_value());
+}
+
+TEST_F(StoreTest, RealmAndIdBoundariesDoNotBlurR47) {
+  // realm "a" + id "bx" vs realm "ab" + id "x": same concatenated bytes
+  Client c1 = make_client("bx", "a");
+  c1.name = "first";
+  Client c2 = make_client("x", "ab");
+  c2.name = "second";
+  ASSERT_TRUE(put_client(c1, true));
+  ASSERT_TRUE(put_client(c2, true));
+  EXPECT_EQ(get_client("a", "bx")->name, "first");
+  EXPECT_EQ(get_client("ab", "x")->name, "second");
+  EXPECT_FALSE(get_client("a", "x").has_value());
+  EXPECT_FALSE(get_client("ab", "bx").has_value());
+  auto txn = store_->read();
+  ASSERT_EQ(txn.list_clients("a").size(), 1u);
+  EXPECT_EQ(txn.list_clients("a")[0].name, "first");
+  ASSERT_EQ(txn.list_clients("ab").size(), 1u);
+  EXPECT_EQ(txn.list_clients("ab")[0].name, "second");
+}
+
+// ------------------------------------------------------ what is on disk
+
+TEST_F(StoreTest, DataFileHoldsOnlyTokenHashesR43) {
+  const std::string secret = "client-secret-" + oauth2::random_alnum(32);
+  Client c = make_client("app");
+  c.secret_hash = oauth2::hash_secret(secret);
+  ASSERT_TRUE(put_client(c));
+  std::vector<std::string> tokens;
+  for (int i = 0; i < 20; i++) {
+    tokens.push_back(oauth2::random_token());
+    ASSERT_TRUE(
+        put_token("default", oauth2::sha256(tokens.back()), make_token("app")));
+  }
+  store_.reset();  // flush and close, to read the file as mdb_dump would
+
+  std::string data = oauth2_test::read_file(path_ + "/data.mdb");
+  for (const auto& t : tokens) {
+    EXPECT_EQ(data.find(t), std::string::npos) << "token in clear: " << t;
+    // sanity: the hash, which is what the key holds, is there
+    Digest h = oauth2::sha256(t);
+    EXPECT_NE(data.find(std::string(reinterpret_cast<const char*>(h.data()),
+                                    h.size())),
+              std::string::npos);
+  }
+  EXPECT_EQ(data.find(secret), std::string::npos) << "secret in clear (R16)";
+  store_ = std::make_unique<Store>(path_, kMapSize);
+}
+
+TEST_F(StoreTest, CommittedWriteSurvivesReopen) {
+  Digest h = oauth2::sha256("persisted");
+  ASSERT_TRUE(put_client(make_client("app")));
+  ASSERT_TRUE(put_token("default", h, make_token("app")));
+  {
+    auto txn = store_->write();
+    ASSERT_TRUE(txn.put_client(make_client("uncommitted"), true));
+  }
+  reopen();
+  EXPECT_TRUE(get_client("default", "app").has_value());
+  EXPECT_FALSE(get_client("default", "uncommitted").has_value());
+  auto t = get_token("default", h);
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->client_id, "app");
+}
+
+TEST(StoreOpen, CreatesMissingDirectories) {
+  oauth2_test::TempDir dir;
+  std::string path = dir.path() + "/x/y/z";
+  {
+    Store s(path, kMapSize);
+    EXPECT_EQ(s.path(), path);
+  }
+  EXPECT_NO_THROW(oauth2_test::read_file(path + "/data.mdb"));
+}
+
+TEST(StoreOpen, FailsLoudlyOnAFileR78) {
+  oauth2_test::TempDir dir;
+  std::string file = dir.path() + "/plain-file";
+  { std::ofstream(file) << "not a directory"; }
+  EXPECT_THROW(Store(file, kMapSize), std::exception);
+  // and leaves the file alone
+  EXPECT_EQ(oauth2_test::read_file(file), "not a directory");
+}
+
+TEST(StoreOpen, RejectsANewerSchemaR78) {
+  oauth2_test::TempDir dir;
+  std::string path = dir.path() + "/s";
+  { Store s(path, kMapSize); }
+  {
+    // bump the schema version behind the store's back
+    MDB_env* env = nullptr;
+    ASSERT_EQ(mdb_env_create(&env), 0);
+    ASSERT_EQ(mdb_env_set_maxdbs(env, 8), 0);
+    ASSERT_EQ(mdb_env_open(env, path.c_str(), MDB_NOTLS, 0660), 0);
+    MDB_txn* txn = nullptr;
+    ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
+    MDB_dbi meta;
+    ASSERT_EQ(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    std::string k = "schema_version", v = "99";
+    MDB_val mk{k.size(), k.data()}, mv{v.size(), v.data()};
+    ASSERT_EQ(mdb_put(txn, meta, &mk, &mv, 0), 0);
+    ASSERT_EQ(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+  }
+  try {
+    Store s(path, kMapSize);
+    ADD_FAILURE() << "opened a store with a newer schema";
+  } catch (const oauth2::StoreError& e) {
+    EXPECT_EQ(e.rc(), MDB_VERSION_MISMATCH);
+  }
+}
+
+}  // namespace
