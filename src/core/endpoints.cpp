@@ -449,6 +449,13 @@ Validation validate(Store& store, const oauth2_validate_req_t& req) {
   }
   auto client = txn.get_client(sv(req.realm), t->client_id);
   if (!client || client->disabled) return v;
+  std::string username;
+  if (!t->user.empty()) {
+    // R46, R70: a deleted or disabled user's tokens fail at once
+    auto user = txn.get_user(sv(req.realm), token_user_id(*t));
+    if (!user || !user->is_active) return v;
+    username = std::move(user->username);
+  }
 
   std::vector<std::string_view> held;
   parse_scope(t->scope, &held);
@@ -462,7 +469,8 @@ Validation validate(Store& store, const oauth2_validate_req_t& req) {
   v.result = OAUTH2_VALID;
   v.client_id = std::move(t->client_id);
   v.scope = std::move(t->scope);
-  v.user = std::move(t->user);
+  v.user = std::move(username);
+  v.user_id = token_user_id(*t);
   v.expires = t->expires_at;
   return v;
 }

@@ -43,7 +43,8 @@ struct Validation {
   int result = OAUTH2_INVALID_TOKEN;
   std::string client_id;
   std::string scope;
-  std::string user;
+  std::string user;      // the username; empty for client tokens
+  uint64_t user_id = 0;
   int64_t expires = 0;
 };
 

@@ -59,6 +59,31 @@ std::string client_tokens_prefix(std::string_view realm, std::string_view id) {
   return k;
 }
 
+void put_u64_be(std::string& out, uint64_t v) {
+  for (int i = 7; i >= 0; i--) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}
+
+uint64_t get_u64_be(const char* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+
+// realm, then the id big-endian: users list in id order
+std::string user_key(std::string_view realm, uint64_t id) {
+  std::string k = realm_prefix(realm);
+  put_u64_be(k, id);
+  return k;
+}
+
+std::string username_key(std::string_view realm, std::string_view name) {
+  return realm_prefix(realm).append(name);
+}
+
+std::string user_tokens_prefix(std::string_view realm, uint64_t id) {
+  return user_key(realm, id);
+}
+
 void put_u16(std::string& out, size_t v) {
   out.push_back(static_cast<char>(v & 0xFF));
   out.push_back(static_cast<char>((v >> 8) & 0xFF));
@@ -178,6 +203,47 @@ std::optional<Client> decode_client(std::string_view realm, std::string_view v) 
   return c;
 }
 
+std::string encode_user(const User& u) {
+  Json j(json_object());
+  json_object_set_new(j.get(), "v", json_integer(1));
+  json_object_set_new(j.get(), "id", json_integer(static_cast<json_int_t>(u.id)));
+  json_object_set_new(j.get(), "username", json_str(u.username));
+  json_object_set_new(j.get(), "email", json_str(u.email));
+  json_object_set_new(j.get(), "first_name", json_str(u.first_name));
+  json_object_set_new(j.get(), "last_name", json_str(u.last_name));
+  json_object_set_new(j.get(), "password", json_str(u.password));
+  json_object_set_new(j.get(), "is_staff", json_boolean(u.is_staff));
+  json_object_set_new(j.get(), "is_superuser", json_boolean(u.is_superuser));
+  json_object_set_new(j.get(), "is_active", json_boolean(u.is_active));
+  json_object_set_new(j.get(), "date_joined", json_integer(u.date_joined));
+  json_object_set_new(j.get(), "last_login", json_integer(u.last_login));
+  return json_text(j.get(), JSON_COMPACT);
+}
+
+std::optional<User> decode_user(std::string_view realm, std::string_view v) {
+  json_error_t err;
+  Json j(json_loadb(v.data(), v.size(), JSON_REJECT_DUPLICATES, &err));
+  if (!j || !json_is_object(j.get())) return std::nullopt;
+  User u;
+  u.realm = std::string(realm);
+  u.id = static_cast<uint64_t>(json_integer_value(json_object_get(j.get(), "id")));
+  u.username = get_string(j.get(), "username");
+  u.email = get_string(j.get(), "email");
+  u.first_name = get_string(j.get(), "first_name");
+  u.last_name = get_string(j.get(), "last_name");
+  u.password = get_string(j.get(), "password");
+  u.is_staff = json_is_true(json_object_get(j.get(), "is_staff"));
+  u.is_superuser = json_is_true(json_object_get(j.get(), "is_superuser"));
+  u.is_active = json_is_true(json_object_get(j.get(), "is_active"));
+  u.date_joined = json_integer_value(json_object_get(j.get(), "date_joined"));
+  u.last_login = json_integer_value(json_object_get(j.get(), "last_login"));
+  return u;
+}
+
+bool storable_text(const std::string& s, size_t max) {
+  return s.size() <= max && valid_utf8(s) && !has_control(s);
+}
+
 void mkdir_p(const std::string& path) {
   std::string cur;
   size_t pos = 0;
@@ -204,6 +270,29 @@ bool valid_realm(std::string_view realm) {
 bool valid_client_id(std::string_view id) {
   return !id.empty() && id.size() <= kMaxClientId && valid_utf8(id) &&
          !has_control(id);
+}
+
+bool valid_username(std::string_view name) {
+  if (name.empty() || name.size() > 150) return false;
+  for (char ch : name) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+          (c >= '0' && c <= '9') || c == '@' || c == '.' || c == '+' ||
+          c == '-' || c == '_')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+uint64_t token_user_id(const Token& t) {
+  if (t.user.empty() || t.user.size() > 19) return 0;
+  uint64_t id = 0;
+  for (char c : t.user) {
+    if (c < '0' || c > '9') return 0;
+    id = id * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return id;
 }
 
 namespace {
@@ -253,6 +342,11 @@ Store::Store(const std::string& path, size_t mapsize) : path_(path) {
     if (rc == MDB_SUCCESS) rc = mdb_dbi_open(txn, "tokens", MDB_CREATE, &tokens_);
     if (rc == MDB_SUCCESS)
       rc = mdb_dbi_open(txn, "client_tokens", MDB_CREATE, &client_tokens_);
+    if (rc == MDB_SUCCESS) rc = mdb_dbi_open(txn, "users", MDB_CREATE, &users_);
+    if (rc == MDB_SUCCESS)
+      rc = mdb_dbi_open(txn, "usernames", MDB_CREATE, &usernames_);
+    if (rc == MDB_SUCCESS)
+      rc = mdb_dbi_open(txn, "user_tokens", MDB_CREATE, &user_tokens_);
     if (rc != MDB_SUCCESS) {
       mdb_txn_abort(txn);
       throw StoreError("mdb_dbi_open", rc);
@@ -302,6 +396,7 @@ MDB_txn* Store::begin(unsigned flags) {
 Txn Store::read() { return Txn(this, begin(MDB_RDONLY), false); }
 
 Txn Store::read_cached() {
+  if (!cache_reads_) return read();
   if (cached_) {
     MDB_txn* txn = cached_;
     cached_ = nullptr;
@@ -447,6 +542,12 @@ bool Txn::put_token(std::string_view realm, const Digest& hash, const Token& t) 
   ikey.append(reinterpret_cast<const char*>(hash.data()), hash.size());
   MDB_val ik = val(ikey), empty{0, nullptr};
   check(mdb_put(txn_, store_->client_tokens_, &ik, &empty, 0), "mdb_put(index)");
+  if (uint64_t uid = token_user_id(t)) {
+    std::string ukey = user_tokens_prefix(realm, uid);
+    ukey.append(reinterpret_cast<const char*>(hash.data()), hash.size());
+    MDB_val uk = val(ukey);
+    check(mdb_put(txn_, store_->user_tokens_, &uk, &empty, 0), "mdb_put(index)");
+  }
   return true;
 }
 
@@ -461,6 +562,13 @@ bool Txn::delete_token(std::string_view realm, const Digest& hash) {
     ikey.append(reinterpret_cast<const char*>(hash.data()), hash.size());
     MDB_val ik = val(ikey);
     int rc = mdb_del(txn_, store_->client_tokens_, &ik, nullptr);
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) throw StoreError("mdb_del(index)", rc);
+  }
+  if (uint64_t uid = token_user_id(*t)) {
+    std::string ukey = user_tokens_prefix(realm, uid);
+    ukey.append(reinterpret_cast<const char*>(hash.data()), hash.size());
+    MDB_val uk = val(ukey);
+    int rc = mdb_del(txn_, store_->user_tokens_, &uk, nullptr);
     if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) throw StoreError("mdb_del(index)", rc);
   }
   return true;
@@ -491,6 +599,164 @@ size_t Txn::purge_expired(std::string_view realm, int64_t now, size_t max) {
   if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) throw StoreError("purge", rc);
   for (const auto& [hash, client] : doomed) delete_token(realm, hash);
   return doomed.size();
+}
+
+// ---------------------------------------------------------------- users
+
+std::optional<User> Txn::get_user(std::string_view realm, uint64_t id) {
+  if (!valid_realm(realm) || id == 0) return std::nullopt;
+  std::string key = user_key(realm, id);
+  MDB_val k = val(key), v;
+  int rc = mdb_get(txn_, store_->users_, &k, &v);
+  if (rc == MDB_NOTFOUND) return std::nullopt;
+  check(rc, "mdb_get(users)");
+  auto u = decode_user(realm, view(v));
+  if (!u) throw StoreError("corrupt user record", MDB_CORRUPTED);
+  return u;
+}
+
+std::optional<User> Txn::get_user_by_username(std::string_view realm,
+                                              std::string_view username) {
+  if (!valid_realm(realm) || !valid_username(username)) return std::nullopt;
+  std::string key = username_key(realm, username);
+  MDB_val k = val(key), v;
+  int rc = mdb_get(txn_, store_->usernames_, &k, &v);
+  if (rc == MDB_NOTFOUND) return std::nullopt;
+  check(rc, "mdb_get(usernames)");
+  if (v.mv_size != 8) throw StoreError("corrupt username index", MDB_CORRUPTED);
+  return get_user(realm, get_u64_be(static_cast<const char*>(v.mv_data)));
+}
+
+std::vector<User> Txn::list_users(std::string_view realm, size_t offset,
+                                  size_t limit, size_t* total) {
+  std::vector<User> out;
+  size_t n = 0;
+  std::string prefix = realm_prefix(realm);
+  MDB_cursor* cur = nullptr;
+  check(mdb_cursor_open(txn_, store_->users_, &cur), "mdb_cursor_open");
+  MDB_val k = val(prefix), v;
+  int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+  while (rc == MDB_SUCCESS) {
+    std::string_view key = view(k);
+    if (key.size() != prefix.size() + 8 || key.substr(0, prefix.size()) != prefix) {
+      break;
+    }
+    if (n >= offset && out.size() < limit) {
+      auto u = decode_user(realm, view(v));
+      if (u) out.push_back(std::move(*u));
+    }
+    n++;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+  }
+  mdb_cursor_close(cur);
+  if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) throw StoreError("list users", rc);
+  if (total) *total = n;
+  return out;
+}
+
+PutUser Txn::put_user(User& u, bool create) {
+  if (!valid_realm(u.realm) || !valid_username(u.username) ||
+      !storable_text(u.email, 254) || !storable_text(u.first_name, 150) ||
+      !storable_text(u.last_name, 150) || !storable_text(u.password, 512)) {
+    return PutUser::kInvalid;
+  }
+  std::optional<User> old;
+  if (create) {
+    if (u.id == 0) {
+      // the realm's id sequence lives in meta
+      std::string seq_key = "\x01user_seq" + realm_prefix(u.realm);
+      MDB_val sk = val(seq_key), sv;
+      uint64_t next = 1;
+      int rc = mdb_get(txn_, store_->meta_, &sk, &sv);
+      if (rc == MDB_SUCCESS && sv.mv_size == 8) {
+        next = get_u64_be(static_cast<const char*>(sv.mv_data)) + 1;
+      } else if (rc != MDB_NOTFOUND && rc != MDB_SUCCESS) {
+        throw StoreError("mdb_get(meta)", rc);
+      }
+      std::string nv;
+      put_u64_be(nv, next);
+      MDB_val nval = val(nv);
+      check(mdb_put(txn_, store_->meta_, &sk, &nval, 0), "mdb_put(meta)");
+      u.id = next;
+    } else if (get_user(u.realm, u.id)) {
+      return PutUser::kInvalid;  // an explicit id that is taken
+    }
+  } else {
+    old = get_user(u.realm, u.id);
+    if (!old) return PutUser::kMissing;
+  }
+
+  std::string ukey = username_key(u.realm, u.username);
+  MDB_val nk = val(ukey), nv;
+  int rc = mdb_get(txn_, store_->usernames_, &nk, &nv);
+  if (rc == MDB_SUCCESS) {
+    if (nv.mv_size != 8 || get_u64_be(static_cast<const char*>(nv.mv_data)) != u.id) {
+      return PutUser::kUsernameTaken;
+    }
+  } else if (rc != MDB_NOTFOUND) {
+    throw StoreError("mdb_get(usernames)", rc);
+  }
+  if (old && old->username != u.username) {
+    std::string okey = username_key(u.realm, old->username);
+    MDB_val ok = val(okey);
+    rc = mdb_del(txn_, store_->usernames_, &ok, nullptr);
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) throw StoreError("mdb_del", rc);
+  }
+  std::string idv;
+  put_u64_be(idv, u.id);
+  MDB_val iv = val(idv);
+  check(mdb_put(txn_, store_->usernames_, &nk, &iv, 0), "mdb_put(usernames)");
+
+  std::string key = user_key(u.realm, u.id);
+  std::string data = encode_user(u);
+  MDB_val k = val(key), d = val(data);
+  check(mdb_put(txn_, store_->users_, &k, &d, 0), "mdb_put(users)");
+  return PutUser::kOk;
+}
+
+size_t Txn::delete_user_tokens(std::string_view realm, uint64_t id) {
+  std::string prefix = user_tokens_prefix(realm, id);
+  std::vector<Digest> doomed;
+  MDB_cursor* cur = nullptr;
+  check(mdb_cursor_open(txn_, store_->user_tokens_, &cur), "mdb_cursor_open");
+  MDB_val k = val(prefix), v;
+  int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+  while (rc == MDB_SUCCESS) {
+    std::string_view key = view(k);
+    if (key.size() != prefix.size() + 32 || key.substr(0, prefix.size()) != prefix) {
+      break;
+    }
+    Digest d;
+    std::memcpy(d.data(), key.data() + prefix.size(), 32);
+    doomed.push_back(d);
+    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+  }
+  mdb_cursor_close(cur);
+  if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) throw StoreError("user tokens", rc);
+  for (const Digest& d : doomed) {
+    if (!delete_token(realm, d)) {
+      // a dangling index entry: drop it
+      std::string ikey = prefix;
+      ikey.append(reinterpret_cast<const char*>(d.data()), d.size());
+      MDB_val ik = val(ikey);
+      mdb_del(txn_, store_->user_tokens_, &ik, nullptr);
+    }
+  }
+  return doomed.size();
+}
+
+bool Txn::delete_user(std::string_view realm, uint64_t id) {
+  auto u = get_user(realm, id);
+  if (!u) return false;
+  delete_user_tokens(realm, id);
+  std::string nkey = username_key(realm, u->username);
+  MDB_val nk = val(nkey);
+  int rc = mdb_del(txn_, store_->usernames_, &nk, nullptr);
+  if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) throw StoreError("mdb_del", rc);
+  std::string key = user_key(realm, id);
+  MDB_val k = val(key);
+  check(mdb_del(txn_, store_->users_, &k, nullptr), "mdb_del(users)");
+  return true;
 }
 
 // ------------------------------------------------------------- prepare

@@ -54,6 +54,24 @@ struct Client {
   bool allows_grant(std::string_view grant) const;
 };
 
+// A user, with the fields of Django's auth.User that the APIs expose.
+struct User {
+  std::string realm = kDefaultRealm;
+  uint64_t id = 0;          // assigned by put_user(create) when 0
+  std::string username;
+  std::string email;
+  std::string first_name;
+  std::string last_name;
+  std::string password;     // password.hpp format; "" or "!...": unusable
+  bool is_staff = false;
+  bool is_superuser = false;
+  bool is_active = true;
+  int64_t date_joined = 0;
+  int64_t last_login = 0;
+};
+
+enum class PutUser { kOk, kUsernameTaken, kMissing, kInvalid };
+
 enum class TokenType : uint8_t { kAccess = 1, kRefresh = 2 };
 
 struct Token {
@@ -62,7 +80,7 @@ struct Token {
   int64_t expires_at = 0;
   std::string client_id;
   std::string scope;
-  std::string user;
+  std::string user;  // the user's id in decimal; empty for client tokens
 };
 
 class Store;
@@ -91,6 +109,20 @@ class Txn {
   // deletes up to max tokens of the realm expired at now; how many it did
   size_t purge_expired(std::string_view realm, int64_t now, size_t max);
 
+  std::optional<User> get_user(std::string_view realm, uint64_t id);
+  std::optional<User> get_user_by_username(std::string_view realm,
+                                           std::string_view username);
+  // users in id order, skipping offset, at most limit; *total gets all
+  std::vector<User> list_users(std::string_view realm, size_t offset,
+                               size_t limit, size_t* total);
+  // create: assigns u.id when 0 (then updated in place); !create: u.id
+  // must exist.  Keeps usernames unique per realm.
+  PutUser put_user(User& u, bool create);
+  // deletes the user and every token issued to them
+  bool delete_user(std::string_view realm, uint64_t id);
+  // deletes every token issued to the user (password change, disable)
+  size_t delete_user_tokens(std::string_view realm, uint64_t id);
+
   void commit();
 
  private:
@@ -114,7 +146,10 @@ class Store {
   Store& operator=(const Store&) = delete;
 
   Txn read();          // a fresh read transaction, any thread
-  Txn read_cached();   // the reused read transaction: one thread only
+  // the reused read transaction of a single-threaded caller (an nginx
+  // worker's event loop); a fresh one after disable_read_cache()
+  Txn read_cached();
+  void disable_read_cache() { cache_reads_ = false; }
   Txn write();
 
   int reader_check();
@@ -127,7 +162,9 @@ class Store {
   std::string path_;
   MDB_env* env_ = nullptr;
   MDB_dbi meta_ = 0, clients_ = 0, tokens_ = 0, client_tokens_ = 0;
+  MDB_dbi users_ = 0, usernames_ = 0, user_tokens_ = 0;
   MDB_txn* cached_ = nullptr;
+  bool cache_reads_ = true;
 };
 
 // Master-side preparation: mkdir -p, open and close once, chown to uid/gid
@@ -137,5 +174,9 @@ void prepare_store(const std::string& path, size_t mapsize, long uid,
 
 bool valid_realm(std::string_view realm);
 bool valid_client_id(std::string_view id);
+// Django's rule: 1 to 150 of letters, digits and @.+-_
+bool valid_username(std::string_view name);
+// the decimal user id of a token, 0 if none or malformed
+uint64_t token_user_id(const Token& t);
 
 }  // namespace oauth2
