@@ -1,0 +1,50 @@
+// What the CLI, the daemon's JSON API and its web pages share about
+// applications and users: their JSON shapes and the rules of their fields.
+
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "json.hpp"
+#include "store.hpp"
+
+namespace oauth2::admin {
+
+constexpr size_t kMaxName = 255;             // characters, as in DOT
+constexpr size_t kMaxRedirectUri = 2048;     // bytes
+constexpr int64_t kMaxTtl = 315360000;       // ten years, in seconds
+constexpr size_t kClientIdLength = 40;       // as DOT generates them
+constexpr size_t kClientSecretLength = 128;  // as DOT generates them
+
+constexpr const char* kGrants[] = {"client_credentials", "authorization_code",
+                                   "password", "refresh_token"};
+constexpr const char* kAuthMethods[] = {"client_secret_basic",
+                                        "client_secret_post"};
+
+// The application as `app add` prints it; client_secret only when
+// secret_json is given (a string, or null for a public client).
+Json client_json(const Client& c, json_t* secret_json = nullptr);
+
+bool one_of(std::string_view s, const char* const* set, size_t n);
+size_t utf8_chars(std::string_view s);
+bool has_c1_control(std::string_view s);
+
+// 1 to 255 characters of UTF-8, no C0 or C1 control character
+bool valid_app_name(std::string_view name);
+bool valid_grant(std::string_view grant);
+bool valid_auth_method(std::string_view method);
+
+// SECURITY.md R22: https, http to a loopback IP literal, or a private-use
+// scheme with a '.'; no fragment, userinfo, wildcard or control character.
+bool valid_redirect_uri(std::string_view u);
+
+// seconds, 1 to kMaxTtl
+std::optional<int64_t> parse_ttl(std::string_view s);
+
+// A user as the users API shows it (seed 003): never the password.
+Json user_json(const User& u);
+
+}  // namespace oauth2::admin
