@@ -15,6 +15,7 @@ SANITIZE   ?=
 CXXFLAGS_CORE := -std=c++17 -fPIC -fvisibility=hidden -Wall -Wextra -Werror \
                  $(OPT) $(SANITIZE) -Iinclude
 LIBS       := -llmdb -ljansson -lcrypto
+ADMIN_LIBS := -lmicrohttpd -pthread
 
 CORE_SRCS  := $(wildcard src/core/*.cpp)
 CORE_OBJS  := $(CORE_SRCS:src/core/%.cpp=$(BUILD)/core/%.o)
@@ -47,7 +48,7 @@ $(CORE_LIB): $(CORE_OBJS)
 	ar rcs $@ $^
 
 $(ADMIN): $(ADMIN_OBJS) $(CORE_LIB)
-	$(CXX) $(SANITIZE) -o $@ $(ADMIN_OBJS) $(CORE_LIB) $(LIBS)
+	$(CXX) $(SANITIZE) -o $@ $(ADMIN_OBJS) $(CORE_LIB) $(LIBS) $(ADMIN_LIBS)
 
 # nginx's configure, run on a copy of Debian's nginx-dev tree with the flags
 # Debian's binary was built with, so the module loads into /usr/sbin/nginx.
