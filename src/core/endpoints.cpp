@@ -170,6 +170,7 @@ ClientAuth authenticate_client(Store& store, const oauth2_endpoint_req_t& req,
   }
 
   bool ok;
+  if (!client) decode_client_dummy();
   if (!client || client->disabled) {
     verify_secret_dummy(secret);
     ok = false;

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -263,6 +264,20 @@ void mkdir_p(const std::string& path) {
 
 }  // namespace
 
+void decode_client_dummy() {
+  // the size of a typical record: an unknown client costs what a known
+  // one does (R15)
+  static const char kDummy[] =
+      "{\"v\":1,\"client_id\":\"0000000000000000000000000000000000000000\","
+      "\"name\":\"dummy\",\"secret_hash\":\"sha256$000000000000000000000000"
+      "00000000$000000000000000000000000000000000000000000000000000000000000"
+      "0000\",\"client_type\":\"confidential\",\"grant_types\":"
+      "[\"client_credentials\"],\"scope\":\"\",\"redirect_uris\":[],"
+      "\"auth_method\":\"\",\"access_token_ttl\":0,\"created_at\":0,"
+      "\"disabled\":false}";
+  (void)decode_client(kDefaultRealm, std::string_view(kDummy, sizeof(kDummy) - 1));
+}
+
 bool valid_realm(std::string_view realm) {
   return !realm.empty() && realm.size() <= kMaxRealm && !has_control(realm);
 }
@@ -332,48 +347,63 @@ Store::Store(const std::string& path, size_t mapsize) : path_(path) {
     check(mdb_env_set_maxreaders(env_, kMaxReaders), "mdb_env_set_maxreaders");
     check(mdb_env_set_mapsize(env_, mapsize), "mdb_env_set_mapsize");
     check(mdb_env_open(env_, path.c_str(), kEnvFlags, 0660), "mdb_env_open");
-    int dead = 0;
-    mdb_reader_check(env_, &dead);
-
-    MDB_txn* txn = nullptr;
-    check(mdb_txn_begin(env_, nullptr, 0, &txn), "mdb_txn_begin");
-    int rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &meta_);
-    if (rc == MDB_SUCCESS) rc = mdb_dbi_open(txn, "clients", MDB_CREATE, &clients_);
-    if (rc == MDB_SUCCESS) rc = mdb_dbi_open(txn, "tokens", MDB_CREATE, &tokens_);
-    if (rc == MDB_SUCCESS)
-      rc = mdb_dbi_open(txn, "client_tokens", MDB_CREATE, &client_tokens_);
-    if (rc == MDB_SUCCESS) rc = mdb_dbi_open(txn, "users", MDB_CREATE, &users_);
-    if (rc == MDB_SUCCESS)
-      rc = mdb_dbi_open(txn, "usernames", MDB_CREATE, &usernames_);
-    if (rc == MDB_SUCCESS)
-      rc = mdb_dbi_open(txn, "user_tokens", MDB_CREATE, &user_tokens_);
-    if (rc != MDB_SUCCESS) {
-      mdb_txn_abort(txn);
-      throw StoreError("mdb_dbi_open", rc);
-    }
-    MDB_val k = val("schema_version"), v;
-    rc = mdb_get(txn, meta_, &k, &v);
-    if (rc == MDB_NOTFOUND) {
-      std::string ver = std::to_string(kSchemaVersion);
-      MDB_val nv = val(ver);
-      rc = mdb_put(txn, meta_, &k, &nv, 0);
-    } else if (rc == MDB_SUCCESS) {
-      std::string ver(view(v));
-      if (std::strtoul(ver.c_str(), nullptr, 10) > kSchemaVersion) {
-        mdb_txn_abort(txn);
-        throw StoreError("store schema " + ver + " is newer than this build",
-                         MDB_VERSION_MISMATCH);
-      }
-    }
-    if (rc != MDB_SUCCESS) {
-      mdb_txn_abort(txn);
-      throw StoreError("schema", rc);
-    }
-    check(mdb_txn_commit(txn), "mdb_txn_commit");
+    // An existing store opens with a read transaction only, so that
+    // opening never waits for the writer lock (a reload must not stall
+    // behind a long write); a new one gets its databases in a write.
+    if (!open_databases(MDB_RDONLY)) open_databases(0);
   } catch (...) {
     mdb_env_close(env_);
     throw;
   }
+}
+
+bool Store::open_databases(unsigned flags) {
+  MDB_txn* txn = nullptr;
+  check(mdb_txn_begin(env_, nullptr, flags, &txn), "mdb_txn_begin");
+  const unsigned create = (flags & MDB_RDONLY) ? 0 : MDB_CREATE;
+  struct {
+    const char* name;
+    MDB_dbi* dbi;
+  } dbs[] = {{"meta", &meta_},         {"clients", &clients_},
+             {"tokens", &tokens_},     {"client_tokens", &client_tokens_},
+             {"users", &users_},       {"usernames", &usernames_},
+             {"user_tokens", &user_tokens_}};
+  int rc = MDB_SUCCESS;
+  for (auto& db : dbs) {
+    rc = mdb_dbi_open(txn, db.name, create, db.dbi);
+    if (rc != MDB_SUCCESS) break;
+  }
+  if (rc == MDB_NOTFOUND && !create) {
+    mdb_txn_abort(txn);
+    return false;  // a new store, or one from before a database was added
+  }
+  if (rc != MDB_SUCCESS) {
+    mdb_txn_abort(txn);
+    throw StoreError("mdb_dbi_open", rc);
+  }
+  MDB_val k = val("schema_version"), v;
+  rc = mdb_get(txn, meta_, &k, &v);
+  if (rc == MDB_NOTFOUND && create) {
+    std::string ver = std::to_string(kSchemaVersion);
+    MDB_val nv = val(ver);
+    rc = mdb_put(txn, meta_, &k, &nv, 0);
+  } else if (rc == MDB_NOTFOUND) {
+    mdb_txn_abort(txn);
+    return false;
+  } else if (rc == MDB_SUCCESS) {
+    std::string ver(view(v));
+    if (std::strtoul(ver.c_str(), nullptr, 10) > kSchemaVersion) {
+      mdb_txn_abort(txn);
+      throw StoreError("store schema " + ver + " is newer than this build",
+                       MDB_VERSION_MISMATCH);
+    }
+  }
+  if (rc != MDB_SUCCESS) {
+    mdb_txn_abort(txn);
+    throw StoreError("schema", rc);
+  }
+  check(mdb_txn_commit(txn), "mdb_txn_commit");
+  return true;
 }
 
 Store::~Store() {
@@ -815,8 +845,20 @@ void prepare_store(const std::string& path, size_t mapsize, long uid, long gid) 
   ssize_t n;
   while ((n = read(fds[0], buf, sizeof(buf))) > 0) msg.append(buf, static_cast<size_t>(n));
   close(fds[0]);
+  // never hang the master: a writer that holds the lock for long (a
+  // stopped oauth2-admin) only delays the check, the workers retry anyway
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  for (int waited_ms = 0;; waited_ms += 10) {
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid || (r < 0 && errno != EINTR)) break;
+    if (waited_ms >= 5000) {
+      kill(pid, SIGKILL);
+      while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      throw std::runtime_error("store busy (its writer lock is held): not "
+                               "checked, workers will open it");
+    }
+    usleep(10000);
   }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     throw std::runtime_error(msg.empty() ? "store check failed" : msg);

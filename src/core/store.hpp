@@ -158,6 +158,7 @@ class Store {
  private:
   friend class Txn;
   MDB_txn* begin(unsigned flags);
+  bool open_databases(unsigned flags);
 
   std::string path_;
   MDB_env* env_ = nullptr;
@@ -173,6 +174,8 @@ void prepare_store(const std::string& path, size_t mapsize, long uid,
                    long gid);
 
 bool valid_realm(std::string_view realm);
+// decodes a built-in client record: the work get_client does on a hit
+void decode_client_dummy();
 bool valid_client_id(std::string_view id);
 // Django's rule: 1 to 150 of letters, digits and @.+-_
 bool valid_username(std::string_view name);
