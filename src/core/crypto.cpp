@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "codec.hpp"
+#include "password.hpp"
 
 namespace oauth2 {
 
@@ -17,11 +18,29 @@ struct MdCtxFree {
   void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
 };
 
+// Fetched once: OpenSSL 3's implicit fetch in EVP_sha256() costs a
+// property lookup on every call, on the path of every validated request.
+// Never freed (no static destructors in a module that is dlclosed).
+const EVP_MD* sha256_md() {
+  static const EVP_MD* md = [] {
+    EVP_MD* fetched = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    return fetched ? static_cast<const EVP_MD*>(fetched) : EVP_sha256();
+  }();
+  return md;
+}
+
 Digest salted_sha256(std::string_view salt, std::string_view secret) {
-  std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
   Digest out{};
   unsigned int len = 0;
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1 ||
+  if (salt.empty()) {
+    if (EVP_Digest(secret.data(), secret.size(), out.data(), &len,
+                   sha256_md(), nullptr) != 1 || len != 32) {
+      throw std::runtime_error("sha256 failed");
+    }
+    return out;
+  }
+  std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), sha256_md(), nullptr) != 1 ||
       EVP_DigestUpdate(ctx.get(), salt.data(), salt.size()) != 1 ||
       EVP_DigestUpdate(ctx.get(), secret.data(), secret.size()) != 1 ||
       EVP_DigestFinal_ex(ctx.get(), out.data(), &len) != 1 || len != 32) {
@@ -86,6 +105,13 @@ std::string hash_secret(std::string_view secret) {
 }
 
 bool verify_secret(std::string_view secret, std::string_view stored) {
+  // A secret imported from django-oauth-toolkit 2+, which keeps Django's
+  // password hash of it.  PBKDF2 is slow on purpose: this belongs off the
+  // event loop, and the secret should be rehashed to the fast form below
+  // after its first success (DESIGN.md "The store").
+  if (is_password_hash(stored)) {
+    return verify_password(secret, stored, 0).ok;
+  }
   // sha256$<32 hex>$<64 hex>
   if (stored.size() != 7 + 32 + 1 + 64 || stored.substr(0, 7) != "sha256$" ||
       stored[39] != '$') {

@@ -31,6 +31,9 @@ void wipe(std::string& s);
 // Client secrets.  Generated secrets carry more than 256 bits, so one
 // salted SHA-256 is enough: "sha256$<salt hex>$<digest hex>".
 std::string hash_secret(std::string_view secret);
+// Also verifies a Django "pbkdf2_sha256$..." hash (password.hpp), the form
+// django-oauth-toolkit 2+ stores secrets in and import-django keeps: that
+// one costs a full PBKDF2 run.
 bool verify_secret(std::string_view secret, std::string_view stored);
 
 // Runs the same work as verify_secret against a dummy hash, so that an

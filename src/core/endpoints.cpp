@@ -448,14 +448,14 @@ Validation validate(Store& store, const oauth2_validate_req_t& req) {
   if (!t || t->type != TokenType::kAccess || req.now >= t->expires_at) {
     return v;
   }
-  auto client = txn.get_client(sv(req.realm), t->client_id);
-  if (!client || client->disabled) return v;
+  auto enabled = txn.client_enabled(sv(req.realm), t->client_id);
+  if (!enabled || !*enabled) return v;
   std::string username;
   if (!t->user.empty()) {
     // R46, R70: a deleted or disabled user's tokens fail at once
-    auto user = txn.get_user(sv(req.realm), token_user_id(*t));
-    if (!user || !user->is_active) return v;
-    username = std::move(user->username);
+    auto name = txn.active_username(sv(req.realm), token_user_id(*t));
+    if (!name) return v;
+    username = std::move(*name);
   }
 
   std::vector<std::string_view> held;

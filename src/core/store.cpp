@@ -20,6 +20,9 @@ namespace {
 constexpr unsigned kEnvFlags = MDB_NOTLS;
 constexpr unsigned kMaxReaders = 1024;
 constexpr size_t kTokenHeader = 1 + 1 + 2 + 8 + 8;
+constexpr char kRecordV2 = 2;
+constexpr unsigned char kFlagDisabled = 1;  // clients
+constexpr unsigned char kFlagActive = 1;    // users
 
 void check(int rc, const char* what) {
   if (rc != MDB_SUCCESS) throw StoreError(what, rc);
@@ -164,7 +167,26 @@ std::string encode_client(const Client& c) {
   json_object_set_new(j.get(), "access_token_ttl", json_integer(c.access_token_ttl));
   json_object_set_new(j.get(), "created_at", json_integer(c.created_at));
   json_object_set_new(j.get(), "disabled", json_boolean(c.disabled));
-  return json_text(j.get(), JSON_COMPACT);
+  // record version 2: a binary header the validation path reads without
+  // decoding the JSON (version, flags), then the JSON
+  std::string out;
+  out.push_back(kRecordV2);
+  out.push_back(static_cast<char>(c.disabled ? kFlagDisabled : 0));
+  out += json_text(j.get(), JSON_COMPACT);
+  return out;
+}
+
+// The JSON part of a client or user record (v1 records are JSON only).
+std::optional<std::string_view> record_json(std::string_view v, bool user) {
+  if (!v.empty() && v[0] == '{') return v;
+  if (v.size() < 2 || v[0] != kRecordV2) return std::nullopt;
+  size_t skip = 2;
+  if (user) {
+    if (v.size() < 3) return std::nullopt;
+    skip = 3 + static_cast<unsigned char>(v[2]);
+  }
+  if (v.size() < skip) return std::nullopt;
+  return v.substr(skip);
 }
 
 std::string get_string(json_t* o, const char* key) {
@@ -184,9 +206,11 @@ std::vector<std::string> get_strings(json_t* o, const char* key) {
   return out;
 }
 
-std::optional<Client> decode_client(std::string_view realm, std::string_view v) {
+std::optional<Client> decode_client(std::string_view realm, std::string_view rec) {
+  auto v = record_json(rec, false);
+  if (!v) return std::nullopt;
   json_error_t err;
-  Json j(json_loadb(v.data(), v.size(), JSON_REJECT_DUPLICATES, &err));
+  Json j(json_loadb(v->data(), v->size(), JSON_REJECT_DUPLICATES, &err));
   if (!j || !json_is_object(j.get())) return std::nullopt;
   Client c;
   c.realm = std::string(realm);
@@ -218,12 +242,21 @@ std::string encode_user(const User& u) {
   json_object_set_new(j.get(), "is_active", json_boolean(u.is_active));
   json_object_set_new(j.get(), "date_joined", json_integer(u.date_joined));
   json_object_set_new(j.get(), "last_login", json_integer(u.last_login));
-  return json_text(j.get(), JSON_COMPACT);
+  // version 2 header: version, flags, the username length-prefixed
+  std::string out;
+  out.push_back(kRecordV2);
+  out.push_back(static_cast<char>(u.is_active ? kFlagActive : 0));
+  out.push_back(static_cast<char>(u.username.size()));
+  out += u.username;
+  out += json_text(j.get(), JSON_COMPACT);
+  return out;
 }
 
-std::optional<User> decode_user(std::string_view realm, std::string_view v) {
+std::optional<User> decode_user(std::string_view realm, std::string_view rec) {
+  auto v = record_json(rec, true);
+  if (!v) return std::nullopt;
   json_error_t err;
-  Json j(json_loadb(v.data(), v.size(), JSON_REJECT_DUPLICATES, &err));
+  Json j(json_loadb(v->data(), v->size(), JSON_REJECT_DUPLICATES, &err));
   if (!j || !json_is_object(j.get())) return std::nullopt;
   User u;
   u.realm = std::string(realm);
@@ -602,6 +635,44 @@ bool Txn::delete_token(std::string_view realm, const Digest& hash) {
     if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) throw StoreError("mdb_del(index)", rc);
   }
   return true;
+}
+
+std::optional<bool> Txn::client_enabled(std::string_view realm,
+                                        std::string_view client_id) {
+  if (!valid_client_id(client_id) || !valid_realm(realm)) return std::nullopt;
+  std::string key = client_key(realm, client_id);
+  MDB_val k = val(key), v;
+  int rc = mdb_get(txn_, store_->clients_, &k, &v);
+  if (rc == MDB_NOTFOUND) return std::nullopt;
+  check(rc, "mdb_get(clients)");
+  std::string_view rec = view(v);
+  if (rec.size() >= 2 && rec[0] == kRecordV2) {
+    return (static_cast<unsigned char>(rec[1]) & kFlagDisabled) == 0;
+  }
+  auto c = decode_client(realm, rec);  // a version 1 record
+  if (!c) throw StoreError("corrupt client record", MDB_CORRUPTED);
+  return !c->disabled;
+}
+
+std::optional<std::string> Txn::active_username(std::string_view realm,
+                                                uint64_t id) {
+  if (!valid_realm(realm) || id == 0) return std::nullopt;
+  std::string key = user_key(realm, id);
+  MDB_val k = val(key), v;
+  int rc = mdb_get(txn_, store_->users_, &k, &v);
+  if (rc == MDB_NOTFOUND) return std::nullopt;
+  check(rc, "mdb_get(users)");
+  std::string_view rec = view(v);
+  if (rec.size() >= 3 && rec[0] == kRecordV2) {
+    size_t len = static_cast<unsigned char>(rec[2]);
+    if ((static_cast<unsigned char>(rec[1]) & kFlagActive) == 0) return std::nullopt;
+    if (rec.size() < 3 + len) throw StoreError("corrupt user record", MDB_CORRUPTED);
+    return std::string(rec.substr(3, len));
+  }
+  auto u = decode_user(realm, rec);
+  if (!u) throw StoreError("corrupt user record", MDB_CORRUPTED);
+  if (!u->is_active) return std::nullopt;
+  return u->username;
 }
 
 size_t Txn::purge_expired(std::string_view realm, int64_t now, size_t max) {

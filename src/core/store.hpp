@@ -98,6 +98,13 @@ class Txn {
                                    std::string_view client_id);
   std::vector<Client> list_clients(std::string_view realm);
   std::optional<Token> get_token(std::string_view realm, const Digest& hash);
+  // the validation path: header reads, no JSON decoding.  nullopt: no
+  // such client; false: disabled.
+  std::optional<bool> client_enabled(std::string_view realm,
+                                     std::string_view client_id);
+  // the username of an active user; nullopt if missing or inactive
+  std::optional<std::string> active_username(std::string_view realm,
+                                             uint64_t id);
 
   // false if create and the client exists, or !create and it does not
   bool put_client(const Client& c, bool create);
