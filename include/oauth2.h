@@ -110,6 +110,7 @@ typedef struct {
     unsigned           retry_after;         /* seconds, 0: no header */
     unsigned char     *body;                /* JSON, from the allocator */
     size_t             body_len;
+    const char        *store_error;         /* static text, for the log */
 } oauth2_response_t;
 
 

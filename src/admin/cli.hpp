@@ -73,6 +73,8 @@ struct Invocation {
 
 // The groups of subcommands.
 void add_app_commands(Commands& out);
+void add_user_commands(Commands& out);    // user ...
+void add_import_commands(Commands& out);  // import-django
 void add_token_commands(Commands& out);
 
 // Global options (--store, --realm, --help) anywhere; a command's options

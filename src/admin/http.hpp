@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -60,5 +61,45 @@ struct ServeContext {
 };
 
 using Handler = std::function<HttpResponse(ServeContext&, const HttpRequest&)>;
+
+// A --listen value.  SECURITY.md R69: a loopback IP literal with a port
+// (127.0.0.0/8, "[::1]:port") or a unix socket ("unix:/path"), nothing else.
+struct ListenAddress {
+  bool is_unix = false;
+  std::string path;    // the unix socket
+  std::string host;    // the IP literal, without brackets
+  uint16_t port = 0;
+
+  std::string text() const;  // as given: "127.0.0.1:9180", "unix:/x"
+};
+
+// nullopt, with *why, when s is malformed or not loopback
+std::optional<ListenAddress> parse_listen(std::string_view s,
+                                          std::string* why);
+
+// The HTTP server: libmicrohttpd, one thread per connection, every request
+// body capped at kMaxRequestBody (413) and one line per request on stderr
+// (method, path, status: never the query string or a header).  The
+// handler runs on the connection threads; an exception it throws becomes
+// a 500 (503 for a StoreError) in the API's error shape.
+class HttpServer {
+ public:
+  HttpServer(ServeContext& ctx, Handler handler);
+  ~HttpServer();  // stop(0) if still running
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds (a unix socket: mode 0660, a stale socket file replaced) and
+  // starts serving.  Throws std::runtime_error.
+  void start(const ListenAddress& addr);
+  // Stops accepting, lets the requests in flight finish (at most
+  // grace_ms), then closes every connection and removes the unix socket.
+  void stop(unsigned grace_ms);
+
+  struct Impl;  // http.cpp
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace oauth2::admin

@@ -54,6 +54,7 @@ int to_c(const oauth2::Response& r, oauth2_alloc_pt alloc, void* ctx,
   out->basic_challenge = r.basic_challenge;
   out->auth_failed = r.auth_failed;
   out->retry_after = r.retry_after;
+  out->store_error = r.store_rc ? mdb_strerror(r.store_rc) : nullptr;
   return copy_out(r.body, alloc, ctx, &out->body, &out->body_len)
              ? OAUTH2_OK
              : OAUTH2_ERROR;
@@ -157,6 +158,7 @@ int oauth2_endpoint_begin(oauth2_store_t* s, int endpoint,
     r = oauth2::oauth_error(503, "temporarily_unavailable",
                             "The authorization server store is unavailable");
     r.retry_after = 1;
+    r.store_rc = e.rc();
   } catch (...) {
     r = oauth2::oauth_error(500, "server_error", "Internal error");
   }

@@ -221,6 +221,9 @@ class IssueToken : public PendingWrite {
         txn.commit();
         issued_ = true;
       }
+    } catch (const StoreError& e) {
+      issued_ = false;
+      store_rc_ = e.rc();
     } catch (const std::exception&) {
       issued_ = false;
     }
@@ -228,7 +231,11 @@ class IssueToken : public PendingWrite {
 
   Response finish() override {
     if (client_gone_) return invalid_client(false);
-    if (!issued_) return unavailable();
+    if (!issued_) {
+      Response r = unavailable();
+      r.store_rc = store_rc_;
+      return r;
+    }
     Json j(json_object());
     json_object_set_new(j.get(), "access_token",
                         json_stringn(token_.data(), token_.size()));
@@ -250,6 +257,7 @@ class IssueToken : public PendingWrite {
   std::string token_;
   bool issued_ = false;
   bool client_gone_ = false;
+  int store_rc_ = 0;
 };
 
 // The scope to grant: the requested one if the client may have all of it,
@@ -290,13 +298,20 @@ class RevokeToken : public PendingWrite {
         txn.commit();
       }
       ok_ = true;
+    } catch (const StoreError& e) {
+      ok_ = false;
+      store_rc_ = e.rc();
     } catch (const std::exception&) {
       ok_ = false;
     }
   }
 
   Response finish() override {
-    if (!ok_) return unavailable();  // R53: never 200 when nothing was done
+    if (!ok_) {  // R53: never 200 when nothing was done
+      Response r = unavailable();
+      r.store_rc = store_rc_;
+      return r;
+    }
     Response r;
     r.status = 200;
     return r;
@@ -308,6 +323,7 @@ class RevokeToken : public PendingWrite {
   Digest hash_;
   std::string client_id_;
   bool ok_ = false;
+  int store_rc_ = 0;
 };
 
 }  // namespace

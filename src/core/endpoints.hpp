@@ -21,6 +21,7 @@ struct Response {
   bool auth_failed = false;
   unsigned retry_after = 0;
   std::string body;
+  int store_rc = 0;  // the LMDB (or errno) code of a store failure
 };
 
 // A store write left to run off the event loop.

@@ -316,8 +316,10 @@ ngx_http_oauth2_finish(ngx_http_request_t *r,
 
     if (resp->status >= NGX_HTTP_INTERNAL_SERVER_ERROR) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "oauth2: answering %i, the store is unavailable",
-                      (ngx_int_t) resp->status);
+                      "oauth2: answering %i, the store is unavailable%s%s",
+                      (ngx_int_t) resp->status,
+                      resp->store_error ? ": " : "",
+                      resp->store_error ? resp->store_error : "");
     }
 
     return ngx_http_oauth2_send_json(r, resp);

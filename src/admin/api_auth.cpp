@@ -1,0 +1,105 @@
+// Authentication of the JSON API (api_auth.hpp).
+
+#include "api_auth.hpp"
+
+#include <ctime>
+#include <string_view>
+#include <vector>
+
+#include "codec.hpp"
+#include "endpoints.hpp"
+
+namespace oauth2::admin {
+namespace {
+
+oauth2_str_t str(std::string_view s) {
+  return {reinterpret_cast<const unsigned char*>(s.data()), s.size()};
+}
+
+HttpResponse invalid_token() {
+  HttpResponse r = HttpResponse::error(401, "Invalid token.");
+  r.set("WWW-Authenticate", std::string("Bearer realm=\"") + kApiRealm +
+                                "\", error=\"invalid_token\"");
+  return r;
+}
+
+}  // namespace
+
+HttpResponse not_authenticated() {
+  HttpResponse r =
+      HttpResponse::error(401, "Authentication credentials were not provided.");
+  r.set("WWW-Authenticate", std::string("Bearer realm=\"") + kApiRealm + "\"");
+  return r;
+}
+
+HttpResponse permission_denied() {
+  return HttpResponse::error(
+      403, "You do not have permission to perform this action.");
+}
+
+HttpResponse denied(const Caller& caller) {
+  return caller.anonymous() ? not_authenticated() : permission_denied();
+}
+
+std::optional<Caller> authenticate(ServeContext& ctx, const HttpRequest& req,
+                                   HttpResponse* error) {
+  Caller caller;
+  // two Authorization headers: which one would a proxy have used?
+  if (req.header_count("authorization") > 1) {
+    *error = invalid_token();
+    return std::nullopt;
+  }
+  auto authorization = req.header("authorization");
+  auto api_key = req.header("x-api-key");
+
+  oauth2_validate_req_t vr{};
+  vr.has_authorization = authorization ? 1 : 0;
+  if (authorization) vr.authorization = str(*authorization);
+  vr.api_key_count = static_cast<unsigned>(req.header_count("x-api-key"));
+  if (api_key) vr.api_key = str(*api_key);
+  vr.scopes = nullptr;
+  vr.nscopes = 0;
+  vr.realm = str(ctx.realm);
+  vr.now = static_cast<int64_t>(time(nullptr));
+
+  Validation v = validate(*ctx.store, vr);
+  switch (v.result) {
+    case OAUTH2_NO_TOKEN:
+      return caller;  // anonymous
+    case OAUTH2_VALID:
+      break;
+    case OAUTH2_UNAVAILABLE:
+      *error = HttpResponse::error(503, "The store is unavailable.");
+      return std::nullopt;
+    default:  // invalid_request, invalid_token
+      *error = invalid_token();
+      return std::nullopt;
+  }
+
+  caller.client_id = std::move(v.client_id);
+  caller.scope = std::move(v.scope);
+  if (v.user_id != 0) {
+    std::optional<User> u;
+    {
+      Txn txn = ctx.store->read();
+      u = txn.get_user(ctx.realm, v.user_id);
+    }
+    if (!u || !u->is_active) {  // deleted or disabled since validate read
+      *error = invalid_token();
+      return std::nullopt;
+    }
+    caller.kind = Caller::Kind::kUser;
+    caller.staff = u->is_staff;
+    caller.user = std::move(u);
+  } else {
+    caller.kind = Caller::Kind::kApp;
+    std::vector<std::string_view> held;
+    parse_scope(caller.scope, &held);
+    for (std::string_view s : held) {
+      if (s == kAdminScope) caller.staff = true;
+    }
+  }
+  return caller;
+}
+
+}  // namespace oauth2::admin

@@ -1,0 +1,365 @@
+// The users API (seed 003), with DRF's shapes and Django's field rules:
+//
+//   GET    /api/users/        staff: the users, paginated
+//   POST   /api/users/        staff; or anyone with --open-registration
+//   GET    /api/users/<id>/   staff: anyone; a user: itself
+//   PUT    /api/users/<id>/   the same; username and email required
+//   PATCH  /api/users/<id>/   the same
+//   DELETE /api/users/<id>/   staff
+//   GET    /auth/me/          the user of the token
+//
+// Only staff set is_staff and is_active; from anyone else those fields are
+// ignored, as unknown and read-only fields (id, date_joined) are.  Every
+// write is checked in full first, then made in one transaction committed
+// before the response (R70); a new password or a disabled user ends the
+// user's tokens in that same transaction (R39).
+
+#include <openssl/crypto.h>
+
+#include <ctime>
+#include <string>
+#include <string_view>
+
+#include "api.hpp"
+#include "cli.hpp"
+#include "codec.hpp"
+#include "model.hpp"
+#include "password.hpp"
+#include "store.hpp"
+
+namespace oauth2::admin {
+namespace {
+
+constexpr size_t kMaxUsername = 150;
+constexpr size_t kMaxEmail = 254;
+constexpr size_t kMaxNamePart = 150;
+constexpr size_t kMaxPassword = 4096;  // bytes hashed per attempt
+
+constexpr const char* kUsernameTaken =
+    "A user with that username already exists.";
+constexpr const char* kUsernameInvalid =
+    "Enter a valid username. This value may contain only letters, numbers, "
+    "and @/./+/-/_ characters.";
+constexpr const char* kRequired = "This field is required.";
+constexpr const char* kBlank = "This field may not be blank.";
+constexpr const char* kBadEmail = "Enter a valid email address.";
+constexpr const char* kControl = "Control characters are not allowed.";
+
+bool is_alnum(char ch) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+         (ch >= '0' && ch <= '9');
+}
+
+// Django's EmailValidator, ASCII only: a dot-atom user part, and a domain
+// of LDH labels with a TLD of 2 to 63 characters, "localhost", or an
+// address literal [..].
+bool valid_email(std::string_view e) {
+  size_t at = e.rfind('@');
+  if (at == std::string_view::npos || at == 0 || at + 1 == e.size()) {
+    return false;
+  }
+  std::string_view user = e.substr(0, at), domain = e.substr(at + 1);
+  constexpr std::string_view kAtext = "!#$%&'*+/=?^_`{|}~-";
+  bool dot_ok = false;
+  for (char ch : user) {
+    if (ch == '.') {
+      if (!dot_ok) return false;
+      dot_ok = false;
+    } else if (is_alnum(ch) || kAtext.find(ch) != std::string_view::npos) {
+      dot_ok = true;
+    } else {
+      return false;
+    }
+  }
+  if (!dot_ok) return false;  // empty, or ends with '.'
+
+  if (domain == "localhost") return true;
+  if (domain.front() == '[' && domain.back() == ']') {
+    for (char ch : domain.substr(1, domain.size() - 2)) {
+      if (!is_alnum(ch) && ch != '.' && ch != ':') return false;
+    }
+    return domain.size() > 2;
+  }
+  size_t labels = 0;
+  std::string_view rest = domain;
+  while (true) {
+    size_t dot = rest.find('.');
+    std::string_view label = rest.substr(0, dot);
+    bool last = dot == std::string_view::npos;
+    if (label.empty() || label.size() > 63) return false;
+    if (label.front() == '-' || label.back() == '-') return false;
+    for (char ch : label) {
+      if (!is_alnum(ch) && ch != '-') return false;
+    }
+    labels++;
+    if (last) {
+      if (label.size() < 2) return false;  // the TLD
+      break;
+    }
+    rest = rest.substr(dot + 1);
+  }
+  return labels >= 2;
+}
+
+// The fields of a request body, each checked.
+struct UserInput {
+  std::optional<std::string> username, email, first_name, last_name,
+      password;
+  std::optional<bool> is_staff, is_active;
+
+  ~UserInput() {
+    if (password) wipe(*password);
+  }
+};
+
+enum class Mode { kCreate, kPut, kPatch };
+
+void read_text(json_t* body, const char* key, size_t max, bool blank_ok,
+               FieldErrors& errors, std::optional<std::string>* out) {
+  std::string s;
+  if (get_string(body, key, errors, &s) != Got::kOk) return;
+  if (s.empty() && !blank_ok) {
+    errors.add(key, kBlank);
+    return;
+  }
+  if (!check_max_chars(s, max, key, errors)) return;
+  if (has_control(s) || has_c1_control(s)) {
+    errors.add(key, kControl);
+    return;
+  }
+  *out = std::move(s);
+}
+
+UserInput read_user(json_t* body, Mode mode, bool staff, FieldErrors& errors) {
+  UserInput in;
+  std::string s;
+  if (get_string(body, "username", errors, &s) == Got::kOk) {
+    if (s.empty()) {
+      errors.add("username", kBlank);
+    } else if (check_max_chars(s, kMaxUsername, "username", errors)) {
+      if (!valid_username(s)) {
+        errors.add("username", kUsernameInvalid);
+      } else {
+        in.username = std::move(s);
+      }
+    }
+  }
+  if (get_string(body, "password", errors, &s, false) == Got::kOk) {
+    if (s.empty()) {
+      errors.add("password", kBlank);
+    } else if (s.size() > kMaxPassword) {
+      errors.add("password", "Ensure this field has no more than " +
+                                 std::to_string(kMaxPassword) +
+                                 " characters.");
+    } else {
+      in.password = std::move(s);
+    }
+    wipe(s);
+  }
+  if (get_string(body, "email", errors, &s) == Got::kOk) {
+    if (s.empty()) {
+      errors.add("email", kBlank);
+    } else if (check_max_chars(s, kMaxEmail, "email", errors)) {
+      if (!valid_email(s)) {
+        errors.add("email", kBadEmail);
+      } else {
+        in.email = std::move(s);
+      }
+    }
+  }
+  read_text(body, "first_name", kMaxNamePart, true, errors, &in.first_name);
+  read_text(body, "last_name", kMaxNamePart, true, errors, &in.last_name);
+  if (staff) {
+    bool b;
+    if (get_bool(body, "is_staff", errors, &b) == Got::kOk) in.is_staff = b;
+    if (get_bool(body, "is_active", errors, &b) == Got::kOk) in.is_active = b;
+  }
+
+  if (mode != Mode::kPatch) {
+    for (const char* key : {"username", "password", "email"}) {
+      if (mode == Mode::kPut && std::string_view(key) == "password") continue;
+      if (!json_object_get(body, key)) errors.add(key, kRequired);
+    }
+  }
+  return in;
+}
+
+// A username another user already has (read before the slow hash; the
+// write transaction checks again).
+bool username_taken(ServeContext& ctx, const std::string& name,
+                    uint64_t self) {
+  Txn txn = ctx.store->read();
+  auto u = txn.get_user(ctx.realm, 0);
+  auto other = txn.get_user_by_username(ctx.realm, name);
+  return other && other->id != self;
+}
+
+void apply(const UserInput& in, User& u, const std::string& hashed) {
+  if (in.username) u.username = *in.username;
+  if (in.email) u.email = *in.email;
+  if (in.first_name) u.first_name = *in.first_name;
+  if (in.last_name) u.last_name = *in.last_name;
+  if (in.password) u.password = hashed;
+  if (in.is_staff) u.is_staff = *in.is_staff;
+  if (in.is_active) u.is_active = *in.is_active;
+}
+
+HttpResponse stored(int status, const User& u) {
+  return HttpResponse::json(status, user_json(u).get());
+}
+
+HttpResponse put_failed(PutUser r) {
+  FieldErrors errors;
+  switch (r) {
+    case PutUser::kUsernameTaken:
+      errors.add("username", kUsernameTaken);
+      return errors.response();
+    case PutUser::kMissing:
+      return not_found();
+    default:
+      return HttpResponse::error(400, "The user record is not valid.");
+  }
+}
+
+HttpResponse list_users(ServeContext& ctx, const HttpRequest& req) {
+  Pager pager(req, ctx.page_size);
+  if (!pager.valid()) return invalid_page();
+  Json results(checked(json_array()));
+  {
+    Txn txn = ctx.store->read();
+    size_t total = 0;
+    txn.list_users(ctx.realm, 0, 0, &total);
+    size_t offset = 0, limit = 0;
+    if (!pager.window(total, &offset, &limit)) return invalid_page();
+    for (const User& u : txn.list_users(ctx.realm, offset, limit, nullptr)) {
+      if (json_array_append_new(results.get(), user_json(u).release()) != 0) {
+        throw std::bad_alloc();
+      }
+    }
+  }
+  return pager.response(results.release());
+}
+
+HttpResponse create_user(ServeContext& ctx, const HttpRequest& req,
+                         const Caller& caller) {
+  // staff; or nobody at all when registration is open
+  if (caller.anonymous() ? !ctx.open_registration : !caller.staff) {
+    return denied(caller);
+  }
+  HttpResponse error;
+  Json body = parse_json_object(req, &error);
+  if (!body) return error;
+  FieldErrors errors;
+  UserInput in = read_user(body.get(), Mode::kCreate, caller.staff, errors);
+  if (in.username && !errors.has("username") &&
+      username_taken(ctx, *in.username, 0)) {
+    errors.add("username", kUsernameTaken);
+  }
+  if (!errors.empty()) return errors.response();
+
+  std::string hashed = hash_password(*in.password, ctx.pbkdf2_iterations);
+  User u;
+  u.realm = ctx.realm;
+  u.date_joined = static_cast<int64_t>(time(nullptr));
+  apply(in, u, hashed);  // is_staff, is_active: only from staff
+  {
+    Txn txn = ctx.store->write();
+    PutUser r = txn.put_user(u, true);
+    if (r != PutUser::kOk) return put_failed(r);
+    txn.commit();
+  }
+  return stored(201, u);
+}
+
+HttpResponse update_user(ServeContext& ctx, const HttpRequest& req,
+                         const Caller& caller, uint64_t id, Mode mode) {
+  HttpResponse error;
+  Json body = parse_json_object(req, &error);
+  if (!body) return error;
+  FieldErrors errors;
+  UserInput in = read_user(body.get(), mode, caller.staff, errors);
+  if (in.username && !errors.has("username") &&
+      username_taken(ctx, *in.username, id)) {
+    errors.add("username", kUsernameTaken);
+  }
+  if (!errors.empty()) return errors.response();
+
+  std::string hashed;
+  if (in.password) hashed = hash_password(*in.password, ctx.pbkdf2_iterations);
+  User u;
+  {
+    Txn txn = ctx.store->write();
+    auto old = txn.get_user(ctx.realm, id);
+    if (!old) return not_found();
+    u = std::move(*old);
+    apply(in, u, hashed);
+    PutUser r = txn.put_user(u, false);
+    if (r != PutUser::kOk) return put_failed(r);
+    // R39: a new password ends every session; a disabled user's tokens go
+    if (in.password || !u.is_active) txn.delete_user_tokens(ctx.realm, id);
+    txn.commit();
+  }
+  return stored(200, u);
+}
+
+}  // namespace
+
+HttpResponse users_api(ServeContext& ctx, const HttpRequest& req,
+                       const Caller& caller, std::optional<uint64_t> id) {
+  const std::string& m = req.method;
+  if (!id) {
+    if (m == "GET" || m == "HEAD") {
+      if (!caller.staff) return denied(caller);
+      return list_users(ctx, req);
+    }
+    if (m == "POST") return create_user(ctx, req, caller);
+    if (caller.anonymous()) return denied(caller);
+    return method_not_allowed(req, "GET, POST, HEAD");
+  }
+
+  if (caller.anonymous()) return denied(caller);
+  const bool self = caller.user && caller.user->id == *id;
+  if (m == "GET" || m == "HEAD") {
+    if (!caller.staff && !self) return denied(caller);
+    std::optional<User> u;
+    {
+      Txn txn = ctx.store->read();
+      u = txn.get_user(ctx.realm, *id);
+    }
+    if (!u) return not_found();
+    return stored(200, *u);
+  }
+  if (m == "PUT" || m == "PATCH") {
+    if (!caller.staff && !self) return denied(caller);
+    return update_user(ctx, req, caller, *id,
+                       m == "PUT" ? Mode::kPut : Mode::kPatch);
+  }
+  if (m == "DELETE") {
+    if (!caller.staff) return denied(caller);
+    {
+      Txn txn = ctx.store->write();
+      if (!txn.delete_user(ctx.realm, *id)) return not_found();
+      txn.commit();
+    }
+    HttpResponse r;
+    r.status = 204;
+    return r;
+  }
+  return method_not_allowed(req, "GET, PUT, PATCH, DELETE, HEAD");
+}
+
+HttpResponse me_api(ServeContext& ctx, const HttpRequest& req,
+                    const Caller& caller) {
+  (void)ctx;
+  if (caller.anonymous()) return denied(caller);
+  if (req.method != "GET" && req.method != "HEAD") {
+    return method_not_allowed(req, "GET, HEAD");
+  }
+  if (!caller.user) {
+    return HttpResponse::error(
+        403, "This token belongs to an application, not to a user.");
+  }
+  return stored(200, *caller.user);
+}
+
+}  // namespace oauth2::admin

@@ -1,0 +1,472 @@
+// `oauth2-admin user ...`: the users of a realm, with the fields of
+// Django's auth.User that seed 003's API shows, in the store the daemon's
+// /api/users/ and the module's user tokens read.  Passwords are hashed in
+// Django's pbkdf2_sha256 format before the write transaction begins, so
+// that the store's single writer lock is never held for a slow hash.
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <ctime>
+#include <iterator>
+#include <limits>
+#include <new>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "cli.hpp"
+#include "codec.hpp"
+#include "crypto.hpp"
+#include "json.hpp"
+#include "model.hpp"
+#include "password.hpp"
+#include "store.hpp"
+
+namespace oauth2::admin {
+namespace {
+
+constexpr size_t kMaxPassword = 4096;     // bytes
+constexpr size_t kMaxEmail = 254;         // bytes, as Django's EmailField
+constexpr size_t kMaxPersonName = 150;    // characters, as Django's fields
+constexpr unsigned kMaxIterations = 100000000;  // password.cpp's bound
+
+// A string wiped when it goes out of scope: a password.
+struct WipedString {
+  std::string s;
+  WipedString() = default;
+  WipedString(const WipedString&) = delete;
+  WipedString& operator=(const WipedString&) = delete;
+  ~WipedString() { wipe(s); }
+};
+
+// The user operand: a canonical decimal number (no sign, no leading zero)
+// may be an id; anything else is only a username.
+std::optional<uint64_t> id_operand(std::string_view s) {
+  if (s.empty() || s.size() > 19 || s[0] == '0') return std::nullopt;
+  uint64_t v = 0;
+  for (char ch : s) {
+    if (ch < '0' || ch > '9') return std::nullopt;
+    v = v * 10 + static_cast<uint64_t>(ch - '0');
+  }
+  if (v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+    return std::nullopt;
+  }
+  return v;
+}
+
+int fail(const std::string& msg) {
+  fprintf(stderr, "%s: %s\n", kProg, msg.c_str());
+  return kExitFailure;
+}
+
+// The user an operand names: by id when it is a number, else by
+// username.  A number that is the id of one user and the username of
+// another is refused rather than guessed: every user is reachable by id.
+// nullopt with *error set when there is none (or it is ambiguous).
+std::optional<User> find_user(Txn& txn, const Invocation& inv,
+                              const std::string& operand,
+                              std::string* error) {
+  std::optional<User> by_id, by_name;
+  if (auto id = id_operand(operand)) by_id = txn.get_user(inv.realm, *id);
+  if (valid_username(operand)) {
+    by_name = txn.get_user_by_username(inv.realm, operand);
+  }
+  if (by_id && by_name && by_id->id != by_name->id) {
+    *error = quoted(operand) + " is both the id of user " +
+             by_id->username + " and the username of user " +
+             std::to_string(by_name->id) + ": name that one by its id";
+    return std::nullopt;
+  }
+  if (by_id) return by_id;
+  if (by_name) return by_name;
+  *error = "no user " + quoted(operand);
+  return std::nullopt;
+}
+
+std::string no_user(const Invocation& inv) {
+  return "no user " + quoted(inv.operands[0]);
+}
+
+bool email_ok(std::string_view e) {
+  if (e.empty() || e.size() > kMaxEmail || !valid_utf8(e) ||
+      has_control(e) || has_c1_control(e)) {
+    return false;
+  }
+  size_t at = e.find('@');
+  if (at == 0 || at == std::string_view::npos || at + 1 == e.size() ||
+      e.find('@', at + 1) != std::string_view::npos) {
+    return false;
+  }
+  return e.find(' ') == std::string_view::npos;
+}
+
+bool person_name_ok(std::string_view n) {
+  return valid_utf8(n) && utf8_chars(n) <= kMaxPersonName &&
+         !has_control(n) && !has_c1_control(n);
+}
+
+std::string checked_email(const std::string& e) {
+  if (!email_ok(e)) {
+    throw UsageError("--email: " + quoted(e) +
+                     " is not an address like name@example.com (at most "
+                     "254 bytes)");
+  }
+  return e;
+}
+
+std::string checked_person_name(const char* option, const std::string& n) {
+  if (!person_name_ok(n)) {
+    throw UsageError(std::string(option) + ": at most 150 characters of " +
+                     "UTF-8, no control characters");
+  }
+  return n;
+}
+
+unsigned iterations_option(const Invocation& inv) {
+  auto v = inv.value("pbkdf2-iterations");
+  if (!v) return kDefaultPbkdf2Iterations;
+  unsigned long n = 0;
+  bool ok = !v->empty() && v->size() <= 9;
+  for (char ch : *v) {
+    if (ch < '0' || ch > '9') ok = false;
+  }
+  if (ok) n = std::stoul(*v);
+  if (!ok || n == 0 || n > kMaxIterations) {
+    throw UsageError("--pbkdf2-iterations: " + quoted(*v) +
+                     " is not a number from 1 to 100000000");
+  }
+  return static_cast<unsigned>(n);
+}
+
+// One line of stdin, without its line end; at most kMaxPassword bytes.
+// Read a byte at a time so that nothing after the line is consumed.
+void read_password_line(std::string* out) {
+  for (;;) {
+    char ch;
+    ssize_t n = read(STDIN_FILENO, &ch, 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw std::runtime_error(errno_text("cannot read stdin"));
+    if (n == 0 || ch == '\n') break;
+    if (out->size() > kMaxPassword) {
+      throw UsageError("--password-stdin: the password is longer than 4096 "
+                       "bytes");
+    }
+    out->push_back(ch);
+  }
+  if (!out->empty() && out->back() == '\r') out->pop_back();
+}
+
+// The new password of `user add` or `user set-password`, from exactly
+// one of --password and --password-stdin.  It must be something the
+// login form can carry: UTF-8 without control characters.
+void read_password(const Invocation& inv, std::string* out) {
+  auto given = inv.value("password");
+  bool from_stdin = inv.has("password-stdin");
+  if (given && from_stdin) {
+    throw UsageError("--password and --password-stdin exclude each other");
+  }
+  if (!given && !from_stdin) {
+    throw UsageError(joined_words(inv).substr(1) +
+                     " needs --password-stdin (or --password <password>)");
+  }
+  const char* opt = from_stdin ? "--password-stdin" : "--password";
+  if (from_stdin) {
+    read_password_line(out);
+  } else {
+    *out = *given;
+  }
+  if (out->empty()) throw UsageError(std::string(opt) + ": empty password");
+  if (out->size() > kMaxPassword) {
+    throw UsageError(std::string(opt) + ": longer than 4096 bytes");
+  }
+  if (!valid_utf8(*out) || has_control(*out) || has_c1_control(*out)) {
+    throw UsageError(std::string(opt) +
+                     ": the password must be UTF-8 without control "
+                     "characters");
+  }
+}
+
+std::optional<bool> bool_option(const Invocation& inv, const char* name) {
+  auto v = inv.value(name);
+  if (!v) return std::nullopt;
+  if (*v == "true") return true;
+  if (*v == "false") return false;
+  throw UsageError(std::string("--") + name + ": " + quoted(*v) +
+                   " is neither true nor false");
+}
+
+Json id_result(const char* key, uint64_t id) {
+  Json obj(checked(json_object()));
+  set_member(obj.get(), key, json_integer(static_cast<json_int_t>(id)));
+  return obj;
+}
+
+// ------------------------------------------------------------ commands
+
+int user_add(const Invocation& inv) {
+  User u;
+  u.realm = inv.realm;
+  auto username = inv.value("username");
+  if (!username) throw UsageError("user add needs --username");
+  if (!valid_username(*username)) {
+    throw UsageError("--username: " + quoted(*username) +
+                     " is not 1 to 150 of letters, digits and @.+-_");
+  }
+  u.username = *username;
+  auto email = inv.value("email");
+  if (!email) throw UsageError("user add needs --email");
+  u.email = checked_email(*email);
+  if (auto v = inv.value("first-name")) {
+    u.first_name = checked_person_name("--first-name", *v);
+  }
+  if (auto v = inv.value("last-name")) {
+    u.last_name = checked_person_name("--last-name", *v);
+  }
+  u.is_staff = inv.has("staff");
+  u.is_active = !inv.has("inactive");
+  const unsigned iterations = iterations_option(inv);
+  {
+    WipedString password;
+    read_password(inv, &password.s);
+    u.password = hash_password(password.s, iterations);
+  }
+  u.date_joined = static_cast<int64_t>(time(nullptr));
+
+  auto store = open_store(inv, true);
+  Txn txn = store->write();
+  switch (txn.put_user(u, true)) {
+    case PutUser::kOk:
+      break;
+    case PutUser::kUsernameTaken:
+      return fail("a user with that username already exists");
+    default:
+      return fail("the store refused the user");
+  }
+  txn.commit();
+  print_json(user_json(u).get());
+  return 0;
+}
+
+int user_list(const Invocation& inv) {
+  Json arr(checked(json_array()));
+  if (auto store = open_store(inv, false)) {
+    Txn txn = store->read();
+    size_t total = 0;
+    for (const User& u : txn.list_users(inv.realm, 0, SIZE_MAX, &total)) {
+      if (json_array_append_new(arr.get(), user_json(u).release()) != 0) {
+        throw std::bad_alloc();
+      }
+    }
+  }
+  print_json(arr.get());
+  return 0;
+}
+
+int user_show(const Invocation& inv) {
+  std::string error = no_user(inv);
+  std::optional<User> u;
+  if (auto store = open_store(inv, false)) {
+    Txn txn = store->read();
+    u = find_user(txn, inv, inv.operands[0], &error);
+  }
+  if (!u) return fail(error);
+  print_json(user_json(*u).get());
+  return 0;
+}
+
+int user_set_password(const Invocation& inv) {
+  const unsigned iterations = iterations_option(inv);
+  std::string hash;
+  {
+    WipedString password;
+    read_password(inv, &password.s);
+    hash = hash_password(password.s, iterations);
+  }
+  auto store = open_store(inv, false);
+  if (!store) return fail(no_user(inv));
+  std::string error;
+  Txn txn = store->write();
+  auto u = find_user(txn, inv, inv.operands[0], &error);
+  if (!u) return fail(error);
+  u->password = std::move(hash);
+  if (txn.put_user(*u, false) != PutUser::kOk) {
+    return fail("the store refused the user");
+  }
+  // R39, R70: a new password ends every session of the old one
+  size_t revoked = txn.delete_user_tokens(inv.realm, u->id);
+  txn.commit();
+  Json obj = id_result("id", u->id);
+  set_member(obj.get(), "tokens_revoked",
+             json_integer(static_cast<json_int_t>(revoked)));
+  print_json(obj.get());
+  return 0;
+}
+
+int user_delete(const Invocation& inv) {
+  auto store = open_store(inv, false);
+  if (!store) return fail(no_user(inv));
+  std::string error;
+  Txn txn = store->write();
+  auto u = find_user(txn, inv, inv.operands[0], &error);
+  if (!u) return fail(error);
+  if (!txn.delete_user(inv.realm, u->id)) return fail(no_user(inv));  // R70
+  txn.commit();
+  print_json(id_result("deleted", u->id).get());
+  return 0;
+}
+
+int user_set(const Invocation& inv) {
+  auto active = bool_option(inv, "active");
+  auto staff = bool_option(inv, "staff");
+  auto email = inv.value("email");
+  if (email) checked_email(*email);
+  auto first = inv.value("first-name");
+  if (first) checked_person_name("--first-name", *first);
+  auto last = inv.value("last-name");
+  if (last) checked_person_name("--last-name", *last);
+  if (!active && !staff && !email && !first && !last) {
+    throw UsageError("user set needs --active, --staff, --email, "
+                     "--first-name or --last-name");
+  }
+
+  auto store = open_store(inv, false);
+  if (!store) return fail(no_user(inv));
+  std::string error;
+  Txn txn = store->write();
+  auto u = find_user(txn, inv, inv.operands[0], &error);
+  if (!u) return fail(error);
+  if (active) u->is_active = *active;
+  if (staff) u->is_staff = *staff;
+  if (email) u->email = *email;
+  if (first) u->first_name = *first;
+  if (last) u->last_name = *last;
+  if (txn.put_user(*u, false) != PutUser::kOk) {
+    return fail("the store refused the user");
+  }
+  // R39, R70: a disabled user's tokens are gone, not merely refused, so
+  // that enabling the user again does not bring them back
+  if (active && !*active) txn.delete_user_tokens(inv.realm, u->id);
+  txn.commit();
+  print_json(user_json(*u).get());
+  return 0;
+}
+
+// ------------------------------------------------------------- tables
+
+const OptionSpec kUserAddOptions[] = {
+    {"username", true, false},       {"email", true, false},
+    {"first-name", true, false},     {"last-name", true, false},
+    {"staff", false, false},         {"inactive", false, false},
+    {"password", true, false},       {"password-stdin", false, false},
+    {"pbkdf2-iterations", true, false},
+};
+
+const OptionSpec kSetPasswordOptions[] = {
+    {"password", true, false},
+    {"password-stdin", false, false},
+    {"pbkdf2-iterations", true, false},
+};
+
+const OptionSpec kUserSetOptions[] = {
+    {"active", true, false},     {"staff", true, false},
+    {"email", true, false},      {"first-name", true, false},
+    {"last-name", true, false},
+};
+
+// The password options, in the --help of user add and user set-password.
+#define PASSWORD_HELP                                                    \
+  "  --password-stdin           read the password from the first line\n" \
+  "                             of stdin (without its line end)\n"       \
+  "  --password <password>      the password on the command line\n"     \
+  "                             (other users can see it in ps)\n"        \
+  "  --pbkdf2-iterations <n>    PBKDF2-SHA256 iterations, 1 to\n"        \
+  "                             100000000 (default 600000, Django 4.2)\n"
+
+const char kUserAddUsage[] =
+    "usage: oauth2-admin user add --username <name> --email <address>\n"
+    "           [--first-name <name>] [--last-name <name>] [--staff] "
+    "[--inactive]\n"
+    "           (--password-stdin | --password <password>)\n"
+    "           [--pbkdf2-iterations <n>]\n"
+    "\n"
+    "Creates a user and prints it as one JSON object: id, username, email,\n"
+    "first_name, last_name, is_staff, is_active.  The password is stored as\n"
+    "a Django pbkdf2_sha256 hash, never in clear.  Exit 1 if a user with\n"
+    "that username exists.\n"
+    "\n"
+    "  --username <name>          1 to 150 of letters, digits and @.+-_\n"
+    "  --email <address>          name@domain, at most 254 bytes\n"
+    "  --first-name, --last-name  at most 150 characters each\n"
+    "  --staff                    a staff user (may manage users and apps)\n"
+    "  --inactive                 a disabled user: no token validates\n"
+    PASSWORD_HELP;
+
+const char kUserListUsage[] =
+    "usage: oauth2-admin user list\n"
+    "\n"
+    "Prints the users of the realm, in id order, as a JSON array of the\n"
+    "objects 'user add' prints.  Never a password.\n";
+
+const char kUserShowUsage[] =
+    "usage: oauth2-admin user show <id|username>\n"
+    "\n"
+    "Prints one user as JSON; exit 1 if there is none.  A number is an id\n"
+    "or a username; when it is the id of one user and the username of\n"
+    "another, name that other one by its id.\n";
+
+const char kUserSetPasswordUsage[] =
+    "usage: oauth2-admin user set-password <id|username>\n"
+    "           (--password-stdin | --password <password>) "
+    "[--pbkdf2-iterations <n>]\n"
+    "\n"
+    "Sets a new password and deletes every token of the user in the same\n"
+    "transaction: they fail on the very next request.  Prints\n"
+    "{\"id\": <id>, \"tokens_revoked\": <count>}.\n"
+    "\n" PASSWORD_HELP;
+
+const char kUserSetUsage[] =
+    "usage: oauth2-admin user set <id|username> [--active true|false]\n"
+    "           [--staff true|false] [--email <address>]\n"
+    "           [--first-name <name>] [--last-name <name>]\n"
+    "\n"
+    "Changes a user and prints it as 'user show' does.  --active false\n"
+    "disables the user and deletes every token of theirs in the same\n"
+    "transaction; enabling the user again does not bring them back.\n";
+
+const char kUserDeleteUsage[] =
+    "usage: oauth2-admin user delete <id|username>\n"
+    "\n"
+    "Deletes a user and every token issued to them, in one transaction.\n"
+    "Prints {\"deleted\": <id>}; exit 1 if there is no such user.\n";
+
+#undef PASSWORD_HELP
+
+const Command kUserCommands[] = {
+    {"user add", "--username <u> --email <e> ...", "create a user",
+     kUserAddUsage, kUserAddOptions, std::size(kUserAddOptions), 0, 0,
+     user_add},
+    {"user list", "", "list the users", kUserListUsage, nullptr, 0, 0, 0,
+     user_list},
+    {"user show", "<id|username>", "show one user", kUserShowUsage, nullptr,
+     0, 1, 1, user_show},
+    {"user set", "<id|username> --active true|false ...",
+     "enable, disable or change a user", kUserSetUsage, kUserSetOptions,
+     std::size(kUserSetOptions), 1, 1, user_set},
+    {"user set-password", "<id|username> --password-stdin",
+     "set a password and revoke the user's tokens", kUserSetPasswordUsage,
+     kSetPasswordOptions, std::size(kSetPasswordOptions), 1, 1,
+     user_set_password},
+    {"user delete", "<id|username>", "delete a user and their tokens",
+     kUserDeleteUsage, nullptr, 0, 1, 1, user_delete},
+};
+
+}  // namespace
+
+void add_user_commands(Commands& out) {
+  for (const Command& c : kUserCommands) out.push_back(&c);
+}
+
+}  // namespace oauth2::admin
