@@ -104,11 +104,13 @@ int64_t get_i64(const unsigned char* p) {
   return static_cast<int64_t>(u);
 }
 
+// Token records.  Version 1: type, times, client_id, scope, user.
+// Version 2 adds the family, used_at and the code and rotation fields.
 std::string encode_token(const Token& t) {
   std::string out;
-  out.reserve(kTokenHeader + 6 + t.client_id.size() + t.scope.size() +
-              t.user.size());
-  out.push_back(1);  // record version
+  out.reserve(kTokenHeader + 64 + t.client_id.size() + t.scope.size() +
+              t.user.size() + t.redirect_uri.size() + t.sealed.size());
+  out.push_back(2);  // record version
   out.push_back(static_cast<char>(t.type));
   put_u16(out, 0);
   put_i64(out, t.issued_at);
@@ -118,26 +120,51 @@ std::string encode_token(const Token& t) {
     put_u16(out, s->size());
     out.append(*s);
   }
+  out.append(reinterpret_cast<const char*>(t.family.data()), t.family.size());
+  put_i64(out, t.used_at);
+  for (const std::string* s : {&t.redirect_uri, &t.code_challenge, &t.sealed}) {
+    if (s->size() > 0xFFFF) throw std::invalid_argument("token field too long");
+    put_u16(out, s->size());
+    out.append(*s);
+  }
   return out;
 }
 
 std::optional<Token> decode_token(std::string_view v) {
   const auto* p = reinterpret_cast<const unsigned char*>(v.data());
-  if (v.size() < kTokenHeader || p[0] != 1) return std::nullopt;
+  if (v.size() < kTokenHeader || (p[0] != 1 && p[0] != 2)) return std::nullopt;
   Token t;
   t.type = static_cast<TokenType>(p[1]);
   t.issued_at = get_i64(p + 4);
   t.expires_at = get_i64(p + 12);
   size_t off = kTokenHeader;
-  for (std::string* s : {&t.client_id, &t.scope, &t.user}) {
-    if (off + 2 > v.size()) return std::nullopt;
+  auto read_str = [&](std::string* s) {
+    if (off + 2 > v.size()) return false;
     size_t len = p[off] | (size_t(p[off + 1]) << 8);
     off += 2;
-    if (off + len > v.size()) return std::nullopt;
+    if (off + len > v.size()) return false;
     s->assign(v.data() + off, len);
     off += len;
+    return true;
+  };
+  for (std::string* s : {&t.client_id, &t.scope, &t.user}) {
+    if (!read_str(s)) return std::nullopt;
+  }
+  if (p[0] == 1) return t;
+  if (off + 16 + 8 > v.size()) return std::nullopt;
+  std::memcpy(t.family.data(), p + off, 16);
+  off += 16;
+  t.used_at = get_i64(p + off);
+  off += 8;
+  for (std::string* s : {&t.redirect_uri, &t.code_challenge, &t.sealed}) {
+    if (!read_str(s)) return std::nullopt;
   }
   return t;
+}
+
+std::string family_prefix(std::string_view realm, const Family& f) {
+  return realm_prefix(realm).append(reinterpret_cast<const char*>(f.data()),
+                                    f.size());
 }
 
 json_t* json_str(const std::string& s) {
@@ -365,6 +392,13 @@ bool storable(const Client& c) {
 
 }  // namespace
 
+bool Token::has_family() const {
+  for (unsigned char b : family) {
+    if (b) return true;
+  }
+  return false;
+}
+
 bool Client::allows_grant(std::string_view grant) const {
   return std::find(grant_types.begin(), grant_types.end(), grant) !=
          grant_types.end();
@@ -376,7 +410,7 @@ Store::Store(const std::string& path, size_t mapsize) : path_(path) {
   mkdir_p(path);
   check(mdb_env_create(&env_), "mdb_env_create");
   try {
-    check(mdb_env_set_maxdbs(env_, 8), "mdb_env_set_maxdbs");
+    check(mdb_env_set_maxdbs(env_, 16), "mdb_env_set_maxdbs");
     check(mdb_env_set_maxreaders(env_, kMaxReaders), "mdb_env_set_maxreaders");
     check(mdb_env_set_mapsize(env_, mapsize), "mdb_env_set_mapsize");
     check(mdb_env_open(env_, path.c_str(), kEnvFlags, 0660), "mdb_env_open");
@@ -400,7 +434,8 @@ bool Store::open_databases(unsigned flags) {
   } dbs[] = {{"meta", &meta_},         {"clients", &clients_},
              {"tokens", &tokens_},     {"client_tokens", &client_tokens_},
              {"users", &users_},       {"usernames", &usernames_},
-             {"user_tokens", &user_tokens_}};
+             {"user_tokens", &user_tokens_},
+             {"family_tokens", &family_tokens_}};
   int rc = MDB_SUCCESS;
   for (auto& db : dbs) {
     rc = mdb_dbi_open(txn, db.name, create, db.dbi);
@@ -611,7 +646,59 @@ bool Txn::put_token(std::string_view realm, const Digest& hash, const Token& t) 
     MDB_val uk = val(ukey);
     check(mdb_put(txn_, store_->user_tokens_, &uk, &empty, 0), "mdb_put(index)");
   }
+  if (t.has_family()) {
+    std::string fkey = family_prefix(realm, t.family);
+    fkey.append(reinterpret_cast<const char*>(hash.data()), hash.size());
+    MDB_val fk = val(fkey);
+    check(mdb_put(txn_, store_->family_tokens_, &fk, &empty, 0), "mdb_put(index)");
+  }
   return true;
+}
+
+bool Txn::update_token(std::string_view realm, const Digest& hash, const Token& t) {
+  auto old = get_token(realm, hash);
+  if (!old || old->client_id != t.client_id || old->user != t.user ||
+      old->family != t.family) {
+    return false;  // the indexes stay as they are: only these fields may change
+  }
+  std::string key = token_key(realm, hash);
+  std::string data = encode_token(t);
+  MDB_val k = val(key), d = val(data);
+  check(mdb_put(txn_, store_->tokens_, &k, &d, 0), "mdb_put(tokens)");
+  return true;
+}
+
+size_t Txn::revoke_family(std::string_view realm, const Family& family) {
+  std::string prefix = family_prefix(realm, family);
+  std::vector<Digest> doomed;
+  MDB_cursor* cur = nullptr;
+  check(mdb_cursor_open(txn_, store_->family_tokens_, &cur), "mdb_cursor_open");
+  MDB_val k = val(prefix), v;
+  int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+  while (rc == MDB_SUCCESS) {
+    std::string_view key = view(k);
+    if (key.size() != prefix.size() + 32 || key.substr(0, prefix.size()) != prefix) {
+      break;
+    }
+    Digest d;
+    std::memcpy(d.data(), key.data() + prefix.size(), 32);
+    doomed.push_back(d);
+    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+  }
+  mdb_cursor_close(cur);
+  if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) throw StoreError("family", rc);
+  size_t n = 0;
+  for (const Digest& d : doomed) {
+    if (delete_token(realm, d)) {
+      n++;
+    } else {
+      std::string ikey = prefix;
+      ikey.append(reinterpret_cast<const char*>(d.data()), d.size());
+      MDB_val ik = val(ikey);
+      mdb_del(txn_, store_->family_tokens_, &ik, nullptr);
+    }
+  }
+  return n;
 }
 
 bool Txn::delete_token(std::string_view realm, const Digest& hash) {
@@ -632,6 +719,13 @@ bool Txn::delete_token(std::string_view realm, const Digest& hash) {
     ukey.append(reinterpret_cast<const char*>(hash.data()), hash.size());
     MDB_val uk = val(ukey);
     int rc = mdb_del(txn_, store_->user_tokens_, &uk, nullptr);
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) throw StoreError("mdb_del(index)", rc);
+  }
+  if (t->has_family()) {
+    std::string fkey = family_prefix(realm, t->family);
+    fkey.append(reinterpret_cast<const char*>(hash.data()), hash.size());
+    MDB_val fk = val(fkey);
+    int rc = mdb_del(txn_, store_->family_tokens_, &fk, nullptr);
     if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) throw StoreError("mdb_del(index)", rc);
   }
   return true;

@@ -8,6 +8,7 @@
 
 #include <lmdb.h>
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -72,8 +73,12 @@ struct User {
 
 enum class PutUser { kOk, kUsernameTaken, kMissing, kInvalid };
 
-enum class TokenType : uint8_t { kAccess = 1, kRefresh = 2 };
+enum class TokenType : uint8_t { kAccess = 1, kRefresh = 2, kCode = 3 };
 
+using Family = std::array<unsigned char, 16>;
+
+// An access token, a refresh token or an authorization code, stored under
+// the SHA-256 of its value.
 struct Token {
   TokenType type = TokenType::kAccess;
   int64_t issued_at = 0;
@@ -81,6 +86,16 @@ struct Token {
   std::string client_id;
   std::string scope;
   std::string user;  // the user's id in decimal; empty for client tokens
+  // the grant it belongs to (a code and every token issued from it, a
+  // refresh token and its successors); all zero: none
+  Family family{};
+  int64_t used_at = 0;          // code redeemed, refresh token rotated
+  std::string redirect_uri;     // codes: as the authorization request had it
+  std::string code_challenge;   // codes: PKCE S256 challenge, or empty
+  std::string sealed;           // rotated refresh token: its successors,
+                                // encrypted under it (crypto.hpp seal)
+
+  bool has_family() const;
 };
 
 class Store;
@@ -113,6 +128,10 @@ class Txn {
   // false if a token with this hash exists (never overwritten)
   bool put_token(std::string_view realm, const Digest& hash, const Token& t);
   bool delete_token(std::string_view realm, const Digest& hash);
+  // rewrites an existing token record (false if there is none)
+  bool update_token(std::string_view realm, const Digest& hash, const Token& t);
+  // deletes every token of a grant; how many
+  size_t revoke_family(std::string_view realm, const Family& family);
   // deletes up to max tokens of the realm expired at now; how many it did
   size_t purge_expired(std::string_view realm, int64_t now, size_t max);
 
@@ -171,6 +190,7 @@ class Store {
   MDB_env* env_ = nullptr;
   MDB_dbi meta_ = 0, clients_ = 0, tokens_ = 0, client_tokens_ = 0;
   MDB_dbi users_ = 0, usernames_ = 0, user_tokens_ = 0;
+  MDB_dbi family_tokens_ = 0;
   MDB_txn* cached_ = nullptr;
   bool cache_reads_ = true;
 };
