@@ -71,16 +71,28 @@ int oauth2_store_reader_check(oauth2_store_t *store, int *dead) OAUTH2_NOEXCEPT;
 
 /* ------------------------------------------------------------ endpoints */
 
-#define OAUTH2_ENDPOINT_TOKEN   1
-#define OAUTH2_ENDPOINT_REVOKE  2
+#define OAUTH2_ENDPOINT_TOKEN       1
+#define OAUTH2_ENDPOINT_REVOKE      2
+#define OAUTH2_ENDPOINT_AUTHORIZE   3
+#define OAUTH2_ENDPOINT_INTROSPECT  4
+#define OAUTH2_ENDPOINT_REGISTER    5
+#define OAUTH2_ENDPOINT_LOGIN       6
+#define OAUTH2_ENDPOINT_METADATA    7
 
 
-/* failed client authentication throttling, kept by the shim in shm */
+/* what a throttle key counts */
+#define OAUTH2_THROTTLE_CLIENT  'c'
+#define OAUTH2_THROTTLE_USER    'u'
+
+
+/* failed authentication throttling, kept by the shim in shared memory */
 typedef struct {
     void      *ctx;
-    /* seconds until the client may try again, 0 if it may now */
-    unsigned (*client_blocked)(void *ctx, const unsigned char *id, size_t len);
-    void     (*client_failed)(void *ctx, const unsigned char *id, size_t len);
+    /* seconds until the key may try again, 0 if it may now */
+    unsigned (*blocked)(void *ctx, int kind, const unsigned char *id,
+                        size_t len);
+    void     (*failed)(void *ctx, int kind, const unsigned char *id,
+                       size_t len);
 } oauth2_throttle_t;
 
 
@@ -89,26 +101,52 @@ typedef struct {
     oauth2_str_t       content_type;        /* the first Content-Type */
     unsigned           content_type_count;  /* how many were sent */
     unsigned           has_query;
+    oauth2_str_t       query;               /* without '?' */
     unsigned           has_authorization;
     oauth2_str_t       authorization;
+    oauth2_str_t       cookie;              /* Cookie headers, "; " joined */
     oauth2_str_t       body;
+    unsigned           secure;              /* https: Secure cookies */
     int64_t            now;                 /* unix seconds */
 
     /* settings of the location */
     oauth2_str_t       realm;               /* store realm, "default" */
     int64_t            access_token_ttl;    /* seconds */
+    int64_t            refresh_token_ttl;
+    int64_t            refresh_grace;       /* reuse of a rotated RT */
+    int64_t            code_ttl;
     oauth2_str_t       default_scope;       /* space separated */
+    unsigned           pbkdf2_iterations;
+    oauth2_str_t       login_client_id;     /* oauth2_login's application */
+
+    /* the authorization endpoint's pages; empty: the built-in ones */
+    oauth2_str_t       login_template;
+    oauth2_str_t       consent_template;
+    oauth2_str_t       error_template;
+
+    /* metadata (RFC 8414): the issuer and the endpoints' paths */
+    oauth2_str_t       issuer;
+    oauth2_str_t       token_path;
+    oauth2_str_t       authorize_path;
+    oauth2_str_t       revoke_path;
+    oauth2_str_t       introspect_path;
 
     oauth2_throttle_t  throttle;
 } oauth2_endpoint_req_t;
+
+
+#define OAUTH2_MAX_COOKIES  2
 
 
 typedef struct {
     int                status;              /* HTTP status */
     unsigned           basic_challenge;     /* add WWW-Authenticate: Basic */
     unsigned           auth_failed;         /* count against the address */
+    unsigned           html;                /* text/html + page headers */
     unsigned           retry_after;         /* seconds, 0: no header */
-    unsigned char     *body;                /* JSON, from the allocator */
+    oauth2_str_t       location;            /* from the allocator */
+    oauth2_str_t       set_cookie[OAUTH2_MAX_COOKIES];
+    unsigned char     *body;                /* from the allocator */
     size_t             body_len;
     const char        *store_error;         /* static text, for the log */
 } oauth2_response_t;

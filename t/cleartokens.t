@@ -10,7 +10,7 @@ use OAuth2Test;
 OAuth2Test::require_build();
 
 my $t = OAuth2Test->new;
-my $short = $t->new_app(name => 'short', ttl => 1);
+my $short = $t->new_app(name => 'short', ttl => 3);
 my $long = $t->new_app(name => 'long');
 $t->write_default_config->run;
 
@@ -21,7 +21,7 @@ ok(defined $_, 'token issued') for @expiring, $live;
 my $j = $t->admin_json('cleartokens');
 is($j->{deleted}, 0, 'nothing expired yet: deleted 0');
 
-select(undef, undef, undef, 2.2);
+select(undef, undef, undef, 3.5);
 
 $j = $t->admin_json('cleartokens');
 is($j->{deleted}, 5, 'the 5 expired tokens are deleted');

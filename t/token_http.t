@@ -228,12 +228,20 @@ $t->oauth_error_ok(post('scope=read'), 400, 'invalid_request',
     'grant_type missing, other params');
 $t->oauth_error_ok(post('grant_type='), 400, 'invalid_request',
     'grant_type empty (R5)');
+# names are case-sensitive; "password" is unsupported while no
+# application of the server is registered for it (R25)
 for my $g ('AUTHORIZATION_CODE', 'password', 'implicit', 'urn:x',
-    'authorization_code', 'refresh_token', 'Client_Credentials')
+    'Client_Credentials')
 {
     $t->oauth_error_ok(post('grant_type=' . OAuth2Test::form_encode($g)),
         400, 'unsupported_grant_type', "grant_type=$g");
 }
+# a client-credentials application asking for the code grant
+$t->oauth_error_ok(post('grant_type=authorization_code&code=x'), 400,
+    'unauthorized_client',
+    'grant_type=authorization_code, app not registered for it');
+$t->oauth_error_ok(post('grant_type=refresh_token'), 400, 'invalid_request',
+    'grant_type=refresh_token without refresh_token');
 
 # R10: error_description never echoes input
 $r = post("grant_type=%22%5C%0A");

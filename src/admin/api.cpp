@@ -153,7 +153,10 @@ Json parse_json_object(const HttpRequest& req, HttpResponse* error) {
   Json j(json_loadb(req.body.data(), req.body.size(), JSON_REJECT_DUPLICATES,
                     &err));
   if (!j) {
-    *error = parse_error(shown(err.text, 120) + " at line " +
+    std::string text = err.text;
+    size_t cut = text.find(" without JSON_ALLOW_NUL");  // jansson's flag name
+    if (cut != std::string::npos) text.erase(cut, 23);
+    *error = parse_error(shown(text, 120) + " at line " +
                          std::to_string(err.line) + " column " +
                          std::to_string(err.column));
     return nullptr;

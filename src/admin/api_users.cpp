@@ -14,8 +14,6 @@
 // before the response (R70); a new password or a disabled user ends the
 // user's tokens in that same transaction (R39).
 
-#include <openssl/crypto.h>
-
 #include <ctime>
 #include <string>
 #include <string_view>
@@ -189,7 +187,6 @@ UserInput read_user(json_t* body, Mode mode, bool staff, FieldErrors& errors) {
 bool username_taken(ServeContext& ctx, const std::string& name,
                     uint64_t self) {
   Txn txn = ctx.store->read();
-  auto u = txn.get_user(ctx.realm, 0);
   auto other = txn.get_user_by_username(ctx.realm, name);
   return other && other->id != self;
 }
@@ -273,6 +270,10 @@ HttpResponse create_user(ServeContext& ctx, const HttpRequest& req,
 
 HttpResponse update_user(ServeContext& ctx, const HttpRequest& req,
                          const Caller& caller, uint64_t id, Mode mode) {
+  {
+    Txn txn = ctx.store->read();  // DRF looks the object up first
+    if (!txn.get_user(ctx.realm, id)) return not_found();
+  }
   HttpResponse error;
   Json body = parse_json_object(req, &error);
   if (!body) return error;

@@ -76,6 +76,7 @@ void add_app_commands(Commands& out);
 void add_user_commands(Commands& out);    // user ...
 void add_import_commands(Commands& out);  // import-django
 void add_token_commands(Commands& out);
+void add_serve_commands(Commands& out);   // serve (the daemon)
 
 // Global options (--store, --realm, --help) anywhere; a command's options
 // after its words; "--" ends the options.

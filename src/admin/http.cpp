@@ -318,8 +318,6 @@ struct HttpServer::Impl {
   MHD_Daemon* daemon = nullptr;
   int listen_fd = -1;
   ListenAddress addr;
-  dev_t sock_dev = 0;
-  ino_t sock_ino = 0;
 
   std::mutex mu;
   std::condition_variable idle;
@@ -600,15 +598,12 @@ void HttpServer::Impl::bind_socket() {
       errno = saved;
       throw std::runtime_error(errno_text("bind " + addr.path));
     }
-    if (chmod(addr.path.c_str(), 0660) != 0 ||
-        lstat(addr.path.c_str(), &st) != 0) {
+    if (chmod(addr.path.c_str(), 0660) != 0) {
       saved = errno;
       close(fd);
       errno = saved;
       throw std::runtime_error(errno_text("chmod " + addr.path));
     }
-    sock_dev = st.st_dev;
-    sock_ino = st.st_ino;
   } else {
     sockaddr_storage ss{};
     socklen_t len;
@@ -700,13 +695,9 @@ void HttpServer::stop(unsigned grace_ms) {
   s.daemon = nullptr;
   if (quiesced != MHD_INVALID_SOCKET) close(quiesced);
   s.listen_fd = -1;
-  if (s.addr.is_unix) {
-    struct stat st;
-    if (lstat(s.addr.path.c_str(), &st) == 0 && st.st_dev == s.sock_dev &&
-        st.st_ino == s.sock_ino) {
-      unlink(s.addr.path.c_str());
-    }
-  }
+  // A unix socket file stays: nginx then logs "connection refused" at
+  // error level as for a TCP upstream that is down, not "no such file" at
+  // crit; the next start replaces it.
 }
 
 }  // namespace oauth2::admin

@@ -93,7 +93,8 @@ class HttpServer {
   // starts serving.  Throws std::runtime_error.
   void start(const ListenAddress& addr);
   // Stops accepting, lets the requests in flight finish (at most
-  // grace_ms), then closes every connection and removes the unix socket.
+  // grace_ms), then closes every connection.  A unix socket file stays
+  // (start() replaces a stale one).
   void stop(unsigned grace_ms);
 
   struct Impl;  // http.cpp

@@ -25,6 +25,7 @@ Commands commands() {
   add_user_commands(all);
   add_import_commands(all);
   add_token_commands(all);
+  add_serve_commands(all);
   return all;
 }
 

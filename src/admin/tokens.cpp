@@ -197,7 +197,7 @@ const char kClearTokensUsage[] =
     "size.\n";
 
 const Command kTokenCommands[] = {
-    {"token issue", "--client-id <id> [--user <u>]",
+    {"token issue", "--client-id <id> ...",
      "issue an access token directly", kTokenIssueUsage, kTokenIssueOptions,
      std::size(kTokenIssueOptions), 0, 0, token_issue},
     {"cleartokens", "", "delete expired tokens", kClearTokensUsage, nullptr,

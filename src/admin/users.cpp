@@ -30,7 +30,8 @@ namespace {
 
 constexpr size_t kMaxPassword = 4096;     // bytes
 constexpr size_t kMaxEmail = 254;         // bytes, as Django's EmailField
-constexpr size_t kMaxPersonName = 150;    // characters, as Django's fields
+// Django counts 150 characters; the store counts bytes (store.cpp)
+constexpr size_t kMaxPersonName = 150;    // bytes
 constexpr unsigned kMaxIterations = 100000000;  // password.cpp's bound
 
 // A string wiped when it goes out of scope: a password.
@@ -104,7 +105,7 @@ bool email_ok(std::string_view e) {
 }
 
 bool person_name_ok(std::string_view n) {
-  return valid_utf8(n) && utf8_chars(n) <= kMaxPersonName &&
+  return valid_utf8(n) && n.size() <= kMaxPersonName &&
          !has_control(n) && !has_c1_control(n);
 }
 
@@ -119,8 +120,8 @@ std::string checked_email(const std::string& e) {
 
 std::string checked_person_name(const char* option, const std::string& n) {
   if (!person_name_ok(n)) {
-    throw UsageError(std::string(option) + ": at most 150 characters of " +
-                     "UTF-8, no control characters");
+    throw UsageError(std::string(option) + ": at most 150 bytes of UTF-8, " +
+                     "no control characters");
   }
   return n;
 }
@@ -399,7 +400,7 @@ const char kUserAddUsage[] =
     "\n"
     "  --username <name>          1 to 150 of letters, digits and @.+-_\n"
     "  --email <address>          name@domain, at most 254 bytes\n"
-    "  --first-name, --last-name  at most 150 characters each\n"
+    "  --first-name, --last-name  at most 150 bytes of UTF-8 each\n"
     "  --staff                    a staff user (may manage users and apps)\n"
     "  --inactive                 a disabled user: no token validates\n"
     PASSWORD_HELP;
@@ -445,17 +446,17 @@ const char kUserDeleteUsage[] =
 #undef PASSWORD_HELP
 
 const Command kUserCommands[] = {
-    {"user add", "--username <u> --email <e> ...", "create a user",
+    {"user add", "--username <u> ...", "create a user",
      kUserAddUsage, kUserAddOptions, std::size(kUserAddOptions), 0, 0,
      user_add},
     {"user list", "", "list the users", kUserListUsage, nullptr, 0, 0, 0,
      user_list},
     {"user show", "<id|username>", "show one user", kUserShowUsage, nullptr,
      0, 1, 1, user_show},
-    {"user set", "<id|username> --active true|false ...",
+    {"user set", "<id|username> ...",
      "enable, disable or change a user", kUserSetUsage, kUserSetOptions,
      std::size(kUserSetOptions), 1, 1, user_set},
-    {"user set-password", "<id|username> --password-stdin",
+    {"user set-password", "<id|username>",
      "set a password and revoke the user's tokens", kUserSetPasswordUsage,
      kSetPasswordOptions, std::size(kSetPasswordOptions), 1, 1,
      user_set_password},

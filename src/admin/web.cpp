@@ -69,6 +69,7 @@ constexpr std::string_view kCss =
     "th,td{text-align:left;padding:.5rem .7rem;border-bottom:1px solid "
     "#d0d7de;vertical-align:top}"
     "th{background:#eef1f4}"
+    "caption{text-align:left;padding:0 0 .3rem}"
     "code{font-family:ui-monospace,Menlo,Consolas,monospace;"
     "word-break:break-all}"
     ".secret{display:block;user-select:all;background:#fff;border:1px solid "
@@ -112,12 +113,23 @@ std::string esc(std::string_view s) {
   out.reserve(s.size() + 16);
   for (char ch : s) {
     switch (ch) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out.push_back(ch);
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out.push_back(ch);
     }
   }
   return out;
@@ -356,8 +368,7 @@ class Sessions {
   }
 
   // The live session of a cookie value (its key in *k), now marked seen.
-  std::optional<Session> touch(std::string_view cookie_value,
-                               std::string* k) {
+  std::optional<Session> touch(std::string_view cookie_value, std::string* k) {
     *k = key(cookie_value);
     auto now = Clock::now();
     std::lock_guard<std::mutex> lock(mu_);
@@ -376,6 +387,8 @@ class Sessions {
     std::lock_guard<std::mutex> lock(mu_);
     map_.erase(k);
   }
+
+  void close_cookie(std::string_view cookie_value) { close(key(cookie_value)); }
 
   void set_flash(const std::string& k, std::string msg) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -479,7 +492,8 @@ HttpResponse see_other(std::string location) {
 std::string cookie_header(const HttpRequest& req, const char* name,
                           std::string_view value, bool remove) {
   std::string c = std::string(name) + "=" + std::string(value) +
-                  "; Path=" + std::string(kBase) + "; HttpOnly; SameSite=Strict";
+                  "; Path=" + std::string(kBase) +
+                  "; HttpOnly; SameSite=Strict";
   if (remove) c += "; Max-Age=0";
   if (secure_request(req)) c += "; Secure";
   return c;
@@ -498,7 +512,7 @@ HttpResponse page(int status, std::string_view title, std::string_view body,
   h += kCss;
   h += "</style>\n</head>\n<body>\n<header>\n<nav aria-label=\"Main\">\n";
   if (auth) {
-    h += "<a href=\"/o/applications/\">Your applications</a>\n"
+    h += "<a href=\"/o/applications/\">Applications</a>\n"
          "<a href=\"/o/applications/register/\">Register a new "
          "application</a>\n<span class=\"who\">Logged in as <strong>";
     h += esc(auth->user.username);
@@ -532,7 +546,7 @@ HttpResponse message(int status, std::string_view title, std::string_view text,
                      const Auth* auth) {
   std::string b = "<p>" + esc(text) + "</p>\n";
   if (auth) {
-    b += "<p><a href=\"/o/applications/\">Back to your applications</a></p>\n";
+    b += "<p><a href=\"/o/applications/\">Back to the applications</a></p>\n";
   }
   return page(status, title, b, auth);
 }
@@ -575,16 +589,18 @@ std::optional<HttpResponse> read_form(const HttpRequest& req, Form& form,
   auto types = headers_named(req, "content-type");
   if (types.size() != 1) {
     return message(types.empty() ? 415 : 400, "Unsupported form",
-                   "Send the form as application/x-www-form-urlencoded.",
-                   auth);
+                   "Send the form as application/x-www-form-urlencoded.", auth);
   }
   std::string_view t = types[0].substr(0, types[0].find(';'));
   if (!iequals(trim(t), "application/x-www-form-urlencoded")) {
     return message(415, "Unsupported form",
-                   "Send the form as application/x-www-form-urlencoded.",
-                   auth);
+                   "Send the form as application/x-www-form-urlencoded.", auth);
   }
-  std::string body;
+  std::string body;  // may hold a password: wiped on the way out
+  struct Wiper {
+    std::string& s;
+    ~Wiper() { wipe(s); }
+  } wiper{body};
   body.reserve(req.body.size());
   std::string_view rest = req.body;
   while (true) {
@@ -784,6 +800,8 @@ HttpResponse login_post(ServeContext& ctx, const HttpRequest& req) {
     }
     u = std::move(cur);
   }
+  // a new session at each login; the one the browser had, if any, ends
+  if (auto old = cookie(req, kSessionCookie)) sessions().close_cookie(*old);
   std::string token = sessions().open(u->id, auth_hash(*u));
   HttpResponse r = see_other(next.empty() ? std::string(kBase) : next);
   r.headers.emplace_back("Set-Cookie",
@@ -843,7 +861,7 @@ AppForm form_of(const Client& c) {
 // Reads and checks the form (the rules of `app add`) into v, and into c
 // when valid.  With create, the client type is read too; without, c's.
 bool read_app(const Form& f, bool create, AppForm& v, Errors& e, Client& c) {
-  v.name = field_value(f, "name");
+  v.name = std::string(trim(field_value(f, "name")));
   if (v.name.empty()) {
     e.add("name", "Enter a name.");
   } else if (!valid_app_name(v.name)) {
@@ -941,15 +959,14 @@ std::string text_field(const Errors& e, std::string_view name,
                        std::string_view help, std::string_view extra) {
   std::string aria;
   std::string errs = field_errors(e, name, &aria);
-  std::string h = "<div class=\"field\"><label for=\"id_" + esc(name) +
-                  "\">" + esc(label) + "</label>\n";
+  std::string h = "<div class=\"field\"><label for=\"id_" + esc(name) + "\">" +
+                  esc(label) + "</label>\n";
   if (!help.empty()) {
     h += "<p class=\"help\" id=\"id_" + esc(name) + "_help\">" + esc(help) +
          "</p>\n";
   }
-  h += "<input type=\"text\" id=\"id_" + esc(name) + "\" name=\"" +
-       esc(name) + "\" value=\"" + esc(value) + "\"" +
-       std::string(extra) + aria;
+  h += "<input type=\"text\" id=\"id_" + esc(name) + "\" name=\"" + esc(name) +
+       "\" value=\"" + esc(value) + "\"" + std::string(extra) + aria;
   if (!help.empty() && aria.empty()) {
     h += " aria-describedby=\"id_" + esc(name) + "_help\"";
   }
@@ -962,8 +979,7 @@ std::string app_form_html(const AppForm& v, const Errors& e, bool create,
   std::string h = error_summary(e);
   h += "<form method=\"post\" action=\"" + esc(action) + "\" novalidate>\n";
   h += hidden("csrf", csrf);
-  h += text_field(e, "name", "Name", v.name, "",
-                  " maxlength=\"255\" required");
+  h += text_field(e, "name", "Name", v.name, "", " maxlength=\"255\" required");
 
   std::string aria;
   std::string errs;
@@ -991,24 +1007,24 @@ std::string app_form_html(const AppForm& v, const Errors& e, bool create,
        "><legend>Authorization grant types</legend>\n";
   for (size_t i = 0; i < std::size(kGrants); i++) {
     std::string n = std::string("grant_") + kGrants[i];
-    h += "<label for=\"id_" + n + "\"><input type=\"checkbox\" id=\"id_" +
-         n + "\" name=\"" + n + "\" value=\"1\"" +
-         (v.has_grant(kGrants[i]) ? " checked" : "") + "> " +
-         kGrantLabels[i] + "</label>\n";
+    h += "<label for=\"id_" + n + "\"><input type=\"checkbox\" id=\"id_" + n +
+         "\" name=\"" + n + "\" value=\"1\"" +
+         (v.has_grant(kGrants[i]) ? " checked" : "") + "> " + kGrantLabels[i] +
+         "</label>\n";
   }
   h += errs + "</fieldset>\n";
 
   aria.clear();
   errs = field_errors(e, "redirect_uris", &aria);
-  h += "<div class=\"field\"><label for=\"id_redirect_uris\">Redirect "
-       "uris</label>\n<p class=\"help\" id=\"id_redirect_uris_help\">Allowed "
-       "URIs, separated by spaces or new lines. Needed for the "
-       "authorization code grant.</p>\n<textarea id=\"id_redirect_uris\" "
-       "name=\"redirect_uris\" rows=\"3\"" +
-       (aria.empty() ? std::string(
-                           " aria-describedby=\"id_redirect_uris_help\"")
-                     : aria) +
-       ">" + esc(v.redirect_uris) + "</textarea>\n" + errs + "</div>\n";
+  h +=
+      "<div class=\"field\"><label for=\"id_redirect_uris\">Redirect "
+      "uris</label>\n<p class=\"help\" id=\"id_redirect_uris_help\">Allowed "
+      "URIs, separated by spaces or new lines. Needed for the "
+      "authorization code grant.</p>\n<textarea id=\"id_redirect_uris\" "
+      "name=\"redirect_uris\" rows=\"3\"" +
+      (aria.empty() ? std::string(" aria-describedby=\"id_redirect_uris_help\"")
+                    : aria) +
+      ">" + esc(v.redirect_uris) + "</textarea>\n" + errs + "</div>\n";
 
   h += text_field(e, "scope", "Allowed scope", v.scope,
                   "Scopes the application may obtain, separated by "
@@ -1077,16 +1093,14 @@ HttpResponse list_page(ServeContext& ctx, const Auth& auth) {
   if (apps.empty()) {
     b += "<p>No applications are registered yet.</p>\n";
   } else {
-    b += "<table>\n<caption class=\"help\">" +
-         std::to_string(apps.size()) +
+    b += "<table>\n<caption class=\"help\">" + std::to_string(apps.size()) +
          (apps.size() == 1 ? " application" : " applications") +
          "</caption>\n<thead><tr><th scope=\"col\">Name</th>"
          "<th scope=\"col\">Client id</th><th scope=\"col\">Client type</th>"
          "<th scope=\"col\">Grant types</th></tr></thead>\n<tbody>\n";
     for (const Client& c : apps) {
-      b += "<tr><td><a href=\"" + esc(app_path(c, "")) + "\">" +
-           esc(c.name) + "</a></td><td><code>" + esc(c.client_id) +
-           "</code></td><td>" +
+      b += "<tr><td><a href=\"" + esc(app_path(c, "")) + "\">" + esc(c.name) +
+           "</a></td><td><code>" + esc(c.client_id) + "</code></td><td>" +
            (c.confidential ? "Confidential" : "Public") +
            (c.disabled ? " (disabled)" : "") + "</td><td>" +
            esc(grants_text(c)) + "</td></tr>\n";
@@ -1095,7 +1109,7 @@ HttpResponse list_page(ServeContext& ctx, const Auth& auth) {
   }
   b += "<p class=\"actions\"><a href=\"/o/applications/register/\">Register "
        "a new application</a></p>\n";
-  return page(200, "Your applications", b, &auth);
+  return page(200, "Applications", b, &auth);
 }
 
 HttpResponse detail_page(const Client& c, const Auth& auth) {
@@ -1122,15 +1136,14 @@ HttpResponse detail_page(const Client& c, const Auth& auth) {
                         : "<code>" + esc(c.scope) + "</code>") +
        "</dd>\n";
   b += "<dt>Client authentication</dt><dd>" +
-       (c.auth_method.empty() ? std::string(c.confidential
-                                                ? "HTTP Basic or body"
-                                                : "None (public client)")
-                              : esc(c.auth_method)) +
+       (c.auth_method.empty()
+            ? std::string(c.confidential ? "HTTP Basic or body"
+                                         : "None (public client)")
+            : esc(c.auth_method)) +
        "</dd>\n";
   b += "<dt>Access token lifetime</dt><dd>" +
-       (c.access_token_ttl > 0
-            ? std::to_string(c.access_token_ttl) + " seconds"
-            : std::string("The server's default")) +
+       (c.access_token_ttl > 0 ? std::to_string(c.access_token_ttl) + " seconds"
+                               : std::string("The server's default")) +
        "</dd>\n";
   b += "<dt>Created</dt><dd>" + esc(utc_time(c.created_at)) + "</dd>\n";
   if (c.disabled) b += "<dt>Status</dt><dd>Disabled</dd>\n";
@@ -1142,13 +1155,13 @@ HttpResponse detail_page(const Client& c, const Auth& auth) {
          "\">" + hidden("csrf", auth.session.csrf) +
          "<button type=\"submit\">Rotate the client secret</button></form>\n";
   }
-  b += "<a href=\"/o/applications/\">Back to your applications</a>\n</div>\n";
+  b += "<a href=\"/o/applications/\">Back to the applications</a>\n</div>\n";
   return page(200, c.name, b, &auth);
 }
 
 // The page that shows a secret, the only time it is ever shown.
-HttpResponse secret_page(const Client& c, std::string_view secret,
-                         bool created, const Auth& auth) {
+HttpResponse secret_page(const Client& c, std::string_view secret, bool created,
+                         const Auth& auth) {
   std::string b;
   if (c.confidential) {
     b += "<div class=\"notice\" role=\"alert\"><p><strong>Copy the client "
@@ -1177,9 +1190,9 @@ HttpResponse secret_page(const Client& c, std::string_view secret,
   }
   b += "<div class=\"actions\"><a href=\"" + esc(app_path(c, "")) +
        "\">Go to the application</a>\n<a href=\"/o/applications/\">Back to "
-       "your applications</a></div>\n";
-  return page(200, created ? "Application registered" : "New client secret",
-              b, &auth);
+       "the applications</a></div>\n";
+  return page(200, created ? "Application registered" : "New client secret", b,
+              &auth);
 }
 
 HttpResponse register_get(const Auth& auth) {
@@ -1189,15 +1202,14 @@ HttpResponse register_get(const Auth& auth) {
   return page(200, "Register a new application", b, &auth);
 }
 
-HttpResponse register_post(ServeContext& ctx, const Form& f,
-                           const Auth& auth) {
+HttpResponse register_post(ServeContext& ctx, const Form& f, const Auth& auth) {
   AppForm v;
   Errors e;
   Client c;
   c.realm = ctx.realm;
   if (!read_app(f, true, v, e, c)) {
-    std::string b = app_form_html(
-        v, e, true, "/o/applications/register/", auth.session.csrf, "Save");
+    std::string b = app_form_html(v, e, true, "/o/applications/register/",
+                                  auth.session.csrf, "Save");
     return page(400, "Register a new application", b, &auth);
   }
   std::string secret;
@@ -1249,8 +1261,8 @@ HttpResponse update_post(ServeContext& ctx, const std::string& id,
   }
   if (!txn.put_client(*c, false)) return not_found(&auth);
   txn.commit();
-  sessions().set_flash(auth.key, "The changes to \"" + c->name +
-                                     "\" were saved.");
+  sessions().set_flash(auth.key,
+                       "The changes to \"" + c->name + "\" were saved.");
   return see_other(app_path(*c, ""));
 }
 
@@ -1265,8 +1277,8 @@ HttpResponse rotate_post(ServeContext& ctx, const std::string& id,
   auto c = txn.get_client(ctx.realm, id);
   if (!c) return not_found(&auth);
   if (!c->confidential) {
-    return message(400, "No secret",
-                   "A public client has no secret to rotate.", &auth);
+    return message(400, "No secret", "A public client has no secret to rotate.",
+                   &auth);
   }
   secret = random_alnum(kClientSecretLength);
   c->secret_hash = hash_secret(secret);
@@ -1306,8 +1318,17 @@ HttpResponse delete_post(ServeContext& ctx, const std::string& id,
 
 ////////////////////////////////////////////////////////////// routing
 
-enum class Route { kList, kLogin, kLogout, kRegister, kDetail, kUpdate,
-                   kDelete, kRotate, kNone };
+enum class Route {
+  kList,
+  kLogin,
+  kLogout,
+  kRegister,
+  kDetail,
+  kUpdate,
+  kDelete,
+  kRotate,
+  kNone
+};
 
 struct Match {
   Route route = Route::kNone;
@@ -1427,8 +1448,7 @@ HttpResponse web_handle(ServeContext& ctx, const HttpRequest& req) {
   }
   try {
     return message(500, "Server error",
-                   "Something went wrong. Try again later.",
-                   nullptr);
+                   "Something went wrong. Try again later.", nullptr);
   } catch (...) {
     HttpResponse r;
     r.status = 500;

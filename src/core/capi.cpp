@@ -55,6 +55,17 @@ int to_c(const oauth2::Response& r, oauth2_alloc_pt alloc, void* ctx,
   out->auth_failed = r.auth_failed;
   out->retry_after = r.retry_after;
   out->store_error = r.store_rc ? mdb_strerror(r.store_rc) : nullptr;
+  out->html = r.html;
+  unsigned char* p;
+  size_t n;
+  if (!copy_out(r.location, alloc, ctx, &p, &n)) return OAUTH2_ERROR;
+  out->location = oauth2_str_t{p, n};
+  for (size_t i = 0; i < OAUTH2_MAX_COOKIES; i++) {
+    out->set_cookie[i] = oauth2_str_t{nullptr, 0};
+    if (i >= r.cookies.size()) continue;
+    if (!copy_out(r.cookies[i], alloc, ctx, &p, &n)) return OAUTH2_ERROR;
+    out->set_cookie[i] = oauth2_str_t{p, n};
+  }
   return copy_out(r.body, alloc, ctx, &out->body, &out->body_len)
              ? OAUTH2_OK
              : OAUTH2_ERROR;
@@ -142,9 +153,29 @@ int oauth2_endpoint_begin(oauth2_store_t* s, int endpoint,
                               "The authorization server store is unavailable");
       r.retry_after = 1;
     } else {
-      oauth2::EndpointResult e = endpoint == OAUTH2_ENDPOINT_REVOKE
-                                     ? oauth2::revoke_endpoint(*s->store, *req)
-                                     : oauth2::token_endpoint(*s->store, *req);
+      oauth2::EndpointResult e;
+      switch (endpoint) {
+        case OAUTH2_ENDPOINT_REVOKE:
+          e = oauth2::revoke_endpoint(*s->store, *req);
+          break;
+        case OAUTH2_ENDPOINT_AUTHORIZE:
+          e = oauth2::authorize_endpoint(*s->store, *req);
+          break;
+        case OAUTH2_ENDPOINT_INTROSPECT:
+          e = oauth2::introspect_endpoint(*s->store, *req);
+          break;
+        case OAUTH2_ENDPOINT_METADATA:
+          e = oauth2::metadata_endpoint(*s->store, *req);
+          break;
+        case OAUTH2_ENDPOINT_REGISTER:
+          e = oauth2::register_endpoint(*s->store, *req);
+          break;
+        case OAUTH2_ENDPOINT_LOGIN:
+          e = oauth2::login_endpoint(*s->store, *req);
+          break;
+        default:
+          e = oauth2::token_endpoint(*s->store, *req);
+      }
       if (e.pending) {
         auto* o = new oauth2_op_t{s, std::move(e.pending)};
         s->inflight++;

@@ -4,15 +4,13 @@
 #include <climits>
 
 #include "codec.hpp"
+#include "endpoint_util.hpp"
+#include "crypto.hpp"
 #include "json.hpp"
 
 namespace oauth2 {
 
-namespace {
-
-constexpr size_t kMaxBody = 16384;
-constexpr size_t kMaxTokenLen = 4096;
-constexpr size_t kMaxSecretLen = 1024;
+namespace detail {
 
 std::string_view sv(const oauth2_str_t& s) {
   return std::string_view(reinterpret_cast<const char*>(s.data), s.len);
@@ -82,11 +80,6 @@ std::optional<Response> check_http(const oauth2_endpoint_req_t& req,
 
 // ---------------------------------------------------- client authentication
 
-struct ClientAuth {
-  std::optional<Client> client;   // set on success
-  std::optional<Response> error;  // set on failure
-};
-
 Response invalid_client(bool used_header) {
   Response r = oauth_error(401, "invalid_client", "Client authentication failed");
   r.basic_challenge = used_header;
@@ -149,10 +142,10 @@ ClientAuth authenticate_client(Store& store, const oauth2_endpoint_req_t& req,
     return out;
   }
 
-  if (req.throttle.client_blocked) {
-    unsigned wait = req.throttle.client_blocked(
-        req.throttle.ctx, reinterpret_cast<const unsigned char*>(id.data()),
-        id.size());
+  if (req.throttle.blocked) {
+    unsigned wait = req.throttle.blocked(
+        req.throttle.ctx, OAUTH2_THROTTLE_CLIENT,
+        reinterpret_cast<const unsigned char*>(id.data()), id.size());
     if (wait > 0) {
       wipe(secret);
       Response r = oauth_error(429, "temporarily_unavailable",
@@ -185,10 +178,10 @@ ClientAuth authenticate_client(Store& store, const oauth2_endpoint_req_t& req,
   wipe(secret);
 
   if (!ok) {
-    if (req.throttle.client_failed) {
-      req.throttle.client_failed(
-          req.throttle.ctx, reinterpret_cast<const unsigned char*>(id.data()),
-          id.size());
+    if (req.throttle.failed) {
+      req.throttle.failed(req.throttle.ctx, OAUTH2_THROTTLE_CLIENT,
+                          reinterpret_cast<const unsigned char*>(id.data()),
+                          id.size());
     }
     out.error = invalid_client(used_header);
     return out;
@@ -326,7 +319,128 @@ class RevokeToken : public PendingWrite {
   int store_rc_ = 0;
 };
 
-}  // namespace
+Response invalid_grant(std::string_view description) {
+  return oauth_error(400, "invalid_grant", description);
+}
+
+bool scope_within(std::string_view requested, std::string_view held) {
+  std::vector<std::string_view> want, have;
+  if (!parse_scope(requested, &want)) return false;
+  if (!held.empty() && !parse_scope(held, &have)) return false;
+  for (auto w : want) {
+    if (std::find(have.begin(), have.end(), w) == have.end()) return false;
+  }
+  return true;
+}
+
+int64_t access_ttl(const Client& c, int64_t default_ttl) {
+  return std::max<int64_t>(1, c.access_token_ttl > 0 ? c.access_token_ttl
+                                                     : default_ttl);
+}
+
+IssueSettings::IssueSettings(const oauth2_endpoint_req_t& req)
+    : realm(sv(req.realm)),
+      now(req.now),
+      access_token_ttl(req.access_token_ttl),
+      refresh_token_ttl(req.refresh_token_ttl),
+      refresh_grace(req.refresh_grace),
+      code_ttl(req.code_ttl),
+      pbkdf2_iterations(req.pbkdf2_iterations),
+      throttle(req.throttle) {}
+
+int64_t add_ttl(int64_t now, int64_t ttl) {
+  // R80: saturate instead of overflowing on an absurd clock
+  return now > INT64_MAX - ttl ? INT64_MAX : now + ttl;
+}
+
+void FnWrite::run() noexcept {
+  try {
+    run_();
+  } catch (...) {
+    // run_ records its own failures; nothing may escape into a thread
+  }
+}
+
+EndpointResult pending(std::function<void()> run,
+                       std::function<Response()> finish) {
+  EndpointResult r;
+  r.pending = std::make_unique<FnWrite>(std::move(run), std::move(finish));
+  return r;
+}
+
+IssuedPair::~IssuedPair() {
+  wipe(access_token);
+  wipe(refresh_token);
+}
+
+std::string IssuedPair::json() const {
+  Json j(json_object());
+  json_object_set_new(j.get(), "access_token",
+                      json_stringn(access_token.data(), access_token.size()));
+  json_object_set_new(j.get(), "expires_in", json_integer(expires_in));
+  json_object_set_new(j.get(), "token_type", json_string("Bearer"));
+  json_object_set_new(j.get(), "scope", json_stringn(scope.data(), scope.size()));
+  if (!refresh_token.empty()) {
+    json_object_set_new(j.get(), "refresh_token",
+                        json_stringn(refresh_token.data(), refresh_token.size()));
+  }
+  return json_text(j.get());
+}
+
+Family new_family() {
+  Family f;
+  random_bytes(f.data(), f.size());
+  f[0] |= 1;  // never all zero
+  return f;
+}
+
+IssuedPair issue_pair(Txn& txn, const IssueSettings& req, const Client& client,
+                      const std::string& scope, const std::string& user,
+                      const Family& family, bool with_refresh) {
+  IssuedPair p;
+  p.scope = scope;
+  p.expires_in = access_ttl(client, req.access_token_ttl);
+  std::string_view realm = req.realm;
+
+  Token at;
+  at.type = TokenType::kAccess;
+  at.issued_at = req.now;
+  at.expires_at = add_ttl(req.now, p.expires_in);
+  at.client_id = client.client_id;
+  at.scope = scope;
+  at.user = user;
+  at.family = family;
+  do {
+    p.access_token = random_token();
+  } while (!txn.put_token(realm, sha256(p.access_token), at));
+
+  if (with_refresh) {
+    Token rt = at;
+    rt.type = TokenType::kRefresh;
+    rt.expires_at = add_ttl(req.now, std::max<int64_t>(1, req.refresh_token_ttl));
+    do {
+      p.refresh_token = random_token();
+    } while (!txn.put_token(realm, sha256(p.refresh_token), rt));
+  }
+  return p;
+}
+
+unsigned throttle_blocked(const oauth2_throttle_t& t, int kind,
+                          std::string_view id) {
+  if (!t.blocked) return 0;
+  return t.blocked(t.ctx, kind, reinterpret_cast<const unsigned char*>(id.data()),
+                   id.size());
+}
+
+void throttle_failed(const oauth2_throttle_t& t, int kind, std::string_view id) {
+  if (!t.failed) return;
+  t.failed(t.ctx, kind, reinterpret_cast<const unsigned char*>(id.data()),
+           id.size());
+}
+
+}  // namespace detail
+
+using namespace detail;
 
 Response oauth_error(int status, std::string_view error,
                      std::string_view description) {
@@ -348,7 +462,10 @@ EndpointResult token_endpoint(Store& store, const oauth2_endpoint_req_t& req) {
 
   auto grant = form.get("grant_type");
   if (!grant) return done(invalid_request("grant_type is required"));
-  if (*grant != "client_credentials") {
+  const bool known = *grant == "client_credentials" ||
+                     *grant == "authorization_code" ||
+                     *grant == "refresh_token" || *grant == "password";
+  if (!known) {
     return done(oauth_error(400, "unsupported_grant_type",
                             "The grant type is not supported"));
   }
@@ -356,6 +473,14 @@ EndpointResult token_endpoint(Store& store, const oauth2_endpoint_req_t& req) {
   ClientAuth auth = authenticate_client(store, req, form);
   if (auth.error) return done(std::move(*auth.error));
   const Client& client = *auth.client;
+
+  if (*grant == "authorization_code") {
+    return authorization_code_grant(store, req, form, client);
+  }
+  if (*grant == "refresh_token") {
+    return refresh_token_grant(store, req, form, client);
+  }
+  if (*grant == "password") return password_grant(store, req, form, client);
 
   // RFC 6749 4.4: confidential clients only
   if (!client.confidential) return done(invalid_client(req.has_authorization));
@@ -374,11 +499,7 @@ EndpointResult token_endpoint(Store& store, const oauth2_endpoint_req_t& req) {
   Token t;
   t.type = TokenType::kAccess;
   t.issued_at = req.now;
-  int64_t ttl = client.access_token_ttl > 0 ? client.access_token_ttl
-                                            : req.access_token_ttl;
-  ttl = std::max<int64_t>(1, ttl);
-  // R80: saturate instead of overflowing on an absurd clock
-  t.expires_at = req.now > INT64_MAX - ttl ? INT64_MAX : req.now + ttl;
+  t.expires_at = add_ttl(req.now, access_ttl(client, req.access_token_ttl));
   t.client_id = client.client_id;
   t.scope = std::move(*scope);
 

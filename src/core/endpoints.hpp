@@ -22,6 +22,9 @@ struct Response {
   unsigned retry_after = 0;
   std::string body;
   int store_rc = 0;  // the LMDB (or errno) code of a store failure
+  bool html = false;
+  std::string location;              // percent-encoded by its builder
+  std::vector<std::string> cookies;  // Set-Cookie values, at most 2
 };
 
 // A store write left to run off the event loop.
@@ -39,6 +42,15 @@ struct EndpointResult {
 
 EndpointResult token_endpoint(Store& store, const oauth2_endpoint_req_t& req);
 EndpointResult revoke_endpoint(Store& store, const oauth2_endpoint_req_t& req);
+EndpointResult authorize_endpoint(Store& store,
+                                  const oauth2_endpoint_req_t& req);
+EndpointResult introspect_endpoint(Store& store,
+                                   const oauth2_endpoint_req_t& req);
+EndpointResult metadata_endpoint(Store& store,
+                                 const oauth2_endpoint_req_t& req);
+EndpointResult register_endpoint(Store& store,
+                                 const oauth2_endpoint_req_t& req);
+EndpointResult login_endpoint(Store& store, const oauth2_endpoint_req_t& req);
 
 struct Validation {
   int result = OAUTH2_INVALID_TOKEN;

@@ -636,10 +636,13 @@ bool Txn::put_token(std::string_view realm, const Digest& hash, const Token& t) 
   int rc = mdb_put(txn_, store_->tokens_, &k, &d, MDB_NOOVERWRITE);
   if (rc == MDB_KEYEXIST) return false;
   check(rc, "mdb_put(tokens)");
-  std::string ikey = client_tokens_prefix(realm, t.client_id);
-  ikey.append(reinterpret_cast<const char*>(hash.data()), hash.size());
-  MDB_val ik = val(ikey), empty{0, nullptr};
-  check(mdb_put(txn_, store_->client_tokens_, &ik, &empty, 0), "mdb_put(index)");
+  MDB_val empty{0, nullptr};
+  if (!t.client_id.empty()) {  // sessions belong to no client
+    std::string ikey = client_tokens_prefix(realm, t.client_id);
+    ikey.append(reinterpret_cast<const char*>(hash.data()), hash.size());
+    MDB_val ik = val(ikey);
+    check(mdb_put(txn_, store_->client_tokens_, &ik, &empty, 0), "mdb_put(index)");
+  }
   if (uint64_t uid = token_user_id(t)) {
     std::string ukey = user_tokens_prefix(realm, uid);
     ukey.append(reinterpret_cast<const char*>(hash.data()), hash.size());

@@ -73,7 +73,12 @@ struct User {
 
 enum class PutUser { kOk, kUsernameTaken, kMissing, kInvalid };
 
-enum class TokenType : uint8_t { kAccess = 1, kRefresh = 2, kCode = 3 };
+enum class TokenType : uint8_t {
+  kAccess = 1,
+  kRefresh = 2,
+  kCode = 3,
+  kSession = 4,  // a browser's login at the authorization endpoint
+};
 
 using Family = std::array<unsigned char, 16>;
 

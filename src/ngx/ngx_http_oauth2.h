@@ -17,9 +17,14 @@
 #include <oauth2.h>
 
 
-#define NGX_HTTP_OAUTH2_ENDPOINT_NONE    0
-#define NGX_HTTP_OAUTH2_ENDPOINT_TOKEN   OAUTH2_ENDPOINT_TOKEN
-#define NGX_HTTP_OAUTH2_ENDPOINT_REVOKE  OAUTH2_ENDPOINT_REVOKE
+#define NGX_HTTP_OAUTH2_ENDPOINT_NONE        0
+#define NGX_HTTP_OAUTH2_ENDPOINT_TOKEN       OAUTH2_ENDPOINT_TOKEN
+#define NGX_HTTP_OAUTH2_ENDPOINT_REVOKE      OAUTH2_ENDPOINT_REVOKE
+#define NGX_HTTP_OAUTH2_ENDPOINT_AUTHORIZE   OAUTH2_ENDPOINT_AUTHORIZE
+#define NGX_HTTP_OAUTH2_ENDPOINT_INTROSPECT  OAUTH2_ENDPOINT_INTROSPECT
+#define NGX_HTTP_OAUTH2_ENDPOINT_REGISTER    OAUTH2_ENDPOINT_REGISTER
+#define NGX_HTTP_OAUTH2_ENDPOINT_LOGIN       OAUTH2_ENDPOINT_LOGIN
+#define NGX_HTTP_OAUTH2_ENDPOINT_METADATA    OAUTH2_ENDPOINT_METADATA
 
 #define NGX_HTTP_OAUTH2_MAX_BODY         16384
 
@@ -29,6 +34,12 @@ typedef struct {
     size_t                     mapsize;
     ngx_shm_zone_t            *shm_zone;
     ngx_str_t                  store_realm;
+
+    /* the first location of each endpoint, for the metadata */
+    ngx_str_t                  token_path;
+    ngx_str_t                  authorize_path;
+    ngx_str_t                  revoke_path;
+    ngx_str_t                  introspect_path;
 } ngx_http_oauth2_main_conf_t;
 
 
@@ -45,6 +56,16 @@ typedef struct {
 
     ngx_uint_t                 auth_limit;    /* 0: off */
     time_t                     auth_window;
+
+    time_t                     refresh_token_ttl;
+    time_t                     refresh_grace;
+    time_t                     code_ttl;
+    ngx_uint_t                 pbkdf2_iterations;
+    ngx_str_t                  login_client_id;   /* oauth2_login */
+    ngx_str_t                  issuer;
+    ngx_str_t                  login_template;    /* file contents */
+    ngx_str_t                  consent_template;
+    ngx_str_t                  error_template;
 
 #if (NGX_THREADS)
     ngx_flag_t                 threads;       /* oauth2_thread_pool */

@@ -31,10 +31,14 @@ static ngx_int_t ngx_http_oauth2_collect_body(ngx_http_request_t *r,
 static ngx_int_t ngx_http_oauth2_too_large(ngx_http_request_t *r);
 static ngx_int_t ngx_http_oauth2_address_key(ngx_http_request_t *r,
     ngx_str_t *key);
-static unsigned ngx_http_oauth2_client_blocked(void *data,
+static unsigned ngx_http_oauth2_key_blocked(void *data, int kind,
     const unsigned char *id, size_t len);
-static void ngx_http_oauth2_client_failed(void *data,
+static void ngx_http_oauth2_key_failed(void *data, int kind,
     const unsigned char *id, size_t len);
+static ngx_int_t ngx_http_oauth2_cookies(ngx_http_request_t *r,
+    ngx_str_t *out);
+static ngx_int_t ngx_http_oauth2_issuer(ngx_http_request_t *r,
+    ngx_http_oauth2_loc_conf_t *olcf, ngx_str_t *out);
 #if (NGX_THREADS)
 static void ngx_http_oauth2_thread_handler(void *data, ngx_log_t *log);
 static void ngx_http_oauth2_thread_event_handler(ngx_event_t *ev);
@@ -56,6 +60,7 @@ ngx_http_oauth2_endpoint_handler(ngx_http_request_t *r)
     ngx_str_t  empty;
 
     if (r->method != NGX_HTTP_POST) {
+        /* GET for authorize and metadata; a 405 for the others */
         rc = ngx_http_discard_request_body(r);
 
         if (rc != NGX_OK) {
@@ -178,6 +183,18 @@ ngx_http_oauth2_process(ngx_http_request_t *r, ngx_str_t *body)
     req.method.data = r->method_name.data;
     req.method.len = r->method_name.len;
     req.has_query = (r->args.len > 0 || r->args_start != NULL);
+    req.query.data = r->args.data;
+    req.query.len = r->args.len;
+#if (NGX_HTTP_SSL)
+    req.secure = (r->connection->ssl != NULL);
+#endif
+
+    if (ngx_http_oauth2_cookies(r, &key) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    req.cookie.data = key.data;
+    req.cookie.len = key.len;
 
     if (r->headers_in.authorization) {
         req.has_authorization = 1;
@@ -223,13 +240,40 @@ ngx_http_oauth2_process(ngx_http_request_t *r, ngx_str_t *body)
     req.realm.data = mcf->store_realm.data;
     req.realm.len = mcf->store_realm.len;
     req.access_token_ttl = olcf->access_token_ttl;
+    req.refresh_token_ttl = olcf->refresh_token_ttl;
+    req.refresh_grace = olcf->refresh_grace;
+    req.code_ttl = olcf->code_ttl;
     req.default_scope.data = olcf->default_scope.data;
     req.default_scope.len = olcf->default_scope.len;
+    req.pbkdf2_iterations = (unsigned) olcf->pbkdf2_iterations;
+    req.login_client_id.data = olcf->login_client_id.data;
+    req.login_client_id.len = olcf->login_client_id.len;
+    req.login_template.data = olcf->login_template.data;
+    req.login_template.len = olcf->login_template.len;
+    req.consent_template.data = olcf->consent_template.data;
+    req.consent_template.len = olcf->consent_template.len;
+    req.error_template.data = olcf->error_template.data;
+    req.error_template.len = olcf->error_template.len;
+
+    if (ngx_http_oauth2_issuer(r, olcf, &key) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    req.issuer.data = key.data;
+    req.issuer.len = key.len;
+    req.token_path.data = mcf->token_path.data;
+    req.token_path.len = mcf->token_path.len;
+    req.authorize_path.data = mcf->authorize_path.data;
+    req.authorize_path.len = mcf->authorize_path.len;
+    req.revoke_path.data = mcf->revoke_path.data;
+    req.revoke_path.len = mcf->revoke_path.len;
+    req.introspect_path.data = mcf->introspect_path.data;
+    req.introspect_path.len = mcf->introspect_path.len;
 
     if (ectx->zone) {
         req.throttle.ctx = ectx;
-        req.throttle.client_blocked = ngx_http_oauth2_client_blocked;
-        req.throttle.client_failed = ngx_http_oauth2_client_failed;
+        req.throttle.blocked = ngx_http_oauth2_key_blocked;
+        req.throttle.failed = ngx_http_oauth2_key_failed;
     }
 
     store = ngx_http_oauth2_store(r->connection->log);
@@ -498,7 +542,7 @@ ngx_http_oauth2_address_key(ngx_http_request_t *r, ngx_str_t *key)
 
 
 static unsigned
-ngx_http_oauth2_client_blocked(void *data, const unsigned char *id,
+ngx_http_oauth2_key_blocked(void *data, int kind, const unsigned char *id,
     size_t len)
 {
     ngx_http_oauth2_endpoint_ctx_t *ectx = data;
@@ -510,7 +554,7 @@ ngx_http_oauth2_client_blocked(void *data, const unsigned char *id,
         return 0;
     }
 
-    buf[0] = 'c';
+    buf[0] = (u_char) kind;
     buf[1] = ':';
     ngx_memcpy(buf + 2, id, len);
 
@@ -524,7 +568,7 @@ ngx_http_oauth2_client_blocked(void *data, const unsigned char *id,
 
 
 static void
-ngx_http_oauth2_client_failed(void *data, const unsigned char *id,
+ngx_http_oauth2_key_failed(void *data, int kind, const unsigned char *id,
     size_t len)
 {
     ngx_http_oauth2_endpoint_ctx_t *ectx = data;
@@ -536,7 +580,7 @@ ngx_http_oauth2_client_failed(void *data, const unsigned char *id,
         return;
     }
 
-    buf[0] = 'c';
+    buf[0] = (u_char) kind;
     buf[1] = ':';
     ngx_memcpy(buf + 2, id, len);
 
@@ -544,4 +588,91 @@ ngx_http_oauth2_client_failed(void *data, const unsigned char *id,
     key.len = len + 2;
 
     ngx_http_oauth2_limit_hit(ectx->zone, &key, ectx->conf->auth_window);
+}
+
+
+/* every Cookie header, "; " joined (nginx 1.22 keeps them in an array) */
+
+static ngx_int_t
+ngx_http_oauth2_cookies(ngx_http_request_t *r, ngx_str_t *out)
+{
+    u_char            *p;
+    size_t             len;
+    ngx_uint_t         i, n;
+    ngx_table_elt_t  **h;
+
+    ngx_str_null(out);
+
+    n = r->headers_in.cookies.nelts;
+    h = r->headers_in.cookies.elts;
+
+    if (n == 0) {
+        return NGX_OK;
+    }
+
+    len = 0;
+
+    for (i = 0; i < n; i++) {
+        len += h[i]->value.len + 2;
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->data = p;
+
+    for (i = 0; i < n; i++) {
+        if (i) {
+            *p++ = ';';
+            *p++ = ' ';
+        }
+
+        p = ngx_cpymem(p, h[i]->value.data, h[i]->value.len);
+    }
+
+    out->len = p - out->data;
+
+    return NGX_OK;
+}
+
+
+/* oauth2_issuer, or the scheme and Host of the request */
+
+static ngx_int_t
+ngx_http_oauth2_issuer(ngx_http_request_t *r, ngx_http_oauth2_loc_conf_t *olcf,
+    ngx_str_t *out)
+{
+    u_char     *p;
+    ngx_str_t  *host;
+
+    if (olcf->issuer.len) {
+        *out = olcf->issuer;
+        return NGX_OK;
+    }
+
+    host = r->headers_in.host ? &r->headers_in.host->value
+                              : &r->headers_in.server;
+
+    p = ngx_pnalloc(r->pool, sizeof("https://") - 1 + host->len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->data = p;
+
+#if (NGX_HTTP_SSL)
+    if (r->connection->ssl) {
+        p = ngx_cpymem(p, "https://", 8);
+    } else
+#endif
+    {
+        p = ngx_cpymem(p, "http://", 7);
+    }
+
+    p = ngx_cpymem(p, host->data, host->len);
+    out->len = p - out->data;
+
+    return NGX_OK;
 }

@@ -34,6 +34,10 @@ static char *ngx_http_oauth2_auth_limit_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_oauth2_thread_pool_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_login_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_template_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static ngx_int_t ngx_http_oauth2_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_oauth2_init_process(ngx_cycle_t *cycle);
 static void ngx_http_oauth2_exit_process(ngx_cycle_t *cycle);
@@ -65,6 +69,83 @@ static ngx_command_t  ngx_http_oauth2_commands[] = {
       ngx_http_oauth2_endpoint_directive,
       NGX_HTTP_LOC_CONF_OFFSET,
       NGX_HTTP_OAUTH2_ENDPOINT_REVOKE,
+      NULL },
+
+    { ngx_string("oauth2_authorize"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_oauth2_endpoint_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_OAUTH2_ENDPOINT_AUTHORIZE,
+      NULL },
+
+    { ngx_string("oauth2_introspect"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_oauth2_endpoint_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_OAUTH2_ENDPOINT_INTROSPECT,
+      NULL },
+
+    { ngx_string("oauth2_register"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_oauth2_endpoint_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_OAUTH2_ENDPOINT_REGISTER,
+      NULL },
+
+    { ngx_string("oauth2_login"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_oauth2_login_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_OAUTH2_ENDPOINT_LOGIN,
+      NULL },
+
+    { ngx_string("oauth2_metadata"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_oauth2_endpoint_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_OAUTH2_ENDPOINT_METADATA,
+      NULL },
+
+    { ngx_string("oauth2_refresh_token_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, refresh_token_ttl),
+      NULL },
+
+    { ngx_string("oauth2_refresh_token_grace"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, refresh_grace),
+      NULL },
+
+    { ngx_string("oauth2_code_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, code_ttl),
+      NULL },
+
+    { ngx_string("oauth2_pbkdf2_iterations"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, pbkdf2_iterations),
+      NULL },
+
+    { ngx_string("oauth2_issuer"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, issuer),
+      NULL },
+
+    { ngx_string("oauth2_authorize_template"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      ngx_http_oauth2_template_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("auth_oauth2"),
@@ -212,6 +293,30 @@ ngx_http_oauth2_palloc(void *pool, size_t size)
 }
 
 
+static const char *
+ngx_http_oauth2_endpoint_name(ngx_uint_t endpoint)
+{
+    switch (endpoint) {
+    case NGX_HTTP_OAUTH2_ENDPOINT_TOKEN:
+        return "oauth2_token";
+    case NGX_HTTP_OAUTH2_ENDPOINT_REVOKE:
+        return "oauth2_revoke";
+    case NGX_HTTP_OAUTH2_ENDPOINT_AUTHORIZE:
+        return "oauth2_authorize";
+    case NGX_HTTP_OAUTH2_ENDPOINT_INTROSPECT:
+        return "oauth2_introspect";
+    case NGX_HTTP_OAUTH2_ENDPOINT_REGISTER:
+        return "oauth2_register";
+    case NGX_HTTP_OAUTH2_ENDPOINT_LOGIN:
+        return "oauth2_login";
+    case NGX_HTTP_OAUTH2_ENDPOINT_METADATA:
+        return "oauth2_metadata";
+    default:
+        return "auth_oauth2";
+    }
+}
+
+
 static ngx_int_t
 ngx_http_oauth2_add_variables(ngx_conf_t *cf)
 {
@@ -355,6 +460,10 @@ ngx_http_oauth2_create_loc_conf(ngx_conf_t *cf)
     conf->access_token_ttl = NGX_CONF_UNSET;
     conf->auth_limit = NGX_CONF_UNSET_UINT;
     conf->auth_window = NGX_CONF_UNSET;
+    conf->refresh_token_ttl = NGX_CONF_UNSET;
+    conf->refresh_grace = NGX_CONF_UNSET;
+    conf->code_ttl = NGX_CONF_UNSET;
+    conf->pbkdf2_iterations = NGX_CONF_UNSET_UINT;
 #if (NGX_THREADS)
     conf->threads = NGX_CONF_UNSET;
 #endif
@@ -389,6 +498,47 @@ ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->auth_limit, prev->auth_limit, 10);
     ngx_conf_merge_sec_value(conf->auth_window, prev->auth_window, 60);
 
+    ngx_conf_merge_sec_value(conf->refresh_token_ttl, prev->refresh_token_ttl,
+                             30 * 86400);
+    ngx_conf_merge_sec_value(conf->refresh_grace, prev->refresh_grace, 10);
+    ngx_conf_merge_sec_value(conf->code_ttl, prev->code_ttl, 60);
+    ngx_conf_merge_uint_value(conf->pbkdf2_iterations, prev->pbkdf2_iterations,
+                              600000);
+    ngx_conf_merge_str_value(conf->issuer, prev->issuer, "");
+    ngx_conf_merge_str_value(conf->login_template, prev->login_template, "");
+    ngx_conf_merge_str_value(conf->consent_template, prev->consent_template,
+                             "");
+    ngx_conf_merge_str_value(conf->error_template, prev->error_template, "");
+
+    if (conf->code_ttl <= 0 || conf->code_ttl > 600) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"oauth2_code_ttl\" must be 1s to 10m "
+                           "(RFC 6749 4.1.2)");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->refresh_token_ttl <= 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"oauth2_refresh_token_ttl\" must be positive");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->pbkdf2_iterations == 0 || conf->pbkdf2_iterations > 100000000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"oauth2_pbkdf2_iterations\" must be 1 to "
+                           "100000000");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->issuer.len
+        && ngx_strncmp(conf->issuer.data, "https://", 8) != 0
+        && ngx_strncmp(conf->issuer.data, "http://", 7) != 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"oauth2_issuer\" must be an http or https URL");
+        return NGX_CONF_ERROR;
+    }
+
     if (conf->access_token_ttl <= 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"oauth2_access_token_ttl\" must be positive");
@@ -420,10 +570,7 @@ ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     if (mcf->store_path.len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"%s\" requires \"oauth2_store\" in the http block",
-                           conf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_TOKEN
-                           ? "oauth2_token"
-                           : conf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_REVOKE
-                             ? "oauth2_revoke" : "auth_oauth2");
+                           ngx_http_oauth2_endpoint_name(conf->endpoint));
         return NGX_CONF_ERROR;
     }
 
@@ -505,7 +652,9 @@ ngx_http_oauth2_endpoint_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     ngx_http_oauth2_loc_conf_t *olcf = conf;
 
-    ngx_http_core_loc_conf_t  *clcf;
+    ngx_str_t                    *path;
+    ngx_http_core_loc_conf_t     *clcf;
+    ngx_http_oauth2_main_conf_t  *mcf;
 
     if (olcf->endpoint != NGX_HTTP_OAUTH2_ENDPOINT_NONE) {
         return "is duplicate";
@@ -515,6 +664,144 @@ ngx_http_oauth2_endpoint_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_oauth2_endpoint_handler;
+
+    /* the first location of each endpoint is the one metadata names */
+
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_oauth2_module);
+
+    switch (olcf->endpoint) {
+
+    case NGX_HTTP_OAUTH2_ENDPOINT_TOKEN:
+        path = &mcf->token_path;
+        break;
+
+    case NGX_HTTP_OAUTH2_ENDPOINT_AUTHORIZE:
+        path = &mcf->authorize_path;
+        break;
+
+    case NGX_HTTP_OAUTH2_ENDPOINT_REVOKE:
+        path = &mcf->revoke_path;
+        break;
+
+    case NGX_HTTP_OAUTH2_ENDPOINT_INTROSPECT:
+        path = &mcf->introspect_path;
+        break;
+
+    default:
+        path = NULL;
+    }
+
+    if (path && path->len == 0 && !clcf->named && !clcf->regex) {
+        *path = clcf->name;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_oauth2_login_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth2_loc_conf_t *olcf = conf;
+
+    ngx_str_t  *value;
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0 || value[1].len > 200) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"oauth2_login\" needs the client_id of the "
+                           "application whose tokens it issues");
+        return NGX_CONF_ERROR;
+    }
+
+    olcf->login_client_id = value[1];
+
+    return ngx_http_oauth2_endpoint_directive(cf, cmd, conf);
+}
+
+
+static char *
+ngx_http_oauth2_template_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth2_loc_conf_t *olcf = conf;
+
+    ssize_t          n;
+    ngx_str_t       *value, *dst, name;
+    ngx_file_t       file;
+    ngx_file_info_t  fi;
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "login") == 0) {
+        dst = &olcf->login_template;
+
+    } else if (ngx_strcmp(value[1].data, "consent") == 0) {
+        dst = &olcf->consent_template;
+
+    } else if (ngx_strcmp(value[1].data, "error") == 0) {
+        dst = &olcf->error_template;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"oauth2_authorize_template\": the page must be "
+                           "\"login\", \"consent\" or \"error\", not \"%V\"",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (dst->data) {
+        return "is duplicate";
+    }
+
+    name = value[2];
+
+    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+    file.name = name;
+    file.log = cf->log;
+
+    file.fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (file.fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "\"oauth2_authorize_template\": cannot open "
+                           "\"%V\"", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR
+        || ngx_file_size(&fi) > 256 * 1024)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"oauth2_authorize_template\": \"%V\" is not a "
+                           "readable file of at most 256k", &name);
+        (void) ngx_close_file(file.fd);
+        return NGX_CONF_ERROR;
+    }
+
+    dst->len = (size_t) ngx_file_size(&fi);
+    dst->data = ngx_pnalloc(cf->pool, dst->len + 1);
+    if (dst->data == NULL) {
+        (void) ngx_close_file(file.fd);
+        return NGX_CONF_ERROR;
+    }
+
+    n = ngx_read_file(&file, dst->data, dst->len, 0);
+
+    (void) ngx_close_file(file.fd);
+
+    if (n != (ssize_t) dst->len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"oauth2_authorize_template\": cannot read "
+                           "\"%V\"", &name);
+        return NGX_CONF_ERROR;
+    }
 
     return NGX_CONF_OK;
 }

@@ -8,6 +8,16 @@
 
 
 static ngx_str_t  ngx_http_oauth2_json_type = ngx_string("application/json");
+static ngx_str_t  ngx_http_oauth2_html_type =
+    ngx_string("text/html; charset=utf-8");
+
+/* SECURITY.md R26: the pages of the authorization endpoint */
+static ngx_str_t  ngx_http_oauth2_csp = ngx_string(
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'");
+static ngx_str_t  ngx_http_oauth2_deny = ngx_string("DENY");
+static ngx_str_t  ngx_http_oauth2_no_referrer = ngx_string("no-referrer");
+static ngx_str_t  ngx_http_oauth2_nosniff = ngx_string("nosniff");
 static ngx_str_t  ngx_http_oauth2_no_store = ngx_string("no-store");
 static ngx_str_t  ngx_http_oauth2_no_cache = ngx_string("no-cache");
 static ngx_str_t  ngx_http_oauth2_basic = ngx_string("Basic realm=\"oauth2\"");
@@ -46,15 +56,56 @@ ngx_http_oauth2_send_json(ngx_http_request_t *r, oauth2_response_t *resp)
     ngx_int_t     rc;
     ngx_buf_t    *b;
     ngx_str_t     value;
+    ngx_uint_t    i;
     ngx_chain_t   out;
 
     r->headers_out.status = resp->status;
     r->headers_out.content_length_n = resp->body_len;
 
     if (resp->body_len) {
-        r->headers_out.content_type = ngx_http_oauth2_json_type;
-        r->headers_out.content_type_len = ngx_http_oauth2_json_type.len;
+        r->headers_out.content_type = resp->html ? ngx_http_oauth2_html_type
+                                                 : ngx_http_oauth2_json_type;
+        r->headers_out.content_type_len = r->headers_out.content_type.len;
         r->headers_out.content_type_lowcase = NULL;
+    }
+
+    if (resp->html
+        && (ngx_http_oauth2_add_header(r, "Content-Security-Policy",
+                                       &ngx_http_oauth2_csp) != NGX_OK
+            || ngx_http_oauth2_add_header(r, "X-Frame-Options",
+                                          &ngx_http_oauth2_deny) != NGX_OK
+            || ngx_http_oauth2_add_header(r, "Referrer-Policy",
+                                          &ngx_http_oauth2_no_referrer)
+               != NGX_OK
+            || ngx_http_oauth2_add_header(r, "X-Content-Type-Options",
+                                          &ngx_http_oauth2_nosniff)
+               != NGX_OK))
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* the core built these: percent-encoded, never raw input (R23) */
+
+    if (resp->location.len) {
+        value.data = (u_char *) resp->location.data;
+        value.len = resp->location.len;
+
+        if (ngx_http_oauth2_add_header(r, "Location", &value) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    for (i = 0; i < OAUTH2_MAX_COOKIES; i++) {
+        if (resp->set_cookie[i].len == 0) {
+            continue;
+        }
+
+        value.data = (u_char *) resp->set_cookie[i].data;
+        value.len = resp->set_cookie[i].len;
+
+        if (ngx_http_oauth2_add_header(r, "Set-Cookie", &value) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
 
     if (ngx_http_oauth2_add_header(r, "Cache-Control",

@@ -659,4 +659,194 @@ END {
     }
 }
 
+############################################################ admin daemon
+#
+#   my $t = OAuth2Test->new;
+#   $t->write_config($t->default_http(extra_server => $t->daemon_locations))
+#       ->run;
+#   $t->run_daemon('--open-registration');   # oauth2-admin serve
+#   my $r = $t->api('POST', '/api/users/', token => $tok, json => {...});
+#   $t->stop_daemon;                          # SIGTERM, waits, exit code
+#
+# The daemon listens on 127.0.0.1:$t->daemon_port unless run_daemon gets
+# its own --listen; its stdout and stderr go to $t->daemon_log.
+
+my $DJSON = JSON::PP->new->canonical;
+
+sub daemon_port { $_[0]->port('daemon') }
+sub daemon_log { "$_[0]{dir}/daemon.log" }
+sub daemon_pid { $_[0]{daemon_pid} }
+
+# nginx locations proxying the daemon's paths, as conf.example does; the
+# daemon builds its absolute URLs from Host and X-Forwarded-Proto
+sub daemon_locations {
+    my ($self, $upstream) = @_;
+    $upstream //= 'http://127.0.0.1:' . $self->daemon_port;
+    my $conf = '';
+    for my $loc ('/api/users/', '/api/applications/', '= /auth/me/',
+        '/o/applications/')
+    {
+        $conf .= "    location $loc {\n"
+            . "        proxy_pass $upstream;\n"
+            . "        proxy_set_header Host \$http_host;\n"
+            . "        proxy_set_header X-Forwarded-Proto \$scheme;\n"
+            . "    }\n";
+    }
+    return $conf;
+}
+
+# run_daemon(@serve_args): starts `oauth2-admin serve` on the test's store
+# (--listen 127.0.0.1:<daemon_port> unless given) and waits until it
+# accepts; dies if it does not
+sub run_daemon {
+    my ($self, @args) = @_;
+    die "a daemon is already running" if $self->{daemon_pid};
+    my $listen;
+    for my $i (0 .. $#args) {
+        $listen = $args[$i + 1] if $args[$i] eq '--listen';
+        $listen = $1 if $args[$i] =~ /^--listen=(.*)$/;
+    }
+    unless (defined $listen) {
+        $listen = '127.0.0.1:' . $self->daemon_port;
+        push @args, '--listen', $listen;
+    }
+    my $log = $self->daemon_log;
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>>', $log or POSIX::_exit(127);
+        open STDERR, '>>', $log or POSIX::_exit(127);
+        exec { $ADMIN } $ADMIN, '--store', $self->store, 'serve', @args
+            or POSIX::_exit(127);
+    }
+    $self->{daemon_pid} = $pid;
+    $self->{daemon_listen} = $listen;
+    my $end = time + 10;
+    while (time < $end) {
+        if (waitpid($pid, WNOHANG) == $pid) {
+            $self->{daemon_pid} = undef;
+            die "oauth2-admin serve exited (status $?):\n" . _slurp($log);
+        }
+        return $self if $self->_daemon_accepts;
+        sleep 0.02;
+    }
+    die "oauth2-admin serve does not accept on $listen:\n" . _slurp($log);
+}
+
+sub _daemon_accepts {
+    my ($self) = @_;
+    my $listen = $self->{daemon_listen};
+    my $s;
+    if ($listen =~ /^unix:(.*)$/) {
+        require IO::Socket::UNIX;
+        $s = IO::Socket::UNIX->new(Peer => $1,
+            Type => Socket::SOCK_STREAM());
+    } elsif ($listen =~ /^\[(.*)\]:(\d+)$/) {
+        require IO::Socket::IP;
+        $s = IO::Socket::IP->new(PeerHost => $1, PeerPort => $2);
+    } elsif ($listen =~ /^(.*):(\d+)$/) {
+        $s = IO::Socket::INET->new(PeerAddr => $1, PeerPort => $2,
+            Proto => 'tcp');
+    }
+    return 0 unless $s;
+    close $s;
+    return 1;
+}
+
+# stop_daemon(signal => 'TERM', timeout => 10): the daemon's exit status
+# (128 + n for a signal n; 'timeout' if it had to be killed), undef if
+# none ran
+sub stop_daemon {
+    my ($self, %o) = @_;
+    my $pid = $self->{daemon_pid} or return undef;
+    $self->{daemon_pid} = undef;
+    kill $o{signal} // 'TERM', $pid;
+    my $end = time + ($o{timeout} // 10);
+    my $got = 0;
+    while (time < $end) {
+        $got = waitpid $pid, WNOHANG;
+        last if $got == $pid;
+        sleep 0.02;
+    }
+    if ($got != $pid) {
+        kill 'KILL', $pid;
+        waitpid $pid, 0;
+        return 'timeout';
+    }
+    return $? & 127 ? 128 + ($? & 127) : $? >> 8;
+}
+
+# api($method, $path, token => $t (Bearer), api_key => $t (X-API-KEY),
+#     json => $data | body => $raw, content_type => '...' (undef: none),
+#     headers => [...], port => n, timeout => s, no_length => 1): the
+#     response, ->{json} decoded
+sub api {
+    my ($self, $method, $path, %o) = @_;
+    my @h = @{$o{headers} // []};
+    push @h, Authorization => "Bearer $o{token}" if defined $o{token};
+    push @h, 'X-API-KEY' => $o{api_key} if defined $o{api_key};
+    my $body = $o{body};
+    $body = $DJSON->encode($o{json}) if exists $o{json};
+    if (defined $body || exists $o{content_type}) {
+        my $ct = exists $o{content_type} ? $o{content_type}
+            : 'application/json';
+        push @h, 'Content-Type' => $ct if defined $ct;
+    }
+    my $r = $self->request($method, $path, headers => \@h, body => $body,
+        (defined $o{port} ? (port => $o{port}) : ()),
+        (defined $o{timeout} ? (timeout => $o{timeout}) : ()),
+        ($o{no_length} ? (no_length => 1) : ()));
+    $r->{json} //= eval { JSON::PP->new->decode($r->{body}) }
+        if length $r->{body};
+    return $r;
+}
+
+# an access token for the application, issued straight into the store by
+# `oauth2-admin token issue` (user => $username: a token of that user)
+sub issue_token {
+    my ($self, $client_id, %o) = @_;
+    my @args = ('token', 'issue', '--client-id', $client_id);
+    push @args, '--user', $o{user} if defined $o{user};
+    push @args, '--scope', $o{scope} if defined $o{scope};
+    return $self->admin_json(@args)->{access_token};
+}
+
+# every item of a paginated API list, following "next" (dies on an error)
+sub api_all {
+    my ($self, $path, $token) = @_;
+    my @all;
+    my $next = $path;
+    for (1 .. 1000) {
+        my $r = $self->api('GET', $next, token => $token);
+        die "GET $next: $r->{status} $r->{body}" unless $r->{status} == 200;
+        push @all, @{$r->{json}{results}};
+        last unless defined $r->{json}{next};
+        ($next) = $r->{json}{next} =~ m{^https?://[^/]+(/.*)$}
+            or die "next is not an absolute URL: $r->{json}{next}";
+    }
+    return \@all;
+}
+
+# the daemon log has no sanitizer report and none of the given secrets
+sub daemon_log_ok {
+    my ($self, @secrets) = @_;
+    my $log = _slurp($self->daemon_log);
+    my $ok = Test::More::unlike($log,
+        qr/AddressSanitizer|runtime error:|LeakSanitizer/,
+        'daemon log: no sanitizer report');
+    my @leaked = grep { defined && length && index($log, $_) >= 0 }
+        @secrets;
+    $ok &= Test::More::ok(!@leaked,
+        'daemon log: never a token, password or secret ('
+        . scalar(@secrets) . ' checked)');
+    return $ok;
+}
+
+END {
+    local $?;
+    for my $t (@INSTANCES) {
+        eval { $t->stop_daemon(timeout => 5) if $t->{daemon_pid} };
+    }
+}
+
 1;

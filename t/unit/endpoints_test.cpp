@@ -715,12 +715,17 @@ TEST_F(EndpointsTest, MissingGrantTypeIsInvalidRequest) {
 }
 
 TEST_F(EndpointsTest, UnknownGrantIsUnsupportedGrantTypeR25) {
-  for (const char* g :
-       {"password", "authorization_code", "implicit", "urn:x",
-        "CLIENT_CREDENTIALS", "client_credentials+", "refresh_token"}) {
+  // "password" is unsupported while no application may use it
+  for (const char* g : {"password", "implicit", "urn:x", "CLIENT_CREDENTIALS",
+                        "client_credentials+"}) {
     expect_error(token(token_req(std::string("grant_type=") + g)), 400,
                  "unsupported_grant_type");
   }
+  // known grants the client is not registered for
+  expect_error(token(token_req("grant_type=authorization_code&code=x")), 400,
+               "unauthorized_client");
+  expect_error(token(token_req("grant_type=refresh_token")), 400,
+               "invalid_request");
 }
 
 // --------------------------------------------------- client authentication
@@ -878,13 +883,13 @@ struct ThrottleLog {
 oauth2_throttle_t throttle_for(ThrottleLog* log) {
   oauth2_throttle_t t{};
   t.ctx = log;
-  t.client_blocked = [](void* ctx, const unsigned char* id,
-                        size_t len) -> unsigned {
+  t.blocked = [](void* ctx, int, const unsigned char* id,
+                 size_t len) -> unsigned {
     auto* l = static_cast<ThrottleLog*>(ctx);
     l->asked.emplace_back(reinterpret_cast<const char*>(id), len);
     return l->wait;
   };
-  t.client_failed = [](void* ctx, const unsigned char* id, size_t len) {
+  t.failed = [](void* ctx, int, const unsigned char* id, size_t len) {
     static_cast<ThrottleLog*>(ctx)->failed.emplace_back(
         reinterpret_cast<const char*>(id), len);
   };

@@ -1,0 +1,464 @@
+// The applications API, for staff users and application tokens holding
+// the "admin" scope:
+//
+//   GET    /api/applications/                        paginated list
+//   POST   /api/applications/                        register; 201 with the
+//                                                    secret, shown once
+//   GET    /api/applications/<client_id>/
+//   PUT    /api/applications/<client_id>/            name and grants required
+//   PATCH  /api/applications/<client_id>/
+//   DELETE /api/applications/<client_id>/            with every token of it
+//   POST   /api/applications/<client_id>/rotate-secret/   a new secret, once
+//
+// The fields are those of `oauth2-admin app add` (model.hpp) with the same
+// rules.  Grants come either as our `grant_types` array or as DOT's single
+// `authorization_grant_type` ("authorization-code", "password",
+// "client-credentials"; DOT's "implicit" is refused); redirect_uris as an
+// array or as DOT's space-separated string.
+
+#include <openssl/crypto.h>
+
+#include <ctime>
+#include <iterator>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "api.hpp"
+#include "cli.hpp"
+#include "codec.hpp"
+#include "crypto.hpp"
+#include "model.hpp"
+#include "store.hpp"
+
+namespace oauth2::admin {
+namespace {
+
+constexpr const char* kRequired = "This field is required.";
+constexpr const char* kNotNull = "This field may not be null.";
+
+struct DotGrant {
+  const char* dot;
+  std::vector<std::string> ours;
+};
+
+// DOT issues refresh tokens to authorization-code and password
+// applications, never for client credentials (RFC 6749 4.4.3).
+const DotGrant kDotGrants[] = {
+    {"authorization-code", {"authorization_code", "refresh_token"}},
+    {"password", {"password", "refresh_token"}},
+    {"client-credentials", {"client_credentials"}},
+};
+
+std::string not_a_choice(std::string_view v) {
+  std::string s;
+  for (char ch : v.substr(0, 80)) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    s.push_back(c >= 0x20 && c < 0x7F && c != '"' ? ch : '?');
+  }
+  return "\"" + s + "\" is not a valid choice.";
+}
+
+void push_unique(std::vector<std::string>& v, std::string s) {
+  for (const auto& x : v) {
+    if (x == s) return;
+  }
+  v.push_back(std::move(s));
+}
+
+struct AppInput {
+  std::optional<std::string> name;
+  std::optional<bool> confidential;
+  std::optional<std::vector<std::string>> grants;
+  std::optional<std::vector<std::string>> redirect_uris;
+  std::optional<std::string> scope;        // "": the server's default
+  std::optional<int64_t> ttl;              // 0: the server's default
+  std::optional<std::string> auth_method;  // "": either
+};
+
+enum class Mode { kCreate, kPut, kPatch };
+
+void read_grants(json_t* body, FieldErrors& errors, AppInput& in) {
+  json_t* dot = json_object_get(body, "authorization_grant_type");
+  json_t* ours = json_object_get(body, "grant_types");
+  if (dot && ours) {
+    errors.add("non_field_errors",
+               "Give either grant_types or authorization_grant_type, not "
+               "both.");
+    return;
+  }
+  if (dot) {
+    std::string s;
+    if (get_string(body, "authorization_grant_type", errors, &s) != Got::kOk) {
+      return;
+    }
+    for (const DotGrant& g : kDotGrants) {
+      if (s == g.dot) {
+        in.grants = g.ours;
+        return;
+      }
+    }
+    errors.add("authorization_grant_type",
+               s == "implicit"
+                   ? "\"implicit\" is not a valid choice: the implicit grant "
+                     "is not supported (OAuth 2.1)."
+                   : not_a_choice(s));
+    return;
+  }
+  if (!ours) return;
+  if (json_is_null(ours)) {
+    errors.add("grant_types", kNotNull);
+    return;
+  }
+  if (!json_is_array(ours)) {
+    errors.add("grant_types", "Expected a list of items.");
+    return;
+  }
+  std::vector<std::string> grants;
+  size_t i;
+  json_t* v;
+  json_array_foreach(ours, i, v) {
+    if (!json_is_string(v)) {
+      errors.add("grant_types", "Not a valid string.");
+      return;
+    }
+    std::string g(json_string_value(v), json_string_length(v));
+    if (!valid_grant(g)) {
+      errors.add("grant_types", not_a_choice(g));
+      return;
+    }
+    push_unique(grants, std::move(g));
+  }
+  if (grants.empty()) {
+    errors.add("grant_types", "This list may not be empty.");
+    return;
+  }
+  in.grants = std::move(grants);
+}
+
+void read_redirect_uris(json_t* body, FieldErrors& errors, AppInput& in) {
+  json_t* j = json_object_get(body, "redirect_uris");
+  if (!j) return;
+  std::vector<std::string> given;
+  if (json_is_string(j)) {  // DOT: separated by whitespace
+    std::string_view s(json_string_value(j), json_string_length(j));
+    size_t pos = 0;
+    while (pos < s.size()) {
+      size_t end = s.find_first_of(" \t\r\n", pos);
+      if (end == std::string_view::npos) end = s.size();
+      if (end > pos) given.emplace_back(s.substr(pos, end - pos));
+      pos = end + 1;
+    }
+  } else if (json_is_array(j)) {
+    size_t i;
+    json_t* v;
+    json_array_foreach(j, i, v) {
+      if (!json_is_string(v)) {
+        errors.add("redirect_uris", "Not a valid string.");
+        return;
+      }
+      given.emplace_back(json_string_value(v), json_string_length(v));
+    }
+  } else {
+    errors.add("redirect_uris", json_is_null(j)
+                                    ? kNotNull
+                                    : "Expected a list of URIs or a string "
+                                      "of URIs separated by spaces.");
+    return;
+  }
+  std::vector<std::string> uris;
+  for (auto& u : given) {
+    if (!valid_redirect_uri(u)) {
+      errors.add("redirect_uris",
+                 "Enter a valid URI: https, http to 127.0.0.1 or [::1], or "
+                 "a private-use scheme like com.example.app:/cb; no "
+                 "fragment, userinfo or wildcard.");
+      return;
+    }
+    push_unique(uris, std::move(u));
+  }
+  in.redirect_uris = std::move(uris);
+}
+
+AppInput read_app(json_t* body, Mode mode, FieldErrors& errors) {
+  AppInput in;
+  std::string s;
+  if (get_string(body, "name", errors, &s) == Got::kOk) {
+    if (s.empty()) {
+      errors.add("name", "This field may not be blank.");
+    } else if (check_max_chars(s, kMaxName, "name", errors)) {
+      if (!valid_app_name(s)) {
+        errors.add("name", "Control characters are not allowed.");
+      } else {
+        in.name = std::move(s);
+      }
+    }
+  }
+  if (get_string(body, "client_type", errors, &s) == Got::kOk) {
+    if (s == "confidential" || s == "public") {
+      in.confidential = s == "confidential";
+    } else {
+      errors.add("client_type", not_a_choice(s));
+    }
+  }
+  read_grants(body, errors, in);
+  read_redirect_uris(body, errors, in);
+  if (get_string(body, "scope", errors, &s) == Got::kOk) {
+    if (!s.empty() && !parse_scope(s, nullptr)) {
+      errors.add("scope",
+                 "Enter scope tokens separated by single spaces, each at "
+                 "most once (RFC 6749 3.3).");
+    } else {
+      in.scope = std::move(s);
+    }
+  }
+  if (json_t* j = json_object_get(body, "access_token_ttl")) {
+    if (json_is_null(j)) {
+      in.ttl = 0;
+    } else if (!json_is_integer(j)) {
+      errors.add("access_token_ttl", "A valid integer is required.");
+    } else if (json_integer_value(j) < 1) {
+      errors.add("access_token_ttl",
+                 "Ensure this value is greater than or equal to 1.");
+    } else if (json_integer_value(j) > kMaxTtl) {
+      errors.add("access_token_ttl",
+                 "Ensure this value is less than or equal to " +
+                     std::to_string(kMaxTtl) + ".");
+    } else {
+      in.ttl = json_integer_value(j);
+    }
+  }
+  if (json_t* j = json_object_get(body, "auth_method")) {
+    if (json_is_null(j)) {
+      in.auth_method = "";
+    } else if (get_string(body, "auth_method", errors, &s) == Got::kOk) {
+      if (valid_auth_method(s)) {
+        in.auth_method = std::move(s);
+      } else {
+        errors.add("auth_method", not_a_choice(s));
+      }
+    }
+  }
+  if (mode != Mode::kPatch) {
+    if (!json_object_get(body, "name")) errors.add("name", kRequired);
+    if (!json_object_get(body, "grant_types") &&
+        !json_object_get(body, "authorization_grant_type")) {
+      errors.add("grant_types", kRequired);
+    }
+  }
+  return in;
+}
+
+// The rules that tie fields together, on the record as it would be.
+void check_client(const Client& c, FieldErrors& errors) {
+  if (!c.confidential && !c.auth_method.empty()) {
+    errors.add("auth_method",
+               "A public client has no secret: auth_method must be null.");
+  }
+  if (!c.confidential && c.allows_grant("client_credentials")) {
+    errors.add("client_type",
+               "A public client cannot use the client_credentials grant "
+               "(RFC 6749 4.4).");
+  }
+}
+
+void apply(const AppInput& in, Client& c) {
+  if (in.name) c.name = *in.name;
+  if (in.confidential) c.confidential = *in.confidential;
+  if (in.grants) c.grant_types = *in.grants;
+  if (in.redirect_uris) c.redirect_uris = *in.redirect_uris;
+  if (in.scope) c.scope = *in.scope;
+  if (in.ttl) c.access_token_ttl = *in.ttl;
+  if (in.auth_method) c.auth_method = *in.auth_method;
+}
+
+// The application as JSON; with a new secret, that secret, once: its
+// copies are overwritten before they are freed.
+HttpResponse client_response(int status, const Client& c,
+                             std::string* secret) {
+  if (!secret) return HttpResponse::json(status, client_json(c).get());
+  Json secret_json(secret->empty()
+                       ? json_null()
+                       : checked(json_stringn(secret->data(), secret->size())));
+  wipe(*secret);
+  struct JsonWiper {
+    json_t* j;
+    ~JsonWiper() {
+      if (json_is_string(j)) {
+        OPENSSL_cleanse(const_cast<char*>(json_string_value(j)),
+                        json_string_length(j));
+      }
+    }
+  } json_wiper{secret_json.get()};
+  Json obj = client_json(c, secret_json.get());
+  HttpResponse r = HttpResponse::json(status, obj.get());
+  // the dump of obj is in r.body only; http.cpp wipes it once sent
+  return r;
+}
+
+std::string new_secret(Client& c) {
+  std::string secret = random_alnum(kClientSecretLength);
+  c.secret_hash = hash_secret(secret);
+  return secret;
+}
+
+HttpResponse list_apps(ServeContext& ctx, const HttpRequest& req) {
+  Pager pager(req, ctx.page_size);
+  if (!pager.valid()) return invalid_page();
+  std::vector<Client> all;
+  {
+    Txn txn = ctx.store->read();
+    all = txn.list_clients(ctx.realm);
+  }
+  size_t offset = 0, limit = 0;
+  if (!pager.window(all.size(), &offset, &limit)) return invalid_page();
+  Json results(checked(json_array()));
+  for (size_t i = offset; i < all.size() && i < offset + limit; i++) {
+    if (json_array_append_new(results.get(), client_json(all[i]).release()) !=
+        0) {
+      throw std::bad_alloc();
+    }
+  }
+  return pager.response(results.release());
+}
+
+HttpResponse create_app(ServeContext& ctx, const HttpRequest& req) {
+  HttpResponse error;
+  Json body = parse_json_object(req, &error);
+  if (!body) return error;
+  FieldErrors errors;
+  AppInput in = read_app(body.get(), Mode::kCreate, errors);
+  Client c;
+  c.realm = ctx.realm;
+  apply(in, c);
+  if (errors.empty()) check_client(c, errors);
+  if (!errors.empty()) return errors.response();
+
+  std::string secret;
+  struct Wiper {
+    std::string& s;
+    ~Wiper() { wipe(s); }
+  } wiper{secret};
+  if (c.confidential) secret = new_secret(c);
+  c.created_at = static_cast<int64_t>(time(nullptr));
+  {
+    Txn txn = ctx.store->write();
+    for (int tries = 0;; tries++) {
+      if (tries == 3) throw std::runtime_error("no free client_id found");
+      c.client_id = random_alnum(kClientIdLength);
+      if (txn.put_client(c, true)) break;
+    }
+    txn.commit();
+  }
+  return client_response(201, c, &secret);
+}
+
+HttpResponse update_app(ServeContext& ctx, const HttpRequest& req,
+                        const std::string& id, Mode mode) {
+  {
+    Txn txn = ctx.store->read();  // DRF looks the object up first
+    if (!txn.get_client(ctx.realm, id)) return not_found();
+  }
+  HttpResponse error;
+  Json body = parse_json_object(req, &error);
+  if (!body) return error;
+  FieldErrors errors;
+  AppInput in = read_app(body.get(), mode, errors);
+  if (!errors.empty()) return errors.response();
+
+  std::string secret;
+  struct Wiper {
+    std::string& s;
+    ~Wiper() { wipe(s); }
+  } wiper{secret};
+  bool secret_shown = false;
+  Client c;
+  {
+    Txn txn = ctx.store->write();
+    auto old = txn.get_client(ctx.realm, id);
+    if (!old) return not_found();
+    c = std::move(*old);
+    const bool was_confidential = c.confidential;
+    apply(in, c);
+    check_client(c, errors);
+    if (!errors.empty()) return errors.response();
+    if (!c.confidential) {
+      c.secret_hash.clear();
+    } else if (!was_confidential) {  // public -> confidential
+      secret = new_secret(c);
+      secret_shown = true;
+    }
+    if (!txn.put_client(c, false)) return not_found();
+    txn.commit();
+  }
+  return client_response(200, c, secret_shown ? &secret : nullptr);
+}
+
+HttpResponse rotate_secret(ServeContext& ctx, const std::string& id) {
+  std::string secret;
+  struct Wiper {
+    std::string& s;
+    ~Wiper() { wipe(s); }
+  } wiper{secret};
+  Client c;
+  {
+    Txn txn = ctx.store->write();
+    auto old = txn.get_client(ctx.realm, id);
+    if (!old) return not_found();
+    c = std::move(*old);
+    if (!c.confidential) {
+      return HttpResponse::error(400,
+                                 "A public client has no secret to rotate.");
+    }
+    secret = new_secret(c);
+    if (!txn.put_client(c, false)) return not_found();
+    txn.commit();
+  }
+  return client_response(200, c, &secret);
+}
+
+}  // namespace
+
+HttpResponse apps_api(ServeContext& ctx, const HttpRequest& req,
+                      const Caller& caller,
+                      const std::optional<std::string>& client_id,
+                      bool rotate) {
+  if (!caller.staff) return denied(caller);
+  const std::string& m = req.method;
+  if (!client_id) {
+    if (m == "GET" || m == "HEAD") return list_apps(ctx, req);
+    if (m == "POST") return create_app(ctx, req);
+    return method_not_allowed(req, "GET, POST, HEAD");
+  }
+  const std::string& id = *client_id;
+  if (!valid_client_id(id)) return not_found();
+  if (rotate) {
+    if (m != "POST") return method_not_allowed(req, "POST");
+    return rotate_secret(ctx, id);
+  }
+  if (m == "GET" || m == "HEAD") {
+    std::optional<Client> c;
+    {
+      Txn txn = ctx.store->read();
+      c = txn.get_client(ctx.realm, id);
+    }
+    if (!c) return not_found();
+    return client_response(200, *c, nullptr);
+  }
+  if (m == "PUT" || m == "PATCH") {
+    return update_app(ctx, req, id, m == "PUT" ? Mode::kPut : Mode::kPatch);
+  }
+  if (m == "DELETE") {
+    {
+      Txn txn = ctx.store->write();
+      if (!txn.delete_client(ctx.realm, id)) return not_found();
+      txn.commit();
+    }
+    HttpResponse r;
+    r.status = 204;
+    return r;
+  }
+  return method_not_allowed(req, "GET, PUT, PATCH, DELETE, HEAD");
+}
+
+}  // namespace oauth2::admin

@@ -1,0 +1,280 @@
+// `oauth2-admin serve`: the admin daemon.  The JSON API for users and
+// applications and the web pages, on a loopback address or a unix socket
+// (R69) that nginx proxies to, over the same store the module reads.
+//
+// SIGTERM or SIGINT: stop accepting, let the requests in flight finish,
+// close the store, exit 0.  Every write is one LMDB transaction, so even a
+// kill -9 leaves each record whole.
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <ctime>
+#include <iterator>
+#include <string>
+#include <string_view>
+
+#include "api.hpp"
+#include "cli.hpp"
+#include "http.hpp"
+#include "password.hpp"
+#include "store.hpp"
+#include "web.hpp"
+
+namespace oauth2::admin {
+namespace {
+
+constexpr unsigned kMinIterations = 1000;
+constexpr unsigned kMaxIterations = 100000000;
+constexpr size_t kMaxPageSize = 10000;
+constexpr unsigned kStopGraceMs = 30000;
+constexpr int kReaderCheckSeconds = 60;
+
+bool starts_with(std::string_view s, std::string_view prefix) {
+  return s.substr(0, prefix.size()) == prefix;
+}
+
+int hex_value(char ch) {
+  if (ch >= '0' && ch <= '9') return ch - '0';
+  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+  return -1;
+}
+
+// A path segment percent-decoded ('+' stays '+'); nullopt on a bad escape
+// or %00.
+std::optional<std::string> segment_decode(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); i++) {
+    if (s[i] != '%') {
+      out.push_back(s[i]);
+      continue;
+    }
+    if (i + 2 >= s.size()) return std::nullopt;
+    int hi = hex_value(s[i + 1]), lo = hex_value(s[i + 2]);
+    if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) return std::nullopt;
+    out.push_back(static_cast<char>(hi * 16 + lo));
+    i += 2;
+  }
+  return out;
+}
+
+// A user id as DRF's router matches it: decimal digits, no sign, no
+// leading zero, at most 2^63 - 1.
+std::optional<uint64_t> parse_id(std::string_view s) {
+  if (s.empty() || s.size() > 19 || s[0] == '0') return std::nullopt;
+  uint64_t v = 0;
+  for (char ch : s) {
+    if (ch < '0' || ch > '9') return std::nullopt;
+    v = v * 10 + static_cast<uint64_t>(ch - '0');
+  }
+  if (v > static_cast<uint64_t>(INT64_MAX)) return std::nullopt;
+  return v;
+}
+
+enum class Api { kNone, kUsers, kMe, kApps };
+
+struct Route {
+  Api api = Api::kNone;
+  std::optional<uint64_t> user_id;
+  std::optional<std::string> client_id;
+  bool rotate = false;
+};
+
+// The API routes; always with the trailing slash (a JSON client of DRF
+// uses that form; without it: 404).
+Route match(std::string_view path) {
+  Route r;
+  constexpr std::string_view kUsers = "/api/users/";
+  constexpr std::string_view kApps = "/api/applications/";
+  if (path == "/auth/me/") {
+    r.api = Api::kMe;
+  } else if (starts_with(path, kUsers)) {
+    std::string_view rest = path.substr(kUsers.size());
+    if (rest.empty()) {
+      r.api = Api::kUsers;
+    } else if (rest.back() == '/') {
+      r.user_id = parse_id(rest.substr(0, rest.size() - 1));
+      if (r.user_id) r.api = Api::kUsers;
+    }
+  } else if (starts_with(path, kApps)) {
+    std::string_view rest = path.substr(kApps.size());
+    if (rest.empty()) {
+      r.api = Api::kApps;
+      return r;
+    }
+    size_t slash = rest.find('/');
+    if (slash == std::string_view::npos || slash == 0) return r;
+    std::string_view tail = rest.substr(slash + 1);
+    if (!tail.empty() && tail != "rotate-secret/") return r;
+    r.client_id = segment_decode(rest.substr(0, slash));
+    if (!r.client_id) return r;
+    r.rotate = !tail.empty();
+    r.api = Api::kApps;
+  }
+  return r;
+}
+
+HttpResponse route(ServeContext& ctx, const HttpRequest& req) {
+  if (starts_with(req.path, "/o/applications/")) return web_handle(ctx, req);
+  Route r = match(req.path);
+  if (r.api == Api::kNone) return not_found();
+  HttpResponse error;
+  std::optional<Caller> caller = authenticate(ctx, req, &error);
+  if (!caller) return error;
+  switch (r.api) {
+    case Api::kUsers:
+      return users_api(ctx, req, *caller, r.user_id);
+    case Api::kMe:
+      return me_api(ctx, req, *caller);
+    case Api::kApps:
+      return apps_api(ctx, req, *caller, r.client_id, r.rotate);
+    default:
+      return not_found();
+  }
+}
+
+bool parse_unsigned(std::string_view s, uint64_t max, uint64_t* out) {
+  if (s.empty() || s.size() > 12) return false;
+  uint64_t v = 0;
+  for (char ch : s) {
+    if (ch < '0' || ch > '9') return false;
+    v = v * 10 + static_cast<uint64_t>(ch - '0');
+  }
+  if (v > max) return false;
+  *out = v;
+  return true;
+}
+
+void say(const std::string& what) {
+  char buf[32];
+  time_t now = time(nullptr);
+  struct tm tm;
+  gmtime_r(&now, &tm);
+  strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  fprintf(stderr, "%s: %s %s\n", kProg, buf, what.c_str());
+}
+
+int serve(const Invocation& inv) {
+  auto listen = inv.value("listen");
+  if (!listen) {
+    throw UsageError("serve needs --listen 127.0.0.1:<port> or unix:<path>");
+  }
+  std::string why;
+  auto addr = parse_listen(*listen, &why);
+  if (!addr) throw UsageError(why);
+
+  ServeContext ctx;
+  ctx.realm = inv.realm;
+  ctx.open_registration = inv.has("open-registration");
+  ctx.pbkdf2_iterations = kDefaultPbkdf2Iterations;
+  if (auto v = inv.value("pbkdf2-iterations")) {
+    uint64_t n = 0;
+    if (!parse_unsigned(*v, kMaxIterations, &n) || n < kMinIterations) {
+      throw UsageError("--pbkdf2-iterations: " + quoted(*v) +
+                       " is not a number from 1000 to 100000000");
+    }
+    ctx.pbkdf2_iterations = static_cast<unsigned>(n);
+  }
+  if (auto v = inv.value("page-size")) {
+    uint64_t n = 0;
+    if (!parse_unsigned(*v, kMaxPageSize, &n) || n < 1) {
+      throw UsageError("--page-size: " + quoted(*v) +
+                       " is not a number from 1 to 10000");
+    }
+    ctx.page_size = static_cast<size_t>(n);
+  }
+
+  // SIGTERM and SIGINT wait for sigtimedwait() below: blocked here, before
+  // any thread starts, they never interrupt a request.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  std::unique_ptr<Store> store = open_store(inv, true);
+  store->disable_read_cache();  // handlers run on many threads
+  store->reader_check();
+  ctx.store = store.get();
+
+  {
+    HttpServer server(ctx, route);
+    server.start(*addr);
+    say("listening on " + addr->text() + ", store " + quoted(inv.store) +
+        ", realm " + quoted(ctx.realm) +
+        (ctx.open_registration ? ", open registration" : ""));
+
+    int sig = 0;
+    while (sig == 0) {
+      struct timespec wait = {kReaderCheckSeconds, 0};
+      siginfo_t info;
+      int rc = sigtimedwait(&stop_signals, &info, &wait);
+      if (rc > 0) {
+        sig = rc;
+      } else if (errno == EAGAIN) {
+        try {
+          int dead = store->reader_check();
+          if (dead > 0) say("cleared " + std::to_string(dead) + " stale readers");
+        } catch (const std::exception& e) {
+          say(std::string("store: ") + e.what());
+        }
+      }
+    }
+    say(std::string("stopping on ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
+        ": finishing the requests in flight");
+    server.stop(kStopGraceMs);
+  }
+  ctx.store = nullptr;
+  store.reset();
+  say("stopped");
+  return 0;
+}
+
+const OptionSpec kServeOptions[] = {
+    {"listen", true, false},
+    {"open-registration", false, false},
+    {"pbkdf2-iterations", true, false},
+    {"page-size", true, false},
+};
+
+const char kServeUsage[] =
+    "usage: oauth2-admin serve --listen 127.0.0.1:<port> | --listen "
+    "unix:<path>\n"
+    "           [--open-registration] [--pbkdf2-iterations <n>] "
+    "[--page-size <n>]\n"
+    "\n"
+    "Runs the admin daemon: the users API (/api/users/, /auth/me/), the\n"
+    "applications API (/api/applications/) and the application pages\n"
+    "(/o/applications/), for nginx to proxy to.  Callers authenticate with\n"
+    "a bearer token of the store (Authorization: Bearer or X-API-KEY): a\n"
+    "staff user's, or an application's holding the \"admin\" scope.  One\n"
+    "line per request on stderr.  SIGTERM or SIGINT stops it after the\n"
+    "requests in flight (waiting 30 seconds at most).\n"
+    "\n"
+    "  --listen <address>         127.0.0.1:<port> (any of 127.0.0.0/8),\n"
+    "                             [::1]:<port>, or unix:<path> (mode 0660,\n"
+    "                             a stale socket file is replaced); nothing\n"
+    "                             but loopback is accepted\n"
+    "  --open-registration        POST /api/users/ without a token creates\n"
+    "                             a user (never staff, always active)\n"
+    "  --pbkdf2-iterations <n>    PBKDF2-SHA256 iterations for new\n"
+    "                             passwords, 1000 to 100000000 (default\n"
+    "                             600000, Django 4.2's)\n"
+    "  --page-size <n>            items per page of the lists, 1 to 10000\n"
+    "                             (default 100)\n";
+
+const Command kServeCommands[] = {
+    {"serve", "--listen <address>", "run the admin daemon (HTTP API)",
+     kServeUsage, kServeOptions, std::size(kServeOptions), 0, 0, serve},
+};
+
+}  // namespace
+
+void add_serve_commands(Commands& out) {
+  for (const Command& c : kServeCommands) out.push_back(&c);
+}
+
+}  // namespace oauth2::admin

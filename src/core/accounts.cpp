@@ -1,0 +1,169 @@
+// Seed 001's two form endpoints: oauth2_register (username, password,
+// confirm_password, is_active, email) and oauth2_login (email or username
+// and password -> the token response of the configured application).
+
+#include <memory>
+
+#include "codec.hpp"
+#include "crypto.hpp"
+#include "endpoint_util.hpp"
+#include "json.hpp"
+#include "password.hpp"
+
+namespace oauth2 {
+
+using namespace detail;
+
+namespace {
+
+// DRF's shape of field errors: {"field": ["message"]}
+Response field_error(const char* field, const char* message) {
+  Json j(json_object());
+  json_t* a = json_array();
+  json_array_append_new(a, json_string(message));
+  json_object_set_new(j.get(), field, a);
+  Response r;
+  r.status = 400;
+  r.body = json_text(j.get());
+  return r;
+}
+
+bool plausible_email(std::string_view e) {
+  size_t at = e.find('@');
+  return e.size() <= 254 && at != std::string_view::npos && at > 0 &&
+         at == e.rfind('@') && e.find('.', at) != std::string_view::npos &&
+         e.back() != '.' && e.find(' ') == std::string_view::npos;
+}
+
+std::optional<bool> parse_bool(std::string_view v) {
+  if (v == "true" || v == "True" || v == "1" || v == "on") return true;
+  if (v == "false" || v == "False" || v == "0" || v == "off") return false;
+  return std::nullopt;
+}
+
+}  // namespace
+
+EndpointResult register_endpoint(Store& store,
+                                 const oauth2_endpoint_req_t& req) {
+  Form form;
+  if (auto err = check_http(req, form)) return done(std::move(*err));
+
+  auto username = form.get("username");
+  auto password = form.get("password");
+  auto confirm = form.get("confirm_password");
+  if (!username) return done(field_error("username", "This field is required."));
+  if (!valid_username(*username)) {
+    return done(field_error(
+        "username",
+        "Enter a valid username. This value may contain only letters, "
+        "numbers, and @/./+/-/_ characters."));
+  }
+  if (!password) return done(field_error("password", "This field is required."));
+  if (password->size() > kMaxPasswordLen) {
+    return done(field_error("password", "The password is too long."));
+  }
+  if (!confirm || *confirm != *password) {
+    return done(field_error("confirm_password", "Passwords do not match."));
+  }
+  std::string email;
+  if (auto e = form.get("email")) {
+    if (!plausible_email(*e)) {
+      return done(field_error("email", "Enter a valid email address."));
+    }
+    email = std::string(*e);
+  }
+  bool active = true;
+  if (auto a = form.get("is_active")) {
+    auto v = parse_bool(*a);
+    if (!v) return done(field_error("is_active", "Must be a valid boolean."));
+    active = *v;
+  }
+
+  IssueSettings s(req);
+  auto state = std::make_shared<Response>();
+  auto secret = std::make_shared<std::string>(*password);
+  User u;
+  u.realm = s.realm;
+  u.username = std::string(*username);
+  u.email = email;
+  u.is_active = active;
+  u.date_joined = s.now;
+
+  return pending(
+      [&store, s, state, secret, u]() mutable {
+        try {
+          // the slow hash, in the thread pool
+          u.password = hash_password(*secret, s.pbkdf2_iterations);
+          wipe(*secret);
+          Txn txn = store.write();
+          PutUser put = txn.put_user(u, true);
+          if (put == PutUser::kUsernameTaken) {
+            *state = field_error("username",
+                                 "A user with that username already exists.");
+            return;
+          }
+          if (put != PutUser::kOk) {
+            *state = field_error("username", "Invalid user.");
+            return;
+          }
+          txn.commit();
+          Json j(json_object());
+          json_object_set_new(j.get(), "id",
+                              json_integer(static_cast<json_int_t>(u.id)));
+          json_object_set_new(j.get(), "username", json_string(u.username.c_str()));
+          json_object_set_new(j.get(), "email",
+                              json_stringn(u.email.data(), u.email.size()));
+          json_object_set_new(j.get(), "is_active", json_boolean(u.is_active));
+          state->status = 201;
+          state->body = json_text(j.get());
+        } catch (const StoreError& e) {
+          *state = unavailable();
+          state->store_rc = e.rc();
+        } catch (const std::exception&) {
+          *state = unavailable();
+        }
+      },
+      [state] { return std::move(*state); });
+}
+
+EndpointResult login_endpoint(Store& store, const oauth2_endpoint_req_t& req) {
+  Form form;
+  if (auto err = check_http(req, form)) return done(std::move(*err));
+
+  std::optional<Client> client;
+  {
+    Txn txn = store.read_cached();
+    client = txn.get_client(sv(req.realm), sv(req.login_client_id));
+  }
+  if (!client || client->disabled) {
+    return done(oauth_error(500, "server_error",
+                            "The application of oauth2_login does not exist"));
+  }
+  auto password = form.get("password");
+  auto username = form.get("username");
+  auto email = form.get("email");
+  if (!password || (!username && !email)) {
+    return done(invalid_request("email or username, and password, are required"));
+  }
+  if (password->size() > kMaxPasswordLen) {
+    return done(invalid_grant("Invalid credentials given."));
+  }
+  std::string login(username ? *username : *email);
+  if (unsigned wait = throttle_blocked(req.throttle, OAUTH2_THROTTLE_USER, login)) {
+    Response r = oauth_error(429, "temporarily_unavailable",
+                             "Too many failed login attempts");
+    r.retry_after = wait;
+    return done(std::move(r));
+  }
+  auto scope = grant_scope(*client, form.get("scope").value_or(""),
+                           sv(req.default_scope));
+  if (!scope) {
+    return done(oauth_error(400, "invalid_scope",
+                            "The requested scope is invalid or not allowed"));
+  }
+  return password_flow(store, IssueSettings(req), *client, std::move(login),
+                       !username, std::make_shared<std::string>(*password),
+                       *scope);
+}
+
+}  // namespace oauth2

@@ -1,0 +1,569 @@
+// The authorization endpoint (RFC 6749 4.1, RFC 7636, RFC 9207): checks the
+// request, logs the user in (a session in the store, its cookie HttpOnly),
+// asks for consent and redirects back with a code.  Errors before the
+// client and its redirect_uri are known render a page and never redirect
+// (SECURITY.md R20); errors after redirect back with error and state (R24).
+
+#include <algorithm>
+#include <memory>
+
+#include "codec.hpp"
+#include "crypto.hpp"
+#include "endpoint_util.hpp"
+#include "json.hpp"
+#include "password.hpp"
+
+namespace oauth2 {
+
+using namespace detail;
+
+namespace {
+
+constexpr int64_t kSessionTtl = 3600;
+constexpr size_t kMaxState = 2048;
+
+// ------------------------------------------------------------- pages
+
+const char kLoginPage[] = R"(<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign in</title>
+<style>body{font-family:sans-serif;max-width:26em;margin:3em auto;padding:0 1em}
+label{display:block;margin-top:1em}input{width:100%;padding:.4em}
+button{margin-top:1.5em;padding:.5em 1.5em}.error{color:#a00}</style>
+</head><body><main>
+<h1>Sign in</h1>
+<p><strong>{{app_name}}</strong> asks you to sign in.</p>
+{{error}}
+<form method="post" action="">
+<input type="hidden" name="csrf_token" value="{{csrf}}">
+<input type="hidden" name="action" value="login">
+<label for="username">Username</label>
+<input id="username" name="username" autocomplete="username" required autofocus>
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit">Sign in</button>
+</form>
+</main></body></html>
+)";
+
+const char kConsentPage[] = R"(<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Authorize {{app_name}}</title>
+<style>body{font-family:sans-serif;max-width:30em;margin:3em auto;padding:0 1em}
+button{margin:1.5em 1em 0 0;padding:.5em 1.5em}</style>
+</head><body><main>
+<h1>Authorize {{app_name}}?</h1>
+<p>Signed in as <strong>{{username}}</strong>.</p>
+<p><strong>{{app_name}}</strong> asks for these permissions:</p>
+<ul>{{scope_items}}</ul>
+<form method="post" action="">
+<input type="hidden" name="csrf_token" value="{{csrf}}">
+<button type="submit" name="action" value="allow">Authorize</button>
+<button type="submit" name="action" value="deny">Deny</button>
+</form>
+</main></body></html>
+)";
+
+const char kErrorPage[] = R"(<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Authorization error</title>
+<style>body{font-family:sans-serif;max-width:30em;margin:3em auto;padding:0 1em}</style>
+</head><body><main>
+<h1>Authorization error</h1>
+<p><strong>{{error_code}}</strong>: {{error_description}}</p>
+</main></body></html>
+)";
+
+std::string html_escape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char ch : s) {
+    switch (ch) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out.push_back(ch);
+    }
+  }
+  return out;
+}
+
+// {{name}} -> vars[name]; values are HTML already (escaped by the caller)
+std::string render(std::string_view tpl,
+                   const std::vector<std::pair<std::string, std::string>>& vars) {
+  std::string out;
+  size_t pos = 0;
+  while (pos < tpl.size()) {
+    size_t open = tpl.find("{{", pos);
+    if (open == std::string_view::npos) break;
+    size_t close = tpl.find("}}", open + 2);
+    if (close == std::string_view::npos) break;
+    out.append(tpl.substr(pos, open - pos));
+    std::string_view name = tpl.substr(open + 2, close - open - 2);
+    for (const auto& [k, v] : vars) {
+      if (name == k) {
+        out += v;
+        break;
+      }
+    }
+    pos = close + 2;
+  }
+  out.append(tpl.substr(pos));
+  return out;
+}
+
+Response page(int status, std::string body) {
+  Response r;
+  r.status = status;
+  r.html = true;
+  r.body = std::move(body);
+  return r;
+}
+
+std::string_view template_or(const oauth2_str_t& t, std::string_view def) {
+  return t.len ? sv(t) : def;
+}
+
+Response error_page(const oauth2_endpoint_req_t& req, int status,
+                    std::string_view code, std::string_view description) {
+  return page(status, render(template_or(req.error_template, kErrorPage),
+                             {{"error_code", html_escape(code)},
+                              {"error_description", html_escape(description)}}));
+}
+
+// ---------------------------------------------------------- redirects
+
+std::string pct(std::string_view s) {
+  static const char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (char ch : s) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+        (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~') {
+      out.push_back(ch);
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+// redirect_uri (its own query kept, R23) plus the parameters, each
+// percent-encoded: nothing raw ever reaches the Location header
+Response redirect_to(std::string_view uri,
+                     const std::vector<std::pair<std::string, std::string>>& params) {
+  std::string loc(uri);
+  char sep = loc.find('?') == std::string::npos ? '?' : '&';
+  for (const auto& [k, v] : params) {
+    if (v.empty()) continue;
+    loc.push_back(sep);
+    sep = '&';
+    loc += k;
+    loc.push_back('=');
+    loc += pct(v);
+  }
+  Response r;
+  r.status = 303;  // never 307 after a POST (R23)
+  r.location = std::move(loc);
+  return r;
+}
+
+// RFC 8252 7.3 / SECURITY.md R19: loopback redirect URIs match on any port
+std::optional<std::string> strip_loopback_port(std::string_view u) {
+  for (std::string_view host : {"http://127.0.0.1", "http://[::1]"}) {
+    if (u.substr(0, host.size()) != host) continue;
+    std::string_view rest = u.substr(host.size());
+    if (!rest.empty() && rest[0] == ':') {
+      size_t i = 1;
+      while (i < rest.size() && rest[i] >= '0' && rest[i] <= '9') i++;
+      if (i == 1 || i > 6) return std::nullopt;
+      rest = rest.substr(i);
+    }
+    if (!rest.empty() && rest[0] != '/' && rest[0] != '?') return std::nullopt;
+    return std::string(host) + std::string(rest);
+  }
+  return std::nullopt;
+}
+
+bool redirect_matches(std::string_view asked, std::string_view registered) {
+  if (asked == registered) return true;  // R19: exact string comparison
+  auto a = strip_loopback_port(asked);
+  auto r = strip_loopback_port(registered);
+  return a && r && *a == *r;
+}
+
+// ------------------------------------------------------------ cookies
+
+std::optional<std::string> cookie_value(std::string_view header,
+                                        std::string_view name) {
+  size_t pos = 0;
+  while (pos < header.size()) {
+    size_t end = header.find(';', pos);
+    if (end == std::string_view::npos) end = header.size();
+    std::string_view part = header.substr(pos, end - pos);
+    while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
+    size_t eq = part.find('=');
+    if (eq != std::string_view::npos && part.substr(0, eq) == name) {
+      return std::string(part.substr(eq + 1));
+    }
+    pos = end + 1;
+  }
+  return std::nullopt;
+}
+
+std::string cookie(const oauth2_endpoint_req_t& req, std::string_view name,
+                   std::string_view value, int64_t max_age) {
+  std::string c(name);
+  c += "=";
+  c += value;
+  c += "; Path=/; HttpOnly; SameSite=Lax; Max-Age=" + std::to_string(max_age);
+  if (req.secure) c += "; Secure";
+  return c;
+}
+
+std::string consent_csrf(std::string_view session) {
+  std::string in = "consent-csrf:";
+  in.append(session);
+  Digest d = sha256(in);
+  wipe(in);
+  return base64url_encode(d.data(), d.size());
+}
+
+bool same_ct(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         equal_ct(reinterpret_cast<const unsigned char*>(a.data()),
+                  reinterpret_cast<const unsigned char*>(b.data()), a.size());
+}
+
+bool valid_challenge(std::string_view v) {
+  if (v.size() < 43 || v.size() > 128) return false;
+  return std::all_of(v.begin(), v.end(), [](char ch) {
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+           (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' ||
+           ch == '~';
+  });
+}
+
+// What a valid authorization request resolved to.
+struct AuthzRequest {
+  Client client;
+  std::string redirect_uri;        // where to send the user back
+  std::string redirect_uri_param;  // as the request had it ("" if omitted)
+  std::string scope;
+  std::string state;
+  std::string challenge;
+  bool prompt_none = false;
+};
+
+std::string scope_items(std::string_view scope) {
+  std::vector<std::string_view> items;
+  std::string out;
+  if (!parse_scope(scope, &items)) return out;
+  for (auto s : items) out += "<li>" + html_escape(s) + "</li>";
+  return out;
+}
+
+}  // namespace
+
+EndpointResult authorize_endpoint(Store& store,
+                                  const oauth2_endpoint_req_t& req) {
+  std::string_view method = sv(req.method);
+  if (method != "GET" && method != "POST") {
+    Response r = error_page(req, 405, "invalid_request",
+                            "The authorization endpoint accepts GET and POST.");
+    return done(std::move(r));
+  }
+
+  Form query;
+  if (query.parse(sv(req.query)) != Form::Status::kOk) {
+    return done(error_page(req, 400, "invalid_request",
+                           "The request is malformed or repeats a parameter."));
+  }
+
+  // --- before the client and its redirect_uri are known: pages only (R20)
+  auto client_id = query.get("client_id");
+  if (!client_id) {
+    return done(error_page(req, 400, "invalid_request", "client_id is missing."));
+  }
+  std::string_view realm = sv(req.realm);
+  AuthzRequest az;
+  {
+    Txn txn = store.read_cached();
+    auto c = txn.get_client(realm, *client_id);
+    if (!c || c->disabled) {
+      return done(error_page(req, 400, "invalid_client", "Unknown client."));
+    }
+    az.client = std::move(*c);
+  }
+  auto asked = query.get("redirect_uri");
+  if (!asked) {
+    // R21: optional only with exactly one registered URI
+    if (az.client.redirect_uris.size() != 1) {
+      return done(error_page(req, 400, "invalid_request",
+                             "redirect_uri is required."));
+    }
+    az.redirect_uri = az.client.redirect_uris[0];
+  } else {
+    bool found = std::any_of(az.client.redirect_uris.begin(),
+                             az.client.redirect_uris.end(),
+                             [&](const std::string& r) {
+                               return redirect_matches(*asked, r);
+                             });
+    if (!found) {
+      return done(error_page(req, 400, "invalid_request",
+                             "redirect_uri does not match a registered one."));
+    }
+    az.redirect_uri = std::string(*asked);
+    az.redirect_uri_param = az.redirect_uri;
+  }
+
+  // --- from here on errors go back to the client (R24)
+  if (auto st = query.get("state")) {
+    if (st->size() > kMaxState || !is_vschar(*st)) {
+      return done(error_page(req, 400, "invalid_request", "state is invalid."));
+    }
+    az.state = std::string(*st);
+  }
+  std::string issuer(sv(req.issuer));
+  auto back_error = [&](std::string_view code, std::string_view desc) {
+    return done(redirect_to(az.redirect_uri, {{"error", std::string(code)},
+                                              {"error_description", std::string(desc)},
+                                              {"state", az.state},
+                                              {"iss", issuer}}));
+  };
+
+  auto response_type = query.get("response_type");
+  if (!response_type) return back_error("invalid_request", "response_type is required");
+  if (*response_type != "code") {
+    // R25: no implicit grant
+    return back_error("unsupported_response_type", "Only response_type=code is supported");
+  }
+  if (!az.client.allows_grant("authorization_code")) {
+    return back_error("unauthorized_client",
+                      "The client may not use the authorization code grant");
+  }
+  auto scope = grant_scope(az.client, query.get("scope").value_or(""),
+                           sv(req.default_scope));
+  if (!scope) return back_error("invalid_scope", "The requested scope is not allowed");
+  az.scope = std::move(*scope);
+
+  // R32: S256 only; required for public clients
+  auto challenge = query.get("code_challenge");
+  auto cmethod = query.get("code_challenge_method");
+  if (cmethod && *cmethod != "S256") {
+    return back_error("invalid_request", "code_challenge_method must be S256");
+  }
+  if (cmethod && !challenge) {
+    return back_error("invalid_request", "code_challenge is missing");
+  }
+  if (challenge) {
+    if (!cmethod) {
+      // a missing method means plain (RFC 7636 4.3), which is refused
+      return back_error("invalid_request", "code_challenge_method must be S256");
+    }
+    if (!valid_challenge(*challenge)) {
+      return back_error("invalid_request", "code_challenge is malformed");
+    }
+    az.challenge = std::string(*challenge);
+  } else if (!az.client.confidential) {
+    return back_error("invalid_request", "PKCE (code_challenge) is required");
+  }
+  az.prompt_none = query.get("prompt") == std::optional<std::string_view>("none");
+
+  // --- the user's session
+  std::string cookies(sv(req.cookie));
+  std::optional<std::string> session = cookie_value(cookies, "oauth2_session");
+  std::optional<uint64_t> user_id;
+  std::string username;
+  if (session && session->size() <= kMaxTokenLen && is_vschar(*session)) {
+    Txn txn = store.read_cached();
+    auto t = txn.get_token(realm, sha256(*session));
+    if (t && t->type == TokenType::kSession && req.now < t->expires_at) {
+      if (auto name = txn.active_username(realm, token_user_id(*t))) {
+        user_id = token_user_id(*t);
+        username = std::move(*name);
+      }
+    }
+  }
+  IssueSettings s(req);
+
+  Form body;
+  if (method == "POST") {
+    // the login and consent forms post here, with the query unchanged
+    std::string_view ct = sv(req.content_type);
+    if (req.content_type_count != 1 ||
+        !iequals(ct.substr(0, ct.find(';')), "application/x-www-form-urlencoded") ||
+        body.parse(sv(req.body)) != Form::Status::kOk) {
+      return done(error_page(req, 400, "invalid_request", "The form is malformed."));
+    }
+  }
+  std::string action(body.get("action").value_or(""));
+  std::string csrf(body.get("csrf_token").value_or(""));
+  std::string requery = "?" + std::string(sv(req.query));
+
+  if (!user_id) {
+    if (az.prompt_none) {
+      return back_error("login_required", "The user is not signed in");
+    }
+    if (method == "POST" && action == "login") {
+      auto want = cookie_value(cookies, "oauth2_csrf");
+      if (!want || want->empty() || !same_ct(*want, csrf)) {
+        return done(error_page(req, 403, "invalid_request",
+                               "The form has expired; go back and try again."));
+      }
+      std::string name(body.get("username").value_or(""));
+      std::string pw(body.get("password").value_or(""));
+      auto render_login = [req, az](const std::string& csrf_value,
+                                    const char* message) {
+        std::string err = message ? std::string("<p class=\"error\" role=\"alert\">") +
+                                        message + "</p>"
+                                  : std::string();
+        return page(200, render(template_or(req.login_template, kLoginPage),
+                                {{"app_name", html_escape(az.client.name)},
+                                 {"csrf", html_escape(csrf_value)},
+                                 {"error", err}}));
+      };
+      if (name.empty() || pw.empty() || pw.size() > kMaxPasswordLen ||
+          name.size() > 150) {
+        return done(render_login(*want, "Enter your username and password."));
+      }
+      if (unsigned wait = throttle_blocked(req.throttle, OAUTH2_THROTTLE_USER, name)) {
+        Response r = render_login(*want, "Too many failed sign-ins: wait and try again.");
+        r.status = 429;
+        r.retry_after = wait;
+        return done(std::move(r));
+      }
+      // the password is checked off the event loop, with the session write
+      auto state = std::make_shared<Response>();
+      auto failed = std::make_shared<bool>(false);
+      auto secret = std::make_shared<std::string>(std::move(pw));
+      std::string csrf_value = *want;
+      return pending(
+          [&store, s, state, failed, secret, name, requery, csrf_value,
+           render_login, req_secure = req.secure != 0]() {
+            try {
+              std::optional<User> user;
+              {
+                Txn txn = store.read();
+                user = txn.get_user_by_username(s.realm, name);
+              }
+              PasswordCheck check;
+              if (user) {
+                check = verify_password(*secret, user->password, s.pbkdf2_iterations);
+              } else {
+                verify_password_dummy(*secret, s.pbkdf2_iterations);
+              }
+              if (!check.ok || !user->is_active) {
+                wipe(*secret);
+                *failed = true;
+                *state = render_login(csrf_value, "Invalid username or password.");
+                return;
+              }
+              std::string token = random_token();
+              Token sess;
+              sess.type = TokenType::kSession;
+              sess.issued_at = s.now;
+              sess.expires_at = add_ttl(s.now, kSessionTtl);
+              sess.user = std::to_string(user->id);
+              Txn txn = store.write();
+              if (check.needs_rehash) {
+                if (auto fresh = txn.get_user(s.realm, user->id)) {
+                  fresh->password = hash_password(*secret, s.pbkdf2_iterations);
+                  txn.put_user(*fresh, false);
+                }
+              }
+              wipe(*secret);
+              txn.put_token(s.realm, sha256(token), sess);
+              txn.commit();
+              Response r;
+              r.status = 303;  // back to the request: now the consent page
+              r.location = requery;
+              std::string c = "oauth2_session=" + token +
+                              "; Path=/; HttpOnly; SameSite=Lax; Max-Age=" +
+                              std::to_string(kSessionTtl);
+              if (req_secure) c += "; Secure";
+              r.cookies.push_back(std::move(c));
+              wipe(token);
+              *state = std::move(r);
+            } catch (const StoreError& e) {
+              *state = unavailable();
+              state->store_rc = e.rc();
+            } catch (const std::exception&) {
+              *state = unavailable();
+            }
+          },
+          [state, failed, s, name] {
+            if (*failed) throttle_failed(s.throttle, OAUTH2_THROTTLE_USER, name);
+            Response r = std::move(*state);
+            if (*failed) r.auth_failed = true;
+            return r;
+          });
+    }
+    // the login page, with a fresh double-submit CSRF cookie
+    std::string csrf_value = random_token();
+    Response r = page(200, render(template_or(req.login_template, kLoginPage),
+                                  {{"app_name", html_escape(az.client.name)},
+                                   {"csrf", csrf_value},
+                                   {"error", ""}}));
+    r.cookies.push_back(cookie(req, "oauth2_csrf", csrf_value, kSessionTtl));
+    return done(std::move(r));
+  }
+
+  std::string expected = consent_csrf(*session);
+  if (method == "POST" && (action == "allow" || action == "deny")) {
+    if (!same_ct(expected, csrf)) {
+      return done(error_page(req, 403, "invalid_request",
+                             "The form has expired; go back and try again."));
+    }
+    if (action == "deny") return back_error("access_denied", "The user denied the request");
+    auto state = std::make_shared<Response>();
+    std::string user = std::to_string(*user_id);
+    return pending(
+        [&store, s, state, az, user, issuer]() {
+          try {
+            std::string code = random_token();
+            Token t;
+            t.type = TokenType::kCode;
+            t.issued_at = s.now;
+            t.expires_at = add_ttl(s.now, std::max<int64_t>(1, s.code_ttl));
+            t.client_id = az.client.client_id;
+            t.scope = az.scope;
+            t.user = user;
+            t.family = new_family();
+            t.redirect_uri = az.redirect_uri_param;
+            t.code_challenge = az.challenge;
+            Txn txn = store.write();
+            if (!txn.put_token(s.realm, sha256(code), t)) {
+              *state = unavailable();
+              return;
+            }
+            txn.commit();
+            *state = redirect_to(az.redirect_uri, {{"code", code},
+                                                   {"state", az.state},
+                                                   {"iss", issuer}});
+            wipe(code);
+          } catch (const StoreError& e) {
+            *state = unavailable();
+            state->store_rc = e.rc();
+          } catch (const std::exception&) {
+            *state = unavailable();
+          }
+        },
+        [state] { return std::move(*state); });
+  }
+
+  // the consent page
+  return done(page(200, render(template_or(req.consent_template, kConsentPage),
+                               {{"app_name", html_escape(az.client.name)},
+                                {"username", html_escape(username)},
+                                {"scope_items", scope_items(az.scope)},
+                                {"csrf", expected}})));
+}
+
+}  // namespace oauth2

@@ -1,0 +1,130 @@
+// Internal to the core: what the endpoint files share (request hygiene,
+// client authentication, error responses, issuing token pairs).
+
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "../../include/oauth2.h"
+#include "codec.hpp"
+#include "endpoints.hpp"
+#include "store.hpp"
+
+namespace oauth2::detail {
+
+constexpr size_t kMaxBody = 16384;
+constexpr size_t kMaxTokenLen = 4096;
+constexpr size_t kMaxSecretLen = 1024;
+constexpr size_t kMaxPasswordLen = 4096;
+
+std::string_view sv(const oauth2_str_t& s);
+
+EndpointResult done(Response r);
+Response invalid_request(std::string_view description);
+Response invalid_grant(std::string_view description);
+Response unavailable();
+Response invalid_client(bool used_header);
+
+// R1-R8: POST, one form Content-Type, no query, a strict form body.
+std::optional<Response> check_http(const oauth2_endpoint_req_t& req,
+                                   Form& form);
+
+struct ClientAuth {
+  std::optional<Client> client;   // set on success
+  std::optional<Response> error;  // set on failure
+};
+
+// RFC 6749 2.3.1, SECURITY.md R12-R18: client_secret_basic or _post, or a
+// public client's bare client_id.  A read transaction.
+ClientAuth authenticate_client(Store& store, const oauth2_endpoint_req_t& req,
+                               const Form& form);
+
+// The scope to grant: requested if within allowed (a space-separated
+// list; empty: default_scope), else nullopt (invalid_scope).
+std::optional<std::string> grant_scope(const Client& client,
+                                       std::string_view requested,
+                                       std::string_view default_scope);
+// requested within held (both space-separated lists)
+bool scope_within(std::string_view requested, std::string_view held);
+
+// Seconds a token of this client lives.
+int64_t access_ttl(const Client& c, int64_t default_ttl);
+int64_t add_ttl(int64_t now, int64_t ttl);  // saturating
+
+// A PendingWrite from two functions.
+class FnWrite : public PendingWrite {
+ public:
+  FnWrite(std::function<void()> run, std::function<Response()> finish)
+      : run_(std::move(run)), finish_(std::move(finish)) {}
+  void run() noexcept override;
+  Response finish() override { return finish_(); }
+
+ private:
+  std::function<void()> run_;
+  std::function<Response()> finish_;
+};
+
+EndpointResult pending(std::function<void()> run,
+                       std::function<Response()> finish);
+
+// A new access token (and refresh token if with_refresh) for the grant,
+// inserted in txn; the token response JSON.  The clear values are wiped
+// when the strings go.
+struct IssuedPair {
+  std::string access_token;
+  std::string refresh_token;  // empty if none
+  std::string scope;
+  int64_t expires_in = 0;
+  ~IssuedPair();
+  std::string json() const;
+};
+
+// What issuing needs of the request, copied: a pending write outlives the
+// shim's request struct.
+struct IssueSettings {
+  std::string realm;
+  int64_t now = 0;
+  int64_t access_token_ttl = 0;
+  int64_t refresh_token_ttl = 0;
+  int64_t refresh_grace = 0;
+  int64_t code_ttl = 0;
+  unsigned pbkdf2_iterations = 0;
+  oauth2_throttle_t throttle{};
+  explicit IssueSettings(const oauth2_endpoint_req_t& req);
+};
+
+IssuedPair issue_pair(Txn& txn, const IssueSettings& s, const Client& client,
+                      const std::string& scope, const std::string& user,
+                      const Family& family, bool with_refresh);
+
+Family new_family();
+
+// The throttle of the shim, by kind; 0 when it has none.
+unsigned throttle_blocked(const oauth2_throttle_t& t, int kind,
+                          std::string_view id);
+void throttle_failed(const oauth2_throttle_t& t, int kind, std::string_view id);
+
+// Grants of the token endpoint (grants.cpp).
+EndpointResult authorization_code_grant(Store& store,
+                                        const oauth2_endpoint_req_t& req,
+                                        const Form& form, const Client& c);
+EndpointResult refresh_token_grant(Store& store,
+                                   const oauth2_endpoint_req_t& req,
+                                   const Form& form, const Client& c);
+EndpointResult password_grant(Store& store, const oauth2_endpoint_req_t& req,
+                              const Form& form, const Client& c);
+
+// Checks a user's password off the event loop and issues a token pair to
+// client for them (the password grant, oauth2_login).  login is a username,
+// or an email when by_email.
+EndpointResult password_flow(Store& store, const IssueSettings& s,
+                             const Client& client, std::string login,
+                             bool by_email,
+                             std::shared_ptr<std::string> secret,
+                             std::string granted);
+
+}  // namespace oauth2::detail

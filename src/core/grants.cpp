@@ -1,0 +1,350 @@
+// The token endpoint's user grants: authorization_code (with PKCE),
+// refresh_token (rotation, reuse detection, grace) and password.  Each
+// decides everything that needs the store inside ONE write transaction in
+// the pending write (SECURITY.md R29, R38, R40): the check and the mark
+// can never race.
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+
+#include "codec.hpp"
+#include "crypto.hpp"
+#include "endpoint_util.hpp"
+#include "json.hpp"
+#include "password.hpp"
+#include "seal.hpp"
+
+namespace oauth2::detail {
+
+namespace {
+
+constexpr size_t kMaxCodeLen = 512;
+
+Response unauthorized_client() {
+  return oauth_error(400, "unauthorized_client",
+                     "The client may not use this grant type");
+}
+
+Response ok_json(std::string body) {
+  Response r;
+  r.status = 200;
+  r.body = std::move(body);
+  return r;
+}
+
+bool valid_verifier(std::string_view v) {
+  if (v.size() < 43 || v.size() > 128) return false;
+  for (char ch : v) {
+    bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+              (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' ||
+              ch == '_' || ch == '~';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// The outcome of a pending grant, set by run(), turned into a response
+// by finish() on the event loop.
+struct GrantState {
+  Response response;
+  std::string failed_user;  // to count against the user's throttle
+  void fail_store(const StoreError& e) {
+    response = unavailable();
+    response.store_rc = e.rc();
+  }
+};
+
+EndpointResult run_grant(const IssueSettings& settings,
+                         std::function<void(GrantState&)> body) {
+  auto state = std::make_shared<GrantState>();
+  IssueSettings s = settings;
+  return pending(
+      [state, body = std::move(body)] {
+        try {
+          body(*state);
+        } catch (const StoreError& e) {
+          state->fail_store(e);
+        } catch (const std::exception&) {
+          state->response = unavailable();
+        }
+      },
+      [state, s] {
+        if (!state->failed_user.empty()) {
+          throttle_failed(s.throttle, OAUTH2_THROTTLE_USER, state->failed_user);
+        }
+        Response r = std::move(state->response);
+        wipe(state->response.body);
+        return r;
+      });
+}
+
+}  // namespace
+
+EndpointResult authorization_code_grant(Store& store,
+                                        const oauth2_endpoint_req_t& req,
+                                        const Form& form, const Client& c) {
+  if (!c.allows_grant("authorization_code")) {
+    return done(unauthorized_client());
+  }
+  auto code = form.get("code");
+  if (!code) return done(invalid_request("code is required"));
+  auto verifier = form.get("code_verifier");
+  if (verifier && !valid_verifier(*verifier)) {
+    return done(invalid_request(
+        "code_verifier must be 43 to 128 unreserved characters"));
+  }
+  if (code->size() > kMaxCodeLen || !is_vschar(*code)) {
+    return done(invalid_grant("The authorization code is invalid"));
+  }
+  Digest hash = sha256(*code);
+  std::optional<std::string> redirect_uri;
+  if (auto r = form.get("redirect_uri")) redirect_uri = std::string(*r);
+  std::optional<std::string> verifier_copy;
+  if (verifier) verifier_copy = std::string(*verifier);
+  IssueSettings s(req);
+  Client client = c;
+
+  return run_grant(s, [&store, s, client, hash, redirect_uri,
+                       verifier_copy](GrantState& st) {
+    Txn txn = store.write();
+    auto t = txn.get_token(s.realm, hash);
+    if (!t || t->type != TokenType::kCode) {
+      st.response = invalid_grant("The authorization code is invalid");
+      return;
+    }
+    // R30: bound to its client; a bad verifier or client never revokes
+    // (R28: revocation must not become a denial of service)
+    if (t->client_id != client.client_id) {
+      st.response = invalid_grant("The authorization code is invalid");
+      return;
+    }
+    if (!t->code_challenge.empty()) {
+      if (!verifier_copy) {
+        st.response = invalid_grant("code_verifier is required");
+        return;
+      }
+      Digest d = sha256(*verifier_copy);
+      std::string computed = base64url_encode(d.data(), d.size());
+      if (computed.size() != t->code_challenge.size() ||
+          !equal_ct(reinterpret_cast<const unsigned char*>(computed.data()),
+                    reinterpret_cast<const unsigned char*>(t->code_challenge.data()),
+                    computed.size())) {
+        st.response = invalid_grant("code_verifier does not match");
+        return;
+      }
+    } else if (verifier_copy) {
+      // R32: a verifier for a code issued without a challenge (downgrade)
+      st.response = invalid_grant("No code_challenge was sent for this code");
+      return;
+    }
+    // R31: the redirect_uri of the authorization request, identical
+    if (!t->redirect_uri.empty() &&
+        (!redirect_uri || *redirect_uri != t->redirect_uri)) {
+      st.response = invalid_grant("redirect_uri does not match");
+      return;
+    }
+    if (s.now >= t->expires_at) {
+      st.response = invalid_grant("The authorization code has expired");
+      return;
+    }
+    if (t->used_at != 0) {
+      // R28: a second valid redemption revokes what the code issued
+      txn.revoke_family(s.realm, t->family);
+      txn.commit();
+      st.response = invalid_grant("The authorization code was already used");
+      return;
+    }
+    if (!txn.active_username(s.realm, token_user_id(*t))) {
+      st.response = invalid_grant("The user is not active");
+      return;
+    }
+    t->used_at = s.now;
+    txn.update_token(s.realm, hash, *t);
+    IssuedPair pair = issue_pair(txn, s, client, t->scope, t->user, t->family,
+                                 true);
+    txn.commit();
+    st.response = ok_json(pair.json());
+  });
+}
+
+EndpointResult refresh_token_grant(Store& store,
+                                   const oauth2_endpoint_req_t& req,
+                                   const Form& form, const Client& c) {
+  auto rt = form.get("refresh_token");
+  if (!rt) return done(invalid_request("refresh_token is required"));
+  if (rt->size() > kMaxTokenLen || !is_vschar(*rt)) {
+    return done(invalid_grant("The refresh token is invalid"));
+  }
+  std::optional<std::string> scope;
+  if (auto sc = form.get("scope")) {
+    if (!parse_scope(*sc, nullptr)) {
+      return done(oauth_error(400, "invalid_scope", "The scope is malformed"));
+    }
+    scope = std::string(*sc);
+  }
+  IssueSettings s(req);
+  Client client = c;
+  auto token = std::make_shared<std::string>(*rt);
+
+  return run_grant(s, [&store, s, client, token, scope](GrantState& st) {
+    struct Wiper {
+      std::shared_ptr<std::string> t;
+      ~Wiper() { wipe(*t); }
+    } wiper{token};
+    Digest hash = sha256(*token);
+    Txn txn = store.write();
+    auto t = txn.get_token(s.realm, hash);
+    if (!t || t->type != TokenType::kRefresh || s.now >= t->expires_at) {
+      st.response = invalid_grant("The refresh token is invalid");
+      return;
+    }
+    // R35: bound to its client
+    if (t->client_id != client.client_id) {
+      st.response = invalid_grant("The refresh token is invalid");
+      return;
+    }
+    if (t->used_at != 0) {
+      // a racer within the grace gets the pair the first one minted
+      // (R38); after it, a reuse revokes the whole family (R37)
+      if (s.now - t->used_at <= s.refresh_grace && !t->sealed.empty()) {
+        if (auto same = unseal(*token, t->sealed)) {
+          st.response = ok_json(std::move(*same));
+          return;
+        }
+      }
+      txn.revoke_family(s.realm, t->family);
+      txn.commit();
+      st.response = invalid_grant("The refresh token was already used");
+      return;
+    }
+    if (!t->user.empty() && !txn.active_username(s.realm, token_user_id(*t))) {
+      st.response = invalid_grant("The user is not active");
+      return;
+    }
+    // R36: a subset of the original scope, the original by default
+    std::string granted = scope.value_or(t->scope);
+    if (!scope_within(granted, t->scope)) {
+      st.response = oauth_error(400, "invalid_scope",
+                                "The scope exceeds the one originally granted");
+      return;
+    }
+    Family family = t->has_family() ? t->family : new_family();
+    IssuedPair pair = issue_pair(txn, s, client, granted, t->user, family, true);
+    std::string body = pair.json();
+    // R40: the successor and the rotation commit together
+    t->used_at = s.now;
+    t->sealed = seal(*token, body);
+    txn.update_token(s.realm, hash, *t);
+    txn.commit();
+    st.response = ok_json(std::move(body));
+  });
+}
+
+EndpointResult password_grant(Store& store, const oauth2_endpoint_req_t& req,
+                              const Form& form, const Client& c) {
+  if (!c.allows_grant("password")) {
+    // R25: unauthorized_client for this client, unsupported_grant_type if
+    // no client of the server may use the grant
+    bool any = false;
+    {
+      Txn txn = store.read_cached();
+      for (const Client& other : txn.list_clients(sv(req.realm))) {
+        if (other.allows_grant("password")) {
+          any = true;
+          break;
+        }
+      }
+    }
+    if (!any) {
+      return done(oauth_error(400, "unsupported_grant_type",
+                              "The grant type is not supported"));
+    }
+    return done(unauthorized_client());
+  }
+  auto username = form.get("username");
+  auto password = form.get("password");
+  if (!username || !password) {
+    return done(invalid_request("username and password are required"));
+  }
+  if (password->size() > kMaxPasswordLen || username->size() > 150) {
+    return done(invalid_grant("Invalid credentials given."));
+  }
+  if (unsigned wait = throttle_blocked(req.throttle, OAUTH2_THROTTLE_USER,
+                                       *username)) {
+    Response r = oauth_error(429, "temporarily_unavailable",
+                             "Too many failed login attempts");
+    r.retry_after = wait;
+    return done(std::move(r));
+  }
+  auto scope = grant_scope(c, form.get("scope").value_or(""),
+                           sv(req.default_scope));
+  if (!scope) {
+    return done(oauth_error(400, "invalid_scope",
+                            "The requested scope is invalid or not allowed"));
+  }
+  return password_flow(store, IssueSettings(req), c, std::string(*username),
+                       false, std::make_shared<std::string>(*password),
+                       *scope);
+}
+
+EndpointResult password_flow(Store& store, const IssueSettings& s,
+                             const Client& client, std::string login,
+                             bool by_email,
+                             std::shared_ptr<std::string> secret,
+                             std::string granted) {
+  return run_grant(s, [&store, s, client, login, by_email, secret,
+                       granted](GrantState& st) {
+    struct Wiper {
+      std::shared_ptr<std::string> t;
+      ~Wiper() { wipe(*t); }
+    } wiper{secret};
+    std::optional<User> user;
+    {
+      Txn txn = store.read();
+      if (!by_email) {
+        user = txn.get_user_by_username(s.realm, login);
+      } else {
+        // an email names a user only when exactly one has it
+        size_t matches = 0;
+        size_t total = 0;
+        for (User& u : txn.list_users(s.realm, 0, SIZE_MAX, &total)) {
+          if (!u.email.empty() && iequals(u.email, login)) {
+            matches++;
+            user = std::move(u);
+          }
+        }
+        if (matches != 1) user.reset();
+      }
+    }
+    // the slow hash runs here, in the thread pool, never on the event loop
+    PasswordCheck check;
+    if (user) {
+      check = verify_password(*secret, user->password, s.pbkdf2_iterations);
+    } else {
+      verify_password_dummy(*secret, s.pbkdf2_iterations);
+    }
+    if (!check.ok || !user->is_active) {
+      st.failed_user = login;
+      st.response = invalid_grant("Invalid credentials given.");
+      return;
+    }
+    Txn txn = store.write();
+    auto fresh = txn.get_user(s.realm, user->id);
+    if (!fresh || !fresh->is_active || fresh->password != user->password) {
+      st.response = invalid_grant("Invalid credentials given.");
+      return;
+    }
+    fresh->last_login = s.now;
+    if (check.needs_rehash) {
+      fresh->password = hash_password(*secret, s.pbkdf2_iterations);
+    }
+    txn.put_user(*fresh, false);
+    IssuedPair pair = issue_pair(txn, s, client, granted,
+                                 std::to_string(fresh->id), new_family(), true);
+    txn.commit();
+    st.response = ok_json(pair.json());
+  });
+}
+
+}  // namespace oauth2::detail

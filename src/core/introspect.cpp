@@ -1,0 +1,148 @@
+// RFC 7662 introspection and RFC 8414 authorization server metadata.
+
+#include <algorithm>
+
+#include "codec.hpp"
+#include "crypto.hpp"
+#include "endpoint_util.hpp"
+#include "json.hpp"
+
+namespace oauth2 {
+
+using namespace detail;
+
+namespace {
+
+Response inactive() {
+  Response r;
+  r.status = 200;
+  r.body = "{\"active\": false}";
+  return r;
+}
+
+// R56: a client may introspect its own tokens; one whose allowed scope
+// holds "introspection" (a resource server) may introspect any.
+bool may_introspect(const Client& caller, const Token& t) {
+  if (caller.client_id == t.client_id) return true;
+  std::vector<std::string_view> allowed;
+  if (!parse_scope(caller.scope, &allowed)) return false;
+  return std::find(allowed.begin(), allowed.end(), "introspection") !=
+         allowed.end();
+}
+
+}  // namespace
+
+EndpointResult introspect_endpoint(Store& store,
+                                   const oauth2_endpoint_req_t& req) {
+  Form form;
+  if (auto err = check_http(req, form)) return done(std::move(*err));
+  auto token = form.get("token");
+  if (!token) return done(invalid_request("token is required"));
+
+  // R55: only authenticated clients
+  ClientAuth auth = authenticate_client(store, req, form);
+  if (auth.error) return done(std::move(*auth.error));
+  if (!auth.client->confidential) {
+    return done(invalid_client(req.has_authorization));
+  }
+  if (token->size() > kMaxTokenLen || !is_vschar(*token)) return done(inactive());
+
+  Txn txn = store.read_cached();
+  std::string_view realm = sv(req.realm);
+  auto t = txn.get_token(realm, sha256(*token));
+  if (!t || (t->type != TokenType::kAccess && t->type != TokenType::kRefresh) ||
+      req.now >= t->expires_at || (t->type == TokenType::kRefresh && t->used_at)) {
+    return done(inactive());
+  }
+  auto enabled = txn.client_enabled(realm, t->client_id);
+  if (!enabled || !*enabled || !may_introspect(*auth.client, *t)) {
+    return done(inactive());
+  }
+  std::optional<std::string> username;
+  if (!t->user.empty()) {
+    username = txn.active_username(realm, token_user_id(*t));
+    if (!username) return done(inactive());
+  }
+
+  Json j(json_object());
+  json_object_set_new(j.get(), "active", json_true());
+  json_object_set_new(j.get(), "scope", json_stringn(t->scope.data(), t->scope.size()));
+  json_object_set_new(j.get(), "client_id",
+                      json_stringn(t->client_id.data(), t->client_id.size()));
+  if (username) {
+    json_object_set_new(j.get(), "username",
+                        json_stringn(username->data(), username->size()));
+  }
+  json_object_set_new(j.get(), "token_type",
+                      json_string(t->type == TokenType::kAccess ? "Bearer"
+                                                                : "refresh_token"));
+  json_object_set_new(j.get(), "exp", json_integer(t->expires_at));
+  json_object_set_new(j.get(), "iat", json_integer(t->issued_at));
+  // the subject: the user's id, or the client for a client's own token
+  const std::string& sub = username ? t->user : t->client_id;
+  json_object_set_new(j.get(), "sub", json_stringn(sub.data(), sub.size()));
+  Response r;
+  r.status = 200;
+  r.body = json_text(j.get());
+  return done(std::move(r));
+}
+
+EndpointResult metadata_endpoint(Store&, const oauth2_endpoint_req_t& req) {
+  std::string_view method = sv(req.method);
+  if (method != "GET" && method != "HEAD") {
+    Response r = invalid_request("This endpoint only accepts GET");
+    r.status = 405;
+    return done(std::move(r));
+  }
+  std::string issuer(sv(req.issuer));
+  Json j(json_object());
+  auto url = [&](const char* key, const oauth2_str_t& path) {
+    if (path.len == 0) return;
+    std::string u = issuer + std::string(sv(path));
+    json_object_set_new(j.get(), key, json_stringn(u.data(), u.size()));
+  };
+  json_object_set_new(j.get(), "issuer", json_stringn(issuer.data(), issuer.size()));
+  url("authorization_endpoint", req.authorize_path);
+  url("token_endpoint", req.token_path);
+  url("revocation_endpoint", req.revoke_path);
+  url("introspection_endpoint", req.introspect_path);
+  json_t* rt = json_array();
+  json_array_append_new(rt, json_string("code"));
+  json_object_set_new(j.get(), "response_types_supported", rt);
+  json_t* gt = json_array();
+  for (const char* g : {"authorization_code", "client_credentials",
+                        "refresh_token", "password"}) {
+    json_array_append_new(gt, json_string(g));
+  }
+  json_object_set_new(j.get(), "grant_types_supported", gt);
+  json_t* pk = json_array();
+  json_array_append_new(pk, json_string("S256"));
+  json_object_set_new(j.get(), "code_challenge_methods_supported", pk);
+  for (const char* key : {"token_endpoint_auth_methods_supported",
+                          "revocation_endpoint_auth_methods_supported"}) {
+    json_t* am = json_array();
+    for (const char* m : {"client_secret_basic", "client_secret_post", "none"}) {
+      json_array_append_new(am, json_string(m));
+    }
+    json_object_set_new(j.get(), key, am);
+  }
+  json_t* im = json_array();
+  for (const char* m : {"client_secret_basic", "client_secret_post"}) {
+    json_array_append_new(im, json_string(m));
+  }
+  json_object_set_new(j.get(), "introspection_endpoint_auth_methods_supported", im);
+  std::vector<std::string_view> scopes;
+  if (parse_scope(sv(req.default_scope), &scopes)) {
+    json_t* sa = json_array();
+    for (auto sc : scopes) json_array_append_new(sa, json_stringn(sc.data(), sc.size()));
+    json_object_set_new(j.get(), "scopes_supported", sa);
+  }
+  json_object_set_new(j.get(), "authorization_response_iss_parameter_supported",
+                      json_true());
+  Response r;
+  r.status = 200;
+  r.body = json_text(j.get());
+  return done(std::move(r));
+}
+
+}  // namespace oauth2

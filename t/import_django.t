@@ -1,0 +1,556 @@
+# oauth2-admin import-django (issue 3 item 6; README "oauth2-admin";
+# SECURITY.md R16, R22, R25, R43, R70, catalogue 2.4), on a real dumpdata
+# made by t/django/make_dump.py with Debian's Django and
+# django-oauth-toolkit 1.x, and on hand-written edge cases
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use JSON::PP;
+use POSIX ();
+use Test::More;
+use OAuth2Test;
+
+OAuth2Test::require_build();
+
+my $PYTHON = '/usr/bin/python3';    # Debian's, with python3-django
+my $t = OAuth2Test->new;
+my $json = JSON::PP->new->utf8->canonical;
+sub dj { my $j = eval { $json->decode($_[0] // '') }; return $j }
+
+sub slurp_json {
+    my ($f) = @_;
+    return dj(OAuth2Test::_slurp($f)) // die "$f: not JSON";
+}
+
+sub write_file {
+    my ($f, $text) = @_;
+    open my $fh, '>:raw', $f or die "$f: $!";
+    print $fh $text;
+    close $fh;
+    return $f;
+}
+
+sub dump_store {
+    my ($store) = @_;
+    return `mdb_dump -a -p '$store' 2>&1`;
+}
+
+# ------------------------------------------------ a real Django dumpdata
+my $dj = $t->dir . '/django';
+mkdir $dj or die "$dj: $!";
+my ($code, $out, $err) = $t->_run_cmd($PYTHON,
+    "$FindBin::Bin/django/make_dump.py", $dj);
+is($code, 0, 'make_dump.py built a Django + DOT site and dumped it')
+    or diag($out . $err);
+-f "$dj/dump.json" or BAIL_OUT('no dumpdata: are python3-django and '
+    . 'python3-django-oauth-toolkit installed?');
+my $secrets = slurp_json("$dj/secrets.json");
+my %app = %{$secrets->{apps}};
+my %duser = %{$secrets->{users}};
+my $records = slurp_json("$dj/dump.json");
+my %fields = map { $_->{fields}{username} => $_->{fields} }
+    grep { $_->{model} eq 'auth.user' } @$records;
+my @user_keys = qw(email first_name last_name is_staff is_active);
+
+sub import_ok {
+    my ($inst, $file, $name) = @_;
+    my ($code, $out, $err) = $inst->admin('import-django', $file);
+    is($code, 0, "$name: exit 0") or diag($err);
+    return dj($out) // {};
+}
+
+sub by_name {
+    my ($inst, $what) = @_;
+    my ($code, $out) = $inst->admin($what, 'list');
+    my $key = $what eq 'user' ? 'username' : 'name';
+    return map { $_->{$key} => $_ } @{dj($out) // []};
+}
+
+# ------------------------------------------ DOT 1.x: secrets in clear
+my $sum = import_ok($t, "$dj/dump.json", 'import of the DOT 1.x dump');
+is_deeply($sum->{users}, { imported => 6, skipped => 1,
+    unusable_passwords => 2 },
+    'users: 6 imported, josé skipped, 2 unusable passwords');
+is_deeply($sum->{applications}, { imported => 4, skipped => 2 },
+    'applications: 4 imported, implicit and hybrid skipped');
+my @w = @{$sum->{warnings} // []};
+ok((grep { /'old-implicit'.*skipped.*implicit grant.*RFC 9700/ } @w),
+    'warning: the implicit application skipped (RFC 9700)');
+ok((grep { /'hybrid'.*skipped.*hybrid/ } @w),
+    'warning: the openid-hybrid application skipped');
+ok((grep { m{'web'.*'http://localhost:8000/cb' dropped.*R22} } @w),
+    'warning: the http://localhost redirect URI dropped (R22)');
+ok((grep { /1 user skipped.*'jos/ } @w),
+    'warning: the non-ASCII username skipped');
+ok((grep { /md5.*set-password.*: legacy$/ } @w),
+    'warning: legacy\'s md5 hash cannot be verified');
+ok((grep { /no usable password in Django.*: nopass$/ } @w),
+    'warning: nopass had no usable password');
+ok((grep { /fewer than 600000 PBKDF2 iterations/ } @w),
+    'warning: Django 3.2\'s 260000 iterations are due for a rehash');
+
+my %users = by_name($t, 'user');
+is_deeply([sort keys %users], [sort qw(admin alice legacy nopass gone
+    staffer)], 'user list: the six importable users');
+for my $name (sort keys %users) {
+    is($users{$name}{id}, $duser{$name}{pk},
+        "$name keeps its Django id $duser{$name}{pk}");
+    is_deeply({ map { $_ => $users{$name}{$_} } @user_keys },
+        { map { $_ => $fields{$name}{$_} } @user_keys },
+        "$name: email, names, is_staff and is_active as in Django");
+}
+
+my $store_dump = dump_store($t->store);
+ok(index($store_dump, $fields{alice}{password}) >= 0,
+    'alice\'s pbkdf2_sha256 hash is kept as it is');
+ok(index($store_dump, $fields{legacy}{password}) < 0,
+    'legacy\'s md5 hash is not kept');
+like($store_dump, qr/"username":"legacy".*"password":"!md5"/,
+    'legacy\'s password is the unusable "!md5"');
+like($store_dump, qr/"username":"nopass".*"password":"!unusable"/,
+    'nopass\'s password is the unusable "!unusable"');
+like($store_dump, qr/"username":"alice".*"date_joined":1577934245/,
+    'date_joined 2020-01-02T03:04:05Z is 1577934245');
+like($store_dump, qr/"username":"alice".*"last_login":1709209815/,
+    'last_login 2024-02-29T12:30:15.250Z is 1709209815');
+like($store_dump, qr/"username":"admin".*"is_superuser":true/,
+    'admin keeps is_superuser');
+my @leaked = grep { index($store_dump, $app{$_}{client_secret}) >= 0 }
+    sort keys %app;
+is("@leaked", '', 'no client secret in clear in the store (R16, R43)');
+
+my %apps = by_name($t, 'app');
+is_deeply([sort keys %apps], [sort qw(service web spa legacy-password)],
+    'app list: service, web, spa, legacy-password');
+is($apps{service}{client_id}, $app{service}{client_id},
+    'service keeps its client_id');
+is_deeply($apps{service}{grant_types}, ['client_credentials'],
+    'client-credentials maps to client_credentials');
+is_deeply($apps{web}{grant_types}, [qw(authorization_code refresh_token)],
+    'authorization-code maps to authorization_code and refresh_token');
+is_deeply($apps{'legacy-password'}{grant_types}, [qw(password
+    refresh_token)], 'password maps to password and refresh_token');
+is_deeply($apps{web}{redirect_uris}, ['https://app.example/cb',
+    'http://127.0.0.1:8000/cb'], 'web keeps its two valid redirect URIs');
+is($apps{web}{client_type}, 'confidential', 'web is confidential');
+is($apps{spa}{client_type}, 'public', 'spa is public');
+is($apps{service}{scope}, '', 'scope: the server\'s default (DOT has none '
+    . 'per application)');
+
+$t->write_config($t->default_http(extra_server => <<'EOF'))->run;
+    location /whoami/ {
+        auth_oauth2 "api";
+        add_header X-User "[$oauth2_user]" always;
+        alias %%DIR%%/html/;
+    }
+EOF
+
+my $svc = $app{service};
+my $r = $t->token($svc->{client_id}, $svc->{client_secret});
+is($r->{status}, 200,
+    'the imported service app gets a token with its DOT 1.x secret');
+my $svc_tok = $r->{json}{access_token} // '';
+is($t->bearer_get('/protected/', $svc_tok)->{status}, 200,
+    'that token opens /protected/');
+$r = $t->token($svc->{client_id}, $svc->{client_secret}, auth => 'post');
+is($r->{status}, 200, 'the secret also works in the body');
+$r = $t->token($svc->{client_id}, $svc->{client_secret} . 'x');
+$t->oauth_error_ok($r, 401, 'invalid_client', 'a wrong secret');
+$r = $t->token($app{web}{client_id}, $app{web}{client_secret});
+$t->oauth_error_ok($r, 400, 'unauthorized_client',
+    'web\'s secret authenticates, but it has no client_credentials grant');
+
+($code, $out, $err) = $t->admin('token', 'issue', '--client-id',
+    $svc->{client_id}, '--user', 'alice');
+is($code, 0, 'token issue for the imported alice: exit 0') or diag($err);
+my $alice_tok = (dj($out) // {})->{access_token} // '';
+$r = $t->bearer_get('/whoami/', $alice_tok);
+is($r->{status}, 200, 'alice\'s token opens /whoami/');
+is(OAuth2Test::header($r, 'X-User'), '[alice]',
+    '$oauth2_user is alice for alice\'s token');
+($code, $out, $err) = $t->admin('token', 'issue', '--client-id',
+    $svc->{client_id}, '--user', 'legacy');
+is($code, 0, 'token issue works for a user with an unusable password');
+($code, $out, $err) = $t->admin('token', 'issue', '--client-id',
+    $svc->{client_id}, '--user', 'gone');
+is($code, 1, 'token issue for the imported inactive user: exit 1 (R70)');
+
+# a second import changes nothing
+my $before = dump_store($t->store);
+my %users_before = by_name($t, 'user');
+my %apps_before = by_name($t, 'app');
+$sum = import_ok($t, "$dj/dump.json", 'a second import');
+is_deeply([$sum->{users}{imported}, $sum->{applications}{imported}],
+    [0, 0], 'the second import imports nothing');
+is_deeply([$sum->{users}{skipped}, $sum->{applications}{skipped}],
+    [7, 6], 'the second import skips every user and application');
+ok((grep { /6 users skipped: the usernames exist.*never overwritten/ }
+    @{$sum->{warnings}}), 'warning: existing usernames never overwritten');
+ok((grep { /4 applications skipped: the client_ids exist/ }
+    @{$sum->{warnings}}), 'warning: existing client_ids never overwritten');
+is_deeply({ by_name($t, 'user') }, \%users_before,
+    'the users are unchanged after the second import');
+is_deeply({ by_name($t, 'app') }, \%apps_before,
+    'the applications are unchanged after the second import');
+is($t->token($svc->{client_id}, $svc->{client_secret})->{status}, 200,
+    'the service secret still works after the second import');
+
+# a broken file changes nothing
+$before = dump_store($t->store);
+my $text = OAuth2Test::_slurp("$dj/dump.json");
+my $broken = write_file($t->dir . '/broken.json',
+    substr($text, 0, length($text) / 2));
+($code, $out, $err) = $t->admin('import-django', $broken);
+is($code, 1, 'a truncated dump: exit 1');
+like($err, qr/not valid JSON.*nothing was imported/,
+    'a truncated dump: "not valid JSON ... nothing was imported"');
+is($out, '', 'a truncated dump: nothing on stdout');
+my $late = [@$records];
+$late->[-1] = { %{$late->[-1]}, fields => { %{$late->[-1]{fields}},
+    client_type => 1 } };
+my $bad_late = write_file($t->dir . '/bad-late.json',
+    $json->encode([{ model => 'auth.user', pk => 100,
+        fields => { username => 'newcomer', password => '' } }, @$late]));
+($code, $out, $err) = $t->admin('import-django', $bad_late);
+is($code, 1, 'a wrong type in the last record: exit 1');
+like($err, qr/record \d+ \(oauth2_provider.application\): "client_type" is/,
+    'a wrong type: the message names the record and the field');
+is(dump_store($t->store), $before,
+    'the failed imports left the store byte for byte as it was');
+
+# ids the store hands out later never land on an imported id
+($code, $out, $err) = $t->admin(qw(user add --username newbie
+    --email newbie@example.com --password newbie-pass
+    --pbkdf2-iterations 1000));
+is($code, 0, 'user add after the import: exit 0') or diag($err);
+is((dj($out) // {})->{id}, 9, 'user add after the import gets id 9, '
+    . 'after Django\'s highest (8)');
+my %after = by_name($t, 'user');
+delete $after{newbie};
+is_deeply(\%after, \%users_before, 'user add overwrote no imported user');
+
+# ---------------------------------------- DOT 2+: secrets hashed by Django
+my $h = OAuth2Test->new;
+$sum = import_ok($h, "$dj/dump-hashed.json", 'import of the hashed dump');
+is($sum->{applications}{imported}, 4,
+    'hashed dump: 4 applications imported');
+my $hashed = slurp_json("$dj/dump-hashed.json");
+my ($svc_rec) = grep { ($_->{fields}{client_id} // '') eq $svc->{client_id} }
+    @$hashed;
+like($svc_rec->{fields}{client_secret}, qr/^pbkdf2_sha256\$/,
+    'the hashed dump holds make_password() of the secret, as DOT 2+ does');
+my $hdump = dump_store($h->store);
+ok(index($hdump, $svc_rec->{fields}{client_secret}) >= 0,
+    'the Django hash is kept as the secret hash');
+ok(index($hdump, $svc->{client_secret}) < 0,
+    'the secret is not in the store (R43)');
+$h->write_default_config->run;
+$r = $h->token($svc->{client_id}, $svc->{client_secret});
+is($r->{status}, 200,
+    'the service app gets a token with its original secret (DOT 2+ hash)');
+is($h->bearer_get('/protected/', $r->{json}{access_token} // '')->{status},
+    200, 'that token opens /protected/');
+$r = $h->token($svc->{client_id}, $svc->{client_secret}, auth => 'post');
+is($r->{status}, 200, 'the hashed secret also works in the body');
+$r = $h->token($svc->{client_id}, substr($svc->{client_secret}, 1));
+$h->oauth_error_ok($r, 401, 'invalid_client',
+    'a wrong secret against a Django hash');
+$h->stop;
+
+# ------------------------------------------- natural keys (no user pk)
+my $natural = $t->dir . '/natural-store';
+($code, $out, $err) = $t->admin_raw('--store', $natural, 'import-django',
+    "$dj/dump-natural.json");
+is($code, 0, 'dumpdata --natural-primary --natural-foreign: exit 0')
+    or diag($err);
+$sum = dj($out) // {};
+is_deeply([$sum->{users}{imported}, $sum->{applications}{imported}],
+    [6, 4], 'natural keys: 6 users and 4 applications imported');
+($code, $out) = $t->admin_raw('--store', $natural, 'user', 'list');
+is_deeply([map { $_->{id} } @{dj($out) // []}], [1 .. 6],
+    'users without a pk get the ids 1 to 6');
+
+# -------------------------------------------------- hand-written edges
+my $edge = $t->dir . '/edge-store';
+sub edge { return $t->admin_raw('--store', $edge, @_) }
+($code, $out, $err) = edge(qw(user add --username first
+    --email first@example.com --password first-pass
+    --pbkdf2-iterations 1000));
+is($code, 0, 'edge store: user "first" gets id 1') or diag($err);
+
+my $user = sub {
+    my ($pk, $name, %f) = @_;
+    return { model => 'auth.user', (defined $pk ? (pk => $pk) : ()),
+        fields => { username => $name, password => '', %f } };
+};
+my $application = sub {
+    my ($id, %f) = @_;
+    return { model => 'oauth2_provider.application', pk => 1,
+        fields => { client_id => $id, name => "app $id",
+            client_type => 'confidential',
+            authorization_grant_type => 'client-credentials',
+            client_secret => "secret-of-$id", redirect_uris => '', %f } };
+};
+my $edge_dump = [
+    $user->(1, 'second', email => 'second@example.com'),
+    $user->(undef, 'nopk'),
+    $user->(50, 'fifty', date_joined => '2024-02-29T12:00:00+02:00',
+        last_login => '2024-01-01T00:00:00'),
+    $user->(5000000, 'far'),
+    $user->(60, 'argon', password => 'argon2$argon2id$v=19$m=102400,t=2,'
+        . 'p=8$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo'),
+    $user->(61, 'bcrypt', password => 'bcrypt_sha256$$2b$12$abcdefghijklmno'
+        . 'pqrstuuJ3yH1l5tb0rAOZ7oVYGv6HdXx6b0JFm'),
+    $user->(62, 'controls', first_name => "A\x{1}b\x{85}c",
+        last_name => "\x{e9}" x 100, is_active => JSON::PP::false),
+    $user->(63, 'early', date_joined => '1969-12-31T23:00:00Z'),
+    $user->(64, 'offset', date_joined => '2000-03-01T00:00:00-05:30'),
+    { model => 'auth.group', pk => 1, fields => { name => 'g' } },
+    { model => 'contenttypes.contenttype', pk => 1, fields => {} },
+    { model => 'contenttypes.contenttype', pk => 2, fields => {} },
+    $application->('pub-cc', client_type => 'public'),
+    $application->('argon-secret', client_secret => 'argon2$argon2id$v=19$'
+        . 'm=102400,t=2,p=8$c2FsdA$aGFzaA'),
+    $application->('empty-secret', client_secret => ''),
+    $application->('uris', authorization_grant_type => 'authorization-code',
+        redirect_uris => "javascript:alert(1)  https://ok.example/cb\t"
+            . 'com.example.app:/cb https://ok.example/cb'),
+    $application->('nameless', name => ''),
+    $application->('device', authorization_grant_type => 'device-code'),
+    $application->("\x{fc}n\x{ef}code"),
+];
+my $edge_file = $t->dir . '/edge.json';
+write_file($edge_file, $json->encode($edge_dump));
+($code, $out, $err) = edge('import-django', $edge_file);
+is($code, 0, 'the hand-written dump: exit 0') or diag($err);
+$sum = dj($out) // {};
+@w = @{$sum->{warnings} // []};
+is_deeply($sum->{users}, { imported => 9, skipped => 0,
+    unusable_passwords => 9 }, 'edge users: 9 imported, all unusable');
+is_deeply($sum->{applications}, { imported => 5, skipped => 2 },
+    'edge applications: 5 imported, 2 skipped');
+($code, $out) = edge(qw(user list));
+my %ids = map { $_->{username} => $_->{id} } @{dj($out) // []};
+is($ids{first}, 1, 'the existing user keeps id 1');
+is($ids{fifty}, 50, 'pk 50 is kept');
+ok($ids{second} > 64, 'pk 1 is taken: "second" gets a new id');
+ok($ids{far} > 64 && $ids{far} < 5000000,
+    'pk 5000000, far above the store\'s ids, gets a new id');
+ok((grep { /users got new ids.*second \(1\).*far \(5000000\)/ } @w),
+    'warning: second and far got new ids');
+my %seen;
+is(scalar(grep { !$seen{$_}++ } values %ids), 10, 'the ten ids are distinct');
+ok((grep { /password hash is argon2.*: argon$/ } @w),
+    'warning: an argon2 hash cannot be verified');
+ok((grep { /password hash is bcrypt_sha256.*: bcrypt$/ } @w),
+    'warning: a bcrypt_sha256 hash cannot be verified');
+ok((grep { /no usable password in Django/ } @w),
+    'warning: empty passwords are unusable');
+ok((grep { /first or last name was cut.*: controls$/ } @w),
+    'warning: names cut to 150 bytes and stripped of control characters');
+ok((grep { /^1 record of 'auth.group' ignored$/ } @w),
+    'warning: the auth.group record ignored');
+ok((grep { /^2 records of 'contenttypes.contenttype' ignored$/ } @w),
+    'warning: two contenttypes records ignored');
+my $edump = dump_store($edge);
+like($edump, qr/"username":"fifty".*"date_joined":1709200800/,
+    'date_joined with +02:00 is converted to UTC');
+like($edump, qr/"username":"fifty".*"last_login":1704067200/,
+    'a naive last_login is taken as UTC');
+like($edump, qr/"username":"early".*"date_joined":-3600/,
+    'a date before 1970 is negative');
+like($edump, qr/"username":"offset".*"date_joined":951888600/,
+    'date_joined with -05:30 is converted to UTC');
+like($edump, qr/"username":"controls","email":"","first_name":"Abc",/,
+    'control characters (C0 and C1) are stripped from names');
+# (mdb_dump -p writes the bytes of é as \c3\a9)
+like($edump, qr/"username":"controls".*"last_name":"(?:\\c3\\a9){75}"/,
+    'a 200-byte last name is cut to 150 bytes at a character boundary');
+like($edump, qr/"username":"argon".*"password":"!argon2"/,
+    'the argon2 user\'s password is "!argon2"');
+
+($code, $out) = edge(qw(app list));
+my %eapps = map { $_->{client_id} => $_ } @{dj($out) // []};
+ok(!$eapps{'pub-cc'}, 'a public client_credentials application is skipped');
+ok((grep { /'pub-cc'.*skipped: a public client cannot use client_cred/ } @w),
+    'warning: public client_credentials (RFC 6749 4.4)');
+ok(!$eapps{device}, 'an unknown grant type is skipped');
+ok((grep { /'device'.*unknown authorization_grant_type 'device-code'/ } @w),
+    'warning: unknown grant type');
+is_deeply($eapps{uris}{redirect_uris}, ['https://ok.example/cb',
+    'com.example.app:/cb'], 'redirect URIs split on any whitespace, '
+    . 'deduplicated, javascript: dropped (R22)');
+ok((grep { /'javascript:alert\(1\)' dropped/ } @w),
+    'warning: javascript: redirect URI dropped');
+is($eapps{nameless}{name}, 'nameless',
+    'an application without a name is named by its client_id');
+ok($eapps{"\x{fc}n\x{ef}code"}, 'a UTF-8 client_id is kept');
+ok((grep { /'argon-secret'.*secret \(argon2\) cannot be verified/ } @w),
+    'warning: an argon2 client secret cannot be verified');
+ok((grep { /'empty-secret'.*secret \(empty\) cannot be verified/ } @w),
+    'warning: an empty client secret cannot be verified');
+like($edump, qr/"client_id":"argon-secret".*"secret_hash":"!argon2"/,
+    'the argon2 secret is stored unusable');
+ok(index($edump, 'secret-of-nameless') < 0,
+    'clear secrets of the hand-written dump are not stored (R43)');
+
+($code, $out, $err) = edge(qw(user add --username later
+    --email later@example.com --password later-pass
+    --pbkdf2-iterations 1000));
+ok((dj($out) // {})->{id} > $ids{far},
+    'user add after the edge import gets a fresh id');
+
+# stdin
+{
+    my $in = write_file($t->dir . '/stdin.json', $json->encode(
+        [$user->(7, 'piped', password => 'x')]));
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        open STDIN, '<', $in or POSIX::_exit(127);
+        open STDOUT, '>', "$in.out" or POSIX::_exit(127);
+        open STDERR, '>', "$in.err" or POSIX::_exit(127);
+        exec { $OAuth2Test::ADMIN } $OAuth2Test::ADMIN, '--store', $edge,
+            'import-django', '-' or POSIX::_exit(127);
+    }
+    waitpid $pid, 0;
+    is($? >> 8, 0, 'import-django - reads stdin');
+    is((dj(OAuth2Test::_slurp("$in.out")) // {})->{users}{imported}, 1,
+        'one user imported from stdin');
+}
+
+# ------------------------------------------------------------ bad input
+# exit 1, "nothing was imported", the store untouched (here: not created)
+my $none = $t->dir . '/never-store';
+my $deep = '[' x 100000 . ']' x 100000;
+my $ok_user = '{"model":"auth.user","pk":1,"fields":{"username":"a",'
+    . '"password":"x"}}';
+for my $c (
+    ['', 'an empty file'],
+    ['nope', 'not JSON'],
+    ["\x{ef}\x{bb}\x{bf}[]", 'a byte order mark'],
+    ['[] []', 'two values'],
+    ['[],', 'trailing garbage'],
+    ['{"model":"auth.user"}', 'an object at the top level'],
+    ['"auth.user"', 'a string at the top level'],
+    ['[1]', 'a record that is a number'],
+    ['[{"pk":1}]', 'a record without a model'],
+    ['[{"model":["auth.user"]}]', 'a model that is not a string'],
+    ['[{"model":"auth.user","fields":[]}]', 'fields that are an array'],
+    ['[{"model":"auth.user","pk":1}]', 'a user without fields'],
+    ['[{"model":"auth.user","fields":{"password":"x"}}]',
+        'a user without a username'],
+    ['[{"model":"auth.user","fields":{"username":"a"}}]',
+        'a user without a password'],
+    ['[{"model":"auth.user","fields":{"username":1,"password":"x"}}]',
+        'a username that is a number'],
+    ['[{"model":"auth.user","pk":"1","fields":{"username":"a",'
+        . '"password":"x"}}]', 'a pk that is a string'],
+    ['[{"model":"auth.user","pk":0,"fields":{"username":"a",'
+        . '"password":"x"}}]', 'pk 0'],
+    ['[{"model":"auth.user","pk":-3,"fields":{"username":"a",'
+        . '"password":"x"}}]', 'a negative pk'],
+    ['[{"model":"auth.user","pk":1e3,"fields":{"username":"a",'
+        . '"password":"x"}}]', 'a pk that is a real number'],
+    ['[{"model":"auth.user","pk":123456789012345678901234567890,'
+        . '"fields":{"username":"a","password":"x"}}]', 'a 30-digit pk'],
+    ['[{"model":"auth.user","fields":{"username":"a","password":"x",'
+        . '"is_staff":"true"}}]', 'is_staff as a string'],
+    ['[{"model":"auth.user","fields":{"username":"a","password":"x",'
+        . '"is_active":1}}]', 'is_active as a number'],
+    ['[{"model":"auth.user","fields":{"username":"a","password":"x",'
+        . '"email":["a@b"]}}]', 'an email that is an array'],
+    ['[{"model":"auth.user","fields":{"username":"a","password":"x",'
+        . '"date_joined":"yesterday"}}]', 'a date that is not ISO 8601'],
+    ['[{"model":"auth.user","fields":{"username":"a","password":"x",'
+        . '"date_joined":"2023-02-29T00:00:00Z"}}]', 'February 29 of 2023'],
+    ['[{"model":"auth.user","fields":{"username":"a","password":"x",'
+        . '"date_joined":"2024-01-01T24:00:00Z"}}]', 'hour 24'],
+    ['[{"model":"auth.user","fields":{"username":"a","password":"x",'
+        . '"last_login":1700000000}}]', 'a last_login that is a number'],
+    ['[{"model":"auth.user","pk":1,"pk":2,"fields":{"username":"a",'
+        . '"password":"x"}}]', 'a key given twice (pk)'],
+    ['[{"model":"auth.user","fields":{"username":"a","username":"b",'
+        . '"password":"x"}}]', 'a key given twice (username)'],
+    ["[$ok_user,$ok_user]", 'a username given twice'],
+    ['[{"model":"auth.user","pk":1,"fields":{"username":"a",'
+        . '"password":"x"}},{"model":"auth.user","pk":1,"fields":'
+        . '{"username":"b","password":"x"}}]', 'a pk given twice'],
+    ['[{"model":"oauth2_provider.application","fields":{"client_id":"c",'
+        . '"client_type":"public","authorization_grant_type":"password"}},'
+        . '{"model":"oauth2_provider.application","fields":{"client_id":'
+        . '"c","client_type":"public","authorization_grant_type":'
+        . '"password"}}]', 'a client_id given twice'],
+    ['[{"model":"oauth2_provider.application","fields":{"client_type":'
+        . '"public","authorization_grant_type":"password"}}]',
+        'an application without a client_id'],
+    ['[{"model":"oauth2_provider.application","fields":{"client_id":"c",'
+        . '"client_type":"public","authorization_grant_type":"password",'
+        . '"redirect_uris":["https://a.example/"]}}]',
+        'redirect_uris as an array'],
+    ['[{"model":"auth.user","fields":{"username":"a\u0000b",'
+        . '"password":"x"}}]', 'a NUL in a string (\u0000)'],
+    ['[{"model":"auth.user","fields":{"username":"\ud800",'
+        . '"password":"x"}}]', 'a lone surrogate'],
+    ["[{\"model\":\"auth.user\",\"fields\":{\"username\":\"a\xff\","
+        . '"password":"x"}}]', 'invalid UTF-8'],
+    ["[{\"model\":\"auth.user\",\"fields\":{\"username\":\"\xc0\xaf\","
+        . '"password":"x"}}]', 'an overlong UTF-8 form'],
+    ['[1e999999]', 'a number overflow'],
+    ['[NaN]', 'NaN'],
+    ['[{"model":"auth.user",}]', 'a trailing comma'],
+    ["[{'model':'auth.user'}]", 'single quotes'],
+    ['[/* c */]', 'a comment'],
+    [$deep, '100000 nested arrays'],
+    ['[' . ('{"a":' x 40) . '1' . ('}' x 40) . ']',
+        '40 nested objects'],
+)
+{
+    my ($text, $name) = @$c;
+    my $f = write_file($t->dir . '/bad.json', $text);
+    my ($code, $out, $err) = $t->admin_raw('--store', $none,
+        'import-django', $f);
+    is($code, 1, "$name: exit 1");
+    like($err, qr/nothing was imported/, "$name: \"nothing was imported\"");
+    is($out, '', "$name: nothing on stdout");
+}
+{
+    my $f = $t->dir . '/huge.json';
+    open my $fh, '>', $f or die "$f: $!";
+    truncate $fh, 257 * 1024 * 1024 or die "truncate: $!";
+    close $fh;
+    my ($code, $out, $err) = $t->admin_raw('--store', $none,
+        'import-django', $f);
+    is($code, 1, 'a 257 MiB file: exit 1');
+    like($err, qr/larger than 256 MiB/, 'a 257 MiB file: "larger than 256 '
+        . 'MiB"');
+    unlink $f;
+}
+for my $c ([$t->dir . '/no-such.json', 'a missing file', qr/cannot open/],
+    [$t->dir, 'a directory', qr/directory/])
+{
+    my ($f, $name, $re) = @$c;
+    my ($code, $out, $err) = $t->admin_raw('--store', $none,
+        'import-django', $f);
+    is($code, 1, "$name: exit 1");
+    like($err, $re, "$name: says why");
+}
+ok(!-e $none, 'no bad input created the store');
+
+# usage
+for my $c ([['import-django'], 'no file'],
+    [['import-django', 'a.json', 'b.json'], 'two files'],
+    [['import-django', 'a.json', '--pbkdf2-iterations', 'x'],
+        '--pbkdf2-iterations x'],
+    [['import-django', 'a.json', '--bogus'], 'an unknown option'])
+{
+    my ($args, $name) = @$c;
+    my ($code, $out, $err) = $t->admin_raw('--store', $none, @$args);
+    is($code, 2, "import-django with $name: exit 2");
+}
+($code, $out) = $t->admin(qw(import-django --help));
+is($code, 0, 'import-django --help: exit 0');
+like($out, qr/dumpdata auth.user oauth2_provider.application/,
+    'import-django --help shows the dumpdata command');
+
+$t->done_testing;

@@ -1,0 +1,328 @@
+# The /o/applications/ pages (issue 3 item 4; seeds 000, 001; SECURITY.md
+# R26, R71, 2.3 "next"): a staff user logs in, registers an app, sees its
+# secret once, uses it at /o/token/, edits and deletes the app, in a real
+# headless Chromium (t/browser/web_ui.py) through nginx and the daemon; then
+# headers, cookies, CSRF, escaping and bad input over plain HTTP.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use IPC::Open2 qw(open2);
+use IPC::Open3 qw(open3);
+use JSON::PP ();
+use Symbol qw(gensym);
+use Test::More;
+use Time::HiRes qw(sleep time);
+use OAuth2Test;
+
+OAuth2Test::require_build();
+
+# Debian's chromium, chromium-driver and python3-selenium (install-deps):
+# missing, the test fails, it does not skip
+my $PYTHON = '/usr/bin/python3';
+my @missing = grep { !-x $_ } '/usr/bin/chromium', '/usr/bin/chromedriver',
+    $PYTHON;
+push @missing, 'python3-selenium'
+    if !@missing && system($PYTHON, '-c', 'import selenium') != 0;
+if (@missing) {
+    fail("the browser test needs @missing: run scripts/install-deps");
+    done_testing;
+    exit;
+}
+
+my $t = OAuth2Test->new;
+my $ADMIN = $OAuth2Test::ADMIN;
+
+# oauth2-admin user add ... --password-stdin
+sub user_add {
+    my ($name, $password, @flags) = @_;
+    my $err = gensym;
+    my $pid = open3(my $in, my $out, $err, $ADMIN, '--store', $t->store,
+        'user', 'add', '--username', $name, '--email', "$name\@example.com",
+        '--password-stdin', @flags);
+    print $in "$password\n";
+    close $in;
+    my $o = do { local $/; <$out> } // '';
+    my $e = do { local $/; <$err> } // '';
+    waitpid $pid, 0;
+    die "user add $name: exit " . ($? >> 8) . ": $o$e" if $?;
+}
+
+my ($staff, $staff_pw) = ('admin', 'correct horse battery staple');
+user_add($staff, $staff_pw, '--staff');
+user_add('alice', 'alice-password');    # not staff
+
+$t->write_config($t->default_http(extra_server => $t->daemon_locations))
+    ->run;
+$t->run_daemon;
+
+my $base = 'http://127.0.0.1:' . $t->port;
+
+############################################################ the browser
+
+my $t0 = time;
+my @cmd = ($PYTHON, "$FindBin::Bin/browser/web_ui.py", $base, $staff,
+    $staff_pw);
+push @cmd, '--screenshot', $ENV{WEB_UI_SCREENSHOT}
+    if $ENV{WEB_UI_SCREENSHOT};
+my $py = open2(my $from, my $to, @cmd);
+my ($id, $secret, $deleted, $done);
+while (my $line = <$from>) {
+    chomp $line;
+    if ($line =~ /^ok - (.*)$/) {
+        pass("browser: $1");
+    } elsif ($line =~ /^not ok - (.*?)(?: # (.*))?$/) {
+        fail("browser: $1");
+        diag($2) if defined $2;
+    } elsif ($line =~ /^credentials (\S+) (\S+)$/) {
+        ($id, $secret) = ($1, $2);
+        my $r = $t->token($id, $secret);
+        is($r->{status}, 200,
+            'the id and secret shown in the browser get a token at /o/token/');
+        like($r->{json}{access_token} // '', qr/^[A-Za-z0-9_-]{43}$/,
+            'the token response has an access_token');
+        my ($code, $out) = $t->admin('app', 'show', $id);
+        unlike($out, qr/\Q$secret\E/, 'the store does not hold the secret');
+        print $to "go\n";
+        $to->flush;
+    } elsif ($line =~ /^deleted (\S+)$/) {
+        $deleted = $1;
+        my $r = $t->token($id, $secret);
+        is($r->{status}, 401,
+            'after Delete in the browser the token endpoint answers 401');
+    } elsif ($line =~ /^done (\d+) failures$/) {
+        $done = 1;
+    } else {
+        diag("web_ui.py: $line");
+    }
+}
+close $to;
+waitpid $py, 0;
+is($? >> 8, 0, 'web_ui.py exits 0');
+ok($done, 'web_ui.py ran to the end');
+ok(defined $id, 'the browser registered an app');
+is($deleted, $id, 'the browser deleted that app');
+diag(sprintf 'browser part: %.1fs', time - $t0) if $ENV{VERBOSE};
+
+############################################################ plain HTTP
+
+sub cookies_of {
+    my ($r) = @_;
+    my %c;
+    for my $sc (@{$r->{headers}{'set-cookie'} // []}) {
+        my ($k, $v) = $sc =~ /^([^=;\s]+)=([^;]*)/ or next;
+        $c{$k} = { value => $v, raw => $sc };
+    }
+    return \%c;
+}
+
+sub csrf_field {
+    my ($r) = @_;
+    return $r->{body} =~ /name="csrf" value="([^"]+)"/ ? $1 : '';
+}
+
+# GET the login page, then POST it: (response, csrf cookie)
+sub http_login {
+    my ($user, $pw, %o) = @_;
+    my $g = $t->get('/o/applications/login/');
+    my $csrf = cookies_of($g)->{oauth2_csrf}{value} // '';
+    my $body = OAuth2Test::form(csrf => $o{csrf} // csrf_field($g),
+        username => $user, password => $pw,
+        defined $o{next} ? (next => $o{next}) : ());
+    my $r = $t->post_form('/o/applications/login/', $body,
+        Cookie => "oauth2_csrf=" . ($o{cookie} // $csrf));
+    return ($r, $g);
+}
+
+sub session_of {
+    my ($r) = @_;
+    my $v = cookies_of($r)->{oauth2_session}{value};
+    return defined $v && length $v ? "oauth2_session=$v" : undef;
+}
+
+my %app = (name => 'csrf-probe', client_type => 'confidential',
+    grant_client_credentials => '1');
+sub app_form { my %f = (%app, @_); return OAuth2Test::form(%f) }
+
+sub app_names {
+    my ($code, $out) = $t->admin('app', 'list');
+    my $list = eval { JSON::PP->new->decode($out) } // [];
+    return map { $_->{name} } @$list;
+}
+
+# the login page: R26 headers, the pre-session CSRF cookie
+my ($r, $g) = http_login($staff, $staff_pw);
+is($g->{status}, 200, 'GET /o/applications/login/: 200');
+my $csp = OAuth2Test::header($g, 'Content-Security-Policy') // '';
+like($csp, qr/default-src 'none'/, "CSP default-src 'none' (R26)");
+like($csp, qr/frame-ancestors 'none'/, "CSP frame-ancestors 'none' (R26)");
+like($csp, qr/form-action 'self'/, "CSP form-action 'self'");
+like($csp, qr/base-uri 'none'/, "CSP base-uri 'none'");
+unlike($csp, qr/script-src|unsafe-eval/, 'CSP allows no script');
+is(OAuth2Test::header($g, 'X-Frame-Options'), 'DENY',
+    'X-Frame-Options DENY (R26)');
+is(OAuth2Test::header($g, 'Referrer-Policy'), 'no-referrer',
+    'Referrer-Policy no-referrer (R26)');
+is(OAuth2Test::header($g, 'X-Content-Type-Options'), 'nosniff',
+    'X-Content-Type-Options nosniff');
+like(OAuth2Test::header($g, 'Cache-Control') // '', qr/no-store/,
+    'Cache-Control no-store');
+like(OAuth2Test::header($g, 'Content-Type') // '',
+    qr{^text/html; charset=utf-8$}i, 'Content-Type text/html; charset=utf-8');
+unlike($g->{body}, qr{<script|https?://}i,
+    'the page loads no script and no third-party asset');
+my $cc = cookies_of($g)->{oauth2_csrf}{raw} // '';
+like($cc, qr/;\s*HttpOnly/i, 'the CSRF cookie is HttpOnly');
+like($cc, qr/;\s*SameSite=Strict/i, 'the CSRF cookie is SameSite=Strict');
+like($cc, qr{;\s*Path=/o/applications/}, 'the CSRF cookie is for the pages');
+
+# the session cookie
+is($r->{status}, 303, 'login over HTTP: 303');
+is(OAuth2Test::header($r, 'Location'), '/o/applications/',
+    'login without next goes to the list');
+my $sc = cookies_of($r)->{oauth2_session}{raw} // '';
+like($sc, qr/^oauth2_session=[A-Za-z0-9_-]{43};/,
+    'the session cookie holds 256 random bits');
+like($sc, qr/;\s*HttpOnly/i, 'the session cookie is HttpOnly');
+like($sc, qr/;\s*SameSite=Strict/i, 'the session cookie is SameSite=Strict');
+like($sc, qr{;\s*Path=/o/applications/}, 'the session cookie is for the pages');
+unlike($sc, qr/;\s*Secure/i, 'no Secure flag over plain http');
+my $session = session_of($r);
+
+# nginx sets X-Forwarded-Proto to its $scheme (daemon_locations): ask the
+# daemon itself what it does behind https
+my $gs = $t->request('GET', '/o/applications/login/',
+    headers => ['X-Forwarded-Proto' => 'https'], port => $t->daemon_port);
+like(cookies_of($gs)->{oauth2_csrf}{raw} // '', qr/;\s*Secure/i,
+    'behind https (X-Forwarded-Proto) the cookies are Secure');
+
+# logins that fail
+($r) = http_login($staff, 'wrong');
+is($r->{status}, 400, 'a wrong password: 400');
+like($r->{body}, qr/Please enter the correct username and password/,
+    'a wrong password: the error is shown');
+ok(!session_of($r), 'a wrong password: no session cookie');
+($r) = http_login('alice', 'alice-password');
+like($r->{body}, qr/Please enter the correct username and password/,
+    'a non-staff user cannot log in, with the same message');
+ok(!session_of($r), 'a non-staff user gets no session cookie');
+($r) = http_login('nobody-here', 'x');
+like($r->{body}, qr/Please enter the correct username and password/,
+    'an unknown user gets the same message');
+($r) = http_login($staff, $staff_pw, csrf => '');
+is($r->{status}, 403, 'login without the CSRF field: 403');
+ok(!session_of($r), 'login without the CSRF field: no session');
+($r) = http_login($staff, $staff_pw, csrf => 'A' x 43);
+is($r->{status}, 403, 'login with a CSRF field unlike the cookie: 403');
+($r) = http_login($staff, $staff_pw, next => '//evil.example/');
+is(OAuth2Test::header($r, 'Location'), '/o/applications/',
+    'next=//evil.example/ is ignored (SECURITY.md 2.3)');
+($r) = http_login($staff, $staff_pw, next => 'https://evil.example/');
+is(OAuth2Test::header($r, 'Location'), '/o/applications/',
+    'next=https://evil.example/ is ignored');
+($r) = http_login($staff, $staff_pw, next => '/o/applications/register/');
+is(OAuth2Test::header($r, 'Location'), '/o/applications/register/',
+    'next within the pages is followed');
+
+# not logged in
+$r = $t->get('/o/applications/register/');
+is($r->{status}, 303, 'not logged in: 303');
+is(OAuth2Test::header($r, 'Location'),
+    '/o/applications/login/?next=%2Fo%2Fapplications%2Fregister%2F',
+    'not logged in: to the login page with next');
+$r = $t->get('/o/applications/', Cookie => 'oauth2_session=' . ('x' x 43));
+is($r->{status}, 303, 'an unknown session cookie: 303 to login');
+is(OAuth2Test::header($r, 'X-Frame-Options'), 'DENY',
+    'redirects carry the security headers too');
+
+# CSRF on the pages: nothing is created
+$r = $t->get('/o/applications/register/', Cookie => $session);
+is($r->{status}, 200, 'the register form with the session: 200');
+my $csrf = csrf_field($r);
+like($csrf, qr/^[A-Za-z0-9_-]{43}$/, 'the form carries a CSRF token');
+$r = $t->post_form('/o/applications/register/', app_form(),
+    Cookie => $session);
+is($r->{status}, 403, 'a POST without the CSRF token: 403');
+like($r->{body}, qr/CSRF/, 'the 403 page says why');
+$r = $t->post_form('/o/applications/register/',
+    app_form(csrf => 'B' x 43), Cookie => $session);
+is($r->{status}, 403, 'a POST with a wrong CSRF token: 403');
+$r = $t->post_form('/o/applications/register/',
+    app_form(csrf => $csrf), Cookie => $session,
+    'Sec-Fetch-Site' => 'cross-site');
+is($r->{status}, 403, 'a cross-site POST (Sec-Fetch-Site): 403');
+ok(!grep({ $_ eq 'csrf-probe' } app_names()),
+    'nothing was created by the refused POSTs');
+
+# bad input
+$r = $t->post_form('/o/applications/register/', 'csrf=' . $csrf . '&a=%ZZ',
+    Cookie => $session);
+is($r->{status}, 400, 'a malformed form: 400');
+$r = $t->post_form('/o/applications/register/',
+    app_form(csrf => $csrf), Cookie => $session,
+    'Content-Type' => 'application/json');
+is($r->{status}, 415, 'a JSON body: 415');
+$r = $t->post_form('/o/applications/register/',
+    app_form(csrf => $csrf, name => '',
+        redirect_uris => 'javascript:alert(1)'), Cookie => $session);
+is($r->{status}, 400, 'an invalid application: 400');
+like($r->{body}, qr/Enter a name\./, 'an invalid application: the errors');
+ok(!grep({ $_ eq 'csrf-probe' } app_names()),
+    'an invalid application is not created');
+$r = $t->request('PUT', '/o/applications/', headers => [Cookie => $session]);
+is($r->{status}, 405, 'PUT: 405');
+is(OAuth2Test::header($r, 'Allow'), 'GET, HEAD', 'PUT: Allow GET, HEAD');
+$r = $t->get('/o/applications/' . ('Z' x 40) . '/', Cookie => $session);
+is($r->{status}, 404, 'an unknown client id: 404');
+like($r->{body}, qr/<main>/, 'the 404 is a page');
+$r = $t->get('/o/applications/x/y/', Cookie => $session);
+is($r->{status}, 404, 'an unknown page: 404');
+
+# HTML escaping
+my $evil = '<script>alert(1)</script>';
+$r = $t->post_form('/o/applications/register/',
+    app_form(csrf => $csrf, name => $evil),
+    Cookie => $session);
+is($r->{status}, 200, 'register with a <script> name: 200');
+unlike($r->{body}, qr/<script>alert/, 'the result page does not hold <script>');
+like($r->{body}, qr/&lt;script&gt;alert\(1\)&lt;\/script&gt;/,
+    'the result page shows the name escaped');
+my ($eid) = $r->{body} =~ /id="client_id">([^<]+)</;
+my ($esecret) = $r->{body} =~ /id="client_secret">([^<]+)</;
+$r = $t->get('/o/applications/', Cookie => $session);
+unlike($r->{body}, qr/<script>alert/, 'the list does not hold <script>');
+like($r->{body}, qr/&lt;script&gt;alert\(1\)&lt;\/script&gt;/,
+    'the list shows the name escaped');
+
+# rotate the secret: shown once, the old one stops working
+is($t->token($eid, $esecret)->{status}, 200, 'the new app gets a token');
+$r = $t->get("/o/applications/$eid/rotate-secret/", Cookie => $session);
+is($r->{status}, 405, 'GET rotate-secret: 405');
+$r = $t->post_form("/o/applications/$eid/rotate-secret/",
+    OAuth2Test::form(csrf => $csrf), Cookie => $session);
+is($r->{status}, 200, 'rotate-secret: 200');
+my ($rotated) = $r->{body} =~ /id="client_secret">([^<]+)</;
+like($rotated // '', qr/^[A-Za-z0-9]{128}$/, 'rotate-secret shows a new one');
+is($t->token($eid, $esecret)->{status}, 401, 'the old secret: 401');
+is($t->token($eid, $rotated)->{status}, 200, 'the new secret: 200');
+$r = $t->get("/o/applications/$eid/", Cookie => $session);
+unlike($r->{body}, qr/\Q$rotated\E/, 'the detail page never shows it');
+
+# delete over HTTP needs the token too
+$r = $t->post_form("/o/applications/$eid/delete/", '', Cookie => $session);
+is($r->{status}, 403, 'delete without the CSRF token: 403');
+is($t->token($eid, $rotated)->{status}, 200, 'the app still works');
+
+# logout ends the session
+$r = $t->post_form('/o/applications/logout/', OAuth2Test::form(csrf => $csrf),
+    Cookie => $session);
+is($r->{status}, 303, 'logout: 303');
+like(cookies_of($r)->{oauth2_session}{raw} // '', qr/Max-Age=0/,
+    'logout clears the cookie');
+$r = $t->get('/o/applications/', Cookie => $session);
+is($r->{status}, 303, 'the old session cookie no longer works');
+
+is($t->stop_daemon, 0, 'the daemon stops cleanly on SIGTERM');
+$t->daemon_log_ok($staff_pw, 'alice-password', grep { defined }
+    $secret, $esecret, $rotated);
+$t->done_testing;
