@@ -46,10 +46,6 @@ constexpr size_t kMaxDepth = 32;  // a dump needs 4 (array, record, fields,
 constexpr size_t kMaxExamples = 10;  // names listed in one warning
 constexpr size_t kMaxEmail = 254;       // bytes: the store's limit
 constexpr size_t kMaxPersonName = 150;  // bytes: the store's limit
-// A kept Django id may lie at most this far above the store's highest id:
-// the id sequence is advanced past it one number at a time (see
-// advance_user_sequence).
-constexpr uint64_t kMaxIdAdvance = 1000000;
 constexpr unsigned kMaxIterations = 100000000;  // password.cpp's bound
 
 // Bad input: exit 1, nothing written.
@@ -543,35 +539,6 @@ uint64_t max_user_id(Txn& txn, const std::string& realm) {
   return last[0].id;
 }
 
-// Makes the realm's user id sequence reach target, so that the ids the
-// store hands out later (user add, the daemon) never land on an imported
-// one: put_user() with id 0 takes the sequence's next number without
-// checking that it is free.  Each step creates and deletes a placeholder,
-// inside the import's transaction.  floor is the highest id in use
-// before the import: a number at or below it means the sequence was
-// already behind, and the import stops before anything is written.
-void advance_user_sequence(Txn& txn, const std::string& realm, uint64_t floor,
-                           uint64_t target) {
-  User probe;
-  probe.realm = realm;
-  probe.username = "import-django." + random_alnum(24);
-  probe.password = "!";
-  probe.is_active = false;
-  for (;;) {
-    probe.id = 0;
-    if (txn.put_user(probe, true) != PutUser::kOk) {
-      throw std::runtime_error("cannot advance the user id sequence");
-    }
-    if (probe.id <= floor) {
-      throw std::runtime_error(
-          "the store's user id sequence is behind its users (id " +
-          std::to_string(probe.id) + " is taken); nothing was imported");
-    }
-    txn.delete_user(realm, probe.id);
-    if (probe.id >= target) return;
-  }
-}
-
 void import_users(Txn& txn, const std::string& realm,
                   std::vector<DjangoUser>& users, Report* r) {
   const uint64_t floor = max_user_id(txn, realm);
@@ -586,8 +553,7 @@ void import_users(Txn& txn, const std::string& realm,
       du.importable = false;
       continue;
     }
-    if (du.pk && *du.pk <= floor + kMaxIdAdvance &&
-        !txn.get_user(realm, *du.pk)) {
+    if (du.pk && !txn.get_user(realm, *du.pk)) {
       u.id = *du.pk;
       target = std::max(target, u.id);
       keep_id.push_back(&u);
@@ -599,7 +565,8 @@ void import_users(Txn& txn, const std::string& realm,
       new_id.push_back(&u);
     }
   }
-  if (target > floor) advance_user_sequence(txn, realm, floor, target);
+  // an explicit id raises the store's id sequence (put_user), so ids
+  // handed out later never land on an imported one
   for (User* u : keep_id) {
     if (txn.put_user(*u, true) != PutUser::kOk) {
       throw std::runtime_error("the store refused user " + u->username);
@@ -683,10 +650,8 @@ void finish_warnings(Report* r, unsigned iterations) {
       "applications skipped: the client_ids exist in the store (never "
       "overwritten)");
   add(r->pk_moved,
-      "user got a new id: its Django id (in parentheses) is taken or too "
-      "far above the store's highest id",
-      "users got new ids: their Django ids (in parentheses) are taken or "
-      "too far above the store's highest id");
+      "user got a new id: its Django id (in parentheses) is taken",
+      "users got new ids: their Django ids (in parentheses) are taken");
   add(r->trimmed,
       "user's first or last name was cut to 150 bytes or lost control "
       "characters",
@@ -821,8 +786,8 @@ const char kImportUsage[] =
     "    python manage.py dumpdata auth.user oauth2_provider.application\n"
     "\n"
     "(a file of at most 256 MiB, or - for stdin), in one transaction: on\n"
-    "any error nothing is written.  Users keep their id when it is free\n"
-    "(and at most 1000000 above the store's highest), and their\n"
+    "any error nothing is written.  Users keep their id when it is free,\n"
+    "and their\n"
     "pbkdf2_sha256 password hash, so they log in with the password\n"
     "they had; other hashes (argon2, bcrypt, md5...) become\n"
     "unusable passwords, counted in the summary.  Client secrets are\n"

@@ -860,24 +860,28 @@ PutUser Txn::put_user(User& u, bool create) {
   }
   std::optional<User> old;
   if (create) {
+    // the realm's id sequence lives in meta; an explicit id (an import
+    // keeping Django's pks) raises it, automatic ids skip taken ones
+    std::string seq_key = "\x01user_seq" + realm_prefix(u.realm);
+    MDB_val sk = val(seq_key), sv;
+    uint64_t seq = 0;
+    int rc = mdb_get(txn_, store_->meta_, &sk, &sv);
+    if (rc == MDB_SUCCESS && sv.mv_size == 8) {
+      seq = get_u64_be(static_cast<const char*>(sv.mv_data));
+    } else if (rc != MDB_NOTFOUND && rc != MDB_SUCCESS) {
+      throw StoreError("mdb_get(meta)", rc);
+    }
     if (u.id == 0) {
-      // the realm's id sequence lives in meta
-      std::string seq_key = "\x01user_seq" + realm_prefix(u.realm);
-      MDB_val sk = val(seq_key), sv;
-      uint64_t next = 1;
-      int rc = mdb_get(txn_, store_->meta_, &sk, &sv);
-      if (rc == MDB_SUCCESS && sv.mv_size == 8) {
-        next = get_u64_be(static_cast<const char*>(sv.mv_data)) + 1;
-      } else if (rc != MDB_NOTFOUND && rc != MDB_SUCCESS) {
-        throw StoreError("mdb_get(meta)", rc);
-      }
-      std::string nv;
-      put_u64_be(nv, next);
-      MDB_val nval = val(nv);
-      check(mdb_put(txn_, store_->meta_, &sk, &nval, 0), "mdb_put(meta)");
-      u.id = next;
+      u.id = seq + 1;
+      while (get_user(u.realm, u.id)) u.id++;
     } else if (get_user(u.realm, u.id)) {
       return PutUser::kInvalid;  // an explicit id that is taken
+    }
+    if (u.id > seq) {
+      std::string nv;
+      put_u64_be(nv, u.id);
+      MDB_val nval = val(nv);
+      check(mdb_put(txn_, store_->meta_, &sk, &nval, 0), "mdb_put(meta)");
     }
   } else {
     old = get_user(u.realm, u.id);
