@@ -287,7 +287,12 @@ class RevokeToken : public PendingWrite {
       Txn txn = store_.write();
       auto t = txn.get_token(realm_, hash_);
       if (t && t->client_id == client_id_) {
-        txn.delete_token(realm_, hash_);
+        if (t->type == TokenType::kRefresh && t->has_family()) {
+          // R52: a refresh token takes its grant's access tokens along
+          txn.revoke_family(realm_, t->family);
+        } else {
+          txn.delete_token(realm_, hash_);
+        }
         txn.commit();
       }
       ok_ = true;
