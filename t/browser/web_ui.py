@@ -22,9 +22,9 @@ import traceback
 from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.common.exceptions import NoSuchElementException
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 CHROMIUM = "/usr/bin/chromium"
@@ -87,14 +87,20 @@ class Pages:
         el.clear()
         el.send_keys(value)
 
-    # a click that loads a page: wait until the old one is gone
+    # a click that loads a page: wait until a new document is complete
+    # (the old one's window carries a mark; staleness_of races Chrome)
     def click_and_wait(self, el):
-        old = self.d.find_element(By.TAG_NAME, "html")
+        self.d.execute_script("window.__webUiOld = true")
         el.click()
-        WebDriverWait(self.d, 15).until(expected_conditions.staleness_of(old))
-        WebDriverWait(self.d, 15).until(
-            lambda d: d.execute_script("return document.readyState")
-            == "complete")
+
+        def loaded(d):
+            try:
+                return d.execute_script(
+                    "return window.__webUiOld === undefined"
+                    " && document.readyState === 'complete'")
+            except WebDriverException:
+                return False  # between two documents
+        WebDriverWait(self.d, 15, poll_frequency=0.05).until(loaded)
 
     def submit(self, css="main form button[type=submit]"):
         self.click_and_wait(self.d.find_element(By.CSS_SELECTOR, css))
