@@ -536,7 +536,11 @@ EndpointResult authorize_endpoint(Store& store,
             t.scope = az.scope;
             t.user = user;
             t.family = new_family();
-            t.redirect_uri = az.redirect_uri_param;
+            // "!" marks a URI the request omitted (resolved here): never
+            // a valid redirect URI, so never ambiguous
+            t.redirect_uri = az.redirect_uri_param.empty()
+                                 ? "!" + az.redirect_uri
+                                 : az.redirect_uri_param;
             t.code_challenge = az.challenge;
             Txn txn = store.write();
             if (!txn.put_token(s.realm, sha256(code), t)) {

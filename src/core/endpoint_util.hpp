@@ -97,9 +97,12 @@ struct IssueSettings {
   explicit IssueSettings(const oauth2_endpoint_req_t& req);
 };
 
+// refresh_scope: the refresh token's, when it differs (a narrowed refresh
+// keeps the grant's full scope in the refresh token, RFC 6749 6)
 IssuedPair issue_pair(Txn& txn, const IssueSettings& s, const Client& client,
                       const std::string& scope, const std::string& user,
-                      const Family& family, bool with_refresh);
+                      const Family& family, bool with_refresh,
+                      const std::string* refresh_scope = nullptr);
 
 Family new_family();
 

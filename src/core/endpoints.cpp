@@ -401,7 +401,8 @@ Family new_family() {
 
 IssuedPair issue_pair(Txn& txn, const IssueSettings& req, const Client& client,
                       const std::string& scope, const std::string& user,
-                      const Family& family, bool with_refresh) {
+                      const Family& family, bool with_refresh,
+                      const std::string* refresh_scope) {
   IssuedPair p;
   p.scope = scope;
   p.expires_in = access_ttl(client, req.access_token_ttl);
@@ -422,6 +423,7 @@ IssuedPair issue_pair(Txn& txn, const IssueSettings& req, const Client& client,
   if (with_refresh) {
     Token rt = at;
     rt.type = TokenType::kRefresh;
+    if (refresh_scope) rt.scope = *refresh_scope;
     rt.expires_at = add_ttl(req.now, std::max<int64_t>(1, req.refresh_token_ttl));
     do {
       p.refresh_token = random_token();

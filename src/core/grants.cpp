@@ -70,10 +70,12 @@ EndpointResult run_grant(const IssueSettings& settings,
         }
       },
       [state, s] {
-        if (!state->failed_user.empty()) {
-          throttle_failed(s.throttle, OAUTH2_THROTTLE_USER, state->failed_user);
-        }
         Response r = std::move(state->response);
+        if (!state->failed_user.empty()) {
+          // per username, and per address through the shim (R17, R25)
+          throttle_failed(s.throttle, OAUTH2_THROTTLE_USER, state->failed_user);
+          r.auth_failed = true;
+        }
         wipe(state->response.body);
         return r;
       });
@@ -138,9 +140,13 @@ EndpointResult authorization_code_grant(Store& store,
       st.response = invalid_grant("No code_challenge was sent for this code");
       return;
     }
-    // R31: the redirect_uri of the authorization request, identical
-    if (!t->redirect_uri.empty() &&
-        (!redirect_uri || *redirect_uri != t->redirect_uri)) {
+    // R31: the redirect_uri of the authorization request, identical; a
+    // request that omitted it ("!" + the registered one it resolved to)
+    // may omit it here too, or repeat that one (R27: the code is bound)
+    const std::string& bound = t->redirect_uri;
+    bool omitted = !bound.empty() && bound[0] == '!';
+    if (omitted ? (redirect_uri && *redirect_uri != bound.substr(1))
+                : (!bound.empty() && (!redirect_uri || *redirect_uri != bound))) {
       st.response = invalid_grant("redirect_uri does not match");
       return;
     }
@@ -162,7 +168,7 @@ EndpointResult authorization_code_grant(Store& store,
     t->used_at = s.now;
     txn.update_token(s.realm, hash, *t);
     IssuedPair pair = issue_pair(txn, s, client, t->scope, t->user, t->family,
-                                 true);
+                                 client.allows_grant("refresh_token"));
     txn.commit();
     st.response = ok_json(pair.json());
   });
@@ -171,6 +177,8 @@ EndpointResult authorization_code_grant(Store& store,
 EndpointResult refresh_token_grant(Store& store,
                                    const oauth2_endpoint_req_t& req,
                                    const Form& form, const Client& c) {
+  // issue 4 item 6: the application's registered grant types rule
+  if (!c.allows_grant("refresh_token")) return done(unauthorized_client());
   auto rt = form.get("refresh_token");
   if (!rt) return done(invalid_request("refresh_token is required"));
   if (rt->size() > kMaxTokenLen || !is_vschar(*rt)) {
@@ -230,7 +238,8 @@ EndpointResult refresh_token_grant(Store& store,
       return;
     }
     Family family = t->has_family() ? t->family : new_family();
-    IssuedPair pair = issue_pair(txn, s, client, granted, t->user, family, true);
+    IssuedPair pair = issue_pair(txn, s, client, granted, t->user, family, true,
+                                 &t->scope);
     std::string body = pair.json();
     // R40: the successor and the rotation commit together
     t->used_at = s.now;
@@ -341,7 +350,8 @@ EndpointResult password_flow(Store& store, const IssueSettings& s,
     }
     txn.put_user(*fresh, false);
     IssuedPair pair = issue_pair(txn, s, client, granted,
-                                 std::to_string(fresh->id), new_family(), true);
+                                 std::to_string(fresh->id), new_family(),
+                                 client.allows_grant("refresh_token"));
     txn.commit();
     st.response = ok_json(pair.json());
   });

@@ -107,11 +107,15 @@ EndpointResult metadata_endpoint(Store&, const oauth2_endpoint_req_t& req) {
   url("revocation_endpoint", req.revoke_path);
   url("introspection_endpoint", req.introspect_path);
   json_t* rt = json_array();
-  json_array_append_new(rt, json_string("code"));
+  json_array_append_new(rt, json_string("code"));  // required (RFC 8414 2)
   json_object_set_new(j.get(), "response_types_supported", rt);
   json_t* gt = json_array();
   for (const char* g : {"authorization_code", "client_credentials",
                         "refresh_token", "password"}) {
+    // RFC 8414 2: no code grant without an authorization endpoint
+    if (req.authorize_path.len == 0 && std::string_view(g) == "authorization_code") {
+      continue;
+    }
     json_array_append_new(gt, json_string(g));
   }
   json_object_set_new(j.get(), "grant_types_supported", gt);

@@ -48,6 +48,12 @@ static void ngx_http_oauth2_guard_handler(ngx_event_t *ev);
 
 static ngx_str_t  ngx_http_oauth2_content_type = ngx_string("content-type");
 
+static u_char  ngx_http_oauth2_too_large_page[] =
+    "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+    "<title>Authorization error</title></head><body><main>"
+    "<h1>Authorization error</h1><p><strong>invalid_request</strong>: "
+    "the form is too large.</p></main></body></html>\n";
+
 static u_char  ngx_http_oauth2_too_large_body[] =
     "{\"error\": \"invalid_request\", "
     "\"error_description\": \"The request body is too large\"}";
@@ -350,7 +356,7 @@ ngx_http_oauth2_finish(ngx_http_request_t *r,
 
     if (resp->auth_failed) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "oauth2: client authentication failed");
+                      "oauth2: authentication failed");
 
         if (ectx->zone && ngx_http_oauth2_address_key(r, &key) == NGX_OK) {
             ngx_http_oauth2_limit_hit(ectx->zone, &key,
@@ -508,13 +514,25 @@ ngx_http_oauth2_collect_body(ngx_http_request_t *r, ngx_str_t *body)
 static ngx_int_t
 ngx_http_oauth2_too_large(ngx_http_request_t *r)
 {
-    oauth2_response_t  resp;
+    oauth2_response_t            resp;
+    ngx_http_oauth2_loc_conf_t  *olcf;
 
     ngx_memzero(&resp, sizeof(oauth2_response_t));
 
+    olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth2_module);
+
     resp.status = NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
-    resp.body = ngx_http_oauth2_too_large_body;
-    resp.body_len = sizeof(ngx_http_oauth2_too_large_body) - 1;
+
+    if (olcf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_AUTHORIZE) {
+        /* the authorization endpoint answers with pages */
+        resp.html = 1;
+        resp.body = ngx_http_oauth2_too_large_page;
+        resp.body_len = sizeof(ngx_http_oauth2_too_large_page) - 1;
+
+    } else {
+        resp.body = ngx_http_oauth2_too_large_body;
+        resp.body_len = sizeof(ngx_http_oauth2_too_large_body) - 1;
+    }
 
     return ngx_http_oauth2_send_json(r, &resp);
 }
@@ -644,8 +662,9 @@ static ngx_int_t
 ngx_http_oauth2_issuer(ngx_http_request_t *r, ngx_http_oauth2_loc_conf_t *olcf,
     ngx_str_t *out)
 {
-    u_char     *p;
-    ngx_str_t  *host;
+    u_char                    *p;
+    ngx_str_t                 *host;
+    ngx_http_core_srv_conf_t  *cscf;
 
     if (olcf->issuer.len) {
         *out = olcf->issuer;
@@ -654,6 +673,17 @@ ngx_http_oauth2_issuer(ngx_http_request_t *r, ngx_http_oauth2_loc_conf_t *olcf,
 
     host = r->headers_in.host ? &r->headers_in.host->value
                               : &r->headers_in.server;
+
+    if (host->len == 0) {
+        /* HTTP/1.0 without Host: the server's name */
+        cscf = ngx_http_get_module_srv_conf(r, ngx_http_core_module);
+        host = &cscf->server_name;
+    }
+
+    if (host->len == 0) {
+        ngx_str_set(out, "http://localhost");
+        return NGX_OK;
+    }
 
     p = ngx_pnalloc(r->pool, sizeof("https://") - 1 + host->len);
     if (p == NULL) {

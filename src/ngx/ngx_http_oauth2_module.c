@@ -530,6 +530,12 @@ ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
+    while (conf->issuer.len && conf->issuer.data[conf->issuer.len - 1] == '/')
+    {
+        /* the endpoints' paths are appended to it */
+        conf->issuer.len--;
+    }
+
     if (conf->issuer.len
         && ngx_strncmp(conf->issuer.data, "https://", 8) != 0
         && ngx_strncmp(conf->issuer.data, "http://", 7) != 0)

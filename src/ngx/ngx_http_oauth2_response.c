@@ -22,6 +22,8 @@ static ngx_str_t  ngx_http_oauth2_no_store = ngx_string("no-store");
 static ngx_str_t  ngx_http_oauth2_no_cache = ngx_string("no-cache");
 static ngx_str_t  ngx_http_oauth2_basic = ngx_string("Basic realm=\"oauth2\"");
 static ngx_str_t  ngx_http_oauth2_post = ngx_string("POST");
+static ngx_str_t  ngx_http_oauth2_get_post = ngx_string("GET, POST");
+static ngx_str_t  ngx_http_oauth2_get_head = ngx_string("GET, HEAD");
 
 
 ngx_int_t
@@ -55,9 +57,10 @@ ngx_http_oauth2_send_json(ngx_http_request_t *r, oauth2_response_t *resp)
     u_char       *p;
     ngx_int_t     rc;
     ngx_buf_t    *b;
-    ngx_str_t     value;
-    ngx_uint_t    i;
-    ngx_chain_t   out;
+    ngx_str_t                   value, *allow;
+    ngx_uint_t                  i;
+    ngx_chain_t                 out;
+    ngx_http_oauth2_loc_conf_t *olcf;
 
     r->headers_out.status = resp->status;
     r->headers_out.content_length_n = resp->body_len;
@@ -125,11 +128,21 @@ ngx_http_oauth2_send_json(ngx_http_request_t *r, oauth2_response_t *resp)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (resp->status == NGX_HTTP_NOT_ALLOWED
-        && ngx_http_oauth2_add_header(r, "Allow", &ngx_http_oauth2_post)
-           != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    if (resp->status == NGX_HTTP_NOT_ALLOWED) {
+        olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth2_module);
+
+        allow = &ngx_http_oauth2_post;
+
+        if (olcf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_AUTHORIZE) {
+            allow = &ngx_http_oauth2_get_post;
+
+        } else if (olcf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_METADATA) {
+            allow = &ngx_http_oauth2_get_head;
+        }
+
+        if (ngx_http_oauth2_add_header(r, "Allow", allow) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
 
     if (resp->retry_after) {

@@ -1,0 +1,298 @@
+#!/usr/bin/python3
+"""Drives the authorization-code flow in headless Chromium
+(t/authorize_browser.t).
+
+usage: authorize_flow.py <callback-port> <username> <password> <app-name>
+           <allow-url> <deny-url> [--screenshot <png>]
+
+<allow-url> and <deny-url> are authorization requests whose redirect_uri is
+http://127.0.0.1:<callback-port>/cb.  This script serves that port (a tiny
+HTTP listener that records every query it gets), signs in on the module's
+login page (once with a wrong password), checks the consent page, clicks
+Authorize on the first request and Deny on the second.
+
+Prints one line per check, "ok - <name>" or "not ok - <name> # <detail>",
+which authorize_browser.t turns into ok()s; "callback <raw query>" for each
+request that reached the redirect_uri; "done <n> failures" at the end.
+Exit status 0 unless the browser could not be driven at all.
+
+Debian's chromium, chromium-driver and python3-selenium; run with
+/usr/bin/python3, not a python3 from a virtualenv.
+"""
+
+import http.server
+import queue
+import shutil
+import sys
+import tempfile
+import threading
+import traceback
+import urllib.parse
+
+from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+failures = 0
+
+
+def check(cond, name, detail=""):
+    global failures
+    if cond:
+        print("ok - " + name, flush=True)
+    else:
+        failures += 1
+        detail = " ".join(str(detail).split())[:300]
+        print("not ok - " + name + (" # " + detail if detail else ""),
+              flush=True)
+    return cond
+
+
+# ------------------------------------------------------------ the client
+
+class Callback(http.server.BaseHTTPRequestHandler):
+    """The client's redirect_uri: records /cb queries, frames on /frame."""
+
+    hits = queue.Queue()
+    frame_url = ""
+
+    def do_GET(self):
+        path, _, query = self.path.partition("?")
+        if path == "/cb":
+            Callback.hits.put(query)
+            body = b"<!DOCTYPE html><title>Client</title><h1>Callback" \
+                   b" received</h1>"
+        elif path == "/frame":
+            # a page of another origin that tries to frame the consent page
+            src = Callback.frame_url.replace("&", "&amp;").replace('"',
+                                                                   "&quot;")
+            body = ('<!DOCTYPE html><title>Framer</title><h1>Framer</h1>'
+                    '<iframe id="f" src="%s"></iframe>' % src).encode()
+        else:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def start_listener(port):
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), Callback)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+# ------------------------------------------------------------ the browser
+
+def start_browser(profile):
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu",
+                 "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync",
+                 "--no-first-run", "--disable-extensions",
+                 "--window-size=900,700", "--user-data-dir=" + profile):
+        opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+
+
+class Browser:
+    def __init__(self, driver):
+        self.d = driver
+
+    def text(self, tag):
+        try:
+            return self.d.find_element(By.TAG_NAME, tag).text
+        except NoSuchElementException:
+            return ""
+
+    def fill(self, id_, value):
+        el = self.d.find_element(By.ID, id_)
+        el.clear()
+        el.send_keys(value)
+
+    # a click that loads a page: wait until the old one is gone
+    def click_and_wait(self, el):
+        old = self.d.find_element(By.TAG_NAME, "html")
+        el.click()
+        WebDriverWait(self.d, 15).until(expected_conditions.staleness_of(old))
+        WebDriverWait(self.d, 15).until(
+            lambda d: d.execute_script("return document.readyState")
+            == "complete")
+
+    def button(self, label):
+        for b in self.d.find_elements(By.CSS_SELECTOR, "main form button"):
+            if b.text.strip() == label:
+                return b
+        raise NoSuchElementException("no button " + label)
+
+    def login(self, username, password):
+        self.fill("username", username)
+        self.fill("password", password)
+        self.click_and_wait(self.button("Sign in"))
+
+    def log(self):
+        try:
+            return [e["message"] for e in self.d.get_log("browser")]
+        except Exception:
+            return []
+
+
+def next_hit(timeout=10):
+    try:
+        return Callback.hits.get(timeout=timeout)
+    except queue.Empty:
+        return None
+
+
+def run(b, port, username, password, app, allow_url, deny_url, screenshot):
+    d = b.d
+    cb = "http://127.0.0.1:%d/cb" % port
+
+    # the authorization request without a session: the login page
+    d.get(allow_url)
+    check(b.text("h1") == "Sign in", "the authorization request shows the "
+          "login page", b.text("h1"))
+    check(d.title == "Sign in", "the login page has a title", d.title)
+    check(app in b.text("main"), "the login page names the application",
+          b.text("main"))
+    labels = [l.text for l in d.find_elements(By.CSS_SELECTOR, "label")]
+    check(labels == ["Username", "Password"],
+          "the login fields have labels", labels)
+    active = d.switch_to.active_element.get_attribute("id")
+    check(active == "username", "the username field has the focus", active)
+
+    # a wrong password: the page again, with the error
+    b.login(username, password + "-wrong")
+    check(b.text("h1") == "Sign in", "a wrong password stays on the login "
+          "page", b.text("h1"))
+    alert = ""
+    try:
+        alert = d.find_element(By.CSS_SELECTOR, "[role=alert]").text
+    except NoSuchElementException:
+        pass
+    check(alert == "Invalid username or password.",
+          "a wrong password: the page says so", alert)
+    check(d.get_cookie("oauth2_session") is None,
+          "a wrong password: no session cookie")
+
+    # the right one: the consent page
+    b.login(username, password)
+    check(b.text("h1") == "Authorize %s?" % app,
+          "after signing in the consent page asks about the application",
+          b.text("h1"))
+    check(d.current_url == allow_url,
+          "the consent page is at the same authorization request",
+          d.current_url)
+    scopes = [li.text for li in d.find_elements(By.CSS_SELECTOR, "main li")]
+    check(scopes == ["read", "write"], "the consent page lists the scopes "
+          "read and write", scopes)
+    check("Signed in as %s." % username in b.text("main"),
+          "the consent page says who is signed in", b.text("main"))
+    session = d.get_cookie("oauth2_session") or {}
+    check(session.get("httpOnly") is True, "the session cookie is HttpOnly",
+          session)
+    check(session.get("sameSite") == "Lax", "the session cookie is "
+          "SameSite=Lax", session)
+    check("oauth2_session" not in d.execute_script("return document.cookie"),
+          "scripts cannot read the session cookie")
+    csp = [m for m in b.log() if "Content Security Policy" in m]
+    check(not csp, "the pages cause no CSP violation", csp)
+    if screenshot:
+        d.save_screenshot(screenshot)
+
+    # Authorize: the browser lands on the client's redirect_uri
+    b.click_and_wait(b.button("Authorize"))
+    check(d.current_url.startswith(cb + "?code="),
+          "Authorize sends the browser to the redirect_uri with a code",
+          d.current_url)
+    check(b.text("h1") == "Callback received",
+          "the client's callback page is shown", b.text("h1"))
+    hit = next_hit()
+    check(hit is not None, "the client received the callback")
+    print("callback " + (hit or ""), flush=True)
+
+    # the session is kept: a second request goes straight to consent; Deny
+    d.get(deny_url)
+    check(b.text("h1") == "Authorize %s?" % app,
+          "signed in, the next request shows the consent page at once",
+          b.text("h1"))
+    b.click_and_wait(b.button("Deny"))
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(d.current_url).query)
+    check(query.get("error") == ["access_denied"],
+          "Deny sends the browser back with error=access_denied",
+          d.current_url)
+    hit = next_hit()
+    check(hit is not None, "the client received the denial")
+    print("callback " + (hit or ""), flush=True)
+
+    # another origin cannot frame the consent page (R26)
+    Callback.frame_url = allow_url
+    b.log()
+    d.get("http://127.0.0.1:%d/frame" % port)
+    WebDriverWait(d, 10).until(
+        lambda d: d.execute_script("return document.readyState")
+        == "complete")
+    frame = d.find_element(By.ID, "f")
+    d.switch_to.frame(frame)
+    framed = b.text("h1")
+    d.switch_to.default_content()
+    check("Authorize" not in framed,
+          "a page of another origin cannot show the consent page in a frame"
+          " (R26)", framed)
+    blocked = [m for m in b.log()
+               if "frame-ancestors" in m or "X-Frame-Options" in m]
+    check(blocked, "Chromium reports the frame blocked by frame-ancestors or "
+          "X-Frame-Options (R26)", b.log())
+    check(Callback.hits.empty(), "the framed page produced no callback")
+
+
+def main():
+    args = sys.argv[1:]
+    screenshot = None
+    if "--screenshot" in args:
+        i = args.index("--screenshot")
+        screenshot = args[i + 1]
+        del args[i:i + 2]
+    if len(args) != 6:
+        print(__doc__, file=sys.stderr)
+        return 2
+    port, username, password, app, allow_url, deny_url = args
+    port = int(port)
+    srv = start_listener(port)
+    profile = tempfile.mkdtemp(prefix="authorize-chromium-")
+    driver = None
+    try:
+        driver = start_browser(profile)
+        driver.set_page_load_timeout(20)
+        run(Browser(driver), port, username, password, app, allow_url,
+            deny_url, screenshot)
+    except Exception:
+        check(False, "the browser run finished",
+              traceback.format_exc().splitlines()[-1])
+        traceback.print_exc(file=sys.stderr)
+    finally:
+        if driver is not None:
+            driver.quit()
+        srv.shutdown()
+        shutil.rmtree(profile, ignore_errors=True)
+    print("done %d failures" % failures, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

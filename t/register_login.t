@@ -1,0 +1,285 @@
+# seed 001: oauth2_register (username, password, confirm_password,
+# is_active, email) and oauth2_login (email or username + password -> the
+# token response of the configured application); issue 4 item 4,
+# SECURITY.md R17, R9
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use POSIX ();
+use Time::HiRes qw(sleep time);
+use OAuth2Test;
+use OAuth2Grants qw(:all);
+
+OAuth2Test::require_build();
+
+my $t = OAuth2Test->new;
+my $app = $t->new_app(name => 'dj_auth', grant => ['password', 'refresh_token'],
+    scope => 'read write');
+$t->write_config($t->default_http(
+    extra_http => 'oauth2_client_auth_limit off; '
+        . 'oauth2_pbkdf2_iterations ' . PBKDF2 . ';',
+    extra_server => grant_locations(register => 1,
+        login => $app->{client_id}, extra => <<"EOF")));
+    location = /users/login-limited/ {
+        oauth2_login $app->{client_id};
+        oauth2_client_auth_limit 3 2s;
+    }
+EOF
+$t->run;
+
+sub register { $t->post_form('/users/register/', OAuth2Test::form(@_)) }
+sub login { $t->post_form('/users/login/', OAuth2Test::form(@_)) }
+
+# a DRF field error: 400, {"<field>": ["<message>"]}, nothing else
+sub field_error_ok {
+    my ($r, $field, $name) = @_;
+    is($r->{status}, 400, "$name: 400");
+    my $j = $r->{json};
+    ok(ref $j eq 'HASH' && ref $j->{$field} eq 'ARRAY'
+        && @{$j->{$field}} == 1 && !ref $j->{$field}[0]
+        && length $j->{$field}[0],
+        "$name: {\"$field\": [\"<message>\"]}")
+        or diag($r->{raw});
+    is(join(',', sort keys %{ref $j eq 'HASH' ? $j : {}}), $field,
+        "$name: only the field $field");
+    $t->no_store_ok($r, $name);
+}
+
+my $pw = 'S3cret pass+&=%word';
+
+######################################################## seed 001 verbatim
+
+# Step 8: POST /users/register/, form-encoded, username, password,
+# confirm_password, is_active (email optional; given so that the seed's
+# email login can follow)
+my $r = $t->request('POST', '/users/register/', headers => [
+    'Content-type' => 'application/x-www-form-urlencoded'],
+    body => 'username=alice&password=' . OAuth2Test::form_encode($pw)
+    . '&confirm_password=' . OAuth2Test::form_encode($pw)
+    . '&is_active=true&email=alice%40example.com');
+is($r->{status}, 201, 'seed 001 register: 201');
+$t->no_store_ok($r, 'register 201');
+my $u = $r->{json} // {};
+is(join(',', sort keys %$u), 'email,id,is_active,username',
+    'register: id, username, email, is_active and nothing else');
+like($u->{id} // '', qr/^[1-9]\d*$/, 'register: a numeric id');
+is($u->{username}, 'alice', 'register: the username');
+is($u->{email}, 'alice@example.com', 'register: the email');
+ok($u->{is_active} && $u->{is_active} == JSON::PP::true,
+    'register: is_active true (a JSON boolean)');
+unlike($r->{body}, qr/\Q$pw\E|pbkdf2/, 'register: no password in the answer');
+
+# Login: POST /users/login/, email and password
+$r = $t->request('POST', '/users/login/', headers => [
+    'Content-type' => 'application/x-www-form-urlencoded'],
+    body => 'email=alice%40example.com&password='
+    . OAuth2Test::form_encode($pw));
+is($r->{status}, 200, 'seed 001 login with email and password: 200');
+$t->no_store_ok($r, 'login 200');
+my $j = $r->{json} // {};
+ok($j->{access_token} && $j->{refresh_token},
+    'login: an access token and a refresh token');
+is($j->{token_type}, 'Bearer', 'login: token_type Bearer');
+is($j->{scope}, 'read write', 'login: the app\'s scope');
+ok($j->{expires_in} > 0, 'login: expires_in');
+$r = $t->bearer_get('/me/', $j->{access_token});
+is($r->{status}, 200, 'the login\'s access token opens a protected location');
+is(OAuth2Test::header($r, 'X-User'), 'alice', 'login token: $oauth2_user alice');
+is(OAuth2Test::header($r, 'X-Client'), $app->{client_id},
+    'login token: the application of oauth2_login');
+is(refresh($t, $app, $j->{refresh_token})->{status}, 200,
+    'the login\'s refresh token refreshes with the app\'s credentials');
+
+$r = login(username => 'alice', password => $pw);
+is($r->{status}, 200, 'login with username and password: 200');
+$r = login(email => 'ALICE@Example.COM', password => $pw);
+is($r->{status}, 200, 'login with the email in another case: 200');
+
+# the registered user can use the password grant
+$r = password_token($t, $app, 'alice', $pw, auth => 'post');
+is($r->{status}, 200, 'the registered user: password grant 200');
+is(OAuth2Test::header($t->bearer_get('/me/', $r->{json}{access_token}),
+    'X-User'), 'alice', 'password grant token of the registered user: alice');
+
+# the seed's body exactly, without email
+$r = register(username => 'seeduser', password => 'pw-seed',
+    confirm_password => 'pw-seed', is_active => 'True');
+is($r->{status}, 201, 'register without email: 201');
+is($r->{json}{email}, '', 'register without email: email ""');
+isnt($r->{json}{id}, $u->{id}, 'a second user: another id');
+is(login(username => 'seeduser', password => 'pw-seed')->{status}, 200,
+    'the user registered without email logs in by username');
+
+########################################################### register errors
+
+my $dup = register(username => 'alice', password => 'other-pw',
+    confirm_password => 'other-pw', is_active => 'true');
+field_error_ok($dup, 'username', 'duplicate username');
+like($dup->{json}{username}[0] // '', qr/already exists/,
+    'duplicate username: "already exists"');
+is(login(username => 'alice', password => $pw)->{status}, 200,
+    'duplicate registration: the first alice keeps her password');
+is(login(username => 'alice', password => 'other-pw')->{status}, 400,
+    'duplicate registration: its password does not log in');
+
+$r = register(username => 'bob', password => 'pw-1', confirm_password => 'pw-2',
+    is_active => 'true');
+field_error_ok($r, 'confirm_password', 'password and confirm_password differ');
+is(login(username => 'bob', password => 'pw-1')->{status}, 400,
+    'mismatched registration: no user was created');
+$r = register(username => 'bob', password => 'pw-1', is_active => 'true');
+field_error_ok($r, 'confirm_password', 'no confirm_password');
+$r = register(username => 'bob', confirm_password => 'pw-1',
+    is_active => 'true');
+field_error_ok($r, 'password', 'no password');
+$r = register(username => 'bob', password => '', confirm_password => '',
+    is_active => 'true');
+field_error_ok($r, 'password', 'empty password');
+$r = register(password => 'pw', confirm_password => 'pw');
+field_error_ok($r, 'username', 'no username');
+for my $c (['bad name', 'a space'], ['a/b', 'a slash'],
+    ['x' x 151, '151 characters'], ['a<script>', 'markup'],
+    ["\xc3\xa9t\xc3\xa9", 'UTF-8 letters (ASCII only, as the CLI)'])
+{
+    my $r = register(username => $c->[0], password => 'pw',
+        confirm_password => 'pw');
+    field_error_ok($r, 'username', "username with $c->[1]");
+}
+$r = register(username => "\x{e9}t\x{e9}", password => 'pw',
+    confirm_password => 'pw');
+$t->oauth_error_ok($r, 400, 'invalid_request',
+    'a username that is not UTF-8 (R7)');
+$r = register(username => 'a.b+c-d_e@f', password => 'pw',
+    confirm_password => 'pw');
+is($r->{status}, 201, 'username of letters and @.+-_: 201');
+$r = register(username => 'mail1', password => 'pw', confirm_password => 'pw',
+    email => 'not-an-email');
+field_error_ok($r, 'email', 'an invalid email');
+$r = register(username => 'flag1', password => 'pw', confirm_password => 'pw',
+    is_active => 'maybe');
+field_error_ok($r, 'is_active', 'is_active=maybe');
+
+# is_active=false: the account exists and cannot log in
+$r = register(username => 'sleeper', password => 'pw-s',
+    confirm_password => 'pw-s', is_active => 'false', email => 's@example.com');
+is($r->{status}, 201, 'is_active=false: 201');
+ok(defined $r->{json}{is_active} && !$r->{json}{is_active},
+    'is_active=false: is_active false');
+$r = login(username => 'sleeper', password => 'pw-s');
+$t->oauth_error_ok($r, 400, 'invalid_grant', 'an inactive user logs in');
+
+# HTTP shape of the register endpoint
+$r = $t->get('/users/register/');
+is($r->{status}, 405, 'GET /users/register/: 405');
+$r = $t->post_form('/users/register/', '{"username": "json"}',
+    'Content-Type' => 'application/json');
+is($r->{status}, 400, 'a JSON body: 400 (form-encoded only)');
+$r = $t->post_form('/users/register/?username=q', OAuth2Test::form(
+    username => 'q', password => 'pw', confirm_password => 'pw'));
+is($r->{status}, 400, 'a query string: 400 (R3)');
+$r = $t->post_form('/users/register/',
+    'username=dupe&username=dupe2&password=pw&confirm_password=pw');
+is($r->{status}, 400, 'username twice: 400 (R4)');
+
+# the password is stored hashed
+my ($code, $out, $err) = $t->_run_cmd('/usr/bin/mdb_dump', '-a', '-p',
+    $t->store);
+is($code, 0, 'mdb_dump of the store: exit 0') or diag($err);
+unlike($out, qr/\Q$pw\E/, 'the store never holds the password in clear');
+like($out, qr/pbkdf2_sha256/, 'the store holds a pbkdf2_sha256 hash');
+
+############################################################## login errors
+
+my $wrong = login(email => 'alice@example.com', password => 'nope');
+$t->oauth_error_ok($wrong, 400, 'invalid_grant', 'login: wrong password');
+my $unknown = login(email => 'nobody@example.com', password => 'nope');
+$t->oauth_error_ok($unknown, 400, 'invalid_grant', 'login: unknown email');
+is($unknown->{body}, $wrong->{body},
+    'login: unknown email and wrong password look the same');
+$r = login(email => 'alice@example.com');
+$t->oauth_error_ok($r, 400, 'invalid_request', 'login without password');
+$r = login(password => $pw);
+$t->oauth_error_ok($r, 400, 'invalid_request',
+    'login without email or username');
+$r = $t->get('/users/login/');
+is($r->{status}, 405, 'GET /users/login/: 405');
+
+# two accounts with one email: the address must not stop its owner
+$r = register(username => 'mallory', password => 'pw-m',
+    confirm_password => 'pw-m', email => 'alice@example.com');
+my $took = $r->{status} == 201;
+$r = login(email => 'alice@example.com', password => $pw);
+TODO: {
+    local $TODO = 'register accepts an email another user has, and login '
+        . 'by email then fails for both (an anonymous lockout of alice)'
+        if $took && $r->{status} != 200;
+    is($r->{status}, 200, 'alice still logs in by email after someone '
+        . 'else registered her address');
+}
+
+############################################################ throttling (R17)
+
+for my $i (1 .. 3) {
+    $r = $t->post_form('/users/login-limited/', OAuth2Test::form(
+        username => 'seeduser', password => "guess$i"));
+    is($r->{status}, 400, "wrong password #$i for seeduser: 400");
+}
+$r = $t->post_form('/users/login-limited/', OAuth2Test::form(
+    username => 'seeduser', password => 'pw-seed'));
+$t->oauth_error_ok($r, 429, 'temporarily_unavailable',
+    'login after 3 failures, right password: 429 (R17)');
+like(OAuth2Test::header($r, 'Retry-After') // '', qr/^[12]$/,
+    'throttled login: Retry-After within the 2 s window');
+sleep 2.2;
+$r = $t->post_form('/users/login-limited/', OAuth2Test::form(
+    username => 'seeduser', password => 'pw-seed'));
+is($r->{status}, 200, 'after the window the login works again (R17)');
+
+# the count is per account: the spelling of the login must not matter
+$r = register(username => 'zoe', password => 'pw-zoe',
+    confirm_password => 'pw-zoe', email => 'zoe@example.com');
+is($r->{status}, 201, 'register zoe: 201');
+for my $i (1 .. 3) {
+    $r = $t->post_form('/users/login-limited/', OAuth2Test::form(
+        email => 'zoe@example.com', password => "guess$i"));
+    is($r->{status}, 400, "wrong password #$i for zoe\@example.com: 400");
+}
+$r = $t->post_form('/users/login-limited/', OAuth2Test::form(
+    email => 'zoe@example.com', password => 'pw-zoe'));
+is($r->{status}, 429, 'zoe@example.com after 3 failures: 429 (R17)');
+my $zoe_case = $t->post_form('/users/login-limited/', OAuth2Test::form(
+    email => 'Zoe@Example.com', password => 'pw-zoe'));
+my $zoe_name = $t->post_form('/users/login-limited/', OAuth2Test::form(
+    username => 'zoe', password => 'pw-zoe'));
+TODO: {
+    local $TODO = 'failed logins are counted per login string, not per '
+        . 'account: another case of the email (matched case-insensitively) '
+        . 'or the username starts a fresh count';
+    is($zoe_case->{status}, 429,
+        'the same email in another case is throttled too (R17)');
+    is($zoe_name->{status}, 429,
+        'the same account by username is throttled too (R17)');
+}
+
+#################################################### racing registrations
+
+my $start = time + 0.4;
+my @pids;
+for my $i (1 .. 8) {
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        sleep $start - time if $start > time;
+        my $r = register(username => 'racer', password => "pw-$i",
+            confirm_password => "pw-$i", is_active => 'true');
+        POSIX::_exit($r->{status} == 201 ? 0 : $r->{status} == 400 ? 1 : 2);
+    }
+    push @pids, $pid;
+}
+my %exit;
+for (@pids) { waitpid $_, 0; $exit{$? >> 8}++ }
+is($exit{0} // 0, 1, '8 parallel registrations of one username: one 201');
+is($exit{1} // 0, 7, '8 parallel registrations: seven 400');
+
+$t->done_testing;
