@@ -149,21 +149,15 @@ EndpointResult login_endpoint(Store& store, const oauth2_endpoint_req_t& req) {
     return done(invalid_grant("Invalid credentials given."));
   }
   std::string login(username ? *username : *email);
-  if (unsigned wait = throttle_blocked(req.throttle, OAUTH2_THROTTLE_USER, login)) {
-    Response r = oauth_error(429, "temporarily_unavailable",
-                             "Too many failed login attempts");
-    r.retry_after = wait;
-    return done(std::move(r));
-  }
   auto scope = grant_scope(*client, form.get("scope").value_or(""),
                            sv(req.default_scope));
   if (!scope) {
     return done(oauth_error(400, "invalid_scope",
                             "The requested scope is invalid or not allowed"));
   }
-  return password_flow(store, IssueSettings(req), *client, std::move(login),
-                       !username, std::make_shared<std::string>(*password),
-                       *scope);
+  return password_flow(store, IssueSettings(req), *client,
+                       resolve_login(store, sv(req.realm), login, !username),
+                       std::make_shared<std::string>(*password), *scope);
 }
 
 }  // namespace oauth2

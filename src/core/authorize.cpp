@@ -433,7 +433,8 @@ EndpointResult authorize_endpoint(Store& store,
           name.size() > 150) {
         return done(render_login(*want, "Enter your username and password."));
       }
-      if (unsigned wait = throttle_blocked(req.throttle, OAUTH2_THROTTLE_USER, name)) {
+      const std::string key = resolve_login(store, realm, name, false).throttle_key;
+      if (unsigned wait = throttle_blocked(req.throttle, OAUTH2_THROTTLE_USER, key)) {
         Response r = render_login(*want, "Too many failed sign-ins: wait and try again.");
         r.status = 429;
         r.retry_after = wait;
@@ -498,8 +499,8 @@ EndpointResult authorize_endpoint(Store& store,
               *state = unavailable();
             }
           },
-          [state, failed, s, name] {
-            if (*failed) throttle_failed(s.throttle, OAUTH2_THROTTLE_USER, name);
+          [state, failed, s, key] {
+            if (*failed) throttle_failed(s.throttle, OAUTH2_THROTTLE_USER, key);
             Response r = std::move(*state);
             if (*failed) r.auth_failed = true;
             return r;

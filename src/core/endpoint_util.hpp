@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "../../include/oauth2.h"
 #include "codec.hpp"
@@ -121,12 +122,21 @@ EndpointResult refresh_token_grant(Store& store,
 EndpointResult password_grant(Store& store, const oauth2_endpoint_req_t& req,
                               const Form& form, const Client& c);
 
+// Who a login names: the users to try (one for a username; those with the
+// email, at most kMaxEmailMatches) and the key its failures count under.
+constexpr size_t kMaxEmailMatches = 5;
+struct LoginTarget {
+  std::vector<uint64_t> candidates;
+  std::string throttle_key;
+};
+LoginTarget resolve_login(Store& store, std::string_view realm,
+                          std::string_view login, bool by_email);
+
 // Checks a user's password off the event loop and issues a token pair to
-// client for them (the password grant, oauth2_login).  login is a username,
-// or an email when by_email.
+// client for them (the password grant, oauth2_login); throttled per
+// account and per address.
 EndpointResult password_flow(Store& store, const IssueSettings& s,
-                             const Client& client, std::string login,
-                             bool by_email,
+                             const Client& client, LoginTarget target,
                              std::shared_ptr<std::string> secret,
                              std::string granted);
 

@@ -279,62 +279,78 @@ EndpointResult password_grant(Store& store, const oauth2_endpoint_req_t& req,
   if (password->size() > kMaxPasswordLen || username->size() > 150) {
     return done(invalid_grant("Invalid credentials given."));
   }
-  if (unsigned wait = throttle_blocked(req.throttle, OAUTH2_THROTTLE_USER,
-                                       *username)) {
-    Response r = oauth_error(429, "temporarily_unavailable",
-                             "Too many failed login attempts");
-    r.retry_after = wait;
-    return done(std::move(r));
-  }
   auto scope = grant_scope(c, form.get("scope").value_or(""),
                            sv(req.default_scope));
   if (!scope) {
     return done(oauth_error(400, "invalid_scope",
                             "The requested scope is invalid or not allowed"));
   }
-  return password_flow(store, IssueSettings(req), c, std::string(*username),
-                       false, std::make_shared<std::string>(*password),
-                       *scope);
+  return password_flow(store, IssueSettings(req), c,
+                       resolve_login(store, sv(req.realm), *username, false),
+                       std::make_shared<std::string>(*password), *scope);
+}
+
+LoginTarget resolve_login(Store& store, std::string_view realm,
+                          std::string_view login, bool by_email) {
+  LoginTarget t;
+  Txn txn = store.read_cached();
+  if (!by_email) {
+    if (auto u = txn.get_user_by_username(realm, login)) t.candidates.push_back(u->id);
+  } else {
+    // Django does not make emails unique: each user with it is tried
+    t.candidates = txn.users_by_email(realm, login, kMaxEmailMatches);
+  }
+  // one throttle per account, whichever name reached it (R17)
+  if (t.candidates.size() == 1) {
+    t.throttle_key = "#" + std::to_string(t.candidates[0]);
+  } else {
+    t.throttle_key.assign(login.substr(0, 200));
+    for (char& ch : t.throttle_key) {
+      if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch + 32);
+    }
+  }
+  return t;
 }
 
 EndpointResult password_flow(Store& store, const IssueSettings& s,
-                             const Client& client, std::string login,
-                             bool by_email,
+                             const Client& client, LoginTarget target,
                              std::shared_ptr<std::string> secret,
                              std::string granted) {
-  return run_grant(s, [&store, s, client, login, by_email, secret,
+  if (unsigned wait = throttle_blocked(s.throttle, OAUTH2_THROTTLE_USER,
+                                       target.throttle_key)) {
+    wipe(*secret);
+    Response r = oauth_error(429, "temporarily_unavailable",
+                             "Too many failed login attempts");
+    r.retry_after = wait;
+    return done(std::move(r));
+  }
+  return run_grant(s, [&store, s, client, target, secret,
                        granted](GrantState& st) {
     struct Wiper {
       std::shared_ptr<std::string> t;
       ~Wiper() { wipe(*t); }
     } wiper{secret};
-    std::optional<User> user;
+    std::vector<User> users;
     {
       Txn txn = store.read();
-      if (!by_email) {
-        user = txn.get_user_by_username(s.realm, login);
-      } else {
-        // an email names a user only when exactly one has it
-        size_t matches = 0;
-        size_t total = 0;
-        for (User& u : txn.list_users(s.realm, 0, SIZE_MAX, &total)) {
-          if (!u.email.empty() && iequals(u.email, login)) {
-            matches++;
-            user = std::move(u);
-          }
-        }
-        if (matches != 1) user.reset();
+      for (uint64_t id : target.candidates) {
+        if (auto u = txn.get_user(s.realm, id)) users.push_back(std::move(*u));
       }
     }
     // the slow hash runs here, in the thread pool, never on the event loop
+    std::optional<User> user;
     PasswordCheck check;
-    if (user) {
-      check = verify_password(*secret, user->password, s.pbkdf2_iterations);
-    } else {
-      verify_password_dummy(*secret, s.pbkdf2_iterations);
+    if (users.empty()) verify_password_dummy(*secret, s.pbkdf2_iterations);
+    for (User& u : users) {
+      PasswordCheck c = verify_password(*secret, u.password, s.pbkdf2_iterations);
+      if (c.ok && u.is_active) {
+        check = c;
+        user = std::move(u);
+        break;
+      }
     }
-    if (!check.ok || !user->is_active) {
-      st.failed_user = login;
+    if (!user) {
+      st.failed_user = target.throttle_key;
       st.response = invalid_grant("Invalid credentials given.");
       return;
     }

@@ -84,6 +84,18 @@ std::string username_key(std::string_view realm, std::string_view name) {
   return realm_prefix(realm).append(name);
 }
 
+// realm, the lower-cased email length-prefixed, then the user's id
+std::string email_prefix(std::string_view realm, std::string_view email) {
+  std::string k = realm_prefix(realm);
+  std::string lower(email.substr(0, 254));
+  for (char& ch : lower) {
+    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch + 32);
+  }
+  k.push_back(static_cast<char>(lower.size()));
+  k += lower;
+  return k;
+}
+
 std::string user_tokens_prefix(std::string_view realm, uint64_t id) {
   return user_key(realm, id);
 }
@@ -435,7 +447,8 @@ bool Store::open_databases(unsigned flags) {
              {"tokens", &tokens_},     {"client_tokens", &client_tokens_},
              {"users", &users_},       {"usernames", &usernames_},
              {"user_tokens", &user_tokens_},
-             {"family_tokens", &family_tokens_}};
+             {"family_tokens", &family_tokens_},
+             {"emails", &emails_}};
   int rc = MDB_SUCCESS;
   for (auto& db : dbs) {
     rc = mdb_dbi_open(txn, db.name, create, db.dbi);
@@ -909,11 +922,47 @@ PutUser Txn::put_user(User& u, bool create) {
   MDB_val iv = val(idv);
   check(mdb_put(txn_, store_->usernames_, &nk, &iv, 0), "mdb_put(usernames)");
 
+  if (old && !old->email.empty() && old->email != u.email) {
+    std::string ekey = email_prefix(u.realm, old->email);
+    put_u64_be(ekey, u.id);
+    MDB_val ek = val(ekey);
+    rc = mdb_del(txn_, store_->emails_, &ek, nullptr);
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) throw StoreError("mdb_del", rc);
+  }
+  if (!u.email.empty()) {
+    std::string ekey = email_prefix(u.realm, u.email);
+    put_u64_be(ekey, u.id);
+    MDB_val ek = val(ekey), empty{0, nullptr};
+    check(mdb_put(txn_, store_->emails_, &ek, &empty, 0), "mdb_put(emails)");
+  }
+
   std::string key = user_key(u.realm, u.id);
   std::string data = encode_user(u);
   MDB_val k = val(key), d = val(data);
   check(mdb_put(txn_, store_->users_, &k, &d, 0), "mdb_put(users)");
   return PutUser::kOk;
+}
+
+std::vector<uint64_t> Txn::users_by_email(std::string_view realm,
+                                          std::string_view email, size_t max) {
+  std::vector<uint64_t> out;
+  if (!valid_realm(realm) || email.empty() || email.size() > 254) return out;
+  std::string prefix = email_prefix(realm, email);
+  MDB_cursor* cur = nullptr;
+  check(mdb_cursor_open(txn_, store_->emails_, &cur), "mdb_cursor_open");
+  MDB_val k = val(prefix), v;
+  int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+  while (rc == MDB_SUCCESS && out.size() < max) {
+    std::string_view key = view(k);
+    if (key.size() != prefix.size() + 8 || key.substr(0, prefix.size()) != prefix) {
+      break;
+    }
+    out.push_back(get_u64_be(key.data() + prefix.size()));
+    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+  }
+  mdb_cursor_close(cur);
+  if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) throw StoreError("emails", rc);
+  return out;
 }
 
 size_t Txn::delete_user_tokens(std::string_view realm, uint64_t id) {
@@ -955,6 +1004,13 @@ bool Txn::delete_user(std::string_view realm, uint64_t id) {
   MDB_val nk = val(nkey);
   int rc = mdb_del(txn_, store_->usernames_, &nk, nullptr);
   if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) throw StoreError("mdb_del", rc);
+  if (!u->email.empty()) {
+    std::string ekey = email_prefix(realm, u->email);
+    put_u64_be(ekey, id);
+    MDB_val ek = val(ekey);
+    rc = mdb_del(txn_, store_->emails_, &ek, nullptr);
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) throw StoreError("mdb_del", rc);
+  }
   std::string key = user_key(realm, id);
   MDB_val k = val(key);
   check(mdb_del(txn_, store_->users_, &k, nullptr), "mdb_del(users)");

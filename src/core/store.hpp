@@ -151,6 +151,10 @@ class Txn {
   PutUser put_user(User& u, bool create);
   // deletes the user and every token issued to them
   bool delete_user(std::string_view realm, uint64_t id);
+  // the ids of the users with this email (compared case-insensitively;
+  // Django does not make emails unique), at most max
+  std::vector<uint64_t> users_by_email(std::string_view realm,
+                                       std::string_view email, size_t max);
   // deletes every token issued to the user (password change, disable)
   size_t delete_user_tokens(std::string_view realm, uint64_t id);
 
@@ -195,7 +199,7 @@ class Store {
   MDB_env* env_ = nullptr;
   MDB_dbi meta_ = 0, clients_ = 0, tokens_ = 0, client_tokens_ = 0;
   MDB_dbi users_ = 0, usernames_ = 0, user_tokens_ = 0;
-  MDB_dbi family_tokens_ = 0;
+  MDB_dbi family_tokens_ = 0, emails_ = 0;
   MDB_txn* cached_ = nullptr;
   bool cache_reads_ = true;
 };
