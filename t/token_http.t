@@ -240,8 +240,9 @@ for my $g ('AUTHORIZATION_CODE', 'password', 'implicit', 'urn:x',
 $t->oauth_error_ok(post('grant_type=authorization_code&code=x'), 400,
     'unauthorized_client',
     'grant_type=authorization_code, app not registered for it');
-$t->oauth_error_ok(post('grant_type=refresh_token'), 400, 'invalid_request',
-    'grant_type=refresh_token without refresh_token');
+$t->oauth_error_ok(post('grant_type=refresh_token'), 400,
+    'unauthorized_client',
+    'grant_type=refresh_token, app not registered for it');
 
 # R10: error_description never echoes input
 $r = post("grant_type=%22%5C%0A");

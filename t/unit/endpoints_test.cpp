@@ -725,7 +725,7 @@ TEST_F(EndpointsTest, UnknownGrantIsUnsupportedGrantTypeR25) {
   expect_error(token(token_req("grant_type=authorization_code&code=x")), 400,
                "unauthorized_client");
   expect_error(token(token_req("grant_type=refresh_token")), 400,
-               "invalid_request");
+               "unauthorized_client");
 }
 
 // --------------------------------------------------- client authentication
