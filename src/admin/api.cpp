@@ -54,33 +54,6 @@ HttpResponse parse_error(std::string_view why) {
   return HttpResponse::error(400, "JSON parse error - " + std::string(why));
 }
 
-// SECURITY.md 2.4: the nesting of the raw bytes, counted outside strings,
-// before a parser (and later a recursive destructor) sees them.
-bool too_deep(std::string_view body) {
-  size_t depth = 0;
-  bool in_string = false, escaped = false;
-  for (char ch : body) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (ch == '\\') {
-        escaped = true;
-      } else if (ch == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (ch == '"') {
-      in_string = true;
-    } else if (ch == '[' || ch == '{') {
-      if (++depth > kMaxJsonDepth) return true;
-    } else if ((ch == ']' || ch == '}') && depth > 0) {
-      depth--;
-    }
-  }
-  return false;
-}
-
 bool host_ok(std::string_view h) {
   if (h.empty() || h.size() > 255) return false;
   size_t i = 0;
@@ -144,7 +117,7 @@ Json parse_json_object(const HttpRequest& req, HttpResponse* error) {
     *error = parse_error("the body is empty");
     return nullptr;
   }
-  if (too_deep(req.body)) {
+  if (json_too_deep(req.body, kMaxJsonDepth)) {
     *error = parse_error("nested deeper than " +
                          std::to_string(kMaxJsonDepth) + " levels");
     return nullptr;

@@ -96,27 +96,9 @@ std::string read_dump(const std::string& path) {
 // Refuses nesting deeper than kMaxDepth before jansson, which recurses,
 // ever sees it (SECURITY.md catalogue 2.4).
 void check_depth(std::string_view s) {
-  size_t depth = 0;
-  bool in_string = false, escaped = false;
-  for (char ch : s) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (ch == '\\') {
-        escaped = true;
-      } else if (ch == '"') {
-        in_string = false;
-      }
-    } else if (ch == '"') {
-      in_string = true;
-    } else if (ch == '[' || ch == '{') {
-      if (++depth > kMaxDepth) {
-        throw BadDump("not a dumpdata file: nested deeper than " +
-                      std::to_string(kMaxDepth) + " levels");
-      }
-    } else if ((ch == ']' || ch == '}') && depth > 0) {
-      depth--;
-    }
+  if (json_too_deep(s, kMaxDepth)) {
+    throw BadDump("not a dumpdata file: nested deeper than " +
+                  std::to_string(kMaxDepth) + " levels");
   }
 }
 

@@ -18,6 +18,7 @@
 
 #include "api.hpp"
 #include "cli.hpp"
+#include "codec.hpp"
 #include "http.hpp"
 #include "password.hpp"
 #include "store.hpp"
@@ -34,31 +35,6 @@ constexpr int kReaderCheckSeconds = 60;
 
 bool starts_with(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
-}
-
-int hex_value(char ch) {
-  if (ch >= '0' && ch <= '9') return ch - '0';
-  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-  return -1;
-}
-
-// A path segment percent-decoded ('+' stays '+'); nullopt on a bad escape
-// or %00.
-std::optional<std::string> segment_decode(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); i++) {
-    if (s[i] != '%') {
-      out.push_back(s[i]);
-      continue;
-    }
-    if (i + 2 >= s.size()) return std::nullopt;
-    int hi = hex_value(s[i + 1]), lo = hex_value(s[i + 2]);
-    if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) return std::nullopt;
-    out.push_back(static_cast<char>(hi * 16 + lo));
-    i += 2;
-  }
-  return out;
 }
 
 // A user id as DRF's router matches it: decimal digits, no sign, no
@@ -109,7 +85,7 @@ Route match(std::string_view path) {
     if (slash == std::string_view::npos || slash == 0) return r;
     std::string_view tail = rest.substr(slash + 1);
     if (!tail.empty() && tail != "rotate-secret/") return r;
-    r.client_id = segment_decode(rest.substr(0, slash));
+    r.client_id = percent_decode_segment(rest.substr(0, slash));
     if (!r.client_id) return r;
     r.rotate = !tail.empty();
     r.api = Api::kApps;

@@ -158,30 +158,6 @@ std::string pct(std::string_view s) {
   return out;
 }
 
-int hex_digit(char ch) {
-  if (ch >= '0' && ch <= '9') return ch - '0';
-  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-  return -1;
-}
-
-// A path segment, strictly percent-decoded ('+' is a plus).
-std::optional<std::string> pct_decode(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); i++) {
-    if (s[i] != '%') {
-      out.push_back(s[i]);
-      continue;
-    }
-    if (i + 2 >= s.size()) return std::nullopt;
-    int hi = hex_digit(s[i + 1]), lo = hex_digit(s[i + 2]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out.push_back(static_cast<char>(hi * 16 + lo));
-    i += 2;
-  }
-  return out;
-}
-
 std::string b64_std(const Digest& d) {
   std::string s = base64url_encode(d.data(), d.size());
   for (char& ch : s) {
@@ -1411,7 +1387,7 @@ HttpResponse route(ServeContext& ctx, const HttpRequest& req) {
     return get ? register_get(*auth) : register_post(ctx, f, *auth);
   }
 
-  auto id = pct_decode(m.raw_id);
+  auto id = percent_decode_segment(m.raw_id);
   if (!id || !valid_client_id(*id)) return not_found(&*auth);
   switch (m.route) {
     case Route::kUpdate:

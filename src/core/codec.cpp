@@ -98,6 +98,25 @@ std::optional<std::string> form_decode(std::string_view s) {
   return out;
 }
 
+std::optional<std::string> percent_decode_segment(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); i++) {
+    if (s[i] != '%') {
+      out.push_back(s[i]);
+      continue;
+    }
+    if (i + 2 >= s.size()) return std::nullopt;
+    int hi = hex_value(static_cast<unsigned char>(s[i + 1]));
+    int lo = hex_value(static_cast<unsigned char>(s[i + 2]));
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out.push_back(static_cast<char>(hi * 16 + lo));
+    i += 2;
+  }
+  if (has_control(out)) return std::nullopt;
+  return out;
+}
+
 Form::Status Form::parse(std::string_view body) {
   Status st = parse_all(body);
   if (st != Status::kOk) params_.clear();  // never a partial parse

@@ -40,6 +40,10 @@ class Form {
 // UTF-8, NUL or any other control character.
 std::optional<std::string> form_decode(std::string_view s);
 
+// A URL path segment percent-decoded ('+' stays '+'); nullopt on a bad
+// escape, NUL or another control character.
+std::optional<std::string> percent_decode_segment(std::string_view s);
+
 bool valid_utf8(std::string_view s);
 bool has_control(std::string_view s);  // C0 controls and DEL
 

@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace oauth2 {
 
@@ -24,6 +25,31 @@ inline std::string json_text(const json_t* j, size_t flags = 0) {
       json_dumps(j, flags | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY));
   if (!s) throw std::bad_alloc();
   return std::string(s.get());
+}
+
+// SECURITY.md 2.4: the nesting of raw JSON bytes, counted outside strings,
+// before a parser (and a recursive destructor) sees them.
+inline bool json_too_deep(std::string_view text, size_t max_depth) {
+  size_t depth = 0;
+  bool in_string = false, escaped = false;
+  for (char ch : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (ch == '\\') {
+        escaped = true;
+      } else if (ch == '"') {
+        in_string = false;
+      }
+    } else if (ch == '"') {
+      in_string = true;
+    } else if (ch == '[' || ch == '{') {
+      if (++depth > max_depth) return true;
+    } else if ((ch == ']' || ch == '}') && depth > 0) {
+      depth--;
+    }
+  }
+  return false;
 }
 
 }  // namespace oauth2

@@ -685,10 +685,15 @@ bool Txn::update_token(std::string_view realm, const Digest& hash, const Token& 
 }
 
 size_t Txn::revoke_family(std::string_view realm, const Family& family) {
-  std::string prefix = family_prefix(realm, family);
+  return delete_indexed(realm, store_->family_tokens_,
+                        family_prefix(realm, family));
+}
+
+size_t Txn::delete_indexed(std::string_view realm, MDB_dbi index,
+                           const std::string& prefix) {
   std::vector<Digest> doomed;
   MDB_cursor* cur = nullptr;
-  check(mdb_cursor_open(txn_, store_->family_tokens_, &cur), "mdb_cursor_open");
+  check(mdb_cursor_open(txn_, index, &cur), "mdb_cursor_open");
   MDB_val k = val(prefix), v;
   int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
   while (rc == MDB_SUCCESS) {
@@ -702,17 +707,19 @@ size_t Txn::revoke_family(std::string_view realm, const Family& family) {
     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
   }
   mdb_cursor_close(cur);
-  if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) throw StoreError("family", rc);
+  if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) throw StoreError("index", rc);
   size_t n = 0;
   for (const Digest& d : doomed) {
     if (delete_token(realm, d)) {
       n++;
-    } else {
-      std::string ikey = prefix;
-      ikey.append(reinterpret_cast<const char*>(d.data()), d.size());
-      MDB_val ik = val(ikey);
-      mdb_del(txn_, store_->family_tokens_, &ik, nullptr);
+      continue;
     }
+    // a dangling index entry: drop it
+    std::string ikey = prefix;
+    ikey.append(reinterpret_cast<const char*>(d.data()), d.size());
+    MDB_val ik = val(ikey);
+    int drc = mdb_del(txn_, index, &ik, nullptr);
+    if (drc != MDB_SUCCESS && drc != MDB_NOTFOUND) throw StoreError("index", drc);
   }
   return n;
 }
@@ -966,34 +973,8 @@ std::vector<uint64_t> Txn::users_by_email(std::string_view realm,
 }
 
 size_t Txn::delete_user_tokens(std::string_view realm, uint64_t id) {
-  std::string prefix = user_tokens_prefix(realm, id);
-  std::vector<Digest> doomed;
-  MDB_cursor* cur = nullptr;
-  check(mdb_cursor_open(txn_, store_->user_tokens_, &cur), "mdb_cursor_open");
-  MDB_val k = val(prefix), v;
-  int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-  while (rc == MDB_SUCCESS) {
-    std::string_view key = view(k);
-    if (key.size() != prefix.size() + 32 || key.substr(0, prefix.size()) != prefix) {
-      break;
-    }
-    Digest d;
-    std::memcpy(d.data(), key.data() + prefix.size(), 32);
-    doomed.push_back(d);
-    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-  }
-  mdb_cursor_close(cur);
-  if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) throw StoreError("user tokens", rc);
-  for (const Digest& d : doomed) {
-    if (!delete_token(realm, d)) {
-      // a dangling index entry: drop it
-      std::string ikey = prefix;
-      ikey.append(reinterpret_cast<const char*>(d.data()), d.size());
-      MDB_val ik = val(ikey);
-      mdb_del(txn_, store_->user_tokens_, &ik, nullptr);
-    }
-  }
-  return doomed.size();
+  return delete_indexed(realm, store_->user_tokens_,
+                        user_tokens_prefix(realm, id));
 }
 
 bool Txn::delete_user(std::string_view realm, uint64_t id) {

@@ -164,6 +164,9 @@ class Txn {
   friend class Store;
   Txn(Store* store, MDB_txn* txn, bool cached) noexcept
       : store_(store), txn_(txn), cached_(cached) {}
+  // deletes the tokens an index lists under prefix (+ 32-byte hashes)
+  size_t delete_indexed(std::string_view realm, MDB_dbi index,
+                        const std::string& prefix);
 
   Store* store_;
   MDB_txn* txn_;
