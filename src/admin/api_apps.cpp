@@ -296,12 +296,6 @@ HttpResponse client_response(int status, const Client& c,
   return r;
 }
 
-std::string new_secret(Client& c) {
-  std::string secret = random_alnum(kClientSecretLength);
-  c.secret_hash = hash_secret(secret);
-  return secret;
-}
-
 HttpResponse list_apps(ServeContext& ctx, const HttpRequest& req) {
   Pager pager(req, ctx.page_size);
   if (!pager.valid()) return invalid_page();
@@ -339,17 +333,7 @@ HttpResponse create_app(ServeContext& ctx, const HttpRequest& req) {
     std::string& s;
     ~Wiper() { wipe(s); }
   } wiper{secret};
-  if (c.confidential) secret = new_secret(c);
-  c.created_at = static_cast<int64_t>(time(nullptr));
-  {
-    Txn txn = ctx.store->write();
-    for (int tries = 0;; tries++) {
-      if (tries == 3) throw std::runtime_error("no free client_id found");
-      c.client_id = random_alnum(kClientIdLength);
-      if (txn.put_client(c, true)) break;
-    }
-    txn.commit();
-  }
+  create_client(*ctx.store, c, &secret);
   return client_response(201, c, &secret);
 }
 
@@ -385,7 +369,7 @@ HttpResponse update_app(ServeContext& ctx, const HttpRequest& req,
     if (!c.confidential) {
       c.secret_hash.clear();
     } else if (!was_confidential) {  // public -> confidential
-      secret = new_secret(c);
+      secret = new_client_secret(c);
       secret_shown = true;
     }
     if (!txn.put_client(c, false)) return not_found();
@@ -410,7 +394,7 @@ HttpResponse rotate_secret(ServeContext& ctx, const std::string& id) {
       return HttpResponse::error(400,
                                  "A public client has no secret to rotate.");
     }
-    secret = new_secret(c);
+    secret = new_client_secret(c);
     if (!txn.put_client(c, false)) return not_found();
     txn.commit();
   }

@@ -128,20 +128,7 @@ int app_add(const Invocation& inv) {
     std::string& s;
     ~Wiper() { wipe(s); }
   } wiper{secret};
-  if (c.confidential) {
-    secret = random_alnum(kClientSecretLength);
-    c.secret_hash = hash_secret(secret);
-  }
-  c.created_at = static_cast<int64_t>(time(nullptr));
-  {
-    Txn txn = store->write();
-    for (int tries = 0;; tries++) {
-      if (tries == 3) throw std::runtime_error("no free client_id found");
-      c.client_id = random_alnum(kClientIdLength);
-      if (txn.put_client(c, true)) break;
-    }
-    txn.commit();
-  }
+  create_client(*store, c, &secret);
 
   // jansson copies the secret: wipe that copy too before it is freed.
   Json secret_json(c.confidential

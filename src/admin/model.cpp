@@ -1,9 +1,12 @@
 #include "model.hpp"
 
+#include <ctime>
 #include <iterator>
+#include <stdexcept>
 
 #include "cli.hpp"
 #include "codec.hpp"
+#include "crypto.hpp"
 
 namespace oauth2::admin {
 namespace {
@@ -190,6 +193,24 @@ bool valid_grant(std::string_view grant) {
 
 bool valid_auth_method(std::string_view method) {
   return one_of(method, kAuthMethods, std::size(kAuthMethods));
+}
+
+std::string new_client_secret(Client& c) {
+  std::string secret = random_alnum(kClientSecretLength);
+  c.secret_hash = hash_secret(secret);
+  return secret;
+}
+
+void create_client(Store& store, Client& c, std::string* secret) {
+  if (c.confidential) *secret = new_client_secret(c);
+  c.created_at = static_cast<int64_t>(time(nullptr));
+  Txn txn = store.write();
+  for (int tries = 0;; tries++) {
+    if (tries == 3) throw std::runtime_error("no free client_id found");
+    c.client_id = random_alnum(kClientIdLength);
+    if (txn.put_client(c, true)) break;
+  }
+  txn.commit();
 }
 
 Json user_json(const User& u) {

@@ -44,6 +44,15 @@ bool valid_redirect_uri(std::string_view u);
 // seconds, 1 to kMaxTtl
 std::optional<int64_t> parse_ttl(std::string_view s);
 
+// Registers c: a fresh client_id (40 alphanumerics) and, for a
+// confidential client, a fresh secret (128), stored hashed, returned in
+// clear into *secret (wiped by the caller after showing it once).  One
+// write transaction, committed.
+void create_client(Store& store, Client& c, std::string* secret);
+
+// A new secret for c (hash set in c), in clear.
+std::string new_client_secret(Client& c);
+
 // A user as the users API shows it (seed 003): never the password.
 Json user_json(const User& u);
 

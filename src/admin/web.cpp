@@ -1193,20 +1193,7 @@ HttpResponse register_post(ServeContext& ctx, const Form& f, const Auth& auth) {
     std::string& s;
     ~Wiper() { wipe(s); }
   } wiper{secret};
-  if (c.confidential) {
-    secret = random_alnum(kClientSecretLength);
-    c.secret_hash = hash_secret(secret);
-  }
-  c.created_at = static_cast<int64_t>(time(nullptr));
-  {
-    Txn txn = ctx.store->write();
-    for (int tries = 0;; tries++) {
-      if (tries == 3) throw std::runtime_error("no free client_id found");
-      c.client_id = random_alnum(kClientIdLength);
-      if (txn.put_client(c, true)) break;
-    }
-    txn.commit();
-  }
+  create_client(*ctx.store, c, &secret);
   return secret_page(c, secret, true, auth);
 }
 
@@ -1256,8 +1243,7 @@ HttpResponse rotate_post(ServeContext& ctx, const std::string& id,
     return message(400, "No secret", "A public client has no secret to rotate.",
                    &auth);
   }
-  secret = random_alnum(kClientSecretLength);
-  c->secret_hash = hash_secret(secret);
+  secret = new_client_secret(*c);
   if (!txn.put_client(*c, false)) return not_found(&auth);
   txn.commit();
   return secret_page(*c, secret, false, auth);
