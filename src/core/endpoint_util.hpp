@@ -100,10 +100,13 @@ struct IssueSettings {
 
 // refresh_scope: the refresh token's, when it differs (a narrowed refresh
 // keeps the grant's full scope in the refresh token, RFC 6749 6)
+// refresh_expires: the refresh token's expiry when it must not outlive its
+// grant's first one (0: now + oauth2_refresh_token_ttl)
 IssuedPair issue_pair(Txn& txn, const IssueSettings& s, const Client& client,
                       const std::string& scope, const std::string& user,
                       const Family& family, bool with_refresh,
-                      const std::string* refresh_scope = nullptr);
+                      const std::string* refresh_scope = nullptr,
+                      int64_t refresh_expires = 0);
 
 Family new_family();
 

@@ -402,7 +402,8 @@ Family new_family() {
 IssuedPair issue_pair(Txn& txn, const IssueSettings& req, const Client& client,
                       const std::string& scope, const std::string& user,
                       const Family& family, bool with_refresh,
-                      const std::string* refresh_scope) {
+                      const std::string* refresh_scope,
+                      int64_t refresh_expires) {
   IssuedPair p;
   p.scope = scope;
   p.expires_in = access_ttl(client, req.access_token_ttl);
@@ -425,6 +426,7 @@ IssuedPair issue_pair(Txn& txn, const IssueSettings& req, const Client& client,
     rt.type = TokenType::kRefresh;
     if (refresh_scope) rt.scope = *refresh_scope;
     rt.expires_at = add_ttl(req.now, std::max<int64_t>(1, req.refresh_token_ttl));
+    if (refresh_expires > 0) rt.expires_at = std::min(rt.expires_at, refresh_expires);
     do {
       p.refresh_token = random_token();
     } while (!txn.put_token(realm, sha256(p.refresh_token), rt));

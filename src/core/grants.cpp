@@ -238,8 +238,10 @@ EndpointResult refresh_token_grant(Store& store,
       return;
     }
     Family family = t->has_family() ? t->family : new_family();
+    // R39: rotation never extends the grant: the successor expires when
+    // the first refresh token of the grant would have
     IssuedPair pair = issue_pair(txn, s, client, granted, t->user, family, true,
-                                 &t->scope);
+                                 &t->scope, t->expires_at);
     std::string body = pair.json();
     // R40: the successor and the rotation commit together
     t->used_at = s.now;
