@@ -605,7 +605,7 @@ Validation validate(Store& store, const oauth2_validate_req_t& req) {
   }
 
   std::vector<std::string_view> held;
-  parse_scope(t->scope, &held);
+  if (req.nscopes) parse_scope(t->scope, &held);
   for (size_t i = 0; i < req.nscopes; i++) {
     std::string_view need = sv(req.scopes[i]);
     if (std::find(held.begin(), held.end(), need) == held.end()) {
