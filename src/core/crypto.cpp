@@ -33,12 +33,8 @@ Digest salted_sha256(std::string_view salt, std::string_view secret) {
   Digest out{};
   unsigned int len = 0;
   if (salt.empty()) {
-    // the validation path: one context per thread, reused (a raw pointer,
-    // no destructor; it lives as long as the thread)
-    static thread_local EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-    if (!ctx || EVP_DigestInit_ex(ctx, sha256_md(), nullptr) != 1 ||
-        EVP_DigestUpdate(ctx, secret.data(), secret.size()) != 1 ||
-        EVP_DigestFinal_ex(ctx, out.data(), &len) != 1 || len != 32) {
+    if (EVP_Digest(secret.data(), secret.size(), out.data(), &len,
+                   sha256_md(), nullptr) != 1 || len != 32) {
       throw std::runtime_error("sha256 failed");
     }
     return out;
