@@ -254,7 +254,7 @@ bool valid_challenge(std::string_view v) {
 struct AuthzRequest {
   Client client;
   std::string redirect_uri;        // where to send the user back
-  std::string redirect_uri_param;  // as the request had it ("" if omitted)
+  bool redirect_uri_omitted = false;  // resolved to the one registered
   std::string scope;
   std::string state;
   std::string challenge;
@@ -309,6 +309,7 @@ EndpointResult authorize_endpoint(Store& store,
                              "redirect_uri is required."));
     }
     az.redirect_uri = az.client.redirect_uris[0];
+    az.redirect_uri_omitted = true;
   } else {
     bool found = std::any_of(az.client.redirect_uris.begin(),
                              az.client.redirect_uris.end(),
@@ -320,7 +321,6 @@ EndpointResult authorize_endpoint(Store& store,
                              "redirect_uri does not match a registered one."));
     }
     az.redirect_uri = std::string(*asked);
-    az.redirect_uri_param = az.redirect_uri;
   }
 
   // --- from here on errors go back to the client (R24)
@@ -537,11 +537,8 @@ EndpointResult authorize_endpoint(Store& store,
             t.scope = az.scope;
             t.user = user;
             t.family = new_family();
-            // "!" marks a URI the request omitted (resolved here): never
-            // a valid redirect URI, so never ambiguous
-            t.redirect_uri = az.redirect_uri_param.empty()
-                                 ? "!" + az.redirect_uri
-                                 : az.redirect_uri_param;
+            t.redirect_uri = az.redirect_uri;
+            t.redirect_uri_omitted = az.redirect_uri_omitted;
             t.code_challenge = az.challenge;
             Txn txn = store.write();
             if (!txn.put_token(s.realm, sha256(code), t)) {

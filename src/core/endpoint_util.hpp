@@ -115,7 +115,29 @@ unsigned throttle_blocked(const oauth2_throttle_t& t, int kind,
                           std::string_view id);
 void throttle_failed(const oauth2_throttle_t& t, int kind, std::string_view id);
 
+Response ok_json(std::string body);
+
+// The outcome of a pending write, set by run() on a thread, turned into a
+// response by finish() on the event loop.
+struct GrantState {
+  Response response;
+  std::string failed_user;  // counted against the user's throttle
+  void fail_store(const StoreError& e) {
+    response = unavailable();
+    response.store_rc = e.rc();
+  }
+};
+
+// A pending write running body in the thread pool: a store failure is a
+// 503 (never a 200, R53), a failed login is counted per account and per
+// address.
+EndpointResult run_grant(const IssueSettings& settings,
+                         std::function<void(GrantState&)> body);
+
 // Grants of the token endpoint (grants.cpp).
+EndpointResult client_credentials_grant(Store& store,
+                                        const oauth2_endpoint_req_t& req,
+                                        const Client& c, std::string scope);
 EndpointResult authorization_code_grant(Store& store,
                                         const oauth2_endpoint_req_t& req,
                                         const Form& form, const Client& c);

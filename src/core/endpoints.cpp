@@ -192,66 +192,6 @@ ClientAuth authenticate_client(Store& store, const oauth2_endpoint_req_t& req,
 
 // --------------------------------------------------------------- issuing
 
-class IssueToken : public PendingWrite {
- public:
-  IssueToken(Store& store, std::string realm, Token token)
-      : store_(store), realm_(std::move(realm)), record_(std::move(token)) {}
-
-  ~IssueToken() override { wipe(token_); }
-
-  void run() noexcept override {
-    try {
-      for (int attempt = 0; attempt < 3 && !issued_; attempt++) {
-        token_ = random_token();
-        Digest hash = sha256(token_);
-        Txn txn = store_.write();
-        auto client = txn.get_client(realm_, record_.client_id);
-        if (!client || client->disabled) {
-          client_gone_ = true;
-          return;
-        }
-        if (!txn.put_token(realm_, hash, record_)) continue;  // collision
-        txn.commit();
-        issued_ = true;
-      }
-    } catch (const StoreError& e) {
-      issued_ = false;
-      store_rc_ = e.rc();
-    } catch (const std::exception&) {
-      issued_ = false;
-    }
-  }
-
-  Response finish() override {
-    if (client_gone_) return invalid_client(false);
-    if (!issued_) {
-      Response r = unavailable();
-      r.store_rc = store_rc_;
-      return r;
-    }
-    Json j(json_object());
-    json_object_set_new(j.get(), "access_token",
-                        json_stringn(token_.data(), token_.size()));
-    json_object_set_new(j.get(), "expires_in",
-                        json_integer(record_.expires_at - record_.issued_at));
-    json_object_set_new(j.get(), "token_type", json_string("Bearer"));
-    json_object_set_new(j.get(), "scope", json_stringn(record_.scope.data(),
-                                                       record_.scope.size()));
-    Response r;
-    r.status = 200;
-    r.body = json_text(j.get());
-    return r;
-  }
-
- private:
-  Store& store_;
-  std::string realm_;
-  Token record_;
-  std::string token_;
-  bool issued_ = false;
-  bool client_gone_ = false;
-  int store_rc_ = 0;
-};
 
 // The scope to grant: the requested one if the client may have all of it,
 // else its allowed scope.  nullopt: invalid_scope.
@@ -276,53 +216,6 @@ std::optional<std::string> grant_scope(const Client& client,
 
 // ------------------------------------------------------------- revoking
 
-class RevokeToken : public PendingWrite {
- public:
-  RevokeToken(Store& store, std::string realm, Digest hash, std::string client)
-      : store_(store), realm_(std::move(realm)), hash_(hash),
-        client_id_(std::move(client)) {}
-
-  void run() noexcept override {
-    try {
-      Txn txn = store_.write();
-      auto t = txn.get_token(realm_, hash_);
-      if (t && t->client_id == client_id_) {
-        if (t->type == TokenType::kRefresh && t->has_family()) {
-          // R52: a refresh token takes its grant's access tokens along
-          txn.revoke_family(realm_, t->family);
-        } else {
-          txn.delete_token(realm_, hash_);
-        }
-        txn.commit();
-      }
-      ok_ = true;
-    } catch (const StoreError& e) {
-      ok_ = false;
-      store_rc_ = e.rc();
-    } catch (const std::exception&) {
-      ok_ = false;
-    }
-  }
-
-  Response finish() override {
-    if (!ok_) {  // R53: never 200 when nothing was done
-      Response r = unavailable();
-      r.store_rc = store_rc_;
-      return r;
-    }
-    Response r;
-    r.status = 200;
-    return r;
-  }
-
- private:
-  Store& store_;
-  std::string realm_;
-  Digest hash_;
-  std::string client_id_;
-  bool ok_ = false;
-  int store_rc_ = 0;
-};
 
 Response invalid_grant(std::string_view description) {
   return oauth_error(400, "invalid_grant", description);
@@ -505,17 +398,7 @@ EndpointResult token_endpoint(Store& store, const oauth2_endpoint_req_t& req) {
                             "The requested scope is invalid or not allowed"));
   }
 
-  Token t;
-  t.type = TokenType::kAccess;
-  t.issued_at = req.now;
-  t.expires_at = add_ttl(req.now, access_ttl(client, req.access_token_ttl));
-  t.client_id = client.client_id;
-  t.scope = std::move(*scope);
-
-  EndpointResult r;
-  r.pending = std::make_unique<IssueToken>(store, std::string(sv(req.realm)),
-                                           std::move(t));
-  return r;
+  return client_credentials_grant(store, req, client, std::move(*scope));
 }
 
 EndpointResult revoke_endpoint(Store& store, const oauth2_endpoint_req_t& req) {
@@ -542,10 +425,23 @@ EndpointResult revoke_endpoint(Store& store, const oauth2_endpoint_req_t& req) {
   // unknown, or another client's: the same 200, and nothing changes
   if (!t || t->client_id != auth.client->client_id) return done(ok);
 
-  EndpointResult r;
-  r.pending = std::make_unique<RevokeToken>(store, std::string(sv(req.realm)),
-                                            hash, auth.client->client_id);
-  return r;
+  IssueSettings s(req);
+  std::string client_id = auth.client->client_id;
+  return run_grant(s, [&store, s, hash, client_id](GrantState& st) {
+    Txn txn = store.write();
+    auto t = txn.get_token(s.realm, hash);
+    if (t && t->client_id == client_id) {
+      if (t->type == TokenType::kRefresh && t->has_family()) {
+        // R52: a refresh token takes its grant's access tokens along
+        txn.revoke_family(s.realm, t->family);
+      } else {
+        txn.delete_token(s.realm, hash);
+      }
+      txn.commit();
+    }
+    // R53: a store failure escapes as 503 (run_grant), never this 200
+    st.response.status = 200;
+  });
 }
 
 Validation validate(Store& store, const oauth2_validate_req_t& req) {

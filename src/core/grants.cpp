@@ -26,13 +26,6 @@ Response unauthorized_client() {
                      "The client may not use this grant type");
 }
 
-Response ok_json(std::string body) {
-  Response r;
-  r.status = 200;
-  r.body = std::move(body);
-  return r;
-}
-
 bool valid_verifier(std::string_view v) {
   if (v.size() < 43 || v.size() > 128) return false;
   for (char ch : v) {
@@ -44,16 +37,14 @@ bool valid_verifier(std::string_view v) {
   return true;
 }
 
-// The outcome of a pending grant, set by run(), turned into a response
-// by finish() on the event loop.
-struct GrantState {
-  Response response;
-  std::string failed_user;  // to count against the user's throttle
-  void fail_store(const StoreError& e) {
-    response = unavailable();
-    response.store_rc = e.rc();
-  }
-};
+}  // namespace
+
+Response ok_json(std::string body) {
+  Response r;
+  r.status = 200;
+  r.body = std::move(body);
+  return r;
+}
 
 EndpointResult run_grant(const IssueSettings& settings,
                          std::function<void(GrantState&)> body) {
@@ -81,7 +72,24 @@ EndpointResult run_grant(const IssueSettings& settings,
       });
 }
 
-}  // namespace
+EndpointResult client_credentials_grant(Store& store,
+                                        const oauth2_endpoint_req_t& req,
+                                        const Client& c, std::string scope) {
+  IssueSettings s(req);
+  Client client = c;
+  return run_grant(s, [&store, s, client, scope](GrantState& st) {
+    Txn txn = store.write();
+    // the client may have gone since it authenticated
+    auto enabled = txn.client_enabled(s.realm, client.client_id);
+    if (!enabled || !*enabled) {
+      st.response = invalid_client(false);
+      return;
+    }
+    IssuedPair pair = issue_pair(txn, s, client, scope, "", Family{}, false);
+    txn.commit();
+    st.response = ok_json(pair.json());
+  });
+}
 
 EndpointResult authorization_code_grant(Store& store,
                                         const oauth2_endpoint_req_t& req,
@@ -141,12 +149,11 @@ EndpointResult authorization_code_grant(Store& store,
       return;
     }
     // R31: the redirect_uri of the authorization request, identical; a
-    // request that omitted it ("!" + the registered one it resolved to)
-    // may omit it here too, or repeat that one (R27: the code is bound)
-    const std::string& bound = t->redirect_uri;
-    bool omitted = !bound.empty() && bound[0] == '!';
-    if (omitted ? (redirect_uri && *redirect_uri != bound.substr(1))
-                : (!bound.empty() && (!redirect_uri || *redirect_uri != bound))) {
+    // request that omitted it may omit it here too, or name the one it
+    // resolved to (R27: the code is bound to it)
+    bool matches = redirect_uri ? *redirect_uri == t->redirect_uri
+                                : t->redirect_uri_omitted;
+    if (!matches) {
       st.response = invalid_grant("redirect_uri does not match");
       return;
     }

@@ -23,6 +23,7 @@ constexpr size_t kTokenHeader = 1 + 1 + 2 + 8 + 8;
 constexpr char kRecordV2 = 2;
 constexpr unsigned char kFlagDisabled = 1;  // clients
 constexpr unsigned char kFlagActive = 1;    // users
+constexpr unsigned kTokenRedirectOmitted = 1;  // token record flags
 
 void check(int rc, const char* what) {
   if (rc != MDB_SUCCESS) throw StoreError(what, rc);
@@ -124,7 +125,7 @@ std::string encode_token(const Token& t) {
               t.user.size() + t.redirect_uri.size() + t.sealed.size());
   out.push_back(2);  // record version
   out.push_back(static_cast<char>(t.type));
-  put_u16(out, 0);
+  put_u16(out, t.redirect_uri_omitted ? kTokenRedirectOmitted : 0);  // flags
   put_i64(out, t.issued_at);
   put_i64(out, t.expires_at);
   for (const std::string* s : {&t.client_id, &t.scope, &t.user}) {
@@ -163,6 +164,7 @@ std::optional<Token> decode_token(std::string_view v) {
     if (!read_str(s)) return std::nullopt;
   }
   if (p[0] == 1) return t;
+  t.redirect_uri_omitted = (p[2] & kTokenRedirectOmitted) != 0;
   if (off + 16 + 8 > v.size()) return std::nullopt;
   std::memcpy(t.family.data(), p + off, 16);
   off += 16;
@@ -245,12 +247,19 @@ std::vector<std::string> get_strings(json_t* o, const char* key) {
   return out;
 }
 
-std::optional<Client> decode_client(std::string_view realm, std::string_view rec) {
-  auto v = record_json(rec, false);
-  if (!v) return std::nullopt;
+// The JSON object of a client or user record, or null if it is not one.
+Json load_record(std::string_view rec, bool user) {
+  auto v = record_json(rec, user);
+  if (!v) return nullptr;
   json_error_t err;
   Json j(json_loadb(v->data(), v->size(), JSON_REJECT_DUPLICATES, &err));
-  if (!j || !json_is_object(j.get())) return std::nullopt;
+  if (!j || !json_is_object(j.get())) return nullptr;
+  return j;
+}
+
+std::optional<Client> decode_client(std::string_view realm, std::string_view rec) {
+  Json j = load_record(rec, false);
+  if (!j) return std::nullopt;
   Client c;
   c.realm = std::string(realm);
   c.client_id = get_string(j.get(), "client_id");
@@ -292,11 +301,8 @@ std::string encode_user(const User& u) {
 }
 
 std::optional<User> decode_user(std::string_view realm, std::string_view rec) {
-  auto v = record_json(rec, true);
-  if (!v) return std::nullopt;
-  json_error_t err;
-  Json j(json_loadb(v->data(), v->size(), JSON_REJECT_DUPLICATES, &err));
-  if (!j || !json_is_object(j.get())) return std::nullopt;
+  Json j = load_record(rec, true);
+  if (!j) return std::nullopt;
   User u;
   u.realm = std::string(realm);
   u.id = static_cast<uint64_t>(json_integer_value(json_object_get(j.get(), "id")));
@@ -615,30 +621,10 @@ bool Txn::delete_client(std::string_view realm, std::string_view client_id) {
   if (rc == MDB_NOTFOUND) return false;
   check(rc, "mdb_del(clients)");
 
-  // every token of the client, through the client_tokens index
-  std::string prefix = client_tokens_prefix(realm, client_id);
-  std::string rprefix = realm_prefix(realm);
-  MDB_cursor* cur = nullptr;
-  check(mdb_cursor_open(txn_, store_->client_tokens_, &cur), "mdb_cursor_open");
-  MDB_val ck = val(prefix), cv;
-  rc = mdb_cursor_get(cur, &ck, &cv, MDB_SET_RANGE);
-  while (rc == MDB_SUCCESS) {
-    std::string_view ik = view(ck);
-    if (ik.size() != prefix.size() + 32 || ik.substr(0, prefix.size()) != prefix) {
-      break;
-    }
-    std::string tkey = rprefix;
-    tkey.append(ik.substr(prefix.size()));
-    MDB_val tk = val(tkey);
-    rc = mdb_del(txn_, store_->tokens_, &tk, nullptr);
-    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) break;
-    rc = mdb_cursor_del(cur, 0);
-    if (rc != MDB_SUCCESS) break;
-    ck = val(prefix);
-    rc = mdb_cursor_get(cur, &ck, &cv, MDB_SET_RANGE);
-  }
-  mdb_cursor_close(cur);
-  if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) throw StoreError("delete tokens", rc);
+  // every token of the client, through the client_tokens index (each
+  // token's user and family entries go with it)
+  delete_indexed(realm, store_->client_tokens_,
+                 client_tokens_prefix(realm, client_id));
   return true;
 }
 

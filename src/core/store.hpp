@@ -95,7 +95,8 @@ struct Token {
   // refresh token and its successors); all zero: none
   Family family{};
   int64_t used_at = 0;          // code redeemed, refresh token rotated
-  std::string redirect_uri;     // codes: as the authorization request had it
+  std::string redirect_uri;     // codes: the one the user is sent back to
+  bool redirect_uri_omitted = false;  // codes: the request did not name it
   std::string code_challenge;   // codes: PKCE S256 challenge, or empty
   std::string sealed;           // rotated refresh token: its successors,
                                 // encrypted under it (crypto.hpp seal)
