@@ -87,6 +87,16 @@ typedef struct {
 extern ngx_module_t  ngx_http_oauth2_module;
 
 
+/* an nginx string as the core's view of it (no copy) */
+
+static ngx_inline void
+ngx_http_oauth2_str(oauth2_str_t *dst, ngx_str_t *src)
+{
+    dst->data = src->data;
+    dst->len = src->len;
+}
+
+
 /* the worker's store handle, NULL outside workers */
 oauth2_store_t *ngx_http_oauth2_store(ngx_log_t *log);
 

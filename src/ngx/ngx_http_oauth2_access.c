@@ -37,8 +37,8 @@ ngx_http_oauth2_access_handler(ngx_http_request_t *r)
 
     if (r->headers_in.authorization) {
         req.has_authorization = 1;
-        req.authorization.data = r->headers_in.authorization->value.data;
-        req.authorization.len = r->headers_in.authorization->value.len;
+        ngx_http_oauth2_str(&req.authorization,
+                            &r->headers_in.authorization->value);
     }
 
     part = &r->headers_in.headers.part;
@@ -68,8 +68,7 @@ ngx_http_oauth2_access_handler(ngx_http_request_t *r)
         }
 
         if (req.api_key_count++ == 0) {
-            req.api_key.data = h[i].value.data;
-            req.api_key.len = h[i].value.len;
+            ngx_http_oauth2_str(&req.api_key, &h[i].value);
         }
     }
 
@@ -80,8 +79,7 @@ ngx_http_oauth2_access_handler(ngx_http_request_t *r)
 
     mcf = ngx_http_get_module_main_conf(r, ngx_http_oauth2_module);
 
-    req.realm.data = mcf->store_realm.data;
-    req.realm.len = mcf->store_realm.len;
+    ngx_http_oauth2_str(&req.realm, &mcf->store_realm);
     req.now = ngx_time();
 
     store = ngx_http_oauth2_store(r->connection->log);

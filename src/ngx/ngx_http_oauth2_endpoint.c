@@ -186,26 +186,17 @@ ngx_http_oauth2_process(ngx_http_request_t *r, ngx_str_t *body)
 
     ngx_memzero(&req, sizeof(oauth2_endpoint_req_t));
 
-    req.method.data = r->method_name.data;
-    req.method.len = r->method_name.len;
+    ngx_http_oauth2_str(&req.method, &r->method_name);
     req.has_query = (r->args.len > 0 || r->args_start != NULL);
-    req.query.data = r->args.data;
-    req.query.len = r->args.len;
+    ngx_http_oauth2_str(&req.query, &r->args);
 #if (NGX_HTTP_SSL)
     req.secure = (r->connection->ssl != NULL);
 #endif
 
-    if (ngx_http_oauth2_cookies(r, &key) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    req.cookie.data = key.data;
-    req.cookie.len = key.len;
-
     if (r->headers_in.authorization) {
         req.has_authorization = 1;
-        req.authorization.data = r->headers_in.authorization->value.data;
-        req.authorization.len = r->headers_in.authorization->value.len;
+        ngx_http_oauth2_str(&req.authorization,
+                            &r->headers_in.authorization->value);
     }
 
     /* headers_in.content_type keeps only the first one (R2) */
@@ -235,46 +226,47 @@ ngx_http_oauth2_process(ngx_http_request_t *r, ngx_str_t *body)
         }
 
         if (req.content_type_count++ == 0) {
-            req.content_type.data = h[i].value.data;
-            req.content_type.len = h[i].value.len;
+            ngx_http_oauth2_str(&req.content_type, &h[i].value);
         }
     }
 
-    req.body.data = body->data;
-    req.body.len = body->len;
+    ngx_http_oauth2_str(&req.body, body);
     req.now = ngx_time();
-    req.realm.data = mcf->store_realm.data;
-    req.realm.len = mcf->store_realm.len;
+    ngx_http_oauth2_str(&req.realm, &mcf->store_realm);
     req.access_token_ttl = olcf->access_token_ttl;
     req.refresh_token_ttl = olcf->refresh_token_ttl;
     req.refresh_grace = olcf->refresh_grace;
     req.code_ttl = olcf->code_ttl;
-    req.default_scope.data = olcf->default_scope.data;
-    req.default_scope.len = olcf->default_scope.len;
+    ngx_http_oauth2_str(&req.default_scope, &olcf->default_scope);
     req.pbkdf2_iterations = (unsigned) olcf->pbkdf2_iterations;
-    req.login_client_id.data = olcf->login_client_id.data;
-    req.login_client_id.len = olcf->login_client_id.len;
-    req.login_template.data = olcf->login_template.data;
-    req.login_template.len = olcf->login_template.len;
-    req.consent_template.data = olcf->consent_template.data;
-    req.consent_template.len = olcf->consent_template.len;
-    req.error_template.data = olcf->error_template.data;
-    req.error_template.len = olcf->error_template.len;
+    ngx_http_oauth2_str(&req.login_client_id, &olcf->login_client_id);
 
-    if (ngx_http_oauth2_issuer(r, olcf, &key) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    /* what only the authorization and metadata endpoints use */
+
+    if (olcf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_AUTHORIZE) {
+        if (ngx_http_oauth2_cookies(r, &key) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_http_oauth2_str(&req.cookie, &key);
+        ngx_http_oauth2_str(&req.login_template, &olcf->login_template);
+        ngx_http_oauth2_str(&req.consent_template, &olcf->consent_template);
+        ngx_http_oauth2_str(&req.error_template, &olcf->error_template);
     }
 
-    req.issuer.data = key.data;
-    req.issuer.len = key.len;
-    req.token_path.data = mcf->token_path.data;
-    req.token_path.len = mcf->token_path.len;
-    req.authorize_path.data = mcf->authorize_path.data;
-    req.authorize_path.len = mcf->authorize_path.len;
-    req.revoke_path.data = mcf->revoke_path.data;
-    req.revoke_path.len = mcf->revoke_path.len;
-    req.introspect_path.data = mcf->introspect_path.data;
-    req.introspect_path.len = mcf->introspect_path.len;
+    if (olcf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_AUTHORIZE
+        || olcf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_METADATA)
+    {
+        if (ngx_http_oauth2_issuer(r, olcf, &key) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_http_oauth2_str(&req.issuer, &key);
+        ngx_http_oauth2_str(&req.token_path, &mcf->token_path);
+        ngx_http_oauth2_str(&req.authorize_path, &mcf->authorize_path);
+        ngx_http_oauth2_str(&req.revoke_path, &mcf->revoke_path);
+        ngx_http_oauth2_str(&req.introspect_path, &mcf->introspect_path);
+    }
 
     if (ectx->zone) {
         req.throttle.ctx = ectx;
@@ -559,6 +551,27 @@ ngx_http_oauth2_address_key(ngx_http_request_t *r, ngx_str_t *key)
 }
 
 
+/* "<kind>:<id>" in buf, as key; NGX_DECLINED if it does not fit */
+
+static ngx_int_t
+ngx_http_oauth2_throttle_key(u_char *buf, size_t size, int kind,
+    const unsigned char *id, size_t len, ngx_str_t *key)
+{
+    if (len > size - 2) {
+        return NGX_DECLINED;
+    }
+
+    buf[0] = (u_char) kind;
+    buf[1] = ':';
+    ngx_memcpy(buf + 2, id, len);
+
+    key->data = buf;
+    key->len = len + 2;
+
+    return NGX_OK;
+}
+
+
 static unsigned
 ngx_http_oauth2_key_blocked(void *data, int kind, const unsigned char *id,
     size_t len)
@@ -568,16 +581,11 @@ ngx_http_oauth2_key_blocked(void *data, int kind, const unsigned char *id,
     u_char     buf[256];
     ngx_str_t  key;
 
-    if (len > sizeof(buf) - 2) {
+    if (ngx_http_oauth2_throttle_key(buf, sizeof(buf), kind, id, len, &key)
+        != NGX_OK)
+    {
         return 0;
     }
-
-    buf[0] = (u_char) kind;
-    buf[1] = ':';
-    ngx_memcpy(buf + 2, id, len);
-
-    key.data = buf;
-    key.len = len + 2;
 
     return (unsigned) ngx_http_oauth2_limit_blocked(ectx->zone, &key,
                                                     ectx->conf->auth_limit,
@@ -594,18 +602,11 @@ ngx_http_oauth2_key_failed(void *data, int kind, const unsigned char *id,
     u_char     buf[256];
     ngx_str_t  key;
 
-    if (len > sizeof(buf) - 2) {
-        return;
+    if (ngx_http_oauth2_throttle_key(buf, sizeof(buf), kind, id, len, &key)
+        == NGX_OK)
+    {
+        ngx_http_oauth2_limit_hit(ectx->zone, &key, ectx->conf->auth_window);
     }
-
-    buf[0] = (u_char) kind;
-    buf[1] = ':';
-    ngx_memcpy(buf + 2, id, len);
-
-    key.data = buf;
-    key.len = len + 2;
-
-    ngx_http_oauth2_limit_hit(ectx->zone, &key, ectx->conf->auth_window);
 }
 
 

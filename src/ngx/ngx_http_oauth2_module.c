@@ -864,14 +864,50 @@ ngx_http_oauth2_auth_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
+/* the directive's arguments joined by single spaces (a scope list) */
+
+static char *
+ngx_http_oauth2_join_args(ngx_conf_t *cf, ngx_str_t *out)
+{
+    u_char      *p;
+    size_t       len;
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+
+    value = cf->args->elts;
+    len = 0;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        len += value[i].len + 1;
+    }
+
+    p = ngx_pnalloc(cf->pool, len);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    out->data = p;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        if (i > 1) {
+            *p++ = ' ';
+        }
+
+        p = ngx_cpymem(p, value[i].data, value[i].len);
+    }
+
+    out->len = p - out->data;
+
+    return NGX_CONF_OK;
+}
+
+
 static char *
 ngx_http_oauth2_scope_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
 {
     ngx_http_oauth2_loc_conf_t *olcf = conf;
 
-    u_char        *p;
-    size_t         len;
     ngx_str_t     *value;
     ngx_uint_t     i;
     oauth2_str_t  *s;
@@ -888,8 +924,6 @@ ngx_http_oauth2_scope_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
-    len = 0;
-
     for (i = 1; i < cf->args->nelts; i++) {
         if (!oauth2_scope_valid(value[i].data, value[i].len)
             || ngx_strlchr(value[i].data, value[i].data + value[i].len, ' '))
@@ -905,29 +939,10 @@ ngx_http_oauth2_scope_directive(ngx_conf_t *cf, ngx_command_t *cmd,
             return NGX_CONF_ERROR;
         }
 
-        s->data = value[i].data;
-        s->len = value[i].len;
-        len += value[i].len + 1;
+        ngx_http_oauth2_str(s, &value[i]);
     }
 
-    p = ngx_pnalloc(cf->pool, len);
-    if (p == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    olcf->scope_text.data = p;
-
-    for (i = 1; i < cf->args->nelts; i++) {
-        if (i > 1) {
-            *p++ = ' ';
-        }
-
-        p = ngx_cpymem(p, value[i].data, value[i].len);
-    }
-
-    olcf->scope_text.len = p - olcf->scope_text.data;
-
-    return NGX_CONF_OK;
+    return ngx_http_oauth2_join_args(cf, &olcf->scope_text);
 }
 
 
@@ -937,38 +952,13 @@ ngx_http_oauth2_default_scope_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     ngx_http_oauth2_loc_conf_t *olcf = conf;
 
-    u_char      *p;
-    size_t       len;
-    ngx_str_t   *value;
-    ngx_uint_t   i;
-
     if (olcf->default_scope.data) {
         return "is duplicate";
     }
 
-    value = cf->args->elts;
-    len = 0;
-
-    for (i = 1; i < cf->args->nelts; i++) {
-        len += value[i].len + 1;
-    }
-
-    p = ngx_pnalloc(cf->pool, len);
-    if (p == NULL) {
+    if (ngx_http_oauth2_join_args(cf, &olcf->default_scope) != NGX_CONF_OK) {
         return NGX_CONF_ERROR;
     }
-
-    olcf->default_scope.data = p;
-
-    for (i = 1; i < cf->args->nelts; i++) {
-        if (i > 1) {
-            *p++ = ' ';
-        }
-
-        p = ngx_cpymem(p, value[i].data, value[i].len);
-    }
-
-    olcf->default_scope.len = p - olcf->default_scope.data;
 
     if (!oauth2_scope_valid(olcf->default_scope.data,
                             olcf->default_scope.len))
