@@ -16,18 +16,7 @@ use OAuth2Authorize;
 
 OAuth2Test::require_build();
 
-# Debian's chromium, chromium-driver and python3-selenium (install-deps):
-# missing, the test fails, it does not skip
-my $PYTHON = '/usr/bin/python3';
-my @missing = grep { !-x $_ } '/usr/bin/chromium', '/usr/bin/chromedriver',
-    $PYTHON;
-push @missing, 'python3-selenium'
-    if !@missing && system($PYTHON, '-c', 'import selenium') != 0;
-if (@missing) {
-    fail("the browser test needs @missing: run scripts/install-deps");
-    done_testing;
-    exit;
-}
+my $PYTHON = OAuth2Test::require_browser();
 
 my $t = OAuth2Test->new;
 my ($user, $pw) = ('alice', 'correct horse battery staple');

@@ -17,18 +17,7 @@ use OAuth2Test;
 
 OAuth2Test::require_build();
 
-# Debian's chromium, chromium-driver and python3-selenium (install-deps):
-# missing, the test fails, it does not skip
-my $PYTHON = '/usr/bin/python3';
-my @missing = grep { !-x $_ } '/usr/bin/chromium', '/usr/bin/chromedriver',
-    $PYTHON;
-push @missing, 'python3-selenium'
-    if !@missing && system($PYTHON, '-c', 'import selenium') != 0;
-if (@missing) {
-    fail("the browser test needs @missing: run scripts/install-deps");
-    done_testing;
-    exit;
-}
+my $PYTHON = OAuth2Test::require_browser();
 
 my $t = OAuth2Test->new;
 my $ADMIN = $OAuth2Test::ADMIN;
@@ -106,15 +95,7 @@ diag(sprintf 'browser part: %.1fs', time - $t0) if $ENV{VERBOSE};
 
 ############################################################ plain HTTP
 
-sub cookies_of {
-    my ($r) = @_;
-    my %c;
-    for my $sc (@{$r->{headers}{'set-cookie'} // []}) {
-        my ($k, $v) = $sc =~ /^([^=;\s]+)=([^;]*)/ or next;
-        $c{$k} = { value => $v, raw => $sc };
-    }
-    return \%c;
-}
+sub cookies_of { OAuth2Test::cookies_of(@_) }
 
 sub csrf_field {
     my ($r) = @_;

@@ -29,30 +29,12 @@ import threading
 import traceback
 import urllib.parse
 
-from selenium import webdriver
+import chromium
+from chromium import check, start_browser
 from selenium.common.exceptions import NoSuchElementException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-
-failures = 0
-
-
-def check(cond, name, detail=""):
-    global failures
-    if cond:
-        print("ok - " + name, flush=True)
-    else:
-        failures += 1
-        detail = " ".join(str(detail).split())[:300]
-        print("not ok - " + name + (" # " + detail if detail else ""),
-              flush=True)
-    return cond
-
 
 # ------------------------------------------------------------ the client
 
@@ -96,19 +78,6 @@ def start_listener(port):
 
 
 # ------------------------------------------------------------ the browser
-
-def start_browser(profile):
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu",
-                 "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--disable-extensions",
-                 "--window-size=900,700", "--user-data-dir=" + profile):
-        opts.add_argument(flag)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-
 
 class Browser:
     def __init__(self, driver):
@@ -277,7 +246,7 @@ def main():
     profile = tempfile.mkdtemp(prefix="authorize-chromium-")
     driver = None
     try:
-        driver = start_browser(profile)
+        driver = start_browser(profile, "900,700")
         driver.set_page_load_timeout(20)
         run(Browser(driver), port, username, password, app, allow_url,
             deny_url, screenshot)
@@ -290,7 +259,7 @@ def main():
             driver.quit()
         srv.shutdown()
         shutil.rmtree(profile, ignore_errors=True)
-    print("done %d failures" % failures, flush=True)
+    print("done %d failures" % chromium.failures, flush=True)
     return 0
 
 

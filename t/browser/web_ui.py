@@ -19,44 +19,13 @@ import sys
 import tempfile
 import traceback
 
-from selenium import webdriver
+import chromium
+from chromium import check, start_browser
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.common.exceptions import NoSuchElementException
 from selenium.common.exceptions import WebDriverException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-
-failures = 0
-
-
-def check(cond, name, detail=""):
-    global failures
-    if cond:
-        print("ok - " + name, flush=True)
-    else:
-        failures += 1
-        detail = " ".join(str(detail).split())[:300]
-        print("not ok - " + name + (" # " + detail if detail else ""),
-              flush=True)
-    return cond
-
-
-def start_browser(profile):
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu",
-                 "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--disable-extensions",
-                 "--window-size=1100,900", "--user-data-dir=" + profile):
-        opts.add_argument(flag)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-
 
 class Pages:
     def __init__(self, driver, base):
@@ -326,7 +295,7 @@ def main():
         if driver is not None:
             driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
-    print("done %d failures" % failures, flush=True)
+    print("done %d failures" % chromium.failures, flush=True)
     return 0
 
 

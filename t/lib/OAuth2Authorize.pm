@@ -87,15 +87,7 @@ sub unpct {
 }
 
 # Set-Cookie headers: { name => { value => v, raw => the header } }
-sub cookies_of {
-    my ($r) = @_;
-    my %c;
-    for my $sc (@{$r->{headers}{'set-cookie'} // []}) {
-        my ($k, $v) = $sc =~ /^([^=;\s]+)=([^;]*)/ or next;
-        $c{$k} = { value => $v, raw => $sc };
-    }
-    return \%c;
-}
+sub cookies_of { OAuth2Test::cookies_of(@_) }
 
 # the query of a Location header, decoded: (k => v, ...); the raw query
 # under '' and the part before '?' under '_base'

@@ -849,4 +849,33 @@ END {
     }
 }
 
+
+############################################################ shared helpers
+
+# Debian's chromium, chromium-driver and python3-selenium (install-deps):
+# missing, the file fails, it never skips.  Returns the python to run the
+# t/browser/ drivers with, or undef after failing the file.
+sub require_browser {
+    my $python = '/usr/bin/python3';
+    my @missing = grep { !-x $_ } '/usr/bin/chromium',
+        '/usr/bin/chromedriver', $python;
+    push @missing, 'python3-selenium'
+        if !@missing && system($python, '-c', 'import selenium') != 0;
+    return $python unless @missing;
+    Test::More::fail("the browser test needs @missing: run scripts/install-deps");
+    Test::More::done_testing();
+    exit;
+}
+
+# Set-Cookie headers: { name => { value => v, raw => the header } }
+sub cookies_of {
+    my ($r) = @_;
+    my %c;
+    for my $sc (@{$r->{headers}{'set-cookie'} // []}) {
+        my ($k, $v) = $sc =~ /^([^=;\s]+)=([^;]*)/ or next;
+        $c{$k} = { value => $v, raw => $sc };
+    }
+    return \%c;
+}
+
 1;

@@ -1,0 +1,42 @@
+"""What the browser drivers of the suite share: Debian's headless Chromium
+through chromedriver, and TAP-ish check lines ("ok - <name>" or
+"not ok - <name> # <detail>") that the .t files turn into ok()s.
+
+Debian's chromium, chromium-driver and python3-selenium; run with
+/usr/bin/python3, not a python3 from a virtualenv.
+"""
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+failures = 0
+
+
+def check(cond, name, detail=""):
+    global failures
+    if cond:
+        print("ok - " + name, flush=True)
+    else:
+        failures += 1
+        detail = " ".join(str(detail).split())[:300]
+        print("not ok - " + name + (" # " + detail if detail else ""),
+              flush=True)
+    return cond
+
+
+def start_browser(profile, size="1100,900"):
+    """Headless Chromium with a fresh profile directory; no background
+    networking (this machine's network is closed)."""
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu",
+                 "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync",
+                 "--no-first-run", "--disable-extensions",
+                 "--window-size=" + size, "--user-data-dir=" + profile):
+        opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
