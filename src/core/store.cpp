@@ -24,6 +24,7 @@ constexpr char kRecordV2 = 2;
 constexpr unsigned char kFlagDisabled = 1;  // clients
 constexpr unsigned char kFlagActive = 1;    // users
 constexpr unsigned kTokenRedirectOmitted = 1;  // token record flags
+constexpr unsigned kTokenJwt = 2;
 
 void check(int rc, const char* what) {
   if (rc != MDB_SUCCESS) throw StoreError(what, rc);
@@ -118,14 +119,18 @@ int64_t get_i64(const unsigned char* p) {
 }
 
 // Token records.  Version 1: type, times, client_id, scope, user.
-// Version 2 adds the family, used_at and the code and rotation fields.
+// Version 2 adds the family, used_at and the code and rotation fields;
+// version 3 the data field.  A record without data is written as version
+// 2, so a store stays readable by the release before.
 std::string encode_token(const Token& t) {
   std::string out;
   out.reserve(kTokenHeader + 64 + t.client_id.size() + t.scope.size() +
-              t.user.size() + t.redirect_uri.size() + t.sealed.size());
-  out.push_back(2);  // record version
+              t.user.size() + t.redirect_uri.size() + t.sealed.size() +
+              t.data.size());
+  out.push_back(t.data.empty() ? 2 : 3);  // record version
   out.push_back(static_cast<char>(t.type));
-  put_u16(out, t.redirect_uri_omitted ? kTokenRedirectOmitted : 0);  // flags
+  put_u16(out, (t.redirect_uri_omitted ? kTokenRedirectOmitted : 0) |
+                   (t.jwt ? kTokenJwt : 0));  // flags
   put_i64(out, t.issued_at);
   put_i64(out, t.expires_at);
   for (const std::string* s : {&t.client_id, &t.scope, &t.user}) {
@@ -140,12 +145,17 @@ std::string encode_token(const Token& t) {
     put_u16(out, s->size());
     out.append(*s);
   }
+  if (!t.data.empty()) {
+    if (t.data.size() > 0xFFFF) throw std::invalid_argument("token field too long");
+    put_u16(out, t.data.size());
+    out.append(t.data);
+  }
   return out;
 }
 
 std::optional<Token> decode_token(std::string_view v) {
   const auto* p = reinterpret_cast<const unsigned char*>(v.data());
-  if (v.size() < kTokenHeader || (p[0] != 1 && p[0] != 2)) return std::nullopt;
+  if (v.size() < kTokenHeader || p[0] < 1 || p[0] > 3) return std::nullopt;
   Token t;
   t.type = static_cast<TokenType>(p[1]);
   t.issued_at = get_i64(p + 4);
@@ -165,6 +175,7 @@ std::optional<Token> decode_token(std::string_view v) {
   }
   if (p[0] == 1) return t;
   t.redirect_uri_omitted = (p[2] & kTokenRedirectOmitted) != 0;
+  t.jwt = (p[2] & kTokenJwt) != 0;
   if (off + 16 + 8 > v.size()) return std::nullopt;
   std::memcpy(t.family.data(), p + off, 16);
   off += 16;
@@ -173,6 +184,7 @@ std::optional<Token> decode_token(std::string_view v) {
   for (std::string* s : {&t.redirect_uri, &t.code_challenge, &t.sealed}) {
     if (!read_str(s)) return std::nullopt;
   }
+  if (p[0] == 3 && !read_str(&t.data)) return std::nullopt;
   return t;
 }
 
@@ -436,6 +448,8 @@ Store::Store(const std::string& path, size_t mapsize) : path_(path) {
     // opening never waits for the writer lock (a reload must not stall
     // behind a long write); a new one gets its databases in a write.
     if (!open_databases(MDB_RDONLY)) open_databases(0);
+    Txn r = read();
+    if (auto k = r.get_meta(kHandshakeKeyMeta)) handshake_key_ = std::move(*k);
   } catch (...) {
     mdb_env_close(env_);
     throw;
@@ -810,6 +824,49 @@ size_t Txn::purge_expired(std::string_view realm, int64_t now, size_t max) {
   return doomed.size();
 }
 
+std::optional<std::string> Txn::get_meta(std::string_view name) {
+  MDB_val k = val(name), v;
+  int rc = mdb_get(txn_, store_->meta_, &k, &v);
+  if (rc == MDB_NOTFOUND) return std::nullopt;
+  check(rc, "mdb_get(meta)");
+  return std::string(view(v));
+}
+
+void Txn::put_meta(std::string_view name, std::string_view value) {
+  MDB_val k = val(name), v = val(value);
+  check(mdb_put(txn_, store_->meta_, &k, &v, 0), "mdb_put(meta)");
+}
+
+std::vector<std::pair<Digest, Token>> Txn::client_tokens_of_type(
+    std::string_view realm, std::string_view client_id, TokenType type) {
+  std::vector<std::pair<Digest, Token>> out;
+  if (!valid_realm(realm) || !valid_client_id(client_id)) return out;
+  const std::string prefix = client_tokens_prefix(realm, client_id);
+  MDB_cursor* cur = nullptr;
+  check(mdb_cursor_open(txn_, store_->client_tokens_, &cur), "mdb_cursor_open");
+  MDB_val k = val(prefix), v;
+  int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+  std::vector<Digest> hashes;
+  while (rc == MDB_SUCCESS) {
+    std::string_view key = view(k);
+    if (key.size() != prefix.size() + 32 ||
+        key.substr(0, prefix.size()) != prefix) {
+      break;
+    }
+    Digest d;
+    std::memcpy(d.data(), key.data() + prefix.size(), 32);
+    hashes.push_back(d);
+    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+  }
+  mdb_cursor_close(cur);
+  if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) throw StoreError("client tokens", rc);
+  for (const Digest& d : hashes) {
+    auto t = get_token(realm, d);
+    if (t && t->type == type) out.emplace_back(d, std::move(*t));
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------- users
 
 std::optional<User> Txn::get_user(std::string_view realm, uint64_t id) {
@@ -991,10 +1048,34 @@ bool Txn::delete_user(std::string_view realm, uint64_t id) {
 
 // ------------------------------------------------------------- prepare
 
+namespace {
+
+// The server's HS256 key for handshake tokens when nginx.conf names no key
+// file: made once, here, so that every worker reads the same one.  (OpenSSL
+// 3 reseeds its generator in a forked child, so calling RAND_bytes in the
+// master leaves the workers no shared state.)
+void ensure_handshake_key(Store& s) {
+  {
+    Txn r = s.read();
+    if (r.get_meta(kHandshakeKeyMeta)) return;
+  }
+  std::string key(32, '\0');
+  random_bytes(reinterpret_cast<unsigned char*>(key.data()), key.size());
+  Txn w = s.write();
+  if (!w.get_meta(kHandshakeKeyMeta)) {
+    w.put_meta(kHandshakeKeyMeta, key);
+    w.commit();
+  }
+  wipe(key);
+}
+
+}  // namespace
+
 void prepare_store(const std::string& path, size_t mapsize, long uid, long gid) {
   mkdir_p(path);
   if (uid < 0 && gid < 0) {
     Store s(path, mapsize);
+    ensure_handshake_key(s);
     return;
   }
 
@@ -1029,6 +1110,7 @@ void prepare_store(const std::string& path, size_t mapsize, long uid, long gid) 
     } else {
       try {
         Store s(path, mapsize);
+        ensure_handshake_key(s);
       } catch (const std::exception& e) {
         msg = e.what();
       }

@@ -78,6 +78,8 @@ enum class TokenType : uint8_t {
   kRefresh = 2,
   kCode = 3,
   kSession = 4,  // a browser's login at the authorization endpoint
+  kApiKey = 5,   // a handshake API key (seed 002); never expires
+  kHandshake = 6,  // keyed by the SHA-256 of its handshake_id
 };
 
 using Family = std::array<unsigned char, 16>;
@@ -100,6 +102,10 @@ struct Token {
   std::string code_challenge;   // codes: PKCE S256 challenge, or empty
   std::string sealed;           // rotated refresh token: its successors,
                                 // encrypted under it (crypto.hpp seal)
+  bool jwt = false;             // keyed by the SHA-256 of a JWT's jti: only
+                                // a signed JWT carrying that jti presents it
+  std::string data;             // API keys and handshakes: their JSON
+                                // attributes (names, hashed secret)
 
   bool has_family() const;
 };
@@ -159,6 +165,13 @@ class Txn {
   // deletes every token issued to the user (password change, disable)
   size_t delete_user_tokens(std::string_view realm, uint64_t id);
 
+  // a server-wide value kept in meta (the generated handshake key)
+  std::optional<std::string> get_meta(std::string_view name);
+  void put_meta(std::string_view name, std::string_view value);
+  // the tokens an index of the client lists (hash, record) of one type
+  std::vector<std::pair<Digest, Token>> client_tokens_of_type(
+      std::string_view realm, std::string_view client_id, TokenType type);
+
   void commit();
 
  private:
@@ -193,6 +206,9 @@ class Store {
 
   int reader_check();
   const std::string& path() const { return path_; }
+  // the HS256 key prepare_store generated for handshake tokens, read when
+  // the store opened; empty if the store has none
+  const std::string& handshake_key() const { return handshake_key_; }
 
  private:
   friend class Txn;
@@ -206,7 +222,10 @@ class Store {
   MDB_dbi family_tokens_ = 0, emails_ = 0;
   MDB_txn* cached_ = nullptr;
   bool cache_reads_ = true;
+  std::string handshake_key_;
 };
+
+constexpr const char* kHandshakeKeyMeta = "handshake_hs256_key";
 
 // Master-side preparation: mkdir -p, open and close once, chown to uid/gid
 // when they are >= 0.  Throws StoreError / std::runtime_error.
