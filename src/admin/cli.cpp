@@ -2,6 +2,7 @@
 
 #include "cli.hpp"
 
+#include <openssl/crypto.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -135,6 +136,15 @@ std::string quoted(std::string_view s) { return "'" + printable(s) + "'"; }
 
 std::string errno_text(const std::string& what) {
   return what + ": " + std::strerror(errno);
+}
+
+std::string no_application(std::string_view id) {
+  bool plain = !id.empty() && id.size() <= kMaxClientId;
+  for (char ch : id) {
+    if (ch < 0x21 || ch > 0x7E) plain = false;
+  }
+  return plain ? "no application with client_id " + std::string(id)
+               : std::string("no such application");
 }
 
 std::vector<std::string> Invocation::values(std::string_view name) const {
@@ -332,6 +342,28 @@ json_t* strings_json(const std::vector<std::string>& v) {
     }
   }
   return arr.release();
+}
+
+Json api_key_object(const ApiKeyInfo& k, const std::string* key) {
+  std::string text = api_key_json(k, key);
+  struct Wiper {
+    std::string& s;
+    ~Wiper() { wipe(s); }
+  } wiper{text};
+  Json obj(json_loadb(text.data(), text.size(), 0, nullptr));
+  if (!json_is_object(obj.get())) {
+    wipe_api_key(obj.get());
+    throw std::runtime_error("invalid data (not UTF-8?) in the store");
+  }
+  return obj;
+}
+
+void wipe_api_key(json_t* obj) noexcept {
+  json_t* v = json_object_get(obj, "api_key");
+  if (json_is_string(v)) {
+    OPENSSL_cleanse(const_cast<char*>(json_string_value(v)),
+                    json_string_length(v));
+  }
 }
 
 }  // namespace oauth2::admin

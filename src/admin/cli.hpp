@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "apikeys.hpp"
+#include "json.hpp"
 #include "store.hpp"
 
 namespace oauth2::admin {
@@ -73,6 +75,7 @@ struct Invocation {
 
 // The groups of subcommands.
 void add_app_commands(Commands& out);
+void add_apikey_commands(Commands& out);  // apikey ... (apikeys_cli.cpp)
 void add_user_commands(Commands& out);    // user ...
 void add_import_commands(Commands& out);  // import-django
 void add_token_commands(Commands& out);
@@ -93,6 +96,9 @@ std::string joined_words(const Invocation& inv);
 std::string quoted(std::string_view s);
 // what + ": " + strerror(errno).
 std::string errno_text(const std::string& what);
+// "no application with client_id <id>", the id shown only when it is
+// plain printable ASCII.
+std::string no_application(std::string_view id);
 
 // Writes j and a newline to fd 1, unbuffered, leaving no copy of the text
 // in freed memory (it may hold a secret); throws if it cannot.
@@ -102,6 +108,13 @@ json_t* checked(json_t* j);
 void set_member(json_t* obj, const char* key, json_t* value);  // steals
 json_t* string_json(const std::string& s);
 json_t* strings_json(const std::vector<std::string>& v);
+
+// api_key_json() (apikeys.hpp) as an object, for print_json and
+// HttpResponse::json; the text it was parsed from is wiped.  With a key,
+// the object holds a copy of it: wipe_api_key() before freeing it.
+Json api_key_object(const ApiKeyInfo& k, const std::string* key);
+// overwrites obj's "api_key" string in place, if it has one
+void wipe_api_key(json_t* obj) noexcept;
 
 // The store of the invocation.  With create, mkdir -p (the store itself
 // 0750) and LMDB creates its files; without, a store that does not exist

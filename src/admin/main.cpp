@@ -22,6 +22,7 @@ namespace {
 Commands commands() {
   Commands all;
   add_app_commands(all);
+  add_apikey_commands(all);
   add_user_commands(all);
   add_import_commands(all);
   add_token_commands(all);
