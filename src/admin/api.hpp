@@ -1,6 +1,6 @@
 // What the handlers of the JSON API share: strict JSON bodies, DRF's
 // error shapes, DRF's page-number pagination, and the handlers themselves
-// (api_users.cpp, api_apps.cpp), which serve.cpp routes to.
+// (api_users.cpp, api_apps.cpp, api_keys.cpp), which serve.cpp routes to.
 
 #pragma once
 
@@ -95,5 +95,10 @@ HttpResponse apps_api(ServeContext& ctx, const HttpRequest& req,
                       const Caller& caller,
                       const std::optional<std::string>& client_id,
                       bool rotate);
+// /api/applications/<id>/api-keys/ (key_id: nullopt) and
+// /api/applications/<id>/api-keys/<key_id>/ (api_keys.cpp)
+HttpResponse api_keys_api(ServeContext& ctx, const HttpRequest& req,
+                          const Caller& caller, const std::string& client_id,
+                          const std::optional<std::string>& key_id);
 
 }  // namespace oauth2::admin

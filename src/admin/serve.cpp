@@ -50,14 +50,28 @@ std::optional<uint64_t> parse_id(std::string_view s) {
   return v;
 }
 
-enum class Api { kNone, kUsers, kMe, kApps };
+enum class Api { kNone, kUsers, kMe, kApps, kApiKeys };
 
 struct Route {
   Api api = Api::kNone;
   std::optional<uint64_t> user_id;
   std::optional<std::string> client_id;
   bool rotate = false;
+  std::optional<std::string> key_id;  // kApiKeys: one key, else the list
 };
+
+// "api-keys/" (the list) or "api-keys/<key_id>/" (one key) after an
+// application's path; false for anything else.
+bool match_api_keys(std::string_view tail, Route& r) {
+  constexpr std::string_view kKeys = "api-keys/";
+  if (!starts_with(tail, kKeys)) return false;
+  std::string_view key = tail.substr(kKeys.size());
+  if (key.empty()) return true;
+  size_t slash = key.find('/');
+  if (slash == 0 || slash != key.size() - 1) return false;
+  r.key_id = percent_decode_segment(key.substr(0, slash));
+  return r.key_id.has_value();
+}
 
 // The API routes; always with the trailing slash (a JSON client of DRF
 // uses that form; without it: 404).
@@ -84,11 +98,16 @@ Route match(std::string_view path) {
     size_t slash = rest.find('/');
     if (slash == std::string_view::npos || slash == 0) return r;
     std::string_view tail = rest.substr(slash + 1);
-    if (!tail.empty() && tail != "rotate-secret/") return r;
+    Api api = Api::kApps;
+    if (match_api_keys(tail, r)) {
+      api = Api::kApiKeys;
+    } else if (!tail.empty() && tail != "rotate-secret/") {
+      return r;
+    }
     r.client_id = percent_decode_segment(rest.substr(0, slash));
     if (!r.client_id) return r;
-    r.rotate = !tail.empty();
-    r.api = Api::kApps;
+    r.rotate = api == Api::kApps && !tail.empty();
+    r.api = api;
   }
   return r;
 }
@@ -107,6 +126,8 @@ HttpResponse route(ServeContext& ctx, const HttpRequest& req) {
       return me_api(ctx, req, *caller);
     case Api::kApps:
       return apps_api(ctx, req, *caller, r.client_id, r.rotate);
+    case Api::kApiKeys:
+      return api_keys_api(ctx, req, *caller, *r.client_id, r.key_id);
     default:
       return not_found();
   }
@@ -223,7 +244,8 @@ const char kServeUsage[] =
     "[--page-size <n>]\n"
     "\n"
     "Runs the admin daemon: the users API (/api/users/, /auth/me/), the\n"
-    "applications API (/api/applications/) and the application pages\n"
+    "applications API (/api/applications/, their API keys under\n"
+    "/api/applications/<client_id>/api-keys/) and the application pages\n"
     "(/o/applications/), for nginx to proxy to.  Callers authenticate with\n"
     "a bearer token of the store (Authorization: Bearer or X-API-KEY): a\n"
     "staff user's, or an application's holding the \"admin\" scope.  One\n"
