@@ -1,0 +1,473 @@
+# oauth2_rate_limit (issue 5; seed 002's "Rate Limiting": 1000 requests
+# per hour, a burst of 100 per minute, X-RateLimit-Limit, -Remaining and
+# -Reset): fixed windows aligned to the clock, counted in shared memory by
+# every worker, kept across a reload, keyed by API key, client or address;
+# 429 in each endpoint's shape (SECURITY.md R17, R54, R58).
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use IO::Handle;
+use JSON::PP ();
+use POSIX ();
+use Test::More;
+use Time::HiRes qw(sleep time);
+use OAuth2Test;
+use OAuth2Grants qw(PBKDF2);
+
+OAuth2Test::require_build();
+
+my $t = OAuth2Test->new(workers => 2);
+my $hs_app = $t->new_app(name => 'handshakes', scope => 'read write');
+my @keys = map { $t->admin_json('apikey', 'add', $hs_app->{client_id},
+    '--name', "key$_") } 1 .. 5;
+my ($ka, $kb, $kc, $kd, $ke) = map { $_->{api_key} } @keys;
+my ($ta, $tb, $tc) = map { $t->new_app(name => "token-$_") } 1 .. 3;
+my ($pa, $pb, $pc) = map { $t->new_app(name => "protected-$_") } 1 .. 3;
+my $oa = $t->new_app(name => 'inherited');
+
+my $status_file = $t->dir . '/status.token';
+my $status_token = 'status-token-' . ('s' x 24);
+{
+    open my $fh, '>', $status_file or die "$status_file: $!";
+    print $fh $status_token;
+    close $fh;
+    chmod 0644, $status_file;
+}
+
+my $SOL = 'oauth2_handshake_solution rental fbs=fbs_rental_db '
+    . 'django=djo_rental_db system=fbs_system_db;';
+$t->write_config($t->default_http(
+    extra_http => 'oauth2_pbkdf2_iterations ' . PBKDF2 . ';',
+    extra_server => <<"EOF"));
+    # the handshakes a test validates are made where nothing is counted
+    location /free/handshake/ { oauth2_handshake; $SOL }
+    location /api/auth/handshake/ {
+        oauth2_handshake;
+        $SOL
+        oauth2_rate_limit 40/h;
+    }
+    location /burst/handshake/ {
+        oauth2_handshake;
+        $SOL
+        oauth2_rate_limit 1000/h 5/m;
+    }
+    location /hour/handshake/ {
+        oauth2_handshake;
+        $SOL
+        oauth2_rate_limit 1000/h;
+    }
+    location = /rl/token/ { oauth2_token; oauth2_rate_limit 3/h; }
+    location /rl/protected/ {
+        auth_oauth2 api;
+        oauth2_rate_limit 3/h;
+        alias %%DIR%%/html/;
+    }
+    location /rl/dir/ {
+        auth_oauth2 api;
+        oauth2_rate_limit 5/h;
+        alias %%DIR%%/html/;
+    }
+    location = /api/status/ {
+        oauth2_status svc X-Status-Token $status_file;
+        oauth2_rate_limit 2/h;
+    }
+    location = /users/register/ { oauth2_register; oauth2_rate_limit 2/h; }
+    location /inh/ {
+        auth_oauth2 api;
+        oauth2_rate_limit 1/d;
+        alias %%DIR%%/html/;
+        location /inh/free/ {
+            oauth2_rate_limit off;
+            alias %%DIR%%/html/;
+        }
+    }
+EOF
+$t->run;
+is(scalar($t->worker_pids), 2, 'two workers');
+
+sub hdr { OAuth2Test::header($_[0], $_[1]) }
+
+# sleeps past the end of the current window of len seconds if fewer than
+# margin seconds are left in it (a test must not straddle a reset)
+sub guard_window {
+    my ($len, $margin) = @_;
+    my $left = $len - (time - int(time / $len) * $len);
+    if ($left < $margin) {
+        diag(sprintf 'waiting %.1f s for the %d s window to turn', $left + 0.5,
+            $len);
+        sleep $left + 0.5;
+    }
+}
+
+sub next_boundary { my ($len) = @_; return (int(time / $len) + 1) * $len }
+
+sub create_at {
+    my ($base, $api_key) = @_;
+    my $r = $t->api('POST', "$base/create/", json => { api_key => $api_key,
+        system_name => 'rl', solution_name => 'rental' });
+    die "create: $r->{status} $r->{body}" unless $r->{status} == 201;
+    return $r->{json}{handshake};
+}
+
+sub validate_at {
+    my ($base, $h, %o) = @_;
+    return $t->api('POST', "$base/validate/", json => {
+        handshake_token => $h->{handshake_token},
+        handshake_secret => $o{secret} // $h->{handshake_secret} });
+}
+
+# X-RateLimit-Limit, -Remaining, -Reset of a response
+sub rl {
+    my ($r) = @_;
+    return (hdr($r, 'X-RateLimit-Limit'), hdr($r, 'X-RateLimit-Remaining'),
+        hdr($r, 'X-RateLimit-Reset'));
+}
+
+sub headers_ok {
+    my ($r, $limit, $remaining, $reset, $name) = @_;
+    my ($l, $m, $s) = rl($r);
+    my $ok = is($l, $limit, "$name: X-RateLimit-Limit $limit");
+    $ok &= is($m, $remaining, "$name: X-RateLimit-Remaining $remaining");
+    $ok &= is($s, $reset, "$name: X-RateLimit-Reset $reset");
+    diag($r->{raw}) unless $ok;
+    return $ok;
+}
+
+sub retry_after_ok {
+    my ($r, $window, $name) = @_;
+    my $ra = hdr($r, 'Retry-After') // '';
+    my $left = next_boundary($window) - int(time);
+    my $ok = like($ra, qr/^[1-9]\d*$/, "$name: Retry-After in seconds");
+    $ok &= ok($ra =~ /^\d+$/ && $ra <= $left + 1,
+        "$name: Retry-After at most the rest of the window ($left s)");
+    return $ok;
+}
+
+# the envelope's 429
+sub rate_limited_ok {
+    my ($r, $window, $name) = @_;
+    is($r->{status}, 429, "$name: 429");
+    my $j = ref $r->{json} eq 'HASH' ? $r->{json} : {};
+    ok(JSON::PP::is_bool($j->{success}) && !$j->{success},
+        "$name: success false");
+    is($j->{error_code}, 'RATE_LIMITED', "$name: error_code RATE_LIMITED");
+    retry_after_ok($r, $window, $name);
+    is(($j->{details} // {})->{retry_after}, hdr($r, 'Retry-After'),
+        "$name: details.retry_after = Retry-After");
+}
+
+######################################## exactness across workers (40/h)
+
+guard_window(3600, 20);
+my $ha = create_at('/free/handshake', $ka);
+my $reset_h = next_boundary(3600);
+my $n_children = 6;
+my $per_child = 10;
+my $start_at = time + 0.5;
+my @kids;
+for my $c (1 .. $n_children) {
+    pipe my $rd, my $wr or die "pipe: $!";
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        close $rd;
+        $wr->autoflush(1);
+        sleep $start_at - time if $start_at > time;
+        my $json = JSON::PP->new->canonical;
+        for my $i (1 .. $per_child) {
+            my $r = validate_at('/api/auth/handshake', $ha);
+            my ($l, $m, $s) = rl($r);
+            print $wr $json->encode({ status => $r->{status},
+                limit => $l, remaining => $m, reset => $s,
+                retry_after => hdr($r, 'Retry-After'),
+                pid => hdr($r, 'X-Pid'), json => $r->{json} }), "\n";
+        }
+        close $wr;
+        POSIX::_exit(0);    # no END blocks: they would stop nginx
+    }
+    close $wr;
+    push @kids, [$pid, $rd];
+}
+my (@all, @per_child);
+for my $k (@kids) {
+    my ($pid, $rd) = @$k;
+    my @mine = map { JSON::PP->new->decode($_) } <$rd>;
+    close $rd;
+    waitpid $pid, 0;
+    push @per_child, \@mine;
+    push @all, @mine;
+}
+is(scalar @all, 60, '60 validate requests from 6 parallel clients answered');
+my @ok = grep { $_->{status} == 200 } @all;
+my @limited = grep { $_->{status} == 429 } @all;
+is(scalar @ok, 40, 'exactly 40 allowed (oauth2_rate_limit 40/h)');
+is(scalar @limited, 20, 'exactly 20 refused with 429');
+is(scalar(grep { $_->{status} != 200 && $_->{status} != 429 } @all), 0,
+    'nothing but 200 and 429');
+my %pids = map { ($_->{pid} // '') => 1 } @all;
+ok(keys %pids >= 2, 'both workers answered (' . join(',', sort keys %pids)
+    . ')');
+is(scalar(grep { ($_->{limit} // '') ne '40' } @all), 0,
+    'every response: X-RateLimit-Limit 40');
+is_deeply([sort { $a <=> $b } map { $_->{remaining} // -1 } @ok],
+    [0 .. 39], 'the allowed: X-RateLimit-Remaining exactly 39 down to 0, '
+    . 'each once');
+is(scalar(grep { ($_->{remaining} // '') ne '0' } @limited), 0,
+    'the refused: X-RateLimit-Remaining 0');
+is(scalar(grep { ($_->{reset} // '') ne $reset_h } @all), 0,
+    "every response: X-RateLimit-Reset $reset_h, the next hour");
+my $decreasing = 1;
+for my $mine (@per_child) {
+    my @m = map { $_->{remaining} } grep { $_->{status} == 200 } @$mine;
+    for my $i (1 .. $#m) { $decreasing = 0 unless $m[$i] < $m[$i - 1] }
+}
+ok($decreasing, 'each client saw Remaining strictly decreasing');
+ok(!(grep { !($_->{json}{data}{valid}) } @ok), 'the allowed are answered '
+    . 'in full: valid true');
+my $left_h = $reset_h - int(time);
+is(scalar(grep { ($_->{retry_after} // 0) !~ /^[1-9]\d*$/
+    || $_->{retry_after} > $left_h + 1 } @limited), 0,
+    'every 429: Retry-After > 0, at most the rest of the hour');
+is(scalar(grep { ($_->{json}{error_code} // '') ne 'RATE_LIMITED'
+    || ($_->{json}{details}{retry_after} // -1) != ($_->{retry_after} // -2)
+    || !JSON::PP::is_bool($_->{json}{success}) || $_->{json}{success} }
+    @limited), 0, 'every 429: the envelope, RATE_LIMITED, '
+    . 'details.retry_after = Retry-After');
+
+my $r = validate_at('/api/auth/handshake', $ha);
+rate_limited_ok($r, 3600, 'the 61st request');
+headers_ok($r, 40, 0, $reset_h, 'the 61st request');
+$r = $t->api('POST', '/api/auth/handshake/revoke/',
+    json => { handshake_token => $ha->{handshake_token} });
+rate_limited_ok($r, 3600, 'revoke/ with the spent key');
+ok(validate_at('/free/handshake', $ha)->{json}{data}{valid},
+    'the 429s changed nothing: the handshake is not revoked');
+$r = $t->api('POST', '/api/auth/handshake/create/', json => { api_key => $ka,
+    system_name => 'rl', solution_name => 'rental' });
+rate_limited_ok($r, 3600, 'create/ with the spent key');
+
+# another key of the same application has its own budget
+my $hb = create_at('/free/handshake', $kb);
+$r = validate_at('/api/auth/handshake', $hb);
+is($r->{status}, 200, 'a second API key: 200');
+headers_ok($r, 40, 39, $reset_h, 'a second API key');
+
+# failed authentication is not counted
+$r = validate_at('/api/auth/handshake', $hb, secret => 'wrong-secret');
+is($r->{status}, 401, 'a wrong handshake_secret: 401');
+is(($r->{json} // {})->{error_code}, 'INVALID_SECRET',
+    'a wrong handshake_secret: INVALID_SECRET');
+$r = validate_at('/api/auth/handshake', $hb);
+headers_ok($r, 40, 38, $reset_h, 'after a wrong secret the next is the '
+    . 'second counted');
+$r = $t->api('POST', '/api/auth/handshake/create/', json => {
+    api_key => 'Z' x 43, system_name => 'rl', solution_name => 'rental' });
+is($r->{status}, 401, 'an unknown API key: 401');
+ok(!defined hdr($r, 'Retry-After'), 'an unknown API key is not throttled '
+    . 'by another key\'s count');
+
+######################################## reload
+
+$t->reload;
+is(scalar($t->worker_pids), 2, 'after reload: two new workers');
+$r = validate_at('/api/auth/handshake', $ha);
+rate_limited_ok($r, 3600, 'after nginx -s reload the spent key');
+headers_ok($r, 40, 0, $reset_h, 'after reload the spent key');
+$r = validate_at('/api/auth/handshake', $hb);
+is($r->{status}, 200, 'after reload the second key: 200');
+headers_ok($r, 40, 37, $reset_h, 'after reload the second key goes on '
+    . 'counting');
+
+######################################## burst + hour (1000/h 5/m)
+
+guard_window(60, 10);
+guard_window(3600, 15);
+my $hc = create_at('/free/handshake', $kc);
+my $reset_m = next_boundary(60);
+$reset_h = next_boundary(3600);
+for my $i (1 .. 5) {
+    $r = validate_at('/burst/handshake', $hc);
+    is($r->{status}, 200, "burst request $i: 200");
+    headers_ok($r, 1000, 5 - $i, $reset_m, "burst request $i (the minute "
+        . 'binds)');
+}
+for my $i (6 .. 9) {
+    $r = validate_at('/burst/handshake', $hc);
+    rate_limited_ok($r, 60, "burst request $i");
+    headers_ok($r, 1000, 0, $reset_m, "burst request $i");
+}
+# the hour's count is shared by every location with an hour window: 5
+# allowed, the 4 refused spent nothing, this one is the 6th
+$r = validate_at('/hour/handshake', $hc);
+is($r->{status}, 200, 'the key at a 1000/h location: 200');
+headers_ok($r, 1000, 994, $reset_h, 'the refused bursts did not spend the '
+    . 'hour: 1000 - 6');
+
+# two keys interleaved count separately
+my ($hd, $he) = (create_at('/free/handshake', $kd),
+    create_at('/free/handshake', $ke));
+for my $i (1 .. 3) {
+    for my $c ([$hd, 'key D'], [$he, 'key E']) {
+        $r = validate_at('/burst/handshake', $c->[0]);
+        headers_ok($r, 1000, 5 - $i, $reset_m, "$c->[1], request $i");
+    }
+}
+
+######################################## the token endpoint, per client
+
+guard_window(3600, 10);
+$reset_h = next_boundary(3600);
+for my $i (1 .. 3) {
+    $r = $t->token($ta->{client_id}, $ta->{client_secret},
+        path => '/rl/token/');
+    is($r->{status}, 200, "token request $i: 200");
+    headers_ok($r, 3, 3 - $i, $reset_h, "token request $i");
+}
+$r = $t->token($ta->{client_id}, $ta->{client_secret}, path => '/rl/token/');
+$t->oauth_error_ok($r, 429, 'temporarily_unavailable',
+    'the 4th token request of a client');
+retry_after_ok($r, 3600, 'the 4th token request');
+headers_ok($r, 3, 0, $reset_h, 'the 4th token request');
+$r = $t->token($tb->{client_id}, $tb->{client_secret}, path => '/rl/token/');
+is($r->{status}, 200, 'another client: 200');
+headers_ok($r, 3, 2, $reset_h, 'another client: its own count');
+$r = $t->token($tc->{client_id}, $tc->{client_secret}, path => '/rl/token/');
+headers_ok($r, 3, 2, $reset_h, 'a third client, first request');
+$r = $t->token($tc->{client_id}, 'wrong-secret', path => '/rl/token/');
+$t->oauth_error_ok($r, 401, 'invalid_client', 'a wrong client secret');
+$r = $t->token($tc->{client_id}, $tc->{client_secret}, path => '/rl/token/');
+is($r->{status}, 200, 'after the wrong secret: 200');
+headers_ok($r, 3, 1, $reset_h, 'the wrong secret was not counted');
+is($t->token($ta->{client_id}, $ta->{client_secret})->{status}, 200,
+    'the limited client at /o/token/, which has no limit: 200');
+
+######################################## an auth_oauth2 location, per client
+
+my @pa_tokens = map { $t->issue_token($pa->{client_id}) } 1 .. 2;
+my $pb_token = $t->issue_token($pb->{client_id});
+for my $i (1 .. 3) {
+    $r = $t->bearer_get('/rl/protected/index.html', $pa_tokens[$i % 2]);
+    is($r->{status}, 200, "protected request $i: 200");
+    is($r->{body}, "hello\n", "protected request $i: the file");
+    headers_ok($r, 3, 3 - $i, $reset_h, "protected request $i");
+}
+for my $tok (@pa_tokens) {
+    $r = $t->bearer_get('/rl/protected/index.html', $tok);
+    is($r->{status}, 429, 'the 4th request of the client: 429, whichever '
+        . 'token');
+    retry_after_ok($r, 3600, 'protected 429');
+    headers_ok($r, 3, 0, $reset_h, 'protected 429');
+    unlike($r->{body}, qr/hello/, 'protected 429: not the file');
+}
+$r = $t->bearer_get('/rl/protected/index.html', $pb_token);
+is($r->{status}, 200, 'another client at the location: 200');
+headers_ok($r, 3, 2, $reset_h, 'another client at the location');
+$r = $t->bearer_get('/rl/protected/', 'x' x 43);
+is($r->{status}, 401, 'an unknown token: 401, before any limit');
+is($t->bearer_get('/protected/', $pa_tokens[0])->{status}, 200,
+    'the limited client at a location without a limit: 200');
+
+# a directory URI: the index module's internal redirect runs the access
+# phase again; it is still one request
+my $pc_token = $t->issue_token($pc->{client_id});
+$r = $t->bearer_get('/rl/dir/', $pc_token);
+is($r->{status}, 200, 'a directory URI at a 5/h location: 200');
+TODO: {
+    local $TODO = 'product bug: the index redirect counts the request twice '
+        . 'and repeats the X-RateLimit headers';
+    is(join(',', @{$r->{headers}{'x-ratelimit-remaining'} // []}), '4',
+        'a directory URI: one X-RateLimit-Remaining header, 4');
+    $r = $t->bearer_get('/rl/dir/index.html', $pc_token);
+    is(hdr($r, 'X-RateLimit-Remaining'), 3,
+        'the next request: Remaining 3, the directory URI counted once');
+}
+
+######################################## address-keyed endpoints (2/h)
+
+my $sr = $t->get('/api/status/', 'X-Status-Token' => $status_token);
+is($sr->{status}, 200, 'status: 200');
+is_deeply($sr->{json}, { status => 'ok', service => 'svc' }, 'status: ok');
+headers_ok($sr, 2, 1, $reset_h, 'status, first request');
+# register shares the address's hour count with status
+$r = $t->post_form('/users/register/', OAuth2Test::form(username => 'x'));
+is($r->{status}, 400, 'a register request missing fields: 400');
+headers_ok($r, 2, 0, $reset_h, 'register: counted against the address');
+for my $c (['/api/status/', sub {
+        $t->get('/api/status/', 'X-Status-Token' => $status_token) }],
+    ['/users/register/', sub { $t->post_form('/users/register/',
+        OAuth2Test::form(username => 'y', password => 'p',
+            confirm_password => 'p')) }])
+{
+    my ($path, $send) = @$c;
+    my $r = $send->();
+    is($r->{status}, 429, "$path, third request from the address: 429");
+    my $ra = hdr($r, 'Retry-After') // '';
+    retry_after_ok($r, 3600, "$path 429");
+    is_deeply($r->{json}, { detail => "Request was throttled. Expected "
+        . "available in $ra seconds.", code => 'throttled' },
+        "$path 429: DRF's throttled body with the Retry-After seconds");
+    headers_ok($r, 2, 0, $reset_h, "$path 429");
+}
+is($t->get('/open/')->{status}, 200, 'a location without a limit: 200');
+
+######################################## off in a child location
+
+my $otok = $t->issue_token($oa->{client_id});
+guard_window(86400, 10);
+$r = $t->bearer_get('/inh/index.html', $otok);
+is($r->{status}, 200, 'a 1/d location: 200');
+headers_ok($r, 1, 0, next_boundary(86400), 'a 1/d location');
+is($t->bearer_get('/inh/index.html', $otok)->{status}, 429, 'a 1/d '
+    . 'location: the second request 429');
+for my $i (1 .. 3) {
+    $r = $t->bearer_get('/inh/free/index.html', $otok);
+    is($r->{status}, 200, "off in the child, request $i: 200");
+    ok(!defined hdr($r, 'X-RateLimit-Limit')
+        && !defined hdr($r, 'X-RateLimit-Remaining')
+        && !defined hdr($r, 'X-RateLimit-Reset'),
+        "off in the child, request $i: no X-RateLimit headers");
+}
+is($t->get('/inh/free/index.html')->{status}, 401,
+    'off in the child: auth_oauth2 is still inherited');
+
+######################################## nginx -t
+
+for my $c (['oauth2_rate_limit 10/x;', 'invalid rate "10/x"', 'unit x'],
+    ['oauth2_rate_limit 0/h;', 'invalid rate "0/h"', '0/h'],
+    ['oauth2_rate_limit -5/h;', 'invalid rate "-5/h"', '-5/h'],
+    ['oauth2_rate_limit abc;', 'invalid rate "abc"', 'abc'],
+    ['oauth2_rate_limit 10/;', 'invalid rate "10/"', 'no unit'],
+    ['oauth2_rate_limit 10/h 10/h;', 'names the same window twice',
+        '10/h 10/h'],
+    ['oauth2_rate_limit 10/h 20/hour;', 'names the same window twice',
+        '10/h 20/hour'],
+    ['oauth2_rate_limit 10/h; oauth2_rate_limit 5/m;', 'is duplicate',
+        'the directive twice'],
+    ['oauth2_rate_limit 10/h 5/m 1/s;', 'invalid number of arguments',
+        'three windows'],
+    ['oauth2_rate_limit 10/h off;', 'invalid rate "off"', '10/h off'])
+{
+    my ($directive, $message, $name) = @$c;
+    my $n = OAuth2Test->new;
+    $n->write_config($n->default_http(
+        extra_server => "location /x/ { $directive }"));
+    my ($code, $out) = $n->nginx_t;
+    isnt($code, 0, "nginx -t fails: $name");
+    like($out, qr/\[emerg\] [^\n]*\Q$message\E/,
+        "nginx -t: $name: $message");
+    like($out, qr/\[emerg\] [^\n]*"oauth2_rate_limit"/,
+        "nginx -t: $name: the message names oauth2_rate_limit");
+    $n->{done} = 1;    # never started
+}
+{
+    my $n = OAuth2Test->new;
+    $n->write_config($n->default_http(
+        extra_http => 'oauth2_rate_limit 100/h 10/m;',
+        extra_server => 'location /x/ { oauth2_rate_limit off; }'));
+    my ($code, $out) = $n->nginx_t;
+    is($code, 0, 'nginx -t: a limit in http and off in a location is fine')
+        or diag($out);
+    $n->{done} = 1;
+}
+
+$t->done_testing;

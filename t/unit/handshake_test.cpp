@@ -1,0 +1,565 @@
+// Unit tests of src/core/handshake.cpp (seed 002's handshake API) with an
+// injected clock: expiry at the exact second for validate/ and for the
+// handshake token as a bearer, revoked_at from the clock, what the store's
+// record holds, a disabled application, a revoked API key and the rate
+// limit callback.  The settings come from include/oauth2.h as the shim
+// builds them; the store is a real one in a temporary directory.
+// Requirement numbers refer to /work/shared/SECURITY.md.
+
+#include <gtest/gtest.h>
+#include <jansson.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "apikeys.hpp"
+#include "crypto.hpp"
+#include "endpoints.hpp"
+#include "json.hpp"
+#include "store.hpp"
+#include "test_helpers.hpp"
+
+using oauth2::Response;
+using oauth2::Store;
+using oauth2::Token;
+using oauth2::TokenType;
+using oauth2_test::cstr;
+
+namespace {
+
+constexpr int64_t kNow = 1700000000;  // 2023-11-14T22:13:20Z
+constexpr size_t kMapSize = size_t(64) << 20;
+constexpr const char* kRealm = "default";
+
+oauth2::Json parse_json(const std::string& body) {
+  json_error_t err;
+  return oauth2::Json(json_loadb(body.data(), body.size(), 0, &err));
+}
+
+// the string at a path of object keys, "" if missing
+std::string str_at(const oauth2::Json& j,
+                   std::initializer_list<const char*> path) {
+  json_t* v = j.get();
+  for (const char* k : path) v = json_object_get(v, k);
+  return json_is_string(v) ? std::string(json_string_value(v)) : std::string();
+}
+
+json_t* at(const oauth2::Json& j, std::initializer_list<const char*> path) {
+  json_t* v = j.get();
+  for (const char* k : path) v = json_object_get(v, k);
+  return v;
+}
+
+// A POST under the handshake location whose strings live as long as this.
+struct HsReq {
+  std::string subpath;
+  std::string body;
+  std::string method = "POST";
+  std::string content_type = "application/json";
+  int64_t now = kNow;
+  int64_t max_ttl = 30 * 86400;
+  std::string realm = kRealm;
+  std::string default_scope = "read write";
+  const oauth2_settings_t* settings = nullptr;
+  oauth2_rate_t rate{};
+
+  oauth2_endpoint_req_t c() const {
+    oauth2_endpoint_req_t r{};
+    r.method = cstr(method);
+    r.content_type = cstr(content_type);
+    r.content_type_count = 1;
+    r.body = cstr(body);
+    r.now = now;
+    r.realm = cstr(realm);
+    r.default_scope = cstr(default_scope);
+    r.access_token_ttl = 36000;
+    r.pbkdf2_iterations = 1000;
+    r.settings = settings;
+    r.subpath = cstr(subpath);
+    r.handshake_max_ttl = max_ttl;
+    r.rate = rate;
+    return r;
+  }
+};
+
+// rate.take() of the shim: records every key, answers `wait`
+struct FakeRate {
+  std::vector<std::string> keys;
+  unsigned wait = 0;
+
+  static unsigned take(void* ctx, const unsigned char* key, size_t len) {
+    auto* self = static_cast<FakeRate*>(ctx);
+    self->keys.emplace_back(reinterpret_cast<const char*>(key), len);
+    return self->wait;
+  }
+};
+
+struct Created {
+  std::string id, token, secret, expires_at;
+};
+
+class HandshakeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::make_unique<oauth2_test::TempDir>();
+    path_ = dir_->path() + "/store";
+    // as nginx's master does: it makes the store's handshake key
+    oauth2::prepare_store(path_, kMapSize, -1, -1);
+    store_ = std::make_unique<Store>(path_, kMapSize);
+    ASSERT_GE(store_->handshake_key().size(), 32u);
+
+    oauth2::Client c;
+    c.realm = kRealm;
+    c.client_id = "svc";
+    c.name = "svc";
+    c.secret_hash = oauth2::hash_secret("s3cret");
+    c.grant_types = {"client_credentials"};
+    c.scope = "read write admin";
+    {
+      auto txn = store_->write();
+      ASSERT_TRUE(txn.put_client(c, true));
+      txn.commit();
+    }
+    settings_ = make_settings();
+    ASSERT_NE(settings_, nullptr);
+    {
+      auto txn = store_->write();
+      auto nk = oauth2::create_api_key(txn, kRealm, "svc", "ci", kNow - 100);
+      ASSERT_TRUE(nk.has_value());
+      txn.commit();
+      api_key_ = nk->key;
+      api_key_id_ = nk->info.id;
+    }
+  }
+
+  void TearDown() override {
+    store_.reset();
+    for (auto* s : extra_settings_) oauth2_settings_destroy(s);
+    oauth2_settings_destroy(settings_);
+    dir_.reset();
+  }
+
+  // oauth2_handshake_solution rental fbs=fbs_rental_db django=... system=...
+  static oauth2_settings_t* make_settings() {
+    oauth2_settings_t* s = oauth2_settings_create();
+    if (!s) return nullptr;
+    const std::vector<std::string> args = {"rental", "fbs=fbs_rental_db",
+                                           "django=djo_rental_db",
+                                           "system=fbs_system_db"};
+    std::vector<oauth2_str_t> cargs;
+    for (const auto& a : args) cargs.push_back(cstr(a));
+    char err[256] = "";
+    EXPECT_EQ(oauth2_settings_add_solution(s, cargs.data(), cargs.size(), err,
+                                           sizeof(err)),
+              OAUTH2_OK)
+        << err;
+    return s;
+  }
+
+  HsReq req(std::string subpath, std::string body, int64_t now = kNow) {
+    HsReq r;
+    r.subpath = std::move(subpath);
+    r.body = std::move(body);
+    r.now = now;
+    r.settings = settings_;
+    return r;
+  }
+
+  Response call(const HsReq& r) {
+    oauth2::EndpointResult e = oauth2::handshake_endpoint(*store_, r.c());
+    if (!e.pending) return std::move(e.response);
+    e.pending->run();
+    return e.pending->finish();
+  }
+
+  std::string create_body(const std::string& extra = "") {
+    return "{\"api_key\": \"" + api_key_ +
+           "\", \"system_name\": \"sys\", \"solution_name\": \"rental\"" +
+           extra + "}";
+  }
+
+  Created create(int64_t now, const std::string& extra = "") {
+    Response r = call(req("create/", create_body(extra), now));
+    EXPECT_EQ(r.status, 201) << r.body;
+    oauth2::Json j = parse_json(r.body);
+    Created c;
+    c.id = str_at(j, {"handshake", "handshake_id"});
+    c.token = str_at(j, {"handshake", "handshake_token"});
+    c.secret = str_at(j, {"handshake", "handshake_secret"});
+    c.expires_at = str_at(j, {"handshake", "expires_at"});
+    EXPECT_FALSE(c.token.empty()) << r.body;
+    return c;
+  }
+
+  Response validate(const Created& c, int64_t now,
+                    const std::string& secret = "") {
+    return call(req("validate/",
+                    "{\"handshake_token\": \"" + c.token +
+                        "\", \"handshake_secret\": \"" +
+                        (secret.empty() ? c.secret : secret) + "\"}",
+                    now));
+  }
+
+  Response revoke(const Created& c, int64_t now) {
+    return call(
+        req("revoke/", "{\"handshake_token\": \"" + c.token + "\"}", now));
+  }
+
+  // validate/'s data.valid: 1 true, 0 false, -1 not a 200 with a boolean
+  int valid(const Created& c, int64_t now) {
+    Response r = validate(c, now);
+    if (r.status != 200) return -1;
+    json_t* v = at(parse_json(r.body), {"data", "valid"});
+    if (!json_is_boolean(v)) return -1;
+    return json_is_true(v) ? 1 : 0;
+  }
+
+  // the token as a bearer at an auth_oauth2 location needing `scope`
+  int bearer(const std::string& token, int64_t now,
+             const oauth2_settings_t* settings = nullptr,
+             std::string scope = "read") {
+    std::string auth = "Bearer " + token;
+    oauth2_str_t need = cstr(scope);
+    oauth2_validate_req_t r{};
+    r.has_authorization = 1;
+    r.authorization = cstr(auth);
+    r.scopes = &need;
+    r.nscopes = 1;
+    r.realm = cstr(kRealm);
+    r.now = now;
+    r.settings = settings ? settings : settings_;
+    return oauth2::validate(*store_, r).result;
+  }
+
+  // a settings object with no cache of verified tokens yet
+  const oauth2_settings_t* fresh_settings() {
+    extra_settings_.push_back(make_settings());
+    return extra_settings_.back();
+  }
+
+  std::optional<Token> record(const std::string& handshake_id) {
+    auto txn = store_->read();
+    return txn.get_token(kRealm, oauth2::sha256(handshake_id));
+  }
+
+  void set_disabled(bool disabled) {
+    auto txn = store_->write();
+    auto c = txn.get_client(kRealm, "svc");
+    ASSERT_TRUE(c.has_value());
+    c->disabled = disabled;
+    ASSERT_TRUE(txn.put_client(*c, false));
+    txn.commit();
+  }
+
+  std::unique_ptr<oauth2_test::TempDir> dir_;
+  std::string path_;
+  std::unique_ptr<Store> store_;
+  oauth2_settings_t* settings_ = nullptr;
+  std::vector<oauth2_settings_t*> extra_settings_;
+  std::string api_key_, api_key_id_;
+};
+
+// ------------------------------------------------------------- expiry
+
+TEST_F(HandshakeTest, ExpiresAtIsNowPlusExpiresInR45) {
+  Created c = create(kNow, ", \"expires_in\": 3600");
+  EXPECT_EQ(c.expires_at, "2023-11-14T23:13:20Z");
+  auto t = record(c.id);
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->expires_at, kNow + 3600);
+  EXPECT_EQ(t->issued_at, kNow);
+
+  Created d = create(kNow);  // the default: a day
+  EXPECT_EQ(d.expires_at, "2023-11-15T22:13:20Z");
+}
+
+TEST_F(HandshakeTest, ValidateIsFalseAtExactlyExpiresAtR45) {
+  Created c = create(kNow, ", \"expires_in\": 60");
+  const int64_t exp = kNow + 60;
+  EXPECT_EQ(valid(c, kNow), 1);
+  EXPECT_EQ(valid(c, exp - 1), 1) << "one second before expires_at";
+  EXPECT_EQ(valid(c, exp), 0) << "now == expires_at is expired";
+  EXPECT_EQ(valid(c, exp + 1), 0);
+  EXPECT_EQ(valid(c, exp + 86400 * 365), 0);
+  // the expired answer is still the 200 with the handshake's data
+  Response r = validate(c, exp);
+  ASSERT_EQ(r.status, 200) << r.body;
+  oauth2::Json j = parse_json(r.body);
+  EXPECT_TRUE(json_is_true(at(j, {"success"})));
+  EXPECT_EQ(str_at(j, {"data", "expires_at"}), c.expires_at);
+  EXPECT_EQ(str_at(j, {"data", "database_name"}), "fbs_rental_db");
+}
+
+TEST_F(HandshakeTest, ExpiryDoesNotDependOnTheOrderOfChecks) {
+  // the first look at the handshake is already after expiry
+  Created c = create(kNow, ", \"expires_in\": 120");
+  EXPECT_EQ(valid(c, kNow + 120), 0);
+  EXPECT_EQ(valid(c, kNow + 119), 1);
+}
+
+TEST_F(HandshakeTest, BearerIsInvalidAtExactlyExpiresAtR45) {
+  Created c = create(kNow, ", \"expires_in\": 60");
+  const int64_t exp = kNow + 60;
+  EXPECT_EQ(bearer(c.token, kNow), OAUTH2_VALID);
+  EXPECT_EQ(bearer(c.token, exp - 1), OAUTH2_VALID);
+  EXPECT_EQ(bearer(c.token, exp), OAUTH2_INVALID_TOKEN)
+      << "the JWT leeway must not outlive the handshake";
+  EXPECT_EQ(bearer(c.token, exp + 1), OAUTH2_INVALID_TOKEN);
+  EXPECT_EQ(bearer(c.token, exp + 3600), OAUTH2_INVALID_TOKEN);
+  // and with settings that never saw the token (no verified-token cache)
+  EXPECT_EQ(bearer(c.token, exp, fresh_settings()), OAUTH2_INVALID_TOKEN);
+  EXPECT_EQ(bearer(c.token, exp - 1, fresh_settings()), OAUTH2_VALID);
+}
+
+TEST_F(HandshakeTest, BearerScopesArePermissionsR63) {
+  Created c = create(kNow, ", \"permissions\": [\"read\"]");
+  EXPECT_EQ(bearer(c.token, kNow, nullptr, "read"), OAUTH2_VALID);
+  EXPECT_EQ(bearer(c.token, kNow, nullptr, "admin"), OAUTH2_INSUFFICIENT_SCOPE);
+}
+
+TEST_F(HandshakeTest, ExpiresInBoundsFollowMaxTtl) {
+  HsReq r = req("create/", create_body(", \"expires_in\": 121"));
+  r.max_ttl = 120;
+  Response resp = call(r);
+  EXPECT_EQ(resp.status, 400) << resp.body;
+  EXPECT_EQ(str_at(parse_json(resp.body), {"error_code"}), "VALIDATION_ERROR");
+  EXPECT_FALSE(
+      str_at(parse_json(resp.body), {"details", "expires_in"}).empty());
+  r.body = create_body(", \"expires_in\": 120");
+  resp = call(r);
+  ASSERT_EQ(resp.status, 201) << resp.body;
+  EXPECT_EQ(str_at(parse_json(resp.body), {"handshake", "expires_at"}),
+            oauth2::rfc3339(kNow + 120));
+  r.body = create_body(", \"expires_in\": 59");
+  r.max_ttl = 30 * 86400;
+  EXPECT_EQ(call(r).status, 400);
+  r.body = create_body(", \"expires_in\": 60");
+  EXPECT_EQ(call(r).status, 201);
+}
+
+// ------------------------------------------------------------- revoke
+
+TEST_F(HandshakeTest, RevokedAtComesFromTheClockAndStays) {
+  Created c = create(kNow);
+  Response r = revoke(c, kNow + 10);
+  ASSERT_EQ(r.status, 200) << r.body;
+  oauth2::Json j = parse_json(r.body);
+  EXPECT_TRUE(json_is_true(at(j, {"data", "revoked"})));
+  EXPECT_EQ(str_at(j, {"data", "revoked_at"}), "2023-11-14T22:13:30Z");
+  EXPECT_EQ(str_at(j, {"message"}), "Handshake revoked successfully");
+
+  r = revoke(c, kNow + 500);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(str_at(parse_json(r.body), {"data", "revoked_at"}),
+            "2023-11-14T22:13:30Z");
+
+  EXPECT_EQ(valid(c, kNow + 11), 0);
+  EXPECT_EQ(bearer(c.token, kNow + 11), OAUTH2_INVALID_TOKEN);
+  EXPECT_EQ(bearer(c.token, kNow + 11, fresh_settings()), OAUTH2_INVALID_TOKEN);
+}
+
+// ------------------------------------------------------------- the record
+
+TEST_F(HandshakeTest, RecordHoldsNoClearSecretR43) {
+  Created c = create(kNow, ", \"permissions\": [\"read\", \"write\"]");
+  ASSERT_FALSE(c.secret.empty());
+  ASSERT_FALSE(c.id.empty());
+
+  // keyed by the SHA-256 of the handshake_id
+  auto t = record(c.id);
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->type, TokenType::kHandshake);
+  EXPECT_EQ(t->client_id, "svc");
+  EXPECT_EQ(t->scope, "read write");
+  EXPECT_FALSE(record(c.token).has_value()) << "not keyed by the token";
+
+  // every field of the record, as bytes
+  std::string bytes = t->client_id + '\n' + t->scope + '\n' + t->user + '\n' +
+                      t->redirect_uri + '\n' + t->code_challenge + '\n' +
+                      t->sealed + '\n' + t->data;
+  EXPECT_EQ(bytes.find(c.secret), std::string::npos) << t->data;
+  EXPECT_EQ(bytes.find(api_key_), std::string::npos) << t->data;
+  EXPECT_EQ(bytes.find(c.token), std::string::npos);
+  // the secret is there only as a salted hash that verifies it
+  oauth2::Json data = parse_json(t->data);
+  ASSERT_TRUE(data && json_is_object(data.get())) << t->data;
+  std::string hash = str_at(data, {"secret"});
+  ASSERT_FALSE(hash.empty()) << t->data;
+  EXPECT_NE(hash, c.secret);
+  EXPECT_TRUE(oauth2::verify_secret(c.secret, hash));
+  EXPECT_FALSE(oauth2::verify_secret(c.secret + "x", hash));
+  Created d = create(kNow);
+  auto t2 = record(d.id);
+  ASSERT_TRUE(t2.has_value());
+  EXPECT_NE(str_at(parse_json(t2->data), {"secret"}), hash)
+      << "each secret has its own salt";
+
+  // and nowhere in the file, free pages included
+  store_.reset();
+  std::string file = oauth2_test::read_file(path_ + "/data.mdb");
+  ASSERT_GT(file.size(), 4096u);
+  for (const Created* h : {&c, &d}) {
+    EXPECT_EQ(file.find(h->secret), std::string::npos) << "a secret in clear";
+    EXPECT_EQ(file.find(h->token), std::string::npos) << "a token in clear";
+  }
+  EXPECT_EQ(file.find(api_key_), std::string::npos) << "the API key in clear";
+}
+
+// ------------------------------------------------------------- lifecycle
+
+TEST_F(HandshakeTest, DisabledApplicationR70) {
+  Created c = create(kNow);
+  EXPECT_EQ(valid(c, kNow + 1), 1);
+  set_disabled(true);
+  EXPECT_EQ(valid(c, kNow + 2), 0) << "valid false while the app is disabled";
+  EXPECT_EQ(bearer(c.token, kNow + 2), OAUTH2_INVALID_TOKEN);
+  Response r = call(req("create/", create_body(), kNow + 2));
+  EXPECT_EQ(r.status, 401) << r.body;
+  EXPECT_EQ(str_at(parse_json(r.body), {"error_code"}), "INVALID_API_KEY");
+  set_disabled(false);
+  EXPECT_EQ(valid(c, kNow + 3), 1) << "enabled again: valid again";
+}
+
+TEST_F(HandshakeTest, RevokedApiKeyEndsItsHandshakes) {
+  Created c = create(kNow);
+  {
+    auto txn = store_->write();
+    ASSERT_TRUE(oauth2::revoke_api_key(txn, kRealm, "svc", api_key_id_));
+    txn.commit();
+  }
+  Response r = validate(c, kNow + 1);
+  EXPECT_EQ(r.status, 404) << r.body;
+  EXPECT_EQ(str_at(parse_json(r.body), {"error_code"}), "HANDSHAKE_NOT_FOUND");
+  EXPECT_EQ(bearer(c.token, kNow + 1), OAUTH2_INVALID_TOKEN);
+  r = call(req("create/", create_body(), kNow + 1));
+  EXPECT_EQ(r.status, 401) << r.body;
+}
+
+// ------------------------------------------------------------- the C API
+
+// every allocation of the C API, freed with the test
+struct Pool {
+  std::vector<std::unique_ptr<char[]>> blocks;
+  static void* alloc(void* ctx, size_t size) {
+    auto* p = static_cast<Pool*>(ctx);
+    p->blocks.emplace_back(new char[size ? size : 1]);
+    return p->blocks.back().get();
+  }
+};
+
+// The shim's path: oauth2_endpoint_begin/op_run/op_finish, then
+// oauth2_validate for the bearer, on a store opened by the C API.
+TEST_F(HandshakeTest, CApiCreateThenBearerExpiresAtExpiresAtR45) {
+  const std::string body = create_body(", \"expires_in\": 60");
+  store_.reset();  // one environment per process: the C API opens its own
+  oauth2_store_t* cs = oauth2_store_create(path_.c_str(), kMapSize);
+  ASSERT_NE(cs, nullptr);
+  char err[256] = "";
+  ASSERT_EQ(oauth2_store_open(cs, err, sizeof(err)), OAUTH2_OK) << err;
+
+  Pool pool;
+  HsReq r = req("create/", body);
+  oauth2_endpoint_req_t creq = r.c();
+  oauth2_op_t* op = nullptr;
+  oauth2_response_t resp{};
+  int rc = oauth2_endpoint_begin(cs, OAUTH2_ENDPOINT_HANDSHAKE, &creq, &op,
+                                 &Pool::alloc, &pool, &resp);
+  if (rc == OAUTH2_PENDING) {
+    ASSERT_NE(op, nullptr);
+    oauth2_op_run(op);
+    rc = oauth2_op_finish(op, &Pool::alloc, &pool, &resp);
+  }
+  ASSERT_EQ(rc, OAUTH2_OK);
+  std::string out(reinterpret_cast<char*>(resp.body), resp.body_len);
+  ASSERT_EQ(resp.status, 201) << out;
+  const std::string token =
+      str_at(parse_json(out), {"handshake", "handshake_token"});
+  ASSERT_FALSE(token.empty()) << out;
+
+  auto check = [&](int64_t now) {
+    std::string auth = "Bearer " + token;
+    oauth2_str_t need = cstr("read");
+    oauth2_validate_req_t v{};
+    v.has_authorization = 1;
+    v.authorization = cstr(auth);
+    v.scopes = &need;
+    v.nscopes = 1;
+    v.realm = cstr(kRealm);
+    v.now = now;
+    v.settings = settings_;
+    oauth2_validate_res_t res{};
+    EXPECT_EQ(oauth2_validate(cs, &v, &Pool::alloc, &pool, &res), OAUTH2_OK);
+    if (res.result == OAUTH2_VALID) {
+      EXPECT_EQ(std::string(reinterpret_cast<const char*>(res.client_id.data),
+                            res.client_id.len),
+                "svc");
+      EXPECT_EQ(res.expires, kNow + 60);
+    }
+    return res.result;
+  };
+  EXPECT_EQ(check(kNow), OAUTH2_VALID);
+  EXPECT_EQ(check(kNow + 59), OAUTH2_VALID);
+  EXPECT_EQ(check(kNow + 60), OAUTH2_INVALID_TOKEN);
+  EXPECT_EQ(check(kNow + 61), OAUTH2_INVALID_TOKEN);
+  oauth2_store_destroy(cs);
+}
+
+// ------------------------------------------------------------- rate limit
+
+TEST_F(HandshakeTest, RateLimitIsTakenOncePerAuthenticatedCall) {
+  FakeRate rate;
+  auto with_rate = [&](HsReq r) {
+    r.rate.ctx = &rate;
+    r.rate.take = &FakeRate::take;
+    return r;
+  };
+  const std::string k = "k:" + api_key_id_;
+
+  Response resp = call(with_rate(req("create/", create_body())));
+  ASSERT_EQ(resp.status, 201) << resp.body;
+  EXPECT_EQ(rate.keys, std::vector<std::string>{k});
+  oauth2::Json j = parse_json(resp.body);
+  Created c{str_at(j, {"handshake", "handshake_id"}),
+            str_at(j, {"handshake", "handshake_token"}),
+            str_at(j, {"handshake", "handshake_secret"}), ""};
+
+  // failures of authentication are not counted
+  rate.keys.clear();
+  HsReq bad = with_rate(req("validate/", "{\"handshake_token\": \"" +
+                                             c.token +
+                                             "\", \"handshake_secret\": "
+                                             "\"no\"}"));
+  EXPECT_EQ(call(bad).status, 401);
+  bad = with_rate(req("create/", "{\"api_key\": \"nope\", \"system_name\": "
+                                 "\"s\", \"solution_name\": \"rental\"}"));
+  EXPECT_EQ(call(bad).status, 401);
+  bad = with_rate(req("validate/", "{\"handshake_token\": \"x.y.z\", "
+                                   "\"handshake_secret\": \"s\"}"));
+  EXPECT_EQ(call(bad).status, 401);
+  EXPECT_TRUE(rate.keys.empty());
+
+  HsReq ok = with_rate(req("validate/", "{\"handshake_token\": \"" + c.token +
+                                            "\", \"handshake_secret\": \"" +
+                                            c.secret + "\"}"));
+  EXPECT_EQ(call(ok).status, 200);
+  EXPECT_EQ(rate.keys, std::vector<std::string>{k});
+
+  // over the limit: the envelope's 429, and the handshake is not revoked
+  rate.wait = 7;
+  resp = call(with_rate(req("revoke/",
+                            "{\"handshake_token\": \"" + c.token + "\"}")));
+  EXPECT_EQ(resp.status, 429) << resp.body;
+  EXPECT_EQ(resp.retry_after, 7u);
+  oauth2::Json e = parse_json(resp.body);
+  EXPECT_EQ(str_at(e, {"error_code"}), "RATE_LIMITED");
+  EXPECT_TRUE(json_is_false(at(e, {"success"})));
+  EXPECT_EQ(json_integer_value(at(e, {"details", "retry_after"})), 7);
+  EXPECT_EQ(valid(c, kNow + 1), 1);
+  resp = call(with_rate(req("create/", create_body())));
+  EXPECT_EQ(resp.status, 429) << resp.body;
+}
+
+}  // namespace
