@@ -78,6 +78,60 @@ int oauth2_store_reader_check(oauth2_store_t *store, int *dead) OAUTH2_NOEXCEPT;
 #define OAUTH2_ENDPOINT_REGISTER    5
 #define OAUTH2_ENDPOINT_LOGIN       6
 #define OAUTH2_ENDPOINT_METADATA    7
+#define OAUTH2_ENDPOINT_HANDSHAKE   8   /* seed 002: create/, validate/... */
+#define OAUTH2_ENDPOINT_JWKS        9
+#define OAUTH2_ENDPOINT_JWT_TOKEN   10  /* seed 003: /api/token/ */
+#define OAUTH2_ENDPOINT_JWT_REFRESH 11  /* seed 003: /api/token/refresh/ */
+#define OAUTH2_ENDPOINT_STATUS      12  /* seed 003: /api/status/ */
+
+
+/* ------------------------------------------------------------- settings */
+
+/*
+ * What a location's directives load from files at configuration time
+ * (JWT keys, the handshake key, the status token) and the handshake
+ * solutions.  Built once per configuration cycle, read-only afterwards and
+ * shared by every thread; a reload builds a new one, so key files are read
+ * again.  The add/set functions return OAUTH2_ERROR with a message in err
+ * (for nginx -t).
+ */
+typedef struct oauth2_settings_s  oauth2_settings_t;
+
+oauth2_settings_t *oauth2_settings_create(void) OAUTH2_NOEXCEPT;
+void oauth2_settings_destroy(oauth2_settings_t *s) OAUTH2_NOEXCEPT;
+/* a PEM key (ES256, EdDSA, RS256; a public key only verifies), or with
+ * hmac an HS256 secret of at least 32 bytes; the first that can sign
+ * signs */
+int oauth2_settings_add_jwt_key(oauth2_settings_t *s, const char *path,
+    int hmac, char *err, size_t errlen) OAUTH2_NOEXCEPT;
+/* the HS256 key of handshake tokens; without one, the store's own */
+int oauth2_settings_set_handshake_key(oauth2_settings_t *s, const char *path,
+    char *err, size_t errlen) OAUTH2_NOEXCEPT;
+/* a solution: its name, then "role=database" pairs */
+int oauth2_settings_add_solution(oauth2_settings_t *s,
+    const oauth2_str_t *args, size_t nargs, char *err, size_t errlen)
+    OAUTH2_NOEXCEPT;
+/* the status endpoint: the service name and the file holding the token
+ * (only its SHA-256 is kept) */
+int oauth2_settings_set_status(oauth2_settings_t *s, oauth2_str_t service,
+    const char *token_path, char *err, size_t errlen) OAUTH2_NOEXCEPT;
+/* 1 if a key can sign JWTs */
+int oauth2_settings_can_sign(const oauth2_settings_t *s) OAUTH2_NOEXCEPT;
+
+
+/* ---------------------------------------------------------- rate limits */
+
+/*
+ * Request rate limits, counted by the shim in shared memory.  The core
+ * calls take() once it knows who is calling ("k:" an API key's id, "c:" a
+ * client id, "u:" a user id); a request that ends without that is counted
+ * by the shim against its address.
+ */
+typedef struct {
+    void      *ctx;
+    /* counts one request; 0 if allowed, else seconds until it would be */
+    unsigned (*take)(void *ctx, const unsigned char *key, size_t len);
+} oauth2_rate_t;
 
 
 /* what a throttle key counts */
@@ -130,8 +184,18 @@ typedef struct {
     oauth2_str_t       authorize_path;
     oauth2_str_t       revoke_path;
     oauth2_str_t       introspect_path;
+    oauth2_str_t       jwks_path;
 
     oauth2_throttle_t  throttle;
+    oauth2_rate_t      rate;                /* take is NULL: no limit */
+
+    const oauth2_settings_t *settings;      /* NULL: none */
+    oauth2_str_t       subpath;             /* the URI after the location */
+    unsigned           jwt_access_tokens;   /* oauth2_access_token_format */
+    oauth2_str_t       audience;            /* JWT "aud"; empty: issuer */
+    int64_t            handshake_max_ttl;   /* seconds */
+    unsigned           status_header_count; /* oauth2_status's header */
+    oauth2_str_t       status_header;
 } oauth2_endpoint_req_t;
 
 
@@ -141,6 +205,7 @@ typedef struct {
 typedef struct {
     int                status;              /* HTTP status */
     unsigned           basic_challenge;     /* add WWW-Authenticate: Basic */
+    unsigned           bearer_challenge;    /* ... Bearer realm="api" (DRF) */
     unsigned           auth_failed;         /* count against the address */
     unsigned           html;                /* text/html + page headers */
     unsigned           retry_after;         /* seconds, 0: no header */
@@ -166,6 +231,20 @@ int oauth2_endpoint_begin(oauth2_store_t *store, int endpoint,
 void oauth2_op_run(oauth2_op_t *op) OAUTH2_NOEXCEPT;
 int oauth2_op_finish(oauth2_op_t *op, oauth2_alloc_pt alloc, void *ctx,
     oauth2_response_t *resp) OAUTH2_NOEXCEPT;
+
+/* 1 if the endpoint calls rate.take() with its caller's identity; the
+ * shim counts the others against the address before calling the core */
+int oauth2_rate_by_caller(int endpoint) OAUTH2_NOEXCEPT;
+
+/* what the shim refuses before the core sees a request */
+#define OAUTH2_REFUSED_RATE_LIMIT  1   /* 429: oauth2_rate_limit */
+#define OAUTH2_REFUSED_LOCKED_OUT  2   /* 429: failed authentications */
+#define OAUTH2_REFUSED_TOO_LARGE   3   /* 413: the body */
+
+/* the refusal in the endpoint's shape (JSON, page, envelope) */
+int oauth2_refusal(int endpoint, int why, unsigned retry_after,
+    oauth2_alloc_pt alloc, void *ctx, oauth2_response_t *resp)
+    OAUTH2_NOEXCEPT;
 void oauth2_op_free(oauth2_op_t *op) OAUTH2_NOEXCEPT;
 
 
@@ -188,6 +267,13 @@ typedef struct {
     size_t               nscopes;
     oauth2_str_t         realm;             /* store realm */
     int64_t              now;
+
+    /* JWT bearer tokens: verified by these keys (and the handshake key),
+     * their iss and aud checked when not empty.  NULL settings: a JWT is
+     * accepted on its jti's record alone (the admin daemon) */
+    const oauth2_settings_t *settings;
+    oauth2_str_t         issuer;
+    oauth2_str_t         audience;
 } oauth2_validate_req_t;
 
 

@@ -27,6 +27,11 @@ struct ApiKeyInfo {
 struct NewApiKey {
   ApiKeyInfo info;
   std::string key;        // shown once, never stored
+  NewApiKey() = default;
+  NewApiKey(NewApiKey&&) = default;  // moved, never copied: one clear copy
+  NewApiKey& operator=(NewApiKey&&) = default;
+  NewApiKey(const NewApiKey&) = delete;
+  NewApiKey& operator=(const NewApiKey&) = delete;
   ~NewApiKey() { wipe(key); }
 };
 

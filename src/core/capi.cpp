@@ -12,6 +12,7 @@
 #include "../../include/oauth2.h"
 #include "codec.hpp"
 #include "endpoints.hpp"
+#include "settings.hpp"
 #include "store.hpp"
 
 struct oauth2_store_s {
@@ -52,6 +53,7 @@ int to_c(const oauth2::Response& r, oauth2_alloc_pt alloc, void* ctx,
          oauth2_response_t* out) {
   out->status = r.status;
   out->basic_challenge = r.basic_challenge;
+  out->bearer_challenge = r.bearer_challenge;
   out->auth_failed = r.auth_failed;
   out->retry_after = r.retry_after;
   out->store_error = r.store_rc ? mdb_strerror(r.store_rc) : nullptr;
@@ -148,10 +150,13 @@ int oauth2_endpoint_begin(oauth2_store_t* s, int endpoint,
   *op = nullptr;
   oauth2::Response r;
   try {
-    if (!oauth2_store_is_open(s)) {
-      r = oauth2::oauth_error(503, "temporarily_unavailable",
-                              "The authorization server store is unavailable");
-      r.retry_after = 1;
+    if (endpoint == OAUTH2_ENDPOINT_JWKS || endpoint == OAUTH2_ENDPOINT_STATUS) {
+      // answered from the configuration: no store needed
+      r = std::move((endpoint == OAUTH2_ENDPOINT_JWKS
+                         ? oauth2::jwks_endpoint(*s->store, *req)
+                         : oauth2::status_endpoint(*s->store, *req)).response);
+    } else if (!oauth2_store_is_open(s)) {
+      r = oauth2::failure_response(endpoint, 503);
     } else {
       oauth2::EndpointResult e;
       switch (endpoint) {
@@ -173,6 +178,15 @@ int oauth2_endpoint_begin(oauth2_store_t* s, int endpoint,
         case OAUTH2_ENDPOINT_LOGIN:
           e = oauth2::login_endpoint(*s->store, *req);
           break;
+        case OAUTH2_ENDPOINT_HANDSHAKE:
+          e = oauth2::handshake_endpoint(*s->store, *req);
+          break;
+        case OAUTH2_ENDPOINT_JWT_TOKEN:
+          e = oauth2::jwt_token_endpoint(*s->store, *req);
+          break;
+        case OAUTH2_ENDPOINT_JWT_REFRESH:
+          e = oauth2::jwt_refresh_endpoint(*s->store, *req);
+          break;
         default:
           e = oauth2::token_endpoint(*s->store, *req);
       }
@@ -186,18 +200,151 @@ int oauth2_endpoint_begin(oauth2_store_t* s, int endpoint,
     }
   } catch (const oauth2::StoreError& e) {
     note_failure(s, e);
-    r = oauth2::oauth_error(503, "temporarily_unavailable",
-                            "The authorization server store is unavailable");
-    r.retry_after = 1;
+    try {
+      r = oauth2::failure_response(endpoint, 503);
+    } catch (...) {
+      return OAUTH2_ERROR;
+    }
     r.store_rc = e.rc();
   } catch (...) {
-    r = oauth2::oauth_error(500, "server_error", "Internal error");
+    try {
+      r = oauth2::failure_response(endpoint, 500);
+    } catch (...) {
+      return OAUTH2_ERROR;
+    }
   }
   try {
     return to_c(r, alloc, ctx, resp);
   } catch (...) {
     return OAUTH2_ERROR;
   }
+}
+
+int oauth2_refusal(int endpoint, int why, unsigned retry_after,
+                   oauth2_alloc_pt alloc, void* ctx,
+                   oauth2_response_t* resp) noexcept {
+  try {
+    return to_c(oauth2::refusal_response(endpoint, why, retry_after), alloc,
+                ctx, resp);
+  } catch (...) {
+    return OAUTH2_ERROR;
+  }
+}
+
+int oauth2_rate_by_caller(int endpoint) noexcept {
+  // these know their caller (a client, an API key) once it authenticated
+  // and call take() themselves; the others count by address
+  return endpoint == OAUTH2_ENDPOINT_TOKEN || endpoint == OAUTH2_ENDPOINT_REVOKE ||
+         endpoint == OAUTH2_ENDPOINT_INTROSPECT ||
+         endpoint == OAUTH2_ENDPOINT_HANDSHAKE;
+}
+
+// ------------------------------------------------------------- settings
+
+oauth2_settings_t* oauth2_settings_create(void) noexcept {
+  try {
+    return new oauth2_settings_t();
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+void oauth2_settings_destroy(oauth2_settings_t* s) noexcept { delete s; }
+
+int oauth2_settings_add_jwt_key(oauth2_settings_t* s, const char* path,
+                                int hmac, char* err, size_t errlen) noexcept {
+  try {
+    s->s.jwt_keys.add(oauth2::JwtKey::load_file(path, hmac != 0));
+    return OAUTH2_OK;
+  } catch (const std::exception& e) {
+    set_err(err, errlen, e.what());
+  } catch (...) {
+    set_err(err, errlen, "cannot load the key");
+  }
+  return OAUTH2_ERROR;
+}
+
+int oauth2_settings_set_handshake_key(oauth2_settings_t* s, const char* path,
+                                      char* err, size_t errlen) noexcept {
+  try {
+    s->s.handshake_key = oauth2::JwtKey::load_file(path, true);
+    return OAUTH2_OK;
+  } catch (const std::exception& e) {
+    set_err(err, errlen, e.what());
+  } catch (...) {
+    set_err(err, errlen, "cannot load the key");
+  }
+  return OAUTH2_ERROR;
+}
+
+int oauth2_settings_add_solution(oauth2_settings_t* s, const oauth2_str_t* args,
+                                 size_t nargs, char* err, size_t errlen) noexcept {
+  try {
+    auto view = [](const oauth2_str_t& a) {
+      return std::string(reinterpret_cast<const char*>(a.data), a.len);
+    };
+    if (nargs < 2) {
+      set_err(err, errlen, "a solution needs a name and at least one role=database");
+      return OAUTH2_ERROR;
+    }
+    oauth2::Solution sol;
+    sol.name = view(args[0]);
+    if (sol.name.empty() || sol.name.size() > 150 || oauth2::has_control(sol.name) ||
+        !oauth2::valid_utf8(sol.name) || s->s.solution(sol.name)) {
+      set_err(err, errlen, "invalid or duplicate solution name");
+      return OAUTH2_ERROR;
+    }
+    for (size_t i = 1; i < nargs; i++) {
+      std::string a = view(args[i]);
+      size_t eq = a.find('=');
+      if (eq == 0 || eq == std::string::npos || eq + 1 == a.size() ||
+          oauth2::has_control(a) || !oauth2::valid_utf8(a)) {
+        set_err(err, errlen, ("\"" + a + "\" is not role=database").c_str());
+        return OAUTH2_ERROR;
+      }
+      std::string role = a.substr(0, eq);
+      for (const auto& d : sol.databases) {
+        if (d.first == role) {
+          set_err(err, errlen, ("role \"" + role + "\" is given twice").c_str());
+          return OAUTH2_ERROR;
+        }
+      }
+      sol.databases.emplace_back(role, a.substr(eq + 1));
+    }
+    s->s.solutions.push_back(std::move(sol));
+    return OAUTH2_OK;
+  } catch (...) {
+    set_err(err, errlen, "out of memory");
+  }
+  return OAUTH2_ERROR;
+}
+
+int oauth2_settings_set_status(oauth2_settings_t* s, oauth2_str_t service,
+                               const char* token_path, char* err,
+                               size_t errlen) noexcept {
+  try {
+    std::string token;
+    if (!oauth2::read_secret_file(token_path, &token, err, errlen)) {
+      return OAUTH2_ERROR;
+    }
+    if (token.size() < 16) {
+      oauth2::wipe(token);
+      set_err(err, errlen, "the service token must have at least 16 characters");
+      return OAUTH2_ERROR;
+    }
+    s->s.status_token_hash = oauth2::sha256(token);
+    s->s.has_status_token = true;
+    s->s.service.assign(reinterpret_cast<const char*>(service.data), service.len);
+    oauth2::wipe(token);
+    return OAUTH2_OK;
+  } catch (...) {
+    set_err(err, errlen, "out of memory");
+  }
+  return OAUTH2_ERROR;
+}
+
+int oauth2_settings_can_sign(const oauth2_settings_t* s) noexcept {
+  return s && s->s.jwt_keys.signer() != nullptr;
 }
 
 void oauth2_op_run(oauth2_op_t* op) noexcept { op->write->run(); }

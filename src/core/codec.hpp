@@ -29,6 +29,9 @@ class Form {
   // The value of name; an empty value counts as absent (RFC 6749 3.1).
   std::optional<std::string_view> get(std::string_view name) const;
   bool has(std::string_view name) const { return get(name).has_value(); }
+  const std::vector<std::pair<std::string, std::string>>& params() const {
+    return params_;
+  }
 
  private:
   Status parse_all(std::string_view body);

@@ -4,6 +4,9 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <memory>
 #include <stdexcept>
 
@@ -127,6 +130,34 @@ bool verify_secret(std::string_view secret, std::string_view stored) {
 
 void verify_secret_dummy(std::string_view secret) {
   (void)verify_secret(secret, kDummyHash);
+}
+
+bool read_secret_file(const char* path, std::string* out, char* err,
+                      size_t errlen) {
+  auto fail = [&](const std::string& why) {
+    if (err && errlen) {
+      std::string m = std::string(path) + ": " + why;
+      std::strncpy(err, m.c_str(), errlen - 1);
+      err[errlen - 1] = '\0';
+    }
+    wipe(*out);
+    out->clear();
+    return false;
+  };
+  FILE* f = std::fopen(path, "rb");
+  if (!f) return fail(std::strerror(errno));
+  char buf[4097];
+  size_t n = std::fread(buf, 1, sizeof(buf), f);
+  bool bad = std::ferror(f);
+  std::fclose(f);
+  out->assign(buf, n);
+  OPENSSL_cleanse(buf, sizeof(buf));
+  if (bad) return fail("read error");
+  if (n > 4096) return fail("longer than 4096 bytes");
+  if (!out->empty() && out->back() == '\n') out->pop_back();
+  if (!out->empty() && out->back() == '\r') out->pop_back();
+  if (out->empty()) return fail("empty");
+  return true;
 }
 
 }  // namespace oauth2

@@ -12,8 +12,13 @@
 
 #include "../../include/oauth2.h"
 #include "codec.hpp"
+#include "json.hpp"
 #include "endpoints.hpp"
 #include "store.hpp"
+
+namespace oauth2 {
+struct Settings;
+}
 
 namespace oauth2::detail {
 
@@ -82,6 +87,7 @@ struct IssuedPair {
   int64_t expires_in = 0;
   ~IssuedPair();
   std::string json() const;
+  std::string simplejwt_json() const;  // {"refresh", "access"}
 };
 
 // What issuing needs of the request, copied: a pending write outlives the
@@ -95,7 +101,16 @@ struct IssueSettings {
   int64_t code_ttl = 0;
   unsigned pbkdf2_iterations = 0;
   oauth2_throttle_t throttle{};
+  // JWT access tokens: the location's keys (they outlive every request of
+  // their configuration cycle), its issuer and audience
+  const Settings* settings = nullptr;
+  bool jwt_access = false;
+  bool simplejwt = false;   // seed 003's pair: both JWTs, its claims
+  std::string issuer;
+  std::string audience;
   explicit IssueSettings(const oauth2_endpoint_req_t& req);
+  // the format of this client's access tokens
+  bool jwt_for(const Client& c) const;
 };
 
 // refresh_scope: the refresh token's, when it differs (a narrowed refresh
@@ -116,6 +131,26 @@ unsigned throttle_blocked(const oauth2_throttle_t& t, int kind,
 void throttle_failed(const oauth2_throttle_t& t, int kind, std::string_view id);
 
 Response ok_json(std::string body);
+
+// Django REST framework's shapes (seed 003): {"detail": ...}
+Response drf_detail(int status, std::string_view detail,
+                    const char* code = nullptr);
+Response drf_throttled(unsigned wait);
+Response simplejwt_bad_login();
+
+// JSON endpoints (the handshake API, seed 003): a POST whose body is one
+// JSON object.  also_form: an application/x-www-form-urlencoded body is
+// read as an object of strings too (Django REST framework accepts both).
+enum class JsonBody { kOk, kMethod, kContentType, kTooLarge, kMalformed };
+JsonBody parse_json_body(const oauth2_endpoint_req_t& req, bool also_form,
+                         Json* out);
+
+// The rate limit of the shim: false (and *retry_after) if key is over it.
+bool rate_take(const oauth2_endpoint_req_t& req, std::string_view key,
+               unsigned* retry_after);
+// the 429 when the authenticated client is over the location's limit
+std::optional<Response> rate_client(const oauth2_endpoint_req_t& req,
+                                    const Client& c);
 
 // The outcome of a pending write, set by run() on a thread, turned into a
 // response by finish() on the event loop.

@@ -7,6 +7,7 @@
 #include "endpoint_util.hpp"
 #include "crypto.hpp"
 #include "json.hpp"
+#include "jwt_tokens.hpp"
 
 namespace oauth2 {
 
@@ -76,6 +77,58 @@ std::optional<Response> check_http(const oauth2_endpoint_req_t& req,
       break;
   }
   return invalid_request("The request body is not valid form encoding");
+}
+
+JsonBody parse_json_body(const oauth2_endpoint_req_t& req, bool also_form,
+                         Json* out) {
+  if (sv(req.method) != "POST") return JsonBody::kMethod;
+  if (req.content_type_count != 1) return JsonBody::kContentType;
+  std::string_view ct = sv(req.content_type);
+  std::string_view type = ct.substr(0, ct.find(';'));
+  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) {
+    type.remove_suffix(1);
+  }
+  if (req.body.len > kMaxBody) return JsonBody::kTooLarge;
+  std::string_view body = sv(req.body);
+  if (iequals(type, "application/json")) {
+    // SECURITY.md 2.4: depth before the parser, duplicates refused
+    if (json_too_deep(body, 8)) return JsonBody::kMalformed;
+    Json j(json_loadb(body.data(), body.size(),
+                      JSON_REJECT_DUPLICATES,
+                      nullptr));
+    if (!j || !json_is_object(j.get())) return JsonBody::kMalformed;
+    *out = std::move(j);
+    return JsonBody::kOk;
+  }
+  if (also_form && iequals(type, "application/x-www-form-urlencoded")) {
+    Form form;
+    if (form.parse(body) != Form::Status::kOk) return JsonBody::kMalformed;
+    Json j(json_object());
+    for (const auto& [k, v] : form.params()) {
+      json_object_set_new(j.get(), std::string(k).c_str(),
+                          json_stringn(v.data(), v.size()));
+    }
+    *out = std::move(j);
+    return JsonBody::kOk;
+  }
+  return JsonBody::kContentType;
+}
+
+std::optional<Response> rate_client(const oauth2_endpoint_req_t& req,
+                                    const Client& c) {
+  unsigned wait;
+  if (rate_take(req, "c:" + c.client_id, &wait)) return std::nullopt;
+  return rate_limited_response(OAUTH2_ENDPOINT_TOKEN, wait);
+}
+
+bool rate_take(const oauth2_endpoint_req_t& req, std::string_view key,
+               unsigned* retry_after) {
+  *retry_after = 0;
+  if (!req.rate.take) return true;
+  *retry_after = req.rate.take(
+      req.rate.ctx, reinterpret_cast<const unsigned char*>(key.data()),
+      key.size());
+  return *retry_after == 0;
 }
 
 // ---------------------------------------------------- client authentication
@@ -244,7 +297,17 @@ IssueSettings::IssueSettings(const oauth2_endpoint_req_t& req)
       refresh_grace(req.refresh_grace),
       code_ttl(req.code_ttl),
       pbkdf2_iterations(req.pbkdf2_iterations),
-      throttle(req.throttle) {}
+      throttle(req.throttle),
+      settings(req.settings ? &req.settings->s : nullptr),
+      jwt_access(req.jwt_access_tokens != 0),
+      issuer(sv(req.issuer)),
+      audience(sv(req.audience)) {}
+
+bool IssueSettings::jwt_for(const Client& c) const {
+  if (!settings || !settings->jwt_keys.signer()) return false;
+  if (simplejwt || c.access_token_format == "jwt") return true;
+  return jwt_access && c.access_token_format != "opaque";
+}
 
 int64_t add_ttl(int64_t now, int64_t ttl) {
   // R80: saturate instead of overflowing on an absurd clock
@@ -310,19 +373,31 @@ IssuedPair issue_pair(Txn& txn, const IssueSettings& req, const Client& client,
   at.scope = scope;
   at.user = user;
   at.family = family;
+  at.jwt = req.jwt_for(client);
   do {
-    p.access_token = random_token();
+    p.access_token = random_token();  // a JWT's jti
   } while (!txn.put_token(realm, sha256(p.access_token), at));
+  if (at.jwt) {
+    std::string jti = std::move(p.access_token);
+    p.access_token = sign_access_token(req, at, jti);
+    wipe(jti);
+  }
 
   if (with_refresh) {
     Token rt = at;
     rt.type = TokenType::kRefresh;
+    rt.jwt = req.simplejwt;
     if (refresh_scope) rt.scope = *refresh_scope;
     rt.expires_at = add_ttl(req.now, std::max<int64_t>(1, req.refresh_token_ttl));
     if (refresh_expires > 0) rt.expires_at = std::min(rt.expires_at, refresh_expires);
     do {
       p.refresh_token = random_token();
     } while (!txn.put_token(realm, sha256(p.refresh_token), rt));
+    if (rt.jwt) {
+      std::string jti = std::move(p.refresh_token);
+      p.refresh_token = sign_refresh_token(req, rt, jti);
+      wipe(jti);
+    }
   }
   return p;
 }
@@ -374,6 +449,7 @@ EndpointResult token_endpoint(Store& store, const oauth2_endpoint_req_t& req) {
 
   ClientAuth auth = authenticate_client(store, req, form);
   if (auth.error) return done(std::move(*auth.error));
+  if (auto limited = rate_client(req, *auth.client)) return done(std::move(*limited));
   const Client& client = *auth.client;
 
   if (*grant == "authorization_code") {
@@ -410,20 +486,25 @@ EndpointResult revoke_endpoint(Store& store, const oauth2_endpoint_req_t& req) {
 
   ClientAuth auth = authenticate_client(store, req, form);
   if (auth.error) return done(std::move(*auth.error));
+  if (auto limited = rate_client(req, *auth.client)) return done(std::move(*limited));
 
   Response ok;
   ok.status = 200;
   // a malformed token cannot exist: answer as for any unknown one
   if (token->size() > kMaxTokenLen || !is_vschar(*token)) return done(ok);
 
-  Digest hash = sha256(*token);
+  Digest hash;
   std::optional<Token> t;
   {
     Txn txn = store.read_cached();
-    t = txn.get_token(sv(req.realm), hash);
+    t = find_presented(txn, req, *token, false, &hash);
   }
-  // unknown, or another client's: the same 200, and nothing changes
-  if (!t || t->client_id != auth.client->client_id) return done(ok);
+  // unknown, another client's, or no token at all (an API key has its own
+  // revocation): the same 200, and nothing changes
+  if (!t || t->client_id != auth.client->client_id ||
+      (t->type != TokenType::kAccess && t->type != TokenType::kRefresh)) {
+    return done(ok);
+  }
 
   IssueSettings s(req);
   std::string client_id = auth.client->client_id;
@@ -443,6 +524,62 @@ EndpointResult revoke_endpoint(Store& store, const oauth2_endpoint_req_t& req) {
     st.response.status = 200;
   });
 }
+
+namespace {
+
+// The jti of a JWT bearer token that verifies under the location's keys
+// (*type kAccess) or the handshake key (*type kHandshake).  Without
+// settings (the admin daemon holds no keys) the jti of an access token is
+// taken unverified: it is 256 random bits that only the JWT carries, so
+// its record is as hard to reach as an opaque token's.
+std::optional<std::string> verified_jti(Store& store,
+                                        const oauth2_validate_req_t& req,
+                                        std::string_view token,
+                                        TokenType* type) {
+  *type = TokenType::kAccess;
+  if (!req.settings) {
+    Json claims = jwt_peek_claims(token);
+    const char* jti = json_string_value(json_object_get(claims.get(), "jti"));
+    if (!jti) return std::nullopt;
+    return std::string(jti);
+  }
+  const Settings& st = req.settings->s;
+  const Digest key = sha256(token);
+  if (const JwtCache::Entry* e = st.verified.find(key)) {
+    if (req.now - kJwtLeeway >= e->exp) {  // as jwt_verify would say
+      st.verified.erase(key);
+      return std::nullopt;
+    }
+    *type = e->handshake ? TokenType::kHandshake : TokenType::kAccess;
+    return e->jti;
+  }
+  JwtCheck c;
+  c.now = req.now;
+  c.leeway = kJwtLeeway;
+  c.issuer = sv(req.issuer);
+  c.audience = req.audience.len ? sv(req.audience) : sv(req.issuer);
+  JwtResult r = jwt_verify(st.jwt_keys, token, c);
+  if (r.status == JwtStatus::kUnknownKey || st.jwt_keys.empty()) {
+    if (auto hk = handshake_key(&st, store)) {
+      JwtKeys hs;
+      hs.add(hk);
+      JwtCheck hc;
+      hc.now = req.now;
+      hc.leeway = kJwtLeeway;
+      r = jwt_verify(hs, token, hc);
+      *type = TokenType::kHandshake;
+    }
+  }
+  if (r.status != JwtStatus::kOk) return std::nullopt;
+  const char* jti = json_string_value(json_object_get(r.claims.get(), "jti"));
+  json_t* exp = json_object_get(r.claims.get(), "exp");
+  if (!jti || !json_is_integer(exp)) return std::nullopt;
+  st.verified.put(key, JwtCache::Entry{jti, json_integer_value(exp),
+                                       *type == TokenType::kHandshake});
+  return std::string(jti);
+}
+
+}  // namespace
 
 Validation validate(Store& store, const oauth2_validate_req_t& req) {
   Validation v;
@@ -483,11 +620,25 @@ Validation validate(Store& store, const oauth2_validate_req_t& req) {
     return v;
   }
 
-  Digest hash = sha256(token);
+  // A JWT is checked by its signature, expiry, issuer and audience, then
+  // its record is found by its jti: one lookup, so revocation still acts
+  // on the next request.
+  Digest hash;
+  TokenType want = TokenType::kAccess;
+  bool jwt = looks_like_jwt(token);
+  if (jwt) {
+    auto jti = verified_jti(store, req, token, &want);
+    if (!jti) return v;
+    hash = sha256(*jti);
+  } else {
+    hash = sha256(token);
+  }
   Txn txn = store.read_cached();
   auto t = txn.get_token(sv(req.realm), hash);
-  // R45: now >= exp is expired; R62: only access tokens open locations
-  if (!t || t->type != TokenType::kAccess || req.now >= t->expires_at) {
+  // R45: now >= exp is expired; R62: only access tokens (and handshakes,
+  // signed by the handshake key) open locations
+  if (!t || t->type != want || t->jwt != (jwt && want == TokenType::kAccess) ||
+      req.now >= t->expires_at || t->used_at != 0) {
     return v;
   }
   auto enabled = txn.client_enabled(sv(req.realm), t->client_id);

@@ -18,6 +18,7 @@ namespace oauth2 {
 struct Response {
   int status = 200;
   bool basic_challenge = false;
+  bool bearer_challenge = false;  // WWW-Authenticate: Bearer realm="api"
   bool auth_failed = false;
   unsigned retry_after = 0;
   std::string body;
@@ -51,6 +52,20 @@ EndpointResult metadata_endpoint(Store& store,
 EndpointResult register_endpoint(Store& store,
                                  const oauth2_endpoint_req_t& req);
 EndpointResult login_endpoint(Store& store, const oauth2_endpoint_req_t& req);
+EndpointResult handshake_endpoint(Store& store,
+                                  const oauth2_endpoint_req_t& req);
+EndpointResult jwks_endpoint(Store& store, const oauth2_endpoint_req_t& req);
+EndpointResult jwt_token_endpoint(Store& store,
+                                  const oauth2_endpoint_req_t& req);
+EndpointResult jwt_refresh_endpoint(Store& store,
+                                    const oauth2_endpoint_req_t& req);
+EndpointResult status_endpoint(Store& store, const oauth2_endpoint_req_t& req);
+
+// The refusals of include/oauth2.h (OAUTH2_REFUSED_*) and the
+// store-failure response of an endpoint, in its shape.
+Response refusal_response(int endpoint, int why, unsigned retry_after);
+Response rate_limited_response(int endpoint, unsigned retry_after);
+Response failure_response(int endpoint, int status);
 
 struct Validation {
   int result = OAUTH2_INVALID_TOKEN;

@@ -328,8 +328,9 @@ EndpointResult password_flow(Store& store, const IssueSettings& s,
   if (unsigned wait = throttle_blocked(s.throttle, OAUTH2_THROTTLE_USER,
                                        target.throttle_key)) {
     wipe(*secret);
-    Response r = oauth_error(429, "temporarily_unavailable",
-                             "Too many failed login attempts");
+    Response r = s.simplejwt ? drf_throttled(wait)
+                             : oauth_error(429, "temporarily_unavailable",
+                                           "Too many failed login attempts");
     r.retry_after = wait;
     return done(std::move(r));
   }
@@ -360,13 +361,15 @@ EndpointResult password_flow(Store& store, const IssueSettings& s,
     }
     if (!user) {
       st.failed_user = target.throttle_key;
-      st.response = invalid_grant("Invalid credentials given.");
+      st.response = s.simplejwt ? simplejwt_bad_login()
+                                : invalid_grant("Invalid credentials given.");
       return;
     }
     Txn txn = store.write();
     auto fresh = txn.get_user(s.realm, user->id);
     if (!fresh || !fresh->is_active || fresh->password != user->password) {
-      st.response = invalid_grant("Invalid credentials given.");
+      st.response = s.simplejwt ? simplejwt_bad_login()
+                                : invalid_grant("Invalid credentials given.");
       return;
     }
     fresh->last_login = s.now;
@@ -378,7 +381,7 @@ EndpointResult password_flow(Store& store, const IssueSettings& s,
                                  std::to_string(fresh->id), new_family(),
                                  client.allows_grant("refresh_token"));
     txn.commit();
-    st.response = ok_json(pair.json());
+    st.response = ok_json(s.simplejwt ? pair.simplejwt_json() : pair.json());
   });
 }
 

@@ -5,6 +5,7 @@
 #include "codec.hpp"
 #include "crypto.hpp"
 #include "endpoint_util.hpp"
+#include "jwt_tokens.hpp"
 #include "json.hpp"
 
 namespace oauth2 {
@@ -42,6 +43,7 @@ EndpointResult introspect_endpoint(Store& store,
   // R55: only authenticated clients
   ClientAuth auth = authenticate_client(store, req, form);
   if (auth.error) return done(std::move(*auth.error));
+  if (auto limited = rate_client(req, *auth.client)) return done(std::move(*limited));
   if (!auth.client->confidential) {
     return done(invalid_client(req.has_authorization));
   }
@@ -49,7 +51,8 @@ EndpointResult introspect_endpoint(Store& store,
 
   Txn txn = store.read_cached();
   std::string_view realm = sv(req.realm);
-  auto t = txn.get_token(realm, sha256(*token));
+  Digest hash;
+  auto t = find_presented(txn, req, *token, true, &hash);
   if (!t || (t->type != TokenType::kAccess && t->type != TokenType::kRefresh) ||
       req.now >= t->expires_at || (t->type == TokenType::kRefresh && t->used_at)) {
     return done(inactive());
@@ -106,6 +109,7 @@ EndpointResult metadata_endpoint(Store&, const oauth2_endpoint_req_t& req) {
   url("token_endpoint", req.token_path);
   url("revocation_endpoint", req.revoke_path);
   url("introspection_endpoint", req.introspect_path);
+  url("jwks_uri", req.jwks_path);
   json_t* rt = json_array();
   json_array_append_new(rt, json_string("code"));  // required (RFC 8414 2)
   json_object_set_new(j.get(), "response_types_supported", rt);

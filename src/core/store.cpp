@@ -218,6 +218,9 @@ std::string encode_client(const Client& c) {
   json_object_set_new(j.get(), "redirect_uris", string_array(c.redirect_uris));
   json_object_set_new(j.get(), "auth_method", json_str(c.auth_method));
   json_object_set_new(j.get(), "access_token_ttl", json_integer(c.access_token_ttl));
+  if (!c.access_token_format.empty()) {
+    json_object_set_new(j.get(), "access_token_format", json_str(c.access_token_format));
+  }
   json_object_set_new(j.get(), "created_at", json_integer(c.created_at));
   json_object_set_new(j.get(), "disabled", json_boolean(c.disabled));
   // record version 2: a binary header the validation path reads without
@@ -283,6 +286,7 @@ std::optional<Client> decode_client(std::string_view realm, std::string_view rec
   c.redirect_uris = get_strings(j.get(), "redirect_uris");
   c.auth_method = get_string(j.get(), "auth_method");
   c.access_token_ttl = json_integer_value(json_object_get(j.get(), "access_token_ttl"));
+  c.access_token_format = get_string(j.get(), "access_token_format");
   c.created_at = json_integer_value(json_object_get(j.get(), "created_at"));
   c.disabled = json_is_true(json_object_get(j.get(), "disabled"));
   return c;

@@ -49,6 +49,7 @@ struct Client {
   std::vector<std::string> redirect_uris;
   std::string auth_method;  // empty: basic or post
   int64_t access_token_ttl = 0;  // 0: the server's default
+  std::string access_token_format;  // "jwt", "opaque"; empty: the server's
   int64_t created_at = 0;
   bool disabled = false;
 

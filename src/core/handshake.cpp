@@ -1,0 +1,502 @@
+// Seed 002's handshake API under an oauth2_handshake location: create/
+// (an API key buys a handshake: a token, a secret and the solution's
+// databases), validate/ (token and secret -> still valid?) and revoke/.
+//
+// The handshake token is an HS256 JWT under the server's own key (a key
+// file, or the one the store generated), never under the handshake
+// secret; its jti is the handshake_id, whose SHA-256 keys the record.  The
+// secret is stored as a salted hash and checked in constant time.
+// Responses use the seed's envelope: {"success": true, "handshake"|"data":
+// ..., "message"} and {"success": false, "error", "error_code", "details"}.
+
+#include <memory>
+
+#include "apikeys.hpp"
+#include "codec.hpp"
+#include "crypto.hpp"
+#include "endpoint_util.hpp"
+#include "json.hpp"
+#include "jwt_tokens.hpp"
+
+namespace oauth2 {
+
+using namespace detail;
+
+namespace {
+
+constexpr int64_t kDefaultHandshakeTtl = 86400;
+constexpr int64_t kMinHandshakeTtl = 60;
+constexpr size_t kMaxNameLen = 150;
+constexpr size_t kMaxPermissions = 32;
+
+Response envelope_error(int status, std::string_view error, const char* code,
+                        Json details = Json(json_object())) {
+  Json j(json_object());
+  json_object_set_new(j.get(), "success", json_false());
+  json_object_set_new(j.get(), "error", json_stringn(error.data(), error.size()));
+  json_object_set_new(j.get(), "error_code", json_string(code));
+  json_object_set(j.get(), "details", details.get());
+  Response r;
+  r.status = status;
+  r.body = json_text(j.get());
+  return r;
+}
+
+Response field_error(const char* field, std::string_view message) {
+  Json d(json_object());
+  json_object_set_new(d.get(), field, json_stringn(message.data(), message.size()));
+  return envelope_error(400, "Invalid request", "VALIDATION_ERROR", std::move(d));
+}
+
+Response envelope_ok(int status, const char* field, Json payload,
+                     const char* message) {
+  Json j(json_object());
+  json_object_set_new(j.get(), "success", json_true());
+  json_object_set(j.get(), field, payload.get());
+  if (message) json_object_set_new(j.get(), "message", json_string(message));
+  Response r;
+  r.status = status;
+  r.body = json_text(j.get());
+  return r;
+}
+
+Response server_error() {
+  return envelope_error(500, "Internal server error", "SERVER_ERROR");
+}
+
+Response body_error(JsonBody b) {
+  switch (b) {
+    case JsonBody::kMethod: {
+      Response r = envelope_error(405, "Method not allowed", "METHOD_NOT_ALLOWED");
+      return r;
+    }
+    case JsonBody::kContentType:
+      return envelope_error(400, "Content-Type must be application/json",
+                            "INVALID_CONTENT_TYPE");
+    case JsonBody::kTooLarge:
+      return envelope_error(413, "The request body is too large",
+                            "REQUEST_TOO_LARGE");
+    default:
+      return envelope_error(400, "The request body is not a JSON object",
+                            "INVALID_JSON");
+  }
+}
+
+Response rate_limited(unsigned wait) {
+  Json d(json_object());
+  json_object_set_new(d.get(), "retry_after", json_integer(wait));
+  Response r = envelope_error(429, "Rate limit exceeded", "RATE_LIMITED",
+                              std::move(d));
+  r.retry_after = wait;
+  return r;
+}
+
+// A required string field: its value, or the field error in *err.
+std::optional<std::string> required_string(json_t* body, const char* field,
+                                           size_t max, Response* err) {
+  json_t* v = json_object_get(body, field);
+  if (!v || json_is_null(v)) {
+    *err = field_error(field, "This field is required.");
+    return std::nullopt;
+  }
+  if (!json_is_string(v)) {
+    *err = field_error(field, "Must be a string.");
+    return std::nullopt;
+  }
+  std::string s(json_string_value(v), json_string_length(v));
+  // DRF trims a CharField before it calls it blank
+  if (s.find_first_not_of(" \t\r\n") == std::string::npos) {
+    *err = field_error(field, "This field may not be blank.");
+    return std::nullopt;
+  }
+  if (s.size() > max || has_control(s)) {
+    *err = field_error(field, "Must be at most " + std::to_string(max) +
+                                  " printable characters.");
+    return std::nullopt;
+  }
+  return s;
+}
+
+std::string new_uuid() {
+  unsigned char b[16];
+  random_bytes(b, sizeof(b));
+  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);  // version 4
+  b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);  // RFC 4122 variant
+  static const char hex[] = "0123456789abcdef";
+  std::string out;
+  for (int i = 0; i < 16; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
+    out.push_back(hex[b[i] >> 4]);
+    out.push_back(hex[b[i] & 15]);
+  }
+  return out;
+}
+
+json_t* permissions_array(std::string_view scope) {
+  json_t* a = json_array();
+  std::vector<std::string_view> items;
+  parse_scope(scope, &items);
+  for (std::string_view p : items) {
+    json_array_append_new(a, json_stringn(p.data(), p.size()));
+  }
+  return a;
+}
+
+// What a handshake record's data holds.
+struct HandshakeData {
+  std::string secret_hash;
+  std::string system_name;
+  std::string solution_name;
+  std::string api_key_id;
+};
+
+std::optional<HandshakeData> handshake_data(const Token& t) {
+  Json j(json_loadb(t.data.data(), t.data.size(), 0, nullptr));
+  HandshakeData d;
+  for (auto [field, out] : {std::pair{"secret", &d.secret_hash},
+                            std::pair{"system_name", &d.system_name},
+                            std::pair{"solution_name", &d.solution_name},
+                            std::pair{"api_key", &d.api_key_id}}) {
+    const char* v = json_string_value(json_object_get(j.get(), field));
+    if (!v) return std::nullopt;
+    *out = v;
+  }
+  return d;
+}
+
+// A presented handshake token: its record, or the envelope error.
+struct Presented {
+  std::optional<Response> error;
+  Digest hash{};
+  Token token;
+  HandshakeData data;
+};
+
+Presented find_handshake(Store& store, const oauth2_endpoint_req_t& req,
+                         const std::string& token) {
+  Presented p;
+  const Settings* st = req.settings ? &req.settings->s : nullptr;
+  auto key = handshake_key(st, store);
+  if (!key) {
+    p.error = server_error();
+    return p;
+  }
+  JwtKeys keys;
+  keys.add(key);
+  JwtCheck check;
+  check.now = req.now;
+  check.check_exp = false;  // an expired handshake validates false, not 401
+  JwtResult r = jwt_verify(keys, token, check);
+  const char* jti = r.status == JwtStatus::kOk
+                        ? json_string_value(json_object_get(r.claims.get(), "jti"))
+                        : nullptr;
+  if (!jti) {
+    p.error = envelope_error(401, "Invalid handshake token", "INVALID_TOKEN");
+    p.error->auth_failed = true;
+    return p;
+  }
+  p.hash = sha256(jti);
+  Txn txn = store.read_cached();
+  auto t = txn.get_token(sv(req.realm), p.hash);
+  std::optional<HandshakeData> d;
+  if (t && t->type == TokenType::kHandshake) d = handshake_data(*t);
+  if (!d) {
+    p.error = envelope_error(404, "Handshake not found", "HANDSHAKE_NOT_FOUND");
+    return p;
+  }
+  p.token = std::move(*t);
+  p.data = std::move(*d);
+  return p;
+}
+
+// A write off the event loop whose store failure is the envelope's 500.
+EndpointResult pending_envelope(std::function<Response()> body) {
+  auto state = std::make_shared<Response>();
+  return pending(
+      [state, body] {
+        try {
+          *state = body();
+        } catch (const StoreError& e) {
+          *state = server_error();
+          state->store_rc = e.rc();
+        } catch (const std::exception&) {
+          *state = server_error();
+        }
+      },
+      [state] { return std::move(*state); });
+}
+
+// ------------------------------------------------------------- create/
+
+EndpointResult create(Store& store, const oauth2_endpoint_req_t& req,
+                      json_t* body) {
+  Response err;
+  auto api_key = required_string(body, "api_key", kMaxTokenLen, &err);
+  if (!api_key) return done(std::move(err));
+  auto system_name = required_string(body, "system_name", kMaxNameLen, &err);
+  if (!system_name) return done(std::move(err));
+  auto solution_name = required_string(body, "solution_name", kMaxNameLen, &err);
+  if (!solution_name) return done(std::move(err));
+  const Solution* solution =
+      req.settings ? req.settings->s.solution(*solution_name) : nullptr;
+  if (!solution) {
+    return done(field_error("solution_name",
+                            "Unknown solution: " + *solution_name));
+  }
+
+  // permissions: a list of scope tokens; absent: what the app may have
+  std::string permissions;
+  bool asked = false;
+  if (json_t* p = json_object_get(body, "permissions"); p && !json_is_null(p)) {
+    if (!json_is_array(p) || json_array_size(p) == 0 ||
+        json_array_size(p) > kMaxPermissions) {
+      return done(field_error("permissions",
+                              "Must be a non-empty list of at most 32 names."));
+    }
+    size_t i;
+    json_t* item;
+    json_array_foreach(p, i, item) {
+      std::string_view name = json_is_string(item)
+          ? std::string_view(json_string_value(item), json_string_length(item))
+          : std::string_view();
+      if (name.empty() || !parse_scope(name, nullptr) ||
+          name.find(' ') != std::string_view::npos) {
+        return done(field_error("permissions",
+                                "Each permission must be a scope name."));
+      }
+      if (!scope_within(name, permissions)) {  // duplicates count once
+        if (!permissions.empty()) permissions.push_back(' ');
+        permissions.append(name);
+      }
+    }
+    asked = true;
+  }
+
+  int64_t max_ttl = req.handshake_max_ttl > 0 ? req.handshake_max_ttl
+                                              : kDefaultHandshakeTtl;
+  int64_t ttl = std::min(kDefaultHandshakeTtl, max_ttl);
+  if (json_t* e = json_object_get(body, "expires_in"); e && !json_is_null(e)) {
+    if (!json_is_integer(e) || json_integer_value(e) < kMinHandshakeTtl ||
+        json_integer_value(e) > max_ttl) {
+      return done(field_error(
+          "expires_in", "Must be an integer from " +
+                            std::to_string(kMinHandshakeTtl) + " to " +
+                            std::to_string(max_ttl) + " seconds."));
+    }
+    ttl = json_integer_value(e);
+  }
+
+  std::optional<ApiKeyInfo> key;
+  std::optional<Client> client;
+  const Digest key_hash = sha256(*api_key);
+  {
+    Txn txn = store.read_cached();
+    key = find_api_key(txn, sv(req.realm), *api_key);
+    if (key) client = txn.get_client(sv(req.realm), key->client_id);
+  }
+  wipe(*api_key);
+  if (!key || !client || client->disabled) {
+    Response r = envelope_error(401, "Invalid API key", "INVALID_API_KEY");
+    r.auth_failed = true;
+    return done(std::move(r));
+  }
+  unsigned wait;
+  if (!rate_take(req, "k:" + key->id, &wait)) return done(rate_limited(wait));
+
+  // the app's registration bounds what its keys may ask for
+  std::string_view allowed =
+      client->scope.empty() ? sv(req.default_scope) : std::string_view(client->scope);
+  if (!asked) {
+    permissions = std::string(allowed);
+  } else if (!scope_within(permissions, allowed)) {
+    Json d(json_object());
+    json_object_set_new(d.get(), "permissions",
+                        json_string("The application may not ask for these."));
+    return done(envelope_error(403, "Insufficient permissions",
+                               "PERMISSION_DENIED", std::move(d)));
+  }
+
+  const Settings* st = req.settings ? &req.settings->s : nullptr;
+  auto signing = handshake_key(st, store);
+  if (!signing) return done(server_error());
+
+  IssueSettings s(req);
+  Solution sol = *solution;
+  std::string system = *system_name;
+  return pending_envelope([&store, s, sol, system, permissions, ttl, key,
+                           key_hash, signing]() {
+    std::string id = new_uuid();
+    std::string secret = random_token();
+    Token t;
+    t.type = TokenType::kHandshake;
+    t.issued_at = s.now;
+    t.expires_at = add_ttl(s.now, ttl);
+    t.client_id = key->client_id;
+    t.scope = permissions;
+    t.family = key->family;  // revoking the key ends its handshakes
+    Json data(json_object());
+    json_object_set_new(data.get(), "secret", json_string(hash_secret(secret).c_str()));
+    json_object_set_new(data.get(), "system_name", json_string(system.c_str()));
+    json_object_set_new(data.get(), "solution_name", json_string(sol.name.c_str()));
+    json_object_set_new(data.get(), "api_key", json_string(key->id.c_str()));
+    t.data = json_text(data.get(), JSON_COMPACT);
+
+    Json claims(json_object());
+    if (!s.issuer.empty()) {
+      json_object_set_new(claims.get(), "iss", json_string(s.issuer.c_str()));
+    }
+    json_object_set_new(claims.get(), "sub", json_string(key->client_id.c_str()));
+    json_object_set_new(claims.get(), "jti", json_string(id.c_str()));
+    json_object_set_new(claims.get(), "iat", json_integer(s.now));
+    json_object_set_new(claims.get(), "exp", json_integer(t.expires_at));
+    json_object_set_new(claims.get(), "token_type", json_string("handshake"));
+    json_object_set_new(claims.get(), "system_name", json_string(system.c_str()));
+    json_object_set_new(claims.get(), "solution_name", json_string(sol.name.c_str()));
+    json_object_set_new(claims.get(), "permissions", permissions_array(permissions));
+    std::string token = jwt_sign(*signing, claims.get(), "JWT");
+
+    Txn txn = store.write();
+    // the key may have been revoked since the read above
+    if (!txn.get_token(s.realm, key_hash)) {
+      wipe(secret);
+      Response r = envelope_error(401, "Invalid API key", "INVALID_API_KEY");
+      r.auth_failed = true;
+      return r;
+    }
+    txn.put_token(s.realm, sha256(id), t);
+    txn.commit();
+
+    Json dbs(json_object());
+    for (const auto& [role, db] : sol.databases) {
+      json_object_set_new(dbs.get(), role.c_str(), json_string(db.c_str()));
+    }
+    Json h(json_object());
+    json_object_set_new(h.get(), "handshake_id", json_string(id.c_str()));
+    json_object_set_new(h.get(), "handshake_token", json_string(token.c_str()));
+    json_object_set_new(h.get(), "handshake_secret", json_string(secret.c_str()));
+    json_object_set_new(h.get(), "expires_at",
+                        json_string(rfc3339(t.expires_at).c_str()));
+    json_object_set_new(h.get(), "system_name", json_string(system.c_str()));
+    json_object_set_new(h.get(), "solution_name", json_string(sol.name.c_str()));
+    json_object_set(h.get(), "database_names", dbs.get());
+    json_object_set_new(h.get(), "permissions", permissions_array(permissions));
+    wipe(secret);
+    wipe(token);
+    return envelope_ok(201, "handshake", std::move(h),
+                       "Handshake created successfully");
+  });
+}
+
+// ----------------------------------------------------------- validate/
+
+EndpointResult validate_handshake(Store& store,
+                                  const oauth2_endpoint_req_t& req,
+                                  json_t* body) {
+  Response err;
+  auto token = required_string(body, "handshake_token", kMaxTokenLen, &err);
+  if (!token) return done(std::move(err));
+  auto secret = required_string(body, "handshake_secret", kMaxSecretLen, &err);
+  if (!secret) return done(std::move(err));
+
+  Presented p = find_handshake(store, req, *token);
+  if (p.error) return done(std::move(*p.error));
+  bool ok = verify_secret(*secret, p.data.secret_hash);
+  wipe(*secret);
+  if (!ok) {
+    Response r = envelope_error(401, "Invalid handshake secret", "INVALID_SECRET");
+    r.auth_failed = true;
+    return done(std::move(r));
+  }
+  unsigned wait;
+  if (!rate_take(req, "k:" + p.data.api_key_id, &wait)) {
+    return done(rate_limited(wait));
+  }
+  bool enabled = false;
+  {
+    Txn txn = store.read_cached();
+    auto e = txn.client_enabled(sv(req.realm), p.token.client_id);
+    enabled = e && *e;
+  }
+  const bool valid = enabled && p.token.used_at == 0 && req.now < p.token.expires_at;
+  const Solution* sol =
+      req.settings ? req.settings->s.solution(p.data.solution_name) : nullptr;
+
+  Json d(json_object());
+  json_object_set_new(d.get(), "valid", json_boolean(valid));
+  json_object_set_new(d.get(), "expires_at",
+                      json_string(rfc3339(p.token.expires_at).c_str()));
+  json_object_set_new(d.get(), "permissions", permissions_array(p.token.scope));
+  json_object_set_new(d.get(), "database_name",
+                      sol && !sol->databases.empty()
+                          ? json_string(sol->databases.front().second.c_str())
+                          : json_null());
+  return done(envelope_ok(200, "data", std::move(d), nullptr));
+}
+
+// ------------------------------------------------------------- revoke/
+
+Response revoked(int64_t at) {
+  Json d(json_object());
+  json_object_set_new(d.get(), "revoked", json_true());
+  json_object_set_new(d.get(), "revoked_at", json_string(rfc3339(at).c_str()));
+  return envelope_ok(200, "data", std::move(d), "Handshake revoked successfully");
+}
+
+EndpointResult revoke_handshake(Store& store, const oauth2_endpoint_req_t& req,
+                                json_t* body) {
+  Response err;
+  auto token = required_string(body, "handshake_token", kMaxTokenLen, &err);
+  if (!token) return done(std::move(err));
+  Presented p = find_handshake(store, req, *token);
+  if (p.error) return done(std::move(*p.error));
+  unsigned wait;
+  if (!rate_take(req, "k:" + p.data.api_key_id, &wait)) {
+    return done(rate_limited(wait));
+  }
+  if (p.token.used_at != 0) return done(revoked(p.token.used_at));
+
+  IssueSettings s(req);
+  Digest hash = p.hash;
+  return pending_envelope([&store, s, hash]() {
+    Txn txn = store.write();
+    auto t = txn.get_token(s.realm, hash);
+    if (!t || t->type != TokenType::kHandshake) {
+      return envelope_error(404, "Handshake not found", "HANDSHAKE_NOT_FOUND");
+    }
+    if (t->used_at == 0) {  // a racing revoke keeps the first time
+      t->used_at = s.now;
+      txn.update_token(s.realm, hash, *t);
+      txn.commit();
+    }
+    return revoked(t->used_at);
+  });
+}
+
+}  // namespace
+
+EndpointResult handshake_endpoint(Store& store,
+                                  const oauth2_endpoint_req_t& req) {
+  std::string_view call = sv(req.subpath);
+  if (!call.empty() && call.back() == '/') call.remove_suffix(1);
+  if (call != "create" && call != "validate" && call != "revoke") {
+    return done(envelope_error(404, "Not found", "NOT_FOUND"));
+  }
+  Json body;
+  JsonBody b = parse_json_body(req, false, &body);
+  if (b != JsonBody::kOk) return done(body_error(b));
+  if (call == "create") return create(store, req, body.get());
+  if (call == "validate") return validate_handshake(store, req, body.get());
+  return revoke_handshake(store, req, body.get());
+}
+
+Response handshake_rate_limited(unsigned wait) { return rate_limited(wait); }
+
+Response handshake_too_large() { return body_error(JsonBody::kTooLarge); }
+
+Response handshake_failure(int status) {
+  Response r = server_error();
+  if (status == 503) r.retry_after = 1;
+  return r;
+}
+
+}  // namespace oauth2

@@ -1,0 +1,132 @@
+#include "jwt_tokens.hpp"
+
+#include <algorithm>
+
+#include "codec.hpp"
+#include "json.hpp"
+
+namespace oauth2::detail {
+
+namespace {
+
+bool b64url_char(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+         (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
+void set_int(json_t* o, const char* k, int64_t v) {
+  json_object_set_new(o, k, json_integer(static_cast<json_int_t>(v)));
+}
+
+void set_str(json_t* o, const char* k, std::string_view v) {
+  json_object_set_new(o, k, json_stringn(v.data(), v.size()));
+}
+
+// "aud": the configured audience, else the issuer (RFC 9068 2.2 requires
+// one); none if neither is set
+void set_common(json_t* o, const IssueSettings& s) {
+  if (!s.issuer.empty()) set_str(o, "iss", s.issuer);
+  if (!s.audience.empty()) {
+    set_str(o, "aud", s.audience);
+  } else if (!s.issuer.empty()) {
+    set_str(o, "aud", s.issuer);
+  }
+}
+
+const JwtKey& signer(const IssueSettings& s) {
+  const JwtKey* k = s.settings ? s.settings->jwt_keys.signer() : nullptr;
+  if (!k) throw std::logic_error("no JWT signing key");
+  return *k;
+}
+
+}  // namespace
+
+bool looks_like_jwt(std::string_view token) {
+  size_t dots = 0;
+  for (char c : token) {
+    if (c == '.') {
+      dots++;
+    } else if (!b64url_char(c)) {
+      return false;
+    }
+  }
+  return dots == 2;
+}
+
+std::optional<Token> find_presented(Txn& txn, const oauth2_endpoint_req_t& req,
+                                    std::string_view token, bool verify,
+                                    Digest* hash) {
+  const bool is_jwt = looks_like_jwt(token);
+  if (is_jwt && !verify) {
+    Json claims = jwt_peek_claims(token);
+    const char* jti = json_string_value(json_object_get(claims.get(), "jti"));
+    if (!jti) return std::nullopt;
+    *hash = sha256(jti);
+  } else if (is_jwt) {
+    // a forged JWT carrying a real jti must not read as that token
+    if (!req.settings) return std::nullopt;
+    JwtCheck check;
+    check.now = req.now;
+    check.check_exp = false;
+    JwtResult r = jwt_verify(req.settings->s.jwt_keys, token, check);
+    const char* jti = json_string_value(json_object_get(r.claims.get(), "jti"));
+    if (r.status != JwtStatus::kOk || !jti) return std::nullopt;
+    *hash = sha256(jti);
+  } else {
+    *hash = sha256(token);
+  }
+  auto t = txn.get_token(sv(req.realm), *hash);
+  // a handshake's jti is public (its handshake_id): never a credential here
+  if (!t || t->jwt != is_jwt || t->type == TokenType::kHandshake) {
+    return std::nullopt;
+  }
+  return t;
+}
+
+std::string sign_access_token(const IssueSettings& s, const Token& at,
+                              const std::string& jti) {
+  Json c(json_object());
+  json_t* o = c.get();
+  if (s.simplejwt) {
+    // djangorestframework-simplejwt's claims first, so its clients find
+    // what they expect
+    set_str(o, "token_type", "access");
+    set_int(o, "exp", at.expires_at);
+    set_int(o, "iat", at.issued_at);
+    set_str(o, "jti", jti);
+    set_int(o, "user_id", static_cast<int64_t>(token_user_id(at)));
+    set_common(o, s);
+  } else {
+    set_common(o, s);
+    set_int(o, "exp", at.expires_at);
+    set_int(o, "iat", at.issued_at);
+    set_str(o, "jti", jti);
+  }
+  // RFC 9068 2.2: sub is the user, or the client for client credentials
+  set_str(o, "sub", at.user.empty() ? at.client_id : at.user);
+  set_str(o, "client_id", at.client_id);
+  if (!at.scope.empty()) set_str(o, "scope", at.scope);
+  return jwt_sign(signer(s), o, s.simplejwt ? "JWT" : "at+jwt");
+}
+
+std::string sign_refresh_token(const IssueSettings& s, const Token& rt,
+                               const std::string& jti) {
+  Json c(json_object());
+  json_t* o = c.get();
+  set_str(o, "token_type", "refresh");
+  set_int(o, "exp", rt.expires_at);
+  set_int(o, "iat", rt.issued_at);
+  set_str(o, "jti", jti);
+  set_int(o, "user_id", static_cast<int64_t>(token_user_id(rt)));
+  if (!s.issuer.empty()) set_str(o, "iss", s.issuer);
+  return jwt_sign(signer(s), o, "JWT");
+}
+
+std::shared_ptr<JwtKey> handshake_key(const Settings* settings,
+                                      const Store& store) {
+  if (settings && settings->handshake_key) return settings->handshake_key;
+  if (store.handshake_key().size() < 32) return nullptr;
+  return JwtKey::hmac(store.handshake_key(), "handshake");
+}
+
+}  // namespace oauth2::detail

@@ -1,0 +1,47 @@
+// JWT access tokens (RFC 9068), simplejwt's token pair (seed 003) and
+// handshake tokens (seed 002): how the core signs them and finds their
+// records.  A JWT's record lives under the SHA-256 of its jti, a 256-bit
+// random value for access and refresh tokens, marked Token::jwt, so that
+// revocation, introspection and deletion treat it like any other token.
+
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "endpoint_util.hpp"
+#include "settings.hpp"
+
+namespace oauth2::detail {
+
+constexpr int64_t kJwtLeeway = 30;
+
+// three base64url segments: worth verifying as a JWT
+bool looks_like_jwt(std::string_view token);
+
+// The record of a token presented to revocation or introspection: an
+// opaque token's by its SHA-256, a JWT's by the SHA-256 of its jti.  With
+// verify (introspection, whose answer a resource server acts on) only once
+// the JWT's signature verifies under the location's keys, expired or not;
+// without (revocation) the jti is enough, as it is 256 random bits only the
+// real token carries, and a revocation must not fail silently because the
+// location lacks a key.  A JWT's record must be a JWT's, an opaque one's not.
+std::optional<Token> find_presented(Txn& txn, const oauth2_endpoint_req_t& req,
+                                    std::string_view token, bool verify,
+                                    Digest* hash);
+
+// Signs the access token whose record is at; jti is its record's key's
+// preimage.  RFC 9068 claims, or simplejwt's when s.simplejwt.
+std::string sign_access_token(const IssueSettings& s, const Token& at,
+                              const std::string& jti);
+// simplejwt's refresh token
+std::string sign_refresh_token(const IssueSettings& s, const Token& rt,
+                               const std::string& jti);
+
+// The key handshake tokens are signed with: the settings' file, or the
+// store's generated one (nullptr if neither).
+std::shared_ptr<JwtKey> handshake_key(const Settings* settings,
+                                      const Store& store);
+
+}  // namespace oauth2::detail

@@ -1,0 +1,322 @@
+// Seed 003: djangorestframework-simplejwt's POST /api/token/ (username and
+// password -> {"refresh", "access"}) and POST /api/token/refresh/
+// (refresh -> {"access"}), the service-token GET /api/status/, and the
+// JWKS document of the location's keys.  Errors use Django REST
+// framework's shapes: {"field": ["This field is required."]} and
+// {"detail": ..., "code": ...}.
+
+#include "codec.hpp"
+#include "crypto.hpp"
+#include "endpoint_util.hpp"
+#include "json.hpp"
+#include "jwt_tokens.hpp"
+
+namespace oauth2 {
+
+using namespace detail;
+
+// handshake.cpp
+Response handshake_rate_limited(unsigned wait);
+Response handshake_failure(int status);
+Response handshake_too_large();
+
+namespace detail {
+
+Response drf_detail(int status, std::string_view detail, const char* code) {
+  Json j(json_object());
+  json_object_set_new(j.get(), "detail", json_stringn(detail.data(), detail.size()));
+  if (code) json_object_set_new(j.get(), "code", json_string(code));
+  Response r;
+  r.status = status;
+  r.body = json_text(j.get());
+  return r;
+}
+
+Response drf_throttled(unsigned wait) {
+  Response r = drf_detail(429, "Request was throttled. Expected available in " +
+                                   std::to_string(wait) + " seconds.",
+                          "throttled");
+  r.retry_after = wait;
+  return r;
+}
+
+// DRF answers its 401s with the challenge of its first authenticator,
+// simplejwt's JWTAuthentication: Bearer realm="api"
+Response simplejwt_bad_login() {
+  Response r = drf_detail(401, "No active account found with the given credentials",
+                          "no_active_account");
+  r.bearer_challenge = true;
+  return r;
+}
+
+std::string IssuedPair::simplejwt_json() const {
+  Json j(json_object());
+  if (!refresh_token.empty()) {
+    json_object_set_new(j.get(), "refresh",
+                        json_stringn(refresh_token.data(), refresh_token.size()));
+  }
+  json_object_set_new(j.get(), "access",
+                      json_stringn(access_token.data(), access_token.size()));
+  return json_text(j.get());
+}
+
+}  // namespace detail
+
+namespace {
+
+// DRF's field errors for the fields of body that are missing or blank;
+// nullopt if every one is there
+std::optional<Response> field_errors(json_t* body,
+                                     std::initializer_list<const char*> fields) {
+  Json j(json_object());
+  for (const char* f : fields) {
+    json_t* v = json_object_get(body, f);
+    const char* msg = nullptr;
+    if (!v || json_is_null(v)) {
+      msg = "This field is required.";
+    } else if (!json_is_string(v)) {
+      msg = "Not a valid string.";
+    } else if (json_string_length(v) == 0) {
+      msg = "This field may not be blank.";
+    }
+    if (msg) {
+      json_t* a = json_array();
+      json_array_append_new(a, json_string(msg));
+      json_object_set_new(j.get(), f, a);
+    }
+  }
+  if (json_object_size(j.get()) == 0) return std::nullopt;
+  Response r;
+  r.status = 400;
+  r.body = json_text(j.get());
+  return r;
+}
+
+Response drf_body_error(JsonBody b) {
+  switch (b) {
+    case JsonBody::kMethod:
+      return drf_detail(405, "Method not allowed.", "method_not_allowed");
+    case JsonBody::kContentType:
+      return drf_detail(415, "Unsupported media type in request.",
+                        "unsupported_media_type");
+    case JsonBody::kTooLarge:
+      return drf_detail(413, "The request body is too large.");
+    default:
+      return drf_detail(400, "JSON parse error.", "parse_error");
+  }
+}
+
+Response token_not_valid() {
+  Response r = drf_detail(401, "Token is invalid or expired", "token_not_valid");
+  r.bearer_challenge = true;
+  return r;
+}
+
+// A non-empty string field of a JSON body.
+std::optional<std::string_view> string_field(json_t* body, const char* f) {
+  json_t* v = json_object_get(body, f);
+  if (!json_is_string(v) || json_string_length(v) == 0) return std::nullopt;
+  return std::string_view(json_string_value(v), json_string_length(v));
+}
+
+std::optional<Client> login_client(Store& store, const oauth2_endpoint_req_t& req) {
+  Txn txn = store.read_cached();
+  auto c = txn.get_client(sv(req.realm), sv(req.login_client_id));
+  if (!c || c->disabled) return std::nullopt;
+  return c;
+}
+
+}  // namespace
+
+EndpointResult jwt_token_endpoint(Store& store, const oauth2_endpoint_req_t& req) {
+  Json body;
+  JsonBody b = parse_json_body(req, true, &body);
+  if (b != JsonBody::kOk) return done(drf_body_error(b));
+  if (auto err = field_errors(body.get(), {"username", "password"})) {
+    return done(std::move(*err));
+  }
+  auto username = string_field(body.get(), "username");
+  auto password = string_field(body.get(), "password");
+
+  auto client = login_client(store, req);
+  if (!client) {
+    return done(drf_detail(500, "The application of oauth2_jwt_token does not exist."));
+  }
+  if (password->size() > kMaxPasswordLen || !valid_username(*username)) {
+    return done(simplejwt_bad_login());
+  }
+  IssueSettings s(req);
+  s.simplejwt = true;
+  std::string scope = client->scope.empty() ? std::string(sv(req.default_scope))
+                                            : client->scope;
+  return password_flow(store, s, *client,
+                       resolve_login(store, sv(req.realm), *username, false),
+                       std::make_shared<std::string>(*password), scope);
+}
+
+EndpointResult jwt_refresh_endpoint(Store& store,
+                                    const oauth2_endpoint_req_t& req) {
+  Json body;
+  JsonBody b = parse_json_body(req, true, &body);
+  if (b != JsonBody::kOk) return done(drf_body_error(b));
+  if (auto err = field_errors(body.get(), {"refresh"})) return done(std::move(*err));
+  auto refresh = string_field(body.get(), "refresh");
+  if (!req.settings) return done(token_not_valid());
+
+  JwtCheck check;
+  check.now = req.now;
+  check.leeway = kJwtLeeway;
+  check.issuer = sv(req.issuer);
+  JwtResult r = jwt_verify(req.settings->s.jwt_keys, *refresh, check);
+  json_t* claims = r.claims.get();
+  const char* type = json_string_value(json_object_get(claims, "token_type"));
+  const char* jti = json_string_value(json_object_get(claims, "jti"));
+  if (r.status != JwtStatus::kOk || !type || std::string_view(type) != "refresh" ||
+      !jti) {
+    return done(token_not_valid());
+  }
+
+  auto client = login_client(store, req);
+  const Digest hash = sha256(jti);
+  std::optional<Token> t;
+  {
+    Txn txn = store.read_cached();
+    t = txn.get_token(sv(req.realm), hash);
+    if (t && !t->user.empty() &&
+        !txn.active_username(sv(req.realm), token_user_id(*t))) {
+      t.reset();  // R46: a deleted or disabled user's tokens fail at once
+    }
+  }
+  if (!client || !t || t->type != TokenType::kRefresh || !t->jwt ||
+      t->client_id != client->client_id || req.now >= t->expires_at) {
+    return done(token_not_valid());
+  }
+
+  // simplejwt's default (ROTATE_REFRESH_TOKENS off): a new access token,
+  // the refresh token lives on until it expires or is revoked
+  IssueSettings s(req);
+  s.simplejwt = true;
+  Client c = *client;
+  Token rt = *t;
+  return run_grant(s, [&store, s, c, rt, hash](GrantState& st) {
+    Txn txn = store.write();
+    if (!txn.get_token(s.realm, hash)) {  // revoked since the read
+      st.response = token_not_valid();
+      return;
+    }
+    IssuedPair pair = issue_pair(txn, s, c, rt.scope, rt.user, rt.family, false);
+    txn.commit();
+    st.response = ok_json(pair.simplejwt_json());
+  });
+}
+
+EndpointResult status_endpoint(Store&, const oauth2_endpoint_req_t& req) {
+  if (sv(req.method) != "GET" && sv(req.method) != "HEAD") {
+    return done(drf_detail(405, "Method not allowed.", "method_not_allowed"));
+  }
+  const Settings* st = req.settings ? &req.settings->s : nullptr;
+  bool ok = false;
+  if (st && st->has_status_token && req.status_header_count == 1) {
+    Digest got = sha256(sv(req.status_header));
+    ok = equal_ct(got.data(), st->status_token_hash.data(), got.size());
+  }
+  if (!ok) {
+    return done(drf_detail(403, "You do not have permission to perform this action.",
+                           "permission_denied"));
+  }
+  Json j(json_object());
+  json_object_set_new(j.get(), "status", json_string("ok"));
+  json_object_set_new(j.get(), "service",
+                      json_stringn(st->service.data(), st->service.size()));
+  return done(ok_json(json_text(j.get())));
+}
+
+EndpointResult jwks_endpoint(Store&, const oauth2_endpoint_req_t& req) {
+  if (sv(req.method) != "GET" && sv(req.method) != "HEAD") {
+    Response r = oauth_error(405, "invalid_request", "This endpoint only accepts GET");
+    return done(std::move(r));
+  }
+  Response r;
+  r.status = 200;
+  r.body = req.settings ? req.settings->s.jwt_keys.jwks_json() : "{\"keys\":[]}";
+  return done(std::move(r));
+}
+
+Response rate_limited_response(int endpoint, unsigned wait) {
+  switch (endpoint) {
+    case OAUTH2_ENDPOINT_HANDSHAKE:
+      return handshake_rate_limited(wait);
+    case OAUTH2_ENDPOINT_JWT_TOKEN:
+    case OAUTH2_ENDPOINT_JWT_REFRESH:
+    case OAUTH2_ENDPOINT_STATUS:
+    case OAUTH2_ENDPOINT_REGISTER:
+      return drf_throttled(wait);
+    default: {
+      Response r = oauth_error(429, "temporarily_unavailable",
+                               "Too many requests: the rate limit is reached");
+      r.retry_after = wait;
+      return r;
+    }
+  }
+}
+
+namespace {
+
+bool drf_shaped(int endpoint) {
+  return endpoint == OAUTH2_ENDPOINT_JWT_TOKEN ||
+         endpoint == OAUTH2_ENDPOINT_JWT_REFRESH ||
+         endpoint == OAUTH2_ENDPOINT_STATUS;
+}
+
+}  // namespace
+
+Response refusal_response(int endpoint, int why, unsigned wait) {
+  if (why == OAUTH2_REFUSED_RATE_LIMIT) return rate_limited_response(endpoint, wait);
+  if (why == OAUTH2_REFUSED_LOCKED_OUT) {
+    if (endpoint == OAUTH2_ENDPOINT_HANDSHAKE) return handshake_rate_limited(wait);
+    if (drf_shaped(endpoint)) return drf_throttled(wait);
+    Response r = oauth_error(429, "temporarily_unavailable",
+                             "Too many failed client authentications");
+    r.retry_after = wait;
+    return r;
+  }
+  // OAUTH2_REFUSED_TOO_LARGE
+  if (endpoint == OAUTH2_ENDPOINT_HANDSHAKE) return handshake_too_large();
+  if (drf_shaped(endpoint)) return drf_detail(413, "The request body is too large.");
+  if (endpoint == OAUTH2_ENDPOINT_AUTHORIZE) {
+    // the authorization endpoint answers with pages
+    Response r;
+    r.status = 413;
+    r.html = true;
+    r.body =
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<title>Authorization error</title></head><body><main>"
+        "<h1>Authorization error</h1><p><strong>invalid_request</strong>: "
+        "the form is too large.</p></main></body></html>\n";
+    return r;
+  }
+  Response r = invalid_request("The request body is too large");
+  r.status = 413;
+  return r;
+}
+
+Response failure_response(int endpoint, int status) {
+  switch (endpoint) {
+    case OAUTH2_ENDPOINT_HANDSHAKE:
+      return handshake_failure(status);
+    case OAUTH2_ENDPOINT_JWT_TOKEN:
+    case OAUTH2_ENDPOINT_JWT_REFRESH:
+    case OAUTH2_ENDPOINT_STATUS: {
+      Response r = status == 503
+          ? drf_detail(503, "The store is unavailable.", "unavailable")
+          : drf_detail(500, "A server error occurred.", "error");
+      if (status == 503) r.retry_after = 1;
+      return r;
+    }
+    default:
+      if (status == 503) return unavailable();
+      return oauth_error(500, "server_error", "Internal error");
+  }
+}
+
+}  // namespace oauth2
