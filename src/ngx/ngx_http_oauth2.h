@@ -26,7 +26,30 @@
 #define NGX_HTTP_OAUTH2_ENDPOINT_LOGIN       OAUTH2_ENDPOINT_LOGIN
 #define NGX_HTTP_OAUTH2_ENDPOINT_METADATA    OAUTH2_ENDPOINT_METADATA
 
+#define NGX_HTTP_OAUTH2_ENDPOINT_HANDSHAKE   OAUTH2_ENDPOINT_HANDSHAKE
+#define NGX_HTTP_OAUTH2_ENDPOINT_JWKS        OAUTH2_ENDPOINT_JWKS
+#define NGX_HTTP_OAUTH2_ENDPOINT_JWT_TOKEN   OAUTH2_ENDPOINT_JWT_TOKEN
+#define NGX_HTTP_OAUTH2_ENDPOINT_JWT_REFRESH OAUTH2_ENDPOINT_JWT_REFRESH
+#define NGX_HTTP_OAUTH2_ENDPOINT_STATUS      OAUTH2_ENDPOINT_STATUS
+
 #define NGX_HTTP_OAUTH2_MAX_BODY         16384
+#define NGX_HTTP_OAUTH2_MAX_RATES        2
+
+
+/* one window of oauth2_rate_limit: limit requests per window seconds */
+typedef struct {
+    ngx_uint_t                 limit;
+    time_t                     window;
+} ngx_http_oauth2_rate_t;
+
+
+/* what the X-RateLimit-* headers of a response say */
+typedef struct {
+    ngx_uint_t                 limit;
+    ngx_uint_t                 remaining;
+    time_t                     reset;
+    unsigned                   set:1;
+} ngx_http_oauth2_rate_state_t;
 
 
 typedef struct {
@@ -40,6 +63,7 @@ typedef struct {
     ngx_str_t                  authorize_path;
     ngx_str_t                  revoke_path;
     ngx_str_t                  introspect_path;
+    ngx_str_t                  jwks_path;
 } ngx_http_oauth2_main_conf_t;
 
 
@@ -67,6 +91,20 @@ typedef struct {
     ngx_str_t                  consent_template;
     ngx_str_t                  error_template;
 
+    ngx_http_oauth2_rate_t     rates[NGX_HTTP_OAUTH2_MAX_RATES];
+    ngx_uint_t                 nrates;        /* NGX_CONF_UNSET_UINT: unset */
+
+    ngx_array_t               *jwt_keys;      /* ngx_keyval_t: path, "hmac" */
+    ngx_str_t                  handshake_key; /* a file; empty: the store's */
+    ngx_array_t               *solutions;     /* of ngx_array_t of ngx_str_t */
+    time_t                     handshake_max_ttl;
+    ngx_flag_t                 jwt_access;    /* oauth2_access_token_format */
+    ngx_str_t                  audience;
+    ngx_str_t                  status_service;
+    ngx_str_t                  status_header; /* lowercase */
+    ngx_str_t                  status_token_file;
+    oauth2_settings_t         *settings;      /* built at merge */
+
 #if (NGX_THREADS)
     ngx_flag_t                 threads;       /* oauth2_thread_pool */
     ngx_thread_pool_t         *thread_pool;
@@ -81,6 +119,7 @@ typedef struct {
     ngx_str_t                  user;
     time_t                     expires;
     unsigned                   valid:1;
+    ngx_http_oauth2_rate_state_t  rate;
 } ngx_http_oauth2_ctx_t;
 
 
@@ -109,6 +148,9 @@ ngx_int_t ngx_http_oauth2_send_json(ngx_http_request_t *r,
     oauth2_response_t *resp);
 ngx_int_t ngx_http_oauth2_add_header(ngx_http_request_t *r, char *name,
     ngx_str_t *value);
+/* how many request headers are named name (lowercase), and the first */
+void ngx_http_oauth2_find_header(ngx_http_request_t *r, ngx_str_t *name,
+    unsigned *count, oauth2_str_t *first);
 
 /* failed-attempt counters in shared memory */
 ngx_int_t ngx_http_oauth2_limit_init_zone(ngx_shm_zone_t *shm_zone,
@@ -117,6 +159,12 @@ ngx_uint_t ngx_http_oauth2_limit_blocked(ngx_shm_zone_t *zone,
     ngx_str_t *key, ngx_uint_t limit, time_t window);
 void ngx_http_oauth2_limit_hit(ngx_shm_zone_t *zone, ngx_str_t *key,
     time_t window);
+ngx_uint_t ngx_http_oauth2_limit_take(ngx_shm_zone_t *zone, ngx_str_t *id,
+    ngx_http_oauth2_rate_t *rates, ngx_uint_t nrates,
+    ngx_http_oauth2_rate_state_t *st);
+ngx_int_t ngx_http_oauth2_rate_headers(ngx_http_request_t *r,
+    ngx_http_oauth2_rate_state_t *st);
+ngx_int_t ngx_http_oauth2_rate_counted(ngx_http_request_t *r);
 
 
 #endif /* _NGX_HTTP_OAUTH2_H_INCLUDED_ */

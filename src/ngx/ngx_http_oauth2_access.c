@@ -7,6 +7,9 @@
 #include "ngx_http_oauth2.h"
 
 
+static ngx_int_t ngx_http_oauth2_access_rate(ngx_http_request_t *r,
+    ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_main_conf_t *mcf,
+    ngx_http_oauth2_ctx_t *ctx);
 static ngx_int_t ngx_http_oauth2_challenge(ngx_http_request_t *r,
     ngx_http_oauth2_loc_conf_t *olcf, ngx_uint_t result);
 
@@ -81,6 +84,9 @@ ngx_http_oauth2_access_handler(ngx_http_request_t *r)
 
     ngx_http_oauth2_str(&req.realm, &mcf->store_realm);
     req.now = ngx_time();
+    req.settings = olcf->settings;
+    ngx_http_oauth2_str(&req.issuer, &olcf->issuer);
+    ngx_http_oauth2_str(&req.audience, &olcf->audience);
 
     store = ngx_http_oauth2_store(r->connection->log);
 
@@ -114,7 +120,59 @@ ngx_http_oauth2_access_handler(ngx_http_request_t *r)
 
     ngx_http_set_ctx(r, ctx, ngx_http_oauth2_module);
 
+    /* oauth2_rate_limit: per client, whichever of its tokens it shows */
+
+    if (olcf->nrates && !ngx_http_oauth2_rate_counted(r)) {
+        return ngx_http_oauth2_access_rate(r, olcf, mcf, ctx);
+    }
+
     return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_oauth2_access_rate(ngx_http_request_t *r,
+    ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_main_conf_t *mcf,
+    ngx_http_oauth2_ctx_t *ctx)
+{
+    u_char      *p;
+    ngx_str_t    key, value;
+    ngx_uint_t   wait;
+
+    key.len = ctx->client_id.len + 2;
+    key.data = ngx_pnalloc(r->pool, key.len);
+    if (key.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    key.data[0] = 'c';
+    key.data[1] = ':';
+    ngx_memcpy(key.data + 2, ctx->client_id.data, ctx->client_id.len);
+
+    wait = ngx_http_oauth2_limit_take(mcf->shm_zone, &key, olcf->rates,
+                                      olcf->nrates, &ctx->rate);
+
+    if (ngx_http_oauth2_rate_headers(r, &ctx->rate) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (wait == 0) {
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    value.data = p;
+    value.len = ngx_sprintf(p, "%ui", wait) - p;
+
+    if (ngx_http_oauth2_add_header(r, "Retry-After", &value) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_HTTP_TOO_MANY_REQUESTS;
 }
 
 

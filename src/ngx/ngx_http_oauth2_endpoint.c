@@ -15,6 +15,7 @@ typedef struct {
     ngx_http_oauth2_loc_conf_t  *conf;
     ngx_shm_zone_t              *zone;
     oauth2_op_t                 *op;
+    ngx_http_oauth2_rate_state_t rate;
 #if (NGX_THREADS)
     ngx_event_t                  guard;
 #endif
@@ -29,11 +30,16 @@ static ngx_int_t ngx_http_oauth2_finish(ngx_http_request_t *r,
 static ngx_int_t ngx_http_oauth2_collect_body(ngx_http_request_t *r,
     ngx_str_t *body);
 static ngx_int_t ngx_http_oauth2_too_large(ngx_http_request_t *r);
+static ngx_int_t ngx_http_oauth2_refuse(ngx_http_request_t *r,
+    ngx_http_oauth2_loc_conf_t *olcf, int why, ngx_uint_t wait,
+    oauth2_response_t *resp);
 static ngx_int_t ngx_http_oauth2_address_key(ngx_http_request_t *r,
     ngx_str_t *key);
 static unsigned ngx_http_oauth2_key_blocked(void *data, int kind,
     const unsigned char *id, size_t len);
 static void ngx_http_oauth2_key_failed(void *data, int kind,
+    const unsigned char *id, size_t len);
+static unsigned ngx_http_oauth2_rate_take(void *data,
     const unsigned char *id, size_t len);
 static ngx_int_t ngx_http_oauth2_cookies(ngx_http_request_t *r,
     ngx_str_t *out);
@@ -48,15 +54,6 @@ static void ngx_http_oauth2_guard_handler(ngx_event_t *ev);
 
 static ngx_str_t  ngx_http_oauth2_content_type = ngx_string("content-type");
 
-static u_char  ngx_http_oauth2_too_large_page[] =
-    "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-    "<title>Authorization error</title></head><body><main>"
-    "<h1>Authorization error</h1><p><strong>invalid_request</strong>: "
-    "the form is too large.</p></main></body></html>\n";
-
-static u_char  ngx_http_oauth2_too_large_body[] =
-    "{\"error\": \"invalid_request\", "
-    "\"error_description\": \"The request body is too large\"}";
 
 
 ngx_int_t
@@ -140,6 +137,7 @@ ngx_http_oauth2_process(ngx_http_request_t *r, ngx_str_t *body)
     oauth2_endpoint_req_t            req;
     ngx_http_oauth2_loc_conf_t      *olcf;
     ngx_http_oauth2_main_conf_t     *mcf;
+    ngx_http_core_loc_conf_t        *clcf;
     ngx_http_oauth2_endpoint_ctx_t  *ectx;
 #if (NGX_THREADS)
     ngx_thread_task_t               *task;
@@ -166,25 +164,56 @@ ngx_http_oauth2_process(ngx_http_request_t *r, ngx_str_t *body)
                                              3 * olcf->auth_limit,
                                              olcf->auth_window);
         if (wait) {
-            static u_char  blocked[] =
-                "{\"error\": \"temporarily_unavailable\", "
-                "\"error_description\": "
-                "\"Too many failed client authentications\"}";
-
             ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                           "oauth2: too many failed client authentications "
                           "from %V", &r->connection->addr_text);
 
-            resp.status = NGX_HTTP_TOO_MANY_REQUESTS;
-            resp.retry_after = wait;
-            resp.body = blocked;
-            resp.body_len = sizeof(blocked) - 1;
+            return ngx_http_oauth2_refuse(r, olcf, OAUTH2_REFUSED_LOCKED_OUT,
+                                          wait, &resp);
+        }
+    }
 
-            return ngx_http_oauth2_send_json(r, &resp);
+    /* rate limits: by address, unless the core names the caller */
+
+    if (olcf->nrates && !oauth2_rate_by_caller((int) olcf->endpoint)) {
+        if (ngx_http_oauth2_address_key(r, &key) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        wait = ngx_http_oauth2_limit_take(mcf->shm_zone, &key, olcf->rates,
+                                          olcf->nrates, &ectx->rate);
+        if (wait) {
+            if (ngx_http_oauth2_rate_headers(r, &ectx->rate) != NGX_OK) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            return ngx_http_oauth2_refuse(r, olcf, OAUTH2_REFUSED_RATE_LIMIT,
+                                          wait, &resp);
         }
     }
 
     ngx_memzero(&req, sizeof(oauth2_endpoint_req_t));
+
+    if (olcf->nrates && oauth2_rate_by_caller((int) olcf->endpoint)) {
+        req.rate.ctx = ectx;
+        req.rate.take = ngx_http_oauth2_rate_take;
+    }
+
+    req.settings = olcf->settings;
+    req.jwt_access_tokens = olcf->jwt_access ? 1 : 0;
+    ngx_http_oauth2_str(&req.audience, &olcf->audience);
+    ngx_http_oauth2_str(&req.issuer, &olcf->issuer);
+    req.handshake_max_ttl = olcf->handshake_max_ttl;
+
+    if (olcf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_HANDSHAKE) {
+        /* create/, validate/, revoke/: the URI after the location's name */
+        clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+        if (r->uri.len >= clcf->name.len) {
+            req.subpath.data = r->uri.data + clcf->name.len;
+            req.subpath.len = r->uri.len - clcf->name.len;
+        }
+    }
 
     ngx_http_oauth2_str(&req.method, &r->method_name);
     req.has_query = (r->args.len > 0 || r->args_start != NULL);
@@ -230,6 +259,12 @@ ngx_http_oauth2_process(ngx_http_request_t *r, ngx_str_t *body)
         }
     }
 
+    if (olcf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_STATUS) {
+        ngx_http_oauth2_find_header(r, &olcf->status_header,
+                                    &req.status_header_count,
+                                    &req.status_header);
+    }
+
     ngx_http_oauth2_str(&req.body, body);
     req.now = ngx_time();
     ngx_http_oauth2_str(&req.realm, &mcf->store_realm);
@@ -266,6 +301,7 @@ ngx_http_oauth2_process(ngx_http_request_t *r, ngx_str_t *body)
         ngx_http_oauth2_str(&req.authorize_path, &mcf->authorize_path);
         ngx_http_oauth2_str(&req.revoke_path, &mcf->revoke_path);
         ngx_http_oauth2_str(&req.introspect_path, &mcf->introspect_path);
+        ngx_http_oauth2_str(&req.jwks_path, &mcf->jwks_path);
     }
 
     if (ectx->zone) {
@@ -354,6 +390,10 @@ ngx_http_oauth2_finish(ngx_http_request_t *r,
             ngx_http_oauth2_limit_hit(ectx->zone, &key,
                                       ectx->conf->auth_window);
         }
+    }
+
+    if (ngx_http_oauth2_rate_headers(r, &ectx->rate) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     if (resp->status >= NGX_HTTP_INTERNAL_SERVER_ERROR) {
@@ -509,24 +549,28 @@ ngx_http_oauth2_too_large(ngx_http_request_t *r)
     oauth2_response_t            resp;
     ngx_http_oauth2_loc_conf_t  *olcf;
 
-    ngx_memzero(&resp, sizeof(oauth2_response_t));
-
     olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth2_module);
 
-    resp.status = NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+    return ngx_http_oauth2_refuse(r, olcf, OAUTH2_REFUSED_TOO_LARGE, 0, &resp);
+}
 
-    if (olcf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_AUTHORIZE) {
-        /* the authorization endpoint answers with pages */
-        resp.html = 1;
-        resp.body = ngx_http_oauth2_too_large_page;
-        resp.body_len = sizeof(ngx_http_oauth2_too_large_page) - 1;
 
-    } else {
-        resp.body = ngx_http_oauth2_too_large_body;
-        resp.body_len = sizeof(ngx_http_oauth2_too_large_body) - 1;
+/* a refusal the shim decides, answered in the endpoint's shape */
+
+static ngx_int_t
+ngx_http_oauth2_refuse(ngx_http_request_t *r, ngx_http_oauth2_loc_conf_t *olcf,
+    int why, ngx_uint_t wait, oauth2_response_t *resp)
+{
+    ngx_memzero(resp, sizeof(oauth2_response_t));
+
+    if (oauth2_refusal((int) olcf->endpoint, why, (unsigned) wait,
+                       ngx_http_oauth2_palloc, r->pool, resp)
+        != OAUTH2_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_oauth2_send_json(r, &resp);
+    return ngx_http_oauth2_send_json(r, resp);
 }
 
 
@@ -548,6 +592,27 @@ ngx_http_oauth2_address_key(ngx_http_request_t *r, ngx_str_t *key)
     key->len = addr->len + 2;
 
     return NGX_OK;
+}
+
+
+/* the core's rate.take(): id is "k:<API key id>" or "c:<client_id>" */
+
+static unsigned
+ngx_http_oauth2_rate_take(void *data, const unsigned char *id, size_t len)
+{
+    ngx_str_t                        key;
+    ngx_http_oauth2_main_conf_t     *mcf;
+    ngx_http_oauth2_endpoint_ctx_t  *ectx = data;
+
+    mcf = ngx_http_get_module_main_conf(ectx->request, ngx_http_oauth2_module);
+
+    key.data = (u_char *) id;
+    key.len = len;
+
+    return (unsigned) ngx_http_oauth2_limit_take(mcf->shm_zone, &key,
+                                                 ectx->conf->rates,
+                                                 ectx->conf->nrates,
+                                                 &ectx->rate);
 }
 
 

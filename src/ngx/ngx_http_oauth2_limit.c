@@ -198,44 +198,28 @@ ngx_http_oauth2_limit_blocked(ngx_shm_zone_t *zone, ngx_str_t *key,
 }
 
 
-void
-ngx_http_oauth2_limit_hit(ngx_shm_zone_t *zone, ngx_str_t *key,
-    time_t window)
+/* the key's node, created (evicting the least recently used if the zone is
+ * full) if missing; NULL if there is no room.  Called with the mutex held. */
+
+static ngx_http_oauth2_limit_node_t *
+ngx_http_oauth2_limit_node(ngx_http_oauth2_limit_ctx_t *ctx, ngx_str_t *key,
+    time_t start)
 {
     size_t                         size;
-    time_t                         now;
     uint32_t                       hash;
     ngx_uint_t                     n;
     ngx_queue_t                   *q;
     ngx_rbtree_node_t             *node;
-    ngx_http_oauth2_limit_ctx_t    lctx, *ctx;
     ngx_http_oauth2_limit_node_t  *ln;
 
-    if (zone == NULL || key->len == 0 || key->len > 255) {
-        return;
-    }
-
-    ctx = &lctx;
-    ngx_http_oauth2_limit_ctx(zone, ctx);
     hash = ngx_crc32_short(key->data, key->len);
-    now = ngx_time();
-
-    ngx_shmtx_lock(&ctx->shpool->mutex);
 
     ln = ngx_http_oauth2_limit_lookup(ctx, key, hash);
 
     if (ln) {
         ngx_queue_remove(&ln->queue);
-
-        if (now - ln->start >= window) {
-            ln->start = now;
-            ln->count = 0;
-        }
-
-        ln->count++;
         ngx_queue_insert_head(&ctx->sh->queue, &ln->queue);
-
-        goto done;
+        return ln;
     }
 
     size = offsetof(ngx_rbtree_node_t, color)
@@ -265,21 +249,138 @@ ngx_http_oauth2_limit_hit(ngx_shm_zone_t *zone, ngx_str_t *key,
     }
 
     if (node == NULL) {
-        goto done;
+        return NULL;
     }
 
     node->key = hash;
 
     ln = (ngx_http_oauth2_limit_node_t *) &node->color;
     ln->len = (u_char) key->len;
-    ln->start = now;
-    ln->count = 1;
+    ln->start = start;
+    ln->count = 0;
     ngx_memcpy(ln->data, key->data, key->len);
 
     ngx_rbtree_insert(&ctx->sh->rbtree, node);
     ngx_queue_insert_head(&ctx->sh->queue, &ln->queue);
 
-done:
+    return ln;
+}
 
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+void
+ngx_http_oauth2_limit_hit(ngx_shm_zone_t *zone, ngx_str_t *key,
+    time_t window)
+{
+    time_t                         now;
+    ngx_http_oauth2_limit_ctx_t    lctx;
+    ngx_http_oauth2_limit_node_t  *ln;
+
+    if (zone == NULL || key->len == 0 || key->len > 255) {
+        return;
+    }
+
+    ngx_http_oauth2_limit_ctx(zone, &lctx);
+    now = ngx_time();
+
+    ngx_shmtx_lock(&lctx.shpool->mutex);
+
+    ln = ngx_http_oauth2_limit_node(&lctx, key, now);
+
+    if (ln) {
+        if (now - ln->start >= window) {
+            ln->start = now;
+            ln->count = 0;
+        }
+
+        ln->count++;
+    }
+
+    ngx_shmtx_unlock(&lctx.shpool->mutex);
+}
+
+
+/*
+ * Request rate limits: fixed windows aligned to the clock (an hour window
+ * resets on the hour), one counter per window and caller.  A request is
+ * counted in every window or in none: one refused by the minute's burst
+ * does not spend the hour's budget.  Returns 0 if allowed, else the seconds
+ * until it would be; *st gets what the X-RateLimit headers say.
+ */
+
+ngx_uint_t
+ngx_http_oauth2_limit_take(ngx_shm_zone_t *zone, ngx_str_t *id,
+    ngx_http_oauth2_rate_t *rates, ngx_uint_t nrates,
+    ngx_http_oauth2_rate_state_t *st)
+{
+    u_char                         buf[300];
+    time_t                         now, start, reset;
+    ngx_str_t                      key;
+    ngx_uint_t                     i, wait, left, least;
+    ngx_http_oauth2_limit_ctx_t    lctx;
+    ngx_http_oauth2_limit_node_t  *ln[NGX_HTTP_OAUTH2_MAX_RATES];
+
+    if (zone == NULL || nrates == 0 || id->len > 200) {
+        return 0;
+    }
+
+    ngx_http_oauth2_limit_ctx(zone, &lctx);
+    now = ngx_time();
+    wait = 0;
+    least = NGX_MAX_UINT32_VALUE;
+    reset = now;
+
+    ngx_shmtx_lock(&lctx.shpool->mutex);
+
+    for (i = 0; i < nrates; i++) {
+        key.data = buf;
+        key.len = ngx_snprintf(buf, sizeof(buf), "R%T:%V",
+                               rates[i].window, id) - buf;
+        start = now - now % rates[i].window;
+
+        ln[i] = ngx_http_oauth2_limit_node(&lctx, &key, start);
+
+        if (ln[i] == NULL) {
+            continue;   /* no room: fail open rather than refuse everyone */
+        }
+
+        if (ln[i]->start != start) {
+            ln[i]->start = start;
+            ln[i]->count = 0;
+        }
+
+        if (ln[i]->count >= rates[i].limit
+            && (ngx_uint_t) (start + rates[i].window - now) > wait)
+        {
+            wait = start + rates[i].window - now;
+        }
+    }
+
+    for (i = 0; i < nrates; i++) {
+        if (ln[i] == NULL) {
+            continue;
+        }
+
+        if (wait == 0) {
+            ln[i]->count++;
+        }
+
+        left = ln[i]->count >= rates[i].limit
+               ? 0 : rates[i].limit - ln[i]->count;
+
+        if (left < least
+            || (left == least && ln[i]->start + rates[i].window > reset))
+        {
+            least = left;
+            reset = ln[i]->start + rates[i].window;
+        }
+    }
+
+    ngx_shmtx_unlock(&lctx.shpool->mutex);
+
+    st->set = 1;
+    st->limit = rates[0].limit;
+    st->remaining = least == NGX_MAX_UINT32_VALUE ? rates[0].limit : least;
+    st->reset = reset;
+
+    return wait;
 }

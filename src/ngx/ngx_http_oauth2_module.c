@@ -38,6 +38,17 @@ static char *ngx_http_oauth2_login_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_oauth2_template_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_rate_limit_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_jwt_key_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_solution_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_status_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_settings(ngx_conf_t *cf,
+    ngx_http_oauth2_loc_conf_t *conf);
+static void ngx_http_oauth2_settings_cleanup(void *data);
 static ngx_int_t ngx_http_oauth2_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_oauth2_init_process(ngx_cycle_t *cycle);
 static void ngx_http_oauth2_exit_process(ngx_cycle_t *cycle);
@@ -46,6 +57,13 @@ static ngx_int_t ngx_http_oauth2_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_oauth2_expires_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+
+
+static ngx_conf_enum_t  ngx_http_oauth2_token_formats[] = {
+    { ngx_string("opaque"), 0 },
+    { ngx_string("jwt"), 1 },
+    { ngx_null_string, 0 }
+};
 
 
 static ngx_command_t  ngx_http_oauth2_commands[] = {
@@ -104,6 +122,90 @@ static ngx_command_t  ngx_http_oauth2_commands[] = {
       ngx_http_oauth2_endpoint_directive,
       NGX_HTTP_LOC_CONF_OFFSET,
       NGX_HTTP_OAUTH2_ENDPOINT_METADATA,
+      NULL },
+
+    { ngx_string("oauth2_handshake"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_oauth2_endpoint_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_OAUTH2_ENDPOINT_HANDSHAKE,
+      NULL },
+
+    { ngx_string("oauth2_jwks"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_oauth2_endpoint_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_OAUTH2_ENDPOINT_JWKS,
+      NULL },
+
+    { ngx_string("oauth2_jwt_token"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_oauth2_login_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_OAUTH2_ENDPOINT_JWT_TOKEN,
+      NULL },
+
+    { ngx_string("oauth2_jwt_refresh"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_oauth2_login_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_OAUTH2_ENDPOINT_JWT_REFRESH,
+      NULL },
+
+    { ngx_string("oauth2_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE3,
+      ngx_http_oauth2_status_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_OAUTH2_ENDPOINT_STATUS,
+      NULL },
+
+    { ngx_string("oauth2_rate_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_oauth2_rate_limit_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("oauth2_jwt_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_oauth2_jwt_key_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("oauth2_jwt_audience"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, audience),
+      NULL },
+
+    { ngx_string("oauth2_access_token_format"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, jwt_access),
+      &ngx_http_oauth2_token_formats },
+
+    { ngx_string("oauth2_handshake_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, handshake_key),
+      NULL },
+
+    { ngx_string("oauth2_handshake_solution"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
+      ngx_http_oauth2_solution_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("oauth2_handshake_max_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, handshake_max_ttl),
       NULL },
 
     { ngx_string("oauth2_refresh_token_ttl"),
@@ -311,6 +413,16 @@ ngx_http_oauth2_endpoint_name(ngx_uint_t endpoint)
         return "oauth2_login";
     case NGX_HTTP_OAUTH2_ENDPOINT_METADATA:
         return "oauth2_metadata";
+    case NGX_HTTP_OAUTH2_ENDPOINT_HANDSHAKE:
+        return "oauth2_handshake";
+    case NGX_HTTP_OAUTH2_ENDPOINT_JWKS:
+        return "oauth2_jwks";
+    case NGX_HTTP_OAUTH2_ENDPOINT_JWT_TOKEN:
+        return "oauth2_jwt_token";
+    case NGX_HTTP_OAUTH2_ENDPOINT_JWT_REFRESH:
+        return "oauth2_jwt_refresh";
+    case NGX_HTTP_OAUTH2_ENDPOINT_STATUS:
+        return "oauth2_status";
     default:
         return "auth_oauth2";
     }
@@ -464,6 +576,11 @@ ngx_http_oauth2_create_loc_conf(ngx_conf_t *cf)
     conf->refresh_grace = NGX_CONF_UNSET;
     conf->code_ttl = NGX_CONF_UNSET;
     conf->pbkdf2_iterations = NGX_CONF_UNSET_UINT;
+    conf->nrates = NGX_CONF_UNSET_UINT;
+    conf->jwt_keys = NGX_CONF_UNSET_PTR;
+    conf->solutions = NGX_CONF_UNSET_PTR;
+    conf->handshake_max_ttl = NGX_CONF_UNSET;
+    conf->jwt_access = NGX_CONF_UNSET;
 #if (NGX_THREADS)
     conf->threads = NGX_CONF_UNSET;
 #endif
@@ -509,6 +626,25 @@ ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->consent_template, prev->consent_template,
                              "");
     ngx_conf_merge_str_value(conf->error_template, prev->error_template, "");
+
+    if (conf->nrates == NGX_CONF_UNSET_UINT) {
+        conf->nrates = prev->nrates == NGX_CONF_UNSET_UINT ? 0 : prev->nrates;
+        ngx_memcpy(conf->rates, prev->rates, sizeof(conf->rates));
+    }
+
+    ngx_conf_merge_ptr_value(conf->jwt_keys, prev->jwt_keys, NULL);
+    ngx_conf_merge_ptr_value(conf->solutions, prev->solutions, NULL);
+    ngx_conf_merge_str_value(conf->handshake_key, prev->handshake_key, "");
+    ngx_conf_merge_sec_value(conf->handshake_max_ttl, prev->handshake_max_ttl,
+                             30 * 86400);
+    ngx_conf_merge_value(conf->jwt_access, prev->jwt_access, 0);
+    ngx_conf_merge_str_value(conf->audience, prev->audience, "");
+
+    if (conf->handshake_max_ttl < 60) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"oauth2_handshake_max_ttl\" must be at least 60s");
+        return NGX_CONF_ERROR;
+    }
 
     if (conf->code_ttl <= 0 || conf->code_ttl > 600) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -580,7 +716,370 @@ ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
+    return ngx_http_oauth2_settings(cf, conf);
+}
+
+
+/*
+ * The core's settings of a location that serves or checks tokens: its key
+ * files are read here, so a reload reads them again (a removed key stops
+ * verifying at once).
+ */
+
+static char *
+ngx_http_oauth2_settings(ngx_conf_t *cf, ngx_http_oauth2_loc_conf_t *conf)
+{
+    char                 err[512], path[NGX_MAX_PATH];
+    ngx_str_t           *args;
+    ngx_flag_t           simplejwt;
+    ngx_uint_t           i, j;
+    ngx_array_t         *sol;
+    ngx_keyval_t        *kv;
+    oauth2_str_t         cargs[16];
+    oauth2_str_t         service;
+    ngx_pool_cleanup_t  *cln;
+
+    conf->settings = oauth2_settings_create();
+    if (conf->settings == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        oauth2_settings_destroy(conf->settings);
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_http_oauth2_settings_cleanup;
+    cln->data = conf->settings;
+
+    err[0] = '\0';
+
+    if (conf->jwt_keys) {
+        kv = conf->jwt_keys->elts;
+
+        for (i = 0; i < conf->jwt_keys->nelts; i++) {
+            ngx_cpystrn((u_char *) path, kv[i].key.data,
+                        ngx_min(kv[i].key.len + 1, sizeof(path)));
+
+            if (oauth2_settings_add_jwt_key(conf->settings, path,
+                                            kv[i].value.len != 0,
+                                            err, sizeof(err))
+                != OAUTH2_OK)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"oauth2_jwt_key\": %s", err);
+                return NGX_CONF_ERROR;
+            }
+        }
+    }
+
+    if (conf->handshake_key.len) {
+        if (ngx_conf_full_name(cf->cycle, &conf->handshake_key, 1) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_cpystrn((u_char *) path, conf->handshake_key.data,
+                    ngx_min(conf->handshake_key.len + 1, sizeof(path)));
+
+        if (oauth2_settings_set_handshake_key(conf->settings, path, err,
+                                              sizeof(err))
+            != OAUTH2_OK)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"oauth2_handshake_key\": %s", err);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (conf->solutions) {
+        sol = conf->solutions->elts;
+
+        for (i = 0; i < conf->solutions->nelts; i++) {
+            args = sol[i].elts;
+
+            for (j = 0; j < sol[i].nelts && j < 16; j++) {
+                ngx_http_oauth2_str(&cargs[j], &args[j]);
+            }
+
+            if (oauth2_settings_add_solution(conf->settings, cargs, j, err,
+                                             sizeof(err))
+                != OAUTH2_OK)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"oauth2_handshake_solution\": %s", err);
+                return NGX_CONF_ERROR;
+            }
+        }
+    }
+
+    if (conf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_STATUS) {
+        ngx_cpystrn((u_char *) path, conf->status_token_file.data,
+                    ngx_min(conf->status_token_file.len + 1, sizeof(path)));
+        ngx_http_oauth2_str(&service, &conf->status_service);
+
+        if (oauth2_settings_set_status(conf->settings, service, path, err,
+                                       sizeof(err))
+            != OAUTH2_OK)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"oauth2_status\": %s", err);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    simplejwt = (conf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_JWT_TOKEN
+                 || conf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_JWT_REFRESH);
+
+    if ((simplejwt
+         || (conf->jwt_access
+             && conf->endpoint != NGX_HTTP_OAUTH2_ENDPOINT_NONE))
+        && !oauth2_settings_can_sign(conf->settings))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%s\" issues JWTs: it requires "
+                           "\"oauth2_jwt_key\" with a private or HMAC key",
+                           simplejwt
+                           ? ngx_http_oauth2_endpoint_name(conf->endpoint)
+                           : "oauth2_access_token_format jwt");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_HANDSHAKE
+        && conf->solutions == NULL)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"oauth2_handshake\" requires at least one "
+                           "\"oauth2_handshake_solution\"");
+        return NGX_CONF_ERROR;
+    }
+
     return NGX_CONF_OK;
+}
+
+
+static void
+ngx_http_oauth2_settings_cleanup(void *data)
+{
+    oauth2_settings_destroy(data);
+}
+
+
+/* oauth2_rate_limit off | <n>/<unit> [<n>/<unit>]: s, m, h, d */
+
+static char *
+ngx_http_oauth2_rate_limit_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth2_loc_conf_t *olcf = conf;
+
+    u_char     *slash;
+    ngx_int_t   n;
+    ngx_str_t  *value, unit;
+    ngx_uint_t  i;
+
+    if (olcf->nrates != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
+        olcf->nrates = 0;
+        return NGX_CONF_OK;
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        slash = ngx_strlchr(value[i].data, value[i].data + value[i].len, '/');
+
+        n = slash ? ngx_atoi(value[i].data, slash - value[i].data) : NGX_ERROR;
+
+        if (n <= 0) {
+            goto invalid;
+        }
+
+        unit.data = slash + 1;
+        unit.len = value[i].data + value[i].len - unit.data;
+
+        olcf->rates[i - 1].limit = n;
+
+        if (ngx_strcmp(unit.data, "s") == 0
+            || ngx_strcmp(unit.data, "second") == 0)
+        {
+            olcf->rates[i - 1].window = 1;
+
+        } else if (ngx_strcmp(unit.data, "m") == 0
+                   || ngx_strcmp(unit.data, "minute") == 0)
+        {
+            olcf->rates[i - 1].window = 60;
+
+        } else if (ngx_strcmp(unit.data, "h") == 0
+                   || ngx_strcmp(unit.data, "hour") == 0)
+        {
+            olcf->rates[i - 1].window = 3600;
+
+        } else if (ngx_strcmp(unit.data, "d") == 0
+                   || ngx_strcmp(unit.data, "day") == 0)
+        {
+            olcf->rates[i - 1].window = 86400;
+
+        } else {
+            goto invalid;
+        }
+    }
+
+    if (cf->args->nelts == 3
+        && olcf->rates[0].window == olcf->rates[1].window)
+    {
+        return "names the same window twice";
+    }
+
+    olcf->nrates = cf->args->nelts - 1;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid rate \"%V\" in \"%V\": use <n>/s, <n>/m, "
+                       "<n>/h or <n>/d, e.g. 1000/h 100/m",
+                       &value[i], &cmd->name);
+    return NGX_CONF_ERROR;
+}
+
+
+/* oauth2_jwt_key <file> [hmac] */
+
+static char *
+ngx_http_oauth2_jwt_key_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth2_loc_conf_t *olcf = conf;
+
+    ngx_str_t     *value;
+    ngx_keyval_t  *kv;
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 3 && ngx_strcmp(value[2].data, "hmac") != 0) {
+        return "takes a file and optionally \"hmac\"";
+    }
+
+    if (olcf->jwt_keys == NGX_CONF_UNSET_PTR) {
+        olcf->jwt_keys = ngx_array_create(cf->pool, 2, sizeof(ngx_keyval_t));
+        if (olcf->jwt_keys == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    kv = ngx_array_push(olcf->jwt_keys);
+    if (kv == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    kv->key = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &kv->key, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (cf->args->nelts == 3) {
+        kv->value = value[2];
+
+    } else {
+        ngx_str_null(&kv->value);
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* oauth2_handshake_solution <name> <role>=<database> ... */
+
+static char *
+ngx_http_oauth2_solution_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth2_loc_conf_t *olcf = conf;
+
+    ngx_str_t    *value, *args;
+    ngx_uint_t    i;
+    ngx_array_t  *sol;
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts > 17) {
+        return "takes at most 16 databases";
+    }
+
+    if (olcf->solutions == NGX_CONF_UNSET_PTR) {
+        olcf->solutions = ngx_array_create(cf->pool, 2, sizeof(ngx_array_t));
+        if (olcf->solutions == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    sol = ngx_array_push(olcf->solutions);
+    if (sol == NULL
+        || ngx_array_init(sol, cf->pool, cf->args->nelts - 1,
+                          sizeof(ngx_str_t))
+           != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        args = ngx_array_push(sol);
+        if (args == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *args = value[i];
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* oauth2_status <service name> <header> <token file> */
+
+static char *
+ngx_http_oauth2_status_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth2_loc_conf_t *olcf = conf;
+
+    u_char       c;
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0 || value[2].len == 0) {
+        return "needs a service name, a header name and a token file";
+    }
+
+    for (i = 0; i < value[2].len; i++) {
+        c = ngx_tolower(value[2].data[i]);
+
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'
+              || c == '_'))
+        {
+            return "has an invalid header name";
+        }
+
+        value[2].data[i] = ngx_tolower(value[2].data[i]);
+    }
+
+    olcf->status_service = value[1];
+    olcf->status_header = value[2];
+    olcf->status_token_file = value[3];
+
+    if (ngx_conf_full_name(cf->cycle, &olcf->status_token_file, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_http_oauth2_endpoint_directive(cf, cmd, conf);
 }
 
 
@@ -693,6 +1192,10 @@ ngx_http_oauth2_endpoint_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         path = &mcf->introspect_path;
         break;
 
+    case NGX_HTTP_OAUTH2_ENDPOINT_JWKS:
+        path = &mcf->jwks_path;
+        break;
+
     default:
         path = NULL;
     }
@@ -717,8 +1220,8 @@ ngx_http_oauth2_login_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     if (value[1].len == 0 || value[1].len > 200) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"oauth2_login\" needs the client_id of the "
-                           "application whose tokens it issues");
+                           "\"%V\" needs the client_id of the "
+                           "application whose tokens it issues", &cmd->name);
         return NGX_CONF_ERROR;
     }
 

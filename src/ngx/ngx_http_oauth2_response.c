@@ -21,6 +21,8 @@ static ngx_str_t  ngx_http_oauth2_nosniff = ngx_string("nosniff");
 static ngx_str_t  ngx_http_oauth2_no_store = ngx_string("no-store");
 static ngx_str_t  ngx_http_oauth2_no_cache = ngx_string("no-cache");
 static ngx_str_t  ngx_http_oauth2_basic = ngx_string("Basic realm=\"oauth2\"");
+static ngx_str_t  ngx_http_oauth2_bearer_api =
+    ngx_string("Bearer realm=\"api\"");
 static ngx_str_t  ngx_http_oauth2_post = ngx_string("POST");
 static ngx_str_t  ngx_http_oauth2_get_post = ngx_string("GET, POST");
 static ngx_str_t  ngx_http_oauth2_get_head = ngx_string("GET, HEAD");
@@ -43,6 +45,133 @@ ngx_http_oauth2_add_header(ngx_http_request_t *r, char *name,
     h->value = *value;
 
     return NGX_OK;
+}
+
+
+void
+ngx_http_oauth2_find_header(ngx_http_request_t *r, ngx_str_t *name,
+    unsigned *count, oauth2_str_t *first)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    *count = 0;
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash == 0
+            || h[i].key.len != name->len
+            || ngx_strncmp(h[i].lowcase_key, name->data, name->len) != 0)
+        {
+            continue;
+        }
+
+        if ((*count)++ == 0) {
+            ngx_http_oauth2_str(first, &h[i].value);
+        }
+    }
+}
+
+
+static char  ngx_http_oauth2_rate_limit_name[] = "X-RateLimit-Limit";
+
+
+/*
+ * Whether this request was counted already: an internal redirect (index,
+ * try_files, error_page) runs the access phase again, with the module's
+ * context cleared but the response headers kept.  The header's name is
+ * this file's own array, so only our header matches.
+ */
+
+ngx_int_t
+ngx_http_oauth2_rate_counted(ngx_http_request_t *r)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_out.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return 0;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash && h[i].key.data
+                         == (u_char *) ngx_http_oauth2_rate_limit_name)
+        {
+            return 1;
+        }
+    }
+}
+
+
+/*
+ * X-RateLimit-Limit, -Remaining and -Reset (a unix time), as seed 002
+ * names them, on every response of a location with oauth2_rate_limit.
+ */
+
+ngx_int_t
+ngx_http_oauth2_rate_headers(ngx_http_request_t *r,
+    ngx_http_oauth2_rate_state_t *st)
+{
+    u_char     *p;
+    ngx_str_t   value;
+
+    if (!st->set) {
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, 3 * NGX_TIME_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    value.data = p;
+    value.len = ngx_sprintf(p, "%ui", st->limit) - p;
+    p += value.len;
+
+    if (ngx_http_oauth2_add_header(r, ngx_http_oauth2_rate_limit_name, &value)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    value.data = p;
+    value.len = ngx_sprintf(p, "%ui", st->remaining) - p;
+    p += value.len;
+
+    if (ngx_http_oauth2_add_header(r, "X-RateLimit-Remaining", &value)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    value.data = p;
+    value.len = ngx_sprintf(p, "%T", st->reset) - p;
+
+    return ngx_http_oauth2_add_header(r, "X-RateLimit-Reset", &value);
 }
 
 
@@ -128,6 +257,14 @@ ngx_http_oauth2_send_json(ngx_http_request_t *r, oauth2_response_t *resp)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    if (resp->bearer_challenge
+        && ngx_http_oauth2_add_header(r, "WWW-Authenticate",
+                                      &ngx_http_oauth2_bearer_api)
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     if (resp->status == NGX_HTTP_NOT_ALLOWED) {
         olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth2_module);
 
@@ -136,7 +273,10 @@ ngx_http_oauth2_send_json(ngx_http_request_t *r, oauth2_response_t *resp)
         if (olcf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_AUTHORIZE) {
             allow = &ngx_http_oauth2_get_post;
 
-        } else if (olcf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_METADATA) {
+        } else if (olcf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_METADATA
+                   || olcf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_JWKS
+                   || olcf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_STATUS)
+        {
             allow = &ngx_http_oauth2_get_head;
         }
 
