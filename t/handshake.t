@@ -689,9 +689,7 @@ is(($r->{json}{handshake} // {})->{system_name}, 'x' x 150,
     'system_name of 150 characters, as sent');
 # DRF's CharField trims, then "This field may not be blank."
 $r = create(system_name => '   ');
-TODO: {
-    local $TODO = 'product bug: a system_name of spaces only is accepted '
-        . '(201) and stored as is';
+{
     ok($r->{status} == 400 && ref $r->{json} eq 'HASH'
         && ($r->{json}{error_code} // '') eq 'VALIDATION_ERROR'
         && join(',', keys %{$r->{json}{details} // {}}) eq 'system_name',
@@ -794,9 +792,7 @@ for my $c ([hs('create/', $big), 'create with 16 KB + 1 byte'],
 {
     my ($r, $name) = @$c;
     is($r->{status}, 413, "$name: 413");
-    TODO: {
-        local $TODO = 'product bug: the shim answers 413 in the OAuth shape '
-            . '{"error":"invalid_request"}, not the envelope';
+    {
         ok(ref $r->{json} eq 'HASH' && is_false($r->{json}{success})
             && ($r->{json}{error_code} // '') eq 'REQUEST_TOO_LARGE',
             "$name: the envelope with error_code REQUEST_TOO_LARGE")
@@ -881,10 +877,7 @@ is($r->{status}, 429, 'the 10th failure-laden request, with the right key: '
     . '429 (R17)');
 like(OAuth2Test::header($r, 'Retry-After') // '', qr/^[12]$/,
     '429: Retry-After within the 2 s window');
-TODO: {
-    local $TODO = 'product bug: the failed-authentication lockout answers '
-        . 'the OAuth shape {"error":"temporarily_unavailable"} at a '
-        . 'handshake location';
+{
     ok(ref $r->{json} eq 'HASH' && is_false($r->{json}{success})
         && ($r->{json}{error_code} // '') eq 'RATE_LIMITED',
         '429 of the lockout: the envelope with error_code RATE_LIMITED')

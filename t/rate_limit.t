@@ -372,9 +372,7 @@ is($t->bearer_get('/protected/', $pa_tokens[0])->{status}, 200,
 my $pc_token = $t->issue_token($pc->{client_id});
 $r = $t->bearer_get('/rl/dir/', $pc_token);
 is($r->{status}, 200, 'a directory URI at a 5/h location: 200');
-TODO: {
-    local $TODO = 'product bug: the index redirect counts the request twice '
-        . 'and repeats the X-RateLimit headers';
+{
     is(join(',', @{$r->{headers}{'x-ratelimit-remaining'} // []}), '4',
         'a directory URI: one X-RateLimit-Remaining header, 4');
     $r = $t->bearer_get('/rl/dir/index.html', $pc_token);

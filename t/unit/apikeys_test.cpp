@@ -61,7 +61,7 @@ class ApiKeysTest : public ::testing::Test {
     auto nk = oauth2::create_api_key(txn, kRealm, client_id, name, now);
     if (!nk) throw std::runtime_error("no such client " + client_id);
     txn.commit();
-    return *nk;
+    return std::move(*nk);
   }
 
   std::vector<ApiKeyInfo> list(const std::string& client_id) {
