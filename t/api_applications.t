@@ -49,7 +49,8 @@ is($r->{status}, 201, 'register an application: 201');
 my $w = $r->{json} // {};
 is_deeply([sort keys %$w], [sort qw(client_id client_secret name
     client_type grant_types scope redirect_uris auth_method
-    access_token_ttl created_at)], 'the answer has the fields of app add');
+    access_token_ttl access_token_format created_at)],
+    'the answer has the fields of app add');
 like($w->{client_secret} // '', qr/^[A-Za-z0-9]{128}$/,
     'the secret: 128 alphanumerics, over 256 bits (R71)');
 like($w->{client_id} // '', qr/^[A-Za-z0-9]{40}$/,
@@ -101,7 +102,12 @@ $r = api('POST', '/api/applications/', token => $admin, json => {
 is_deeply($r->{json}{grant_types}, ['password', 'refresh_token'],
     'password maps to password and refresh_token');
 is($r->{json}{auth_method}, 'client_secret_post', 'auth_method as given');
+is($r->{json}{access_token_format}, undef,
+    'access_token_format: null (the server\'s) unless given');
 push @secrets, $r->{json}{client_secret};
+$r = api('PATCH', "/api/applications/$r->{json}{client_id}/", token => $admin,
+    json => { access_token_format => 'jwt' });
+is($r->{json}{access_token_format}, 'jwt', 'PATCH access_token_format jwt');
 
 ######################################################## list
 
@@ -254,6 +260,12 @@ my @bad = (
     ['unknown auth_method', { name => 'x', grant_types => ['password'],
         auth_method => 'private_key_jwt' }, 'auth_method',
         qr/not a valid choice/],
+    ['unknown access_token_format', { name => 'x',
+        grant_types => ['password'], access_token_format => 'paseto' },
+        'access_token_format', qr/not a valid choice/],
+    ['access_token_format not a string', { name => 'x',
+        grant_types => ['password'], access_token_format => 1 },
+        'access_token_format', qr/valid string/],
     ['javascript: redirect URI', { name => 'x',
         grant_types => ['authorization_code'],
         redirect_uris => ['javascript:alert(1)'] }, 'redirect_uris',

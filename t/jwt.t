@@ -244,6 +244,18 @@ EOF
         oauth2_jwt_key $K/hmac.key hmac;
         oauth2_introspect;
     }
+    # per application: access_token_format in its record
+    location /perapp/ {
+        oauth2_issuer $ISS;
+        oauth2_jwt_key $K/ec.pem;
+        location = /perapp/token/ { oauth2_token; }
+        location = /perapp/jwt-token/ {
+            oauth2_access_token_format jwt;
+            oauth2_token;
+        }
+        location /perapp/api/ {
+$api        }
+    }
     location /noiss/ {
         oauth2_jwt_key $K/ec.pem;
         location = /noiss/api/token/ { oauth2_jwt_token $users->{client_id}; }
@@ -673,5 +685,32 @@ isnt($code, 0, 'nginx -t: oauth2_jwt_token without a key: fails');
 ($code, $out) = conf_test("location = /t/ { oauth2_jwt_key $K/ec.pem foo; "
     . 'oauth2_token; }');
 isnt($code, 0, 'nginx -t: oauth2_jwt_key <file> foo: fails');
+
+######################################## the application's own token format
+
+{
+    my $jwt_app = $t->admin_json('app', 'add', '--name', 'wants jwt',
+        '--grant', 'client_credentials', '--access-token-format', 'jwt');
+    is($jwt_app->{access_token_format}, 'jwt',
+        'app add --access-token-format jwt: shown in the record');
+    my $at = $t->access_token($jwt_app, path => '/perapp/token/');
+    like($at // '', qr/^[\w-]+\.[\w-]+\.[\w-]+$/,
+        'an app with access_token_format jwt gets a JWT where the location '
+        . 'has a key but no oauth2_access_token_format');
+    opens_ok('/perapp/api/', $at, 'its JWT opens the location');
+
+    my $opaque_app = $t->admin_json('app', 'add', '--name', 'wants opaque',
+        '--grant', 'client_credentials', '--access-token-format', 'opaque');
+    $at = $t->access_token($opaque_app, path => '/perapp/jwt-token/');
+    unlike($at // '', qr/\./, 'an app with access_token_format opaque gets '
+        . 'an opaque token at an oauth2_access_token_format jwt location');
+    opens_ok('/perapp/api/', $at, 'its opaque token opens the location');
+
+    my ($code, undef, $err) = $t->admin_raw('--store', $t->store, 'app',
+        'add', '--name', 'bad', '--grant', 'client_credentials',
+        '--access-token-format', 'paseto');
+    isnt($code, 0, 'app add --access-token-format paseto: refused');
+    like($err, qr/--access-token-format/, 'the error names the option');
+}
 
 $t->done_testing;

@@ -74,6 +74,7 @@ struct AppInput {
   std::optional<std::string> scope;        // "": the server's default
   std::optional<int64_t> ttl;              // 0: the server's default
   std::optional<std::string> auth_method;  // "": either
+  std::optional<std::string> token_format; // "": the server's
 };
 
 enum class Mode { kCreate, kPut, kPatch };
@@ -228,6 +229,17 @@ AppInput read_app(json_t* body, Mode mode, FieldErrors& errors) {
       in.ttl = json_integer_value(j);
     }
   }
+  if (json_t* j = json_object_get(body, "access_token_format")) {
+    if (json_is_null(j)) {
+      in.token_format = "";
+    } else if (get_string(body, "access_token_format", errors, &s) == Got::kOk) {
+      if (s == "jwt" || s == "opaque") {
+        in.token_format = std::move(s);
+      } else {
+        errors.add("access_token_format", not_a_choice(s));
+      }
+    }
+  }
   if (json_t* j = json_object_get(body, "auth_method")) {
     if (json_is_null(j)) {
       in.auth_method = "";
@@ -270,6 +282,7 @@ void apply(const AppInput& in, Client& c) {
   if (in.scope) c.scope = *in.scope;
   if (in.ttl) c.access_token_ttl = *in.ttl;
   if (in.auth_method) c.auth_method = *in.auth_method;
+  if (in.token_format) c.access_token_format = *in.token_format;
 }
 
 // The application as JSON; with a new secret, that secret, once: its

@@ -116,6 +116,13 @@ Client client_from_options(const Invocation& inv) {
     }
     c.access_token_ttl = *v;
   }
+  if (auto f = inv.value("access-token-format")) {
+    if (*f != "jwt" && *f != "opaque") {
+      throw UsageError("--access-token-format: " + quoted(*f) +
+                       " is neither jwt nor opaque");
+    }
+    c.access_token_format = *f;
+  }
   return c;
 }
 
@@ -209,6 +216,7 @@ const OptionSpec kAppAddOptions[] = {
     {"public", false, false},
     {"auth-method", true, false},
     {"access-token-ttl", true, false},
+    {"access-token-format", true, false},
 };
 
 const char kAppAddUsage[] =
@@ -217,11 +225,13 @@ const char kAppAddUsage[] =
     "           [--scope \"read write\"] [--redirect-uri <uri> ...] "
     "[--public]\n"
     "           [--auth-method client_secret_basic|client_secret_post]\n"
-    "           [--access-token-ttl <seconds>]\n"
+    "           [--access-token-ttl <seconds>] "
+    "[--access-token-format jwt|opaque]\n"
     "\n"
     "Registers an application and prints it as one JSON object:\n"
     "client_id, client_secret, name, client_type, grant_types, scope,\n"
-    "redirect_uris, auth_method, access_token_ttl, created_at.  The secret\n"
+    "redirect_uris, auth_method, access_token_ttl, access_token_format,\n"
+    "created_at.  The secret\n"
     "is shown only here, once: the store keeps only a hash of it.\n"
     "\n"
     "  --name <name>              a label, 1 to 255 characters\n"
@@ -243,7 +253,11 @@ const char kAppAddUsage[] =
     "                             (default: either)\n"
     "  --access-token-ttl <s>     lifetime of its access tokens, 1 to\n"
     "                             315360000 seconds (default: the server's\n"
-    "                             oauth2_access_token_ttl)\n";
+    "                             oauth2_access_token_ttl)\n"
+    "  --access-token-format <f>  jwt: its access tokens are JWTs (RFC 9068)\n"
+    "                             wherever a signing oauth2_jwt_key is set;\n"
+    "                             opaque: never (default: the location's\n"
+    "                             oauth2_access_token_format)\n";
 
 const char kAppListUsage[] =
     "usage: oauth2-admin app list\n"

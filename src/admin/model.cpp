@@ -99,6 +99,9 @@ Json client_json(const Client& c, json_t* secret_json) {
   set_member(
       o, "access_token_ttl",
       c.access_token_ttl == 0 ? json_null() : json_integer(c.access_token_ttl));
+  set_member(o, "access_token_format",
+             c.access_token_format.empty() ? json_null()
+                                           : string_json(c.access_token_format));
   set_member(o, "created_at", json_integer(c.created_at));
   return obj;
 }
