@@ -9,21 +9,15 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use IPC::Open2 qw(open2);
 use JSON::PP ();
-use MIME::Base64 qw(decode_base64 encode_base64);
 use Test::More;
 use OAuth2Test;
 use OAuth2Grants qw(:all);
+use OAuth2Jwt qw(:all);
 
 OAuth2Test::require_build();
 
-my $PYTHON = '/usr/bin/python3';
-if (system($PYTHON, '-c', 'import jwt, cryptography') != 0) {
-    fail('the JWT test needs python3-jwt: run scripts/install-deps');
-    done_testing;
-    exit;
-}
+require_pyjwt('the JWT test');
 
 my $ISS = 'https://auth.example.com';
 my $JSON = JSON::PP->new->canonical;
@@ -89,45 +83,6 @@ my %B = (
 my @BLOCKS = qw(es256 eddsa rs256 hs256);
 
 ######################################################## helpers
-
-# jwt_verify.py: a list of operations in, a list of results out
-sub py {
-    my @ops = @_;
-    my $pid = open2(my $from, my $to, $PYTHON,
-        "$FindBin::Bin/clients/jwt_verify.py");
-    print $to $JSON->encode(\@ops);
-    close $to;
-    my $out = do { local $/; <$from> };
-    close $from;
-    waitpid $pid, 0;
-    my $res = eval { JSON::PP->new->decode($out // '') };
-    die "jwt_verify.py failed (status $?): " . ($out // '') unless $res;
-    return wantarray ? @$res : $res->[0];
-}
-
-sub b64u_dec {
-    my ($s) = @_;
-    $s =~ tr{-_}{+/};
-    $s .= '=' x ((4 - length($s) % 4) % 4);
-    return decode_base64($s);
-}
-
-sub b64u_enc {
-    my $s = encode_base64($_[0], '');
-    $s =~ tr{+/}{-_};
-    $s =~ s/=+$//;
-    return $s;
-}
-
-# (header, claims) of a compact JWS, unverified
-sub parts {
-    my ($tok) = @_;
-    my @p = split /\./, $tok // '', -1;
-    return ({}, {}) unless @p == 3;
-    my $h = eval { JSON::PP->new->decode(b64u_dec($p[0])) } // {};
-    my $c = eval { JSON::PP->new->decode(b64u_dec($p[1])) } // {};
-    return ($h, $c);
-}
 
 # numbers stay JSON numbers once a test name has interpolated them
 sub numeric {

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstring>
 #include <memory>
+#include <stdexcept>
 #include <string>
 
 #include "../../include/oauth2.h"
@@ -75,6 +76,25 @@ int to_c(const oauth2::Response& r, oauth2_alloc_pt alloc, void* ctx,
 
 void note_failure(oauth2_store_t* s, const oauth2::StoreError& e) {
   if (e.rc() == MDB_PANIC) s->broken = true;
+}
+
+}  // namespace
+
+namespace {
+
+// A configuration call: OAUTH2_OK, or OAUTH2_ERROR with the exception's
+// message in err (nginx -t shows it).
+template <typename F>
+int configure(char* err, size_t errlen, F&& f) noexcept {
+  try {
+    f();
+    return OAUTH2_OK;
+  } catch (const std::exception& e) {
+    set_err(err, errlen, e.what());
+  } catch (...) {
+    set_err(err, errlen, "out of memory");
+  }
+  return OAUTH2_ERROR;
 }
 
 }  // namespace
@@ -253,94 +273,71 @@ void oauth2_settings_destroy(oauth2_settings_t* s) noexcept { delete s; }
 
 int oauth2_settings_add_jwt_key(oauth2_settings_t* s, const char* path,
                                 int hmac, char* err, size_t errlen) noexcept {
-  try {
+  return configure(err, errlen, [&] {
     s->s.jwt_keys.add(oauth2::JwtKey::load_file(path, hmac != 0));
-    return OAUTH2_OK;
-  } catch (const std::exception& e) {
-    set_err(err, errlen, e.what());
-  } catch (...) {
-    set_err(err, errlen, "cannot load the key");
-  }
-  return OAUTH2_ERROR;
+  });
 }
 
 int oauth2_settings_set_handshake_key(oauth2_settings_t* s, const char* path,
                                       char* err, size_t errlen) noexcept {
-  try {
+  return configure(err, errlen, [&] {
     s->s.handshake_key = oauth2::JwtKey::load_file(path, true);
-    return OAUTH2_OK;
-  } catch (const std::exception& e) {
-    set_err(err, errlen, e.what());
-  } catch (...) {
-    set_err(err, errlen, "cannot load the key");
-  }
-  return OAUTH2_ERROR;
+  });
 }
 
 int oauth2_settings_add_solution(oauth2_settings_t* s, const oauth2_str_t* args,
                                  size_t nargs, char* err, size_t errlen) noexcept {
-  try {
+  return configure(err, errlen, [&] {
     auto view = [](const oauth2_str_t& a) {
       return std::string(reinterpret_cast<const char*>(a.data), a.len);
     };
     if (nargs < 2) {
-      set_err(err, errlen, "a solution needs a name and at least one role=database");
-      return OAUTH2_ERROR;
+      throw std::runtime_error(
+          "a solution needs a name and at least one role=database");
     }
     oauth2::Solution sol;
     sol.name = view(args[0]);
     if (sol.name.empty() || sol.name.size() > 150 || oauth2::has_control(sol.name) ||
         !oauth2::valid_utf8(sol.name) || s->s.solution(sol.name)) {
-      set_err(err, errlen, "invalid or duplicate solution name");
-      return OAUTH2_ERROR;
+      throw std::runtime_error("invalid or duplicate solution name");
     }
     for (size_t i = 1; i < nargs; i++) {
       std::string a = view(args[i]);
       size_t eq = a.find('=');
       if (eq == 0 || eq == std::string::npos || eq + 1 == a.size() ||
           oauth2::has_control(a) || !oauth2::valid_utf8(a)) {
-        set_err(err, errlen, ("\"" + a + "\" is not role=database").c_str());
-        return OAUTH2_ERROR;
+        throw std::runtime_error("\"" + a + "\" is not role=database");
       }
       std::string role = a.substr(0, eq);
       for (const auto& d : sol.databases) {
         if (d.first == role) {
-          set_err(err, errlen, ("role \"" + role + "\" is given twice").c_str());
-          return OAUTH2_ERROR;
+          throw std::runtime_error("role \"" + role + "\" is given twice");
         }
       }
       sol.databases.emplace_back(role, a.substr(eq + 1));
     }
     s->s.solutions.push_back(std::move(sol));
-    return OAUTH2_OK;
-  } catch (...) {
-    set_err(err, errlen, "out of memory");
-  }
-  return OAUTH2_ERROR;
+  });
 }
 
 int oauth2_settings_set_status(oauth2_settings_t* s, oauth2_str_t service,
                                const char* token_path, char* err,
                                size_t errlen) noexcept {
-  try {
-    std::string token;
-    if (!oauth2::read_secret_file(token_path, &token, err, errlen)) {
-      return OAUTH2_ERROR;
-    }
+  std::string token;
+  if (!oauth2::read_secret_file(token_path, &token, err, errlen)) {
+    return OAUTH2_ERROR;
+  }
+  int rc = configure(err, errlen, [&] {
     if (token.size() < 16) {
-      oauth2::wipe(token);
-      set_err(err, errlen, "the service token must have at least 16 characters");
-      return OAUTH2_ERROR;
+      throw std::runtime_error(
+          "the service token must have at least 16 characters");
     }
     s->s.status_token_hash = oauth2::sha256(token);
     s->s.has_status_token = true;
     s->s.service.assign(reinterpret_cast<const char*>(service.data), service.len);
-    oauth2::wipe(token);
-    return OAUTH2_OK;
-  } catch (...) {
-    set_err(err, errlen, "out of memory");
-  }
-  return OAUTH2_ERROR;
+  });
+  oauth2::wipe(token);
+  return rc;
 }
 
 int oauth2_settings_can_sign(const oauth2_settings_t* s) noexcept {

@@ -20,9 +20,6 @@ static ngx_str_t  ngx_http_oauth2_api_key = ngx_string("x-api-key");
 ngx_int_t
 ngx_http_oauth2_access_handler(ngx_http_request_t *r)
 {
-    ngx_uint_t                    i;
-    ngx_list_part_t              *part;
-    ngx_table_elt_t              *h;
     oauth2_store_t               *store;
     ngx_http_oauth2_ctx_t        *ctx;
     oauth2_validate_req_t         req;
@@ -44,36 +41,8 @@ ngx_http_oauth2_access_handler(ngx_http_request_t *r)
                             &r->headers_in.authorization->value);
     }
 
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].hash == 0 || h[i].key.len != ngx_http_oauth2_api_key.len) {
-            continue;
-        }
-
-        if (ngx_strncmp(h[i].lowcase_key, ngx_http_oauth2_api_key.data,
-                        ngx_http_oauth2_api_key.len)
-            != 0)
-        {
-            continue;
-        }
-
-        if (req.api_key_count++ == 0) {
-            ngx_http_oauth2_str(&req.api_key, &h[i].value);
-        }
-    }
+    ngx_http_oauth2_find_header(r, &ngx_http_oauth2_api_key,
+                                &req.api_key_count, &req.api_key);
 
     if (olcf->scopes) {
         req.scopes = olcf->scopes->elts;

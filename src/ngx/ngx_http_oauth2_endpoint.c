@@ -129,9 +129,7 @@ ngx_http_oauth2_process(ngx_http_request_t *r, ngx_str_t *body)
 {
     ngx_int_t                        rc;
     ngx_str_t                        key;
-    ngx_uint_t                       i, wait;
-    ngx_list_part_t                 *part;
-    ngx_table_elt_t                 *h;
+    ngx_uint_t                       wait;
     oauth2_store_t                  *store;
     oauth2_response_t                resp;
     oauth2_endpoint_req_t            req;
@@ -230,34 +228,8 @@ ngx_http_oauth2_process(ngx_http_request_t *r, ngx_str_t *body)
 
     /* headers_in.content_type keeps only the first one (R2) */
 
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].hash == 0
-            || h[i].key.len != ngx_http_oauth2_content_type.len
-            || ngx_strncmp(h[i].lowcase_key, ngx_http_oauth2_content_type.data,
-                           ngx_http_oauth2_content_type.len)
-               != 0)
-        {
-            continue;
-        }
-
-        if (req.content_type_count++ == 0) {
-            ngx_http_oauth2_str(&req.content_type, &h[i].value);
-        }
-    }
+    ngx_http_oauth2_find_header(r, &ngx_http_oauth2_content_type,
+                                &req.content_type_count, &req.content_type);
 
     if (olcf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_STATUS) {
         ngx_http_oauth2_find_header(r, &olcf->status_header,
