@@ -335,9 +335,27 @@ $r = $t->token($tc->{client_id}, $tc->{client_secret}, path => '/rl/token/');
 headers_ok($r, 3, 2, $reset_h, 'a third client, first request');
 $r = $t->token($tc->{client_id}, 'wrong-secret', path => '/rl/token/');
 $t->oauth_error_ok($r, 401, 'invalid_client', 'a wrong client secret');
+# refused before its client is known: counted against the address
+headers_ok($r, 3, 2, $reset_h, 'a wrong client secret: the address\'s count');
+my $wrong = $r;
 $r = $t->token($tc->{client_id}, $tc->{client_secret}, path => '/rl/token/');
 is($r->{status}, 200, 'after the wrong secret: 200');
-headers_ok($r, 3, 1, $reset_h, 'the wrong secret was not counted');
+headers_ok($r, 3, 1, $reset_h, 'the wrong secret was not counted against '
+    . 'the client');
+for my $i (2, 3) {
+    $r = $t->post_form('/rl/token/', 'grant_type=client_credentials');
+    $t->oauth_error_ok($r, 401, 'invalid_client',
+        "unauthenticated request $i from the address");
+    headers_ok($r, 3, 3 - $i, $reset_h, "unauthenticated request $i");
+}
+$r = $t->post_form('/rl/token/', 'grant_type=client_credentials');
+$t->oauth_error_ok($r, 429, 'temporarily_unavailable',
+    'the 4th unauthenticated request from the address');
+retry_after_ok($r, 3600, 'the 4th unauthenticated request');
+$r = $t->token($tc->{client_id}, $tc->{client_secret}, path => '/rl/token/');
+is($r->{status}, 200, 'the client from that address still has its own '
+    . 'budget: 200');
+headers_ok($r, 3, 0, $reset_h, 'the client\'s last request');
 is($t->token($ta->{client_id}, $ta->{client_secret})->{status}, 200,
     'the limited client at /o/token/, which has no limit: 200');
 

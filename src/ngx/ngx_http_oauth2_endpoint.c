@@ -292,6 +292,35 @@ ngx_http_oauth2_process(ngx_http_request_t *r, ngx_str_t *body)
                                ngx_http_oauth2_palloc, r->pool, &resp);
 
     if (rc == OAUTH2_OK) {
+
+        /*
+         * Refused before the caller was known (malformed, unauthenticated):
+         * that answer did no work, and it counts against the address, so
+         * that every response of the location carries the headers and a
+         * flood of bad requests meets the limit too.
+         */
+
+        if (olcf->nrates && !ectx->rate.set
+            && oauth2_rate_by_caller((int) olcf->endpoint))
+        {
+            if (ngx_http_oauth2_address_key(r, &key) != NGX_OK) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            wait = ngx_http_oauth2_limit_take(mcf->shm_zone, &key,
+                                              olcf->rates, olcf->nrates,
+                                              &ectx->rate);
+            if (wait) {
+                if (ngx_http_oauth2_rate_headers(r, &ectx->rate) != NGX_OK) {
+                    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+                }
+
+                return ngx_http_oauth2_refuse(r, olcf,
+                                              OAUTH2_REFUSED_RATE_LIMIT,
+                                              wait, &resp);
+            }
+        }
+
         return ngx_http_oauth2_finish(r, ectx, &resp);
     }
 

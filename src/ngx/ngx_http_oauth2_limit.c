@@ -301,7 +301,7 @@ ngx_http_oauth2_limit_hit(ngx_shm_zone_t *zone, ngx_str_t *key,
 
 /*
  * Request rate limits: fixed windows aligned to the clock (an hour window
- * resets on the hour), one counter per window and caller.  A request is
+ * resets on the hour), one counter per window, limit and caller.  A request is
  * counted in every window or in none: one refused by the minute's burst
  * does not spend the hour's budget.  Returns 0 if allowed, else the seconds
  * until it would be; *st gets what the X-RateLimit headers say.
@@ -333,8 +333,10 @@ ngx_http_oauth2_limit_take(ngx_shm_zone_t *zone, ngx_str_t *id,
 
     for (i = 0; i < nrates; i++) {
         key.data = buf;
-        key.len = ngx_snprintf(buf, sizeof(buf), "R%T:%V",
-                               rates[i].window, id) - buf;
+        /* one count per caller and limit: locations with the same limit
+         * share a budget, a stricter one elsewhere keeps its own */
+        key.len = ngx_snprintf(buf, sizeof(buf), "R%T/%ui:%V",
+                               rates[i].window, rates[i].limit, id) - buf;
         start = now - now % rates[i].window;
 
         ln[i] = ngx_http_oauth2_limit_node(&lctx, &key, start);
