@@ -132,6 +132,12 @@ void throttle_failed(const oauth2_throttle_t& t, int kind, std::string_view id);
 
 Response ok_json(std::string body);
 
+// The handshake envelope's refusals (handshake.cpp), for the shim's
+// refusals and store failures at an oauth2_handshake location.
+Response handshake_rate_limited(unsigned wait);
+Response handshake_failure(int status);
+Response handshake_too_large();
+
 // Django REST framework's shapes (seed 003): {"detail": ...}
 Response drf_detail(int status, std::string_view detail,
                     const char* code = nullptr);

@@ -489,6 +489,8 @@ EndpointResult handshake_endpoint(Store& store,
   return revoke_handshake(store, req, body.get());
 }
 
+namespace detail {
+
 Response handshake_rate_limited(unsigned wait) { return rate_limited(wait); }
 
 Response handshake_too_large() { return body_error(JsonBody::kTooLarge); }
@@ -498,5 +500,7 @@ Response handshake_failure(int status) {
   if (status == 503) r.retry_after = 1;
   return r;
 }
+
+}  // namespace detail
 
 }  // namespace oauth2

@@ -15,10 +15,6 @@ namespace oauth2 {
 
 using namespace detail;
 
-// handshake.cpp
-Response handshake_rate_limited(unsigned wait);
-Response handshake_failure(int status);
-Response handshake_too_large();
 
 namespace detail {
 
