@@ -34,6 +34,7 @@ my $app = $t->new_app(name => 'rentals', scope => 'read write admin');
 my $narrow = $t->new_app(name => 'narrow', scope => 'read');
 my $plain = $t->new_app(name => 'plain');    # no scope of its own
 my $doomed = $t->new_app(name => 'doomed', scope => 'read write');
+my $sleepy = $t->new_app(name => 'sleepy', scope => 'read write');
 my $cid = $app->{client_id};
 
 sub apikey {
@@ -45,6 +46,7 @@ my $k_revoked = apikey($cid, '--name', 'to-revoke');
 my $k_narrow = apikey($narrow->{client_id});
 my $k_plain = apikey($plain->{client_id});
 my $k_doomed = apikey($doomed->{client_id});
+my $k_sleepy = apikey($sleepy->{client_id});
 my $key = $k->{api_key};
 
 # the oauth2_handshake_key of the /keyed/ locations: 48 random bytes
@@ -545,8 +547,31 @@ envelope_error_ok(create(api_key => $cid), 401, 'INVALID_API_KEY', undef,
     'create with the client_id as the key');
 envelope_error_ok(create(api_key => $app->{client_secret}), 401,
     'INVALID_API_KEY', undef, 'create with the client secret as the key');
-# a disabled application: neither oauth2-admin nor the daemon can disable
-# one yet; t/unit/handshake_test.cpp covers it through the store
+# a disabled application (oauth2-admin app disable): its key buys nothing,
+# its handshakes validate false and open nothing; app enable restores them
+my $hz = handshake(api_key => $k_sleepy->{api_key}, permissions => ['read']);
+($code, $out, $err) = $t->admin('app', 'disable', $sleepy->{client_id});
+is($code, 0, 'app disable: exit 0') or diag($err);
+like($out, qr/"disabled": "\Q$sleepy->{client_id}\E"/,
+    'app disable prints {"disabled": client_id}');
+envelope_error_ok(create(api_key => $k_sleepy->{api_key}), 401,
+    'INVALID_API_KEY', undef, 'create with the key of a disabled application');
+$r = validate($hz);
+is($r->{status}, 200, 'validate of a disabled application\'s handshake: 200');
+ok(is_false($r->{json}{data}{valid}),
+    'validate of a disabled application\'s handshake: valid false');
+is($t->bearer_get('/hs/', $hz->{handshake_token})->{status}, 401,
+    'a disabled application\'s handshake token is refused as bearer');
+($code, $out, $err) = $t->admin('app', 'enable', $sleepy->{client_id});
+is($code, 0, 'app enable: exit 0') or diag($err);
+ok(is_true(validate($hz)->{json}{data}{valid}),
+    'after app enable the handshake validates again');
+is($t->bearer_get('/hs/', $hz->{handshake_token})->{status}, 200,
+    'and opens the location again');
+created_ok(create(api_key => $k_sleepy->{api_key}, permissions => ['read']),
+    'and its key creates again');
+($code, $out, $err) = $t->admin('app', 'disable', 'no-such-client');
+isnt($code, 0, 'app disable of an unknown application: refused');
 
 ######################################################## permissions
 

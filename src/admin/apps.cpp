@@ -208,6 +208,32 @@ int app_delete(const Invocation& inv) {
   return 0;
 }
 
+// app disable / app enable: the application stays, with its tokens, API
+// keys and handshakes, but none of them is honoured while it is disabled
+// (the validation path reads the flag from the record's header).
+int app_set_disabled(const Invocation& inv, bool disabled) {
+  const std::string& id = inv.operands[0];
+  bool done = false;
+  if (valid_client_id(id)) {
+    if (auto store = open_store(inv, false)) {
+      Txn txn = store->write();
+      if (auto c = txn.get_client(inv.realm, id)) {
+        c->disabled = disabled;
+        done = txn.put_client(*c, false);
+        if (done) txn.commit();
+      }
+    }
+  }
+  if (!done) return not_found(id);
+  Json obj(checked(json_object()));
+  set_member(obj.get(), disabled ? "disabled" : "enabled", string_json(id));
+  print_json(obj.get());
+  return 0;
+}
+
+int app_disable(const Invocation& inv) { return app_set_disabled(inv, true); }
+int app_enable(const Invocation& inv) { return app_set_disabled(inv, false); }
+
 const OptionSpec kAppAddOptions[] = {
     {"name", true, false},
     {"grant", true, true},
@@ -279,6 +305,22 @@ const char kAppDeleteUsage[] =
     "{\"deleted\": \"<client_id>\"}; exit 1 if there is no such "
     "application.\n";
 
+const char kAppDisableUsage[] =
+    "usage: oauth2-admin app disable <client_id>\n"
+    "\n"
+    "Disables an application: it can no longer authenticate, and its\n"
+    "tokens, API keys and handshakes are refused from the very next\n"
+    "request, but they are kept (app enable restores them).  Prints\n"
+    "{\"disabled\": \"<client_id>\"}; exit 1 if there is no such "
+    "application.\n";
+
+const char kAppEnableUsage[] =
+    "usage: oauth2-admin app enable <client_id>\n"
+    "\n"
+    "Enables a disabled application again.  Prints {\"enabled\": "
+    "\"<client_id>\"};\n"
+    "exit 1 if there is no such application.\n";
+
 const Command kAppCommands[] = {
     {"app add", "--name <n> --grant <g> ...", "register an application",
      kAppAddUsage, kAppAddOptions, std::size(kAppAddOptions), 0, 0, app_add},
@@ -288,6 +330,10 @@ const Command kAppCommands[] = {
      0, 1, 1, app_show},
     {"app delete", "<client_id>", "delete an application and its tokens",
      kAppDeleteUsage, nullptr, 0, 1, 1, app_delete},
+    {"app disable", "<client_id>", "refuse an application and its tokens",
+     kAppDisableUsage, nullptr, 0, 1, 1, app_disable},
+    {"app enable", "<client_id>", "honour a disabled application again",
+     kAppEnableUsage, nullptr, 0, 1, 1, app_enable},
 };
 
 }  // namespace
