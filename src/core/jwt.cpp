@@ -390,6 +390,31 @@ bool JwtImpl::mac(const JwtKey& k, std::string_view data,
          len == out.size();
 }
 
+namespace {
+
+// ECDSA is malleable: (r, s) and (r, n - s) both verify.  Signing with the
+// low s and refusing a high one gives every ES256 token one encoding, so
+// nothing keyed on a token's bytes (the workers' cache of verified
+// signatures, a log, a deny list) can be sidestepped by flipping s.
+const unsigned char kP256Order[32] = {
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84,
+    0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+};
+const unsigned char kP256HalfOrder[32] = {
+    0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00,
+    0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xde, 0x73, 0x7d, 0x56, 0xd3, 0x8b, 0xcf, 0x42,
+    0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8,
+};
+
+bool es256_high_s(const unsigned char* s) {
+  return std::memcmp(s, kP256HalfOrder, 32) > 0;
+}
+
+}  // namespace
+
 std::string JwtImpl::sign(const JwtKey& k, std::string_view data) {
   if (!k.can_sign_) {
     throw std::logic_error("JWT key " + k.kid_ + " cannot sign");
@@ -423,7 +448,17 @@ std::string JwtImpl::sign(const JwtKey& k, std::string_view data) {
   const BIGNUM* r = nullptr;
   const BIGNUM* s = nullptr;
   ECDSA_SIG_get0(es.get(), &r, &s);
-  return bn_bytes(r, kEs256Half) + bn_bytes(s, kEs256Half);
+  std::string rs = bn_bytes(r, kEs256Half) + bn_bytes(s, kEs256Half);
+  auto* sb = reinterpret_cast<unsigned char*>(rs.data()) + kEs256Half;
+  if (es256_high_s(sb)) {  // s := n - s, big-endian, 32 bytes
+    int borrow = 0;
+    for (int i = 31; i >= 0; i--) {
+      int d = kP256Order[i] - sb[i] - borrow;
+      borrow = d < 0;
+      sb[i] = static_cast<unsigned char>(d + (borrow ? 256 : 0));
+    }
+  }
+  return rs;
 }
 
 bool JwtImpl::verify(const JwtKey& k, std::string_view data,
@@ -440,6 +475,7 @@ bool JwtImpl::verify(const JwtKey& k, std::string_view data,
   unsigned char der[80];
   if (k.alg_ == JwtAlg::kES256) {
     if (sig.size() != 2 * kEs256Half) return false;
+    if (es256_high_s(uc(sig) + kEs256Half)) return false;
     EcdsaSigPtr es(ECDSA_SIG_new());
     BnPtr r(BN_bin2bn(uc(sig), kEs256Half, nullptr));
     BnPtr s(BN_bin2bn(uc(sig) + kEs256Half, kEs256Half, nullptr));

@@ -227,6 +227,37 @@ std::string der_to_raw(std::string_view der) {
   return out;
 }
 
+// The order n of P-256 (SEC 2, FIPS 186-4 D.1.2.3), and n / 2, big-endian
+std::string unhex(std::string_view h) {
+  std::string out;
+  for (size_t i = 0; i + 1 < h.size(); i += 2) {
+    out.push_back(static_cast<char>(std::stoi(std::string(h.substr(i, 2)), nullptr, 16)));
+  }
+  return out;
+}
+const std::string& kP256Order() {
+  static const std::string n = unhex(
+      "ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551");
+  return n;
+}
+const std::string& kP256HalfOrder() {
+  static const std::string h = unhex(
+      "7fffffff800000007fffffffffffffffde737d56d38bcf4279dce5617e3192a8");
+  return h;
+}
+// n - s, 32 bytes
+std::string p256_negate(const std::string& s) {
+  std::string out(32, '\0');
+  int borrow = 0;
+  for (int i = 31; i >= 0; i--) {
+    int d = static_cast<unsigned char>(kP256Order()[i]) -
+            static_cast<unsigned char>(s[i]) - borrow;
+    borrow = d < 0;
+    out[i] = static_cast<char>(d + (borrow ? 256 : 0));
+  }
+  return out;
+}
+
 // ------------------------------------------------------------- base64url
 
 TEST(JwtB64url, Rfc4648VectorsWithoutPadding) {
@@ -885,8 +916,25 @@ TEST_F(JwtCli, OpensslSignedEs256TokenVerifies) {
   std::string in = file("in", input);
   ASSERT_TRUE(run("openssl dgst -sha256 -sign " + files().path("ec.pem") +
                   " -out " + tmp_.path() + "/sig " + in));
-  std::string token = input + "." + b64(der_to_raw(read("sig")));
-  EXPECT_EQ(verify(set_of({load("ec_pub.pem")}), token), JwtStatus::kOk);
+  // the CLI picks either s; we accept only the low one (one encoding per
+  // token), so the high one is refused and its low twin n - s verifies
+  std::string raw = der_to_raw(read("sig"));
+  std::string s = raw.substr(32);
+  std::string low = s < kP256HalfOrder() ? s : p256_negate(s);
+  std::string high = p256_negate(low);
+  auto ec = set_of({load("ec_pub.pem")});
+  EXPECT_EQ(verify(ec, input + "." + b64(raw.substr(0, 32) + low)),
+            JwtStatus::kOk);
+  EXPECT_EQ(verify(ec, input + "." + b64(raw.substr(0, 32) + high)),
+            JwtStatus::kBadSignature);
+}
+
+TEST_F(JwtCli, Es256SignsWithTheLowS) {
+  for (int i = 0; i < 64; i++) {
+    std::string sig = unb64(split(sign(*key("ec.pem"), kClaims))[2]);
+    ASSERT_EQ(sig.size(), 64u);
+    EXPECT_LE(sig.substr(32), kP256HalfOrder()) << "signature " << i;
+  }
 }
 
 TEST_F(JwtCli, EdDsaTokenVerifiesWithOpensslPkeyutl) {
