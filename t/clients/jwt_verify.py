@@ -74,6 +74,25 @@ def verify(op):
             "claims": claims}
 
 
+# The order of P-256.  The module signs ES256 with the low s and refuses a
+# high one (one encoding per token); cryptography picks either, so a
+# forgery meant to be valid is brought to the low s ("high_s": true keeps
+# or makes the high one, to show it is refused).
+P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def low_s(sig):
+    r, s = sig[:32], int.from_bytes(sig[32:], "big")
+    if s > P256_N // 2:
+        s = P256_N - s
+    return r + s.to_bytes(32, "big")
+
+
+def high_s(sig):
+    r, s = sig[:32], int.from_bytes(low_s(sig)[32:], "big")
+    return r + (P256_N - s).to_bytes(32, "big")
+
+
 def sign(op):
     signing_input = (b64url(compact(op["header"])) + "."
                      + b64url(compact(op["claims"]))).encode("ascii")
@@ -87,6 +106,8 @@ def sign(op):
         impl = get_default_algorithms()[alg]
         key = impl.prepare_key(read_bytes(op["key_file"]))
         sig = impl.sign(signing_input, key)
+        if alg == "ES256":
+            sig = high_s(sig) if op.get("high_s") else low_s(sig)
     return {"ok": True, "token": signing_input.decode("ascii") + "."
             + b64url(sig)}
 
