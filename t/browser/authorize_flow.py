@@ -33,7 +33,6 @@ import chromium
 from chromium import check, start_browser
 from selenium.common.exceptions import NoSuchElementException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 # ------------------------------------------------------------ the client
@@ -94,14 +93,8 @@ class Browser:
         el.clear()
         el.send_keys(value)
 
-    # a click that loads a page: wait until the old one is gone
     def click_and_wait(self, el):
-        old = self.d.find_element(By.TAG_NAME, "html")
-        el.click()
-        WebDriverWait(self.d, 15).until(expected_conditions.staleness_of(old))
-        WebDriverWait(self.d, 15).until(
-            lambda d: d.execute_script("return document.readyState")
-            == "complete")
+        chromium.click_and_wait(self.d, el)
 
     def button(self, label):
         for b in self.d.find_elements(By.CSS_SELECTOR, "main form button"):

@@ -7,7 +7,9 @@ Debian's chromium, chromium-driver and python3-selenium; run with
 """
 
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.support.ui import WebDriverWait
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -40,3 +42,20 @@ def start_browser(profile, size="1100,900"):
         opts.add_argument(flag)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+
+
+def click_and_wait(driver, el, timeout=15):
+    """A click that loads a page: wait until a new document is complete.
+    The old document's window carries a mark; selenium's staleness_of
+    races Chrome ("Node with given id does not belong to the document")."""
+    driver.execute_script("window.__clickOld = true")
+    el.click()
+
+    def loaded(d):
+        try:
+            return d.execute_script(
+                "return window.__clickOld === undefined"
+                " && document.readyState === 'complete'")
+        except WebDriverException:
+            return False  # between two documents
+    WebDriverWait(driver, timeout, poll_frequency=0.05).until(loaded)

@@ -23,9 +23,7 @@ import chromium
 from chromium import check, start_browser
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.common.exceptions import NoSuchElementException
-from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 
 class Pages:
     def __init__(self, driver, base):
@@ -56,20 +54,8 @@ class Pages:
         el.clear()
         el.send_keys(value)
 
-    # a click that loads a page: wait until a new document is complete
-    # (the old one's window carries a mark; staleness_of races Chrome)
     def click_and_wait(self, el):
-        self.d.execute_script("window.__webUiOld = true")
-        el.click()
-
-        def loaded(d):
-            try:
-                return d.execute_script(
-                    "return window.__webUiOld === undefined"
-                    " && document.readyState === 'complete'")
-            except WebDriverException:
-                return False  # between two documents
-        WebDriverWait(self.d, 15, poll_frequency=0.05).until(loaded)
+        chromium.click_and_wait(self.d, el)
 
     def submit(self, css="main form button[type=submit]"):
         self.click_and_wait(self.d.find_element(By.CSS_SELECTOR, css))
