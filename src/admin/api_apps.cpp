@@ -16,7 +16,6 @@
 // "client-credentials"; DOT's "implicit" is refused); redirect_uris as an
 // array or as DOT's space-separated string.
 
-#include <openssl/crypto.h>
 
 #include <ctime>
 #include <iterator>
@@ -294,15 +293,7 @@ HttpResponse client_response(int status, const Client& c,
                        ? json_null()
                        : checked(json_stringn(secret->data(), secret->size())));
   wipe(*secret);
-  struct JsonWiper {
-    json_t* j;
-    ~JsonWiper() {
-      if (json_is_string(j)) {
-        OPENSSL_cleanse(const_cast<char*>(json_string_value(j)),
-                        json_string_length(j));
-      }
-    }
-  } json_wiper{secret_json.get()};
+  WipeJsonOnExit json_wiper{secret_json.get()};
   Json obj = client_json(c, secret_json.get());
   HttpResponse r = HttpResponse::json(status, obj.get());
   // the dump of obj is in r.body only; http.cpp wipes it once sent
@@ -342,10 +333,7 @@ HttpResponse create_app(ServeContext& ctx, const HttpRequest& req) {
   if (!errors.empty()) return errors.response();
 
   std::string secret;
-  struct Wiper {
-    std::string& s;
-    ~Wiper() { wipe(s); }
-  } wiper{secret};
+  WipeOnExit wiper{secret};
   create_client(*ctx.store, c, &secret);
   return client_response(201, c, &secret);
 }
@@ -364,10 +352,7 @@ HttpResponse update_app(ServeContext& ctx, const HttpRequest& req,
   if (!errors.empty()) return errors.response();
 
   std::string secret;
-  struct Wiper {
-    std::string& s;
-    ~Wiper() { wipe(s); }
-  } wiper{secret};
+  WipeOnExit wiper{secret};
   bool secret_shown = false;
   Client c;
   {
@@ -393,10 +378,7 @@ HttpResponse update_app(ServeContext& ctx, const HttpRequest& req,
 
 HttpResponse rotate_secret(ServeContext& ctx, const std::string& id) {
   std::string secret;
-  struct Wiper {
-    std::string& s;
-    ~Wiper() { wipe(s); }
-  } wiper{secret};
+  WipeOnExit wiper{secret};
   Client c;
   {
     Txn txn = ctx.store->write();

@@ -1,6 +1,5 @@
 // `oauth2-admin app ...`: the applications (OAuth 2 clients) of a realm.
 
-#include <openssl/crypto.h>
 
 #include <cstdio>
 #include <ctime>
@@ -131,25 +130,14 @@ int app_add(const Invocation& inv) {
 
   auto store = open_store(inv, true);
   std::string secret;
-  struct Wiper {
-    std::string& s;
-    ~Wiper() { wipe(s); }
-  } wiper{secret};
+  WipeOnExit wiper{secret};
   create_client(*store, c, &secret);
 
   // jansson copies the secret: wipe that copy too before it is freed.
   Json secret_json(c.confidential
                        ? checked(json_stringn(secret.data(), secret.size()))
                        : json_null());
-  struct JsonWiper {
-    json_t* j;
-    ~JsonWiper() {
-      if (json_is_string(j)) {
-        OPENSSL_cleanse(const_cast<char*>(json_string_value(j)),
-                        json_string_length(j));
-      }
-    }
-  } json_wiper{secret_json.get()};
+  WipeJsonOnExit json_wiper{secret_json.get()};
   try {
     Json obj = client_json(c, secret_json.get());
     print_json(obj.get());

@@ -2,7 +2,6 @@
 
 #include "cli.hpp"
 
-#include <openssl/crypto.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -301,10 +300,7 @@ void check_invocation(const Invocation& inv) {
 
 void print_json(const json_t* j) {
   std::string out;
-  struct Wiper {
-    std::string& s;
-    ~Wiper() { wipe(s); }
-  } wiper{out};
+  WipeOnExit wiper{out};
   if (json_dump_callback(j, dump_to_string, &out,
                          JSON_PRESERVE_ORDER | JSON_ENCODE_ANY) != 0) {
     throw std::runtime_error("cannot format the result");
@@ -346,10 +342,7 @@ json_t* strings_json(const std::vector<std::string>& v) {
 
 Json api_key_object(const ApiKeyInfo& k, const std::string* key) {
   std::string text = api_key_json(k, key);
-  struct Wiper {
-    std::string& s;
-    ~Wiper() { wipe(s); }
-  } wiper{text};
+  WipeOnExit wiper{text};
   Json obj(json_loadb(text.data(), text.size(), 0, nullptr));
   if (!json_is_object(obj.get())) {
     wipe_api_key(obj.get());
@@ -359,11 +352,7 @@ Json api_key_object(const ApiKeyInfo& k, const std::string* key) {
 }
 
 void wipe_api_key(json_t* obj) noexcept {
-  json_t* v = json_object_get(obj, "api_key");
-  if (json_is_string(v)) {
-    OPENSSL_cleanse(const_cast<char*>(json_string_value(v)),
-                    json_string_length(v));
-  }
+  wipe_json_string(json_object_get(obj, "api_key"));
 }
 
 }  // namespace oauth2::admin

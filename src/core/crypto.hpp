@@ -28,6 +28,18 @@ bool equal_ct(const unsigned char* a, const unsigned char* b, size_t n);
 // Overwrites the string's bytes before it is released.
 void wipe(std::string& s);
 
+// Wipes a string when the scope ends, on every return and throw.
+class WipeOnExit {
+ public:
+  explicit WipeOnExit(std::string& s) : s_(s) {}
+  ~WipeOnExit() { wipe(s_); }
+  WipeOnExit(const WipeOnExit&) = delete;
+  WipeOnExit& operator=(const WipeOnExit&) = delete;
+
+ private:
+  std::string& s_;
+};
+
 // Client secrets.  Generated secrets carry more than 256 bits, so one
 // salted SHA-256 is enough: "sha256$<salt hex>$<digest hex>".
 std::string hash_secret(std::string_view secret);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <jansson.h>
+#include <openssl/crypto.h>
 
 #include <memory>
 #include <string>
@@ -26,6 +27,27 @@ inline std::string json_text(const json_t* j, size_t flags = 0) {
   if (!s) throw std::bad_alloc();
   return std::string(s.get());
 }
+
+// Overwrites a JSON string's bytes (a secret jansson copied); anything
+// else is left alone.
+inline void wipe_json_string(json_t* j) noexcept {
+  if (json_is_string(j)) {
+    OPENSSL_cleanse(const_cast<char*>(json_string_value(j)),
+                    json_string_length(j));
+  }
+}
+
+// Wipes a JSON string when the scope ends.
+class WipeJsonOnExit {
+ public:
+  explicit WipeJsonOnExit(json_t* j) : j_(j) {}
+  ~WipeJsonOnExit() { wipe_json_string(j_); }
+  WipeJsonOnExit(const WipeJsonOnExit&) = delete;
+  WipeJsonOnExit& operator=(const WipeJsonOnExit&) = delete;
+
+ private:
+  json_t* j_;
+};
 
 // SECURITY.md 2.4: the nesting of raw JSON bytes, counted outside strings,
 // before a parser (and a recursive destructor) sees them.
