@@ -527,21 +527,22 @@ EndpointResult revoke_endpoint(Store& store, const oauth2_endpoint_req_t& req) {
 
 namespace {
 
-// The jti of a JWT bearer token that verifies under the location's keys
-// (*type kAccess) or the handshake key (*type kHandshake).  Without
-// settings (the admin daemon holds no keys) the jti of an access token is
-// taken unverified: it is 256 random bits that only the JWT carries, so
-// its record is as hard to reach as an opaque token's.
-std::optional<std::string> verified_jti(Store& store,
-                                        const oauth2_validate_req_t& req,
-                                        std::string_view token,
-                                        TokenType* type) {
+// The record key (SHA-256 of the jti) of a JWT bearer token that
+// verifies under the location's keys (*type kAccess) or the handshake key
+// (*type kHandshake).  Without settings (the admin daemon holds no keys)
+// the jti of an access token is taken unverified: it is 256 random bits
+// that only the JWT carries, so its record is as hard to reach as an
+// opaque token's.
+std::optional<Digest> verified_record_key(Store& store,
+                                          const oauth2_validate_req_t& req,
+                                          std::string_view token,
+                                          TokenType* type) {
   *type = TokenType::kAccess;
   if (!req.settings) {
     Json claims = jwt_peek_claims(token);
     const char* jti = json_string_value(json_object_get(claims.get(), "jti"));
     if (!jti) return std::nullopt;
-    return std::string(jti);
+    return sha256(jti);
   }
   const Settings& st = req.settings->s;
   const Digest key = sha256(token);
@@ -551,7 +552,7 @@ std::optional<std::string> verified_jti(Store& store,
       return std::nullopt;
     }
     *type = e->handshake ? TokenType::kHandshake : TokenType::kAccess;
-    return e->jti;
+    return e->record_key;
   }
   JwtCheck c;
   c.now = req.now;
@@ -574,9 +575,10 @@ std::optional<std::string> verified_jti(Store& store,
   const char* jti = json_string_value(json_object_get(r.claims.get(), "jti"));
   json_t* exp = json_object_get(r.claims.get(), "exp");
   if (!jti || !json_is_integer(exp)) return std::nullopt;
-  st.verified.put(key, JwtCache::Entry{jti, json_integer_value(exp),
+  const Digest record_key = sha256(jti);
+  st.verified.put(key, JwtCache::Entry{record_key, json_integer_value(exp),
                                        *type == TokenType::kHandshake});
-  return std::string(jti);
+  return record_key;
 }
 
 }  // namespace
@@ -627,9 +629,9 @@ Validation validate(Store& store, const oauth2_validate_req_t& req) {
   TokenType want = TokenType::kAccess;
   bool jwt = looks_like_jwt(token);
   if (jwt) {
-    auto jti = verified_jti(store, req, token, &want);
-    if (!jti) return v;
-    hash = sha256(*jti);
+    auto record_key = verified_record_key(store, req, token, &want);
+    if (!record_key) return v;
+    hash = *record_key;
   } else {
     hash = sha256(token);
   }

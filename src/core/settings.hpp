@@ -33,7 +33,7 @@ struct Solution {
 class JwtCache {
  public:
   struct Entry {
-    std::string jti;
+    Digest record_key;  // the SHA-256 of its jti
     int64_t exp = 0;
     bool handshake = false;
   };
