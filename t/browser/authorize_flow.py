@@ -22,15 +22,12 @@ Debian's chromium, chromium-driver and python3-selenium; run with
 
 import http.server
 import queue
-import shutil
 import sys
-import tempfile
 import threading
-import traceback
 import urllib.parse
 
 import chromium
-from chromium import check, start_browser
+from chromium import check
 from selenium.common.exceptions import NoSuchElementException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -236,23 +233,14 @@ def main():
     port, username, password, app, allow_url, deny_url = args
     port = int(port)
     srv = start_listener(port)
-    profile = tempfile.mkdtemp(prefix="authorize-chromium-")
-    driver = None
     try:
-        driver = start_browser(profile, "900,700")
-        driver.set_page_load_timeout(20)
-        run(Browser(driver), port, username, password, app, allow_url,
-            deny_url, screenshot)
-    except Exception:
-        check(False, "the browser run finished",
-              traceback.format_exc().splitlines()[-1])
-        traceback.print_exc(file=sys.stderr)
+        chromium.run_in_browser(
+            "authorize-chromium-",
+            lambda driver: run(Browser(driver), port, username, password,
+                               app, allow_url, deny_url, screenshot),
+            "900,700")
     finally:
-        if driver is not None:
-            driver.quit()
         srv.shutdown()
-        shutil.rmtree(profile, ignore_errors=True)
-    print("done %d failures" % chromium.failures, flush=True)
     return 0
 
 

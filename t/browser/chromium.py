@@ -6,6 +6,11 @@ Debian's chromium, chromium-driver and python3-selenium; run with
 /usr/bin/python3, not a python3 from a virtualenv.
 """
 
+import shutil
+import sys
+import tempfile
+import traceback
+
 from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
@@ -59,3 +64,24 @@ def click_and_wait(driver, el, timeout=15):
         except WebDriverException:
             return False  # between two documents
     WebDriverWait(driver, timeout, poll_frequency=0.05).until(loaded)
+
+
+def run_in_browser(prefix, body, size="1100,900"):
+    """Runs body(driver) in a fresh headless Chromium: an exception is one
+    failed check ("the browser run finished"), the browser and its profile
+    go in every case, and the last line counts the failures."""
+    profile = tempfile.mkdtemp(prefix=prefix)
+    driver = None
+    try:
+        driver = start_browser(profile, size)
+        driver.set_page_load_timeout(20)
+        body(driver)
+    except Exception:
+        check(False, "the browser run finished",
+              traceback.format_exc().splitlines()[-1])
+        traceback.print_exc(file=sys.stderr)
+    finally:
+        if driver is not None:
+            driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+    print("done %d failures" % failures, flush=True)

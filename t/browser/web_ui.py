@@ -14,13 +14,10 @@ Debian's chromium, chromium-driver and python3-selenium; run with
 /usr/bin/python3, not a python3 from a virtualenv.
 """
 
-import shutil
 import sys
-import tempfile
-import traceback
 
 import chromium
-from chromium import check, start_browser
+from chromium import check
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.common.exceptions import NoSuchElementException
 from selenium.webdriver.common.by import By
@@ -267,21 +264,10 @@ def main():
         print(__doc__, file=sys.stderr)
         return 2
     base, username, password = args
-    profile = tempfile.mkdtemp(prefix="web-ui-chromium-")
-    driver = None
-    try:
-        driver = start_browser(profile)
-        driver.set_page_load_timeout(20)
-        run(Pages(driver, base), username, password, screenshot)
-    except Exception:
-        check(False, "the browser run finished",
-              traceback.format_exc().splitlines()[-1])
-        traceback.print_exc(file=sys.stderr)
-    finally:
-        if driver is not None:
-            driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
-    print("done %d failures" % chromium.failures, flush=True)
+    chromium.run_in_browser(
+        "web-ui-chromium-",
+        lambda driver: run(Pages(driver, base), username, password,
+                           screenshot))
     return 0
 
 
