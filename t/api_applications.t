@@ -29,14 +29,8 @@ sub detail { my ($r) = @_; ref $r->{json} eq 'HASH' ? $r->{json}{detail} : undef
 sub all_apps { $t->api_all('/api/applications/', $admin) }
 
 # a staff user and a plain user, with tokens
-for my $u (['root', JSON::PP::true], ['alice', JSON::PP::false]) {
-    my $r = api('POST', '/api/users/', token => $admin, json => {
-        username => $u->[0], password => "$u->[0]-pw",
-        email => "$u->[0]\@example.com", is_staff => $u->[1] });
-    die "user $u->[0]: $r->{status} $r->{body}" unless $r->{status} == 201;
-}
-my $root = $t->issue_token($plain_app->{client_id}, user => 'root');
-my $alice = $t->issue_token($plain_app->{client_id}, user => 'alice');
+my ($root, $alice) = $t->staff_and_plain_users($admin,
+    $plain_app->{client_id});
 push @secrets, $root, $alice;
 
 ######################################################## register

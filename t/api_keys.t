@@ -51,14 +51,8 @@ sub dump_all {
     return `mdb_dump -a '$s' 2>&1` . `mdb_dump -a -p '$s' 2>&1`;
 }
 
-for my $u (['root', JSON::PP::true], ['alice', JSON::PP::false]) {
-    my $r = api('POST', '/api/users/', token => $admin, json => {
-        username => $u->[0], password => "$u->[0]-pw",
-        email => "$u->[0]\@example.com", is_staff => $u->[1] });
-    die "user $u->[0]: $r->{status} $r->{body}" unless $r->{status} == 201;
-}
-my $root = $t->issue_token($plain_app->{client_id}, user => 'root');
-my $alice = $t->issue_token($plain_app->{client_id}, user => 'alice');
+my ($root, $alice) = $t->staff_and_plain_users($admin,
+    $plain_app->{client_id});
 push @secrets, $root, $alice;
 
 my @fields = sort qw(id name client_id created_at);

@@ -811,6 +811,20 @@ sub issue_token {
     return $self->admin_json(@args)->{access_token};
 }
 
+# the permission matrix's two users, made through the users API with the
+# staff token $admin: root (staff) and alice (plain); returns a token of
+# each, issued to $client_id
+sub staff_and_plain_users {
+    my ($self, $admin, $client_id) = @_;
+    for my $u (['root', JSON::PP::true], ['alice', JSON::PP::false]) {
+        my $r = $self->api('POST', '/api/users/', token => $admin, json => {
+            username => $u->[0], password => "$u->[0]-pw",
+            email => "$u->[0]\@example.com", is_staff => $u->[1] });
+        die "user $u->[0]: $r->{status} $r->{body}" unless $r->{status} == 201;
+    }
+    return map { $self->issue_token($client_id, user => $_) } qw(root alice);
+}
+
 # every item of a paginated API list, following "next" (dies on an error)
 sub api_all {
     my ($self, $path, $token) = @_;
