@@ -18,7 +18,8 @@ LIBS       := -llmdb -ljansson -lcrypto
 ADMIN_LIBS := -lmicrohttpd -pthread
 
 CORE_SRCS  := $(wildcard src/core/*.cpp)
-CORE_OBJS  := $(CORE_SRCS:src/core/%.cpp=$(BUILD)/core/%.o)
+CORE_OBJS  := $(CORE_SRCS:src/core/%.cpp=$(BUILD)/core/%.o) \
+              $(BUILD)/core/common_passwords.o
 ADMIN_SRCS := $(wildcard src/admin/*.cpp)
 ADMIN_OBJS := $(ADMIN_SRCS:src/admin/%.cpp=$(BUILD)/admin/%.o)
 SHIM_SRCS  := $(wildcard src/ngx/*.c src/ngx/*.h) include/oauth2.h
@@ -42,6 +43,19 @@ $(BUILD)/core/%.o: src/core/%.cpp $(wildcard src/core/*.hpp) include/oauth2.h
 $(BUILD)/admin/%.o: src/admin/%.cpp $(wildcard src/core/*.hpp) $(wildcard src/admin/*.hpp)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS_CORE) -Isrc/core -c $< -o $@
+
+# Django's list of common passwords (data/), compiled in as one string
+$(BUILD)/core/common_passwords.cpp: data/common-passwords.txt
+	@mkdir -p $(dir $@)
+	{ echo '// generated from data/common-passwords.txt by the Makefile'; \
+	  echo 'namespace oauth2 {'; \
+	  echo 'extern const char kCommonPasswords[];'; \
+	  echo 'const char kCommonPasswords[] ='; \
+	  LC_ALL=C sed 's/[\\"]/\\&/g; s/.*/"&\\n"/' $<; \
+	  echo ';'; echo '}  // namespace oauth2'; } > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/core/common_passwords.o: $(BUILD)/core/common_passwords.cpp
+	$(CXX) $(CXXFLAGS_CORE) -c $< -o $@
 
 $(CORE_LIB): $(CORE_OBJS)
 	@rm -f $@

@@ -115,6 +115,10 @@ int oauth2_settings_add_solution(oauth2_settings_t *s,
  * (only its SHA-256 is kept) */
 int oauth2_settings_set_status(oauth2_settings_t *s, oauth2_str_t service,
     const char *token_path, char *err, size_t errlen) OAUTH2_NOEXCEPT;
+/* oauth2_password_policy: "off" or "min_length=<n> similarity=<x>|off
+ * common=on|off numeric=on|off" (without it: Django's defaults) */
+int oauth2_settings_set_password_policy(oauth2_settings_t *s,
+    oauth2_str_t spec, char *err, size_t errlen) OAUTH2_NOEXCEPT;
 /* 1 if a key can sign JWTs */
 int oauth2_settings_can_sign(const oauth2_settings_t *s) OAUTH2_NOEXCEPT;
 
@@ -124,8 +128,8 @@ int oauth2_settings_can_sign(const oauth2_settings_t *s) OAUTH2_NOEXCEPT;
 /*
  * Request rate limits, counted by the shim in shared memory.  The core
  * calls take() once it knows who is calling ("k:" an API key's id, "c:" a
- * client id, "u:" a user id); a request that ends without that is counted
- * by the shim against its address.
+ * client id, "a:" an address); a request that ends without that is
+ * counted by the shim against its address.
  */
 typedef struct {
     void      *ctx;
@@ -134,19 +138,29 @@ typedef struct {
 } oauth2_rate_t;
 
 
-/* what a throttle key counts */
-#define OAUTH2_THROTTLE_CLIENT  'c'
-#define OAUTH2_THROTTLE_USER    'u'
+/*
+ * Counters of failed attempts that the shim keeps in shared memory
+ * (oauth2_limit_zone) for the core's throttles; the core builds the keys
+ * and decides the limits.  A window of `window` seconds opens at a key's
+ * first failure.
+ */
 
+/* check(): the key is new and the zone has no room to count it */
+#define OAUTH2_THROTTLE_FULL  0xffffffffu
 
-/* failed authentication throttling, kept by the shim in shared memory */
 typedef struct {
     void      *ctx;
-    /* seconds until the key may try again, 0 if it may now */
-    unsigned (*blocked)(void *ctx, int kind, const unsigned char *id,
-                        size_t len);
-    void     (*failed)(void *ctx, int kind, const unsigned char *id,
-                       size_t len);
+    /* seconds until key may try again (it has `limit` failures in its
+     * window), 0 if it may now, or OAUTH2_THROTTLE_FULL */
+    unsigned (*check)(void *ctx, const unsigned char *key, size_t len,
+                      unsigned limit, unsigned window);
+    /* counts a failure of key */
+    void     (*failed)(void *ctx, const unsigned char *key, size_t len,
+                       unsigned window);
+    unsigned   limit;            /* oauth2_client_auth_limit; 0: off */
+    unsigned   window;           /* its seconds */
+    unsigned   account_limit;    /* oauth2_account_limit; 0: off */
+    unsigned   account_window;
 } oauth2_throttle_t;
 
 
@@ -162,6 +176,9 @@ typedef struct {
     oauth2_str_t       body;
     unsigned           secure;              /* https: Secure cookies */
     int64_t            now;                 /* unix seconds */
+    oauth2_str_t       address;             /* the client's, as text */
+    oauth2_str_t       resume;              /* resp.resume of the pass
+                                               before (OAUTH2_AGAIN) */
 
     /* settings of the location */
     oauth2_str_t       realm;               /* store realm, "default" */
@@ -206,7 +223,7 @@ typedef struct {
     int                status;              /* HTTP status */
     unsigned           basic_challenge;     /* add WWW-Authenticate: Basic */
     unsigned           bearer_challenge;    /* ... Bearer realm="api" (DRF) */
-    unsigned           auth_failed;         /* count against the address */
+    unsigned           auth_failed;         /* a credential was wrong */
     unsigned           html;                /* text/html + page headers */
     unsigned           retry_after;         /* seconds, 0: no header */
     oauth2_str_t       location;            /* from the allocator */
@@ -214,21 +231,33 @@ typedef struct {
     unsigned char     *body;                /* from the allocator */
     size_t             body_len;
     const char        *store_error;         /* static text, for the log */
+    oauth2_str_t       resume;              /* OAUTH2_AGAIN: req.resume of
+                                               the next pass */
+    const char        *refused;             /* a refusal worth a log line
+                                               (static text), or NULL */
 } oauth2_response_t;
 
 
 /*
  * On the event loop.  Parses and checks the request, authenticates the
  * client (read transaction only) and either fills *resp and returns
- * OAUTH2_OK, or returns OAUTH2_PENDING with *op set to the write that
+ * OAUTH2_OK, or returns OAUTH2_PENDING with *op set to the work that
  * remains.  Then: oauth2_op_run(op) on any thread (it may wait for the
- * store's writer lock and fsync), and oauth2_op_finish() back on the
- * event loop, which fills *resp and frees op.
+ * store's writer lock and fsync, or hash a password), and
+ * oauth2_op_finish() back on the event loop, which frees op and either
+ * fills *resp (OAUTH2_OK) or returns OAUTH2_AGAIN: the request runs once
+ * more through oauth2_endpoint_begin(), with req->resume set to
+ * resp->resume (a client secret verified off the event loop).
  */
+#define OAUTH2_AGAIN     2
+
 int oauth2_endpoint_begin(oauth2_store_t *store, int endpoint,
     const oauth2_endpoint_req_t *req, oauth2_op_t **op,
     oauth2_alloc_pt alloc, void *ctx, oauth2_response_t *resp) OAUTH2_NOEXCEPT;
 void oauth2_op_run(oauth2_op_t *op) OAUTH2_NOEXCEPT;
+/* 1 if op hashes a password: the shim runs few of those at once
+ * (oauth2_hash_queue), so that they cannot starve the store writes */
+int oauth2_op_slow(const oauth2_op_t *op) OAUTH2_NOEXCEPT;
 int oauth2_op_finish(oauth2_op_t *op, oauth2_alloc_pt alloc, void *ctx,
     oauth2_response_t *resp) OAUTH2_NOEXCEPT;
 
@@ -240,6 +269,7 @@ int oauth2_rate_by_caller(int endpoint) OAUTH2_NOEXCEPT;
 #define OAUTH2_REFUSED_RATE_LIMIT  1   /* 429: oauth2_rate_limit */
 #define OAUTH2_REFUSED_LOCKED_OUT  2   /* 429: failed authentications */
 #define OAUTH2_REFUSED_TOO_LARGE   3   /* 413: the body */
+#define OAUTH2_REFUSED_BUSY        4   /* 503: oauth2_hash_queue is full */
 
 /* the refusal in the endpoint's shape (JSON, page, envelope) */
 int oauth2_refusal(int endpoint, int why, unsigned retry_after,

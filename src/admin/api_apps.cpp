@@ -74,6 +74,7 @@ struct AppInput {
   std::optional<int64_t> ttl;              // 0: the server's default
   std::optional<std::string> auth_method;  // "": either
   std::optional<std::string> token_format; // "": the server's
+  std::optional<bool> first_party;
 };
 
 enum class Mode { kCreate, kPut, kPatch };
@@ -239,6 +240,8 @@ AppInput read_app(json_t* body, Mode mode, FieldErrors& errors) {
       }
     }
   }
+  bool b;
+  if (get_bool(body, "first_party", errors, &b) == Got::kOk) in.first_party = b;
   if (json_t* j = json_object_get(body, "auth_method")) {
     if (json_is_null(j)) {
       in.auth_method = "";
@@ -282,6 +285,7 @@ void apply(const AppInput& in, Client& c) {
   if (in.ttl) c.access_token_ttl = *in.ttl;
   if (in.auth_method) c.auth_method = *in.auth_method;
   if (in.token_format) c.access_token_format = *in.token_format;
+  if (in.first_party) c.first_party = *in.first_party;
 }
 
 // The application as JSON; with a new secret, that secret, once: its
@@ -402,7 +406,7 @@ HttpResponse apps_api(ServeContext& ctx, const HttpRequest& req,
                       const Caller& caller,
                       const std::optional<std::string>& client_id,
                       bool rotate) {
-  if (!caller.staff) return denied(caller);
+  if (!caller.acts_as_staff()) return denied(caller);
   const std::string& m = req.method;
   if (!client_id) {
     if (m == "GET" || m == "HEAD") return list_apps(ctx, req);

@@ -25,6 +25,36 @@ HttpResponse invalid_token() {
 
 }  // namespace
 
+bool Caller::scoped(std::string_view s) const {
+  if (kind == Kind::kApp || first_party) return true;
+  std::vector<std::string_view> held;
+  parse_scope(scope, &held);
+  for (std::string_view h : held) {
+    if (h == s) return true;
+  }
+  return false;
+}
+
+std::string client_address(const HttpRequest& req) {
+  if (req.header_count("x-real-ip") == 1) {
+    std::string_view a = *req.header("x-real-ip");
+    if (!a.empty() && a.size() <= 64 && a.find_first_not_of(
+            "0123456789abcdefABCDEF.:[]") == std::string_view::npos) {
+      return std::string(a);
+    }
+  }
+  return req.remote;
+}
+
+Throttle ServeContext::throttle(const HttpRequest& req) const {
+  oauth2_throttle_t t{};
+  if (counters) {
+    t = counters->throttle(auth_limit, auth_window, account_limit.limit,
+                           static_cast<unsigned>(account_limit.window));
+  }
+  return Throttle(t, client_address(req));
+}
+
 HttpResponse not_authenticated() {
   HttpResponse r =
       HttpResponse::error(401, "Authentication credentials were not provided.");
@@ -78,6 +108,11 @@ std::optional<Caller> authenticate(ServeContext& ctx, const HttpRequest& req,
 
   caller.client_id = std::move(v.client_id);
   caller.scope = std::move(v.scope);
+  {
+    Txn txn = ctx.store->read();
+    auto c = txn.get_client(ctx.realm, caller.client_id);
+    caller.first_party = c && c->first_party;
+  }
   if (v.user_id != 0) {
     std::optional<User> u;
     {

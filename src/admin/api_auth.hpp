@@ -6,27 +6,42 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "http.hpp"
 #include "store.hpp"
 
 namespace oauth2::admin {
 
+constexpr const char* kAdminScope = "admin";
+constexpr const char* kApiRealm = "api";
+
+// Who calls, and what the token lets them do (R85, RFC 6749 3.3).  A user's
+// token from a third-party application does only what its scope allows,
+// within the user's own rights: reading needs "read", changes "write",
+// staff-only operations "admin".  A first-party application's token (the
+// operator's own, `app add --first-party`) acts with the user's full
+// rights.  An application's own token (client credentials) acts as staff
+// when it holds "admin".
 struct Caller {
   enum class Kind { kAnonymous, kUser, kApp };
   Kind kind = Kind::kAnonymous;
   std::optional<User> user;  // kUser: the record as the request found it
   std::string client_id;     // kUser, kApp: the token's application
   std::string scope;         // the token's scope
-  // A staff user (is_staff; the token's scope does not matter, as with
-  // DRF's IsAdminUser), or an application token holding "admin".
+  bool first_party = false;  // the token's application is first-party
+  // The user is staff, or an application's own token holds "admin".
   bool staff = false;
 
   bool anonymous() const { return kind == Kind::kAnonymous; }
+  // the token's scope holds s, or its application is first-party
+  bool scoped(std::string_view s) const;
+  bool can_read() const { return scoped("read"); }
+  bool can_write() const { return scoped("write"); }
+  // staff, and the token may act as staff ("admin", or first-party)
+  bool acts_as_staff() const { return staff && scoped(kAdminScope); }
 };
 
-constexpr const char* kAdminScope = "admin";
-constexpr const char* kApiRealm = "api";
 
 // The caller of req: the token of `Authorization: Bearer` or `X-API-KEY`.
 // No token at all is an anonymous caller; a malformed, unknown, expired or

@@ -119,7 +119,7 @@ HttpResponse revoke_key(ServeContext& ctx, const std::string& id,
 HttpResponse api_keys_api(ServeContext& ctx, const HttpRequest& req,
                           const Caller& caller, const std::string& client_id,
                           const std::optional<std::string>& key_id) {
-  if (!caller.staff) return denied(caller);  // as apps_api
+  if (!caller.acts_as_staff()) return denied(caller);  // as apps_api
   const std::string& m = req.method;
   if (!valid_client_id(client_id)) return not_found();
   if (!key_id) {

@@ -13,6 +13,12 @@
 // write is checked in full first, then made in one transaction committed
 // before the response (R70); a new password or a disabled user ends the
 // user's tokens in that same transaction (R39).
+//
+// A token does what its scope allows (api_auth.hpp, R85): "read" to read
+// oneself, "write" to change oneself, "admin" for what only staff do.
+// Changing one's own password needs the current one, checked like any
+// sign-in (the account's lock, login.hpp); every new password meets the
+// password policy (password_policy.hpp).
 
 #include <ctime>
 #include <string>
@@ -21,8 +27,10 @@
 #include "api.hpp"
 #include "cli.hpp"
 #include "codec.hpp"
+#include "login.hpp"
 #include "model.hpp"
 #include "password.hpp"
+#include "password_policy.hpp"
 #include "store.hpp"
 
 namespace oauth2::admin {
@@ -102,11 +110,12 @@ bool valid_email(std::string_view e) {
 // The fields of a request body, each checked.
 struct UserInput {
   std::optional<std::string> username, email, first_name, last_name,
-      password;
+      password, current_password;
   std::optional<bool> is_staff, is_active;
 
   ~UserInput() {
     if (password) wipe(*password);
+    if (current_password) wipe(*current_password);
   }
 };
 
@@ -152,6 +161,10 @@ UserInput read_user(json_t* body, Mode mode, bool staff, FieldErrors& errors) {
     } else {
       in.password = std::move(s);
     }
+    wipe(s);
+  }
+  if (get_string(body, "current_password", errors, &s, false) == Got::kOk) {
+    if (s.size() <= kMaxPassword) in.current_password = std::move(s);
     wipe(s);
   }
   if (get_string(body, "email", errors, &s) == Got::kOk) {
@@ -218,6 +231,62 @@ HttpResponse put_failed(PutUser r) {
   }
 }
 
+// The password policy's complaints about in.password for u, under
+// "password".
+void check_policy(const ServeContext& ctx, const UserInput& in, const User& u,
+                  FieldErrors& errors) {
+  if (!in.password || errors.has("password")) return;
+  for (std::string& p : password_problems(
+           ctx.password_policy, *in.password,
+           {u.username, u.first_name, u.last_name, u.email})) {
+    errors.add("password", std::move(p));
+  }
+}
+
+HashSlots::Slot hash_slot(ServeContext& ctx) {
+  return ctx.hash_slots ? ctx.hash_slots->acquire() : HashSlots::Slot(nullptr);
+}
+
+HttpResponse busy() {
+  HttpResponse r = HttpResponse::error(503, "Too many password changes at once: "
+                                            "try again in a moment.");
+  r.set("Retry-After", "1");
+  return r;
+}
+
+// The caller's current password: nullopt if it is right, else the answer
+// (400 field error, or 429 when the account or the address is throttled).
+std::optional<HttpResponse> check_current_password(ServeContext& ctx,
+                                                   const HttpRequest& req,
+                                                   uint64_t id,
+                                                   const std::string& password) {
+  const int64_t now = static_cast<int64_t>(time(nullptr));
+  const Throttle throttle = ctx.throttle(req);
+  const LoginOrigin origin{throttle.address(), ""};
+  LoginTarget target{{id}, "#" + std::to_string(id)};
+  unsigned wait = throttle.address_wait();
+  if (!wait) {
+    Txn txn = ctx.store->read();
+    wait = login_gate(txn, throttle, ctx.realm, target, origin, now);
+  }
+  if (wait) {
+    HttpResponse r = HttpResponse::error(
+        429, "Request was throttled. Expected available in " +
+                 std::to_string(wait) + " seconds.");
+    r.set("Retry-After", std::to_string(wait));
+    return r;
+  }
+  LoginCheck check = check_login(*ctx.store, ctx.realm, target, password,
+                                 ctx.pbkdf2_iterations, ctx.account_limit, now);
+  if (check.user) return std::nullopt;
+  throttle.password_failed(target.throttle_key);
+  throttle.address_failed();
+  FieldErrors errors;
+  errors.add("current_password",
+             "Your old password was entered incorrectly. Please enter it again.");
+  return errors.response();
+}
+
 HttpResponse list_users(ServeContext& ctx, const HttpRequest& req) {
   Pager pager(req, ctx.page_size);
   if (!pager.valid()) return invalid_page();
@@ -240,25 +309,29 @@ HttpResponse list_users(ServeContext& ctx, const HttpRequest& req) {
 HttpResponse create_user(ServeContext& ctx, const HttpRequest& req,
                          const Caller& caller) {
   // staff; or nobody at all when registration is open
-  if (caller.anonymous() ? !ctx.open_registration : !caller.staff) {
+  if (caller.anonymous() ? !ctx.open_registration : !caller.acts_as_staff()) {
     return denied(caller);
   }
   HttpResponse error;
   Json body = parse_json_object(req, &error);
   if (!body) return error;
   FieldErrors errors;
-  UserInput in = read_user(body.get(), Mode::kCreate, caller.staff, errors);
+  UserInput in = read_user(body.get(), Mode::kCreate, caller.acts_as_staff(), errors);
   if (in.username && !errors.has("username") &&
       username_taken(ctx, *in.username, 0)) {
     errors.add("username", kUsernameTaken);
   }
-  if (!errors.empty()) return errors.response();
-
-  std::string hashed = hash_password(*in.password, ctx.pbkdf2_iterations);
   User u;
   u.realm = ctx.realm;
   u.date_joined = static_cast<int64_t>(time(nullptr));
-  apply(in, u, hashed);  // is_staff, is_active: only from staff
+  apply(in, u, "");  // is_staff, is_active: only from staff
+  check_policy(ctx, in, u, errors);
+  if (!errors.empty()) return errors.response();
+
+  HashSlots::Slot slot = hash_slot(ctx);
+  if (ctx.hash_slots && !slot) return busy();
+  u.password = hash_password(*in.password, ctx.pbkdf2_iterations);
+  slot.reset();
   {
     Txn txn = ctx.store->write();
     PutUser r = txn.put_user(u, true);
@@ -270,23 +343,46 @@ HttpResponse create_user(ServeContext& ctx, const HttpRequest& req,
 
 HttpResponse update_user(ServeContext& ctx, const HttpRequest& req,
                          const Caller& caller, uint64_t id, Mode mode) {
+  std::optional<User> current;
   {
     Txn txn = ctx.store->read();  // DRF looks the object up first
-    if (!txn.get_user(ctx.realm, id)) return not_found();
+    current = txn.get_user(ctx.realm, id);
+    if (!current) return not_found();
   }
   HttpResponse error;
   Json body = parse_json_object(req, &error);
   if (!body) return error;
   FieldErrors errors;
-  UserInput in = read_user(body.get(), mode, caller.staff, errors);
+  const bool staff = caller.acts_as_staff();
+  UserInput in = read_user(body.get(), mode, staff, errors);
   if (in.username && !errors.has("username") &&
       username_taken(ctx, *in.username, id)) {
     errors.add("username", kUsernameTaken);
   }
+  const bool self = caller.user && caller.user->id == id;
+  if (in.password && !self && !staff) return denied(caller);
+  if (in.password) {
+    User next = *current;
+    apply(in, next, "");
+    check_policy(ctx, in, next, errors);
+    if (self && !in.current_password && !errors.has("current_password")) {
+      errors.add("current_password", kRequired);
+    }
+  }
   if (!errors.empty()) return errors.response();
 
   std::string hashed;
-  if (in.password) hashed = hash_password(*in.password, ctx.pbkdf2_iterations);
+  if (in.password) {
+    HashSlots::Slot slot = hash_slot(ctx);
+    if (ctx.hash_slots && !slot) return busy();
+    if (self) {
+      // one's own password: the current one first, as a sign-in (R89)
+      if (auto refused = check_current_password(ctx, req, id, *in.current_password)) {
+        return std::move(*refused);
+      }
+    }
+    hashed = hash_password(*in.password, ctx.pbkdf2_iterations);
+  }
   User u;
   {
     Txn txn = ctx.store->write();
@@ -310,7 +406,7 @@ HttpResponse users_api(ServeContext& ctx, const HttpRequest& req,
   const std::string& m = req.method;
   if (!id) {
     if (m == "GET" || m == "HEAD") {
-      if (!caller.staff) return denied(caller);
+      if (!caller.acts_as_staff()) return denied(caller);
       return list_users(ctx, req);
     }
     if (m == "POST") return create_user(ctx, req, caller);
@@ -320,8 +416,9 @@ HttpResponse users_api(ServeContext& ctx, const HttpRequest& req,
 
   if (caller.anonymous()) return denied(caller);
   const bool self = caller.user && caller.user->id == *id;
+  const bool staff = caller.acts_as_staff();
   if (m == "GET" || m == "HEAD") {
-    if (!caller.staff && !self) return denied(caller);
+    if (!staff && !(self && caller.can_read())) return denied(caller);
     std::optional<User> u;
     {
       Txn txn = ctx.store->read();
@@ -331,12 +428,12 @@ HttpResponse users_api(ServeContext& ctx, const HttpRequest& req,
     return stored(200, *u);
   }
   if (m == "PUT" || m == "PATCH") {
-    if (!caller.staff && !self) return denied(caller);
+    if (!staff && !(self && caller.can_write())) return denied(caller);
     return update_user(ctx, req, caller, *id,
                        m == "PUT" ? Mode::kPut : Mode::kPatch);
   }
   if (m == "DELETE") {
-    if (!caller.staff) return denied(caller);
+    if (!staff) return denied(caller);
     {
       Txn txn = ctx.store->write();
       if (!txn.delete_user(ctx.realm, *id)) return not_found();
@@ -356,6 +453,7 @@ HttpResponse me_api(ServeContext& ctx, const HttpRequest& req,
   if (req.method != "GET" && req.method != "HEAD") {
     return method_not_allowed(req, "GET, HEAD");
   }
+  if (caller.user && !caller.can_read()) return denied(caller);
   if (!caller.user) {
     return HttpResponse::error(
         403, "This token belongs to an application, not to a user.");

@@ -122,6 +122,7 @@ Client client_from_options(const Invocation& inv) {
     }
     c.access_token_format = *f;
   }
+  c.first_party = inv.has("first-party");
   return c;
 }
 
@@ -231,6 +232,7 @@ const OptionSpec kAppAddOptions[] = {
     {"auth-method", true, false},
     {"access-token-ttl", true, false},
     {"access-token-format", true, false},
+    {"first-party", false, false},
 };
 
 const char kAppAddUsage[] =
@@ -241,11 +243,12 @@ const char kAppAddUsage[] =
     "           [--auth-method client_secret_basic|client_secret_post]\n"
     "           [--access-token-ttl <seconds>] "
     "[--access-token-format jwt|opaque]\n"
+    "           [--first-party]\n"
     "\n"
     "Registers an application and prints it as one JSON object:\n"
     "client_id, client_secret, name, client_type, grant_types, scope,\n"
     "redirect_uris, auth_method, access_token_ttl, access_token_format,\n"
-    "created_at.  The secret\n"
+    "first_party, created_at.  The secret\n"
     "is shown only here, once: the store keeps only a hash of it.\n"
     "\n"
     "  --name <name>              a label, 1 to 255 characters\n"
@@ -271,7 +274,14 @@ const char kAppAddUsage[] =
     "  --access-token-format <f>  jwt: its access tokens are JWTs (RFC 9068)\n"
     "                             wherever a signing oauth2_jwt_key is set;\n"
     "                             opaque: never (default: the location's\n"
-    "                             oauth2_access_token_format)\n";
+    "                             oauth2_access_token_format)\n"
+    "  --first-party              the operator's own application (seed\n"
+    "                             003's oauth2_jwt_token client, say): its\n"
+    "                             users' tokens act at the admin API with\n"
+    "                             the user's full rights, whatever their\n"
+    "                             scope.  Without it, a user's token does\n"
+    "                             there only what its scope allows: read,\n"
+    "                             write, and admin for staff operations\n";
 
 const char kAppListUsage[] =
     "usage: oauth2-admin app list\n"

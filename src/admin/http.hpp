@@ -13,8 +13,12 @@
 #include <utility>
 #include <vector>
 
+#include "counters.hpp"
 #include "json.hpp"
+#include "lockout.hpp"
+#include "password_policy.hpp"
 #include "store.hpp"
+#include "throttle.hpp"
 
 namespace oauth2::admin {
 
@@ -58,7 +62,23 @@ struct ServeContext {
   unsigned pbkdf2_iterations = 600000;
   bool open_registration = false;
   size_t page_size = 100;
+  // failed passwords: counted per address (counters) as the module does,
+  // and per account in the store (lockout.hpp), one lock for both
+  MemoryCounters* counters = nullptr;
+  unsigned auth_limit = 10;  // --auth-limit; 0: off
+  unsigned auth_window = 60;
+  AccountLimit account_limit;  // --account-limit
+  PasswordPolicy password_policy;  // --password-policy
+  HashSlots* hash_slots = nullptr;  // --hash-limit
+
+  // the throttles of the request's client (client_address)
+  Throttle throttle(const HttpRequest& req) const;
 };
+
+// The client's address: X-Real-IP, which nginx sets (the daemon listens
+// only where nginx alone reaches it, and proxy_set_header replaces what a
+// client sent), else the peer's.
+std::string client_address(const HttpRequest& req);
 
 using Handler = std::function<HttpResponse(ServeContext&, const HttpRequest&)>;
 

@@ -490,6 +490,9 @@ DjangoApp read_app(const Fields& f, Report* report) {
   if (c.confidential) {
     if (is_password_hash(secret)) {
       c.secret_hash = secret;  // DOT 2+: Django's make_password()
+      // its strength is unknown until it is verified (then a secret of 32
+      // characters or more is rehashed to the fast form)
+      c.imported_secret = true;
     } else if (django_hash_prefix(secret) || secret.empty()) {
       std::string reason = hash_reason(secret);
       c.secret_hash = "!" + reason;
@@ -499,6 +502,8 @@ DjangoApp read_app(const Fields& f, Report* report) {
           "until it gets a new secret");
     } else {
       c.secret_hash = hash_secret(secret);  // DOT 1.x kept it in clear
+      // DOT generates 128 characters; a shorter one was chosen by hand
+      c.imported_secret = secret.size() < 32;
     }
   }
   if (auto alg = f.str("algorithm", false); alg && !alg->empty()) {

@@ -102,6 +102,7 @@ Json client_json(const Client& c, json_t* secret_json) {
   set_member(o, "access_token_format",
              c.access_token_format.empty() ? json_null()
                                            : string_json(c.access_token_format));
+  set_member(o, "first_party", json_boolean(c.first_party));
   set_member(o, "created_at", json_integer(c.created_at));
   return obj;
 }
@@ -201,6 +202,7 @@ bool valid_auth_method(std::string_view method) {
 std::string new_client_secret(Client& c) {
   std::string secret = random_alnum(kClientSecretLength);
   c.secret_hash = hash_secret(secret);
+  c.imported_secret = false;  // generated here: 128 alphanumerics
   return secret;
 }
 

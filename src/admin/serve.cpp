@@ -133,6 +133,26 @@ HttpResponse route(ServeContext& ctx, const HttpRequest& req) {
   }
 }
 
+bool parse_unsigned(std::string_view s, uint64_t max, uint64_t* out);
+
+// "<n>/<m>", or "off" (n = 0): --auth-limit 10/60, --account-limit 100/3600
+bool parse_limit(std::string_view s, unsigned* n, unsigned* m) {
+  if (s == "off") {
+    *n = 0;
+    return true;
+  }
+  size_t slash = s.find('/');
+  uint64_t a = 0, b = 0;
+  if (slash == std::string_view::npos ||
+      !parse_unsigned(s.substr(0, slash), 100000, &a) ||
+      !parse_unsigned(s.substr(slash + 1), 86400, &b) || a == 0 || b == 0) {
+    return false;
+  }
+  *n = static_cast<unsigned>(a);
+  *m = static_cast<unsigned>(b);
+  return true;
+}
+
 bool parse_unsigned(std::string_view s, uint64_t max, uint64_t* out) {
   if (s.empty() || s.size() > 12) return false;
   uint64_t v = 0;
@@ -175,6 +195,34 @@ int serve(const Invocation& inv) {
     }
     ctx.pbkdf2_iterations = static_cast<unsigned>(n);
   }
+  if (auto v = inv.value("auth-limit")) {
+    if (!parse_limit(*v, &ctx.auth_limit, &ctx.auth_window)) {
+      throw UsageError("--auth-limit: " + quoted(*v) +
+                       " is not <n>/<seconds> (1 to 100000, 1 to 86400) or off");
+    }
+  }
+  if (auto v = inv.value("account-limit")) {
+    unsigned window = 0;
+    if (!parse_limit(*v, &ctx.account_limit.limit, &window)) {
+      throw UsageError("--account-limit: " + quoted(*v) +
+                       " is not <n>/<seconds> (1 to 100000, 1 to 86400) or off");
+    }
+    ctx.account_limit.window = window;
+  }
+  if (auto v = inv.value("password-policy")) {
+    std::string why;
+    auto p = PasswordPolicy::parse(*v, &why);
+    if (!p) throw UsageError("--password-policy: " + why);
+    ctx.password_policy = *p;
+  }
+  unsigned hash_running = 2, hash_waiting = 64;
+  if (auto v = inv.value("hash-limit")) {
+    if (!parse_limit(*v, &hash_running, &hash_waiting) || hash_running == 0 ||
+        hash_running > 64) {
+      throw UsageError("--hash-limit: " + quoted(*v) +
+                       " is not <n>/<queue> (1 to 64 running)");
+    }
+  }
   if (auto v = inv.value("page-size")) {
     uint64_t n = 0;
     if (!parse_unsigned(*v, kMaxPageSize, &n) || n < 1) {
@@ -196,6 +244,10 @@ int serve(const Invocation& inv) {
   store->disable_read_cache();  // handlers run on many threads
   store->reader_check();
   ctx.store = store.get();
+  MemoryCounters counters;
+  ctx.counters = &counters;
+  HashSlots hash_slots(hash_running, hash_waiting);
+  ctx.hash_slots = &hash_slots;
 
   {
     HttpServer server(ctx, route);
@@ -235,6 +287,10 @@ const OptionSpec kServeOptions[] = {
     {"open-registration", false, false},
     {"pbkdf2-iterations", true, false},
     {"page-size", true, false},
+    {"auth-limit", true, false},
+    {"account-limit", true, false},
+    {"password-policy", true, false},
+    {"hash-limit", true, false},
 };
 
 const char kServeUsage[] =
@@ -242,6 +298,8 @@ const char kServeUsage[] =
     "unix:<path>\n"
     "           [--open-registration] [--pbkdf2-iterations <n>] "
     "[--page-size <n>]\n"
+    "           [--auth-limit <n>/<s>] [--account-limit <n>/<s>]\n"
+    "           [--password-policy <spec>] [--hash-limit <n>/<queue>]\n"
     "\n"
     "Runs the admin daemon: the users API (/api/users/, /auth/me/), the\n"
     "applications API (/api/applications/, their API keys under\n"
@@ -262,7 +320,26 @@ const char kServeUsage[] =
     "                             passwords, 1000 to 100000000 (default\n"
     "                             600000, Django 4.2's)\n"
     "  --page-size <n>            items per page of the lists, 1 to 10000\n"
-    "                             (default 100)\n";
+    "                             (default 100)\n"
+    "  --auth-limit <n>/<s>       failed sign-ins per account and address\n"
+    "                             in <s> seconds (3n per address), as\n"
+    "                             oauth2_client_auth_limit (default 10/60;\n"
+    "                             off)\n"
+    "  --account-limit <n>/<s>    failed passwords per account in <s>\n"
+    "                             seconds before it refuses addresses and\n"
+    "                             browsers that have not signed in to it\n"
+    "                             lately, as oauth2_account_limit; one lock\n"
+    "                             in the store with the module's (default\n"
+    "                             100/3600; off)\n"
+    "  --password-policy <spec>   Django's password validators for new\n"
+    "                             passwords (default on): \"off\", or\n"
+    "                             \"min_length=<n> similarity=<0.1-1>|off\n"
+    "                             common=on|off numeric=on|off\"\n"
+    "  --hash-limit <n>/<queue>   password hashes at once, and waiting\n"
+    "                             (default 2/64; more get 503)\n"
+    "\n"
+    "Set X-Real-IP in nginx (conf.example/oauth2_proxy.conf): the daemon\n"
+    "counts failed sign-ins by the client's address.\n";
 
 const Command kServeCommands[] = {
     {"serve", "--listen <address>", "run the admin daemon (HTTP API)",

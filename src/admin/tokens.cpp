@@ -7,6 +7,10 @@
 // store, for service accounts and tests; like the token endpoint, the
 // store keeps only its SHA-256 (R43).
 
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <openssl/crypto.h>
 
 #include <algorithm>
@@ -196,7 +200,125 @@ const char kClearTokensUsage[] =
     "expired tokens are already refused, this only bounds the store's\n"
     "size.\n";
 
+// Writes key (and one newline, which oauth2_handshake_key's loader drops)
+// to a new file, mode 0600, never over an existing one.
+void write_key_file(const std::string& path, const std::string& key) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                0600);
+  if (fd < 0) throw std::runtime_error(errno_text("cannot create " + quoted(path)));
+  std::string text = key + "\n";
+  WipeOnExit wipe_text(text);
+  bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ok = fsync(fd) == 0 && ok;
+  ok = close(fd) == 0 && ok;
+  if (!ok) {
+    int saved = errno;
+    unlink(path.c_str());
+    errno = saved;
+    throw std::runtime_error(errno_text("cannot write " + quoted(path)));
+  }
+}
+
+// Moves the handshake key that releases before 0.9 generated into the
+// store (in clear: a dump of the store could forge handshake tokens) out
+// to a file for oauth2_handshake_key.  The store is read, and the key
+// removed from it, by a child process as the store's owner (open_store);
+// the file is written by this process, as the caller, before the key
+// leaves the store.
+int handshake_key_extract(const Invocation& inv) {
+  const std::string& path = inv.operands[0];
+  int key_pipe[2], ack_pipe[2];
+  if (pipe(key_pipe) != 0 || pipe(ack_pipe) != 0) {
+    throw std::runtime_error(errno_text("pipe"));
+  }
+  pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error(errno_text("fork"));
+  if (pid == 0) {
+    close(key_pipe[0]);
+    close(ack_pipe[1]);
+    int rc = 1;
+    try {
+      std::unique_ptr<Store> store = open_store(inv, false);
+      std::optional<std::string> key;
+      if (store) {
+        Txn txn = store->read();
+        key = txn.get_meta(kHandshakeKeyMeta);
+      }
+      if (!key) {
+        fprintf(stderr, "%s: the store holds no handshake key: nothing to "
+                        "extract\n", kProg);
+        _exit(1);
+      }
+      WipeOnExit wipe_key(*key);
+      bool sent = write(key_pipe[1], key->data(), key->size()) ==
+                  static_cast<ssize_t>(key->size());
+      close(key_pipe[1]);
+      char ack = 0;
+      if (sent && read(ack_pipe[0], &ack, 1) == 1 && ack == 'y') {
+        Txn txn = store->write();
+        txn.delete_meta(kHandshakeKeyMeta);
+        txn.commit();
+        rc = 0;
+      }
+    } catch (const std::exception& e) {
+      fprintf(stderr, "%s: %s\n", kProg, e.what());
+    }
+    _exit(rc);
+  }
+  close(key_pipe[1]);
+  close(ack_pipe[0]);
+  std::string key;
+  WipeOnExit wipe_key(key);
+  char buf[256];
+  ssize_t n;
+  while ((n = read(key_pipe[0], buf, sizeof(buf))) > 0) key.append(buf, n);
+  OPENSSL_cleanse(buf, sizeof(buf));
+  close(key_pipe[0]);
+  char ack = 'n';
+  std::string failed;
+  if (!key.empty()) {
+    try {
+      write_key_file(path, key);
+      ack = 'y';
+    } catch (const std::exception& e) {
+      failed = e.what();
+    }
+  }
+  ssize_t sent = write(ack_pipe[1], &ack, 1);
+  (void)sent;
+  close(ack_pipe[1]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!failed.empty()) throw std::runtime_error(failed);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    if (ack == 'y') {
+      unlink(path.c_str());  // the key stayed in the store: no second copy
+    }
+    return kExitFailure;
+  }
+  Json obj(checked(json_object()));
+  set_member(obj.get(), "handshake_key", string_json(path));
+  set_member(obj.get(), "removed_from_store", json_true());
+  print_json(obj.get());
+  return 0;
+}
+
+const char kHandshakeKeyExtractUsage[] =
+    "usage: oauth2-admin handshake-key extract <file>\n"
+    "\n"
+    "Writes the handshake key that an earlier release generated and kept in\n"
+    "the store to <file> (mode 0600; an existing file is never\n"
+    "overwritten), then removes it from the store, so that a dump of the\n"
+    "store cannot forge handshake tokens.  Name the file in nginx.conf with\n"
+    "oauth2_handshake_key <file>; handshakes made before keep validating.\n"
+    "Prints {\"handshake_key\": <file>, \"removed_from_store\": true}; exit\n"
+    "1 when the store holds no such key.\n";
+
 const Command kTokenCommands[] = {
+    {"handshake-key extract", "<file>",
+     "move an old release's handshake key from the store to a file",
+     kHandshakeKeyExtractUsage, nullptr, 0, 1, 1, handshake_key_extract},
     {"token issue", "--client-id <id> ...",
      "issue an access token directly", kTokenIssueUsage, kTokenIssueOptions,
      std::size(kTokenIssueOptions), 0, 0, token_issue},

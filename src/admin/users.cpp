@@ -23,6 +23,7 @@
 #include "json.hpp"
 #include "model.hpp"
 #include "password.hpp"
+#include "password_policy.hpp"
 #include "store.hpp"
 
 namespace oauth2::admin {
@@ -190,6 +191,27 @@ void read_password(const Invocation& inv, std::string* out) {
   }
 }
 
+// --password-policy, else Django's default validators
+PasswordPolicy policy_option(const Invocation& inv) {
+  auto v = inv.value("password-policy");
+  if (!v) return PasswordPolicy{};
+  std::string why;
+  auto p = PasswordPolicy::parse(*v, &why);
+  if (!p) throw UsageError("--password-policy: " + why);
+  return *p;
+}
+
+// "" if password is acceptable for u, else why not (Django's words)
+std::string policy_problems(const PasswordPolicy& policy,
+                            const std::string& password, const User& u) {
+  std::string out;
+  for (const std::string& p : password_problems(
+           policy, password, {u.username, u.first_name, u.last_name, u.email})) {
+    out += (out.empty() ? "" : " ") + p;
+  }
+  return out;
+}
+
 std::optional<bool> bool_option(const Invocation& inv, const char* name) {
   auto v = inv.value(name);
   if (!v) return std::nullopt;
@@ -229,9 +251,15 @@ int user_add(const Invocation& inv) {
   u.is_staff = inv.has("staff");
   u.is_active = !inv.has("inactive");
   const unsigned iterations = iterations_option(inv);
+  const PasswordPolicy policy = policy_option(inv);
   {
     WipedString password;
     read_password(inv, &password.s);
+    std::string why = policy_problems(policy, password.s, u);
+    if (!why.empty()) {
+      throw UsageError("the password is refused: " + why +
+                       " (--password-policy off accepts it)");
+    }
     u.password = hash_password(password.s, iterations);
   }
   u.date_joined = static_cast<int64_t>(time(nullptr));
@@ -280,15 +308,24 @@ int user_show(const Invocation& inv) {
 
 int user_set_password(const Invocation& inv) {
   const unsigned iterations = iterations_option(inv);
-  std::string hash;
-  {
-    WipedString password;
-    read_password(inv, &password.s);
-    hash = hash_password(password.s, iterations);
-  }
+  const PasswordPolicy policy = policy_option(inv);
+  WipedString password;
+  read_password(inv, &password.s);
   auto store = open_store(inv, false);
   if (!store) return fail(no_user(inv));
   std::string error;
+  std::string hash;
+  {
+    Txn txn = store->read();
+    auto u = find_user(txn, inv, inv.operands[0], &error);
+    if (!u) return fail(error);
+    std::string why = policy_problems(policy, password.s, *u);
+    if (!why.empty()) {
+      return fail("the password is refused: " + why +
+                  " (--password-policy off accepts it)");
+    }
+  }
+  hash = hash_password(password.s, iterations);
   Txn txn = store->write();
   auto u = find_user(txn, inv, inv.operands[0], &error);
   if (!u) return fail(error);
@@ -362,13 +399,14 @@ const OptionSpec kUserAddOptions[] = {
     {"first-name", true, false},     {"last-name", true, false},
     {"staff", false, false},         {"inactive", false, false},
     {"password", true, false},       {"password-stdin", false, false},
-    {"pbkdf2-iterations", true, false},
+    {"pbkdf2-iterations", true, false}, {"password-policy", true, false},
 };
 
 const OptionSpec kSetPasswordOptions[] = {
     {"password", true, false},
     {"password-stdin", false, false},
     {"pbkdf2-iterations", true, false},
+    {"password-policy", true, false},
 };
 
 const OptionSpec kUserSetOptions[] = {
@@ -384,14 +422,21 @@ const OptionSpec kUserSetOptions[] = {
   "  --password <password>      the password on the command line\n"     \
   "                             (other users can see it in ps)\n"        \
   "  --pbkdf2-iterations <n>    PBKDF2-SHA256 iterations, 1 to\n"        \
-  "                             100000000 (default 600000, Django 4.2)\n"
+  "                             100000000 (default 600000, Django 4.2)\n" \
+  "  --password-policy <spec>   Django's password validators (default):\n" \
+  "                             at least 8 characters, not entirely\n"   \
+  "                             numeric, not too similar to the user's\n" \
+  "                             names or email, not a common password;\n" \
+  "                             \"off\", or \"min_length=<n>\n"             \
+  "                             similarity=<0.1-1>|off common=on|off\n"  \
+  "                             numeric=on|off\"\n"
 
 const char kUserAddUsage[] =
     "usage: oauth2-admin user add --username <name> --email <address>\n"
     "           [--first-name <name>] [--last-name <name>] [--staff] "
     "[--inactive]\n"
     "           (--password-stdin | --password <password>)\n"
-    "           [--pbkdf2-iterations <n>]\n"
+    "           [--pbkdf2-iterations <n>] [--password-policy <spec>]\n"
     "\n"
     "Creates a user and prints it as one JSON object: id, username, email,\n"
     "first_name, last_name, is_staff, is_active.  The password is stored as\n"
@@ -422,6 +467,7 @@ const char kUserSetPasswordUsage[] =
     "usage: oauth2-admin user set-password <id|username>\n"
     "           (--password-stdin | --password <password>) "
     "[--pbkdf2-iterations <n>]\n"
+    "           [--password-policy <spec>]\n"
     "\n"
     "Sets a new password and deletes every token of the user in the same\n"
     "transaction: they fail on the very next request.  Prints\n"

@@ -26,6 +26,8 @@
 
 #include "codec.hpp"
 #include "crypto.hpp"
+#include "lockout.hpp"
+#include "login.hpp"
 #include "model.hpp"
 #include "password.hpp"
 #include "store.hpp"
@@ -705,6 +707,15 @@ HttpResponse login_page(int status, const HttpRequest& req,
   return r;
 }
 
+// 503: too many sign-ins are hashing at once (--hash-limit)
+HttpResponse busy_page(const HttpRequest& req, std::string_view csrf,
+                       std::string_view next, std::string_view username) {
+  HttpResponse r = login_page(503, req, csrf, false, next, username,
+                              "Too many sign-ins at once: try again in a moment.");
+  r.set("Retry-After", "1");
+  return r;
+}
+
 HttpResponse login_get(ServeContext& ctx, const HttpRequest& req) {
   std::string next;
   Form q;
@@ -738,19 +749,39 @@ HttpResponse login_post(ServeContext& ctx, const HttpRequest& req) {
                       "Enter your username and password.");
   }
 
-  std::optional<User> u;
-  if (valid_username(username)) {
+  // the throttles and the account's lock first, as the module's login
+  // pages: one lock per account wherever it signs in (R89)
+  const int64_t now = static_cast<int64_t>(time(nullptr));
+  const Throttle throttle = ctx.throttle(req);
+  auto device = cookie(req, kDeviceCookie);
+  const bool new_device = !device || !valid_device_cookie(*device);
+  const LoginOrigin origin{throttle.address(),
+                           new_device ? new_device_cookie() : *device};
+  LoginTarget target;
+  unsigned wait = throttle.address_wait();
+  if (!wait) {
     Txn txn = ctx.store->read();
-    u = txn.get_user_by_username(ctx.realm, username);
+    target = resolve_login(txn, ctx.realm, username, false);
+    wait = login_gate(txn, throttle, ctx.realm, target, origin, now);
   }
-  PasswordCheck check;
-  if (u) {
-    check = verify_password(*password, u->password, ctx.pbkdf2_iterations);
-  } else {
-    verify_password_dummy(*password, ctx.pbkdf2_iterations);
+  if (wait) {
+    HttpResponse r = login_page(429, req, *c, false, next, username,
+                                "Too many failed sign-ins: wait and try again.");
+    r.set("Retry-After", std::to_string(wait));
+    return r;
+  }
+  HashSlots::Slot slot = ctx.hash_slots ? ctx.hash_slots->acquire()
+                                        : HashSlots::Slot(nullptr);
+  if (ctx.hash_slots && !slot) return busy_page(req, *c, next, username);
+  LoginCheck check = check_login(*ctx.store, ctx.realm, target, *password,
+                                 ctx.pbkdf2_iterations, ctx.account_limit, now);
+  std::optional<User> u = std::move(check.user);
+  if (!u) {
+    throttle.password_failed(target.throttle_key);
+    throttle.address_failed();
   }
   // a wrong password and a user who may not log in look the same
-  if (!u || !check.ok || !u->is_active || !u->is_staff) {
+  if (!u || !u->is_staff) {
     return login_page(400, req, *c, false, next, username, kBadLogin);
   }
 
@@ -759,6 +790,7 @@ HttpResponse login_post(ServeContext& ctx, const HttpRequest& req) {
   if (check.needs_rehash) {
     new_hash = hash_password(*password, ctx.pbkdf2_iterations);
   }
+  slot.reset();
   {
     Txn txn = ctx.store->write();
     auto cur = txn.get_user(ctx.realm, u->id);
@@ -768,9 +800,10 @@ HttpResponse login_post(ServeContext& ctx, const HttpRequest& req) {
     }
     User updated = *cur;
     if (!new_hash.empty()) updated.password = new_hash;
-    updated.last_login = static_cast<int64_t>(time(nullptr));
+    updated.last_login = now;
     // the session follows what is stored, written or not
     if (txn.put_user(updated, false) == PutUser::kOk) {
+      account_signed_in(txn, ctx.realm, updated.id, origin, now);
       txn.commit();
       *cur = std::move(updated);
     }
@@ -784,6 +817,14 @@ HttpResponse login_post(ServeContext& ctx, const HttpRequest& req) {
                          cookie_header(req, kSessionCookie, token, false));
   r.headers.emplace_back("Set-Cookie",
                          cookie_header(req, kCsrfCookie, "", true));
+  if (new_device) {
+    // the browser is remembered (as by the module's pages: Path=/)
+    std::string d = std::string(kDeviceCookie) + "=" + origin.device +
+                    "; Path=/; HttpOnly; SameSite=Lax; Max-Age=" +
+                    std::to_string(kDeviceCookieTtl);
+    if (secure_request(req)) d += "; Secure";
+    r.headers.emplace_back("Set-Cookie", std::move(d));
+  }
   return r;
 }
 

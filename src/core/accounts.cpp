@@ -9,6 +9,8 @@
 #include "endpoint_util.hpp"
 #include "json.hpp"
 #include "password.hpp"
+#include "password_policy.hpp"
+#include "settings.hpp"
 
 namespace oauth2 {
 
@@ -16,16 +18,20 @@ using namespace detail;
 
 namespace {
 
-// DRF's shape of field errors: {"field": ["message"]}
-Response field_error(const char* field, const char* message) {
+// DRF's shape of field errors: {"field": ["message", ...]}
+Response field_errors(const char* field, const std::vector<std::string>& messages) {
   Json j(json_object());
   json_t* a = json_array();
-  json_array_append_new(a, json_string(message));
+  for (const std::string& m : messages) json_array_append_new(a, json_string(m.c_str()));
   json_object_set_new(j.get(), field, a);
   Response r;
   r.status = 400;
   r.body = json_text(j.get());
   return r;
+}
+
+Response field_error(const char* field, const char* message) {
+  return field_errors(field, {message});
 }
 
 bool plausible_email(std::string_view e) {
@@ -79,6 +85,21 @@ EndpointResult register_endpoint(Store& store,
     active = *v;
   }
 
+  // Django's validators (R88: what is cheap first, before any hash)
+  const PasswordPolicy policy =
+      req.settings ? req.settings->s.password_policy : PasswordPolicy{};
+  auto problems = password_problems(policy, *password, {*username, "", "", email});
+  if (!problems.empty()) return done(field_errors("password", problems));
+
+  // a taken name costs no hash either
+  {
+    Txn txn = store.read_cached();
+    if (txn.get_user_by_username(sv(req.realm), *username)) {
+      return done(field_error("username",
+                              "A user with that username already exists."));
+    }
+  }
+
   IssueSettings s(req);
   auto state = std::make_shared<Response>();
   auto secret = std::make_shared<std::string>(*password);
@@ -91,10 +112,10 @@ EndpointResult register_endpoint(Store& store,
 
   return pending(
       [&store, s, state, secret, u]() mutable {
+        WipeOnExit wiper(*secret);
         try {
           // the slow hash, in the thread pool
           u.password = hash_password(*secret, s.pbkdf2_iterations);
-          wipe(*secret);
           Txn txn = store.write();
           PutUser put = txn.put_user(u, true);
           if (put == PutUser::kUsernameTaken) {
@@ -123,7 +144,7 @@ EndpointResult register_endpoint(Store& store,
           *state = unavailable();
         }
       },
-      [state] { return std::move(*state); });
+      [state] { return std::move(*state); }, true);
 }
 
 EndpointResult login_endpoint(Store& store, const oauth2_endpoint_req_t& req) {

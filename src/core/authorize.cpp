@@ -5,6 +5,7 @@
 // (SECURITY.md R20); errors after redirect back with error and state (R24).
 
 #include <algorithm>
+#include <functional>
 #include <memory>
 
 #include "codec.hpp"
@@ -217,14 +218,19 @@ std::optional<std::string> cookie_value(std::string_view header,
   return std::nullopt;
 }
 
-std::string cookie(const oauth2_endpoint_req_t& req, std::string_view name,
-                   std::string_view value, int64_t max_age) {
+std::string cookie_text(std::string_view name, std::string_view value,
+                        int64_t max_age, bool secure) {
   std::string c(name);
   c += "=";
   c += value;
   c += "; Path=/; HttpOnly; SameSite=Lax; Max-Age=" + std::to_string(max_age);
-  if (req.secure) c += "; Secure";
+  if (secure) c += "; Secure";
   return c;
+}
+
+std::string cookie(const oauth2_endpoint_req_t& req, std::string_view name,
+                   std::string_view value, int64_t max_age) {
+  return cookie_text(name, value, max_age, req.secure != 0);
 }
 
 std::string consent_csrf(std::string_view session) {
@@ -267,6 +273,96 @@ std::string scope_items(std::string_view scope) {
   if (!parse_scope(scope, &items)) return out;
   for (auto s : items) out += "<li>" + html_escape(s) + "</li>";
   return out;
+}
+
+// The login form's POST: the throttles and the account's lock first, then
+// the password off the event loop, with the session write.  A browser
+// that signs in is remembered by its device cookie, so that it keeps
+// signing in while the account is locked for strangers (R83).
+using RenderLogin = std::function<Response(const std::string&, const char*)>;
+
+EndpointResult sign_in(Store& store, const oauth2_endpoint_req_t& req,
+                       RenderLogin render_login, const std::string& csrf_value,
+                       const std::string& name, std::string password,
+                       const std::string& requery,
+                       std::optional<std::string> device) {
+  IssueSettings s(req);
+  LoginOrigin origin{s.address, ""};
+  const bool new_device = !device || !valid_device_cookie(*device);
+  origin.device = new_device ? new_device_cookie() : *device;
+  LoginTarget target;
+  unsigned wait;
+  {
+    Txn txn = store.read_cached();
+    target = resolve_login(txn, s.realm, name, false);
+    wait = login_gate(txn, s.throttles(), s.realm, target, origin, s.now);
+  }
+  if (wait) {
+    wipe(password);
+    Response r = render_login(csrf_value, "Too many failed sign-ins: wait and try again.");
+    r.status = 429;
+    r.retry_after = wait;
+    r.refused = "too many failed passwords";
+    return done(std::move(r));
+  }
+  auto state = std::make_shared<Response>();
+  auto failed = std::make_shared<bool>(false);
+  auto secret = std::make_shared<std::string>(std::move(password));
+  const bool secure = req.secure != 0;
+  return pending(
+      [&store, s, state, failed, secret, target, origin, new_device, requery,
+       csrf_value, render_login, secure]() {
+        WipeOnExit wiper(*secret);
+        try {
+          LoginCheck check = check_login(store, s.realm, target, *secret,
+                                         s.pbkdf2_iterations, s.account_limit, s.now);
+          if (!check.user) {
+            *failed = true;
+            *state = render_login(csrf_value, "Invalid username or password.");
+            return;
+          }
+          std::string token = random_token();
+          WipeOnExit wipe_token(token);
+          Token sess;
+          sess.type = TokenType::kSession;
+          sess.issued_at = s.now;
+          sess.expires_at = add_ttl(s.now, kSessionTtl);
+          sess.user = std::to_string(check.user->id);
+          Txn txn = store.write();
+          if (check.needs_rehash) {
+            if (auto fresh = txn.get_user(s.realm, check.user->id)) {
+              fresh->password = hash_password(*secret, s.pbkdf2_iterations);
+              txn.put_user(*fresh, false);
+            }
+          }
+          account_signed_in(txn, s.realm, check.user->id, origin, s.now);
+          txn.put_token(s.realm, sha256(token), sess);
+          txn.commit();
+          Response r;
+          r.status = 303;  // back to the request: now the consent page
+          r.location = requery;
+          r.cookies.push_back(cookie_text("oauth2_session", token, kSessionTtl, secure));
+          if (new_device) {
+            r.cookies.push_back(
+                cookie_text(kDeviceCookie, origin.device, kDeviceCookieTtl, secure));
+          }
+          *state = std::move(r);
+        } catch (const StoreError& e) {
+          *state = unavailable();
+          state->store_rc = e.rc();
+        } catch (const std::exception&) {
+          *state = unavailable();
+        }
+      },
+      [state, failed, s, target] {
+        Response r = std::move(*state);
+        if (*failed) {
+          s.throttles().password_failed(target.throttle_key);
+          r.auth_failed = true;
+        }
+        return r;
+      },
+      true);
 }
 
 }  // namespace
@@ -433,78 +529,8 @@ EndpointResult authorize_endpoint(Store& store,
           name.size() > 150) {
         return done(render_login(*want, "Enter your username and password."));
       }
-      const std::string key = resolve_login(store, realm, name, false).throttle_key;
-      if (unsigned wait = throttle_blocked(req.throttle, OAUTH2_THROTTLE_USER, key)) {
-        Response r = render_login(*want, "Too many failed sign-ins: wait and try again.");
-        r.status = 429;
-        r.retry_after = wait;
-        return done(std::move(r));
-      }
-      // the password is checked off the event loop, with the session write
-      auto state = std::make_shared<Response>();
-      auto failed = std::make_shared<bool>(false);
-      auto secret = std::make_shared<std::string>(std::move(pw));
-      std::string csrf_value = *want;
-      return pending(
-          [&store, s, state, failed, secret, name, requery, csrf_value,
-           render_login, req_secure = req.secure != 0]() {
-            try {
-              std::optional<User> user;
-              {
-                Txn txn = store.read();
-                user = txn.get_user_by_username(s.realm, name);
-              }
-              PasswordCheck check;
-              if (user) {
-                check = verify_password(*secret, user->password, s.pbkdf2_iterations);
-              } else {
-                verify_password_dummy(*secret, s.pbkdf2_iterations);
-              }
-              if (!check.ok || !user->is_active) {
-                wipe(*secret);
-                *failed = true;
-                *state = render_login(csrf_value, "Invalid username or password.");
-                return;
-              }
-              std::string token = random_token();
-              Token sess;
-              sess.type = TokenType::kSession;
-              sess.issued_at = s.now;
-              sess.expires_at = add_ttl(s.now, kSessionTtl);
-              sess.user = std::to_string(user->id);
-              Txn txn = store.write();
-              if (check.needs_rehash) {
-                if (auto fresh = txn.get_user(s.realm, user->id)) {
-                  fresh->password = hash_password(*secret, s.pbkdf2_iterations);
-                  txn.put_user(*fresh, false);
-                }
-              }
-              wipe(*secret);
-              txn.put_token(s.realm, sha256(token), sess);
-              txn.commit();
-              Response r;
-              r.status = 303;  // back to the request: now the consent page
-              r.location = requery;
-              std::string c = "oauth2_session=" + token +
-                              "; Path=/; HttpOnly; SameSite=Lax; Max-Age=" +
-                              std::to_string(kSessionTtl);
-              if (req_secure) c += "; Secure";
-              r.cookies.push_back(std::move(c));
-              wipe(token);
-              *state = std::move(r);
-            } catch (const StoreError& e) {
-              *state = unavailable();
-              state->store_rc = e.rc();
-            } catch (const std::exception&) {
-              *state = unavailable();
-            }
-          },
-          [state, failed, s, key] {
-            if (*failed) throttle_failed(s.throttle, OAUTH2_THROTTLE_USER, key);
-            Response r = std::move(*state);
-            if (*failed) r.auth_failed = true;
-            return r;
-          });
+      return sign_in(store, req, render_login, *want, name, std::move(pw),
+                     requery, cookie_value(cookies, kDeviceCookie));
     }
     // the login page, with a fresh double-submit CSRF cookie
     std::string csrf_value = random_token();

@@ -14,7 +14,9 @@
 #include "codec.hpp"
 #include "endpoints.hpp"
 #include "settings.hpp"
+#include "endpoint_util.hpp"
 #include "store.hpp"
+#include "throttle.hpp"
 
 struct oauth2_store_s {
   std::string path;
@@ -27,6 +29,8 @@ struct oauth2_store_s {
 struct oauth2_op_s {
   oauth2_store_t* owner;
   std::unique_ptr<oauth2::PendingWrite> write;
+  bool slow;
+  oauth2::Throttle throttle;  // the request's, for its failures
 };
 
 namespace {
@@ -59,8 +63,12 @@ int to_c(const oauth2::Response& r, oauth2_alloc_pt alloc, void* ctx,
   out->retry_after = r.retry_after;
   out->store_error = r.store_rc ? mdb_strerror(r.store_rc) : nullptr;
   out->html = r.html;
+  out->refused = r.refused;
   unsigned char* p;
   size_t n;
+  if (!copy_out(r.resume, alloc, ctx, &p, &n)) return OAUTH2_ERROR;
+  out->resume = oauth2_str_t{p, n};
+  if (!r.resume.empty()) return OAUTH2_AGAIN;
   if (!copy_out(r.location, alloc, ctx, &p, &n)) return OAUTH2_ERROR;
   out->location = oauth2_str_t{p, n};
   for (size_t i = 0; i < OAUTH2_MAX_COOKIES; i++) {
@@ -76,6 +84,32 @@ int to_c(const oauth2::Response& r, oauth2_alloc_pt alloc, void* ctx,
 
 void note_failure(oauth2_store_t* s, const oauth2::StoreError& e) {
   if (e.rc() == MDB_PANIC) s->broken = true;
+}
+
+oauth2::EndpointResult dispatch(oauth2::Store& store, int endpoint,
+                                const oauth2_endpoint_req_t& req) {
+  switch (endpoint) {
+    case OAUTH2_ENDPOINT_REVOKE:
+      return oauth2::revoke_endpoint(store, req);
+    case OAUTH2_ENDPOINT_AUTHORIZE:
+      return oauth2::authorize_endpoint(store, req);
+    case OAUTH2_ENDPOINT_INTROSPECT:
+      return oauth2::introspect_endpoint(store, req);
+    case OAUTH2_ENDPOINT_METADATA:
+      return oauth2::metadata_endpoint(store, req);
+    case OAUTH2_ENDPOINT_REGISTER:
+      return oauth2::register_endpoint(store, req);
+    case OAUTH2_ENDPOINT_LOGIN:
+      return oauth2::login_endpoint(store, req);
+    case OAUTH2_ENDPOINT_HANDSHAKE:
+      return oauth2::handshake_endpoint(store, req);
+    case OAUTH2_ENDPOINT_JWT_TOKEN:
+      return oauth2::jwt_token_endpoint(store, req);
+    case OAUTH2_ENDPOINT_JWT_REFRESH:
+      return oauth2::jwt_refresh_endpoint(store, req);
+    default:
+      return oauth2::token_endpoint(store, req);
+  }
 }
 
 }  // namespace
@@ -170,53 +204,29 @@ int oauth2_endpoint_begin(oauth2_store_t* s, int endpoint,
   *op = nullptr;
   oauth2::Response r;
   try {
+    const oauth2::Throttle throttle(req->throttle, oauth2::detail::sv(req->address));
     if (endpoint == OAUTH2_ENDPOINT_JWKS || endpoint == OAUTH2_ENDPOINT_STATUS) {
-      // answered from the configuration: no store needed
+      // answered from the configuration: the store is not needed, and
+      // may never have opened
       r = std::move((endpoint == OAUTH2_ENDPOINT_JWKS
-                         ? oauth2::jwks_endpoint(*s->store, *req)
-                         : oauth2::status_endpoint(*s->store, *req)).response);
+                         ? oauth2::jwks_endpoint(*req)
+                         : oauth2::status_endpoint(*req)).response);
+    } else if (unsigned wait = throttle.address_wait()) {
+      // too many failed authentications from this address (R17)
+      r = oauth2::refusal_response(endpoint, OAUTH2_REFUSED_LOCKED_OUT, wait);
+      r.refused = "too many failed authentications from the address";
     } else if (!oauth2_store_is_open(s)) {
       r = oauth2::failure_response(endpoint, 503);
     } else {
-      oauth2::EndpointResult e;
-      switch (endpoint) {
-        case OAUTH2_ENDPOINT_REVOKE:
-          e = oauth2::revoke_endpoint(*s->store, *req);
-          break;
-        case OAUTH2_ENDPOINT_AUTHORIZE:
-          e = oauth2::authorize_endpoint(*s->store, *req);
-          break;
-        case OAUTH2_ENDPOINT_INTROSPECT:
-          e = oauth2::introspect_endpoint(*s->store, *req);
-          break;
-        case OAUTH2_ENDPOINT_METADATA:
-          e = oauth2::metadata_endpoint(*s->store, *req);
-          break;
-        case OAUTH2_ENDPOINT_REGISTER:
-          e = oauth2::register_endpoint(*s->store, *req);
-          break;
-        case OAUTH2_ENDPOINT_LOGIN:
-          e = oauth2::login_endpoint(*s->store, *req);
-          break;
-        case OAUTH2_ENDPOINT_HANDSHAKE:
-          e = oauth2::handshake_endpoint(*s->store, *req);
-          break;
-        case OAUTH2_ENDPOINT_JWT_TOKEN:
-          e = oauth2::jwt_token_endpoint(*s->store, *req);
-          break;
-        case OAUTH2_ENDPOINT_JWT_REFRESH:
-          e = oauth2::jwt_refresh_endpoint(*s->store, *req);
-          break;
-        default:
-          e = oauth2::token_endpoint(*s->store, *req);
-      }
+      oauth2::EndpointResult e = dispatch(*s->store, endpoint, *req);
       if (e.pending) {
-        auto* o = new oauth2_op_t{s, std::move(e.pending)};
+        auto* o = new oauth2_op_t{s, std::move(e.pending), e.slow, throttle};
         s->inflight++;
         *op = o;
         return OAUTH2_PENDING;
       }
       r = std::move(e.response);
+      if (r.auth_failed) throttle.address_failed();
     }
   } catch (const oauth2::StoreError& e) {
     note_failure(s, e);
@@ -281,7 +291,13 @@ int oauth2_settings_add_jwt_key(oauth2_settings_t* s, const char* path,
 int oauth2_settings_set_handshake_key(oauth2_settings_t* s, const char* path,
                                       char* err, size_t errlen) noexcept {
   return configure(err, errlen, [&] {
-    s->s.handshake_key = oauth2::JwtKey::load_file(path, true);
+    // a key that `oauth2-admin handshake-key extract` moved out of the
+    // store still verifies the tokens it signed there, under their kid
+    std::shared_ptr<oauth2::JwtKey> legacy;
+    s->s.handshake_key = oauth2::JwtKey::load_hmac_file(
+        path, oauth2::kLegacyHandshakeKid, &legacy);
+    s->s.handshake_keys.add(s->s.handshake_key);
+    s->s.handshake_keys.add(legacy);
   });
 }
 
@@ -340,17 +356,30 @@ int oauth2_settings_set_status(oauth2_settings_t* s, oauth2_str_t service,
   return rc;
 }
 
+int oauth2_settings_set_password_policy(oauth2_settings_t* s, oauth2_str_t spec,
+                                        char* err, size_t errlen) noexcept {
+  return configure(err, errlen, [&] {
+    std::string why;
+    auto p = oauth2::PasswordPolicy::parse(oauth2::detail::sv(spec), &why);
+    if (!p) throw std::runtime_error(why);
+    s->s.password_policy = *p;
+  });
+}
+
 int oauth2_settings_can_sign(const oauth2_settings_t* s) noexcept {
   return s && s->s.jwt_keys.signer() != nullptr;
 }
 
 void oauth2_op_run(oauth2_op_t* op) noexcept { op->write->run(); }
 
+int oauth2_op_slow(const oauth2_op_t* op) noexcept { return op->slow ? 1 : 0; }
+
 int oauth2_op_finish(oauth2_op_t* op, oauth2_alloc_pt alloc, void* ctx,
                      oauth2_response_t* resp) noexcept {
   int rc = OAUTH2_ERROR;
   try {
     oauth2::Response r = op->write->finish();
+    if (r.auth_failed) op->throttle.address_failed();
     rc = to_c(r, alloc, ctx, resp);
     oauth2::wipe(r.body);
   } catch (...) {

@@ -14,7 +14,9 @@
 #include "codec.hpp"
 #include "json.hpp"
 #include "endpoints.hpp"
+#include "login.hpp"
 #include "store.hpp"
+#include "throttle.hpp"
 
 namespace oauth2 {
 struct Settings;
@@ -40,17 +42,33 @@ std::optional<Response> check_http(const oauth2_endpoint_req_t& req,
                                    Form& form);
 
 struct ClientAuth {
-  std::optional<Client> client;   // set on success
+  std::optional<Client> client;   // set on success, and when slow
   std::optional<Response> error;  // set on failure
+  // the client's secret is a slow (imported) hash: verify_slowly()
+  bool slow = false;
+  std::shared_ptr<std::string> secret;  // slow: the secret presented
 };
 
 // RFC 6749 2.3.1, SECURITY.md R12-R18: client_secret_basic or _post, or a
-// public client's bare client_id.  A read transaction.
+// public client's bare client_id.  A read transaction.  A secret imported
+// from django-oauth-toolkit 2+ (a PBKDF2 hash) is never checked here, on
+// the event loop: the result is slow, and the endpoint returns
+// verify_slowly(), which checks it in the thread pool and runs the
+// request again with the verdict (req.resume).
 ClientAuth authenticate_client(Store& store, const oauth2_endpoint_req_t& req,
                                const Form& form);
+EndpointResult verify_slowly(Store& store, const oauth2_endpoint_req_t& req,
+                             ClientAuth& auth);
 
-// The scope to grant: requested if within allowed (a space-separated
-// list; empty: default_scope), else nullopt (invalid_scope).
+// The scope that reaches the admin API with staff rights (R85).
+constexpr std::string_view kAdminScopeName = "admin";
+
+// What a client may be granted: its registered scope, else default_scope
+// without "admin".
+std::string allowed_scope(const Client& client, std::string_view default_scope);
+
+// The scope to grant: requested if within allowed_scope(), else nullopt
+// (invalid_scope).
 std::optional<std::string> grant_scope(const Client& client,
                                        std::string_view requested,
                                        std::string_view default_scope);
@@ -75,7 +93,7 @@ class FnWrite : public PendingWrite {
 };
 
 EndpointResult pending(std::function<void()> run,
-                       std::function<Response()> finish);
+                       std::function<Response()> finish, bool slow = false);
 
 // A new access token (and refresh token if with_refresh) for the grant,
 // inserted in txn; the token response JSON.  The clear values are wiped
@@ -101,6 +119,8 @@ struct IssueSettings {
   int64_t code_ttl = 0;
   unsigned pbkdf2_iterations = 0;
   oauth2_throttle_t throttle{};
+  std::string address;             // the client's (throttle_address)
+  AccountLimit account_limit;      // oauth2_account_limit
   // JWT access tokens: the location's keys (they outlive every request of
   // their configuration cycle), its issuer and audience
   const Settings* settings = nullptr;
@@ -111,6 +131,8 @@ struct IssueSettings {
   explicit IssueSettings(const oauth2_endpoint_req_t& req);
   // the format of this client's access tokens
   bool jwt_for(const Client& c) const;
+  // the throttles of the request (use them on the event loop only)
+  Throttle throttles() const { return Throttle(throttle, address); }
 };
 
 // refresh_scope: the refresh token's, when it differs (a narrowed refresh
@@ -124,11 +146,6 @@ IssuedPair issue_pair(Txn& txn, const IssueSettings& s, const Client& client,
                       int64_t refresh_expires = 0);
 
 Family new_family();
-
-// The throttle of the shim, by kind; 0 when it has none.
-unsigned throttle_blocked(const oauth2_throttle_t& t, int kind,
-                          std::string_view id);
-void throttle_failed(const oauth2_throttle_t& t, int kind, std::string_view id);
 
 Response ok_json(std::string body);
 
@@ -171,9 +188,10 @@ struct GrantState {
 
 // A pending write running body in the thread pool: a store failure is a
 // 503 (never a 200, R53), a failed login is counted per account and per
-// address.
+// address.  slow: body hashes a password.
 EndpointResult run_grant(const IssueSettings& settings,
-                         std::function<void(GrantState&)> body);
+                         std::function<void(GrantState&)> body,
+                         bool slow = false);
 
 // Grants of the token endpoint (grants.cpp).
 EndpointResult client_credentials_grant(Store& store,
@@ -188,15 +206,12 @@ EndpointResult refresh_token_grant(Store& store,
 EndpointResult password_grant(Store& store, const oauth2_endpoint_req_t& req,
                               const Form& form, const Client& c);
 
-// Who a login names: the users to try (one for a username; those with the
-// email, at most kMaxEmailMatches) and the key its failures count under.
-constexpr size_t kMaxEmailMatches = 5;
-struct LoginTarget {
-  std::vector<uint64_t> candidates;
-  std::string throttle_key;
-};
+// Who a login names (login.hpp), read on the event loop.
 LoginTarget resolve_login(Store& store, std::string_view realm,
                           std::string_view login, bool by_email);
+
+// 429 temporarily_unavailable (or the DRF shape for seed 003).
+Response too_many_failures(const IssueSettings& s, unsigned wait);
 
 // Checks a user's password off the event loop and issues a token pair to
 // client for them (the password grant, oauth2_login); throttled per

@@ -8,6 +8,7 @@
 #include "crypto.hpp"
 #include "json.hpp"
 #include "jwt_tokens.hpp"
+#include "password.hpp"
 
 namespace oauth2 {
 
@@ -140,12 +141,31 @@ Response invalid_client(bool used_header) {
   return r;
 }
 
+namespace {
+
+// The note a slow verification leaves for the request's next pass
+// (req.resume): the client and the hash its secret was checked against,
+// so that a secret changed in between is checked again.
+std::string resume_note(const Client& c) {
+  Digest d = sha256(c.secret_hash);
+  return c.client_id + "\n" + hex_encode(d.data(), d.size());
+}
+
+bool slow_secret(const Client& c) { return is_password_hash(c.secret_hash); }
+
+// A secret long enough to carry 128 bits even if only alphanumeric:
+// rehashed to the fast form after its first success (DESIGN.md)
+constexpr size_t kStrongSecret = 32;
+
+}  // namespace
+
 // RFC 6749 2.3.1, SECURITY.md R12-R18.  Runs in a read transaction.
 ClientAuth authenticate_client(Store& store, const oauth2_endpoint_req_t& req,
                                const Form& form) {
   ClientAuth out;
   std::string id;
   std::string secret;
+  WipeOnExit wipe_secret(secret);
   bool have_secret = false;
   bool used_header = req.has_authorization != 0;
   std::string_view method;
@@ -171,6 +191,7 @@ ClientAuth authenticate_client(Store& store, const oauth2_endpoint_req_t& req,
     }
     id = std::move(creds->id);
     secret = std::move(creds->secret);
+    wipe(creds->secret);
     have_secret = true;
     method = "client_secret_basic";
   } else {
@@ -190,29 +211,27 @@ ClientAuth authenticate_client(Store& store, const oauth2_endpoint_req_t& req,
 
   if (!valid_client_id(id) || secret.size() > kMaxSecretLen) {
     verify_secret_dummy(secret);
-    wipe(secret);
     out.error = invalid_client(used_header);
     return out;
-  }
-
-  if (req.throttle.blocked) {
-    unsigned wait = req.throttle.blocked(
-        req.throttle.ctx, OAUTH2_THROTTLE_CLIENT,
-        reinterpret_cast<const unsigned char*>(id.data()), id.size());
-    if (wait > 0) {
-      wipe(secret);
-      Response r = oauth_error(429, "temporarily_unavailable",
-                               "Too many failed client authentications");
-      r.retry_after = wait;
-      out.error = std::move(r);
-      return out;
-    }
   }
 
   std::optional<Client> client;
   {
     Txn txn = store.read_cached();
     client = txn.get_client(sv(req.realm), id);
+  }
+  // a secret imported from elsewhere may be guessable: its client is
+  // throttled per address too (R83); a generated one never is
+  const Throttle throttle(req.throttle, sv(req.address));
+  if (client && client->imported_secret) {
+    if (unsigned wait = throttle.client_wait(id)) {
+      Response r = oauth_error(429, "temporarily_unavailable",
+                               "Too many failed client authentications");
+      r.retry_after = wait;
+      r.refused = "too many failed client authentications";
+      out.error = std::move(r);
+      return out;
+    }
   }
 
   bool ok;
@@ -221,21 +240,28 @@ ClientAuth authenticate_client(Store& store, const oauth2_endpoint_req_t& req,
     verify_secret_dummy(secret);
     ok = false;
   } else if (client->confidential) {
-    ok = have_secret && verify_secret(secret, client->secret_hash) &&
-         (client->auth_method.empty() || client->auth_method == method);
+    const bool method_ok =
+        client->auth_method.empty() || client->auth_method == method;
+    if (have_secret && method_ok && slow_secret(*client)) {
+      if (sv(req.resume) == resume_note(*client)) {
+        ok = true;  // verified off the event loop on the pass before
+      } else {
+        out.slow = true;
+        out.secret = std::make_shared<std::string>(std::move(secret));
+        out.client = std::move(client);
+        return out;
+      }
+    } else {
+      ok = have_secret && verify_secret(secret, client->secret_hash) && method_ok;
+    }
   } else {
     // a public client identifies itself and has no secret to present
     verify_secret_dummy(secret);
     ok = !have_secret;
   }
-  wipe(secret);
 
   if (!ok) {
-    if (req.throttle.failed) {
-      req.throttle.failed(req.throttle.ctx, OAUTH2_THROTTLE_CLIENT,
-                          reinterpret_cast<const unsigned char*>(id.data()),
-                          id.size());
-    }
+    if (client && client->imported_secret) throttle.client_failed(id);
     out.error = invalid_client(used_header);
     return out;
   }
@@ -243,27 +269,75 @@ ClientAuth authenticate_client(Store& store, const oauth2_endpoint_req_t& req,
   return out;
 }
 
+EndpointResult verify_slowly(Store& store, const oauth2_endpoint_req_t& req,
+                             ClientAuth& auth) {
+  struct State {
+    std::shared_ptr<std::string> secret;
+    Client client;
+    bool ok = false;
+  };
+  auto st = std::make_shared<State>();
+  st->secret = std::move(auth.secret);
+  st->client = std::move(*auth.client);
+  const bool used_header = req.has_authorization != 0;
+  const Throttle throttle(req.throttle, sv(req.address));
+  return pending(
+      [&store, st] {
+        WipeOnExit w(*st->secret);
+        try {
+          st->ok = verify_secret(*st->secret, st->client.secret_hash);
+          if (!st->ok || st->secret->size() < kStrongSecret) return;
+          // a strong secret: the fast form from now on, unless it changed
+          Txn txn = store.write();
+          auto c = txn.get_client(st->client.realm, st->client.client_id);
+          if (c && c->secret_hash == st->client.secret_hash) {
+            c->secret_hash = hash_secret(*st->secret);
+            c->imported_secret = false;
+            txn.put_client(*c, false);
+            txn.commit();
+          }
+        } catch (const std::exception&) {
+          // the verdict stands; the rehash waits for the next success
+        }
+      },
+      [st, used_header, throttle] {
+        if (!st->ok) {
+          if (st->client.imported_secret) throttle.client_failed(st->client.client_id);
+          return invalid_client(used_header);
+        }
+        Response r;
+        r.resume = resume_note(st->client);
+        return r;
+      },
+      true);
+}
+
 // --------------------------------------------------------------- issuing
 
+
+std::string allowed_scope(const Client& client, std::string_view default_scope) {
+  if (!client.scope.empty()) return client.scope;
+  // "admin" reaches the admin API: only an application registered with it
+  // may have it, never one that takes the server's default (R85)
+  std::vector<std::string_view> items;
+  std::string out;
+  if (!parse_scope(default_scope, &items)) return out;
+  for (std::string_view s : items) {
+    if (s == kAdminScopeName) continue;
+    if (!out.empty()) out.push_back(' ');
+    out.append(s);
+  }
+  return out;
+}
 
 // The scope to grant: the requested one if the client may have all of it,
 // else its allowed scope.  nullopt: invalid_scope.
 std::optional<std::string> grant_scope(const Client& client,
                                        std::string_view requested,
                                        std::string_view default_scope) {
-  std::string_view allowed_str =
-      client.scope.empty() ? default_scope : std::string_view(client.scope);
-  if (requested.empty()) return std::string(allowed_str);
-  std::vector<std::string_view> want, allowed;
-  if (!parse_scope(requested, &want)) return std::nullopt;
-  if (!allowed_str.empty() && !parse_scope(allowed_str, &allowed)) {
-    return std::nullopt;
-  }
-  for (auto w : want) {
-    if (std::find(allowed.begin(), allowed.end(), w) == allowed.end()) {
-      return std::nullopt;
-    }
-  }
+  const std::string allowed_str = allowed_scope(client, default_scope);
+  if (requested.empty()) return allowed_str;
+  if (!scope_within(requested, allowed_str)) return std::nullopt;
   return std::string(requested);
 }
 
@@ -298,6 +372,8 @@ IssueSettings::IssueSettings(const oauth2_endpoint_req_t& req)
       code_ttl(req.code_ttl),
       pbkdf2_iterations(req.pbkdf2_iterations),
       throttle(req.throttle),
+      address(throttle_address(sv(req.address))),
+      account_limit{req.throttle.account_limit, req.throttle.account_window},
       settings(req.settings ? &req.settings->s : nullptr),
       jwt_access(req.jwt_access_tokens != 0),
       issuer(sv(req.issuer)),
@@ -323,9 +399,10 @@ void FnWrite::run() noexcept {
 }
 
 EndpointResult pending(std::function<void()> run,
-                       std::function<Response()> finish) {
+                       std::function<Response()> finish, bool slow) {
   EndpointResult r;
   r.pending = std::make_unique<FnWrite>(std::move(run), std::move(finish));
+  r.slow = slow;
   return r;
 }
 
@@ -402,19 +479,6 @@ IssuedPair issue_pair(Txn& txn, const IssueSettings& req, const Client& client,
   return p;
 }
 
-unsigned throttle_blocked(const oauth2_throttle_t& t, int kind,
-                          std::string_view id) {
-  if (!t.blocked) return 0;
-  return t.blocked(t.ctx, kind, reinterpret_cast<const unsigned char*>(id.data()),
-                   id.size());
-}
-
-void throttle_failed(const oauth2_throttle_t& t, int kind, std::string_view id) {
-  if (!t.failed) return;
-  t.failed(t.ctx, kind, reinterpret_cast<const unsigned char*>(id.data()),
-           id.size());
-}
-
 }  // namespace detail
 
 using namespace detail;
@@ -449,6 +513,7 @@ EndpointResult token_endpoint(Store& store, const oauth2_endpoint_req_t& req) {
 
   ClientAuth auth = authenticate_client(store, req, form);
   if (auth.error) return done(std::move(*auth.error));
+  if (auth.slow) return verify_slowly(store, req, auth);
   if (auto limited = rate_client(req, *auth.client)) return done(std::move(*limited));
   const Client& client = *auth.client;
 
@@ -486,6 +551,7 @@ EndpointResult revoke_endpoint(Store& store, const oauth2_endpoint_req_t& req) {
 
   ClientAuth auth = authenticate_client(store, req, form);
   if (auth.error) return done(std::move(*auth.error));
+  if (auth.slow) return verify_slowly(store, req, auth);
   if (auto limited = rate_client(req, *auth.client)) return done(std::move(*limited));
 
   Response ok;
@@ -533,8 +599,7 @@ namespace {
 // the jti of an access token is taken unverified: it is 256 random bits
 // that only the JWT carries, so its record is as hard to reach as an
 // opaque token's.
-std::optional<Digest> verified_record_key(Store& store,
-                                          const oauth2_validate_req_t& req,
+std::optional<Digest> verified_record_key(const oauth2_validate_req_t& req,
                                           std::string_view token,
                                           TokenType* type) {
   *type = TokenType::kAccess;
@@ -561,13 +626,11 @@ std::optional<Digest> verified_record_key(Store& store,
   c.audience = req.audience.len ? sv(req.audience) : sv(req.issuer);
   JwtResult r = jwt_verify(st.jwt_keys, token, c);
   if (r.status == JwtStatus::kUnknownKey || st.jwt_keys.empty()) {
-    if (auto hk = handshake_key(&st, store)) {
-      JwtKeys hs;
-      hs.add(hk);
+    if (handshake_key(&st)) {
       JwtCheck hc;
       hc.now = req.now;
       hc.leeway = kJwtLeeway;
-      r = jwt_verify(hs, token, hc);
+      r = jwt_verify(st.handshake_keys, token, hc);
       *type = TokenType::kHandshake;
     }
   }
@@ -629,7 +692,7 @@ Validation validate(Store& store, const oauth2_validate_req_t& req) {
   TokenType want = TokenType::kAccess;
   bool jwt = looks_like_jwt(token);
   if (jwt) {
-    auto record_key = verified_record_key(store, req, token, &want);
+    auto record_key = verified_record_key(req, token, &want);
     if (!record_key) return v;
     hash = *record_key;
   } else {

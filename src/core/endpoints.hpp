@@ -26,6 +26,11 @@ struct Response {
   bool html = false;
   std::string location;              // percent-encoded by its builder
   std::vector<std::string> cookies;  // Set-Cookie values, at most 2
+  // not empty: run the request again with this (include/oauth2.h
+  // OAUTH2_AGAIN); the body and the rest are unused
+  std::string resume;
+  // a refusal the shim logs at oauth2_refusal_log_level (static text)
+  const char* refused = nullptr;
 };
 
 // A store write left to run off the event loop.
@@ -39,6 +44,7 @@ class PendingWrite {
 struct EndpointResult {
   Response response;                       // when pending is null
   std::unique_ptr<PendingWrite> pending;
+  bool slow = false;                       // pending hashes a password
 };
 
 EndpointResult token_endpoint(Store& store, const oauth2_endpoint_req_t& req);
@@ -54,12 +60,13 @@ EndpointResult register_endpoint(Store& store,
 EndpointResult login_endpoint(Store& store, const oauth2_endpoint_req_t& req);
 EndpointResult handshake_endpoint(Store& store,
                                   const oauth2_endpoint_req_t& req);
-EndpointResult jwks_endpoint(Store& store, const oauth2_endpoint_req_t& req);
+// answered from the configuration alone: no store
+EndpointResult jwks_endpoint(const oauth2_endpoint_req_t& req);
 EndpointResult jwt_token_endpoint(Store& store,
                                   const oauth2_endpoint_req_t& req);
 EndpointResult jwt_refresh_endpoint(Store& store,
                                     const oauth2_endpoint_req_t& req);
-EndpointResult status_endpoint(Store& store, const oauth2_endpoint_req_t& req);
+EndpointResult status_endpoint(const oauth2_endpoint_req_t& req);
 
 // The refusals of include/oauth2.h (OAUTH2_REFUSED_*) and the
 // store-failure response of an endpoint, in its shape.

@@ -47,7 +47,7 @@ Response ok_json(std::string body) {
 }
 
 EndpointResult run_grant(const IssueSettings& settings,
-                         std::function<void(GrantState&)> body) {
+                         std::function<void(GrantState&)> body, bool slow) {
   auto state = std::make_shared<GrantState>();
   IssueSettings s = settings;
   return pending(
@@ -63,13 +63,15 @@ EndpointResult run_grant(const IssueSettings& settings,
       [state, s] {
         Response r = std::move(state->response);
         if (!state->failed_user.empty()) {
-          // per username, and per address through the shim (R17, R25)
-          throttle_failed(s.throttle, OAUTH2_THROTTLE_USER, state->failed_user);
+          // per account and address here, per address by the caller
+          // (R17, R25); the account's own count is in the store
+          s.throttles().password_failed(state->failed_user);
           r.auth_failed = true;
         }
         wipe(state->response.body);
         return r;
-      });
+      },
+      slow);
 }
 
 EndpointResult client_credentials_grant(Store& store,
@@ -203,10 +205,7 @@ EndpointResult refresh_token_grant(Store& store,
   auto token = std::make_shared<std::string>(*rt);
 
   return run_grant(s, [&store, s, client, token, scope](GrantState& st) {
-    struct Wiper {
-      std::shared_ptr<std::string> t;
-      ~Wiper() { wipe(*t); }
-    } wiper{token};
+    WipeOnExit wiper(*token);
     Digest hash = sha256(*token);
     Txn txn = store.write();
     auto t = txn.get_token(s.realm, hash);
@@ -301,88 +300,67 @@ EndpointResult password_grant(Store& store, const oauth2_endpoint_req_t& req,
 
 LoginTarget resolve_login(Store& store, std::string_view realm,
                           std::string_view login, bool by_email) {
-  LoginTarget t;
   Txn txn = store.read_cached();
-  if (!by_email) {
-    if (auto u = txn.get_user_by_username(realm, login)) t.candidates.push_back(u->id);
-  } else {
-    // Django does not make emails unique: each user with it is tried
-    t.candidates = txn.users_by_email(realm, login, kMaxEmailMatches);
-  }
-  // one throttle per account, whichever name reached it (R17)
-  if (t.candidates.size() == 1) {
-    t.throttle_key = "#" + std::to_string(t.candidates[0]);
-  } else {
-    t.throttle_key.assign(login.substr(0, 200));
-    for (char& ch : t.throttle_key) {
-      if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch + 32);
-    }
-  }
-  return t;
+  return resolve_login(txn, realm, login, by_email);
+}
+
+Response too_many_failures(const IssueSettings& s, unsigned wait) {
+  Response r = s.simplejwt ? drf_throttled(wait)
+                           : oauth_error(429, "temporarily_unavailable",
+                                         "Too many failed login attempts");
+  r.retry_after = wait;
+  r.refused = "too many failed passwords";
+  return r;
 }
 
 EndpointResult password_flow(Store& store, const IssueSettings& s,
                              const Client& client, LoginTarget target,
                              std::shared_ptr<std::string> secret,
                              std::string granted) {
-  if (unsigned wait = throttle_blocked(s.throttle, OAUTH2_THROTTLE_USER,
-                                       target.throttle_key)) {
-    wipe(*secret);
-    Response r = s.simplejwt ? drf_throttled(wait)
-                             : oauth_error(429, "temporarily_unavailable",
-                                           "Too many failed login attempts");
-    r.retry_after = wait;
-    return done(std::move(r));
+  const LoginOrigin origin{s.address, ""};
+  unsigned wait;
+  {
+    Txn txn = store.read_cached();
+    wait = login_gate(txn, s.throttles(), s.realm, target, origin, s.now);
   }
-  return run_grant(s, [&store, s, client, target, secret,
-                       granted](GrantState& st) {
-    struct Wiper {
-      std::shared_ptr<std::string> t;
-      ~Wiper() { wipe(*t); }
-    } wiper{secret};
-    std::vector<User> users;
-    {
-      Txn txn = store.read();
-      for (uint64_t id : target.candidates) {
-        if (auto u = txn.get_user(s.realm, id)) users.push_back(std::move(*u));
-      }
-    }
-    // the slow hash runs here, in the thread pool, never on the event loop
-    std::optional<User> user;
-    PasswordCheck check;
-    if (users.empty()) verify_password_dummy(*secret, s.pbkdf2_iterations);
-    for (User& u : users) {
-      PasswordCheck c = verify_password(*secret, u.password, s.pbkdf2_iterations);
-      if (c.ok && u.is_active) {
-        check = c;
-        user = std::move(u);
-        break;
-      }
-    }
-    if (!user) {
-      st.failed_user = target.throttle_key;
-      st.response = s.simplejwt ? simplejwt_bad_login()
-                                : invalid_grant("Invalid credentials given.");
-      return;
-    }
-    Txn txn = store.write();
-    auto fresh = txn.get_user(s.realm, user->id);
-    if (!fresh || !fresh->is_active || fresh->password != user->password) {
-      st.response = s.simplejwt ? simplejwt_bad_login()
-                                : invalid_grant("Invalid credentials given.");
-      return;
-    }
-    fresh->last_login = s.now;
-    if (check.needs_rehash) {
-      fresh->password = hash_password(*secret, s.pbkdf2_iterations);
-    }
-    txn.put_user(*fresh, false);
-    IssuedPair pair = issue_pair(txn, s, client, granted,
-                                 std::to_string(fresh->id), new_family(),
-                                 client.allows_grant("refresh_token"));
-    txn.commit();
-    st.response = ok_json(s.simplejwt ? pair.simplejwt_json() : pair.json());
-  });
+  if (wait) {
+    wipe(*secret);
+    return done(too_many_failures(s, wait));
+  }
+  return run_grant(
+      s,
+      [&store, s, client, target, secret, granted, origin](GrantState& st) {
+        WipeOnExit wiper(*secret);
+        // the slow hash runs here, in the thread pool, never on the event
+        // loop; a wrong password is written to the account's lock
+        LoginCheck check = check_login(store, s.realm, target, *secret,
+                                       s.pbkdf2_iterations, s.account_limit, s.now);
+        if (!check.user) {
+          st.failed_user = target.throttle_key;
+          st.response = s.simplejwt ? simplejwt_bad_login()
+                                    : invalid_grant("Invalid credentials given.");
+          return;
+        }
+        Txn txn = store.write();
+        auto fresh = txn.get_user(s.realm, check.user->id);
+        if (!fresh || !fresh->is_active || fresh->password != check.user->password) {
+          st.response = s.simplejwt ? simplejwt_bad_login()
+                                    : invalid_grant("Invalid credentials given.");
+          return;
+        }
+        fresh->last_login = s.now;
+        if (check.needs_rehash) {
+          fresh->password = hash_password(*secret, s.pbkdf2_iterations);
+        }
+        txn.put_user(*fresh, false);
+        account_signed_in(txn, s.realm, fresh->id, origin, s.now);
+        IssuedPair pair = issue_pair(txn, s, client, granted,
+                                     std::to_string(fresh->id), new_family(),
+                                     client.allows_grant("refresh_token"));
+        txn.commit();
+        st.response = ok_json(s.simplejwt ? pair.simplejwt_json() : pair.json());
+      },
+      true);
 }
 
 }  // namespace oauth2::detail

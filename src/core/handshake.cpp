@@ -88,7 +88,15 @@ Response rate_limited(unsigned wait) {
   Response r = envelope_error(429, "Rate limit exceeded", "RATE_LIMITED",
                               std::move(d));
   r.retry_after = wait;
+  r.refused = "the rate limit is reached";
   return r;
+}
+
+// validate/ and revoke/ are called with a handshake token, not the API
+// key: their rate is the caller's address, so that only the key's own
+// requests (create/) spend its budget.
+bool rate_take_address(const oauth2_endpoint_req_t& req, unsigned* wait) {
+  return rate_take(req, "a:" + throttle_address(sv(req.address)), wait);
 }
 
 // A required string field: its value, or the field error in *err.
@@ -176,17 +184,14 @@ Presented find_handshake(Store& store, const oauth2_endpoint_req_t& req,
                          const std::string& token) {
   Presented p;
   const Settings* st = req.settings ? &req.settings->s : nullptr;
-  auto key = handshake_key(st, store);
-  if (!key) {
+  if (!handshake_key(st)) {
     p.error = server_error();
     return p;
   }
-  JwtKeys keys;
-  keys.add(key);
   JwtCheck check;
   check.now = req.now;
   check.check_exp = false;  // an expired handshake validates false, not 401
-  JwtResult r = jwt_verify(keys, token, check);
+  JwtResult r = jwt_verify(st->handshake_keys, token, check);
   const char* jti = r.status == JwtStatus::kOk
                         ? json_string_value(json_object_get(r.claims.get(), "jti"))
                         : nullptr;
@@ -304,8 +309,7 @@ EndpointResult create(Store& store, const oauth2_endpoint_req_t& req,
   if (!rate_take(req, "k:" + key->id, &wait)) return done(rate_limited(wait));
 
   // the app's registration bounds what its keys may ask for
-  std::string_view allowed =
-      client->scope.empty() ? sv(req.default_scope) : std::string_view(client->scope);
+  const std::string allowed = allowed_scope(*client, sv(req.default_scope));
   if (!asked) {
     permissions = std::string(allowed);
   } else if (!scope_within(permissions, allowed)) {
@@ -317,7 +321,7 @@ EndpointResult create(Store& store, const oauth2_endpoint_req_t& req,
   }
 
   const Settings* st = req.settings ? &req.settings->s : nullptr;
-  auto signing = handshake_key(st, store);
+  auto signing = handshake_key(st);
   if (!signing) return done(server_error());
 
   IssueSettings s(req);
@@ -408,9 +412,7 @@ EndpointResult validate_handshake(Store& store,
     return done(std::move(r));
   }
   unsigned wait;
-  if (!rate_take(req, "k:" + p.data.api_key_id, &wait)) {
-    return done(rate_limited(wait));
-  }
+  if (!rate_take_address(req, &wait)) return done(rate_limited(wait));
   bool enabled = false;
   {
     Txn txn = store.read_cached();
@@ -450,9 +452,7 @@ EndpointResult revoke_handshake(Store& store, const oauth2_endpoint_req_t& req,
   Presented p = find_handshake(store, req, *token);
   if (p.error) return done(std::move(*p.error));
   unsigned wait;
-  if (!rate_take(req, "k:" + p.data.api_key_id, &wait)) {
-    return done(rate_limited(wait));
-  }
+  if (!rate_take_address(req, &wait)) return done(rate_limited(wait));
   if (p.token.used_at != 0) return done(revoked(p.token.used_at));
 
   IssueSettings s(req);

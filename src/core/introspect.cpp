@@ -43,6 +43,7 @@ EndpointResult introspect_endpoint(Store& store,
   // R55: only authenticated clients
   ClientAuth auth = authenticate_client(store, req, form);
   if (auth.error) return done(std::move(*auth.error));
+  if (auth.slow) return verify_slowly(store, req, auth);
   if (auto limited = rate_client(req, *auth.client)) return done(std::move(*limited));
   if (!auth.client->confidential) {
     return done(invalid_client(req.has_authorization));

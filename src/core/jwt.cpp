@@ -242,13 +242,17 @@ std::shared_ptr<JwtKey> JwtKey::hmac(std::string_view secret, std::string kid) {
 }
 
 std::shared_ptr<JwtKey> JwtKey::load_file(const std::string& path, bool hmac) {
+  if (hmac) return load_hmac_file(path, "", nullptr);
   std::string bytes = read_key_file(path);
-  struct Wipe {
-    std::string& s;
-    ~Wipe() { wipe(s); }
-  } wipe_bytes{bytes};
-  if (!hmac) return JwtImpl::from_pem(path, bytes);
+  WipeOnExit wipe_bytes(bytes);
+  return JwtImpl::from_pem(path, bytes);
+}
 
+std::shared_ptr<JwtKey> JwtKey::load_hmac_file(const std::string& path,
+                                               const std::string& alias_kid,
+                                               std::shared_ptr<JwtKey>* alias) {
+  std::string bytes = read_key_file(path);
+  WipeOnExit wipe_bytes(bytes);
   std::string_view secret = bytes;
   if (!secret.empty() && secret.back() == '\n') secret.remove_suffix(1);
   if (secret.size() < kMinHmacBytes) {
@@ -262,6 +266,7 @@ std::shared_ptr<JwtKey> JwtKey::load_file(const std::string& path, bool hmac) {
     throw std::runtime_error(path + ": HMAC failed");
   }
   k->kid_ = base64url_encode(id.data(), id.size());
+  if (alias) *alias = JwtImpl::from_hmac(secret, alias_kid);
   return k;
 }
 

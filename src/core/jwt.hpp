@@ -37,9 +37,15 @@ class JwtKey {
   // JWKS.  Throws std::runtime_error naming the file and the reason.
   static std::shared_ptr<JwtKey> load_file(const std::string& path, bool hmac);
 
-  // An HS256 key from bytes the server generated and keeps in its store.
-  // Throws std::invalid_argument if secret is under 32 bytes or kid empty.
+  // An HS256 key from bytes, under the given kid.  Throws
+  // std::invalid_argument if secret is under 32 bytes or kid empty.
   static std::shared_ptr<JwtKey> hmac(std::string_view secret, std::string kid);
+
+  // load_file(path, true), and the same secret under alias_kid as well
+  // (*alias), for tokens signed under that kid before the key was a file.
+  static std::shared_ptr<JwtKey> load_hmac_file(const std::string& path,
+                                                const std::string& alias_kid,
+                                                std::shared_ptr<JwtKey>* alias);
 
   ~JwtKey();  // frees the EVP_PKEY; OpenSSL wipes the HMAC key state
   JwtKey(const JwtKey&) = delete;

@@ -122,11 +122,8 @@ std::string sign_refresh_token(const IssueSettings& s, const Token& rt,
   return jwt_sign(signer(s), o, "JWT");
 }
 
-std::shared_ptr<JwtKey> handshake_key(const Settings* settings,
-                                      const Store& store) {
-  if (settings && settings->handshake_key) return settings->handshake_key;
-  if (store.handshake_key().size() < 32) return nullptr;
-  return JwtKey::hmac(store.handshake_key(), "handshake");
+std::shared_ptr<JwtKey> handshake_key(const Settings* settings) {
+  return settings ? settings->handshake_key : nullptr;
 }
 
 }  // namespace oauth2::detail

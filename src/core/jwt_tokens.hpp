@@ -39,9 +39,9 @@ std::string sign_access_token(const IssueSettings& s, const Token& at,
 std::string sign_refresh_token(const IssueSettings& s, const Token& rt,
                                const std::string& jti);
 
-// The key handshake tokens are signed with: the settings' file, or the
-// store's generated one (nullptr if neither).
-std::shared_ptr<JwtKey> handshake_key(const Settings* settings,
-                                      const Store& store);
+// The key handshake tokens are signed with: oauth2_handshake_key's file
+// (nullptr if the location has none).  Never the store: a dump of the
+// store must not let anyone forge one (R86).
+std::shared_ptr<JwtKey> handshake_key(const Settings* settings);
 
 }  // namespace oauth2::detail

@@ -14,6 +14,7 @@
 
 #include "crypto.hpp"
 #include "jwt.hpp"
+#include "password_policy.hpp"
 
 namespace oauth2 {
 
@@ -61,11 +62,15 @@ class JwtCache {
 
 struct Settings {
   JwtKeys jwt_keys;
-  std::shared_ptr<JwtKey> handshake_key;  // null: the store's
+  std::shared_ptr<JwtKey> handshake_key;  // signs; null: no handshakes
+  JwtKeys handshake_keys;                 // verify: the key, and the same
+                                          // secret under the kid of tokens
+                                          // signed by the store's old key
   std::vector<Solution> solutions;
   std::string service;                    // oauth2_status
   Digest status_token_hash{};
   bool has_status_token = false;
+  PasswordPolicy password_policy;         // oauth2_password_policy
   mutable JwtCache verified;               // see JwtCache
 
   const Solution* solution(std::string_view name) const {

@@ -5,6 +5,8 @@
 // framework's shapes: {"field": ["This field is required."]} and
 // {"detail": ..., "code": ...}.
 
+#include <algorithm>
+
 #include "codec.hpp"
 #include "crypto.hpp"
 #include "endpoint_util.hpp"
@@ -143,8 +145,7 @@ EndpointResult jwt_token_endpoint(Store& store, const oauth2_endpoint_req_t& req
   }
   IssueSettings s(req);
   s.simplejwt = true;
-  std::string scope = client->scope.empty() ? std::string(sv(req.default_scope))
-                                            : client->scope;
+  std::string scope = allowed_scope(*client, sv(req.default_scope));
   return password_flow(store, s, *client,
                        resolve_login(store, sv(req.realm), *username, false),
                        std::make_shared<std::string>(*password), scope);
@@ -206,7 +207,7 @@ EndpointResult jwt_refresh_endpoint(Store& store,
   });
 }
 
-EndpointResult status_endpoint(Store&, const oauth2_endpoint_req_t& req) {
+EndpointResult status_endpoint(const oauth2_endpoint_req_t& req) {
   if (sv(req.method) != "GET" && sv(req.method) != "HEAD") {
     return done(drf_detail(405, "Method not allowed.", "method_not_allowed"));
   }
@@ -227,7 +228,7 @@ EndpointResult status_endpoint(Store&, const oauth2_endpoint_req_t& req) {
   return done(ok_json(json_text(j.get())));
 }
 
-EndpointResult jwks_endpoint(Store&, const oauth2_endpoint_req_t& req) {
+EndpointResult jwks_endpoint(const oauth2_endpoint_req_t& req) {
   if (sv(req.method) != "GET" && sv(req.method) != "HEAD") {
     Response r = oauth_error(405, "invalid_request", "This endpoint only accepts GET");
     return done(std::move(r));
@@ -239,21 +240,24 @@ EndpointResult jwks_endpoint(Store&, const oauth2_endpoint_req_t& req) {
 }
 
 Response rate_limited_response(int endpoint, unsigned wait) {
+  Response r;
   switch (endpoint) {
     case OAUTH2_ENDPOINT_HANDSHAKE:
-      return handshake_rate_limited(wait);
+      r = handshake_rate_limited(wait);
+      break;
     case OAUTH2_ENDPOINT_JWT_TOKEN:
     case OAUTH2_ENDPOINT_JWT_REFRESH:
     case OAUTH2_ENDPOINT_STATUS:
     case OAUTH2_ENDPOINT_REGISTER:
-      return drf_throttled(wait);
-    default: {
-      Response r = oauth_error(429, "temporarily_unavailable",
-                               "Too many requests: the rate limit is reached");
+      r = drf_throttled(wait);
+      break;
+    default:
+      r = oauth_error(429, "temporarily_unavailable",
+                      "Too many requests: the rate limit is reached");
       r.retry_after = wait;
-      return r;
-    }
   }
+  r.refused = "the rate limit is reached";
+  return r;
 }
 
 namespace {
@@ -261,13 +265,37 @@ namespace {
 bool drf_shaped(int endpoint) {
   return endpoint == OAUTH2_ENDPOINT_JWT_TOKEN ||
          endpoint == OAUTH2_ENDPOINT_JWT_REFRESH ||
-         endpoint == OAUTH2_ENDPOINT_STATUS;
+         endpoint == OAUTH2_ENDPOINT_STATUS ||
+         endpoint == OAUTH2_ENDPOINT_REGISTER;
+}
+
+// 503: the password hashing queue is full (oauth2_hash_limit)
+Response busy_response(int endpoint, unsigned wait) {
+  constexpr const char* kBusy = "Too many password checks at once: try again in a moment.";
+  Response r;
+  if (endpoint == OAUTH2_ENDPOINT_HANDSHAKE) {
+    r = handshake_failure(503);
+  } else if (drf_shaped(endpoint)) {
+    r = drf_detail(503, kBusy, "unavailable");
+  } else if (endpoint == OAUTH2_ENDPOINT_AUTHORIZE) {
+    r.status = 503;
+    r.html = true;
+    r.body =
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<title>Busy</title></head><body><main><h1>Busy</h1><p>Too many "
+        "sign-ins at once: try again in a moment.</p></main></body></html>\n";
+  } else {
+    r = oauth_error(503, "temporarily_unavailable", kBusy);
+  }
+  r.retry_after = std::max(1u, wait);
+  return r;
 }
 
 }  // namespace
 
 Response refusal_response(int endpoint, int why, unsigned wait) {
   if (why == OAUTH2_REFUSED_RATE_LIMIT) return rate_limited_response(endpoint, wait);
+  if (why == OAUTH2_REFUSED_BUSY) return busy_response(endpoint, wait);
   if (why == OAUTH2_REFUSED_LOCKED_OUT) {
     if (endpoint == OAUTH2_ENDPOINT_HANDSHAKE) return handshake_rate_limited(wait);
     if (drf_shaped(endpoint)) return drf_throttled(wait);
@@ -302,7 +330,8 @@ Response failure_response(int endpoint, int status) {
       return handshake_failure(status);
     case OAUTH2_ENDPOINT_JWT_TOKEN:
     case OAUTH2_ENDPOINT_JWT_REFRESH:
-    case OAUTH2_ENDPOINT_STATUS: {
+    case OAUTH2_ENDPOINT_STATUS:
+    case OAUTH2_ENDPOINT_REGISTER: {
       Response r = status == 503
           ? drf_detail(503, "The store is unavailable.", "unavailable")
           : drf_detail(500, "A server error occurred.", "error");

@@ -223,6 +223,8 @@ std::string encode_client(const Client& c) {
   }
   json_object_set_new(j.get(), "created_at", json_integer(c.created_at));
   json_object_set_new(j.get(), "disabled", json_boolean(c.disabled));
+  if (c.imported_secret) json_object_set_new(j.get(), "imported_secret", json_true());
+  if (c.first_party) json_object_set_new(j.get(), "first_party", json_true());
   // record version 2: a binary header the validation path reads without
   // decoding the JSON (version, flags), then the JSON
   std::string out;
@@ -289,6 +291,8 @@ std::optional<Client> decode_client(std::string_view realm, std::string_view rec
   c.access_token_format = get_string(j.get(), "access_token_format");
   c.created_at = json_integer_value(json_object_get(j.get(), "created_at"));
   c.disabled = json_is_true(json_object_get(j.get(), "disabled"));
+  c.imported_secret = json_is_true(json_object_get(j.get(), "imported_secret"));
+  c.first_party = json_is_true(json_object_get(j.get(), "first_party"));
   return c;
 }
 
@@ -440,7 +444,8 @@ bool Client::allows_grant(std::string_view grant) const {
 
 // ---------------------------------------------------------------- Store
 
-Store::Store(const std::string& path, size_t mapsize) : path_(path) {
+Store::Store(const std::string& path, size_t mapsize, bool create)
+    : path_(path) {
   mkdir_p(path);
   check(mdb_env_create(&env_), "mdb_env_create");
   try {
@@ -451,9 +456,7 @@ Store::Store(const std::string& path, size_t mapsize) : path_(path) {
     // An existing store opens with a read transaction only, so that
     // opening never waits for the writer lock (a reload must not stall
     // behind a long write); a new one gets its databases in a write.
-    if (!open_databases(MDB_RDONLY)) open_databases(0);
-    Txn r = read();
-    if (auto k = r.get_meta(kHandshakeKeyMeta)) handshake_key_ = std::move(*k);
+    if (!open_databases(MDB_RDONLY) && create) open_databases(0);
   } catch (...) {
     mdb_env_close(env_);
     throw;
@@ -472,7 +475,8 @@ bool Store::open_databases(unsigned flags) {
              {"users", &users_},       {"usernames", &usernames_},
              {"user_tokens", &user_tokens_},
              {"family_tokens", &family_tokens_},
-             {"emails", &emails_}};
+             {"emails", &emails_},
+             {"account_locks", &account_locks_}};
   int rc = MDB_SUCCESS;
   for (auto& db : dbs) {
     rc = mdb_dbi_open(txn, db.name, create, db.dbi);
@@ -841,6 +845,14 @@ void Txn::put_meta(std::string_view name, std::string_view value) {
   check(mdb_put(txn_, store_->meta_, &k, &v, 0), "mdb_put(meta)");
 }
 
+bool Txn::delete_meta(std::string_view name) {
+  MDB_val k = val(name);
+  int rc = mdb_del(txn_, store_->meta_, &k, nullptr);
+  if (rc == MDB_NOTFOUND) return false;
+  check(rc, "mdb_del(meta)");
+  return true;
+}
+
 std::vector<std::pair<Digest, Token>> Txn::client_tokens_of_type(
     std::string_view realm, std::string_view client_id, TokenType type) {
   std::vector<std::pair<Digest, Token>> out;
@@ -1029,10 +1041,81 @@ size_t Txn::delete_user_tokens(std::string_view realm, uint64_t id) {
                         user_tokens_prefix(realm, id));
 }
 
+namespace {
+
+// Account lock records: version, window start, failures, locked until,
+// then the trusted origins (digest, last sign-in).
+constexpr char kLockV1 = 1;
+constexpr size_t kLockHeader = 1 + 8 + 4 + 8;
+constexpr size_t kLockOrigin = 32 + 8;
+
+std::string encode_lock(const AccountLock& l) {
+  std::string out;
+  out.push_back(kLockV1);
+  put_i64(out, l.window_start);
+  for (int i = 0; i < 4; i++) out.push_back(static_cast<char>((l.failures >> (8 * i)) & 0xFF));
+  put_i64(out, l.locked_until);
+  size_t n = std::min(l.trusted.size(), AccountLock::kMaxTrusted);
+  for (size_t i = 0; i < n; i++) {
+    out.append(reinterpret_cast<const char*>(l.trusted[i].id.data()), 32);
+    put_i64(out, l.trusted[i].last);
+  }
+  return out;
+}
+
+std::optional<AccountLock> decode_lock(std::string_view v) {
+  const auto* p = reinterpret_cast<const unsigned char*>(v.data());
+  if (v.size() < kLockHeader || p[0] != kLockV1 ||
+      (v.size() - kLockHeader) % kLockOrigin != 0) {
+    return std::nullopt;
+  }
+  AccountLock l;
+  l.window_start = get_i64(p + 1);
+  l.failures = static_cast<uint32_t>(p[9] | (p[10] << 8) | (p[11] << 16) |
+                                     (uint32_t(p[12]) << 24));
+  l.locked_until = get_i64(p + 13);
+  for (size_t off = kLockHeader; off < v.size(); off += kLockOrigin) {
+    AccountLock::Origin o;
+    std::memcpy(o.id.data(), p + off, 32);
+    o.last = get_i64(p + off + 32);
+    l.trusted.push_back(o);
+  }
+  return l;
+}
+
+}  // namespace
+
+std::optional<AccountLock> Txn::get_account_lock(std::string_view realm,
+                                                 uint64_t user) {
+  std::string key = user_key(realm, user);
+  MDB_val k = val(key), v;
+  int rc = mdb_get(txn_, store_->account_locks_, &k, &v);
+  if (rc == MDB_NOTFOUND) return std::nullopt;
+  check(rc, "mdb_get(account_locks)");
+  auto l = decode_lock(view(v));
+  if (!l) throw StoreError("corrupt account lock record", MDB_CORRUPTED);
+  return l;
+}
+
+void Txn::put_account_lock(std::string_view realm, uint64_t user,
+                           const AccountLock& lock) {
+  std::string key = user_key(realm, user);
+  std::string rec = encode_lock(lock);
+  MDB_val k = val(key), v = val(rec);
+  check(mdb_put(txn_, store_->account_locks_, &k, &v, 0),
+        "mdb_put(account_locks)");
+}
+
 bool Txn::delete_user(std::string_view realm, uint64_t id) {
   auto u = get_user(realm, id);
   if (!u) return false;
   delete_user_tokens(realm, id);
+  {
+    std::string lkey = user_key(realm, id);
+    MDB_val lk = val(lkey);
+    int lrc = mdb_del(txn_, store_->account_locks_, &lk, nullptr);
+    if (lrc != MDB_SUCCESS && lrc != MDB_NOTFOUND) throw StoreError("mdb_del", lrc);
+  }
   std::string nkey = username_key(realm, u->username);
   MDB_val nk = val(nkey);
   int rc = mdb_del(txn_, store_->usernames_, &nk, nullptr);
@@ -1052,34 +1135,14 @@ bool Txn::delete_user(std::string_view realm, uint64_t id) {
 
 // ------------------------------------------------------------- prepare
 
-namespace {
-
-// The server's HS256 key for handshake tokens when nginx.conf names no key
-// file: made once, here, so that every worker reads the same one.  (OpenSSL
-// 3 reseeds its generator in a forked child, so calling RAND_bytes in the
-// master leaves the workers no shared state.)
-void ensure_handshake_key(Store& s) {
-  {
-    Txn r = s.read();
-    if (r.get_meta(kHandshakeKeyMeta)) return;
-  }
-  std::string key(32, '\0');
-  random_bytes(reinterpret_cast<unsigned char*>(key.data()), key.size());
-  Txn w = s.write();
-  if (!w.get_meta(kHandshakeKeyMeta)) {
-    w.put_meta(kHandshakeKeyMeta, key);
-    w.commit();
-  }
-  wipe(key);
-}
-
-}  // namespace
-
 void prepare_store(const std::string& path, size_t mapsize, long uid, long gid) {
   mkdir_p(path);
+  struct stat data_st;
+  const bool exists = lstat((path + "/data.mdb").c_str(), &data_st) == 0;
   if (uid < 0 && gid < 0) {
-    Store s(path, mapsize);
-    ensure_handshake_key(s);
+    if (exists) {
+      Store check(path, mapsize, false);
+    }
     return;
   }
 
@@ -1113,8 +1176,9 @@ void prepare_store(const std::string& path, size_t mapsize, long uid, long gid) 
       msg = std::string("setuid: ") + strerror(errno);
     } else {
       try {
-        Store s(path, mapsize);
-        ensure_handshake_key(s);
+        if (exists) {
+      Store check(path, mapsize, false);
+    }
       } catch (const std::exception& e) {
         msg = e.what();
       }

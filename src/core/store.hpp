@@ -52,6 +52,12 @@ struct Client {
   std::string access_token_format;  // "jwt", "opaque"; empty: the server's
   int64_t created_at = 0;
   bool disabled = false;
+  // its secret was chosen elsewhere (import-django) and may be guessable:
+  // throttled per (client, address) until it is rotated
+  bool imported_secret = false;
+  // the operator's own application: its users' tokens act with the user's
+  // full rights at the admin API, whatever their scope
+  bool first_party = false;
 
   bool allows_grant(std::string_view grant) const;
 };
@@ -73,6 +79,21 @@ struct User {
 };
 
 enum class PutUser { kOk, kUsernameTaken, kMissing, kInvalid };
+
+// The failed passwords of one account, shared by every place that checks
+// a password (lockout.hpp), and the origins (addresses, browsers) that
+// signed in to it recently.
+struct AccountLock {
+  struct Origin {
+    Digest id{};        // SHA-256 of the address or the device cookie
+    int64_t last = 0;   // its last successful sign-in
+  };
+  int64_t window_start = 0;
+  uint32_t failures = 0;  // in the window
+  int64_t locked_until = 0;
+  std::vector<Origin> trusted;  // newest first, at most kMaxTrusted
+  static constexpr size_t kMaxTrusted = 8;
+};
 
 enum class TokenType : uint8_t {
   kAccess = 1,
@@ -166,9 +187,16 @@ class Txn {
   // deletes every token issued to the user (password change, disable)
   size_t delete_user_tokens(std::string_view realm, uint64_t id);
 
-  // a server-wide value kept in meta (the generated handshake key)
+  // the account's lock record (lockout.hpp); nullopt if it has none
+  std::optional<AccountLock> get_account_lock(std::string_view realm,
+                                              uint64_t user);
+  void put_account_lock(std::string_view realm, uint64_t user,
+                        const AccountLock& lock);
+
+  // a server-wide value kept in meta
   std::optional<std::string> get_meta(std::string_view name);
   void put_meta(std::string_view name, std::string_view value);
+  bool delete_meta(std::string_view name);
   // the tokens an index of the client lists (hash, record) of one type
   std::vector<std::pair<Digest, Token>> client_tokens_of_type(
       std::string_view realm, std::string_view client_id, TokenType type);
@@ -190,10 +218,11 @@ class Txn {
 
 class Store {
  public:
-  // Opens (creating the directory and the databases if missing).  Throws
-  // StoreError.  One Store per process per environment: LMDB forbids
-  // opening the same environment twice in one process.
-  Store(const std::string& path, size_t mapsize);
+  // Opens (creating the directory and the databases if missing, unless
+  // !create: then it only checks, and writes nothing).  Throws StoreError.
+  // One Store per process per environment: LMDB forbids opening the same
+  // environment twice in one process.
+  Store(const std::string& path, size_t mapsize, bool create = true);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
@@ -207,9 +236,6 @@ class Store {
 
   int reader_check();
   const std::string& path() const { return path_; }
-  // the HS256 key prepare_store generated for handshake tokens, read when
-  // the store opened; empty if the store has none
-  const std::string& handshake_key() const { return handshake_key_; }
 
  private:
   friend class Txn;
@@ -220,16 +246,21 @@ class Store {
   MDB_env* env_ = nullptr;
   MDB_dbi meta_ = 0, clients_ = 0, tokens_ = 0, client_tokens_ = 0;
   MDB_dbi users_ = 0, usernames_ = 0, user_tokens_ = 0;
-  MDB_dbi family_tokens_ = 0, emails_ = 0;
+  MDB_dbi family_tokens_ = 0, emails_ = 0, account_locks_ = 0;
   MDB_txn* cached_ = nullptr;
   bool cache_reads_ = true;
-  std::string handshake_key_;
 };
 
+// Where releases before 0.9 kept a generated handshake key, in clear: read
+// only by `oauth2-admin handshake-key extract`, which moves it to a file.
 constexpr const char* kHandshakeKeyMeta = "handshake_hs256_key";
+// the kid of the handshake tokens that key signed
+constexpr const char* kLegacyHandshakeKid = "handshake";
 
-// Master-side preparation: mkdir -p, open and close once, chown to uid/gid
-// when they are >= 0.  Throws StoreError / std::runtime_error.
+// Master-side preparation: mkdir -p, chown to uid/gid when they are >= 0,
+// and a check of an existing environment that writes nothing (R86: the
+// master never writes the store; the first worker creates what is
+// missing).  Throws StoreError / std::runtime_error.
 void prepare_store(const std::string& path, size_t mapsize, long uid,
                    long gid);
 

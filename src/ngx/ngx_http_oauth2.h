@@ -34,6 +34,8 @@
 
 #define NGX_HTTP_OAUTH2_MAX_BODY         16384
 #define NGX_HTTP_OAUTH2_MAX_RATES        2
+#define NGX_HTTP_OAUTH2_MAX_KEY          255   /* a counter's key */
+#define NGX_HTTP_OAUTH2_ZONE_FULL        ((ngx_uint_t) -1)
 
 
 /* one window of oauth2_rate_limit: limit requests per window seconds */
@@ -41,6 +43,13 @@ typedef struct {
     ngx_uint_t                 limit;
     time_t                     window;
 } ngx_http_oauth2_rate_t;
+
+
+/* n failures within window seconds (oauth2_client_auth_limit, ...) */
+typedef struct {
+    ngx_uint_t                 count;         /* 0: off */
+    time_t                     window;
+} ngx_http_oauth2_limit_t;
 
 
 /* what the X-RateLimit-* headers of a response say */
@@ -56,6 +65,9 @@ typedef struct {
     ngx_str_t                  store_path;
     size_t                     mapsize;
     ngx_shm_zone_t            *shm_zone;
+    size_t                     zone_size;     /* oauth2_limit_zone */
+    ngx_uint_t                 hash_running;  /* oauth2_hash_limit */
+    ngx_uint_t                 hash_waiting;
     ngx_str_t                  store_realm;
 
     /* the first location of each endpoint, for the metadata */
@@ -78,8 +90,9 @@ typedef struct {
     time_t                     access_token_ttl;
     ngx_str_t                  default_scope;
 
-    ngx_uint_t                 auth_limit;    /* 0: off */
-    time_t                     auth_window;
+    ngx_http_oauth2_limit_t    auth_limit;    /* per address */
+    ngx_http_oauth2_limit_t    account_limit; /* per account, in the store */
+    ngx_uint_t                 refusal_log_level;
 
     time_t                     refresh_token_ttl;
     time_t                     refresh_grace;
@@ -93,6 +106,7 @@ typedef struct {
 
     ngx_http_oauth2_rate_t     rates[NGX_HTTP_OAUTH2_MAX_RATES];
     ngx_uint_t                 nrates;        /* NGX_CONF_UNSET_UINT: unset */
+    ngx_flag_t                 rates_set;     /* oauth2_rate_limit given */
 
     ngx_array_t               *jwt_keys;      /* ngx_keyval_t: path, "hmac" */
     ngx_str_t                  handshake_key; /* a file; empty: the store's */
@@ -103,6 +117,7 @@ typedef struct {
     ngx_str_t                  status_service;
     ngx_str_t                  status_header; /* lowercase */
     ngx_str_t                  status_token_file;
+    ngx_str_t                  password_policy;   /* its words, joined */
     oauth2_settings_t         *settings;      /* built at merge */
 
 #if (NGX_THREADS)
@@ -152,16 +167,16 @@ ngx_int_t ngx_http_oauth2_add_header(ngx_http_request_t *r, char *name,
 void ngx_http_oauth2_find_header(ngx_http_request_t *r, ngx_str_t *name,
     unsigned *count, oauth2_str_t *first);
 
-/* failed-attempt counters in shared memory */
+/* counters in shared memory (oauth2_limit_zone) */
 ngx_int_t ngx_http_oauth2_limit_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
-ngx_uint_t ngx_http_oauth2_limit_blocked(ngx_shm_zone_t *zone,
-    ngx_str_t *key, ngx_uint_t limit, time_t window);
+ngx_uint_t ngx_http_oauth2_limit_check(ngx_shm_zone_t *zone, ngx_str_t *key,
+    ngx_uint_t limit, time_t window, ngx_log_t *log);
 void ngx_http_oauth2_limit_hit(ngx_shm_zone_t *zone, ngx_str_t *key,
-    time_t window);
+    time_t window, ngx_log_t *log);
 ngx_uint_t ngx_http_oauth2_limit_take(ngx_shm_zone_t *zone, ngx_str_t *id,
     ngx_http_oauth2_rate_t *rates, ngx_uint_t nrates,
-    ngx_http_oauth2_rate_state_t *st);
+    ngx_http_oauth2_rate_state_t *st, ngx_log_t *log);
 ngx_int_t ngx_http_oauth2_rate_headers(ngx_http_request_t *r,
     ngx_http_oauth2_rate_state_t *st);
 ngx_int_t ngx_http_oauth2_rate_counted(ngx_http_request_t *r);

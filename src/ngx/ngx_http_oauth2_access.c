@@ -119,7 +119,8 @@ ngx_http_oauth2_access_rate(ngx_http_request_t *r,
     ngx_memcpy(key.data + 2, ctx->client_id.data, ctx->client_id.len);
 
     wait = ngx_http_oauth2_limit_take(mcf->shm_zone, &key, olcf->rates,
-                                      olcf->nrates, &ctx->rate);
+                                      olcf->nrates, &ctx->rate,
+                                      r->connection->log);
 
     if (ngx_http_oauth2_rate_headers(r, &ctx->rate) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -128,6 +129,10 @@ ngx_http_oauth2_access_rate(ngx_http_request_t *r,
     if (wait == 0) {
         return NGX_OK;
     }
+
+    ngx_log_error(olcf->refusal_log_level, r->connection->log, 0,
+                  "oauth2: client \"%V\" is over the rate limit, "
+                  "answering 429", &ctx->client_id);
 
     p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
     if (p == NULL) {
@@ -181,6 +186,13 @@ ngx_http_oauth2_challenge(ngx_http_request_t *r,
         status = NGX_HTTP_UNAUTHORIZED;
         error = "invalid_token";
         break;
+    }
+
+    if (error) {
+        /* like auth_basic's "password mismatch": an attack shows */
+        ngx_log_error(olcf->refusal_log_level, r->connection->log, 0,
+                      "oauth2: bearer token refused: %s, answering %i",
+                      error, status);
     }
 
     /*

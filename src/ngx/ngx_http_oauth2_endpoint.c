@@ -1,9 +1,13 @@
 
 /*
- * ngx_http_oauth2_module: the token and revocation endpoints.  The shim
- * reads the body and the headers, the core decides, and a store write the
- * core leaves pending runs in an nginx thread pool so that its fsync never
- * stalls the requests the worker is validating.
+ * ngx_http_oauth2_module: the endpoints (token, revoke, introspect,
+ * authorize, handshake, ...).  The shim reads the body and the headers,
+ * the core decides, and work the core leaves pending (a store write, a
+ * password hash) runs in an nginx thread pool so that neither fsync nor
+ * PBKDF2 stalls the requests the worker is validating.  Password hashes
+ * take a bounded number of the pool's threads (oauth2_hash_limit): a
+ * flood of sign-ins waits in a bounded queue of its own, or is refused,
+ * and never delays the store writes of token issuance behind it.
  */
 
 
@@ -13,39 +17,52 @@
 typedef struct {
     ngx_http_request_t          *request;
     ngx_http_oauth2_loc_conf_t  *conf;
-    ngx_shm_zone_t              *zone;
     oauth2_op_t                 *op;
+    ngx_str_t                    body;
+    ngx_str_t                    resume;     /* the core's OAUTH2_AGAIN */
     ngx_http_oauth2_rate_state_t rate;
+    ngx_queue_t                  queue;      /* waiting for a hash slot */
+    unsigned                     counted:1;  /* by address, once */
+    unsigned                     hashing:1;  /* holds a hash slot */
 #if (NGX_THREADS)
     ngx_event_t                  guard;
 #endif
 } ngx_http_oauth2_endpoint_ctx_t;
 
 
+static ngx_http_oauth2_endpoint_ctx_t *ngx_http_oauth2_endpoint_ctx(
+    ngx_http_request_t *r);
 static void ngx_http_oauth2_body_handler(ngx_http_request_t *r);
-static ngx_int_t ngx_http_oauth2_process(ngx_http_request_t *r,
-    ngx_str_t *body);
+static ngx_int_t ngx_http_oauth2_run(ngx_http_request_t *r,
+    ngx_http_oauth2_endpoint_ctx_t *ectx);
+static ngx_int_t ngx_http_oauth2_fill_request(ngx_http_request_t *r,
+    ngx_http_oauth2_endpoint_ctx_t *ectx, oauth2_endpoint_req_t *req);
+static ngx_int_t ngx_http_oauth2_count_address(ngx_http_request_t *r,
+    ngx_http_oauth2_endpoint_ctx_t *ectx, oauth2_response_t *resp);
+static ngx_int_t ngx_http_oauth2_pending(ngx_http_request_t *r,
+    ngx_http_oauth2_endpoint_ctx_t *ectx);
+static ngx_int_t ngx_http_oauth2_finished(ngx_http_request_t *r,
+    ngx_http_oauth2_endpoint_ctx_t *ectx, int rc, oauth2_response_t *resp);
 static ngx_int_t ngx_http_oauth2_finish(ngx_http_request_t *r,
     ngx_http_oauth2_endpoint_ctx_t *ectx, oauth2_response_t *resp);
 static ngx_int_t ngx_http_oauth2_collect_body(ngx_http_request_t *r,
     ngx_str_t *body);
-static ngx_int_t ngx_http_oauth2_too_large(ngx_http_request_t *r);
 static ngx_int_t ngx_http_oauth2_refuse(ngx_http_request_t *r,
-    ngx_http_oauth2_loc_conf_t *olcf, int why, ngx_uint_t wait,
-    oauth2_response_t *resp);
+    ngx_http_oauth2_loc_conf_t *olcf, int why, ngx_uint_t wait);
 static ngx_int_t ngx_http_oauth2_address_key(ngx_http_request_t *r,
     ngx_str_t *key);
-static unsigned ngx_http_oauth2_key_blocked(void *data, int kind,
-    const unsigned char *id, size_t len);
-static void ngx_http_oauth2_key_failed(void *data, int kind,
-    const unsigned char *id, size_t len);
+static unsigned ngx_http_oauth2_throttle_check(void *data,
+    const unsigned char *key, size_t len, unsigned limit, unsigned window);
+static void ngx_http_oauth2_throttle_failed(void *data,
+    const unsigned char *key, size_t len, unsigned window);
 static unsigned ngx_http_oauth2_rate_take(void *data,
     const unsigned char *id, size_t len);
 static ngx_int_t ngx_http_oauth2_cookies(ngx_http_request_t *r,
     ngx_str_t *out);
-static ngx_int_t ngx_http_oauth2_issuer(ngx_http_request_t *r,
-    ngx_http_oauth2_loc_conf_t *olcf, ngx_str_t *out);
 #if (NGX_THREADS)
+static ngx_int_t ngx_http_oauth2_post(ngx_http_request_t *r,
+    ngx_http_oauth2_endpoint_ctx_t *ectx);
+static void ngx_http_oauth2_next_hash(ngx_log_t *log);
 static void ngx_http_oauth2_thread_handler(void *data, ngx_log_t *log);
 static void ngx_http_oauth2_thread_event_handler(ngx_event_t *ev);
 static void ngx_http_oauth2_guard_handler(ngx_event_t *ev);
@@ -55,12 +72,28 @@ static void ngx_http_oauth2_guard_handler(ngx_event_t *ev);
 static ngx_str_t  ngx_http_oauth2_content_type = ngx_string("content-type");
 
 
+#if (NGX_THREADS)
+
+/* per worker: the password hashes running and those waiting for a slot */
+static ngx_uint_t   ngx_http_oauth2_hashes_running;
+static ngx_uint_t   ngx_http_oauth2_hashes_waiting;
+static ngx_queue_t  ngx_http_oauth2_hash_queue;
+
+#endif
+
 
 ngx_int_t
 ngx_http_oauth2_endpoint_handler(ngx_http_request_t *r)
 {
-    ngx_int_t  rc;
-    ngx_str_t  empty;
+    ngx_int_t                        rc;
+    ngx_http_oauth2_loc_conf_t      *olcf;
+    ngx_http_oauth2_endpoint_ctx_t  *ectx;
+
+    olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth2_module);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "oauth2: %V at endpoint %ui", &r->method_name,
+                   olcf->endpoint);
 
     if (r->method != NGX_HTTP_POST) {
         /* GET for authorize and metadata; a 405 for the others */
@@ -70,9 +103,12 @@ ngx_http_oauth2_endpoint_handler(ngx_http_request_t *r)
             return rc;
         }
 
-        ngx_str_null(&empty);
+        ectx = ngx_http_oauth2_endpoint_ctx(r);
+        if (ectx == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
 
-        return ngx_http_oauth2_process(r, &empty);
+        return ngx_http_oauth2_run(r, ectx);
     }
 
     if (r->headers_in.content_length_n > NGX_HTTP_OAUTH2_MAX_BODY) {
@@ -82,7 +118,7 @@ ngx_http_oauth2_endpoint_handler(ngx_http_request_t *r)
             return rc;
         }
 
-        return ngx_http_oauth2_too_large(r);
+        return ngx_http_oauth2_refuse(r, olcf, OAUTH2_REFUSED_TOO_LARGE, 0);
     }
 
     rc = ngx_http_read_client_request_body(r, ngx_http_oauth2_body_handler);
@@ -95,16 +131,41 @@ ngx_http_oauth2_endpoint_handler(ngx_http_request_t *r)
 }
 
 
+static ngx_http_oauth2_endpoint_ctx_t *
+ngx_http_oauth2_endpoint_ctx(ngx_http_request_t *r)
+{
+    ngx_http_oauth2_endpoint_ctx_t  *ectx;
+
+    ectx = ngx_pcalloc(r->pool, sizeof(ngx_http_oauth2_endpoint_ctx_t));
+    if (ectx == NULL) {
+        return NULL;
+    }
+
+    ectx->request = r;
+    ectx->conf = ngx_http_get_module_loc_conf(r, ngx_http_oauth2_module);
+
+    return ectx;
+}
+
+
 static void
 ngx_http_oauth2_body_handler(ngx_http_request_t *r)
 {
-    ngx_int_t  rc;
-    ngx_str_t  body;
+    ngx_int_t                        rc;
+    ngx_http_oauth2_endpoint_ctx_t  *ectx;
 
-    rc = ngx_http_oauth2_collect_body(r, &body);
+    ectx = ngx_http_oauth2_endpoint_ctx(r);
+    if (ectx == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    rc = ngx_http_oauth2_collect_body(r, &ectx->body);
 
     if (rc == NGX_DECLINED) {
-        ngx_http_finalize_request(r, ngx_http_oauth2_too_large(r));
+        ngx_http_finalize_request(r,
+            ngx_http_oauth2_refuse(r, ectx->conf, OAUTH2_REFUSED_TOO_LARGE,
+                                   0));
         return;
     }
 
@@ -113,10 +174,10 @@ ngx_http_oauth2_body_handler(ngx_http_request_t *r)
         return;
     }
 
-    rc = ngx_http_oauth2_process(r, &body);
+    rc = ngx_http_oauth2_run(r, ectx);
 
     if (rc == NGX_DONE) {
-        /* a thread owns the request until its event handler runs */
+        /* a thread (or the hash queue) owns the request for now */
         return;
     }
 
@@ -124,162 +185,50 @@ ngx_http_oauth2_body_handler(ngx_http_request_t *r)
 }
 
 
+/* one pass of the core over the request (two for a slow client secret) */
+
 static ngx_int_t
-ngx_http_oauth2_process(ngx_http_request_t *r, ngx_str_t *body)
+ngx_http_oauth2_run(ngx_http_request_t *r,
+    ngx_http_oauth2_endpoint_ctx_t *ectx)
 {
-    ngx_int_t                        rc;
-    ngx_str_t                        key;
-    ngx_uint_t                       wait;
-    oauth2_store_t                  *store;
-    oauth2_response_t                resp;
-    oauth2_endpoint_req_t            req;
-    ngx_http_oauth2_loc_conf_t      *olcf;
-    ngx_http_oauth2_main_conf_t     *mcf;
-    ngx_http_core_loc_conf_t        *clcf;
-    ngx_http_oauth2_endpoint_ctx_t  *ectx;
-#if (NGX_THREADS)
-    ngx_thread_task_t               *task;
-#endif
+    int                           rc;
+    ngx_str_t                     key;
+    ngx_uint_t                    wait;
+    oauth2_store_t               *store;
+    oauth2_response_t             resp;
+    oauth2_endpoint_req_t         req;
+    ngx_http_oauth2_loc_conf_t   *olcf;
+    ngx_http_oauth2_main_conf_t  *mcf;
 
-    olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth2_module);
+    olcf = ectx->conf;
     mcf = ngx_http_get_module_main_conf(r, ngx_http_oauth2_module);
-
-    ectx = ngx_pcalloc(r->pool, sizeof(ngx_http_oauth2_endpoint_ctx_t));
-    if (ectx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ectx->request = r;
-    ectx->conf = olcf;
-    ectx->zone = olcf->auth_limit ? mcf->shm_zone : NULL;
-
-    ngx_memzero(&resp, sizeof(oauth2_response_t));
-
-    /* failed authentications from this address (R17) */
-
-    if (ectx->zone && ngx_http_oauth2_address_key(r, &key) == NGX_OK) {
-        wait = ngx_http_oauth2_limit_blocked(ectx->zone, &key,
-                                             3 * olcf->auth_limit,
-                                             olcf->auth_window);
-        if (wait) {
-            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                          "oauth2: too many failed client authentications "
-                          "from %V", &r->connection->addr_text);
-
-            return ngx_http_oauth2_refuse(r, olcf, OAUTH2_REFUSED_LOCKED_OUT,
-                                          wait, &resp);
-        }
-    }
 
     /* rate limits: by address, unless the core names the caller */
 
-    if (olcf->nrates && !oauth2_rate_by_caller((int) olcf->endpoint)) {
+    if (olcf->nrates && !ectx->counted
+        && !oauth2_rate_by_caller((int) olcf->endpoint))
+    {
+        ectx->counted = 1;
+
         if (ngx_http_oauth2_address_key(r, &key) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
         wait = ngx_http_oauth2_limit_take(mcf->shm_zone, &key, olcf->rates,
-                                          olcf->nrates, &ectx->rate);
+                                          olcf->nrates, &ectx->rate,
+                                          r->connection->log);
         if (wait) {
             if (ngx_http_oauth2_rate_headers(r, &ectx->rate) != NGX_OK) {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
 
             return ngx_http_oauth2_refuse(r, olcf, OAUTH2_REFUSED_RATE_LIMIT,
-                                          wait, &resp);
+                                          wait);
         }
     }
 
-    ngx_memzero(&req, sizeof(oauth2_endpoint_req_t));
-
-    if (olcf->nrates && oauth2_rate_by_caller((int) olcf->endpoint)) {
-        req.rate.ctx = ectx;
-        req.rate.take = ngx_http_oauth2_rate_take;
-    }
-
-    req.settings = olcf->settings;
-    req.jwt_access_tokens = olcf->jwt_access ? 1 : 0;
-    ngx_http_oauth2_str(&req.audience, &olcf->audience);
-    ngx_http_oauth2_str(&req.issuer, &olcf->issuer);
-    req.handshake_max_ttl = olcf->handshake_max_ttl;
-
-    if (olcf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_HANDSHAKE) {
-        /* create/, validate/, revoke/: the URI after the location's name */
-        clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-
-        if (r->uri.len >= clcf->name.len) {
-            req.subpath.data = r->uri.data + clcf->name.len;
-            req.subpath.len = r->uri.len - clcf->name.len;
-        }
-    }
-
-    ngx_http_oauth2_str(&req.method, &r->method_name);
-    req.has_query = (r->args.len > 0 || r->args_start != NULL);
-    ngx_http_oauth2_str(&req.query, &r->args);
-#if (NGX_HTTP_SSL)
-    req.secure = (r->connection->ssl != NULL);
-#endif
-
-    if (r->headers_in.authorization) {
-        req.has_authorization = 1;
-        ngx_http_oauth2_str(&req.authorization,
-                            &r->headers_in.authorization->value);
-    }
-
-    /* headers_in.content_type keeps only the first one (R2) */
-
-    ngx_http_oauth2_find_header(r, &ngx_http_oauth2_content_type,
-                                &req.content_type_count, &req.content_type);
-
-    if (olcf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_STATUS) {
-        ngx_http_oauth2_find_header(r, &olcf->status_header,
-                                    &req.status_header_count,
-                                    &req.status_header);
-    }
-
-    ngx_http_oauth2_str(&req.body, body);
-    req.now = ngx_time();
-    ngx_http_oauth2_str(&req.realm, &mcf->store_realm);
-    req.access_token_ttl = olcf->access_token_ttl;
-    req.refresh_token_ttl = olcf->refresh_token_ttl;
-    req.refresh_grace = olcf->refresh_grace;
-    req.code_ttl = olcf->code_ttl;
-    ngx_http_oauth2_str(&req.default_scope, &olcf->default_scope);
-    req.pbkdf2_iterations = (unsigned) olcf->pbkdf2_iterations;
-    ngx_http_oauth2_str(&req.login_client_id, &olcf->login_client_id);
-
-    /* what only the authorization and metadata endpoints use */
-
-    if (olcf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_AUTHORIZE) {
-        if (ngx_http_oauth2_cookies(r, &key) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ngx_http_oauth2_str(&req.cookie, &key);
-        ngx_http_oauth2_str(&req.login_template, &olcf->login_template);
-        ngx_http_oauth2_str(&req.consent_template, &olcf->consent_template);
-        ngx_http_oauth2_str(&req.error_template, &olcf->error_template);
-    }
-
-    if (olcf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_AUTHORIZE
-        || olcf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_METADATA)
-    {
-        if (ngx_http_oauth2_issuer(r, olcf, &key) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ngx_http_oauth2_str(&req.issuer, &key);
-        ngx_http_oauth2_str(&req.token_path, &mcf->token_path);
-        ngx_http_oauth2_str(&req.authorize_path, &mcf->authorize_path);
-        ngx_http_oauth2_str(&req.revoke_path, &mcf->revoke_path);
-        ngx_http_oauth2_str(&req.introspect_path, &mcf->introspect_path);
-        ngx_http_oauth2_str(&req.jwks_path, &mcf->jwks_path);
-    }
-
-    if (ectx->zone) {
-        req.throttle.ctx = ectx;
-        req.throttle.blocked = ngx_http_oauth2_key_blocked;
-        req.throttle.failed = ngx_http_oauth2_key_failed;
+    if (ngx_http_oauth2_fill_request(r, ectx, &req) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     store = ngx_http_oauth2_store(r->connection->log);
@@ -288,88 +237,22 @@ ngx_http_oauth2_process(ngx_http_request_t *r, ngx_str_t *body)
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 
+    ngx_memzero(&resp, sizeof(oauth2_response_t));
+
     rc = oauth2_endpoint_begin(store, (int) olcf->endpoint, &req, &ectx->op,
                                ngx_http_oauth2_palloc, r->pool, &resp);
 
-    if (rc == OAUTH2_OK) {
-
-        /*
-         * Refused before the caller was known (malformed, unauthenticated):
-         * that answer did no work, and it counts against the address, so
-         * that every response of the location carries the headers and a
-         * flood of bad requests meets the limit too.
-         */
-
-        if (olcf->nrates && !ectx->rate.set
-            && oauth2_rate_by_caller((int) olcf->endpoint))
-        {
-            if (ngx_http_oauth2_address_key(r, &key) != NGX_OK) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            wait = ngx_http_oauth2_limit_take(mcf->shm_zone, &key,
-                                              olcf->rates, olcf->nrates,
-                                              &ectx->rate);
-            if (wait) {
-                if (ngx_http_oauth2_rate_headers(r, &ectx->rate) != NGX_OK) {
-                    return NGX_HTTP_INTERNAL_SERVER_ERROR;
-                }
-
-                return ngx_http_oauth2_refuse(r, olcf,
-                                              OAUTH2_REFUSED_RATE_LIMIT,
-                                              wait, &resp);
-            }
-        }
-
-        return ngx_http_oauth2_finish(r, ectx, &resp);
+    if (rc == OAUTH2_PENDING) {
+        return ngx_http_oauth2_pending(r, ectx);
     }
 
-    if (rc != OAUTH2_PENDING) {
+    if (rc != OAUTH2_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "oauth2: the core failed to answer (out of memory?)");
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-#if (NGX_THREADS)
-
-    if (olcf->thread_pool) {
-        task = ngx_thread_task_alloc(r->pool, 0);
-        if (task == NULL) {
-            oauth2_op_free(ectx->op);
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        task->ctx = ectx;
-        task->handler = ngx_http_oauth2_thread_handler;
-        task->event.data = ectx;
-        task->event.handler = ngx_http_oauth2_thread_event_handler;
-
-        if (ngx_thread_task_post(olcf->thread_pool, task) != NGX_OK) {
-            oauth2_op_free(ectx->op);
-            return NGX_HTTP_SERVICE_UNAVAILABLE;
-        }
-
-        r->main->blocked++;
-        r->aio = 1;
-
-        /*
-         * A timer that is not cancelable keeps a gracefully exiting worker
-         * (reload, SIGQUIT) alive until the write is done and answered.
-         */
-
-        ectx->guard.handler = ngx_http_oauth2_guard_handler;
-        ectx->guard.data = ectx;
-        ectx->guard.log = r->connection->log;
-        ngx_add_timer(&ectx->guard, 86400000);
-
-        return NGX_DONE;
-    }
-
-#endif
-
-    oauth2_op_run(ectx->op);
-
-    if (oauth2_op_finish(ectx->op, ngx_http_oauth2_palloc, r->pool, &resp)
-        != OAUTH2_OK)
-    {
+    if (ngx_http_oauth2_count_address(r, ectx, &resp) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -377,27 +260,241 @@ ngx_http_oauth2_process(ngx_http_request_t *r, ngx_str_t *body)
 }
 
 
+/* the core's view of the request and of the location's settings */
+
+static ngx_int_t
+ngx_http_oauth2_fill_request(ngx_http_request_t *r,
+    ngx_http_oauth2_endpoint_ctx_t *ectx, oauth2_endpoint_req_t *req)
+{
+    ngx_str_t                     cookies;
+    ngx_http_core_loc_conf_t     *clcf;
+    ngx_http_oauth2_loc_conf_t   *olcf;
+    ngx_http_oauth2_main_conf_t  *mcf;
+
+    olcf = ectx->conf;
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_oauth2_module);
+
+    ngx_memzero(req, sizeof(oauth2_endpoint_req_t));
+
+    if (olcf->nrates && oauth2_rate_by_caller((int) olcf->endpoint)) {
+        req->rate.ctx = ectx;
+        req->rate.take = ngx_http_oauth2_rate_take;
+    }
+
+    if (olcf->auth_limit.count) {
+        req->throttle.ctx = ectx;
+        req->throttle.check = ngx_http_oauth2_throttle_check;
+        req->throttle.failed = ngx_http_oauth2_throttle_failed;
+        req->throttle.limit = (unsigned) olcf->auth_limit.count;
+        req->throttle.window = (unsigned) olcf->auth_limit.window;
+    }
+
+    req->throttle.account_limit = (unsigned) olcf->account_limit.count;
+    req->throttle.account_window = (unsigned) olcf->account_limit.window;
+
+    req->settings = olcf->settings;
+    req->jwt_access_tokens = olcf->jwt_access ? 1 : 0;
+    ngx_http_oauth2_str(&req->audience, &olcf->audience);
+    ngx_http_oauth2_str(&req->issuer, &olcf->issuer);
+    req->handshake_max_ttl = olcf->handshake_max_ttl;
+
+    if (olcf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_HANDSHAKE) {
+        /* create/, validate/, revoke/: the URI after the location's name */
+        clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+        if (r->uri.len >= clcf->name.len) {
+            req->subpath.data = r->uri.data + clcf->name.len;
+            req->subpath.len = r->uri.len - clcf->name.len;
+        }
+    }
+
+    ngx_http_oauth2_str(&req->method, &r->method_name);
+    req->has_query = (r->args.len > 0 || r->args_start != NULL);
+    ngx_http_oauth2_str(&req->query, &r->args);
+    ngx_http_oauth2_str(&req->address, &r->connection->addr_text);
+    ngx_http_oauth2_str(&req->resume, &ectx->resume);
+#if (NGX_HTTP_SSL)
+    req->secure = (r->connection->ssl != NULL);
+#endif
+
+    if (r->headers_in.authorization) {
+        req->has_authorization = 1;
+        ngx_http_oauth2_str(&req->authorization,
+                            &r->headers_in.authorization->value);
+    }
+
+    /* headers_in.content_type keeps only the first one (R2) */
+
+    ngx_http_oauth2_find_header(r, &ngx_http_oauth2_content_type,
+                                &req->content_type_count, &req->content_type);
+
+    if (olcf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_STATUS) {
+        ngx_http_oauth2_find_header(r, &olcf->status_header,
+                                    &req->status_header_count,
+                                    &req->status_header);
+    }
+
+    ngx_http_oauth2_str(&req->body, &ectx->body);
+    req->now = ngx_time();
+    ngx_http_oauth2_str(&req->realm, &mcf->store_realm);
+    req->access_token_ttl = olcf->access_token_ttl;
+    req->refresh_token_ttl = olcf->refresh_token_ttl;
+    req->refresh_grace = olcf->refresh_grace;
+    req->code_ttl = olcf->code_ttl;
+    ngx_http_oauth2_str(&req->default_scope, &olcf->default_scope);
+    req->pbkdf2_iterations = (unsigned) olcf->pbkdf2_iterations;
+    ngx_http_oauth2_str(&req->login_client_id, &olcf->login_client_id);
+
+    /* what only the authorization and metadata endpoints use */
+
+    if (olcf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_AUTHORIZE) {
+        if (ngx_http_oauth2_cookies(r, &cookies) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        ngx_http_oauth2_str(&req->cookie, &cookies);
+        ngx_http_oauth2_str(&req->login_template, &olcf->login_template);
+        ngx_http_oauth2_str(&req->consent_template, &olcf->consent_template);
+        ngx_http_oauth2_str(&req->error_template, &olcf->error_template);
+    }
+
+    if (olcf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_METADATA) {
+        ngx_http_oauth2_str(&req->token_path, &mcf->token_path);
+        ngx_http_oauth2_str(&req->authorize_path, &mcf->authorize_path);
+        ngx_http_oauth2_str(&req->revoke_path, &mcf->revoke_path);
+        ngx_http_oauth2_str(&req->introspect_path, &mcf->introspect_path);
+        ngx_http_oauth2_str(&req->jwks_path, &mcf->jwks_path);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Refused before the caller was known (malformed, unauthenticated): that
+ * answer did no work, and it counts against the address, so that every
+ * response of the location carries the headers and a flood of bad requests
+ * meets the limit too.  A refusal replaces resp.
+ */
+
+static ngx_int_t
+ngx_http_oauth2_count_address(ngx_http_request_t *r,
+    ngx_http_oauth2_endpoint_ctx_t *ectx, oauth2_response_t *resp)
+{
+    ngx_str_t                     key;
+    ngx_uint_t                    wait;
+    ngx_http_oauth2_loc_conf_t   *olcf;
+    ngx_http_oauth2_main_conf_t  *mcf;
+
+    olcf = ectx->conf;
+
+    if (!olcf->nrates || ectx->rate.set || ectx->counted
+        || !oauth2_rate_by_caller((int) olcf->endpoint))
+    {
+        return NGX_OK;
+    }
+
+    ectx->counted = 1;
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_oauth2_module);
+
+    if (ngx_http_oauth2_address_key(r, &key) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    wait = ngx_http_oauth2_limit_take(mcf->shm_zone, &key, olcf->rates,
+                                      olcf->nrates, &ectx->rate,
+                                      r->connection->log);
+    if (wait == 0) {
+        return NGX_OK;
+    }
+
+    ngx_memzero(resp, sizeof(oauth2_response_t));
+
+    if (oauth2_refusal((int) olcf->endpoint, OAUTH2_REFUSED_RATE_LIMIT,
+                       (unsigned) wait, ngx_http_oauth2_palloc, r->pool, resp)
+        != OAUTH2_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    resp->refused = "the rate limit is reached";
+
+    return NGX_OK;
+}
+
+
+/* the core left work: a thread runs it, or the event loop without one */
+
+static ngx_int_t
+ngx_http_oauth2_pending(ngx_http_request_t *r,
+    ngx_http_oauth2_endpoint_ctx_t *ectx)
+{
+    int                rc;
+    oauth2_response_t  resp;
+
+#if (NGX_THREADS)
+
+    if (ectx->conf->thread_pool) {
+        return ngx_http_oauth2_post(r, ectx);
+    }
+
+#endif
+
+    oauth2_op_run(ectx->op);
+
+    ngx_memzero(&resp, sizeof(oauth2_response_t));
+
+    rc = oauth2_op_finish(ectx->op, ngx_http_oauth2_palloc, r->pool, &resp);
+    ectx->op = NULL;
+
+    return ngx_http_oauth2_finished(r, ectx, rc, &resp);
+}
+
+
+/* what oauth2_op_finish() said: an answer, or one more pass of the core */
+
+static ngx_int_t
+ngx_http_oauth2_finished(ngx_http_request_t *r,
+    ngx_http_oauth2_endpoint_ctx_t *ectx, int rc, oauth2_response_t *resp)
+{
+    if (rc == OAUTH2_AGAIN) {
+        ectx->resume.data = (u_char *) resp->resume.data;
+        ectx->resume.len = resp->resume.len;
+
+        return ngx_http_oauth2_run(r, ectx);
+    }
+
+    if (rc != OAUTH2_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "oauth2: the core failed to answer (out of memory?)");
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_oauth2_finish(r, ectx, resp);
+}
+
+
 static ngx_int_t
 ngx_http_oauth2_finish(ngx_http_request_t *r,
     ngx_http_oauth2_endpoint_ctx_t *ectx, oauth2_response_t *resp)
 {
-    ngx_str_t  key;
-
     if (resp->auth_failed) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "oauth2: authentication failed");
+    }
 
-        if (ectx->zone && ngx_http_oauth2_address_key(r, &key) == NGX_OK) {
-            ngx_http_oauth2_limit_hit(ectx->zone, &key,
-                                      ectx->conf->auth_window);
-        }
+    if (resp->refused) {
+        ngx_log_error(ectx->conf->refusal_log_level, r->connection->log, 0,
+                      "oauth2: %s, answering %d", resp->refused,
+                      resp->status);
     }
 
     if (ngx_http_oauth2_rate_headers(r, &ectx->rate) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (resp->status >= NGX_HTTP_INTERNAL_SERVER_ERROR) {
+    if (resp->status >= NGX_HTTP_INTERNAL_SERVER_ERROR && !resp->refused) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "oauth2: answering %i, the store is unavailable%s%s",
                       (ngx_int_t) resp->status,
@@ -411,6 +508,144 @@ ngx_http_oauth2_finish(ngx_http_request_t *r,
 
 #if (NGX_THREADS)
 
+/*
+ * Posts the op to the thread pool.  A password hash takes one of the
+ * worker's oauth2_hash_limit slots, or waits in a bounded queue for one;
+ * a full queue is refused (503), so that hashes never fill the pool that
+ * the store writes need.
+ */
+
+static ngx_int_t
+ngx_http_oauth2_post(ngx_http_request_t *r,
+    ngx_http_oauth2_endpoint_ctx_t *ectx)
+{
+    ngx_thread_task_t            *task;
+    ngx_http_oauth2_main_conf_t  *mcf;
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_oauth2_module);
+
+    if (ngx_http_oauth2_hash_queue.next == NULL) {
+        ngx_queue_init(&ngx_http_oauth2_hash_queue);
+    }
+
+    if (oauth2_op_slow(ectx->op) && !ectx->hashing) {
+
+        if (ngx_http_oauth2_hashes_running >= mcf->hash_running) {
+
+            if (ngx_http_oauth2_hashes_waiting >= mcf->hash_waiting) {
+                oauth2_op_free(ectx->op);
+                ectx->op = NULL;
+
+                ngx_log_error(ectx->conf->refusal_log_level,
+                              r->connection->log, 0,
+                              "oauth2: %ui password hashes are waiting, "
+                              "refusing with 503 (oauth2_hash_limit)",
+                              ngx_http_oauth2_hashes_waiting);
+
+                return ngx_http_oauth2_refuse(r, ectx->conf,
+                                              OAUTH2_REFUSED_BUSY, 1);
+            }
+
+            ngx_queue_insert_tail(&ngx_http_oauth2_hash_queue, &ectx->queue);
+            ngx_http_oauth2_hashes_waiting++;
+
+            goto hold;
+        }
+
+        ngx_http_oauth2_hashes_running++;
+        ectx->hashing = 1;
+    }
+
+    task = ngx_thread_task_alloc(r->pool, 0);
+    if (task == NULL) {
+        goto failed;
+    }
+
+    task->ctx = ectx;
+    task->handler = ngx_http_oauth2_thread_handler;
+    task->event.data = ectx;
+    task->event.handler = ngx_http_oauth2_thread_event_handler;
+
+    if (ngx_thread_task_post(ectx->conf->thread_pool, task) != NGX_OK) {
+        goto failed;
+    }
+
+hold:
+
+    r->main->blocked++;
+    r->aio = 1;
+
+    /*
+     * A timer that is not cancelable keeps a gracefully exiting worker
+     * (reload, SIGQUIT) alive until the work is done and answered.
+     */
+
+    ectx->guard.handler = ngx_http_oauth2_guard_handler;
+    ectx->guard.data = ectx;
+    ectx->guard.log = r->connection->log;
+    ngx_add_timer(&ectx->guard, 86400000);
+
+    return NGX_DONE;
+
+failed:
+
+    if (ectx->hashing) {
+        ectx->hashing = 0;
+        ngx_http_oauth2_hashes_running--;
+    }
+
+    oauth2_op_free(ectx->op);
+    ectx->op = NULL;
+
+    return NGX_HTTP_SERVICE_UNAVAILABLE;
+}
+
+
+/* a hash slot is free: the longest waiting hash takes it */
+
+static void
+ngx_http_oauth2_next_hash(ngx_log_t *log)
+{
+    ngx_int_t                        rc;
+    ngx_queue_t                     *q;
+    ngx_connection_t                *c;
+    ngx_http_request_t              *r;
+    ngx_http_oauth2_main_conf_t     *mcf;
+    ngx_http_oauth2_endpoint_ctx_t  *ectx;
+
+    while (!ngx_queue_empty(&ngx_http_oauth2_hash_queue)) {
+
+        q = ngx_queue_head(&ngx_http_oauth2_hash_queue);
+        ectx = ngx_queue_data(q, ngx_http_oauth2_endpoint_ctx_t, queue);
+        r = ectx->request;
+
+        mcf = ngx_http_get_module_main_conf(r, ngx_http_oauth2_module);
+
+        if (ngx_http_oauth2_hashes_running >= mcf->hash_running) {
+            return;
+        }
+
+        ngx_queue_remove(q);
+        ngx_http_oauth2_hashes_waiting--;
+
+        r->main->blocked--;
+        r->aio = 0;
+
+        if (ectx->guard.timer_set) {
+            ngx_del_timer(&ectx->guard);
+        }
+
+        rc = ngx_http_oauth2_post(r, ectx);
+
+        if (rc != NGX_DONE) {
+            c = r->connection;
+            ngx_http_finalize_request(r, rc);
+            ngx_http_run_posted_requests(c);
+        }
+    }
+}
+
+
 static void
 ngx_http_oauth2_thread_handler(void *data, ngx_log_t *log)
 {
@@ -423,7 +658,8 @@ ngx_http_oauth2_thread_handler(void *data, ngx_log_t *log)
 static void
 ngx_http_oauth2_thread_event_handler(ngx_event_t *ev)
 {
-    ngx_int_t                        rc;
+    int                              rc;
+    ngx_int_t                        nrc;
     oauth2_response_t                resp;
     ngx_connection_t                *c;
     ngx_http_request_t              *r;
@@ -444,21 +680,23 @@ ngx_http_oauth2_thread_event_handler(ngx_event_t *ev)
 
     ngx_memzero(&resp, sizeof(oauth2_response_t));
 
-    if (oauth2_op_finish(ectx->op, ngx_http_oauth2_palloc, r->pool, &resp)
-        != OAUTH2_OK)
-    {
-        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-
-    } else {
-        rc = ngx_http_oauth2_finish(r, ectx, &resp);
-    }
-
+    rc = oauth2_op_finish(ectx->op, ngx_http_oauth2_palloc, r->pool, &resp);
     ectx->op = NULL;
 
-    ngx_http_finalize_request(r, rc);
+    if (ectx->hashing) {
+        ectx->hashing = 0;
+        ngx_http_oauth2_hashes_running--;
+        ngx_http_oauth2_next_hash(c->log);
+    }
+
+    nrc = ngx_http_oauth2_finished(r, ectx, rc, &resp);
+
+    if (nrc != NGX_DONE) {
+        ngx_http_finalize_request(r, nrc);
+    }
+
     ngx_http_run_posted_requests(c);
 }
-
 
 
 static void
@@ -544,34 +782,29 @@ ngx_http_oauth2_collect_body(ngx_http_request_t *r, ngx_str_t *body)
 }
 
 
-static ngx_int_t
-ngx_http_oauth2_too_large(ngx_http_request_t *r)
-{
-    oauth2_response_t            resp;
-    ngx_http_oauth2_loc_conf_t  *olcf;
-
-    olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth2_module);
-
-    return ngx_http_oauth2_refuse(r, olcf, OAUTH2_REFUSED_TOO_LARGE, 0, &resp);
-}
-
-
 /* a refusal the shim decides, answered in the endpoint's shape */
 
 static ngx_int_t
 ngx_http_oauth2_refuse(ngx_http_request_t *r, ngx_http_oauth2_loc_conf_t *olcf,
-    int why, ngx_uint_t wait, oauth2_response_t *resp)
+    int why, ngx_uint_t wait)
 {
-    ngx_memzero(resp, sizeof(oauth2_response_t));
+    oauth2_response_t  resp;
+
+    ngx_memzero(&resp, sizeof(oauth2_response_t));
+
+    if (why == OAUTH2_REFUSED_RATE_LIMIT) {
+        ngx_log_error(olcf->refusal_log_level, r->connection->log, 0,
+                      "oauth2: the rate limit is reached, answering 429");
+    }
 
     if (oauth2_refusal((int) olcf->endpoint, why, (unsigned) wait,
-                       ngx_http_oauth2_palloc, r->pool, resp)
+                       ngx_http_oauth2_palloc, r->pool, &resp)
         != OAUTH2_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_oauth2_send_json(r, resp);
+    return ngx_http_oauth2_send_json(r, &resp);
 }
 
 
@@ -596,7 +829,51 @@ ngx_http_oauth2_address_key(ngx_http_request_t *r, ngx_str_t *key)
 }
 
 
-/* the core's rate.take(): id is "k:<API key id>" or "c:<client_id>" */
+/* the core's throttles (include/oauth2.h), counted in oauth2_limit_zone */
+
+static unsigned
+ngx_http_oauth2_throttle_check(void *data, const unsigned char *key,
+    size_t len, unsigned limit, unsigned window)
+{
+    ngx_http_oauth2_endpoint_ctx_t *ectx = data;
+
+    ngx_str_t                     k;
+    ngx_uint_t                    wait;
+    ngx_http_oauth2_main_conf_t  *mcf;
+
+    mcf = ngx_http_get_module_main_conf(ectx->request, ngx_http_oauth2_module);
+
+    k.data = (u_char *) key;
+    k.len = len;
+
+    wait = ngx_http_oauth2_limit_check(mcf->shm_zone, &k, limit, window,
+                                       ectx->request->connection->log);
+
+    return wait == NGX_HTTP_OAUTH2_ZONE_FULL ? OAUTH2_THROTTLE_FULL
+                                             : (unsigned) wait;
+}
+
+
+static void
+ngx_http_oauth2_throttle_failed(void *data, const unsigned char *key,
+    size_t len, unsigned window)
+{
+    ngx_http_oauth2_endpoint_ctx_t *ectx = data;
+
+    ngx_str_t                     k;
+    ngx_http_oauth2_main_conf_t  *mcf;
+
+    mcf = ngx_http_get_module_main_conf(ectx->request, ngx_http_oauth2_module);
+
+    k.data = (u_char *) key;
+    k.len = len;
+
+    ngx_http_oauth2_limit_hit(mcf->shm_zone, &k, window,
+                              ectx->request->connection->log);
+}
+
+
+/* the core's rate.take(): id is "k:<API key id>", "c:<client_id>" ... */
 
 static unsigned
 ngx_http_oauth2_rate_take(void *data, const unsigned char *id, size_t len)
@@ -611,68 +888,8 @@ ngx_http_oauth2_rate_take(void *data, const unsigned char *id, size_t len)
     key.len = len;
 
     return (unsigned) ngx_http_oauth2_limit_take(mcf->shm_zone, &key,
-                                                 ectx->conf->rates,
-                                                 ectx->conf->nrates,
-                                                 &ectx->rate);
-}
-
-
-/* "<kind>:<id>" in buf, as key; NGX_DECLINED if it does not fit */
-
-static ngx_int_t
-ngx_http_oauth2_throttle_key(u_char *buf, size_t size, int kind,
-    const unsigned char *id, size_t len, ngx_str_t *key)
-{
-    if (len > size - 2) {
-        return NGX_DECLINED;
-    }
-
-    buf[0] = (u_char) kind;
-    buf[1] = ':';
-    ngx_memcpy(buf + 2, id, len);
-
-    key->data = buf;
-    key->len = len + 2;
-
-    return NGX_OK;
-}
-
-
-static unsigned
-ngx_http_oauth2_key_blocked(void *data, int kind, const unsigned char *id,
-    size_t len)
-{
-    ngx_http_oauth2_endpoint_ctx_t *ectx = data;
-
-    u_char     buf[256];
-    ngx_str_t  key;
-
-    if (ngx_http_oauth2_throttle_key(buf, sizeof(buf), kind, id, len, &key)
-        != NGX_OK)
-    {
-        return 0;
-    }
-
-    return (unsigned) ngx_http_oauth2_limit_blocked(ectx->zone, &key,
-                                                    ectx->conf->auth_limit,
-                                                    ectx->conf->auth_window);
-}
-
-
-static void
-ngx_http_oauth2_key_failed(void *data, int kind, const unsigned char *id,
-    size_t len)
-{
-    ngx_http_oauth2_endpoint_ctx_t *ectx = data;
-
-    u_char     buf[256];
-    ngx_str_t  key;
-
-    if (ngx_http_oauth2_throttle_key(buf, sizeof(buf), kind, id, len, &key)
-        == NGX_OK)
-    {
-        ngx_http_oauth2_limit_hit(ectx->zone, &key, ectx->conf->auth_window);
-    }
+                       ectx->conf->rates, ectx->conf->nrates, &ectx->rate,
+                       ectx->request->connection->log);
 }
 
 
@@ -717,58 +934,6 @@ ngx_http_oauth2_cookies(ngx_http_request_t *r, ngx_str_t *out)
         p = ngx_cpymem(p, h[i]->value.data, h[i]->value.len);
     }
 
-    out->len = p - out->data;
-
-    return NGX_OK;
-}
-
-
-/* oauth2_issuer, or the scheme and Host of the request */
-
-static ngx_int_t
-ngx_http_oauth2_issuer(ngx_http_request_t *r, ngx_http_oauth2_loc_conf_t *olcf,
-    ngx_str_t *out)
-{
-    u_char                    *p;
-    ngx_str_t                 *host;
-    ngx_http_core_srv_conf_t  *cscf;
-
-    if (olcf->issuer.len) {
-        *out = olcf->issuer;
-        return NGX_OK;
-    }
-
-    host = r->headers_in.host ? &r->headers_in.host->value
-                              : &r->headers_in.server;
-
-    if (host->len == 0) {
-        /* HTTP/1.0 without Host: the server's name */
-        cscf = ngx_http_get_module_srv_conf(r, ngx_http_core_module);
-        host = &cscf->server_name;
-    }
-
-    if (host->len == 0) {
-        ngx_str_set(out, "http://localhost");
-        return NGX_OK;
-    }
-
-    p = ngx_pnalloc(r->pool, sizeof("https://") - 1 + host->len);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    out->data = p;
-
-#if (NGX_HTTP_SSL)
-    if (r->connection->ssl) {
-        p = ngx_cpymem(p, "https://", 8);
-    } else
-#endif
-    {
-        p = ngx_cpymem(p, "http://", 7);
-    }
-
-    p = ngx_cpymem(p, host->data, host->len);
     out->len = p - out->data;
 
     return NGX_OK;

@@ -1,12 +1,22 @@
 
 /*
- * ngx_http_oauth2_module: counters of failed attempts in shared memory,
+ * ngx_http_oauth2_module: counters in shared memory (oauth2_limit_zone),
  * one fixed window per key, shared by every worker and kept across
- * reloads.  Keys are short strings ("c:<client_id>", "a:<address>").
+ * reloads: the core's throttles of failed authentications and the request
+ * rate limits.
+ *
+ * A full zone never forgets a count that still matters: only entries
+ * whose window has ended (or that never counted anything) are evicted,
+ * and when none can be, the new key is refused (429) and the zone says so
+ * at "alert", once until it has room again, as limit_req does.
  */
 
 
 #include "ngx_http_oauth2.h"
+
+
+/* how many entries from the least recently used end one eviction looks at */
+#define NGX_HTTP_OAUTH2_LIMIT_SCAN  64
 
 
 typedef struct {
@@ -15,6 +25,7 @@ typedef struct {
     u_short                      padding;
     ngx_queue_t                  queue;
     time_t                       start;       /* of the current window */
+    time_t                       expire;      /* when the count is over */
     ngx_uint_t                   count;
     u_char                       data[1];
 } ngx_http_oauth2_limit_node_t;
@@ -24,12 +35,14 @@ typedef struct {
     ngx_rbtree_t                 rbtree;
     ngx_rbtree_node_t            sentinel;
     ngx_queue_t                  queue;       /* least recently used last */
+    ngx_uint_t                   full;        /* the alert was logged */
 } ngx_http_oauth2_limit_sh_t;
 
 
 typedef struct {
     ngx_http_oauth2_limit_sh_t  *sh;
     ngx_slab_pool_t             *shpool;
+    ngx_log_t                   *log;
 } ngx_http_oauth2_limit_ctx_t;
 
 
@@ -98,17 +111,19 @@ ngx_http_oauth2_limit_init_zone(ngx_shm_zone_t *shm_zone, void *data)
                     ngx_http_oauth2_limit_rbtree_insert);
 
     ngx_queue_init(&sh->queue);
+    sh->full = 0;
 
-    len = sizeof(" in oauth2 zone \"\"") + shm_zone->shm.name.len;
+    len = sizeof(" in oauth2_limit_zone \"\"") + shm_zone->shm.name.len;
 
     shpool->log_ctx = ngx_slab_alloc(shpool, len);
     if (shpool->log_ctx == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_sprintf(shpool->log_ctx, " in oauth2 zone \"%V\"%Z",
+    ngx_sprintf(shpool->log_ctx, " in oauth2_limit_zone \"%V\"%Z",
                 &shm_zone->shm.name);
 
+    /* a full zone is reported once, below, not at every allocation */
     shpool->log_nomem = 0;
 
     return NGX_OK;
@@ -116,11 +131,12 @@ ngx_http_oauth2_limit_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
 
 static void
-ngx_http_oauth2_limit_ctx(ngx_shm_zone_t *zone,
+ngx_http_oauth2_limit_ctx(ngx_shm_zone_t *zone, ngx_log_t *log,
     ngx_http_oauth2_limit_ctx_t *ctx)
 {
     ctx->shpool = (ngx_slab_pool_t *) zone->shm.addr;
     ctx->sh = ctx->shpool->data;
+    ctx->log = log;
 }
 
 
@@ -162,53 +178,79 @@ ngx_http_oauth2_limit_lookup(ngx_http_oauth2_limit_ctx_t *ctx, ngx_str_t *key,
 }
 
 
-/* seconds until key may try again, 0 if it may now */
-
-ngx_uint_t
-ngx_http_oauth2_limit_blocked(ngx_shm_zone_t *zone, ngx_str_t *key,
-    ngx_uint_t limit, time_t window)
+static void
+ngx_http_oauth2_limit_free(ngx_http_oauth2_limit_ctx_t *ctx,
+    ngx_http_oauth2_limit_node_t *ln)
 {
-    time_t                         now;
-    uint32_t                       hash;
-    ngx_uint_t                     wait;
-    ngx_http_oauth2_limit_ctx_t    lctx, *ctx;
-    ngx_http_oauth2_limit_node_t  *ln;
+    ngx_rbtree_node_t  *node;
 
-    if (zone == NULL || limit == 0 || key->len == 0 || key->len > 255) {
-        return 0;
-    }
+    ngx_queue_remove(&ln->queue);
 
-    ctx = &lctx;
-    ngx_http_oauth2_limit_ctx(zone, ctx);
-    hash = ngx_crc32_short(key->data, key->len);
-    now = ngx_time();
-    wait = 0;
+    node = (ngx_rbtree_node_t *)
+               ((u_char *) ln - offsetof(ngx_rbtree_node_t, color));
 
-    ngx_shmtx_lock(&ctx->shpool->mutex);
-
-    ln = ngx_http_oauth2_limit_lookup(ctx, key, hash);
-
-    if (ln && now - ln->start < window && ln->count >= limit) {
-        wait = (ngx_uint_t) (ln->start + window - now);
-    }
-
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
-
-    return wait;
+    ngx_rbtree_delete(&ctx->sh->rbtree, node);
+    ngx_slab_free_locked(ctx->shpool, node);
 }
 
 
-/* the key's node, created (evicting the least recently used if the zone is
- * full) if missing; NULL if there is no room.  Called with the mutex held. */
+/*
+ * Frees up to max entries that no longer count, looking at most
+ * NGX_HTTP_OAUTH2_LIMIT_SCAN entries from the least recently used end:
+ * an entry still inside its window is skipped, never freed.  Returns how
+ * many it freed.  Called with the mutex held.
+ */
+
+static ngx_uint_t
+ngx_http_oauth2_limit_expire(ngx_http_oauth2_limit_ctx_t *ctx, time_t now,
+    ngx_uint_t max)
+{
+    ngx_uint_t                     n, freed;
+    ngx_queue_t                   *q, *prev;
+    ngx_http_oauth2_limit_node_t  *ln;
+
+    freed = 0;
+
+    if (ngx_queue_empty(&ctx->sh->queue)) {
+        return 0;
+    }
+
+    q = ngx_queue_last(&ctx->sh->queue);
+
+    for (n = 0; n < NGX_HTTP_OAUTH2_LIMIT_SCAN && freed < max; n++) {
+
+        if (q == ngx_queue_sentinel(&ctx->sh->queue)) {
+            break;
+        }
+
+        prev = ngx_queue_prev(q);
+        ln = ngx_queue_data(q, ngx_http_oauth2_limit_node_t, queue);
+
+        if (ln->expire <= now || ln->count == 0) {
+            ngx_http_oauth2_limit_free(ctx, ln);
+            freed++;
+        }
+
+        q = prev;
+    }
+
+    return freed;
+}
+
+
+/*
+ * The key's entry, created for a window of `window` seconds from start if
+ * missing; NULL if the zone has no room for it.  Called with the mutex
+ * held.
+ */
 
 static ngx_http_oauth2_limit_node_t *
 ngx_http_oauth2_limit_node(ngx_http_oauth2_limit_ctx_t *ctx, ngx_str_t *key,
-    time_t start)
+    time_t start, time_t window)
 {
     size_t                         size;
+    time_t                         now;
     uint32_t                       hash;
-    ngx_uint_t                     n;
-    ngx_queue_t                   *q;
     ngx_rbtree_node_t             *node;
     ngx_http_oauth2_limit_node_t  *ln;
 
@@ -222,41 +264,44 @@ ngx_http_oauth2_limit_node(ngx_http_oauth2_limit_ctx_t *ctx, ngx_str_t *key,
         return ln;
     }
 
+    now = ngx_time();
+
+    /* keep the zone tidy: at most two finished entries per new one */
+    (void) ngx_http_oauth2_limit_expire(ctx, now, 2);
+
     size = offsetof(ngx_rbtree_node_t, color)
            + offsetof(ngx_http_oauth2_limit_node_t, data)
            + key->len;
 
     node = ngx_slab_alloc_locked(ctx->shpool, size);
 
-    /* full: forget the least recently used keys and try again */
-
-    for (n = 0; node == NULL && n < 16; n++) {
-
-        if (ngx_queue_empty(&ctx->sh->queue)) {
-            break;
-        }
-
-        q = ngx_queue_last(&ctx->sh->queue);
-        ln = ngx_queue_data(q, ngx_http_oauth2_limit_node_t, queue);
-        ngx_queue_remove(q);
-
-        node = (ngx_rbtree_node_t *)
-                   ((u_char *) ln - offsetof(ngx_rbtree_node_t, color));
-        ngx_rbtree_delete(&ctx->sh->rbtree, node);
-        ngx_slab_free_locked(ctx->shpool, node);
-
+    if (node == NULL
+        && ngx_http_oauth2_limit_expire(ctx, now,
+                                        NGX_HTTP_OAUTH2_LIMIT_SCAN))
+    {
         node = ngx_slab_alloc_locked(ctx->shpool, size);
     }
 
     if (node == NULL) {
+        if (!ctx->sh->full) {
+            ctx->sh->full = 1;
+            ngx_log_error(NGX_LOG_ALERT, ctx->log, 0,
+                          "oauth2: the counter zone is full of live "
+                          "entries, refusing new keys%s; increase "
+                          "\"oauth2_limit_zone\"", ctx->shpool->log_ctx);
+        }
+
         return NULL;
     }
+
+    ctx->sh->full = 0;
 
     node->key = hash;
 
     ln = (ngx_http_oauth2_limit_node_t *) &node->color;
     ln->len = (u_char) key->len;
     ln->start = start;
+    ln->expire = start + window;
     ln->count = 0;
     ngx_memcpy(ln->data, key->data, key->len);
 
@@ -267,35 +312,86 @@ ngx_http_oauth2_limit_node(ngx_http_oauth2_limit_ctx_t *ctx, ngx_str_t *key,
 }
 
 
-void
-ngx_http_oauth2_limit_hit(ngx_shm_zone_t *zone, ngx_str_t *key,
-    time_t window)
+static ngx_uint_t
+ngx_http_oauth2_limit_key_ok(ngx_str_t *key)
+{
+    return key->len > 0 && key->len <= NGX_HTTP_OAUTH2_MAX_KEY;
+}
+
+
+/*
+ * Throttles of failed attempts: a window of `window` seconds opens at a
+ * key's first failure.  check() returns the seconds until the key may try
+ * again, 0 if it may now, or NGX_HTTP_OAUTH2_ZONE_FULL when the key is new
+ * and there is no room to count it: the attempt is refused rather than
+ * let through uncounted.
+ */
+
+ngx_uint_t
+ngx_http_oauth2_limit_check(ngx_shm_zone_t *zone, ngx_str_t *key,
+    ngx_uint_t limit, time_t window, ngx_log_t *log)
 {
     time_t                         now;
-    ngx_http_oauth2_limit_ctx_t    lctx;
+    ngx_uint_t                     wait;
+    ngx_http_oauth2_limit_ctx_t    ctx;
     ngx_http_oauth2_limit_node_t  *ln;
 
-    if (zone == NULL || key->len == 0 || key->len > 255) {
+    if (zone == NULL || limit == 0 || !ngx_http_oauth2_limit_key_ok(key)) {
+        return 0;
+    }
+
+    ngx_http_oauth2_limit_ctx(zone, log, &ctx);
+    now = ngx_time();
+    wait = 0;
+
+    ngx_shmtx_lock(&ctx.shpool->mutex);
+
+    ln = ngx_http_oauth2_limit_node(&ctx, key, now, window);
+
+    if (ln == NULL) {
+        wait = NGX_HTTP_OAUTH2_ZONE_FULL;
+
+    } else if (ln->expire > now && ln->count >= limit) {
+        wait = (ngx_uint_t) (ln->expire - now);
+    }
+
+    ngx_shmtx_unlock(&ctx.shpool->mutex);
+
+    return wait;
+}
+
+
+void
+ngx_http_oauth2_limit_hit(ngx_shm_zone_t *zone, ngx_str_t *key,
+    time_t window, ngx_log_t *log)
+{
+    time_t                         now;
+    ngx_http_oauth2_limit_ctx_t    ctx;
+    ngx_http_oauth2_limit_node_t  *ln;
+
+    if (zone == NULL || !ngx_http_oauth2_limit_key_ok(key)) {
         return;
     }
 
-    ngx_http_oauth2_limit_ctx(zone, &lctx);
+    ngx_http_oauth2_limit_ctx(zone, log, &ctx);
     now = ngx_time();
 
-    ngx_shmtx_lock(&lctx.shpool->mutex);
+    ngx_shmtx_lock(&ctx.shpool->mutex);
 
-    ln = ngx_http_oauth2_limit_node(&lctx, key, now);
+    ln = ngx_http_oauth2_limit_node(&ctx, key, now, window);
 
     if (ln) {
-        if (now - ln->start >= window) {
+        if (ln->expire <= now || ln->count == 0) {
+            /* the first failure opens the window */
             ln->start = now;
+            ln->expire = now + window;
             ln->count = 0;
         }
 
         ln->count++;
     }
 
-    ngx_shmtx_unlock(&lctx.shpool->mutex);
+    ngx_shmtx_unlock(&ctx.shpool->mutex);
 }
 
 
@@ -304,84 +400,120 @@ ngx_http_oauth2_limit_hit(ngx_shm_zone_t *zone, ngx_str_t *key,
  * resets on the hour), one counter per window, limit and caller.  A request is
  * counted in every window or in none: one refused by the minute's burst
  * does not spend the hour's budget.  Returns 0 if allowed, else the seconds
- * until it would be; *st gets what the X-RateLimit headers say.
+ * until it would be (1 when the zone has no room for a new caller); *st
+ * gets what the X-RateLimit headers say.
  */
 
 ngx_uint_t
 ngx_http_oauth2_limit_take(ngx_shm_zone_t *zone, ngx_str_t *id,
     ngx_http_oauth2_rate_t *rates, ngx_uint_t nrates,
-    ngx_http_oauth2_rate_state_t *st)
+    ngx_http_oauth2_rate_state_t *st, ngx_log_t *log)
 {
-    u_char                         buf[300];
-    time_t                         now, start, reset;
-    ngx_str_t                      key;
-    ngx_uint_t                     i, wait, left, least;
-    ngx_http_oauth2_limit_ctx_t    lctx;
-    ngx_http_oauth2_limit_node_t  *ln[NGX_HTTP_OAUTH2_MAX_RATES];
+    u_char                         buf[NGX_HTTP_OAUTH2_MAX_RATES]
+                                      [NGX_HTTP_OAUTH2_MAX_KEY + 64];
+    time_t                         now, start[NGX_HTTP_OAUTH2_MAX_RATES];
+    time_t                         reset;
+    uint32_t                       hash;
+    ngx_str_t                      key[NGX_HTTP_OAUTH2_MAX_RATES];
+    ngx_uint_t                     i, j, wait, left, least, count;
+    ngx_http_oauth2_limit_ctx_t    ctx;
+    ngx_http_oauth2_limit_node_t  *ln;
 
-    if (zone == NULL || nrates == 0 || id->len > 200) {
+    if (zone == NULL || nrates == 0) {
         return 0;
     }
 
-    ngx_http_oauth2_limit_ctx(zone, &lctx);
+    if (id->len > NGX_HTTP_OAUTH2_MAX_KEY - 32) {
+        /* the core's keys are shorter: never a way around the limit */
+        return 1;
+    }
+
+    ngx_http_oauth2_limit_ctx(zone, log, &ctx);
     now = ngx_time();
     wait = 0;
-    least = NGX_MAX_UINT32_VALUE;
-    reset = now;
-
-    ngx_shmtx_lock(&lctx.shpool->mutex);
 
     for (i = 0; i < nrates; i++) {
-        key.data = buf;
         /* one count per caller and limit: locations with the same limit
          * share a budget, a stricter one elsewhere keeps its own */
-        key.len = ngx_snprintf(buf, sizeof(buf), "R%T/%ui:%V",
-                               rates[i].window, rates[i].limit, id) - buf;
-        start = now - now % rates[i].window;
-
-        ln[i] = ngx_http_oauth2_limit_node(&lctx, &key, start);
-
-        if (ln[i] == NULL) {
-            continue;   /* no room: fail open rather than refuse everyone */
-        }
-
-        if (ln[i]->start != start) {
-            ln[i]->start = start;
-            ln[i]->count = 0;
-        }
-
-        if (ln[i]->count >= rates[i].limit
-            && (ngx_uint_t) (start + rates[i].window - now) > wait)
-        {
-            wait = start + rates[i].window - now;
-        }
+        key[i].data = buf[i];
+        key[i].len = ngx_snprintf(buf[i], sizeof(buf[i]), "R%T/%ui:%V",
+                                  rates[i].window, rates[i].limit, id)
+                     - buf[i];
+        start[i] = now - now % rates[i].window;
     }
+
+    ngx_shmtx_lock(&ctx.shpool->mutex);
+
+    /* over a limit?  (looking only: nothing is made or freed here) */
 
     for (i = 0; i < nrates; i++) {
-        if (ln[i] == NULL) {
-            continue;
-        }
+        hash = ngx_crc32_short(key[i].data, key[i].len);
+        ln = ngx_http_oauth2_limit_lookup(&ctx, &key[i], hash);
 
-        if (wait == 0) {
-            ln[i]->count++;
-        }
-
-        left = ln[i]->count >= rates[i].limit
-               ? 0 : rates[i].limit - ln[i]->count;
-
-        if (left < least
-            || (left == least && ln[i]->start + rates[i].window > reset))
+        if (ln && ln->start == start[i] && ln->count >= rates[i].limit
+            && (ngx_uint_t) (ln->expire - now) > wait)
         {
-            least = left;
-            reset = ln[i]->start + rates[i].window;
+            wait = ln->expire - now;
         }
     }
 
-    ngx_shmtx_unlock(&lctx.shpool->mutex);
+    /* counted in every window or in none; each entry counts at once, so
+     * that making the next one can never evict it */
+
+    for (i = 0; wait == 0 && i < nrates; i++) {
+        ln = ngx_http_oauth2_limit_node(&ctx, &key[i], start[i],
+                                        rates[i].window);
+
+        if (ln == NULL) {
+            /* no room to count this caller: refused, never let through */
+            wait = 1;
+
+            for (j = 0; j < i; j++) {
+                hash = ngx_crc32_short(key[j].data, key[j].len);
+                ln = ngx_http_oauth2_limit_lookup(&ctx, &key[j], hash);
+
+                if (ln && ln->count) {
+                    ln->count--;
+                }
+            }
+
+            break;
+        }
+
+        if (ln->start != start[i]) {
+            ln->start = start[i];
+            ln->expire = start[i] + rates[i].window;
+            ln->count = 0;
+        }
+
+        ln->count++;
+    }
+
+    /* what the headers say: the fewest left, and when that window ends */
+
+    least = NGX_MAX_UINT32_VALUE;
+    reset = now + (time_t) wait;
+
+    for (i = 0; i < nrates; i++) {
+        hash = ngx_crc32_short(key[i].data, key[i].len);
+        ln = ngx_http_oauth2_limit_lookup(&ctx, &key[i], hash);
+        count = (ln && ln->start == start[i]) ? ln->count : 0;
+
+        left = count >= rates[i].limit ? 0 : rates[i].limit - count;
+
+        if (left < least
+            || (left == least && start[i] + rates[i].window > reset))
+        {
+            least = left;
+            reset = start[i] + rates[i].window;
+        }
+    }
+
+    ngx_shmtx_unlock(&ctx.shpool->mutex);
 
     st->set = 1;
     st->limit = rates[0].limit;
-    st->remaining = least == NGX_MAX_UINT32_VALUE ? rates[0].limit : least;
+    st->remaining = least;
     st->reset = reset;
 
     return wait;

@@ -9,7 +9,7 @@
 
 
 #define NGX_HTTP_OAUTH2_DEFAULT_MAPSIZE  (256 * 1024 * 1024)
-#define NGX_HTTP_OAUTH2_SHM_SIZE         (1024 * 1024)
+#define NGX_HTTP_OAUTH2_ZONE_SIZE        (10 * 1024 * 1024)
 #define NGX_HTTP_OAUTH2_RETRY            1000
 #define NGX_HTTP_OAUTH2_READER_CHECK     30000
 
@@ -17,6 +17,7 @@
 static ngx_int_t ngx_http_oauth2_add_variables(ngx_conf_t *cf);
 static ngx_int_t ngx_http_oauth2_init(ngx_conf_t *cf);
 static void *ngx_http_oauth2_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_oauth2_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_oauth2_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -31,6 +32,10 @@ static char *ngx_http_oauth2_scope_directive(ngx_conf_t *cf,
 static char *ngx_http_oauth2_default_scope_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_oauth2_auth_limit_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_hash_limit_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_password_policy_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_oauth2_thread_pool_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
@@ -57,6 +62,15 @@ static ngx_int_t ngx_http_oauth2_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_oauth2_expires_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+
+
+static ngx_conf_enum_t  ngx_http_oauth2_log_levels[] = {
+    { ngx_string("info"), NGX_LOG_INFO },
+    { ngx_string("notice"), NGX_LOG_NOTICE },
+    { ngx_string("warn"), NGX_LOG_WARN },
+    { ngx_string("error"), NGX_LOG_ERR },
+    { ngx_null_string, 0 }
+};
 
 
 static ngx_conf_enum_t  ngx_http_oauth2_token_formats[] = {
@@ -282,8 +296,43 @@ static ngx_command_t  ngx_http_oauth2_commands[] = {
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
       ngx_http_oauth2_auth_limit_directive,
       NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, auth_limit),
+      NULL },
+
+    { ngx_string("oauth2_account_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_oauth2_auth_limit_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, account_limit),
+      NULL },
+
+    { ngx_string("oauth2_password_policy"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_oauth2_password_policy_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
+
+    { ngx_string("oauth2_limit_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_main_conf_t, zone_size),
+      NULL },
+
+    { ngx_string("oauth2_hash_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_oauth2_hash_limit_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("oauth2_refusal_log_level"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, refusal_log_level),
+      &ngx_http_oauth2_log_levels },
 
     { ngx_string("oauth2_thread_pool"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -301,7 +350,7 @@ static ngx_http_module_t  ngx_http_oauth2_module_ctx = {
     ngx_http_oauth2_init,                  /* postconfiguration */
 
     ngx_http_oauth2_create_main_conf,      /* create main configuration */
-    NULL,                                  /* init main configuration */
+    ngx_http_oauth2_init_main_conf,        /* init main configuration */
 
     NULL,                                  /* create server configuration */
     NULL,                                  /* merge server configuration */
@@ -540,9 +589,49 @@ ngx_http_oauth2_create_main_conf(ngx_conf_t *cf)
      */
 
     mcf->mapsize = NGX_CONF_UNSET_SIZE;
+    mcf->zone_size = NGX_CONF_UNSET_SIZE;
+    mcf->hash_running = NGX_CONF_UNSET_UINT;
+    mcf->hash_waiting = NGX_CONF_UNSET_UINT;
     mcf->store_realm = ngx_http_oauth2_default_realm;
 
     return mcf;
+}
+
+
+static char *
+ngx_http_oauth2_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_oauth2_main_conf_t *mcf = conf;
+
+    ngx_str_t  name;
+
+    ngx_conf_init_size_value(mcf->zone_size, NGX_HTTP_OAUTH2_ZONE_SIZE);
+    ngx_conf_init_uint_value(mcf->hash_running, 2);
+    ngx_conf_init_uint_value(mcf->hash_waiting, 64);
+
+    if (mcf->store_path.len == 0) {
+        return NGX_CONF_OK;
+    }
+
+    if (mcf->zone_size < 64 * 1024) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"oauth2_limit_zone\" must be at least 64k");
+        return NGX_CONF_ERROR;
+    }
+
+    /* the throttles' and the rate limits' counters (R84) */
+
+    ngx_str_set(&name, "oauth2_limits");
+
+    mcf->shm_zone = ngx_shared_memory_add(cf, &name, mcf->zone_size,
+                                          &ngx_http_oauth2_module);
+    if (mcf->shm_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    mcf->shm_zone->init = ngx_http_oauth2_limit_init_zone;
+
+    return NGX_CONF_OK;
 }
 
 
@@ -570,8 +659,9 @@ ngx_http_oauth2_create_loc_conf(ngx_conf_t *cf)
     conf->auth = NGX_CONF_UNSET;
     conf->scopes = NGX_CONF_UNSET_PTR;
     conf->access_token_ttl = NGX_CONF_UNSET;
-    conf->auth_limit = NGX_CONF_UNSET_UINT;
-    conf->auth_window = NGX_CONF_UNSET;
+    conf->auth_limit.count = NGX_CONF_UNSET_UINT;
+    conf->account_limit.count = NGX_CONF_UNSET_UINT;
+    conf->refusal_log_level = NGX_CONF_UNSET_UINT;
     conf->refresh_token_ttl = NGX_CONF_UNSET;
     conf->refresh_grace = NGX_CONF_UNSET;
     conf->code_ttl = NGX_CONF_UNSET;
@@ -612,8 +702,25 @@ ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                              36000);
     ngx_conf_merge_str_value(conf->default_scope, prev->default_scope,
                              "read write");
-    ngx_conf_merge_uint_value(conf->auth_limit, prev->auth_limit, 10);
-    ngx_conf_merge_sec_value(conf->auth_window, prev->auth_window, 60);
+    if (conf->auth_limit.count == NGX_CONF_UNSET_UINT) {
+        conf->auth_limit = prev->auth_limit;
+
+        if (conf->auth_limit.count == NGX_CONF_UNSET_UINT) {
+            conf->auth_limit.count = 10;
+            conf->auth_limit.window = 60;
+        }
+    }
+
+    if (conf->account_limit.count == NGX_CONF_UNSET_UINT) {
+        conf->account_limit = prev->account_limit;
+
+        if (conf->account_limit.count == NGX_CONF_UNSET_UINT) {
+            conf->account_limit.count = 100;
+            conf->account_limit.window = 3600;
+        }
+    }
+    ngx_conf_merge_uint_value(conf->refusal_log_level,
+                              prev->refusal_log_level, NGX_LOG_ERR);
 
     ngx_conf_merge_sec_value(conf->refresh_token_ttl, prev->refresh_token_ttl,
                              30 * 86400);
@@ -628,8 +735,19 @@ ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->error_template, prev->error_template, "");
 
     if (conf->nrates == NGX_CONF_UNSET_UINT) {
+        conf->rates_set = prev->rates_set;
         conf->nrates = prev->nrates == NGX_CONF_UNSET_UINT ? 0 : prev->nrates;
         ngx_memcpy(conf->rates, prev->rates, sizeof(conf->rates));
+    }
+
+    if (!conf->rates_set && conf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_REGISTER)
+    {
+        /* anonymous registrations are throttled per address by default */
+        conf->rates[0].limit = 10;
+        conf->rates[0].window = 60;
+        conf->rates[1].limit = 100;
+        conf->rates[1].window = 3600;
+        conf->nrates = 2;
     }
 
     ngx_conf_merge_ptr_value(conf->jwt_keys, prev->jwt_keys, NULL);
@@ -639,6 +757,8 @@ ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                              30 * 86400);
     ngx_conf_merge_value(conf->jwt_access, prev->jwt_access, 0);
     ngx_conf_merge_str_value(conf->audience, prev->audience, "");
+    ngx_conf_merge_str_value(conf->password_policy, prev->password_policy,
+                             "");
 
     if (conf->handshake_max_ttl < 60) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -813,6 +933,19 @@ ngx_http_oauth2_settings(ngx_conf_t *cf, ngx_http_oauth2_loc_conf_t *conf)
         }
     }
 
+    if (conf->password_policy.len) {
+        ngx_http_oauth2_str(&service, &conf->password_policy);
+
+        if (oauth2_settings_set_password_policy(conf->settings, service, err,
+                                                sizeof(err))
+            != OAUTH2_OK)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"oauth2_password_policy\": %s", err);
+            return NGX_CONF_ERROR;
+        }
+    }
+
     if (conf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_STATUS) {
         ngx_cpystrn((u_char *) path, conf->status_token_file.data,
                     ngx_min(conf->status_token_file.len + 1, sizeof(path)));
@@ -854,6 +987,38 @@ ngx_http_oauth2_settings(ngx_conf_t *cf, ngx_http_oauth2_loc_conf_t *conf)
         return NGX_CONF_ERROR;
     }
 
+    /* R86: the key signing handshake tokens is a file, never the store */
+
+    if (conf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_HANDSHAKE
+        && conf->handshake_key.len == 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"oauth2_handshake\" requires "
+                           "\"oauth2_handshake_key <file>\" (32 random bytes "
+                           "or more: openssl rand -out <file> 32)");
+        return NGX_CONF_ERROR;
+    }
+
+    /* R87: the issuer is configuration, never the request's Host */
+
+    if (conf->issuer.len == 0
+        && (conf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_METADATA
+            || conf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_AUTHORIZE
+            || conf->jwt_keys))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%s\" requires \"oauth2_issuer <url>\", "
+                           "which is never taken from the request",
+                           conf->jwt_keys
+                           && conf->endpoint
+                              != NGX_HTTP_OAUTH2_ENDPOINT_METADATA
+                           && conf->endpoint
+                              != NGX_HTTP_OAUTH2_ENDPOINT_AUTHORIZE
+                           ? "oauth2_jwt_key"
+                           : ngx_http_oauth2_endpoint_name(conf->endpoint));
+        return NGX_CONF_ERROR;
+    }
+
     return NGX_CONF_OK;
 }
 
@@ -883,6 +1048,8 @@ ngx_http_oauth2_rate_limit_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     value = cf->args->elts;
+
+    olcf->rates_set = 1;
 
     if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
         olcf->nrates = 0;
@@ -1090,7 +1257,7 @@ ngx_http_oauth2_store_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_http_oauth2_main_conf_t *mcf = conf;
 
     off_t       size;
-    ngx_str_t  *value, s, name;
+    ngx_str_t  *value, s;
 
     if (mcf->store_path.len) {
         return "is duplicate";
@@ -1136,16 +1303,6 @@ ngx_http_oauth2_store_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
         mcf->mapsize = (size_t) size;
     }
-
-    ngx_str_set(&name, "oauth2_limits");
-
-    mcf->shm_zone = ngx_shared_memory_add(cf, &name, NGX_HTTP_OAUTH2_SHM_SIZE,
-                                          &ngx_http_oauth2_module);
-    if (mcf->shm_zone == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    mcf->shm_zone->init = ngx_http_oauth2_limit_init_zone;
 
     return NGX_CONF_OK;
 }
@@ -1476,16 +1633,21 @@ ngx_http_oauth2_default_scope_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
+/* oauth2_client_auth_limit, oauth2_account_limit: <n> <time> | off */
+
 static char *
 ngx_http_oauth2_auth_limit_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
 {
-    ngx_http_oauth2_loc_conf_t *olcf = conf;
+    char  *p = conf;
 
-    ngx_int_t   n;
-    ngx_str_t  *value;
+    ngx_int_t                 n;
+    ngx_str_t                *value;
+    ngx_http_oauth2_limit_t  *limit;
 
-    if (olcf->auth_limit != NGX_CONF_UNSET_UINT) {
+    limit = (ngx_http_oauth2_limit_t *) (p + cmd->offset);
+
+    if (limit->count != NGX_CONF_UNSET_UINT) {
         return "is duplicate";
     }
 
@@ -1493,33 +1655,127 @@ ngx_http_oauth2_auth_limit_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     if (cf->args->nelts == 2) {
         if (ngx_strcmp(value[1].data, "off") == 0) {
-            olcf->auth_limit = 0;
-            olcf->auth_window = 60;
+            limit->count = 0;
+            limit->window = 60;
             return NGX_CONF_OK;
         }
 
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"oauth2_client_auth_limit\" takes a count and "
-                           "a time, or \"off\"");
-        return NGX_CONF_ERROR;
+        return "takes a count and a time, or \"off\"";
     }
 
     n = ngx_atoi(value[1].data, value[1].len);
     if (n == NGX_ERROR || n == 0 || n > 100000) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid count \"%V\" in "
-                           "\"oauth2_client_auth_limit\"", &value[1]);
+                           "invalid count \"%V\" in \"%V\": 1 to 100000",
+                           &value[1], &cmd->name);
         return NGX_CONF_ERROR;
     }
 
-    olcf->auth_limit = n;
-    olcf->auth_window = ngx_parse_time(&value[2], 1);
+    limit->count = n;
+    limit->window = ngx_parse_time(&value[2], 1);
 
-    if (olcf->auth_window == (time_t) NGX_ERROR || olcf->auth_window == 0) {
+    if (limit->window == (time_t) NGX_ERROR || limit->window == 0
+        || limit->window > 86400)
+    {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid time \"%V\" in "
-                           "\"oauth2_client_auth_limit\"", &value[2]);
+                           "invalid time \"%V\" in \"%V\": 1s to 1d",
+                           &value[2], &cmd->name);
         return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* oauth2_password_policy off | min_length=<n> similarity=<x> ... */
+
+static char *
+ngx_http_oauth2_password_policy_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth2_loc_conf_t *olcf = conf;
+
+    char                err[256];
+    oauth2_str_t        spec;
+    oauth2_settings_t  *check;
+
+    if (olcf->password_policy.data) {
+        return "is duplicate";
+    }
+
+    if (ngx_http_oauth2_join_args(cf, &olcf->password_policy) != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    /* checked here, so that nginx -t names this line */
+
+    check = oauth2_settings_create();
+    if (check == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_http_oauth2_str(&spec, &olcf->password_policy);
+
+    if (oauth2_settings_set_password_policy(check, spec, err, sizeof(err))
+        != OAUTH2_OK)
+    {
+        oauth2_settings_destroy(check);
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", err);
+        return NGX_CONF_ERROR;
+    }
+
+    oauth2_settings_destroy(check);
+
+    return NGX_CONF_OK;
+}
+
+
+/* oauth2_hash_limit <n> [queue=<m>] */
+
+static char *
+ngx_http_oauth2_hash_limit_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth2_main_conf_t *mcf = conf;
+
+    ngx_int_t   n;
+    ngx_str_t  *value, q;
+
+    if (mcf->hash_running != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    n = ngx_atoi(value[1].data, value[1].len);
+    if (n == NGX_ERROR || n == 0 || n > 1024) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid number \"%V\" in \"%V\": 1 to 1024",
+                           &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    mcf->hash_running = n;
+    mcf->hash_waiting = 64;
+
+    if (cf->args->nelts == 3) {
+        if (ngx_strncmp(value[2].data, "queue=", 6) != 0) {
+            return "takes a number and optionally queue=<n>";
+        }
+
+        q.data = value[2].data + 6;
+        q.len = value[2].len - 6;
+
+        n = ngx_atoi(q.data, q.len);
+        if (n == NGX_ERROR || n > 100000) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid queue \"%V\" in \"%V\": 0 to "
+                               "100000", &value[2], &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
+        mcf->hash_waiting = n;
     }
 
     return NGX_CONF_OK;

@@ -1,0 +1,95 @@
+#include "counters.hpp"
+
+#include <ctime>
+
+namespace oauth2::admin {
+
+namespace {
+
+int64_t now_seconds() { return static_cast<int64_t>(time(nullptr)); }
+
+}  // namespace
+
+oauth2_throttle_t MemoryCounters::throttle(unsigned limit, unsigned window,
+                                           unsigned account_limit,
+                                           unsigned account_window) {
+  oauth2_throttle_t t{};
+  t.ctx = this;
+  t.check = &MemoryCounters::check;
+  t.failed = &MemoryCounters::failed;
+  t.limit = limit;
+  t.window = window;
+  t.account_limit = account_limit;
+  t.account_window = account_window;
+  return t;
+}
+
+MemoryCounters::Entry* MemoryCounters::entry(const std::string& key,
+                                             int64_t now, unsigned window) {
+  auto it = map_.find(key);
+  if (it != map_.end()) return &it->second;
+  if (map_.size() >= max_) {
+    // only what no longer counts goes
+    for (auto i = map_.begin(); i != map_.end();) {
+      i = (i->second.expire <= now || i->second.count == 0) ? map_.erase(i)
+                                                             : std::next(i);
+    }
+    if (map_.size() >= max_) return nullptr;
+  }
+  Entry& e = map_[key];
+  e.expire = now + window;
+  return &e;
+}
+
+unsigned MemoryCounters::check(void* self, const unsigned char* key, size_t len,
+                               unsigned limit, unsigned window) {
+  auto* m = static_cast<MemoryCounters*>(self);
+  const int64_t now = now_seconds();
+  std::lock_guard<std::mutex> lock(m->mu_);
+  Entry* e = m->entry(std::string(reinterpret_cast<const char*>(key), len), now, window);
+  if (!e) return OAUTH2_THROTTLE_FULL;
+  if (e->expire > now && e->count >= limit) {
+    return static_cast<unsigned>(e->expire - now);
+  }
+  return 0;
+}
+
+void MemoryCounters::failed(void* self, const unsigned char* key, size_t len,
+                            unsigned window) {
+  auto* m = static_cast<MemoryCounters*>(self);
+  const int64_t now = now_seconds();
+  std::lock_guard<std::mutex> lock(m->mu_);
+  Entry* e = m->entry(std::string(reinterpret_cast<const char*>(key), len), now, window);
+  if (!e) return;
+  if (e->expire <= now || e->count == 0) {
+    // the first failure opens the window
+    e->expire = now + window;
+    e->count = 0;
+  }
+  e->count++;
+}
+
+HashSlots::Slot HashSlots::acquire() {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (busy_ < running_) {
+    busy_++;
+    return Slot(this);
+  }
+  if (waiting_ >= waiting_max_) return Slot(nullptr);
+  waiting_++;
+  bool got = cv_.wait_for(lock, wait_, [this] { return busy_ < running_; });
+  waiting_--;
+  if (!got) return Slot(nullptr);
+  busy_++;
+  return Slot(this);
+}
+
+void HashSlots::release() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    busy_--;
+  }
+  cv_.notify_one();
+}
+
+}  // namespace oauth2::admin

@@ -1,0 +1,81 @@
+#include "throttle.hpp"
+
+#include <arpa/inet.h>
+
+#include <cstring>
+
+#include "codec.hpp"
+#include "crypto.hpp"
+
+namespace oauth2 {
+
+namespace {
+
+constexpr size_t kMaxAddress = 64;
+constexpr unsigned kFullWait = 1;
+
+// a key part that may be long (a login name, a client id): its hash
+std::string short_id(std::string_view id) {
+  if (id.size() <= 64) return std::string(id);
+  Digest d = sha256(id);
+  return "#" + hex_encode(d.data(), 16);
+}
+
+}  // namespace
+
+std::string throttle_address(std::string_view text) {
+  if (text.size() > kMaxAddress) text = text.substr(0, kMaxAddress);
+  std::string a(text);
+  unsigned char v6[16];
+  if (a.find(':') == std::string::npos ||
+      inet_pton(AF_INET6, a.c_str(), v6) != 1) {
+    return a;
+  }
+  // an IPv4-mapped address counts as the IPv4 address
+  static const unsigned char kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  char buf[INET6_ADDRSTRLEN];
+  if (std::memcmp(v6, kMapped, sizeof(kMapped)) == 0) {
+    return inet_ntop(AF_INET, v6 + 12, buf, sizeof(buf)) ? std::string(buf) : a;
+  }
+  std::memset(v6 + 8, 0, 8);
+  if (!inet_ntop(AF_INET6, v6, buf, sizeof(buf))) return a;
+  return std::string(buf) + "/64";
+}
+
+Throttle::Throttle(const oauth2_throttle_t& t, std::string_view address)
+    : t_(t), address_(throttle_address(address)) {}
+
+unsigned Throttle::check(const std::string& key, unsigned limit) const {
+  if (!enabled()) return 0;
+  unsigned wait = t_.check(t_.ctx, reinterpret_cast<const unsigned char*>(key.data()),
+                           key.size(), limit, t_.window);
+  return wait == OAUTH2_THROTTLE_FULL ? kFullWait : wait;
+}
+
+void Throttle::failed(const std::string& key) const {
+  if (!enabled() || !t_.failed) return;
+  t_.failed(t_.ctx, reinterpret_cast<const unsigned char*>(key.data()), key.size(),
+            t_.window);
+}
+
+unsigned Throttle::address_wait() const { return check("a:" + address_, 3 * t_.limit); }
+
+unsigned Throttle::client_wait(std::string_view client_id) const {
+  return check("ca:" + short_id(client_id) + "|" + address_, t_.limit);
+}
+
+unsigned Throttle::password_wait(std::string_view account) const {
+  return check("pa:" + short_id(account) + "|" + address_, t_.limit);
+}
+
+void Throttle::address_failed() const { failed("a:" + address_); }
+
+void Throttle::client_failed(std::string_view client_id) const {
+  failed("ca:" + short_id(client_id) + "|" + address_);
+}
+
+void Throttle::password_failed(std::string_view account) const {
+  failed("pa:" + short_id(account) + "|" + address_);
+}
+
+}  // namespace oauth2
