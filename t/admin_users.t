@@ -62,33 +62,35 @@ my @tokens;       # every token issued, likewise
 my $fresh = $t->dir . '/fresh-store';
 my $long = 'u' x 151;
 for my $c (
-    [[qw(user add --email a@example.com --password pw)], 'no --username'],
+    [[qw(user add --email a@example.com --password Tr0ub4dor-and-3)],
+        'no --username'],
     [['user', 'add', '--username', 'bad name', '--email', 'a@example.com',
-        '--password', 'pw'], 'username with a space'],
+        '--password', 'Tr0ub4dor-and-3'], 'username with a space'],
     [['user', 'add', '--username', "jos\x{e9}", '--email', 'a@example.com',
-        '--password', 'pw'], 'non-ASCII username'],
+        '--password', 'Tr0ub4dor-and-3'], 'non-ASCII username'],
     [['user', 'add', '--username', $long, '--email', 'a@example.com',
-        '--password', 'pw'], '151-character username'],
-    [[qw(user add --username a --password pw)], 'no --email'],
-    [[qw(user add --username a --email not-an-address --password pw)],
-        'an email without @'],
+        '--password', 'Tr0ub4dor-and-3'], '151-character username'],
+    [[qw(user add --username a --password Tr0ub4dor-and-3)], 'no --email'],
+    [[qw(user add --username a --email not-an-address
+        --password Tr0ub4dor-and-3)], 'an email without @'],
     [[qw(user add --username a --email a@example.com)], 'no password'],
-    [[qw(user add --username a --email a@example.com --password pw
+    [[qw(user add --username a --email a@example.com --password Tr0ub4dor-and-3
         --password-stdin)], '--password and --password-stdin'],
     [[qw(user add --username a --email a@example.com --password-stdin)],
         '--password-stdin with empty stdin'],
     [['user', 'add', '--username', 'a', '--email', 'a@example.com',
-        '--password', "p\tw"], 'a password with a control character'],
-    [[qw(user add --username a --email a@example.com --password pw
+        '--password', "Tr0ub4dor\t-and-3"],
+        'a password with a control character'],
+    [[qw(user add --username a --email a@example.com --password Tr0ub4dor-and-3
         --pbkdf2-iterations 0)], '--pbkdf2-iterations 0'],
-    [[qw(user add --username a --email a@example.com --password pw
+    [[qw(user add --username a --email a@example.com --password Tr0ub4dor-and-3
         --pbkdf2-iterations lots)], '--pbkdf2-iterations lots'],
     [['user', 'add', '--username', 'a', '--email', 'a@example.com',
-        '--password', 'pw', '--first-name', "A\x01"],
+        '--password', 'Tr0ub4dor-and-3', '--first-name', "A\x01"],
         '--first-name with a control character'],
-    [[qw(user add --username a --email a@example.com --password pw
+    [[qw(user add --username a --email a@example.com --password Tr0ub4dor-and-3
         --staff=yes)], '--staff with a value'],
-    [[qw(user add --username a --email a@example.com --password pw
+    [[qw(user add --username a --email a@example.com --password Tr0ub4dor-and-3
         --bogus)], 'unknown option'],
     [[qw(user frobnicate)], 'unknown user subcommand'],
     [[qw(user show)], 'user show without a user'],
@@ -152,7 +154,7 @@ my $carol = dj($out) // {};
 ok(!$carol->{is_active}, '--inactive: is_active false');
 
 ($code, $out, $err) = $t->admin(qw(user add --username alice
-    --email other@example.com --password x), @FAST);
+    --email other@example.com --password Quill-harbor-95), @FAST);
 is($code, 1, 'a duplicate username: exit 1');
 like($err, qr/a user with that username already exists/,
     'a duplicate username: "a user with that username already exists"');
@@ -299,8 +301,8 @@ is(statuses($client_tok), '200',
 ($code, $out, $err) = $t->admin(qw(user set-password 2 --password
     bob-new-pass), @FAST);
 is($code, 1, 'user set-password 2 (an id and a username): exit 1');
-($code, $out, $err) = $t->admin(qw(user set-password nobody --password x),
-    @FAST);
+($code, $out, $err) = $t->admin(qw(user set-password nobody
+    --password Quill-harbor-95), @FAST);
 is($code, 1, 'user set-password for an unknown user: exit 1');
 ($c, $tok) = issue('--client-id', $cid, '--user', 'alice');
 is(statuses($tok->{access_token}), '200',

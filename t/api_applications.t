@@ -14,7 +14,9 @@ OAuth2Test::require_build();
 
 my $t = OAuth2Test->new;
 my $admin_app = $t->new_app(name => 'admin', scope => 'read write admin');
-my $plain_app = $t->new_app(name => 'plain');
+# first-party: the staff user's token issued to it below acts as staff
+# whatever its scope (R85)
+my $plain_app = $t->new_app(name => 'plain', first_party => 1);
 $t->write_config($t->default_http(
     extra_http => 'oauth2_client_auth_limit off;',
     extra_server => $t->daemon_locations))->run;
@@ -43,7 +45,7 @@ is($r->{status}, 201, 'register an application: 201');
 my $w = $r->{json} // {};
 is_deeply([sort keys %$w], [sort qw(client_id client_secret name
     client_type grant_types scope redirect_uris auth_method
-    access_token_ttl access_token_format created_at)],
+    access_token_ttl access_token_format first_party created_at)],
     'the answer has the fields of app add');
 like($w->{client_secret} // '', qr/^[A-Za-z0-9]{128}$/,
     'the secret: 128 alphanumerics, over 256 bits (R71)');

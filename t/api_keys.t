@@ -18,7 +18,9 @@ OAuth2Test::require_build();
 
 my $t = OAuth2Test->new;
 my $admin_app = $t->new_app(name => 'admin', scope => 'read write admin');
-my $plain_app = $t->new_app(name => 'plain');
+# first-party: the staff user's token issued to it below acts as staff
+# whatever its scope (R85)
+my $plain_app = $t->new_app(name => 'plain', first_party => 1);
 my $svc = $t->new_app(name => 'service');
 my $other = $t->new_app(name => 'other');
 $t->write_config($t->default_http(

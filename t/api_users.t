@@ -15,7 +15,9 @@ OAuth2Test::require_build();
 
 my $t = OAuth2Test->new;
 my $admin_app = $t->new_app(name => 'admin', scope => 'read write admin');
-my $plain_app = $t->new_app(name => 'plain');
+# first-party, as seed 003's client: its users' tokens act with the
+# user's full rights whatever their scope (R85)
+my $plain_app = $t->new_app(name => 'plain', first_party => 1);
 $t->write_config($t->default_http(extra_server => $t->daemon_locations))
     ->run;
 $t->run_daemon('--pbkdf2-iterations', 1000, '--page-size', 3);
@@ -83,7 +85,7 @@ is_deeply([sort keys %{$list->{results}[0] // {}}],
 ($st, $body) = curl('-X', 'POST', "$base/api/users/", '-H',
     'Content-Type: application/json', '-d', '{
         "username": "newuser",
-        "password": "newpassword",
+        "password": "Tr0ub4dor-and-3",
         "email": "newuser@example.com",
         "first_name": "First Name",
         "last_name": "Last Name"
@@ -105,12 +107,12 @@ is(api('GET', '/auth/me/', token => $alice)->{json}{username}, 'alice',
 ($st, $body) = curl('-X', 'POST', "$base/api/users/", '-H',
     'Content-Type: application/json', '-d', '{
         "username": "newuser",
-        "password": "newpassword",
+        "password": "Tr0ub4dor-and-3",
         "email": "newuser@example.com",
         "first_name": "First Name",
         "last_name": "Last Name"
       }');
-push @secrets, 'newpassword';
+push @secrets, 'Tr0ub4dor-and-3';
 is($st, 201, 'seed 003: curl POST /api/users/ (self-registration): 201');
 my $new = eval { JSON::PP->new->decode($body) } // {};
 is($new->{username}, 'newuser', 'the new user is newuser');
@@ -146,10 +148,10 @@ is(api('GET', "/api/users/$nid/", token => $root)->{status}, 404,
 ######################################################## self-registration
 
 $r = api('POST', '/api/users/', json => { username => 'mallory',
-    password => 'mallory-pw', email => 'm@example.com',
+    password => 'Brisk-otter-canal-64', email => 'm@example.com',
     is_staff => $TRUE, is_active => $FALSE, id => 1,
     date_joined => '2000-01-01' });
-push @secrets, 'mallory-pw';
+push @secrets, 'Brisk-otter-canal-64';
 is($r->{status}, 201, 'self-registration with is_staff, is_active, id: 201');
 is($r->{json}{is_staff}, $FALSE, 'self-registration ignores is_staff');
 is($r->{json}{is_active}, $TRUE, 'self-registration ignores is_active');
@@ -158,10 +160,12 @@ my $mallory = user_token('mallory');
 is(api('GET', '/api/users/', token => $mallory)->{status}, 403,
     'a self-registered user cannot list users');
 $r = api('POST', '/api/users/', token => $mallory, json => {
-    username => 'mallory2', password => 'x-pw', email => 'm2@example.com' });
+    username => 'mallory2', password => 'Fjord-42x',
+    email => 'm2@example.com' });
 is($r->{status}, 403, 'a non-staff user token cannot create users: 403');
 $r = api('POST', '/api/users/', token => 'A' x 43, json => {
-    username => 'eve', password => 'x-pw', email => 'e@example.com' });
+    username => 'eve', password => 'Fjord-42x',
+    email => 'e@example.com' });
 is($r->{status}, 401, 'an invalid token is not anonymous registration: 401');
 is(detail($r), 'Invalid token.', 'with "Invalid token."');
 
@@ -292,11 +296,11 @@ my @bad = (
         qr/^JSON parse error/],
     ['raw invalid UTF-8', "{\"username\": \"\xC0\xAF\"}", 400, 'detail',
         qr/^JSON parse error/],
-    ['NUL in a string', '{"username": "a\u0000b", "password": "p", '
+    ['NUL in a string', '{"username": "a\u0000b", "password": "Fjord-42x", '
         . '"email": "n@example.com"}', 400, 'detail',
         qr/^JSON parse error/],
     ['duplicate keys', '{"username": "dup1", "username": "dup2", '
-        . '"password": "p", "email": "d@example.com"}', 400, 'detail',
+        . '"password": "Fjord-42x", "email": "d@example.com"}', 400, 'detail',
         qr/^JSON parse error - duplicate/],
     ['depth 33', '[' x 33 . ']' x 33, 400, 'detail',
         qr/^JSON parse error - nested deeper than 32/],
@@ -307,44 +311,44 @@ my @bad = (
         qr/too large/],
     ['1 MiB body', '{"username": "' . 'a' x (1048576 - 17) . '"}', 413,
         'detail', qr/too large/],
-    ['username a number', '{"username": 5, "password": "p", '
+    ['username a number', '{"username": 5, "password": "Fjord-42x", '
         . '"email": "n@example.com"}', 400, 'username',
         qr/^Not a valid string\.$/],
-    ['email a list', '{"username": "n1", "password": "p", '
+    ['email a list', '{"username": "n1", "password": "Fjord-42x", '
         . '"email": ["n@example.com"]}', 400, 'email',
         qr/^Not a valid string\.$/],
-    ['username null', '{"username": null, "password": "p", '
+    ['username null', '{"username": null, "password": "Fjord-42x", '
         . '"email": "n@example.com"}', 400, 'username',
         qr/^This field may not be null\.$/],
-    ['is_staff a string', '{"username": "n2", "password": "p", '
+    ['is_staff a string', '{"username": "n2", "password": "Fjord-42x", '
         . '"email": "n@example.com", "is_staff": "true"}', 400, 'is_staff',
         qr/^Must be a valid boolean\.$/],
-    ['is_active 1', '{"username": "n3", "password": "p", '
+    ['is_active 1', '{"username": "n3", "password": "Fjord-42x", '
         . '"email": "n@example.com", "is_active": 1}', 400, 'is_active',
         qr/^Must be a valid boolean\.$/],
     ['no password', '{"username": "n4", "email": "n@example.com"}', 400,
         'password', qr/^This field is required\.$/],
-    ['no username', '{"password": "p", "email": "n@example.com"}', 400,
+    ['no username', '{"password": "Fjord-42x", "email": "n@example.com"}', 400,
         'username', qr/^This field is required\.$/],
-    ['no email', '{"username": "n5", "password": "p"}', 400, 'email',
+    ['no email', '{"username": "n5", "password": "Fjord-42x"}', 400, 'email',
         qr/^This field is required\.$/],
     ['blank password', '{"username": "n6", "password": "", '
         . '"email": "n@example.com"}', 400, 'password',
         qr/^This field may not be blank\.$/],
-    ['invalid email', '{"username": "n7", "password": "p", '
+    ['invalid email', '{"username": "n7", "password": "Fjord-42x", '
         . '"email": "not-an-email"}', 400, 'email',
         qr/^Enter a valid email address\.$/],
-    ['username with a space', '{"username": "a b", "password": "p", '
+    ['username with a space', '{"username": "a b", "password": "Fjord-42x", '
         . '"email": "n@example.com"}', 400, 'username',
         qr/^Enter a valid username/],
     ['username of 151 characters', '{"username": "' . 'u' x 151
-        . '", "password": "p", "email": "n@example.com"}', 400, 'username',
-        qr/no more than 150 characters/],
-    ['duplicate username', '{"username": "alice", "password": "p", '
+        . '", "password": "Fjord-42x", "email": "n@example.com"}', 400,
+        'username', qr/no more than 150 characters/],
+    ['duplicate username', '{"username": "alice", "password": "Fjord-42x", '
         . '"email": "n@example.com"}', 400, 'username',
         qr/^A user with that username already exists\.$/],
     ['control character in first_name', '{"username": "n8", '
-        . '"password": "p", "email": "n@example.com", '
+        . '"password": "Fjord-42x", "email": "n@example.com", '
         . '"first_name": "a\u0007b"}', 400, 'first_name', qr/Control/],
 );
 for my $c (@bad) {
@@ -358,12 +362,14 @@ for my $c (@bad) {
         "$name: a message under \"$field\"");
 }
 $r = api('POST', '/api/users/', token => $admin, content_type => 'text/plain',
-    body => '{"username": "n9", "password": "p", "email": "n@example.com"}');
+    body => '{"username": "n9", "password": "Fjord-42x", '
+        . '"email": "n@example.com"}');
 is($r->{status}, 415, 'Content-Type text/plain: 415');
 like(detail($r) // '', qr/^Unsupported media type "text\/plain"/,
     'Content-Type text/plain: DRF\'s message');
 $r = api('POST', '/api/users/', token => $admin, content_type => undef,
-    body => '{"username": "n9", "password": "p", "email": "n@example.com"}');
+    body => '{"username": "n9", "password": "Fjord-42x", '
+        . '"email": "n@example.com"}');
 is($r->{status}, 415, 'no Content-Type: 415');
 $r = api('PATCH', "/api/users/$aid/", token => $admin,
     json => { first_name => 'x' x 151 });
@@ -436,8 +442,25 @@ is($t->bearer_get('/protected/', $tok{dave})->{status}, 401,
     're-enabling dave does not bring the old token back');
 $r = api('PATCH', "/api/users/$id{erin}/", token => $tok{erin},
     json => { password => 'erin-new-password' });
-push @secrets, 'erin-new-password';
-is($r->{status}, 200, 'erin changes her own password: 200');
+is($r->{status}, 400, 'erin changes her own password without '
+    . 'current_password: 400');
+is_deeply($r->{json}, { current_password => ['This field is required.'] },
+    'current_password: "This field is required."');
+$r = api('PATCH', "/api/users/$id{erin}/", token => $tok{erin},
+    json => { password => 'erin-new-password',
+        current_password => 'not-erin-password' });
+is($r->{status}, 400, 'with a wrong current_password: 400');
+is_deeply($r->{json}, { current_password => ['Your old password was '
+    . 'entered incorrectly. Please enter it again.'] },
+    'a wrong current_password: Django\'s message');
+is($t->bearer_get('/protected/', $tok{erin})->{status}, 200,
+    'the refused changes keep erin\'s token');
+$r = api('PATCH', "/api/users/$id{erin}/", token => $tok{erin},
+    json => { password => 'erin-new-password',
+        current_password => 'erin-password' });
+push @secrets, 'erin-new-password', 'not-erin-password';
+is($r->{status}, 200, 'erin changes her own password with '
+    . 'current_password: 200');
 is($t->bearer_get('/protected/', $tok{erin})->{status}, 401,
     'a new password ends the user\'s tokens (R39)');
 my $erin2 = user_token('erin');

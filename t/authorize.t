@@ -22,8 +22,8 @@ my $t = OAuth2Test->new(workers => 4);
 my $f = OAuth2Authorize->new($t);
 my $T0 = time;
 
-OAuth2Authorize::user_add($t, 'alice', 'alice-pw');
-OAuth2Authorize::user_add($t, 'carol', 'carol-pw', '--inactive');
+OAuth2Authorize::user_add($t, 'alice', 'Tr0ub4dor-and-3');
+OAuth2Authorize::user_add($t, 'carol', 'Lantern-quiet-58', '--inactive');
 
 my $CB = 'https://client.example/cb';
 my %grants = (grant => ['authorization_code', 'refresh_token']);
@@ -171,7 +171,7 @@ sub protected { $t->bearer_get('/protected/', $_[0])->{status} }
 my $q = 'client_id=' . $web->{client_id} . '&response_type=code'
     . '&redirect_uri=https://client.example/cb&scope=read%20write'
     . '&state=random_state_string';
-my ($s, $lr, $lg) = $f->login($q, 'alice', 'alice-pw');
+my ($s, $lr, $lg) = $f->login($q, 'alice', 'Tr0ub4dor-and-3');
 is($lg->{status}, 200, 'seed 004: GET /o/authorize/ without a session: 200');
 like($lg->{body}, qr/<h1>Sign in<\/h1>/, 'seed 004: the login page');
 like($lg->{body}, qr/<strong>web<\/strong> asks you to sign in/,
@@ -197,7 +197,7 @@ like($sc, qr/;\s*HttpOnly/i, 'the session cookie is HttpOnly');
 like($sc, qr/;\s*SameSite=Lax/i, 'the session cookie is SameSite=Lax');
 like($sc, qr/;\s*Path=\//, 'the session cookie has Path=/');
 unlike($sc, qr/;\s*Secure/i, 'no Secure flag over plain http');
-unlike($lr->{raw}, qr/alice-pw/, 'the password is not echoed');
+unlike($lr->{raw}, qr/Tr0ub4dor-and-3/, 'the password is not echoed');
 $session = $s;
 ok(defined $session, 'alice is signed in');
 
@@ -526,7 +526,7 @@ is($r->{status}, 403, 'consent POST with a wrong csrf_token: 403');
 ok(!defined loc($r), 'consent POST with a wrong csrf_token: no code');
 ($r) = $f->consent($aq, $session, csrf => '');
 is($r->{status}, 403, 'consent POST with an empty csrf_token: 403');
-my $session2 = $f->login($aq, 'alice', 'alice-pw');
+my $session2 = $f->login($aq, 'alice', 'Tr0ub4dor-and-3');
 ok(defined $session2 && $session2 ne $session, 'a second login: a new session');
 my $csrf2 = OAuth2Authorize::csrf_field($f->get($aq, Cookie => $session2));
 ($r) = $f->consent($aq, $session, csrf => $csrf2);
@@ -542,7 +542,7 @@ my $lgq = q_for($web);
 my $g = $f->get($lgq);
 my $cv = OAuth2Authorize::cookies_of($g)->{oauth2_csrf}{value};
 my $login = OAuth2Test::form(action => 'login', csrf_token => $cv,
-    username => 'alice', password => 'alice-pw');
+    username => 'alice', password => 'Tr0ub4dor-and-3');
 $r = $f->post($lgq, $login);
 is($r->{status}, 403, 'login POST without the CSRF cookie: 403');
 ok(!OAuth2Authorize::cookies_of($r)->{oauth2_session},
@@ -550,11 +550,11 @@ ok(!OAuth2Authorize::cookies_of($r)->{oauth2_session},
 $r = $f->post($lgq, $login, Cookie => 'oauth2_csrf=' . ('B' x 43));
 is($r->{status}, 403, 'login POST with a CSRF field unlike the cookie: 403');
 $r = $f->post($lgq, OAuth2Test::form(action => 'login', username => 'alice',
-    password => 'alice-pw'), Cookie => "oauth2_csrf=$cv");
+    password => 'Tr0ub4dor-and-3'), Cookie => "oauth2_csrf=$cv");
 is($r->{status}, 403, 'login POST without the CSRF field: 403');
 for my $c (['alice', 'wrong', 'a wrong password'],
-    ['mallory', 'alice-pw', 'an unknown user'],
-    ['carol', 'carol-pw', 'an inactive user'])
+    ['mallory', 'Tr0ub4dor-and-3', 'an unknown user'],
+    ['carol', 'Lantern-quiet-58', 'an inactive user'])
 {
     my ($s, $r) = $f->login($lgq, $c->[0], $c->[1]);
     is($r->{status}, 200, "$c->[2]: the login page again");
@@ -832,17 +832,18 @@ is($r->{status}, 200, 'a client without refresh_token gets an access token');
 }
 
 # a password change or a disabled user ends the sessions and the codes
-OAuth2Authorize::user_add($t, 'dave', 'dave-pw');
+OAuth2Authorize::user_add($t, 'dave', 'Saffron-dune-47');
 my $daveq = q_for($web);
-my $dave = $f->login($daveq, 'dave', 'dave-pw');
+my $dave = $f->login($daveq, 'dave', 'Saffron-dune-47');
 ($code) = $f->code($daveq, $dave);
-my ($rc) = $t->admin('user', 'set-password', 'dave', '--password', 'new-pw');
+my ($rc) = $t->admin('user', 'set-password', 'dave', '--password',
+    'Copper-vale-83');
 is($rc, 0, 'oauth2-admin user set-password dave');
 like($f->get($daveq, Cookie => $dave)->{body}, qr/<h1>Sign in/,
     "after a password change dave's session shows the login page again");
 $t->oauth_error_ok(redeem($code, client => $web, redirect_uri => $CB), 400,
     'invalid_grant', 'a code issued before the password change');
-$dave = $f->login($daveq, 'dave', 'new-pw');
+$dave = $f->login($daveq, 'dave', 'Copper-vale-83');
 ($code) = $f->code($daveq, $dave);
 ($rc) = $t->admin('user', 'set', 'dave', '--active', 'false');
 is($rc, 0, 'oauth2-admin user set dave --active false');
@@ -972,7 +973,7 @@ like($r->{body}, qr/CUSTOM LOGIN for &lt;b&gt;&quot;Evil/,
 my ($cs, $clr) = $cf->login($cq, 'alice', 'wrong');
 like($clr->{body}, qr/CUSTOM LOGIN.*Invalid username or password/s,
     'a failed sign-in shows the custom login template with the error');
-$cs = $cf->login($cq, 'alice', 'alice-pw');
+$cs = $cf->login($cq, 'alice', 'Tr0ub4dor-and-3');
 ok(defined $cs, 'signing in through the custom login template works');
 $r = $cf->get($cq, Cookie => $cs);
 like($r->{body}, qr/^<!DOCTYPE html><title>Custom consent/,

@@ -224,7 +224,7 @@ sub create_loops {
             for my $k (1 .. 100000) {
                 my $name = "$tag${i}x$k";
                 my $r = $t->api('POST', '/api/users/', token => $admin,
-                    json => { username => $name, password => 'loop-pw',
+                    json => { username => $name, password => 'Tr0ub4dor-and-3',
                         email => "$name\@example.com" });
                 if ($r->{status} == 201) {
                     print $o "$name\n";
@@ -287,5 +287,5 @@ waitpid $_, 0 for @kids;
 check_all_acked('kill', 'kill -9 mid-load');
 
 is($t->stop_daemon, 0, 'the daemon stops');
-$t->daemon_log_ok(@secrets, 'loop-pw');
+$t->daemon_log_ok(@secrets, 'Tr0ub4dor-and-3');
 $t->done_testing;

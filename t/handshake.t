@@ -3,8 +3,8 @@
 # bearer tokens at auth_oauth2 locations, and the configuration checks of
 # oauth2_handshake_solution, oauth2_handshake_key and
 # oauth2_handshake_max_ttl (SECURITY.md R9, R11, R16, R42, R43, R62, R63,
-# R70, R72).  Rate limits are in rate_limit.t; expiry at the exact second
-# is in t/unit/handshake_test.cpp.
+# R70, R72, R86).  Rate limits are in rate_limit.t; expiry at the exact
+# second is in t/unit/handshake_test.cpp.
 use strict;
 use warnings;
 use FindBin;
@@ -49,8 +49,11 @@ my $k_doomed = apikey($doomed->{client_id});
 my $k_sleepy = apikey($sleepy->{client_id});
 my $key = $k->{api_key};
 
-# the oauth2_handshake_key of the /keyed/ locations: 48 random bytes
-my $keyfile = $t->dir . '/handshake.key';
+# every handshake location needs an oauth2_handshake_key (R86): the
+# harness's %%DIR%%/handshake.key for most, and for the /keyed/ locations
+# another one, 48 random bytes
+my $hskey = $t->dir . '/handshake.key';
+my $keyfile = $t->dir . '/keyed.key';
 {
     open my $in, '<:raw', '/dev/urandom' or die "urandom: $!";
     read $in, my $bytes, 48;
@@ -66,7 +69,8 @@ my $SOL = 'oauth2_handshake_solution rental fbs=fbs_rental_db '
 $t->write_config($t->default_http(
     # failed authentications are throttled only where a test says so
     extra_http => 'oauth2_pbkdf2_iterations ' . PBKDF2 . ';'
-        . ' oauth2_client_auth_limit off;',
+        . ' oauth2_client_auth_limit off;'
+        . ' oauth2_handshake_key %%DIR%%/handshake.key;',
     extra_server => <<"EOF"))->run;
     location /bf/handshake/ {
         oauth2_handshake;
@@ -225,11 +229,14 @@ sub created_ok {
 }
 
 # python3-jwt: "valid" or "invalid <Error>" for a token under a key given
-# as a file (file:<path>) or text (text:<string>)
+# as a file (file:<path>: its bytes less one trailing newline, as
+# oauth2_handshake_key reads it) or text (text:<string>)
 my $PY_VERIFY = <<'EOF';
 import sys, jwt
 kind, value = sys.argv[1].split(':', 1)
 key = open(value, 'rb').read() if kind == 'file' else value.encode()
+if kind == 'file' and key.endswith(b'\n'):
+    key = key[:-1]
 try:
     jwt.decode(sys.argv[2], key, algorithms=['HS256'])
     print('valid')
@@ -237,12 +244,18 @@ except jwt.InvalidTokenError as e:
     print('invalid', type(e).__name__)
 EOF
 
-# python3-jwt: claims (JSON) signed HS256 under a key
+# python3-jwt: claims (JSON) signed HS256 under a key, with the header of
+# a real handshake token (its kid: the location has two kids for its key,
+# the file's and the store's old one, so a token without kid matches none)
 my $PY_SIGN = <<'EOF';
 import sys, json, jwt
 kind, value = sys.argv[1].split(':', 1)
 key = open(value, 'rb').read() if kind == 'file' else value.encode()
-print(jwt.encode(json.loads(sys.argv[2]), key, algorithm='HS256'))
+if kind == 'file' and key.endswith(b'\n'):
+    key = key[:-1]
+hdr = json.loads(sys.argv[3]) if len(sys.argv) > 3 else None
+print(jwt.encode(json.loads(sys.argv[2]), key, algorithm='HS256',
+                 headers=hdr))
 EOF
 
 sub python {
@@ -324,9 +337,12 @@ unlike($seed->{handshake_token}, qr/\Q$seed->{handshake_secret}\E/,
 like(python($PY_VERIFY, "text:$seed->{handshake_secret}",
     $seed->{handshake_token}), qr/^invalid InvalidSignatureError/,
     'python3-jwt: the token is not signed with the handshake_secret');
+is(python($PY_VERIFY, "file:$hskey", $seed->{handshake_token}), 'valid',
+    'python3-jwt: the token verifies (HS256) under the location\'s '
+    . 'oauth2_handshake_key file (R86)');
 like(python($PY_VERIFY, "file:$keyfile", $seed->{handshake_token}),
     qr/^invalid InvalidSignatureError/,
-    'python3-jwt: without oauth2_handshake_key, not signed with that file');
+    'python3-jwt: and not under another location\'s key file');
 
 # 2. POST /api/auth/handshake/validate/ with the seed's body
 $r = $t->request('POST', "$HS/validate/",
@@ -424,14 +440,14 @@ $r = validate($kh, base => '/keyed/handshake');
 is($r->{status}, 200, 'validate at the keyed location: 200');
 ok(is_true(($r->{json}{data} // {})->{valid}), 'keyed handshake: valid');
 envelope_error_ok(validate($kh), 401, 'INVALID_TOKEN', undef,
-    'a file-keyed token where the store\'s key signs');
+    'a token of the /keyed/ key file where another key file signs');
 envelope_error_ok(validate(handshake(permissions => ['read']),
     base => '/keyed/handshake'), 401, 'INVALID_TOKEN', undef,
-    'a store-keyed token where the file\'s key signs');
+    'a token of another key file where the /keyed/ key file signs');
 is($t->bearer_get('/keyed/hs/', $kh->{handshake_token})->{status}, 200,
     'a file-keyed token opens a location with the same oauth2_handshake_key');
 is($t->bearer_get('/hs/', $kh->{handshake_token})->{status}, 401,
-    'and not one verifying with the store\'s key');
+    'and not one verifying with another key file');
 
 ######################################################## validate/
 
@@ -454,13 +470,15 @@ my $at = int(length($flip) / 2);
 substr($flip, $at, 1) = substr($flip, $at, 1) eq 'A' ? 'B' : 'A';
 envelope_error_ok(validate($live, handshake_token => "$p_h.$flip.$p_s"), 401,
     'INVALID_TOKEN', undef, 'a token with one payload character changed');
-my (undef, $claims) = jwt_parts($live->{handshake_token});
+my ($header, $claims) = jwt_parts($live->{handshake_token});
 my $claims_json = JSON::PP->new->canonical->encode($claims);
-my $other_key = python($PY_SIGN, 'text:' . ('k' x 48), $claims_json);
+my $header_json = JSON::PP->new->canonical->encode($header);
+my $other_key = python($PY_SIGN, 'text:' . ('k' x 48), $claims_json,
+    $header_json);
 envelope_error_ok(validate($live, handshake_token => $other_key), 401,
     'INVALID_TOKEN', undef, 'the same claims signed with another key');
 my $by_secret = python($PY_SIGN, "text:$live->{handshake_secret}",
-    $claims_json);
+    $claims_json, $header_json);
 envelope_error_ok(validate($live, handshake_token => $by_secret), 401,
     'INVALID_TOKEN', undef, 'the same claims signed with the handshake_secret');
 my $none = b64url('{"alg":"none","typ":"JWT"}') . '.' . $p_c . '.';
@@ -476,10 +494,11 @@ is($t->bearer_get('/hs/', "$p_h.$flip.$p_s")->{status}, 401,
     'the tampered token is refused as bearer');
 
 # signed with the right key (the keyed location's file) but no such jti
-my (undef, $kclaims) = jwt_parts($kh->{handshake_token});
+my ($kheader, $kclaims) = jwt_parts($kh->{handshake_token});
 $kclaims->{jti} = '0b7e5c1e-6d0a-4f5b-9c1d-2a3b4c5d6e7f';
 my $forged = python($PY_SIGN, "file:$keyfile",
-    JSON::PP->new->canonical->encode($kclaims));
+    JSON::PP->new->canonical->encode($kclaims),
+    JSON::PP->new->canonical->encode($kheader));
 is(python($PY_VERIFY, "file:$keyfile", $forged), 'valid',
     'the test token with an unknown jti is correctly signed');
 envelope_error_ok(validate($kh, handshake_token => $forged,
@@ -873,6 +892,8 @@ ok(@secrets > 50, 'over fifty keys, secrets and tokens to look for ('
 my $s = $t->store;
 my $dump = `mdb_dump -a -p '$s' 2>&1` . `mdb_dump -a '$s' 2>&1`;
 like($dump, qr/VERSION=3/, 'mdb_dump read the store');
+unlike($dump, qr/handshake_hs256_key/,
+    'mdb_dump: no handshake key in the store, it is a file (R86)');
 my $raw = do { local (@ARGV, $/) = ("$s/data.mdb"); <> // '' };
 ok(length $raw > 4096, 'data.mdb read');
 my @in_dump = grep { index($dump, $_) >= 0 } @secrets;
@@ -918,19 +939,26 @@ created_ok(hs('create/', { api_key => $key, system_name => 's',
 
 ######################################################## nginx -t
 
+# nginx_t_fails($conf, $re, $name, keyless => 1): the server's extra
+# locations $conf, with an oauth2_handshake_key for all unless keyless
 sub nginx_t_fails {
-    my ($conf, $re, $name) = @_;
+    my ($conf, $re, $name, %o) = @_;
     my $c = OAuth2Test->new;
     open my $fh, '>:raw', $c->dir . '/short.key' or die;
     print $fh 'k' x 10;
     close $fh;
-    $c->write_config($c->default_http(extra_server => $conf));
+    $c->write_config($c->default_http(extra_server => $conf,
+        extra_http => $o{keyless} ? ''
+            : 'oauth2_handshake_key %%DIR%%/handshake.key;'));
     my ($code, $out) = $c->nginx_t;
     isnt($code, 0, "nginx -t fails: $name");
     like($out, $re, "nginx -t: $name: the message");
     $c->{done} = 1;    # never started
 }
 
+nginx_t_fails("location /h/ { oauth2_handshake; $SOL }",
+    qr/\[emerg\]\ \Q"oauth2_handshake" requires "oauth2_handshake_key\E/x,
+    'oauth2_handshake without oauth2_handshake_key (R86)', keyless => 1);
 nginx_t_fails('location /h/ { oauth2_handshake; }',
     qr/\[emerg\]\ \Q"oauth2_handshake" requires at least one\E
         \Q "oauth2_handshake_solution"\E/x,

@@ -221,7 +221,7 @@ is(dump_store($t->store), $before,
 
 # ids the store hands out later never land on an imported id
 ($code, $out, $err) = $t->admin(qw(user add --username newbie
-    --email newbie@example.com --password newbie-pass
+    --email newbie@example.com --password Tr0ub4dor-and-3
     --pbkdf2-iterations 1000));
 is($code, 0, 'user add after the import: exit 0') or diag($err);
 is((dj($out) // {})->{id}, 9, 'user add after the import gets id 9, '
@@ -275,7 +275,7 @@ is_deeply([map { $_->{id} } @{dj($out) // []}], [1 .. 6],
 my $edge = $t->dir . '/edge-store';
 sub edge { return $t->admin_raw('--store', $edge, @_) }
 ($code, $out, $err) = edge(qw(user add --username first
-    --email first@example.com --password first-pass
+    --email first@example.com --password Tr0ub4dor-and-3
     --pbkdf2-iterations 1000));
 is($code, 0, 'edge store: user "first" gets id 1') or diag($err);
 
@@ -395,7 +395,7 @@ ok(index($edump, 'secret-of-nameless') < 0,
     'clear secrets of the hand-written dump are not stored (R43)');
 
 ($code, $out, $err) = edge(qw(user add --username later
-    --email later@example.com --password later-pass
+    --email later@example.com --password Tr0ub4dor-and-3
     --pbkdf2-iterations 1000));
 ok((dj($out) // {})->{id} > $ids{far},
     'user add after the edge import gets a fresh id');

@@ -20,8 +20,8 @@ my $pub = $t->new_app(name => 'spa', public => 1);
 my $short = $t->new_app(name => 'short', ttl => 1);
 my $doomed = $t->new_app(name => 'doomed');
 my $lim = $t->new_app(name => 'limited');
-my $alice = add_user($t, 'alice', 'pw-alice');
-add_user($t, $_, "pw-$_") for qw(bob carol);
+my $alice = add_user($t, 'alice', 'Tr0ub4dor-alice-3');
+add_user($t, $_, "Tr0ub4dor-$_-3") for qw(bob carol);
 
 $t->write_config($t->default_http(
     extra_http => 'oauth2_client_auth_limit off; '
@@ -35,7 +35,7 @@ EOF
 $t->run;
 
 my $cct = $t->access_token($other);
-my $pw = password_token($t, $app, 'alice', 'pw-alice');
+my $pw = password_token($t, $app, 'alice', 'Tr0ub4dor-alice-3');
 die "password grant: $pw->{raw}" unless $pw->{status} == 200;
 my $user_at = $pw->{json}{access_token};
 my $user_rt = $pw->{json}{refresh_token};
@@ -115,7 +115,7 @@ ok(introspect($t, $short, $st)->{json}{active},
 sleep 1.6;
 inactive_ok($t, introspect($t, $short, $st), 'expired token (R56)');
 
-my $p = password_token($t, $app, 'alice', 'pw-alice')->{json};
+my $p = password_token($t, $app, 'alice', 'Tr0ub4dor-alice-3')->{json};
 my $n = refresh($t, $app, $p->{refresh_token});
 is($n->{status}, 200, 'refresh: 200');
 inactive_ok($t, introspect($t, $app, $p->{refresh_token}),
@@ -123,7 +123,7 @@ inactive_ok($t, introspect($t, $app, $p->{refresh_token}),
 ok(introspect($t, $app, $n->{json}{refresh_token})->{json}{active},
     'its successor: active');
 
-my $bob = password_token($t, $app, 'bob', 'pw-bob')->{json};
+my $bob = password_token($t, $app, 'bob', 'Tr0ub4dor-bob-3')->{json};
 my ($code, $out, $err) = $t->admin('user', 'set', 'bob', '--active', 'false');
 is($code, 0, 'disable bob: exit 0') or diag($err);
 inactive_ok($t, introspect($t, $app, $bob->{access_token}),
@@ -131,7 +131,7 @@ inactive_ok($t, introspect($t, $app, $bob->{access_token}),
 inactive_ok($t, introspect($t, $app, $bob->{refresh_token}),
     "a disabled user's refresh token (R39)");
 
-my $carol = password_token($t, $app, 'carol', 'pw-carol')->{json};
+my $carol = password_token($t, $app, 'carol', 'Tr0ub4dor-carol-3')->{json};
 ($code, $out, $err) = $t->admin('user', 'delete', 'carol');
 is($code, 0, 'delete carol: exit 0') or diag($err);
 inactive_ok($t, introspect($t, $app, $carol->{access_token}),
@@ -219,16 +219,25 @@ for my $i (1 .. 2) {
         Authorization => $t->basic($lim->{client_id}, "wrong$i"));
     is($r->{status}, 401, "wrong secret #$i at the limited location: 401");
 }
+# failed client authentications count per address (3n), never lock the
+# client id (n per client and address only for secrets from Django)
 $r = introspect($t, $lim, $cct, path => $L);
-$t->oauth_error_ok($r, 429, 'temporarily_unavailable',
-    'the right secret after 2 failures: 429 (R58, R17)');
-like(OAuth2Test::header($r, 'Retry-After') // '', qr/^\d+$/,
-    'throttled introspection: Retry-After');
-ok(!exists $r->{json}{active}, 'throttled: nothing about the token');
+is($r->{status}, 200, 'the right secret after 2 failures: 200, the client '
+    . 'id is not locked (R58, R17)');
 for my $i (1 .. 4) {
     $t->post_form($L, "token=$cct",
         Authorization => $t->basic("unknown-$i", 'x'));
 }
+$r = introspect($t, $lim, $cct, path => $L);
+$t->oauth_error_ok($r, 429, 'temporarily_unavailable',
+    'the right secret after 3n = 6 failures from the address: 429 '
+    . '(R58, R17)');
+like(OAuth2Test::header($r, 'Retry-After') // '', qr/^\d+$/,
+    'throttled introspection: Retry-After');
+ok(!exists $r->{json}{active}, 'throttled: nothing about the token');
+$r = $t->post_form($L, "token=$cct", -from => '127.0.0.2',
+    Authorization => $t->basic($lim->{client_id}, $lim->{client_secret}));
+is($r->{status}, 200, 'the same client from another address: 200');
 $r = introspect($t, $other, $cct, path => $L);
 $t->oauth_error_ok($r, 429, 'temporarily_unavailable',
     'another client after 3n = 6 failures from the address: 429 (R58)');

@@ -593,6 +593,7 @@ sub conf_test {
     $tc->write_config(<<"EOF", file => $file);
 oauth2_store %%STORE%%;
 oauth2_pbkdf2_iterations 1000;
+oauth2_issuer http://127.0.0.1:%%PORT%%;
 server {
     listen 127.0.0.1:%%PORT%%;
     $location

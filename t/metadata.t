@@ -1,5 +1,6 @@
 # RFC 8414 authorization server metadata at oauth2_metadata, built from
-# the configuration (issue 4 item 5)
+# the configuration (issue 4 item 5; SECURITY.md R87: the issuer is
+# oauth2_issuer, never the request's Host)
 use strict;
 use warnings;
 use FindBin;
@@ -12,12 +13,28 @@ OAuth2Test::require_build();
 
 my $WK = '/.well-known/oauth-authorization-server';
 
-# no oauth2_issuer, no authorization endpoint: the issuer is the request's
-# scheme and Host
+# the default server's oauth2_issuer, no authorization endpoint
 my $t = OAuth2Test->new;
 $t->write_config($t->default_http(
     extra_http => 'oauth2_client_auth_limit off;',
     extra_server => grant_locations()))->run;
+my $ISS = 'http://127.0.0.1:' . $t->port;
+
+# no oauth2_issuer: nginx -t fails, it is never taken from the request
+my $n = OAuth2Test->new;
+$n->write_config(<<'EOF');
+oauth2_store %%STORE%%;
+server {
+    listen 127.0.0.1:%%PORT%%;
+    location = /o/token/ { oauth2_token; }
+    location = /.well-known/oauth-authorization-server { oauth2_metadata; }
+}
+EOF
+my ($code, $out) = $n->nginx_t;
+isnt($code, 0, 'oauth2_metadata without oauth2_issuer: nginx -t fails (R87)');
+like($out, qr/\[emerg\][^\n]*"oauth2_issuer/,
+    'nginx -t: the message names oauth2_issuer (R87)') or diag($out);
+$n->{done} = 1;    # never started
 
 # with oauth2_issuer and an authorization endpoint
 my $u = OAuth2Test->new;
@@ -59,14 +76,14 @@ like(OAuth2Test::header($r, 'Content-Type') // '', qr{^application/json},
 my $m = $r->{json};
 is(ref $m, 'HASH', 'metadata: a JSON object');
 $m //= {};
-is($m->{issuer}, 'http://localhost',
-    'issuer: the scheme and Host of the request');
+is($m->{issuer}, $ISS, 'issuer: oauth2_issuer, not the Host of the '
+    . 'request (R87)');
 unlike($m->{issuer} // '', qr/[?#]/, 'issuer: no query or fragment');
-is($m->{token_endpoint}, 'http://localhost/o/token/',
+is($m->{token_endpoint}, "$ISS/o/token/",
     'token_endpoint: the oauth2_token location under the issuer');
-is($m->{revocation_endpoint}, 'http://localhost/o/revoke_token/',
+is($m->{revocation_endpoint}, "$ISS/o/revoke_token/",
     'revocation_endpoint: the oauth2_revoke location');
-is($m->{introspection_endpoint}, 'http://localhost/o/introspect/',
+is($m->{introspection_endpoint}, "$ISS/o/introspect/",
     'introspection_endpoint: the oauth2_introspect location');
 ok(has($m->{response_types_supported}, 'code'),
     'response_types_supported holds code (required)');
@@ -104,23 +121,21 @@ $r = $t->post_form('/o/introspect/', 'token=x');
 is($r->{json}{error}, 'invalid_client',
     'the advertised introspection endpoint answers as one');
 
-# the issuer follows the Host header
-$r = get_host($t, $WK, 'as.example.org:8443');
-is($r->{json}{issuer}, 'http://as.example.org:8443',
-    'Host as.example.org:8443: issuer http://as.example.org:8443');
-is($r->{json}{token_endpoint}, 'http://as.example.org:8443/o/token/',
-    'Host as.example.org:8443: the token endpoint under it');
-$r = get_host($t, $WK, 'AS.Example.ORG');
-is(lc($r->{json}{issuer} // ''), 'http://as.example.org',
-    'Host in capitals: the same host');
-# (under UBSan this request also logs "null pointer passed as argument 2"
-# from ngx_http_oauth2_issuer: memcpy of the empty host)
+# the Host header changes nothing (R87)
+$r = get_host($t, $WK, 'evil.example');
+is($r->{json}{issuer}, $ISS,
+    'Host evil.example: still the configured issuer (R87)');
+is($r->{json}{token_endpoint}, "$ISS/o/token/",
+    'Host evil.example: the token endpoint under the configured issuer '
+    . '(R87)');
+is(scalar(grep { /_endpoint$/ && index($r->{json}{$_}, "$ISS/") != 0 }
+    keys %{$r->{json} // {}}), 0,
+    'Host evil.example: every endpoint URL under the configured issuer (R87)');
 $r = get_host($t, $WK, undef);
 {
-        ok(($r->{status} == 200
-            && ($r->{json}{issuer} // '') =~ m{^http://[^/]+$})
+        ok(($r->{status} == 200 && ($r->{json}{issuer} // '') eq $ISS)
         || ($r->{status} >= 400 && $r->{status} < 500),
-        'HTTP/1.0 without Host: an issuer with a host, or a 4xx');
+        'HTTP/1.0 without Host: the configured issuer, or a 4xx');
 }
 
 # methods: GET (and HEAD) only
@@ -153,7 +168,7 @@ ok(has($m->{grant_types_supported}, 'authorization_code'),
     'with an authorization endpoint: authorization_code advertised');
 $r = get_host($u, $WK, 'evil.example');
 is($r->{json}{issuer}, 'https://auth.example.com',
-    'oauth2_issuer wins over the Host header');
+    'oauth2_issuer wins over the Host header (R87)');
 is(scalar(grep { /_endpoint$/ && index($m->{$_}, $m->{issuer} . '/') != 0 }
     keys %$m), 0, 'every endpoint URL lies under oauth2_issuer');
 

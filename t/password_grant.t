@@ -150,39 +150,39 @@ $t->oauth_error_ok($r, 401, 'invalid_client',
 
 ############################################# inactive, deleted, new password
 
-add_user($t, 'ivan', 'pw-ivan', inactive => 1);
-$r = password_token($t, $app, 'ivan', 'pw-ivan');
+add_user($t, 'ivan', 'Lantern-quiet-58', inactive => 1);
+$r = password_token($t, $app, 'ivan', 'Lantern-quiet-58');
 $t->oauth_error_ok($r, 400, 'invalid_grant', 'inactive user, right password');
 is($r->{body}, $wrong->{body},
     'inactive user: the same body as a wrong password');
 
-add_user($t, 'bob', 'pw-bob');
-my $bob = password_token($t, $app, 'bob', 'pw-bob')->{json};
+add_user($t, 'bob', 'Saffron-dune-47');
+my $bob = password_token($t, $app, 'bob', 'Saffron-dune-47')->{json};
 is($t->bearer_get('/me/', $bob->{access_token})->{status}, 200,
     'bob\'s token: 200');
 my ($code, $out, $err) = $t->admin('user', 'set', 'bob', '--active', 'false');
 is($code, 0, 'disable bob: exit 0') or diag($err);
 is($t->bearer_get('/me/', $bob->{access_token})->{status}, 401,
     'a disabled user\'s token: 401 at once (R70)');
-$r = password_token($t, $app, 'bob', 'pw-bob');
+$r = password_token($t, $app, 'bob', 'Saffron-dune-47');
 $t->oauth_error_ok($r, 400, 'invalid_grant', 'a disabled user logs in');
 
-add_user($t, 'dave', 'pw-dave');
-my $dave = password_token($t, $app, 'dave', 'pw-dave')->{json};
+add_user($t, 'dave', 'Copper-vale-83');
+my $dave = password_token($t, $app, 'dave', 'Copper-vale-83')->{json};
 ($code, $out, $err) = $t->admin('user', 'set-password', 'dave',
-    '--password', 'pw-dave-2', '--pbkdf2-iterations', PBKDF2);
+    '--password', 'Copper-vale-84', '--pbkdf2-iterations', PBKDF2);
 is($code, 0, 'new password for dave: exit 0') or diag($err);
-$r = password_token($t, $app, 'dave', 'pw-dave');
+$r = password_token($t, $app, 'dave', 'Copper-vale-83');
 $t->oauth_error_ok($r, 400, 'invalid_grant', 'the old password (R39)');
-$r = password_token($t, $app, 'dave', 'pw-dave-2');
+$r = password_token($t, $app, 'dave', 'Copper-vale-84');
 is($r->{status}, 200, 'the new password: 200');
 is($t->bearer_get('/me/', $dave->{access_token})->{status}, 401,
     'a token from before the password change: 401 (R39)');
 
-add_user($t, 'carol', 'pw-carol');
+add_user($t, 'carol', 'Marble-finch-26');
 ($code, $out, $err) = $t->admin('user', 'delete', 'carol');
 is($code, 0, 'delete carol: exit 0') or diag($err);
-$r = password_token($t, $app, 'carol', 'pw-carol');
+$r = password_token($t, $app, 'carol', 'Marble-finch-26');
 $t->oauth_error_ok($r, 400, 'invalid_grant', 'a deleted user logs in');
 
 # HTTP hygiene on the grant (R1, R2)
@@ -202,7 +202,8 @@ sub throttled_ok {
         "$name: Retry-After 1 or 2 seconds (window 2 s)");
 }
 
-# per username: n = 3 failed passwords, then even the right one waits
+# per username and address: n = 3 failed passwords, then even the right
+# one waits there
 for my $i (1 .. 3) {
     $r = password_token($t, $lim, 'alice', "guess$i", path => $L);
     is($r->{status}, 400, "wrong password #$i for alice: 400");
@@ -210,9 +211,14 @@ for my $i (1 .. 3) {
 throttled_ok(password_token($t, $lim, 'alice', $secret, path => $L),
     'alice after 3 failures, right password: 429');
 throttled_ok(password_token($t, $app, 'alice', $secret, path => $L),
-    'alice through another client: 429 (the count is per username)');
-add_user($t, 'erin', 'pw-erin');
-$r = password_token($t, $lim, 'erin', 'pw-erin', path => $L);
+    'alice through another client: 429 (the count is per username and '
+    . 'address)');
+$r = password_token($t, $lim, 'alice', $secret, path => $L,
+    from => '127.0.0.2');
+is($r->{status}, 200, 'alice from another address: 200 (the account is '
+    . 'not locked for every address)');
+add_user($t, 'erin', 'Tr0ub4dor-and-3');
+$r = password_token($t, $lim, 'erin', 'Tr0ub4dor-and-3', path => $L);
 is($r->{status}, 200, 'another user from the same address: 200');
 $r = password_token($t, $app, 'alice', $secret);
 is($r->{status}, 200,
@@ -225,14 +231,14 @@ is($r->{status}, 200, 'after the 2 s window alice logs in again (R17)');
 sleep 2.2;
 for my $i (1 .. 9) {
     $r = $t->post_form($L, OAuth2Test::form(grant_type => 'password',
-        username => 'erin', password => 'pw-erin'),
+        username => 'erin', password => 'Tr0ub4dor-and-3'),
         Authorization => $t->basic("unknown-$i", 'x'));
     is($r->{status}, 401, "unknown client #$i: 401");
 }
-throttled_ok(password_token($t, $lim, 'erin', 'pw-erin', path => $L),
+throttled_ok(password_token($t, $lim, 'erin', 'Tr0ub4dor-and-3', path => $L),
     'password grant after 9 client failures from the address: 429');
 sleep 2.2;
-$r = password_token($t, $lim, 'erin', 'pw-erin', path => $L);
+$r = password_token($t, $lim, 'erin', 'Tr0ub4dor-and-3', path => $L);
 is($r->{status}, 200, 'after the window the address may log in again');
 
 # per address: 3n = 9 failed passwords over 9 usernames (spraying)
@@ -240,7 +246,7 @@ for my $i (1 .. 9) {
     $r = password_token($t, $lim, "user$i", 'Summer2024!', path => $L);
     is($r->{status}, 400, "password spray, user #$i: 400");
 }
-$r = password_token($t, $lim, 'erin', 'pw-erin', path => $L);
+$r = password_token($t, $lim, 'erin', 'Tr0ub4dor-and-3', path => $L);
 {
         is($r->{status}, 429,
         'the 10th login after 9 failed passwords from one address: 429 '

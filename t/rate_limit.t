@@ -1,8 +1,10 @@
 # oauth2_rate_limit (issue 5; seed 002's "Rate Limiting": 1000 requests
 # per hour, a burst of 100 per minute, X-RateLimit-Limit, -Remaining and
 # -Reset): fixed windows aligned to the clock, counted in shared memory by
-# every worker, kept across a reload, keyed by API key, client or address;
-# 429 in each endpoint's shape (SECURITY.md R17, R54, R58).
+# every worker, kept across a reload, keyed by API key, client or address
+# (the handshake's create/ by API key, its validate/ and revoke/ by the
+# caller's address); 429 in each endpoint's shape (SECURITY.md R17, R54,
+# R58).
 use strict;
 use warnings;
 use FindBin;
@@ -38,7 +40,8 @@ my $status_token = 'status-token-' . ('s' x 24);
 my $SOL = 'oauth2_handshake_solution rental fbs=fbs_rental_db '
     . 'django=djo_rental_db system=fbs_system_db;';
 $t->write_config($t->default_http(
-    extra_http => 'oauth2_pbkdf2_iterations ' . PBKDF2 . ';',
+    extra_http => 'oauth2_pbkdf2_iterations ' . PBKDF2 . ';'
+        . ' oauth2_handshake_key %%DIR%%/handshake.key;',
     extra_server => <<"EOF"));
     # the handshakes a test validates are made where nothing is counted
     location /free/handshake/ { oauth2_handshake; $SOL }
@@ -110,11 +113,21 @@ sub create_at {
     return $r->{json}{handshake};
 }
 
+# validate_at($base, $h, secret => '..', from => '127.0.0.N')
 sub validate_at {
     my ($base, $h, %o) = @_;
     return $t->api('POST', "$base/validate/", json => {
         handshake_token => $h->{handshake_token},
-        handshake_secret => $o{secret} // $h->{handshake_secret} });
+        handshake_secret => $o{secret} // $h->{handshake_secret} },
+        ($o{from} ? (from => $o{from}) : ()));
+}
+
+# create/ at $base with $api_key: the response
+sub create_raw {
+    my ($base, $api_key, %o) = @_;
+    return $t->api('POST', "$base/create/", json => { api_key => $api_key,
+        system_name => 'rl', solution_name => 'rental' },
+        ($o{from} ? (from => $o{from}) : ()));
 }
 
 # X-RateLimit-Limit, -Remaining, -Reset of a response
@@ -160,6 +173,7 @@ sub rate_limited_ok {
 ######################################## exactness across workers (40/h)
 
 guard_window(3600, 20);
+# validate/ is counted per address: 60 from this one
 my $ha = create_at('/free/handshake', $ka);
 my $reset_h = next_boundary(3600);
 my $n_children = 6;
@@ -239,29 +253,41 @@ rate_limited_ok($r, 3600, 'the 61st request');
 headers_ok($r, 40, 0, $reset_h, 'the 61st request');
 $r = $t->api('POST', '/api/auth/handshake/revoke/',
     json => { handshake_token => $ha->{handshake_token} });
-rate_limited_ok($r, 3600, 'revoke/ with the spent key');
+rate_limited_ok($r, 3600, 'revoke/ from the spent address');
 ok(validate_at('/free/handshake', $ha)->{json}{data}{valid},
     'the 429s changed nothing: the handshake is not revoked');
-$r = $t->api('POST', '/api/auth/handshake/create/', json => { api_key => $ka,
-    system_name => 'rl', solution_name => 'rental' });
+
+# create/ is counted per API key: the validations spent none of the key's
+my @st = map { create_raw('/api/auth/handshake', $ka)->{status} } 1 .. 40;
+is(join(',', @st), join(',', (201) x 40), 'create/ with the key whose '
+    . 'handshakes were validated: its own 40');
+$r = create_raw('/api/auth/handshake', $ka);
 rate_limited_ok($r, 3600, 'create/ with the spent key');
 
 # another key of the same application has its own budget
-my $hb = create_at('/free/handshake', $kb);
-$r = validate_at('/api/auth/handshake', $hb);
-is($r->{status}, 200, 'a second API key: 200');
+$r = create_raw('/api/auth/handshake', $kb);
+is($r->{status}, 201, 'create/ with a second API key: 201');
 headers_ok($r, 40, 39, $reset_h, 'a second API key');
+my $hb = $r->{json}{handshake};
 
-# failed authentication is not counted
-$r = validate_at('/api/auth/handshake', $hb, secret => 'wrong-secret');
+# another address has its own budget for validate/
+$r = validate_at('/api/auth/handshake', $hb, from => '127.0.0.2');
+is($r->{status}, 200, 'validate/ from a second address: 200');
+headers_ok($r, 40, 39, $reset_h, 'a second address');
+
+# a failed validation counts against the address like any request of it:
+# the address is the caller
+$r = validate_at('/api/auth/handshake', $hb, secret => 'wrong-secret',
+    from => '127.0.0.2');
 is($r->{status}, 401, 'a wrong handshake_secret: 401');
 is(($r->{json} // {})->{error_code}, 'INVALID_SECRET',
     'a wrong handshake_secret: INVALID_SECRET');
-$r = validate_at('/api/auth/handshake', $hb);
-headers_ok($r, 40, 38, $reset_h, 'after a wrong secret the next is the '
-    . 'second counted');
-$r = $t->api('POST', '/api/auth/handshake/create/', json => {
-    api_key => 'Z' x 43, system_name => 'rl', solution_name => 'rental' });
+headers_ok($r, 40, 38, $reset_h, 'a wrong secret: the address\'s count');
+$r = validate_at('/api/auth/handshake', $hb, from => '127.0.0.2');
+headers_ok($r, 40, 37, $reset_h, 'after a wrong secret the next is the '
+    . 'third counted');
+# failed authentication is not counted against a key
+$r = create_raw('/api/auth/handshake', 'Z' x 43, from => '127.0.0.4');
 is($r->{status}, 401, 'an unknown API key: 401');
 ok(!defined hdr($r, 'Retry-After'), 'an unknown API key is not throttled '
     . 'by another key\'s count');
@@ -271,11 +297,13 @@ ok(!defined hdr($r, 'Retry-After'), 'an unknown API key is not throttled '
 $t->reload;
 is(scalar($t->worker_pids), 2, 'after reload: two new workers');
 $r = validate_at('/api/auth/handshake', $ha);
+rate_limited_ok($r, 3600, 'after nginx -s reload the spent address');
+headers_ok($r, 40, 0, $reset_h, 'after reload the spent address');
+$r = create_raw('/api/auth/handshake', $ka);
 rate_limited_ok($r, 3600, 'after nginx -s reload the spent key');
-headers_ok($r, 40, 0, $reset_h, 'after reload the spent key');
-$r = validate_at('/api/auth/handshake', $hb);
-is($r->{status}, 200, 'after reload the second key: 200');
-headers_ok($r, 40, 37, $reset_h, 'after reload the second key goes on '
+$r = validate_at('/api/auth/handshake', $hb, from => '127.0.0.2');
+is($r->{status}, 200, 'after reload the second address: 200');
+headers_ok($r, 40, 36, $reset_h, 'after reload the second address goes on '
     . 'counting');
 
 ######################################## burst + hour (1000/h 5/m)
@@ -285,30 +313,30 @@ guard_window(3600, 15);
 my $hc = create_at('/free/handshake', $kc);
 my $reset_m = next_boundary(60);
 $reset_h = next_boundary(3600);
+# validate/ from an address that has not been counted yet
+my $B = '127.0.0.3';
 for my $i (1 .. 5) {
-    $r = validate_at('/burst/handshake', $hc);
+    $r = validate_at('/burst/handshake', $hc, from => $B);
     is($r->{status}, 200, "burst request $i: 200");
     headers_ok($r, 1000, 5 - $i, $reset_m, "burst request $i (the minute "
         . 'binds)');
 }
 for my $i (6 .. 9) {
-    $r = validate_at('/burst/handshake', $hc);
+    $r = validate_at('/burst/handshake', $hc, from => $B);
     rate_limited_ok($r, 60, "burst request $i");
     headers_ok($r, 1000, 0, $reset_m, "burst request $i");
 }
 # the hour's count is shared by every location with an hour window: 5
 # allowed, the 4 refused spent nothing, this one is the 6th
-$r = validate_at('/hour/handshake', $hc);
-is($r->{status}, 200, 'the key at a 1000/h location: 200');
+$r = validate_at('/hour/handshake', $hc, from => $B);
+is($r->{status}, 200, 'the address at a 1000/h location: 200');
 headers_ok($r, 1000, 994, $reset_h, 'the refused bursts did not spend the '
     . 'hour: 1000 - 6');
 
-# two keys interleaved count separately
-my ($hd, $he) = (create_at('/free/handshake', $kd),
-    create_at('/free/handshake', $ke));
+# two keys interleaved count separately at create/
 for my $i (1 .. 3) {
-    for my $c ([$hd, 'key D'], [$he, 'key E']) {
-        $r = validate_at('/burst/handshake', $c->[0]);
+    for my $c ([$kd, 'key D'], [$ke, 'key E']) {
+        $r = create_raw('/burst/handshake', $c->[0]);
         headers_ok($r, 1000, 5 - $i, $reset_m, "$c->[1], request $i");
     }
 }

@@ -20,7 +20,7 @@ my $other = $t->new_app(name => 'other', @pw, scope => 'read write admin');
 my $pub = $t->new_app(name => 'spa', @pw, public => 1, scope => 'read write');
 my $noref = $t->new_app(name => 'no-refresh', grant => 'password');
 my $doomed = $t->new_app(name => 'doomed', @pw);
-add_user($t, $_, "pw-$_") for qw(alice bob carol dave erin);
+add_user($t, $_, "Tr0ub4dor-$_-3") for qw(alice bob carol dave erin);
 
 $t->write_config($t->default_http(
     extra_http => 'oauth2_client_auth_limit off; '
@@ -40,7 +40,7 @@ $t->run;
 # a fresh pair for a user: the response's JSON (dies unless 200)
 sub pair {
     my ($a, $user, %o) = @_;
-    my $r = password_token($t, $a, $user, "pw-$user", %o);
+    my $r = password_token($t, $a, $user, "Tr0ub4dor-$user-3", %o);
     die "password grant failed: $r->{raw}" unless $r->{status} == 200;
     return $r->{json};
 }
@@ -287,7 +287,7 @@ $t->oauth_error_ok($r, 400, 'invalid_grant',
 
 my $dave = pair($app, 'dave');
 admin_ok('new password for dave', 'user', 'set-password', 'dave',
-    '--password', 'pw-dave-2', '--pbkdf2-iterations', PBKDF2);
+    '--password', 'Copper-vale-84', '--pbkdf2-iterations', PBKDF2);
 $r = refresh($t, $app, $dave->{refresh_token});
 $t->oauth_error_ok($r, 400, 'invalid_grant',
     'refresh token issued before a password change (R39)');
@@ -300,7 +300,7 @@ $t->oauth_error_ok($r, 401, 'invalid_client',
 
 # an application registered for password but not for refresh_token
 # (issue 4 item 6: per-application grant types enforced)
-$r = password_token($t, $noref, 'alice', 'pw-alice');
+$r = password_token($t, $noref, 'alice', 'Tr0ub4dor-alice-3');
 is($r->{status}, 200, 'app without refresh_token grant: password grant 200');
 {
         ok(!exists $r->{json}{refresh_token},

@@ -13,12 +13,12 @@ use OAuth2Grants qw(:all);
 OAuth2Test::require_build();
 
 my $t = OAuth2Test->new;
-add_user($t, 'alice', 'pw-alice');
+add_user($t, 'alice', 'Tr0ub4dor-alice-3');
 my $app = $t->new_app(name => 'short', grant => ['password', 'refresh_token']);
 $t->write_default_config(extra_http => 'oauth2_pbkdf2_iterations ' . PBKDF2
     . '; oauth2_refresh_token_ttl 3s;')->run;
 
-my $r = password_token($t, $app, 'alice', 'pw-alice');
+my $r = password_token($t, $app, 'alice', 'Tr0ub4dor-alice-3');
 is($r->{status}, 200, 'password grant: 200');
 my $rt1 = $r->{json}{refresh_token};
 ok(defined $rt1, 'a refresh token');

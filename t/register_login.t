@@ -20,8 +20,11 @@ my $app = $t->new_app(name => 'dj_auth', grant => ['password', 'refresh_token'],
 $t->write_config($t->default_http(
     extra_http => 'oauth2_client_auth_limit off; '
         . 'oauth2_pbkdf2_iterations ' . PBKDF2 . ';',
-    extra_server => grant_locations(register => 1,
-        login => $app->{client_id}, extra => <<"EOF")));
+    extra_server => grant_locations(login => $app->{client_id},
+        extra => <<"EOF")));
+    # this test registers more than oauth2_register's default limit (10/m
+    # and 100/h per address) from one address
+    location = /users/register/ { oauth2_register; oauth2_rate_limit off; }
     location = /users/login-limited/ {
         oauth2_login $app->{client_id};
         oauth2_client_auth_limit 3 2s;
@@ -104,70 +107,73 @@ is(OAuth2Test::header($t->bearer_get('/me/', $r->{json}{access_token}),
     'X-User'), 'alice', 'password grant token of the registered user: alice');
 
 # the seed's body exactly, without email
-$r = register(username => 'seeduser', password => 'pw-seed',
-    confirm_password => 'pw-seed', is_active => 'True');
+$r = register(username => 'seeduser', password => 'Tr0ub4dor-and-3',
+    confirm_password => 'Tr0ub4dor-and-3', is_active => 'True');
 is($r->{status}, 201, 'register without email: 201');
 is($r->{json}{email}, '', 'register without email: email ""');
 isnt($r->{json}{id}, $u->{id}, 'a second user: another id');
-is(login(username => 'seeduser', password => 'pw-seed')->{status}, 200,
-    'the user registered without email logs in by username');
+is(login(username => 'seeduser', password => 'Tr0ub4dor-and-3')->{status},
+    200, 'the user registered without email logs in by username');
 
 ########################################################### register errors
 
-my $dup = register(username => 'alice', password => 'other-pw',
-    confirm_password => 'other-pw', is_active => 'true');
+my $dup = register(username => 'alice', password => 'Marble-finch-26',
+    confirm_password => 'Marble-finch-26', is_active => 'true');
 field_error_ok($dup, 'username', 'duplicate username');
 like($dup->{json}{username}[0] // '', qr/already exists/,
     'duplicate username: "already exists"');
 is(login(username => 'alice', password => $pw)->{status}, 200,
     'duplicate registration: the first alice keeps her password');
-is(login(username => 'alice', password => 'other-pw')->{status}, 400,
+is(login(username => 'alice', password => 'Marble-finch-26')->{status}, 400,
     'duplicate registration: its password does not log in');
 
-$r = register(username => 'bob', password => 'pw-1', confirm_password => 'pw-2',
-    is_active => 'true');
+$r = register(username => 'bob', password => 'Lantern-quiet-58',
+    confirm_password => 'Lantern-quiet-59', is_active => 'true');
 field_error_ok($r, 'confirm_password', 'password and confirm_password differ');
-is(login(username => 'bob', password => 'pw-1')->{status}, 400,
+is(login(username => 'bob', password => 'Lantern-quiet-58')->{status}, 400,
     'mismatched registration: no user was created');
-$r = register(username => 'bob', password => 'pw-1', is_active => 'true');
+$r = register(username => 'bob', password => 'Lantern-quiet-58',
+    is_active => 'true');
 field_error_ok($r, 'confirm_password', 'no confirm_password');
-$r = register(username => 'bob', confirm_password => 'pw-1',
+$r = register(username => 'bob', confirm_password => 'Lantern-quiet-58',
     is_active => 'true');
 field_error_ok($r, 'password', 'no password');
 $r = register(username => 'bob', password => '', confirm_password => '',
     is_active => 'true');
 field_error_ok($r, 'password', 'empty password');
-$r = register(password => 'pw', confirm_password => 'pw');
+$r = register(password => 'Saffron-dune-47',
+    confirm_password => 'Saffron-dune-47');
 field_error_ok($r, 'username', 'no username');
 for my $c (['bad name', 'a space'], ['a/b', 'a slash'],
     ['x' x 151, '151 characters'], ['a<script>', 'markup'],
     ["\xc3\xa9t\xc3\xa9", 'UTF-8 letters (ASCII only, as the CLI)'])
 {
-    my $r = register(username => $c->[0], password => 'pw',
-        confirm_password => 'pw');
+    my $r = register(username => $c->[0], password => 'Saffron-dune-47',
+        confirm_password => 'Saffron-dune-47');
     field_error_ok($r, 'username', "username with $c->[1]");
 }
-$r = register(username => "\x{e9}t\x{e9}", password => 'pw',
-    confirm_password => 'pw');
+$r = register(username => "\x{e9}t\x{e9}", password => 'Saffron-dune-47',
+    confirm_password => 'Saffron-dune-47');
 $t->oauth_error_ok($r, 400, 'invalid_request',
     'a username that is not UTF-8 (R7)');
-$r = register(username => 'a.b+c-d_e@f', password => 'pw',
-    confirm_password => 'pw');
+$r = register(username => 'a.b+c-d_e@f', password => 'Saffron-dune-47',
+    confirm_password => 'Saffron-dune-47');
 is($r->{status}, 201, 'username of letters and @.+-_: 201');
-$r = register(username => 'mail1', password => 'pw', confirm_password => 'pw',
-    email => 'not-an-email');
+$r = register(username => 'mail1', password => 'Saffron-dune-47',
+    confirm_password => 'Saffron-dune-47', email => 'not-an-email');
 field_error_ok($r, 'email', 'an invalid email');
-$r = register(username => 'flag1', password => 'pw', confirm_password => 'pw',
-    is_active => 'maybe');
+$r = register(username => 'flag1', password => 'Saffron-dune-47',
+    confirm_password => 'Saffron-dune-47', is_active => 'maybe');
 field_error_ok($r, 'is_active', 'is_active=maybe');
 
 # is_active=false: the account exists and cannot log in
-$r = register(username => 'sleeper', password => 'pw-s',
-    confirm_password => 'pw-s', is_active => 'false', email => 's@example.com');
+$r = register(username => 'sleeper', password => 'Copper-vale-83',
+    confirm_password => 'Copper-vale-83', is_active => 'false',
+    email => 's@example.com');
 is($r->{status}, 201, 'is_active=false: 201');
 ok(defined $r->{json}{is_active} && !$r->{json}{is_active},
     'is_active=false: is_active false');
-$r = login(username => 'sleeper', password => 'pw-s');
+$r = login(username => 'sleeper', password => 'Copper-vale-83');
 $t->oauth_error_ok($r, 400, 'invalid_grant', 'an inactive user logs in');
 
 # HTTP shape of the register endpoint
@@ -177,10 +183,12 @@ $r = $t->post_form('/users/register/', '{"username": "json"}',
     'Content-Type' => 'application/json');
 is($r->{status}, 400, 'a JSON body: 400 (form-encoded only)');
 $r = $t->post_form('/users/register/?username=q', OAuth2Test::form(
-    username => 'q', password => 'pw', confirm_password => 'pw'));
+    username => 'q', password => 'Saffron-dune-47',
+    confirm_password => 'Saffron-dune-47'));
 is($r->{status}, 400, 'a query string: 400 (R3)');
 $r = $t->post_form('/users/register/',
-    'username=dupe&username=dupe2&password=pw&confirm_password=pw');
+    'username=dupe&username=dupe2&password=Saffron-dune-47'
+    . '&confirm_password=Saffron-dune-47');
 is($r->{status}, 400, 'username twice: 400 (R4)');
 
 # the password is stored hashed
@@ -207,8 +215,8 @@ $r = $t->get('/users/login/');
 is($r->{status}, 405, 'GET /users/login/: 405');
 
 # two accounts with one email: the address must not stop its owner
-$r = register(username => 'mallory', password => 'pw-m',
-    confirm_password => 'pw-m', email => 'alice@example.com');
+$r = register(username => 'mallory', password => 'Brisk-otter-canal-64',
+    confirm_password => 'Brisk-otter-canal-64', email => 'alice@example.com');
 my $took = $r->{status} == 201;
 $r = login(email => 'alice@example.com', password => $pw);
 {
@@ -224,19 +232,19 @@ for my $i (1 .. 3) {
     is($r->{status}, 400, "wrong password #$i for seeduser: 400");
 }
 $r = $t->post_form('/users/login-limited/', OAuth2Test::form(
-    username => 'seeduser', password => 'pw-seed'));
+    username => 'seeduser', password => 'Tr0ub4dor-and-3'));
 $t->oauth_error_ok($r, 429, 'temporarily_unavailable',
     'login after 3 failures, right password: 429 (R17)');
 like(OAuth2Test::header($r, 'Retry-After') // '', qr/^[12]$/,
     'throttled login: Retry-After within the 2 s window');
 sleep 2.2;
 $r = $t->post_form('/users/login-limited/', OAuth2Test::form(
-    username => 'seeduser', password => 'pw-seed'));
+    username => 'seeduser', password => 'Tr0ub4dor-and-3'));
 is($r->{status}, 200, 'after the window the login works again (R17)');
 
 # the count is per account: the spelling of the login must not matter
-$r = register(username => 'zoe', password => 'pw-zoe',
-    confirm_password => 'pw-zoe', email => 'zoe@example.com');
+$r = register(username => 'zoe', password => 'Quartz-lantern-91',
+    confirm_password => 'Quartz-lantern-91', email => 'zoe@example.com');
 is($r->{status}, 201, 'register zoe: 201');
 for my $i (1 .. 3) {
     $r = $t->post_form('/users/login-limited/', OAuth2Test::form(
@@ -244,12 +252,12 @@ for my $i (1 .. 3) {
     is($r->{status}, 400, "wrong password #$i for zoe\@example.com: 400");
 }
 $r = $t->post_form('/users/login-limited/', OAuth2Test::form(
-    email => 'zoe@example.com', password => 'pw-zoe'));
+    email => 'zoe@example.com', password => 'Quartz-lantern-91'));
 is($r->{status}, 429, 'zoe@example.com after 3 failures: 429 (R17)');
 my $zoe_case = $t->post_form('/users/login-limited/', OAuth2Test::form(
-    email => 'Zoe@Example.com', password => 'pw-zoe'));
+    email => 'Zoe@Example.com', password => 'Quartz-lantern-91'));
 my $zoe_name = $t->post_form('/users/login-limited/', OAuth2Test::form(
-    username => 'zoe', password => 'pw-zoe'));
+    username => 'zoe', password => 'Quartz-lantern-91'));
 {
         is($zoe_case->{status}, 429,
         'the same email in another case is throttled too (R17)');
@@ -265,8 +273,9 @@ for my $i (1 .. 8) {
     my $pid = fork // die "fork: $!";
     if (!$pid) {
         sleep $start - time if $start > time;
-        my $r = register(username => 'racer', password => "pw-$i",
-            confirm_password => "pw-$i", is_active => 'true');
+        my $r = register(username => 'racer',
+            password => "Granite-owl-lamp-$i",
+            confirm_password => "Granite-owl-lamp-$i", is_active => 'true');
         POSIX::_exit($r->{status} == 201 ? 0 : $r->{status} == 400 ? 1 : 2);
     }
     push @pids, $pid;

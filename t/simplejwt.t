@@ -78,9 +78,10 @@ my $cid = $app->{client_id};
 $t->write_config($t->default_http(
     extra_http => "oauth2_pbkdf2_iterations " . PBKDF2 . ";\n"
         . "oauth2_client_auth_limit off;\n"
-        . "oauth2_issuer $ISS;\n"
         . "oauth2_jwt_key $K/ec.pem;\n",
     extra_server => grant_locations(extra => <<"EOF")))->run;
+    # the seed's issuer, in place of the default server's (http level)
+    oauth2_issuer $ISS;
     location = /api/token/ { oauth2_jwt_token $cid; }
     location = /api/token/refresh/ { oauth2_jwt_refresh $cid; }
     location = /api/status/ {

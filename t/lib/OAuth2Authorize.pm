@@ -34,13 +34,15 @@ EOF
 #           issuer => 'http://...')
 sub http_conf {
     my ($t, %o) = @_;
-    my $issuer = $o{issuer} // 'http://127.0.0.1:' . $t->port;
     my $http = "oauth2_pbkdf2_iterations $PBKDF2;\n"
-        . "oauth2_issuer $issuer;\n"
         . "oauth2_client_auth_limit off;\n"
         . ($o{extra_http} // '');
-    return $t->default_http(extra_http => $http,
+    my $conf = $t->default_http(extra_http => $http,
         extra_server => $SERVER . ($o{extra_server} // ''));
+    # the default server has oauth2_issuer http://127.0.0.1:<port>
+    $conf =~ s/^oauth2_issuer [^;]*;/oauth2_issuer $o{issuer};/m
+        if defined $o{issuer};
+    return $conf;
 }
 
 # user_add($t, $name, $password, @flags): dies on failure

@@ -48,7 +48,8 @@ sub _client {
 }
 
 # password_token($t, $app, $username, $password, auth => 'basic'|'post'|
-#     'id'|'none', scope => '..', path => '/o/token/'): the response
+#     'id'|'none', scope => '..', path => '/o/token/', from => '127.0.0.N'):
+#     the response
 sub password_token {
     my ($t, $app, $user, $password, %o) = @_;
     my ($body, $hdr) = _client($t, $app, $o{auth});
@@ -56,7 +57,7 @@ sub password_token {
         password => $password, @$body);
     push @p, scope => $o{scope} if defined $o{scope};
     return $t->post_form($o{path} // '/o/token/', OAuth2Test::form(@p),
-        @$hdr);
+        @$hdr, ($o{from} ? (-from => $o{from}) : ()));
 }
 
 # refresh($t, $app, $rt, auth => .., scope => .., path => ..): the response

@@ -39,6 +39,7 @@ my $JSON = JSON::PP->new->canonical;
 # The default server block most tests use.
 our $DEFAULT_SERVER = <<'EOF';
 oauth2_store %%STORE%%;
+oauth2_issuer http://127.0.0.1:%%PORT%%;
 server {
     # reuseport: the kernel spreads connections over the workers, so that
     # a handful of requests reaches every worker (R66)
@@ -72,6 +73,11 @@ sub new {
     print $fh "hello\n";
     close $fh;
     chmod 0644, "$dir/html/index.html";
+    # the handshake key (oauth2_handshake_key %%DIR%%/handshake.key)
+    open my $kh, '>', "$dir/handshake.key" or die "key: $!";
+    print $kh join('', map { chr(65 + int(rand(26))) } 1 .. 48), "\n";
+    close $kh;
+    chmod 0644, "$dir/handshake.key";
     Test::More::diag("test dir: $dir") if $ENV{VERBOSE} || $ENV{KEEP};
 
     my $self = bless {
@@ -356,7 +362,7 @@ sub admin_json {
 }
 
 # new_app(name => 'x', grant => [..] | 'g', scope => '..', public => 1,
-#         auth_method => '..', ttl => n)
+#         auth_method => '..', ttl => n, first_party => 1)
 sub new_app {
     my ($self, %a) = @_;
     my @args = ('app', 'add', '--name', $a{name} // 'test-app');
@@ -373,6 +379,9 @@ sub new_app {
     push @args, '--auth-method', $a{auth_method} if $a{auth_method};
     push @args, '--access-token-ttl', $a{ttl} if defined $a{ttl};
     push @args, '--redirect-uri', $_ for @{$a{redirect_uris} // []};
+    # first-party: its users' tokens act at the admin API with the
+    # user's full rights, whatever their scope (R85)
+    push @args, '--first-party' if $a{first_party};
     return $self->admin_json(@args);
 }
 
@@ -407,8 +416,10 @@ sub http {
     my ($self, $raw, %o) = @_;
     my $port = $o{port} // $self->port;
     my $timeout = $o{timeout} // 10;
+    # from => '127.0.0.N': another client address on loopback
     my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-        PeerPort => $port, Proto => 'tcp', Timeout => 5);
+        PeerPort => $port, Proto => 'tcp', Timeout => 5,
+        $o{from} ? (LocalAddr => $o{from}) : ());
     unless ($s) {
         return { status => 0, headers => {}, body => '', raw => '',
             error => "connect: $!" };
@@ -503,28 +514,32 @@ sub request {
 
 # post_form($path, $body, Header => value, ...): Content-Type form unless
 # given (undef removes it); a value may be an arrayref (repeated header)
+# ("-from", '127.0.0.N') among the headers: the request comes from that
+# loopback address
 sub post_form {
     my ($self, $path, $body, @hdr) = @_;
-    my @h;
+    my (@h, %o);
     my $have_ct = 0;
     while (@hdr) {
         my ($k, $v) = splice @hdr, 0, 2;
+        if ($k =~ /^-(\w+)$/) { $o{$1} = $v; next }
         $have_ct = 1 if lc $k eq 'content-type';
         push @h, map { ($k, $_) } ref $v ? @$v : ($v);
     }
     unshift @h, 'Content-Type', 'application/x-www-form-urlencoded'
         unless $have_ct;
-    return $self->request('POST', $path, headers => \@h, body => $body);
+    return $self->request('POST', $path, headers => \@h, body => $body, %o);
 }
 
 sub get {
     my ($self, $path, @hdr) = @_;
-    my @h;
+    my (@h, %o);
     while (@hdr) {
         my ($k, $v) = splice @hdr, 0, 2;
+        if ($k =~ /^-(\w+)$/) { $o{$1} = $v; next }
         push @h, map { ($k, $_) } ref $v ? @$v : ($v);
     }
-    return $self->request('GET', $path, headers => \@h);
+    return $self->request('GET', $path, headers => \@h, %o);
 }
 
 # token($id, $secret, path => '/o/token/', auth => 'basic'|'post'|'none',
@@ -690,6 +705,7 @@ sub daemon_locations {
             . "        proxy_pass $upstream;\n"
             . "        proxy_set_header Host \$http_host;\n"
             . "        proxy_set_header X-Forwarded-Proto \$scheme;\n"
+            . "        proxy_set_header X-Real-IP \$remote_addr;\n"
             . "    }\n";
     }
     return $conf;
@@ -778,8 +794,8 @@ sub stop_daemon {
 
 # api($method, $path, token => $t (Bearer), api_key => $t (X-API-KEY),
 #     json => $data | body => $raw, content_type => '...' (undef: none),
-#     headers => [...], port => n, timeout => s, no_length => 1): the
-#     response, ->{json} decoded
+#     headers => [...], port => n, timeout => s, from => '127.0.0.N',
+#     no_length => 1): the response, ->{json} decoded
 sub api {
     my ($self, $method, $path, %o) = @_;
     my @h = @{$o{headers} // []};
@@ -795,6 +811,7 @@ sub api {
     my $r = $self->request($method, $path, headers => \@h, body => $body,
         (defined $o{port} ? (port => $o{port}) : ()),
         (defined $o{timeout} ? (timeout => $o{timeout}) : ()),
+        (defined $o{from} ? (from => $o{from}) : ()),
         ($o{no_length} ? (no_length => 1) : ()));
     $r->{json} //= eval { JSON::PP->new->decode($r->{body}) }
         if length $r->{body};
@@ -813,12 +830,16 @@ sub issue_token {
 
 # the permission matrix's two users, made through the users API with the
 # staff token $admin: root (staff) and alice (plain); returns a token of
-# each, issued to $client_id
+# each, issued to $client_id (a first-party application's, for root's to
+# act as staff: R85)
 sub staff_and_plain_users {
     my ($self, $admin, $client_id) = @_;
-    for my $u (['root', JSON::PP::true], ['alice', JSON::PP::false]) {
+    # passwords that pass the password policy
+    for my $u (['root', JSON::PP::true, 'Granite-owl-lamp-71'],
+        ['alice', JSON::PP::false, 'Velvet-kettle-orbit-28'])
+    {
         my $r = $self->api('POST', '/api/users/', token => $admin, json => {
-            username => $u->[0], password => "$u->[0]-pw",
+            username => $u->[0], password => $u->[2],
             email => "$u->[0]\@example.com", is_staff => $u->[1] });
         die "user $u->[0]: $r->{status} $r->{body}" unless $r->{status} == 201;
     }

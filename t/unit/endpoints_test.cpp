@@ -49,6 +49,7 @@ struct EndpointReq {
   int64_t access_token_ttl = kTtl;
   std::string default_scope = "read write";
   oauth2_throttle_t throttle{};
+  std::string address = "127.0.0.1";
 
   oauth2_endpoint_req_t c() const {
     oauth2_endpoint_req_t r{};
@@ -64,6 +65,7 @@ struct EndpointReq {
     r.access_token_ttl = access_token_ttl;
     r.default_scope = cstr(default_scope);
     r.throttle = throttle;
+    r.address = cstr(address);
     return r;
   }
 };
@@ -875,7 +877,7 @@ TEST_F(EndpointsTest, OversizedClientIdIs401NotAnErrorR47) {
 // ------------------------------------------------------------- throttling
 
 struct ThrottleLog {
-  unsigned wait = 0;
+  unsigned wait = 0;  // what check() answers for every key
   std::vector<std::string> asked;
   std::vector<std::string> failed;
 };
@@ -883,63 +885,67 @@ struct ThrottleLog {
 oauth2_throttle_t throttle_for(ThrottleLog* log) {
   oauth2_throttle_t t{};
   t.ctx = log;
-  t.blocked = [](void* ctx, int, const unsigned char* id,
-                 size_t len) -> unsigned {
+  t.limit = 10;
+  t.window = 60;
+  t.check = [](void* ctx, const unsigned char* key, size_t len, unsigned,
+               unsigned) -> unsigned {
     auto* l = static_cast<ThrottleLog*>(ctx);
-    l->asked.emplace_back(reinterpret_cast<const char*>(id), len);
+    l->asked.emplace_back(reinterpret_cast<const char*>(key), len);
     return l->wait;
   };
-  t.failed = [](void* ctx, int, const unsigned char* id, size_t len) {
+  t.failed = [](void* ctx, const unsigned char* key, size_t len, unsigned) {
     static_cast<ThrottleLog*>(ctx)->failed.emplace_back(
-        reinterpret_cast<const char*>(id), len);
+        reinterpret_cast<const char*>(key), len);
   };
   return t;
 }
 
-TEST_F(EndpointsTest, BlockedClientGets429WithRetryAfterR17) {
+// R83: a generated client secret cannot be guessed, so no throttle key is
+// ever the client alone: the endpoint asks about nothing and counts
+// nothing for a client of this product (the address is the caller's, in
+// capi.cpp; an imported secret adds its (client, address) key)
+TEST_F(EndpointsTest, AGeneratedSecretIsNeverThrottledPerClientR83) {
   ThrottleLog log;
   log.wait = 5;
-  EndpointReq r = token_req();  // the right secret: still blocked
+  EndpointReq r = token_req();
   r.throttle = throttle_for(&log);
-  EndpointResult e = oauth2::token_endpoint(*store_, r.c());
-  ASSERT_EQ(e.pending, nullptr);
-  EXPECT_EQ(e.response.status, 429);
-  EXPECT_EQ(e.response.retry_after, 5u);
-  oauth2::Json j = parse_json(e.response.body);
-  ASSERT_TRUE(j) << e.response.body;
-  EXPECT_FALSE(json_str(j, "error").empty());
-  EXPECT_TRUE(description_charset_ok(json_str(j, "error_description")));
-  ASSERT_EQ(log.asked.size(), 1u);
-  EXPECT_EQ(log.asked[0], "app");
+  EXPECT_FALSE(issue(r).empty()) << "a blocked key must not refuse the client";
+  EXPECT_TRUE(log.asked.empty());
+  EndpointReq bad = token_req();
+  bad.authorization = basic("app:wrong");
+  bad.throttle = throttle_for(&log);
+  Response resp = token(bad);
+  expect_error(resp, 401, "invalid_client");
+  EXPECT_TRUE(resp.auth_failed) << "the caller counts it against the address";
   EXPECT_TRUE(log.failed.empty());
 }
 
-TEST_F(EndpointsTest, BlockedClientCannotRevokeR54) {
-  std::string tok = issue();
-  ThrottleLog log;
-  log.wait = 5;
-  EndpointReq r = revoke_req(tok);
-  r.throttle = throttle_for(&log);
-  Response resp = revoke(r);
-  EXPECT_EQ(resp.status, 429);
-  EXPECT_EQ(resp.retry_after, 5u);
-  EXPECT_EQ(validate_bearer(tok).result, OAUTH2_VALID);
-}
-
-TEST_F(EndpointsTest, FailuresAreReportedToTheThrottleR17) {
+TEST_F(EndpointsTest, AnImportedSecretIsThrottledPerClientAndAddressR83) {
+  {
+    auto txn = store_->write();
+    auto c = txn.get_client("default", "app");
+    ASSERT_TRUE(c);
+    c->imported_secret = true;
+    ASSERT_TRUE(txn.put_client(*c, false));
+    txn.commit();
+  }
   ThrottleLog log;
   EndpointReq bad = token_req();
   bad.authorization = basic("app:wrong");
   bad.throttle = throttle_for(&log);
+  bad.address = "192.0.2.7";
   expect_error(token(bad), 401, "invalid_client");
   ASSERT_EQ(log.failed.size(), 1u);
-  EXPECT_EQ(log.failed[0], "app");
+  EXPECT_EQ(log.failed[0], "ca:app|192.0.2.7");
 
+  log.wait = 5;
   EndpointReq good = token_req();
   good.throttle = throttle_for(&log);
-  EXPECT_FALSE(issue(good).empty());
-  EXPECT_EQ(log.failed.size(), 1u);  // success is not a failure
-  EXPECT_EQ(log.asked.size(), 2u);
+  good.address = "192.0.2.7";
+  Response resp = token(good);
+  EXPECT_EQ(resp.status, 429);
+  EXPECT_EQ(resp.retry_after, 5u);
+  EXPECT_EQ(log.asked.back(), "ca:app|192.0.2.7");
 }
 
 }  // namespace

@@ -65,6 +65,7 @@ struct HsReq {
   std::string default_scope = "read write";
   const oauth2_settings_t* settings = nullptr;
   oauth2_rate_t rate{};
+  std::string address = "192.0.2.5";
 
   oauth2_endpoint_req_t c() const {
     oauth2_endpoint_req_t r{};
@@ -81,6 +82,7 @@ struct HsReq {
     r.subpath = cstr(subpath);
     r.handshake_max_ttl = max_ttl;
     r.rate = rate;
+    r.address = cstr(address);
     return r;
   }
 };
@@ -106,10 +108,16 @@ class HandshakeTest : public ::testing::Test {
   void SetUp() override {
     dir_ = std::make_unique<oauth2_test::TempDir>();
     path_ = dir_->path() + "/store";
-    // as nginx's master does: it makes the store's handshake key
+    // the handshake key is a file (oauth2_handshake_key), never the store's
+    key_path_ = dir_->path() + "/handshake.key";
+    {
+      FILE* f = fopen(key_path_.c_str(), "w");
+      ASSERT_NE(f, nullptr);
+      fputs("0123456789abcdef0123456789abcdef-unit-test-key\n", f);
+      fclose(f);
+    }
     oauth2::prepare_store(path_, kMapSize, -1, -1);
     store_ = std::make_unique<Store>(path_, kMapSize);
-    ASSERT_GE(store_->handshake_key().size(), 32u);
 
     oauth2::Client c;
     c.realm = kRealm;
@@ -123,7 +131,7 @@ class HandshakeTest : public ::testing::Test {
       ASSERT_TRUE(txn.put_client(c, true));
       txn.commit();
     }
-    settings_ = make_settings();
+    settings_ = make_settings(key_path_);
     ASSERT_NE(settings_, nullptr);
     {
       auto txn = store_->write();
@@ -143,9 +151,14 @@ class HandshakeTest : public ::testing::Test {
   }
 
   // oauth2_handshake_solution rental fbs=fbs_rental_db django=... system=...
-  static oauth2_settings_t* make_settings() {
+  static oauth2_settings_t* make_settings(const std::string& key_path) {
     oauth2_settings_t* s = oauth2_settings_create();
     if (!s) return nullptr;
+    char kerr[256] = "";
+    EXPECT_EQ(oauth2_settings_set_handshake_key(s, key_path.c_str(), kerr,
+                                                sizeof(kerr)),
+              OAUTH2_OK)
+        << kerr;
     const std::vector<std::string> args = {"rental", "fbs=fbs_rental_db",
                                            "django=djo_rental_db",
                                            "system=fbs_system_db"};
@@ -236,7 +249,7 @@ class HandshakeTest : public ::testing::Test {
 
   // a settings object with no cache of verified tokens yet
   const oauth2_settings_t* fresh_settings() {
-    extra_settings_.push_back(make_settings());
+    extra_settings_.push_back(make_settings(key_path_));
     return extra_settings_.back();
   }
 
@@ -256,6 +269,7 @@ class HandshakeTest : public ::testing::Test {
 
   std::unique_ptr<oauth2_test::TempDir> dir_;
   std::string path_;
+  std::string key_path_;
   std::unique_ptr<Store> store_;
   oauth2_settings_t* settings_ = nullptr;
   std::vector<oauth2_settings_t*> extra_settings_;
@@ -541,11 +555,13 @@ TEST_F(HandshakeTest, RateLimitIsTakenOncePerAuthenticatedCall) {
   EXPECT_EQ(call(bad).status, 401);
   EXPECT_TRUE(rate.keys.empty());
 
+  // validate/ and revoke/ hold a handshake token, not the API key: they
+  // count against the caller's address, never the key's budget (R83)
   HsReq ok = with_rate(req("validate/", "{\"handshake_token\": \"" + c.token +
                                             "\", \"handshake_secret\": \"" +
                                             c.secret + "\"}"));
   EXPECT_EQ(call(ok).status, 200);
-  EXPECT_EQ(rate.keys, std::vector<std::string>{k});
+  EXPECT_EQ(rate.keys, std::vector<std::string>{"a:192.0.2.5"});
 
   // over the limit: the envelope's 429, and the handshake is not revoked
   rate.wait = 7;
