@@ -1,4 +1,7 @@
-# oauth2_client_auth_limit: brute-force throttling (SECURITY.md R17, R54)
+# oauth2_client_auth_limit: failed client authentications (SECURITY.md
+# R17, R54, R83).  A generated secret (256 bits) cannot be guessed, so bad
+# secrets are throttled per address and never lock the client out: no
+# number of failures sent by someone else refuses the real client.
 use strict;
 use warnings;
 use FindBin;
@@ -15,6 +18,11 @@ my $b = $t->new_app(name => 'neighbour');
 $t->write_default_config(extra_http => 'oauth2_client_auth_limit 3 2s;')
     ->run;
 
+my $ATTACKER = '127.0.0.2';
+my $CLIENT = '127.0.0.3';
+
+sub from { return (headers => ['-from' => $_[0]]) }
+
 sub throttled_ok {
     my ($r, $name) = @_;
     $t->oauth_error_ok($r, 429, 'temporarily_unavailable', "$name (R17)");
@@ -24,51 +32,63 @@ sub throttled_ok {
         "$name: Retry-After within the 2 s window");
 }
 
-# per client: n = 3 failures, then 429 even with the right secret
-for my $i (1 .. 3) {
-    my $r = $t->token($a->{client_id}, "wrong$i");
-    is($r->{status}, 401, "wrong secret #$i: 401");
-}
-throttled_ok($t->token($a->{client_id}, $a->{client_secret}),
-    '4th attempt with the right secret: 429');
-throttled_ok($t->token($a->{client_id}, $a->{client_secret}, auth => 'post'),
-    'locked client via client_secret_post: 429');
-throttled_ok($t->revoke($a->{client_id}, $a->{client_secret}, 'x' x 43),
-    'locked client at the revoke endpoint (R54)');
+################################################ per address: 3n failures
 
-# another client from the same address is below 3n
-my $r = $t->token($b->{client_id}, $b->{client_secret});
-is($r->{status}, 200, 'another client from the same address: 200');
-
-# a valid bearer is not affected by token-endpoint throttling
-my $tok = $r->{json}{access_token};
-is($t->bearer_get('/protected/', $tok)->{status}, 200,
-    'bearer validation is not throttled');
-
-# the lockout ends with the window (R17: no permanent DoS)
-sleep 2.2;
-$r = $t->token($a->{client_id}, $a->{client_secret});
-is($r->{status}, 200, 'after 2.2 s the real secret works again (R17)');
-
-# per address: 3n = 9 failures over distinct client ids
-sleep 2.2;
 for my $i (1 .. 9) {
-    my $r = $t->token("unknown-$i", 'wrong');
-    is($r->{status}, 401, "unknown client #$i from one address: 401");
+    my $r = $t->token($a->{client_id}, "wrong$i", from($ATTACKER));
+    is($r->{status}, 401, "wrong secret #$i from the attacker's address: 401");
 }
-throttled_ok($t->token($b->{client_id}, $b->{client_secret}),
-    '10th request from the address, a valid client: 429');
-throttled_ok($t->revoke($b->{client_id}, $b->{client_secret}, 'x' x 43),
-    'the address at the revoke endpoint (R54)');
-sleep 2.2;
-is($t->token($b->{client_id}, $b->{client_secret})->{status}, 200,
-    'after the window the address may authenticate again (R17)');
+throttled_ok($t->token($a->{client_id}, $a->{client_secret}, from($ATTACKER)),
+    'the 10th request from that address, even with the right secret: 429');
+throttled_ok($t->token($b->{client_id}, $b->{client_secret}, from($ATTACKER)),
+    'the address is refused for every client');
+throttled_ok($t->post_form('/o/revoke_token/', 'token=' . 'x' x 43,
+    Authorization => $t->basic($a->{client_id}, $a->{client_secret}),
+    '-from' => $ATTACKER), 'and at the revoke endpoint (R54)');
 
-# a locked client id does not lock a client whose failures are elsewhere
-for my $i (1 .. 3) {
-    $t->token($a->{client_id}, "wrong$i");
+############################## R83: the client itself is never locked out
+
+my $r = $t->token($a->{client_id}, $a->{client_secret}, from($CLIENT));
+is($r->{status}, 200,
+    'the real client, from its own address, right after 9 failures for its '
+    . 'id: 200 (R83)');
+$r = $t->token($a->{client_id}, $a->{client_secret}, auth => 'post',
+    from($CLIENT));
+is($r->{status}, 200, 'and with client_secret_post: 200 (R83)');
+
+# failures for the client id spread over many addresses, two each: no
+# address is throttled and the client keeps working
+sleep 2.2;
+for my $n (10 .. 29) {
+    for my $i (1 .. 2) {
+        $t->token($a->{client_id}, "guess$n-$i", from("127.0.0.$n"));
+    }
 }
-is($t->token($b->{client_id}, $b->{client_secret})->{status}, 200,
-    'client B unaffected by client A lockout');
+is($t->token($a->{client_id}, $a->{client_secret}, from($CLIENT))->{status},
+    200, '40 failures for the client id from 20 addresses: the client still '
+    . 'gets its token (R83)');
+is($t->token($a->{client_id}, $a->{client_secret}, from('127.0.0.10'))
+    ->{status}, 200,
+    'an address below 3n failures is not throttled either');
+
+############################################ the window ends (no lockout)
+
+sleep 2.2;
+is($t->token($a->{client_id}, $a->{client_secret}, from($ATTACKER))->{status},
+    200, 'after the 2 s window the throttled address may authenticate (R17)');
+
+# a bearer token is never throttled by failed client authentications
+for my $i (1 .. 9) {
+    $t->token('unknown', 'wrong', from($ATTACKER));
+}
+my $tok = $t->access_token($b, headers => ['-from' => $CLIENT]);
+is($t->get('/protected/', Authorization => "Bearer $tok",
+    '-from' => $ATTACKER)->{status}, 200,
+    'bearer validation from a throttled address: 200');
+
+# refusals are logged, as limit_req logs its own (a level the operator sets)
+like(OAuth2Test::_slurp($t->error_log),
+    qr/\[error\].*oauth2: too many failed authentications from the address, answering 429/,
+    'a throttled request is logged at the default level, error');
 
 $t->done_testing;

@@ -1,0 +1,123 @@
+# oauth2_limit_zone (SECURITY.md R84): a full counter zone forgets nothing
+# that still counts.  A flood of cheap failures from hundreds of addresses
+# fills a small zone; a locked account stays locked, a spent rate limit
+# stays spent, new keys are refused (429) with one [alert] line, and the
+# zone has room again once the flood's windows have ended.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use Time::HiRes qw(sleep time);
+use OAuth2Test;
+
+OAuth2Test::require_build();
+
+my $t = OAuth2Test->new;
+my $PW = 'Zone-test-passphrase-5';
+$t->admin_json('user', 'add', '--username', 'alice', '--email',
+    'alice@example.com', '--password', $PW, '--pbkdf2-iterations', 1000);
+my $pw_app = $t->new_app(name => 'pw', grant => ['password']);
+my $cc = $t->new_app(name => 'metered');
+
+my $WINDOW = 8;
+$t->expect_log(qr/the counter zone is full/);
+$t->write_config($t->default_http(
+    extra_http => "oauth2_limit_zone 64k;\n"
+        . "oauth2_pbkdf2_iterations 1000;\n"
+        . "oauth2_client_auth_limit 3 ${WINDOW}s;\n",
+    extra_server => <<'EOF'))->run;
+    location = /o/token-metered/ {
+        oauth2_token;
+        oauth2_rate_limit 3/h;
+    }
+EOF
+
+sub grant {
+    my ($pw, $from) = @_;
+    return $t->post_form('/o/token/', OAuth2Test::form(
+        grant_type => 'password', username => 'alice', password => $pw),
+        Authorization => $t->basic($pw_app->{client_id},
+            $pw_app->{client_secret}),
+        '-from' => $from);
+}
+
+sub addr {
+    my ($i) = @_;
+    return sprintf '127.0.%d.%d', 10 + int($i / 250), 1 + $i % 250;
+}
+
+my $start = time;
+
+################################################ a lock and a spent limit
+
+grant("wrong$_", '127.0.0.2') for 1 .. 3;
+is(grant($PW, '127.0.0.2')->{status}, 429,
+    'alice is locked at 127.0.0.2 after 3 failures');
+for my $i (1 .. 3) {
+    is($t->token($cc->{client_id}, $cc->{client_secret},
+        path => '/o/token-metered/')->{status}, 200,
+        "metered client, token #$i of 3/h: 200");
+}
+is($t->token($cc->{client_id}, $cc->{client_secret},
+    path => '/o/token-metered/')->{status}, 429,
+    'the 4th within the hour: 429');
+
+#################### the flood: one failure from each of 700 addresses
+
+my (%seen, $full_at);
+for my $i (0 .. 699) {
+    my $r = $t->token("flood-$i", 'x', headers => ['-from' => addr($i)]);
+    $seen{$r->{status}}++;
+    $full_at //= $i if $r->{status} == 429;
+}
+ok($seen{401}, "the flood's first failures are counted (401: $seen{401})");
+ok($seen{429}, 'once the zone is full, new keys are refused with 429 '
+    . '(' . ($seen{429} // 0) . " of 700, from #" . ($full_at // '-') . ')');
+is(($seen{401} // 0) + ($seen{429} // 0), 700,
+    'every flood request got 401 or 429, never a 5xx');
+
+############################## R84: nothing that still counts was forgotten
+
+is(grant($PW, '127.0.0.2')->{status}, 429,
+    'after the flood alice is still locked at 127.0.0.2 (R84)');
+is(grant('another-guess', '127.0.0.2')->{status}, 429,
+    'and a new guess from there is still refused (R84)');
+is($t->token($cc->{client_id}, $cc->{client_secret},
+    path => '/o/token-metered/')->{status}, 429,
+    'after the flood the metered client\'s hour is still spent (R84)');
+
+my $r = $t->token($cc->{client_id}, $cc->{client_secret},
+    headers => ['-from' => '127.0.9.9']);
+is($r->{status}, 429,
+    'a new address while the zone is full: refused, never let through '
+    . 'uncounted');
+like(OAuth2Test::header($r, 'Retry-After') // '', qr/^\d+$/,
+    'that refusal has Retry-After');
+
+my @alerts = OAuth2Test::_slurp($t->error_log)
+    =~ /\[alert\][^\n]*the counter zone is full/g;
+is(scalar @alerts, 1, 'the full zone is logged at alert, once');
+
+############################# the flood's windows end: room again
+
+my $left = $start + $WINDOW + 1 - time;
+sleep $left if $left > 0;
+is($t->token($cc->{client_id}, $cc->{client_secret},
+    headers => ['-from' => '127.0.9.10'])->{status}, 200,
+    'after the windows ended, a new address is counted again: 200');
+is(grant($PW, '127.0.9.11')->{status}, 200,
+    'and alice signs in from a new address: 200');
+is($t->token($cc->{client_id}, $cc->{client_secret},
+    path => '/o/token-metered/')->{status}, 429,
+    'the hour of the metered client is still spent (a live count is never '
+    . 'evicted)');
+
+# nginx -t names a zone that is too small
+$t->write_config($t->default_http(extra_http => 'oauth2_limit_zone 1k;'));
+my ($code, $out) = $t->nginx_t;
+isnt($code, 0, 'oauth2_limit_zone 1k: nginx -t fails');
+like($out, qr/oauth2_limit_zone.*at least 64k/,
+    'nginx -t says the zone must be at least 64k');
+
+$t->done_testing;

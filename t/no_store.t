@@ -1,0 +1,49 @@
+# The JWKS and status endpoints answer from the configuration alone: they
+# work, and touch nothing, when the store cannot be opened (SECURITY.md
+# R77, R78, R11), while the endpoints that need it answer 503.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use OAuth2Test;
+
+OAuth2Test::require_build();
+
+my $t = OAuth2Test->new;
+my $dir = $t->dir;
+# the store's path is a plain file: it can never open
+open my $fh, '>', "$dir/not-a-store" or die;
+close $fh;
+$t->_run_cmd('openssl', 'genpkey', '-algorithm', 'EC', '-pkeyopt',
+    'ec_paramgen_curve:P-256', '-out', "$dir/es256.pem");
+open $fh, '>', "$dir/status.token" or die;
+print $fh "a-status-token-long-enough\n";
+close $fh;
+chmod 0644, "$dir/es256.pem", "$dir/status.token";
+
+$t->expect_log(qr/cannot (prepare|open) store/);
+$t->write_config(join '', "oauth2_store $dir/not-a-store;\n",
+    "oauth2_issuer http://127.0.0.1:%%PORT%%;\n",
+    "oauth2_jwt_key $dir/es256.pem;\n",
+    "server {\n",
+    "    listen 127.0.0.1:%%PORT%%;\n",
+    "    location = /o/token/ { oauth2_token; }\n",
+    "    location = /.well-known/jwks.json { oauth2_jwks; }\n",
+    "    location = /api/status/ {\n",
+    "        oauth2_status svc X-Service-Token $dir/status.token;\n",
+    "    }\n",
+    "}\n")->run;
+
+my $r = $t->get('/.well-known/jwks.json');
+is($r->{status}, 200, 'the JWKS without a store: 200');
+is(scalar @{$r->{json}{keys} // []}, 1, 'with the key');
+$r = $t->get('/api/status/', 'X-Service-Token' => 'a-status-token-long-enough');
+is($r->{status}, 200, 'the status endpoint without a store: 200');
+is($r->{json}{status}, 'ok', '{"status": "ok"}');
+$r = $t->get('/api/status/');
+is($r->{status}, 403, 'and 403 without its header');
+$r = $t->token('any', 'thing');
+is($r->{status}, 503, 'the token endpoint without a store: 503, never 200');
+
+$t->done_testing;

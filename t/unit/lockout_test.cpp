@@ -1,0 +1,147 @@
+// The account lock (src/core/lockout.hpp, SECURITY.md R83, R89), its
+// record in the store, and the address the throttles count
+// (src/core/throttle.hpp).
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+
+#include "lockout.hpp"
+#include "store.hpp"
+#include "test_helpers.hpp"
+#include "throttle.hpp"
+
+namespace {
+
+using oauth2::AccountLimit;
+using oauth2::LoginOrigin;
+
+constexpr int64_t kNow = 1800000000;
+constexpr const char* kRealm = "default";
+
+class LockoutTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::make_unique<oauth2_test::TempDir>();
+    store_ = std::make_unique<oauth2::Store>(dir_->path() + "/s", 16 << 20);
+  }
+
+  void fail(int n, int64_t at = kNow) {
+    for (int i = 0; i < n; i++) {
+      auto txn = store_->write();
+      oauth2::account_failed(txn, kRealm, 7, limit_, at);
+      txn.commit();
+    }
+  }
+  void sign_in(const LoginOrigin& o, int64_t at = kNow) {
+    auto txn = store_->write();
+    oauth2::account_signed_in(txn, kRealm, 7, o, at);
+    txn.commit();
+  }
+  unsigned wait(const LoginOrigin& o, int64_t at = kNow) {
+    auto txn = store_->read();
+    return oauth2::account_wait(txn, kRealm, 7, o, at);
+  }
+
+  AccountLimit limit_{5, 3600};
+  std::unique_ptr<oauth2_test::TempDir> dir_;
+  std::unique_ptr<oauth2::Store> store_;
+};
+
+TEST_F(LockoutTest, LocksAtTheCeilingForStrangersOnlyR83) {
+  const LoginOrigin home{"192.0.2.1", ""};
+  const LoginOrigin stranger{"198.51.100.9", ""};
+  sign_in(home, kNow - 86400);
+  fail(4);
+  EXPECT_EQ(wait(stranger), 0u) << "4 failures are below the ceiling of 5";
+  fail(1);
+  EXPECT_EQ(wait(stranger), 3600u) << "the 5th locks it for the window";
+  EXPECT_EQ(wait(home), 0u) << "an address that signed in before may try";
+}
+
+TEST_F(LockoutTest, SigningInUnlocksNothingForOthersR83) {
+  const LoginOrigin home{"192.0.2.1", ""};
+  fail(5);
+  sign_in(home);
+  EXPECT_GT(wait({"203.0.113.4", ""}), 0u);
+  EXPECT_EQ(wait(home), 0u);
+}
+
+TEST_F(LockoutTest, ABrowserIsTrustedByItsDeviceCookie) {
+  const std::string device = oauth2::new_device_cookie();
+  ASSERT_TRUE(oauth2::valid_device_cookie(device));
+  sign_in({"192.0.2.1", device});
+  fail(5);
+  EXPECT_EQ(wait({"203.0.113.4", device}), 0u) << "the same browser elsewhere";
+  EXPECT_GT(wait({"203.0.113.4", oauth2::new_device_cookie()}), 0u);
+  EXPECT_GT(wait({"203.0.113.4", ""}), 0u);
+}
+
+TEST_F(LockoutTest, TrustEndsAfterThirtyDays) {
+  const LoginOrigin home{"192.0.2.1", ""};
+  sign_in(home, kNow - oauth2::kTrustedFor - 1);
+  fail(5);
+  EXPECT_GT(wait(home), 0u);
+}
+
+TEST_F(LockoutTest, TheLockEndsWithItsWindowR17) {
+  fail(5);
+  const LoginOrigin stranger{"198.51.100.9", ""};
+  EXPECT_EQ(wait(stranger, kNow + 3599), 1u);
+  EXPECT_EQ(wait(stranger, kNow + 3600), 0u);
+  fail(1, kNow + 3600);  // a new window counts from one
+  EXPECT_EQ(wait(stranger, kNow + 3601), 0u);
+}
+
+TEST_F(LockoutTest, OffNeverLocksNorWrites) {
+  limit_.limit = 0;
+  fail(50);
+  EXPECT_EQ(wait({"198.51.100.9", ""}), 0u);
+  auto txn = store_->read();
+  EXPECT_FALSE(txn.get_account_lock(kRealm, 7));
+}
+
+TEST_F(LockoutTest, TheRecordKeepsEightOriginsNewestFirst) {
+  for (int i = 0; i < 12; i++) {
+    sign_in({"192.0.2." + std::to_string(i), ""}, kNow + i);
+  }
+  {
+    auto txn = store_->read();
+    auto l = txn.get_account_lock(kRealm, 7);
+    ASSERT_TRUE(l);
+    ASSERT_EQ(l->trusted.size(), oauth2::AccountLock::kMaxTrusted);
+    EXPECT_EQ(l->trusted.front().last, kNow + 11);
+  }
+  fail(5, kNow + 20);
+  EXPECT_EQ(wait({"192.0.2.11", ""}, kNow + 21), 0u);
+  EXPECT_GT(wait({"192.0.2.0", ""}, kNow + 21), 0u) << "the oldest went";
+}
+
+TEST_F(LockoutTest, DeletingTheUserDeletesItsLock) {
+  oauth2::User u;
+  u.realm = kRealm;
+  u.username = "gone";
+  u.password = "!";
+  {
+    auto txn = store_->write();
+    ASSERT_EQ(txn.put_user(u, true), oauth2::PutUser::kOk);
+    oauth2::account_failed(txn, kRealm, u.id, limit_, kNow);
+    txn.commit();
+  }
+  auto txn = store_->write();
+  ASSERT_TRUE(txn.get_account_lock(kRealm, u.id));
+  ASSERT_TRUE(txn.delete_user(kRealm, u.id));
+  EXPECT_FALSE(txn.get_account_lock(kRealm, u.id));
+}
+
+TEST(ThrottleAddress, IPv6CountsByItsSlash64) {
+  EXPECT_EQ(oauth2::throttle_address("192.0.2.1"), "192.0.2.1");
+  EXPECT_EQ(oauth2::throttle_address("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+  EXPECT_EQ(oauth2::throttle_address("2001:db8:1:2:ffff::1"), "2001:db8:1:2::/64");
+  EXPECT_EQ(oauth2::throttle_address("::ffff:192.0.2.9"), "192.0.2.9");
+  EXPECT_EQ(oauth2::throttle_address("unix:"), "unix:");
+  EXPECT_EQ(oauth2::throttle_address(std::string(100, 'a')).size(), 64u);
+}
+
+}  // namespace

@@ -1,0 +1,91 @@
+// Django's default password validators (src/core/password_policy.hpp):
+// the same verdicts and messages as Django 4.2's
+// UserAttributeSimilarityValidator, MinimumLengthValidator,
+// CommonPasswordValidator and NumericPasswordValidator.
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "password_policy.hpp"
+
+namespace {
+
+using oauth2::PasswordPolicy;
+using Problems = std::vector<std::string>;
+
+const oauth2::PasswordOwner kUser{"testclient", "Test", "Client",
+                                  "testclient@example.com"};
+
+Problems check(const std::string& pw, const PasswordPolicy& p = {}) {
+  return oauth2::password_problems(p, pw, kUser);
+}
+
+const char kShort[] = "This password is too short. It must contain at least 8 characters.";
+const char kCommon[] = "This password is too common.";
+const char kNumeric[] = "This password is entirely numeric.";
+
+TEST(PasswordPolicy, DjangosOrderAndWords) {
+  EXPECT_EQ(check("1"), (Problems{kShort, kCommon, kNumeric}));
+  EXPECT_EQ(check("12345678"), (Problems{kCommon, kNumeric}));
+  EXPECT_EQ(check("52938671"), (Problems{kNumeric}));
+  EXPECT_EQ(check("Quaint-Harbor-59"), Problems{});
+}
+
+TEST(PasswordPolicy, CommonIgnoresCaseAndSurroundingSpace) {
+  EXPECT_EQ(check("password1"), Problems{kCommon});
+  EXPECT_EQ(check("  PaSsWoRd1\t"), Problems{kCommon});
+  EXPECT_EQ(check("qwertyuiop"), Problems{kCommon});
+}
+
+TEST(PasswordPolicy, SimilarityAsDjangoComputesIt) {
+  EXPECT_EQ(check("testclient"),
+            Problems{"The password is too similar to the username."});
+  // quick_ratio counts letters, not their order
+  EXPECT_EQ(check("tneilctset"),
+            Problems{"The password is too similar to the username."});
+  EXPECT_EQ(check("example.com"),
+            Problems{"The password is too similar to the email address."});
+  // a part of a value counts: the email's "testclient" and "example"
+  EXPECT_EQ(check("exampleXY"),
+            Problems{"The password is too similar to the email address."});
+  // a long password is not "similar" to a much shorter part (Django's
+  // exceeds_maximum_length_ratio)
+  EXPECT_EQ(check("testclient-with-a-long-passphrase-after-it-1234567890x",
+                  PasswordPolicy{}),
+            Problems{});
+  PasswordPolicy loose;
+  loose.max_similarity = 0;
+  EXPECT_EQ(check("testclient", loose), Problems{});
+}
+
+TEST(PasswordPolicy, ParsesItsSpec) {
+  std::string why;
+  auto p = PasswordPolicy::parse("min_length=12 common=off numeric=off similarity=0.5", &why);
+  ASSERT_TRUE(p) << why;
+  EXPECT_EQ(p->min_length, 12u);
+  EXPECT_FALSE(p->common);
+  EXPECT_FALSE(p->numeric);
+  EXPECT_DOUBLE_EQ(p->max_similarity, 0.5);
+  EXPECT_EQ(check("short-pass1", *p),
+            Problems{"This password is too short. It must contain at least 12 characters."});
+  auto off = PasswordPolicy::parse("off", &why);
+  ASSERT_TRUE(off);
+  EXPECT_EQ(check("1", *off), Problems{});
+  for (const char* bad : {"min_length=", "min_length=-1", "similarity=0.05",
+                          "similarity=2", "common=yes", "colour=blue", "junk"}) {
+    EXPECT_FALSE(PasswordPolicy::parse(bad, &why)) << bad;
+    EXPECT_NE(why.find("invalid password policy"), std::string::npos);
+  }
+}
+
+TEST(PasswordPolicy, LengthCountsCharactersNotBytes) {
+  PasswordPolicy p;
+  p.common = p.numeric = false;
+  p.max_similarity = 0;
+  EXPECT_EQ(check("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", p).size(), 1u) << "4 of 8";
+  EXPECT_TRUE(check("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", p).empty());
+}
+
+}  // namespace
