@@ -1,4 +1,4 @@
-// libFuzzer harness for src/core/codec (SECURITY.md R7, R11, R14, R81):
+// libFuzzer harness for src/core/codec (docs/security.md R7, R11, R14, R81):
 // the form decoder, strict base64, the Basic parser, token68, VSCHAR and
 // scope lists.  Beyond "no crash", it checks what each decoder promises and
 // aborts when a promise is broken.  Build and run with scripts/fuzz-codec.

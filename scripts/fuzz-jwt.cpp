@@ -1,4 +1,4 @@
-// libFuzzer harness for src/core/jwt (SECURITY.md R81 and 2.4): jwt_verify,
+// libFuzzer harness for src/core/jwt (docs/security.md R81 and 2.4): jwt_verify,
 // jwt_peek_claims and strict base64url.  Beyond "no crash", it checks what
 // each promises and aborts when a promise is broken; above all, that no
 // signature verifies on a token the harness did not sign itself.  Each input

@@ -1,4 +1,4 @@
-# auth_oauth2 bearer validation (SECURITY.md R45, R59-R66; catalogue 2.2)
+# auth_oauth2 bearer validation (docs/security.md R45, R59-R66; catalogue 2.2)
 use strict;
 use warnings;
 use FindBin;
@@ -94,7 +94,7 @@ for my $c (['Bearer', 'Bearer alone'], ['Bearer ', 'Bearer + space'],
     is(wa($r), $inv, "$name: error=\"invalid_request\" (R61)");
 }
 # RFC 7235 separates scheme and token68 by SP only: "Bearer<TAB>tok" is
-# a malformed Bearer credential (SECURITY.md 2.2), never accepted
+# a malformed Bearer credential (docs/security.md 2.2), never accepted
 $r = $t->get('/protected/', Authorization => "Bearer\t$tok");
 is($r->{status}, 400, 'Bearer<TAB>token: 400 (R61)');
 is(wa($r), $inv, 'Bearer<TAB>token: error="invalid_request" (R61)');

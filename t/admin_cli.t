@@ -1,4 +1,4 @@
-# oauth2-admin (README "oauth2-admin"; SECURITY.md R16, R71)
+# oauth2-admin (README "oauth2-admin"; docs/security.md R16, R71)
 use strict;
 use warnings;
 use FindBin;

@@ -1,4 +1,4 @@
-# Scope binds the admin API (SECURITY.md R85, R46, R69; RFC 6749 3.3, RFC
+# Scope binds the admin API (docs/security.md R85, R46, R69; RFC 6749 3.3, RFC
 # 6750 3.1): a user's token from a third-party application does at the
 # daemon only what its scope allows, within the user's own rights:
 # reading needs "read", changes "write", staff-only operations "admin";

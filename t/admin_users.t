@@ -1,5 +1,5 @@
 # oauth2-admin user ... and token issue (README "oauth2-admin"; issue 3
-# item 5; SECURITY.md R39, R43, R46, R66, R70)
+# item 5; docs/security.md R39, R43, R46, R66, R70)
 use strict;
 use warnings;
 use FindBin;

@@ -1,5 +1,5 @@
 # The applications API of the admin daemon, through nginx (issue 3 item 3;
-# seeds 000, 001; SECURITY.md R22, R69, R70, R71, R72): register, show,
+# seeds 000, 001; docs/security.md R22, R69, R70, R71, R72): register, show,
 # edit, rotate the secret, delete; DOT's field shapes; who may do it; bad
 # input that changes nothing; tokens that die with their application.
 use strict;
@@ -305,7 +305,7 @@ my $dup = '{"name": "x", "grant_types": ["password"], '
     . '"redirect_uris": ["https://a.example/cb"], '
     . '"redirect_uris": ["https://evil.example/cb"]}';
 $r = api('POST', '/api/applications/', token => $admin, body => $dup);
-is($r->{status}, 400, 'duplicate redirect_uris keys: 400 (SECURITY.md 2.4)');
+is($r->{status}, 400, 'duplicate redirect_uris keys: 400 (docs/security.md 2.4)');
 like(detail($r) // '', qr/^JSON parse error - duplicate/,
     'duplicate keys: JSON parse error');
 $r = api('POST', '/api/applications/', token => $admin,

@@ -1,6 +1,6 @@
 # API keys, the handshake's credential (seed 002; src/core/apikeys.hpp),
 # through `oauth2-admin apikey` and the daemon's
-# /api/applications/<client_id>/api-keys/ behind nginx (SECURITY.md R43,
+# /api/applications/<client_id>/api-keys/ behind nginx (docs/security.md R43,
 # R69, R70, R72): shown once, stored only as a SHA-256, the applications
 # API's permissions, bad input that changes nothing, keys that die with
 # their application.
@@ -223,7 +223,7 @@ is($r->{status}, 400, 'a JSON array: 400');
 like(detail($r) // '', qr/^JSON parse error/, 'a JSON array: parse error');
 $r = api('POST', keys_path($sid), token => $admin,
     body => '{"name": "a", "name": "b"}');
-is($r->{status}, 400, 'a duplicate key: 400 (SECURITY.md 2.4)');
+is($r->{status}, 400, 'a duplicate key: 400 (docs/security.md 2.4)');
 $r = api('POST', keys_path($sid), token => $admin,
     content_type => 'application/x-www-form-urlencoded', body => 'name=x');
 is($r->{status}, 415, 'a form body: 415');

@@ -1,5 +1,5 @@
 # The users API of the admin daemon, through nginx (seed 003; issue 3
-# item 2; SECURITY.md R39, R69, R70, R72, 2.4): DRF's shapes, pagination,
+# item 2; docs/security.md R39, R69, R70, R72, 2.4): DRF's shapes, pagination,
 # who may do what, self-registration, bad input that changes nothing,
 # tokens that die with their user, concurrent writes, a restart.
 use strict;

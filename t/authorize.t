@@ -1,5 +1,5 @@
 # The authorization-code flow over raw HTTP (issue 4 items 1, 2, 6;
-# seed 004; SECURITY.md R19-R34 and catalogue 2.3): the login page, the
+# seed 004; docs/security.md R19-R34 and catalogue 2.3): the login page, the
 # consent page, the redirect with code, state and iss, the token endpoint's
 # authorization_code grant with PKCE, and every negative case of sections C
 # and D.  The same flow in a browser is t/authorize_browser.t, with a client

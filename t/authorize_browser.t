@@ -1,6 +1,6 @@
 # The authorization-code flow in a real browser (issue 4 "Done means": the
 # whole code flow driven by headless Chromium: login, consent, redirect,
-# token, a protected call; seed 004; SECURITY.md R19, R23, R26, R32).
+# token, a protected call; seed 004; docs/security.md R19, R23, R26, R32).
 # t/browser/authorize_flow.py drives Chromium and serves the client's
 # loopback redirect_uri; this file checks what reached the client, redeems
 # the code with PKCE and calls the protected location with the token.

@@ -1,5 +1,5 @@
 # oauth2-admin cleartokens: expired tokens leave the store, live ones stay
-# (SECURITY.md R82; django-oauth-toolkit's cleartokens)
+# (docs/security.md R82; django-oauth-toolkit's cleartokens)
 use strict;
 use warnings;
 use FindBin;

@@ -1,4 +1,4 @@
-# client authentication at the token endpoint (SECURITY.md R12-R15, R18;
+# client authentication at the token endpoint (docs/security.md R12-R15, R18;
 # catalogue 2.1 "Basic header" and "Auth conflicts")
 use strict;
 use warnings;

@@ -1,6 +1,6 @@
 # conf.example/ is what users copy: each file passes nginx -t with this
 # build's module (its paths moved into a temp dir), and full.conf holds the
-# limits SECURITY.md asks for: the revocation and introspection endpoints
+# limits docs/security.md asks for: the revocation and introspection endpoints
 # have the token endpoint's rate limits (R54, R58), the issuer is set (R87),
 # the handshake key is a file (R86), and the daemon's proxy headers carry
 # the client's address for its throttles (R17).

@@ -1,5 +1,5 @@
 # oauth2-admin serve as a process (issue 3 items 1 and "what must hold";
-# SECURITY.md R69, R70): loopback or unix socket only, a unix socket nginx
+# docs/security.md R69, R70): loopback or unix socket only, a unix socket nginx
 # proxies to, stale sockets, body caps, the request log, SIGTERM that
 # finishes the request in flight, and no lost or torn write across
 # SIGTERM and kill -9 mid-load.

@@ -2,7 +2,7 @@
 # revoke/) with API keys of `oauth2-admin apikey`, handshake tokens as
 # bearer tokens at auth_oauth2 locations, and the configuration checks of
 # oauth2_handshake_solution, oauth2_handshake_key and
-# oauth2_handshake_max_ttl (SECURITY.md R9, R11, R16, R42, R43, R62, R63,
+# oauth2_handshake_max_ttl (docs/security.md R9, R11, R16, R42, R43, R62, R63,
 # R70, R72, R86).  Rate limits are in rate_limit.t; expiry at the exact
 # second is in t/unit/handshake_test.cpp.
 use strict;

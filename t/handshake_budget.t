@@ -1,4 +1,4 @@
-# Only an API key's own requests spend its budget (seed 002; SECURITY.md
+# Only an API key's own requests spend its budget (seed 002; docs/security.md
 # R83): create/ is counted per API key, while validate/ and revoke/, which
 # anyone holding a handshake token may call, are counted per address.
 # Replaying revoke/ with a revoked token no longer drains the key.

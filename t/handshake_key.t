@@ -1,4 +1,4 @@
-# The handshake key leaves the store (SECURITY.md R86, R43): releases
+# The handshake key leaves the store (docs/security.md R86, R43): releases
 # before 0.9 generated it in the master and kept it in clear in the store,
 # where a dump could forge handshake tokens.  Now the key is a file
 # (oauth2_handshake_key, required), and `oauth2-admin handshake-key

@@ -1,4 +1,4 @@
-# Slow work cannot starve fast work (SECURITY.md R88, R8, R75): password
+# Slow work cannot starve fast work (docs/security.md R88, R8, R75): password
 # hashes take at most oauth2_hash_limit threads of a worker, a bounded
 # queue waits for them and the rest is refused (503); registration checks
 # what is cheap first and is throttled per address by default; token

@@ -1,5 +1,5 @@
 # oauth2-admin import-django (issue 3 item 6; README "oauth2-admin";
-# SECURITY.md R16, R22, R25, R43, R70, catalogue 2.4), on a real dumpdata
+# docs/security.md R16, R22, R25, R43, R70, catalogue 2.4), on a real dumpdata
 # made by t/django/make_dump.py with Debian's Django and
 # django-oauth-toolkit 1.x, and on hand-written edge cases
 use strict;

@@ -1,5 +1,5 @@
-# Client secrets imported from django-oauth-toolkit (SECURITY.md R16, R17,
-# R83, R88; DESIGN.md "The store"): a DOT 2+ secret is a PBKDF2 hash,
+# Client secrets imported from django-oauth-toolkit (docs/security.md R16, R17,
+# R83, R88; docs/design.md "The store"): a DOT 2+ secret is a PBKDF2 hash,
 # checked in the thread pool and never on nginx's event loop; a strong one
 # is rehashed to the fast form after its first success; an imported secret
 # that may be weak is throttled per (client, address) as well.

@@ -1,4 +1,4 @@
-# RFC 7662 introspection at oauth2_introspect (issue 4 item 5; SECURITY.md
+# RFC 7662 introspection at oauth2_introspect (issue 4 item 5; docs/security.md
 # R55-R58, R1-R4, R9, catalogue 2.1 "revoke/introspect")
 use strict;
 use warnings;

@@ -1,4 +1,4 @@
-# The issuer is configuration, never the request (SECURITY.md R87; RFC
+# The issuer is configuration, never the request (docs/security.md R87; RFC
 # 8414 3.3, RFC 9207, RFC 9068 2.2): with a forged Host, the metadata, the
 # authorization response's iss and every JWT's iss and aud still name
 # oauth2_issuer; where it is needed and missing, nginx -t says so.

@@ -4,7 +4,7 @@
 # checked independently with Debian's python3-jwt (t/clients/
 # jwt_verify.py); the forgeries are made with it too, from the real key
 # files, so that each refused token differs from an accepted one by the
-# one thing under test.  SECURITY.md R9, R45, R52, R56, R57, R62, R66, R68.
+# one thing under test.  docs/security.md R9, R45, R52, R56, R57, R62, R66, R68.
 use strict;
 use warnings;
 use FindBin;

@@ -1,4 +1,4 @@
-# reload, worker crash, concurrent issuance (SECURITY.md R42, R66, R73, R76)
+# reload, worker crash, concurrent issuance (docs/security.md R42, R66, R73, R76)
 use strict;
 use warnings;
 use FindBin;

@@ -1,4 +1,4 @@
-# oauth2_limit_zone (SECURITY.md R84): a full counter zone forgets nothing
+# oauth2_limit_zone (docs/security.md R84): a full counter zone forgets nothing
 # that still counts.  A flood of cheap failures from hundreds of addresses
 # fills a small zone; a locked account stays locked, a spent rate limit
 # stays spent, new keys are refused (429) with one [alert] line, and the

@@ -1,4 +1,4 @@
-# Failed passwords (SECURITY.md R17, R25, R83, R89): counted per (account,
+# Failed passwords (docs/security.md R17, R25, R83, R89): counted per (account,
 # address) and per address in front of the store, and per account in the
 # store, where one lock serves every place that checks a password (the
 # password grant, seed 001's login, the authorization page, the admin

@@ -1,5 +1,5 @@
 # RFC 8414 authorization server metadata at oauth2_metadata, built from
-# the configuration (issue 4 item 5; SECURITY.md R87: the issuer is
+# the configuration (issue 4 item 5; docs/security.md R87: the issuer is
 # oauth2_issuer, never the request's Host)
 use strict;
 use warnings;

@@ -1,5 +1,5 @@
 # The JWKS and status endpoints answer from the configuration alone: they
-# work, and touch nothing, when the store cannot be opened (SECURITY.md
+# work, and touch nothing, when the store cannot be opened (docs/security.md
 # R77, R78, R11), while the endpoints that need it answer 503.
 use strict;
 use warnings;

@@ -3,7 +3,7 @@
 # /usr/bin/python3 with OAUTHLIB_INSECURE_TRANSPORT=1, for the
 # authorization code with PKCE (public and confidential clients), refresh,
 # password and client credentials (t/clients/oauthlib_flows.py).  Seeds
-# 001 and 004; SECURITY.md R25, R28, R32, R37, R41.
+# 001 and 004; docs/security.md R25, R28, R32, R37, R41.
 use strict;
 use warnings;
 use FindBin;

@@ -1,4 +1,4 @@
-# grant_type=password (seed 001; issue 4 items 4 and 6; SECURITY.md R17,
+# grant_type=password (seed 001; issue 4 items 4 and 6; docs/security.md R17,
 # R25, R39, R70; RFC 6749 4.3)
 use strict;
 use warnings;

@@ -3,7 +3,7 @@
 # -Reset): fixed windows aligned to the clock, counted in shared memory by
 # every worker, kept across a reload, keyed by API key, client or address
 # (the handshake's create/ by API key, its validate/ and revoke/ by the
-# caller's address); 429 in each endpoint's shape (SECURITY.md R17, R54,
+# caller's address); 429 in each endpoint's shape (docs/security.md R17, R54,
 # R58).
 use strict;
 use warnings;

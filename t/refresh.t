@@ -1,5 +1,5 @@
 # refresh_token grant: binding, scope, rotation, grace, reuse detection,
-# races and crashes (issue 4 item 3; SECURITY.md R35-R40, catalogue 2.1
+# races and crashes (issue 4 item 3; docs/security.md R35-R40, catalogue 2.1
 # "refresh_token" and "scope")
 use strict;
 use warnings;

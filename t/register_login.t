@@ -1,7 +1,7 @@
 # seed 001: oauth2_register (username, password, confirm_password,
 # is_active, email) and oauth2_login (email or username + password -> the
 # token response of the configured application); issue 4 item 4,
-# SECURITY.md R17, R9
+# docs/security.md R17, R9
 use strict;
 use warnings;
 use FindBin;

@@ -1,4 +1,4 @@
-# revocation endpoint (seed 004; README "Revoke"; SECURITY.md R48-R53, R66,
+# revocation endpoint (seed 004; README "Revoke"; docs/security.md R48-R53, R66,
 # R70)
 use strict;
 use warnings;

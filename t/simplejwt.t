@@ -3,7 +3,7 @@
 # oauth2_jwt_refresh) and the service-token GET /api/status/
 # (oauth2_status); issue 5.  The seed's curl requests are sent verbatim;
 # every JWT is verified independently with Debian's python3-jwt against
-# the oauth2_jwks document (t/clients/jwt_verify.py).  SECURITY.md R9,
+# the oauth2_jwks document (t/clients/jwt_verify.py).  docs/security.md R9,
 # R17, R35, R39, R46, R52, R62, R70.
 use strict;
 use warnings;

@@ -1,4 +1,4 @@
-# the LMDB store (SECURITY.md R43, R16, R77, R78)
+# the LMDB store (docs/security.md R43, R16, R77, R78)
 use strict;
 use warnings;
 use FindBin;

@@ -1,4 +1,4 @@
-# oauth2_client_auth_limit: failed client authentications (SECURITY.md
+# oauth2_client_auth_limit: failed client authentications (docs/security.md
 # R17, R54, R83).  A generated secret (256 bits) cannot be guessed, so bad
 # secrets are throttled per address and never lock the client out: no
 # number of failures sent by someone else refuses the real client.

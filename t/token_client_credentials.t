@@ -1,5 +1,5 @@
 # client_credentials at the token endpoint (seed 000; README "Token";
-# SECURITY.md R9, R12, R18, R41, R42, R44)
+# docs/security.md R9, R12, R18, R41, R42, R44)
 use strict;
 use warnings;
 use FindBin;

@@ -1,4 +1,4 @@
-# HTTP hygiene of the token endpoint (SECURITY.md R1-R11; catalogue 2.1
+# HTTP hygiene of the token endpoint (docs/security.md R1-R11; catalogue 2.1
 # Method, Content-Type, Query, Body shape, Percent-encoding, grant_type)
 use strict;
 use warnings;

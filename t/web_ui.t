@@ -1,4 +1,4 @@
-# The /o/applications/ pages (issue 3 item 4; seeds 000, 001; SECURITY.md
+# The /o/applications/ pages (issue 3 item 4; seeds 000, 001; docs/security.md
 # R26, R71, 2.3 "next"): a staff user logs in, registers an app, sees its
 # secret once, uses it at /o/token/, edits and deletes the app, in a real
 # headless Chromium (t/browser/web_ui.py) through nginx and the daemon; then
@@ -197,7 +197,7 @@ ok(!session_of($r), 'login without the CSRF field: no session');
 is($r->{status}, 403, 'login with a CSRF field unlike the cookie: 403');
 ($r) = http_login($staff, $staff_pw, next => '//evil.example/');
 is(OAuth2Test::header($r, 'Location'), '/o/applications/',
-    'next=//evil.example/ is ignored (SECURITY.md 2.3)');
+    'next=//evil.example/ is ignored (docs/security.md 2.3)');
 ($r) = http_login($staff, $staff_pw, next => 'https://evil.example/');
 is(OAuth2Test::header($r, 'Location'), '/o/applications/',
     'next=https://evil.example/ is ignored');

@@ -12,7 +12,9 @@ end
 request = function()
   n = n + 1
   local name = "flood" .. tag .. "x" .. n
-  local pw = "Flood-Phrase-" .. tag .. "-" .. n
+  -- unlike the username, so that the password policy passes it on to
+  -- the hash
+  local pw = "Lantern-Harbor-Quill-" .. n
   local body = "username=" .. name .. "&password=" .. pw ..
                "&confirm_password=" .. pw
   return wrk.format("POST", nil,

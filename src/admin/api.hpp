@@ -17,13 +17,13 @@
 
 namespace oauth2::admin {
 
-constexpr size_t kMaxJsonDepth = 32;  // SECURITY.md 2.4
+constexpr size_t kMaxJsonDepth = 32;  // docs/security.md 2.4
 
 HttpResponse not_found();  // 404 {"detail": "Not found."}
 // 405 {"detail": "Method \"X\" not allowed."} + Allow
 HttpResponse method_not_allowed(const HttpRequest& req, const char* allow);
 
-// The body of req as a JSON object (R72, SECURITY.md 2.4): Content-Type
+// The body of req as a JSON object (R72, docs/security.md 2.4): Content-Type
 // application/json (else 415), nesting at most kMaxJsonDepth, checked on
 // the bytes before any parsing, no duplicate key, no NUL, UTF-8, nothing
 // after the value, an object at the top (else 400 "JSON parse error -").

@@ -304,7 +304,7 @@ std::optional<ListenAddress> parse_listen(std::string_view s,
   if (!loopback) {
     *why = "--listen " + shown +
            " is not a loopback address: the daemon listens only on "
-           "127.0.0.0/8, [::1] or a unix socket (SECURITY.md R69)";
+           "127.0.0.0/8, [::1] or a unix socket (docs/security.md R69)";
     return std::nullopt;
   }
   return a;

@@ -82,7 +82,7 @@ std::string client_address(const HttpRequest& req);
 
 using Handler = std::function<HttpResponse(ServeContext&, const HttpRequest&)>;
 
-// A --listen value.  SECURITY.md R69: a loopback IP literal with a port
+// A --listen value.  docs/security.md R69: a loopback IP literal with a port
 // (127.0.0.0/8, "[::1]:port") or a unix socket ("unix:/path"), nothing else.
 struct ListenAddress {
   bool is_unix = false;

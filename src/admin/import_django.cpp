@@ -94,7 +94,7 @@ std::string read_dump(const std::string& path) {
 }
 
 // Refuses nesting deeper than kMaxDepth before jansson, which recurses,
-// ever sees it (SECURITY.md catalogue 2.4).
+// ever sees it (docs/security.md catalogue 2.4).
 void check_depth(std::string_view s) {
   if (json_too_deep(s, kMaxDepth)) {
     throw BadDump("not a dumpdata file: nested deeper than " +

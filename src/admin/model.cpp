@@ -132,7 +132,7 @@ bool has_c1_control(std::string_view s) {
   return false;
 }
 
-// SECURITY.md R22: an absolute URI without fragment (RFC 6749 3.1.2) in
+// docs/security.md R22: an absolute URI without fragment (RFC 6749 3.1.2) in
 // https; http only to a loopback IP literal, any port (RFC 8252 7.3); or
 // a private-use scheme with a '.' (RFC 8252 7.1: com.example.app:/cb).
 // No userinfo, wildcard, whitespace or control character; javascript:,

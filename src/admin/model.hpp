@@ -37,7 +37,7 @@ bool valid_app_name(std::string_view name);
 bool valid_grant(std::string_view grant);
 bool valid_auth_method(std::string_view method);
 
-// SECURITY.md R22: https, http to a loopback IP literal, or a private-use
+// docs/security.md R22: https, http to a loopback IP literal, or a private-use
 // scheme with a '.'; no fragment, userinfo, wildcard or control character.
 bool valid_redirect_uri(std::string_view u);
 

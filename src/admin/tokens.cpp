@@ -1,5 +1,5 @@
 // oauth2-admin cleartokens: deletes expired tokens, as django-oauth-toolkit's
-// management command of the same name does (SECURITY.md R82).  Write
+// management command of the same name does (docs/security.md R82).  Write
 // transactions are kept short (a batch each) so that nginx workers issuing
 // tokens never wait long for the store's writer lock.
 //

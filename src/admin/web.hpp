@@ -4,7 +4,7 @@
 // once, lists, shows, edits and deletes applications and rotates a
 // secret.  Plain HTML forms, no JavaScript, no third-party asset; every
 // POST carries a CSRF token; every response carries the security headers
-// of SECURITY.md R26 and Cache-Control: no-store.
+// of docs/security.md R26 and Cache-Control: no-store.
 
 #pragma once
 

@@ -2,7 +2,7 @@
 // request, logs the user in (a session in the store, its cookie HttpOnly),
 // asks for consent and redirects back with a code.  Errors before the
 // client and its redirect_uri are known render a page and never redirect
-// (SECURITY.md R20); errors after redirect back with error and state (R24).
+// (docs/security.md R20); errors after redirect back with error and state (R24).
 
 #include <algorithm>
 #include <functional>
@@ -175,7 +175,7 @@ Response redirect_to(std::string_view uri,
   return r;
 }
 
-// RFC 8252 7.3 / SECURITY.md R19: loopback redirect URIs match on any port
+// RFC 8252 7.3 / docs/security.md R19: loopback redirect URIs match on any port
 std::optional<std::string> strip_loopback_port(std::string_view u) {
   for (std::string_view host : {"http://127.0.0.1", "http://[::1]"}) {
     if (u.substr(0, host.size()) != host) continue;

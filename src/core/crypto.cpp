@@ -111,7 +111,7 @@ bool verify_secret(std::string_view secret, std::string_view stored) {
   // A secret imported from django-oauth-toolkit 2+, which keeps Django's
   // password hash of it.  PBKDF2 is slow on purpose: this belongs off the
   // event loop, and the secret should be rehashed to the fast form below
-  // after its first success (DESIGN.md "The store").
+  // after its first success (docs/design.md "The store").
   if (is_password_hash(stored)) {
     return verify_password(secret, stored, 0).ok;
   }

@@ -49,7 +49,7 @@ struct ClientAuth {
   std::shared_ptr<std::string> secret;  // slow: the secret presented
 };
 
-// RFC 6749 2.3.1, SECURITY.md R12-R18: client_secret_basic or _post, or a
+// RFC 6749 2.3.1, docs/security.md R12-R18: client_secret_basic or _post, or a
 // public client's bare client_id.  A read transaction.  A secret imported
 // from django-oauth-toolkit 2+ (a PBKDF2 hash) is never checked here, on
 // the event loop: the result is slow, and the endpoint returns

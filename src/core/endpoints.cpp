@@ -36,7 +36,7 @@ Response unavailable() {
 }
 
 // The checks every token, revocation and introspection request passes
-// first (SECURITY.md R1-R8).  Fills form on success.
+// first (docs/security.md R1-R8).  Fills form on success.
 std::optional<Response> check_http(const oauth2_endpoint_req_t& req,
                                    Form& form) {
   if (sv(req.method) != "POST") {
@@ -92,7 +92,7 @@ JsonBody parse_json_body(const oauth2_endpoint_req_t& req, bool also_form,
   if (req.body.len > kMaxBody) return JsonBody::kTooLarge;
   std::string_view body = sv(req.body);
   if (iequals(type, "application/json")) {
-    // SECURITY.md 2.4: depth before the parser, duplicates refused
+    // docs/security.md 2.4: depth before the parser, duplicates refused
     if (json_too_deep(body, 8)) return JsonBody::kMalformed;
     Json j(json_loadb(body.data(), body.size(),
                       JSON_REJECT_DUPLICATES,
@@ -154,12 +154,12 @@ std::string resume_note(const Client& c) {
 bool slow_secret(const Client& c) { return is_password_hash(c.secret_hash); }
 
 // A secret long enough to carry 128 bits even if only alphanumeric:
-// rehashed to the fast form after its first success (DESIGN.md)
+// rehashed to the fast form after its first success (docs/design.md)
 constexpr size_t kStrongSecret = 32;
 
 }  // namespace
 
-// RFC 6749 2.3.1, SECURITY.md R12-R18.  Runs in a read transaction.
+// RFC 6749 2.3.1, docs/security.md R12-R18.  Runs in a read transaction.
 ClientAuth authenticate_client(Store& store, const oauth2_endpoint_req_t& req,
                                const Form& form) {
   ClientAuth out;

@@ -1,7 +1,7 @@
 // The token endpoint's user grants: authorization_code (with PKCE),
 // refresh_token (rotation, reuse detection, grace) and password.  Each
 // decides everything that needs the store inside ONE write transaction in
-// the pending write (SECURITY.md R29, R38, R40): the check and the mark
+// the pending write (docs/security.md R29, R38, R40): the check and the mark
 // can never race.
 
 #include <algorithm>

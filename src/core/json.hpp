@@ -49,7 +49,7 @@ class WipeJsonOnExit {
   json_t* j_;
 };
 
-// SECURITY.md 2.4: the nesting of raw JSON bytes, counted outside strings,
+// docs/security.md 2.4: the nesting of raw JSON bytes, counted outside strings,
 // before a parser (and a recursive destructor) sees them.
 inline bool json_too_deep(std::string_view text, size_t max_depth) {
   size_t depth = 0;

@@ -103,7 +103,7 @@ bool split(std::string_view token, Segments& s) {
   return !s.header.empty() && !s.payload.empty();
 }
 
-// SECURITY.md 2.4: depth is bounded before jansson recurses, duplicate
+// docs/security.md 2.4: depth is bounded before jansson recurses, duplicate
 // names are refused (two parsers could keep different copies).
 Json parse_object(std::string_view text) {
   if (json_too_deep(text, kMaxJsonDepth)) return nullptr;

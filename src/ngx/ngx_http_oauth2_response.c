@@ -11,7 +11,7 @@ static ngx_str_t  ngx_http_oauth2_json_type = ngx_string("application/json");
 static ngx_str_t  ngx_http_oauth2_html_type =
     ngx_string("text/html; charset=utf-8");
 
-/* SECURITY.md R26: the pages of the authorization endpoint */
+/* docs/security.md R26: the pages of the authorization endpoint */
 static ngx_str_t  ngx_http_oauth2_csp = ngx_string(
     "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
     "frame-ancestors 'none'; base-uri 'none'");
@@ -177,7 +177,7 @@ ngx_http_oauth2_rate_headers(ngx_http_request_t *r,
 
 /*
  * Sends resp (status, JSON body, headers) with Cache-Control: no-store and
- * Pragma: no-cache on every response (SECURITY.md R9).
+ * Pragma: no-cache on every response (docs/security.md R9).
  */
 
 ngx_int_t

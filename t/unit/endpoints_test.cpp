@@ -1,7 +1,7 @@
 // Unit tests of src/core/endpoints: the token and revocation decisions and
 // bearer validation, driven with the C structs of include/oauth2.h against
 // a real store in a temporary directory.  Requirement numbers refer to
-// /work/shared/SECURITY.md; "cat. 2.x" is its bad-input catalogue.
+// /work/shared/docs/security.md; "cat. 2.x" is its bad-input catalogue.
 
 #include "endpoints.hpp"
 

@@ -4,7 +4,7 @@
 // record holds, a disabled application, a revoked API key and the rate
 // limit callback.  The settings come from include/oauth2.h as the shim
 // builds them; the store is a real one in a temporary directory.
-// Requirement numbers refer to /work/shared/SECURITY.md.
+// Requirement numbers refer to /work/shared/docs/security.md.
 
 #include <gtest/gtest.h>
 #include <jansson.h>

@@ -1,4 +1,4 @@
-// The account lock (src/core/lockout.hpp, SECURITY.md R83, R89), its
+// The account lock (src/core/lockout.hpp, docs/security.md R83, R89), its
 // record in the store, and the address the throttles count
 // (src/core/throttle.hpp).
 
