@@ -12,10 +12,6 @@
 namespace oauth2::admin {
 namespace {
 
-oauth2_str_t str(std::string_view s) {
-  return {reinterpret_cast<const unsigned char*>(s.data()), s.size()};
-}
-
 HttpResponse invalid_token() {
   HttpResponse r = HttpResponse::error(401, "Invalid token.");
   r.set("WWW-Authenticate", std::string("Bearer realm=\"") + kApiRealm +
@@ -47,12 +43,8 @@ std::string client_address(const HttpRequest& req) {
 }
 
 Throttle ServeContext::throttle(const HttpRequest& req) const {
-  oauth2_throttle_t t{};
-  if (counters) {
-    t = counters->throttle(auth_limit, auth_window, account_limit.limit,
-                           static_cast<unsigned>(account_limit.window));
-  }
-  return Throttle(t, client_address(req));
+  oauth2_counters_t c = counters ? counters->counters() : oauth2_counters_t{};
+  return Throttle(c, auth_limit, auth_window, client_address(req));
 }
 
 HttpResponse not_authenticated() {
@@ -82,17 +74,14 @@ std::optional<Caller> authenticate(ServeContext& ctx, const HttpRequest& req,
   auto authorization = req.header("authorization");
   auto api_key = req.header("x-api-key");
 
-  oauth2_validate_req_t vr{};
-  vr.has_authorization = authorization ? 1 : 0;
-  if (authorization) vr.authorization = str(*authorization);
-  vr.api_key_count = static_cast<unsigned>(req.header_count("x-api-key"));
-  if (api_key) vr.api_key = str(*api_key);
-  vr.scopes = nullptr;
-  vr.nscopes = 0;
-  vr.realm = str(ctx.realm);
-  vr.now = static_cast<int64_t>(time(nullptr));
+  BearerRequest b;
+  b.has_authorization = authorization.has_value();
+  if (authorization) b.authorization = *authorization;
+  b.api_key_count = static_cast<unsigned>(req.header_count("x-api-key"));
+  if (api_key) b.api_key = *api_key;
+  b.now = static_cast<int64_t>(time(nullptr));
 
-  Validation v = validate(*ctx.store, vr);
+  Validation v = validate(*ctx.store, ctx.realm, b);
   switch (v.result) {
     case OAUTH2_NO_TOKEN:
       return caller;  // anonymous

@@ -10,18 +10,12 @@ int64_t now_seconds() { return static_cast<int64_t>(time(nullptr)); }
 
 }  // namespace
 
-oauth2_throttle_t MemoryCounters::throttle(unsigned limit, unsigned window,
-                                           unsigned account_limit,
-                                           unsigned account_window) {
-  oauth2_throttle_t t{};
-  t.ctx = this;
-  t.check = &MemoryCounters::check;
-  t.failed = &MemoryCounters::failed;
-  t.limit = limit;
-  t.window = window;
-  t.account_limit = account_limit;
-  t.account_window = account_window;
-  return t;
+oauth2_counters_t MemoryCounters::counters() {
+  oauth2_counters_t c{};
+  c.ctx = this;
+  c.check = &MemoryCounters::check;
+  c.failed = &MemoryCounters::failed;
+  return c;
 }
 
 MemoryCounters::Entry* MemoryCounters::entry(const std::string& key,
@@ -47,7 +41,7 @@ unsigned MemoryCounters::check(void* self, const unsigned char* key, size_t len,
   const int64_t now = now_seconds();
   std::lock_guard<std::mutex> lock(m->mu_);
   Entry* e = m->entry(std::string(reinterpret_cast<const char*>(key), len), now, window);
-  if (!e) return OAUTH2_THROTTLE_FULL;
+  if (!e) return OAUTH2_COUNTER_FULL;
   if (e->expire > now && e->count >= limit) {
     return static_cast<unsigned>(e->expire - now);
   }

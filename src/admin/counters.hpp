@@ -24,9 +24,8 @@ class MemoryCounters {
   MemoryCounters(const MemoryCounters&) = delete;
   MemoryCounters& operator=(const MemoryCounters&) = delete;
 
-  // the core's view of these counters, with the limits to apply
-  oauth2_throttle_t throttle(unsigned limit, unsigned window,
-                             unsigned account_limit, unsigned account_window);
+  // the core's view of these counters (throttles only: no rate limits)
+  oauth2_counters_t counters();
 
  private:
   struct Entry {

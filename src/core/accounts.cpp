@@ -10,7 +10,6 @@
 #include "json.hpp"
 #include "password.hpp"
 #include "password_policy.hpp"
-#include "settings.hpp"
 
 namespace oauth2 {
 
@@ -50,7 +49,7 @@ std::optional<bool> parse_bool(std::string_view v) {
 }  // namespace
 
 EndpointResult register_endpoint(Store& store,
-                                 const oauth2_endpoint_req_t& req) {
+                                 const Request& req) {
   Form form;
   if (auto err = check_http(req, form)) return done(std::move(*err));
 
@@ -86,15 +85,14 @@ EndpointResult register_endpoint(Store& store,
   }
 
   // Django's validators (R88: what is cheap first, before any hash)
-  const PasswordPolicy policy =
-      req.settings ? req.settings->s.password_policy : PasswordPolicy{};
-  auto problems = password_problems(policy, *password, {*username, "", "", email});
+  auto problems =
+      password_problems(req.loc.password_policy, *password, {*username, "", "", email});
   if (!problems.empty()) return done(field_errors("password", problems));
 
   // a taken name costs no hash either
   {
     Txn txn = store.read_cached();
-    if (txn.get_user_by_username(sv(req.realm), *username)) {
+    if (txn.get_user_by_username(req.loc.realm, *username)) {
       return done(field_error("username",
                               "A user with that username already exists."));
     }
@@ -115,7 +113,7 @@ EndpointResult register_endpoint(Store& store,
         WipeOnExit wiper(*secret);
         try {
           // the slow hash, in the thread pool
-          u.password = hash_password(*secret, s.pbkdf2_iterations);
+          u.password = hash_password(*secret, s.loc->pbkdf2_iterations);
           Txn txn = store.write();
           PutUser put = txn.put_user(u, true);
           if (put == PutUser::kUsernameTaken) {
@@ -147,14 +145,14 @@ EndpointResult register_endpoint(Store& store,
       [state] { return std::move(*state); }, true);
 }
 
-EndpointResult login_endpoint(Store& store, const oauth2_endpoint_req_t& req) {
+EndpointResult login_endpoint(Store& store, const Request& req) {
   Form form;
   if (auto err = check_http(req, form)) return done(std::move(*err));
 
   std::optional<Client> client;
   {
     Txn txn = store.read_cached();
-    client = txn.get_client(sv(req.realm), sv(req.login_client_id));
+    client = txn.get_client(req.loc.realm, req.loc.login_client_id);
   }
   if (!client || client->disabled) {
     return done(oauth_error(500, "server_error",
@@ -171,13 +169,13 @@ EndpointResult login_endpoint(Store& store, const oauth2_endpoint_req_t& req) {
   }
   std::string login(username ? *username : *email);
   auto scope = grant_scope(*client, form.get("scope").value_or(""),
-                           sv(req.default_scope));
+                           req.loc.default_scope);
   if (!scope) {
     return done(oauth_error(400, "invalid_scope",
                             "The requested scope is invalid or not allowed"));
   }
   return password_flow(store, IssueSettings(req), *client,
-                       resolve_login(store, sv(req.realm), login, !username),
+                       resolve_login(store, req.loc.realm, login, !username),
                        std::make_shared<std::string>(*password), *scope);
 }
 

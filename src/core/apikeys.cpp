@@ -5,22 +5,12 @@
 #include <limits>
 #include <stdexcept>
 
+#include "codec.hpp"
 #include "json.hpp"
 
 namespace oauth2 {
 
 namespace {
-
-std::string hex(const unsigned char* p, size_t n) {
-  static const char digits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(n * 2);
-  for (size_t i = 0; i < n; i++) {
-    out.push_back(digits[p[i] >> 4]);
-    out.push_back(digits[p[i] & 15]);
-  }
-  return out;
-}
 
 bool printable(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) {
@@ -67,7 +57,7 @@ std::optional<NewApiKey> create_api_key(Txn& txn, std::string_view realm,
   NewApiKey nk;
   unsigned char idb[8];
   random_bytes(idb, sizeof(idb));
-  nk.info.id = hex(idb, sizeof(idb));
+  nk.info.id = hex_encode(idb, sizeof(idb));
   nk.info.client_id = std::string(client_id);
   nk.info.name = std::string(name);
   nk.info.created_at = now;

@@ -77,22 +77,6 @@ const char kErrorPage[] = R"(<!DOCTYPE html>
 </main></body></html>
 )";
 
-std::string html_escape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char ch : s) {
-    switch (ch) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out.push_back(ch);
-    }
-  }
-  return out;
-}
-
 // {{name}} -> vars[name]; values are HTML already (escaped by the caller)
 std::string render(std::string_view tpl,
                    const std::vector<std::pair<std::string, std::string>>& vars) {
@@ -125,35 +109,18 @@ Response page(int status, std::string body) {
   return r;
 }
 
-std::string_view template_or(const oauth2_str_t& t, std::string_view def) {
-  return t.len ? sv(t) : def;
+std::string_view template_or(const std::string& t, std::string_view def) {
+  return t.empty() ? def : std::string_view(t);
 }
 
-Response error_page(const oauth2_endpoint_req_t& req, int status,
+Response error_page(const Request& req, int status,
                     std::string_view code, std::string_view description) {
-  return page(status, render(template_or(req.error_template, kErrorPage),
+  return page(status, render(template_or(req.loc.error_template, kErrorPage),
                              {{"error_code", html_escape(code)},
                               {"error_description", html_escape(description)}}));
 }
 
 // ---------------------------------------------------------- redirects
-
-std::string pct(std::string_view s) {
-  static const char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (char ch : s) {
-    unsigned char c = static_cast<unsigned char>(ch);
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-        (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~') {
-      out.push_back(ch);
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
 
 // redirect_uri (its own query kept, R23) plus the parameters, each
 // percent-encoded: nothing raw ever reaches the Location header
@@ -167,7 +134,7 @@ Response redirect_to(std::string_view uri,
     sep = '&';
     loc += k;
     loc.push_back('=');
-    loc += pct(v);
+    loc += percent_encode(v);
   }
   Response r;
   r.status = 303;  // never 307 after a POST (R23)
@@ -228,9 +195,9 @@ std::string cookie_text(std::string_view name, std::string_view value,
   return c;
 }
 
-std::string cookie(const oauth2_endpoint_req_t& req, std::string_view name,
+std::string cookie(const Request& req, std::string_view name,
                    std::string_view value, int64_t max_age) {
-  return cookie_text(name, value, max_age, req.secure != 0);
+  return cookie_text(name, value, max_age, req.c.secure != 0);
 }
 
 std::string consent_csrf(std::string_view session) {
@@ -259,12 +226,20 @@ bool valid_challenge(std::string_view v) {
 // What a valid authorization request resolved to.
 struct AuthzRequest {
   Client client;
-  std::string redirect_uri;        // where to send the user back
+  std::string redirect_uri;           // where to send the user back
   bool redirect_uri_omitted = false;  // resolved to the one registered
   std::string scope;
   std::string state;
   std::string challenge;
   bool prompt_none = false;
+  std::string issuer;  // RFC 9207's iss, on every redirect back
+};
+
+// The user a session cookie names, if it is live and the user active.
+struct SessionUser {
+  uint64_t id = 0;
+  std::string name;
+  std::string session;  // the cookie's value
 };
 
 std::string scope_items(std::string_view scope) {
@@ -275,17 +250,170 @@ std::string scope_items(std::string_view scope) {
   return out;
 }
 
+// The login page of app with its double-submit CSRF value and an error
+// message (nullptr: none).
+Response login_form(const Location& loc, std::string_view app,
+                    std::string_view csrf_value, const char* message) {
+  std::string err = message ? std::string("<p class=\"error\" role=\"alert\">") +
+                                  message + "</p>"
+                            : std::string();
+  return page(200, render(template_or(loc.login_template, kLoginPage),
+                          {{"app_name", html_escape(app)},
+                           {"csrf", html_escape(csrf_value)},
+                           {"error", err}}));
+}
+
+// The checks whose errors are pages, never redirects (R20): the client,
+// its redirect_uri and the state to send back.
+std::optional<Response> check_before_redirect(Store& store, const Request& req,
+                                              const Form& query, AuthzRequest& az) {
+  auto client_id = query.get("client_id");
+  if (!client_id) return error_page(req, 400, "invalid_request", "client_id is missing.");
+  {
+    Txn txn = store.read_cached();
+    auto c = txn.get_client(req.loc.realm, *client_id);
+    if (!c || c->disabled) return error_page(req, 400, "invalid_client", "Unknown client.");
+    az.client = std::move(*c);
+  }
+  const std::vector<std::string>& registered = az.client.redirect_uris;
+  auto asked = query.get("redirect_uri");
+  if (!asked) {
+    // R21: optional only with exactly one registered URI
+    if (registered.size() != 1) {
+      return error_page(req, 400, "invalid_request", "redirect_uri is required.");
+    }
+    az.redirect_uri = registered[0];
+    az.redirect_uri_omitted = true;
+  } else {
+    bool found = std::any_of(registered.begin(), registered.end(),
+                             [&](const std::string& r) { return redirect_matches(*asked, r); });
+    if (!found) {
+      return error_page(req, 400, "invalid_request",
+                        "redirect_uri does not match a registered one.");
+    }
+    az.redirect_uri = std::string(*asked);
+  }
+  if (auto st = query.get("state")) {
+    if (st->size() > kMaxState || !is_vschar(*st)) {
+      return error_page(req, 400, "invalid_request", "state is invalid.");
+    }
+    az.state = std::string(*st);
+  }
+  az.issuer = req.loc.issuer;
+  return std::nullopt;
+}
+
+// An error sent back to the client (R24).
+Response back_error(const AuthzRequest& az, std::string_view code,
+                    std::string_view description) {
+  return redirect_to(az.redirect_uri, {{"error", std::string(code)},
+                                       {"error_description", std::string(description)},
+                                       {"state", az.state},
+                                       {"iss", az.issuer}});
+}
+
+// R32: S256 only; required for public clients.
+std::optional<Response> check_pkce(const Form& query, AuthzRequest& az) {
+  auto challenge = query.get("code_challenge");
+  auto method = query.get("code_challenge_method");
+  if (method && *method != "S256") {
+    return back_error(az, "invalid_request", "code_challenge_method must be S256");
+  }
+  if (method && !challenge) return back_error(az, "invalid_request", "code_challenge is missing");
+  if (challenge) {
+    if (!method) {
+      // a missing method means plain (RFC 7636 4.3), which is refused
+      return back_error(az, "invalid_request", "code_challenge_method must be S256");
+    }
+    if (!valid_challenge(*challenge)) {
+      return back_error(az, "invalid_request", "code_challenge is malformed");
+    }
+    az.challenge = std::string(*challenge);
+  } else if (!az.client.confidential) {
+    return back_error(az, "invalid_request", "PKCE (code_challenge) is required");
+  }
+  return std::nullopt;
+}
+
+// The rest of the request, once errors can go back to the client.
+std::optional<Response> check_authz(const Request& req, const Form& query,
+                                    AuthzRequest& az) {
+  auto response_type = query.get("response_type");
+  if (!response_type) return back_error(az, "invalid_request", "response_type is required");
+  if (*response_type != "code") {
+    // R25: no implicit grant
+    return back_error(az, "unsupported_response_type", "Only response_type=code is supported");
+  }
+  if (!az.client.allows_grant("authorization_code")) {
+    return back_error(az, "unauthorized_client",
+                      "The client may not use the authorization code grant");
+  }
+  auto scope = grant_scope(az.client, query.get("scope").value_or(""), req.loc.default_scope);
+  if (!scope) return back_error(az, "invalid_scope", "The requested scope is not allowed");
+  az.scope = std::move(*scope);
+  if (auto err = check_pkce(query, az)) return err;
+  az.prompt_none = query.get("prompt") == std::optional<std::string_view>("none");
+  return std::nullopt;
+}
+
+std::optional<SessionUser> session_user(Store& store, const Request& req,
+                                        std::string_view cookies) {
+  std::optional<std::string> session = cookie_value(cookies, "oauth2_session");
+  if (!session || session->size() > kMaxTokenLen || !is_vschar(*session)) {
+    return std::nullopt;
+  }
+  Txn txn = store.read_cached();
+  auto t = txn.get_token(req.loc.realm, sha256(*session));
+  if (!t || t->type != TokenType::kSession || req.c.now >= t->expires_at) {
+    return std::nullopt;
+  }
+  auto name = txn.active_username(req.loc.realm, token_user_id(*t));
+  if (!name) return std::nullopt;
+  return SessionUser{token_user_id(*t), std::move(*name), std::move(*session)};
+}
+
+// The login and consent forms post to the endpoint, with the query
+// unchanged.  false: not one well-formed form.
+bool read_post_form(const Request& req, Form& body) {
+  return req.c.content_type_count == 1 &&
+         iequals(media_type(sv(req.c.content_type)),
+                 "application/x-www-form-urlencoded") &&
+         body.parse(sv(req.c.body)) == Form::Status::kOk;
+}
+
+// A session for a user whose password was right, in txn: the response
+// sets its cookie (and the device cookie of a new device) and sends the
+// browser back to the request, now to the consent page.
+Response start_session(Txn& txn, const IssueSettings& s, const LoginCheck& check,
+                       const LoginOrigin& origin, bool new_device,
+                       const std::string& requery, bool secure) {
+  std::string token = random_token();
+  WipeOnExit wipe_token(token);
+  Token sess;
+  sess.type = TokenType::kSession;
+  sess.issued_at = s.now;
+  sess.expires_at = add_ttl(s.now, kSessionTtl);
+  sess.user = std::to_string(check.user->id);
+  account_signed_in(txn, s.realm, check.user->id, origin, s.now);
+  txn.put_token(s.realm, sha256(token), sess);
+  txn.commit();
+  Response r;
+  r.status = 303;
+  r.location = requery;
+  r.cookies.push_back(cookie_text("oauth2_session", token, kSessionTtl, secure));
+  if (new_device) {
+    r.cookies.push_back(cookie_text(kDeviceCookie, origin.device, kDeviceCookieTtl, secure));
+  }
+  return r;
+}
+
 // The login form's POST: the throttles and the account's lock first, then
 // the password off the event loop, with the session write.  A browser
 // that signs in is remembered by its device cookie, so that it keeps
 // signing in while the account is locked for strangers (R83).
-using RenderLogin = std::function<Response(const std::string&, const char*)>;
-
-EndpointResult sign_in(Store& store, const oauth2_endpoint_req_t& req,
-                       RenderLogin render_login, const std::string& csrf_value,
-                       const std::string& name, std::string password,
-                       const std::string& requery,
-                       std::optional<std::string> device) {
+EndpointResult sign_in(Store& store, const Request& req, const std::string& app,
+                       const std::string& csrf_value, const std::string& name,
+                       std::string password, std::optional<std::string> device) {
   IssueSettings s(req);
   LoginOrigin origin{s.address, ""};
   const bool new_device = !device || !valid_device_cookie(*device);
@@ -299,64 +427,46 @@ EndpointResult sign_in(Store& store, const oauth2_endpoint_req_t& req,
   }
   if (wait) {
     wipe(password);
-    Response r = render_login(csrf_value, "Too many failed sign-ins: wait and try again.");
+    Response r = login_form(req.loc, app, csrf_value,
+                            "Too many failed sign-ins: wait and try again.");
     r.status = 429;
     r.retry_after = wait;
     r.refused = "too many failed passwords";
     return done(std::move(r));
   }
   auto state = std::make_shared<Response>();
-  auto failed = std::make_shared<bool>(false);
+  auto failed_password = std::make_shared<bool>(false);
   auto secret = std::make_shared<std::string>(std::move(password));
-  const bool secure = req.secure != 0;
+  const bool secure = req.c.secure != 0;
+  const std::string requery = "?" + std::string(sv(req.c.query));
   return pending(
-      [&store, s, state, failed, secret, target, origin, new_device, requery,
-       csrf_value, render_login, secure]() {
+      [&store, s, state, failed_password, secret, target, origin, new_device,
+       requery, csrf_value, app, secure]() {
         WipeOnExit wiper(*secret);
         try {
           LoginCheck check = check_login(store, s.realm, target, *secret,
-                                         s.pbkdf2_iterations, s.account_limit, s.now);
+                                         s.loc->pbkdf2_iterations,
+                                         s.loc->account_limit, s.now);
           if (!check.user) {
-            *failed = true;
-            *state = render_login(csrf_value, "Invalid username or password.");
+            *failed_password = true;
+            *state = login_form(*s.loc, app, csrf_value, "Invalid username or password.");
             return;
           }
-          std::string token = random_token();
-          WipeOnExit wipe_token(token);
-          Token sess;
-          sess.type = TokenType::kSession;
-          sess.issued_at = s.now;
-          sess.expires_at = add_ttl(s.now, kSessionTtl);
-          sess.user = std::to_string(check.user->id);
           Txn txn = store.write();
           if (check.needs_rehash) {
             if (auto fresh = txn.get_user(s.realm, check.user->id)) {
-              fresh->password = hash_password(*secret, s.pbkdf2_iterations);
+              fresh->password = hash_password(*secret, s.loc->pbkdf2_iterations);
               txn.put_user(*fresh, false);
             }
           }
-          account_signed_in(txn, s.realm, check.user->id, origin, s.now);
-          txn.put_token(s.realm, sha256(token), sess);
-          txn.commit();
-          Response r;
-          r.status = 303;  // back to the request: now the consent page
-          r.location = requery;
-          r.cookies.push_back(cookie_text("oauth2_session", token, kSessionTtl, secure));
-          if (new_device) {
-            r.cookies.push_back(
-                cookie_text(kDeviceCookie, origin.device, kDeviceCookieTtl, secure));
-          }
-          *state = std::move(r);
-        } catch (const StoreError& e) {
-          *state = unavailable();
-          state->store_rc = e.rc();
-        } catch (const std::exception&) {
-          *state = unavailable();
+          *state = start_session(txn, s, check, origin, new_device, requery, secure);
+        } catch (const std::exception& e) {
+          *state = failed(unavailable(), e);
         }
       },
-      [state, failed, s, target] {
+      [state, failed_password, s, target] {
         Response r = std::move(*state);
-        if (*failed) {
+        if (*failed_password) {
           s.throttles().password_failed(target.throttle_key);
           r.auth_failed = true;
         }
@@ -365,233 +475,110 @@ EndpointResult sign_in(Store& store, const oauth2_endpoint_req_t& req,
       true);
 }
 
+// The login form posted back: its CSRF double-submit, then sign_in().
+EndpointResult login_post(Store& store, const Request& req, const AuthzRequest& az,
+                          const Form& body, std::string_view cookies) {
+  auto want = cookie_value(cookies, "oauth2_csrf");
+  std::string csrf(body.get("csrf_token").value_or(""));
+  if (!want || want->empty() || !same_ct(*want, csrf)) {
+    return done(error_page(req, 403, "invalid_request",
+                           "The form has expired; go back and try again."));
+  }
+  std::string name(body.get("username").value_or(""));
+  std::string pw(body.get("password").value_or(""));
+  if (name.empty() || pw.empty() || pw.size() > kMaxPasswordLen || name.size() > 150) {
+    wipe(pw);
+    return done(login_form(req.loc, az.client.name, *want,
+                           "Enter your username and password."));
+  }
+  return sign_in(store, req, az.client.name, *want, name, std::move(pw),
+                 cookie_value(cookies, kDeviceCookie));
+}
+
+// The login page, with a fresh double-submit CSRF cookie.
+Response login_page(const Request& req, const AuthzRequest& az) {
+  std::string csrf_value = random_token();
+  Response r = login_form(req.loc, az.client.name, csrf_value, nullptr);
+  r.cookies.push_back(cookie(req, "oauth2_csrf", csrf_value, kSessionTtl));
+  return r;
+}
+
+// The user allowed the request: a code, redirected back with the state.
+EndpointResult issue_code(Store& store, const Request& req, const AuthzRequest& az,
+                          uint64_t user_id) {
+  IssueSettings s(req);
+  std::string user = std::to_string(user_id);
+  return pending_response([&store, s, az, user] {
+    std::string code = random_token();
+    WipeOnExit wipe_code(code);
+    Token t;
+    t.type = TokenType::kCode;
+    t.issued_at = s.now;
+    t.expires_at = add_ttl(s.now, std::max<int64_t>(1, s.loc->code_ttl));
+    t.client_id = az.client.client_id;
+    t.scope = az.scope;
+    t.user = user;
+    t.family = new_family();
+    t.redirect_uri = az.redirect_uri;
+    t.redirect_uri_omitted = az.redirect_uri_omitted;
+    t.code_challenge = az.challenge;
+    Txn txn = store.write();
+    if (!txn.put_token(s.realm, sha256(code), t)) return unavailable();
+    txn.commit();
+    return redirect_to(az.redirect_uri,
+                       {{"code", code}, {"state", az.state}, {"iss", az.issuer}});
+  });
+}
+
+Response consent_page(const Request& req, const AuthzRequest& az,
+                      const SessionUser& user, const std::string& csrf_value) {
+  return page(200, render(template_or(req.loc.consent_template, kConsentPage),
+                          {{"app_name", html_escape(az.client.name)},
+                           {"username", html_escape(user.name)},
+                           {"scope_items", scope_items(az.scope)},
+                           {"csrf", csrf_value}}));
+}
+
 }  // namespace
 
-EndpointResult authorize_endpoint(Store& store,
-                                  const oauth2_endpoint_req_t& req) {
-  std::string_view method = sv(req.method);
+EndpointResult authorize_endpoint(Store& store, const Request& req) {
+  std::string_view method = sv(req.c.method);
   if (method != "GET" && method != "POST") {
-    Response r = error_page(req, 405, "invalid_request",
-                            "The authorization endpoint accepts GET and POST.");
-    return done(std::move(r));
+    return done(error_page(req, 405, "invalid_request",
+                           "The authorization endpoint accepts GET and POST."));
   }
-
   Form query;
-  if (query.parse(sv(req.query)) != Form::Status::kOk) {
+  if (query.parse(sv(req.c.query)) != Form::Status::kOk) {
     return done(error_page(req, 400, "invalid_request",
                            "The request is malformed or repeats a parameter."));
   }
-
-  // --- before the client and its redirect_uri are known: pages only (R20)
-  auto client_id = query.get("client_id");
-  if (!client_id) {
-    return done(error_page(req, 400, "invalid_request", "client_id is missing."));
-  }
-  std::string_view realm = sv(req.realm);
   AuthzRequest az;
-  {
-    Txn txn = store.read_cached();
-    auto c = txn.get_client(realm, *client_id);
-    if (!c || c->disabled) {
-      return done(error_page(req, 400, "invalid_client", "Unknown client."));
-    }
-    az.client = std::move(*c);
-  }
-  auto asked = query.get("redirect_uri");
-  if (!asked) {
-    // R21: optional only with exactly one registered URI
-    if (az.client.redirect_uris.size() != 1) {
-      return done(error_page(req, 400, "invalid_request",
-                             "redirect_uri is required."));
-    }
-    az.redirect_uri = az.client.redirect_uris[0];
-    az.redirect_uri_omitted = true;
-  } else {
-    bool found = std::any_of(az.client.redirect_uris.begin(),
-                             az.client.redirect_uris.end(),
-                             [&](const std::string& r) {
-                               return redirect_matches(*asked, r);
-                             });
-    if (!found) {
-      return done(error_page(req, 400, "invalid_request",
-                             "redirect_uri does not match a registered one."));
-    }
-    az.redirect_uri = std::string(*asked);
-  }
+  if (auto err = check_before_redirect(store, req, query, az)) return done(std::move(*err));
+  if (auto err = check_authz(req, query, az)) return done(std::move(*err));
 
-  // --- from here on errors go back to the client (R24)
-  if (auto st = query.get("state")) {
-    if (st->size() > kMaxState || !is_vschar(*st)) {
-      return done(error_page(req, 400, "invalid_request", "state is invalid."));
-    }
-    az.state = std::string(*st);
-  }
-  std::string issuer(sv(req.issuer));
-  auto back_error = [&](std::string_view code, std::string_view desc) {
-    return done(redirect_to(az.redirect_uri, {{"error", std::string(code)},
-                                              {"error_description", std::string(desc)},
-                                              {"state", az.state},
-                                              {"iss", issuer}}));
-  };
-
-  auto response_type = query.get("response_type");
-  if (!response_type) return back_error("invalid_request", "response_type is required");
-  if (*response_type != "code") {
-    // R25: no implicit grant
-    return back_error("unsupported_response_type", "Only response_type=code is supported");
-  }
-  if (!az.client.allows_grant("authorization_code")) {
-    return back_error("unauthorized_client",
-                      "The client may not use the authorization code grant");
-  }
-  auto scope = grant_scope(az.client, query.get("scope").value_or(""),
-                           sv(req.default_scope));
-  if (!scope) return back_error("invalid_scope", "The requested scope is not allowed");
-  az.scope = std::move(*scope);
-
-  // R32: S256 only; required for public clients
-  auto challenge = query.get("code_challenge");
-  auto cmethod = query.get("code_challenge_method");
-  if (cmethod && *cmethod != "S256") {
-    return back_error("invalid_request", "code_challenge_method must be S256");
-  }
-  if (cmethod && !challenge) {
-    return back_error("invalid_request", "code_challenge is missing");
-  }
-  if (challenge) {
-    if (!cmethod) {
-      // a missing method means plain (RFC 7636 4.3), which is refused
-      return back_error("invalid_request", "code_challenge_method must be S256");
-    }
-    if (!valid_challenge(*challenge)) {
-      return back_error("invalid_request", "code_challenge is malformed");
-    }
-    az.challenge = std::string(*challenge);
-  } else if (!az.client.confidential) {
-    return back_error("invalid_request", "PKCE (code_challenge) is required");
-  }
-  az.prompt_none = query.get("prompt") == std::optional<std::string_view>("none");
-
-  // --- the user's session
-  std::string cookies(sv(req.cookie));
-  std::optional<std::string> session = cookie_value(cookies, "oauth2_session");
-  std::optional<uint64_t> user_id;
-  std::string username;
-  if (session && session->size() <= kMaxTokenLen && is_vschar(*session)) {
-    Txn txn = store.read_cached();
-    auto t = txn.get_token(realm, sha256(*session));
-    if (t && t->type == TokenType::kSession && req.now < t->expires_at) {
-      if (auto name = txn.active_username(realm, token_user_id(*t))) {
-        user_id = token_user_id(*t);
-        username = std::move(*name);
-      }
-    }
-  }
-  IssueSettings s(req);
-
+  const std::string cookies(sv(req.c.cookie));
+  std::optional<SessionUser> user = session_user(store, req, cookies);
   Form body;
-  if (method == "POST") {
-    // the login and consent forms post here, with the query unchanged
-    std::string_view ct = sv(req.content_type);
-    if (req.content_type_count != 1 ||
-        !iequals(ct.substr(0, ct.find(';')), "application/x-www-form-urlencoded") ||
-        body.parse(sv(req.body)) != Form::Status::kOk) {
-      return done(error_page(req, 400, "invalid_request", "The form is malformed."));
-    }
+  if (method == "POST" && !read_post_form(req, body)) {
+    return done(error_page(req, 400, "invalid_request", "The form is malformed."));
   }
   std::string action(body.get("action").value_or(""));
-  std::string csrf(body.get("csrf_token").value_or(""));
-  std::string requery = "?" + std::string(sv(req.query));
-
-  if (!user_id) {
-    if (az.prompt_none) {
-      return back_error("login_required", "The user is not signed in");
-    }
-    if (method == "POST" && action == "login") {
-      auto want = cookie_value(cookies, "oauth2_csrf");
-      if (!want || want->empty() || !same_ct(*want, csrf)) {
-        return done(error_page(req, 403, "invalid_request",
-                               "The form has expired; go back and try again."));
-      }
-      std::string name(body.get("username").value_or(""));
-      std::string pw(body.get("password").value_or(""));
-      auto render_login = [req, az](const std::string& csrf_value,
-                                    const char* message) {
-        std::string err = message ? std::string("<p class=\"error\" role=\"alert\">") +
-                                        message + "</p>"
-                                  : std::string();
-        return page(200, render(template_or(req.login_template, kLoginPage),
-                                {{"app_name", html_escape(az.client.name)},
-                                 {"csrf", html_escape(csrf_value)},
-                                 {"error", err}}));
-      };
-      if (name.empty() || pw.empty() || pw.size() > kMaxPasswordLen ||
-          name.size() > 150) {
-        return done(render_login(*want, "Enter your username and password."));
-      }
-      return sign_in(store, req, render_login, *want, name, std::move(pw),
-                     requery, cookie_value(cookies, kDeviceCookie));
-    }
-    // the login page, with a fresh double-submit CSRF cookie
-    std::string csrf_value = random_token();
-    Response r = page(200, render(template_or(req.login_template, kLoginPage),
-                                  {{"app_name", html_escape(az.client.name)},
-                                   {"csrf", csrf_value},
-                                   {"error", ""}}));
-    r.cookies.push_back(cookie(req, "oauth2_csrf", csrf_value, kSessionTtl));
-    return done(std::move(r));
+  if (!user) {
+    if (az.prompt_none) return done(back_error(az, "login_required", "The user is not signed in"));
+    if (method == "POST" && action == "login") return login_post(store, req, az, body, cookies);
+    return done(login_page(req, az));
   }
 
-  std::string expected = consent_csrf(*session);
+  std::string expected = consent_csrf(user->session);
   if (method == "POST" && (action == "allow" || action == "deny")) {
-    if (!same_ct(expected, csrf)) {
+    if (!same_ct(expected, body.get("csrf_token").value_or(""))) {
       return done(error_page(req, 403, "invalid_request",
                              "The form has expired; go back and try again."));
     }
-    if (action == "deny") return back_error("access_denied", "The user denied the request");
-    auto state = std::make_shared<Response>();
-    std::string user = std::to_string(*user_id);
-    return pending(
-        [&store, s, state, az, user, issuer]() {
-          try {
-            std::string code = random_token();
-            Token t;
-            t.type = TokenType::kCode;
-            t.issued_at = s.now;
-            t.expires_at = add_ttl(s.now, std::max<int64_t>(1, s.code_ttl));
-            t.client_id = az.client.client_id;
-            t.scope = az.scope;
-            t.user = user;
-            t.family = new_family();
-            t.redirect_uri = az.redirect_uri;
-            t.redirect_uri_omitted = az.redirect_uri_omitted;
-            t.code_challenge = az.challenge;
-            Txn txn = store.write();
-            if (!txn.put_token(s.realm, sha256(code), t)) {
-              *state = unavailable();
-              return;
-            }
-            txn.commit();
-            *state = redirect_to(az.redirect_uri, {{"code", code},
-                                                   {"state", az.state},
-                                                   {"iss", issuer}});
-            wipe(code);
-          } catch (const StoreError& e) {
-            *state = unavailable();
-            state->store_rc = e.rc();
-          } catch (const std::exception&) {
-            *state = unavailable();
-          }
-        },
-        [state] { return std::move(*state); });
+    if (action == "deny") return done(back_error(az, "access_denied", "The user denied the request"));
+    return issue_code(store, req, az, user->id);
   }
-
-  // the consent page
-  return done(page(200, render(template_or(req.consent_template, kConsentPage),
-                               {{"app_name", html_escape(az.client.name)},
-                                {"username", html_escape(username)},
-                                {"scope_items", scope_items(az.scope)},
-                                {"csrf", expected}})));
+  return done(consent_page(req, az, *user, expected));
 }
 
 }  // namespace oauth2

@@ -57,6 +57,15 @@ std::string base64url_encode(const unsigned char* p, size_t n);
 std::string hex_encode(const unsigned char* p, size_t n);
 std::optional<std::string> hex_decode(std::string_view s);
 
+// Percent-encodes all but RFC 3986's unreserved characters (upper-case
+// hex): safe in a query, a path segment and a Location header.
+std::string percent_encode(std::string_view s);
+// Escapes & < > " ' for HTML text and attribute values.
+std::string html_escape(std::string_view s);
+// The media type of a Content-Type value: before any ';', without the
+// surrounding spaces and tabs (compare it with iequals()).
+std::string_view media_type(std::string_view content_type);
+
 struct BasicCredentials {
   std::string id;
   std::string secret;

@@ -14,13 +14,11 @@
 #include "codec.hpp"
 #include "json.hpp"
 #include "endpoints.hpp"
+#include "location.hpp"
 #include "login.hpp"
+#include "request.hpp"
 #include "store.hpp"
 #include "throttle.hpp"
-
-namespace oauth2 {
-struct Settings;
-}
 
 namespace oauth2::detail {
 
@@ -38,8 +36,7 @@ Response unavailable();
 Response invalid_client(bool used_header);
 
 // R1-R8: POST, one form Content-Type, no query, a strict form body.
-std::optional<Response> check_http(const oauth2_endpoint_req_t& req,
-                                   Form& form);
+std::optional<Response> check_http(const Request& req, Form& form);
 
 struct ClientAuth {
   std::optional<Client> client;   // set on success, and when slow
@@ -54,11 +51,10 @@ struct ClientAuth {
 // from django-oauth-toolkit 2+ (a PBKDF2 hash) is never checked here, on
 // the event loop: the result is slow, and the endpoint returns
 // verify_slowly(), which checks it in the thread pool and runs the
-// request again with the verdict (req.resume).
-ClientAuth authenticate_client(Store& store, const oauth2_endpoint_req_t& req,
+// request again with the verdict (req.c.resume).
+ClientAuth authenticate_client(Store& store, const Request& req,
                                const Form& form);
-EndpointResult verify_slowly(Store& store, const oauth2_endpoint_req_t& req,
-                             ClientAuth& auth);
+EndpointResult verify_slowly(Store& store, const Request& req, ClientAuth& auth);
 
 // The scope that reaches the admin API with staff rights (R85).
 constexpr std::string_view kAdminScopeName = "admin";
@@ -95,6 +91,17 @@ class FnWrite : public PendingWrite {
 EndpointResult pending(std::function<void()> run,
                        std::function<Response()> finish, bool slow = false);
 
+// The answer to an exception thrown while answering: fallback (the
+// endpoint's 503 or 500) with what the log needs, the store's error code
+// or the exception's message (never a secret: neither holds one).
+Response failed(Response fallback, const std::exception& e);
+
+// A pending write whose run() makes the response; an exception it throws
+// becomes failed(fallback(), e).  slow: it hashes a password.
+EndpointResult pending_response(std::function<Response()> run,
+                                Response (*fallback)() = unavailable,
+                                bool slow = false);
+
 // A new access token (and refresh token if with_refresh) for the grant,
 // inserted in txn; the token response JSON.  The clear values are wiped
 // when the strings go.
@@ -108,31 +115,23 @@ struct IssuedPair {
   std::string simplejwt_json() const;  // {"refresh", "access"}
 };
 
-// What issuing needs of the request, copied: a pending write outlives the
-// shim's request struct.
+// What issuing needs: the location (it outlives every request of its
+// configuration cycle) and what is the request's own, copied: a pending
+// write outlives the shim's request struct.
 struct IssueSettings {
+  const Location* loc;
   std::string realm;
   int64_t now = 0;
-  int64_t access_token_ttl = 0;
-  int64_t refresh_token_ttl = 0;
-  int64_t refresh_grace = 0;
-  int64_t code_ttl = 0;
-  unsigned pbkdf2_iterations = 0;
-  oauth2_throttle_t throttle{};
+  oauth2_counters_t counters{};
   std::string address;             // the client's (throttle_address)
-  AccountLimit account_limit;      // oauth2_account_limit
-  // JWT access tokens: the location's keys (they outlive every request of
-  // their configuration cycle), its issuer and audience
-  const Settings* settings = nullptr;
-  bool jwt_access = false;
-  bool simplejwt = false;   // seed 003's pair: both JWTs, its claims
-  std::string issuer;
-  std::string audience;
-  explicit IssueSettings(const oauth2_endpoint_req_t& req);
+  bool simplejwt = false;          // seed 003's pair: both JWTs, its claims
+  explicit IssueSettings(const Request& req);
   // the format of this client's access tokens
   bool jwt_for(const Client& c) const;
   // the throttles of the request (use them on the event loop only)
-  Throttle throttles() const { return Throttle(throttle, address); }
+  Throttle throttles() const {
+    return Throttle(counters, loc->auth_limit, loc->auth_window, address);
+  }
 };
 
 // refresh_scope: the refresh token's, when it differs (a narrowed refresh
@@ -165,25 +164,19 @@ Response simplejwt_bad_login();
 // JSON object.  also_form: an application/x-www-form-urlencoded body is
 // read as an object of strings too (Django REST framework accepts both).
 enum class JsonBody { kOk, kMethod, kContentType, kTooLarge, kMalformed };
-JsonBody parse_json_body(const oauth2_endpoint_req_t& req, bool also_form,
-                         Json* out);
+JsonBody parse_json_body(const Request& req, bool also_form, Json* out);
 
-// The rate limit of the shim: false (and *retry_after) if key is over it.
-bool rate_take(const oauth2_endpoint_req_t& req, std::string_view key,
-               unsigned* retry_after);
+// The request's rate limit: false (and *retry_after) if key is over it.
+bool rate_take(const Request& req, std::string_view key, unsigned* retry_after);
 // the 429 when the authenticated client is over the location's limit
-std::optional<Response> rate_client(const oauth2_endpoint_req_t& req,
-                                    const Client& c);
+std::optional<Response> rate_client(const Request& req, const Client& c);
 
 // The outcome of a pending write, set by run() on a thread, turned into a
 // response by finish() on the event loop.
 struct GrantState {
   Response response;
   std::string failed_user;  // counted against the user's throttle
-  void fail_store(const StoreError& e) {
-    response = unavailable();
-    response.store_rc = e.rc();
-  }
+  void fail(const std::exception& e) { response = failed(unavailable(), e); }
 };
 
 // A pending write running body in the thread pool: a store failure is a
@@ -194,16 +187,13 @@ EndpointResult run_grant(const IssueSettings& settings,
                          bool slow = false);
 
 // Grants of the token endpoint (grants.cpp).
-EndpointResult client_credentials_grant(Store& store,
-                                        const oauth2_endpoint_req_t& req,
+EndpointResult client_credentials_grant(Store& store, const Request& req,
                                         const Client& c, std::string scope);
-EndpointResult authorization_code_grant(Store& store,
-                                        const oauth2_endpoint_req_t& req,
+EndpointResult authorization_code_grant(Store& store, const Request& req,
                                         const Form& form, const Client& c);
-EndpointResult refresh_token_grant(Store& store,
-                                   const oauth2_endpoint_req_t& req,
+EndpointResult refresh_token_grant(Store& store, const Request& req,
                                    const Form& form, const Client& c);
-EndpointResult password_grant(Store& store, const oauth2_endpoint_req_t& req,
+EndpointResult password_grant(Store& store, const Request& req,
                               const Form& form, const Client& c);
 
 // Who a login names (login.hpp), read on the event loop.

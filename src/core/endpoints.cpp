@@ -4,6 +4,7 @@
 #include <climits>
 
 #include "codec.hpp"
+#include "endpoint_table.hpp"
 #include "endpoint_util.hpp"
 #include "crypto.hpp"
 #include "json.hpp"
@@ -37,37 +38,31 @@ Response unavailable() {
 
 // The checks every token, revocation and introspection request passes
 // first (docs/security.md R1-R8).  Fills form on success.
-std::optional<Response> check_http(const oauth2_endpoint_req_t& req,
-                                   Form& form) {
-  if (sv(req.method) != "POST") {
+std::optional<Response> check_http(const Request& req, Form& form) {
+  if (sv(req.c.method) != "POST") {
     Response r = invalid_request("This endpoint only accepts POST");
     r.status = 405;
     return r;
   }
-  if (req.has_query) {
+  if (req.c.has_query) {
     return invalid_request("URL query parameters are not allowed");
   }
-  if (req.content_type_count != 1) {
-    return invalid_request(req.content_type_count == 0
+  if (req.c.content_type_count != 1) {
+    return invalid_request(req.c.content_type_count == 0
                                ? "Content-Type is required"
                                : "Only one Content-Type is allowed");
   }
-  std::string_view ct = sv(req.content_type);
-  size_t semi = ct.find(';');
-  std::string_view type = ct.substr(0, semi);
-  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) {
-    type.remove_suffix(1);
-  }
-  if (!iequals(type, "application/x-www-form-urlencoded")) {
+  if (!iequals(media_type(sv(req.c.content_type)),
+               "application/x-www-form-urlencoded")) {
     return invalid_request(
         "Content-Type must be application/x-www-form-urlencoded");
   }
-  if (req.body.len > kMaxBody) {
+  if (req.c.body.len > kMaxBody) {
     Response r = invalid_request("The request body is too large");
     r.status = 413;
     return r;
   }
-  switch (form.parse(sv(req.body))) {
+  switch (form.parse(sv(req.c.body))) {
     case Form::Status::kOk:
       return std::nullopt;
     case Form::Status::kDuplicate:
@@ -80,17 +75,12 @@ std::optional<Response> check_http(const oauth2_endpoint_req_t& req,
   return invalid_request("The request body is not valid form encoding");
 }
 
-JsonBody parse_json_body(const oauth2_endpoint_req_t& req, bool also_form,
-                         Json* out) {
-  if (sv(req.method) != "POST") return JsonBody::kMethod;
-  if (req.content_type_count != 1) return JsonBody::kContentType;
-  std::string_view ct = sv(req.content_type);
-  std::string_view type = ct.substr(0, ct.find(';'));
-  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) {
-    type.remove_suffix(1);
-  }
-  if (req.body.len > kMaxBody) return JsonBody::kTooLarge;
-  std::string_view body = sv(req.body);
+JsonBody parse_json_body(const Request& req, bool also_form, Json* out) {
+  if (sv(req.c.method) != "POST") return JsonBody::kMethod;
+  if (req.c.content_type_count != 1) return JsonBody::kContentType;
+  std::string_view type = media_type(sv(req.c.content_type));
+  if (req.c.body.len > kMaxBody) return JsonBody::kTooLarge;
+  std::string_view body = sv(req.c.body);
   if (iequals(type, "application/json")) {
     // docs/security.md 2.4: depth before the parser, duplicates refused
     if (json_too_deep(body, 8)) return JsonBody::kMalformed;
@@ -115,20 +105,14 @@ JsonBody parse_json_body(const oauth2_endpoint_req_t& req, bool also_form,
   return JsonBody::kContentType;
 }
 
-std::optional<Response> rate_client(const oauth2_endpoint_req_t& req,
-                                    const Client& c) {
+std::optional<Response> rate_client(const Request& req, const Client& c) {
   unsigned wait;
   if (rate_take(req, "c:" + c.client_id, &wait)) return std::nullopt;
-  return rate_limited_response(OAUTH2_ENDPOINT_TOKEN, wait);
+  return rate_limited_response(req.loc.endpoint, wait);
 }
 
-bool rate_take(const oauth2_endpoint_req_t& req, std::string_view key,
-               unsigned* retry_after) {
-  *retry_after = 0;
-  if (!req.rate.take) return true;
-  *retry_after = req.rate.take(
-      req.rate.ctx, reinterpret_cast<const unsigned char*>(key.data()),
-      key.size());
+bool rate_take(const Request& req, std::string_view key, unsigned* retry_after) {
+  *retry_after = req.rate.take(key);
   return *retry_after == 0;
 }
 
@@ -144,7 +128,7 @@ Response invalid_client(bool used_header) {
 namespace {
 
 // The note a slow verification leaves for the request's next pass
-// (req.resume): the client and the hash its secret was checked against,
+// (req.c.resume): the client and the hash its secret was checked against,
 // so that a secret changed in between is checked again.
 std::string resume_note(const Client& c) {
   Digest d = sha256(c.secret_hash);
@@ -160,19 +144,19 @@ constexpr size_t kStrongSecret = 32;
 }  // namespace
 
 // RFC 6749 2.3.1, docs/security.md R12-R18.  Runs in a read transaction.
-ClientAuth authenticate_client(Store& store, const oauth2_endpoint_req_t& req,
+ClientAuth authenticate_client(Store& store, const Request& req,
                                const Form& form) {
   ClientAuth out;
   std::string id;
   std::string secret;
   WipeOnExit wipe_secret(secret);
   bool have_secret = false;
-  bool used_header = req.has_authorization != 0;
+  bool used_header = req.c.has_authorization != 0;
   std::string_view method;
 
   if (used_header) {
     bool is_basic = false;
-    auto creds = parse_basic(sv(req.authorization), &is_basic);
+    auto creds = parse_basic(sv(req.c.authorization), &is_basic);
     if (!creds) {
       out.error = invalid_client(true);
       return out;
@@ -218,11 +202,11 @@ ClientAuth authenticate_client(Store& store, const oauth2_endpoint_req_t& req,
   std::optional<Client> client;
   {
     Txn txn = store.read_cached();
-    client = txn.get_client(sv(req.realm), id);
+    client = txn.get_client(req.loc.realm, id);
   }
   // a secret imported from elsewhere may be guessable: its client is
   // throttled per address too (R83); a generated one never is
-  const Throttle throttle(req.throttle, sv(req.address));
+  const Throttle throttle = req.throttle();
   if (client && client->imported_secret) {
     if (unsigned wait = throttle.client_wait(id)) {
       Response r = oauth_error(429, "temporarily_unavailable",
@@ -243,7 +227,7 @@ ClientAuth authenticate_client(Store& store, const oauth2_endpoint_req_t& req,
     const bool method_ok =
         client->auth_method.empty() || client->auth_method == method;
     if (have_secret && method_ok && slow_secret(*client)) {
-      if (sv(req.resume) == resume_note(*client)) {
+      if (sv(req.c.resume) == resume_note(*client)) {
         ok = true;  // verified off the event loop on the pass before
       } else {
         out.slow = true;
@@ -269,7 +253,7 @@ ClientAuth authenticate_client(Store& store, const oauth2_endpoint_req_t& req,
   return out;
 }
 
-EndpointResult verify_slowly(Store& store, const oauth2_endpoint_req_t& req,
+EndpointResult verify_slowly(Store& store, const Request& req,
                              ClientAuth& auth) {
   struct State {
     std::shared_ptr<std::string> secret;
@@ -279,8 +263,8 @@ EndpointResult verify_slowly(Store& store, const oauth2_endpoint_req_t& req,
   auto st = std::make_shared<State>();
   st->secret = std::move(auth.secret);
   st->client = std::move(*auth.client);
-  const bool used_header = req.has_authorization != 0;
-  const Throttle throttle(req.throttle, sv(req.address));
+  const bool used_header = req.c.has_authorization != 0;
+  const Throttle throttle = req.throttle();
   return pending(
       [&store, st] {
         WipeOnExit w(*st->secret);
@@ -363,26 +347,17 @@ int64_t access_ttl(const Client& c, int64_t default_ttl) {
                                                      : default_ttl);
 }
 
-IssueSettings::IssueSettings(const oauth2_endpoint_req_t& req)
-    : realm(sv(req.realm)),
-      now(req.now),
-      access_token_ttl(req.access_token_ttl),
-      refresh_token_ttl(req.refresh_token_ttl),
-      refresh_grace(req.refresh_grace),
-      code_ttl(req.code_ttl),
-      pbkdf2_iterations(req.pbkdf2_iterations),
-      throttle(req.throttle),
-      address(throttle_address(sv(req.address))),
-      account_limit{req.throttle.account_limit, req.throttle.account_window},
-      settings(req.settings ? &req.settings->s : nullptr),
-      jwt_access(req.jwt_access_tokens != 0),
-      issuer(sv(req.issuer)),
-      audience(sv(req.audience)) {}
+IssueSettings::IssueSettings(const Request& req)
+    : loc(&req.loc),
+      realm(req.loc.realm),
+      now(req.c.now),
+      counters(req.c.counters),
+      address(req.address) {}
 
 bool IssueSettings::jwt_for(const Client& c) const {
-  if (!settings || !settings->jwt_keys.signer()) return false;
+  if (!loc->jwt_keys.signer()) return false;
   if (simplejwt || c.access_token_format == "jwt") return true;
-  return jwt_access && c.access_token_format != "opaque";
+  return loc->jwt_access && c.access_token_format != "opaque";
 }
 
 int64_t add_ttl(int64_t now, int64_t ttl) {
@@ -404,6 +379,28 @@ EndpointResult pending(std::function<void()> run,
   r.pending = std::make_unique<FnWrite>(std::move(run), std::move(finish));
   r.slow = slow;
   return r;
+}
+
+Response failed(Response fallback, const std::exception& e) {
+  if (const auto* se = dynamic_cast<const StoreError*>(&e)) {
+    fallback.store_rc = se->rc();
+  }
+  fallback.reason = e.what();
+  return fallback;
+}
+
+EndpointResult pending_response(std::function<Response()> run,
+                                Response (*fallback)(), bool slow) {
+  auto state = std::make_shared<Response>();
+  return pending(
+      [state, run = std::move(run), fallback] {
+        try {
+          *state = run();
+        } catch (const std::exception& e) {
+          *state = failed(fallback(), e);
+        }
+      },
+      [state] { return std::move(*state); }, slow);
 }
 
 IssuedPair::~IssuedPair() {
@@ -432,47 +429,47 @@ Family new_family() {
   return f;
 }
 
-IssuedPair issue_pair(Txn& txn, const IssueSettings& req, const Client& client,
+IssuedPair issue_pair(Txn& txn, const IssueSettings& s, const Client& client,
                       const std::string& scope, const std::string& user,
                       const Family& family, bool with_refresh,
                       const std::string* refresh_scope,
                       int64_t refresh_expires) {
   IssuedPair p;
   p.scope = scope;
-  p.expires_in = access_ttl(client, req.access_token_ttl);
-  std::string_view realm = req.realm;
+  p.expires_in = access_ttl(client, s.loc->access_token_ttl);
+  std::string_view realm = s.realm;
 
   Token at;
   at.type = TokenType::kAccess;
-  at.issued_at = req.now;
-  at.expires_at = add_ttl(req.now, p.expires_in);
+  at.issued_at = s.now;
+  at.expires_at = add_ttl(s.now, p.expires_in);
   at.client_id = client.client_id;
   at.scope = scope;
   at.user = user;
   at.family = family;
-  at.jwt = req.jwt_for(client);
+  at.jwt = s.jwt_for(client);
   do {
     p.access_token = random_token();  // a JWT's jti
   } while (!txn.put_token(realm, sha256(p.access_token), at));
   if (at.jwt) {
     std::string jti = std::move(p.access_token);
-    p.access_token = sign_access_token(req, at, jti);
+    p.access_token = sign_access_token(s, at, jti);
     wipe(jti);
   }
 
   if (with_refresh) {
     Token rt = at;
     rt.type = TokenType::kRefresh;
-    rt.jwt = req.simplejwt;
+    rt.jwt = s.simplejwt;
     if (refresh_scope) rt.scope = *refresh_scope;
-    rt.expires_at = add_ttl(req.now, std::max<int64_t>(1, req.refresh_token_ttl));
+    rt.expires_at = add_ttl(s.now, std::max<int64_t>(1, s.loc->refresh_token_ttl));
     if (refresh_expires > 0) rt.expires_at = std::min(rt.expires_at, refresh_expires);
     do {
       p.refresh_token = random_token();
     } while (!txn.put_token(realm, sha256(p.refresh_token), rt));
     if (rt.jwt) {
       std::string jti = std::move(p.refresh_token);
-      p.refresh_token = sign_refresh_token(req, rt, jti);
+      p.refresh_token = sign_refresh_token(s, rt, jti);
       wipe(jti);
     }
   }
@@ -497,7 +494,7 @@ Response oauth_error(int status, std::string_view error,
   return r;
 }
 
-EndpointResult token_endpoint(Store& store, const oauth2_endpoint_req_t& req) {
+EndpointResult token_endpoint(Store& store, const Request& req) {
   Form form;
   if (auto err = check_http(req, form)) return done(std::move(*err));
 
@@ -526,14 +523,14 @@ EndpointResult token_endpoint(Store& store, const oauth2_endpoint_req_t& req) {
   if (*grant == "password") return password_grant(store, req, form, client);
 
   // RFC 6749 4.4: confidential clients only
-  if (!client.confidential) return done(invalid_client(req.has_authorization));
+  if (!client.confidential) return done(invalid_client(req.c.has_authorization));
   if (!client.allows_grant("client_credentials")) {
     return done(oauth_error(400, "unauthorized_client",
                             "The client may not use this grant type"));
   }
 
   auto scope = grant_scope(client, form.get("scope").value_or(""),
-                           sv(req.default_scope));
+                           req.loc.default_scope);
   if (!scope) {
     return done(oauth_error(400, "invalid_scope",
                             "The requested scope is invalid or not allowed"));
@@ -542,7 +539,7 @@ EndpointResult token_endpoint(Store& store, const oauth2_endpoint_req_t& req) {
   return client_credentials_grant(store, req, client, std::move(*scope));
 }
 
-EndpointResult revoke_endpoint(Store& store, const oauth2_endpoint_req_t& req) {
+EndpointResult revoke_endpoint(Store& store, const Request& req) {
   Form form;
   if (auto err = check_http(req, form)) return done(std::move(*err));
 
@@ -595,134 +592,139 @@ namespace {
 
 // The record key (SHA-256 of the jti) of a JWT bearer token that
 // verifies under the location's keys (*type kAccess) or the handshake key
-// (*type kHandshake).  Without settings (the admin daemon holds no keys)
+// (*type kHandshake).  Without a location (the admin daemon holds no keys)
 // the jti of an access token is taken unverified: it is 256 random bits
 // that only the JWT carries, so its record is as hard to reach as an
 // opaque token's.
-std::optional<Digest> verified_record_key(const oauth2_validate_req_t& req,
+std::optional<Digest> verified_record_key(const Location* loc, int64_t now,
                                           std::string_view token,
                                           TokenType* type) {
   *type = TokenType::kAccess;
-  if (!req.settings) {
+  if (!loc) {
     Json claims = jwt_peek_claims(token);
     const char* jti = json_string_value(json_object_get(claims.get(), "jti"));
     if (!jti) return std::nullopt;
     return sha256(jti);
   }
-  const Settings& st = req.settings->s;
   const Digest key = sha256(token);
-  if (const JwtCache::Entry* e = st.verified.find(key)) {
-    if (req.now - kJwtLeeway >= e->exp) {  // as jwt_verify would say
-      st.verified.erase(key);
+  if (const JwtCache::Entry* e = loc->verified.find(key)) {
+    if (now - kJwtLeeway >= e->exp) {  // as jwt_verify would say
+      loc->verified.erase(key);
       return std::nullopt;
     }
     *type = e->handshake ? TokenType::kHandshake : TokenType::kAccess;
     return e->record_key;
   }
   JwtCheck c;
-  c.now = req.now;
+  c.now = now;
   c.leeway = kJwtLeeway;
-  c.issuer = sv(req.issuer);
-  c.audience = req.audience.len ? sv(req.audience) : sv(req.issuer);
-  JwtResult r = jwt_verify(st.jwt_keys, token, c);
-  if (r.status == JwtStatus::kUnknownKey || st.jwt_keys.empty()) {
-    if (handshake_key(&st)) {
-      JwtCheck hc;
-      hc.now = req.now;
-      hc.leeway = kJwtLeeway;
-      r = jwt_verify(st.handshake_keys, token, hc);
-      *type = TokenType::kHandshake;
-    }
+  c.issuer = loc->issuer;
+  c.audience = loc->jwt_audience();
+  JwtResult r = jwt_verify(loc->jwt_keys, token, c);
+  if ((r.status == JwtStatus::kUnknownKey || loc->jwt_keys.empty()) &&
+      loc->handshake_key) {
+    JwtCheck hc;
+    hc.now = now;
+    hc.leeway = kJwtLeeway;
+    r = jwt_verify(loc->handshake_keys, token, hc);
+    *type = TokenType::kHandshake;
   }
   if (r.status != JwtStatus::kOk) return std::nullopt;
   const char* jti = json_string_value(json_object_get(r.claims.get(), "jti"));
   json_t* exp = json_object_get(r.claims.get(), "exp");
   if (!jti || !json_is_integer(exp)) return std::nullopt;
   const Digest record_key = sha256(jti);
-  st.verified.put(key, JwtCache::Entry{record_key, json_integer_value(exp),
-                                       *type == TokenType::kHandshake});
+  loc->verified.put(key, JwtCache::Entry{record_key, json_integer_value(exp),
+                                         *type == TokenType::kHandshake});
   return record_key;
 }
 
-}  // namespace
-
-Validation validate(Store& store, const oauth2_validate_req_t& req) {
-  Validation v;
+// The presented credential: "Bearer <token68>" or X-API-KEY; its result
+// when it is missing or malformed.
+std::optional<std::string_view> presented_token(const BearerRequest& req,
+                                                int* result) {
   std::string_view token;
   bool bearer = false;
-
   if (req.has_authorization) {
-    std::string_view h = sv(req.authorization);
+    std::string_view h = req.authorization;
     // "Bearer" followed by the end, a space or a tab (R61: Bearer<TAB>x
     // is a malformed Bearer credential, not another scheme)
     if (h.size() >= 6 && iequals(h.substr(0, 6), "Bearer") &&
         (h.size() == 6 || h[6] == ' ' || h[6] == '\t')) {
       bearer = true;
       if (h.size() <= 7 || h[6] != ' ') {
-        v.result = OAUTH2_INVALID_REQUEST;
-        return v;
+        *result = OAUTH2_INVALID_REQUEST;
+        return std::nullopt;
       }
       token = h.substr(7);
     }
   }
   if (req.api_key_count > 1 || (bearer && req.api_key_count > 0)) {
-    v.result = OAUTH2_INVALID_REQUEST;
-    return v;
+    *result = OAUTH2_INVALID_REQUEST;
+    return std::nullopt;
   }
   if (!bearer) {
     if (req.api_key_count == 0) {
-      v.result = OAUTH2_NO_TOKEN;
-      return v;
+      *result = OAUTH2_NO_TOKEN;
+      return std::nullopt;
     }
-    token = sv(req.api_key);
+    token = req.api_key;
   }
   if (!is_token68(token)) {
-    v.result = OAUTH2_INVALID_REQUEST;
-    return v;
+    *result = OAUTH2_INVALID_REQUEST;
+    return std::nullopt;
   }
   if (token.size() > kMaxTokenLen) {
-    v.result = OAUTH2_INVALID_TOKEN;
-    return v;
+    *result = OAUTH2_INVALID_TOKEN;
+    return std::nullopt;
   }
+  return token;
+}
+
+Validation validate_in(Store& store, const Location* loc, std::string_view realm,
+                       const BearerRequest& req) {
+  Validation v;
+  auto token = presented_token(req, &v.result);
+  if (!token) return v;
 
   // A JWT is checked by its signature, expiry, issuer and audience, then
   // its record is found by its jti: one lookup, so revocation still acts
   // on the next request.
   Digest hash;
   TokenType want = TokenType::kAccess;
-  bool jwt = looks_like_jwt(token);
+  bool jwt = looks_like_jwt(*token);
   if (jwt) {
-    auto record_key = verified_record_key(req, token, &want);
+    auto record_key = verified_record_key(loc, req.now, *token, &want);
     if (!record_key) return v;
     hash = *record_key;
   } else {
-    hash = sha256(token);
+    hash = sha256(*token);
   }
   Txn txn = store.read_cached();
-  auto t = txn.get_token(sv(req.realm), hash);
+  auto t = txn.get_token(realm, hash);
   // R45: now >= exp is expired; R62: only access tokens (and handshakes,
   // signed by the handshake key) open locations
   if (!t || t->type != want || t->jwt != (jwt && want == TokenType::kAccess) ||
       req.now >= t->expires_at || t->used_at != 0) {
     return v;
   }
-  auto enabled = txn.client_enabled(sv(req.realm), t->client_id);
+  auto enabled = txn.client_enabled(realm, t->client_id);
   if (!enabled || !*enabled) return v;
   std::string username;
   if (!t->user.empty()) {
     // R46, R70: a deleted or disabled user's tokens fail at once
-    auto name = txn.active_username(sv(req.realm), token_user_id(*t));
+    auto name = txn.active_username(realm, token_user_id(*t));
     if (!name) return v;
     username = std::move(*name);
   }
-
-  std::vector<std::string_view> held;
-  if (req.nscopes) parse_scope(t->scope, &held);
-  for (size_t i = 0; i < req.nscopes; i++) {
-    std::string_view need = sv(req.scopes[i]);
-    if (std::find(held.begin(), held.end(), need) == held.end()) {
-      v.result = OAUTH2_INSUFFICIENT_SCOPE;
-      return v;
+  if (loc && !loc->scopes.empty()) {
+    std::vector<std::string_view> held;
+    parse_scope(t->scope, &held);
+    for (const std::string& need : loc->scopes) {
+      if (std::find(held.begin(), held.end(), need) == held.end()) {
+        v.result = OAUTH2_INSUFFICIENT_SCOPE;
+        return v;
+      }
     }
   }
   v.result = OAUTH2_VALID;
@@ -732,6 +734,51 @@ Validation validate(Store& store, const oauth2_validate_req_t& req) {
   v.user_id = token_user_id(*t);
   v.expires = t->expires_at;
   return v;
+}
+
+}  // namespace
+
+Validation validate(Store& store, const Location& loc, const BearerRequest& req) {
+  return validate_in(store, &loc, loc.realm, req);
+}
+
+Validation validate(Store& store, std::string_view realm, const BearerRequest& req) {
+  return validate_in(store, nullptr, realm, req);
+}
+
+std::string bearer_challenge(const Location& loc, int result, int* status,
+                             const char** error_out) {
+  const char* error = nullptr;
+  switch (result) {
+    case OAUTH2_NO_TOKEN:
+      *status = 401;
+      break;
+    case OAUTH2_INVALID_REQUEST:
+      *status = 400;
+      error = "invalid_request";
+      break;
+    case OAUTH2_INSUFFICIENT_SCOPE:
+      *status = 403;
+      error = "insufficient_scope";
+      break;
+    default:
+      *status = 401;
+      error = "invalid_token";
+  }
+  // only the configured realm and scopes (checked at configuration time)
+  // and fixed error codes: never request input (R65)
+  std::string h = "Bearer realm=\"" + loc.auth_realm + "\"";
+  *error_out = error;
+  if (error) h += std::string(", error=\"") + error + "\"";
+  if (result == OAUTH2_INSUFFICIENT_SCOPE) {
+    h += ", scope=\"";
+    for (size_t i = 0; i < loc.scopes.size(); i++) {
+      if (i) h += ' ';
+      h += loc.scopes[i];
+    }
+    h += '"';
+  }
+  return h;
 }
 
 }  // namespace oauth2

@@ -23,6 +23,7 @@ struct Response {
   unsigned retry_after = 0;
   std::string body;
   int store_rc = 0;  // the LMDB (or errno) code of a store failure
+  std::string reason;  // why a 5xx, for the log (never a secret)
   bool html = false;
   std::string location;              // percent-encoded by its builder
   std::vector<std::string> cookies;  // Set-Cookie values, at most 2
@@ -47,32 +48,31 @@ struct EndpointResult {
   bool slow = false;                       // pending hashes a password
 };
 
-EndpointResult token_endpoint(Store& store, const oauth2_endpoint_req_t& req);
-EndpointResult revoke_endpoint(Store& store, const oauth2_endpoint_req_t& req);
-EndpointResult authorize_endpoint(Store& store,
-                                  const oauth2_endpoint_req_t& req);
-EndpointResult introspect_endpoint(Store& store,
-                                   const oauth2_endpoint_req_t& req);
-EndpointResult metadata_endpoint(Store& store,
-                                 const oauth2_endpoint_req_t& req);
-EndpointResult register_endpoint(Store& store,
-                                 const oauth2_endpoint_req_t& req);
-EndpointResult login_endpoint(Store& store, const oauth2_endpoint_req_t& req);
-EndpointResult handshake_endpoint(Store& store,
-                                  const oauth2_endpoint_req_t& req);
-// answered from the configuration alone: no store
-EndpointResult jwks_endpoint(const oauth2_endpoint_req_t& req);
-EndpointResult jwt_token_endpoint(Store& store,
-                                  const oauth2_endpoint_req_t& req);
-EndpointResult jwt_refresh_endpoint(Store& store,
-                                    const oauth2_endpoint_req_t& req);
-EndpointResult status_endpoint(const oauth2_endpoint_req_t& req);
+struct Request;
+struct Location;
 
-// The refusals of include/oauth2.h (OAUTH2_REFUSED_*) and the
-// store-failure response of an endpoint, in its shape.
-Response refusal_response(int endpoint, int why, unsigned retry_after);
-Response rate_limited_response(int endpoint, unsigned retry_after);
-Response failure_response(int endpoint, int status);
+// The handlers of the endpoint table (endpoint_table.cpp).
+EndpointResult token_endpoint(Store& store, const Request& req);
+EndpointResult revoke_endpoint(Store& store, const Request& req);
+EndpointResult authorize_endpoint(Store& store, const Request& req);
+EndpointResult introspect_endpoint(Store& store, const Request& req);
+EndpointResult metadata_endpoint(const Request& req);
+EndpointResult register_endpoint(Store& store, const Request& req);
+EndpointResult login_endpoint(Store& store, const Request& req);
+EndpointResult handshake_endpoint(Store& store, const Request& req);
+EndpointResult jwks_endpoint(const Request& req);
+EndpointResult jwt_token_endpoint(Store& store, const Request& req);
+EndpointResult jwt_refresh_endpoint(Store& store, const Request& req);
+EndpointResult status_endpoint(const Request& req);
+
+// A bearer credential, as auth_oauth2 or the admin daemon received it.
+struct BearerRequest {
+  bool has_authorization = false;
+  std::string_view authorization;
+  unsigned api_key_count = 0;  // X-API-KEY headers
+  std::string_view api_key;
+  int64_t now = 0;
+};
 
 struct Validation {
   int result = OAUTH2_INVALID_TOKEN;
@@ -83,7 +83,18 @@ struct Validation {
   int64_t expires = 0;
 };
 
-Validation validate(Store& store, const oauth2_validate_req_t& req);
+// RFC 6750 validation of a bearer token at loc (its realm, JWT keys,
+// issuer, audience and required scopes).  Without a location (the admin
+// daemon holds no keys) in realm, with no scope required, and a JWT is
+// accepted on its jti's record alone.
+Validation validate(Store& store, const Location& loc, const BearerRequest& req);
+Validation validate(Store& store, std::string_view realm, const BearerRequest& req);
+
+// The WWW-Authenticate value of a refused bearer token at loc (RFC 6750
+// 3): only the configured realm and scopes and fixed error codes, never
+// request input; its HTTP status and error (nullptr: none).
+std::string bearer_challenge(const Location& loc, int result, int* status,
+                             const char** error);
 
 // An RFC 6749 5.2 error response.
 Response oauth_error(int status, std::string_view error,

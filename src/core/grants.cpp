@@ -54,10 +54,8 @@ EndpointResult run_grant(const IssueSettings& settings,
       [state, body = std::move(body)] {
         try {
           body(*state);
-        } catch (const StoreError& e) {
-          state->fail_store(e);
-        } catch (const std::exception&) {
-          state->response = unavailable();
+        } catch (const std::exception& e) {
+          state->fail(e);
         }
       },
       [state, s] {
@@ -75,7 +73,7 @@ EndpointResult run_grant(const IssueSettings& settings,
 }
 
 EndpointResult client_credentials_grant(Store& store,
-                                        const oauth2_endpoint_req_t& req,
+                                        const Request& req,
                                         const Client& c, std::string scope) {
   IssueSettings s(req);
   Client client = c;
@@ -94,7 +92,7 @@ EndpointResult client_credentials_grant(Store& store,
 }
 
 EndpointResult authorization_code_grant(Store& store,
-                                        const oauth2_endpoint_req_t& req,
+                                        const Request& req,
                                         const Form& form, const Client& c) {
   if (!c.allows_grant("authorization_code")) {
     return done(unauthorized_client());
@@ -184,7 +182,7 @@ EndpointResult authorization_code_grant(Store& store,
 }
 
 EndpointResult refresh_token_grant(Store& store,
-                                   const oauth2_endpoint_req_t& req,
+                                   const Request& req,
                                    const Form& form, const Client& c) {
   // issue 4 item 6: the application's registered grant types rule
   if (!c.allows_grant("refresh_token")) return done(unauthorized_client());
@@ -221,7 +219,7 @@ EndpointResult refresh_token_grant(Store& store,
     if (t->used_at != 0) {
       // a racer within the grace gets the pair the first one minted
       // (R38); after it, a reuse revokes the whole family (R37)
-      if (s.now - t->used_at <= s.refresh_grace && !t->sealed.empty()) {
+      if (s.now - t->used_at <= s.loc->refresh_grace && !t->sealed.empty()) {
         if (auto same = unseal(*token, t->sealed)) {
           st.response = ok_json(std::move(*same));
           return;
@@ -258,7 +256,7 @@ EndpointResult refresh_token_grant(Store& store,
   });
 }
 
-EndpointResult password_grant(Store& store, const oauth2_endpoint_req_t& req,
+EndpointResult password_grant(Store& store, const Request& req,
                               const Form& form, const Client& c) {
   if (!c.allows_grant("password")) {
     // R25: unauthorized_client for this client, unsupported_grant_type if
@@ -266,7 +264,7 @@ EndpointResult password_grant(Store& store, const oauth2_endpoint_req_t& req,
     bool any = false;
     {
       Txn txn = store.read_cached();
-      for (const Client& other : txn.list_clients(sv(req.realm))) {
+      for (const Client& other : txn.list_clients(req.loc.realm)) {
         if (other.allows_grant("password")) {
           any = true;
           break;
@@ -288,13 +286,13 @@ EndpointResult password_grant(Store& store, const oauth2_endpoint_req_t& req,
     return done(invalid_grant("Invalid credentials given."));
   }
   auto scope = grant_scope(c, form.get("scope").value_or(""),
-                           sv(req.default_scope));
+                           req.loc.default_scope);
   if (!scope) {
     return done(oauth_error(400, "invalid_scope",
                             "The requested scope is invalid or not allowed"));
   }
   return password_flow(store, IssueSettings(req), c,
-                       resolve_login(store, sv(req.realm), *username, false),
+                       resolve_login(store, req.loc.realm, *username, false),
                        std::make_shared<std::string>(*password), *scope);
 }
 
@@ -334,7 +332,7 @@ EndpointResult password_flow(Store& store, const IssueSettings& s,
         // the slow hash runs here, in the thread pool, never on the event
         // loop; a wrong password is written to the account's lock
         LoginCheck check = check_login(store, s.realm, target, *secret,
-                                       s.pbkdf2_iterations, s.account_limit, s.now);
+                                       s.loc->pbkdf2_iterations, s.loc->account_limit, s.now);
         if (!check.user) {
           st.failed_user = target.throttle_key;
           st.response = s.simplejwt ? simplejwt_bad_login()
@@ -350,7 +348,7 @@ EndpointResult password_flow(Store& store, const IssueSettings& s,
         }
         fresh->last_login = s.now;
         if (check.needs_rehash) {
-          fresh->password = hash_password(*secret, s.pbkdf2_iterations);
+          fresh->password = hash_password(*secret, s.loc->pbkdf2_iterations);
         }
         txn.put_user(*fresh, false);
         account_signed_in(txn, s.realm, fresh->id, origin, s.now);

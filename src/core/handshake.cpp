@@ -95,8 +95,8 @@ Response rate_limited(unsigned wait) {
 // validate/ and revoke/ are called with a handshake token, not the API
 // key: their rate is the caller's address, so that only the key's own
 // requests (create/) spend its budget.
-bool rate_take_address(const oauth2_endpoint_req_t& req, unsigned* wait) {
-  return rate_take(req, "a:" + throttle_address(sv(req.address)), wait);
+bool rate_take_address(const Request& req, unsigned* wait) {
+  return rate_take(req, "a:" + throttle_address(sv(req.c.address)), wait);
 }
 
 // A required string field: its value, or the field error in *err.
@@ -130,13 +130,8 @@ std::string new_uuid() {
   random_bytes(b, sizeof(b));
   b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);  // version 4
   b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);  // RFC 4122 variant
-  static const char hex[] = "0123456789abcdef";
-  std::string out;
-  for (int i = 0; i < 16; i++) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
-    out.push_back(hex[b[i] >> 4]);
-    out.push_back(hex[b[i] & 15]);
-  }
+  std::string out = hex_encode(b, sizeof(b));
+  for (size_t at : {20, 16, 12, 8}) out.insert(at, 1, '-');  // 8-4-4-4-12
   return out;
 }
 
@@ -180,18 +175,17 @@ struct Presented {
   HandshakeData data;
 };
 
-Presented find_handshake(Store& store, const oauth2_endpoint_req_t& req,
+Presented find_handshake(Store& store, const Request& req,
                          const std::string& token) {
   Presented p;
-  const Settings* st = req.settings ? &req.settings->s : nullptr;
-  if (!handshake_key(st)) {
+  if (!handshake_key(req.loc)) {
     p.error = server_error();
     return p;
   }
   JwtCheck check;
-  check.now = req.now;
+  check.now = req.c.now;
   check.check_exp = false;  // an expired handshake validates false, not 401
-  JwtResult r = jwt_verify(st->handshake_keys, token, check);
+  JwtResult r = jwt_verify(req.loc.handshake_keys, token, check);
   const char* jti = r.status == JwtStatus::kOk
                         ? json_string_value(json_object_get(r.claims.get(), "jti"))
                         : nullptr;
@@ -202,7 +196,7 @@ Presented find_handshake(Store& store, const oauth2_endpoint_req_t& req,
   }
   p.hash = sha256(jti);
   Txn txn = store.read_cached();
-  auto t = txn.get_token(sv(req.realm), p.hash);
+  auto t = txn.get_token(req.loc.realm, p.hash);
   std::optional<HandshakeData> d;
   if (t && t->type == TokenType::kHandshake) d = handshake_data(*t);
   if (!d) {
@@ -233,7 +227,7 @@ EndpointResult pending_envelope(std::function<Response()> body) {
 
 // ------------------------------------------------------------- create/
 
-EndpointResult create(Store& store, const oauth2_endpoint_req_t& req,
+EndpointResult create(Store& store, const Request& req,
                       json_t* body) {
   Response err;
   auto api_key = required_string(body, "api_key", kMaxTokenLen, &err);
@@ -243,7 +237,7 @@ EndpointResult create(Store& store, const oauth2_endpoint_req_t& req,
   auto solution_name = required_string(body, "solution_name", kMaxNameLen, &err);
   if (!solution_name) return done(std::move(err));
   const Solution* solution =
-      req.settings ? req.settings->s.solution(*solution_name) : nullptr;
+      req.loc.solution(*solution_name);
   if (!solution) {
     return done(field_error("solution_name",
                             "Unknown solution: " + *solution_name));
@@ -277,7 +271,7 @@ EndpointResult create(Store& store, const oauth2_endpoint_req_t& req,
     asked = true;
   }
 
-  int64_t max_ttl = req.handshake_max_ttl > 0 ? req.handshake_max_ttl
+  int64_t max_ttl = req.loc.handshake_max_ttl > 0 ? req.loc.handshake_max_ttl
                                               : kDefaultHandshakeTtl;
   int64_t ttl = std::min(kDefaultHandshakeTtl, max_ttl);
   if (json_t* e = json_object_get(body, "expires_in"); e && !json_is_null(e)) {
@@ -296,8 +290,8 @@ EndpointResult create(Store& store, const oauth2_endpoint_req_t& req,
   const Digest key_hash = sha256(*api_key);
   {
     Txn txn = store.read_cached();
-    key = find_api_key(txn, sv(req.realm), *api_key);
-    if (key) client = txn.get_client(sv(req.realm), key->client_id);
+    key = find_api_key(txn, req.loc.realm, *api_key);
+    if (key) client = txn.get_client(req.loc.realm, key->client_id);
   }
   wipe(*api_key);
   if (!key || !client || client->disabled) {
@@ -309,7 +303,7 @@ EndpointResult create(Store& store, const oauth2_endpoint_req_t& req,
   if (!rate_take(req, "k:" + key->id, &wait)) return done(rate_limited(wait));
 
   // the app's registration bounds what its keys may ask for
-  const std::string allowed = allowed_scope(*client, sv(req.default_scope));
+  const std::string allowed = allowed_scope(*client, req.loc.default_scope);
   if (!asked) {
     permissions = std::string(allowed);
   } else if (!scope_within(permissions, allowed)) {
@@ -320,8 +314,7 @@ EndpointResult create(Store& store, const oauth2_endpoint_req_t& req,
                                "PERMISSION_DENIED", std::move(d)));
   }
 
-  const Settings* st = req.settings ? &req.settings->s : nullptr;
-  auto signing = handshake_key(st);
+  auto signing = handshake_key(req.loc);
   if (!signing) return done(server_error());
 
   IssueSettings s(req);
@@ -346,8 +339,8 @@ EndpointResult create(Store& store, const oauth2_endpoint_req_t& req,
     t.data = json_text(data.get(), JSON_COMPACT);
 
     Json claims(json_object());
-    if (!s.issuer.empty()) {
-      json_object_set_new(claims.get(), "iss", json_string(s.issuer.c_str()));
+    if (!s.loc->issuer.empty()) {
+      json_object_set_new(claims.get(), "iss", json_string(s.loc->issuer.c_str()));
     }
     json_object_set_new(claims.get(), "sub", json_string(key->client_id.c_str()));
     json_object_set_new(claims.get(), "jti", json_string(id.c_str()));
@@ -394,7 +387,7 @@ EndpointResult create(Store& store, const oauth2_endpoint_req_t& req,
 // ----------------------------------------------------------- validate/
 
 EndpointResult validate_handshake(Store& store,
-                                  const oauth2_endpoint_req_t& req,
+                                  const Request& req,
                                   json_t* body) {
   Response err;
   auto token = required_string(body, "handshake_token", kMaxTokenLen, &err);
@@ -416,12 +409,12 @@ EndpointResult validate_handshake(Store& store,
   bool enabled = false;
   {
     Txn txn = store.read_cached();
-    auto e = txn.client_enabled(sv(req.realm), p.token.client_id);
+    auto e = txn.client_enabled(req.loc.realm, p.token.client_id);
     enabled = e && *e;
   }
-  const bool valid = enabled && p.token.used_at == 0 && req.now < p.token.expires_at;
+  const bool valid = enabled && p.token.used_at == 0 && req.c.now < p.token.expires_at;
   const Solution* sol =
-      req.settings ? req.settings->s.solution(p.data.solution_name) : nullptr;
+      req.loc.solution(p.data.solution_name);
 
   Json d(json_object());
   json_object_set_new(d.get(), "valid", json_boolean(valid));
@@ -444,7 +437,7 @@ Response revoked(int64_t at) {
   return envelope_ok(200, "data", std::move(d), "Handshake revoked successfully");
 }
 
-EndpointResult revoke_handshake(Store& store, const oauth2_endpoint_req_t& req,
+EndpointResult revoke_handshake(Store& store, const Request& req,
                                 json_t* body) {
   Response err;
   auto token = required_string(body, "handshake_token", kMaxTokenLen, &err);
@@ -475,8 +468,8 @@ EndpointResult revoke_handshake(Store& store, const oauth2_endpoint_req_t& req,
 }  // namespace
 
 EndpointResult handshake_endpoint(Store& store,
-                                  const oauth2_endpoint_req_t& req) {
-  std::string_view call = sv(req.subpath);
+                                  const Request& req) {
+  std::string_view call = sv(req.c.subpath);
   if (!call.empty() && call.back() == '/') call.remove_suffix(1);
   if (call != "create" && call != "validate" && call != "revoke") {
     return done(envelope_error(404, "Not found", "NOT_FOUND"));

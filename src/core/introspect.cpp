@@ -4,6 +4,7 @@
 
 #include "codec.hpp"
 #include "crypto.hpp"
+#include "endpoint_table.hpp"
 #include "endpoint_util.hpp"
 #include "jwt_tokens.hpp"
 #include "json.hpp"
@@ -34,7 +35,7 @@ bool may_introspect(const Client& caller, const Token& t) {
 }  // namespace
 
 EndpointResult introspect_endpoint(Store& store,
-                                   const oauth2_endpoint_req_t& req) {
+                                   const Request& req) {
   Form form;
   if (auto err = check_http(req, form)) return done(std::move(*err));
   auto token = form.get("token");
@@ -46,16 +47,16 @@ EndpointResult introspect_endpoint(Store& store,
   if (auth.slow) return verify_slowly(store, req, auth);
   if (auto limited = rate_client(req, *auth.client)) return done(std::move(*limited));
   if (!auth.client->confidential) {
-    return done(invalid_client(req.has_authorization));
+    return done(invalid_client(req.c.has_authorization));
   }
   if (token->size() > kMaxTokenLen || !is_vschar(*token)) return done(inactive());
 
   Txn txn = store.read_cached();
-  std::string_view realm = sv(req.realm);
+  std::string_view realm = req.loc.realm;
   Digest hash;
   auto t = find_presented(txn, req, *token, true, &hash);
   if (!t || (t->type != TokenType::kAccess && t->type != TokenType::kRefresh) ||
-      req.now >= t->expires_at || (t->type == TokenType::kRefresh && t->used_at)) {
+      req.c.now >= t->expires_at || (t->type == TokenType::kRefresh && t->used_at)) {
     return done(inactive());
   }
   auto enabled = txn.client_enabled(realm, t->client_id);
@@ -91,26 +92,26 @@ EndpointResult introspect_endpoint(Store& store,
   return done(std::move(r));
 }
 
-EndpointResult metadata_endpoint(Store&, const oauth2_endpoint_req_t& req) {
-  std::string_view method = sv(req.method);
+EndpointResult metadata_endpoint(const Request& req) {
+  std::string_view method = sv(req.c.method);
   if (method != "GET" && method != "HEAD") {
     Response r = invalid_request("This endpoint only accepts GET");
     r.status = 405;
     return done(std::move(r));
   }
-  std::string issuer(sv(req.issuer));
+  const std::string& issuer = req.loc.issuer;
+  const Config& config = *req.loc.config;
   Json j(json_object());
-  auto url = [&](const char* key, const oauth2_str_t& path) {
-    if (path.len == 0) return;
-    std::string u = issuer + std::string(sv(path));
-    json_object_set_new(j.get(), key, json_stringn(u.data(), u.size()));
-  };
   json_object_set_new(j.get(), "issuer", json_stringn(issuer.data(), issuer.size()));
-  url("authorization_endpoint", req.authorize_path);
-  url("token_endpoint", req.token_path);
-  url("revocation_endpoint", req.revoke_path);
-  url("introspection_endpoint", req.introspect_path);
-  url("jwks_uri", req.jwks_path);
+  // the first location of each endpoint that metadata names, under the
+  // issuer
+  for (int e = 1; e < OAUTH2_ENDPOINT_MAX; e++) {
+    const EndpointKind* k = endpoint_kind(e);
+    if (!k || !k->metadata_name || config.path(e).empty()) continue;
+    std::string u = issuer + config.path(e);
+    json_object_set_new(j.get(), k->metadata_name, json_stringn(u.data(), u.size()));
+  }
+  const bool authorize = !config.path(OAUTH2_ENDPOINT_AUTHORIZE).empty();
   json_t* rt = json_array();
   json_array_append_new(rt, json_string("code"));  // required (RFC 8414 2)
   json_object_set_new(j.get(), "response_types_supported", rt);
@@ -118,7 +119,7 @@ EndpointResult metadata_endpoint(Store&, const oauth2_endpoint_req_t& req) {
   for (const char* g : {"authorization_code", "client_credentials",
                         "refresh_token", "password"}) {
     // RFC 8414 2: no code grant without an authorization endpoint
-    if (req.authorize_path.len == 0 && std::string_view(g) == "authorization_code") {
+    if (!authorize && std::string_view(g) == "authorization_code") {
       continue;
     }
     json_array_append_new(gt, json_string(g));
@@ -141,7 +142,7 @@ EndpointResult metadata_endpoint(Store&, const oauth2_endpoint_req_t& req) {
   }
   json_object_set_new(j.get(), "introspection_endpoint_auth_methods_supported", im);
   std::vector<std::string_view> scopes;
-  if (parse_scope(sv(req.default_scope), &scopes)) {
+  if (parse_scope(req.loc.default_scope, &scopes)) {
     json_t* sa = json_array();
     for (auto sc : scopes) json_array_append_new(sa, json_stringn(sc.data(), sc.size()));
     json_object_set_new(j.get(), "scopes_supported", sa);

@@ -25,16 +25,16 @@ void set_str(json_t* o, const char* k, std::string_view v) {
 // "aud": the configured audience, else the issuer (RFC 9068 2.2 requires
 // one); none if neither is set
 void set_common(json_t* o, const IssueSettings& s) {
-  if (!s.issuer.empty()) set_str(o, "iss", s.issuer);
-  if (!s.audience.empty()) {
-    set_str(o, "aud", s.audience);
-  } else if (!s.issuer.empty()) {
-    set_str(o, "aud", s.issuer);
+  if (!s.loc->issuer.empty()) set_str(o, "iss", s.loc->issuer);
+  if (!s.loc->audience.empty()) {
+    set_str(o, "aud", s.loc->audience);
+  } else if (!s.loc->issuer.empty()) {
+    set_str(o, "aud", s.loc->issuer);
   }
 }
 
 const JwtKey& signer(const IssueSettings& s) {
-  const JwtKey* k = s.settings ? s.settings->jwt_keys.signer() : nullptr;
+  const JwtKey* k = s.loc->jwt_keys.signer();
   if (!k) throw std::logic_error("no JWT signing key");
   return *k;
 }
@@ -53,7 +53,7 @@ bool looks_like_jwt(std::string_view token) {
   return dots == 2;
 }
 
-std::optional<Token> find_presented(Txn& txn, const oauth2_endpoint_req_t& req,
+std::optional<Token> find_presented(Txn& txn, const Request& req,
                                     std::string_view token, bool verify,
                                     Digest* hash) {
   const bool is_jwt = looks_like_jwt(token);
@@ -64,18 +64,17 @@ std::optional<Token> find_presented(Txn& txn, const oauth2_endpoint_req_t& req,
     *hash = sha256(jti);
   } else if (is_jwt) {
     // a forged JWT carrying a real jti must not read as that token
-    if (!req.settings) return std::nullopt;
     JwtCheck check;
-    check.now = req.now;
+    check.now = req.c.now;
     check.check_exp = false;
-    JwtResult r = jwt_verify(req.settings->s.jwt_keys, token, check);
+    JwtResult r = jwt_verify(req.loc.jwt_keys, token, check);
     const char* jti = json_string_value(json_object_get(r.claims.get(), "jti"));
     if (r.status != JwtStatus::kOk || !jti) return std::nullopt;
     *hash = sha256(jti);
   } else {
     *hash = sha256(token);
   }
-  auto t = txn.get_token(sv(req.realm), *hash);
+  auto t = txn.get_token(req.loc.realm, *hash);
   // a handshake's jti is public (its handshake_id): never a credential here
   if (!t || t->jwt != is_jwt || t->type == TokenType::kHandshake) {
     return std::nullopt;
@@ -118,12 +117,10 @@ std::string sign_refresh_token(const IssueSettings& s, const Token& rt,
   set_int(o, "iat", rt.issued_at);
   set_str(o, "jti", jti);
   set_int(o, "user_id", static_cast<int64_t>(token_user_id(rt)));
-  if (!s.issuer.empty()) set_str(o, "iss", s.issuer);
+  if (!s.loc->issuer.empty()) set_str(o, "iss", s.loc->issuer);
   return jwt_sign(signer(s), o, "JWT");
 }
 
-std::shared_ptr<JwtKey> handshake_key(const Settings* settings) {
-  return settings ? settings->handshake_key : nullptr;
-}
+std::shared_ptr<JwtKey> handshake_key(const Location& loc) { return loc.handshake_key; }
 
 }  // namespace oauth2::detail

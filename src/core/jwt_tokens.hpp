@@ -11,7 +11,7 @@
 #include <string_view>
 
 #include "endpoint_util.hpp"
-#include "settings.hpp"
+#include "location.hpp"
 
 namespace oauth2::detail {
 
@@ -27,7 +27,7 @@ bool looks_like_jwt(std::string_view token);
 // without (revocation) the jti is enough, as it is 256 random bits only the
 // real token carries, and a revocation must not fail silently because the
 // location lacks a key.  A JWT's record must be a JWT's, an opaque one's not.
-std::optional<Token> find_presented(Txn& txn, const oauth2_endpoint_req_t& req,
+std::optional<Token> find_presented(Txn& txn, const Request& req,
                                     std::string_view token, bool verify,
                                     Digest* hash);
 
@@ -42,6 +42,6 @@ std::string sign_refresh_token(const IssueSettings& s, const Token& rt,
 // The key handshake tokens are signed with: oauth2_handshake_key's file
 // (nullptr if the location has none).  Never the store: a dump of the
 // store must not let anyone forge one (R86).
-std::shared_ptr<JwtKey> handshake_key(const Settings* settings);
+std::shared_ptr<JwtKey> handshake_key(const Location& loc);
 
 }  // namespace oauth2::detail

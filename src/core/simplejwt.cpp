@@ -117,16 +117,16 @@ std::optional<std::string_view> string_field(json_t* body, const char* f) {
   return std::string_view(json_string_value(v), json_string_length(v));
 }
 
-std::optional<Client> login_client(Store& store, const oauth2_endpoint_req_t& req) {
+std::optional<Client> login_client(Store& store, const Request& req) {
   Txn txn = store.read_cached();
-  auto c = txn.get_client(sv(req.realm), sv(req.login_client_id));
+  auto c = txn.get_client(req.loc.realm, req.loc.login_client_id);
   if (!c || c->disabled) return std::nullopt;
   return c;
 }
 
 }  // namespace
 
-EndpointResult jwt_token_endpoint(Store& store, const oauth2_endpoint_req_t& req) {
+EndpointResult jwt_token_endpoint(Store& store, const Request& req) {
   Json body;
   JsonBody b = parse_json_body(req, true, &body);
   if (b != JsonBody::kOk) return done(drf_body_error(b));
@@ -145,26 +145,25 @@ EndpointResult jwt_token_endpoint(Store& store, const oauth2_endpoint_req_t& req
   }
   IssueSettings s(req);
   s.simplejwt = true;
-  std::string scope = allowed_scope(*client, sv(req.default_scope));
+  std::string scope = allowed_scope(*client, req.loc.default_scope);
   return password_flow(store, s, *client,
-                       resolve_login(store, sv(req.realm), *username, false),
+                       resolve_login(store, req.loc.realm, *username, false),
                        std::make_shared<std::string>(*password), scope);
 }
 
 EndpointResult jwt_refresh_endpoint(Store& store,
-                                    const oauth2_endpoint_req_t& req) {
+                                    const Request& req) {
   Json body;
   JsonBody b = parse_json_body(req, true, &body);
   if (b != JsonBody::kOk) return done(drf_body_error(b));
   if (auto err = field_errors(body.get(), {"refresh"})) return done(std::move(*err));
   auto refresh = string_field(body.get(), "refresh");
-  if (!req.settings) return done(token_not_valid());
 
   JwtCheck check;
-  check.now = req.now;
+  check.now = req.c.now;
   check.leeway = kJwtLeeway;
-  check.issuer = sv(req.issuer);
-  JwtResult r = jwt_verify(req.settings->s.jwt_keys, *refresh, check);
+  check.issuer = req.loc.issuer;
+  JwtResult r = jwt_verify(req.loc.jwt_keys, *refresh, check);
   json_t* claims = r.claims.get();
   const char* type = json_string_value(json_object_get(claims, "token_type"));
   const char* jti = json_string_value(json_object_get(claims, "jti"));
@@ -178,14 +177,14 @@ EndpointResult jwt_refresh_endpoint(Store& store,
   std::optional<Token> t;
   {
     Txn txn = store.read_cached();
-    t = txn.get_token(sv(req.realm), hash);
+    t = txn.get_token(req.loc.realm, hash);
     if (t && !t->user.empty() &&
-        !txn.active_username(sv(req.realm), token_user_id(*t))) {
+        !txn.active_username(req.loc.realm, token_user_id(*t))) {
       t.reset();  // R46: a deleted or disabled user's tokens fail at once
     }
   }
   if (!client || !t || t->type != TokenType::kRefresh || !t->jwt ||
-      t->client_id != client->client_id || req.now >= t->expires_at) {
+      t->client_id != client->client_id || req.c.now >= t->expires_at) {
     return done(token_not_valid());
   }
 
@@ -207,15 +206,15 @@ EndpointResult jwt_refresh_endpoint(Store& store,
   });
 }
 
-EndpointResult status_endpoint(const oauth2_endpoint_req_t& req) {
-  if (sv(req.method) != "GET" && sv(req.method) != "HEAD") {
+EndpointResult status_endpoint(const Request& req) {
+  if (sv(req.c.method) != "GET" && sv(req.c.method) != "HEAD") {
     return done(drf_detail(405, "Method not allowed.", "method_not_allowed"));
   }
-  const Settings* st = req.settings ? &req.settings->s : nullptr;
+  const Location& st = req.loc;
   bool ok = false;
-  if (st && st->has_status_token && req.status_header_count == 1) {
-    Digest got = sha256(sv(req.status_header));
-    ok = equal_ct(got.data(), st->status_token_hash.data(), got.size());
+  if (st.has_status_token && req.c.header_count == 1) {
+    Digest got = sha256(sv(req.c.header));
+    ok = equal_ct(got.data(), st.status_token_hash.data(), got.size());
   }
   if (!ok) {
     return done(drf_detail(403, "You do not have permission to perform this action.",
@@ -224,124 +223,19 @@ EndpointResult status_endpoint(const oauth2_endpoint_req_t& req) {
   Json j(json_object());
   json_object_set_new(j.get(), "status", json_string("ok"));
   json_object_set_new(j.get(), "service",
-                      json_stringn(st->service.data(), st->service.size()));
+                      json_stringn(st.service.data(), st.service.size()));
   return done(ok_json(json_text(j.get())));
 }
 
-EndpointResult jwks_endpoint(const oauth2_endpoint_req_t& req) {
-  if (sv(req.method) != "GET" && sv(req.method) != "HEAD") {
+EndpointResult jwks_endpoint(const Request& req) {
+  if (sv(req.c.method) != "GET" && sv(req.c.method) != "HEAD") {
     Response r = oauth_error(405, "invalid_request", "This endpoint only accepts GET");
     return done(std::move(r));
   }
   Response r;
   r.status = 200;
-  r.body = req.settings ? req.settings->s.jwt_keys.jwks_json() : "{\"keys\":[]}";
+  r.body = req.loc.jwt_keys.jwks_json();
   return done(std::move(r));
-}
-
-Response rate_limited_response(int endpoint, unsigned wait) {
-  Response r;
-  switch (endpoint) {
-    case OAUTH2_ENDPOINT_HANDSHAKE:
-      r = handshake_rate_limited(wait);
-      break;
-    case OAUTH2_ENDPOINT_JWT_TOKEN:
-    case OAUTH2_ENDPOINT_JWT_REFRESH:
-    case OAUTH2_ENDPOINT_STATUS:
-    case OAUTH2_ENDPOINT_REGISTER:
-      r = drf_throttled(wait);
-      break;
-    default:
-      r = oauth_error(429, "temporarily_unavailable",
-                      "Too many requests: the rate limit is reached");
-      r.retry_after = wait;
-  }
-  r.refused = "the rate limit is reached";
-  return r;
-}
-
-namespace {
-
-bool drf_shaped(int endpoint) {
-  return endpoint == OAUTH2_ENDPOINT_JWT_TOKEN ||
-         endpoint == OAUTH2_ENDPOINT_JWT_REFRESH ||
-         endpoint == OAUTH2_ENDPOINT_STATUS ||
-         endpoint == OAUTH2_ENDPOINT_REGISTER;
-}
-
-// 503: the password hashing queue is full (oauth2_hash_limit)
-Response busy_response(int endpoint, unsigned wait) {
-  constexpr const char* kBusy = "Too many password checks at once: try again in a moment.";
-  Response r;
-  if (endpoint == OAUTH2_ENDPOINT_HANDSHAKE) {
-    r = handshake_failure(503);
-  } else if (drf_shaped(endpoint)) {
-    r = drf_detail(503, kBusy, "unavailable");
-  } else if (endpoint == OAUTH2_ENDPOINT_AUTHORIZE) {
-    r.status = 503;
-    r.html = true;
-    r.body =
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<title>Busy</title></head><body><main><h1>Busy</h1><p>Too many "
-        "sign-ins at once: try again in a moment.</p></main></body></html>\n";
-  } else {
-    r = oauth_error(503, "temporarily_unavailable", kBusy);
-  }
-  r.retry_after = std::max(1u, wait);
-  return r;
-}
-
-}  // namespace
-
-Response refusal_response(int endpoint, int why, unsigned wait) {
-  if (why == OAUTH2_REFUSED_RATE_LIMIT) return rate_limited_response(endpoint, wait);
-  if (why == OAUTH2_REFUSED_BUSY) return busy_response(endpoint, wait);
-  if (why == OAUTH2_REFUSED_LOCKED_OUT) {
-    if (endpoint == OAUTH2_ENDPOINT_HANDSHAKE) return handshake_rate_limited(wait);
-    if (drf_shaped(endpoint)) return drf_throttled(wait);
-    Response r = oauth_error(429, "temporarily_unavailable",
-                             "Too many failed client authentications");
-    r.retry_after = wait;
-    return r;
-  }
-  // OAUTH2_REFUSED_TOO_LARGE
-  if (endpoint == OAUTH2_ENDPOINT_HANDSHAKE) return handshake_too_large();
-  if (drf_shaped(endpoint)) return drf_detail(413, "The request body is too large.");
-  if (endpoint == OAUTH2_ENDPOINT_AUTHORIZE) {
-    // the authorization endpoint answers with pages
-    Response r;
-    r.status = 413;
-    r.html = true;
-    r.body =
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<title>Authorization error</title></head><body><main>"
-        "<h1>Authorization error</h1><p><strong>invalid_request</strong>: "
-        "the form is too large.</p></main></body></html>\n";
-    return r;
-  }
-  Response r = invalid_request("The request body is too large");
-  r.status = 413;
-  return r;
-}
-
-Response failure_response(int endpoint, int status) {
-  switch (endpoint) {
-    case OAUTH2_ENDPOINT_HANDSHAKE:
-      return handshake_failure(status);
-    case OAUTH2_ENDPOINT_JWT_TOKEN:
-    case OAUTH2_ENDPOINT_JWT_REFRESH:
-    case OAUTH2_ENDPOINT_STATUS:
-    case OAUTH2_ENDPOINT_REGISTER: {
-      Response r = status == 503
-          ? drf_detail(503, "The store is unavailable.", "unavailable")
-          : drf_detail(500, "A server error occurred.", "error");
-      if (status == 503) r.retry_after = 1;
-      return r;
-    }
-    default:
-      if (status == 503) return unavailable();
-      return oauth_error(500, "server_error", "Internal error");
-  }
 }
 
 }  // namespace oauth2

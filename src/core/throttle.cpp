@@ -42,30 +42,32 @@ std::string throttle_address(std::string_view text) {
   return std::string(buf) + "/64";
 }
 
-Throttle::Throttle(const oauth2_throttle_t& t, std::string_view address)
-    : t_(t), address_(throttle_address(address)) {}
+Throttle::Throttle(const oauth2_counters_t& counters, unsigned limit,
+                   unsigned window, std::string_view address)
+    : c_(counters), limit_(limit), window_(window),
+      address_(throttle_address(address)) {}
 
 unsigned Throttle::check(const std::string& key, unsigned limit) const {
   if (!enabled()) return 0;
-  unsigned wait = t_.check(t_.ctx, reinterpret_cast<const unsigned char*>(key.data()),
-                           key.size(), limit, t_.window);
-  return wait == OAUTH2_THROTTLE_FULL ? kFullWait : wait;
+  unsigned wait = c_.check(c_.ctx, reinterpret_cast<const unsigned char*>(key.data()),
+                           key.size(), limit, window_);
+  return wait == OAUTH2_COUNTER_FULL ? kFullWait : wait;
 }
 
 void Throttle::failed(const std::string& key) const {
-  if (!enabled() || !t_.failed) return;
-  t_.failed(t_.ctx, reinterpret_cast<const unsigned char*>(key.data()), key.size(),
-            t_.window);
+  if (!enabled() || !c_.failed) return;
+  c_.failed(c_.ctx, reinterpret_cast<const unsigned char*>(key.data()), key.size(),
+            window_);
 }
 
-unsigned Throttle::address_wait() const { return check("a:" + address_, 3 * t_.limit); }
+unsigned Throttle::address_wait() const { return check("a:" + address_, 3 * limit_); }
 
 unsigned Throttle::client_wait(std::string_view client_id) const {
-  return check("ca:" + short_id(client_id) + "|" + address_, t_.limit);
+  return check("ca:" + short_id(client_id) + "|" + address_, limit_);
 }
 
 unsigned Throttle::password_wait(std::string_view account) const {
-  return check("pa:" + short_id(account) + "|" + address_, t_.limit);
+  return check("pa:" + short_id(account) + "|" + address_, limit_);
 }
 
 void Throttle::address_failed() const { failed("a:" + address_); }

@@ -27,9 +27,11 @@ std::string throttle_address(std::string_view text);
 
 class Throttle {
  public:
-  Throttle(const oauth2_throttle_t& t, std::string_view address);
+  // limit 0: off
+  Throttle(const oauth2_counters_t& counters, unsigned limit, unsigned window,
+           std::string_view address);
 
-  bool enabled() const { return t_.check != nullptr && t_.limit != 0; }
+  bool enabled() const { return c_.check != nullptr && limit_ != 0; }
   const std::string& address() const { return address_; }
 
   // Seconds before another attempt may be made, 0 if it may now.  A key
@@ -47,7 +49,9 @@ class Throttle {
   unsigned check(const std::string& key, unsigned limit) const;
   void failed(const std::string& key) const;
 
-  oauth2_throttle_t t_;
+  oauth2_counters_t c_;
+  unsigned limit_;
+  unsigned window_;
   std::string address_;
 };
 

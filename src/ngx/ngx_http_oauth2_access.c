@@ -1,36 +1,105 @@
 
 /*
  * ngx_http_oauth2_module: bearer validation in the access phase (RFC 6750).
+ * The core validates the token at the location (its realm, keys and
+ * scopes), counts the location's rate limit per client and builds the
+ * challenge of a refusal; the shim answers.
  */
 
 
 #include "ngx_http_oauth2.h"
 
 
-static ngx_int_t ngx_http_oauth2_access_rate(ngx_http_request_t *r,
-    ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_main_conf_t *mcf,
-    ngx_http_oauth2_ctx_t *ctx);
-static ngx_int_t ngx_http_oauth2_challenge(ngx_http_request_t *r,
-    ngx_http_oauth2_loc_conf_t *olcf, ngx_uint_t result);
+static void ngx_http_oauth2_ctx_cleanup(void *data);
+static ngx_int_t ngx_http_oauth2_refuse_bearer(ngx_http_request_t *r,
+    ngx_http_oauth2_loc_conf_t *olcf, oauth2_validate_res_t *res);
 
 
 static ngx_str_t  ngx_http_oauth2_api_key = ngx_string("x-api-key");
 
 
+/*
+ * The request's context, made on first use.  An internal redirect (index,
+ * try_files, error_page) clears the module contexts and runs the access
+ * phase again: the context is then found in the pool's cleanups, as
+ * nginx-otel does, so that the request is counted once.
+ */
+
+ngx_http_oauth2_ctx_t *
+ngx_http_oauth2_get_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t     *cln;
+    ngx_http_oauth2_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_oauth2_module);
+
+    if (ctx || !r->internal) {
+        return ctx;
+    }
+
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_http_oauth2_ctx_cleanup) {
+            ctx = cln->data;
+            ngx_http_set_ctx(r, ctx, ngx_http_oauth2_module);
+            return ctx;
+        }
+    }
+
+    return NULL;
+}
+
+
+static ngx_http_oauth2_ctx_t *
+ngx_http_oauth2_create_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t     *cln;
+    ngx_http_oauth2_ctx_t  *ctx;
+
+    ctx = ngx_http_oauth2_get_ctx(r);
+
+    if (ctx) {
+        return ctx;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_oauth2_ctx_t));
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    ctx = cln->data;
+    ngx_memzero(ctx, sizeof(ngx_http_oauth2_ctx_t));
+    cln->handler = ngx_http_oauth2_ctx_cleanup;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_oauth2_module);
+
+    return ctx;
+}
+
+
+static void
+ngx_http_oauth2_ctx_cleanup(void *data)
+{
+    /* nothing to free: its presence marks the context */
+}
+
+
 ngx_int_t
 ngx_http_oauth2_access_handler(ngx_http_request_t *r)
 {
-    oauth2_store_t               *store;
-    ngx_http_oauth2_ctx_t        *ctx;
-    oauth2_validate_req_t         req;
-    oauth2_validate_res_t         res;
-    ngx_http_oauth2_loc_conf_t   *olcf;
-    ngx_http_oauth2_main_conf_t  *mcf;
+    oauth2_validate_req_t        req;
+    oauth2_validate_res_t        res;
+    ngx_http_oauth2_ctx_t       *ctx;
+    ngx_http_oauth2_loc_conf_t  *olcf;
 
     olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth2_module);
 
-    if (!olcf->auth) {
+    if (!olcf->auth || olcf->location == NULL) {
         return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_oauth2_create_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ngx_memzero(&req, sizeof(oauth2_validate_req_t));
@@ -44,38 +113,33 @@ ngx_http_oauth2_access_handler(ngx_http_request_t *r)
     ngx_http_oauth2_find_header(r, &ngx_http_oauth2_api_key,
                                 &req.api_key_count, &req.api_key);
 
-    if (olcf->scopes) {
-        req.scopes = olcf->scopes->elts;
-        req.nscopes = olcf->scopes->nelts;
+    req.now = ngx_time();
+    req.rate_counted = ctx->rate_counted;
+    ngx_http_oauth2_counters(r, &req.counters);
+
+    if (oauth2_validate(ngx_http_oauth2_store(r->connection->log),
+                        olcf->location, &req, ngx_http_oauth2_palloc, r->pool,
+                        &res)
+        != OAUTH2_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "oauth2: cannot answer a bearer token (out of memory)");
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    mcf = ngx_http_get_module_main_conf(r, ngx_http_oauth2_module);
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "oauth2: bearer validation result %d", res.result);
 
-    ngx_http_oauth2_str(&req.realm, &mcf->store_realm);
-    req.now = ngx_time();
-    req.settings = olcf->settings;
-    ngx_http_oauth2_str(&req.issuer, &olcf->issuer);
-    ngx_http_oauth2_str(&req.audience, &olcf->audience);
+    if (res.rate.set) {
+        ctx->rate_counted = 1;
 
-    store = ngx_http_oauth2_store(r->connection->log);
-
-    if (store == NULL) {
-        res.result = OAUTH2_UNAVAILABLE;
-
-    } else if (oauth2_validate(store, &req, ngx_http_oauth2_palloc, r->pool,
-                               &res)
-               != OAUTH2_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        if (ngx_http_oauth2_rate_headers(r, &res.rate) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
 
     if (res.result != OAUTH2_VALID) {
-        return ngx_http_oauth2_challenge(r, olcf, res.result);
-    }
-
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_oauth2_ctx_t));
-    if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return ngx_http_oauth2_refuse_bearer(r, olcf, &res);
     }
 
     ctx->client_id.data = (u_char *) res.client_id.data;
@@ -87,151 +151,59 @@ ngx_http_oauth2_access_handler(ngx_http_request_t *r)
     ctx->expires = (time_t) res.expires;
     ctx->valid = 1;
 
-    ngx_http_set_ctx(r, ctx, ngx_http_oauth2_module);
-
-    /* oauth2_rate_limit: per client, whichever of its tokens it shows */
-
-    if (olcf->nrates && !ngx_http_oauth2_rate_counted(r)) {
-        return ngx_http_oauth2_access_rate(r, olcf, mcf, ctx);
-    }
-
     return NGX_OK;
 }
 
 
 static ngx_int_t
-ngx_http_oauth2_access_rate(ngx_http_request_t *r,
-    ngx_http_oauth2_loc_conf_t *olcf, ngx_http_oauth2_main_conf_t *mcf,
-    ngx_http_oauth2_ctx_t *ctx)
-{
-    u_char      *p;
-    ngx_str_t    key, value;
-    ngx_uint_t   wait;
-
-    key.len = ctx->client_id.len + 2;
-    key.data = ngx_pnalloc(r->pool, key.len);
-    if (key.data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    key.data[0] = 'c';
-    key.data[1] = ':';
-    ngx_memcpy(key.data + 2, ctx->client_id.data, ctx->client_id.len);
-
-    wait = ngx_http_oauth2_limit_take(mcf->shm_zone, &key, olcf->rates,
-                                      olcf->nrates, &ctx->rate,
-                                      r->connection->log);
-
-    if (ngx_http_oauth2_rate_headers(r, &ctx->rate) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (wait == 0) {
-        return NGX_OK;
-    }
-
-    ngx_log_error(olcf->refusal_log_level, r->connection->log, 0,
-                  "oauth2: client \"%V\" is over the rate limit, "
-                  "answering 429", &ctx->client_id);
-
-    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
-    if (p == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    value.data = p;
-    value.len = ngx_sprintf(p, "%ui", wait) - p;
-
-    if (ngx_http_oauth2_add_header(r, "Retry-After", &value) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return NGX_HTTP_TOO_MANY_REQUESTS;
-}
-
-
-static ngx_int_t
-ngx_http_oauth2_challenge(ngx_http_request_t *r,
-    ngx_http_oauth2_loc_conf_t *olcf, ngx_uint_t result)
+ngx_http_oauth2_refuse_bearer(ngx_http_request_t *r,
+    ngx_http_oauth2_loc_conf_t *olcf, oauth2_validate_res_t *res)
 {
     u_char     *p;
-    size_t      len;
-    ngx_int_t   status;
     ngx_str_t   value;
-    const char *error;
 
-    switch (result) {
-
-    case OAUTH2_NO_TOKEN:
-        status = NGX_HTTP_UNAUTHORIZED;
-        error = NULL;
-        break;
-
-    case OAUTH2_INVALID_REQUEST:
-        status = NGX_HTTP_BAD_REQUEST;
-        error = "invalid_request";
-        break;
-
-    case OAUTH2_INSUFFICIENT_SCOPE:
-        status = NGX_HTTP_FORBIDDEN;
-        error = "insufficient_scope";
-        break;
-
-    case OAUTH2_UNAVAILABLE:
+    if (res->result == OAUTH2_UNAVAILABLE) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "oauth2: store unavailable, refusing the request");
         return NGX_HTTP_SERVICE_UNAVAILABLE;
-
-    default: /* OAUTH2_INVALID_TOKEN */
-        status = NGX_HTTP_UNAUTHORIZED;
-        error = "invalid_token";
-        break;
     }
 
-    if (error) {
+    if (res->result == OAUTH2_RATE_LIMITED) {
+        ngx_log_error(olcf->refusal_log_level, r->connection->log, 0,
+                      "oauth2: client \"%*s\" is over the rate limit, "
+                      "answering 429", res->client_id.len,
+                      res->client_id.data);
+
+        p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        value.data = p;
+        value.len = ngx_sprintf(p, "%ui", (ngx_uint_t) res->retry_after) - p;
+
+        if (ngx_http_oauth2_add_header(r, "Retry-After", &value) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return NGX_HTTP_TOO_MANY_REQUESTS;
+    }
+
+    if (res->error) {
         /* like auth_basic's "password mismatch": an attack shows */
         ngx_log_error(olcf->refusal_log_level, r->connection->log, 0,
-                      "oauth2: bearer token refused: %s, answering %i",
-                      error, status);
+                      "oauth2: bearer token refused: %s, answering %d",
+                      res->error, res->status);
     }
 
-    /*
-     * Only the configured realm and scopes, both checked at configuration
-     * time, and fixed error codes go into the header: never request input.
-     */
+    /* the core's challenge: the configured realm and scopes only */
 
-    len = sizeof("Bearer realm=\"\"") - 1 + olcf->realm.len;
-
-    if (error) {
-        len += sizeof(", error=\"\"") - 1 + ngx_strlen(error);
-    }
-
-    if (result == OAUTH2_INSUFFICIENT_SCOPE) {
-        len += sizeof(", scope=\"\"") - 1 + olcf->scope_text.len;
-    }
-
-    p = ngx_pnalloc(r->pool, len);
-    if (p == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    value.data = p;
-
-    p = ngx_sprintf(p, "Bearer realm=\"%V\"", &olcf->realm);
-
-    if (error) {
-        p = ngx_sprintf(p, ", error=\"%s\"", error);
-    }
-
-    if (result == OAUTH2_INSUFFICIENT_SCOPE) {
-        p = ngx_sprintf(p, ", scope=\"%V\"", &olcf->scope_text);
-    }
-
-    value.len = p - value.data;
+    value.data = (u_char *) res->challenge.data;
+    value.len = res->challenge.len;
 
     if (ngx_http_oauth2_add_header(r, "WWW-Authenticate", &value) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return status;
+    return res->status;
 }

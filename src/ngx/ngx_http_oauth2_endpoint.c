@@ -20,9 +20,7 @@ typedef struct {
     oauth2_op_t                 *op;
     ngx_str_t                    body;
     ngx_str_t                    resume;     /* the core's OAUTH2_AGAIN */
-    ngx_http_oauth2_rate_state_t rate;
     ngx_queue_t                  queue;      /* waiting for a hash slot */
-    unsigned                     counted:1;  /* by address, once */
     unsigned                     hashing:1;  /* holds a hash slot */
 #if (NGX_THREADS)
     ngx_event_t                  guard;
@@ -36,9 +34,7 @@ static void ngx_http_oauth2_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_oauth2_run(ngx_http_request_t *r,
     ngx_http_oauth2_endpoint_ctx_t *ectx);
 static ngx_int_t ngx_http_oauth2_fill_request(ngx_http_request_t *r,
-    ngx_http_oauth2_endpoint_ctx_t *ectx, oauth2_endpoint_req_t *req);
-static ngx_int_t ngx_http_oauth2_count_address(ngx_http_request_t *r,
-    ngx_http_oauth2_endpoint_ctx_t *ectx, oauth2_response_t *resp);
+    ngx_http_oauth2_endpoint_ctx_t *ectx, oauth2_request_t *req);
 static ngx_int_t ngx_http_oauth2_pending(ngx_http_request_t *r,
     ngx_http_oauth2_endpoint_ctx_t *ectx);
 static ngx_int_t ngx_http_oauth2_finished(ngx_http_request_t *r,
@@ -49,14 +45,6 @@ static ngx_int_t ngx_http_oauth2_collect_body(ngx_http_request_t *r,
     ngx_str_t *body);
 static ngx_int_t ngx_http_oauth2_refuse(ngx_http_request_t *r,
     ngx_http_oauth2_loc_conf_t *olcf, int why, ngx_uint_t wait);
-static ngx_int_t ngx_http_oauth2_address_key(ngx_http_request_t *r,
-    ngx_str_t *key);
-static unsigned ngx_http_oauth2_throttle_check(void *data,
-    const unsigned char *key, size_t len, unsigned limit, unsigned window);
-static void ngx_http_oauth2_throttle_failed(void *data,
-    const unsigned char *key, size_t len, unsigned window);
-static unsigned ngx_http_oauth2_rate_take(void *data,
-    const unsigned char *id, size_t len);
 static ngx_int_t ngx_http_oauth2_cookies(ngx_http_request_t *r,
     ngx_str_t *out);
 #if (NGX_THREADS)
@@ -92,8 +80,8 @@ ngx_http_oauth2_endpoint_handler(ngx_http_request_t *r)
     olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth2_module);
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "oauth2: %V at endpoint %ui", &r->method_name,
-                   olcf->endpoint);
+                   "oauth2: %V at %s", &r->method_name,
+                   oauth2_endpoint_info((int) olcf->endpoint)->directive);
 
     if (r->method != NGX_HTTP_POST) {
         /* GET for authorize and metadata; a 405 for the others */
@@ -191,128 +179,52 @@ static ngx_int_t
 ngx_http_oauth2_run(ngx_http_request_t *r,
     ngx_http_oauth2_endpoint_ctx_t *ectx)
 {
-    int                           rc;
-    ngx_str_t                     key;
-    ngx_uint_t                    wait;
-    oauth2_store_t               *store;
-    oauth2_response_t             resp;
-    oauth2_endpoint_req_t         req;
-    ngx_http_oauth2_loc_conf_t   *olcf;
-    ngx_http_oauth2_main_conf_t  *mcf;
-
-    olcf = ectx->conf;
-    mcf = ngx_http_get_module_main_conf(r, ngx_http_oauth2_module);
-
-    /* rate limits: by address, unless the core names the caller */
-
-    if (olcf->nrates && !ectx->counted
-        && !oauth2_rate_by_caller((int) olcf->endpoint))
-    {
-        ectx->counted = 1;
-
-        if (ngx_http_oauth2_address_key(r, &key) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        wait = ngx_http_oauth2_limit_take(mcf->shm_zone, &key, olcf->rates,
-                                          olcf->nrates, &ectx->rate,
-                                          r->connection->log);
-        if (wait) {
-            if (ngx_http_oauth2_rate_headers(r, &ectx->rate) != NGX_OK) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            return ngx_http_oauth2_refuse(r, olcf, OAUTH2_REFUSED_RATE_LIMIT,
-                                          wait);
-        }
-    }
+    int                 rc;
+    oauth2_request_t    req;
+    oauth2_response_t   resp;
 
     if (ngx_http_oauth2_fill_request(r, ectx, &req) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    store = ngx_http_oauth2_store(r->connection->log);
-
-    if (store == NULL) {
-        return NGX_HTTP_SERVICE_UNAVAILABLE;
-    }
-
     ngx_memzero(&resp, sizeof(oauth2_response_t));
 
-    rc = oauth2_endpoint_begin(store, (int) olcf->endpoint, &req, &ectx->op,
+    rc = oauth2_endpoint_begin(ngx_http_oauth2_store(r->connection->log),
+                               ectx->conf->location, &req, &ectx->op,
                                ngx_http_oauth2_palloc, r->pool, &resp);
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "oauth2: the core answered %d", rc);
 
     if (rc == OAUTH2_PENDING) {
         return ngx_http_oauth2_pending(r, ectx);
     }
 
-    if (rc != OAUTH2_OK) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "oauth2: the core failed to answer (out of memory?)");
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (ngx_http_oauth2_count_address(r, ectx, &resp) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_http_oauth2_finish(r, ectx, &resp);
+    return ngx_http_oauth2_finished(r, ectx, rc, &resp);
 }
 
 
-/* the core's view of the request and of the location's settings */
+/* the request as the core sees it: nothing of the configuration */
 
 static ngx_int_t
 ngx_http_oauth2_fill_request(ngx_http_request_t *r,
-    ngx_http_oauth2_endpoint_ctx_t *ectx, oauth2_endpoint_req_t *req)
+    ngx_http_oauth2_endpoint_ctx_t *ectx, oauth2_request_t *req)
 {
-    ngx_str_t                     cookies;
-    ngx_http_core_loc_conf_t     *clcf;
-    ngx_http_oauth2_loc_conf_t   *olcf;
-    ngx_http_oauth2_main_conf_t  *mcf;
+    ngx_str_t                      cookies, header;
+    ngx_http_core_loc_conf_t      *clcf;
+    const oauth2_endpoint_info_t  *info;
 
-    olcf = ectx->conf;
-    mcf = ngx_http_get_module_main_conf(r, ngx_http_oauth2_module);
+    info = oauth2_endpoint_info((int) ectx->conf->endpoint);
 
-    ngx_memzero(req, sizeof(oauth2_endpoint_req_t));
-
-    if (olcf->nrates && oauth2_rate_by_caller((int) olcf->endpoint)) {
-        req->rate.ctx = ectx;
-        req->rate.take = ngx_http_oauth2_rate_take;
-    }
-
-    if (olcf->auth_limit.count) {
-        req->throttle.ctx = ectx;
-        req->throttle.check = ngx_http_oauth2_throttle_check;
-        req->throttle.failed = ngx_http_oauth2_throttle_failed;
-        req->throttle.limit = (unsigned) olcf->auth_limit.count;
-        req->throttle.window = (unsigned) olcf->auth_limit.window;
-    }
-
-    req->throttle.account_limit = (unsigned) olcf->account_limit.count;
-    req->throttle.account_window = (unsigned) olcf->account_limit.window;
-
-    req->settings = olcf->settings;
-    req->jwt_access_tokens = olcf->jwt_access ? 1 : 0;
-    ngx_http_oauth2_str(&req->audience, &olcf->audience);
-    ngx_http_oauth2_str(&req->issuer, &olcf->issuer);
-    req->handshake_max_ttl = olcf->handshake_max_ttl;
-
-    if (olcf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_HANDSHAKE) {
-        /* create/, validate/, revoke/: the URI after the location's name */
-        clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-
-        if (r->uri.len >= clcf->name.len) {
-            req->subpath.data = r->uri.data + clcf->name.len;
-            req->subpath.len = r->uri.len - clcf->name.len;
-        }
-    }
+    ngx_memzero(req, sizeof(oauth2_request_t));
 
     ngx_http_oauth2_str(&req->method, &r->method_name);
     req->has_query = (r->args.len > 0 || r->args_start != NULL);
     ngx_http_oauth2_str(&req->query, &r->args);
+    ngx_http_oauth2_str(&req->body, &ectx->body);
     ngx_http_oauth2_str(&req->address, &r->connection->addr_text);
     ngx_http_oauth2_str(&req->resume, &ectx->resume);
+    req->now = ngx_time();
 #if (NGX_HTTP_SSL)
     req->secure = (r->connection->ssl != NULL);
 #endif
@@ -328,97 +240,36 @@ ngx_http_oauth2_fill_request(ngx_http_request_t *r,
     ngx_http_oauth2_find_header(r, &ngx_http_oauth2_content_type,
                                 &req->content_type_count, &req->content_type);
 
-    if (olcf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_STATUS) {
-        ngx_http_oauth2_find_header(r, &olcf->status_header,
-                                    &req->status_header_count,
-                                    &req->status_header);
+    /* the one header the location names (oauth2_status) */
+
+    req->header = oauth2_location_header(ectx->conf->location);
+
+    if (req->header.len) {
+        header.data = (u_char *) req->header.data;
+        header.len = req->header.len;
+        ngx_http_oauth2_find_header(r, &header, &req->header_count,
+                                    &req->header);
     }
 
-    ngx_http_oauth2_str(&req->body, &ectx->body);
-    req->now = ngx_time();
-    ngx_http_oauth2_str(&req->realm, &mcf->store_realm);
-    req->access_token_ttl = olcf->access_token_ttl;
-    req->refresh_token_ttl = olcf->refresh_token_ttl;
-    req->refresh_grace = olcf->refresh_grace;
-    req->code_ttl = olcf->code_ttl;
-    ngx_http_oauth2_str(&req->default_scope, &olcf->default_scope);
-    req->pbkdf2_iterations = (unsigned) olcf->pbkdf2_iterations;
-    ngx_http_oauth2_str(&req->login_client_id, &olcf->login_client_id);
+    if (info->prefix) {
+        /* create/, validate/, revoke/: the URI after the location's name */
+        clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
-    /* what only the authorization and metadata endpoints use */
+        if (r->uri.len >= clcf->name.len) {
+            req->subpath.data = r->uri.data + clcf->name.len;
+            req->subpath.len = r->uri.len - clcf->name.len;
+        }
+    }
 
-    if (olcf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_AUTHORIZE) {
+    if (info->cookies) {
         if (ngx_http_oauth2_cookies(r, &cookies) != NGX_OK) {
             return NGX_ERROR;
         }
 
         ngx_http_oauth2_str(&req->cookie, &cookies);
-        ngx_http_oauth2_str(&req->login_template, &olcf->login_template);
-        ngx_http_oauth2_str(&req->consent_template, &olcf->consent_template);
-        ngx_http_oauth2_str(&req->error_template, &olcf->error_template);
     }
 
-    if (olcf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_METADATA) {
-        ngx_http_oauth2_str(&req->token_path, &mcf->token_path);
-        ngx_http_oauth2_str(&req->authorize_path, &mcf->authorize_path);
-        ngx_http_oauth2_str(&req->revoke_path, &mcf->revoke_path);
-        ngx_http_oauth2_str(&req->introspect_path, &mcf->introspect_path);
-        ngx_http_oauth2_str(&req->jwks_path, &mcf->jwks_path);
-    }
-
-    return NGX_OK;
-}
-
-
-/*
- * Refused before the caller was known (malformed, unauthenticated): that
- * answer did no work, and it counts against the address, so that every
- * response of the location carries the headers and a flood of bad requests
- * meets the limit too.  A refusal replaces resp.
- */
-
-static ngx_int_t
-ngx_http_oauth2_count_address(ngx_http_request_t *r,
-    ngx_http_oauth2_endpoint_ctx_t *ectx, oauth2_response_t *resp)
-{
-    ngx_str_t                     key;
-    ngx_uint_t                    wait;
-    ngx_http_oauth2_loc_conf_t   *olcf;
-    ngx_http_oauth2_main_conf_t  *mcf;
-
-    olcf = ectx->conf;
-
-    if (!olcf->nrates || ectx->rate.set || ectx->counted
-        || !oauth2_rate_by_caller((int) olcf->endpoint))
-    {
-        return NGX_OK;
-    }
-
-    ectx->counted = 1;
-
-    mcf = ngx_http_get_module_main_conf(r, ngx_http_oauth2_module);
-
-    if (ngx_http_oauth2_address_key(r, &key) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    wait = ngx_http_oauth2_limit_take(mcf->shm_zone, &key, olcf->rates,
-                                      olcf->nrates, &ectx->rate,
-                                      r->connection->log);
-    if (wait == 0) {
-        return NGX_OK;
-    }
-
-    ngx_memzero(resp, sizeof(oauth2_response_t));
-
-    if (oauth2_refusal((int) olcf->endpoint, OAUTH2_REFUSED_RATE_LIMIT,
-                       (unsigned) wait, ngx_http_oauth2_palloc, r->pool, resp)
-        != OAUTH2_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    resp->refused = "the rate limit is reached";
+    ngx_http_oauth2_counters(r, &req->counters);
 
     return NGX_OK;
 }
@@ -466,8 +317,8 @@ ngx_http_oauth2_finished(ngx_http_request_t *r,
     }
 
     if (rc != OAUTH2_OK) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "oauth2: the core failed to answer (out of memory?)");
+        ngx_log_error(NGX_LOG_CRIT, r->connection->log, 0,
+                      "oauth2: the core failed to answer (out of memory)");
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -479,6 +330,9 @@ static ngx_int_t
 ngx_http_oauth2_finish(ngx_http_request_t *r,
     ngx_http_oauth2_endpoint_ctx_t *ectx, oauth2_response_t *resp)
 {
+    ngx_str_t   reason;
+    ngx_uint_t  level;
+
     if (resp->auth_failed) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "oauth2: authentication failed");
@@ -490,16 +344,23 @@ ngx_http_oauth2_finish(ngx_http_request_t *r,
                       resp->status);
     }
 
-    if (ngx_http_oauth2_rate_headers(r, &ectx->rate) != NGX_OK) {
+    if (ngx_http_oauth2_rate_headers(r, &resp->rate) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     if (resp->status >= NGX_HTTP_INTERNAL_SERVER_ERROR && !resp->refused) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "oauth2: answering %i, the store is unavailable%s%s",
-                      (ngx_int_t) resp->status,
-                      resp->store_error ? ": " : "",
-                      resp->store_error ? resp->store_error : "");
+        /* the reason reaches the log: a store failure, or the core's */
+        level = (resp->status == NGX_HTTP_SERVICE_UNAVAILABLE) ? NGX_LOG_ERR
+                                                               : NGX_LOG_CRIT;
+        reason.data = (u_char *) resp->reason.data;
+        reason.len = resp->reason.len;
+
+        if (reason.len == 0) {
+            ngx_str_set(&reason, "the store is unavailable");
+        }
+
+        ngx_log_error(level, r->connection->log, 0,
+                      "oauth2: answering %d: %V", resp->status, &reason);
     }
 
     return ngx_http_oauth2_send_json(r, resp);
@@ -523,6 +384,10 @@ ngx_http_oauth2_post(ngx_http_request_t *r,
     ngx_http_oauth2_main_conf_t  *mcf;
 
     mcf = ngx_http_get_module_main_conf(r, ngx_http_oauth2_module);
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "oauth2: posting %s work to the thread pool",
+                   oauth2_op_slow(ectx->op) ? "a password hash" : "store");
 
     if (ngx_http_oauth2_hash_queue.next == NULL) {
         ngx_queue_init(&ngx_http_oauth2_hash_queue);
@@ -792,104 +657,19 @@ ngx_http_oauth2_refuse(ngx_http_request_t *r, ngx_http_oauth2_loc_conf_t *olcf,
 
     ngx_memzero(&resp, sizeof(oauth2_response_t));
 
-    if (why == OAUTH2_REFUSED_RATE_LIMIT) {
-        ngx_log_error(olcf->refusal_log_level, r->connection->log, 0,
-                      "oauth2: the rate limit is reached, answering 429");
-    }
-
-    if (oauth2_refusal((int) olcf->endpoint, why, (unsigned) wait,
+    if (oauth2_refusal(olcf->location, why, (unsigned) wait,
                        ngx_http_oauth2_palloc, r->pool, &resp)
         != OAUTH2_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_oauth2_send_json(r, &resp);
-}
-
-
-static ngx_int_t
-ngx_http_oauth2_address_key(ngx_http_request_t *r, ngx_str_t *key)
-{
-    ngx_str_t  *addr;
-
-    addr = &r->connection->addr_text;
-
-    key->data = ngx_pnalloc(r->pool, addr->len + 2);
-    if (key->data == NULL) {
-        return NGX_ERROR;
+    if (resp.refused) {
+        ngx_log_error(olcf->refusal_log_level, r->connection->log, 0,
+                      "oauth2: %s, answering %d", resp.refused, resp.status);
     }
 
-    key->data[0] = 'a';
-    key->data[1] = ':';
-    ngx_memcpy(key->data + 2, addr->data, addr->len);
-    key->len = addr->len + 2;
-
-    return NGX_OK;
-}
-
-
-/* the core's throttles (include/oauth2.h), counted in oauth2_limit_zone */
-
-static unsigned
-ngx_http_oauth2_throttle_check(void *data, const unsigned char *key,
-    size_t len, unsigned limit, unsigned window)
-{
-    ngx_http_oauth2_endpoint_ctx_t *ectx = data;
-
-    ngx_str_t                     k;
-    ngx_uint_t                    wait;
-    ngx_http_oauth2_main_conf_t  *mcf;
-
-    mcf = ngx_http_get_module_main_conf(ectx->request, ngx_http_oauth2_module);
-
-    k.data = (u_char *) key;
-    k.len = len;
-
-    wait = ngx_http_oauth2_limit_check(mcf->shm_zone, &k, limit, window,
-                                       ectx->request->connection->log);
-
-    return wait == NGX_HTTP_OAUTH2_ZONE_FULL ? OAUTH2_THROTTLE_FULL
-                                             : (unsigned) wait;
-}
-
-
-static void
-ngx_http_oauth2_throttle_failed(void *data, const unsigned char *key,
-    size_t len, unsigned window)
-{
-    ngx_http_oauth2_endpoint_ctx_t *ectx = data;
-
-    ngx_str_t                     k;
-    ngx_http_oauth2_main_conf_t  *mcf;
-
-    mcf = ngx_http_get_module_main_conf(ectx->request, ngx_http_oauth2_module);
-
-    k.data = (u_char *) key;
-    k.len = len;
-
-    ngx_http_oauth2_limit_hit(mcf->shm_zone, &k, window,
-                              ectx->request->connection->log);
-}
-
-
-/* the core's rate.take(): id is "k:<API key id>", "c:<client_id>" ... */
-
-static unsigned
-ngx_http_oauth2_rate_take(void *data, const unsigned char *id, size_t len)
-{
-    ngx_str_t                        key;
-    ngx_http_oauth2_main_conf_t     *mcf;
-    ngx_http_oauth2_endpoint_ctx_t  *ectx = data;
-
-    mcf = ngx_http_get_module_main_conf(ectx->request, ngx_http_oauth2_module);
-
-    key.data = (u_char *) id;
-    key.len = len;
-
-    return (unsigned) ngx_http_oauth2_limit_take(mcf->shm_zone, &key,
-                       ectx->conf->rates, ectx->conf->nrates, &ectx->rate,
-                       ectx->request->connection->log);
+    return ngx_http_oauth2_send_json(r, &resp);
 }
 
 

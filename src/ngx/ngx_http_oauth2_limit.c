@@ -3,7 +3,8 @@
  * ngx_http_oauth2_module: counters in shared memory (oauth2_limit_zone),
  * one fixed window per key, shared by every worker and kept across
  * reloads: the core's throttles of failed authentications and the request
- * rate limits.
+ * rate limits (include/oauth2.h oauth2_counters_t).  The core decides the
+ * keys and the limits; this file only counts.
  *
  * A full zone never forgets a count that still matters: only entries
  * whose window has ended (or that never counted anything) are evicted,
@@ -44,6 +45,9 @@ typedef struct {
     ngx_slab_pool_t             *shpool;
     ngx_log_t                   *log;
 } ngx_http_oauth2_limit_ctx_t;
+
+
+static ngx_uint_t ngx_http_oauth2_limit_key_ok(ngx_str_t *key);
 
 
 static void
@@ -130,13 +134,25 @@ ngx_http_oauth2_limit_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 }
 
 
-static void
-ngx_http_oauth2_limit_ctx(ngx_shm_zone_t *zone, ngx_log_t *log,
+/* the zone of the request's http{} block; NGX_DECLINED without one */
+
+static ngx_int_t
+ngx_http_oauth2_limit_ctx(ngx_http_request_t *r,
     ngx_http_oauth2_limit_ctx_t *ctx)
 {
-    ctx->shpool = (ngx_slab_pool_t *) zone->shm.addr;
+    ngx_http_oauth2_main_conf_t  *mcf;
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_oauth2_module);
+
+    if (mcf->shm_zone == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ctx->shpool = (ngx_slab_pool_t *) mcf->shm_zone->shm.addr;
     ctx->sh = ctx->shpool->data;
-    ctx->log = log;
+    ctx->log = r->connection->log;
+
+    return NGX_OK;
 }
 
 
@@ -322,37 +338,46 @@ ngx_http_oauth2_limit_key_ok(ngx_str_t *key)
 /*
  * Throttles of failed attempts: a window of `window` seconds opens at a
  * key's first failure.  check() returns the seconds until the key may try
- * again, 0 if it may now, or NGX_HTTP_OAUTH2_ZONE_FULL when the key is new
- * and there is no room to count it: the attempt is refused rather than
- * let through uncounted.
+ * again, 0 if it may now, or OAUTH2_COUNTER_FULL when the key is new and
+ * there is no room to count it: the attempt is refused rather than let
+ * through uncounted.
  */
 
-ngx_uint_t
-ngx_http_oauth2_limit_check(ngx_shm_zone_t *zone, ngx_str_t *key,
-    ngx_uint_t limit, time_t window, ngx_log_t *log)
+static unsigned
+ngx_http_oauth2_limit_check(void *data, const unsigned char *k, size_t len,
+    unsigned limit, unsigned window)
 {
+    ngx_http_request_t *r = data;
+
     time_t                         now;
-    ngx_uint_t                     wait;
+    unsigned                       wait;
+    ngx_str_t                      key;
     ngx_http_oauth2_limit_ctx_t    ctx;
     ngx_http_oauth2_limit_node_t  *ln;
 
-    if (zone == NULL || limit == 0 || !ngx_http_oauth2_limit_key_ok(key)) {
+    key.data = (u_char *) k;
+    key.len = len;
+
+    if (limit == 0 || !ngx_http_oauth2_limit_key_ok(&key)) {
         return 0;
     }
 
-    ngx_http_oauth2_limit_ctx(zone, log, &ctx);
+    if (ngx_http_oauth2_limit_ctx(r, &ctx) != NGX_OK) {
+        return 0;
+    }
+
     now = ngx_time();
     wait = 0;
 
     ngx_shmtx_lock(&ctx.shpool->mutex);
 
-    ln = ngx_http_oauth2_limit_node(&ctx, key, now, window);
+    ln = ngx_http_oauth2_limit_node(&ctx, &key, now, window);
 
     if (ln == NULL) {
-        wait = NGX_HTTP_OAUTH2_ZONE_FULL;
+        wait = OAUTH2_COUNTER_FULL;
 
     } else if (ln->expire > now && ln->count >= limit) {
-        wait = (ngx_uint_t) (ln->expire - now);
+        wait = (unsigned) (ln->expire - now);
     }
 
     ngx_shmtx_unlock(&ctx.shpool->mutex);
@@ -361,24 +386,31 @@ ngx_http_oauth2_limit_check(ngx_shm_zone_t *zone, ngx_str_t *key,
 }
 
 
-void
-ngx_http_oauth2_limit_hit(ngx_shm_zone_t *zone, ngx_str_t *key,
-    time_t window, ngx_log_t *log)
+static void
+ngx_http_oauth2_limit_failed(void *data, const unsigned char *k, size_t len,
+    unsigned window)
 {
+    ngx_http_request_t *r = data;
+
     time_t                         now;
+    ngx_str_t                      key;
     ngx_http_oauth2_limit_ctx_t    ctx;
     ngx_http_oauth2_limit_node_t  *ln;
 
-    if (zone == NULL || !ngx_http_oauth2_limit_key_ok(key)) {
+    key.data = (u_char *) k;
+    key.len = len;
+
+    if (!ngx_http_oauth2_limit_key_ok(&key)
+        || ngx_http_oauth2_limit_ctx(r, &ctx) != NGX_OK)
+    {
         return;
     }
 
-    ngx_http_oauth2_limit_ctx(zone, log, &ctx);
     now = ngx_time();
 
     ngx_shmtx_lock(&ctx.shpool->mutex);
 
-    ln = ngx_http_oauth2_limit_node(&ctx, key, now, window);
+    ln = ngx_http_oauth2_limit_node(&ctx, &key, now, window);
 
     if (ln) {
         if (ln->expire <= now || ln->count == 0) {
@@ -395,62 +427,73 @@ ngx_http_oauth2_limit_hit(ngx_shm_zone_t *zone, ngx_str_t *key,
 }
 
 
+/* the key of one window of a rate limit: one count per caller and limit,
+ * so that locations with the same limit share a budget */
+
+static void
+ngx_http_oauth2_rate_key(ngx_str_t *key, u_char *buf, size_t size,
+    const oauth2_rate_window_t *w, const unsigned char *id, size_t len)
+{
+    key->data = buf;
+    key->len = ngx_snprintf(buf, size, "R%ui/%ui:%*s", (ngx_uint_t) w->window,
+                            (ngx_uint_t) w->limit, len, id)
+               - buf;
+}
+
+
 /*
  * Request rate limits: fixed windows aligned to the clock (an hour window
- * resets on the hour), one counter per window, limit and caller.  A request is
- * counted in every window or in none: one refused by the minute's burst
- * does not spend the hour's budget.  Returns 0 if allowed, else the seconds
- * until it would be (1 when the zone has no room for a new caller); *st
- * gets what the X-RateLimit headers say.
+ * resets on the hour).  A request is counted in every window or in none:
+ * one refused by the minute's burst does not spend the hour's budget.
+ * Returns 0 if allowed, else the seconds until it would be (1 when the
+ * zone has no room for a new caller); *st gets what the X-RateLimit
+ * headers say.
  */
 
-ngx_uint_t
-ngx_http_oauth2_limit_take(ngx_shm_zone_t *zone, ngx_str_t *id,
-    ngx_http_oauth2_rate_t *rates, ngx_uint_t nrates,
-    ngx_http_oauth2_rate_state_t *st, ngx_log_t *log)
+static unsigned
+ngx_http_oauth2_limit_take(void *data, const unsigned char *id, size_t len,
+    const oauth2_rate_window_t *w, size_t nw, oauth2_rate_state_t *st)
 {
-    u_char                         buf[NGX_HTTP_OAUTH2_MAX_RATES]
+    ngx_http_request_t *r = data;
+
+    u_char                         buf[OAUTH2_MAX_RATES]
                                       [NGX_HTTP_OAUTH2_MAX_KEY + 64];
-    time_t                         now, start[NGX_HTTP_OAUTH2_MAX_RATES];
-    time_t                         reset;
+    time_t                         now, start[OAUTH2_MAX_RATES], reset;
     uint32_t                       hash;
-    ngx_str_t                      key[NGX_HTTP_OAUTH2_MAX_RATES];
+    ngx_str_t                      key[OAUTH2_MAX_RATES];
     ngx_uint_t                     i, j, wait, left, least, count;
     ngx_http_oauth2_limit_ctx_t    ctx;
     ngx_http_oauth2_limit_node_t  *ln;
 
-    if (zone == NULL || nrates == 0) {
+    if (nw == 0 || nw > OAUTH2_MAX_RATES
+        || ngx_http_oauth2_limit_ctx(r, &ctx) != NGX_OK)
+    {
         return 0;
     }
 
-    if (id->len > NGX_HTTP_OAUTH2_MAX_KEY - 32) {
+    if (len > NGX_HTTP_OAUTH2_MAX_KEY - 32) {
         /* the core's keys are shorter: never a way around the limit */
         return 1;
     }
 
-    ngx_http_oauth2_limit_ctx(zone, log, &ctx);
     now = ngx_time();
     wait = 0;
 
-    for (i = 0; i < nrates; i++) {
-        /* one count per caller and limit: locations with the same limit
-         * share a budget, a stricter one elsewhere keeps its own */
-        key[i].data = buf[i];
-        key[i].len = ngx_snprintf(buf[i], sizeof(buf[i]), "R%T/%ui:%V",
-                                  rates[i].window, rates[i].limit, id)
-                     - buf[i];
-        start[i] = now - now % rates[i].window;
+    for (i = 0; i < nw; i++) {
+        ngx_http_oauth2_rate_key(&key[i], buf[i], sizeof(buf[i]), &w[i], id,
+                                 len);
+        start[i] = now - now % w[i].window;
     }
 
     ngx_shmtx_lock(&ctx.shpool->mutex);
 
     /* over a limit?  (looking only: nothing is made or freed here) */
 
-    for (i = 0; i < nrates; i++) {
+    for (i = 0; i < nw; i++) {
         hash = ngx_crc32_short(key[i].data, key[i].len);
         ln = ngx_http_oauth2_limit_lookup(&ctx, &key[i], hash);
 
-        if (ln && ln->start == start[i] && ln->count >= rates[i].limit
+        if (ln && ln->start == start[i] && ln->count >= w[i].limit
             && (ngx_uint_t) (ln->expire - now) > wait)
         {
             wait = ln->expire - now;
@@ -460,9 +503,9 @@ ngx_http_oauth2_limit_take(ngx_shm_zone_t *zone, ngx_str_t *id,
     /* counted in every window or in none; each entry counts at once, so
      * that making the next one can never evict it */
 
-    for (i = 0; wait == 0 && i < nrates; i++) {
+    for (i = 0; wait == 0 && i < nw; i++) {
         ln = ngx_http_oauth2_limit_node(&ctx, &key[i], start[i],
-                                        rates[i].window);
+                                        w[i].window);
 
         if (ln == NULL) {
             /* no room to count this caller: refused, never let through */
@@ -482,7 +525,7 @@ ngx_http_oauth2_limit_take(ngx_shm_zone_t *zone, ngx_str_t *id,
 
         if (ln->start != start[i]) {
             ln->start = start[i];
-            ln->expire = start[i] + rates[i].window;
+            ln->expire = start[i] + w[i].window;
             ln->count = 0;
         }
 
@@ -494,27 +537,37 @@ ngx_http_oauth2_limit_take(ngx_shm_zone_t *zone, ngx_str_t *id,
     least = NGX_MAX_UINT32_VALUE;
     reset = now + (time_t) wait;
 
-    for (i = 0; i < nrates; i++) {
+    for (i = 0; i < nw; i++) {
         hash = ngx_crc32_short(key[i].data, key[i].len);
         ln = ngx_http_oauth2_limit_lookup(&ctx, &key[i], hash);
         count = (ln && ln->start == start[i]) ? ln->count : 0;
 
-        left = count >= rates[i].limit ? 0 : rates[i].limit - count;
+        left = count >= w[i].limit ? 0 : w[i].limit - count;
 
         if (left < least
-            || (left == least && start[i] + rates[i].window > reset))
+            || (left == least && start[i] + (time_t) w[i].window > reset))
         {
             least = left;
-            reset = start[i] + rates[i].window;
+            reset = start[i] + w[i].window;
         }
     }
 
     ngx_shmtx_unlock(&ctx.shpool->mutex);
 
     st->set = 1;
-    st->limit = rates[0].limit;
-    st->remaining = least;
+    st->limit = w[0].limit;
+    st->remaining = (unsigned) least;
     st->reset = reset;
 
-    return wait;
+    return (unsigned) wait;
+}
+
+
+void
+ngx_http_oauth2_counters(ngx_http_request_t *r, oauth2_counters_t *counters)
+{
+    counters->ctx = r;
+    counters->take = ngx_http_oauth2_limit_take;
+    counters->check = ngx_http_oauth2_limit_check;
+    counters->failed = ngx_http_oauth2_limit_failed;
 }

@@ -23,9 +23,6 @@ static ngx_str_t  ngx_http_oauth2_no_cache = ngx_string("no-cache");
 static ngx_str_t  ngx_http_oauth2_basic = ngx_string("Basic realm=\"oauth2\"");
 static ngx_str_t  ngx_http_oauth2_bearer_api =
     ngx_string("Bearer realm=\"api\"");
-static ngx_str_t  ngx_http_oauth2_post = ngx_string("POST");
-static ngx_str_t  ngx_http_oauth2_get_post = ngx_string("GET, POST");
-static ngx_str_t  ngx_http_oauth2_get_head = ngx_string("GET, HEAD");
 
 
 ngx_int_t
@@ -86,55 +83,13 @@ ngx_http_oauth2_find_header(ngx_http_request_t *r, ngx_str_t *name,
 }
 
 
-static char  ngx_http_oauth2_rate_limit_name[] = "X-RateLimit-Limit";
-
-
-/*
- * Whether this request was counted already: an internal redirect (index,
- * try_files, error_page) runs the access phase again, with the module's
- * context cleared but the response headers kept.  The header's name is
- * this file's own array, so only our header matches.
- */
-
-ngx_int_t
-ngx_http_oauth2_rate_counted(ngx_http_request_t *r)
-{
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-
-    part = &r->headers_out.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return 0;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].hash && h[i].key.data
-                         == (u_char *) ngx_http_oauth2_rate_limit_name)
-        {
-            return 1;
-        }
-    }
-}
-
-
 /*
  * X-RateLimit-Limit, -Remaining and -Reset (a unix time), as seed 002
  * names them, on every response of a location with oauth2_rate_limit.
  */
 
 ngx_int_t
-ngx_http_oauth2_rate_headers(ngx_http_request_t *r,
-    ngx_http_oauth2_rate_state_t *st)
+ngx_http_oauth2_rate_headers(ngx_http_request_t *r, oauth2_rate_state_t *st)
 {
     u_char     *p;
     ngx_str_t   value;
@@ -149,17 +104,15 @@ ngx_http_oauth2_rate_headers(ngx_http_request_t *r,
     }
 
     value.data = p;
-    value.len = ngx_sprintf(p, "%ui", st->limit) - p;
+    value.len = ngx_sprintf(p, "%ui", (ngx_uint_t) st->limit) - p;
     p += value.len;
 
-    if (ngx_http_oauth2_add_header(r, ngx_http_oauth2_rate_limit_name, &value)
-        != NGX_OK)
-    {
+    if (ngx_http_oauth2_add_header(r, "X-RateLimit-Limit", &value) != NGX_OK) {
         return NGX_ERROR;
     }
 
     value.data = p;
-    value.len = ngx_sprintf(p, "%ui", st->remaining) - p;
+    value.len = ngx_sprintf(p, "%ui", (ngx_uint_t) st->remaining) - p;
     p += value.len;
 
     if (ngx_http_oauth2_add_header(r, "X-RateLimit-Remaining", &value)
@@ -169,7 +122,7 @@ ngx_http_oauth2_rate_headers(ngx_http_request_t *r,
     }
 
     value.data = p;
-    value.len = ngx_sprintf(p, "%T", st->reset) - p;
+    value.len = ngx_sprintf(p, "%L", (int64_t) st->reset) - p;
 
     return ngx_http_oauth2_add_header(r, "X-RateLimit-Reset", &value);
 }
@@ -186,7 +139,7 @@ ngx_http_oauth2_send_json(ngx_http_request_t *r, oauth2_response_t *resp)
     u_char       *p;
     ngx_int_t     rc;
     ngx_buf_t    *b;
-    ngx_str_t                   value, *allow;
+    ngx_str_t                   value;
     ngx_uint_t                  i;
     ngx_chain_t                 out;
     ngx_http_oauth2_loc_conf_t *olcf;
@@ -268,19 +221,11 @@ ngx_http_oauth2_send_json(ngx_http_request_t *r, oauth2_response_t *resp)
     if (resp->status == NGX_HTTP_NOT_ALLOWED) {
         olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth2_module);
 
-        allow = &ngx_http_oauth2_post;
+        value.data = (u_char *)
+                     oauth2_endpoint_info((int) olcf->endpoint)->allow;
+        value.len = ngx_strlen(value.data);
 
-        if (olcf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_AUTHORIZE) {
-            allow = &ngx_http_oauth2_get_post;
-
-        } else if (olcf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_METADATA
-                   || olcf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_JWKS
-                   || olcf->endpoint == NGX_HTTP_OAUTH2_ENDPOINT_STATUS)
-        {
-            allow = &ngx_http_oauth2_get_head;
-        }
-
-        if (ngx_http_oauth2_add_header(r, "Allow", allow) != NGX_OK) {
+        if (ngx_http_oauth2_add_header(r, "Allow", &value) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
     }

@@ -1,7 +1,8 @@
 // Unit tests of src/core/endpoints: the token and revocation decisions and
-// bearer validation, driven with the C structs of include/oauth2.h against
-// a real store in a temporary directory.  Requirement numbers refer to
-// /work/shared/docs/security.md; "cat. 2.x" is its bad-input catalogue.
+// bearer validation, driven with the request of include/oauth2.h and a
+// location the test builds, against a real store in a temporary directory.
+// Requirement numbers refer to /work/shared/docs/security.md; "cat. 2.x" is
+// its bad-input catalogue.
 
 #include "endpoints.hpp"
 
@@ -16,6 +17,8 @@
 #include "codec.hpp"
 #include "crypto.hpp"
 #include "json.hpp"
+#include "location.hpp"
+#include "request.hpp"
 #include "store.hpp"
 #include "test_helpers.hpp"
 
@@ -36,7 +39,9 @@ const char kSecret[] = "s3cret-of-app";
 const char kOtherSecret[] = "s3cret-of-other";
 const char kForm[] = "application/x-www-form-urlencoded";
 
-// An oauth2_endpoint_req_t whose strings live as long as this object.
+// A request and the settings of its location (include/oauth2.h
+// oauth2_request_t, src/core/location.hpp), whose strings live as long as
+// this object.
 struct EndpointReq {
   std::string method = "POST";
   std::string content_type = kForm;
@@ -45,14 +50,18 @@ struct EndpointReq {
   std::optional<std::string> authorization;
   std::string body;
   int64_t now = kNow;
+  oauth2_counters_t counters{};  // check NULL: no throttles
+  std::string address = "127.0.0.1";
+
+  // the location's
   std::string realm = "default";
   int64_t access_token_ttl = kTtl;
   std::string default_scope = "read write";
-  oauth2_throttle_t throttle{};
-  std::string address = "127.0.0.1";
+  unsigned auth_limit = 10;  // oauth2_client_auth_limit
+  unsigned auth_window = 60;
 
-  oauth2_endpoint_req_t c() const {
-    oauth2_endpoint_req_t r{};
+  oauth2_request_t c() const {
+    oauth2_request_t r{};
     r.method = cstr(method);
     r.content_type = cstr(content_type);
     r.content_type_count = content_type_count;
@@ -61,16 +70,35 @@ struct EndpointReq {
     if (authorization) r.authorization = cstr(*authorization);
     r.body = cstr(body);
     r.now = now;
-    r.realm = cstr(realm);
-    r.access_token_ttl = access_token_ttl;
-    r.default_scope = cstr(default_scope);
-    r.throttle = throttle;
+    r.counters = counters;
     r.address = cstr(address);
     return r;
   }
+
+  std::unique_ptr<oauth2::Location> location(int endpoint) const {
+    auto loc = std::make_unique<oauth2::Location>();
+    loc->endpoint = endpoint;
+    loc->realm = realm;
+    loc->access_token_ttl = access_token_ttl;
+    loc->default_scope = default_scope;
+    loc->auth_limit = auth_limit;
+    loc->auth_window = auth_window;
+    return loc;
+  }
 };
 
-// An oauth2_validate_req_t, likewise.
+// An EndpointReq as an endpoint takes it: the request and its location,
+// alive for as long as a pending write may use them.
+struct Bound {
+  Bound(const EndpointReq& r, int endpoint)
+      : c(r.c()), loc(r.location(endpoint)), req(c, *loc) {}
+  const oauth2_request_t c;
+  const std::unique_ptr<oauth2::Location> loc;
+  const oauth2::Request req;
+};
+
+// A bearer credential and the auth_oauth2 location it is shown at (its
+// realm and required scopes), likewise.
 struct ValidateReq {
   bool has_authorization = false;
   std::string authorization;
@@ -84,22 +112,22 @@ struct ValidateReq {
     authorization = std::move(header);
   }
 
-  // rebuilt on every c(): points into scopes
-  mutable std::vector<oauth2_str_t> scope_strs;
-
-  oauth2_validate_req_t c() const {
-    oauth2_validate_req_t r{};
+  oauth2::BearerRequest c() const {
+    oauth2::BearerRequest r;
     r.has_authorization = has_authorization;
-    r.authorization = cstr(authorization);
+    r.authorization = authorization;
     r.api_key_count = static_cast<unsigned>(api_keys.size());
-    if (!api_keys.empty()) r.api_key = cstr(api_keys.front());
-    scope_strs.clear();
-    for (const auto& s : scopes) scope_strs.push_back(cstr(s));
-    r.scopes = scope_strs.empty() ? nullptr : scope_strs.data();
-    r.nscopes = scope_strs.size();
-    r.realm = cstr(realm);
+    if (!api_keys.empty()) r.api_key = api_keys.front();
     r.now = now;
     return r;
+  }
+
+  std::unique_ptr<oauth2::Location> location() const {
+    auto loc = std::make_unique<oauth2::Location>();
+    loc->auth = true;
+    loc->realm = realm;
+    loc->scopes = scopes;
+    return loc;
   }
 };
 
@@ -210,11 +238,13 @@ class EndpointsTest : public ::testing::Test {
   }
 
   Response token(const EndpointReq& r) {
-    return complete(oauth2::token_endpoint(*store_, r.c()));
+    Bound b(r, OAUTH2_ENDPOINT_TOKEN);
+    return complete(oauth2::token_endpoint(*store_, b.req));
   }
 
   Response revoke(const EndpointReq& r) {
-    return complete(oauth2::revoke_endpoint(*store_, r.c()));
+    Bound b(r, OAUTH2_ENDPOINT_REVOKE);
+    return complete(oauth2::revoke_endpoint(*store_, b.req));
   }
 
   // Issues a token and returns it; fails the test unless 200.
@@ -231,7 +261,8 @@ class EndpointsTest : public ::testing::Test {
   std::string issue() { return issue(token_req()); }
 
   Validation validate(const ValidateReq& r) {
-    return oauth2::validate(*store_, r.c());
+    auto loc = r.location();
+    return oauth2::validate(*store_, *loc, r.c());
   }
   Validation validate_bearer(const std::string& tok, int64_t now = kNow,
                              std::vector<std::string> scopes = {}) {
@@ -255,7 +286,8 @@ class EndpointsTest : public ::testing::Test {
 
 TEST_F(EndpointsTest, ClientCredentialsSuccessIsPendingThen200) {
   EndpointReq req = token_req();
-  EndpointResult e = oauth2::token_endpoint(*store_, req.c());
+  Bound b(req, OAUTH2_ENDPOINT_TOKEN);
+  EndpointResult e = oauth2::token_endpoint(*store_, b.req);
   ASSERT_NE(e.pending, nullptr) << e.response.status << " " << e.response.body;
   e.pending->run();
   Response r = e.pending->finish();
@@ -365,7 +397,8 @@ TEST_F(EndpointsTest, ClientTtlOverridesTheLocationTtlR45) {
 
 TEST_F(EndpointsTest, ClientDeletedBeforeTheWriteGetsInvalidClientR70) {
   EndpointReq req = token_req();
-  EndpointResult e = oauth2::token_endpoint(*store_, req.c());
+  Bound b(req, OAUTH2_ENDPOINT_TOKEN);
+  EndpointResult e = oauth2::token_endpoint(*store_, b.req);
   ASSERT_NE(e.pending, nullptr);
   delete_client("app");
   e.pending->run();
@@ -571,7 +604,8 @@ TEST_F(EndpointsTest, RevokeThenValidateIsInvalidTokenR52) {
   ASSERT_EQ(validate_bearer(tok).result, OAUTH2_VALID);
 
   EndpointReq req = revoke_req(tok);
-  EndpointResult e = oauth2::revoke_endpoint(*store_, req.c());
+  Bound b(req, OAUTH2_ENDPOINT_REVOKE);
+  EndpointResult e = oauth2::revoke_endpoint(*store_, b.req);
   ASSERT_NE(e.pending, nullptr) << e.response.status << " " << e.response.body;
   e.pending->run();
   Response r = e.pending->finish();
@@ -882,11 +916,11 @@ struct ThrottleLog {
   std::vector<std::string> failed;
 };
 
-oauth2_throttle_t throttle_for(ThrottleLog* log) {
-  oauth2_throttle_t t{};
+// the shim's counters of failed attempts; the location's limit is
+// EndpointReq's: oauth2_client_auth_limit 10 per 60 seconds
+oauth2_counters_t throttle_for(ThrottleLog* log) {
+  oauth2_counters_t t{};
   t.ctx = log;
-  t.limit = 10;
-  t.window = 60;
   t.check = [](void* ctx, const unsigned char* key, size_t len, unsigned,
                unsigned) -> unsigned {
     auto* l = static_cast<ThrottleLog*>(ctx);
@@ -908,12 +942,12 @@ TEST_F(EndpointsTest, AGeneratedSecretIsNeverThrottledPerClientR83) {
   ThrottleLog log;
   log.wait = 5;
   EndpointReq r = token_req();
-  r.throttle = throttle_for(&log);
+  r.counters = throttle_for(&log);
   EXPECT_FALSE(issue(r).empty()) << "a blocked key must not refuse the client";
   EXPECT_TRUE(log.asked.empty());
   EndpointReq bad = token_req();
   bad.authorization = basic("app:wrong");
-  bad.throttle = throttle_for(&log);
+  bad.counters = throttle_for(&log);
   Response resp = token(bad);
   expect_error(resp, 401, "invalid_client");
   EXPECT_TRUE(resp.auth_failed) << "the caller counts it against the address";
@@ -932,7 +966,7 @@ TEST_F(EndpointsTest, AnImportedSecretIsThrottledPerClientAndAddressR83) {
   ThrottleLog log;
   EndpointReq bad = token_req();
   bad.authorization = basic("app:wrong");
-  bad.throttle = throttle_for(&log);
+  bad.counters = throttle_for(&log);
   bad.address = "192.0.2.7";
   expect_error(token(bad), 401, "invalid_client");
   ASSERT_EQ(log.failed.size(), 1u);
@@ -940,7 +974,7 @@ TEST_F(EndpointsTest, AnImportedSecretIsThrottledPerClientAndAddressR83) {
 
   log.wait = 5;
   EndpointReq good = token_req();
-  good.throttle = throttle_for(&log);
+  good.counters = throttle_for(&log);
   good.address = "192.0.2.7";
   Response resp = token(good);
   EXPECT_EQ(resp.status, 429);

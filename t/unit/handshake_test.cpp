@@ -2,13 +2,14 @@
 // injected clock: expiry at the exact second for validate/ and for the
 // handshake token as a bearer, revoked_at from the clock, what the store's
 // record holds, a disabled application, a revoked API key and the rate
-// limit callback.  The settings come from include/oauth2.h as the shim
-// builds them; the store is a real one in a temporary directory.
+// limit callback.  The locations come from include/oauth2.h as the shim
+// builds them (oauth2_location_create); the store is a real one in a temporary directory.
 // Requirement numbers refer to /work/shared/docs/security.md.
 
 #include <gtest/gtest.h>
 #include <jansson.h>
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -19,6 +20,8 @@
 #include "crypto.hpp"
 #include "endpoints.hpp"
 #include "json.hpp"
+#include "location.hpp"
+#include "request.hpp"
 #include "store.hpp"
 #include "test_helpers.hpp"
 
@@ -53,6 +56,63 @@ json_t* at(const oauth2::Json& j, std::initializer_list<const char*> path) {
   return v;
 }
 
+// The settings of a location as the shim gives them (include/oauth2.h
+// oauth2_location_conf_t), whose strings live as long as this:
+// oauth2_handshake_key <key_path>, oauth2_handshake_solution rental
+// fbs=fbs_rental_db django=djo_rental_db system=fbs_system_db.
+struct LocationConf {
+  int endpoint = OAUTH2_ENDPOINT_HANDSHAKE;
+  std::string realm = kRealm;
+  std::string key_path;
+  std::string default_scope = "read write";
+  int64_t max_ttl = 30 * 86400;
+  std::vector<std::string> scopes;  // auth_oauth2's, all required
+  std::vector<oauth2_rate_window_t> rates;
+
+  std::vector<std::string> solution = {"rental", "fbs=fbs_rental_db",
+                                       "django=djo_rental_db",
+                                       "system=fbs_system_db"};
+  // rebuilt on every c(): point into the strings above
+  mutable std::vector<oauth2_str_t> solution_args;
+  mutable const oauth2_str_t* solution_ptr = nullptr;
+  mutable size_t solution_size = 0;
+  mutable std::vector<oauth2_str_t> scope_strs;
+
+  oauth2_location_conf_t c() const {
+    oauth2_location_conf_t lc{};
+    lc.endpoint = endpoint;
+    lc.realm = cstr(realm);
+    lc.auth = endpoint == OAUTH2_ENDPOINT_NONE;
+    lc.auth_realm = cstr("api");
+    scope_strs.clear();
+    for (const auto& s : scopes) scope_strs.push_back(cstr(s));
+    lc.scopes = scope_strs.empty() ? nullptr : scope_strs.data();
+    lc.nscopes = scope_strs.size();
+    lc.access_token_ttl = 36000;
+    lc.refresh_token_ttl = 30 * 86400;
+    lc.refresh_grace = 10;
+    lc.code_ttl = 60;
+    lc.default_scope = cstr(default_scope);
+    lc.pbkdf2_iterations = 1000;
+    lc.handshake_key = cstr(key_path);
+    lc.handshake_max_ttl = max_ttl;
+    solution_args.clear();
+    for (const auto& a : solution) solution_args.push_back(cstr(a));
+    solution_ptr = solution_args.data();
+    solution_size = solution_args.size();
+    lc.solutions = &solution_ptr;
+    lc.solution_sizes = &solution_size;
+    lc.nsolutions = 1;
+    lc.auth_limit = 10;
+    lc.auth_window = 60;
+    for (size_t i = 0; i < rates.size() && i < OAUTH2_MAX_RATES; i++) {
+      lc.rates[i] = rates[i];
+    }
+    lc.nrates = rates.size();
+    return lc;
+  }
+};
+
 // A POST under the handshake location whose strings live as long as this.
 struct HsReq {
   std::string subpath;
@@ -60,42 +120,44 @@ struct HsReq {
   std::string method = "POST";
   std::string content_type = "application/json";
   int64_t now = kNow;
-  int64_t max_ttl = 30 * 86400;
-  std::string realm = kRealm;
-  std::string default_scope = "read write";
-  const oauth2_settings_t* settings = nullptr;
-  oauth2_rate_t rate{};
+  oauth2_counters_t counters{};  // take NULL: no rate limit
   std::string address = "192.0.2.5";
+  LocationConf location;  // its key_path is the fixture's
 
-  oauth2_endpoint_req_t c() const {
-    oauth2_endpoint_req_t r{};
+  oauth2_request_t c() const {
+    oauth2_request_t r{};
     r.method = cstr(method);
     r.content_type = cstr(content_type);
     r.content_type_count = 1;
     r.body = cstr(body);
     r.now = now;
-    r.realm = cstr(realm);
-    r.default_scope = cstr(default_scope);
-    r.access_token_ttl = 36000;
-    r.pbkdf2_iterations = 1000;
-    r.settings = settings;
     r.subpath = cstr(subpath);
-    r.handshake_max_ttl = max_ttl;
-    r.rate = rate;
+    r.counters = counters;
     r.address = cstr(address);
     return r;
   }
 };
 
-// rate.take() of the shim: records every key, answers `wait`
+// the shim's rate limit (oauth2_counters_t take()): records every key,
+// answers `wait`
 struct FakeRate {
   std::vector<std::string> keys;
   unsigned wait = 0;
 
-  static unsigned take(void* ctx, const unsigned char* key, size_t len) {
+  static unsigned take(void* ctx, const unsigned char* key, size_t len,
+                       const oauth2_rate_window_t* w, size_t nw,
+                       oauth2_rate_state_t* st) {
     auto* self = static_cast<FakeRate*>(ctx);
     self->keys.emplace_back(reinterpret_cast<const char*>(key), len);
+    st->set = 1;
+    st->limit = nw ? w[0].limit : 0;
     return self->wait;
+  }
+  oauth2_counters_t counters() {
+    oauth2_counters_t c{};
+    c.ctx = this;
+    c.take = &FakeRate::take;
+    return c;
   }
 };
 
@@ -131,8 +193,10 @@ class HandshakeTest : public ::testing::Test {
       ASSERT_TRUE(txn.put_client(c, true));
       txn.commit();
     }
-    settings_ = make_settings(key_path_);
-    ASSERT_NE(settings_, nullptr);
+    conf_ = oauth2_conf_create();
+    ASSERT_NE(conf_, nullptr);
+    auth_ = make_location(auth_conf("read"));
+    ASSERT_NE(auth_, nullptr);
     {
       auto txn = store_->write();
       auto nk = oauth2::create_api_key(txn, kRealm, "svc", "ci", kNow - 100);
@@ -145,31 +209,29 @@ class HandshakeTest : public ::testing::Test {
 
   void TearDown() override {
     store_.reset();
-    for (auto* s : extra_settings_) oauth2_settings_destroy(s);
-    oauth2_settings_destroy(settings_);
+    for (auto* l : locations_) oauth2_location_destroy(l);
+    oauth2_conf_destroy(conf_);
     dir_.reset();
   }
 
-  // oauth2_handshake_solution rental fbs=fbs_rental_db django=... system=...
-  static oauth2_settings_t* make_settings(const std::string& key_path) {
-    oauth2_settings_t* s = oauth2_settings_create();
-    if (!s) return nullptr;
-    char kerr[256] = "";
-    EXPECT_EQ(oauth2_settings_set_handshake_key(s, key_path.c_str(), kerr,
-                                                sizeof(kerr)),
-              OAUTH2_OK)
-        << kerr;
-    const std::vector<std::string> args = {"rental", "fbs=fbs_rental_db",
-                                           "django=djo_rental_db",
-                                           "system=fbs_system_db"};
-    std::vector<oauth2_str_t> cargs;
-    for (const auto& a : args) cargs.push_back(cstr(a));
+  // A location of this http{} block (conf_: the key file is read once),
+  // freed with the test; nullptr if oauth2_location_create() refused it.
+  const oauth2_location_t* make_location(const LocationConf& lc) {
     char err[256] = "";
-    EXPECT_EQ(oauth2_settings_add_solution(s, cargs.data(), cargs.size(), err,
-                                           sizeof(err)),
-              OAUTH2_OK)
-        << err;
-    return s;
+    oauth2_location_conf_t c = lc.c();
+    oauth2_location_t* l = oauth2_location_create(conf_, &c, err, sizeof(err));
+    EXPECT_NE(l, nullptr) << err;
+    if (l) locations_.push_back(l);
+    return l;
+  }
+
+  // an auth_oauth2 location needing `scope`, with the handshake key
+  LocationConf auth_conf(std::string scope) {
+    LocationConf lc;
+    lc.endpoint = OAUTH2_ENDPOINT_NONE;
+    lc.key_path = key_path_;
+    lc.scopes = {std::move(scope)};
+    return lc;
   }
 
   HsReq req(std::string subpath, std::string body, int64_t now = kNow) {
@@ -177,12 +239,20 @@ class HandshakeTest : public ::testing::Test {
     r.subpath = std::move(subpath);
     r.body = std::move(body);
     r.now = now;
-    r.settings = settings_;
+    r.location.key_path = key_path_;
     return r;
   }
 
   Response call(const HsReq& r) {
-    oauth2::EndpointResult e = oauth2::handshake_endpoint(*store_, r.c());
+    const oauth2_location_t* loc = make_location(r.location);
+    if (!loc) {
+      Response refused;  // make_location() failed the test
+      refused.status = 500;
+      return refused;
+    }
+    const oauth2_request_t c = r.c();
+    const oauth2::Request req(c, *loc->l);
+    oauth2::EndpointResult e = oauth2::handshake_endpoint(*store_, req);
     if (!e.pending) return std::move(e.response);
     e.pending->run();
     return e.pending->finish();
@@ -231,26 +301,29 @@ class HandshakeTest : public ::testing::Test {
   }
 
   // the token as a bearer at an auth_oauth2 location needing `scope`
+  // (loc: one of fresh_location(scope); by default the fixture's, whose
+  // cache of verified tokens lives as long as the test)
   int bearer(const std::string& token, int64_t now,
-             const oauth2_settings_t* settings = nullptr,
+             const oauth2_location_t* loc = nullptr,
              std::string scope = "read") {
+    if (!loc) {
+      auto& l = auth_by_scope_[scope];
+      if (!l) l = scope == "read" ? auth_ : make_location(auth_conf(scope));
+      loc = l;
+    }
+    if (!loc) return -1;
+    EXPECT_EQ(loc->l->scopes, std::vector<std::string>{scope});
     std::string auth = "Bearer " + token;
-    oauth2_str_t need = cstr(scope);
-    oauth2_validate_req_t r{};
-    r.has_authorization = 1;
-    r.authorization = cstr(auth);
-    r.scopes = &need;
-    r.nscopes = 1;
-    r.realm = cstr(kRealm);
+    oauth2::BearerRequest r;
+    r.has_authorization = true;
+    r.authorization = auth;
     r.now = now;
-    r.settings = settings ? settings : settings_;
-    return oauth2::validate(*store_, r).result;
+    return oauth2::validate(*store_, *loc->l, r).result;
   }
 
-  // a settings object with no cache of verified tokens yet
-  const oauth2_settings_t* fresh_settings() {
-    extra_settings_.push_back(make_settings(key_path_));
-    return extra_settings_.back();
+  // a location with no cache of verified tokens yet
+  const oauth2_location_t* fresh_location(std::string scope = "read") {
+    return make_location(auth_conf(std::move(scope)));
   }
 
   std::optional<Token> record(const std::string& handshake_id) {
@@ -271,8 +344,10 @@ class HandshakeTest : public ::testing::Test {
   std::string path_;
   std::string key_path_;
   std::unique_ptr<Store> store_;
-  oauth2_settings_t* settings_ = nullptr;
-  std::vector<oauth2_settings_t*> extra_settings_;
+  oauth2_conf_t* conf_ = nullptr;
+  std::vector<oauth2_location_t*> locations_;
+  const oauth2_location_t* auth_ = nullptr;  // auth_oauth2, scope "read"
+  std::map<std::string, const oauth2_location_t*> auth_by_scope_;
   std::string api_key_, api_key_id_;
 };
 
@@ -323,9 +398,9 @@ TEST_F(HandshakeTest, BearerIsInvalidAtExactlyExpiresAtR45) {
       << "the JWT leeway must not outlive the handshake";
   EXPECT_EQ(bearer(c.token, exp + 1), OAUTH2_INVALID_TOKEN);
   EXPECT_EQ(bearer(c.token, exp + 3600), OAUTH2_INVALID_TOKEN);
-  // and with settings that never saw the token (no verified-token cache)
-  EXPECT_EQ(bearer(c.token, exp, fresh_settings()), OAUTH2_INVALID_TOKEN);
-  EXPECT_EQ(bearer(c.token, exp - 1, fresh_settings()), OAUTH2_VALID);
+  // and at a location that never saw the token (no verified-token cache)
+  EXPECT_EQ(bearer(c.token, exp, fresh_location()), OAUTH2_INVALID_TOKEN);
+  EXPECT_EQ(bearer(c.token, exp - 1, fresh_location()), OAUTH2_VALID);
 }
 
 TEST_F(HandshakeTest, BearerScopesArePermissionsR63) {
@@ -336,7 +411,7 @@ TEST_F(HandshakeTest, BearerScopesArePermissionsR63) {
 
 TEST_F(HandshakeTest, ExpiresInBoundsFollowMaxTtl) {
   HsReq r = req("create/", create_body(", \"expires_in\": 121"));
-  r.max_ttl = 120;
+  r.location.max_ttl = 120;
   Response resp = call(r);
   EXPECT_EQ(resp.status, 400) << resp.body;
   EXPECT_EQ(str_at(parse_json(resp.body), {"error_code"}), "VALIDATION_ERROR");
@@ -348,7 +423,7 @@ TEST_F(HandshakeTest, ExpiresInBoundsFollowMaxTtl) {
   EXPECT_EQ(str_at(parse_json(resp.body), {"handshake", "expires_at"}),
             oauth2::rfc3339(kNow + 120));
   r.body = create_body(", \"expires_in\": 59");
-  r.max_ttl = 30 * 86400;
+  r.location.max_ttl = 30 * 86400;
   EXPECT_EQ(call(r).status, 400);
   r.body = create_body(", \"expires_in\": 60");
   EXPECT_EQ(call(r).status, 201);
@@ -372,7 +447,7 @@ TEST_F(HandshakeTest, RevokedAtComesFromTheClockAndStays) {
 
   EXPECT_EQ(valid(c, kNow + 11), 0);
   EXPECT_EQ(bearer(c.token, kNow + 11), OAUTH2_INVALID_TOKEN);
-  EXPECT_EQ(bearer(c.token, kNow + 11, fresh_settings()), OAUTH2_INVALID_TOKEN);
+  EXPECT_EQ(bearer(c.token, kNow + 11, fresh_location()), OAUTH2_INVALID_TOKEN);
 }
 
 // ------------------------------------------------------------- the record
@@ -476,11 +551,13 @@ TEST_F(HandshakeTest, CApiCreateThenBearerExpiresAtExpiresAtR45) {
 
   Pool pool;
   HsReq r = req("create/", body);
-  oauth2_endpoint_req_t creq = r.c();
+  const oauth2_location_t* loc = make_location(r.location);
+  ASSERT_NE(loc, nullptr);
+  oauth2_request_t creq = r.c();
   oauth2_op_t* op = nullptr;
   oauth2_response_t resp{};
-  int rc = oauth2_endpoint_begin(cs, OAUTH2_ENDPOINT_HANDSHAKE, &creq, &op,
-                                 &Pool::alloc, &pool, &resp);
+  int rc = oauth2_endpoint_begin(cs, loc, &creq, &op, &Pool::alloc, &pool,
+                                 &resp);
   if (rc == OAUTH2_PENDING) {
     ASSERT_NE(op, nullptr);
     oauth2_op_run(op);
@@ -494,18 +571,15 @@ TEST_F(HandshakeTest, CApiCreateThenBearerExpiresAtExpiresAtR45) {
   ASSERT_FALSE(token.empty()) << out;
 
   auto check = [&](int64_t now) {
+    // auth_, the location's: realm kRealm, scope "read" required
     std::string auth = "Bearer " + token;
-    oauth2_str_t need = cstr("read");
     oauth2_validate_req_t v{};
     v.has_authorization = 1;
     v.authorization = cstr(auth);
-    v.scopes = &need;
-    v.nscopes = 1;
-    v.realm = cstr(kRealm);
     v.now = now;
-    v.settings = settings_;
     oauth2_validate_res_t res{};
-    EXPECT_EQ(oauth2_validate(cs, &v, &Pool::alloc, &pool, &res), OAUTH2_OK);
+    EXPECT_EQ(oauth2_validate(cs, auth_, &v, &Pool::alloc, &pool, &res),
+              OAUTH2_OK);
     if (res.result == OAUTH2_VALID) {
       EXPECT_EQ(std::string(reinterpret_cast<const char*>(res.client_id.data),
                             res.client_id.len),
@@ -526,8 +600,8 @@ TEST_F(HandshakeTest, CApiCreateThenBearerExpiresAtExpiresAtR45) {
 TEST_F(HandshakeTest, RateLimitIsTakenOncePerAuthenticatedCall) {
   FakeRate rate;
   auto with_rate = [&](HsReq r) {
-    r.rate.ctx = &rate;
-    r.rate.take = &FakeRate::take;
+    r.counters = rate.counters();
+    r.location.rates = {{100, 60}};  // oauth2_rate_limit 100 per minute
     return r;
   };
   const std::string k = "k:" + api_key_id_;

@@ -1,0 +1,168 @@
+// What nginx's configuration gives the core (include/oauth2.h): one Config
+// per http{} block and cycle, one Location per location that serves an
+// endpoint or checks bearer tokens.  Built once when the configuration is
+// read (a reload builds new ones, so key files are read again), read-only
+// afterwards and shared by every thread; a request carries only itself.
+
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "../../include/oauth2.h"
+#include "crypto.hpp"
+#include "jwt.hpp"
+#include "lockout.hpp"
+#include "password_policy.hpp"
+
+namespace oauth2 {
+
+struct Solution {
+  std::string name;
+  // role -> database, in configuration order; the first is the one
+  // validate/ reports as "database_name"
+  std::vector<std::pair<std::string, std::string>> databases;
+};
+
+// Signatures a worker has verified, by the SHA-256 of the token: a client
+// shows the same JWT on every request, and checking an ES256 or EdDSA
+// signature costs a hundred times a lookup.  An entry says only that the
+// signature, issuer and audience were good; expiry is checked on every
+// hit and revocation is still one lookup of the jti in the store.  Used on
+// an nginx worker's event loop only (one thread), never from the pool.
+class JwtCache {
+ public:
+  struct Entry {
+    Digest record_key;  // the SHA-256 of its jti
+    int64_t exp = 0;
+    bool handshake = false;
+  };
+  const Entry* find(const Digest& d) const {
+    auto it = map_.find(d);
+    return it == map_.end() ? nullptr : &it->second;
+  }
+  void put(const Digest& d, Entry e) {
+    if (map_.size() >= kMax) map_.clear();  // bounded; refilled by use
+    map_[d] = std::move(e);
+  }
+  void erase(const Digest& d) { map_.erase(d); }
+
+ private:
+  static constexpr size_t kMax = 8192;
+  struct Hash {
+    size_t operator()(const Digest& d) const {
+      size_t h;
+      std::memcpy(&h, d.data(), sizeof(h));
+      return h;
+    }
+  };
+  std::unordered_map<Digest, Entry, Hash> map_;
+};
+
+// An http{} block: the key files its locations name, each read once, and
+// the first location of each endpoint kind.
+class Config {
+ public:
+  // the key in path, read on first use (the same object for every
+  // location that names it); throws std::runtime_error naming the file
+  std::shared_ptr<JwtKey> jwt_key(const std::string& path, bool hmac);
+  // the handshake key in path, and its alias for tokens signed under the
+  // kid of the store's old key (JwtKey::load_hmac_file)
+  std::pair<std::shared_ptr<JwtKey>, std::shared_ptr<JwtKey>> handshake_key(
+      const std::string& path);
+
+  void set_path(int endpoint, std::string path);
+  // "" if no location serves that endpoint
+  const std::string& path(int endpoint) const;
+
+ private:
+  std::map<std::pair<std::string, bool>, std::shared_ptr<JwtKey>> keys_;
+  std::map<std::string, std::pair<std::shared_ptr<JwtKey>, std::shared_ptr<JwtKey>>>
+      handshake_keys_;
+  std::array<std::string, OAUTH2_ENDPOINT_MAX> paths_;
+};
+
+struct Location {
+  int endpoint = OAUTH2_ENDPOINT_NONE;
+  const Config* config = nullptr;
+  std::string realm;
+
+  // auth_oauth2
+  bool auth = false;
+  std::string auth_realm;
+  std::vector<std::string> scopes;
+
+  // tokens
+  int64_t access_token_ttl = 36000;
+  int64_t refresh_token_ttl = 30 * 86400;
+  int64_t refresh_grace = 10;
+  int64_t code_ttl = 60;
+  std::string default_scope = "read write";
+  unsigned pbkdf2_iterations = 600000;
+  std::string login_client_id;
+  std::string issuer;
+  std::string audience;  // empty: the issuer
+  bool jwt_access = false;
+  JwtKeys jwt_keys;
+  mutable JwtCache verified;  // see JwtCache
+
+  // the authorization endpoint's pages (empty: the built-in ones)
+  std::string login_template;
+  std::string consent_template;
+  std::string error_template;
+
+  // seed 002's handshake
+  std::shared_ptr<JwtKey> handshake_key;  // signs; null: no handshakes
+  JwtKeys handshake_keys;                 // verify: the key, and the same
+                                          // secret under the old store
+                                          // key's kid
+  int64_t handshake_max_ttl = 30 * 86400;
+  std::vector<Solution> solutions;
+
+  // seed 003's status
+  std::string service;
+  std::string status_header;  // lower case
+  Digest status_token_hash{};
+  bool has_status_token = false;
+
+  // limits
+  PasswordPolicy password_policy;
+  unsigned auth_limit = 10;  // oauth2_client_auth_limit, per window
+  unsigned auth_window = 60;
+  AccountLimit account_limit;
+  std::vector<oauth2_rate_window_t> rates;
+
+  const Solution* solution(std::string_view name) const {
+    for (const Solution& s : solutions) {
+      if (s.name == name) return &s;
+    }
+    return nullptr;
+  }
+  // the audience JWTs of this location carry and must carry
+  const std::string& jwt_audience() const {
+    return audience.empty() ? issuer : audience;
+  }
+};
+
+// Builds a location from its directives' values; throws
+// std::runtime_error with a message for nginx -t.
+std::unique_ptr<Location> make_location(Config& config,
+                                        const oauth2_location_conf_t& lc);
+
+}  // namespace oauth2
+
+struct oauth2_conf_s {
+  oauth2::Config c;
+};
+
+struct oauth2_location_s {
+  std::unique_ptr<oauth2::Location> l;
+};

@@ -1,0 +1,1169 @@
+
+/*
+ * ngx_http_oauth2_module: the directives.  Each value is checked on its
+ * directive, so that nginx -t names the line; what the values mean
+ * together is the core's to check (ngx_http_oauth2_location.c).
+ */
+
+
+#include "ngx_http_oauth2.h"
+
+
+#define NGX_HTTP_OAUTH2_DEFAULT_MAPSIZE  (256 * 1024 * 1024)
+
+
+static char *ngx_http_oauth2_store_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_endpoint_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_login_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_status_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_auth_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_scope_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_default_scope_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_issuer_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_auth_limit_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_hash_limit_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_password_policy_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_thread_pool_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_template_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_rate_limit_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_jwt_key_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_solution_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_check_sec(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_http_oauth2_join_args(ngx_conf_t *cf, ngx_str_t *out);
+
+
+/* a time directive's range, checked on the directive */
+typedef struct {
+    ngx_conf_post_handler_pt  post_handler;
+    time_t                    low;
+    time_t                    high;
+    char                     *text;
+} ngx_http_oauth2_sec_bounds_t;
+
+
+static ngx_http_oauth2_sec_bounds_t  ngx_http_oauth2_positive = {
+    ngx_http_oauth2_check_sec, 1, NGX_MAX_INT32_VALUE, "must be positive"
+};
+
+static ngx_http_oauth2_sec_bounds_t  ngx_http_oauth2_code_ttl_bounds = {
+    ngx_http_oauth2_check_sec, 1, 600, "must be 1s to 10m (RFC 6749 4.1.2)"
+};
+
+static ngx_http_oauth2_sec_bounds_t  ngx_http_oauth2_handshake_ttl_bounds = {
+    ngx_http_oauth2_check_sec, 60, NGX_MAX_INT32_VALUE, "must be at least 60s"
+};
+
+static ngx_http_oauth2_sec_bounds_t  ngx_http_oauth2_grace_bounds = {
+    ngx_http_oauth2_check_sec, 0, 86400, "must be 0 to 1d"
+};
+
+static ngx_conf_num_bounds_t  ngx_http_oauth2_pbkdf2_bounds = {
+    ngx_conf_check_num_bounds, 1, 100000000
+};
+
+static ngx_conf_enum_t  ngx_http_oauth2_log_levels[] = {
+    { ngx_string("info"), NGX_LOG_INFO },
+    { ngx_string("notice"), NGX_LOG_NOTICE },
+    { ngx_string("warn"), NGX_LOG_WARN },
+    { ngx_string("error"), NGX_LOG_ERR },
+    { ngx_null_string, 0 }
+};
+
+static ngx_conf_enum_t  ngx_http_oauth2_token_formats[] = {
+    { ngx_string("opaque"), 0 },
+    { ngx_string("jwt"), 1 },
+    { ngx_null_string, 0 }
+};
+
+
+#define NGX_HTTP_OAUTH2_ANY  (NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF             \
+                              |NGX_HTTP_LOC_CONF)
+
+
+ngx_command_t  ngx_http_oauth2_commands[] = {
+
+    { ngx_string("oauth2_store"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_oauth2_store_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("oauth2_limit_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_main_conf_t, zone_size),
+      NULL },
+
+    { ngx_string("oauth2_hash_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_oauth2_hash_limit_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    /* the endpoints: the offset is the endpoint's id (the core's table) */
+
+    { ngx_string("oauth2_token"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_oauth2_endpoint_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      OAUTH2_ENDPOINT_TOKEN,
+      NULL },
+
+    { ngx_string("oauth2_revoke"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_oauth2_endpoint_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      OAUTH2_ENDPOINT_REVOKE,
+      NULL },
+
+    { ngx_string("oauth2_authorize"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_oauth2_endpoint_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      OAUTH2_ENDPOINT_AUTHORIZE,
+      NULL },
+
+    { ngx_string("oauth2_introspect"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_oauth2_endpoint_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      OAUTH2_ENDPOINT_INTROSPECT,
+      NULL },
+
+    { ngx_string("oauth2_register"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_oauth2_endpoint_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      OAUTH2_ENDPOINT_REGISTER,
+      NULL },
+
+    { ngx_string("oauth2_login"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_oauth2_login_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      OAUTH2_ENDPOINT_LOGIN,
+      NULL },
+
+    { ngx_string("oauth2_metadata"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_oauth2_endpoint_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      OAUTH2_ENDPOINT_METADATA,
+      NULL },
+
+    { ngx_string("oauth2_handshake"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_oauth2_endpoint_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      OAUTH2_ENDPOINT_HANDSHAKE,
+      NULL },
+
+    { ngx_string("oauth2_jwks"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_oauth2_endpoint_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      OAUTH2_ENDPOINT_JWKS,
+      NULL },
+
+    { ngx_string("oauth2_jwt_token"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_oauth2_login_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      OAUTH2_ENDPOINT_JWT_TOKEN,
+      NULL },
+
+    { ngx_string("oauth2_jwt_refresh"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_oauth2_login_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      OAUTH2_ENDPOINT_JWT_REFRESH,
+      NULL },
+
+    { ngx_string("oauth2_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE3,
+      ngx_http_oauth2_status_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      OAUTH2_ENDPOINT_STATUS,
+      NULL },
+
+    /* bearer validation */
+
+    { ngx_string("auth_oauth2"),
+      NGX_HTTP_OAUTH2_ANY|NGX_CONF_TAKE1,
+      ngx_http_oauth2_auth_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("auth_oauth2_scope"),
+      NGX_HTTP_OAUTH2_ANY|NGX_CONF_1MORE,
+      ngx_http_oauth2_scope_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    /* tokens */
+
+    { ngx_string("oauth2_access_token_ttl"),
+      NGX_HTTP_OAUTH2_ANY|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, access_token_ttl),
+      &ngx_http_oauth2_positive },
+
+    { ngx_string("oauth2_refresh_token_ttl"),
+      NGX_HTTP_OAUTH2_ANY|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, refresh_token_ttl),
+      &ngx_http_oauth2_positive },
+
+    { ngx_string("oauth2_refresh_token_grace"),
+      NGX_HTTP_OAUTH2_ANY|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, refresh_grace),
+      &ngx_http_oauth2_grace_bounds },
+
+    { ngx_string("oauth2_code_ttl"),
+      NGX_HTTP_OAUTH2_ANY|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, code_ttl),
+      &ngx_http_oauth2_code_ttl_bounds },
+
+    { ngx_string("oauth2_default_scope"),
+      NGX_HTTP_OAUTH2_ANY|NGX_CONF_1MORE,
+      ngx_http_oauth2_default_scope_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("oauth2_pbkdf2_iterations"),
+      NGX_HTTP_OAUTH2_ANY|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, pbkdf2_iterations),
+      &ngx_http_oauth2_pbkdf2_bounds },
+
+    { ngx_string("oauth2_issuer"),
+      NGX_HTTP_OAUTH2_ANY|NGX_CONF_TAKE1,
+      ngx_http_oauth2_issuer_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("oauth2_authorize_template"),
+      NGX_HTTP_OAUTH2_ANY|NGX_CONF_TAKE2,
+      ngx_http_oauth2_template_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    /* JWTs */
+
+    { ngx_string("oauth2_jwt_key"),
+      NGX_HTTP_OAUTH2_ANY|NGX_CONF_TAKE12,
+      ngx_http_oauth2_jwt_key_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("oauth2_jwt_audience"),
+      NGX_HTTP_OAUTH2_ANY|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, audience),
+      NULL },
+
+    { ngx_string("oauth2_access_token_format"),
+      NGX_HTTP_OAUTH2_ANY|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, jwt_access),
+      &ngx_http_oauth2_token_formats },
+
+    /* seed 002's handshake */
+
+    { ngx_string("oauth2_handshake_key"),
+      NGX_HTTP_OAUTH2_ANY|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, handshake_key),
+      NULL },
+
+    { ngx_string("oauth2_handshake_solution"),
+      NGX_HTTP_OAUTH2_ANY|NGX_CONF_2MORE,
+      ngx_http_oauth2_solution_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("oauth2_handshake_max_ttl"),
+      NGX_HTTP_OAUTH2_ANY|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, handshake_max_ttl),
+      &ngx_http_oauth2_handshake_ttl_bounds },
+
+    /* limits */
+
+    { ngx_string("oauth2_rate_limit"),
+      NGX_HTTP_OAUTH2_ANY|NGX_CONF_TAKE12,
+      ngx_http_oauth2_rate_limit_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("oauth2_client_auth_limit"),
+      NGX_HTTP_OAUTH2_ANY|NGX_CONF_TAKE12,
+      ngx_http_oauth2_auth_limit_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, auth_limit),
+      NULL },
+
+    { ngx_string("oauth2_account_limit"),
+      NGX_HTTP_OAUTH2_ANY|NGX_CONF_TAKE12,
+      ngx_http_oauth2_auth_limit_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, account_limit),
+      NULL },
+
+    { ngx_string("oauth2_password_policy"),
+      NGX_HTTP_OAUTH2_ANY|NGX_CONF_1MORE,
+      ngx_http_oauth2_password_policy_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("oauth2_refusal_log_level"),
+      NGX_HTTP_OAUTH2_ANY|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, refusal_log_level),
+      &ngx_http_oauth2_log_levels },
+
+    { ngx_string("oauth2_thread_pool"),
+      NGX_HTTP_OAUTH2_ANY|NGX_CONF_TAKE1,
+      ngx_http_oauth2_thread_pool_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static char *
+ngx_http_oauth2_store_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth2_main_conf_t *mcf = conf;
+
+    off_t       size;
+    ngx_str_t  *value, s;
+
+    if (mcf->store_path.len) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"oauth2_store\" needs a directory");
+        return NGX_CONF_ERROR;
+    }
+
+    mcf->store_path = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &mcf->store_path, 0) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    mcf->mapsize = NGX_HTTP_OAUTH2_DEFAULT_MAPSIZE;
+
+    if (cf->args->nelts == 3) {
+        if (ngx_strncmp(value[2].data, "size=", 5) != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" of \"oauth2_store\"",
+                               &value[2]);
+            return NGX_CONF_ERROR;
+        }
+
+        s.data = value[2].data + 5;
+        s.len = value[2].len - 5;
+
+        size = ngx_parse_offset(&s);
+
+        if (size == NGX_ERROR || size < 1024 * 1024
+            || (uint64_t) size > (uint64_t) NGX_MAX_SIZE_T_VALUE)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid size \"%V\" of \"oauth2_store\", "
+                               "it must be at least 1m", &value[2]);
+            return NGX_CONF_ERROR;
+        }
+
+        mcf->mapsize = (size_t) size;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_oauth2_endpoint_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth2_loc_conf_t *olcf = conf;
+
+    oauth2_str_t                  path;
+    ngx_http_core_loc_conf_t     *clcf;
+    ngx_http_oauth2_main_conf_t  *mcf;
+
+    if (olcf->endpoint != OAUTH2_ENDPOINT_NONE) {
+        return "is duplicate";
+    }
+
+    olcf->endpoint = cmd->offset;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_oauth2_endpoint_handler;
+
+    /* the first location of each endpoint is the one metadata names */
+
+    if (!clcf->named && !clcf->regex) {
+        mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_oauth2_module);
+        ngx_http_oauth2_str(&path, &clcf->name);
+        oauth2_conf_set_path(mcf->conf, (int) olcf->endpoint, path);
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_oauth2_login_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth2_loc_conf_t *olcf = conf;
+
+    ngx_str_t  *value;
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0 || value[1].len > 200) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" needs the client_id of the "
+                           "application whose tokens it issues", &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    olcf->login_client_id = value[1];
+
+    return ngx_http_oauth2_endpoint_directive(cf, cmd, conf);
+}
+
+
+static char *
+ngx_http_oauth2_status_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth2_loc_conf_t *olcf = conf;
+
+    u_char       c;
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0 || value[2].len == 0) {
+        return "needs a service name, a header name and a token file";
+    }
+
+    for (i = 0; i < value[2].len; i++) {
+        c = ngx_tolower(value[2].data[i]);
+
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'
+              || c == '_'))
+        {
+            return "has an invalid header name";
+        }
+
+        value[2].data[i] = ngx_tolower(value[2].data[i]);
+    }
+
+    olcf->status_service = value[1];
+    olcf->status_header = value[2];
+    olcf->status_token_file = value[3];
+
+    if (ngx_conf_full_name(cf->cycle, &olcf->status_token_file, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_http_oauth2_endpoint_directive(cf, cmd, conf);
+}
+
+
+static char *
+ngx_http_oauth2_template_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth2_loc_conf_t *olcf = conf;
+
+    ssize_t          n;
+    ngx_str_t       *value, *dst, name;
+    ngx_file_t       file;
+    ngx_file_info_t  fi;
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "login") == 0) {
+        dst = &olcf->login_template;
+
+    } else if (ngx_strcmp(value[1].data, "consent") == 0) {
+        dst = &olcf->consent_template;
+
+    } else if (ngx_strcmp(value[1].data, "error") == 0) {
+        dst = &olcf->error_template;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"oauth2_authorize_template\": the page must be "
+                           "\"login\", \"consent\" or \"error\", not \"%V\"",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (dst->data) {
+        return "is duplicate";
+    }
+
+    name = value[2];
+
+    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+    file.name = name;
+    file.log = cf->log;
+
+    file.fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (file.fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "\"oauth2_authorize_template\": cannot open "
+                           "\"%V\"", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR
+        || ngx_file_size(&fi) > 256 * 1024)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"oauth2_authorize_template\": \"%V\" is not a "
+                           "readable file of at most 256k", &name);
+        (void) ngx_close_file(file.fd);
+        return NGX_CONF_ERROR;
+    }
+
+    dst->len = (size_t) ngx_file_size(&fi);
+    dst->data = ngx_pnalloc(cf->pool, dst->len + 1);
+    if (dst->data == NULL) {
+        (void) ngx_close_file(file.fd);
+        return NGX_CONF_ERROR;
+    }
+
+    n = ngx_read_file(&file, dst->data, dst->len, 0);
+
+    (void) ngx_close_file(file.fd);
+
+    if (n != (ssize_t) dst->len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"oauth2_authorize_template\": cannot read "
+                           "\"%V\"", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_oauth2_check_realm(ngx_str_t *realm)
+{
+    u_char  *p;
+
+    for (p = realm->data; p < realm->data + realm->len; p++) {
+        if (*p < 0x20 || *p == 0x7f || *p == '"' || *p == '\\') {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static char *
+ngx_http_oauth2_auth_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth2_loc_conf_t *olcf = conf;
+
+    ngx_str_t  *value;
+
+    if (olcf->auth != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        olcf->auth = 0;
+        return NGX_CONF_OK;
+    }
+
+    if (value[1].len == 0 || value[1].len > 128
+        || ngx_http_oauth2_check_realm(&value[1]) != NGX_OK)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid realm \"%V\" in \"auth_oauth2\": 1 to 128 "
+                           "printable characters without '\"' or '\\'",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    olcf->auth = 1;
+    olcf->realm = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_oauth2_join_args(ngx_conf_t *cf, ngx_str_t *out)
+{
+    u_char      *p;
+    size_t       len;
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+
+    value = cf->args->elts;
+    len = 0;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        len += value[i].len + 1;
+    }
+
+    p = ngx_pnalloc(cf->pool, len);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    out->data = p;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        if (i > 1) {
+            *p++ = ' ';
+        }
+
+        p = ngx_cpymem(p, value[i].data, value[i].len);
+    }
+
+    out->len = p - out->data;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_oauth2_scope_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth2_loc_conf_t *olcf = conf;
+
+    ngx_str_t     *value;
+    ngx_uint_t     i;
+    oauth2_str_t  *s;
+
+    if (olcf->scopes != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    olcf->scopes = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                    sizeof(oauth2_str_t));
+    if (olcf->scopes == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        if (!oauth2_scope_valid(value[i].data, value[i].len)
+            || ngx_strlchr(value[i].data, value[i].data + value[i].len, ' '))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid scope \"%V\" in \"auth_oauth2_scope\"",
+                               &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        s = ngx_array_push(olcf->scopes);
+        if (s == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_http_oauth2_str(s, &value[i]);
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_oauth2_default_scope_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth2_loc_conf_t *olcf = conf;
+
+    if (olcf->default_scope.data) {
+        return "is duplicate";
+    }
+
+    if (ngx_http_oauth2_join_args(cf, &olcf->default_scope) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (!oauth2_scope_valid(olcf->default_scope.data,
+                            olcf->default_scope.len))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid scope \"%V\" in \"oauth2_default_scope\"",
+                           &olcf->default_scope);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* oauth2_issuer <url>: http or https; a trailing '/' goes (the endpoints'
+ * paths are appended to it) */
+
+static char *
+ngx_http_oauth2_issuer_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth2_loc_conf_t *olcf = conf;
+
+    ngx_str_t  *value;
+
+    if (olcf->issuer.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    olcf->issuer = value[1];
+
+    while (olcf->issuer.len && olcf->issuer.data[olcf->issuer.len - 1] == '/')
+    {
+        olcf->issuer.len--;
+    }
+
+    if ((olcf->issuer.len <= 8
+         || ngx_strncmp(olcf->issuer.data, "https://", 8) != 0)
+        && (olcf->issuer.len <= 7
+            || ngx_strncmp(olcf->issuer.data, "http://", 7) != 0))
+    {
+        return "must be an http or https URL";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_oauth2_auth_limit_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    char  *p = conf;
+
+    ngx_int_t                 n;
+    ngx_str_t                *value;
+    ngx_http_oauth2_limit_t  *limit;
+
+    limit = (ngx_http_oauth2_limit_t *) (p + cmd->offset);
+
+    if (limit->count != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 2) {
+        if (ngx_strcmp(value[1].data, "off") == 0) {
+            limit->count = 0;
+            limit->window = 60;
+            return NGX_CONF_OK;
+        }
+
+        return "takes a count and a time, or \"off\"";
+    }
+
+    n = ngx_atoi(value[1].data, value[1].len);
+    if (n == NGX_ERROR || n == 0 || n > 100000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid count \"%V\" in \"%V\": 1 to 100000",
+                           &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    limit->count = n;
+    limit->window = ngx_parse_time(&value[2], 1);
+
+    if (limit->window == (time_t) NGX_ERROR || limit->window == 0
+        || limit->window > 86400)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid time \"%V\" in \"%V\": 1s to 1d",
+                           &value[2], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_oauth2_hash_limit_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth2_main_conf_t *mcf = conf;
+
+    ngx_int_t   n;
+    ngx_str_t  *value, q;
+
+    if (mcf->hash_running != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    n = ngx_atoi(value[1].data, value[1].len);
+    if (n == NGX_ERROR || n == 0 || n > 1024) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid number \"%V\" in \"%V\": 1 to 1024",
+                           &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    mcf->hash_running = n;
+    mcf->hash_waiting = 64;
+
+    if (cf->args->nelts == 3) {
+        if (ngx_strncmp(value[2].data, "queue=", 6) != 0) {
+            return "takes a number and optionally queue=<n>";
+        }
+
+        q.data = value[2].data + 6;
+        q.len = value[2].len - 6;
+
+        n = ngx_atoi(q.data, q.len);
+        if (n == NGX_ERROR || n > 100000) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid queue \"%V\" in \"%V\": 0 to "
+                               "100000", &value[2], &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
+        mcf->hash_waiting = n;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* oauth2_password_policy off | min_length=<n> similarity=<x> ... */
+
+static char *
+ngx_http_oauth2_password_policy_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth2_loc_conf_t *olcf = conf;
+
+    char          err[256];
+    oauth2_str_t  spec;
+
+    if (olcf->password_policy.data) {
+        return "is duplicate";
+    }
+
+    if (ngx_http_oauth2_join_args(cf, &olcf->password_policy) != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_http_oauth2_str(&spec, &olcf->password_policy);
+
+    if (oauth2_check_password_policy(spec, err, sizeof(err)) != OAUTH2_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", err);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_oauth2_thread_pool_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+#if (NGX_THREADS)
+    ngx_http_oauth2_loc_conf_t *olcf = conf;
+
+    ngx_str_t  *value;
+
+    if (olcf->threads != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        olcf->threads = 0;
+        return NGX_CONF_OK;
+    }
+
+    olcf->threads = 1;
+    olcf->thread_pool_name = value[1];
+
+    return NGX_CONF_OK;
+#else
+    ngx_str_t  *value;
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        return NGX_CONF_OK;
+    }
+
+    return "requires nginx built with --with-threads";
+#endif
+}
+
+
+static char *
+ngx_http_oauth2_rate_limit_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth2_loc_conf_t *olcf = conf;
+
+    u_char     *slash;
+    ngx_int_t   n;
+    ngx_str_t  *value, unit;
+    ngx_uint_t  i;
+
+    if (olcf->nrates != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    olcf->rates_set = 1;
+
+    if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
+        olcf->nrates = 0;
+        return NGX_CONF_OK;
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        slash = ngx_strlchr(value[i].data, value[i].data + value[i].len, '/');
+
+        n = slash ? ngx_atoi(value[i].data, slash - value[i].data) : NGX_ERROR;
+
+        if (n <= 0) {
+            goto invalid;
+        }
+
+        unit.data = slash + 1;
+        unit.len = value[i].data + value[i].len - unit.data;
+
+        olcf->rates[i - 1].limit = n;
+
+        if (ngx_strcmp(unit.data, "s") == 0
+            || ngx_strcmp(unit.data, "second") == 0)
+        {
+            olcf->rates[i - 1].window = 1;
+
+        } else if (ngx_strcmp(unit.data, "m") == 0
+                   || ngx_strcmp(unit.data, "minute") == 0)
+        {
+            olcf->rates[i - 1].window = 60;
+
+        } else if (ngx_strcmp(unit.data, "h") == 0
+                   || ngx_strcmp(unit.data, "hour") == 0)
+        {
+            olcf->rates[i - 1].window = 3600;
+
+        } else if (ngx_strcmp(unit.data, "d") == 0
+                   || ngx_strcmp(unit.data, "day") == 0)
+        {
+            olcf->rates[i - 1].window = 86400;
+
+        } else {
+            goto invalid;
+        }
+    }
+
+    if (cf->args->nelts == 3
+        && olcf->rates[0].window == olcf->rates[1].window)
+    {
+        return "names the same window twice";
+    }
+
+    olcf->nrates = cf->args->nelts - 1;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid rate \"%V\" in \"%V\": use <n>/s, <n>/m, "
+                       "<n>/h or <n>/d, e.g. 1000/h 100/m",
+                       &value[i], &cmd->name);
+    return NGX_CONF_ERROR;
+}
+
+
+/* oauth2_jwt_key <file> [hmac] */
+
+static char *
+ngx_http_oauth2_jwt_key_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth2_loc_conf_t *olcf = conf;
+
+    ngx_str_t          *value, path;
+    oauth2_key_file_t  *k;
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 3 && ngx_strcmp(value[2].data, "hmac") != 0) {
+        return "takes a file and optionally \"hmac\"";
+    }
+
+    if (olcf->jwt_keys == NGX_CONF_UNSET_PTR) {
+        olcf->jwt_keys = ngx_array_create(cf->pool, 2,
+                                          sizeof(oauth2_key_file_t));
+        if (olcf->jwt_keys == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    path = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    k = ngx_array_push(olcf->jwt_keys);
+    if (k == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_http_oauth2_str(&k->path, &path);
+    k->hmac = (cf->args->nelts == 3);
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_oauth2_solution_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth2_loc_conf_t *olcf = conf;
+
+    ngx_str_t     *value;
+    ngx_uint_t     i;
+    ngx_array_t   *sol;
+    oauth2_str_t  *args;
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts > 17) {
+        return "takes at most 16 databases";
+    }
+
+    if (olcf->solutions == NGX_CONF_UNSET_PTR) {
+        olcf->solutions = ngx_array_create(cf->pool, 2, sizeof(ngx_array_t));
+        if (olcf->solutions == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    sol = ngx_array_push(olcf->solutions);
+    if (sol == NULL
+        || ngx_array_init(sol, cf->pool, cf->args->nelts - 1,
+                          sizeof(oauth2_str_t))
+           != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        args = ngx_array_push(sol);
+        if (args == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_http_oauth2_str(args, &value[i]);
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* a time directive out of its range: said as "<directive>" <why> */
+
+static char *
+ngx_http_oauth2_check_sec(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_http_oauth2_sec_bounds_t *b = post;
+    time_t *sp = data;
+
+    ngx_str_t  *value;
+
+    if (*sp >= b->low && *sp <= b->high) {
+        return NGX_CONF_OK;
+    }
+
+    value = cf->args->elts;
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\" %s", &value[0],
+                       b->text);
+
+    return NGX_CONF_ERROR;
+}
