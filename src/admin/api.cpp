@@ -50,6 +50,25 @@ const char* type_name(const json_t* j) {
   }
 }
 
+// The member key of obj into *out for get_string() and get_bool(): kBad,
+// with DRF's message, when it is null or not of the type type_ok wants.
+template <typename TypeOk>
+Got get_member(json_t* obj, const char* key, TypeOk type_ok,
+               const char* wrong_type, FieldErrors& errors, json_t** out) {
+  json_t* v = json_object_get(obj, key);
+  if (!v) return Got::kAbsent;
+  if (json_is_null(v)) {
+    errors.add(key, "This field may not be null.");
+    return Got::kBad;
+  }
+  if (!type_ok(v)) {
+    errors.add(key, wrong_type);
+    return Got::kBad;
+  }
+  *out = v;
+  return Got::kOk;
+}
+
 HttpResponse parse_error(std::string_view why) {
   return HttpResponse::error(400, "JSON parse error - " + std::string(why));
 }
@@ -90,6 +109,12 @@ bool host_ok(std::string_view h) {
 
 HttpResponse not_found() { return HttpResponse::error(404, "Not found."); }
 
+HttpResponse no_content() {
+  HttpResponse r;
+  r.status = 204;
+  return r;
+}
+
 HttpResponse invalid_page() {
   return HttpResponse::error(404, "Invalid page.");
 }
@@ -106,8 +131,7 @@ Json parse_json_object(const HttpRequest& req, HttpResponse* error) {
     *error = HttpResponse::error(400, "More than one Content-Type header.");
     return nullptr;
   }
-  std::string_view ct = req.header("content-type").value_or("");
-  std::string_view media = trimmed(ct.substr(0, ct.find(';')));
+  std::string_view media = media_type(req.header("content-type").value_or(""));
   if (!iequals(media, "application/json")) {
     *error = HttpResponse::error(
         415, "Unsupported media type \"" + shown(media) + "\" in request.");
@@ -170,34 +194,23 @@ HttpResponse FieldErrors::response() const {
 
 Got get_string(json_t* obj, const char* key, FieldErrors& errors,
                std::string* out, bool trim) {
-  json_t* v = json_object_get(obj, key);
-  if (!v) return Got::kAbsent;
-  if (json_is_null(v)) {
-    errors.add(key, "This field may not be null.");
-    return Got::kBad;
-  }
-  if (!json_is_string(v)) {
-    errors.add(key, "Not a valid string.");
-    return Got::kBad;
-  }
+  json_t* v = nullptr;
+  Got got = get_member(
+      obj, key, [](const json_t* j) { return json_is_string(j); },
+      "Not a valid string.", errors, &v);
+  if (got != Got::kOk) return got;
   std::string_view s(json_string_value(v), json_string_length(v));
   *out = std::string(trim ? trimmed(s) : s);
   return Got::kOk;
 }
 
 Got get_bool(json_t* obj, const char* key, FieldErrors& errors, bool* out) {
-  json_t* v = json_object_get(obj, key);
-  if (!v) return Got::kAbsent;
-  if (json_is_null(v)) {
-    errors.add(key, "This field may not be null.");
-    return Got::kBad;
-  }
-  if (!json_is_boolean(v)) {
-    errors.add(key, "Must be a valid boolean.");
-    return Got::kBad;
-  }
-  *out = json_is_true(v);
-  return Got::kOk;
+  json_t* v = nullptr;
+  Got got = get_member(
+      obj, key, [](const json_t* j) { return json_is_boolean(j); },
+      "Must be a valid boolean.", errors, &v);
+  if (got == Got::kOk) *out = json_is_true(v);
+  return got;
 }
 
 bool check_max_chars(std::string_view s, size_t max, const char* key,

@@ -20,6 +20,7 @@ namespace oauth2::admin {
 constexpr size_t kMaxJsonDepth = 32;  // docs/security.md 2.4
 
 HttpResponse not_found();  // 404 {"detail": "Not found."}
+HttpResponse no_content();  // 204, after a DELETE
 // 405 {"detail": "Method \"X\" not allowed."} + Allow
 HttpResponse method_not_allowed(const HttpRequest& req, const char* allow);
 

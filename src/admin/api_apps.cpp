@@ -16,7 +16,6 @@
 // "client-credentials"; DOT's "implicit" is refused); redirect_uris as an
 // array or as DOT's space-separated string.
 
-
 #include <ctime>
 #include <iterator>
 #include <string>
@@ -36,19 +35,6 @@ namespace {
 constexpr const char* kRequired = "This field is required.";
 constexpr const char* kNotNull = "This field may not be null.";
 
-struct DotGrant {
-  const char* dot;
-  std::vector<std::string> ours;
-};
-
-// DOT issues refresh tokens to authorization-code and password
-// applications, never for client credentials (RFC 6749 4.4.3).
-const DotGrant kDotGrants[] = {
-    {"authorization-code", {"authorization_code", "refresh_token"}},
-    {"password", {"password", "refresh_token"}},
-    {"client-credentials", {"client_credentials"}},
-};
-
 std::string not_a_choice(std::string_view v) {
   std::string s;
   for (char ch : v.substr(0, 80)) {
@@ -58,11 +44,24 @@ std::string not_a_choice(std::string_view v) {
   return "\"" + s + "\" is not a valid choice.";
 }
 
-void push_unique(std::vector<std::string>& v, std::string s) {
-  for (const auto& x : v) {
-    if (x == s) return;
+// Calls take(s) with each string s of the array j, in order; false, with
+// DRF's message under key, at the first member that is not a string, or
+// as soon as take returns false.
+template <typename Take>
+bool for_each_string(json_t* j, const char* key, FieldErrors& errors,
+                     Take take) {
+  size_t i;
+  json_t* v;
+  json_array_foreach(j, i, v) {
+    if (!json_is_string(v)) {
+      errors.add(key, "Not a valid string.");
+      return false;
+    }
+    if (!take(std::string(json_string_value(v), json_string_length(v)))) {
+      return false;
+    }
   }
-  v.push_back(std::move(s));
+  return true;
 }
 
 struct AppInput {
@@ -93,11 +92,9 @@ void read_grants(json_t* body, FieldErrors& errors, AppInput& in) {
     if (get_string(body, "authorization_grant_type", errors, &s) != Got::kOk) {
       return;
     }
-    for (const DotGrant& g : kDotGrants) {
-      if (s == g.dot) {
-        in.grants = g.ours;
-        return;
-      }
+    if (auto grants = dot_grant_types(s)) {
+      in.grants = std::move(*grants);
+      return;
     }
     errors.add("authorization_grant_type",
                s == "implicit"
@@ -116,20 +113,15 @@ void read_grants(json_t* body, FieldErrors& errors, AppInput& in) {
     return;
   }
   std::vector<std::string> grants;
-  size_t i;
-  json_t* v;
-  json_array_foreach(ours, i, v) {
-    if (!json_is_string(v)) {
-      errors.add("grant_types", "Not a valid string.");
-      return;
-    }
-    std::string g(json_string_value(v), json_string_length(v));
+  bool ok = for_each_string(ours, "grant_types", errors, [&](std::string g) {
     if (!valid_grant(g)) {
       errors.add("grant_types", not_a_choice(g));
-      return;
+      return false;
     }
     push_unique(grants, std::move(g));
-  }
+    return true;
+  });
+  if (!ok) return;
   if (grants.empty()) {
     errors.add("grant_types", "This list may not be empty.");
     return;
@@ -151,15 +143,11 @@ void read_redirect_uris(json_t* body, FieldErrors& errors, AppInput& in) {
       pos = end + 1;
     }
   } else if (json_is_array(j)) {
-    size_t i;
-    json_t* v;
-    json_array_foreach(j, i, v) {
-      if (!json_is_string(v)) {
-        errors.add("redirect_uris", "Not a valid string.");
-        return;
-      }
-      given.emplace_back(json_string_value(v), json_string_length(v));
-    }
+    bool ok = for_each_string(j, "redirect_uris", errors, [&](std::string u) {
+      given.push_back(std::move(u));
+      return true;
+    });
+    if (!ok) return;
   } else {
     errors.add("redirect_uris", json_is_null(j)
                                     ? kNotNull
@@ -181,78 +169,96 @@ void read_redirect_uris(json_t* body, FieldErrors& errors, AppInput& in) {
   in.redirect_uris = std::move(uris);
 }
 
+void read_name(json_t* body, FieldErrors& errors, AppInput& in) {
+  std::string s;
+  if (get_string(body, "name", errors, &s) != Got::kOk) return;
+  if (s.empty()) {
+    errors.add("name", "This field may not be blank.");
+  } else if (check_max_chars(s, kMaxName, "name", errors)) {
+    if (!valid_app_name(s)) {
+      errors.add("name", "Control characters are not allowed.");
+    } else {
+      in.name = std::move(s);
+    }
+  }
+}
+
+void read_client_type(json_t* body, FieldErrors& errors, AppInput& in) {
+  std::string s;
+  if (get_string(body, "client_type", errors, &s) != Got::kOk) return;
+  if (s == "confidential" || s == "public") {
+    in.confidential = s == "confidential";
+  } else {
+    errors.add("client_type", not_a_choice(s));
+  }
+}
+
+void read_scope(json_t* body, FieldErrors& errors, AppInput& in) {
+  std::string s;
+  if (get_string(body, "scope", errors, &s) != Got::kOk) return;
+  if (!s.empty() && !parse_scope(s, nullptr)) {
+    errors.add("scope",
+               "Enter scope tokens separated by single spaces, each at "
+               "most once (RFC 6749 3.3).");
+  } else {
+    in.scope = std::move(s);
+  }
+}
+
+// access_token_ttl: seconds, 1 to kMaxTtl; null for the server's default
+void read_ttl(json_t* body, FieldErrors& errors, AppInput& in) {
+  json_t* j = json_object_get(body, "access_token_ttl");
+  if (!j) return;
+  if (json_is_null(j)) {
+    in.ttl = 0;
+  } else if (!json_is_integer(j)) {
+    errors.add("access_token_ttl", "A valid integer is required.");
+  } else if (json_integer_value(j) < 1) {
+    errors.add("access_token_ttl",
+               "Ensure this value is greater than or equal to 1.");
+  } else if (json_integer_value(j) > kMaxTtl) {
+    errors.add("access_token_ttl",
+               "Ensure this value is less than or equal to " +
+                   std::to_string(kMaxTtl) + ".");
+  } else {
+    in.ttl = json_integer_value(j);
+  }
+}
+
+// A member that is one of valid's choices, or null for the default ("").
+void read_choice(json_t* body, const char* key, bool (*valid)(std::string_view),
+                 FieldErrors& errors, std::optional<std::string>* out) {
+  json_t* j = json_object_get(body, key);
+  if (!j) return;
+  std::string s;
+  if (json_is_null(j)) {
+    *out = "";
+  } else if (get_string(body, key, errors, &s) == Got::kOk) {
+    if (valid(s)) {
+      *out = std::move(s);
+    } else {
+      errors.add(key, not_a_choice(s));
+    }
+  }
+}
+
+bool valid_token_format(std::string_view f) {
+  return f == "jwt" || f == "opaque";
+}
+
 AppInput read_app(json_t* body, Mode mode, FieldErrors& errors) {
   AppInput in;
-  std::string s;
-  if (get_string(body, "name", errors, &s) == Got::kOk) {
-    if (s.empty()) {
-      errors.add("name", "This field may not be blank.");
-    } else if (check_max_chars(s, kMaxName, "name", errors)) {
-      if (!valid_app_name(s)) {
-        errors.add("name", "Control characters are not allowed.");
-      } else {
-        in.name = std::move(s);
-      }
-    }
-  }
-  if (get_string(body, "client_type", errors, &s) == Got::kOk) {
-    if (s == "confidential" || s == "public") {
-      in.confidential = s == "confidential";
-    } else {
-      errors.add("client_type", not_a_choice(s));
-    }
-  }
+  read_name(body, errors, in);
+  read_client_type(body, errors, in);
   read_grants(body, errors, in);
   read_redirect_uris(body, errors, in);
-  if (get_string(body, "scope", errors, &s) == Got::kOk) {
-    if (!s.empty() && !parse_scope(s, nullptr)) {
-      errors.add("scope",
-                 "Enter scope tokens separated by single spaces, each at "
-                 "most once (RFC 6749 3.3).");
-    } else {
-      in.scope = std::move(s);
-    }
-  }
-  if (json_t* j = json_object_get(body, "access_token_ttl")) {
-    if (json_is_null(j)) {
-      in.ttl = 0;
-    } else if (!json_is_integer(j)) {
-      errors.add("access_token_ttl", "A valid integer is required.");
-    } else if (json_integer_value(j) < 1) {
-      errors.add("access_token_ttl",
-                 "Ensure this value is greater than or equal to 1.");
-    } else if (json_integer_value(j) > kMaxTtl) {
-      errors.add("access_token_ttl",
-                 "Ensure this value is less than or equal to " +
-                     std::to_string(kMaxTtl) + ".");
-    } else {
-      in.ttl = json_integer_value(j);
-    }
-  }
-  if (json_t* j = json_object_get(body, "access_token_format")) {
-    if (json_is_null(j)) {
-      in.token_format = "";
-    } else if (get_string(body, "access_token_format", errors, &s) == Got::kOk) {
-      if (s == "jwt" || s == "opaque") {
-        in.token_format = std::move(s);
-      } else {
-        errors.add("access_token_format", not_a_choice(s));
-      }
-    }
-  }
+  read_scope(body, errors, in);
+  read_ttl(body, errors, in);
+  read_choice(body, "access_token_format", valid_token_format, errors,
+              &in.token_format);
   bool b;
   if (get_bool(body, "first_party", errors, &b) == Got::kOk) in.first_party = b;
-  if (json_t* j = json_object_get(body, "auth_method")) {
-    if (json_is_null(j)) {
-      in.auth_method = "";
-    } else if (get_string(body, "auth_method", errors, &s) == Got::kOk) {
-      if (valid_auth_method(s)) {
-        in.auth_method = std::move(s);
-      } else {
-        errors.add("auth_method", not_a_choice(s));
-      }
-    }
-  }
+  read_choice(body, "auth_method", valid_auth_method, errors, &in.auth_method);
   if (mode != Mode::kPatch) {
     if (!json_object_get(body, "name")) errors.add("name", kRequired);
     if (!json_object_get(body, "grant_types") &&
@@ -316,10 +322,7 @@ HttpResponse list_apps(ServeContext& ctx, const HttpRequest& req) {
   if (!pager.window(all.size(), &offset, &limit)) return invalid_page();
   Json results(checked(json_array()));
   for (size_t i = offset; i < all.size() && i < offset + limit; i++) {
-    if (json_array_append_new(results.get(), client_json(all[i]).release()) !=
-        0) {
-      throw std::bad_alloc();
-    }
+    append_item(results.get(), client_json(all[i]).release());
   }
   return pager.response(results.release());
 }
@@ -437,9 +440,7 @@ HttpResponse apps_api(ServeContext& ctx, const HttpRequest& req,
       if (!txn.delete_client(ctx.realm, id)) return not_found();
       txn.commit();
     }
-    HttpResponse r;
-    r.status = 204;
-    return r;
+    return no_content();
   }
   return method_not_allowed(req, "GET, PUT, PATCH, DELETE, HEAD");
 }

@@ -1,5 +1,6 @@
-// The API keys of an application (seed 002's handshake credential,
-// src/core/apikeys.hpp), under the applications API and with its rule:
+// The API keys of an application (the credential of the handshake API,
+// docs/compat.md, seed 002; src/core/apikeys.hpp), under the applications
+// API and with its rule:
 // staff users and application tokens holding the "admin" scope.
 //
 //   GET    /api/applications/<client_id>/api-keys/            the keys,
@@ -14,7 +15,6 @@
 // keys), never with a key's value: the store keeps only its SHA-256.
 
 #include <ctime>
-#include <new>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -51,10 +51,7 @@ HttpResponse list_keys(ServeContext& ctx, const std::string& id) {
     Txn txn = ctx.store->read();
     if (!txn.get_client(ctx.realm, id)) return not_found();
     for (const ApiKeyInfo& k : list_api_keys(txn, ctx.realm, id)) {
-      if (json_array_append_new(arr.get(),
-                                api_key_object(k, nullptr).release()) != 0) {
-        throw std::bad_alloc();
-      }
+      append_item(arr.get(), api_key_object(k, nullptr).release());
     }
   }
   return HttpResponse::json(200, arr.get());
@@ -91,10 +88,7 @@ HttpResponse create_key(ServeContext& ctx, const HttpRequest& req,
     txn.commit();
   }
   Json obj = api_key_object(nk->info, &nk->key);
-  struct Wiper {
-    json_t* j;
-    ~Wiper() { wipe_api_key(j); }
-  } wiper{obj.get()};
+  WipeJsonOnExit wipe_key(json_object_get(obj.get(), "api_key"));
   // the dump of obj is in r.body only; http.cpp wipes it once sent
   return HttpResponse::json(201, obj.get());
 }
@@ -109,9 +103,7 @@ HttpResponse revoke_key(ServeContext& ctx, const std::string& id,
     }
     txn.commit();
   }
-  HttpResponse r;
-  r.status = 204;
-  return r;
+  return no_content();
 }
 
 }  // namespace

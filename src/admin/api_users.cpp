@@ -1,4 +1,5 @@
-// The users API (seed 003), with DRF's shapes and Django's field rules:
+// The users API (docs/compat.md, seed 003), with DRF's shapes and
+// Django's field rules:
 //
 //   GET    /api/users/        staff: the users, paginated
 //   POST   /api/users/        staff; or anyone with --open-registration
@@ -37,8 +38,6 @@ namespace oauth2::admin {
 namespace {
 
 constexpr size_t kMaxUsername = 150;
-constexpr size_t kMaxEmail = 254;
-constexpr size_t kMaxNamePart = 150;
 constexpr size_t kMaxPassword = 4096;  // bytes hashed per attempt
 
 constexpr const char* kUsernameTaken =
@@ -121,7 +120,14 @@ struct UserInput {
 
 enum class Mode { kCreate, kPut, kPatch };
 
+bool no_control(std::string_view s) {
+  return !has_control(s) && !has_c1_control(s);
+}
+
+// A text member into *out: not blank unless blank_ok, at most max
+// characters, and valid (else the message invalid).
 void read_text(json_t* body, const char* key, size_t max, bool blank_ok,
+               bool (*valid)(std::string_view), const char* invalid,
                FieldErrors& errors, std::optional<std::string>* out) {
   std::string s;
   if (get_string(body, key, errors, &s) != Got::kOk) return;
@@ -130,8 +136,8 @@ void read_text(json_t* body, const char* key, size_t max, bool blank_ok,
     return;
   }
   if (!check_max_chars(s, max, key, errors)) return;
-  if (has_control(s) || has_c1_control(s)) {
-    errors.add(key, kControl);
+  if (!valid(s)) {
+    errors.add(key, invalid);
     return;
   }
   *out = std::move(s);
@@ -139,18 +145,9 @@ void read_text(json_t* body, const char* key, size_t max, bool blank_ok,
 
 UserInput read_user(json_t* body, Mode mode, bool staff, FieldErrors& errors) {
   UserInput in;
+  read_text(body, "username", kMaxUsername, false, valid_username,
+            kUsernameInvalid, errors, &in.username);
   std::string s;
-  if (get_string(body, "username", errors, &s) == Got::kOk) {
-    if (s.empty()) {
-      errors.add("username", kBlank);
-    } else if (check_max_chars(s, kMaxUsername, "username", errors)) {
-      if (!valid_username(s)) {
-        errors.add("username", kUsernameInvalid);
-      } else {
-        in.username = std::move(s);
-      }
-    }
-  }
   if (get_string(body, "password", errors, &s, false) == Got::kOk) {
     if (s.empty()) {
       errors.add("password", kBlank);
@@ -167,19 +164,12 @@ UserInput read_user(json_t* body, Mode mode, bool staff, FieldErrors& errors) {
     if (s.size() <= kMaxPassword) in.current_password = std::move(s);
     wipe(s);
   }
-  if (get_string(body, "email", errors, &s) == Got::kOk) {
-    if (s.empty()) {
-      errors.add("email", kBlank);
-    } else if (check_max_chars(s, kMaxEmail, "email", errors)) {
-      if (!valid_email(s)) {
-        errors.add("email", kBadEmail);
-      } else {
-        in.email = std::move(s);
-      }
-    }
-  }
-  read_text(body, "first_name", kMaxNamePart, true, errors, &in.first_name);
-  read_text(body, "last_name", kMaxNamePart, true, errors, &in.last_name);
+  read_text(body, "email", kMaxEmail, false, valid_email, kBadEmail, errors,
+            &in.email);
+  read_text(body, "first_name", kMaxPersonName, true, no_control, kControl,
+            errors, &in.first_name);
+  read_text(body, "last_name", kMaxPersonName, true, no_control, kControl,
+            errors, &in.last_name);
   if (staff) {
     bool b;
     if (get_bool(body, "is_staff", errors, &b) == Got::kOk) in.is_staff = b;
@@ -243,23 +233,19 @@ void check_policy(const ServeContext& ctx, const UserInput& in, const User& u,
   }
 }
 
-HashSlots::Slot hash_slot(ServeContext& ctx) {
-  return ctx.hash_slots ? ctx.hash_slots->acquire() : HashSlots::Slot(nullptr);
-}
-
 HttpResponse busy() {
-  HttpResponse r = HttpResponse::error(503, "Too many password changes at once: "
-                                            "try again in a moment.");
+  HttpResponse r = HttpResponse::error(503,
+                                       "Too many password changes at once: "
+                                       "try again in a moment.");
   r.set("Retry-After", "1");
   return r;
 }
 
 // The caller's current password: nullopt if it is right, else the answer
 // (400 field error, or 429 when the account or the address is throttled).
-std::optional<HttpResponse> check_current_password(ServeContext& ctx,
-                                                   const HttpRequest& req,
-                                                   uint64_t id,
-                                                   const std::string& password) {
+std::optional<HttpResponse> check_current_password(
+    ServeContext& ctx, const HttpRequest& req, uint64_t id,
+    const std::string& password) {
   const int64_t now = static_cast<int64_t>(time(nullptr));
   const Throttle throttle = ctx.throttle(req);
   const LoginOrigin origin{throttle.address(), ""};
@@ -282,8 +268,9 @@ std::optional<HttpResponse> check_current_password(ServeContext& ctx,
   throttle.password_failed(target.throttle_key);
   throttle.address_failed();
   FieldErrors errors;
-  errors.add("current_password",
-             "Your old password was entered incorrectly. Please enter it again.");
+  errors.add(
+      "current_password",
+      "Your old password was entered incorrectly. Please enter it again.");
   return errors.response();
 }
 
@@ -298,9 +285,7 @@ HttpResponse list_users(ServeContext& ctx, const HttpRequest& req) {
     size_t offset = 0, limit = 0;
     if (!pager.window(total, &offset, &limit)) return invalid_page();
     for (const User& u : txn.list_users(ctx.realm, offset, limit, nullptr)) {
-      if (json_array_append_new(results.get(), user_json(u).release()) != 0) {
-        throw std::bad_alloc();
-      }
+      append_item(results.get(), user_json(u).release());
     }
   }
   return pager.response(results.release());
@@ -316,7 +301,8 @@ HttpResponse create_user(ServeContext& ctx, const HttpRequest& req,
   Json body = parse_json_object(req, &error);
   if (!body) return error;
   FieldErrors errors;
-  UserInput in = read_user(body.get(), Mode::kCreate, caller.acts_as_staff(), errors);
+  UserInput in =
+      read_user(body.get(), Mode::kCreate, caller.acts_as_staff(), errors);
   if (in.username && !errors.has("username") &&
       username_taken(ctx, *in.username, 0)) {
     errors.add("username", kUsernameTaken);
@@ -328,7 +314,7 @@ HttpResponse create_user(ServeContext& ctx, const HttpRequest& req,
   check_policy(ctx, in, u, errors);
   if (!errors.empty()) return errors.response();
 
-  HashSlots::Slot slot = hash_slot(ctx);
+  HashSlots::Slot slot = ctx.hash_slot();
   if (ctx.hash_slots && !slot) return busy();
   u.password = hash_password(*in.password, ctx.pbkdf2_iterations);
   slot.reset();
@@ -373,11 +359,12 @@ HttpResponse update_user(ServeContext& ctx, const HttpRequest& req,
 
   std::string hashed;
   if (in.password) {
-    HashSlots::Slot slot = hash_slot(ctx);
+    HashSlots::Slot slot = ctx.hash_slot();
     if (ctx.hash_slots && !slot) return busy();
     if (self) {
       // one's own password: the current one first, as a sign-in (R89)
-      if (auto refused = check_current_password(ctx, req, id, *in.current_password)) {
+      if (auto refused =
+              check_current_password(ctx, req, id, *in.current_password)) {
         return std::move(*refused);
       }
     }
@@ -392,8 +379,7 @@ HttpResponse update_user(ServeContext& ctx, const HttpRequest& req,
     apply(in, u, hashed);
     PutUser r = txn.put_user(u, false);
     if (r != PutUser::kOk) return put_failed(r);
-    // R39: a new password ends every session; a disabled user's tokens go
-    if (in.password || !u.is_active) txn.delete_user_tokens(ctx.realm, id);
+    end_sessions_after_change(txn, ctx.realm, u, in.password.has_value());
     txn.commit();
   }
   return stored(200, u);
@@ -439,9 +425,7 @@ HttpResponse users_api(ServeContext& ctx, const HttpRequest& req,
       if (!txn.delete_user(ctx.realm, *id)) return not_found();
       txn.commit();
     }
-    HttpResponse r;
-    r.status = 204;
-    return r;
+    return no_content();
   }
   return method_not_allowed(req, "GET, PUT, PATCH, DELETE, HEAD");
 }

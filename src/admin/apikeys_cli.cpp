@@ -1,13 +1,12 @@
 // `oauth2-admin apikey ...`: the API keys of an application, the
-// credential of seed 002's handshake (src/core/apikeys.hpp).  A key is
-// printed once, by `apikey add`; the store keeps only its SHA-256.
+// credential of the handshake API (docs/compat.md, seed 002;
+// src/core/apikeys.hpp).  A key is printed once, by `apikey add`; the
+// store keeps only its SHA-256.
 // Deleting the application deletes its keys; revoking a key deletes it and
 // every handshake made with it.
 
-#include <cstdio>
 #include <ctime>
 #include <iterator>
-#include <new>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -22,11 +21,6 @@
 
 namespace oauth2::admin {
 namespace {
-
-int failed(const std::string& msg) {
-  fprintf(stderr, "%s: %s\n", kProg, msg.c_str());
-  return kExitFailure;
-}
 
 // The rules of create_api_key, checked before the store is opened, with
 // app add's message for control characters (C1 ones included).
@@ -45,8 +39,8 @@ std::string name_from_options(const Invocation& inv) {
 int apikey_add(const Invocation& inv) {
   const std::string& id = inv.operands[0];
   const std::string name = name_from_options(inv);
-  auto store = valid_client_id(id) ? open_store(inv, false) : nullptr;
-  if (!store) return failed(no_application(id));
+  auto store = open_app_store(inv, id);
+  if (!store) return fail(no_application(id));
 
   std::optional<NewApiKey> nk;
   {
@@ -55,17 +49,14 @@ int apikey_add(const Invocation& inv) {
       nk = create_api_key(txn, inv.realm, id, name,
                           static_cast<int64_t>(time(nullptr)));
     } catch (const std::invalid_argument& e) {
-      return failed(std::string("--name: ") + e.what());
+      return fail(std::string("--name: ") + e.what());
     }
-    if (!nk) return failed(no_application(id));
+    if (!nk) return fail(no_application(id));
     txn.commit();
   }
   try {
     Json obj = api_key_object(nk->info, &nk->key);
-    struct Wiper {
-      json_t* j;
-      ~Wiper() { wipe_api_key(j); }
-    } wiper{obj.get()};
+    WipeJsonOnExit wipe_key(json_object_get(obj.get(), "api_key"));
     print_json(obj.get());
   } catch (const std::exception& e) {
     throw std::runtime_error(std::string(e.what()) + "; API key " +
@@ -78,17 +69,14 @@ int apikey_add(const Invocation& inv) {
 
 int apikey_list(const Invocation& inv) {
   const std::string& id = inv.operands[0];
-  auto store = valid_client_id(id) ? open_store(inv, false) : nullptr;
-  if (!store) return failed(no_application(id));
+  auto store = open_app_store(inv, id);
+  if (!store) return fail(no_application(id));
   Json arr(checked(json_array()));
   {
     Txn txn = store->read();
-    if (!txn.get_client(inv.realm, id)) return failed(no_application(id));
+    if (!txn.get_client(inv.realm, id)) return fail(no_application(id));
     for (const ApiKeyInfo& k : list_api_keys(txn, inv.realm, id)) {
-      if (json_array_append_new(arr.get(),
-                                api_key_object(k, nullptr).release()) != 0) {
-        throw std::bad_alloc();
-      }
+      append_item(arr.get(), api_key_object(k, nullptr).release());
     }
   }
   print_json(arr.get());
@@ -98,13 +86,13 @@ int apikey_list(const Invocation& inv) {
 int apikey_revoke(const Invocation& inv) {
   const std::string& id = inv.operands[0];
   const std::string& key_id = inv.operands[1];
-  auto store = valid_client_id(id) ? open_store(inv, false) : nullptr;
-  if (!store) return failed(no_application(id));
+  auto store = open_app_store(inv, id);
+  if (!store) return fail(no_application(id));
   {
     Txn txn = store->write();
-    if (!txn.get_client(inv.realm, id)) return failed(no_application(id));
+    if (!txn.get_client(inv.realm, id)) return fail(no_application(id));
     if (!revoke_api_key(txn, inv.realm, id, key_id)) {
-      return failed("application " + quoted(id) + " has no API key " +
+      return fail("application " + quoted(id) + " has no API key " +
                     quoted(key_id));
     }
     txn.commit();

@@ -1,10 +1,7 @@
 // `oauth2-admin app ...`: the applications (OAuth 2 clients) of a realm.
 
-
-#include <cstdio>
 #include <ctime>
 #include <iterator>
-#include <new>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -20,33 +17,7 @@
 namespace oauth2::admin {
 namespace {
 
-// The id echoed only when it is plain printable ASCII.
-std::string no_such_app(std::string_view id) {
-  bool plain = !id.empty() && id.size() <= kMaxClientId;
-  for (char ch : id) {
-    if (ch < 0x21 || ch > 0x7E) plain = false;
-  }
-  return plain ? "no application with client_id " + std::string(id)
-               : std::string("no such application");
-}
-
-int not_found(std::string_view id) {
-  fprintf(stderr, "%s: %s\n", kProg, no_such_app(id).c_str());
-  return kExitFailure;
-}
-
-void push_unique(std::vector<std::string>& v, std::string s) {
-  for (const auto& x : v) {
-    if (x == s) return;
-  }
-  v.push_back(std::move(s));
-}
-
-// Every check of `app add`, before the store is opened.
-Client client_from_options(const Invocation& inv) {
-  Client c;
-  c.realm = inv.realm;
-
+std::string name_option(const Invocation& inv) {
   auto name = inv.value("name");
   if (!name) throw UsageError("app add needs --name");
   if (name->empty() || utf8_chars(*name) > kMaxName || !valid_utf8(*name)) {
@@ -55,28 +26,26 @@ Client client_from_options(const Invocation& inv) {
   if (has_control(*name) || has_c1_control(*name)) {
     throw UsageError("--name: control characters are not allowed");
   }
-  c.name = *name;
+  return *name;
+}
 
+std::vector<std::string> grants_option(const Invocation& inv) {
   auto grants = inv.values("grant");
   if (grants.empty()) throw UsageError("app add needs at least one --grant");
+  std::vector<std::string> out;
   for (auto& g : grants) {
     if (!one_of(g, kGrants, std::size(kGrants))) {
       throw UsageError("--grant: unknown grant type " + quoted(g) +
                        " (client_credentials, authorization_code, password, "
                        "refresh_token)");
     }
-    push_unique(c.grant_types, std::move(g));
+    push_unique(out, std::move(g));
   }
+  return out;
+}
 
-  if (auto scope = inv.value("scope")) {
-    if (!parse_scope(*scope, nullptr)) {
-      throw UsageError("--scope: " + quoted(*scope) +
-                       " is not a list of distinct scope tokens separated "
-                       "by single spaces (RFC 6749 3.3)");
-    }
-    c.scope = *scope;
-  }
-
+std::vector<std::string> redirect_uris_option(const Invocation& inv) {
+  std::vector<std::string> out;
   for (auto& uri : inv.values("redirect-uri")) {
     if (!valid_redirect_uri(uri)) {
       throw UsageError("--redirect-uri: " + quoted(uri) +
@@ -84,36 +53,46 @@ Client client_from_options(const Invocation& inv) {
                        "[::1], or a private-use scheme like "
                        "com.example.app:/cb, without fragment or userinfo");
     }
-    push_unique(c.redirect_uris, std::move(uri));
+    push_unique(out, std::move(uri));
   }
+  return out;
+}
 
-  c.confidential = !inv.has("public");
-  if (auto method = inv.value("auth-method")) {
-    if (!c.confidential) {
-      throw UsageError(
-          "--public and --auth-method exclude each other: a "
-          "public client has no secret");
-    }
-    if (!one_of(*method, kAuthMethods, std::size(kAuthMethods))) {
-      throw UsageError("--auth-method: " + quoted(*method) +
-                       " is neither client_secret_basic nor "
-                       "client_secret_post");
-    }
-    c.auth_method = *method;
+// --auth-method; "" (either) when absent.  A public client has no secret
+// to authenticate with.
+std::string auth_method_option(const Invocation& inv, bool confidential) {
+  auto method = inv.value("auth-method");
+  if (!method) return "";
+  if (!confidential) {
+    throw UsageError(
+        "--public and --auth-method exclude each other: a "
+        "public client has no secret");
   }
+  if (!one_of(*method, kAuthMethods, std::size(kAuthMethods))) {
+    throw UsageError("--auth-method: " + quoted(*method) +
+                     " is neither client_secret_basic nor "
+                     "client_secret_post");
+  }
+  return *method;
+}
+
+// Every check of `app add`, before the store is opened.
+Client client_from_options(const Invocation& inv) {
+  Client c;
+  c.realm = inv.realm;
+  c.name = name_option(inv);
+  c.grant_types = grants_option(inv);
+  if (auto scope = scope_option(inv)) c.scope = *scope;
+  c.redirect_uris = redirect_uris_option(inv);
+  c.confidential = !inv.has("public");
+  c.auth_method = auth_method_option(inv, c.confidential);
   if (!c.confidential && c.allows_grant("client_credentials")) {
     throw UsageError(
         "--public: a public client cannot use the "
         "client_credentials grant (RFC 6749 4.4)");
   }
-
-  if (auto ttl = inv.value("access-token-ttl")) {
-    auto v = parse_ttl(*ttl);
-    if (!v) {
-      throw UsageError("--access-token-ttl: " + quoted(*ttl) +
-                       " is not a number of seconds from 1 to 315360000");
-    }
-    c.access_token_ttl = *v;
+  if (auto ttl = ttl_option(inv, "access-token-ttl")) {
+    c.access_token_ttl = *ttl;
   }
   if (auto f = inv.value("access-token-format")) {
     if (*f != "jwt" && *f != "opaque") {
@@ -157,9 +136,7 @@ int app_list(const Invocation& inv) {
   if (auto store = open_store(inv, false)) {
     Txn txn = store->read();
     for (const Client& c : txn.list_clients(inv.realm)) {
-      if (json_array_append_new(arr.get(), client_json(c).release()) != 0) {
-        throw std::bad_alloc();
-      }
+      append_item(arr.get(), client_json(c).release());
     }
   }
   print_json(arr.get());
@@ -169,13 +146,11 @@ int app_list(const Invocation& inv) {
 int app_show(const Invocation& inv) {
   const std::string& id = inv.operands[0];
   std::optional<Client> c;
-  if (valid_client_id(id)) {
-    if (auto store = open_store(inv, false)) {
-      Txn txn = store->read();
-      c = txn.get_client(inv.realm, id);
-    }
+  if (auto store = open_app_store(inv, id)) {
+    Txn txn = store->read();
+    c = txn.get_client(inv.realm, id);
   }
-  if (!c) return not_found(id);
+  if (!c) return fail(no_application(id));
   print_json(client_json(*c).get());
   return 0;
 }
@@ -183,14 +158,12 @@ int app_show(const Invocation& inv) {
 int app_delete(const Invocation& inv) {
   const std::string& id = inv.operands[0];
   bool deleted = false;
-  if (valid_client_id(id)) {
-    if (auto store = open_store(inv, false)) {
-      Txn txn = store->write();
-      deleted = txn.delete_client(inv.realm, id);
-      if (deleted) txn.commit();
-    }
+  if (auto store = open_app_store(inv, id)) {
+    Txn txn = store->write();
+    deleted = txn.delete_client(inv.realm, id);
+    if (deleted) txn.commit();
   }
-  if (!deleted) return not_found(id);
+  if (!deleted) return fail(no_application(id));
   Json obj(checked(json_object()));
   set_member(obj.get(), "deleted", string_json(id));
   print_json(obj.get());
@@ -203,17 +176,15 @@ int app_delete(const Invocation& inv) {
 int app_set_disabled(const Invocation& inv, bool disabled) {
   const std::string& id = inv.operands[0];
   bool done = false;
-  if (valid_client_id(id)) {
-    if (auto store = open_store(inv, false)) {
-      Txn txn = store->write();
-      if (auto c = txn.get_client(inv.realm, id)) {
-        c->disabled = disabled;
-        done = txn.put_client(*c, false);
-        if (done) txn.commit();
-      }
+  if (auto store = open_app_store(inv, id)) {
+    Txn txn = store->write();
+    if (auto c = txn.get_client(inv.realm, id)) {
+      c->disabled = disabled;
+      done = txn.put_client(*c, false);
+      if (done) txn.commit();
     }
   }
-  if (!done) return not_found(id);
+  if (!done) return fail(no_application(id));
   Json obj(checked(json_object()));
   set_member(obj.get(), disabled ? "disabled" : "enabled", string_json(id));
   print_json(obj.get());

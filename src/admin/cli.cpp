@@ -13,9 +13,13 @@
 #include "codec.hpp"
 #include "crypto.hpp"
 #include "json.hpp"
+#include "model.hpp"
+#include "password.hpp"
 
 namespace oauth2::admin {
 namespace {
+
+constexpr unsigned kMaxIterations = 100000000;  // password.cpp's bound
 
 // s made safe for a terminal: controls, C1 controls and the bytes of
 // invalid UTF-8 become \xNN, and a long string is cut.
@@ -135,6 +139,47 @@ std::string quoted(std::string_view s) { return "'" + printable(s) + "'"; }
 
 std::string errno_text(const std::string& what) {
   return what + ": " + std::strerror(errno);
+}
+
+int fail(const std::string& msg) {
+  fprintf(stderr, "%s: %s\n", kProg, msg.c_str());
+  return kExitFailure;
+}
+
+unsigned pbkdf2_iterations_option(const Invocation& inv) {
+  auto v = inv.value("pbkdf2-iterations");
+  if (!v) return kDefaultPbkdf2Iterations;
+  bool ok = !v->empty() && v->size() <= 9;
+  for (char ch : *v) {
+    if (ch < '0' || ch > '9') ok = false;
+  }
+  unsigned long n = ok ? std::stoul(*v) : 0;
+  if (n == 0 || n > kMaxIterations) {
+    throw UsageError("--pbkdf2-iterations: " + quoted(*v) +
+                     " is not a number from 1 to 100000000");
+  }
+  return static_cast<unsigned>(n);
+}
+
+std::optional<std::string> scope_option(const Invocation& inv) {
+  auto scope = inv.value("scope");
+  if (scope && !parse_scope(*scope, nullptr)) {
+    throw UsageError("--scope: " + quoted(*scope) +
+                     " is not a list of distinct scope tokens separated "
+                     "by single spaces (RFC 6749 3.3)");
+  }
+  return scope;
+}
+
+std::optional<int64_t> ttl_option(const Invocation& inv, const char* name) {
+  auto v = inv.value(name);
+  if (!v) return std::nullopt;
+  auto ttl = parse_ttl(*v);
+  if (!ttl) {
+    throw UsageError(std::string("--") + name + ": " + quoted(*v) +
+                     " is not a number of seconds from 1 to 315360000");
+  }
+  return ttl;
 }
 
 std::string no_application(std::string_view id) {
@@ -326,17 +371,19 @@ void set_member(json_t* obj, const char* key, json_t* value) {
   }
 }
 
+void append_item(json_t* arr, json_t* value) {
+  if (json_array_append_new(arr, value) != 0) {
+    throw std::bad_alloc();
+  }
+}
+
 json_t* string_json(const std::string& s) {
   return checked(json_stringn(s.data(), s.size()));
 }
 
 json_t* strings_json(const std::vector<std::string>& v) {
   Json arr(checked(json_array()));
-  for (const auto& s : v) {
-    if (json_array_append_new(arr.get(), string_json(s)) != 0) {
-      throw std::bad_alloc();
-    }
-  }
+  for (const auto& s : v) append_item(arr.get(), string_json(s));
   return arr.release();
 }
 

@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -92,6 +93,18 @@ void check_invocation(const Invocation& inv);
 // " app add": the words matched, each after a space.
 std::string joined_words(const Invocation& inv);
 
+// Prints "oauth2-admin: <msg>" on stderr; the exit status kExitFailure.
+int fail(const std::string& msg);
+// --pbkdf2-iterations of the commands that hash passwords: 1 to
+// 100000000, kDefaultPbkdf2Iterations when absent.
+unsigned pbkdf2_iterations_option(const Invocation& inv);
+// --scope: distinct scope tokens separated by single spaces (RFC 6749
+// 3.3); nullopt when absent.
+std::optional<std::string> scope_option(const Invocation& inv);
+// A lifetime option (--access-token-ttl, --ttl): seconds, 1 to 315360000;
+// nullopt when absent.
+std::optional<int64_t> ttl_option(const Invocation& inv, const char* name);
+
 // s made safe for a terminal and quoted: 'x\x1B'.
 std::string quoted(std::string_view s);
 // what + ": " + strerror(errno).
@@ -106,6 +119,7 @@ void print_json(const json_t* j);
 // jansson constructors return NULL on failure (no memory, invalid UTF-8).
 json_t* checked(json_t* j);
 void set_member(json_t* obj, const char* key, json_t* value);  // steals
+void append_item(json_t* arr, json_t* value);  // steals
 json_t* string_json(const std::string& s);
 json_t* strings_json(const std::vector<std::string>& v);
 
@@ -121,5 +135,9 @@ void wipe_api_key(json_t* obj) noexcept;
 // yet is an empty one: nullptr, nothing created.  Run as root on a store
 // that belongs to another user, the process becomes that user first.
 std::unique_ptr<Store> open_store(const Invocation& inv, bool create);
+// The existing store of a command on the application client_id: nullptr,
+// nothing opened, when client_id cannot be one or there is no store yet.
+std::unique_ptr<Store> open_app_store(const Invocation& inv,
+                                      std::string_view client_id);
 
 }  // namespace oauth2::admin

@@ -139,6 +139,16 @@ void free_body(void* cls) {
 
 // ------------------------------------------------------------ HttpRequest
 
+std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
 std::optional<std::string_view> HttpRequest::header(
     std::string_view lname) const {
   for (const auto& h : headers) {
@@ -155,29 +165,25 @@ size_t HttpRequest::header_count(std::string_view lname) const {
   return n;
 }
 
+// The first cookie of that name over every Cookie header; spaces around
+// the name and the value, and quotes around the value, do not count.
 std::optional<std::string> HttpRequest::cookie(std::string_view name) const {
   for (const auto& h : headers) {
     if (h.first != "cookie") continue;
-    std::string_view v = h.second;
-    while (!v.empty()) {
-      size_t semi = v.find(';');
-      std::string_view pair = v.substr(0, semi);
-      v = semi == std::string_view::npos ? std::string_view()
-                                         : v.substr(semi + 1);
-      while (!pair.empty() && (pair.front() == ' ' || pair.front() == '\t')) {
-        pair.remove_prefix(1);
-      }
-      while (!pair.empty() && (pair.back() == ' ' || pair.back() == '\t')) {
-        pair.remove_suffix(1);
-      }
+    std::string_view line = h.second;
+    while (!line.empty()) {
+      size_t semi = line.find(';');
+      std::string_view pair = trim_ows(line.substr(0, semi));
+      line = semi == std::string_view::npos ? std::string_view()
+                                            : line.substr(semi + 1);
       size_t eq = pair.find('=');
       if (eq == std::string_view::npos) continue;
-      if (pair.substr(0, eq) != name) continue;
-      std::string_view value = pair.substr(eq + 1);
-      if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
-        value = value.substr(1, value.size() - 2);
+      if (trim_ows(pair.substr(0, eq)) != name) continue;
+      std::string_view v = trim_ows(pair.substr(eq + 1));
+      if (v.size() >= 2 && v.front() == '"' && v.back() == '"') {
+        v = v.substr(1, v.size() - 2);
       }
-      return std::string(value);
+      return std::string(v);
     }
   }
   return std::nullopt;
@@ -461,6 +467,94 @@ MHD_Result on_request(void* cls, MHD_Connection* conn, const char* url,
   }
 }
 
+// Closes fd and throws what failed with the errno of that failure.
+[[noreturn]] void close_and_throw(int fd, const std::string& what) {
+  int saved = errno;
+  close(fd);
+  errno = saved;
+  throw std::runtime_error(errno_text(what));
+}
+
+// Removes the socket file a daemon that is gone left at path; nothing at
+// path is fine, anything but a stale socket is an error.
+void remove_stale_socket(const std::string& path, const sockaddr_un& sun) {
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0) return;
+  if (!S_ISSOCK(st.st_mode)) {
+    throw std::runtime_error(path +
+                             " exists and is not a socket: not replaced");
+  }
+  // a live daemon still answers on it; a stale file refuses
+  int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (probe < 0) throw std::runtime_error(errno_text("socket"));
+  int rc =
+      connect(probe, reinterpret_cast<const sockaddr*>(&sun), sizeof(sun));
+  int saved = errno;
+  close(probe);
+  if (rc == 0) {
+    throw std::runtime_error(path +
+                             ": another process listens on this socket");
+  }
+  if (saved != ECONNREFUSED) {
+    errno = saved;
+    throw std::runtime_error(errno_text("connect " + path));
+  }
+  if (unlink(path.c_str()) != 0 && errno != ENOENT) {
+    throw std::runtime_error(errno_text("cannot remove " + path));
+  }
+}
+
+// A unix socket bound at path, mode 0660.
+int bind_unix(const std::string& path) {
+  sockaddr_un sun{};
+  sun.sun_family = AF_UNIX;
+  memcpy(sun.sun_path, path.c_str(), path.size() + 1);
+  remove_stale_socket(path, sun);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw std::runtime_error(errno_text("socket"));
+  mode_t old = umask(0117);  // 0660 from the start
+  int rc = bind(fd, reinterpret_cast<sockaddr*>(&sun), sizeof(sun));
+  int saved = errno;
+  umask(old);
+  if (rc != 0) {
+    errno = saved;
+    close_and_throw(fd, "bind " + path);
+  }
+  if (chmod(path.c_str(), 0660) != 0) close_and_throw(fd, "chmod " + path);
+  return fd;
+}
+
+// A TCP socket bound to the IP literal and port of addr.
+int bind_ip(const ListenAddress& addr) {
+  const int family =
+      addr.host.find(':') != std::string::npos ? AF_INET6 : AF_INET;
+  sockaddr_storage ss{};
+  ss.ss_family = static_cast<sa_family_t>(family);
+  socklen_t len;
+  if (family == AF_INET6) {
+    auto* a6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    a6->sin6_port = htons(addr.port);
+    inet_pton(AF_INET6, addr.host.c_str(), &a6->sin6_addr);
+    len = sizeof(*a6);
+  } else {
+    auto* a4 = reinterpret_cast<sockaddr_in*>(&ss);
+    a4->sin_port = htons(addr.port);
+    inet_pton(AF_INET, addr.host.c_str(), &a4->sin_addr);
+    len = sizeof(*a4);
+  }
+  int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw std::runtime_error(errno_text("socket"));
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (family == AF_INET6) {
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+  }
+  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+    close_and_throw(fd, "bind " + addr.text());
+  }
+  return fd;
+}
+
 }  // namespace
 
 HttpResponse HttpServer::Impl::dispatch(MHD_Connection* conn, Req* rq) {
@@ -471,7 +565,8 @@ HttpResponse HttpServer::Impl::dispatch(MHD_Connection* conn, Req* rq) {
   const MHD_ConnectionInfo* info =
       MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
   if (info && info->socket_context) {
-    const std::string& target = static_cast<Conn*>(info->socket_context)->target;
+    const std::string& target =
+        static_cast<Conn*>(info->socket_context)->target;
     size_t q = target.find('?');
     if (q != std::string::npos) req.query = target.substr(q + 1);
   }
@@ -496,10 +591,7 @@ HttpResponse HttpServer::Impl::dispatch(MHD_Connection* conn, Req* rq) {
     }
     req.remote = buf;
   }
-  struct Wiper {
-    HttpRequest& r;
-    ~Wiper() { wipe(r.body); }
-  } wiper{req};
+  WipeOnExit wipe_body(req.body);
   try {
     return handler(ctx, req);
   } catch (const StoreError& e) {
@@ -558,91 +650,8 @@ MHD_Result HttpServer::Impl::answer(MHD_Connection* conn, Req* rq,
 }
 
 void HttpServer::Impl::bind_socket() {
-  int fd = -1;
-  if (addr.is_unix) {
-    sockaddr_un sun{};
-    sun.sun_family = AF_UNIX;
-    memcpy(sun.sun_path, addr.path.c_str(), addr.path.size() + 1);
-    struct stat st;
-    if (lstat(addr.path.c_str(), &st) == 0) {
-      if (!S_ISSOCK(st.st_mode)) {
-        throw std::runtime_error(addr.path +
-                                 " exists and is not a socket: not replaced");
-      }
-      // a live daemon still answers on it; a stale file refuses
-      int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      if (probe < 0) throw std::runtime_error(errno_text("socket"));
-      int rc = connect(probe, reinterpret_cast<sockaddr*>(&sun), sizeof(sun));
-      int saved = errno;
-      close(probe);
-      if (rc == 0) {
-        throw std::runtime_error(addr.path +
-                                 ": another process listens on this socket");
-      }
-      if (saved != ECONNREFUSED) {
-        errno = saved;
-        throw std::runtime_error(errno_text("connect " + addr.path));
-      }
-      if (unlink(addr.path.c_str()) != 0 && errno != ENOENT) {
-        throw std::runtime_error(errno_text("cannot remove " + addr.path));
-      }
-    }
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw std::runtime_error(errno_text("socket"));
-    mode_t old = umask(0117);  // 0660 from the start
-    int rc = bind(fd, reinterpret_cast<sockaddr*>(&sun), sizeof(sun));
-    int saved = errno;
-    umask(old);
-    if (rc != 0) {
-      close(fd);
-      errno = saved;
-      throw std::runtime_error(errno_text("bind " + addr.path));
-    }
-    if (chmod(addr.path.c_str(), 0660) != 0) {
-      saved = errno;
-      close(fd);
-      errno = saved;
-      throw std::runtime_error(errno_text("chmod " + addr.path));
-    }
-  } else {
-    sockaddr_storage ss{};
-    socklen_t len;
-    int family;
-    if (addr.host.find(':') != std::string::npos) {
-      auto* a6 = reinterpret_cast<sockaddr_in6*>(&ss);
-      a6->sin6_family = AF_INET6;
-      a6->sin6_port = htons(addr.port);
-      inet_pton(AF_INET6, addr.host.c_str(), &a6->sin6_addr);
-      len = sizeof(sockaddr_in6);
-      family = AF_INET6;
-    } else {
-      auto* a4 = reinterpret_cast<sockaddr_in*>(&ss);
-      a4->sin_family = AF_INET;
-      a4->sin_port = htons(addr.port);
-      inet_pton(AF_INET, addr.host.c_str(), &a4->sin_addr);
-      len = sizeof(sockaddr_in);
-      family = AF_INET;
-    }
-    fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw std::runtime_error(errno_text("socket"));
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (family == AF_INET6) {
-      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    }
-    if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
-      int saved = errno;
-      close(fd);
-      errno = saved;
-      throw std::runtime_error(errno_text("bind " + addr.text()));
-    }
-  }
-  if (listen(fd, 128) != 0) {
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    throw std::runtime_error(errno_text("listen " + addr.text()));
-  }
+  int fd = addr.is_unix ? bind_unix(addr.path) : bind_ip(addr);
+  if (listen(fd, 128) != 0) close_and_throw(fd, "listen " + addr.text());
   listen_fd = fd;
 }
 

@@ -36,9 +36,12 @@ struct HttpRequest {
   std::optional<std::string_view> header(std::string_view lname) const;
   // how many times the header was sent
   size_t header_count(std::string_view lname) const;
-  // the value of a cookie of the Cookie header
+  // the value of the first cookie of that name over every Cookie header
   std::optional<std::string> cookie(std::string_view name) const;
 };
+
+// s without the spaces and tabs around it (RFC 9110's OWS)
+std::string_view trim_ows(std::string_view s);
 
 struct HttpResponse {
   int status = 200;
@@ -73,6 +76,11 @@ struct ServeContext {
 
   // the throttles of the request's client (client_address)
   Throttle throttle(const HttpRequest& req) const;
+  // a turn to hash a password (--hash-limit), until the slot is reset;
+  // false when too many wait already, and when hash_slots is null
+  HashSlots::Slot hash_slot() const {
+    return hash_slots ? hash_slots->acquire() : HashSlots::Slot(nullptr);
+  }
 };
 
 // The client's address: X-Real-IP, which nginx sets (the daemon listens

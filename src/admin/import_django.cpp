@@ -44,9 +44,6 @@ constexpr size_t kMaxDump = size_t(256) << 20;  // bytes
 constexpr size_t kMaxDepth = 32;  // a dump needs 4 (array, record, fields,
                                   // groups); jansson recurses on each level
 constexpr size_t kMaxExamples = 10;  // names listed in one warning
-constexpr size_t kMaxEmail = 254;       // bytes: the store's limit
-constexpr size_t kMaxPersonName = 150;  // bytes: the store's limit
-constexpr unsigned kMaxIterations = 100000000;  // password.cpp's bound
 
 // Bad input: exit 1, nothing written.
 class BadDump : public std::runtime_error {
@@ -405,63 +402,46 @@ std::string app_label(const Client& c) {
   return "application " + quoted(c.name) + " (" + quoted(c.client_id) + ")";
 }
 
-DjangoApp read_app(const Fields& f, Report* report) {
-  DjangoApp da;
-  Client& c = da.client;
-  c.client_id = *f.str("client_id", true);
-  c.name = f.str("name", false).value_or("");
-  std::string type = *f.str("client_type", true);
-  std::string grant = *f.str("authorization_grant_type", true);
-  std::string secret = f.str("client_secret", false).value_or("");
-  struct Wiper {
-    std::string& s;
-    ~Wiper() { wipe(s); }
-  } wiper{secret};
-  std::string uris = f.str("redirect_uris", false).value_or("");
-  c.created_at =
-      f.time("created").value_or(static_cast<int64_t>(::time(nullptr)));
-  auto skip = [&](const std::string& why) {
-    report->warnings.push_back(app_label(c) + " skipped: " + why);
-    da.importable = false;
-    return da;
-  };
-
+// Why the application must be skipped, or "": the rules of `app add` on
+// what DOT kept (c's name defaults to its client_id, its grant types are
+// DOT's grant's).
+std::string skip_reason(Client& c, const std::string& type,
+                        const std::string& grant) {
   if (!valid_client_id(c.client_id)) {
-    return skip("the client_id is not 1 to 200 bytes of UTF-8 without "
-                "control characters");
+    return "the client_id is not 1 to 200 bytes of UTF-8 without control "
+           "characters";
   }
   if (c.name.empty()) c.name = c.client_id;
   if (!valid_app_name(c.name)) {
-    return skip("the name is not 1 to 255 characters without control "
-                "characters");
+    return "the name is not 1 to 255 characters without control "
+           "characters";
   }
-  if (type == "confidential" || type == "public") {
-    c.confidential = type == "confidential";
-  } else {
-    return skip("unknown client_type " + quoted(type));
+  if (type != "confidential" && type != "public") {
+    return "unknown client_type " + quoted(type);
   }
-  if (grant == "authorization-code") {
-    c.grant_types = {"authorization_code", "refresh_token"};
-  } else if (grant == "password") {
-    c.grant_types = {"password", "refresh_token"};
-  } else if (grant == "client-credentials") {
-    c.grant_types = {"client_credentials"};
+  c.confidential = type == "confidential";
+  if (auto grants = dot_grant_types(grant)) {
+    c.grant_types = std::move(*grants);
   } else if (grant == "implicit") {
-    return skip("the implicit grant is not supported (RFC 9700 2.1.2, "
-                "OAuth 2.1): register the client again for "
-                "authorization_code with PKCE");
+    return "the implicit grant is not supported (RFC 9700 2.1.2, "
+           "OAuth 2.1): register the client again for "
+           "authorization_code with PKCE";
   } else if (grant == "openid-hybrid") {
-    return skip("the OpenID Connect hybrid flow is not supported");
+    return "the OpenID Connect hybrid flow is not supported";
   } else {
-    return skip("unknown authorization_grant_type " + quoted(grant));
+    return "unknown authorization_grant_type " + quoted(grant);
   }
   if (!c.confidential && c.allows_grant("client_credentials")) {
-    return skip("a public client cannot use client_credentials "
-                "(RFC 6749 4.4)");
+    return "a public client cannot use client_credentials (RFC 6749 4.4)";
   }
+  return "";
+}
 
-  // DOT keeps them separated by spaces (its form splits on any
-  // whitespace); R22 decides which this server accepts
+// DOT keeps them separated by spaces (its form splits on any
+// whitespace); R22 decides which this server accepts: the others are
+// dropped, each with a note.
+void take_redirect_uris(const std::string& uris, DjangoApp& da) {
+  Client& c = da.client;
   size_t pos = 0;
   while (pos < uris.size()) {
     size_t start = uris.find_first_not_of(" \t\r\n\f\v", pos);
@@ -477,35 +457,57 @@ DjangoApp read_app(const Fields& f, Report* report) {
           "private-use scheme like com.example.app:/cb (R22)");
       continue;
     }
-    bool seen = false;
-    for (const auto& u : c.redirect_uris) seen = seen || u == uri;
-    if (!seen) c.redirect_uris.push_back(std::move(uri));
+    push_unique(c.redirect_uris, std::move(uri));
   }
   if (c.allows_grant("authorization_code") && c.redirect_uris.empty()) {
     da.notes.push_back(app_label(c) +
                        ": no redirect URI left: the authorization code "
                        "grant cannot be used until one is set");
   }
+}
 
-  if (c.confidential) {
-    if (is_password_hash(secret)) {
-      c.secret_hash = secret;  // DOT 2+: Django's make_password()
-      // its strength is unknown until it is verified (then a secret of 32
-      // characters or more is rehashed to the fast form)
-      c.imported_secret = true;
-    } else if (django_hash_prefix(secret) || secret.empty()) {
-      std::string reason = hash_reason(secret);
-      c.secret_hash = "!" + reason;
-      da.notes.push_back(
-          app_label(c) + ": its secret (" + reason +
-          ") cannot be verified here: the client cannot authenticate "
-          "until it gets a new secret");
-    } else {
-      c.secret_hash = hash_secret(secret);  // DOT 1.x kept it in clear
-      // DOT generates 128 characters; a shorter one was chosen by hand
-      c.imported_secret = secret.size() < 32;
-    }
+// A confidential client's secret as DOT kept it, stored hashed.
+void take_secret(const std::string& secret, DjangoApp& da) {
+  Client& c = da.client;
+  if (is_password_hash(secret)) {
+    c.secret_hash = secret;  // DOT 2+: Django's make_password()
+    // its strength is unknown until it is verified (then a secret of 32
+    // characters or more is rehashed to the fast form)
+    c.imported_secret = true;
+  } else if (django_hash_prefix(secret) || secret.empty()) {
+    std::string reason = hash_reason(secret);
+    c.secret_hash = "!" + reason;
+    da.notes.push_back(
+        app_label(c) + ": its secret (" + reason +
+        ") cannot be verified here: the client cannot authenticate "
+        "until it gets a new secret");
+  } else {
+    c.secret_hash = hash_secret(secret);  // DOT 1.x kept it in clear
+    // DOT generates 128 characters; a shorter one was chosen by hand
+    c.imported_secret = secret.size() < 32;
   }
+}
+
+DjangoApp read_app(const Fields& f, Report* report) {
+  DjangoApp da;
+  Client& c = da.client;
+  c.client_id = *f.str("client_id", true);
+  c.name = f.str("name", false).value_or("");
+  std::string type = *f.str("client_type", true);
+  std::string grant = *f.str("authorization_grant_type", true);
+  std::string secret = f.str("client_secret", false).value_or("");
+  WipeOnExit wipe_secret(secret);
+  std::string uris = f.str("redirect_uris", false).value_or("");
+  c.created_at =
+      f.time("created").value_or(static_cast<int64_t>(::time(nullptr)));
+  std::string why = skip_reason(c, type, grant);
+  if (!why.empty()) {
+    report->warnings.push_back(app_label(c) + " skipped: " + why);
+    da.importable = false;
+    return da;
+  }
+  take_redirect_uris(uris, da);
+  if (c.confidential) take_secret(secret, da);
   if (auto alg = f.str("algorithm", false); alg && !alg->empty()) {
     da.notes.push_back(app_label(c) + ": OpenID Connect (algorithm " +
                        quoted(*alg) + ") is not supported; imported for "
@@ -601,21 +603,6 @@ void import_apps(Txn& txn, const std::string& realm,
 
 // ------------------------------------------------------------- command
 
-unsigned iterations_option(const Invocation& inv) {
-  auto v = inv.value("pbkdf2-iterations");
-  if (!v) return kDefaultPbkdf2Iterations;
-  bool ok = !v->empty() && v->size() <= 9;
-  for (char ch : *v) {
-    if (ch < '0' || ch > '9') ok = false;
-  }
-  unsigned long n = ok ? std::stoul(*v) : 0;
-  if (n == 0 || n > kMaxIterations) {
-    throw UsageError("--pbkdf2-iterations: " + quoted(*v) +
-                     " is not a number from 1 to 100000000");
-  }
-  return static_cast<unsigned>(n);
-}
-
 void finish_warnings(Report* r, unsigned iterations) {
   std::vector<std::string>& w = r->warnings;
   auto add = [&w](const Tally& t, const std::string& one,
@@ -677,8 +664,72 @@ void finish_warnings(Report* r, unsigned iterations) {
   }
 }
 
+// The users and applications of the dump, each once; records of other
+// models are counted in report->ignored.  BadDump on a malformed record.
+void read_records(json_t* root, unsigned iterations, Report* report,
+                  std::vector<DjangoUser>* users,
+                  std::vector<DjangoApp>* apps) {
+  std::set<std::string> usernames, client_ids;
+  std::set<uint64_t> pks;
+  for (size_t i = 0; i < json_array_size(root); i++) {
+    json_t* rec = json_array_get(root, i);
+    if (!json_is_object(rec)) {
+      throw BadDump("record " + std::to_string(i) + " is not an object");
+    }
+    json_t* model = json_object_get(rec, "model");
+    if (!json_is_string(model)) {
+      throw BadDump("record " + std::to_string(i) +
+                    ": \"model\" is missing or not a string");
+    }
+    std::string name = json_string_value(model);
+    if (name != "auth.user" && name != "oauth2_provider.application") {
+      report->ignored[name]++;
+      continue;
+    }
+    json_t* fields = json_object_get(rec, "fields");
+    Fields f(fields, i, name);
+    if (!json_is_object(fields)) f.bad("\"fields\" is not an object");
+    if (name == "auth.user") {
+      users->push_back(read_user(f, rec, iterations, report));
+      const DjangoUser& du = users->back();
+      if (!usernames.insert(du.user.username).second) {
+        f.bad("username " + quoted(du.user.username) + " given twice");
+      }
+      if (du.pk && !pks.insert(*du.pk).second) {
+        f.bad("pk " + std::to_string(*du.pk) + " given twice");
+      }
+    } else {
+      apps->push_back(read_app(f, report));
+      if (!client_ids.insert(apps->back().client.client_id).second) {
+        f.bad("client_id " + quoted(apps->back().client.client_id) +
+              " given twice");
+      }
+    }
+  }
+}
+
+// {"users": {imported, skipped, unusable_passwords}, "applications":
+// {imported, skipped}, "warnings": [...]}
+void print_report(const Report& report) {
+  auto count = [](size_t n) {
+    return json_integer(static_cast<json_int_t>(n));
+  };
+  Json out(checked(json_object()));
+  Json u(checked(json_object()));
+  set_member(u.get(), "imported", count(report.users_imported));
+  set_member(u.get(), "skipped", count(report.users_skipped));
+  set_member(u.get(), "unusable_passwords", count(report.unusable));
+  set_member(out.get(), "users", u.release());
+  Json a(checked(json_object()));
+  set_member(a.get(), "imported", count(report.apps_imported));
+  set_member(a.get(), "skipped", count(report.apps_skipped));
+  set_member(out.get(), "applications", a.release());
+  set_member(out.get(), "warnings", strings_json(report.warnings));
+  print_json(out.get());
+}
+
 int import_django(const Invocation& inv) {
-  const unsigned iterations = iterations_option(inv);
+  const unsigned iterations = pbkdf2_iterations_option(inv);
   const std::string& path = inv.operands[0];
   Report report;
   std::vector<DjangoUser> users;
@@ -687,43 +738,7 @@ int import_django(const Invocation& inv) {
     std::string data = read_dump(path);
     Json root = parse_dump(data);
     wipe(data);  // DOT 1.x secrets in clear
-    std::set<std::string> usernames, client_ids;
-    std::set<uint64_t> pks;
-    for (size_t i = 0; i < json_array_size(root.get()); i++) {
-      json_t* rec = json_array_get(root.get(), i);
-      if (!json_is_object(rec)) {
-        throw BadDump("record " + std::to_string(i) + " is not an object");
-      }
-      json_t* model = json_object_get(rec, "model");
-      if (!json_is_string(model)) {
-        throw BadDump("record " + std::to_string(i) +
-                      ": \"model\" is missing or not a string");
-      }
-      std::string name = json_string_value(model);
-      if (name != "auth.user" && name != "oauth2_provider.application") {
-        report.ignored[name]++;
-        continue;
-      }
-      json_t* fields = json_object_get(rec, "fields");
-      Fields f(fields, i, name);
-      if (!json_is_object(fields)) f.bad("\"fields\" is not an object");
-      if (name == "auth.user") {
-        users.push_back(read_user(f, rec, iterations, &report));
-        const DjangoUser& du = users.back();
-        if (!usernames.insert(du.user.username).second) {
-          f.bad("username " + quoted(du.user.username) + " given twice");
-        }
-        if (du.pk && !pks.insert(*du.pk).second) {
-          f.bad("pk " + std::to_string(*du.pk) + " given twice");
-        }
-      } else {
-        apps.push_back(read_app(f, &report));
-        if (!client_ids.insert(apps.back().client.client_id).second) {
-          f.bad("client_id " + quoted(apps.back().client.client_id) +
-                " given twice");
-        }
-      }
-    }
+    read_records(root.get(), iterations, &report, &users, &apps);
   } catch (const BadDump& e) {
     fprintf(stderr, "%s: %s: %s; nothing was imported\n", kProg,
             path == "-" ? "stdin" : quoted(path).c_str(), e.what());
@@ -740,22 +755,7 @@ int import_django(const Invocation& inv) {
   for (const DjangoUser& du : users) report.users_skipped += !du.importable;
   for (const DjangoApp& da : apps) report.apps_skipped += !da.importable;
   finish_warnings(&report, iterations);
-
-  auto count = [](size_t n) {
-    return json_integer(static_cast<json_int_t>(n));
-  };
-  Json out(checked(json_object()));
-  Json u(checked(json_object()));
-  set_member(u.get(), "imported", count(report.users_imported));
-  set_member(u.get(), "skipped", count(report.users_skipped));
-  set_member(u.get(), "unusable_passwords", count(report.unusable));
-  set_member(out.get(), "users", u.release());
-  Json a(checked(json_object()));
-  set_member(a.get(), "imported", count(report.apps_imported));
-  set_member(a.get(), "skipped", count(report.apps_skipped));
-  set_member(out.get(), "applications", a.release());
-  set_member(out.get(), "warnings", strings_json(report.warnings));
-  print_json(out.get());
+  print_report(report);
   return 0;
 }
 

@@ -1,8 +1,10 @@
 #include "model.hpp"
 
+#include <cstdint>
 #include <ctime>
 #include <iterator>
 #include <stdexcept>
+#include <utility>
 
 #include "cli.hpp"
 #include "codec.hpp"
@@ -100,8 +102,9 @@ Json client_json(const Client& c, json_t* secret_json) {
       o, "access_token_ttl",
       c.access_token_ttl == 0 ? json_null() : json_integer(c.access_token_ttl));
   set_member(o, "access_token_format",
-             c.access_token_format.empty() ? json_null()
-                                           : string_json(c.access_token_format));
+             c.access_token_format.empty()
+                 ? json_null()
+                 : string_json(c.access_token_format));
   set_member(o, "first_party", json_boolean(c.first_party));
   set_member(o, "created_at", json_integer(c.created_at));
   return obj;
@@ -185,6 +188,25 @@ std::optional<int64_t> parse_ttl(std::string_view s) {
   return v;
 }
 
+void push_unique(std::vector<std::string>& v, std::string s) {
+  for (const auto& x : v) {
+    if (x == s) return;
+  }
+  v.push_back(std::move(s));
+}
+
+std::optional<std::vector<std::string>> dot_grant_types(std::string_view dot) {
+  if (dot == "authorization-code") {
+    return std::vector<std::string>{"authorization_code", "refresh_token"};
+  }
+  if (dot == "password") {
+    return std::vector<std::string>{"password", "refresh_token"};
+  }
+  if (dot == "client-credentials") {
+    return std::vector<std::string>{"client_credentials"};
+  }
+  return std::nullopt;
+}
 
 bool valid_app_name(std::string_view name) {
   return !name.empty() && valid_utf8(name) && utf8_chars(name) <= kMaxName &&
@@ -229,6 +251,23 @@ Json user_json(const User& u) {
   set_member(o, "is_staff", json_boolean(u.is_staff));
   set_member(o, "is_active", json_boolean(u.is_active));
   return obj;
+}
+
+std::optional<uint64_t> parse_user_id(std::string_view s) {
+  if (s.empty() || s.size() > 19 || s[0] == '0') return std::nullopt;
+  uint64_t v = 0;
+  for (char ch : s) {
+    if (ch < '0' || ch > '9') return std::nullopt;
+    v = v * 10 + static_cast<uint64_t>(ch - '0');
+  }
+  if (v > static_cast<uint64_t>(INT64_MAX)) return std::nullopt;
+  return v;
+}
+
+size_t end_sessions_after_change(Txn& txn, std::string_view realm,
+                                 const User& u, bool new_password) {
+  if (!new_password && u.is_active) return 0;
+  return txn.delete_user_tokens(realm, u.id);
 }
 
 }  // namespace oauth2::admin

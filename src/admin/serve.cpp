@@ -10,9 +10,11 @@
 #include <signal.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <ctime>
 #include <iterator>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -20,6 +22,7 @@
 #include "cli.hpp"
 #include "codec.hpp"
 #include "http.hpp"
+#include "model.hpp"
 #include "password.hpp"
 #include "store.hpp"
 #include "web.hpp"
@@ -35,19 +38,6 @@ constexpr int kReaderCheckSeconds = 60;
 
 bool starts_with(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
-}
-
-// A user id as DRF's router matches it: decimal digits, no sign, no
-// leading zero, at most 2^63 - 1.
-std::optional<uint64_t> parse_id(std::string_view s) {
-  if (s.empty() || s.size() > 19 || s[0] == '0') return std::nullopt;
-  uint64_t v = 0;
-  for (char ch : s) {
-    if (ch < '0' || ch > '9') return std::nullopt;
-    v = v * 10 + static_cast<uint64_t>(ch - '0');
-  }
-  if (v > static_cast<uint64_t>(INT64_MAX)) return std::nullopt;
-  return v;
 }
 
 enum class Api { kNone, kUsers, kMe, kApps, kApiKeys };
@@ -86,7 +76,7 @@ Route match(std::string_view path) {
     if (rest.empty()) {
       r.api = Api::kUsers;
     } else if (rest.back() == '/') {
-      r.user_id = parse_id(rest.substr(0, rest.size() - 1));
+      r.user_id = parse_user_id(rest.substr(0, rest.size() - 1));
       if (r.user_id) r.api = Api::kUsers;
     }
   } else if (starts_with(path, kApps)) {
@@ -174,7 +164,13 @@ void say(const std::string& what) {
   fprintf(stderr, "%s: %s %s\n", kProg, buf, what.c_str());
 }
 
-int serve(const Invocation& inv) {
+// --hash-limit: password hashes at once, and waiting for a turn
+struct HashLimit {
+  unsigned running = 2;
+  unsigned waiting = 64;
+};
+
+ListenAddress listen_option(const Invocation& inv) {
   auto listen = inv.value("listen");
   if (!listen) {
     throw UsageError("serve needs --listen 127.0.0.1:<port> or unix:<path>");
@@ -182,8 +178,12 @@ int serve(const Invocation& inv) {
   std::string why;
   auto addr = parse_listen(*listen, &why);
   if (!addr) throw UsageError(why);
+  return *addr;
+}
 
-  ServeContext ctx;
+// The other options of serve into ctx and *hash, checked in the order of
+// its --help.
+void read_options(const Invocation& inv, ServeContext& ctx, HashLimit* hash) {
   ctx.realm = inv.realm;
   ctx.open_registration = inv.has("open-registration");
   ctx.pbkdf2_iterations = kDefaultPbkdf2Iterations;
@@ -198,14 +198,16 @@ int serve(const Invocation& inv) {
   if (auto v = inv.value("auth-limit")) {
     if (!parse_limit(*v, &ctx.auth_limit, &ctx.auth_window)) {
       throw UsageError("--auth-limit: " + quoted(*v) +
-                       " is not <n>/<seconds> (1 to 100000, 1 to 86400) or off");
+                       " is not <n>/<seconds> (1 to 100000, 1 to 86400) or "
+                       "off");
     }
   }
   if (auto v = inv.value("account-limit")) {
     unsigned window = 0;
     if (!parse_limit(*v, &ctx.account_limit.limit, &window)) {
       throw UsageError("--account-limit: " + quoted(*v) +
-                       " is not <n>/<seconds> (1 to 100000, 1 to 86400) or off");
+                       " is not <n>/<seconds> (1 to 100000, 1 to 86400) or "
+                       "off");
     }
     ctx.account_limit.window = window;
   }
@@ -215,10 +217,9 @@ int serve(const Invocation& inv) {
     if (!p) throw UsageError("--password-policy: " + why);
     ctx.password_policy = *p;
   }
-  unsigned hash_running = 2, hash_waiting = 64;
   if (auto v = inv.value("hash-limit")) {
-    if (!parse_limit(*v, &hash_running, &hash_waiting) || hash_running == 0 ||
-        hash_running > 64) {
+    if (!parse_limit(*v, &hash->running, &hash->waiting) ||
+        hash->running == 0 || hash->running > 64) {
       throw UsageError("--hash-limit: " + quoted(*v) +
                        " is not <n>/<queue> (1 to 64 running)");
     }
@@ -231,14 +232,47 @@ int serve(const Invocation& inv) {
     }
     ctx.page_size = static_cast<size_t>(n);
   }
+}
 
-  // SIGTERM and SIGINT wait for sigtimedwait() below: blocked here, before
-  // any thread starts, they never interrupt a request.
+// SIGTERM and SIGINT wait for wait_for_stop(): blocked here, before any
+// thread starts, they never interrupt a request.
+sigset_t block_stop_signals() {
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  return stop_signals;
+}
+
+// The stop signal, when it comes; meanwhile the readers that dead
+// processes left in the store are cleared every kReaderCheckSeconds.
+int wait_for_stop(const sigset_t& stop_signals, Store& store) {
+  int sig = 0;
+  while (sig == 0) {
+    struct timespec wait = {kReaderCheckSeconds, 0};
+    siginfo_t info;
+    int rc = sigtimedwait(&stop_signals, &info, &wait);
+    if (rc > 0) {
+      sig = rc;
+    } else if (errno == EAGAIN) {
+      try {
+        int dead = store.reader_check();
+        if (dead > 0) say("cleared " + std::to_string(dead) + " stale readers");
+      } catch (const std::exception& e) {
+        say(std::string("store: ") + e.what());
+      }
+    }
+  }
+  return sig;
+}
+
+int serve(const Invocation& inv) {
+  const ListenAddress addr = listen_option(inv);
+  ServeContext ctx;
+  HashLimit hash_limit;
+  read_options(inv, ctx, &hash_limit);
+  const sigset_t stop_signals = block_stop_signals();
 
   std::unique_ptr<Store> store = open_store(inv, true);
   store->disable_read_cache();  // handlers run on many threads
@@ -246,32 +280,16 @@ int serve(const Invocation& inv) {
   ctx.store = store.get();
   MemoryCounters counters;
   ctx.counters = &counters;
-  HashSlots hash_slots(hash_running, hash_waiting);
+  HashSlots hash_slots(hash_limit.running, hash_limit.waiting);
   ctx.hash_slots = &hash_slots;
 
   {
     HttpServer server(ctx, route);
-    server.start(*addr);
-    say("listening on " + addr->text() + ", store " + quoted(inv.store) +
+    server.start(addr);
+    say("listening on " + addr.text() + ", store " + quoted(inv.store) +
         ", realm " + quoted(ctx.realm) +
         (ctx.open_registration ? ", open registration" : ""));
-
-    int sig = 0;
-    while (sig == 0) {
-      struct timespec wait = {kReaderCheckSeconds, 0};
-      siginfo_t info;
-      int rc = sigtimedwait(&stop_signals, &info, &wait);
-      if (rc > 0) {
-        sig = rc;
-      } else if (errno == EAGAIN) {
-        try {
-          int dead = store->reader_check();
-          if (dead > 0) say("cleared " + std::to_string(dead) + " stale readers");
-        } catch (const std::exception& e) {
-          say(std::string("store: ") + e.what());
-        }
-      }
-    }
+    int sig = wait_for_stop(stop_signals, *store);
     say(std::string("stopping on ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
         ": finishing the requests in flight");
     server.stop(kStopGraceMs);

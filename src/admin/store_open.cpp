@@ -109,4 +109,10 @@ std::unique_ptr<Store> open_store(const Invocation& inv, bool create) {
   return std::make_unique<Store>(inv.store, kDefaultMapSize);
 }
 
+std::unique_ptr<Store> open_app_store(const Invocation& inv,
+                                      std::string_view client_id) {
+  if (!valid_client_id(client_id)) return nullptr;
+  return open_store(inv, false);
+}
+
 }  // namespace oauth2::admin

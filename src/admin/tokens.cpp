@@ -47,7 +47,8 @@ int cleartokens(const Invocation& inv) {
     }
   }
   Json obj(checked(json_object()));
-  set_member(obj.get(), "deleted", checked(json_integer(static_cast<json_int_t>(total))));
+  set_member(obj.get(), "deleted",
+             checked(json_integer(static_cast<json_int_t>(total))));
   print_json(obj.get());
   return 0;
 }
@@ -55,74 +56,85 @@ int cleartokens(const Invocation& inv) {
 constexpr const char* kFallbackScope = "read write";  // oauth2_default_scope
 constexpr int64_t kDefaultTokenTtl = 36000;  // oauth2_access_token_ttl
 
-int issue_failed(const std::string& msg) {
-  fprintf(stderr, "%s: %s\n", kProg, msg.c_str());
-  return kExitFailure;
+// The scope of the token: the one asked for, within the application's
+// allowed scope, else all of that; nullopt with why in *refused when the
+// scope asked for goes beyond it.
+std::optional<std::string> token_scope(const Client& client,
+                                       const std::optional<std::string>& asked,
+                                       std::string* refused) {
+  const std::string allowed =
+      client.scope.empty() ? kFallbackScope : client.scope;
+  std::string scope = asked ? *asked : allowed;
+  std::vector<std::string_view> want, held;
+  parse_scope(scope, &want);
+  parse_scope(allowed, &held);
+  for (std::string_view w : want) {
+    if (std::find(held.begin(), held.end(), w) == held.end()) {
+      *refused = "scope " + quoted(std::string(w)) +
+                 " is not allowed for the application (it may have " +
+                 quoted(allowed) + ")";
+      return std::nullopt;
+    }
+  }
+  return scope;
 }
 
-// The id echoed only when it is plain printable ASCII (as app show does).
-std::string no_such_client(std::string_view id) {
-  bool plain = !id.empty() && id.size() <= kMaxClientId;
-  for (char ch : id) {
-    if (ch < 0x21 || ch > 0x7E) plain = false;
+// Writes t under a fresh token, returned in *token; R43: the store keeps
+// only its SHA-256.
+void put_new_token(Txn& txn, const std::string& realm, const Token& t,
+                   std::string* token) {
+  for (int tries = 0;; tries++) {
+    if (tries == 3) throw std::runtime_error("no fresh token found");
+    *token = random_token();
+    if (txn.put_token(realm, sha256(*token), t)) break;
   }
-  return plain ? "no application with client_id " + std::string(id)
-               : std::string("no such application");
+}
+
+// The token endpoint's answer: {access_token, expires_in, token_type,
+// scope}.
+void print_token(const std::string& token, int64_t lifetime,
+                 const std::string& scope) {
+  // jansson copies the token: wipe that copy too before it is freed.
+  Json obj(checked(json_object()));
+  Json token_json(string_json(token));
+  WipeJsonOnExit wipe_token_json(token_json.get());
+  set_member(obj.get(), "access_token", json_incref(token_json.get()));
+  set_member(obj.get(), "expires_in", json_integer(lifetime));
+  set_member(obj.get(), "token_type", json_string("Bearer"));
+  set_member(obj.get(), "scope", string_json(scope));
+  print_json(obj.get());
 }
 
 int token_issue(const Invocation& inv) {
   auto client_id = inv.value("client-id");
   if (!client_id) throw UsageError("token issue needs --client-id");
-  auto scope = inv.value("scope");
-  if (scope && !parse_scope(*scope, nullptr)) {
-    throw UsageError("--scope: " + quoted(*scope) +
-                     " is not a list of distinct scope tokens separated "
-                     "by single spaces (RFC 6749 3.3)");
-  }
-  std::optional<int64_t> ttl;
-  if (auto v = inv.value("ttl")) {
-    ttl = parse_ttl(*v);
-    if (!ttl) {
-      throw UsageError("--ttl: " + quoted(*v) +
-                       " is not a number of seconds from 1 to 315360000");
-    }
-  }
+  const auto scope = scope_option(inv);
+  const auto ttl = ttl_option(inv, "ttl");
   auto username = inv.value("user");
 
   auto store = open_store(inv, false);
   if (!store || !valid_client_id(*client_id)) {
-    return issue_failed(no_such_client(*client_id));
+    return fail(no_application(*client_id));
   }
   Txn txn = store->write();
   auto client = txn.get_client(inv.realm, *client_id);
-  if (!client) return issue_failed(no_such_client(*client_id));
+  if (!client) return fail(no_application(*client_id));
   if (client->disabled) {
-    return issue_failed("application " + quoted(*client_id) +
-                        " is disabled");
+    return fail("application " + quoted(*client_id) + " is disabled");
   }
   Token t;
   if (username) {
     auto user = txn.get_user_by_username(inv.realm, *username);
-    if (!user) return issue_failed("no user " + quoted(*username));
+    if (!user) return fail("no user " + quoted(*username));
     if (!user->is_active) {  // R70
-      return issue_failed("user " + quoted(*username) + " is inactive");
+      return fail("user " + quoted(*username) + " is inactive");
     }
     t.user = std::to_string(user->id);
   }
-
-  const std::string allowed =
-      client->scope.empty() ? kFallbackScope : client->scope;
-  t.scope = scope ? *scope : allowed;
-  std::vector<std::string_view> want, held;
-  parse_scope(t.scope, &want);
-  parse_scope(allowed, &held);
-  for (std::string_view w : want) {
-    if (std::find(held.begin(), held.end(), w) == held.end()) {
-      return issue_failed("scope " + quoted(std::string(w)) +
-                          " is not allowed for the application (it may "
-                          "have " + quoted(allowed) + ")");
-    }
-  }
+  std::string refused;
+  auto granted = token_scope(*client, scope, &refused);
+  if (!granted) return fail(refused);
+  t.scope = std::move(*granted);
 
   const int64_t lifetime =
       ttl ? *ttl
@@ -134,32 +146,10 @@ int token_issue(const Invocation& inv) {
   t.client_id = client->client_id;
 
   std::string token;
-  struct Wiper {
-    std::string& s;
-    ~Wiper() { wipe(s); }
-  } wiper{token};
-  for (int tries = 0;; tries++) {
-    if (tries == 3) throw std::runtime_error("no fresh token found");
-    token = random_token();
-    if (txn.put_token(inv.realm, sha256(token), t)) break;
-  }
+  WipeOnExit wipe_token(token);
+  put_new_token(txn, inv.realm, t, &token);
   txn.commit();
-
-  // jansson copies the token: wipe that copy too before it is freed.
-  Json obj(checked(json_object()));
-  Json token_json(string_json(token));
-  struct JsonWiper {
-    json_t* j;
-    ~JsonWiper() {
-      OPENSSL_cleanse(const_cast<char*>(json_string_value(j)),
-                      json_string_length(j));
-    }
-  } json_wiper{token_json.get()};
-  set_member(obj.get(), "access_token", json_incref(token_json.get()));
-  set_member(obj.get(), "expires_in", json_integer(lifetime));
-  set_member(obj.get(), "token_type", json_string("Bearer"));
-  set_member(obj.get(), "scope", string_json(t.scope));
-  print_json(obj.get());
+  print_token(token, lifetime, t.scope);
   return 0;
 }
 
@@ -203,12 +193,15 @@ const char kClearTokensUsage[] =
 // Writes key (and one newline, which oauth2_handshake_key's loader drops)
 // to a new file, mode 0600, never over an existing one.
 void write_key_file(const std::string& path, const std::string& key) {
-  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                0600);
-  if (fd < 0) throw std::runtime_error(errno_text("cannot create " + quoted(path)));
+  int fd = open(path.c_str(),
+                O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    throw std::runtime_error(errno_text("cannot create " + quoted(path)));
+  }
   std::string text = key + "\n";
   WipeOnExit wipe_text(text);
-  bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  bool ok =
+      write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
   ok = fsync(fd) == 0 && ok;
   ok = close(fd) == 0 && ok;
   if (!ok) {

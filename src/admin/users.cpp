@@ -1,18 +1,16 @@
 // `oauth2-admin user ...`: the users of a realm, with the fields of
-// Django's auth.User that seed 003's API shows, in the store the daemon's
-// /api/users/ and the module's user tokens read.  Passwords are hashed in
-// Django's pbkdf2_sha256 format before the write transaction begins, so
-// that the store's single writer lock is never held for a slow hash.
+// Django's auth.User that the users API shows (docs/compat.md, seed 003),
+// in the store the daemon's /api/users/ and the module's user tokens
+// read.  Passwords are hashed in Django's pbkdf2_sha256 format before the
+// write transaction begins, so that the store's single writer lock is
+// never held for a slow hash.
 
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
-#include <cstdio>
 #include <ctime>
 #include <iterator>
-#include <limits>
-#include <new>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -29,50 +27,18 @@
 namespace oauth2::admin {
 namespace {
 
-constexpr size_t kMaxPassword = 4096;     // bytes
-constexpr size_t kMaxEmail = 254;         // bytes, as Django's EmailField
-// Django counts 150 characters; the store counts bytes (store.cpp)
-constexpr size_t kMaxPersonName = 150;    // bytes
-constexpr unsigned kMaxIterations = 100000000;  // password.cpp's bound
+constexpr size_t kMaxPassword = 4096;  // bytes
 
-// A string wiped when it goes out of scope: a password.
-struct WipedString {
-  std::string s;
-  WipedString() = default;
-  WipedString(const WipedString&) = delete;
-  WipedString& operator=(const WipedString&) = delete;
-  ~WipedString() { wipe(s); }
-};
-
-// The user operand: a canonical decimal number (no sign, no leading zero)
-// may be an id; anything else is only a username.
-std::optional<uint64_t> id_operand(std::string_view s) {
-  if (s.empty() || s.size() > 19 || s[0] == '0') return std::nullopt;
-  uint64_t v = 0;
-  for (char ch : s) {
-    if (ch < '0' || ch > '9') return std::nullopt;
-    v = v * 10 + static_cast<uint64_t>(ch - '0');
-  }
-  if (v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-    return std::nullopt;
-  }
-  return v;
-}
-
-int fail(const std::string& msg) {
-  fprintf(stderr, "%s: %s\n", kProg, msg.c_str());
-  return kExitFailure;
-}
-
-// The user an operand names: by id when it is a number, else by
-// username.  A number that is the id of one user and the username of
-// another is refused rather than guessed: every user is reachable by id.
-// nullopt with *error set when there is none (or it is ambiguous).
+// The user an operand names: by id when it is a canonical decimal number
+// (parse_user_id), else by username.  A number that is the id of one user
+// and the username of another is refused rather than guessed: every user
+// is reachable by id.  nullopt with *error set when there is none (or it
+// is ambiguous).
 std::optional<User> find_user(Txn& txn, const Invocation& inv,
                               const std::string& operand,
                               std::string* error) {
   std::optional<User> by_id, by_name;
-  if (auto id = id_operand(operand)) by_id = txn.get_user(inv.realm, *id);
+  if (auto id = parse_user_id(operand)) by_id = txn.get_user(inv.realm, *id);
   if (valid_username(operand)) {
     by_name = txn.get_user_by_username(inv.realm, operand);
   }
@@ -90,6 +56,25 @@ std::optional<User> find_user(Txn& txn, const Invocation& inv,
 
 std::string no_user(const Invocation& inv) {
   return "no user " + quoted(inv.operands[0]);
+}
+
+// Calls change(txn, user) with the user the operand names, in a write
+// transaction of store that change commits; exit 1 when there is none.
+template <typename Change>
+int change_user(Store& store, const Invocation& inv, Change change) {
+  std::string error;
+  Txn txn = store.write();
+  auto u = find_user(txn, inv, inv.operands[0], &error);
+  if (!u) return fail(error);
+  return change(txn, *u);
+}
+
+// The same on the store of the invocation, if there is one.
+template <typename Change>
+int change_user(const Invocation& inv, Change change) {
+  auto store = open_store(inv, false);
+  if (!store) return fail(no_user(inv));
+  return change_user(*store, inv, change);
 }
 
 bool email_ok(std::string_view e) {
@@ -125,22 +110,6 @@ std::string checked_person_name(const char* option, const std::string& n) {
                      "no control characters");
   }
   return n;
-}
-
-unsigned iterations_option(const Invocation& inv) {
-  auto v = inv.value("pbkdf2-iterations");
-  if (!v) return kDefaultPbkdf2Iterations;
-  unsigned long n = 0;
-  bool ok = !v->empty() && v->size() <= 9;
-  for (char ch : *v) {
-    if (ch < '0' || ch > '9') ok = false;
-  }
-  if (ok) n = std::stoul(*v);
-  if (!ok || n == 0 || n > kMaxIterations) {
-    throw UsageError("--pbkdf2-iterations: " + quoted(*v) +
-                     " is not a number from 1 to 100000000");
-  }
-  return static_cast<unsigned>(n);
 }
 
 // One line of stdin, without its line end; at most kMaxPassword bytes.
@@ -205,8 +174,9 @@ PasswordPolicy policy_option(const Invocation& inv) {
 std::string policy_problems(const PasswordPolicy& policy,
                             const std::string& password, const User& u) {
   std::string out;
-  for (const std::string& p : password_problems(
-           policy, password, {u.username, u.first_name, u.last_name, u.email})) {
+  for (const std::string& p :
+       password_problems(policy, password,
+                         {u.username, u.first_name, u.last_name, u.email})) {
     out += (out.empty() ? "" : " ") + p;
   }
   return out;
@@ -250,17 +220,18 @@ int user_add(const Invocation& inv) {
   }
   u.is_staff = inv.has("staff");
   u.is_active = !inv.has("inactive");
-  const unsigned iterations = iterations_option(inv);
+  const unsigned iterations = pbkdf2_iterations_option(inv);
   const PasswordPolicy policy = policy_option(inv);
   {
-    WipedString password;
-    read_password(inv, &password.s);
-    std::string why = policy_problems(policy, password.s, u);
+    std::string password;
+    WipeOnExit wipe_password(password);
+    read_password(inv, &password);
+    std::string why = policy_problems(policy, password, u);
     if (!why.empty()) {
       throw UsageError("the password is refused: " + why +
                        " (--password-policy off accepts it)");
     }
-    u.password = hash_password(password.s, iterations);
+    u.password = hash_password(password, iterations);
   }
   u.date_joined = static_cast<int64_t>(time(nullptr));
 
@@ -285,9 +256,7 @@ int user_list(const Invocation& inv) {
     Txn txn = store->read();
     size_t total = 0;
     for (const User& u : txn.list_users(inv.realm, 0, SIZE_MAX, &total)) {
-      if (json_array_append_new(arr.get(), user_json(u).release()) != 0) {
-        throw std::bad_alloc();
-      }
+      append_item(arr.get(), user_json(u).release());
     }
   }
   print_json(arr.get());
@@ -307,53 +276,47 @@ int user_show(const Invocation& inv) {
 }
 
 int user_set_password(const Invocation& inv) {
-  const unsigned iterations = iterations_option(inv);
+  const unsigned iterations = pbkdf2_iterations_option(inv);
   const PasswordPolicy policy = policy_option(inv);
-  WipedString password;
-  read_password(inv, &password.s);
+  std::string password;
+  WipeOnExit wipe_password(password);
+  read_password(inv, &password);
   auto store = open_store(inv, false);
   if (!store) return fail(no_user(inv));
-  std::string error;
-  std::string hash;
   {
+    std::string error;
     Txn txn = store->read();
     auto u = find_user(txn, inv, inv.operands[0], &error);
     if (!u) return fail(error);
-    std::string why = policy_problems(policy, password.s, *u);
+    std::string why = policy_problems(policy, password, *u);
     if (!why.empty()) {
       return fail("the password is refused: " + why +
                   " (--password-policy off accepts it)");
     }
   }
-  hash = hash_password(password.s, iterations);
-  Txn txn = store->write();
-  auto u = find_user(txn, inv, inv.operands[0], &error);
-  if (!u) return fail(error);
-  u->password = std::move(hash);
-  if (txn.put_user(*u, false) != PutUser::kOk) {
-    return fail("the store refused the user");
-  }
-  // R39, R70: a new password ends every session of the old one
-  size_t revoked = txn.delete_user_tokens(inv.realm, u->id);
-  txn.commit();
-  Json obj = id_result("id", u->id);
-  set_member(obj.get(), "tokens_revoked",
-             json_integer(static_cast<json_int_t>(revoked)));
-  print_json(obj.get());
-  return 0;
+  std::string hash = hash_password(password, iterations);
+  return change_user(*store, inv, [&](Txn& txn, User& u) {
+    u.password = std::move(hash);
+    if (txn.put_user(u, false) != PutUser::kOk) {
+      return fail("the store refused the user");
+    }
+    size_t revoked = end_sessions_after_change(txn, inv.realm, u, true);
+    txn.commit();
+    Json obj = id_result("id", u.id);
+    set_member(obj.get(), "tokens_revoked",
+               json_integer(static_cast<json_int_t>(revoked)));
+    print_json(obj.get());
+    return 0;
+  });
 }
 
 int user_delete(const Invocation& inv) {
-  auto store = open_store(inv, false);
-  if (!store) return fail(no_user(inv));
-  std::string error;
-  Txn txn = store->write();
-  auto u = find_user(txn, inv, inv.operands[0], &error);
-  if (!u) return fail(error);
-  if (!txn.delete_user(inv.realm, u->id)) return fail(no_user(inv));  // R70
-  txn.commit();
-  print_json(id_result("deleted", u->id).get());
-  return 0;
+  return change_user(inv, [&](Txn& txn, User& u) {
+    if (!txn.delete_user(inv.realm, u.id)) return fail(no_user(inv));  // R70
+    txn.commit();
+    print_json(id_result("deleted", u.id).get());
+    return 0;
+  });
 }
 
 int user_set(const Invocation& inv) {
@@ -370,26 +333,21 @@ int user_set(const Invocation& inv) {
                      "--first-name or --last-name");
   }
 
-  auto store = open_store(inv, false);
-  if (!store) return fail(no_user(inv));
-  std::string error;
-  Txn txn = store->write();
-  auto u = find_user(txn, inv, inv.operands[0], &error);
-  if (!u) return fail(error);
-  if (active) u->is_active = *active;
-  if (staff) u->is_staff = *staff;
-  if (email) u->email = *email;
-  if (first) u->first_name = *first;
-  if (last) u->last_name = *last;
-  if (txn.put_user(*u, false) != PutUser::kOk) {
-    return fail("the store refused the user");
-  }
-  // R39, R70: a disabled user's tokens are gone, not merely refused, so
-  // that enabling the user again does not bring them back
-  if (active && !*active) txn.delete_user_tokens(inv.realm, u->id);
-  txn.commit();
-  print_json(user_json(*u).get());
-  return 0;
+  return change_user(inv, [&](Txn& txn, User& u) {
+    if (active) u.is_active = *active;
+    if (staff) u.is_staff = *staff;
+    if (email) u.email = *email;
+    if (first) u.first_name = *first;
+    if (last) u.last_name = *last;
+    if (txn.put_user(u, false) != PutUser::kOk) {
+      return fail("the store refused the user");
+    }
+    // only --active may disable the user: then their sessions end
+    if (active) end_sessions_after_change(txn, inv.realm, u, false);
+    txn.commit();
+    print_json(user_json(u).get());
+    return 0;
+  });
 }
 
 // ------------------------------------------------------------- tables

@@ -1,10 +1,11 @@
-// The web pages of the daemon, under /o/applications/ (seeds 000 and 001:
-// django-oauth-toolkit's application pages): a staff user logs in with a
-// session cookie, registers an application and sees its client secret
-// once, lists, shows, edits and deletes applications and rotates a
-// secret.  Plain HTML forms, no JavaScript, no third-party asset; every
-// POST carries a CSRF token; every response carries the security headers
-// of docs/security.md R26 and Cache-Control: no-store.
+// The web pages of the daemon, under /o/applications/ (django-oauth-
+// toolkit's application pages; docs/compat.md, seeds 000 and 001): a
+// staff user logs in with a session cookie, registers an application and
+// sees its client secret once, lists, shows, edits and deletes
+// applications and rotates a secret.  Plain HTML forms, no JavaScript,
+// no third-party asset; every POST carries a CSRF token; every response
+// carries the security headers of docs/security.md R26 and
+// Cache-Control: no-store.
 
 #pragma once
 

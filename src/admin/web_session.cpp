@@ -1,0 +1,209 @@
+// The sessions and CSRF tokens of the web pages.
+//
+// Sessions live in this process's memory, keyed by the SHA-256 of the
+// cookie value (the clear value is never kept): 30 minutes idle, 12 hours
+// at most, and the user is read again on every request, so that a user
+// who is deleted, disabled, loses is_staff or changes password is logged
+// out at once.  Each session has its own random CSRF token; the login
+// form, before any session exists, uses a double-submit cookie.
+
+#include <iterator>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "codec.hpp"
+#include "crypto.hpp"
+#include "store.hpp"
+#include "web_internal.hpp"
+
+namespace oauth2::admin::web {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr auto kIdleTimeout = std::chrono::minutes(30);
+constexpr auto kAbsoluteTimeout = std::chrono::hours(12);
+constexpr size_t kMaxSessions = 10000;
+constexpr size_t kTokenLength = 43;  // random_token(): 256 bits, base64url
+
+class Sessions {
+ public:
+  // A new session; returns the cookie value.
+  std::string open(uint64_t user_id, const Digest& auth_hash) {
+    std::string token = random_token();
+    Session s;
+    s.user_id = user_id;
+    s.auth_hash = auth_hash;
+    s.csrf = random_token();
+    s.created = s.seen = Clock::now();
+    std::lock_guard<std::mutex> lock(mu_);
+    sweep(s.created);
+    if (map_.size() >= kMaxSessions) {
+      auto oldest = map_.begin();
+      for (auto it = map_.begin(); it != map_.end(); ++it) {
+        if (it->second.seen < oldest->second.seen) oldest = it;
+      }
+      map_.erase(oldest);
+    }
+    map_[key(token)] = std::move(s);
+    return token;
+  }
+
+  // The live session of a cookie value (its key in *k), now marked seen.
+  std::optional<Session> touch(std::string_view cookie_value, std::string* k) {
+    *k = key(cookie_value);
+    auto now = Clock::now();
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = map_.find(*k);
+    if (it == map_.end()) return std::nullopt;
+    if (expired(it->second, now)) {
+      map_.erase(it);
+      return std::nullopt;
+    }
+    it->second.seen = now;
+    Session copy = it->second;
+    return copy;
+  }
+
+  void close(const std::string& k) {
+    std::lock_guard<std::mutex> lock(mu_);
+    map_.erase(k);
+  }
+
+  void close_cookie(std::string_view cookie_value) { close(key(cookie_value)); }
+
+  void set_flash(const std::string& k, std::string msg) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = map_.find(k);
+    if (it != map_.end()) it->second.flash = std::move(msg);
+  }
+
+  std::string take_flash(const std::string& k) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = map_.find(k);
+    if (it == map_.end()) return {};
+    return std::exchange(it->second.flash, std::string());
+  }
+
+ private:
+  static std::string key(std::string_view cookie_value) {
+    Digest d = sha256(cookie_value);
+    return std::string(reinterpret_cast<const char*>(d.data()), d.size());
+  }
+
+  static bool expired(const Session& s, Clock::time_point now) {
+    return now - s.seen > kIdleTimeout || now - s.created > kAbsoluteTimeout;
+  }
+
+  void sweep(Clock::time_point now) {
+    for (auto it = map_.begin(); it != map_.end();) {
+      it = expired(it->second, now) ? map_.erase(it) : std::next(it);
+    }
+  }
+
+  std::mutex mu_;
+  std::map<std::string, Session> map_;
+};
+
+// Never destroyed: the daemon's threads may still answer during exit.
+Sessions& sessions() {
+  static Sessions* s = new Sessions;
+  return *s;
+}
+
+Digest auth_hash(const User& u) { return sha256(u.password); }
+
+// A POST must come from these pages: a browser says so in Sec-Fetch-Site.
+bool cross_site(const HttpRequest& req) {
+  auto site = req.header("sec-fetch-site");
+  return site && trim_ows(*site) != "same-origin";
+}
+
+}  // namespace
+
+std::optional<Auth> authenticate(ServeContext& ctx, const HttpRequest& req) {
+  auto value = req.cookie(kSessionCookie);
+  if (!value || !is_token(*value)) return std::nullopt;
+  Auth a;
+  auto s = sessions().touch(*value, &a.key);
+  if (!s) return std::nullopt;
+  a.session = std::move(*s);
+  std::optional<User> u;
+  {
+    Txn txn = ctx.store->read();
+    u = txn.get_user(ctx.realm, a.session.user_id);
+  }
+  if (!u || !u->is_active || !u->is_staff ||
+      !equal_ct(auth_hash(*u).data(), a.session.auth_hash.data(),
+                a.session.auth_hash.size())) {
+    sessions().close(a.key);
+    return std::nullopt;
+  }
+  a.user = std::move(*u);
+  return a;
+}
+
+std::string open_session(const User& u) {
+  return sessions().open(u.id, auth_hash(u));
+}
+
+void close_session(const Auth& auth) { sessions().close(auth.key); }
+
+void close_session_cookie(std::string_view cookie_value) {
+  sessions().close_cookie(cookie_value);
+}
+
+void set_flash(const Auth& auth, std::string message) {
+  sessions().set_flash(auth.key, std::move(message));
+}
+
+std::string take_flash(const Auth& auth) {
+  return sessions().take_flash(auth.key);
+}
+
+bool is_token(std::string_view s) {
+  if (s.size() != kTokenLength) return false;
+  for (char ch : s) {
+    if (!unreserved(ch) || ch == '.' || ch == '~') return false;
+  }
+  return true;
+}
+
+bool tokens_equal(std::string_view a, std::string_view b) {
+  if (a.size() != b.size() || a.empty()) return false;
+  return equal_ct(reinterpret_cast<const unsigned char*>(a.data()),
+                  reinterpret_cast<const unsigned char*>(b.data()), a.size());
+}
+
+bool csrf_ok(const HttpRequest& req, const Form& f, const Auth& auth) {
+  return !cross_site(req) &&
+         tokens_equal(field_value(f, "csrf"), auth.session.csrf);
+}
+
+bool login_csrf_ok(const HttpRequest& req,
+                   const std::optional<std::string>& csrf_cookie,
+                   const Form& f) {
+  return !cross_site(req) && csrf_cookie && is_token(*csrf_cookie) &&
+         tokens_equal(*csrf_cookie, field_value(f, "csrf"));
+}
+
+bool secure_request(const HttpRequest& req) {
+  auto proto = req.header("x-forwarded-proto");
+  return proto && iequals(trim_ows(*proto), "https");
+}
+
+std::string cookie_header(const HttpRequest& req, const char* name,
+                          std::string_view value, bool remove) {
+  std::string c = std::string(name) + "=" + std::string(value) +
+                  "; Path=" + std::string(kBase) +
+                  "; HttpOnly; SameSite=Strict";
+  if (remove) c += "; Max-Age=0";
+  if (secure_request(req)) c += "; Secure";
+  return c;
+}
+
+}  // namespace oauth2::admin::web
