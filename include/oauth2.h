@@ -360,6 +360,8 @@ typedef struct {
     int                  status;            /* a refusal's HTTP status */
     const char          *error;             /* its RFC 6750 error, or NULL */
     oauth2_str_t         challenge;         /* WWW-Authenticate, or empty */
+    oauth2_str_t         reason;            /* why OAUTH2_UNAVAILABLE, for
+                                               the log */
 } oauth2_validate_res_t;
 
 

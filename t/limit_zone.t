@@ -117,7 +117,7 @@ is($t->token($cc->{client_id}, $cc->{client_secret},
 $t->write_config($t->default_http(extra_http => 'oauth2_limit_zone 1k;'));
 my ($code, $out) = $t->nginx_t;
 isnt($code, 0, 'oauth2_limit_zone 1k: nginx -t fails');
-like($out, qr/oauth2_limit_zone.*at least 64k/,
-    'nginx -t says the zone must be at least 64k');
+like($out, qr/"oauth2_limit_zone" directive must be at least 64k in \S+nginx\.conf:\d+/,
+    'nginx -t says the zone must be at least 64k, at its line');
 
 $t->done_testing;

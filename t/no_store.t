@@ -29,6 +29,7 @@ $t->write_config(join '', "oauth2_store $dir/not-a-store;\n",
     "server {\n",
     "    listen 127.0.0.1:%%PORT%%;\n",
     "    location = /o/token/ { oauth2_token; }\n",
+    "    location /api/ { auth_oauth2 api; alias $dir/html/; }\n",
     "    location = /.well-known/jwks.json { oauth2_jwks; }\n",
     "    location = /api/status/ {\n",
     "        oauth2_status svc X-Service-Token $dir/status.token;\n",
@@ -45,5 +46,14 @@ $r = $t->get('/api/status/');
 is($r->{status}, 403, 'and 403 without its header');
 $r = $t->token('any', 'thing');
 is($r->{status}, 503, 'the token endpoint without a store: 503, never 200');
+$r = $t->get('/api/', Authorization => 'Bearer some-token');
+is($r->{status}, 503, 'a bearer token without a store: 503, never 200');
+
+# the reason of each 503 reaches error.log at "error" (issue 10)
+my $log = OAuth2Test::_slurp($t->error_log);
+like($log, qr/\[error\].*answering 503: the store is not open in this worker/,
+    'the token endpoint\'s 503 says why in error.log');
+like($log, qr/\[error\].*cannot check the bearer token, answering 503: the store is not open/,
+    'the bearer check\'s 503 says why in error.log');
 
 $t->done_testing;

@@ -46,103 +46,96 @@ std::optional<bool> parse_bool(std::string_view v) {
   return std::nullopt;
 }
 
-}  // namespace
+// The registration form, checked field by field in Django's order.
+struct Registration {
+  User user;
+  std::string password;
+  ~Registration() { wipe(password); }
+};
 
-EndpointResult register_endpoint(Store& store,
-                                 const Request& req) {
-  Form form;
-  if (auto err = check_http(req, form)) return done(std::move(*err));
-
+std::optional<Response> read_registration(const Form& form, Registration& reg) {
   auto username = form.get("username");
   auto password = form.get("password");
   auto confirm = form.get("confirm_password");
-  if (!username) return done(field_error("username", "This field is required."));
+  if (!username) return field_error("username", "This field is required.");
   if (!valid_username(*username)) {
-    return done(field_error(
-        "username",
-        "Enter a valid username. This value may contain only letters, "
-        "numbers, and @/./+/-/_ characters."));
+    return field_error("username",
+                       "Enter a valid username. This value may contain only letters, "
+                       "numbers, and @/./+/-/_ characters.");
   }
-  if (!password) return done(field_error("password", "This field is required."));
+  if (!password) return field_error("password", "This field is required.");
   if (password->size() > kMaxPasswordLen) {
-    return done(field_error("password", "The password is too long."));
+    return field_error("password", "The password is too long.");
   }
   if (!confirm || *confirm != *password) {
-    return done(field_error("confirm_password", "Passwords do not match."));
+    return field_error("confirm_password", "Passwords do not match.");
   }
-  std::string email;
   if (auto e = form.get("email")) {
-    if (!plausible_email(*e)) {
-      return done(field_error("email", "Enter a valid email address."));
-    }
-    email = std::string(*e);
+    if (!plausible_email(*e)) return field_error("email", "Enter a valid email address.");
+    reg.user.email = std::string(*e);
   }
-  bool active = true;
+  reg.user.is_active = true;
   if (auto a = form.get("is_active")) {
     auto v = parse_bool(*a);
-    if (!v) return done(field_error("is_active", "Must be a valid boolean."));
-    active = *v;
+    if (!v) return field_error("is_active", "Must be a valid boolean.");
+    reg.user.is_active = *v;
   }
+  reg.user.username = std::string(*username);
+  reg.password = std::string(*password);
+  return std::nullopt;
+}
+
+std::string user_json(const User& u) {
+  Json j(json_object());
+  json_object_set_new(j.get(), "id", json_integer(static_cast<json_int_t>(u.id)));
+  json_object_set_new(j.get(), "username", json_string(u.username.c_str()));
+  json_object_set_new(j.get(), "email", json_stringn(u.email.data(), u.email.size()));
+  json_object_set_new(j.get(), "is_active", json_boolean(u.is_active));
+  return json_text(j.get());
+}
+
+}  // namespace
+
+EndpointResult register_endpoint(Store& store, const Request& req) {
+  Form form;
+  if (auto err = check_http(req, form)) return done(std::move(*err));
+  Registration reg;
+  if (auto err = read_registration(form, reg)) return done(std::move(*err));
+  User& u = reg.user;
 
   // Django's validators (R88: what is cheap first, before any hash)
-  auto problems =
-      password_problems(req.loc.password_policy, *password, {*username, "", "", email});
+  auto problems = password_problems(req.loc.password_policy, reg.password,
+                                    {u.username, "", "", u.email});
   if (!problems.empty()) return done(field_errors("password", problems));
 
   // a taken name costs no hash either
   {
     Txn txn = store.read_cached();
-    if (txn.get_user_by_username(req.loc.realm, *username)) {
-      return done(field_error("username",
-                              "A user with that username already exists."));
+    if (txn.get_user_by_username(req.loc.realm, u.username)) {
+      return done(field_error("username", "A user with that username already exists."));
     }
   }
 
-  IssueSettings s(req);
-  auto state = std::make_shared<Response>();
-  auto secret = std::make_shared<std::string>(*password);
-  User u;
-  u.realm = s.realm;
-  u.username = std::string(*username);
-  u.email = email;
-  u.is_active = active;
-  u.date_joined = s.now;
-
-  return pending(
-      [&store, s, state, secret, u]() mutable {
-        WipeOnExit wiper(*secret);
-        try {
-          // the slow hash, in the thread pool
-          u.password = hash_password(*secret, s.loc->pbkdf2_iterations);
-          Txn txn = store.write();
-          PutUser put = txn.put_user(u, true);
-          if (put == PutUser::kUsernameTaken) {
-            *state = field_error("username",
-                                 "A user with that username already exists.");
-            return;
-          }
-          if (put != PutUser::kOk) {
-            *state = field_error("username", "Invalid user.");
-            return;
-          }
-          txn.commit();
-          Json j(json_object());
-          json_object_set_new(j.get(), "id",
-                              json_integer(static_cast<json_int_t>(u.id)));
-          json_object_set_new(j.get(), "username", json_string(u.username.c_str()));
-          json_object_set_new(j.get(), "email",
-                              json_stringn(u.email.data(), u.email.size()));
-          json_object_set_new(j.get(), "is_active", json_boolean(u.is_active));
-          state->status = 201;
-          state->body = json_text(j.get());
-        } catch (const StoreError& e) {
-          *state = unavailable();
-          state->store_rc = e.rc();
-        } catch (const std::exception&) {
-          *state = unavailable();
-        }
-      },
-      [state] { return std::move(*state); }, true);
+  u.realm = req.loc.realm;
+  u.date_joined = req.c.now;
+  auto secret = std::make_shared<std::string>(reg.password);
+  const unsigned iterations = req.loc.pbkdf2_iterations;
+  auto write = [&store, secret, u, iterations]() mutable {
+    WipeOnExit wiper(*secret);
+    u.password = hash_password(*secret, iterations);  // the slow hash, in the pool
+    Txn txn = store.write();
+    PutUser put = txn.put_user(u, true);
+    if (put == PutUser::kUsernameTaken) {
+      return field_error("username", "A user with that username already exists.");
+    }
+    if (put != PutUser::kOk) return field_error("username", "Invalid user.");
+    txn.commit();
+    Response r;
+    r.status = 201;
+    r.body = user_json(u);
+    return r;
+  };
+  return pending_response(std::move(write), unavailable, true);
 }
 
 EndpointResult login_endpoint(Store& store, const Request& req) {

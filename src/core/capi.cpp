@@ -119,6 +119,19 @@ oauth2::Response failure(int endpoint, int status, const char* why, int rc) {
   return r;
 }
 
+// A validation that could not be answered: 503, and why for the log
+// (best effort: out of memory leaves the reason empty).
+void unavailable_because(const char* why, oauth2_alloc_pt alloc, void* ctx,
+                         oauth2_validate_res_t* res) noexcept {
+  std::memset(res, 0, sizeof(*res));
+  res->result = OAUTH2_UNAVAILABLE;
+  res->status = 503;
+  try {
+    copy_out(why, alloc, ctx, &res->reason);
+  } catch (...) {
+  }
+}
+
 }  // namespace
 
 extern "C" {
@@ -325,7 +338,8 @@ int oauth2_validate(oauth2_store_t* s, const oauth2_location_t* l,
     if (oauth2::Store* store = open_store(s)) {
       v = oauth2::validate(*store, loc, b);
     } else {
-      v.result = OAUTH2_UNAVAILABLE;
+      unavailable_because("the store is not open in this worker", alloc, ctx, res);
+      return OAUTH2_OK;
     }
     res->result = v.result;
     res->expires = v.expires;
@@ -353,10 +367,12 @@ int oauth2_validate(oauth2_store_t* s, const oauth2_location_t* l,
     return OAUTH2_OK;
   } catch (const oauth2::StoreError& e) {
     note_failure(s, e);
+    unavailable_because(e.what(), alloc, ctx, res);
+  } catch (const std::exception& e) {
+    unavailable_because(e.what(), alloc, ctx, res);
   } catch (...) {
+    unavailable_because("unknown error", alloc, ctx, res);
   }
-  res->result = OAUTH2_UNAVAILABLE;
-  res->status = 503;
   return OAUTH2_OK;
 }
 

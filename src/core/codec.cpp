@@ -74,6 +74,22 @@ bool has_control(std::string_view s) {
   });
 }
 
+namespace {
+
+// The %XX escape at s[*i] onto out, *i left on its last digit; false if
+// it is not one.
+bool unescape(std::string_view s, size_t* i, std::string* out) {
+  if (*i + 2 >= s.size()) return false;
+  int hi = hex_value(static_cast<unsigned char>(s[*i + 1]));
+  int lo = hex_value(static_cast<unsigned char>(s[*i + 2]));
+  if (hi < 0 || lo < 0) return false;
+  out->push_back(static_cast<char>(hi * 16 + lo));
+  *i += 2;
+  return true;
+}
+
+}  // namespace
+
 std::optional<std::string> form_decode(std::string_view s) {
   std::string out;
   out.reserve(s.size());
@@ -82,12 +98,7 @@ std::optional<std::string> form_decode(std::string_view s) {
     if (c == '+') {
       out.push_back(' ');
     } else if (c == '%') {
-      if (i + 2 >= s.size()) return std::nullopt;
-      int hi = hex_value(static_cast<unsigned char>(s[i + 1]));
-      int lo = hex_value(static_cast<unsigned char>(s[i + 2]));
-      if (hi < 0 || lo < 0) return std::nullopt;
-      out.push_back(static_cast<char>(hi * 16 + lo));
-      i += 2;
+      if (!unescape(s, &i, &out)) return std::nullopt;
     } else if (c < 0x21 || c > 0x7E) {
       return std::nullopt;  // raw space, control or non-ASCII byte
     } else {
@@ -104,14 +115,9 @@ std::optional<std::string> percent_decode_segment(std::string_view s) {
   for (size_t i = 0; i < s.size(); i++) {
     if (s[i] != '%') {
       out.push_back(s[i]);
-      continue;
+    } else if (!unescape(s, &i, &out)) {
+      return std::nullopt;
     }
-    if (i + 2 >= s.size()) return std::nullopt;
-    int hi = hex_value(static_cast<unsigned char>(s[i + 1]));
-    int lo = hex_value(static_cast<unsigned char>(s[i + 2]));
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out.push_back(static_cast<char>(hi * 16 + lo));
-    i += 2;
   }
   if (has_control(out)) return std::nullopt;
   return out;

@@ -192,7 +192,11 @@ EndpointResult run_endpoint(Store* store, const Request& req) {
     if (unsigned wait = req.throttle().address_wait()) {
       return done(locked_out_response(endpoint, wait));
     }
-    if (!store) return done(failure_response(endpoint, 503));
+    if (!store) {
+      Response r = failure_response(endpoint, 503);
+      r.reason = "the store is not open in this worker";
+      return done(std::move(r));
+    }
   }
   if (kind->rate_key == RateKey::kAddress) {
     if (unsigned wait = req.rate.take_address()) {

@@ -56,6 +56,12 @@ ClientAuth authenticate_client(Store& store, const Request& req,
                                const Form& form);
 EndpointResult verify_slowly(Store& store, const Request& req, ClientAuth& auth);
 
+// The client of an endpoint that authenticates one: authenticate_client(),
+// verify_slowly() when it must, then the location's rate limit counted
+// against it.  nullopt: auth.client is the client; else what to return.
+std::optional<EndpointResult> client_of(Store& store, const Request& req,
+                                        const Form& form, ClientAuth& auth);
+
 // The scope that reaches the admin API with staff rights (R85).
 constexpr std::string_view kAdminScopeName = "admin";
 

@@ -141,112 +141,128 @@ bool slow_secret(const Client& c) { return is_password_hash(c.secret_hash); }
 // rehashed to the fast form after its first success (docs/design.md)
 constexpr size_t kStrongSecret = 32;
 
+// The credentials a request presents (RFC 6749 2.3.1): in the Authorization
+// header, or in the body (a secret, or none for a public client).
+struct Presented {
+  std::string id;
+  std::string secret;
+  bool have_secret = false;
+  bool used_header = false;
+  std::string_view method;  // "client_secret_basic" or "_post", or empty
+  ~Presented() { wipe(secret); }
+};
+
+// The header's or the body's credentials, never both (R13).
+std::optional<Response> read_credentials(const Request& req, const Form& form,
+                                         Presented& p) {
+  p.used_header = req.c.has_authorization != 0;
+  if (!p.used_header) {
+    auto body_id = form.get("client_id");
+    if (!body_id) {
+      Response r = invalid_client(false);
+      r.auth_failed = false;  // nothing was tried
+      return r;
+    }
+    p.id = std::string(*body_id);
+    if (auto s = form.get("client_secret")) {
+      p.secret = std::string(*s);
+      p.have_secret = true;
+      p.method = "client_secret_post";
+    }
+    return std::nullopt;
+  }
+  bool is_basic = false;
+  auto creds = parse_basic(sv(req.c.authorization), &is_basic);
+  if (!creds) return invalid_client(true);
+  WipeOnExit wipe_creds(creds->secret);
+  std::optional<Response> err;
+  if (form.has("client_secret") || form.has("client_assertion")) {
+    err = invalid_request("Only one client authentication method may be used");
+  } else if (auto body_id = form.get("client_id"); body_id && *body_id != creds->id) {
+    err = invalid_request("client_id does not match the credentials");
+  }
+  if (err) {
+    err->basic_challenge = true;
+    return err;
+  }
+  p.id = std::move(creds->id);
+  p.secret = creds->secret;
+  p.have_secret = true;
+  p.method = "client_secret_basic";
+  return std::nullopt;
+}
+
+// A secret imported from elsewhere may be guessable: its client is
+// throttled per address too (R83); a generated one never is.
+std::optional<Response> imported_secret_wait(const Throttle& throttle,
+                                             const std::optional<Client>& client) {
+  if (!client || !client->imported_secret) return std::nullopt;
+  unsigned wait = throttle.client_wait(client->client_id);
+  if (!wait) return std::nullopt;
+  Response r = oauth_error(429, "temporarily_unavailable",
+                           "Too many failed client authentications");
+  r.retry_after = wait;
+  r.refused = "too many failed client authentications";
+  return r;
+}
+
 }  // namespace
 
 // RFC 6749 2.3.1, docs/security.md R12-R18.  Runs in a read transaction.
-ClientAuth authenticate_client(Store& store, const Request& req,
-                               const Form& form) {
+// Every failure costs about what a success does (a dummy decode and
+// verification), so that timing does not tell which part was wrong.
+ClientAuth authenticate_client(Store& store, const Request& req, const Form& form) {
   ClientAuth out;
-  std::string id;
-  std::string secret;
-  WipeOnExit wipe_secret(secret);
-  bool have_secret = false;
-  bool used_header = req.c.has_authorization != 0;
-  std::string_view method;
-
-  if (used_header) {
-    bool is_basic = false;
-    auto creds = parse_basic(sv(req.c.authorization), &is_basic);
-    if (!creds) {
-      out.error = invalid_client(true);
-      return out;
-    }
-    if (form.has("client_secret") || form.has("client_assertion")) {
-      out.error = invalid_request(
-          "Only one client authentication method may be used");
-      out.error->basic_challenge = true;
-      return out;
-    }
-    auto body_id = form.get("client_id");
-    if (body_id && *body_id != creds->id) {
-      out.error = invalid_request("client_id does not match the credentials");
-      out.error->basic_challenge = true;
-      return out;
-    }
-    id = std::move(creds->id);
-    secret = std::move(creds->secret);
-    wipe(creds->secret);
-    have_secret = true;
-    method = "client_secret_basic";
-  } else {
-    auto body_id = form.get("client_id");
-    if (!body_id) {
-      out.error = invalid_client(false);
-      out.error->auth_failed = false;  // nothing was tried
-      return out;
-    }
-    id = std::string(*body_id);
-    if (auto s = form.get("client_secret")) {
-      secret = std::string(*s);
-      have_secret = true;
-      method = "client_secret_post";
-    }
-  }
-
-  if (!valid_client_id(id) || secret.size() > kMaxSecretLen) {
-    verify_secret_dummy(secret);
-    out.error = invalid_client(used_header);
+  Presented p;
+  if (auto err = read_credentials(req, form, p)) {
+    out.error = std::move(err);
     return out;
   }
-
+  if (!valid_client_id(p.id) || p.secret.size() > kMaxSecretLen) {
+    verify_secret_dummy(p.secret);
+    out.error = invalid_client(p.used_header);
+    return out;
+  }
   std::optional<Client> client;
   {
     Txn txn = store.read_cached();
-    client = txn.get_client(req.loc.realm, id);
+    client = txn.get_client(req.loc.realm, p.id);
   }
-  // a secret imported from elsewhere may be guessable: its client is
-  // throttled per address too (R83); a generated one never is
   const Throttle throttle = req.throttle();
-  if (client && client->imported_secret) {
-    if (unsigned wait = throttle.client_wait(id)) {
-      Response r = oauth_error(429, "temporarily_unavailable",
-                               "Too many failed client authentications");
-      r.retry_after = wait;
-      r.refused = "too many failed client authentications";
-      out.error = std::move(r);
-      return out;
-    }
+  if (auto wait = imported_secret_wait(throttle, client)) {
+    out.error = std::move(wait);
+    return out;
   }
 
   bool ok;
   if (!client) decode_client_dummy();
   if (!client || client->disabled) {
-    verify_secret_dummy(secret);
+    verify_secret_dummy(p.secret);
     ok = false;
   } else if (client->confidential) {
-    const bool method_ok =
-        client->auth_method.empty() || client->auth_method == method;
-    if (have_secret && method_ok && slow_secret(*client)) {
-      if (sv(req.c.resume) == resume_note(*client)) {
-        ok = true;  // verified off the event loop on the pass before
-      } else {
-        out.slow = true;
-        out.secret = std::make_shared<std::string>(std::move(secret));
-        out.client = std::move(client);
-        return out;
-      }
+    const bool method_ok = client->auth_method.empty() || client->auth_method == p.method;
+    if (p.have_secret && method_ok && slow_secret(*client) &&
+        sv(req.c.resume) != resume_note(*client)) {
+      out.slow = true;
+      out.secret = std::make_shared<std::string>(std::move(p.secret));
+      out.client = std::move(client);
+      return out;
+    }
+    if (slow_secret(*client)) {
+      // verified off the event loop on the pass before: the note names
+      // the hash it was checked against
+      ok = p.have_secret && method_ok;
     } else {
-      ok = have_secret && verify_secret(secret, client->secret_hash) && method_ok;
+      ok = p.have_secret && verify_secret(p.secret, client->secret_hash) && method_ok;
     }
   } else {
     // a public client identifies itself and has no secret to present
-    verify_secret_dummy(secret);
-    ok = !have_secret;
+    verify_secret_dummy(p.secret);
+    ok = !p.have_secret;
   }
-
   if (!ok) {
-    if (client && client->imported_secret) throttle.client_failed(id);
-    out.error = invalid_client(used_header);
+    if (client && client->imported_secret) throttle.client_failed(p.id);
+    out.error = invalid_client(p.used_header);
     return out;
   }
   out.client = std::move(client);
@@ -294,6 +310,15 @@ EndpointResult verify_slowly(Store& store, const Request& req,
         return r;
       },
       true);
+}
+
+std::optional<EndpointResult> client_of(Store& store, const Request& req,
+                                        const Form& form, ClientAuth& auth) {
+  auth = authenticate_client(store, req, form);
+  if (auth.error) return done(std::move(*auth.error));
+  if (auth.slow) return verify_slowly(store, req, auth);
+  if (auto limited = rate_client(req, *auth.client)) return done(std::move(*limited));
+  return std::nullopt;
 }
 
 // --------------------------------------------------------------- issuing
@@ -508,10 +533,8 @@ EndpointResult token_endpoint(Store& store, const Request& req) {
                             "The grant type is not supported"));
   }
 
-  ClientAuth auth = authenticate_client(store, req, form);
-  if (auth.error) return done(std::move(*auth.error));
-  if (auth.slow) return verify_slowly(store, req, auth);
-  if (auto limited = rate_client(req, *auth.client)) return done(std::move(*limited));
+  ClientAuth auth;
+  if (auto refused = client_of(store, req, form, auth)) return std::move(*refused);
   const Client& client = *auth.client;
 
   if (*grant == "authorization_code") {
@@ -546,10 +569,8 @@ EndpointResult revoke_endpoint(Store& store, const Request& req) {
   auto token = form.get("token");
   if (!token) return done(invalid_request("token is required"));
 
-  ClientAuth auth = authenticate_client(store, req, form);
-  if (auth.error) return done(std::move(*auth.error));
-  if (auth.slow) return verify_slowly(store, req, auth);
-  if (auto limited = rate_client(req, *auth.client)) return done(std::move(*limited));
+  ClientAuth auth;
+  if (auto refused = client_of(store, req, form, auth)) return std::move(*refused);
 
   Response ok;
   ok.status = 200;

@@ -37,6 +37,37 @@ bool valid_verifier(std::string_view v) {
   return true;
 }
 
+// What binds a code: its client (R30), its PKCE challenge (R32) and
+// the redirect_uri of its request (R31).  A bad verifier or client never
+// revokes what the code issued (R28: revocation must not become a denial
+// of service).
+std::optional<Response> check_code(const Token& t, const Client& client,
+                                   const std::optional<std::string>& redirect_uri,
+                                   const std::optional<std::string>& verifier) {
+  if (t.client_id != client.client_id) {
+    return invalid_grant("The authorization code is invalid");
+  }
+  if (!t.code_challenge.empty()) {
+    if (!verifier) return invalid_grant("code_verifier is required");
+    Digest d = sha256(*verifier);
+    std::string computed = base64url_encode(d.data(), d.size());
+    if (computed.size() != t.code_challenge.size() ||
+        !equal_ct(reinterpret_cast<const unsigned char*>(computed.data()),
+                  reinterpret_cast<const unsigned char*>(t.code_challenge.data()),
+                  computed.size())) {
+      return invalid_grant("code_verifier does not match");
+    }
+  } else if (verifier) {
+    // a verifier for a code issued without a challenge (downgrade)
+    return invalid_grant("No code_challenge was sent for this code");
+  }
+  // identical; a request that omitted it may omit it here too, or name
+  // the one it resolved to (R27: the code is bound to it)
+  bool matches = redirect_uri ? *redirect_uri == t.redirect_uri : t.redirect_uri_omitted;
+  if (!matches) return invalid_grant("redirect_uri does not match");
+  return std::nullopt;
+}
+
 }  // namespace
 
 Response ok_json(std::string body) {
@@ -123,38 +154,8 @@ EndpointResult authorization_code_grant(Store& store,
       st.response = invalid_grant("The authorization code is invalid");
       return;
     }
-    // R30: bound to its client; a bad verifier or client never revokes
-    // (R28: revocation must not become a denial of service)
-    if (t->client_id != client.client_id) {
-      st.response = invalid_grant("The authorization code is invalid");
-      return;
-    }
-    if (!t->code_challenge.empty()) {
-      if (!verifier_copy) {
-        st.response = invalid_grant("code_verifier is required");
-        return;
-      }
-      Digest d = sha256(*verifier_copy);
-      std::string computed = base64url_encode(d.data(), d.size());
-      if (computed.size() != t->code_challenge.size() ||
-          !equal_ct(reinterpret_cast<const unsigned char*>(computed.data()),
-                    reinterpret_cast<const unsigned char*>(t->code_challenge.data()),
-                    computed.size())) {
-        st.response = invalid_grant("code_verifier does not match");
-        return;
-      }
-    } else if (verifier_copy) {
-      // R32: a verifier for a code issued without a challenge (downgrade)
-      st.response = invalid_grant("No code_challenge was sent for this code");
-      return;
-    }
-    // R31: the redirect_uri of the authorization request, identical; a
-    // request that omitted it may omit it here too, or name the one it
-    // resolved to (R27: the code is bound to it)
-    bool matches = redirect_uri ? *redirect_uri == t->redirect_uri
-                                : t->redirect_uri_omitted;
-    if (!matches) {
-      st.response = invalid_grant("redirect_uri does not match");
+    if (auto refused = check_code(*t, client, redirect_uri, verifier_copy)) {
+      st.response = std::move(*refused);
       return;
     }
     if (s.now >= t->expires_at) {

@@ -208,27 +208,160 @@ Presented find_handshake(Store& store, const Request& req,
   return p;
 }
 
-// A write off the event loop whose store failure is the envelope's 500.
-EndpointResult pending_envelope(std::function<Response()> body) {
-  auto state = std::make_shared<Response>();
-  return pending(
-      [state, body] {
-        try {
-          *state = body();
-        } catch (const StoreError& e) {
-          *state = server_error();
-          state->store_rc = e.rc();
-        } catch (const std::exception&) {
-          *state = server_error();
-        }
-      },
-      [state] { return std::move(*state); });
-}
-
 // ------------------------------------------------------------- create/
 
-EndpointResult create(Store& store, const Request& req,
-                      json_t* body) {
+// permissions: a list of scope tokens, duplicates counted once; absent or
+// null: *asked stays false (what the app may have).
+std::optional<Response> read_permissions(json_t* body, std::string* permissions,
+                                         bool* asked) {
+  json_t* p = json_object_get(body, "permissions");
+  if (!p || json_is_null(p)) return std::nullopt;
+  if (!json_is_array(p) || json_array_size(p) == 0 ||
+      json_array_size(p) > kMaxPermissions) {
+    return field_error("permissions", "Must be a non-empty list of at most 32 names.");
+  }
+  size_t i;
+  json_t* item;
+  json_array_foreach(p, i, item) {
+    std::string_view name =
+        json_is_string(item)
+            ? std::string_view(json_string_value(item), json_string_length(item))
+            : std::string_view();
+    if (name.empty() || !parse_scope(name, nullptr) ||
+        name.find(' ') != std::string_view::npos) {
+      return field_error("permissions", "Each permission must be a scope name.");
+    }
+    if (!scope_within(name, *permissions)) {
+      if (!permissions->empty()) permissions->push_back(' ');
+      permissions->append(name);
+    }
+  }
+  *asked = true;
+  return std::nullopt;
+}
+
+// expires_in: from kMinHandshakeTtl to the location's maximum.
+std::optional<Response> read_ttl(const Location& loc, json_t* body, int64_t* ttl) {
+  int64_t max_ttl = loc.handshake_max_ttl > 0 ? loc.handshake_max_ttl : kDefaultHandshakeTtl;
+  *ttl = std::min(kDefaultHandshakeTtl, max_ttl);
+  json_t* e = json_object_get(body, "expires_in");
+  if (!e || json_is_null(e)) return std::nullopt;
+  if (!json_is_integer(e) || json_integer_value(e) < kMinHandshakeTtl ||
+      json_integer_value(e) > max_ttl) {
+    return field_error("expires_in", "Must be an integer from " +
+                                         std::to_string(kMinHandshakeTtl) + " to " +
+                                         std::to_string(max_ttl) + " seconds.");
+  }
+  *ttl = json_integer_value(e);
+  return std::nullopt;
+}
+
+// What a create/ request asks for, once checked.
+struct HandshakeAsk {
+  Solution solution;
+  std::string system;
+  std::string permissions;
+  int64_t ttl = 0;
+  ApiKeyInfo key;
+  Digest key_hash{};
+};
+
+Response invalid_api_key() {
+  Response r = envelope_error(401, "Invalid API key", "INVALID_API_KEY");
+  r.auth_failed = true;
+  return r;
+}
+
+// The API key's record, its app's, and the permissions that app allows.
+std::optional<Response> authorize_ask(Store& store, const Request& req,
+                                      std::string& api_key, bool asked,
+                                      HandshakeAsk& ask) {
+  std::optional<ApiKeyInfo> key;
+  std::optional<Client> client;
+  ask.key_hash = sha256(api_key);
+  {
+    Txn txn = store.read_cached();
+    key = find_api_key(txn, req.loc.realm, api_key);
+    if (key) client = txn.get_client(req.loc.realm, key->client_id);
+  }
+  wipe(api_key);
+  if (!key || !client || client->disabled) return invalid_api_key();
+  unsigned wait;
+  if (!rate_take(req, "k:" + key->id, &wait)) return rate_limited(wait);
+  ask.key = std::move(*key);
+
+  // the app's registration bounds what its keys may ask for
+  const std::string allowed = allowed_scope(*client, req.loc.default_scope);
+  if (!asked) {
+    ask.permissions = allowed;
+  } else if (!scope_within(ask.permissions, allowed)) {
+    Json d(json_object());
+    json_object_set_new(d.get(), "permissions",
+                        json_string("The application may not ask for these."));
+    return envelope_error(403, "Insufficient permissions", "PERMISSION_DENIED",
+                          std::move(d));
+  }
+  return std::nullopt;
+}
+
+// The store's record of handshake id: its secret as a hash, the key it
+// came from (revoking the key ends its handshakes).
+Token handshake_record(const IssueSettings& s, const HandshakeAsk& ask,
+                       const std::string& secret) {
+  Token t;
+  t.type = TokenType::kHandshake;
+  t.issued_at = s.now;
+  t.expires_at = add_ttl(s.now, ask.ttl);
+  t.client_id = ask.key.client_id;
+  t.scope = ask.permissions;
+  t.family = ask.key.family;
+  Json data(json_object());
+  json_object_set_new(data.get(), "secret", json_string(hash_secret(secret).c_str()));
+  json_object_set_new(data.get(), "system_name", json_string(ask.system.c_str()));
+  json_object_set_new(data.get(), "solution_name", json_string(ask.solution.name.c_str()));
+  json_object_set_new(data.get(), "api_key", json_string(ask.key.id.c_str()));
+  t.data = json_text(data.get(), JSON_COMPACT);
+  return t;
+}
+
+std::string handshake_jwt(const JwtKey& signing, const IssueSettings& s,
+                          const HandshakeAsk& ask, const std::string& id,
+                          int64_t expires_at) {
+  Json claims(json_object());
+  if (!s.loc->issuer.empty()) {
+    json_object_set_new(claims.get(), "iss", json_string(s.loc->issuer.c_str()));
+  }
+  json_object_set_new(claims.get(), "sub", json_string(ask.key.client_id.c_str()));
+  json_object_set_new(claims.get(), "jti", json_string(id.c_str()));
+  json_object_set_new(claims.get(), "iat", json_integer(s.now));
+  json_object_set_new(claims.get(), "exp", json_integer(expires_at));
+  json_object_set_new(claims.get(), "token_type", json_string("handshake"));
+  json_object_set_new(claims.get(), "system_name", json_string(ask.system.c_str()));
+  json_object_set_new(claims.get(), "solution_name", json_string(ask.solution.name.c_str()));
+  json_object_set_new(claims.get(), "permissions", permissions_array(ask.permissions));
+  return jwt_sign(signing, claims.get(), "JWT");
+}
+
+Json handshake_json(const HandshakeAsk& ask, const std::string& id,
+                    const std::string& token, const std::string& secret,
+                    int64_t expires_at) {
+  Json dbs(json_object());
+  for (const auto& [role, db] : ask.solution.databases) {
+    json_object_set_new(dbs.get(), role.c_str(), json_string(db.c_str()));
+  }
+  Json h(json_object());
+  json_object_set_new(h.get(), "handshake_id", json_string(id.c_str()));
+  json_object_set_new(h.get(), "handshake_token", json_string(token.c_str()));
+  json_object_set_new(h.get(), "handshake_secret", json_string(secret.c_str()));
+  json_object_set_new(h.get(), "expires_at", json_string(rfc3339(expires_at).c_str()));
+  json_object_set_new(h.get(), "system_name", json_string(ask.system.c_str()));
+  json_object_set_new(h.get(), "solution_name", json_string(ask.solution.name.c_str()));
+  json_object_set(h.get(), "database_names", dbs.get());
+  json_object_set_new(h.get(), "permissions", permissions_array(ask.permissions));
+  return h;
+}
+
+EndpointResult create(Store& store, const Request& req, json_t* body) {
   Response err;
   auto api_key = required_string(body, "api_key", kMaxTokenLen, &err);
   if (!api_key) return done(std::move(err));
@@ -236,152 +369,37 @@ EndpointResult create(Store& store, const Request& req,
   if (!system_name) return done(std::move(err));
   auto solution_name = required_string(body, "solution_name", kMaxNameLen, &err);
   if (!solution_name) return done(std::move(err));
-  const Solution* solution =
-      req.loc.solution(*solution_name);
+  const Solution* solution = req.loc.solution(*solution_name);
   if (!solution) {
-    return done(field_error("solution_name",
-                            "Unknown solution: " + *solution_name));
+    return done(field_error("solution_name", "Unknown solution: " + *solution_name));
   }
-
-  // permissions: a list of scope tokens; absent: what the app may have
-  std::string permissions;
+  HandshakeAsk ask;
   bool asked = false;
-  if (json_t* p = json_object_get(body, "permissions"); p && !json_is_null(p)) {
-    if (!json_is_array(p) || json_array_size(p) == 0 ||
-        json_array_size(p) > kMaxPermissions) {
-      return done(field_error("permissions",
-                              "Must be a non-empty list of at most 32 names."));
-    }
-    size_t i;
-    json_t* item;
-    json_array_foreach(p, i, item) {
-      std::string_view name = json_is_string(item)
-          ? std::string_view(json_string_value(item), json_string_length(item))
-          : std::string_view();
-      if (name.empty() || !parse_scope(name, nullptr) ||
-          name.find(' ') != std::string_view::npos) {
-        return done(field_error("permissions",
-                                "Each permission must be a scope name."));
-      }
-      if (!scope_within(name, permissions)) {  // duplicates count once
-        if (!permissions.empty()) permissions.push_back(' ');
-        permissions.append(name);
-      }
-    }
-    asked = true;
-  }
-
-  int64_t max_ttl = req.loc.handshake_max_ttl > 0 ? req.loc.handshake_max_ttl
-                                              : kDefaultHandshakeTtl;
-  int64_t ttl = std::min(kDefaultHandshakeTtl, max_ttl);
-  if (json_t* e = json_object_get(body, "expires_in"); e && !json_is_null(e)) {
-    if (!json_is_integer(e) || json_integer_value(e) < kMinHandshakeTtl ||
-        json_integer_value(e) > max_ttl) {
-      return done(field_error(
-          "expires_in", "Must be an integer from " +
-                            std::to_string(kMinHandshakeTtl) + " to " +
-                            std::to_string(max_ttl) + " seconds."));
-    }
-    ttl = json_integer_value(e);
-  }
-
-  std::optional<ApiKeyInfo> key;
-  std::optional<Client> client;
-  const Digest key_hash = sha256(*api_key);
-  {
-    Txn txn = store.read_cached();
-    key = find_api_key(txn, req.loc.realm, *api_key);
-    if (key) client = txn.get_client(req.loc.realm, key->client_id);
-  }
-  wipe(*api_key);
-  if (!key || !client || client->disabled) {
-    Response r = envelope_error(401, "Invalid API key", "INVALID_API_KEY");
-    r.auth_failed = true;
-    return done(std::move(r));
-  }
-  unsigned wait;
-  if (!rate_take(req, "k:" + key->id, &wait)) return done(rate_limited(wait));
-
-  // the app's registration bounds what its keys may ask for
-  const std::string allowed = allowed_scope(*client, req.loc.default_scope);
-  if (!asked) {
-    permissions = std::string(allowed);
-  } else if (!scope_within(permissions, allowed)) {
-    Json d(json_object());
-    json_object_set_new(d.get(), "permissions",
-                        json_string("The application may not ask for these."));
-    return done(envelope_error(403, "Insufficient permissions",
-                               "PERMISSION_DENIED", std::move(d)));
-  }
-
+  if (auto e = read_permissions(body, &ask.permissions, &asked)) return done(std::move(*e));
+  if (auto e = read_ttl(req.loc, body, &ask.ttl)) return done(std::move(*e));
+  if (auto e = authorize_ask(store, req, *api_key, asked, ask)) return done(std::move(*e));
   auto signing = handshake_key(req.loc);
   if (!signing) return done(server_error());
+  ask.solution = *solution;
+  ask.system = std::move(*system_name);
 
   IssueSettings s(req);
-  Solution sol = *solution;
-  std::string system = *system_name;
-  return pending_envelope([&store, s, sol, system, permissions, ttl, key,
-                           key_hash, signing]() {
+  auto write = [&store, s, ask = std::move(ask), signing] {
     std::string id = new_uuid();
     std::string secret = random_token();
-    Token t;
-    t.type = TokenType::kHandshake;
-    t.issued_at = s.now;
-    t.expires_at = add_ttl(s.now, ttl);
-    t.client_id = key->client_id;
-    t.scope = permissions;
-    t.family = key->family;  // revoking the key ends its handshakes
-    Json data(json_object());
-    json_object_set_new(data.get(), "secret", json_string(hash_secret(secret).c_str()));
-    json_object_set_new(data.get(), "system_name", json_string(system.c_str()));
-    json_object_set_new(data.get(), "solution_name", json_string(sol.name.c_str()));
-    json_object_set_new(data.get(), "api_key", json_string(key->id.c_str()));
-    t.data = json_text(data.get(), JSON_COMPACT);
-
-    Json claims(json_object());
-    if (!s.loc->issuer.empty()) {
-      json_object_set_new(claims.get(), "iss", json_string(s.loc->issuer.c_str()));
-    }
-    json_object_set_new(claims.get(), "sub", json_string(key->client_id.c_str()));
-    json_object_set_new(claims.get(), "jti", json_string(id.c_str()));
-    json_object_set_new(claims.get(), "iat", json_integer(s.now));
-    json_object_set_new(claims.get(), "exp", json_integer(t.expires_at));
-    json_object_set_new(claims.get(), "token_type", json_string("handshake"));
-    json_object_set_new(claims.get(), "system_name", json_string(system.c_str()));
-    json_object_set_new(claims.get(), "solution_name", json_string(sol.name.c_str()));
-    json_object_set_new(claims.get(), "permissions", permissions_array(permissions));
-    std::string token = jwt_sign(*signing, claims.get(), "JWT");
-
+    WipeOnExit wipe_secret(secret);
+    Token t = handshake_record(s, ask, secret);
+    std::string token = handshake_jwt(*signing, s, ask, id, t.expires_at);
+    WipeOnExit wipe_token(token);
     Txn txn = store.write();
     // the key may have been revoked since the read above
-    if (!txn.get_token(s.realm, key_hash)) {
-      wipe(secret);
-      Response r = envelope_error(401, "Invalid API key", "INVALID_API_KEY");
-      r.auth_failed = true;
-      return r;
-    }
+    if (!txn.get_token(s.realm, ask.key_hash)) return invalid_api_key();
     txn.put_token(s.realm, sha256(id), t);
     txn.commit();
-
-    Json dbs(json_object());
-    for (const auto& [role, db] : sol.databases) {
-      json_object_set_new(dbs.get(), role.c_str(), json_string(db.c_str()));
-    }
-    Json h(json_object());
-    json_object_set_new(h.get(), "handshake_id", json_string(id.c_str()));
-    json_object_set_new(h.get(), "handshake_token", json_string(token.c_str()));
-    json_object_set_new(h.get(), "handshake_secret", json_string(secret.c_str()));
-    json_object_set_new(h.get(), "expires_at",
-                        json_string(rfc3339(t.expires_at).c_str()));
-    json_object_set_new(h.get(), "system_name", json_string(system.c_str()));
-    json_object_set_new(h.get(), "solution_name", json_string(sol.name.c_str()));
-    json_object_set(h.get(), "database_names", dbs.get());
-    json_object_set_new(h.get(), "permissions", permissions_array(permissions));
-    wipe(secret);
-    wipe(token);
-    return envelope_ok(201, "handshake", std::move(h),
+    return envelope_ok(201, "handshake", handshake_json(ask, id, token, secret, t.expires_at),
                        "Handshake created successfully");
-  });
+  };
+  return pending_response(std::move(write), server_error);
 }
 
 // ----------------------------------------------------------- validate/
@@ -450,7 +468,7 @@ EndpointResult revoke_handshake(Store& store, const Request& req,
 
   IssueSettings s(req);
   Digest hash = p.hash;
-  return pending_envelope([&store, s, hash]() {
+  return pending_response([&store, s, hash]() {
     Txn txn = store.write();
     auto t = txn.get_token(s.realm, hash);
     if (!t || t->type != TokenType::kHandshake) {
@@ -462,7 +480,7 @@ EndpointResult revoke_handshake(Store& store, const Request& req,
       txn.commit();
     }
     return revoked(t->used_at);
-  });
+  }, server_error);
 }
 
 }  // namespace

@@ -42,10 +42,8 @@ EndpointResult introspect_endpoint(Store& store,
   if (!token) return done(invalid_request("token is required"));
 
   // R55: only authenticated clients
-  ClientAuth auth = authenticate_client(store, req, form);
-  if (auth.error) return done(std::move(*auth.error));
-  if (auth.slow) return verify_slowly(store, req, auth);
-  if (auto limited = rate_client(req, *auth.client)) return done(std::move(*limited));
+  ClientAuth auth;
+  if (auto refused = client_of(store, req, form, auth)) return std::move(*refused);
   if (!auth.client->confidential) {
     return done(invalid_client(req.c.has_authorization));
   }

@@ -10,6 +10,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -243,7 +244,10 @@ class Store {
   bool open_databases(unsigned flags);
 
   std::string path_;
-  MDB_env* env_ = nullptr;
+  struct EnvClose {
+    void operator()(MDB_env* e) const { mdb_env_close(e); }
+  };
+  std::unique_ptr<MDB_env, EnvClose> env_;
   MDB_dbi meta_ = 0, clients_ = 0, tokens_ = 0, client_tokens_ = 0;
   MDB_dbi users_ = 0, usernames_ = 0, user_tokens_ = 0;
   MDB_dbi family_tokens_ = 0, emails_ = 0, account_locks_ = 0;

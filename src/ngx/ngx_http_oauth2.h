@@ -116,6 +116,16 @@ ngx_http_oauth2_str(oauth2_str_t *dst, ngx_str_t *src)
 }
 
 
+/* the core's string as an nginx one (no copy) */
+
+static ngx_inline void
+ngx_http_oauth2_str_from(ngx_str_t *dst, const oauth2_str_t *src)
+{
+    dst->data = (u_char *) src->data;
+    dst->len = src->len;
+}
+
+
 /* ngx_http_oauth2_store.c: the worker's store handle, NULL outside
  * workers or while it is not open */
 oauth2_store_t *ngx_http_oauth2_store(ngx_log_t *log);

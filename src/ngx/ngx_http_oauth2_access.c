@@ -39,6 +39,8 @@ ngx_http_oauth2_get_ctx(ngx_http_request_t *r)
 
     for (cln = r->pool->cleanup; cln; cln = cln->next) {
         if (cln->handler == ngx_http_oauth2_ctx_cleanup) {
+            ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "oauth2: context found again after a redirect");
             ctx = cln->data;
             ngx_http_set_ctx(r, ctx, ngx_http_oauth2_module);
             return ctx;
@@ -97,6 +99,9 @@ ngx_http_oauth2_access_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "oauth2: checking the bearer token of \"%V\"", &r->uri);
+
     ctx = ngx_http_oauth2_create_ctx(r);
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -142,12 +147,9 @@ ngx_http_oauth2_access_handler(ngx_http_request_t *r)
         return ngx_http_oauth2_refuse_bearer(r, olcf, &res);
     }
 
-    ctx->client_id.data = (u_char *) res.client_id.data;
-    ctx->client_id.len = res.client_id.len;
-    ctx->scope.data = (u_char *) res.scope.data;
-    ctx->scope.len = res.scope.len;
-    ctx->user.data = (u_char *) res.user.data;
-    ctx->user.len = res.user.len;
+    ngx_http_oauth2_str_from(&ctx->client_id, &res.client_id);
+    ngx_http_oauth2_str_from(&ctx->scope, &res.scope);
+    ngx_http_oauth2_str_from(&ctx->user, &res.user);
     ctx->expires = (time_t) res.expires;
     ctx->valid = 1;
 
@@ -164,7 +166,8 @@ ngx_http_oauth2_refuse_bearer(ngx_http_request_t *r,
 
     if (res->result == OAUTH2_UNAVAILABLE) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "oauth2: store unavailable, refusing the request");
+                      "oauth2: cannot check the bearer token, answering "
+                      "503: %*s", res->reason.len, res->reason.data);
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 
@@ -198,8 +201,7 @@ ngx_http_oauth2_refuse_bearer(ngx_http_request_t *r,
 
     /* the core's challenge: the configured realm and scopes only */
 
-    value.data = (u_char *) res->challenge.data;
-    value.len = res->challenge.len;
+    ngx_http_oauth2_str_from(&value, &res->challenge);
 
     if (ngx_http_oauth2_add_header(r, "WWW-Authenticate", &value) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

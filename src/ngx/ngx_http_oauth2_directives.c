@@ -38,6 +38,8 @@ static char *ngx_http_oauth2_thread_pool_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_oauth2_template_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_read_template(ngx_conf_t *cf, ngx_str_t *name,
+    ngx_str_t *dst);
 static char *ngx_http_oauth2_rate_limit_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_oauth2_jwt_key_directive(ngx_conf_t *cf,
@@ -45,6 +47,8 @@ static char *ngx_http_oauth2_jwt_key_directive(ngx_conf_t *cf,
 static char *ngx_http_oauth2_solution_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_oauth2_check_sec(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_http_oauth2_check_zone_size(ngx_conf_t *cf, void *post,
     void *data);
 static char *ngx_http_oauth2_join_args(ngx_conf_t *cf, ngx_str_t *out);
 
@@ -72,6 +76,11 @@ static ngx_http_oauth2_sec_bounds_t  ngx_http_oauth2_handshake_ttl_bounds = {
 
 static ngx_http_oauth2_sec_bounds_t  ngx_http_oauth2_grace_bounds = {
     ngx_http_oauth2_check_sec, 0, 86400, "must be 0 to 1d"
+};
+
+/* the throttles need room for a few hundred keys at least */
+static ngx_conf_post_t  ngx_http_oauth2_zone_size_post = {
+    ngx_http_oauth2_check_zone_size
 };
 
 static ngx_conf_num_bounds_t  ngx_http_oauth2_pbkdf2_bounds = {
@@ -111,7 +120,7 @@ ngx_command_t  ngx_http_oauth2_commands[] = {
       ngx_conf_set_size_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_oauth2_main_conf_t, zone_size),
-      NULL },
+      &ngx_http_oauth2_zone_size_post },
 
     { ngx_string("oauth2_hash_limit"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
@@ -532,10 +541,7 @@ ngx_http_oauth2_template_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     ngx_http_oauth2_loc_conf_t *olcf = conf;
 
-    ssize_t          n;
-    ngx_str_t       *value, *dst, name;
-    ngx_file_t       file;
-    ngx_file_info_t  fi;
+    ngx_str_t  *value, *dst, name;
 
     value = cf->args->elts;
 
@@ -566,16 +572,29 @@ ngx_http_oauth2_template_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
+    return ngx_http_oauth2_read_template(cf, &name, dst);
+}
+
+
+/* a page template: the whole file, read when the configuration is */
+
+static char *
+ngx_http_oauth2_read_template(ngx_conf_t *cf, ngx_str_t *name, ngx_str_t *dst)
+{
+    ssize_t          n;
+    ngx_file_t       file;
+    ngx_file_info_t  fi;
+
     ngx_memzero(&file, sizeof(ngx_file_t));
-    file.name = name;
+    file.name = *name;
     file.log = cf->log;
 
-    file.fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    file.fd = ngx_open_file(name->data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
 
     if (file.fd == NGX_INVALID_FILE) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
                            "\"oauth2_authorize_template\": cannot open "
-                           "\"%V\"", &name);
+                           "\"%V\"", name);
         return NGX_CONF_ERROR;
     }
 
@@ -584,7 +603,7 @@ ngx_http_oauth2_template_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"oauth2_authorize_template\": \"%V\" is not a "
-                           "readable file of at most 256k", &name);
+                           "readable file of at most 256k", name);
         (void) ngx_close_file(file.fd);
         return NGX_CONF_ERROR;
     }
@@ -603,7 +622,7 @@ ngx_http_oauth2_template_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     if (n != (ssize_t) dst->len) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"oauth2_authorize_template\": cannot read "
-                           "\"%V\"", &name);
+                           "\"%V\"", name);
         return NGX_CONF_ERROR;
     }
 
@@ -1166,4 +1185,17 @@ ngx_http_oauth2_check_sec(ngx_conf_t *cf, void *post, void *data)
                        b->text);
 
     return NGX_CONF_ERROR;
+}
+
+
+static char *
+ngx_http_oauth2_check_zone_size(ngx_conf_t *cf, void *post, void *data)
+{
+    size_t *sp = data;
+
+    if (*sp < 64 * 1024) {
+        return "must be at least 64k";
+    }
+
+    return NGX_CONF_OK;
 }

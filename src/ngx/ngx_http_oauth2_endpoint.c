@@ -245,8 +245,7 @@ ngx_http_oauth2_fill_request(ngx_http_request_t *r,
     req->header = oauth2_location_header(ectx->conf->location);
 
     if (req->header.len) {
-        header.data = (u_char *) req->header.data;
-        header.len = req->header.len;
+        ngx_http_oauth2_str_from(&header, &req->header);
         ngx_http_oauth2_find_header(r, &header, &req->header_count,
                                     &req->header);
     }
@@ -292,6 +291,9 @@ ngx_http_oauth2_pending(ngx_http_request_t *r,
 
 #endif
 
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "oauth2: no thread pool, writing on the event loop");
+
     oauth2_op_run(ectx->op);
 
     ngx_memzero(&resp, sizeof(oauth2_response_t));
@@ -310,8 +312,10 @@ ngx_http_oauth2_finished(ngx_http_request_t *r,
     ngx_http_oauth2_endpoint_ctx_t *ectx, int rc, oauth2_response_t *resp)
 {
     if (rc == OAUTH2_AGAIN) {
-        ectx->resume.data = (u_char *) resp->resume.data;
-        ectx->resume.len = resp->resume.len;
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "oauth2: the core asks for one more pass");
+
+        ngx_http_oauth2_str_from(&ectx->resume, &resp->resume);
 
         return ngx_http_oauth2_run(r, ectx);
     }
@@ -333,6 +337,10 @@ ngx_http_oauth2_finish(ngx_http_request_t *r,
     ngx_str_t   reason;
     ngx_uint_t  level;
 
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "oauth2: answering %d with %uz bytes", resp->status,
+                   resp->body_len);
+
     if (resp->auth_failed) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "oauth2: authentication failed");
@@ -352,8 +360,7 @@ ngx_http_oauth2_finish(ngx_http_request_t *r,
         /* the reason reaches the log: a store failure, or the core's */
         level = (resp->status == NGX_HTTP_SERVICE_UNAVAILABLE) ? NGX_LOG_ERR
                                                                : NGX_LOG_CRIT;
-        reason.data = (u_char *) resp->reason.data;
-        reason.len = resp->reason.len;
+        ngx_http_oauth2_str_from(&reason, &resp->reason);
 
         if (reason.len == 0) {
             ngx_str_set(&reason, "the store is unavailable");
@@ -370,80 +377,60 @@ ngx_http_oauth2_finish(ngx_http_request_t *r,
 #if (NGX_THREADS)
 
 /*
- * Posts the op to the thread pool.  A password hash takes one of the
- * worker's oauth2_hash_limit slots, or waits in a bounded queue for one;
- * a full queue is refused (503), so that hashes never fill the pool that
- * the store writes need.
+ * A password hash takes one of the worker's oauth2_hash_limit slots, or
+ * waits in a bounded queue for one: NGX_OK (it has a slot, or is no
+ * hash), NGX_AGAIN (queued) or NGX_BUSY (the queue is full).
  */
 
 static ngx_int_t
-ngx_http_oauth2_post(ngx_http_request_t *r,
+ngx_http_oauth2_hash_slot(ngx_http_request_t *r,
     ngx_http_oauth2_endpoint_ctx_t *ectx)
 {
-    ngx_thread_task_t            *task;
     ngx_http_oauth2_main_conf_t  *mcf;
 
-    mcf = ngx_http_get_module_main_conf(r, ngx_http_oauth2_module);
+    if (!oauth2_op_slow(ectx->op) || ectx->hashing) {
+        return NGX_OK;
+    }
 
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "oauth2: posting %s work to the thread pool",
-                   oauth2_op_slow(ectx->op) ? "a password hash" : "store");
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_oauth2_module);
 
     if (ngx_http_oauth2_hash_queue.next == NULL) {
         ngx_queue_init(&ngx_http_oauth2_hash_queue);
     }
 
-    if (oauth2_op_slow(ectx->op) && !ectx->hashing) {
-
-        if (ngx_http_oauth2_hashes_running >= mcf->hash_running) {
-
-            if (ngx_http_oauth2_hashes_waiting >= mcf->hash_waiting) {
-                oauth2_op_free(ectx->op);
-                ectx->op = NULL;
-
-                ngx_log_error(ectx->conf->refusal_log_level,
-                              r->connection->log, 0,
-                              "oauth2: %ui password hashes are waiting, "
-                              "refusing with 503 (oauth2_hash_limit)",
-                              ngx_http_oauth2_hashes_waiting);
-
-                return ngx_http_oauth2_refuse(r, ectx->conf,
-                                              OAUTH2_REFUSED_BUSY, 1);
-            }
-
-            ngx_queue_insert_tail(&ngx_http_oauth2_hash_queue, &ectx->queue);
-            ngx_http_oauth2_hashes_waiting++;
-
-            goto hold;
-        }
-
+    if (ngx_http_oauth2_hashes_running < mcf->hash_running) {
         ngx_http_oauth2_hashes_running++;
         ectx->hashing = 1;
+        return NGX_OK;
     }
 
-    task = ngx_thread_task_alloc(r->pool, 0);
-    if (task == NULL) {
-        goto failed;
+    if (ngx_http_oauth2_hashes_waiting >= mcf->hash_waiting) {
+        ngx_log_error(ectx->conf->refusal_log_level, r->connection->log, 0,
+                      "oauth2: %ui password hashes are waiting, "
+                      "refusing with 503 (oauth2_hash_limit)",
+                      ngx_http_oauth2_hashes_waiting);
+        return NGX_BUSY;
     }
 
-    task->ctx = ectx;
-    task->handler = ngx_http_oauth2_thread_handler;
-    task->event.data = ectx;
-    task->event.handler = ngx_http_oauth2_thread_event_handler;
+    ngx_queue_insert_tail(&ngx_http_oauth2_hash_queue, &ectx->queue);
+    ngx_http_oauth2_hashes_waiting++;
 
-    if (ngx_thread_task_post(ectx->conf->thread_pool, task) != NGX_OK) {
-        goto failed;
-    }
+    return NGX_AGAIN;
+}
 
-hold:
 
+/*
+ * The request waits for its op.  A timer that is not cancelable keeps a
+ * gracefully exiting worker (reload, SIGQUIT) alive until the work is
+ * done and answered.
+ */
+
+static ngx_int_t
+ngx_http_oauth2_hold(ngx_http_request_t *r,
+    ngx_http_oauth2_endpoint_ctx_t *ectx)
+{
     r->main->blocked++;
     r->aio = 1;
-
-    /*
-     * A timer that is not cancelable keeps a gracefully exiting worker
-     * (reload, SIGQUIT) alive until the work is done and answered.
-     */
 
     ectx->guard.handler = ngx_http_oauth2_guard_handler;
     ectx->guard.data = ectx;
@@ -451,8 +438,50 @@ hold:
     ngx_add_timer(&ectx->guard, 86400000);
 
     return NGX_DONE;
+}
 
-failed:
+
+/*
+ * Posts the op to the thread pool.  Password hashes are held to their
+ * slots (ngx_http_oauth2_hash_slot), so that they never fill the pool
+ * that the store writes need.
+ */
+
+static ngx_int_t
+ngx_http_oauth2_post(ngx_http_request_t *r,
+    ngx_http_oauth2_endpoint_ctx_t *ectx)
+{
+    ngx_int_t           rc;
+    ngx_thread_task_t  *task;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "oauth2: posting %s work to the thread pool",
+                   oauth2_op_slow(ectx->op) ? "a password hash" : "store");
+
+    rc = ngx_http_oauth2_hash_slot(r, ectx);
+
+    if (rc == NGX_BUSY) {
+        oauth2_op_free(ectx->op);
+        ectx->op = NULL;
+        return ngx_http_oauth2_refuse(r, ectx->conf, OAUTH2_REFUSED_BUSY, 1);
+    }
+
+    if (rc == NGX_AGAIN) {
+        return ngx_http_oauth2_hold(r, ectx);
+    }
+
+    task = ngx_thread_task_alloc(r->pool, 0);
+
+    if (task != NULL) {
+        task->ctx = ectx;
+        task->handler = ngx_http_oauth2_thread_handler;
+        task->event.data = ectx;
+        task->event.handler = ngx_http_oauth2_thread_event_handler;
+
+        if (ngx_thread_task_post(ectx->conf->thread_pool, task) == NGX_OK) {
+            return ngx_http_oauth2_hold(r, ectx);
+        }
+    }
 
     if (ectx->hashing) {
         ectx->hashing = 0;
@@ -461,6 +490,9 @@ failed:
 
     oauth2_op_free(ectx->op);
     ectx->op = NULL;
+
+    ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                  "oauth2: could not post to the thread pool");
 
     return NGX_HTTP_SERVICE_UNAVAILABLE;
 }
@@ -542,6 +574,9 @@ ngx_http_oauth2_thread_event_handler(ngx_event_t *ev)
     if (ectx->guard.timer_set) {
         ngx_del_timer(&ectx->guard);
     }
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "oauth2: the thread pool finished its work");
 
     ngx_memzero(&resp, sizeof(oauth2_response_t));
 

@@ -441,6 +441,127 @@ ngx_http_oauth2_rate_key(ngx_str_t *key, u_char *buf, size_t size,
 }
 
 
+/* the windows of one rate-limited request: their keys and current starts */
+
+typedef struct {
+    const oauth2_rate_window_t  *w;
+    size_t                       nw;
+    time_t                       now;
+    time_t                       start[OAUTH2_MAX_RATES];
+    ngx_str_t                    key[OAUTH2_MAX_RATES];
+    u_char                       buf[OAUTH2_MAX_RATES]
+                                    [NGX_HTTP_OAUTH2_MAX_KEY + 64];
+} ngx_http_oauth2_rate_t;
+
+
+static ngx_http_oauth2_limit_node_t *
+ngx_http_oauth2_rate_find(ngx_http_oauth2_limit_ctx_t *ctx, ngx_str_t *key)
+{
+    return ngx_http_oauth2_limit_lookup(ctx, key,
+                                        ngx_crc32_short(key->data, key->len));
+}
+
+
+/* over a limit?  (looking only: nothing is made or freed here) */
+
+static ngx_uint_t
+ngx_http_oauth2_rate_wait(ngx_http_oauth2_limit_ctx_t *ctx,
+    ngx_http_oauth2_rate_t *rt)
+{
+    ngx_uint_t                     i, wait;
+    ngx_http_oauth2_limit_node_t  *ln;
+
+    wait = 0;
+
+    for (i = 0; i < rt->nw; i++) {
+        ln = ngx_http_oauth2_rate_find(ctx, &rt->key[i]);
+
+        if (ln && ln->start == rt->start[i] && ln->count >= rt->w[i].limit
+            && (ngx_uint_t) (ln->expire - rt->now) > wait)
+        {
+            wait = ln->expire - rt->now;
+        }
+    }
+
+    return wait;
+}
+
+
+/* counted in every window or in none; each entry counts at once, so that
+ * making the next one can never evict it.  1 if there is no room to count
+ * this caller: refused, never let through. */
+
+static ngx_uint_t
+ngx_http_oauth2_rate_count(ngx_http_oauth2_limit_ctx_t *ctx,
+    ngx_http_oauth2_rate_t *rt)
+{
+    ngx_uint_t                     i, j;
+    ngx_http_oauth2_limit_node_t  *ln;
+
+    for (i = 0; i < rt->nw; i++) {
+        ln = ngx_http_oauth2_limit_node(ctx, &rt->key[i], rt->start[i],
+                                        rt->w[i].window);
+
+        if (ln == NULL) {
+            for (j = 0; j < i; j++) {
+                ln = ngx_http_oauth2_rate_find(ctx, &rt->key[j]);
+
+                if (ln && ln->count) {
+                    ln->count--;
+                }
+            }
+
+            return 1;
+        }
+
+        if (ln->start != rt->start[i]) {
+            ln->start = rt->start[i];
+            ln->expire = rt->start[i] + rt->w[i].window;
+            ln->count = 0;
+        }
+
+        ln->count++;
+    }
+
+    return 0;
+}
+
+
+/* what the headers say: the fewest left, and when that window ends */
+
+static void
+ngx_http_oauth2_rate_state(ngx_http_oauth2_limit_ctx_t *ctx,
+    ngx_http_oauth2_rate_t *rt, ngx_uint_t wait, oauth2_rate_state_t *st)
+{
+    time_t                         reset;
+    ngx_uint_t                     i, left, least, count;
+    ngx_http_oauth2_limit_node_t  *ln;
+
+    least = NGX_MAX_UINT32_VALUE;
+    reset = rt->now + (time_t) wait;
+
+    for (i = 0; i < rt->nw; i++) {
+        ln = ngx_http_oauth2_rate_find(ctx, &rt->key[i]);
+        count = (ln && ln->start == rt->start[i]) ? ln->count : 0;
+
+        left = count >= rt->w[i].limit ? 0 : rt->w[i].limit - count;
+
+        if (left < least
+            || (left == least
+                && rt->start[i] + (time_t) rt->w[i].window > reset))
+        {
+            least = left;
+            reset = rt->start[i] + rt->w[i].window;
+        }
+    }
+
+    st->set = 1;
+    st->limit = rt->w[0].limit;
+    st->remaining = (unsigned) least;
+    st->reset = reset;
+}
+
+
 /*
  * Request rate limits: fixed windows aligned to the clock (an hour window
  * resets on the hour).  A request is counted in every window or in none:
@@ -456,14 +577,9 @@ ngx_http_oauth2_limit_take(void *data, const unsigned char *id, size_t len,
 {
     ngx_http_request_t *r = data;
 
-    u_char                         buf[OAUTH2_MAX_RATES]
-                                      [NGX_HTTP_OAUTH2_MAX_KEY + 64];
-    time_t                         now, start[OAUTH2_MAX_RATES], reset;
-    uint32_t                       hash;
-    ngx_str_t                      key[OAUTH2_MAX_RATES];
-    ngx_uint_t                     i, j, wait, left, least, count;
-    ngx_http_oauth2_limit_ctx_t    ctx;
-    ngx_http_oauth2_limit_node_t  *ln;
+    ngx_uint_t                    i, wait;
+    ngx_http_oauth2_rate_t        rt;
+    ngx_http_oauth2_limit_ctx_t   ctx;
 
     if (nw == 0 || nw > OAUTH2_MAX_RATES
         || ngx_http_oauth2_limit_ctx(r, &ctx) != NGX_OK)
@@ -476,88 +592,34 @@ ngx_http_oauth2_limit_take(void *data, const unsigned char *id, size_t len,
         return 1;
     }
 
-    now = ngx_time();
-    wait = 0;
+    rt.w = w;
+    rt.nw = nw;
+    rt.now = ngx_time();
 
     for (i = 0; i < nw; i++) {
-        ngx_http_oauth2_rate_key(&key[i], buf[i], sizeof(buf[i]), &w[i], id,
-                                 len);
-        start[i] = now - now % w[i].window;
+        ngx_http_oauth2_rate_key(&rt.key[i], rt.buf[i], sizeof(rt.buf[i]),
+                                 &w[i], id, len);
+        rt.start[i] = rt.now - rt.now % w[i].window;
     }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "oauth2 rate: \"%*s\"", len, id);
 
     ngx_shmtx_lock(&ctx.shpool->mutex);
 
-    /* over a limit?  (looking only: nothing is made or freed here) */
+    wait = ngx_http_oauth2_rate_wait(&ctx, &rt);
 
-    for (i = 0; i < nw; i++) {
-        hash = ngx_crc32_short(key[i].data, key[i].len);
-        ln = ngx_http_oauth2_limit_lookup(&ctx, &key[i], hash);
-
-        if (ln && ln->start == start[i] && ln->count >= w[i].limit
-            && (ngx_uint_t) (ln->expire - now) > wait)
-        {
-            wait = ln->expire - now;
-        }
+    if (wait == 0) {
+        wait = ngx_http_oauth2_rate_count(&ctx, &rt);
     }
 
-    /* counted in every window or in none; each entry counts at once, so
-     * that making the next one can never evict it */
-
-    for (i = 0; wait == 0 && i < nw; i++) {
-        ln = ngx_http_oauth2_limit_node(&ctx, &key[i], start[i],
-                                        w[i].window);
-
-        if (ln == NULL) {
-            /* no room to count this caller: refused, never let through */
-            wait = 1;
-
-            for (j = 0; j < i; j++) {
-                hash = ngx_crc32_short(key[j].data, key[j].len);
-                ln = ngx_http_oauth2_limit_lookup(&ctx, &key[j], hash);
-
-                if (ln && ln->count) {
-                    ln->count--;
-                }
-            }
-
-            break;
-        }
-
-        if (ln->start != start[i]) {
-            ln->start = start[i];
-            ln->expire = start[i] + w[i].window;
-            ln->count = 0;
-        }
-
-        ln->count++;
-    }
-
-    /* what the headers say: the fewest left, and when that window ends */
-
-    least = NGX_MAX_UINT32_VALUE;
-    reset = now + (time_t) wait;
-
-    for (i = 0; i < nw; i++) {
-        hash = ngx_crc32_short(key[i].data, key[i].len);
-        ln = ngx_http_oauth2_limit_lookup(&ctx, &key[i], hash);
-        count = (ln && ln->start == start[i]) ? ln->count : 0;
-
-        left = count >= w[i].limit ? 0 : w[i].limit - count;
-
-        if (left < least
-            || (left == least && start[i] + (time_t) w[i].window > reset))
-        {
-            least = left;
-            reset = start[i] + w[i].window;
-        }
-    }
+    ngx_http_oauth2_rate_state(&ctx, &rt, wait, st);
 
     ngx_shmtx_unlock(&ctx.shpool->mutex);
 
-    st->set = 1;
-    st->limit = w[0].limit;
-    st->remaining = (unsigned) least;
-    st->reset = reset;
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "oauth2 rate: wait %ui, remaining %ui", wait,
+                   (ngx_uint_t) st->remaining);
 
     return (unsigned) wait;
 }

@@ -11,6 +11,10 @@
 
 
 static void ngx_http_oauth2_location_cleanup(void *data);
+static void ngx_http_oauth2_location_tokens(ngx_http_oauth2_loc_conf_t *conf,
+    oauth2_location_conf_t *lc);
+static void ngx_http_oauth2_location_limits(ngx_http_oauth2_loc_conf_t *conf,
+    oauth2_location_conf_t *lc);
 static ngx_int_t ngx_http_oauth2_solutions(ngx_conf_t *cf,
     ngx_http_oauth2_loc_conf_t *conf, oauth2_location_conf_t *lc);
 
@@ -38,21 +42,7 @@ ngx_http_oauth2_location(ngx_conf_t *cf, ngx_http_oauth2_loc_conf_t *conf)
         lc.nscopes = conf->scopes->nelts;
     }
 
-    lc.access_token_ttl = conf->access_token_ttl;
-    lc.refresh_token_ttl = conf->refresh_token_ttl;
-    lc.refresh_grace = conf->refresh_grace;
-    lc.code_ttl = conf->code_ttl;
-    ngx_http_oauth2_str(&lc.default_scope, &conf->default_scope);
-    lc.pbkdf2_iterations = (unsigned) conf->pbkdf2_iterations;
-    ngx_http_oauth2_str(&lc.login_client_id, &conf->login_client_id);
-    ngx_http_oauth2_str(&lc.issuer, &conf->issuer);
-    ngx_http_oauth2_str(&lc.audience, &conf->audience);
-    lc.jwt_access_tokens = conf->jwt_access ? 1 : 0;
-
-    if (conf->jwt_keys) {
-        lc.jwt_keys = conf->jwt_keys->elts;
-        lc.njwt_keys = conf->jwt_keys->nelts;
-    }
+    ngx_http_oauth2_location_tokens(conf, &lc);
 
     ngx_http_oauth2_str(&lc.login_template, &conf->login_template);
     ngx_http_oauth2_str(&lc.consent_template, &conf->consent_template);
@@ -75,13 +65,7 @@ ngx_http_oauth2_location(ngx_conf_t *cf, ngx_http_oauth2_loc_conf_t *conf)
     ngx_http_oauth2_str(&lc.status_header, &conf->status_header);
     ngx_http_oauth2_str(&lc.status_token_file, &conf->status_token_file);
 
-    ngx_http_oauth2_str(&lc.password_policy, &conf->password_policy);
-    lc.auth_limit = (unsigned) conf->auth_limit.count;
-    lc.auth_window = (unsigned) conf->auth_limit.window;
-    lc.account_limit = (unsigned) conf->account_limit.count;
-    lc.account_window = (unsigned) conf->account_limit.window;
-    ngx_memcpy(lc.rates, conf->rates, sizeof(lc.rates));
-    lc.nrates = conf->nrates;
+    ngx_http_oauth2_location_limits(conf, &lc);
 
     err[0] = '\0';
 
@@ -110,6 +94,46 @@ static void
 ngx_http_oauth2_location_cleanup(void *data)
 {
     oauth2_location_destroy(data);
+}
+
+
+/* what the token endpoints issue and how */
+
+static void
+ngx_http_oauth2_location_tokens(ngx_http_oauth2_loc_conf_t *conf,
+    oauth2_location_conf_t *lc)
+{
+    lc->access_token_ttl = conf->access_token_ttl;
+    lc->refresh_token_ttl = conf->refresh_token_ttl;
+    lc->refresh_grace = conf->refresh_grace;
+    lc->code_ttl = conf->code_ttl;
+    ngx_http_oauth2_str(&lc->default_scope, &conf->default_scope);
+    lc->pbkdf2_iterations = (unsigned) conf->pbkdf2_iterations;
+    ngx_http_oauth2_str(&lc->login_client_id, &conf->login_client_id);
+    ngx_http_oauth2_str(&lc->issuer, &conf->issuer);
+    ngx_http_oauth2_str(&lc->audience, &conf->audience);
+    lc->jwt_access_tokens = conf->jwt_access ? 1 : 0;
+
+    if (conf->jwt_keys) {
+        lc->jwt_keys = conf->jwt_keys->elts;
+        lc->njwt_keys = conf->jwt_keys->nelts;
+    }
+}
+
+
+/* the limits the core decides (the shim keeps their counters) */
+
+static void
+ngx_http_oauth2_location_limits(ngx_http_oauth2_loc_conf_t *conf,
+    oauth2_location_conf_t *lc)
+{
+    ngx_http_oauth2_str(&lc->password_policy, &conf->password_policy);
+    lc->auth_limit = (unsigned) conf->auth_limit.count;
+    lc->auth_window = (unsigned) conf->auth_limit.window;
+    lc->account_limit = (unsigned) conf->account_limit.count;
+    lc->account_window = (unsigned) conf->account_limit.window;
+    ngx_memcpy(lc->rates, conf->rates, sizeof(lc->rates));
+    lc->nrates = conf->nrates;
 }
 
 

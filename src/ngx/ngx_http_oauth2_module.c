@@ -110,6 +110,39 @@ ngx_http_oauth2_add_variables(ngx_conf_t *cf)
 }
 
 
+/* the context of a request whose bearer token was valid, or NULL with the
+ * variable not found */
+
+static ngx_http_oauth2_ctx_t *
+ngx_http_oauth2_valid_ctx(ngx_http_request_t *r, ngx_http_variable_value_t *v)
+{
+    ngx_http_oauth2_ctx_t  *ctx;
+
+    ctx = ngx_http_oauth2_get_ctx(r);
+
+    if (ctx == NULL || !ctx->valid) {
+        v->not_found = 1;
+        return NULL;
+    }
+
+    return ctx;
+}
+
+
+static ngx_int_t
+ngx_http_oauth2_set_variable(ngx_http_variable_value_t *v, u_char *data,
+    size_t len)
+{
+    v->len = len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = data;
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_oauth2_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
@@ -117,22 +150,15 @@ ngx_http_oauth2_variable(ngx_http_request_t *r,
     ngx_str_t              *s;
     ngx_http_oauth2_ctx_t  *ctx;
 
-    ctx = ngx_http_oauth2_get_ctx(r);
+    ctx = ngx_http_oauth2_valid_ctx(r, v);
 
-    if (ctx == NULL || !ctx->valid) {
-        v->not_found = 1;
+    if (ctx == NULL) {
         return NGX_OK;
     }
 
     s = (ngx_str_t *) ((char *) ctx + data);
 
-    v->len = s->len;
-    v->valid = 1;
-    v->no_cacheable = 0;
-    v->not_found = 0;
-    v->data = s->data;
-
-    return NGX_OK;
+    return ngx_http_oauth2_set_variable(v, s->data, s->len);
 }
 
 
@@ -143,10 +169,9 @@ ngx_http_oauth2_expires_variable(ngx_http_request_t *r,
     u_char                 *p;
     ngx_http_oauth2_ctx_t  *ctx;
 
-    ctx = ngx_http_oauth2_get_ctx(r);
+    ctx = ngx_http_oauth2_valid_ctx(r, v);
 
-    if (ctx == NULL || !ctx->valid) {
-        v->not_found = 1;
+    if (ctx == NULL) {
         return NGX_OK;
     }
 
@@ -155,13 +180,8 @@ ngx_http_oauth2_expires_variable(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    v->len = ngx_sprintf(p, "%T", ctx->expires) - p;
-    v->valid = 1;
-    v->no_cacheable = 0;
-    v->not_found = 0;
-    v->data = p;
-
-    return NGX_OK;
+    return ngx_http_oauth2_set_variable(v, p,
+                                        ngx_sprintf(p, "%T", ctx->expires) - p);
 }
 
 
@@ -248,12 +268,6 @@ ngx_http_oauth2_init_main_conf(ngx_conf_t *cf, void *conf)
 
     if (mcf->store_path.len == 0) {
         return NGX_CONF_OK;
-    }
-
-    if (mcf->zone_size < 64 * 1024) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"oauth2_limit_zone\" must be at least 64k");
-        return NGX_CONF_ERROR;
     }
 
     /* the throttles' and the rate limits' counters (R84) */

@@ -83,6 +83,24 @@ ngx_http_oauth2_find_header(ngx_http_request_t *r, ngx_str_t *name,
 }
 
 
+static ngx_int_t
+ngx_http_oauth2_add_number(ngx_http_request_t *r, char *name, int64_t n)
+{
+    u_char     *p;
+    ngx_str_t   value;
+
+    p = ngx_pnalloc(r->pool, NGX_INT64_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    value.data = p;
+    value.len = ngx_sprintf(p, "%L", n) - p;
+
+    return ngx_http_oauth2_add_header(r, name, &value);
+}
+
+
 /*
  * X-RateLimit-Limit, -Remaining and -Reset (a unix time), as seed 002
  * names them, on every response of a location with oauth2_rate_limit.
@@ -91,58 +109,134 @@ ngx_http_oauth2_find_header(ngx_http_request_t *r, ngx_str_t *name,
 ngx_int_t
 ngx_http_oauth2_rate_headers(ngx_http_request_t *r, oauth2_rate_state_t *st)
 {
-    u_char     *p;
-    ngx_str_t   value;
-
     if (!st->set) {
         return NGX_OK;
     }
 
-    p = ngx_pnalloc(r->pool, 3 * NGX_TIME_T_LEN);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    value.data = p;
-    value.len = ngx_sprintf(p, "%ui", (ngx_uint_t) st->limit) - p;
-    p += value.len;
-
-    if (ngx_http_oauth2_add_header(r, "X-RateLimit-Limit", &value) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    value.data = p;
-    value.len = ngx_sprintf(p, "%ui", (ngx_uint_t) st->remaining) - p;
-    p += value.len;
-
-    if (ngx_http_oauth2_add_header(r, "X-RateLimit-Remaining", &value)
-        != NGX_OK)
+    if (ngx_http_oauth2_add_number(r, "X-RateLimit-Limit", st->limit)
+            != NGX_OK
+        || ngx_http_oauth2_add_number(r, "X-RateLimit-Remaining",
+                                      st->remaining)
+           != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    value.data = p;
-    value.len = ngx_sprintf(p, "%L", (int64_t) st->reset) - p;
+    return ngx_http_oauth2_add_number(r, "X-RateLimit-Reset", st->reset);
+}
 
-    return ngx_http_oauth2_add_header(r, "X-RateLimit-Reset", &value);
+
+/* docs/security.md R26: the pages of the authorization endpoint */
+
+static ngx_int_t
+ngx_http_oauth2_page_headers(ngx_http_request_t *r)
+{
+    if (ngx_http_oauth2_add_header(r, "Content-Security-Policy",
+                                   &ngx_http_oauth2_csp) != NGX_OK
+        || ngx_http_oauth2_add_header(r, "X-Frame-Options",
+                                      &ngx_http_oauth2_deny) != NGX_OK
+        || ngx_http_oauth2_add_header(r, "Referrer-Policy",
+                                      &ngx_http_oauth2_no_referrer) != NGX_OK
+        || ngx_http_oauth2_add_header(r, "X-Content-Type-Options",
+                                      &ngx_http_oauth2_nosniff) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* the Location and Set-Cookie values the core built: percent-encoded,
+ * never raw input (R23) */
+
+static ngx_int_t
+ngx_http_oauth2_core_headers(ngx_http_request_t *r, oauth2_response_t *resp)
+{
+    ngx_str_t   value;
+    ngx_uint_t  i;
+
+    if (resp->location.len) {
+        ngx_http_oauth2_str_from(&value, &resp->location);
+
+        if (ngx_http_oauth2_add_header(r, "Location", &value) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    for (i = 0; i < OAUTH2_MAX_COOKIES; i++) {
+        if (resp->set_cookie[i].len == 0) {
+            continue;
+        }
+
+        ngx_http_oauth2_str_from(&value, &resp->set_cookie[i]);
+
+        if (ngx_http_oauth2_add_header(r, "Set-Cookie", &value) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* the challenges, Allow of a 405 (from the endpoint table), Retry-After */
+
+static ngx_int_t
+ngx_http_oauth2_refusal_headers(ngx_http_request_t *r,
+    oauth2_response_t *resp)
+{
+    ngx_str_t                    value;
+    ngx_http_oauth2_loc_conf_t  *olcf;
+
+    if (resp->basic_challenge
+        && ngx_http_oauth2_add_header(r, "WWW-Authenticate",
+                                      &ngx_http_oauth2_basic) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (resp->bearer_challenge
+        && ngx_http_oauth2_add_header(r, "WWW-Authenticate",
+                                      &ngx_http_oauth2_bearer_api) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (resp->status == NGX_HTTP_NOT_ALLOWED) {
+        olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth2_module);
+
+        value.data = (u_char *)
+                     oauth2_endpoint_info((int) olcf->endpoint)->allow;
+        value.len = ngx_strlen(value.data);
+
+        if (ngx_http_oauth2_add_header(r, "Allow", &value) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (resp->retry_after
+        && ngx_http_oauth2_add_number(r, "Retry-After", resp->retry_after)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 
 /*
- * Sends resp (status, JSON body, headers) with Cache-Control: no-store and
- * Pragma: no-cache on every response (docs/security.md R9).
+ * Sends resp (status, JSON or HTML body, headers) with Cache-Control:
+ * no-store and Pragma: no-cache on every response (docs/security.md R9).
  */
 
 ngx_int_t
 ngx_http_oauth2_send_json(ngx_http_request_t *r, oauth2_response_t *resp)
 {
-    u_char       *p;
     ngx_int_t     rc;
     ngx_buf_t    *b;
-    ngx_str_t                   value;
-    ngx_uint_t                  i;
-    ngx_chain_t                 out;
-    ngx_http_oauth2_loc_conf_t *olcf;
+    ngx_chain_t   out;
 
     r->headers_out.status = resp->status;
     r->headers_out.content_length_n = resp->body_len;
@@ -154,94 +248,15 @@ ngx_http_oauth2_send_json(ngx_http_request_t *r, oauth2_response_t *resp)
         r->headers_out.content_type_lowcase = NULL;
     }
 
-    if (resp->html
-        && (ngx_http_oauth2_add_header(r, "Content-Security-Policy",
-                                       &ngx_http_oauth2_csp) != NGX_OK
-            || ngx_http_oauth2_add_header(r, "X-Frame-Options",
-                                          &ngx_http_oauth2_deny) != NGX_OK
-            || ngx_http_oauth2_add_header(r, "Referrer-Policy",
-                                          &ngx_http_oauth2_no_referrer)
-               != NGX_OK
-            || ngx_http_oauth2_add_header(r, "X-Content-Type-Options",
-                                          &ngx_http_oauth2_nosniff)
-               != NGX_OK))
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    /* the core built these: percent-encoded, never raw input (R23) */
-
-    if (resp->location.len) {
-        value.data = (u_char *) resp->location.data;
-        value.len = resp->location.len;
-
-        if (ngx_http_oauth2_add_header(r, "Location", &value) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
-
-    for (i = 0; i < OAUTH2_MAX_COOKIES; i++) {
-        if (resp->set_cookie[i].len == 0) {
-            continue;
-        }
-
-        value.data = (u_char *) resp->set_cookie[i].data;
-        value.len = resp->set_cookie[i].len;
-
-        if (ngx_http_oauth2_add_header(r, "Set-Cookie", &value) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
-
-    if (ngx_http_oauth2_add_header(r, "Cache-Control",
-                                   &ngx_http_oauth2_no_store)
-            != NGX_OK
+    if ((resp->html && ngx_http_oauth2_page_headers(r) != NGX_OK)
+        || ngx_http_oauth2_core_headers(r, resp) != NGX_OK
+        || ngx_http_oauth2_add_header(r, "Cache-Control",
+                                      &ngx_http_oauth2_no_store) != NGX_OK
         || ngx_http_oauth2_add_header(r, "Pragma", &ngx_http_oauth2_no_cache)
-            != NGX_OK)
+           != NGX_OK
+        || ngx_http_oauth2_refusal_headers(r, resp) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (resp->basic_challenge
-        && ngx_http_oauth2_add_header(r, "WWW-Authenticate",
-                                      &ngx_http_oauth2_basic)
-           != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (resp->bearer_challenge
-        && ngx_http_oauth2_add_header(r, "WWW-Authenticate",
-                                      &ngx_http_oauth2_bearer_api)
-           != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (resp->status == NGX_HTTP_NOT_ALLOWED) {
-        olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth2_module);
-
-        value.data = (u_char *)
-                     oauth2_endpoint_info((int) olcf->endpoint)->allow;
-        value.len = ngx_strlen(value.data);
-
-        if (ngx_http_oauth2_add_header(r, "Allow", &value) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
-
-    if (resp->retry_after) {
-        p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
-        if (p == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        value.data = p;
-        value.len = ngx_sprintf(p, "%ui", (ngx_uint_t) resp->retry_after) - p;
-
-        if (ngx_http_oauth2_add_header(r, "Retry-After", &value) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
     }
 
     if (resp->body_len == 0 || r->method == NGX_HTTP_HEAD) {

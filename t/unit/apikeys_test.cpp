@@ -1,6 +1,6 @@
 // Unit tests of src/core/apikeys: an application's API keys (seed 002's
 // handshake credential) in a fresh LMDB store per test.  Requirement
-// numbers refer to /work/shared/docs/security.md.
+// numbers refer to docs/security.md.
 
 #include "apikeys.hpp"
 

@@ -1,6 +1,6 @@
 // Unit tests of src/core/codec: the strict form, base64, Basic, token68,
 // VSCHAR, scope and UTF-8 decoders.  Requirement numbers refer to
-// /work/shared/docs/security.md; "cat. 2.1" is its bad-input catalogue.
+// docs/security.md; "cat. 2.1" is its bad-input catalogue.
 
 #include "codec.hpp"
 

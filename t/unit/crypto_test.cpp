@@ -1,5 +1,5 @@
 // Unit tests of src/core/crypto: CSPRNG output, SHA-256, secret hashing.
-// Requirement numbers refer to /work/shared/docs/security.md.
+// Requirement numbers refer to docs/security.md.
 
 #include "crypto.hpp"
 

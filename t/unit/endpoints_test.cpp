@@ -1,7 +1,7 @@
 // Unit tests of src/core/endpoints: the token and revocation decisions and
 // bearer validation, driven with the request of include/oauth2.h and a
 // location the test builds, against a real store in a temporary directory.
-// Requirement numbers refer to /work/shared/docs/security.md; "cat. 2.x" is
+// Requirement numbers refer to docs/security.md; "cat. 2.x" is
 // its bad-input catalogue.
 
 #include "endpoints.hpp"

@@ -4,7 +4,7 @@
 // record holds, a disabled application, a revoked API key and the rate
 // limit callback.  The locations come from include/oauth2.h as the shim
 // builds them (oauth2_location_create); the store is a real one in a temporary directory.
-// Requirement numbers refer to /work/shared/docs/security.md.
+// Requirement numbers refer to docs/security.md.
 
 #include <gtest/gtest.h>
 #include <jansson.h>

@@ -1,6 +1,6 @@
 // Unit tests of src/core/store: the LMDB store and its transactions.  Every
 // test gets a fresh environment in its own temporary directory.
-// Requirement numbers refer to /work/shared/docs/security.md.
+// Requirement numbers refer to docs/security.md.
 
 #include "store.hpp"
 

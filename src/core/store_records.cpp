@@ -1,0 +1,468 @@
+// The store's records and keys: see store_records.hpp.
+
+#include "store_records.hpp"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include "codec.hpp"
+#include "json.hpp"
+
+namespace oauth2 {
+namespace records {
+
+namespace {
+
+constexpr size_t kTokenHeader = 1 + 1 + 2 + 8 + 8;
+constexpr unsigned kTokenRedirectOmitted = 1;  // token record flags
+constexpr unsigned kTokenJwt = 2;
+
+// Account lock records: version, window start, failures, locked until,
+// then the trusted origins (digest, last sign-in).
+constexpr char kLockV1 = 1;
+constexpr size_t kLockHeader = 1 + 8 + 4 + 8;
+constexpr size_t kLockOrigin = 32 + 8;
+
+void put_u16(std::string& out, size_t v) {
+  out.push_back(static_cast<char>(v & 0xFF));
+  out.push_back(static_cast<char>((v >> 8) & 0xFF));
+}
+
+void put_i64(std::string& out, int64_t v) {
+  uint64_t u = static_cast<uint64_t>(v);
+  for (int i = 0; i < 8; i++) out.push_back(static_cast<char>((u >> (8 * i)) & 0xFF));
+}
+
+int64_t get_i64(const unsigned char* p) {
+  uint64_t u = 0;
+  for (int i = 7; i >= 0; i--) u = (u << 8) | p[i];
+  return static_cast<int64_t>(u);
+}
+
+json_t* json_str(const std::string& s) {
+  json_t* j = json_stringn(s.data(), s.size());
+  if (!j) throw std::invalid_argument("a client field is not valid UTF-8");
+  return j;
+}
+
+json_t* string_array(const std::vector<std::string>& v) {
+  json_t* a = json_array();
+  for (const auto& s : v) json_array_append_new(a, json_str(s));
+  return a;
+}
+
+// The JSON part of a client or user record (v1 records are JSON only).
+std::optional<std::string_view> record_json(std::string_view v, bool user) {
+  if (!v.empty() && v[0] == '{') return v;
+  if (v.size() < 2 || v[0] != kRecordV2) return std::nullopt;
+  size_t skip = 2;
+  if (user) {
+    if (v.size() < 3) return std::nullopt;
+    skip = 3 + static_cast<unsigned char>(v[2]);
+  }
+  if (v.size() < skip) return std::nullopt;
+  return v.substr(skip);
+}
+
+std::string get_string(json_t* o, const char* key) {
+  json_t* v = json_object_get(o, key);
+  if (!json_is_string(v)) return {};
+  return std::string(json_string_value(v), json_string_length(v));
+}
+
+std::vector<std::string> get_strings(json_t* o, const char* key) {
+  std::vector<std::string> out;
+  json_t* a = json_object_get(o, key);
+  size_t i;
+  json_t* v;
+  json_array_foreach(a, i, v) {
+    if (json_is_string(v)) out.emplace_back(json_string_value(v), json_string_length(v));
+  }
+  return out;
+}
+
+// The JSON object of a client or user record, or null if it is not one.
+Json load_record(std::string_view rec, bool user) {
+  auto v = record_json(rec, user);
+  if (!v) return nullptr;
+  json_error_t err;
+  Json j(json_loadb(v->data(), v->size(), JSON_REJECT_DUPLICATES, &err));
+  if (!j || !json_is_object(j.get())) return nullptr;
+  return j;
+}
+
+}  // namespace
+
+std::string realm_prefix(std::string_view realm) {
+  if (!valid_realm(realm)) throw std::invalid_argument("invalid realm");
+  std::string k;
+  k.push_back(static_cast<char>(realm.size()));
+  k.append(realm);
+  return k;
+}
+
+// callers check the id (valid_client_id) first
+std::string client_key(std::string_view realm, std::string_view id) {
+  return realm_prefix(realm).append(id);
+}
+
+std::string token_key(std::string_view realm, const Digest& hash) {
+  return realm_prefix(realm).append(reinterpret_cast<const char*>(hash.data()),
+                                    hash.size());
+}
+
+// realm, then the client id length-prefixed, then the token hash
+std::string client_tokens_prefix(std::string_view realm, std::string_view id) {
+  if (!valid_client_id(id)) throw std::invalid_argument("invalid client_id");
+  std::string k = realm_prefix(realm);
+  k.push_back(static_cast<char>(id.size()));
+  k.append(id);
+  return k;
+}
+
+void put_u64_be(std::string& out, uint64_t v) {
+  for (int i = 7; i >= 0; i--) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}
+
+uint64_t get_u64_be(const char* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+
+// realm, then the id big-endian: users list in id order
+std::string user_key(std::string_view realm, uint64_t id) {
+  std::string k = realm_prefix(realm);
+  put_u64_be(k, id);
+  return k;
+}
+
+std::string username_key(std::string_view realm, std::string_view name) {
+  return realm_prefix(realm).append(name);
+}
+
+// realm, the lower-cased email length-prefixed, then the user's id
+std::string email_prefix(std::string_view realm, std::string_view email) {
+  std::string k = realm_prefix(realm);
+  std::string lower(email.substr(0, 254));
+  for (char& ch : lower) {
+    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch + 32);
+  }
+  k.push_back(static_cast<char>(lower.size()));
+  k += lower;
+  return k;
+}
+
+std::string user_tokens_prefix(std::string_view realm, uint64_t id) {
+  return user_key(realm, id);
+}
+
+// Token records.  Version 1: type, times, client_id, scope, user.
+// Version 2 adds the family, used_at and the code and rotation fields;
+// version 3 the data field.  A record without data is written as version
+// 2, so a store stays readable by the release before.
+std::string encode_token(const Token& t) {
+  std::string out;
+  out.reserve(kTokenHeader + 64 + t.client_id.size() + t.scope.size() +
+              t.user.size() + t.redirect_uri.size() + t.sealed.size() +
+              t.data.size());
+  out.push_back(t.data.empty() ? 2 : 3);  // record version
+  out.push_back(static_cast<char>(t.type));
+  put_u16(out, (t.redirect_uri_omitted ? kTokenRedirectOmitted : 0) |
+                   (t.jwt ? kTokenJwt : 0));  // flags
+  put_i64(out, t.issued_at);
+  put_i64(out, t.expires_at);
+  for (const std::string* s : {&t.client_id, &t.scope, &t.user}) {
+    if (s->size() > 0xFFFF) throw std::invalid_argument("token field too long");
+    put_u16(out, s->size());
+    out.append(*s);
+  }
+  out.append(reinterpret_cast<const char*>(t.family.data()), t.family.size());
+  put_i64(out, t.used_at);
+  for (const std::string* s : {&t.redirect_uri, &t.code_challenge, &t.sealed}) {
+    if (s->size() > 0xFFFF) throw std::invalid_argument("token field too long");
+    put_u16(out, s->size());
+    out.append(*s);
+  }
+  if (!t.data.empty()) {
+    if (t.data.size() > 0xFFFF) throw std::invalid_argument("token field too long");
+    put_u16(out, t.data.size());
+    out.append(t.data);
+  }
+  return out;
+}
+
+std::optional<Token> decode_token(std::string_view v) {
+  const auto* p = reinterpret_cast<const unsigned char*>(v.data());
+  if (v.size() < kTokenHeader || p[0] < 1 || p[0] > 3) return std::nullopt;
+  Token t;
+  t.type = static_cast<TokenType>(p[1]);
+  t.issued_at = get_i64(p + 4);
+  t.expires_at = get_i64(p + 12);
+  size_t off = kTokenHeader;
+  auto read_str = [&](std::string* s) {
+    if (off + 2 > v.size()) return false;
+    size_t len = p[off] | (size_t(p[off + 1]) << 8);
+    off += 2;
+    if (off + len > v.size()) return false;
+    s->assign(v.data() + off, len);
+    off += len;
+    return true;
+  };
+  for (std::string* s : {&t.client_id, &t.scope, &t.user}) {
+    if (!read_str(s)) return std::nullopt;
+  }
+  if (p[0] == 1) return t;
+  t.redirect_uri_omitted = (p[2] & kTokenRedirectOmitted) != 0;
+  t.jwt = (p[2] & kTokenJwt) != 0;
+  if (off + 16 + 8 > v.size()) return std::nullopt;
+  std::memcpy(t.family.data(), p + off, 16);
+  off += 16;
+  t.used_at = get_i64(p + off);
+  off += 8;
+  for (std::string* s : {&t.redirect_uri, &t.code_challenge, &t.sealed}) {
+    if (!read_str(s)) return std::nullopt;
+  }
+  if (p[0] == 3 && !read_str(&t.data)) return std::nullopt;
+  return t;
+}
+
+std::string family_prefix(std::string_view realm, const Family& f) {
+  return realm_prefix(realm).append(reinterpret_cast<const char*>(f.data()),
+                                    f.size());
+}
+
+std::string encode_client(const Client& c) {
+  Json j(json_object());
+  json_object_set_new(j.get(), "v", json_integer(1));
+  json_object_set_new(j.get(), "client_id", json_str(c.client_id));
+  json_object_set_new(j.get(), "name", json_str(c.name));
+  json_object_set_new(j.get(), "secret_hash", json_str(c.secret_hash));
+  json_object_set_new(j.get(), "client_type",
+                      json_string(c.confidential ? "confidential" : "public"));
+  json_object_set_new(j.get(), "grant_types", string_array(c.grant_types));
+  json_object_set_new(j.get(), "scope", json_str(c.scope));
+  json_object_set_new(j.get(), "redirect_uris", string_array(c.redirect_uris));
+  json_object_set_new(j.get(), "auth_method", json_str(c.auth_method));
+  json_object_set_new(j.get(), "access_token_ttl", json_integer(c.access_token_ttl));
+  if (!c.access_token_format.empty()) {
+    json_object_set_new(j.get(), "access_token_format", json_str(c.access_token_format));
+  }
+  json_object_set_new(j.get(), "created_at", json_integer(c.created_at));
+  json_object_set_new(j.get(), "disabled", json_boolean(c.disabled));
+  if (c.imported_secret) json_object_set_new(j.get(), "imported_secret", json_true());
+  if (c.first_party) json_object_set_new(j.get(), "first_party", json_true());
+  // record version 2: a binary header the validation path reads without
+  // decoding the JSON (version, flags), then the JSON
+  std::string out;
+  out.push_back(kRecordV2);
+  out.push_back(static_cast<char>(c.disabled ? kFlagDisabled : 0));
+  out += json_text(j.get(), JSON_COMPACT);
+  return out;
+}
+
+std::optional<Client> decode_client(std::string_view realm, std::string_view rec) {
+  Json j = load_record(rec, false);
+  if (!j) return std::nullopt;
+  Client c;
+  c.realm = std::string(realm);
+  c.client_id = get_string(j.get(), "client_id");
+  c.name = get_string(j.get(), "name");
+  c.secret_hash = get_string(j.get(), "secret_hash");
+  c.confidential = get_string(j.get(), "client_type") != "public";
+  c.grant_types = get_strings(j.get(), "grant_types");
+  c.scope = get_string(j.get(), "scope");
+  c.redirect_uris = get_strings(j.get(), "redirect_uris");
+  c.auth_method = get_string(j.get(), "auth_method");
+  c.access_token_ttl = json_integer_value(json_object_get(j.get(), "access_token_ttl"));
+  c.access_token_format = get_string(j.get(), "access_token_format");
+  c.created_at = json_integer_value(json_object_get(j.get(), "created_at"));
+  c.disabled = json_is_true(json_object_get(j.get(), "disabled"));
+  c.imported_secret = json_is_true(json_object_get(j.get(), "imported_secret"));
+  c.first_party = json_is_true(json_object_get(j.get(), "first_party"));
+  return c;
+}
+
+std::string encode_user(const User& u) {
+  Json j(json_object());
+  json_object_set_new(j.get(), "v", json_integer(1));
+  json_object_set_new(j.get(), "id", json_integer(static_cast<json_int_t>(u.id)));
+  json_object_set_new(j.get(), "username", json_str(u.username));
+  json_object_set_new(j.get(), "email", json_str(u.email));
+  json_object_set_new(j.get(), "first_name", json_str(u.first_name));
+  json_object_set_new(j.get(), "last_name", json_str(u.last_name));
+  json_object_set_new(j.get(), "password", json_str(u.password));
+  json_object_set_new(j.get(), "is_staff", json_boolean(u.is_staff));
+  json_object_set_new(j.get(), "is_superuser", json_boolean(u.is_superuser));
+  json_object_set_new(j.get(), "is_active", json_boolean(u.is_active));
+  json_object_set_new(j.get(), "date_joined", json_integer(u.date_joined));
+  json_object_set_new(j.get(), "last_login", json_integer(u.last_login));
+  // version 2 header: version, flags, the username length-prefixed
+  std::string out;
+  out.push_back(kRecordV2);
+  out.push_back(static_cast<char>(u.is_active ? kFlagActive : 0));
+  out.push_back(static_cast<char>(u.username.size()));
+  out += u.username;
+  out += json_text(j.get(), JSON_COMPACT);
+  return out;
+}
+
+std::optional<User> decode_user(std::string_view realm, std::string_view rec) {
+  Json j = load_record(rec, true);
+  if (!j) return std::nullopt;
+  User u;
+  u.realm = std::string(realm);
+  u.id = static_cast<uint64_t>(json_integer_value(json_object_get(j.get(), "id")));
+  u.username = get_string(j.get(), "username");
+  u.email = get_string(j.get(), "email");
+  u.first_name = get_string(j.get(), "first_name");
+  u.last_name = get_string(j.get(), "last_name");
+  u.password = get_string(j.get(), "password");
+  u.is_staff = json_is_true(json_object_get(j.get(), "is_staff"));
+  u.is_superuser = json_is_true(json_object_get(j.get(), "is_superuser"));
+  u.is_active = json_is_true(json_object_get(j.get(), "is_active"));
+  u.date_joined = json_integer_value(json_object_get(j.get(), "date_joined"));
+  u.last_login = json_integer_value(json_object_get(j.get(), "last_login"));
+  return u;
+}
+
+bool storable_text(const std::string& s, size_t max) {
+  return s.size() <= max && valid_utf8(s) && !has_control(s);
+}
+
+std::string encode_lock(const AccountLock& l) {
+  std::string out;
+  out.push_back(kLockV1);
+  put_i64(out, l.window_start);
+  for (int i = 0; i < 4; i++) out.push_back(static_cast<char>((l.failures >> (8 * i)) & 0xFF));
+  put_i64(out, l.locked_until);
+  size_t n = std::min(l.trusted.size(), AccountLock::kMaxTrusted);
+  for (size_t i = 0; i < n; i++) {
+    out.append(reinterpret_cast<const char*>(l.trusted[i].id.data()), 32);
+    put_i64(out, l.trusted[i].last);
+  }
+  return out;
+}
+
+std::optional<AccountLock> decode_lock(std::string_view v) {
+  const auto* p = reinterpret_cast<const unsigned char*>(v.data());
+  if (v.size() < kLockHeader || p[0] != kLockV1 ||
+      (v.size() - kLockHeader) % kLockOrigin != 0) {
+    return std::nullopt;
+  }
+  AccountLock l;
+  l.window_start = get_i64(p + 1);
+  l.failures = static_cast<uint32_t>(p[9] | (p[10] << 8) | (p[11] << 16) |
+                                     (uint32_t(p[12]) << 24));
+  l.locked_until = get_i64(p + 13);
+  for (size_t off = kLockHeader; off < v.size(); off += kLockOrigin) {
+    AccountLock::Origin o;
+    std::memcpy(o.id.data(), p + off, 32);
+    o.last = get_i64(p + off + 32);
+    l.trusted.push_back(o);
+  }
+  return l;
+}
+
+// Every string of a client record is stored as JSON text: valid UTF-8 and
+// no NUL, or it would not come back byte for byte.
+bool storable(const Client& c) {
+  auto ok = [](const std::string& s) {
+    return valid_utf8(s) && s.find('\0') == std::string::npos;
+  };
+  if (!valid_client_id(c.client_id) || !valid_realm(c.realm)) return false;
+  for (const std::string* s : {&c.name, &c.secret_hash, &c.scope, &c.auth_method}) {
+    if (!ok(*s)) return false;
+  }
+  for (const auto& v : {&c.grant_types, &c.redirect_uris}) {
+    for (const auto& s : *v) {
+      if (!ok(s)) return false;
+    }
+  }
+  return true;
+}
+
+void mkdir_p(const std::string& path) {
+  std::string cur;
+  size_t pos = 0;
+  while (pos != std::string::npos) {
+    pos = path.find('/', pos + 1);
+    cur = path.substr(0, pos);
+    if (cur.empty()) continue;
+    if (mkdir(cur.c_str(), 0750) != 0 && errno != EEXIST) {
+      throw std::runtime_error("mkdir " + cur + ": " + strerror(errno));
+    }
+  }
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    throw std::runtime_error(path + " is not a directory");
+  }
+}
+
+}  // namespace records
+
+using records::decode_client;
+
+void decode_client_dummy() {
+  // the size of a typical record: an unknown client costs what a known
+  // one does (R15)
+  static const char kDummy[] =
+      "{\"v\":1,\"client_id\":\"0000000000000000000000000000000000000000\","
+      "\"name\":\"dummy\",\"secret_hash\":\"sha256$000000000000000000000000"
+      "00000000$000000000000000000000000000000000000000000000000000000000000"
+      "0000\",\"client_type\":\"confidential\",\"grant_types\":"
+      "[\"client_credentials\"],\"scope\":\"\",\"redirect_uris\":[],"
+      "\"auth_method\":\"\",\"access_token_ttl\":0,\"created_at\":0,"
+      "\"disabled\":false}";
+  (void)decode_client(kDefaultRealm, std::string_view(kDummy, sizeof(kDummy) - 1));
+}
+
+bool valid_realm(std::string_view realm) {
+  return !realm.empty() && realm.size() <= kMaxRealm && !has_control(realm);
+}
+
+bool valid_client_id(std::string_view id) {
+  return !id.empty() && id.size() <= kMaxClientId && valid_utf8(id) &&
+         !has_control(id);
+}
+
+bool valid_username(std::string_view name) {
+  if (name.empty() || name.size() > 150) return false;
+  for (char ch : name) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+          (c >= '0' && c <= '9') || c == '@' || c == '.' || c == '+' ||
+          c == '-' || c == '_')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+uint64_t token_user_id(const Token& t) {
+  if (t.user.empty() || t.user.size() > 19) return 0;
+  uint64_t id = 0;
+  for (char c : t.user) {
+    if (c < '0' || c > '9') return 0;
+    id = id * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return id;
+}
+
+bool Token::has_family() const {
+  for (unsigned char b : family) {
+    if (b) return true;
+  }
+  return false;
+}
+
+bool Client::allows_grant(std::string_view grant) const {
+  return std::find(grant_types.begin(), grant_types.end(), grant) !=
+         grant_types.end();
+}
+
+}  // namespace oauth2

@@ -1,0 +1,146 @@
+// The store's records and keys (internal to store.cpp and its tests):
+// how a client, token, user and account lock are laid out in LMDB, and the
+// RAII handles of LMDB resources.  Records are versioned so that a store
+// stays readable by the release before (docs/design.md).
+
+#pragma once
+
+#include <lmdb.h>
+
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "store.hpp"
+
+namespace oauth2::records {
+
+// record headers the hot paths read without decoding the JSON
+constexpr char kRecordV2 = 2;
+constexpr unsigned char kFlagDisabled = 1;  // clients
+constexpr unsigned char kFlagActive = 1;    // users
+
+// ------------------------------------------------------------------ keys
+
+// Every key starts with its realm, length-prefixed.  Throws
+// std::invalid_argument on an invalid realm.
+std::string realm_prefix(std::string_view realm);
+// callers check the id (valid_client_id) first
+std::string client_key(std::string_view realm, std::string_view id);
+std::string token_key(std::string_view realm, const Digest& hash);
+// realm, then the client id length-prefixed (then the token hashes)
+std::string client_tokens_prefix(std::string_view realm, std::string_view id);
+// realm, then the id big-endian: users list in id order
+std::string user_key(std::string_view realm, uint64_t id);
+std::string username_key(std::string_view realm, std::string_view name);
+// realm, the lower-cased email length-prefixed (then the user ids)
+std::string email_prefix(std::string_view realm, std::string_view email);
+std::string user_tokens_prefix(std::string_view realm, uint64_t id);
+std::string family_prefix(std::string_view realm, const Family& f);
+void put_u64_be(std::string& out, uint64_t v);
+constexpr size_t kDigestSize = 32;
+// the Digest a key ends with (kDigestSize bytes)
+inline Digest digest_of(std::string_view bytes) {
+  Digest d;
+  std::memcpy(d.data(), bytes.data(), d.size());
+  return d;
+}
+uint64_t get_u64_be(const char* p);
+
+// --------------------------------------------------------------- records
+
+std::string encode_token(const Token& t);
+std::optional<Token> decode_token(std::string_view v);
+std::string encode_client(const Client& c);
+std::optional<Client> decode_client(std::string_view realm, std::string_view rec);
+std::string encode_user(const User& u);
+std::optional<User> decode_user(std::string_view realm, std::string_view rec);
+std::string encode_lock(const AccountLock& l);
+std::optional<AccountLock> decode_lock(std::string_view v);
+
+// valid UTF-8 without control characters, at most max bytes
+bool storable_text(const std::string& s, size_t max);
+// every string of the client survives its JSON record byte for byte
+bool storable(const Client& c);
+
+void mkdir_p(const std::string& path);
+
+// ------------------------------------------------------------------ LMDB
+
+inline void check(int rc, const char* what) {
+  if (rc != MDB_SUCCESS) throw StoreError(what, rc);
+}
+
+inline MDB_val val(std::string_view s) {
+  return MDB_val{s.size(), const_cast<char*>(s.data())};
+}
+
+inline std::string_view view(const MDB_val& v) {
+  return std::string_view(static_cast<const char*>(v.mv_data), v.mv_size);
+}
+
+// A cursor, closed when it goes (before its transaction ends).
+class Cursor {
+ public:
+  Cursor(MDB_txn* txn, MDB_dbi dbi) {
+    check(mdb_cursor_open(txn, dbi, &c_), "mdb_cursor_open");
+  }
+  ~Cursor() { mdb_cursor_close(c_); }
+  Cursor(const Cursor&) = delete;
+  Cursor& operator=(const Cursor&) = delete;
+  int get(MDB_val* k, MDB_val* v, MDB_cursor_op op) {
+    return mdb_cursor_get(c_, k, v, op);
+  }
+
+ private:
+  MDB_cursor* c_ = nullptr;
+};
+
+// Calls f(suffix, value) for the records of dbi whose keys are prefix and
+// then exactly suffix_len bytes (0: any), in key order, while f returns
+// true.  Stops at the first key without the prefix; the first key of
+// another length ends the scan too (the index layouts never mix lengths
+// under one prefix).  Throws StoreError (what) on an LMDB error.
+template <typename F>
+void scan_prefix(MDB_txn* txn, MDB_dbi dbi, std::string_view prefix,
+                 size_t suffix_len, const char* what, F&& f) {
+  Cursor cur(txn, dbi);
+  MDB_val k = val(prefix), v;
+  int rc = cur.get(&k, &v, MDB_SET_RANGE);
+  while (rc == MDB_SUCCESS) {
+    std::string_view key = view(k);
+    if (key.substr(0, prefix.size()) != prefix ||
+        (suffix_len && key.size() != prefix.size() + suffix_len)) {
+      return;
+    }
+    if (!f(key.substr(prefix.size()), view(v))) return;
+    rc = cur.get(&k, &v, MDB_NEXT);
+  }
+  if (rc != MDB_NOTFOUND) throw StoreError(what, rc);
+}
+
+// A transaction aborted when it goes unless committed.
+class TxnHandle {
+ public:
+  TxnHandle(MDB_env* env, unsigned flags) {
+    check(mdb_txn_begin(env, nullptr, flags, &t_), "mdb_txn_begin");
+  }
+  ~TxnHandle() {
+    if (t_) mdb_txn_abort(t_);
+  }
+  TxnHandle(const TxnHandle&) = delete;
+  TxnHandle& operator=(const TxnHandle&) = delete;
+  MDB_txn* get() const { return t_; }
+  void commit() {
+    MDB_txn* t = t_;
+    t_ = nullptr;
+    check(mdb_txn_commit(t), "mdb_txn_commit");
+  }
+
+ private:
+  MDB_txn* t_ = nullptr;
+};
+
+}  // namespace oauth2::records
