@@ -27,8 +27,7 @@ std::string shown(std::string_view s, size_t max = 80) {
 }
 
 bool is_space(char ch) {
-  return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\v' ||
-         ch == '\f';
+  return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\v' || ch == '\f';
 }
 
 std::string_view trimmed(std::string_view s) {
@@ -53,8 +52,8 @@ const char* type_name(const json_t* j) {
 // The member key of obj into *out for get_string() and get_bool(): kBad,
 // with DRF's message, when it is null or not of the type type_ok wants.
 template <typename TypeOk>
-Got get_member(json_t* obj, const char* key, TypeOk type_ok,
-               const char* wrong_type, FieldErrors& errors, json_t** out) {
+Got get_member(json_t* obj, const char* key, TypeOk type_ok, const char* wrong_type,
+               FieldErrors& errors, json_t** out) {
   json_t* v = json_object_get(obj, key);
   if (!v) return Got::kAbsent;
   if (json_is_null(v)) {
@@ -80,8 +79,8 @@ bool host_ok(std::string_view h) {
     size_t close = h.find(']');
     if (close == std::string_view::npos || close < 3) return false;
     for (char ch : h.substr(1, close - 1)) {
-      if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
-            (ch >= 'A' && ch <= 'F') || ch == ':' || ch == '.')) {
+      if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F') ||
+            ch == ':' || ch == '.')) {
         return false;
       }
     }
@@ -89,8 +88,8 @@ bool host_ok(std::string_view h) {
   } else {
     while (i < h.size() && h[i] != ':') {
       char ch = h[i];
-      if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
-            (ch >= 'A' && ch <= 'Z') || ch == '.' || ch == '-')) {
+      if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+            ch == '.' || ch == '-')) {
         return false;
       }
       i++;
@@ -107,7 +106,9 @@ bool host_ok(std::string_view h) {
 
 }  // namespace
 
-HttpResponse not_found() { return HttpResponse::error(404, "Not found."); }
+HttpResponse not_found() {
+  return HttpResponse::error(404, "Not found.");
+}
 
 HttpResponse no_content() {
   HttpResponse r;
@@ -120,8 +121,8 @@ HttpResponse invalid_page() {
 }
 
 HttpResponse method_not_allowed(const HttpRequest& req, const char* allow) {
-  HttpResponse r = HttpResponse::error(
-      405, "Method \"" + shown(req.method, 20) + "\" not allowed.");
+  HttpResponse r =
+      HttpResponse::error(405, "Method \"" + shown(req.method, 20) + "\" not allowed.");
   r.set("Allow", allow);
   return r;
 }
@@ -133,8 +134,8 @@ Json parse_json_object(const HttpRequest& req, HttpResponse* error) {
   }
   std::string_view media = media_type(req.header("content-type").value_or(""));
   if (!iequals(media, "application/json")) {
-    *error = HttpResponse::error(
-        415, "Unsupported media type \"" + shown(media) + "\" in request.");
+    *error =
+        HttpResponse::error(415, "Unsupported media type \"" + shown(media) + "\" in request.");
     return nullptr;
   }
   if (trimmed(req.body).empty()) {
@@ -142,25 +143,21 @@ Json parse_json_object(const HttpRequest& req, HttpResponse* error) {
     return nullptr;
   }
   if (json_too_deep(req.body, kMaxJsonDepth)) {
-    *error = parse_error("nested deeper than " +
-                         std::to_string(kMaxJsonDepth) + " levels");
+    *error = parse_error("nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
     return nullptr;
   }
   json_error_t err;
-  Json j(json_loadb(req.body.data(), req.body.size(), JSON_REJECT_DUPLICATES,
-                    &err));
+  Json j(json_loadb(req.body.data(), req.body.size(), JSON_REJECT_DUPLICATES, &err));
   if (!j) {
     std::string text = err.text;
     size_t cut = text.find(" without JSON_ALLOW_NUL");  // jansson's flag name
     if (cut != std::string::npos) text.erase(cut, 23);
-    *error = parse_error(shown(text, 120) + " at line " +
-                         std::to_string(err.line) + " column " +
+    *error = parse_error(shown(text, 120) + " at line " + std::to_string(err.line) + " column " +
                          std::to_string(err.column));
     return nullptr;
   }
   if (!json_is_object(j.get())) {
-    *error = parse_error(std::string("expected a JSON object, got ") +
-                         type_name(j.get()));
+    *error = parse_error(std::string("expected a JSON object, got ") + type_name(j.get()));
     return nullptr;
   }
   return j;
@@ -173,8 +170,7 @@ void FieldErrors::add(std::string_view field, std::string message) {
       return;
     }
   }
-  errors_.emplace_back(std::string(field),
-                       std::vector<std::string>{std::move(message)});
+  errors_.emplace_back(std::string(field), std::vector<std::string>{std::move(message)});
 }
 
 bool FieldErrors::has(std::string_view field) const {
@@ -192,12 +188,11 @@ HttpResponse FieldErrors::response() const {
   return HttpResponse::json(400, obj.get());
 }
 
-Got get_string(json_t* obj, const char* key, FieldErrors& errors,
-               std::string* out, bool trim) {
+Got get_string(json_t* obj, const char* key, FieldErrors& errors, std::string* out, bool trim) {
   json_t* v = nullptr;
   Got got = get_member(
-      obj, key, [](const json_t* j) { return json_is_string(j); },
-      "Not a valid string.", errors, &v);
+      obj, key, [](const json_t* j) { return json_is_string(j); }, "Not a valid string.", errors,
+      &v);
   if (got != Got::kOk) return got;
   std::string_view s(json_string_value(v), json_string_length(v));
   *out = std::string(trim ? trimmed(s) : s);
@@ -207,17 +202,15 @@ Got get_string(json_t* obj, const char* key, FieldErrors& errors,
 Got get_bool(json_t* obj, const char* key, FieldErrors& errors, bool* out) {
   json_t* v = nullptr;
   Got got = get_member(
-      obj, key, [](const json_t* j) { return json_is_boolean(j); },
-      "Must be a valid boolean.", errors, &v);
+      obj, key, [](const json_t* j) { return json_is_boolean(j); }, "Must be a valid boolean.",
+      errors, &v);
   if (got == Got::kOk) *out = json_is_true(v);
   return got;
 }
 
-bool check_max_chars(std::string_view s, size_t max, const char* key,
-                     FieldErrors& errors) {
+bool check_max_chars(std::string_view s, size_t max, const char* key, FieldErrors& errors) {
   if (utf8_chars(s) <= max) return true;
-  errors.add(key, "Ensure this field has no more than " + std::to_string(max) +
-                      " characters.");
+  errors.add(key, "Ensure this field has no more than " + std::to_string(max) + " characters.");
   return false;
 }
 
@@ -276,7 +269,7 @@ bool Pager::window(size_t total, size_t* offset, size_t* limit) {
 HttpResponse Pager::response(json_t* results) const {
   Json res(results);
   size_t pages = total_ == 0 ? 1 : (total_ + size_ - 1) / size_;
-  bool has_next = page_ < pages, has_prev = page_ > 1;
+  bool has_next = page_<pages, has_prev = page_> 1;
   std::string base;
   if (has_next || has_prev) {
     auto host = req_.header("host");
@@ -285,20 +278,16 @@ HttpResponse Pager::response(json_t* results) const {
     }
     auto proto = req_.header("x-forwarded-proto");
     bool https = proto && iequals(trimmed(*proto), "https");
-    base = std::string(https ? "https://" : "http://") + std::string(*host) +
-           req_.path;
+    base = std::string(https ? "https://" : "http://") + std::string(*host) + req_.path;
   }
   Json obj(checked(json_object()));
-  set_member(obj.get(), "count",
-             checked(json_integer(static_cast<json_int_t>(total_))));
+  set_member(obj.get(), "count", checked(json_integer(static_cast<json_int_t>(total_))));
   set_member(obj.get(), "next",
-             has_next ? string_json(base + "?page=" + std::to_string(page_ + 1))
-                      : json_null());
+             has_next ? string_json(base + "?page=" + std::to_string(page_ + 1)) : json_null());
   set_member(obj.get(), "previous",
-             !has_prev ? json_null()
-             : page_ == 2
-                 ? string_json(base)
-                 : string_json(base + "?page=" + std::to_string(page_ - 1)));
+             !has_prev    ? json_null()
+             : page_ == 2 ? string_json(base)
+                          : string_json(base + "?page=" + std::to_string(page_ - 1)));
   set_member(obj.get(), "results", res.release());
   return HttpResponse::json(200, obj.get());
 }

@@ -19,7 +19,7 @@ namespace oauth2::admin {
 
 constexpr size_t kMaxJsonDepth = 32;  // docs/security.md 2.4
 
-HttpResponse not_found();  // 404 {"detail": "Not found."}
+HttpResponse not_found();   // 404 {"detail": "Not found."}
 HttpResponse no_content();  // 204, after a DELETE
 // 405 {"detail": "Method \"X\" not allowed."} + Allow
 HttpResponse method_not_allowed(const HttpRequest& req, const char* allow);
@@ -50,14 +50,13 @@ enum class Got { kAbsent, kOk, kBad };
 // A string; trimmed of surrounding whitespace unless !trim, as DRF's
 // CharField does.  A number, boolean, array, object: "Not a valid
 // string."; null: "This field may not be null."
-Got get_string(json_t* obj, const char* key, FieldErrors& errors,
-               std::string* out, bool trim = true);
+Got get_string(json_t* obj, const char* key, FieldErrors& errors, std::string* out,
+               bool trim = true);
 // true or false only (no "true", no 1): "Must be a valid boolean."
 Got get_bool(json_t* obj, const char* key, FieldErrors& errors, bool* out);
 
 // "Ensure this field has no more than N characters." when s is longer.
-bool check_max_chars(std::string_view s, size_t max, const char* key,
-                     FieldErrors& errors);
+bool check_max_chars(std::string_view s, size_t max, const char* key, FieldErrors& errors);
 
 // DRF's PageNumberPagination: ?page=N (1 when absent; "last" the last).
 class Pager {
@@ -85,21 +84,17 @@ HttpResponse invalid_page();  // 404 {"detail": "Invalid page."}
 
 // The API's handlers; serve.cpp has authenticated the caller.
 // /api/users/ (id: nullopt) and /api/users/<id>/
-HttpResponse users_api(ServeContext& ctx, const HttpRequest& req,
-                       const Caller& caller, std::optional<uint64_t> id);
+HttpResponse users_api(ServeContext& ctx, const HttpRequest& req, const Caller& caller,
+                       std::optional<uint64_t> id);
 // /auth/me/
-HttpResponse me_api(ServeContext& ctx, const HttpRequest& req,
-                    const Caller& caller);
+HttpResponse me_api(ServeContext& ctx, const HttpRequest& req, const Caller& caller);
 // /api/applications/ (client_id: nullopt), /api/applications/<id>/ and
 // /api/applications/<id>/rotate-secret/ (rotate)
-HttpResponse apps_api(ServeContext& ctx, const HttpRequest& req,
-                      const Caller& caller,
-                      const std::optional<std::string>& client_id,
-                      bool rotate);
+HttpResponse apps_api(ServeContext& ctx, const HttpRequest& req, const Caller& caller,
+                      const std::optional<std::string>& client_id, bool rotate);
 // /api/applications/<id>/api-keys/ (key_id: nullopt) and
 // /api/applications/<id>/api-keys/<key_id>/ (api_keys.cpp)
-HttpResponse api_keys_api(ServeContext& ctx, const HttpRequest& req,
-                          const Caller& caller, const std::string& client_id,
-                          const std::optional<std::string>& key_id);
+HttpResponse api_keys_api(ServeContext& ctx, const HttpRequest& req, const Caller& caller,
+                          const std::string& client_id, const std::optional<std::string>& key_id);
 
 }  // namespace oauth2::admin

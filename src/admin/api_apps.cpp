@@ -48,8 +48,7 @@ std::string not_a_choice(std::string_view v) {
 // DRF's message under key, at the first member that is not a string, or
 // as soon as take returns false.
 template <typename Take>
-bool for_each_string(json_t* j, const char* key, FieldErrors& errors,
-                     Take take) {
+bool for_each_string(json_t* j, const char* key, FieldErrors& errors, Take take) {
   size_t i;
   json_t* v;
   json_array_foreach(j, i, v) {
@@ -69,10 +68,10 @@ struct AppInput {
   std::optional<bool> confidential;
   std::optional<std::vector<std::string>> grants;
   std::optional<std::vector<std::string>> redirect_uris;
-  std::optional<std::string> scope;        // "": the server's default
-  std::optional<int64_t> ttl;              // 0: the server's default
-  std::optional<std::string> auth_method;  // "": either
-  std::optional<std::string> token_format; // "": the server's
+  std::optional<std::string> scope;         // "": the server's default
+  std::optional<int64_t> ttl;               // 0: the server's default
+  std::optional<std::string> auth_method;   // "": either
+  std::optional<std::string> token_format;  // "": the server's
   std::optional<bool> first_party;
 };
 
@@ -97,10 +96,9 @@ void read_grants(json_t* body, FieldErrors& errors, AppInput& in) {
       return;
     }
     errors.add("authorization_grant_type",
-               s == "implicit"
-                   ? "\"implicit\" is not a valid choice: the implicit grant "
-                     "is not supported (OAuth 2.1)."
-                   : not_a_choice(s));
+               s == "implicit" ? "\"implicit\" is not a valid choice: the implicit grant "
+                                 "is not supported (OAuth 2.1)."
+                               : not_a_choice(s));
     return;
   }
   if (!ours) return;
@@ -149,10 +147,9 @@ void read_redirect_uris(json_t* body, FieldErrors& errors, AppInput& in) {
     });
     if (!ok) return;
   } else {
-    errors.add("redirect_uris", json_is_null(j)
-                                    ? kNotNull
-                                    : "Expected a list of URIs or a string "
-                                      "of URIs separated by spaces.");
+    errors.add("redirect_uris", json_is_null(j) ? kNotNull
+                                                : "Expected a list of URIs or a string "
+                                                  "of URIs separated by spaces.");
     return;
   }
   std::vector<std::string> uris;
@@ -214,12 +211,10 @@ void read_ttl(json_t* body, FieldErrors& errors, AppInput& in) {
   } else if (!json_is_integer(j)) {
     errors.add("access_token_ttl", "A valid integer is required.");
   } else if (json_integer_value(j) < 1) {
-    errors.add("access_token_ttl",
-               "Ensure this value is greater than or equal to 1.");
+    errors.add("access_token_ttl", "Ensure this value is greater than or equal to 1.");
   } else if (json_integer_value(j) > kMaxTtl) {
     errors.add("access_token_ttl",
-               "Ensure this value is less than or equal to " +
-                   std::to_string(kMaxTtl) + ".");
+               "Ensure this value is less than or equal to " + std::to_string(kMaxTtl) + ".");
   } else {
     in.ttl = json_integer_value(j);
   }
@@ -254,8 +249,7 @@ AppInput read_app(json_t* body, Mode mode, FieldErrors& errors) {
   read_redirect_uris(body, errors, in);
   read_scope(body, errors, in);
   read_ttl(body, errors, in);
-  read_choice(body, "access_token_format", valid_token_format, errors,
-              &in.token_format);
+  read_choice(body, "access_token_format", valid_token_format, errors, &in.token_format);
   bool b;
   if (get_bool(body, "first_party", errors, &b) == Got::kOk) in.first_party = b;
   read_choice(body, "auth_method", valid_auth_method, errors, &in.auth_method);
@@ -272,8 +266,7 @@ AppInput read_app(json_t* body, Mode mode, FieldErrors& errors) {
 // The rules that tie fields together, on the record as it would be.
 void check_client(const Client& c, FieldErrors& errors) {
   if (!c.confidential && !c.auth_method.empty()) {
-    errors.add("auth_method",
-               "A public client has no secret: auth_method must be null.");
+    errors.add("auth_method", "A public client has no secret: auth_method must be null.");
   }
   if (!c.confidential && c.allows_grant("client_credentials")) {
     errors.add("client_type",
@@ -296,12 +289,10 @@ void apply(const AppInput& in, Client& c) {
 
 // The application as JSON; with a new secret, that secret, once: its
 // copies are overwritten before they are freed.
-HttpResponse client_response(int status, const Client& c,
-                             std::string* secret) {
+HttpResponse client_response(int status, const Client& c, std::string* secret) {
   if (!secret) return HttpResponse::json(status, client_json(c).get());
-  Json secret_json(secret->empty()
-                       ? json_null()
-                       : checked(json_stringn(secret->data(), secret->size())));
+  Json secret_json(secret->empty() ? json_null()
+                                   : checked(json_stringn(secret->data(), secret->size())));
   wipe(*secret);
   WipeJsonOnExit json_wiper{secret_json.get()};
   Json obj = client_json(c, secret_json.get());
@@ -345,8 +336,8 @@ HttpResponse create_app(ServeContext& ctx, const HttpRequest& req) {
   return client_response(201, c, &secret);
 }
 
-HttpResponse update_app(ServeContext& ctx, const HttpRequest& req,
-                        const std::string& id, Mode mode) {
+HttpResponse update_app(ServeContext& ctx, const HttpRequest& req, const std::string& id,
+                        Mode mode) {
   {
     Txn txn = ctx.store->read();  // DRF looks the object up first
     if (!txn.get_client(ctx.realm, id)) return not_found();
@@ -393,8 +384,7 @@ HttpResponse rotate_secret(ServeContext& ctx, const std::string& id) {
     if (!old) return not_found();
     c = std::move(*old);
     if (!c.confidential) {
-      return HttpResponse::error(400,
-                                 "A public client has no secret to rotate.");
+      return HttpResponse::error(400, "A public client has no secret to rotate.");
     }
     secret = new_client_secret(c);
     if (!txn.put_client(c, false)) return not_found();
@@ -405,10 +395,8 @@ HttpResponse rotate_secret(ServeContext& ctx, const std::string& id) {
 
 }  // namespace
 
-HttpResponse apps_api(ServeContext& ctx, const HttpRequest& req,
-                      const Caller& caller,
-                      const std::optional<std::string>& client_id,
-                      bool rotate) {
+HttpResponse apps_api(ServeContext& ctx, const HttpRequest& req, const Caller& caller,
+                      const std::optional<std::string>& client_id, bool rotate) {
   if (!caller.acts_as_staff()) return denied(caller);
   const std::string& m = req.method;
   if (!client_id) {

@@ -14,8 +14,8 @@ namespace {
 
 HttpResponse invalid_token() {
   HttpResponse r = HttpResponse::error(401, "Invalid token.");
-  r.set("WWW-Authenticate", std::string("Bearer realm=\"") + kApiRealm +
-                                "\", error=\"invalid_token\"");
+  r.set("WWW-Authenticate",
+        std::string("Bearer realm=\"") + kApiRealm + "\", error=\"invalid_token\"");
   return r;
 }
 
@@ -34,8 +34,8 @@ bool Caller::scoped(std::string_view s) const {
 std::string client_address(const HttpRequest& req) {
   if (req.header_count("x-real-ip") == 1) {
     std::string_view a = *req.header("x-real-ip");
-    if (!a.empty() && a.size() <= 64 && a.find_first_not_of(
-            "0123456789abcdefABCDEF.:[]") == std::string_view::npos) {
+    if (!a.empty() && a.size() <= 64 &&
+        a.find_first_not_of("0123456789abcdefABCDEF.:[]") == std::string_view::npos) {
       return std::string(a);
     }
   }
@@ -48,23 +48,20 @@ Throttle ServeContext::throttle(const HttpRequest& req) const {
 }
 
 HttpResponse not_authenticated() {
-  HttpResponse r =
-      HttpResponse::error(401, "Authentication credentials were not provided.");
+  HttpResponse r = HttpResponse::error(401, "Authentication credentials were not provided.");
   r.set("WWW-Authenticate", std::string("Bearer realm=\"") + kApiRealm + "\"");
   return r;
 }
 
 HttpResponse permission_denied() {
-  return HttpResponse::error(
-      403, "You do not have permission to perform this action.");
+  return HttpResponse::error(403, "You do not have permission to perform this action.");
 }
 
 HttpResponse denied(const Caller& caller) {
   return caller.anonymous() ? not_authenticated() : permission_denied();
 }
 
-std::optional<Caller> authenticate(ServeContext& ctx, const HttpRequest& req,
-                                   HttpResponse* error) {
+std::optional<Caller> authenticate(ServeContext& ctx, const HttpRequest& req, HttpResponse* error) {
   Caller caller;
   // two Authorization headers: which one would a proxy have used?
   if (req.header_count("authorization") > 1) {
@@ -83,10 +80,8 @@ std::optional<Caller> authenticate(ServeContext& ctx, const HttpRequest& req,
 
   Validation v = validate(*ctx.store, ctx.realm, b);
   switch (v.result) {
-    case OAUTH2_NO_TOKEN:
-      return caller;  // anonymous
-    case OAUTH2_VALID:
-      break;
+    case OAUTH2_NO_TOKEN: return caller;  // anonymous
+    case OAUTH2_VALID: break;
     case OAUTH2_UNAVAILABLE:
       *error = HttpResponse::error(503, "The store is unavailable.");
       return std::nullopt;

@@ -42,13 +42,11 @@ struct Caller {
   bool acts_as_staff() const { return staff && scoped(kAdminScope); }
 };
 
-
 // The caller of req: the token of `Authorization: Bearer` or `X-API-KEY`.
 // No token at all is an anonymous caller; a malformed, unknown, expired or
 // revoked token, or one of a deleted or disabled user, gives nullopt and
 // *error (401 "Invalid token."); a store failure 503.
-std::optional<Caller> authenticate(ServeContext& ctx, const HttpRequest& req,
-                                   HttpResponse* error);
+std::optional<Caller> authenticate(ServeContext& ctx, const HttpRequest& req, HttpResponse* error);
 
 // DRF's errors, {"detail": "..."}:
 HttpResponse not_authenticated();  // 401 + WWW-Authenticate: Bearer

@@ -36,8 +36,7 @@ std::string read_name(json_t* body, FieldErrors& errors) {
   if (get_string(body, "name", errors, &s) != Got::kOk) return s;
   if (!check_max_chars(s, kMaxApiKeyName, "name", errors)) return s;
   if (s.size() > kMaxApiKeyName) {
-    errors.add("name", "Ensure this field has no more than " +
-                           std::to_string(kMaxApiKeyName) +
+    errors.add("name", "Ensure this field has no more than " + std::to_string(kMaxApiKeyName) +
                            " bytes of UTF-8.");
   } else if (has_control(s) || has_c1_control(s)) {
     errors.add("name", "Control characters are not allowed.");
@@ -57,8 +56,7 @@ HttpResponse list_keys(ServeContext& ctx, const std::string& id) {
   return HttpResponse::json(200, arr.get());
 }
 
-HttpResponse create_key(ServeContext& ctx, const HttpRequest& req,
-                        const std::string& id) {
+HttpResponse create_key(ServeContext& ctx, const HttpRequest& req, const std::string& id) {
   {
     Txn txn = ctx.store->read();  // DRF looks the parent up first
     if (!txn.get_client(ctx.realm, id)) return not_found();
@@ -78,8 +76,7 @@ HttpResponse create_key(ServeContext& ctx, const HttpRequest& req,
   {
     Txn txn = ctx.store->write();
     try {
-      nk = create_api_key(txn, ctx.realm, id, name,
-                          static_cast<int64_t>(time(nullptr)));
+      nk = create_api_key(txn, ctx.realm, id, name, static_cast<int64_t>(time(nullptr)));
     } catch (const std::invalid_argument& e) {  // the core's own rule
       errors.add("name", e.what());
       return errors.response();
@@ -93,12 +90,10 @@ HttpResponse create_key(ServeContext& ctx, const HttpRequest& req,
   return HttpResponse::json(201, obj.get());
 }
 
-HttpResponse revoke_key(ServeContext& ctx, const std::string& id,
-                        const std::string& key_id) {
+HttpResponse revoke_key(ServeContext& ctx, const std::string& id, const std::string& key_id) {
   {
     Txn txn = ctx.store->write();
-    if (!txn.get_client(ctx.realm, id) ||
-        !revoke_api_key(txn, ctx.realm, id, key_id)) {
+    if (!txn.get_client(ctx.realm, id) || !revoke_api_key(txn, ctx.realm, id, key_id)) {
       return not_found();
     }
     txn.commit();
@@ -108,9 +103,8 @@ HttpResponse revoke_key(ServeContext& ctx, const std::string& id,
 
 }  // namespace
 
-HttpResponse api_keys_api(ServeContext& ctx, const HttpRequest& req,
-                          const Caller& caller, const std::string& client_id,
-                          const std::optional<std::string>& key_id) {
+HttpResponse api_keys_api(ServeContext& ctx, const HttpRequest& req, const Caller& caller,
+                          const std::string& client_id, const std::optional<std::string>& key_id) {
   if (!caller.acts_as_staff()) return denied(caller);  // as apps_api
   const std::string& m = req.method;
   if (!valid_client_id(client_id)) return not_found();

@@ -40,8 +40,7 @@ namespace {
 constexpr size_t kMaxUsername = 150;
 constexpr size_t kMaxPassword = 4096;  // bytes hashed per attempt
 
-constexpr const char* kUsernameTaken =
-    "A user with that username already exists.";
+constexpr const char* kUsernameTaken = "A user with that username already exists.";
 constexpr const char* kUsernameInvalid =
     "Enter a valid username. This value may contain only letters, numbers, "
     "and @/./+/-/_ characters.";
@@ -51,8 +50,7 @@ constexpr const char* kBadEmail = "Enter a valid email address.";
 constexpr const char* kControl = "Control characters are not allowed.";
 
 bool is_alnum(char ch) {
-  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-         (ch >= '0' && ch <= '9');
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
 }
 
 // Django's EmailValidator, ASCII only: a dot-atom user part, and a domain
@@ -108,8 +106,7 @@ bool valid_email(std::string_view e) {
 
 // The fields of a request body, each checked.
 struct UserInput {
-  std::optional<std::string> username, email, first_name, last_name,
-      password, current_password;
+  std::optional<std::string> username, email, first_name, last_name, password, current_password;
   std::optional<bool> is_staff, is_active;
 
   ~UserInput() {
@@ -127,8 +124,8 @@ bool no_control(std::string_view s) {
 // A text member into *out: not blank unless blank_ok, at most max
 // characters, and valid (else the message invalid).
 void read_text(json_t* body, const char* key, size_t max, bool blank_ok,
-               bool (*valid)(std::string_view), const char* invalid,
-               FieldErrors& errors, std::optional<std::string>* out) {
+               bool (*valid)(std::string_view), const char* invalid, FieldErrors& errors,
+               std::optional<std::string>* out) {
   std::string s;
   if (get_string(body, key, errors, &s) != Got::kOk) return;
   if (s.empty() && !blank_ok) {
@@ -145,15 +142,14 @@ void read_text(json_t* body, const char* key, size_t max, bool blank_ok,
 
 UserInput read_user(json_t* body, Mode mode, bool staff, FieldErrors& errors) {
   UserInput in;
-  read_text(body, "username", kMaxUsername, false, valid_username,
-            kUsernameInvalid, errors, &in.username);
+  read_text(body, "username", kMaxUsername, false, valid_username, kUsernameInvalid, errors,
+            &in.username);
   std::string s;
   if (get_string(body, "password", errors, &s, false) == Got::kOk) {
     if (s.empty()) {
       errors.add("password", kBlank);
     } else if (s.size() > kMaxPassword) {
-      errors.add("password", "Ensure this field has no more than " +
-                                 std::to_string(kMaxPassword) +
+      errors.add("password", "Ensure this field has no more than " + std::to_string(kMaxPassword) +
                                  " characters.");
     } else {
       in.password = std::move(s);
@@ -164,12 +160,9 @@ UserInput read_user(json_t* body, Mode mode, bool staff, FieldErrors& errors) {
     if (s.size() <= kMaxPassword) in.current_password = std::move(s);
     wipe(s);
   }
-  read_text(body, "email", kMaxEmail, false, valid_email, kBadEmail, errors,
-            &in.email);
-  read_text(body, "first_name", kMaxPersonName, true, no_control, kControl,
-            errors, &in.first_name);
-  read_text(body, "last_name", kMaxPersonName, true, no_control, kControl,
-            errors, &in.last_name);
+  read_text(body, "email", kMaxEmail, false, valid_email, kBadEmail, errors, &in.email);
+  read_text(body, "first_name", kMaxPersonName, true, no_control, kControl, errors, &in.first_name);
+  read_text(body, "last_name", kMaxPersonName, true, no_control, kControl, errors, &in.last_name);
   if (staff) {
     bool b;
     if (get_bool(body, "is_staff", errors, &b) == Got::kOk) in.is_staff = b;
@@ -187,8 +180,7 @@ UserInput read_user(json_t* body, Mode mode, bool staff, FieldErrors& errors) {
 
 // A username another user already has (read before the slow hash; the
 // write transaction checks again).
-bool username_taken(ServeContext& ctx, const std::string& name,
-                    uint64_t self) {
+bool username_taken(ServeContext& ctx, const std::string& name, uint64_t self) {
   Txn txn = ctx.store->read();
   auto other = txn.get_user_by_username(ctx.realm, name);
   return other && other->id != self;
@@ -211,13 +203,9 @@ HttpResponse stored(int status, const User& u) {
 HttpResponse put_failed(PutUser r) {
   FieldErrors errors;
   switch (r) {
-    case PutUser::kUsernameTaken:
-      errors.add("username", kUsernameTaken);
-      return errors.response();
-    case PutUser::kMissing:
-      return not_found();
-    default:
-      return HttpResponse::error(400, "The user record is not valid.");
+    case PutUser::kUsernameTaken: errors.add("username", kUsernameTaken); return errors.response();
+    case PutUser::kMissing: return not_found();
+    default: return HttpResponse::error(400, "The user record is not valid.");
   }
 }
 
@@ -226,9 +214,8 @@ HttpResponse put_failed(PutUser r) {
 void check_policy(const ServeContext& ctx, const UserInput& in, const User& u,
                   FieldErrors& errors) {
   if (!in.password || errors.has("password")) return;
-  for (std::string& p : password_problems(
-           ctx.password_policy, *in.password,
-           {u.username, u.first_name, u.last_name, u.email})) {
+  for (std::string& p : password_problems(ctx.password_policy, *in.password,
+                                          {u.username, u.first_name, u.last_name, u.email})) {
     errors.add("password", std::move(p));
   }
 }
@@ -243,9 +230,8 @@ HttpResponse busy() {
 
 // The caller's current password: nullopt if it is right, else the answer
 // (400 field error, or 429 when the account or the address is throttled).
-std::optional<HttpResponse> check_current_password(
-    ServeContext& ctx, const HttpRequest& req, uint64_t id,
-    const std::string& password) {
+std::optional<HttpResponse> check_current_password(ServeContext& ctx, const HttpRequest& req,
+                                                   uint64_t id, const std::string& password) {
   const int64_t now = static_cast<int64_t>(time(nullptr));
   const Throttle throttle = ctx.throttle(req);
   const LoginOrigin origin{throttle.address(), ""};
@@ -257,20 +243,18 @@ std::optional<HttpResponse> check_current_password(
   }
   if (wait) {
     HttpResponse r = HttpResponse::error(
-        429, "Request was throttled. Expected available in " +
-                 std::to_string(wait) + " seconds.");
+        429, "Request was throttled. Expected available in " + std::to_string(wait) + " seconds.");
     r.set("Retry-After", std::to_string(wait));
     return r;
   }
-  LoginCheck check = check_login(*ctx.store, ctx.realm, target, password,
-                                 ctx.pbkdf2_iterations, ctx.account_limit, now);
+  LoginCheck check = check_login(*ctx.store, ctx.realm, target, password, ctx.pbkdf2_iterations,
+                                 ctx.account_limit, now);
   if (check.user) return std::nullopt;
   throttle.password_failed(target.throttle_key);
   throttle.address_failed();
   FieldErrors errors;
-  errors.add(
-      "current_password",
-      "Your old password was entered incorrectly. Please enter it again.");
+  errors.add("current_password",
+             "Your old password was entered incorrectly. Please enter it again.");
   return errors.response();
 }
 
@@ -291,8 +275,7 @@ HttpResponse list_users(ServeContext& ctx, const HttpRequest& req) {
   return pager.response(results.release());
 }
 
-HttpResponse create_user(ServeContext& ctx, const HttpRequest& req,
-                         const Caller& caller) {
+HttpResponse create_user(ServeContext& ctx, const HttpRequest& req, const Caller& caller) {
   // staff; or nobody at all when registration is open
   if (caller.anonymous() ? !ctx.open_registration : !caller.acts_as_staff()) {
     return denied(caller);
@@ -301,10 +284,8 @@ HttpResponse create_user(ServeContext& ctx, const HttpRequest& req,
   Json body = parse_json_object(req, &error);
   if (!body) return error;
   FieldErrors errors;
-  UserInput in =
-      read_user(body.get(), Mode::kCreate, caller.acts_as_staff(), errors);
-  if (in.username && !errors.has("username") &&
-      username_taken(ctx, *in.username, 0)) {
+  UserInput in = read_user(body.get(), Mode::kCreate, caller.acts_as_staff(), errors);
+  if (in.username && !errors.has("username") && username_taken(ctx, *in.username, 0)) {
     errors.add("username", kUsernameTaken);
   }
   User u;
@@ -327,8 +308,8 @@ HttpResponse create_user(ServeContext& ctx, const HttpRequest& req,
   return stored(201, u);
 }
 
-HttpResponse update_user(ServeContext& ctx, const HttpRequest& req,
-                         const Caller& caller, uint64_t id, Mode mode) {
+HttpResponse update_user(ServeContext& ctx, const HttpRequest& req, const Caller& caller,
+                         uint64_t id, Mode mode) {
   std::optional<User> current;
   {
     Txn txn = ctx.store->read();  // DRF looks the object up first
@@ -341,8 +322,7 @@ HttpResponse update_user(ServeContext& ctx, const HttpRequest& req,
   FieldErrors errors;
   const bool staff = caller.acts_as_staff();
   UserInput in = read_user(body.get(), mode, staff, errors);
-  if (in.username && !errors.has("username") &&
-      username_taken(ctx, *in.username, id)) {
+  if (in.username && !errors.has("username") && username_taken(ctx, *in.username, id)) {
     errors.add("username", kUsernameTaken);
   }
   const bool self = caller.user && caller.user->id == id;
@@ -363,8 +343,7 @@ HttpResponse update_user(ServeContext& ctx, const HttpRequest& req,
     if (ctx.hash_slots && !slot) return busy();
     if (self) {
       // one's own password: the current one first, as a sign-in (R89)
-      if (auto refused =
-              check_current_password(ctx, req, id, *in.current_password)) {
+      if (auto refused = check_current_password(ctx, req, id, *in.current_password)) {
         return std::move(*refused);
       }
     }
@@ -387,8 +366,8 @@ HttpResponse update_user(ServeContext& ctx, const HttpRequest& req,
 
 }  // namespace
 
-HttpResponse users_api(ServeContext& ctx, const HttpRequest& req,
-                       const Caller& caller, std::optional<uint64_t> id) {
+HttpResponse users_api(ServeContext& ctx, const HttpRequest& req, const Caller& caller,
+                       std::optional<uint64_t> id) {
   const std::string& m = req.method;
   if (!id) {
     if (m == "GET" || m == "HEAD") {
@@ -415,8 +394,7 @@ HttpResponse users_api(ServeContext& ctx, const HttpRequest& req,
   }
   if (m == "PUT" || m == "PATCH") {
     if (!staff && !(self && caller.can_write())) return denied(caller);
-    return update_user(ctx, req, caller, *id,
-                       m == "PUT" ? Mode::kPut : Mode::kPatch);
+    return update_user(ctx, req, caller, *id, m == "PUT" ? Mode::kPut : Mode::kPatch);
   }
   if (m == "DELETE") {
     if (!staff) return denied(caller);
@@ -430,8 +408,7 @@ HttpResponse users_api(ServeContext& ctx, const HttpRequest& req,
   return method_not_allowed(req, "GET, PUT, PATCH, DELETE, HEAD");
 }
 
-HttpResponse me_api(ServeContext& ctx, const HttpRequest& req,
-                    const Caller& caller) {
+HttpResponse me_api(ServeContext& ctx, const HttpRequest& req, const Caller& caller) {
   (void)ctx;
   if (caller.anonymous()) return denied(caller);
   if (req.method != "GET" && req.method != "HEAD") {
@@ -439,8 +416,7 @@ HttpResponse me_api(ServeContext& ctx, const HttpRequest& req,
   }
   if (caller.user && !caller.can_read()) return denied(caller);
   if (!caller.user) {
-    return HttpResponse::error(
-        403, "This token belongs to an application, not to a user.");
+    return HttpResponse::error(403, "This token belongs to an application, not to a user.");
   }
   return stored(200, *caller.user);
 }

@@ -27,8 +27,8 @@ namespace {
 std::string name_from_options(const Invocation& inv) {
   std::string name = inv.value("name").value_or("");
   if (name.size() > kMaxApiKeyName || !valid_utf8(name)) {
-    throw UsageError("--name: must be at most " +
-                     std::to_string(kMaxApiKeyName) + " bytes of UTF-8");
+    throw UsageError("--name: must be at most " + std::to_string(kMaxApiKeyName) +
+                     " bytes of UTF-8");
   }
   if (has_control(name) || has_c1_control(name)) {
     throw UsageError("--name: control characters are not allowed");
@@ -46,8 +46,7 @@ int apikey_add(const Invocation& inv) {
   {
     Txn txn = store->write();
     try {
-      nk = create_api_key(txn, inv.realm, id, name,
-                          static_cast<int64_t>(time(nullptr)));
+      nk = create_api_key(txn, inv.realm, id, name, static_cast<int64_t>(time(nullptr)));
     } catch (const std::invalid_argument& e) {
       return fail(std::string("--name: ") + e.what());
     }
@@ -59,10 +58,11 @@ int apikey_add(const Invocation& inv) {
     WipeJsonOnExit wipe_key(json_object_get(obj.get(), "api_key"));
     print_json(obj.get());
   } catch (const std::exception& e) {
-    throw std::runtime_error(std::string(e.what()) + "; API key " +
-                             nk->info.id + " was created but its value is "
+    throw std::runtime_error(std::string(e.what()) + "; API key " + nk->info.id +
+                             " was created but its value is "
                              "lost: revoke it with 'oauth2-admin apikey "
-                             "revoke " + id + " " + nk->info.id + "'");
+                             "revoke " +
+                             id + " " + nk->info.id + "'");
   }
   return 0;
 }
@@ -92,8 +92,7 @@ int apikey_revoke(const Invocation& inv) {
     Txn txn = store->write();
     if (!txn.get_client(inv.realm, id)) return fail(no_application(id));
     if (!revoke_api_key(txn, inv.realm, id, key_id)) {
-      return fail("application " + quoted(id) + " has no API key " +
-                    quoted(key_id));
+      return fail("application " + quoted(id) + " has no API key " + quoted(key_id));
     }
     txn.commit();
   }
@@ -136,14 +135,12 @@ const char kApiKeyRevokeUsage[] =
     "does not exist.\n";
 
 const Command kApiKeyCommands[] = {
-    {"apikey add", "<client_id> [--name]",
-     "create an API key (shown once)", kApiKeyAddUsage, kApiKeyAddOptions,
-     std::size(kApiKeyAddOptions), 1, 1, apikey_add},
-    {"apikey list", "<client_id>", "list an application's API keys",
-     kApiKeyListUsage, nullptr, 0, 1, 1, apikey_list},
-    {"apikey revoke", "<client_id> <key_id>",
-     "revoke an API key and its handshakes", kApiKeyRevokeUsage, nullptr, 0,
-     2, 2, apikey_revoke},
+    {"apikey add", "<client_id> [--name]", "create an API key (shown once)", kApiKeyAddUsage,
+     kApiKeyAddOptions, std::size(kApiKeyAddOptions), 1, 1, apikey_add},
+    {"apikey list", "<client_id>", "list an application's API keys", kApiKeyListUsage, nullptr, 0,
+     1, 1, apikey_list},
+    {"apikey revoke", "<client_id> <key_id>", "revoke an API key and its handshakes",
+     kApiKeyRevokeUsage, nullptr, 0, 2, 2, apikey_revoke},
 };
 
 }  // namespace

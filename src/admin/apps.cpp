@@ -96,8 +96,7 @@ Client client_from_options(const Invocation& inv) {
   }
   if (auto f = inv.value("access-token-format")) {
     if (*f != "jwt" && *f != "opaque") {
-      throw UsageError("--access-token-format: " + quoted(*f) +
-                       " is neither jwt nor opaque");
+      throw UsageError("--access-token-format: " + quoted(*f) + " is neither jwt nor opaque");
     }
     c.access_token_format = *f;
   }
@@ -114,9 +113,8 @@ int app_add(const Invocation& inv) {
   create_client(*store, c, &secret);
 
   // jansson copies the secret: wipe that copy too before it is freed.
-  Json secret_json(c.confidential
-                       ? checked(json_stringn(secret.data(), secret.size()))
-                       : json_null());
+  Json secret_json(c.confidential ? checked(json_stringn(secret.data(), secret.size()))
+                                  : json_null());
   WipeJsonOnExit json_wiper{secret_json.get()};
   try {
     Json obj = client_json(c, secret_json.get());
@@ -191,8 +189,12 @@ int app_set_disabled(const Invocation& inv, bool disabled) {
   return 0;
 }
 
-int app_disable(const Invocation& inv) { return app_set_disabled(inv, true); }
-int app_enable(const Invocation& inv) { return app_set_disabled(inv, false); }
+int app_disable(const Invocation& inv) {
+  return app_set_disabled(inv, true);
+}
+int app_enable(const Invocation& inv) {
+  return app_set_disabled(inv, false);
+}
 
 const OptionSpec kAppAddOptions[] = {
     {"name", true, false},
@@ -291,18 +293,16 @@ const char kAppEnableUsage[] =
     "exit 1 if there is no such application.\n";
 
 const Command kAppCommands[] = {
-    {"app add", "--name <n> --grant <g> ...", "register an application",
-     kAppAddUsage, kAppAddOptions, std::size(kAppAddOptions), 0, 0, app_add},
-    {"app list", "", "list the applications", kAppListUsage, nullptr, 0, 0, 0,
-     app_list},
-    {"app show", "<client_id>", "show one application", kAppShowUsage, nullptr,
-     0, 1, 1, app_show},
-    {"app delete", "<client_id>", "delete an application and its tokens",
-     kAppDeleteUsage, nullptr, 0, 1, 1, app_delete},
-    {"app disable", "<client_id>", "refuse an application and its tokens",
-     kAppDisableUsage, nullptr, 0, 1, 1, app_disable},
-    {"app enable", "<client_id>", "honour a disabled application again",
-     kAppEnableUsage, nullptr, 0, 1, 1, app_enable},
+    {"app add", "--name <n> --grant <g> ...", "register an application", kAppAddUsage,
+     kAppAddOptions, std::size(kAppAddOptions), 0, 0, app_add},
+    {"app list", "", "list the applications", kAppListUsage, nullptr, 0, 0, 0, app_list},
+    {"app show", "<client_id>", "show one application", kAppShowUsage, nullptr, 0, 1, 1, app_show},
+    {"app delete", "<client_id>", "delete an application and its tokens", kAppDeleteUsage, nullptr,
+     0, 1, 1, app_delete},
+    {"app disable", "<client_id>", "refuse an application and its tokens", kAppDisableUsage,
+     nullptr, 0, 1, 1, app_disable},
+    {"app enable", "<client_id>", "honour a disabled application again", kAppEnableUsage, nullptr,
+     0, 1, 1, app_enable},
 };
 
 }  // namespace

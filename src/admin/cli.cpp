@@ -33,15 +33,13 @@ std::string printable(std::string_view s) {
       break;
     }
     unsigned char c = static_cast<unsigned char>(s[i]);
-    bool c1 = c == 0xC2 && i + 1 < s.size() &&
-              static_cast<unsigned char>(s[i + 1]) <= 0x9F;
+    bool c1 = c == 0xC2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) <= 0x9F;
     if (c < 0x20 || c == 0x7F || (c >= 0x80 && (!utf8 || c1))) {
       char buf[8];
       snprintf(buf, sizeof(buf), "\\x%02X", c);
       out += buf;
       if (c1) {
-        snprintf(buf, sizeof(buf), "\\x%02X",
-                 static_cast<unsigned char>(s[++i]));
+        snprintf(buf, sizeof(buf), "\\x%02X", static_cast<unsigned char>(s[++i]));
         out += buf;
       }
     } else {
@@ -85,8 +83,7 @@ bool starts_with_words(const Command& c, const std::vector<std::string>& w) {
   return true;
 }
 
-const Command* find_command(const Commands& commands,
-                            const std::vector<std::string>& words,
+const Command* find_command(const Commands& commands, const std::vector<std::string>& words,
                             bool* is_prefix) {
   *is_prefix = false;
   for (const Command* c : commands) {
@@ -97,8 +94,7 @@ const Command* find_command(const Commands& commands,
   return nullptr;
 }
 
-const OptionSpec* find_option(const OptionSpec* specs, size_t n,
-                              std::string_view name) {
+const OptionSpec* find_option(const OptionSpec* specs, size_t n, std::string_view name) {
   for (size_t i = 0; i < n; i++) {
     if (specs[i].name == name) return &specs[i];
   }
@@ -135,7 +131,9 @@ int dump_to_string(const char* buffer, size_t size, void* data) {
 
 }  // namespace
 
-std::string quoted(std::string_view s) { return "'" + printable(s) + "'"; }
+std::string quoted(std::string_view s) {
+  return "'" + printable(s) + "'";
+}
 
 std::string errno_text(const std::string& what) {
   return what + ": " + std::strerror(errno);
@@ -155,8 +153,7 @@ unsigned pbkdf2_iterations_option(const Invocation& inv) {
   }
   unsigned long n = ok ? std::stoul(*v) : 0;
   if (n == 0 || n > kMaxIterations) {
-    throw UsageError("--pbkdf2-iterations: " + quoted(*v) +
-                     " is not a number from 1 to 100000000");
+    throw UsageError("--pbkdf2-iterations: " + quoted(*v) + " is not a number from 1 to 100000000");
   }
   return static_cast<unsigned>(n);
 }
@@ -240,8 +237,7 @@ Invocation parse_args(int argc, char** argv, const Commands& commands) {
         inline_value = name.substr(eq + 1);
         name = name.substr(0, eq);
       }
-      const OptionSpec* spec =
-          find_option(kGlobalOptions, std::size(kGlobalOptions), name);
+      const OptionSpec* spec = find_option(kGlobalOptions, std::size(kGlobalOptions), name);
       const bool global = spec != nullptr;
       if (!spec && inv.command) {
         spec = find_option(inv.command->options, inv.command->n_options, name);
@@ -296,8 +292,8 @@ int print_help(const Invocation& inv, const Commands& commands) {
     text = inv.command->usage;
   } else {
     std::string prefix = joined_words(inv);
-    text = "usage: oauth2-admin [--store <dir>] [--realm <name>]" + prefix +
-           " <command> [<args>]\n\n";
+    text =
+        "usage: oauth2-admin [--store <dir>] [--realm <name>]" + prefix + " <command> [<args>]\n\n";
     if (inv.words.empty()) {
       text +=
           "Manages the applications (OAuth 2 clients) in the store of\n"
@@ -325,17 +321,14 @@ void check_invocation(const Invocation& inv) {
   if (inv.error) throw UsageError(*inv.error);
   if (!inv.command) {
     if (inv.words.empty()) throw UsageError("missing command");
-    throw UsageError("missing subcommand after " +
-                     quoted(joined_words(inv).substr(1)));
+    throw UsageError("missing subcommand after " + quoted(joined_words(inv).substr(1)));
   }
   const Command& c = *inv.command;
   if (inv.operands.size() < c.min_operands) {
-    throw UsageError(std::string(c.words) + " needs " +
-                     std::string(c.operands));
+    throw UsageError(std::string(c.words) + " needs " + std::string(c.operands));
   }
   if (inv.operands.size() > c.max_operands) {
-    throw UsageError("unexpected argument " +
-                     quoted(inv.operands[c.max_operands]));
+    throw UsageError("unexpected argument " + quoted(inv.operands[c.max_operands]));
   }
   if (inv.store.empty()) throw UsageError("--store: empty directory name");
   if (!valid_realm(inv.realm)) {
@@ -346,8 +339,7 @@ void check_invocation(const Invocation& inv) {
 void print_json(const json_t* j) {
   std::string out;
   WipeOnExit wiper{out};
-  if (json_dump_callback(j, dump_to_string, &out,
-                         JSON_PRESERVE_ORDER | JSON_ENCODE_ANY) != 0) {
+  if (json_dump_callback(j, dump_to_string, &out, JSON_PRESERVE_ORDER | JSON_ENCODE_ANY) != 0) {
     throw std::runtime_error("cannot format the result");
   }
   append_wiping(out, "\n", 1);

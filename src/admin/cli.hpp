@@ -80,7 +80,7 @@ void add_apikey_commands(Commands& out);  // apikey ... (apikeys_cli.cpp)
 void add_user_commands(Commands& out);    // user ...
 void add_import_commands(Commands& out);  // import-django
 void add_token_commands(Commands& out);
-void add_serve_commands(Commands& out);   // serve (the daemon)
+void add_serve_commands(Commands& out);  // serve (the daemon)
 
 // Global options (--store, --realm, --help) anywhere; a command's options
 // after its words; "--" ends the options.
@@ -119,7 +119,7 @@ void print_json(const json_t* j);
 // jansson constructors return NULL on failure (no memory, invalid UTF-8).
 json_t* checked(json_t* j);
 void set_member(json_t* obj, const char* key, json_t* value);  // steals
-void append_item(json_t* arr, json_t* value);  // steals
+void append_item(json_t* arr, json_t* value);                  // steals
 json_t* string_json(const std::string& s);
 json_t* strings_json(const std::vector<std::string>& v);
 
@@ -137,7 +137,6 @@ void wipe_api_key(json_t* obj) noexcept;
 std::unique_ptr<Store> open_store(const Invocation& inv, bool create);
 // The existing store of a command on the application client_id: nullptr,
 // nothing opened, when client_id cannot be one or there is no store yet.
-std::unique_ptr<Store> open_app_store(const Invocation& inv,
-                                      std::string_view client_id);
+std::unique_ptr<Store> open_app_store(const Invocation& inv, std::string_view client_id);
 
 }  // namespace oauth2::admin

@@ -6,7 +6,9 @@ namespace oauth2::admin {
 
 namespace {
 
-int64_t now_seconds() { return static_cast<int64_t>(time(nullptr)); }
+int64_t now_seconds() {
+  return static_cast<int64_t>(time(nullptr));
+}
 
 }  // namespace
 
@@ -18,15 +20,13 @@ oauth2_counters_t MemoryCounters::counters() {
   return c;
 }
 
-MemoryCounters::Entry* MemoryCounters::entry(const std::string& key,
-                                             int64_t now, unsigned window) {
+MemoryCounters::Entry* MemoryCounters::entry(const std::string& key, int64_t now, unsigned window) {
   auto it = map_.find(key);
   if (it != map_.end()) return &it->second;
   if (map_.size() >= max_) {
     // only what no longer counts goes
     for (auto i = map_.begin(); i != map_.end();) {
-      i = (i->second.expire <= now || i->second.count == 0) ? map_.erase(i)
-                                                             : std::next(i);
+      i = (i->second.expire <= now || i->second.count == 0) ? map_.erase(i) : std::next(i);
     }
     if (map_.size() >= max_) return nullptr;
   }
@@ -35,8 +35,8 @@ MemoryCounters::Entry* MemoryCounters::entry(const std::string& key,
   return &e;
 }
 
-unsigned MemoryCounters::check(void* self, const unsigned char* key, size_t len,
-                               unsigned limit, unsigned window) {
+unsigned MemoryCounters::check(void* self, const unsigned char* key, size_t len, unsigned limit,
+                               unsigned window) {
   auto* m = static_cast<MemoryCounters*>(self);
   const int64_t now = now_seconds();
   std::lock_guard<std::mutex> lock(m->mu_);
@@ -48,8 +48,7 @@ unsigned MemoryCounters::check(void* self, const unsigned char* key, size_t len,
   return 0;
 }
 
-void MemoryCounters::failed(void* self, const unsigned char* key, size_t len,
-                            unsigned window) {
+void MemoryCounters::failed(void* self, const unsigned char* key, size_t len, unsigned window) {
   auto* m = static_cast<MemoryCounters*>(self);
   const int64_t now = now_seconds();
   std::lock_guard<std::mutex> lock(m->mu_);

@@ -32,10 +32,9 @@ class MemoryCounters {
     int64_t expire = 0;
     unsigned count = 0;
   };
-  static unsigned check(void* self, const unsigned char* key, size_t len,
-                        unsigned limit, unsigned window);
-  static void failed(void* self, const unsigned char* key, size_t len,
-                     unsigned window);
+  static unsigned check(void* self, const unsigned char* key, size_t len, unsigned limit,
+                        unsigned window);
+  static void failed(void* self, const unsigned char* key, size_t len, unsigned window);
   // the key's entry, made if missing; nullptr when the table is full of
   // live entries.  Called with mu_ held.
   Entry* entry(const std::string& key, int64_t now, unsigned window);

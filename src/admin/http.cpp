@@ -149,8 +149,7 @@ std::string_view trim_ows(std::string_view s) {
   return s;
 }
 
-std::optional<std::string_view> HttpRequest::header(
-    std::string_view lname) const {
+std::optional<std::string_view> HttpRequest::header(std::string_view lname) const {
   for (const auto& h : headers) {
     if (h.first == lname) return std::string_view(h.second);
   }
@@ -174,8 +173,7 @@ std::optional<std::string> HttpRequest::cookie(std::string_view name) const {
     while (!line.empty()) {
       size_t semi = line.find(';');
       std::string_view pair = trim_ows(line.substr(0, semi));
-      line = semi == std::string_view::npos ? std::string_view()
-                                            : line.substr(semi + 1);
+      line = semi == std::string_view::npos ? std::string_view() : line.substr(semi + 1);
       size_t eq = pair.find('=');
       if (eq == std::string_view::npos) continue;
       if (trim_ows(pair.substr(0, eq)) != name) continue;
@@ -252,8 +250,7 @@ std::string ListenAddress::text() const {
   return host + ":" + std::to_string(port);
 }
 
-std::optional<ListenAddress> parse_listen(std::string_view s,
-                                          std::string* why) {
+std::optional<ListenAddress> parse_listen(std::string_view s, std::string* why) {
   ListenAddress a;
   const std::string shown = quoted(s);
   if (s.substr(0, 5) == "unix:") {
@@ -273,8 +270,7 @@ std::optional<ListenAddress> parse_listen(std::string_view s,
   std::string_view host, port;
   if (!s.empty() && s[0] == '[') {
     size_t close = s.find(']');
-    if (close == std::string_view::npos || close + 1 >= s.size() ||
-        s[close + 1] != ':') {
+    if (close == std::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':') {
       *why = "--listen " + shown + ": expected [::1]:<port>";
       return std::nullopt;
     }
@@ -283,8 +279,7 @@ std::optional<ListenAddress> parse_listen(std::string_view s,
   } else {
     size_t colon = s.rfind(':');
     if (colon == std::string_view::npos) {
-      *why = "--listen " + shown +
-             ": expected 127.0.0.1:<port>, [::1]:<port> or unix:<path>";
+      *why = "--listen " + shown + ": expected 127.0.0.1:<port>, [::1]:<port> or unix:<path>";
       return std::nullopt;
     }
     host = s.substr(0, colon);
@@ -303,8 +298,7 @@ std::optional<ListenAddress> parse_listen(std::string_view s,
   } else if (inet_pton(AF_INET6, a.host.c_str(), &v6) == 1) {
     loopback = IN6_IS_ADDR_LOOPBACK(&v6);
   } else {
-    *why = "--listen " + shown +
-           ": the host must be an IP address (127.0.0.1 or [::1])";
+    *why = "--listen " + shown + ": the host must be an IP address (127.0.0.1 or [::1])";
     return std::nullopt;
   }
   if (!loopback) {
@@ -327,8 +321,8 @@ struct HttpServer::Impl {
 
   std::mutex mu;
   std::condition_variable idle;
-  size_t in_flight = 0;     // requests from their headers to completion
-  size_t connections = 0;   // open connections
+  size_t in_flight = 0;    // requests from their headers to completion
+  size_t connections = 0;  // open connections
   std::atomic<bool> stopping{false};
 
   Impl(ServeContext& c, Handler h) : ctx(c), handler(std::move(h)) {}
@@ -375,8 +369,7 @@ void on_connection(void* cls, MHD_Connection* conn, void** socket_context,
   }
 }
 
-void on_completed(void* cls, MHD_Connection* conn, void** con_cls,
-                  MHD_RequestTerminationCode toe) {
+void on_completed(void* cls, MHD_Connection* conn, void** con_cls, MHD_RequestTerminationCode toe) {
   (void)conn;
   (void)toe;
   Impl* s = static_cast<Impl*>(cls);
@@ -388,8 +381,8 @@ void on_completed(void* cls, MHD_Connection* conn, void** con_cls,
   s->changed(-1, 0);
 }
 
-MHD_Result collect(void* cls, MHD_ValueKind kind, const char* key,
-                   size_t key_size, const char* value, size_t value_size) {
+MHD_Result collect(void* cls, MHD_ValueKind kind, const char* key, size_t key_size,
+                   const char* value, size_t value_size) {
   (void)kind;
   auto* headers = static_cast<HttpRequest*>(cls);
   try {
@@ -410,9 +403,8 @@ void mhd_log(void* cls, const char* fmt, va_list ap) {
   write_stderr(line + "\n");
 }
 
-MHD_Result on_request(void* cls, MHD_Connection* conn, const char* url,
-                      const char* method, const char* version,
-                      const char* upload_data, size_t* upload_size,
+MHD_Result on_request(void* cls, MHD_Connection* conn, const char* url, const char* method,
+                      const char* version, const char* upload_data, size_t* upload_size,
                       void** con_cls) {
   (void)url;
   (void)version;
@@ -432,8 +424,7 @@ MHD_Result on_request(void* cls, MHD_Connection* conn, const char* url,
         target = static_cast<Conn*>(info->socket_context)->target;
       }
       rq->path = target.substr(0, target.find('?'));
-      const char* cl =
-          MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+      const char* cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
       if (cl) {
         char* end = nullptr;
         errno = 0;
@@ -481,19 +472,16 @@ void remove_stale_socket(const std::string& path, const sockaddr_un& sun) {
   struct stat st;
   if (lstat(path.c_str(), &st) != 0) return;
   if (!S_ISSOCK(st.st_mode)) {
-    throw std::runtime_error(path +
-                             " exists and is not a socket: not replaced");
+    throw std::runtime_error(path + " exists and is not a socket: not replaced");
   }
   // a live daemon still answers on it; a stale file refuses
   int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (probe < 0) throw std::runtime_error(errno_text("socket"));
-  int rc =
-      connect(probe, reinterpret_cast<const sockaddr*>(&sun), sizeof(sun));
+  int rc = connect(probe, reinterpret_cast<const sockaddr*>(&sun), sizeof(sun));
   int saved = errno;
   close(probe);
   if (rc == 0) {
-    throw std::runtime_error(path +
-                             ": another process listens on this socket");
+    throw std::runtime_error(path + ": another process listens on this socket");
   }
   if (saved != ECONNREFUSED) {
     errno = saved;
@@ -526,8 +514,7 @@ int bind_unix(const std::string& path) {
 
 // A TCP socket bound to the IP literal and port of addr.
 int bind_ip(const ListenAddress& addr) {
-  const int family =
-      addr.host.find(':') != std::string::npos ? AF_INET6 : AF_INET;
+  const int family = addr.host.find(':') != std::string::npos ? AF_INET6 : AF_INET;
   sockaddr_storage ss{};
   ss.ss_family = static_cast<sa_family_t>(family);
   socklen_t len;
@@ -565,8 +552,7 @@ HttpResponse HttpServer::Impl::dispatch(MHD_Connection* conn, Req* rq) {
   const MHD_ConnectionInfo* info =
       MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
   if (info && info->socket_context) {
-    const std::string& target =
-        static_cast<Conn*>(info->socket_context)->target;
+    const std::string& target = static_cast<Conn*>(info->socket_context)->target;
     size_t q = target.find('?');
     if (q != std::string::npos) req.query = target.substr(q + 1);
   }
@@ -581,11 +567,9 @@ HttpResponse HttpServer::Impl::dispatch(MHD_Connection* conn, Req* rq) {
     if (ci && ci->client_addr) {
       const sockaddr* sa = ci->client_addr;
       if (sa->sa_family == AF_INET) {
-        inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr,
-                  buf, sizeof(buf));
+        inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, buf, sizeof(buf));
       } else if (sa->sa_family == AF_INET6) {
-        inet_ntop(AF_INET6,
-                  &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, buf,
+        inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, buf,
                   sizeof(buf));
       }
     }
@@ -595,22 +579,18 @@ HttpResponse HttpServer::Impl::dispatch(MHD_Connection* conn, Req* rq) {
   try {
     return handler(ctx, req);
   } catch (const StoreError& e) {
-    write_stderr(std::string(kProg) + ": " + timestamp() + " store: " +
-                 e.what() + "\n");
+    write_stderr(std::string(kProg) + ": " + timestamp() + " store: " + e.what() + "\n");
     return HttpResponse::error(503, "The store is unavailable.");
   } catch (const std::exception& e) {
-    write_stderr(std::string(kProg) + ": " + timestamp() + " error: " +
-                 e.what() + "\n");
+    write_stderr(std::string(kProg) + ": " + timestamp() + " error: " + e.what() + "\n");
     return HttpResponse::error(500, "A server error occurred.");
   }
 }
 
-MHD_Result HttpServer::Impl::answer(MHD_Connection* conn, Req* rq,
-                                    HttpResponse res) {
+MHD_Result HttpServer::Impl::answer(MHD_Connection* conn, Req* rq, HttpResponse res) {
   if (rq->too_large) {
     res = HttpResponse::error(
-        413, "Request body too large: the limit is " +
-                 std::to_string(kMaxRequestBody) + " bytes.");
+        413, "Request body too large: the limit is " + std::to_string(kMaxRequestBody) + " bytes.");
     res.set("Connection", "close");
   }
   rq->answered = true;
@@ -621,30 +601,26 @@ MHD_Result HttpServer::Impl::answer(MHD_Connection* conn, Req* rq,
   b->size = res.body.size();
   memcpy(b->data, res.body.data(), res.body.size());
   wipe(res.body);
-  MHD_Response* r = MHD_create_response_from_buffer_with_free_callback_cls(
-      b->size, b->data, free_body, b);
+  MHD_Response* r =
+      MHD_create_response_from_buffer_with_free_callback_cls(b->size, b->data, free_body, b);
   if (!r) {
     free_body(b);
     return MHD_NO;
   }
   for (const auto& h : res.headers) {
-    if (MHD_add_response_header(r, h.first.c_str(), h.second.c_str()) !=
-        MHD_YES) {
-      write_stderr(std::string(kProg) + ": " + timestamp() +
-                   " error: invalid response header " + loggable(h.first) +
-                   "\n");
+    if (MHD_add_response_header(r, h.first.c_str(), h.second.c_str()) != MHD_YES) {
+      write_stderr(std::string(kProg) + ": " + timestamp() + " error: invalid response header " +
+                   loggable(h.first) + "\n");
     }
   }
-  MHD_Result ok =
-      MHD_queue_response(conn, static_cast<unsigned>(res.status), r);
+  MHD_Result ok = MHD_queue_response(conn, static_cast<unsigned>(res.status), r);
   MHD_destroy_response(r);
 
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                std::chrono::steady_clock::now() - rq->start)
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                  rq->start)
                 .count();
-  write_stderr(std::string(kProg) + ": " + timestamp() + " \"" +
-               loggable(rq->method) + " " + loggable(rq->path) + "\" " +
-               std::to_string(res.status) + " " + std::to_string(ms) +
+  write_stderr(std::string(kProg) + ": " + timestamp() + " \"" + loggable(rq->method) + " " +
+               loggable(rq->path) + "\" " + std::to_string(res.status) + " " + std::to_string(ms) +
                "ms\n");
   return ok;
 }
@@ -669,17 +645,13 @@ void HttpServer::start(const ListenAddress& addr) {
   Impl& s = *impl_;
   s.addr = addr;
   s.bind_socket();
-  const unsigned flags = MHD_USE_THREAD_PER_CONNECTION |
-                         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-                         MHD_USE_ITC | MHD_USE_ERROR_LOG;
+  const unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                         MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
   s.daemon = MHD_start_daemon(
-      flags, 0, nullptr, nullptr, on_request, &s,
-      MHD_OPTION_EXTERNAL_LOGGER, mhd_log, nullptr,
-      MHD_OPTION_LISTEN_SOCKET, static_cast<MHD_socket>(s.listen_fd),
-      MHD_OPTION_CONNECTION_LIMIT, kConnectionLimit,
-      MHD_OPTION_CONNECTION_TIMEOUT, kConnectionTimeout,
-      MHD_OPTION_URI_LOG_CALLBACK, on_uri, &s,
-      MHD_OPTION_NOTIFY_CONNECTION, on_connection, &s,
+      flags, 0, nullptr, nullptr, on_request, &s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, nullptr,
+      MHD_OPTION_LISTEN_SOCKET, static_cast<MHD_socket>(s.listen_fd), MHD_OPTION_CONNECTION_LIMIT,
+      kConnectionLimit, MHD_OPTION_CONNECTION_TIMEOUT, kConnectionTimeout,
+      MHD_OPTION_URI_LOG_CALLBACK, on_uri, &s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, &s,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, &s, MHD_OPTION_END);
   if (!s.daemon) {
     close(s.listen_fd);
@@ -696,9 +668,8 @@ void HttpServer::stop(unsigned grace_ms) {
   MHD_socket quiesced = MHD_quiesce_daemon(s.daemon);
   {
     std::unique_lock<std::mutex> lock(s.mu);
-    s.idle.wait_for(lock, std::chrono::milliseconds(grace_ms), [&] {
-      return s.in_flight == 0 && s.connections == 0;
-    });
+    s.idle.wait_for(lock, std::chrono::milliseconds(grace_ms),
+                    [&] { return s.in_flight == 0 && s.connections == 0; });
   }
   MHD_stop_daemon(s.daemon);
   s.daemon = nullptr;

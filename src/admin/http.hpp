@@ -25,12 +25,12 @@ namespace oauth2::admin {
 constexpr size_t kMaxRequestBody = 64 * 1024;
 
 struct HttpRequest {
-  std::string method;   // "GET", "POST", ...
-  std::string path;     // the raw path, without the query string
-  std::string query;    // the raw query string, without '?'
+  std::string method;  // "GET", "POST", ...
+  std::string path;    // the raw path, without the query string
+  std::string query;   // the raw query string, without '?'
   std::vector<std::pair<std::string, std::string>> headers;  // names lower
   std::string body;
-  std::string remote;   // the peer's address, "unix" for a unix socket
+  std::string remote;  // the peer's address, "unix" for a unix socket
 
   // the value of a header (name in lower case); nullopt if absent
   std::optional<std::string_view> header(std::string_view lname) const;
@@ -70,8 +70,8 @@ struct ServeContext {
   MemoryCounters* counters = nullptr;
   unsigned auth_limit = 10;  // --auth-limit; 0: off
   unsigned auth_window = 60;
-  AccountLimit account_limit;  // --account-limit
-  PasswordPolicy password_policy;  // --password-policy
+  AccountLimit account_limit;       // --account-limit
+  PasswordPolicy password_policy;   // --password-policy
   HashSlots* hash_slots = nullptr;  // --hash-limit
 
   // the throttles of the request's client (client_address)
@@ -94,16 +94,15 @@ using Handler = std::function<HttpResponse(ServeContext&, const HttpRequest&)>;
 // (127.0.0.0/8, "[::1]:port") or a unix socket ("unix:/path"), nothing else.
 struct ListenAddress {
   bool is_unix = false;
-  std::string path;    // the unix socket
-  std::string host;    // the IP literal, without brackets
+  std::string path;  // the unix socket
+  std::string host;  // the IP literal, without brackets
   uint16_t port = 0;
 
   std::string text() const;  // as given: "127.0.0.1:9180", "unix:/x"
 };
 
 // nullopt, with *why, when s is malformed or not loopback
-std::optional<ListenAddress> parse_listen(std::string_view s,
-                                          std::string* why);
+std::optional<ListenAddress> parse_listen(std::string_view s, std::string* why);
 
 // The HTTP server: libmicrohttpd, one thread per connection, every request
 // body capped at kMaxRequestBody (413) and one line per request on stderr

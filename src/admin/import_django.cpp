@@ -41,9 +41,9 @@ namespace oauth2::admin {
 namespace {
 
 constexpr size_t kMaxDump = size_t(256) << 20;  // bytes
-constexpr size_t kMaxDepth = 32;  // a dump needs 4 (array, record, fields,
-                                  // groups); jansson recurses on each level
-constexpr size_t kMaxExamples = 10;  // names listed in one warning
+constexpr size_t kMaxDepth = 32;                // a dump needs 4 (array, record, fields,
+                                                // groups); jansson recurses on each level
+constexpr size_t kMaxExamples = 10;             // names listed in one warning
 
 // Bad input: exit 1, nothing written.
 class BadDump : public std::runtime_error {
@@ -94,8 +94,8 @@ std::string read_dump(const std::string& path) {
 // ever sees it (docs/security.md catalogue 2.4).
 void check_depth(std::string_view s) {
   if (json_too_deep(s, kMaxDepth)) {
-    throw BadDump("not a dumpdata file: nested deeper than " +
-                  std::to_string(kMaxDepth) + " levels");
+    throw BadDump("not a dumpdata file: nested deeper than " + std::to_string(kMaxDepth) +
+                  " levels");
   }
 }
 
@@ -104,12 +104,10 @@ Json parse_dump(const std::string& data) {
   json_error_t err;
   // RFC 8259 JSON only: no NUL in strings, valid UTF-8, nothing after the
   // value, and a key given twice is an error, not a silent choice
-  Json root(json_loadb(data.data(), data.size(), JSON_REJECT_DUPLICATES,
-                       &err));
+  Json root(json_loadb(data.data(), data.size(), JSON_REJECT_DUPLICATES, &err));
   if (!root) {
-    throw BadDump("not valid JSON (line " + std::to_string(err.line) +
-                  ", column " + std::to_string(err.column) +
-                  "): " + quoted(err.text));
+    throw BadDump("not valid JSON (line " + std::to_string(err.line) + ", column " +
+                  std::to_string(err.column) + "): " + quoted(err.text));
   }
   if (!json_is_array(root.get())) {
     throw BadDump("not a dumpdata file: the top level is not an array");
@@ -140,8 +138,7 @@ std::optional<int64_t> parse_iso8601(std::string_view s) {
     return true;
   };
   int y, mo, d, h, mi, sec = 0;
-  if (!digits(4, &y) || !expect('-') || !digits(2, &mo) || !expect('-') ||
-      !digits(2, &d)) {
+  if (!digits(4, &y) || !expect('-') || !digits(2, &mo) || !expect('-') || !digits(2, &d)) {
     return std::nullopt;
   }
   if (pos >= s.size() || (s[pos] != 'T' && s[pos] != ' ')) {
@@ -176,8 +173,8 @@ std::optional<int64_t> parse_iso8601(std::string_view s) {
   if (pos != s.size()) return std::nullopt;
   static const int kDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
   bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-  if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > kDays[mo - 1] ||
-      (mo == 2 && d == 29 && !leap) || h > 23 || mi > 59 || sec > 59) {
+  if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > kDays[mo - 1] || (mo == 2 && d == 29 && !leap) ||
+      h > 23 || mi > 59 || sec > 59) {
     return std::nullopt;
   }
   // days from 1970-01-01 of a proleptic Gregorian date (H. Hinnant)
@@ -198,8 +195,7 @@ class Fields {
       : fields_(fields), index_(index), model_(std::move(model)) {}
 
   [[noreturn]] void bad(const std::string& what) const {
-    throw BadDump("record " + std::to_string(index_) + " (" + model_ +
-                  "): " + what);
+    throw BadDump("record " + std::to_string(index_) + " (" + model_ + "): " + what);
   }
 
   // nullopt when absent or null; bad() for any other type
@@ -244,10 +240,10 @@ struct DjangoUser {
   std::optional<uint64_t> pk;
   User user;
   bool importable = true;
-  bool trimmed = false;         // names cut or stripped of controls
+  bool trimmed = false;  // names cut or stripped of controls
   bool email_dropped = false;
-  bool cheap_hash = false;      // fewer iterations than asked
-  std::string unusable;         // why the password is unusable, or ""
+  bool cheap_hash = false;  // fewer iterations than asked
+  std::string unusable;     // why the password is unusable, or ""
 };
 
 struct DjangoApp {
@@ -295,8 +291,7 @@ std::string hash_reason(std::string_view p) {
     return "unknown";
   }
   for (char ch : p.substr(0, dollar)) {
-    if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-          ch == '_')) {
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_')) {
       return "unknown";
     }
   }
@@ -306,9 +301,9 @@ std::string hash_reason(std::string_view p) {
 // The hashers Django ships: a client secret that starts with one of
 // these and '$' is a hash (DOT 2+), anything else a secret in clear.
 bool django_hash_prefix(std::string_view s) {
-  static const char* const kHashers[] = {
-      "pbkdf2_sha256", "pbkdf2_sha1", "argon2", "bcrypt_sha256", "bcrypt",
-      "scrypt",        "sha1",        "md5",    "unsalted_sha1", "crypt"};
+  static const char* const kHashers[] = {"pbkdf2_sha256", "pbkdf2_sha1", "argon2", "bcrypt_sha256",
+                                         "bcrypt",        "scrypt",      "sha1",   "md5",
+                                         "unsalted_sha1", "crypt"};
   size_t dollar = s.find('$');
   return dollar != std::string_view::npos &&
          one_of(s.substr(0, dollar), kHashers, std::size(kHashers));
@@ -331,8 +326,7 @@ std::string fit_text(const std::string& s, size_t max) {
   for (size_t i = 0; i < s.size(); i++) {
     unsigned char c = static_cast<unsigned char>(s[i]);
     if (c < 0x20 || c == 0x7F) continue;
-    if (c == 0xC2 && i + 1 < s.size() &&
-        static_cast<unsigned char>(s[i + 1]) <= 0x9F) {
+    if (c == 0xC2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) <= 0x9F) {
       i++;
       continue;
     }
@@ -348,8 +342,7 @@ std::string fit_text(const std::string& s, size_t max) {
   return out;
 }
 
-DjangoUser read_user(const Fields& f, json_t* record, unsigned iterations,
-                     Report* report) {
+DjangoUser read_user(const Fields& f, json_t* record, unsigned iterations, Report* report) {
   DjangoUser du;
   User& u = du.user;
   json_t* pk = json_object_get(record, "pk");
@@ -367,8 +360,7 @@ DjangoUser read_user(const Fields& f, json_t* record, unsigned iterations,
   u.is_staff = f.boolean("is_staff", false);
   u.is_superuser = f.boolean("is_superuser", false);
   u.is_active = f.boolean("is_active", true);
-  u.date_joined =
-      f.time("date_joined").value_or(static_cast<int64_t>(::time(nullptr)));
+  u.date_joined = f.time("date_joined").value_or(static_cast<int64_t>(::time(nullptr)));
   u.last_login = f.time("last_login").value_or(0);
 
   if (!valid_username(u.username)) {
@@ -383,8 +375,7 @@ DjangoUser read_user(const Fields& f, json_t* record, unsigned iterations,
     u.first_name = std::move(first);
     u.last_name = std::move(last);
   }
-  if (u.email.size() > kMaxEmail || has_control(u.email) ||
-      has_c1_control(u.email)) {
+  if (u.email.size() > kMaxEmail || has_control(u.email) || has_c1_control(u.email)) {
     du.email_dropped = true;
     u.email.clear();
   }
@@ -405,8 +396,7 @@ std::string app_label(const Client& c) {
 // Why the application must be skipped, or "": the rules of `app add` on
 // what DOT kept (c's name defaults to its client_id, its grant types are
 // DOT's grant's).
-std::string skip_reason(Client& c, const std::string& type,
-                        const std::string& grant) {
+std::string skip_reason(Client& c, const std::string& type, const std::string& grant) {
   if (!valid_client_id(c.client_id)) {
     return "the client_id is not 1 to 200 bytes of UTF-8 without control "
            "characters";
@@ -451,10 +441,9 @@ void take_redirect_uris(const std::string& uris, DjangoApp& da) {
     std::string uri = uris.substr(start, end - start);
     pos = end;
     if (!valid_redirect_uri(uri)) {
-      da.notes.push_back(
-          app_label(c) + ": redirect URI " + quoted(uri) +
-          " dropped: not https, http to 127.0.0.1 or [::1], or a "
-          "private-use scheme like com.example.app:/cb (R22)");
+      da.notes.push_back(app_label(c) + ": redirect URI " + quoted(uri) +
+                         " dropped: not https, http to 127.0.0.1 or [::1], or a "
+                         "private-use scheme like com.example.app:/cb (R22)");
       continue;
     }
     push_unique(c.redirect_uris, std::move(uri));
@@ -477,10 +466,9 @@ void take_secret(const std::string& secret, DjangoApp& da) {
   } else if (django_hash_prefix(secret) || secret.empty()) {
     std::string reason = hash_reason(secret);
     c.secret_hash = "!" + reason;
-    da.notes.push_back(
-        app_label(c) + ": its secret (" + reason +
-        ") cannot be verified here: the client cannot authenticate "
-        "until it gets a new secret");
+    da.notes.push_back(app_label(c) + ": its secret (" + reason +
+                       ") cannot be verified here: the client cannot authenticate "
+                       "until it gets a new secret");
   } else {
     c.secret_hash = hash_secret(secret);  // DOT 1.x kept it in clear
     // DOT generates 128 characters; a shorter one was chosen by hand
@@ -498,8 +486,7 @@ DjangoApp read_app(const Fields& f, Report* report) {
   std::string secret = f.str("client_secret", false).value_or("");
   WipeOnExit wipe_secret(secret);
   std::string uris = f.str("redirect_uris", false).value_or("");
-  c.created_at =
-      f.time("created").value_or(static_cast<int64_t>(::time(nullptr)));
+  c.created_at = f.time("created").value_or(static_cast<int64_t>(::time(nullptr)));
   std::string why = skip_reason(c, type, grant);
   if (!why.empty()) {
     report->warnings.push_back(app_label(c) + " skipped: " + why);
@@ -509,8 +496,8 @@ DjangoApp read_app(const Fields& f, Report* report) {
   take_redirect_uris(uris, da);
   if (c.confidential) take_secret(secret, da);
   if (auto alg = f.str("algorithm", false); alg && !alg->empty()) {
-    da.notes.push_back(app_label(c) + ": OpenID Connect (algorithm " +
-                       quoted(*alg) + ") is not supported; imported for "
+    da.notes.push_back(app_label(c) + ": OpenID Connect (algorithm " + quoted(*alg) +
+                       ") is not supported; imported for "
                        "OAuth 2");
   }
   return da;
@@ -528,8 +515,7 @@ uint64_t max_user_id(Txn& txn, const std::string& realm) {
   return last[0].id;
 }
 
-void import_users(Txn& txn, const std::string& realm,
-                  std::vector<DjangoUser>& users, Report* r) {
+void import_users(Txn& txn, const std::string& realm, std::vector<DjangoUser>& users, Report* r) {
   const uint64_t floor = max_user_id(txn, realm);
   std::vector<User*> keep_id, new_id;
   uint64_t target = 0;
@@ -562,10 +548,8 @@ void import_users(Txn& txn, const std::string& realm,
     }
   }
   for (User* u : new_id) {
-    if (txn.put_user(*u, true) != PutUser::kOk ||
-        u->id <= std::max(floor, target)) {
-      throw std::runtime_error("the store refused user " + u->username +
-                               "; nothing was imported");
+    if (txn.put_user(*u, true) != PutUser::kOk || u->id <= std::max(floor, target)) {
+      throw std::runtime_error("the store refused user " + u->username + "; nothing was imported");
     }
   }
   for (const DjangoUser& du : users) {
@@ -582,8 +566,7 @@ void import_users(Txn& txn, const std::string& realm,
   }
 }
 
-void import_apps(Txn& txn, const std::string& realm,
-                 std::vector<DjangoApp>& apps, Report* r) {
+void import_apps(Txn& txn, const std::string& realm, std::vector<DjangoApp>& apps, Report* r) {
   for (DjangoApp& da : apps) {
     if (!da.importable) continue;
     da.client.realm = realm;
@@ -605,8 +588,7 @@ void import_apps(Txn& txn, const std::string& realm,
 
 void finish_warnings(Report* r, unsigned iterations) {
   std::vector<std::string>& w = r->warnings;
-  auto add = [&w](const Tally& t, const std::string& one,
-                  const std::string& many) {
+  auto add = [&w](const Tally& t, const std::string& one, const std::string& many) {
     if (t.n) w.push_back(t.text(one, many));
   };
   add(r->bad_username,
@@ -614,8 +596,7 @@ void finish_warnings(Report* r, unsigned iterations) {
       "digits and @.+-_",
       "users skipped: their usernames are not 1 to 150 of ASCII letters, "
       "digits and @.+-_");
-  add(r->existing_user,
-      "user skipped: the username exists in the store (never overwritten)",
+  add(r->existing_user, "user skipped: the username exists in the store (never overwritten)",
       "users skipped: the usernames exist in the store (never "
       "overwritten)");
   add(r->existing_app,
@@ -623,19 +604,16 @@ void finish_warnings(Report* r, unsigned iterations) {
       "overwritten)",
       "applications skipped: the client_ids exist in the store (never "
       "overwritten)");
-  add(r->pk_moved,
-      "user got a new id: its Django id (in parentheses) is taken",
+  add(r->pk_moved, "user got a new id: its Django id (in parentheses) is taken",
       "users got new ids: their Django ids (in parentheses) are taken");
   add(r->trimmed,
       "user's first or last name was cut to 150 bytes or lost control "
       "characters",
       "users' first or last names were cut to 150 bytes or lost control "
       "characters");
-  add(r->bad_email,
-      "user's email was dropped: over 254 bytes or control characters",
+  add(r->bad_email, "user's email was dropped: over 254 bytes or control characters",
       "users' emails were dropped: over 254 bytes or control characters");
-  const std::string reset =
-      ": a new password is needed (oauth2-admin user set-password)";
+  const std::string reset = ": a new password is needed (oauth2-admin user set-password)";
   for (const auto& [reason, tally] : r->unusable_by_reason) {
     if (reason == "unusable" || reason == "empty") {
       add(tally, "user had no usable password in Django" + reset,
@@ -644,8 +622,9 @@ void finish_warnings(Report* r, unsigned iterations) {
       add(tally, "user's password is no Django password hash" + reset,
           "users' passwords are no Django password hashes" + reset);
     } else {
-      std::string why = ", which cannot be verified here (only "
-                        "pbkdf2_sha256 can)";
+      std::string why =
+          ", which cannot be verified here (only "
+          "pbkdf2_sha256 can)";
       add(tally, "user's password hash is " + reason + why + reset,
           "users' password hashes are " + reason + why + reset);
     }
@@ -659,15 +638,14 @@ void finish_warnings(Report* r, unsigned iterations) {
           " PBKDF2 iterations: they verify, and are due for a rehash at "
           "the next login");
   for (const auto& [model, n] : r->ignored) {
-    w.push_back(std::to_string(n) + (n == 1 ? " record of " : " records of ") +
-                quoted(model) + " ignored");
+    w.push_back(std::to_string(n) + (n == 1 ? " record of " : " records of ") + quoted(model) +
+                " ignored");
   }
 }
 
 // The users and applications of the dump, each once; records of other
 // models are counted in report->ignored.  BadDump on a malformed record.
-void read_records(json_t* root, unsigned iterations, Report* report,
-                  std::vector<DjangoUser>* users,
+void read_records(json_t* root, unsigned iterations, Report* report, std::vector<DjangoUser>* users,
                   std::vector<DjangoApp>* apps) {
   std::set<std::string> usernames, client_ids;
   std::set<uint64_t> pks;
@@ -678,8 +656,7 @@ void read_records(json_t* root, unsigned iterations, Report* report,
     }
     json_t* model = json_object_get(rec, "model");
     if (!json_is_string(model)) {
-      throw BadDump("record " + std::to_string(i) +
-                    ": \"model\" is missing or not a string");
+      throw BadDump("record " + std::to_string(i) + ": \"model\" is missing or not a string");
     }
     std::string name = json_string_value(model);
     if (name != "auth.user" && name != "oauth2_provider.application") {
@@ -701,8 +678,7 @@ void read_records(json_t* root, unsigned iterations, Report* report,
     } else {
       apps->push_back(read_app(f, report));
       if (!client_ids.insert(apps->back().client.client_id).second) {
-        f.bad("client_id " + quoted(apps->back().client.client_id) +
-              " given twice");
+        f.bad("client_id " + quoted(apps->back().client.client_id) + " given twice");
       }
     }
   }
@@ -711,9 +687,7 @@ void read_records(json_t* root, unsigned iterations, Report* report,
 // {"users": {imported, skipped, unusable_passwords}, "applications":
 // {imported, skipped}, "warnings": [...]}
 void print_report(const Report& report) {
-  auto count = [](size_t n) {
-    return json_integer(static_cast<json_int_t>(n));
-  };
+  auto count = [](size_t n) { return json_integer(static_cast<json_int_t>(n)); };
   Json out(checked(json_object()));
   Json u(checked(json_object()));
   set_member(u.get(), "imported", count(report.users_imported));
@@ -792,8 +766,7 @@ const char kImportUsage[] =
     "                             reported as due for a rehash\n";
 
 const Command kImportCommands[] = {
-    {"import-django", "<dumpdata.json>",
-     "import users and applications from Django", kImportUsage,
+    {"import-django", "<dumpdata.json>", "import users and applications from Django", kImportUsage,
      kImportOptions, std::size(kImportOptions), 1, 1, import_django},
 };
 

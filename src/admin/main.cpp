@@ -59,8 +59,7 @@ int run(int argc, char** argv) {
             joined_words(inv).c_str());
     return kExitUsage;
   } catch (const StoreError& e) {
-    fprintf(stderr, "%s: store %s: %s\n", kProg, quoted(inv.store).c_str(),
-            e.what());
+    fprintf(stderr, "%s: store %s: %s\n", kProg, quoted(inv.store).c_str(), e.what());
   } catch (const std::bad_alloc&) {
     fprintf(stderr, "%s: out of memory\n", kProg);
   } catch (const std::exception& e) {
@@ -74,4 +73,6 @@ int run(int argc, char** argv) {
 }  // namespace
 }  // namespace oauth2::admin
 
-int main(int argc, char** argv) { return oauth2::admin::run(argc, argv); }
+int main(int argc, char** argv) {
+  return oauth2::admin::run(argc, argv);
+}

@@ -16,7 +16,9 @@ namespace {
 bool is_alpha(char ch) {
   return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
 }
-bool is_digit(char ch) { return ch >= '0' && ch <= '9'; }
+bool is_digit(char ch) {
+  return ch >= '0' && ch <= '9';
+}
 bool is_hex(char ch) {
   return is_digit(ch) || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
 }
@@ -29,8 +31,7 @@ bool uri_chars_ok(std::string_view u) {
       "-._~:/?[]@!$&'()+,;=%";  // unreserved, reserved but '#' '*', '%'
   for (size_t i = 0; i < u.size(); i++) {
     char ch = u[i];
-    if (!is_alpha(ch) && !is_digit(ch) &&
-        kAllowed.find(ch) == std::string_view::npos) {
+    if (!is_alpha(ch) && !is_digit(ch) && kAllowed.find(ch) == std::string_view::npos) {
       return false;
     }
     if (ch == '%') {
@@ -91,20 +92,15 @@ Json client_json(const Client& c, json_t* secret_json) {
   set_member(o, "client_id", string_json(c.client_id));
   if (secret_json) set_member(o, "client_secret", json_incref(secret_json));
   set_member(o, "name", string_json(c.name));
-  set_member(o, "client_type",
-             json_string(c.confidential ? "confidential" : "public"));
+  set_member(o, "client_type", json_string(c.confidential ? "confidential" : "public"));
   set_member(o, "grant_types", strings_json(c.grant_types));
   set_member(o, "scope", string_json(c.scope));
   set_member(o, "redirect_uris", strings_json(c.redirect_uris));
-  set_member(o, "auth_method",
-             c.auth_method.empty() ? json_null() : string_json(c.auth_method));
-  set_member(
-      o, "access_token_ttl",
-      c.access_token_ttl == 0 ? json_null() : json_integer(c.access_token_ttl));
+  set_member(o, "auth_method", c.auth_method.empty() ? json_null() : string_json(c.auth_method));
+  set_member(o, "access_token_ttl",
+             c.access_token_ttl == 0 ? json_null() : json_integer(c.access_token_ttl));
   set_member(o, "access_token_format",
-             c.access_token_format.empty()
-                 ? json_null()
-                 : string_json(c.access_token_format));
+             c.access_token_format.empty() ? json_null() : string_json(c.access_token_format));
   set_member(o, "first_party", json_boolean(c.first_party));
   set_member(o, "created_at", json_integer(c.created_at));
   return obj;
@@ -127,8 +123,7 @@ size_t utf8_chars(std::string_view s) {
 
 bool has_c1_control(std::string_view s) {
   for (size_t i = 0; i + 1 < s.size(); i++) {
-    if (static_cast<unsigned char>(s[i]) == 0xC2 &&
-        static_cast<unsigned char>(s[i + 1]) <= 0x9F) {
+    if (static_cast<unsigned char>(s[i]) == 0xC2 && static_cast<unsigned char>(s[i + 1]) <= 0x9F) {
       return true;
     }
   }
@@ -209,8 +204,8 @@ std::optional<std::vector<std::string>> dot_grant_types(std::string_view dot) {
 }
 
 bool valid_app_name(std::string_view name) {
-  return !name.empty() && valid_utf8(name) && utf8_chars(name) <= kMaxName &&
-         !has_control(name) && !has_c1_control(name);
+  return !name.empty() && valid_utf8(name) && utf8_chars(name) <= kMaxName && !has_control(name) &&
+         !has_c1_control(name);
 }
 
 bool valid_grant(std::string_view grant) {
@@ -264,8 +259,8 @@ std::optional<uint64_t> parse_user_id(std::string_view s) {
   return v;
 }
 
-size_t end_sessions_after_change(Txn& txn, std::string_view realm,
-                                 const User& u, bool new_password) {
+size_t end_sessions_after_change(Txn& txn, std::string_view realm, const User& u,
+                                 bool new_password) {
   if (!new_password && u.is_active) return 0;
   return txn.delete_user_tokens(realm, u.id);
 }

@@ -22,10 +22,9 @@ constexpr size_t kClientSecretLength = 128;  // as DOT generates them
 constexpr size_t kMaxEmail = 254;            // bytes: the store's limit
 constexpr size_t kMaxPersonName = 150;       // bytes: the store's limit
 
-constexpr const char* kGrants[] = {"client_credentials", "authorization_code",
-                                   "password", "refresh_token"};
-constexpr const char* kAuthMethods[] = {"client_secret_basic",
-                                        "client_secret_post"};
+constexpr const char* kGrants[] = {"client_credentials", "authorization_code", "password",
+                                   "refresh_token"};
+constexpr const char* kAuthMethods[] = {"client_secret_basic", "client_secret_post"};
 
 // The application as `app add` prints it; client_secret only when
 // secret_json is given (a string, or null for a public client).
@@ -79,7 +78,7 @@ std::optional<uint64_t> parse_user_id(std::string_view s);
 // and a disabled user's, whose tokens are deleted rather than merely
 // refused so that enabling the user again does not bring them back.
 // Returns the number of tokens deleted.
-size_t end_sessions_after_change(Txn& txn, std::string_view realm,
-                                 const User& u, bool new_password);
+size_t end_sessions_after_change(Txn& txn, std::string_view realm, const User& u,
+                                 bool new_password);
 
 }  // namespace oauth2::admin

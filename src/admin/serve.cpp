@@ -110,16 +110,11 @@ HttpResponse route(ServeContext& ctx, const HttpRequest& req) {
   std::optional<Caller> caller = authenticate(ctx, req, &error);
   if (!caller) return error;
   switch (r.api) {
-    case Api::kUsers:
-      return users_api(ctx, req, *caller, r.user_id);
-    case Api::kMe:
-      return me_api(ctx, req, *caller);
-    case Api::kApps:
-      return apps_api(ctx, req, *caller, r.client_id, r.rotate);
-    case Api::kApiKeys:
-      return api_keys_api(ctx, req, *caller, *r.client_id, r.key_id);
-    default:
-      return not_found();
+    case Api::kUsers: return users_api(ctx, req, *caller, r.user_id);
+    case Api::kMe: return me_api(ctx, req, *caller);
+    case Api::kApps: return apps_api(ctx, req, *caller, r.client_id, r.rotate);
+    case Api::kApiKeys: return api_keys_api(ctx, req, *caller, *r.client_id, r.key_id);
+    default: return not_found();
   }
 }
 
@@ -133,8 +128,7 @@ bool parse_limit(std::string_view s, unsigned* n, unsigned* m) {
   }
   size_t slash = s.find('/');
   uint64_t a = 0, b = 0;
-  if (slash == std::string_view::npos ||
-      !parse_unsigned(s.substr(0, slash), 100000, &a) ||
+  if (slash == std::string_view::npos || !parse_unsigned(s.substr(0, slash), 100000, &a) ||
       !parse_unsigned(s.substr(slash + 1), 86400, &b) || a == 0 || b == 0) {
     return false;
   }
@@ -218,17 +212,15 @@ void read_options(const Invocation& inv, ServeContext& ctx, HashLimit* hash) {
     ctx.password_policy = *p;
   }
   if (auto v = inv.value("hash-limit")) {
-    if (!parse_limit(*v, &hash->running, &hash->waiting) ||
-        hash->running == 0 || hash->running > 64) {
-      throw UsageError("--hash-limit: " + quoted(*v) +
-                       " is not <n>/<queue> (1 to 64 running)");
+    if (!parse_limit(*v, &hash->running, &hash->waiting) || hash->running == 0 ||
+        hash->running > 64) {
+      throw UsageError("--hash-limit: " + quoted(*v) + " is not <n>/<queue> (1 to 64 running)");
     }
   }
   if (auto v = inv.value("page-size")) {
     uint64_t n = 0;
     if (!parse_unsigned(*v, kMaxPageSize, &n) || n < 1) {
-      throw UsageError("--page-size: " + quoted(*v) +
-                       " is not a number from 1 to 10000");
+      throw UsageError("--page-size: " + quoted(*v) + " is not a number from 1 to 10000");
     }
     ctx.page_size = static_cast<size_t>(n);
   }
@@ -286,9 +278,8 @@ int serve(const Invocation& inv) {
   {
     HttpServer server(ctx, route);
     server.start(addr);
-    say("listening on " + addr.text() + ", store " + quoted(inv.store) +
-        ", realm " + quoted(ctx.realm) +
-        (ctx.open_registration ? ", open registration" : ""));
+    say("listening on " + addr.text() + ", store " + quoted(inv.store) + ", realm " +
+        quoted(ctx.realm) + (ctx.open_registration ? ", open registration" : ""));
     int sig = wait_for_stop(stop_signals, *store);
     say(std::string("stopping on ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
         ": finishing the requests in flight");
@@ -360,8 +351,8 @@ const char kServeUsage[] =
     "counts failed sign-ins by the client's address.\n";
 
 const Command kServeCommands[] = {
-    {"serve", "--listen <address>", "run the admin daemon (HTTP API)",
-     kServeUsage, kServeOptions, std::size(kServeOptions), 0, 0, serve},
+    {"serve", "--listen <address>", "run the admin daemon (HTTP API)", kServeUsage, kServeOptions,
+     std::size(kServeOptions), 0, 0, serve},
 };
 
 }  // namespace

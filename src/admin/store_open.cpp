@@ -21,8 +21,7 @@ void make_store_dir(std::string path) {
   while (path.size() > 1 && path.back() == '/') path.pop_back();
   struct stat st;
   if (stat(path.c_str(), &st) == 0 || errno != ENOENT) return;
-  for (size_t pos = path.find('/', 1); pos != std::string::npos;
-       pos = path.find('/', pos + 1)) {
+  for (size_t pos = path.find('/', 1); pos != std::string::npos; pos = path.find('/', pos + 1)) {
     std::string parent = path.substr(0, pos);
     if (parent.back() == '/' || stat(parent.c_str(), &st) == 0) continue;
     if (mkdir(parent.c_str(), 0755) != 0 && errno != EEXIST) {
@@ -53,8 +52,7 @@ void become_store_owner(const std::string& path) {
   std::string failed = "cannot stat " + path;
   if (ok && dir.st_uid != 0) {
     for (const char* name : {"data.mdb", "lock.mdb"}) {
-      int fd =
-          openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+      int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
       if (fd < 0) {
         if (errno == ENOENT || errno == ELOOP) continue;
         ok = false;
@@ -63,8 +61,7 @@ void become_store_owner(const std::string& path) {
       }
       struct stat st;
       ok = fstat(fd, &st) == 0;
-      if (ok && S_ISREG(st.st_mode) &&
-          (st.st_uid != dir.st_uid || st.st_gid != dir.st_gid)) {
+      if (ok && S_ISREG(st.st_mode) && (st.st_uid != dir.st_uid || st.st_gid != dir.st_gid)) {
         ok = fchown(fd, dir.st_uid, dir.st_gid) == 0;
       }
       int saved = errno;
@@ -81,10 +78,9 @@ void become_store_owner(const std::string& path) {
   errno = saved;
   if (!ok) throw std::runtime_error(errno_text(failed));
   if (dir.st_uid == 0) return;
-  if (setgroups(1, &dir.st_gid) != 0 || setgid(dir.st_gid) != 0 ||
-      setuid(dir.st_uid) != 0 || geteuid() != dir.st_uid) {
-    throw std::runtime_error(
-        errno_text("cannot switch to the owner of " + path));
+  if (setgroups(1, &dir.st_gid) != 0 || setgid(dir.st_gid) != 0 || setuid(dir.st_uid) != 0 ||
+      geteuid() != dir.st_uid) {
+    throw std::runtime_error(errno_text("cannot switch to the owner of " + path));
   }
 }
 
@@ -109,8 +105,7 @@ std::unique_ptr<Store> open_store(const Invocation& inv, bool create) {
   return std::make_unique<Store>(inv.store, kDefaultMapSize);
 }
 
-std::unique_ptr<Store> open_app_store(const Invocation& inv,
-                                      std::string_view client_id) {
+std::unique_ptr<Store> open_app_store(const Invocation& inv, std::string_view client_id) {
   if (!valid_client_id(client_id)) return nullptr;
   return open_store(inv, false);
 }

@@ -47,14 +47,13 @@ int cleartokens(const Invocation& inv) {
     }
   }
   Json obj(checked(json_object()));
-  set_member(obj.get(), "deleted",
-             checked(json_integer(static_cast<json_int_t>(total))));
+  set_member(obj.get(), "deleted", checked(json_integer(static_cast<json_int_t>(total))));
   print_json(obj.get());
   return 0;
 }
 
 constexpr const char* kFallbackScope = "read write";  // oauth2_default_scope
-constexpr int64_t kDefaultTokenTtl = 36000;  // oauth2_access_token_ttl
+constexpr int64_t kDefaultTokenTtl = 36000;           // oauth2_access_token_ttl
 
 // The scope of the token: the one asked for, within the application's
 // allowed scope, else all of that; nullopt with why in *refused when the
@@ -62,8 +61,7 @@ constexpr int64_t kDefaultTokenTtl = 36000;  // oauth2_access_token_ttl
 std::optional<std::string> token_scope(const Client& client,
                                        const std::optional<std::string>& asked,
                                        std::string* refused) {
-  const std::string allowed =
-      client.scope.empty() ? kFallbackScope : client.scope;
+  const std::string allowed = client.scope.empty() ? kFallbackScope : client.scope;
   std::string scope = asked ? *asked : allowed;
   std::vector<std::string_view> want, held;
   parse_scope(scope, &want);
@@ -71,8 +69,7 @@ std::optional<std::string> token_scope(const Client& client,
   for (std::string_view w : want) {
     if (std::find(held.begin(), held.end(), w) == held.end()) {
       *refused = "scope " + quoted(std::string(w)) +
-                 " is not allowed for the application (it may have " +
-                 quoted(allowed) + ")";
+                 " is not allowed for the application (it may have " + quoted(allowed) + ")";
       return std::nullopt;
     }
   }
@@ -81,8 +78,7 @@ std::optional<std::string> token_scope(const Client& client,
 
 // Writes t under a fresh token, returned in *token; R43: the store keeps
 // only its SHA-256.
-void put_new_token(Txn& txn, const std::string& realm, const Token& t,
-                   std::string* token) {
+void put_new_token(Txn& txn, const std::string& realm, const Token& t, std::string* token) {
   for (int tries = 0;; tries++) {
     if (tries == 3) throw std::runtime_error("no fresh token found");
     *token = random_token();
@@ -92,8 +88,7 @@ void put_new_token(Txn& txn, const std::string& realm, const Token& t,
 
 // The token endpoint's answer: {access_token, expires_in, token_type,
 // scope}.
-void print_token(const std::string& token, int64_t lifetime,
-                 const std::string& scope) {
+void print_token(const std::string& token, int64_t lifetime, const std::string& scope) {
   // jansson copies the token: wipe that copy too before it is freed.
   Json obj(checked(json_object()));
   Json token_json(string_json(token));
@@ -136,10 +131,9 @@ int token_issue(const Invocation& inv) {
   if (!granted) return fail(refused);
   t.scope = std::move(*granted);
 
-  const int64_t lifetime =
-      ttl ? *ttl
-          : client->access_token_ttl ? client->access_token_ttl
-                                     : kDefaultTokenTtl;
+  const int64_t lifetime = ttl                        ? *ttl
+                           : client->access_token_ttl ? client->access_token_ttl
+                                                      : kDefaultTokenTtl;
   t.type = TokenType::kAccess;
   t.issued_at = static_cast<int64_t>(time(nullptr));
   t.expires_at = t.issued_at + lifetime;
@@ -193,15 +187,13 @@ const char kClearTokensUsage[] =
 // Writes key (and one newline, which oauth2_handshake_key's loader drops)
 // to a new file, mode 0600, never over an existing one.
 void write_key_file(const std::string& path, const std::string& key) {
-  int fd = open(path.c_str(),
-                O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) {
     throw std::runtime_error(errno_text("cannot create " + quoted(path)));
   }
   std::string text = key + "\n";
   WipeOnExit wipe_text(text);
-  bool ok =
-      write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
   ok = fsync(fd) == 0 && ok;
   ok = close(fd) == 0 && ok;
   if (!ok) {
@@ -238,13 +230,14 @@ int handshake_key_extract(const Invocation& inv) {
         key = txn.get_meta(kHandshakeKeyMeta);
       }
       if (!key) {
-        fprintf(stderr, "%s: the store holds no handshake key: nothing to "
-                        "extract\n", kProg);
+        fprintf(stderr,
+                "%s: the store holds no handshake key: nothing to "
+                "extract\n",
+                kProg);
         _exit(1);
       }
       WipeOnExit wipe_key(*key);
-      bool sent = write(key_pipe[1], key->data(), key->size()) ==
-                  static_cast<ssize_t>(key->size());
+      bool sent = write(key_pipe[1], key->data(), key->size()) == static_cast<ssize_t>(key->size());
       close(key_pipe[1]);
       char ack = 0;
       if (sent && read(ack_pipe[0], &ack, 1) == 1 && ack == 'y') {
@@ -310,13 +303,11 @@ const char kHandshakeKeyExtractUsage[] =
 
 const Command kTokenCommands[] = {
     {"handshake-key extract", "<file>",
-     "move an old release's handshake key from the store to a file",
-     kHandshakeKeyExtractUsage, nullptr, 0, 1, 1, handshake_key_extract},
-    {"token issue", "--client-id <id> ...",
-     "issue an access token directly", kTokenIssueUsage, kTokenIssueOptions,
-     std::size(kTokenIssueOptions), 0, 0, token_issue},
-    {"cleartokens", "", "delete expired tokens", kClearTokensUsage, nullptr,
-     0, 0, 0, cleartokens},
+     "move an old release's handshake key from the store to a file", kHandshakeKeyExtractUsage,
+     nullptr, 0, 1, 1, handshake_key_extract},
+    {"token issue", "--client-id <id> ...", "issue an access token directly", kTokenIssueUsage,
+     kTokenIssueOptions, std::size(kTokenIssueOptions), 0, 0, token_issue},
+    {"cleartokens", "", "delete expired tokens", kClearTokensUsage, nullptr, 0, 0, 0, cleartokens},
 };
 
 }  // namespace

@@ -34,8 +34,7 @@ constexpr size_t kMaxPassword = 4096;  // bytes
 // and the username of another is refused rather than guessed: every user
 // is reachable by id.  nullopt with *error set when there is none (or it
 // is ambiguous).
-std::optional<User> find_user(Txn& txn, const Invocation& inv,
-                              const std::string& operand,
+std::optional<User> find_user(Txn& txn, const Invocation& inv, const std::string& operand,
                               std::string* error) {
   std::optional<User> by_id, by_name;
   if (auto id = parse_user_id(operand)) by_id = txn.get_user(inv.realm, *id);
@@ -43,9 +42,9 @@ std::optional<User> find_user(Txn& txn, const Invocation& inv,
     by_name = txn.get_user_by_username(inv.realm, operand);
   }
   if (by_id && by_name && by_id->id != by_name->id) {
-    *error = quoted(operand) + " is both the id of user " +
-             by_id->username + " and the username of user " +
-             std::to_string(by_name->id) + ": name that one by its id";
+    *error = quoted(operand) + " is both the id of user " + by_id->username +
+             " and the username of user " + std::to_string(by_name->id) +
+             ": name that one by its id";
     return std::nullopt;
   }
   if (by_id) return by_id;
@@ -78,8 +77,7 @@ int change_user(const Invocation& inv, Change change) {
 }
 
 bool email_ok(std::string_view e) {
-  if (e.empty() || e.size() > kMaxEmail || !valid_utf8(e) ||
-      has_control(e) || has_c1_control(e)) {
+  if (e.empty() || e.size() > kMaxEmail || !valid_utf8(e) || has_control(e) || has_c1_control(e)) {
     return false;
   }
   size_t at = e.find('@');
@@ -91,8 +89,7 @@ bool email_ok(std::string_view e) {
 }
 
 bool person_name_ok(std::string_view n) {
-  return valid_utf8(n) && n.size() <= kMaxPersonName &&
-         !has_control(n) && !has_c1_control(n);
+  return valid_utf8(n) && n.size() <= kMaxPersonName && !has_control(n) && !has_c1_control(n);
 }
 
 std::string checked_email(const std::string& e) {
@@ -122,8 +119,9 @@ void read_password_line(std::string* out) {
     if (n < 0) throw std::runtime_error(errno_text("cannot read stdin"));
     if (n == 0 || ch == '\n') break;
     if (out->size() > kMaxPassword) {
-      throw UsageError("--password-stdin: the password is longer than 4096 "
-                       "bytes");
+      throw UsageError(
+          "--password-stdin: the password is longer than 4096 "
+          "bytes");
     }
     out->push_back(ch);
   }
@@ -171,12 +169,11 @@ PasswordPolicy policy_option(const Invocation& inv) {
 }
 
 // "" if password is acceptable for u, else why not (Django's words)
-std::string policy_problems(const PasswordPolicy& policy,
-                            const std::string& password, const User& u) {
+std::string policy_problems(const PasswordPolicy& policy, const std::string& password,
+                            const User& u) {
   std::string out;
   for (const std::string& p :
-       password_problems(policy, password,
-                         {u.username, u.first_name, u.last_name, u.email})) {
+       password_problems(policy, password, {u.username, u.first_name, u.last_name, u.email})) {
     out += (out.empty() ? "" : " ") + p;
   }
   return out;
@@ -187,8 +184,7 @@ std::optional<bool> bool_option(const Invocation& inv, const char* name) {
   if (!v) return std::nullopt;
   if (*v == "true") return true;
   if (*v == "false") return false;
-  throw UsageError(std::string("--") + name + ": " + quoted(*v) +
-                   " is neither true nor false");
+  throw UsageError(std::string("--") + name + ": " + quoted(*v) + " is neither true nor false");
 }
 
 Json id_result(const char* key, uint64_t id) {
@@ -228,8 +224,7 @@ int user_add(const Invocation& inv) {
     read_password(inv, &password);
     std::string why = policy_problems(policy, password, u);
     if (!why.empty()) {
-      throw UsageError("the password is refused: " + why +
-                       " (--password-policy off accepts it)");
+      throw UsageError("the password is refused: " + why + " (--password-policy off accepts it)");
     }
     u.password = hash_password(password, iterations);
   }
@@ -238,12 +233,9 @@ int user_add(const Invocation& inv) {
   auto store = open_store(inv, true);
   Txn txn = store->write();
   switch (txn.put_user(u, true)) {
-    case PutUser::kOk:
-      break;
-    case PutUser::kUsernameTaken:
-      return fail("a user with that username already exists");
-    default:
-      return fail("the store refused the user");
+    case PutUser::kOk: break;
+    case PutUser::kUsernameTaken: return fail("a user with that username already exists");
+    default: return fail("the store refused the user");
   }
   txn.commit();
   print_json(user_json(u).get());
@@ -290,8 +282,7 @@ int user_set_password(const Invocation& inv) {
     if (!u) return fail(error);
     std::string why = policy_problems(policy, password, *u);
     if (!why.empty()) {
-      return fail("the password is refused: " + why +
-                  " (--password-policy off accepts it)");
+      return fail("the password is refused: " + why + " (--password-policy off accepts it)");
     }
   }
   std::string hash = hash_password(password, iterations);
@@ -303,8 +294,7 @@ int user_set_password(const Invocation& inv) {
     size_t revoked = end_sessions_after_change(txn, inv.realm, u, true);
     txn.commit();
     Json obj = id_result("id", u.id);
-    set_member(obj.get(), "tokens_revoked",
-               json_integer(static_cast<json_int_t>(revoked)));
+    set_member(obj.get(), "tokens_revoked", json_integer(static_cast<json_int_t>(revoked)));
     print_json(obj.get());
     return 0;
   });
@@ -329,8 +319,9 @@ int user_set(const Invocation& inv) {
   auto last = inv.value("last-name");
   if (last) checked_person_name("--last-name", *last);
   if (!active && !staff && !email && !first && !last) {
-    throw UsageError("user set needs --active, --staff, --email, "
-                     "--first-name or --last-name");
+    throw UsageError(
+        "user set needs --active, --staff, --email, "
+        "--first-name or --last-name");
   }
 
   return change_user(inv, [&](Txn& txn, User& u) {
@@ -353,11 +344,16 @@ int user_set(const Invocation& inv) {
 // ------------------------------------------------------------- tables
 
 const OptionSpec kUserAddOptions[] = {
-    {"username", true, false},       {"email", true, false},
-    {"first-name", true, false},     {"last-name", true, false},
-    {"staff", false, false},         {"inactive", false, false},
-    {"password", true, false},       {"password-stdin", false, false},
-    {"pbkdf2-iterations", true, false}, {"password-policy", true, false},
+    {"username", true, false},
+    {"email", true, false},
+    {"first-name", true, false},
+    {"last-name", true, false},
+    {"staff", false, false},
+    {"inactive", false, false},
+    {"password", true, false},
+    {"password-stdin", false, false},
+    {"pbkdf2-iterations", true, false},
+    {"password-policy", true, false},
 };
 
 const OptionSpec kSetPasswordOptions[] = {
@@ -368,25 +364,24 @@ const OptionSpec kSetPasswordOptions[] = {
 };
 
 const OptionSpec kUserSetOptions[] = {
-    {"active", true, false},     {"staff", true, false},
-    {"email", true, false},      {"first-name", true, false},
-    {"last-name", true, false},
+    {"active", true, false},     {"staff", true, false},     {"email", true, false},
+    {"first-name", true, false}, {"last-name", true, false},
 };
 
 // The password options, in the --help of user add and user set-password.
-#define PASSWORD_HELP                                                    \
-  "  --password-stdin           read the password from the first line\n" \
-  "                             of stdin (without its line end)\n"       \
-  "  --password <password>      the password on the command line\n"     \
-  "                             (other users can see it in ps)\n"        \
-  "  --pbkdf2-iterations <n>    PBKDF2-SHA256 iterations, 1 to\n"        \
-  "                             100000000 (default 600000, Django 4.2)\n" \
+#define PASSWORD_HELP                                                      \
+  "  --password-stdin           read the password from the first line\n"   \
+  "                             of stdin (without its line end)\n"         \
+  "  --password <password>      the password on the command line\n"        \
+  "                             (other users can see it in ps)\n"          \
+  "  --pbkdf2-iterations <n>    PBKDF2-SHA256 iterations, 1 to\n"          \
+  "                             100000000 (default 600000, Django 4.2)\n"  \
   "  --password-policy <spec>   Django's password validators (default):\n" \
-  "                             at least 8 characters, not entirely\n"   \
-  "                             numeric, not too similar to the user's\n" \
-  "                             names or email, not a common password;\n" \
-  "                             \"off\", or \"min_length=<n>\n"             \
-  "                             similarity=<0.1-1>|off common=on|off\n"  \
+  "                             at least 8 characters, not entirely\n"     \
+  "                             numeric, not too similar to the user's\n"  \
+  "                             names or email, not a common password;\n"  \
+  "                             \"off\", or \"min_length=<n>\n"            \
+  "                             similarity=<0.1-1>|off common=on|off\n"    \
   "                             numeric=on|off\"\n"
 
 const char kUserAddUsage[] =
@@ -405,8 +400,7 @@ const char kUserAddUsage[] =
     "  --email <address>          name@domain, at most 254 bytes\n"
     "  --first-name, --last-name  at most 150 bytes of UTF-8 each\n"
     "  --staff                    a staff user (may manage users and apps)\n"
-    "  --inactive                 a disabled user: no token validates\n"
-    PASSWORD_HELP;
+    "  --inactive                 a disabled user: no token validates\n" PASSWORD_HELP;
 
 const char kUserListUsage[] =
     "usage: oauth2-admin user list\n"
@@ -450,22 +444,17 @@ const char kUserDeleteUsage[] =
 #undef PASSWORD_HELP
 
 const Command kUserCommands[] = {
-    {"user add", "--username <u> ...", "create a user",
-     kUserAddUsage, kUserAddOptions, std::size(kUserAddOptions), 0, 0,
-     user_add},
-    {"user list", "", "list the users", kUserListUsage, nullptr, 0, 0, 0,
-     user_list},
-    {"user show", "<id|username>", "show one user", kUserShowUsage, nullptr,
-     0, 1, 1, user_show},
-    {"user set", "<id|username> ...",
-     "enable, disable or change a user", kUserSetUsage, kUserSetOptions,
-     std::size(kUserSetOptions), 1, 1, user_set},
-    {"user set-password", "<id|username>",
-     "set a password and revoke the user's tokens", kUserSetPasswordUsage,
-     kSetPasswordOptions, std::size(kSetPasswordOptions), 1, 1,
+    {"user add", "--username <u> ...", "create a user", kUserAddUsage, kUserAddOptions,
+     std::size(kUserAddOptions), 0, 0, user_add},
+    {"user list", "", "list the users", kUserListUsage, nullptr, 0, 0, 0, user_list},
+    {"user show", "<id|username>", "show one user", kUserShowUsage, nullptr, 0, 1, 1, user_show},
+    {"user set", "<id|username> ...", "enable, disable or change a user", kUserSetUsage,
+     kUserSetOptions, std::size(kUserSetOptions), 1, 1, user_set},
+    {"user set-password", "<id|username>", "set a password and revoke the user's tokens",
+     kUserSetPasswordUsage, kSetPasswordOptions, std::size(kSetPasswordOptions), 1, 1,
      user_set_password},
-    {"user delete", "<id|username>", "delete a user and their tokens",
-     kUserDeleteUsage, nullptr, 0, 1, 1, user_delete},
+    {"user delete", "<id|username>", "delete a user and their tokens", kUserDeleteUsage, nullptr, 0,
+     1, 1, user_delete},
 };
 
 }  // namespace

@@ -20,17 +20,7 @@ namespace oauth2::admin {
 namespace web {
 namespace {
 
-enum class Route {
-  kList,
-  kLogin,
-  kLogout,
-  kRegister,
-  kDetail,
-  kUpdate,
-  kDelete,
-  kRotate,
-  kNone
-};
+enum class Route { kList, kLogin, kLogout, kRegister, kDetail, kUpdate, kDelete, kRotate, kNone };
 
 struct Match {
   Route route = Route::kNone;
@@ -68,19 +58,16 @@ Match match(std::string_view path) {
 const char* allowed_methods(Route r) {
   switch (r) {
     case Route::kList:
-    case Route::kDetail:
-      return "GET, HEAD";
+    case Route::kDetail: return "GET, HEAD";
     case Route::kLogout:
-    case Route::kRotate:
-      return "POST";
-    default:
-      return "GET, HEAD, POST";
+    case Route::kRotate: return "POST";
+    default: return "GET, HEAD, POST";
   }
 }
 
 // The pages of one application (id decoded and valid); f is a POST's.
-HttpResponse app_route(ServeContext& ctx, Route route, bool post,
-                       const std::string& id, const Form& f, const Auth& auth) {
+HttpResponse app_route(ServeContext& ctx, Route route, bool post, const std::string& id,
+                       const Form& f, const Auth& auth) {
   switch (route) {
     case Route::kUpdate:
       if (post) return update_post(ctx, id, f, auth);
@@ -88,10 +75,8 @@ HttpResponse app_route(ServeContext& ctx, Route route, bool post,
     case Route::kDelete:
       if (post) return delete_post(ctx, id, auth);
       break;
-    case Route::kRotate:
-      return rotate_post(ctx, id, auth);
-    default:
-      break;
+    case Route::kRotate: return rotate_post(ctx, id, auth);
+    default: break;
   }
   auto c = load_app(ctx, id);
   if (!c) return not_found(&auth);
@@ -130,8 +115,7 @@ HttpResponse route(ServeContext& ctx, const HttpRequest& req) {
 
   if (m.route == Route::kList) return list_get(ctx, *auth);
   if (m.route == Route::kRegister) {
-    return get ? register_page(200, AppForm{}, Errors{}, *auth)
-               : register_post(ctx, f, *auth);
+    return get ? register_page(200, AppForm{}, Errors{}, *auth) : register_post(ctx, f, *auth);
   }
 
   auto id = percent_decode_segment(m.raw_id);
@@ -155,15 +139,13 @@ HttpResponse web_handle(ServeContext& ctx, const HttpRequest& req) {
   try {
     return web::route(ctx, req);
   } catch (const std::exception& e) {
-    fprintf(stderr, "oauth2-admin: web %s %s: %s\n",
-            web::printable(req.method).c_str(),
+    fprintf(stderr, "oauth2-admin: web %s %s: %s\n", web::printable(req.method).c_str(),
             web::printable(req.path).c_str(), e.what());
   } catch (...) {
     fprintf(stderr, "oauth2-admin: web: unexpected error\n");
   }
   try {
-    return web::message(500, "Server error",
-                        "Something went wrong. Try again later.", nullptr);
+    return web::message(500, "Server error", "Something went wrong. Try again later.", nullptr);
   } catch (...) {
     HttpResponse r;
     r.status = 500;

@@ -41,8 +41,8 @@ std::optional<Client> load_app(ServeContext& ctx, const std::string& id) {
   return txn.get_client(ctx.realm, id);
 }
 
-HttpResponse update_post(ServeContext& ctx, const std::string& id,
-                         const Form& f, const Auth& auth) {
+HttpResponse update_post(ServeContext& ctx, const std::string& id, const Form& f,
+                         const Auth& auth) {
   // read, check and write in one write transaction: no lost update
   Txn txn = ctx.store->write();
   auto c = txn.get_client(ctx.realm, id);
@@ -59,16 +59,14 @@ HttpResponse update_post(ServeContext& ctx, const std::string& id,
   return see_other(app_path(*c, ""));
 }
 
-HttpResponse rotate_post(ServeContext& ctx, const std::string& id,
-                         const Auth& auth) {
+HttpResponse rotate_post(ServeContext& ctx, const std::string& id, const Auth& auth) {
   std::string secret;
   WipeOnExit wipe_secret(secret);
   Txn txn = ctx.store->write();
   auto c = txn.get_client(ctx.realm, id);
   if (!c) return not_found(&auth);
   if (!c->confidential) {
-    return message(400, "No secret", "A public client has no secret to rotate.",
-                   &auth);
+    return message(400, "No secret", "A public client has no secret to rotate.", &auth);
   }
   secret = new_client_secret(*c);
   if (!txn.put_client(*c, false)) return not_found(&auth);
@@ -76,8 +74,7 @@ HttpResponse rotate_post(ServeContext& ctx, const std::string& id,
   return secret_page(*c, secret, false, auth);
 }
 
-HttpResponse delete_post(ServeContext& ctx, const std::string& id,
-                         const Auth& auth) {
+HttpResponse delete_post(ServeContext& ctx, const std::string& id, const Auth& auth) {
   std::string name;
   {
     Txn txn = ctx.store->write();

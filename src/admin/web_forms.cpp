@@ -49,8 +49,8 @@ void append_pair(std::string_view pair, std::string* body) {
 }
 
 HttpResponse unsupported_form(int status, const Auth* auth) {
-  return message(status, "Unsupported form",
-                 "Send the form as application/x-www-form-urlencoded.", auth);
+  return message(status, "Unsupported form", "Send the form as application/x-www-form-urlencoded.",
+                 auth);
 }
 
 void read_name(const Form& f, AppForm& v, Errors& e) {
@@ -88,25 +88,21 @@ void read_grants(const Form& f, bool confidential, AppForm& v, Errors& e) {
 }
 
 // The valid URIs, each once; the grants must be read first.
-std::vector<std::string> read_redirect_uris(const Form& f, AppForm& v,
-                                            Errors& e) {
+std::vector<std::string> read_redirect_uris(const Form& f, AppForm& v, Errors& e) {
   v.redirect_uris = field_value(f, "redirect_uris");
   std::vector<std::string> uris;
   for (auto& u : split_spaces(v.redirect_uris)) {
     if (!valid_redirect_uri(u)) {
-      e.add("redirect_uris",
-            "\"" + u +
-                "\" is not an https URI, an http URI to 127.0.0.1 or "
-                "[::1], or a private-use scheme like com.example.app:/cb "
-                "(no fragment, userinfo or wildcard).");
+      e.add("redirect_uris", "\"" + u +
+                                 "\" is not an https URI, an http URI to 127.0.0.1 or "
+                                 "[::1], or a private-use scheme like com.example.app:/cb "
+                                 "(no fragment, userinfo or wildcard).");
       continue;
     }
     push_unique(uris, std::move(u));
   }
-  if (uris.empty() && v.has_grant("authorization_code") &&
-      e.of("redirect_uris").empty()) {
-    e.add("redirect_uris",
-          "The authorization code grant needs at least one redirect URI.");
+  if (uris.empty() && v.has_grant("authorization_code") && e.of("redirect_uris").empty()) {
+    e.add("redirect_uris", "The authorization code grant needs at least one redirect URI.");
   }
   return uris;
 }
@@ -148,9 +144,8 @@ void read_auth_method(const Form& f, bool confidential, AppForm& v, Errors& e) {
 }  // namespace
 
 bool unreserved(char ch) {
-  return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-         (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' ||
-         ch == '~';
+  return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+         ch == '-' || ch == '.' || ch == '_' || ch == '~';
 }
 
 std::vector<std::string> split_spaces(std::string_view s) {
@@ -175,12 +170,10 @@ std::string join(const std::vector<std::string>& v, std::string_view sep) {
   return out;
 }
 
-std::optional<HttpResponse> read_form(const HttpRequest& req, Form& form,
-                                      const Auth* auth) {
+std::optional<HttpResponse> read_form(const HttpRequest& req, Form& form, const Auth* auth) {
   size_t types = req.header_count("content-type");
   if (types != 1) return unsupported_form(types == 0 ? 415 : 400, auth);
-  if (!iequals(media_type(*req.header("content-type")),
-               "application/x-www-form-urlencoded")) {
+  if (!iequals(media_type(*req.header("content-type")), "application/x-www-form-urlencoded")) {
     return unsupported_form(415, auth);
   }
   std::string body;  // may hold a password: wiped on the way out
@@ -203,8 +196,7 @@ std::optional<HttpResponse> read_form(const HttpRequest& req, Form& form,
   return std::nullopt;
 }
 
-std::optional<HttpResponse> read_post(const HttpRequest& req, Form& form,
-                                      const Auth& auth) {
+std::optional<HttpResponse> read_post(const HttpRequest& req, Form& form, const Auth& auth) {
   if (auto bad = read_form(req, form, &auth)) return bad;
   if (!csrf_ok(req, form, auth)) return forbidden_csrf(&auth);
   return std::nullopt;

@@ -79,9 +79,9 @@ std::string b64_std(const Digest& d) {
 }
 
 const std::string& csp() {
-  static const std::string* v = new std::string(
-      "default-src 'none'; style-src 'sha256-" + b64_std(sha256(kCss)) +
-      "'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'");
+  static const std::string* v =
+      new std::string("default-src 'none'; style-src 'sha256-" + b64_std(sha256(kCss)) +
+                      "'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'");
   return *v;
 }
 
@@ -107,8 +107,7 @@ HttpResponse see_other(std::string location) {
   return r;
 }
 
-HttpResponse page(int status, std::string_view title, std::string_view body,
-                  const Auth* auth) {
+HttpResponse page(int status, std::string_view title, std::string_view body, const Auth* auth) {
   std::string h;
   h.reserve(body.size() + kCss.size() + 1024);
   h += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
@@ -135,8 +134,7 @@ HttpResponse page(int status, std::string_view title, std::string_view body,
   if (auth) {
     std::string flash = take_flash(*auth);
     if (!flash.empty()) {
-      h +=
-          "<p class=\"flash\" role=\"status\">" + html_escape(flash) + "</p>\n";
+      h += "<p class=\"flash\" role=\"status\">" + html_escape(flash) + "</p>\n";
     }
   }
   h += "<h1>";
@@ -150,8 +148,7 @@ HttpResponse page(int status, std::string_view title, std::string_view body,
   return r;
 }
 
-HttpResponse message(int status, std::string_view title, std::string_view text,
-                     const Auth* auth) {
+HttpResponse message(int status, std::string_view title, std::string_view text, const Auth* auth) {
   std::string b = "<p>" + html_escape(text) + "</p>\n";
   if (auth) {
     b += "<p><a href=\"/o/applications/\">Back to the applications</a></p>\n";
@@ -160,13 +157,12 @@ HttpResponse message(int status, std::string_view title, std::string_view text,
 }
 
 HttpResponse not_found(const Auth* auth) {
-  return message(404, "Not found",
-                 "There is no such page or no such application.", auth);
+  return message(404, "Not found", "There is no such page or no such application.", auth);
 }
 
 HttpResponse method_not_allowed(std::string_view allow) {
-  HttpResponse r = message(405, "Method not allowed",
-                           "This page does not accept that method.", nullptr);
+  HttpResponse r =
+      message(405, "Method not allowed", "This page does not accept that method.", nullptr);
   r.headers.emplace_back("Allow", std::string(allow));
   return r;
 }
@@ -180,8 +176,8 @@ HttpResponse forbidden_csrf(const Auth* auth) {
 }
 
 std::string hidden(std::string_view name, std::string_view value) {
-  return "<input type=\"hidden\" name=\"" + html_escape(name) + "\" value=\"" +
-         html_escape(value) + "\">\n";
+  return "<input type=\"hidden\" name=\"" + html_escape(name) + "\" value=\"" + html_escape(value) +
+         "\">\n";
 }
 
 std::string error_summary(const Errors& e) {
@@ -190,19 +186,17 @@ std::string error_summary(const Errors& e) {
       "<div class=\"errors\" role=\"alert\">\n<p>Please correct the "
       "errors below.</p>\n<ul>\n";
   for (const auto& x : e.list) {
-    h += "<li><a href=\"#id_" + html_escape(x.first) + "\">" +
-         html_escape(x.second) + "</a></li>\n";
+    h +=
+        "<li><a href=\"#id_" + html_escape(x.first) + "\">" + html_escape(x.second) + "</a></li>\n";
   }
   return h + "</ul>\n</div>\n";
 }
 
-std::string field_errors(const Errors& e, std::string_view field,
-                         std::string* aria) {
+std::string field_errors(const Errors& e, std::string_view field, std::string* aria) {
   auto msgs = e.of(field);
   if (msgs.empty()) return {};
   std::string id = "id_" + std::string(field) + "_error";
-  *aria +=
-      " aria-invalid=\"true\" aria-describedby=\"" + html_escape(id) + "\"";
+  *aria += " aria-invalid=\"true\" aria-describedby=\"" + html_escape(id) + "\"";
   std::string h = "<p class=\"error\" id=\"" + html_escape(id) + "\">";
   for (size_t i = 0; i < msgs.size(); i++) {
     if (i) h += "<br>";
@@ -211,32 +205,30 @@ std::string field_errors(const Errors& e, std::string_view field,
   return h + "</p>\n";
 }
 
-std::string field_html(const Errors& e, std::string_view name,
-                       std::string_view label_html, std::string_view help_html,
-                       std::string_view start_tag, std::string_view rest) {
+std::string field_html(const Errors& e, std::string_view name, std::string_view label_html,
+                       std::string_view help_html, std::string_view start_tag,
+                       std::string_view rest) {
   std::string aria;
   std::string errs = field_errors(e, name, &aria);
-  std::string h = "<div class=\"field\"><label for=\"id_" + html_escape(name) +
-                  "\">" + std::string(label_html) + "</label>\n";
+  std::string h = "<div class=\"field\"><label for=\"id_" + html_escape(name) + "\">" +
+                  std::string(label_html) + "</label>\n";
   if (!help_html.empty()) {
-    h += "<p class=\"help\" id=\"id_" + html_escape(name) + "_help\">" +
-         std::string(help_html) + "</p>\n";
+    h += "<p class=\"help\" id=\"id_" + html_escape(name) + "_help\">" + std::string(help_html) +
+         "</p>\n";
     // the errors, when there are any, say more than the help
     if (aria.empty()) {
       aria = " aria-describedby=\"id_" + html_escape(name) + "_help\"";
     }
   }
-  return h + std::string(start_tag) + aria + ">" + std::string(rest) + "\n" +
-         errs + "</div>\n";
+  return h + std::string(start_tag) + aria + ">" + std::string(rest) + "\n" + errs + "</div>\n";
 }
 
-std::string text_field(const Errors& e, std::string_view name,
-                       std::string_view label, std::string_view value,
-                       std::string_view help, std::string_view extra) {
+std::string text_field(const Errors& e, std::string_view name, std::string_view label,
+                       std::string_view value, std::string_view help, std::string_view extra) {
   return field_html(e, name, html_escape(label), html_escape(help),
-                    "<input type=\"text\" id=\"id_" + html_escape(name) +
-                        "\" name=\"" + html_escape(name) + "\" value=\"" +
-                        html_escape(value) + "\"" + std::string(extra),
+                    "<input type=\"text\" id=\"id_" + html_escape(name) + "\" name=\"" +
+                        html_escape(name) + "\" value=\"" + html_escape(value) + "\"" +
+                        std::string(extra),
                     "");
 }
 

@@ -65,14 +65,13 @@ bool tokens_equal(std::string_view a, std::string_view b);
 bool csrf_ok(const HttpRequest& req, const Form& f, const Auth& auth);
 // The login form's POST, before any session exists: from these pages,
 // with the token of its double-submit cookie (csrf_cookie).
-bool login_csrf_ok(const HttpRequest& req,
-                   const std::optional<std::string>& csrf_cookie,
+bool login_csrf_ok(const HttpRequest& req, const std::optional<std::string>& csrf_cookie,
                    const Form& f);
 // Behind nginx on https (X-Forwarded-Proto): cookies get Secure.
 bool secure_request(const HttpRequest& req);
 // The Set-Cookie value of a cookie of these pages; remove deletes it.
-std::string cookie_header(const HttpRequest& req, const char* name,
-                          std::string_view value, bool remove);
+std::string cookie_header(const HttpRequest& req, const char* name, std::string_view value,
+                          bool remove);
 
 // ------------------------------------------------------ web_forms.cpp
 
@@ -117,12 +116,10 @@ struct AppForm {
 
 // The body as a Form: nullopt, or the page that refuses it (415 if it is
 // not a form, 400 if malformed).
-std::optional<HttpResponse> read_form(const HttpRequest& req, Form& form,
-                                      const Auth* auth);
+std::optional<HttpResponse> read_form(const HttpRequest& req, Form& form, const Auth* auth);
 // The form of a logged-in user's POST: nullopt, or the page that refuses
 // it (read_form(), then csrf_ok()).
-std::optional<HttpResponse> read_post(const HttpRequest& req, Form& form,
-                                      const Auth& auth);
+std::optional<HttpResponse> read_post(const HttpRequest& req, Form& form, const Auth& auth);
 // A field's value, "" when absent.
 std::string field_value(const Form& f, std::string_view name);
 AppForm form_of(const Client& c);
@@ -136,10 +133,8 @@ bool read_app(const Form& f, bool create, AppForm& v, Errors& e, Client& c);
 HttpResponse bare(int status);
 HttpResponse see_other(std::string location);  // 303
 // The page around a <main>: the navigation when someone is logged in.
-HttpResponse page(int status, std::string_view title, std::string_view body,
-                  const Auth* auth);
-HttpResponse message(int status, std::string_view title, std::string_view text,
-                     const Auth* auth);
+HttpResponse page(int status, std::string_view title, std::string_view body, const Auth* auth);
+HttpResponse message(int status, std::string_view title, std::string_view text, const Auth* auth);
 HttpResponse not_found(const Auth* auth);
 HttpResponse method_not_allowed(std::string_view allow);
 HttpResponse forbidden_csrf(const Auth* auth);
@@ -148,36 +143,30 @@ std::string hidden(std::string_view name, std::string_view value);
 // The list of a form's errors, each a link to its field.
 std::string error_summary(const Errors& e);
 // The messages of a field, and the aria attributes of its control.
-std::string field_errors(const Errors& e, std::string_view field,
-                         std::string* aria);
+std::string field_errors(const Errors& e, std::string_view field, std::string* aria);
 // A field of a form: its label, its help if any, the control and its
 // errors.  The control is start_tag (its name and attributes, without
 // the '>'), the aria attributes of its errors or help, '>', then rest.
-std::string field_html(const Errors& e, std::string_view name,
-                       std::string_view label_html, std::string_view help_html,
-                       std::string_view start_tag, std::string_view rest);
+std::string field_html(const Errors& e, std::string_view name, std::string_view label_html,
+                       std::string_view help_html, std::string_view start_tag,
+                       std::string_view rest);
 // A text input's field; label, value and help in plain text.
-std::string text_field(const Errors& e, std::string_view name,
-                       std::string_view label, std::string_view value,
-                       std::string_view help, std::string_view extra);
+std::string text_field(const Errors& e, std::string_view name, std::string_view label,
+                       std::string_view value, std::string_view help, std::string_view extra);
 
 // ------------------------------------------------------ web_pages.cpp
 
-HttpResponse login_page(int status, const HttpRequest& req,
-                        std::string_view csrf, bool new_csrf,
-                        std::string_view next, std::string_view username,
-                        std::string_view error);
+HttpResponse login_page(int status, const HttpRequest& req, std::string_view csrf, bool new_csrf,
+                        std::string_view next, std::string_view username, std::string_view error);
 // The path of an application's page: kBase/<client_id>/[action/]
 std::string app_path(const Client& c, std::string_view action);
 HttpResponse list_page(const std::vector<Client>& apps, const Auth& auth);
 HttpResponse detail_page(const Client& c, const Auth& auth);
-HttpResponse register_page(int status, const AppForm& v, const Errors& e,
-                           const Auth& auth);
-HttpResponse update_page(int status, const Client& c, const AppForm& v,
-                         const Errors& e, const Auth& auth);
-// The page that shows a secret, the only time it is ever shown.
-HttpResponse secret_page(const Client& c, std::string_view secret, bool created,
+HttpResponse register_page(int status, const AppForm& v, const Errors& e, const Auth& auth);
+HttpResponse update_page(int status, const Client& c, const AppForm& v, const Errors& e,
                          const Auth& auth);
+// The page that shows a secret, the only time it is ever shown.
+HttpResponse secret_page(const Client& c, std::string_view secret, bool created, const Auth& auth);
 HttpResponse delete_page(const Client& c, const Auth& auth);
 
 // ------------------------------------------------------ web_login.cpp
@@ -193,11 +182,8 @@ HttpResponse logout_post(ServeContext& ctx, const HttpRequest& req);
 HttpResponse list_get(ServeContext& ctx, const Auth& auth);
 HttpResponse register_post(ServeContext& ctx, const Form& f, const Auth& auth);
 std::optional<Client> load_app(ServeContext& ctx, const std::string& id);
-HttpResponse update_post(ServeContext& ctx, const std::string& id,
-                         const Form& f, const Auth& auth);
-HttpResponse rotate_post(ServeContext& ctx, const std::string& id,
-                         const Auth& auth);
-HttpResponse delete_post(ServeContext& ctx, const std::string& id,
-                         const Auth& auth);
+HttpResponse update_post(ServeContext& ctx, const std::string& id, const Form& f, const Auth& auth);
+HttpResponse rotate_post(ServeContext& ctx, const std::string& id, const Auth& auth);
+HttpResponse delete_post(ServeContext& ctx, const std::string& id, const Auth& auth);
 
 }  // namespace oauth2::admin::web

@@ -33,12 +33,10 @@ bool safe_next(std::string_view n) {
   for (char ch : n) {
     if (!unreserved(ch) && ch != '/' && ch != '%') return false;
   }
-  if (n.find("..") != std::string_view::npos ||
-      n.find("//") != std::string_view::npos) {
+  if (n.find("..") != std::string_view::npos || n.find("//") != std::string_view::npos) {
     return false;
   }
-  return n.substr(kBase.size(), 6) != "login/" &&
-         n.substr(kBase.size(), 7) != "logout/";
+  return n.substr(kBase.size(), 6) != "login/" && n.substr(kBase.size(), 7) != "logout/";
 }
 
 // Where a login goes: next, else the list of applications.
@@ -49,8 +47,7 @@ std::string after_login(const std::string& next) {
 // A sign-in in progress: what the form said, shown again when it fails,
 // and who is signing in from where.
 struct Attempt {
-  Attempt(ServeContext& ctx, const HttpRequest& r, std::string csrf_token,
-          const Form& f)
+  Attempt(ServeContext& ctx, const HttpRequest& r, std::string csrf_token, const Form& f)
       : req(r),
         csrf(std::move(csrf_token)),
         next(field_value(f, "next")),
@@ -92,16 +89,14 @@ unsigned login_wait(ServeContext& ctx, Attempt& a) {
 }
 
 HttpResponse throttled(const Attempt& a, unsigned wait) {
-  HttpResponse r =
-      a.again(429, "Too many failed sign-ins: wait and try again.");
+  HttpResponse r = a.again(429, "Too many failed sign-ins: wait and try again.");
   r.set("Retry-After", std::to_string(wait));
   return r;
 }
 
 // 503: too many sign-ins are hashing at once (--hash-limit)
 HttpResponse busy(const Attempt& a) {
-  HttpResponse r =
-      a.again(503, "Too many sign-ins at once: try again in a moment.");
+  HttpResponse r = a.again(503, "Too many sign-ins at once: try again in a moment.");
   r.set("Retry-After", "1");
   return r;
 }
@@ -114,9 +109,8 @@ std::optional<HttpResponse> check_password(ServeContext& ctx, const Attempt& a,
                                            std::string* new_hash) {
   HashSlots::Slot slot = ctx.hash_slot();
   if (ctx.hash_slots && !slot) return busy(a);
-  LoginCheck check =
-      check_login(*ctx.store, ctx.realm, a.target, password,
-                  ctx.pbkdf2_iterations, ctx.account_limit, a.now);
+  LoginCheck check = check_login(*ctx.store, ctx.realm, a.target, password, ctx.pbkdf2_iterations,
+                                 ctx.account_limit, a.now);
   if (!check.user) {
     a.throttle.password_failed(a.target.throttle_key);
     a.throttle.address_failed();
@@ -133,12 +127,11 @@ std::optional<HttpResponse> check_password(ServeContext& ctx, const Attempt& a,
 // Records the login: last_login as Django keeps it, the stronger hash,
 // the origin for the account's lock.  The user as stored, or nullopt when
 // it changed meanwhile and may no longer log in.
-std::optional<User> record_login(ServeContext& ctx, const Attempt& a,
-                                 const User& u, const std::string& new_hash) {
+std::optional<User> record_login(ServeContext& ctx, const Attempt& a, const User& u,
+                                 const std::string& new_hash) {
   Txn txn = ctx.store->write();
   auto cur = txn.get_user(ctx.realm, u.id);
-  if (!cur || cur->password != u.password || !cur->is_active ||
-      !cur->is_staff) {
+  if (!cur || cur->password != u.password || !cur->is_active || !cur->is_staff) {
     return std::nullopt;
   }
   User updated = *cur;
@@ -154,11 +147,9 @@ std::optional<User> record_login(ServeContext& ctx, const Attempt& a,
 }
 
 // The browser is remembered (as by the module's pages: Path=/).
-std::string device_cookie_header(const HttpRequest& req,
-                                 const std::string& device) {
+std::string device_cookie_header(const HttpRequest& req, const std::string& device) {
   std::string d = std::string(kDeviceCookie) + "=" + device +
-                  "; Path=/; HttpOnly; SameSite=Lax; Max-Age=" +
-                  std::to_string(kDeviceCookieTtl);
+                  "; Path=/; HttpOnly; SameSite=Lax; Max-Age=" + std::to_string(kDeviceCookieTtl);
   if (secure_request(req)) d += "; Secure";
   return d;
 }
@@ -168,13 +159,10 @@ HttpResponse logged_in(const Attempt& a, const User& u) {
   if (auto old = a.req.cookie(kSessionCookie)) close_session_cookie(*old);
   std::string token = open_session(u);
   HttpResponse r = see_other(after_login(a.next));
-  r.headers.emplace_back("Set-Cookie",
-                         cookie_header(a.req, kSessionCookie, token, false));
-  r.headers.emplace_back("Set-Cookie",
-                         cookie_header(a.req, kCsrfCookie, "", true));
+  r.headers.emplace_back("Set-Cookie", cookie_header(a.req, kSessionCookie, token, false));
+  r.headers.emplace_back("Set-Cookie", cookie_header(a.req, kCsrfCookie, "", true));
   if (a.new_device) {
-    r.headers.emplace_back("Set-Cookie",
-                           device_cookie_header(a.req, a.origin.device));
+    r.headers.emplace_back("Set-Cookie", device_cookie_header(a.req, a.origin.device));
   }
   return r;
 }
@@ -230,8 +218,7 @@ HttpResponse logout_post(ServeContext& ctx, const HttpRequest& req) {
   if (auto refused = read_post(req, f, *auth)) return std::move(*refused);
   close_session(*auth);
   HttpResponse r = see_other(std::string(kLoginPath));
-  r.headers.emplace_back("Set-Cookie",
-                         cookie_header(req, kSessionCookie, "", true));
+  r.headers.emplace_back("Set-Cookie", cookie_header(req, kSessionCookie, "", true));
   return r;
 }
 

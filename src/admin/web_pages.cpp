@@ -17,8 +17,7 @@ namespace oauth2::admin::web {
 namespace {
 
 const char* const kGrantLabels[] = {"Client credentials", "Authorization code",
-                                    "Resource owner password-based",
-                                    "Refresh token"};
+                                    "Resource owner password-based", "Refresh token"};
 static_assert(std::size(kGrantLabels) == std::size(kGrants));
 
 std::string grant_label(std::string_view g) {
@@ -38,8 +37,7 @@ std::string utc_time(int64_t t) {
   time_t tt = static_cast<time_t>(t);
   struct tm tm;
   char buf[64];
-  if (t <= 0 || !gmtime_r(&tt, &tm) ||
-      strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", &tm) == 0) {
+  if (t <= 0 || !gmtime_r(&tt, &tm) || strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", &tm) == 0) {
     return "unknown";
   }
   return buf;
@@ -50,18 +48,16 @@ std::string utc_time(int64_t t) {
 // Radio buttons when the application is created; it keeps its type after.
 std::string client_type_html(const AppForm& v, const Errors& e, bool create) {
   if (!create) {
-    return "<p><strong>Client type:</strong> " + html_escape(v.client_type) +
-           "</p>\n";
+    return "<p><strong>Client type:</strong> " + html_escape(v.client_type) + "</p>\n";
   }
   std::string aria;
   std::string errs = field_errors(e, "client_type", &aria);
-  std::string h = "<fieldset id=\"id_client_type\"" + aria +
-                  "><legend>Client type</legend>\n";
+  std::string h = "<fieldset id=\"id_client_type\"" + aria + "><legend>Client type</legend>\n";
   for (const char* t : {"confidential", "public"}) {
     std::string id = std::string("id_client_type_") + t;
     h += "<label for=\"" + id + "\"><input type=\"radio\" id=\"" + id +
-         "\" name=\"client_type\" value=\"" + t + "\"" +
-         (v.client_type == t ? " checked" : "") + "> " +
+         "\" name=\"client_type\" value=\"" + t + "\"" + (v.client_type == t ? " checked" : "") +
+         "> " +
          (t[0] == 'c' ? "Confidential: a server that keeps a secret"
                       : "Public: a browser or mobile app, no secret") +
          "</label>\n";
@@ -72,13 +68,12 @@ std::string client_type_html(const AppForm& v, const Errors& e, bool create) {
 std::string grants_html(const AppForm& v, const Errors& e) {
   std::string aria;
   std::string errs = field_errors(e, "grants", &aria);
-  std::string h = "<fieldset id=\"id_grants\"" + aria +
-                  "><legend>Authorization grant types</legend>\n";
+  std::string h =
+      "<fieldset id=\"id_grants\"" + aria + "><legend>Authorization grant types</legend>\n";
   for (size_t i = 0; i < std::size(kGrants); i++) {
     std::string n = std::string("grant_") + kGrants[i];
-    h += "<label for=\"id_" + n + "\"><input type=\"checkbox\" id=\"id_" + n +
-         "\" name=\"" + n + "\" value=\"1\"" +
-         (v.has_grant(kGrants[i]) ? " checked" : "") + "> " + kGrantLabels[i] +
+    h += "<label for=\"id_" + n + "\"><input type=\"checkbox\" id=\"id_" + n + "\" name=\"" + n +
+         "\" value=\"1\"" + (v.has_grant(kGrants[i]) ? " checked" : "") + "> " + kGrantLabels[i] +
          "</label>\n";
   }
   return h + errs + "</fieldset>\n";
@@ -113,17 +108,15 @@ std::string auth_method_options(const AppForm& v) {
   std::string h;
   for (const auto& o : opts) {
     h += std::string("<option value=\"") + o.first + "\"" +
-         (v.auth_method == o.first ? " selected" : "") + ">" + o.second +
-         "</option>\n";
+         (v.auth_method == o.first ? " selected" : "") + ">" + o.second + "</option>\n";
   }
   return h;
 }
 
-std::string app_form_html(const AppForm& v, const Errors& e, bool create,
-                          std::string_view action, std::string_view csrf) {
+std::string app_form_html(const AppForm& v, const Errors& e, bool create, std::string_view action,
+                          std::string_view csrf) {
   std::string h = error_summary(e);
-  h += "<form method=\"post\" action=\"" + html_escape(action) +
-       "\" novalidate>\n";
+  h += "<form method=\"post\" action=\"" + html_escape(action) + "\" novalidate>\n";
   h += hidden("csrf", csrf);
   h += text_field(e, "name", "Name", v.name, "", " maxlength=\"255\" required");
   h += client_type_html(v, e, create);
@@ -146,14 +139,11 @@ std::string app_form_html(const AppForm& v, const Errors& e, bool create,
 
 }  // namespace
 
-HttpResponse login_page(int status, const HttpRequest& req,
-                        std::string_view csrf, bool new_csrf,
-                        std::string_view next, std::string_view username,
-                        std::string_view error) {
+HttpResponse login_page(int status, const HttpRequest& req, std::string_view csrf, bool new_csrf,
+                        std::string_view next, std::string_view username, std::string_view error) {
   std::string b;
   if (!error.empty()) {
-    b += "<div class=\"errors\" role=\"alert\"><p>" + html_escape(error) +
-         "</p></div>\n";
+    b += "<div class=\"errors\" role=\"alert\"><p>" + html_escape(error) + "</p></div>\n";
   }
   b += "<p>Log in with a staff account to manage the OAuth 2 "
        "applications.</p>\n"
@@ -172,8 +162,7 @@ HttpResponse login_page(int status, const HttpRequest& req,
        "<button type=\"submit\">Log in</button>\n</form>\n";
   HttpResponse r = page(status, "Log in", b, nullptr);
   if (new_csrf) {
-    r.headers.emplace_back("Set-Cookie",
-                           cookie_header(req, kCsrfCookie, csrf, false));
+    r.headers.emplace_back("Set-Cookie", cookie_header(req, kCsrfCookie, csrf, false));
   }
   return r;
 }
@@ -195,12 +184,10 @@ HttpResponse list_page(const std::vector<Client>& apps, const Auth& auth) {
          "<th scope=\"col\">Client id</th><th scope=\"col\">Client type</th>"
          "<th scope=\"col\">Grant types</th></tr></thead>\n<tbody>\n";
     for (const Client& c : apps) {
-      b += "<tr><td><a href=\"" + html_escape(app_path(c, "")) + "\">" +
-           html_escape(c.name) + "</a></td><td><code>" +
-           html_escape(c.client_id) + "</code></td><td>" +
-           (c.confidential ? "Confidential" : "Public") +
-           (c.disabled ? " (disabled)" : "") + "</td><td>" +
-           html_escape(grants_text(c)) + "</td></tr>\n";
+      b += "<tr><td><a href=\"" + html_escape(app_path(c, "")) + "\">" + html_escape(c.name) +
+           "</a></td><td><code>" + html_escape(c.client_id) + "</code></td><td>" +
+           (c.confidential ? "Confidential" : "Public") + (c.disabled ? " (disabled)" : "") +
+           "</td><td>" + html_escape(grants_text(c)) + "</td></tr>\n";
     }
     b += "</tbody>\n</table>\n";
   }
@@ -211,23 +198,20 @@ HttpResponse list_page(const std::vector<Client>& apps, const Auth& auth) {
 
 HttpResponse detail_page(const Client& c, const Auth& auth) {
   std::string b = "<dl>\n<dt>Name</dt><dd>" + html_escape(c.name) + "</dd>\n";
-  b += "<dt>Client id</dt><dd><code id=\"client_id\">" +
-       html_escape(c.client_id) + "</code></dd>\n";
-  b += std::string("<dt>Client type</dt><dd>") +
-       (c.confidential ? "Confidential" : "Public") + "</dd>\n";
+  b +=
+      "<dt>Client id</dt><dd><code id=\"client_id\">" + html_escape(c.client_id) + "</code></dd>\n";
+  b += std::string("<dt>Client type</dt><dd>") + (c.confidential ? "Confidential" : "Public") +
+       "</dd>\n";
   b += "<dt>Client secret</dt><dd>" +
-       std::string(c.confidential
-                       ? "Stored hashed: it cannot be shown. Rotate it to "
-                         "get a new one."
-                       : "None (public client)") +
+       std::string(c.confidential ? "Stored hashed: it cannot be shown. Rotate it to "
+                                    "get a new one."
+                                  : "None (public client)") +
        "</dd>\n";
-  b += "<dt>Authorization grant types</dt><dd>" + html_escape(grants_text(c)) +
-       "</dd>\n";
+  b += "<dt>Authorization grant types</dt><dd>" + html_escape(grants_text(c)) + "</dd>\n";
   b += "<dt>Redirect uris</dt><dd>";
   if (c.redirect_uris.empty()) b += "None";
   for (size_t i = 0; i < c.redirect_uris.size(); i++) {
-    b += (i ? "<br><code>" : "<code>") + html_escape(c.redirect_uris[i]) +
-         "</code>";
+    b += (i ? "<br><code>" : "<code>") + html_escape(c.redirect_uris[i]) + "</code>";
   }
   b += "</dd>\n<dt>Allowed scope</dt><dd>" +
        (c.scope.empty() ? std::string("The server's default")
@@ -235,8 +219,7 @@ HttpResponse detail_page(const Client& c, const Auth& auth) {
        "</dd>\n";
   b += "<dt>Client authentication</dt><dd>" +
        (c.auth_method.empty()
-            ? std::string(c.confidential ? "HTTP Basic or body"
-                                         : "None (public client)")
+            ? std::string(c.confidential ? "HTTP Basic or body" : "None (public client)")
             : html_escape(c.auth_method)) +
        "</dd>\n";
   b += "<dt>Access token lifetime</dt><dd>" +
@@ -245,12 +228,10 @@ HttpResponse detail_page(const Client& c, const Auth& auth) {
        "</dd>\n";
   b += "<dt>Created</dt><dd>" + html_escape(utc_time(c.created_at)) + "</dd>\n";
   if (c.disabled) b += "<dt>Status</dt><dd>Disabled</dd>\n";
-  b += "</dl>\n<div class=\"actions\">\n<a href=\"" +
-       html_escape(app_path(c, "update")) + "\">Edit</a>\n<a href=\"" +
-       html_escape(app_path(c, "delete")) + "\">Delete</a>\n";
+  b += "</dl>\n<div class=\"actions\">\n<a href=\"" + html_escape(app_path(c, "update")) +
+       "\">Edit</a>\n<a href=\"" + html_escape(app_path(c, "delete")) + "\">Delete</a>\n";
   if (c.confidential) {
-    b += "<form method=\"post\" action=\"" +
-         html_escape(app_path(c, "rotate-secret")) + "\">" +
+    b += "<form method=\"post\" action=\"" + html_escape(app_path(c, "rotate-secret")) + "\">" +
          hidden("csrf", auth.session.csrf) +
          "<button type=\"submit\">Rotate the client secret</button></form>\n";
   }
@@ -258,22 +239,18 @@ HttpResponse detail_page(const Client& c, const Auth& auth) {
   return page(200, c.name, b, &auth);
 }
 
-HttpResponse register_page(int status, const AppForm& v, const Errors& e,
-                           const Auth& auth) {
-  std::string b =
-      app_form_html(v, e, true, "/o/applications/register/", auth.session.csrf);
+HttpResponse register_page(int status, const AppForm& v, const Errors& e, const Auth& auth) {
+  std::string b = app_form_html(v, e, true, "/o/applications/register/", auth.session.csrf);
   return page(status, "Register a new application", b, &auth);
 }
 
-HttpResponse update_page(int status, const Client& c, const AppForm& v,
-                         const Errors& e, const Auth& auth) {
-  std::string b =
-      app_form_html(v, e, false, app_path(c, "update"), auth.session.csrf);
+HttpResponse update_page(int status, const Client& c, const AppForm& v, const Errors& e,
+                         const Auth& auth) {
+  std::string b = app_form_html(v, e, false, app_path(c, "update"), auth.session.csrf);
   return page(status, "Edit " + c.name, b, &auth);
 }
 
-HttpResponse secret_page(const Client& c, std::string_view secret, bool created,
-                         const Auth& auth) {
+HttpResponse secret_page(const Client& c, std::string_view secret, bool created, const Auth& auth) {
   std::string b;
   if (c.confidential) {
     b += "<div class=\"notice\" role=\"alert\"><p><strong>Copy the client "
@@ -283,8 +260,8 @@ HttpResponse secret_page(const Client& c, std::string_view secret, bool created,
     b += "</p></div>\n";
   }
   b += "<dl>\n<dt>Name</dt><dd>" + html_escape(c.name) + "</dd>\n";
-  b += "<dt>Client id</dt><dd><code class=\"secret\" id=\"client_id\">" +
-       html_escape(c.client_id) + "</code></dd>\n";
+  b += "<dt>Client id</dt><dd><code class=\"secret\" id=\"client_id\">" + html_escape(c.client_id) +
+       "</code></dd>\n";
   if (c.confidential) {
     b += "<dt>Client secret</dt><dd><code class=\"secret\" "
          "id=\"client_secret\">" +
@@ -303,8 +280,7 @@ HttpResponse secret_page(const Client& c, std::string_view secret, bool created,
   b += "<div class=\"actions\"><a href=\"" + html_escape(app_path(c, "")) +
        "\">Go to the application</a>\n<a href=\"/o/applications/\">Back to "
        "the applications</a></div>\n";
-  return page(200, created ? "Application registered" : "New client secret", b,
-              &auth);
+  return page(200, created ? "Application registered" : "New client secret", b, &auth);
 }
 
 HttpResponse delete_page(const Client& c, const Auth& auth) {
@@ -312,8 +288,8 @@ HttpResponse delete_page(const Client& c, const Auth& auth) {
                   "</strong> (client id <code>" + html_escape(c.client_id) +
                   "</code>)? Every token issued to it stops working at "
                   "once. This cannot be undone.</p>\n";
-  b += "<form method=\"post\" action=\"" + html_escape(app_path(c, "delete")) +
-       "\">\n" + hidden("csrf", auth.session.csrf) +
+  b += "<form method=\"post\" action=\"" + html_escape(app_path(c, "delete")) + "\">\n" +
+       hidden("csrf", auth.session.csrf) +
        "<div class=\"actions\"><button type=\"submit\" "
        "class=\"danger\">Delete</button>\n<a href=\"" +
        html_escape(app_path(c, "")) + "\">Cancel</a></div>\n</form>\n";

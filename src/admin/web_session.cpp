@@ -115,7 +115,9 @@ Sessions& sessions() {
   return *s;
 }
 
-Digest auth_hash(const User& u) { return sha256(u.password); }
+Digest auth_hash(const User& u) {
+  return sha256(u.password);
+}
 
 // A POST must come from these pages: a browser says so in Sec-Fetch-Site.
 bool cross_site(const HttpRequest& req) {
@@ -138,8 +140,7 @@ std::optional<Auth> authenticate(ServeContext& ctx, const HttpRequest& req) {
     u = txn.get_user(ctx.realm, a.session.user_id);
   }
   if (!u || !u->is_active || !u->is_staff ||
-      !equal_ct(auth_hash(*u).data(), a.session.auth_hash.data(),
-                a.session.auth_hash.size())) {
+      !equal_ct(auth_hash(*u).data(), a.session.auth_hash.data(), a.session.auth_hash.size())) {
     sessions().close(a.key);
     return std::nullopt;
   }
@@ -151,7 +152,9 @@ std::string open_session(const User& u) {
   return sessions().open(u.id, auth_hash(u));
 }
 
-void close_session(const Auth& auth) { sessions().close(auth.key); }
+void close_session(const Auth& auth) {
+  sessions().close(auth.key);
+}
 
 void close_session_cookie(std::string_view cookie_value) {
   sessions().close_cookie(cookie_value);
@@ -180,12 +183,10 @@ bool tokens_equal(std::string_view a, std::string_view b) {
 }
 
 bool csrf_ok(const HttpRequest& req, const Form& f, const Auth& auth) {
-  return !cross_site(req) &&
-         tokens_equal(field_value(f, "csrf"), auth.session.csrf);
+  return !cross_site(req) && tokens_equal(field_value(f, "csrf"), auth.session.csrf);
 }
 
-bool login_csrf_ok(const HttpRequest& req,
-                   const std::optional<std::string>& csrf_cookie,
+bool login_csrf_ok(const HttpRequest& req, const std::optional<std::string>& csrf_cookie,
                    const Form& f) {
   return !cross_site(req) && csrf_cookie && is_token(*csrf_cookie) &&
          tokens_equal(*csrf_cookie, field_value(f, "csrf"));
@@ -196,10 +197,9 @@ bool secure_request(const HttpRequest& req) {
   return proto && iequals(trim_ows(*proto), "https");
 }
 
-std::string cookie_header(const HttpRequest& req, const char* name,
-                          std::string_view value, bool remove) {
-  std::string c = std::string(name) + "=" + std::string(value) +
-                  "; Path=" + std::string(kBase) +
+std::string cookie_header(const HttpRequest& req, const char* name, std::string_view value,
+                          bool remove) {
+  std::string c = std::string(name) + "=" + std::string(value) + "; Path=" + std::string(kBase) +
                   "; HttpOnly; SameSite=Strict";
   if (remove) c += "; Max-Age=0";
   if (secure_request(req)) c += "; Secure";

@@ -35,9 +35,9 @@ Response field_error(const char* field, const char* message) {
 
 bool plausible_email(std::string_view e) {
   size_t at = e.find('@');
-  return e.size() <= 254 && at != std::string_view::npos && at > 0 &&
-         at == e.rfind('@') && e.find('.', at) != std::string_view::npos &&
-         e.back() != '.' && e.find(' ') == std::string_view::npos;
+  return e.size() <= 254 && at != std::string_view::npos && at > 0 && at == e.rfind('@') &&
+         e.find('.', at) != std::string_view::npos && e.back() != '.' &&
+         e.find(' ') == std::string_view::npos;
 }
 
 std::optional<bool> parse_bool(std::string_view v) {
@@ -104,8 +104,8 @@ EndpointResult register_endpoint(Store& store, const Request& req) {
   User& u = reg.user;
 
   // Django's validators (R88: what is cheap first, before any hash)
-  auto problems = password_problems(req.loc.password_policy, reg.password,
-                                    {u.username, "", "", u.email});
+  auto problems =
+      password_problems(req.loc.password_policy, reg.password, {u.username, "", "", u.email});
   if (!problems.empty()) return done(field_errors("password", problems));
 
   // a taken name costs no hash either
@@ -148,8 +148,7 @@ EndpointResult login_endpoint(Store& store, const Request& req) {
     client = txn.get_client(req.loc.realm, req.loc.login_client_id);
   }
   if (!client || client->disabled) {
-    return done(oauth_error(500, "server_error",
-                            "The application of oauth2_login does not exist"));
+    return done(oauth_error(500, "server_error", "The application of oauth2_login does not exist"));
   }
   auto password = form.get("password");
   auto username = form.get("username");
@@ -161,11 +160,9 @@ EndpointResult login_endpoint(Store& store, const Request& req) {
     return done(invalid_grant("Invalid credentials given."));
   }
   std::string login(username ? *username : *email);
-  auto scope = grant_scope(*client, form.get("scope").value_or(""),
-                           req.loc.default_scope);
+  auto scope = grant_scope(*client, form.get("scope").value_or(""), req.loc.default_scope);
   if (!scope) {
-    return done(oauth_error(400, "invalid_scope",
-                            "The requested scope is invalid or not allowed"));
+    return done(oauth_error(400, "invalid_scope", "The requested scope is invalid or not allowed"));
   }
   return password_flow(store, IssueSettings(req), *client,
                        resolve_login(store, req.loc.realm, login, !username),

@@ -113,8 +113,8 @@ std::string_view template_or(const std::string& t, std::string_view def) {
   return t.empty() ? def : std::string_view(t);
 }
 
-Response error_page(const Request& req, int status,
-                    std::string_view code, std::string_view description) {
+Response error_page(const Request& req, int status, std::string_view code,
+                    std::string_view description) {
   return page(status, render(template_or(req.loc.error_template, kErrorPage),
                              {{"error_code", html_escape(code)},
                               {"error_description", html_escape(description)}}));
@@ -168,8 +168,7 @@ bool redirect_matches(std::string_view asked, std::string_view registered) {
 
 // ------------------------------------------------------------ cookies
 
-std::optional<std::string> cookie_value(std::string_view header,
-                                        std::string_view name) {
+std::optional<std::string> cookie_value(std::string_view header, std::string_view name) {
   size_t pos = 0;
   while (pos < header.size()) {
     size_t end = header.find(';', pos);
@@ -185,8 +184,8 @@ std::optional<std::string> cookie_value(std::string_view header,
   return std::nullopt;
 }
 
-std::string cookie_text(std::string_view name, std::string_view value,
-                        int64_t max_age, bool secure) {
+std::string cookie_text(std::string_view name, std::string_view value, int64_t max_age,
+                        bool secure) {
   std::string c(name);
   c += "=";
   c += value;
@@ -195,8 +194,8 @@ std::string cookie_text(std::string_view name, std::string_view value,
   return c;
 }
 
-std::string cookie(const Request& req, std::string_view name,
-                   std::string_view value, int64_t max_age) {
+std::string cookie(const Request& req, std::string_view name, std::string_view value,
+                   int64_t max_age) {
   return cookie_text(name, value, max_age, req.c.secure != 0);
 }
 
@@ -217,9 +216,8 @@ bool same_ct(std::string_view a, std::string_view b) {
 bool valid_challenge(std::string_view v) {
   if (v.size() < 43 || v.size() > 128) return false;
   return std::all_of(v.begin(), v.end(), [](char ch) {
-    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-           (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' ||
-           ch == '~';
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+           ch == '-' || ch == '.' || ch == '_' || ch == '~';
   });
 }
 
@@ -252,21 +250,20 @@ std::string scope_items(std::string_view scope) {
 
 // The login page of app with its double-submit CSRF value and an error
 // message (nullptr: none).
-Response login_form(const Location& loc, std::string_view app,
-                    std::string_view csrf_value, const char* message) {
-  std::string err = message ? std::string("<p class=\"error\" role=\"alert\">") +
-                                  message + "</p>"
+Response login_form(const Location& loc, std::string_view app, std::string_view csrf_value,
+                    const char* message) {
+  std::string err = message ? std::string("<p class=\"error\" role=\"alert\">") + message + "</p>"
                             : std::string();
-  return page(200, render(template_or(loc.login_template, kLoginPage),
-                          {{"app_name", html_escape(app)},
-                           {"csrf", html_escape(csrf_value)},
-                           {"error", err}}));
+  return page(
+      200,
+      render(template_or(loc.login_template, kLoginPage),
+             {{"app_name", html_escape(app)}, {"csrf", html_escape(csrf_value)}, {"error", err}}));
 }
 
 // The checks whose errors are pages, never redirects (R20): the client,
 // its redirect_uri and the state to send back.
-std::optional<Response> check_before_redirect(Store& store, const Request& req,
-                                              const Form& query, AuthzRequest& az) {
+std::optional<Response> check_before_redirect(Store& store, const Request& req, const Form& query,
+                                              AuthzRequest& az) {
   auto client_id = query.get("client_id");
   if (!client_id) return error_page(req, 400, "invalid_request", "client_id is missing.");
   {
@@ -304,8 +301,7 @@ std::optional<Response> check_before_redirect(Store& store, const Request& req,
 }
 
 // An error sent back to the client (R24).
-Response back_error(const AuthzRequest& az, std::string_view code,
-                    std::string_view description) {
+Response back_error(const AuthzRequest& az, std::string_view code, std::string_view description) {
   return redirect_to(az.redirect_uri, {{"error", std::string(code)},
                                        {"error_description", std::string(description)},
                                        {"state", az.state},
@@ -336,8 +332,7 @@ std::optional<Response> check_pkce(const Form& query, AuthzRequest& az) {
 }
 
 // The rest of the request, once errors can go back to the client.
-std::optional<Response> check_authz(const Request& req, const Form& query,
-                                    AuthzRequest& az) {
+std::optional<Response> check_authz(const Request& req, const Form& query, AuthzRequest& az) {
   auto response_type = query.get("response_type");
   if (!response_type) return back_error(az, "invalid_request", "response_type is required");
   if (*response_type != "code") {
@@ -376,8 +371,7 @@ std::optional<SessionUser> session_user(Store& store, const Request& req,
 // unchanged.  false: not one well-formed form.
 bool read_post_form(const Request& req, Form& body) {
   return req.c.content_type_count == 1 &&
-         iequals(media_type(sv(req.c.content_type)),
-                 "application/x-www-form-urlencoded") &&
+         iequals(media_type(sv(req.c.content_type)), "application/x-www-form-urlencoded") &&
          body.parse(sv(req.c.body)) == Form::Status::kOk;
 }
 
@@ -385,8 +379,8 @@ bool read_post_form(const Request& req, Form& body) {
 // sets its cookie (and the device cookie of a new device) and sends the
 // browser back to the request, now to the consent page.
 Response start_session(Txn& txn, const IssueSettings& s, const LoginCheck& check,
-                       const LoginOrigin& origin, bool new_device,
-                       const std::string& requery, bool secure) {
+                       const LoginOrigin& origin, bool new_device, const std::string& requery,
+                       bool secure) {
   std::string token = random_token();
   WipeOnExit wipe_token(token);
   Token sess;
@@ -412,8 +406,8 @@ Response start_session(Txn& txn, const IssueSettings& s, const LoginCheck& check
 // that signs in is remembered by its device cookie, so that it keeps
 // signing in while the account is locked for strangers (R83).
 EndpointResult sign_in(Store& store, const Request& req, const std::string& app,
-                       const std::string& csrf_value, const std::string& name,
-                       std::string password, std::optional<std::string> device) {
+                       const std::string& csrf_value, const std::string& name, std::string password,
+                       std::optional<std::string> device) {
   IssueSettings s(req);
   LoginOrigin origin{s.address, ""};
   const bool new_device = !device || !valid_device_cookie(*device);
@@ -427,8 +421,8 @@ EndpointResult sign_in(Store& store, const Request& req, const std::string& app,
   }
   if (wait) {
     wipe(password);
-    Response r = login_form(req.loc, app, csrf_value,
-                            "Too many failed sign-ins: wait and try again.");
+    Response r =
+        login_form(req.loc, app, csrf_value, "Too many failed sign-ins: wait and try again.");
     r.status = 429;
     r.retry_after = wait;
     r.refused = "too many failed passwords";
@@ -440,12 +434,11 @@ EndpointResult sign_in(Store& store, const Request& req, const std::string& app,
   const bool secure = req.c.secure != 0;
   const std::string requery = "?" + std::string(sv(req.c.query));
   return pending(
-      [&store, s, state, failed_password, secret, target, origin, new_device,
-       requery, csrf_value, app, secure]() {
+      [&store, s, state, failed_password, secret, target, origin, new_device, requery, csrf_value,
+       app, secure]() {
         WipeOnExit wiper(*secret);
         try {
-          LoginCheck check = check_login(store, s.realm, target, *secret,
-                                         s.loc->pbkdf2_iterations,
+          LoginCheck check = check_login(store, s.realm, target, *secret, s.loc->pbkdf2_iterations,
                                          s.loc->account_limit, s.now);
           if (!check.user) {
             *failed_password = true;
@@ -481,15 +474,14 @@ EndpointResult login_post(Store& store, const Request& req, const AuthzRequest& 
   auto want = cookie_value(cookies, "oauth2_csrf");
   std::string csrf(body.get("csrf_token").value_or(""));
   if (!want || want->empty() || !same_ct(*want, csrf)) {
-    return done(error_page(req, 403, "invalid_request",
-                           "The form has expired; go back and try again."));
+    return done(
+        error_page(req, 403, "invalid_request", "The form has expired; go back and try again."));
   }
   std::string name(body.get("username").value_or(""));
   std::string pw(body.get("password").value_or(""));
   if (name.empty() || pw.empty() || pw.size() > kMaxPasswordLen || name.size() > 150) {
     wipe(pw);
-    return done(login_form(req.loc, az.client.name, *want,
-                           "Enter your username and password."));
+    return done(login_form(req.loc, az.client.name, *want, "Enter your username and password."));
   }
   return sign_in(store, req, az.client.name, *want, name, std::move(pw),
                  cookie_value(cookies, kDeviceCookie));
@@ -525,13 +517,12 @@ EndpointResult issue_code(Store& store, const Request& req, const AuthzRequest& 
     Txn txn = store.write();
     if (!txn.put_token(s.realm, sha256(code), t)) return unavailable();
     txn.commit();
-    return redirect_to(az.redirect_uri,
-                       {{"code", code}, {"state", az.state}, {"iss", az.issuer}});
+    return redirect_to(az.redirect_uri, {{"code", code}, {"state", az.state}, {"iss", az.issuer}});
   });
 }
 
-Response consent_page(const Request& req, const AuthzRequest& az,
-                      const SessionUser& user, const std::string& csrf_value) {
+Response consent_page(const Request& req, const AuthzRequest& az, const SessionUser& user,
+                      const std::string& csrf_value) {
   return page(200, render(template_or(req.loc.consent_template, kConsentPage),
                           {{"app_name", html_escape(az.client.name)},
                            {"username", html_escape(user.name)},
@@ -572,10 +563,11 @@ EndpointResult authorize_endpoint(Store& store, const Request& req) {
   std::string expected = consent_csrf(user->session);
   if (method == "POST" && (action == "allow" || action == "deny")) {
     if (!same_ct(expected, body.get("csrf_token").value_or(""))) {
-      return done(error_page(req, 403, "invalid_request",
-                             "The form has expired; go back and try again."));
+      return done(
+          error_page(req, 403, "invalid_request", "The form has expired; go back and try again."));
     }
-    if (action == "deny") return done(back_error(az, "access_denied", "The user denied the request"));
+    if (action == "deny")
+      return done(back_error(az, "access_denied", "The user denied the request"));
     return issue_code(store, req, az, user->id);
   }
   return done(consent_page(req, az, *user, expected));

@@ -30,8 +30,8 @@ struct oauth2_op_s {
   oauth2_store_t* owner;
   std::unique_ptr<oauth2::PendingWrite> write;
   bool slow;
-  oauth2::Throttle throttle;        // the request's, for its failures
-  oauth2_rate_state_t rate;         // what its rate limit counted
+  oauth2::Throttle throttle;  // the request's, for its failures
+  oauth2_rate_state_t rate;   // what its rate limit counted
 };
 
 namespace {
@@ -45,8 +45,7 @@ void set_err(char* err, size_t errlen, const char* msg) {
   }
 }
 
-bool copy_out(std::string_view s, oauth2_alloc_pt alloc, void* ctx,
-              oauth2_str_t* out) {
+bool copy_out(std::string_view s, oauth2_alloc_pt alloc, void* ctx, oauth2_str_t* out) {
   out->len = s.size();
   out->data = nullptr;
   if (s.empty()) return true;
@@ -59,8 +58,8 @@ bool copy_out(std::string_view s, oauth2_alloc_pt alloc, void* ctx,
 
 // Response -> oauth2_response_t; OAUTH2_AGAIN when it asks for one more
 // pass of the request
-int to_c(const oauth2::Response& r, const oauth2_rate_state_t& rate,
-         oauth2_alloc_pt alloc, void* ctx, oauth2_response_t* out) {
+int to_c(const oauth2::Response& r, const oauth2_rate_state_t& rate, oauth2_alloc_pt alloc,
+         void* ctx, oauth2_response_t* out) {
   out->status = r.status;
   out->basic_challenge = r.basic_challenge;
   out->bearer_challenge = r.bearer_challenge;
@@ -138,8 +137,8 @@ extern "C" {
 
 // ----------------------------------------------------------------- store
 
-int oauth2_store_prepare(const char* path, size_t mapsize, long uid, long gid,
-                         char* err, size_t errlen) noexcept {
+int oauth2_store_prepare(const char* path, size_t mapsize, long uid, long gid, char* err,
+                         size_t errlen) noexcept {
   return configure(err, errlen, [&] { oauth2::prepare_store(path, mapsize, uid, gid); });
 }
 
@@ -154,7 +153,9 @@ oauth2_store_t* oauth2_store_create(const char* path, size_t mapsize) noexcept {
   }
 }
 
-void oauth2_store_destroy(oauth2_store_t* store) noexcept { delete store; }
+void oauth2_store_destroy(oauth2_store_t* store) noexcept {
+  delete store;
+}
 
 int oauth2_store_open(oauth2_store_t* s, char* err, size_t errlen) noexcept {
   if (s->store && !s->broken) return OAUTH2_OK;
@@ -169,7 +170,9 @@ int oauth2_store_open(oauth2_store_t* s, char* err, size_t errlen) noexcept {
   });
 }
 
-int oauth2_store_is_open(oauth2_store_t* s) noexcept { return open_store(s) != nullptr; }
+int oauth2_store_is_open(oauth2_store_t* s) noexcept {
+  return open_store(s) != nullptr;
+}
 
 int oauth2_store_reader_check(oauth2_store_t* s, int* dead) noexcept {
   *dead = 0;
@@ -194,7 +197,9 @@ oauth2_conf_t* oauth2_conf_create(void) noexcept {
   }
 }
 
-void oauth2_conf_destroy(oauth2_conf_t* conf) noexcept { delete conf; }
+void oauth2_conf_destroy(oauth2_conf_t* conf) noexcept {
+  delete conf;
+}
 
 void oauth2_conf_set_path(oauth2_conf_t* conf, int endpoint, oauth2_str_t path) noexcept {
   try {
@@ -204,9 +209,8 @@ void oauth2_conf_set_path(oauth2_conf_t* conf, int endpoint, oauth2_str_t path) 
   }
 }
 
-oauth2_location_t* oauth2_location_create(oauth2_conf_t* conf,
-                                          const oauth2_location_conf_t* lc, char* err,
-                                          size_t errlen) noexcept {
+oauth2_location_t* oauth2_location_create(oauth2_conf_t* conf, const oauth2_location_conf_t* lc,
+                                          char* err, size_t errlen) noexcept {
   oauth2_location_t* loc = nullptr;
   configure(err, errlen, [&] {
     auto l = std::make_unique<oauth2_location_t>();
@@ -216,7 +220,9 @@ oauth2_location_t* oauth2_location_create(oauth2_conf_t* conf,
   return loc;
 }
 
-void oauth2_location_destroy(oauth2_location_t* loc) noexcept { delete loc; }
+void oauth2_location_destroy(oauth2_location_t* loc) noexcept {
+  delete loc;
+}
 
 oauth2_str_t oauth2_location_header(const oauth2_location_t* loc) noexcept {
   const std::string& h = loc->l->status_header;
@@ -232,8 +238,7 @@ int oauth2_check_password_policy(oauth2_str_t spec, char* err, size_t errlen) no
 
 int oauth2_scope_valid(const unsigned char* s, size_t len) noexcept {
   try {
-    return oauth2::parse_scope(std::string_view(reinterpret_cast<const char*>(s), len),
-                               nullptr);
+    return oauth2::parse_scope(std::string_view(reinterpret_cast<const char*>(s), len), nullptr);
   } catch (...) {
     return 0;
   }
@@ -241,9 +246,8 @@ int oauth2_scope_valid(const unsigned char* s, size_t len) noexcept {
 
 // ------------------------------------------------------------- endpoints
 
-int oauth2_endpoint_begin(oauth2_store_t* s, const oauth2_location_t* l,
-                          const oauth2_request_t* c, oauth2_op_t** op,
-                          oauth2_alloc_pt alloc, void* ctx,
+int oauth2_endpoint_begin(oauth2_store_t* s, const oauth2_location_t* l, const oauth2_request_t* c,
+                          oauth2_op_t** op, oauth2_alloc_pt alloc, void* ctx,
                           oauth2_response_t* resp) noexcept {
   *op = nullptr;
   const oauth2::Location& loc = *l->l;
@@ -282,22 +286,25 @@ int oauth2_endpoint_begin(oauth2_store_t* s, const oauth2_location_t* l,
   }
 }
 
-int oauth2_refusal(const oauth2_location_t* l, int why, unsigned retry_after,
-                   oauth2_alloc_pt alloc, void* ctx, oauth2_response_t* resp) noexcept {
+int oauth2_refusal(const oauth2_location_t* l, int why, unsigned retry_after, oauth2_alloc_pt alloc,
+                   void* ctx, oauth2_response_t* resp) noexcept {
   try {
     const int endpoint = l->l->endpoint;
-    oauth2::Response r = why == OAUTH2_REFUSED_BUSY
-                             ? oauth2::busy_response(endpoint, retry_after)
-                             : oauth2::too_large_response(endpoint);
+    oauth2::Response r = why == OAUTH2_REFUSED_BUSY ? oauth2::busy_response(endpoint, retry_after)
+                                                    : oauth2::too_large_response(endpoint);
     return to_c(r, oauth2_rate_state_t{}, alloc, ctx, resp);
   } catch (...) {
     return OAUTH2_ERROR;
   }
 }
 
-void oauth2_op_run(oauth2_op_t* op) noexcept { op->write->run(); }
+void oauth2_op_run(oauth2_op_t* op) noexcept {
+  op->write->run();
+}
 
-int oauth2_op_slow(const oauth2_op_t* op) noexcept { return op->slow ? 1 : 0; }
+int oauth2_op_slow(const oauth2_op_t* op) noexcept {
+  return op->slow ? 1 : 0;
+}
 
 int oauth2_op_finish(oauth2_op_t* op, oauth2_alloc_pt alloc, void* ctx,
                      oauth2_response_t* resp) noexcept {
@@ -322,9 +329,8 @@ void oauth2_op_free(oauth2_op_t* op) noexcept {
 
 // ------------------------------------------------------------ validation
 
-int oauth2_validate(oauth2_store_t* s, const oauth2_location_t* l,
-                    const oauth2_validate_req_t* req, oauth2_alloc_pt alloc, void* ctx,
-                    oauth2_validate_res_t* res) noexcept {
+int oauth2_validate(oauth2_store_t* s, const oauth2_location_t* l, const oauth2_validate_req_t* req,
+                    oauth2_alloc_pt alloc, void* ctx, oauth2_validate_res_t* res) noexcept {
   std::memset(res, 0, sizeof(*res));
   const oauth2::Location& loc = *l->l;
   try {
@@ -355,13 +361,11 @@ int oauth2_validate(oauth2_store_t* s, const oauth2_location_t* l,
     } else if (res->result == OAUTH2_RATE_LIMITED) {
       res->status = 429;
     } else if (res->result != OAUTH2_VALID) {
-      std::string h = oauth2::bearer_challenge(loc, res->result, &res->status,
-                                               &res->error);
+      std::string h = oauth2::bearer_challenge(loc, res->result, &res->status, &res->error);
       if (!copy_out(h, alloc, ctx, &res->challenge)) return OAUTH2_ERROR;
     }
     if (!copy_out(v.client_id, alloc, ctx, &res->client_id) ||
-        !copy_out(v.scope, alloc, ctx, &res->scope) ||
-        !copy_out(v.user, alloc, ctx, &res->user)) {
+        !copy_out(v.scope, alloc, ctx, &res->scope) || !copy_out(v.user, alloc, ctx, &res->user)) {
       return OAUTH2_ERROR;
     }
     return OAUTH2_OK;

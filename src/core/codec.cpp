@@ -58,8 +58,8 @@ bool valid_utf8(std::string_view s) {
       if ((cc & 0xC0) != 0x80) return false;
       cp = (cp << 6) | (cc & 0x3F);
     }
-    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF)) {
       return false;  // overlong, out of range or a surrogate
     }
     i += len;
@@ -234,8 +234,8 @@ std::string percent_encode(std::string_view s) {
   out.reserve(s.size());
   for (char ch : s) {
     auto c = static_cast<unsigned char>(ch);
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-        (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~') {
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '.' || c == '_' || c == '~') {
       out.push_back(ch);
     } else {
       out.push_back('%');
@@ -303,8 +303,7 @@ std::string_view auth_scheme(std::string_view header) {
   return sp == std::string_view::npos ? header : header.substr(0, sp);
 }
 
-std::optional<BasicCredentials> parse_basic(std::string_view header,
-                                            bool* scheme_is_basic) {
+std::optional<BasicCredentials> parse_basic(std::string_view header, bool* scheme_is_basic) {
   *scheme_is_basic = iequals(auth_scheme(header), "Basic");
   if (!*scheme_is_basic) return std::nullopt;
   if (header.size() <= 6 || header[5] != ' ') return std::nullopt;
@@ -322,9 +321,8 @@ bool is_token68(std::string_view s) {
   size_t i = 0;
   while (i < s.size()) {
     unsigned char c = static_cast<unsigned char>(s[i]);
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-        (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
-        c == '~' || c == '+' || c == '/') {
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '.' || c == '_' || c == '~' || c == '+' || c == '/') {
       i++;
     } else {
       break;
@@ -351,8 +349,7 @@ bool parse_scope(std::string_view s, std::vector<std::string_view>* tokens) {
   size_t pos = 0;
   while (true) {
     size_t sp = s.find(' ', pos);
-    std::string_view tok =
-        s.substr(pos, sp == std::string_view::npos ? s.size() - pos : sp - pos);
+    std::string_view tok = s.substr(pos, sp == std::string_view::npos ? s.size() - pos : sp - pos);
     if (tok.empty()) return false;
     for (char ch : tok) {
       if (!is_nqchar(static_cast<unsigned char>(ch))) return false;

@@ -29,9 +29,7 @@ class Form {
   // The value of name; an empty value counts as absent (RFC 6749 3.1).
   std::optional<std::string_view> get(std::string_view name) const;
   bool has(std::string_view name) const { return get(name).has_value(); }
-  const std::vector<std::pair<std::string, std::string>>& params() const {
-    return params_;
-  }
+  const std::vector<std::pair<std::string, std::string>>& params() const { return params_; }
 
  private:
   Status parse_all(std::string_view body);
@@ -74,8 +72,7 @@ struct BasicCredentials {
 // Parses an Authorization header value "Basic <b64>".  nullopt when the
 // scheme is not Basic (scheme_is_basic=false) or the credentials are
 // malformed (scheme_is_basic=true).
-std::optional<BasicCredentials> parse_basic(std::string_view header,
-                                            bool* scheme_is_basic);
+std::optional<BasicCredentials> parse_basic(std::string_view header, bool* scheme_is_basic);
 
 // The scheme of an Authorization value, up to the first space.
 std::string_view auth_scheme(std::string_view header);

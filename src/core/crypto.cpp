@@ -36,8 +36,8 @@ Digest salted_sha256(std::string_view salt, std::string_view secret) {
   Digest out{};
   unsigned int len = 0;
   if (salt.empty()) {
-    if (EVP_Digest(secret.data(), secret.size(), out.data(), &len,
-                   sha256_md(), nullptr) != 1 || len != 32) {
+    if (EVP_Digest(secret.data(), secret.size(), out.data(), &len, sha256_md(), nullptr) != 1 ||
+        len != 32) {
       throw std::runtime_error("sha256 failed");
     }
     return out;
@@ -65,8 +65,7 @@ void random_bytes(unsigned char* p, size_t n) {
 }
 
 std::string random_alnum(size_t n) {
-  static const char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  static const char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
   std::string out;
   out.reserve(n);
   unsigned char buf[64];
@@ -88,7 +87,9 @@ std::string random_token() {
   return out;
 }
 
-Digest sha256(std::string_view data) { return salted_sha256({}, data); }
+Digest sha256(std::string_view data) {
+  return salted_sha256({}, data);
+}
 
 bool equal_ct(const unsigned char* a, const unsigned char* b, size_t n) {
   return CRYPTO_memcmp(a, b, n) == 0;
@@ -116,24 +117,21 @@ bool verify_secret(std::string_view secret, std::string_view stored) {
     return verify_password(secret, stored, 0).ok;
   }
   // sha256$<32 hex>$<64 hex>
-  if (stored.size() != 7 + 32 + 1 + 64 || stored.substr(0, 7) != "sha256$" ||
-      stored[39] != '$') {
+  if (stored.size() != 7 + 32 + 1 + 64 || stored.substr(0, 7) != "sha256$" || stored[39] != '$') {
     return false;
   }
   std::string_view salt_hex = stored.substr(7, 32);
   auto want = hex_decode(stored.substr(40));
   if (!want || want->size() != 32) return false;
   Digest got = salted_sha256(salt_hex, secret);
-  return equal_ct(got.data(),
-                  reinterpret_cast<const unsigned char*>(want->data()), 32);
+  return equal_ct(got.data(), reinterpret_cast<const unsigned char*>(want->data()), 32);
 }
 
 void verify_secret_dummy(std::string_view secret) {
   (void)verify_secret(secret, kDummyHash);
 }
 
-bool read_secret_file(const char* path, std::string* out, char* err,
-                      size_t errlen) {
+bool read_secret_file(const char* path, std::string* out, char* err, size_t errlen) {
   auto fail = [&](const std::string& why) {
     if (err && errlen) {
       std::string m = std::string(path) + ": " + why;

@@ -50,8 +50,7 @@ bool verify_secret(std::string_view secret, std::string_view stored);
 
 // Reads a small file holding a secret (at most 4096 bytes, one trailing
 // newline dropped).  false with a message in err.
-bool read_secret_file(const char* path, std::string* out, char* err,
-                      size_t errlen);
+bool read_secret_file(const char* path, std::string* out, char* err, size_t errlen);
 
 // Runs the same work as verify_secret against a dummy hash, so that an
 // unknown client costs what a wrong secret costs.

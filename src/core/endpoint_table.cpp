@@ -17,15 +17,15 @@ Response refusal_page(int status, const char* title, const char* text) {
   Response r;
   r.status = status;
   r.html = true;
-  r.body = std::string("<!DOCTYPE html>\n<html lang=\"en\"><head><meta "
-                       "charset=\"utf-8\"><title>") +
-           title + "</title></head><body><main><h1>" + title + "</h1><p>" +
-           text + "</p></main></body></html>\n";
+  r.body = std::string(
+               "<!DOCTYPE html>\n<html lang=\"en\"><head><meta "
+               "charset=\"utf-8\"><title>") +
+           title + "</title></head><body><main><h1>" + title + "</h1><p>" + text +
+           "</p></main></body></html>\n";
   return r;
 }
 
-constexpr const char* kBusy =
-    "Too many password checks at once: try again in a moment.";
+constexpr const char* kBusy = "Too many password checks at once: try again in a moment.";
 
 // What each shape answers for the refusals an endpoint does not decide.
 struct ShapeRow {
@@ -37,15 +37,15 @@ struct ShapeRow {
 };
 
 Response oauth_rate_limited(unsigned wait) {
-  Response r = oauth_error(429, "temporarily_unavailable",
-                           "Too many requests: the rate limit is reached");
+  Response r =
+      oauth_error(429, "temporarily_unavailable", "Too many requests: the rate limit is reached");
   r.retry_after = wait;
   return r;
 }
 
 Response oauth_locked_out(unsigned wait) {
-  Response r = oauth_error(429, "temporarily_unavailable",
-                           "Too many failed client authentications");
+  Response r =
+      oauth_error(429, "temporarily_unavailable", "Too many failed client authentications");
   r.retry_after = wait;
   return r;
 }
@@ -62,9 +62,8 @@ Response oauth_failure(int status) {
 }
 
 Response drf_failure(int status) {
-  Response r = status == 503
-                   ? drf_detail(503, "The store is unavailable.", "unavailable")
-                   : drf_detail(500, "A server error occurred.", "error");
+  Response r = status == 503 ? drf_detail(503, "The store is unavailable.", "unavailable")
+                             : drf_detail(500, "A server error occurred.", "error");
   if (status == 503) r.retry_after = 1;
   return r;
 }
@@ -72,11 +71,9 @@ Response drf_failure(int status) {
 const ShapeRow kShapes[] = {
     // kOAuth: RFC 6749 5.2
     {oauth_rate_limited, oauth_locked_out, oauth_too_large,
-     [] { return oauth_error(503, "temporarily_unavailable", kBusy); },
-     oauth_failure},
+     [] { return oauth_error(503, "temporarily_unavailable", kBusy); }, oauth_failure},
     // kDrf: Django REST framework's {"detail"}
-    {drf_throttled, drf_throttled,
-     [] { return drf_detail(413, "The request body is too large."); },
+    {drf_throttled, drf_throttled, [] { return drf_detail(413, "The request body is too large."); },
      [] { return drf_detail(503, kBusy, "unavailable"); }, drf_failure},
     // kEnvelope: seed 002's {"success": false, ...}
     {handshake_rate_limited, handshake_rate_limited, handshake_too_large,
@@ -88,8 +85,9 @@ const ShapeRow kShapes[] = {
                            "<strong>invalid_request</strong>: the form is too large.");
      },
      [] {
-       return refusal_page(503, "Busy", "Too many sign-ins at once: try again "
-                                        "in a moment.");
+       return refusal_page(503, "Busy",
+                           "Too many sign-ins at once: try again "
+                           "in a moment.");
      },
      oauth_failure},
 };
@@ -103,46 +101,81 @@ const ShapeRow& shape_of(int endpoint) {
 
 // id order: kEndpoints[id - 1] is endpoint id
 const EndpointKind kEndpoints[] = {
-    {{"oauth2_token", "POST", 0, 0}, Shape::kOAuth, RateKey::kCaller, true,
+    {{"oauth2_token", "POST", 0, 0},
+     Shape::kOAuth,
+     RateKey::kCaller,
+     true,
      "token_endpoint",
      [](Store* s, const Request& r) { return token_endpoint(*s, r); }},
-    {{"oauth2_revoke", "POST", 0, 0}, Shape::kOAuth, RateKey::kCaller, true,
+    {{"oauth2_revoke", "POST", 0, 0},
+     Shape::kOAuth,
+     RateKey::kCaller,
+     true,
      "revocation_endpoint",
      [](Store* s, const Request& r) { return revoke_endpoint(*s, r); }},
-    {{"oauth2_authorize", "GET, POST", 0, 1}, Shape::kPage, RateKey::kAddress,
-     true, "authorization_endpoint",
+    {{"oauth2_authorize", "GET, POST", 0, 1},
+     Shape::kPage,
+     RateKey::kAddress,
+     true,
+     "authorization_endpoint",
      [](Store* s, const Request& r) { return authorize_endpoint(*s, r); }},
-    {{"oauth2_introspect", "POST", 0, 0}, Shape::kOAuth, RateKey::kCaller,
-     true, "introspection_endpoint",
+    {{"oauth2_introspect", "POST", 0, 0},
+     Shape::kOAuth,
+     RateKey::kCaller,
+     true,
+     "introspection_endpoint",
      [](Store* s, const Request& r) { return introspect_endpoint(*s, r); }},
-    {{"oauth2_register", "POST", 0, 0}, Shape::kDrf, RateKey::kAddress, true,
+    {{"oauth2_register", "POST", 0, 0},
+     Shape::kDrf,
+     RateKey::kAddress,
+     true,
      nullptr,
      [](Store* s, const Request& r) { return register_endpoint(*s, r); }},
-    {{"oauth2_login", "POST", 0, 0}, Shape::kOAuth, RateKey::kAddress, true,
+    {{"oauth2_login", "POST", 0, 0},
+     Shape::kOAuth,
+     RateKey::kAddress,
+     true,
      nullptr,
      [](Store* s, const Request& r) { return login_endpoint(*s, r); }},
-    {{"oauth2_metadata", "GET, HEAD", 0, 0}, Shape::kOAuth, RateKey::kAddress,
-     false, nullptr,
+    {{"oauth2_metadata", "GET, HEAD", 0, 0},
+     Shape::kOAuth,
+     RateKey::kAddress,
+     false,
+     nullptr,
      [](Store*, const Request& r) { return metadata_endpoint(r); }},
-    {{"oauth2_handshake", "POST", 1, 0}, Shape::kEnvelope, RateKey::kCaller,
-     true, nullptr,
+    {{"oauth2_handshake", "POST", 1, 0},
+     Shape::kEnvelope,
+     RateKey::kCaller,
+     true,
+     nullptr,
      [](Store* s, const Request& r) { return handshake_endpoint(*s, r); }},
-    {{"oauth2_jwks", "GET, HEAD", 0, 0}, Shape::kOAuth, RateKey::kAddress,
-     false, "jwks_uri",
+    {{"oauth2_jwks", "GET, HEAD", 0, 0},
+     Shape::kOAuth,
+     RateKey::kAddress,
+     false,
+     "jwks_uri",
      [](Store*, const Request& r) { return jwks_endpoint(r); }},
-    {{"oauth2_jwt_token", "POST", 0, 0}, Shape::kDrf, RateKey::kAddress, true,
+    {{"oauth2_jwt_token", "POST", 0, 0},
+     Shape::kDrf,
+     RateKey::kAddress,
+     true,
      nullptr,
      [](Store* s, const Request& r) { return jwt_token_endpoint(*s, r); }},
-    {{"oauth2_jwt_refresh", "POST", 0, 0}, Shape::kDrf, RateKey::kAddress,
-     true, nullptr,
+    {{"oauth2_jwt_refresh", "POST", 0, 0},
+     Shape::kDrf,
+     RateKey::kAddress,
+     true,
+     nullptr,
      [](Store* s, const Request& r) { return jwt_refresh_endpoint(*s, r); }},
-    {{"oauth2_status", "GET, HEAD", 0, 0}, Shape::kDrf, RateKey::kAddress,
-     false, nullptr,
+    {{"oauth2_status", "GET, HEAD", 0, 0},
+     Shape::kDrf,
+     RateKey::kAddress,
+     false,
+     nullptr,
      [](Store*, const Request& r) { return status_endpoint(r); }},
 };
 
-static_assert(std::size(kEndpoints) == OAUTH2_ENDPOINT_MAX - 1,
-              "one row per endpoint id");
+static_assert(std::size(kEndpoints) == OAUTH2_ENDPOINT_MAX - 1, "one row per endpoint id");
 
 }  // namespace
 
@@ -165,7 +198,9 @@ Response locked_out_response(int endpoint, unsigned wait) {
   return r;
 }
 
-Response too_large_response(int endpoint) { return shape_of(endpoint).too_large(); }
+Response too_large_response(int endpoint) {
+  return shape_of(endpoint).too_large();
+}
 
 Response busy_response(int endpoint, unsigned wait) {
   Response r = shape_of(endpoint).busy();

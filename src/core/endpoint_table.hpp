@@ -27,7 +27,7 @@ struct EndpointKind {
   oauth2_endpoint_info_t info;
   Shape shape;
   RateKey rate_key;
-  bool needs_store;  // false: answered from the configuration alone
+  bool needs_store;           // false: answered from the configuration alone
   const char* metadata_name;  // its URL in the metadata, or nullptr
   EndpointResult (*handler)(Store* store, const Request& req);
 };

@@ -52,15 +52,14 @@ struct ClientAuth {
 // the event loop: the result is slow, and the endpoint returns
 // verify_slowly(), which checks it in the thread pool and runs the
 // request again with the verdict (req.c.resume).
-ClientAuth authenticate_client(Store& store, const Request& req,
-                               const Form& form);
+ClientAuth authenticate_client(Store& store, const Request& req, const Form& form);
 EndpointResult verify_slowly(Store& store, const Request& req, ClientAuth& auth);
 
 // The client of an endpoint that authenticates one: authenticate_client(),
 // verify_slowly() when it must, then the location's rate limit counted
 // against it.  nullopt: auth.client is the client; else what to return.
-std::optional<EndpointResult> client_of(Store& store, const Request& req,
-                                        const Form& form, ClientAuth& auth);
+std::optional<EndpointResult> client_of(Store& store, const Request& req, const Form& form,
+                                        ClientAuth& auth);
 
 // The scope that reaches the admin API with staff rights (R85).
 constexpr std::string_view kAdminScopeName = "admin";
@@ -71,8 +70,7 @@ std::string allowed_scope(const Client& client, std::string_view default_scope);
 
 // The scope to grant: requested if within allowed_scope(), else nullopt
 // (invalid_scope).
-std::optional<std::string> grant_scope(const Client& client,
-                                       std::string_view requested,
+std::optional<std::string> grant_scope(const Client& client, std::string_view requested,
                                        std::string_view default_scope);
 // requested within held (both space-separated lists)
 bool scope_within(std::string_view requested, std::string_view held);
@@ -94,8 +92,8 @@ class FnWrite : public PendingWrite {
   std::function<Response()> finish_;
 };
 
-EndpointResult pending(std::function<void()> run,
-                       std::function<Response()> finish, bool slow = false);
+EndpointResult pending(std::function<void()> run, std::function<Response()> finish,
+                       bool slow = false);
 
 // The answer to an exception thrown while answering: fallback (the
 // endpoint's 503 or 500) with what the log needs, the store's error code
@@ -104,8 +102,7 @@ Response failed(Response fallback, const std::exception& e);
 
 // A pending write whose run() makes the response; an exception it throws
 // becomes failed(fallback(), e).  slow: it hashes a password.
-EndpointResult pending_response(std::function<Response()> run,
-                                Response (*fallback)() = unavailable,
+EndpointResult pending_response(std::function<Response()> run, Response (*fallback)() = unavailable,
                                 bool slow = false);
 
 // A new access token (and refresh token if with_refresh) for the grant,
@@ -129,8 +126,8 @@ struct IssueSettings {
   std::string realm;
   int64_t now = 0;
   oauth2_counters_t counters{};
-  std::string address;             // the client's (throttle_address)
-  bool simplejwt = false;          // seed 003's pair: both JWTs, its claims
+  std::string address;     // the client's (throttle_address)
+  bool simplejwt = false;  // seed 003's pair: both JWTs, its claims
   explicit IssueSettings(const Request& req);
   // the format of this client's access tokens
   bool jwt_for(const Client& c) const;
@@ -145,9 +142,8 @@ struct IssueSettings {
 // refresh_expires: the refresh token's expiry when it must not outlive its
 // grant's first one (0: now + oauth2_refresh_token_ttl)
 IssuedPair issue_pair(Txn& txn, const IssueSettings& s, const Client& client,
-                      const std::string& scope, const std::string& user,
-                      const Family& family, bool with_refresh,
-                      const std::string* refresh_scope = nullptr,
+                      const std::string& scope, const std::string& user, const Family& family,
+                      bool with_refresh, const std::string* refresh_scope = nullptr,
                       int64_t refresh_expires = 0);
 
 Family new_family();
@@ -161,8 +157,7 @@ Response handshake_failure(int status);
 Response handshake_too_large();
 
 // Django REST framework's shapes (seed 003): {"detail": ...}
-Response drf_detail(int status, std::string_view detail,
-                    const char* code = nullptr);
+Response drf_detail(int status, std::string_view detail, const char* code = nullptr);
 Response drf_throttled(unsigned wait);
 Response simplejwt_bad_login();
 
@@ -188,23 +183,21 @@ struct GrantState {
 // A pending write running body in the thread pool: a store failure is a
 // 503 (never a 200, R53), a failed login is counted per account and per
 // address.  slow: body hashes a password.
-EndpointResult run_grant(const IssueSettings& settings,
-                         std::function<void(GrantState&)> body,
+EndpointResult run_grant(const IssueSettings& settings, std::function<void(GrantState&)> body,
                          bool slow = false);
 
 // Grants of the token endpoint (grants.cpp).
-EndpointResult client_credentials_grant(Store& store, const Request& req,
-                                        const Client& c, std::string scope);
-EndpointResult authorization_code_grant(Store& store, const Request& req,
-                                        const Form& form, const Client& c);
-EndpointResult refresh_token_grant(Store& store, const Request& req,
-                                   const Form& form, const Client& c);
-EndpointResult password_grant(Store& store, const Request& req,
-                              const Form& form, const Client& c);
+EndpointResult client_credentials_grant(Store& store, const Request& req, const Client& c,
+                                        std::string scope);
+EndpointResult authorization_code_grant(Store& store, const Request& req, const Form& form,
+                                        const Client& c);
+EndpointResult refresh_token_grant(Store& store, const Request& req, const Form& form,
+                                   const Client& c);
+EndpointResult password_grant(Store& store, const Request& req, const Form& form, const Client& c);
 
 // Who a login names (login.hpp), read on the event loop.
-LoginTarget resolve_login(Store& store, std::string_view realm,
-                          std::string_view login, bool by_email);
+LoginTarget resolve_login(Store& store, std::string_view realm, std::string_view login,
+                          bool by_email);
 
 // 429 temporarily_unavailable (or the DRF shape for seed 003).
 Response too_many_failures(const IssueSettings& s, unsigned wait);
@@ -212,9 +205,8 @@ Response too_many_failures(const IssueSettings& s, unsigned wait);
 // Checks a user's password off the event loop and issues a token pair to
 // client for them (the password grant, oauth2_login); throttled per
 // account and per address.
-EndpointResult password_flow(Store& store, const IssueSettings& s,
-                             const Client& client, LoginTarget target,
-                             std::shared_ptr<std::string> secret,
+EndpointResult password_flow(Store& store, const IssueSettings& s, const Client& client,
+                             LoginTarget target, std::shared_ptr<std::string> secret,
                              std::string granted);
 
 }  // namespace oauth2::detail

@@ -30,8 +30,8 @@ Response invalid_request(std::string_view description) {
 }
 
 Response unavailable() {
-  Response r = oauth_error(503, "temporarily_unavailable",
-                           "The authorization server store is unavailable");
+  Response r =
+      oauth_error(503, "temporarily_unavailable", "The authorization server store is unavailable");
   r.retry_after = 1;
   return r;
 }
@@ -48,14 +48,11 @@ std::optional<Response> check_http(const Request& req, Form& form) {
     return invalid_request("URL query parameters are not allowed");
   }
   if (req.c.content_type_count != 1) {
-    return invalid_request(req.c.content_type_count == 0
-                               ? "Content-Type is required"
-                               : "Only one Content-Type is allowed");
+    return invalid_request(req.c.content_type_count == 0 ? "Content-Type is required"
+                                                         : "Only one Content-Type is allowed");
   }
-  if (!iequals(media_type(sv(req.c.content_type)),
-               "application/x-www-form-urlencoded")) {
-    return invalid_request(
-        "Content-Type must be application/x-www-form-urlencoded");
+  if (!iequals(media_type(sv(req.c.content_type)), "application/x-www-form-urlencoded")) {
+    return invalid_request("Content-Type must be application/x-www-form-urlencoded");
   }
   if (req.c.body.len > kMaxBody) {
     Response r = invalid_request("The request body is too large");
@@ -63,14 +60,10 @@ std::optional<Response> check_http(const Request& req, Form& form) {
     return r;
   }
   switch (form.parse(sv(req.c.body))) {
-    case Form::Status::kOk:
-      return std::nullopt;
-    case Form::Status::kDuplicate:
-      return invalid_request("A parameter is repeated");
-    case Form::Status::kTooMany:
-      return invalid_request("Too many parameters");
-    case Form::Status::kMalformed:
-      break;
+    case Form::Status::kOk: return std::nullopt;
+    case Form::Status::kDuplicate: return invalid_request("A parameter is repeated");
+    case Form::Status::kTooMany: return invalid_request("Too many parameters");
+    case Form::Status::kMalformed: break;
   }
   return invalid_request("The request body is not valid form encoding");
 }
@@ -84,9 +77,7 @@ JsonBody parse_json_body(const Request& req, bool also_form, Json* out) {
   if (iequals(type, "application/json")) {
     // docs/security.md 2.4: depth before the parser, duplicates refused
     if (json_too_deep(body, 8)) return JsonBody::kMalformed;
-    Json j(json_loadb(body.data(), body.size(),
-                      JSON_REJECT_DUPLICATES,
-                      nullptr));
+    Json j(json_loadb(body.data(), body.size(), JSON_REJECT_DUPLICATES, nullptr));
     if (!j || !json_is_object(j.get())) return JsonBody::kMalformed;
     *out = std::move(j);
     return JsonBody::kOk;
@@ -96,8 +87,7 @@ JsonBody parse_json_body(const Request& req, bool also_form, Json* out) {
     if (form.parse(body) != Form::Status::kOk) return JsonBody::kMalformed;
     Json j(json_object());
     for (const auto& [k, v] : form.params()) {
-      json_object_set_new(j.get(), std::string(k).c_str(),
-                          json_stringn(v.data(), v.size()));
+      json_object_set_new(j.get(), std::string(k).c_str(), json_stringn(v.data(), v.size()));
     }
     *out = std::move(j);
     return JsonBody::kOk;
@@ -135,7 +125,9 @@ std::string resume_note(const Client& c) {
   return c.client_id + "\n" + hex_encode(d.data(), d.size());
 }
 
-bool slow_secret(const Client& c) { return is_password_hash(c.secret_hash); }
+bool slow_secret(const Client& c) {
+  return is_password_hash(c.secret_hash);
+}
 
 // A secret long enough to carry 128 bits even if only alphanumeric:
 // rehashed to the fast form after its first success (docs/design.md)
@@ -153,8 +145,7 @@ struct Presented {
 };
 
 // The header's or the body's credentials, never both (R13).
-std::optional<Response> read_credentials(const Request& req, const Form& form,
-                                         Presented& p) {
+std::optional<Response> read_credentials(const Request& req, const Form& form, Presented& p) {
   p.used_header = req.c.has_authorization != 0;
   if (!p.used_header) {
     auto body_id = form.get("client_id");
@@ -199,8 +190,8 @@ std::optional<Response> imported_secret_wait(const Throttle& throttle,
   if (!client || !client->imported_secret) return std::nullopt;
   unsigned wait = throttle.client_wait(client->client_id);
   if (!wait) return std::nullopt;
-  Response r = oauth_error(429, "temporarily_unavailable",
-                           "Too many failed client authentications");
+  Response r =
+      oauth_error(429, "temporarily_unavailable", "Too many failed client authentications");
   r.retry_after = wait;
   r.refused = "too many failed client authentications";
   return r;
@@ -269,8 +260,7 @@ ClientAuth authenticate_client(Store& store, const Request& req, const Form& for
   return out;
 }
 
-EndpointResult verify_slowly(Store& store, const Request& req,
-                             ClientAuth& auth) {
+EndpointResult verify_slowly(Store& store, const Request& req, ClientAuth& auth) {
   struct State {
     std::shared_ptr<std::string> secret;
     Client client;
@@ -312,8 +302,8 @@ EndpointResult verify_slowly(Store& store, const Request& req,
       true);
 }
 
-std::optional<EndpointResult> client_of(Store& store, const Request& req,
-                                        const Form& form, ClientAuth& auth) {
+std::optional<EndpointResult> client_of(Store& store, const Request& req, const Form& form,
+                                        ClientAuth& auth) {
   auth = authenticate_client(store, req, form);
   if (auth.error) return done(std::move(*auth.error));
   if (auth.slow) return verify_slowly(store, req, auth);
@@ -322,7 +312,6 @@ std::optional<EndpointResult> client_of(Store& store, const Request& req,
 }
 
 // --------------------------------------------------------------- issuing
-
 
 std::string allowed_scope(const Client& client, std::string_view default_scope) {
   if (!client.scope.empty()) return client.scope;
@@ -341,8 +330,7 @@ std::string allowed_scope(const Client& client, std::string_view default_scope) 
 
 // The scope to grant: the requested one if the client may have all of it,
 // else its allowed scope.  nullopt: invalid_scope.
-std::optional<std::string> grant_scope(const Client& client,
-                                       std::string_view requested,
+std::optional<std::string> grant_scope(const Client& client, std::string_view requested,
                                        std::string_view default_scope) {
   const std::string allowed_str = allowed_scope(client, default_scope);
   if (requested.empty()) return allowed_str;
@@ -351,7 +339,6 @@ std::optional<std::string> grant_scope(const Client& client,
 }
 
 // ------------------------------------------------------------- revoking
-
 
 Response invalid_grant(std::string_view description) {
   return oauth_error(400, "invalid_grant", description);
@@ -368,8 +355,7 @@ bool scope_within(std::string_view requested, std::string_view held) {
 }
 
 int64_t access_ttl(const Client& c, int64_t default_ttl) {
-  return std::max<int64_t>(1, c.access_token_ttl > 0 ? c.access_token_ttl
-                                                     : default_ttl);
+  return std::max<int64_t>(1, c.access_token_ttl > 0 ? c.access_token_ttl : default_ttl);
 }
 
 IssueSettings::IssueSettings(const Request& req)
@@ -398,8 +384,7 @@ void FnWrite::run() noexcept {
   }
 }
 
-EndpointResult pending(std::function<void()> run,
-                       std::function<Response()> finish, bool slow) {
+EndpointResult pending(std::function<void()> run, std::function<Response()> finish, bool slow) {
   EndpointResult r;
   r.pending = std::make_unique<FnWrite>(std::move(run), std::move(finish));
   r.slow = slow;
@@ -414,8 +399,7 @@ Response failed(Response fallback, const std::exception& e) {
   return fallback;
 }
 
-EndpointResult pending_response(std::function<Response()> run,
-                                Response (*fallback)(), bool slow) {
+EndpointResult pending_response(std::function<Response()> run, Response (*fallback)(), bool slow) {
   auto state = std::make_shared<Response>();
   return pending(
       [state, run = std::move(run), fallback] {
@@ -455,9 +439,8 @@ Family new_family() {
 }
 
 IssuedPair issue_pair(Txn& txn, const IssueSettings& s, const Client& client,
-                      const std::string& scope, const std::string& user,
-                      const Family& family, bool with_refresh,
-                      const std::string* refresh_scope,
+                      const std::string& scope, const std::string& user, const Family& family,
+                      bool with_refresh, const std::string* refresh_scope,
                       int64_t refresh_expires) {
   IssuedPair p;
   p.scope = scope;
@@ -505,8 +488,7 @@ IssuedPair issue_pair(Txn& txn, const IssueSettings& s, const Client& client,
 
 using namespace detail;
 
-Response oauth_error(int status, std::string_view error,
-                     std::string_view description) {
+Response oauth_error(int status, std::string_view error, std::string_view description) {
   Json j(json_object());
   json_object_set_new(j.get(), "error", json_stringn(error.data(), error.size()));
   if (!description.empty()) {
@@ -525,12 +507,10 @@ EndpointResult token_endpoint(Store& store, const Request& req) {
 
   auto grant = form.get("grant_type");
   if (!grant) return done(invalid_request("grant_type is required"));
-  const bool known = *grant == "client_credentials" ||
-                     *grant == "authorization_code" ||
+  const bool known = *grant == "client_credentials" || *grant == "authorization_code" ||
                      *grant == "refresh_token" || *grant == "password";
   if (!known) {
-    return done(oauth_error(400, "unsupported_grant_type",
-                            "The grant type is not supported"));
+    return done(oauth_error(400, "unsupported_grant_type", "The grant type is not supported"));
   }
 
   ClientAuth auth;
@@ -548,15 +528,12 @@ EndpointResult token_endpoint(Store& store, const Request& req) {
   // RFC 6749 4.4: confidential clients only
   if (!client.confidential) return done(invalid_client(req.c.has_authorization));
   if (!client.allows_grant("client_credentials")) {
-    return done(oauth_error(400, "unauthorized_client",
-                            "The client may not use this grant type"));
+    return done(oauth_error(400, "unauthorized_client", "The client may not use this grant type"));
   }
 
-  auto scope = grant_scope(client, form.get("scope").value_or(""),
-                           req.loc.default_scope);
+  auto scope = grant_scope(client, form.get("scope").value_or(""), req.loc.default_scope);
   if (!scope) {
-    return done(oauth_error(400, "invalid_scope",
-                            "The requested scope is invalid or not allowed"));
+    return done(oauth_error(400, "invalid_scope", "The requested scope is invalid or not allowed"));
   }
 
   return client_credentials_grant(store, req, client, std::move(*scope));
@@ -617,8 +594,7 @@ namespace {
 // the jti of an access token is taken unverified: it is 256 random bits
 // that only the JWT carries, so its record is as hard to reach as an
 // opaque token's.
-std::optional<Digest> verified_record_key(const Location* loc, int64_t now,
-                                          std::string_view token,
+std::optional<Digest> verified_record_key(const Location* loc, int64_t now, std::string_view token,
                                           TokenType* type) {
   *type = TokenType::kAccess;
   if (!loc) {
@@ -642,8 +618,7 @@ std::optional<Digest> verified_record_key(const Location* loc, int64_t now,
   c.issuer = loc->issuer;
   c.audience = loc->jwt_audience();
   JwtResult r = jwt_verify(loc->jwt_keys, token, c);
-  if ((r.status == JwtStatus::kUnknownKey || loc->jwt_keys.empty()) &&
-      loc->handshake_key) {
+  if ((r.status == JwtStatus::kUnknownKey || loc->jwt_keys.empty()) && loc->handshake_key) {
     JwtCheck hc;
     hc.now = now;
     hc.leeway = kJwtLeeway;
@@ -655,15 +630,14 @@ std::optional<Digest> verified_record_key(const Location* loc, int64_t now,
   json_t* exp = json_object_get(r.claims.get(), "exp");
   if (!jti || !json_is_integer(exp)) return std::nullopt;
   const Digest record_key = sha256(jti);
-  loc->verified.put(key, JwtCache::Entry{record_key, json_integer_value(exp),
-                                         *type == TokenType::kHandshake});
+  loc->verified.put(
+      key, JwtCache::Entry{record_key, json_integer_value(exp), *type == TokenType::kHandshake});
   return record_key;
 }
 
 // The presented credential: "Bearer <token68>" or X-API-KEY; its result
 // when it is missing or malformed.
-std::optional<std::string_view> presented_token(const BearerRequest& req,
-                                                int* result) {
+std::optional<std::string_view> presented_token(const BearerRequest& req, int* result) {
   std::string_view token;
   bool bearer = false;
   if (req.has_authorization) {
@@ -767,13 +741,10 @@ Validation validate(Store& store, std::string_view realm, const BearerRequest& r
   return validate_in(store, nullptr, realm, req);
 }
 
-std::string bearer_challenge(const Location& loc, int result, int* status,
-                             const char** error_out) {
+std::string bearer_challenge(const Location& loc, int result, int* status, const char** error_out) {
   const char* error = nullptr;
   switch (result) {
-    case OAUTH2_NO_TOKEN:
-      *status = 401;
-      break;
+    case OAUTH2_NO_TOKEN: *status = 401; break;
     case OAUTH2_INVALID_REQUEST:
       *status = 400;
       error = "invalid_request";
@@ -782,9 +753,7 @@ std::string bearer_challenge(const Location& loc, int result, int* status,
       *status = 403;
       error = "insufficient_scope";
       break;
-    default:
-      *status = 401;
-      error = "invalid_token";
+    default: *status = 401; error = "invalid_token";
   }
   // only the configured realm and scopes (checked at configuration time)
   // and fixed error codes: never request input (R65)

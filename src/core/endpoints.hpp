@@ -22,7 +22,7 @@ struct Response {
   bool auth_failed = false;
   unsigned retry_after = 0;
   std::string body;
-  int store_rc = 0;  // the LMDB (or errno) code of a store failure
+  int store_rc = 0;    // the LMDB (or errno) code of a store failure
   std::string reason;  // why a 5xx, for the log (never a secret)
   bool html = false;
   std::string location;              // percent-encoded by its builder
@@ -38,14 +38,14 @@ struct Response {
 class PendingWrite {
  public:
   virtual ~PendingWrite() = default;
-  virtual void run() noexcept = 0;   // any thread
-  virtual Response finish() = 0;     // the event loop, after run()
+  virtual void run() noexcept = 0;  // any thread
+  virtual Response finish() = 0;    // the event loop, after run()
 };
 
 struct EndpointResult {
-  Response response;                       // when pending is null
+  Response response;  // when pending is null
   std::unique_ptr<PendingWrite> pending;
-  bool slow = false;                       // pending hashes a password
+  bool slow = false;  // pending hashes a password
 };
 
 struct Request;
@@ -78,7 +78,7 @@ struct Validation {
   int result = OAUTH2_INVALID_TOKEN;
   std::string client_id;
   std::string scope;
-  std::string user;      // the username; empty for client tokens
+  std::string user;  // the username; empty for client tokens
   uint64_t user_id = 0;
   int64_t expires = 0;
 };
@@ -93,11 +93,9 @@ Validation validate(Store& store, std::string_view realm, const BearerRequest& r
 // The WWW-Authenticate value of a refused bearer token at loc (RFC 6750
 // 3): only the configured realm and scopes and fixed error codes, never
 // request input; its HTTP status and error (nullptr: none).
-std::string bearer_challenge(const Location& loc, int result, int* status,
-                             const char** error);
+std::string bearer_challenge(const Location& loc, int result, int* status, const char** error);
 
 // An RFC 6749 5.2 error response.
-Response oauth_error(int status, std::string_view error,
-                     std::string_view description);
+Response oauth_error(int status, std::string_view error, std::string_view description);
 
 }  // namespace oauth2

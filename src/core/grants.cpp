@@ -22,16 +22,14 @@ namespace {
 constexpr size_t kMaxCodeLen = 512;
 
 Response unauthorized_client() {
-  return oauth_error(400, "unauthorized_client",
-                     "The client may not use this grant type");
+  return oauth_error(400, "unauthorized_client", "The client may not use this grant type");
 }
 
 bool valid_verifier(std::string_view v) {
   if (v.size() < 43 || v.size() > 128) return false;
   for (char ch : v) {
-    bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-              (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' ||
-              ch == '_' || ch == '~';
+    bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '.' || ch == '_' || ch == '~';
     if (!ok) return false;
   }
   return true;
@@ -77,8 +75,8 @@ Response ok_json(std::string body) {
   return r;
 }
 
-EndpointResult run_grant(const IssueSettings& settings,
-                         std::function<void(GrantState&)> body, bool slow) {
+EndpointResult run_grant(const IssueSettings& settings, std::function<void(GrantState&)> body,
+                         bool slow) {
   auto state = std::make_shared<GrantState>();
   IssueSettings s = settings;
   return pending(
@@ -103,9 +101,8 @@ EndpointResult run_grant(const IssueSettings& settings,
       slow);
 }
 
-EndpointResult client_credentials_grant(Store& store,
-                                        const Request& req,
-                                        const Client& c, std::string scope) {
+EndpointResult client_credentials_grant(Store& store, const Request& req, const Client& c,
+                                        std::string scope) {
   IssueSettings s(req);
   Client client = c;
   return run_grant(s, [&store, s, client, scope](GrantState& st) {
@@ -122,9 +119,8 @@ EndpointResult client_credentials_grant(Store& store,
   });
 }
 
-EndpointResult authorization_code_grant(Store& store,
-                                        const Request& req,
-                                        const Form& form, const Client& c) {
+EndpointResult authorization_code_grant(Store& store, const Request& req, const Form& form,
+                                        const Client& c) {
   if (!c.allows_grant("authorization_code")) {
     return done(unauthorized_client());
   }
@@ -132,8 +128,7 @@ EndpointResult authorization_code_grant(Store& store,
   if (!code) return done(invalid_request("code is required"));
   auto verifier = form.get("code_verifier");
   if (verifier && !valid_verifier(*verifier)) {
-    return done(invalid_request(
-        "code_verifier must be 43 to 128 unreserved characters"));
+    return done(invalid_request("code_verifier must be 43 to 128 unreserved characters"));
   }
   if (code->size() > kMaxCodeLen || !is_vschar(*code)) {
     return done(invalid_grant("The authorization code is invalid"));
@@ -146,8 +141,7 @@ EndpointResult authorization_code_grant(Store& store,
   IssueSettings s(req);
   Client client = c;
 
-  return run_grant(s, [&store, s, client, hash, redirect_uri,
-                       verifier_copy](GrantState& st) {
+  return run_grant(s, [&store, s, client, hash, redirect_uri, verifier_copy](GrantState& st) {
     Txn txn = store.write();
     auto t = txn.get_token(s.realm, hash);
     if (!t || t->type != TokenType::kCode) {
@@ -182,9 +176,8 @@ EndpointResult authorization_code_grant(Store& store,
   });
 }
 
-EndpointResult refresh_token_grant(Store& store,
-                                   const Request& req,
-                                   const Form& form, const Client& c) {
+EndpointResult refresh_token_grant(Store& store, const Request& req, const Form& form,
+                                   const Client& c) {
   // issue 4 item 6: the application's registered grant types rule
   if (!c.allows_grant("refresh_token")) return done(unauthorized_client());
   auto rt = form.get("refresh_token");
@@ -238,15 +231,15 @@ EndpointResult refresh_token_grant(Store& store,
     // R36: a subset of the original scope, the original by default
     std::string granted = scope.value_or(t->scope);
     if (!scope_within(granted, t->scope)) {
-      st.response = oauth_error(400, "invalid_scope",
-                                "The scope exceeds the one originally granted");
+      st.response =
+          oauth_error(400, "invalid_scope", "The scope exceeds the one originally granted");
       return;
     }
     Family family = t->has_family() ? t->family : new_family();
     // R39: rotation never extends the grant: the successor expires when
     // the first refresh token of the grant would have
-    IssuedPair pair = issue_pair(txn, s, client, granted, t->user, family, true,
-                                 &t->scope, t->expires_at);
+    IssuedPair pair =
+        issue_pair(txn, s, client, granted, t->user, family, true, &t->scope, t->expires_at);
     std::string body = pair.json();
     // R40: the successor and the rotation commit together
     t->used_at = s.now;
@@ -257,8 +250,7 @@ EndpointResult refresh_token_grant(Store& store,
   });
 }
 
-EndpointResult password_grant(Store& store, const Request& req,
-                              const Form& form, const Client& c) {
+EndpointResult password_grant(Store& store, const Request& req, const Form& form, const Client& c) {
   if (!c.allows_grant("password")) {
     // R25: unauthorized_client for this client, unsupported_grant_type if
     // no client of the server may use the grant
@@ -273,8 +265,7 @@ EndpointResult password_grant(Store& store, const Request& req,
       }
     }
     if (!any) {
-      return done(oauth_error(400, "unsupported_grant_type",
-                              "The grant type is not supported"));
+      return done(oauth_error(400, "unsupported_grant_type", "The grant type is not supported"));
     }
     return done(unauthorized_client());
   }
@@ -286,35 +277,32 @@ EndpointResult password_grant(Store& store, const Request& req,
   if (password->size() > kMaxPasswordLen || username->size() > 150) {
     return done(invalid_grant("Invalid credentials given."));
   }
-  auto scope = grant_scope(c, form.get("scope").value_or(""),
-                           req.loc.default_scope);
+  auto scope = grant_scope(c, form.get("scope").value_or(""), req.loc.default_scope);
   if (!scope) {
-    return done(oauth_error(400, "invalid_scope",
-                            "The requested scope is invalid or not allowed"));
+    return done(oauth_error(400, "invalid_scope", "The requested scope is invalid or not allowed"));
   }
   return password_flow(store, IssueSettings(req), c,
                        resolve_login(store, req.loc.realm, *username, false),
                        std::make_shared<std::string>(*password), *scope);
 }
 
-LoginTarget resolve_login(Store& store, std::string_view realm,
-                          std::string_view login, bool by_email) {
+LoginTarget resolve_login(Store& store, std::string_view realm, std::string_view login,
+                          bool by_email) {
   Txn txn = store.read_cached();
   return resolve_login(txn, realm, login, by_email);
 }
 
 Response too_many_failures(const IssueSettings& s, unsigned wait) {
-  Response r = s.simplejwt ? drf_throttled(wait)
-                           : oauth_error(429, "temporarily_unavailable",
-                                         "Too many failed login attempts");
+  Response r = s.simplejwt
+                   ? drf_throttled(wait)
+                   : oauth_error(429, "temporarily_unavailable", "Too many failed login attempts");
   r.retry_after = wait;
   r.refused = "too many failed passwords";
   return r;
 }
 
-EndpointResult password_flow(Store& store, const IssueSettings& s,
-                             const Client& client, LoginTarget target,
-                             std::shared_ptr<std::string> secret,
+EndpointResult password_flow(Store& store, const IssueSettings& s, const Client& client,
+                             LoginTarget target, std::shared_ptr<std::string> secret,
                              std::string granted) {
   const LoginOrigin origin{s.address, ""};
   unsigned wait;
@@ -332,19 +320,19 @@ EndpointResult password_flow(Store& store, const IssueSettings& s,
         WipeOnExit wiper(*secret);
         // the slow hash runs here, in the thread pool, never on the event
         // loop; a wrong password is written to the account's lock
-        LoginCheck check = check_login(store, s.realm, target, *secret,
-                                       s.loc->pbkdf2_iterations, s.loc->account_limit, s.now);
+        LoginCheck check = check_login(store, s.realm, target, *secret, s.loc->pbkdf2_iterations,
+                                       s.loc->account_limit, s.now);
         if (!check.user) {
           st.failed_user = target.throttle_key;
-          st.response = s.simplejwt ? simplejwt_bad_login()
-                                    : invalid_grant("Invalid credentials given.");
+          st.response =
+              s.simplejwt ? simplejwt_bad_login() : invalid_grant("Invalid credentials given.");
           return;
         }
         Txn txn = store.write();
         auto fresh = txn.get_user(s.realm, check.user->id);
         if (!fresh || !fresh->is_active || fresh->password != check.user->password) {
-          st.response = s.simplejwt ? simplejwt_bad_login()
-                                    : invalid_grant("Invalid credentials given.");
+          st.response =
+              s.simplejwt ? simplejwt_bad_login() : invalid_grant("Invalid credentials given.");
           return;
         }
         fresh->last_login = s.now;
@@ -353,9 +341,8 @@ EndpointResult password_flow(Store& store, const IssueSettings& s,
         }
         txn.put_user(*fresh, false);
         account_signed_in(txn, s.realm, fresh->id, origin, s.now);
-        IssuedPair pair = issue_pair(txn, s, client, granted,
-                                     std::to_string(fresh->id), new_family(),
-                                     client.allows_grant("refresh_token"));
+        IssuedPair pair = issue_pair(txn, s, client, granted, std::to_string(fresh->id),
+                                     new_family(), client.allows_grant("refresh_token"));
         txn.commit();
         st.response = ok_json(s.simplejwt ? pair.simplejwt_json() : pair.json());
       },

@@ -48,8 +48,7 @@ Response field_error(const char* field, std::string_view message) {
   return envelope_error(400, "Invalid request", "VALIDATION_ERROR", std::move(d));
 }
 
-Response envelope_ok(int status, const char* field, Json payload,
-                     const char* message) {
+Response envelope_ok(int status, const char* field, Json payload, const char* message) {
   Json j(json_object());
   json_object_set_new(j.get(), "success", json_true());
   json_object_set(j.get(), field, payload.get());
@@ -71,22 +70,17 @@ Response body_error(JsonBody b) {
       return r;
     }
     case JsonBody::kContentType:
-      return envelope_error(400, "Content-Type must be application/json",
-                            "INVALID_CONTENT_TYPE");
+      return envelope_error(400, "Content-Type must be application/json", "INVALID_CONTENT_TYPE");
     case JsonBody::kTooLarge:
-      return envelope_error(413, "The request body is too large",
-                            "REQUEST_TOO_LARGE");
-    default:
-      return envelope_error(400, "The request body is not a JSON object",
-                            "INVALID_JSON");
+      return envelope_error(413, "The request body is too large", "REQUEST_TOO_LARGE");
+    default: return envelope_error(400, "The request body is not a JSON object", "INVALID_JSON");
   }
 }
 
 Response rate_limited(unsigned wait) {
   Json d(json_object());
   json_object_set_new(d.get(), "retry_after", json_integer(wait));
-  Response r = envelope_error(429, "Rate limit exceeded", "RATE_LIMITED",
-                              std::move(d));
+  Response r = envelope_error(429, "Rate limit exceeded", "RATE_LIMITED", std::move(d));
   r.retry_after = wait;
   r.refused = "the rate limit is reached";
   return r;
@@ -100,8 +94,8 @@ bool rate_take_address(const Request& req, unsigned* wait) {
 }
 
 // A required string field: its value, or the field error in *err.
-std::optional<std::string> required_string(json_t* body, const char* field,
-                                           size_t max, Response* err) {
+std::optional<std::string> required_string(json_t* body, const char* field, size_t max,
+                                           Response* err) {
   json_t* v = json_object_get(body, field);
   if (!v || json_is_null(v)) {
     *err = field_error(field, "This field is required.");
@@ -118,8 +112,7 @@ std::optional<std::string> required_string(json_t* body, const char* field,
     return std::nullopt;
   }
   if (s.size() > max || has_control(s)) {
-    *err = field_error(field, "Must be at most " + std::to_string(max) +
-                                  " printable characters.");
+    *err = field_error(field, "Must be at most " + std::to_string(max) + " printable characters.");
     return std::nullopt;
   }
   return s;
@@ -156,10 +149,9 @@ struct HandshakeData {
 std::optional<HandshakeData> handshake_data(const Token& t) {
   Json j(json_loadb(t.data.data(), t.data.size(), 0, nullptr));
   HandshakeData d;
-  for (auto [field, out] : {std::pair{"secret", &d.secret_hash},
-                            std::pair{"system_name", &d.system_name},
-                            std::pair{"solution_name", &d.solution_name},
-                            std::pair{"api_key", &d.api_key_id}}) {
+  for (auto [field, out] :
+       {std::pair{"secret", &d.secret_hash}, std::pair{"system_name", &d.system_name},
+        std::pair{"solution_name", &d.solution_name}, std::pair{"api_key", &d.api_key_id}}) {
     const char* v = json_string_value(json_object_get(j.get(), field));
     if (!v) return std::nullopt;
     *out = v;
@@ -175,8 +167,7 @@ struct Presented {
   HandshakeData data;
 };
 
-Presented find_handshake(Store& store, const Request& req,
-                         const std::string& token) {
+Presented find_handshake(Store& store, const Request& req, const std::string& token) {
   Presented p;
   if (!handshake_key(req.loc)) {
     p.error = server_error();
@@ -212,23 +203,19 @@ Presented find_handshake(Store& store, const Request& req,
 
 // permissions: a list of scope tokens, duplicates counted once; absent or
 // null: *asked stays false (what the app may have).
-std::optional<Response> read_permissions(json_t* body, std::string* permissions,
-                                         bool* asked) {
+std::optional<Response> read_permissions(json_t* body, std::string* permissions, bool* asked) {
   json_t* p = json_object_get(body, "permissions");
   if (!p || json_is_null(p)) return std::nullopt;
-  if (!json_is_array(p) || json_array_size(p) == 0 ||
-      json_array_size(p) > kMaxPermissions) {
+  if (!json_is_array(p) || json_array_size(p) == 0 || json_array_size(p) > kMaxPermissions) {
     return field_error("permissions", "Must be a non-empty list of at most 32 names.");
   }
   size_t i;
   json_t* item;
   json_array_foreach(p, i, item) {
     std::string_view name =
-        json_is_string(item)
-            ? std::string_view(json_string_value(item), json_string_length(item))
-            : std::string_view();
-    if (name.empty() || !parse_scope(name, nullptr) ||
-        name.find(' ') != std::string_view::npos) {
+        json_is_string(item) ? std::string_view(json_string_value(item), json_string_length(item))
+                             : std::string_view();
+    if (name.empty() || !parse_scope(name, nullptr) || name.find(' ') != std::string_view::npos) {
       return field_error("permissions", "Each permission must be a scope name.");
     }
     if (!scope_within(name, *permissions)) {
@@ -248,9 +235,8 @@ std::optional<Response> read_ttl(const Location& loc, json_t* body, int64_t* ttl
   if (!e || json_is_null(e)) return std::nullopt;
   if (!json_is_integer(e) || json_integer_value(e) < kMinHandshakeTtl ||
       json_integer_value(e) > max_ttl) {
-    return field_error("expires_in", "Must be an integer from " +
-                                         std::to_string(kMinHandshakeTtl) + " to " +
-                                         std::to_string(max_ttl) + " seconds.");
+    return field_error("expires_in", "Must be an integer from " + std::to_string(kMinHandshakeTtl) +
+                                         " to " + std::to_string(max_ttl) + " seconds.");
   }
   *ttl = json_integer_value(e);
   return std::nullopt;
@@ -273,9 +259,8 @@ Response invalid_api_key() {
 }
 
 // The API key's record, its app's, and the permissions that app allows.
-std::optional<Response> authorize_ask(Store& store, const Request& req,
-                                      std::string& api_key, bool asked,
-                                      HandshakeAsk& ask) {
+std::optional<Response> authorize_ask(Store& store, const Request& req, std::string& api_key,
+                                      bool asked, HandshakeAsk& ask) {
   std::optional<ApiKeyInfo> key;
   std::optional<Client> client;
   ask.key_hash = sha256(api_key);
@@ -298,16 +283,14 @@ std::optional<Response> authorize_ask(Store& store, const Request& req,
     Json d(json_object());
     json_object_set_new(d.get(), "permissions",
                         json_string("The application may not ask for these."));
-    return envelope_error(403, "Insufficient permissions", "PERMISSION_DENIED",
-                          std::move(d));
+    return envelope_error(403, "Insufficient permissions", "PERMISSION_DENIED", std::move(d));
   }
   return std::nullopt;
 }
 
 // The store's record of handshake id: its secret as a hash, the key it
 // came from (revoking the key ends its handshakes).
-Token handshake_record(const IssueSettings& s, const HandshakeAsk& ask,
-                       const std::string& secret) {
+Token handshake_record(const IssueSettings& s, const HandshakeAsk& ask, const std::string& secret) {
   Token t;
   t.type = TokenType::kHandshake;
   t.issued_at = s.now;
@@ -324,9 +307,8 @@ Token handshake_record(const IssueSettings& s, const HandshakeAsk& ask,
   return t;
 }
 
-std::string handshake_jwt(const JwtKey& signing, const IssueSettings& s,
-                          const HandshakeAsk& ask, const std::string& id,
-                          int64_t expires_at) {
+std::string handshake_jwt(const JwtKey& signing, const IssueSettings& s, const HandshakeAsk& ask,
+                          const std::string& id, int64_t expires_at) {
   Json claims(json_object());
   if (!s.loc->issuer.empty()) {
     json_object_set_new(claims.get(), "iss", json_string(s.loc->issuer.c_str()));
@@ -342,9 +324,8 @@ std::string handshake_jwt(const JwtKey& signing, const IssueSettings& s,
   return jwt_sign(signing, claims.get(), "JWT");
 }
 
-Json handshake_json(const HandshakeAsk& ask, const std::string& id,
-                    const std::string& token, const std::string& secret,
-                    int64_t expires_at) {
+Json handshake_json(const HandshakeAsk& ask, const std::string& id, const std::string& token,
+                    const std::string& secret, int64_t expires_at) {
   Json dbs(json_object());
   for (const auto& [role, db] : ask.solution.databases) {
     json_object_set_new(dbs.get(), role.c_str(), json_string(db.c_str()));
@@ -404,9 +385,7 @@ EndpointResult create(Store& store, const Request& req, json_t* body) {
 
 // ----------------------------------------------------------- validate/
 
-EndpointResult validate_handshake(Store& store,
-                                  const Request& req,
-                                  json_t* body) {
+EndpointResult validate_handshake(Store& store, const Request& req, json_t* body) {
   Response err;
   auto token = required_string(body, "handshake_token", kMaxTokenLen, &err);
   if (!token) return done(std::move(err));
@@ -431,13 +410,11 @@ EndpointResult validate_handshake(Store& store,
     enabled = e && *e;
   }
   const bool valid = enabled && p.token.used_at == 0 && req.c.now < p.token.expires_at;
-  const Solution* sol =
-      req.loc.solution(p.data.solution_name);
+  const Solution* sol = req.loc.solution(p.data.solution_name);
 
   Json d(json_object());
   json_object_set_new(d.get(), "valid", json_boolean(valid));
-  json_object_set_new(d.get(), "expires_at",
-                      json_string(rfc3339(p.token.expires_at).c_str()));
+  json_object_set_new(d.get(), "expires_at", json_string(rfc3339(p.token.expires_at).c_str()));
   json_object_set_new(d.get(), "permissions", permissions_array(p.token.scope));
   json_object_set_new(d.get(), "database_name",
                       sol && !sol->databases.empty()
@@ -455,8 +432,7 @@ Response revoked(int64_t at) {
   return envelope_ok(200, "data", std::move(d), "Handshake revoked successfully");
 }
 
-EndpointResult revoke_handshake(Store& store, const Request& req,
-                                json_t* body) {
+EndpointResult revoke_handshake(Store& store, const Request& req, json_t* body) {
   Response err;
   auto token = required_string(body, "handshake_token", kMaxTokenLen, &err);
   if (!token) return done(std::move(err));
@@ -468,25 +444,26 @@ EndpointResult revoke_handshake(Store& store, const Request& req,
 
   IssueSettings s(req);
   Digest hash = p.hash;
-  return pending_response([&store, s, hash]() {
-    Txn txn = store.write();
-    auto t = txn.get_token(s.realm, hash);
-    if (!t || t->type != TokenType::kHandshake) {
-      return envelope_error(404, "Handshake not found", "HANDSHAKE_NOT_FOUND");
-    }
-    if (t->used_at == 0) {  // a racing revoke keeps the first time
-      t->used_at = s.now;
-      txn.update_token(s.realm, hash, *t);
-      txn.commit();
-    }
-    return revoked(t->used_at);
-  }, server_error);
+  return pending_response(
+      [&store, s, hash]() {
+        Txn txn = store.write();
+        auto t = txn.get_token(s.realm, hash);
+        if (!t || t->type != TokenType::kHandshake) {
+          return envelope_error(404, "Handshake not found", "HANDSHAKE_NOT_FOUND");
+        }
+        if (t->used_at == 0) {  // a racing revoke keeps the first time
+          t->used_at = s.now;
+          txn.update_token(s.realm, hash, *t);
+          txn.commit();
+        }
+        return revoked(t->used_at);
+      },
+      server_error);
 }
 
 }  // namespace
 
-EndpointResult handshake_endpoint(Store& store,
-                                  const Request& req) {
+EndpointResult handshake_endpoint(Store& store, const Request& req) {
   std::string_view call = sv(req.c.subpath);
   if (!call.empty() && call.back() == '/') call.remove_suffix(1);
   if (call != "create" && call != "validate" && call != "revoke") {
@@ -502,9 +479,13 @@ EndpointResult handshake_endpoint(Store& store,
 
 namespace detail {
 
-Response handshake_rate_limited(unsigned wait) { return rate_limited(wait); }
+Response handshake_rate_limited(unsigned wait) {
+  return rate_limited(wait);
+}
 
-Response handshake_too_large() { return body_error(JsonBody::kTooLarge); }
+Response handshake_too_large() {
+  return body_error(JsonBody::kTooLarge);
+}
 
 Response handshake_failure(int status) {
   Response r = server_error();

@@ -28,14 +28,12 @@ bool may_introspect(const Client& caller, const Token& t) {
   if (caller.client_id == t.client_id) return true;
   std::vector<std::string_view> allowed;
   if (!parse_scope(caller.scope, &allowed)) return false;
-  return std::find(allowed.begin(), allowed.end(), "introspection") !=
-         allowed.end();
+  return std::find(allowed.begin(), allowed.end(), "introspection") != allowed.end();
 }
 
 }  // namespace
 
-EndpointResult introspect_endpoint(Store& store,
-                                   const Request& req) {
+EndpointResult introspect_endpoint(Store& store, const Request& req) {
   Form form;
   if (auto err = check_http(req, form)) return done(std::move(*err));
   auto token = form.get("token");
@@ -70,15 +68,12 @@ EndpointResult introspect_endpoint(Store& store,
   Json j(json_object());
   json_object_set_new(j.get(), "active", json_true());
   json_object_set_new(j.get(), "scope", json_stringn(t->scope.data(), t->scope.size()));
-  json_object_set_new(j.get(), "client_id",
-                      json_stringn(t->client_id.data(), t->client_id.size()));
+  json_object_set_new(j.get(), "client_id", json_stringn(t->client_id.data(), t->client_id.size()));
   if (username) {
-    json_object_set_new(j.get(), "username",
-                        json_stringn(username->data(), username->size()));
+    json_object_set_new(j.get(), "username", json_stringn(username->data(), username->size()));
   }
   json_object_set_new(j.get(), "token_type",
-                      json_string(t->type == TokenType::kAccess ? "Bearer"
-                                                                : "refresh_token"));
+                      json_string(t->type == TokenType::kAccess ? "Bearer" : "refresh_token"));
   json_object_set_new(j.get(), "exp", json_integer(t->expires_at));
   json_object_set_new(j.get(), "iat", json_integer(t->issued_at));
   // the subject: the user's id, or the client for a client's own token
@@ -114,8 +109,7 @@ EndpointResult metadata_endpoint(const Request& req) {
   json_array_append_new(rt, json_string("code"));  // required (RFC 8414 2)
   json_object_set_new(j.get(), "response_types_supported", rt);
   json_t* gt = json_array();
-  for (const char* g : {"authorization_code", "client_credentials",
-                        "refresh_token", "password"}) {
+  for (const char* g : {"authorization_code", "client_credentials", "refresh_token", "password"}) {
     // RFC 8414 2: no code grant without an authorization endpoint
     if (!authorize && std::string_view(g) == "authorization_code") {
       continue;
@@ -126,8 +120,8 @@ EndpointResult metadata_endpoint(const Request& req) {
   json_t* pk = json_array();
   json_array_append_new(pk, json_string("S256"));
   json_object_set_new(j.get(), "code_challenge_methods_supported", pk);
-  for (const char* key : {"token_endpoint_auth_methods_supported",
-                          "revocation_endpoint_auth_methods_supported"}) {
+  for (const char* key :
+       {"token_endpoint_auth_methods_supported", "revocation_endpoint_auth_methods_supported"}) {
     json_t* am = json_array();
     for (const char* m : {"client_secret_basic", "client_secret_post", "none"}) {
       json_array_append_new(am, json_string(m));
@@ -145,8 +139,7 @@ EndpointResult metadata_endpoint(const Request& req) {
     for (auto sc : scopes) json_array_append_new(sa, json_stringn(sc.data(), sc.size()));
     json_object_set_new(j.get(), "scopes_supported", sa);
   }
-  json_object_set_new(j.get(), "authorization_response_iss_parameter_supported",
-                      json_true());
+  json_object_set_new(j.get(), "authorization_response_iss_parameter_supported", json_true());
   Response r;
   r.status = 200;
   r.body = json_text(j.get());

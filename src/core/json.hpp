@@ -22,8 +22,7 @@ struct FreeChars {
 
 // json_dumps into a std::string; order of keys as inserted.
 inline std::string json_text(const json_t* j, size_t flags = 0) {
-  std::unique_ptr<char, FreeChars> s(
-      json_dumps(j, flags | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY));
+  std::unique_ptr<char, FreeChars> s(json_dumps(j, flags | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY));
   if (!s) throw std::bad_alloc();
   return std::string(s.get());
 }
@@ -32,8 +31,7 @@ inline std::string json_text(const json_t* j, size_t flags = 0) {
 // else is left alone.
 inline void wipe_json_string(json_t* j) noexcept {
   if (json_is_string(j)) {
-    OPENSSL_cleanse(const_cast<char*>(json_string_value(j)),
-                    json_string_length(j));
+    OPENSSL_cleanse(const_cast<char*>(json_string_value(j)), json_string_length(j));
   }
 }
 

@@ -30,15 +30,12 @@ struct Freer {
   void operator()(T* p) const { Free(p); }
 };
 using PkeyPtr = std::unique_ptr<EVP_PKEY, Freer<EVP_PKEY, EVP_PKEY_free>>;
-using MdCtxPtr =
-    std::unique_ptr<EVP_MD_CTX, Freer<EVP_MD_CTX, EVP_MD_CTX_free>>;
+using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, Freer<EVP_MD_CTX, EVP_MD_CTX_free>>;
 using MacPtr = std::unique_ptr<EVP_MAC, Freer<EVP_MAC, EVP_MAC_free>>;
-using MacCtxPtr =
-    std::unique_ptr<EVP_MAC_CTX, Freer<EVP_MAC_CTX, EVP_MAC_CTX_free>>;
+using MacCtxPtr = std::unique_ptr<EVP_MAC_CTX, Freer<EVP_MAC_CTX, EVP_MAC_CTX_free>>;
 using BioPtr = std::unique_ptr<BIO, Freer<BIO, BIO_free_all>>;
 using BnPtr = std::unique_ptr<BIGNUM, Freer<BIGNUM, BN_free>>;
-using EcdsaSigPtr =
-    std::unique_ptr<ECDSA_SIG, Freer<ECDSA_SIG, ECDSA_SIG_free>>;
+using EcdsaSigPtr = std::unique_ptr<ECDSA_SIG, Freer<ECDSA_SIG, ECDSA_SIG_free>>;
 
 constexpr size_t kMinHmacBytes = 32;
 constexpr size_t kMaxKeyFile = 64 * 1024;
@@ -122,15 +119,16 @@ void put_string(json_t* obj, const char* name, std::string_view value) {
 int64_t saturating_add(int64_t a, int64_t b) {
   int64_t r;
   if (__builtin_add_overflow(a, b, &r)) {
-    return b > 0 ? std::numeric_limits<int64_t>::max()
-                 : std::numeric_limits<int64_t>::min();
+    return b > 0 ? std::numeric_limits<int64_t>::max() : std::numeric_limits<int64_t>::min();
   }
   return r;
 }
 
 // A PEM passphrase callback that has none to give: without it OpenSSL
 // would prompt on the terminal of `nginx -t`.
-int no_passphrase(char*, int, int, void*) { return -1; }
+int no_passphrase(char*, int, int, void*) {
+  return -1;
+}
 
 // The whole file into a buffer that is never reallocated, so the caller
 // can wipe the one copy of the key.
@@ -140,8 +138,8 @@ std::string read_key_file(const std::string& path) {
   std::string buf(kMaxKeyFile + 1, '\0');
   size_t n = 0;
   ssize_t r = 0;
-  while (n < buf.size() && ((r = read(fd, &buf[n], buf.size() - n)) > 0 ||
-                            (r < 0 && errno == EINTR))) {
+  while (n < buf.size() &&
+         ((r = read(fd, &buf[n], buf.size() - n)) > 0 || (r < 0 && errno == EINTR))) {
     if (r > 0) n += static_cast<size_t>(r);
   }
   int err = r < 0 ? errno : 0;
@@ -149,8 +147,7 @@ std::string read_key_file(const std::string& path) {
   buf.resize(n);  // in place: still the one copy
   if (err != 0 || n > kMaxKeyFile) {
     wipe(buf);
-    throw std::runtime_error(path + ": " +
-                             (err ? std::strerror(err) : "over 64 KiB"));
+    throw std::runtime_error(path + ": " + (err ? std::strerror(err) : "over 64 KiB"));
   }
   return buf;
 }
@@ -179,21 +176,16 @@ std::string bn_param(const EVP_PKEY* pk, const char* name, int pad) {
 // Everything that touches JwtKey's members, kept out of the header so the
 // public API stays what callers need.
 struct JwtImpl {
-  static std::shared_ptr<JwtKey> from_hmac(std::string_view secret,
-                                           std::string kid);
-  static std::shared_ptr<JwtKey> from_pem(const std::string& path,
-                                          std::string_view pem);
+  static std::shared_ptr<JwtKey> from_hmac(std::string_view secret, std::string kid);
+  static std::shared_ptr<JwtKey> from_pem(const std::string& path, std::string_view pem);
   static void export_jwk(JwtKey& k);
   static std::string sign(const JwtKey& k, std::string_view data);
-  static bool verify(const JwtKey& k, std::string_view data,
-                     std::string_view sig);
-  static bool mac(const JwtKey& k, std::string_view data,
-                  std::array<unsigned char, 32>& out);
+  static bool verify(const JwtKey& k, std::string_view data, std::string_view sig);
+  static bool mac(const JwtKey& k, std::string_view data, std::array<unsigned char, 32>& out);
   static const JwtKey* only_key(const JwtKeys& ks) {
     return ks.keys_.size() == 1 ? ks.keys_.front().get() : nullptr;
   }
-  static const std::vector<std::pair<std::string, std::string>>& jwk(
-      const JwtKey& k) {
+  static const std::vector<std::pair<std::string, std::string>>& jwk(const JwtKey& k) {
     return k.jwk_;
   }
 };
@@ -210,8 +202,7 @@ JwtKey::~JwtKey() {
   EVP_MAC_CTX_free(mac_);  // the provider cleanses the key and pad states
 }
 
-std::shared_ptr<JwtKey> JwtImpl::from_hmac(std::string_view secret,
-                                           std::string kid) {
+std::shared_ptr<JwtKey> JwtImpl::from_hmac(std::string_view secret, std::string kid) {
   std::shared_ptr<JwtKey> k(new JwtKey());
   k->alg_ = JwtAlg::kHS256;
   k->can_sign_ = true;
@@ -223,11 +214,9 @@ std::shared_ptr<JwtKey> JwtImpl::from_hmac(std::string_view secret,
   if (!hmac) throw std::runtime_error("HMAC unavailable");
   k->mac_ = EVP_MAC_CTX_new(hmac.get());
   char digest[] = "SHA256";
-  OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-      OSSL_PARAM_construct_end()};
-  if (!k->mac_ ||
-      EVP_MAC_init(k->mac_, uc(secret), secret.size(), params) != 1) {
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                         OSSL_PARAM_construct_end()};
+  if (!k->mac_ || EVP_MAC_init(k->mac_, uc(secret), secret.size(), params) != 1) {
     throw std::runtime_error("HMAC key setup failed");
   }
   return k;
@@ -256,8 +245,7 @@ std::shared_ptr<JwtKey> JwtKey::load_hmac_file(const std::string& path,
   std::string_view secret = bytes;
   if (!secret.empty() && secret.back() == '\n') secret.remove_suffix(1);
   if (secret.size() < kMinHmacBytes) {
-    throw std::runtime_error(path + ": HS256 secret of " +
-                             std::to_string(secret.size()) +
+    throw std::runtime_error(path + ": HS256 secret of " + std::to_string(secret.size()) +
                              " bytes, at least 32 needed");
   }
   std::shared_ptr<JwtKey> k = JwtImpl::from_hmac(secret, "");
@@ -270,16 +258,14 @@ std::shared_ptr<JwtKey> JwtKey::load_hmac_file(const std::string& path,
   return k;
 }
 
-std::shared_ptr<JwtKey> JwtImpl::from_pem(const std::string& path,
-                                          std::string_view pem) {
+std::shared_ptr<JwtKey> JwtImpl::from_pem(const std::string& path, std::string_view pem) {
   auto refuse = [&path](const std::string& why) {
     ERR_clear_error();
     return std::runtime_error(path + ": " + why);
   };
   BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   if (!bio) throw std::bad_alloc();
-  PkeyPtr pk(
-      PEM_read_bio_PrivateKey(bio.get(), nullptr, no_passphrase, nullptr));
+  PkeyPtr pk(PEM_read_bio_PrivateKey(bio.get(), nullptr, no_passphrase, nullptr));
   bool is_private = pk != nullptr;
   if (!pk) {
     if (pem.find("ENCRYPTED") != std::string_view::npos) {
@@ -298,8 +284,7 @@ std::shared_ptr<JwtKey> JwtImpl::from_pem(const std::string& path,
     size_t len = 0;
     if (EVP_PKEY_get_group_name(pk.get(), group, sizeof(group), &len) != 1 ||
         std::string_view(group) != "prime256v1") {
-      throw refuse(std::string("EC key on curve ") +
-                   (group[0] ? group : "(explicit parameters)") +
+      throw refuse(std::string("EC key on curve ") + (group[0] ? group : "(explicit parameters)") +
                    ", only P-256 (ES256) is supported");
     }
     k->alg_ = JwtAlg::kES256;
@@ -308,8 +293,7 @@ std::shared_ptr<JwtKey> JwtImpl::from_pem(const std::string& path,
   } else if (EVP_PKEY_is_a(pk.get(), "RSA")) {
     int bits = EVP_PKEY_get_bits(pk.get());
     if (bits < 2048) {
-      throw refuse("RSA key of " + std::to_string(bits) +
-                   " bits, at least 2048 needed");
+      throw refuse("RSA key of " + std::to_string(bits) + " bits, at least 2048 needed");
     }
     k->alg_ = JwtAlg::kRS256;
   } else {
@@ -358,18 +342,14 @@ void JwtImpl::export_jwk(JwtKey& k) {
     case JwtAlg::kEdDSA: {
       unsigned char x[32];
       size_t len = 0;
-      if (EVP_PKEY_get_octet_string_param(pk, OSSL_PKEY_PARAM_PUB_KEY, x,
-                                          sizeof(x), &len) != 1 ||
+      if (EVP_PKEY_get_octet_string_param(pk, OSSL_PKEY_PARAM_PUB_KEY, x, sizeof(x), &len) != 1 ||
           len != sizeof(x)) {
         throw std::runtime_error("cannot read the Ed25519 public key");
       }
-      k.jwk_ = {{"crv", "Ed25519"},
-                {"kty", "OKP"},
-                {"x", base64url_encode(x, sizeof(x))}};
+      k.jwk_ = {{"crv", "Ed25519"}, {"kty", "OKP"}, {"x", base64url_encode(x, sizeof(x))}};
       break;
     }
-    case JwtAlg::kHS256:
-      return;
+    case JwtAlg::kHS256: return;
   }
   // RFC 7638 3: the required members, sorted, no whitespace.  Every value
   // is base64url or a fixed name, so nothing needs escaping.
@@ -385,14 +365,12 @@ void JwtImpl::export_jwk(JwtKey& k) {
 
 // ------------------------------------------------------ sign and verify
 
-bool JwtImpl::mac(const JwtKey& k, std::string_view data,
-                  std::array<unsigned char, 32>& out) {
+bool JwtImpl::mac(const JwtKey& k, std::string_view data, std::array<unsigned char, 32>& out) {
   MacCtxPtr c(EVP_MAC_CTX_dup(k.mac_));
   if (!c) throw std::bad_alloc();
   size_t len = 0;
   return EVP_MAC_update(c.get(), uc(data), data.size()) == 1 &&
-         EVP_MAC_final(c.get(), out.data(), &len, out.size()) == 1 &&
-         len == out.size();
+         EVP_MAC_final(c.get(), out.data(), &len, out.size()) == 1 && len == out.size();
 }
 
 namespace {
@@ -402,16 +380,12 @@ namespace {
 // nothing keyed on a token's bytes (the workers' cache of verified
 // signatures, a log, a deny list) can be sidestepped by flipping s.
 const unsigned char kP256Order[32] = {
-    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00,
-    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84,
-    0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
 };
 const unsigned char kP256HalfOrder[32] = {
-    0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00,
-    0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-    0xde, 0x73, 0x7d, 0x56, 0xd3, 0x8b, 0xcf, 0x42,
-    0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8,
+    0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xde, 0x73, 0x7d, 0x56, 0xd3, 0x8b, 0xcf, 0x42, 0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8,
 };
 
 bool es256_high_s(const unsigned char* s) {
@@ -437,10 +411,9 @@ std::string JwtImpl::sign(const JwtKey& k, std::string_view data) {
   size_t len = sig.size();
   ERR_set_mark();
   bool ok =
-      EVP_DigestSignInit_ex(ctx.get(), nullptr, md, nullptr, nullptr, k.pkey_,
-                            nullptr) == 1 &&
-      EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()),
-                     &len, uc(data), data.size()) == 1;
+      EVP_DigestSignInit_ex(ctx.get(), nullptr, md, nullptr, nullptr, k.pkey_, nullptr) == 1 &&
+      EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &len, uc(data),
+                     data.size()) == 1;
   ERR_pop_to_mark();
   if (!ok) throw std::runtime_error("JWT signing failed");
   sig.resize(len);
@@ -466,13 +439,11 @@ std::string JwtImpl::sign(const JwtKey& k, std::string_view data) {
   return rs;
 }
 
-bool JwtImpl::verify(const JwtKey& k, std::string_view data,
-                     std::string_view sig) {
+bool JwtImpl::verify(const JwtKey& k, std::string_view data, std::string_view sig) {
   if (k.alg_ == JwtAlg::kHS256) {
     std::array<unsigned char, 32> m;
     if (sig.size() != m.size()) return false;
-    bool ok =
-        mac(k, data, m) && CRYPTO_memcmp(m.data(), sig.data(), m.size()) == 0;
+    bool ok = mac(k, data, m) && CRYPTO_memcmp(m.data(), sig.data(), m.size()) == 0;
     OPENSSL_cleanse(m.data(), m.size());
     return ok;
   }
@@ -490,8 +461,7 @@ bool JwtImpl::verify(const JwtKey& k, std::string_view data,
     if (len <= 0 || static_cast<size_t>(len) > sizeof(der)) return false;
     unsigned char* q = der;
     i2d_ECDSA_SIG(es.get(), &q);
-    sig = std::string_view(reinterpret_cast<const char*>(der),
-                           static_cast<size_t>(len));
+    sig = std::string_view(reinterpret_cast<const char*>(der), static_cast<size_t>(len));
   } else if (k.alg_ == JwtAlg::kEdDSA && sig.size() != 64) {
     return false;
   } else if (k.alg_ == JwtAlg::kRS256 &&
@@ -505,16 +475,14 @@ bool JwtImpl::verify(const JwtKey& k, std::string_view data,
   // A forged token must not leave errors in the worker's OpenSSL queue,
   // where nginx's next TLS call on this thread would find them.
   ERR_set_mark();
-  bool ok = EVP_DigestVerifyInit_ex(ctx.get(), nullptr, md, nullptr, nullptr,
-                                    k.pkey_, nullptr) == 1 &&
-            EVP_DigestVerify(ctx.get(), uc(sig), sig.size(), uc(data),
-                             data.size()) == 1;
+  bool ok =
+      EVP_DigestVerifyInit_ex(ctx.get(), nullptr, md, nullptr, nullptr, k.pkey_, nullptr) == 1 &&
+      EVP_DigestVerify(ctx.get(), uc(sig), sig.size(), uc(data), data.size()) == 1;
   ERR_pop_to_mark();
   return ok;
 }
 
-std::string jwt_sign(const JwtKey& key, const json_t* claims,
-                     std::string_view typ) {
+std::string jwt_sign(const JwtKey& key, const json_t* claims, std::string_view typ) {
   if (!key.can_sign()) {
     throw std::logic_error("JWT key " + key.kid() + " cannot sign");
   }
@@ -596,8 +564,7 @@ bool typ_matches(const json_t* header, std::string_view want) {
   // RFC 7515 4.1.9: "application/" may be left out, and MIME types are
   // case-insensitive.
   constexpr std::string_view kPrefix = "application/";
-  if (got.size() > kPrefix.size() &&
-      iequals(got.substr(0, kPrefix.size()), kPrefix)) {
+  if (got.size() > kPrefix.size() && iequals(got.substr(0, kPrefix.size()), kPrefix)) {
     got.remove_prefix(kPrefix.size());
   }
   return iequals(got, want);
@@ -644,13 +611,11 @@ JwtStatus check_claims(const json_t* claims, const JwtCheck& check) {
 
 }  // namespace
 
-JwtResult jwt_verify(const JwtKeys& keys, std::string_view token,
-                     const JwtCheck& check) {
+JwtResult jwt_verify(const JwtKeys& keys, std::string_view token, const JwtCheck& check) {
   JwtResult res;
   Segments seg;
   std::string header_text, sig;
-  if (!split(token, seg) || !b64url_valid(seg.payload) ||
-      !b64url_decode(seg.header, header_text) ||
+  if (!split(token, seg) || !b64url_valid(seg.payload) || !b64url_decode(seg.header, header_text) ||
       !b64url_decode(seg.signature, sig)) {
     return res;
   }
@@ -673,8 +638,7 @@ JwtResult jwt_verify(const JwtKeys& keys, std::string_view token,
   }
   // The key's algorithm, never the token's: "none", or HS256 against an
   // RSA key whose public PEM an attacker used as the HMAC secret, end here.
-  if (json_sv(alg) != jwt_alg_name(key->alg()) ||
-      !JwtImpl::verify(*key, seg.signing_input, sig)) {
+  if (json_sv(alg) != jwt_alg_name(key->alg()) || !JwtImpl::verify(*key, seg.signing_input, sig)) {
     res.status = JwtStatus::kBadSignature;
     return res;
   }
@@ -695,8 +659,7 @@ JwtResult jwt_verify(const JwtKeys& keys, std::string_view token,
 Json jwt_peek_claims(std::string_view token) {
   Segments seg;
   std::string payload_text;
-  if (!split(token, seg) || !b64url_valid(seg.header) ||
-      !b64url_valid(seg.signature) ||
+  if (!split(token, seg) || !b64url_valid(seg.header) || !b64url_valid(seg.signature) ||
       !b64url_decode(seg.payload, payload_text)) {
     return nullptr;
   }
@@ -716,8 +679,7 @@ bool b64url_decode(std::string_view in, std::string& out) {
   uint32_t acc = 0;
   int bits = 0;
   for (char c : in) {
-    acc = (acc << 6) |
-          static_cast<uint32_t>(kB64url[static_cast<unsigned char>(c)]);
+    acc = (acc << 6) | static_cast<uint32_t>(kB64url[static_cast<unsigned char>(c)]);
     bits += 6;
     if (bits >= 8) {
       bits -= 8;

@@ -98,8 +98,7 @@ class JwtKeys {
 // order).  Throws std::logic_error if the key cannot sign or claims is not
 // an object, std::length_error (a logic_error too) if the token would be
 // longer than jwt_verify accepts.
-std::string jwt_sign(const JwtKey& key, const json_t* claims,
-                     std::string_view typ);
+std::string jwt_sign(const JwtKey& key, const json_t* claims, std::string_view typ);
 
 enum class JwtStatus {
   kOk,
@@ -129,8 +128,8 @@ struct JwtCheck {
 
 struct JwtResult {
   JwtStatus status = JwtStatus::kMalformed;
-  Json claims;  // set whenever the signature verified, even if a claim
-                // check then failed (kExpired ...), for logging
+  Json claims;                  // set whenever the signature verified, even if a claim
+                                // check then failed (kExpired ...), for logging
   const JwtKey* key = nullptr;  // the key that verified it
 };
 
@@ -143,8 +142,7 @@ struct JwtResult {
 // form (kMalformed), its key, its alg and signature, the payload's form
 // (kMalformed), typ, exp, nbf and iat, iss, aud.  Throws only
 // std::bad_alloc.
-JwtResult jwt_verify(const JwtKeys& keys, std::string_view token,
-                     const JwtCheck& check);
+JwtResult jwt_verify(const JwtKeys& keys, std::string_view token, const JwtCheck& check);
 
 // The payload of a compact JWS WITHOUT verifying it (for callers that
 // then look the token up by a claim); nullptr if malformed.

@@ -10,8 +10,8 @@ namespace oauth2::detail {
 namespace {
 
 bool b64url_char(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-         (c >= '0' && c <= '9') || c == '-' || c == '_';
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '_';
 }
 
 void set_int(json_t* o, const char* k, int64_t v) {
@@ -53,9 +53,8 @@ bool looks_like_jwt(std::string_view token) {
   return dots == 2;
 }
 
-std::optional<Token> find_presented(Txn& txn, const Request& req,
-                                    std::string_view token, bool verify,
-                                    Digest* hash) {
+std::optional<Token> find_presented(Txn& txn, const Request& req, std::string_view token,
+                                    bool verify, Digest* hash) {
   const bool is_jwt = looks_like_jwt(token);
   if (is_jwt && !verify) {
     Json claims = jwt_peek_claims(token);
@@ -82,8 +81,7 @@ std::optional<Token> find_presented(Txn& txn, const Request& req,
   return t;
 }
 
-std::string sign_access_token(const IssueSettings& s, const Token& at,
-                              const std::string& jti) {
+std::string sign_access_token(const IssueSettings& s, const Token& at, const std::string& jti) {
   Json c(json_object());
   json_t* o = c.get();
   if (s.simplejwt) {
@@ -108,8 +106,7 @@ std::string sign_access_token(const IssueSettings& s, const Token& at,
   return jwt_sign(signer(s), o, s.simplejwt ? "JWT" : "at+jwt");
 }
 
-std::string sign_refresh_token(const IssueSettings& s, const Token& rt,
-                               const std::string& jti) {
+std::string sign_refresh_token(const IssueSettings& s, const Token& rt, const std::string& jti) {
   Json c(json_object());
   json_t* o = c.get();
   set_str(o, "token_type", "refresh");
@@ -121,6 +118,8 @@ std::string sign_refresh_token(const IssueSettings& s, const Token& rt,
   return jwt_sign(signer(s), o, "JWT");
 }
 
-std::shared_ptr<JwtKey> handshake_key(const Location& loc) { return loc.handshake_key; }
+std::shared_ptr<JwtKey> handshake_key(const Location& loc) {
+  return loc.handshake_key;
+}
 
 }  // namespace oauth2::detail

@@ -27,17 +27,14 @@ bool looks_like_jwt(std::string_view token);
 // without (revocation) the jti is enough, as it is 256 random bits only the
 // real token carries, and a revocation must not fail silently because the
 // location lacks a key.  A JWT's record must be a JWT's, an opaque one's not.
-std::optional<Token> find_presented(Txn& txn, const Request& req,
-                                    std::string_view token, bool verify,
-                                    Digest* hash);
+std::optional<Token> find_presented(Txn& txn, const Request& req, std::string_view token,
+                                    bool verify, Digest* hash);
 
 // Signs the access token whose record is at; jti is its record's key's
 // preimage.  RFC 9068 claims, or simplejwt's when s.simplejwt.
-std::string sign_access_token(const IssueSettings& s, const Token& at,
-                              const std::string& jti);
+std::string sign_access_token(const IssueSettings& s, const Token& at, const std::string& jti);
 // simplejwt's refresh token
-std::string sign_refresh_token(const IssueSettings& s, const Token& rt,
-                               const std::string& jti);
+std::string sign_refresh_token(const IssueSettings& s, const Token& rt, const std::string& jti);
 
 // The key handshake tokens are signed with: oauth2_handshake_key's file
 // (nullptr if the location has none).  Never the store: a dump of the

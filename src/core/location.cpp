@@ -13,23 +13,21 @@ std::string str(const oauth2_str_t& s) {
   return std::string(reinterpret_cast<const char*>(s.data), s.len);
 }
 
-Solution make_solution(const oauth2_str_t* args, size_t nargs,
-                       const Location& loc) {
+Solution make_solution(const oauth2_str_t* args, size_t nargs, const Location& loc) {
   if (nargs < 2) {
-    throw std::runtime_error(
-        "a solution needs a name and at least one role=database");
+    throw std::runtime_error("a solution needs a name and at least one role=database");
   }
   Solution sol;
   sol.name = str(args[0]);
-  if (sol.name.empty() || sol.name.size() > 150 || has_control(sol.name) ||
-      !valid_utf8(sol.name) || loc.solution(sol.name)) {
+  if (sol.name.empty() || sol.name.size() > 150 || has_control(sol.name) || !valid_utf8(sol.name) ||
+      loc.solution(sol.name)) {
     throw std::runtime_error("invalid or duplicate solution name");
   }
   for (size_t i = 1; i < nargs; i++) {
     std::string a = str(args[i]);
     size_t eq = a.find('=');
-    if (eq == 0 || eq == std::string::npos || eq + 1 == a.size() ||
-        has_control(a) || !valid_utf8(a)) {
+    if (eq == 0 || eq == std::string::npos || eq + 1 == a.size() || has_control(a) ||
+        !valid_utf8(a)) {
       throw std::runtime_error("\"" + a + "\" is not role=database");
     }
     std::string role = a.substr(0, eq);
@@ -95,10 +93,9 @@ void check_location(const Location& l) {
   auto fail = [&](const std::string& why) {
     throw std::runtime_error("\"" + std::string(directive) + "\" " + why);
   };
-  const bool simplejwt = l.endpoint == OAUTH2_ENDPOINT_JWT_TOKEN ||
-                         l.endpoint == OAUTH2_ENDPOINT_JWT_REFRESH;
-  if ((simplejwt || (l.jwt_access && l.endpoint != OAUTH2_ENDPOINT_NONE)) &&
-      !l.jwt_keys.signer()) {
+  const bool simplejwt =
+      l.endpoint == OAUTH2_ENDPOINT_JWT_TOKEN || l.endpoint == OAUTH2_ENDPOINT_JWT_REFRESH;
+  if ((simplejwt || (l.jwt_access && l.endpoint != OAUTH2_ENDPOINT_NONE)) && !l.jwt_keys.signer()) {
     throw std::runtime_error(std::string("\"") +
                              (simplejwt ? directive : "oauth2_access_token_format jwt") +
                              "\" issues JWTs: it requires \"oauth2_jwt_key\" with a "
@@ -108,8 +105,9 @@ void check_location(const Location& l) {
     if (l.solutions.empty()) fail("requires at least one \"oauth2_handshake_solution\"");
     // R86: the key signing handshake tokens is a file, never the store
     if (!l.handshake_key) {
-      fail("requires \"oauth2_handshake_key <file>\" (32 random bytes or more: "
-           "openssl rand -out <file> 32)");
+      fail(
+          "requires \"oauth2_handshake_key <file>\" (32 random bytes or more: "
+          "openssl rand -out <file> 32)");
     }
   }
   // R87: the issuer is configuration, never the request's Host
@@ -118,8 +116,9 @@ void check_location(const Location& l) {
       fail("requires \"oauth2_issuer <url>\", which is never taken from the request");
     }
     if (!l.jwt_keys.empty()) {
-      throw std::runtime_error("\"oauth2_jwt_key\" requires \"oauth2_issuer <url>\", "
-                               "which is never taken from the request");
+      throw std::runtime_error(
+          "\"oauth2_jwt_key\" requires \"oauth2_issuer <url>\", "
+          "which is never taken from the request");
     }
   }
 }
@@ -155,8 +154,7 @@ const std::string& Config::path(int endpoint) const {
   return paths_[endpoint];
 }
 
-std::unique_ptr<Location> make_location(Config& config,
-                                        const oauth2_location_conf_t& lc) {
+std::unique_ptr<Location> make_location(Config& config, const oauth2_location_conf_t& lc) {
   auto loc = std::make_unique<Location>();
   Location& l = *loc;
   l.endpoint = lc.endpoint;

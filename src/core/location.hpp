@@ -147,15 +147,12 @@ struct Location {
     return nullptr;
   }
   // the audience JWTs of this location carry and must carry
-  const std::string& jwt_audience() const {
-    return audience.empty() ? issuer : audience;
-  }
+  const std::string& jwt_audience() const { return audience.empty() ? issuer : audience; }
 };
 
 // Builds a location from its directives' values; throws
 // std::runtime_error with a message for nginx -t.
-std::unique_ptr<Location> make_location(Config& config,
-                                        const oauth2_location_conf_t& lc);
+std::unique_ptr<Location> make_location(Config& config, const oauth2_location_conf_t& lc);
 
 }  // namespace oauth2
 

@@ -27,8 +27,7 @@ bool trusted(const AccountLock& l, const Digest& id, int64_t now) {
 
 void trust(AccountLock& l, const Digest& id, int64_t now) {
   auto same = [&](const AccountLock::Origin& o) { return o.id == id; };
-  l.trusted.erase(std::remove_if(l.trusted.begin(), l.trusted.end(), same),
-                  l.trusted.end());
+  l.trusted.erase(std::remove_if(l.trusted.begin(), l.trusted.end(), same), l.trusted.end());
   l.trusted.insert(l.trusted.begin(), AccountLock::Origin{id, now});
   if (l.trusted.size() > AccountLock::kMaxTrusted) {
     l.trusted.resize(AccountLock::kMaxTrusted);
@@ -37,8 +36,8 @@ void trust(AccountLock& l, const Digest& id, int64_t now) {
 
 }  // namespace
 
-unsigned account_wait(Txn& txn, std::string_view realm, uint64_t user,
-                      const LoginOrigin& origin, int64_t now) {
+unsigned account_wait(Txn& txn, std::string_view realm, uint64_t user, const LoginOrigin& origin,
+                      int64_t now) {
   auto l = txn.get_account_lock(realm, user);
   if (!l || l->locked_until <= now) return 0;
   if (trusted(*l, origin_id('a', origin.address), now)) return 0;
@@ -48,8 +47,8 @@ unsigned account_wait(Txn& txn, std::string_view realm, uint64_t user,
   return static_cast<unsigned>(std::min<int64_t>(l->locked_until - now, 86400));
 }
 
-void account_failed(Txn& txn, std::string_view realm, uint64_t user,
-                    const AccountLimit& limit, int64_t now) {
+void account_failed(Txn& txn, std::string_view realm, uint64_t user, const AccountLimit& limit,
+                    int64_t now) {
   if (limit.limit == 0) return;
   AccountLock l = txn.get_account_lock(realm, user).value_or(AccountLock{});
   if (now >= l.window_start + limit.window || now < l.window_start) {
@@ -65,8 +64,8 @@ void account_failed(Txn& txn, std::string_view realm, uint64_t user,
   txn.put_account_lock(realm, user, l);
 }
 
-void account_signed_in(Txn& txn, std::string_view realm, uint64_t user,
-                       const LoginOrigin& origin, int64_t now) {
+void account_signed_in(Txn& txn, std::string_view realm, uint64_t user, const LoginOrigin& origin,
+                       int64_t now) {
   AccountLock l = txn.get_account_lock(realm, user).value_or(AccountLock{});
   // a success leaves the count alone: signing in must not unlock the
   // account for the others (R83)
@@ -75,7 +74,9 @@ void account_signed_in(Txn& txn, std::string_view realm, uint64_t user,
   txn.put_account_lock(realm, user, l);
 }
 
-std::string new_device_cookie() { return random_token(); }
+std::string new_device_cookie() {
+  return random_token();
+}
 
 bool valid_device_cookie(std::string_view value) {
   return value.size() == 43 && is_token68(value);

@@ -39,17 +39,17 @@ struct LoginOrigin {
 };
 
 // Seconds before origin may try the account's password, 0 if it may.
-unsigned account_wait(Txn& txn, std::string_view realm, uint64_t user,
-                      const LoginOrigin& origin, int64_t now);
+unsigned account_wait(Txn& txn, std::string_view realm, uint64_t user, const LoginOrigin& origin,
+                      int64_t now);
 
 // A wrong password for the account; txn is a write transaction the
 // caller commits.
-void account_failed(Txn& txn, std::string_view realm, uint64_t user,
-                    const AccountLimit& limit, int64_t now);
+void account_failed(Txn& txn, std::string_view realm, uint64_t user, const AccountLimit& limit,
+                    int64_t now);
 
 // A successful sign-in: origin is trusted for kTrustedFor.
-void account_signed_in(Txn& txn, std::string_view realm, uint64_t user,
-                       const LoginOrigin& origin, int64_t now);
+void account_signed_in(Txn& txn, std::string_view realm, uint64_t user, const LoginOrigin& origin,
+                       int64_t now);
 
 // A device cookie's value: 256 random bits; and whether a value the
 // browser sent has that shape.

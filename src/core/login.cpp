@@ -6,8 +6,7 @@
 
 namespace oauth2 {
 
-LoginTarget resolve_login(Txn& txn, std::string_view realm,
-                          std::string_view login, bool by_email) {
+LoginTarget resolve_login(Txn& txn, std::string_view realm, std::string_view login, bool by_email) {
   LoginTarget t;
   if (!by_email) {
     if (auto u = txn.get_user_by_username(realm, login)) t.candidates.push_back(u->id);
@@ -28,9 +27,8 @@ LoginTarget resolve_login(Txn& txn, std::string_view realm,
   return t;
 }
 
-unsigned login_gate(Txn& txn, const Throttle& throttle, std::string_view realm,
-                    LoginTarget& target, const LoginOrigin& origin,
-                    int64_t now) {
+unsigned login_gate(Txn& txn, const Throttle& throttle, std::string_view realm, LoginTarget& target,
+                    const LoginOrigin& origin, int64_t now) {
   if (unsigned wait = throttle.password_wait(target.throttle_key)) return wait;
   std::vector<uint64_t> open;
   unsigned locked = 0;
@@ -47,9 +45,8 @@ unsigned login_gate(Txn& txn, const Throttle& throttle, std::string_view realm,
   return 0;
 }
 
-LoginCheck check_login(Store& store, std::string_view realm,
-                       const LoginTarget& target, std::string_view password,
-                       unsigned iterations, const AccountLimit& limit,
+LoginCheck check_login(Store& store, std::string_view realm, const LoginTarget& target,
+                       std::string_view password, unsigned iterations, const AccountLimit& limit,
                        int64_t now) {
   std::vector<User> users;
   {

@@ -26,16 +26,14 @@ struct LoginTarget {
   std::vector<uint64_t> candidates;
   std::string throttle_key;
 };
-LoginTarget resolve_login(Txn& txn, std::string_view realm,
-                          std::string_view login, bool by_email);
+LoginTarget resolve_login(Txn& txn, std::string_view realm, std::string_view login, bool by_email);
 
 // Before anything is hashed: 0 if the password may be checked, else the
 // Retry-After of a 429 (too many failures from this address for this
 // account, or the account locked for this origin).  Drops from target the
 // accounts that are locked for origin.
-unsigned login_gate(Txn& txn, const Throttle& throttle, std::string_view realm,
-                    LoginTarget& target, const LoginOrigin& origin,
-                    int64_t now);
+unsigned login_gate(Txn& txn, const Throttle& throttle, std::string_view realm, LoginTarget& target,
+                    const LoginOrigin& origin, int64_t now);
 
 struct LoginCheck {
   std::optional<User> user;   // the user whose password it is
@@ -46,9 +44,8 @@ struct LoginCheck {
 // The slow part, off the event loop: the password against each candidate
 // (an inactive user's is never right).  A wrong password is written to
 // the lock record of every candidate it was tried on.
-LoginCheck check_login(Store& store, std::string_view realm,
-                       const LoginTarget& target, std::string_view password,
-                       unsigned iterations, const AccountLimit& limit,
+LoginCheck check_login(Store& store, std::string_view realm, const LoginTarget& target,
+                       std::string_view password, unsigned iterations, const AccountLimit& limit,
                        int64_t now);
 
 }  // namespace oauth2

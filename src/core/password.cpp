@@ -31,13 +31,11 @@ std::string base64_encode(const unsigned char* p, size_t n) {
   return out;
 }
 
-std::string pbkdf2(std::string_view password, std::string_view salt,
-                   unsigned iterations) {
+std::string pbkdf2(std::string_view password, std::string_view salt, unsigned iterations) {
   unsigned char key[32];
   if (PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()),
                         reinterpret_cast<const unsigned char*>(salt.data()),
-                        static_cast<int>(salt.size()),
-                        static_cast<int>(iterations), EVP_sha256(),
+                        static_cast<int>(salt.size()), static_cast<int>(iterations), EVP_sha256(),
                         sizeof(key), key) != 1) {
     throw std::runtime_error("PBKDF2 failed");
   }
@@ -92,8 +90,8 @@ bool is_password_hash(std::string_view stored) {
   return parse(stored, &p);
 }
 
-PasswordCheck verify_password(std::string_view password,
-                              std::string_view stored, unsigned iterations) {
+PasswordCheck verify_password(std::string_view password, std::string_view stored,
+                              unsigned iterations) {
   PasswordCheck out;
   Parsed p;
   if (!parse(stored, &p)) {
@@ -103,16 +101,14 @@ PasswordCheck verify_password(std::string_view password,
   std::string got = pbkdf2(password, p.salt, p.iterations);
   out.ok = got.size() == p.hash.size() &&
            equal_ct(reinterpret_cast<const unsigned char*>(got.data()),
-                    reinterpret_cast<const unsigned char*>(p.hash.data()),
-                    got.size());
+                    reinterpret_cast<const unsigned char*>(p.hash.data()), got.size());
   wipe(got);
   out.needs_rehash = out.ok && p.iterations < iterations;
   return out;
 }
 
 void verify_password_dummy(std::string_view password, unsigned iterations) {
-  std::string got = pbkdf2(password, "dummysaltdummysaltdumm",
-                           iterations ? iterations : 1);
+  std::string got = pbkdf2(password, "dummysaltdummysaltdumm", iterations ? iterations : 1);
   wipe(got);
 }
 

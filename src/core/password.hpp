@@ -21,8 +21,8 @@ struct PasswordCheck {
 
 // Constant time in the password; a stored value that is not a usable
 // pbkdf2_sha256 hash ("", "!...", another algorithm) never verifies.
-PasswordCheck verify_password(std::string_view password,
-                              std::string_view stored, unsigned iterations);
+PasswordCheck verify_password(std::string_view password, std::string_view stored,
+                              unsigned iterations);
 
 // The same work as a real check, for an unknown user.
 void verify_password_dummy(std::string_view password, unsigned iterations);

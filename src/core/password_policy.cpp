@@ -51,8 +51,8 @@ double quick_ratio(const std::u32string& a, const std::u32string& b) {
 }
 
 bool word_char(char32_t c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-         (c >= '0' && c <= '9') || c == '_' || c >= 0x80;
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c >= 0x80;
 }
 
 // re.split(r"\W+", value) + [value]
@@ -115,8 +115,7 @@ std::optional<bool> on_off(std::string_view v) {
 
 }  // namespace
 
-std::optional<PasswordPolicy> PasswordPolicy::parse(std::string_view spec,
-                                                    std::string* why) {
+std::optional<PasswordPolicy> PasswordPolicy::parse(std::string_view spec, std::string* why) {
   PasswordPolicy p;
   auto fail = [&](std::string_view word) {
     *why = "invalid password policy \"" + std::string(word) +
@@ -164,18 +163,16 @@ std::optional<PasswordPolicy> PasswordPolicy::parse(std::string_view spec,
   return p;
 }
 
-std::vector<std::string> password_problems(const PasswordPolicy& policy,
-                                           std::string_view password,
+std::vector<std::string> password_problems(const PasswordPolicy& policy, std::string_view password,
                                            const PasswordOwner& owner) {
   std::vector<std::string> out;
   if (!policy.enabled) return out;
   const std::u32string pw = lower(code_points(password));
   if (policy.max_similarity > 0) {
-    const std::pair<std::string_view, const char*> attrs[] = {
-        {owner.username, "username"},
-        {owner.first_name, "first name"},
-        {owner.last_name, "last name"},
-        {owner.email, "email address"}};
+    const std::pair<std::string_view, const char*> attrs[] = {{owner.username, "username"},
+                                                              {owner.first_name, "first name"},
+                                                              {owner.last_name, "last name"},
+                                                              {owner.email, "email address"}};
     for (const auto& [value, name] : attrs) {
       if (too_similar(pw, value, policy.max_similarity)) {
         out.push_back(std::string("The password is too similar to the ") + name + ".");

@@ -24,8 +24,7 @@ struct PasswordPolicy {
   // "off", or "key=value" words: min_length=<n>, similarity=<0.1-1.0>|off,
   // common=on|off, numeric=on|off (unnamed ones keep their default).
   // nullopt with *why when the text is not one.
-  static std::optional<PasswordPolicy> parse(std::string_view spec,
-                                             std::string* why);
+  static std::optional<PasswordPolicy> parse(std::string_view spec, std::string* why);
 };
 
 // What the similarity check compares the password with.
@@ -35,8 +34,7 @@ struct PasswordOwner {
 
 // Every rule the password breaks, in Django's order and words; empty if
 // it is acceptable.
-std::vector<std::string> password_problems(const PasswordPolicy& policy,
-                                           std::string_view password,
+std::vector<std::string> password_problems(const PasswordPolicy& policy, std::string_view password,
                                            const PasswordOwner& owner);
 
 }  // namespace oauth2

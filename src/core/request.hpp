@@ -20,8 +20,7 @@ namespace oauth2 {
 
 class RateLimit {
  public:
-  RateLimit(const Location& loc, const oauth2_counters_t& counters,
-            std::string address)
+  RateLimit(const Location& loc, const oauth2_counters_t& counters, std::string address)
       : loc_(loc), c_(counters), address_(std::move(address)) {}
 
   bool on() const { return c_.take != nullptr && !loc_.rates.empty(); }
@@ -43,8 +42,8 @@ struct Request {
   Request(const oauth2_request_t& req, const Location& location)
       : c(req),
         loc(location),
-        address(throttle_address(std::string_view(
-            reinterpret_cast<const char*>(req.address.data), req.address.len))),
+        address(throttle_address(
+            std::string_view(reinterpret_cast<const char*>(req.address.data), req.address.len))),
         rate(location, req.counters, address) {}
   Request(const Request&) = delete;
   Request& operator=(const Request&) = delete;

@@ -39,22 +39,20 @@ std::string seal(std::string_view key_material, std::string_view plaintext) {
   auto* o = reinterpret_cast<unsigned char*>(out.data());
   std::memcpy(o, nonce, kNonce);
   int len = 0, fin = 0;
-  bool ok = ctx &&
-            EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr,
-                               key.data(), nonce) == 1 &&
-            EVP_EncryptUpdate(ctx.get(), o + kNonce, &len,
-                              reinterpret_cast<const unsigned char*>(plaintext.data()),
-                              static_cast<int>(plaintext.size())) == 1 &&
-            EVP_EncryptFinal_ex(ctx.get(), o + kNonce + len, &fin) == 1 &&
-            EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTag,
-                                o + kNonce + plaintext.size()) == 1;
+  bool ok =
+      ctx && EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), nonce) == 1 &&
+      EVP_EncryptUpdate(ctx.get(), o + kNonce, &len,
+                        reinterpret_cast<const unsigned char*>(plaintext.data()),
+                        static_cast<int>(plaintext.size())) == 1 &&
+      EVP_EncryptFinal_ex(ctx.get(), o + kNonce + len, &fin) == 1 &&
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTag, o + kNonce + plaintext.size()) ==
+          1;
   OPENSSL_cleanse(key.data(), key.size());
   if (!ok) throw std::runtime_error("seal failed");
   return out;
 }
 
-std::optional<std::string> unseal(std::string_view key_material,
-                                  std::string_view sealed) {
+std::optional<std::string> unseal(std::string_view key_material, std::string_view sealed) {
   if (sealed.size() < kNonce + kTag) return std::nullopt;
   Digest key = derive(key_material);
   const auto* in = reinterpret_cast<const unsigned char*>(sealed.data());
@@ -64,15 +62,12 @@ std::optional<std::string> unseal(std::string_view key_material,
   int len = 0, fin = 0;
   unsigned char tag[kTag];
   std::memcpy(tag, in + kNonce + n, kTag);
-  bool ok = ctx &&
-            EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr,
-                               key.data(), in) == 1 &&
-            EVP_DecryptUpdate(ctx.get(), reinterpret_cast<unsigned char*>(out.data()),
-                              &len, in + kNonce, static_cast<int>(n)) == 1 &&
-            EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTag, tag) == 1 &&
-            EVP_DecryptFinal_ex(ctx.get(),
-                                reinterpret_cast<unsigned char*>(out.data()) + len,
-                                &fin) == 1;
+  bool ok =
+      ctx && EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), in) == 1 &&
+      EVP_DecryptUpdate(ctx.get(), reinterpret_cast<unsigned char*>(out.data()), &len, in + kNonce,
+                        static_cast<int>(n)) == 1 &&
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTag, tag) == 1 &&
+      EVP_DecryptFinal_ex(ctx.get(), reinterpret_cast<unsigned char*>(out.data()) + len, &fin) == 1;
   OPENSSL_cleanse(key.data(), key.size());
   if (!ok) {
     wipe(out);

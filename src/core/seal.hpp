@@ -15,7 +15,6 @@ namespace oauth2 {
 // AES-256-GCM, key SHA-256("oauth2-seal-v1" || key_material), random
 // 96-bit nonce: nonce || ciphertext || tag.
 std::string seal(std::string_view key_material, std::string_view plaintext);
-std::optional<std::string> unseal(std::string_view key_material,
-                                  std::string_view sealed);
+std::optional<std::string> unseal(std::string_view key_material, std::string_view sealed);
 
 }  // namespace oauth2

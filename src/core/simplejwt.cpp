@@ -17,7 +17,6 @@ namespace oauth2 {
 
 using namespace detail;
 
-
 namespace detail {
 
 Response drf_detail(int status, std::string_view detail, const char* code) {
@@ -31,9 +30,9 @@ Response drf_detail(int status, std::string_view detail, const char* code) {
 }
 
 Response drf_throttled(unsigned wait) {
-  Response r = drf_detail(429, "Request was throttled. Expected available in " +
-                                   std::to_string(wait) + " seconds.",
-                          "throttled");
+  Response r = drf_detail(
+      429, "Request was throttled. Expected available in " + std::to_string(wait) + " seconds.",
+      "throttled");
   r.retry_after = wait;
   return r;
 }
@@ -41,8 +40,8 @@ Response drf_throttled(unsigned wait) {
 // DRF answers its 401s with the challenge of its first authenticator,
 // simplejwt's JWTAuthentication: Bearer realm="api"
 Response simplejwt_bad_login() {
-  Response r = drf_detail(401, "No active account found with the given credentials",
-                          "no_active_account");
+  Response r =
+      drf_detail(401, "No active account found with the given credentials", "no_active_account");
   r.bearer_challenge = true;
   return r;
 }
@@ -53,8 +52,7 @@ std::string IssuedPair::simplejwt_json() const {
     json_object_set_new(j.get(), "refresh",
                         json_stringn(refresh_token.data(), refresh_token.size()));
   }
-  json_object_set_new(j.get(), "access",
-                      json_stringn(access_token.data(), access_token.size()));
+  json_object_set_new(j.get(), "access", json_stringn(access_token.data(), access_token.size()));
   return json_text(j.get());
 }
 
@@ -64,8 +62,7 @@ namespace {
 
 // DRF's field errors for the fields of body that are missing or blank;
 // nullopt if every one is there
-std::optional<Response> field_errors(json_t* body,
-                                     std::initializer_list<const char*> fields) {
+std::optional<Response> field_errors(json_t* body, std::initializer_list<const char*> fields) {
   Json j(json_object());
   for (const char* f : fields) {
     json_t* v = json_object_get(body, f);
@@ -92,15 +89,11 @@ std::optional<Response> field_errors(json_t* body,
 
 Response drf_body_error(JsonBody b) {
   switch (b) {
-    case JsonBody::kMethod:
-      return drf_detail(405, "Method not allowed.", "method_not_allowed");
+    case JsonBody::kMethod: return drf_detail(405, "Method not allowed.", "method_not_allowed");
     case JsonBody::kContentType:
-      return drf_detail(415, "Unsupported media type in request.",
-                        "unsupported_media_type");
-    case JsonBody::kTooLarge:
-      return drf_detail(413, "The request body is too large.");
-    default:
-      return drf_detail(400, "JSON parse error.", "parse_error");
+      return drf_detail(415, "Unsupported media type in request.", "unsupported_media_type");
+    case JsonBody::kTooLarge: return drf_detail(413, "The request body is too large.");
+    default: return drf_detail(400, "JSON parse error.", "parse_error");
   }
 }
 
@@ -146,13 +139,11 @@ EndpointResult jwt_token_endpoint(Store& store, const Request& req) {
   IssueSettings s(req);
   s.simplejwt = true;
   std::string scope = allowed_scope(*client, req.loc.default_scope);
-  return password_flow(store, s, *client,
-                       resolve_login(store, req.loc.realm, *username, false),
+  return password_flow(store, s, *client, resolve_login(store, req.loc.realm, *username, false),
                        std::make_shared<std::string>(*password), scope);
 }
 
-EndpointResult jwt_refresh_endpoint(Store& store,
-                                    const Request& req) {
+EndpointResult jwt_refresh_endpoint(Store& store, const Request& req) {
   Json body;
   JsonBody b = parse_json_body(req, true, &body);
   if (b != JsonBody::kOk) return done(drf_body_error(b));
@@ -167,8 +158,7 @@ EndpointResult jwt_refresh_endpoint(Store& store,
   json_t* claims = r.claims.get();
   const char* type = json_string_value(json_object_get(claims, "token_type"));
   const char* jti = json_string_value(json_object_get(claims, "jti"));
-  if (r.status != JwtStatus::kOk || !type || std::string_view(type) != "refresh" ||
-      !jti) {
+  if (r.status != JwtStatus::kOk || !type || std::string_view(type) != "refresh" || !jti) {
     return done(token_not_valid());
   }
 
@@ -178,8 +168,7 @@ EndpointResult jwt_refresh_endpoint(Store& store,
   {
     Txn txn = store.read_cached();
     t = txn.get_token(req.loc.realm, hash);
-    if (t && !t->user.empty() &&
-        !txn.active_username(req.loc.realm, token_user_id(*t))) {
+    if (t && !t->user.empty() && !txn.active_username(req.loc.realm, token_user_id(*t))) {
       t.reset();  // R46: a deleted or disabled user's tokens fail at once
     }
   }
@@ -217,13 +206,12 @@ EndpointResult status_endpoint(const Request& req) {
     ok = equal_ct(got.data(), st.status_token_hash.data(), got.size());
   }
   if (!ok) {
-    return done(drf_detail(403, "You do not have permission to perform this action.",
-                           "permission_denied"));
+    return done(
+        drf_detail(403, "You do not have permission to perform this action.", "permission_denied"));
   }
   Json j(json_object());
   json_object_set_new(j.get(), "status", json_string("ok"));
-  json_object_set_new(j.get(), "service",
-                      json_stringn(st.service.data(), st.service.size()));
+  json_object_set_new(j.get(), "service", json_stringn(st.service.data(), st.service.size()));
   return done(ok_json(json_text(j.get())));
 }
 

@@ -19,8 +19,7 @@ constexpr unsigned kMaxReaders = 1024;
 
 // ---------------------------------------------------------------- Store
 
-Store::Store(const std::string& path, size_t mapsize, bool create)
-    : path_(path) {
+Store::Store(const std::string& path, size_t mapsize, bool create) : path_(path) {
   mkdir_p(path);
   MDB_env* env = nullptr;
   check(mdb_env_create(&env), "mdb_env_create");
@@ -41,9 +40,12 @@ bool Store::open_databases(unsigned flags) {
   struct {
     const char* name;
     MDB_dbi* dbi;
-  } dbs[] = {{"meta", &meta_},         {"clients", &clients_},
-             {"tokens", &tokens_},     {"client_tokens", &client_tokens_},
-             {"users", &users_},       {"usernames", &usernames_},
+  } dbs[] = {{"meta", &meta_},
+             {"clients", &clients_},
+             {"tokens", &tokens_},
+             {"client_tokens", &client_tokens_},
+             {"users", &users_},
+             {"usernames", &usernames_},
              {"user_tokens", &user_tokens_},
              {"family_tokens", &family_tokens_},
              {"emails", &emails_},
@@ -65,8 +67,7 @@ bool Store::open_databases(unsigned flags) {
     check(rc, "schema");
     std::string ver(view(v));
     if (std::strtoul(ver.c_str(), nullptr, 10) > kSchemaVersion) {
-      throw StoreError("store schema " + ver + " is newer than this build",
-                       MDB_VERSION_MISMATCH);
+      throw StoreError("store schema " + ver + " is newer than this build", MDB_VERSION_MISMATCH);
     }
   }
   txn.commit();
@@ -89,7 +90,9 @@ MDB_txn* Store::begin(unsigned flags) {
   return txn;
 }
 
-Txn Store::read() { return Txn(this, begin(MDB_RDONLY), false); }
+Txn Store::read() {
+  return Txn(this, begin(MDB_RDONLY), false);
+}
 
 Txn Store::read_cached() {
   if (!cache_reads_) return read();
@@ -104,7 +107,9 @@ Txn Store::read_cached() {
   return Txn(this, begin(MDB_RDONLY), true);
 }
 
-Txn Store::write() { return Txn(this, begin(0), false); }
+Txn Store::write() {
+  return Txn(this, begin(0), false);
+}
 
 int Store::reader_check() {
   int dead = 0;
@@ -114,8 +119,7 @@ int Store::reader_check() {
 
 // ------------------------------------------------------------------ Txn
 
-Txn::Txn(Txn&& other) noexcept
-    : store_(other.store_), txn_(other.txn_), cached_(other.cached_) {
+Txn::Txn(Txn&& other) noexcept : store_(other.store_), txn_(other.txn_), cached_(other.cached_) {
   other.txn_ = nullptr;
 }
 
@@ -135,8 +139,7 @@ void Txn::commit() {
   check(mdb_txn_commit(txn), "mdb_txn_commit");
 }
 
-std::optional<Client> Txn::get_client(std::string_view realm,
-                                      std::string_view client_id) {
+std::optional<Client> Txn::get_client(std::string_view realm, std::string_view client_id) {
   if (!valid_client_id(client_id) || !valid_realm(realm)) return std::nullopt;
   std::string key = client_key(realm, client_id);
   MDB_val k = val(key), v;
@@ -193,8 +196,7 @@ bool Txn::delete_client(std::string_view realm, std::string_view client_id) {
 
   // every token of the client, through the client_tokens index (each
   // token's user and family entries go with it)
-  delete_indexed(realm, store_->client_tokens_,
-                 client_tokens_prefix(realm, client_id));
+  delete_indexed(realm, store_->client_tokens_, client_tokens_prefix(realm, client_id));
   return true;
 }
 
@@ -229,8 +231,7 @@ bool Txn::put_token(std::string_view realm, const Digest& hash, const Token& t) 
 
 bool Txn::update_token(std::string_view realm, const Digest& hash, const Token& t) {
   auto old = get_token(realm, hash);
-  if (!old || old->client_id != t.client_id || old->user != t.user ||
-      old->family != t.family) {
+  if (!old || old->client_id != t.client_id || old->user != t.user || old->family != t.family) {
     return false;  // the indexes stay as they are: only these fields may change
   }
   std::string key = token_key(realm, hash);
@@ -241,12 +242,10 @@ bool Txn::update_token(std::string_view realm, const Digest& hash, const Token& 
 }
 
 size_t Txn::revoke_family(std::string_view realm, const Family& family) {
-  return delete_indexed(realm, store_->family_tokens_,
-                        family_prefix(realm, family));
+  return delete_indexed(realm, store_->family_tokens_, family_prefix(realm, family));
 }
 
-size_t Txn::delete_indexed(std::string_view realm, MDB_dbi index,
-                           const std::string& prefix) {
+size_t Txn::delete_indexed(std::string_view realm, MDB_dbi index, const std::string& prefix) {
   std::vector<Digest> doomed;
   scan_prefix(txn_, index, prefix, kDigestSize, "index",
               [&](std::string_view hash, std::string_view) {
@@ -299,12 +298,10 @@ bool Txn::delete_token(std::string_view realm, const Digest& hash) {
   return true;
 }
 
-std::optional<bool> Txn::client_enabled(std::string_view realm,
-                                        std::string_view client_id) {
+std::optional<bool> Txn::client_enabled(std::string_view realm, std::string_view client_id) {
   // the id comes from a token record, checked when the token was issued:
   // only the key's bounds matter here (the validation path)
-  if (client_id.empty() || client_id.size() > kMaxClientId ||
-      !valid_realm(realm)) {
+  if (client_id.empty() || client_id.size() > kMaxClientId || !valid_realm(realm)) {
     return std::nullopt;
   }
   std::string key = client_key(realm, client_id);
@@ -321,8 +318,7 @@ std::optional<bool> Txn::client_enabled(std::string_view realm,
   return !c->disabled;
 }
 
-std::optional<std::string> Txn::active_username(std::string_view realm,
-                                                uint64_t id) {
+std::optional<std::string> Txn::active_username(std::string_view realm, uint64_t id) {
   if (!valid_realm(realm) || id == 0) return std::nullopt;
   std::string key = user_key(realm, id);
   MDB_val k = val(key), v;
@@ -376,13 +372,14 @@ bool Txn::delete_meta(std::string_view name) {
   return true;
 }
 
-std::vector<std::pair<Digest, Token>> Txn::client_tokens_of_type(
-    std::string_view realm, std::string_view client_id, TokenType type) {
+std::vector<std::pair<Digest, Token>> Txn::client_tokens_of_type(std::string_view realm,
+                                                                 std::string_view client_id,
+                                                                 TokenType type) {
   std::vector<std::pair<Digest, Token>> out;
   if (!valid_realm(realm) || !valid_client_id(client_id)) return out;
   std::vector<Digest> hashes;
-  scan_prefix(txn_, store_->client_tokens_, client_tokens_prefix(realm, client_id),
-              kDigestSize, "client tokens", [&](std::string_view hash, std::string_view) {
+  scan_prefix(txn_, store_->client_tokens_, client_tokens_prefix(realm, client_id), kDigestSize,
+              "client tokens", [&](std::string_view hash, std::string_view) {
                 hashes.push_back(digest_of(hash));
                 return true;
               });
@@ -407,8 +404,7 @@ std::optional<User> Txn::get_user(std::string_view realm, uint64_t id) {
   return u;
 }
 
-std::optional<User> Txn::get_user_by_username(std::string_view realm,
-                                              std::string_view username) {
+std::optional<User> Txn::get_user_by_username(std::string_view realm, std::string_view username) {
   if (!valid_realm(realm) || !valid_username(username)) return std::nullopt;
   std::string key = username_key(realm, username);
   MDB_val k = val(key), v;
@@ -419,8 +415,8 @@ std::optional<User> Txn::get_user_by_username(std::string_view realm,
   return get_user(realm, get_u64_be(static_cast<const char*>(v.mv_data)));
 }
 
-std::vector<User> Txn::list_users(std::string_view realm, size_t offset,
-                                  size_t limit, size_t* total) {
+std::vector<User> Txn::list_users(std::string_view realm, size_t offset, size_t limit,
+                                  size_t* total) {
   std::vector<User> out;
   size_t n = 0;
   scan_prefix(txn_, store_->users_, realm_prefix(realm), 8, "list users",
@@ -436,9 +432,9 @@ std::vector<User> Txn::list_users(std::string_view realm, size_t offset,
 }
 
 PutUser Txn::put_user(User& u, bool create) {
-  if (!valid_realm(u.realm) || !valid_username(u.username) ||
-      !storable_text(u.email, 254) || !storable_text(u.first_name, 150) ||
-      !storable_text(u.last_name, 150) || !storable_text(u.password, 512)) {
+  if (!valid_realm(u.realm) || !valid_username(u.username) || !storable_text(u.email, 254) ||
+      !storable_text(u.first_name, 150) || !storable_text(u.last_name, 150) ||
+      !storable_text(u.password, 512)) {
     return PutUser::kInvalid;
   }
   std::optional<User> old;
@@ -513,8 +509,8 @@ PutUser Txn::put_user(User& u, bool create) {
   return PutUser::kOk;
 }
 
-std::vector<uint64_t> Txn::users_by_email(std::string_view realm,
-                                          std::string_view email, size_t max) {
+std::vector<uint64_t> Txn::users_by_email(std::string_view realm, std::string_view email,
+                                          size_t max) {
   std::vector<uint64_t> out;
   if (!valid_realm(realm) || email.empty() || email.size() > 254 || max == 0) return out;
   scan_prefix(txn_, store_->emails_, email_prefix(realm, email), 8, "emails",
@@ -526,12 +522,10 @@ std::vector<uint64_t> Txn::users_by_email(std::string_view realm,
 }
 
 size_t Txn::delete_user_tokens(std::string_view realm, uint64_t id) {
-  return delete_indexed(realm, store_->user_tokens_,
-                        user_tokens_prefix(realm, id));
+  return delete_indexed(realm, store_->user_tokens_, user_tokens_prefix(realm, id));
 }
 
-std::optional<AccountLock> Txn::get_account_lock(std::string_view realm,
-                                                 uint64_t user) {
+std::optional<AccountLock> Txn::get_account_lock(std::string_view realm, uint64_t user) {
   std::string key = user_key(realm, user);
   MDB_val k = val(key), v;
   int rc = mdb_get(txn_, store_->account_locks_, &k, &v);
@@ -542,13 +536,11 @@ std::optional<AccountLock> Txn::get_account_lock(std::string_view realm,
   return l;
 }
 
-void Txn::put_account_lock(std::string_view realm, uint64_t user,
-                           const AccountLock& lock) {
+void Txn::put_account_lock(std::string_view realm, uint64_t user, const AccountLock& lock) {
   std::string key = user_key(realm, user);
   std::string rec = encode_lock(lock);
   MDB_val k = val(key), v = val(rec);
-  check(mdb_put(txn_, store_->account_locks_, &k, &v, 0),
-        "mdb_put(account_locks)");
+  check(mdb_put(txn_, store_->account_locks_, &k, &v, 0), "mdb_put(account_locks)");
 }
 
 bool Txn::delete_user(std::string_view realm, uint64_t id) {

@@ -46,10 +46,10 @@ struct Client {
   std::string secret_hash;  // empty for a public client
   bool confidential = true;
   std::vector<std::string> grant_types;
-  std::string scope;        // allowed scopes; empty: the server's default
+  std::string scope;  // allowed scopes; empty: the server's default
   std::vector<std::string> redirect_uris;
-  std::string auth_method;  // empty: basic or post
-  int64_t access_token_ttl = 0;  // 0: the server's default
+  std::string auth_method;          // empty: basic or post
+  int64_t access_token_ttl = 0;     // 0: the server's default
   std::string access_token_format;  // "jwt", "opaque"; empty: the server's
   int64_t created_at = 0;
   bool disabled = false;
@@ -66,12 +66,12 @@ struct Client {
 // A user, with the fields of Django's auth.User that the APIs expose.
 struct User {
   std::string realm = kDefaultRealm;
-  uint64_t id = 0;          // assigned by put_user(create) when 0
+  uint64_t id = 0;  // assigned by put_user(create) when 0
   std::string username;
   std::string email;
   std::string first_name;
   std::string last_name;
-  std::string password;     // password.hpp format; "" or "!...": unusable
+  std::string password;  // password.hpp format; "" or "!...": unusable
   bool is_staff = false;
   bool is_superuser = false;
   bool is_active = true;
@@ -86,8 +86,8 @@ enum class PutUser { kOk, kUsernameTaken, kMissing, kInvalid };
 // signed in to it recently.
 struct AccountLock {
   struct Origin {
-    Digest id{};        // SHA-256 of the address or the device cookie
-    int64_t last = 0;   // its last successful sign-in
+    Digest id{};       // SHA-256 of the address or the device cookie
+    int64_t last = 0;  // its last successful sign-in
   };
   int64_t window_start = 0;
   uint32_t failures = 0;  // in the window
@@ -100,8 +100,8 @@ enum class TokenType : uint8_t {
   kAccess = 1,
   kRefresh = 2,
   kCode = 3,
-  kSession = 4,  // a browser's login at the authorization endpoint
-  kApiKey = 5,   // a handshake API key (seed 002); never expires
+  kSession = 4,    // a browser's login at the authorization endpoint
+  kApiKey = 5,     // a handshake API key (seed 002); never expires
   kHandshake = 6,  // keyed by the SHA-256 of its handshake_id
 };
 
@@ -119,16 +119,16 @@ struct Token {
   // the grant it belongs to (a code and every token issued from it, a
   // refresh token and its successors); all zero: none
   Family family{};
-  int64_t used_at = 0;          // code redeemed, refresh token rotated
-  std::string redirect_uri;     // codes: the one the user is sent back to
+  int64_t used_at = 0;                // code redeemed, refresh token rotated
+  std::string redirect_uri;           // codes: the one the user is sent back to
   bool redirect_uri_omitted = false;  // codes: the request did not name it
-  std::string code_challenge;   // codes: PKCE S256 challenge, or empty
-  std::string sealed;           // rotated refresh token: its successors,
-                                // encrypted under it (crypto.hpp seal)
-  bool jwt = false;             // keyed by the SHA-256 of a JWT's jti: only
-                                // a signed JWT carrying that jti presents it
-  std::string data;             // API keys and handshakes: their JSON
-                                // attributes (names, hashed secret)
+  std::string code_challenge;         // codes: PKCE S256 challenge, or empty
+  std::string sealed;                 // rotated refresh token: its successors,
+                                      // encrypted under it (crypto.hpp seal)
+  bool jwt = false;                   // keyed by the SHA-256 of a JWT's jti: only
+                                      // a signed JWT carrying that jti presents it
+  std::string data;                   // API keys and handshakes: their JSON
+                                      // attributes (names, hashed secret)
 
   bool has_family() const;
 };
@@ -144,17 +144,14 @@ class Txn {
   Txn(const Txn&) = delete;
   ~Txn();
 
-  std::optional<Client> get_client(std::string_view realm,
-                                   std::string_view client_id);
+  std::optional<Client> get_client(std::string_view realm, std::string_view client_id);
   std::vector<Client> list_clients(std::string_view realm);
   std::optional<Token> get_token(std::string_view realm, const Digest& hash);
   // the validation path: header reads, no JSON decoding.  nullopt: no
   // such client; false: disabled.
-  std::optional<bool> client_enabled(std::string_view realm,
-                                     std::string_view client_id);
+  std::optional<bool> client_enabled(std::string_view realm, std::string_view client_id);
   // the username of an active user; nullopt if missing or inactive
-  std::optional<std::string> active_username(std::string_view realm,
-                                             uint64_t id);
+  std::optional<std::string> active_username(std::string_view realm, uint64_t id);
 
   // false if create and the client exists, or !create and it does not
   bool put_client(const Client& c, bool create);
@@ -171,11 +168,9 @@ class Txn {
   size_t purge_expired(std::string_view realm, int64_t now, size_t max);
 
   std::optional<User> get_user(std::string_view realm, uint64_t id);
-  std::optional<User> get_user_by_username(std::string_view realm,
-                                           std::string_view username);
+  std::optional<User> get_user_by_username(std::string_view realm, std::string_view username);
   // users in id order, skipping offset, at most limit; *total gets all
-  std::vector<User> list_users(std::string_view realm, size_t offset,
-                               size_t limit, size_t* total);
+  std::vector<User> list_users(std::string_view realm, size_t offset, size_t limit, size_t* total);
   // create: assigns u.id when 0 (then updated in place); !create: u.id
   // must exist.  Keeps usernames unique per realm.
   PutUser put_user(User& u, bool create);
@@ -183,24 +178,22 @@ class Txn {
   bool delete_user(std::string_view realm, uint64_t id);
   // the ids of the users with this email (compared case-insensitively;
   // Django does not make emails unique), at most max
-  std::vector<uint64_t> users_by_email(std::string_view realm,
-                                       std::string_view email, size_t max);
+  std::vector<uint64_t> users_by_email(std::string_view realm, std::string_view email, size_t max);
   // deletes every token issued to the user (password change, disable)
   size_t delete_user_tokens(std::string_view realm, uint64_t id);
 
   // the account's lock record (lockout.hpp); nullopt if it has none
-  std::optional<AccountLock> get_account_lock(std::string_view realm,
-                                              uint64_t user);
-  void put_account_lock(std::string_view realm, uint64_t user,
-                        const AccountLock& lock);
+  std::optional<AccountLock> get_account_lock(std::string_view realm, uint64_t user);
+  void put_account_lock(std::string_view realm, uint64_t user, const AccountLock& lock);
 
   // a server-wide value kept in meta
   std::optional<std::string> get_meta(std::string_view name);
   void put_meta(std::string_view name, std::string_view value);
   bool delete_meta(std::string_view name);
   // the tokens an index of the client lists (hash, record) of one type
-  std::vector<std::pair<Digest, Token>> client_tokens_of_type(
-      std::string_view realm, std::string_view client_id, TokenType type);
+  std::vector<std::pair<Digest, Token>> client_tokens_of_type(std::string_view realm,
+                                                              std::string_view client_id,
+                                                              TokenType type);
 
   void commit();
 
@@ -209,8 +202,7 @@ class Txn {
   Txn(Store* store, MDB_txn* txn, bool cached) noexcept
       : store_(store), txn_(txn), cached_(cached) {}
   // deletes the tokens an index lists under prefix (+ 32-byte hashes)
-  size_t delete_indexed(std::string_view realm, MDB_dbi index,
-                        const std::string& prefix);
+  size_t delete_indexed(std::string_view realm, MDB_dbi index, const std::string& prefix);
 
   Store* store_;
   MDB_txn* txn_;
@@ -228,7 +220,7 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  Txn read();          // a fresh read transaction, any thread
+  Txn read();  // a fresh read transaction, any thread
   // the reused read transaction of a single-threaded caller (an nginx
   // worker's event loop); a fresh one after disable_read_cache()
   Txn read_cached();
@@ -265,8 +257,7 @@ constexpr const char* kLegacyHandshakeKid = "handshake";
 // and a check of an existing environment that writes nothing (R86: the
 // master never writes the store; the first worker creates what is
 // missing).  Throws StoreError / std::runtime_error.
-void prepare_store(const std::string& path, size_t mapsize, long uid,
-                   long gid);
+void prepare_store(const std::string& path, size_t mapsize, long uid, long gid);
 
 bool valid_realm(std::string_view realm);
 // decodes a built-in client record: the work get_client does on a hit

@@ -35,8 +35,8 @@ void prepare_store(const std::string& path, size_t mapsize, long uid, long gid) 
     std::string p = *name ? path + "/" + name : path;
     struct stat st;
     if (lstat(p.c_str(), &st) != 0) continue;
-    if (fchownat(AT_FDCWD, p.c_str(), static_cast<uid_t>(uid),
-                 static_cast<gid_t>(gid), AT_SYMLINK_NOFOLLOW) != 0) {
+    if (fchownat(AT_FDCWD, p.c_str(), static_cast<uid_t>(uid), static_cast<gid_t>(gid),
+                 AT_SYMLINK_NOFOLLOW) != 0) {
       throw std::runtime_error("chown " + p + ": " + strerror(errno));
     }
   }
@@ -59,8 +59,8 @@ void prepare_store(const std::string& path, size_t mapsize, long uid, long gid) 
     } else {
       try {
         if (exists) {
-      Store check(path, mapsize, false);
-    }
+          Store check(path, mapsize, false);
+        }
       } catch (const std::exception& e) {
         msg = e.what();
       }
@@ -87,8 +87,9 @@ void prepare_store(const std::string& path, size_t mapsize, long uid, long gid) 
       kill(pid, SIGKILL);
       while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
       }
-      throw std::runtime_error("store busy (its writer lock is held): not "
-                               "checked, workers will open it");
+      throw std::runtime_error(
+          "store busy (its writer lock is held): not "
+          "checked, workers will open it");
     }
     usleep(10000);
   }

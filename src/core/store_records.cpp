@@ -111,8 +111,7 @@ std::string client_key(std::string_view realm, std::string_view id) {
 }
 
 std::string token_key(std::string_view realm, const Digest& hash) {
-  return realm_prefix(realm).append(reinterpret_cast<const char*>(hash.data()),
-                                    hash.size());
+  return realm_prefix(realm).append(reinterpret_cast<const char*>(hash.data()), hash.size());
 }
 
 // realm, then the client id length-prefixed, then the token hash
@@ -167,13 +166,12 @@ std::string user_tokens_prefix(std::string_view realm, uint64_t id) {
 // 2, so a store stays readable by the release before.
 std::string encode_token(const Token& t) {
   std::string out;
-  out.reserve(kTokenHeader + 64 + t.client_id.size() + t.scope.size() +
-              t.user.size() + t.redirect_uri.size() + t.sealed.size() +
-              t.data.size());
+  out.reserve(kTokenHeader + 64 + t.client_id.size() + t.scope.size() + t.user.size() +
+              t.redirect_uri.size() + t.sealed.size() + t.data.size());
   out.push_back(t.data.empty() ? 2 : 3);  // record version
   out.push_back(static_cast<char>(t.type));
-  put_u16(out, (t.redirect_uri_omitted ? kTokenRedirectOmitted : 0) |
-                   (t.jwt ? kTokenJwt : 0));  // flags
+  put_u16(out,
+          (t.redirect_uri_omitted ? kTokenRedirectOmitted : 0) | (t.jwt ? kTokenJwt : 0));  // flags
   put_i64(out, t.issued_at);
   put_i64(out, t.expires_at);
   for (const std::string* s : {&t.client_id, &t.scope, &t.user}) {
@@ -232,8 +230,7 @@ std::optional<Token> decode_token(std::string_view v) {
 }
 
 std::string family_prefix(std::string_view realm, const Family& f) {
-  return realm_prefix(realm).append(reinterpret_cast<const char*>(f.data()),
-                                    f.size());
+  return realm_prefix(realm).append(reinterpret_cast<const char*>(f.data()), f.size());
 }
 
 std::string encode_client(const Client& c) {
@@ -350,14 +347,12 @@ std::string encode_lock(const AccountLock& l) {
 
 std::optional<AccountLock> decode_lock(std::string_view v) {
   const auto* p = reinterpret_cast<const unsigned char*>(v.data());
-  if (v.size() < kLockHeader || p[0] != kLockV1 ||
-      (v.size() - kLockHeader) % kLockOrigin != 0) {
+  if (v.size() < kLockHeader || p[0] != kLockV1 || (v.size() - kLockHeader) % kLockOrigin != 0) {
     return std::nullopt;
   }
   AccountLock l;
   l.window_start = get_i64(p + 1);
-  l.failures = static_cast<uint32_t>(p[9] | (p[10] << 8) | (p[11] << 16) |
-                                     (uint32_t(p[12]) << 24));
+  l.failures = static_cast<uint32_t>(p[9] | (p[10] << 8) | (p[11] << 16) | (uint32_t(p[12]) << 24));
   l.locked_until = get_i64(p + 13);
   for (size_t off = kLockHeader; off < v.size(); off += kLockOrigin) {
     AccountLock::Origin o;
@@ -371,9 +366,7 @@ std::optional<AccountLock> decode_lock(std::string_view v) {
 // Every string of a client record is stored as JSON text: valid UTF-8 and
 // no NUL, or it would not come back byte for byte.
 bool storable(const Client& c) {
-  auto ok = [](const std::string& s) {
-    return valid_utf8(s) && s.find('\0') == std::string::npos;
-  };
+  auto ok = [](const std::string& s) { return valid_utf8(s) && s.find('\0') == std::string::npos; };
   if (!valid_client_id(c.client_id) || !valid_realm(c.realm)) return false;
   for (const std::string* s : {&c.name, &c.secret_hash, &c.scope, &c.auth_method}) {
     if (!ok(*s)) return false;
@@ -426,17 +419,15 @@ bool valid_realm(std::string_view realm) {
 }
 
 bool valid_client_id(std::string_view id) {
-  return !id.empty() && id.size() <= kMaxClientId && valid_utf8(id) &&
-         !has_control(id);
+  return !id.empty() && id.size() <= kMaxClientId && valid_utf8(id) && !has_control(id);
 }
 
 bool valid_username(std::string_view name) {
   if (name.empty() || name.size() > 150) return false;
   for (char ch : name) {
     unsigned char c = static_cast<unsigned char>(ch);
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-          (c >= '0' && c <= '9') || c == '@' || c == '.' || c == '+' ||
-          c == '-' || c == '_')) {
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '@' ||
+          c == '.' || c == '+' || c == '-' || c == '_')) {
       return false;
     }
   }
@@ -461,8 +452,7 @@ bool Token::has_family() const {
 }
 
 bool Client::allows_grant(std::string_view grant) const {
-  return std::find(grant_types.begin(), grant_types.end(), grant) !=
-         grant_types.end();
+  return std::find(grant_types.begin(), grant_types.end(), grant) != grant_types.end();
 }
 
 }  // namespace oauth2

@@ -84,15 +84,11 @@ inline std::string_view view(const MDB_val& v) {
 // A cursor, closed when it goes (before its transaction ends).
 class Cursor {
  public:
-  Cursor(MDB_txn* txn, MDB_dbi dbi) {
-    check(mdb_cursor_open(txn, dbi, &c_), "mdb_cursor_open");
-  }
+  Cursor(MDB_txn* txn, MDB_dbi dbi) { check(mdb_cursor_open(txn, dbi, &c_), "mdb_cursor_open"); }
   ~Cursor() { mdb_cursor_close(c_); }
   Cursor(const Cursor&) = delete;
   Cursor& operator=(const Cursor&) = delete;
-  int get(MDB_val* k, MDB_val* v, MDB_cursor_op op) {
-    return mdb_cursor_get(c_, k, v, op);
-  }
+  int get(MDB_val* k, MDB_val* v, MDB_cursor_op op) { return mdb_cursor_get(c_, k, v, op); }
 
  private:
   MDB_cursor* c_ = nullptr;
@@ -104,8 +100,8 @@ class Cursor {
 // another length ends the scan too (the index layouts never mix lengths
 // under one prefix).  Throws StoreError (what) on an LMDB error.
 template <typename F>
-void scan_prefix(MDB_txn* txn, MDB_dbi dbi, std::string_view prefix,
-                 size_t suffix_len, const char* what, F&& f) {
+void scan_prefix(MDB_txn* txn, MDB_dbi dbi, std::string_view prefix, size_t suffix_len,
+                 const char* what, F&& f) {
   Cursor cur(txn, dbi);
   MDB_val k = val(prefix), v;
   int rc = cur.get(&k, &v, MDB_SET_RANGE);

@@ -27,8 +27,7 @@ std::string throttle_address(std::string_view text) {
   if (text.size() > kMaxAddress) text = text.substr(0, kMaxAddress);
   std::string a(text);
   unsigned char v6[16];
-  if (a.find(':') == std::string::npos ||
-      inet_pton(AF_INET6, a.c_str(), v6) != 1) {
+  if (a.find(':') == std::string::npos || inet_pton(AF_INET6, a.c_str(), v6) != 1) {
     return a;
   }
   // an IPv4-mapped address counts as the IPv4 address
@@ -42,25 +41,25 @@ std::string throttle_address(std::string_view text) {
   return std::string(buf) + "/64";
 }
 
-Throttle::Throttle(const oauth2_counters_t& counters, unsigned limit,
-                   unsigned window, std::string_view address)
-    : c_(counters), limit_(limit), window_(window),
-      address_(throttle_address(address)) {}
+Throttle::Throttle(const oauth2_counters_t& counters, unsigned limit, unsigned window,
+                   std::string_view address)
+    : c_(counters), limit_(limit), window_(window), address_(throttle_address(address)) {}
 
 unsigned Throttle::check(const std::string& key, unsigned limit) const {
   if (!enabled()) return 0;
-  unsigned wait = c_.check(c_.ctx, reinterpret_cast<const unsigned char*>(key.data()),
-                           key.size(), limit, window_);
+  unsigned wait = c_.check(c_.ctx, reinterpret_cast<const unsigned char*>(key.data()), key.size(),
+                           limit, window_);
   return wait == OAUTH2_COUNTER_FULL ? kFullWait : wait;
 }
 
 void Throttle::failed(const std::string& key) const {
   if (!enabled() || !c_.failed) return;
-  c_.failed(c_.ctx, reinterpret_cast<const unsigned char*>(key.data()), key.size(),
-            window_);
+  c_.failed(c_.ctx, reinterpret_cast<const unsigned char*>(key.data()), key.size(), window_);
 }
 
-unsigned Throttle::address_wait() const { return check("a:" + address_, 3 * limit_); }
+unsigned Throttle::address_wait() const {
+  return check("a:" + address_, 3 * limit_);
+}
 
 unsigned Throttle::client_wait(std::string_view client_id) const {
   return check("ca:" + short_id(client_id) + "|" + address_, limit_);
@@ -70,7 +69,9 @@ unsigned Throttle::password_wait(std::string_view account) const {
   return check("pa:" + short_id(account) + "|" + address_, limit_);
 }
 
-void Throttle::address_failed() const { failed("a:" + address_); }
+void Throttle::address_failed() const {
+  failed("a:" + address_);
+}
 
 void Throttle::client_failed(std::string_view client_id) const {
   failed("ca:" + short_id(client_id) + "|" + address_);
