@@ -61,6 +61,15 @@ EndpointResult verify_slowly(Store& store, const Request& req, ClientAuth& auth)
 std::optional<EndpointResult> client_of(Store& store, const Request& req, const Form& form,
                                         ClientAuth& auth);
 
+// A revocation or introspection request (RFC 7009 2.1, RFC 7662 2.1):
+// the form, its token and its client, authenticated and counted.
+struct TokenQuery {
+  Form form;
+  std::string_view token;  // into form
+  ClientAuth auth;
+};
+std::optional<EndpointResult> read_token_query(Store& store, const Request& req, TokenQuery& q);
+
 // The scope that reaches the admin API with staff rights (R85).
 constexpr std::string_view kAdminScopeName = "admin";
 

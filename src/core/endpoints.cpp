@@ -539,26 +539,31 @@ EndpointResult token_endpoint(Store& store, const Request& req) {
   return client_credentials_grant(store, req, client, std::move(*scope));
 }
 
-EndpointResult revoke_endpoint(Store& store, const Request& req) {
-  Form form;
-  if (auto err = check_http(req, form)) return done(std::move(*err));
-
-  auto token = form.get("token");
+std::optional<EndpointResult> detail::read_token_query(Store& store, const Request& req,
+                                                       TokenQuery& q) {
+  if (auto err = check_http(req, q.form)) return done(std::move(*err));
+  auto token = q.form.get("token");
   if (!token) return done(invalid_request("token is required"));
+  q.token = *token;
+  return client_of(store, req, q.form, q.auth);
+}
 
-  ClientAuth auth;
-  if (auto refused = client_of(store, req, form, auth)) return std::move(*refused);
+EndpointResult revoke_endpoint(Store& store, const Request& req) {
+  TokenQuery q;
+  if (auto refused = read_token_query(store, req, q)) return std::move(*refused);
+  const std::string_view token = q.token;
+  const ClientAuth& auth = q.auth;
 
   Response ok;
   ok.status = 200;
   // a malformed token cannot exist: answer as for any unknown one
-  if (token->size() > kMaxTokenLen || !is_vschar(*token)) return done(ok);
+  if (token.size() > kMaxTokenLen || !is_vschar(token)) return done(ok);
 
   Digest hash;
   std::optional<Token> t;
   {
     Txn txn = store.read_cached();
-    t = find_presented(txn, req, *token, false, &hash);
+    t = find_presented(txn, req, token, false, &hash);
   }
   // unknown, another client's, or no token at all (an API key has its own
   // revocation): the same 200, and nothing changes

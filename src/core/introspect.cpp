@@ -34,23 +34,20 @@ bool may_introspect(const Client& caller, const Token& t) {
 }  // namespace
 
 EndpointResult introspect_endpoint(Store& store, const Request& req) {
-  Form form;
-  if (auto err = check_http(req, form)) return done(std::move(*err));
-  auto token = form.get("token");
-  if (!token) return done(invalid_request("token is required"));
-
   // R55: only authenticated clients
-  ClientAuth auth;
-  if (auto refused = client_of(store, req, form, auth)) return std::move(*refused);
+  TokenQuery q;
+  if (auto refused = read_token_query(store, req, q)) return std::move(*refused);
+  const std::string_view token = q.token;
+  const ClientAuth& auth = q.auth;
   if (!auth.client->confidential) {
     return done(invalid_client(req.c.has_authorization));
   }
-  if (token->size() > kMaxTokenLen || !is_vschar(*token)) return done(inactive());
+  if (token.size() > kMaxTokenLen || !is_vschar(token)) return done(inactive());
 
   Txn txn = store.read_cached();
   std::string_view realm = req.loc.realm;
   Digest hash;
-  auto t = find_presented(txn, req, *token, true, &hash);
+  auto t = find_presented(txn, req, token, true, &hash);
   if (!t || (t->type != TokenType::kAccess && t->type != TokenType::kRefresh) ||
       req.c.now >= t->expires_at || (t->type == TokenType::kRefresh && t->used_at)) {
     return done(inactive());

@@ -142,11 +142,9 @@ void Txn::commit() {
 std::optional<Client> Txn::get_client(std::string_view realm, std::string_view client_id) {
   if (!valid_client_id(client_id) || !valid_realm(realm)) return std::nullopt;
   std::string key = client_key(realm, client_id);
-  MDB_val k = val(key), v;
-  int rc = mdb_get(txn_, store_->clients_, &k, &v);
-  if (rc == MDB_NOTFOUND) return std::nullopt;
-  check(rc, "mdb_get(clients)");
-  auto c = decode_client(realm, view(v));
+  auto v = get_value(txn_, store_->clients_, key, "mdb_get(clients)");
+  if (!v) return std::nullopt;
+  auto c = decode_client(realm, *v);
   if (!c) throw StoreError("corrupt client record", MDB_CORRUPTED);
   return c;
 }
@@ -164,11 +162,9 @@ std::vector<Client> Txn::list_clients(std::string_view realm) {
 std::optional<Token> Txn::get_token(std::string_view realm, const Digest& hash) {
   if (!valid_realm(realm)) return std::nullopt;
   std::string key = token_key(realm, hash);
-  MDB_val k = val(key), v;
-  int rc = mdb_get(txn_, store_->tokens_, &k, &v);
-  if (rc == MDB_NOTFOUND) return std::nullopt;
-  check(rc, "mdb_get(tokens)");
-  auto t = decode_token(view(v));
+  auto v = get_value(txn_, store_->tokens_, key, "mdb_get(tokens)");
+  if (!v) return std::nullopt;
+  auto t = decode_token(*v);
   if (!t) throw StoreError("corrupt token record", MDB_CORRUPTED);
   return t;
 }
@@ -189,10 +185,7 @@ bool Txn::put_client(const Client& c, bool create) {
 bool Txn::delete_client(std::string_view realm, std::string_view client_id) {
   if (!valid_client_id(client_id)) return false;
   std::string key = client_key(realm, client_id);
-  MDB_val k = val(key);
-  int rc = mdb_del(txn_, store_->clients_, &k, nullptr);
-  if (rc == MDB_NOTFOUND) return false;
-  check(rc, "mdb_del(clients)");
+  if (!del_key(txn_, store_->clients_, key, "mdb_del(clients)")) return false;
 
   // every token of the client, through the client_tokens index (each
   // token's user and family entries go with it)
@@ -261,9 +254,7 @@ size_t Txn::delete_indexed(std::string_view realm, MDB_dbi index, const std::str
     // a dangling index entry: drop it
     std::string ikey = prefix;
     ikey.append(reinterpret_cast<const char*>(d.data()), d.size());
-    MDB_val ik = val(ikey);
-    int drc = mdb_del(txn_, index, &ik, nullptr);
-    if (drc != MDB_SUCCESS && drc != MDB_NOTFOUND) throw StoreError("index", drc);
+    del_key(txn_, index, ikey, "index");
   }
   return n;
 }
@@ -277,23 +268,17 @@ bool Txn::delete_token(std::string_view realm, const Digest& hash) {
   if (valid_client_id(t->client_id)) {
     std::string ikey = client_tokens_prefix(realm, t->client_id);
     ikey.append(reinterpret_cast<const char*>(hash.data()), hash.size());
-    MDB_val ik = val(ikey);
-    int rc = mdb_del(txn_, store_->client_tokens_, &ik, nullptr);
-    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) throw StoreError("mdb_del(index)", rc);
+    del_key(txn_, store_->client_tokens_, ikey, "mdb_del(index)");
   }
   if (uint64_t uid = token_user_id(*t)) {
     std::string ukey = user_tokens_prefix(realm, uid);
     ukey.append(reinterpret_cast<const char*>(hash.data()), hash.size());
-    MDB_val uk = val(ukey);
-    int rc = mdb_del(txn_, store_->user_tokens_, &uk, nullptr);
-    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) throw StoreError("mdb_del(index)", rc);
+    del_key(txn_, store_->user_tokens_, ukey, "mdb_del(index)");
   }
   if (t->has_family()) {
     std::string fkey = family_prefix(realm, t->family);
     fkey.append(reinterpret_cast<const char*>(hash.data()), hash.size());
-    MDB_val fk = val(fkey);
-    int rc = mdb_del(txn_, store_->family_tokens_, &fk, nullptr);
-    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) throw StoreError("mdb_del(index)", rc);
+    del_key(txn_, store_->family_tokens_, fkey, "mdb_del(index)");
   }
   return true;
 }
@@ -305,11 +290,9 @@ std::optional<bool> Txn::client_enabled(std::string_view realm, std::string_view
     return std::nullopt;
   }
   std::string key = client_key(realm, client_id);
-  MDB_val k = val(key), v;
-  int rc = mdb_get(txn_, store_->clients_, &k, &v);
-  if (rc == MDB_NOTFOUND) return std::nullopt;
-  check(rc, "mdb_get(clients)");
-  std::string_view rec = view(v);
+  auto v = get_value(txn_, store_->clients_, key, "mdb_get(clients)");
+  if (!v) return std::nullopt;
+  std::string_view rec = *v;
   if (rec.size() >= 2 && rec[0] == kRecordV2) {
     return (static_cast<unsigned char>(rec[1]) & kFlagDisabled) == 0;
   }
@@ -321,11 +304,9 @@ std::optional<bool> Txn::client_enabled(std::string_view realm, std::string_view
 std::optional<std::string> Txn::active_username(std::string_view realm, uint64_t id) {
   if (!valid_realm(realm) || id == 0) return std::nullopt;
   std::string key = user_key(realm, id);
-  MDB_val k = val(key), v;
-  int rc = mdb_get(txn_, store_->users_, &k, &v);
-  if (rc == MDB_NOTFOUND) return std::nullopt;
-  check(rc, "mdb_get(users)");
-  std::string_view rec = view(v);
+  auto v = get_value(txn_, store_->users_, key, "mdb_get(users)");
+  if (!v) return std::nullopt;
+  std::string_view rec = *v;
   if (rec.size() >= 3 && rec[0] == kRecordV2) {
     size_t len = static_cast<unsigned char>(rec[2]);
     if ((static_cast<unsigned char>(rec[1]) & kFlagActive) == 0) return std::nullopt;
@@ -352,11 +333,9 @@ size_t Txn::purge_expired(std::string_view realm, int64_t now, size_t max) {
 }
 
 std::optional<std::string> Txn::get_meta(std::string_view name) {
-  MDB_val k = val(name), v;
-  int rc = mdb_get(txn_, store_->meta_, &k, &v);
-  if (rc == MDB_NOTFOUND) return std::nullopt;
-  check(rc, "mdb_get(meta)");
-  return std::string(view(v));
+  auto v = get_value(txn_, store_->meta_, name, "mdb_get(meta)");
+  if (!v) return std::nullopt;
+  return std::string(*v);
 }
 
 void Txn::put_meta(std::string_view name, std::string_view value) {
@@ -365,10 +344,7 @@ void Txn::put_meta(std::string_view name, std::string_view value) {
 }
 
 bool Txn::delete_meta(std::string_view name) {
-  MDB_val k = val(name);
-  int rc = mdb_del(txn_, store_->meta_, &k, nullptr);
-  if (rc == MDB_NOTFOUND) return false;
-  check(rc, "mdb_del(meta)");
+  if (!del_key(txn_, store_->meta_, name, "mdb_del(meta)")) return false;
   return true;
 }
 
@@ -395,11 +371,9 @@ std::vector<std::pair<Digest, Token>> Txn::client_tokens_of_type(std::string_vie
 std::optional<User> Txn::get_user(std::string_view realm, uint64_t id) {
   if (!valid_realm(realm) || id == 0) return std::nullopt;
   std::string key = user_key(realm, id);
-  MDB_val k = val(key), v;
-  int rc = mdb_get(txn_, store_->users_, &k, &v);
-  if (rc == MDB_NOTFOUND) return std::nullopt;
-  check(rc, "mdb_get(users)");
-  auto u = decode_user(realm, view(v));
+  auto v = get_value(txn_, store_->users_, key, "mdb_get(users)");
+  if (!v) return std::nullopt;
+  auto u = decode_user(realm, *v);
   if (!u) throw StoreError("corrupt user record", MDB_CORRUPTED);
   return u;
 }
@@ -407,12 +381,10 @@ std::optional<User> Txn::get_user(std::string_view realm, uint64_t id) {
 std::optional<User> Txn::get_user_by_username(std::string_view realm, std::string_view username) {
   if (!valid_realm(realm) || !valid_username(username)) return std::nullopt;
   std::string key = username_key(realm, username);
-  MDB_val k = val(key), v;
-  int rc = mdb_get(txn_, store_->usernames_, &k, &v);
-  if (rc == MDB_NOTFOUND) return std::nullopt;
-  check(rc, "mdb_get(usernames)");
-  if (v.mv_size != 8) throw StoreError("corrupt username index", MDB_CORRUPTED);
-  return get_user(realm, get_u64_be(static_cast<const char*>(v.mv_data)));
+  auto v = get_value(txn_, store_->usernames_, key, "mdb_get(usernames)");
+  if (!v) return std::nullopt;
+  if (v->size() != 8) throw StoreError("corrupt username index", MDB_CORRUPTED);
+  return get_user(realm, get_u64_be(v->data()));
 }
 
 std::vector<User> Txn::list_users(std::string_view realm, size_t offset, size_t limit,
@@ -479,9 +451,7 @@ PutUser Txn::put_user(User& u, bool create) {
   }
   if (old && old->username != u.username) {
     std::string okey = username_key(u.realm, old->username);
-    MDB_val ok = val(okey);
-    rc = mdb_del(txn_, store_->usernames_, &ok, nullptr);
-    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) throw StoreError("mdb_del", rc);
+    del_key(txn_, store_->usernames_, okey, "mdb_del");
   }
   std::string idv;
   put_u64_be(idv, u.id);
@@ -491,9 +461,7 @@ PutUser Txn::put_user(User& u, bool create) {
   if (old && !old->email.empty() && old->email != u.email) {
     std::string ekey = email_prefix(u.realm, old->email);
     put_u64_be(ekey, u.id);
-    MDB_val ek = val(ekey);
-    rc = mdb_del(txn_, store_->emails_, &ek, nullptr);
-    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) throw StoreError("mdb_del", rc);
+    del_key(txn_, store_->emails_, ekey, "mdb_del");
   }
   if (!u.email.empty()) {
     std::string ekey = email_prefix(u.realm, u.email);
@@ -527,11 +495,9 @@ size_t Txn::delete_user_tokens(std::string_view realm, uint64_t id) {
 
 std::optional<AccountLock> Txn::get_account_lock(std::string_view realm, uint64_t user) {
   std::string key = user_key(realm, user);
-  MDB_val k = val(key), v;
-  int rc = mdb_get(txn_, store_->account_locks_, &k, &v);
-  if (rc == MDB_NOTFOUND) return std::nullopt;
-  check(rc, "mdb_get(account_locks)");
-  auto l = decode_lock(view(v));
+  auto v = get_value(txn_, store_->account_locks_, key, "mdb_get(account_locks)");
+  if (!v) return std::nullopt;
+  auto l = decode_lock(*v);
   if (!l) throw StoreError("corrupt account lock record", MDB_CORRUPTED);
   return l;
 }
@@ -549,20 +515,14 @@ bool Txn::delete_user(std::string_view realm, uint64_t id) {
   delete_user_tokens(realm, id);
   {
     std::string lkey = user_key(realm, id);
-    MDB_val lk = val(lkey);
-    int lrc = mdb_del(txn_, store_->account_locks_, &lk, nullptr);
-    if (lrc != MDB_SUCCESS && lrc != MDB_NOTFOUND) throw StoreError("mdb_del", lrc);
+    del_key(txn_, store_->account_locks_, lkey, "mdb_del");
   }
   std::string nkey = username_key(realm, u->username);
-  MDB_val nk = val(nkey);
-  int rc = mdb_del(txn_, store_->usernames_, &nk, nullptr);
-  if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) throw StoreError("mdb_del", rc);
+  del_key(txn_, store_->usernames_, nkey, "mdb_del");
   if (!u->email.empty()) {
     std::string ekey = email_prefix(realm, u->email);
     put_u64_be(ekey, id);
-    MDB_val ek = val(ekey);
-    rc = mdb_del(txn_, store_->emails_, &ek, nullptr);
-    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) throw StoreError("mdb_del", rc);
+    del_key(txn_, store_->emails_, ekey, "mdb_del");
   }
   std::string key = user_key(realm, id);
   MDB_val k = val(key);

@@ -81,6 +81,27 @@ inline std::string_view view(const MDB_val& v) {
   return std::string_view(static_cast<const char*>(v.mv_data), v.mv_size);
 }
 
+// The value under key in dbi (a view into the map, valid while the
+// transaction lasts), or nullopt.  Throws StoreError (what) on an error.
+inline std::optional<std::string_view> get_value(MDB_txn* txn, MDB_dbi dbi, std::string_view key,
+                                                 const char* what) {
+  MDB_val k = val(key), v;
+  int rc = mdb_get(txn, dbi, &k, &v);
+  if (rc == MDB_NOTFOUND) return std::nullopt;
+  check(rc, what);
+  return view(v);
+}
+
+// Deletes key from dbi; false if it was not there.  Throws StoreError
+// (what) on an error.
+inline bool del_key(MDB_txn* txn, MDB_dbi dbi, std::string_view key, const char* what) {
+  MDB_val k = val(key);
+  int rc = mdb_del(txn, dbi, &k, nullptr);
+  if (rc == MDB_NOTFOUND) return false;
+  check(rc, what);
+  return true;
+}
+
 // A cursor, closed when it goes (before its transaction ends).
 class Cursor {
  public:
