@@ -383,6 +383,8 @@ ngx_command_t  ngx_http_oauth2_commands[] = {
 };
 
 
+/* oauth2_store <dir> [size=<n>m|g] */
+
 static char *
 ngx_http_oauth2_store_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
@@ -441,6 +443,9 @@ ngx_http_oauth2_store_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
+/* oauth2_token, oauth2_revoke, ...: the command's offset is the
+ * endpoint's id in the core's table */
+
 static char *
 ngx_http_oauth2_endpoint_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
@@ -472,6 +477,8 @@ ngx_http_oauth2_endpoint_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
+/* oauth2_login <client_id>: the login endpoint issues to that app */
+
 static char *
 ngx_http_oauth2_login_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
@@ -494,6 +501,8 @@ ngx_http_oauth2_login_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     return ngx_http_oauth2_endpoint_directive(cf, cmd, conf);
 }
 
+
+/* oauth2_status <service name> <header> <token file> */
 
 static char *
 ngx_http_oauth2_status_directive(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -534,6 +543,8 @@ ngx_http_oauth2_status_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     return ngx_http_oauth2_endpoint_directive(cf, cmd, conf);
 }
 
+
+/* oauth2_authorize_template login | consent | error <file> */
 
 static char *
 ngx_http_oauth2_template_directive(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -645,6 +656,8 @@ ngx_http_oauth2_check_realm(ngx_str_t *realm)
 }
 
 
+/* auth_oauth2 <realm> | off */
+
 static char *
 ngx_http_oauth2_auth_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
@@ -717,6 +730,8 @@ ngx_http_oauth2_join_args(ngx_conf_t *cf, ngx_str_t *out)
 }
 
 
+/* auth_oauth2_scope <scope> ...: every one is required */
+
 static char *
 ngx_http_oauth2_scope_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
@@ -760,6 +775,8 @@ ngx_http_oauth2_scope_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     return NGX_CONF_OK;
 }
 
+
+/* oauth2_default_scope <scope> ... */
 
 static char *
 ngx_http_oauth2_default_scope_directive(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -823,6 +840,8 @@ ngx_http_oauth2_issuer_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
+/* oauth2_client_auth_limit, oauth2_account_limit: <n> <time> | off */
+
 static char *
 ngx_http_oauth2_auth_limit_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
@@ -874,6 +893,8 @@ ngx_http_oauth2_auth_limit_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     return NGX_CONF_OK;
 }
 
+
+/* oauth2_hash_limit <n> [queue=<m>] */
 
 static char *
 ngx_http_oauth2_hash_limit_directive(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -955,6 +976,8 @@ ngx_http_oauth2_password_policy_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
+/* oauth2_thread_pool <name> | off */
+
 static char *
 ngx_http_oauth2_thread_pool_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
@@ -992,6 +1015,8 @@ ngx_http_oauth2_thread_pool_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 #endif
 }
 
+
+/* oauth2_rate_limit off | <n>/<unit> [<n>/<unit>]: s, m, h, d */
 
 static char *
 ngx_http_oauth2_rate_limit_directive(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -1118,6 +1143,8 @@ ngx_http_oauth2_jwt_key_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     return NGX_CONF_OK;
 }
 
+
+/* oauth2_handshake_solution <name> <role>=<database> ... */
 
 static char *
 ngx_http_oauth2_solution_directive(ngx_conf_t *cf, ngx_command_t *cmd,
