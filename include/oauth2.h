@@ -76,6 +76,21 @@ int oauth2_store_is_open(oauth2_store_t *store) OAUTH2_NOEXCEPT;
 /* clears reader slots of dead processes; *dead gets how many */
 int oauth2_store_reader_check(oauth2_store_t *store, int *dead) OAUTH2_NOEXCEPT;
 
+/*
+ * One round of the background expiry (oauth2_expiry_cleanup), on any
+ * thread: if this process (owner) holds the store's expiry lease, or takes
+ * it once it has lapsed for lease_ttl seconds, removes up to batch expired
+ * tokens, codes, sessions and handshakes where the last round stopped.
+ * OAUTH2_OK with *held, *removed and *more (the pass over the store is not
+ * finished: go on soon), or OAUTH2_ERROR with why in err.
+ */
+int oauth2_expiry_round(oauth2_store_t *store, const char *owner, int64_t now,
+    unsigned lease_ttl, unsigned batch, unsigned *held, unsigned *removed,
+    unsigned *more, char *err, size_t errlen) OAUTH2_NOEXCEPT;
+/* gives the lease up if owner holds it (a worker that exits) */
+void oauth2_expiry_release(oauth2_store_t *store, const char *owner)
+    OAUTH2_NOEXCEPT;
+
 
 /* ------------------------------------------------------- endpoint table */
 

@@ -353,15 +353,16 @@ HttpResponse update_app(ServeContext& ctx, const HttpRequest& req, const std::st
   WipeOnExit wiper{secret};
   bool secret_shown = false;
   Client c;
-  {
-    Txn txn = ctx.store->write();
+  Refusal refused = ctx.store->change([&](Txn& txn) -> Refusal {
+    secret_shown = false;  // each run decides afresh
     auto old = txn.get_client(ctx.realm, id);
     if (!old) return not_found();
     c = std::move(*old);
     const bool was_confidential = c.confidential;
     apply(in, c);
-    check_client(c, errors);
-    if (!errors.empty()) return errors.response();
+    FieldErrors invalid;
+    check_client(c, invalid);
+    if (!invalid.empty()) return invalid.response();
     if (!c.confidential) {
       c.secret_hash.clear();
     } else if (!was_confidential) {  // public -> confidential
@@ -370,7 +371,9 @@ HttpResponse update_app(ServeContext& ctx, const HttpRequest& req, const std::st
     }
     if (!txn.put_client(c, false)) return not_found();
     txn.commit();
-  }
+    return std::nullopt;
+  });
+  if (refused) return std::move(*refused);
   return client_response(200, c, secret_shown ? &secret : nullptr);
 }
 
@@ -378,8 +381,7 @@ HttpResponse rotate_secret(ServeContext& ctx, const std::string& id) {
   std::string secret;
   WipeOnExit wiper{secret};
   Client c;
-  {
-    Txn txn = ctx.store->write();
+  Refusal refused = ctx.store->change([&](Txn& txn) -> Refusal {
     auto old = txn.get_client(ctx.realm, id);
     if (!old) return not_found();
     c = std::move(*old);
@@ -389,7 +391,9 @@ HttpResponse rotate_secret(ServeContext& ctx, const std::string& id) {
     secret = new_client_secret(c);
     if (!txn.put_client(c, false)) return not_found();
     txn.commit();
-  }
+    return std::nullopt;
+  });
+  if (refused) return std::move(*refused);
   return client_response(200, c, &secret);
 }
 
@@ -423,11 +427,12 @@ HttpResponse apps_api(ServeContext& ctx, const HttpRequest& req, const Caller& c
     return update_app(ctx, req, id, m == "PUT" ? Mode::kPut : Mode::kPatch);
   }
   if (m == "DELETE") {
-    {
-      Txn txn = ctx.store->write();
+    Refusal refused = ctx.store->change([&](Txn& txn) -> Refusal {
       if (!txn.delete_client(ctx.realm, id)) return not_found();
       txn.commit();
-    }
+      return std::nullopt;
+    });
+    if (refused) return std::move(*refused);
     return no_content();
   }
   return method_not_allowed(req, "GET, PUT, PATCH, DELETE, HEAD");

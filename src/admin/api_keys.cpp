@@ -73,17 +73,20 @@ HttpResponse create_key(ServeContext& ctx, const HttpRequest& req, const std::st
   if (!errors.empty()) return errors.response();
 
   std::optional<NewApiKey> nk;
-  {
-    Txn txn = ctx.store->write();
+  Refusal refused = ctx.store->change([&](Txn& txn) -> Refusal {
+    nk.reset();  // an earlier run's key, never stored: wiped
     try {
       nk = create_api_key(txn, ctx.realm, id, name, static_cast<int64_t>(time(nullptr)));
     } catch (const std::invalid_argument& e) {  // the core's own rule
-      errors.add("name", e.what());
-      return errors.response();
+      FieldErrors invalid;
+      invalid.add("name", e.what());
+      return invalid.response();
     }
     if (!nk) return not_found();
     txn.commit();
-  }
+    return std::nullopt;
+  });
+  if (refused) return std::move(*refused);
   Json obj = api_key_object(nk->info, &nk->key);
   WipeJsonOnExit wipe_key(json_object_get(obj.get(), "api_key"));
   // the dump of obj is in r.body only; http.cpp wipes it once sent
@@ -91,13 +94,14 @@ HttpResponse create_key(ServeContext& ctx, const HttpRequest& req, const std::st
 }
 
 HttpResponse revoke_key(ServeContext& ctx, const std::string& id, const std::string& key_id) {
-  {
-    Txn txn = ctx.store->write();
+  Refusal refused = ctx.store->change([&](Txn& txn) -> Refusal {
     if (!txn.get_client(ctx.realm, id) || !revoke_api_key(txn, ctx.realm, id, key_id)) {
       return not_found();
     }
     txn.commit();
-  }
+    return std::nullopt;
+  });
+  if (refused) return std::move(*refused);
   return no_content();
 }
 

@@ -179,7 +179,7 @@ UserInput read_user(json_t* body, Mode mode, bool staff, FieldErrors& errors) {
 }
 
 // A username another user already has (read before the slow hash; the
-// write transaction checks again).
+// change checks again).
 bool username_taken(ServeContext& ctx, const std::string& name, uint64_t self) {
   Txn txn = ctx.store->read();
   auto other = txn.get_user_by_username(ctx.realm, name);
@@ -299,13 +299,16 @@ HttpResponse create_user(ServeContext& ctx, const HttpRequest& req, const Caller
   if (ctx.hash_slots && !slot) return busy();
   u.password = hash_password(*in.password, ctx.pbkdf2_iterations);
   slot.reset();
-  {
-    Txn txn = ctx.store->write();
-    PutUser r = txn.put_user(u, true);
+  User created;
+  Refusal refused = ctx.store->change([&](Txn& txn) -> Refusal {
+    created = u;  // put_user assigns the id: each run from the same user
+    PutUser r = txn.put_user(created, true);
     if (r != PutUser::kOk) return put_failed(r);
     txn.commit();
-  }
-  return stored(201, u);
+    return std::nullopt;
+  });
+  if (refused) return std::move(*refused);
+  return stored(201, created);
 }
 
 HttpResponse update_user(ServeContext& ctx, const HttpRequest& req, const Caller& caller,
@@ -350,8 +353,7 @@ HttpResponse update_user(ServeContext& ctx, const HttpRequest& req, const Caller
     hashed = hash_password(*in.password, ctx.pbkdf2_iterations);
   }
   User u;
-  {
-    Txn txn = ctx.store->write();
+  Refusal refused = ctx.store->change([&](Txn& txn) -> Refusal {
     auto old = txn.get_user(ctx.realm, id);
     if (!old) return not_found();
     u = std::move(*old);
@@ -360,7 +362,9 @@ HttpResponse update_user(ServeContext& ctx, const HttpRequest& req, const Caller
     if (r != PutUser::kOk) return put_failed(r);
     end_sessions_after_change(txn, ctx.realm, u, in.password.has_value());
     txn.commit();
-  }
+    return std::nullopt;
+  });
+  if (refused) return std::move(*refused);
   return stored(200, u);
 }
 
@@ -398,11 +402,12 @@ HttpResponse users_api(ServeContext& ctx, const HttpRequest& req, const Caller& 
   }
   if (m == "DELETE") {
     if (!staff) return denied(caller);
-    {
-      Txn txn = ctx.store->write();
+    Refusal refused = ctx.store->change([&](Txn& txn) -> Refusal {
       if (!txn.delete_user(ctx.realm, *id)) return not_found();
       txn.commit();
-    }
+      return std::nullopt;
+    });
+    if (refused) return std::move(*refused);
     return no_content();
   }
   return method_not_allowed(req, "GET, PUT, PATCH, DELETE, HEAD");

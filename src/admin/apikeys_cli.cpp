@@ -43,16 +43,19 @@ int apikey_add(const Invocation& inv) {
   if (!store) return fail(no_application(id));
 
   std::optional<NewApiKey> nk;
-  {
-    Txn txn = store->write();
+  // why the key was not created, or nullopt
+  std::optional<std::string> refused = store->change([&](Txn& txn) -> std::optional<std::string> {
+    nk.reset();  // an earlier run's key, never stored: wiped
     try {
       nk = create_api_key(txn, inv.realm, id, name, static_cast<int64_t>(time(nullptr)));
     } catch (const std::invalid_argument& e) {
-      return fail(std::string("--name: ") + e.what());
+      return std::string("--name: ") + e.what();
     }
-    if (!nk) return fail(no_application(id));
+    if (!nk) return no_application(id);
     txn.commit();
-  }
+    return std::nullopt;
+  });
+  if (refused) return fail(*refused);
   try {
     Json obj = api_key_object(nk->info, &nk->key);
     WipeJsonOnExit wipe_key(json_object_get(obj.get(), "api_key"));
@@ -88,14 +91,15 @@ int apikey_revoke(const Invocation& inv) {
   const std::string& key_id = inv.operands[1];
   auto store = open_app_store(inv, id);
   if (!store) return fail(no_application(id));
-  {
-    Txn txn = store->write();
-    if (!txn.get_client(inv.realm, id)) return fail(no_application(id));
+  std::optional<std::string> refused = store->change([&](Txn& txn) -> std::optional<std::string> {
+    if (!txn.get_client(inv.realm, id)) return no_application(id);
     if (!revoke_api_key(txn, inv.realm, id, key_id)) {
-      return fail("application " + quoted(id) + " has no API key " + quoted(key_id));
+      return "application " + quoted(id) + " has no API key " + quoted(key_id);
     }
     txn.commit();
-  }
+    return std::nullopt;
+  });
+  if (refused) return fail(*refused);
   Json obj(checked(json_object()));
   set_member(obj.get(), "revoked", json_true());
   set_member(obj.get(), "id", string_json(key_id));

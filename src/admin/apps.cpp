@@ -157,9 +157,11 @@ int app_delete(const Invocation& inv) {
   const std::string& id = inv.operands[0];
   bool deleted = false;
   if (auto store = open_app_store(inv, id)) {
-    Txn txn = store->write();
-    deleted = txn.delete_client(inv.realm, id);
-    if (deleted) txn.commit();
+    deleted = store->change([&](Txn& txn) {
+      if (!txn.delete_client(inv.realm, id)) return false;
+      txn.commit();
+      return true;
+    });
   }
   if (!deleted) return fail(no_application(id));
   Json obj(checked(json_object()));
@@ -175,12 +177,14 @@ int app_set_disabled(const Invocation& inv, bool disabled) {
   const std::string& id = inv.operands[0];
   bool done = false;
   if (auto store = open_app_store(inv, id)) {
-    Txn txn = store->write();
-    if (auto c = txn.get_client(inv.realm, id)) {
+    done = store->change([&](Txn& txn) {
+      auto c = txn.get_client(inv.realm, id);
+      if (!c) return false;
       c->disabled = disabled;
-      done = txn.put_client(*c, false);
-      if (done) txn.commit();
-    }
+      if (!txn.put_client(*c, false)) return false;
+      txn.commit();
+      return true;
+    });
   }
   if (!done) return fail(no_application(id));
   Json obj(checked(json_object()));

@@ -57,8 +57,13 @@ struct HttpResponse {
   static HttpResponse redirect(std::string location);  // 303
 };
 
+// What a handler's Store::change decides: the response that refuses the
+// change (decide did not commit), or nullopt when it committed.  decide
+// may run more than once: it keeps its state in its own locals.
+using Refusal = std::optional<HttpResponse>;
+
 // What every handler may use.  The store is shared by all the daemon's
-// threads: use store.read() / store.write(), never read_cached().
+// threads: use store.read() / store.change(), never read_cached().
 struct ServeContext {
   Store* store = nullptr;
   std::string realm = kDefaultRealm;

@@ -1,7 +1,7 @@
 // oauth2-admin import-django: the users (auth.user) and applications
 // (django-oauth-toolkit's oauth2_provider.application) of a Django site,
-// from the output of `manage.py dumpdata`, in one write transaction: all
-// of it or, on any error, nothing.
+// from the output of `manage.py dumpdata`, in one change (Store::change):
+// all of it or, on any error, nothing.
 //
 // Users keep their Django id when it is free and their pbkdf2_sha256
 // password hash as it is, so they log in with the password they had;
@@ -720,11 +720,20 @@ int import_django(const Invocation& inv) {
   }
 
   {
+    // import_users and import_apps mark the records they skip and fill the
+    // report: each run of the change starts again from what the dump gave
+    const Report found = std::move(report);
+    const std::vector<DjangoUser> dump_users = std::move(users);
+    const std::vector<DjangoApp> dump_apps = std::move(apps);
     auto store = open_store(inv, true);
-    Txn txn = store->write();
-    import_users(txn, inv.realm, users, &report);
-    import_apps(txn, inv.realm, apps, &report);
-    txn.commit();
+    store->change([&](Txn& txn) {
+      report = found;
+      users = dump_users;
+      apps = dump_apps;
+      import_users(txn, inv.realm, users, &report);
+      import_apps(txn, inv.realm, apps, &report);
+      txn.commit();
+    });
   }
   for (const DjangoUser& du : users) report.users_skipped += !du.importable;
   for (const DjangoApp& da : apps) report.apps_skipped += !da.importable;

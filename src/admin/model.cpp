@@ -226,13 +226,14 @@ std::string new_client_secret(Client& c) {
 void create_client(Store& store, Client& c, std::string* secret) {
   if (c.confidential) *secret = new_client_secret(c);
   c.created_at = static_cast<int64_t>(time(nullptr));
-  Txn txn = store.write();
-  for (int tries = 0;; tries++) {
-    if (tries == 3) throw std::runtime_error("no free client_id found");
-    c.client_id = random_alnum(kClientIdLength);
-    if (txn.put_client(c, true)) break;
-  }
-  txn.commit();
+  store.change([&](Txn& txn) {
+    for (int tries = 0;; tries++) {
+      if (tries == 3) throw std::runtime_error("no free client_id found");
+      c.client_id = random_alnum(kClientIdLength);  // the last run's is stored
+      if (txn.put_client(c, true)) break;
+    }
+    txn.commit();
+  });
 }
 
 Json user_json(const User& u) {

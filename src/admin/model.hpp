@@ -59,7 +59,7 @@ std::optional<std::vector<std::string>> dot_grant_types(std::string_view dot);
 // Registers c: a fresh client_id (40 alphanumerics) and, for a
 // confidential client, a fresh secret (128), stored hashed, returned in
 // clear into *secret (wiped by the caller after showing it once).  One
-// write transaction, committed.
+// change, durable on return.
 void create_client(Store& store, Client& c, std::string* secret);
 
 // A new secret for c (hash set in c), in clear.

@@ -102,7 +102,7 @@ std::unique_ptr<Store> open_store(const Invocation& inv, bool create) {
     if (lstat(data.c_str(), &st) != 0 && errno == ENOENT) return nullptr;
   }
   become_store_owner(inv.store);
-  return std::make_unique<Store>(inv.store, kDefaultMapSize);
+  return std::make_unique<Store>(inv.store, 0);  // the size nginx gave it
 }
 
 std::unique_ptr<Store> open_app_store(const Invocation& inv, std::string_view client_id) {

@@ -1,7 +1,7 @@
 // oauth2-admin cleartokens: deletes expired tokens, as django-oauth-toolkit's
-// management command of the same name does (docs/security.md R82).  Write
-// transactions are kept short (a batch each) so that nginx workers issuing
-// tokens never wait long for the store's writer lock.
+// management command of the same name does (docs/security.md R82).  Changes
+// are kept short (a batch each) so that nginx workers issuing tokens never
+// wait long for the store's writer lock.
 //
 // oauth2-admin token issue: an access token written straight into the
 // store, for service accounts and tests; like the token endpoint, the
@@ -25,6 +25,7 @@
 #include "cli.hpp"
 #include "codec.hpp"
 #include "crypto.hpp"
+#include "expiry.hpp"
 #include "json.hpp"
 #include "model.hpp"
 #include "store.hpp"
@@ -37,13 +38,18 @@ constexpr size_t kBatch = 5000;
 int cleartokens(const Invocation& inv) {
   size_t total = 0;
   if (auto store = open_store(inv, false)) {
+    // the background expiry's sweep, over the realm, in bounded rounds
     const int64_t now = static_cast<int64_t>(time(nullptr));
+    std::string after;
     for (;;) {
-      Txn txn = store->write();
-      size_t n = txn.purge_expired(inv.realm, now, kBatch);
-      txn.commit();
-      total += n;
-      if (n < kBatch) break;
+      SweepRound r = store->change([&](Txn& txn) {
+        SweepRound round = sweep_expired(txn, inv.realm, after, now, kBatch, kBatch * 10);
+        txn.commit();
+        return round;
+      });
+      total += r.removed;
+      if (r.finished) break;
+      after = r.last;
     }
   }
   Json obj(checked(json_object()));
@@ -111,39 +117,44 @@ int token_issue(const Invocation& inv) {
   if (!store || !valid_client_id(*client_id)) {
     return fail(no_application(*client_id));
   }
-  Txn txn = store->write();
-  auto client = txn.get_client(inv.realm, *client_id);
-  if (!client) return fail(no_application(*client_id));
-  if (client->disabled) {
-    return fail("application " + quoted(*client_id) + " is disabled");
-  }
-  Token t;
-  if (username) {
-    auto user = txn.get_user_by_username(inv.realm, *username);
-    if (!user) return fail("no user " + quoted(*username));
-    if (!user->is_active) {  // R70
-      return fail("user " + quoted(*username) + " is inactive");
-    }
-    t.user = std::to_string(user->id);
-  }
-  std::string refused;
-  auto granted = token_scope(*client, scope, &refused);
-  if (!granted) return fail(refused);
-  t.scope = std::move(*granted);
-
-  const int64_t lifetime = ttl                        ? *ttl
-                           : client->access_token_ttl ? client->access_token_ttl
-                                                      : kDefaultTokenTtl;
-  t.type = TokenType::kAccess;
-  t.issued_at = static_cast<int64_t>(time(nullptr));
-  t.expires_at = t.issued_at + lifetime;
-  t.client_id = client->client_id;
-
   std::string token;
   WipeOnExit wipe_token(token);
-  put_new_token(txn, inv.realm, t, &token);
-  txn.commit();
-  print_token(token, lifetime, t.scope);
+  int64_t lifetime = 0;
+  std::string granted_scope;
+  // why no token was issued, or nullopt
+  std::optional<std::string> refused = store->change([&](Txn& txn) -> std::optional<std::string> {
+    auto client = txn.get_client(inv.realm, *client_id);
+    if (!client) return no_application(*client_id);
+    if (client->disabled) {
+      return "application " + quoted(*client_id) + " is disabled";
+    }
+    Token t;
+    if (username) {
+      auto user = txn.get_user_by_username(inv.realm, *username);
+      if (!user) return "no user " + quoted(*username);
+      if (!user->is_active) {  // R70
+        return "user " + quoted(*username) + " is inactive";
+      }
+      t.user = std::to_string(user->id);
+    }
+    std::string why;
+    auto granted = token_scope(*client, scope, &why);
+    if (!granted) return why;
+    t.scope = std::move(*granted);
+
+    lifetime = ttl ? *ttl : client->access_token_ttl ? client->access_token_ttl : kDefaultTokenTtl;
+    t.type = TokenType::kAccess;
+    t.issued_at = static_cast<int64_t>(time(nullptr));
+    t.expires_at = t.issued_at + lifetime;
+    t.client_id = client->client_id;
+
+    put_new_token(txn, inv.realm, t, &token);
+    granted_scope = t.scope;
+    txn.commit();
+    return std::nullopt;
+  });
+  if (refused) return fail(*refused);
+  print_token(token, lifetime, granted_scope);
   return 0;
 }
 
@@ -241,9 +252,10 @@ int handshake_key_extract(const Invocation& inv) {
       close(key_pipe[1]);
       char ack = 0;
       if (sent && read(ack_pipe[0], &ack, 1) == 1 && ack == 'y') {
-        Txn txn = store->write();
-        txn.delete_meta(kHandshakeKeyMeta);
-        txn.commit();
+        store->change([&](Txn& txn) {
+          txn.delete_meta(kHandshakeKeyMeta);
+          txn.commit();
+        });
         rc = 0;
       }
     } catch (const std::exception& e) {

@@ -2,8 +2,8 @@
 // Django's auth.User that the users API shows (docs/compat.md, seed 003),
 // in the store the daemon's /api/users/ and the module's user tokens
 // read.  Passwords are hashed in Django's pbkdf2_sha256 format before the
-// write transaction begins, so that the store's single writer lock is
-// never held for a slow hash.
+// change (Store::change) begins, so that a change, which may run more than
+// once, never waits for a slow hash.
 
 #include <unistd.h>
 
@@ -57,23 +57,36 @@ std::string no_user(const Invocation& inv) {
   return "no user " + quoted(inv.operands[0]);
 }
 
-// Calls change(txn, user) with the user the operand names, in a write
-// transaction of store that change commits; exit 1 when there is none.
-template <typename Change>
-int change_user(Store& store, const Invocation& inv, Change change) {
+// What a change of one user came to: the JSON to print once it is
+// durable, or (print null) why it was refused.
+struct UserChange {
+  Json print;
   std::string error;
-  Txn txn = store.write();
-  auto u = find_user(txn, inv, inv.operands[0], &error);
-  if (!u) return fail(error);
-  return change(txn, *u);
+};
+
+// Runs edit(txn, user) with the user the operand names as a change of
+// store, which edit commits, then prints what it returned; exit 1 when
+// there is no such user or edit refused.  Like any change, edit may run
+// more than once, each time on a fresh copy of the user.
+template <typename Edit>
+int change_user(Store& store, const Invocation& inv, Edit edit) {
+  UserChange done = store.change([&](Txn& txn) -> UserChange {
+    UserChange refused;
+    auto u = find_user(txn, inv, inv.operands[0], &refused.error);
+    if (!u) return refused;
+    return edit(txn, *u);
+  });
+  if (!done.print) return fail(done.error);
+  print_json(done.print.get());
+  return 0;
 }
 
 // The same on the store of the invocation, if there is one.
-template <typename Change>
-int change_user(const Invocation& inv, Change change) {
+template <typename Edit>
+int change_user(const Invocation& inv, Edit edit) {
   auto store = open_store(inv, false);
   if (!store) return fail(no_user(inv));
-  return change_user(*store, inv, change);
+  return change_user(*store, inv, edit);
 }
 
 bool email_ok(std::string_view e) {
@@ -231,14 +244,19 @@ int user_add(const Invocation& inv) {
   u.date_joined = static_cast<int64_t>(time(nullptr));
 
   auto store = open_store(inv, true);
-  Txn txn = store->write();
-  switch (txn.put_user(u, true)) {
-    case PutUser::kOk: break;
-    case PutUser::kUsernameTaken: return fail("a user with that username already exists");
-    default: return fail("the store refused the user");
-  }
-  txn.commit();
-  print_json(user_json(u).get());
+  User created;
+  std::optional<std::string> refused = store->change([&](Txn& txn) -> std::optional<std::string> {
+    created = u;  // put_user assigns the id: each run from the same user
+    switch (txn.put_user(created, true)) {
+      case PutUser::kOk: break;
+      case PutUser::kUsernameTaken: return "a user with that username already exists";
+      default: return "the store refused the user";
+    }
+    txn.commit();
+    return std::nullopt;
+  });
+  if (refused) return fail(*refused);
+  print_json(user_json(created).get());
   return 0;
 }
 
@@ -287,25 +305,23 @@ int user_set_password(const Invocation& inv) {
   }
   std::string hash = hash_password(password, iterations);
   return change_user(*store, inv, [&](Txn& txn, User& u) {
-    u.password = std::move(hash);
+    u.password = hash;  // copied: the change may run again
     if (txn.put_user(u, false) != PutUser::kOk) {
-      return fail("the store refused the user");
+      return UserChange{nullptr, "the store refused the user"};
     }
     size_t revoked = end_sessions_after_change(txn, inv.realm, u, true);
     txn.commit();
     Json obj = id_result("id", u.id);
     set_member(obj.get(), "tokens_revoked", json_integer(static_cast<json_int_t>(revoked)));
-    print_json(obj.get());
-    return 0;
+    return UserChange{std::move(obj), ""};
   });
 }
 
 int user_delete(const Invocation& inv) {
   return change_user(inv, [&](Txn& txn, User& u) {
-    if (!txn.delete_user(inv.realm, u.id)) return fail(no_user(inv));  // R70
+    if (!txn.delete_user(inv.realm, u.id)) return UserChange{nullptr, no_user(inv)};  // R70
     txn.commit();
-    print_json(id_result("deleted", u.id).get());
-    return 0;
+    return UserChange{id_result("deleted", u.id), ""};
   });
 }
 
@@ -331,13 +347,12 @@ int user_set(const Invocation& inv) {
     if (first) u.first_name = *first;
     if (last) u.last_name = *last;
     if (txn.put_user(u, false) != PutUser::kOk) {
-      return fail("the store refused the user");
+      return UserChange{nullptr, "the store refused the user"};
     }
     // only --active may disable the user: then their sessions end
     if (active) end_sessions_after_change(txn, inv.realm, u, false);
     txn.commit();
-    print_json(user_json(u).get());
-    return 0;
+    return UserChange{user_json(u), ""};
   });
 }
 

@@ -43,47 +43,57 @@ std::optional<Client> load_app(ServeContext& ctx, const std::string& id) {
 
 HttpResponse update_post(ServeContext& ctx, const std::string& id, const Form& f,
                          const Auth& auth) {
-  // read, check and write in one write transaction: no lost update
-  Txn txn = ctx.store->write();
-  auto c = txn.get_client(ctx.realm, id);
-  if (!c) return not_found(&auth);
-  const Client before = *c;
-  AppForm v;
-  Errors e;
-  if (!read_app(f, false, v, e, *c)) {
-    return update_page(400, before, v, e, auth);
-  }
-  if (!txn.put_client(*c, false)) return not_found(&auth);
-  txn.commit();
-  set_flash(auth, "The changes to \"" + c->name + "\" were saved.");
-  return see_other(app_path(*c, ""));
+  // read, check and write in one change: no lost update
+  Client c;
+  Refusal refused = ctx.store->change([&](Txn& txn) -> Refusal {
+    auto before = txn.get_client(ctx.realm, id);
+    if (!before) return not_found(&auth);
+    c = *before;
+    AppForm v;
+    Errors e;
+    if (!read_app(f, false, v, e, c)) {
+      return update_page(400, *before, v, e, auth);
+    }
+    if (!txn.put_client(c, false)) return not_found(&auth);
+    txn.commit();
+    return std::nullopt;
+  });
+  if (refused) return std::move(*refused);
+  set_flash(auth, "The changes to \"" + c.name + "\" were saved.");
+  return see_other(app_path(c, ""));
 }
 
 HttpResponse rotate_post(ServeContext& ctx, const std::string& id, const Auth& auth) {
   std::string secret;
   WipeOnExit wipe_secret(secret);
-  Txn txn = ctx.store->write();
-  auto c = txn.get_client(ctx.realm, id);
-  if (!c) return not_found(&auth);
-  if (!c->confidential) {
-    return message(400, "No secret", "A public client has no secret to rotate.", &auth);
-  }
-  secret = new_client_secret(*c);
-  if (!txn.put_client(*c, false)) return not_found(&auth);
-  txn.commit();
-  return secret_page(*c, secret, false, auth);
+  Client c;
+  Refusal refused = ctx.store->change([&](Txn& txn) -> Refusal {
+    auto old = txn.get_client(ctx.realm, id);
+    if (!old) return not_found(&auth);
+    c = std::move(*old);
+    if (!c.confidential) {
+      return message(400, "No secret", "A public client has no secret to rotate.", &auth);
+    }
+    secret = new_client_secret(c);
+    if (!txn.put_client(c, false)) return not_found(&auth);
+    txn.commit();
+    return std::nullopt;
+  });
+  if (refused) return std::move(*refused);
+  return secret_page(c, secret, false, auth);
 }
 
 HttpResponse delete_post(ServeContext& ctx, const std::string& id, const Auth& auth) {
   std::string name;
-  {
-    Txn txn = ctx.store->write();
+  Refusal refused = ctx.store->change([&](Txn& txn) -> Refusal {
     auto c = txn.get_client(ctx.realm, id);
     if (!c) return not_found(&auth);
     name = c->name;
     if (!txn.delete_client(ctx.realm, id)) return not_found(&auth);
     txn.commit();
-  }
+    return std::nullopt;
+  });
+  if (refused) return std::move(*refused);
   set_flash(auth, "The application \"" + name + "\" was deleted.");
   return see_other(std::string(kBase));
 }

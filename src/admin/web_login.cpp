@@ -129,21 +129,22 @@ std::optional<HttpResponse> check_password(ServeContext& ctx, const Attempt& a,
 // it changed meanwhile and may no longer log in.
 std::optional<User> record_login(ServeContext& ctx, const Attempt& a, const User& u,
                                  const std::string& new_hash) {
-  Txn txn = ctx.store->write();
-  auto cur = txn.get_user(ctx.realm, u.id);
-  if (!cur || cur->password != u.password || !cur->is_active || !cur->is_staff) {
-    return std::nullopt;
-  }
-  User updated = *cur;
-  if (!new_hash.empty()) updated.password = new_hash;
-  updated.last_login = a.now;
-  // the session follows what is stored, written or not
-  if (txn.put_user(updated, false) == PutUser::kOk) {
-    account_signed_in(txn, ctx.realm, updated.id, a.origin, a.now);
-    txn.commit();
-    *cur = std::move(updated);
-  }
-  return cur;
+  return ctx.store->change([&](Txn& txn) -> std::optional<User> {
+    auto cur = txn.get_user(ctx.realm, u.id);
+    if (!cur || cur->password != u.password || !cur->is_active || !cur->is_staff) {
+      return std::nullopt;
+    }
+    User updated = *cur;
+    if (!new_hash.empty()) updated.password = new_hash;
+    updated.last_login = a.now;
+    // the session follows what is stored, written or not
+    if (txn.put_user(updated, false) == PutUser::kOk) {
+      account_signed_in(txn, ctx.realm, updated.id, a.origin, a.now);
+      txn.commit();
+      *cur = std::move(updated);
+    }
+    return cur;
+  });
 }
 
 // The browser is remembered (as by the module's pages: Path=/).

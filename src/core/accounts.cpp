@@ -123,17 +123,19 @@ EndpointResult register_endpoint(Store& store, const Request& req) {
   auto write = [&store, secret, u, iterations]() mutable {
     WipeOnExit wiper(*secret);
     u.password = hash_password(*secret, iterations);  // the slow hash, in the pool
-    Txn txn = store.write();
-    PutUser put = txn.put_user(u, true);
-    if (put == PutUser::kUsernameTaken) {
-      return field_error("username", "A user with that username already exists.");
-    }
-    if (put != PutUser::kOk) return field_error("username", "Invalid user.");
-    txn.commit();
-    Response r;
-    r.status = 201;
-    r.body = user_json(u);
-    return r;
+    return store.change([&u](Txn& txn) {
+      User created = u;  // put_user assigns the id: a fresh copy on each run
+      PutUser put = txn.put_user(created, true);
+      if (put == PutUser::kUsernameTaken) {
+        return field_error("username", "A user with that username already exists.");
+      }
+      if (put != PutUser::kOk) return field_error("username", "Invalid user.");
+      txn.commit();
+      Response r;
+      r.status = 201;
+      r.body = user_json(created);
+      return r;
+    });
   };
   return pending_response(std::move(write), unavailable, true);
 }

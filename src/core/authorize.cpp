@@ -445,14 +445,17 @@ EndpointResult sign_in(Store& store, const Request& req, const std::string& app,
             *state = login_form(*s.loc, app, csrf_value, "Invalid username or password.");
             return;
           }
-          Txn txn = store.write();
-          if (check.needs_rehash) {
-            if (auto fresh = txn.get_user(s.realm, check.user->id)) {
-              fresh->password = hash_password(*secret, s.loc->pbkdf2_iterations);
-              txn.put_user(*fresh, false);
+          std::optional<std::string> rehashed;  // the slow hash, before the change
+          if (check.needs_rehash) rehashed = hash_password(*secret, s.loc->pbkdf2_iterations);
+          *state = store.change([&](Txn& txn) {
+            if (rehashed) {
+              if (auto fresh = txn.get_user(s.realm, check.user->id)) {
+                fresh->password = *rehashed;
+                txn.put_user(*fresh, false);
+              }
             }
-          }
-          *state = start_session(txn, s, check, origin, new_device, requery, secure);
+            return start_session(txn, s, check, origin, new_device, requery, secure);
+          });
         } catch (const std::exception& e) {
           *state = failed(unavailable(), e);
         }
@@ -514,9 +517,12 @@ EndpointResult issue_code(Store& store, const Request& req, const AuthzRequest& 
     t.redirect_uri = az.redirect_uri;
     t.redirect_uri_omitted = az.redirect_uri_omitted;
     t.code_challenge = az.challenge;
-    Txn txn = store.write();
-    if (!txn.put_token(s.realm, sha256(code), t)) return unavailable();
-    txn.commit();
+    const bool stored = store.change([&](Txn& txn) {
+      if (!txn.put_token(s.realm, sha256(code), t)) return false;
+      txn.commit();
+      return true;
+    });
+    if (!stored) return unavailable();
     return redirect_to(az.redirect_uri, {{"code", code}, {"state", az.state}, {"iss", az.issuer}});
   });
 }

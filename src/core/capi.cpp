@@ -13,6 +13,7 @@
 #include "../../include/oauth2.h"
 #include "codec.hpp"
 #include "endpoint_table.hpp"
+#include "expiry.hpp"
 #include "endpoint_util.hpp"
 #include "location.hpp"
 #include "request.hpp"
@@ -185,6 +186,40 @@ int oauth2_store_reader_check(oauth2_store_t* s, int* dead) noexcept {
   } catch (...) {
   }
   return OAUTH2_ERROR;
+}
+
+// ---------------------------------------------------------------- expiry
+
+int oauth2_expiry_round(oauth2_store_t* s, const char* owner, int64_t now, unsigned lease_ttl,
+                        unsigned batch, unsigned* held, unsigned* removed, unsigned* more,
+                        char* err, size_t errlen) noexcept {
+  *held = 0;
+  *removed = 0;
+  *more = 0;
+  oauth2::Store* store = open_store(s);
+  if (!store) {
+    set_err(err, errlen, "the store is not open");
+    return OAUTH2_ERROR;
+  }
+  s->inflight++;
+  int rc = configure(err, errlen, [&] {
+    oauth2::ExpiryRound r = oauth2::expiry_round(*store, owner, now, lease_ttl, batch);
+    *held = r.held ? 1 : 0;
+    *removed = static_cast<unsigned>(r.removed);
+    *more = r.more ? 1 : 0;
+  });
+  s->inflight--;
+  return rc;
+}
+
+void oauth2_expiry_release(oauth2_store_t* s, const char* owner) noexcept {
+  oauth2::Store* store = open_store(s);
+  if (!store) return;
+  try {
+    oauth2::expiry_release(*store, owner);
+  } catch (...) {
+    // the lease lapses by itself
+  }
 }
 
 // ---------------------------------------------------------- configuration

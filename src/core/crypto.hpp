@@ -40,6 +40,16 @@ class WipeOnExit {
   std::string& s_;
 };
 
+// A secret held by a write that may run more than once (Store::change):
+// shared by the runs, wiped when the last holder lets go.
+struct Secret {
+  explicit Secret(std::string v) : value(std::move(v)) {}
+  ~Secret() { wipe(value); }
+  Secret(const Secret&) = delete;
+  Secret& operator=(const Secret&) = delete;
+  std::string value;
+};
+
 // Client secrets.  Generated secrets carry more than 256 bits, so one
 // salted SHA-256 is enough: "sha256$<salt hex>$<digest hex>".
 std::string hash_secret(std::string_view secret);

@@ -195,6 +195,12 @@ struct GrantState {
 EndpointResult run_grant(const IssueSettings& settings, std::function<void(GrantState&)> body,
                          bool slow = false);
 
+// A grant decided in one change (Store::change): body reads and writes
+// through txn and says the outcome in st; it runs again, on a fresh
+// state and a newer snapshot, when another write overtook what it read.
+EndpointResult run_change(Store& store, const IssueSettings& s,
+                          std::function<void(Txn&, GrantState&)> body, bool slow = false);
+
 // Grants of the token endpoint (grants.cpp).
 EndpointResult client_credentials_grant(Store& store, const Request& req, const Client& c,
                                         std::string scope);

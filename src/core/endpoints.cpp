@@ -278,14 +278,14 @@ EndpointResult verify_slowly(Store& store, const Request& req, ClientAuth& auth)
           st->ok = verify_secret(*st->secret, st->client.secret_hash);
           if (!st->ok || st->secret->size() < kStrongSecret) return;
           // a strong secret: the fast form from now on, unless it changed
-          Txn txn = store.write();
-          auto c = txn.get_client(st->client.realm, st->client.client_id);
-          if (c && c->secret_hash == st->client.secret_hash) {
+          store.change([&](Txn& txn) {
+            auto c = txn.get_client(st->client.realm, st->client.client_id);
+            if (!c || c->secret_hash != st->client.secret_hash) return;
             c->secret_hash = hash_secret(*st->secret);
             c->imported_secret = false;
             txn.put_client(*c, false);
             txn.commit();
-          }
+          });
         } catch (const std::exception&) {
           // the verdict stands; the rehash waits for the next success
         }
@@ -574,8 +574,7 @@ EndpointResult revoke_endpoint(Store& store, const Request& req) {
 
   IssueSettings s(req);
   std::string client_id = auth.client->client_id;
-  return run_grant(s, [&store, s, hash, client_id](GrantState& st) {
-    Txn txn = store.write();
+  return run_change(store, s, [s, hash, client_id](Txn& txn, GrantState& st) {
     auto t = txn.get_token(s.realm, hash);
     if (t && t->client_id == client_id) {
       if (t->type == TokenType::kRefresh && t->has_family()) {

@@ -101,12 +101,25 @@ EndpointResult run_grant(const IssueSettings& settings, std::function<void(Grant
       slow);
 }
 
+EndpointResult run_change(Store& store, const IssueSettings& s,
+                          std::function<void(Txn&, GrantState&)> body, bool slow) {
+  return run_grant(
+      s,
+      [&store, body = std::move(body)](GrantState& st) {
+        st = store.change([&](Txn& txn) {
+          GrantState run;  // fresh on every run of the change
+          body(txn, run);
+          return run;
+        });
+      },
+      slow);
+}
+
 EndpointResult client_credentials_grant(Store& store, const Request& req, const Client& c,
                                         std::string scope) {
   IssueSettings s(req);
   Client client = c;
-  return run_grant(s, [&store, s, client, scope](GrantState& st) {
-    Txn txn = store.write();
+  return run_change(store, s, [s, client, scope](Txn& txn, GrantState& st) {
     // the client may have gone since it authenticated
     auto enabled = txn.client_enabled(s.realm, client.client_id);
     if (!enabled || !*enabled) {
@@ -141,39 +154,39 @@ EndpointResult authorization_code_grant(Store& store, const Request& req, const 
   IssueSettings s(req);
   Client client = c;
 
-  return run_grant(s, [&store, s, client, hash, redirect_uri, verifier_copy](GrantState& st) {
-    Txn txn = store.write();
-    auto t = txn.get_token(s.realm, hash);
-    if (!t || t->type != TokenType::kCode) {
-      st.response = invalid_grant("The authorization code is invalid");
-      return;
-    }
-    if (auto refused = check_code(*t, client, redirect_uri, verifier_copy)) {
-      st.response = std::move(*refused);
-      return;
-    }
-    if (s.now >= t->expires_at) {
-      st.response = invalid_grant("The authorization code has expired");
-      return;
-    }
-    if (t->used_at != 0) {
-      // R28: a second valid redemption revokes what the code issued
-      txn.revoke_family(s.realm, t->family);
-      txn.commit();
-      st.response = invalid_grant("The authorization code was already used");
-      return;
-    }
-    if (!txn.active_username(s.realm, token_user_id(*t))) {
-      st.response = invalid_grant("The user is not active");
-      return;
-    }
-    t->used_at = s.now;
-    txn.update_token(s.realm, hash, *t);
-    IssuedPair pair = issue_pair(txn, s, client, t->scope, t->user, t->family,
-                                 client.allows_grant("refresh_token"));
-    txn.commit();
-    st.response = ok_json(pair.json());
-  });
+  return run_change(store, s,
+                    [s, client, hash, redirect_uri, verifier_copy](Txn& txn, GrantState& st) {
+                      auto t = txn.get_token(s.realm, hash);
+                      if (!t || t->type != TokenType::kCode) {
+                        st.response = invalid_grant("The authorization code is invalid");
+                        return;
+                      }
+                      if (auto refused = check_code(*t, client, redirect_uri, verifier_copy)) {
+                        st.response = std::move(*refused);
+                        return;
+                      }
+                      if (s.now >= t->expires_at) {
+                        st.response = invalid_grant("The authorization code has expired");
+                        return;
+                      }
+                      if (t->used_at != 0) {
+                        // R28: a second valid redemption revokes what the code issued
+                        txn.revoke_family(s.realm, t->family);
+                        txn.commit();
+                        st.response = invalid_grant("The authorization code was already used");
+                        return;
+                      }
+                      if (!txn.active_username(s.realm, token_user_id(*t))) {
+                        st.response = invalid_grant("The user is not active");
+                        return;
+                      }
+                      t->used_at = s.now;
+                      txn.update_token(s.realm, hash, *t);
+                      IssuedPair pair = issue_pair(txn, s, client, t->scope, t->user, t->family,
+                                                   client.allows_grant("refresh_token"));
+                      txn.commit();
+                      st.response = ok_json(pair.json());
+                    });
 }
 
 EndpointResult refresh_token_grant(Store& store, const Request& req, const Form& form,
@@ -194,12 +207,10 @@ EndpointResult refresh_token_grant(Store& store, const Request& req, const Form&
   }
   IssueSettings s(req);
   Client client = c;
-  auto token = std::make_shared<std::string>(*rt);
+  auto token = std::make_shared<Secret>(std::string(*rt));
+  const Digest hash = sha256(token->value);
 
-  return run_grant(s, [&store, s, client, token, scope](GrantState& st) {
-    WipeOnExit wiper(*token);
-    Digest hash = sha256(*token);
-    Txn txn = store.write();
+  return run_change(store, s, [s, client, token, scope, hash](Txn& txn, GrantState& st) {
     auto t = txn.get_token(s.realm, hash);
     if (!t || t->type != TokenType::kRefresh || s.now >= t->expires_at) {
       st.response = invalid_grant("The refresh token is invalid");
@@ -214,7 +225,7 @@ EndpointResult refresh_token_grant(Store& store, const Request& req, const Form&
       // a racer within the grace gets the pair the first one minted
       // (R38); after it, a reuse revokes the whole family (R37)
       if (s.now - t->used_at <= s.loc->refresh_grace && !t->sealed.empty()) {
-        if (auto same = unseal(*token, t->sealed)) {
+        if (auto same = unseal(token->value, t->sealed)) {
           st.response = ok_json(std::move(*same));
           return;
         }
@@ -243,7 +254,7 @@ EndpointResult refresh_token_grant(Store& store, const Request& req, const Form&
     std::string body = pair.json();
     // R40: the successor and the rotation commit together
     t->used_at = s.now;
-    t->sealed = seal(*token, body);
+    t->sealed = seal(token->value, body);
     txn.update_token(s.realm, hash, *t);
     txn.commit();
     st.response = ok_json(std::move(body));
@@ -328,23 +339,23 @@ EndpointResult password_flow(Store& store, const IssueSettings& s, const Client&
               s.simplejwt ? simplejwt_bad_login() : invalid_grant("Invalid credentials given.");
           return;
         }
-        Txn txn = store.write();
-        auto fresh = txn.get_user(s.realm, check.user->id);
-        if (!fresh || !fresh->is_active || fresh->password != check.user->password) {
-          st.response =
-              s.simplejwt ? simplejwt_bad_login() : invalid_grant("Invalid credentials given.");
-          return;
-        }
-        fresh->last_login = s.now;
-        if (check.needs_rehash) {
-          fresh->password = hash_password(*secret, s.loc->pbkdf2_iterations);
-        }
-        txn.put_user(*fresh, false);
-        account_signed_in(txn, s.realm, fresh->id, origin, s.now);
-        IssuedPair pair = issue_pair(txn, s, client, granted, std::to_string(fresh->id),
-                                     new_family(), client.allows_grant("refresh_token"));
-        txn.commit();
-        st.response = ok_json(s.simplejwt ? pair.simplejwt_json() : pair.json());
+        std::optional<std::string> rehashed;  // the slow hash, before the change
+        if (check.needs_rehash) rehashed = hash_password(*secret, s.loc->pbkdf2_iterations);
+        st.response = store.change([&](Txn& txn) {
+          auto fresh = txn.get_user(s.realm, check.user->id);
+          if (!fresh || !fresh->is_active || fresh->password != check.user->password) {
+            return s.simplejwt ? simplejwt_bad_login()
+                               : invalid_grant("Invalid credentials given.");
+          }
+          fresh->last_login = s.now;
+          if (rehashed) fresh->password = *rehashed;
+          txn.put_user(*fresh, false);
+          account_signed_in(txn, s.realm, fresh->id, origin, s.now);
+          IssuedPair pair = issue_pair(txn, s, client, granted, std::to_string(fresh->id),
+                                       new_family(), client.allows_grant("refresh_token"));
+          txn.commit();
+          return ok_json(s.simplejwt ? pair.simplejwt_json() : pair.json());
+        });
       },
       true);
 }

@@ -372,11 +372,14 @@ EndpointResult create(Store& store, const Request& req, json_t* body) {
     Token t = handshake_record(s, ask, secret);
     std::string token = handshake_jwt(*signing, s, ask, id, t.expires_at);
     WipeOnExit wipe_token(token);
-    Txn txn = store.write();
-    // the key may have been revoked since the read above
-    if (!txn.get_token(s.realm, ask.key_hash)) return invalid_api_key();
-    txn.put_token(s.realm, sha256(id), t);
-    txn.commit();
+    const bool stored = store.change([&](Txn& txn) {
+      // the key may have been revoked since the read above
+      if (!txn.get_token(s.realm, ask.key_hash)) return false;
+      txn.put_token(s.realm, sha256(id), t);
+      txn.commit();
+      return true;
+    });
+    if (!stored) return invalid_api_key();
     return envelope_ok(201, "handshake", handshake_json(ask, id, token, secret, t.expires_at),
                        "Handshake created successfully");
   };
@@ -446,17 +449,18 @@ EndpointResult revoke_handshake(Store& store, const Request& req, json_t* body) 
   Digest hash = p.hash;
   return pending_response(
       [&store, s, hash]() {
-        Txn txn = store.write();
-        auto t = txn.get_token(s.realm, hash);
-        if (!t || t->type != TokenType::kHandshake) {
-          return envelope_error(404, "Handshake not found", "HANDSHAKE_NOT_FOUND");
-        }
-        if (t->used_at == 0) {  // a racing revoke keeps the first time
-          t->used_at = s.now;
-          txn.update_token(s.realm, hash, *t);
-          txn.commit();
-        }
-        return revoked(t->used_at);
+        return store.change([&](Txn& txn) {
+          auto t = txn.get_token(s.realm, hash);
+          if (!t || t->type != TokenType::kHandshake) {
+            return envelope_error(404, "Handshake not found", "HANDSHAKE_NOT_FOUND");
+          }
+          if (t->used_at == 0) {  // a racing revoke keeps the first time
+            t->used_at = s.now;
+            txn.update_token(s.realm, hash, *t);
+            txn.commit();
+          }
+          return revoked(t->used_at);
+        });
       },
       server_error);
 }

@@ -68,9 +68,10 @@ LoginCheck check_login(Store& store, std::string_view realm, const LoginTarget& 
   }
   out.failed = true;
   if (!users.empty() && limit.limit) {
-    Txn txn = store.write();
-    for (const User& u : users) account_failed(txn, realm, u.id, limit, now);
-    txn.commit();
+    store.change([&](Txn& txn) {
+      for (const User& u : users) account_failed(txn, realm, u.id, limit, now);
+      txn.commit();
+    });
   }
   return out;
 }

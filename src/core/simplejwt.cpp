@@ -183,8 +183,7 @@ EndpointResult jwt_refresh_endpoint(Store& store, const Request& req) {
   s.simplejwt = true;
   Client c = *client;
   Token rt = *t;
-  return run_grant(s, [&store, s, c, rt, hash](GrantState& st) {
-    Txn txn = store.write();
+  return run_change(store, s, [s, c, rt, hash](Txn& txn, GrantState& st) {
     if (!txn.get_token(s.realm, hash)) {  // revoked since the read
       st.response = token_not_valid();
       return;

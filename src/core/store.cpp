@@ -1,9 +1,14 @@
 #include "store.hpp"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
+#include <map>
 
 #include "codec.hpp"
+#include "committer.hpp"
 #include "store_records.hpp"
 
 namespace oauth2 {
@@ -26,43 +31,40 @@ Store::Store(const std::string& path, size_t mapsize, bool create) : path_(path)
   env_.reset(env);  // closed by its holder if what follows throws
   check(mdb_env_set_maxdbs(env, 16), "mdb_env_set_maxdbs");
   check(mdb_env_set_maxreaders(env, kMaxReaders), "mdb_env_set_maxreaders");
-  check(mdb_env_set_mapsize(env, mapsize), "mdb_env_set_mapsize");
+  // 0: the size the environment has (a new one gets kDefaultMapSize), so
+  // that oauth2-admin keeps the size nginx.conf gave it
+  struct stat st;
+  if (mapsize == 0 && stat((path + "/data.mdb").c_str(), &st) != 0) mapsize = kDefaultMapSize;
+  if (mapsize) check(mdb_env_set_mapsize(env, mapsize), "mdb_env_set_mapsize");
   check(mdb_env_open(env, path.c_str(), kEnvFlags, 0660), "mdb_env_open");
   // An existing store opens with a read transaction only, so that
   // opening never waits for the writer lock (a reload must not stall
   // behind a long write); a new one gets its databases in a write.
   if (!open_databases(MDB_RDONLY) && create) open_databases(0);
+  committer_ = std::make_unique<Committer>(*this);
 }
 
 bool Store::open_databases(unsigned flags) {
   TxnHandle txn(env_.get(), flags);
   const unsigned create = (flags & MDB_RDONLY) ? 0 : MDB_CREATE;
-  struct {
-    const char* name;
-    MDB_dbi* dbi;
-  } dbs[] = {{"meta", &meta_},
-             {"clients", &clients_},
-             {"tokens", &tokens_},
-             {"client_tokens", &client_tokens_},
-             {"users", &users_},
-             {"usernames", &usernames_},
-             {"user_tokens", &user_tokens_},
-             {"family_tokens", &family_tokens_},
-             {"emails", &emails_},
-             {"account_locks", &account_locks_}};
-  for (auto& db : dbs) {
-    int rc = mdb_dbi_open(txn.get(), db.name, create, db.dbi);
+  // in the order of Db (change.hpp)
+  static const char* const kNames[kDbCount] = {
+      "meta",      "clients",     "tokens",        "client_tokens", "users",
+      "usernames", "user_tokens", "family_tokens", "emails",        "account_locks"};
+  std::array<MDB_dbi, kDbCount> dbi{};
+  for (size_t i = 0; i < kDbCount; i++) {
+    int rc = mdb_dbi_open(txn.get(), kNames[i], create, &dbi[i]);
     // a new store, or one from before a database was added
     if (rc == MDB_NOTFOUND && !create) return false;
     check(rc, "mdb_dbi_open");
   }
   MDB_val k = val("schema_version"), v;
-  int rc = mdb_get(txn.get(), meta_, &k, &v);
+  int rc = mdb_get(txn.get(), dbi[0], &k, &v);
   if (rc == MDB_NOTFOUND) {
     if (!create) return false;
     std::string ver = std::to_string(kSchemaVersion);
     MDB_val nv = val(ver);
-    check(mdb_put(txn.get(), meta_, &k, &nv, 0), "schema");
+    check(mdb_put(txn.get(), dbi[0], &k, &nv, 0), "schema");
   } else {
     check(rc, "schema");
     std::string ver(view(v));
@@ -71,11 +73,13 @@ bool Store::open_databases(unsigned flags) {
     }
   }
   txn.commit();
+  dbi_ = dbi;
   return true;
 }
 
 Store::~Store() {
   if (cached_) mdb_txn_abort(cached_);  // before env_ closes
+  for (MDB_txn* t : snapshots_) mdb_txn_abort(t);
 }
 
 MDB_txn* Store::begin(unsigned flags) {
@@ -90,8 +94,32 @@ MDB_txn* Store::begin(unsigned flags) {
   return txn;
 }
 
+MDB_txn* Store::take_snapshot() {
+  MDB_txn* txn = nullptr;
+  {
+    std::lock_guard<std::mutex> lk(snapshots_m_);
+    if (!snapshots_.empty()) {
+      txn = snapshots_.back();
+      snapshots_.pop_back();
+    }
+  }
+  if (txn) {
+    int rc = mdb_txn_renew(txn);
+    if (rc == MDB_SUCCESS) return txn;
+    mdb_txn_abort(txn);
+    if (rc != MDB_MAP_RESIZED) throw StoreError("mdb_txn_renew", rc);
+  }
+  return begin(MDB_RDONLY);
+}
+
+void Store::give_back_snapshot(MDB_txn* txn) noexcept {
+  mdb_txn_reset(txn);
+  std::lock_guard<std::mutex> lk(snapshots_m_);
+  snapshots_.push_back(txn);
+}
+
 Txn Store::read() {
-  return Txn(this, begin(MDB_RDONLY), false);
+  return Txn(this, take_snapshot(), Txn::Mode::kRead);
 }
 
 Txn Store::read_cached() {
@@ -100,15 +128,23 @@ Txn Store::read_cached() {
     MDB_txn* txn = cached_;
     cached_ = nullptr;
     int rc = mdb_txn_renew(txn);
-    if (rc == MDB_SUCCESS) return Txn(this, txn, true);
+    if (rc == MDB_SUCCESS) return Txn(this, txn, Txn::Mode::kCachedRead);
     mdb_txn_abort(txn);
     if (rc != MDB_MAP_RESIZED) throw StoreError("mdb_txn_renew", rc);
   }
-  return Txn(this, begin(MDB_RDONLY), true);
+  return Txn(this, begin(MDB_RDONLY), Txn::Mode::kCachedRead);
 }
 
-Txn Store::write() {
-  return Txn(this, begin(0), false);
+Txn Store::begin_change() {
+  return Txn(this, take_snapshot(), Txn::Mode::kChange);
+}
+
+bool Store::commit_change(const Change& c) {
+  return committer_->commit(c);
+}
+
+void Store::commit_exclusive(const std::function<void(Txn&)>& decide) {
+  committer_->commit_exclusive(decide);
 }
 
 int Store::reader_check() {
@@ -119,30 +155,167 @@ int Store::reader_check() {
 
 // ------------------------------------------------------------------ Txn
 
-Txn::Txn(Txn&& other) noexcept : store_(other.store_), txn_(other.txn_), cached_(other.cached_) {
+// A change being built: what it read from its snapshot (and saw), the
+// ranges it relies on, and its writes (nullopt: a delete), by database.
+struct Txn::Pending {
+  using Records = std::map<std::string, std::optional<std::string>, std::less<>>;
+  std::array<Records, kDbCount> reads;
+  std::array<Records, kDbCount> writes;
+  std::vector<Change::Scan> scans;
+  bool commit = false;
+};
+
+Txn::Txn(Store* store, MDB_txn* txn, Mode mode) : store_(store), txn_(txn), mode_(mode) {
+  if (mode == Mode::kChange || mode == Mode::kExclusive) pending_ = std::make_unique<Pending>();
+}
+
+Txn::Txn(Txn&& other) noexcept
+    : store_(other.store_),
+      txn_(other.txn_),
+      mode_(other.mode_),
+      pending_(std::move(other.pending_)) {
   other.txn_ = nullptr;
 }
 
 Txn::~Txn() {
+  release();
+}
+
+void Txn::release() noexcept {
   if (!txn_) return;
-  if (cached_ && !store_->cached_) {
-    mdb_txn_reset(txn_);
-    store_->cached_ = txn_;
+  MDB_txn* txn = txn_;
+  txn_ = nullptr;
+  if (mode_ == Mode::kExclusive) return;  // the committer's own
+  if (mode_ == Mode::kCachedRead && !store_->cached_) {
+    mdb_txn_reset(txn);
+    store_->cached_ = txn;
+  } else if (mode_ == Mode::kCachedRead) {
+    mdb_txn_abort(txn);
   } else {
-    mdb_txn_abort(txn_);
+    store_->give_back_snapshot(txn);
   }
 }
 
 void Txn::commit() {
-  MDB_txn* txn = txn_;
-  txn_ = nullptr;
-  check(mdb_txn_commit(txn), "mdb_txn_commit");
+  if (!pending_) throw std::logic_error("commit() outside Store::change");
+  pending_->commit = true;
+}
+
+Change Txn::take_change() {
+  Change c;
+  release();
+  if (!pending_ || !pending_->commit) return c;
+  for (size_t i = 0; i < kDbCount; i++) {
+    const Db db = static_cast<Db>(i);
+    for (auto& [key, value] : pending_->writes[i]) c.writes.push_back({db, key, value});
+    if (pending_->writes[i].empty()) continue;
+    for (auto& [key, seen] : pending_->reads[i]) c.reads.push_back({db, key, seen});
+  }
+  // reads of databases it does not write matter as much
+  for (size_t i = 0; i < kDbCount; i++) {
+    if (!pending_->writes[i].empty()) continue;
+    for (auto& [key, seen] : pending_->reads[i]) {
+      c.reads.push_back({static_cast<Db>(i), key, seen});
+    }
+  }
+  c.scans = std::move(pending_->scans);
+  if (c.writes.empty()) c.reads.clear(), c.scans.clear();
+  return c;
+}
+
+std::optional<std::string_view> Txn::get(Db db, std::string_view key) {
+  const size_t i = static_cast<size_t>(db);
+  if (pending_) {
+    const auto& w = pending_->writes[i];
+    if (auto it = w.find(key); it != w.end()) {
+      if (!it->second) return std::nullopt;
+      return std::string_view(*it->second);
+    }
+  }
+  auto v = get_value(txn_, store_->dbi(db), key, "mdb_get");
+  if (pending_) {
+    auto& r = pending_->reads[i];
+    if (r.find(key) == r.end()) {
+      r.emplace(std::string(key), v ? std::optional<std::string>(std::string(*v)) : std::nullopt);
+    }
+  }
+  return v;
+}
+
+void Txn::put(Db db, std::string_view key, std::string_view value) {
+  if (!pending_) throw std::logic_error("a write outside Store::change");
+  pending_->writes[static_cast<size_t>(db)].insert_or_assign(std::string(key), std::string(value));
+}
+
+bool Txn::del(Db db, std::string_view key) {
+  if (!pending_) throw std::logic_error("a write outside Store::change");
+  const bool existed = get(db, key).has_value();
+  pending_->writes[static_cast<size_t>(db)].insert_or_assign(std::string(key), std::nullopt);
+  return existed;
+}
+
+void Txn::scan(Db db, std::string_view prefix, size_t suffix_len, bool guard,
+               const std::function<bool(std::string_view, std::string_view)>& f) {
+  if (!pending_) {
+    scan_prefix(txn_, store_->dbi(db), prefix, suffix_len, "scan", f);
+    return;
+  }
+  // the change's own writes under prefix, merged into the snapshot's
+  // records in key order; the snapshot's alone feed the guard's digest
+  const auto& w = pending_->writes[static_cast<size_t>(db)];
+  auto in_range = [&](const std::string& k) {
+    return k.compare(0, prefix.size(), prefix) == 0 &&
+           (suffix_len == 0 || k.size() == prefix.size() + suffix_len);
+  };
+  auto ow = w.lower_bound(prefix);
+  bool more = true;
+  auto emit_own_before = [&](std::string_view key) {
+    for (; more && ow != w.end() && in_range(ow->first) && ow->first < key; ++ow) {
+      if (ow->second) more = f(std::string_view(ow->first).substr(prefix.size()), *ow->second);
+    }
+  };
+  ScanDigest digest;
+  scan_prefix(txn_, store_->dbi(db), prefix, suffix_len, "scan",
+              [&](std::string_view suffix, std::string_view value) {
+                std::string key = std::string(prefix).append(suffix);
+                if (guard) digest.add(key, value);
+                emit_own_before(key);
+                if (!more) return guard;
+                if (ow != w.end() && ow->first == key) {  // the change rewrote it
+                  if (ow->second) more = f(suffix, *ow->second);
+                  ++ow;
+                } else {
+                  more = f(suffix, value);
+                }
+                return more || guard;
+              });
+  for (; more && ow != w.end() && in_range(ow->first); ++ow) {
+    if (ow->second) more = f(std::string_view(ow->first).substr(prefix.size()), *ow->second);
+  }
+  if (guard) {
+    pending_->scans.push_back({db, std::string(prefix), suffix_len, digest.done()});
+  }
+}
+
+void Txn::scan_after(Db db, std::string_view prefix, std::string_view after,
+                     const std::function<bool(std::string_view, std::string_view)>& f) {
+  Cursor cur(txn_, store_->dbi(db));
+  std::string start = std::max(std::string(prefix), std::string(after));
+  MDB_val k = val(start), v;
+  int rc = cur.get(&k, &v, MDB_SET_RANGE);
+  while (rc == MDB_SUCCESS) {
+    std::string_view key = view(k);
+    if (key.substr(0, prefix.size()) != prefix) return;
+    if (key != after && !f(key, view(v))) return;
+    rc = cur.get(&k, &v, MDB_NEXT);
+  }
+  if (rc != MDB_NOTFOUND) throw StoreError("scan", rc);
 }
 
 std::optional<Client> Txn::get_client(std::string_view realm, std::string_view client_id) {
   if (!valid_client_id(client_id) || !valid_realm(realm)) return std::nullopt;
   std::string key = client_key(realm, client_id);
-  auto v = get_value(txn_, store_->clients_, key, "mdb_get(clients)");
+  auto v = get(Db::kClients, key);
   if (!v) return std::nullopt;
   auto c = decode_client(realm, *v);
   if (!c) throw StoreError("corrupt client record", MDB_CORRUPTED);
@@ -151,18 +324,17 @@ std::optional<Client> Txn::get_client(std::string_view realm, std::string_view c
 
 std::vector<Client> Txn::list_clients(std::string_view realm) {
   std::vector<Client> out;
-  scan_prefix(txn_, store_->clients_, realm_prefix(realm), 0, "list clients",
-              [&](std::string_view, std::string_view rec) {
-                if (auto c = decode_client(realm, rec)) out.push_back(std::move(*c));
-                return true;
-              });
+  scan(Db::kClients, realm_prefix(realm), 0, false, [&](std::string_view, std::string_view rec) {
+    if (auto c = decode_client(realm, rec)) out.push_back(std::move(*c));
+    return true;
+  });
   return out;
 }
 
 std::optional<Token> Txn::get_token(std::string_view realm, const Digest& hash) {
   if (!valid_realm(realm)) return std::nullopt;
   std::string key = token_key(realm, hash);
-  auto v = get_value(txn_, store_->tokens_, key, "mdb_get(tokens)");
+  auto v = get(Db::kTokens, key);
   if (!v) return std::nullopt;
   auto t = decode_token(*v);
   if (!t) throw StoreError("corrupt token record", MDB_CORRUPTED);
@@ -172,53 +344,35 @@ std::optional<Token> Txn::get_token(std::string_view realm, const Digest& hash) 
 bool Txn::put_client(const Client& c, bool create) {
   if (!storable(c)) return false;
   std::string key = client_key(c.realm, c.client_id);
-  MDB_val k = val(key), v;
-  int rc = mdb_get(txn_, store_->clients_, &k, &v);
-  if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) throw StoreError("mdb_get", rc);
-  if (create == (rc == MDB_SUCCESS)) return false;
-  std::string data = encode_client(c);
-  MDB_val d = val(data);
-  check(mdb_put(txn_, store_->clients_, &k, &d, 0), "mdb_put(clients)");
+  if (create == get(Db::kClients, key).has_value()) return false;
+  put(Db::kClients, key, encode_client(c));
   return true;
 }
 
 bool Txn::delete_client(std::string_view realm, std::string_view client_id) {
   if (!valid_client_id(client_id)) return false;
   std::string key = client_key(realm, client_id);
-  if (!del_key(txn_, store_->clients_, key, "mdb_del(clients)")) return false;
+  if (!del(Db::kClients, key)) return false;
 
   // every token of the client, through the client_tokens index (each
   // token's user and family entries go with it)
-  delete_indexed(realm, store_->client_tokens_, client_tokens_prefix(realm, client_id));
+  delete_indexed(realm, Db::kClientTokens, client_tokens_prefix(realm, client_id));
   return true;
 }
 
 bool Txn::put_token(std::string_view realm, const Digest& hash, const Token& t) {
   std::string key = token_key(realm, hash);
-  std::string data = encode_token(t);
-  MDB_val k = val(key), d = val(data);
-  int rc = mdb_put(txn_, store_->tokens_, &k, &d, MDB_NOOVERWRITE);
-  if (rc == MDB_KEYEXIST) return false;
-  check(rc, "mdb_put(tokens)");
-  MDB_val empty{0, nullptr};
+  if (get(Db::kTokens, key)) return false;  // never overwritten
+  put(Db::kTokens, key, encode_token(t));
+  auto index = [&](Db db, std::string prefix) {
+    prefix.append(reinterpret_cast<const char*>(hash.data()), hash.size());
+    put(db, prefix, "");
+  };
   if (!t.client_id.empty()) {  // sessions belong to no client
-    std::string ikey = client_tokens_prefix(realm, t.client_id);
-    ikey.append(reinterpret_cast<const char*>(hash.data()), hash.size());
-    MDB_val ik = val(ikey);
-    check(mdb_put(txn_, store_->client_tokens_, &ik, &empty, 0), "mdb_put(index)");
+    index(Db::kClientTokens, client_tokens_prefix(realm, t.client_id));
   }
-  if (uint64_t uid = token_user_id(t)) {
-    std::string ukey = user_tokens_prefix(realm, uid);
-    ukey.append(reinterpret_cast<const char*>(hash.data()), hash.size());
-    MDB_val uk = val(ukey);
-    check(mdb_put(txn_, store_->user_tokens_, &uk, &empty, 0), "mdb_put(index)");
-  }
-  if (t.has_family()) {
-    std::string fkey = family_prefix(realm, t.family);
-    fkey.append(reinterpret_cast<const char*>(hash.data()), hash.size());
-    MDB_val fk = val(fkey);
-    check(mdb_put(txn_, store_->family_tokens_, &fk, &empty, 0), "mdb_put(index)");
-  }
+  if (uint64_t uid = token_user_id(t)) index(Db::kUserTokens, user_tokens_prefix(realm, uid));
+  if (t.has_family()) index(Db::kFamilyTokens, family_prefix(realm, t.family));
   return true;
 }
 
@@ -227,24 +381,20 @@ bool Txn::update_token(std::string_view realm, const Digest& hash, const Token& 
   if (!old || old->client_id != t.client_id || old->user != t.user || old->family != t.family) {
     return false;  // the indexes stay as they are: only these fields may change
   }
-  std::string key = token_key(realm, hash);
-  std::string data = encode_token(t);
-  MDB_val k = val(key), d = val(data);
-  check(mdb_put(txn_, store_->tokens_, &k, &d, 0), "mdb_put(tokens)");
+  put(Db::kTokens, token_key(realm, hash), encode_token(t));
   return true;
 }
 
 size_t Txn::revoke_family(std::string_view realm, const Family& family) {
-  return delete_indexed(realm, store_->family_tokens_, family_prefix(realm, family));
+  return delete_indexed(realm, Db::kFamilyTokens, family_prefix(realm, family));
 }
 
-size_t Txn::delete_indexed(std::string_view realm, MDB_dbi index, const std::string& prefix) {
+size_t Txn::delete_indexed(std::string_view realm, Db index, const std::string& prefix) {
   std::vector<Digest> doomed;
-  scan_prefix(txn_, index, prefix, kDigestSize, "index",
-              [&](std::string_view hash, std::string_view) {
-                doomed.push_back(digest_of(hash));
-                return true;
-              });
+  scan(index, prefix, kDigestSize, true, [&](std::string_view hash, std::string_view) {
+    doomed.push_back(digest_of(hash));
+    return true;
+  });
   size_t n = 0;
   for (const Digest& d : doomed) {
     if (delete_token(realm, d)) {
@@ -254,7 +404,7 @@ size_t Txn::delete_indexed(std::string_view realm, MDB_dbi index, const std::str
     // a dangling index entry: drop it
     std::string ikey = prefix;
     ikey.append(reinterpret_cast<const char*>(d.data()), d.size());
-    del_key(txn_, index, ikey, "index");
+    del(index, ikey);
   }
   return n;
 }
@@ -262,24 +412,16 @@ size_t Txn::delete_indexed(std::string_view realm, MDB_dbi index, const std::str
 bool Txn::delete_token(std::string_view realm, const Digest& hash) {
   auto t = get_token(realm, hash);
   if (!t) return false;
-  std::string key = token_key(realm, hash);
-  MDB_val k = val(key);
-  check(mdb_del(txn_, store_->tokens_, &k, nullptr), "mdb_del(tokens)");
+  del(Db::kTokens, token_key(realm, hash));
+  auto unindex = [&](Db db, std::string prefix) {
+    prefix.append(reinterpret_cast<const char*>(hash.data()), hash.size());
+    del(db, prefix);
+  };
   if (valid_client_id(t->client_id)) {
-    std::string ikey = client_tokens_prefix(realm, t->client_id);
-    ikey.append(reinterpret_cast<const char*>(hash.data()), hash.size());
-    del_key(txn_, store_->client_tokens_, ikey, "mdb_del(index)");
+    unindex(Db::kClientTokens, client_tokens_prefix(realm, t->client_id));
   }
-  if (uint64_t uid = token_user_id(*t)) {
-    std::string ukey = user_tokens_prefix(realm, uid);
-    ukey.append(reinterpret_cast<const char*>(hash.data()), hash.size());
-    del_key(txn_, store_->user_tokens_, ukey, "mdb_del(index)");
-  }
-  if (t->has_family()) {
-    std::string fkey = family_prefix(realm, t->family);
-    fkey.append(reinterpret_cast<const char*>(hash.data()), hash.size());
-    del_key(txn_, store_->family_tokens_, fkey, "mdb_del(index)");
-  }
+  if (uint64_t uid = token_user_id(*t)) unindex(Db::kUserTokens, user_tokens_prefix(realm, uid));
+  if (t->has_family()) unindex(Db::kFamilyTokens, family_prefix(realm, t->family));
   return true;
 }
 
@@ -290,7 +432,7 @@ std::optional<bool> Txn::client_enabled(std::string_view realm, std::string_view
     return std::nullopt;
   }
   std::string key = client_key(realm, client_id);
-  auto v = get_value(txn_, store_->clients_, key, "mdb_get(clients)");
+  auto v = get(Db::kClients, key);
   if (!v) return std::nullopt;
   std::string_view rec = *v;
   if (rec.size() >= 2 && rec[0] == kRecordV2) {
@@ -304,7 +446,7 @@ std::optional<bool> Txn::client_enabled(std::string_view realm, std::string_view
 std::optional<std::string> Txn::active_username(std::string_view realm, uint64_t id) {
   if (!valid_realm(realm) || id == 0) return std::nullopt;
   std::string key = user_key(realm, id);
-  auto v = get_value(txn_, store_->users_, key, "mdb_get(users)");
+  auto v = get(Db::kUsers, key);
   if (!v) return std::nullopt;
   std::string_view rec = *v;
   if (rec.size() >= 3 && rec[0] == kRecordV2) {
@@ -319,32 +461,18 @@ std::optional<std::string> Txn::active_username(std::string_view realm, uint64_t
   return u->username;
 }
 
-size_t Txn::purge_expired(std::string_view realm, int64_t now, size_t max) {
-  if (max == 0) return 0;
-  std::vector<Digest> doomed;
-  scan_prefix(txn_, store_->tokens_, realm_prefix(realm), kDigestSize, "purge",
-              [&](std::string_view hash, std::string_view rec) {
-                auto t = decode_token(rec);
-                if (t && now >= t->expires_at) doomed.push_back(digest_of(hash));
-                return doomed.size() < max;
-              });
-  for (const Digest& hash : doomed) delete_token(realm, hash);
-  return doomed.size();
-}
-
 std::optional<std::string> Txn::get_meta(std::string_view name) {
-  auto v = get_value(txn_, store_->meta_, name, "mdb_get(meta)");
+  auto v = get(Db::kMeta, name);
   if (!v) return std::nullopt;
   return std::string(*v);
 }
 
 void Txn::put_meta(std::string_view name, std::string_view value) {
-  MDB_val k = val(name), v = val(value);
-  check(mdb_put(txn_, store_->meta_, &k, &v, 0), "mdb_put(meta)");
+  put(Db::kMeta, name, value);
 }
 
 bool Txn::delete_meta(std::string_view name) {
-  if (!del_key(txn_, store_->meta_, name, "mdb_del(meta)")) return false;
+  if (!del(Db::kMeta, name)) return false;
   return true;
 }
 
@@ -354,11 +482,11 @@ std::vector<std::pair<Digest, Token>> Txn::client_tokens_of_type(std::string_vie
   std::vector<std::pair<Digest, Token>> out;
   if (!valid_realm(realm) || !valid_client_id(client_id)) return out;
   std::vector<Digest> hashes;
-  scan_prefix(txn_, store_->client_tokens_, client_tokens_prefix(realm, client_id), kDigestSize,
-              "client tokens", [&](std::string_view hash, std::string_view) {
-                hashes.push_back(digest_of(hash));
-                return true;
-              });
+  scan(Db::kClientTokens, client_tokens_prefix(realm, client_id), kDigestSize, false,
+       [&](std::string_view hash, std::string_view) {
+         hashes.push_back(digest_of(hash));
+         return true;
+       });
   for (const Digest& d : hashes) {
     auto t = get_token(realm, d);
     if (t && t->type == type) out.emplace_back(d, std::move(*t));
@@ -371,7 +499,7 @@ std::vector<std::pair<Digest, Token>> Txn::client_tokens_of_type(std::string_vie
 std::optional<User> Txn::get_user(std::string_view realm, uint64_t id) {
   if (!valid_realm(realm) || id == 0) return std::nullopt;
   std::string key = user_key(realm, id);
-  auto v = get_value(txn_, store_->users_, key, "mdb_get(users)");
+  auto v = get(Db::kUsers, key);
   if (!v) return std::nullopt;
   auto u = decode_user(realm, *v);
   if (!u) throw StoreError("corrupt user record", MDB_CORRUPTED);
@@ -381,7 +509,7 @@ std::optional<User> Txn::get_user(std::string_view realm, uint64_t id) {
 std::optional<User> Txn::get_user_by_username(std::string_view realm, std::string_view username) {
   if (!valid_realm(realm) || !valid_username(username)) return std::nullopt;
   std::string key = username_key(realm, username);
-  auto v = get_value(txn_, store_->usernames_, key, "mdb_get(usernames)");
+  auto v = get(Db::kUsernames, key);
   if (!v) return std::nullopt;
   if (v->size() != 8) throw StoreError("corrupt username index", MDB_CORRUPTED);
   return get_user(realm, get_u64_be(v->data()));
@@ -391,14 +519,13 @@ std::vector<User> Txn::list_users(std::string_view realm, size_t offset, size_t 
                                   size_t* total) {
   std::vector<User> out;
   size_t n = 0;
-  scan_prefix(txn_, store_->users_, realm_prefix(realm), 8, "list users",
-              [&](std::string_view, std::string_view rec) {
-                if (n >= offset && out.size() < limit) {
-                  if (auto u = decode_user(realm, rec)) out.push_back(std::move(*u));
-                }
-                n++;
-                return true;
-              });
+  scan(Db::kUsers, realm_prefix(realm), 8, false, [&](std::string_view, std::string_view rec) {
+    if (n >= offset && out.size() < limit) {
+      if (auto u = decode_user(realm, rec)) out.push_back(std::move(*u));
+    }
+    n++;
+    return true;
+  });
   if (total) *total = n;
   return out;
 }
@@ -411,91 +538,75 @@ PutUser Txn::put_user(User& u, bool create) {
   }
   std::optional<User> old;
   if (create) {
-    // the realm's id sequence lives in meta; an explicit id (an import
-    // keeping Django's pks) raises it, automatic ids skip taken ones
-    std::string seq_key = "\x01user_seq" + realm_prefix(u.realm);
-    MDB_val sk = val(seq_key), sv;
-    uint64_t seq = 0;
-    int rc = mdb_get(txn_, store_->meta_, &sk, &sv);
-    if (rc == MDB_SUCCESS && sv.mv_size == 8) {
-      seq = get_u64_be(static_cast<const char*>(sv.mv_data));
-    } else if (rc != MDB_NOTFOUND && rc != MDB_SUCCESS) {
-      throw StoreError("mdb_get(meta)", rc);
-    }
-    if (u.id == 0) {
-      u.id = seq + 1;
-      while (get_user(u.realm, u.id)) u.id++;
-    } else if (get_user(u.realm, u.id)) {
-      return PutUser::kInvalid;  // an explicit id that is taken
-    }
-    if (u.id > seq) {
-      std::string nv;
-      put_u64_be(nv, u.id);
-      MDB_val nval = val(nv);
-      check(mdb_put(txn_, store_->meta_, &sk, &nval, 0), "mdb_put(meta)");
-    }
+    if (!assign_user_id(u)) return PutUser::kInvalid;  // an explicit id that is taken
   } else {
     old = get_user(u.realm, u.id);
     if (!old) return PutUser::kMissing;
   }
 
   std::string ukey = username_key(u.realm, u.username);
-  MDB_val nk = val(ukey), nv;
-  int rc = mdb_get(txn_, store_->usernames_, &nk, &nv);
-  if (rc == MDB_SUCCESS) {
-    if (nv.mv_size != 8 || get_u64_be(static_cast<const char*>(nv.mv_data)) != u.id) {
-      return PutUser::kUsernameTaken;
-    }
-  } else if (rc != MDB_NOTFOUND) {
-    throw StoreError("mdb_get(usernames)", rc);
+  if (auto holder = get(Db::kUsernames, ukey)) {
+    if (holder->size() != 8 || get_u64_be(holder->data()) != u.id) return PutUser::kUsernameTaken;
   }
-  if (old && old->username != u.username) {
-    std::string okey = username_key(u.realm, old->username);
-    del_key(txn_, store_->usernames_, okey, "mdb_del");
-  }
+  if (old && old->username != u.username) del(Db::kUsernames, username_key(u.realm, old->username));
   std::string idv;
   put_u64_be(idv, u.id);
-  MDB_val iv = val(idv);
-  check(mdb_put(txn_, store_->usernames_, &nk, &iv, 0), "mdb_put(usernames)");
+  put(Db::kUsernames, ukey, idv);
 
   if (old && !old->email.empty() && old->email != u.email) {
     std::string ekey = email_prefix(u.realm, old->email);
     put_u64_be(ekey, u.id);
-    del_key(txn_, store_->emails_, ekey, "mdb_del");
+    del(Db::kEmails, ekey);
   }
   if (!u.email.empty()) {
     std::string ekey = email_prefix(u.realm, u.email);
     put_u64_be(ekey, u.id);
-    MDB_val ek = val(ekey), empty{0, nullptr};
-    check(mdb_put(txn_, store_->emails_, &ek, &empty, 0), "mdb_put(emails)");
+    put(Db::kEmails, ekey, "");
   }
-
-  std::string key = user_key(u.realm, u.id);
-  std::string data = encode_user(u);
-  MDB_val k = val(key), d = val(data);
-  check(mdb_put(txn_, store_->users_, &k, &d, 0), "mdb_put(users)");
+  put(Db::kUsers, user_key(u.realm, u.id), encode_user(u));
   return PutUser::kOk;
+}
+
+// The realm's id sequence lives in meta; an explicit id (an import keeping
+// Django's pks) raises it, automatic ids skip taken ones.  false: the
+// explicit id is taken.
+bool Txn::assign_user_id(User& u) {
+  std::string seq_key = "\x01user_seq" + realm_prefix(u.realm);
+  uint64_t seq = 0;
+  if (auto v = get(Db::kMeta, seq_key); v && v->size() == 8) seq = get_u64_be(v->data());
+  if (u.id == 0) {
+    u.id = seq + 1;
+    while (get_user(u.realm, u.id)) u.id++;
+  } else if (get_user(u.realm, u.id)) {
+    return false;
+  }
+  if (u.id > seq) {
+    std::string nv;
+    put_u64_be(nv, u.id);
+    put(Db::kMeta, seq_key, nv);
+  }
+  return true;
 }
 
 std::vector<uint64_t> Txn::users_by_email(std::string_view realm, std::string_view email,
                                           size_t max) {
   std::vector<uint64_t> out;
   if (!valid_realm(realm) || email.empty() || email.size() > 254 || max == 0) return out;
-  scan_prefix(txn_, store_->emails_, email_prefix(realm, email), 8, "emails",
-              [&](std::string_view id, std::string_view) {
-                out.push_back(get_u64_be(id.data()));
-                return out.size() < max;
-              });
+  scan(Db::kEmails, email_prefix(realm, email), 8, false,
+       [&](std::string_view id, std::string_view) {
+         out.push_back(get_u64_be(id.data()));
+         return out.size() < max;
+       });
   return out;
 }
 
 size_t Txn::delete_user_tokens(std::string_view realm, uint64_t id) {
-  return delete_indexed(realm, store_->user_tokens_, user_tokens_prefix(realm, id));
+  return delete_indexed(realm, Db::kUserTokens, user_tokens_prefix(realm, id));
 }
 
 std::optional<AccountLock> Txn::get_account_lock(std::string_view realm, uint64_t user) {
   std::string key = user_key(realm, user);
-  auto v = get_value(txn_, store_->account_locks_, key, "mdb_get(account_locks)");
+  auto v = get(Db::kAccountLocks, key);
   if (!v) return std::nullopt;
   auto l = decode_lock(*v);
   if (!l) throw StoreError("corrupt account lock record", MDB_CORRUPTED);
@@ -503,10 +614,7 @@ std::optional<AccountLock> Txn::get_account_lock(std::string_view realm, uint64_
 }
 
 void Txn::put_account_lock(std::string_view realm, uint64_t user, const AccountLock& lock) {
-  std::string key = user_key(realm, user);
-  std::string rec = encode_lock(lock);
-  MDB_val k = val(key), v = val(rec);
-  check(mdb_put(txn_, store_->account_locks_, &k, &v, 0), "mdb_put(account_locks)");
+  put(Db::kAccountLocks, user_key(realm, user), encode_lock(lock));
 }
 
 bool Txn::delete_user(std::string_view realm, uint64_t id) {
@@ -515,18 +623,16 @@ bool Txn::delete_user(std::string_view realm, uint64_t id) {
   delete_user_tokens(realm, id);
   {
     std::string lkey = user_key(realm, id);
-    del_key(txn_, store_->account_locks_, lkey, "mdb_del");
+    del(Db::kAccountLocks, lkey);
   }
   std::string nkey = username_key(realm, u->username);
-  del_key(txn_, store_->usernames_, nkey, "mdb_del");
+  del(Db::kUsernames, nkey);
   if (!u->email.empty()) {
     std::string ekey = email_prefix(realm, u->email);
     put_u64_be(ekey, id);
-    del_key(txn_, store_->emails_, ekey, "mdb_del");
+    del(Db::kEmails, ekey);
   }
-  std::string key = user_key(realm, id);
-  MDB_val k = val(key);
-  check(mdb_del(txn_, store_->users_, &k, nullptr), "mdb_del(users)");
+  del(Db::kUsers, user_key(realm, id));
   return true;
 }
 

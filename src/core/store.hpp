@@ -10,13 +10,17 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
+#include "change.hpp"
 #include "crypto.hpp"
 
 namespace oauth2 {
@@ -24,7 +28,10 @@ namespace oauth2 {
 constexpr uint32_t kSchemaVersion = 1;
 constexpr size_t kMaxRealm = 64;
 constexpr size_t kMaxClientId = 200;
-constexpr size_t kDefaultMapSize = size_t(256) << 20;
+// The map's size is address space, not disk: the file grows as records
+// are written.  16 GiB holds tens of millions of tokens; a full map
+// refuses writes (503, with the reason in the log) and loses nothing.
+constexpr size_t kDefaultMapSize = size_t(16) << 30;
 constexpr const char* kDefaultRealm = "default";
 
 // A real failure of the store (I/O, full map, corruption); expected
@@ -134,9 +141,12 @@ struct Token {
 };
 
 class Store;
+class Committer;
 
-// A transaction.  Move-only; aborts (or, for the cached read transaction,
-// resets) in its destructor unless committed.
+// A transaction: a read-only snapshot (Store::read), or the building of a
+// change (Store::change): reads come from a snapshot and are recorded with
+// what they saw, writes are kept aside and applied by the committer only
+// if those reads still hold.  Move-only.
 class Txn {
  public:
   Txn(Txn&& other) noexcept;
@@ -164,8 +174,6 @@ class Txn {
   bool update_token(std::string_view realm, const Digest& hash, const Token& t);
   // deletes every token of a grant; how many
   size_t revoke_family(std::string_view realm, const Family& family);
-  // deletes up to max tokens of the realm expired at now; how many it did
-  size_t purge_expired(std::string_view realm, int64_t now, size_t max);
 
   std::optional<User> get_user(std::string_view realm, uint64_t id);
   std::optional<User> get_user_by_username(std::string_view realm, std::string_view username);
@@ -195,18 +203,46 @@ class Txn {
                                                               std::string_view client_id,
                                                               TokenType type);
 
+  // In a change: its writes are to be applied when the change ends
+  // (without it they are dropped).  In a read transaction: a logic error.
   void commit();
+
+  // The key-value level the records above are built on (store_records.hpp
+  // makes the keys).  get's view lasts until the next write of that key.
+  std::optional<std::string_view> get(Db db, std::string_view key);
+  void put(Db db, std::string_view key, std::string_view value);
+  bool del(Db db, std::string_view key);  // false: it was not there
+  // f(suffix, value) for the records under prefix whose keys are prefix
+  // plus suffix_len bytes (0: any), in key order, while f returns true.
+  // guard: the change relies on the whole range, which must not change
+  // before it commits (an index it deletes through, say).
+  void scan(Db db, std::string_view prefix, size_t suffix_len, bool guard,
+            const std::function<bool(std::string_view, std::string_view)>& f);
+  // f(key, value) for the snapshot's records under prefix whose keys sort
+  // after `after` (empty: from the first), while f returns true.  Not
+  // guarded, and blind to the change's own writes: for sweeps that read
+  // before they write.
+  void scan_after(Db db, std::string_view prefix, std::string_view after,
+                  const std::function<bool(std::string_view, std::string_view)>& f);
 
  private:
   friend class Store;
-  Txn(Store* store, MDB_txn* txn, bool cached) noexcept
-      : store_(store), txn_(txn), cached_(cached) {}
+  friend class Committer;
+  struct Pending;  // a change being built: its reads and writes
+  // kExclusive: a change built inside the committer's write transaction
+  enum class Mode { kRead, kCachedRead, kChange, kExclusive };
+  Txn(Store* store, MDB_txn* txn, Mode mode);
+  // what the change became (empty without commit()); ends the snapshot
+  Change take_change();
   // deletes the tokens an index lists under prefix (+ 32-byte hashes)
-  size_t delete_indexed(std::string_view realm, MDB_dbi index, const std::string& prefix);
+  size_t delete_indexed(std::string_view realm, Db index, const std::string& prefix);
+  bool assign_user_id(User& u);
+  void release() noexcept;
 
   Store* store_;
   MDB_txn* txn_;
-  bool cached_;
+  Mode mode_;
+  std::unique_ptr<Pending> pending_;
 };
 
 class Store {
@@ -214,38 +250,94 @@ class Store {
   // Opens (creating the directory and the databases if missing, unless
   // !create: then it only checks, and writes nothing).  Throws StoreError.
   // One Store per process per environment: LMDB forbids opening the same
-  // environment twice in one process.
+  // environment twice in one process.  mapsize 0: the size the
+  // environment was given (kDefaultMapSize for a new one).
   Store(const std::string& path, size_t mapsize, bool create = true);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  Txn read();  // a fresh read transaction, any thread
+  Txn read();  // a read-only snapshot, any thread
   // the reused read transaction of a single-threaded caller (an nginx
   // worker's event loop); a fresh one after disable_read_cache()
   Txn read_cached();
   void disable_read_cache() { cache_reads_ = false; }
-  Txn write();
+
+  // The one way to write.  Runs decide(txn) on a fresh snapshot; if it
+  // called txn.commit(), its writes go to this process's committer, which
+  // applies them with the other changes waiting, in one LMDB transaction
+  // and one sync, provided what decide read still holds; if it does not,
+  // decide runs again on a newer snapshot.  After kOptimisticRuns such
+  // runs it runs once more inside the committer's write transaction,
+  // where nothing can overtake it (a record many write at once: a code
+  // redeemed by many clients, a counter).  Returns what decide returned
+  // once the writes are durable.  decide must be safe to run more than
+  // once: its only effects are through txn and its return value.
+  template <typename F>
+  auto change(F&& decide) -> std::invoke_result_t<F&, Txn&>;
+  static constexpr int kOptimisticRuns = 8;
 
   int reader_check();
   const std::string& path() const { return path_; }
+  MDB_dbi dbi(Db db) const { return dbi_[static_cast<size_t>(db)]; }
+  Committer& committer() { return *committer_; }
 
  private:
   friend class Txn;
+  friend class Committer;
   MDB_txn* begin(unsigned flags);
+  MDB_txn* begin_write() { return begin(0); }
   bool open_databases(unsigned flags);
+  Txn begin_change();
+  bool commit_change(const Change& c);
+  void commit_exclusive(const std::function<void(Txn&)>& decide);
+  // read transactions kept reset between uses, for read() and changes
+  MDB_txn* take_snapshot();
+  void give_back_snapshot(MDB_txn* txn) noexcept;
 
   std::string path_;
   struct EnvClose {
     void operator()(MDB_env* e) const { mdb_env_close(e); }
   };
   std::unique_ptr<MDB_env, EnvClose> env_;
-  MDB_dbi meta_ = 0, clients_ = 0, tokens_ = 0, client_tokens_ = 0;
-  MDB_dbi users_ = 0, usernames_ = 0, user_tokens_ = 0;
-  MDB_dbi family_tokens_ = 0, emails_ = 0, account_locks_ = 0;
+  std::array<MDB_dbi, kDbCount> dbi_{};
   MDB_txn* cached_ = nullptr;
   bool cache_reads_ = true;
+  std::mutex snapshots_m_;
+  std::vector<MDB_txn*> snapshots_;
+  std::unique_ptr<Committer> committer_;
 };
+
+template <typename F>
+auto Store::change(F&& decide) -> std::invoke_result_t<F&, Txn&> {
+  using R = std::invoke_result_t<F&, Txn&>;
+  for (int run = 1; run <= kOptimisticRuns; run++) {
+    Change c;
+    if constexpr (std::is_void_v<R>) {
+      {
+        Txn txn = begin_change();
+        decide(txn);
+        c = txn.take_change();
+      }
+      if (c.empty() || commit_change(c)) return;
+    } else {
+      std::optional<R> result;
+      {
+        Txn txn = begin_change();
+        result.emplace(decide(txn));
+        c = txn.take_change();
+      }
+      if (c.empty() || commit_change(c)) return std::move(*result);
+    }
+  }
+  if constexpr (std::is_void_v<R>) {
+    commit_exclusive([&](Txn& txn) { decide(txn); });
+  } else {
+    std::optional<R> result;
+    commit_exclusive([&](Txn& txn) { result.emplace(decide(txn)); });
+    return std::move(*result);
+  }
+}
 
 // Where releases before 0.9 kept a generated handshake key, in clear: read
 // only by `oauth2-admin handshake-key extract`, which moves it to a file.

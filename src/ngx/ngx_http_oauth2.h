@@ -38,6 +38,12 @@ typedef struct {
     ngx_uint_t                 hash_running;  /* oauth2_hash_limit */
     ngx_uint_t                 hash_waiting;
     ngx_str_t                  store_realm;
+    ngx_msec_t                 expiry_interval;  /* oauth2_expiry_cleanup;
+                                                    0: off */
+    ngx_uint_t                 expiry_batch;
+#if (NGX_THREADS)
+    ngx_thread_pool_t         *expiry_pool;
+#endif
     oauth2_conf_t             *conf;          /* the core's, per cycle */
 } ngx_http_oauth2_main_conf_t;
 
@@ -132,6 +138,10 @@ oauth2_store_t *ngx_http_oauth2_store(ngx_log_t *log);
 ngx_int_t ngx_http_oauth2_init_module(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_oauth2_init_process(ngx_cycle_t *cycle);
 void ngx_http_oauth2_exit_process(ngx_cycle_t *cycle);
+
+/* ngx_http_oauth2_expiry.c: oauth2_expiry_cleanup in a worker */
+void ngx_http_oauth2_expiry_start(ngx_cycle_t *cycle, oauth2_store_t *store);
+ngx_int_t ngx_http_oauth2_expiry_stop(ngx_cycle_t *cycle);
 
 /* ngx_http_oauth2_directives.c */
 extern ngx_command_t  ngx_http_oauth2_commands[];

@@ -9,7 +9,12 @@
 #include "ngx_http_oauth2.h"
 
 
-#define NGX_HTTP_OAUTH2_DEFAULT_MAPSIZE  (256 * 1024 * 1024)
+/* address space, not disk: the file grows as records are written */
+#if (NGX_PTR_SIZE == 8)
+#define NGX_HTTP_OAUTH2_DEFAULT_MAPSIZE  ((size_t) 16 << 30)
+#else
+#define NGX_HTTP_OAUTH2_DEFAULT_MAPSIZE  ((size_t) 1 << 30)
+#endif
 
 
 static char *ngx_http_oauth2_store_directive(ngx_conf_t *cf,
@@ -50,6 +55,8 @@ static char *ngx_http_oauth2_check_sec(ngx_conf_t *cf, void *post,
     void *data);
 static char *ngx_http_oauth2_check_zone_size(ngx_conf_t *cf, void *post,
     void *data);
+static char *ngx_http_oauth2_expiry_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_oauth2_join_args(ngx_conf_t *cf, ngx_str_t *out);
 
 
@@ -121,6 +128,13 @@ ngx_command_t  ngx_http_oauth2_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_oauth2_main_conf_t, zone_size),
       &ngx_http_oauth2_zone_size_post },
+
+    { ngx_string("oauth2_expiry_cleanup"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_oauth2_expiry_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
 
     { ngx_string("oauth2_hash_limit"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
@@ -1222,6 +1236,69 @@ ngx_http_oauth2_check_zone_size(ngx_conf_t *cf, void *post, void *data)
 
     if (*sp < 64 * 1024) {
         return "must be at least 64k";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* oauth2_expiry_cleanup <interval> [batch=<n>] | off */
+
+static char *
+ngx_http_oauth2_expiry_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth2_main_conf_t *mcf = conf;
+
+    ngx_int_t    n;
+    ngx_str_t   *value, b;
+    ngx_msec_t   interval;
+
+    if (mcf->expiry_interval != NGX_CONF_UNSET_MSEC) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        if (cf->args->nelts != 2) {
+            return "takes no batch when off";
+        }
+
+        mcf->expiry_interval = 0;
+        return NGX_CONF_OK;
+    }
+
+    interval = ngx_parse_time(&value[1], 0);
+
+    if (interval == (ngx_msec_t) NGX_ERROR || interval < 1000
+        || interval > 86400000)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid interval \"%V\" in \"%V\": 1s to 1d, "
+                           "or off", &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    mcf->expiry_interval = interval;
+
+    if (cf->args->nelts == 3) {
+        if (ngx_strncmp(value[2].data, "batch=", 6) != 0) {
+            return "takes an interval and optionally batch=<n>";
+        }
+
+        b.data = value[2].data + 6;
+        b.len = value[2].len - 6;
+
+        n = ngx_atoi(b.data, b.len);
+        if (n == NGX_ERROR || n < 1 || n > 100000) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid batch \"%V\" in \"%V\": 1 to "
+                               "100000", &value[2], &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
+        mcf->expiry_batch = n;
     }
 
     return NGX_CONF_OK;

@@ -226,6 +226,8 @@ ngx_http_oauth2_create_main_conf(ngx_conf_t *cf)
     mcf->zone_size = NGX_CONF_UNSET_SIZE;
     mcf->hash_running = NGX_CONF_UNSET_UINT;
     mcf->hash_waiting = NGX_CONF_UNSET_UINT;
+    mcf->expiry_interval = NGX_CONF_UNSET_MSEC;
+    mcf->expiry_batch = NGX_CONF_UNSET_UINT;
     mcf->store_realm = ngx_http_oauth2_default_realm;
 
     /* the core's side of this http{} block, freed with the cycle */
@@ -265,6 +267,8 @@ ngx_http_oauth2_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_size_value(mcf->zone_size, NGX_HTTP_OAUTH2_ZONE_SIZE);
     ngx_conf_init_uint_value(mcf->hash_running, 2);
     ngx_conf_init_uint_value(mcf->hash_waiting, 64);
+    ngx_conf_init_msec_value(mcf->expiry_interval, 60000);
+    ngx_conf_init_uint_value(mcf->expiry_batch, 1000);
 
     if (mcf->store_path.len == 0) {
         return NGX_CONF_OK;
@@ -281,6 +285,17 @@ ngx_http_oauth2_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     mcf->shm_zone->init = ngx_http_oauth2_limit_init_zone;
+
+#if (NGX_THREADS)
+    /* the expiry rounds run in the default thread pool */
+
+    if (mcf->expiry_interval) {
+        mcf->expiry_pool = ngx_thread_pool_add(cf, NULL);
+        if (mcf->expiry_pool == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+#endif
 
     return NGX_CONF_OK;
 }

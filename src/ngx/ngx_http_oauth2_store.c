@@ -169,6 +169,8 @@ ngx_http_oauth2_init_process(ngx_cycle_t *cycle)
                   oauth2_store_is_open(ngx_http_oauth2_worker_store)
                   ? NGX_HTTP_OAUTH2_READER_CHECK : NGX_HTTP_OAUTH2_RETRY);
 
+    ngx_http_oauth2_expiry_start(cycle, ngx_http_oauth2_worker_store);
+
     return NGX_OK;
 }
 
@@ -208,8 +210,15 @@ ngx_http_oauth2_timer_handler(ngx_event_t *ev)
 void
 ngx_http_oauth2_exit_process(ngx_cycle_t *cycle)
 {
-    if (ngx_http_oauth2_worker_store) {
-        oauth2_store_destroy(ngx_http_oauth2_worker_store);
-        ngx_http_oauth2_worker_store = NULL;
+    if (ngx_http_oauth2_worker_store == NULL) {
+        return;
     }
+
+    if (!ngx_http_oauth2_expiry_stop(cycle)) {
+        /* a round still runs in a thread: the process ends anyway */
+        return;
+    }
+
+    oauth2_store_destroy(ngx_http_oauth2_worker_store);
+    ngx_http_oauth2_worker_store = NULL;
 }

@@ -22,6 +22,7 @@ using oauth2::NewApiKey;
 using oauth2::Store;
 using oauth2::Token;
 using oauth2::TokenType;
+using oauth2::Txn;
 
 namespace {
 
@@ -49,19 +50,21 @@ class ApiKeysTest : public ::testing::Test {
     c.name = "name of " + id;
     c.secret_hash = oauth2::hash_secret("s3cret");
     c.grant_types = {"client_credentials"};
-    auto txn = store_->write();
-    ASSERT_TRUE(txn.put_client(c, true));
-    txn.commit();
+    store_->change([&](Txn& txn) {
+      ASSERT_TRUE(txn.put_client(c, true));
+      txn.commit();
+    });
   }
 
   // a key of the client, committed
   NewApiKey create(const std::string& client_id, const std::string& name = "",
                    int64_t now = 1000) {
-    auto txn = store_->write();
-    auto nk = oauth2::create_api_key(txn, kRealm, client_id, name, now);
-    if (!nk) throw std::runtime_error("no such client " + client_id);
-    txn.commit();
-    return std::move(*nk);
+    return store_->change([&](Txn& txn) {
+      auto nk = oauth2::create_api_key(txn, kRealm, client_id, name, now);
+      if (!nk) throw std::runtime_error("no such client " + client_id);
+      txn.commit();
+      return std::move(*nk);
+    });
   }
 
   std::vector<ApiKeyInfo> list(const std::string& client_id) {
@@ -76,10 +79,11 @@ class ApiKeysTest : public ::testing::Test {
   }
 
   bool revoke(const std::string& client_id, const std::string& id) {
-    auto txn = store_->write();
-    bool ok = oauth2::revoke_api_key(txn, kRealm, client_id, id);
-    txn.commit();
-    return ok;
+    return store_->change([&](Txn& txn) {
+      bool ok = oauth2::revoke_api_key(txn, kRealm, client_id, id);
+      txn.commit();
+      return ok;
+    });
   }
 
   std::optional<Token> get_token(const oauth2::Digest& h) {
@@ -134,22 +138,22 @@ TEST_F(ApiKeysTest, AnAccessTokenIsNoApiKey) {
   t.issued_at = 1000;
   t.expires_at = 2000;
   t.client_id = "svc";
-  {
-    auto txn = store_->write();
+  ASSERT_NO_FATAL_FAILURE(store_->change([&](Txn& txn) {
     ASSERT_TRUE(txn.put_token(kRealm, oauth2::sha256(value), t));
     txn.commit();
-  }
+  }));
   EXPECT_FALSE(find(value).has_value());
   EXPECT_TRUE(list("svc").empty());
 }
 
 TEST_F(ApiKeysTest, UnknownClientGetsNoKey) {
-  auto txn = store_->write();
-  EXPECT_FALSE(
-      oauth2::create_api_key(txn, kRealm, "nope", "", 1000).has_value());
-  EXPECT_FALSE(
-      oauth2::create_api_key(txn, "other", "svc", "", 1000).has_value());
-  txn.commit();
+  store_->change([&](Txn& txn) {
+    EXPECT_FALSE(
+        oauth2::create_api_key(txn, kRealm, "nope", "", 1000).has_value());
+    EXPECT_FALSE(
+        oauth2::create_api_key(txn, "other", "svc", "", 1000).has_value());
+    txn.commit();
+  });
   EXPECT_TRUE(list("nope").empty());
   EXPECT_TRUE(list("svc").empty());
 }
@@ -166,10 +170,11 @@ TEST_F(ApiKeysTest, NameRules) {
       "a\xff" "b",  // not UTF-8
   };
   for (const std::string& name : bad) {
-    auto txn = store_->write();
-    EXPECT_THROW(oauth2::create_api_key(txn, kRealm, "svc", name, 1000),
-                 std::invalid_argument)
-        << name;
+    store_->change([&](Txn& txn) {
+      EXPECT_THROW(oauth2::create_api_key(txn, kRealm, "svc", name, 1000),
+                   std::invalid_argument)
+          << name;
+    });
   }
   EXPECT_EQ(list("svc").size(), 2u);
 }
@@ -202,9 +207,10 @@ TEST_F(ApiKeysTest, RevokeDeletesTheKeyAndItsHandshakes) {
     h.client_id = "svc";
     h.family = k.info.family;
     oauth2::Digest d = oauth2::sha256(oauth2::random_token());
-    auto txn = store_->write();
-    EXPECT_TRUE(txn.put_token(kRealm, d, h));
-    txn.commit();
+    store_->change([&](Txn& txn) {
+      EXPECT_TRUE(txn.put_token(kRealm, d, h));
+      txn.commit();
+    });
     return d;
   };
   oauth2::Digest doomed_hs = handshake(doomed);
@@ -229,12 +235,12 @@ TEST_F(ApiKeysTest, RevokeDeletesTheKeyAndItsHandshakes) {
 
 TEST_F(ApiKeysTest, UncommittedCreateLeavesNothing) {
   std::string key;
-  {
-    auto txn = store_->write();
+  ASSERT_NO_FATAL_FAILURE(store_->change([&](Txn& txn) {
     auto nk = oauth2::create_api_key(txn, kRealm, "svc", "", 1000);
     ASSERT_TRUE(nk.has_value());
     key = nk->key;
-  }  // aborted
+  }));  // no commit(): dropped
+  ASSERT_FALSE(key.empty());
   EXPECT_FALSE(find(key).has_value());
   EXPECT_TRUE(list("svc").empty());
 }
@@ -243,11 +249,10 @@ TEST_F(ApiKeysTest, DeleteClientRemovesItsKeysR70) {
   NewApiKey k1 = create("svc", "one");
   NewApiKey k2 = create("svc", "two");
   NewApiKey k3 = create("other", "three");
-  {
-    auto txn = store_->write();
+  ASSERT_NO_FATAL_FAILURE(store_->change([&](Txn& txn) {
     ASSERT_TRUE(txn.delete_client(kRealm, "svc"));
     txn.commit();
-  }
+  }));
   EXPECT_FALSE(find(k1.key).has_value());
   EXPECT_FALSE(find(k2.key).has_value());
   EXPECT_FALSE(get_token(oauth2::sha256(k1.key)).has_value());

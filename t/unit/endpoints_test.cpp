@@ -26,6 +26,7 @@ using oauth2::Client;
 using oauth2::EndpointResult;
 using oauth2::Response;
 using oauth2::Store;
+using oauth2::Txn;
 using oauth2::Validation;
 using oauth2_test::basic;
 using oauth2_test::cstr;
@@ -194,22 +195,25 @@ class EndpointsTest : public ::testing::Test {
     c.secret_hash = oauth2::hash_secret(secret);
     c.grant_types = {"client_credentials"};
     if (tweak) tweak(c);
-    auto txn = store_->write();
-    EXPECT_TRUE(txn.put_client(c, true));
-    txn.commit();
+    store_->change([&](Txn& txn) {
+      EXPECT_TRUE(txn.put_client(c, true));
+      txn.commit();
+    });
     return c;
   }
 
   void update_client(const Client& c) {
-    auto txn = store_->write();
-    EXPECT_TRUE(txn.put_client(c, false));
-    txn.commit();
+    store_->change([&](Txn& txn) {
+      EXPECT_TRUE(txn.put_client(c, false));
+      txn.commit();
+    });
   }
 
   void delete_client(const std::string& id) {
-    auto txn = store_->write();
-    EXPECT_TRUE(txn.delete_client("default", id));
-    txn.commit();
+    store_->change([&](Txn& txn) {
+      EXPECT_TRUE(txn.delete_client("default", id));
+      txn.commit();
+    });
   }
 
   // A token request authenticated with Basic for app.
@@ -545,11 +549,10 @@ TEST_F(EndpointsTest, RefreshTokenRecordDoesNotOpenLocationsR62) {
   t.expires_at = kNow + kTtl;
   t.client_id = "app";
   t.scope = "read write";
-  {
-    auto txn = store_->write();
+  ASSERT_NO_FATAL_FAILURE(store_->change([&](Txn& txn) {
     ASSERT_TRUE(txn.put_token("default", oauth2::sha256(tok), t));
     txn.commit();
-  }
+  }));
   EXPECT_EQ(validate_bearer(tok).result, OAUTH2_INVALID_TOKEN);
 }
 
@@ -955,14 +958,13 @@ TEST_F(EndpointsTest, AGeneratedSecretIsNeverThrottledPerClientR83) {
 }
 
 TEST_F(EndpointsTest, AnImportedSecretIsThrottledPerClientAndAddressR83) {
-  {
-    auto txn = store_->write();
+  ASSERT_NO_FATAL_FAILURE(store_->change([&](Txn& txn) {
     auto c = txn.get_client("default", "app");
     ASSERT_TRUE(c);
     c->imported_secret = true;
     ASSERT_TRUE(txn.put_client(*c, false));
     txn.commit();
-  }
+  }));
   ThrottleLog log;
   EndpointReq bad = token_req();
   bad.authorization = basic("app:wrong");

@@ -29,6 +29,7 @@ using oauth2::Response;
 using oauth2::Store;
 using oauth2::Token;
 using oauth2::TokenType;
+using oauth2::Txn;
 using oauth2_test::cstr;
 
 namespace {
@@ -188,23 +189,21 @@ class HandshakeTest : public ::testing::Test {
     c.secret_hash = oauth2::hash_secret("s3cret");
     c.grant_types = {"client_credentials"};
     c.scope = "read write admin";
-    {
-      auto txn = store_->write();
+    ASSERT_NO_FATAL_FAILURE(store_->change([&](Txn& txn) {
       ASSERT_TRUE(txn.put_client(c, true));
       txn.commit();
-    }
+    }));
     conf_ = oauth2_conf_create();
     ASSERT_NE(conf_, nullptr);
     auth_ = make_location(auth_conf("read"));
     ASSERT_NE(auth_, nullptr);
-    {
-      auto txn = store_->write();
+    ASSERT_NO_FATAL_FAILURE(store_->change([&](Txn& txn) {
       auto nk = oauth2::create_api_key(txn, kRealm, "svc", "ci", kNow - 100);
       ASSERT_TRUE(nk.has_value());
       txn.commit();
       api_key_ = nk->key;
       api_key_id_ = nk->info.id;
-    }
+    }));
   }
 
   void TearDown() override {
@@ -332,12 +331,13 @@ class HandshakeTest : public ::testing::Test {
   }
 
   void set_disabled(bool disabled) {
-    auto txn = store_->write();
-    auto c = txn.get_client(kRealm, "svc");
-    ASSERT_TRUE(c.has_value());
-    c->disabled = disabled;
-    ASSERT_TRUE(txn.put_client(*c, false));
-    txn.commit();
+    store_->change([&](Txn& txn) {
+      auto c = txn.get_client(kRealm, "svc");
+      ASSERT_TRUE(c.has_value());
+      c->disabled = disabled;
+      ASSERT_TRUE(txn.put_client(*c, false));
+      txn.commit();
+    });
   }
 
   std::unique_ptr<oauth2_test::TempDir> dir_;
@@ -514,11 +514,10 @@ TEST_F(HandshakeTest, DisabledApplicationR70) {
 
 TEST_F(HandshakeTest, RevokedApiKeyEndsItsHandshakes) {
   Created c = create(kNow);
-  {
-    auto txn = store_->write();
+  ASSERT_NO_FATAL_FAILURE(store_->change([&](Txn& txn) {
     ASSERT_TRUE(oauth2::revoke_api_key(txn, kRealm, "svc", api_key_id_));
     txn.commit();
-  }
+  }));
   Response r = validate(c, kNow + 1);
   EXPECT_EQ(r.status, 404) << r.body;
   EXPECT_EQ(str_at(parse_json(r.body), {"error_code"}), "HANDSHAKE_NOT_FOUND");

@@ -29,15 +29,17 @@ class LockoutTest : public ::testing::Test {
 
   void fail(int n, int64_t at = kNow) {
     for (int i = 0; i < n; i++) {
-      auto txn = store_->write();
-      oauth2::account_failed(txn, kRealm, 7, limit_, at);
-      txn.commit();
+      store_->change([&](oauth2::Txn& txn) {
+        oauth2::account_failed(txn, kRealm, 7, limit_, at);
+        txn.commit();
+      });
     }
   }
   void sign_in(const LoginOrigin& o, int64_t at = kNow) {
-    auto txn = store_->write();
-    oauth2::account_signed_in(txn, kRealm, 7, o, at);
-    txn.commit();
+    store_->change([&](oauth2::Txn& txn) {
+      oauth2::account_signed_in(txn, kRealm, 7, o, at);
+      txn.commit();
+    });
   }
   unsigned wait(const LoginOrigin& o, int64_t at = kNow) {
     auto txn = store_->read();
@@ -123,16 +125,16 @@ TEST_F(LockoutTest, DeletingTheUserDeletesItsLock) {
   u.realm = kRealm;
   u.username = "gone";
   u.password = "!";
-  {
-    auto txn = store_->write();
+  ASSERT_NO_FATAL_FAILURE(store_->change([&](oauth2::Txn& txn) {
     ASSERT_EQ(txn.put_user(u, true), oauth2::PutUser::kOk);
     oauth2::account_failed(txn, kRealm, u.id, limit_, kNow);
     txn.commit();
-  }
-  auto txn = store_->write();
-  ASSERT_TRUE(txn.get_account_lock(kRealm, u.id));
-  ASSERT_TRUE(txn.delete_user(kRealm, u.id));
-  EXPECT_FALSE(txn.get_account_lock(kRealm, u.id));
+  }));
+  store_->change([&](oauth2::Txn& txn) {
+    ASSERT_TRUE(txn.get_account_lock(kRealm, u.id));
+    ASSERT_TRUE(txn.delete_user(kRealm, u.id));
+    EXPECT_FALSE(txn.get_account_lock(kRealm, u.id));
+  });
 }
 
 TEST(ThrottleAddress, IPv6CountsByItsSlash64) {

@@ -10,6 +10,8 @@
 #include <fstream>
 #include <memory>
 #include <optional>
+#include <set>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -21,6 +23,7 @@ using oauth2::Digest;
 using oauth2::Store;
 using oauth2::Token;
 using oauth2::TokenType;
+using oauth2::Txn;
 using oauth2_test::bytes;
 
 namespace {
@@ -68,17 +71,19 @@ class StoreTest : public ::testing::Test {
   }
 
   bool put_client(const Client& c, bool create = true) {
-    auto txn = store_->write();
-    bool ok = txn.put_client(c, create);
-    txn.commit();
-    return ok;
+    return store_->change([&](Txn& txn) {
+      bool ok = txn.put_client(c, create);
+      txn.commit();
+      return ok;
+    });
   }
 
   bool put_token(std::string_view realm, const Digest& h, const Token& t) {
-    auto txn = store_->write();
-    bool ok = txn.put_token(realm, h, t);
-    txn.commit();
-    return ok;
+    return store_->change([&](Txn& txn) {
+      bool ok = txn.put_token(realm, h, t);
+      txn.commit();
+      return ok;
+    });
   }
 
   std::optional<Client> get_client(std::string_view realm,
@@ -149,13 +154,12 @@ TEST_F(StoreTest, PutGetListDeleteClients) {
     EXPECT_EQ(ids, (std::vector<std::string>{"alpha", "beta"}));
   }
 
-  {
-    auto txn = store_->write();
+  store_->change([&](Txn& txn) {
     EXPECT_TRUE(txn.delete_client("default", "alpha"));
     EXPECT_FALSE(txn.delete_client("default", "alpha"));
     EXPECT_FALSE(txn.delete_client("default", "nobody"));
     txn.commit();
-  }
+  });
   EXPECT_FALSE(get_client("default", "alpha").has_value());
   EXPECT_TRUE(get_client("default", "beta").has_value());
   auto txn = store_->read();
@@ -193,11 +197,10 @@ TEST_F(StoreTest, UpdateNeedsAnExistingClient) {
 }
 
 TEST_F(StoreTest, UncommittedWriteIsDiscarded) {
-  {
-    auto txn = store_->write();
+  ASSERT_NO_FATAL_FAILURE(store_->change([&](Txn& txn) {
     ASSERT_TRUE(txn.put_client(make_client("alpha"), true));
-    // destroyed without commit(): aborted
-  }
+    // decide ends without commit(): its writes are dropped
+  }));
   EXPECT_FALSE(get_client("default", "alpha").has_value());
 }
 
@@ -223,15 +226,111 @@ TEST_F(StoreTest, CachedReadSeesLaterCommits) {
 }
 
 TEST_F(StoreTest, MovedTxnIsUsable) {
-  auto a = store_->write();
+  ASSERT_TRUE(put_client(make_client("alpha")));
+  auto a = store_->read();
   auto b = std::move(a);
-  EXPECT_TRUE(b.put_client(make_client("alpha"), true));
-  b.commit();
-  EXPECT_TRUE(get_client("default", "alpha").has_value());
+  EXPECT_TRUE(b.get_client("default", "alpha").has_value());
+  EXPECT_FALSE(b.get_client("default", "beta").has_value());
 }
 
 TEST_F(StoreTest, ReaderCheckFindsNoDeadReaders) {
   EXPECT_EQ(store_->reader_check(), 0);
+}
+
+// ------------------------------------------------------------- changes
+
+TEST_F(StoreTest, ChangeWithoutCommitWritesNothing) {
+  Digest h = oauth2::sha256("never committed");
+  int runs = 0;
+  bool put = store_->change([&](Txn& txn) {
+    runs++;
+    bool ok = txn.put_client(make_client("alpha"), true);
+    ok = txn.put_token("default", h, make_token("alpha")) && ok;
+    txn.put_meta("test_meta", "value");
+    return ok;  // no commit()
+  });
+  EXPECT_TRUE(put);
+  EXPECT_EQ(runs, 1) << "nothing to apply: decide runs once";
+  EXPECT_FALSE(get_client("default", "alpha").has_value());
+  EXPECT_FALSE(get_token("default", h).has_value());
+  auto txn = store_->read();
+  EXPECT_FALSE(txn.get_meta("test_meta").has_value());
+  EXPECT_TRUE(txn.list_clients("default").empty());
+}
+
+TEST_F(StoreTest, ChangeReadsItsOwnWrites) {
+  Digest h = oauth2::sha256("own write");
+  store_->change([&](Txn& txn) {
+    EXPECT_FALSE(txn.get_token("default", h).has_value());
+    EXPECT_TRUE(txn.put_token("default", h, make_token("alpha")));
+    auto got = txn.get_token("default", h);
+    EXPECT_TRUE(got.has_value());
+    if (got) {
+      EXPECT_EQ(got->client_id, "alpha");
+    }
+    EXPECT_FALSE(txn.put_token("default", h, make_token("mallory")))
+        << "its own write is there: never overwritten";
+    EXPECT_TRUE(txn.delete_token("default", h));
+    EXPECT_FALSE(txn.get_token("default", h).has_value());
+    EXPECT_FALSE(txn.delete_token("default", h));
+    txn.commit();
+  });
+  EXPECT_FALSE(get_token("default", h).has_value());
+
+  // and a record committed earlier, deleted then read in one change
+  ASSERT_TRUE(put_token("default", h, make_token("alpha")));
+  store_->change([&](Txn& txn) {
+    EXPECT_TRUE(txn.get_token("default", h).has_value());
+    EXPECT_TRUE(txn.delete_token("default", h));
+    EXPECT_FALSE(txn.get_token("default", h).has_value());
+    txn.commit();
+  });
+  EXPECT_FALSE(get_token("default", h).has_value());
+}
+
+TEST_F(StoreTest, ScanMergesOwnWrites) {
+  ASSERT_TRUE(put_client(make_client("a")));
+  ASSERT_TRUE(put_client(make_client("ab")));
+  Digest h1 = oauth2::sha256("one"), h2 = oauth2::sha256("two");
+  Digest h3 = oauth2::sha256("three"), hab = oauth2::sha256("of ab");
+  store_->change([&](Txn& txn) {
+    EXPECT_TRUE(txn.put_token("default", h1, make_token("a")));
+    EXPECT_TRUE(txn.put_token("default", h2, make_token("a")));
+    EXPECT_TRUE(txn.put_token("default", hab, make_token("ab")));
+    txn.commit();
+  });
+  std::set<Digest> listed = store_->change([&](Txn& txn) {
+    EXPECT_TRUE(txn.put_token("default", h3, make_token("a")));
+    EXPECT_TRUE(txn.delete_token("default", h1));
+    std::set<Digest> hashes;
+    for (const auto& [hash, token] :
+         txn.client_tokens_of_type("default", "a", TokenType::kAccess)) {
+      EXPECT_EQ(token.client_id, "a");
+      EXPECT_TRUE(hashes.insert(hash).second) << "listed twice";
+    }
+    txn.commit();
+    return hashes;
+  });
+  EXPECT_EQ(listed, (std::set<Digest>{h2, h3}));
+  // and once committed, a fresh snapshot lists the same
+  auto txn = store_->read();
+  std::set<Digest> after;
+  for (const auto& entry :
+       txn.client_tokens_of_type("default", "a", TokenType::kAccess))
+    after.insert(entry.first);
+  EXPECT_EQ(after, (std::set<Digest>{h2, h3}));
+}
+
+TEST_F(StoreTest, ReadOnlyTxnRefusesWrites) {
+  {
+    auto txn = store_->read();
+    EXPECT_THROW(txn.commit(), std::logic_error);
+    EXPECT_THROW(txn.put_meta("test_meta", "value"), std::logic_error);
+    // still a usable snapshot
+    EXPECT_FALSE(txn.get_meta("test_meta").has_value());
+  }
+  auto txn = store_->read();
+  EXPECT_FALSE(txn.get_meta("test_meta").has_value());
 }
 
 // ---------------------------------------------------------------- tokens
@@ -274,12 +373,11 @@ TEST_F(StoreTest, SameHashIsNeverOverwrittenR42) {
 TEST_F(StoreTest, DeleteToken) {
   Digest h = oauth2::sha256("t");
   ASSERT_TRUE(put_token("default", h, make_token("alpha")));
-  {
-    auto txn = store_->write();
+  store_->change([&](Txn& txn) {
     EXPECT_TRUE(txn.delete_token("default", h));
     EXPECT_FALSE(txn.delete_token("default", h));
     txn.commit();
-  }
+  });
   EXPECT_FALSE(get_token("default", h).has_value());
 }
 
@@ -296,11 +394,10 @@ TEST_F(StoreTest, DeleteClientRemovesOnlyItsTokensR70) {
     ASSERT_TRUE(put_token("default", ab_tokens.back(), make_token("ab")));
     ASSERT_TRUE(put_token("default", b_tokens.back(), make_token("b")));
   }
-  {
-    auto txn = store_->write();
+  ASSERT_NO_FATAL_FAILURE(store_->change([&](Txn& txn) {
     ASSERT_TRUE(txn.delete_client("default", "a"));
     txn.commit();
-  }
+  }));
   for (const auto& h : a_tokens)
     EXPECT_FALSE(get_token("default", h).has_value());
   for (const auto& h : ab_tokens)
@@ -316,16 +413,14 @@ TEST_F(StoreTest, DeleteClientAfterDeleteTokenIsClean) {
   Digest h1 = oauth2::sha256("1"), h2 = oauth2::sha256("2");
   ASSERT_TRUE(put_token("default", h1, make_token("a")));
   ASSERT_TRUE(put_token("default", h2, make_token("a")));
-  {
-    auto txn = store_->write();
+  ASSERT_NO_FATAL_FAILURE(store_->change([&](Txn& txn) {
     ASSERT_TRUE(txn.delete_token("default", h1));
     txn.commit();
-  }
-  {
-    auto txn = store_->write();
+  }));
+  ASSERT_NO_FATAL_FAILURE(store_->change([&](Txn& txn) {
     ASSERT_TRUE(txn.delete_client("default", "a"));
     txn.commit();
-  }
+  }));
   EXPECT_FALSE(get_token("default", h2).has_value());
   // the id can be registered again and starts with no tokens
   ASSERT_TRUE(put_client(make_client("a")));
@@ -345,9 +440,10 @@ TEST_F(StoreTest, ClientIdLengthsOneAnd200AreStoredR47) {
     EXPECT_EQ(got->client_id, id);
     Digest h = oauth2::sha256(id);
     ASSERT_TRUE(put_token("default", h, make_token(id))) << n;
-    auto txn = store_->write();
-    EXPECT_TRUE(txn.delete_client("default", id));
-    txn.commit();
+    store_->change([&](Txn& txn) {
+      EXPECT_TRUE(txn.delete_client("default", id));
+      txn.commit();
+    });
     EXPECT_FALSE(get_token("default", h).has_value()) << n;
   }
 }
@@ -367,19 +463,21 @@ TEST_F(StoreTest, BadIdLengthLookupIsNotFoundR47) {
 
 TEST_F(StoreTest, BadIdLengthDeleteIsFalseR47) {
   for (const auto& id : bad_ids()) {
-    auto txn = store_->write();
-    bool r = true;
-    EXPECT_NO_THROW(r = txn.delete_client("default", id)) << id.size();
-    EXPECT_FALSE(r) << id.size();
+    store_->change([&](Txn& txn) {
+      bool r = true;
+      EXPECT_NO_THROW(r = txn.delete_client("default", id)) << id.size();
+      EXPECT_FALSE(r) << id.size();
+    });
   }
 }
 
 TEST_F(StoreTest, BadIdLengthPutIsFalseR47) {
   for (const auto& id : bad_ids()) {
-    auto txn = store_->write();
-    bool r = false;
-    EXPECT_NO_THROW(r = txn.put_client(make_client(id), true)) << id.size();
-    EXPECT_FALSE(r) << id.size();
+    store_->change([&](Txn& txn) {
+      bool r = false;
+      EXPECT_NO_THROW(r = txn.put_client(make_client(id), true)) << id.size();
+      EXPECT_FALSE(r) << id.size();
+    });
   }
 }
 
@@ -409,8 +507,10 @@ TEST_F(StoreTest, IdsWithNulOrControlBytesAreRefusedR47) {
     EXPECT_FALSE(put_client(make_client(id), true)) << testing::PrintToString(id);
     EXPECT_FALSE(get_client("default", id).has_value())
         << testing::PrintToString(id);
-    auto txn = store_->write();
-    EXPECT_FALSE(txn.delete_client("default", id)) << testing::PrintToString(id);
+    store_->change([&](Txn& txn) {
+      EXPECT_FALSE(txn.delete_client("default", id))
+          << testing::PrintToString(id);
+    });
   }
   EXPECT_TRUE(get_client("default", "a").has_value());
 }
@@ -444,14 +544,14 @@ TEST_F(StoreTest, AcceptedClientRecordIsReadableR77) {
     Client c = make_client("app");
     c.name = name;
     bool stored = false;
-    {
-      auto txn = store_->write();
-      try {
-        stored = txn.put_client(c, true);
+    try {
+      stored = store_->change([&](Txn& txn) {
+        bool ok = txn.put_client(c, true);
         txn.commit();
-      } catch (const std::exception&) {
-        stored = false;  // refusing the record is fine
-      }
+        return ok;
+      });
+    } catch (const std::exception&) {
+      stored = false;  // refusing the record is fine
     }
     if (!stored) continue;
     std::optional<Client> got;
@@ -460,9 +560,10 @@ TEST_F(StoreTest, AcceptedClientRecordIsReadableR77) {
     if (got) {
       EXPECT_EQ(got->name, name) << testing::PrintToString(name);
     }
-    auto txn = store_->write();
-    txn.delete_client("default", "app");
-    txn.commit();
+    store_->change([&](Txn& txn) {
+      txn.delete_client("default", "app");
+      txn.commit();
+    });
   }
 }
 
@@ -475,11 +576,10 @@ TEST_F(StoreTest, TokenIndexKeepsPrefixIdsApartR47) {
   Digest hb = oauth2::sha256("token of ab");
   ASSERT_TRUE(put_token("default", ha, make_token("a")));
   ASSERT_TRUE(put_token("default", hb, make_token("ab")));
-  {
-    auto txn = store_->write();
+  ASSERT_NO_FATAL_FAILURE(store_->change([&](Txn& txn) {
     ASSERT_TRUE(txn.delete_client("default", "a"));
     txn.commit();
-  }
+  }));
   EXPECT_FALSE(get_token("default", ha).has_value());
   EXPECT_TRUE(get_token("default", hb).has_value());
 }
@@ -506,9 +606,10 @@ TEST_F(StoreTest, RealmsAreIsolated) {
   EXPECT_TRUE(put_token("b", h, other));
   EXPECT_EQ(get_token("a", h)->scope, "read write");
   // deleting the client in "b" (not there) leaves "a" alone
-  auto txn = store_->write();
-  EXPECT_FALSE(txn.delete_client("b", "app"));
-  txn.commit();
+  store_->change([&](Txn& txn) {
+    EXPECT_FALSE(txn.delete_client("b", "app"));
+    txn.commit();
+  });
   EXPECT_TRUE(get_client("a", "app").has_value());
 }
 
@@ -563,10 +664,10 @@ TEST_F(StoreTest, CommittedWriteSurvivesReopen) {
   Digest h = oauth2::sha256("persisted");
   ASSERT_TRUE(put_client(make_client("app")));
   ASSERT_TRUE(put_token("default", h, make_token("app")));
-  {
-    auto txn = store_->write();
+  ASSERT_NO_FATAL_FAILURE(store_->change([&](Txn& txn) {
     ASSERT_TRUE(txn.put_client(make_client("uncommitted"), true));
-  }
+    // no commit(): dropped
+  }));
   reopen();
   EXPECT_TRUE(get_client("default", "app").has_value());
   EXPECT_FALSE(get_client("default", "uncommitted").has_value());

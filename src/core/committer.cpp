@@ -1,0 +1,200 @@
+#include "committer.hpp"
+
+#include "store.hpp"
+#include "store_records.hpp"
+
+namespace oauth2 {
+
+using records::check;
+using records::Cursor;
+using records::get_value;
+using records::val;
+using records::view;
+
+namespace {
+
+// A write transaction of the committer, aborted unless committed.
+class WriteTxn {
+ public:
+  explicit WriteTxn(MDB_txn* t) : t_(t) {}
+  ~WriteTxn() {
+    if (t_) mdb_txn_abort(t_);
+  }
+  WriteTxn(const WriteTxn&) = delete;
+  WriteTxn& operator=(const WriteTxn&) = delete;
+  MDB_txn* get() const { return t_; }
+  void commit() {
+    MDB_txn* t = t_;
+    t_ = nullptr;
+    check(mdb_txn_commit(t), "mdb_txn_commit");
+  }
+
+ private:
+  MDB_txn* t_;
+};
+
+bool scan_holds(Store& store, MDB_txn* txn, const Change::Scan& s) {
+  ScanDigest d;
+  records::scan_prefix(txn, store.dbi(s.db), s.prefix, s.suffix_len, "scan",
+                       [&](std::string_view suffix, std::string_view value) {
+                         d.add(s.prefix + std::string(suffix), value);
+                         return true;
+                       });
+  return d.done() == s.seen;
+}
+
+}  // namespace
+
+bool change_holds(Store& store, MDB_txn* txn, const Change& c) {
+  for (const Change::Read& r : c.reads) {
+    auto now = get_value(txn, store.dbi(r.db), r.key, "mdb_get(check)");
+    if (now.has_value() != r.seen.has_value()) return false;
+    if (now && *now != *r.seen) return false;
+  }
+  for (const Change::Scan& s : c.scans) {
+    if (!scan_holds(store, txn, s)) return false;
+  }
+  return true;
+}
+
+void apply_change(Store& store, MDB_txn* txn, const Change& c) {
+  for (const Change::Write& w : c.writes) {
+    MDB_val k = val(w.key);
+    if (!w.value) {
+      int rc = mdb_del(txn, store.dbi(w.db), &k, nullptr);
+      if (rc != MDB_NOTFOUND) check(rc, "mdb_del");
+      continue;
+    }
+    MDB_val v = val(*w.value);
+    int rc = mdb_put(txn, store.dbi(w.db), &k, &v, 0);
+    if (rc == MDB_MAP_FULL) {
+      throw StoreError(
+          "the store is full: raise oauth2_store's size=, or let "
+          "oauth2_expiry_cleanup remove what has expired",
+          rc);
+    }
+    check(rc, "mdb_put");
+  }
+}
+
+bool Committer::commit(const Change& c) {
+  Item item;
+  item.change = &c;
+  return submit(item).applied;
+}
+
+void Committer::commit_exclusive(const std::function<void(Txn&)>& decide) {
+  Item item;
+  item.decide = &decide;
+  submit(item);
+}
+
+Committer::Outcome Committer::submit(Item item) {
+  Waiter w;
+  w.item = item;
+  std::unique_lock<std::mutex> lk(m_);
+  queue_.push_back(&w);
+  while (!w.done) {
+    if (!leading_) {
+      leading_ = true;
+      lead(lk);
+      leading_ = false;
+      cv_.notify_all();
+    } else {
+      cv_.wait(lk);
+    }
+  }
+  if (w.outcome.error) std::rethrow_exception(w.outcome.error);
+  return w.outcome;
+}
+
+Committer::Stats Committer::stats() const {
+  std::lock_guard<std::mutex> lk(m_);
+  return stats_;
+}
+
+// One batch of what is waiting (the leader's own change among it), with
+// the lock released while LMDB works.
+void Committer::lead(std::unique_lock<std::mutex>& lk) {
+  const size_t n = std::min(queue_.size(), kMaxBatch);
+  std::vector<Waiter*> batch(queue_.begin(), queue_.begin() + static_cast<ptrdiff_t>(n));
+  queue_.erase(queue_.begin(), queue_.begin() + static_cast<ptrdiff_t>(n));
+  lk.unlock();
+  std::vector<Item> items;
+  for (Waiter* w : batch) items.push_back(w->item);
+  std::vector<Outcome> outcomes = run(items);
+  lk.lock();
+  stats_.batches++;
+  stats_.changes += batch.size();
+  for (size_t i = 0; i < batch.size(); i++) {
+    if (!outcomes[i].applied && !outcomes[i].error) stats_.conflicts++;
+    batch[i]->outcome = std::move(outcomes[i]);
+    batch[i]->done = true;
+  }
+}
+
+std::vector<Committer::Outcome> Committer::commit_batch(const std::vector<const Change*>& batch) {
+  std::vector<Item> items;
+  for (const Change* c : batch) {
+    Item item;
+    item.change = c;
+    items.push_back(item);
+  }
+  return run(items);
+}
+
+std::vector<Committer::Outcome> Committer::run(const std::vector<Item>& batch) {
+  std::vector<Outcome> out(batch.size());
+  try {
+    run_batch(batch, out);
+  } catch (...) {
+    // one change's failure (a full map) must not fail the others
+    for (size_t i = 0; i < batch.size(); i++) out[i] = run_alone(batch[i]);
+  }
+  return out;
+}
+
+void Committer::run_batch(const std::vector<Item>& batch, std::vector<Outcome>& out) {
+  WriteTxn txn(store_.begin_write());
+  for (size_t i = 0; i < batch.size(); i++) out[i] = run_one(txn.get(), batch[i]);
+  txn.commit();  // one sync for the batch
+}
+
+// One item in txn.  A decision that throws leaves txn as it was (its
+// writes are only kept aside) and fails alone; an LMDB error while
+// applying throws, for run() to retry each item alone.
+Committer::Outcome Committer::run_one(MDB_txn* txn, const Item& item) {
+  Outcome o;
+  if (item.change) {
+    o.applied = change_holds(store_, txn, *item.change);
+    if (o.applied) apply_change(store_, txn, *item.change);
+    return o;
+  }
+  Change c;
+  try {
+    Txn t(&store_, txn, Txn::Mode::kExclusive);
+    (*item.decide)(t);
+    c = t.take_change();
+  } catch (...) {
+    o.error = std::current_exception();
+    return o;
+  }
+  apply_change(store_, txn, c);
+  o.applied = true;
+  return o;
+}
+
+Committer::Outcome Committer::run_alone(const Item& item) {
+  try {
+    WriteTxn txn(store_.begin_write());
+    Outcome o = run_one(txn.get(), item);
+    if (o.applied) txn.commit();
+    return o;
+  } catch (...) {
+    Outcome o;
+    o.error = std::current_exception();
+    return o;
+  }
+}
+
+}  // namespace oauth2

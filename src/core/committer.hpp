@@ -1,0 +1,104 @@
+// The one writer of a process: group commit of Changes (change.hpp).
+//
+// Threads that want a change applied wait in a queue; one of them (the
+// leader) takes every change waiting, opens ONE LMDB write transaction,
+// applies each change whose reads still hold and skips the others, and
+// commits with one sync; then every waiter learns its outcome.  A change
+// is answered only once its commit is durable.  Readers never wait for
+// it: LMDB readers see the last commit without a lock.
+//
+// The processes sharing a store (nginx workers, oauth2-admin) each have
+// one; LMDB's writer lock orders their batches, and a change validated
+// inside the write transaction cannot have been overtaken by another
+// process either.
+
+#pragma once
+
+#include <lmdb.h>
+
+#include <condition_variable>
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <vector>
+
+#include "change.hpp"
+
+namespace oauth2 {
+
+class Store;
+class Txn;
+
+class Committer {
+ public:
+  explicit Committer(Store& store) : store_(store) {}
+  Committer(const Committer&) = delete;
+  Committer& operator=(const Committer&) = delete;
+
+  // Applies c with the other changes waiting.  true: applied and durable;
+  // false: one of its reads no longer holds, and nothing of it was
+  // applied.  Throws StoreError (a full map, I/O): then nothing of c was
+  // applied either.
+  bool commit(const Change& c);
+  // Runs decide inside the write transaction of a batch (where what it
+  // reads cannot be overtaken) and applies its change there: the last
+  // resort of Store::change for a record many write at once.
+  void commit_exclusive(const std::function<void(Txn&)>& decide);
+
+  // How many batches and changes this process committed (for tests and
+  // the bench: changes / batches is the grouping achieved).
+  struct Stats {
+    uint64_t batches = 0;
+    uint64_t changes = 0;
+    uint64_t conflicts = 0;
+  };
+  Stats stats() const;
+
+  // at most this many changes in one batch
+  static constexpr size_t kMaxBatch = 256;
+
+  // What became of one change of a batch: applied, or not (a read no
+  // longer held), or the error that refused it.
+  struct Outcome {
+    bool applied = false;
+    std::exception_ptr error;
+  };
+  // One batch, in order, in one write transaction and one sync; if that
+  // fails (a full map), each change again alone, so that only the one at
+  // fault gets the error.  What the leader runs; public for the tests.
+  std::vector<Outcome> commit_batch(const std::vector<const Change*>& batch);
+
+ private:
+  // a change built already, or a decision to run in the write transaction
+  struct Item {
+    const Change* change = nullptr;
+    const std::function<void(Txn&)>* decide = nullptr;
+  };
+  struct Waiter {
+    Item item;
+    bool done = false;
+    Outcome outcome;
+  };
+
+  Outcome submit(Item item);
+  void lead(std::unique_lock<std::mutex>& lk);
+  std::vector<Outcome> run(const std::vector<Item>& batch);
+  void run_batch(const std::vector<Item>& batch, std::vector<Outcome>& out);
+  Outcome run_one(MDB_txn* txn, const Item& item);
+  Outcome run_alone(const Item& item);
+
+  Store& store_;
+  mutable std::mutex m_;
+  std::condition_variable cv_;
+  std::vector<Waiter*> queue_;
+  bool leading_ = false;
+  Stats stats_;
+};
+
+// Whether c's reads hold in txn (a write transaction), and its writes:
+// the committer's steps, exposed for the unit tests.
+bool change_holds(Store& store, MDB_txn* txn, const Change& c);
+void apply_change(Store& store, MDB_txn* txn, const Change& c);
+
+}  // namespace oauth2

@@ -1,0 +1,101 @@
+#include "expiry.hpp"
+
+#include <vector>
+
+#include "store_records.hpp"
+
+namespace oauth2 {
+
+namespace {
+
+// A token key: the realm length-prefixed, then the 32-byte hash.
+bool split_token_key(std::string_view key, std::string_view* realm, Digest* hash) {
+  if (key.empty()) return false;
+  size_t len = static_cast<unsigned char>(key[0]);
+  if (key.size() != 1 + len + records::kDigestSize) return false;
+  *realm = key.substr(1, len);
+  *hash = records::digest_of(key.substr(1 + len));
+  return true;
+}
+
+// The lease record: "<owner> <until>".
+struct Lease {
+  std::string owner;
+  int64_t until = 0;
+};
+
+std::optional<Lease> read_lease(Txn& txn) {
+  auto v = txn.get_meta(kExpiryLeaseMeta);
+  if (!v) return std::nullopt;
+  size_t sp = v->find(' ');
+  if (sp == std::string::npos) return std::nullopt;
+  Lease l;
+  l.owner = v->substr(0, sp);
+  l.until = std::strtoll(v->c_str() + sp + 1, nullptr, 10);
+  return l;
+}
+
+}  // namespace
+
+SweepRound sweep_expired(Txn& txn, std::string_view realm, std::string_view after, int64_t now,
+                         size_t batch, size_t scan_limit) {
+  SweepRound round;
+  struct Doomed {
+    std::string realm;
+    Digest hash;
+  };
+  std::vector<Doomed> doomed;
+  round.finished = true;
+  const std::string prefix = realm.empty() ? std::string() : records::realm_prefix(realm);
+  txn.scan_after(Db::kTokens, prefix, after, [&](std::string_view key, std::string_view rec) {
+    if (round.scanned == scan_limit || doomed.size() == batch) {
+      round.finished = false;
+      return false;
+    }
+    round.scanned++;
+    round.last = std::string(key);
+    std::string_view key_realm;
+    Digest hash;
+    auto t = records::decode_token(rec);
+    if (t && now >= t->expires_at && split_token_key(key, &key_realm, &hash)) {
+      doomed.push_back({std::string(key_realm), hash});
+    }
+    return true;
+  });
+  for (const Doomed& d : doomed) {
+    // read again in the change: a record rewritten meanwhile conflicts
+    auto t = txn.get_token(d.realm, d.hash);
+    if (t && now >= t->expires_at && txn.delete_token(d.realm, d.hash)) round.removed++;
+  }
+  return round;
+}
+
+ExpiryRound expiry_round(Store& store, std::string_view owner, int64_t now, int64_t lease_ttl,
+                         size_t batch) {
+  return store.change([&](Txn& txn) {
+    ExpiryRound out;
+    auto lease = read_lease(txn);
+    if (lease && lease->owner != owner && lease->until > now) return out;  // another's
+    out.held = true;
+    txn.put_meta(kExpiryLeaseMeta, std::string(owner) + " " + std::to_string(now + lease_ttl));
+    std::string cursor = txn.get_meta(kExpiryCursorMeta).value_or("");
+    SweepRound r = sweep_expired(txn, "", cursor, now, batch, batch * 10);
+    txn.put_meta(kExpiryCursorMeta, r.finished ? std::string() : r.last);
+    out.removed = r.removed;
+    out.scanned = r.scanned;
+    out.more = !r.finished;
+    txn.commit();
+    return out;
+  });
+}
+
+void expiry_release(Store& store, std::string_view owner) {
+  store.change([&](Txn& txn) {
+    auto lease = read_lease(txn);
+    if (!lease || lease->owner != owner) return;
+    txn.delete_meta(kExpiryLeaseMeta);
+    txn.commit();
+  });
+}
+
+}  // namespace oauth2

@@ -1,0 +1,271 @@
+// Unit tests of the one write path: Store::change (store.hpp) and the group
+// committer (committer.hpp), against a real store in a temporary directory.
+// A change is applied only if what it read still holds; a batch applies
+// the changes that hold and leaves the others to run again; a full map
+// refuses only the change at fault.
+
+#include "committer.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "store.hpp"
+#include "test_helpers.hpp"
+
+using oauth2::Change;
+using oauth2::Committer;
+using oauth2::Db;
+using oauth2::Store;
+using oauth2::StoreError;
+using oauth2::Txn;
+
+namespace {
+
+constexpr size_t kMapSize = size_t(64) << 20;
+
+class CommitterTest : public ::testing::Test {
+ protected:
+  void SetUp() override { open(kMapSize); }
+  void TearDown() override {
+    store_.reset();
+    dir_.reset();
+  }
+  void open(size_t map_size) {
+    store_.reset();
+    dir_ = std::make_unique<oauth2_test::TempDir>();
+    store_ = std::make_unique<Store>(dir_->path() + "/store", map_size);
+  }
+
+  std::optional<std::string> meta(const std::string& name) {
+    Txn txn = store_->read();
+    return txn.get_meta(name);
+  }
+
+  // a change that read `key` absent and writes it
+  static Change create(const std::string& key, const std::string& value) {
+    Change c;
+    c.reads.push_back({Db::kMeta, key, std::nullopt});
+    c.writes.push_back({Db::kMeta, key, value});
+    return c;
+  }
+
+  std::unique_ptr<oauth2_test::TempDir> dir_;
+  std::unique_ptr<Store> store_;
+};
+
+// A batch whose second change read what the first one wrote: the first
+// and the third are applied, the second is not (and changes nothing).
+TEST_F(CommitterTest, BatchAppliesWhatHoldsAndSkipsTheConflict) {
+  Change a = create("x", "a");
+  Change b = create("x", "b");  // also saw "x" absent: overtaken by a
+  Change c = create("y", "c");
+  auto out = store_->committer().commit_batch({&a, &b, &c});
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_TRUE(out[0].applied);
+  EXPECT_FALSE(out[1].applied);
+  EXPECT_FALSE(out[1].error);
+  EXPECT_TRUE(out[2].applied);
+  EXPECT_EQ(meta("x"), "a");
+  EXPECT_EQ(meta("y"), "c");
+}
+
+// A read of a value (not only of an absence) is checked too.
+TEST_F(CommitterTest, AChangedValueIsAConflict) {
+  store_->change([](Txn& txn) {
+    txn.put_meta("n", "1");
+    txn.commit();
+  });
+  Change stale;
+  stale.reads.push_back({Db::kMeta, "n", std::string("0")});
+  stale.writes.push_back({Db::kMeta, "n", std::string("1-from-0")});
+  Change fresh;
+  fresh.reads.push_back({Db::kMeta, "n", std::string("1")});
+  fresh.writes.push_back({Db::kMeta, "n", std::string("2")});
+  auto out = store_->committer().commit_batch({&stale, &fresh});
+  EXPECT_FALSE(out[0].applied);
+  EXPECT_TRUE(out[1].applied);
+  EXPECT_EQ(meta("n"), "2");
+}
+
+// Store::change runs decide again when another change overtook its reads:
+// here a nested change, committed while the outer one was deciding.
+TEST_F(CommitterTest, ChangeRunsAgainWhenOvertaken) {
+  int runs = 0;
+  std::string seen_on_last_run;
+  store_->change([&](Txn& txn) {
+    runs++;
+    auto v = txn.get_meta("counter");
+    seen_on_last_run = v.value_or("none");
+    if (runs == 1) {
+      store_->change([](Txn& other) {
+        other.put_meta("counter", "from-other");
+        other.commit();
+      });
+    }
+    txn.put_meta("counter", v ? *v + "+1" : "1");
+    txn.commit();
+  });
+  EXPECT_EQ(runs, 2);
+  EXPECT_EQ(seen_on_last_run, "from-other");
+  EXPECT_EQ(meta("counter"), "from-other+1");
+}
+
+// A change overtaken on every optimistic run finally runs inside the
+// committer's write transaction, where nothing can overtake it.
+TEST_F(CommitterTest, AHotRecordEndsInAnExclusiveRun) {
+  int runs = 0;
+  store_->change([&](Txn& txn) {
+    runs++;
+    auto v = txn.get_meta("hot");
+    if (runs <= Store::kOptimisticRuns) {
+      store_->change([&](Txn& other) {
+        other.put_meta("hot", "other-" + std::to_string(runs));
+        other.commit();
+      });
+    }
+    txn.put_meta("hot", v.value_or("none") + "+mine");
+    txn.commit();
+  });
+  EXPECT_EQ(runs, Store::kOptimisticRuns + 1);
+  EXPECT_EQ(meta("hot"), "other-" + std::to_string(Store::kOptimisticRuns) + "+mine");
+}
+
+// A guarded range read (an index a change deletes through) conflicts with
+// a record added under the range meanwhile.
+TEST_F(CommitterTest, AGuardedScanConflictsWithAnAddition) {
+  store_->change([](Txn& txn) {
+    txn.put(Db::kMeta, "range/a", "1");
+    txn.commit();
+  });
+  int runs = 0;
+  size_t deleted = 0;
+  store_->change([&](Txn& txn) {
+    runs++;
+    std::vector<std::string> keys;
+    txn.scan(Db::kMeta, "range/", 0, true, [&](std::string_view suffix, std::string_view) {
+      keys.emplace_back(suffix);
+      return true;
+    });
+    if (runs == 1) {
+      store_->change([](Txn& other) {
+        other.put(Db::kMeta, "range/b", "2");
+        other.commit();
+      });
+    }
+    for (const auto& k : keys) txn.del(Db::kMeta, "range/" + k);
+    deleted = keys.size();
+    txn.commit();
+  });
+  EXPECT_EQ(runs, 2);
+  EXPECT_EQ(deleted, 2u);  // the second run saw the addition
+  EXPECT_FALSE(meta("range/a"));
+  EXPECT_FALSE(meta("range/b"));
+}
+
+// No lost update: 32 threads each add one to a counter.
+TEST_F(CommitterTest, ParallelIncrementsLoseNothing) {
+  constexpr int kThreads = 32;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; i++) {
+    threads.emplace_back([&] {
+      store_->change([](Txn& txn) {
+        auto v = txn.get_meta("count");
+        txn.put_meta("count", std::to_string(v ? std::stoi(*v) + 1 : 1));
+        txn.commit();
+      });
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(meta("count"), std::to_string(kThreads));
+  Committer::Stats st = store_->committer().stats();
+  EXPECT_GE(st.changes, static_cast<uint64_t>(kThreads));  // the re-runs too
+  EXPECT_EQ(st.changes - st.conflicts, static_cast<uint64_t>(kThreads));
+}
+
+// Independent changes from many threads are grouped: fewer batches (and
+// syncs) than changes.
+TEST_F(CommitterTest, ParallelChangesShareCommits) {
+  constexpr int kThreads = 32;
+  constexpr int kEach = 20;
+  std::atomic<int> go{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; i++) {
+    threads.emplace_back([&, i] {
+      go++;
+      while (go.load() < kThreads) std::this_thread::yield();
+      for (int j = 0; j < kEach; j++) {
+        store_->change([&](Txn& txn) {
+          txn.put_meta("k" + std::to_string(i) + "-" + std::to_string(j), "v");
+          txn.commit();
+        });
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  Committer::Stats st = store_->committer().stats();
+  EXPECT_EQ(st.changes, static_cast<uint64_t>(kThreads * kEach));
+  EXPECT_EQ(st.conflicts, 0u);
+  EXPECT_LT(st.batches, st.changes);
+  for (int i = 0; i < kThreads; i++) EXPECT_EQ(meta("k" + std::to_string(i) + "-19"), "v");
+}
+
+// A change that does not fit the map is refused with a clear error; the
+// others of its batch are applied, and nothing of it is written.
+TEST_F(CommitterTest, AFullMapRefusesOnlyTheChangeAtFault) {
+  open(size_t(1) << 20);  // 1 MiB
+  Change big;
+  for (int i = 0; i < 4000; i++) {
+    big.writes.push_back({Db::kMeta, "big" + std::to_string(i), std::string(1000, 'x')});
+  }
+  Change small = create("small", "fits");
+  auto out = store_->committer().commit_batch({&big, &small});
+  ASSERT_TRUE(out[0].error);
+  EXPECT_FALSE(out[0].applied);
+  try {
+    std::rethrow_exception(out[0].error);
+  } catch (const StoreError& e) {
+    EXPECT_EQ(e.rc(), MDB_MAP_FULL);
+    EXPECT_NE(std::string(e.what()).find("the store is full"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(out[1].applied);
+  EXPECT_EQ(meta("small"), "fits");
+  EXPECT_FALSE(meta("big0"));
+  // and through Store::change: the error reaches the caller
+  EXPECT_THROW(store_->change([](Txn& txn) {
+    for (int i = 0; i < 4000; i++) txn.put_meta("again" + std::to_string(i), std::string(1000, 'y'));
+    txn.commit();
+  }),
+               StoreError);
+  EXPECT_FALSE(meta("again0"));
+  store_->change([](Txn& txn) {
+    txn.put_meta("after", "ok");
+    txn.commit();
+  });
+  EXPECT_EQ(meta("after"), "ok");
+}
+
+// A change that only reads, or never calls commit(), writes nothing and
+// never reaches the committer.
+TEST_F(CommitterTest, AChangeWithoutWritesSkipsTheCommitter) {
+  store_->change([](Txn& txn) { (void)txn.get_meta("nothing"); });
+  store_->change([](Txn& txn) { txn.put_meta("dropped", "x"); });
+  EXPECT_EQ(store_->committer().stats().changes, 0u);
+  EXPECT_FALSE(meta("dropped"));
+}
+
+// An exception in decide propagates and writes nothing.
+TEST_F(CommitterTest, AThrowingDecisionWritesNothing) {
+  EXPECT_THROW(store_->change([](Txn& txn) {
+    txn.put_meta("half", "written");
+    txn.commit();
+    throw std::runtime_error("decided against it");
+  }),
+               std::runtime_error);
+  EXPECT_FALSE(meta("half"));
+}
+
+}  // namespace
