@@ -13,6 +13,14 @@ using records::view;
 
 namespace {
 
+// the one message of a full map, at a put or at the commit
+[[noreturn]] void store_full() {
+  throw StoreError(
+      "the store is full: raise oauth2_store's size=, or let "
+      "oauth2_expiry_cleanup remove what has expired",
+      MDB_MAP_FULL);
+}
+
 // A write transaction of the committer, aborted unless committed.
 class WriteTxn {
  public:
@@ -26,7 +34,9 @@ class WriteTxn {
   void commit() {
     MDB_txn* t = t_;
     t_ = nullptr;
-    check(mdb_txn_commit(t), "mdb_txn_commit");
+    int rc = mdb_txn_commit(t);
+    if (rc == MDB_MAP_FULL) store_full();
+    check(rc, "mdb_txn_commit");
   }
 
  private:
@@ -67,12 +77,7 @@ void apply_change(Store& store, MDB_txn* txn, const Change& c) {
     }
     MDB_val v = val(*w.value);
     int rc = mdb_put(txn, store.dbi(w.db), &k, &v, 0);
-    if (rc == MDB_MAP_FULL) {
-      throw StoreError(
-          "the store is full: raise oauth2_store's size=, or let "
-          "oauth2_expiry_cleanup remove what has expired",
-          rc);
-    }
+    if (rc == MDB_MAP_FULL) store_full();
     check(rc, "mdb_put");
   }
 }

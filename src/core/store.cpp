@@ -42,6 +42,34 @@ Store::Store(const std::string& path, size_t mapsize, bool create) : path_(path)
   // behind a long write); a new one gets its databases in a write.
   if (!open_databases(MDB_RDONLY) && create) open_databases(0);
   committer_ = std::make_unique<Committer>(*this);
+  if (create) settle_map_size(mapsize);
+}
+
+// LMDB keeps the largest size any process asked for, so a size that
+// shrank (oauth2_store size= lowered, or a store oauth2-admin created)
+// would not hold for the others.  The size nginx.conf gives is recorded in
+// the store, and a process opened without one (oauth2-admin) takes it.
+void Store::settle_map_size(size_t requested) {
+  std::optional<std::string> recorded;
+  {
+    Txn txn = read();
+    recorded = txn.get_meta(kMapSizeMeta);
+  }
+  if (requested) {
+    if (recorded == std::to_string(requested)) return;
+    change([&](Txn& txn) {
+      txn.put_meta(kMapSizeMeta, std::to_string(requested));
+      txn.commit();
+    });
+    return;
+  }
+  if (!recorded) return;
+  size_t size = std::strtoull(recorded->c_str(), nullptr, 10);
+  MDB_envinfo info;
+  check(mdb_env_info(env_.get(), &info), "mdb_env_info");
+  if (size && size != info.me_mapsize) {
+    check(mdb_env_set_mapsize(env_.get(), size), "mdb_env_set_mapsize");
+  }
 }
 
 bool Store::open_databases(unsigned flags) {
@@ -302,7 +330,8 @@ void Txn::scan_after(Db db, std::string_view prefix, std::string_view after,
   Cursor cur(txn_, store_->dbi(db));
   std::string start = std::max(std::string(prefix), std::string(after));
   MDB_val k = val(start), v;
-  int rc = cur.get(&k, &v, MDB_SET_RANGE);
+  // LMDB takes no empty key: from the first record
+  int rc = cur.get(&k, &v, start.empty() ? MDB_FIRST : MDB_SET_RANGE);
   while (rc == MDB_SUCCESS) {
     std::string_view key = view(k);
     if (key.substr(0, prefix.size()) != prefix) return;

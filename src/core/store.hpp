@@ -288,6 +288,7 @@ class Store {
   MDB_txn* begin(unsigned flags);
   MDB_txn* begin_write() { return begin(0); }
   bool open_databases(unsigned flags);
+  void settle_map_size(size_t requested);
   Txn begin_change();
   bool commit_change(const Change& c);
   void commit_exclusive(const std::function<void(Txn&)>& decide);
@@ -338,6 +339,9 @@ auto Store::change(F&& decide) -> std::invoke_result_t<F&, Txn&> {
     return std::move(*result);
   }
 }
+
+// the map size nginx.conf gave the store (oauth2_store size=)
+constexpr const char* kMapSizeMeta = "map_size";
 
 // Where releases before 0.9 kept a generated handshake key, in clear: read
 // only by `oauth2-admin handshake-key extract`, which moves it to a file.

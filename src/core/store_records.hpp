@@ -125,7 +125,7 @@ void scan_prefix(MDB_txn* txn, MDB_dbi dbi, std::string_view prefix, size_t suff
                  const char* what, F&& f) {
   Cursor cur(txn, dbi);
   MDB_val k = val(prefix), v;
-  int rc = cur.get(&k, &v, MDB_SET_RANGE);
+  int rc = cur.get(&k, &v, prefix.empty() ? MDB_FIRST : MDB_SET_RANGE);
   while (rc == MDB_SUCCESS) {
     std::string_view key = view(k);
     if (key.substr(0, prefix.size()) != prefix ||
