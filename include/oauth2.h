@@ -87,6 +87,17 @@ int oauth2_store_reader_check(oauth2_store_t *store, int *dead) OAUTH2_NOEXCEPT;
 int oauth2_expiry_round(oauth2_store_t *store, const char *owner, int64_t now,
     unsigned lease_ttl, unsigned batch, unsigned *held, unsigned *removed,
     unsigned *more, char *err, size_t errlen) OAUTH2_NOEXCEPT;
+/* what this process's committer did: batches committed (one sync each),
+ * changes submitted, changes that had to run again */
+typedef struct {
+    uint64_t  batches;
+    uint64_t  changes;
+    uint64_t  conflicts;
+} oauth2_store_stats_t;
+
+void oauth2_store_stats(oauth2_store_t *store, oauth2_store_stats_t *st)
+    OAUTH2_NOEXCEPT;
+
 /* gives the lease up if owner holds it (a worker that exits) */
 void oauth2_expiry_release(oauth2_store_t *store, const char *owner)
     OAUTH2_NOEXCEPT;

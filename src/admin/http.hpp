@@ -63,7 +63,7 @@ struct HttpResponse {
 using Refusal = std::optional<HttpResponse>;
 
 // What every handler may use.  The store is shared by all the daemon's
-// threads: use store.read() / store.change(), never read_cached().
+// threads, as Store allows.
 struct ServeContext {
   Store* store = nullptr;
   std::string realm = kDefaultRealm;

@@ -267,7 +267,6 @@ int serve(const Invocation& inv) {
   const sigset_t stop_signals = block_stop_signals();
 
   std::unique_ptr<Store> store = open_store(inv, true);
-  store->disable_read_cache();  // handlers run on many threads
   store->reader_check();
   ctx.store = store.get();
   MemoryCounters counters;

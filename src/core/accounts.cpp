@@ -110,7 +110,7 @@ EndpointResult register_endpoint(Store& store, const Request& req) {
 
   // a taken name costs no hash either
   {
-    Txn txn = store.read_cached();
+    Txn txn = store.read();
     if (txn.get_user_by_username(req.loc.realm, u.username)) {
       return done(field_error("username", "A user with that username already exists."));
     }
@@ -146,7 +146,7 @@ EndpointResult login_endpoint(Store& store, const Request& req) {
 
   std::optional<Client> client;
   {
-    Txn txn = store.read_cached();
+    Txn txn = store.read();
     client = txn.get_client(req.loc.realm, req.loc.login_client_id);
   }
   if (!client || client->disabled) {

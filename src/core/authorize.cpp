@@ -267,7 +267,7 @@ std::optional<Response> check_before_redirect(Store& store, const Request& req, 
   auto client_id = query.get("client_id");
   if (!client_id) return error_page(req, 400, "invalid_request", "client_id is missing.");
   {
-    Txn txn = store.read_cached();
+    Txn txn = store.read();
     auto c = txn.get_client(req.loc.realm, *client_id);
     if (!c || c->disabled) return error_page(req, 400, "invalid_client", "Unknown client.");
     az.client = std::move(*c);
@@ -357,7 +357,7 @@ std::optional<SessionUser> session_user(Store& store, const Request& req,
   if (!session || session->size() > kMaxTokenLen || !is_vschar(*session)) {
     return std::nullopt;
   }
-  Txn txn = store.read_cached();
+  Txn txn = store.read();
   auto t = txn.get_token(req.loc.realm, sha256(*session));
   if (!t || t->type != TokenType::kSession || req.c.now >= t->expires_at) {
     return std::nullopt;
@@ -415,7 +415,7 @@ EndpointResult sign_in(Store& store, const Request& req, const std::string& app,
   LoginTarget target;
   unsigned wait;
   {
-    Txn txn = store.read_cached();
+    Txn txn = store.read();
     target = resolve_login(txn, s.realm, name, false);
     wait = login_gate(txn, s.throttles(), s.realm, target, origin, s.now);
   }

@@ -12,6 +12,7 @@
 
 #include "../../include/oauth2.h"
 #include "codec.hpp"
+#include "committer.hpp"
 #include "endpoint_table.hpp"
 #include "expiry.hpp"
 #include "endpoint_util.hpp"
@@ -210,6 +211,16 @@ int oauth2_expiry_round(oauth2_store_t* s, const char* owner, int64_t now, unsig
   });
   s->inflight--;
   return rc;
+}
+
+void oauth2_store_stats(oauth2_store_t* s, oauth2_store_stats_t* st) noexcept {
+  *st = oauth2_store_stats_t{};
+  oauth2::Store* store = open_store(s);
+  if (!store) return;
+  oauth2::Committer::Stats c = store->committer().stats();
+  st->batches = c.batches;
+  st->changes = c.changes;
+  st->conflicts = c.conflicts;
 }
 
 void oauth2_expiry_release(oauth2_store_t* s, const char* owner) noexcept {

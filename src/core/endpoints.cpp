@@ -216,7 +216,7 @@ ClientAuth authenticate_client(Store& store, const Request& req, const Form& for
   }
   std::optional<Client> client;
   {
-    Txn txn = store.read_cached();
+    Txn txn = store.read();
     client = txn.get_client(req.loc.realm, p.id);
   }
   const Throttle throttle = req.throttle();
@@ -562,7 +562,7 @@ EndpointResult revoke_endpoint(Store& store, const Request& req) {
   Digest hash;
   std::optional<Token> t;
   {
-    Txn txn = store.read_cached();
+    Txn txn = store.read();
     t = find_presented(txn, req, token, false, &hash);
   }
   // unknown, another client's, or no token at all (an API key has its own
@@ -699,7 +699,7 @@ Validation validate_in(Store& store, const Location* loc, std::string_view realm
   } else {
     hash = sha256(*token);
   }
-  Txn txn = store.read_cached();
+  Txn txn = store.read();
   auto t = txn.get_token(realm, hash);
   // R45: now >= exp is expired; R62: only access tokens (and handshakes,
   // signed by the handshake key) open locations

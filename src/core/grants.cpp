@@ -267,7 +267,7 @@ EndpointResult password_grant(Store& store, const Request& req, const Form& form
     // no client of the server may use the grant
     bool any = false;
     {
-      Txn txn = store.read_cached();
+      Txn txn = store.read();
       for (const Client& other : txn.list_clients(req.loc.realm)) {
         if (other.allows_grant("password")) {
           any = true;
@@ -299,7 +299,7 @@ EndpointResult password_grant(Store& store, const Request& req, const Form& form
 
 LoginTarget resolve_login(Store& store, std::string_view realm, std::string_view login,
                           bool by_email) {
-  Txn txn = store.read_cached();
+  Txn txn = store.read();
   return resolve_login(txn, realm, login, by_email);
 }
 
@@ -318,7 +318,7 @@ EndpointResult password_flow(Store& store, const IssueSettings& s, const Client&
   const LoginOrigin origin{s.address, ""};
   unsigned wait;
   {
-    Txn txn = store.read_cached();
+    Txn txn = store.read();
     wait = login_gate(txn, s.throttles(), s.realm, target, origin, s.now);
   }
   if (wait) {

@@ -186,7 +186,7 @@ Presented find_handshake(Store& store, const Request& req, const std::string& to
     return p;
   }
   p.hash = sha256(jti);
-  Txn txn = store.read_cached();
+  Txn txn = store.read();
   auto t = txn.get_token(req.loc.realm, p.hash);
   std::optional<HandshakeData> d;
   if (t && t->type == TokenType::kHandshake) d = handshake_data(*t);
@@ -265,7 +265,7 @@ std::optional<Response> authorize_ask(Store& store, const Request& req, std::str
   std::optional<Client> client;
   ask.key_hash = sha256(api_key);
   {
-    Txn txn = store.read_cached();
+    Txn txn = store.read();
     key = find_api_key(txn, req.loc.realm, api_key);
     if (key) client = txn.get_client(req.loc.realm, key->client_id);
   }
@@ -408,7 +408,7 @@ EndpointResult validate_handshake(Store& store, const Request& req, json_t* body
   if (!rate_take_address(req, &wait)) return done(rate_limited(wait));
   bool enabled = false;
   {
-    Txn txn = store.read_cached();
+    Txn txn = store.read();
     auto e = txn.client_enabled(req.loc.realm, p.token.client_id);
     enabled = e && *e;
   }

@@ -44,7 +44,7 @@ EndpointResult introspect_endpoint(Store& store, const Request& req) {
   }
   if (token.size() > kMaxTokenLen || !is_vschar(token)) return done(inactive());
 
-  Txn txn = store.read_cached();
+  Txn txn = store.read();
   std::string_view realm = req.loc.realm;
   Digest hash;
   auto t = find_presented(txn, req, token, true, &hash);

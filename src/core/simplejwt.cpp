@@ -111,7 +111,7 @@ std::optional<std::string_view> string_field(json_t* body, const char* f) {
 }
 
 std::optional<Client> login_client(Store& store, const Request& req) {
-  Txn txn = store.read_cached();
+  Txn txn = store.read();
   auto c = txn.get_client(req.loc.realm, req.loc.login_client_id);
   if (!c || c->disabled) return std::nullopt;
   return c;
@@ -166,7 +166,7 @@ EndpointResult jwt_refresh_endpoint(Store& store, const Request& req) {
   const Digest hash = sha256(jti);
   std::optional<Token> t;
   {
-    Txn txn = store.read_cached();
+    Txn txn = store.read();
     t = txn.get_token(req.loc.realm, hash);
     if (t && !t->user.empty() && !txn.active_username(req.loc.realm, token_user_id(*t))) {
       t.reset();  // R46: a deleted or disabled user's tokens fail at once

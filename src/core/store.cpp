@@ -106,8 +106,7 @@ bool Store::open_databases(unsigned flags) {
 }
 
 Store::~Store() {
-  if (cached_) mdb_txn_abort(cached_);  // before env_ closes
-  for (MDB_txn* t : snapshots_) mdb_txn_abort(t);
+  for (MDB_txn* t : snapshots_) mdb_txn_abort(t);  // before env_ closes
 }
 
 MDB_txn* Store::begin(unsigned flags) {
@@ -148,19 +147,6 @@ void Store::give_back_snapshot(MDB_txn* txn) noexcept {
 
 Txn Store::read() {
   return Txn(this, take_snapshot(), Txn::Mode::kRead);
-}
-
-Txn Store::read_cached() {
-  if (!cache_reads_) return read();
-  if (cached_) {
-    MDB_txn* txn = cached_;
-    cached_ = nullptr;
-    int rc = mdb_txn_renew(txn);
-    if (rc == MDB_SUCCESS) return Txn(this, txn, Txn::Mode::kCachedRead);
-    mdb_txn_abort(txn);
-    if (rc != MDB_MAP_RESIZED) throw StoreError("mdb_txn_renew", rc);
-  }
-  return Txn(this, begin(MDB_RDONLY), Txn::Mode::kCachedRead);
 }
 
 Txn Store::begin_change() {
@@ -214,14 +200,7 @@ void Txn::release() noexcept {
   MDB_txn* txn = txn_;
   txn_ = nullptr;
   if (mode_ == Mode::kExclusive) return;  // the committer's own
-  if (mode_ == Mode::kCachedRead && !store_->cached_) {
-    mdb_txn_reset(txn);
-    store_->cached_ = txn;
-  } else if (mode_ == Mode::kCachedRead) {
-    mdb_txn_abort(txn);
-  } else {
-    store_->give_back_snapshot(txn);
-  }
+  store_->give_back_snapshot(txn);
 }
 
 void Txn::commit() {

@@ -230,7 +230,7 @@ class Txn {
   friend class Committer;
   struct Pending;  // a change being built: its reads and writes
   // kExclusive: a change built inside the committer's write transaction
-  enum class Mode { kRead, kCachedRead, kChange, kExclusive };
+  enum class Mode { kRead, kChange, kExclusive };
   Txn(Store* store, MDB_txn* txn, Mode mode);
   // what the change became (empty without commit()); ends the snapshot
   Change take_change();
@@ -257,11 +257,9 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  Txn read();  // a read-only snapshot, any thread
-  // the reused read transaction of a single-threaded caller (an nginx
-  // worker's event loop); a fresh one after disable_read_cache()
-  Txn read_cached();
-  void disable_read_cache() { cache_reads_ = false; }
+  // a read-only snapshot, on any thread: a reset read transaction from
+  // the pool, renewed (no allocation, no lock on the LMDB reader table)
+  Txn read();
 
   // The one way to write.  Runs decide(txn) on a fresh snapshot; if it
   // called txn.commit(), its writes go to this process's committer, which
@@ -302,8 +300,6 @@ class Store {
   };
   std::unique_ptr<MDB_env, EnvClose> env_;
   std::array<MDB_dbi, kDbCount> dbi_{};
-  MDB_txn* cached_ = nullptr;
-  bool cache_reads_ = true;
   std::mutex snapshots_m_;
   std::vector<MDB_txn*> snapshots_;
   std::unique_ptr<Committer> committer_;

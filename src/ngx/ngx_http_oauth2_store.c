@@ -210,8 +210,18 @@ ngx_http_oauth2_timer_handler(ngx_event_t *ev)
 void
 ngx_http_oauth2_exit_process(ngx_cycle_t *cycle)
 {
+    oauth2_store_stats_t  st;
+
     if (ngx_http_oauth2_worker_store == NULL) {
         return;
+    }
+
+    oauth2_store_stats(ngx_http_oauth2_worker_store, &st);
+
+    if (st.batches) {
+        ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                      "oauth2: store writes: %uL changes in %uL commits, "
+                      "%uL run again", st.changes, st.batches, st.conflicts);
     }
 
     if (!ngx_http_oauth2_expiry_stop(cycle)) {

@@ -7,12 +7,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <fstream>
 #include <memory>
 #include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "crypto.hpp"
@@ -86,8 +88,7 @@ class StoreTest : public ::testing::Test {
     });
   }
 
-  std::optional<Client> get_client(std::string_view realm,
-                                   std::string_view id) {
+  std::optional<Client> get_client(std::string_view realm, std::string_view id) {
     auto txn = store_->read();
     return txn.get_client(realm, id);
   }
@@ -204,25 +205,48 @@ TEST_F(StoreTest, UncommittedWriteIsDiscarded) {
   EXPECT_FALSE(get_client("default", "alpha").has_value());
 }
 
-TEST_F(StoreTest, CachedReadSeesLaterCommits) {
+TEST_F(StoreTest, PooledReadSeesLaterCommits) {
   {
-    auto txn = store_->read_cached();
+    auto txn = store_->read();
     EXPECT_FALSE(txn.get_client("default", "alpha").has_value());
   }
   ASSERT_TRUE(put_client(make_client("alpha")));
   {
-    auto txn = store_->read_cached();  // renewed, not a stale snapshot
+    auto txn = store_->read();  // renewed, not a stale snapshot
     EXPECT_TRUE(txn.get_client("default", "alpha").has_value());
   }
   {
-    // two cached reads at once: the second is a fresh transaction
-    auto t1 = store_->read_cached();
-    auto t2 = store_->read_cached();
+    // two reads at once: the second is a fresh transaction
+    auto t1 = store_->read();
+    auto t2 = store_->read();
     EXPECT_TRUE(t1.get_client("default", "alpha").has_value());
     EXPECT_TRUE(t2.get_client("default", "alpha").has_value());
   }
-  auto txn = store_->read_cached();
+  auto txn = store_->read();
   EXPECT_TRUE(txn.get_client("default", "alpha").has_value());
+}
+
+// An nginx worker reads on its event loop while its thread pool runs the
+// pending halves of token requests, which read too: reads share the
+// store's pool of read transactions from any number of threads.
+TEST_F(StoreTest, ReadsFromManyThreadsAtOnce) {
+  ASSERT_TRUE(put_client(make_client("alpha")));
+  std::vector<std::thread> readers;
+  std::atomic<int> misses{0};
+  for (int t = 0; t < 8; t++) {
+    readers.emplace_back([&] {
+      for (int i = 0; i < 2000; i++) {
+        auto txn = store_->read();
+        if (!txn.get_client("default", "alpha")) misses++;
+      }
+    });
+  }
+  for (int i = 0; i < 50; i++) {
+    ASSERT_TRUE(put_client(make_client("beta" + std::to_string(i))));
+  }
+  for (auto& r : readers) r.join();
+  EXPECT_EQ(misses.load(), 0);
+  EXPECT_TRUE(get_client("default", "beta49").has_value());
 }
 
 TEST_F(StoreTest, MovedTxnIsUsable) {
@@ -315,8 +339,7 @@ TEST_F(StoreTest, ScanMergesOwnWrites) {
   // and once committed, a fresh snapshot lists the same
   auto txn = store_->read();
   std::set<Digest> after;
-  for (const auto& entry :
-       txn.client_tokens_of_type("default", "a", TokenType::kAccess))
+  for (const auto& entry : txn.client_tokens_of_type("default", "a", TokenType::kAccess))
     after.insert(entry.first);
   EXPECT_EQ(after, (std::set<Digest>{h2, h3}));
 }
@@ -383,8 +406,7 @@ TEST_F(StoreTest, DeleteToken) {
 
 TEST_F(StoreTest, DeleteClientRemovesOnlyItsTokensR70) {
   // "a" is a prefix of "ab": the index must not confuse them (R47)
-  for (const char* id : {"a", "ab", "b"})
-    ASSERT_TRUE(put_client(make_client(id)));
+  for (const char* id : {"a", "ab", "b"}) ASSERT_TRUE(put_client(make_client(id)));
   std::vector<Digest> a_tokens, ab_tokens, b_tokens;
   for (int i = 0; i < 5; i++) {
     a_tokens.push_back(oauth2::sha256("a" + std::to_string(i)));
@@ -398,12 +420,9 @@ TEST_F(StoreTest, DeleteClientRemovesOnlyItsTokensR70) {
     ASSERT_TRUE(txn.delete_client("default", "a"));
     txn.commit();
   }));
-  for (const auto& h : a_tokens)
-    EXPECT_FALSE(get_token("default", h).has_value());
-  for (const auto& h : ab_tokens)
-    EXPECT_TRUE(get_token("default", h).has_value());
-  for (const auto& h : b_tokens)
-    EXPECT_TRUE(get_token("default", h).has_value());
+  for (const auto& h : a_tokens) EXPECT_FALSE(get_token("default", h).has_value());
+  for (const auto& h : ab_tokens) EXPECT_TRUE(get_token("default", h).has_value());
+  for (const auto& h : b_tokens) EXPECT_TRUE(get_token("default", h).has_value());
   EXPECT_TRUE(get_client("default", "ab").has_value());
   EXPECT_TRUE(get_client("default", "b").has_value());
 }
@@ -484,8 +503,8 @@ TEST_F(StoreTest, BadIdLengthPutIsFalseR47) {
 TEST_F(StoreTest, BadRealmLookupIsNotFoundR47) {
   Digest h = oauth2::sha256("t");
   for (const std::string& realm :
-       {std::string(), std::string(65, 'r'), std::string(100 * 1024, 'r'),
-        bytes("de\0fault"), std::string("a\nb")}) {
+       {std::string(), std::string(65, 'r'), std::string(100 * 1024, 'r'), bytes("de\0fault"),
+        std::string("a\nb")}) {
     auto txn = store_->read();
     std::optional<Client> c;
     std::optional<Token> t;
@@ -502,14 +521,14 @@ TEST_F(StoreTest, BadRealmLookupIsNotFoundR47) {
 TEST_F(StoreTest, IdsWithNulOrControlBytesAreRefusedR47) {
   ASSERT_TRUE(put_client(make_client("a")));
   for (const std::string& id :
-       {bytes("a\0b"), std::string("a\x01" "b"), bytes("a\0"), bytes("\0"),
-        std::string("\xFF\xFE"), std::string("a\x7F")}) {
+       {bytes("a\0b"),
+        std::string("a\x01"
+                    "b"),
+        bytes("a\0"), bytes("\0"), std::string("\xFF\xFE"), std::string("a\x7F")}) {
     EXPECT_FALSE(put_client(make_client(id), true)) << testing::PrintToString(id);
-    EXPECT_FALSE(get_client("default", id).has_value())
-        << testing::PrintToString(id);
+    EXPECT_FALSE(get_client("default", id).has_value()) << testing::PrintToString(id);
     store_->change([&](Txn& txn) {
-      EXPECT_FALSE(txn.delete_client("default", id))
-          << testing::PrintToString(id);
+      EXPECT_FALSE(txn.delete_client("default", id)) << testing::PrintToString(id);
     });
   }
   EXPECT_TRUE(get_client("default", "a").has_value());
@@ -517,8 +536,7 @@ TEST_F(StoreTest, IdsWithNulOrControlBytesAreRefusedR47) {
 
 // Distinct ids are distinct keys and come back byte for byte (R47).
 TEST_F(StoreTest, ClientIdRoundTripsByteExactR47) {
-  const std::vector<std::string> ids = {"a", "ab", "x:y", "a\"b\\c",
-                                        "\xC3\xA9t\xC3\xA9", "a b"};
+  const std::vector<std::string> ids = {"a", "ab", "x:y", "a\"b\\c", "\xC3\xA9t\xC3\xA9", "a b"};
   for (const auto& id : ids) {
     Client c = make_client(id);
     c.name = "client #" + std::to_string(&id - ids.data());
@@ -539,8 +557,7 @@ TEST_F(StoreTest, ClientIdRoundTripsByteExactR47) {
 // list_clients.  Either refuse the record or store it faithfully.
 TEST_F(StoreTest, AcceptedClientRecordIsReadableR77) {
   for (const std::string& name :
-       {bytes("nul\0inside"), std::string("bad utf-8 \xFF"),
-        std::string("tab\there")}) {
+       {bytes("nul\0inside"), std::string("bad utf-8 \xFF"), std::string("tab\there")}) {
     Client c = make_client("app");
     c.name = name;
     bool stored = false;
@@ -555,8 +572,7 @@ TEST_F(StoreTest, AcceptedClientRecordIsReadableR77) {
     }
     if (!stored) continue;
     std::optional<Client> got;
-    EXPECT_NO_THROW(got = get_client("default", "app"))
-        << "name " << testing::PrintToString(name);
+    EXPECT_NO_THROW(got = get_client("default", "app")) << "name " << testing::PrintToString(name);
     if (got) {
       EXPECT_EQ(got->name, name) << testing::PrintToString(name);
     }
@@ -642,8 +658,7 @@ TEST_F(StoreTest, DataFileHoldsOnlyTokenHashesR43) {
   std::vector<std::string> tokens;
   for (int i = 0; i < 20; i++) {
     tokens.push_back(oauth2::random_token());
-    ASSERT_TRUE(
-        put_token("default", oauth2::sha256(tokens.back()), make_token("app")));
+    ASSERT_TRUE(put_token("default", oauth2::sha256(tokens.back()), make_token("app")));
   }
   store_.reset();  // flush and close, to read the file as mdb_dump would
 
@@ -652,8 +667,7 @@ TEST_F(StoreTest, DataFileHoldsOnlyTokenHashesR43) {
     EXPECT_EQ(data.find(t), std::string::npos) << "token in clear: " << t;
     // sanity: the hash, which is what the key holds, is there
     Digest h = oauth2::sha256(t);
-    EXPECT_NE(data.find(std::string(reinterpret_cast<const char*>(h.data()),
-                                    h.size())),
+    EXPECT_NE(data.find(std::string(reinterpret_cast<const char*>(h.data()), h.size())),
               std::string::npos);
   }
   EXPECT_EQ(data.find(secret), std::string::npos) << "secret in clear (R16)";
