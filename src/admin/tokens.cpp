@@ -18,6 +18,7 @@
 #include <ctime>
 #include <iterator>
 #include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -106,69 +107,163 @@ void print_token(const std::string& token, int64_t lifetime, const std::string& 
   print_json(obj.get());
 }
 
+// What token issue was asked for.
+struct IssueRequest {
+  std::string client_id;
+  std::optional<std::string> username;
+  std::optional<std::string> scope;
+  std::optional<int64_t> ttl;
+};
+
+// The token to issue, read in txn: why not in *refused.
+std::optional<Token> token_for(Txn& txn, const std::string& realm, const IssueRequest& rq,
+                               std::string* refused) {
+  auto client = txn.get_client(realm, rq.client_id);
+  if (!client) {
+    *refused = no_application(rq.client_id);
+    return std::nullopt;
+  }
+  if (client->disabled) {
+    *refused = "application " + quoted(rq.client_id) + " is disabled";
+    return std::nullopt;
+  }
+  Token t;
+  if (rq.username) {
+    auto user = txn.get_user_by_username(realm, *rq.username);
+    if (!user || !user->is_active) {  // R70
+      *refused = (user ? "user " + quoted(*rq.username) + " is inactive"
+                       : "no user " + quoted(*rq.username));
+      return std::nullopt;
+    }
+    t.user = std::to_string(user->id);
+  }
+  auto granted = token_scope(*client, rq.scope, refused);
+  if (!granted) return std::nullopt;
+  t.scope = std::move(*granted);
+  const int64_t lifetime = rq.ttl                     ? *rq.ttl
+                           : client->access_token_ttl ? client->access_token_ttl
+                                                      : kDefaultTokenTtl;
+  t.type = TokenType::kAccess;
+  t.issued_at = static_cast<int64_t>(time(nullptr));
+  t.expires_at = t.issued_at + lifetime;
+  t.client_id = client->client_id;
+  return t;
+}
+
+// --out: a new file, mode 0600 (it holds bearer tokens)
+FILE* open_token_file(const std::string& path) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) throw std::runtime_error(errno_text("cannot create " + quoted(path)));
+  FILE* f = fdopen(fd, "w");
+  if (!f) {
+    close(fd);
+    throw std::runtime_error(errno_text("fdopen"));
+  }
+  return f;
+}
+
+// --count: n tokens, in changes of kBatch each (one commit and one sync
+// per batch); every token, or a uniform sample of --sample of them, goes
+// to --out.
+int token_issue_many(const Invocation& inv, Store& store, const IssueRequest& rq, uint64_t count) {
+  auto out_path = inv.value("out");
+  if (!out_path) throw UsageError("token issue --count needs --out <file>");
+  uint64_t sample = count;
+  if (auto v = inv.value("sample")) {
+    sample = std::strtoull(v->c_str(), nullptr, 10);
+    if (sample == 0 || sample > count) throw UsageError("--sample: 1 to --count");
+  }
+  std::vector<std::string> kept;  // reservoir sampling (Algorithm R)
+  kept.reserve(std::min<uint64_t>(sample, 1000000));
+  uint64_t issued = 0;
+  int64_t lifetime = 0;
+  std::mt19937_64 pick(std::random_device{}());
+  while (issued < count) {
+    const uint64_t n = std::min<uint64_t>(kBatch * 2, count - issued);
+    std::vector<std::string> tokens;
+    std::string refused;
+    bool ok = store.change([&](Txn& txn) {
+      tokens.clear();
+      auto t = token_for(txn, inv.realm, rq, &refused);
+      if (!t) return false;
+      lifetime = t->expires_at - t->issued_at;
+      for (uint64_t i = 0; i < n; i++) put_new_token(txn, inv.realm, *t, &tokens.emplace_back());
+      txn.commit();
+      return true;
+    });
+    if (!ok) return fail(refused);
+    for (std::string& tok : tokens) {
+      if (kept.size() < sample) {
+        kept.push_back(std::move(tok));
+      } else if (uint64_t j = pick() % (issued + 1); j < sample) {
+        kept[j] = std::move(tok);
+      }
+      issued++;
+    }
+  }
+  FILE* f = open_token_file(*out_path);
+  bool written = true;
+  for (const std::string& tok : kept) written = fprintf(f, "%s\n", tok.c_str()) > 0 && written;
+  written = fflush(f) == 0 && fsync(fileno(f)) == 0 && written;
+  written = fclose(f) == 0 && written;
+  if (!written) throw std::runtime_error(errno_text("cannot write " + quoted(*out_path)));
+  Json obj(checked(json_object()));
+  set_member(obj.get(), "issued", json_integer(static_cast<json_int_t>(issued)));
+  set_member(obj.get(), "written", json_integer(static_cast<json_int_t>(kept.size())));
+  set_member(obj.get(), "out", string_json(*out_path));
+  set_member(obj.get(), "expires_in", json_integer(lifetime));
+  print_json(obj.get());
+  return 0;
+}
+
 int token_issue(const Invocation& inv) {
+  IssueRequest rq;
   auto client_id = inv.value("client-id");
   if (!client_id) throw UsageError("token issue needs --client-id");
-  const auto scope = scope_option(inv);
-  const auto ttl = ttl_option(inv, "ttl");
-  auto username = inv.value("user");
+  rq.client_id = *client_id;
+  rq.scope = scope_option(inv);
+  rq.ttl = ttl_option(inv, "ttl");
+  rq.username = inv.value("user");
+  uint64_t count = 0;
+  if (auto v = inv.value("count")) {
+    char* end = nullptr;
+    count = std::strtoull(v->c_str(), &end, 10);
+    if (v->empty() || *end || count == 0 || count > 100000000) {
+      throw UsageError("--count: " + quoted(*v) + " is not a number from 1 to 100000000");
+    }
+  }
 
   auto store = open_store(inv, false);
-  if (!store || !valid_client_id(*client_id)) {
-    return fail(no_application(*client_id));
+  if (!store || !valid_client_id(rq.client_id)) {
+    return fail(no_application(rq.client_id));
   }
+  if (count) return token_issue_many(inv, *store, rq, count);
   std::string token;
   WipeOnExit wipe_token(token);
-  int64_t lifetime = 0;
-  std::string granted_scope;
-  // why no token was issued, or nullopt
-  std::optional<std::string> refused = store->change([&](Txn& txn) -> std::optional<std::string> {
-    auto client = txn.get_client(inv.realm, *client_id);
-    if (!client) return no_application(*client_id);
-    if (client->disabled) {
-      return "application " + quoted(*client_id) + " is disabled";
-    }
-    Token t;
-    if (username) {
-      auto user = txn.get_user_by_username(inv.realm, *username);
-      if (!user) return "no user " + quoted(*username);
-      if (!user->is_active) {  // R70
-        return "user " + quoted(*username) + " is inactive";
-      }
-      t.user = std::to_string(user->id);
-    }
-    std::string why;
-    auto granted = token_scope(*client, scope, &why);
-    if (!granted) return why;
-    t.scope = std::move(*granted);
-
-    lifetime = ttl ? *ttl : client->access_token_ttl ? client->access_token_ttl : kDefaultTokenTtl;
-    t.type = TokenType::kAccess;
-    t.issued_at = static_cast<int64_t>(time(nullptr));
-    t.expires_at = t.issued_at + lifetime;
-    t.client_id = client->client_id;
-
-    put_new_token(txn, inv.realm, t, &token);
-    granted_scope = t.scope;
+  std::optional<Token> issued;
+  std::string refused;
+  store->change([&](Txn& txn) {
+    issued = token_for(txn, inv.realm, rq, &refused);
+    if (!issued) return;
+    put_new_token(txn, inv.realm, *issued, &token);
     txn.commit();
-    return std::nullopt;
   });
-  if (refused) return fail(*refused);
-  print_token(token, lifetime, granted_scope);
+  if (!issued) return fail(refused);
+  print_token(token, issued->expires_at - issued->issued_at, issued->scope);
   return 0;
 }
 
 const OptionSpec kTokenIssueOptions[] = {
-    {"client-id", true, false},
-    {"user", true, false},
-    {"scope", true, false},
-    {"ttl", true, false},
+    {"client-id", true, false}, {"user", true, false},  {"scope", true, false},
+    {"ttl", true, false},       {"count", true, false}, {"out", true, false},
+    {"sample", true, false},
 };
 
 const char kTokenIssueUsage[] =
     "usage: oauth2-admin token issue --client-id <client_id> "
     "[--user <username>]\n"
     "           [--scope \"<scope> ...\"] [--ttl <seconds>]\n"
+    "           [--count <n> --out <file> [--sample <k>]]\n"
     "\n"
     "Issues an access token to an application, for a user with --user,\n"
     "straight into the store: for service accounts and tests.  Prints\n"
@@ -185,7 +280,14 @@ const char kTokenIssueUsage[] =
     "                             (default: all of it; \"read write\" when\n"
     "                             it has none, as oauth2_default_scope)\n"
     "  --ttl <seconds>            lifetime, 1 to 315360000 (default: the\n"
-    "                             application's, else 36000)\n";
+    "                             application's, else 36000)\n"
+    "  --count <n>                n tokens (1 to 100000000), 10000 to a\n"
+    "                             transaction, written one per line to\n"
+    "                             --out <file> (a new file, mode 0600);\n"
+    "                             prints {\"issued\", \"written\", \"out\",\n"
+    "                             \"expires_in\"}: to provision load tests\n"
+    "  --sample <k>               with --count: only k of the tokens,\n"
+    "                             chosen uniformly, go to the file\n";
 
 const char kClearTokensUsage[] =
     "usage: oauth2-admin cleartokens\n"

@@ -1,0 +1,161 @@
+// Unit tests of the token record codec (src/core/store_records): version 4
+// writes only the fields that are set and reads back what it wrote; the
+// versions earlier releases wrote (1, 2, 3) are still read; a truncated
+// record is refused, never read past its end.
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "store.hpp"
+#include "store_records.hpp"
+
+using oauth2::Token;
+using oauth2::TokenType;
+using oauth2::records::decode_token;
+using oauth2::records::encode_token;
+
+namespace {
+
+Token client_token() {
+  Token t;
+  t.type = TokenType::kAccess;
+  t.issued_at = 1700000000;
+  t.expires_at = 1700036000;
+  t.client_id = std::string(40, 'c');
+  t.scope = "read write";
+  return t;
+}
+
+Token full_token() {
+  Token t = client_token();
+  t.type = TokenType::kCode;
+  t.user = "42";
+  for (size_t i = 0; i < t.family.size(); i++) t.family[i] = static_cast<unsigned char>(i + 1);
+  t.used_at = 1700000100;
+  t.redirect_uri = "https://app.example/cb";
+  t.redirect_uri_omitted = true;
+  t.code_challenge = std::string(43, 'x');
+  t.sealed = std::string(60, '\x01');
+  t.jwt = true;
+  t.data = "{\"name\":\"k\"}";
+  return t;
+}
+
+void expect_same(const Token& a, const Token& b) {
+  EXPECT_EQ(a.type, b.type);
+  EXPECT_EQ(a.issued_at, b.issued_at);
+  EXPECT_EQ(a.expires_at, b.expires_at);
+  EXPECT_EQ(a.client_id, b.client_id);
+  EXPECT_EQ(a.scope, b.scope);
+  EXPECT_EQ(a.user, b.user);
+  EXPECT_EQ(a.family, b.family);
+  EXPECT_EQ(a.used_at, b.used_at);
+  EXPECT_EQ(a.redirect_uri, b.redirect_uri);
+  EXPECT_EQ(a.redirect_uri_omitted, b.redirect_uri_omitted);
+  EXPECT_EQ(a.code_challenge, b.code_challenge);
+  EXPECT_EQ(a.sealed, b.sealed);
+  EXPECT_EQ(a.jwt, b.jwt);
+  EXPECT_EQ(a.data, b.data);
+}
+
+void put_u16(std::string& out, size_t v) {
+  out.push_back(static_cast<char>(v & 0xFF));
+  out.push_back(static_cast<char>(v >> 8));
+}
+
+void put_i64(std::string& out, int64_t v) {
+  for (int i = 0; i < 8; i++) out.push_back(static_cast<char>((uint64_t(v) >> (8 * i)) & 0xFF));
+}
+
+// A record as release 3 wrote it: every field, whether set or not.
+std::string v3_record(const Token& t) {
+  std::string out;
+  out.push_back(t.data.empty() ? 2 : 3);
+  out.push_back(static_cast<char>(t.type));
+  put_u16(out, (t.redirect_uri_omitted ? 1 : 0) | (t.jwt ? 2 : 0));
+  put_i64(out, t.issued_at);
+  put_i64(out, t.expires_at);
+  for (const std::string* s : {&t.client_id, &t.scope, &t.user}) {
+    put_u16(out, s->size());
+    out += *s;
+  }
+  out.append(reinterpret_cast<const char*>(t.family.data()), t.family.size());
+  put_i64(out, t.used_at);
+  for (const std::string* s : {&t.redirect_uri, &t.code_challenge, &t.sealed}) {
+    put_u16(out, s->size());
+    out += *s;
+  }
+  if (!t.data.empty()) {
+    put_u16(out, t.data.size());
+    out += t.data;
+  }
+  return out;
+}
+
+TEST(TokenRecord, ClientTokenHasOnlyItsFields) {
+  const Token t = client_token();
+  const std::string rec = encode_token(t);
+  // header 20, three strings 2 + 40, 2 + 10, 2 + 0: no family, no times
+  // of use, no code or rotation fields
+  EXPECT_EQ(rec.size(), 20u + 42 + 12 + 2);
+  EXPECT_EQ(rec[0], 4);
+  auto back = decode_token(rec);
+  ASSERT_TRUE(back.has_value());
+  expect_same(*back, t);
+  EXPECT_EQ(v3_record(t).size() - rec.size(), 30u);  // 30 bytes less
+}
+
+TEST(TokenRecord, EveryFieldRoundTrips) {
+  const Token t = full_token();
+  auto back = decode_token(encode_token(t));
+  ASSERT_TRUE(back.has_value());
+  expect_same(*back, t);
+}
+
+TEST(TokenRecord, EachOptionalFieldAlone) {
+  const Token base = client_token();
+  Token fam = base, used = base, code = base, chal = base, sealed = base, data = base;
+  fam.family[3] = 9;
+  used.used_at = 5;
+  code.redirect_uri = "https://a.example/";
+  chal.code_challenge = "c";
+  sealed.sealed = "s";
+  data.data = "{}";
+  for (const Token* t : {&fam, &used, &code, &chal, &sealed, &data}) {
+    auto back = decode_token(encode_token(*t));
+    ASSERT_TRUE(back.has_value());
+    expect_same(*back, *t);
+  }
+}
+
+TEST(TokenRecord, EarlierVersionsAreRead) {
+  for (const Token& t : {client_token(), full_token()}) {
+    auto back = decode_token(v3_record(t));
+    ASSERT_TRUE(back.has_value());
+    expect_same(*back, t);
+  }
+  // version 1: the header and three strings only
+  const Token t = client_token();
+  std::string v1 = v3_record(t).substr(0, 20 + 42 + 12 + 2);
+  v1[0] = 1;
+  auto back = decode_token(v1);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->client_id, t.client_id);
+  EXPECT_EQ(back->expires_at, t.expires_at);
+}
+
+TEST(TokenRecord, TruncatedOrUnknownIsRefused) {
+  const std::string rec = encode_token(full_token());
+  for (size_t n = 0; n < rec.size(); n++) {
+    EXPECT_FALSE(decode_token(rec.substr(0, n)).has_value()) << "cut at " << n;
+  }
+  std::string v5 = rec;
+  v5[0] = 5;
+  EXPECT_FALSE(decode_token(v5).has_value());
+  std::string v0 = rec;
+  v0[0] = 0;
+  EXPECT_FALSE(decode_token(v0).has_value());
+}
+
+}  // namespace
