@@ -88,8 +88,8 @@ std::optional<std::string> token_scope(const Client& client,
 void put_new_token(Txn& txn, const std::string& realm, const Token& t, std::string* token) {
   for (int tries = 0;; tries++) {
     if (tries == 3) throw std::runtime_error("no fresh token found");
-    *token = random_token();
-    if (txn.put_token(realm, sha256(*token), t)) break;
+    *token = new_token();
+    if (txn.put_token(realm, token_id(*token), t)) break;
   }
 }
 

@@ -72,7 +72,7 @@ std::optional<NewApiKey> create_api_key(Txn& txn, std::string_view realm,
   json_object_set_new(data.get(), "id", json_string(nk.info.id.c_str()));
   json_object_set_new(data.get(), "name", json_stringn(nk.info.name.data(), nk.info.name.size()));
   t.data = json_text(data.get(), JSON_COMPACT);
-  if (!txn.put_token(realm, sha256(nk.key), t)) {
+  if (!txn.put_token(realm, token_id(nk.key), t)) {
     throw std::runtime_error("API key collision");  // 2^-256
   }
   return nk;
@@ -104,7 +104,7 @@ bool revoke_api_key(Txn& txn, std::string_view realm, std::string_view client_id
 }
 
 std::optional<ApiKeyInfo> find_api_key(Txn& txn, std::string_view realm, std::string_view key) {
-  auto t = txn.get_token(realm, sha256(key));
+  auto t = txn.get_token(realm, token_id(key));
   if (!t) return std::nullopt;
   return info_of(*t);
 }

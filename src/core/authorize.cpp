@@ -358,7 +358,7 @@ std::optional<SessionUser> session_user(Store& store, const Request& req,
     return std::nullopt;
   }
   Txn txn = store.read();
-  auto t = txn.get_token(req.loc.realm, sha256(*session));
+  auto t = txn.get_token(req.loc.realm, token_id(*session));
   if (!t || t->type != TokenType::kSession || req.c.now >= t->expires_at) {
     return std::nullopt;
   }
@@ -381,7 +381,7 @@ bool read_post_form(const Request& req, Form& body) {
 Response start_session(Txn& txn, const IssueSettings& s, const LoginCheck& check,
                        const LoginOrigin& origin, bool new_device, const std::string& requery,
                        bool secure) {
-  std::string token = random_token();
+  std::string token = new_token();
   WipeOnExit wipe_token(token);
   Token sess;
   sess.type = TokenType::kSession;
@@ -389,7 +389,7 @@ Response start_session(Txn& txn, const IssueSettings& s, const LoginCheck& check
   sess.expires_at = add_ttl(s.now, kSessionTtl);
   sess.user = std::to_string(check.user->id);
   account_signed_in(txn, s.realm, check.user->id, origin, s.now);
-  txn.put_token(s.realm, sha256(token), sess);
+  txn.put_token(s.realm, token_id(token), sess);
   txn.commit();
   Response r;
   r.status = 303;
@@ -504,7 +504,7 @@ EndpointResult issue_code(Store& store, const Request& req, const AuthzRequest& 
   IssueSettings s(req);
   std::string user = std::to_string(user_id);
   return pending_response([&store, s, az, user] {
-    std::string code = random_token();
+    std::string code = new_token();
     WipeOnExit wipe_code(code);
     Token t;
     t.type = TokenType::kCode;
@@ -518,7 +518,7 @@ EndpointResult issue_code(Store& store, const Request& req, const AuthzRequest& 
     t.redirect_uri_omitted = az.redirect_uri_omitted;
     t.code_challenge = az.challenge;
     const bool stored = store.change([&](Txn& txn) {
-      if (!txn.put_token(s.realm, sha256(code), t)) return false;
+      if (!txn.put_token(s.realm, token_id(code), t)) return false;
       txn.commit();
       return true;
     });

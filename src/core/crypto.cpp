@@ -5,6 +5,8 @@
 #include <openssl/rand.h>
 
 #include <cerrno>
+#include <cstdint>
+#include <ctime>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -82,6 +84,18 @@ std::string random_alnum(size_t n) {
 std::string random_token() {
   unsigned char buf[32];
   random_bytes(buf, sizeof(buf));
+  std::string out = base64url_encode(buf, sizeof(buf));
+  OPENSSL_cleanse(buf, sizeof(buf));
+  return out;
+}
+
+std::string new_token() {
+  unsigned char buf[32];
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  const uint64_t ms = uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
+  for (int i = 0; i < 6; i++) buf[i] = static_cast<unsigned char>(ms >> (8 * (5 - i)));
+  random_bytes(buf + 6, sizeof(buf) - 6);
   std::string out = base64url_encode(buf, sizeof(buf));
   OPENSSL_cleanse(buf, sizeof(buf));
   return out;

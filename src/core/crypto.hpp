@@ -21,6 +21,13 @@ std::string random_alnum(size_t n);
 // 256 random bits, base64url without padding: 43 token68 characters.
 std::string random_token();
 
+// A credential the store keeps (a token, a code, a session): 43
+// base64url characters of 32 bytes, the first six the time in
+// milliseconds (big-endian), the other 26 random (208 bits, above RFC
+// 6749 10.10's 128).  The store orders its records by those six bytes
+// (TokenId), so the ones issued together are written together.
+std::string new_token();
+
 Digest sha256(std::string_view data);
 
 bool equal_ct(const unsigned char* a, const unsigned char* b, size_t n);

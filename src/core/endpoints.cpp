@@ -457,8 +457,8 @@ IssuedPair issue_pair(Txn& txn, const IssueSettings& s, const Client& client,
   at.family = family;
   at.jwt = s.jwt_for(client);
   do {
-    p.access_token = random_token();  // a JWT's jti
-  } while (!txn.put_token(realm, sha256(p.access_token), at));
+    p.access_token = new_token();  // a JWT's jti
+  } while (!txn.put_token(realm, token_id(p.access_token), at));
   if (at.jwt) {
     std::string jti = std::move(p.access_token);
     p.access_token = sign_access_token(s, at, jti);
@@ -473,8 +473,8 @@ IssuedPair issue_pair(Txn& txn, const IssueSettings& s, const Client& client,
     rt.expires_at = add_ttl(s.now, std::max<int64_t>(1, s.loc->refresh_token_ttl));
     if (refresh_expires > 0) rt.expires_at = std::min(rt.expires_at, refresh_expires);
     do {
-      p.refresh_token = random_token();
-    } while (!txn.put_token(realm, sha256(p.refresh_token), rt));
+      p.refresh_token = new_token();
+    } while (!txn.put_token(realm, token_id(p.refresh_token), rt));
     if (rt.jwt) {
       std::string jti = std::move(p.refresh_token);
       p.refresh_token = sign_refresh_token(s, rt, jti);
@@ -559,7 +559,7 @@ EndpointResult revoke_endpoint(Store& store, const Request& req) {
   // a malformed token cannot exist: answer as for any unknown one
   if (token.size() > kMaxTokenLen || !is_vschar(token)) return done(ok);
 
-  Digest hash;
+  TokenId hash;
   std::optional<Token> t;
   {
     Txn txn = store.read();
@@ -598,14 +598,14 @@ namespace {
 // the jti of an access token is taken unverified: it is 256 random bits
 // that only the JWT carries, so its record is as hard to reach as an
 // opaque token's.
-std::optional<Digest> verified_record_key(const Location* loc, int64_t now, std::string_view token,
-                                          TokenType* type) {
+std::optional<TokenId> verified_record_key(const Location* loc, int64_t now, std::string_view token,
+                                           TokenType* type) {
   *type = TokenType::kAccess;
   if (!loc) {
     Json claims = jwt_peek_claims(token);
     const char* jti = json_string_value(json_object_get(claims.get(), "jti"));
     if (!jti) return std::nullopt;
-    return sha256(jti);
+    return token_id(jti);
   }
   const Digest key = sha256(token);
   if (const JwtCache::Entry* e = loc->verified.find(key)) {
@@ -633,7 +633,7 @@ std::optional<Digest> verified_record_key(const Location* loc, int64_t now, std:
   const char* jti = json_string_value(json_object_get(r.claims.get(), "jti"));
   json_t* exp = json_object_get(r.claims.get(), "exp");
   if (!jti || !json_is_integer(exp)) return std::nullopt;
-  const Digest record_key = sha256(jti);
+  const TokenId record_key = token_id(jti);
   loc->verified.put(
       key, JwtCache::Entry{record_key, json_integer_value(exp), *type == TokenType::kHandshake});
   return record_key;
@@ -689,7 +689,7 @@ Validation validate_in(Store& store, const Location* loc, std::string_view realm
   // A JWT is checked by its signature, expiry, issuer and audience, then
   // its record is found by its jti: one lookup, so revocation still acts
   // on the next request.
-  Digest hash;
+  TokenId hash;
   TokenType want = TokenType::kAccess;
   bool jwt = looks_like_jwt(*token);
   if (jwt) {
@@ -697,7 +697,7 @@ Validation validate_in(Store& store, const Location* loc, std::string_view realm
     if (!record_key) return v;
     hash = *record_key;
   } else {
-    hash = sha256(*token);
+    hash = token_id(*token);
   }
   Txn txn = store.read();
   auto t = txn.get_token(realm, hash);

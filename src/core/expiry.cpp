@@ -8,13 +8,15 @@ namespace oauth2 {
 
 namespace {
 
-// A token key: the realm length-prefixed, then the 32-byte hash.
-bool split_token_key(std::string_view key, std::string_view* realm, Digest* hash) {
+// A token key: the realm length-prefixed, then the TokenId.
+bool split_token_key(std::string_view key, std::string_view* realm, TokenId* id) {
   if (key.empty()) return false;
   size_t len = static_cast<unsigned char>(key[0]);
-  if (key.size() != 1 + len + records::kDigestSize) return false;
+  if (key.size() < 1 + len) return false;
+  auto parsed = records::parse_token_id(key.substr(1 + len));
+  if (!parsed) return false;
   *realm = key.substr(1, len);
-  *hash = records::digest_of(key.substr(1 + len));
+  *id = *parsed;
   return true;
 }
 
@@ -42,7 +44,7 @@ SweepRound sweep_expired(Txn& txn, std::string_view realm, std::string_view afte
   SweepRound round;
   struct Doomed {
     std::string realm;
-    Digest hash;
+    TokenId id;
   };
   std::vector<Doomed> doomed;
   round.finished = true;
@@ -55,17 +57,17 @@ SweepRound sweep_expired(Txn& txn, std::string_view realm, std::string_view afte
     round.scanned++;
     round.last = std::string(key);
     std::string_view key_realm;
-    Digest hash;
+    TokenId id;
     auto t = records::decode_token(rec);
-    if (t && now >= t->expires_at && split_token_key(key, &key_realm, &hash)) {
-      doomed.push_back({std::string(key_realm), hash});
+    if (t && now >= t->expires_at && split_token_key(key, &key_realm, &id)) {
+      doomed.push_back({std::string(key_realm), id});
     }
     return true;
   });
   for (const Doomed& d : doomed) {
     // read again in the change: a record rewritten meanwhile conflicts
-    auto t = txn.get_token(d.realm, d.hash);
-    if (t && now >= t->expires_at && txn.delete_token(d.realm, d.hash)) round.removed++;
+    auto t = txn.get_token(d.realm, d.id);
+    if (t && now >= t->expires_at && txn.delete_token(d.realm, d.id)) round.removed++;
   }
   return round;
 }

@@ -146,7 +146,7 @@ EndpointResult authorization_code_grant(Store& store, const Request& req, const 
   if (code->size() > kMaxCodeLen || !is_vschar(*code)) {
     return done(invalid_grant("The authorization code is invalid"));
   }
-  Digest hash = sha256(*code);
+  TokenId hash = token_id(*code);
   std::optional<std::string> redirect_uri;
   if (auto r = form.get("redirect_uri")) redirect_uri = std::string(*r);
   std::optional<std::string> verifier_copy;
@@ -208,7 +208,7 @@ EndpointResult refresh_token_grant(Store& store, const Request& req, const Form&
   IssueSettings s(req);
   Client client = c;
   auto token = std::make_shared<Secret>(std::string(*rt));
-  const Digest hash = sha256(token->value);
+  const TokenId hash = token_id(token->value);
 
   return run_change(store, s, [s, client, token, scope, hash](Txn& txn, GrantState& st) {
     auto t = txn.get_token(s.realm, hash);

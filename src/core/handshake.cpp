@@ -162,7 +162,7 @@ std::optional<HandshakeData> handshake_data(const Token& t) {
 // A presented handshake token: its record, or the envelope error.
 struct Presented {
   std::optional<Response> error;
-  Digest hash{};
+  TokenId hash{};
   Token token;
   HandshakeData data;
 };
@@ -185,7 +185,7 @@ Presented find_handshake(Store& store, const Request& req, const std::string& to
     p.error->auth_failed = true;
     return p;
   }
-  p.hash = sha256(jti);
+  p.hash = token_id(jti);
   Txn txn = store.read();
   auto t = txn.get_token(req.loc.realm, p.hash);
   std::optional<HandshakeData> d;
@@ -249,7 +249,7 @@ struct HandshakeAsk {
   std::string permissions;
   int64_t ttl = 0;
   ApiKeyInfo key;
-  Digest key_hash{};
+  TokenId key_hash{};
 };
 
 Response invalid_api_key() {
@@ -263,7 +263,7 @@ std::optional<Response> authorize_ask(Store& store, const Request& req, std::str
                                       bool asked, HandshakeAsk& ask) {
   std::optional<ApiKeyInfo> key;
   std::optional<Client> client;
-  ask.key_hash = sha256(api_key);
+  ask.key_hash = token_id(api_key);
   {
     Txn txn = store.read();
     key = find_api_key(txn, req.loc.realm, api_key);
@@ -375,7 +375,7 @@ EndpointResult create(Store& store, const Request& req, json_t* body) {
     const bool stored = store.change([&](Txn& txn) {
       // the key may have been revoked since the read above
       if (!txn.get_token(s.realm, ask.key_hash)) return false;
-      txn.put_token(s.realm, sha256(id), t);
+      txn.put_token(s.realm, token_id(id), t);
       txn.commit();
       return true;
     });
@@ -446,7 +446,7 @@ EndpointResult revoke_handshake(Store& store, const Request& req, json_t* body) 
   if (p.token.used_at != 0) return done(revoked(p.token.used_at));
 
   IssueSettings s(req);
-  Digest hash = p.hash;
+  TokenId hash = p.hash;
   return pending_response(
       [&store, s, hash]() {
         return store.change([&](Txn& txn) {

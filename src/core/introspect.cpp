@@ -46,7 +46,7 @@ EndpointResult introspect_endpoint(Store& store, const Request& req) {
 
   Txn txn = store.read();
   std::string_view realm = req.loc.realm;
-  Digest hash;
+  TokenId hash;
   auto t = find_presented(txn, req, token, true, &hash);
   if (!t || (t->type != TokenType::kAccess && t->type != TokenType::kRefresh) ||
       req.c.now >= t->expires_at || (t->type == TokenType::kRefresh && t->used_at)) {

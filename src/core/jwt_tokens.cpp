@@ -54,13 +54,13 @@ bool looks_like_jwt(std::string_view token) {
 }
 
 std::optional<Token> find_presented(Txn& txn, const Request& req, std::string_view token,
-                                    bool verify, Digest* hash) {
+                                    bool verify, TokenId* hash) {
   const bool is_jwt = looks_like_jwt(token);
   if (is_jwt && !verify) {
     Json claims = jwt_peek_claims(token);
     const char* jti = json_string_value(json_object_get(claims.get(), "jti"));
     if (!jti) return std::nullopt;
-    *hash = sha256(jti);
+    *hash = token_id(jti);
   } else if (is_jwt) {
     // a forged JWT carrying a real jti must not read as that token
     JwtCheck check;
@@ -69,9 +69,9 @@ std::optional<Token> find_presented(Txn& txn, const Request& req, std::string_vi
     JwtResult r = jwt_verify(req.loc.jwt_keys, token, check);
     const char* jti = json_string_value(json_object_get(r.claims.get(), "jti"));
     if (r.status != JwtStatus::kOk || !jti) return std::nullopt;
-    *hash = sha256(jti);
+    *hash = token_id(jti);
   } else {
-    *hash = sha256(token);
+    *hash = token_id(token);
   }
   auto t = txn.get_token(req.loc.realm, *hash);
   // a handshake's jti is public (its handshake_id): never a credential here

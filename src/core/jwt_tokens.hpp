@@ -28,7 +28,7 @@ bool looks_like_jwt(std::string_view token);
 // real token carries, and a revocation must not fail silently because the
 // location lacks a key.  A JWT's record must be a JWT's, an opaque one's not.
 std::optional<Token> find_presented(Txn& txn, const Request& req, std::string_view token,
-                                    bool verify, Digest* hash);
+                                    bool verify, TokenId* hash);
 
 // Signs the access token whose record is at; jti is its record's key's
 // preimage.  RFC 9068 claims, or simplejwt's when s.simplejwt.

@@ -41,7 +41,7 @@ struct Solution {
 class JwtCache {
  public:
   struct Entry {
-    Digest record_key;  // the SHA-256 of its jti
+    TokenId record_key;  // its jti's
     int64_t exp = 0;
     bool handshake = false;
   };

@@ -163,7 +163,7 @@ EndpointResult jwt_refresh_endpoint(Store& store, const Request& req) {
   }
 
   auto client = login_client(store, req);
-  const Digest hash = sha256(jti);
+  const TokenId hash = token_id(jti);
   std::optional<Token> t;
   {
     Txn txn = store.read();

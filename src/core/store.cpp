@@ -40,7 +40,8 @@ Store::Store(const std::string& path, size_t mapsize, bool create) : path_(path)
   // An existing store opens with a read transaction only, so that
   // opening never waits for the writer lock (a reload must not stall
   // behind a long write); a new one gets its databases in a write.
-  if (!open_databases(MDB_RDONLY) && create) open_databases(0);
+  // A store of an older schema is brought up to date the same way.
+  if (open_databases(MDB_RDONLY) != Opened::kCurrent && create) open_databases(0);
   committer_ = std::make_unique<Committer>(*this);
   if (create) settle_map_size(mapsize);
 }
@@ -72,7 +73,7 @@ void Store::settle_map_size(size_t requested) {
   }
 }
 
-bool Store::open_databases(unsigned flags) {
+Store::Opened Store::open_databases(unsigned flags) {
   TxnHandle txn(env_.get(), flags);
   const unsigned create = (flags & MDB_RDONLY) ? 0 : MDB_CREATE;
   // in the order of Db (change.hpp)
@@ -83,26 +84,36 @@ bool Store::open_databases(unsigned flags) {
   for (size_t i = 0; i < kDbCount; i++) {
     int rc = mdb_dbi_open(txn.get(), kNames[i], create, &dbi[i]);
     // a new store, or one from before a database was added
-    if (rc == MDB_NOTFOUND && !create) return false;
+    if (rc == MDB_NOTFOUND && !create) return Opened::kMissing;
     check(rc, "mdb_dbi_open");
   }
   MDB_val k = val("schema_version"), v;
   int rc = mdb_get(txn.get(), dbi[0], &k, &v);
+  Opened opened = Opened::kCurrent;
   if (rc == MDB_NOTFOUND) {
-    if (!create) return false;
+    if (!create) return Opened::kMissing;
     std::string ver = std::to_string(kSchemaVersion);
     MDB_val nv = val(ver);
     check(mdb_put(txn.get(), dbi[0], &k, &nv, 0), "schema");
   } else {
     check(rc, "schema");
     std::string ver(view(v));
-    if (std::strtoul(ver.c_str(), nullptr, 10) > kSchemaVersion) {
+    const unsigned long have = std::strtoul(ver.c_str(), nullptr, 10);
+    if (have > kSchemaVersion) {
       throw StoreError("store schema " + ver + " is newer than this build", MDB_VERSION_MISMATCH);
+    }
+    if (have < kSchemaVersion && !create) opened = Opened::kOlder;
+    if (have < kSchemaVersion && create) {
+      // this build reads the older records as they are and writes the
+      // new kind: a release before can no longer read the store
+      std::string now = std::to_string(kSchemaVersion);
+      MDB_val nv = val(now);
+      check(mdb_put(txn.get(), dbi[0], &k, &nv, 0), "schema");
     }
   }
   txn.commit();
   dbi_ = dbi;
-  return true;
+  return opened;
 }
 
 Store::~Store() {
@@ -339,12 +350,21 @@ std::vector<Client> Txn::list_clients(std::string_view realm) {
   return out;
 }
 
-std::optional<Token> Txn::get_token(std::string_view realm, const Digest& hash) {
+std::optional<std::pair<TokenId, std::string_view>> Txn::find_token(std::string_view realm,
+                                                                    const TokenId& id) {
   if (!valid_realm(realm)) return std::nullopt;
-  std::string key = token_key(realm, hash);
-  auto v = get(Db::kTokens, key);
-  if (!v) return std::nullopt;
-  auto t = decode_token(*v);
+  if (auto v = get(Db::kTokens, token_key(realm, id))) return std::make_pair(id, *v);
+  if (id.legacy) return std::nullopt;
+  TokenId old = id;  // a record of a store from before schema 2
+  old.legacy = true;
+  if (auto v = get(Db::kTokens, token_key(realm, old))) return std::make_pair(old, *v);
+  return std::nullopt;
+}
+
+std::optional<Token> Txn::get_token(std::string_view realm, const TokenId& id) {
+  auto found = find_token(realm, id);
+  if (!found) return std::nullopt;
+  auto t = decode_token(found->second);
   if (!t) throw StoreError("corrupt token record", MDB_CORRUPTED);
   return t;
 }
@@ -368,28 +388,28 @@ bool Txn::delete_client(std::string_view realm, std::string_view client_id) {
   return true;
 }
 
-bool Txn::put_token(std::string_view realm, const Digest& hash, const Token& t) {
-  std::string key = token_key(realm, hash);
-  if (get(Db::kTokens, key)) return false;  // never overwritten
-  put(Db::kTokens, key, encode_token(t));
-  auto index = [&](Db db, std::string prefix) {
-    prefix.append(reinterpret_cast<const char*>(hash.data()), hash.size());
-    put(db, prefix, "");
-  };
+bool Txn::put_token(std::string_view realm, const TokenId& id, const Token& t) {
+  if (id.legacy || find_token(realm, id)) return false;  // never overwritten
+  put(Db::kTokens, token_key(realm, id), encode_token(t));
+  const std::string suffix = token_id_bytes(id);
   if (!t.client_id.empty()) {  // sessions belong to no client
-    index(Db::kClientTokens, client_tokens_prefix(realm, t.client_id));
+    put(Db::kClientTokens, client_tokens_prefix(realm, t.client_id) + suffix, "");
   }
-  if (uint64_t uid = token_user_id(t)) index(Db::kUserTokens, user_tokens_prefix(realm, uid));
-  if (t.has_family()) index(Db::kFamilyTokens, family_prefix(realm, t.family));
+  if (uint64_t uid = token_user_id(t))
+    put(Db::kUserTokens, user_tokens_prefix(realm, uid) + suffix, "");
+  if (t.has_family()) put(Db::kFamilyTokens, family_prefix(realm, t.family) + suffix, "");
   return true;
 }
 
-bool Txn::update_token(std::string_view realm, const Digest& hash, const Token& t) {
-  auto old = get_token(realm, hash);
-  if (!old || old->client_id != t.client_id || old->user != t.user || old->family != t.family) {
+bool Txn::update_token(std::string_view realm, const TokenId& id, const Token& t) {
+  auto found = find_token(realm, id);
+  if (!found) return false;
+  auto old = decode_token(found->second);
+  if (!old) throw StoreError("corrupt token record", MDB_CORRUPTED);
+  if (old->client_id != t.client_id || old->user != t.user || old->family != t.family) {
     return false;  // the indexes stay as they are: only these fields may change
   }
-  put(Db::kTokens, token_key(realm, hash), encode_token(t));
+  put(Db::kTokens, token_key(realm, found->first), encode_token(t));
   return true;
 }
 
@@ -398,38 +418,36 @@ size_t Txn::revoke_family(std::string_view realm, const Family& family) {
 }
 
 size_t Txn::delete_indexed(std::string_view realm, Db index, const std::string& prefix) {
-  std::vector<Digest> doomed;
-  scan(index, prefix, kDigestSize, true, [&](std::string_view hash, std::string_view) {
-    doomed.push_back(digest_of(hash));
+  std::vector<std::string> doomed;  // the ids' bytes
+  scan(index, prefix, 0, true, [&](std::string_view suffix, std::string_view) {
+    doomed.emplace_back(suffix);
     return true;
   });
   size_t n = 0;
-  for (const Digest& d : doomed) {
-    if (delete_token(realm, d)) {
+  for (const std::string& suffix : doomed) {
+    auto id = parse_token_id(suffix);
+    if (id && delete_token(realm, *id)) {
       n++;
       continue;
     }
-    // a dangling index entry: drop it
-    std::string ikey = prefix;
-    ikey.append(reinterpret_cast<const char*>(d.data()), d.size());
-    del(index, ikey);
+    del(index, prefix + suffix);  // a dangling index entry: drop it
   }
   return n;
 }
 
-bool Txn::delete_token(std::string_view realm, const Digest& hash) {
-  auto t = get_token(realm, hash);
-  if (!t) return false;
-  del(Db::kTokens, token_key(realm, hash));
-  auto unindex = [&](Db db, std::string prefix) {
-    prefix.append(reinterpret_cast<const char*>(hash.data()), hash.size());
-    del(db, prefix);
-  };
+bool Txn::delete_token(std::string_view realm, const TokenId& id) {
+  auto found = find_token(realm, id);
+  if (!found) return false;
+  auto t = decode_token(found->second);
+  if (!t) throw StoreError("corrupt token record", MDB_CORRUPTED);
+  del(Db::kTokens, token_key(realm, found->first));
+  const std::string suffix = token_id_bytes(found->first);
   if (valid_client_id(t->client_id)) {
-    unindex(Db::kClientTokens, client_tokens_prefix(realm, t->client_id));
+    del(Db::kClientTokens, client_tokens_prefix(realm, t->client_id) + suffix);
   }
-  if (uint64_t uid = token_user_id(*t)) unindex(Db::kUserTokens, user_tokens_prefix(realm, uid));
-  if (t->has_family()) unindex(Db::kFamilyTokens, family_prefix(realm, t->family));
+  if (uint64_t uid = token_user_id(*t))
+    del(Db::kUserTokens, user_tokens_prefix(realm, uid) + suffix);
+  if (t->has_family()) del(Db::kFamilyTokens, family_prefix(realm, t->family) + suffix);
   return true;
 }
 
@@ -484,20 +502,20 @@ bool Txn::delete_meta(std::string_view name) {
   return true;
 }
 
-std::vector<std::pair<Digest, Token>> Txn::client_tokens_of_type(std::string_view realm,
-                                                                 std::string_view client_id,
-                                                                 TokenType type) {
-  std::vector<std::pair<Digest, Token>> out;
+std::vector<std::pair<TokenId, Token>> Txn::client_tokens_of_type(std::string_view realm,
+                                                                  std::string_view client_id,
+                                                                  TokenType type) {
+  std::vector<std::pair<TokenId, Token>> out;
   if (!valid_realm(realm) || !valid_client_id(client_id)) return out;
-  std::vector<Digest> hashes;
-  scan(Db::kClientTokens, client_tokens_prefix(realm, client_id), kDigestSize, false,
-       [&](std::string_view hash, std::string_view) {
-         hashes.push_back(digest_of(hash));
+  std::vector<TokenId> ids;
+  scan(Db::kClientTokens, client_tokens_prefix(realm, client_id), 0, false,
+       [&](std::string_view suffix, std::string_view) {
+         if (auto id = parse_token_id(suffix)) ids.push_back(*id);
          return true;
        });
-  for (const Digest& d : hashes) {
-    auto t = get_token(realm, d);
-    if (t && t->type == type) out.emplace_back(d, std::move(*t));
+  for (const TokenId& id : ids) {
+    auto t = get_token(realm, id);
+    if (t && t->type == type) out.emplace_back(id, std::move(*t));
   }
   return out;
 }

@@ -17,6 +17,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <type_traits>
 #include <vector>
 
@@ -25,7 +26,8 @@
 
 namespace oauth2 {
 
-constexpr uint32_t kSchemaVersion = 1;
+// 2: token records keyed by TokenId (time-ordered); version 4 records
+constexpr uint32_t kSchemaVersion = 2;
 constexpr size_t kMaxRealm = 64;
 constexpr size_t kMaxClientId = 200;
 // The map's size is address space, not disk: the file grows as records
@@ -114,8 +116,27 @@ enum class TokenType : uint8_t {
 
 using Family = std::array<unsigned char, 16>;
 
+// What the store finds a credential by (never the value itself): the
+// value's first six bytes, as base64url decodes them (for new_token()'s
+// values, the time they were made, so that records written together sit
+// together: a batch of new tokens dirties a few pages, and the pages fill)
+// and its SHA-256.  Stores before schema 3 keyed records by the SHA-256
+// alone; a legacy id names such a record.  Lookups by value find both.
+struct TokenId {
+  std::array<unsigned char, 6> order{};
+  Digest hash{};
+  bool legacy = false;
+  bool operator==(const TokenId& o) const {
+    return order == o.order && hash == o.hash && legacy == o.legacy;
+  }
+  bool operator<(const TokenId& o) const {
+    return std::tie(legacy, order, hash) < std::tie(o.legacy, o.order, o.hash);
+  }
+};
+TokenId token_id(std::string_view value);
+
 // An access token, a refresh token or an authorization code, stored under
-// the SHA-256 of its value.
+// its TokenId.
 struct Token {
   TokenType type = TokenType::kAccess;
   int64_t issued_at = 0;
@@ -156,7 +177,7 @@ class Txn {
 
   std::optional<Client> get_client(std::string_view realm, std::string_view client_id);
   std::vector<Client> list_clients(std::string_view realm);
-  std::optional<Token> get_token(std::string_view realm, const Digest& hash);
+  std::optional<Token> get_token(std::string_view realm, const TokenId& id);
   // the validation path: header reads, no JSON decoding.  nullopt: no
   // such client; false: disabled.
   std::optional<bool> client_enabled(std::string_view realm, std::string_view client_id);
@@ -168,10 +189,10 @@ class Txn {
   // deletes the client and every token it holds; false if it did not exist
   bool delete_client(std::string_view realm, std::string_view client_id);
   // false if a token with this hash exists (never overwritten)
-  bool put_token(std::string_view realm, const Digest& hash, const Token& t);
-  bool delete_token(std::string_view realm, const Digest& hash);
+  bool put_token(std::string_view realm, const TokenId& id, const Token& t);
+  bool delete_token(std::string_view realm, const TokenId& id);
   // rewrites an existing token record (false if there is none)
-  bool update_token(std::string_view realm, const Digest& hash, const Token& t);
+  bool update_token(std::string_view realm, const TokenId& id, const Token& t);
   // deletes every token of a grant; how many
   size_t revoke_family(std::string_view realm, const Family& family);
 
@@ -199,9 +220,9 @@ class Txn {
   void put_meta(std::string_view name, std::string_view value);
   bool delete_meta(std::string_view name);
   // the tokens an index of the client lists (hash, record) of one type
-  std::vector<std::pair<Digest, Token>> client_tokens_of_type(std::string_view realm,
-                                                              std::string_view client_id,
-                                                              TokenType type);
+  std::vector<std::pair<TokenId, Token>> client_tokens_of_type(std::string_view realm,
+                                                               std::string_view client_id,
+                                                               TokenType type);
 
   // In a change: its writes are to be applied when the change ends
   // (without it they are dropped).  In a read transaction: a logic error.
@@ -234,8 +255,12 @@ class Txn {
   Txn(Store* store, MDB_txn* txn, Mode mode);
   // what the change became (empty without commit()); ends the snapshot
   Change take_change();
-  // deletes the tokens an index lists under prefix (+ 32-byte hashes)
+  // deletes the tokens an index lists under prefix (+ their ids)
   size_t delete_indexed(std::string_view realm, Db index, const std::string& prefix);
+  // the record of id: the id it is stored under (id, or for a value's id
+  // the legacy id of the same value), and the record
+  std::optional<std::pair<TokenId, std::string_view>> find_token(std::string_view realm,
+                                                                 const TokenId& id);
   bool assign_user_id(User& u);
   void release() noexcept;
 
@@ -285,7 +310,9 @@ class Store {
   friend class Committer;
   MDB_txn* begin(unsigned flags);
   MDB_txn* begin_write() { return begin(0); }
-  bool open_databases(unsigned flags);
+  // kOlder: readable, of a schema this build brings up to date
+  enum class Opened { kMissing, kOlder, kCurrent };
+  Opened open_databases(unsigned flags);
   void settle_map_size(size_t requested);
   Txn begin_change();
   bool commit_change(const Change& c);

@@ -122,8 +122,29 @@ std::string client_key(std::string_view realm, std::string_view id) {
   return realm_prefix(realm).append(id);
 }
 
-std::string token_key(std::string_view realm, const Digest& hash) {
-  return realm_prefix(realm).append(reinterpret_cast<const char*>(hash.data()), hash.size());
+std::string token_id_bytes(const TokenId& id) {
+  std::string out;
+  if (!id.legacy) out.append(reinterpret_cast<const char*>(id.order.data()), id.order.size());
+  out.append(reinterpret_cast<const char*>(id.hash.data()), id.hash.size());
+  return out;
+}
+
+std::optional<TokenId> parse_token_id(std::string_view bytes) {
+  TokenId id;
+  if (bytes.size() == id.hash.size()) {
+    id.legacy = true;
+  } else if (bytes.size() == id.order.size() + id.hash.size()) {
+    std::memcpy(id.order.data(), bytes.data(), id.order.size());
+    bytes.remove_prefix(id.order.size());
+  } else {
+    return std::nullopt;
+  }
+  std::memcpy(id.hash.data(), bytes.data(), id.hash.size());
+  return id;
+}
+
+std::string token_key(std::string_view realm, const TokenId& id) {
+  return realm_prefix(realm).append(token_id_bytes(id));
 }
 
 // realm, then the client id length-prefixed, then the token hash
@@ -509,6 +530,35 @@ bool Token::has_family() const {
     if (b) return true;
   }
   return false;
+}
+
+namespace {
+
+// a base64url character's six bits; -1 for any other byte
+int b64url_value(char ch) {
+  if (ch >= 'A' && ch <= 'Z') return ch - 'A';
+  if (ch >= 'a' && ch <= 'z') return ch - 'a' + 26;
+  if (ch >= '0' && ch <= '9') return ch - '0' + 52;
+  if (ch == '-') return 62;
+  if (ch == '_') return 63;
+  return -1;
+}
+
+}  // namespace
+
+TokenId token_id(std::string_view value) {
+  TokenId id;
+  id.hash = sha256(value);
+  // the first eight characters are the first six bytes; a value that
+  // does not start with eight base64url characters sorts first (zeros)
+  uint64_t bits = 0;
+  for (size_t i = 0; i < 8; i++) {
+    int v = i < value.size() ? b64url_value(value[i]) : -1;
+    if (v < 0) return id;
+    bits = (bits << 6) | static_cast<unsigned>(v);
+  }
+  for (size_t i = 0; i < 6; i++) id.order[i] = static_cast<unsigned char>(bits >> (8 * (5 - i)));
+  return id;
 }
 
 bool Client::allows_grant(std::string_view grant) const {

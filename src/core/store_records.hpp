@@ -29,7 +29,12 @@ constexpr unsigned char kFlagActive = 1;    // users
 std::string realm_prefix(std::string_view realm);
 // callers check the id (valid_client_id) first
 std::string client_key(std::string_view realm, std::string_view id);
-std::string token_key(std::string_view realm, const Digest& hash);
+std::string token_key(std::string_view realm, const TokenId& id);
+// what follows the realm (or an index's prefix): the six order bytes and
+// the hash, or the hash alone for a legacy id
+std::string token_id_bytes(const TokenId& id);
+// ... and back; nullopt for any other length
+std::optional<TokenId> parse_token_id(std::string_view bytes);
 // realm, then the client id length-prefixed (then the token hashes)
 std::string client_tokens_prefix(std::string_view realm, std::string_view id);
 // realm, then the id big-endian: users list in id order
@@ -40,13 +45,6 @@ std::string email_prefix(std::string_view realm, std::string_view email);
 std::string user_tokens_prefix(std::string_view realm, uint64_t id);
 std::string family_prefix(std::string_view realm, const Family& f);
 void put_u64_be(std::string& out, uint64_t v);
-constexpr size_t kDigestSize = 32;
-// the Digest a key ends with (kDigestSize bytes)
-inline Digest digest_of(std::string_view bytes) {
-  Digest d;
-  std::memcpy(d.data(), bytes.data(), d.size());
-  return d;
-}
 uint64_t get_u64_be(const char* p);
 
 // --------------------------------------------------------------- records

@@ -57,8 +57,7 @@ class ApiKeysTest : public ::testing::Test {
   }
 
   // a key of the client, committed
-  NewApiKey create(const std::string& client_id, const std::string& name = "",
-                   int64_t now = 1000) {
+  NewApiKey create(const std::string& client_id, const std::string& name = "", int64_t now = 1000) {
     return store_->change([&](Txn& txn) {
       auto nk = oauth2::create_api_key(txn, kRealm, client_id, name, now);
       if (!nk) throw std::runtime_error("no such client " + client_id);
@@ -72,8 +71,7 @@ class ApiKeysTest : public ::testing::Test {
     return oauth2::list_api_keys(txn, kRealm, client_id);
   }
 
-  std::optional<ApiKeyInfo> find(const std::string& key,
-                                 const char* realm = kRealm) {
+  std::optional<ApiKeyInfo> find(const std::string& key, const char* realm = kRealm) {
     auto txn = store_->read();
     return oauth2::find_api_key(txn, realm, key);
   }
@@ -86,7 +84,7 @@ class ApiKeysTest : public ::testing::Test {
     });
   }
 
-  std::optional<Token> get_token(const oauth2::Digest& h) {
+  std::optional<Token> get_token(const oauth2::TokenId& h) {
     auto txn = store_->read();
     return txn.get_token(kRealm, h);
   }
@@ -99,21 +97,19 @@ TEST_F(ApiKeysTest, CreateStoresOnlyTheHashR43) {
   NewApiKey nk = create("svc", "ci", 1234);
   EXPECT_EQ(nk.key.size(), 43u);  // 32 random bytes, base64url
   EXPECT_EQ(nk.info.id.size(), 16u);
-  EXPECT_EQ(nk.info.id.find_first_not_of("0123456789abcdef"),
-            std::string::npos);
+  EXPECT_EQ(nk.info.id.find_first_not_of("0123456789abcdef"), std::string::npos);
   EXPECT_EQ(nk.info.client_id, "svc");
   EXPECT_EQ(nk.info.name, "ci");
   EXPECT_EQ(nk.info.created_at, 1234);
 
-  auto t = get_token(oauth2::sha256(nk.key));
+  auto t = get_token(oauth2::token_id(nk.key));
   ASSERT_TRUE(t.has_value());
   EXPECT_EQ(t->type, TokenType::kApiKey);
   EXPECT_EQ(t->client_id, "svc");
   EXPECT_EQ(t->data.find(nk.key), std::string::npos);
 
   store_.reset();  // every page on disk
-  std::string bytes =
-      oauth2_test::read_file(dir_->path() + "/store/data.mdb");
+  std::string bytes = oauth2_test::read_file(dir_->path() + "/store/data.mdb");
   EXPECT_EQ(bytes.find(nk.key), std::string::npos);
 }
 
@@ -127,7 +123,7 @@ TEST_F(ApiKeysTest, FindByValue) {
   EXPECT_EQ(k->family, nk.info.family);
 
   EXPECT_FALSE(find(oauth2::random_token()).has_value());
-  EXPECT_FALSE(find(nk.info.id).has_value());  // the id is no credential
+  EXPECT_FALSE(find(nk.info.id).has_value());       // the id is no credential
   EXPECT_FALSE(find(nk.key, "other").has_value());  // realms are apart
 }
 
@@ -139,7 +135,7 @@ TEST_F(ApiKeysTest, AnAccessTokenIsNoApiKey) {
   t.expires_at = 2000;
   t.client_id = "svc";
   ASSERT_NO_FATAL_FAILURE(store_->change([&](Txn& txn) {
-    ASSERT_TRUE(txn.put_token(kRealm, oauth2::sha256(value), t));
+    ASSERT_TRUE(txn.put_token(kRealm, oauth2::token_id(value), t));
     txn.commit();
   }));
   EXPECT_FALSE(find(value).has_value());
@@ -148,10 +144,8 @@ TEST_F(ApiKeysTest, AnAccessTokenIsNoApiKey) {
 
 TEST_F(ApiKeysTest, UnknownClientGetsNoKey) {
   store_->change([&](Txn& txn) {
-    EXPECT_FALSE(
-        oauth2::create_api_key(txn, kRealm, "nope", "", 1000).has_value());
-    EXPECT_FALSE(
-        oauth2::create_api_key(txn, "other", "svc", "", 1000).has_value());
+    EXPECT_FALSE(oauth2::create_api_key(txn, kRealm, "nope", "", 1000).has_value());
+    EXPECT_FALSE(oauth2::create_api_key(txn, "other", "svc", "", 1000).has_value());
     txn.commit();
   });
   EXPECT_TRUE(list("nope").empty());
@@ -164,15 +158,17 @@ TEST_F(ApiKeysTest, NameRules) {
   EXPECT_EQ(create("svc", "caf\xc3\xa9").info.name, "caf\xc3\xa9");
   const std::string bad[] = {
       std::string(oauth2::kMaxApiKeyName + 1, 'n'),
-      "a\x07" "b",
-      "a\x7f" "b",
+      "a\x07"
+      "b",
+      "a\x7f"
+      "b",
       oauth2_test::bytes("a\0b"),
-      "a\xff" "b",  // not UTF-8
+      "a\xff"
+      "b",  // not UTF-8
   };
   for (const std::string& name : bad) {
     store_->change([&](Txn& txn) {
-      EXPECT_THROW(oauth2::create_api_key(txn, kRealm, "svc", name, 1000),
-                   std::invalid_argument)
+      EXPECT_THROW(oauth2::create_api_key(txn, kRealm, "svc", name, 1000), std::invalid_argument)
           << name;
     });
   }
@@ -206,15 +202,15 @@ TEST_F(ApiKeysTest, RevokeDeletesTheKeyAndItsHandshakes) {
     h.expires_at = 2000;
     h.client_id = "svc";
     h.family = k.info.family;
-    oauth2::Digest d = oauth2::sha256(oauth2::random_token());
+    oauth2::TokenId d = oauth2::token_id(oauth2::random_token());
     store_->change([&](Txn& txn) {
       EXPECT_TRUE(txn.put_token(kRealm, d, h));
       txn.commit();
     });
     return d;
   };
-  oauth2::Digest doomed_hs = handshake(doomed);
-  oauth2::Digest kept_hs = handshake(kept);
+  oauth2::TokenId doomed_hs = handshake(doomed);
+  oauth2::TokenId kept_hs = handshake(kept);
 
   EXPECT_FALSE(revoke("other", doomed.info.id));  // not that client's key
   EXPECT_TRUE(find(doomed.key).has_value());
@@ -222,7 +218,7 @@ TEST_F(ApiKeysTest, RevokeDeletesTheKeyAndItsHandshakes) {
 
   EXPECT_TRUE(revoke("svc", doomed.info.id));
   EXPECT_FALSE(find(doomed.key).has_value());
-  EXPECT_FALSE(get_token(oauth2::sha256(doomed.key)).has_value());
+  EXPECT_FALSE(get_token(oauth2::token_id(doomed.key)).has_value());
   EXPECT_FALSE(get_token(doomed_hs).has_value());
   EXPECT_FALSE(revoke("svc", doomed.info.id));  // once
 
@@ -255,7 +251,7 @@ TEST_F(ApiKeysTest, DeleteClientRemovesItsKeysR70) {
   }));
   EXPECT_FALSE(find(k1.key).has_value());
   EXPECT_FALSE(find(k2.key).has_value());
-  EXPECT_FALSE(get_token(oauth2::sha256(k1.key)).has_value());
+  EXPECT_FALSE(get_token(oauth2::token_id(k1.key)).has_value());
   EXPECT_TRUE(list("svc").empty());
   EXPECT_TRUE(find(k3.key).has_value());
 
@@ -269,8 +265,7 @@ TEST_F(ApiKeysTest, JsonShowsTheKeyOnlyWhenGiven) {
   std::string without = oauth2::api_key_json(nk.info, nullptr);
   EXPECT_EQ(without.find("api_key"), std::string::npos);
   EXPECT_EQ(without.find(nk.key), std::string::npos);
-  EXPECT_NE(without.find("\"created_at\": \"1970-01-01T00:00:00Z\""),
-            std::string::npos);
+  EXPECT_NE(without.find("\"created_at\": \"1970-01-01T00:00:00Z\""), std::string::npos);
   std::string with = oauth2::api_key_json(nk.info, &nk.key);
   EXPECT_NE(with.find("\"api_key\": \"" + nk.key + "\""), std::string::npos);
 }

@@ -23,8 +23,7 @@ namespace {
 
 TEST(FormParse, SimpleBodyIsOk) {
   Form f;
-  ASSERT_EQ(f.parse("grant_type=client_credentials&scope=read"),
-            Form::Status::kOk);
+  ASSERT_EQ(f.parse("grant_type=client_credentials&scope=read"), Form::Status::kOk);
   EXPECT_EQ(f.get("grant_type"), "client_credentials");
   EXPECT_EQ(f.get("scope"), "read");
   EXPECT_TRUE(f.has("scope"));
@@ -76,8 +75,7 @@ TEST(FormParse, DuplicateNameIsRejectedR4) {
   Form f;
   EXPECT_EQ(f.parse("a=1&a=2"), Form::Status::kDuplicate);
   EXPECT_EQ(f.parse("client_id=nope&client_id=nope"), Form::Status::kDuplicate);
-  EXPECT_EQ(f.parse("grant_type=x&scope=a&grant_type=x"),
-            Form::Status::kDuplicate);
+  EXPECT_EQ(f.parse("grant_type=x&scope=a&grant_type=x"), Form::Status::kDuplicate);
   EXPECT_EQ(f.parse("scope=&scope="), Form::Status::kDuplicate);
 }
 
@@ -150,8 +148,7 @@ TEST(FormParse, MalformedBodiesR7) {
   };
   for (const auto& body : bad) {
     Form f;
-    EXPECT_EQ(f.parse(body), Form::Status::kMalformed)
-        << "body: \"" << body << "\"";
+    EXPECT_EQ(f.parse(body), Form::Status::kMalformed) << "body: \"" << body << "\"";
   }
 }
 
@@ -169,8 +166,7 @@ TEST(FormParse, RejectedBodyLeavesNothingReadableR7) {
   Form f;
   ASSERT_EQ(f.parse("client_id=victim&x=%00"), Form::Status::kMalformed);
   EXPECT_FALSE(f.get("client_id").has_value());
-  ASSERT_EQ(f.parse("client_id=victim&client_id=other"),
-            Form::Status::kDuplicate);
+  ASSERT_EQ(f.parse("client_id=victim&client_id=other"), Form::Status::kDuplicate);
   EXPECT_FALSE(f.get("client_id").has_value());
 }
 
@@ -222,9 +218,8 @@ TEST(FormDecode, DecodesEscapesAndPlus) {
 }
 
 TEST(FormDecode, RejectsBadEscapesControlsAndNonUtf8R7) {
-  for (std::string_view s :
-       {"%", "%4", "a%", "%G0", "%%41", "%00", "%0A", "%7F", "%C0%AF",
-        "%ED%A0%80", "%FF", " ", "\x80", "\t"}) {
+  for (std::string_view s : {"%", "%4", "a%", "%G0", "%%41", "%00", "%0A", "%7F", "%C0%AF",
+                             "%ED%A0%80", "%FF", " ", "\x80", "\t"}) {
     EXPECT_FALSE(oauth2::form_decode(s).has_value()) << "input: " << s;
   }
 }
@@ -233,9 +228,8 @@ TEST(FormDecode, RejectsBadEscapesControlsAndNonUtf8R7) {
 
 TEST(ValidUtf8, AcceptsWellFormedSequences) {
   for (std::string_view s :
-       {"", "plain ascii", "\xC2\x80", "\xC3\xA9", "\xDF\xBF", "\xE0\xA0\x80",
-        "\xED\x9F\xBF", "\xEE\x80\x80", "\xEF\xBF\xBF", "\xF0\x90\x80\x80",
-        "\xF4\x8F\xBF\xBF", "a\xE2\x80\xAE!"}) {
+       {"", "plain ascii", "\xC2\x80", "\xC3\xA9", "\xDF\xBF", "\xE0\xA0\x80", "\xED\x9F\xBF",
+        "\xEE\x80\x80", "\xEF\xBF\xBF", "\xF0\x90\x80\x80", "\xF4\x8F\xBF\xBF", "a\xE2\x80\xAE!"}) {
     EXPECT_TRUE(oauth2::valid_utf8(s)) << "input: " << s;
   }
   // NUL is well-formed UTF-8; has_control is what rejects it
@@ -265,8 +259,7 @@ TEST(ValidUtf8, RejectsMalformedSequences) {
            "\xE2\x28\xA1",  // bad continuation
            "a\xC3",         // truncated at the end
        }) {
-    EXPECT_FALSE(oauth2::valid_utf8(s))
-        << "input: " << testing::PrintToString(std::string(s));
+    EXPECT_FALSE(oauth2::valid_utf8(s)) << "input: " << testing::PrintToString(std::string(s));
   }
 }
 
@@ -304,23 +297,21 @@ TEST(Base64Strict, RoundTripsEveryLength) {
 }
 
 TEST(Base64Strict, RejectsMissingPaddingR14) {
-  for (std::string_view s :
-       {"Zm9vOmJhcg", "Zm9vOmJhcg=", "Zm8", "Zg", "Z", "Zg="}) {
+  for (std::string_view s : {"Zm9vOmJhcg", "Zm9vOmJhcg=", "Zm8", "Zg", "Z", "Zg="}) {
     EXPECT_FALSE(oauth2::base64_decode_strict(s).has_value()) << s;
   }
 }
 
 TEST(Base64Strict, RejectsDataAfterPaddingR14) {
-  for (std::string_view s : {"Zm9vOmJhcg==AAAA", "Zg==Zg==", "Zg=A",
-                             "Z===", "====", "Zm9=vYmFy", "Zm8=Zm8=", "=Zm9"}) {
+  for (std::string_view s :
+       {"Zm9vOmJhcg==AAAA", "Zg==Zg==", "Zg=A", "Z===", "====", "Zm9=vYmFy", "Zm8=Zm8=", "=Zm9"}) {
     EXPECT_FALSE(oauth2::base64_decode_strict(s).has_value()) << s;
   }
 }
 
 TEST(Base64Strict, RejectsWhitespaceAndNewlineR14) {
-  for (std::string_view s :
-       {"Zm9v Zm9v", "Zm9vOmJhcg==\n", "\nZm9vOmJh", "Zm9v\tZm9v",
-        "Zm9v\r\nZm9v", " Zm9v", "Zm9v ", "ZHVtbXk=:ZHVtbXk=\n"}) {
+  for (std::string_view s : {"Zm9v Zm9v", "Zm9vOmJhcg==\n", "\nZm9vOmJh", "Zm9v\tZm9v",
+                             "Zm9v\r\nZm9v", " Zm9v", "Zm9v ", "ZHVtbXk=:ZHVtbXk=\n"}) {
     EXPECT_FALSE(oauth2::base64_decode_strict(s).has_value())
         << testing::PrintToString(std::string(s));
   }
@@ -374,8 +365,7 @@ TEST(ParseBasic, DecodesIdAndSecretR14) {
 }
 
 TEST(ParseBasic, SchemeIsCaseInsensitiveR14) {
-  for (std::string_view h :
-       {"basic Zm9vOmJhcg==", "BASIC Zm9vOmJhcg==", "bAsIc Zm9vOmJhcg=="}) {
+  for (std::string_view h : {"basic Zm9vOmJhcg==", "BASIC Zm9vOmJhcg==", "bAsIc Zm9vOmJhcg=="}) {
     auto r = basic_of(h);
     EXPECT_TRUE(r.is_basic) << h;
     ASSERT_TRUE(r.creds.has_value()) << h;
@@ -457,8 +447,8 @@ TEST(ParseBasic, IdAndSecretAreFormDecodedR14) {
 }
 
 TEST(ParseBasic, InvalidEscapesAreRejectedR14) {
-  for (std::string_view s : {"a%G0:s", "a%:s", "a%4:s", "id:%", "id:50%",
-                             "id:%%41", "id:a%00b", "a%00:s", "id:%0d%0a"}) {
+  for (std::string_view s : {"a%G0:s", "a%:s", "a%4:s", "id:%", "id:50%", "id:%%41", "id:a%00b",
+                             "a%00:s", "id:%0d%0a"}) {
     auto r = basic_of(basic(s));
     EXPECT_TRUE(r.is_basic);
     EXPECT_FALSE(r.creds.has_value()) << s;
@@ -466,10 +456,9 @@ TEST(ParseBasic, InvalidEscapesAreRejectedR14) {
 }
 
 TEST(ParseBasic, NonUtf8IsRejectedR14) {
-  for (std::string_view s : {"\xFF:s", "id:\xC3\x28", "a%FF:s", "id:%C0%AF",
-                             "id:%ED%A0%80", "id:\x80"}) {
-    EXPECT_FALSE(basic_of(basic(s)).creds.has_value())
-        << testing::PrintToString(std::string(s));
+  for (std::string_view s :
+       {"\xFF:s", "id:\xC3\x28", "a%FF:s", "id:%C0%AF", "id:%ED%A0%80", "id:\x80"}) {
+    EXPECT_FALSE(basic_of(basic(s)).creds.has_value()) << testing::PrintToString(std::string(s));
   }
 }
 
@@ -490,9 +479,8 @@ TEST(ParseBasic, ControlCharactersAreRejectedR14) {
 }
 
 TEST(ParseBasic, OtherSchemesAreNotBasic) {
-  for (std::string_view h :
-       {"Bearer Zm9vOmJhcg==", "Digest username=x", "",
-        "Basicx Zm9vOmJhcg==", "Basi Zm9vOmJhcg==", "Basic\tZm9vOmJhcg=="}) {
+  for (std::string_view h : {"Bearer Zm9vOmJhcg==", "Digest username=x", "",
+                             "Basicx Zm9vOmJhcg==", "Basi Zm9vOmJhcg==", "Basic\tZm9vOmJhcg=="}) {
     auto r = basic_of(h);
     EXPECT_FALSE(r.is_basic) << testing::PrintToString(std::string(h));
     EXPECT_FALSE(r.creds.has_value());
@@ -528,18 +516,16 @@ TEST(IEquals, AsciiCaseOnly) {
 // -------------------------------------------------------------- token68
 
 TEST(Token68, AcceptsTheRfc7235Alphabet) {
-  for (std::string_view s : {"a", "abc", "A-._~+/z09", "abc=", "abc==",
-                             "abc===", "Zm9vOmJhcg==", "-", "~~", "/"}) {
+  for (std::string_view s :
+       {"a", "abc", "A-._~+/z09", "abc=", "abc==", "abc===", "Zm9vOmJhcg==", "-", "~~", "/"}) {
     EXPECT_TRUE(oauth2::is_token68(s)) << s;
   }
 }
 
 TEST(Token68, RejectsEverythingElseR61) {
-  for (std::string_view s :
-       {"", "=", "==", "a=b", "ab=c=", "a b", " a", "a ", "tok,", "tok<>",
-        "tok%20", "a\tb", "a\"", "a\\", "a;b", "\xC3\xA9", "a\x7F"}) {
-    EXPECT_FALSE(oauth2::is_token68(s))
-        << testing::PrintToString(std::string(s));
+  for (std::string_view s : {"", "=", "==", "a=b", "ab=c=", "a b", " a", "a ", "tok,", "tok<>",
+                             "tok%20", "a\tb", "a\"", "a\\", "a;b", "\xC3\xA9", "a\x7F"}) {
+    EXPECT_FALSE(oauth2::is_token68(s)) << testing::PrintToString(std::string(s));
   }
   EXPECT_FALSE(oauth2::is_token68(bytes("ab\0c")));
 }
@@ -579,11 +565,9 @@ TEST(ParseScope, NqcharBoundaries) {
 }
 
 TEST(ParseScope, RejectsBadListsR7) {
-  for (std::string_view s :
-       {"", " ", "read  write", " read", "read ", "read\twrite", "read\nwrite",
-        "a\"b", "a\\b", "\"", "\\", "a\x7F", "\xC3\xA9", "a\x01"}) {
-    EXPECT_FALSE(oauth2::parse_scope(s, nullptr))
-        << testing::PrintToString(std::string(s));
+  for (std::string_view s : {"", " ", "read  write", " read", "read ", "read\twrite", "read\nwrite",
+                             "a\"b", "a\\b", "\"", "\\", "a\x7F", "\xC3\xA9", "a\x01"}) {
+    EXPECT_FALSE(oauth2::parse_scope(s, nullptr)) << testing::PrintToString(std::string(s));
   }
   EXPECT_FALSE(oauth2::parse_scope(bytes("a\0b"), nullptr));
 }
@@ -607,8 +591,7 @@ TEST(ParseScope, ManyScopesAreLinearEnough) {
 // ------------------------------------------------------ base64url, hex
 
 std::string url_enc(std::string_view s) {
-  return oauth2::base64url_encode(
-      reinterpret_cast<const unsigned char*>(s.data()), s.size());
+  return oauth2::base64url_encode(reinterpret_cast<const unsigned char*>(s.data()), s.size());
 }
 
 TEST(Base64Url, Rfc4648VectorsWithoutPadding) {
@@ -626,8 +609,7 @@ TEST(Base64Url, Rfc4648VectorsWithoutPadding) {
 TEST(Base64Url, RoundTripsThroughTheStrictDecoder) {
   for (size_t n = 0; n < 70; n++) {
     std::string raw(n, '\0');
-    if (n)
-      oauth2::random_bytes(reinterpret_cast<unsigned char*>(raw.data()), n);
+    if (n) oauth2::random_bytes(reinterpret_cast<unsigned char*>(raw.data()), n);
     std::string enc = url_enc(raw);
     EXPECT_EQ(enc.size(), (n * 4 + 2) / 3);
     EXPECT_TRUE(enc.empty() || oauth2::is_token68(enc));
@@ -662,8 +644,8 @@ TEST(Hex, EncodeDecode) {
 TEST(Hex, RoundTrip) {
   std::string raw(256, '\0');
   for (int i = 0; i < 256; i++) raw[i] = static_cast<char>(i);
-  std::string enc = oauth2::hex_encode(
-      reinterpret_cast<const unsigned char*>(raw.data()), raw.size());
+  std::string enc =
+      oauth2::hex_encode(reinterpret_cast<const unsigned char*>(raw.data()), raw.size());
   EXPECT_EQ(enc.size(), 512u);
   EXPECT_EQ(oauth2::hex_decode(enc), raw);
 }

@@ -243,7 +243,8 @@ TEST_F(CommitterTest, AFullMapRefusesOnlyTheChangeAtFault) {
   EXPECT_FALSE(meta("big0"));
   // and through Store::change: the error reaches the caller
   EXPECT_THROW(store_->change([](Txn& txn) {
-    for (int i = 0; i < 4000; i++) txn.put_meta("again" + std::to_string(i), std::string(1000, 'y'));
+    for (int i = 0; i < 4000; i++)
+      txn.put_meta("again" + std::to_string(i), std::string(1000, 'y'));
     txn.commit();
   }),
                StoreError);

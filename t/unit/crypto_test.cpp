@@ -17,13 +17,12 @@ using oauth2_test::bytes;
 namespace {
 
 bool is_b64url_char(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-         (c >= '0' && c <= '9') || c == '-' || c == '_';
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '_';
 }
 
 bool is_alnum_char(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-         (c >= '0' && c <= '9');
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
 }
 
 std::string hex(const oauth2::Digest& d) {
@@ -114,14 +113,12 @@ TEST(Sha256, KnownVectors) {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   EXPECT_EQ(hex(oauth2::sha256("")),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-  EXPECT_EQ(hex(oauth2::sha256(
-                "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")),
+  EXPECT_EQ(hex(oauth2::sha256("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")),
             "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
 }
 
 TEST(Sha256, HashesEmbeddedNulR7) {
-  EXPECT_NE(hex(oauth2::sha256(bytes("victim\0junk"))),
-            hex(oauth2::sha256("victim")));
+  EXPECT_NE(hex(oauth2::sha256(bytes("victim\0junk"))), hex(oauth2::sha256("victim")));
 }
 
 TEST(EqualCt, ComparesAllBytes) {
@@ -159,8 +156,8 @@ TEST(SecretHash, FormatIsSaltedSha256R16) {
 
 TEST(SecretHash, RoundTripR16) {
   for (std::string secret :
-       {std::string("s3cret"), std::string(""), std::string("a+b c&=%:"),
-        bytes("nul\0inside"), std::string(1024, 'x'), oauth2::random_token()}) {
+       {std::string("s3cret"), std::string(""), std::string("a+b c&=%:"), bytes("nul\0inside"),
+        std::string(1024, 'x'), oauth2::random_token()}) {
     std::string h = oauth2::hash_secret(secret);
     EXPECT_TRUE(oauth2::verify_secret(secret, h)) << secret;
   }
@@ -213,9 +210,8 @@ TEST(SecretHash, MalformedStoredHashIsFalseNeverThrows) {
 
   for (const std::string& stored :
        {flipped_digest, flipped_salt, bad_sep, bad_scheme, non_hex, odd,
-        good.substr(0, good.size() - 1), good + "0", good + "$",
-        std::string(""), std::string("sha256$"), std::string("s"),
-        std::string("plaintext"), std::string("sha256$$"),
+        good.substr(0, good.size() - 1), good + "0", good + "$", std::string(""),
+        std::string("sha256$"), std::string("s"), std::string("plaintext"), std::string("sha256$$"),
         std::string(104, '$'), std::string(104, '\0')}) {
     bool r = true;
     EXPECT_NO_THROW(r = oauth2::verify_secret("s", stored)) << stored;

@@ -91,8 +91,7 @@ struct EndpointReq {
 // An EndpointReq as an endpoint takes it: the request and its location,
 // alive for as long as a pending write may use them.
 struct Bound {
-  Bound(const EndpointReq& r, int endpoint)
-      : c(r.c()), loc(r.location(endpoint)), req(c, *loc) {}
+  Bound(const EndpointReq& r, int endpoint) : c(r.c()), loc(r.location(endpoint)), req(c, *loc) {}
   const oauth2_request_t c;
   const std::unique_ptr<oauth2::Location> loc;
   const oauth2::Request req;
@@ -145,8 +144,7 @@ std::string json_str(const oauth2::Json& j, const char* key) {
 // R10: error_description is %x20-21 / %x23-5B / %x5D-7E
 bool description_charset_ok(std::string_view s) {
   for (unsigned char c : s) {
-    if (!(c == 0x20 || c == 0x21 || (c >= 0x23 && c <= 0x5B) ||
-          (c >= 0x5D && c <= 0x7E))) {
+    if (!(c == 0x20 || c == 0x21 || (c >= 0x23 && c <= 0x5B) || (c >= 0x5D && c <= 0x7E))) {
       return false;
     }
   }
@@ -217,8 +215,7 @@ class EndpointsTest : public ::testing::Test {
   }
 
   // A token request authenticated with Basic for app.
-  static EndpointReq token_req(
-      std::string body = "grant_type=client_credentials") {
+  static EndpointReq token_req(std::string body = "grant_type=client_credentials") {
     EndpointReq r;
     r.authorization = basic(std::string("app:") + kSecret);
     r.body = std::move(body);
@@ -226,8 +223,7 @@ class EndpointsTest : public ::testing::Test {
   }
 
   static EndpointReq revoke_req(const std::string& token,
-                                const std::string& auth = std::string("app:") +
-                                                          kSecret) {
+                                const std::string& auth = std::string("app:") + kSecret) {
     EndpointReq r;
     r.authorization = basic(auth);
     r.body = "token=" + token;
@@ -339,9 +335,7 @@ TEST_F(EndpointsTest, FormEncodedSecretInBasicR14) {
 }
 
 TEST_F(EndpointsTest, UnknownParametersAreIgnoredR6) {
-  EXPECT_FALSE(
-      issue(token_req("grant_type=client_credentials&extra=foobar&x%5B%5D=1"))
-          .empty());
+  EXPECT_FALSE(issue(token_req("grant_type=client_credentials&extra=foobar&x%5B%5D=1")).empty());
 }
 
 TEST_F(EndpointsTest, EachIssuedTokenIsNewR42) {
@@ -363,16 +357,14 @@ TEST_F(EndpointsTest, RequestedScopeSubsetIsGranted) {
 }
 
 TEST_F(EndpointsTest, ScopeOutsideTheAllowedSetIsInvalidScope) {
-  for (std::string scope : {"admin", "read+admin", "read+read", "read++write",
-                            "+read", "read+", "%22", "%5C", "READ"}) {
-    expect_error(
-        token(token_req("grant_type=client_credentials&scope=" + scope)), 400,
-        "invalid_scope");
+  for (std::string scope : {"admin", "read+admin", "read+read", "read++write", "+read", "read+",
+                            "%22", "%5C", "READ"}) {
+    expect_error(token(token_req("grant_type=client_credentials&scope=" + scope)), 400,
+                 "invalid_scope");
   }
   // a control character never gets past the form decoder (R7)
-  expect_error(
-      token(token_req("grant_type=client_credentials&scope=read%09write")), 400,
-      "invalid_request");
+  expect_error(token(token_req("grant_type=client_credentials&scope=read%09write")), 400,
+               "invalid_request");
 }
 
 TEST_F(EndpointsTest, ClientScopeLimitsTheGrant) {
@@ -382,8 +374,7 @@ TEST_F(EndpointsTest, ClientScopeLimitsTheGrant) {
   Response r = token(token_req());
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(json_str(parse_json(r.body), "scope"), "read");
-  expect_error(token(token_req("grant_type=client_credentials&scope=write")),
-               400, "invalid_scope");
+  expect_error(token(token_req("grant_type=client_credentials&scope=write")), 400, "invalid_scope");
 }
 
 TEST_F(EndpointsTest, ClientTtlOverridesTheLocationTtlR45) {
@@ -461,32 +452,24 @@ TEST_F(EndpointsTest, RequiredScopeNotHeldIsInsufficientScopeR63) {
   ASSERT_EQ(r.status, 200);
   std::string tok = json_str(parse_json(r.body), "access_token");
   EXPECT_EQ(validate_bearer(tok, kNow, {"read"}).result, OAUTH2_VALID);
-  EXPECT_EQ(validate_bearer(tok, kNow, {"write"}).result,
-            OAUTH2_INSUFFICIENT_SCOPE);
-  EXPECT_EQ(validate_bearer(tok, kNow, {"read", "write"}).result,
-            OAUTH2_INSUFFICIENT_SCOPE);
-  EXPECT_EQ(validate_bearer(tok, kNow, {"READ"}).result,
-            OAUTH2_INSUFFICIENT_SCOPE);
-  EXPECT_EQ(validate_bearer(tok, kNow, {"rea"}).result,
-            OAUTH2_INSUFFICIENT_SCOPE);
+  EXPECT_EQ(validate_bearer(tok, kNow, {"write"}).result, OAUTH2_INSUFFICIENT_SCOPE);
+  EXPECT_EQ(validate_bearer(tok, kNow, {"read", "write"}).result, OAUTH2_INSUFFICIENT_SCOPE);
+  EXPECT_EQ(validate_bearer(tok, kNow, {"READ"}).result, OAUTH2_INSUFFICIENT_SCOPE);
+  EXPECT_EQ(validate_bearer(tok, kNow, {"rea"}).result, OAUTH2_INSUFFICIENT_SCOPE);
 
   std::string both = issue();
-  EXPECT_EQ(validate_bearer(both, kNow, {"read", "write"}).result,
-            OAUTH2_VALID);
-  EXPECT_EQ(validate_bearer(both, kNow, {"read", "admin"}).result,
-            OAUTH2_INSUFFICIENT_SCOPE);
+  EXPECT_EQ(validate_bearer(both, kNow, {"read", "write"}).result, OAUTH2_VALID);
+  EXPECT_EQ(validate_bearer(both, kNow, {"read", "admin"}).result, OAUTH2_INSUFFICIENT_SCOPE);
   // an expired token is invalid_token, not insufficient_scope
-  EXPECT_EQ(validate_bearer(both, kNow + kTtl, {"admin"}).result,
-            OAUTH2_INVALID_TOKEN);
+  EXPECT_EQ(validate_bearer(both, kNow + kTtl, {"admin"}).result, OAUTH2_INVALID_TOKEN);
 }
 
 TEST_F(EndpointsTest, MalformedBearerIsInvalidRequestR61) {
   std::string tok = issue();
   for (const std::string& h : std::vector<std::string>{
-           std::string("Bearer"), std::string("Bearer "), std::string("bearer"),
-           "Bearer  " + tok, "Bearer  x", "Bearer x y",
-           "Bearer " + tok + " extra", "Bearer " + tok + ",", "Bearer tok<>",
-           "Bearer tok%20", "Bearer a=b", "Bearer " + tok + " ",
+           std::string("Bearer"), std::string("Bearer "), std::string("bearer"), "Bearer  " + tok,
+           "Bearer  x", "Bearer x y", "Bearer " + tok + " extra", "Bearer " + tok + ",",
+           "Bearer tok<>", "Bearer tok%20", "Bearer a=b", "Bearer " + tok + " ",
            "Bearer \xC3\xA9"}) {
     EXPECT_EQ(result_for(h), OAUTH2_INVALID_REQUEST) << h;
   }
@@ -495,9 +478,9 @@ TEST_F(EndpointsTest, MalformedBearerIsInvalidRequestR61) {
 TEST_F(EndpointsTest, OddHeadersNeverValidate) {
   // cat. 2.2: whatever they map to, none of these opens the location
   std::string tok = issue();
-  for (const std::string& h : std::vector<std::string>{
-           std::string(""), "Bearer\t" + tok, "\tBearer " + tok,
-           " Bearer " + tok, "Bearer" + tok, "Bearer:" + tok}) {
+  for (const std::string& h :
+       std::vector<std::string>{std::string(""), "Bearer\t" + tok, "\tBearer " + tok,
+                                " Bearer " + tok, "Bearer" + tok, "Bearer:" + tok}) {
     EXPECT_NE(result_for(h), OAUTH2_VALID) << testing::PrintToString(h);
   }
 }
@@ -506,17 +489,14 @@ TEST_F(EndpointsTest, NoCredentialsIsNoTokenR60) {
   ValidateReq none;
   EXPECT_EQ(validate(none).result, OAUTH2_NO_TOKEN);
   EXPECT_EQ(result_for(basic("app:s3cret")), OAUTH2_NO_TOKEN);
-  EXPECT_EQ(result_for("Digest username=\"app\""), OAUTH2_NO_TOKEN);
+  EXPECT_EQ(result_for("TokenId username=\"app\""), OAUTH2_NO_TOKEN);
 }
 
 TEST_F(EndpointsTest, UnknownOrOversizedTokenIsInvalidTokenR62) {
   issue();
-  EXPECT_EQ(result_for("Bearer " + oauth2::random_token()),
-            OAUTH2_INVALID_TOKEN);
-  EXPECT_EQ(result_for("Bearer " + std::string(4097, 'a')),
-            OAUTH2_INVALID_TOKEN);
-  EXPECT_EQ(result_for("Bearer " + std::string(7 * 1024, 'a')),
-            OAUTH2_INVALID_TOKEN);
+  EXPECT_EQ(result_for("Bearer " + oauth2::random_token()), OAUTH2_INVALID_TOKEN);
+  EXPECT_EQ(result_for("Bearer " + std::string(4097, 'a')), OAUTH2_INVALID_TOKEN);
+  EXPECT_EQ(result_for("Bearer " + std::string(7 * 1024, 'a')), OAUTH2_INVALID_TOKEN);
   EXPECT_EQ(result_for("Bearer abc=="), OAUTH2_INVALID_TOKEN);
 }
 
@@ -550,7 +530,7 @@ TEST_F(EndpointsTest, RefreshTokenRecordDoesNotOpenLocationsR62) {
   t.client_id = "app";
   t.scope = "read write";
   ASSERT_NO_FATAL_FAILURE(store_->change([&](Txn& txn) {
-    ASSERT_TRUE(txn.put_token("default", oauth2::sha256(tok), t));
+    ASSERT_TRUE(txn.put_token("default", oauth2::token_id(tok), t));
     txn.commit();
   }));
   EXPECT_EQ(validate_bearer(tok).result, OAUTH2_INVALID_TOKEN);
@@ -614,7 +594,7 @@ TEST_F(EndpointsTest, RevokeThenValidateIsInvalidTokenR52) {
   Response r = e.pending->finish();
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(validate_bearer(tok).result, OAUTH2_INVALID_TOKEN);
-  EXPECT_FALSE(store_->read().get_token("default", oauth2::sha256(tok)));
+  EXPECT_FALSE(store_->read().get_token("default", oauth2::token_id(tok)));
 
   // R50: revoking it again looks the same
   EXPECT_EQ(revoke(revoke_req(tok)).status, 200);
@@ -684,8 +664,7 @@ TEST_F(EndpointsTest, RevokeChecksHttpFirstR1R3) {
 // ------------------------------------------------------- token: HTTP checks
 
 TEST_F(EndpointsTest, NonPostMethodIs405R1) {
-  for (const char* m :
-       {"GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS", "post", ""}) {
+  for (const char* m : {"GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS", "post", ""}) {
     EndpointReq r = token_req();
     r.method = m;
     expect_error(token(r), 405, "invalid_request");
@@ -699,10 +678,10 @@ TEST_F(EndpointsTest, QueryStringIs400R3) {
 }
 
 TEST_F(EndpointsTest, WrongContentTypeIs400R2) {
-  for (const char* ct : {"application/json", "multipart/form-data; boundary=x",
-                         "text/plain", "", "application/x-www-form-urlencodedx",
-                         "application/x-www-form-urlencoded-x",
-                         "xapplication/x-www-form-urlencoded"}) {
+  for (const char* ct :
+       {"application/json", "multipart/form-data; boundary=x", "text/plain", "",
+        "application/x-www-form-urlencodedx", "application/x-www-form-urlencoded-x",
+        "xapplication/x-www-form-urlencoded"}) {
     EndpointReq r = token_req();
     r.content_type = ct;
     expect_error(token(r), 400, "invalid_request");
@@ -720,10 +699,10 @@ TEST_F(EndpointsTest, MissingOrRepeatedContentTypeIs400R2) {
 }
 
 TEST_F(EndpointsTest, ContentTypeIsCaseInsensitiveWithParametersR2) {
-  for (const char* ct : {"APPLICATION/X-WWW-FORM-URLENCODED",
-                         "application/x-www-form-urlencoded; charset=UTF-8",
-                         "application/x-www-form-urlencoded;charset=ISO-8859-1",
-                         "Application/X-Www-Form-Urlencoded ; charset=utf-8"}) {
+  for (const char* ct :
+       {"APPLICATION/X-WWW-FORM-URLENCODED", "application/x-www-form-urlencoded; charset=UTF-8",
+        "application/x-www-form-urlencoded;charset=ISO-8859-1",
+        "Application/X-Www-Form-Urlencoded ; charset=utf-8"}) {
     EndpointReq r = token_req();
     r.content_type = ct;
     EXPECT_EQ(token(r).status, 200) << ct;
@@ -731,17 +710,15 @@ TEST_F(EndpointsTest, ContentTypeIsCaseInsensitiveWithParametersR2) {
 }
 
 TEST_F(EndpointsTest, OversizedBodyIs413R8) {
-  EndpointReq r =
-      token_req("grant_type=client_credentials&pad=" + std::string(16384, 'x'));
+  EndpointReq r = token_req("grant_type=client_credentials&pad=" + std::string(16384, 'x'));
   Response resp = token(r);
   EXPECT_EQ(resp.status, 413);
 }
 
 TEST_F(EndpointsTest, MalformedBodyIs400R7) {
   for (std::string body :
-       {"grant_type=client_credentials&client_id=app%00x",
-        "grant_type=client_credentials&&", "&&&", "=v",
-        "grant_type=client%5Fcredentials%", "grant_type=%C0%AF",
+       {"grant_type=client_credentials&client_id=app%00x", "grant_type=client_credentials&&", "&&&",
+        "=v", "grant_type=client%5Fcredentials%", "grant_type=%C0%AF",
         "grant_type=client_credentials&grant_type=client_credentials"}) {
     expect_error(token(token_req(body)), 400, "invalid_request");
   }
@@ -755,16 +732,14 @@ TEST_F(EndpointsTest, MissingGrantTypeIsInvalidRequest) {
 
 TEST_F(EndpointsTest, UnknownGrantIsUnsupportedGrantTypeR25) {
   // "password" is unsupported while no application may use it
-  for (const char* g : {"password", "implicit", "urn:x", "CLIENT_CREDENTIALS",
-                        "client_credentials+"}) {
-    expect_error(token(token_req(std::string("grant_type=") + g)), 400,
-                 "unsupported_grant_type");
+  for (const char* g :
+       {"password", "implicit", "urn:x", "CLIENT_CREDENTIALS", "client_credentials+"}) {
+    expect_error(token(token_req(std::string("grant_type=") + g)), 400, "unsupported_grant_type");
   }
   // known grants the client is not registered for
   expect_error(token(token_req("grant_type=authorization_code&code=x")), 400,
                "unauthorized_client");
-  expect_error(token(token_req("grant_type=refresh_token")), 400,
-               "unauthorized_client");
+  expect_error(token(token_req("grant_type=refresh_token")), 400, "unauthorized_client");
 }
 
 // --------------------------------------------------- client authentication
@@ -805,8 +780,8 @@ TEST_F(EndpointsTest, SecretOffByOneByteIsRejectedR16) {
   std::string first = s, last = s;
   first.front() ^= 1;
   last.back() ^= 1;
-  for (const std::string& bad : {first, last, s + "x", s.substr(1),
-                                 s.substr(0, s.size() - 1), std::string()}) {
+  for (const std::string& bad :
+       {first, last, s + "x", s.substr(1), s.substr(0, s.size() - 1), std::string()}) {
     EndpointReq r = token_req();
     r.authorization = basic("app:" + bad);
     expect_error(token(r), 401, "invalid_client");
@@ -814,9 +789,8 @@ TEST_F(EndpointsTest, SecretOffByOneByteIsRejectedR16) {
 }
 
 TEST_F(EndpointsTest, MalformedBasicIs401WithChallengeR14) {
-  for (const char* h : {"Basic", "Basic ", "Basic  x", "Basic !!!",
-                        "Basic Zm9v", "Basic OmZvbw==", "Basic Zm9vAGJhcjpz",
-                        "Basic Zm9vOmJhcg==AAAA", "Bearer x", "Digest x"}) {
+  for (const char* h : {"Basic", "Basic ", "Basic  x", "Basic !!!", "Basic Zm9v", "Basic OmZvbw==",
+                        "Basic Zm9vAGJhcjpz", "Basic Zm9vOmJhcg==AAAA", "Bearer x", "TokenId x"}) {
     EndpointReq r = token_req();
     r.authorization = h;
     Response resp = token(r);
@@ -848,17 +822,13 @@ TEST_F(EndpointsTest, TwoAuthMethodsAreInvalidRequestR13) {
 }
 
 TEST_F(EndpointsTest, EmptyBodySecretWithBasicIsNotASecondMethodR5) {
-  EXPECT_FALSE(
-      issue(token_req("grant_type=client_credentials&client_secret=")).empty());
-  EXPECT_FALSE(
-      issue(token_req("grant_type=client_credentials&client_id=app")).empty());
+  EXPECT_FALSE(issue(token_req("grant_type=client_credentials&client_secret=")).empty());
+  EXPECT_FALSE(issue(token_req("grant_type=client_credentials&client_id=app")).empty());
 }
 
 TEST_F(EndpointsTest, RegisteredAuthMethodIsEnforcedR12) {
-  add_client("basic-only", "s",
-             [](Client& c) { c.auth_method = "client_secret_basic"; });
-  add_client("post-only", "s",
-             [](Client& c) { c.auth_method = "client_secret_post"; });
+  add_client("basic-only", "s", [](Client& c) { c.auth_method = "client_secret_basic"; });
+  add_client("post-only", "s", [](Client& c) { c.auth_method = "client_secret_post"; });
   EndpointReq r;
   r.body = "grant_type=client_credentials&client_id=basic-only&client_secret=s";
   expect_error(token(r), 401, "invalid_client");
@@ -885,8 +855,7 @@ TEST_F(EndpointsTest, PublicClientCannotUseClientCredentialsR18R41) {
 }
 
 TEST_F(EndpointsTest, GrantNotRegisteredIsUnauthorizedClient) {
-  add_client("code-only", "s",
-             [](Client& c) { c.grant_types = {"authorization_code"}; });
+  add_client("code-only", "s", [](Client& c) { c.grant_types = {"authorization_code"}; });
   EndpointReq r = token_req();
   r.authorization = basic("code-only:s");
   expect_error(token(r), 400, "unauthorized_client");
@@ -905,8 +874,7 @@ TEST_F(EndpointsTest, OversizedClientIdIs401NotAnErrorR47) {
     r.authorization = basic(std::string(n, 'a') + ":s");
     expect_error(token(r), 401, "invalid_client");
     EndpointReq post;
-    post.body = "grant_type=client_credentials&client_secret=s&client_id=" +
-                std::string(n, 'a');
+    post.body = "grant_type=client_credentials&client_secret=s&client_id=" + std::string(n, 'a');
     expect_error(token(post), 401, "invalid_client");
   }
 }
@@ -924,15 +892,13 @@ struct ThrottleLog {
 oauth2_counters_t throttle_for(ThrottleLog* log) {
   oauth2_counters_t t{};
   t.ctx = log;
-  t.check = [](void* ctx, const unsigned char* key, size_t len, unsigned,
-               unsigned) -> unsigned {
+  t.check = [](void* ctx, const unsigned char* key, size_t len, unsigned, unsigned) -> unsigned {
     auto* l = static_cast<ThrottleLog*>(ctx);
     l->asked.emplace_back(reinterpret_cast<const char*>(key), len);
     return l->wait;
   };
   t.failed = [](void* ctx, const unsigned char* key, size_t len, unsigned) {
-    static_cast<ThrottleLog*>(ctx)->failed.emplace_back(
-        reinterpret_cast<const char*>(key), len);
+    static_cast<ThrottleLog*>(ctx)->failed.emplace_back(reinterpret_cast<const char*>(key), len);
   };
   return t;
 }

@@ -12,10 +12,10 @@
 #include "store.hpp"
 #include "test_helpers.hpp"
 
-using oauth2::Digest;
 using oauth2::ExpiryRound;
 using oauth2::Store;
 using oauth2::Token;
+using oauth2::TokenId;
 using oauth2::TokenType;
 using oauth2::Txn;
 
@@ -31,8 +31,8 @@ class ExpiryTest : public ::testing::Test {
   }
 
   // n tokens of client "c" expiring at `expires`
-  std::vector<Digest> add(int n, int64_t expires, const std::string& realm = "default") {
-    std::vector<Digest> out;
+  std::vector<TokenId> add(int n, int64_t expires, const std::string& realm = "default") {
+    std::vector<TokenId> out;
     store_->change([&](Txn& txn) {
       out.clear();
       for (int i = 0; i < n; i++) {
@@ -41,7 +41,7 @@ class ExpiryTest : public ::testing::Test {
         t.issued_at = kNow - 100;
         t.expires_at = expires;
         t.client_id = "c";
-        Digest d = oauth2::sha256(realm + std::to_string(expires) + "/" + std::to_string(i));
+        TokenId d = oauth2::token_id(realm + std::to_string(expires) + "/" + std::to_string(i));
         EXPECT_TRUE(txn.put_token(realm, d, t));
         out.push_back(d);
       }
@@ -49,7 +49,7 @@ class ExpiryTest : public ::testing::Test {
     });
     return out;
   }
-  bool present(const Digest& d, const std::string& realm = "default") {
+  bool present(const TokenId& d, const std::string& realm = "default") {
     Txn txn = store_->read();
     return txn.get_token(realm, d).has_value();
   }

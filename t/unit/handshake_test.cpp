@@ -44,8 +44,7 @@ oauth2::Json parse_json(const std::string& body) {
 }
 
 // the string at a path of object keys, "" if missing
-std::string str_at(const oauth2::Json& j,
-                   std::initializer_list<const char*> path) {
+std::string str_at(const oauth2::Json& j, std::initializer_list<const char*> path) {
   json_t* v = j.get();
   for (const char* k : path) v = json_object_get(v, k);
   return json_is_string(v) ? std::string(json_string_value(v)) : std::string();
@@ -70,8 +69,7 @@ struct LocationConf {
   std::vector<std::string> scopes;  // auth_oauth2's, all required
   std::vector<oauth2_rate_window_t> rates;
 
-  std::vector<std::string> solution = {"rental", "fbs=fbs_rental_db",
-                                       "django=djo_rental_db",
+  std::vector<std::string> solution = {"rental", "fbs=fbs_rental_db", "django=djo_rental_db",
                                        "system=fbs_system_db"};
   // rebuilt on every c(): point into the strings above
   mutable std::vector<oauth2_str_t> solution_args;
@@ -146,8 +144,7 @@ struct FakeRate {
   unsigned wait = 0;
 
   static unsigned take(void* ctx, const unsigned char* key, size_t len,
-                       const oauth2_rate_window_t* w, size_t nw,
-                       oauth2_rate_state_t* st) {
+                       const oauth2_rate_window_t* w, size_t nw, oauth2_rate_state_t* st) {
     auto* self = static_cast<FakeRate*>(ctx);
     self->keys.emplace_back(reinterpret_cast<const char*>(key), len);
     st->set = 1;
@@ -259,8 +256,7 @@ class HandshakeTest : public ::testing::Test {
 
   std::string create_body(const std::string& extra = "") {
     return "{\"api_key\": \"" + api_key_ +
-           "\", \"system_name\": \"sys\", \"solution_name\": \"rental\"" +
-           extra + "}";
+           "\", \"system_name\": \"sys\", \"solution_name\": \"rental\"" + extra + "}";
   }
 
   Created create(int64_t now, const std::string& extra = "") {
@@ -276,18 +272,15 @@ class HandshakeTest : public ::testing::Test {
     return c;
   }
 
-  Response validate(const Created& c, int64_t now,
-                    const std::string& secret = "") {
+  Response validate(const Created& c, int64_t now, const std::string& secret = "") {
     return call(req("validate/",
-                    "{\"handshake_token\": \"" + c.token +
-                        "\", \"handshake_secret\": \"" +
+                    "{\"handshake_token\": \"" + c.token + "\", \"handshake_secret\": \"" +
                         (secret.empty() ? c.secret : secret) + "\"}",
                     now));
   }
 
   Response revoke(const Created& c, int64_t now) {
-    return call(
-        req("revoke/", "{\"handshake_token\": \"" + c.token + "\"}", now));
+    return call(req("revoke/", "{\"handshake_token\": \"" + c.token + "\"}", now));
   }
 
   // validate/'s data.valid: 1 true, 0 false, -1 not a 200 with a boolean
@@ -302,8 +295,7 @@ class HandshakeTest : public ::testing::Test {
   // the token as a bearer at an auth_oauth2 location needing `scope`
   // (loc: one of fresh_location(scope); by default the fixture's, whose
   // cache of verified tokens lives as long as the test)
-  int bearer(const std::string& token, int64_t now,
-             const oauth2_location_t* loc = nullptr,
+  int bearer(const std::string& token, int64_t now, const oauth2_location_t* loc = nullptr,
              std::string scope = "read") {
     if (!loc) {
       auto& l = auth_by_scope_[scope];
@@ -327,7 +319,7 @@ class HandshakeTest : public ::testing::Test {
 
   std::optional<Token> record(const std::string& handshake_id) {
     auto txn = store_->read();
-    return txn.get_token(kRealm, oauth2::sha256(handshake_id));
+    return txn.get_token(kRealm, oauth2::token_id(handshake_id));
   }
 
   void set_disabled(bool disabled) {
@@ -415,8 +407,7 @@ TEST_F(HandshakeTest, ExpiresInBoundsFollowMaxTtl) {
   Response resp = call(r);
   EXPECT_EQ(resp.status, 400) << resp.body;
   EXPECT_EQ(str_at(parse_json(resp.body), {"error_code"}), "VALIDATION_ERROR");
-  EXPECT_FALSE(
-      str_at(parse_json(resp.body), {"details", "expires_in"}).empty());
+  EXPECT_FALSE(str_at(parse_json(resp.body), {"details", "expires_in"}).empty());
   r.body = create_body(", \"expires_in\": 120");
   resp = call(r);
   ASSERT_EQ(resp.status, 201) << resp.body;
@@ -442,8 +433,7 @@ TEST_F(HandshakeTest, RevokedAtComesFromTheClockAndStays) {
 
   r = revoke(c, kNow + 500);
   ASSERT_EQ(r.status, 200) << r.body;
-  EXPECT_EQ(str_at(parse_json(r.body), {"data", "revoked_at"}),
-            "2023-11-14T22:13:30Z");
+  EXPECT_EQ(str_at(parse_json(r.body), {"data", "revoked_at"}), "2023-11-14T22:13:30Z");
 
   EXPECT_EQ(valid(c, kNow + 11), 0);
   EXPECT_EQ(bearer(c.token, kNow + 11), OAUTH2_INVALID_TOKEN);
@@ -466,9 +456,8 @@ TEST_F(HandshakeTest, RecordHoldsNoClearSecretR43) {
   EXPECT_FALSE(record(c.token).has_value()) << "not keyed by the token";
 
   // every field of the record, as bytes
-  std::string bytes = t->client_id + '\n' + t->scope + '\n' + t->user + '\n' +
-                      t->redirect_uri + '\n' + t->code_challenge + '\n' +
-                      t->sealed + '\n' + t->data;
+  std::string bytes = t->client_id + '\n' + t->scope + '\n' + t->user + '\n' + t->redirect_uri +
+                      '\n' + t->code_challenge + '\n' + t->sealed + '\n' + t->data;
   EXPECT_EQ(bytes.find(c.secret), std::string::npos) << t->data;
   EXPECT_EQ(bytes.find(api_key_), std::string::npos) << t->data;
   EXPECT_EQ(bytes.find(c.token), std::string::npos);
@@ -483,8 +472,7 @@ TEST_F(HandshakeTest, RecordHoldsNoClearSecretR43) {
   Created d = create(kNow);
   auto t2 = record(d.id);
   ASSERT_TRUE(t2.has_value());
-  EXPECT_NE(str_at(parse_json(t2->data), {"secret"}), hash)
-      << "each secret has its own salt";
+  EXPECT_NE(str_at(parse_json(t2->data), {"secret"}), hash) << "each secret has its own salt";
 
   // and nowhere in the file, free pages included
   store_.reset();
@@ -555,8 +543,7 @@ TEST_F(HandshakeTest, CApiCreateThenBearerExpiresAtExpiresAtR45) {
   oauth2_request_t creq = r.c();
   oauth2_op_t* op = nullptr;
   oauth2_response_t resp{};
-  int rc = oauth2_endpoint_begin(cs, loc, &creq, &op, &Pool::alloc, &pool,
-                                 &resp);
+  int rc = oauth2_endpoint_begin(cs, loc, &creq, &op, &Pool::alloc, &pool, &resp);
   if (rc == OAUTH2_PENDING) {
     ASSERT_NE(op, nullptr);
     oauth2_op_run(op);
@@ -565,8 +552,7 @@ TEST_F(HandshakeTest, CApiCreateThenBearerExpiresAtExpiresAtR45) {
   ASSERT_EQ(rc, OAUTH2_OK);
   std::string out(reinterpret_cast<char*>(resp.body), resp.body_len);
   ASSERT_EQ(resp.status, 201) << out;
-  const std::string token =
-      str_at(parse_json(out), {"handshake", "handshake_token"});
+  const std::string token = str_at(parse_json(out), {"handshake", "handshake_token"});
   ASSERT_FALSE(token.empty()) << out;
 
   auto check = [&](int64_t now) {
@@ -577,11 +563,9 @@ TEST_F(HandshakeTest, CApiCreateThenBearerExpiresAtExpiresAtR45) {
     v.authorization = cstr(auth);
     v.now = now;
     oauth2_validate_res_t res{};
-    EXPECT_EQ(oauth2_validate(cs, auth_, &v, &Pool::alloc, &pool, &res),
-              OAUTH2_OK);
+    EXPECT_EQ(oauth2_validate(cs, auth_, &v, &Pool::alloc, &pool, &res), OAUTH2_OK);
     if (res.result == OAUTH2_VALID) {
-      EXPECT_EQ(std::string(reinterpret_cast<const char*>(res.client_id.data),
-                            res.client_id.len),
+      EXPECT_EQ(std::string(reinterpret_cast<const char*>(res.client_id.data), res.client_id.len),
                 "svc");
       EXPECT_EQ(res.expires, kNow + 60);
     }
@@ -609,37 +593,35 @@ TEST_F(HandshakeTest, RateLimitIsTakenOncePerAuthenticatedCall) {
   ASSERT_EQ(resp.status, 201) << resp.body;
   EXPECT_EQ(rate.keys, std::vector<std::string>{k});
   oauth2::Json j = parse_json(resp.body);
-  Created c{str_at(j, {"handshake", "handshake_id"}),
-            str_at(j, {"handshake", "handshake_token"}),
+  Created c{str_at(j, {"handshake", "handshake_id"}), str_at(j, {"handshake", "handshake_token"}),
             str_at(j, {"handshake", "handshake_secret"}), ""};
 
   // failures of authentication are not counted
   rate.keys.clear();
-  HsReq bad = with_rate(req("validate/", "{\"handshake_token\": \"" +
-                                             c.token +
+  HsReq bad = with_rate(req("validate/", "{\"handshake_token\": \"" + c.token +
                                              "\", \"handshake_secret\": "
                                              "\"no\"}"));
   EXPECT_EQ(call(bad).status, 401);
-  bad = with_rate(req("create/", "{\"api_key\": \"nope\", \"system_name\": "
-                                 "\"s\", \"solution_name\": \"rental\"}"));
+  bad = with_rate(req("create/",
+                      "{\"api_key\": \"nope\", \"system_name\": "
+                      "\"s\", \"solution_name\": \"rental\"}"));
   EXPECT_EQ(call(bad).status, 401);
-  bad = with_rate(req("validate/", "{\"handshake_token\": \"x.y.z\", "
-                                   "\"handshake_secret\": \"s\"}"));
+  bad = with_rate(req("validate/",
+                      "{\"handshake_token\": \"x.y.z\", "
+                      "\"handshake_secret\": \"s\"}"));
   EXPECT_EQ(call(bad).status, 401);
   EXPECT_TRUE(rate.keys.empty());
 
   // validate/ and revoke/ hold a handshake token, not the API key: they
   // count against the caller's address, never the key's budget (R83)
   HsReq ok = with_rate(req("validate/", "{\"handshake_token\": \"" + c.token +
-                                            "\", \"handshake_secret\": \"" +
-                                            c.secret + "\"}"));
+                                            "\", \"handshake_secret\": \"" + c.secret + "\"}"));
   EXPECT_EQ(call(ok).status, 200);
   EXPECT_EQ(rate.keys, std::vector<std::string>{"a:192.0.2.5"});
 
   // over the limit: the envelope's 429, and the handshake is not revoked
   rate.wait = 7;
-  resp = call(with_rate(req("revoke/",
-                            "{\"handshake_token\": \"" + c.token + "\"}")));
+  resp = call(with_rate(req("revoke/", "{\"handshake_token\": \"" + c.token + "\"}")));
   EXPECT_EQ(resp.status, 429) << resp.body;
   EXPECT_EQ(resp.retry_after, 7u);
   oauth2::Json e = parse_json(resp.body);

@@ -52,9 +52,7 @@ void write_file(const std::string& path, std::string_view data) {
 // Every key the tests use, made once by the openssl CLI on first use.
 struct KeyFiles {
   TempDir dir;
-  std::string path(const std::string& name) const {
-    return dir.path() + "/" + name;
-  }
+  std::string path(const std::string& name) const { return dir.path() + "/" + name; }
 
   KeyFiles() {
     const std::string gen = "openssl genpkey -out " + dir.path() + "/";
@@ -107,8 +105,7 @@ std::shared_ptr<JwtKey> load(const std::string& name) {
 
 // Loaded once: RSA key checks cost milliseconds each.
 std::shared_ptr<JwtKey> key(const std::string& name) {
-  static auto* cache =
-      new std::vector<std::pair<std::string, std::shared_ptr<JwtKey>>>();
+  static auto* cache = new std::vector<std::pair<std::string, std::shared_ptr<JwtKey>>>();
   for (const auto& [n, k] : *cache) {
     if (n == name) return k;
   }
@@ -137,7 +134,9 @@ Json parse(const std::string& text) {
   return j;
 }
 
-std::string b64(std::string_view s) { return oauth2::b64url_encode(s); }
+std::string b64(std::string_view s) {
+  return oauth2::b64url_encode(s);
+}
 
 std::string unb64(std::string_view s) {
   std::string out;
@@ -166,8 +165,7 @@ std::string hs256(std::string_view secret, std::string_view data) {
   unsigned char out[32];
   unsigned int len = 0;
   HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-       reinterpret_cast<const unsigned char*>(data.data()), data.size(), out,
-       &len);
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), out, &len);
   return std::string(reinterpret_cast<char*>(out), len);
 }
 
@@ -184,13 +182,11 @@ JwtCheck at(int64_t now) {
   return c;
 }
 
-JwtStatus verify(const JwtKeys& keys, const std::string& token,
-                 const JwtCheck& c = at(kNow)) {
+JwtStatus verify(const JwtKeys& keys, const std::string& token, const JwtCheck& c = at(kNow)) {
   return oauth2::jwt_verify(keys, token, c).status;
 }
 
-std::string sign(const JwtKey& k, const std::string& claims,
-                 std::string_view typ = "") {
+std::string sign(const JwtKey& k, const std::string& claims, std::string_view typ = "") {
   return oauth2::jwt_sign(k, parse(claims).get(), typ);
 }
 
@@ -209,8 +205,7 @@ std::string der_integer(std::string_view v) {
 }
 
 std::string raw_to_der(std::string_view raw) {
-  std::string body =
-      der_integer(raw.substr(0, 32)) + der_integer(raw.substr(32));
+  std::string body = der_integer(raw.substr(0, 32)) + der_integer(raw.substr(32));
   return std::string("\x30", 1) + static_cast<char>(body.size()) + body;
 }
 
@@ -236,13 +231,13 @@ std::string unhex(std::string_view h) {
   return out;
 }
 const std::string& kP256Order() {
-  static const std::string n = unhex(
-      "ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551");
+  static const std::string n =
+      unhex("ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551");
   return n;
 }
 const std::string& kP256HalfOrder() {
-  static const std::string h = unhex(
-      "7fffffff800000007fffffffffffffffde737d56d38bcf4279dce5617e3192a8");
+  static const std::string h =
+      unhex("7fffffff800000007fffffffffffffffde737d56d38bcf4279dce5617e3192a8");
   return h;
 }
 // n - s, 32 bytes
@@ -250,8 +245,7 @@ std::string p256_negate(const std::string& s) {
   std::string out(32, '\0');
   int borrow = 0;
   for (int i = 31; i >= 0; i--) {
-    int d = static_cast<unsigned char>(kP256Order()[i]) -
-            static_cast<unsigned char>(s[i]) - borrow;
+    int d = static_cast<unsigned char>(kP256Order()[i]) - static_cast<unsigned char>(s[i]) - borrow;
     borrow = d < 0;
     out[i] = static_cast<char>(d + (borrow ? 256 : 0));
   }
@@ -261,14 +255,9 @@ std::string p256_negate(const std::string& s) {
 // ------------------------------------------------------------- base64url
 
 TEST(JwtB64url, Rfc4648VectorsWithoutPadding) {
-  const std::pair<std::string, std::string> vectors[] = {{"", ""},
-                                                         {"f", "Zg"},
-                                                         {"fo", "Zm8"},
-                                                         {"foo", "Zm9v"},
-                                                         {"foob", "Zm9vYg"},
-                                                         {"fooba", "Zm9vYmE"},
-                                                         {"foobar", "Zm9vYmFy"},
-                                                         {"\xfb\xff", "-_8"}};
+  const std::pair<std::string, std::string> vectors[] = {
+      {"", ""},           {"f", "Zg"},          {"fo", "Zm8"},          {"foo", "Zm9v"},
+      {"foob", "Zm9vYg"}, {"fooba", "Zm9vYmE"}, {"foobar", "Zm9vYmFy"}, {"\xfb\xff", "-_8"}};
   for (const auto& [plain, enc] : vectors) {
     EXPECT_EQ(oauth2::b64url_encode(plain), enc);
     std::string out = "junk";
@@ -289,12 +278,10 @@ TEST(JwtB64url, RoundTripOfRandomBytes) {
 
 TEST(JwtB64url, DecodingIsStrict) {
   for (std::string bad :
-       {std::string("Zg=="), std::string("Zg="), std::string("Z"),
-        std::string("Zm9vY"), std::string("Zm9v+"), std::string("Zm9v/A"),
-        std::string(" Zm9v"), std::string("Zm9v\n"), std::string("Zm 9v"),
-        std::string("Zm9v."), std::string("Zh"), std::string("Zm9"),
-        std::string("-_9"), oauth2_test::bytes("Zm\0v"),
-        std::string("Zm9v\xc3\xa9")}) {
+       {std::string("Zg=="), std::string("Zg="), std::string("Z"), std::string("Zm9vY"),
+        std::string("Zm9v+"), std::string("Zm9v/A"), std::string(" Zm9v"), std::string("Zm9v\n"),
+        std::string("Zm 9v"), std::string("Zm9v."), std::string("Zh"), std::string("Zm9"),
+        std::string("-_9"), oauth2_test::bytes("Zm\0v"), std::string("Zm9v\xc3\xa9")}) {
     std::string out;
     EXPECT_FALSE(oauth2::b64url_decode(bad, out)) << bad;
     EXPECT_TRUE(out.empty()) << bad;
@@ -332,11 +319,9 @@ TEST(JwtKeyLoad, PublicKeyVerifiesButCannotSign) {
 
 TEST(JwtKeyLoad, OtherKeysAreRefusedWithFileAndReason) {
   const std::pair<std::string, std::string> refused[] = {
-      {"p384.pem", "P-256"},          {"p384_pub.pem", "P-256"},
-      {"k1.pem", "secp256k1"},        {"rsa1024.pem", "2048"},
-      {"rsa1024_pub.pem", "2048"},    {"ed448.pem", "ED448"},
-      {"enc.pem", "encrypted"},       {"garbage.pem", "no PEM"},
-      {"missing.pem", "No such file"}};
+      {"p384.pem", "P-256"},    {"p384_pub.pem", "P-256"},   {"k1.pem", "secp256k1"},
+      {"rsa1024.pem", "2048"},  {"rsa1024_pub.pem", "2048"}, {"ed448.pem", "ED448"},
+      {"enc.pem", "encrypted"}, {"garbage.pem", "no PEM"},   {"missing.pem", "No such file"}};
   for (const auto& [name, reason] : refused) {
     try {
       load(name);
@@ -347,8 +332,7 @@ TEST(JwtKeyLoad, OtherKeysAreRefusedWithFileAndReason) {
       EXPECT_NE(msg.find(reason), std::string::npos) << msg;
     }
   }
-  EXPECT_THROW(JwtKey::load_file(files().dir.path(), false),
-               std::runtime_error);
+  EXPECT_THROW(JwtKey::load_file(files().dir.path(), false), std::runtime_error);
 }
 
 TEST(JwtKeyLoad, HmacFileNeedsThirtyTwoBytesAfterItsNewline) {
@@ -394,8 +378,7 @@ TEST(JwtKeyLoad, HmacFromBytesChecksLengthAndKid) {
 // ------------------------------------------------------ sign and verify
 
 TEST(JwtSign, RoundTripForEveryAlgorithm) {
-  for (const auto& k :
-       {key("ec.pem"), key("ed.pem"), key("rsa.pem"), hmac_key()}) {
+  for (const auto& k : {key("ec.pem"), key("ed.pem"), key("rsa.pem"), hmac_key()}) {
     JwtKeys keys = set_of({k});
     std::string token = sign(*k, kClaims, "at+jwt");
     auto r = oauth2::jwt_verify(keys, token, at(kNow));
@@ -405,9 +388,8 @@ TEST(JwtSign, RoundTripForEveryAlgorithm) {
 
     auto parts = split(token);
     ASSERT_EQ(parts.size(), 3u);
-    EXPECT_EQ(unb64(parts[0]),
-              std::string("{\"alg\":\"") + oauth2::jwt_alg_name(k->alg()) +
-                  "\",\"typ\":\"at+jwt\",\"kid\":\"" + k->kid() + "\"}");
+    EXPECT_EQ(unb64(parts[0]), std::string("{\"alg\":\"") + oauth2::jwt_alg_name(k->alg()) +
+                                   "\",\"typ\":\"at+jwt\",\"kid\":\"" + k->kid() + "\"}");
     EXPECT_EQ(unb64(parts[1]), kClaims);
   }
 }
@@ -433,33 +415,25 @@ TEST(JwtSign, SignatureSizes) {
 }
 
 TEST(JwtVerify, TamperingIsABadSignature) {
-  for (const auto& k :
-       {key("ec.pem"), key("ed.pem"), key("rsa.pem"), hmac_key()}) {
+  for (const auto& k : {key("ec.pem"), key("ed.pem"), key("rsa.pem"), hmac_key()}) {
     const char* alg = oauth2::jwt_alg_name(k->alg());
     JwtKeys keys = set_of({k});
     auto p = split(sign(*k, kClaims));
 
     std::string other_claims = kClaims;
     other_claims.replace(other_claims.find("alice"), 5, "admin");
-    EXPECT_EQ(verify(keys, p[0] + "." + b64(other_claims) + "." + p[2]),
-              JwtStatus::kBadSignature)
+    EXPECT_EQ(verify(keys, p[0] + "." + b64(other_claims) + "." + p[2]), JwtStatus::kBadSignature)
         << alg;
 
     std::string header = unb64(p[0]);
     header.insert(header.size() - 1, ",\"x\":1");
-    EXPECT_EQ(verify(keys, b64(header) + "." + p[1] + "." + p[2]),
-              JwtStatus::kBadSignature)
-        << alg;
+    EXPECT_EQ(verify(keys, b64(header) + "." + p[1] + "." + p[2]), JwtStatus::kBadSignature) << alg;
 
     std::string sig = unb64(p[2]);
     sig[sig.size() / 2] ^= 0x01;
-    EXPECT_EQ(verify(keys, p[0] + "." + p[1] + "." + b64(sig)),
-              JwtStatus::kBadSignature)
-        << alg;
-    EXPECT_EQ(verify(keys, p[0] + "." + p[1] + "."), JwtStatus::kBadSignature)
-        << alg;
-    EXPECT_EQ(verify(keys, p[0] + "." + p[1] + "." + b64(sig + "x")),
-              JwtStatus::kBadSignature)
+    EXPECT_EQ(verify(keys, p[0] + "." + p[1] + "." + b64(sig)), JwtStatus::kBadSignature) << alg;
+    EXPECT_EQ(verify(keys, p[0] + "." + p[1] + "."), JwtStatus::kBadSignature) << alg;
+    EXPECT_EQ(verify(keys, p[0] + "." + p[1] + "." + b64(sig + "x")), JwtStatus::kBadSignature)
         << alg;
   }
 }
@@ -490,32 +464,26 @@ TEST(JwtVerify, Es256DerSignatureIsRefused) {
   std::string raw = unb64(p[2]);
   EXPECT_EQ(verify(set_of({k}), p[0] + "." + p[1] + "." + b64(raw_to_der(raw))),
             JwtStatus::kBadSignature);
-  EXPECT_EQ(
-      verify(set_of({k}), p[0] + "." + p[1] + "." + b64(raw.substr(0, 63))),
-      JwtStatus::kBadSignature);
+  EXPECT_EQ(verify(set_of({k}), p[0] + "." + p[1] + "." + b64(raw.substr(0, 63))),
+            JwtStatus::kBadSignature);
 }
 
 TEST(JwtVerify, AlgNoneIsNeverAccepted) {
   for (const auto& k : {key("ec.pem"), key("rsa.pem"), hmac_key()}) {
     JwtKeys keys = set_of({k});
     for (const char* none : {"none", "None", "NONE"}) {
-      for (const std::string& kid :
-           {",\"kid\":\"" + k->kid() + "\"", std::string()}) {
+      for (const std::string& kid : {",\"kid\":\"" + k->kid() + "\"", std::string()}) {
         std::string h = std::string("{\"alg\":\"") + none + "\"" + kid + "}";
         for (const std::string& sig : {std::string(), b64("x")}) {
           JwtStatus s = verify(keys, b64(h) + "." + b64(kClaims) + "." + sig);
-          EXPECT_TRUE(s == JwtStatus::kBadSignature ||
-                      s == JwtStatus::kMalformed)
-              << h;
+          EXPECT_TRUE(s == JwtStatus::kBadSignature || s == JwtStatus::kMalformed) << h;
         }
       }
     }
     // no alg at all, or not a string
-    EXPECT_EQ(
-        verify(keys, craft_hs256("{\"kid\":\"" + k->kid() + "\"}", kClaims)),
-        JwtStatus::kMalformed);
-    EXPECT_EQ(verify(keys, craft_hs256("{\"alg\":null}", kClaims)),
+    EXPECT_EQ(verify(keys, craft_hs256("{\"kid\":\"" + k->kid() + "\"}", kClaims)),
               JwtStatus::kMalformed);
+    EXPECT_EQ(verify(keys, craft_hs256("{\"alg\":null}", kClaims)), JwtStatus::kMalformed);
   }
 }
 
@@ -526,10 +494,8 @@ TEST(JwtVerify, HmacWithTheRsaPublicKeyAsSecretIsRefused) {
   JwtKeys keys = set_of({k});
   std::string pem = oauth2_test::read_file(files().path("rsa_pub.pem"));
   for (const std::string& secret : {pem, pem.substr(0, pem.size() - 1)}) {
-    for (const std::string& kid :
-         {",\"kid\":\"" + k->kid() + "\"", std::string()}) {
-      std::string t =
-          craft_hs256("{\"alg\":\"HS256\"" + kid + "}", kClaims, secret);
+    for (const std::string& kid : {",\"kid\":\"" + k->kid() + "\"", std::string()}) {
+      std::string t = craft_hs256("{\"alg\":\"HS256\"" + kid + "}", kClaims, secret);
       EXPECT_EQ(verify(keys, t), JwtStatus::kBadSignature);
     }
   }
@@ -537,10 +503,8 @@ TEST(JwtVerify, HmacWithTheRsaPublicKeyAsSecretIsRefused) {
   auto ec = key("ec.pem");
   auto p = split(sign(*ec, kClaims));
   for (const char* alg : {"RS256", "EdDSA", "HS256"}) {
-    std::string h =
-        std::string("{\"alg\":\"") + alg + "\",\"kid\":\"" + ec->kid() + "\"}";
-    EXPECT_EQ(verify(set_of({ec, k}), b64(h) + "." + p[1] + "." + p[2]),
-              JwtStatus::kBadSignature)
+    std::string h = std::string("{\"alg\":\"") + alg + "\",\"kid\":\"" + ec->kid() + "\"}";
+    EXPECT_EQ(verify(set_of({ec, k}), b64(h) + "." + p[1] + "." + p[2]), JwtStatus::kBadSignature)
         << alg;
   }
 }
@@ -563,12 +527,10 @@ TEST(JwtVerify, KidSelectsTheKey) {
   // a's signature under b's kid
   auto p = split(ta);
   std::string h_b = "{\"alg\":\"ES256\",\"kid\":\"" + b->kid() + "\"}";
-  EXPECT_EQ(verify(both, b64(h_b) + "." + p[1] + "." + p[2]),
-            JwtStatus::kBadSignature);
+  EXPECT_EQ(verify(both, b64(h_b) + "." + p[1] + "." + p[2]), JwtStatus::kBadSignature);
 
   // kid must be a string
-  EXPECT_EQ(verify(set_of({h}),
-                   craft_hs256("{\"alg\":\"HS256\",\"kid\":1}", kClaims)),
+  EXPECT_EQ(verify(set_of({h}), craft_hs256("{\"alg\":\"HS256\",\"kid\":1}", kClaims)),
             JwtStatus::kMalformed);
 }
 
@@ -610,9 +572,8 @@ TEST(JwtVerify, CritIsRefused) {
                                      "\"b64\":false}",
                                      kClaims)),
             JwtStatus::kMalformed);
-  EXPECT_EQ(
-      verify(keys, craft_hs256("{\"alg\":\"HS256\",\"crit\":[]}", kClaims)),
-      JwtStatus::kMalformed);
+  EXPECT_EQ(verify(keys, craft_hs256("{\"alg\":\"HS256\",\"crit\":[]}", kClaims)),
+            JwtStatus::kMalformed);
 }
 
 TEST(JwtVerify, MalformedTokens) {
@@ -656,8 +617,7 @@ TEST(JwtVerify, MalformedTokens) {
       craft_hs256("{'alg':'HS256'}", kClaims),
       craft_hs256("{\"alg\":\"HS256\",\"alg\":\"HS256\"}", kClaims),
       craft_hs256("{\"alg\":\"HS256\",\"x\":\"\\u0000\"}", kClaims),
-      craft_hs256("{\"alg\":\"HS256\",\"x\":" + std::string(16, '[') +
-                      std::string(16, ']') + "}",
+      craft_hs256("{\"alg\":\"HS256\",\"x\":" + std::string(16, '[') + std::string(16, ']') + "}",
                   kClaims),
       craft_hs256("\xef\xbb\xbf" + h_ok, kClaims),
       // payload (correctly MACed) not an object, duplicated, too deep
@@ -665,8 +625,7 @@ TEST(JwtVerify, MalformedTokens) {
       craft_hs256(h_ok, "\"claims\""),
       craft_hs256(h_ok, ""),
       craft_hs256(h_ok, "{\"exp\":1700000600,\"sub\":\"a\",\"sub\":\"b\"}"),
-      craft_hs256(
-          h_ok, "{\"exp\":1700000600,\"x\":" + std::string(100000, '[') + "}"),
+      craft_hs256(h_ok, "{\"exp\":1700000600,\"x\":" + std::string(100000, '[') + "}"),
       craft_hs256(h_ok, "{\"exp\":1700000600}trailing"),
   };
   for (const auto& t : bad) {
@@ -675,8 +634,7 @@ TEST(JwtVerify, MalformedTokens) {
     EXPECT_EQ(s, JwtStatus::kMalformed) << t.substr(0, 200);
   }
   // 15 levels inside the header object make 16: still accepted
-  EXPECT_EQ(verify(keys, craft_hs256("{\"alg\":\"HS256\",\"x\":" +
-                                         std::string(15, '[') +
+  EXPECT_EQ(verify(keys, craft_hs256("{\"alg\":\"HS256\",\"x\":" + std::string(15, '[') +
                                          std::string(15, ']') + "}",
                                      kClaims)),
             JwtStatus::kOk);
@@ -688,8 +646,7 @@ TEST(JwtVerify, SizeLimitIs8192Bytes) {
   std::string at_limit;
   for (int typ_len = 0; typ_len < 4 && at_limit.empty(); typ_len++) {
     for (size_t n = 8000; n > 5000; n--) {
-      std::string claims =
-          "{\"exp\":1700000600,\"x\":\"" + std::string(n, 'a') + "\"}";
+      std::string claims = "{\"exp\":1700000600,\"x\":\"" + std::string(n, 'a') + "\"}";
       try {
         std::string t = sign(*k, claims, std::string(typ_len, 't'));
         if (t.size() == oauth2::kJwtMaxBytes) at_limit = t;
@@ -702,9 +659,8 @@ TEST(JwtVerify, SizeLimitIs8192Bytes) {
   ASSERT_EQ(at_limit.size(), 8192u);
   EXPECT_EQ(verify(keys, at_limit), JwtStatus::kOk);
 
-  std::string over =
-      craft_hs256("{\"alg\":\"HS256\"}", "{\"exp\":1700000600,\"x\":\"" +
-                                             std::string(6700, 'a') + "\"}");
+  std::string over = craft_hs256("{\"alg\":\"HS256\"}",
+                                 "{\"exp\":1700000600,\"x\":\"" + std::string(6700, 'a') + "\"}");
   ASSERT_GE(over.size(), 9000u);
   EXPECT_EQ(verify(keys, over), JwtStatus::kMalformed);
   EXPECT_EQ(verify(keys, std::string(9000, 'A')), JwtStatus::kMalformed);
@@ -722,9 +678,7 @@ class JwtClaims : public ::testing::Test {
     return oauth2::jwt_verify(keys_, sign(*k_, claims), c).status;
   }
   JwtStatus check(const std::string& claims) { return check(claims, at(kNow)); }
-  static std::string exp(int64_t v) {
-    return "{\"exp\":" + std::to_string(v) + "}";
-  }
+  static std::string exp(int64_t v) { return "{\"exp\":" + std::to_string(v) + "}"; }
 };
 
 TEST_F(JwtClaims, ExpiryAtTheLeewayBoundary) {
@@ -741,19 +695,16 @@ TEST_F(JwtClaims, ExpiryAtTheLeewayBoundary) {
 }
 
 TEST_F(JwtClaims, ClaimsComeBackEvenWhenExpired) {
-  auto r = oauth2::jwt_verify(keys_, sign(*k_, "{\"exp\":1,\"sub\":\"bob\"}"),
-                              at(kNow));
+  auto r = oauth2::jwt_verify(keys_, sign(*k_, "{\"exp\":1,\"sub\":\"bob\"}"), at(kNow));
   EXPECT_EQ(r.status, JwtStatus::kExpired);
   ASSERT_NE(r.claims, nullptr);
-  EXPECT_STREQ(json_string_value(json_object_get(r.claims.get(), "sub")),
-               "bob");
+  EXPECT_STREQ(json_string_value(json_object_get(r.claims.get(), "sub")), "bob");
   EXPECT_EQ(r.key, k_.get());
 }
 
 TEST_F(JwtClaims, NbfAndIatAtTheLeewayBoundary) {
   auto with = [](const char* name, int64_t v) {
-    return "{\"exp\":1700000600,\"" + std::string(name) +
-           "\":" + std::to_string(v) + "}";
+    return "{\"exp\":1700000600,\"" + std::string(name) + "\":" + std::to_string(v) + "}";
   };
   for (const char* name : {"nbf", "iat"}) {
     EXPECT_EQ(check(with(name, kNow + 30)), JwtStatus::kOk) << name;
@@ -765,20 +716,14 @@ TEST_F(JwtClaims, NbfAndIatAtTheLeewayBoundary) {
 
 TEST_F(JwtClaims, TimesMustBeIntegers) {
   for (const std::string& v :
-       {std::string("\"1700000600\""), std::string("1700000600.0"),
-        std::string("1.7e9"), std::string("null"), std::string("true"),
-        std::string("[1]")}) {
+       {std::string("\"1700000600\""), std::string("1700000600.0"), std::string("1.7e9"),
+        std::string("null"), std::string("true"), std::string("[1]")}) {
     EXPECT_EQ(check("{\"exp\":" + v + "}"), JwtStatus::kMalformed) << v;
-    EXPECT_EQ(check("{\"exp\":1700000600,\"nbf\":" + v + "}"),
-              JwtStatus::kMalformed)
-        << v;
-    EXPECT_EQ(check("{\"exp\":1700000600,\"iat\":" + v + "}"),
-              JwtStatus::kMalformed)
-        << v;
+    EXPECT_EQ(check("{\"exp\":1700000600,\"nbf\":" + v + "}"), JwtStatus::kMalformed) << v;
+    EXPECT_EQ(check("{\"exp\":1700000600,\"iat\":" + v + "}"), JwtStatus::kMalformed) << v;
   }
   // beyond int64: jansson refuses to parse it
-  EXPECT_EQ(verify(keys_, craft_hs256("{\"alg\":\"HS256\"}",
-                                      "{\"exp\":99999999999999999999999}")),
+  EXPECT_EQ(verify(keys_, craft_hs256("{\"alg\":\"HS256\"}", "{\"exp\":99999999999999999999999}")),
             JwtStatus::kMalformed);
 }
 
@@ -802,10 +747,9 @@ TEST_F(JwtClaims, ExtremeTimesDoNotOverflow) {
   JwtCheck early = at(min);
   early.leeway = max;
   EXPECT_EQ(check(exp(min), early), JwtStatus::kExpired);
-  EXPECT_EQ(check("{\"exp\":" + std::to_string(max) +
-                      ",\"nbf\":" + std::to_string(max) + "}",
-                  late),
-            JwtStatus::kOk);
+  EXPECT_EQ(
+      check("{\"exp\":" + std::to_string(max) + ",\"nbf\":" + std::to_string(max) + "}", late),
+      JwtStatus::kOk);
 }
 
 TEST_F(JwtClaims, Issuer) {
@@ -825,18 +769,12 @@ TEST_F(JwtClaims, AudienceStringOrArray) {
   JwtCheck c = at(kNow);
   c.audience = "api";
   EXPECT_EQ(check(kClaims, c), JwtStatus::kOk);
-  EXPECT_EQ(check("{\"exp\":1700000600,\"aud\":[\"other\",\"api\"]}", c),
-            JwtStatus::kOk);
-  EXPECT_EQ(check("{\"exp\":1700000600,\"aud\":[\"other\"]}", c),
-            JwtStatus::kWrongAudience);
-  EXPECT_EQ(check("{\"exp\":1700000600,\"aud\":[]}", c),
-            JwtStatus::kWrongAudience);
-  EXPECT_EQ(check("{\"exp\":1700000600,\"aud\":\"apis\"}", c),
-            JwtStatus::kWrongAudience);
-  EXPECT_EQ(check("{\"exp\":1700000600,\"aud\":[[\"api\"]]}", c),
-            JwtStatus::kWrongAudience);
-  EXPECT_EQ(check("{\"exp\":1700000600,\"aud\":{\"api\":1}}", c),
-            JwtStatus::kWrongAudience);
+  EXPECT_EQ(check("{\"exp\":1700000600,\"aud\":[\"other\",\"api\"]}", c), JwtStatus::kOk);
+  EXPECT_EQ(check("{\"exp\":1700000600,\"aud\":[\"other\"]}", c), JwtStatus::kWrongAudience);
+  EXPECT_EQ(check("{\"exp\":1700000600,\"aud\":[]}", c), JwtStatus::kWrongAudience);
+  EXPECT_EQ(check("{\"exp\":1700000600,\"aud\":\"apis\"}", c), JwtStatus::kWrongAudience);
+  EXPECT_EQ(check("{\"exp\":1700000600,\"aud\":[[\"api\"]]}", c), JwtStatus::kWrongAudience);
+  EXPECT_EQ(check("{\"exp\":1700000600,\"aud\":{\"api\":1}}", c), JwtStatus::kWrongAudience);
   EXPECT_EQ(check("{\"exp\":1700000600}", c), JwtStatus::kWrongAudience);
   // not checked when the caller gives none
   EXPECT_EQ(check("{\"exp\":1700000600,\"aud\":\"x\"}"), JwtStatus::kOk);
@@ -857,8 +795,7 @@ TEST_F(JwtClaims, TypIsCaseInsensitiveWithOptionalApplicationPrefix) {
   EXPECT_EQ(with_typ("text/at+jwt"), JwtStatus::kWrongType);
   EXPECT_EQ(with_typ("at+jwt "), JwtStatus::kWrongType);
   EXPECT_EQ(with_typ(""), JwtStatus::kWrongType);  // typ absent
-  std::string num_typ =
-      craft_hs256("{\"alg\":\"HS256\",\"kid\":\"hmac-1\",\"typ\":1}", kClaims);
+  std::string num_typ = craft_hs256("{\"alg\":\"HS256\",\"kid\":\"hmac-1\",\"typ\":1}", kClaims);
   EXPECT_EQ(verify(keys_, num_typ, c), JwtStatus::kWrongType);
   EXPECT_EQ(verify(keys_, num_typ), JwtStatus::kOk);  // unchecked
 }
@@ -874,10 +811,8 @@ TEST(JwtPeek, ReadsClaimsWithoutVerifying) {
   EXPECT_NE(oauth2::jwt_peek_claims(p[0] + "." + p[1] + ".AAAA"), nullptr);
   for (const std::string& bad :
        {p[0] + "." + p[1], std::string(""), p[0] + "." + p[1] + "=." + p[2],
-        p[0] + "." + b64("[1]") + "." + p[2],
-        p[0] + "." + b64("{\"a\":1,\"a\":2}") + "." + p[2],
-        p[0] + "." + b64(std::string(40, '[')) + "." + p[2],
-        p[0] + "*." + p[1] + "." + p[2]}) {
+        p[0] + "." + b64("[1]") + "." + p[2], p[0] + "." + b64("{\"a\":1,\"a\":2}") + "." + p[2],
+        p[0] + "." + b64(std::string(40, '[')) + "." + p[2], p[0] + "*." + p[1] + "." + p[2]}) {
     EXPECT_EQ(oauth2::jwt_peek_claims(bad), nullptr) << bad;
   }
 }
@@ -902,20 +837,17 @@ TEST_F(JwtCli, Es256TokenVerifiesWithOpensslDgst) {
   std::string in = file("in", signing_input(token));
   std::string sig = file("sig", raw_to_der(unb64(split(token)[2])));
   std::string pub = files().path("ec_pub.pem");
-  EXPECT_TRUE(run("openssl dgst -sha256 -verify " + pub + " -signature " + sig +
-                  " " + in));
+  EXPECT_TRUE(run("openssl dgst -sha256 -verify " + pub + " -signature " + sig + " " + in));
   file("in", signing_input(token) + "x");  // the check can fail
-  EXPECT_FALSE(run("openssl dgst -sha256 -verify " + pub + " -signature " +
-                   sig + " " + in));
+  EXPECT_FALSE(run("openssl dgst -sha256 -verify " + pub + " -signature " + sig + " " + in));
 }
 
 TEST_F(JwtCli, OpensslSignedEs256TokenVerifies) {
   std::string input =
-      b64("{\"alg\":\"ES256\",\"kid\":\"" + key("ec.pem")->kid() + "\"}") +
-      "." + b64(kClaims);
+      b64("{\"alg\":\"ES256\",\"kid\":\"" + key("ec.pem")->kid() + "\"}") + "." + b64(kClaims);
   std::string in = file("in", input);
-  ASSERT_TRUE(run("openssl dgst -sha256 -sign " + files().path("ec.pem") +
-                  " -out " + tmp_.path() + "/sig " + in));
+  ASSERT_TRUE(run("openssl dgst -sha256 -sign " + files().path("ec.pem") + " -out " + tmp_.path() +
+                  "/sig " + in));
   // the CLI picks either s; we accept only the low one (one encoding per
   // token), so the high one is refused and its low twin n - s verifies
   std::string raw = der_to_raw(read("sig"));
@@ -923,10 +855,8 @@ TEST_F(JwtCli, OpensslSignedEs256TokenVerifies) {
   std::string low = s < kP256HalfOrder() ? s : p256_negate(s);
   std::string high = p256_negate(low);
   auto ec = set_of({load("ec_pub.pem")});
-  EXPECT_EQ(verify(ec, input + "." + b64(raw.substr(0, 32) + low)),
-            JwtStatus::kOk);
-  EXPECT_EQ(verify(ec, input + "." + b64(raw.substr(0, 32) + high)),
-            JwtStatus::kBadSignature);
+  EXPECT_EQ(verify(ec, input + "." + b64(raw.substr(0, 32) + low)), JwtStatus::kOk);
+  EXPECT_EQ(verify(ec, input + "." + b64(raw.substr(0, 32) + high)), JwtStatus::kBadSignature);
 }
 
 TEST_F(JwtCli, Es256SignsWithTheLowS) {
@@ -941,9 +871,8 @@ TEST_F(JwtCli, EdDsaTokenVerifiesWithOpensslPkeyutl) {
   std::string token = sign(*key("ed.pem"), kClaims);
   std::string in = file("in", signing_input(token));
   std::string sig = file("sig", unb64(split(token)[2]));
-  std::string cmd = "openssl pkeyutl -verify -pubin -inkey " +
-                    files().path("ed_pub.pem") + " -rawin -in " + in +
-                    " -sigfile " + sig;
+  std::string cmd = "openssl pkeyutl -verify -pubin -inkey " + files().path("ed_pub.pem") +
+                    " -rawin -in " + in + " -sigfile " + sig;
   EXPECT_TRUE(run(cmd));
   file("in", "x" + signing_input(token));
   EXPECT_FALSE(run(cmd));
@@ -952,8 +881,8 @@ TEST_F(JwtCli, EdDsaTokenVerifiesWithOpensslPkeyutl) {
 TEST_F(JwtCli, OpensslSignedEdDsaTokenVerifies) {
   std::string input = b64("{\"alg\":\"EdDSA\"}") + "." + b64(kClaims);
   std::string in = file("in", input);
-  ASSERT_TRUE(run("openssl pkeyutl -sign -inkey " + files().path("ed.pem") +
-                  " -rawin -in " + in + " -out " + tmp_.path() + "/sig"));
+  ASSERT_TRUE(run("openssl pkeyutl -sign -inkey " + files().path("ed.pem") + " -rawin -in " + in +
+                  " -out " + tmp_.path() + "/sig"));
   std::string token = input + "." + b64(read("sig"));
   EXPECT_EQ(verify(set_of({load("ed_pub.pem")}), token), JwtStatus::kOk);
 }
@@ -962,8 +891,8 @@ TEST_F(JwtCli, Rs256SignatureEqualsOpensslDgst) {
   // PKCS #1 v1.5 is deterministic: the bytes must be the same
   std::string token = sign(*key("rsa.pem"), kClaims);
   std::string in = file("in", signing_input(token));
-  ASSERT_TRUE(run("openssl dgst -sha256 -sign " + files().path("rsa.pem") +
-                  " -out " + tmp_.path() + "/sig " + in));
+  ASSERT_TRUE(run("openssl dgst -sha256 -sign " + files().path("rsa.pem") + " -out " + tmp_.path() +
+                  "/sig " + in));
   EXPECT_EQ(read("sig"), unb64(split(token)[2]));
 }
 
@@ -971,11 +900,10 @@ TEST_F(JwtCli, Hs256MacEqualsOpensslMac) {
   std::string secret = hmac_secret();
   std::string token = sign(*hmac_key(), kClaims);
   std::string in = file("in", signing_input(token));
-  ASSERT_TRUE(run(
-      "openssl dgst -sha256 -mac HMAC -macopt hexkey:" +
-      oauth2::hex_encode(reinterpret_cast<const unsigned char*>(secret.data()),
-                         secret.size()) +
-      " -binary -out " + tmp_.path() + "/mac " + in));
+  ASSERT_TRUE(
+      run("openssl dgst -sha256 -mac HMAC -macopt hexkey:" +
+          oauth2::hex_encode(reinterpret_cast<const unsigned char*>(secret.data()), secret.size()) +
+          " -binary -out " + tmp_.path() + "/mac " + in));
   EXPECT_EQ(read("mac"), unb64(split(token)[2]));
 }
 
@@ -996,12 +924,10 @@ TEST(JwtRfc, Rfc7515AppendixA1Hs256) {
   c.typ = "JWT";
   auto r = oauth2::jwt_verify(keys, token, c);
   ASSERT_EQ(r.status, JwtStatus::kOk);
-  EXPECT_TRUE(json_is_true(
-      json_object_get(r.claims.get(), "http://example.com/is_root")));
+  EXPECT_TRUE(json_is_true(json_object_get(r.claims.get(), "http://example.com/is_root")));
   EXPECT_EQ(verify(keys, token, at(1300819380 + 30)), JwtStatus::kExpired);
   EXPECT_EQ(verify(keys, token, at(1300819380 + 29)), JwtStatus::kOk);
-  EXPECT_EQ(verify(set_of({JwtKey::hmac(unb64(k) + "x", "a1")}), token,
-                   at(1300819380 - 60)),
+  EXPECT_EQ(verify(set_of({JwtKey::hmac(unb64(k) + "x", "a1")}), token, at(1300819380 - 60)),
             JwtStatus::kBadSignature);
 }
 
@@ -1015,12 +941,10 @@ TEST(JwtRfc, Rfc7638ThumbprintIsTheKid) {
   std::string n_bytes = unb64(n), e_bytes = unb64("AQAB");
   // a PEM public key made from n and e by OpenSSL, then loaded as a file
   OSSL_PARAM_BLD* bld = OSSL_PARAM_BLD_new();
-  BIGNUM* bn_n =
-      BN_bin2bn(reinterpret_cast<const unsigned char*>(n_bytes.data()),
-                static_cast<int>(n_bytes.size()), nullptr);
-  BIGNUM* bn_e =
-      BN_bin2bn(reinterpret_cast<const unsigned char*>(e_bytes.data()),
-                static_cast<int>(e_bytes.size()), nullptr);
+  BIGNUM* bn_n = BN_bin2bn(reinterpret_cast<const unsigned char*>(n_bytes.data()),
+                           static_cast<int>(n_bytes.size()), nullptr);
+  BIGNUM* bn_e = BN_bin2bn(reinterpret_cast<const unsigned char*>(e_bytes.data()),
+                           static_cast<int>(e_bytes.size()), nullptr);
   OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn_n);
   OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn_e);
   OSSL_PARAM* params = OSSL_PARAM_BLD_to_param(bld);
@@ -1100,8 +1024,7 @@ TEST(JwtJwks, PublishesPublicMembersOfAsymmetricKeysOnly) {
   EXPECT_EQ(member(o, "kty"), "OKP");
   EXPECT_EQ(member(o, "crv"), "Ed25519");
   EXPECT_EQ(member(o, "alg"), "EdDSA");
-  EXPECT_EQ(unb64(member(o, "x")),
-            cli_public_point(files().path("ed_pub.pem"), 32));
+  EXPECT_EQ(unb64(member(o, "x")), cli_public_point(files().path("ed_pub.pem"), 32));
 
   json_t* r = json_array_get(arr, 2);
   EXPECT_EQ(names(r), "e,kty,n,kid,alg,use,");
@@ -1114,14 +1037,12 @@ TEST(JwtJwks, PublishesPublicMembersOfAsymmetricKeysOnly) {
   for (json_t* jwk : {e, o, r}) {
     std::string canonical;
     if (member(jwk, "kty") == "EC") {
-      canonical = "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"" +
-                  member(jwk, "x") + "\",\"y\":\"" + member(jwk, "y") + "\"}";
+      canonical = "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"" + member(jwk, "x") + "\",\"y\":\"" +
+                  member(jwk, "y") + "\"}";
     } else if (member(jwk, "kty") == "OKP") {
-      canonical = "{\"crv\":\"Ed25519\",\"kty\":\"OKP\",\"x\":\"" +
-                  member(jwk, "x") + "\"}";
+      canonical = "{\"crv\":\"Ed25519\",\"kty\":\"OKP\",\"x\":\"" + member(jwk, "x") + "\"}";
     } else {
-      canonical =
-          "{\"e\":\"AQAB\",\"kty\":\"RSA\",\"n\":\"" + member(jwk, "n") + "\"}";
+      canonical = "{\"e\":\"AQAB\",\"kty\":\"RSA\",\"n\":\"" + member(jwk, "n") + "\"}";
     }
     auto d = oauth2::sha256(canonical);
     EXPECT_EQ(member(jwk, "kid"), oauth2::base64url_encode(d.data(), d.size()));
@@ -1129,8 +1050,7 @@ TEST(JwtJwks, PublishesPublicMembersOfAsymmetricKeysOnly) {
 
   // no private or secret material anywhere in the text
   std::string text = keys.jwks_json();
-  for (const char* secret_member :
-       {"\"d\"", "\"p\"", "\"q\"", "\"k\"", "\"dp\"", "\"qi\""}) {
+  for (const char* secret_member : {"\"d\"", "\"p\"", "\"q\"", "\"k\"", "\"dp\"", "\"qi\""}) {
     EXPECT_EQ(text.find(secret_member), std::string::npos) << secret_member;
   }
   EXPECT_EQ(text.find(hmac_secret()), std::string::npos);
@@ -1145,19 +1065,17 @@ TEST(JwtJwks, EmptyWithoutAsymmetricKeys) {
 // ------------------------------------------------------------- threads
 
 TEST(JwtThreads, OneKeySetSignsAndVerifiesFromManyThreads) {
-  JwtKeys keys =
-      set_of({key("ec.pem"), key("ed.pem"), key("rsa.pem"), hmac_key()});
-  std::vector<const JwtKey*> all = {
-      keys.find(key("ec.pem")->kid()), keys.find(key("ed.pem")->kid()),
-      keys.find(key("rsa.pem")->kid()), keys.find("hmac-1")};
+  JwtKeys keys = set_of({key("ec.pem"), key("ed.pem"), key("rsa.pem"), hmac_key()});
+  std::vector<const JwtKey*> all = {keys.find(key("ec.pem")->kid()),
+                                    keys.find(key("ed.pem")->kid()),
+                                    keys.find(key("rsa.pem")->kid()), keys.find("hmac-1")};
   std::atomic<int> failures{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < 8; t++) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < 60; i++) {
         const JwtKey* k = all[(t + i) % all.size()];
-        std::string claims =
-            "{\"exp\":1700000600,\"n\":" + std::to_string(t * 1000 + i) + "}";
+        std::string claims = "{\"exp\":1700000600,\"n\":" + std::to_string(t * 1000 + i) + "}";
         std::string token = sign(*k, claims);
         auto r = oauth2::jwt_verify(keys, token, at(kNow));
         if (r.status != JwtStatus::kOk || r.key != k) failures++;

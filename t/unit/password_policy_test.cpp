@@ -15,8 +15,7 @@ namespace {
 using oauth2::PasswordPolicy;
 using Problems = std::vector<std::string>;
 
-const oauth2::PasswordOwner kUser{"testclient", "Test", "Client",
-                                  "testclient@example.com"};
+const oauth2::PasswordOwner kUser{"testclient", "Test", "Client", "testclient@example.com"};
 
 Problems check(const std::string& pw, const PasswordPolicy& p = {}) {
   return oauth2::password_problems(p, pw, kUser);
@@ -40,20 +39,15 @@ TEST(PasswordPolicy, CommonIgnoresCaseAndSurroundingSpace) {
 }
 
 TEST(PasswordPolicy, SimilarityAsDjangoComputesIt) {
-  EXPECT_EQ(check("testclient"),
-            Problems{"The password is too similar to the username."});
+  EXPECT_EQ(check("testclient"), Problems{"The password is too similar to the username."});
   // quick_ratio counts letters, not their order
-  EXPECT_EQ(check("tneilctset"),
-            Problems{"The password is too similar to the username."});
-  EXPECT_EQ(check("example.com"),
-            Problems{"The password is too similar to the email address."});
+  EXPECT_EQ(check("tneilctset"), Problems{"The password is too similar to the username."});
+  EXPECT_EQ(check("example.com"), Problems{"The password is too similar to the email address."});
   // a part of a value counts: the email's "testclient" and "example"
-  EXPECT_EQ(check("exampleXY"),
-            Problems{"The password is too similar to the email address."});
+  EXPECT_EQ(check("exampleXY"), Problems{"The password is too similar to the email address."});
   // a long password is not "similar" to a much shorter part (Django's
   // exceeds_maximum_length_ratio)
-  EXPECT_EQ(check("testclient-with-a-long-passphrase-after-it-1234567890x",
-                  PasswordPolicy{}),
+  EXPECT_EQ(check("testclient-with-a-long-passphrase-after-it-1234567890x", PasswordPolicy{}),
             Problems{});
   PasswordPolicy loose;
   loose.max_similarity = 0;
@@ -73,8 +67,8 @@ TEST(PasswordPolicy, ParsesItsSpec) {
   auto off = PasswordPolicy::parse("off", &why);
   ASSERT_TRUE(off);
   EXPECT_EQ(check("1", *off), Problems{});
-  for (const char* bad : {"min_length=", "min_length=-1", "similarity=0.05",
-                          "similarity=2", "common=yes", "colour=blue", "junk"}) {
+  for (const char* bad : {"min_length=", "min_length=-1", "similarity=0.05", "similarity=2",
+                          "common=yes", "colour=blue", "junk"}) {
     EXPECT_FALSE(PasswordPolicy::parse(bad, &why)) << bad;
     EXPECT_NE(why.find("invalid password policy"), std::string::npos);
   }

@@ -7,6 +7,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
+#include <ctime>
+#include <unistd.h>
+#include <tuple>
 #include <atomic>
 #include <fstream>
 #include <memory>
@@ -18,12 +22,15 @@
 #include <vector>
 
 #include "crypto.hpp"
+#include "store_records.hpp"
+#include "expiry.hpp"
 #include "test_helpers.hpp"
 
 using oauth2::Client;
-using oauth2::Digest;
 using oauth2::Store;
+using oauth2::SweepRound;
 using oauth2::Token;
+using oauth2::TokenId;
 using oauth2::TokenType;
 using oauth2::Txn;
 using oauth2_test::bytes;
@@ -80,7 +87,7 @@ class StoreTest : public ::testing::Test {
     });
   }
 
-  bool put_token(std::string_view realm, const Digest& h, const Token& t) {
+  bool put_token(std::string_view realm, const TokenId& h, const Token& t) {
     return store_->change([&](Txn& txn) {
       bool ok = txn.put_token(realm, h, t);
       txn.commit();
@@ -93,7 +100,7 @@ class StoreTest : public ::testing::Test {
     return txn.get_client(realm, id);
   }
 
-  std::optional<Token> get_token(std::string_view realm, const Digest& h) {
+  std::optional<Token> get_token(std::string_view realm, const TokenId& h) {
     auto txn = store_->read();
     return txn.get_token(realm, h);
   }
@@ -264,7 +271,7 @@ TEST_F(StoreTest, ReaderCheckFindsNoDeadReaders) {
 // ------------------------------------------------------------- changes
 
 TEST_F(StoreTest, ChangeWithoutCommitWritesNothing) {
-  Digest h = oauth2::sha256("never committed");
+  TokenId h = oauth2::token_id("never committed");
   int runs = 0;
   bool put = store_->change([&](Txn& txn) {
     runs++;
@@ -283,7 +290,7 @@ TEST_F(StoreTest, ChangeWithoutCommitWritesNothing) {
 }
 
 TEST_F(StoreTest, ChangeReadsItsOwnWrites) {
-  Digest h = oauth2::sha256("own write");
+  TokenId h = oauth2::token_id("own write");
   store_->change([&](Txn& txn) {
     EXPECT_FALSE(txn.get_token("default", h).has_value());
     EXPECT_TRUE(txn.put_token("default", h, make_token("alpha")));
@@ -315,18 +322,18 @@ TEST_F(StoreTest, ChangeReadsItsOwnWrites) {
 TEST_F(StoreTest, ScanMergesOwnWrites) {
   ASSERT_TRUE(put_client(make_client("a")));
   ASSERT_TRUE(put_client(make_client("ab")));
-  Digest h1 = oauth2::sha256("one"), h2 = oauth2::sha256("two");
-  Digest h3 = oauth2::sha256("three"), hab = oauth2::sha256("of ab");
+  TokenId h1 = oauth2::token_id("one"), h2 = oauth2::token_id("two");
+  TokenId h3 = oauth2::token_id("three"), hab = oauth2::token_id("of ab");
   store_->change([&](Txn& txn) {
     EXPECT_TRUE(txn.put_token("default", h1, make_token("a")));
     EXPECT_TRUE(txn.put_token("default", h2, make_token("a")));
     EXPECT_TRUE(txn.put_token("default", hab, make_token("ab")));
     txn.commit();
   });
-  std::set<Digest> listed = store_->change([&](Txn& txn) {
+  std::set<TokenId> listed = store_->change([&](Txn& txn) {
     EXPECT_TRUE(txn.put_token("default", h3, make_token("a")));
     EXPECT_TRUE(txn.delete_token("default", h1));
-    std::set<Digest> hashes;
+    std::set<TokenId> hashes;
     for (const auto& [hash, token] :
          txn.client_tokens_of_type("default", "a", TokenType::kAccess)) {
       EXPECT_EQ(token.client_id, "a");
@@ -335,13 +342,13 @@ TEST_F(StoreTest, ScanMergesOwnWrites) {
     txn.commit();
     return hashes;
   });
-  EXPECT_EQ(listed, (std::set<Digest>{h2, h3}));
+  EXPECT_EQ(listed, (std::set<TokenId>{h2, h3}));
   // and once committed, a fresh snapshot lists the same
   auto txn = store_->read();
-  std::set<Digest> after;
+  std::set<TokenId> after;
   for (const auto& entry : txn.client_tokens_of_type("default", "a", TokenType::kAccess))
     after.insert(entry.first);
-  EXPECT_EQ(after, (std::set<Digest>{h2, h3}));
+  EXPECT_EQ(after, (std::set<TokenId>{h2, h3}));
 }
 
 TEST_F(StoreTest, ReadOnlyTxnRefusesWrites) {
@@ -365,7 +372,7 @@ TEST_F(StoreTest, PutTokenThenGetToken) {
   t.expires_at = INT64_MAX;
   t.user = "alice";
   t.scope = "read";
-  Digest h = oauth2::sha256("the token");
+  TokenId h = oauth2::token_id("the token");
   ASSERT_TRUE(put_token("default", h, t));
 
   auto got = get_token("default", h);
@@ -377,11 +384,11 @@ TEST_F(StoreTest, PutTokenThenGetToken) {
   EXPECT_EQ(got->scope, "read");
   EXPECT_EQ(got->user, "alice");
 
-  EXPECT_FALSE(get_token("default", oauth2::sha256("another")).has_value());
+  EXPECT_FALSE(get_token("default", oauth2::token_id("another")).has_value());
 }
 
 TEST_F(StoreTest, SameHashIsNeverOverwrittenR42) {
-  Digest h = oauth2::sha256("collision");
+  TokenId h = oauth2::token_id("collision");
   Token first = make_token("alpha");
   Token second = make_token("mallory");
   second.scope = "admin";
@@ -394,7 +401,7 @@ TEST_F(StoreTest, SameHashIsNeverOverwrittenR42) {
 }
 
 TEST_F(StoreTest, DeleteToken) {
-  Digest h = oauth2::sha256("t");
+  TokenId h = oauth2::token_id("t");
   ASSERT_TRUE(put_token("default", h, make_token("alpha")));
   store_->change([&](Txn& txn) {
     EXPECT_TRUE(txn.delete_token("default", h));
@@ -407,11 +414,11 @@ TEST_F(StoreTest, DeleteToken) {
 TEST_F(StoreTest, DeleteClientRemovesOnlyItsTokensR70) {
   // "a" is a prefix of "ab": the index must not confuse them (R47)
   for (const char* id : {"a", "ab", "b"}) ASSERT_TRUE(put_client(make_client(id)));
-  std::vector<Digest> a_tokens, ab_tokens, b_tokens;
+  std::vector<TokenId> a_tokens, ab_tokens, b_tokens;
   for (int i = 0; i < 5; i++) {
-    a_tokens.push_back(oauth2::sha256("a" + std::to_string(i)));
-    ab_tokens.push_back(oauth2::sha256("ab" + std::to_string(i)));
-    b_tokens.push_back(oauth2::sha256("b" + std::to_string(i)));
+    a_tokens.push_back(oauth2::token_id("a" + std::to_string(i)));
+    ab_tokens.push_back(oauth2::token_id("ab" + std::to_string(i)));
+    b_tokens.push_back(oauth2::token_id("b" + std::to_string(i)));
     ASSERT_TRUE(put_token("default", a_tokens.back(), make_token("a")));
     ASSERT_TRUE(put_token("default", ab_tokens.back(), make_token("ab")));
     ASSERT_TRUE(put_token("default", b_tokens.back(), make_token("b")));
@@ -429,7 +436,7 @@ TEST_F(StoreTest, DeleteClientRemovesOnlyItsTokensR70) {
 
 TEST_F(StoreTest, DeleteClientAfterDeleteTokenIsClean) {
   ASSERT_TRUE(put_client(make_client("a")));
-  Digest h1 = oauth2::sha256("1"), h2 = oauth2::sha256("2");
+  TokenId h1 = oauth2::token_id("1"), h2 = oauth2::token_id("2");
   ASSERT_TRUE(put_token("default", h1, make_token("a")));
   ASSERT_TRUE(put_token("default", h2, make_token("a")));
   ASSERT_NO_FATAL_FAILURE(store_->change([&](Txn& txn) {
@@ -457,7 +464,7 @@ TEST_F(StoreTest, ClientIdLengthsOneAnd200AreStoredR47) {
     auto got = get_client("default", id);
     ASSERT_TRUE(got.has_value()) << n;
     EXPECT_EQ(got->client_id, id);
-    Digest h = oauth2::sha256(id);
+    TokenId h = oauth2::token_id(id);
     ASSERT_TRUE(put_token("default", h, make_token(id))) << n;
     store_->change([&](Txn& txn) {
       EXPECT_TRUE(txn.delete_client("default", id));
@@ -501,7 +508,7 @@ TEST_F(StoreTest, BadIdLengthPutIsFalseR47) {
 }
 
 TEST_F(StoreTest, BadRealmLookupIsNotFoundR47) {
-  Digest h = oauth2::sha256("t");
+  TokenId h = oauth2::token_id("t");
   for (const std::string& realm :
        {std::string(), std::string(65, 'r'), std::string(100 * 1024, 'r'), bytes("de\0fault"),
         std::string("a\nb")}) {
@@ -588,8 +595,8 @@ TEST_F(StoreTest, AcceptedClientRecordIsReadableR77) {
 TEST_F(StoreTest, TokenIndexKeepsPrefixIdsApartR47) {
   ASSERT_TRUE(put_client(make_client("a")));
   ASSERT_TRUE(put_client(make_client("ab")));
-  Digest ha = oauth2::sha256("token of a");
-  Digest hb = oauth2::sha256("token of ab");
+  TokenId ha = oauth2::token_id("token of a");
+  TokenId hb = oauth2::token_id("token of ab");
   ASSERT_TRUE(put_token("default", ha, make_token("a")));
   ASSERT_TRUE(put_token("default", hb, make_token("ab")));
   ASSERT_NO_FATAL_FAILURE(store_->change([&](Txn& txn) {
@@ -612,7 +619,7 @@ TEST_F(StoreTest, RealmsAreIsolated) {
     EXPECT_EQ(txn.list_clients("a").size(), 1u);
     EXPECT_TRUE(txn.list_clients("b").empty());
   }
-  Digest h = oauth2::sha256("tok");
+  TokenId h = oauth2::token_id("tok");
   ASSERT_TRUE(put_token("a", h, make_token("app")));
   EXPECT_TRUE(get_token("a", h).has_value());
   EXPECT_FALSE(get_token("b", h).has_value());
@@ -657,8 +664,8 @@ TEST_F(StoreTest, DataFileHoldsOnlyTokenHashesR43) {
   ASSERT_TRUE(put_client(c));
   std::vector<std::string> tokens;
   for (int i = 0; i < 20; i++) {
-    tokens.push_back(oauth2::random_token());
-    ASSERT_TRUE(put_token("default", oauth2::sha256(tokens.back()), make_token("app")));
+    tokens.push_back(oauth2::new_token());
+    ASSERT_TRUE(put_token("default", oauth2::token_id(tokens.back()), make_token("app")));
   }
   store_.reset();  // flush and close, to read the file as mdb_dump would
 
@@ -666,7 +673,7 @@ TEST_F(StoreTest, DataFileHoldsOnlyTokenHashesR43) {
   for (const auto& t : tokens) {
     EXPECT_EQ(data.find(t), std::string::npos) << "token in clear: " << t;
     // sanity: the hash, which is what the key holds, is there
-    Digest h = oauth2::sha256(t);
+    oauth2::Digest h = oauth2::sha256(t);
     EXPECT_NE(data.find(std::string(reinterpret_cast<const char*>(h.data()), h.size())),
               std::string::npos);
   }
@@ -675,7 +682,7 @@ TEST_F(StoreTest, DataFileHoldsOnlyTokenHashesR43) {
 }
 
 TEST_F(StoreTest, CommittedWriteSurvivesReopen) {
-  Digest h = oauth2::sha256("persisted");
+  TokenId h = oauth2::token_id("persisted");
   ASSERT_TRUE(put_client(make_client("app")));
   ASSERT_TRUE(put_token("default", h, make_token("app")));
   ASSERT_NO_FATAL_FAILURE(store_->change([&](Txn& txn) {
@@ -735,6 +742,148 @@ TEST(StoreOpen, RejectsANewerSchemaR78) {
   } catch (const oauth2::StoreError& e) {
     EXPECT_EQ(e.rc(), MDB_VERSION_MISMATCH);
   }
+}
+
+// Writes raw records behind the store's back, as a release before schema
+// 2 did: (database, key, value) triples, and the schema version.
+void write_raw(const std::string& path,
+               const std::vector<std::tuple<std::string, std::string, std::string>>& recs,
+               const std::string& schema) {
+  MDB_env* env = nullptr;
+  ASSERT_EQ(mdb_env_create(&env), 0);
+  ASSERT_EQ(mdb_env_set_maxdbs(env, 16), 0);
+  ASSERT_EQ(mdb_env_open(env, path.c_str(), MDB_NOTLS, 0660), 0);
+  MDB_txn* txn = nullptr;
+  ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
+  auto put = [&](const std::string& db, const std::string& k, const std::string& v) {
+    MDB_dbi dbi;
+    ASSERT_EQ(mdb_dbi_open(txn, db.c_str(), 0, &dbi), 0);
+    MDB_val mk{k.size(), const_cast<char*>(k.data())}, mv{v.size(), const_cast<char*>(v.data())};
+    ASSERT_EQ(mdb_put(txn, dbi, &mk, &mv, 0), 0);
+  };
+  for (const auto& [db, k, v] : recs) put(db, k, v);
+  put("meta", "schema_version", schema);
+  ASSERT_EQ(mdb_txn_commit(txn), 0);
+  mdb_env_close(env);
+}
+
+std::string schema_of(Store& store) {
+  auto txn = store.read();
+  return txn.get_meta("schema_version").value_or("");
+}
+
+TEST(TokenIdTest, NewTokensSortByTheTimeTheyWereMade) {
+  std::string a = oauth2::new_token();
+  usleep(3000);
+  std::string b = oauth2::new_token();
+  EXPECT_EQ(a.size(), 43u);
+  TokenId ia = oauth2::token_id(a), ib = oauth2::token_id(b);
+  EXPECT_FALSE(ia.legacy);
+  EXPECT_LT(ia.order, ib.order);
+  EXPECT_EQ(ia.hash, oauth2::sha256(a));
+  // the six order bytes are the milliseconds since the epoch
+  uint64_t ms = 0;
+  for (unsigned char c : ia.order) ms = (ms << 8) | c;
+  const uint64_t now = static_cast<uint64_t>(time(nullptr)) * 1000;
+  EXPECT_LE(ms, now + 1000);
+  EXPECT_GE(ms + 60000, now);
+  // the rest is random: two tokens of the same millisecond differ
+  EXPECT_NE(oauth2::new_token().substr(8), oauth2::new_token().substr(8));
+}
+
+TEST(TokenIdTest, AnyValueHasAnId) {
+  // values that do not start with eight base64url characters sort first
+  for (std::string v : {"", "short", "has space in it", "a.b.c-jwt-like-value"}) {
+    TokenId id = oauth2::token_id(v);
+    if (v.size() >= 8 && v.find_first_of(" .") >= 8) continue;
+    EXPECT_EQ(id.order, (std::array<unsigned char, 6>{})) << v;
+    EXPECT_EQ(id.hash, oauth2::sha256(v));
+  }
+  // an imported django-oauth-toolkit token (30 alphanumerics) has an order
+  TokenId dot = oauth2::token_id("AbCdEfGhIjKlMnOpQrStUvWxYz0123");
+  EXPECT_NE(dot.order, (std::array<unsigned char, 6>{}));
+}
+
+// A store of the release before: records keyed by the SHA-256 alone.
+// The upgraded store finds, updates, lists and deletes them, and writes
+// new ones under the new keys.
+TEST(StoreUpgrade, LegacyTokenRecordsStayUsable) {
+  oauth2_test::TempDir dir;
+  const std::string path = dir.path() + "/s";
+  { Store s(path, kMapSize); }
+  Client app;
+  app.realm = "default";
+  app.client_id = "app";
+  app.name = "app";
+  app.secret_hash = oauth2::hash_secret("s3cret");
+  app.grant_types = {"client_credentials"};
+  Token t;
+  t.type = TokenType::kAccess;
+  t.issued_at = 1000;
+  t.expires_at = 2000;
+  t.client_id = "app";
+  t.scope = "read";
+  const std::string old_value = oauth2::random_token(), old_expired = oauth2::random_token();
+  auto legacy_key = [](const std::string& value) {
+    TokenId id = oauth2::token_id(value);
+    id.legacy = true;
+    return oauth2::records::token_id_bytes(id);
+  };
+  Token expired = t;
+  expired.expires_at = 1500;
+  namespace r = oauth2::records;
+  write_raw(
+      path,
+      {{"clients", r::client_key("default", "app"), r::encode_client(app)},
+       {"tokens", r::realm_prefix("default") + legacy_key(old_value), r::encode_token(t)},
+       {"tokens", r::realm_prefix("default") + legacy_key(old_expired), r::encode_token(expired)},
+       {"client_tokens", r::client_tokens_prefix("default", "app") + legacy_key(old_value), ""},
+       {"client_tokens", r::client_tokens_prefix("default", "app") + legacy_key(old_expired), ""}},
+      "1");
+  Store store(path, kMapSize);
+  EXPECT_EQ(schema_of(store), std::to_string(oauth2::kSchemaVersion)) << "upgraded on open";
+
+  // found by value, and updated where it is (no second record)
+  ASSERT_TRUE(store.read().get_token("default", oauth2::token_id(old_value)).has_value());
+  store.change([&](Txn& txn) {
+    Token u = t;
+    u.used_at = 1200;
+    EXPECT_TRUE(txn.update_token("default", oauth2::token_id(old_value), u));
+    // never a second record for the same value
+    EXPECT_FALSE(txn.put_token("default", oauth2::token_id(old_value), t));
+    txn.commit();
+  });
+  EXPECT_EQ(store.read().get_token("default", oauth2::token_id(old_value))->used_at, 1200);
+  const std::string fresh = oauth2::new_token();
+  store.change([&](Txn& txn) {
+    EXPECT_TRUE(txn.put_token("default", oauth2::token_id(fresh), t));
+    txn.commit();
+  });
+  EXPECT_EQ(store.read().client_tokens_of_type("default", "app", TokenType::kAccess).size(), 3u);
+
+  // the expiry sweep removes the expired legacy record and its index entry
+  SweepRound round = store.change([&](Txn& txn) {
+    SweepRound sr = oauth2::sweep_expired(txn, "default", "", 1600, 100, 1000);
+    txn.commit();
+    return sr;
+  });
+  EXPECT_EQ(round.removed, 1u);
+  EXPECT_FALSE(store.read().get_token("default", oauth2::token_id(old_expired)).has_value());
+  EXPECT_EQ(store.read().client_tokens_of_type("default", "app", TokenType::kAccess).size(), 2u);
+
+  // deleting the application removes old and new alike, indexes too
+  store.change([&](Txn& txn) {
+    EXPECT_TRUE(txn.delete_client("default", "app"));
+    txn.commit();
+  });
+  EXPECT_FALSE(store.read().get_token("default", oauth2::token_id(old_value)).has_value());
+  EXPECT_FALSE(store.read().get_token("default", oauth2::token_id(fresh)).has_value());
+  std::vector<std::string> left;
+  store.read().scan(oauth2::Db::kClientTokens, "", 0, false, [&](std::string_view k, auto) {
+    left.emplace_back(k);
+    return true;
+  });
+  EXPECT_TRUE(left.empty()) << left.size() << " index entries left";
 }
 
 }  // namespace
