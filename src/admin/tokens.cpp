@@ -18,7 +18,6 @@
 #include <ctime>
 #include <iterator>
 #include <optional>
-#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -177,7 +176,11 @@ int token_issue_many(const Invocation& inv, Store& store, const IssueRequest& rq
   kept.reserve(std::min<uint64_t>(sample, 1000000));
   uint64_t issued = 0;
   int64_t lifetime = 0;
-  std::mt19937_64 pick(std::random_device{}());
+  auto pick = [] {
+    uint64_t v;
+    random_bytes(reinterpret_cast<unsigned char*>(&v), sizeof(v));
+    return v;
+  };
   while (issued < count) {
     const uint64_t n = std::min<uint64_t>(kBatch * 2, count - issued);
     std::vector<std::string> tokens;
