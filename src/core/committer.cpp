@@ -94,19 +94,32 @@ void Committer::commit_exclusive(const std::function<void(Txn&)>& decide) {
   submit(item);
 }
 
+// The first change to arrive leads: it commits what is waiting (itself
+// among it) while the others wait, then hands the lead to the first of
+// those that came meanwhile.  Each waiter is woken once, when it is done
+// or leads: no herd of wake-ups per batch.
 Committer::Outcome Committer::submit(Item item) {
   Waiter w;
   w.item = item;
   std::unique_lock<std::mutex> lk(m_);
   queue_.push_back(&w);
+  if (!leading_) {
+    leading_ = true;
+    w.lead = true;
+  }
   while (!w.done) {
-    if (!leading_) {
-      leading_ = true;
-      lead(lk);
+    if (!w.lead) {
+      w.cv.wait(lk);
+      continue;
+    }
+    lead(lk);  // w's batch, or one before it when more than kMaxBatch wait
+    if (!w.done) continue;
+    w.lead = false;
+    if (queue_.empty()) {
       leading_ = false;
-      cv_.notify_all();
     } else {
-      cv_.wait(lk);
+      queue_.front()->lead = true;
+      queue_.front()->cv.notify_one();
     }
   }
   if (w.outcome.error) std::rethrow_exception(w.outcome.error);
@@ -135,6 +148,7 @@ void Committer::lead(std::unique_lock<std::mutex>& lk) {
     if (!outcomes[i].applied && !outcomes[i].error) stats_.conflicts++;
     batch[i]->outcome = std::move(outcomes[i]);
     batch[i]->done = true;
+    batch[i]->cv.notify_one();
   }
 }
 

@@ -75,10 +75,14 @@ class Committer {
     const Change* change = nullptr;
     const std::function<void(Txn&)>* decide = nullptr;
   };
+  // A change waiting; woken alone (its own condition), when its batch is
+  // done or when the lead is handed to it.
   struct Waiter {
     Item item;
     bool done = false;
+    bool lead = false;
     Outcome outcome;
+    std::condition_variable cv;
   };
 
   Outcome submit(Item item);
@@ -90,7 +94,6 @@ class Committer {
 
   Store& store_;
   mutable std::mutex m_;
-  std::condition_variable cv_;
   std::vector<Waiter*> queue_;
   bool leading_ = false;
   Stats stats_;
