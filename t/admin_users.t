@@ -9,6 +9,7 @@ use MIME::Base64 qw(encode_base64);
 use POSIX ();
 use Test::More;
 use OAuth2Test;
+use OAuth2Grants qw(token_count);
 
 OAuth2Test::require_build();
 
@@ -104,6 +105,15 @@ for my $c (
     [[qw(token issue --client-id x --ttl 0)], 'token issue --ttl 0'],
     [['token', 'issue', '--client-id', 'x', '--scope', 'read  write'],
         'token issue with a malformed scope'],
+    [[qw(token issue --client-id x --count 0 --out f)], 'token issue --count 0'],
+    [[qw(token issue --client-id x --count 1e3 --out f)], 'token issue --count 1e3'],
+    [[qw(token issue --client-id x --count -5 --out f)], 'token issue --count -5'],
+    [[qw(token issue --client-id x --count 100000001 --out f)],
+        'token issue --count beyond 100000000'],
+    [[qw(token issue --client-id x --count 3)], 'token issue --count without --out'],
+    [[qw(token issue --client-id x --out f)], 'token issue --out without --count'],
+    [[qw(token issue --client-id x --count 3 --sample 4 --out f)],
+        'token issue --sample above --count'],
 )
 {
     my ($args, $name) = @$c;
@@ -281,6 +291,42 @@ like($e, qr/no user/, 'unknown user: "no user"');
 is($c, 1, 'token issue for an inactive user: exit 1 (R70)');
 like($e, qr/inactive/, 'inactive user: the message says so');
 is($raw, '', 'inactive user: no token');
+
+# --count: tokens in bulk through the one write path, to a new 0600 file
+# oauth2-admin runs as the store's owner (the workers' user): a directory
+# it may write to
+my $out_dir = $t->dir . '/out';
+mkdir $out_dir or die "$out_dir: $!";
+chmod 0777, $out_dir;
+my $bulk = "$out_dir/bulk.tokens";
+($c, $tok, $e) = issue('--client-id', $cid, '--count', 25000, '--ttl', 600,
+    '--out', $bulk);
+is($c, 0, 'token issue --count 25000 (three commits): exit 0') or diag($e);
+is_deeply($tok, { issued => 25000, written => 25000, out => $bulk,
+    expires_in => 600 }, 'it says what it issued and wrote');
+open my $bf, '<', $bulk or die "$bulk: $!";
+chomp(my @bulk = <$bf>);
+close $bf;
+is(scalar @bulk, 25000, 'one token a line');
+my %seen;
+is(scalar(grep { /^[A-Za-z0-9_-]{43}$/ && !$seen{$_}++ } @bulk), 25000,
+    'every line a distinct 43-character token');
+is((stat $bulk)[2] & 0777, 0600, 'the file is 0600 (it holds bearer tokens)');
+is(join(',', map { statuses($bulk[$_]) } 0, 12345, 24999), '200,200,200',
+    'the first, a middle and the last token open /protected/');
+($c, $tok, $e, $raw) = issue('--client-id', $cid, '--count', 5, '--out', $bulk);
+is($c, 1, 'an existing --out file: exit 1');
+like($e, qr/cannot create/, 'an existing --out file: the message says so');
+my $before = token_count($t);
+($c, $tok) = issue('--client-id', $cid, '--count', 1000, '--sample', 10, '--out',
+    "$out_dir/sample.tokens");
+is_deeply([@{$tok // {}}{qw(issued written)}], [1000, 10],
+    '--sample 10 of --count 1000: 1000 issued, 10 written');
+is(token_count($t) - $before, 1000, 'and 1000 are in the store');
+($c, $tok, $e, $raw) = issue('--client-id', 'no-such-client', '--count', 5,
+    '--out', "$out_dir/none.tokens");
+is($c, 1, '--count for an unknown client: exit 1');
+ok(!-e "$out_dir/none.tokens", 'and no file is left behind');
 
 # --------------------------------------------------- set-password (R39)
 ($c, $tok) = issue('--client-id', $cid, '--user', 'alice');

@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <ctime>
 #include <iterator>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -164,14 +165,42 @@ FILE* open_token_file(const std::string& path) {
 // --count: n tokens, in changes of kBatch each (one commit and one sync
 // per batch); every token, or a uniform sample of --sample of them, goes
 // to --out.
-int token_issue_many(const Invocation& inv, Store& store, const IssueRequest& rq, uint64_t count) {
-  auto out_path = inv.value("out");
-  if (!out_path) throw UsageError("token issue --count needs --out <file>");
-  uint64_t sample = count;
-  if (auto v = inv.value("sample")) {
-    sample = std::strtoull(v->c_str(), nullptr, 10);
-    if (sample == 0 || sample > count) throw UsageError("--sample: 1 to --count");
+struct Bulk {
+  uint64_t count = 0;  // 0: one token, printed
+  uint64_t sample = 0;
+  std::string out;
+};
+
+uint64_t count_value(const Invocation& inv, const char* name, uint64_t max) {
+  auto v = inv.value(name);
+  if (!v) return 0;
+  char* end = nullptr;
+  uint64_t n = std::strtoull(v->c_str(), &end, 10);
+  if (v->empty() || (*v)[0] == '-' || *end || n == 0 || n > max) {
+    throw UsageError(std::string("--") + name + ": " + quoted(*v) + " is not a number from 1 to " +
+                     std::to_string(max));
   }
+  return n;
+}
+
+// --count, --out and --sample, checked before the store is opened
+Bulk bulk_options(const Invocation& inv) {
+  Bulk b;
+  b.count = count_value(inv, "count", 100000000);
+  b.sample = count_value(inv, "sample", b.count ? b.count : 1);
+  auto out = inv.value("out");
+  if (b.count && !out) throw UsageError("token issue --count needs --out <file>");
+  if (!b.count && (out || b.sample)) throw UsageError("--out and --sample go with --count");
+  if (out) b.out = *out;
+  if (!b.sample) b.sample = b.count;
+  return b;
+}
+
+int token_issue_many(const Invocation& inv, Store& store, const IssueRequest& rq, const Bulk& b) {
+  const uint64_t count = b.count, sample = b.sample;
+  const std::string* out_path = &b.out;
+  // the file first: one that exists refuses the run before any token
+  std::unique_ptr<FILE, int (*)(FILE*)> f(open_token_file(*out_path), fclose);
   std::vector<std::string> kept;  // reservoir sampling (Algorithm R)
   kept.reserve(std::min<uint64_t>(sample, 1000000));
   uint64_t issued = 0;
@@ -194,7 +223,10 @@ int token_issue_many(const Invocation& inv, Store& store, const IssueRequest& rq
       txn.commit();
       return true;
     });
-    if (!ok) return fail(refused);
+    if (!ok) {
+      unlink(out_path->c_str());
+      return fail(refused);
+    }
     for (std::string& tok : tokens) {
       if (kept.size() < sample) {
         kept.push_back(std::move(tok));
@@ -204,11 +236,12 @@ int token_issue_many(const Invocation& inv, Store& store, const IssueRequest& rq
       issued++;
     }
   }
-  FILE* f = open_token_file(*out_path);
   bool written = true;
-  for (const std::string& tok : kept) written = fprintf(f, "%s\n", tok.c_str()) > 0 && written;
-  written = fflush(f) == 0 && fsync(fileno(f)) == 0 && written;
-  written = fclose(f) == 0 && written;
+  for (const std::string& tok : kept) {
+    written = fprintf(f.get(), "%s\n", tok.c_str()) > 0 && written;
+  }
+  written = fflush(f.get()) == 0 && fsync(fileno(f.get())) == 0 && written;
+  written = fclose(f.release()) == 0 && written;
   if (!written) throw std::runtime_error(errno_text("cannot write " + quoted(*out_path)));
   Json obj(checked(json_object()));
   set_member(obj.get(), "issued", json_integer(static_cast<json_int_t>(issued)));
@@ -227,20 +260,13 @@ int token_issue(const Invocation& inv) {
   rq.scope = scope_option(inv);
   rq.ttl = ttl_option(inv, "ttl");
   rq.username = inv.value("user");
-  uint64_t count = 0;
-  if (auto v = inv.value("count")) {
-    char* end = nullptr;
-    count = std::strtoull(v->c_str(), &end, 10);
-    if (v->empty() || *end || count == 0 || count > 100000000) {
-      throw UsageError("--count: " + quoted(*v) + " is not a number from 1 to 100000000");
-    }
-  }
+  const Bulk bulk = bulk_options(inv);
 
   auto store = open_store(inv, false);
   if (!store || !valid_client_id(rq.client_id)) {
     return fail(no_application(rq.client_id));
   }
-  if (count) return token_issue_many(inv, *store, rq, count);
+  if (bulk.count) return token_issue_many(inv, *store, rq, bulk);
   std::string token;
   WipeOnExit wipe_token(token);
   std::optional<Token> issued;
