@@ -17,6 +17,9 @@
 #endif
 
 
+static char *ngx_http_oauth2_named_number(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_str_t *arg, const char *name, ngx_int_t min, const char *usage,
+    ngx_uint_t *out);
 static char *ngx_http_oauth2_store_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_oauth2_endpoint_directive(ngx_conf_t *cf,
@@ -917,7 +920,7 @@ ngx_http_oauth2_hash_limit_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_http_oauth2_main_conf_t *mcf = conf;
 
     ngx_int_t   n;
-    ngx_str_t  *value, q;
+    ngx_str_t  *value;
 
     if (mcf->hash_running != NGX_CONF_UNSET_UINT) {
         return "is duplicate";
@@ -937,22 +940,9 @@ ngx_http_oauth2_hash_limit_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     mcf->hash_waiting = 64;
 
     if (cf->args->nelts == 3) {
-        if (ngx_strncmp(value[2].data, "queue=", 6) != 0) {
-            return "takes a number and optionally queue=<n>";
-        }
-
-        q.data = value[2].data + 6;
-        q.len = value[2].len - 6;
-
-        n = ngx_atoi(q.data, q.len);
-        if (n == NGX_ERROR || n > 100000) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid queue \"%V\" in \"%V\": 0 to "
-                               "100000", &value[2], &cmd->name);
-            return NGX_CONF_ERROR;
-        }
-
-        mcf->hash_waiting = n;
+        return ngx_http_oauth2_named_number(cf, cmd, &value[2], "queue", 0,
+                   "takes a number and optionally queue=<n>",
+                   &mcf->hash_waiting);
     }
 
     return NGX_CONF_OK;
@@ -985,6 +975,41 @@ ngx_http_oauth2_password_policy_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", err);
         return NGX_CONF_ERROR;
     }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * The optional "<name>=<n>" parameter of a directive, min to 100000;
+ * usage is the message for a parameter of another name.
+ */
+
+static char *
+ngx_http_oauth2_named_number(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_str_t *arg, const char *name, ngx_int_t min, const char *usage,
+    ngx_uint_t *out)
+{
+    size_t     len;
+    ngx_int_t  n;
+
+    len = ngx_strlen(name);
+
+    if (arg->len <= len || ngx_strncmp(arg->data, name, len) != 0
+        || arg->data[len] != '=')
+    {
+        return (char *) usage;
+    }
+
+    n = ngx_atoi(arg->data + len + 1, arg->len - len - 1);
+    if (n == NGX_ERROR || n < min || n > 100000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid %s \"%V\" in \"%V\": %i to 100000",
+                           name, arg, &cmd->name, min);
+        return NGX_CONF_ERROR;
+    }
+
+    *out = n;
 
     return NGX_CONF_OK;
 }
@@ -1250,8 +1275,7 @@ ngx_http_oauth2_expiry_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     ngx_http_oauth2_main_conf_t *mcf = conf;
 
-    ngx_int_t    n;
-    ngx_str_t   *value, b;
+    ngx_str_t   *value;
     ngx_msec_t   interval;
 
     if (mcf->expiry_interval != NGX_CONF_UNSET_MSEC) {
@@ -1283,22 +1307,9 @@ ngx_http_oauth2_expiry_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     mcf->expiry_interval = interval;
 
     if (cf->args->nelts == 3) {
-        if (ngx_strncmp(value[2].data, "batch=", 6) != 0) {
-            return "takes an interval and optionally batch=<n>";
-        }
-
-        b.data = value[2].data + 6;
-        b.len = value[2].len - 6;
-
-        n = ngx_atoi(b.data, b.len);
-        if (n == NGX_ERROR || n < 1 || n > 100000) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid batch \"%V\" in \"%V\": 1 to "
-                               "100000", &value[2], &cmd->name);
-            return NGX_CONF_ERROR;
-        }
-
-        mcf->expiry_batch = n;
+        return ngx_http_oauth2_named_number(cf, cmd, &value[2], "batch", 1,
+                   "takes an interval and optionally batch=<n>",
+                   &mcf->expiry_batch);
     }
 
     return NGX_CONF_OK;

@@ -220,6 +220,34 @@ TEST_F(CommitterTest, ParallelChangesShareCommits) {
   for (int i = 0; i < kThreads; i++) EXPECT_EQ(meta("k" + std::to_string(i) + "-19"), "v");
 }
 
+// A flood: more changes waiting at once than one batch takes
+// (kMaxBatch).  The queue has no other bound, so none is refused: the
+// leader keeps leading until its own change is in, and every change is
+// applied once.
+TEST_F(CommitterTest, AFloodBeyondOneBatchIsAllApplied) {
+  const int kThreads = static_cast<int>(Committer::kMaxBatch) + 44;
+  std::atomic<int> go{0};
+  std::atomic<int> failed{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; i++) {
+    threads.emplace_back([&, i] {
+      go++;
+      while (go.load() < kThreads) std::this_thread::yield();
+      try {
+        store_->change([&](Txn& txn) {
+          txn.put_meta("flood" + std::to_string(i), "v");
+          txn.commit();
+        });
+      } catch (...) {
+        failed++;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failed.load(), 0);
+  for (int i = 0; i < kThreads; i++) EXPECT_EQ(meta("flood" + std::to_string(i)), "v") << i;
+}
+
 // A change that does not fit the map is refused with a clear error; the
 // others of its batch are applied, and nothing of it is written.
 TEST_F(CommitterTest, AFullMapRefusesOnlyTheChangeAtFault) {
