@@ -1,6 +1,6 @@
 // Handshake API keys (seed 002): a credential of an application, of which
 // it may hold any number.  Each is stored as a token record of type
-// kApiKey under the SHA-256 of its value, indexed by its application (so
+// kApiKey under the TokenId of its value, indexed by its application (so
 // deleting the application deletes its keys), with a family that the
 // handshakes made with it share (so revoking the key ends them).
 

@@ -4,7 +4,7 @@
 //
 // The handshake token is an HS256 JWT under the server's own key (a key
 // file, or the one the store generated), never under the handshake
-// secret; its jti is the handshake_id, whose SHA-256 keys the record.  The
+// secret; its jti is the handshake_id, whose TokenId keys the record.  The
 // secret is stored as a salted hash and checked in constant time.
 // Responses use the seed's envelope: {"success": true, "handshake"|"data":
 // ..., "message"} and {"success": false, "error", "error_code", "details"}.

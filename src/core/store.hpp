@@ -1,7 +1,7 @@
 // The LMDB store: one environment shared by every nginx worker and by
 // oauth2-admin.  Records of each kind live in their own named database and
 // every key starts with its realm, length-prefixed, so no key built from
-// one record can address another.  Tokens are keyed by their SHA-256 and
+// one record can address another.  Tokens are keyed by their TokenId and
 // never stored in clear.
 
 #pragma once
@@ -111,7 +111,7 @@ enum class TokenType : uint8_t {
   kCode = 3,
   kSession = 4,    // a browser's login at the authorization endpoint
   kApiKey = 5,     // a handshake API key (seed 002); never expires
-  kHandshake = 6,  // keyed by the SHA-256 of its handshake_id
+  kHandshake = 6,  // keyed by the TokenId of its handshake_id
 };
 
 using Family = std::array<unsigned char, 16>;
@@ -120,7 +120,7 @@ using Family = std::array<unsigned char, 16>;
 // value's first six bytes, as base64url decodes them (for new_token()'s
 // values, the time they were made, so that records written together sit
 // together: a batch of new tokens dirties a few pages, and the pages fill)
-// and its SHA-256.  Stores before schema 3 keyed records by the SHA-256
+// and its SHA-256.  Stores before schema 2 keyed records by the SHA-256
 // alone; a legacy id names such a record.  Lookups by value find both.
 struct TokenId {
   std::array<unsigned char, 6> order{};
@@ -153,7 +153,7 @@ struct Token {
   std::string code_challenge;         // codes: PKCE S256 challenge, or empty
   std::string sealed;                 // rotated refresh token: its successors,
                                       // encrypted under it (crypto.hpp seal)
-  bool jwt = false;                   // keyed by the SHA-256 of a JWT's jti: only
+  bool jwt = false;                   // keyed by the TokenId of a JWT's jti: only
                                       // a signed JWT carrying that jti presents it
   std::string data;                   // API keys and handshakes: their JSON
                                       // attributes (names, hashed secret)
