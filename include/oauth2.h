@@ -146,6 +146,12 @@ void oauth2_conf_destroy(oauth2_conf_t *conf) OAUTH2_NOEXCEPT;
 void oauth2_conf_set_path(oauth2_conf_t *conf, int endpoint,
     oauth2_str_t path) OAUTH2_NOEXCEPT;
 
+/*
+ * A store realm's name (oauth2_realm, oauth2-admin --realm): 1 to 64
+ * letters, digits, ".", "-" or "_".
+ */
+int oauth2_valid_realm(const oauth2_str_t *name) OAUTH2_NOEXCEPT;
+
 /* one window of oauth2_rate_limit: limit requests per window seconds */
 typedef struct {
     unsigned     limit;

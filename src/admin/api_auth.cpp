@@ -44,7 +44,7 @@ std::string client_address(const HttpRequest& req) {
 
 Throttle ServeContext::throttle(const HttpRequest& req) const {
   oauth2_counters_t c = counters ? counters->counters() : oauth2_counters_t{};
-  return Throttle(c, auth_limit, auth_window, client_address(req));
+  return Throttle(c, realm, auth_limit, auth_window, client_address(req));
 }
 
 HttpResponse not_authenticated() {

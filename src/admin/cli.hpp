@@ -81,6 +81,7 @@ void add_user_commands(Commands& out);    // user ...
 void add_import_commands(Commands& out);  // import-django
 void add_token_commands(Commands& out);
 void add_serve_commands(Commands& out);  // serve (the daemon)
+void add_realm_commands(Commands& out);  // realm ... (realms_cli.cpp)
 
 // Global options (--store, --realm, --help) anywhere; a command's options
 // after its words; "--" ends the options.
@@ -134,6 +135,8 @@ void wipe_api_key(json_t* obj) noexcept;
 // 0750) and LMDB creates its files; without, a store that does not exist
 // yet is an empty one: nullptr, nothing created.  Run as root on a store
 // that belongs to another user, the process becomes that user first.
+// Throws std::runtime_error when --realm names a realm the store does not
+// know (realms.hpp): nothing is written to a misspelt realm.
 std::unique_ptr<Store> open_store(const Invocation& inv, bool create);
 // The existing store of a command on the application client_id: nullptr,
 // nothing opened, when client_id cannot be one or there is no store yet.

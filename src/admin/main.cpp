@@ -27,6 +27,7 @@ Commands commands() {
   add_import_commands(all);
   add_token_commands(all);
   add_serve_commands(all);
+  add_realm_commands(all);
   return all;
 }
 

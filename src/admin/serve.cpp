@@ -24,6 +24,7 @@
 #include "http.hpp"
 #include "model.hpp"
 #include "password.hpp"
+#include "realms.hpp"
 #include "store.hpp"
 #include "web.hpp"
 
@@ -102,7 +103,25 @@ Route match(std::string_view path) {
   return r;
 }
 
-HttpResponse route(ServeContext& ctx, const HttpRequest& req) {
+// The request's realm: X-OAuth2-Realm, which nginx sets in each server{}
+// (proxy_set_header replaces what a client sent, and only nginx reaches
+// the daemon: R69), else --realm.  Never the Host header.
+std::optional<HttpResponse> select_realm(ServeContext& ctx, const HttpRequest& req) {
+  auto h = req.header("x-oauth2-realm");
+  if (!h) return std::nullopt;
+  const std::string_view name = trim_ows(*h);
+  if (!valid_realm(name)) return HttpResponse::error(400, "Invalid X-OAuth2-Realm header.");
+  bool known = false;
+  {
+    Txn txn = ctx.store->read();
+    known = realm_known(txn, name);
+  }
+  if (!known) return HttpResponse::error(404, "Unknown realm.");
+  ctx.realm = std::string(name);
+  return std::nullopt;
+}
+
+HttpResponse route_in_realm(ServeContext& ctx, const HttpRequest& req) {
   if (starts_with(req.path, "/o/applications/")) return web_handle(ctx, req);
   Route r = match(req.path);
   if (r.api == Api::kNone) return not_found();
@@ -116,6 +135,14 @@ HttpResponse route(ServeContext& ctx, const HttpRequest& req) {
     case Api::kApiKeys: return api_keys_api(ctx, req, *caller, *r.client_id, r.key_id);
     default: return not_found();
   }
+}
+
+// Each request in its realm: a copy of the context names it, so that every
+// lookup, session, staff check and throttle below stays inside it.
+HttpResponse route(ServeContext& shared, const HttpRequest& req) {
+  ServeContext ctx = shared;
+  if (auto refused = select_realm(ctx, req)) return *refused;
+  return route_in_realm(ctx, req);
 }
 
 bool parse_unsigned(std::string_view s, uint64_t max, uint64_t* out);

@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "cli.hpp"
+#include "realms.hpp"
 
 namespace oauth2::admin {
 namespace {
@@ -84,9 +85,9 @@ void become_store_owner(const std::string& path) {
   }
 }
 
-}  // namespace
-
-std::unique_ptr<Store> open_store(const Invocation& inv, bool create) {
+// The store's files, opened (created with create); nullptr when there is
+// no store and !create.
+std::unique_ptr<Store> open_store_files(const Invocation& inv, bool create) {
   if (create) {
     make_store_dir(inv.store);
   } else {
@@ -103,6 +104,22 @@ std::unique_ptr<Store> open_store(const Invocation& inv, bool create) {
   }
   become_store_owner(inv.store);
   return std::make_unique<Store>(inv.store, 0);  // the size nginx gave it
+}
+
+std::runtime_error unknown_realm(const std::string& realm) {
+  return std::runtime_error("unknown realm " + quoted(realm) +
+                            " (oauth2-admin realm add registers a realm)");
+}
+
+}  // namespace
+
+std::unique_ptr<Store> open_store(const Invocation& inv, bool create) {
+  std::unique_ptr<Store> store = open_store_files(inv, create);
+  if (inv.realm == kDefaultRealm) return store;
+  if (!store) throw unknown_realm(inv.realm);
+  Txn txn = store->read();
+  if (!realm_known(txn, inv.realm)) throw unknown_realm(inv.realm);
+  return store;
 }
 
 std::unique_ptr<Store> open_app_store(const Invocation& inv, std::string_view client_id) {

@@ -144,6 +144,10 @@ int oauth2_store_prepare(const char* path, size_t mapsize, long uid, long gid, c
   return configure(err, errlen, [&] { oauth2::prepare_store(path, mapsize, uid, gid); });
 }
 
+int oauth2_valid_realm(const oauth2_str_t* name) noexcept {
+  return oauth2::valid_realm(sv(*name)) ? 1 : 0;
+}
+
 oauth2_store_t* oauth2_store_create(const char* path, size_t mapsize) noexcept {
   try {
     auto* s = new oauth2_store_t;

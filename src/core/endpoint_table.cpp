@@ -212,8 +212,9 @@ Response failure_response(int endpoint, int status) {
   return shape_of(endpoint).failure(status);
 }
 
-unsigned RateLimit::take(std::string_view key) {
+unsigned RateLimit::take(std::string_view name) {
   if (!on() || counted()) return 0;
+  const std::string key = counter_key(loc_.realm, name);
   return c_.take(c_.ctx, reinterpret_cast<const unsigned char*>(key.data()), key.size(),
                  loc_.rates.data(), loc_.rates.size(), &state_);
 }

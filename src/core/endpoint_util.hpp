@@ -142,7 +142,7 @@ struct IssueSettings {
   bool jwt_for(const Client& c) const;
   // the throttles of the request (use them on the event loop only)
   Throttle throttles() const {
-    return Throttle(counters, loc->auth_limit, loc->auth_window, address);
+    return Throttle(counters, loc->realm, loc->auth_limit, loc->auth_window, address);
   }
 };
 

@@ -54,7 +54,7 @@ struct Request {
   mutable RateLimit rate;
 
   Throttle throttle() const {
-    return Throttle(c.counters, loc.auth_limit, loc.auth_window, address);
+    return Throttle(c.counters, loc.realm, loc.auth_limit, loc.auth_window, address);
   }
 };
 

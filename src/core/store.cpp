@@ -597,7 +597,7 @@ PutUser Txn::put_user(User& u, bool create) {
 // Django's pks) raises it, automatic ids skip taken ones.  false: the
 // explicit id is taken.
 bool Txn::assign_user_id(User& u) {
-  std::string seq_key = "\x01user_seq" + realm_prefix(u.realm);
+  std::string seq_key = user_seq_key(u.realm);
   uint64_t seq = 0;
   if (auto v = get(Db::kMeta, seq_key); v && v->size() == 8) seq = get_u64_be(v->data());
   if (u.id == 0) {

@@ -378,6 +378,8 @@ constexpr const char* kLegacyHandshakeKid = "handshake";
 // missing).  Throws StoreError / std::runtime_error.
 void prepare_store(const std::string& path, size_t mapsize, long uid, long gid);
 
+// a realm's name: 1 to kMaxRealm letters, digits, ".", "-" or "_" (ASCII),
+// so that it reads the same in nginx.conf, an HTTP header and a key
 bool valid_realm(std::string_view realm);
 // decodes a built-in client record: the work get_client does on a hit
 void decode_client_dummy();

@@ -173,6 +173,10 @@ std::string user_key(std::string_view realm, uint64_t id) {
   return k;
 }
 
+std::string user_seq_key(std::string_view realm) {
+  return "\x01user_seq" + realm_prefix(realm);
+}
+
 std::string username_key(std::string_view realm, std::string_view name) {
   return realm_prefix(realm).append(name);
 }
@@ -496,7 +500,13 @@ void decode_client_dummy() {
 }
 
 bool valid_realm(std::string_view realm) {
-  return !realm.empty() && realm.size() <= kMaxRealm && !has_control(realm);
+  if (realm.empty() || realm.size() > kMaxRealm) return false;
+  for (char ch : realm) {
+    bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '-' || ch == '_';
+    if (!ok) return false;
+  }
+  return true;
 }
 
 bool valid_client_id(std::string_view id) {

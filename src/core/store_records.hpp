@@ -40,6 +40,8 @@ std::string client_tokens_prefix(std::string_view realm, std::string_view id);
 // realm, then the id big-endian: users list in id order
 std::string user_key(std::string_view realm, uint64_t id);
 std::string username_key(std::string_view realm, std::string_view name);
+// meta: the realm's user id sequence (the one realm record in meta)
+std::string user_seq_key(std::string_view realm);
 // realm, the lower-cased email length-prefixed (then the user ids)
 std::string email_prefix(std::string_view realm, std::string_view email);
 std::string user_tokens_prefix(std::string_view realm, uint64_t id);

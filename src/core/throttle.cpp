@@ -12,6 +12,7 @@ namespace oauth2 {
 namespace {
 
 constexpr size_t kMaxAddress = 64;
+constexpr size_t kMaxCounterKey = 255;  // the shim's NGX_HTTP_OAUTH2_MAX_KEY
 constexpr unsigned kFullWait = 1;
 
 // a key part that may be long (a login name, a client id): its hash
@@ -22,6 +23,18 @@ std::string short_id(std::string_view id) {
 }
 
 }  // namespace
+
+std::string counter_key(std::string_view realm, std::string_view key) {
+  std::string k(realm);
+  k.push_back('\x1f');
+  if (k.size() + key.size() <= kMaxCounterKey) {
+    k.append(key);
+  } else {
+    Digest d = sha256(key);
+    k += "#" + hex_encode(d.data(), 16);
+  }
+  return k;
+}
 
 std::string throttle_address(std::string_view text) {
   if (text.size() > kMaxAddress) text = text.substr(0, kMaxAddress);
@@ -41,19 +54,25 @@ std::string throttle_address(std::string_view text) {
   return std::string(buf) + "/64";
 }
 
-Throttle::Throttle(const oauth2_counters_t& counters, unsigned limit, unsigned window,
-                   std::string_view address)
-    : c_(counters), limit_(limit), window_(window), address_(throttle_address(address)) {}
+Throttle::Throttle(const oauth2_counters_t& counters, std::string_view realm, unsigned limit,
+                   unsigned window, std::string_view address)
+    : c_(counters),
+      limit_(limit),
+      window_(window),
+      realm_(realm),
+      address_(throttle_address(address)) {}
 
-unsigned Throttle::check(const std::string& key, unsigned limit) const {
+unsigned Throttle::check(const std::string& name, unsigned limit) const {
   if (!enabled()) return 0;
+  const std::string key = counter_key(realm_, name);
   unsigned wait = c_.check(c_.ctx, reinterpret_cast<const unsigned char*>(key.data()), key.size(),
                            limit, window_);
   return wait == OAUTH2_COUNTER_FULL ? kFullWait : wait;
 }
 
-void Throttle::failed(const std::string& key) const {
+void Throttle::failed(const std::string& name) const {
   if (!enabled() || !c_.failed) return;
+  const std::string key = counter_key(realm_, name);
   c_.failed(c_.ctx, reinterpret_cast<const unsigned char*>(key.data()), key.size(), window_);
 }
 

@@ -21,6 +21,12 @@
 
 namespace oauth2 {
 
+// The key a counter is kept under: each realm counts on its own (a flood
+// of one site never throttles another), so the realm comes first, then
+// an unprintable separator no realm name holds, then key; a key too long
+// for the shim's zone is replaced by its hash.
+std::string counter_key(std::string_view realm, std::string_view key);
+
 // The address as the throttles count it: IPv4 as it is, IPv6 by its /64
 // (what one subscriber usually holds), anything else as it is.
 std::string throttle_address(std::string_view text);
@@ -28,8 +34,8 @@ std::string throttle_address(std::string_view text);
 class Throttle {
  public:
   // limit 0: off
-  Throttle(const oauth2_counters_t& counters, unsigned limit, unsigned window,
-           std::string_view address);
+  Throttle(const oauth2_counters_t& counters, std::string_view realm, unsigned limit,
+           unsigned window, std::string_view address);
 
   bool enabled() const { return c_.check != nullptr && limit_ != 0; }
   const std::string& address() const { return address_; }
@@ -52,6 +58,7 @@ class Throttle {
   oauth2_counters_t c_;
   unsigned limit_;
   unsigned window_;
+  std::string realm_;
   std::string address_;
 };
 

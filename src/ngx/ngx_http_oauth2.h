@@ -37,7 +37,6 @@ typedef struct {
     size_t                     zone_size;     /* oauth2_limit_zone */
     ngx_uint_t                 hash_running;  /* oauth2_hash_limit */
     ngx_uint_t                 hash_waiting;
-    ngx_str_t                  store_realm;
     ngx_msec_t                 expiry_interval;  /* oauth2_expiry_cleanup;
                                                     0: off */
     ngx_uint_t                 expiry_batch;
@@ -50,6 +49,7 @@ typedef struct {
 
 typedef struct {
     ngx_uint_t                 endpoint;      /* OAUTH2_ENDPOINT_* */
+    ngx_str_t                  store_realm;   /* oauth2_realm */
 
     ngx_flag_t                 auth;          /* auth_oauth2 on */
     ngx_str_t                  realm;         /* its challenge realm */

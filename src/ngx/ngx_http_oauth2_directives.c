@@ -36,6 +36,8 @@ static char *ngx_http_oauth2_default_scope_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_oauth2_issuer_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_realm_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_oauth2_auth_limit_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_oauth2_hash_limit_directive(ngx_conf_t *cf,
@@ -291,6 +293,13 @@ ngx_command_t  ngx_http_oauth2_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_oauth2_loc_conf_t, pbkdf2_iterations),
       &ngx_http_oauth2_pbkdf2_bounds },
+
+    { ngx_string("oauth2_realm"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_http_oauth2_realm_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
 
     { ngx_string("oauth2_issuer"),
       NGX_HTTP_OAUTH2_ANY|NGX_CONF_TAKE1,
@@ -852,6 +861,41 @@ ngx_http_oauth2_issuer_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     {
         return "must be an http or https URL";
     }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * oauth2_realm <name>: the store realm of the server's endpoints and
+ * auth_oauth2 locations, the same names oauth2-admin takes
+ */
+
+static char *
+ngx_http_oauth2_realm_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth2_loc_conf_t *olcf = conf;
+
+    ngx_str_t   *value;
+    oauth2_str_t  name;
+
+    if (olcf->store_realm.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    ngx_http_oauth2_str(&name, &value[1]);
+
+    if (!oauth2_valid_realm(&name)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid realm \"%V\" in \"oauth2_realm\": 1 to 64 "
+                           "letters, digits, \".\", \"-\" or \"_\"",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    olcf->store_realm = value[1];
 
     return NGX_CONF_OK;
 }

@@ -32,7 +32,7 @@ ngx_http_oauth2_location(ngx_conf_t *cf, ngx_http_oauth2_loc_conf_t *conf)
     ngx_memzero(&lc, sizeof(oauth2_location_conf_t));
 
     lc.endpoint = (int) conf->endpoint;
-    ngx_http_oauth2_str(&lc.realm, &mcf->store_realm);
+    ngx_http_oauth2_str(&lc.realm, &conf->store_realm);
 
     lc.auth = conf->auth ? 1 : 0;
     ngx_http_oauth2_str(&lc.auth_realm, &conf->realm);

@@ -81,7 +81,6 @@ static ngx_http_variable_t  ngx_http_oauth2_vars[] = {
 };
 
 
-static ngx_str_t  ngx_http_oauth2_default_realm = ngx_string("default");
 
 
 void *
@@ -228,7 +227,6 @@ ngx_http_oauth2_create_main_conf(ngx_conf_t *cf)
     mcf->hash_waiting = NGX_CONF_UNSET_UINT;
     mcf->expiry_interval = NGX_CONF_UNSET_MSEC;
     mcf->expiry_batch = NGX_CONF_UNSET_UINT;
-    mcf->store_realm = ngx_http_oauth2_default_realm;
 
     /* the core's side of this http{} block, freed with the cycle */
 
@@ -368,6 +366,7 @@ ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                              "read write");
     ngx_conf_merge_uint_value(conf->pbkdf2_iterations, prev->pbkdf2_iterations,
                               600000);
+    ngx_conf_merge_str_value(conf->store_realm, prev->store_realm, "default");
     ngx_conf_merge_str_value(conf->issuer, prev->issuer, "");
     ngx_conf_merge_str_value(conf->audience, prev->audience, "");
     ngx_conf_merge_value(conf->jwt_access, prev->jwt_access, 0);

@@ -938,7 +938,7 @@ TEST_F(EndpointsTest, AnImportedSecretIsThrottledPerClientAndAddressR83) {
   bad.address = "192.0.2.7";
   expect_error(token(bad), 401, "invalid_client");
   ASSERT_EQ(log.failed.size(), 1u);
-  EXPECT_EQ(log.failed[0], "ca:app|192.0.2.7");
+  EXPECT_EQ(log.failed[0], "default\x1f" "ca:app|192.0.2.7");
 
   log.wait = 5;
   EndpointReq good = token_req();
@@ -947,7 +947,7 @@ TEST_F(EndpointsTest, AnImportedSecretIsThrottledPerClientAndAddressR83) {
   Response resp = token(good);
   EXPECT_EQ(resp.status, 429);
   EXPECT_EQ(resp.retry_after, 5u);
-  EXPECT_EQ(log.asked.back(), "ca:app|192.0.2.7");
+  EXPECT_EQ(log.asked.back(), "default\x1f" "ca:app|192.0.2.7");
 }
 
 }  // namespace

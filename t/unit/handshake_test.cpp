@@ -587,7 +587,7 @@ TEST_F(HandshakeTest, RateLimitIsTakenOncePerAuthenticatedCall) {
     r.location.rates = {{100, 60}};  // oauth2_rate_limit 100 per minute
     return r;
   };
-  const std::string k = "k:" + api_key_id_;
+  const std::string k = std::string("default\x1f") + "k:" + api_key_id_;  // counted per realm
 
   Response resp = call(with_rate(req("create/", create_body())));
   ASSERT_EQ(resp.status, 201) << resp.body;
@@ -617,7 +617,7 @@ TEST_F(HandshakeTest, RateLimitIsTakenOncePerAuthenticatedCall) {
   HsReq ok = with_rate(req("validate/", "{\"handshake_token\": \"" + c.token +
                                             "\", \"handshake_secret\": \"" + c.secret + "\"}"));
   EXPECT_EQ(call(ok).status, 200);
-  EXPECT_EQ(rate.keys, std::vector<std::string>{"a:192.0.2.5"});
+  EXPECT_EQ(rate.keys, std::vector<std::string>{"default\x1f" "a:192.0.2.5"});
 
   // over the limit: the envelope's 429, and the handshake is not revoked
   rate.wait = 7;

@@ -1,0 +1,75 @@
+#include "realms.hpp"
+
+#include <stdexcept>
+
+#include "store_records.hpp"
+
+namespace oauth2 {
+
+namespace {
+
+constexpr std::string_view kRealmMeta = "realm:";
+
+std::string realm_meta(std::string_view realm) {
+  return std::string(kRealmMeta) + std::string(realm);
+}
+
+}  // namespace
+
+bool realm_known(Txn& txn, std::string_view realm) {
+  if (!valid_realm(realm)) return false;
+  return realm == kDefaultRealm || txn.get_meta(realm_meta(realm)).has_value();
+}
+
+std::vector<std::string> list_realms(Txn& txn) {
+  std::vector<std::string> out{kDefaultRealm};
+  txn.scan_after(Db::kMeta, kRealmMeta, "", [&](std::string_view key, std::string_view) {
+    std::string_view name = key.substr(kRealmMeta.size());
+    if (valid_realm(name) && name != kDefaultRealm) out.emplace_back(name);
+    return true;
+  });
+  return out;
+}
+
+bool add_realm(Store& store, std::string_view realm, int64_t now) {
+  if (!valid_realm(realm)) throw std::invalid_argument("invalid realm");
+  if (realm == kDefaultRealm) return false;
+  return store.change([&](Txn& txn) {
+    if (txn.get_meta(realm_meta(realm))) return false;
+    txn.put_meta(realm_meta(realm), std::to_string(now));
+    txn.commit();
+    return true;
+  });
+}
+
+bool forget_realm(Store& store, std::string_view realm) {
+  if (!valid_realm(realm) || realm == kDefaultRealm) return false;
+  return store.change([&](Txn& txn) {
+    if (!txn.delete_meta(realm_meta(realm))) return false;
+    txn.commit();
+    return true;
+  });
+}
+
+size_t delete_realm_records(Store& store, std::string_view realm, size_t batch) {
+  const std::string prefix = records::realm_prefix(realm);
+  return store.change([&](Txn& txn) {
+    std::vector<std::pair<Db, std::string>> doomed;
+    // meta is server-wide: of the realm, it holds only the user id sequence
+    const std::string seq = records::user_seq_key(realm);
+    if (txn.get(Db::kMeta, seq)) doomed.emplace_back(Db::kMeta, seq);
+    for (size_t i = 0; i < kDbCount && doomed.size() < batch; i++) {
+      const Db db = static_cast<Db>(i);
+      if (db == Db::kMeta) continue;
+      txn.scan_after(db, prefix, "", [&](std::string_view key, std::string_view) {
+        doomed.emplace_back(db, std::string(key));
+        return doomed.size() < batch;
+      });
+    }
+    for (const auto& [db, key] : doomed) txn.del(db, key);
+    if (!doomed.empty()) txn.commit();
+    return doomed.size();
+  });
+}
+
+}  // namespace oauth2

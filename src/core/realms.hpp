@@ -1,0 +1,34 @@
+// The realms of a store.  Every record's key starts with its realm
+// (store_records.hpp), so a realm is a namespace: nginx's oauth2_realm
+// names the one a server{} uses.  "default" always exists; any other is
+// registered by oauth2-admin realm add (meta "realm:<name>", its creation
+// time), so that the CLI and the admin daemon refuse a misspelt name
+// instead of filling a realm nobody serves.
+
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "store.hpp"
+
+namespace oauth2 {
+
+// "default", or registered
+bool realm_known(Txn& txn, std::string_view realm);
+// "default" first, then the registered realms in byte order
+std::vector<std::string> list_realms(Txn& txn);
+// Registers realm; false if it exists ("default" always does).  Throws
+// std::invalid_argument for an invalid name.
+bool add_realm(Store& store, std::string_view realm, int64_t now);
+// Unregisters realm (its records stay until delete_realm_records);
+// false if it was not registered.
+bool forget_realm(Store& store, std::string_view realm);
+// Deletes at most batch records of realm, in every database, in one
+// change: how many.  0 once none is left.  Other realms are untouched and
+// never wait for more than one such batch.
+size_t delete_realm_records(Store& store, std::string_view realm, size_t batch);
+
+}  // namespace oauth2
