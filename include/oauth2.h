@@ -93,7 +93,38 @@ typedef struct {
     uint64_t  batches;
     uint64_t  changes;
     uint64_t  conflicts;
+    uint64_t  map_size;     /* the most the store may grow to, bytes */
+    uint64_t  used;         /* what its pages use now */
 } oauth2_store_stats_t;
+
+/*
+ * The commits of every process sharing these counters (the shim puts
+ * them in shared memory, for oauth2_metrics): batches, changes and
+ * changes run again, the seconds each batch took to commit (its sync
+ * included) and its size, as histograms with the bounds below (each
+ * bucket counted alone; the last one has no upper bound).  Updated with
+ * atomic adds by the committer's leader.
+ */
+#define OAUTH2_COMMIT_BUCKETS  12
+#define OAUTH2_BATCH_BUCKETS   10
+
+typedef struct {
+    uint64_t  batches;
+    uint64_t  changes;
+    uint64_t  conflicts;
+    uint64_t  commit_usec;                      /* the sum */
+    uint64_t  commit[OAUTH2_COMMIT_BUCKETS];
+    uint64_t  batch[OAUTH2_BATCH_BUCKETS];
+} oauth2_write_metrics_t;
+
+/* the upper bounds: seconds, and changes per batch */
+double oauth2_commit_bound(unsigned bucket) OAUTH2_NOEXCEPT;
+unsigned oauth2_batch_bound(unsigned bucket) OAUTH2_NOEXCEPT;
+
+/* from now on this store's commits are counted in *shared too (NULL: no
+ * longer); kept across reopenings */
+void oauth2_store_share_metrics(oauth2_store_t *store,
+    oauth2_write_metrics_t *shared) OAUTH2_NOEXCEPT;
 
 void oauth2_store_stats(oauth2_store_t *store, oauth2_store_stats_t *st)
     OAUTH2_NOEXCEPT;
@@ -320,7 +351,18 @@ typedef struct {
     const char          *refused;           /* a refusal worth a log line
                                                (static text), or NULL */
     oauth2_str_t         reason;            /* why a 5xx, for the log */
+    unsigned             limited;           /* OAUTH2_LIMITED_*: a 429 of
+                                               a limit, for the metrics */
+    oauth2_str_t         grant;             /* the token request's
+                                               grant_type, if known */
+    oauth2_str_t         issued_client;     /* an access token was issued
+                                               to this client_id ... */
+    oauth2_str_t         token_id;          /* ... under this short id */
 } oauth2_response_t;
+
+#define OAUTH2_LIMITED_NONE      0
+#define OAUTH2_LIMITED_RATE      1   /* oauth2_rate_limit */
+#define OAUTH2_LIMITED_THROTTLE  2   /* failed authentications */
 
 
 /*
@@ -367,6 +409,27 @@ int oauth2_refusal(const oauth2_location_t *loc, int why,
 #define OAUTH2_UNAVAILABLE         5   /* 503 */
 #define OAUTH2_RATE_LIMITED        6   /* 429: oauth2_rate_limit */
 
+/*
+ * Why a validation ended as it did, finer than the result: $oauth2_error
+ * and the metrics' outcome label.  An opaque token that was revoked reads
+ * as unknown (revocation deletes its record); a signed JWT whose record
+ * is gone reads as revoked.
+ */
+#define OAUTH2_WHY_OK                  0
+#define OAUTH2_WHY_MISSING             1
+#define OAUTH2_WHY_MALFORMED           2
+#define OAUTH2_WHY_UNKNOWN             3
+#define OAUTH2_WHY_EXPIRED             4
+#define OAUTH2_WHY_REVOKED             5
+#define OAUTH2_WHY_DISABLED            6   /* its application or user */
+#define OAUTH2_WHY_INSUFFICIENT_SCOPE  7
+#define OAUTH2_WHY_RATE_LIMITED        8
+#define OAUTH2_WHY_STORE_UNAVAILABLE   9
+#define OAUTH2_WHY_COUNT               10
+
+/* "ok", "missing", ... "store_unavailable"; "" out of range */
+const char *oauth2_why_name(int why) OAUTH2_NOEXCEPT;
+
 
 typedef struct {
     unsigned             has_authorization;
@@ -394,6 +457,9 @@ typedef struct {
     oauth2_str_t         challenge;         /* WWW-Authenticate, or empty */
     oauth2_str_t         reason;            /* why OAUTH2_UNAVAILABLE, for
                                                the log */
+    int                  why;               /* OAUTH2_WHY_* */
+    oauth2_str_t         token_id;          /* short, not secret; empty
+                                               when none was presented */
 } oauth2_validate_res_t;
 
 

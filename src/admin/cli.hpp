@@ -82,6 +82,7 @@ void add_import_commands(Commands& out);  // import-django
 void add_token_commands(Commands& out);
 void add_serve_commands(Commands& out);  // serve (the daemon)
 void add_realm_commands(Commands& out);  // realm ... (realms_cli.cpp)
+void add_backup_commands(Commands& out);
 
 // Global options (--store, --realm, --help) anywhere; a command's options
 // after its words; "--" ends the options.

@@ -28,6 +28,7 @@ Commands commands() {
   add_token_commands(all);
   add_serve_commands(all);
   add_realm_commands(all);
+  add_backup_commands(all);
   return all;
 }
 

@@ -426,6 +426,7 @@ EndpointResult sign_in(Store& store, const Request& req, const std::string& app,
     r.status = 429;
     r.retry_after = wait;
     r.refused = "too many failed passwords";
+    r.limited = OAUTH2_LIMITED_THROTTLE;
     return done(std::move(r));
   }
   auto state = std::make_shared<Response>();

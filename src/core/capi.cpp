@@ -24,8 +24,9 @@ struct oauth2_store_s {
   std::string path;
   size_t mapsize = 0;
   std::unique_ptr<oauth2::Store> store;
-  std::atomic<int> inflight{0};  // pending writes that hold store
-  bool broken = false;           // MDB_PANIC seen: reopen when idle
+  std::atomic<int> inflight{0};               // pending writes that hold store
+  bool broken = false;                        // MDB_PANIC seen: reopen when idle
+  oauth2_write_metrics_t* metrics = nullptr;  // shared, for every Store
 };
 
 struct oauth2_op_s {
@@ -69,13 +70,19 @@ int to_c(const oauth2::Response& r, const oauth2_rate_state_t& rate, oauth2_allo
   out->retry_after = r.retry_after;
   out->html = r.html;
   out->refused = r.refused;
+  out->limited = r.limited;
   out->rate = rate;
   std::string reason = r.reason;
   if (reason.empty() && r.store_rc) reason = mdb_strerror(r.store_rc);
   if (!copy_out(reason, alloc, ctx, &out->reason)) return OAUTH2_ERROR;
   if (!copy_out(r.resume, alloc, ctx, &out->resume)) return OAUTH2_ERROR;
   if (!r.resume.empty()) return OAUTH2_AGAIN;
-  if (!copy_out(r.location, alloc, ctx, &out->location)) return OAUTH2_ERROR;
+  if (!copy_out(r.location, alloc, ctx, &out->location) ||
+      !copy_out(r.grant, alloc, ctx, &out->grant) ||
+      !copy_out(r.issued_client, alloc, ctx, &out->issued_client) ||
+      !copy_out(r.token_id, alloc, ctx, &out->token_id)) {
+    return OAUTH2_ERROR;
+  }
   for (size_t i = 0; i < OAUTH2_MAX_COOKIES; i++) {
     out->set_cookie[i] = oauth2_str_t{nullptr, 0};
     if (i >= r.cookies.size()) continue;
@@ -126,6 +133,7 @@ void unavailable_because(const char* why, oauth2_alloc_pt alloc, void* ctx,
                          oauth2_validate_res_t* res) noexcept {
   std::memset(res, 0, sizeof(*res));
   res->result = OAUTH2_UNAVAILABLE;
+  res->why = OAUTH2_WHY_STORE_UNAVAILABLE;
   res->status = 503;
   try {
     copy_out(why, alloc, ctx, &res->reason);
@@ -142,6 +150,13 @@ extern "C" {
 int oauth2_store_prepare(const char* path, size_t mapsize, long uid, long gid, char* err,
                          size_t errlen) noexcept {
   return configure(err, errlen, [&] { oauth2::prepare_store(path, mapsize, uid, gid); });
+}
+
+const char* oauth2_why_name(int why) noexcept {
+  static const char* const kNames[OAUTH2_WHY_COUNT] = {
+      "ok",      "missing",  "malformed",          "unknown",      "expired",
+      "revoked", "disabled", "insufficient_scope", "rate_limited", "store_unavailable"};
+  return why >= 0 && why < OAUTH2_WHY_COUNT ? kNames[why] : "";
 }
 
 int oauth2_valid_realm(const oauth2_str_t* name) noexcept {
@@ -172,6 +187,7 @@ int oauth2_store_open(oauth2_store_t* s, char* err, size_t errlen) noexcept {
   return configure(err, errlen, [&] {
     s->store.reset();  // close before opening again: never twice at once
     s->store = std::make_unique<oauth2::Store>(s->path, s->mapsize);
+    s->store->committer().share_metrics(s->metrics);
     s->broken = false;
   });
 }
@@ -217,6 +233,19 @@ int oauth2_expiry_round(oauth2_store_t* s, const char* owner, int64_t now, unsig
   return rc;
 }
 
+double oauth2_commit_bound(unsigned bucket) noexcept {
+  return oauth2::commit_bound(bucket);
+}
+
+unsigned oauth2_batch_bound(unsigned bucket) noexcept {
+  return oauth2::batch_bound(bucket);
+}
+
+void oauth2_store_share_metrics(oauth2_store_t* s, oauth2_write_metrics_t* shared) noexcept {
+  s->metrics = shared;
+  if (s->store) s->store->committer().share_metrics(shared);
+}
+
 void oauth2_store_stats(oauth2_store_t* s, oauth2_store_stats_t* st) noexcept {
   *st = oauth2_store_stats_t{};
   oauth2::Store* store = open_store(s);
@@ -225,6 +254,13 @@ void oauth2_store_stats(oauth2_store_t* s, oauth2_store_stats_t* st) noexcept {
   st->batches = c.batches;
   st->changes = c.changes;
   st->conflicts = c.conflicts;
+  try {
+    oauth2::Store::Usage u = store->usage();
+    st->map_size = u.map_size;
+    st->used = u.used;
+  } catch (...) {
+    // the counts above stand; the usage stays 0
+  }
 }
 
 void oauth2_expiry_release(oauth2_store_t* s, const char* owner) noexcept {
@@ -398,13 +434,17 @@ int oauth2_validate(oauth2_store_t* s, const oauth2_location_t* l, const oauth2_
       return OAUTH2_OK;
     }
     res->result = v.result;
+    res->why = v.why;
     res->expires = v.expires;
     if (v.result == OAUTH2_VALID && !req->rate_counted) {
       // oauth2_rate_limit: per client, whichever of its tokens it shows
       oauth2::RateLimit rate(loc, req->counters, "");
       res->retry_after = rate.take("c:" + v.client_id);
       res->rate = rate.state();
-      if (res->retry_after) res->result = OAUTH2_RATE_LIMITED;
+      if (res->retry_after) {
+        res->result = OAUTH2_RATE_LIMITED;
+        res->why = OAUTH2_WHY_RATE_LIMITED;
+      }
     }
     if (res->result == OAUTH2_UNAVAILABLE) {
       res->status = 503;
@@ -415,7 +455,8 @@ int oauth2_validate(oauth2_store_t* s, const oauth2_location_t* l, const oauth2_
       if (!copy_out(h, alloc, ctx, &res->challenge)) return OAUTH2_ERROR;
     }
     if (!copy_out(v.client_id, alloc, ctx, &res->client_id) ||
-        !copy_out(v.scope, alloc, ctx, &res->scope) || !copy_out(v.user, alloc, ctx, &res->user)) {
+        !copy_out(v.scope, alloc, ctx, &res->scope) || !copy_out(v.user, alloc, ctx, &res->user) ||
+        !copy_out(v.token_id, alloc, ctx, &res->token_id)) {
       return OAUTH2_ERROR;
     }
     return OAUTH2_OK;

@@ -1,5 +1,7 @@
 #include "committer.hpp"
 
+#include <iterator>
+
 #include "store.hpp"
 #include "store_records.hpp"
 
@@ -140,16 +142,59 @@ void Committer::lead(std::unique_lock<std::mutex>& lk) {
   lk.unlock();
   std::vector<Item> items;
   for (Waiter* w : batch) items.push_back(w->item);
+  const auto start = std::chrono::steady_clock::now();
   std::vector<Outcome> outcomes = run(items);
+  const auto took = std::chrono::steady_clock::now() - start;
+  size_t conflicts = 0;
+  for (const Outcome& o : outcomes) conflicts += !o.applied && !o.error;
+  count(batch.size(), conflicts, took);
   lk.lock();
   stats_.batches++;
   stats_.changes += batch.size();
+  stats_.conflicts += conflicts;
   for (size_t i = 0; i < batch.size(); i++) {
-    if (!outcomes[i].applied && !outcomes[i].error) stats_.conflicts++;
     batch[i]->outcome = std::move(outcomes[i]);
     batch[i]->done = true;
     batch[i]->cv.notify_one();
   }
+}
+
+namespace {
+
+// seconds; the last bucket (+Inf) has none
+constexpr double kCommitBounds[OAUTH2_COMMIT_BUCKETS - 1] = {
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1};
+constexpr unsigned kBatchBounds[OAUTH2_BATCH_BUCKETS - 1] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
+
+void add(uint64_t* counter, uint64_t n) {
+  __atomic_fetch_add(counter, n, __ATOMIC_RELAXED);
+}
+
+}  // namespace
+
+double commit_bound(unsigned bucket) {
+  return bucket < std::size(kCommitBounds) ? kCommitBounds[bucket] : 0;
+}
+
+unsigned batch_bound(unsigned bucket) {
+  return bucket < std::size(kBatchBounds) ? kBatchBounds[bucket] : 0;
+}
+
+void Committer::count(size_t changes, size_t conflicts, std::chrono::steady_clock::duration took) {
+  oauth2_write_metrics_t* m = shared_.load();
+  if (!m) return;
+  const double seconds = std::chrono::duration<double>(took).count();
+  unsigned c = 0;
+  while (c < std::size(kCommitBounds) && seconds > kCommitBounds[c]) c++;
+  unsigned b = 0;
+  while (b < std::size(kBatchBounds) && changes > kBatchBounds[b]) b++;
+  add(&m->batches, 1);
+  add(&m->changes, changes);
+  add(&m->conflicts, conflicts);
+  add(&m->commit_usec,
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(took).count()));
+  add(&m->commit[c], 1);
+  add(&m->batch[b], 1);
 }
 
 std::vector<Committer::Outcome> Committer::commit_batch(const std::vector<const Change*>& batch) {

@@ -16,6 +16,8 @@
 
 #include <lmdb.h>
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <exception>
@@ -23,6 +25,7 @@
 #include <mutex>
 #include <vector>
 
+#include "../../include/oauth2.h"
 #include "change.hpp"
 
 namespace oauth2 {
@@ -54,6 +57,9 @@ class Committer {
     uint64_t conflicts = 0;
   };
   Stats stats() const;
+  // Counts every batch in *m too (shared memory of several processes:
+  // atomic adds), or no longer with nullptr.
+  void share_metrics(oauth2_write_metrics_t* m) { shared_.store(m); }
 
   // at most this many changes in one batch
   static constexpr size_t kMaxBatch = 256;
@@ -91,13 +97,19 @@ class Committer {
   void run_batch(const std::vector<Item>& batch, std::vector<Outcome>& out);
   Outcome run_one(MDB_txn* txn, const Item& item);
   Outcome run_alone(const Item& item);
+  void count(size_t changes, size_t conflicts, std::chrono::steady_clock::duration took);
 
   Store& store_;
   mutable std::mutex m_;
   std::vector<Waiter*> queue_;
   bool leading_ = false;
   Stats stats_;
+  std::atomic<oauth2_write_metrics_t*> shared_{nullptr};
 };
+
+// The upper bounds of oauth2_write_metrics_t's buckets (0 past the last)
+double commit_bound(unsigned bucket);
+unsigned batch_bound(unsigned bucket);
 
 // Whether c's reads hold in txn (a write transaction), and its writes:
 // the committer's steps, exposed for the unit tests.

@@ -189,12 +189,14 @@ const EndpointKind* endpoint_kind(int endpoint) {
 Response rate_limited_response(int endpoint, unsigned wait) {
   Response r = shape_of(endpoint).rate_limited(wait);
   r.refused = "the rate limit is reached";
+  r.limited = OAUTH2_LIMITED_RATE;
   return r;
 }
 
 Response locked_out_response(int endpoint, unsigned wait) {
   Response r = shape_of(endpoint).locked_out(wait);
   r.refused = "too many failed authentications from the address";
+  r.limited = OAUTH2_LIMITED_THROTTLE;
   return r;
 }
 

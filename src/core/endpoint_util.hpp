@@ -122,6 +122,8 @@ struct IssuedPair {
   std::string refresh_token;  // empty if none
   std::string scope;
   int64_t expires_in = 0;
+  std::string client_id;  // the client's, and the access token's
+  std::string token_id;   // short_token_id, for the logs and metrics
   ~IssuedPair();
   std::string json() const;
   std::string simplejwt_json() const;  // {"refresh", "access"}
@@ -158,6 +160,9 @@ IssuedPair issue_pair(Txn& txn, const IssueSettings& s, const Client& client,
 Family new_family();
 
 Response ok_json(std::string body);
+// ok_json naming what it issued: the grant, the client and the access
+// token's short id (Response's grant, issued_client, token_id)
+Response issued(const IssuedPair& pair, std::string body, const char* grant);
 
 // The handshake envelope's refusals (handshake.cpp), for the shim's
 // refusals and store failures at an oauth2_handshake location.

@@ -194,6 +194,7 @@ std::optional<Response> imported_secret_wait(const Throttle& throttle,
       oauth_error(429, "temporarily_unavailable", "Too many failed client authentications");
   r.retry_after = wait;
   r.refused = "too many failed client authentications";
+  r.limited = OAUTH2_LIMITED_THROTTLE;
   return r;
 }
 
@@ -456,9 +457,13 @@ IssuedPair issue_pair(Txn& txn, const IssueSettings& s, const Client& client,
   at.user = user;
   at.family = family;
   at.jwt = s.jwt_for(client);
+  TokenId at_id;
   do {
     p.access_token = new_token();  // a JWT's jti
-  } while (!txn.put_token(realm, token_id(p.access_token), at));
+    at_id = token_id(p.access_token);
+  } while (!txn.put_token(realm, at_id, at));
+  p.client_id = client.client_id;
+  p.token_id = short_token_id(at_id);
   if (at.jwt) {
     std::string jti = std::move(p.access_token);
     p.access_token = sign_access_token(s, at, jti);
@@ -501,6 +506,41 @@ Response oauth_error(int status, std::string_view error, std::string_view descri
   return r;
 }
 
+namespace {
+
+// A pending write whose response names the request's grant.
+class NamedGrant : public PendingWrite {
+ public:
+  NamedGrant(std::unique_ptr<PendingWrite> inner, std::string grant)
+      : inner_(std::move(inner)), grant_(std::move(grant)) {}
+  void run() noexcept override { inner_->run(); }
+  Response finish() override {
+    Response r = inner_->finish();
+    if (r.grant.empty()) r.grant = grant_;
+    return r;
+  }
+
+ private:
+  std::unique_ptr<PendingWrite> inner_;
+  std::string grant_;
+};
+
+// The token endpoint's answer, its grant_type named for the logs
+// ($oauth2_grant) and the metrics whether it issued or refused.
+EndpointResult with_grant(EndpointResult e, std::string_view grant) {
+  if (e.pending) {
+    e.pending = std::make_unique<NamedGrant>(std::move(e.pending), std::string(grant));
+  } else if (e.response.grant.empty()) {
+    e.response.grant = std::string(grant);
+  }
+  return e;
+}
+
+EndpointResult grant_endpoint(Store& store, const Request& req, const Form& form,
+                              std::string_view grant);
+
+}  // namespace
+
 EndpointResult token_endpoint(Store& store, const Request& req) {
   Form form;
   if (auto err = check_http(req, form)) return done(std::move(*err));
@@ -512,18 +552,24 @@ EndpointResult token_endpoint(Store& store, const Request& req) {
   if (!known) {
     return done(oauth_error(400, "unsupported_grant_type", "The grant type is not supported"));
   }
+  return with_grant(grant_endpoint(store, req, form, *grant), *grant);
+}
 
+namespace {
+
+EndpointResult grant_endpoint(Store& store, const Request& req, const Form& form,
+                              std::string_view grant) {
   ClientAuth auth;
   if (auto refused = client_of(store, req, form, auth)) return std::move(*refused);
   const Client& client = *auth.client;
 
-  if (*grant == "authorization_code") {
+  if (grant == "authorization_code") {
     return authorization_code_grant(store, req, form, client);
   }
-  if (*grant == "refresh_token") {
+  if (grant == "refresh_token") {
     return refresh_token_grant(store, req, form, client);
   }
-  if (*grant == "password") return password_grant(store, req, form, client);
+  if (grant == "password") return password_grant(store, req, form, client);
 
   // RFC 6749 4.4: confidential clients only
   if (!client.confidential) return done(invalid_client(req.c.has_authorization));
@@ -538,6 +584,8 @@ EndpointResult token_endpoint(Store& store, const Request& req) {
 
   return client_credentials_grant(store, req, client, std::move(*scope));
 }
+
+}  // namespace
 
 std::optional<EndpointResult> detail::read_token_query(Store& store, const Request& req,
                                                        TokenQuery& q) {
@@ -599,8 +647,9 @@ namespace {
 // that only the JWT carries, so its record is as hard to reach as an
 // opaque token's.
 std::optional<TokenId> verified_record_key(const Location* loc, int64_t now, std::string_view token,
-                                           TokenType* type) {
+                                           TokenType* type, bool* expired) {
   *type = TokenType::kAccess;
+  *expired = false;
   if (!loc) {
     Json claims = jwt_peek_claims(token);
     const char* jti = json_string_value(json_object_get(claims.get(), "jti"));
@@ -611,6 +660,7 @@ std::optional<TokenId> verified_record_key(const Location* loc, int64_t now, std
   if (const JwtCache::Entry* e = loc->verified.find(key)) {
     if (now - kJwtLeeway >= e->exp) {  // as jwt_verify would say
       loc->verified.erase(key);
+      *expired = true;
       return std::nullopt;
     }
     *type = e->handshake ? TokenType::kHandshake : TokenType::kAccess;
@@ -629,7 +679,10 @@ std::optional<TokenId> verified_record_key(const Location* loc, int64_t now, std
     r = jwt_verify(loc->handshake_keys, token, hc);
     *type = TokenType::kHandshake;
   }
-  if (r.status != JwtStatus::kOk) return std::nullopt;
+  if (r.status != JwtStatus::kOk) {
+    *expired = r.status == JwtStatus::kExpired;
+    return std::nullopt;
+  }
   const char* jti = json_string_value(json_object_get(r.claims.get(), "jti"));
   json_t* exp = json_object_get(r.claims.get(), "exp");
   if (!jti || !json_is_integer(exp)) return std::nullopt;
@@ -680,11 +733,45 @@ std::optional<std::string_view> presented_token(const BearerRequest& req, int* r
   return token;
 }
 
+// Why a token that was found cannot open the location (OAUTH2_WHY_OK if
+// it can, scopes aside): R45, now >= exp is expired; R62, only access
+// tokens (and handshakes, signed by the handshake key) open locations;
+// R46, R70, a deleted or disabled user's tokens fail at once.
+int token_refusal(Txn& txn, std::string_view realm, const Token& t, TokenType want, bool jwt,
+                  int64_t now, std::string* username) {
+  if (t.type != want || t.jwt != (jwt && want == TokenType::kAccess)) return OAUTH2_WHY_UNKNOWN;
+  if (t.used_at != 0) return OAUTH2_WHY_REVOKED;
+  if (now >= t.expires_at) return OAUTH2_WHY_EXPIRED;
+  auto enabled = txn.client_enabled(realm, t.client_id);
+  if (!enabled || !*enabled) return OAUTH2_WHY_DISABLED;
+  if (!t.user.empty()) {
+    auto name = txn.active_username(realm, token_user_id(t));
+    if (!name) return OAUTH2_WHY_DISABLED;
+    *username = std::move(*name);
+  }
+  return OAUTH2_WHY_OK;
+}
+
+bool holds_scopes(const Location* loc, const std::string& scope) {
+  if (!loc || loc->scopes.empty()) return true;
+  std::vector<std::string_view> held;
+  parse_scope(scope, &held);
+  for (const std::string& need : loc->scopes) {
+    if (std::find(held.begin(), held.end(), need) == held.end()) return false;
+  }
+  return true;
+}
+
 Validation validate_in(Store& store, const Location* loc, std::string_view realm,
                        const BearerRequest& req) {
   Validation v;
   auto token = presented_token(req, &v.result);
-  if (!token) return v;
+  if (!token) {
+    v.why = v.result == OAUTH2_NO_TOKEN        ? OAUTH2_WHY_MISSING
+            : v.result == OAUTH2_INVALID_TOKEN ? OAUTH2_WHY_UNKNOWN
+                                               : OAUTH2_WHY_MALFORMED;
+    return v;
+  }
 
   // A JWT is checked by its signature, expiry, issuer and audience, then
   // its record is found by its jti: one lookup, so revocation still acts
@@ -693,38 +780,31 @@ Validation validate_in(Store& store, const Location* loc, std::string_view realm
   TokenType want = TokenType::kAccess;
   bool jwt = looks_like_jwt(*token);
   if (jwt) {
-    auto record_key = verified_record_key(loc, req.now, *token, &want);
-    if (!record_key) return v;
+    bool expired = false;
+    auto record_key = verified_record_key(loc, req.now, *token, &want, &expired);
+    if (!record_key) {
+      v.why = expired ? OAUTH2_WHY_EXPIRED : OAUTH2_WHY_UNKNOWN;
+      return v;
+    }
     hash = *record_key;
   } else {
     hash = token_id(*token);
   }
+  v.token_id = short_token_id(hash);
   Txn txn = store.read();
   auto t = txn.get_token(realm, hash);
-  // R45: now >= exp is expired; R62: only access tokens (and handshakes,
-  // signed by the handshake key) open locations
-  if (!t || t->type != want || t->jwt != (jwt && want == TokenType::kAccess) ||
-      req.now >= t->expires_at || t->used_at != 0) {
+  if (!t) {
+    // a JWT that verified names a record that was there: revoked since
+    v.why = jwt && loc ? OAUTH2_WHY_REVOKED : OAUTH2_WHY_UNKNOWN;
     return v;
   }
-  auto enabled = txn.client_enabled(realm, t->client_id);
-  if (!enabled || !*enabled) return v;
   std::string username;
-  if (!t->user.empty()) {
-    // R46, R70: a deleted or disabled user's tokens fail at once
-    auto name = txn.active_username(realm, token_user_id(*t));
-    if (!name) return v;
-    username = std::move(*name);
-  }
-  if (loc && !loc->scopes.empty()) {
-    std::vector<std::string_view> held;
-    parse_scope(t->scope, &held);
-    for (const std::string& need : loc->scopes) {
-      if (std::find(held.begin(), held.end(), need) == held.end()) {
-        v.result = OAUTH2_INSUFFICIENT_SCOPE;
-        return v;
-      }
-    }
+  v.why = token_refusal(txn, realm, *t, want, jwt, req.now, &username);
+  if (v.why != OAUTH2_WHY_OK) return v;
+  if (!holds_scopes(loc, t->scope)) {
+    v.result = OAUTH2_INSUFFICIENT_SCOPE;
+    v.why = OAUTH2_WHY_INSUFFICIENT_SCOPE;
+    return v;
   }
   v.result = OAUTH2_VALID;
   v.client_id = std::move(t->client_id);

@@ -32,6 +32,12 @@ struct Response {
   std::string resume;
   // a refusal the shim logs at oauth2_refusal_log_level (static text)
   const char* refused = nullptr;
+  unsigned limited = OAUTH2_LIMITED_NONE;  // a 429 of a limit: which
+  // for the logs and the metrics: the token request's grant_type, and
+  // the client and short id (short_token_id) of an access token issued
+  std::string grant;
+  std::string issued_client;
+  std::string token_id;
 };
 
 // A store write left to run off the event loop.
@@ -76,6 +82,8 @@ struct BearerRequest {
 
 struct Validation {
   int result = OAUTH2_INVALID_TOKEN;
+  int why = OAUTH2_WHY_UNKNOWN;  // OAUTH2_WHY_*
+  std::string token_id;          // short_token_id of what was presented
   std::string client_id;
   std::string scope;
   std::string user;  // the username; empty for client tokens

@@ -75,6 +75,14 @@ Response ok_json(std::string body) {
   return r;
 }
 
+Response issued(const IssuedPair& pair, std::string body, const char* grant) {
+  Response r = ok_json(std::move(body));
+  r.grant = grant;
+  r.issued_client = pair.client_id;
+  r.token_id = pair.token_id;
+  return r;
+}
+
 EndpointResult run_grant(const IssueSettings& settings, std::function<void(GrantState&)> body,
                          bool slow) {
   auto state = std::make_shared<GrantState>();
@@ -128,7 +136,7 @@ EndpointResult client_credentials_grant(Store& store, const Request& req, const 
     }
     IssuedPair pair = issue_pair(txn, s, client, scope, "", Family{}, false);
     txn.commit();
-    st.response = ok_json(pair.json());
+    st.response = issued(pair, pair.json(), "client_credentials");
   });
 }
 
@@ -185,7 +193,7 @@ EndpointResult authorization_code_grant(Store& store, const Request& req, const 
                       IssuedPair pair = issue_pair(txn, s, client, t->scope, t->user, t->family,
                                                    client.allows_grant("refresh_token"));
                       txn.commit();
-                      st.response = ok_json(pair.json());
+                      st.response = issued(pair, pair.json(), "authorization_code");
                     });
 }
 
@@ -257,7 +265,7 @@ EndpointResult refresh_token_grant(Store& store, const Request& req, const Form&
     t->sealed = seal(token->value, body);
     txn.update_token(s.realm, hash, *t);
     txn.commit();
-    st.response = ok_json(std::move(body));
+    st.response = issued(pair, std::move(body), "refresh_token");
   });
 }
 
@@ -309,6 +317,7 @@ Response too_many_failures(const IssueSettings& s, unsigned wait) {
                    : oauth_error(429, "temporarily_unavailable", "Too many failed login attempts");
   r.retry_after = wait;
   r.refused = "too many failed passwords";
+  r.limited = OAUTH2_LIMITED_THROTTLE;
   return r;
 }
 
@@ -354,7 +363,7 @@ EndpointResult password_flow(Store& store, const IssueSettings& s, const Client&
           IssuedPair pair = issue_pair(txn, s, client, granted, std::to_string(fresh->id),
                                        new_family(), client.allows_grant("refresh_token"));
           txn.commit();
-          return ok_json(s.simplejwt ? pair.simplejwt_json() : pair.json());
+          return issued(pair, s.simplejwt ? pair.simplejwt_json() : pair.json(), "password");
         });
       },
       true);

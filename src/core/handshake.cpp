@@ -83,6 +83,7 @@ Response rate_limited(unsigned wait) {
   Response r = envelope_error(429, "Rate limit exceeded", "RATE_LIMITED", std::move(d));
   r.retry_after = wait;
   r.refused = "the rate limit is reached";
+  r.limited = OAUTH2_LIMITED_RATE;
   return r;
 }
 

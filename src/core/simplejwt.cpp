@@ -190,7 +190,7 @@ EndpointResult jwt_refresh_endpoint(Store& store, const Request& req) {
     }
     IssuedPair pair = issue_pair(txn, s, c, rt.scope, rt.user, rt.family, false);
     txn.commit();
-    st.response = ok_json(pair.simplejwt_json());
+    st.response = issued(pair, pair.simplejwt_json(), "refresh_token");
   });
 }
 

@@ -1,6 +1,7 @@
 #include "store.hpp"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -71,6 +72,17 @@ void Store::settle_map_size(size_t requested) {
   if (size && size != info.me_mapsize) {
     check(mdb_env_set_mapsize(env_.get(), size), "mdb_env_set_mapsize");
   }
+}
+
+Store::Usage Store::usage() {
+  MDB_envinfo info;
+  MDB_stat st;
+  check(mdb_env_info(env_.get(), &info), "mdb_env_info");
+  check(mdb_env_stat(env_.get(), &st), "mdb_env_stat");
+  Usage u;
+  u.map_size = info.me_mapsize;
+  u.used = static_cast<uint64_t>(info.me_last_pgno + 1) * st.ms_psize;
+  return u;
 }
 
 Store::Opened Store::open_databases(unsigned flags) {
@@ -176,6 +188,19 @@ int Store::reader_check() {
   int dead = 0;
   check(mdb_reader_check(env_.get(), &dead), "mdb_reader_check");
   return dead;
+}
+
+void Store::copy_compact(int fd) {
+  int rc = mdb_env_copyfd2(env_.get(), fd, MDB_CP_COMPACT);
+  if (rc == MDB_MAP_RESIZED) {
+    // another process grew the map: adopt its size, start the copy again
+    check(mdb_env_set_mapsize(env_.get(), 0), "mdb_env_set_mapsize");
+    if (lseek(fd, 0, SEEK_SET) != 0 || ftruncate(fd, 0) != 0) {
+      throw StoreError("mdb_env_copyfd2", errno);
+    }
+    rc = mdb_env_copyfd2(env_.get(), fd, MDB_CP_COMPACT);
+  }
+  check(rc, "mdb_env_copyfd2");
 }
 
 // ------------------------------------------------------------------ Txn

@@ -134,6 +134,9 @@ struct TokenId {
   }
 };
 TokenId token_id(std::string_view value);
+// 16 hex digits of the id's SHA-256: names a token in logs and metrics
+// (the same at issue and at validation) and reveals nothing of it
+std::string short_token_id(const TokenId& id);
 
 // An access token, a refresh token or an authorization code, stored under
 // its TokenId.
@@ -301,6 +304,16 @@ class Store {
   static constexpr int kOptimisticRuns = 8;
 
   int reader_check();
+  // the bytes the map may grow to, and those its pages use now
+  struct Usage {
+    uint64_t map_size = 0;
+    uint64_t used = 0;
+  };
+  Usage usage();
+  // A hot backup: the environment as one read transaction sees it,
+  // compacted (mdb_env_copyfd2, MDB_CP_COMPACT), written to fd from its
+  // offset 0; writers go on meanwhile.  Throws StoreError.
+  void copy_compact(int fd);
   const std::string& path() const { return path_; }
   MDB_dbi dbi(Db db) const { return dbi_[static_cast<size_t>(db)]; }
   Committer& committer() { return *committer_; }

@@ -556,6 +556,10 @@ int b64url_value(char ch) {
 
 }  // namespace
 
+std::string short_token_id(const TokenId& id) {
+  return hex_encode(id.hash.data(), 8);
+}
+
 TokenId token_id(std::string_view value) {
   TokenId id;
   id.hash = sha256(value);

@@ -34,6 +34,7 @@ typedef struct {
     ngx_str_t                  store_path;
     size_t                     mapsize;
     ngx_shm_zone_t            *shm_zone;
+    ngx_shm_zone_t            *metrics_zone;  /* oauth2_metrics' counts */
     size_t                     zone_size;     /* oauth2_limit_zone */
     ngx_uint_t                 hash_running;  /* oauth2_hash_limit */
     ngx_uint_t                 hash_waiting;
@@ -104,8 +105,12 @@ typedef struct {
     ngx_str_t                  scope;
     ngx_str_t                  user;
     time_t                     expires;
+    ngx_str_t                  error;         /* $oauth2_error */
+    ngx_str_t                  grant;         /* $oauth2_grant */
+    ngx_str_t                  token_id;      /* $oauth2_token_id */
     unsigned                   valid:1;
     unsigned                   rate_counted:1;
+    unsigned                   metrics_counted:1;
 } ngx_http_oauth2_ctx_t;
 
 
@@ -132,6 +137,17 @@ ngx_http_oauth2_str_from(ngx_str_t *dst, const oauth2_str_t *src)
 }
 
 
+/* ngx_http_oauth2_metrics.c */
+ngx_int_t ngx_http_oauth2_metrics_add_zone(ngx_conf_t *cf,
+    ngx_http_oauth2_main_conf_t *mcf);
+oauth2_write_metrics_t *ngx_http_oauth2_metrics_for_writes(ngx_cycle_t *cycle);
+void ngx_http_oauth2_metrics_validation(ngx_http_request_t *r, int why);
+void ngx_http_oauth2_metrics_response(ngx_http_request_t *r, ngx_str_t *realm,
+    oauth2_response_t *resp);
+char *ngx_http_oauth2_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+
 /* ngx_http_oauth2_store.c: the worker's store handle, NULL outside
  * workers or while it is not open */
 oauth2_store_t *ngx_http_oauth2_store(ngx_log_t *log);
@@ -155,6 +171,7 @@ void *ngx_http_oauth2_palloc(void *pool, size_t size);
 ngx_int_t ngx_http_oauth2_access_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_oauth2_endpoint_handler(ngx_http_request_t *r);
 ngx_http_oauth2_ctx_t *ngx_http_oauth2_get_ctx(ngx_http_request_t *r);
+ngx_http_oauth2_ctx_t *ngx_http_oauth2_create_ctx(ngx_http_request_t *r);
 
 ngx_int_t ngx_http_oauth2_send_json(ngx_http_request_t *r,
     oauth2_response_t *resp);

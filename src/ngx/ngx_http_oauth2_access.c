@@ -11,6 +11,8 @@
 
 
 static void ngx_http_oauth2_ctx_cleanup(void *data);
+static void ngx_http_oauth2_note_validation(ngx_http_request_t *r,
+    ngx_http_oauth2_ctx_t *ctx, oauth2_validate_res_t *res);
 static ngx_int_t ngx_http_oauth2_refuse_bearer(ngx_http_request_t *r,
     ngx_http_oauth2_loc_conf_t *olcf, oauth2_validate_res_t *res);
 
@@ -51,7 +53,7 @@ ngx_http_oauth2_get_ctx(ngx_http_request_t *r)
 }
 
 
-static ngx_http_oauth2_ctx_t *
+ngx_http_oauth2_ctx_t *
 ngx_http_oauth2_create_ctx(ngx_http_request_t *r)
 {
     ngx_pool_cleanup_t     *cln;
@@ -132,8 +134,11 @@ ngx_http_oauth2_access_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "oauth2: bearer validation result %d", res.result);
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "oauth2: bearer validation result %d: %s", res.result,
+                   oauth2_why_name(res.why));
+
+    ngx_http_oauth2_note_validation(r, ctx, &res);
 
     if (res.rate.set) {
         ctx->rate_counted = 1;
@@ -154,6 +159,27 @@ ngx_http_oauth2_access_handler(ngx_http_request_t *r)
     ctx->valid = 1;
 
     return NGX_OK;
+}
+
+
+/* for the logs ($oauth2_error, $oauth2_token_id) and the metrics */
+
+static void
+ngx_http_oauth2_note_validation(ngx_http_request_t *r,
+    ngx_http_oauth2_ctx_t *ctx, oauth2_validate_res_t *res)
+{
+    ngx_http_oauth2_str_from(&ctx->token_id, &res->token_id);
+
+    if (!ctx->metrics_counted) {
+        /* once per request, whatever internal redirects follow */
+        ctx->metrics_counted = 1;
+        ngx_http_oauth2_metrics_validation(r, res->why);
+    }
+
+    if (res->why != OAUTH2_WHY_OK) {
+        ctx->error.data = (u_char *) oauth2_why_name(res->why);
+        ctx->error.len = ngx_strlen(ctx->error.data);
+    }
 }
 
 

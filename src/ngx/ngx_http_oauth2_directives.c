@@ -148,6 +148,13 @@ ngx_command_t  ngx_http_oauth2_commands[] = {
       0,
       NULL },
 
+    { ngx_string("oauth2_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_oauth2_metrics_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     /* the endpoints: the offset is the endpoint's id (the core's table) */
 
     { ngx_string("oauth2_token"),

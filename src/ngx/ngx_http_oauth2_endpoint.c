@@ -334,12 +334,26 @@ static ngx_int_t
 ngx_http_oauth2_finish(ngx_http_request_t *r,
     ngx_http_oauth2_endpoint_ctx_t *ectx, oauth2_response_t *resp)
 {
-    ngx_str_t   reason;
-    ngx_uint_t  level;
+    ngx_str_t               reason;
+    ngx_uint_t              level;
+    ngx_http_oauth2_ctx_t  *ctx;
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "oauth2: answering %d with %uz bytes", resp->status,
                    resp->body_len);
+
+    ngx_http_oauth2_metrics_response(r, &ectx->conf->store_realm, resp);
+
+    if (resp->grant.len || resp->token_id.len) {
+        /* $oauth2_grant, $oauth2_token_id */
+        ctx = ngx_http_oauth2_create_ctx(r);
+        if (ctx == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_http_oauth2_str_from(&ctx->grant, &resp->grant);
+        ngx_http_oauth2_str_from(&ctx->token_id, &resp->token_id);
+    }
 
     if (resp->auth_failed) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,

@@ -27,6 +27,8 @@ static char *ngx_http_oauth2_merge_threads(ngx_conf_t *cf,
     ngx_http_oauth2_loc_conf_t *conf, ngx_http_oauth2_loc_conf_t *prev);
 static ngx_int_t ngx_http_oauth2_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_oauth2_log_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_oauth2_expires_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
@@ -76,6 +78,19 @@ static ngx_http_variable_t  ngx_http_oauth2_vars[] = {
 
     { ngx_string("oauth2_token_expires"), NULL,
       ngx_http_oauth2_expires_variable, 0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    /* for log_format: why auth_oauth2 refused, the token request's grant,
+     * the short id of the token validated or issued */
+
+    { ngx_string("oauth2_error"), NULL, ngx_http_oauth2_log_variable,
+      offsetof(ngx_http_oauth2_ctx_t, error), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("oauth2_grant"), NULL, ngx_http_oauth2_log_variable,
+      offsetof(ngx_http_oauth2_ctx_t, grant), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("oauth2_token_id"), NULL, ngx_http_oauth2_log_variable,
+      offsetof(ngx_http_oauth2_ctx_t, token_id), NGX_HTTP_VAR_NOCACHEABLE,
+      0 },
 
       ngx_http_null_variable
 };
@@ -156,6 +171,33 @@ ngx_http_oauth2_variable(ngx_http_request_t *r,
     }
 
     s = (ngx_str_t *) ((char *) ctx + data);
+
+    return ngx_http_oauth2_set_variable(v, s->data, s->len);
+}
+
+
+/* a variable of any request the module saw; not found when empty */
+
+static ngx_int_t
+ngx_http_oauth2_log_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t              *s;
+    ngx_http_oauth2_ctx_t  *ctx;
+
+    ctx = ngx_http_oauth2_get_ctx(r);
+
+    if (ctx == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    s = (ngx_str_t *) ((char *) ctx + data);
+
+    if (s->len == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
 
     return ngx_http_oauth2_set_variable(v, s->data, s->len);
 }
@@ -283,6 +325,10 @@ ngx_http_oauth2_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     mcf->shm_zone->init = ngx_http_oauth2_limit_init_zone;
+
+    if (ngx_http_oauth2_metrics_add_zone(cf, mcf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
 
 #if (NGX_THREADS)
     /* the expiry rounds run in the default thread pool */

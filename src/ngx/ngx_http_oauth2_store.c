@@ -140,6 +140,9 @@ ngx_http_oauth2_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
+    oauth2_store_share_metrics(ngx_http_oauth2_worker_store,
+                               ngx_http_oauth2_metrics_for_writes(cycle));
+
     if (oauth2_store_open(ngx_http_oauth2_worker_store, (char *) err,
                           sizeof(err))
         == OAUTH2_OK)

@@ -1,0 +1,472 @@
+// oauth2-admin backup <file>: a consistent copy of the store while nginx
+// serves: LMDB's compacting copy (Store::copy_compact) inside one read
+// transaction, so writers go on and the copy holds every change committed
+// before it began.
+//
+// oauth2-admin restore <file> [--force]: puts such a copy in place as the
+// store.  The copy is checked first (an LMDB file, whole, of a schema
+// this build reads), then written beside data.mdb and renamed over it.
+// It never replaces a store that holds data without --force, nor one that
+// any process has open (LMDB's lock, below), --force or not.
+
+#include <fcntl.h>
+#include <grp.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cli.hpp"
+#include "json.hpp"
+#include "store.hpp"
+#include "store_records.hpp"
+
+namespace oauth2::admin {
+namespace {
+
+using records::check;
+using records::TxnHandle;
+
+// What a backup file holds, read from the file itself.
+struct BackupInfo {
+  uint64_t bytes = 0;
+  unsigned long schema = 0;
+  std::vector<std::pair<std::string, size_t>> records;  // database, entries
+};
+
+// A file descriptor, closed when it goes.
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) close(fd_);
+  }
+  Fd(Fd&& o) noexcept : fd_(o.release()) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
+
+ private:
+  int fd_;
+};
+
+struct EnvClose {
+  void operator()(MDB_env* e) const { mdb_env_close(e); }
+};
+using Env = std::unique_ptr<MDB_env, EnvClose>;
+
+std::runtime_error not_a_backup(const std::string& path, const std::string& why) {
+  return std::runtime_error(quoted(path) + " is not a backup of the store: " + why);
+}
+
+// The single-file environment at path, read-only.  MDB_NOLOCK: a backup
+// is a private file no other process has open, and no lock file is left
+// beside it; the live store is never opened this way.
+Env open_backup_env(const std::string& path) {
+  MDB_env* raw = nullptr;
+  check(mdb_env_create(&raw), "mdb_env_create");
+  Env env(raw);
+  check(mdb_env_set_maxdbs(raw, 64), "mdb_env_set_maxdbs");
+  int rc = mdb_env_open(raw, path.c_str(), MDB_NOSUBDIR | MDB_RDONLY | MDB_NOLOCK, 0);
+  if (rc != MDB_SUCCESS) {
+    throw not_a_backup(path, std::string("not an LMDB file (") + mdb_strerror(rc) + ")");
+  }
+  return env;
+}
+
+// Every page the environment refers to lies inside the file: a truncated
+// copy is refused here, before a read of its map beyond the end of the
+// file (SIGBUS).
+void check_whole(MDB_env* env, const std::string& path, uint64_t bytes) {
+  MDB_envinfo info;
+  MDB_stat st;
+  check(mdb_env_info(env, &info), "mdb_env_info");
+  check(mdb_env_stat(env, &st), "mdb_env_stat");
+  const uint64_t need = (static_cast<uint64_t>(info.me_last_pgno) + 1) * st.ms_psize;
+  if (bytes < need) {
+    throw not_a_backup(
+        path, "truncated (" + std::to_string(bytes) + " bytes of " + std::to_string(need) + ")");
+  }
+}
+
+// The schema version in meta, checked as Store does: present, a number,
+// not newer than this build.
+unsigned long check_schema(MDB_txn* txn, const std::string& path) {
+  MDB_dbi meta;
+  if (mdb_dbi_open(txn, "meta", 0, &meta) != MDB_SUCCESS) {
+    throw not_a_backup(path, "it has no meta database");
+  }
+  auto v = records::get_value(txn, meta, "schema_version", "mdb_get(schema)");
+  if (!v) throw not_a_backup(path, "it has no schema version");
+  std::string ver(*v);
+  if (ver.empty() || ver.find_first_not_of("0123456789") != std::string::npos || ver.size() > 9) {
+    throw not_a_backup(path, "its schema version " + quoted(ver) + " is not a number");
+  }
+  const unsigned long have = std::strtoul(ver.c_str(), nullptr, 10);
+  if (have > kSchemaVersion) {
+    throw not_a_backup(path, "store schema " + ver + " is newer than this build");
+  }
+  return have;
+}
+
+// Reads every record of the database once (each page it uses), and
+// counts them against what the database says it holds; the keys go to
+// *keys if given.
+size_t walk(MDB_txn* txn, MDB_dbi dbi, const std::string& name, const std::string& path,
+            std::vector<std::string>* keys = nullptr) {
+  size_t n = 0;
+  int rc = MDB_SUCCESS;
+  {
+    records::Cursor cur(txn, dbi);
+    MDB_val k, v;
+    for (rc = cur.get(&k, &v, MDB_FIRST); rc == MDB_SUCCESS; rc = cur.get(&k, &v, MDB_NEXT)) {
+      n++;
+      if (keys) keys->emplace_back(records::view(k));
+    }
+  }
+  MDB_stat st;
+  check(mdb_stat(txn, dbi, &st), "mdb_stat");
+  if (rc != MDB_NOTFOUND || n != st.ms_entries) {
+    throw not_a_backup(path, "database " + name + " is damaged (" +
+                                 (rc != MDB_NOTFOUND ? mdb_strerror(rc) : "a record missing") +
+                                 ")");
+  }
+  return n;
+}
+
+// Opens the file at path as a store's environment and reads all of it.
+// Throws std::runtime_error, saying what is wrong, for anything but a
+// whole backup of a schema this build reads.
+BackupInfo inspect_backup(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    throw std::runtime_error(errno_text("cannot read " + quoted(path)));
+  }
+  if (S_ISDIR(st.st_mode)) {
+    throw std::runtime_error(quoted(path) +
+                             " is a directory: name a file that oauth2-admin backup wrote");
+  }
+  if (!S_ISREG(st.st_mode)) throw not_a_backup(path, "not a regular file");
+  if (st.st_size == 0) throw not_a_backup(path, "it is empty");
+  BackupInfo info;
+  info.bytes = static_cast<uint64_t>(st.st_size);
+  Env env = open_backup_env(path);
+  check_whole(env.get(), path, info.bytes);
+  TxnHandle txn(env.get(), MDB_RDONLY);
+  info.schema = check_schema(txn.get(), path);
+  MDB_dbi main;
+  check(mdb_dbi_open(txn.get(), nullptr, 0, &main), "mdb_dbi_open");
+  std::vector<std::string> names;  // the main database lists the others
+  walk(txn.get(), main, "(main)", path, &names);
+  for (const std::string& name : names) {
+    MDB_dbi dbi;
+    int rc = name.find('\0') == std::string::npos ? mdb_dbi_open(txn.get(), name.c_str(), 0, &dbi)
+                                                  : MDB_INCOMPATIBLE;
+    if (rc != MDB_SUCCESS) throw not_a_backup(path, "it holds a record outside any database");
+    info.records.emplace_back(name, walk(txn.get(), dbi, name, path));
+  }
+  return info;
+}
+
+json_t* records_json(const BackupInfo& info) {
+  Json obj(checked(json_object()));
+  for (const auto& [name, n] : info.records) {
+    set_member(obj.get(), name.c_str(), checked(json_integer(static_cast<json_int_t>(n))));
+  }
+  return obj.release();
+}
+
+// ---------------------------------------------------------------- backup
+
+// The child of backup: opens the store (as its owner, open_store) and
+// copies it to fd.  Never returns.
+[[noreturn]] void copy_store_child(const Invocation& inv, int fd) {
+  int rc = kExitFailure;
+  try {
+    std::unique_ptr<Store> store = open_store(inv, false);
+    if (!store) {
+      fail("there is no store at " + quoted(inv.store));
+    } else {
+      store->copy_compact(fd);
+      if (fsync(fd) != 0) throw std::runtime_error(errno_text("cannot write the backup"));
+      rc = 0;
+    }
+  } catch (const StoreError& e) {
+    fail("store " + quoted(inv.store) + ": " + e.what());
+  } catch (const std::exception& e) {
+    fail(e.what());
+  }
+  _exit(rc);
+}
+
+// The file is made by this process, as the caller: a new file, mode 0600
+// (it holds the hashes of every secret, R43), never an existing one nor
+// through a link.  The store is opened by a child, which may become the
+// store's owner (open_store) and so could not remove a failed copy.
+int backup(const Invocation& inv) {
+  const std::string& path = inv.operands[0];
+  Fd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (fd.get() < 0) return fail(errno_text("cannot create " + quoted(path)));
+  fflush(nullptr);
+  pid_t pid = fork();
+  if (pid < 0) {
+    unlink(path.c_str());
+    throw std::runtime_error(errno_text("fork"));
+  }
+  if (pid == 0) copy_store_child(inv, fd.get());
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  ok = close(fd.release()) == 0 && ok;
+  BackupInfo info;
+  try {
+    if (ok) info = inspect_backup(path);  // the copy opens and reads whole
+  } catch (...) {
+    unlink(path.c_str());
+    throw;
+  }
+  if (!ok) {
+    unlink(path.c_str());
+    return kExitFailure;
+  }
+  Json obj(checked(json_object()));
+  set_member(obj.get(), "file", string_json(path));
+  set_member(obj.get(), "bytes", checked(json_integer(static_cast<json_int_t>(info.bytes))));
+  set_member(obj.get(), "schema_version",
+             checked(json_integer(static_cast<json_int_t>(info.schema))));
+  set_member(obj.get(), "records", records_json(info));
+  print_json(obj.get());
+  return 0;
+}
+
+// --------------------------------------------------------------- restore
+
+// mkdir -p, as open_store does: the store itself 0750, whatever the umask.
+void make_dirs(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) throw std::runtime_error(quoted(path) + " is not a directory");
+    return;
+  }
+  std::string::size_type slash = path.find_last_of('/', path.find_last_not_of('/'));
+  if (slash != std::string::npos && slash > 0) make_dirs(path.substr(0, slash));
+  if (mkdir(path.c_str(), 0750) != 0 && errno != EEXIST) {
+    throw std::runtime_error(errno_text("cannot create " + quoted(path)));
+  }
+  chmod(path.c_str(), 0750);
+}
+
+// The byte LMDB's processes lock (lock.mdb, offset 0): every process with
+// the environment open holds it shared, so an exclusive lock says that
+// none has.  Held until the restored store has been opened here first,
+// which makes LMDB rebuild its lock table from the restored file.  The
+// file is opened before the environment and closed after it (closing any
+// descriptor of a file drops the process's locks on it).  Run as root,
+// lock.mdb goes to the directory's owner, as open_store does.
+Fd lock_store(int dir, const struct stat& owner, const std::string& store) {
+  const std::string name = store + "/lock.mdb";
+  Fd fd(openat(dir, "lock.mdb", O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0660));
+  struct stat st;
+  if (fd.get() < 0 || fstat(fd.get(), &st) != 0) {
+    throw std::runtime_error(errno_text("cannot open " + quoted(name)));
+  }
+  if (!S_ISREG(st.st_mode)) throw std::runtime_error(quoted(name) + " is not a regular file");
+  if (geteuid() == 0 && (st.st_uid != owner.st_uid || st.st_gid != owner.st_gid) &&
+      fchown(fd.get(), owner.st_uid, owner.st_gid) != 0) {
+    throw std::runtime_error(errno_text("cannot chown " + quoted(name)));
+  }
+  struct flock lk = {};
+  lk.l_type = F_WRLCK;
+  lk.l_whence = SEEK_SET;
+  lk.l_len = 1;
+  if (fcntl(fd.get(), F_SETLK, &lk) == 0) return fd;
+  if (errno != EACCES && errno != EAGAIN)
+    throw std::runtime_error(errno_text("cannot lock " + name));
+  lk.l_type = F_WRLCK;
+  std::string who = "another process";
+  if (fcntl(fd.get(), F_GETLK, &lk) == 0 && lk.l_type != F_UNLCK) {
+    who = "process " + std::to_string(lk.l_pid);
+  }
+  throw std::runtime_error("store " + quoted(store) + " is open in " + who +
+                           " (nginx, oauth2-admin serve): stop them before a restore");
+}
+
+// Run as root on a store another user owns: become that user, as
+// open_store does, so that the files made are theirs.
+void become(const struct stat& owner) {
+  if (geteuid() != 0 || owner.st_uid == 0) return;
+  if (setgroups(1, &owner.st_gid) != 0 || setgid(owner.st_gid) != 0 || setuid(owner.st_uid) != 0 ||
+      geteuid() != owner.st_uid) {
+    throw std::runtime_error(errno_text("cannot switch to the owner of the store"));
+  }
+}
+
+// Copies in (from its start) to a new file beside data.mdb, synced, with
+// data.mdb's mode (0660 less the umask for a new store); its name.
+std::string copy_beside(int in, const std::string& store, const struct stat* old) {
+  std::string tmp = store + "/data.mdb.restore-XXXXXX";
+  Fd out(mkostemp(tmp.data(), O_CLOEXEC));
+  if (out.get() < 0)
+    throw std::runtime_error(errno_text("cannot create a file in " + quoted(store)));
+  const mode_t mask = umask(0);
+  umask(mask);
+  bool ok = fchmod(out.get(), old ? old->st_mode & 0660 : 0660 & ~mask) == 0;
+  char buf[1 << 16];
+  off_t off = 0;
+  ssize_t n = 0;
+  while (ok && (n = pread(in, buf, sizeof(buf), off)) != 0) {
+    if (n < 0) {
+      ok = errno == EINTR;
+      continue;
+    }
+    for (ssize_t done = 0; ok && done < n;) {
+      ssize_t w = write(out.get(), buf + done, static_cast<size_t>(n - done));
+      ok = w > 0 || (w < 0 && errno == EINTR);
+      if (w > 0) done += w;
+    }
+    off += n;
+  }
+  ok = ok && fsync(out.get()) == 0;
+  ok = close(out.release()) == 0 && ok;
+  if (!ok) {
+    int saved = errno;
+    unlink(tmp.c_str());
+    errno = saved;
+    throw std::runtime_error(errno_text("cannot write " + quoted(tmp)));
+  }
+  return tmp;
+}
+
+// The checks that change nothing: the backup opens whole; a store that
+// holds data is replaced only with --force.  data.mdb's stat if it exists.
+std::optional<struct stat> check_restore(const Invocation& inv, const std::string& from,
+                                         BackupInfo* info) {
+  *info = inspect_backup(from);
+  struct stat data;
+  const std::string data_path = inv.store + "/data.mdb";
+  if (lstat(data_path.c_str(), &data) != 0) {
+    if (errno != ENOENT && errno != ENOTDIR) {
+      throw std::runtime_error(errno_text("cannot stat " + quoted(data_path)));
+    }
+    return std::nullopt;
+  }
+  if (!inv.has("force") && (data.st_size > 0 || !S_ISREG(data.st_mode))) {
+    throw std::runtime_error("store " + quoted(inv.store) +
+                             " already holds data: restore replaces it only with --force"
+                             " (stop nginx and oauth2-admin serve first)");
+  }
+  return data;
+}
+
+// Writes the backup (in) beside data.mdb, checks that copy and renames it
+// over data.mdb; what the restored store holds.
+BackupInfo put_in_place(const Invocation& inv, int in, const struct stat* old) {
+  make_dirs(inv.store);
+  Fd dir(open(inv.store.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  struct stat owner;
+  if (dir.get() < 0 || fstat(dir.get(), &owner) != 0) {
+    throw std::runtime_error(errno_text("cannot open " + quoted(inv.store)));
+  }
+  Fd lock = lock_store(dir.get(), owner, inv.store);
+  become(owner);
+  const std::string tmp = copy_beside(in, inv.store, old);
+  BackupInfo info;
+  try {
+    info = inspect_backup(tmp);  // the bytes about to become the store
+  } catch (...) {
+    unlink(tmp.c_str());
+    throw;
+  }
+  if (rename(tmp.c_str(), (inv.store + "/data.mdb").c_str()) != 0) {
+    int saved = errno;
+    unlink(tmp.c_str());
+    errno = saved;
+    throw std::runtime_error(errno_text("cannot rename " + quoted(tmp)));
+  }
+  if (fsync(dir.get()) != 0) throw std::runtime_error(errno_text("cannot sync " + inv.store));
+  // the first to open it, under the lock: LMDB rebuilds lock.mdb's table
+  // from the restored file (its transaction ids start again)
+  { Store opened(inv.store, 0, false); }
+  return info;
+}
+
+int restore(const Invocation& inv) {
+  const std::string& from = inv.operands[0];
+  // the backup, opened as the caller, before any change of user
+  Fd in(open(from.c_str(), O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC));
+  if (in.get() < 0) return fail(errno_text("cannot open " + quoted(from)));
+  BackupInfo info;
+  std::optional<struct stat> old = check_restore(inv, from, &info);
+  info = put_in_place(inv, in.get(), old ? &*old : nullptr);
+  Json obj(checked(json_object()));
+  set_member(obj.get(), "store", string_json(inv.store));
+  set_member(obj.get(), "restored_from", string_json(from));
+  set_member(obj.get(), "replaced", json_boolean(old.has_value()));
+  set_member(obj.get(), "bytes", checked(json_integer(static_cast<json_int_t>(info.bytes))));
+  set_member(obj.get(), "schema_version",
+             checked(json_integer(static_cast<json_int_t>(info.schema))));
+  set_member(obj.get(), "records", records_json(info));
+  print_json(obj.get());
+  return 0;
+}
+
+const OptionSpec kRestoreOptions[] = {
+    {"force", false, false},
+};
+
+const char kBackupUsage[] =
+    "usage: oauth2-admin backup <file>\n"
+    "\n"
+    "Copies the store (every realm) to <file>, a new file of mode 0600\n"
+    "(an existing file is never overwritten: exit 1), while nginx and the\n"
+    "daemon go on serving: LMDB's compacting copy, made inside one read\n"
+    "transaction, holds every token and change committed before it began\n"
+    "and nothing half written.  The copy is then opened and read whole.\n"
+    "It holds no secret in clear, but the hashes of every secret and\n"
+    "token: keep it as you keep the store.  Prints {\"file\", \"bytes\",\n"
+    "\"schema_version\", \"records\": {<database>: <count>, ...}}.\n"
+    "Restore it with oauth2-admin restore.\n";
+
+const char kRestoreUsage[] =
+    "usage: oauth2-admin restore <file> [--force]\n"
+    "\n"
+    "Puts a backup made by oauth2-admin backup in place as the store\n"
+    "(--store; created if missing).  The backup is checked first: an LMDB\n"
+    "file, whole, every record readable, with a schema version this build\n"
+    "reads; then it is written beside data.mdb, checked again and renamed\n"
+    "over it.  A bad file changes nothing (exit 1).\n"
+    "\n"
+    "  --force    replace a store that holds data (without it: exit 1)\n"
+    "\n"
+    "Never while a process has the store open (nginx's workers, oauth2-admin\n"
+    "serve), --force or not: stop them, restore, start them; or restore\n"
+    "into a new directory, point oauth2_store at it and reload nginx.\n"
+    "Prints {\"store\", \"restored_from\", \"replaced\", \"bytes\",\n"
+    "\"schema_version\", \"records\"}.\n";
+
+const Command kBackupCommands[] = {
+    {"backup", "<file>", "copy the store to a new file while nginx serves", kBackupUsage, nullptr,
+     0, 1, 1, backup},
+    {"restore", "<file> [--force]", "put a backup in place as the store", kRestoreUsage,
+     kRestoreOptions, std::size(kRestoreOptions), 1, 1, restore},
+};
+
+}  // namespace
+
+void add_backup_commands(Commands& out) {
+  for (const Command& c : kBackupCommands) out.push_back(&c);
+}
+
+}  // namespace oauth2::admin

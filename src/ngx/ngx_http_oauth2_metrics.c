@@ -1,0 +1,552 @@
+
+/*
+ * ngx_http_oauth2_module: the metrics (oauth2_metrics), in Prometheus'
+ * text format.  Every count lives in one shared memory zone, added to
+ * with atomic adds by every worker (and by the core's committer, for the
+ * store's commits), so that a scrape of any worker sees exact totals; a
+ * reload keeps them.  Access is left to allow/deny, as for stub_status.
+ */
+
+
+#include "ngx_http_oauth2.h"
+
+
+#define NGX_HTTP_OAUTH2_ISSUED_SLOTS  1024
+#define NGX_HTTP_OAUTH2_METRICS_SIZE  (1024 * 1024)
+
+
+/* a (realm, client_id, grant) whose issued tokens are counted */
+typedef struct {
+    ngx_atomic_t               count;
+    u_char                     grant;         /* 1 + index; 0: a free slot */
+    u_char                     realm_len;
+    u_char                     client_len;
+    u_char                     realm[64];
+    u_char                     client[200];
+} ngx_http_oauth2_issued_t;
+
+
+typedef struct {
+    ngx_atomic_t               validations[OAUTH2_WHY_COUNT];
+    ngx_atomic_t               limited[3];    /* by OAUTH2_LIMITED_* */
+    ngx_atomic_t               issued_untracked;   /* the table was full */
+    oauth2_write_metrics_t     writes;
+    ngx_http_oauth2_issued_t   issued[NGX_HTTP_OAUTH2_ISSUED_SLOTS];
+} ngx_http_oauth2_metrics_sh_t;
+
+
+static ngx_int_t ngx_http_oauth2_metrics_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+static ngx_http_oauth2_metrics_sh_t *ngx_http_oauth2_metrics_sh(
+    ngx_http_request_t *r, ngx_slab_pool_t **shpool);
+static ngx_http_oauth2_issued_t *ngx_http_oauth2_metrics_series(
+    ngx_http_oauth2_metrics_sh_t *sh, ngx_slab_pool_t *shpool,
+    ngx_str_t *realm, oauth2_str_t *client, ngx_uint_t grant);
+static ngx_int_t ngx_http_oauth2_metrics_handler(ngx_http_request_t *r);
+static u_char *ngx_http_oauth2_metrics_label(u_char *p, u_char *s,
+    size_t len);
+static u_char *ngx_http_oauth2_metrics_issued(u_char *p,
+    ngx_http_oauth2_metrics_sh_t *sh, ngx_slab_pool_t *shpool);
+static u_char *ngx_http_oauth2_metrics_counts(u_char *p,
+    ngx_http_oauth2_metrics_sh_t *sh);
+static u_char *ngx_http_oauth2_metrics_writes(u_char *p,
+    oauth2_write_metrics_t *w);
+static u_char *ngx_http_oauth2_metrics_gauges(u_char *p,
+    ngx_http_request_t *r);
+
+
+static ngx_str_t  ngx_http_oauth2_grants[] = {
+    ngx_string("client_credentials"),
+    ngx_string("authorization_code"),
+    ngx_string("refresh_token"),
+    ngx_string("password"),
+    ngx_null_string
+};
+
+
+ngx_int_t
+ngx_http_oauth2_metrics_add_zone(ngx_conf_t *cf,
+    ngx_http_oauth2_main_conf_t *mcf)
+{
+    ngx_str_t  name;
+
+    ngx_str_set(&name, "oauth2_metrics");
+
+    mcf->metrics_zone = ngx_shared_memory_add(cf, &name,
+                                              NGX_HTTP_OAUTH2_METRICS_SIZE,
+                                              &ngx_http_oauth2_module);
+    if (mcf->metrics_zone == NULL) {
+        return NGX_ERROR;
+    }
+
+    mcf->metrics_zone->init = ngx_http_oauth2_metrics_init_zone;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_oauth2_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_slab_pool_t               *shpool;
+    ngx_http_oauth2_metrics_sh_t  *sh;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    shm_zone->data = shpool;
+
+    if (data || shm_zone->shm.exists) {
+        /* a reload keeps the counts: Prometheus counters only grow */
+        return NGX_OK;
+    }
+
+    sh = ngx_slab_calloc(shpool, sizeof(ngx_http_oauth2_metrics_sh_t));
+    if (sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    shpool->data = sh;
+
+    return NGX_OK;
+}
+
+
+/* the counters of the cycle's zone, for the committer of this worker */
+
+oauth2_write_metrics_t *
+ngx_http_oauth2_metrics_for_writes(ngx_cycle_t *cycle)
+{
+    ngx_slab_pool_t               *shpool;
+    ngx_http_oauth2_metrics_sh_t  *sh;
+    ngx_http_oauth2_main_conf_t   *mcf;
+
+    mcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_oauth2_module);
+
+    if (mcf == NULL || mcf->metrics_zone == NULL) {
+        return NULL;
+    }
+
+    shpool = (ngx_slab_pool_t *) mcf->metrics_zone->shm.addr;
+    sh = shpool->data;
+
+    return &sh->writes;
+}
+
+
+static ngx_http_oauth2_metrics_sh_t *
+ngx_http_oauth2_metrics_sh(ngx_http_request_t *r, ngx_slab_pool_t **shpool)
+{
+    ngx_slab_pool_t              *pool;
+    ngx_http_oauth2_main_conf_t  *mcf;
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_oauth2_module);
+
+    if (mcf == NULL || mcf->metrics_zone == NULL) {
+        return NULL;
+    }
+
+    pool = (ngx_slab_pool_t *) mcf->metrics_zone->shm.addr;
+
+    if (shpool) {
+        *shpool = pool;
+    }
+
+    return pool->data;
+}
+
+
+void
+ngx_http_oauth2_metrics_validation(ngx_http_request_t *r, int why)
+{
+    ngx_http_oauth2_metrics_sh_t  *sh;
+
+    sh = ngx_http_oauth2_metrics_sh(r, NULL);
+
+    if (sh == NULL || why < 0 || why >= OAUTH2_WHY_COUNT) {
+        return;
+    }
+
+    (void) ngx_atomic_fetch_add(&sh->validations[why], 1);
+
+    if (why == OAUTH2_WHY_RATE_LIMITED) {
+        (void) ngx_atomic_fetch_add(&sh->limited[OAUTH2_LIMITED_RATE], 1);
+    }
+}
+
+
+/* an endpoint's answer: a limit's refusal, or an access token issued */
+
+void
+ngx_http_oauth2_metrics_response(ngx_http_request_t *r, ngx_str_t *realm,
+    oauth2_response_t *resp)
+{
+    ngx_uint_t                     g;
+    ngx_slab_pool_t               *shpool;
+    ngx_http_oauth2_issued_t      *e;
+    ngx_http_oauth2_metrics_sh_t  *sh;
+
+    sh = ngx_http_oauth2_metrics_sh(r, &shpool);
+
+    if (sh == NULL) {
+        return;
+    }
+
+    if (resp->limited == OAUTH2_LIMITED_RATE
+        || resp->limited == OAUTH2_LIMITED_THROTTLE)
+    {
+        (void) ngx_atomic_fetch_add(&sh->limited[resp->limited], 1);
+    }
+
+    if (resp->issued_client.len == 0) {
+        return;
+    }
+
+    for (g = 0; ngx_http_oauth2_grants[g].len; g++) {
+        if (ngx_http_oauth2_grants[g].len == resp->grant.len
+            && ngx_memcmp(ngx_http_oauth2_grants[g].data, resp->grant.data,
+                          resp->grant.len) == 0)
+        {
+            break;
+        }
+    }
+
+    if (ngx_http_oauth2_grants[g].len == 0
+        || realm->len > sizeof(e->realm)
+        || resp->issued_client.len > sizeof(e->client))
+    {
+        (void) ngx_atomic_fetch_add(&sh->issued_untracked, 1);
+        return;
+    }
+
+    e = ngx_http_oauth2_metrics_series(sh, shpool, realm,
+                                       &resp->issued_client, g + 1);
+    if (e == NULL) {
+        (void) ngx_atomic_fetch_add(&sh->issued_untracked, 1);
+        return;
+    }
+
+    (void) ngx_atomic_fetch_add(&e->count, 1);
+}
+
+
+/* the series of (realm, client, grant), made if new; NULL: no room */
+
+static ngx_http_oauth2_issued_t *
+ngx_http_oauth2_metrics_series(ngx_http_oauth2_metrics_sh_t *sh,
+    ngx_slab_pool_t *shpool, ngx_str_t *realm, oauth2_str_t *client,
+    ngx_uint_t grant)
+{
+    ngx_uint_t                 i, slot;
+    ngx_http_oauth2_issued_t  *e, *found;
+
+    slot = ngx_crc32_short((u_char *) client->data, client->len)
+           ^ ngx_crc32_short(realm->data, realm->len);
+    found = NULL;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    for (i = 0; i < NGX_HTTP_OAUTH2_ISSUED_SLOTS; i++) {
+        e = &sh->issued[(slot + i) % NGX_HTTP_OAUTH2_ISSUED_SLOTS];
+
+        if (e->grant == 0) {
+            /* a new series: written whole before it is published */
+            e->realm_len = (u_char) realm->len;
+            ngx_memcpy(e->realm, realm->data, realm->len);
+            e->client_len = (u_char) client->len;
+            ngx_memcpy(e->client, client->data, client->len);
+            e->grant = (u_char) grant;
+            found = e;
+            break;
+        }
+
+        if (e->grant == grant
+            && e->realm_len == realm->len
+            && e->client_len == client->len
+            && ngx_memcmp(e->realm, realm->data, realm->len) == 0
+            && ngx_memcmp(e->client, client->data, client->len) == 0)
+        {
+            found = e;
+            break;
+        }
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    return found;
+}
+
+
+/* oauth2_metrics: this location serves the metrics */
+
+char *
+ngx_http_oauth2_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_core_loc_conf_t     *clcf;
+    ngx_http_oauth2_main_conf_t  *mcf;
+
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_oauth2_module);
+
+    if (mcf->store_path.len == 0) {
+        return "requires \"oauth2_store\" in the http block before it";
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_oauth2_metrics_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_oauth2_metrics_handler(ngx_http_request_t *r)
+{
+    size_t                         size;
+    ngx_int_t                      rc;
+    ngx_buf_t                     *b;
+    ngx_chain_t                    out;
+    ngx_slab_pool_t               *shpool;
+    ngx_http_oauth2_metrics_sh_t  *sh;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    sh = ngx_http_oauth2_metrics_sh(r, &shpool);
+    if (sh == NULL) {
+        return NGX_HTTP_NOT_FOUND;
+    }
+
+    /* each issued series at most: its labels escaped, and the count */
+    size = 16384 + NGX_HTTP_OAUTH2_ISSUED_SLOTS
+                   * (2 * (64 + 200) + 128 + NGX_ATOMIC_T_LEN);
+
+    b = ngx_create_temp_buf(r->pool, size);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->last = ngx_http_oauth2_metrics_issued(b->last, sh, shpool);
+    b->last = ngx_http_oauth2_metrics_counts(b->last, sh);
+    b->last = ngx_http_oauth2_metrics_writes(b->last, &sh->writes);
+    b->last = ngx_http_oauth2_metrics_gauges(b->last, r);
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = b->last - b->pos;
+    ngx_str_set(&r->headers_out.content_type,
+                "text/plain; version=0.0.4; charset=utf-8");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    rc = ngx_http_send_header(r);
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+/* a label value as the text format escapes it: \\, \" and \n */
+
+static u_char *
+ngx_http_oauth2_metrics_label(u_char *p, u_char *s, size_t len)
+{
+    size_t  i;
+
+    for (i = 0; i < len; i++) {
+        if (s[i] == '\\' || s[i] == '"') {
+            *p++ = '\\';
+            *p++ = s[i];
+
+        } else if (s[i] == '\n') {
+            *p++ = '\\';
+            *p++ = 'n';
+
+        } else {
+            *p++ = s[i];
+        }
+    }
+
+    return p;
+}
+
+
+static u_char *
+ngx_http_oauth2_metrics_issued(u_char *p, ngx_http_oauth2_metrics_sh_t *sh,
+    ngx_slab_pool_t *shpool)
+{
+    ngx_uint_t                 i;
+    ngx_http_oauth2_issued_t  *e;
+
+    p = ngx_sprintf(p,
+        "# HELP oauth2_tokens_issued_total Access tokens issued by the token "
+        "endpoint, by realm, application and grant.\n"
+        "# TYPE oauth2_tokens_issued_total counter\n");
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    for (i = 0; i < NGX_HTTP_OAUTH2_ISSUED_SLOTS; i++) {
+        e = &sh->issued[i];
+
+        if (e->grant == 0) {
+            continue;
+        }
+
+        p = ngx_sprintf(p, "oauth2_tokens_issued_total{realm=\"");
+        p = ngx_http_oauth2_metrics_label(p, e->realm, e->realm_len);
+        p = ngx_sprintf(p, "\",client_id=\"");
+        p = ngx_http_oauth2_metrics_label(p, e->client, e->client_len);
+        p = ngx_sprintf(p, "\",grant=\"%V\"} %uA\n",
+                        &ngx_http_oauth2_grants[e->grant - 1], e->count);
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    return ngx_sprintf(p,
+        "# HELP oauth2_tokens_issued_untracked_total Access tokens issued "
+        "once the table of %d series was full.\n"
+        "# TYPE oauth2_tokens_issued_untracked_total counter\n"
+        "oauth2_tokens_issued_untracked_total %uA\n",
+        NGX_HTTP_OAUTH2_ISSUED_SLOTS, sh->issued_untracked);
+}
+
+
+static u_char *
+ngx_http_oauth2_metrics_counts(u_char *p, ngx_http_oauth2_metrics_sh_t *sh)
+{
+    int  why;
+
+    p = ngx_sprintf(p,
+        "# HELP oauth2_validations_total Bearer tokens checked by "
+        "auth_oauth2, by outcome.\n"
+        "# TYPE oauth2_validations_total counter\n");
+
+    for (why = 0; why < OAUTH2_WHY_COUNT; why++) {
+        p = ngx_sprintf(p, "oauth2_validations_total{outcome=\"%s\"} %uA\n",
+                        oauth2_why_name(why), sh->validations[why]);
+    }
+
+    return ngx_sprintf(p,
+        "# HELP oauth2_limit_refusals_total Requests answered 429 by "
+        "oauth2_rate_limit or by a throttle of failed authentications.\n"
+        "# TYPE oauth2_limit_refusals_total counter\n"
+        "oauth2_limit_refusals_total{limit=\"rate_limit\"} %uA\n"
+        "oauth2_limit_refusals_total{limit=\"throttle\"} %uA\n",
+        sh->limited[OAUTH2_LIMITED_RATE],
+        sh->limited[OAUTH2_LIMITED_THROTTLE]);
+}
+
+
+/* a bound as Prometheus prints one: 0.0005, 0.01, 1 */
+
+static u_char *
+ngx_http_oauth2_metrics_bound(u_char *p, double bound)
+{
+    u_char  *start, *last;
+
+    start = p;
+    p = ngx_sprintf(p, "%.4f", bound);
+
+    for (last = p - 1; last > start && *last == '0'; last--) {
+        /* the trailing zeros */
+    }
+
+    return (*last == '.') ? last : last + 1;
+}
+
+
+static u_char *
+ngx_http_oauth2_metrics_writes(u_char *p, oauth2_write_metrics_t *w)
+{
+    uint64_t    sum;
+    ngx_uint_t  i;
+
+    p = ngx_sprintf(p,
+        "# HELP oauth2_store_commit_seconds Time to commit one batch of "
+        "store writes, its sync included.\n"
+        "# TYPE oauth2_store_commit_seconds histogram\n");
+
+    for (sum = 0, i = 0; i < OAUTH2_COMMIT_BUCKETS; i++) {
+        sum += w->commit[i];
+        p = ngx_sprintf(p, "oauth2_store_commit_seconds_bucket{le=\"");
+        p = (i + 1 < OAUTH2_COMMIT_BUCKETS)
+            ? ngx_http_oauth2_metrics_bound(p, oauth2_commit_bound(i))
+            : ngx_sprintf(p, "+Inf");
+        p = ngx_sprintf(p, "\"} %uL\n", sum);
+    }
+
+    p = ngx_sprintf(p,
+        "oauth2_store_commit_seconds_sum %uL.%06uL\n"
+        "oauth2_store_commit_seconds_count %uL\n"
+        "# HELP oauth2_store_commit_batch_size Changes committed together "
+        "in one batch (group commit).\n"
+        "# TYPE oauth2_store_commit_batch_size histogram\n",
+        w->commit_usec / 1000000, w->commit_usec % 1000000, w->batches);
+
+    for (sum = 0, i = 0; i < OAUTH2_BATCH_BUCKETS; i++) {
+        sum += w->batch[i];
+        p = (i + 1 < OAUTH2_BATCH_BUCKETS)
+            ? ngx_sprintf(p, "oauth2_store_commit_batch_size_bucket"
+                             "{le=\"%ud\"} %uL\n", oauth2_batch_bound(i), sum)
+            : ngx_sprintf(p, "oauth2_store_commit_batch_size_bucket"
+                             "{le=\"+Inf\"} %uL\n", sum);
+    }
+
+    return ngx_sprintf(p,
+        "oauth2_store_commit_batch_size_sum %uL\n"
+        "oauth2_store_commit_batch_size_count %uL\n"
+        "# HELP oauth2_store_conflicts_total Changes run again because "
+        "what they read had changed.\n"
+        "# TYPE oauth2_store_conflicts_total counter\n"
+        "oauth2_store_conflicts_total %uL\n",
+        w->changes, w->batches, w->conflicts);
+}
+
+
+static u_char *
+ngx_http_oauth2_metrics_gauges(u_char *p, ngx_http_request_t *r)
+{
+    size_t                        total, used;
+    oauth2_store_t               *store;
+    ngx_slab_pool_t              *zone;
+    oauth2_store_stats_t          st;
+    ngx_http_oauth2_main_conf_t  *mcf;
+
+    ngx_memzero(&st, sizeof(oauth2_store_stats_t));
+
+    store = ngx_http_oauth2_store(r->connection->log);
+    if (store) {
+        oauth2_store_stats(store, &st);
+    }
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_oauth2_module);
+    zone = (ngx_slab_pool_t *) mcf->shm_zone->shm.addr;
+    total = (zone->end - zone->start);
+    used = total - zone->pfree * ngx_pagesize;
+
+    return ngx_sprintf(p,
+        "# HELP oauth2_store_map_bytes The most the store may grow to "
+        "(oauth2_store size=).\n"
+        "# TYPE oauth2_store_map_bytes gauge\n"
+        "oauth2_store_map_bytes %uL\n"
+        "# HELP oauth2_store_used_bytes What the store's pages use.\n"
+        "# TYPE oauth2_store_used_bytes gauge\n"
+        "oauth2_store_used_bytes %uL\n"
+        "# HELP oauth2_limit_zone_bytes The size of the counters' zone "
+        "(oauth2_limit_zone).\n"
+        "# TYPE oauth2_limit_zone_bytes gauge\n"
+        "oauth2_limit_zone_bytes %uz\n"
+        "# HELP oauth2_limit_zone_used_bytes What its counters use.\n"
+        "# TYPE oauth2_limit_zone_used_bytes gauge\n"
+        "oauth2_limit_zone_used_bytes %uz\n",
+        st.map_size, st.used, total, used);
+}
