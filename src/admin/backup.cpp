@@ -145,6 +145,30 @@ size_t walk(MDB_txn* txn, MDB_dbi dbi, const std::string& name, const std::strin
   return n;
 }
 
+// Reads the environment of the backup at path, whole.
+void read_backup(const std::string& path, BackupInfo* info) {
+  Env env = open_backup_env(path);
+  check_whole(env.get(), path, info->bytes);
+  TxnHandle txn(env.get(), MDB_RDONLY);
+  info->schema = check_schema(txn.get(), path);
+  MDB_dbi main;
+  check(mdb_dbi_open(txn.get(), nullptr, 0, &main), "mdb_dbi_open");
+  std::vector<std::string> names;  // the main database lists the others
+  walk(txn.get(), main, "(main)", path, &names);
+  for (const std::string& name : names) {
+    MDB_dbi dbi;
+    if (name.find('\0') != std::string::npos) {
+      throw not_a_backup(path, "it holds a record outside any database");
+    }
+    int rc = mdb_dbi_open(txn.get(), name.c_str(), 0, &dbi);
+    if (rc == MDB_INCOMPATIBLE) throw not_a_backup(path, "it holds a record outside any database");
+    if (rc != MDB_SUCCESS) {
+      throw not_a_backup(path, "database " + quoted(name) + ": " + mdb_strerror(rc));
+    }
+    info->records.emplace_back(name, walk(txn.get(), dbi, name, path));
+  }
+}
+
 // Opens the file at path as a store's environment and reads all of it.
 // Throws std::runtime_error, saying what is wrong, for anything but a
 // whole backup of a schema this build reads.
@@ -161,20 +185,10 @@ BackupInfo inspect_backup(const std::string& path) {
   if (st.st_size == 0) throw not_a_backup(path, "it is empty");
   BackupInfo info;
   info.bytes = static_cast<uint64_t>(st.st_size);
-  Env env = open_backup_env(path);
-  check_whole(env.get(), path, info.bytes);
-  TxnHandle txn(env.get(), MDB_RDONLY);
-  info.schema = check_schema(txn.get(), path);
-  MDB_dbi main;
-  check(mdb_dbi_open(txn.get(), nullptr, 0, &main), "mdb_dbi_open");
-  std::vector<std::string> names;  // the main database lists the others
-  walk(txn.get(), main, "(main)", path, &names);
-  for (const std::string& name : names) {
-    MDB_dbi dbi;
-    int rc = name.find('\0') == std::string::npos ? mdb_dbi_open(txn.get(), name.c_str(), 0, &dbi)
-                                                  : MDB_INCOMPATIBLE;
-    if (rc != MDB_SUCCESS) throw not_a_backup(path, "it holds a record outside any database");
-    info.records.emplace_back(name, walk(txn.get(), dbi, name, path));
+  try {
+    read_backup(path, &info);
+  } catch (const StoreError& e) {  // LMDB's word on the file, not the store
+    throw not_a_backup(path, e.what());
   }
   return info;
 }
@@ -229,6 +243,8 @@ int backup(const Invocation& inv) {
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  if (WIFSIGNALED(status))
+    fail("the copy was killed by signal " + std::to_string(WTERMSIG(status)));
   ok = close(fd.release()) == 0 && ok;
   BackupInfo info;
   try {
@@ -253,19 +269,23 @@ int backup(const Invocation& inv) {
 
 // --------------------------------------------------------------- restore
 
-// mkdir -p, as open_store does: the store itself 0750, whatever the umask.
-void make_dirs(const std::string& path) {
+// mkdir -p, as open_store does: parents 0755 (nginx's workers pass
+// through them), the store itself 0750, whatever the umask.
+void make_dirs(const std::string& path, mode_t mode = 0750) {
   struct stat st;
   if (stat(path.c_str(), &st) == 0) {
     if (!S_ISDIR(st.st_mode)) throw std::runtime_error(quoted(path) + " is not a directory");
     return;
   }
   std::string::size_type slash = path.find_last_of('/', path.find_last_not_of('/'));
-  if (slash != std::string::npos && slash > 0) make_dirs(path.substr(0, slash));
-  if (mkdir(path.c_str(), 0750) != 0 && errno != EEXIST) {
+  if (slash != std::string::npos && slash > 0) make_dirs(path.substr(0, slash), 0755);
+  if (mkdir(path.c_str(), mode) != 0) {
+    if (errno == EEXIST) return;
     throw std::runtime_error(errno_text("cannot create " + quoted(path)));
   }
-  chmod(path.c_str(), 0750);
+  if (chmod(path.c_str(), mode) != 0) {
+    throw std::runtime_error(errno_text("cannot chmod " + quoted(path)));
+  }
 }
 
 // The byte LMDB's processes lock (lock.mdb, offset 0): every process with
@@ -292,8 +312,9 @@ Fd lock_store(int dir, const struct stat& owner, const std::string& store) {
   lk.l_whence = SEEK_SET;
   lk.l_len = 1;
   if (fcntl(fd.get(), F_SETLK, &lk) == 0) return fd;
-  if (errno != EACCES && errno != EAGAIN)
-    throw std::runtime_error(errno_text("cannot lock " + name));
+  if (errno != EACCES && errno != EAGAIN) {
+    throw std::runtime_error(errno_text("cannot lock " + quoted(name)));
+  }
   lk.l_type = F_WRLCK;
   std::string who = "another process";
   if (fcntl(fd.get(), F_GETLK, &lk) == 0 && lk.l_type != F_UNLCK) {
@@ -318,8 +339,9 @@ void become(const struct stat& owner) {
 std::string copy_beside(int in, const std::string& store, const struct stat* old) {
   std::string tmp = store + "/data.mdb.restore-XXXXXX";
   Fd out(mkostemp(tmp.data(), O_CLOEXEC));
-  if (out.get() < 0)
+  if (out.get() < 0) {
     throw std::runtime_error(errno_text("cannot create a file in " + quoted(store)));
+  }
   const mode_t mask = umask(0);
   umask(mask);
   bool ok = fchmod(out.get(), old ? old->st_mode & 0660 : 0660 & ~mask) == 0;
