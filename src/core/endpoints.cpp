@@ -646,9 +646,12 @@ namespace {
 // the jti of an access token is taken unverified: it is 256 random bits
 // that only the JWT carries, so its record is as hard to reach as an
 // opaque token's.
+// *expires: the JWT's exp once it verified (0 otherwise); *expired: it
+// failed for being past it
 std::optional<TokenId> verified_record_key(const Location* loc, int64_t now, std::string_view token,
-                                           TokenType* type, bool* expired) {
+                                           TokenType* type, int64_t* expires, bool* expired) {
   *type = TokenType::kAccess;
+  *expires = 0;
   *expired = false;
   if (!loc) {
     Json claims = jwt_peek_claims(token);
@@ -664,6 +667,7 @@ std::optional<TokenId> verified_record_key(const Location* loc, int64_t now, std
       return std::nullopt;
     }
     *type = e->handshake ? TokenType::kHandshake : TokenType::kAccess;
+    *expires = e->exp;
     return e->record_key;
   }
   JwtCheck c;
@@ -687,6 +691,7 @@ std::optional<TokenId> verified_record_key(const Location* loc, int64_t now, std
   json_t* exp = json_object_get(r.claims.get(), "exp");
   if (!jti || !json_is_integer(exp)) return std::nullopt;
   const TokenId record_key = token_id(jti);
+  *expires = json_integer_value(exp);
   loc->verified.put(
       key, JwtCache::Entry{record_key, json_integer_value(exp), *type == TokenType::kHandshake});
   return record_key;
@@ -778,10 +783,11 @@ Validation validate_in(Store& store, const Location* loc, std::string_view realm
   // on the next request.
   TokenId hash;
   TokenType want = TokenType::kAccess;
+  int64_t jwt_exp = 0;
   bool jwt = looks_like_jwt(*token);
   if (jwt) {
     bool expired = false;
-    auto record_key = verified_record_key(loc, req.now, *token, &want, &expired);
+    auto record_key = verified_record_key(loc, req.now, *token, &want, &jwt_exp, &expired);
     if (!record_key) {
       v.why = expired ? OAUTH2_WHY_EXPIRED : OAUTH2_WHY_UNKNOWN;
       return v;
@@ -794,8 +800,11 @@ Validation validate_in(Store& store, const Location* loc, std::string_view realm
   Txn txn = store.read();
   auto t = txn.get_token(realm, hash);
   if (!t) {
-    // a JWT that verified names a record that was there: revoked since
-    v.why = jwt && loc ? OAUTH2_WHY_REVOKED : OAUTH2_WHY_UNKNOWN;
+    // a JWT that verified names a record that was there: revoked since,
+    // unless it expired (within the leeway) and the expiry removed it
+    v.why = !jwt || !loc         ? OAUTH2_WHY_UNKNOWN
+            : req.now >= jwt_exp ? OAUTH2_WHY_EXPIRED
+                                 : OAUTH2_WHY_REVOKED;
     return v;
   }
   std::string username;

@@ -108,9 +108,12 @@ typedef struct {
     ngx_str_t                  error;         /* $oauth2_error */
     ngx_str_t                  grant;         /* $oauth2_grant */
     ngx_str_t                  token_id;      /* $oauth2_token_id */
+    int                        why;           /* the last check's
+                                                 OAUTH2_WHY_*, counted in
+                                                 the log phase */
     unsigned                   valid:1;
     unsigned                   rate_counted:1;
-    unsigned                   metrics_counted:1;
+    unsigned                   checked:1;     /* auth_oauth2 ran */
 } ngx_http_oauth2_ctx_t;
 
 
@@ -169,6 +172,7 @@ char *ngx_http_oauth2_location(ngx_conf_t *cf,
 void *ngx_http_oauth2_palloc(void *pool, size_t size);
 
 ngx_int_t ngx_http_oauth2_access_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_oauth2_log_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_oauth2_endpoint_handler(ngx_http_request_t *r);
 ngx_http_oauth2_ctx_t *ngx_http_oauth2_get_ctx(ngx_http_request_t *r);
 ngx_http_oauth2_ctx_t *ngx_http_oauth2_create_ctx(ngx_http_request_t *r);

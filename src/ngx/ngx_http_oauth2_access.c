@@ -162,7 +162,11 @@ ngx_http_oauth2_access_handler(ngx_http_request_t *r)
 }
 
 
-/* for the logs ($oauth2_error, $oauth2_token_id) and the metrics */
+/*
+ * For the logs ($oauth2_error, $oauth2_token_id) and the metrics: the
+ * last check of the request stands (an internal redirect may check again
+ * at another location), and the log phase counts it once.
+ */
 
 static void
 ngx_http_oauth2_note_validation(ngx_http_request_t *r,
@@ -170,16 +174,31 @@ ngx_http_oauth2_note_validation(ngx_http_request_t *r,
 {
     ngx_http_oauth2_str_from(&ctx->token_id, &res->token_id);
 
-    if (!ctx->metrics_counted) {
-        /* once per request, whatever internal redirects follow */
-        ctx->metrics_counted = 1;
-        ngx_http_oauth2_metrics_validation(r, res->why);
-    }
+    ctx->checked = 1;
+    ctx->why = res->why;
 
-    if (res->why != OAUTH2_WHY_OK) {
+    if (res->why == OAUTH2_WHY_OK) {
+        ngx_str_null(&ctx->error);
+
+    } else {
         ctx->error.data = (u_char *) oauth2_why_name(res->why);
         ctx->error.len = ngx_strlen(ctx->error.data);
     }
+}
+
+
+ngx_int_t
+ngx_http_oauth2_log_handler(ngx_http_request_t *r)
+{
+    ngx_http_oauth2_ctx_t  *ctx;
+
+    ctx = ngx_http_oauth2_get_ctx(r);
+
+    if (ctx && ctx->checked) {
+        ngx_http_oauth2_metrics_validation(r, ctx->why);
+    }
+
+    return NGX_OK;
 }
 
 

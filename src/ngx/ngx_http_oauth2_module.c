@@ -241,6 +241,15 @@ ngx_http_oauth2_init(ngx_conf_t *cf)
 
     *h = ngx_http_oauth2_access_handler;
 
+    /* the metrics count a request's bearer check once it is final */
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_oauth2_log_handler;
+
     return NGX_OK;
 }
 
