@@ -3,7 +3,10 @@
 # limits docs/security.md asks for: the revocation and introspection endpoints
 # have the token endpoint's rate limits (R54, R58), the issuer is set (R87),
 # the handshake key is a file (R86), and the daemon's proxy headers carry
-# the client's address for its throttles (R17).
+# the client's address for its throttles (R17).  multi-realm.conf (issue
+# 12): every site's server has a realm, an issuer and a JWT key of its own
+# (R87), tells the daemon its realm in every location that proxies to it,
+# and the daemon is on loopback or a unix socket (R69).
 use strict;
 use warnings;
 use FindBin;
@@ -46,7 +49,21 @@ sub localized {
     return $text;
 }
 
-for my $name (qw(minimal.conf full.conf)) {
+# multi-realm.conf's keys, one per site, where it names them
+for my $key (slurp("$src/multi-realm.conf")
+    =~ m{^\s*oauth2_jwt_key\s+/etc/nginx/oauth2/(\S+?)\s*;}mg)
+{
+    my $file = "$dir/keys/$key";
+    (my $sub = $file) =~ s{/[^/]+$}{};
+    mkdir $sub;
+    ($code) = $t->_run_cmd('openssl', 'genpkey', '-algorithm', 'EC',
+        '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', $file);
+    is($code, 0, "an ES256 key for multi-realm.conf at $key");
+    chmod 0644, $file;
+    chmod 0755, $sub;
+}
+
+for my $name (qw(minimal.conf full.conf multi-realm.conf)) {
     my $text = slurp("$src/$name");
     ok(length $text, "conf.example/$name is there");
     my $file = "$dir/$name";
@@ -95,5 +112,141 @@ like($live, qr/^\s*oauth2_handshake_key \S+;/m,
 like(slurp("$src/oauth2_proxy.conf"),
     qr/^proxy_set_header X-Real-IP \$remote_addr;/m,
     'oauth2_proxy.conf gives the daemon the client\'s address');
+
+################################################ what multi-realm.conf must hold
+
+# the blocks named $kind ("server", "upstream") directly in $text, each
+# its body without the outer braces
+sub blocks {
+    my ($text, $kind) = @_;
+    my @b;
+    while ($text =~ /(?:^|[;{}\s])\Q$kind\E\b[^{;]*(\{((?:[^{}]++|(?1))*)\})/g) {
+        push @b, $2;
+    }
+    return @b;
+}
+
+# a block's own directives, its nested blocks left out: { name => [args] }
+sub directives {
+    my ($body) = @_;
+    1 while $body =~ s/\{[^{}]*\}/;/g;
+    my %d;
+    while ($body =~ /(\w+)([^;]*);/g) {
+        my ($n, $a) = ($1, $2);
+        $a =~ s/^\s+|\s+$//g;
+        $a =~ s/\s+/ /g;
+        push @{$d{$n}}, $a;
+    }
+    return \%d;
+}
+
+# a server's locations: [path, { name => [args] }]
+sub locations {
+    my ($body) = @_;
+    my @l;
+    while ($body =~ /location\s+(?:=\s*)?(\S+)\s*\{([^{}]*)\}/g) {
+        push @l, [$1, directives($2)];
+    }
+    return @l;
+}
+
+my $multi = slurp("$src/multi-realm.conf");
+(my $mlive = $multi) =~ s/#[^\n]*//g;
+my ($mhttp) = blocks($mlive, 'http');
+ok(defined $mhttp, 'multi-realm.conf has an http block');
+$mhttp //= '';
+my $http_d = directives($mhttp);
+for my $d (qw(oauth2_realm oauth2_issuer oauth2_jwt_key)) {
+    ok(!$http_d->{$d}, "multi-realm.conf sets no $d at http level, "
+        . 'so no site inherits another\'s');
+}
+
+my ($admin) = blocks($mhttp, 'upstream');
+my $up = directives($admin // '')->{server} // [];
+ok(@$up, 'multi-realm.conf has the admin daemon\'s upstream');
+for my $s (@$up) {
+    like($s, qr/^(?:127\.\d+\.\d+\.\d+:\d+|\[::1\]:\d+|unix:\/\S+)(?:\s|$)/,
+        "the admin daemon is on loopback or a unix socket: $s (R69)");
+}
+
+my (%realm_of, %issuer_of, %key_of);
+my @sites;
+for my $body (blocks($mhttp, 'server')) {
+    my $d = directives($body);
+    my $name = join ' ', @{$d->{server_name} // ['']};
+    my @locs = locations($body);
+    if ($name eq '_' || $name eq '') {
+        ok(!grep({ /^(?:oauth2_|auth_oauth2)/ } keys %$d)
+            && !grep({ my $l = $_->[1];
+                grep { /^(?:oauth2_|auth_oauth2|proxy_pass)/ } keys %$l }
+                @locs),
+            'the default server serves no realm');
+        next;
+    }
+    push @sites, $name;
+    my $realm = $d->{oauth2_realm} // [];
+    is(scalar @$realm, 1, "$name sets oauth2_realm once");
+    my $r = $realm->[0] // '';
+    like($r, qr/^[A-Za-z0-9._-]{1,64}$/, "$name: realm \"$r\" is a valid name");
+    isnt($r, 'default', "$name has a realm of its own, not \"default\"");
+    ok(!$realm_of{$r}, "$name: realm $r is no other site's") if $r;
+    $realm_of{$r} = $name;
+
+    my $iss = $d->{oauth2_issuer} // [];
+    is(scalar @$iss, 1, "$name sets its own oauth2_issuer (R87)");
+    if (my $i = $iss->[0]) {
+        like($i, qr{^https://\S+$}, "$name: issuer $i is an https URL");
+        ok(!$issuer_of{$i}, "$name: issuer $i is no other site's");
+        $issuer_of{$i} = $name;
+    }
+    my $keys = $d->{oauth2_jwt_key} // [];
+    ok(@$keys, "$name names its own JWT key file");
+    for my $k (@$keys) {
+        ok(!$key_of{$k}, "$name: key $k is no other site's");
+        $key_of{$k} = $name;
+    }
+    my @moved = grep { $_->[1]{oauth2_issuer} || $_->[1]{oauth2_jwt_key} }
+        @locs;
+    ok(!@moved, "$name: no location changes its issuer or key")
+        or diag(join ' ', map { $_->[0] } @moved);
+
+    my ($token) = grep { $_->[1]{oauth2_token} } @locs;
+    ok($token, "$name has a token endpoint");
+    my $limit = $token ? $token->[1]{oauth2_rate_limit}[0] // '' : '';
+    ok($limit, "$name: the token endpoint has oauth2_rate_limit ($limit)");
+    for my $kind (qw(oauth2_revoke oauth2_introspect oauth2_authorize)) {
+        ok((grep { $_->[1]{$kind} } @locs), "$name has an $kind location");
+    }
+    for my $l (grep { $_->[1]{oauth2_revoke} || $_->[1]{oauth2_introspect} }
+        @locs)
+    {
+        is($l->[1]{oauth2_rate_limit}[0] // 'none', $limit,
+            "$name: $l->[0] has the token endpoint's limit (R54, R58)");
+    }
+    ok((grep { $_->[1]{auth_oauth2} } @locs),
+        "$name has an auth_oauth2 location");
+
+    my @daemon = grep { ($_->[1]{proxy_pass}[0] // '') eq 'http://oauth2_admin' }
+        @locs;
+    ok(@daemon, "$name proxies the admin daemon");
+    for my $l (@daemon) {
+        my ($p, $ld) = @$l;
+        my @hdr = grep { /^X-OAuth2-Realm\s/i } @{$ld->{proxy_set_header} // []};
+        is_deeply(\@hdr, ["X-OAuth2-Realm $r"],
+            "$name: $p tells the daemon its realm $r");
+        ok((grep { $_ eq 'oauth2_proxy.conf' } @{$ld->{include} // []}),
+            "$name: $p has the daemon's proxy headers (R17)");
+    }
+    ok(!grep({ /^X-OAuth2-Realm\s/i } @{$d->{proxy_set_header} // []}),
+        "$name sets X-OAuth2-Realm per location, where it cannot be lost "
+        . 'to inheritance');
+}
+cmp_ok(scalar @sites, '>=', 2, 'multi-realm.conf has two sites or more: '
+    . join(', ', @sites));
+like($multi, qr/^#.*oauth2-admin\b.*\brealm add $_\b/m,
+    "multi-realm.conf says how to create the realm $_")
+    for sort keys %realm_of;
+like($multi, qr/^#.*\bloopback\b/m,
+    'multi-realm.conf says the daemon listens on loopback');
 
 $t->done_testing;

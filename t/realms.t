@@ -1074,5 +1074,29 @@ $tc->{done} = 1;    # never started
 
 is($t->stop_daemon, 0, 'the daemon stops on SIGTERM: exit 0');
 $t->daemon_log_ok(@secrets);
+
+# serve --require-realm-header: a path whose location forgot the header is
+# refused, never served in the default realm
+$t->run_daemon('--pbkdf2-iterations', PBKDF2, '--require-realm-header');
+{
+    my @u = ('GET', '/api/users/', port => $DP);
+    my $r = $t->api(@u, token => $OPS{default});
+    is($r->{status}, 400, '--require-realm-header: no X-OAuth2-Realm: 400');
+    is_deeply($r->{json}, { detail => 'X-OAuth2-Realm header required.' },
+        '--require-realm-header: {"detail": "X-OAuth2-Realm header required."}');
+    $r = $t->api(@u, token => $BOSS{shop1},
+        headers => ['X-OAuth2-Realm' => 'shop1']);
+    is($r->{status}, 200, '--require-realm-header: X-OAuth2-Realm: shop1 '
+        . 'and boss1\'s token: 200');
+    $r = $t->api(@u, token => $OPS{default},
+        headers => ['X-OAuth2-Realm' => 'default']);
+    is($r->{status}, 200, '--require-realm-header: X-OAuth2-Realm: default '
+        . 'names the default realm: 200');
+    $r = $t->api('GET', '/api/users/', port => $PORT{shop1},
+        token => $BOSS{shop1});
+    is($r->{status}, 200, '--require-realm-header: through nginx (which sets '
+        . 'the header): 200');
+}
+is($t->stop_daemon, 0, 'the second daemon stops on SIGTERM: exit 0');
 diag(sprintf 'realms.t ran in %.1f s', time - $T0) if $ENV{VERBOSE};
 $t->done_testing;

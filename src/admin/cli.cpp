@@ -296,9 +296,10 @@ int print_help(const Invocation& inv, const Commands& commands) {
         "usage: oauth2-admin [--store <dir>] [--realm <name>]" + prefix + " <command> [<args>]\n\n";
     if (inv.words.empty()) {
       text +=
-          "Manages the applications (OAuth 2 clients) in the store of\n"
-          "ngx_http_oauth2_module.  Results are JSON on stdout; errors go "
-          "to\nstderr, with exit status 2 for a usage error and 1 for any "
+          "Manages the store of ngx_http_oauth2_module: its realms, users,\n"
+          "applications (OAuth 2 clients), API keys and tokens, its backups,\n"
+          "and the admin daemon (serve).  Results are JSON on stdout; errors\n"
+          "go to stderr, with exit status 2 for a usage error and 1 for any\n"
           "other.\n\n";
     }
     text += "Commands:\n";

@@ -67,6 +67,9 @@ using Refusal = std::optional<HttpResponse>;
 struct ServeContext {
   Store* store = nullptr;
   std::string realm = kDefaultRealm;
+  // --require-realm-header: a request without X-OAuth2-Realm is refused
+  // rather than served in realm (a location that forgot the header)
+  bool require_realm_header = false;
   unsigned pbkdf2_iterations = 600000;
   bool open_registration = false;
   size_t page_size = 100;

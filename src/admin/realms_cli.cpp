@@ -64,6 +64,7 @@ int realm_delete(const Invocation& inv) {
 }
 
 const char kRealmAddUsage[] =
+    "usage: oauth2-admin realm add <name>\n\n"
     "Registers a realm: a site's own users, applications, tokens and keys\n"
     "in the shared store, served by the nginx server{} that names it with\n"
     "oauth2_realm <name>, and by the admin daemon to requests that carry\n"
@@ -72,10 +73,12 @@ const char kRealmAddUsage[] =
     "it exists.  The realm \"default\" always does.\n";
 
 const char kRealmListUsage[] =
+    "usage: oauth2-admin realm list\n\n"
     "Prints the realms as a JSON array of names: \"default\" first, then\n"
     "those realm add registered.\n";
 
 const char kRealmDeleteUsage[] =
+    "usage: oauth2-admin realm delete <name>\n\n"
     "Deletes a realm and every record in it (users, applications, API\n"
     "keys, tokens, codes, sessions, handshakes, account locks), 1000 records\n"
     "per commit, while nginx and the daemon go on serving the other realms.\n"

@@ -108,7 +108,10 @@ Route match(std::string_view path) {
 // the daemon: R69), else --realm.  Never the Host header.
 std::optional<HttpResponse> select_realm(ServeContext& ctx, const HttpRequest& req) {
   auto h = req.header("x-oauth2-realm");
-  if (!h) return std::nullopt;
+  if (!h) {
+    if (!ctx.require_realm_header) return std::nullopt;
+    return HttpResponse::error(400, "X-OAuth2-Realm header required.");
+  }
   const std::string_view name = trim_ows(*h);
   if (!valid_realm(name)) return HttpResponse::error(400, "Invalid X-OAuth2-Realm header.");
   bool known = false;
@@ -206,6 +209,7 @@ ListenAddress listen_option(const Invocation& inv) {
 // its --help.
 void read_options(const Invocation& inv, ServeContext& ctx, HashLimit* hash) {
   ctx.realm = inv.realm;
+  ctx.require_realm_header = inv.has("require-realm-header");
   ctx.open_registration = inv.has("open-registration");
   ctx.pbkdf2_iterations = kDefaultPbkdf2Iterations;
   if (auto v = inv.value("pbkdf2-iterations")) {
@@ -320,6 +324,7 @@ int serve(const Invocation& inv) {
 const OptionSpec kServeOptions[] = {
     {"listen", true, false},
     {"open-registration", false, false},
+    {"require-realm-header", false, false},
     {"pbkdf2-iterations", true, false},
     {"page-size", true, false},
     {"auth-limit", true, false},
@@ -331,8 +336,8 @@ const OptionSpec kServeOptions[] = {
 const char kServeUsage[] =
     "usage: oauth2-admin serve --listen 127.0.0.1:<port> | --listen "
     "unix:<path>\n"
-    "           [--open-registration] [--pbkdf2-iterations <n>] "
-    "[--page-size <n>]\n"
+    "           [--open-registration] [--require-realm-header]\n"
+    "           [--pbkdf2-iterations <n>] [--page-size <n>]\n"
     "           [--auth-limit <n>/<s>] [--account-limit <n>/<s>]\n"
     "           [--password-policy <spec>] [--hash-limit <n>/<queue>]\n"
     "\n"
@@ -351,6 +356,9 @@ const char kServeUsage[] =
     "                             but loopback is accepted\n"
     "  --open-registration        POST /api/users/ without a token creates\n"
     "                             a user (never staff, always active)\n"
+    "  --require-realm-header     refuse (400) a request without\n"
+    "                             X-OAuth2-Realm instead of serving it in\n"
+    "                             --realm: one daemon behind many sites\n"
     "  --pbkdf2-iterations <n>    PBKDF2-SHA256 iterations for new\n"
     "                             passwords, 1000 to 100000000 (default\n"
     "                             600000, Django 4.2's)\n"
@@ -374,7 +382,9 @@ const char kServeUsage[] =
     "                             (default 2/64; more get 503)\n"
     "\n"
     "Set X-Real-IP in nginx (conf.example/oauth2_proxy.conf): the daemon\n"
-    "counts failed sign-ins by the client's address.\n";
+    "counts failed sign-ins by the client's address.  Each request is\n"
+    "served in the realm its X-OAuth2-Realm header names (nginx sets it\n"
+    "per server{} with proxy_set_header), else in --realm.\n";
 
 const Command kServeCommands[] = {
     {"serve", "--listen <address>", "run the admin daemon (HTTP API)", kServeUsage, kServeOptions,
