@@ -4,6 +4,7 @@
 #   make run      install deps, build, start nginx + demo data on :8080
 #   make test     GoogleTest (t/unit) then prove (t/*.t)
 #   make bench    wrk on loopback, prints the table in README.md
+#   make deb      Debian packages into dist/ (scripts/build-deb)
 
 SHELL      := /bin/bash
 BUILD      := build
@@ -119,6 +120,12 @@ asan-test: asan
 	TEST_OAUTH2_ADMIN=$(CURDIR)/build-asan/oauth2-admin \
 	ASAN_OPTIONS=detect_leaks=0 \
 	    prove -r -I t/lib t/
+
+# Debian packages (debian/: debhelper and dh_nginx) built from a copy of
+# the tree into dist/; scripts/test-deb installs and tries them.
+.PHONY: deb
+deb:
+	scripts/build-deb dist
 
 install: all
 	install -D -m 0644 $(MODULE) $(DESTDIR)/usr/lib/nginx/modules/ngx_http_oauth2_module.so
