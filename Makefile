@@ -23,7 +23,7 @@ CORE_OBJS  := $(CORE_SRCS:src/core/%.cpp=$(BUILD)/core/%.o) \
               $(BUILD)/core/common_passwords.o
 ADMIN_SRCS := $(wildcard src/admin/*.cpp)
 ADMIN_OBJS := $(ADMIN_SRCS:src/admin/%.cpp=$(BUILD)/admin/%.o)
-SHIM_SRCS  := $(wildcard src/ngx/*.c src/ngx/*.h) include/oauth2.h
+SHIM_SRCS  := $(wildcard src/ngx/*.c src/ngx/*.h src/ngx/*.map) include/oauth2.h
 UNIT_SRCS  := $(wildcard t/unit/*.cpp)
 
 MODULE     := $(BUILD)/ngx_http_oauth2_module.so
