@@ -193,12 +193,15 @@ BackupInfo inspect_backup(const std::string& path) {
   return info;
 }
 
-json_t* records_json(const BackupInfo& info) {
-  Json obj(checked(json_object()));
+// What both commands print of the file: its size, schema and records.
+void set_info_members(json_t* out, const BackupInfo& info) {
+  Json records(checked(json_object()));
   for (const auto& [name, n] : info.records) {
-    set_member(obj.get(), name.c_str(), checked(json_integer(static_cast<json_int_t>(n))));
+    set_member(records.get(), name.c_str(), checked(json_integer(static_cast<json_int_t>(n))));
   }
-  return obj.release();
+  set_member(out, "bytes", checked(json_integer(static_cast<json_int_t>(info.bytes))));
+  set_member(out, "schema_version", checked(json_integer(static_cast<json_int_t>(info.schema))));
+  set_member(out, "records", records.release());
 }
 
 // ---------------------------------------------------------------- backup
@@ -259,10 +262,7 @@ int backup(const Invocation& inv) {
   }
   Json obj(checked(json_object()));
   set_member(obj.get(), "file", string_json(path));
-  set_member(obj.get(), "bytes", checked(json_integer(static_cast<json_int_t>(info.bytes))));
-  set_member(obj.get(), "schema_version",
-             checked(json_integer(static_cast<json_int_t>(info.schema))));
-  set_member(obj.get(), "records", records_json(info));
+  set_info_members(obj.get(), info);
   print_json(obj.get());
   return 0;
 }
@@ -436,10 +436,7 @@ int restore(const Invocation& inv) {
   set_member(obj.get(), "store", string_json(inv.store));
   set_member(obj.get(), "restored_from", string_json(from));
   set_member(obj.get(), "replaced", json_boolean(old.has_value()));
-  set_member(obj.get(), "bytes", checked(json_integer(static_cast<json_int_t>(info.bytes))));
-  set_member(obj.get(), "schema_version",
-             checked(json_integer(static_cast<json_int_t>(info.schema))));
-  set_member(obj.get(), "records", records_json(info));
+  set_info_members(obj.get(), info);
   print_json(obj.get());
   return 0;
 }
