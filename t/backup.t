@@ -29,27 +29,6 @@ my $app = $t->new_app(name => 'backup');
 
 sub slurp { OAuth2Test::_slurp(@_) }
 
-sub write_file {
-    my ($f, $text) = @_;
-    open my $fh, '>:raw', $f or die "$f: $!";
-    print $fh $text;
-    close $fh;
-    return $f;
-}
-
-# the store as mdb_dump prints it, less the two records nginx's background
-# expiry rewrites on its own schedule (its lease and cursor)
-sub dump_store {
-    my ($store) = @_;
-    my @lines = split /^/, `mdb_dump -a -p '$store' 2>&1`;
-    my @kept;
-    while (defined(my $l = shift @lines)) {
-        if ($l =~ /^ expiry_(?:lease|cursor)$/) { shift @lines; next }
-        push @kept, $l;
-    }
-    return join '', @kept;
-}
-
 sub listing {
     my ($d) = @_;
     opendir my $dh, $d or return '';
@@ -112,7 +91,7 @@ my $t0 = time;
 my $t1 = time;
 is($code, 0, 'backup under issuance load: exit 0') or diag($err);
 sleep 0.3;    # and issuance goes on after it
-write_file("$dir/load/stop", '');
+OAuth2Test::write_file("$dir/load/stop", '');
 waitpid $_, 0 for @kids;
 
 my $summary = eval { $json->decode($out) } // {};
@@ -182,10 +161,10 @@ $u->stop;
 
 # ---------------------------------------------- refusals change nothing
 my $store = $t->store;
-my $dump = dump_store($store);
+my $dump = OAuth2Test::dump_store($store);
 like($dump, qr/schema_version/, 'mdb_dump reads the live store');
 
-write_file("$dir/exists", "keep me\n");
+OAuth2Test::write_file("$dir/exists", "keep me\n");
 ($code, $out, $err) = $t->admin('backup', "$dir/exists");
 is($code, 1, 'backup over an existing file: exit 1');
 like($err, qr/cannot create .*File exists/, 'backup says the file exists');
@@ -212,7 +191,7 @@ is($code, 1, 'restore --force while nginx has the store open: exit 1');
 like($err, qr/is open in process \d+ .*stop them/,
     'restore says which process has the store open');
 
-is(dump_store($store), $dump, 'the store is unchanged after the refusals');
+is(OAuth2Test::dump_store($store), $dump, 'the store is unchanged after the refusals');
 is(listing($store), 'data.mdb lock.mdb', 'and has no file more');
 
 # ---------------------------------------------- bad backups (R78)
@@ -222,12 +201,12 @@ my $half = substr($bytes, 0, int(length($bytes) / 2));
 my %bad = (
     'a missing file' => ["$dir/missing", qr/cannot open .*No such file/],
     'a directory' => [$store, qr/is a directory/],
-    'an empty file' => [write_file("$dir/empty", ''), qr/it is empty/],
-    'a text file' => [write_file("$dir/text", "not a backup\n" x 1000),
+    'an empty file' => [OAuth2Test::write_file("$dir/empty", ''), qr/it is empty/],
+    'a text file' => [OAuth2Test::write_file("$dir/text", "not a backup\n" x 1000),
         qr/not an LMDB file/],
-    'a truncated backup (half)' => [write_file("$dir/half", $half),
+    'a truncated backup (half)' => [OAuth2Test::write_file("$dir/half", $half),
         qr/truncated/],
-    'a backup less its last byte' => [write_file("$dir/short",
+    'a backup less its last byte' => [OAuth2Test::write_file("$dir/short",
         substr($bytes, 0, length($bytes) - 1)), qr/truncated/],
 );
 # a store of a newer schema (its meta database, schema_version 9), and an
@@ -235,11 +214,11 @@ my %bad = (
 my $text = `mdb_dump -n -s meta '$file'`;
 $text =~ s/^( 736368656d615f76657273696f6e\n) 32$/$1 39/m
     or die "no schema_version in the dump:\n$text";
-write_file("$dir/newer.txt", $text);
+OAuth2Test::write_file("$dir/newer.txt", $text);
 system("mdb_load -n -s meta -f '$dir/newer.txt' '$dir/newer' 2>/dev/null") == 0
     or die 'mdb_load';
 $bad{'a store of a newer schema'} = ["$dir/newer", qr/schema 9 is newer/];
-write_file("$dir/other.txt", "VERSION=3\nformat=print\ntype=btree\n"
+OAuth2Test::write_file("$dir/other.txt", "VERSION=3\nformat=print\ntype=btree\n"
     . "HEADER=END\n foo\n bar\nDATA=END\n");
 system("mdb_load -n -s other -f '$dir/other.txt' '$dir/other'") == 0
     or die 'mdb_load';

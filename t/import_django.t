@@ -23,28 +23,6 @@ sub slurp_json {
     return dj(OAuth2Test::_slurp($f)) // die "$f: not JSON";
 }
 
-sub write_file {
-    my ($f, $text) = @_;
-    open my $fh, '>:raw', $f or die "$f: $!";
-    print $fh $text;
-    close $fh;
-    return $f;
-}
-
-# the whole store as mdb_dump prints it, less the two records the
-# background expiry (oauth2_expiry_cleanup, on by default in nginx) rewrites
-# on its own schedule: its lease and its cursor are not the import's doing
-sub dump_store {
-    my ($store) = @_;
-    my @lines = split /^/, `mdb_dump -a -p '$store' 2>&1`;
-    my @kept;
-    while (defined(my $l = shift @lines)) {
-        if ($l =~ /^ expiry_(?:lease|cursor)$/) { shift @lines; next }
-        push @kept, $l;
-    }
-    return join '', @kept;
-}
-
 # ------------------------------------------------ a real Django dumpdata
 my $dj = $t->dir . '/django';
 mkdir $dj or die "$dj: $!";
@@ -110,7 +88,7 @@ for my $name (sort keys %users) {
         "$name: email, names, is_staff and is_active as in Django");
 }
 
-my $store_dump = dump_store($t->store);
+my $store_dump = OAuth2Test::dump_store($t->store);
 ok(index($store_dump, $fields{alice}{password}) >= 0,
     'alice\'s pbkdf2_sha256 hash is kept as it is');
 ok(index($store_dump, $fields{legacy}{password}) < 0,
@@ -186,7 +164,7 @@ is($code, 0, 'token issue works for a user with an unusable password');
 is($code, 1, 'token issue for the imported inactive user: exit 1 (R70)');
 
 # a second import changes nothing
-my $before = dump_store($t->store);
+my $before = OAuth2Test::dump_store($t->store);
 my %users_before = by_name($t, 'user');
 my %apps_before = by_name($t, 'app');
 $sum = import_ok($t, "$dj/dump.json", 'a second import');
@@ -206,9 +184,9 @@ is($t->token($svc->{client_id}, $svc->{client_secret})->{status}, 200,
     'the service secret still works after the second import');
 
 # a broken file changes nothing
-$before = dump_store($t->store);
+$before = OAuth2Test::dump_store($t->store);
 my $text = OAuth2Test::_slurp("$dj/dump.json");
-my $broken = write_file($t->dir . '/broken.json',
+my $broken = OAuth2Test::write_file($t->dir . '/broken.json',
     substr($text, 0, length($text) / 2));
 ($code, $out, $err) = $t->admin('import-django', $broken);
 is($code, 1, 'a truncated dump: exit 1');
@@ -218,14 +196,14 @@ is($out, '', 'a truncated dump: nothing on stdout');
 my $late = [@$records];
 $late->[-1] = { %{$late->[-1]}, fields => { %{$late->[-1]{fields}},
     client_type => 1 } };
-my $bad_late = write_file($t->dir . '/bad-late.json',
+my $bad_late = OAuth2Test::write_file($t->dir . '/bad-late.json',
     $json->encode([{ model => 'auth.user', pk => 100,
         fields => { username => 'newcomer', password => '' } }, @$late]));
 ($code, $out, $err) = $t->admin('import-django', $bad_late);
 is($code, 1, 'a wrong type in the last record: exit 1');
 like($err, qr/record \d+ \(oauth2_provider.application\): "client_type" is/,
     'a wrong type: the message names the record and the field');
-is(dump_store($t->store), $before,
+is(OAuth2Test::dump_store($t->store), $before,
     'the failed imports left the store byte for byte as it was');
 
 # ids the store hands out later never land on an imported id
@@ -249,7 +227,7 @@ my ($svc_rec) = grep { ($_->{fields}{client_id} // '') eq $svc->{client_id} }
     @$hashed;
 like($svc_rec->{fields}{client_secret}, qr/^pbkdf2_sha256\$/,
     'the hashed dump holds make_password() of the secret, as DOT 2+ does');
-my $hdump = dump_store($h->store);
+my $hdump = OAuth2Test::dump_store($h->store);
 ok(index($hdump, $svc_rec->{fields}{client_secret}) >= 0,
     'the Django hash is kept as the secret hash');
 ok(index($hdump, $svc->{client_secret}) < 0,
@@ -330,7 +308,7 @@ my $edge_dump = [
     $application->("\x{fc}n\x{ef}code"),
 ];
 my $edge_file = $t->dir . '/edge.json';
-write_file($edge_file, $json->encode($edge_dump));
+OAuth2Test::write_file($edge_file, $json->encode($edge_dump));
 ($code, $out, $err) = edge('import-django', $edge_file);
 is($code, 0, 'the hand-written dump: exit 0') or diag($err);
 $sum = dj($out) // {};
@@ -361,7 +339,7 @@ ok((grep { /^1 record of 'auth.group' ignored$/ } @w),
     'warning: the auth.group record ignored');
 ok((grep { /^2 records of 'contenttypes.contenttype' ignored$/ } @w),
     'warning: two contenttypes records ignored');
-my $edump = dump_store($edge);
+my $edump = OAuth2Test::dump_store($edge);
 like($edump, qr/"username":"fifty".*"date_joined":1709200800/,
     'date_joined with +02:00 is converted to UTC');
 like($edump, qr/"username":"fifty".*"last_login":1704067200/,
@@ -411,7 +389,7 @@ ok((dj($out) // {})->{id} > $ids{far},
 
 # stdin
 {
-    my $in = write_file($t->dir . '/stdin.json', $json->encode(
+    my $in = OAuth2Test::write_file($t->dir . '/stdin.json', $json->encode(
         [$user->(7, 'piped', password => 'x')]));
     my $pid = fork // die "fork: $!";
     if (!$pid) {
@@ -515,7 +493,7 @@ for my $c (
 )
 {
     my ($text, $name) = @$c;
-    my $f = write_file($t->dir . '/bad.json', $text);
+    my $f = OAuth2Test::write_file($t->dir . '/bad.json', $text);
     my ($code, $out, $err) = $t->admin_raw('--store', $none,
         'import-django', $f);
     is($code, 1, "$name: exit 1");

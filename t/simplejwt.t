@@ -36,14 +36,8 @@ mkdir $K or die "mkdir $K: $!";
 # the service token: SERVICE_API_TOKEN of the seed's .env
 my $STATUS_TOKEN = join '', map { ('a' .. 'z', 'A' .. 'Z', 0 .. 9)[rand 62] }
     1 .. 40;
-sub write_file {
-    my ($file, $text) = @_;
-    open my $fh, '>', $file or die "$file: $!";
-    print $fh $text;
-    close $fh;
-}
-write_file("$K/status.token", "$STATUS_TOKEN\n");
-write_file("$K/short.token", "0123456789abcde\n");
+OAuth2Test::write_file("$K/status.token", "$STATUS_TOKEN\n");
+OAuth2Test::write_file("$K/short.token", "0123456789abcde\n");
 
 ######################################################## helpers
 

@@ -230,6 +230,30 @@ sub _slurp {
     return $s // '';
 }
 
+# write_file($path, $text): the bytes as they are; returns $path
+sub write_file {
+    my ($f, $text) = @_;
+    open my $fh, '>:raw', $f or die "$f: $!";
+    print $fh $text;
+    close $fh or die "$f: $!";
+    return $f;
+}
+
+# dump_store($store): every database of the store as mdb_dump -a -p prints
+# it, less the two records nginx's background expiry (oauth2_expiry_cleanup,
+# on by default) rewrites on its own schedule, its lease and its cursor: a
+# test that compares dumps compares what the requests changed
+sub dump_store {
+    my ($store) = @_;
+    my @lines = split /^/, `mdb_dump -a -p '$store' 2>&1`;
+    my @kept;
+    while (defined(my $l = shift @lines)) {
+        if ($l =~ /^ expiry_(?:lease|cursor)$/) { shift @lines; next }
+        push @kept, $l;
+    }
+    return join '', @kept;
+}
+
 sub nginx_t {
     my ($self, %o) = @_;
     my $dir = $self->{dir};
