@@ -237,13 +237,29 @@ std::shared_ptr<JwtKey> JwtKey::load_file(const std::string& path, bool hmac) {
   return JwtImpl::from_pem(path, bytes);
 }
 
+namespace {
+
+// A text secret (`echo ... > file`) may end in a newline that is not part
+// of it; a binary one (`openssl rand -out file 32`) is used byte for byte,
+// since its last random byte is a newline once in 256 files.
+std::string_view key_file_secret(std::string_view bytes) {
+  std::string_view text = bytes;
+  if (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+  if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
+  for (unsigned char c : text) {
+    if (c < 0x20 || c > 0x7e) return bytes;
+  }
+  return text;
+}
+
+}  // namespace
+
 std::shared_ptr<JwtKey> JwtKey::load_hmac_file(const std::string& path,
                                                const std::string& alias_kid,
                                                std::shared_ptr<JwtKey>* alias) {
   std::string bytes = read_key_file(path);
   WipeOnExit wipe_bytes(bytes);
-  std::string_view secret = bytes;
-  if (!secret.empty() && secret.back() == '\n') secret.remove_suffix(1);
+  std::string_view secret = key_file_secret(bytes);
   if (secret.size() < kMinHmacBytes) {
     throw std::runtime_error(path + ": HS256 secret of " + std::to_string(secret.size()) +
                              " bytes, at least 32 needed");

@@ -352,6 +352,24 @@ TEST(JwtKeyLoad, HmacFileNeedsThirtyTwoBytesAfterItsNewline) {
   EXPECT_EQ(verify(set_of({with_nl}), token), JwtStatus::kBadSignature);
 }
 
+// `openssl rand -out handshake.key 32`, as conf.example says, ends in a
+// newline once in 256 files: a binary key keeps all its bytes
+TEST(JwtKeyLoad, BinaryHmacFileKeepsItsLastNewline) {
+  std::string p = files().path("hs-bin.key");
+  std::string secret = std::string("\x01\xff\x00", 3) + std::string(28, '\x80') + "\n";
+  ASSERT_EQ(secret.size(), 32u);
+  write_file(p, secret);
+  auto k = JwtKey::load_file(p, true);
+  std::string token = sign(*k, kClaims);
+  EXPECT_EQ(verify(set_of({JwtKey::hmac(secret, k->kid())}), token), JwtStatus::kOk);
+
+  // a text key's CRLF is not part of it either
+  write_file(p, std::string(32, 'k') + "\r\n");
+  k = JwtKey::load_file(p, true);
+  token = sign(*k, kClaims);
+  EXPECT_EQ(verify(set_of({JwtKey::hmac(std::string(32, 'k'), k->kid())}), token), JwtStatus::kOk);
+}
+
 TEST(JwtKeyLoad, HmacFileKidIsStableAndRevealsNothing) {
   std::string p = files().path("hs2.key");
   std::string secret = oauth2::random_alnum(40);
