@@ -15,7 +15,7 @@ OPT        ?= -O2 -g
 SANITIZE   ?=
 CXXFLAGS_CORE := -std=c++17 -fPIC -fvisibility=hidden -Wall -Wextra -Werror \
                  $(OPT) $(SANITIZE) -Iinclude
-LIBS       := -llmdb -ljansson -lcrypto
+LIBS       := -llmdb -ljansson -lcrypto -lcurl
 ADMIN_LIBS := -lmicrohttpd -pthread
 
 CORE_SRCS  := $(wildcard src/core/*.cpp)

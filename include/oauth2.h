@@ -73,6 +73,19 @@ int oauth2_store_open(oauth2_store_t *store, char *err, size_t errlen)
     OAUTH2_NOEXCEPT;
 int oauth2_store_is_open(oauth2_store_t *store) OAUTH2_NOEXCEPT;
 
+/*
+ * Cluster mode (oauth2_cluster): every write of this store goes to etcd
+ * (etcd: comma-separated http(s) URLs), the store being the mirror that
+ * "oauth2-admin sync" keeps; validation fails closed (503) when the
+ * mirror is older than max_staleness_ms.  Worker process, after create.
+ */
+int oauth2_store_cluster(oauth2_store_t *store, const char *etcd,
+    const char *prefix, int64_t max_staleness_ms, char *err, size_t errlen)
+    OAUTH2_NOEXCEPT;
+/* the directive's check: etcd's URLs and the prefix */
+int oauth2_cluster_check(const char *etcd, const char *prefix, char *err,
+    size_t errlen) OAUTH2_NOEXCEPT;
+
 /* clears reader slots of dead processes; *dead gets how many */
 int oauth2_store_reader_check(oauth2_store_t *store, int *dead) OAUTH2_NOEXCEPT;
 

@@ -12,6 +12,7 @@
 
 #include "codec.hpp"
 #include "crypto.hpp"
+#include "etcd.hpp"
 #include "json.hpp"
 #include "model.hpp"
 #include "password.hpp"
@@ -52,14 +53,27 @@ std::string printable(std::string_view s) {
 const OptionSpec kGlobalOptions[] = {
     {"store", true, false},
     {"realm", true, false},
+    {"etcd", true, false},
+    {"prefix", true, false},
 };
 
 const char kGlobalHelp[] =
     "Global options, before or after the command:\n"
     "  --store <dir>    the store directory (default ./var/store)\n"
     "  --realm <name>   the realm of the records (default \"default\")\n"
+    "  --etcd <url>[,<url>...]\n"
+    "                   cluster mode: write to etcd; --store is this\n"
+    "                   machine's mirror (oauth2-admin sync keeps it)\n"
+    "  --prefix <p>     the cluster's etcd key prefix (default /oauth2/)\n"
     "  -h, --help       show help; 'oauth2-admin <command> --help' for one "
     "command\n";
+
+std::string& global_option(Invocation& inv, std::string_view name) {
+  if (name == "store") return inv.store;
+  if (name == "realm") return inv.realm;
+  if (name == "etcd") return inv.etcd;
+  return inv.etcd_prefix;
+}
 
 std::vector<std::string_view> split_words(std::string_view s) {
   std::vector<std::string_view> out;
@@ -263,7 +277,7 @@ Invocation parse_args(int argc, char** argv, const Commands& commands) {
         continue;
       }
       if (global) {  // the last one wins, so a wrapper can set defaults
-        (name == "store" ? inv.store : inv.realm) = std::move(value);
+        global_option(inv, name) = std::move(value);
       } else {
         if (!spec->repeatable && inv.has(name)) fail(opt + " given twice");
         inv.options.emplace_back(name, std::move(value));
@@ -334,6 +348,12 @@ void check_invocation(const Invocation& inv) {
   if (inv.store.empty()) throw UsageError("--store: empty directory name");
   if (!valid_realm(inv.realm)) {
     throw UsageError("--realm: invalid realm " + quoted(inv.realm));
+  }
+  try {
+    if (!inv.etcd.empty()) parse_etcd_endpoints(inv.etcd);
+    check_etcd_prefix(inv.etcd_prefix);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(std::string(inv.etcd.empty() ? "--prefix: " : "--etcd: ") + e.what());
   }
 }
 

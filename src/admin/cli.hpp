@@ -62,6 +62,8 @@ using Commands = std::vector<const Command*>;
 struct Invocation {
   std::string store = kDefaultStore;
   std::string realm = kDefaultRealm;
+  std::string etcd;                      // --etcd: cluster mode
+  std::string etcd_prefix = "/oauth2/";  // --prefix
   bool help = false;
   std::vector<std::string> words;  // the command words matched so far
   const Command* command = nullptr;
@@ -83,6 +85,7 @@ void add_token_commands(Commands& out);
 void add_serve_commands(Commands& out);  // serve (the daemon)
 void add_realm_commands(Commands& out);  // realm ... (realms_cli.cpp)
 void add_backup_commands(Commands& out);
+void add_sync_commands(Commands& out);  // sync (sync.cpp)
 
 // Global options (--store, --realm, --help) anywhere; a command's options
 // after its words; "--" ends the options.
@@ -142,5 +145,8 @@ std::unique_ptr<Store> open_store(const Invocation& inv, bool create);
 // The existing store of a command on the application client_id: nullptr,
 // nothing opened, when client_id cannot be one or there is no store yet.
 std::unique_ptr<Store> open_app_store(const Invocation& inv, std::string_view client_id);
+// The store oauth2-admin sync mirrors etcd into: created if missing, opened
+// as its owner, never in cluster mode itself.
+std::unique_ptr<Store> open_mirror_store(const Invocation& inv);
 
 }  // namespace oauth2::admin

@@ -29,6 +29,7 @@ Commands commands() {
   add_serve_commands(all);
   add_realm_commands(all);
   add_backup_commands(all);
+  add_sync_commands(all);
   return all;
 }
 

@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "cli.hpp"
+#include "cluster.hpp"
 #include "realms.hpp"
 
 namespace oauth2::admin {
@@ -103,7 +104,17 @@ std::unique_ptr<Store> open_store_files(const Invocation& inv, bool create) {
     if (lstat(data.c_str(), &st) != 0 && errno == ENOENT) return nullptr;
   }
   become_store_owner(inv.store);
-  return std::make_unique<Store>(inv.store, 0);  // the size nginx gave it
+  auto store = std::make_unique<Store>(inv.store, 0);  // the size nginx gave it
+  if (!inv.etcd.empty()) {
+    if (!store->is_mirror()) {
+      throw std::runtime_error("--etcd: " + inv.store +
+                               " is not a mirror yet: start oauth2-admin sync --store " +
+                               inv.store + " --etcd " + inv.etcd + " first");
+    }
+    EtcdConfig config{parse_etcd_endpoints(inv.etcd), inv.etcd_prefix};
+    store->use_cluster(std::make_shared<Cluster>(config, kDefaultMaxStalenessMs));
+  }
+  return store;
 }
 
 std::runtime_error unknown_realm(const std::string& realm) {
@@ -120,6 +131,12 @@ std::unique_ptr<Store> open_store(const Invocation& inv, bool create) {
   Txn txn = store->read();
   if (!realm_known(txn, inv.realm)) throw unknown_realm(inv.realm);
   return store;
+}
+
+std::unique_ptr<Store> open_mirror_store(const Invocation& inv) {
+  make_store_dir(inv.store);
+  become_store_owner(inv.store);
+  return std::make_unique<Store>(inv.store, 0);
 }
 
 std::unique_ptr<Store> open_app_store(const Invocation& inv, std::string_view client_id) {

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "../../include/oauth2.h"
+#include "cluster.hpp"
 #include "codec.hpp"
 #include "committer.hpp"
 #include "endpoint_table.hpp"
@@ -27,6 +28,7 @@ struct oauth2_store_s {
   std::atomic<int> inflight{0};               // pending writes that hold store
   bool broken = false;                        // MDB_PANIC seen: reopen when idle
   oauth2_write_metrics_t* metrics = nullptr;  // shared, for every Store
+  std::shared_ptr<oauth2::Cluster> cluster;   // oauth2_cluster, or none
 };
 
 struct oauth2_op_s {
@@ -141,6 +143,18 @@ void unavailable_because(const char* why, oauth2_alloc_pt alloc, void* ctx,
   }
 }
 
+// Cluster mode: why the mirror is too old to validate from (fail
+// closed: a revocation elsewhere may not be in it), or "".
+std::string mirror_staleness(oauth2::Store& store) {
+  const int64_t fresh = store.mirror_fresh_at();
+  const int64_t age = oauth2::now_ms() - fresh;
+  const int64_t bound = store.cluster()->max_staleness_ms();
+  if (fresh && age <= bound) return std::string();
+  if (!fresh) return "the cluster mirror has never been synced: is oauth2-admin sync running?";
+  return "the cluster mirror is " + std::to_string(age) + " ms old (max_staleness " +
+         std::to_string(bound) + " ms): is oauth2-admin sync running, and etcd reachable?";
+}
+
 }  // namespace
 
 extern "C" {
@@ -188,7 +202,24 @@ int oauth2_store_open(oauth2_store_t* s, char* err, size_t errlen) noexcept {
     s->store.reset();  // close before opening again: never twice at once
     s->store = std::make_unique<oauth2::Store>(s->path, s->mapsize);
     s->store->committer().share_metrics(s->metrics);
+    if (s->cluster) s->store->use_cluster(s->cluster);
     s->broken = false;
+  });
+}
+
+int oauth2_store_cluster(oauth2_store_t* s, const char* etcd, const char* prefix,
+                         int64_t max_staleness_ms, char* err, size_t errlen) noexcept {
+  return configure(err, errlen, [&] {
+    oauth2::EtcdConfig config{oauth2::parse_etcd_endpoints(etcd), prefix};
+    s->cluster = std::make_shared<oauth2::Cluster>(config, max_staleness_ms);
+    if (s->store) s->store->use_cluster(s->cluster);
+  });
+}
+
+int oauth2_cluster_check(const char* etcd, const char* prefix, char* err, size_t errlen) noexcept {
+  return configure(err, errlen, [&] {
+    oauth2::parse_etcd_endpoints(etcd);
+    oauth2::check_etcd_prefix(prefix);
   });
 }
 
@@ -427,7 +458,15 @@ int oauth2_validate(oauth2_store_t* s, const oauth2_location_t* l, const oauth2_
     b.api_key = sv(req->api_key);
     b.now = req->now;
     oauth2::Validation v;
-    if (oauth2::Store* store = open_store(s)) {
+    oauth2::Store* store = open_store(s);
+    if (store && store->cluster()) {
+      if (std::string why = mirror_staleness(*store); !why.empty()) {
+        unavailable_because(why.c_str(), alloc, ctx, res);
+        res->retry_after = 1;
+        return OAUTH2_OK;
+      }
+    }
+    if (store) {
       v = oauth2::validate(*store, loc, b);
     } else {
       unavailable_because("the store is not open in this worker", alloc, ctx, res);

@@ -32,6 +32,8 @@ enum class Db : uint8_t {
   kAccountLocks,
 };
 constexpr size_t kDbCount = 10;
+// its LMDB database's name, and its part of an etcd key (etcd.hpp)
+const char* db_name(Db db);
 
 struct Change {
   // a key read, and the value it had (nullopt: absent)
@@ -57,6 +59,8 @@ struct Change {
   std::vector<Read> reads;
   std::vector<Scan> scans;
   std::vector<Write> writes;
+  // cluster mode: the mirror's etcd revision the snapshot had (cluster.hpp)
+  int64_t base_revision = 0;
 
   bool empty() const { return writes.empty(); }
 };

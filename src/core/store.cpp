@@ -9,6 +9,7 @@
 #include <map>
 
 #include "codec.hpp"
+#include "cluster.hpp"
 #include "committer.hpp"
 #include "store_records.hpp"
 
@@ -22,6 +23,14 @@ constexpr unsigned kEnvFlags = MDB_NOTLS;
 constexpr unsigned kMaxReaders = 1024;
 
 }  // namespace
+
+const char* db_name(Db db) {
+  // in the order of Db (change.hpp)
+  static const char* const kNames[kDbCount] = {
+      "meta",      "clients",     "tokens",        "client_tokens", "users",
+      "usernames", "user_tokens", "family_tokens", "emails",        "account_locks"};
+  return kNames[static_cast<size_t>(db)];
+}
 
 // ---------------------------------------------------------------- Store
 
@@ -44,7 +53,36 @@ Store::Store(const std::string& path, size_t mapsize, bool create) : path_(path)
   // A store of an older schema is brought up to date the same way.
   if (open_databases(MDB_RDONLY) != Opened::kCurrent && create) open_databases(0);
   committer_ = std::make_unique<Committer>(*this);
+  {
+    Txn txn = read();
+    mirror_ = txn.get_meta(kMirrorOfMeta).has_value();
+  }
   if (create) settle_map_size(mapsize);
+}
+
+void Store::put_local_meta(std::string_view name, std::string_view value) {
+  TxnHandle txn(env_.get(), 0);
+  MDB_val k = val(name), v = val(value);
+  check(mdb_put(txn.get(), dbi(Db::kMeta), &k, &v, 0), "mdb_put(meta)");
+  txn.commit();
+}
+
+int64_t Store::meta_int(std::string_view name) {
+  Txn txn = read();
+  auto v = txn.get(Db::kMeta, name);
+  return v ? std::strtoll(std::string(*v).c_str(), nullptr, 10) : 0;
+}
+
+int64_t Store::mirror_revision() {
+  return meta_int(kMirrorRevisionMeta);
+}
+
+int64_t Store::mirror_fresh_at() {
+  return meta_int(kMirrorFreshMeta);
+}
+
+void Store::use_cluster(std::shared_ptr<Cluster> cluster) {
+  cluster_ = std::move(cluster);
 }
 
 // LMDB keeps the largest size any process asked for, so a size that
@@ -59,10 +97,7 @@ void Store::settle_map_size(size_t requested) {
   }
   if (requested) {
     if (recorded == std::to_string(requested)) return;
-    change([&](Txn& txn) {
-      txn.put_meta(kMapSizeMeta, std::to_string(requested));
-      txn.commit();
-    });
+    put_local_meta(kMapSizeMeta, std::to_string(requested));
     return;
   }
   if (!recorded) return;
@@ -88,13 +123,9 @@ Store::Usage Store::usage() {
 Store::Opened Store::open_databases(unsigned flags) {
   TxnHandle txn(env_.get(), flags);
   const unsigned create = (flags & MDB_RDONLY) ? 0 : MDB_CREATE;
-  // in the order of Db (change.hpp)
-  static const char* const kNames[kDbCount] = {
-      "meta",      "clients",     "tokens",        "client_tokens", "users",
-      "usernames", "user_tokens", "family_tokens", "emails",        "account_locks"};
   std::array<MDB_dbi, kDbCount> dbi{};
   for (size_t i = 0; i < kDbCount; i++) {
-    int rc = mdb_dbi_open(txn.get(), kNames[i], create, &dbi[i]);
+    int rc = mdb_dbi_open(txn.get(), db_name(static_cast<Db>(i)), create, &dbi[i]);
     // a new store, or one from before a database was added
     if (rc == MDB_NOTFOUND && !create) return Opened::kMissing;
     check(rc, "mdb_dbi_open");
@@ -176,12 +207,42 @@ Txn Store::begin_change() {
   return Txn(this, take_snapshot(), Txn::Mode::kChange);
 }
 
+namespace {
+
+[[noreturn]] void refuse_mirror_write(const std::string& path) {
+  throw StoreError::unavailable("the store " + path +
+                                " is a mirror of etcd, written only by oauth2-admin sync: write "
+                                "to the cluster with --etcd (oauth2_cluster in nginx.conf)");
+}
+
+}  // namespace
+
 bool Store::commit_change(const Change& c) {
+  if (cluster_) return cluster_->commit(*this, c);
+  if (mirror_) refuse_mirror_write(path_);
   return committer_->commit(c);
 }
 
+// In cluster mode nothing runs inside a write transaction of etcd's: the
+// decision runs again on the mirror, which catches up with what overtook
+// it after each refusal, until it holds.
 void Store::commit_exclusive(const std::function<void(Txn&)>& decide) {
-  committer_->commit_exclusive(decide);
+  if (!cluster_) {
+    if (mirror_) refuse_mirror_write(path_);
+    committer_->commit_exclusive(decide);
+    return;
+  }
+  for (int run = 0; run < kClusterRuns; run++) {
+    Change c;
+    {
+      Txn txn = begin_change();
+      decide(txn);
+      c = txn.take_change();
+    }
+    if (c.empty() || cluster_->commit(*this, c)) return;
+  }
+  throw StoreError::unavailable("a record changed " + std::to_string(kClusterRuns) +
+                                " times while this change was decided: try again");
 }
 
 int Store::reader_check() {
@@ -246,6 +307,10 @@ void Txn::commit() {
 
 Change Txn::take_change() {
   Change c;
+  if (txn_ && store_->cluster_) {
+    auto v = get_value(txn_, store_->dbi(Db::kMeta), kMirrorRevisionMeta, "mdb_get(revision)");
+    if (v) c.base_revision = std::strtoll(std::string(*v).c_str(), nullptr, 10);
+  }
   release();
   if (!pending_ || !pending_->commit) return c;
   for (size_t i = 0; i < kDbCount; i++) {

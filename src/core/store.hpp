@@ -9,6 +9,7 @@
 #include <lmdb.h>
 
 #include <array>
+#include <cerrno>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -43,8 +44,12 @@ class StoreError : public std::runtime_error {
   StoreError(const std::string& what, int rc)
       : std::runtime_error(what + ": " + mdb_strerror(rc)), rc_(rc) {}
   int rc() const { return rc_; }
+  // the cluster (etcd, or the mirror behind it) cannot take a write now:
+  // a 503, with what says why
+  static StoreError unavailable(const std::string& what) { return StoreError(what); }
 
  private:
+  explicit StoreError(const std::string& what) : std::runtime_error(what), rc_(EAGAIN) {}
   int rc_;
 };
 
@@ -166,6 +171,8 @@ struct Token {
 
 class Store;
 class Committer;
+class Cluster;
+class MirrorWriter;
 
 // A transaction: a read-only snapshot (Store::read), or the building of a
 // change (Store::change): reads come from a snapshot and are recorded with
@@ -302,6 +309,8 @@ class Store {
   template <typename F>
   auto change(F&& decide) -> std::invoke_result_t<F&, Txn&>;
   static constexpr int kOptimisticRuns = 8;
+  // cluster mode: runs of a contended change before it is refused (503)
+  static constexpr int kClusterRuns = 64;
 
   int reader_check();
   // the bytes the map may grow to, and those its pages use now
@@ -318,9 +327,24 @@ class Store {
   MDB_dbi dbi(Db db) const { return dbi_[static_cast<size_t>(db)]; }
   Committer& committer() { return *committer_; }
 
+  // Cluster mode: from now on every change goes to etcd (cluster.hpp)
+  void use_cluster(std::shared_ptr<Cluster> cluster);
+  Cluster* cluster() const { return cluster_.get(); }
+  // oauth2-admin sync writes this store: local changes are refused
+  bool is_mirror() const { return mirror_; }
+  // the etcd revision the mirror has applied, and when it was last known
+  // to be current (ms since the epoch); 0: never
+  int64_t mirror_revision();
+  int64_t mirror_fresh_at();
+
  private:
   friend class Txn;
   friend class Committer;
+  friend class MirrorWriter;
+  void mirror_committed() { mirror_ = true; }
+  // a meta record of this machine (local_meta), written at once
+  void put_local_meta(std::string_view name, std::string_view value);
+  int64_t meta_int(std::string_view name);
   MDB_txn* begin(unsigned flags);
   MDB_txn* begin_write() { return begin(0); }
   // kOlder: readable, of a schema this build brings up to date
@@ -343,6 +367,8 @@ class Store {
   std::mutex snapshots_m_;
   std::vector<MDB_txn*> snapshots_;
   std::unique_ptr<Committer> committer_;
+  std::shared_ptr<Cluster> cluster_;
+  bool mirror_ = false;
 };
 
 template <typename F>

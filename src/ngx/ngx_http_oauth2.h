@@ -45,6 +45,10 @@ typedef struct {
     ngx_thread_pool_t         *expiry_pool;
 #endif
     oauth2_conf_t             *conf;          /* the core's, per cycle */
+    ngx_str_t                  cluster_etcd;  /* oauth2_cluster etcd=, with
+                                                 its NUL; empty: single node */
+    ngx_str_t                  cluster_prefix;
+    ngx_msec_t                 max_staleness;
 } ngx_http_oauth2_main_conf_t;
 
 

@@ -213,6 +213,17 @@ ngx_http_oauth2_refuse_bearer(ngx_http_request_t *r,
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "oauth2: cannot check the bearer token, answering "
                       "503: %*s", res->reason.len, res->reason.data);
+
+        if (res->retry_after) {
+            ngx_str_set(&value, "1");
+
+            if (ngx_http_oauth2_add_header(r, "Retry-After", &value)
+                != NGX_OK)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 

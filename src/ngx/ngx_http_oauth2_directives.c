@@ -22,6 +22,9 @@ static char *ngx_http_oauth2_named_number(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_uint_t *out);
 static char *ngx_http_oauth2_store_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_cluster_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static ngx_int_t ngx_http_oauth2_cstr(ngx_pool_t *pool, ngx_str_t *s);
 static char *ngx_http_oauth2_endpoint_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_oauth2_login_directive(ngx_conf_t *cf,
@@ -123,6 +126,13 @@ ngx_command_t  ngx_http_oauth2_commands[] = {
     { ngx_string("oauth2_store"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
       ngx_http_oauth2_store_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("oauth2_cluster"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_oauth2_cluster_directive,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -470,6 +480,109 @@ ngx_http_oauth2_store_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         }
 
         mcf->mapsize = (size_t) size;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* s as a NUL-terminated copy (len unchanged) */
+
+static ngx_int_t
+ngx_http_oauth2_cstr(ngx_pool_t *pool, ngx_str_t *s)
+{
+    u_char  *p;
+
+    p = ngx_pnalloc(pool, s->len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(p, s->data, s->len);
+    p[s->len] = '\0';
+    s->data = p;
+
+    return NGX_OK;
+}
+
+
+/* oauth2_cluster etcd=<url>[,<url>...] [prefix=/oauth2/] [max_staleness=5s] */
+
+static char *
+ngx_http_oauth2_cluster_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_oauth2_main_conf_t *mcf = conf;
+
+    u_char      err[256];
+    ngx_str_t  *value, v;
+    ngx_uint_t  i;
+    ngx_int_t   ms;
+
+    if (mcf->cluster_etcd.len) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    ngx_str_set(&mcf->cluster_prefix, "/oauth2/");
+    mcf->max_staleness = 5000;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "etcd=", 5) == 0) {
+            mcf->cluster_etcd.data = value[i].data + 5;
+            mcf->cluster_etcd.len = value[i].len - 5;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "prefix=", 7) == 0) {
+            mcf->cluster_prefix.data = value[i].data + 7;
+            mcf->cluster_prefix.len = value[i].len - 7;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "max_staleness=", 14) == 0) {
+            v.data = value[i].data + 14;
+            v.len = value[i].len - 14;
+            ms = ngx_parse_time(&v, 0);
+
+            if (ms == NGX_ERROR || ms < 100) {
+                return "has an invalid max_staleness=, it must be a time "
+                       "of 100ms or more";
+            }
+
+            mcf->max_staleness = (ngx_msec_t) ms;
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\" of \"oauth2_cluster\"",
+                           &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (mcf->cluster_etcd.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"oauth2_cluster\" needs etcd=<url>[,<url>...]");
+        return NGX_CONF_ERROR;
+    }
+
+    /* NUL-terminated copies for the core (the args' bytes are not) */
+
+    if (ngx_http_oauth2_cstr(cf->pool, &mcf->cluster_etcd) != NGX_OK
+        || ngx_http_oauth2_cstr(cf->pool, &mcf->cluster_prefix) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    if (oauth2_cluster_check((char *) mcf->cluster_etcd.data,
+                             (char *) mcf->cluster_prefix.data,
+                             (char *) err, sizeof(err))
+        != OAUTH2_OK)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"oauth2_cluster\": %s", err);
+        return NGX_CONF_ERROR;
     }
 
     return NGX_CONF_OK;

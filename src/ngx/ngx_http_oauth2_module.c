@@ -320,6 +320,13 @@ ngx_http_oauth2_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_uint_value(mcf->expiry_batch, 1000);
 
     if (mcf->store_path.len == 0) {
+        if (mcf->cluster_etcd.len) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"oauth2_cluster\" needs \"oauth2_store\", "
+                               "the mirror that oauth2-admin sync keeps");
+            return NGX_CONF_ERROR;
+        }
+
         return NGX_CONF_OK;
     }
 

@@ -143,6 +143,20 @@ ngx_http_oauth2_init_process(ngx_cycle_t *cycle)
     oauth2_store_share_metrics(ngx_http_oauth2_worker_store,
                                ngx_http_oauth2_metrics_for_writes(cycle));
 
+    if (mcf->cluster_etcd.len
+        && oauth2_store_cluster(ngx_http_oauth2_worker_store,
+                                (char *) mcf->cluster_etcd.data,
+                                (char *) mcf->cluster_prefix.data,
+                                (int64_t) mcf->max_staleness,
+                                (char *) err, sizeof(err))
+           != OAUTH2_OK)
+    {
+        /* checked at configuration: only out of memory gets here */
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "oauth2: cannot set up the cluster: %s", err);
+        return NGX_ERROR;
+    }
+
     if (oauth2_store_open(ngx_http_oauth2_worker_store, (char *) err,
                           sizeof(err))
         == OAUTH2_OK)

@@ -1,0 +1,315 @@
+// `oauth2-admin sync`: the mirror daemon of cluster mode (cluster.hpp).
+// The only writer of this machine's store: a snapshot of etcd's keys at
+// one revision, then the watch from the next, each batch of events in one
+// LMDB transaction with the revision it brings the mirror to; after a
+// restart it resumes from that revision, and when etcd has compacted past
+// it, a new snapshot replaces the mirror in one transaction.  A heartbeat
+// key of its own, put every kHeartbeatMs, comes back through the watch
+// and dates the mirror's freshness.
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <thread>
+
+#include "cli.hpp"
+#include "cluster.hpp"
+#include "codec.hpp"
+#include "crypto.hpp"
+#include "store.hpp"
+
+namespace oauth2::admin {
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+extern "C" void on_stop_signal(int) {
+  g_stop = true;
+}
+
+void say(const std::string& line) {
+  fprintf(stderr, "%s sync: %s\n", kProg, line.c_str());
+  fflush(stderr);
+}
+
+// the heartbeat key's name: this host and this store
+std::string edge_name(const std::string& store) {
+  char host[HOST_NAME_MAX + 1] = {0};
+  if (gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+  char* real = realpath(store.c_str(), nullptr);
+  Digest d = sha256(real ? real : store.c_str());
+  free(real);
+  return std::string(host) + ":" + hex_encode(d.data(), 4);
+}
+
+std::string field_bytes(const json_t* obj, const char* name) {
+  const char* b64 = json_string_value(json_object_get(obj, name));
+  if (!b64) return std::string();  // the gateway leaves empty values out
+  auto bytes = unbase64_std(b64);
+  if (!bytes) throw EtcdError(std::string("etcd sent a ") + name + " that is not base64");
+  return *bytes;
+}
+
+class Mirror {
+ public:
+  Mirror(Store& store, Etcd& etcd)
+      : store_(store),
+        etcd_(etcd),
+        heartbeat_(etcd.heartbeat_prefix() + edge_name(store.path())),
+        mirror_of_("etcd " + etcd.config().prefix),
+        applied_(store.mirror_revision()) {}
+
+  const std::string& heartbeat_key() const { return heartbeat_; }
+  int64_t applied() const { return applied_; }
+  void forget() { applied_ = 0; }
+
+  // the whole prefix at one revision, replacing the mirror in one commit
+  void snapshot();
+  // the watch from applied() + 1, until stopped (false) or compacted (true)
+  bool follow();
+
+ private:
+  void apply_events(const json_t* events);
+
+  Store& store_;
+  Etcd& etcd_;
+  std::string heartbeat_;
+  std::string mirror_of_;
+  int64_t applied_;
+};
+
+constexpr long kRangeTimeoutMs = 30000;
+constexpr int kRangePage = 5000;
+
+void Mirror::snapshot() {
+  const int64_t asked_at = now_ms();
+  MirrorWriter w(store_);
+  w.reset();
+  int64_t revision = 0;
+  size_t records = 0;
+  std::string from = etcd_.config().prefix;
+  const std::string end = Etcd::range_end(from);
+  for (;;) {
+    Json req(json_pack("{s:s,s:s,s:s}", "key", base64_std(from).c_str(), "range_end",
+                       base64_std(end).c_str(), "limit", std::to_string(kRangePage).c_str()));
+    if (revision) json_object_set_new(req.get(), "revision", json_integer(revision));
+    Json page = etcd_.call("/v3/kv/range", req.get(), kRangeTimeoutMs);
+    if (!revision) revision = etcd_revision(page.get());
+    const json_t* kvs = json_object_get(page.get(), "kvs");
+    size_t i;
+    const json_t* kv;
+    std::string last;
+    json_array_foreach(kvs, i, kv) {
+      last = field_bytes(kv, "key");
+      if (auto rec = etcd_.record(last)) {
+        w.put(rec->first, rec->second, field_bytes(kv, "value"));
+        records++;
+      }
+    }
+    if (!json_is_true(json_object_get(page.get(), "more")) || last.empty()) break;
+    from = last + std::string(1, '\0');
+  }
+  w.set_revision(revision, mirror_of_);
+  w.set_fresh(asked_at);
+  w.commit();
+  applied_ = revision;
+  say("snapshot of etcd at revision " + std::to_string(revision) + ": " + std::to_string(records) +
+      " records");
+}
+
+void Mirror::apply_events(const json_t* events) {
+  MirrorWriter w(store_);
+  int64_t revision = applied_;
+  int64_t fresh = 0;
+  size_t i;
+  const json_t* ev;
+  json_array_foreach(events, i, ev) {
+    const json_t* kv = json_object_get(ev, "kv");
+    const std::string key = field_bytes(kv, "key");
+    const char* type = json_string_value(json_object_get(ev, "type"));
+    const bool deleted = type && std::string_view(type) == "DELETE";
+    revision = std::max(revision, etcd_int(kv, "mod_revision"));
+    if (key == heartbeat_ && !deleted) {
+      fresh = std::strtoll(field_bytes(kv, "value").c_str(), nullptr, 10);
+      continue;
+    }
+    auto rec = etcd_.record(key);
+    if (!rec) continue;
+    if (deleted) {
+      w.del(rec->first, rec->second);
+    } else {
+      w.put(rec->first, rec->second, field_bytes(kv, "value"));
+    }
+  }
+  w.set_revision(revision, mirror_of_);
+  if (fresh) w.set_fresh(fresh);
+  w.commit();
+  applied_ = revision;
+}
+
+// etcd's watch stream does not end by itself: a member gone or silent for
+// kIdleMs (the heartbeats stopped coming back) throws EtcdError.
+constexpr long kIdleMs = 3000;
+
+bool Mirror::follow() {
+  bool compacted = false;
+  std::exception_ptr failed;
+  etcd_.watch(applied_ + 1, kIdleMs, [&](json_t* msg) {
+    if (g_stop) return false;
+    try {
+      const json_t* result = json_object_get(msg, "result");
+      if (!result) throw EtcdError("etcd watch: " + json_text(msg, JSON_COMPACT));
+      if (json_is_true(json_object_get(result, "created"))) {
+        say("following etcd from revision " + std::to_string(applied_ + 1));
+      }
+      if (json_is_true(json_object_get(result, "canceled"))) {
+        compacted = etcd_int(result, "compact_revision") != 0;
+        if (!compacted) throw EtcdError("etcd canceled the watch");
+        return false;
+      }
+      const json_t* events = json_object_get(result, "events");
+      if (json_array_size(events)) apply_events(events);
+      return true;
+    } catch (...) {
+      failed = std::current_exception();  // never through curl's C frames
+      return false;
+    }
+  });
+  if (failed) std::rethrow_exception(failed);
+  return compacted;
+}
+
+// Puts the heartbeat every kHeartbeatMs; says when etcd stops or starts
+// taking it again.
+void heartbeat(Etcd& etcd, const std::string& key) {
+  bool failing = false;
+  const std::string k = base64_std(key);
+  while (!g_stop) {
+    try {
+      Json req(json_pack("{s:s,s:s}", "key", k.c_str(), "value",
+                         base64_std(std::to_string(now_ms())).c_str()));
+      etcd.call("/v3/kv/put", req.get(), 1000);
+      if (failing) say("etcd takes the heartbeat again");
+      failing = false;
+    } catch (const std::exception& e) {
+      if (!failing) say(std::string("etcd does not take the heartbeat: ") + e.what());
+      failing = true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(kHeartbeatMs));
+  }
+}
+
+// A store that is not a mirror yet must be empty: sync never mixes etcd's
+// records with a store's own.
+void check_mirrorable(Store& store, const std::string& mirror_of) {
+  Txn txn = store.read();
+  if (auto of = txn.get_meta(kMirrorOfMeta)) {
+    if (*of != mirror_of) {
+      throw std::runtime_error(store.path() + " mirrors \"" + *of + "\", not \"" + mirror_of +
+                               "\": give sync an empty store for this prefix");
+    }
+    return;
+  }
+  for (size_t i = 0; i < kDbCount; i++) {
+    bool any = false;
+    txn.scan(static_cast<Db>(i), "", 0, false, [&](std::string_view key, std::string_view) {
+      any = static_cast<Db>(i) != Db::kMeta || !local_meta(key);
+      return !any;
+    });
+    if (any) {
+      throw std::runtime_error(store.path() +
+                               " holds records of its own: a mirror starts empty (oauth2-admin "
+                               "backup keeps them; load them into etcd before switching)");
+    }
+  }
+}
+
+int sync_run(Mirror& mirror) {
+  int64_t backoff = 100;
+  while (!g_stop) {
+    try {
+      if (mirror.applied() == 0) {
+        mirror.snapshot();
+      } else {
+        say("resuming at revision " + std::to_string(mirror.applied()));
+      }
+      if (mirror.follow()) {
+        say("etcd compacted past revision " + std::to_string(mirror.applied()) +
+            ": taking a new snapshot");
+        mirror.forget();
+      }
+      backoff = 100;
+    } catch (const EtcdError& e) {
+      if (e.compacted) mirror.forget();
+      if (g_stop) break;
+      say(std::string(e.what()) + "; again in " + std::to_string(backoff) + " ms");
+      std::this_thread::sleep_for(std::chrono::milliseconds(backoff));
+      backoff = std::min<int64_t>(backoff * 2, 2000);
+    }
+  }
+  say("stopped at revision " + std::to_string(mirror.applied()));
+  return 0;
+}
+
+int sync_command(const Invocation& inv) {
+  if (inv.etcd.empty()) throw UsageError("sync needs --etcd <url>[,<url>...]");
+  EtcdConfig config{parse_etcd_endpoints(inv.etcd), inv.etcd_prefix};
+  Etcd etcd(config);
+  try {  // a clear refusal to start, rather than a daemon that retries
+    Json req(json_pack("{s:s,s:b}", "key", base64_std(config.prefix).c_str(), "count_only", 1));
+    etcd.call("/v3/kv/range", req.get(), 5000);
+  } catch (const EtcdError& e) {
+    return fail(std::string("cannot start: ") + e.what());
+  }
+  std::unique_ptr<Store> store = open_mirror_store(inv);
+  check_mirrorable(*store, "etcd " + config.prefix);
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  Mirror mirror(*store, etcd);
+  std::thread beat(heartbeat, std::ref(etcd), mirror.heartbeat_key());
+  int rc = kExitFailure;
+  try {
+    rc = sync_run(mirror);
+  } catch (const std::exception& e) {
+    g_stop = true;
+    beat.join();
+    throw;
+  }
+  beat.join();
+  return rc;
+}
+
+const char kSyncUsage[] =
+    "usage: oauth2-admin sync --etcd <url>[,<url>...] [--prefix /oauth2/] --store <dir>\n\n"
+    "Keeps <dir> a mirror of the cluster's records in etcd: the store that\n"
+    "nginx's oauth2_store names on this machine when nginx.conf has\n"
+    "oauth2_cluster.  It is the store's only writer: a snapshot of etcd at\n"
+    "one revision, then every change etcd reports, each batch with the\n"
+    "revision it brings the mirror to.  Restarted, it resumes from that\n"
+    "revision; when etcd has compacted past it, it takes a new snapshot\n"
+    "and switches to it in one transaction.  Every 250 ms it puts a\n"
+    "heartbeat (<prefix>heartbeat/<host>:<store>) and dates the mirror by\n"
+    "its return, for oauth2_cluster's max_staleness.  Runs in the\n"
+    "foreground and logs to stderr; SIGTERM stops it.  Exit 1 when etcd\n"
+    "does not answer at start, or <dir> holds records of its own.\n";
+
+const Command kSyncCommands[] = {
+    {"sync", "", "mirror the cluster's etcd into --store (cluster mode)", kSyncUsage, nullptr, 0, 0,
+     0, sync_command},
+};
+
+}  // namespace
+
+void add_sync_commands(Commands& out) {
+  for (const Command& c : kSyncCommands) out.push_back(&c);
+}
+
+}  // namespace oauth2::admin

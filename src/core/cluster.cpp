@@ -1,0 +1,179 @@
+#include "cluster.hpp"
+
+#include <time.h>
+
+#include <chrono>
+#include <thread>
+
+#include "store.hpp"
+#include "store_records.hpp"
+
+namespace oauth2 {
+
+using records::check;
+using records::val;
+
+bool local_meta(std::string_view name) {
+  return name == "schema_version" || name == kMapSizeMeta || name == kMirrorRevisionMeta ||
+         name == kMirrorFreshMeta || name == kMirrorOfMeta;
+}
+
+int64_t now_ms() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+Cluster::Cluster(EtcdConfig config, int64_t max_staleness_ms)
+    : etcd_(std::move(config)), max_staleness_ms_(max_staleness_ms) {}
+
+namespace {
+
+void append(json_t* array, json_t* item) {
+  if (!item || json_array_append_new(array, item) != 0) throw std::bad_alloc();
+}
+
+std::string b64(std::string_view s) {
+  return base64_std(s);
+}
+
+}  // namespace
+
+Json Cluster::txn_request(const Change& c, int64_t base) const {
+  Json compare(json_array()), success(json_array());
+  if (!compare || !success) throw std::bad_alloc();
+  for (const Change::Read& r : c.reads) {
+    if (r.db == Db::kMeta && local_meta(r.key)) continue;
+    const std::string k = b64(etcd_.key(r.db, r.key));
+    if (r.seen) {
+      append(compare.get(), json_pack("{s:s,s:s,s:s,s:s}", "key", k.c_str(), "target", "VALUE",
+                                      "result", "EQUAL", "value", b64(*r.seen).c_str()));
+    } else {
+      append(compare.get(), json_pack("{s:s,s:s,s:s,s:s}", "key", k.c_str(), "target", "VERSION",
+                                      "result", "EQUAL", "version", "0"));
+    }
+  }
+  // a guarded range: nothing in it created or rewritten since the mirror's
+  // revision the change was built on (a deletion there is harmless: the
+  // change only ever deletes through such a range)
+  const std::string after = std::to_string(base + 1);
+  for (const Change::Scan& s : c.scans) {
+    const std::string from = etcd_.key(s.db, s.prefix);
+    append(compare.get(), json_pack("{s:s,s:s,s:s,s:s,s:s}", "key", b64(from).c_str(), "range_end",
+                                    b64(Etcd::range_end(from)).c_str(), "target", "MOD", "result",
+                                    "LESS", "mod_revision", after.c_str()));
+  }
+  for (const Change::Write& w : c.writes) {
+    if (w.db == Db::kMeta && local_meta(w.key)) continue;
+    const std::string k = b64(etcd_.key(w.db, w.key));
+    if (w.value) {
+      append(success.get(), json_pack("{s:{s:s,s:s}}", "request_put", "key", k.c_str(), "value",
+                                      b64(*w.value).c_str()));
+    } else {
+      append(success.get(), json_pack("{s:{s:s}}", "request_delete_range", "key", k.c_str()));
+    }
+  }
+  Json req(json_pack("{s:O,s:O}", "compare", compare.get(), "success", success.get()));
+  if (!req) throw std::bad_alloc();
+  return req;
+}
+
+bool Cluster::commit(Store& store, const Change& c) {
+  Json req = txn_request(c, c.base_revision);
+  Json answer;
+  try {
+    answer = etcd_.call("/v3/kv/txn", req.get(), kEtcdTimeoutMs);
+  } catch (const EtcdError& e) {
+    throw StoreError::unavailable(e.what());
+  }
+  const int64_t revision = etcd_revision(answer.get());
+  if (!json_is_true(json_object_get(answer.get(), "succeeded"))) {
+    // what overtook it is at or before revision: let the mirror see it
+    wait_for_mirror(store, revision, 1000);
+    return false;
+  }
+  if (!wait_for_mirror(store, revision, kMirrorWaitMs)) {
+    throw StoreError::unavailable("etcd applied the change at revision " +
+                                  std::to_string(revision) + " but the mirror " + store.path() +
+                                  " has not within " + std::to_string(kMirrorWaitMs) +
+                                  " ms: is oauth2-admin sync running for it?");
+  }
+  return true;
+}
+
+bool wait_for_mirror(Store& store, int64_t revision, long timeout_ms) {
+  using Clock = std::chrono::steady_clock;
+  const auto end = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  auto pause = std::chrono::microseconds(100);
+  while (store.mirror_revision() < revision) {
+    if (Clock::now() >= end) return false;
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::microseconds(2000));
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------- MirrorWriter
+
+MirrorWriter::MirrorWriter(Store& store) : store_(store), txn_(store.begin_write()) {}
+
+MirrorWriter::~MirrorWriter() {
+  if (txn_) mdb_txn_abort(txn_);
+}
+
+void MirrorWriter::reset() {
+  for (size_t i = 0; i < kDbCount; i++) {
+    const Db db = static_cast<Db>(i);
+    if (db != Db::kMeta) {
+      check(mdb_drop(txn_, store_.dbi(db), 0), "mdb_drop");
+      continue;
+    }
+    std::vector<std::string> doomed;
+    records::scan_prefix(txn_, store_.dbi(db), "", 0, "mirror reset",
+                         [&](std::string_view key, std::string_view) {
+                           if (!local_meta(key)) doomed.emplace_back(key);
+                           return true;
+                         });
+    for (const std::string& k : doomed) records::del_key(txn_, store_.dbi(db), k, "mirror reset");
+  }
+}
+
+void MirrorWriter::put(Db db, std::string_view key, std::string_view value) {
+  if (db == Db::kMeta && local_meta(key)) return;  // never etcd's to set
+  MDB_val k = val(key), v = val(value);
+  int rc = mdb_put(txn_, store_.dbi(db), &k, &v, 0);
+  if (rc == MDB_MAP_FULL) {
+    throw StoreError("the mirror is full: raise oauth2_store's size=", rc);
+  }
+  check(rc, "mdb_put(mirror)");
+}
+
+void MirrorWriter::del(Db db, std::string_view key) {
+  if (db == Db::kMeta && local_meta(key)) return;
+  records::del_key(txn_, store_.dbi(db), key, "mdb_del(mirror)");
+}
+
+void MirrorWriter::set_revision(int64_t revision, std::string_view mirror_of) {
+  const std::string r = std::to_string(revision);
+  MDB_val k = val(kMirrorRevisionMeta), v = val(r);
+  check(mdb_put(txn_, store_.dbi(Db::kMeta), &k, &v, 0), "mdb_put(revision)");
+  MDB_val ok = val(kMirrorOfMeta), ov = val(mirror_of);
+  check(mdb_put(txn_, store_.dbi(Db::kMeta), &ok, &ov, 0), "mdb_put(mirror_of)");
+}
+
+void MirrorWriter::set_fresh(int64_t at_ms) {
+  const std::string t = std::to_string(at_ms);
+  MDB_val k = val(kMirrorFreshMeta), v = val(t);
+  check(mdb_put(txn_, store_.dbi(Db::kMeta), &k, &v, 0), "mdb_put(fresh)");
+}
+
+void MirrorWriter::commit() {
+  MDB_txn* t = txn_;
+  txn_ = nullptr;
+  int rc = mdb_txn_commit(t);
+  if (rc == MDB_MAP_FULL) throw StoreError("the mirror is full: raise oauth2_store's size=", rc);
+  check(rc, "mdb_txn_commit(mirror)");
+  store_.mirror_committed();
+}
+
+}  // namespace oauth2

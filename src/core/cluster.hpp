@@ -1,0 +1,100 @@
+// Cluster mode (oauth2_cluster, oauth2-admin --etcd): etcd is the system
+// of record and this machine's LMDB store a mirror of it.
+//
+// Writes: Store::change builds a Change as always; instead of the local
+// committer, Cluster::commit sends it to etcd as ONE Txn whose compares
+// are its reads (a key's value as seen, or its absence) and its guarded
+// ranges (nothing in them modified after the mirror's revision the change
+// was built on), and whose ops are its writes.  A compare that fails
+// means the change was built on stale reads: the mirror is let catch up
+// and Store::change runs the decision again.  A change that succeeded is
+// answered only once this machine's mirror has applied its revision, so
+// that the client's next request here sees it (read your writes).
+//
+// The mirror: `oauth2-admin sync` (src/admin/sync.cpp) is its only
+// writer, through MirrorWriter: a snapshot at revision R in one LMDB
+// transaction, then every watched event, with the revision applied stored
+// in the same transaction as the data.  Its heartbeat (a key of its own
+// put every kHeartbeatMs) comes back through the watch: the time it was
+// sent, once applied, says that everything etcd acknowledged before that
+// time is in the mirror (kMirrorFreshMeta), which auth_oauth2 compares
+// with max_staleness to fail closed.
+
+#pragma once
+
+#include <lmdb.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "change.hpp"
+#include "etcd.hpp"
+
+namespace oauth2 {
+
+class Store;
+
+// Meta records of the machine, never sent to etcd nor taken from it.
+constexpr const char* kMirrorRevisionMeta = "mirror_revision";  // decimal
+constexpr const char* kMirrorFreshMeta = "mirror_fresh_at";     // ms, decimal
+constexpr const char* kMirrorOfMeta = "mirror_of";              // "etcd <prefix>"
+bool local_meta(std::string_view name);
+
+constexpr int64_t kHeartbeatMs = 250;
+constexpr int64_t kDefaultMaxStalenessMs = 5000;
+
+class Cluster {
+ public:
+  Cluster(EtcdConfig config, int64_t max_staleness_ms);
+  Etcd& etcd() { return etcd_; }
+  int64_t max_staleness_ms() const { return max_staleness_ms_; }
+
+  // c as one Txn.  true: applied, and the mirror has it; false: one of
+  // its reads no longer holds (nothing applied; the mirror has caught up
+  // with what overtook it, as far as it could within a second).  Throws
+  // StoreError: etcd unreachable or without quorum, the mirror behind.
+  bool commit(Store& store, const Change& c);
+
+  // the Txn request of c, built on the mirror's revision base (for tests)
+  Json txn_request(const Change& c, int64_t base) const;
+
+  // how long a write waits for etcd, and for the mirror to apply it
+  static constexpr long kEtcdTimeoutMs = 3000;
+  static constexpr long kMirrorWaitMs = 5000;
+
+ private:
+  Etcd etcd_;
+  int64_t max_staleness_ms_;
+};
+
+// Blocks until store's mirror has applied revision (true), or timeout_ms
+// passed (false).
+bool wait_for_mirror(Store& store, int64_t revision, long timeout_ms);
+
+int64_t now_ms();
+
+// The sync daemon's writes to the mirror: one LMDB write transaction,
+// aborted unless committed.  reset() empties every database (the local
+// meta records excepted) for a snapshot, in the same transaction.
+class MirrorWriter {
+ public:
+  explicit MirrorWriter(Store& store);
+  ~MirrorWriter();
+  MirrorWriter(const MirrorWriter&) = delete;
+  MirrorWriter& operator=(const MirrorWriter&) = delete;
+
+  void reset();
+  void put(Db db, std::string_view key, std::string_view value);
+  void del(Db db, std::string_view key);
+  void set_revision(int64_t revision, std::string_view mirror_of);
+  void set_fresh(int64_t at_ms);
+  void commit();
+
+ private:
+  Store& store_;
+  MDB_txn* txn_;
+};
+
+}  // namespace oauth2

@@ -1,0 +1,309 @@
+#include "etcd.hpp"
+
+#include <curl/curl.h>
+#include <openssl/evp.h>
+
+#include <cstring>
+#include <stdexcept>
+
+namespace oauth2 {
+
+namespace {
+
+// curl_global_init once, before any thread uses curl
+struct CurlGlobal {
+  CurlGlobal() { curl_global_init(CURL_GLOBAL_DEFAULT); }
+};
+
+void curl_global() {
+  static CurlGlobal once;
+}
+
+bool printable(std::string_view s) {
+  for (unsigned char c : s) {
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::vector<std::string> parse_etcd_endpoints(std::string_view list) {
+  std::vector<std::string> out;
+  while (true) {
+    size_t comma = list.find(',');
+    std::string_view url = list.substr(0, comma);
+    bool http = url.rfind("http://", 0) == 0, https = url.rfind("https://", 0) == 0;
+    std::string_view rest = url.substr(http ? 7 : https ? 8 : 0);
+    if (!http && !https) {
+      throw std::invalid_argument("etcd URL \"" + std::string(url) +
+                                  "\" is not http://host:port or https://host:port");
+    }
+    if (rest.empty() || rest.find('/') != std::string_view::npos || !printable(rest)) {
+      throw std::invalid_argument("etcd URL \"" + std::string(url) +
+                                  "\" must be a scheme, a host and a port, without a path");
+    }
+    out.emplace_back(url);
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
+void check_etcd_prefix(std::string_view prefix) {
+  if (prefix.size() < 2 || prefix.front() != '/' || prefix.back() != '/' || !printable(prefix)) {
+    throw std::invalid_argument("etcd prefix \"" + std::string(prefix) +
+                                "\" must start and end with \"/\" (as /oauth2/)");
+  }
+}
+
+std::string base64_std(std::string_view bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(bytes.data()),
+                          static_cast<int>(bytes.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+std::optional<std::string> unbase64_std(std::string_view text) {
+  if (text.size() % 4) return std::nullopt;
+  std::string out(text.size() / 4 * 3, '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(text.data()),
+                          static_cast<int>(text.size()));
+  if (n < 0) return std::nullopt;
+  size_t len = static_cast<size_t>(n);
+  // EVP_DecodeBlock counts the padding's bytes as zeros
+  if (!text.empty() && text.back() == '=') len--;
+  if (text.size() > 1 && text[text.size() - 2] == '=') len--;
+  out.resize(len);
+  return out;
+}
+
+int64_t etcd_int(const json_t* obj, const char* name) {
+  const json_t* v = json_object_get(obj, name);
+  if (json_is_integer(v)) return json_integer_value(v);
+  if (json_is_string(v)) return std::strtoll(json_string_value(v), nullptr, 10);
+  return 0;
+}
+
+int64_t etcd_revision(const json_t* answer) {
+  return etcd_int(json_object_get(answer, "header"), "revision");
+}
+
+// ---------------------------------------------------------------- Etcd
+
+struct Etcd::Handle {
+  CURL* curl = nullptr;
+  Handle() {
+    curl_global();
+    curl = curl_easy_init();
+    if (!curl) throw std::bad_alloc();
+  }
+  ~Handle() { curl_easy_cleanup(curl); }
+};
+
+Etcd::Etcd(EtcdConfig config) : config_(std::move(config)) {
+  if (config_.endpoints.empty()) throw std::invalid_argument("no etcd URL");
+  check_etcd_prefix(config_.prefix);
+  heartbeat_prefix_ = config_.prefix + "heartbeat/";
+}
+
+Etcd::~Etcd() = default;
+
+std::unique_ptr<Etcd::Handle> Etcd::take() {
+  {
+    std::lock_guard<std::mutex> lk(m_);
+    if (!idle_.empty()) {
+      auto h = std::move(idle_.back());
+      idle_.pop_back();
+      return h;
+    }
+  }
+  return std::make_unique<Handle>();
+}
+
+void Etcd::give_back(std::unique_ptr<Handle> h) {
+  std::lock_guard<std::mutex> lk(m_);
+  idle_.push_back(std::move(h));
+}
+
+namespace {
+
+struct Sink {
+  std::string body;
+  const std::function<bool(json_t*)>* on_message = nullptr;
+  bool stopped = false;
+  bool heard = false;  // a message came: a retry elsewhere would repeat it
+  std::string error;
+};
+
+// one message a line (the gateway's streaming answer)
+bool deliver_lines(Sink& s) {
+  size_t nl;
+  while ((nl = s.body.find('\n')) != std::string::npos) {
+    std::string line = s.body.substr(0, nl);
+    s.body.erase(0, nl + 1);
+    if (line.empty()) continue;
+    json_error_t e;
+    Json msg(json_loadb(line.data(), line.size(), 0, &e));
+    if (!msg) {
+      s.error = std::string("etcd sent what is not JSON: ") + e.text;
+      return false;
+    }
+    s.heard = true;
+    if (!(*s.on_message)(msg.get())) {
+      s.stopped = true;
+      return false;
+    }
+  }
+  return true;
+}
+
+size_t on_body(char* data, size_t size, size_t n, void* user) {
+  Sink& s = *static_cast<Sink*>(user);
+  s.body.append(data, size * n);
+  if (s.on_message && !deliver_lines(s)) return 0;  // ends the transfer
+  return size * n;
+}
+
+std::string answer_error(const json_t* answer, long status) {
+  const char* m = json_string_value(json_object_get(answer, "message"));
+  if (!m) m = json_string_value(json_object_get(answer, "error"));
+  return "HTTP " + std::to_string(status) + (m ? std::string(": ") + m : std::string());
+}
+
+}  // namespace
+
+Json Etcd::call(const char* path, const json_t* body, long timeout_ms) {
+  const std::string text = json_text(body, JSON_COMPACT);
+  std::unique_ptr<Handle> h = take();
+  std::string why;
+  size_t first;
+  {
+    std::lock_guard<std::mutex> lk(m_);
+    first = preferred_;
+  }
+  const size_t n = config_.endpoints.size();
+  for (size_t i = 0; i < n; i++) {
+    const size_t at = (first + i) % n;
+    const std::string url = config_.endpoints[at] + path;
+    Sink sink;
+    CURL* c = h->curl;
+    curl_easy_reset(c);
+    curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, text.c_str());
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(text.size()));
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, std::min(timeout_ms, 1000L));
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
+    CURLcode rc = curl_easy_perform(c);
+    if (rc != CURLE_OK) {
+      why += (why.empty() ? "" : "; ") + config_.endpoints[at] + ": " + curl_easy_strerror(rc);
+      continue;
+    }
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    json_error_t e;
+    Json answer(json_loadb(sink.body.data(), sink.body.size(), 0, &e));
+    if (status != 200 || !answer) {
+      std::string what = answer_error(answer.get(), status);
+      give_back(std::move(h));
+      throw EtcdError("etcd " + config_.endpoints[at] + path + ": " + what,
+                      what.find("compacted") != std::string::npos);
+    }
+    give_back(std::move(h));
+    std::lock_guard<std::mutex> lk(m_);
+    preferred_ = at;
+    return answer;
+  }
+  give_back(std::move(h));
+  throw EtcdError("no etcd member answered: " + why);
+}
+
+void Etcd::watch(int64_t start_revision, long idle_ms,
+                 const std::function<bool(json_t*)>& on_message) {
+  Json body(json_pack("{s:{s:s,s:s,s:s}}", "create_request", "key",
+                      base64_std(config_.prefix).c_str(), "range_end",
+                      base64_std(range_end(config_.prefix)).c_str(), "start_revision",
+                      std::to_string(start_revision).c_str()));
+  if (!body) throw std::bad_alloc();
+  const std::string text = json_text(body.get(), JSON_COMPACT);
+  std::unique_ptr<Handle> h = take();
+  size_t at;
+  {
+    std::lock_guard<std::mutex> lk(m_);
+    at = preferred_;
+  }
+  std::string why;
+  for (size_t i = 0; i < config_.endpoints.size(); i++, at = (at + 1) % config_.endpoints.size()) {
+    const std::string url = config_.endpoints[at] + "/v3/watch";
+    Sink sink;
+    sink.on_message = &on_message;
+    CURL* c = h->curl;
+    curl_easy_reset(c);
+    curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, text.c_str());
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(text.size()));
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
+    // a stream that says nothing for idle_ms is a member cut off
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, std::max(1L, idle_ms / 1000));
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
+    CURLcode rc = curl_easy_perform(c);
+    if (sink.stopped) {
+      give_back(std::move(h));
+      return;
+    }
+    if (!sink.error.empty()) throw EtcdError(sink.error);
+    why = config_.endpoints[at] + ": " +
+          (rc == CURLE_OK ? std::string("the watch ended") : curl_easy_strerror(rc));
+    if (sink.heard || rc == CURLE_OK) break;
+  }
+  give_back(std::move(h));
+  throw EtcdError("etcd watch: " + why);
+}
+
+std::string Etcd::key(Db db, std::string_view key) const {
+  std::string k = config_.prefix;
+  k += db_name(db);
+  k += '/';
+  k += key;
+  return k;
+}
+
+std::optional<std::pair<Db, std::string>> Etcd::record(std::string_view etcd_key) const {
+  if (etcd_key.compare(0, config_.prefix.size(), config_.prefix) != 0) return std::nullopt;
+  etcd_key.remove_prefix(config_.prefix.size());
+  size_t slash = etcd_key.find('/');
+  if (slash == std::string_view::npos) return std::nullopt;
+  for (size_t i = 0; i < kDbCount; i++) {
+    Db db = static_cast<Db>(i);
+    if (etcd_key.substr(0, slash) == db_name(db)) {
+      return std::make_pair(db, std::string(etcd_key.substr(slash + 1)));
+    }
+  }
+  return std::nullopt;
+}
+
+std::string Etcd::range_end(std::string_view prefix) {
+  std::string end(prefix);
+  while (!end.empty()) {
+    unsigned char last = static_cast<unsigned char>(end.back());
+    if (last < 0xff) {
+      end.back() = static_cast<char>(last + 1);
+      return end;
+    }
+    end.pop_back();
+  }
+  return std::string(1, '\0');  // every key
+}
+
+}  // namespace oauth2

@@ -1,0 +1,94 @@
+// etcd (3.4), the cluster's system of record, reached through the JSON
+// gateway every member serves (POST /v3/kv/range, /v3/kv/txn, /v3/watch)
+// with libcurl: no gRPC stack in nginx's workers, and the gateway is part
+// of etcd itself.  Keys and values are bytes, base64 in the JSON.
+//
+// The store's records live under <prefix><database>/<key>, byte for byte
+// as in LMDB (store_records.hpp makes the keys); <prefix>heartbeat/<edge>
+// are the sync daemons' heartbeats (cluster.hpp).
+
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "change.hpp"
+#include "json.hpp"
+
+namespace oauth2 {
+
+// What the cluster directives and options name: etcd's client URLs and
+// the prefix of this product's keys.
+struct EtcdConfig {
+  std::vector<std::string> endpoints;  // http://host:port, tried in turn
+  std::string prefix = "/oauth2/";
+};
+
+// Parses "http://a:2379,http://b:2379"; throws std::invalid_argument
+// naming what is wrong (not http(s)://, empty, a path).
+std::vector<std::string> parse_etcd_endpoints(std::string_view list);
+// a prefix: starts with "/", ends with "/", printable ASCII; throws too
+void check_etcd_prefix(std::string_view prefix);
+
+std::string base64_std(std::string_view bytes);
+// nullopt: not base64
+std::optional<std::string> unbase64_std(std::string_view text);
+
+// etcd answered with an error, or no member answered: the message says
+// which member and why.  Callers turn it into a 503 (StoreError).
+struct EtcdError : std::runtime_error {
+  explicit EtcdError(const std::string& what, bool compacted = false)
+      : std::runtime_error(what), compacted(compacted) {}
+  bool compacted;  // a revision etcd has compacted away
+};
+
+class Etcd {
+ public:
+  explicit Etcd(EtcdConfig config);
+  ~Etcd();
+  Etcd(const Etcd&) = delete;
+  Etcd& operator=(const Etcd&) = delete;
+
+  const EtcdConfig& config() const { return config_; }
+
+  // POSTs body to path (/v3/kv/txn, ...) on the first member that
+  // answers, within timeout_ms; the decoded answer.  Throws EtcdError.
+  Json call(const char* path, const json_t* body, long timeout_ms);
+
+  // Streams a watch from start_revision over the whole prefix: on_message
+  // gets each decoded message ({"result": ...}) and returns false to stop.
+  // Returns when on_message stopped it; throws EtcdError when the stream
+  // ends otherwise (a member gone, silence for idle_ms).
+  void watch(int64_t start_revision, long idle_ms, const std::function<bool(json_t*)>& on_message);
+
+  // the etcd key of a store record, and back (nullopt: not a record's key)
+  std::string key(Db db, std::string_view key) const;
+  std::optional<std::pair<Db, std::string>> record(std::string_view etcd_key) const;
+  // the end of the range of every key under prefix (etcd's range_end)
+  static std::string range_end(std::string_view prefix);
+  const std::string& heartbeat_prefix() const { return heartbeat_prefix_; }
+
+ private:
+  struct Handle;
+  std::unique_ptr<Handle> take();
+  void give_back(std::unique_ptr<Handle> h);
+
+  EtcdConfig config_;
+  std::string heartbeat_prefix_;
+  std::mutex m_;
+  size_t preferred_ = 0;  // the member that answered last
+  std::vector<std::unique_ptr<Handle>> idle_;
+};
+
+// int64 fields come as JSON strings from the gateway; 0 when absent
+int64_t etcd_int(const json_t* obj, const char* name);
+// the "header"'s revision of an answer
+int64_t etcd_revision(const json_t* answer);
+
+}  // namespace oauth2
