@@ -78,27 +78,140 @@ Json Cluster::txn_request(const Change& c, int64_t base) const {
   return req;
 }
 
-bool Cluster::commit(Store& store, const Change& c) {
-  Json req = txn_request(c, c.base_revision);
-  Json answer;
-  try {
-    answer = etcd_.call("/v3/kv/txn", req.get(), kEtcdTimeoutMs);
-  } catch (const EtcdError& e) {
-    throw StoreError::unavailable(e.what());
+// The etcd keys a change reads, writes and guards, to keep two changes
+// that touch the same records out of one batch: etcd evaluates every
+// nested Txn's compares before it applies any of their writes.
+Cluster::Footprint Cluster::footprint(const Change& c) const {
+  Footprint f;
+  for (const Change::Read& r : c.reads) f.reads.insert(etcd_.key(r.db, r.key));
+  for (const Change::Write& w : c.writes) f.writes.insert(etcd_.key(w.db, w.key));
+  for (const Change::Scan& s : c.scans) f.ranges.push_back(etcd_.key(s.db, s.prefix));
+  return f;
+}
+
+namespace {
+
+bool under(const std::string& key, const std::vector<std::string>& ranges) {
+  for (const std::string& p : ranges) {
+    if (key.compare(0, p.size(), p) == 0) return true;
   }
-  const int64_t revision = etcd_revision(answer.get());
-  if (!json_is_true(json_object_get(answer.get(), "succeeded"))) {
+  return false;
+}
+
+}  // namespace
+
+bool Cluster::Footprint::overlaps(const Footprint& o) const {
+  for (const std::string& k : writes) {
+    if (o.writes.count(k) || o.reads.count(k) || under(k, o.ranges)) return true;
+  }
+  for (const std::string& k : o.writes) {
+    if (reads.count(k) || under(k, ranges)) return true;
+  }
+  return false;
+}
+
+void Cluster::Footprint::add(const Footprint& o) {
+  reads.insert(o.reads.begin(), o.reads.end());
+  writes.insert(o.writes.begin(), o.writes.end());
+  ranges.insert(ranges.end(), o.ranges.begin(), o.ranges.end());
+}
+
+// Group commit, as the local Committer: the first change to arrive leads,
+// sends what waits (itself among it) as one Txn of nested Txns, one per
+// change, and hands the lead on; a change that touches what an earlier
+// one of the batch touches waits for the next batch.  Each then waits for
+// the mirror on its own.
+bool Cluster::commit(Store& store, const Change& c) {
+  Waiter w;
+  w.change = &c;
+  {
+    std::unique_lock<std::mutex> lk(m_);
+    queue_.push_back(&w);
+    if (!leading_) leading_ = w.lead = true;
+    while (!w.done) {
+      if (!w.lead) {
+        w.cv.wait(lk);
+        continue;
+      }
+      lead(lk);
+      if (!w.done) continue;
+      w.lead = false;
+      if (queue_.empty()) {
+        leading_ = false;
+      } else {
+        queue_.front()->lead = true;
+        queue_.front()->cv.notify_one();
+      }
+    }
+  }
+  if (w.error) std::rethrow_exception(w.error);
+  if (!w.applied) {
     // what overtook it is at or before revision: let the mirror see it
-    wait_for_mirror(store, revision, 1000);
+    wait_for_mirror(store, w.revision, 1000);
     return false;
   }
-  if (!wait_for_mirror(store, revision, kMirrorWaitMs)) {
+  if (!wait_for_mirror(store, w.revision, kMirrorWaitMs)) {
     throw StoreError::unavailable("etcd applied the change at revision " +
-                                  std::to_string(revision) + " but the mirror " + store.path() +
+                                  std::to_string(w.revision) + " but the mirror " + store.path() +
                                   " has not within " + std::to_string(kMirrorWaitMs) +
                                   " ms: is oauth2-admin sync running for it?");
   }
   return true;
+}
+
+// Takes from the queue the changes that can go together, sends them with
+// the lock released, and marks them done.
+void Cluster::lead(std::unique_lock<std::mutex>& lk) {
+  std::vector<Waiter*> batch;
+  Footprint taken;
+  for (auto it = queue_.begin(); it != queue_.end() && batch.size() < kMaxBatch;) {
+    Footprint f = footprint(*(*it)->change);
+    if (!batch.empty() && f.overlaps(taken)) {
+      ++it;
+      continue;
+    }
+    taken.add(f);
+    batch.push_back(*it);
+    it = queue_.erase(it);
+  }
+  lk.unlock();
+  send(batch);
+  lk.lock();
+  for (Waiter* b : batch) {
+    b->done = true;
+    b->cv.notify_one();
+  }
+}
+
+void Cluster::send(const std::vector<Waiter*>& batch) {
+  try {
+    if (batch.size() == 1) {
+      Json req = txn_request(*batch[0]->change, batch[0]->change->base_revision);
+      Json answer = etcd_.call("/v3/kv/txn", req.get(), kEtcdTimeoutMs);
+      batch[0]->revision = etcd_revision(answer.get());
+      batch[0]->applied = json_is_true(json_object_get(answer.get(), "succeeded"));
+      return;
+    }
+    Json ops(json_array());
+    if (!ops) throw std::bad_alloc();
+    for (Waiter* b : batch) {
+      append(ops.get(), json_pack("{s:o}", "request_txn",
+                                  txn_request(*b->change, b->change->base_revision).release()));
+    }
+    Json req(json_pack("{s:[],s:O}", "compare", "success", ops.get()));
+    if (!req) throw std::bad_alloc();
+    Json answer = etcd_.call("/v3/kv/txn", req.get(), kEtcdTimeoutMs);
+    const json_t* responses = json_object_get(answer.get(), "responses");
+    for (size_t i = 0; i < batch.size(); i++) {
+      const json_t* r = json_object_get(json_array_get(responses, i), "response_txn");
+      batch[i]->revision = etcd_revision(answer.get());
+      batch[i]->applied = json_is_true(json_object_get(r, "succeeded"));
+    }
+  } catch (const EtcdError& e) {
+    for (Waiter* b : batch) b->error = std::make_exception_ptr(StoreError::unavailable(e.what()));
+  } catch (...) {
+    for (Waiter* b : batch) b->error = std::current_exception();
+  }
 }
 
 bool wait_for_mirror(Store& store, int64_t revision, long timeout_ms) {

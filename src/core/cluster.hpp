@@ -24,10 +24,15 @@
 
 #include <lmdb.h>
 
+#include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "change.hpp"
 #include "etcd.hpp"
@@ -65,8 +70,33 @@ class Cluster {
   static constexpr long kMirrorWaitMs = 5000;
 
  private:
+  // what a change reads, writes and guards, as etcd keys
+  struct Footprint {
+    std::set<std::string> reads, writes;
+    std::vector<std::string> ranges;
+    bool overlaps(const Footprint& other) const;
+    void add(const Footprint& other);
+  };
+  struct Waiter {
+    const Change* change = nullptr;
+    bool done = false;
+    bool lead = false;
+    bool applied = false;
+    int64_t revision = 0;
+    std::exception_ptr error;
+    std::condition_variable cv;
+  };
+  static constexpr size_t kMaxBatch = 64;
+
+  Footprint footprint(const Change& c) const;
+  void lead(std::unique_lock<std::mutex>& lk);
+  void send(const std::vector<Waiter*>& batch);
+
   Etcd etcd_;
   int64_t max_staleness_ms_;
+  std::mutex m_;
+  std::vector<Waiter*> queue_;
+  bool leading_ = false;
 };
 
 // Blocks until store's mirror has applied revision (true), or timeout_ms

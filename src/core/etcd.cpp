@@ -3,7 +3,9 @@
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
+#include <chrono>
 #include <cstring>
+#include <thread>
 #include <stdexcept>
 
 namespace oauth2 {
@@ -96,12 +98,24 @@ int64_t etcd_revision(const json_t* answer) {
 
 struct Etcd::Handle {
   CURL* curl = nullptr;
+  // JSON, and no "Expect: 100-continue" (a round trip more for a body
+  // over 1 KiB)
+  curl_slist* headers = nullptr;
   Handle() {
     curl_global();
     curl = curl_easy_init();
-    if (!curl) throw std::bad_alloc();
+    headers = curl_slist_append(nullptr, "Content-Type: application/json");
+    if (headers) headers = curl_slist_append(headers, "Expect:");
+    if (!curl || !headers) {
+      curl_slist_free_all(headers);
+      curl_easy_cleanup(curl);
+      throw std::bad_alloc();
+    }
   }
-  ~Handle() { curl_easy_cleanup(curl); }
+  ~Handle() {
+    curl_easy_cleanup(curl);
+    curl_slist_free_all(headers);
+  }
 };
 
 Etcd::Etcd(EtcdConfig config) : config_(std::move(config)) {
@@ -133,14 +147,17 @@ namespace {
 
 struct Sink {
   std::string body;
-  const std::function<bool(json_t*)>* on_message = nullptr;
+  const std::function<bool(std::vector<Json>&)>* on_message = nullptr;
   bool stopped = false;
   bool heard = false;  // a message came: a retry elsewhere would repeat it
   std::string error;
 };
 
-// one message a line (the gateway's streaming answer)
+// one message a line (the gateway's streaming answer): every complete
+// line the buffer holds, in one call, so that the caller can apply what
+// arrived while it was busy as one batch
 bool deliver_lines(Sink& s) {
+  std::vector<Json> batch;
   size_t nl;
   while ((nl = s.body.find('\n')) != std::string::npos) {
     std::string line = s.body.substr(0, nl);
@@ -152,11 +169,13 @@ bool deliver_lines(Sink& s) {
       s.error = std::string("etcd sent what is not JSON: ") + e.text;
       return false;
     }
-    s.heard = true;
-    if (!(*s.on_message)(msg.get())) {
-      s.stopped = true;
-      return false;
-    }
+    batch.push_back(std::move(msg));
+  }
+  if (batch.empty()) return true;
+  s.heard = true;
+  if (!(*s.on_message)(batch)) {
+    s.stopped = true;
+    return false;
   }
   return true;
 }
@@ -176,34 +195,64 @@ std::string answer_error(const json_t* answer, long status) {
 
 }  // namespace
 
+namespace {
+
+// an error a member gives while the cluster elects a leader, or that it
+// is not in: another member, or the same one a moment later, may succeed
+bool passing_error(const std::string& what) {
+  for (const char* m : {"leader changed", "no leader", "timed out", "not capable",
+                        "too many requests", "unhealthy", "not started"}) {
+    if (what.find(m) != std::string::npos) return true;
+  }
+  return false;
+}
+
+// each try at one member gets its share of the deadline, and at least
+// this: a member cut off costs about one election's time, not the whole
+// deadline
+constexpr long kTryMs = 1000;
+
+}  // namespace
+
+// Tries the members in turn, from the one that answered last, until one
+// answers or timeout_ms has passed.  A write sent again after a member
+// did not answer is safe: a Txn compares what it read, so one that took
+// effect the first time fails its compares the second.
 Json Etcd::call(const char* path, const json_t* body, long timeout_ms) {
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
   const std::string text = json_text(body, JSON_COMPACT);
   std::unique_ptr<Handle> h = take();
   std::string why;
-  size_t first;
+  size_t at;
   {
     std::lock_guard<std::mutex> lk(m_);
-    first = preferred_;
+    at = preferred_;
   }
   const size_t n = config_.endpoints.size();
-  for (size_t i = 0; i < n; i++) {
-    const size_t at = (first + i) % n;
-    const std::string url = config_.endpoints[at] + path;
+  const long per_try = std::max(kTryMs, timeout_ms / static_cast<long>(n));
+  for (size_t tries = 0;; tries++, at = (at + 1) % n) {
+    const long left = static_cast<long>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
+    if (left <= 0 && tries > 0) break;
+    if (tries >= n) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     Sink sink;
     CURL* c = h->curl;
     curl_easy_reset(c);
+    const std::string url = config_.endpoints[at] + path;
     curl_easy_setopt(c, CURLOPT_URL, url.c_str());
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, text.c_str());
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(text.size()));
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, std::min(timeout_ms, 1000L));
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->headers);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, std::max(1L, std::min(left, per_try)));
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, std::max(1L, std::min(left, per_try)));
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
     CURLcode rc = curl_easy_perform(c);
     if (rc != CURLE_OK) {
-      why += (why.empty() ? "" : "; ") + config_.endpoints[at] + ": " + curl_easy_strerror(rc);
+      why = config_.endpoints[at] + ": " + curl_easy_strerror(rc);
       continue;
     }
     long status = 0;
@@ -211,10 +260,13 @@ Json Etcd::call(const char* path, const json_t* body, long timeout_ms) {
     json_error_t e;
     Json answer(json_loadb(sink.body.data(), sink.body.size(), 0, &e));
     if (status != 200 || !answer) {
-      std::string what = answer_error(answer.get(), status);
+      std::string what = config_.endpoints[at] + path + ": " + answer_error(answer.get(), status);
+      if (passing_error(what)) {
+        why = what;
+        continue;
+      }
       give_back(std::move(h));
-      throw EtcdError("etcd " + config_.endpoints[at] + path + ": " + what,
-                      what.find("compacted") != std::string::npos);
+      throw EtcdError("etcd " + what, what.find("compacted") != std::string::npos);
     }
     give_back(std::move(h));
     std::lock_guard<std::mutex> lk(m_);
@@ -222,11 +274,12 @@ Json Etcd::call(const char* path, const json_t* body, long timeout_ms) {
     return answer;
   }
   give_back(std::move(h));
-  throw EtcdError("no etcd member answered: " + why);
+  throw EtcdError("no etcd member answered within " + std::to_string(timeout_ms) +
+                  " ms (last: " + why + ")");
 }
 
 void Etcd::watch(int64_t start_revision, long idle_ms,
-                 const std::function<bool(json_t*)>& on_message) {
+                 const std::function<bool(std::vector<Json>&)>& on_message) {
   Json body(json_pack("{s:{s:s,s:s,s:s}}", "create_request", "key",
                       base64_std(config_.prefix).c_str(), "range_end",
                       base64_std(range_end(config_.prefix)).c_str(), "start_revision",
@@ -249,6 +302,7 @@ void Etcd::watch(int64_t start_revision, long idle_ms,
     curl_easy_setopt(c, CURLOPT_URL, url.c_str());
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, text.c_str());
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(text.size()));
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->headers);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
     // a stream that says nothing for idle_ms is a member cut off
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);

@@ -62,10 +62,12 @@ class Etcd {
   Json call(const char* path, const json_t* body, long timeout_ms);
 
   // Streams a watch from start_revision over the whole prefix: on_message
-  // gets each decoded message ({"result": ...}) and returns false to stop.
+  // gets the decoded messages ({"result": ...}) that have arrived, in
+  // order, and returns false to stop.
   // Returns when on_message stopped it; throws EtcdError when the stream
   // ends otherwise (a member gone, silence for idle_ms).
-  void watch(int64_t start_revision, long idle_ms, const std::function<bool(json_t*)>& on_message);
+  void watch(int64_t start_revision, long idle_ms,
+             const std::function<bool(std::vector<Json>&)>& on_message);
 
   // the etcd key of a store record, and back (nullopt: not a record's key)
   std::string key(Db db, std::string_view key) const;
