@@ -63,7 +63,7 @@ for my $key (slurp("$src/multi-realm.conf")
     chmod 0755, $sub;
 }
 
-for my $name (qw(minimal.conf full.conf multi-realm.conf)) {
+for my $name (qw(minimal.conf full.conf multi-realm.conf cluster.conf)) {
     my $text = slurp("$src/$name");
     ok(length $text, "conf.example/$name is there");
     my $file = "$dir/$name";
