@@ -2,6 +2,7 @@
 #
 #   make          build/ngx_http_oauth2_module.so and build/oauth2-admin
 #   make run      install deps, build, start nginx + demo data on :8080
+#   make run-cluster  the same over etcd: one member, two edges
 #   make test     GoogleTest (t/unit) then prove (t/*.t)
 #   make bench    wrk on loopback, prints the table in README.md
 #   make deb      Debian packages into dist/ (scripts/build-deb)
@@ -30,7 +31,7 @@ MODULE     := $(BUILD)/ngx_http_oauth2_module.so
 ADMIN      := $(BUILD)/oauth2-admin
 CORE_LIB   := $(BUILD)/liboauth2core.a
 
-.PHONY: all core run test unit prove bench install clean deps check-style \
+.PHONY: all core run run-cluster test unit prove bench install clean deps check-style \
         asan asan-test
 
 all: $(MODULE) $(ADMIN)
@@ -86,6 +87,9 @@ deps:
 
 run: deps all
 	scripts/run-demo
+
+run-cluster: deps all
+	scripts/run-cluster
 
 $(BUILD)/unit-tests: $(UNIT_SRCS) $(CORE_LIB)
 	$(CXX) $(CXXFLAGS_CORE) -Wno-error -Isrc/core -o $@ $(UNIT_SRCS) \

@@ -389,6 +389,12 @@ sub admin_json {
 #         auth_method => '..', ttl => n, first_party => 1)
 sub new_app {
     my ($self, %a) = @_;
+    return $self->admin_json(app_add_args(%a));
+}
+
+# the `app add` arguments of new_app's options (new_app, new_app_etcd)
+sub app_add_args {
+    my (%a) = @_;
     my @args = ('app', 'add', '--name', $a{name} // 'test-app');
     # a public client cannot register client_credentials (RFC 6749 4.4):
     # public apps default to authorization_code with one redirect URI
@@ -406,7 +412,7 @@ sub new_app {
     # first-party: its users' tokens act at the admin API with the
     # user's full rights, whatever their scope (R85)
     push @args, '--first-party' if $a{first_party};
-    return $self->admin_json(@args);
+    return @args;
 }
 
 ############################################################ HTTP
@@ -678,6 +684,10 @@ sub check_log {
 sub done {
     my ($self) = @_;
     $self->stop;
+    # cluster mode: the mirror's sync daemon, then the etcd member (no-ops
+    # unless run_sync / run_etcd started them)
+    $self->stop_sync;
+    $self->stop_etcd;
     $self->check_log;
     $self->{done} = 1;
 }
@@ -685,6 +695,18 @@ sub done {
 # stops every instance, checks every log, then Test::More::done_testing
 sub done_testing {
     my ($self) = @_;
+    # every nginx first: an edge must not see the etcd member another
+    # instance hosts go away while it still runs (a no-op otherwise: done
+    # stops nginx first anyway)
+    $_->stop for @INSTANCES;
+    # then the mirrors' sync daemons and the etcd members, all told at once
+    # (a sync daemon stops at once when etcd goes): done waits for each
+    for my $t (@INSTANCES) {
+        kill 'TERM', $t->{sync_pid} if $t->{sync_pid};
+        next unless $t->{etcd_pid};
+        kill 'TERM', $t->{etcd_pid};
+        kill 'CONT', $t->{etcd_pid} if $t->{etcd_paused};
+    }
     for my $t (@INSTANCES) {
         $t->done unless $t->{done};
     }
@@ -935,6 +957,285 @@ sub cookies_of {
         $c{$k} = { value => $v, raw => $sc };
     }
     return \%c;
+}
+
+############################################################ cluster (issue 13)
+#
+#   my $a = OAuth2Test->new;
+#   my $b = OAuth2Test->new;
+#   my $url = $a->run_etcd;          # one etcd member, its data in $a's dir
+#   $_->run_sync($url) for $a, $b;   # `oauth2-admin sync` for each mirror
+#   my $app = $a->new_app_etcd(name => 'x');    # app add through etcd
+#   $a->write_config($a->default_http(
+#       extra_http => $a->cluster_directive(max_staleness => '1s')))->run;
+#   $a->pause_etcd; $a->resume_etcd;          # SIGSTOP / SIGCONT
+#   $a->stop_etcd; $a->run_etcd;              # again, same ports and data
+#
+# The member logs to $t->etcd_log, a sync daemon to $t->sync_log.  done
+# and done_testing stop them after every nginx (so no edge sees etcd go),
+# and so does END.
+
+our $ETCD = $ENV{TEST_ETCD_BINARY} || '/usr/bin/etcd';
+
+# what `oauth2-admin sync` logs once its mirror holds etcd's snapshot (or
+# resumed from its own revision) and it watches etcd
+our $SYNC_READY = qr/\bfollowing etcd from revision \d+/;
+
+sub etcd_port { $_[0]->port('etcd') }
+sub etcd_peer_port { $_[0]->port('etcd_peer') }
+sub etcd_url { 'http://127.0.0.1:' . $_[0]->etcd_port }
+sub etcd_dir { "$_[0]{dir}/etcd" }
+sub etcd_log { "$_[0]{dir}/etcd.log" }
+sub etcd_pid { $_[0]{etcd_pid} }
+sub sync_log { "$_[0]{dir}/sync.log" }
+sub sync_pid { $_[0]{sync_pid} }
+
+sub have_etcd { return -x $ETCD }
+
+# the member answers a v3 range request (the gRPC gateway)
+sub etcd_answers {
+    my ($self, $timeout) = @_;
+    my $r = $self->request('POST', '/v3/kv/range', port => $self->etcd_port,
+        body => '{"key":"AA=="}', timeout => $timeout // 1,
+        headers => ['Content-Type' => 'application/json']);
+    return $r->{status} == 200 && $r->{body} =~ /"header"/;
+}
+
+# run_etcd(extra => [args]): starts a single-member etcd on loopback
+# (client and peer ports from the free-port allocator, data in
+# $t->etcd_dir: a second call after stop_etcd restarts the same member on
+# the same data) and waits until it answers; returns its client URL
+sub run_etcd {
+    my ($self, %o) = @_;
+    die "etcd is already running" if $self->{etcd_pid};
+    my $log = $self->etcd_log;
+    my ($c, $p) = ('http://127.0.0.1:' . $self->etcd_port,
+        'http://127.0.0.1:' . $self->etcd_peer_port);
+    my @cmd = ($ETCD, '--name', 't', '--data-dir', $self->etcd_dir,
+        '--listen-client-urls', $c, '--advertise-client-urls', $c,
+        '--listen-peer-urls', $p, '--initial-advertise-peer-urls', $p,
+        '--initial-cluster', "t=$p",
+        # the cluster mode's large changes (expiry batches, user deletion)
+        '--max-txn-ops', 10000, '--max-request-bytes', 10485760,
+        @{$o{extra} // []});
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>>', $log or POSIX::_exit(127);
+        open STDERR, '>>', $log or POSIX::_exit(127);
+        exec { $cmd[0] } @cmd or POSIX::_exit(127);
+    }
+    $self->{etcd_pid} = $pid;
+    $self->{etcd_paused} = 0;
+    my $end = time + ($o{timeout} // 20);
+    while (time < $end) {
+        if (waitpid($pid, WNOHANG) == $pid) {
+            $self->{etcd_pid} = undef;
+            die "etcd exited (status $?):\n" . _tail($log);
+        }
+        return $self->etcd_url if $self->etcd_answers(0.5);
+        sleep 0.05;
+    }
+    die "etcd does not answer on " . $self->etcd_url . ":\n" . _tail($log);
+}
+
+sub pause_etcd {
+    my ($self) = @_;
+    my $pid = $self->{etcd_pid} or die "no etcd running";
+    kill 'STOP', $pid;
+    $self->{etcd_paused} = 1;
+    return $self;
+}
+
+sub resume_etcd {
+    my ($self) = @_;
+    my $pid = $self->{etcd_pid} or die "no etcd running";
+    kill 'CONT', $pid;
+    $self->{etcd_paused} = 0;
+    return $self;
+}
+
+# stop_etcd(signal => 'TERM', timeout => 10): the member's exit status as
+# stop_daemon gives it, undef if none ran; a paused member is woken first
+sub stop_etcd {
+    my ($self, %o) = @_;
+    my $pid = $self->{etcd_pid} or return undef;
+    $self->{etcd_pid} = undef;
+    return _stop_child($pid, $o{signal} // 'TERM', $o{timeout} // 10,
+        $self->{etcd_paused});
+}
+
+# kills $pid with $sig (SIGCONT after it if $paused), waits, SIGKILL after
+# $timeout seconds: its exit status (128 + n for signal n, 'timeout')
+sub _stop_child {
+    my ($pid, $sig, $timeout, $paused) = @_;
+    kill $sig, $pid;
+    kill 'CONT', $pid if $paused;
+    my $end = time + $timeout;
+    my $got = 0;
+    while (time < $end) {
+        $got = waitpid $pid, WNOHANG;
+        last if $got == $pid || $got < 0;
+        sleep 0.02;
+    }
+    if ($got != $pid) {
+        kill 'KILL', $pid;
+        waitpid $pid, 0;
+        return 'timeout';
+    }
+    return $? & 127 ? 128 + ($? & 127) : $? >> 8;
+}
+
+sub _tail {
+    my ($f, $n) = @_;
+    my @l = split /^/, _slurp($f);
+    splice @l, 0, @l - ($n // 40) if @l > ($n // 40);
+    return join '', @l;
+}
+
+# run_sync($etcd_urls, prefix => '/oauth2/', args => [...], timeout => s):
+# starts `oauth2-admin sync --store <store> --etcd <urls>` (stderr and
+# stdout appended to $t->sync_log) and waits until the mirror is ready:
+# its data.mdb exists and this run's log says it follows etcd
+# ($SYNC_READY); dies if the daemon exits or is not ready in time.  Later
+# admin_etcd calls and cluster_directive use the same URLs and prefix.
+sub run_sync {
+    my ($self, $urls, %o) = @_;
+    die "a sync daemon is already running" if $self->{sync_pid};
+    my $log = $self->sync_log;
+    my $store = $self->store;
+    my @cmd = ($ADMIN, 'sync', '--store', $store, '--etcd', $urls,
+        (defined $o{prefix} ? ('--prefix', $o{prefix}) : ()),
+        @{$o{args} // []});
+    my $start = (-s $log) || 0;    # a restart reads only its own lines
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>>', $log or POSIX::_exit(127);
+        open STDERR, '>>', $log or POSIX::_exit(127);
+        exec { $cmd[0] } @cmd or POSIX::_exit(127);
+    }
+    $self->{sync_pid} = $pid;
+    $self->{cluster_etcd} = $urls;
+    $self->{cluster_prefix} = $o{prefix};
+    my $end = time + ($o{timeout} // 20);
+    while (time < $end) {
+        if (waitpid($pid, WNOHANG) == $pid) {
+            $self->{sync_pid} = undef;
+            die "oauth2-admin sync exited (status $?):\n" . _tail($log);
+        }
+        return $self if -f "$store/data.mdb"
+            && substr(_slurp($log), $start) =~ $SYNC_READY;
+        sleep 0.02;
+    }
+    die "oauth2-admin sync: mirror $store not ready:\n" . _tail($log);
+}
+
+# stop_sync(signal => 'TERM', timeout => 10): the daemon's exit status,
+# undef if none ran
+sub stop_sync {
+    my ($self, %o) = @_;
+    my $pid = $self->{sync_pid} or return undef;
+    $self->{sync_pid} = undef;
+    return _stop_child($pid, $o{signal} // 'TERM', $o{timeout} // 10, 0);
+}
+
+# the cluster options of the CLI: --etcd <urls> [--prefix p] (from
+# run_sync unless given)
+sub etcd_args {
+    my ($self, %o) = @_;
+    my $urls = $o{etcd} // $self->{cluster_etcd}
+        // die "no etcd URL: run_sync first or pass etcd =>";
+    my $prefix = $o{prefix} // $self->{cluster_prefix};
+    return ('--etcd', $urls, (defined $prefix ? ('--prefix', $prefix) : ()));
+}
+
+# admin_etcd(@args): oauth2-admin --etcd <urls> --store <mirror> @args
+sub admin_etcd {
+    my ($self, @args) = @_;
+    return $self->_run_cmd($ADMIN, $self->etcd_args, '--store', $self->store,
+        @args);
+}
+
+sub admin_etcd_json {
+    my ($self, @args) = @_;
+    my ($code, $out, $err) = $self->admin_etcd(@args);
+    die "oauth2-admin --etcd @args: exit $code: $err" if $code != 0;
+    my $j = eval { $JSON->decode($out) };
+    die "oauth2-admin --etcd @args: not JSON: $out" unless defined $j;
+    return $j;
+}
+
+# new_app's options, the application written through etcd
+sub new_app_etcd {
+    my ($self, %a) = @_;
+    return $self->admin_etcd_json(app_add_args(%a));
+}
+
+# the http-level directive of an edge: oauth2_cluster etcd=<urls>
+# [prefix=..] [max_staleness=..] (URLs and prefix from run_sync unless
+# given)
+sub cluster_directive {
+    my ($self, %o) = @_;
+    my $urls = $o{etcd} // $self->{cluster_etcd}
+        // die "no etcd URL: run_sync first or pass etcd =>";
+    my $prefix = $o{prefix} // $self->{cluster_prefix};
+    my $d = "oauth2_cluster etcd=$urls";
+    $d .= " prefix=$prefix" if defined $prefix;
+    $d .= " max_staleness=$o{max_staleness}" if defined $o{max_staleness};
+    return "$d;\n";
+}
+
+# run_cmd_timeout($secs, @cmd): (exit code or 'timeout', stdout, stderr,
+# seconds it took); the command is killed after $secs
+sub run_cmd_timeout {
+    my ($self, $secs, @cmd) = @_;
+    my $out = "$self->{dir}/.cmdt.out.$$";
+    my $err = "$self->{dir}/.cmdt.err.$$";
+    my $t0 = time;
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', $out or POSIX::_exit(127);
+        open STDERR, '>', $err or POSIX::_exit(127);
+        exec { $cmd[0] } @cmd or POSIX::_exit(127);
+    }
+    my $code = _stop_child_after($pid, $secs);
+    my $took = time - $t0;
+    my ($o, $e) = (_slurp($out), _slurp($err));
+    unlink $out, $err;
+    return ($code, $o, $e, $took);
+}
+
+# waits up to $secs for $pid, then kills it: its status, or 'timeout'
+sub _stop_child_after {
+    my ($pid, $secs) = @_;
+    my $end = time + $secs;
+    while (time < $end) {
+        return $? & 127 ? 128 + ($? & 127) : $? >> 8
+            if waitpid($pid, WNOHANG) == $pid;
+        sleep 0.02;
+    }
+    kill 'KILL', $pid;
+    waitpid $pid, 0;
+    return 'timeout';
+}
+
+# the sync log has no sanitizer report
+sub sync_log_ok {
+    my ($self) = @_;
+    return Test::More::unlike(_slurp($self->sync_log),
+        qr/AddressSanitizer|runtime error:|LeakSanitizer/,
+        'sync log: no sanitizer report');
+}
+
+END {
+    local $?;
+    # nginx first (the first END block would, but END blocks run last
+    # defined first), then each mirror's daemon, then the etcd members
+    for my $t (@INSTANCES) { eval { $t->stop } }
+    for my $t (@INSTANCES) { eval { $t->stop_sync(timeout => 5) } }
+    for my $t (@INSTANCES) { eval { $t->stop_etcd(timeout => 5) } }
 }
 
 1;

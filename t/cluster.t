@@ -1,0 +1,658 @@
+# etcd cluster mode (issue 13; docs/design.md "Writes: one path (single node
+# and cluster)"; SECURITY.md R29, R38, R52, R53, R66, R70, R77, R78, R83,
+# R89): one etcd member and two edges on loopback, each its own nginx with
+# `oauth2_cluster etcd=...`, its own LMDB mirror and its own
+# `oauth2-admin sync`.  What one edge writes (an application or a user
+# through `oauth2-admin --etcd`, a token, a revocation, a deletion, a failed
+# password) holds on the other; the edge that wrote reads its own write at
+# once; single-use codes, refresh rotation and the account lock hold across
+# edges; a mirror is written only by its sync daemon (a local write without
+# --etcd is refused); with etcd or the sync daemon gone the token endpoint
+# answers 503 and bearer validation fails closed (503, Retry-After) once
+# the mirror is staler than max_staleness, and both recover by themselves,
+# without restarting nginx or sync; bad oauth2_cluster values fail nginx -t.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use IO::Socket::INET;
+use JSON::PP ();
+use MIME::Base64 qw(encode_base64);
+use POSIX ();
+use Test::More;
+use Time::HiRes qw(sleep time);
+use OAuth2Test;
+use OAuth2Authorize;
+use OAuth2Grants qw(PBKDF2);
+
+OAuth2Test::require_build();
+unless (OAuth2Test::have_etcd()) {
+    fail("$OAuth2Test::ETCD missing: apt-get install etcd-server");
+    done_testing();
+    exit;
+}
+
+my $T0 = time;
+my $CB = 'https://client.example/cb';
+my $PW = 'Tr0ub4dor-edge-3';
+my $STALE = 1;    # max_staleness of both edges, in seconds
+
+my $ea = OAuth2Test->new;    # edge A; it also hosts the etcd member
+my $eb = OAuth2Test->new;    # edge B
+my %name = ($ea->port => 'A', $eb->port => 'B');
+
+# a sync daemon that cannot reach etcd fails loudly (R78); it runs in the
+# background while the rest goes on
+my $deadport = OAuth2Test::_free_port();
+my $nostore = $ea->dir . '/nostore';
+my $nosync = fork // die "fork: $!";
+if (!$nosync) {
+    my ($code, $out, $err, $took) = $ea->run_cmd_timeout(20,
+        $OAuth2Test::ADMIN, 'sync', '--store', $nostore, '--etcd',
+        "http://127.0.0.1:$deadport");
+    OAuth2Test::write_file($ea->dir . '/nosync.result',
+        JSON::PP->new->encode([$code, $out . $err, $took]));
+    POSIX::_exit(0);
+}
+
+# both edges share a prefix of their own (threaded through nginx, sync and
+# the CLI); edge B lists a dead member first (a URL list fails over)
+my $PREFIX = '/t-oauth2/';
+my $url = $ea->run_etcd;
+my $burls = "http://127.0.0.1:$deadport,$url";
+$ea->run_sync($url, prefix => $PREFIX);
+$eb->run_sync($burls, prefix => $PREFIX);
+ok(-f $ea->store . '/data.mdb' && -f $eb->store . '/data.mdb',
+    'oauth2-admin sync creates each mirror and snapshots etcd into it');
+my $sync_pid_a = $ea->sync_pid;
+my $sync_pid_b = $eb->sync_pid;    # again after the restart below
+
+for my $t ($ea, $eb) {
+    # oauth2_cluster at the http level; the default server's oauth2_store
+    # is the edge's mirror
+    $t->write_config(OAuth2Authorize::http_conf($t,
+        extra_http => $t->cluster_directive(prefix => $PREFIX,
+            max_staleness => "${STALE}s")
+            . "oauth2_account_limit 6 30s;\n"))->run;
+}
+my %master = (A => $ea->master_pid, B => $eb->master_pid);
+
+# $code->() until it returns true or $secs pass: (the last value, seconds)
+sub poll {
+    my ($secs, $code) = @_;
+    my $t0 = time;
+    my $v;
+    while (1) {
+        $v = $code->();
+        last if $v || time - $t0 >= $secs;
+        sleep 0.02;
+    }
+    return ($v, time - $t0);
+}
+
+sub protected { $_[0]->bearer_get('/protected/', $_[1])->{status} }
+
+# the statuses of /protected/ with $tok on edge $t, $n requests and more
+# until both workers answered: e.g. "200" or "200,401" (R66)
+sub all_workers {
+    my ($t, $tok, $n) = @_;
+    my (%st, %pid);
+    for my $i (1 .. 60) {
+        my $r = $t->bearer_get('/protected/', $tok);
+        $st{$r->{status}}++;
+        $pid{OAuth2Test::header($r, 'X-Pid') // ''}++;
+        last if $i >= $n && keys %pid >= 2;
+    }
+    return join ',', sort keys %st;
+}
+
+sub app_ids {
+    my ($t) = @_;
+    my ($code, $out) = $t->admin('app', 'list');
+    return 'app list failed' if $code;
+    my $l = eval { JSON::PP->new->decode($out) } // [];
+    $l = $l->{apps} if ref $l eq 'HASH';
+    return join ',', sort map { $_->{client_id} // '?' } @{$l // []};
+}
+
+# runs $code (a section of the test) and turns a die into a failure, so
+# that one broken part does not hide the others
+sub section {
+    my ($name, $code) = @_;
+    my $ok = eval { $code->(); 1 };
+    fail("$name: $@") unless $ok;
+}
+
+# $racers: [[port, raw request] ...] all sent at the same moment (every
+# request written but its last byte, then a barrier releases them):
+# "A 200 ok", "B 400 invalid_grant", ... and the bodies
+sub race {
+    my ($racers) = @_;
+    my $n = @$racers;
+    pipe my $go_r, my $go_w or die "pipe: $!";
+    pipe my $ready_r, my $ready_w or die "pipe: $!";
+    my @pids;
+    my $dir = $ea->dir;
+    for my $i (0 .. $n - 1) {
+        my ($port, $raw) = @{$racers->[$i]};
+        my $pid = fork // die "fork: $!";
+        if (!$pid) {
+            close $go_w;
+            close $ready_r;
+            my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                PeerPort => $port, Proto => 'tcp');
+            syswrite $s, $raw, length($raw) - 1 if $s;
+            syswrite $ready_w, 'r';
+            sysread $go_r, my $x, 1;    # EOF once the parent lets go
+            my $out = "$name{$port} connect-failed\n";
+            if ($s) {
+                syswrite $s, substr($raw, -1);
+                my $buf = '';
+                1 while sysread $s, $buf, 65536, length $buf;
+                my $r = OAuth2Test::parse_response($buf);
+                $out = "$name{$port} $r->{status} "
+                    . (ref $r->{json} eq 'HASH' ? $r->{json}{error} // 'ok'
+                        : 'none') . "\n$r->{body}";
+            }
+            OAuth2Test::write_file("$dir/race.$i", $out);
+            POSIX::_exit(0);
+        }
+        push @pids, $pid;
+    }
+    close $go_r;
+    close $ready_w;
+    my ($ready, $byte) = (0, '');
+    $ready++ while $ready < $n && sysread $ready_r, $byte, 1;
+    close $go_w;
+    waitpid $_, 0 for @pids;
+    my (@res, @bodies);
+    for my $i (0 .. $n - 1) {
+        my ($head, $body) = split /\n/,
+            OAuth2Test::_slurp("$dir/race.$i"), 2;
+        unlink "$dir/race.$i";
+        push @res, $head // 'none';
+        push @bodies, $body // '';
+    }
+    return (\@res, \@bodies);
+}
+
+# the number of etcd keys under $prefix (the v3 gateway's count_only)
+sub etcd_count {
+    my ($prefix) = @_;
+    my $end = $prefix;
+    substr($end, -1, 1) = chr(ord(substr $end, -1) + 1);
+    my $r = $ea->request('POST', '/v3/kv/range', port => $ea->etcd_port,
+        headers => ['Content-Type' => 'application/json'],
+        body => JSON::PP->new->encode({ key => encode_base64($prefix, ''),
+            range_end => encode_base64($end, ''), count_only => JSON::PP::true }));
+    my $j = eval { JSON::PP->new->decode($r->{body}) } // {};
+    return $j->{count} // 0;
+}
+
+sub raw_post {
+    my ($path, $body, @h) = @_;
+    my $raw = "POST $path HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+        . "Content-Type: application/x-www-form-urlencoded\r\n";
+    while (@h) { my ($k, $v) = splice @h, 0, 2; $raw .= "$k: $v\r\n" }
+    return $raw . 'Content-Length: ' . length($body) . "\r\n\r\n$body";
+}
+
+######################################## applications through etcd (issue 13)
+
+my ($app, $web, $mob);
+section('applications through oauth2-admin --etcd', sub {
+    $app = $ea->new_app_etcd(name => 'edge-cc', scope => 'read write');
+    ok($app->{client_id} && $app->{client_secret},
+        'oauth2-admin --etcd app add: the application, with its secret');
+    # read-your-writes: --etcd waited for A's mirror, so A has it now
+    my $r = $ea->token($app->{client_id}, $app->{client_secret});
+    is($r->{status}, 200,
+        'the new application gets a token on edge A at once (its mirror '
+        . 'applied the write before app add returned)')
+        or diag($r->{raw});
+    my ($ok, $took) = poll(1, sub {
+        $eb->token($app->{client_id}, $app->{client_secret})->{status}
+            == 200 });
+    ok($ok, sprintf('and on edge B within 1 s (%.3f s)', $took));
+    is(app_ids($eb), app_ids($ea), 'both mirrors list the same applications');
+
+    $web = $ea->new_app_etcd(name => 'edge-web',
+        grant => ['authorization_code', 'refresh_token'],
+        redirect_uris => [$CB]);
+    $mob = $eb->new_app_etcd(name => 'edge-mobile',
+        grant => ['password', 'refresh_token'], scope => 'read write');
+    ok($web->{client_id} && $mob->{client_id},
+        'two more applications, one through each edge');
+    for my $u (qw(alice carol)) {
+        my ($code, $out, $err) = $eb->admin_etcd('user', 'add',
+            '--username', $u, '--email', "$u\@example.com", '--password',
+            $PW, '--pbkdf2-iterations', PBKDF2);
+        is($code, 0, "oauth2-admin --etcd user add $u through edge B")
+            or diag("$out$err");
+    }
+    is(etcd_count($PREFIX) > 0 && etcd_count('/oauth2/') == 0 ? 1 : 0, 1,
+        "the records are in etcd under the configured prefix $PREFIX only");
+});
+
+################################# a token of edge A at edge B (R52, R66)
+
+my ($id, $secret) = @{$app // {}}{qw(client_id client_secret)};
+my $tok;
+section('a token issued on A, validated on B', sub {
+    $tok = $ea->access_token($app);
+    is(protected($ea, $tok), 200,
+        'a token issued on edge A validates on A on the very next request '
+        . '(read-your-writes)');
+    is(all_workers($ea, $tok, 6), '200', '... in every worker of A');
+    my ($ok, $took) = poll(1, sub { protected($eb, $tok) == 200 });
+    ok($ok, sprintf('it validates on edge B within 1 s (%.3f s)', $took));
+    is(all_workers($eb, $tok, 6), '200', '... in every worker of B');
+});
+
+section('a revocation on B holds on A within 1 s', sub {
+    my $r = $eb->revoke($id, $secret, $tok);
+    is($r->{status}, 200, 'revoke on edge B: 200 (R48)');
+    is(protected($eb, $tok), 401,
+        'edge B refuses the token on the next request (read-your-writes, '
+        . 'R52)');
+    my ($ok, $took) = poll(1, sub { protected($ea, $tok) == 401 });
+    ok($ok, sprintf('edge A refuses it within 1 s (%.3f s) (R66)', $took));
+    cmp_ok($took, '<', 1, 'the revocation reached edge A in under 1 s');
+    is(all_workers($ea, $tok, 6), '401', '... in every worker of A (R66)');
+});
+
+################################## a mirror refuses local writes (issue 13)
+
+section('no local write to a mirror', sub {
+    my ($before_a, $before_b) = (app_ids($ea), app_ids($eb));
+    my @tries = (
+        [$ea, [qw(app add --name rogue --grant client_credentials)],
+            'app add'],
+        [$eb, ['user', 'add', '--username', 'mallory', '--email',
+            'mallory@example.com', '--password', $PW], 'user add'],
+        [$ea, ['token', 'issue', '--client-id', $id], 'token issue'],
+        [$eb, ['app', 'delete', $id], 'app delete'],
+    );
+    for my $try (@tries) {
+        my ($t, $args, $what) = @$try;
+        my ($code, $out, $err) = $t->admin(@$args);
+        isnt($code, 0, "$what on a mirror without --etcd: refused");
+        like("$out$err", qr/--etcd/, "$what: the message names --etcd")
+            or diag("$out$err");
+    }
+    is(app_ids($ea), $before_a, 'mirror A: its applications unchanged');
+    is(app_ids($eb), $before_b, 'mirror B: its applications unchanged');
+    unlike(app_ids($ea) . app_ids($eb), qr/rogue/, 'no "rogue" anywhere');
+    is($ea->token($id, $secret)->{status}, 200,
+        'the application the refused delete named still works');
+    my ($code) = $ea->admin('app', 'list');
+    is($code, 0, 'reading a mirror without --etcd works');
+});
+
+############################ one code, redeemed on both edges at once (R29)
+
+section('parallel redemption of one code on both edges', sub {
+    my $f = OAuth2Authorize->new($ea);
+    my $q = OAuth2Authorize::query(client_id => $web->{client_id},
+        response_type => 'code', redirect_uri => $CB, scope => 'read',
+        state => 'st-1');
+    my $session = $f->login($q, 'alice', $PW);
+    ok($session, 'alice signs in on edge A') or return;
+    my @wins;
+    my %tally;
+    for my $round (1 .. 3) {
+        my $code = $f->code($q, $session);
+        my $raw = raw_post('/o/token/', OAuth2Test::form(
+            grant_type => 'authorization_code', code => $code,
+            redirect_uri => $CB, client_id => $web->{client_id},
+            client_secret => $web->{client_secret}));
+        my ($res) = race([map { [$_ % 2 ? $eb->port : $ea->port, $raw] }
+            1 .. 12]);
+        push @wins, scalar grep { / 200 / } @$res;
+        $tally{s/^\S+ //r}++ for @$res;
+        diag("round $round: @$res") if $ENV{VERBOSE};
+    }
+    is(join(',', @wins), '1,1,1', '12 redemptions of one code, 6 on each '
+        . 'edge, 3 rounds: exactly one 200 each (R29)');
+    is(join(',', sort keys %tally), '200 ok,400 invalid_grant',
+        'the others get 400 invalid_grant, nothing else (R29)')
+        or diag(explain \%tally);
+});
+
+################################ one refresh token, both edges at once (R38)
+
+section('parallel refresh of one token on both edges', sub {
+    my $r = $eb->post_form('/o/token/', OAuth2Test::form(
+        grant_type => 'password', username => 'alice', password => $PW),
+        Authorization => $eb->basic($mob->{client_id},
+            $mob->{client_secret}));
+    is($r->{status}, 200, 'password grant on edge B: 200')
+        or return diag($r->{raw});
+    my $rt = $r->{json}{refresh_token};
+    my $raw = raw_post('/o/token/',
+        OAuth2Test::form(grant_type => 'refresh_token', refresh_token => $rt),
+        Authorization => $eb->basic($mob->{client_id},
+            $mob->{client_secret}));
+    my ($res, $bodies) = race([map { [$_ % 2 ? $ea->port : $eb->port, $raw] }
+        1 .. 8]);
+    my @won = map { $bodies->[$_] } grep { $res->[$_] =~ / 200 / } 0 .. 7;
+    my %pairs = map { $_ => 1 } @won;
+    is(scalar keys %pairs, 1,
+        '8 refreshes of one token, 4 on each edge: one pair minted (R38)')
+        or diag(explain $res);
+    is(scalar @won, 8, 'every racer gets that pair within the grace '
+        . '(README "refresh_token")') or diag(explain $res);
+    my ($pair) = map { eval { JSON::PP->new->decode($_) } // {} } keys %pairs;
+    $pair //= {};
+    my ($ok) = poll(1, sub {
+        protected($ea, $pair->{access_token} // 'x') == 200
+            && protected($eb, $pair->{access_token} // 'x') == 200 });
+    ok($ok, "the pair's access token validates on both edges");
+    my $old = $ea->post_form('/o/introspect/',
+        OAuth2Test::form(token => $rt),
+        Authorization => $ea->basic($mob->{client_id},
+            $mob->{client_secret}));
+    is($old->{json}{active} ? 1 : 0, 0,
+        'the raced refresh token is spent (R38)') or diag($old->{raw});
+    $r = $ea->post_form('/o/token/', OAuth2Test::form(
+        grant_type => 'refresh_token',
+        refresh_token => $pair->{refresh_token} // 'x'),
+        Authorization => $ea->basic($mob->{client_id},
+            $mob->{client_secret}));
+    is($r->{status}, 200, "the pair's refresh token refreshes on edge A");
+});
+
+######################## deleting an application, seen by both (R70)
+
+section('an application deleted through B is refused on A', sub {
+    my $gone = $ea->new_app_etcd(name => 'edge-gone');
+    my $gtok = $ea->access_token($gone);
+    my ($ok) = poll(1, sub { protected($eb, $gtok) == 200 });
+    ok($ok, "a token of the doomed application validates on both edges");
+    my ($code, $out, $err) = $eb->admin_etcd('app', 'delete',
+        $gone->{client_id});
+    is($code, 0, 'oauth2-admin --etcd app delete through edge B')
+        or diag("$out$err");
+    is(protected($eb, $gtok), 401,
+        'its token is refused on edge B at once (R70)');
+    my $took;
+    ($ok, $took) = poll(1, sub { protected($ea, $gtok) == 401 });
+    ok($ok, sprintf('and on edge A within 1 s (%.3f s) (R70)', $took));
+    is($ea->token($gone->{client_id}, $gone->{client_secret})->{status}, 401,
+        'the deleted application gets no token on edge A');
+});
+
+########################################## one account, one lock (R89)
+
+section('failed passwords on both edges count against one lock', sub {
+    my $pw = sub {
+        my ($t, $p, $from) = @_;
+        return $t->post_form('/o/token/', OAuth2Test::form(
+            grant_type => 'password', username => 'carol', password => $p),
+            Authorization => $t->basic($mob->{client_id},
+                $mob->{client_secret}), -from => $from);
+    };
+    is($pw->($ea, $PW, '127.0.0.50')->{status}, 200,
+        'carol signs in on edge A from her address');
+    # 3 wrong passwords on each edge, each from its own address: 6 in all,
+    # the limit; neither edge alone saw more than 3
+    my @st;
+    for my $i (1 .. 6) {
+        my $t = $i % 2 ? $ea : $eb;
+        push @st, $pw->($t, "wrong-$i", "127.0.0.1$i")->{status};
+        # each failure is in etcd before its answer: the other edge's mirror
+        # has it a moment later
+        sleep 0.05;
+    }
+    is(join(',', @st), '400,400,400,400,400,400',
+        '6 wrong passwords for carol, 3 on each edge: 400 each');
+    # a fresh address each try (a 200 would make an address trusted)
+    my $n = 60;
+    my ($ok) = poll(1, sub {
+        $n += 2;
+        $pw->($ea, $PW, '127.0.0.' . $n)->{status} == 429
+            && $pw->($eb, $PW, '127.0.0.' . ($n + 1))->{status} == 429 });
+    ok($ok, 'the account is locked on both edges for new addresses, even '
+        . 'with the right password (R89)');
+    is($pw->($eb, $PW, '127.0.0.50')->{status}, 200,
+        'the address carol signed in from on edge A is not locked out on '
+        . 'edge B (R83)');
+});
+
+############################ a sync daemon restarted resumes (issue 13)
+
+section('edge B without its sync daemon, then with it again', sub {
+    my $before = $eb->sync_pid;
+    my $t0 = time;
+    is($eb->stop_sync, 0, sprintf("edge B's sync daemon stops on SIGTERM "
+        . '(exit 0, after %.2f s)', time - $t0));
+    my $tok2 = $ea->access_token($app);
+    my ($ok, $took) = poll($STALE + 3, sub { protected($eb, $tok2) == 503 });
+    ok($ok, sprintf('edge B fails closed without its sync daemon (after '
+        . '%.2f s) (R77)', $took));
+    my $seen = length OAuth2Test::_slurp($eb->sync_log);
+    $eb->run_sync($burls, prefix => $PREFIX);
+    like(substr(OAuth2Test::_slurp($eb->sync_log), $seen),
+        qr/resuming at revision \d+/,
+        'the restarted sync daemon resumes from the mirror\'s revision');
+    ($ok, $took) = poll(2, sub { protected($eb, $tok2) == 200 });
+    ok($ok, sprintf('edge B validates the token A issued meanwhile (%.2f s)',
+        $took));
+    $sync_pid_b = $eb->sync_pid;
+});
+
+section('sync refuses a store that is not a mirror (R78)', sub {
+    my $own = OAuth2Test->new;
+    $own->new_app(name => 'single-node');
+    my $dump = OAuth2Test::dump_store($own->store);
+    my ($code, $out, $err, $took) = $own->run_cmd_timeout(10,
+        $OAuth2Test::ADMIN, 'sync', '--store', $own->store, '--etcd', $url,
+        '--prefix', $PREFIX);
+    ok($code ne 'timeout' && $code ne '0',
+        "oauth2-admin sync on a single-node store: exit $code, not a mirror");
+    like("$out$err", qr/\S/, 'it says why') or diag("$out$err");
+    is(OAuth2Test::dump_store($own->store), $dump,
+        'the single-node store is left as it was');
+});
+
+############################### etcd stops: 503, fails closed (R53, R77)
+
+# a request in a child process, its result in a file: for the requests
+# that wait for etcd while the parent polls
+sub in_background {
+    my ($file, $code) = @_;
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        my $t0 = time;
+        my $r = $code->();
+        OAuth2Test::write_file($file, JSON::PP->new->encode({
+            status => $r->{status}, took => time - $t0,
+            error => ref $r->{json} eq 'HASH' ? $r->{json}{error} : undef,
+            raw => substr($r->{raw}, 0, 2000) }));
+        POSIX::_exit(0);
+    }
+    return $pid;
+}
+
+sub background_result {
+    my ($pid, $file) = @_;
+    waitpid $pid, 0;
+    return eval { JSON::PP->new->decode(OAuth2Test::_slurp($file)) }
+        // { status => 'none', took => 0, raw => '' };
+}
+
+sub recovered {
+    my ($what, $live) = @_;
+    my ($ok, $took) = poll(10, sub {
+        protected($ea, $live) == 200 && protected($eb, $live) == 200 });
+    ok($ok, sprintf('%s: both edges validate again (%.2f s), nginx and '
+        . 'sync not restarted', $what, $took));
+    # then steadily: 10 rounds in a row at both edges, all 200 (a 503 in
+    # between, the mirror stale again, is counted and starts over)
+    my ($run, $flaps, $t0) = (0, 0, time);
+    while ($run < 10 && time - $t0 < 10) {
+        my @st = (protected($ea, $live), protected($eb, $live));
+        if ("@st" eq '200 200') { $run++ } else { $run = 0; $flaps++ }
+        sleep 0.05;
+    }
+    is($run, 10, sprintf('%s: ... and steadily (%.2f s more, %d rounds '
+        . 'with a 503 after the first 200s)', $what, time - $t0, $flaps));
+    ($ok, $took) = poll(10, sub {
+        $ea->token($id, $secret)->{status} == 200
+            && $eb->token($id, $secret)->{status} == 200 });
+    ok($ok, sprintf('%s: both token endpoints issue again (%.2f s)', $what,
+        $took));
+    $t0 = time;
+    my $r = $eb->token($id, $secret);
+    my $fresh = $r->{json}{access_token} // 'x';
+    $took = time - $t0;
+    my $v = $eb->bearer_get('/protected/', $fresh);
+    is($v->{status}, 200, sprintf('%s: a token issued on B validates on B '
+        . 'on the next request (read-your-writes)', $what))
+        or diag(sprintf("token response after %.3f s: %s\nvalidation: %s",
+            $took, $r->{raw}, $v->{raw}));
+    ($ok) = poll(1, sub { protected($ea, $fresh) == 200 });
+    ok($ok, "$what: ... and on A within 1 s");
+}
+
+section('etcd paused (SIGSTOP), then resumed', sub {
+    my $live = $ea->access_token($app);
+    my ($ok) = poll(1, sub { protected($eb, $live) == 200 });
+    ok($ok, 'a live token, valid on both edges before the outage');
+    my $doomed = $ea->access_token($app);
+
+    $ea->pause_etcd;
+    my $t0 = time;
+    my $dir = $ea->dir;
+    my $tp = in_background("$dir/bg.token", sub {
+        $ea->token($id, $secret, headers => [-timeout => 20]) });
+    my $rp = in_background("$dir/bg.revoke", sub {
+        $eb->post_form('/o/revoke_token/', OAuth2Test::form(token => $doomed),
+            Authorization => $eb->basic($id, $secret), -timeout => 20) });
+
+    # bearer validation: 200 while the mirror is fresh enough, then 503
+    my %first;
+    my $r;
+    while (time - $t0 < $STALE + 5 && keys %first < 2) {
+        for my $t ($ea, $eb) {
+            my $n = $name{$t->port};
+            next if $first{$n};
+            $r = $t->bearer_get('/protected/', $live);
+            if ($r->{status} == 503) {
+                $first{$n} = { took => time - $t0, r => $r };
+            } elsif ($r->{status} != 200) {
+                fail("edge $n answered $r->{status} while the mirror aged");
+                diag($r->{raw});
+                $first{$n} = { took => 99, r => $r };
+            }
+        }
+        sleep 0.05;
+    }
+    for my $n (qw(A B)) {
+        my $f = $first{$n} // { took => 99, r => { headers => {} } };
+        cmp_ok($f->{took}, '<', $STALE + 3, sprintf('edge %s: auth_oauth2 '
+            . 'answers 503 once the mirror is staler than max_staleness '
+            . '(after %.2f s) (R77)', $n, $f->{took}));
+        like(OAuth2Test::header($f->{r}, 'Retry-After') // '', qr/^\d+$/,
+            "edge $n: the 503 carries Retry-After");
+    }
+    is(join(',', map { protected($_, $live) } $ea, $eb, $ea, $eb),
+        '503,503,503,503',
+        'while stale, a valid token is never let through (fails closed)');
+
+    my $tr = background_result($tp, "$dir/bg.token");
+    is($tr->{status}, 503, sprintf('token endpoint without etcd: 503 '
+        . '(after %.2f s) (R77)', $tr->{took})) or diag($tr->{raw});
+    is($tr->{error}, 'temporarily_unavailable',
+        'token endpoint without etcd: temporarily_unavailable (R10)');
+    cmp_ok($tr->{took}, '<', 10, 'token endpoint without etcd: promptly');
+    my $rr = background_result($rp, "$dir/bg.revoke");
+    is($rr->{status}, 503, sprintf('revocation without etcd: 503, never '
+        . '200 (after %.2f s) (R53)', $rr->{took})) or diag($rr->{raw});
+
+    $ea->resume_etcd;
+    recovered('after SIGCONT', $live);
+});
+
+section('etcd killed, then restarted on the same data', sub {
+    my $live = $ea->access_token($app);
+    my ($ok) = poll(1, sub { protected($eb, $live) == 200 });
+    ok($ok, 'a live token, valid on both edges before the kill');
+    is($ea->stop_etcd(signal => 'KILL'), 128 + 9, 'etcd killed (SIGKILL)');
+    my $t0 = time;
+    my $r = $ea->token($id, $secret);
+    $ea->oauth_error_ok($r, 503, 'temporarily_unavailable',
+        'token endpoint with etcd refusing connections (R77)');
+    cmp_ok(time - $t0, '<', 5, sprintf('... answered in %.2f s', time - $t0));
+    ($ok) = poll($STALE + 3, sub { protected($eb, $live) == 503 });
+    ok($ok, 'edge B fails closed while etcd is down');
+    $ea->run_etcd;
+    recovered('after a restart', $live);
+});
+
+is($ea->sync_pid, $sync_pid_a, 'edge A: the same sync daemon throughout '
+    . 'the outages');
+is($eb->sync_pid, $sync_pid_b, 'edge B: the same sync daemon throughout '
+    . 'the outages');
+ok(kill(0, $sync_pid_a) && kill(0, $sync_pid_b),
+    'both sync daemons are still running');
+is($ea->master_pid, $master{A}, 'edge A: the same nginx master throughout');
+is($eb->master_pid, $master{B}, 'edge B: the same nginx master throughout');
+
+############################################ configuration errors (issue 13)
+
+section('bad oauth2_cluster values fail nginx -t', sub {
+    my $ec = OAuth2Test->new;    # never runs: nginx -t only
+    my $store = $ea->store;
+    my $conf = sub {
+        my ($directive) = @_;
+        return "oauth2_store $store;\n$directive\n"
+            . "server { listen 127.0.0.1:%%PORT%%;\n"
+            . "  location = /o/token/ { oauth2_token; }\n"
+            . "  location /p/ { auth_oauth2 api; }\n}\n";
+    };
+    my $file = $ec->dir . '/check.conf';
+    $ec->write_config($conf->("oauth2_cluster etcd=$url max_staleness=3s;"),
+        file => $file);
+    my ($code, $msg) = $ec->nginx_t(file => $file);
+    is($code, 0, 'a good oauth2_cluster line passes nginx -t') or diag($msg);
+    for my $c (
+        ['oauth2_cluster prefix=/oauth2/;', qr/etcd=/, 'no etcd='],
+        ['oauth2_cluster etcd=;', qr/etcd/, 'an empty etcd='],
+        ["oauth2_cluster etcd=$url max_staleness=soon;",
+            qr/max_staleness/, 'a bad max_staleness'],
+        ['oauth2_cluster etcd=ftp://127.0.0.1:2379;',
+            qr{ftp://127\.0\.0\.1:2379.*http|http.*ftp://},
+            'an etcd URL that is not http(s)://'],
+        ["oauth2_cluster etcd=$url,127.0.0.1:2379;",
+            qr{"127\.0\.0\.1:2379".*http|http.*"127\.0\.0\.1:2379"},
+            'a second URL without a scheme'],
+        ["oauth2_cluster etcd=$url bogus=1;", qr/bogus/,
+            'an unknown parameter'],
+        ["oauth2_cluster etcd=$url;\noauth2_cluster etcd=$url;",
+            qr/duplicate|twice|oauth2_cluster/, 'the directive twice'],
+    ) {
+        my ($directive, $re, $what) = @$c;
+        $ec->write_config($conf->($directive), file => $file);
+        my ($code, $msg) = $ec->nginx_t(file => $file);
+        isnt($code, 0, "$what: nginx -t fails");
+        like($msg, $re, "$what: the message says why") or diag($msg);
+        like($msg, qr/check\.conf:\d+/, "$what: ... and where");
+    }
+});
+
+################################################## sync that cannot start (R78)
+
+my $nr = background_result($nosync, $ea->dir . '/nosync.result');
+$nr = { status => $nr->[0], raw => $nr->[1], took => $nr->[2] }
+    if ref $nr eq 'ARRAY';
+ok($nr->{status} ne 'timeout' && $nr->{status} ne '0',
+    sprintf('oauth2-admin sync with etcd unreachable exits non-zero '
+    . '(%s after %.1f s) (R78)', $nr->{status}, $nr->{took} // 0));
+like($nr->{raw} // '', qr/etcd|127\.0\.0\.1:$deadport/i,
+    'its message names etcd or the URL it could not reach')
+    or diag($nr->{raw});
+
+$_->sync_log_ok for $ea, $eb;
+note(sprintf('t/cluster.t took %.1f s', time - $T0));
+$ea->done_testing;
