@@ -164,33 +164,36 @@ constexpr long kIdleMs = 3000;
 bool Mirror::follow() {
   bool compacted = false;
   std::exception_ptr failed;
-  etcd_.watch(applied_ + 1, kIdleMs, [&](std::vector<Json>& messages) {
-    if (g_stop) return false;
-    try {
-      std::vector<const json_t*> batches;
-      bool go_on = true;
-      for (const Json& msg : messages) {
-        const json_t* result = json_object_get(msg.get(), "result");
-        if (!result) throw EtcdError("etcd watch: " + json_text(msg.get(), JSON_COMPACT));
-        if (json_is_true(json_object_get(result, "created"))) {
-          say("following etcd from revision " + std::to_string(applied_ + 1));
+  etcd_.watch(
+      applied_ + 1, kIdleMs,
+      [&](std::vector<Json>& messages) {
+        if (g_stop) return false;
+        try {
+          std::vector<const json_t*> batches;
+          bool go_on = true;
+          for (const Json& msg : messages) {
+            const json_t* result = json_object_get(msg.get(), "result");
+            if (!result) throw EtcdError("etcd watch: " + json_text(msg.get(), JSON_COMPACT));
+            if (json_is_true(json_object_get(result, "created"))) {
+              say("following etcd from revision " + std::to_string(applied_ + 1));
+            }
+            if (json_is_true(json_object_get(result, "canceled"))) {
+              compacted = etcd_int(result, "compact_revision") != 0;
+              if (!compacted) throw EtcdError("etcd canceled the watch");
+              go_on = false;
+              break;
+            }
+            const json_t* events = json_object_get(result, "events");
+            if (json_array_size(events)) batches.push_back(events);
+          }
+          if (!batches.empty()) apply_events(batches);
+          return go_on;
+        } catch (...) {
+          failed = std::current_exception();  // never through curl's C frames
+          return false;
         }
-        if (json_is_true(json_object_get(result, "canceled"))) {
-          compacted = etcd_int(result, "compact_revision") != 0;
-          if (!compacted) throw EtcdError("etcd canceled the watch");
-          go_on = false;
-          break;
-        }
-        const json_t* events = json_object_get(result, "events");
-        if (json_array_size(events)) batches.push_back(events);
-      }
-      if (!batches.empty()) apply_events(batches);
-      return go_on;
-    } catch (...) {
-      failed = std::current_exception();  // never through curl's C frames
-      return false;
-    }
-  });
+      },
+      &g_stop);
   if (failed) std::rethrow_exception(failed);
   return compacted;
 }

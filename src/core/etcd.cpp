@@ -278,8 +278,18 @@ Json Etcd::call(const char* path, const json_t* body, long timeout_ms) {
                   " ms (last: " + why + ")");
 }
 
+namespace {
+
+// curl's progress callback, about ten times a second: non-zero aborts
+int cancelled(void* cancel, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return static_cast<const std::atomic<bool>*>(cancel)->load() ? 1 : 0;
+}
+
+}  // namespace
+
 void Etcd::watch(int64_t start_revision, long idle_ms,
-                 const std::function<bool(std::vector<Json>&)>& on_message) {
+                 const std::function<bool(std::vector<Json>&)>& on_message,
+                 const std::atomic<bool>* cancel) {
   Json body(json_pack("{s:{s:s,s:s,s:s}}", "create_request", "key",
                       base64_std(config_.prefix).c_str(), "range_end",
                       base64_std(range_end(config_.prefix)).c_str(), "start_revision",
@@ -311,8 +321,17 @@ void Etcd::watch(int64_t start_revision, long idle_ms,
     curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
+    if (cancel) {
+      curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+      curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, cancelled);
+      curl_easy_setopt(c, CURLOPT_XFERINFODATA, const_cast<std::atomic<bool>*>(cancel));
+    }
     CURLcode rc = curl_easy_perform(c);
-    if (sink.stopped) {
+    if (sink.heard) {  // the next watch, and the next call, start here
+      std::lock_guard<std::mutex> lk(m_);
+      preferred_ = at;
+    }
+    if (sink.stopped || (cancel && cancel->load())) {
       give_back(std::move(h));
       return;
     }

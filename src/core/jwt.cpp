@@ -239,17 +239,21 @@ std::shared_ptr<JwtKey> JwtKey::load_file(const std::string& path, bool hmac) {
 
 namespace {
 
-// A text secret (`echo ... > file`) may end in a newline that is not part
-// of it; a binary one (`openssl rand -out file 32`) is used byte for byte,
-// since its last random byte is a newline once in 256 files.
+// A key file may end in a newline that is not part of the key: a text
+// key's (`echo ... > file`, CRLF too), and the one `oauth2-admin
+// handshake-key extract` writes after a 0.8 store's 32 random bytes.  A
+// binary key keeps a last newline that it needs to be 32 bytes: those of
+// `openssl rand -out file 32`, as conf.example says to make one, end in
+// one once in 256 files.
 std::string_view key_file_secret(std::string_view bytes) {
-  std::string_view text = bytes;
-  if (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+  if (bytes.empty() || bytes.back() != '\n') return bytes;
+  std::string_view rest = bytes.substr(0, bytes.size() - 1);
+  std::string_view text = rest;
   if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
-  for (unsigned char c : text) {
-    if (c < 0x20 || c > 0x7e) return bytes;
-  }
-  return text;
+  bool printable = true;
+  for (unsigned char c : text) printable = printable && c >= 0x20 && c <= 0x7e;
+  if (printable) return text;
+  return rest.size() >= kMinHmacBytes ? rest : bytes;
 }
 
 }  // namespace

@@ -51,9 +51,10 @@ Store::Store(const std::string& path, size_t mapsize, bool create) : path_(path)
   // opening never waits for the writer lock (a reload must not stall
   // behind a long write); a new one gets its databases in a write.
   // A store of an older schema is brought up to date the same way.
-  if (open_databases(MDB_RDONLY) != Opened::kCurrent && create) open_databases(0);
+  Opened opened = open_databases(MDB_RDONLY);
+  if (opened != Opened::kCurrent && create) opened = open_databases(0);
   committer_ = std::make_unique<Committer>(*this);
-  {
+  if (opened != Opened::kMissing) {  // a store without its databases mirrors nothing
     Txn txn = read();
     mirror_ = txn.get_meta(kMirrorOfMeta).has_value();
   }

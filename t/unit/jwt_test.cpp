@@ -363,6 +363,14 @@ TEST(JwtKeyLoad, BinaryHmacFileKeepsItsLastNewline) {
   std::string token = sign(*k, kClaims);
   EXPECT_EQ(verify(set_of({JwtKey::hmac(secret, k->kid())}), token), JwtStatus::kOk);
 
+  // oauth2-admin handshake-key extract writes a 0.8 store's 32 random
+  // bytes and a newline: the key is the 32 bytes, whatever the last is
+  std::string legacy = std::string(31, '\x80') + "\n";
+  write_file(p, legacy + "\n");
+  k = JwtKey::load_file(p, true);
+  token = sign(*k, kClaims);
+  EXPECT_EQ(verify(set_of({JwtKey::hmac(legacy, k->kid())}), token), JwtStatus::kOk);
+
   // a text key's CRLF is not part of it either
   write_file(p, std::string(32, 'k') + "\r\n");
   k = JwtKey::load_file(p, true);
