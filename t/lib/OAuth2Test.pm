@@ -378,10 +378,15 @@ sub admin_raw {
 
 sub admin_json {
     my ($self, @args) = @_;
-    my ($code, $out, $err) = $self->admin(@args);
-    die "oauth2-admin @args: exit $code: $err" if $code != 0;
+    return _json_result("oauth2-admin @args", $self->admin(@args));
+}
+
+# the decoded stdout of a command that must exit 0 with JSON, or die
+sub _json_result {
+    my ($what, $code, $out, $err) = @_;
+    die "$what: exit $code: $err" if $code != 0;
     my $j = eval { $JSON->decode($out) };
-    die "oauth2-admin @args: not JSON: $out" unless defined $j;
+    die "$what: not JSON: $out" unless defined $j;
     return $j;
 }
 
@@ -1159,11 +1164,7 @@ sub admin_etcd {
 
 sub admin_etcd_json {
     my ($self, @args) = @_;
-    my ($code, $out, $err) = $self->admin_etcd(@args);
-    die "oauth2-admin --etcd @args: exit $code: $err" if $code != 0;
-    my $j = eval { $JSON->decode($out) };
-    die "oauth2-admin --etcd @args: not JSON: $out" unless defined $j;
-    return $j;
+    return _json_result("oauth2-admin --etcd @args", $self->admin_etcd(@args));
 }
 
 # new_app's options, the application written through etcd
