@@ -261,6 +261,26 @@ section('a revocation on B holds on A within 1 s', sub {
     is(all_workers($ea, $tok, 6), '401', '... in every worker of A (R66)');
 });
 
+# the cluster's group commit (a queue of the changes waiting, at most 64 a
+# Txn): a flood beyond one batch is all committed, none refused or lost,
+# and every token is good on the other edge (R84: a queue drops nothing)
+section('100 token requests at once on A, more than one batch', sub {
+    my $raw = raw_post('/o/token/', 'grant_type=client_credentials',
+        Authorization => 'Basic ' . encode_base64("$id:$secret", ''));
+    my ($res, $bodies) = race([map { [$ea->port, $raw] } 1 .. 100]);
+    is(scalar(grep { /^A 200 ok$/ } @$res), 100, 'all 100 answered 200')
+        or diag(join ', ', @$res);
+    my @toks = grep { defined } map {
+        my $j = eval { JSON::PP->new->decode($_) };
+        ref $j eq 'HASH' ? $j->{access_token} : undef } @$bodies;
+    my %distinct = map { $_ => 1 } @toks;
+    is(scalar keys %distinct, 100, '100 distinct access tokens');
+    my ($ok) = poll(2, sub { protected($eb, $toks[-1] // 'x') == 200 });
+    ok($ok, 'the last of them validates on edge B');
+    is(scalar(grep { protected($eb, $_) != 200 } @toks), 0,
+        'every one of them validates on edge B (none lost)');
+});
+
 ################################## a mirror refuses local writes (issue 13)
 
 section('no local write to a mirror', sub {
