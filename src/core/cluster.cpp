@@ -116,9 +116,8 @@ void Cluster::Footprint::add(const Footprint& o) {
   ranges.insert(ranges.end(), o.ranges.begin(), o.ranges.end());
 }
 
-// Group commit, as the local Committer: the first change to arrive leads,
-// sends what waits (itself among it) as one Txn of nested Txns, one per
-// change, and hands the lead on; a change that touches what an earlier
+// Group commit (group_commit.hpp): the leader sends what waits as one Txn
+// of nested Txns, one per change; a change that touches what an earlier
 // one of the batch touches waits for the next batch.  Each then waits for
 // the mirror on its own.
 bool Cluster::commit(Store& store, const Change& c) {
@@ -126,23 +125,7 @@ bool Cluster::commit(Store& store, const Change& c) {
   w.change = &c;
   {
     std::unique_lock<std::mutex> lk(m_);
-    queue_.push_back(&w);
-    if (!leading_) leading_ = w.lead = true;
-    while (!w.done) {
-      if (!w.lead) {
-        w.cv.wait(lk);
-        continue;
-      }
-      lead(lk);
-      if (!w.done) continue;
-      w.lead = false;
-      if (queue_.empty()) {
-        leading_ = false;
-      } else {
-        queue_.front()->lead = true;
-        queue_.front()->cv.notify_one();
-      }
-    }
+    queue_.wait_done(lk, w, [this](std::unique_lock<std::mutex>& l) { lead(l); });
   }
   if (w.error) std::rethrow_exception(w.error);
   if (!w.applied) {
@@ -164,7 +147,8 @@ bool Cluster::commit(Store& store, const Change& c) {
 void Cluster::lead(std::unique_lock<std::mutex>& lk) {
   std::vector<Waiter*> batch;
   Footprint taken;
-  for (auto it = queue_.begin(); it != queue_.end() && batch.size() < kMaxBatch;) {
+  std::vector<Waiter*>& waiting = queue_.waiting;
+  for (auto it = waiting.begin(); it != waiting.end() && batch.size() < kMaxBatch;) {
     Footprint f = footprint(*(*it)->change);
     if (!batch.empty() && f.overlaps(taken)) {
       ++it;
@@ -172,7 +156,7 @@ void Cluster::lead(std::unique_lock<std::mutex>& lk) {
     }
     taken.add(f);
     batch.push_back(*it);
-    it = queue_.erase(it);
+    it = waiting.erase(it);
   }
   lk.unlock();
   send(batch);

@@ -36,6 +36,7 @@
 
 #include "change.hpp"
 #include "etcd.hpp"
+#include "group_commit.hpp"
 
 namespace oauth2 {
 
@@ -95,8 +96,7 @@ class Cluster {
   Etcd etcd_;
   int64_t max_staleness_ms_;
   std::mutex m_;
-  std::vector<Waiter*> queue_;
-  bool leading_ = false;
+  GroupQueue<Waiter> queue_;  // under m_
 };
 
 // Blocks until store's mirror has applied revision (true), or timeout_ms

@@ -96,33 +96,13 @@ void Committer::commit_exclusive(const std::function<void(Txn&)>& decide) {
   submit(item);
 }
 
-// The first change to arrive leads: it commits what is waiting (itself
-// among it) while the others wait, then hands the lead to the first of
-// those that came meanwhile.  Each waiter is woken once, when it is done
-// or leads: no herd of wake-ups per batch.
+// One turn of the group commit (group_commit.hpp).
 Committer::Outcome Committer::submit(Item item) {
   Waiter w;
   w.item = item;
-  std::unique_lock<std::mutex> lk(m_);
-  queue_.push_back(&w);
-  if (!leading_) {
-    leading_ = true;
-    w.lead = true;
-  }
-  while (!w.done) {
-    if (!w.lead) {
-      w.cv.wait(lk);
-      continue;
-    }
-    lead(lk);  // w's batch, or one before it when more than kMaxBatch wait
-    if (!w.done) continue;
-    w.lead = false;
-    if (queue_.empty()) {
-      leading_ = false;
-    } else {
-      queue_.front()->lead = true;
-      queue_.front()->cv.notify_one();
-    }
+  {
+    std::unique_lock<std::mutex> lk(m_);
+    queue_.wait_done(lk, w, [this](std::unique_lock<std::mutex>& l) { lead(l); });
   }
   if (w.outcome.error) std::rethrow_exception(w.outcome.error);
   return w.outcome;
@@ -136,9 +116,10 @@ Committer::Stats Committer::stats() const {
 // One batch of what is waiting (the leader's own change among it), with
 // the lock released while LMDB works.
 void Committer::lead(std::unique_lock<std::mutex>& lk) {
-  const size_t n = std::min(queue_.size(), kMaxBatch);
-  std::vector<Waiter*> batch(queue_.begin(), queue_.begin() + static_cast<ptrdiff_t>(n));
-  queue_.erase(queue_.begin(), queue_.begin() + static_cast<ptrdiff_t>(n));
+  std::vector<Waiter*>& waiting = queue_.waiting;
+  const size_t n = std::min(waiting.size(), kMaxBatch);
+  std::vector<Waiter*> batch(waiting.begin(), waiting.begin() + static_cast<ptrdiff_t>(n));
+  waiting.erase(waiting.begin(), waiting.begin() + static_cast<ptrdiff_t>(n));
   lk.unlock();
   std::vector<Item> items;
   for (Waiter* w : batch) items.push_back(w->item);

@@ -27,6 +27,7 @@
 
 #include "../../include/oauth2.h"
 #include "change.hpp"
+#include "group_commit.hpp"
 
 namespace oauth2 {
 
@@ -101,8 +102,7 @@ class Committer {
 
   Store& store_;
   mutable std::mutex m_;
-  std::vector<Waiter*> queue_;
-  bool leading_ = false;
+  GroupQueue<Waiter> queue_;  // under m_
   Stats stats_;
   std::atomic<oauth2_write_metrics_t*> shared_{nullptr};
 };
