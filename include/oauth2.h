@@ -108,6 +108,10 @@ typedef struct {
     uint64_t  conflicts;
     uint64_t  map_size;     /* the most the store may grow to, bytes */
     uint64_t  used;         /* what its pages use now */
+    int       cluster;      /* oauth2_cluster: the store is etcd's mirror */
+    int64_t   mirror_revision;  /* the etcd revision it has applied */
+    int64_t   mirror_age_ms;    /* since its freshness was last proven;
+                                   -1: never */
 } oauth2_store_stats_t;
 
 /*

@@ -73,7 +73,8 @@ for my $t ($ea, $eb) {
     $t->write_config(OAuth2Authorize::http_conf($t,
         extra_http => $t->cluster_directive(prefix => $PREFIX,
             max_staleness => "${STALE}s")
-            . "oauth2_account_limit 6 30s;\n"))->run;
+            . "oauth2_account_limit 6 30s;\n",
+        extra_server => "location = /metrics { oauth2_metrics; }\n"))->run;
 }
 my %master = (A => $ea->master_pid, B => $eb->master_pid);
 
@@ -91,6 +92,15 @@ sub poll {
 }
 
 sub protected { $_[0]->bearer_get('/protected/', $_[1])->{status} }
+
+# an edge's oauth2_mirror_* metrics: (revision, staleness in seconds)
+sub mirror_metrics {
+    my ($t) = @_;
+    my $body = $t->get('/metrics')->{body} // '';
+    my ($rev) = $body =~ /^oauth2_mirror_revision (\d+)$/m;
+    my ($age) = $body =~ /^oauth2_mirror_staleness_seconds (\S+)$/m;
+    return ($rev, $age);
+}
 
 # the statuses of /protected/ with $tok on edge $t, $n requests and more
 # until both workers answered: e.g. "200" or "200,401" (R66)
@@ -279,6 +289,25 @@ section('100 token requests at once on A, more than one batch', sub {
     ok($ok, 'the last of them validates on edge B');
     is(scalar(grep { protected($eb, $_) != 200 } @toks), 0,
         'every one of them validates on edge B (none lost)');
+});
+
+# oauth2_metrics on an edge: the mirror's revision and staleness (issue 15)
+section('the mirror in oauth2_metrics', sub {
+    my $tok = $ea->access_token($app);    # a write: etcd's revision moves
+    my $r = $ea->request('POST', '/v3/kv/range', port => $ea->etcd_port,
+        headers => ['Content-Type' => 'application/json'],
+        body => '{"key":"AA==","count_only":true}');
+    my $head = eval { JSON::PP->new->decode($r->{body})->{header}{revision} }
+        // 0;
+    for my $t ($ea, $eb) {
+        my ($ok) = poll(2, sub { ((mirror_metrics($t))[0] // 0) >= $head });
+        my ($rev, $age) = mirror_metrics($t);
+        ok($ok, "edge $name{$t->port}: oauth2_mirror_revision "
+            . ($rev // 'missing') . " reached etcd's revision $head");
+        ok(defined $age && $age =~ /^\d+\.\d{3}$/ && $age < $STALE,
+            "edge $name{$t->port}: oauth2_mirror_staleness_seconds "
+            . ($age // 'missing') . " under max_staleness");
+    }
 });
 
 ################################## a mirror refuses local writes (issue 13)
@@ -579,6 +608,9 @@ section('etcd paused (SIGSTOP), then resumed', sub {
     is(join(',', map { protected($_, $live) } $ea, $eb, $ea, $eb),
         '503,503,503,503',
         'while stale, a valid token is never let through (fails closed)');
+    my (undef, $age) = mirror_metrics($ea);
+    ok(defined $age && $age > $STALE, 'while stale, '
+        . 'oauth2_mirror_staleness_seconds says so (' . ($age // '-') . ')');
 
     my $tr = background_result($tp, "$dir/bg.token");
     is($tr->{status}, 503, sprintf('token endpoint without etcd: 503 '

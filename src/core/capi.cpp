@@ -289,6 +289,12 @@ void oauth2_store_stats(oauth2_store_t* s, oauth2_store_stats_t* st) noexcept {
     oauth2::Store::Usage u = store->usage();
     st->map_size = u.map_size;
     st->used = u.used;
+    if (store->cluster()) {
+      st->cluster = 1;
+      st->mirror_revision = store->mirror_revision();
+      const int64_t fresh = store->mirror_fresh_at();
+      st->mirror_age_ms = fresh ? oauth2::now_ms() - fresh : -1;
+    }
   } catch (...) {
     // the counts above stand; the usage stays 0
   }

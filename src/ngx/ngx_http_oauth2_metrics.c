@@ -51,6 +51,8 @@ static u_char *ngx_http_oauth2_metrics_counts(u_char *p,
     ngx_http_oauth2_metrics_sh_t *sh);
 static u_char *ngx_http_oauth2_metrics_writes(u_char *p,
     oauth2_write_metrics_t *w);
+static u_char *ngx_http_oauth2_metrics_mirror(u_char *p,
+    oauth2_store_stats_t *st);
 static u_char *ngx_http_oauth2_metrics_gauges(u_char *p,
     ngx_http_request_t *r);
 
@@ -512,6 +514,35 @@ ngx_http_oauth2_metrics_writes(u_char *p, oauth2_write_metrics_t *w)
 }
 
 
+/* oauth2_cluster: how far the mirror has got, and how old it is */
+
+static u_char *
+ngx_http_oauth2_metrics_mirror(u_char *p, oauth2_store_stats_t *st)
+{
+    if (!st->cluster) {
+        return p;
+    }
+
+    p = ngx_sprintf(p,
+        "# HELP oauth2_mirror_revision The etcd revision this edge's mirror "
+        "has applied (oauth2_cluster).\n"
+        "# TYPE oauth2_mirror_revision gauge\n"
+        "oauth2_mirror_revision %L\n"
+        "# HELP oauth2_mirror_staleness_seconds Since the mirror was last "
+        "known to hold all etcd had (its heartbeat came back); auth_oauth2 "
+        "answers 503 past max_staleness.\n"
+        "# TYPE oauth2_mirror_staleness_seconds gauge\n",
+        st->mirror_revision);
+
+    if (st->mirror_age_ms < 0) {
+        return ngx_sprintf(p, "oauth2_mirror_staleness_seconds +Inf\n");
+    }
+
+    return ngx_sprintf(p, "oauth2_mirror_staleness_seconds %L.%03L\n",
+                       st->mirror_age_ms / 1000, st->mirror_age_ms % 1000);
+}
+
+
 static u_char *
 ngx_http_oauth2_metrics_gauges(u_char *p, ngx_http_request_t *r)
 {
@@ -532,6 +563,8 @@ ngx_http_oauth2_metrics_gauges(u_char *p, ngx_http_request_t *r)
     zone = (ngx_slab_pool_t *) mcf->shm_zone->shm.addr;
     total = (zone->end - zone->start);
     used = total - zone->pfree * ngx_pagesize;
+
+    p = ngx_http_oauth2_metrics_mirror(p, &st);
 
     return ngx_sprintf(p,
         "# HELP oauth2_store_map_bytes The most the store may grow to "
