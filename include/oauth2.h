@@ -166,7 +166,9 @@ void oauth2_expiry_release(oauth2_store_t *store, const char *owner)
 #define OAUTH2_ENDPOINT_JWT_TOKEN   10
 #define OAUTH2_ENDPOINT_JWT_REFRESH 11
 #define OAUTH2_ENDPOINT_STATUS      12
-#define OAUTH2_ENDPOINT_MAX         13
+#define OAUTH2_ENDPOINT_USERINFO    13
+#define OAUTH2_ENDPOINT_END_SESSION 14
+#define OAUTH2_ENDPOINT_MAX         15
 
 /* what the shim needs to know of an endpoint kind (src/core/endpoint_table) */
 typedef struct {
@@ -375,6 +377,8 @@ typedef struct {
     oauth2_str_t         issued_client;     /* an access token was issued
                                                to this client_id ... */
     oauth2_str_t         token_id;          /* ... under this short id */
+    oauth2_str_t         www_authenticate;  /* a challenge the core built
+                                               (userinfo), or empty */
 } oauth2_response_t;
 
 #define OAUTH2_LIMITED_NONE      0

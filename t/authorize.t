@@ -312,11 +312,12 @@ odd_state_ok('S' x 4000, 'a 4000-byte state');
 
 ############################################################ R19-R21, 2.3
 
-# a valid request with alice's session shows the consent page
-$r = $f->get(q_for($web), Cookie => $session);
+# a valid request with alice's session shows the consent page (asked
+# again with prompt=consent: alice granted $web these scopes above)
+$r = $f->get(q_for($web) . '&prompt=consent', Cookie => $session);
 is($r->{status}, 200, 'exact redirect_uri: the consent page (R19)');
 $r = $f->get('client_id=' . $web->{client_id}
-    . '&response_type=code&redirect_uri=https://client.example/cb',
+    . '&response_type=code&redirect_uri=https://client.example/cb&prompt=consent',
     Cookie => $session);
 is($r->{status}, 200, 'an unencoded redirect_uri that decodes the same works');
 
@@ -436,7 +437,7 @@ $r = redeem($code, client => $web, redirect_uri => 'https://evil.example/cb');
         'redirect_uri omitted, then an unregistered one at the token '
         . 'endpoint: invalid_grant (R27: the code is bound to it)');
 }
-$r = $f->get(q_for($web, redirect_uri => ''), Cookie => $session);
+$r = $f->get(q_for($web, redirect_uri => '') . '&prompt=consent', Cookie => $session);
 is($r->{status}, 200,
     'an empty redirect_uri counts as omitted (RFC 6749 3.1), one registered');
 $r = $f->get(q_for($two, redirect_uri => ''), Cookie => $session);
@@ -571,7 +572,7 @@ like($r->{body}, qr/Enter your username and password/,
 
 my %pages = (
     login => $f->get(q_for($web)),
-    consent => $f->get(q_for($web), Cookie => $session),
+    consent => $f->get(q_for($web) . '&prompt=consent', Cookie => $session),
     error => $f->get(q_for($web, client_id => 'nope')),
     'CSRF 403' => scalar $f->consent(q_for($web), $session, csrf => 'x'),
 );

@@ -33,17 +33,21 @@ my $cb = "http://127.0.0.1:$cbport/cb";
 my ($verifier, $challenge) = OAuth2Authorize::pkce();
 my %state = (allow => 'allow-' . int(rand 1e9) . '/&=?',
     deny => 'deny-' . int(rand 1e9));
+# the second request asks again with prompt=consent: the first one's
+# consent is remembered, and would send the code back at once
 sub url {
-    my ($state) = @_;
+    my ($state, @prompt) = @_;
     return "$base/o/authorize/?" . OAuth2Authorize::query(
         client_id => $app->{client_id}, response_type => 'code',
         redirect_uri => $cb, scope => 'read write', state => $state,
-        code_challenge => $challenge, code_challenge_method => 'S256');
+        code_challenge => $challenge, code_challenge_method => 'S256',
+        @prompt);
 }
 
 my $t0 = time;
 my @cmd = ($PYTHON, "$FindBin::Bin/browser/authorize_flow.py", $cbport,
-    $user, $pw, $APP, url($state{allow}), url($state{deny}));
+    $user, $pw, $APP, url($state{allow}),
+    url($state{deny}, prompt => 'consent'));
 push @cmd, '--screenshot', $ENV{AUTHORIZE_SCREENSHOT}
     if $ENV{AUTHORIZE_SCREENSHOT};
 my $py = open2(my $from, my $to, @cmd);

@@ -9,10 +9,13 @@
 #include <memory>
 
 #include "codec.hpp"
+#include "consent.hpp"
 #include "crypto.hpp"
 #include "endpoint_util.hpp"
 #include "json.hpp"
+#include "oidc.hpp"
 #include "password.hpp"
+#include "session.hpp"
 
 namespace oauth2 {
 
@@ -20,7 +23,6 @@ using namespace detail;
 
 namespace {
 
-constexpr int64_t kSessionTtl = 3600;
 constexpr size_t kMaxState = 2048;
 
 // ------------------------------------------------------------- pages
@@ -40,7 +42,7 @@ button{margin-top:1.5em;padding:.5em 1.5em}.error{color:#a00}</style>
 <input type="hidden" name="csrf_token" value="{{csrf}}">
 <input type="hidden" name="action" value="login">
 <label for="username">Username</label>
-<input id="username" name="username" autocomplete="username" required autofocus>
+<input id="username" name="username" value="{{login_hint}}" autocomplete="username" required autofocus>
 <label for="password">Password</label>
 <input id="password" name="password" type="password" autocomplete="current-password" required>
 <button type="submit">Sign in</button>
@@ -76,38 +78,6 @@ const char kErrorPage[] = R"(<!DOCTYPE html>
 <p><strong>{{error_code}}</strong>: {{error_description}}</p>
 </main></body></html>
 )";
-
-// {{name}} -> vars[name]; values are HTML already (escaped by the caller)
-std::string render(std::string_view tpl,
-                   const std::vector<std::pair<std::string, std::string>>& vars) {
-  std::string out;
-  size_t pos = 0;
-  while (pos < tpl.size()) {
-    size_t open = tpl.find("{{", pos);
-    if (open == std::string_view::npos) break;
-    size_t close = tpl.find("}}", open + 2);
-    if (close == std::string_view::npos) break;
-    out.append(tpl.substr(pos, open - pos));
-    std::string_view name = tpl.substr(open + 2, close - open - 2);
-    for (const auto& [k, v] : vars) {
-      if (name == k) {
-        out += v;
-        break;
-      }
-    }
-    pos = close + 2;
-  }
-  out.append(tpl.substr(pos));
-  return out;
-}
-
-Response page(int status, std::string body) {
-  Response r;
-  r.status = status;
-  r.html = true;
-  r.body = std::move(body);
-  return r;
-}
 
 std::string_view template_or(const std::string& t, std::string_view def) {
   return t.empty() ? def : std::string_view(t);
@@ -166,53 +136,6 @@ bool redirect_matches(std::string_view asked, std::string_view registered) {
   return a && r && *a == *r;
 }
 
-// ------------------------------------------------------------ cookies
-
-std::optional<std::string> cookie_value(std::string_view header, std::string_view name) {
-  size_t pos = 0;
-  while (pos < header.size()) {
-    size_t end = header.find(';', pos);
-    if (end == std::string_view::npos) end = header.size();
-    std::string_view part = header.substr(pos, end - pos);
-    while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
-    size_t eq = part.find('=');
-    if (eq != std::string_view::npos && part.substr(0, eq) == name) {
-      return std::string(part.substr(eq + 1));
-    }
-    pos = end + 1;
-  }
-  return std::nullopt;
-}
-
-std::string cookie_text(std::string_view name, std::string_view value, int64_t max_age,
-                        bool secure) {
-  std::string c(name);
-  c += "=";
-  c += value;
-  c += "; Path=/; HttpOnly; SameSite=Lax; Max-Age=" + std::to_string(max_age);
-  if (secure) c += "; Secure";
-  return c;
-}
-
-std::string cookie(const Request& req, std::string_view name, std::string_view value,
-                   int64_t max_age) {
-  return cookie_text(name, value, max_age, req.c.secure != 0);
-}
-
-std::string consent_csrf(std::string_view session) {
-  std::string in = "consent-csrf:";
-  in.append(session);
-  Digest d = sha256(in);
-  wipe(in);
-  return base64url_encode(d.data(), d.size());
-}
-
-bool same_ct(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         equal_ct(reinterpret_cast<const unsigned char*>(a.data()),
-                  reinterpret_cast<const unsigned char*>(b.data()), a.size());
-}
-
 bool valid_challenge(std::string_view v) {
   if (v.size() < 43 || v.size() > 128) return false;
   return std::all_of(v.begin(), v.end(), [](char ch) {
@@ -229,15 +152,15 @@ struct AuthzRequest {
   std::string scope;
   std::string state;
   std::string challenge;
+  // prompt (OpenID Connect Core 3.1.2.1; none also without openid)
   bool prompt_none = false;
+  bool prompt_login = false;
+  bool prompt_consent = false;
+  int64_t max_age = -1;  // -1: none
+  bool openid = false;   // the scope holds openid
+  std::string nonce;
+  std::string login_hint;
   std::string issuer;  // RFC 9207's iss, on every redirect back
-};
-
-// The user a session cookie names, if it is live and the user active.
-struct SessionUser {
-  uint64_t id = 0;
-  std::string name;
-  std::string session;  // the cookie's value
 };
 
 std::string scope_items(std::string_view scope) {
@@ -248,16 +171,17 @@ std::string scope_items(std::string_view scope) {
   return out;
 }
 
-// The login page of app with its double-submit CSRF value and an error
-// message (nullptr: none).
+// The login page of app with its double-submit CSRF value, an error
+// message (nullptr: none) and the username to fill in (login_hint).
 Response login_form(const Location& loc, std::string_view app, std::string_view csrf_value,
-                    const char* message) {
+                    const char* message, std::string_view hint = {}) {
   std::string err = message ? std::string("<p class=\"error\" role=\"alert\">") + message + "</p>"
                             : std::string();
-  return page(
-      200,
-      render(template_or(loc.login_template, kLoginPage),
-             {{"app_name", html_escape(app)}, {"csrf", html_escape(csrf_value)}, {"error", err}}));
+  return page(200, render(template_or(loc.login_template, kLoginPage),
+                          {{"app_name", html_escape(app)},
+                           {"csrf", html_escape(csrf_value)},
+                           {"error", err},
+                           {"login_hint", html_escape(hint)}}));
 }
 
 // The checks whose errors are pages, never redirects (R20): the client,
@@ -331,6 +255,66 @@ std::optional<Response> check_pkce(const Form& query, AuthzRequest& az) {
   return std::nullopt;
 }
 
+// prompt, max_age, nonce and login_hint (OpenID Connect Core 3.1.2.1);
+// prompt=none is honoured for every request, the rest matter with openid.
+std::optional<Response> check_oidc(const Form& query, AuthzRequest& az) {
+  az.openid = scope_has(az.scope, "openid");
+  std::vector<std::string_view> prompts;
+  if (auto p = query.get("prompt"); p && !parse_scope(*p, &prompts)) {
+    return back_error(az, "invalid_request", "prompt is malformed");
+  }
+  for (auto p : prompts) {
+    if (p == "none") {
+      az.prompt_none = true;
+    } else if (p == "login") {
+      az.prompt_login = true;
+    } else if (p == "consent") {
+      az.prompt_consent = true;
+    } else {
+      return back_error(az, "invalid_request", "prompt must be none, login or consent");
+    }
+  }
+  if (az.prompt_none && prompts.size() > 1) {
+    return back_error(az, "invalid_request", "prompt=none cannot be combined");
+  }
+  if (auto m = query.get("max_age")) {
+    if (m->empty() || m->size() > 9 ||
+        !std::all_of(m->begin(), m->end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      return back_error(az, "invalid_request", "max_age must be a number of seconds");
+    }
+    az.max_age = std::stoll(std::string(*m));
+  }
+  if (auto n = query.get("nonce")) {
+    if (n->size() > kMaxNonce || !is_vschar(*n)) {
+      return back_error(az, "invalid_request", "nonce is invalid");
+    }
+    az.nonce = std::string(*n);
+  }
+  if (auto h = query.get("login_hint"); h && h->size() <= 150) az.login_hint = std::string(*h);
+  return std::nullopt;
+}
+
+// The query the login form sends the browser back to once the user has
+// signed in: without prompt=login and max_age, which that sign-in just
+// satisfied (else prompt=login would ask again for ever).
+std::string after_login_query(std::string_view query, const AuthzRequest& az) {
+  std::string out;
+  size_t pos = 0;
+  while (pos <= query.size()) {
+    size_t end = query.find('&', pos);
+    if (end == std::string_view::npos) end = query.size();
+    std::string_view part = query.substr(pos, end - pos);
+    std::string_view key = part.substr(0, part.find('='));
+    if (!part.empty() && key != "prompt" && key != "max_age") {
+      out += out.empty() ? "" : "&";
+      out += part;
+    }
+    pos = end + 1;
+  }
+  if (az.prompt_consent) out += out.empty() ? "prompt=consent" : "&prompt=consent";
+  return "?" + out;
+}
+
 // The rest of the request, once errors can go back to the client.
 std::optional<Response> check_authz(const Request& req, const Form& query, AuthzRequest& az) {
   auto response_type = query.get("response_type");
@@ -347,24 +331,7 @@ std::optional<Response> check_authz(const Request& req, const Form& query, Authz
   if (!scope) return back_error(az, "invalid_scope", "The requested scope is not allowed");
   az.scope = std::move(*scope);
   if (auto err = check_pkce(query, az)) return err;
-  az.prompt_none = query.get("prompt") == std::optional<std::string_view>("none");
-  return std::nullopt;
-}
-
-std::optional<SessionUser> session_user(Store& store, const Request& req,
-                                        std::string_view cookies) {
-  std::optional<std::string> session = cookie_value(cookies, "oauth2_session");
-  if (!session || session->size() > kMaxTokenLen || !is_vschar(*session)) {
-    return std::nullopt;
-  }
-  Txn txn = store.read();
-  auto t = txn.get_token(req.loc.realm, token_id(*session));
-  if (!t || t->type != TokenType::kSession || req.c.now >= t->expires_at) {
-    return std::nullopt;
-  }
-  auto name = txn.active_username(req.loc.realm, token_user_id(*t));
-  if (!name) return std::nullopt;
-  return SessionUser{token_user_id(*t), std::move(*name), std::move(*session)};
+  return check_oidc(query, az);
 }
 
 // The login and consent forms post to the endpoint, with the query
@@ -394,7 +361,7 @@ Response start_session(Txn& txn, const IssueSettings& s, const LoginCheck& check
   Response r;
   r.status = 303;
   r.location = requery;
-  r.cookies.push_back(cookie_text("oauth2_session", token, kSessionTtl, secure));
+  r.cookies.push_back(cookie_text(kSessionCookie, token, kSessionTtl, secure));
   if (new_device) {
     r.cookies.push_back(cookie_text(kDeviceCookie, origin.device, kDeviceCookieTtl, secure));
   }
@@ -407,7 +374,7 @@ Response start_session(Txn& txn, const IssueSettings& s, const LoginCheck& check
 // signing in while the account is locked for strangers (R83).
 EndpointResult sign_in(Store& store, const Request& req, const std::string& app,
                        const std::string& csrf_value, const std::string& name, std::string password,
-                       std::optional<std::string> device) {
+                       std::optional<std::string> device, const std::string& requery) {
   IssueSettings s(req);
   LoginOrigin origin{s.address, ""};
   const bool new_device = !device || !valid_device_cookie(*device);
@@ -433,7 +400,6 @@ EndpointResult sign_in(Store& store, const Request& req, const std::string& app,
   auto failed_password = std::make_shared<bool>(false);
   auto secret = std::make_shared<std::string>(std::move(password));
   const bool secure = req.c.secure != 0;
-  const std::string requery = "?" + std::string(sv(req.c.query));
   return pending(
       [&store, s, state, failed_password, secret, target, origin, new_device, requery, csrf_value,
        app, secure]() {
@@ -472,9 +438,14 @@ EndpointResult sign_in(Store& store, const Request& req, const std::string& app,
       true);
 }
 
-// The login form posted back: its CSRF double-submit, then sign_in().
-EndpointResult login_post(Store& store, const Request& req, const AuthzRequest& az,
-                          const Form& body, std::string_view cookies) {
+}  // namespace
+
+namespace detail {
+
+// The sign-in form posted back: its CSRF double-submit, then sign_in().
+EndpointResult sign_in_post(Store& store, const Request& req, const std::string& app,
+                            const Form& body, std::string_view cookies,
+                            const std::string& requery) {
   auto want = cookie_value(cookies, "oauth2_csrf");
   std::string csrf(body.get("csrf_token").value_or(""));
   if (!want || want->empty() || !same_ct(*want, csrf)) {
@@ -485,26 +456,34 @@ EndpointResult login_post(Store& store, const Request& req, const AuthzRequest& 
   std::string pw(body.get("password").value_or(""));
   if (name.empty() || pw.empty() || pw.size() > kMaxPasswordLen || name.size() > 150) {
     wipe(pw);
-    return done(login_form(req.loc, az.client.name, *want, "Enter your username and password."));
+    return done(login_form(req.loc, app, *want, "Enter your username and password."));
   }
-  return sign_in(store, req, az.client.name, *want, name, std::move(pw),
-                 cookie_value(cookies, kDeviceCookie));
+  return sign_in(store, req, app, *want, name, std::move(pw), cookie_value(cookies, kDeviceCookie),
+                 requery);
 }
 
-// The login page, with a fresh double-submit CSRF cookie.
-Response login_page(const Request& req, const AuthzRequest& az) {
+Response sign_in_page(const Request& req, std::string_view app, std::string_view hint) {
   std::string csrf_value = random_token();
-  Response r = login_form(req.loc, az.client.name, csrf_value, nullptr);
+  Response r = login_form(req.loc, app, csrf_value, nullptr, hint);
   r.cookies.push_back(cookie(req, "oauth2_csrf", csrf_value, kSessionTtl));
   return r;
 }
 
-// The user allowed the request: a code, redirected back with the state.
+}  // namespace detail
+
+namespace {
+
+// The user allowed the request (remember: on the consent page, which is
+// remembered with the code), or had allowed it before: a code, redirected
+// back with the state.
 EndpointResult issue_code(Store& store, const Request& req, const AuthzRequest& az,
-                          uint64_t user_id) {
+                          const SessionUser& su, bool remember) {
   IssueSettings s(req);
+  const uint64_t user_id = su.id;
   std::string user = std::to_string(user_id);
-  return pending_response([&store, s, az, user] {
+  std::string oidc;
+  if (az.openid) oidc = encode_oidc_code(OidcCode{az.nonce, su.auth_time});
+  return pending_response([&store, s, az, user, user_id, oidc, remember] {
     std::string code = new_token();
     WipeOnExit wipe_code(code);
     Token t;
@@ -518,8 +497,10 @@ EndpointResult issue_code(Store& store, const Request& req, const AuthzRequest& 
     t.redirect_uri = az.redirect_uri;
     t.redirect_uri_omitted = az.redirect_uri_omitted;
     t.code_challenge = az.challenge;
+    t.data = oidc;
     const bool stored = store.change([&](Txn& txn) {
       if (!txn.put_token(s.realm, token_id(code), t)) return false;
+      if (remember) remember_consent(txn, s.realm, user_id, az.client.client_id, az.scope, s.now);
       txn.commit();
       return true;
     });
@@ -535,6 +516,18 @@ Response consent_page(const Request& req, const AuthzRequest& az, const SessionU
                            {"username", html_escape(user.name)},
                            {"scope_items", scope_items(az.scope)},
                            {"csrf", csrf_value}}));
+}
+
+// prompt=login, or a max_age the session is older than: sign in again
+bool needs_login(const AuthzRequest& az, const SessionUser& user, int64_t now) {
+  return az.prompt_login || (az.max_age >= 0 && now - user.auth_time > az.max_age);
+}
+
+// the user granted this client these scopes before (remembered consent)
+bool consented(Store& store, const Request& req, const AuthzRequest& az, const SessionUser& user) {
+  Txn txn = store.read();
+  auto c = find_consent(txn, req.loc.realm, user.id, az.client.client_id, req.c.now);
+  return c && consent_covers(*c, az.scope);
 }
 
 }  // namespace
@@ -561,13 +554,16 @@ EndpointResult authorize_endpoint(Store& store, const Request& req) {
     return done(error_page(req, 400, "invalid_request", "The form is malformed."));
   }
   std::string action(body.get("action").value_or(""));
-  if (!user) {
+  if (!user || needs_login(az, *user, req.c.now)) {
     if (az.prompt_none) return done(back_error(az, "login_required", "The user is not signed in"));
-    if (method == "POST" && action == "login") return login_post(store, req, az, body, cookies);
-    return done(login_page(req, az));
+    if (method == "POST" && action == "login") {
+      return sign_in_post(store, req, az.client.name, body, cookies,
+                          after_login_query(sv(req.c.query), az));
+    }
+    return done(sign_in_page(req, az.client.name, az.login_hint));
   }
 
-  std::string expected = consent_csrf(user->session);
+  std::string expected = session_csrf(user->session);
   if (method == "POST" && (action == "allow" || action == "deny")) {
     if (!same_ct(expected, body.get("csrf_token").value_or(""))) {
       return done(
@@ -575,7 +571,13 @@ EndpointResult authorize_endpoint(Store& store, const Request& req) {
     }
     if (action == "deny")
       return done(back_error(az, "access_denied", "The user denied the request"));
-    return issue_code(store, req, az, user->id);
+    return issue_code(store, req, az, *user, true);
+  }
+  if (!az.prompt_consent && consented(store, req, az, *user)) {
+    return issue_code(store, req, az, *user, false);
+  }
+  if (az.prompt_none) {
+    return done(back_error(az, "consent_required", "The user has not granted this request"));
   }
   return done(consent_page(req, az, *user, expected));
 }

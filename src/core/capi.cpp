@@ -82,7 +82,8 @@ int to_c(const oauth2::Response& r, const oauth2_rate_state_t& rate, oauth2_allo
   if (!copy_out(r.location, alloc, ctx, &out->location) ||
       !copy_out(r.grant, alloc, ctx, &out->grant) ||
       !copy_out(r.issued_client, alloc, ctx, &out->issued_client) ||
-      !copy_out(r.token_id, alloc, ctx, &out->token_id)) {
+      !copy_out(r.token_id, alloc, ctx, &out->token_id) ||
+      !copy_out(r.www_authenticate, alloc, ctx, &out->www_authenticate)) {
     return OAUTH2_ERROR;
   }
   for (size_t i = 0; i < OAUTH2_MAX_COOKIES; i++) {

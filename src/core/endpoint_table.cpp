@@ -173,6 +173,18 @@ const EndpointKind kEndpoints[] = {
      false,
      nullptr,
      [](Store*, const Request& r) { return status_endpoint(r); }},
+    {{"oauth2_userinfo", "GET, POST", 0, 0},
+     Shape::kOAuth,
+     RateKey::kAddress,
+     true,
+     "userinfo_endpoint",
+     [](Store* s, const Request& r) { return userinfo_endpoint(*s, r); }},
+    {{"oauth2_end_session", "GET, POST", 0, 1},
+     Shape::kPage,
+     RateKey::kAddress,
+     true,
+     "end_session_endpoint",
+     [](Store* s, const Request& r) { return end_session_endpoint(*s, r); }},
 };
 
 static_assert(std::size(kEndpoints) == OAUTH2_ENDPOINT_MAX - 1, "one row per endpoint id");

@@ -124,6 +124,7 @@ struct IssuedPair {
   int64_t expires_in = 0;
   std::string client_id;  // the client's, and the access token's
   std::string token_id;   // short_token_id, for the logs and metrics
+  std::string id_token;   // OpenID Connect's, or empty
   ~IssuedPair();
   std::string json() const;
   std::string simplejwt_json() const;  // {"refresh", "access"}

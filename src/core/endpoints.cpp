@@ -429,6 +429,9 @@ std::string IssuedPair::json() const {
     json_object_set_new(j.get(), "refresh_token",
                         json_stringn(refresh_token.data(), refresh_token.size()));
   }
+  if (!id_token.empty()) {
+    json_object_set_new(j.get(), "id_token", json_stringn(id_token.data(), id_token.size()));
+  }
   return json_text(j.get());
 }
 

@@ -27,6 +27,7 @@ struct Response {
   bool html = false;
   std::string location;              // percent-encoded by its builder
   std::vector<std::string> cookies;  // Set-Cookie values, at most 2
+  std::string www_authenticate;      // a challenge of fixed text, or empty
   // not empty: run the request again with this (include/oauth2.h
   // OAUTH2_AGAIN); the body and the rest are unused
   std::string resume;
@@ -70,6 +71,8 @@ EndpointResult jwks_endpoint(const Request& req);
 EndpointResult jwt_token_endpoint(Store& store, const Request& req);
 EndpointResult jwt_refresh_endpoint(Store& store, const Request& req);
 EndpointResult status_endpoint(const Request& req);
+EndpointResult userinfo_endpoint(Store& store, const Request& req);
+EndpointResult end_session_endpoint(Store& store, const Request& req);
 
 // A bearer credential, as auth_oauth2 or the admin daemon received it.
 struct BearerRequest {

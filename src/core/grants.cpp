@@ -12,6 +12,7 @@
 #include "crypto.hpp"
 #include "endpoint_util.hpp"
 #include "json.hpp"
+#include "oidc.hpp"
 #include "password.hpp"
 #include "seal.hpp"
 
@@ -192,6 +193,9 @@ EndpointResult authorization_code_grant(Store& store, const Request& req, const 
                       txn.update_token(s.realm, hash, *t);
                       IssuedPair pair = issue_pair(txn, s, client, t->scope, t->user, t->family,
                                                    client.allows_grant("refresh_token"));
+                      if (auto oc = decode_oidc_code(*t)) {
+                        pair.id_token = sign_id_token(s, client, t->user, *oc, pair.access_token);
+                      }
                       txn.commit();
                       st.response = issued(pair, pair.json(), "authorization_code");
                     });

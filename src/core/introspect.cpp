@@ -8,6 +8,7 @@
 #include "endpoint_util.hpp"
 #include "jwt_tokens.hpp"
 #include "json.hpp"
+#include "oidc.hpp"
 
 namespace oauth2 {
 
@@ -137,6 +138,7 @@ EndpointResult metadata_endpoint(const Request& req) {
     json_object_set_new(j.get(), "scopes_supported", sa);
   }
   json_object_set_new(j.get(), "authorization_response_iss_parameter_supported", json_true());
+  add_oidc_metadata(j.get(), req);
   Response r;
   r.status = 200;
   r.body = json_text(j.get());

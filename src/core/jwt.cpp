@@ -11,6 +11,7 @@
 #include <openssl/pem.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -544,6 +545,23 @@ const JwtKey* JwtKeys::signer() const {
     if (k->can_sign()) return k.get();
   }
   return nullptr;
+}
+
+const JwtKey* JwtKeys::signer(JwtAlg alg) const {
+  for (const auto& k : keys_) {
+    if (k->can_sign() && k->alg() == alg) return k.get();
+  }
+  return nullptr;
+}
+
+std::vector<JwtAlg> JwtKeys::signing_algs() const {
+  std::vector<JwtAlg> out;
+  for (const auto& k : keys_) {
+    if (k->can_sign() && std::find(out.begin(), out.end(), k->alg()) == out.end()) {
+      out.push_back(k->alg());
+    }
+  }
+  return out;
 }
 
 const JwtKey* JwtKeys::find(std::string_view kid) const {

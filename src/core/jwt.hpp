@@ -82,7 +82,9 @@ class JwtKeys {
   // already in the set (a token's kid must name exactly one key).
   void add(std::shared_ptr<JwtKey> k);
   bool empty() const { return keys_.empty(); }
-  const JwtKey* signer() const;  // nullptr if none can sign
+  const JwtKey* signer() const;              // nullptr if none can sign
+  const JwtKey* signer(JwtAlg alg) const;    // the first that signs with alg
+  std::vector<JwtAlg> signing_algs() const;  // of the keys that sign, once each
   const JwtKey* find(std::string_view kid) const;
   // {"keys":[...]}: the public JWK of every asymmetric key with "kid",
   // "alg" and "use":"sig".  HS256 keys are never included.

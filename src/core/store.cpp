@@ -596,14 +596,25 @@ bool Txn::delete_meta(std::string_view name) {
 std::vector<std::pair<TokenId, Token>> Txn::client_tokens_of_type(std::string_view realm,
                                                                   std::string_view client_id,
                                                                   TokenType type) {
+  if (!valid_realm(realm) || !valid_client_id(client_id)) return {};
+  return indexed_of_type(realm, Db::kClientTokens, client_tokens_prefix(realm, client_id), type);
+}
+
+std::vector<std::pair<TokenId, Token>> Txn::user_tokens_of_type(std::string_view realm,
+                                                                uint64_t user, TokenType type) {
+  if (!valid_realm(realm) || user == 0) return {};
+  return indexed_of_type(realm, Db::kUserTokens, user_tokens_prefix(realm, user), type);
+}
+
+std::vector<std::pair<TokenId, Token>> Txn::indexed_of_type(std::string_view realm, Db index,
+                                                            const std::string& prefix,
+                                                            TokenType type) {
   std::vector<std::pair<TokenId, Token>> out;
-  if (!valid_realm(realm) || !valid_client_id(client_id)) return out;
   std::vector<TokenId> ids;
-  scan(Db::kClientTokens, client_tokens_prefix(realm, client_id), 0, false,
-       [&](std::string_view suffix, std::string_view) {
-         if (auto id = parse_token_id(suffix)) ids.push_back(*id);
-         return true;
-       });
+  scan(index, prefix, 0, false, [&](std::string_view suffix, std::string_view) {
+    if (auto id = parse_token_id(suffix)) ids.push_back(*id);
+    return true;
+  });
   for (const TokenId& id : ids) {
     auto t = get_token(realm, id);
     if (t && t->type == type) out.emplace_back(id, std::move(*t));

@@ -73,6 +73,10 @@ struct Client {
   // the operator's own application: its users' tokens act with the user's
   // full rights at the admin API, whatever their scope
   bool first_party = false;
+  // OpenID Connect: the id_token's algorithm (empty: RS256 if the server
+  // has an RS256 key) and where end-session may send the browser back
+  std::string id_token_alg;
+  std::vector<std::string> post_logout_redirect_uris;
 
   bool allows_grant(std::string_view grant) const;
 };
@@ -117,6 +121,7 @@ enum class TokenType : uint8_t {
   kSession = 4,    // a browser's login at the authorization endpoint
   kApiKey = 5,     // a handshake API key (seed 002); never expires
   kHandshake = 6,  // keyed by the TokenId of its handshake_id
+  kConsent = 7,    // a user's remembered grant of scopes to a client (consent.hpp)
 };
 
 using Family = std::array<unsigned char, 16>;
@@ -233,6 +238,9 @@ class Txn {
   std::vector<std::pair<TokenId, Token>> client_tokens_of_type(std::string_view realm,
                                                                std::string_view client_id,
                                                                TokenType type);
+  // the same for the tokens of a user
+  std::vector<std::pair<TokenId, Token>> user_tokens_of_type(std::string_view realm, uint64_t user,
+                                                             TokenType type);
 
   // In a change: its writes are to be applied when the change ends
   // (without it they are dropped).  In a read transaction: a logic error.
@@ -267,6 +275,9 @@ class Txn {
   Change take_change();
   // deletes the tokens an index lists under prefix (+ their ids)
   size_t delete_indexed(std::string_view realm, Db index, const std::string& prefix);
+  // the tokens of one type an index lists under prefix
+  std::vector<std::pair<TokenId, Token>> indexed_of_type(std::string_view realm, Db index,
+                                                         const std::string& prefix, TokenType type);
   // the record of id: the id it is stored under (id, or for a value's id
   // the legacy id of the same value), and the record
   std::optional<std::pair<TokenId, std::string_view>> find_token(std::string_view realm,

@@ -338,6 +338,13 @@ std::string encode_client(const Client& c) {
   json_object_set_new(j.get(), "disabled", json_boolean(c.disabled));
   if (c.imported_secret) json_object_set_new(j.get(), "imported_secret", json_true());
   if (c.first_party) json_object_set_new(j.get(), "first_party", json_true());
+  if (!c.id_token_alg.empty()) {
+    json_object_set_new(j.get(), "id_token_signed_response_alg", json_str(c.id_token_alg));
+  }
+  if (!c.post_logout_redirect_uris.empty()) {
+    json_object_set_new(j.get(), "post_logout_redirect_uris",
+                        string_array(c.post_logout_redirect_uris));
+  }
   // record version 2: a binary header the validation path reads without
   // decoding the JSON (version, flags), then the JSON
   std::string out;
@@ -366,6 +373,8 @@ std::optional<Client> decode_client(std::string_view realm, std::string_view rec
   c.disabled = json_is_true(json_object_get(j.get(), "disabled"));
   c.imported_secret = json_is_true(json_object_get(j.get(), "imported_secret"));
   c.first_party = json_is_true(json_object_get(j.get(), "first_party"));
+  c.id_token_alg = get_string(j.get(), "id_token_signed_response_alg");
+  c.post_logout_redirect_uris = get_strings(j.get(), "post_logout_redirect_uris");
   return c;
 }
 

@@ -251,6 +251,20 @@ ngx_command_t  ngx_http_oauth2_commands[] = {
       OAUTH2_ENDPOINT_STATUS,
       NULL },
 
+    { ngx_string("oauth2_userinfo"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_oauth2_endpoint_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      OAUTH2_ENDPOINT_USERINFO,
+      NULL },
+
+    { ngx_string("oauth2_end_session"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_oauth2_endpoint_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      OAUTH2_ENDPOINT_END_SESSION,
+      NULL },
+
     /* bearer validation */
 
     { ngx_string("auth_oauth2"),

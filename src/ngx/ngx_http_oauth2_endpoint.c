@@ -96,7 +96,18 @@ ngx_http_oauth2_endpoint_handler(ngx_http_request_t *r)
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        return ngx_http_oauth2_run(r, ectx);
+        rc = ngx_http_oauth2_run(r, ectx);
+
+        if (rc == NGX_DONE) {
+            /*
+             * a GET that writes (a remembered consent's code, a sign-out)
+             * waits for the thread pool: hold the request as reading a
+             * body would, for the finalization when the write is done
+             */
+            r->main->count++;
+        }
+
+        return rc;
     }
 
     if (r->headers_in.content_length_n > NGX_HTTP_OAUTH2_MAX_BODY) {

@@ -185,10 +185,11 @@ def run(b, port, username, password, app, allow_url, deny_url, screenshot):
     check(hit is not None, "the client received the callback")
     print("callback " + (hit or ""), flush=True)
 
-    # the session is kept: a second request goes straight to consent; Deny
+    # the session is kept: a second request (prompt=consent) goes straight
+    # to consent; Deny
     d.get(deny_url)
     check(b.text("h1") == "Authorize %s?" % app,
-          "signed in, the next request shows the consent page at once",
+          "signed in, the next request (prompt=consent) shows the consent page at once",
           b.text("h1"))
     b.click_and_wait(b.button("Deny"))
     query = urllib.parse.parse_qs(urllib.parse.urlsplit(d.current_url).query)
@@ -200,7 +201,8 @@ def run(b, port, username, password, app, allow_url, deny_url, screenshot):
     print("callback " + (hit or ""), flush=True)
 
     # another origin cannot frame the consent page (R26)
-    Callback.frame_url = allow_url
+    # (prompt=consent: the consent page itself, not the remembered grant)
+    Callback.frame_url = deny_url
     b.log()
     d.get("http://127.0.0.1:%d/frame" % port)
     WebDriverWait(d, 10).until(

@@ -149,9 +149,18 @@ sub login {
 # consent($query, $session, action => 'allow'|'deny', csrf => ...):
 # GET the consent page, POST its form; returns the POST's response (and
 # the GET's in list context)
+# A consent remembered from before sends the code back at once: the GET's
+# 303 is then the answer to an 'allow'; any other form post asks again
+# with prompt=consent.
 sub consent {
     my ($self, $query, $session, %o) = @_;
     my $g = $self->get($query, Cookie => $session);
+    if ($g->{status} == 303 && defined {location_params($g)}->{code}) {
+        return wantarray ? ($g, $g) : $g
+            if ($o{action} // 'allow') eq 'allow' && !exists $o{csrf};
+        $query .= '&prompt=consent';
+        $g = $self->get($query, Cookie => $session);
+    }
     my $csrf = exists $o{csrf} ? $o{csrf} : csrf_field($g);
     my $r = $self->post($query, OAuth2Test::form(
         action => $o{action} // 'allow',

@@ -1,0 +1,177 @@
+// OpenID Connect RP-Initiated Logout 1.0: the end-session endpoint ends
+// the browser's session at the authorization endpoint.  With an
+// id_token_hint that this server signed for the signed-in user it ends it
+// at once; otherwise it asks the user first (a page whose form carries the
+// session's CSRF value), so that a link on another site cannot sign anyone
+// out.  post_logout_redirect_uri must be one the client registered, exactly.
+
+#include "codec.hpp"
+#include "endpoint_util.hpp"
+#include "jwt.hpp"
+#include "oidc.hpp"
+#include "session.hpp"
+
+namespace oauth2 {
+
+using namespace detail;
+
+namespace {
+
+const char kSignedOutPage[] = R"(<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Signed out</title>
+<style>body{font-family:sans-serif;max-width:30em;margin:3em auto;padding:0 1em}</style>
+</head><body><main>
+<h1>Signed out</h1>
+<p>You are signed out.</p>
+</main></body></html>
+)";
+
+const char kConfirmPage[] = R"(<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Sign out?</title>
+<style>body{font-family:sans-serif;max-width:30em;margin:3em auto;padding:0 1em}
+button{margin:1.5em 1em 0 0;padding:.5em 1.5em}</style>
+</head><body><main>
+<h1>Sign out?</h1>
+<p>Signed in as <strong>{{username}}</strong>.</p>
+<form method="post" action="">
+<input type="hidden" name="csrf_token" value="{{csrf}}">
+<button type="submit" name="action" value="logout">Sign out</button>
+</form>
+</main></body></html>
+)";
+
+Response logout_error(int status, std::string_view description) {
+  return page(status, render(R"(<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Sign-out error</title></head>
+<body><main><h1>Sign-out error</h1><p><strong>invalid_request</strong>: {{d}}</p></main></body></html>
+)",
+                             {{"d", html_escape(description)}}));
+}
+
+// What the request asked, checked.
+struct LogoutRequest {
+  std::string hint_sub;      // the id_token_hint's subject; empty: no hint
+  std::string redirect_uri;  // empty: show the signed-out page
+  std::string state;
+};
+
+// the parameter from the POST body, else from the query
+std::optional<std::string_view> param(const Form& query, const Form& body, const char* name) {
+  if (auto v = body.get(name)) return v;
+  return query.get(name);
+}
+
+std::optional<Response> check_hint(const Request& req, std::string_view hint, std::string* aud,
+                                   LogoutRequest& lr) {
+  JwtCheck check;
+  check.now = req.c.now;
+  check.check_exp = false;  // an expired id_token still names who signed in
+  check.issuer = req.loc.issuer;
+  JwtResult r = jwt_verify(req.loc.jwt_keys, hint, check);
+  const char* sub = json_string_value(json_object_get(r.claims.get(), "sub"));
+  const char* a = json_string_value(json_object_get(r.claims.get(), "aud"));
+  if (r.status != JwtStatus::kOk || !sub || !a || r.key->alg() == JwtAlg::kHS256) {
+    return logout_error(400, "id_token_hint is not an id_token of this server.");
+  }
+  lr.hint_sub = sub;
+  *aud = a;
+  return std::nullopt;
+}
+
+std::optional<Response> check_logout(Store& store, const Request& req, const Form& query,
+                                     const Form& body, LogoutRequest& lr) {
+  std::string client_id;
+  if (auto hint = param(query, body, "id_token_hint")) {
+    if (auto err = check_hint(req, *hint, &client_id, lr)) return err;
+  }
+  if (auto c = param(query, body, "client_id")) {
+    if (!client_id.empty() && client_id != *c) {
+      return logout_error(400, "client_id is not the id_token_hint's audience.");
+    }
+    client_id = std::string(*c);
+  }
+  if (auto st = param(query, body, "state")) {
+    if (st->size() > 2048 || !is_vschar(*st)) return logout_error(400, "state is invalid.");
+    lr.state = std::string(*st);
+  }
+  auto uri = param(query, body, "post_logout_redirect_uri");
+  if (!uri) return std::nullopt;
+  if (client_id.empty()) {
+    return logout_error(400, "post_logout_redirect_uri needs client_id or id_token_hint.");
+  }
+  Txn txn = store.read();
+  auto c = txn.get_client(req.loc.realm, client_id);
+  bool registered =
+      c && !c->disabled &&
+      std::find(c->post_logout_redirect_uris.begin(), c->post_logout_redirect_uris.end(), *uri) !=
+          c->post_logout_redirect_uris.end();
+  if (!registered) return logout_error(400, "post_logout_redirect_uri is not registered.");
+  lr.redirect_uri = std::string(*uri);
+  return std::nullopt;
+}
+
+// where the browser goes once signed out, and the cookie that forgets the session
+Response signed_out(const Request& req, const LogoutRequest& lr) {
+  Response r;
+  if (lr.redirect_uri.empty()) {
+    r = page(200, kSignedOutPage);
+  } else {
+    r.status = 303;
+    r.location = lr.redirect_uri;
+    if (!lr.state.empty()) {
+      r.location += lr.redirect_uri.find('?') == std::string::npos ? "?" : "&";
+      r.location += "state=" + percent_encode(lr.state);
+    }
+  }
+  r.cookies.push_back(cookie(req, kSessionCookie, "", 0));
+  return r;
+}
+
+EndpointResult end_session(Store& store, const Request& req, const SessionUser& su,
+                           const LogoutRequest& lr) {
+  IssueSettings s(req);
+  TokenId id = token_id(su.session);
+  Response out = signed_out(req, lr);
+  return pending_response([&store, s, id, out] {
+    store.change([&](Txn& txn) {
+      txn.delete_token(s.realm, id);
+      txn.commit();
+      return true;
+    });
+    return out;
+  });
+}
+
+}  // namespace
+
+EndpointResult end_session_endpoint(Store& store, const Request& req) {
+  std::string_view method = sv(req.c.method);
+  if (method != "GET" && method != "POST") {
+    return done(logout_error(405, "The end-session endpoint accepts GET and POST."));
+  }
+  Form query, body;
+  if (query.parse(sv(req.c.query)) != Form::Status::kOk) {
+    return done(logout_error(400, "The request is malformed or repeats a parameter."));
+  }
+  if (method == "POST" &&
+      (req.c.content_type_count != 1 ||
+       !iequals(media_type(sv(req.c.content_type)), "application/x-www-form-urlencoded") ||
+       body.parse(sv(req.c.body)) != Form::Status::kOk)) {
+    return done(logout_error(400, "The form is malformed."));
+  }
+  LogoutRequest lr;
+  if (auto err = check_logout(store, req, query, body, lr)) return done(std::move(*err));
+  auto su = session_user(store, req, sv(req.c.cookie));
+  if (!su) return done(signed_out(req, lr));
+  const std::string csrf = session_csrf(su->session);
+  const bool confirmed = method == "POST" &&
+                         body.get("action") == std::optional<std::string_view>("logout") &&
+                         same_ct(csrf, body.get("csrf_token").value_or(""));
+  if (confirmed || lr.hint_sub == std::to_string(su->id)) return end_session(store, req, *su, lr);
+  return done(page(200, render(kConfirmPage, {{"username", html_escape(su->name)},
+                                              {"csrf", html_escape(csrf)}})));
+}
+
+}  // namespace oauth2

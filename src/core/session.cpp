@@ -1,0 +1,100 @@
+#include "session.hpp"
+
+#include "codec.hpp"
+#include "crypto.hpp"
+
+namespace oauth2::detail {
+
+std::optional<std::string> cookie_value(std::string_view header, std::string_view name) {
+  size_t pos = 0;
+  while (pos < header.size()) {
+    size_t end = header.find(';', pos);
+    if (end == std::string_view::npos) end = header.size();
+    std::string_view part = header.substr(pos, end - pos);
+    while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
+    size_t eq = part.find('=');
+    if (eq != std::string_view::npos && part.substr(0, eq) == name) {
+      return std::string(part.substr(eq + 1));
+    }
+    pos = end + 1;
+  }
+  return std::nullopt;
+}
+
+std::string cookie_text(std::string_view name, std::string_view value, int64_t max_age,
+                        bool secure) {
+  std::string c(name);
+  c += "=";
+  c += value;
+  c += "; Path=/; HttpOnly; SameSite=Lax; Max-Age=" + std::to_string(max_age);
+  if (secure) c += "; Secure";
+  return c;
+}
+
+std::string cookie(const Request& req, std::string_view name, std::string_view value,
+                   int64_t max_age) {
+  return cookie_text(name, value, max_age, req.c.secure != 0);
+}
+
+bool same_ct(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         equal_ct(reinterpret_cast<const unsigned char*>(a.data()),
+                  reinterpret_cast<const unsigned char*>(b.data()), a.size());
+}
+
+std::string session_csrf(std::string_view session) {
+  std::string in = "consent-csrf:";
+  in.append(session);
+  Digest d = sha256(in);
+  wipe(in);
+  return base64url_encode(d.data(), d.size());
+}
+
+std::optional<SessionUser> session_user(Store& store, const Request& req,
+                                        std::string_view cookies) {
+  std::optional<std::string> session = cookie_value(cookies, kSessionCookie);
+  if (!session || session->size() > kMaxTokenLen || !is_vschar(*session)) {
+    return std::nullopt;
+  }
+  Txn txn = store.read();
+  auto t = txn.get_token(req.loc.realm, token_id(*session));
+  if (!t || t->type != TokenType::kSession || req.c.now >= t->expires_at) {
+    return std::nullopt;
+  }
+  auto name = txn.active_username(req.loc.realm, token_user_id(*t));
+  if (!name) return std::nullopt;
+  return SessionUser{token_user_id(*t), std::move(*name), std::move(*session), t->issued_at};
+}
+
+std::string render(std::string_view tpl,
+                   const std::vector<std::pair<std::string, std::string>>& vars) {
+  std::string out;
+  size_t pos = 0;
+  while (pos < tpl.size()) {
+    size_t open = tpl.find("{{", pos);
+    if (open == std::string_view::npos) break;
+    size_t close = tpl.find("}}", open + 2);
+    if (close == std::string_view::npos) break;
+    out.append(tpl.substr(pos, open - pos));
+    std::string_view name = tpl.substr(open + 2, close - open - 2);
+    for (const auto& [k, v] : vars) {
+      if (name == k) {
+        out += v;
+        break;
+      }
+    }
+    pos = close + 2;
+  }
+  out.append(tpl.substr(pos));
+  return out;
+}
+
+Response page(int status, std::string body) {
+  Response r;
+  r.status = status;
+  r.html = true;
+  r.body = std::move(body);
+  return r;
+}
+
+}  // namespace oauth2::detail

@@ -1,0 +1,58 @@
+// The browser side of the authorization server: the session cookie a user
+// gets by signing in at the authorization endpoint, the CSRF value of the
+// forms it may post, and the HTML pages those endpoints render.  Shared by
+// the authorization endpoint and OpenID Connect's end-session endpoint.
+
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "endpoint_util.hpp"
+
+namespace oauth2::detail {
+
+constexpr int64_t kSessionTtl = 3600;
+constexpr const char* kSessionCookie = "oauth2_session";
+
+// name's value in a Cookie header, if present
+std::optional<std::string> cookie_value(std::string_view header, std::string_view name);
+// a Set-Cookie value: HttpOnly, SameSite=Lax, Path=/ (Secure when secure)
+std::string cookie_text(std::string_view name, std::string_view value, int64_t max_age,
+                        bool secure);
+std::string cookie(const Request& req, std::string_view name, std::string_view value,
+                   int64_t max_age);
+
+// constant-time equality of two strings
+bool same_ct(std::string_view a, std::string_view b);
+
+// The CSRF value of the forms a signed-in user posts: derived from the
+// session, so it needs no cookie of its own and dies with the session.
+std::string session_csrf(std::string_view session);
+
+// The user a session cookie names, if it is live and the user active.
+struct SessionUser {
+  uint64_t id = 0;
+  std::string name;
+  std::string session;    // the cookie's value
+  int64_t auth_time = 0;  // when the user signed in
+};
+std::optional<SessionUser> session_user(Store& store, const Request& req, std::string_view cookies);
+
+// The sign-in form of the browser pages, naming app (what asks the user to
+// sign in), with a fresh double-submit CSRF cookie; and its POST: the
+// CSRF check, the throttles, the password off the event loop, then a
+// session cookie and a 303 to requery.  (authorize.cpp)
+Response sign_in_page(const Request& req, std::string_view app, std::string_view hint);
+EndpointResult sign_in_post(Store& store, const Request& req, const std::string& app,
+                            const Form& body, std::string_view cookies, const std::string& requery);
+
+// {{name}} -> vars[name]; values are HTML already (escaped by the caller)
+std::string render(std::string_view tpl,
+                   const std::vector<std::pair<std::string, std::string>>& vars);
+Response page(int status, std::string body);
+
+}  // namespace oauth2::detail
