@@ -12,8 +12,6 @@ The login and consent pages are driven as in t/clients/oauthlib_flows.py
 (user_agent_authorize, imported from there).
 """
 
-import base64
-import hashlib
 import json
 import os
 import secrets
@@ -158,7 +156,8 @@ def requests_oauthlib_flows(cfg):
         # oauthlib's own revocation request (RFC 7009), sent by the session
         web = apps["web"]
         at = st["token"]["access_token"]
-        url, headers, body = st["session"]._client.prepare_token_revocation_request(
+        client = st["session"]._client
+        url, headers, body = client.prepare_token_revocation_request(
             cfg["base"] + "/o/revoke_token/", at)
         r = st["session"].post(url, data=body, headers=headers,
                                auth=HTTPBasicAuth(web["client_id"],
