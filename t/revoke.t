@@ -41,7 +41,9 @@ my $tok = $t->access_token($app);
 is(all_status($tok, 10), '200', 'fresh token: 10 x 200');
 my $r = $t->revoke($id, $secret, $tok, auth => 'post');
 is($r->{status}, 200, 'seed 004 body revoke: 200 (R48)');
-is($r->{body}, '', 'revoke: empty body');
+is($r->{body}, '{}', 'revoke: body {} (RFC 7009 2.2: clients ignore it)');
+like(OAuth2Test::header($r, 'Content-Type') // '', qr{^application/json\b},
+    'revoke: Content-Type application/json (simple-oauth2 parses it)');
 $t->no_store_ok($r, 'revoke 200');
 is(all_status($tok, 10), '401',
     'revoked token: 401 on the next 10 requests, every worker (R52, R66)');
@@ -77,7 +79,9 @@ for my $c (['x' x 43, 'unknown token'], ['a<>b', 'malformed token'],
 {
     my $r = $t->revoke($id, $secret, $c->[0]);
     is($r->{status}, 200, "$c->[1]: 200 (R50)");
-    is($r->{body}, '', "$c->[1]: same empty body (R50)");
+    is($r->{body}, '{}', "$c->[1]: same body {} (R50)");
+    like(OAuth2Test::header($r, 'Content-Type') // '', qr{^application/json\b},
+        "$c->[1]: same Content-Type (R50)");
     $t->no_store_ok($r, $c->[1]);
 }
 
@@ -95,7 +99,9 @@ $t->oauth_error_ok($r, 400, 'invalid_request', 'token twice (R4)');
 my $otok = $t->access_token($other);
 $r = $t->revoke($id, $secret, $otok);
 is($r->{status}, 200, "another client's token: 200 (R51)");
-is($r->{body}, '', "another client's token: same empty body (R51)");
+is($r->{body}, '{}', "another client's token: same body {} (R51)");
+like(OAuth2Test::header($r, 'Content-Type') // '', qr{^application/json\b},
+    "another client's token: same Content-Type (R51)");
 is(all_status($otok, 4), '200', "another client's token still works (R51)");
 
 # R49: client authentication

@@ -599,14 +599,20 @@ std::optional<EndpointResult> detail::read_token_query(Store& store, const Reque
   return client_of(store, req, q.form, q.auth);
 }
 
+namespace {
+constexpr const char* kRevokedBody = "{}";
+}  // namespace
+
 EndpointResult revoke_endpoint(Store& store, const Request& req) {
   TokenQuery q;
   if (auto refused = read_token_query(store, req, q)) return std::move(*refused);
   const std::string_view token = q.token;
   const ClientAuth& auth = q.auth;
 
-  Response ok;
-  ok.status = 200;
+  // RFC 7009 2.2: the client ignores the body.  {} as JSON, because some
+  // clients parse every answer (simple-oauth2's @hapi/wreck refuses one
+  // without a JSON Content-Type); the same for every 200 here (R50, R51)
+  const Response ok = ok_json(kRevokedBody);
   // a malformed token cannot exist: answer as for any unknown one
   if (token.size() > kMaxTokenLen || !is_vschar(token)) return done(ok);
 
@@ -637,7 +643,7 @@ EndpointResult revoke_endpoint(Store& store, const Request& req) {
       txn.commit();
     }
     // R53: a store failure escapes as 503 (run_grant), never this 200
-    st.response.status = 200;
+    st.response = ok_json(kRevokedBody);
   });
 }
 
