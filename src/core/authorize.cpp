@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 
+#include "audience.hpp"
 #include "codec.hpp"
 #include "crypto.hpp"
 #include "endpoint_util.hpp"
@@ -231,6 +232,8 @@ struct AuthzRequest {
   std::string challenge;
   bool prompt_none = false;
   std::string issuer;  // RFC 9207's iss, on every redirect back
+  // RFC 8707 resources (audience.hpp); empty: none
+  std::string audience;
 };
 
 // The user a session cookie names, if it is live and the user active.
@@ -346,6 +349,9 @@ std::optional<Response> check_authz(const Request& req, const Form& query, Authz
   auto scope = grant_scope(az.client, query.get("scope").value_or(""), req.loc.default_scope);
   if (!scope) return back_error(az, "invalid_scope", "The requested scope is not allowed");
   az.scope = std::move(*scope);
+  Target target = requested_target(query, az.client);
+  if (target.error) return back_error(az, target.error, target.description);
+  az.audience = std::move(target.audience);
   if (auto err = check_pkce(query, az)) return err;
   az.prompt_none = query.get("prompt") == std::optional<std::string_view>("none");
   return std::nullopt;
@@ -518,6 +524,7 @@ EndpointResult issue_code(Store& store, const Request& req, const AuthzRequest& 
     t.redirect_uri = az.redirect_uri;
     t.redirect_uri_omitted = az.redirect_uri_omitted;
     t.code_challenge = az.challenge;
+    t.audience = az.audience;
     const bool stored = store.change([&](Txn& txn) {
       if (!txn.put_token(s.realm, token_id(code), t)) return false;
       txn.commit();

@@ -73,6 +73,8 @@ struct Client {
   // the operator's own application: its users' tokens act with the user's
   // full rights at the admin API, whatever their scope
   bool first_party = false;
+  // RFC 8707: the resources its tokens may be asked for (absolute URIs)
+  std::vector<std::string> resources;
 
   bool allows_grant(std::string_view grant) const;
 };
@@ -165,6 +167,9 @@ struct Token {
                                       // a signed JWT carrying that jti presents it
   std::string data;                   // API keys and handshakes: their JSON
                                       // attributes (names, hashed secret)
+  std::string audience;               // RFC 8707: the resources it is for,
+                                      // space-separated; empty: the default
+                                      // audience (audience.hpp)
 
   bool has_family() const;
 };
