@@ -54,6 +54,7 @@ my $web = app('web', ['authorization_code', 'refresh_token'], [$A, $B, $C],
 my @EIGHT = map { "urn:example:r$_" } 1 .. 8;
 my $many = app('many', ['client_credentials'], \@EIGHT);
 my $admin_app = $t->new_app(name => 'admin', scope => 'read write admin');
+my $pw = app('pw', ['password'], [$A]);
 
 is_deeply($svc->{resources}, [$A, $B, $C],
     'app add --resource: the application lists its resources');
@@ -218,10 +219,37 @@ $r = cc($many, extra => res(@EIGHT));
 is($r->{status}, 200, 'eight resources: 200');
 is(scalar @{intro($r->{json}{access_token}, $many)->{aud} // []}, 8,
     'and the token holds all eight');
+# a flood of resource parameters: the form's limit (64 parameters) first
+$before = OAuth2Grants::token_count($t);
+$r = cc($svc, extra => join('&', (res($A)) x 70));
+$t->oauth_error_ok($r, 400, 'invalid_request', '70 resource parameters');
+$r = cc($svc, extra => join('&', (res($A)) x 40));
+is($r->{status}, 200, '40 times the same resource: 200 (one resource)');
+is(intro($r->{json}{access_token}, $svc)->{aud}, $A, '... and aud A');
+is(OAuth2Grants::token_count($t), $before + 1,
+    'the flood stored nothing, the 200 one token');
 $r = cc($svc, extra => 'resource=');
 is($r->{status}, 200, 'an empty resource counts as absent (R5)');
 is(intro($r->{json}{access_token}, $svc)->{aud}, $ISS,
     'so the token has the default audience');
+
+################################################ the password grant
+
+$r = $t->post_form('/o/token/', OAuth2Test::form(grant_type => 'password',
+    username => 'alice', password => 'Tr0ub4dor-and-3',
+    client_id => $pw->{client_id}, client_secret => $pw->{client_secret},
+    resource => $A));
+is($r->{status}, 200, 'the password grant with resource A: 200');
+is($t->bearer_get('/api-a/', $r->{json}{access_token})->{status}, 200,
+    'its token opens A');
+is($t->bearer_get('/protected/', $r->{json}{access_token})->{status}, 401,
+    'and not the default audience');
+$r = $t->post_form('/o/token/', OAuth2Test::form(grant_type => 'password',
+    username => 'alice', password => 'Tr0ub4dor-and-3',
+    client_id => $pw->{client_id}, client_secret => $pw->{client_secret},
+    resource => $B));
+$t->oauth_error_ok($r, 400, 'invalid_target',
+    'the password grant with an unregistered resource');
 
 ################################################ authorize, code, refresh
 
