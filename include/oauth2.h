@@ -237,6 +237,8 @@ typedef struct {
     oauth2_str_t              login_client_id;  /* oauth2_login, ... */
     oauth2_str_t              issuer;
     oauth2_str_t              audience;         /* JWT "aud"; empty: issuer */
+    oauth2_str_t              auth_audience;    /* auth_oauth2_audience;
+                                                   empty: audience */
     unsigned                  jwt_access_tokens;
     const oauth2_key_file_t  *jwt_keys;
     size_t                    njwt_keys;
@@ -286,6 +288,8 @@ int oauth2_check_password_policy(oauth2_str_t spec, char *err, size_t errlen)
     OAUTH2_NOEXCEPT;
 /* 1 if a valid scope list (space separated NQCHAR tokens) */
 int oauth2_scope_valid(const unsigned char *s, size_t len) OAUTH2_NOEXCEPT;
+/* 1 if an RFC 8707 resource: an absolute URI without a fragment */
+int oauth2_resource_valid(const unsigned char *s, size_t len) OAUTH2_NOEXCEPT;
 
 
 /* ------------------------------------------------------------- counters */
@@ -446,7 +450,8 @@ int oauth2_refusal(const oauth2_location_t *loc, int why,
 #define OAUTH2_WHY_INSUFFICIENT_SCOPE  7
 #define OAUTH2_WHY_RATE_LIMITED        8
 #define OAUTH2_WHY_STORE_UNAVAILABLE   9
-#define OAUTH2_WHY_COUNT               10
+#define OAUTH2_WHY_AUDIENCE            10  /* not for this location */
+#define OAUTH2_WHY_COUNT               11
 
 /* "ok", "missing", ... "store_unavailable"; "" out of range */
 const char *oauth2_why_name(int why) OAUTH2_NOEXCEPT;

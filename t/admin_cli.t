@@ -21,7 +21,7 @@ is($code, 0, '--store before the subcommand: exit 0') or diag($err);
 my $app = dj($out);
 ok($app, 'app add prints JSON') or diag($out);
 is_deeply([sort keys %{$app // {}}], [sort qw(client_id client_secret name
-    client_type grant_types scope redirect_uris auth_method
+    client_type grant_types scope redirect_uris resources auth_method
     access_token_ttl access_token_format first_party created_at)],
     'app add prints exactly the README fields');
 is($app->{name}, 'cli', 'name is cli');

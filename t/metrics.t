@@ -36,7 +36,7 @@ my $PROMETHEUS = '/usr/bin/prometheus';
 my $JSON = JSON::PP->new->canonical;
 my $CB = 'https://client.example/cb';
 my @OUTCOMES = qw(ok missing malformed unknown expired revoked disabled
-    insufficient_scope rate_limited store_unavailable);
+    insufficient_scope rate_limited store_unavailable wrong_audience);
 my $STORE_SIZE = 64 * 1024 * 1024;
 
 my $t = OAuth2Test->new(workers => 2);

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "api.hpp"
+#include "audience.hpp"
 #include "cli.hpp"
 #include "codec.hpp"
 #include "crypto.hpp"
@@ -68,10 +69,11 @@ struct AppInput {
   std::optional<bool> confidential;
   std::optional<std::vector<std::string>> grants;
   std::optional<std::vector<std::string>> redirect_uris;
-  std::optional<std::string> scope;         // "": the server's default
-  std::optional<int64_t> ttl;               // 0: the server's default
-  std::optional<std::string> auth_method;   // "": either
-  std::optional<std::string> token_format;  // "": the server's
+  std::optional<std::vector<std::string>> resources;  // RFC 8707
+  std::optional<std::string> scope;                   // "": the server's default
+  std::optional<int64_t> ttl;                         // 0: the server's default
+  std::optional<std::string> auth_method;             // "": either
+  std::optional<std::string> token_format;            // "": the server's
   std::optional<bool> first_party;
 };
 
@@ -166,6 +168,35 @@ void read_redirect_uris(json_t* body, FieldErrors& errors, AppInput& in) {
   in.redirect_uris = std::move(uris);
 }
 
+// "resources": a list of absolute URIs without fragment (RFC 8707)
+void read_resources(json_t* body, FieldErrors& errors, AppInput& in) {
+  json_t* j = json_object_get(body, "resources");
+  if (!j) return;
+  if (!json_is_array(j)) {
+    errors.add("resources", json_is_null(j) ? kNotNull : "Expected a list of URIs.");
+    return;
+  }
+  std::vector<std::string> given;
+  bool ok = for_each_string(j, "resources", errors, [&](std::string u) {
+    given.push_back(std::move(u));
+    return true;
+  });
+  if (!ok) return;
+  std::vector<std::string> uris;
+  for (auto& u : given) {
+    if (!valid_resource(u)) {
+      errors.add("resources", "Enter an absolute URI without a fragment.");
+      return;
+    }
+    push_unique(uris, std::move(u));
+  }
+  if (uris.size() > kMaxResources) {
+    errors.add("resources", "At most " + std::to_string(kMaxResources) + " resources.");
+    return;
+  }
+  in.resources = std::move(uris);
+}
+
 void read_name(json_t* body, FieldErrors& errors, AppInput& in) {
   std::string s;
   if (get_string(body, "name", errors, &s) != Got::kOk) return;
@@ -247,6 +278,7 @@ AppInput read_app(json_t* body, Mode mode, FieldErrors& errors) {
   read_client_type(body, errors, in);
   read_grants(body, errors, in);
   read_redirect_uris(body, errors, in);
+  read_resources(body, errors, in);
   read_scope(body, errors, in);
   read_ttl(body, errors, in);
   read_choice(body, "access_token_format", valid_token_format, errors, &in.token_format);
@@ -280,6 +312,7 @@ void apply(const AppInput& in, Client& c) {
   if (in.confidential) c.confidential = *in.confidential;
   if (in.grants) c.grant_types = *in.grants;
   if (in.redirect_uris) c.redirect_uris = *in.redirect_uris;
+  if (in.resources) c.resources = *in.resources;
   if (in.scope) c.scope = *in.scope;
   if (in.ttl) c.access_token_ttl = *in.ttl;
   if (in.auth_method) c.auth_method = *in.auth_method;

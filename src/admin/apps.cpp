@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "audience.hpp"
 #include "cli.hpp"
 #include "codec.hpp"
 #include "crypto.hpp"
@@ -58,6 +59,23 @@ std::vector<std::string> redirect_uris_option(const Invocation& inv) {
   return out;
 }
 
+// --resource: RFC 8707 resources the application's tokens may be for
+std::vector<std::string> resources_option(const Invocation& inv) {
+  std::vector<std::string> out;
+  for (auto& uri : inv.values("resource")) {
+    if (!valid_resource(uri)) {
+      throw UsageError("--resource: " + quoted(uri) +
+                       " is not an absolute URI without a fragment (at most " +
+                       std::to_string(kMaxResourceLen) + " printable characters)");
+    }
+    push_unique(out, std::move(uri));
+  }
+  if (out.size() > kMaxResources) {
+    throw UsageError("--resource: at most " + std::to_string(kMaxResources) + " resources");
+  }
+  return out;
+}
+
 // --auth-method; "" (either) when absent.  A public client has no secret
 // to authenticate with.
 std::string auth_method_option(const Invocation& inv, bool confidential) {
@@ -84,6 +102,7 @@ Client client_from_options(const Invocation& inv) {
   c.grant_types = grants_option(inv);
   if (auto scope = scope_option(inv)) c.scope = *scope;
   c.redirect_uris = redirect_uris_option(inv);
+  c.resources = resources_option(inv);
   c.confidential = !inv.has("public");
   c.auth_method = auth_method_option(inv, c.confidential);
   if (!c.confidential && c.allows_grant("client_credentials")) {
@@ -196,6 +215,27 @@ int app_set_disabled(const Invocation& inv, bool disabled) {
 int app_disable(const Invocation& inv) {
   return app_set_disabled(inv, true);
 }
+
+// app update <client_id> --resource <uri> ...: sets its resources (none
+// given: it has none); prints the application
+int app_update(const Invocation& inv) {
+  const std::string& id = inv.operands[0];
+  std::vector<std::string> resources = resources_option(inv);
+  std::optional<Client> updated;
+  if (auto store = open_app_store(inv, id)) {
+    updated = store->change([&](Txn& txn) -> std::optional<Client> {
+      auto c = txn.get_client(inv.realm, id);
+      if (!c) return std::nullopt;
+      c->resources = resources;
+      if (!txn.put_client(*c, false)) return std::nullopt;
+      txn.commit();
+      return c;
+    });
+  }
+  if (!updated) return fail(no_application(id));
+  print_json(client_json(*updated).get());
+  return 0;
+}
 int app_enable(const Invocation& inv) {
   return app_set_disabled(inv, false);
 }
@@ -205,6 +245,7 @@ const OptionSpec kAppAddOptions[] = {
     {"grant", true, true},
     {"scope", true, false},
     {"redirect-uri", true, true},
+    {"resource", true, true},
     {"public", false, false},
     {"auth-method", true, false},
     {"access-token-ttl", true, false},
@@ -220,11 +261,12 @@ const char kAppAddUsage[] =
     "           [--auth-method client_secret_basic|client_secret_post]\n"
     "           [--access-token-ttl <seconds>] "
     "[--access-token-format jwt|opaque]\n"
-    "           [--first-party]\n"
+    "           [--first-party] [--resource <uri> ...]\n"
     "\n"
     "Registers an application and prints it as one JSON object:\n"
     "client_id, client_secret, name, client_type, grant_types, scope,\n"
-    "redirect_uris, auth_method, access_token_ttl, access_token_format,\n"
+    "redirect_uris, resources, auth_method, access_token_ttl,\n"
+    "access_token_format,\n"
     "first_party, created_at.  The secret\n"
     "is shown only here, once: the store keeps only a hash of it.\n"
     "\n"
@@ -258,7 +300,26 @@ const char kAppAddUsage[] =
     "                             the user's full rights, whatever their\n"
     "                             scope.  Without it, a user's token does\n"
     "                             there only what its scope allows: read,\n"
-    "                             write, and admin for staff operations\n";
+    "                             write, and admin for staff operations\n"
+    "  --resource <uri>           an RFC 8707 resource its tokens may be\n"
+    "                             asked for (the resource parameter); an\n"
+    "                             absolute URI without fragment; repeatable,\n"
+    "                             at most 8\n";
+
+const OptionSpec kAppUpdateOptions[] = {
+    {"resource", true, true},
+};
+
+const char kAppUpdateUsage[] =
+    "usage: oauth2-admin app update <client_id> [--resource <uri> ...]\n"
+    "\n"
+    "Sets the RFC 8707 resources an application's tokens may be asked for\n"
+    "(no --resource: none).  Tokens already issued keep their audience.\n"
+    "Prints the application as 'app show' does; exit 1 if there is no\n"
+    "such application.  Other fields change through the admin API.\n"
+    "\n"
+    "  --resource <uri>           an absolute URI without fragment;\n"
+    "                             repeatable, at most 8\n";
 
 const char kAppListUsage[] =
     "usage: oauth2-admin app list\n"
@@ -300,6 +361,8 @@ const Command kAppCommands[] = {
     {"app add", "--name <n> --grant <g> ...", "register an application", kAppAddUsage,
      kAppAddOptions, std::size(kAppAddOptions), 0, 0, app_add},
     {"app list", "", "list the applications", kAppListUsage, nullptr, 0, 0, 0, app_list},
+    {"app update", "<client_id> --resource <uri> ...", "set an application's resources",
+     kAppUpdateUsage, kAppUpdateOptions, std::size(kAppUpdateOptions), 1, 1, app_update},
     {"app show", "<client_id>", "show one application", kAppShowUsage, nullptr, 0, 1, 1, app_show},
     {"app delete", "<client_id>", "delete an application and its tokens", kAppDeleteUsage, nullptr,
      0, 1, 1, app_delete},

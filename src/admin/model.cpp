@@ -96,6 +96,7 @@ Json client_json(const Client& c, json_t* secret_json) {
   set_member(o, "grant_types", strings_json(c.grant_types));
   set_member(o, "scope", string_json(c.scope));
   set_member(o, "redirect_uris", strings_json(c.redirect_uris));
+  set_member(o, "resources", strings_json(c.resources));
   set_member(o, "auth_method", c.auth_method.empty() ? json_null() : string_json(c.auth_method));
   set_member(o, "access_token_ttl",
              c.access_token_ttl == 0 ? json_null() : json_integer(c.access_token_ttl));

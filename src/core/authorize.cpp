@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 
+#include "audience.hpp"
 #include "codec.hpp"
 #include "consent.hpp"
 #include "crypto.hpp"
@@ -161,6 +162,8 @@ struct AuthzRequest {
   std::string nonce;
   std::string login_hint;
   std::string issuer;  // RFC 9207's iss, on every redirect back
+  // RFC 8707 resources (audience.hpp); empty: none
+  std::string audience;
 };
 
 std::string scope_items(std::string_view scope) {
@@ -330,6 +333,9 @@ std::optional<Response> check_authz(const Request& req, const Form& query, Authz
   auto scope = grant_scope(az.client, query.get("scope").value_or(""), req.loc.default_scope);
   if (!scope) return back_error(az, "invalid_scope", "The requested scope is not allowed");
   az.scope = std::move(*scope);
+  Target target = requested_target(query, az.client);
+  if (target.error) return back_error(az, target.error, target.description);
+  az.audience = std::move(target.audience);
   if (auto err = check_pkce(query, az)) return err;
   return check_oidc(query, az);
 }
@@ -498,6 +504,7 @@ EndpointResult issue_code(Store& store, const Request& req, const AuthzRequest& 
     t.redirect_uri_omitted = az.redirect_uri_omitted;
     t.code_challenge = az.challenge;
     t.data = oidc;
+    t.audience = az.audience;
     const bool stored = store.change([&](Txn& txn) {
       if (!txn.put_token(s.realm, token_id(code), t)) return false;
       if (remember) remember_consent(txn, s.realm, user_id, az.client.client_id, az.scope, s.now);

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "../../include/oauth2.h"
+#include "audience.hpp"
 #include "cluster.hpp"
 #include "codec.hpp"
 #include "committer.hpp"
@@ -169,8 +170,9 @@ int oauth2_store_prepare(const char* path, size_t mapsize, long uid, long gid, c
 
 const char* oauth2_why_name(int why) noexcept {
   static const char* const kNames[OAUTH2_WHY_COUNT] = {
-      "ok",      "missing",  "malformed",          "unknown",      "expired",
-      "revoked", "disabled", "insufficient_scope", "rate_limited", "store_unavailable"};
+      "ok",           "missing",           "malformed",     "unknown",
+      "expired",      "revoked",           "disabled",      "insufficient_scope",
+      "rate_limited", "store_unavailable", "wrong_audience"};
   return why >= 0 && why < OAUTH2_WHY_COUNT ? kNames[why] : "";
 }
 
@@ -363,6 +365,14 @@ int oauth2_check_password_policy(oauth2_str_t spec, char* err, size_t errlen) no
 int oauth2_scope_valid(const unsigned char* s, size_t len) noexcept {
   try {
     return oauth2::parse_scope(std::string_view(reinterpret_cast<const char*>(s), len), nullptr);
+  } catch (...) {
+    return 0;
+  }
+}
+
+int oauth2_resource_valid(const unsigned char* s, size_t len) noexcept {
+  try {
+    return oauth2::valid_resource(std::string_view(reinterpret_cast<const char*>(s), len));
   } catch (...) {
     return 0;
   }

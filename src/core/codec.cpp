@@ -146,8 +146,10 @@ Form::Status Form::parse_all(std::string_view body) {
     auto name = form_decode(raw_name);
     auto value = form_decode(raw_value);
     if (!name || !value || name->empty()) return Status::kMalformed;
-    for (const auto& p : params_) {
-      if (p.first == *name) return Status::kDuplicate;
+    if (*name != "resource") {  // RFC 8707 2: resource may repeat
+      for (const auto& p : params_) {
+        if (p.first == *name) return Status::kDuplicate;
+      }
     }
     if (params_.size() == kMaxParams) return Status::kTooMany;
     params_.emplace_back(std::move(*name), std::move(*value));
@@ -155,6 +157,14 @@ Form::Status Form::parse_all(std::string_view body) {
     if (amp == body.size()) break;
   }
   return Status::kOk;
+}
+
+std::vector<std::string_view> Form::all(std::string_view name) const {
+  std::vector<std::string_view> out;
+  for (const auto& p : params_) {
+    if (p.first == name) out.emplace_back(p.second);
+  }
+  return out;
 }
 
 std::optional<std::string_view> Form::get(std::string_view name) const {

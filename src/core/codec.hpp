@@ -23,12 +23,15 @@ class Form {
 
   // Parses body.  kMalformed: empty pair or name, a bad or NUL/control
   // escape, invalid UTF-8, a raw byte outside %x21-7E.  kDuplicate: a name
-  // given twice (names are case-sensitive).  kTooMany: over kMaxParams.
+  // given twice (names are case-sensitive), except a repeatable one
+  // (RFC 8707's resource).  kTooMany: over kMaxParams.
   Status parse(std::string_view body);
 
   // The value of name; an empty value counts as absent (RFC 6749 3.1).
   std::optional<std::string_view> get(std::string_view name) const;
   bool has(std::string_view name) const { return get(name).has_value(); }
+  // every value of a repeatable name, in order (empty values included)
+  std::vector<std::string_view> all(std::string_view name) const;
   const std::vector<std::pair<std::string, std::string>>& params() const { return params_; }
 
  private:

@@ -153,10 +153,13 @@ struct IssueSettings {
 // keeps the grant's full scope in the refresh token, RFC 6749 6)
 // refresh_expires: the refresh token's expiry when it must not outlive its
 // grant's first one (0: now + oauth2_refresh_token_ttl)
+// audience: the access token's resources (RFC 8707, audience.hpp);
+// refresh_audience: the refresh token's, when it differs (narrowed)
 IssuedPair issue_pair(Txn& txn, const IssueSettings& s, const Client& client,
                       const std::string& scope, const std::string& user, const Family& family,
                       bool with_refresh, const std::string* refresh_scope = nullptr,
-                      int64_t refresh_expires = 0);
+                      int64_t refresh_expires = 0, const std::string& audience = std::string(),
+                      const std::string* refresh_audience = nullptr);
 
 Family new_family();
 
@@ -207,14 +210,16 @@ EndpointResult run_grant(const IssueSettings& settings, std::function<void(Grant
 EndpointResult run_change(Store& store, const IssueSettings& s,
                           std::function<void(Txn&, GrantState&)> body, bool slow = false);
 
-// Grants of the token endpoint (grants.cpp).
+// Grants of the token endpoint (grants.cpp).  asked: the resources the
+// request named (RFC 8707, audience.hpp requested_target), registered.
 EndpointResult client_credentials_grant(Store& store, const Request& req, const Client& c,
-                                        std::string scope);
+                                        std::string scope, const std::string& asked);
 EndpointResult authorization_code_grant(Store& store, const Request& req, const Form& form,
-                                        const Client& c);
+                                        const Client& c, const std::string& asked);
 EndpointResult refresh_token_grant(Store& store, const Request& req, const Form& form,
-                                   const Client& c);
-EndpointResult password_grant(Store& store, const Request& req, const Form& form, const Client& c);
+                                   const Client& c, const std::string& asked);
+EndpointResult password_grant(Store& store, const Request& req, const Form& form, const Client& c,
+                              const std::string& asked);
 
 // Who a login names (login.hpp), read on the event loop.
 LoginTarget resolve_login(Store& store, std::string_view realm, std::string_view login,
@@ -228,6 +233,6 @@ Response too_many_failures(const IssueSettings& s, unsigned wait);
 // account and per address.
 EndpointResult password_flow(Store& store, const IssueSettings& s, const Client& client,
                              LoginTarget target, std::shared_ptr<std::string> secret,
-                             std::string granted);
+                             std::string granted, std::string audience = std::string());
 
 }  // namespace oauth2::detail

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <climits>
 
+#include "audience.hpp"
 #include "codec.hpp"
 #include "endpoint_table.hpp"
 #include "endpoint_util.hpp"
@@ -444,8 +445,8 @@ Family new_family() {
 
 IssuedPair issue_pair(Txn& txn, const IssueSettings& s, const Client& client,
                       const std::string& scope, const std::string& user, const Family& family,
-                      bool with_refresh, const std::string* refresh_scope,
-                      int64_t refresh_expires) {
+                      bool with_refresh, const std::string* refresh_scope, int64_t refresh_expires,
+                      const std::string& audience, const std::string* refresh_audience) {
   IssuedPair p;
   p.scope = scope;
   p.expires_in = access_ttl(client, s.loc->access_token_ttl);
@@ -460,6 +461,7 @@ IssuedPair issue_pair(Txn& txn, const IssueSettings& s, const Client& client,
   at.user = user;
   at.family = family;
   at.jwt = s.jwt_for(client);
+  at.audience = audience;
   TokenId at_id;
   do {
     p.access_token = new_token();  // a JWT's jti
@@ -478,6 +480,7 @@ IssuedPair issue_pair(Txn& txn, const IssueSettings& s, const Client& client,
     rt.type = TokenType::kRefresh;
     rt.jwt = s.simplejwt;
     if (refresh_scope) rt.scope = *refresh_scope;
+    if (refresh_audience) rt.audience = *refresh_audience;
     rt.expires_at = add_ttl(s.now, std::max<int64_t>(1, s.loc->refresh_token_ttl));
     if (refresh_expires > 0) rt.expires_at = std::min(rt.expires_at, refresh_expires);
     do {
@@ -565,14 +568,19 @@ EndpointResult grant_endpoint(Store& store, const Request& req, const Form& form
   ClientAuth auth;
   if (auto refused = client_of(store, req, form, auth)) return std::move(*refused);
   const Client& client = *auth.client;
+  // RFC 8707 2: only resources the client is registered for; nothing is
+  // stored for a refused one
+  Target target = requested_target(form, client);
+  if (target.error) return done(oauth_error(400, target.error, target.description));
+  const std::string& asked = target.audience;
 
   if (grant == "authorization_code") {
-    return authorization_code_grant(store, req, form, client);
+    return authorization_code_grant(store, req, form, client, asked);
   }
   if (grant == "refresh_token") {
-    return refresh_token_grant(store, req, form, client);
+    return refresh_token_grant(store, req, form, client, asked);
   }
-  if (grant == "password") return password_grant(store, req, form, client);
+  if (grant == "password") return password_grant(store, req, form, client, asked);
 
   // RFC 6749 4.4: confidential clients only
   if (!client.confidential) return done(invalid_client(req.c.has_authorization));
@@ -585,7 +593,7 @@ EndpointResult grant_endpoint(Store& store, const Request& req, const Form& form
     return done(oauth_error(400, "invalid_scope", "The requested scope is invalid or not allowed"));
   }
 
-  return client_credentials_grant(store, req, client, std::move(*scope));
+  return client_credentials_grant(store, req, client, std::move(*scope), asked);
 }
 
 }  // namespace
@@ -656,12 +664,14 @@ namespace {
 // that only the JWT carries, so its record is as hard to reach as an
 // opaque token's.
 // *expires: the JWT's exp once it verified (0 otherwise); *expired: it
-// failed for being past it
+// failed for being past it; *wrong_audience: for its "aud" (RFC 8707)
 std::optional<TokenId> verified_record_key(const Location* loc, int64_t now, std::string_view token,
-                                           TokenType* type, int64_t* expires, bool* expired) {
+                                           TokenType* type, int64_t* expires, bool* expired,
+                                           bool* wrong_audience) {
   *type = TokenType::kAccess;
   *expires = 0;
   *expired = false;
+  *wrong_audience = false;
   if (!loc) {
     Json claims = jwt_peek_claims(token);
     const char* jti = json_string_value(json_object_get(claims.get(), "jti"));
@@ -683,7 +693,7 @@ std::optional<TokenId> verified_record_key(const Location* loc, int64_t now, std
   c.now = now;
   c.leeway = kJwtLeeway;
   c.issuer = loc->issuer;
-  c.audience = loc->jwt_audience();
+  c.audience = loc->accepted_audience();
   JwtResult r = jwt_verify(loc->jwt_keys, token, c);
   if ((r.status == JwtStatus::kUnknownKey || loc->jwt_keys.empty()) && loc->handshake_key) {
     JwtCheck hc;
@@ -694,6 +704,7 @@ std::optional<TokenId> verified_record_key(const Location* loc, int64_t now, std
   }
   if (r.status != JwtStatus::kOk) {
     *expired = r.status == JwtStatus::kExpired;
+    *wrong_audience = r.status == JwtStatus::kWrongAudience;
     return std::nullopt;
   }
   const char* jti = json_string_value(json_object_get(r.claims.get(), "jti"));
@@ -795,10 +806,13 @@ Validation validate_in(Store& store, const Location* loc, std::string_view realm
   int64_t jwt_exp = 0;
   bool jwt = looks_like_jwt(*token);
   if (jwt) {
-    bool expired = false;
-    auto record_key = verified_record_key(loc, req.now, *token, &want, &jwt_exp, &expired);
+    bool expired = false, wrong_audience = false;
+    auto record_key =
+        verified_record_key(loc, req.now, *token, &want, &jwt_exp, &expired, &wrong_audience);
     if (!record_key) {
-      v.why = expired ? OAUTH2_WHY_EXPIRED : OAUTH2_WHY_UNKNOWN;
+      v.why = expired          ? OAUTH2_WHY_EXPIRED
+              : wrong_audience ? OAUTH2_WHY_AUDIENCE
+                               : OAUTH2_WHY_UNKNOWN;
       return v;
     }
     hash = *record_key;
@@ -819,6 +833,11 @@ Validation validate_in(Store& store, const Location* loc, std::string_view realm
   std::string username;
   v.why = token_refusal(txn, realm, *t, want, jwt, req.now, &username);
   if (v.why != OAUTH2_WHY_OK) return v;
+  // R68: a token bound to resources opens only their locations
+  if (loc && want == TokenType::kAccess && !audience_accepts(t->audience, *loc)) {
+    v.why = OAUTH2_WHY_AUDIENCE;
+    return v;
+  }
   if (!holds_scopes(loc, t->scope)) {
     v.result = OAUTH2_INSUFFICIENT_SCOPE;
     v.why = OAUTH2_WHY_INSUFFICIENT_SCOPE;

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "audience.hpp"
 #include "codec.hpp"
 #include "crypto.hpp"
 #include "endpoint_util.hpp"
@@ -24,6 +25,10 @@ constexpr size_t kMaxCodeLen = 512;
 
 Response unauthorized_client() {
   return oauth_error(400, "unauthorized_client", "The client may not use this grant type");
+}
+
+Response invalid_target() {
+  return oauth_error(400, "invalid_target", "The resource is not one the grant holds");
 }
 
 bool valid_verifier(std::string_view v) {
@@ -125,24 +130,24 @@ EndpointResult run_change(Store& store, const IssueSettings& s,
 }
 
 EndpointResult client_credentials_grant(Store& store, const Request& req, const Client& c,
-                                        std::string scope) {
+                                        std::string scope, const std::string& asked) {
   IssueSettings s(req);
   Client client = c;
-  return run_change(store, s, [s, client, scope](Txn& txn, GrantState& st) {
+  return run_change(store, s, [s, client, scope, asked](Txn& txn, GrantState& st) {
     // the client may have gone since it authenticated
     auto enabled = txn.client_enabled(s.realm, client.client_id);
     if (!enabled || !*enabled) {
       st.response = invalid_client(false);
       return;
     }
-    IssuedPair pair = issue_pair(txn, s, client, scope, "", Family{}, false);
+    IssuedPair pair = issue_pair(txn, s, client, scope, "", Family{}, false, nullptr, 0, asked);
     txn.commit();
     st.response = issued(pair, pair.json(), "client_credentials");
   });
 }
 
 EndpointResult authorization_code_grant(Store& store, const Request& req, const Form& form,
-                                        const Client& c) {
+                                        const Client& c, const std::string& asked) {
   if (!c.allows_grant("authorization_code")) {
     return done(unauthorized_client());
   }
@@ -163,46 +168,54 @@ EndpointResult authorization_code_grant(Store& store, const Request& req, const 
   IssueSettings s(req);
   Client client = c;
 
-  return run_change(store, s,
-                    [s, client, hash, redirect_uri, verifier_copy](Txn& txn, GrantState& st) {
-                      auto t = txn.get_token(s.realm, hash);
-                      if (!t || t->type != TokenType::kCode) {
-                        st.response = invalid_grant("The authorization code is invalid");
-                        return;
-                      }
-                      if (auto refused = check_code(*t, client, redirect_uri, verifier_copy)) {
-                        st.response = std::move(*refused);
-                        return;
-                      }
-                      if (s.now >= t->expires_at) {
-                        st.response = invalid_grant("The authorization code has expired");
-                        return;
-                      }
-                      if (t->used_at != 0) {
-                        // R28: a second valid redemption revokes what the code issued
-                        txn.revoke_family(s.realm, t->family);
-                        txn.commit();
-                        st.response = invalid_grant("The authorization code was already used");
-                        return;
-                      }
-                      if (!txn.active_username(s.realm, token_user_id(*t))) {
-                        st.response = invalid_grant("The user is not active");
-                        return;
-                      }
-                      t->used_at = s.now;
-                      txn.update_token(s.realm, hash, *t);
-                      IssuedPair pair = issue_pair(txn, s, client, t->scope, t->user, t->family,
-                                                   client.allows_grant("refresh_token"));
-                      if (auto oc = decode_oidc_code(*t)) {
-                        pair.id_token = sign_id_token(s, client, t->user, *oc, pair.access_token);
-                      }
-                      txn.commit();
-                      st.response = issued(pair, pair.json(), "authorization_code");
-                    });
+  return run_change(
+      store, s, [s, client, hash, redirect_uri, verifier_copy, asked](Txn& txn, GrantState& st) {
+        auto t = txn.get_token(s.realm, hash);
+        if (!t || t->type != TokenType::kCode) {
+          st.response = invalid_grant("The authorization code is invalid");
+          return;
+        }
+        if (auto refused = check_code(*t, client, redirect_uri, verifier_copy)) {
+          st.response = std::move(*refused);
+          return;
+        }
+        if (s.now >= t->expires_at) {
+          st.response = invalid_grant("The authorization code has expired");
+          return;
+        }
+        if (t->used_at != 0) {
+          // R28: a second valid redemption revokes what the code issued
+          txn.revoke_family(s.realm, t->family);
+          txn.commit();
+          st.response = invalid_grant("The authorization code was already used");
+          return;
+        }
+        if (!txn.active_username(s.realm, token_user_id(*t))) {
+          st.response = invalid_grant("The user is not active");
+          return;
+        }
+        // RFC 8707 2.2: at most what the authorization asked
+        auto aud = narrow_target(asked, t->audience);
+        if (!aud) {
+          st.response = invalid_target();
+          return;
+        }
+        t->used_at = s.now;
+        txn.update_token(s.realm, hash, *t);
+        // the refresh token holds the whole grant
+        IssuedPair pair =
+            issue_pair(txn, s, client, t->scope, t->user, t->family,
+                       client.allows_grant("refresh_token"), nullptr, 0, *aud, &t->audience);
+        if (auto oc = decode_oidc_code(*t)) {
+          pair.id_token = sign_id_token(s, client, t->user, *oc, pair.access_token);
+        }
+        txn.commit();
+        st.response = issued(pair, pair.json(), "authorization_code");
+      });
 }
 
 EndpointResult refresh_token_grant(Store& store, const Request& req, const Form& form,
-                                   const Client& c) {
+                                   const Client& c, const std::string& asked) {
   // issue 4 item 6: the application's registered grant types rule
   if (!c.allows_grant("refresh_token")) return done(unauthorized_client());
   auto rt = form.get("refresh_token");
@@ -222,7 +235,7 @@ EndpointResult refresh_token_grant(Store& store, const Request& req, const Form&
   auto token = std::make_shared<Secret>(std::string(*rt));
   const TokenId hash = token_id(token->value);
 
-  return run_change(store, s, [s, client, token, scope, hash](Txn& txn, GrantState& st) {
+  return run_change(store, s, [s, client, token, scope, hash, asked](Txn& txn, GrantState& st) {
     auto t = txn.get_token(s.realm, hash);
     if (!t || t->type != TokenType::kRefresh || s.now >= t->expires_at) {
       st.response = invalid_grant("The refresh token is invalid");
@@ -258,11 +271,17 @@ EndpointResult refresh_token_grant(Store& store, const Request& req, const Form&
           oauth_error(400, "invalid_scope", "The scope exceeds the one originally granted");
       return;
     }
+    auto aud = narrow_target(asked, t->audience);  // RFC 8707 2.2
+    if (!aud) {
+      st.response = invalid_target();
+      return;
+    }
     Family family = t->has_family() ? t->family : new_family();
     // R39: rotation never extends the grant: the successor expires when
-    // the first refresh token of the grant would have
-    IssuedPair pair =
-        issue_pair(txn, s, client, granted, t->user, family, true, &t->scope, t->expires_at);
+    // the first refresh token of the grant would have; it keeps the
+    // grant's scope and resources
+    IssuedPair pair = issue_pair(txn, s, client, granted, t->user, family, true, &t->scope,
+                                 t->expires_at, *aud, &t->audience);
     std::string body = pair.json();
     // R40: the successor and the rotation commit together
     t->used_at = s.now;
@@ -273,7 +292,8 @@ EndpointResult refresh_token_grant(Store& store, const Request& req, const Form&
   });
 }
 
-EndpointResult password_grant(Store& store, const Request& req, const Form& form, const Client& c) {
+EndpointResult password_grant(Store& store, const Request& req, const Form& form, const Client& c,
+                              const std::string& asked) {
   if (!c.allows_grant("password")) {
     // R25: unauthorized_client for this client, unsupported_grant_type if
     // no client of the server may use the grant
@@ -306,7 +326,7 @@ EndpointResult password_grant(Store& store, const Request& req, const Form& form
   }
   return password_flow(store, IssueSettings(req), c,
                        resolve_login(store, req.loc.realm, *username, false),
-                       std::make_shared<std::string>(*password), *scope);
+                       std::make_shared<std::string>(*password), *scope, asked);
 }
 
 LoginTarget resolve_login(Store& store, std::string_view realm, std::string_view login,
@@ -327,7 +347,7 @@ Response too_many_failures(const IssueSettings& s, unsigned wait) {
 
 EndpointResult password_flow(Store& store, const IssueSettings& s, const Client& client,
                              LoginTarget target, std::shared_ptr<std::string> secret,
-                             std::string granted) {
+                             std::string granted, std::string audience) {
   const LoginOrigin origin{s.address, ""};
   unsigned wait;
   {
@@ -340,7 +360,7 @@ EndpointResult password_flow(Store& store, const IssueSettings& s, const Client&
   }
   return run_grant(
       s,
-      [&store, s, client, target, secret, granted, origin](GrantState& st) {
+      [&store, s, client, target, secret, granted, origin, audience](GrantState& st) {
         WipeOnExit wiper(*secret);
         // the slow hash runs here, in the thread pool, never on the event
         // loop; a wrong password is written to the account's lock
@@ -364,8 +384,9 @@ EndpointResult password_flow(Store& store, const IssueSettings& s, const Client&
           if (rehashed) fresh->password = *rehashed;
           txn.put_user(*fresh, false);
           account_signed_in(txn, s.realm, fresh->id, origin, s.now);
-          IssuedPair pair = issue_pair(txn, s, client, granted, std::to_string(fresh->id),
-                                       new_family(), client.allows_grant("refresh_token"));
+          IssuedPair pair =
+              issue_pair(txn, s, client, granted, std::to_string(fresh->id), new_family(),
+                         client.allows_grant("refresh_token"), nullptr, 0, audience);
           txn.commit();
           return issued(pair, s.simplejwt ? pair.simplejwt_json() : pair.json(), "password");
         });

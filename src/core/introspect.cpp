@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "audience.hpp"
 #include "codec.hpp"
 #include "crypto.hpp"
 #include "endpoint_table.hpp"
@@ -77,6 +78,10 @@ EndpointResult introspect_endpoint(Store& store, const Request& req) {
   // the subject: the user's id, or the client for a client's own token
   const std::string& sub = username ? t->user : t->client_id;
   json_object_set_new(j.get(), "sub", json_stringn(sub.data(), sub.size()));
+  // RFC 8707 resources, else the default audience
+  if (json_t* aud = audience_json(t->audience, req.loc.jwt_audience())) {
+    json_object_set_new(j.get(), "aud", aud);
+  }
   Response r;
   r.status = 200;
   r.body = json_text(j.get());

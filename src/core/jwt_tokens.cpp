@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "audience.hpp"
 #include "codec.hpp"
 #include "json.hpp"
 
@@ -22,14 +23,12 @@ void set_str(json_t* o, const char* k, std::string_view v) {
   json_object_set_new(o, k, json_stringn(v.data(), v.size()));
 }
 
-// "aud": the configured audience, else the issuer (RFC 9068 2.2 requires
-// one); none if neither is set
-void set_common(json_t* o, const IssueSettings& s) {
+// "aud": the token's resources (RFC 8707), else the configured audience,
+// else the issuer (RFC 9068 2.2 requires one); none if nothing is set
+void set_common(json_t* o, const IssueSettings& s, const Token& at) {
   if (!s.loc->issuer.empty()) set_str(o, "iss", s.loc->issuer);
-  if (!s.loc->audience.empty()) {
-    set_str(o, "aud", s.loc->audience);
-  } else if (!s.loc->issuer.empty()) {
-    set_str(o, "aud", s.loc->issuer);
+  if (json_t* aud = audience_json(at.audience, s.loc->jwt_audience())) {
+    json_object_set_new(o, "aud", aud);
   }
 }
 
@@ -92,9 +91,9 @@ std::string sign_access_token(const IssueSettings& s, const Token& at, const std
     set_int(o, "iat", at.issued_at);
     set_str(o, "jti", jti);
     set_int(o, "user_id", static_cast<int64_t>(token_user_id(at)));
-    set_common(o, s);
+    set_common(o, s, at);
   } else {
-    set_common(o, s);
+    set_common(o, s, at);
     set_int(o, "exp", at.expires_at);
     set_int(o, "iat", at.issued_at);
     set_str(o, "jti", jti);

@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 
+#include "audience.hpp"
 #include "codec.hpp"
 #include "store.hpp"
 
@@ -173,6 +174,10 @@ std::unique_ptr<Location> make_location(Config& config, const oauth2_location_co
   l.login_client_id = str(lc.login_client_id);
   l.issuer = str(lc.issuer);
   l.audience = str(lc.audience);
+  l.auth_audience = str(lc.auth_audience);
+  if (!l.auth_audience.empty() && !valid_resource(l.auth_audience)) {
+    throw std::runtime_error("\"auth_oauth2_audience\": not an absolute URI without a fragment");
+  }
   l.jwt_access = lc.jwt_access_tokens != 0;
   l.login_template = str(lc.login_template);
   l.consent_template = str(lc.consent_template);

@@ -109,7 +109,8 @@ struct Location {
   unsigned pbkdf2_iterations = 600000;
   std::string login_client_id;
   std::string issuer;
-  std::string audience;  // empty: the issuer
+  std::string audience;       // empty: the issuer
+  std::string auth_audience;  // auth_oauth2_audience; empty: audience
   bool jwt_access = false;
   JwtKeys jwt_keys;
   mutable JwtCache verified;  // see JwtCache
@@ -147,7 +148,12 @@ struct Location {
     return nullptr;
   }
   // the audience JWTs of this location carry and must carry
+  // (the default audience: a token issued without RFC 8707's resource)
   const std::string& jwt_audience() const { return audience.empty() ? issuer : audience; }
+  // the audience auth_oauth2 accepts here (audience.hpp)
+  const std::string& accepted_audience() const {
+    return auth_audience.empty() ? jwt_audience() : auth_audience;
+  }
 };
 
 // Builds a location from its directives' values; throws

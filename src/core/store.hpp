@@ -77,6 +77,8 @@ struct Client {
   // has an RS256 key) and where end-session may send the browser back
   std::string id_token_alg;
   std::vector<std::string> post_logout_redirect_uris;
+  // RFC 8707: the resources its tokens may be asked for (absolute URIs)
+  std::vector<std::string> resources;
 
   bool allows_grant(std::string_view grant) const;
 };
@@ -170,6 +172,9 @@ struct Token {
                                       // a signed JWT carrying that jti presents it
   std::string data;                   // API keys and handshakes: their JSON
                                       // attributes (names, hashed secret)
+  std::string audience;               // RFC 8707: the resources it is for,
+                                      // space-separated; empty: the default
+                                      // audience (audience.hpp)
 
   bool has_family() const;
 };

@@ -26,6 +26,8 @@ constexpr unsigned kTokenUsed = 8;
 constexpr unsigned kTokenCode = 16;
 constexpr unsigned kTokenSealed = 32;
 constexpr unsigned kTokenData = 64;
+// 128 and 256 are other fields' (256: DPoP's jkt); read in flag order
+constexpr unsigned kTokenAudience = 512;
 
 // Account lock records: version, window start, failures, locked until,
 // then the trusted origins (digest, last sign-in).
@@ -212,6 +214,7 @@ unsigned token_flags(const Token& t) {
   if (!t.redirect_uri.empty() || !t.code_challenge.empty()) f |= kTokenCode;
   if (!t.sealed.empty()) f |= kTokenSealed;
   if (!t.data.empty()) f |= kTokenData;
+  if (!t.audience.empty()) f |= kTokenAudience;
   return f;
 }
 
@@ -265,7 +268,8 @@ bool read_v4_tail(TokenReader& r, unsigned flags, Token* t) {
          (!(flags & kTokenUsed) || r.i64(&t->used_at)) &&
          (!(flags & kTokenCode) || (r.str(&t->redirect_uri) && r.str(&t->code_challenge))) &&
          (!(flags & kTokenSealed) || r.str(&t->sealed)) &&
-         (!(flags & kTokenData) || r.str(&t->data));
+         (!(flags & kTokenData) || r.str(&t->data)) &&
+         (!(flags & kTokenAudience) || r.str(&t->audience));
 }
 
 }  // namespace
@@ -274,7 +278,7 @@ std::string encode_token(const Token& t) {
   const unsigned flags = token_flags(t);
   std::string out;
   out.reserve(kTokenHeader + 64 + t.client_id.size() + t.scope.size() + t.user.size() +
-              t.redirect_uri.size() + t.sealed.size() + t.data.size());
+              t.redirect_uri.size() + t.sealed.size() + t.data.size() + t.audience.size());
   out.push_back(kTokenV4);
   out.push_back(static_cast<char>(t.type));
   put_u16(out, flags);
@@ -289,6 +293,7 @@ std::string encode_token(const Token& t) {
   }
   if (flags & kTokenSealed) put_str(out, t.sealed);
   if (flags & kTokenData) put_str(out, t.data);
+  if (flags & kTokenAudience) put_str(out, t.audience);
   return out;
 }
 
@@ -345,6 +350,7 @@ std::string encode_client(const Client& c) {
     json_object_set_new(j.get(), "post_logout_redirect_uris",
                         string_array(c.post_logout_redirect_uris));
   }
+  if (!c.resources.empty()) json_object_set_new(j.get(), "resources", string_array(c.resources));
   // record version 2: a binary header the validation path reads without
   // decoding the JSON (version, flags), then the JSON
   std::string out;
@@ -375,6 +381,7 @@ std::optional<Client> decode_client(std::string_view realm, std::string_view rec
   c.first_party = json_is_true(json_object_get(j.get(), "first_party"));
   c.id_token_alg = get_string(j.get(), "id_token_signed_response_alg");
   c.post_logout_redirect_uris = get_strings(j.get(), "post_logout_redirect_uris");
+  c.resources = get_strings(j.get(), "resources");
   return c;
 }
 
@@ -465,7 +472,7 @@ bool storable(const Client& c) {
   for (const std::string* s : {&c.name, &c.secret_hash, &c.scope, &c.auth_method}) {
     if (!ok(*s)) return false;
   }
-  for (const auto& v : {&c.grant_types, &c.redirect_uris}) {
+  for (const auto& v : {&c.grant_types, &c.redirect_uris, &c.resources}) {
     for (const auto& s : *v) {
       if (!ok(s)) return false;
     }

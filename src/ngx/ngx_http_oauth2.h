@@ -69,6 +69,7 @@ typedef struct {
     ngx_str_t                  login_client_id;   /* oauth2_login ... */
     ngx_str_t                  issuer;
     ngx_str_t                  audience;
+    ngx_str_t                  auth_audience; /* auth_oauth2_audience */
     ngx_flag_t                 jwt_access;    /* oauth2_access_token_format */
     ngx_array_t               *jwt_keys;      /* of oauth2_key_file_t */
 

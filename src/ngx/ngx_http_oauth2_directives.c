@@ -35,6 +35,8 @@ static char *ngx_http_oauth2_auth_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_oauth2_scope_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_audience_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_oauth2_default_scope_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_oauth2_issuer_directive(ngx_conf_t *cf,
@@ -279,6 +281,13 @@ ngx_command_t  ngx_http_oauth2_commands[] = {
       ngx_http_oauth2_scope_directive,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
+      NULL },
+
+    { ngx_string("auth_oauth2_audience"),
+      NGX_HTTP_OAUTH2_ANY|NGX_CONF_TAKE1,
+      ngx_http_oauth2_audience_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, auth_audience),
       NULL },
 
     /* tokens */
@@ -849,6 +858,34 @@ ngx_http_oauth2_auth_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     olcf->auth = 1;
     olcf->realm = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+/* RFC 8707: the resource this location is, an absolute URI */
+
+static char *
+ngx_http_oauth2_audience_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    char       *rv;
+    ngx_str_t  *value;
+
+    rv = ngx_conf_set_str_slot(cf, cmd, conf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    value = cf->args->elts;
+
+    if (!oauth2_resource_valid(value[1].data, value[1].len)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"auth_oauth2_audience\" \"%V\": an "
+                           "absolute URI without a fragment, at most 1024 "
+                           "printable characters", &value[1]);
+        return NGX_CONF_ERROR;
+    }
 
     return NGX_CONF_OK;
 }

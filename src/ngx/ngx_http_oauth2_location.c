@@ -112,6 +112,7 @@ ngx_http_oauth2_location_tokens(ngx_http_oauth2_loc_conf_t *conf,
     ngx_http_oauth2_str(&lc->login_client_id, &conf->login_client_id);
     ngx_http_oauth2_str(&lc->issuer, &conf->issuer);
     ngx_http_oauth2_str(&lc->audience, &conf->audience);
+    ngx_http_oauth2_str(&lc->auth_audience, &conf->auth_audience);
     lc->jwt_access_tokens = conf->jwt_access ? 1 : 0;
 
     if (conf->jwt_keys) {

@@ -431,6 +431,7 @@ ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->store_realm, prev->store_realm, "default");
     ngx_conf_merge_str_value(conf->issuer, prev->issuer, "");
     ngx_conf_merge_str_value(conf->audience, prev->audience, "");
+    ngx_conf_merge_str_value(conf->auth_audience, prev->auth_audience, "");
     ngx_conf_merge_value(conf->jwt_access, prev->jwt_access, 0);
     ngx_conf_merge_ptr_value(conf->jwt_keys, prev->jwt_keys, NULL);
     ngx_conf_merge_str_value(conf->login_template, prev->login_template, "");
