@@ -101,6 +101,7 @@ Client client_from_options(const Invocation& inv) {
     c.access_token_format = *f;
   }
   c.first_party = inv.has("first-party");
+  c.dpop_bound_access_tokens = inv.has("require-dpop");
   return c;
 }
 
@@ -210,6 +211,7 @@ const OptionSpec kAppAddOptions[] = {
     {"access-token-ttl", true, false},
     {"access-token-format", true, false},
     {"first-party", false, false},
+    {"require-dpop", false, false},
 };
 
 const char kAppAddUsage[] =
@@ -220,12 +222,12 @@ const char kAppAddUsage[] =
     "           [--auth-method client_secret_basic|client_secret_post]\n"
     "           [--access-token-ttl <seconds>] "
     "[--access-token-format jwt|opaque]\n"
-    "           [--first-party]\n"
+    "           [--first-party] [--require-dpop]\n"
     "\n"
     "Registers an application and prints it as one JSON object:\n"
     "client_id, client_secret, name, client_type, grant_types, scope,\n"
     "redirect_uris, auth_method, access_token_ttl, access_token_format,\n"
-    "first_party, created_at.  The secret\n"
+    "first_party, dpop_bound_access_tokens, created_at.  The secret\n"
     "is shown only here, once: the store keeps only a hash of it.\n"
     "\n"
     "  --name <name>              a label, 1 to 255 characters\n"
@@ -258,7 +260,10 @@ const char kAppAddUsage[] =
     "                             the user's full rights, whatever their\n"
     "                             scope.  Without it, a user's token does\n"
     "                             there only what its scope allows: read,\n"
-    "                             write, and admin for staff operations\n";
+    "                             write, and admin for staff operations\n"
+    "  --require-dpop             its token requests must carry a DPoP\n"
+    "                             proof (RFC 9449 5.2): its access tokens\n"
+    "                             are all bound to the client's key\n";
 
 const char kAppListUsage[] =
     "usage: oauth2-admin app list\n"

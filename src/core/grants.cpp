@@ -229,6 +229,12 @@ EndpointResult refresh_token_grant(Store& store, const Request& req, const Form&
       st.response = invalid_grant("The refresh token is invalid");
       return;
     }
+    // RFC 9449 5: a public client's refresh token only with its key
+    if (!t->jkt.empty() && t->jkt != s.jkt) {
+      st.response =
+          oauth_error(400, "invalid_dpop_proof", "The refresh token is bound to another DPoP key");
+      return;
+    }
     if (t->used_at != 0) {
       // a racer within the grace gets the pair the first one minted
       // (R38); after it, a reuse revokes the whole family (R37)

@@ -73,6 +73,8 @@ struct Client {
   // the operator's own application: its users' tokens act with the user's
   // full rights at the admin API, whatever their scope
   bool first_party = false;
+  // RFC 9449 5.2: its token requests must carry a DPoP proof
+  bool dpop_bound_access_tokens = false;
 
   bool allows_grant(std::string_view grant) const;
 };
@@ -165,6 +167,8 @@ struct Token {
                                       // a signed JWT carrying that jti presents it
   std::string data;                   // API keys and handshakes: their JSON
                                       // attributes (names, hashed secret)
+  std::string jkt;                    // DPoP (RFC 9449): the thumbprint of
+                                      // the key it is bound to, or empty
 
   bool has_family() const;
 };

@@ -26,6 +26,7 @@ constexpr unsigned kTokenUsed = 8;
 constexpr unsigned kTokenCode = 16;
 constexpr unsigned kTokenSealed = 32;
 constexpr unsigned kTokenData = 64;
+constexpr unsigned kTokenJkt = 256;  // DPoP: the key's thumbprint
 
 // Account lock records: version, window start, failures, locked until,
 // then the trusted origins (digest, last sign-in).
@@ -212,6 +213,7 @@ unsigned token_flags(const Token& t) {
   if (!t.redirect_uri.empty() || !t.code_challenge.empty()) f |= kTokenCode;
   if (!t.sealed.empty()) f |= kTokenSealed;
   if (!t.data.empty()) f |= kTokenData;
+  if (!t.jkt.empty()) f |= kTokenJkt;
   return f;
 }
 
@@ -265,7 +267,7 @@ bool read_v4_tail(TokenReader& r, unsigned flags, Token* t) {
          (!(flags & kTokenUsed) || r.i64(&t->used_at)) &&
          (!(flags & kTokenCode) || (r.str(&t->redirect_uri) && r.str(&t->code_challenge))) &&
          (!(flags & kTokenSealed) || r.str(&t->sealed)) &&
-         (!(flags & kTokenData) || r.str(&t->data));
+         (!(flags & kTokenData) || r.str(&t->data)) && (!(flags & kTokenJkt) || r.str(&t->jkt));
 }
 
 }  // namespace
@@ -289,6 +291,7 @@ std::string encode_token(const Token& t) {
   }
   if (flags & kTokenSealed) put_str(out, t.sealed);
   if (flags & kTokenData) put_str(out, t.data);
+  if (flags & kTokenJkt) put_str(out, t.jkt);
   return out;
 }
 
@@ -338,6 +341,9 @@ std::string encode_client(const Client& c) {
   json_object_set_new(j.get(), "disabled", json_boolean(c.disabled));
   if (c.imported_secret) json_object_set_new(j.get(), "imported_secret", json_true());
   if (c.first_party) json_object_set_new(j.get(), "first_party", json_true());
+  if (c.dpop_bound_access_tokens) {
+    json_object_set_new(j.get(), "dpop_bound_access_tokens", json_true());
+  }
   // record version 2: a binary header the validation path reads without
   // decoding the JSON (version, flags), then the JSON
   std::string out;
@@ -366,6 +372,7 @@ std::optional<Client> decode_client(std::string_view realm, std::string_view rec
   c.disabled = json_is_true(json_object_get(j.get(), "disabled"));
   c.imported_secret = json_is_true(json_object_get(j.get(), "imported_secret"));
   c.first_party = json_is_true(json_object_get(j.get(), "first_party"));
+  c.dpop_bound_access_tokens = json_is_true(json_object_get(j.get(), "dpop_bound_access_tokens"));
   return c;
 }
 
