@@ -12,6 +12,7 @@ use JSON::PP ();
 use MIME::Base64 ();
 use OAuth2Test;
 use OAuth2Grants qw(:all);
+use OAuth2Authorize;
 
 OAuth2Test::require_build();
 plan skip_all => 'python3-cryptography is required'
@@ -27,6 +28,9 @@ my $spa = $t->new_app(name => 'spa', public => 1,
     grant => ['password', 'refresh_token']);
 my $conf_app = $t->new_app(name => 'conf', grant => ['password', 'refresh_token']);
 my $rs = $t->new_app(name => 'resource-server', scope => 'introspection');
+my $web = $t->new_app(name => 'web', public => 1,
+    grant => ['authorization_code', 'refresh_token'],
+    redirect_uris => ['https://client.example/cb']);
 add_user($t, 'alice', 'Tr0ub4dor-alice-3');
 
 system('openssl', 'genpkey', '-algorithm', 'EC', '-pkeyopt',
@@ -37,6 +41,7 @@ $t->write_config($t->default_http(
     extra_http => 'oauth2_client_auth_limit off; '
         . 'oauth2_pbkdf2_iterations ' . PBKDF2 . ';',
     extra_server => grant_locations(extra => <<"EOF")));
+    location = /o/authorize/ { oauth2_authorize; }
     location = /n/token/ { oauth2_token; oauth2_dpop on nonce=on; }
     location /n/protected/ {
         auth_oauth2 "api";
@@ -315,6 +320,23 @@ $r = refresh_with($conf_app, $r->{json}{refresh_token});
 is($r->{status}, 200,
     'a confidential client\'s refresh without a proof: 200 (bound by client auth)');
 is($r->{json}{token_type}, 'Bearer', 'and its access token is Bearer');
+
+# the authorization code grant: the code redeemed with a proof
+my ($verifier, $challenge) = OAuth2Authorize::pkce();
+my $q = OAuth2Authorize::query(response_type => 'code',
+    client_id => $web->{client_id}, redirect_uri => 'https://client.example/cb',
+    code_challenge => $challenge, code_challenge_method => 'S256', state => 's');
+my $az = OAuth2Authorize->new($t);
+my $code = $az->code($q, $az->login($q, 'alice', 'Tr0ub4dor-alice-3'));
+$r = $t->post_form('/o/token/', OAuth2Test::form(grant_type => 'authorization_code',
+    code => $code, redirect_uri => 'https://client.example/cb',
+    code_verifier => $verifier, client_id => $web->{client_id}), DPoP => proof());
+is($r->{json}{token_type}, 'DPoP', 'the authorization code redeemed with a proof: DPoP');
+my $code_at = $r->{json}{access_token};
+is(dpop_get('/protected/', $code_at, get_proof(token => $code_at))->{status}, 200,
+    'its access token opens a location with a proof by the key');
+$t->oauth_error_ok(refresh_with($web, $r->{json}{refresh_token}), 400,
+    'invalid_dpop_proof', 'its refresh token (a public client\'s) without a proof');
 
 # ------------------------------------------------------------------- nonce
 
