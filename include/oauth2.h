@@ -266,6 +266,11 @@ typedef struct {
     unsigned                  account_window;
     oauth2_rate_window_t      rates[OAUTH2_MAX_RATES];
     size_t                    nrates;
+
+    /* oauth2_dpop (RFC 9449) */
+    unsigned                  dpop;
+    unsigned                  dpop_nonce;
+    unsigned                  dpop_window;      /* seconds */
 } oauth2_location_conf_t;
 
 /*
@@ -325,6 +330,11 @@ typedef struct {
     /* counts a failure of key */
     void     (*failed)(void *ctx, const unsigned char *key, size_t len,
                        unsigned window);
+    /* records key for ttl seconds (a DPoP proof's jti): 0 if it was new,
+     * 1 if it is recorded already, or OAUTH2_COUNTER_FULL if it cannot
+     * be recorded; NULL: nothing can be (proofs are refused) */
+    unsigned (*seen)(void *ctx, const unsigned char *key, size_t len,
+                     unsigned ttl);
 } oauth2_counters_t;
 
 
@@ -351,6 +361,10 @@ typedef struct {
     oauth2_str_t       resume;              /* resp.resume of the pass
                                                before (OAUTH2_AGAIN) */
     oauth2_counters_t  counters;            /* take NULL: none */
+    unsigned           dpop_count;          /* DPoP headers sent */
+    oauth2_str_t       dpop;                /* the first */
+    oauth2_str_t       path;                /* the request's URI path (a
+                                               DPoP proof's htu) */
 } oauth2_request_t;
 
 
@@ -383,6 +397,7 @@ typedef struct {
     oauth2_str_t         token_id;          /* ... under this short id */
     oauth2_str_t         www_authenticate;  /* a challenge the core built
                                                (userinfo), or empty */
+    oauth2_str_t         dpop_nonce;        /* a DPoP-Nonce header */
 } oauth2_response_t;
 
 #define OAUTH2_LIMITED_NONE      0
@@ -467,6 +482,13 @@ typedef struct {
      * was counted already (an internal redirect runs the phase again) */
     unsigned             rate_counted;
     oauth2_counters_t    counters;
+    oauth2_str_t         method;            /* a DPoP proof's htm ... */
+    oauth2_str_t         path;              /* ... and htu's path */
+    unsigned             dpop_count;        /* DPoP headers sent */
+    oauth2_str_t         dpop;              /* the first */
+    unsigned             dpop_recorded;     /* this request's proof was
+                                               recorded already (an
+                                               internal redirect) */
 } oauth2_validate_req_t;
 
 
@@ -486,6 +508,8 @@ typedef struct {
     int                  why;               /* OAUTH2_WHY_* */
     oauth2_str_t         token_id;          /* short, not secret; empty
                                                when none was presented */
+    oauth2_str_t         dpop_nonce;        /* a DPoP-Nonce header */
+    unsigned             dpop_recorded;     /* a proof was recorded */
 } oauth2_validate_res_t;
 
 

@@ -22,7 +22,8 @@ my $app = dj($out);
 ok($app, 'app add prints JSON') or diag($out);
 is_deeply([sort keys %{$app // {}}], [sort qw(client_id client_secret name
     client_type grant_types scope redirect_uris resources auth_method
-    access_token_ttl access_token_format first_party created_at)],
+    access_token_ttl access_token_format first_party dpop_bound_access_tokens
+    created_at)],
     'app add prints exactly the README fields');
 is($app->{name}, 'cli', 'name is cli');
 is_deeply($app->{grant_types}, ['client_credentials'],

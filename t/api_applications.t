@@ -45,7 +45,8 @@ is($r->{status}, 201, 'register an application: 201');
 my $w = $r->{json} // {};
 is_deeply([sort keys %$w], [sort qw(client_id client_secret name
     client_type grant_types scope redirect_uris resources auth_method
-    access_token_ttl access_token_format first_party created_at)],
+    access_token_ttl access_token_format first_party dpop_bound_access_tokens
+    created_at)],
     'the answer has the fields of app add');
 like($w->{client_secret} // '', qr/^[A-Za-z0-9]{128}$/,
     'the secret: 128 alphanumerics, over 256 bits (R71)');

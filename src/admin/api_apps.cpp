@@ -75,6 +75,7 @@ struct AppInput {
   std::optional<std::string> auth_method;             // "": either
   std::optional<std::string> token_format;            // "": the server's
   std::optional<bool> first_party;
+  std::optional<bool> dpop_bound;  // RFC 9449 5.2 dpop_bound_access_tokens
 };
 
 enum class Mode { kCreate, kPut, kPatch };
@@ -284,6 +285,7 @@ AppInput read_app(json_t* body, Mode mode, FieldErrors& errors) {
   read_choice(body, "access_token_format", valid_token_format, errors, &in.token_format);
   bool b;
   if (get_bool(body, "first_party", errors, &b) == Got::kOk) in.first_party = b;
+  if (get_bool(body, "dpop_bound_access_tokens", errors, &b) == Got::kOk) in.dpop_bound = b;
   read_choice(body, "auth_method", valid_auth_method, errors, &in.auth_method);
   if (mode != Mode::kPatch) {
     if (!json_object_get(body, "name")) errors.add("name", kRequired);
@@ -318,6 +320,7 @@ void apply(const AppInput& in, Client& c) {
   if (in.auth_method) c.auth_method = *in.auth_method;
   if (in.token_format) c.access_token_format = *in.token_format;
   if (in.first_party) c.first_party = *in.first_party;
+  if (in.dpop_bound) c.dpop_bound_access_tokens = *in.dpop_bound;
 }
 
 // The application as JSON; with a new secret, that secret, once: its

@@ -120,6 +120,7 @@ Client client_from_options(const Invocation& inv) {
     c.access_token_format = *f;
   }
   c.first_party = inv.has("first-party");
+  c.dpop_bound_access_tokens = inv.has("require-dpop");
   return c;
 }
 
@@ -251,6 +252,7 @@ const OptionSpec kAppAddOptions[] = {
     {"access-token-ttl", true, false},
     {"access-token-format", true, false},
     {"first-party", false, false},
+    {"require-dpop", false, false},
 };
 
 const char kAppAddUsage[] =
@@ -261,13 +263,13 @@ const char kAppAddUsage[] =
     "           [--auth-method client_secret_basic|client_secret_post]\n"
     "           [--access-token-ttl <seconds>] "
     "[--access-token-format jwt|opaque]\n"
-    "           [--first-party] [--resource <uri> ...]\n"
+    "           [--first-party] [--resource <uri> ...] [--require-dpop]\n"
     "\n"
     "Registers an application and prints it as one JSON object:\n"
     "client_id, client_secret, name, client_type, grant_types, scope,\n"
     "redirect_uris, resources, auth_method, access_token_ttl,\n"
-    "access_token_format,\n"
-    "first_party, created_at.  The secret\n"
+    "access_token_format, first_party, dpop_bound_access_tokens,\n"
+    "created_at.  The secret\n"
     "is shown only here, once: the store keeps only a hash of it.\n"
     "\n"
     "  --name <name>              a label, 1 to 255 characters\n"
@@ -304,7 +306,10 @@ const char kAppAddUsage[] =
     "  --resource <uri>           an RFC 8707 resource its tokens may be\n"
     "                             asked for (the resource parameter); an\n"
     "                             absolute URI without fragment; repeatable,\n"
-    "                             at most 8\n";
+    "                             at most 8\n"
+    "  --require-dpop             its token requests must carry a DPoP\n"
+    "                             proof (RFC 9449 5.2): its access tokens\n"
+    "                             are all bound to the client's key\n";
 
 const OptionSpec kAppUpdateOptions[] = {
     {"resource", true, true},

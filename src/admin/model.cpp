@@ -103,6 +103,7 @@ Json client_json(const Client& c, json_t* secret_json) {
   set_member(o, "access_token_format",
              c.access_token_format.empty() ? json_null() : string_json(c.access_token_format));
   set_member(o, "first_party", json_boolean(c.first_party));
+  set_member(o, "dpop_bound_access_tokens", json_boolean(c.dpop_bound_access_tokens));
   set_member(o, "created_at", json_integer(c.created_at));
   return obj;
 }

@@ -84,7 +84,8 @@ int to_c(const oauth2::Response& r, const oauth2_rate_state_t& rate, oauth2_allo
       !copy_out(r.grant, alloc, ctx, &out->grant) ||
       !copy_out(r.issued_client, alloc, ctx, &out->issued_client) ||
       !copy_out(r.token_id, alloc, ctx, &out->token_id) ||
-      !copy_out(r.www_authenticate, alloc, ctx, &out->www_authenticate)) {
+      !copy_out(r.www_authenticate, alloc, ctx, &out->www_authenticate) ||
+      !copy_out(r.dpop_nonce, alloc, ctx, &out->dpop_nonce)) {
     return OAUTH2_ERROR;
   }
   for (size_t i = 0; i < OAUTH2_MAX_COOKIES; i++) {
@@ -474,6 +475,12 @@ int oauth2_validate(oauth2_store_t* s, const oauth2_location_t* l, const oauth2_
     b.api_key_count = req->api_key_count;
     b.api_key = sv(req->api_key);
     b.now = req->now;
+    b.method = sv(req->method);
+    b.path = sv(req->path);
+    b.dpop_count = req->dpop_count;
+    b.dpop = sv(req->dpop);
+    b.counters = req->counters;
+    b.dpop_recorded = req->dpop_recorded != 0;
     oauth2::Validation v;
     oauth2::Store* store = open_store(s);
     if (store && store->cluster()) {
@@ -491,6 +498,7 @@ int oauth2_validate(oauth2_store_t* s, const oauth2_location_t* l, const oauth2_
     }
     res->result = v.result;
     res->why = v.why;
+    res->dpop_recorded = v.dpop_recorded;
     res->expires = v.expires;
     if (v.result == OAUTH2_VALID && !req->rate_counted) {
       // oauth2_rate_limit: per client, whichever of its tokens it shows
@@ -507,8 +515,11 @@ int oauth2_validate(oauth2_store_t* s, const oauth2_location_t* l, const oauth2_
     } else if (res->result == OAUTH2_RATE_LIMITED) {
       res->status = 429;
     } else if (res->result != OAUTH2_VALID) {
-      std::string h = oauth2::bearer_challenge(loc, res->result, &res->status, &res->error);
-      if (!copy_out(h, alloc, ctx, &res->challenge)) return OAUTH2_ERROR;
+      std::string h = oauth2::bearer_challenge(loc, res->result, &res->status, &res->error, &v);
+      if (!copy_out(h, alloc, ctx, &res->challenge) ||
+          !copy_out(v.dpop_nonce, alloc, ctx, &res->dpop_nonce)) {
+        return OAUTH2_ERROR;
+      }
     }
     if (!copy_out(v.client_id, alloc, ctx, &res->client_id) ||
         !copy_out(v.scope, alloc, ctx, &res->scope) || !copy_out(v.user, alloc, ctx, &res->user) ||

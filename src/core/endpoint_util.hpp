@@ -125,6 +125,7 @@ struct IssuedPair {
   std::string client_id;  // the client's, and the access token's
   std::string token_id;   // short_token_id, for the logs and metrics
   std::string id_token;   // OpenID Connect's, or empty
+  bool dpop = false;      // bound to a DPoP key: token_type DPoP
   ~IssuedPair();
   std::string json() const;
   std::string simplejwt_json() const;  // {"refresh", "access"}
@@ -140,6 +141,7 @@ struct IssueSettings {
   oauth2_counters_t counters{};
   std::string address;     // the client's (throttle_address)
   bool simplejwt = false;  // seed 003's pair: both JWTs, its claims
+  std::string jkt;         // DPoP: the key the tokens are bound to
   explicit IssueSettings(const Request& req);
   // the format of this client's access tokens
   bool jwt_for(const Client& c) const;

@@ -8,6 +8,7 @@
 #include "endpoint_table.hpp"
 #include "endpoint_util.hpp"
 #include "crypto.hpp"
+#include "dpop.hpp"
 #include "json.hpp"
 #include "jwt_tokens.hpp"
 #include "password.hpp"
@@ -365,7 +366,8 @@ IssueSettings::IssueSettings(const Request& req)
       realm(req.loc.realm),
       now(req.c.now),
       counters(req.c.counters),
-      address(req.address) {}
+      address(req.address),
+      jkt(req.dpop_jkt) {}
 
 bool IssueSettings::jwt_for(const Client& c) const {
   if (!loc->jwt_keys.signer()) return false;
@@ -424,7 +426,7 @@ std::string IssuedPair::json() const {
   json_object_set_new(j.get(), "access_token",
                       json_stringn(access_token.data(), access_token.size()));
   json_object_set_new(j.get(), "expires_in", json_integer(expires_in));
-  json_object_set_new(j.get(), "token_type", json_string("Bearer"));
+  json_object_set_new(j.get(), "token_type", json_string(dpop ? "DPoP" : "Bearer"));
   json_object_set_new(j.get(), "scope", json_stringn(scope.data(), scope.size()));
   if (!refresh_token.empty()) {
     json_object_set_new(j.get(), "refresh_token",
@@ -462,6 +464,8 @@ IssuedPair issue_pair(Txn& txn, const IssueSettings& s, const Client& client,
   at.family = family;
   at.jwt = s.jwt_for(client);
   at.audience = audience;
+  at.jkt = s.jkt;  // RFC 9449: bound to the proof's key
+  p.dpop = !s.jkt.empty();
   TokenId at_id;
   do {
     p.access_token = new_token();  // a JWT's jti
@@ -479,6 +483,9 @@ IssuedPair issue_pair(Txn& txn, const IssueSettings& s, const Client& client,
     Token rt = at;
     rt.type = TokenType::kRefresh;
     rt.jwt = s.simplejwt;
+    // RFC 9449 5: a public client's refresh token is bound to its key; a
+    // confidential client's is bound by its authentication
+    if (client.confidential) rt.jkt.clear();
     if (refresh_scope) rt.scope = *refresh_scope;
     if (refresh_audience) rt.audience = *refresh_audience;
     rt.expires_at = add_ttl(s.now, std::max<int64_t>(1, s.loc->refresh_token_ttl));
@@ -573,6 +580,9 @@ EndpointResult grant_endpoint(Store& store, const Request& req, const Form& form
   Target target = requested_target(form, client);
   if (target.error) return done(oauth_error(400, target.error, target.description));
   const std::string& asked = target.audience;
+  DpopGrant dpop = dpop_token_request(req, client);
+  if (dpop.refused) return done(std::move(*dpop.refused));
+  req.dpop_jkt = std::move(dpop.jkt);
 
   if (grant == "authorization_code") {
     return authorization_code_grant(store, req, form, client, asked);
@@ -719,21 +729,33 @@ std::optional<TokenId> verified_record_key(const Location* loc, int64_t now, std
 
 // The presented credential: "Bearer <token68>" or X-API-KEY; its result
 // when it is missing or malformed.
-std::optional<std::string_view> presented_token(const BearerRequest& req, int* result) {
+// The scheme's length if h starts with it, followed by the end, a space or
+// a tab (R61: Bearer<TAB>x is a malformed Bearer credential, not another
+// scheme); 0 if not.
+size_t auth_scheme(std::string_view h, std::string_view scheme) {
+  const size_t n = scheme.size();
+  if (h.size() >= n && iequals(h.substr(0, n), scheme) &&
+      (h.size() == n || h[n] == ' ' || h[n] == '\t')) {
+    return n;
+  }
+  return 0;
+}
+
+// *dpop: the scheme was DPoP (RFC 9449 7.1), not Bearer
+std::optional<std::string_view> presented_token(const BearerRequest& req, int* result, bool* dpop) {
   std::string_view token;
   bool bearer = false;
   if (req.has_authorization) {
     std::string_view h = req.authorization;
-    // "Bearer" followed by the end, a space or a tab (R61: Bearer<TAB>x
-    // is a malformed Bearer credential, not another scheme)
-    if (h.size() >= 6 && iequals(h.substr(0, 6), "Bearer") &&
-        (h.size() == 6 || h[6] == ' ' || h[6] == '\t')) {
+    size_t n = auth_scheme(h, "Bearer");
+    if (!n && (n = auth_scheme(h, "DPoP"))) *dpop = true;
+    if (n) {
       bearer = true;
-      if (h.size() <= 7 || h[6] != ' ') {
+      if (h.size() <= n + 1 || h[n] != ' ') {
         *result = OAUTH2_INVALID_REQUEST;
         return std::nullopt;
       }
-      token = h.substr(7);
+      token = h.substr(n + 1);
     }
   }
   if (req.api_key_count > 1 || (bearer && req.api_key_count > 0)) {
@@ -790,7 +812,9 @@ bool holds_scopes(const Location* loc, const std::string& scope) {
 Validation validate_in(Store& store, const Location* loc, std::string_view realm,
                        const BearerRequest& req) {
   Validation v;
-  auto token = presented_token(req, &v.result);
+  bool dpop_scheme = false;
+  auto token = presented_token(req, &v.result, &dpop_scheme);
+  v.dpop = dpop_scheme;
   if (!token) {
     v.why = v.result == OAUTH2_NO_TOKEN        ? OAUTH2_WHY_MISSING
             : v.result == OAUTH2_INVALID_TOKEN ? OAUTH2_WHY_UNKNOWN
@@ -838,6 +862,10 @@ Validation validate_in(Store& store, const Location* loc, std::string_view realm
     v.why = OAUTH2_WHY_AUDIENCE;
     return v;
   }
+  if (dpop_scheme || !t->jkt.empty()) {
+    v.why = dpop_resource_check(loc, req, dpop_scheme, *token, t->jkt, &v);
+    if (v.why != OAUTH2_WHY_OK) return v;
+  }
   if (!holds_scopes(loc, t->scope)) {
     v.result = OAUTH2_INSUFFICIENT_SCOPE;
     v.why = OAUTH2_WHY_INSUFFICIENT_SCOPE;
@@ -862,7 +890,17 @@ Validation validate(Store& store, std::string_view realm, const BearerRequest& r
   return validate_in(store, nullptr, realm, req);
 }
 
-std::string bearer_challenge(const Location& loc, int result, int* status, const char** error_out) {
+std::string bearer_challenge(const Location& loc, int result, int* status, const char** error_out,
+                             const Validation* v) {
+  if (v && v->dpop && result != OAUTH2_INSUFFICIENT_SCOPE) {
+    *status = result == OAUTH2_INVALID_REQUEST ? 400 : 401;
+    Validation d = *v;
+    if (!d.dpop_error && result != OAUTH2_NO_TOKEN) {
+      d.dpop_error = result == OAUTH2_INVALID_REQUEST ? "invalid_request" : "invalid_token";
+    }
+    *error_out = d.dpop_error;
+    return dpop_challenge(loc, d);
+  }
   const char* error = nullptr;
   switch (result) {
     case OAUTH2_NO_TOKEN: *status = 401; break;

@@ -39,6 +39,7 @@ struct Response {
   std::string grant;
   std::string issued_client;
   std::string token_id;
+  std::string dpop_nonce;  // a DPoP-Nonce header (RFC 9449 8)
 };
 
 // A store write left to run off the event loop.
@@ -81,6 +82,14 @@ struct BearerRequest {
   unsigned api_key_count = 0;  // X-API-KEY headers
   std::string_view api_key;
   int64_t now = 0;
+  // DPoP (RFC 9449 7): the request's method and path, its proof
+  std::string_view method;
+  std::string_view path;
+  unsigned dpop_count = 0;
+  std::string_view dpop;
+  oauth2_counters_t counters{};  // records the proofs' jti
+  bool dpop_recorded = false;    // this request's proof was, on a pass
+                                 // before an internal redirect
 };
 
 struct Validation {
@@ -92,6 +101,12 @@ struct Validation {
   std::string user;  // the username; empty for client tokens
   uint64_t user_id = 0;
   int64_t expires = 0;
+  // a DPoP refusal: its challenge is DPoP's, with this error, and a
+  // DPoP-Nonce when the error is use_dpop_nonce
+  bool dpop = false;
+  const char* dpop_error = nullptr;
+  std::string dpop_nonce;
+  bool dpop_recorded = false;  // the proof's jti is recorded now
 };
 
 // RFC 6750 validation of a bearer token at loc (its realm, JWT keys,
@@ -104,7 +119,9 @@ Validation validate(Store& store, std::string_view realm, const BearerRequest& r
 // The WWW-Authenticate value of a refused bearer token at loc (RFC 6750
 // 3): only the configured realm and scopes and fixed error codes, never
 // request input; its HTTP status and error (nullptr: none).
-std::string bearer_challenge(const Location& loc, int result, int* status, const char** error);
+// v: a DPoP refusal's (v->dpop) challenge is DPoP's (RFC 9449 7.1).
+std::string bearer_challenge(const Location& loc, int result, int* status, const char** error,
+                             const Validation* v = nullptr);
 
 // An RFC 6749 5.2 error response.
 Response oauth_error(int status, std::string_view error, std::string_view description);

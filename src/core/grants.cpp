@@ -214,6 +214,25 @@ EndpointResult authorization_code_grant(Store& store, const Request& req, const 
       });
 }
 
+namespace {
+
+// Why the refresh token t may not be redeemed by client now, if it may not.
+std::optional<Response> refresh_refusal(const std::optional<Token>& t, const Client& client,
+                                        const IssueSettings& s) {
+  // R35: bound to its client
+  if (!t || t->type != TokenType::kRefresh || s.now >= t->expires_at ||
+      t->client_id != client.client_id) {
+    return invalid_grant("The refresh token is invalid");
+  }
+  // RFC 9449 5: a public client's refresh token only with its key
+  if (!t->jkt.empty() && t->jkt != s.jkt) {
+    return oauth_error(400, "invalid_dpop_proof", "The refresh token is bound to another DPoP key");
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 EndpointResult refresh_token_grant(Store& store, const Request& req, const Form& form,
                                    const Client& c, const std::string& asked) {
   // issue 4 item 6: the application's registered grant types rule
@@ -237,13 +256,8 @@ EndpointResult refresh_token_grant(Store& store, const Request& req, const Form&
 
   return run_change(store, s, [s, client, token, scope, hash, asked](Txn& txn, GrantState& st) {
     auto t = txn.get_token(s.realm, hash);
-    if (!t || t->type != TokenType::kRefresh || s.now >= t->expires_at) {
-      st.response = invalid_grant("The refresh token is invalid");
-      return;
-    }
-    // R35: bound to its client
-    if (t->client_id != client.client_id) {
-      st.response = invalid_grant("The refresh token is invalid");
+    if (auto refused = refresh_refusal(t, client, s)) {
+      st.response = std::move(*refused);
       return;
     }
     if (t->used_at != 0) {

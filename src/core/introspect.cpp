@@ -71,8 +71,16 @@ EndpointResult introspect_endpoint(Store& store, const Request& req) {
   if (username) {
     json_object_set_new(j.get(), "username", json_stringn(username->data(), username->size()));
   }
-  json_object_set_new(j.get(), "token_type",
-                      json_string(t->type == TokenType::kAccess ? "Bearer" : "refresh_token"));
+  const char* type = t->type != TokenType::kAccess ? "refresh_token"
+                     : t->jkt.empty()              ? "Bearer"
+                                                   : "DPoP";
+  json_object_set_new(j.get(), "token_type", json_string(type));
+  if (!t->jkt.empty()) {
+    // RFC 9449 6.2: the key it is bound to
+    json_t* cnf = json_object();
+    json_object_set_new(cnf, "jkt", json_stringn(t->jkt.data(), t->jkt.size()));
+    json_object_set_new(j.get(), "cnf", cnf);
+  }
   json_object_set_new(j.get(), "exp", json_integer(t->expires_at));
   json_object_set_new(j.get(), "iat", json_integer(t->issued_at));
   // the subject: the user's id, or the client for a client's own token
@@ -144,6 +152,12 @@ EndpointResult metadata_endpoint(const Request& req) {
   }
   json_object_set_new(j.get(), "authorization_response_iss_parameter_supported", json_true());
   add_oidc_metadata(j.get(), req);
+  if (req.loc.dpop) {
+    // RFC 9449 5.1
+    json_t* da = json_array();
+    for (const char* a : {"ES256", "RS256", "EdDSA"}) json_array_append_new(da, json_string(a));
+    json_object_set_new(j.get(), "dpop_signing_alg_values_supported", da);
+  }
   Response r;
   r.status = 200;
   r.body = json_text(j.get());

@@ -7,6 +7,7 @@
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/param_build.h>
 #include <openssl/params.h>
 #include <openssl/pem.h>
 #include <unistd.h>
@@ -180,6 +181,7 @@ struct JwtImpl {
   static std::shared_ptr<JwtKey> from_hmac(std::string_view secret, std::string kid);
   static std::shared_ptr<JwtKey> from_pem(const std::string& path, std::string_view pem);
   static void export_jwk(JwtKey& k);
+  static std::shared_ptr<JwtKey> from_jwk(const json_t* jwk, std::string* why);
   static std::string sign(const JwtKey& k, std::string_view data);
   static bool verify(const JwtKey& k, std::string_view data, std::string_view sig);
   static bool mac(const JwtKey& k, std::string_view data, std::array<unsigned char, 32>& out);
@@ -725,6 +727,154 @@ bool b64url_decode(std::string_view in, std::string& out) {
     }
   }
   return true;
+}
+
+// ------------------------------------------------- keys a client sends
+
+namespace {
+
+// A JWK member that must be base64url of exactly want bytes (0: any
+// nonzero length without a leading zero byte, as RFC 7518 6.3.1 says of
+// RSA's n and e).
+bool jwk_bytes(const json_t* jwk, const char* name, size_t want, std::string* out) {
+  const json_t* v = json_object_get(jwk, name);
+  if (!json_is_string(v) || !b64url_decode(json_sv(v), *out) || out->empty()) return false;
+  if (want) return out->size() == want;
+  return (*out)[0] != '\0';
+}
+
+PkeyPtr pkey_from_params(const char* type, OSSL_PARAM_BLD* bld) {
+  std::unique_ptr<OSSL_PARAM, Freer<OSSL_PARAM, OSSL_PARAM_free>> params(
+      OSSL_PARAM_BLD_to_param(bld));
+  std::unique_ptr<EVP_PKEY_CTX, Freer<EVP_PKEY_CTX, EVP_PKEY_CTX_free>> ctx(
+      EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
+  EVP_PKEY* pk = nullptr;
+  if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
+      EVP_PKEY_fromdata(ctx.get(), &pk, EVP_PKEY_PUBLIC_KEY, params.get()) != 1) {
+    return nullptr;
+  }
+  return PkeyPtr(pk);
+}
+
+PkeyPtr ec_from_jwk(const json_t* jwk, std::string* why) {
+  std::string x, y;
+  const json_t* crv = json_object_get(jwk, "crv");
+  if (!json_is_string(crv) || json_sv(crv) != "P-256") {
+    *why = "only the EC curve P-256 is accepted";
+    return nullptr;
+  }
+  if (!jwk_bytes(jwk, "x", kEs256Half, &x) || !jwk_bytes(jwk, "y", kEs256Half, &y)) {
+    *why = "the EC key's x and y must be 32 bytes each";
+    return nullptr;
+  }
+  std::string point = "\x04" + x + y;
+  std::unique_ptr<OSSL_PARAM_BLD, Freer<OSSL_PARAM_BLD, OSSL_PARAM_BLD_free>> bld(
+      OSSL_PARAM_BLD_new());
+  if (!bld ||
+      OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) !=
+          1 ||
+      OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(),
+                                       point.size()) != 1) {
+    throw std::bad_alloc();
+  }
+  PkeyPtr pk = pkey_from_params("EC", bld.get());
+  if (pk) {
+    // a point off the curve is refused (invalid-curve attacks)
+    std::unique_ptr<EVP_PKEY_CTX, Freer<EVP_PKEY_CTX, EVP_PKEY_CTX_free>> c(
+        EVP_PKEY_CTX_new_from_pkey(nullptr, pk.get(), nullptr));
+    if (!c || EVP_PKEY_public_check(c.get()) != 1) pk.reset();
+  }
+  if (!pk) *why = "the EC public key is not a point of P-256";
+  return pk;
+}
+
+PkeyPtr rsa_from_jwk(const json_t* jwk, std::string* why) {
+  std::string n, e;
+  if (!jwk_bytes(jwk, "n", 0, &n) || !jwk_bytes(jwk, "e", 0, &e) || e.size() > 8) {
+    *why = "the RSA key's n and e are malformed";
+    return nullptr;
+  }
+  BnPtr bn(BN_bin2bn(reinterpret_cast<const unsigned char*>(n.data()), static_cast<int>(n.size()),
+                     nullptr));
+  BnPtr be(BN_bin2bn(reinterpret_cast<const unsigned char*>(e.data()), static_cast<int>(e.size()),
+                     nullptr));
+  std::unique_ptr<OSSL_PARAM_BLD, Freer<OSSL_PARAM_BLD, OSSL_PARAM_BLD_free>> bld(
+      OSSL_PARAM_BLD_new());
+  if (!bn || !be || !bld ||
+      OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N, bn.get()) != 1 ||
+      OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_E, be.get()) != 1) {
+    throw std::bad_alloc();
+  }
+  PkeyPtr pk = pkey_from_params("RSA", bld.get());
+  if (!pk || EVP_PKEY_get_bits(pk.get()) < 2048) {
+    *why = "the RSA key must have at least 2048 bits";
+    return nullptr;
+  }
+  return pk;
+}
+
+PkeyPtr okp_from_jwk(const json_t* jwk, std::string* why) {
+  std::string x;
+  const json_t* crv = json_object_get(jwk, "crv");
+  if (!json_is_string(crv) || json_sv(crv) != "Ed25519" || !jwk_bytes(jwk, "x", 32, &x)) {
+    *why = "only Ed25519 OKP keys of 32 bytes are accepted";
+    return nullptr;
+  }
+  PkeyPtr pk(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr,
+                                         reinterpret_cast<const unsigned char*>(x.data()), 32));
+  if (!pk) *why = "the Ed25519 key is malformed";
+  return pk;
+}
+
+}  // namespace
+
+std::shared_ptr<JwtKey> JwtImpl::from_jwk(const json_t* jwk, std::string* why) {
+  // RFC 9449 4.3: the key must be public; RFC 7518 6.2.2, 6.3.2, RFC
+  // 8037 2: "d" and the RSA primes are private, "k" a symmetric secret
+  for (const char* priv : {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}) {
+    if (json_object_get(jwk, priv)) {
+      *why = "the jwk holds private key material";
+      return nullptr;
+    }
+  }
+  const json_t* kty = json_object_get(jwk, "kty");
+  if (!json_is_string(kty)) {
+    *why = "the jwk has no kty";
+    return nullptr;
+  }
+  std::string_view type = json_sv(kty);
+  std::shared_ptr<JwtKey> k(new JwtKey());
+  PkeyPtr pk;
+  ERR_set_mark();
+  if (type == "EC") {
+    k->alg_ = JwtAlg::kES256;
+    pk = ec_from_jwk(jwk, why);
+  } else if (type == "RSA") {
+    k->alg_ = JwtAlg::kRS256;
+    pk = rsa_from_jwk(jwk, why);
+  } else if (type == "OKP") {
+    k->alg_ = JwtAlg::kEdDSA;
+    pk = okp_from_jwk(jwk, why);
+  } else {
+    *why = "the jwk's kty is not EC, RSA or OKP";
+  }
+  ERR_pop_to_mark();
+  if (!pk) return nullptr;
+  k->pkey_ = pk.release();
+  export_jwk(*k);  // the RFC 7638 thumbprint becomes its kid
+  return k;
+}
+
+std::shared_ptr<JwtKey> jwt_key_from_jwk(const json_t* jwk, std::string* why) {
+  if (!json_is_object(jwk)) {
+    *why = "jwk is not an object";
+    return nullptr;
+  }
+  return JwtImpl::from_jwk(jwk, why);
+}
+
+bool jwt_signature_ok(const JwtKey& key, std::string_view signing_input, std::string_view sig) {
+  return JwtImpl::verify(key, signing_input, sig);
 }
 
 }  // namespace oauth2

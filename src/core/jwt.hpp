@@ -155,6 +155,14 @@ Json jwt_peek_claims(std::string_view token);
 // unused bits in the last character (so every value has one encoding and
 // a signature cannot be altered without changing its bytes).
 std::string b64url_encode(std::string_view data);
+
+// A public key a client sends as a JWK (a DPoP proof's "jwk", RFC 9449
+// 4.2): EC P-256 (a point of the curve), OKP Ed25519 or RSA of 2048 bits
+// or more; its kid() is the RFC 7638 thumbprint.  nullptr, with why, for
+// anything else, and for a JWK that holds private members.
+std::shared_ptr<JwtKey> jwt_key_from_jwk(const json_t* jwk, std::string* why);
+// The signature of a JWS's signing input under key, with key's algorithm.
+bool jwt_signature_ok(const JwtKey& key, std::string_view signing_input, std::string_view sig);
 bool b64url_decode(std::string_view in, std::string& out);
 
 }  // namespace oauth2

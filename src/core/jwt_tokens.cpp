@@ -102,6 +102,12 @@ std::string sign_access_token(const IssueSettings& s, const Token& at, const std
   set_str(o, "sub", at.user.empty() ? at.client_id : at.user);
   set_str(o, "client_id", at.client_id);
   if (!at.scope.empty()) set_str(o, "scope", at.scope);
+  if (!at.jkt.empty()) {
+    // RFC 9449 6.1: the key the token is bound to
+    json_t* cnf = json_object();
+    set_str(cnf, "jkt", at.jkt);
+    json_object_set_new(o, "cnf", cnf);
+  }
   return jwt_sign(signer(s), o, s.simplejwt ? "JWT" : "at+jwt");
 }
 

@@ -143,6 +143,14 @@ std::pair<std::shared_ptr<JwtKey>, std::shared_ptr<JwtKey>> Config::handshake_ke
   return k;
 }
 
+const Digest* Config::dpop_key() {
+  if (!dpop_key_set_) {
+    random_bytes(dpop_key_.data(), dpop_key_.size());
+    dpop_key_set_ = true;
+  }
+  return &dpop_key_;
+}
+
 void Config::set_path(int endpoint, std::string path) {
   if (endpoint > 0 && endpoint < OAUTH2_ENDPOINT_MAX && paths_[endpoint].empty()) {
     paths_[endpoint] = std::move(path);
@@ -206,6 +214,10 @@ std::unique_ptr<Location> make_location(Config& config, const oauth2_location_co
   for (size_t i = 0; i < lc.nrates && i < OAUTH2_MAX_RATES; i++) {
     l.rates.push_back(lc.rates[i]);
   }
+  l.dpop = lc.dpop != 0;
+  l.dpop_nonce = lc.dpop_nonce != 0;
+  if (lc.dpop_window) l.dpop_window = lc.dpop_window;
+  if (l.dpop_nonce) l.dpop_key = config.dpop_key();
   check_location(l);
   return loc;
 }

@@ -88,6 +88,15 @@ class Config {
   std::map<std::string, std::pair<std::shared_ptr<JwtKey>, std::shared_ptr<JwtKey>>>
       handshake_keys_;
   std::array<std::string, OAUTH2_ENDPOINT_MAX> paths_;
+
+ public:
+  // the key of DPoP nonces (RFC 9449 8), random, made on first use at
+  // configuration time, so that every worker shares it
+  const Digest* dpop_key();
+
+ private:
+  Digest dpop_key_{};
+  bool dpop_key_set_ = false;
 };
 
 struct Location {
@@ -140,6 +149,12 @@ struct Location {
   unsigned auth_window = 60;
   AccountLimit account_limit;
   std::vector<oauth2_rate_window_t> rates;
+
+  // oauth2_dpop (RFC 9449)
+  bool dpop = true;
+  bool dpop_nonce = false;
+  int64_t dpop_window = 60;          // seconds either side of a proof's iat
+  const Digest* dpop_key = nullptr;  // the Config's
 
   const Solution* solution(std::string_view name) const {
     for (const Solution& s : solutions) {

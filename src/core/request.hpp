@@ -52,6 +52,8 @@ struct Request {
   const Location& loc;
   const std::string address;  // throttle_address()
   mutable RateLimit rate;
+  // the token endpoint's DPoP proof checked: its key's thumbprint
+  mutable std::string dpop_jkt;
 
   Throttle throttle() const {
     return Throttle(c.counters, loc.realm, loc.auth_limit, loc.auth_window, address);

@@ -79,6 +79,8 @@ struct Client {
   std::vector<std::string> post_logout_redirect_uris;
   // RFC 8707: the resources its tokens may be asked for (absolute URIs)
   std::vector<std::string> resources;
+  // RFC 9449 5.2: its token requests must carry a DPoP proof
+  bool dpop_bound_access_tokens = false;
 
   bool allows_grant(std::string_view grant) const;
 };
@@ -175,6 +177,8 @@ struct Token {
   std::string audience;               // RFC 8707: the resources it is for,
                                       // space-separated; empty: the default
                                       // audience (audience.hpp)
+  std::string jkt;                    // DPoP (RFC 9449): the thumbprint of
+                                      // the key it is bound to, or empty
 
   bool has_family() const;
 };

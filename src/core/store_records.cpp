@@ -26,7 +26,8 @@ constexpr unsigned kTokenUsed = 8;
 constexpr unsigned kTokenCode = 16;
 constexpr unsigned kTokenSealed = 32;
 constexpr unsigned kTokenData = 64;
-// 128 and 256 are other fields' (256: DPoP's jkt); read in flag order
+constexpr unsigned kTokenJkt = 256;  // DPoP: the key's thumbprint
+// RFC 8707's resources; fields are read in flag order
 constexpr unsigned kTokenAudience = 512;
 
 // Account lock records: version, window start, failures, locked until,
@@ -214,6 +215,7 @@ unsigned token_flags(const Token& t) {
   if (!t.redirect_uri.empty() || !t.code_challenge.empty()) f |= kTokenCode;
   if (!t.sealed.empty()) f |= kTokenSealed;
   if (!t.data.empty()) f |= kTokenData;
+  if (!t.jkt.empty()) f |= kTokenJkt;
   if (!t.audience.empty()) f |= kTokenAudience;
   return f;
 }
@@ -268,7 +270,7 @@ bool read_v4_tail(TokenReader& r, unsigned flags, Token* t) {
          (!(flags & kTokenUsed) || r.i64(&t->used_at)) &&
          (!(flags & kTokenCode) || (r.str(&t->redirect_uri) && r.str(&t->code_challenge))) &&
          (!(flags & kTokenSealed) || r.str(&t->sealed)) &&
-         (!(flags & kTokenData) || r.str(&t->data)) &&
+         (!(flags & kTokenData) || r.str(&t->data)) && (!(flags & kTokenJkt) || r.str(&t->jkt)) &&
          (!(flags & kTokenAudience) || r.str(&t->audience));
 }
 
@@ -293,6 +295,7 @@ std::string encode_token(const Token& t) {
   }
   if (flags & kTokenSealed) put_str(out, t.sealed);
   if (flags & kTokenData) put_str(out, t.data);
+  if (flags & kTokenJkt) put_str(out, t.jkt);
   if (flags & kTokenAudience) put_str(out, t.audience);
   return out;
 }
@@ -351,6 +354,9 @@ std::string encode_client(const Client& c) {
                         string_array(c.post_logout_redirect_uris));
   }
   if (!c.resources.empty()) json_object_set_new(j.get(), "resources", string_array(c.resources));
+  if (c.dpop_bound_access_tokens) {
+    json_object_set_new(j.get(), "dpop_bound_access_tokens", json_true());
+  }
   // record version 2: a binary header the validation path reads without
   // decoding the JSON (version, flags), then the JSON
   std::string out;
@@ -382,6 +388,7 @@ std::optional<Client> decode_client(std::string_view realm, std::string_view rec
   c.id_token_alg = get_string(j.get(), "id_token_signed_response_alg");
   c.post_logout_redirect_uris = get_strings(j.get(), "post_logout_redirect_uris");
   c.resources = get_strings(j.get(), "resources");
+  c.dpop_bound_access_tokens = json_is_true(json_object_get(j.get(), "dpop_bound_access_tokens"));
   return c;
 }
 

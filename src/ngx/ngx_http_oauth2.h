@@ -93,6 +93,10 @@ typedef struct {
     ngx_flag_t                 rates_set;     /* oauth2_rate_limit given */
     ngx_uint_t                 refusal_log_level;
 
+    ngx_uint_t                 dpop;          /* oauth2_dpop */
+    ngx_uint_t                 dpop_nonce;
+    time_t                     dpop_window;
+
     oauth2_location_t         *location;      /* the core's, built at merge */
 
 #if (NGX_THREADS)
@@ -119,6 +123,7 @@ typedef struct {
     unsigned                   valid:1;
     unsigned                   rate_counted:1;
     unsigned                   checked:1;     /* auth_oauth2 ran */
+    unsigned                   dpop_recorded:1;  /* its DPoP proof's jti */
 } ngx_http_oauth2_ctx_t;
 
 
@@ -177,6 +182,7 @@ char *ngx_http_oauth2_location(ngx_conf_t *cf,
 void *ngx_http_oauth2_palloc(void *pool, size_t size);
 
 ngx_int_t ngx_http_oauth2_access_handler(ngx_http_request_t *r);
+void ngx_http_oauth2_dpop_path(ngx_http_request_t *r, oauth2_str_t *path);
 ngx_int_t ngx_http_oauth2_log_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_oauth2_endpoint_handler(ngx_http_request_t *r);
 ngx_http_oauth2_ctx_t *ngx_http_oauth2_get_ctx(ngx_http_request_t *r);
@@ -191,6 +197,10 @@ ngx_int_t ngx_http_oauth2_rate_headers(ngx_http_request_t *r,
 /* how many request headers are named name (lowercase), and the first */
 void ngx_http_oauth2_find_header(ngx_http_request_t *r, ngx_str_t *name,
     unsigned *count, oauth2_str_t *first);
+
+/* ngx_http_oauth2_dpop.c */
+char *ngx_http_oauth2_dpop_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 /* ngx_http_oauth2_limit.c: the core's counters in oauth2_limit_zone */
 ngx_int_t ngx_http_oauth2_limit_init_zone(ngx_shm_zone_t *shm_zone,

@@ -13,11 +13,14 @@
 static void ngx_http_oauth2_ctx_cleanup(void *data);
 static void ngx_http_oauth2_note_validation(ngx_http_request_t *r,
     ngx_http_oauth2_ctx_t *ctx, oauth2_validate_res_t *res);
+static void ngx_http_oauth2_validate_req(ngx_http_request_t *r,
+    ngx_http_oauth2_ctx_t *ctx, oauth2_validate_req_t *req);
 static ngx_int_t ngx_http_oauth2_refuse_bearer(ngx_http_request_t *r,
     ngx_http_oauth2_loc_conf_t *olcf, oauth2_validate_res_t *res);
 
 
 static ngx_str_t  ngx_http_oauth2_api_key = ngx_string("x-api-key");
+static ngx_str_t  ngx_http_oauth2_dpop = ngx_string("dpop");
 
 
 /*
@@ -87,6 +90,59 @@ ngx_http_oauth2_ctx_cleanup(void *data)
 }
 
 
+/*
+ * The path a DPoP proof's htu names: the one the client sent (before any
+ * internal redirect), without its query.
+ */
+
+void
+ngx_http_oauth2_dpop_path(ngx_http_request_t *r, oauth2_str_t *path)
+{
+    u_char  *q;
+
+    path->data = r->unparsed_uri.data;
+    path->len = r->unparsed_uri.len;
+
+    q = ngx_strlchr(r->unparsed_uri.data,
+                    r->unparsed_uri.data + r->unparsed_uri.len, '?');
+
+    if (q) {
+        path->len = q - r->unparsed_uri.data;
+    }
+}
+
+
+/* the request as the core's validation sees it */
+
+static void
+ngx_http_oauth2_validate_req(ngx_http_request_t *r,
+    ngx_http_oauth2_ctx_t *ctx, oauth2_validate_req_t *req)
+{
+    ngx_memzero(req, sizeof(oauth2_validate_req_t));
+
+    if (r->headers_in.authorization) {
+        req->has_authorization = 1;
+        ngx_http_oauth2_str(&req->authorization,
+                            &r->headers_in.authorization->value);
+    }
+
+    ngx_http_oauth2_find_header(r, &ngx_http_oauth2_api_key,
+                                &req->api_key_count, &req->api_key);
+
+    /* a DPoP proof (RFC 9449 7): the method and path it must name */
+
+    ngx_http_oauth2_find_header(r, &ngx_http_oauth2_dpop, &req->dpop_count,
+                                &req->dpop);
+    ngx_http_oauth2_str(&req->method, &r->method_name);
+    ngx_http_oauth2_dpop_path(r, &req->path);
+    req->dpop_recorded = ctx->dpop_recorded;
+
+    req->now = ngx_time();
+    req->rate_counted = ctx->rate_counted;
+    ngx_http_oauth2_counters(r, &req->counters);
+}
+
+
 ngx_int_t
 ngx_http_oauth2_access_handler(ngx_http_request_t *r)
 {
@@ -109,20 +165,7 @@ ngx_http_oauth2_access_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_memzero(&req, sizeof(oauth2_validate_req_t));
-
-    if (r->headers_in.authorization) {
-        req.has_authorization = 1;
-        ngx_http_oauth2_str(&req.authorization,
-                            &r->headers_in.authorization->value);
-    }
-
-    ngx_http_oauth2_find_header(r, &ngx_http_oauth2_api_key,
-                                &req.api_key_count, &req.api_key);
-
-    req.now = ngx_time();
-    req.rate_counted = ctx->rate_counted;
-    ngx_http_oauth2_counters(r, &req.counters);
+    ngx_http_oauth2_validate_req(r, ctx, &req);
 
     if (oauth2_validate(ngx_http_oauth2_store(r->connection->log),
                         olcf->location, &req, ngx_http_oauth2_palloc, r->pool,
@@ -139,6 +182,10 @@ ngx_http_oauth2_access_handler(ngx_http_request_t *r)
                    oauth2_why_name(res.why));
 
     ngx_http_oauth2_note_validation(r, ctx, &res);
+
+    if (res.dpop_recorded) {
+        ctx->dpop_recorded = 1;
+    }
 
     if (res.rate.set) {
         ctx->rate_counted = 1;
@@ -261,6 +308,14 @@ ngx_http_oauth2_refuse_bearer(ngx_http_request_t *r,
 
     if (ngx_http_oauth2_add_header(r, "WWW-Authenticate", &value) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (res->dpop_nonce.len) {
+        ngx_http_oauth2_str_from(&value, &res->dpop_nonce);
+
+        if (ngx_http_oauth2_add_header(r, "DPoP-Nonce", &value) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
 
     return res->status;

@@ -403,6 +403,13 @@ ngx_command_t  ngx_http_oauth2_commands[] = {
 
     /* limits */
 
+    { ngx_string("oauth2_dpop"),
+      NGX_HTTP_OAUTH2_ANY|NGX_CONF_TAKE123,
+      ngx_http_oauth2_dpop_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("oauth2_rate_limit"),
       NGX_HTTP_OAUTH2_ANY|NGX_CONF_TAKE12,
       ngx_http_oauth2_rate_limit_directive,

@@ -58,6 +58,7 @@ static void ngx_http_oauth2_guard_handler(ngx_event_t *ev);
 
 
 static ngx_str_t  ngx_http_oauth2_content_type = ngx_string("content-type");
+static ngx_str_t  ngx_http_oauth2_dpop_header = ngx_string("dpop");
 
 
 #if (NGX_THREADS)
@@ -280,6 +281,12 @@ ngx_http_oauth2_fill_request(ngx_http_request_t *r,
     }
 
     ngx_http_oauth2_counters(r, &req->counters);
+
+    /* a DPoP proof (RFC 9449) and the path its htu names */
+
+    ngx_http_oauth2_find_header(r, &ngx_http_oauth2_dpop_header,
+                                &req->dpop_count, &req->dpop);
+    ngx_http_oauth2_dpop_path(r, &req->path);
 
     return NGX_OK;
 }

@@ -625,6 +625,59 @@ ngx_http_oauth2_limit_take(void *data, const unsigned char *id, size_t len,
 }
 
 
+/*
+ * Keys seen once (a DPoP proof's jti, RFC 9449 11.1): the first call for
+ * a key records it for ttl seconds and returns 0; another within that
+ * time returns 1.  A live entry is never evicted, so a full zone refuses
+ * the new key (OAUTH2_COUNTER_FULL) rather than forget an old one.
+ */
+
+static unsigned
+ngx_http_oauth2_limit_seen(void *data, const unsigned char *k, size_t len,
+    unsigned ttl)
+{
+    ngx_http_request_t *r = data;
+
+    time_t                         now;
+    unsigned                       rc;
+    ngx_str_t                      key;
+    ngx_http_oauth2_limit_ctx_t    ctx;
+    ngx_http_oauth2_limit_node_t  *ln;
+
+    key.data = (u_char *) k;
+    key.len = len;
+
+    if (!ngx_http_oauth2_limit_key_ok(&key)
+        || ngx_http_oauth2_limit_ctx(r, &ctx) != NGX_OK)
+    {
+        return OAUTH2_COUNTER_FULL;
+    }
+
+    now = ngx_time();
+
+    ngx_shmtx_lock(&ctx.shpool->mutex);
+
+    ln = ngx_http_oauth2_limit_node(&ctx, &key, now, ttl);
+
+    if (ln == NULL) {
+        rc = OAUTH2_COUNTER_FULL;
+
+    } else if (ln->count && ln->expire > now) {
+        rc = 1;
+
+    } else {
+        ln->start = now;
+        ln->expire = now + ttl;
+        ln->count = 1;
+        rc = 0;
+    }
+
+    ngx_shmtx_unlock(&ctx.shpool->mutex);
+
+    return rc;
+}
+
+
 void
 ngx_http_oauth2_counters(ngx_http_request_t *r, oauth2_counters_t *counters)
 {
@@ -632,4 +685,5 @@ ngx_http_oauth2_counters(ngx_http_request_t *r, oauth2_counters_t *counters)
     counters->take = ngx_http_oauth2_limit_take;
     counters->check = ngx_http_oauth2_limit_check;
     counters->failed = ngx_http_oauth2_limit_failed;
+    counters->seen = ngx_http_oauth2_limit_seen;
 }

@@ -396,6 +396,7 @@ ngx_http_oauth2_create_loc_conf(ngx_conf_t *cf)
     conf->account_limit.count = NGX_CONF_UNSET_UINT;
     conf->nrates = NGX_CONF_UNSET_UINT;
     conf->refusal_log_level = NGX_CONF_UNSET_UINT;
+    conf->dpop = NGX_CONF_UNSET_UINT;
 #if (NGX_THREADS)
     conf->threads = NGX_CONF_UNSET;
 #endif
@@ -498,6 +499,12 @@ ngx_http_oauth2_merge_limits(ngx_http_oauth2_loc_conf_t *conf,
         conf->rates_set = prev->rates_set;
         conf->nrates = prev->nrates == NGX_CONF_UNSET_UINT ? 0 : prev->nrates;
         ngx_memcpy(conf->rates, prev->rates, sizeof(conf->rates));
+    }
+
+    if (conf->dpop == NGX_CONF_UNSET_UINT) {
+        conf->dpop = prev->dpop == NGX_CONF_UNSET_UINT ? 1 : prev->dpop;
+        conf->dpop_nonce = prev->dpop_nonce;
+        conf->dpop_window = prev->dpop_window ? prev->dpop_window : 60;
     }
 
     if (!conf->rates_set && conf->endpoint == OAUTH2_ENDPOINT_REGISTER) {

@@ -174,6 +174,14 @@ ngx_http_oauth2_core_headers(ngx_http_request_t *r, oauth2_response_t *resp)
         }
     }
 
+    if (resp->dpop_nonce.len) {
+        ngx_http_oauth2_str_from(&value, &resp->dpop_nonce);
+
+        if (ngx_http_oauth2_add_header(r, "DPoP-Nonce", &value) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
     for (i = 0; i < OAUTH2_MAX_COOKIES; i++) {
         if (resp->set_cookie[i].len == 0) {
             continue;

@@ -417,6 +417,8 @@ sub app_add_args {
     # first-party: its users' tokens act at the admin API with the
     # user's full rights, whatever their scope (R85)
     push @args, '--first-party' if $a{first_party};
+    # RFC 9449 5.2: its token requests must carry a DPoP proof
+    push @args, '--require-dpop' if $a{require_dpop};
     return @args;
 }
 

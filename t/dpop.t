@@ -1,0 +1,408 @@
+# Sender-constrained tokens: DPoP (RFC 9449, issue 14 item 5).  Proofs are
+# made by t/lib/dpop_proof.py (python3-cryptography): good ones, and the
+# bad ones an attacker would try (replays, another URL, method or key, a
+# forged Host, a stale iat, HS256 or none, a private key in the jwk).
+# R87: the htu is built from oauth2_issuer, never from Host.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use JSON::PP ();
+use MIME::Base64 ();
+use OAuth2Test;
+use OAuth2Grants qw(:all);
+use OAuth2Authorize;
+
+OAuth2Test::require_build();
+plan skip_all => 'python3-cryptography is required'
+    if system('python3', '-c', 'import cryptography') != 0;
+
+my $PY = "$FindBin::Bin/lib/dpop_proof.py";
+
+my $t = OAuth2Test->new;
+my $D = $t->dir;
+my $cc = $t->new_app(name => 'cc');
+my $must = $t->new_app(name => 'must', require_dpop => 1);
+my $spa = $t->new_app(name => 'spa', public => 1,
+    grant => ['password', 'refresh_token']);
+my $conf_app = $t->new_app(name => 'conf', grant => ['password', 'refresh_token']);
+my $rs = $t->new_app(name => 'resource-server', scope => 'introspection');
+my $web = $t->new_app(name => 'web', public => 1,
+    grant => ['authorization_code', 'refresh_token'],
+    redirect_uris => ['https://client.example/cb']);
+add_user($t, 'alice', 'Tr0ub4dor-alice-3');
+
+system('openssl', 'genpkey', '-algorithm', 'EC', '-pkeyopt',
+    'ec_paramgen_curve:P-256', '-out', "$D/jwt.pem") == 0 or die 'openssl';
+chmod 0644, "$D/jwt.pem";
+
+$t->write_config($t->default_http(
+    extra_http => 'oauth2_client_auth_limit off; '
+        . 'oauth2_pbkdf2_iterations ' . PBKDF2 . ';',
+    extra_server => grant_locations(extra => <<"EOF")));
+    location = /o/authorize/ { oauth2_authorize; }
+    location = /n/token/ { oauth2_token; oauth2_dpop on nonce=on; }
+    location /n/protected/ {
+        auth_oauth2 "api";
+        oauth2_dpop on nonce=on;
+        alias %%DIR%%/html/;
+    }
+    location /off/ { auth_oauth2 "api"; oauth2_dpop off; alias %%DIR%%/html/; }
+    location = /jwt/token/ {
+        oauth2_token;
+        oauth2_access_token_format jwt;
+        oauth2_jwt_key $D/jwt.pem;
+    }
+    location /jwt/protected/ {
+        auth_oauth2 "api";
+        oauth2_jwt_key $D/jwt.pem;
+        alias %%DIR%%/html/;
+    }
+EOF
+$t->run;
+
+my $BASE = 'http://127.0.0.1:' . $t->port;
+my $KEY = "$D/client.pem";
+my $OTHER = "$D/other.pem";
+
+# proof(htu => path or URL, htm, token (ath), key, iat, jti, nonce,
+#       alg, typ, private_jwk, sign_key, kty, count)
+sub proof {
+    my (%o) = @_;
+    my $htu = $o{htu} // '/o/token/';
+    $htu = $BASE . $htu if $htu =~ m{^/};
+    my @a = ('--key', $o{key} // $KEY, '--htm', $o{htm} // 'POST',
+        '--htu', $htu);
+    push @a, '--kty', $o{kty} if $o{kty};
+    push @a, '--iat', $o{iat} if defined $o{iat};
+    push @a, '--jti', $o{jti} if defined $o{jti};
+    push @a, '--token', $o{token} if defined $o{token};
+    push @a, '--nonce', $o{nonce} if defined $o{nonce};
+    push @a, '--alg', $o{alg} if $o{alg};
+    push @a, '--typ', $o{typ} if $o{typ};
+    push @a, '--private-jwk' if $o{private_jwk};
+    push @a, '--sign-key', $o{sign_key} if $o{sign_key};
+    push @a, '--count', $o{count} if $o{count};
+    open my $fh, '-|', 'python3', $PY, @a or die "dpop_proof: $!";
+    my @p = <$fh>;
+    close $fh or die "dpop_proof failed";
+    chomp @p;
+    return wantarray ? @p : $p[0];
+}
+
+sub jkt {
+    my ($key) = @_;
+    open my $fh, '-|', 'python3', $PY, '--key', $key // $KEY, '--jkt'
+        or die;
+    my $j = <$fh>;
+    chomp $j;
+    return $j;
+}
+
+# a client_credentials token request of $cc with these DPoP headers
+sub cc_token {
+    my (@dpop) = @_;
+    my $path = '/o/token/';
+    $path = shift @dpop if @dpop && $dpop[0] =~ m{^/};
+    return $t->token($cc->{client_id}, $cc->{client_secret}, path => $path,
+        headers => [map { (DPoP => $_) } @dpop]);
+}
+
+sub dpop_get {
+    my ($path, $token, @proofs) = @_;
+    return $t->get($path, Authorization => "DPoP $token",
+        map { (DPoP => $_) } @proofs);
+}
+
+sub challenge_ok {
+    my ($r, $error, $name) = @_;
+    is($r->{status}, 401, "$name: 401");
+    my $h = join ' | ', @{$r->{headers}{'www-authenticate'} // []};
+    like($h, qr/^DPoP realm="api", error="\Q$error\E", algs="ES256 RS256 EdDSA"$/,
+        "$name: WWW-Authenticate DPoP error=\"$error\" with algs");
+}
+
+my $JKT = jkt($KEY);
+my $OTHER_JKT = jkt($OTHER);
+isnt($JKT, $OTHER_JKT, 'two client keys, two thumbprints');
+
+# --------------------------------------------------------------- metadata
+
+my $m = $t->get('/.well-known/oauth-authorization-server');
+is_deeply($m->{json}{dpop_signing_alg_values_supported},
+    ['ES256', 'RS256', 'EdDSA'],
+    'metadata: dpop_signing_alg_values_supported (RFC 9449 5.1)');
+
+# ------------------------------------------------------ the token endpoint
+
+my $r = cc_token();
+is($r->{json}{token_type}, 'Bearer', 'no DPoP header: a Bearer token, as before');
+my $bearer = $r->{json}{access_token};
+
+$r = cc_token(proof());
+is($r->{status}, 200, 'a valid proof: 200');
+is($r->{json}{token_type}, 'DPoP', 'a valid proof: token_type DPoP');
+my $at = $r->{json}{access_token};
+$t->no_store_ok($r, 'DPoP token response');
+
+$r = introspect($t, $rs, $at);
+is($r->{json}{token_type}, 'DPoP', 'introspection: token_type DPoP (RFC 9449 6.2)');
+is($r->{json}{cnf}{jkt}, $JKT, 'introspection: cnf.jkt is the RFC 7638 thumbprint');
+$r = introspect($t, $rs, $bearer);
+ok(!exists $r->{json}{cnf}, 'introspection of a Bearer token: no cnf');
+
+for my $kty (qw(rsa ed25519)) {
+    my $k = "$D/$kty.pem";
+    $r = cc_token(proof(key => $k, kty => $kty));
+    is($r->{json}{token_type}, 'DPoP', "a $kty key's proof: token_type DPoP");
+    my $tok = $r->{json}{access_token};
+    is(dpop_get('/protected/', $tok, proof(key => $k, kty => $kty, htm => 'GET',
+        htu => '/protected/', token => $tok))->{status}, 200,
+        "the $kty-bound token opens a location with its proof");
+}
+
+my $p = proof();
+is(cc_token($p)->{status}, 200, 'a proof at the token endpoint: 200');
+$t->oauth_error_ok(cc_token($p), 400, 'invalid_dpop_proof',
+    'the same proof again at the token endpoint (replay)');
+
+my %bad = (
+    'a proof for another URL' => { htu => '/o/other/' },
+    'a proof for another method' => { htm => 'GET' },
+    'a proof whose htu names the Host, not the issuer' =>
+        { htu => 'http://localhost/o/token/' },
+    'a proof with iat 10 minutes old' => { iat => time - 600 },
+    'a proof with iat 10 minutes ahead' => { iat => time + 600 },
+    'a proof signed with another key than its jwk' => { sign_key => $OTHER },
+    'a proof whose jwk holds the private key' => { private_jwk => 1 },
+    'a proof with alg HS256' => { alg => 'HS256' },
+    'a proof with alg none' => { alg => 'none' },
+    'a proof with typ JWT' => { typ => 'JWT' },
+);
+for my $name (sort keys %bad) {
+    $r = cc_token(proof(%{$bad{$name}}));
+    $t->oauth_error_ok($r, 400, 'invalid_dpop_proof', $name);
+}
+$t->oauth_error_ok(cc_token('not.a.jws'), 400, 'invalid_dpop_proof', 'a DPoP header that is no JWS');
+$t->oauth_error_ok(cc_token(proof(), proof()), 400, 'invalid_dpop_proof', 'two DPoP headers');
+
+# ----------------------------------------------------- at auth_oauth2
+
+sub get_proof { proof(htm => 'GET', htu => '/protected/', token => $at, @_) }
+
+$r = dpop_get('/protected/', $at, get_proof());
+is($r->{status}, 200, 'the DPoP token with its proof: 200');
+
+$p = get_proof();
+is(dpop_get('/protected/', $at, $p)->{status}, 200, 'a fresh proof: 200');
+my (%pids, $replays);
+for (1 .. 12) {
+    my $rr = dpop_get('/protected/', $at, $p);
+    $replays++ if $rr->{status} == 401;
+    $pids{$rr->{headers}{'x-pid'}[0] // ''}++;
+}
+is($replays, 12, 'the same proof replayed 12 times: refused every time');
+cmp_ok(scalar keys %pids, '>', 1, 'the replays reached more than one worker');
+challenge_ok(dpop_get('/protected/', $at, $p), 'invalid_dpop_proof', 'a replayed proof');
+
+challenge_ok($t->bearer_get('/protected/', $at), 'invalid_token',
+    'a stolen DPoP token presented as Bearer');
+challenge_ok(dpop_get('/protected/', $at), 'invalid_dpop_proof',
+    'the DPoP scheme without a proof');
+challenge_ok(dpop_get('/protected/', $at, get_proof(htu => '/open/')),
+    'invalid_dpop_proof', 'a proof for another URL');
+challenge_ok(dpop_get('/protected/', $at, get_proof(htm => 'POST')),
+    'invalid_dpop_proof', 'a proof for another method');
+challenge_ok(dpop_get('/protected/', $at, get_proof(token => $bearer)),
+    'invalid_dpop_proof', 'a proof whose ath is another token\'s');
+challenge_ok(dpop_get('/protected/', $at, get_proof(token => undef)),
+    'invalid_dpop_proof', 'a proof without ath');
+challenge_ok(dpop_get('/protected/', $at, get_proof(iat => time - 600)),
+    'invalid_dpop_proof', 'a proof with a stale iat');
+challenge_ok(dpop_get('/protected/', $at, get_proof(key => $OTHER)),
+    'invalid_dpop_proof', 'a valid proof by another key than the token\'s');
+challenge_ok(dpop_get('/protected/', $at, get_proof(sign_key => $OTHER)),
+    'invalid_dpop_proof', 'a proof signed with another key than its jwk');
+challenge_ok(dpop_get('/protected/', $at, get_proof(), get_proof()),
+    'invalid_dpop_proof', 'two DPoP headers');
+challenge_ok(dpop_get('/protected/', $at, get_proof(alg => 'HS256')),
+    'invalid_dpop_proof', 'a proof with alg HS256');
+
+# R87: the htu is the issuer's origin and the path, never Host
+my $forged = proof(htm => 'GET', htu => 'http://evil.example/protected/',
+    token => $at);
+$r = $t->http("GET /protected/ HTTP/1.1\r\nHost: evil.example\r\n"
+    . "Connection: close\r\nAuthorization: DPoP $at\r\nDPoP: $forged\r\n\r\n");
+challenge_ok($r, 'invalid_dpop_proof', 'a proof for the forged Host');
+
+challenge_ok(dpop_get('/protected/', $bearer,
+        proof(htm => 'GET', htu => '/protected/', token => $bearer)),
+    'invalid_token', 'an unbound token sent with the DPoP scheme (RFC 9449 7.2)');
+is($t->bearer_get('/protected/', $bearer)->{status}, 200,
+    'an unbound token as Bearer: 200, as before');
+challenge_ok(dpop_get('/off/', $at, proof(htm => 'GET', htu => '/off/', token => $at)),
+    'invalid_token', 'a DPoP token where oauth2_dpop is off');
+
+# -------------------------------------------------------- JWT access tokens
+
+$r = cc_token('/jwt/token/', proof(htu => '/jwt/token/'));
+is($r->{json}{token_type}, 'DPoP', 'a JWT access token with a proof: DPoP');
+my $jwt = $r->{json}{access_token};
+my $claims = JSON::PP->new->decode(MIME::Base64::decode_base64url((split /\./, $jwt)[1]));
+is($claims->{cnf}{jkt}, $JKT, 'the JWT carries cnf.jkt (RFC 9449 6.1)');
+is(dpop_get('/jwt/protected/', $jwt, proof(htm => 'GET', htu => '/jwt/protected/',
+    token => $jwt))->{status}, 200, 'the DPoP JWT with its proof: 200');
+challenge_ok($t->bearer_get('/jwt/protected/', $jwt), 'invalid_token',
+    'the DPoP JWT as Bearer');
+
+# ------------------------------------------------------------- revocation
+
+$r = cc_token(proof());
+my $doomed = $r->{json}{access_token};
+is(dpop_get('/protected/', $doomed, get_proof(token => $doomed))->{status}, 200,
+    'a DPoP token before revocation: 200');
+is($t->revoke($cc->{client_id}, $cc->{client_secret}, $doomed)->{status}, 200,
+    'revoking it: 200');
+challenge_ok(dpop_get('/protected/', $doomed, get_proof(token => $doomed)),
+    'invalid_token', 'the revoked DPoP token with a valid proof');
+
+# ------------------------------------------------- required per application
+
+$r = $t->token($must->{client_id}, $must->{client_secret});
+$t->oauth_error_ok($r, 400, 'invalid_dpop_proof',
+    'an application with dpop_bound_access_tokens, without a proof');
+$r = $t->token($must->{client_id}, $must->{client_secret},
+    headers => [DPoP => proof()]);
+is($r->{json}{token_type}, 'DPoP', 'the same application with a proof: DPoP');
+my $shown = $t->admin_json('app', 'show', $must->{client_id});
+ok($shown->{dpop_bound_access_tokens}, 'app show: dpop_bound_access_tokens true');
+
+# ---------------------------------------------------------- refresh tokens
+
+# RFC 9449 5: a public client's refresh token is bound to its key
+sub pw_token {
+    my ($app, @dpop) = @_;
+    my @auth = $app->{client_secret}
+        ? (Authorization => $t->basic($app->{client_id}, $app->{client_secret}))
+        : ();
+    my $body = OAuth2Test::form(grant_type => 'password', username => 'alice',
+        password => 'Tr0ub4dor-alice-3',
+        $app->{client_secret} ? () : (client_id => $app->{client_id}));
+    return $t->post_form('/o/token/', $body, @auth, map { (DPoP => $_) } @dpop);
+}
+
+sub refresh_with {
+    my ($app, $rt, @dpop) = @_;
+    my @auth = $app->{client_secret}
+        ? (Authorization => $t->basic($app->{client_id}, $app->{client_secret}))
+        : ();
+    my $body = OAuth2Test::form(grant_type => 'refresh_token', refresh_token => $rt,
+        $app->{client_secret} ? () : (client_id => $app->{client_id}));
+    return $t->post_form('/o/token/', $body, @auth, map { (DPoP => $_) } @dpop);
+}
+
+$r = pw_token($spa, proof());
+is($r->{json}{token_type}, 'DPoP', 'a public client\'s password grant with a proof: DPoP');
+my $rt = $r->{json}{refresh_token};
+ok($rt, 'with a refresh token');
+$t->oauth_error_ok(refresh_with($spa, $rt), 400, 'invalid_dpop_proof',
+    'the public client\'s refresh token without a proof');
+$t->oauth_error_ok(refresh_with($spa, $rt, proof(key => $OTHER)), 400,
+    'invalid_dpop_proof', 'the public client\'s refresh token with another key');
+$r = refresh_with($spa, $rt, proof());
+is($r->{status}, 200, 'the public client\'s refresh token with its key: 200');
+is($r->{json}{token_type}, 'DPoP', 'and the new access token is DPoP');
+
+$r = pw_token($conf_app, proof());
+is($r->{json}{token_type}, 'DPoP', 'a confidential client\'s password grant with a proof: DPoP');
+$r = refresh_with($conf_app, $r->{json}{refresh_token});
+is($r->{status}, 200,
+    'a confidential client\'s refresh without a proof: 200 (bound by client auth)');
+is($r->{json}{token_type}, 'Bearer', 'and its access token is Bearer');
+
+# the authorization code grant: the code redeemed with a proof
+my ($verifier, $challenge) = OAuth2Authorize::pkce();
+my $q = OAuth2Authorize::query(response_type => 'code',
+    client_id => $web->{client_id}, redirect_uri => 'https://client.example/cb',
+    code_challenge => $challenge, code_challenge_method => 'S256', state => 's');
+my $az = OAuth2Authorize->new($t);
+my $code = $az->code($q, $az->login($q, 'alice', 'Tr0ub4dor-alice-3'));
+$r = $t->post_form('/o/token/', OAuth2Test::form(grant_type => 'authorization_code',
+    code => $code, redirect_uri => 'https://client.example/cb',
+    code_verifier => $verifier, client_id => $web->{client_id}), DPoP => proof());
+is($r->{json}{token_type}, 'DPoP', 'the authorization code redeemed with a proof: DPoP');
+my $code_at = $r->{json}{access_token};
+is(dpop_get('/protected/', $code_at, get_proof(token => $code_at))->{status}, 200,
+    'its access token opens a location with a proof by the key');
+$t->oauth_error_ok(refresh_with($web, $r->{json}{refresh_token}), 400,
+    'invalid_dpop_proof', 'its refresh token (a public client\'s) without a proof');
+
+# ------------------------------------------------------------------- nonce
+
+$r = cc_token('/n/token/', proof(htu => '/n/token/'));
+$t->oauth_error_ok($r, 400, 'use_dpop_nonce', 'nonce=on: a proof without a nonce');
+my $nonce = OAuth2Test::header($r, 'DPoP-Nonce');
+like($nonce // '', qr/^[A-Za-z0-9_-]{32}$/, 'use_dpop_nonce carries a DPoP-Nonce header');
+$t->oauth_error_ok(cc_token('/n/token/', proof(htu => '/n/token/', nonce => 'made-up')),
+    400, 'use_dpop_nonce', 'nonce=on: a nonce the server did not issue');
+$r = cc_token('/n/token/', proof(htu => '/n/token/', nonce => $nonce));
+is($r->{json}{token_type}, 'DPoP', 'nonce=on: a proof with the server\'s nonce: DPoP');
+my $nat = $r->{json}{access_token};
+
+sub n_proof { proof(htm => 'GET', htu => '/n/protected/', token => $nat, @_) }
+$r = dpop_get('/n/protected/', $nat, n_proof());
+challenge_ok($r, 'use_dpop_nonce', 'nonce=on at a resource: a proof without a nonce');
+my $rnonce = OAuth2Test::header($r, 'DPoP-Nonce');
+ok($rnonce, 'the 401 carries a DPoP-Nonce header');
+is(dpop_get('/n/protected/', $nat, n_proof(nonce => $rnonce))->{status}, 200,
+    'nonce=on at a resource: a proof with the nonce: 200');
+
+# --------------------------------------------------------------- nginx -t
+
+for my $bad ('oauth2_dpop maybe;', 'oauth2_dpop on iat_window=0;',
+    'oauth2_dpop on iat_window=1h;', 'oauth2_dpop on nonce=yes;',
+    'oauth2_dpop on; oauth2_dpop off;')
+{
+    $t->write_config($t->default_http(extra_http => $bad),
+        file => "$D/bad.conf");
+    my ($code, $out) = $t->nginx_t(file => "$D/bad.conf");
+    isnt($code, 0, "nginx -t refuses \"$bad\"");
+    like($out, qr/"oauth2_dpop"/, "nginx -t names oauth2_dpop for \"$bad\"");
+}
+
+# ------------------------------------------------ flooding the jti cache
+
+# The jti of every proof is kept in oauth2_limit_zone until its iat can no
+# longer be accepted; a full zone forgets none of them and refuses the
+# proofs it cannot record (a replay is never let through).
+my $f = OAuth2Test->new(workers => 2);
+my $fapp = $f->new_app(name => 'flood');
+$f->write_config($f->default_http(extra_http => 'oauth2_limit_zone 64k;'));
+$f->expect_log(qr/counter zone is full/);
+$f->run;
+my $FBASE = 'http://127.0.0.1:' . $f->port;
+my $fr = $f->token($fapp->{client_id}, $fapp->{client_secret},
+    headers => [DPoP => proof(htu => "$FBASE/o/token/")]);
+is($fr->{json}{token_type}, 'DPoP', 'flood: a DPoP token');
+my $ftok = $fr->{json}{access_token};
+my @flood = proof(htm => 'GET', htu => "$FBASE/protected/", token => $ftok,
+    count => 3000);
+my ($accepted, $refused) = (0, undef);
+for my $fp (@flood) {
+    my $rr = $f->get('/protected/', Authorization => "DPoP $ftok", DPoP => $fp);
+    if ($rr->{status} == 200) { $accepted++; next }
+    $refused = $rr;
+    last;
+}
+cmp_ok($accepted, '>', 50, "flood: $accepted distinct proofs accepted first");
+ok($refused, 'flood: a proof is refused once the zone is full of live jti');
+like(join(' ', @{$refused->{headers}{'www-authenticate'} // []}),
+    qr/error="invalid_dpop_proof"/, 'flood: refused as invalid_dpop_proof, not 500');
+is($f->get('/protected/', Authorization => "DPoP $ftok", DPoP => $flood[0])->{status},
+    401, 'flood: the first proof replayed is still refused (nothing forgotten)');
+like(OAuth2Test::_slurp($f->error_log), qr/\[alert\].*counter zone is full/,
+    'flood: the full zone is logged at alert');
+$f->done;
+
+$t->done_testing;
