@@ -23,6 +23,7 @@ ok($app, 'app add prints JSON') or diag($out);
 is_deeply([sort keys %{$app // {}}], [sort qw(client_id client_secret name
     client_type grant_types scope redirect_uris resources auth_method
     access_token_ttl access_token_format first_party dpop_bound_access_tokens
+    post_logout_redirect_uris id_token_signed_response_alg
     created_at)],
     'app add prints exactly the README fields');
 is($app->{name}, 'cli', 'name is cli');

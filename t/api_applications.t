@@ -46,6 +46,7 @@ my $w = $r->{json} // {};
 is_deeply([sort keys %$w], [sort qw(client_id client_secret name
     client_type grant_types scope redirect_uris resources auth_method
     access_token_ttl access_token_format first_party dpop_bound_access_tokens
+    post_logout_redirect_uris id_token_signed_response_alg
     created_at)],
     'the answer has the fields of app add');
 like($w->{client_secret} // '', qr/^[A-Za-z0-9]{128}$/,

@@ -26,6 +26,9 @@ my ($code, $out, $err) = $t->_run_cmd('openssl', 'genpkey', '-algorithm',
     'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out',
     "$dir/keys/jwt-es256.pem");
 is($code, 0, 'an ES256 key for full.conf');
+($code) = $t->_run_cmd('openssl', 'genpkey', '-algorithm', 'RSA', '-pkeyopt',
+    'rsa_keygen_bits:2048', '-out', "$dir/keys/jwt-rs256.pem");
+is($code, 0, 'an RS256 key for full.conf (OpenID Connect)');
 ($code) = $t->_run_cmd('openssl', 'rand', '-out', "$dir/keys/handshake.key",
     '32');
 is($code, 0, 'a handshake key, as full.conf says to make it');

@@ -62,9 +62,12 @@ my $src = "$OAuth2Test::ROOT/conf.example";
 my ($code) = $t->_run_cmd('openssl', 'genpkey', '-algorithm', 'EC',
     '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', "$dir/jwt-es256.pem");
 die "openssl genpkey: $code" if $code;
+($code) = $t->_run_cmd('openssl', 'genpkey', '-algorithm', 'RSA',
+    '-pkeyopt', 'rsa_keygen_bits:2048', '-out', "$dir/jwt-rs256.pem");
+die "openssl genpkey RSA: $code" if $code;
 OAuth2Test::write_file("$dir/service-api-token",
     "a-service-token-of-some-length\n");
-chmod 0644, "$dir/jwt-es256.pem", "$dir/service-api-token";
+chmod 0644, "$dir/jwt-es256.pem", "$dir/jwt-rs256.pem", "$dir/service-api-token";
 copy("$src/oauth2_proxy.conf", "$dir/oauth2_proxy.conf") or die "copy: $!";
 
 # the substitutions of scripts/run-demo, in the same order
@@ -86,6 +89,7 @@ my @subst = (
     [qr{# location = /api/token/refresh/ \{ oauth2_jwt_refresh <client_id>; \}},
         "location = /api/token/refresh/ { oauth2_jwt_refresh $lid; }"],
     [qr{/etc/nginx/oauth2/jwt-es256\.pem;}, "$dir/jwt-es256.pem;"],
+    [qr{/etc/nginx/oauth2/jwt-rs256\.pem;}, "$dir/jwt-rs256.pem;"],
     [qr{/etc/nginx/oauth2/service-api-token;}, "$dir/service-api-token;"],
     [qr{/etc/nginx/oauth2/handshake\.key;}, "$dir/handshake.key;"],
     [qr{oauth2_issuer https://auth\.example\.com;},

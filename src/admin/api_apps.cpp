@@ -76,6 +76,9 @@ struct AppInput {
   std::optional<std::string> token_format;            // "": the server's
   std::optional<bool> first_party;
   std::optional<bool> dpop_bound;  // RFC 9449 5.2 dpop_bound_access_tokens
+  // OpenID Connect: RP-initiated logout's URIs, the id_token's algorithm
+  std::optional<std::vector<std::string>> post_logout_uris;
+  std::optional<std::string> id_token_alg;  // "": the server's choice
 };
 
 enum class Mode { kCreate, kPut, kPatch };
@@ -130,8 +133,11 @@ void read_grants(json_t* body, FieldErrors& errors, AppInput& in) {
   in.grants = std::move(grants);
 }
 
-void read_redirect_uris(json_t* body, FieldErrors& errors, AppInput& in) {
-  json_t* j = json_object_get(body, "redirect_uris");
+// redirect_uris, post_logout_redirect_uris: a list, or (DOT) a string
+// of URIs separated by whitespace
+void read_redirect_uris(json_t* body, const char* key, FieldErrors& errors,
+                        std::optional<std::vector<std::string>>* out) {
+  json_t* j = json_object_get(body, key);
   if (!j) return;
   std::vector<std::string> given;
   if (json_is_string(j)) {  // DOT: separated by whitespace
@@ -144,21 +150,21 @@ void read_redirect_uris(json_t* body, FieldErrors& errors, AppInput& in) {
       pos = end + 1;
     }
   } else if (json_is_array(j)) {
-    bool ok = for_each_string(j, "redirect_uris", errors, [&](std::string u) {
+    bool ok = for_each_string(j, key, errors, [&](std::string u) {
       given.push_back(std::move(u));
       return true;
     });
     if (!ok) return;
   } else {
-    errors.add("redirect_uris", json_is_null(j) ? kNotNull
-                                                : "Expected a list of URIs or a string "
-                                                  "of URIs separated by spaces.");
+    errors.add(key, json_is_null(j) ? kNotNull
+                                    : "Expected a list of URIs or a string "
+                                      "of URIs separated by spaces.");
     return;
   }
   std::vector<std::string> uris;
   for (auto& u : given) {
     if (!valid_redirect_uri(u)) {
-      errors.add("redirect_uris",
+      errors.add(key,
                  "Enter a valid URI: https, http to 127.0.0.1 or [::1], or "
                  "a private-use scheme like com.example.app:/cb; no "
                  "fragment, userinfo or wildcard.");
@@ -166,7 +172,7 @@ void read_redirect_uris(json_t* body, FieldErrors& errors, AppInput& in) {
     }
     push_unique(uris, std::move(u));
   }
-  in.redirect_uris = std::move(uris);
+  *out = std::move(uris);
 }
 
 // "resources": a list of absolute URIs without fragment (RFC 8707)
@@ -273,12 +279,18 @@ bool valid_token_format(std::string_view f) {
   return f == "jwt" || f == "opaque";
 }
 
+bool valid_id_token_alg(std::string_view a) {
+  return a == "RS256" || a == "ES256" || a == "EdDSA";
+}
+
 AppInput read_app(json_t* body, Mode mode, FieldErrors& errors) {
   AppInput in;
   read_name(body, errors, in);
   read_client_type(body, errors, in);
   read_grants(body, errors, in);
-  read_redirect_uris(body, errors, in);
+  read_redirect_uris(body, "redirect_uris", errors, &in.redirect_uris);
+  read_redirect_uris(body, "post_logout_redirect_uris", errors, &in.post_logout_uris);
+  read_choice(body, "id_token_signed_response_alg", valid_id_token_alg, errors, &in.id_token_alg);
   read_resources(body, errors, in);
   read_scope(body, errors, in);
   read_ttl(body, errors, in);
@@ -321,6 +333,8 @@ void apply(const AppInput& in, Client& c) {
   if (in.token_format) c.access_token_format = *in.token_format;
   if (in.first_party) c.first_party = *in.first_party;
   if (in.dpop_bound) c.dpop_bound_access_tokens = *in.dpop_bound;
+  if (in.post_logout_uris) c.post_logout_redirect_uris = *in.post_logout_uris;
+  if (in.id_token_alg) c.id_token_alg = *in.id_token_alg;
 }
 
 // The application as JSON; with a new secret, that secret, once: its

@@ -45,11 +45,12 @@ std::vector<std::string> grants_option(const Invocation& inv) {
   return out;
 }
 
-std::vector<std::string> redirect_uris_option(const Invocation& inv) {
+// --redirect-uri, --post-logout-redirect-uri
+std::vector<std::string> redirect_uris_option(const Invocation& inv, const char* option) {
   std::vector<std::string> out;
-  for (auto& uri : inv.values("redirect-uri")) {
+  for (auto& uri : inv.values(option)) {
     if (!valid_redirect_uri(uri)) {
-      throw UsageError("--redirect-uri: " + quoted(uri) +
+      throw UsageError(std::string("--") + option + ": " + quoted(uri) +
                        " is not an https URI, an http URI to 127.0.0.1 or "
                        "[::1], or a private-use scheme like "
                        "com.example.app:/cb, without fragment or userinfo");
@@ -101,7 +102,14 @@ Client client_from_options(const Invocation& inv) {
   c.name = name_option(inv);
   c.grant_types = grants_option(inv);
   if (auto scope = scope_option(inv)) c.scope = *scope;
-  c.redirect_uris = redirect_uris_option(inv);
+  c.redirect_uris = redirect_uris_option(inv, "redirect-uri");
+  c.post_logout_redirect_uris = redirect_uris_option(inv, "post-logout-redirect-uri");
+  if (auto a = inv.value("id-token-alg")) {
+    if (*a != "RS256" && *a != "ES256" && *a != "EdDSA") {
+      throw UsageError("--id-token-alg: " + quoted(*a) + " is not RS256, ES256 or EdDSA");
+    }
+    c.id_token_alg = *a;
+  }
   c.resources = resources_option(inv);
   c.confidential = !inv.has("public");
   c.auth_method = auth_method_option(inv, c.confidential);
@@ -253,6 +261,8 @@ const OptionSpec kAppAddOptions[] = {
     {"access-token-format", true, false},
     {"first-party", false, false},
     {"require-dpop", false, false},
+    {"post-logout-redirect-uri", true, true},
+    {"id-token-alg", true, false},
 };
 
 const char kAppAddUsage[] =
@@ -264,11 +274,13 @@ const char kAppAddUsage[] =
     "           [--access-token-ttl <seconds>] "
     "[--access-token-format jwt|opaque]\n"
     "           [--first-party] [--resource <uri> ...] [--require-dpop]\n"
+    "           [--post-logout-redirect-uri <uri> ...] [--id-token-alg <alg>]\n"
     "\n"
     "Registers an application and prints it as one JSON object:\n"
     "client_id, client_secret, name, client_type, grant_types, scope,\n"
     "redirect_uris, resources, auth_method, access_token_ttl,\n"
     "access_token_format, first_party, dpop_bound_access_tokens,\n"
+    "post_logout_redirect_uris, id_token_signed_response_alg,\n"
     "created_at.  The secret\n"
     "is shown only here, once: the store keeps only a hash of it.\n"
     "\n"
@@ -309,7 +321,14 @@ const char kAppAddUsage[] =
     "                             at most 8\n"
     "  --require-dpop             its token requests must carry a DPoP\n"
     "                             proof (RFC 9449 5.2): its access tokens\n"
-    "                             are all bound to the client's key\n";
+    "                             are all bound to the client's key\n"
+    "  --post-logout-redirect-uri <uri>\n"
+    "                             where OpenID Connect's end-session\n"
+    "                             endpoint may send the browser back;\n"
+    "                             repeatable, the rules of --redirect-uri\n"
+    "  --id-token-alg <alg>       RS256, ES256 or EdDSA: the algorithm of its\n"
+    "                             id_tokens, when oauth2_jwt_key has a key\n"
+    "                             of it (default: RS256 if there is one)\n";
 
 const OptionSpec kAppUpdateOptions[] = {
     {"resource", true, true},

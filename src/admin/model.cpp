@@ -104,6 +104,9 @@ Json client_json(const Client& c, json_t* secret_json) {
              c.access_token_format.empty() ? json_null() : string_json(c.access_token_format));
   set_member(o, "first_party", json_boolean(c.first_party));
   set_member(o, "dpop_bound_access_tokens", json_boolean(c.dpop_bound_access_tokens));
+  set_member(o, "post_logout_redirect_uris", strings_json(c.post_logout_redirect_uris));
+  set_member(o, "id_token_signed_response_alg",
+             c.id_token_alg.empty() ? json_null() : string_json(c.id_token_alg));
   set_member(o, "created_at", json_integer(c.created_at));
   return obj;
 }

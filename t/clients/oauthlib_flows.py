@@ -79,7 +79,9 @@ def parse(page):
 
 def user_agent_authorize(url, username, password):
     """What a user does in a browser: sign in, click Authorize.  Returns
-    the Location that sends the browser to the client's redirect_uri."""
+    the consent page's title (None when the user's consent was remembered
+    and no page was shown) and the Location that sends the browser to the
+    client's redirect_uri."""
     ua = requests.Session()
     r = ua.get(url, allow_redirects=False)
     login = parse(r.text)
@@ -92,6 +94,8 @@ def user_agent_authorize(url, username, password):
         raise RuntimeError("login failed: %d %s" % (r.status_code, r.text))
     url = urllib.parse.urljoin(url, r.headers["Location"])
     r = ua.get(url, allow_redirects=False)
+    if r.status_code == 303 and "code=" in r.headers.get("Location", ""):
+        return None, r.headers["Location"]  # remembered consent
     consent = parse(r.text)
     if r.status_code != 200 or "csrf_token" not in consent.fields:
         raise RuntimeError("no consent page: %d %s" % (r.status_code, r.text))

@@ -391,7 +391,8 @@ sub _json_result {
 }
 
 # new_app(name => 'x', grant => [..] | 'g', scope => '..', public => 1,
-#         auth_method => '..', ttl => n, first_party => 1)
+#         auth_method => '..', ttl => n, first_party => 1, require_dpop => 1,
+#         post_logout_redirect_uris => [..], id_token_alg => 'ES256')
 sub new_app {
     my ($self, %a) = @_;
     return $self->admin_json(app_add_args(%a));
@@ -419,6 +420,10 @@ sub app_add_args {
     push @args, '--first-party' if $a{first_party};
     # RFC 9449 5.2: its token requests must carry a DPoP proof
     push @args, '--require-dpop' if $a{require_dpop};
+    # OpenID Connect
+    push @args, '--post-logout-redirect-uri', $_
+        for @{$a{post_logout_redirect_uris} // []};
+    push @args, '--id-token-alg', $a{id_token_alg} if $a{id_token_alg};
     return @args;
 }
 

@@ -83,7 +83,8 @@ function unescape(s) {
 }
 
 // What a user does in a browser: sign in, then Authorize.  Returns the
-// consent page's title and the Location back to the redirect_uri.
+// consent page's title (null when the user's consent was remembered and
+// no page was shown) and the Location back to the redirect_uri.
 export async function userAgent(cfg, url) {
   const jar = new Map();
   const go = async (u, form) => {
@@ -115,6 +116,9 @@ export async function userAgent(cfg, url) {
   if (r.status !== 303) throw new Error(`login failed: ${r.status}`);
   const consentUrl = new URL(r.location, url).href;
   r = await go(consentUrl);
+  if (r.status === 303 && /[?&]code=/.test(r.location ?? '')) {
+    return { consent: null, location: r.location };
+  }
   const consent = fields(r.text);
   if (r.status !== 200 || !consent.fields.csrf_token) {
     throw new Error(`no consent page: ${r.status} ${r.text.slice(0, 200)}`);

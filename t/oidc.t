@@ -1,0 +1,307 @@
+# OpenID Connect for the code flow (issue 14 item 1) and remembered
+# consent (item 2), through nginx: discovery at
+# /.well-known/openid-configuration, the id_token (RS256 by default, an
+# ES256 one for an application that asks), userinfo, prompt, max_age,
+# login_hint, RP-initiated logout; the relying parties openid-client (npm)
+# and authlib (Debian) drive the real login and consent pages.
+# SECURITY-minded: the id_token's nonce and aud are checked by both
+# libraries, which refuse a wrong nonce and a wrong audience; a consent
+# revoked is asked again; a forged id_token_hint signs nobody out.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use IPC::Open3 qw(open3);
+use JSON::PP ();
+use MIME::Base64 qw(decode_base64url encode_base64url);
+use Test::More;
+use OAuth2Test;
+use OAuth2Authorize;
+
+OAuth2Test::require_build();
+
+my $CLIENTS = "$FindBin::Bin/clients/interop";
+my $NODE = '/usr/bin/node';
+my $PYTHON = '/usr/bin/python3';
+
+my $t = OAuth2Test->new;
+my $dir = $t->dir;
+my $base = 'http://127.0.0.1:' . $t->port;
+my $CB = "$base/callback";
+my $BYE = "$base/signed-out";
+
+for (['rsa', 'RSA', 'rsa_keygen_bits:2048'], ['ec', 'EC', 'ec_paramgen_curve:P-256']) {
+    my ($name, $alg, $opt) = @$_;
+    my ($code) = $t->_run_cmd('openssl', 'genpkey', '-algorithm', $alg,
+        '-pkeyopt', $opt, '-out', "$dir/$name.pem");
+    die "openssl genpkey $alg: $code" if $code;
+    chmod 0644, "$dir/$name.pem";
+}
+
+my ($user, $pw) = ('olivia', 'Harbour-Lantern-Quiet-42');
+OAuth2Authorize::user_add($t, $user, $pw, '--first-name', 'Olivia',
+    '--last-name', 'Ng');
+my $SCOPE = 'openid profile email read write';
+my %apps = map {
+    $_ => { %{$t->new_app(name => "$_ rp",
+        grant => ['authorization_code', 'refresh_token'], scope => $SCOPE,
+        redirect_uris => [$CB], post_logout_redirect_uris => [$BYE])},
+        redirect_uri => $CB, post_logout_redirect_uri => $BYE }
+} qw(openid-client authlib perl);
+my $es = $t->new_app(name => 'es256 rp', grant => 'authorization_code',
+    scope => $SCOPE, redirect_uris => [$CB], id_token_alg => 'ES256');
+my $plain = $t->new_app(name => 'plain oauth', grant => 'authorization_code',
+    scope => 'read write', redirect_uris => [$CB]);
+
+$t->write_config(OAuth2Authorize::http_conf($t,
+    extra_http => "oauth2_jwt_key $dir/rsa.pem;\noauth2_jwt_key $dir/ec.pem;\n",
+    extra_server => <<'EOF'))->run;
+    location = /.well-known/openid-configuration { oauth2_metadata; }
+    location = /o/jwks/ { oauth2_jwks; }
+    location = /o/userinfo/ { oauth2_userinfo; }
+    location = /o/logout/ { oauth2_end_session; }
+EOF
+
+my $JSON = JSON::PP->new->canonical;
+my $f = OAuth2Authorize->new($t);
+sub params { OAuth2Authorize::location_params(@_) }
+sub claims_of {
+    my ($jwt) = @_;
+    my ($h, $p) = split /\./, $jwt // '';
+    return ($JSON->decode(decode_base64url($h // 'e30')),
+        $JSON->decode(decode_base64url($p // 'e30')));
+}
+
+############################################################ discovery
+
+my $m = $t->get('/.well-known/openid-configuration');
+is($m->{status}, 200, 'discovery: 200');
+my $d = $m->{json} // {};
+is($d->{issuer}, $base, 'discovery: issuer');
+is($d->{userinfo_endpoint}, "$base/o/userinfo/", 'discovery: userinfo_endpoint');
+is($d->{end_session_endpoint}, "$base/o/logout/", 'discovery: end_session_endpoint');
+is($d->{jwks_uri}, "$base/o/jwks/", 'discovery: jwks_uri');
+is_deeply($d->{id_token_signing_alg_values_supported}, ['RS256', 'ES256'],
+    'discovery: RS256 (required by OIDC) and ES256');
+is_deeply($d->{subject_types_supported}, ['public'], 'discovery: public subjects');
+ok((grep { $_ eq 'openid' } @{$d->{scopes_supported} // []}), 'discovery: the openid scope');
+is_deeply($d->{prompt_values_supported}, [qw(none login consent)],
+    'discovery: prompt values');
+
+############################################################ the relying parties
+
+my %cfg = (issuer => $base, username => $user, password => $pw);
+my %res;
+sub run_client {
+    my ($name, $app, @cmd) = @_;
+    my $pid = open3(my $to, my $from, undef, @cmd);
+    print $to $JSON->encode({ %cfg, app => $app });
+    close $to;
+    my $done;
+    while (my $line = <$from>) {
+        chomp $line;
+        if ($line =~ /^result (\{.*\})$/) {
+            my $j = $JSON->decode($1);
+            $res{$j->{lib}}{$j->{flow}} = $j;
+            diag("$j->{lib} $j->{flow}: $j->{exception}") if $j->{exception};
+        } elsif ($line eq 'done') {
+            $done = 1;
+        } else {
+            diag("$name: $line");
+        }
+    }
+    waitpid $pid, 0;
+    is($? >> 8, 0, "$name exits 0");
+    ok($done, "$name ran to the end");
+}
+
+ok(-f "$CLIENTS/node_modules/openid-client/package.json",
+    'openid-client is installed (scripts/install-deps)');
+run_client('openid-client', $apps{'openid-client'}, $NODE, "$CLIENTS/oidc.mjs");
+my $uid = do {
+    my ($code, $out) = $t->admin('user', 'show', $user);
+    ($out =~ /"id":\s*(\d+)/)[0];
+};
+ok($uid, "the user's id") or diag("user show failed");
+
+my $o = $res{'openid-client'};
+is($o->{discovery}{userinfo}, "$base/o/userinfo/",
+    'openid-client: its default discovery finds userinfo');
+is($o->{discovery}{end_session}, "$base/o/logout/", 'openid-client: and end_session');
+is_deeply($o->{code_flow}{seen}, ['login', 'consent'],
+    'openid-client: the first flow signs in and asks consent');
+is($o->{code_flow}{sub}, $uid, 'openid-client: sub is the user id');
+is($o->{code_flow}{aud}, $apps{'openid-client'}{client_id}, 'openid-client: aud is the client');
+is($o->{code_flow}{iss}, $base, 'openid-client: iss');
+ok($o->{code_flow}{nonce_echoed}, 'openid-client: the nonce is echoed');
+ok($o->{code_flow}{at_hash_ok}, 'openid-client: at_hash is the access token\'s');
+ok($o->{code_flow}{refresh}, 'openid-client: a refresh token too');
+ok(abs(($o->{code_flow}{auth_time} // 0) - time) < 60, 'openid-client: auth_time is the sign-in');
+is($o->{userinfo}{sub}, $uid, 'openid-client: userinfo sub');
+is($o->{userinfo}{preferred_username}, $user, 'openid-client: profile claims');
+is($o->{userinfo}{given_name}, 'Olivia', 'openid-client: given_name');
+is($o->{userinfo}{email}, "$user\@example.com", 'openid-client: email claim');
+ok($o->{userinfo_wrong_subject}{thrown}, 'openid-client: refuses userinfo for another subject');
+ok($o->{nonce_mismatch}{thrown}, 'openid-client: refuses an id_token with another nonce')
+    or diag explain $o->{nonce_mismatch};
+is_deeply($o->{remembered_consent}{seen}, [],
+    'openid-client: the consent is remembered: no page the second time');
+is_deeply($o->{prompt_none}{seen}, [], 'openid-client: prompt=none succeeds silently');
+is_deeply($o->{prompt_login}{seen}, ['login'],
+    'openid-client: prompt=login signs in again, consent remembered');
+is_deeply($o->{max_age}{seen}, ['login'], 'openid-client: a session older than max_age signs in again');
+ok($o->{max_age}{fresh}, 'openid-client: and auth_time is that new sign-in (the library checked max_age)');
+ok($o->{refresh}{access} && $o->{refresh}{refresh}, 'openid-client: refresh');
+is($o->{end_session}{status}, 303, 'openid-client: end session redirects');
+is($o->{end_session}{to}, $BYE, 'openid-client: to the registered post_logout_redirect_uri');
+is($o->{end_session}{state}, 'bye', 'openid-client: with the state');
+ok(!$o->{end_session}{session_cookie}, 'openid-client: the session cookie is cleared');
+is($o->{after_logout_prompt_none}{error}, 'login_required',
+    'openid-client: after logout prompt=none gives login_required');
+
+my $id_token = $o->{code_flow}{id_token};
+my ($h, $c) = claims_of($id_token);
+is($h->{alg}, 'RS256', 'id_token: RS256 by default');
+ok($h->{kid}, 'id_token: a kid');
+my $jwks = $t->get('/o/jwks/')->{json}{keys} // [];
+ok((grep { ($_->{kid} // '') eq ($h->{kid} // '-') } @$jwks), 'id_token: its kid is in the JWKS');
+ok($c->{exp} > $c->{iat} && $c->{exp} - $c->{iat} <= 3600, 'id_token: lives an hour at most');
+is($c->{azp}, $apps{'openid-client'}{client_id}, 'id_token: azp');
+
+run_client('authlib', $apps{authlib}, $PYTHON, "$CLIENTS/oidc_authlib.py");
+my $a = $res{authlib};
+is_deeply($a->{code_flow}{seen}, ['login', 'consent'], 'authlib: signs in and consents');
+is($a->{code_flow}{sub}, $uid, 'authlib: sub');
+is($a->{code_flow}{aud}, $apps{authlib}{client_id}, 'authlib: aud');
+ok($a->{code_flow}{nonce} && $a->{code_flow}{at_hash}, 'authlib: nonce and at_hash present and valid');
+ok($a->{userinfo}{same_sub}, 'authlib: userinfo is the same subject');
+is($a->{userinfo}{email}, "$user\@example.com", 'authlib: userinfo email');
+like($a->{nonce_mismatch}{message} // '', qr/nonce/, 'authlib: refuses another nonce');
+like($a->{wrong_audience}{message} // '', qr/\b(aud|azp)\b/, 'authlib: refuses an id_token for another client');
+like($a->{tampered_at_hash}{message} // '', qr/at_hash/,
+    'authlib: at_hash binds the id_token to its access token');
+is_deeply($a->{prompt_none}{seen}, [], 'authlib: prompt=none with a session and a consent');
+is_deeply($a->{max_age}{seen}, ['login'], 'authlib: max_age signs in again');
+ok($a->{max_age}{fresh}, 'authlib: auth_time fresh');
+
+############################################################ by hand
+
+my $app = $apps{perl};
+my ($verifier, $challenge) = OAuth2Authorize::pkce();
+sub q_for {
+    my (%o) = @_;
+    return OAuth2Authorize::query(client_id => $o{client}{client_id} // $app->{client_id},
+        response_type => 'code', redirect_uri => $CB, scope => $o{scope} // 'openid email',
+        state => 's1', code_challenge => $challenge, code_challenge_method => 'S256',
+        map { $_ => $o{$_} } grep { !/^(client|scope)$/ } keys %o);
+}
+
+# prompt=none without a session
+my $r = $f->get(q_for(prompt => 'none'));
+is($r->{status}, 303, 'prompt=none, no session: back to the client');
+is({params($r)}->{error}, 'login_required', 'prompt=none, no session: login_required');
+# login_hint fills the username in
+$r = $f->get(q_for(login_hint => 'olivia<x>'));
+like($r->{body}, qr/name="username" value="olivia&lt;x&gt;"/, 'login_hint fills the username in, escaped');
+my $session = $f->login(q_for(), $user, $pw);
+ok($session, 'signed in');
+$r = $f->get(q_for(prompt => 'none'), Cookie => $session);
+is({params($r)}->{error}, 'consent_required',
+    'prompt=none, signed in, never consented: consent_required');
+for my $bad (['prompt', 'bogus'], ['prompt', 'none login'], ['max_age', '-1'],
+    ['max_age', 'x'], ['nonce', 'n' x 600]) {
+    $r = $f->get(q_for($bad->[0] => $bad->[1]), Cookie => $session);
+    is({params($r)}->{error}, 'invalid_request', "$bad->[0]=$bad->[1]: invalid_request");
+}
+my $nonce = 'n-' . int(rand 1e9);
+my ($code, $cr) = $f->code(q_for(nonce => $nonce), $session);
+my $tok = $f->redeem($code, client => $app, redirect_uri => $CB, verifier => $verifier);
+is($tok->{status}, 200, 'code redeemed');
+my (undef, $ic) = claims_of($tok->{json}{id_token});
+is($ic->{nonce}, $nonce, 'id_token: the nonce of this request');
+is($ic->{aud}, $app->{client_id}, 'id_token: aud is this client, not another');
+my $at = $tok->{json}{access_token};
+
+# a plain OAuth request (no openid) gets no id_token
+($code) = $f->code(q_for(client => $plain, scope => 'read'), $session);
+$r = $f->redeem($code, client => $plain, redirect_uri => $CB, verifier => $verifier);
+ok($r->{json}{access_token} && !exists $r->{json}{id_token}, 'no openid scope: no id_token');
+my $plain_at = $r->{json}{access_token};
+
+# ES256 for the application that registered it
+($code) = $f->code(q_for(client => $es), $session);
+$r = $f->redeem($code, client => $es, redirect_uri => $CB, verifier => $verifier);
+my ($eh) = claims_of($r->{json}{id_token});
+is($eh->{alg}, 'ES256', 'id_token_signed_response_alg ES256: an ES256 id_token');
+
+# userinfo
+sub userinfo { $t->get('/o/userinfo/', defined $_[0] ? (Authorization => "Bearer $_[0]") : ()) }
+$r = userinfo($at);
+is($r->{status}, 200, 'userinfo: 200');
+is_deeply([sort keys %{$r->{json}}], [qw(email email_verified sub)],
+    'userinfo: the email scope gives email claims only');
+$r = userinfo(undef);
+is($r->{status}, 401, 'userinfo without a token: 401');
+is(OAuth2Test::header($r, 'WWW-Authenticate'), 'Bearer', 'userinfo without a token: a bare challenge');
+$r = userinfo('not-a-token');
+is($r->{status}, 401, 'userinfo, unknown token: 401');
+like(OAuth2Test::header($r, 'WWW-Authenticate') // '', qr/error="invalid_token"/,
+    'userinfo, unknown token: invalid_token');
+$r = userinfo($plain_at);
+is($r->{status}, 403, 'userinfo, a token without openid: 403');
+like(OAuth2Test::header($r, 'WWW-Authenticate') // '', qr/insufficient_scope/,
+    'userinfo, without openid: insufficient_scope');
+my $cc_app = $t->new_app(grant => 'client_credentials', scope => 'openid read');
+$r = userinfo($t->access_token($cc_app));
+is($r->{status}, 401, "userinfo, a client's own token (no user): 401");
+$r = $t->request('DELETE', '/o/userinfo/', headers => [Authorization => "Bearer $at"]);
+is($r->{status}, 405, 'userinfo: DELETE is 405');
+
+############################################################ end session
+
+sub logout { $t->get('/o/logout/?' . OAuth2Authorize::query(@_), Cookie => $session) }
+# without an id_token_hint the user is asked first
+$r = logout();
+is($r->{status}, 200, 'end session without a hint: a page');
+like($r->{body}, qr/Sign out\?/, 'end session without a hint: asks the user');
+my $csrf = OAuth2Authorize::csrf_field($r);
+$r = $t->post_form('/o/logout/', OAuth2Test::form(action => 'logout', csrf_token => 'wrong'),
+    Cookie => $session);
+like($r->{body}, qr/Sign out\?/, 'a logout POST with a wrong csrf_token asks again');
+is($f->get(q_for(prompt => 'none'), Cookie => $session)->{status}, 303,
+    'and the session lives');
+is({params($f->get(q_for(prompt => 'none'), Cookie => $session))}->{code} ? 1 : 0, 1,
+    'the session still gets codes');
+# a forged hint
+my ($fh, $fp, $fs) = split /\./, $tok->{json}{id_token};
+$r = logout(id_token_hint => "$fh." . encode_base64url('{"sub":"1","aud":"x"}') . ".$fs");
+is($r->{status}, 400, 'a forged id_token_hint: 400');
+$r = logout(id_token_hint => $tok->{json}{id_token}, post_logout_redirect_uri => "$base/elsewhere");
+is($r->{status}, 400, 'an unregistered post_logout_redirect_uri: 400, never a redirect');
+ok(!defined OAuth2Test::header($r, 'Location'), 'and no Location');
+$r = logout(post_logout_redirect_uri => $BYE);
+is($r->{status}, 400, 'post_logout_redirect_uri without client_id or hint: 400');
+$r = logout(id_token_hint => $tok->{json}{id_token}, client_id => $es->{client_id});
+is($r->{status}, 400, "client_id other than the hint's audience: 400");
+# the confirmed POST
+$r = $t->post_form('/o/logout/', OAuth2Test::form(action => 'logout', csrf_token => $csrf),
+    Cookie => $session);
+is($r->{status}, 200, 'the confirmed sign-out: the signed-out page');
+like(OAuth2Test::header($r, 'Set-Cookie') // '', qr/oauth2_session=;.*Max-Age=0/,
+    'the session cookie is cleared');
+is({params($f->get(q_for(prompt => 'none'), Cookie => $session))}->{error}, 'login_required',
+    'the old session cookie no longer signs in');
+
+############################################################ consent
+
+# consent is per client and scope: a wider scope asks again
+$session = $f->login(q_for(), $user, $pw);
+$r = $f->get(q_for(scope => 'openid email profile'), Cookie => $session);
+like($r->{body}, qr/<h1>Authorize/, 'a wider scope than remembered asks again');
+$r = $f->get(q_for(scope => 'openid'), Cookie => $session);
+is($r->{status}, 303, 'a narrower scope than remembered: no page');
+ok({params($r)}->{code}, 'and a code');
+$r = $f->get(q_for(prompt => 'consent'), Cookie => $session);
+like($r->{body}, qr/<h1>Authorize/, 'prompt=consent asks even when remembered');
+
+$t->done_testing;
