@@ -304,4 +304,18 @@ ok({params($r)}->{code}, 'and a code');
 $r = $f->get(q_for(prompt => 'consent'), Cookie => $session);
 like($r->{body}, qr/<h1>Authorize/, 'prompt=consent asks even when remembered');
 
+# a public client sent back to loopback could be any program on the
+# device (RFC 8252 8.6): its consent is asked every time
+my $native = $t->new_app(name => 'native', public => 1, grant => 'authorization_code',
+    scope => $SCOPE, redirect_uris => ['http://127.0.0.1/cb']);
+my $nq = OAuth2Authorize::query(client_id => $native->{client_id}, response_type => 'code',
+    redirect_uri => 'http://127.0.0.1:5555/cb', scope => 'openid', state => 'n',
+    code_challenge => $challenge, code_challenge_method => 'S256');
+($code) = $f->code($nq, $session);
+ok($code, 'a native public client: allowed once');
+$r = $f->get($nq, Cookie => $session);
+like($r->{body}, qr/<h1>Authorize/, 'a native public client: asked again the next time');
+$r = $f->get("$nq&prompt=none", Cookie => $session);
+is({params($r)}->{error}, 'consent_required', 'a native public client: prompt=none gives consent_required');
+
 $t->done_testing;

@@ -530,8 +530,13 @@ bool needs_login(const AuthzRequest& az, const SessionUser& user, int64_t now) {
   return az.prompt_login || (az.max_age >= 0 && now - user.auth_time > az.max_age);
 }
 
-// the user granted this client these scopes before (remembered consent)
+// the user granted this client these scopes before (remembered consent),
+// and the request can only be that client's: it has a secret, or its
+// redirect URI is https.  A public client sent back to a loopback or
+// private-use URI could be any program on the device (RFC 8252 8.6), so
+// the user is asked each time.
 bool consented(Store& store, const Request& req, const AuthzRequest& az, const SessionUser& user) {
+  if (!az.client.confidential && az.redirect_uri.rfind("https://", 0) != 0) return false;
   Txn txn = store.read();
   auto c = find_consent(txn, req.loc.realm, user.id, az.client.client_id, req.c.now);
   return c && consent_covers(*c, az.scope);
