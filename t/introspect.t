@@ -71,10 +71,8 @@ is($j->{username}, 'alice', 'user access token: username');
 is($j->{sub}, "$alice->{id}", 'user access token: sub is the user id');
 is($j->{client_id}, $app->{client_id}, 'user access token: client_id');
 is($j->{scope}, 'read write admin', 'user access token: scope');
-TODO: {
-    local $TODO = 'no "aud" member in the introspection response';
-    ok(exists $j->{aud}, 'active token: aud is returned (R57)');
-}
+# a token issued without resource: the default audience, the issuer
+is($j->{aud}, 'http://127.0.0.1:' . $t->port, 'active token: aud is returned (R57)');
 $r = introspect($t, $app, $user_rt);
 $j = $r->{json} // {};
 ok($j->{active}, 'user refresh token: active');
