@@ -168,7 +168,9 @@ void oauth2_expiry_release(oauth2_store_t *store, const char *owner)
 #define OAUTH2_ENDPOINT_STATUS      12
 #define OAUTH2_ENDPOINT_USERINFO    13
 #define OAUTH2_ENDPOINT_END_SESSION 14
-#define OAUTH2_ENDPOINT_MAX         15
+/* 15, 16: reserved (the device flow, on another branch) */
+#define OAUTH2_ENDPOINT_AUTHORIZED_GRANTS 17
+#define OAUTH2_ENDPOINT_MAX         18
 
 /* what the shim needs to know of an endpoint kind (src/core/endpoint_table) */
 typedef struct {

@@ -96,5 +96,9 @@ HttpResponse apps_api(ServeContext& ctx, const HttpRequest& req, const Caller& c
 // /api/applications/<id>/api-keys/<key_id>/ (api_keys.cpp)
 HttpResponse api_keys_api(ServeContext& ctx, const HttpRequest& req, const Caller& caller,
                           const std::string& client_id, const std::optional<std::string>& key_id);
+// /api/users/<id>/consents/ (client_id: nullopt) and
+// /api/users/<id>/consents/<client_id>/ (consents.cpp)
+HttpResponse consents_api(ServeContext& ctx, const HttpRequest& req, const Caller& caller,
+                          uint64_t user, const std::optional<std::string>& client_id);
 
 }  // namespace oauth2::admin

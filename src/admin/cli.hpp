@@ -85,7 +85,8 @@ void add_token_commands(Commands& out);
 void add_serve_commands(Commands& out);  // serve (the daemon)
 void add_realm_commands(Commands& out);  // realm ... (realms_cli.cpp)
 void add_backup_commands(Commands& out);
-void add_sync_commands(Commands& out);  // sync (sync.cpp)
+void add_sync_commands(Commands& out);     // sync (sync.cpp)
+void add_consent_commands(Commands& out);  // consent ... (consents.cpp)
 
 // Global options (--store, --realm, --help) anywhere; a command's options
 // after its words; "--" ends the options.

@@ -30,6 +30,7 @@ Commands commands() {
   add_realm_commands(all);
   add_backup_commands(all);
   add_sync_commands(all);
+  add_consent_commands(all);
   return all;
 }
 

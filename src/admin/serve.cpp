@@ -41,7 +41,7 @@ bool starts_with(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
 }
 
-enum class Api { kNone, kUsers, kMe, kApps, kApiKeys };
+enum class Api { kNone, kUsers, kMe, kApps, kApiKeys, kConsents };
 
 struct Route {
   Api api = Api::kNone;
@@ -49,7 +49,33 @@ struct Route {
   std::optional<std::string> client_id;
   bool rotate = false;
   std::optional<std::string> key_id;  // kApiKeys: one key, else the list
+  // kConsents: one application's consent (client_id), else the list
 };
+
+// "<id>/", "<id>/consents/" or "<id>/consents/<client_id>/" after
+// /api/users/; false for anything else.
+bool match_user(std::string_view rest, Route& r) {
+  constexpr std::string_view kConsents = "consents/";
+  size_t slash = rest.find('/');
+  if (slash == std::string_view::npos || slash == 0) return false;
+  r.user_id = parse_user_id(rest.substr(0, slash));
+  if (!r.user_id) return false;
+  std::string_view tail = rest.substr(slash + 1);
+  if (tail.empty()) {
+    r.api = Api::kUsers;
+    return true;
+  }
+  if (!starts_with(tail, kConsents)) return false;
+  std::string_view client = tail.substr(kConsents.size());
+  if (!client.empty()) {
+    size_t end = client.find('/');
+    if (end == 0 || end != client.size() - 1) return false;
+    r.client_id = percent_decode_segment(client.substr(0, end));
+    if (!r.client_id) return false;
+  }
+  r.api = Api::kConsents;
+  return true;
+}
 
 // "api-keys/" (the list) or "api-keys/<key_id>/" (one key) after an
 // application's path; false for anything else.
@@ -76,9 +102,8 @@ Route match(std::string_view path) {
     std::string_view rest = path.substr(kUsers.size());
     if (rest.empty()) {
       r.api = Api::kUsers;
-    } else if (rest.back() == '/') {
-      r.user_id = parse_user_id(rest.substr(0, rest.size() - 1));
-      if (r.user_id) r.api = Api::kUsers;
+    } else if (!match_user(rest, r)) {
+      r = Route();
     }
   } else if (starts_with(path, kApps)) {
     std::string_view rest = path.substr(kApps.size());
@@ -136,6 +161,7 @@ HttpResponse route_in_realm(ServeContext& ctx, const HttpRequest& req) {
     case Api::kMe: return me_api(ctx, req, *caller);
     case Api::kApps: return apps_api(ctx, req, *caller, r.client_id, r.rotate);
     case Api::kApiKeys: return api_keys_api(ctx, req, *caller, *r.client_id, r.key_id);
+    case Api::kConsents: return consents_api(ctx, req, *caller, *r.user_id, r.client_id);
     default: return not_found();
   }
 }
@@ -341,7 +367,8 @@ const char kServeUsage[] =
     "           [--auth-limit <n>/<s>] [--account-limit <n>/<s>]\n"
     "           [--password-policy <spec>] [--hash-limit <n>/<queue>]\n"
     "\n"
-    "Runs the admin daemon: the users API (/api/users/, /auth/me/), the\n"
+    "Runs the admin daemon: the users API (/api/users/, /auth/me/, a\n"
+    "user's consents under /api/users/<id>/consents/), the\n"
     "applications API (/api/applications/, their API keys under\n"
     "/api/applications/<client_id>/api-keys/) and the application pages\n"
     "(/o/applications/), for nginx to proxy to.  Callers authenticate with\n"

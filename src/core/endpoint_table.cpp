@@ -185,6 +185,15 @@ const EndpointKind kEndpoints[] = {
      true,
      "end_session_endpoint",
      [](Store* s, const Request& r) { return end_session_endpoint(*s, r); }},
+    // ids 15 and 16: reserved, no endpoint (endpoint_kind() gives nullptr)
+    {{nullptr, nullptr, 0, 0}, Shape::kOAuth, RateKey::kAddress, false, nullptr, nullptr},
+    {{nullptr, nullptr, 0, 0}, Shape::kOAuth, RateKey::kAddress, false, nullptr, nullptr},
+    {{"oauth2_authorized_grants", "GET, POST", 0, 1},
+     Shape::kPage,
+     RateKey::kAddress,
+     true,
+     nullptr,
+     [](Store* s, const Request& r) { return authorized_grants_endpoint(*s, r); }},
 };
 
 static_assert(std::size(kEndpoints) == OAUTH2_ENDPOINT_MAX - 1, "one row per endpoint id");
@@ -195,7 +204,8 @@ const EndpointKind* endpoint_kind(int endpoint) {
   if (endpoint <= OAUTH2_ENDPOINT_NONE || endpoint >= OAUTH2_ENDPOINT_MAX) {
     return nullptr;
   }
-  return &kEndpoints[endpoint - 1];
+  const EndpointKind* k = &kEndpoints[endpoint - 1];
+  return k->handler ? k : nullptr;  // nullptr for a reserved id
 }
 
 Response rate_limited_response(int endpoint, unsigned wait) {

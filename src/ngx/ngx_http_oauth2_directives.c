@@ -267,6 +267,13 @@ ngx_command_t  ngx_http_oauth2_commands[] = {
       OAUTH2_ENDPOINT_END_SESSION,
       NULL },
 
+    { ngx_string("oauth2_authorized_grants"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_oauth2_endpoint_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      OAUTH2_ENDPOINT_AUTHORIZED_GRANTS,
+      NULL },
+
     /* bearer validation */
 
     { ngx_string("auth_oauth2"),
