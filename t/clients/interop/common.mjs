@@ -85,7 +85,10 @@ function unescape(s) {
 // What a user does in a browser: sign in, then Authorize.  Returns the
 // consent page's title (null when the user's consent was remembered and
 // no page was shown) and the Location back to the redirect_uri.
-export async function userAgent(cfg, url) {
+// A browser: GET, or POST a form, without following redirects, keeping
+// the cookies it is given (an empty value forgets one).  jar is its
+// cookies, to look at.
+export function browser() {
   const jar = new Map();
   const go = async (u, form) => {
     const headers = {
@@ -101,11 +104,17 @@ export async function userAgent(cfg, url) {
     for (const c of r.headers.getSetCookie()) {
       const [kv] = c.split(';');
       const i = kv.indexOf('=');
-      jar.set(kv.slice(0, i).trim(), kv.slice(i + 1).trim());
+      const [k, v] = [kv.slice(0, i).trim(), kv.slice(i + 1).trim()];
+      if (v === '') jar.delete(k); else jar.set(k, v);
     }
     return { status: r.status, location: r.headers.get('location'),
       text: await r.text() };
   };
+  return { go, jar };
+}
+
+export async function userAgent(cfg, url) {
+  const { go } = browser();
   let r = await go(url);
   const login = fields(r.text);
   if (r.status !== 200 || !login.fields.csrf_token) {

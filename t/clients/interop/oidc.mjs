@@ -7,7 +7,7 @@
 // signs in and consents on the module's real pages.  t/oidc.t.
 import { createHash } from 'node:crypto';
 import * as client from 'openid-client';
-import { errorCode, pkce, readConfig, runFlows } from './common.mjs';
+import { browser, errorCode, pkce, readConfig, runFlows } from './common.mjs';
 
 const cfg = await readConfig();
 const app = cfg.app;
@@ -19,24 +19,7 @@ const config = await client.discovery(new URL(cfg.issuer), app.client_id,
 client.enableNonRepudiationChecks(config);
 
 // One browser: its cookies outlive a flow, as a user's session does.
-const jar = new Map();
-async function go(u, form) {
-  const headers = { Cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; ') };
-  let body;
-  if (form) {
-    headers['Content-Type'] = 'application/x-www-form-urlencoded';
-    body = new URLSearchParams(form);
-  }
-  const r = await fetch(u, { method: form ? 'POST' : 'GET', headers, body,
-    redirect: 'manual' });
-  for (const c of r.headers.getSetCookie()) {
-    const [kv] = c.split(';');
-    const i = kv.indexOf('=');
-    const [k, v] = [kv.slice(0, i).trim(), kv.slice(i + 1).trim()];
-    if (v === '') jar.delete(k); else jar.set(k, v);
-  }
-  return { status: r.status, location: r.headers.get('location'), text: await r.text() };
-}
+const { go, jar } = browser();
 
 const field = (page, name) =>
   new RegExp(`name="${name}" value="([^"]*)"`).exec(page)?.[1];
