@@ -154,6 +154,22 @@ for my $args ([qw(app add --help)], [qw(--help)], [qw(app list --help)],
 my ($hc, $ho) = $t->admin(qw(app add --help));
 like($ho, qr/--name/, 'app add --help mentions --name');
 
+# the Debian package builds oauth2-admin(1) from --help (debian/rules): the
+# generator must read every command of the list
+{
+    my ($hc, $top) = $t->admin('--help');
+    my ($list) = $top =~ /\nCommands:\n(.*?)\n\n/s;
+    my @names = map { /^\s+([a-z][a-z0-9-]*(?: [a-z][a-z0-9-]*)?)/ ? $1 : () }
+        split /\n/, $list // '';
+    my $man = `$FindBin::Bin/../scripts/man-oauth2-admin $OAuth2Test::ADMIN 0 2>&1`;
+    is($?, 0, 'scripts/man-oauth2-admin builds the man page') or diag($man);
+    cmp_ok(scalar @names, '>', 20, 'the command list has every command');
+    for my $name (@names) {
+        my $roff = $name =~ s/-/\\-/gr;
+        like($man, qr/\Q$roff\E/, "the man page has '$name'");
+    }
+}
+
 # default store path ./var/store
 my $cwd = $t->dir . '/cwd';
 mkdir $cwd;

@@ -385,7 +385,7 @@ const Command kAppCommands[] = {
     {"app add", "--name <n> --grant <g> ...", "register an application", kAppAddUsage,
      kAppAddOptions, std::size(kAppAddOptions), 0, 0, app_add},
     {"app list", "", "list the applications", kAppListUsage, nullptr, 0, 0, 0, app_list},
-    {"app update", "<client_id> --resource <uri> ...", "set an application's resources",
+    {"app update", "<client_id> --resource", "set an application's resources",
      kAppUpdateUsage, kAppUpdateOptions, std::size(kAppUpdateOptions), 1, 1, app_update},
     {"app show", "<client_id>", "show one application", kAppShowUsage, nullptr, 0, 1, 1, app_show},
     {"app delete", "<client_id>", "delete an application and its tokens", kAppDeleteUsage, nullptr,
