@@ -185,6 +185,18 @@ const EndpointKind kEndpoints[] = {
      true,
      "end_session_endpoint",
      [](Store* s, const Request& r) { return end_session_endpoint(*s, r); }},
+    {{"oauth2_device_authorization", "POST", 0, 0},
+     Shape::kOAuth,
+     RateKey::kCaller,
+     true,
+     "device_authorization_endpoint",
+     [](Store* s, const Request& r) { return device_authorization_endpoint(*s, r); }},
+    {{"oauth2_device", "GET, POST", 0, 1},
+     Shape::kPage,
+     RateKey::kAddress,
+     true,
+     nullptr,
+     [](Store* s, const Request& r) { return device_endpoint(*s, r); }},
 };
 
 static_assert(std::size(kEndpoints) == OAUTH2_ENDPOINT_MAX - 1, "one row per endpoint id");

@@ -64,6 +64,7 @@ typedef struct {
     time_t                     refresh_token_ttl;
     time_t                     refresh_grace;
     time_t                     code_ttl;
+    time_t                     device_code_ttl;
     ngx_str_t                  default_scope;
     ngx_uint_t                 pbkdf2_iterations;
     ngx_str_t                  login_client_id;   /* oauth2_login ... */

@@ -387,6 +387,7 @@ ngx_http_oauth2_create_loc_conf(ngx_conf_t *cf)
     conf->refresh_token_ttl = NGX_CONF_UNSET;
     conf->refresh_grace = NGX_CONF_UNSET;
     conf->code_ttl = NGX_CONF_UNSET;
+    conf->device_code_ttl = NGX_CONF_UNSET;
     conf->pbkdf2_iterations = NGX_CONF_UNSET_UINT;
     conf->jwt_access = NGX_CONF_UNSET;
     conf->jwt_keys = NGX_CONF_UNSET_PTR;
@@ -425,6 +426,8 @@ ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                              30 * 86400);
     ngx_conf_merge_sec_value(conf->refresh_grace, prev->refresh_grace, 10);
     ngx_conf_merge_sec_value(conf->code_ttl, prev->code_ttl, 60);
+    ngx_conf_merge_sec_value(conf->device_code_ttl, prev->device_code_ttl,
+                             600);
     ngx_conf_merge_str_value(conf->default_scope, prev->default_scope,
                              "read write");
     ngx_conf_merge_uint_value(conf->pbkdf2_iterations, prev->pbkdf2_iterations,
