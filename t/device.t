@@ -56,12 +56,12 @@ sub device_auth {
 }
 
 sub poll {
-    my ($app, $code) = @_;
+    my ($app, $code, @hdr) = @_;
     my @body = (grant_type => $GRANT, device_code => $code,
         client_id => $app->{client_id});
     push @body, client_secret => $app->{client_secret}
         if $app->{client_secret};
-    return $t->post_form('/o/token/', OAuth2Test::form(@body));
+    return $t->post_form('/o/token/', OAuth2Test::form(@body), @hdr);
 }
 
 my $page = OAuth2Authorize->new($t, path => '/o/device/');
@@ -190,6 +190,24 @@ enter($alice, $cr->{user_code});
 $p = poll($conf, $cr->{device_code});
 is($p->{status}, 200, 'confidential client: tokens');
 ok(!$p->{json}{refresh_token}, 'no refresh token without refresh_token grant');
+
+# DPoP (RFC 9449): the grant hook binds the device's tokens to its key
+SKIP: {
+    skip 'python3-cryptography missing', 3
+        unless system('python3 -c "import cryptography" 2>/dev/null') == 0;
+    my $key = $t->dir . '/device-key.pem';
+    $r = device_auth($dev);
+    enter($alice, $r->{json}{user_code});
+    open my $fh, '-|', 'python3', "$FindBin::Bin/lib/dpop_proof.py", '--key', $key,
+        '--htm', 'POST', '--htu', "$issuer/o/token/" or die "dpop_proof: $!";
+    chomp(my $proof = <$fh> // '');
+    close $fh;
+    $p = poll($dev, $r->{json}{device_code}, DPoP => $proof);
+    is($p->{status}, 200, 'redeemed with a DPoP proof') or diag $p->{raw};
+    is($p->{json}{token_type}, 'DPoP', 'token_type DPoP');
+    is($t->bearer_get('/protected/index.html', $p->{json}{access_token})->{status}, 401,
+        'the DPoP-bound token is refused as a bearer token');
+}
 
 # ------------------------------------------------------- bad inputs
 my $before = join '', OAuth2Test::dump_store($t->store);
