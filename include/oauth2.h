@@ -168,7 +168,8 @@ void oauth2_expiry_release(oauth2_store_t *store, const char *owner)
 #define OAUTH2_ENDPOINT_STATUS      12
 #define OAUTH2_ENDPOINT_USERINFO    13
 #define OAUTH2_ENDPOINT_END_SESSION 14
-/* 15, 16: reserved (the device flow, on another branch) */
+#define OAUTH2_ENDPOINT_DEVICE_AUTHORIZATION 15  /* RFC 8628 3.1 */
+#define OAUTH2_ENDPOINT_DEVICE      16  /* its verification page */
 #define OAUTH2_ENDPOINT_AUTHORIZED_GRANTS 17
 #define OAUTH2_ENDPOINT_MAX         18
 
@@ -234,6 +235,7 @@ typedef struct {
     int64_t                   refresh_token_ttl;
     int64_t                   refresh_grace;
     int64_t                   code_ttl;
+    int64_t                   device_code_ttl;  /* RFC 8628 */
     oauth2_str_t              default_scope;    /* space separated */
     unsigned                  pbkdf2_iterations;
     oauth2_str_t              login_client_id;  /* oauth2_login, ... */

@@ -44,6 +44,20 @@ conf_ok($srv->('location / { oauth2_token; }',
     'oauth2_store %%STORE%% size=1g;'), 'oauth2_store size=1g');
 ok(!-e $t->store, 'nginx -t does not create the store (R76)');
 
+# RFC 8628: the device authorization response names the verification page
+conf_fails($srv->('location = /o/device_authorization/ { oauth2_device_authorization; }'),
+    qr/"oauth2_device_authorization" needs .*"oauth2_device"/,
+    'oauth2_device_authorization without an oauth2_device location');
+conf_fails($srv->('location = /o/device_authorization/ { oauth2_device_authorization; }'
+    . ' location ~ ^/o/device/$ { oauth2_device; }'),
+    qr/"oauth2_device_authorization" needs/,
+    'oauth2_device only in a regex location (no verification_uri)');
+conf_ok($srv->('location = /o/device_authorization/ { oauth2_device_authorization; }'
+    . ' location = /o/device/ { oauth2_device; }'),
+    'oauth2_device_authorization with its oauth2_device page');
+conf_ok($srv->('location = /o/device/ { oauth2_device; }'),
+    'oauth2_device alone');
+
 conf_fails($srv->('location / { auth_oauth2; }'),
     qr/auth_oauth2/, 'auth_oauth2 without arguments');
 conf_fails($srv->('location / { auth_oauth2 a b; }'),

@@ -38,7 +38,7 @@ std::vector<std::string> grants_option(const Invocation& inv) {
     if (!one_of(g, kGrants, std::size(kGrants))) {
       throw UsageError("--grant: unknown grant type " + quoted(g) +
                        " (client_credentials, authorization_code, password, "
-                       "refresh_token)");
+                       "refresh_token, urn:ietf:params:oauth:grant-type:device_code)");
     }
     push_unique(out, std::move(g));
   }
@@ -287,7 +287,9 @@ const char kAppAddUsage[] =
     "  --name <name>              a label, 1 to 255 characters\n"
     "  --grant <grant>            a grant type the application may use:\n"
     "                             client_credentials, authorization_code,\n"
-    "                             password or refresh_token; repeatable\n"
+    "                             password, refresh_token or\n"
+    "                             urn:ietf:params:oauth:grant-type:device_code;\n"
+    "                             repeatable\n"
     "  --scope \"<scope> ...\"      the scopes it may obtain, space-separated\n"
     "                             (default: the server's "
     "oauth2_default_scope)\n"
@@ -385,8 +387,8 @@ const Command kAppCommands[] = {
     {"app add", "--name <n> --grant <g> ...", "register an application", kAppAddUsage,
      kAppAddOptions, std::size(kAppAddOptions), 0, 0, app_add},
     {"app list", "", "list the applications", kAppListUsage, nullptr, 0, 0, 0, app_list},
-    {"app update", "<client_id> --resource", "set an application's resources",
-     kAppUpdateUsage, kAppUpdateOptions, std::size(kAppUpdateOptions), 1, 1, app_update},
+    {"app update", "<client_id> --resource", "set an application's resources", kAppUpdateUsage,
+     kAppUpdateOptions, std::size(kAppUpdateOptions), 1, 1, app_update},
     {"app show", "<client_id>", "show one application", kAppShowUsage, nullptr, 0, 1, 1, app_show},
     {"app delete", "<client_id>", "delete an application and its tokens", kAppDeleteUsage, nullptr,
      0, 1, 1, app_delete},

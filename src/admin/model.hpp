@@ -23,7 +23,7 @@ constexpr size_t kMaxEmail = 254;            // bytes: the store's limit
 constexpr size_t kMaxPersonName = 150;       // bytes: the store's limit
 
 constexpr const char* kGrants[] = {"client_credentials", "authorization_code", "password",
-                                   "refresh_token"};
+                                   "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"};
 constexpr const char* kAuthMethods[] = {"client_secret_basic", "client_secret_post"};
 
 // The application as `app add` prints it; client_secret only when

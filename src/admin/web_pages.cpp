@@ -17,7 +17,8 @@ namespace oauth2::admin::web {
 namespace {
 
 const char* const kGrantLabels[] = {"Client credentials", "Authorization code",
-                                    "Resource owner password-based", "Refresh token"};
+                                    "Resource owner password-based", "Refresh token",
+                                    "Device code (RFC 8628)"};
 static_assert(std::size(kGrantLabels) == std::size(kGrants));
 
 std::string grant_label(std::string_view g) {

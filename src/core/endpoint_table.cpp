@@ -185,9 +185,18 @@ const EndpointKind kEndpoints[] = {
      true,
      "end_session_endpoint",
      [](Store* s, const Request& r) { return end_session_endpoint(*s, r); }},
-    // ids 15 and 16: reserved, no endpoint (endpoint_kind() gives nullptr)
-    {{nullptr, nullptr, 0, 0}, Shape::kOAuth, RateKey::kAddress, false, nullptr, nullptr},
-    {{nullptr, nullptr, 0, 0}, Shape::kOAuth, RateKey::kAddress, false, nullptr, nullptr},
+    {{"oauth2_device_authorization", "POST", 0, 0},
+     Shape::kOAuth,
+     RateKey::kCaller,
+     true,
+     "device_authorization_endpoint",
+     [](Store* s, const Request& r) { return device_authorization_endpoint(*s, r); }},
+    {{"oauth2_device", "GET, POST", 0, 1},
+     Shape::kPage,
+     RateKey::kAddress,
+     true,
+     nullptr,
+     [](Store* s, const Request& r) { return device_endpoint(*s, r); }},
     {{"oauth2_authorized_grants", "GET, POST", 0, 1},
      Shape::kPage,
      RateKey::kAddress,
@@ -204,8 +213,7 @@ const EndpointKind* endpoint_kind(int endpoint) {
   if (endpoint <= OAUTH2_ENDPOINT_NONE || endpoint >= OAUTH2_ENDPOINT_MAX) {
     return nullptr;
   }
-  const EndpointKind* k = &kEndpoints[endpoint - 1];
-  return k->handler ? k : nullptr;  // nullptr for a reserved id
+  return &kEndpoints[endpoint - 1];
 }
 
 Response rate_limited_response(int endpoint, unsigned wait) {

@@ -8,6 +8,7 @@
 #include "endpoint_table.hpp"
 #include "endpoint_util.hpp"
 #include "crypto.hpp"
+#include "device.hpp"
 #include "dpop.hpp"
 #include "json.hpp"
 #include "jwt_tokens.hpp"
@@ -561,7 +562,7 @@ EndpointResult token_endpoint(Store& store, const Request& req) {
   auto grant = form.get("grant_type");
   if (!grant) return done(invalid_request("grant_type is required"));
   const bool known = *grant == "client_credentials" || *grant == "authorization_code" ||
-                     *grant == "refresh_token" || *grant == "password";
+                     *grant == "refresh_token" || *grant == "password" || *grant == kDeviceGrant;
   if (!known) {
     return done(oauth_error(400, "unsupported_grant_type", "The grant type is not supported"));
   }
@@ -591,6 +592,7 @@ EndpointResult grant_endpoint(Store& store, const Request& req, const Form& form
     return refresh_token_grant(store, req, form, client, asked);
   }
   if (grant == "password") return password_grant(store, req, form, client, asked);
+  if (grant == kDeviceGrant) return device_code_grant(store, req, form, client, asked);
 
   // RFC 6749 4.4: confidential clients only
   if (!client.confidential) return done(invalid_client(req.c.has_authorization));

@@ -74,7 +74,9 @@ EndpointResult jwt_refresh_endpoint(Store& store, const Request& req);
 EndpointResult status_endpoint(const Request& req);
 EndpointResult userinfo_endpoint(Store& store, const Request& req);
 EndpointResult end_session_endpoint(Store& store, const Request& req);
-EndpointResult authorized_grants_endpoint(Store& store, const Request& req);  // grants_page.cpp
+EndpointResult device_authorization_endpoint(Store& store, const Request& req);  // device.cpp
+EndpointResult device_endpoint(Store& store, const Request& req);                // device_page.cpp
+EndpointResult authorized_grants_endpoint(Store& store, const Request& req);     // grants_page.cpp
 
 // A bearer credential, as auth_oauth2 or the admin daemon received it.
 struct BearerRequest {

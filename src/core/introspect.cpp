@@ -127,6 +127,10 @@ EndpointResult metadata_endpoint(const Request& req) {
     }
     json_array_append_new(gt, json_string(g));
   }
+  // RFC 8628 4: with a device authorization endpoint
+  if (!config.path(OAUTH2_ENDPOINT_DEVICE_AUTHORIZATION).empty()) {
+    json_array_append_new(gt, json_string("urn:ietf:params:oauth:grant-type:device_code"));
+  }
   json_object_set_new(j.get(), "grant_types_supported", gt);
   json_t* pk = json_array();
   json_array_append_new(pk, json_string("S256"));

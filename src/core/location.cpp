@@ -177,6 +177,7 @@ std::unique_ptr<Location> make_location(Config& config, const oauth2_location_co
   l.refresh_token_ttl = lc.refresh_token_ttl;
   l.refresh_grace = lc.refresh_grace;
   l.code_ttl = lc.code_ttl;
+  if (lc.device_code_ttl > 0) l.device_code_ttl = lc.device_code_ttl;
   l.default_scope = str(lc.default_scope);
   l.pbkdf2_iterations = lc.pbkdf2_iterations;
   l.login_client_id = str(lc.login_client_id);

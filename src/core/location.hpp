@@ -114,6 +114,7 @@ struct Location {
   int64_t refresh_token_ttl = 30 * 86400;
   int64_t refresh_grace = 10;
   int64_t code_ttl = 60;
+  int64_t device_code_ttl = 600;  // oauth2_device_code_ttl (RFC 8628)
   std::string default_scope = "read write";
   unsigned pbkdf2_iterations = 600000;
   std::string login_client_id;

@@ -122,10 +122,12 @@ enum class TokenType : uint8_t {
   kAccess = 1,
   kRefresh = 2,
   kCode = 3,
-  kSession = 4,    // a browser's login at the authorization endpoint
-  kApiKey = 5,     // a handshake API key (seed 002); never expires
-  kHandshake = 6,  // keyed by the TokenId of its handshake_id
-  kConsent = 7,    // a user's remembered grant of scopes to a client (consent.hpp)
+  kSession = 4,     // a browser's login at the authorization endpoint
+  kApiKey = 5,      // a handshake API key (seed 002); never expires
+  kHandshake = 6,   // keyed by the TokenId of its handshake_id
+  kConsent = 7,     // a user's remembered grant of scopes to a client (consent.hpp)
+  kDevice = 8,      // a device code (RFC 8628, device.hpp)
+  kDeviceUser = 9,  // a user code, naming its device code's record
 };
 
 using Family = std::array<unsigned char, 16>;

@@ -88,6 +88,14 @@ unsigned Throttle::password_wait(std::string_view account) const {
   return check("pa:" + short_id(account) + "|" + address_, limit_);
 }
 
+unsigned Throttle::user_code_wait(std::string_view user) const {
+  return check("uc:" + short_id(user), limit_);
+}
+
+void Throttle::user_code_failed(std::string_view user) const {
+  failed("uc:" + short_id(user));
+}
+
 void Throttle::address_failed() const {
   failed("a:" + address_);
 }

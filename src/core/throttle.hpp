@@ -6,6 +6,8 @@
 //   a:<address>                  any failure from the address     3n
 //   ca:<client_id>|<address>     a client with an imported secret n
 //   pa:<account>|<address>       a user's password                n
+//   uc:<user>                    user codes a signed-in user typed n
+//                                wrong (RFC 8628 5.1, device.hpp)
 //
 // Nothing here is keyed by a client or an account alone: a generated
 // client secret (256 bits) cannot be guessed, so failures never lock a
@@ -46,10 +48,12 @@ class Throttle {
   unsigned address_wait() const;
   unsigned client_wait(std::string_view client_id) const;
   unsigned password_wait(std::string_view account) const;
+  unsigned user_code_wait(std::string_view user) const;
 
   void address_failed() const;
   void client_failed(std::string_view client_id) const;
   void password_failed(std::string_view account) const;
+  void user_code_failed(std::string_view user) const;
 
  private:
   unsigned check(const std::string& key, unsigned limit) const;

@@ -49,6 +49,10 @@ typedef struct {
                                                  its NUL; empty: single node */
     ngx_str_t                  cluster_prefix;
     ngx_msec_t                 max_staleness;
+    uint32_t                   endpoints;     /* 1 << OAUTH2_ENDPOINT_*: a
+                                                 location has it */
+    uint32_t                   endpoint_paths;  /* ... and a path (neither
+                                                   named nor regex) */
 } ngx_http_oauth2_main_conf_t;
 
 
@@ -64,6 +68,7 @@ typedef struct {
     time_t                     refresh_token_ttl;
     time_t                     refresh_grace;
     time_t                     code_ttl;
+    time_t                     device_code_ttl;
     ngx_str_t                  default_scope;
     ngx_uint_t                 pbkdf2_iterations;
     ngx_str_t                  login_client_id;   /* oauth2_login ... */

@@ -87,6 +87,10 @@ static ngx_http_oauth2_sec_bounds_t  ngx_http_oauth2_code_ttl_bounds = {
     ngx_http_oauth2_check_sec, 1, 600, "must be 1s to 10m (RFC 6749 4.1.2)"
 };
 
+static ngx_http_oauth2_sec_bounds_t  ngx_http_oauth2_device_code_ttl_bounds = {
+    ngx_http_oauth2_check_sec, 1, 86400, "must be 1s to 1d"
+};
+
 static ngx_http_oauth2_sec_bounds_t  ngx_http_oauth2_handshake_ttl_bounds = {
     ngx_http_oauth2_check_sec, 60, NGX_MAX_INT32_VALUE, "must be at least 60s"
 };
@@ -267,6 +271,20 @@ ngx_command_t  ngx_http_oauth2_commands[] = {
       OAUTH2_ENDPOINT_END_SESSION,
       NULL },
 
+    { ngx_string("oauth2_device_authorization"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_oauth2_endpoint_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      OAUTH2_ENDPOINT_DEVICE_AUTHORIZATION,
+      NULL },
+
+    { ngx_string("oauth2_device"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_oauth2_endpoint_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      OAUTH2_ENDPOINT_DEVICE,
+      NULL },
+
     { ngx_string("oauth2_authorized_grants"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_oauth2_endpoint_directive,
@@ -326,6 +344,13 @@ ngx_command_t  ngx_http_oauth2_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_oauth2_loc_conf_t, code_ttl),
       &ngx_http_oauth2_code_ttl_bounds },
+
+    { ngx_string("oauth2_device_code_ttl"),
+      NGX_HTTP_OAUTH2_ANY|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, device_code_ttl),
+      &ngx_http_oauth2_device_code_ttl_bounds },
 
     { ngx_string("oauth2_default_scope"),
       NGX_HTTP_OAUTH2_ANY|NGX_CONF_1MORE,
@@ -650,8 +675,11 @@ ngx_http_oauth2_endpoint_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     /* the first location of each endpoint is the one metadata names */
 
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_oauth2_module);
+    mcf->endpoints |= (uint32_t) 1 << olcf->endpoint;
+
     if (!clcf->named && !clcf->regex) {
-        mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_oauth2_module);
+        mcf->endpoint_paths |= (uint32_t) 1 << olcf->endpoint;
         ngx_http_oauth2_str(&path, &clcf->name);
         oauth2_conf_set_path(mcf->conf, (int) olcf->endpoint, path);
     }

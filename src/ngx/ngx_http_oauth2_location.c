@@ -111,6 +111,7 @@ ngx_http_oauth2_location_tokens(ngx_http_oauth2_loc_conf_t *conf,
     lc->refresh_token_ttl = conf->refresh_token_ttl;
     lc->refresh_grace = conf->refresh_grace;
     lc->code_ttl = conf->code_ttl;
+    lc->device_code_ttl = conf->device_code_ttl;
     ngx_http_oauth2_str(&lc->default_scope, &conf->default_scope);
     lc->pbkdf2_iterations = (unsigned) conf->pbkdf2_iterations;
     ngx_http_oauth2_str(&lc->login_client_id, &conf->login_client_id);

@@ -319,6 +319,18 @@ ngx_http_oauth2_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(mcf->expiry_interval, 60000);
     ngx_conf_init_uint_value(mcf->expiry_batch, 1000);
 
+    /* the device authorization response names the verification page */
+
+    if ((mcf->endpoints & (1u << OAUTH2_ENDPOINT_DEVICE_AUTHORIZATION))
+        && !(mcf->endpoint_paths & (1u << OAUTH2_ENDPOINT_DEVICE)))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"oauth2_device_authorization\" needs a prefix "
+                           "or exact location with \"oauth2_device\", the "
+                           "verification_uri it names");
+        return NGX_CONF_ERROR;
+    }
+
     if (mcf->store_path.len == 0) {
         if (mcf->cluster_etcd.len) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -387,6 +399,7 @@ ngx_http_oauth2_create_loc_conf(ngx_conf_t *cf)
     conf->refresh_token_ttl = NGX_CONF_UNSET;
     conf->refresh_grace = NGX_CONF_UNSET;
     conf->code_ttl = NGX_CONF_UNSET;
+    conf->device_code_ttl = NGX_CONF_UNSET;
     conf->pbkdf2_iterations = NGX_CONF_UNSET_UINT;
     conf->jwt_access = NGX_CONF_UNSET;
     conf->jwt_keys = NGX_CONF_UNSET_PTR;
@@ -425,6 +438,8 @@ ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                              30 * 86400);
     ngx_conf_merge_sec_value(conf->refresh_grace, prev->refresh_grace, 10);
     ngx_conf_merge_sec_value(conf->code_ttl, prev->code_ttl, 60);
+    ngx_conf_merge_sec_value(conf->device_code_ttl, prev->device_code_ttl,
+                             600);
     ngx_conf_merge_str_value(conf->default_scope, prev->default_scope,
                              "read write");
     ngx_conf_merge_uint_value(conf->pbkdf2_iterations, prev->pbkdf2_iterations,
