@@ -34,6 +34,7 @@ my $spa = $t->new_app(name => 'spa', public => 1,
     grant => ['password', 'refresh_token']);
 my $conf_app = $t->new_app(name => 'conf', grant => ['password', 'refresh_token']);
 my $rs = $t->new_app(name => 'resource-server', scope => 'introspection');
+my $oidc = $t->new_app(name => 'oidc', grant => ['password'], scope => 'openid profile');
 my $web = $t->new_app(name => 'web', public => 1,
     grant => ['authorization_code', 'refresh_token'],
     redirect_uris => ['https://client.example/cb']);
@@ -48,6 +49,7 @@ $t->write_config($t->default_http(
         . 'oauth2_pbkdf2_iterations ' . PBKDF2 . ';',
     extra_server => grant_locations(extra => <<"EOF")));
     location = /o/authorize/ { oauth2_authorize; }
+    location = /o/userinfo/ { oauth2_userinfo; }
     location = /n/token/ { oauth2_token; oauth2_dpop on nonce=on; }
     location /n/protected/ {
         auth_oauth2 "api";
@@ -343,6 +345,41 @@ is(dpop_get('/protected/', $code_at, get_proof(token => $code_at))->{status}, 20
     'its access token opens a location with a proof by the key');
 $t->oauth_error_ok(refresh_with($web, $r->{json}{refresh_token}), 400,
     'invalid_dpop_proof', 'its refresh token (a public client\'s) without a proof');
+
+# ------------------------------------------------- OpenID Connect userinfo
+
+# a DPoP-bound token reads userinfo with the DPoP scheme and a proof for
+# the userinfo URL, as at an auth_oauth2 location (RFC 9449 7.1)
+$r = pw_token($oidc, proof());
+is($r->{json}{token_type}, 'DPoP', 'an openid token with a proof: DPoP');
+my $uat = $r->{json}{access_token};
+sub ui_proof { proof(htm => 'GET', htu => '/o/userinfo/', token => $uat, @_) }
+sub ui_refused {
+    my ($r, $error, $name) = @_;
+    is($r->{status}, 401, "userinfo, $name: 401");
+    is($r->{json}{error}, $error, "userinfo, $name: error $error");
+    like(join(' | ', @{$r->{headers}{'www-authenticate'} // []}),
+        qr/^DPoP error="\Q$error\E", algs="ES256 RS256 EdDSA"$/,
+        "userinfo, $name: DPoP's challenge");
+}
+$r = dpop_get('/o/userinfo/', $uat, ui_proof());
+is($r->{status}, 200, 'userinfo with the DPoP token and its proof: 200') or diag $r->{body};
+like($r->{json}{sub} // '', qr/^\d+$/, '... the user\'s sub');
+is($r->{json}{preferred_username}, 'alice', '... and the profile claims');
+$p = ui_proof();
+is(dpop_get('/o/userinfo/', $uat, $p)->{status}, 200, 'userinfo: a fresh proof: 200');
+ui_refused(dpop_get('/o/userinfo/', $uat, $p), 'invalid_dpop_proof', 'a replayed proof');
+ui_refused($t->bearer_get('/o/userinfo/', $uat), 'invalid_token',
+    'the bound token shown as Bearer');
+ui_refused(dpop_get('/o/userinfo/', $uat), 'invalid_dpop_proof', 'no proof');
+ui_refused(dpop_get('/o/userinfo/', $uat, ui_proof(htu => '/protected/')),
+    'invalid_dpop_proof', 'a proof for another URL');
+ui_refused(dpop_get('/o/userinfo/', $uat, ui_proof(htm => 'POST')),
+    'invalid_dpop_proof', 'a proof for another method');
+ui_refused(dpop_get('/o/userinfo/', $uat, ui_proof(key => $OTHER)),
+    'invalid_dpop_proof', 'a proof by another key');
+is($t->bearer_get('/o/userinfo/', pw_token($oidc)->{json}{access_token})->{status}, 200,
+    'an unbound openid token still reads userinfo as Bearer');
 
 # ------------------------------------------------------------------- nonce
 

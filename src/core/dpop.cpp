@@ -317,9 +317,18 @@ int dpop_resource_check(const Location* loc, const BearerRequest& req, bool dpop
 
 std::string dpop_challenge(const Location& loc, const Validation& v) {
   // fixed texts and the configured realm only, never request input (R65)
-  std::string h = "DPoP realm=\"" + loc.auth_realm + "\"";
-  if (v.dpop_error) h += std::string(", error=\"") + v.dpop_error + "\"";
-  h += ", algs=\"" + std::string(kDpopAlgs) + "\"";
+  // (an endpoint such as userinfo has no auth_oauth2 realm: none named)
+  std::string h = "DPoP";
+  const char* sep = " ";
+  if (!loc.auth_realm.empty()) {
+    h += " realm=\"" + loc.auth_realm + "\"";
+    sep = ", ";
+  }
+  if (v.dpop_error) {
+    h += std::string(sep) + "error=\"" + v.dpop_error + "\"";
+    sep = ", ";
+  }
+  h += std::string(sep) + "algs=\"" + std::string(kDpopAlgs) + "\"";
   return h;
 }
 

@@ -145,6 +145,19 @@ Response userinfo_refusal(int status, const char* error, const char* description
   return r;
 }
 
+// a refusal of a token shown with the DPoP scheme, or bound to a key:
+// DPoP's challenge, and a nonce to use when the location wants one
+Response userinfo_dpop_refusal(const Location& loc, const Validation& v) {
+  int status = 401;
+  const char* error = nullptr;
+  std::string challenge = bearer_challenge(loc, v.result, &status, &error, &v);
+  Response r = oauth_error(status, error ? error : "invalid_token",
+                           "The DPoP proof or the access token is not valid");
+  r.www_authenticate = std::move(challenge);
+  r.dpop_nonce = v.dpop_nonce;
+  return r;
+}
+
 // OpenID Connect Core 5.1: the claims of the scopes the token holds
 std::string userinfo_claims(const User& u, std::string_view scope) {
   Json j(json_object());
@@ -179,7 +192,15 @@ EndpointResult userinfo_endpoint(Store& store, const Request& req) {
   br.has_authorization = req.c.has_authorization != 0;
   br.authorization = sv(req.c.authorization);
   br.now = req.c.now;
+  // a DPoP-bound token comes with the DPoP scheme and a proof for this
+  // request (RFC 9449 7.1), checked as at an auth_oauth2 location
+  br.method = method;
+  br.path = sv(req.c.path);
+  br.dpop_count = req.c.dpop_count;
+  br.dpop = sv(req.c.dpop);
+  br.counters = req.c.counters;
   Validation v = validate(store, req.loc, br);
+  if (v.result != OAUTH2_VALID && v.dpop) return done(userinfo_dpop_refusal(req.loc, v));
   if (v.result == OAUTH2_NO_TOKEN) {
     Response r = userinfo_refusal(401, "invalid_token", "An access token is required");
     r.www_authenticate = "Bearer";  // RFC 6750 3.1: no error without a token
