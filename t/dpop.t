@@ -80,18 +80,19 @@ sub proof {
     my (%o) = @_;
     my $htu = $o{htu} // '/o/token/';
     $htu = $BASE . $htu if $htu =~ m{^/};
-    my @a = ('--key', $o{key} // $KEY, '--htm', $o{htm} // 'POST',
-        '--htu', $htu);
-    push @a, '--kty', $o{kty} if $o{kty};
-    push @a, '--iat', $o{iat} if defined $o{iat};
-    push @a, '--jti', $o{jti} if defined $o{jti};
-    push @a, '--token', $o{token} if defined $o{token};
-    push @a, '--nonce', $o{nonce} if defined $o{nonce};
-    push @a, '--alg', $o{alg} if $o{alg};
-    push @a, '--typ', $o{typ} if $o{typ};
+    # --opt=value: a nonce, jti or token may begin with '-'
+    my @a = ('--key=' . ($o{key} // $KEY), '--htm=' . ($o{htm} // 'POST'),
+        "--htu=$htu");
+    push @a, "--kty=$o{kty}" if $o{kty};
+    push @a, "--iat=$o{iat}" if defined $o{iat};
+    push @a, "--jti=$o{jti}" if defined $o{jti};
+    push @a, "--token=$o{token}" if defined $o{token};
+    push @a, "--nonce=$o{nonce}" if defined $o{nonce};
+    push @a, "--alg=$o{alg}" if $o{alg};
+    push @a, "--typ=$o{typ}" if $o{typ};
     push @a, '--private-jwk' if $o{private_jwk};
-    push @a, '--sign-key', $o{sign_key} if $o{sign_key};
-    push @a, '--count', $o{count} if $o{count};
+    push @a, "--sign-key=$o{sign_key}" if $o{sign_key};
+    push @a, "--count=$o{count}" if $o{count};
     open my $fh, '-|', $PYTHON, $PY, @a or die "dpop_proof: $!";
     my @p = <$fh>;
     close $fh or die "dpop_proof failed";
