@@ -98,8 +98,12 @@ $(BUILD)/unit-tests: $(UNIT_SRCS) $(CORE_LIB)
 unit: $(BUILD)/unit-tests
 	$(BUILD)/unit-tests
 
+# two test files at a time: most of a file's time is nginx, etcd and the
+# clients waiting on each other, so two cores run two files well
+PROVE_JOBS ?= 2
+
 prove: all
-	prove -r -I t/lib t/
+	prove -j$(PROVE_JOBS) -r -I t/lib t/
 
 check-style:
 	scripts/check-style
@@ -123,7 +127,7 @@ asan-test: asan
 	TEST_OAUTH2_MODULE=$(CURDIR)/build-asan/ngx_http_oauth2_module.so \
 	TEST_OAUTH2_ADMIN=$(CURDIR)/build-asan/oauth2-admin \
 	ASAN_OPTIONS=detect_leaks=0 \
-	    prove -r -I t/lib t/
+	    prove -j$(PROVE_JOBS) -r -I t/lib t/
 
 # Debian packages (debian/: debhelper and dh_nginx) built from a copy of
 # the tree into dist/; scripts/test-deb installs and tries them.
