@@ -347,6 +347,44 @@ is(dpop_get('/protected/', $code_at, get_proof(token => $code_at))->{status}, 20
 $t->oauth_error_ok(refresh_with($web, $r->{json}{refresh_token}), 400,
     'invalid_dpop_proof', 'its refresh token (a public client\'s) without a proof');
 
+# dpop_jkt (RFC 9449 10): the code bound at the authorization request to
+# the key of that thumbprint
+sub jkt_code {
+    my (%extra) = @_;
+    my ($v, $c) = OAuth2Authorize::pkce();
+    my $q = OAuth2Authorize::query(response_type => 'code',
+        client_id => $web->{client_id}, redirect_uri => 'https://client.example/cb',
+        code_challenge => $c, code_challenge_method => 'S256', state => 's', %extra);
+    my $s = $az->login($q, 'alice', 'Tr0ub4dor-alice-3');
+    return ($q, $s, $v);
+}
+sub redeem_jkt {
+    my ($code, $verifier, @dpop) = @_;
+    return $t->post_form('/o/token/', OAuth2Test::form(grant_type => 'authorization_code',
+        code => $code, redirect_uri => 'https://client.example/cb',
+        code_verifier => $verifier, client_id => $web->{client_id}),
+        map { (DPoP => $_) } @dpop);
+}
+my ($jq, $js, $jv) = jkt_code(dpop_jkt => $JKT);
+my $jcode = $az->code($jq, $js);
+$t->oauth_error_ok(redeem_jkt($jcode, $jv), 400, 'invalid_dpop_proof',
+    'dpop_jkt: the code without a proof');
+$t->oauth_error_ok(redeem_jkt($jcode, $jv, proof(key => $OTHER)), 400, 'invalid_dpop_proof',
+    'dpop_jkt: the code with a proof by another key');
+$r = redeem_jkt($jcode, $jv, proof());
+is($r->{status}, 200, 'dpop_jkt: the code with a proof by its key: 200 (not spent before)')
+    or diag $r->{body};
+is($r->{json}{token_type}, 'DPoP', 'dpop_jkt: a DPoP token');
+$t->oauth_error_ok(redeem_jkt($jcode, $jv, proof()), 400, 'invalid_grant',
+    'dpop_jkt: the code redeemed twice');
+for my $bad ('short', $JKT . 'A', substr($JKT, 0, 42) . '+', substr($JKT, 0, 42) . '=') {
+    my ($bq, $bs) = jkt_code(dpop_jkt => $bad);
+    my $br = $az->get($bq, Cookie => $bs);
+    my %bp = OAuth2Authorize::location_params($br);
+    is($bp{error}, 'invalid_request', "dpop_jkt '$bad': invalid_request to the client");
+    ok(!defined $bp{code}, "dpop_jkt '$bad': no code");
+}
+
 # ------------------------------------------------- OpenID Connect userinfo
 
 # a DPoP-bound token reads userinfo with the DPoP scheme and a proof for

@@ -5,6 +5,7 @@
 // (docs/security.md R20); errors after redirect back with error and state (R24).
 
 #include <algorithm>
+#include <cctype>
 #include <functional>
 #include <memory>
 
@@ -164,6 +165,8 @@ struct AuthzRequest {
   std::string issuer;  // RFC 9207's iss, on every redirect back
   // RFC 8707 resources (audience.hpp); empty: none
   std::string audience;
+  // RFC 9449 10: the thumbprint of the DPoP key the code is bound to
+  std::string dpop_jkt;
 };
 
 std::string scope_items(std::string_view scope) {
@@ -297,6 +300,22 @@ std::optional<Response> check_oidc(const Form& query, AuthzRequest& az) {
   return std::nullopt;
 }
 
+// dpop_jkt (RFC 9449 10): the code is redeemed only with a proof by the
+// key of that thumbprint (base64url of a SHA-256, 43 characters).  A
+// location with DPoP off ignores it, as at the token endpoint.
+std::optional<Response> check_dpop_jkt(const Request& req, const Form& query, AuthzRequest& az) {
+  auto j = query.get("dpop_jkt");
+  if (!j || !req.loc.dpop) return std::nullopt;
+  const bool b64url = std::all_of(j->begin(), j->end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+  });
+  if (j->size() != 43 || !b64url) {
+    return back_error(az, "invalid_request", "dpop_jkt must be a JWK SHA-256 thumbprint");
+  }
+  az.dpop_jkt = std::string(*j);
+  return std::nullopt;
+}
+
 // The query the login form sends the browser back to once the user has
 // signed in: without prompt=login and max_age, which that sign-in just
 // satisfied (else prompt=login would ask again for ever).
@@ -337,6 +356,7 @@ std::optional<Response> check_authz(const Request& req, const Form& query, Authz
   if (target.error) return back_error(az, target.error, target.description);
   az.audience = std::move(target.audience);
   if (auto err = check_pkce(query, az)) return err;
+  if (auto err = check_dpop_jkt(req, query, az)) return err;
   return check_oidc(query, az);
 }
 
@@ -505,6 +525,7 @@ EndpointResult issue_code(Store& store, const Request& req, const AuthzRequest& 
     t.code_challenge = az.challenge;
     t.data = oidc;
     t.audience = az.audience;
+    t.jkt = az.dpop_jkt;
     const bool stored = store.change([&](Txn& txn) {
       if (!txn.put_token(s.realm, token_id(code), t)) return false;
       if (remember) remember_consent(txn, s.realm, user_id, az.client.client_id, az.scope, s.now);

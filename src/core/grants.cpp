@@ -194,6 +194,12 @@ EndpointResult authorization_code_grant(Store& store, const Request& req, const 
           st.response = invalid_grant("The user is not active");
           return;
         }
+        // RFC 9449 10: a code bound by dpop_jkt (not used yet), only with a proof by that key
+        if (!t->jkt.empty() && t->jkt != s.jkt) {
+          st.response = oauth_error(400, "invalid_dpop_proof",
+                                    "The authorization code is bound to another DPoP key");
+          return;
+        }
         // RFC 8707 2.2: at most what the authorization asked
         auto aud = narrow_target(asked, t->audience);
         if (!aud) {
