@@ -468,6 +468,73 @@ section('failed passwords on both edges count against one lock', sub {
         . 'edge B (R83)');
 });
 
+##################### a backup restored into the cluster (issue 13)
+
+section('oauth2-admin --etcd restore puts a backup in the cluster', sub {
+    my $app = $ea->new_app_etcd(name => 'restored');
+    my $before = $ea->access_token($app);    # in the backup
+    my ($ok) = poll(1, sub { protected($eb, $before) == 200 });
+    ok($ok, 'restore: a token of before the backup validates on both edges');
+    my $file = $ea->dir . '/cluster-backup.mdb';
+    my ($code, $out, $err) = $ea->admin('backup', $file);
+    is($code, 0, 'restore: oauth2-admin backup copies edge A\'s mirror')
+        or diag("$out$err");
+    my $after = $ea->access_token($app);    # not in the backup
+    is($eb->revoke($app->{client_id}, $app->{client_secret}, $before)->{status}, 200,
+        'restore: the older token revoked through edge B');
+    ($ok) = poll(1, sub { protected($ea, $before) == 401 });
+    ok($ok, 'restore: ... and refused on edge A');
+
+    # refused restores change nothing
+    my $junk = $ea->dir . '/junk.mdb';
+    OAuth2Test::write_file($junk, 'not an LMDB file ' x 512);
+    ($code, $out, $err) = $ea->admin_etcd('restore', $junk, '--force');
+    is($code, 1, 'restore: a file that is no backup: exit 1');
+    like($err, qr/is not a backup of the store/, 'restore: ... and says so');
+    ($code, $out, $err) = $ea->admin_etcd('restore', $file);
+    is($code, 1, 'restore: a cluster that holds records, without --force: exit 1');
+    like($err, qr/already holds records: restore replaces them only with --force/,
+        'restore: ... naming --force');
+    is(protected($eb, $after) . ',' . protected($ea, $before), '200,401',
+        'restore: the refused restores changed nothing');
+
+    ($code, $out, $err) = $ea->admin_etcd('restore', $file, '--force');
+    is($code, 0, 'restore: --etcd restore --force: exit 0') or diag("$out$err");
+    my $res = eval { JSON::PP->new->decode($out) } // {};
+    ok($res->{replaced} && $res->{revision} > 0,
+        'restore: it says it replaced records, at an etcd revision');
+    is($res->{etcd_prefix}, $PREFIX, 'restore: ... under the cluster\'s prefix');
+    my $took;
+    ($ok, $took) = poll(3, sub {
+        protected($ea, $before) == 200 && protected($eb, $before) == 200 });
+    ok($ok, sprintf('restore: the token revoked after the backup validates '
+        . 'again on both edges (%.3f s)', $took));
+    ($ok) = poll(3, sub {
+        protected($ea, $after) == 401 && protected($eb, $after) == 401 });
+    ok($ok, 'restore: the token issued after the backup is refused on both edges');
+    is($eb->token($app->{client_id}, $app->{client_secret})->{status}, 200,
+        'restore: the application issues tokens on edge B');
+    # the two mirrors hold the same records (less each machine's own meta)
+    my $records = sub {
+        my @lines = split /^/, OAuth2Test::dump_store($_[0]->store);
+        my @kept;
+        while (defined(my $l = shift @lines)) {
+            if ($l =~ /^ (?:schema_version|map_size|mirror_\w+)$/) { shift @lines; next }
+            push @kept, $l;
+        }
+        return join '', @kept;
+    };
+    ($ok) = poll(3, sub { $records->($ea) eq $records->($eb) });
+    ok($ok, 'restore: both mirrors hold the same records');
+
+    # a mirror is its sync daemon's alone: a local restore names --etcd
+    my $held = $records->($eb);
+    ($code, $out, $err) = $eb->admin('restore', $file, '--force');
+    is($code, 1, 'restore: a local restore onto a mirror, --force or not: exit 1');
+    like($err, qr/is a mirror of etcd.*--etcd/, 'restore: ... naming --etcd');
+    is($records->($eb), $held, 'restore: ... and the mirror is unchanged');
+});
+
 ############################ a sync daemon restarted resumes (issue 13)
 
 section('edge B without its sync daemon, then with it again', sub {

@@ -8,6 +8,9 @@
 // this build reads), then written beside data.mdb and renamed over it.
 // It never replaces a store that holds data without --force, nor one that
 // any process has open (LMDB's lock, below), --force or not.
+//
+// oauth2-admin --etcd <urls> restore <file> [--force]: puts its records in
+// the cluster instead (below, "into the cluster").
 
 #include <fcntl.h>
 #include <grp.h>
@@ -27,6 +30,8 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "cluster.hpp"
+#include "etcd.hpp"
 #include "json.hpp"
 #include "store.hpp"
 #include "store_records.hpp"
@@ -371,6 +376,21 @@ std::string copy_beside(int in, const std::string& store, const struct stat* old
   return tmp;
 }
 
+// Whether the store file at path is an edge's mirror of etcd (its meta
+// names what it mirrors): only its sync daemon writes it.  Read without
+// LMDB's lock, for this one record; a file that does not open is no mirror.
+bool is_mirror_file(const std::string& path) {
+  try {
+    Env env = open_backup_env(path);
+    TxnHandle txn(env.get(), MDB_RDONLY);
+    MDB_dbi meta;
+    if (mdb_dbi_open(txn.get(), "meta", 0, &meta) != MDB_SUCCESS) return false;
+    return records::get_value(txn.get(), meta, kMirrorOfMeta, "mdb_get(mirror_of)").has_value();
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 // The checks that change nothing: the backup opens whole; a store that
 // holds data is replaced only with --force.  data.mdb's stat if it exists.
 std::optional<struct stat> check_restore(const Invocation& inv, const std::string& from,
@@ -383,6 +403,11 @@ std::optional<struct stat> check_restore(const Invocation& inv, const std::strin
       throw std::runtime_error(errno_text("cannot stat " + quoted(data_path)));
     }
     return std::nullopt;
+  }
+  if (S_ISREG(data.st_mode) && is_mirror_file(data_path)) {
+    throw std::runtime_error("store " + quoted(inv.store) +
+                             " is a mirror of etcd, written only by oauth2-admin sync:"
+                             " restore into the cluster with --etcd");
   }
   if (!inv.has("force") && (data.st_size > 0 || !S_ISREG(data.st_mode))) {
     throw std::runtime_error("store " + quoted(inv.store) +
@@ -424,8 +449,113 @@ BackupInfo put_in_place(const Invocation& inv, int in, const struct stat* old) {
   return info;
 }
 
+// ---------------------------------------------------- into the cluster
+
+// etcd's default --max-txn-ops is 128, its request limit 1.5 MiB
+constexpr size_t kRestoreTxnOps = 100;
+constexpr size_t kRestoreTxnBytes = 512 * 1024;
+constexpr long kRestoreTimeoutMs = 10000;
+
+// The etcd range of one database's records: <prefix><database>/
+std::string db_range(const Etcd& etcd, const std::string& name) {
+  return etcd.config().prefix + name + "/";
+}
+
+// Whether any database of the cluster holds a record (its heartbeats and
+// other keys outside the databases do not count).
+bool cluster_holds_records(Etcd& etcd) {
+  for (size_t i = 0; i < kDbCount; i++) {
+    const std::string from = db_range(etcd, db_name(static_cast<Db>(i)));
+    Json req(json_pack("{s:s,s:s,s:b}", "key", base64_std(from).c_str(), "range_end",
+                       base64_std(Etcd::range_end(from)).c_str(), "count_only", 1));
+    Json answer = etcd.call("/v3/kv/range", req.get(), kRestoreTimeoutMs);
+    if (etcd_int(answer.get(), "count") > 0) return true;
+  }
+  return false;
+}
+
+// Sends ops as one Txn, then empties it; the revision it made.
+int64_t send_ops(Etcd& etcd, Json& ops, size_t* bytes) {
+  Json req(checked(json_pack("{s:[],s:O}", "compare", "success", ops.get())));
+  Json answer = etcd.call("/v3/kv/txn", req.get(), kRestoreTimeoutMs);
+  if (!json_is_true(json_object_get(answer.get(), "succeeded"))) {
+    throw std::runtime_error("etcd refused a transaction of the restore");
+  }
+  ops = Json(checked(json_array()));
+  *bytes = 0;
+  return etcd_revision(answer.get());
+}
+
+// One Txn deleting every database's records, then the backup's records in
+// Txns of at most kRestoreTxnOps puts (etcd refuses a put and a delete of
+// the same key in one Txn).  The machine's own meta records are left out,
+// as the cluster's commits leave them out.  The last revision.
+int64_t put_backup_in_cluster(Etcd& etcd, const std::string& path) {
+  Json ops(checked(json_array()));
+  size_t bytes = 0;
+  for (size_t i = 0; i < kDbCount; i++) {
+    const std::string from = db_range(etcd, db_name(static_cast<Db>(i)));
+    json_array_append_new(ops.get(), checked(json_pack("{s:{s:s,s:s}}", "request_delete_range",
+                                                       "key", base64_std(from).c_str(), "range_end",
+                                                       base64_std(Etcd::range_end(from)).c_str())));
+  }
+  int64_t revision = send_ops(etcd, ops, &bytes);
+  Env env = open_backup_env(path);
+  TxnHandle txn(env.get(), MDB_RDONLY);
+  for (size_t i = 0; i < kDbCount; i++) {
+    const std::string name = db_name(static_cast<Db>(i));
+    MDB_dbi dbi;
+    if (mdb_dbi_open(txn.get(), name.c_str(), 0, &dbi) != MDB_SUCCESS) continue;
+    records::Cursor cur(txn.get(), dbi);
+    MDB_val k, v;
+    for (int rc = cur.get(&k, &v, MDB_FIRST); rc == MDB_SUCCESS; rc = cur.get(&k, &v, MDB_NEXT)) {
+      if (static_cast<Db>(i) == Db::kMeta && local_meta(records::view(k))) continue;
+      const std::string key = base64_std(db_range(etcd, name) + std::string(records::view(k)));
+      const std::string value = base64_std(records::view(v));
+      json_array_append_new(ops.get(), checked(json_pack("{s:{s:s,s:s}}", "request_put", "key",
+                                                         key.c_str(), "value", value.c_str())));
+      bytes += key.size() + value.size();
+      if (json_array_size(ops.get()) >= kRestoreTxnOps || bytes >= kRestoreTxnBytes) {
+        revision = send_ops(etcd, ops, &bytes);
+      }
+    }
+  }
+  if (json_array_size(ops.get())) revision = send_ops(etcd, ops, &bytes);
+  return revision;
+}
+
+// restore with --etcd: the backup checked whole as for a store, of this
+// build's schema (an older one is brought up to date by a local restore
+// and a new backup), then put in the cluster.  The edges' sync daemons
+// apply it as any other change.
+int restore_to_cluster(const Invocation& inv, const std::string& from) {
+  BackupInfo info = inspect_backup(from);
+  if (info.schema != kSchemaVersion) {
+    throw std::runtime_error(quoted(from) + " has store schema " + std::to_string(info.schema) +
+                             ", the cluster " + std::to_string(kSchemaVersion) +
+                             ": restore it into a local store, back that up, and restore the"
+                             " new backup");
+  }
+  Etcd etcd(EtcdConfig{parse_etcd_endpoints(inv.etcd), inv.etcd_prefix});
+  const bool held = cluster_holds_records(etcd);
+  if (held && !inv.has("force")) {
+    throw std::runtime_error("the cluster (etcd prefix " + quoted(inv.etcd_prefix) +
+                             ") already holds records: restore replaces them only with --force");
+  }
+  const int64_t revision = put_backup_in_cluster(etcd, from);
+  Json obj(checked(json_object()));
+  set_member(obj.get(), "etcd_prefix", string_json(inv.etcd_prefix));
+  set_member(obj.get(), "restored_from", string_json(from));
+  set_member(obj.get(), "replaced", json_boolean(held));
+  set_member(obj.get(), "revision", checked(json_integer(static_cast<json_int_t>(revision))));
+  set_info_members(obj.get(), info);
+  print_json(obj.get());
+  return 0;
+}
+
 int restore(const Invocation& inv) {
   const std::string& from = inv.operands[0];
+  if (!inv.etcd.empty()) return restore_to_cluster(inv, from);
   // the backup, opened as the caller, before any change of user
   Fd in(open(from.c_str(), O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC));
   if (in.get() < 0) return fail(errno_text("cannot open " + quoted(from)));
@@ -473,7 +603,15 @@ const char kRestoreUsage[] =
     "serve), --force or not: stop them, restore, start them; or restore\n"
     "into a new directory, point oauth2_store at it and reload nginx.\n"
     "Prints {\"store\", \"restored_from\", \"replaced\", \"bytes\",\n"
-    "\"schema_version\", \"records\"}.\n";
+    "\"schema_version\", \"records\"}.\n"
+    "\n"
+    "With --etcd: puts the backup's records in the cluster instead (every\n"
+    "record under --prefix replaced, with --force when it holds any; the\n"
+    "backup must have this build's schema).  One etcd transaction deletes\n"
+    "the cluster's records, then the backup's go in transactions of 100:\n"
+    "the edges follow it as it goes, so drain them for its seconds.\n"
+    "Prints {\"etcd_prefix\", \"restored_from\", \"replaced\", \"revision\",\n"
+    "\"bytes\", \"schema_version\", \"records\"}.\n";
 
 const Command kBackupCommands[] = {
     {"backup", "<file>", "copy the store to a new file while nginx serves", kBackupUsage, nullptr,
