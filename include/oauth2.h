@@ -74,17 +74,31 @@ int oauth2_store_open(oauth2_store_t *store, char *err, size_t errlen)
 int oauth2_store_is_open(oauth2_store_t *store) OAUTH2_NOEXCEPT;
 
 /*
+ * TLS towards etcd (oauth2_cluster cacert= cert= key=): PEM files, full
+ * paths; NULL or "" for none.
+ */
+typedef struct {
+    const char  *cacert;    /* the CA of etcd's certificate */
+    const char  *cert;      /* this edge's client certificate ... */
+    const char  *key;       /* ... and its key */
+} oauth2_cluster_tls_t;
+
+/*
  * Cluster mode (oauth2_cluster): every write of this store goes to etcd
  * (etcd: comma-separated http(s) URLs), the store being the mirror that
  * "oauth2-admin sync" keeps; validation fails closed (503) when the
  * mirror is older than max_staleness_ms.  Worker process, after create.
  */
 int oauth2_store_cluster(oauth2_store_t *store, const char *etcd,
-    const char *prefix, int64_t max_staleness_ms, char *err, size_t errlen)
+    const char *prefix, const oauth2_cluster_tls_t *tls,
+    int64_t max_staleness_ms, char *err, size_t errlen) OAUTH2_NOEXCEPT;
+/*
+ * the directive's check: etcd's URLs, the prefix, and TLS's files (cert=
+ * and key= together, only with an https:// URL, each readable)
+ */
+int oauth2_cluster_check(const char *etcd, const char *prefix,
+    const oauth2_cluster_tls_t *tls, char *err, size_t errlen)
     OAUTH2_NOEXCEPT;
-/* the directive's check: etcd's URLs and the prefix */
-int oauth2_cluster_check(const char *etcd, const char *prefix, char *err,
-    size_t errlen) OAUTH2_NOEXCEPT;
 
 /* clears reader slots of dead processes; *dead gets how many */
 int oauth2_store_reader_check(oauth2_store_t *store, int *dead) OAUTH2_NOEXCEPT;

@@ -536,7 +536,7 @@ int restore_to_cluster(const Invocation& inv, const std::string& from) {
                              ": restore it into a local store, back that up, and restore the"
                              " new backup");
   }
-  Etcd etcd(EtcdConfig{parse_etcd_endpoints(inv.etcd), inv.etcd_prefix});
+  Etcd etcd(etcd_config(inv));
   const bool held = cluster_holds_records(etcd);
   if (held && !inv.has("force")) {
     throw std::runtime_error("the cluster (etcd prefix " + quoted(inv.etcd_prefix) +

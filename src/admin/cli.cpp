@@ -50,12 +50,18 @@ std::string printable(std::string_view s) {
   return out;
 }
 
+// one option a line
+// clang-format off
 const OptionSpec kGlobalOptions[] = {
     {"store", true, false},
     {"realm", true, false},
     {"etcd", true, false},
     {"prefix", true, false},
+    {"etcd-cacert", true, false},
+    {"etcd-cert", true, false},
+    {"etcd-key", true, false},
 };
+// clang-format on
 
 const char kGlobalHelp[] =
     "Global options, before or after the command:\n"
@@ -65,6 +71,12 @@ const char kGlobalHelp[] =
     "                   cluster mode: write to etcd; --store is this\n"
     "                   machine's mirror (oauth2-admin sync keeps it)\n"
     "  --prefix <p>     the cluster's etcd key prefix (default /oauth2/)\n"
+    "  --etcd-cacert <file>\n"
+    "                   the CA of etcd's certificate (https:// URLs; default\n"
+    "                   the system's)\n"
+    "  --etcd-cert <file>, --etcd-key <file>\n"
+    "                   this client's certificate and key, PEM, for an etcd\n"
+    "                   run with --client-cert-auth\n"
     "  -h, --help       show help; 'oauth2-admin <command> --help' for one "
     "command\n";
 
@@ -72,6 +84,9 @@ std::string& global_option(Invocation& inv, std::string_view name) {
   if (name == "store") return inv.store;
   if (name == "realm") return inv.realm;
   if (name == "etcd") return inv.etcd;
+  if (name == "etcd-cacert") return inv.etcd_cacert;
+  if (name == "etcd-cert") return inv.etcd_cert;
+  if (name == "etcd-key") return inv.etcd_key;
   return inv.etcd_prefix;
 }
 
@@ -355,6 +370,30 @@ void check_invocation(const Invocation& inv) {
   } catch (const std::invalid_argument& e) {
     throw UsageError(std::string(inv.etcd.empty() ? "--prefix: " : "--etcd: ") + e.what());
   }
+  const bool tls = !inv.etcd_cacert.empty() || !inv.etcd_cert.empty() || !inv.etcd_key.empty();
+  if (tls && inv.etcd.empty()) {
+    throw UsageError(std::string(!inv.etcd_cacert.empty() ? "--etcd-cacert"
+                                 : !inv.etcd_cert.empty() ? "--etcd-cert"
+                                                          : "--etcd-key") +
+                     " needs --etcd");
+  }
+  if (!inv.etcd.empty()) {
+    try {
+      check_etcd_tls(etcd_config(inv), {"--etcd", "--etcd-cacert", "--etcd-cert", "--etcd-key"});
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(e.what());
+    }
+  }
+}
+
+EtcdConfig etcd_config(const Invocation& inv) {
+  EtcdConfig config;
+  config.endpoints = parse_etcd_endpoints(inv.etcd);
+  config.prefix = inv.etcd_prefix;
+  config.cacert = inv.etcd_cacert;
+  config.cert = inv.etcd_cert;
+  config.key = inv.etcd_key;
+  return config;
 }
 
 void print_json(const json_t* j) {

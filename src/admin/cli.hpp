@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "apikeys.hpp"
+#include "etcd.hpp"
 #include "json.hpp"
 #include "store.hpp"
 
@@ -64,6 +65,9 @@ struct Invocation {
   std::string realm = kDefaultRealm;
   std::string etcd;                      // --etcd: cluster mode
   std::string etcd_prefix = "/oauth2/";  // --prefix
+  std::string etcd_cacert;               // --etcd-cacert: TLS towards etcd
+  std::string etcd_cert;                 // --etcd-cert
+  std::string etcd_key;                  // --etcd-key
   bool help = false;
   std::vector<std::string> words;  // the command words matched so far
   const Command* command = nullptr;
@@ -96,6 +100,8 @@ int print_help(const Invocation& inv, const Commands& commands);
 // Throws UsageError for the recorded error, a missing command, a wrong
 // number of operands, an empty --store or an invalid --realm.
 void check_invocation(const Invocation& inv);
+// --etcd, --prefix and the --etcd-* TLS files, for Etcd and Cluster
+EtcdConfig etcd_config(const Invocation& inv);
 // " app add": the words matched, each after a space.
 std::string joined_words(const Invocation& inv);
 

@@ -111,7 +111,7 @@ std::unique_ptr<Store> open_store_files(const Invocation& inv, bool create) {
                                " is not a mirror yet: start oauth2-admin sync --store " +
                                inv.store + " --etcd " + inv.etcd + " first");
     }
-    EtcdConfig config{parse_etcd_endpoints(inv.etcd), inv.etcd_prefix};
+    EtcdConfig config = etcd_config(inv);
     store->use_cluster(std::make_shared<Cluster>(config, kDefaultMaxStalenessMs));
   }
   return store;

@@ -272,7 +272,7 @@ int sync_run(Mirror& mirror) {
 
 int sync_command(const Invocation& inv) {
   if (inv.etcd.empty()) throw UsageError("sync needs --etcd <url>[,<url>...]");
-  EtcdConfig config{parse_etcd_endpoints(inv.etcd), inv.etcd_prefix};
+  EtcdConfig config = etcd_config(inv);
   Etcd etcd(config);
   try {  // a clear refusal to start, rather than a daemon that retries
     Json req(json_pack("{s:s,s:b}", "key", base64_std(config.prefix).c_str(), "count_only", 1));
@@ -301,7 +301,8 @@ int sync_command(const Invocation& inv) {
 }
 
 const char kSyncUsage[] =
-    "usage: oauth2-admin sync --etcd <url>[,<url>...] [--prefix /oauth2/] --store <dir>\n\n"
+    "usage: oauth2-admin sync --etcd <url>[,<url>...] [--prefix /oauth2/] --store <dir>\n"
+    "           [--etcd-cacert <file>] [--etcd-cert <file> --etcd-key <file>]\n\n"
     "Keeps <dir> a mirror of the cluster's records in etcd: the store that\n"
     "nginx's oauth2_store names on this machine when nginx.conf has\n"
     "oauth2_cluster.  It is the store's only writer: a snapshot of etcd at\n"
@@ -312,7 +313,10 @@ const char kSyncUsage[] =
     "heartbeat (<prefix>heartbeat/<host>:<store>) and dates the mirror by\n"
     "its return, for oauth2_cluster's max_staleness.  Runs in the\n"
     "foreground and logs to stderr; SIGTERM stops it.  Exit 1 when etcd\n"
-    "does not answer at start, or <dir> holds records of its own.\n";
+    "does not answer at start (a TLS failure is named), or <dir> holds\n"
+    "records of its own.  With https:// URLs, --etcd-cacert names the CA\n"
+    "of etcd's certificate and --etcd-cert/--etcd-key this machine's\n"
+    "client certificate (etcd's --client-cert-auth).\n";
 
 const Command kSyncCommands[] = {
     {"sync", "", "mirror the cluster's etcd into --store (cluster mode)", kSyncUsage, nullptr, 0, 0,

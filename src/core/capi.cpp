@@ -211,19 +211,39 @@ int oauth2_store_open(oauth2_store_t* s, char* err, size_t errlen) noexcept {
   });
 }
 
+namespace {
+
+oauth2::EtcdConfig cluster_config(const char* etcd, const char* prefix,
+                                  const oauth2_cluster_tls_t* tls) {
+  oauth2::EtcdConfig config;
+  config.endpoints = oauth2::parse_etcd_endpoints(etcd);
+  config.prefix = prefix;
+  if (tls) {
+    config.cacert = tls->cacert ? tls->cacert : "";
+    config.cert = tls->cert ? tls->cert : "";
+    config.key = tls->key ? tls->key : "";
+  }
+  return config;
+}
+
+}  // namespace
+
 int oauth2_store_cluster(oauth2_store_t* s, const char* etcd, const char* prefix,
-                         int64_t max_staleness_ms, char* err, size_t errlen) noexcept {
+                         const oauth2_cluster_tls_t* tls, int64_t max_staleness_ms, char* err,
+                         size_t errlen) noexcept {
   return configure(err, errlen, [&] {
-    oauth2::EtcdConfig config{oauth2::parse_etcd_endpoints(etcd), prefix};
+    oauth2::EtcdConfig config = cluster_config(etcd, prefix, tls);
     s->cluster = std::make_shared<oauth2::Cluster>(config, max_staleness_ms);
     if (s->store) s->store->use_cluster(s->cluster);
   });
 }
 
-int oauth2_cluster_check(const char* etcd, const char* prefix, char* err, size_t errlen) noexcept {
+int oauth2_cluster_check(const char* etcd, const char* prefix, const oauth2_cluster_tls_t* tls,
+                         char* err, size_t errlen) noexcept {
   return configure(err, errlen, [&] {
-    oauth2::parse_etcd_endpoints(etcd);
+    oauth2::EtcdConfig config = cluster_config(etcd, prefix, tls);
     oauth2::check_etcd_prefix(prefix);
+    oauth2::check_etcd_tls(config, {"etcd=", "cacert=", "cert=", "key="});
   });
 }
 

@@ -3,7 +3,9 @@
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <thread>
 #include <stdexcept>
@@ -59,6 +61,42 @@ void check_etcd_prefix(std::string_view prefix) {
   }
 }
 
+void check_etcd_tls(const EtcdConfig& config, const EtcdTlsNames& names) {
+  const bool any = !config.cacert.empty() || !config.cert.empty() || !config.key.empty();
+  if (!any) return;
+  if (config.cert.empty() != config.key.empty()) {
+    throw std::invalid_argument(config.cert.empty()
+                                    ? std::string(names.key) + " needs " + names.cert
+                                    : std::string(names.cert) + " needs " + names.key);
+  }
+  bool https = false;
+  for (const std::string& url : config.endpoints) https |= url.rfind("https://", 0) == 0;
+  if (!https) {
+    const char* given = !config.cacert.empty() ? names.cacert : names.cert;
+    throw std::invalid_argument(std::string(given) + " needs an https:// etcd URL (" + names.etcd +
+                                " has none)");
+  }
+  const std::pair<const char*, const std::string*> files[] = {
+      {names.cacert, &config.cacert}, {names.cert, &config.cert}, {names.key, &config.key}};
+  for (const auto& [name, path] : files) {
+    if (path->empty()) continue;
+    // read a byte: a directory opens but does not read
+    FILE* f = fopen(path->c_str(), "r");
+    int err = errno;
+    bool read = false;
+    if (f) {
+      char byte;
+      read = fread(&byte, 1, 1, f) == 1;
+      err = ferror(f) ? errno : 0;  // 0: an empty file
+      fclose(f);
+    }
+    if (!read) {
+      throw std::invalid_argument(std::string(name) + " \"" + *path + "\" cannot be read: " +
+                                  (err ? strerror(err) : "the file is empty"));
+    }
+  }
+}
+
 std::string base64_std(std::string_view bytes) {
   std::string out(4 * ((bytes.size() + 2) / 3), '\0');
   int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
@@ -101,6 +139,7 @@ struct Etcd::Handle {
   // JSON, and no "Expect: 100-continue" (a round trip more for a body
   // over 1 KiB)
   curl_slist* headers = nullptr;
+  char error[CURL_ERROR_SIZE] = {};  // curl's words for the last failure
   Handle() {
     curl_global();
     curl = curl_easy_init();
@@ -142,6 +181,50 @@ void Etcd::give_back(std::unique_ptr<Handle> h) {
   std::lock_guard<std::mutex> lk(m_);
   idle_.push_back(std::move(h));
 }
+
+// After curl_easy_reset: TLS's files, when configured, and the buffer for
+// curl's account of a failure.  Peer and host verification stay curl's
+// defaults (on).
+void Etcd::set_transport(Handle& h) const {
+  CURL* c = h.curl;
+  h.error[0] = '\0';
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h.error);
+  // HTTP/1.1 over https as over http://: not h2, whose preface meets a
+  // refused client certificate as a reset, where HTTP/1.1 reads the alert
+  curl_easy_setopt(c, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
+  if (!config_.cacert.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, config_.cacert.c_str());
+  if (!config_.cert.empty()) curl_easy_setopt(c, CURLOPT_SSLCERT, config_.cert.c_str());
+  if (!config_.key.empty()) curl_easy_setopt(c, CURLOPT_SSLKEY, config_.key.c_str());
+}
+
+// curl's words for rc, with the detail it wrote (a TLS alert, a
+// certificate it could not verify, a file it could not load)
+std::string Etcd::failure(const Handle& h, int rc) {
+  std::string what = curl_easy_strerror(static_cast<CURLcode>(rc));
+  if (h.error[0] && what != h.error) what += std::string(": ") + h.error;
+  return what;
+}
+
+namespace {
+
+// a failure of TLS (a certificate refused either way, a file of ours that
+// does not load): a configuration's, that the member a retry reaches in
+// the end will not explain with its timeout
+bool tls_failure(CURLcode rc, const std::string& what) {
+  switch (rc) {
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_CLIENTCERT: return true;
+    default:
+      return what.find("SSL") != std::string::npos || what.find("alert") != std::string::npos;
+  }
+}
+
+}  // namespace
 
 namespace {
 
@@ -223,7 +306,7 @@ Json Etcd::call(const char* path, const json_t* body, long timeout_ms) {
   const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
   const std::string text = json_text(body, JSON_COMPACT);
   std::unique_ptr<Handle> h = take();
-  std::string why;
+  std::string why, tls_why;
   size_t at;
   {
     std::lock_guard<std::mutex> lk(m_);
@@ -250,9 +333,11 @@ Json Etcd::call(const char* path, const json_t* body, long timeout_ms) {
     curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
+    set_transport(*h);
     CURLcode rc = curl_easy_perform(c);
     if (rc != CURLE_OK) {
-      why = config_.endpoints[at] + ": " + curl_easy_strerror(rc);
+      why = config_.endpoints[at] + ": " + failure(*h, rc);
+      if (tls_failure(rc, why)) tls_why = why;
       continue;
     }
     long status = 0;
@@ -274,8 +359,9 @@ Json Etcd::call(const char* path, const json_t* body, long timeout_ms) {
     return answer;
   }
   give_back(std::move(h));
-  throw EtcdError("no etcd member answered within " + std::to_string(timeout_ms) +
-                  " ms (last: " + why + ")");
+  throw EtcdError(
+      "no etcd member answered within " + std::to_string(timeout_ms) + " ms (last: " + why + ")" +
+      (tls_why.empty() || tls_why == why ? std::string() : " (TLS failed: " + tls_why + ")"));
 }
 
 namespace {
@@ -326,6 +412,7 @@ void Etcd::watch(int64_t start_revision, long idle_ms,
       curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, cancelled);
       curl_easy_setopt(c, CURLOPT_XFERINFODATA, const_cast<std::atomic<bool>*>(cancel));
     }
+    set_transport(*h);
     CURLcode rc = curl_easy_perform(c);
     if (sink.heard) {  // the next watch, and the next call, start here
       std::lock_guard<std::mutex> lk(m_);
@@ -337,7 +424,7 @@ void Etcd::watch(int64_t start_revision, long idle_ms,
     }
     if (!sink.error.empty()) throw EtcdError(sink.error);
     why = config_.endpoints[at] + ": " +
-          (rc == CURLE_OK ? std::string("the watch ended") : curl_easy_strerror(rc));
+          (rc == CURLE_OK ? std::string("the watch ended") : failure(*h, rc));
     if (sink.heard || rc == CURLE_OK) break;
   }
   give_back(std::move(h));

@@ -24,11 +24,17 @@
 
 namespace oauth2 {
 
-// What the cluster directives and options name: etcd's client URLs and
-// the prefix of this product's keys.
+// What the cluster directives and options name: etcd's client URLs, the
+// prefix of this product's keys, and for https:// URLs the files of TLS
+// (PEM; empty: none): the CA that signed etcd's certificate (else the
+// system's), and this client's certificate and key when etcd asks for one
+// (--client-cert-auth).  The server's certificate is always verified.
 struct EtcdConfig {
-  std::vector<std::string> endpoints;  // http://host:port, tried in turn
+  std::vector<std::string> endpoints;  // http(s)://host:port, tried in turn
   std::string prefix = "/oauth2/";
+  std::string cacert;
+  std::string cert;
+  std::string key;
 };
 
 // Parses "http://a:2379,http://b:2379"; throws std::invalid_argument
@@ -36,6 +42,18 @@ struct EtcdConfig {
 std::vector<std::string> parse_etcd_endpoints(std::string_view list);
 // a prefix: starts with "/", ends with "/", printable ASCII; throws too
 void check_etcd_prefix(std::string_view prefix);
+
+// What the caller calls the TLS fields (cacert= in nginx, --etcd-cacert
+// in oauth2-admin), for the messages of check_etcd_tls.
+struct EtcdTlsNames {
+  const char* etcd;
+  const char* cacert;
+  const char* cert;
+  const char* key;
+};
+// cert and key come together, TLS's files only with an https:// URL, and
+// each can be read; throws std::invalid_argument naming the one at fault
+void check_etcd_tls(const EtcdConfig& config, const EtcdTlsNames& names);
 
 std::string base64_std(std::string_view bytes);
 // nullopt: not base64
@@ -83,6 +101,8 @@ class Etcd {
   struct Handle;
   std::unique_ptr<Handle> take();
   void give_back(std::unique_ptr<Handle> h);
+  void set_transport(Handle& h) const;
+  static std::string failure(const Handle& h, int rc);
 
   EtcdConfig config_;
   std::string heartbeat_prefix_;

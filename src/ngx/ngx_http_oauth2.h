@@ -48,6 +48,11 @@ typedef struct {
     ngx_str_t                  cluster_etcd;  /* oauth2_cluster etcd=, with
                                                  its NUL; empty: single node */
     ngx_str_t                  cluster_prefix;
+    ngx_str_t                  cluster_cacert;  /* cacert=, cert=, key=:
+                                                   full paths with their
+                                                   NUL; empty: none */
+    ngx_str_t                  cluster_cert;
+    ngx_str_t                  cluster_key;
     ngx_msec_t                 max_staleness;
     uint32_t                   endpoints;     /* 1 << OAUTH2_ENDPOINT_*: a
                                                  location has it */
@@ -179,6 +184,8 @@ ngx_int_t ngx_http_oauth2_expiry_stop(ngx_cycle_t *cycle);
 
 /* ngx_http_oauth2_directives.c */
 extern ngx_command_t  ngx_http_oauth2_commands[];
+void ngx_http_oauth2_cluster_tls(ngx_http_oauth2_main_conf_t *mcf,
+    oauth2_cluster_tls_t *tls);
 
 /* ngx_http_oauth2_location.c: the core's object of a merged location */
 char *ngx_http_oauth2_location(ngx_conf_t *cf,

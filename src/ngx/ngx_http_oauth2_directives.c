@@ -24,6 +24,10 @@ static char *ngx_http_oauth2_store_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_oauth2_cluster_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static ngx_int_t ngx_http_oauth2_cluster_file(ngx_conf_t *cf,
+    ngx_http_oauth2_main_conf_t *mcf, ngx_str_t *param);
+static char *ngx_http_oauth2_cluster_check(ngx_conf_t *cf,
+    ngx_http_oauth2_main_conf_t *mcf);
 static ngx_int_t ngx_http_oauth2_cstr(ngx_pool_t *pool, ngx_str_t *s);
 static char *ngx_http_oauth2_endpoint_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
@@ -568,7 +572,58 @@ ngx_http_oauth2_cstr(ngx_pool_t *pool, ngx_str_t *s)
 }
 
 
-/* oauth2_cluster etcd=<url>[,<url>...] [prefix=/oauth2/] [max_staleness=5s] */
+/*
+ * oauth2_cluster's cacert=, cert= and key=: the full path (relative to the
+ * configuration's directory, as ssl_certificate), NUL-terminated;
+ * NGX_DECLINED for another parameter
+ */
+
+static ngx_int_t
+ngx_http_oauth2_cluster_file(ngx_conf_t *cf, ngx_http_oauth2_main_conf_t *mcf,
+    ngx_str_t *param)
+{
+    size_t      n;
+    ngx_str_t   v, *file;
+
+    if (ngx_strncmp(param->data, "cacert=", 7) == 0) {
+        file = &mcf->cluster_cacert;
+        n = 7;
+
+    } else if (ngx_strncmp(param->data, "cert=", 5) == 0) {
+        file = &mcf->cluster_cert;
+        n = 5;
+
+    } else if (ngx_strncmp(param->data, "key=", 4) == 0) {
+        file = &mcf->cluster_key;
+        n = 4;
+
+    } else {
+        return NGX_DECLINED;
+    }
+
+    v.data = param->data + n;
+    v.len = param->len - n;
+
+    if (v.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"oauth2_cluster\" has an empty \"%V\"", param);
+        return NGX_ERROR;
+    }
+
+    if (ngx_conf_full_name(cf->cycle, &v, 1) != NGX_OK
+        || ngx_http_oauth2_cstr(cf->pool, &v) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    *file = v;
+
+    return NGX_OK;
+}
+
+
+/* oauth2_cluster etcd=<url>[,<url>...] [prefix=/oauth2/] [max_staleness=5s]
+ *     [cacert=<file>] [cert=<file>] [key=<file>] */
 
 static char *
 ngx_http_oauth2_cluster_directive(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -576,10 +631,9 @@ ngx_http_oauth2_cluster_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     ngx_http_oauth2_main_conf_t *mcf = conf;
 
-    u_char      err[256];
-    ngx_str_t  *value, v;
-    ngx_uint_t  i;
-    ngx_int_t   ms;
+    ngx_str_t   *value, v;
+    ngx_uint_t   i;
+    ngx_int_t    ms, rc;
 
     if (mcf->cluster_etcd.len) {
         return "is duplicate";
@@ -617,11 +671,31 @@ ngx_http_oauth2_cluster_directive(ngx_conf_t *cf, ngx_command_t *cmd,
             continue;
         }
 
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid parameter \"%V\" of \"oauth2_cluster\"",
-                           &value[i]);
-        return NGX_CONF_ERROR;
+        rc = ngx_http_oauth2_cluster_file(cf, mcf, &value[i]);
+
+        if (rc == NGX_ERROR) {
+            return NGX_CONF_ERROR;
+        }
+
+        if (rc == NGX_DECLINED) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" of \"oauth2_cluster\"",
+                               &value[i]);
+            return NGX_CONF_ERROR;
+        }
     }
+
+    return ngx_http_oauth2_cluster_check(cf, mcf);
+}
+
+
+/* oauth2_cluster's values as a whole, by the core's check */
+
+static char *
+ngx_http_oauth2_cluster_check(ngx_conf_t *cf, ngx_http_oauth2_main_conf_t *mcf)
+{
+    u_char                 err[256];
+    oauth2_cluster_tls_t   tls;
 
     if (mcf->cluster_etcd.len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -637,8 +711,10 @@ ngx_http_oauth2_cluster_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
+    ngx_http_oauth2_cluster_tls(mcf, &tls);
+
     if (oauth2_cluster_check((char *) mcf->cluster_etcd.data,
-                             (char *) mcf->cluster_prefix.data,
+                             (char *) mcf->cluster_prefix.data, &tls,
                              (char *) err, sizeof(err))
         != OAUTH2_OK)
     {
@@ -648,6 +724,19 @@ ngx_http_oauth2_cluster_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     return NGX_CONF_OK;
+}
+
+
+/* oauth2_cluster's TLS files for the core (NULL: none) */
+
+void
+ngx_http_oauth2_cluster_tls(ngx_http_oauth2_main_conf_t *mcf,
+    oauth2_cluster_tls_t *tls)
+{
+    tls->cacert = mcf->cluster_cacert.len
+                  ? (char *) mcf->cluster_cacert.data : NULL;
+    tls->cert = mcf->cluster_cert.len ? (char *) mcf->cluster_cert.data : NULL;
+    tls->key = mcf->cluster_key.len ? (char *) mcf->cluster_key.data : NULL;
 }
 
 

@@ -117,6 +117,7 @@ ngx_http_oauth2_init_process(ngx_cycle_t *cycle)
 {
     int                           dead;
     u_char                        err[512];
+    oauth2_cluster_tls_t          tls;
     ngx_http_oauth2_main_conf_t  *mcf;
 
     if (ngx_process != NGX_PROCESS_WORKER
@@ -143,10 +144,12 @@ ngx_http_oauth2_init_process(ngx_cycle_t *cycle)
     oauth2_store_share_metrics(ngx_http_oauth2_worker_store,
                                ngx_http_oauth2_metrics_for_writes(cycle));
 
+    ngx_http_oauth2_cluster_tls(mcf, &tls);
+
     if (mcf->cluster_etcd.len
         && oauth2_store_cluster(ngx_http_oauth2_worker_store,
                                 (char *) mcf->cluster_etcd.data,
-                                (char *) mcf->cluster_prefix.data,
+                                (char *) mcf->cluster_prefix.data, &tls,
                                 (int64_t) mcf->max_staleness,
                                 (char *) err, sizeof(err))
            != OAUTH2_OK)

@@ -32,6 +32,42 @@ TEST(EtcdConfig, PrefixStartsAndEndsWithSlash) {
   }
 }
 
+// oauth2_cluster cacert= cert= key= and --etcd-cacert, --etcd-cert,
+// --etcd-key: what nginx -t and the CLI refuse, in the caller's words
+TEST(EtcdConfig, TlsFilesComeInPairsWithHttpsAndReadable) {
+  const EtcdTlsNames names{"etcd=", "cacert=", "cert=", "key="};
+  const char* readable = "/proc/self/status";  // any file that reads
+  auto config = [](const char* url, const char* cacert, const char* cert, const char* key) {
+    EtcdConfig c;
+    c.endpoints = parse_etcd_endpoints(url);
+    c.cacert = cacert;
+    c.cert = cert;
+    c.key = key;
+    return c;
+  };
+  auto why = [&](const EtcdConfig& c) {
+    try {
+      check_etcd_tls(c, names);
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_EQ(why(config("http://a:1", "", "", "")), "");
+  EXPECT_EQ(why(config("https://a:1", readable, readable, readable)), "");
+  EXPECT_EQ(why(config("http://a:1,https://b:1", readable, "", "")), "");
+  EXPECT_EQ(why(config("https://a:1", "", readable, "")), "cert= needs key=");
+  EXPECT_EQ(why(config("https://a:1", "", "", readable)), "key= needs cert=");
+  EXPECT_EQ(why(config("http://a:1", readable, "", "")),
+            "cacert= needs an https:// etcd URL (etcd= has none)");
+  EXPECT_EQ(why(config("https://a:1", "/nonexistent/ca.pem", "", "")),
+            "cacert= \"/nonexistent/ca.pem\" cannot be read: No such file or directory");
+  EXPECT_EQ(why(config("https://a:1", "", "/", readable)),
+            "cert= \"/\" cannot be read: Is a directory");
+  EXPECT_EQ(why(config("https://a:1", "", readable, "/dev/null")),
+            "key= \"/dev/null\" cannot be read: the file is empty");
+}
+
 TEST(EtcdBase64, RoundTripsEveryLength) {
   std::string bytes;
   for (int n = 0; n < 70; n++) {
@@ -44,7 +80,7 @@ TEST(EtcdBase64, RoundTripsEveryLength) {
 }
 
 TEST(EtcdKeys, RecordsMapBothWays) {
-  Etcd etcd(EtcdConfig{{"http://127.0.0.1:1"}, "/oauth2/"});
+  Etcd etcd(EtcdConfig{{"http://127.0.0.1:1"}, "/oauth2/", "", "", ""});
   const std::string raw("default\x1f\x00\xff", 10);
   std::string k = etcd.key(Db::kTokens, raw);
   EXPECT_EQ(k, "/oauth2/tokens/" + raw);
@@ -60,7 +96,7 @@ TEST(EtcdKeys, RecordsMapBothWays) {
 }
 
 TEST(ClusterTxn, ReadsWritesAndGuardedRangesBecomeCompares) {
-  Cluster cluster(EtcdConfig{{"http://127.0.0.1:1"}, "/p/"}, 5000);
+  Cluster cluster(EtcdConfig{{"http://127.0.0.1:1"}, "/p/", "", "", ""}, 5000);
   Change c;
   c.reads.push_back({Db::kClients,
                      "default\x1f"
