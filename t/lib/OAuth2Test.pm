@@ -995,7 +995,7 @@ our $SYNC_READY = qr/\bfollowing etcd from revision \d+/;
 
 sub etcd_port { $_[0]->port('etcd') }
 sub etcd_peer_port { $_[0]->port('etcd_peer') }
-sub etcd_url { 'http://127.0.0.1:' . $_[0]->etcd_port }
+sub etcd_url { ($_[0]{etcd_scheme} // 'http') . '://127.0.0.1:' . $_[0]->etcd_port }
 sub etcd_dir { "$_[0]{dir}/etcd" }
 sub etcd_log { "$_[0]{dir}/etcd.log" }
 sub etcd_pid { $_[0]{etcd_pid} }
@@ -1007,29 +1007,68 @@ sub have_etcd { return -x $ETCD }
 # the member answers a v3 range request (the gRPC gateway)
 sub etcd_answers {
     my ($self, $timeout) = @_;
+    if ($self->{etcd_tls}) {
+        my ($code, $body) = $self->etcd_post('/v3/kv/range', '{"key":"AA=="}',
+            timeout => $timeout);
+        return $code == 200 && $body =~ /"header"/;
+    }
     my $r = $self->request('POST', '/v3/kv/range', port => $self->etcd_port,
         body => '{"key":"AA=="}', timeout => $timeout // 1,
         headers => ['Content-Type' => 'application/json']);
     return $r->{status} == 200 && $r->{body} =~ /"header"/;
 }
 
-# run_etcd(extra => [args]): starts a single-member etcd on loopback
-# (client and peer ports from the free-port allocator, data in
+# etcd_post($path, $json, timeout => 1, tls => {cacert, cert, key}): a
+# POST to the member's gateway, over https with curl when run_etcd was
+# given tls (with its client_tls files unless tls is given): (HTTP status,
+# body); status 0 when no answer came (a TLS handshake refused)
+sub etcd_post {
+    my ($self, $path, $json, %o) = @_;
+    my $tls = $o{tls} // ($self->{etcd_tls} && $self->{etcd_tls}{client});
+    if (!$tls) {
+        my $r = $self->request('POST', $path, port => $self->etcd_port,
+            body => $json, timeout => $o{timeout} // 1,
+            headers => ['Content-Type' => 'application/json']);
+        return ($r->{status}, $r->{body});
+    }
+    my ($code, $out) = $self->_run_cmd('curl', '-sS', '--max-time',
+        $o{timeout} // 1, '-H', 'Content-Type: application/json',
+        '--data-binary', $json, '-w', '\n%{http_code}',
+        ($tls->{cacert} ? ('--cacert', $tls->{cacert}) : ()),
+        ($tls->{cert} ? ('--cert', $tls->{cert}) : ()),
+        ($tls->{key} ? ('--key', $tls->{key}) : ()),
+        $self->etcd_url . $path);
+    $out =~ s/\n?(\d{3})\z// or return (0, $out);
+    return ($code ? 0 : $1, $out);
+}
+
+# run_etcd(extra => [args], tls => {...}): starts a single-member etcd on
+# loopback (client and peer ports from the free-port allocator, data in
 # $t->etcd_dir: a second call after stop_etcd restarts the same member on
-# the same data) and waits until it answers; returns its client URL
+# the same data) and waits until it answers; returns its client URL.
+# tls => {cert => f, key => f, ca => f, client => {cacert, cert, key}}
+# serves the client URL over https with that certificate, and with ca
+# asks clients for a certificate it signed (--client-cert-auth); client
+# is what etcd_answers and etcd_post then present
 sub run_etcd {
     my ($self, %o) = @_;
     die "etcd is already running" if $self->{etcd_pid};
     my $log = $self->etcd_log;
-    my ($c, $p) = ('http://127.0.0.1:' . $self->etcd_port,
+    my $tls = $o{tls};
+    $self->{etcd_tls} = $tls;
+    $self->{etcd_scheme} = $tls ? 'https' : 'http';
+    my ($c, $p) = ($self->etcd_url,
         'http://127.0.0.1:' . $self->etcd_peer_port);
+    my @tls = !$tls ? () : ('--cert-file', $tls->{cert},
+        '--key-file', $tls->{key}, !$tls->{ca} ? () :
+        ('--client-cert-auth', '--trusted-ca-file', $tls->{ca}));
     my @cmd = ($ETCD, '--name', 't', '--data-dir', $self->etcd_dir,
         '--listen-client-urls', $c, '--advertise-client-urls', $c,
         '--listen-peer-urls', $p, '--initial-advertise-peer-urls', $p,
         '--initial-cluster', "t=$p",
         # the cluster mode's large changes (expiry batches, user deletion)
         '--max-txn-ops', 10000, '--max-request-bytes', 10485760,
-        @{$o{extra} // []});
+        @tls, @{$o{extra} // []});
     my $pid = fork // die "fork: $!";
     if (!$pid) {
         open STDIN, '<', '/dev/null';
@@ -1105,12 +1144,13 @@ sub _tail {
     return join '', @l;
 }
 
-# run_sync($etcd_urls, prefix => '/oauth2/', args => [...], timeout => s):
-# starts `oauth2-admin sync --store <store> --etcd <urls>` (stderr and
-# stdout appended to $t->sync_log) and waits until the mirror is ready:
-# its data.mdb exists and this run's log says it follows etcd
-# ($SYNC_READY); dies if the daemon exits or is not ready in time.  Later
-# admin_etcd calls and cluster_directive use the same URLs and prefix.
+# run_sync($etcd_urls, prefix => '/oauth2/', tls => {cacert, cert, key},
+# args => [...], timeout => s): starts `oauth2-admin sync --store <store>
+# --etcd <urls>` (stderr and stdout appended to $t->sync_log) and waits
+# until the mirror is ready: its data.mdb exists and this run's log says
+# it follows etcd ($SYNC_READY); dies if the daemon exits or is not ready
+# in time.  Later admin_etcd calls and cluster_directive use the same
+# URLs, prefix and TLS files (--etcd-cacert ..., cacert= ...).
 sub run_sync {
     my ($self, $urls, %o) = @_;
     die "a sync daemon is already running" if $self->{sync_pid};
@@ -1118,7 +1158,7 @@ sub run_sync {
     my $store = $self->store;
     my @cmd = ($ADMIN, 'sync', '--store', $store, '--etcd', $urls,
         (defined $o{prefix} ? ('--prefix', $o{prefix}) : ()),
-        @{$o{args} // []});
+        _etcd_tls_args($o{tls}), @{$o{args} // []});
     my $start = (-s $log) || 0;    # a restart reads only its own lines
     my $pid = fork // die "fork: $!";
     if (!$pid) {
@@ -1130,6 +1170,7 @@ sub run_sync {
     $self->{sync_pid} = $pid;
     $self->{cluster_etcd} = $urls;
     $self->{cluster_prefix} = $o{prefix};
+    $self->{cluster_tls} = $o{tls};
     my $end = time + ($o{timeout} // 20);
     while (time < $end) {
         if (waitpid($pid, WNOHANG) == $pid) {
@@ -1152,14 +1193,22 @@ sub stop_sync {
     return _stop_child($pid, $o{signal} // 'TERM', $o{timeout} // 10, 0);
 }
 
-# the cluster options of the CLI: --etcd <urls> [--prefix p] (from
-# run_sync unless given)
+# --etcd-cacert <f> --etcd-cert <f> --etcd-key <f>, those given
+sub _etcd_tls_args {
+    my ($tls) = @_;
+    return map { defined $tls->{$_} ? ("--etcd-$_", $tls->{$_}) : () }
+        qw(cacert cert key);
+}
+
+# the cluster options of the CLI: --etcd <urls> [--prefix p]
+# [--etcd-cacert f ...] (from run_sync unless given; tls => {} for none)
 sub etcd_args {
     my ($self, %o) = @_;
     my $urls = $o{etcd} // $self->{cluster_etcd}
         // die "no etcd URL: run_sync first or pass etcd =>";
     my $prefix = $o{prefix} // $self->{cluster_prefix};
-    return ('--etcd', $urls, (defined $prefix ? ('--prefix', $prefix) : ()));
+    return ('--etcd', $urls, (defined $prefix ? ('--prefix', $prefix) : ()),
+        _etcd_tls_args($o{tls} // $self->{cluster_tls}));
 }
 
 # admin_etcd(@args): oauth2-admin --etcd <urls> --store <mirror> @args
@@ -1181,15 +1230,18 @@ sub new_app_etcd {
 }
 
 # the http-level directive of an edge: oauth2_cluster etcd=<urls>
-# [prefix=..] [max_staleness=..] (URLs and prefix from run_sync unless
-# given)
+# [prefix=..] [max_staleness=..] [cacert=.. cert=.. key=..] (URLs, prefix
+# and TLS files from run_sync unless given; tls => {} for none)
 sub cluster_directive {
     my ($self, %o) = @_;
     my $urls = $o{etcd} // $self->{cluster_etcd}
         // die "no etcd URL: run_sync first or pass etcd =>";
     my $prefix = $o{prefix} // $self->{cluster_prefix};
+    my $tls = $o{tls} // $self->{cluster_tls} // {};
     my $d = "oauth2_cluster etcd=$urls";
     $d .= " prefix=$prefix" if defined $prefix;
+    $d .= join '', map { defined $tls->{$_} ? " $_=$tls->{$_}" : () }
+        qw(cacert cert key);
     $d .= " max_staleness=$o{max_staleness}" if defined $o{max_staleness};
     return "$d;\n";
 }
