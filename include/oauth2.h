@@ -446,6 +446,16 @@ int oauth2_op_slow(const oauth2_op_t *op) OAUTH2_NOEXCEPT;
 int oauth2_op_finish(oauth2_op_t *op, oauth2_alloc_pt alloc, void *ctx,
     oauth2_response_t *resp) OAUTH2_NOEXCEPT;
 void oauth2_op_free(oauth2_op_t *op) OAUTH2_NOEXCEPT;
+/*
+ * 1 if op is a change decided already on the event loop, which needs only
+ * its commit: the shim may commit several such ops together, on one
+ * thread and in one store transaction with one sync, by
+ * oauth2_ops_commit() instead of oauth2_op_run() on each; then
+ * oauth2_op_finish() each as usual.  An op whose reads no longer hold at
+ * its commit is decided again inside oauth2_ops_commit().
+ */
+int oauth2_op_prepared(const oauth2_op_t *op) OAUTH2_NOEXCEPT;
+void oauth2_ops_commit(oauth2_op_t **ops, size_t n) OAUTH2_NOEXCEPT;
 
 /* what the shim refuses without the core's decision */
 #define OAUTH2_REFUSED_TOO_LARGE   1   /* 413: the body */

@@ -1,5 +1,6 @@
 #include "committer.hpp"
 
+#include <algorithm>
 #include <iterator>
 
 #include "store.hpp"
@@ -123,16 +124,8 @@ void Committer::lead(std::unique_lock<std::mutex>& lk) {
   lk.unlock();
   std::vector<Item> items;
   for (Waiter* w : batch) items.push_back(w->item);
-  const auto start = std::chrono::steady_clock::now();
-  std::vector<Outcome> outcomes = run(items);
-  const auto took = std::chrono::steady_clock::now() - start;
-  size_t conflicts = 0;
-  for (const Outcome& o : outcomes) conflicts += !o.applied && !o.error;
-  count(batch.size(), conflicts, took);
+  std::vector<Outcome> outcomes = run_counted(items);
   lk.lock();
-  stats_.batches++;
-  stats_.changes += batch.size();
-  stats_.conflicts += conflicts;
   for (size_t i = 0; i < batch.size(); i++) {
     batch[i]->outcome = std::move(outcomes[i]);
     batch[i]->done = true;
@@ -186,6 +179,34 @@ std::vector<Committer::Outcome> Committer::commit_batch(const std::vector<const 
     items.push_back(item);
   }
   return run(items);
+}
+
+std::vector<Committer::Outcome> Committer::commit_prepared(
+    const std::vector<const Change*>& changes) {
+  std::vector<Outcome> out;
+  for (size_t at = 0; at < changes.size(); at += kMaxBatch) {
+    const size_t n = std::min(kMaxBatch, changes.size() - at);
+    std::vector<Item> items(n);
+    for (size_t i = 0; i < n; i++) items[i].change = changes[at + i];
+    std::vector<Outcome> part = run_counted(items);
+    std::move(part.begin(), part.end(), std::back_inserter(out));
+  }
+  return out;
+}
+
+// run(), counted in the stats and the shared metrics
+std::vector<Committer::Outcome> Committer::run_counted(const std::vector<Item>& batch) {
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<Outcome> outcomes = run(batch);
+  const auto took = std::chrono::steady_clock::now() - start;
+  size_t conflicts = 0;
+  for (const Outcome& o : outcomes) conflicts += !o.applied && !o.error;
+  count(batch.size(), conflicts, took);
+  std::lock_guard<std::mutex> lk(m_);
+  stats_.batches++;
+  stats_.changes += batch.size();
+  stats_.conflicts += conflicts;
+  return outcomes;
 }
 
 std::vector<Committer::Outcome> Committer::run(const std::vector<Item>& batch) {

@@ -76,6 +76,12 @@ class Committer {
   // fault gets the error.  What the leader runs; public for the tests.
   std::vector<Outcome> commit_batch(const std::vector<const Change*>& batch);
 
+  // Changes decided already (Store::prepare), in one write transaction
+  // and one sync of their own: what the shim's batch of prepared token
+  // requests runs, one thread wake-up for the batch.  Each outcome as
+  // commit() would have it.
+  std::vector<Outcome> commit_prepared(const std::vector<const Change*>& changes);
+
  private:
   // a change built already, or a decision to run in the write transaction
   struct Item {
@@ -95,6 +101,7 @@ class Committer {
   Outcome submit(Item item);
   void lead(std::unique_lock<std::mutex>& lk);
   std::vector<Outcome> run(const std::vector<Item>& batch);
+  std::vector<Outcome> run_counted(const std::vector<Item>& batch);
   void run_batch(const std::vector<Item>& batch, std::vector<Outcome>& out);
   Outcome run_one(MDB_txn* txn, const Item& item);
   Outcome run_alone(const Item& item);

@@ -211,6 +211,13 @@ EndpointResult run_grant(const IssueSettings& settings, std::function<void(Grant
 // state and a newer snapshot, when another write overtook what it read.
 EndpointResult run_change(Store& store, const IssueSettings& s,
                           std::function<void(Txn&, GrantState&)> body, bool slow = false);
+// run_change, with body run once here on the event loop (Store::prepare):
+// its change then needs only a commit, which the shim batches with
+// others (PendingWrite::prepared).  For bodies that are cheap (no
+// password hash, no signature) and rarely overtaken; in cluster mode or
+// on a mirror, run_change itself.
+EndpointResult run_change_prepared(Store& store, const IssueSettings& s,
+                                   std::function<void(Txn&, GrantState&)> body);
 
 // Grants of the token endpoint (grants.cpp).  asked: the resources the
 // request named (RFC 8707, audience.hpp requested_target), registered.

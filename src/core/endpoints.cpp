@@ -528,6 +528,10 @@ class NamedGrant : public PendingWrite {
   NamedGrant(std::unique_ptr<PendingWrite> inner, std::string grant)
       : inner_(std::move(inner)), grant_(std::move(grant)) {}
   void run() noexcept override { inner_->run(); }
+  const Change* prepared() const override { return inner_->prepared(); }
+  void committed(bool applied, std::exception_ptr error) noexcept override {
+    inner_->committed(applied, error);
+  }
   Response finish() override {
     Response r = inner_->finish();
     if (r.grant.empty()) r.grant = grant_;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -48,6 +49,17 @@ class PendingWrite {
   virtual ~PendingWrite() = default;
   virtual void run() noexcept = 0;  // any thread
   virtual Response finish() = 0;    // the event loop, after run()
+  // A change decided already (on the event loop) that only needs its
+  // commit: the shim may commit several in one batch
+  // (Committer::commit_prepared) and call committed() with each outcome
+  // instead of run().  nullptr: run() does the work.
+  virtual const Change* prepared() const { return nullptr; }
+  // applied: durable; !applied: a read no longer held (nothing of it was
+  // applied), or error; on any thread, then finish()
+  virtual void committed(bool applied, std::exception_ptr error) noexcept {
+    (void)applied;
+    (void)error;
+  }
 };
 
 struct EndpointResult {

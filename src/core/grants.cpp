@@ -10,6 +10,7 @@
 
 #include "audience.hpp"
 #include "codec.hpp"
+#include "committer.hpp"
 #include "crypto.hpp"
 #include "endpoint_util.hpp"
 #include "json.hpp"
@@ -89,6 +90,81 @@ Response issued(const IssuedPair& pair, std::string body, const char* grant) {
   return r;
 }
 
+namespace {
+
+// A grant's answer, on the event loop once its work is done
+Response finish_grant(const IssueSettings& s, GrantState& state) {
+  Response r = std::move(state.response);
+  if (!state.failed_user.empty()) {
+    // per account and address here, per address by the caller
+    // (R17, R25); the account's own count is in the store
+    s.throttles().password_failed(state.failed_user);
+    r.auth_failed = true;
+  }
+  wipe(state.response.body);
+  return r;
+}
+
+// A grant decided on the event loop (Store::prepare) whose change waits
+// for the shim's next batch.  If its reads no longer hold then, `again`
+// (run_change's pending write) decides it afresh, off the event loop,
+// as if it had never been prepared.
+class PreparedGrant : public PendingWrite {
+ public:
+  PreparedGrant(Store& store, Change change, std::shared_ptr<GrantState> state,
+                const IssueSettings& s, std::unique_ptr<PendingWrite> again)
+      : store_(store),
+        change_(std::move(change)),
+        state_(std::move(state)),
+        s_(s),
+        again_(std::move(again)) {}
+
+  // alone, without a batch (no thread pool)
+  void run() noexcept override {
+    bool applied = false;
+    std::exception_ptr error;
+    try {
+      applied = store_.committer().commit(change_);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    committed(applied, error);
+  }
+  const Change* prepared() const override { return &change_; }
+  void committed(bool applied, std::exception_ptr error) noexcept override {
+    if (error) {
+      error_ = error;
+    } else if (!applied) {
+      redo_ = true;
+      wipe(state_->response.body);  // a token that was never stored
+      again_->run();
+    }
+  }
+  Response finish() override {
+    if (redo_) return again_->finish();
+    if (error_) {
+      wipe(state_->response.body);
+      try {
+        std::rethrow_exception(error_);
+      } catch (const std::exception& e) {
+        state_->fail(e);  // R53: 503, never the 200 of a token not stored
+      }
+    }
+    return finish_grant(s_, *state_);
+  }
+
+ private:
+  Store& store_;
+  Change change_;
+  std::shared_ptr<GrantState> state_;
+  IssueSettings s_;
+  std::unique_ptr<PendingWrite> again_;
+  bool redo_ = false;
+  std::exception_ptr error_;
+};
+
+}  // namespace
+
 EndpointResult run_grant(const IssueSettings& settings, std::function<void(GrantState&)> body,
                          bool slow) {
   auto state = std::make_shared<GrantState>();
@@ -101,18 +177,7 @@ EndpointResult run_grant(const IssueSettings& settings, std::function<void(Grant
           state->fail(e);
         }
       },
-      [state, s] {
-        Response r = std::move(state->response);
-        if (!state->failed_user.empty()) {
-          // per account and address here, per address by the caller
-          // (R17, R25); the account's own count is in the store
-          s.throttles().password_failed(state->failed_user);
-          r.auth_failed = true;
-        }
-        wipe(state->response.body);
-        return r;
-      },
-      slow);
+      [state, s] { return finish_grant(s, *state); }, slow);
 }
 
 EndpointResult run_change(Store& store, const IssueSettings& s,
@@ -129,11 +194,35 @@ EndpointResult run_change(Store& store, const IssueSettings& s,
       slow);
 }
 
+EndpointResult run_change_prepared(Store& store, const IssueSettings& s,
+                                   std::function<void(Txn&, GrantState&)> body) {
+  auto state = std::make_shared<GrantState>();
+  std::optional<Change> c;
+  try {
+    c = store.prepare([&](Txn& txn) { body(txn, *state); });
+  } catch (const std::exception&) {
+    c.reset();  // decided again off the event loop, which says what failed
+  }
+  if (!c) {
+    wipe(state->response.body);
+    return run_change(store, s, std::move(body));
+  }
+  EndpointResult r;
+  if (c->empty()) {  // nothing to write: the answer is final
+    r.response = finish_grant(s, *state);
+    return r;
+  }
+  EndpointResult again = run_change(store, s, std::move(body));
+  r.pending = std::make_unique<PreparedGrant>(store, std::move(*c), std::move(state), s,
+                                              std::move(again.pending));
+  return r;
+}
+
 EndpointResult client_credentials_grant(Store& store, const Request& req, const Client& c,
                                         std::string scope, const std::string& asked) {
   IssueSettings s(req);
   Client client = c;
-  return run_change(store, s, [s, client, scope, asked](Txn& txn, GrantState& st) {
+  auto body = [s, client, scope, asked](Txn& txn, GrantState& st) {
     // the client may have gone since it authenticated
     auto enabled = txn.client_enabled(s.realm, client.client_id);
     if (!enabled || !*enabled) {
@@ -143,7 +232,10 @@ EndpointResult client_credentials_grant(Store& store, const Request& req, const 
     IssuedPair pair = issue_pair(txn, s, client, scope, "", Family{}, false, nullptr, 0, asked);
     txn.commit();
     st.response = issued(pair, pair.json(), "client_credentials");
-  });
+  };
+  // decided here when its tokens are opaque: no signature on the event loop
+  if (s.jwt_for(client)) return run_change(store, s, body);
+  return run_change_prepared(store, s, body);
 }
 
 EndpointResult authorization_code_grant(Store& store, const Request& req, const Form& form,

@@ -331,6 +331,19 @@ class Store {
   template <typename F>
   auto change(F&& decide) -> std::invoke_result_t<F&, Txn&>;
   static constexpr int kOptimisticRuns = 8;
+  // Runs decide(txn) once on a fresh snapshot and returns the change it
+  // built (empty without txn.commit()), uncommitted: a change decided on
+  // the event loop and committed later in a batch (Committer::
+  // commit_prepared), which must be decided afresh through change() if
+  // its reads no longer hold then.  Local stores only: nullopt in cluster
+  // mode and on a mirror, where change() is the way.
+  template <typename F>
+  std::optional<Change> prepare(F&& decide) {
+    if (cluster_ || mirror_) return std::nullopt;
+    Txn txn = begin_change();
+    decide(txn);
+    return txn.take_change();
+  }
   // cluster mode: runs of a contended change before it is refused (503)
   static constexpr int kClusterRuns = 64;
 

@@ -54,6 +54,12 @@ static void ngx_http_oauth2_next_hash(ngx_log_t *log);
 static void ngx_http_oauth2_thread_handler(void *data, ngx_log_t *log);
 static void ngx_http_oauth2_thread_event_handler(ngx_event_t *ev);
 static void ngx_http_oauth2_guard_handler(ngx_event_t *ev);
+static void ngx_http_oauth2_op_done(ngx_http_oauth2_endpoint_ctx_t *ectx);
+static ngx_int_t ngx_http_oauth2_batch_add(ngx_http_request_t *r,
+    ngx_http_oauth2_endpoint_ctx_t *ectx);
+static void ngx_http_oauth2_batch_post(void);
+static void ngx_http_oauth2_batch_thread(void *data, ngx_log_t *log);
+static void ngx_http_oauth2_batch_done(ngx_event_t *ev);
 #endif
 
 
@@ -67,6 +73,30 @@ static ngx_str_t  ngx_http_oauth2_dpop_header = ngx_string("dpop");
 static ngx_uint_t   ngx_http_oauth2_hashes_running;
 static ngx_uint_t   ngx_http_oauth2_hashes_waiting;
 static ngx_queue_t  ngx_http_oauth2_hash_queue;
+
+/*
+ * Token requests decided on the event loop (oauth2_op_prepared) are
+ * committed in batches: one thread task commits every such request that
+ * came while the previous batch committed, in one store transaction and
+ * one sync, so that a batch costs one thread wake-up and one notification
+ * however many tokens it holds.  One batch of a worker commits at a time
+ * while the next one fills; a request finding the next one full goes to
+ * the thread pool alone, as every other write does.
+ */
+
+#define NGX_HTTP_OAUTH2_BATCH  256
+
+typedef struct {
+    ngx_uint_t                       n;
+    ngx_http_oauth2_endpoint_ctx_t  *ectx[NGX_HTTP_OAUTH2_BATCH];
+    oauth2_op_t                     *op[NGX_HTTP_OAUTH2_BATCH];
+} ngx_http_oauth2_batch_t;
+
+static ngx_http_oauth2_batch_t   ngx_http_oauth2_batches[2];
+static ngx_http_oauth2_batch_t  *ngx_http_oauth2_filling =
+    &ngx_http_oauth2_batches[0];
+static ngx_http_oauth2_batch_t  *ngx_http_oauth2_committing;
+static ngx_thread_task_t         ngx_http_oauth2_batch_task;
 
 #endif
 
@@ -486,6 +516,12 @@ ngx_http_oauth2_post(ngx_http_request_t *r,
     ngx_int_t           rc;
     ngx_thread_task_t  *task;
 
+    if (oauth2_op_prepared(ectx->op)
+        && ngx_http_oauth2_batch_add(r, ectx) == NGX_DONE)
+    {
+        return NGX_DONE;
+    }
+
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "oauth2: posting %s work to the thread pool",
                    oauth2_op_slow(ectx->op) ? "a password hash" : "store");
@@ -587,14 +623,21 @@ ngx_http_oauth2_thread_handler(void *data, ngx_log_t *log)
 static void
 ngx_http_oauth2_thread_event_handler(ngx_event_t *ev)
 {
-    int                              rc;
-    ngx_int_t                        nrc;
-    oauth2_response_t                resp;
-    ngx_connection_t                *c;
-    ngx_http_request_t              *r;
-    ngx_http_oauth2_endpoint_ctx_t  *ectx;
+    ngx_http_oauth2_op_done(ev->data);
+}
 
-    ectx = ev->data;
+
+/* back on the event loop: the op's answer, or one more pass */
+
+static void
+ngx_http_oauth2_op_done(ngx_http_oauth2_endpoint_ctx_t *ectx)
+{
+    int                  rc;
+    ngx_int_t            nrc;
+    oauth2_response_t    resp;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
     r = ectx->request;
     c = r->connection;
 
@@ -628,6 +671,108 @@ ngx_http_oauth2_thread_event_handler(ngx_event_t *ev)
     }
 
     ngx_http_run_posted_requests(c);
+}
+
+
+/* NGX_DONE: the request waits in the batch; NGX_DECLINED: it is full */
+
+static ngx_int_t
+ngx_http_oauth2_batch_add(ngx_http_request_t *r,
+    ngx_http_oauth2_endpoint_ctx_t *ectx)
+{
+    ngx_http_oauth2_batch_t  *b;
+
+    b = ngx_http_oauth2_filling;
+
+    if (b->n == NGX_HTTP_OAUTH2_BATCH) {
+        return NGX_DECLINED;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "oauth2: a prepared change joins a batch of %ui",
+                   b->n);
+
+    b->ectx[b->n] = ectx;
+    b->op[b->n] = ectx->op;
+    b->n++;
+
+    (void) ngx_http_oauth2_hold(r, ectx);
+
+    if (ngx_http_oauth2_committing == NULL) {
+        ngx_http_oauth2_batch_post();
+    }
+
+    return NGX_DONE;
+}
+
+
+/* the filling batch starts committing, and the other one fills */
+
+static void
+ngx_http_oauth2_batch_post(void)
+{
+    ngx_thread_task_t        *task;
+    ngx_http_oauth2_batch_t  *b;
+
+    b = ngx_http_oauth2_filling;
+
+    ngx_http_oauth2_filling = (b == &ngx_http_oauth2_batches[0])
+                              ? &ngx_http_oauth2_batches[1]
+                              : &ngx_http_oauth2_batches[0];
+    ngx_http_oauth2_committing = b;
+
+    task = &ngx_http_oauth2_batch_task;
+    task->ctx = b;
+    task->handler = ngx_http_oauth2_batch_thread;
+    task->event.data = b;
+    task->event.handler = ngx_http_oauth2_batch_done;
+    task->event.log = ngx_cycle->log;
+
+    if (ngx_thread_task_post(b->ectx[0]->conf->thread_pool, task) == NGX_OK) {
+        return;
+    }
+
+    /* the pool's queue is full (it said so): commit here, answer soon */
+
+    oauth2_ops_commit(b->op, b->n);
+    ngx_post_event(&task->event, &ngx_posted_events);
+}
+
+
+static void
+ngx_http_oauth2_batch_thread(void *data, ngx_log_t *log)
+{
+    ngx_http_oauth2_batch_t  *b = data;
+
+    oauth2_ops_commit(b->op, b->n);
+}
+
+
+static void
+ngx_http_oauth2_batch_done(ngx_event_t *ev)
+{
+    ngx_uint_t                       i, n;
+    ngx_http_oauth2_batch_t         *b;
+    ngx_http_oauth2_endpoint_ctx_t  *done[NGX_HTTP_OAUTH2_BATCH];
+
+    b = ev->data;
+    n = b->n;
+    ngx_memcpy(done, b->ectx, n * sizeof(done[0]));
+    b->n = 0;
+    ngx_http_oauth2_committing = NULL;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ev->log, 0,
+                   "oauth2: a batch of %ui prepared changes is durable", n);
+
+    /* the next batch commits while these are answered */
+
+    if (ngx_http_oauth2_filling->n) {
+        ngx_http_oauth2_batch_post();
+    }
+
+    for (i = 0; i < n; i++) {
+        ngx_http_oauth2_op_done(done[i]);
+    }
 }
 
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "codec.hpp"
+#include "committer.hpp"
 #include "crypto.hpp"
 #include "json.hpp"
 #include "location.hpp"
@@ -398,6 +399,53 @@ TEST_F(EndpointsTest, ClientDeletedBeforeTheWriteGetsInvalidClientR70) {
   delete_client("app");
   e.pending->run();
   expect_error(e.pending->finish(), 401, "invalid_client");
+}
+
+// Issue 11: client_credentials is decided on the event loop and its
+// change committed in the shim's batch (Committer::commit_prepared, one
+// write transaction): a batch where one change's reads no longer hold
+// applies the others, and that one is decided afresh (here: its client
+// is gone, so invalid_client, and no token of it is stored).
+TEST_F(EndpointsTest, PreparedBatchAppliesTheOthersAndDecidesAConflictAfresh) {
+  add_client("third", kOtherSecret);
+  auto req_for = [](const std::string& id, const char* secret) {
+    EndpointReq r = token_req();
+    r.authorization = basic(id + ":" + secret);
+    return r;
+  };
+  std::vector<EndpointReq> reqs = {req_for("app", kSecret), req_for("other", kOtherSecret),
+                                   req_for("third", kOtherSecret)};
+  std::vector<std::unique_ptr<Bound>> bound;
+  std::vector<EndpointResult> results;
+  for (EndpointReq& r : reqs) {
+    bound.push_back(std::make_unique<Bound>(r, OAUTH2_ENDPOINT_TOKEN));
+    results.push_back(oauth2::token_endpoint(*store_, bound.back()->req));
+    ASSERT_NE(results.back().pending, nullptr) << results.back().response.body;
+    ASSERT_NE(results.back().pending->prepared(), nullptr);
+  }
+  delete_client("other");  // after "other" was decided, before its commit
+
+  const auto before = store_->committer().stats();
+  std::vector<const oauth2::Change*> changes;
+  for (EndpointResult& e : results) changes.push_back(e.pending->prepared());
+  auto out = store_->committer().commit_prepared(changes);
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_TRUE(out[0].applied);
+  EXPECT_FALSE(out[1].applied);  // its client's record changed
+  EXPECT_FALSE(out[1].error);
+  EXPECT_TRUE(out[2].applied);
+  const auto after = store_->committer().stats();
+  EXPECT_EQ(after.batches - before.batches, 1u);  // one transaction, one sync
+  EXPECT_EQ(after.conflicts - before.conflicts, 1u);
+  for (size_t i = 0; i < 3; i++) results[i].pending->committed(out[i].applied, out[i].error);
+
+  for (size_t i : {0u, 2u}) {
+    Response r = results[i].pending->finish();
+    ASSERT_EQ(r.status, 200) << r.body;
+    std::string tok = json_str(parse_json(r.body), "access_token");
+    EXPECT_EQ(validate_bearer(tok).result, OAUTH2_VALID);
+  }
+  expect_error(results[1].pending->finish(), 401, "invalid_client");
 }
 
 // R80: expiry arithmetic must not overflow.  With a clock near the end of
