@@ -453,9 +453,16 @@ void oauth2_op_free(oauth2_op_t *op) OAUTH2_NOEXCEPT;
  * oauth2_ops_commit() instead of oauth2_op_run() on each; then
  * oauth2_op_finish() each as usual.  An op whose reads no longer hold at
  * its commit is decided again inside oauth2_ops_commit().
+ *
+ * oauth2_ops_commit() waits for the store's writer lock, then calls
+ * take(ctx, &ops) once to learn which ops (at most 256; *ops stays the
+ * caller's), so that ops queued while another process committed join
+ * this batch.
  */
 int oauth2_op_prepared(const oauth2_op_t *op) OAUTH2_NOEXCEPT;
-void oauth2_ops_commit(oauth2_op_t **ops, size_t n) OAUTH2_NOEXCEPT;
+typedef size_t (*oauth2_ops_take_pt)(void *ctx, oauth2_op_t ***ops);
+void oauth2_ops_commit(oauth2_store_t *store, oauth2_ops_take_pt take,
+    void *ctx) OAUTH2_NOEXCEPT;
 
 /* what the shim refuses without the core's decision */
 #define OAUTH2_REFUSED_TOO_LARGE   1   /* 413: the body */

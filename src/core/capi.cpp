@@ -480,24 +480,23 @@ int oauth2_op_prepared(const oauth2_op_t* op) noexcept {
   return op->write->prepared() ? 1 : 0;
 }
 
-void oauth2_ops_commit(oauth2_op_t** ops, size_t n) noexcept {
-  // one batch per store (they all share one in practice)
-  for (size_t at = 0; at < n;) {
-    oauth2_store_t* owner = ops[at]->owner;
-    size_t end = at;
-    std::vector<const oauth2::Change*> changes;
-    try {
-      while (end < n && ops[end]->owner == owner) changes.push_back(ops[end++]->write->prepared());
-      std::vector<oauth2::Committer::Outcome> out =
-          owner->store->committer().commit_prepared(changes);
-      for (size_t i = 0; i < out.size(); i++) {
-        ops[at + i]->write->committed(out[i].applied, out[i].error);
-      }
-    } catch (...) {
-      // no memory for the batch: each alone, as oauth2_op_run would
-      for (size_t i = at; i < end; i++) ops[i]->write->run();
-    }
-    at = end;
+void oauth2_ops_commit(oauth2_store_t* s, oauth2_ops_take_pt take, void* ctx) noexcept {
+  oauth2_op_t** ops = nullptr;
+  size_t n = 0;
+  bool taken = false;
+  try {
+    auto out = s->store->committer().commit_prepared([&] {
+      n = take(ctx, &ops);
+      taken = true;
+      std::vector<const oauth2::Change*> changes(n);
+      for (size_t i = 0; i < n; i++) changes[i] = ops[i]->write->prepared();
+      return changes;
+    });
+    for (size_t i = 0; i < n; i++) ops[i]->write->committed(out[i].applied, out[i].error);
+  } catch (...) {
+    // no memory for the batch: each alone, as oauth2_op_run would
+    if (!taken) n = take(ctx, &ops);
+    for (size_t i = 0; i < n; i++) ops[i]->write->run();
   }
 }
 

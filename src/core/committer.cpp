@@ -24,16 +24,28 @@ namespace {
       MDB_MAP_FULL);
 }
 
+}  // namespace
+
 // A write transaction of the committer, aborted unless committed.
 class WriteTxn {
  public:
   explicit WriteTxn(MDB_txn* t) : t_(t) {}
-  ~WriteTxn() {
-    if (t_) mdb_txn_abort(t_);
-  }
+  ~WriteTxn() { abort(); }
   WriteTxn(const WriteTxn&) = delete;
   WriteTxn& operator=(const WriteTxn&) = delete;
   MDB_txn* get() const { return t_; }
+  MDB_txn* release() {
+    MDB_txn* t = t_;
+    t_ = nullptr;
+    return t;
+  }
+  void reset(MDB_txn* t) {
+    abort();
+    t_ = t;
+  }
+  void abort() {
+    if (t_) mdb_txn_abort(release());
+  }
   void commit() {
     MDB_txn* t = t_;
     t_ = nullptr;
@@ -45,6 +57,8 @@ class WriteTxn {
  private:
   MDB_txn* t_;
 };
+
+namespace {
 
 bool scan_holds(Store& store, MDB_txn* txn, const Change::Scan& s) {
   ScanDigest d;
@@ -194,10 +208,27 @@ std::vector<Committer::Outcome> Committer::commit_prepared(
   return out;
 }
 
+std::vector<Committer::Outcome> Committer::commit_prepared(const Take& take) {
+  MDB_txn* begun = nullptr;
+  std::exception_ptr error;
+  try {
+    begun = store_.begin_write();
+  } catch (...) {
+    error = std::current_exception();
+  }
+  WriteTxn owner(begun);  // aborted if anything below throws
+  std::vector<const Change*> changes = take();
+  if (error) return std::vector<Outcome>(changes.size(), Outcome{false, error});
+  std::vector<Item> items(changes.size());
+  for (size_t i = 0; i < changes.size(); i++) items[i].change = changes[i];
+  return run_counted(items, owner.release());
+}
+
 // run(), counted in the stats and the shared metrics
-std::vector<Committer::Outcome> Committer::run_counted(const std::vector<Item>& batch) {
+std::vector<Committer::Outcome> Committer::run_counted(const std::vector<Item>& batch,
+                                                       MDB_txn* begun) {
   const auto start = std::chrono::steady_clock::now();
-  std::vector<Outcome> outcomes = run(batch);
+  std::vector<Outcome> outcomes = run(batch, begun);
   const auto took = std::chrono::steady_clock::now() - start;
   size_t conflicts = 0;
   for (const Outcome& o : outcomes) conflicts += !o.applied && !o.error;
@@ -209,19 +240,22 @@ std::vector<Committer::Outcome> Committer::run_counted(const std::vector<Item>& 
   return outcomes;
 }
 
-std::vector<Committer::Outcome> Committer::run(const std::vector<Item>& batch) {
+std::vector<Committer::Outcome> Committer::run(const std::vector<Item>& batch, MDB_txn* begun) {
+  WriteTxn txn(begun);  // owns a transaction begun already, if any
   std::vector<Outcome> out(batch.size());
   try {
-    run_batch(batch, out);
+    run_batch(batch, out, txn);
   } catch (...) {
     // one change's failure (a full map) must not fail the others
+    txn.abort();
     for (size_t i = 0; i < batch.size(); i++) out[i] = run_alone(batch[i]);
   }
   return out;
 }
 
-void Committer::run_batch(const std::vector<Item>& batch, std::vector<Outcome>& out) {
-  WriteTxn txn(store_.begin_write());
+void Committer::run_batch(const std::vector<Item>& batch, std::vector<Outcome>& out,
+                          WriteTxn& txn) {
+  if (!txn.get()) txn.reset(store_.begin_write());
   for (size_t i = 0; i < batch.size(); i++) out[i] = run_one(txn.get(), batch[i]);
   txn.commit();  // one sync for the batch
 }

@@ -33,6 +33,7 @@ namespace oauth2 {
 
 class Store;
 class Txn;
+class WriteTxn;
 
 class Committer {
  public:
@@ -81,6 +82,13 @@ class Committer {
   // requests runs, one thread wake-up for the batch.  Each outcome as
   // commit() would have it.
   std::vector<Outcome> commit_prepared(const std::vector<const Change*>& changes);
+  // The same, with the changes taken only once this process holds the
+  // store's writer lock: take() (called once, on this thread, at most
+  // kMaxBatch) says which.  What waits for the lock (another process's
+  // batch committing) joins this batch instead of the next.  Outcomes in
+  // take()'s order.
+  using Take = std::function<std::vector<const Change*>()>;
+  std::vector<Outcome> commit_prepared(const Take& take);
 
  private:
   // a change built already, or a decision to run in the write transaction
@@ -100,9 +108,10 @@ class Committer {
 
   Outcome submit(Item item);
   void lead(std::unique_lock<std::mutex>& lk);
-  std::vector<Outcome> run(const std::vector<Item>& batch);
-  std::vector<Outcome> run_counted(const std::vector<Item>& batch);
-  void run_batch(const std::vector<Item>& batch, std::vector<Outcome>& out);
+  // begun: a write transaction begun already, which they take over
+  std::vector<Outcome> run(const std::vector<Item>& batch, MDB_txn* begun = nullptr);
+  std::vector<Outcome> run_counted(const std::vector<Item>& batch, MDB_txn* begun = nullptr);
+  void run_batch(const std::vector<Item>& batch, std::vector<Outcome>& out, WriteTxn& txn);
   Outcome run_one(MDB_txn* txn, const Item& item);
   Outcome run_alone(const Item& item);
   void count(size_t changes, size_t conflicts, std::chrono::steady_clock::duration took);

@@ -59,6 +59,7 @@ static ngx_int_t ngx_http_oauth2_batch_add(ngx_http_request_t *r,
     ngx_http_oauth2_endpoint_ctx_t *ectx);
 static void ngx_http_oauth2_batch_post(void);
 static void ngx_http_oauth2_batch_thread(void *data, ngx_log_t *log);
+static size_t ngx_http_oauth2_batch_take(void *ctx, oauth2_op_t ***ops);
 static void ngx_http_oauth2_batch_done(ngx_event_t *ev);
 #endif
 
@@ -77,11 +78,14 @@ static ngx_queue_t  ngx_http_oauth2_hash_queue;
 /*
  * Token requests decided on the event loop (oauth2_op_prepared) are
  * committed in batches: one thread task commits every such request that
- * came while the previous batch committed, in one store transaction and
- * one sync, so that a batch costs one thread wake-up and one notification
- * however many tokens it holds.  One batch of a worker commits at a time
- * while the next one fills; a request finding the next one full goes to
- * the thread pool alone, as every other write does.
+ * came before it got the store's writer lock (while the previous batch
+ * committed, and while another process's batch did), in one store
+ * transaction and one sync, so that a batch costs one thread wake-up and
+ * one notification however many tokens it holds.  One task of a worker
+ * commits at a time; the event loop fills the next batch meanwhile, and
+ * the task takes it under a mutex when it holds the writer lock.  A
+ * request finding the batch full goes to the thread pool alone, as every
+ * other write does.
  */
 
 #define NGX_HTTP_OAUTH2_BATCH  256
@@ -93,9 +97,16 @@ typedef struct {
 } ngx_http_oauth2_batch_t;
 
 static ngx_http_oauth2_batch_t   ngx_http_oauth2_batches[2];
+/* under the mutex: the batch filling, and the one the task took */
+static ngx_thread_mutex_t        ngx_http_oauth2_batch_mutex;
 static ngx_http_oauth2_batch_t  *ngx_http_oauth2_filling =
     &ngx_http_oauth2_batches[0];
-static ngx_http_oauth2_batch_t  *ngx_http_oauth2_committing;
+static ngx_http_oauth2_batch_t  *ngx_http_oauth2_taken;
+/* the event loop's: whether the task is posted, and the mutex made */
+static ngx_uint_t                ngx_http_oauth2_committing;
+static ngx_uint_t                ngx_http_oauth2_batch_ready;
+static oauth2_store_t           *ngx_http_oauth2_batch_store;
+static ngx_thread_pool_t        *ngx_http_oauth2_batch_pool;
 static ngx_thread_task_t         ngx_http_oauth2_batch_task;
 
 #endif
@@ -680,25 +691,48 @@ static ngx_int_t
 ngx_http_oauth2_batch_add(ngx_http_request_t *r,
     ngx_http_oauth2_endpoint_ctx_t *ectx)
 {
+    ngx_uint_t                n;
     ngx_http_oauth2_batch_t  *b;
 
-    b = ngx_http_oauth2_filling;
+    if (!ngx_http_oauth2_batch_ready) {
+        if (ngx_thread_mutex_create(&ngx_http_oauth2_batch_mutex,
+                                    r->connection->log)
+            != NGX_OK)
+        {
+            return NGX_DECLINED;
+        }
 
-    if (b->n == NGX_HTTP_OAUTH2_BATCH) {
+        ngx_http_oauth2_batch_ready = 1;
+    }
+
+    (void) ngx_thread_mutex_lock(&ngx_http_oauth2_batch_mutex,
+                                 r->connection->log);
+
+    b = ngx_http_oauth2_filling;
+    n = b->n;
+
+    if (n < NGX_HTTP_OAUTH2_BATCH) {
+        b->ectx[n] = ectx;
+        b->op[n] = ectx->op;
+        b->n = n + 1;
+    }
+
+    (void) ngx_thread_mutex_unlock(&ngx_http_oauth2_batch_mutex,
+                                   r->connection->log);
+
+    if (n == NGX_HTTP_OAUTH2_BATCH) {
         return NGX_DECLINED;
     }
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "oauth2: a prepared change joins a batch of %ui",
-                   b->n);
-
-    b->ectx[b->n] = ectx;
-    b->op[b->n] = ectx->op;
-    b->n++;
+                   "oauth2: a prepared change joins a batch of %ui", n);
 
     (void) ngx_http_oauth2_hold(r, ectx);
 
-    if (ngx_http_oauth2_committing == NULL) {
+    if (!ngx_http_oauth2_committing) {
+        ngx_http_oauth2_batch_store = ngx_http_oauth2_store(
+                                                       r->connection->log);
+        ngx_http_oauth2_batch_pool = ectx->conf->thread_pool;
         ngx_http_oauth2_batch_post();
     }
 
@@ -706,35 +740,29 @@ ngx_http_oauth2_batch_add(ngx_http_request_t *r,
 }
 
 
-/* the filling batch starts committing, and the other one fills */
+/* the task commits what fills meanwhile */
 
 static void
 ngx_http_oauth2_batch_post(void)
 {
-    ngx_thread_task_t        *task;
-    ngx_http_oauth2_batch_t  *b;
+    ngx_thread_task_t  *task;
 
-    b = ngx_http_oauth2_filling;
-
-    ngx_http_oauth2_filling = (b == &ngx_http_oauth2_batches[0])
-                              ? &ngx_http_oauth2_batches[1]
-                              : &ngx_http_oauth2_batches[0];
-    ngx_http_oauth2_committing = b;
+    ngx_http_oauth2_committing = 1;
 
     task = &ngx_http_oauth2_batch_task;
-    task->ctx = b;
+    task->ctx = NULL;
     task->handler = ngx_http_oauth2_batch_thread;
-    task->event.data = b;
+    task->event.data = NULL;
     task->event.handler = ngx_http_oauth2_batch_done;
     task->event.log = ngx_cycle->log;
 
-    if (ngx_thread_task_post(b->ectx[0]->conf->thread_pool, task) == NGX_OK) {
+    if (ngx_thread_task_post(ngx_http_oauth2_batch_pool, task) == NGX_OK) {
         return;
     }
 
     /* the pool's queue is full (it said so): commit here, answer soon */
 
-    oauth2_ops_commit(b->op, b->n);
+    ngx_http_oauth2_batch_thread(NULL, ngx_cycle->log);
     ngx_post_event(&task->event, &ngx_posted_events);
 }
 
@@ -742,31 +770,61 @@ ngx_http_oauth2_batch_post(void)
 static void
 ngx_http_oauth2_batch_thread(void *data, ngx_log_t *log)
 {
-    ngx_http_oauth2_batch_t  *b = data;
+    oauth2_ops_commit(ngx_http_oauth2_batch_store,
+                      ngx_http_oauth2_batch_take, log);
+}
 
-    oauth2_ops_commit(b->op, b->n);
+
+/* on the task's thread, holding the store's writer lock */
+
+static size_t
+ngx_http_oauth2_batch_take(void *ctx, oauth2_op_t ***ops)
+{
+    ngx_log_t                *log = ctx;
+    ngx_http_oauth2_batch_t  *b;
+
+    (void) ngx_thread_mutex_lock(&ngx_http_oauth2_batch_mutex, log);
+
+    b = ngx_http_oauth2_filling;
+    ngx_http_oauth2_filling = (b == &ngx_http_oauth2_batches[0])
+                              ? &ngx_http_oauth2_batches[1]
+                              : &ngx_http_oauth2_batches[0];
+    ngx_http_oauth2_taken = b;
+
+    (void) ngx_thread_mutex_unlock(&ngx_http_oauth2_batch_mutex, log);
+
+    *ops = b->op;
+
+    return b->n;
 }
 
 
 static void
 ngx_http_oauth2_batch_done(ngx_event_t *ev)
 {
-    ngx_uint_t                       i, n;
+    ngx_uint_t                       i, n, more;
     ngx_http_oauth2_batch_t         *b;
     ngx_http_oauth2_endpoint_ctx_t  *done[NGX_HTTP_OAUTH2_BATCH];
 
-    b = ev->data;
+    (void) ngx_thread_mutex_lock(&ngx_http_oauth2_batch_mutex, ev->log);
+
+    b = ngx_http_oauth2_taken;
+    ngx_http_oauth2_taken = NULL;
     n = b->n;
     ngx_memcpy(done, b->ectx, n * sizeof(done[0]));
     b->n = 0;
-    ngx_http_oauth2_committing = NULL;
+    more = ngx_http_oauth2_filling->n;
+
+    (void) ngx_thread_mutex_unlock(&ngx_http_oauth2_batch_mutex, ev->log);
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ev->log, 0,
                    "oauth2: a batch of %ui prepared changes is durable", n);
 
     /* the next batch commits while these are answered */
 
-    if (ngx_http_oauth2_filling->n) {
+    ngx_http_oauth2_committing = 0;
+
+    if (more) {
         ngx_http_oauth2_batch_post();
     }
 
