@@ -14,12 +14,11 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use File::Copy qw(copy);
-use IPC::Open3 qw(open3);
 use JSON::PP ();
-use Symbol qw(gensym);
 use Test::More;
 use OAuth2Test;
 use OAuth2Authorize;
+use ClientScript;
 
 OAuth2Test::require_build();
 
@@ -119,27 +118,7 @@ my %res;
 # fills %res from its result lines
 sub run_client {
     my ($name, $env, @cmd) = @_;
-    local %ENV = (%ENV, %$env);
-    my $pid = open3(my $to, my $from, undef, @cmd);
-    print $to $JSON->encode(\%cfg);
-    close $to;
-    my $done;
-    while (my $line = <$from>) {
-        chomp $line;
-        if ($line =~ /^result (\{.*\})$/) {
-            my $j = $JSON->decode($1);
-            $res{$j->{lib}}{$j->{flow}} = $j;
-            diag("$j->{lib} $j->{flow}: $j->{exception}")
-                if $j->{exception};
-        } elsif ($line eq 'done') {
-            $done = 1;
-        } else {
-            diag("$name: $line");
-        }
-    }
-    waitpid $pid, 0;
-    is($? >> 8, 0, "$name exits 0");
-    ok($done, "$name ran to the end");
+    ClientScript::run($name, \%cfg, \%res, $env, @cmd);
 }
 
 ok(-x $NODE, "node is installed (scripts/install-deps)");

@@ -11,12 +11,12 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use IPC::Open3 qw(open3);
 use JSON::PP ();
 use MIME::Base64 qw(decode_base64url encode_base64url);
 use Test::More;
 use OAuth2Test;
 use OAuth2Authorize;
+use ClientScript;
 
 OAuth2Test::require_build();
 
@@ -94,25 +94,7 @@ my %cfg = (issuer => $base, username => $user, password => $pw);
 my %res;
 sub run_client {
     my ($name, $app, @cmd) = @_;
-    my $pid = open3(my $to, my $from, undef, @cmd);
-    print $to $JSON->encode({ %cfg, app => $app });
-    close $to;
-    my $done;
-    while (my $line = <$from>) {
-        chomp $line;
-        if ($line =~ /^result (\{.*\})$/) {
-            my $j = $JSON->decode($1);
-            $res{$j->{lib}}{$j->{flow}} = $j;
-            diag("$j->{lib} $j->{flow}: $j->{exception}") if $j->{exception};
-        } elsif ($line eq 'done') {
-            $done = 1;
-        } else {
-            diag("$name: $line");
-        }
-    }
-    waitpid $pid, 0;
-    is($? >> 8, 0, "$name exits 0");
-    ok($done, "$name ran to the end");
+    ClientScript::run($name, { %cfg, app => $app }, \%res, {}, @cmd);
 }
 
 ok(-f "$CLIENTS/node_modules/openid-client/package.json",
