@@ -8,10 +8,10 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use IPC::Open2 qw(open2);
 use JSON::PP ();
 use Test::More;
 use OAuth2Test;
+use ClientScript;
 use OAuth2Authorize;
 
 OAuth2Test::require_build();
@@ -47,27 +47,11 @@ my %cfg = (base => $base, username => $user, password => $pw,
     legacy => { %$legacy{qw(client_id client_secret)} },
     backend => { %$backend{qw(client_id client_secret)} });
 
-local $ENV{OAUTHLIB_INSECURE_TRANSPORT} = '1';
-my $py = open2(my $from, my $to, $PYTHON,
+my %all;
+ClientScript::run('oauthlib_flows.py', \%cfg, \%all,
+    { OAUTHLIB_INSECURE_TRANSPORT => '1' }, $PYTHON,
     "$FindBin::Bin/clients/oauthlib_flows.py");
-print $to JSON::PP->new->encode(\%cfg);
-close $to;
-my (%res, $done);
-while (my $line = <$from>) {
-    chomp $line;
-    if ($line =~ /^result (\{.*\})$/) {
-        my $j = JSON::PP->new->decode($1);
-        $res{$j->{flow}} = $j;
-        diag("$j->{flow}: $j->{exception}: $j->{error}") if $j->{exception};
-    } elsif ($line eq 'done') {
-        $done = 1;
-    } else {
-        diag("oauthlib_flows.py: $line");
-    }
-}
-waitpid $py, 0;
-is($? >> 8, 0, 'oauthlib_flows.py exits 0');
-ok($done, 'oauthlib_flows.py ran to the end');
+my %res = %{ $all{'requests-oauthlib'} // {} };
 
 my $T = JSON::PP::true;
 my $F = JSON::PP::false;

@@ -43,6 +43,7 @@ from requests_oauthlib import OAuth2Session
 
 def result(flow, **kw):
     kw["flow"] = flow
+    kw["lib"] = "requests-oauthlib"
     print("result " + json.dumps(kw, sort_keys=True), flush=True)
 
 

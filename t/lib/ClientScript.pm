@@ -27,7 +27,8 @@ sub run {
         if ($line =~ /^result (\{.*\})$/) {
             my $j = $JSON->decode($1);
             $results->{$j->{lib}}{$j->{flow}} = $j;
-            diag("$j->{lib} $j->{flow}: $j->{exception}") if $j->{exception};
+            diag("$j->{lib} $j->{flow}: $j->{exception}"
+                . (defined $j->{error} ? ": $j->{error}" : '')) if $j->{exception};
         } elsif ($line eq 'done') {
             $done = 1;
         } else {
