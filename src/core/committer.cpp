@@ -195,19 +195,6 @@ std::vector<Committer::Outcome> Committer::commit_batch(const std::vector<const 
   return run(items);
 }
 
-std::vector<Committer::Outcome> Committer::commit_prepared(
-    const std::vector<const Change*>& changes) {
-  std::vector<Outcome> out;
-  for (size_t at = 0; at < changes.size(); at += kMaxBatch) {
-    const size_t n = std::min(kMaxBatch, changes.size() - at);
-    std::vector<Item> items(n);
-    for (size_t i = 0; i < n; i++) items[i].change = changes[at + i];
-    std::vector<Outcome> part = run_counted(items);
-    std::move(part.begin(), part.end(), std::back_inserter(out));
-  }
-  return out;
-}
-
 std::vector<Committer::Outcome> Committer::commit_prepared(const Take& take) {
   MDB_txn* begun = nullptr;
   std::exception_ptr error;

@@ -79,14 +79,11 @@ class Committer {
 
   // Changes decided already (Store::prepare), in one write transaction
   // and one sync of their own: what the shim's batch of prepared token
-  // requests runs, one thread wake-up for the batch.  Each outcome as
-  // commit() would have it.
-  std::vector<Outcome> commit_prepared(const std::vector<const Change*>& changes);
-  // The same, with the changes taken only once this process holds the
-  // store's writer lock: take() (called once, on this thread, at most
-  // kMaxBatch) says which.  What waits for the lock (another process's
-  // batch committing) joins this batch instead of the next.  Outcomes in
-  // take()'s order.
+  // requests runs, one thread wake-up for the batch.  take() (called
+  // once, on this thread, at most kMaxBatch) says which, once this
+  // process holds the store's writer lock: what waits for the lock
+  // (another process's batch committing) joins this batch instead of the
+  // next.  Each outcome as commit() would have it, in take()'s order.
   using Take = std::function<std::vector<const Change*>()>;
   std::vector<Outcome> commit_prepared(const Take& take);
 

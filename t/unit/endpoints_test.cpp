@@ -428,7 +428,7 @@ TEST_F(EndpointsTest, PreparedBatchAppliesTheOthersAndDecidesAConflictAfresh) {
   const auto before = store_->committer().stats();
   std::vector<const oauth2::Change*> changes;
   for (EndpointResult& e : results) changes.push_back(e.pending->prepared());
-  auto out = store_->committer().commit_prepared(changes);
+  auto out = store_->committer().commit_prepared([&] { return changes; });
   ASSERT_EQ(out.size(), 3u);
   EXPECT_TRUE(out[0].applied);
   EXPECT_FALSE(out[1].applied);  // its client's record changed
