@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include <chrono>
+#include <map>
 #include <thread>
 
 #include "store.hpp"
@@ -117,9 +118,10 @@ void Cluster::Footprint::add(const Footprint& o) {
 }
 
 // Group commit (group_commit.hpp): the leader sends what waits as one Txn
-// of nested Txns, one per change; a change that touches what an earlier
-// one of the batch touches waits for the next batch.  Each then waits for
-// the mirror on its own.
+// of nested Txns, one per change (the compares they all make, once in
+// the outer one); a change that touches what an earlier one of the batch
+// touches waits for the next batch.  Each then waits for the mirror on
+// its own.
 bool Cluster::commit(Store& store, const Change& c) {
   Waiter w;
   w.change = &c;
@@ -167,6 +169,40 @@ void Cluster::lead(std::unique_lock<std::mutex>& lk) {
   }
 }
 
+// The compares that every Txn of a batch makes alike (the application
+// whose tokens they all are, say), taken out of them: the outer Txn makes
+// each once, so that etcd reads and compares the record once per batch
+// rather than once per change.  If one fails, none of the batch applies
+// and each change is decided again, as it would have been alone.
+Json Cluster::hoist_common_compares(std::vector<Json>& txns) {
+  Json common(json_array());
+  if (!common) throw std::bad_alloc();
+  if (txns.size() < 2) return common;
+  auto compares = [](Json& t) { return json_object_get(t.get(), "compare"); };
+  std::map<std::string, size_t> in;  // a compare, as text: in how many Txns
+  for (Json& t : txns) {
+    std::set<std::string> once;
+    json_t* c = compares(t);
+    for (size_t i = 0; i < json_array_size(c); i++) once.insert(json_text(json_array_get(c, i)));
+    for (const std::string& k : once) in[k]++;
+  }
+  std::set<std::string> hoisted;
+  for (const auto& [k, n] : in) {
+    if (n == txns.size()) hoisted.insert(k);
+  }
+  if (hoisted.empty()) return common;
+  for (Json& t : txns) {
+    json_t* c = compares(t);
+    for (size_t i = json_array_size(c); i-- > 0;) {
+      const std::string k = json_text(json_array_get(c, i));
+      if (!hoisted.count(k)) continue;
+      if (&t == &txns.front()) append(common.get(), json_incref(json_array_get(c, i)));
+      if (json_array_remove(c, i) != 0) throw std::bad_alloc();
+    }
+  }
+  return common;
+}
+
 void Cluster::send(const std::vector<Waiter*>& batch) {
   try {
     if (batch.size() == 1) {
@@ -176,20 +212,22 @@ void Cluster::send(const std::vector<Waiter*>& batch) {
       batch[0]->applied = json_is_true(json_object_get(answer.get(), "succeeded"));
       return;
     }
+    std::vector<Json> txns;
+    for (Waiter* b : batch) txns.push_back(txn_request(*b->change, b->change->base_revision));
+    Json common = hoist_common_compares(txns);
     Json ops(json_array());
     if (!ops) throw std::bad_alloc();
-    for (Waiter* b : batch) {
-      append(ops.get(), json_pack("{s:o}", "request_txn",
-                                  txn_request(*b->change, b->change->base_revision).release()));
-    }
-    Json req(json_pack("{s:[],s:O}", "compare", "success", ops.get()));
+    for (Json& t : txns) append(ops.get(), json_pack("{s:o}", "request_txn", t.release()));
+    Json req(json_pack("{s:O,s:O}", "compare", common.get(), "success", ops.get()));
     if (!req) throw std::bad_alloc();
     Json answer = etcd_.call("/v3/kv/txn", req.get(), kEtcdTimeoutMs);
+    // the outer compares failing: none applied, each decided again
+    const bool all = json_is_true(json_object_get(answer.get(), "succeeded"));
     const json_t* responses = json_object_get(answer.get(), "responses");
     for (size_t i = 0; i < batch.size(); i++) {
       const json_t* r = json_object_get(json_array_get(responses, i), "response_txn");
       batch[i]->revision = etcd_revision(answer.get());
-      batch[i]->applied = json_is_true(json_object_get(r, "succeeded"));
+      batch[i]->applied = all && json_is_true(json_object_get(r, "succeeded"));
     }
   } catch (const EtcdError& e) {
     for (Waiter* b : batch) b->error = std::make_exception_ptr(StoreError::unavailable(e.what()));

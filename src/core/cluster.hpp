@@ -65,6 +65,9 @@ class Cluster {
 
   // the Txn request of c, built on the mirror's revision base (for tests)
   Json txn_request(const Change& c, int64_t base) const;
+  // takes the compares all of txns make out of them, into the array it
+  // returns: the outer Txn's (for tests)
+  static Json hoist_common_compares(std::vector<Json>& txns);
 
   // how long a write waits for etcd, and for the mirror to apply it
   static constexpr long kEtcdTimeoutMs = 3000;

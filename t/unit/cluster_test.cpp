@@ -141,6 +141,49 @@ TEST(ClusterTxn, ReadsWritesAndGuardedRangesBecomeCompares) {
   EXPECT_TRUE(json_object_get(json_array_get(ops, 1), "request_delete_range"));
 }
 
+// Three token requests of one application read its record alike: that
+// compare goes to the outer Txn once, and each keeps its own (the new
+// token's key absent); one Txn alone, or none alike, hoists nothing.
+TEST(ClusterTxn, CompareEveryTxnOfABatchMakesGoesToTheOuterTxnOnce) {
+  Cluster cluster(EtcdConfig{{"http://127.0.0.1:1"}, "/p/", "", "", ""}, 5000);
+  auto token_change = [](const std::string& client, const std::string& token) {
+    Change c;
+    c.reads.push_back({Db::kClients, "default\x1f" + client, std::string("rec-" + client)});
+    c.reads.push_back({Db::kTokens, "default\x1f" + token, std::nullopt});
+    c.writes.push_back({Db::kTokens, "default\x1f" + token, std::string("tok")});
+    return c;
+  };
+  auto compares = [](const Json& t) { return json_object_get(t.get(), "compare"); };
+  std::vector<Json> txns;
+  for (const char* t : {"t1", "t2", "t3"}) {
+    txns.push_back(cluster.txn_request(token_change("app", t), 41));
+  }
+  Json common = Cluster::hoist_common_compares(txns);
+  ASSERT_EQ(json_array_size(common.get()), 1u);
+  EXPECT_EQ(unbase64_std(json_string_value(json_object_get(json_array_get(common.get(), 0), "key"))),
+            "/p/clients/default\x1f"
+            "app");
+  EXPECT_EQ(unbase64_std(json_string_value(json_object_get(json_array_get(common.get(), 0), "value"))),
+            "rec-app");
+  for (const Json& t : txns) {
+    ASSERT_EQ(json_array_size(compares(t)), 1u);
+    EXPECT_STREQ(json_string_value(json_object_get(json_array_get(compares(t), 0), "target")),
+                 "VERSION");
+  }
+
+  std::vector<Json> one;
+  one.push_back(cluster.txn_request(token_change("app", "t4"), 41));
+  EXPECT_EQ(json_array_size(Cluster::hoist_common_compares(one).get()), 0u);
+  EXPECT_EQ(json_array_size(compares(one[0])), 2u);
+
+  std::vector<Json> two_apps;
+  two_apps.push_back(cluster.txn_request(token_change("app", "t5"), 41));
+  two_apps.push_back(cluster.txn_request(token_change("other", "t6"), 41));
+  EXPECT_EQ(json_array_size(Cluster::hoist_common_compares(two_apps).get()), 0u);
+  EXPECT_EQ(json_array_size(compares(two_apps[0])), 2u);
+  EXPECT_EQ(json_array_size(compares(two_apps[1])), 2u);
+}
+
 TEST(ClusterMeta, TheMachinesOwnRecordsAreLocal) {
   for (const char* m :
        {"schema_version", "map_size", "mirror_revision", "mirror_fresh_at", "mirror_of"}) {
