@@ -137,9 +137,18 @@ section('sync without a client certificate', sub {
 });
 
 section('sync that does not trust the server', sub {
-    my ($code, $out, $err, $took) = $t->run_cmd_timeout(20,
-        $OAuth2Test::ADMIN, 'sync', '--store', "$dir/nocacert", '--etcd',
-        $url, '--prefix', $PREFIX, '--etcd-cert', $cpem, '--etcd-key', $ckey);
+    # a handshake that etcd, starved on a loaded machine (make test's ASan
+    # run), did not answer within the 5 s is not what this checks: once
+    # more then
+    my ($code, $out, $err, $took);
+    for my $try (1 .. 2) {
+        ($code, $out, $err, $took) = $t->run_cmd_timeout(20,
+            $OAuth2Test::ADMIN, 'sync', '--store', "$dir/nocacert", '--etcd',
+            $url, '--prefix', $PREFIX, '--etcd-cert', $cpem, '--etcd-key',
+            $ckey);
+        last unless "$out$err" =~ /Timeout was reached/;
+        diag("try $try: the TLS handshake timed out; again");
+    }
     ok($code ne 'timeout' && $code ne '0',
         "sync without --etcd-cacert exits non-zero ($code)");
     like($out . $err, qr/certificate/i,
