@@ -178,25 +178,20 @@ Json Cluster::hoist_common_compares(std::vector<Json>& txns) {
   Json common(json_array());
   if (!common) throw std::bad_alloc();
   if (txns.size() < 2) return common;
-  auto compares = [](Json& t) { return json_object_get(t.get(), "compare"); };
-  std::map<std::string, size_t> in;  // a compare, as text: in how many Txns
-  for (Json& t : txns) {
-    std::set<std::string> once;
-    json_t* c = compares(t);
-    for (size_t i = 0; i < json_array_size(c); i++) once.insert(json_text(json_array_get(c, i)));
-    for (const std::string& k : once) in[k]++;
+  // each Txn's compares as text, and in how many Txns each text is
+  std::vector<std::vector<std::string>> texts(txns.size());
+  std::map<std::string, size_t> in;
+  for (size_t t = 0; t < txns.size(); t++) {
+    json_t* c = json_object_get(txns[t].get(), "compare");
+    for (size_t i = 0; i < json_array_size(c); i++)
+      texts[t].push_back(json_text(json_array_get(c, i)));
+    for (const std::string& k : std::set<std::string>(texts[t].begin(), texts[t].end())) in[k]++;
   }
-  std::set<std::string> hoisted;
-  for (const auto& [k, n] : in) {
-    if (n == txns.size()) hoisted.insert(k);
-  }
-  if (hoisted.empty()) return common;
-  for (Json& t : txns) {
-    json_t* c = compares(t);
-    for (size_t i = json_array_size(c); i-- > 0;) {
-      const std::string k = json_text(json_array_get(c, i));
-      if (!hoisted.count(k)) continue;
-      if (&t == &txns.front()) append(common.get(), json_incref(json_array_get(c, i)));
+  for (size_t t = 0; t < txns.size(); t++) {
+    json_t* c = json_object_get(txns[t].get(), "compare");
+    for (size_t i = texts[t].size(); i-- > 0;) {
+      if (in[texts[t][i]] != txns.size()) continue;
+      if (t == 0) append(common.get(), json_incref(json_array_get(c, i)));
       if (json_array_remove(c, i) != 0) throw std::bad_alloc();
     }
   }
