@@ -115,6 +115,45 @@ like(OAuth2Test::_slurp($t->error_log),
     qr/\[error\].*password hashes are waiting, refusing with 503/,
     'the refusal is logged');
 
+################## a client that leaves gives its place in the queue back
+
+# R88: an abandoned request waiting for a hash slot is dropped unhashed.
+# One registration hashes; two more are sent by clients that then leave:
+# one after it has waited a moment, one at once (shut down after
+# sending).  Neither may cost a hash or keep its place: a registration
+# that comes after them is queued (not 503), and only the two whose
+# clients stayed become users.
+my $keep = open_request(register_request('keepa'));
+select undef, undef, undef, 0.2;
+my $late = open_request(register_request('gonelate'));
+my $early_gone = open_request(register_request('goneearly'));
+shutdown $early_gone, 2;
+close $early_gone;
+select undef, undef, undef, 0.3;
+close $late;
+my $dropped = 0;
+for (1 .. 100) {
+    $dropped = () = OAuth2Test::_slurp($t->error_log)
+        =~ /dropped unhashed/g;
+    last if $dropped >= 2;
+    select undef, undef, undef, 0.05;
+}
+is($dropped, 2, 'both abandoned registrations were dropped, logged at info');
+my $after = open_request(register_request('keepb'));
+is(read_response($keep)->{status}, 201, 'the one hashing registered: 201');
+is(read_response($after)->{status}, 201,
+    'one sent after the abandoned ones waited in their places: 201, not 503');
+my %users = map { $_->{username} => 1 } @{$t->admin_json('user', 'list')};
+ok($users{keepa} && $users{keepb}, 'the clients that stayed are users');
+ok(!$users{gonelate} && !$users{goneearly},
+    'the abandoned registrations were never hashed nor stored');
+# which of the two notices the leaving (the queue's read event, or the
+# check before a request queues) depends on when the FIN arrives
+my $drops = () = OAuth2Test::_slurp($t->error_log) =~ /\[info\].*client
+    \ left\ (?:while\ its\ password\ hash\ waited|before\ its\ password
+    \ hash\ began)/gx;
+is($drops, 2, 'each drop is logged at info, saying why');
+
 ############################ registration is throttled per address by default
 
 my @codes;

@@ -50,6 +50,8 @@ static ngx_int_t ngx_http_oauth2_cookies(ngx_http_request_t *r,
 #if (NGX_THREADS)
 static ngx_int_t ngx_http_oauth2_post(ngx_http_request_t *r,
     ngx_http_oauth2_endpoint_ctx_t *ectx);
+static ngx_uint_t ngx_http_oauth2_client_gone(ngx_http_request_t *r);
+static void ngx_http_oauth2_queued_reading(ngx_http_request_t *r);
 static void ngx_http_oauth2_next_hash(ngx_log_t *log);
 static void ngx_http_oauth2_thread_handler(void *data, ngx_log_t *log);
 static void ngx_http_oauth2_thread_event_handler(ngx_event_t *ev);
@@ -452,7 +454,8 @@ ngx_http_oauth2_finish(ngx_http_request_t *r,
 /*
  * A password hash takes one of the worker's oauth2_hash_limit slots, or
  * waits in a bounded queue for one: NGX_OK (it has a slot, or is no
- * hash), NGX_AGAIN (queued) or NGX_BUSY (the queue is full).
+ * hash), NGX_AGAIN (queued), NGX_BUSY (the queue is full) or
+ * NGX_DECLINED (its client is gone: no hash for nobody).
  */
 
 static ngx_int_t
@@ -463,6 +466,10 @@ ngx_http_oauth2_hash_slot(ngx_http_request_t *r,
 
     if (!oauth2_op_slow(ectx->op) || ectx->hashing) {
         return NGX_OK;
+    }
+
+    if (ngx_http_oauth2_client_gone(r)) {
+        return NGX_DECLINED;
     }
 
     mcf = ngx_http_get_module_main_conf(r, ngx_http_oauth2_module);
@@ -488,7 +495,124 @@ ngx_http_oauth2_hash_slot(ngx_http_request_t *r,
     ngx_queue_insert_tail(&ngx_http_oauth2_hash_queue, &ectx->queue);
     ngx_http_oauth2_hashes_waiting++;
 
+    /* a client that leaves while it waits gives its place back */
+    if (r->read_event_handler == ngx_http_block_reading) {
+        r->read_event_handler = ngx_http_oauth2_queued_reading;
+    }
+
     return NGX_AGAIN;
+}
+
+
+/*
+ * Whether the client closed the connection (or reset its HTTP/2 stream):
+ * ngx_http_test_reading's check, without its finalization, which a held
+ * request would defer.
+ */
+
+static ngx_uint_t
+ngx_http_oauth2_client_gone(ngx_http_request_t *r)
+{
+    u_char             buf[1];
+    ssize_t            n;
+    ngx_err_t          err;
+    ngx_event_t       *rev;
+    ngx_connection_t  *c;
+
+    c = r->connection;
+    rev = c->read;
+
+    if (c->error) {
+        return 1;
+    }
+
+#if (NGX_HTTP_V2)
+    if (r->stream) {
+        return 0;
+    }
+#endif
+
+#if (NGX_HAVE_EPOLLRDHUP)
+
+    if ((ngx_event_flags & NGX_USE_EPOLL_EVENT) && ngx_use_epoll_rdhup) {
+        if (!rev->pending_eof) {
+            return 0;
+        }
+
+        rev->eof = 1;
+        c->error = 1;
+
+        return 1;
+    }
+
+#endif
+
+    n = recv(c->fd, buf, 1, MSG_PEEK);
+    err = ngx_socket_errno;
+
+    if (n == 0 || (n == -1 && err != NGX_EAGAIN)) {
+        rev->eof = 1;
+        c->error = 1;
+        return 1;
+    }
+
+    if ((ngx_event_flags & NGX_USE_LEVEL_EVENT) && rev->active) {
+        /* data, not the end: stop a level-triggered event from repeating */
+        (void) ngx_del_event(rev, NGX_READ_EVENT, 0);
+    }
+
+    return 0;
+}
+
+
+/*
+ * The read event of a request waiting for a hash slot: if its client is
+ * gone, the request leaves the queue unhashed, so that an abandoned
+ * flood of sign-ins costs no PBKDF2 and holds no place that a waiting
+ * client could have.
+ */
+
+static void
+ngx_http_oauth2_queued_reading(ngx_http_request_t *r)
+{
+    ngx_queue_t                     *q;
+    ngx_http_oauth2_endpoint_ctx_t  *ectx;
+
+    if (!ngx_http_oauth2_client_gone(r)) {
+        return;
+    }
+
+    for (q = ngx_queue_head(&ngx_http_oauth2_hash_queue);
+         q != ngx_queue_sentinel(&ngx_http_oauth2_hash_queue);
+         q = ngx_queue_next(q))
+    {
+        ectx = ngx_queue_data(q, ngx_http_oauth2_endpoint_ctx_t, queue);
+
+        if (ectx->request != r) {
+            continue;
+        }
+
+        ngx_queue_remove(q);
+        ngx_http_oauth2_hashes_waiting--;
+
+        r->read_event_handler = ngx_http_block_reading;
+        r->main->blocked--;
+        r->aio = 0;
+
+        if (ectx->guard.timer_set) {
+            ngx_del_timer(&ectx->guard);
+        }
+
+        oauth2_op_free(ectx->op);
+        ectx->op = NULL;
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth2: the client left while its password hash "
+                      "waited for a slot: dropped unhashed");
+
+        ngx_http_finalize_request(r, NGX_HTTP_CLIENT_CLOSED_REQUEST);
+        return;
+    }
 }
 
 
@@ -543,6 +667,17 @@ ngx_http_oauth2_post(ngx_http_request_t *r,
         oauth2_op_free(ectx->op);
         ectx->op = NULL;
         return ngx_http_oauth2_refuse(r, ectx->conf, OAUTH2_REFUSED_BUSY, 1);
+    }
+
+    if (rc == NGX_DECLINED) {
+        oauth2_op_free(ectx->op);
+        ectx->op = NULL;
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "oauth2: the client left before its password hash "
+                      "began: dropped unhashed");
+
+        return NGX_HTTP_CLIENT_CLOSED_REQUEST;
     }
 
     if (rc == NGX_AGAIN) {
@@ -603,6 +738,10 @@ ngx_http_oauth2_next_hash(ngx_log_t *log)
 
         ngx_queue_remove(q);
         ngx_http_oauth2_hashes_waiting--;
+
+        if (r->read_event_handler == ngx_http_oauth2_queued_reading) {
+            r->read_event_handler = ngx_http_block_reading;
+        }
 
         r->main->blocked--;
         r->aio = 0;
