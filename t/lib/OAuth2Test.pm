@@ -1068,6 +1068,9 @@ sub run_etcd {
         '--initial-cluster', "t=$p",
         # the cluster mode's large changes (expiry batches, user deletion)
         '--max-txn-ops', 10000, '--max-request-bytes', 10485760,
+        # history compacted, as the README asks of every deployment
+        '--auto-compaction-mode', 'periodic',
+        '--auto-compaction-retention', '10m',
         @tls, @{$o{extra} // []});
     my $pid = fork // die "fork: $!";
     if (!$pid) {
