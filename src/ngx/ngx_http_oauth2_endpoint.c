@@ -52,6 +52,10 @@ static ngx_int_t ngx_http_oauth2_post(ngx_http_request_t *r,
     ngx_http_oauth2_endpoint_ctx_t *ectx);
 static ngx_uint_t ngx_http_oauth2_client_gone(ngx_http_request_t *r);
 static void ngx_http_oauth2_queued_reading(ngx_http_request_t *r);
+static void ngx_http_oauth2_unhold(ngx_http_request_t *r,
+    ngx_http_oauth2_endpoint_ctx_t *ectx);
+static void ngx_http_oauth2_leave_queue(
+    ngx_http_oauth2_endpoint_ctx_t *ectx);
 static void ngx_http_oauth2_next_hash(ngx_log_t *log);
 static void ngx_http_oauth2_thread_handler(void *data, ngx_log_t *log);
 static void ngx_http_oauth2_thread_event_handler(ngx_event_t *ev);
@@ -592,16 +596,7 @@ ngx_http_oauth2_queued_reading(ngx_http_request_t *r)
             continue;
         }
 
-        ngx_queue_remove(q);
-        ngx_http_oauth2_hashes_waiting--;
-
-        r->read_event_handler = ngx_http_block_reading;
-        r->main->blocked--;
-        r->aio = 0;
-
-        if (ectx->guard.timer_set) {
-            ngx_del_timer(&ectx->guard);
-        }
+        ngx_http_oauth2_leave_queue(ectx);
 
         oauth2_op_free(ectx->op);
         ectx->op = NULL;
@@ -635,6 +630,41 @@ ngx_http_oauth2_hold(ngx_http_request_t *r,
     ngx_add_timer(&ectx->guard, 86400000);
 
     return NGX_DONE;
+}
+
+
+/* the op is done, or will never run: the request is no longer held */
+
+static void
+ngx_http_oauth2_unhold(ngx_http_request_t *r,
+    ngx_http_oauth2_endpoint_ctx_t *ectx)
+{
+    r->main->blocked--;
+    r->aio = 0;
+
+    if (ectx->guard.timer_set) {
+        ngx_del_timer(&ectx->guard);
+    }
+}
+
+
+/* out of the hash queue: to its slot, or dropped */
+
+static void
+ngx_http_oauth2_leave_queue(ngx_http_oauth2_endpoint_ctx_t *ectx)
+{
+    ngx_http_request_t  *r;
+
+    r = ectx->request;
+
+    ngx_queue_remove(&ectx->queue);
+    ngx_http_oauth2_hashes_waiting--;
+
+    if (r->read_event_handler == ngx_http_oauth2_queued_reading) {
+        r->read_event_handler = ngx_http_block_reading;
+    }
+
+    ngx_http_oauth2_unhold(r, ectx);
 }
 
 
@@ -736,19 +766,7 @@ ngx_http_oauth2_next_hash(ngx_log_t *log)
             return;
         }
 
-        ngx_queue_remove(q);
-        ngx_http_oauth2_hashes_waiting--;
-
-        if (r->read_event_handler == ngx_http_oauth2_queued_reading) {
-            r->read_event_handler = ngx_http_block_reading;
-        }
-
-        r->main->blocked--;
-        r->aio = 0;
-
-        if (ectx->guard.timer_set) {
-            ngx_del_timer(&ectx->guard);
-        }
+        ngx_http_oauth2_leave_queue(ectx);
 
         rc = ngx_http_oauth2_post(r, ectx);
 
@@ -793,12 +811,7 @@ ngx_http_oauth2_op_done(ngx_http_oauth2_endpoint_ctx_t *ectx)
 
     ngx_http_set_log_request(c->log, r);
 
-    r->main->blocked--;
-    r->aio = 0;
-
-    if (ectx->guard.timer_set) {
-        ngx_del_timer(&ectx->guard);
-    }
+    ngx_http_oauth2_unhold(r, ectx);
 
     ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0,
                    "oauth2: the thread pool finished its work");
