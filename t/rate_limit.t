@@ -27,6 +27,8 @@ my ($ka, $kb, $kc, $kd, $ke) = map { $_->{api_key} } @keys;
 my ($ta, $tb, $tc) = map { $t->new_app(name => "token-$_") } 1 .. 3;
 my ($pa, $pb, $pc) = map { $t->new_app(name => "protected-$_") } 1 .. 3;
 my $oa = $t->new_app(name => 'inherited');
+my $pub = $t->new_app(name => 'public-rl', public => 1);
+my $conf = $t->new_app(name => 'confidential-rl');
 
 my $status_file = $t->dir . '/status.token';
 my $status_token = 'status-token-' . ('s' x 24);
@@ -61,6 +63,7 @@ $t->write_config($t->default_http(
         oauth2_rate_limit 1000/h;
     }
     location = /rl/token/ { oauth2_token; oauth2_rate_limit 3/h; }
+    location = /rl/public-token/ { oauth2_token; oauth2_rate_limit 3/h; }
     location /rl/protected/ {
         auth_oauth2 api;
         oauth2_rate_limit 3/h;
@@ -386,6 +389,42 @@ is($r->{status}, 200, 'the client from that address still has its own '
 headers_ok($r, 3, 0, $reset_h, 'the client\'s last request');
 is($t->token($ta->{client_id}, $ta->{client_secret})->{status}, 200,
     'the limited client at /o/token/, which has no limit: 200');
+
+######################## a public client: per client and address (R83)
+
+# Its client_id ships in every copy of the app, so requests in its name
+# from one address spend that address's share only: a flood from
+# 127.0.0.2 leaves its users at 127.0.0.1 their own count.  A
+# confidential client (its secret proved) keeps one budget wherever it
+# asks from.
+guard_window(3600, 10);
+$reset_h = next_boundary(3600);
+my $bad_code = OAuth2Test::form(grant_type => 'authorization_code', code => 'x' x 43,
+    redirect_uri => 'https://client.example/cb', code_verifier => 'v' x 43,
+    client_id => $pub->{client_id});
+for my $i (1 .. 3) {
+    $r = $t->post_form('/rl/public-token/', $bad_code, -from => '127.0.0.2');
+    $t->oauth_error_ok($r, 400, 'invalid_grant',
+        "public client from 127.0.0.2, request $i");
+    headers_ok($r, 3, 3 - $i, $reset_h, "public client from 127.0.0.2, "
+        . "request $i");
+}
+$r = $t->post_form('/rl/public-token/', $bad_code, -from => '127.0.0.2');
+$t->oauth_error_ok($r, 429, 'temporarily_unavailable',
+    'the public client\'s 4th request from 127.0.0.2');
+$r = $t->post_form('/rl/public-token/', $bad_code);
+$t->oauth_error_ok($r, 400, 'invalid_grant',
+    'the same public client from 127.0.0.1: answered, not 429');
+headers_ok($r, 3, 2, $reset_h, 'the public client at 127.0.0.1: its own count');
+for my $i (1 .. 3) {
+    $r = $t->token($conf->{client_id}, $conf->{client_secret},
+        path => '/rl/public-token/', headers => [-from => '127.0.0.2']);
+    is($r->{status}, 200, "confidential client from 127.0.0.2, request $i: 200");
+}
+$r = $t->token($conf->{client_id}, $conf->{client_secret},
+    path => '/rl/public-token/');
+$t->oauth_error_ok($r, 429, 'temporarily_unavailable',
+    'the confidential client from 127.0.0.1: its one budget is spent');
 
 ######################################## an auth_oauth2 location, per client
 

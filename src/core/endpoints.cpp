@@ -98,9 +98,16 @@ JsonBody parse_json_body(const Request& req, bool also_form, Json* out) {
   return JsonBody::kContentType;
 }
 
+// oauth2_rate_limit per client.  A confidential client's budget is its
+// own: its secret proved who asks.  A public client proves nothing (its
+// client_id ships in every copy of the app), so it counts per client and
+// address: one address spending it cannot lock the client's other users
+// out (R83).
 std::optional<Response> rate_client(const Request& req, const Client& c) {
   unsigned wait;
-  if (rate_take(req, "c:" + c.client_id, &wait)) return std::nullopt;
+  std::string key = "c:" + c.client_id;
+  if (!c.confidential) key += "|a:" + req.address;
+  if (rate_take(req, key, &wait)) return std::nullopt;
   return rate_limited_response(req.loc.endpoint, wait);
 }
 
