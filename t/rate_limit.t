@@ -416,6 +416,9 @@ $r = $t->post_form('/rl/public-token/', $bad_code);
 $t->oauth_error_ok($r, 400, 'invalid_grant',
     'the same public client from 127.0.0.1: answered, not 429');
 headers_ok($r, 3, 2, $reset_h, 'the public client at 127.0.0.1: its own count');
+$r = $t->post_form('/rl/public-token/', $bad_code, -from => '127.0.0.2');
+$t->oauth_error_ok($r, 429, 'temporarily_unavailable',
+    '127.0.0.2 stays limited: requests from elsewhere do not unlock it (R84)');
 for my $i (1 .. 3) {
     $r = $t->token($conf->{client_id}, $conf->{client_secret},
         path => '/rl/public-token/', headers => [-from => '127.0.0.2']);

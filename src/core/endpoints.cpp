@@ -102,11 +102,12 @@ JsonBody parse_json_body(const Request& req, bool also_form, Json* out) {
 // own: its secret proved who asks.  A public client proves nothing (its
 // client_id ships in every copy of the app), so it counts per client and
 // address: one address spending it cannot lock the client's other users
-// out (R83).
+// out (R83).  Its key has a prefix of its own, the address (which has no
+// "|") before the id, so that no client id can name another's count.
 std::optional<Response> rate_client(const Request& req, const Client& c) {
   unsigned wait;
-  std::string key = "c:" + c.client_id;
-  if (!c.confidential) key += "|a:" + req.address;
+  const std::string key =
+      c.confidential ? "c:" + c.client_id : "p:" + req.address + "|" + c.client_id;
   if (rate_take(req, key, &wait)) return std::nullopt;
   return rate_limited_response(req.loc.endpoint, wait);
 }
