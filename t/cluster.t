@@ -637,6 +637,7 @@ section('etcd paused (SIGSTOP), then resumed', sub {
     ok($ok, 'a live token, valid on both edges before the outage');
     my $doomed = $ea->access_token($app);
 
+    my $mark = -s $ea->sync_log;
     $ea->pause_etcd;
     my $t0 = time;
     my $dir = $ea->dir;
@@ -688,6 +689,14 @@ section('etcd paused (SIGSTOP), then resumed', sub {
     my $rr = background_result($rp, "$dir/bg.revoke");
     is($rr->{status}, 503, sprintf('revocation without etcd: 503, never '
         . '200 (after %.2f s) (R53)', $rr->{took})) or diag($rr->{raw});
+
+    # the paused member holds its connections open and says nothing: sync
+    # ends its watch after 3 s of silence and tries again
+    ($ok) = poll(7 - (time - $t0), sub {
+        substr(OAuth2Test::_slurp($ea->sync_log), $mark)
+            =~ /nothing heard for 3000 ms/ });
+    ok($ok, sprintf('sync gives up a silent watch after 3 s of silence '
+        . '(said %.1f s after the pause)', time - $t0));
 
     $ea->resume_etcd;
     recovered('after SIGCONT', $live);

@@ -263,7 +263,10 @@ int sync_run(Mirror& mirror) {
       if (g_stop) break;
       say(std::string(e.what()) + "; again in " + std::to_string(backoff) + " ms");
       std::this_thread::sleep_for(std::chrono::milliseconds(backoff));
-      backoff = std::min<int64_t>(backoff * 2, 2000);
+      // members without a leader refuse at once and cheaply: the next
+      // try stays near, to follow the new leader soon after its election
+      const bool election = std::string_view(e.what()).find("no leader") != std::string_view::npos;
+      backoff = election ? 100 : std::min<int64_t>(backoff * 2, 2000);
     }
   }
   say("stopped at revision " + std::to_string(mirror.applied()));

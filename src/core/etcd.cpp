@@ -137,7 +137,11 @@ int64_t etcd_revision(const json_t* answer) {
 struct Etcd::Handle {
   CURL* curl = nullptr;
   // JSON, and no "Expect: 100-continue" (a round trip more for a body
-  // over 1 KiB)
+  // over 1 KiB); and etcd's "require leader" (gRPC metadata hasleader,
+  // which its gateway takes from a Grpc-Metadata- header): a member that
+  // has lost its leader refuses at once ("no leader") rather than holding
+  // the request, and ends a watch it serves, so that the caller turns to
+  // another member (what etcd's own client does for watches)
   curl_slist* headers = nullptr;
   char error[CURL_ERROR_SIZE] = {};  // curl's words for the last failure
   Handle() {
@@ -145,6 +149,7 @@ struct Etcd::Handle {
     curl = curl_easy_init();
     headers = curl_slist_append(nullptr, "Content-Type: application/json");
     if (headers) headers = curl_slist_append(headers, "Expect:");
+    if (headers) headers = curl_slist_append(headers, "Grpc-Metadata-hasleader: true");
     if (!curl || !headers) {
       curl_slist_free_all(headers);
       curl_easy_cleanup(curl);
@@ -234,6 +239,12 @@ struct Sink {
   bool stopped = false;
   bool heard = false;  // a message came: a retry elsewhere would repeat it
   std::string error;
+  // a watch: when its last bytes came, how long it may then be silent,
+  // and whether it was ended for that (or by the caller's cancel)
+  std::chrono::steady_clock::time_point last_bytes = std::chrono::steady_clock::now();
+  long idle_ms = 0;
+  bool silent = false;
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 // one message a line (the gateway's streaming answer): every complete
@@ -252,6 +263,13 @@ bool deliver_lines(Sink& s) {
       s.error = std::string("etcd sent what is not JSON: ") + e.text;
       return false;
     }
+    // the gateway's error (a member without a leader ends the stream so):
+    // this member failed, nothing was heard from it
+    if (json_t* err = json_object_get(msg.get(), "error")) {
+      const char* m = json_string_value(json_object_get(err, "message"));
+      s.error = std::string("etcd watch: ") + (m ? m : json_text(err, JSON_COMPACT).c_str());
+      return false;
+    }
     batch.push_back(std::move(msg));
   }
   if (batch.empty()) return true;
@@ -267,6 +285,8 @@ size_t on_body(char* data, size_t size, size_t n, void* user) {
   Sink& s = *static_cast<Sink*>(user);
   s.body.append(data, size * n);
   if (s.on_message && !deliver_lines(s)) return 0;  // ends the transfer
+  // after what it took to apply them: silence is the member's, not ours
+  s.last_bytes = std::chrono::steady_clock::now();
   return size * n;
 }
 
@@ -295,6 +315,27 @@ bool passing_error(const std::string& what) {
 // deadline
 constexpr long kTryMs = 1000;
 
+// Once a call has seen the cluster's leadership in doubt (a member that
+// cannot be reached, or that says it has no leader or a new one), its
+// further tries get at most this.  A follower that has not yet noticed
+// its leader's death forwards the request to it and holds it until the
+// try's timeout; a short try then turns to another member within this of
+// the new leader's election instead of within kTryMs.  A request held so
+// was never committed (the dead leader replicates nothing), so the
+// shorter try adds no doubt about what took effect.  A slow but healthy
+// cluster (a timeout alone) keeps kTryMs.
+constexpr long kTroubleTryMs = 250;
+
+bool leadership_error(const std::string& what) {
+  return what.find("no leader") != std::string::npos ||
+         what.find("leader changed") != std::string::npos;
+}
+
+bool unreachable(CURLcode rc) {
+  return rc == CURLE_COULDNT_CONNECT || rc == CURLE_GOT_NOTHING || rc == CURLE_RECV_ERROR ||
+         rc == CURLE_SEND_ERROR;
+}
+
 }  // namespace
 
 // Tries the members in turn, from the one that answered last, until one
@@ -314,11 +355,13 @@ Json Etcd::call(const char* path, const json_t* body, long timeout_ms) {
   }
   const size_t n = config_.endpoints.size();
   const long per_try = std::max(kTryMs, timeout_ms / static_cast<long>(n));
+  bool trouble = false;  // the leadership in doubt: shorter tries
   for (size_t tries = 0;; tries++, at = (at + 1) % n) {
     const long left = static_cast<long>(
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
     if (left <= 0 && tries > 0) break;
     if (tries >= n) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    const long this_try = std::max(1L, std::min(left, trouble ? kTroubleTryMs : per_try));
     Sink sink;
     CURL* c = h->curl;
     curl_easy_reset(c);
@@ -327,8 +370,8 @@ Json Etcd::call(const char* path, const json_t* body, long timeout_ms) {
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, text.c_str());
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(text.size()));
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->headers);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, std::max(1L, std::min(left, per_try)));
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, std::max(1L, std::min(left, per_try)));
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, this_try);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, this_try);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
@@ -336,8 +379,11 @@ Json Etcd::call(const char* path, const json_t* body, long timeout_ms) {
     set_transport(*h);
     CURLcode rc = curl_easy_perform(c);
     if (rc != CURLE_OK) {
-      why = config_.endpoints[at] + ": " + failure(*h, rc);
+      // a try the deadline cut short says less than the one before it
+      const bool cut = rc == CURLE_OPERATION_TIMEDOUT && this_try == left && !why.empty();
+      if (!cut) why = config_.endpoints[at] + ": " + failure(*h, rc);
       if (tls_failure(rc, why)) tls_why = why;
+      if (unreachable(rc)) trouble = true;
       continue;
     }
     long status = 0;
@@ -348,6 +394,7 @@ Json Etcd::call(const char* path, const json_t* body, long timeout_ms) {
       std::string what = config_.endpoints[at] + path + ": " + answer_error(answer.get(), status);
       if (passing_error(what)) {
         why = what;
+        if (leadership_error(what)) trouble = true;
         continue;
       }
       give_back(std::move(h));
@@ -366,9 +413,21 @@ Json Etcd::call(const char* path, const json_t* body, long timeout_ms) {
 
 namespace {
 
-// curl's progress callback, about ten times a second: non-zero aborts
-int cancelled(void* cancel, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-  return static_cast<const std::atomic<bool>*>(cancel)->load() ? 1 : 0;
+// curl's progress callback, at least once a second: non-zero aborts.  A
+// watch ends when its caller cancels it, or when the stream has said
+// nothing for idle_ms (a member cut off: silence, no reset).  curl's own
+// low-speed limit would not do: it compares an average over the last
+// seconds, so a stream that went silent after some traffic passes it for
+// several seconds more.
+int watch_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  Sink& s = *static_cast<Sink*>(user);
+  if (s.cancel && s.cancel->load()) return 1;
+  const auto quiet = std::chrono::steady_clock::now() - s.last_bytes;
+  if (quiet >= std::chrono::milliseconds(s.idle_ms)) {
+    s.silent = true;
+    return 1;
+  }
+  return 0;
 }
 
 }  // namespace
@@ -393,6 +452,8 @@ void Etcd::watch(int64_t start_revision, long idle_ms,
     const std::string url = config_.endpoints[at] + "/v3/watch";
     Sink sink;
     sink.on_message = &on_message;
+    sink.idle_ms = idle_ms;
+    sink.cancel = cancel;
     CURL* c = h->curl;
     curl_easy_reset(c);
     curl_easy_setopt(c, CURLOPT_URL, url.c_str());
@@ -400,31 +461,45 @@ void Etcd::watch(int64_t start_revision, long idle_ms,
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(text.size()));
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->headers);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
-    // a stream that says nothing for idle_ms is a member cut off
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, std::max(1L, idle_ms / 1000));
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
-    if (cancel) {
-      curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-      curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, cancelled);
-      curl_easy_setopt(c, CURLOPT_XFERINFODATA, const_cast<std::atomic<bool>*>(cancel));
-    }
+    // a stream that says nothing for idle_ms is a member cut off
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, watch_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &sink);
     set_transport(*h);
     CURLcode rc = curl_easy_perform(c);
-    if (sink.heard) {  // the next watch, and the next call, start here
+    // the last message, if the stream ended without its newline: the
+    // gateway's refusal (HTTP 503 {"error": ...}) comes so
+    if (rc == CURLE_OK && !sink.stopped && sink.error.empty() && !sink.body.empty()) {
+      sink.body += '\n';
+      deliver_lines(sink);
+    }
+    // a member that refused (without a leader, say): the next one may
+    // have one
+    const bool passing = !sink.error.empty() && passing_error(sink.error);
+    if (sink.heard || passing) {  // the next watch, and the next call, start there
       std::lock_guard<std::mutex> lk(m_);
-      preferred_ = at;
+      preferred_ = passing ? (at + 1) % config_.endpoints.size() : at;
     }
     if (sink.stopped || (cancel && cancel->load())) {
       give_back(std::move(h));
       return;
     }
-    if (!sink.error.empty()) throw EtcdError(sink.error);
+    if (!sink.error.empty()) {
+      if (!passing) throw EtcdError(sink.error);
+      why = config_.endpoints[at] + ": " + sink.error;
+      // events were applied: the caller watches again from its revision,
+      // never this call from its start again
+      if (sink.heard) break;
+      continue;
+    }
     why = config_.endpoints[at] + ": " +
-          (rc == CURLE_OK ? std::string("the watch ended") : failure(*h, rc));
+          (sink.silent      ? "nothing heard for " + std::to_string(idle_ms) + " ms"
+           : rc == CURLE_OK ? std::string("the watch ended")
+                            : failure(*h, rc));
     if (sink.heard || rc == CURLE_OK) break;
   }
   give_back(std::move(h));
