@@ -547,7 +547,7 @@ int oauth2_validate(oauth2_store_t* s, const oauth2_location_t* l, const oauth2_
     if (v.result == OAUTH2_VALID && !req->rate_counted) {
       // oauth2_rate_limit: per client, whichever of its tokens it shows
       oauth2::RateLimit rate(loc, req->counters, "");
-      res->retry_after = rate.take("c:" + v.client_id);
+      if (rate.on()) res->retry_after = rate.take("c:" + v.client_id);
       res->rate = rate.state();
       if (res->retry_after) {
         res->result = OAUTH2_RATE_LIMITED;
