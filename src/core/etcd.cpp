@@ -321,9 +321,12 @@ constexpr long kTryMs = 1000;
 // its leader's death forwards the request to it and holds it until the
 // try's timeout; a short try then turns to another member within this of
 // the new leader's election instead of within kTryMs.  A request held so
-// was never committed (the dead leader replicates nothing), so the
-// shorter try adds no doubt about what took effect.  A slow but healthy
-// cluster (a timeout alone) keeps kTryMs.
+// was never committed (the dead leader replicates nothing).  A short try
+// that times out at a live member may have been, as any timed-out try
+// may (the retry's compares then fail and the change is decided again):
+// 250 ms is five times a Txn's p99 on a loaded loopback cluster
+// (scripts/cluster-bench, under 50 ms).  A slow but healthy cluster (a
+// timeout alone, no trouble seen) keeps kTryMs.
 constexpr long kTroubleTryMs = 250;
 
 bool leadership_error(const std::string& what) {
