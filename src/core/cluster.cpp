@@ -198,13 +198,70 @@ Json Cluster::hoist_common_compares(std::vector<Json>& txns) {
   return common;
 }
 
+// The compares that hold once c has been applied: every record it puts
+// has the value it puts, every record it deletes is gone.
+Json Cluster::written_compares(const Change& c) const {
+  Json compare(json_array());
+  if (!compare) throw std::bad_alloc();
+  for (const Change::Write& w : c.writes) {
+    if (w.db == Db::kMeta && local_meta(w.key)) continue;
+    const std::string k = b64(etcd_.key(w.db, w.key));
+    if (w.value) {
+      append(compare.get(), json_pack("{s:s,s:s,s:s,s:s}", "key", k.c_str(), "target", "VALUE",
+                                      "result", "EQUAL", "value", b64(*w.value).c_str()));
+    } else {
+      append(compare.get(), json_pack("{s:s,s:s,s:s,s:s}", "key", k.c_str(), "target", "VERSION",
+                                      "result", "EQUAL", "version", "0"));
+    }
+  }
+  return compare;
+}
+
+// A batch whose answer came only after a try that may have taken effect
+// (in doubt: sent, then no answer), and in which some changes failed
+// their compares: were they failed by their own earlier try?  One Txn
+// asks, per such change, whether everything it writes is in etcd as it
+// writes it; those that are count as applied.  The records a change
+// writes carry what it made (new tokens' keys, a code's use), so another
+// change does not leave them so by chance; for a deletion alone, another
+// deletion of the same records is the same outcome.  Without this, a code
+// redeemed by a try whose answer was lost would, decided again, be found
+// used: a replay, and the grant revoked.
+void Cluster::confirm_in_doubt(const std::vector<Waiter*>& batch) {
+  std::vector<Waiter*> unsure;
+  for (Waiter* b : batch) {
+    if (!b->applied) unsure.push_back(b);
+  }
+  if (unsure.empty()) return;
+  Json ops(json_array());
+  if (!ops) throw std::bad_alloc();
+  for (Waiter* b : unsure) {
+    Json compare = written_compares(*b->change);
+    append(ops.get(),
+           json_pack("{s:{s:O,s:[]}}", "request_txn", "compare", compare.get(), "success"));
+  }
+  Json req(json_pack("{s:O}", "success", ops.get()));
+  if (!req) throw std::bad_alloc();
+  Json answer = etcd_.call("/v3/kv/txn", req.get(), kEtcdTimeoutMs);
+  const json_t* responses = json_object_get(answer.get(), "responses");
+  for (size_t i = 0; i < unsure.size(); i++) {
+    const json_t* r = json_object_get(json_array_get(responses, i), "response_txn");
+    if (json_is_true(json_object_get(r, "succeeded"))) {
+      unsure[i]->applied = true;
+      unsure[i]->revision = etcd_revision(answer.get());
+    }
+  }
+}
+
 void Cluster::send(const std::vector<Waiter*>& batch) {
   try {
+    bool in_doubt = false;
     if (batch.size() == 1) {
       Json req = txn_request(*batch[0]->change, batch[0]->change->base_revision);
-      Json answer = etcd_.call("/v3/kv/txn", req.get(), kEtcdTimeoutMs);
+      Json answer = etcd_.call("/v3/kv/txn", req.get(), kEtcdTimeoutMs, &in_doubt);
       batch[0]->revision = etcd_revision(answer.get());
       batch[0]->applied = json_is_true(json_object_get(answer.get(), "succeeded"));
+      if (in_doubt) confirm_in_doubt(batch);
       return;
     }
     std::vector<Json> txns;
@@ -215,7 +272,7 @@ void Cluster::send(const std::vector<Waiter*>& batch) {
     for (Json& t : txns) append(ops.get(), json_pack("{s:o}", "request_txn", t.release()));
     Json req(json_pack("{s:O,s:O}", "compare", common.get(), "success", ops.get()));
     if (!req) throw std::bad_alloc();
-    Json answer = etcd_.call("/v3/kv/txn", req.get(), kEtcdTimeoutMs);
+    Json answer = etcd_.call("/v3/kv/txn", req.get(), kEtcdTimeoutMs, &in_doubt);
     // the outer compares failing: none applied, each decided again
     const bool all = json_is_true(json_object_get(answer.get(), "succeeded"));
     const json_t* responses = json_object_get(answer.get(), "responses");
@@ -224,6 +281,7 @@ void Cluster::send(const std::vector<Waiter*>& batch) {
       batch[i]->revision = etcd_revision(answer.get());
       batch[i]->applied = all && json_is_true(json_object_get(r, "succeeded"));
     }
+    if (in_doubt) confirm_in_doubt(batch);
   } catch (const EtcdError& e) {
     for (Waiter* b : batch) b->error = std::make_exception_ptr(StoreError::unavailable(e.what()));
   } catch (...) {

@@ -95,6 +95,8 @@ class Cluster {
   Footprint footprint(const Change& c) const;
   void lead(std::unique_lock<std::mutex>& lk);
   void send(const std::vector<Waiter*>& batch);
+  Json written_compares(const Change& c) const;
+  void confirm_in_doubt(const std::vector<Waiter*>& batch);
 
   Etcd etcd_;
   int64_t max_staleness_ms_;

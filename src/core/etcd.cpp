@@ -239,6 +239,8 @@ struct Sink {
   bool stopped = false;
   bool heard = false;  // a message came: a retry elsewhere would repeat it
   std::string error;
+  int requests_sent = 0;  // curl sends a request again, unasked, when a
+                          // reused connection dies before any answer
   // a watch: when its last bytes came, how long it may then be silent,
   // and whether it was ended for that (or by the caller's cancel)
   std::chrono::steady_clock::time_point last_bytes = std::chrono::steady_clock::now();
@@ -300,6 +302,12 @@ std::string answer_error(const json_t* answer, long status) {
 
 namespace {
 
+// curl's debug callback, for the requests it sends (their headers)
+int count_requests(CURL*, curl_infotype type, char*, size_t, void* user) {
+  if (type == CURLINFO_HEADER_OUT) static_cast<Sink*>(user)->requests_sent++;
+  return 0;
+}
+
 // an error a member gives while the cluster elects a leader, or that it
 // is not in: another member, or the same one a moment later, may succeed
 bool passing_error(const std::string& what) {
@@ -341,11 +349,35 @@ bool unreachable(CURLcode rc) {
 
 }  // namespace
 
+// One try of a call: POST text to url, the answer into *sink, within
+// try_ms; count: the requests curl sends are counted in *sink
+void Etcd::prepare_post(Handle& h, const std::string& url, const std::string& text, long try_ms,
+                        void* sink, bool count) const {
+  CURL* c = h.curl;
+  curl_easy_reset(c);
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_POSTFIELDS, text.c_str());
+  curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(text.size()));
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, h.headers);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, try_ms);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, try_ms);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, sink);
+  if (count) {
+    curl_easy_setopt(c, CURLOPT_VERBOSE, 1L);
+    curl_easy_setopt(c, CURLOPT_DEBUGFUNCTION, count_requests);
+    curl_easy_setopt(c, CURLOPT_DEBUGDATA, sink);
+  }
+  set_transport(h);
+}
+
 // Tries the members in turn, from the one that answered last, until one
 // answers or timeout_ms has passed.  A write sent again after a member
 // did not answer is safe: a Txn compares what it read, so one that took
 // effect the first time fails its compares the second.
-Json Etcd::call(const char* path, const json_t* body, long timeout_ms) {
+Json Etcd::call(const char* path, const json_t* body, long timeout_ms, bool* in_doubt) {
   using Clock = std::chrono::steady_clock;
   const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
   const std::string text = json_text(body, JSON_COMPACT);
@@ -367,20 +399,14 @@ Json Etcd::call(const char* path, const json_t* body, long timeout_ms) {
     const long this_try = std::max(1L, std::min(left, trouble ? kTroubleTryMs : per_try));
     Sink sink;
     CURL* c = h->curl;
-    curl_easy_reset(c);
     const std::string url = config_.endpoints[at] + path;
-    curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, text.c_str());
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(text.size()));
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->headers);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, this_try);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, this_try);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
-    set_transport(*h);
+    prepare_post(*h, url, text, this_try, &sink, in_doubt != nullptr);
     CURLcode rc = curl_easy_perform(c);
+    // a request that went out and got no answer may have been applied:
+    // this try's failed, or one curl sent again by itself
+    if (in_doubt && (sink.requests_sent > 1 || (rc != CURLE_OK && sink.requests_sent > 0))) {
+      *in_doubt = true;
+    }
     if (rc != CURLE_OK) {
       // a try the deadline cut short says less than the one before it
       const bool cut = rc == CURLE_OPERATION_TIMEDOUT && this_try == left && !why.empty();
@@ -398,6 +424,11 @@ Json Etcd::call(const char* path, const json_t* body, long timeout_ms) {
       if (passing_error(what)) {
         why = what;
         if (leadership_error(what)) trouble = true;
+        // proposed, then lost sight of: it may have been committed
+        if (in_doubt && (what.find("leader changed") != std::string::npos ||
+                         what.find("timed out") != std::string::npos)) {
+          *in_doubt = true;
+        }
         continue;
       }
       give_back(std::move(h));

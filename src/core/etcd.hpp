@@ -78,7 +78,11 @@ class Etcd {
 
   // POSTs body to path (/v3/kv/txn, ...) on the first member that
   // answers, within timeout_ms; the decoded answer.  Throws EtcdError.
-  Json call(const char* path, const json_t* body, long timeout_ms);
+  // *in_doubt (if given) turns true when a try before the answer may have
+  // reached etcd and taken effect (sent, then no answer: a timeout, a
+  // connection lost, "leader changed"), so that a Txn's failed compares
+  // may be its own earlier try's doing.
+  Json call(const char* path, const json_t* body, long timeout_ms, bool* in_doubt = nullptr);
 
   // Streams a watch from start_revision over the whole prefix: on_message
   // gets the decoded messages ({"result": ...}) that have arrived, in
@@ -102,6 +106,8 @@ class Etcd {
   std::unique_ptr<Handle> take();
   void give_back(std::unique_ptr<Handle> h);
   void set_transport(Handle& h) const;
+  void prepare_post(Handle& h, const std::string& url, const std::string& text, long try_ms,
+                    void* sink, bool count) const;
   static std::string failure(const Handle& h, int rc);
 
   EtcdConfig config_;
