@@ -38,6 +38,16 @@ std::string b64(std::string_view s) {
   return base64_std(s);
 }
 
+// a compare: the key k (base64) holds value, or is absent (nullopt)
+json_t* holds(const std::string& k, const std::optional<std::string>& value) {
+  if (value) {
+    return json_pack("{s:s,s:s,s:s,s:s}", "key", k.c_str(), "target", "VALUE", "result", "EQUAL",
+                     "value", b64(*value).c_str());
+  }
+  return json_pack("{s:s,s:s,s:s,s:s}", "key", k.c_str(), "target", "VERSION", "result", "EQUAL",
+                   "version", "0");
+}
+
 }  // namespace
 
 Json Cluster::txn_request(const Change& c, int64_t base) const {
@@ -45,14 +55,7 @@ Json Cluster::txn_request(const Change& c, int64_t base) const {
   if (!compare || !success) throw std::bad_alloc();
   for (const Change::Read& r : c.reads) {
     if (r.db == Db::kMeta && local_meta(r.key)) continue;
-    const std::string k = b64(etcd_.key(r.db, r.key));
-    if (r.seen) {
-      append(compare.get(), json_pack("{s:s,s:s,s:s,s:s}", "key", k.c_str(), "target", "VALUE",
-                                      "result", "EQUAL", "value", b64(*r.seen).c_str()));
-    } else {
-      append(compare.get(), json_pack("{s:s,s:s,s:s,s:s}", "key", k.c_str(), "target", "VERSION",
-                                      "result", "EQUAL", "version", "0"));
-    }
+    append(compare.get(), holds(b64(etcd_.key(r.db, r.key)), r.seen));
   }
   // a guarded range: nothing in it created or rewritten since the mirror's
   // revision the change was built on (a deletion there is harmless: the
@@ -205,14 +208,7 @@ Json Cluster::written_compares(const Change& c) const {
   if (!compare) throw std::bad_alloc();
   for (const Change::Write& w : c.writes) {
     if (w.db == Db::kMeta && local_meta(w.key)) continue;
-    const std::string k = b64(etcd_.key(w.db, w.key));
-    if (w.value) {
-      append(compare.get(), json_pack("{s:s,s:s,s:s,s:s}", "key", k.c_str(), "target", "VALUE",
-                                      "result", "EQUAL", "value", b64(*w.value).c_str()));
-    } else {
-      append(compare.get(), json_pack("{s:s,s:s,s:s,s:s}", "key", k.c_str(), "target", "VERSION",
-                                      "result", "EQUAL", "version", "0"));
-    }
+    append(compare.get(), holds(b64(etcd_.key(w.db, w.key)), w.value));
   }
   return compare;
 }
