@@ -103,7 +103,7 @@ unit: $(BUILD)/unit-tests
 PROVE_JOBS ?= 2
 
 prove: all
-	prove -j$(PROVE_JOBS) -r -I t/lib t/
+	scripts/prove-logged $(BUILD)/prove.log -j$(PROVE_JOBS) -r -I t/lib t/
 
 check-style:
 	scripts/check-style
@@ -127,7 +127,7 @@ asan-test: asan
 	TEST_OAUTH2_MODULE=$(CURDIR)/build-asan/ngx_http_oauth2_module.so \
 	TEST_OAUTH2_ADMIN=$(CURDIR)/build-asan/oauth2-admin \
 	ASAN_OPTIONS=detect_leaks=0 \
-	    prove -j$(PROVE_JOBS) -r -I t/lib t/
+	    scripts/prove-logged build-asan/prove.log -j$(PROVE_JOBS) -r -I t/lib t/
 
 # Debian packages (debian/: debhelper and dh_nginx) built from a copy of
 # the tree into dist/; scripts/test-deb installs and tries them.

@@ -1009,7 +1009,7 @@ sub etcd_answers {
     my ($self, $timeout) = @_;
     if ($self->{etcd_tls}) {
         my ($code, $body) = $self->etcd_post('/v3/kv/range', '{"key":"AA=="}',
-            timeout => $timeout);
+            timeout => $timeout // 1);
         return $code == 200 && $body =~ /"header"/;
     }
     my $r = $self->request('POST', '/v3/kv/range', port => $self->etcd_port,
@@ -1018,21 +1018,23 @@ sub etcd_answers {
     return $r->{status} == 200 && $r->{body} =~ /"header"/;
 }
 
-# etcd_post($path, $json, timeout => 1, tls => {cacert, cert, key}): a
+# etcd_post($path, $json, timeout => 10, tls => {cacert, cert, key}): a
 # POST to the member's gateway, over https with curl when run_etcd was
 # given tls (with its client_tls files unless tls is given): (HTTP status,
-# body); status 0 when no answer came (a TLS handshake refused)
+# body); status 0 when no answer came (a TLS handshake refused).  The
+# default is generous: a new curl's handshake with a member starved by
+# the parallel ASan run took more than 1 s on CI.
 sub etcd_post {
     my ($self, $path, $json, %o) = @_;
     my $tls = $o{tls} // ($self->{etcd_tls} && $self->{etcd_tls}{client});
     if (!$tls) {
         my $r = $self->request('POST', $path, port => $self->etcd_port,
-            body => $json, timeout => $o{timeout} // 1,
+            body => $json, timeout => $o{timeout} // 10,
             headers => ['Content-Type' => 'application/json']);
         return ($r->{status}, $r->{body});
     }
     my ($code, $out) = $self->_run_cmd('curl', '-sS', '--max-time',
-        $o{timeout} // 1, '-H', 'Content-Type: application/json',
+        $o{timeout} // 10, '-H', 'Content-Type: application/json',
         '--data-binary', $json, '-w', '\n%{http_code}',
         ($tls->{cacert} ? ('--cacert', $tls->{cacert}) : ()),
         ($tls->{cert} ? ('--cert', $tls->{cert}) : ()),
