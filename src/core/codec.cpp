@@ -1,6 +1,7 @@
 #include "codec.hpp"
 
 #include <algorithm>
+#include <array>
 
 namespace oauth2 {
 
@@ -327,17 +328,32 @@ std::optional<BasicCredentials> parse_basic(std::string_view header, bool* schem
   return BasicCredentials{std::move(*id), std::move(*secret)};
 }
 
+namespace chars {
+
+namespace {
+
+constexpr std::array<unsigned char, 256> make_classes() {
+  std::array<unsigned char, 256> t{};
+  for (int c = 0; c < 256; c++) {
+    const bool alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+    if (alnum || c == '-' || c == '_') t[c] |= kB64Url;
+    if (alnum || c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/') {
+      t[c] |= kToken68;
+    }
+    if (alnum || c == '.' || c == '-' || c == '_') t[c] |= kRealm;
+  }
+  return t;
+}
+
+}  // namespace
+
+const std::array<unsigned char, 256> kClass = make_classes();
+
+}  // namespace chars
+
 bool is_token68(std::string_view s) {
   size_t i = 0;
-  while (i < s.size()) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-        c == '.' || c == '_' || c == '~' || c == '+' || c == '/') {
-      i++;
-    } else {
-      break;
-    }
-  }
+  while (i < s.size() && chars::is(s[i], chars::kToken68)) i++;
   if (i == 0) return false;
   while (i < s.size() && s[i] == '=') i++;
   return i == s.size();

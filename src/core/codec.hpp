@@ -4,6 +4,7 @@
 
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -80,6 +81,17 @@ std::optional<BasicCredentials> parse_basic(std::string_view header, bool* schem
 // The scheme of an Authorization value, up to the first space.
 std::string_view auth_scheme(std::string_view header);
 bool iequals(std::string_view a, std::string_view b);
+
+// Character classes of the validation path, one table lookup a byte:
+// base64url (ALPHA / DIGIT / "-_"), token68's other characters ("._~+/"),
+// a realm's (ALPHA / DIGIT / "._-").
+namespace chars {
+enum : unsigned char { kB64Url = 1, kToken68 = 2, kRealm = 4 };
+extern const std::array<unsigned char, 256> kClass;
+inline bool is(char c, unsigned char cls) {
+  return (kClass[static_cast<unsigned char>(c)] & cls) != 0;
+}
+}  // namespace chars
 
 // token68 (RFC 7235 2.1): 1*( ALPHA / DIGIT / "-._~+/" ) *"="
 bool is_token68(std::string_view s);

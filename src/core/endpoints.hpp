@@ -110,7 +110,7 @@ struct BearerRequest {
 struct Validation {
   int result = OAUTH2_INVALID_TOKEN;
   int why = OAUTH2_WHY_UNKNOWN;  // OAUTH2_WHY_*
-  std::string token_id;          // short_token_id of what was presented
+  ShortTokenId token_id;         // short_token_id of what was presented
   std::string client_id;
   std::string scope;
   std::string user;  // the username; empty for client tokens

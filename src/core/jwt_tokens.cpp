@@ -10,11 +10,6 @@ namespace oauth2::detail {
 
 namespace {
 
-bool b64url_char(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-         c == '_';
-}
-
 void set_int(json_t* o, const char* k, int64_t v) {
   json_object_set_new(o, k, json_integer(static_cast<json_int_t>(v)));
 }
@@ -45,7 +40,7 @@ bool looks_like_jwt(std::string_view token) {
   for (char c : token) {
     if (c == '.') {
       dots++;
-    } else if (!b64url_char(c)) {
+    } else if (!chars::is(c, chars::kB64Url)) {
       return false;
     }
   }

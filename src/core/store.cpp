@@ -444,11 +444,11 @@ std::vector<Client> Txn::list_clients(std::string_view realm) {
 std::optional<std::pair<TokenId, std::string_view>> Txn::find_token(std::string_view realm,
                                                                     const TokenId& id) {
   if (!valid_realm(realm)) return std::nullopt;
-  if (auto v = get(Db::kTokens, token_key(realm, id))) return std::make_pair(id, *v);
+  if (auto v = get(Db::kTokens, token_stack_key(realm, id).view())) return std::make_pair(id, *v);
   if (id.legacy) return std::nullopt;
   TokenId old = id;  // a record of a store from before schema 2
   old.legacy = true;
-  if (auto v = get(Db::kTokens, token_key(realm, old))) return std::make_pair(old, *v);
+  if (auto v = get(Db::kTokens, token_stack_key(realm, old).view())) return std::make_pair(old, *v);
   return std::nullopt;
 }
 
@@ -548,8 +548,7 @@ std::optional<bool> Txn::client_enabled(std::string_view realm, std::string_view
   if (client_id.empty() || client_id.size() > kMaxClientId || !valid_realm(realm)) {
     return std::nullopt;
   }
-  std::string key = client_key(realm, client_id);
-  auto v = get(Db::kClients, key);
+  auto v = get(Db::kClients, client_stack_key(realm, client_id).view());
   if (!v) return std::nullopt;
   std::string_view rec = *v;
   if (rec.size() >= 2 && rec[0] == kRecordV2) {
@@ -562,8 +561,7 @@ std::optional<bool> Txn::client_enabled(std::string_view realm, std::string_view
 
 std::optional<std::string> Txn::active_username(std::string_view realm, uint64_t id) {
   if (!valid_realm(realm) || id == 0) return std::nullopt;
-  std::string key = user_key(realm, id);
-  auto v = get(Db::kUsers, key);
+  auto v = get(Db::kUsers, user_stack_key(realm, id).view());
   if (!v) return std::nullopt;
   std::string_view rec = *v;
   if (rec.size() >= 3 && rec[0] == kRecordV2) {
@@ -626,8 +624,7 @@ std::vector<std::pair<TokenId, Token>> Txn::indexed_of_type(std::string_view rea
 
 std::optional<User> Txn::get_user(std::string_view realm, uint64_t id) {
   if (!valid_realm(realm) || id == 0) return std::nullopt;
-  std::string key = user_key(realm, id);
-  auto v = get(Db::kUsers, key);
+  auto v = get(Db::kUsers, user_stack_key(realm, id).view());
   if (!v) return std::nullopt;
   auto u = decode_user(realm, *v);
   if (!u) throw StoreError("corrupt user record", MDB_CORRUPTED);

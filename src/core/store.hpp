@@ -151,8 +151,15 @@ struct TokenId {
 };
 TokenId token_id(std::string_view value);
 // 16 hex digits of the id's SHA-256: names a token in logs and metrics
-// (the same at issue and at validation) and reveals nothing of it
-std::string short_token_id(const TokenId& id);
+// (the same at issue and at validation) and reveals nothing of it.  Held
+// in place (the validation path makes one a request), read as a string.
+// Default-constructed: empty, no token.
+struct ShortTokenId {
+  std::array<char, 16> hex{};
+  size_t size = 0;
+  operator std::string_view() const { return std::string_view(hex.data(), size); }
+};
+ShortTokenId short_token_id(const TokenId& id);
 
 // An access token, a refresh token or an authorization code, stored under
 // its TokenId.

@@ -113,16 +113,37 @@ Json load_record(std::string_view rec, bool user) {
 }  // namespace
 
 std::string realm_prefix(std::string_view realm) {
+  return std::string(StackKey(realm).view());
+}
+
+StackKey::StackKey(std::string_view realm) {
   if (!valid_realm(realm)) throw std::invalid_argument("invalid realm");
-  std::string k;
-  k.push_back(static_cast<char>(realm.size()));
-  k.append(realm);
-  return k;
+  buf_[0] = static_cast<char>(realm.size());
+  size_ = 1;
+  append(realm);
+}
+
+StackKey& StackKey::append(std::string_view bytes) {
+  if (bytes.size() > buf_.size() - size_) throw std::length_error("key too long");
+  std::memcpy(buf_.data() + size_, bytes.data(), bytes.size());
+  size_ += bytes.size();
+  return *this;
 }
 
 // callers check the id (valid_client_id) first
+StackKey client_stack_key(std::string_view realm, std::string_view id) {
+  return std::move(StackKey(realm).append(id));
+}
+
 std::string client_key(std::string_view realm, std::string_view id) {
-  return realm_prefix(realm).append(id);
+  return std::string(client_stack_key(realm, id).view());
+}
+
+StackKey token_stack_key(std::string_view realm, const TokenId& id) {
+  StackKey k(realm);
+  if (!id.legacy) k.append(id.order.data(), id.order.size());
+  k.append(id.hash.data(), id.hash.size());
+  return k;
 }
 
 std::string token_id_bytes(const TokenId& id) {
@@ -147,7 +168,7 @@ std::optional<TokenId> parse_token_id(std::string_view bytes) {
 }
 
 std::string token_key(std::string_view realm, const TokenId& id) {
-  return realm_prefix(realm).append(token_id_bytes(id));
+  return std::string(token_stack_key(realm, id).view());
 }
 
 // realm, then the client id length-prefixed, then the token hash
@@ -170,10 +191,14 @@ uint64_t get_u64_be(const char* p) {
 }
 
 // realm, then the id big-endian: users list in id order
+StackKey user_stack_key(std::string_view realm, uint64_t id) {
+  unsigned char be[8];
+  for (int i = 0; i < 8; i++) be[i] = static_cast<unsigned char>(id >> (8 * (7 - i)));
+  return std::move(StackKey(realm).append(be, sizeof(be)));
+}
+
 std::string user_key(std::string_view realm, uint64_t id) {
-  std::string k = realm_prefix(realm);
-  put_u64_be(k, id);
-  return k;
+  return std::string(user_stack_key(realm, id).view());
 }
 
 std::string user_seq_key(std::string_view realm) {
@@ -300,10 +325,13 @@ std::string encode_token(const Token& t) {
   return out;
 }
 
-std::optional<Token> decode_token(std::string_view v) {
+namespace {
+
+// decode_token into a Token made in place (a validation decodes one
+// record a request: no move of its nine strings)
+bool decode_token_into(std::string_view v, Token& t) {
   const auto* p = reinterpret_cast<const unsigned char*>(v.data());
-  if (v.size() < kTokenHeader || p[0] < 1 || p[0] > kTokenV4) return std::nullopt;
-  Token t;
+  if (v.size() < kTokenHeader || p[0] < 1 || p[0] > kTokenV4) return false;
   const unsigned version = p[0];
   const unsigned flags = p[2] | (unsigned(p[3]) << 8);
   t.type = static_cast<TokenType>(p[1]);
@@ -312,13 +340,19 @@ std::optional<Token> decode_token(std::string_view v) {
   TokenReader r(v);
   r.skip(kTokenHeader);
   for (std::string* s : {&t.client_id, &t.scope, &t.user}) {
-    if (!r.str(s)) return std::nullopt;
+    if (!r.str(s)) return false;
   }
-  if (version == 1) return t;
+  if (version == 1) return true;
   t.redirect_uri_omitted = (flags & kTokenRedirectOmitted) != 0;
   t.jwt = (flags & kTokenJwt) != 0;
-  bool ok = version == 4 ? read_v4_tail(r, flags, &t) : read_v2_tail(r, version, &t);
-  if (!ok) return std::nullopt;
+  return version == 4 ? read_v4_tail(r, flags, &t) : read_v2_tail(r, version, &t);
+}
+
+}  // namespace
+
+std::optional<Token> decode_token(std::string_view v) {
+  std::optional<Token> t(std::in_place);
+  if (!decode_token_into(v, *t)) t.reset();
   return t;
 }
 
@@ -525,9 +559,7 @@ void decode_client_dummy() {
 bool valid_realm(std::string_view realm) {
   if (realm.empty() || realm.size() > kMaxRealm) return false;
   for (char ch : realm) {
-    bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '.' || ch == '-' || ch == '_';
-    if (!ok) return false;
+    if (!chars::is(ch, chars::kRealm)) return false;
   }
   return true;
 }
@@ -579,8 +611,15 @@ int b64url_value(char ch) {
 
 }  // namespace
 
-std::string short_token_id(const TokenId& id) {
-  return hex_encode(id.hash.data(), 8);
+ShortTokenId short_token_id(const TokenId& id) {
+  static const char kHex[] = "0123456789abcdef";
+  ShortTokenId out;
+  for (size_t i = 0; i < out.hex.size() / 2; i++) {
+    out.hex[2 * i] = kHex[id.hash[i] >> 4];
+    out.hex[2 * i + 1] = kHex[id.hash[i] & 15];
+  }
+  out.size = out.hex.size();
+  return out;
 }
 
 TokenId token_id(std::string_view value) {

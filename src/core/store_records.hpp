@@ -7,6 +7,7 @@
 
 #include <lmdb.h>
 
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -27,6 +28,27 @@ constexpr unsigned char kFlagActive = 1;    // users
 // Every key starts with its realm, length-prefixed.  Throws
 // std::invalid_argument on an invalid realm.
 std::string realm_prefix(std::string_view realm);
+
+// The same key built on the stack, for the lookups of the validation path
+// (no allocation): the realm length-prefixed, then what is appended, up to
+// a client key's length.  Throws std::invalid_argument on an invalid realm
+// and std::length_error past the end.
+class StackKey {
+ public:
+  explicit StackKey(std::string_view realm);
+  StackKey& append(std::string_view bytes);
+  StackKey& append(const unsigned char* p, size_t n) {
+    return append(std::string_view(reinterpret_cast<const char*>(p), n));
+  }
+  std::string_view view() const { return std::string_view(buf_.data(), size_); }
+
+ private:
+  std::array<char, 1 + kMaxRealm + kMaxClientId> buf_;
+  size_t size_ = 0;
+};
+StackKey client_stack_key(std::string_view realm, std::string_view id);
+StackKey token_stack_key(std::string_view realm, const TokenId& id);
+StackKey user_stack_key(std::string_view realm, uint64_t id);
 // callers check the id (valid_client_id) first
 std::string client_key(std::string_view realm, std::string_view id);
 std::string token_key(std::string_view realm, const TokenId& id);

@@ -3,6 +3,7 @@
 // docs/security.md; "cat. 2.1" is its bad-input catalogue.
 
 #include "codec.hpp"
+#include "store.hpp"
 
 #include <gtest/gtest.h>
 
@@ -651,3 +652,19 @@ TEST(Hex, RoundTrip) {
 }
 
 }  // namespace
+
+// The lookup table of the validation path against the grammars it
+// stands for, byte by byte.
+TEST(CharClasses, EveryByteAsTheGrammarsSay) {
+  for (int c = 0; c < 256; c++) {
+    const char ch = static_cast<char>(c);
+    const bool alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+    const std::string one(1, ch);
+    EXPECT_EQ(oauth2::is_token68(one),
+              alnum || std::string_view("-._~+/").find(ch) != std::string_view::npos)
+        << c;
+    EXPECT_EQ(oauth2::is_token68("a" + one), oauth2::is_token68(one) || c == '=') << c;
+    EXPECT_EQ(oauth2::chars::is(ch, oauth2::chars::kB64Url), alnum || c == '-' || c == '_') << c;
+    EXPECT_EQ(oauth2::valid_realm(one), alnum || c == '.' || c == '-' || c == '_') << c;
+  }
+}

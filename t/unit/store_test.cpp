@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "codec.hpp"
 #include "crypto.hpp"
 #include "store_records.hpp"
 #include "expiry.hpp"
@@ -887,3 +888,33 @@ TEST(StoreUpgrade, LegacyTokenRecordsStayUsable) {
 }
 
 }  // namespace
+
+// The keys of the validation path, built on the stack, are the keys the
+// writers store under; a realm or an id out of bounds is refused, never
+// written past the buffer.
+TEST(StackKeyTest, SameBytesAsTheStoredKeys) {
+  namespace r = oauth2::records;
+  const std::string realm(oauth2::kMaxRealm, 'r');
+  const std::string client(oauth2::kMaxClientId, 'c');
+  EXPECT_EQ(r::client_stack_key(realm, client).view(), r::realm_prefix(realm) + client);
+  EXPECT_EQ(r::client_stack_key(realm, client).view().size(),
+            1 + oauth2::kMaxRealm + oauth2::kMaxClientId);
+  const oauth2::TokenId id = oauth2::token_id("AAAAAAAAsome-token-value");
+  EXPECT_EQ(r::token_stack_key("default", id).view(),
+            r::realm_prefix("default") + r::token_id_bytes(id));
+  oauth2::TokenId legacy = id;
+  legacy.legacy = true;
+  EXPECT_EQ(r::token_stack_key("default", legacy).view().size(), 1 + 7 + 32);
+  std::string user = r::realm_prefix("default");
+  r::put_u64_be(user, 0x0102030405060708ULL);
+  EXPECT_EQ(r::user_stack_key("default", 0x0102030405060708ULL).view(), user);
+  EXPECT_THROW(r::StackKey("bad realm"), std::invalid_argument);
+  EXPECT_THROW(r::StackKey(""), std::invalid_argument);
+  EXPECT_THROW(r::client_stack_key(realm, client + "c"), std::length_error);
+}
+
+TEST(StackKeyTest, ShortTokenIdIsTheHashsFirstEightBytesInHex) {
+  const oauth2::TokenId id = oauth2::token_id("AAAAAAAAsome-token-value");
+  EXPECT_EQ(std::string_view(oauth2::short_token_id(id)), oauth2::hex_encode(id.hash.data(), 8));
+  EXPECT_EQ(std::string_view(oauth2::ShortTokenId()), "");
+}
