@@ -19,10 +19,6 @@ namespace oauth2 {
 
 namespace {
 
-struct MdCtxFree {
-  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-};
-
 // Fetched once: OpenSSL 3's implicit fetch in EVP_sha256() costs a
 // property lookup on every call, on the path of every validated request.
 // Never freed (no static destructors in a module that is dlclosed).
@@ -35,13 +31,16 @@ const EVP_MD* sha256_md() {
 }
 
 // One context a thread, reused (EVP_Digest makes and frees one a call, on
-// the path of every validated request), and never freed, like the md.  Its
-// last block may hold the tail of what was hashed until the next hash: a
-// presented token, which the request's own buffers hold as long.
+// the path of every validated request) until release_thread_hash().  A
+// plain pointer, not an object with a destructor: one would pin the module
+// in nginx's master across reloads.  Its last block may hold the tail of
+// what was hashed until the next hash: a presented token, which the
+// request's own buffers hold as long.
+thread_local EVP_MD_CTX* t_md_ctx = nullptr;
+
 EVP_MD_CTX* thread_md_ctx() {
-  thread_local EVP_MD_CTX* ctx = nullptr;
-  if (!ctx) ctx = EVP_MD_CTX_new();
-  return ctx;
+  if (!t_md_ctx) t_md_ctx = EVP_MD_CTX_new();
+  return t_md_ctx;
 }
 
 Digest salted_sha256(std::string_view salt, std::string_view secret) {
@@ -106,6 +105,11 @@ std::string new_token() {
 
 Digest sha256(std::string_view data) {
   return salted_sha256({}, data);
+}
+
+void release_thread_hash() {
+  EVP_MD_CTX_free(t_md_ctx);
+  t_md_ctx = nullptr;
 }
 
 bool equal_ct(const unsigned char* a, const unsigned char* b, size_t n) {
