@@ -17,6 +17,7 @@ use warnings;
 
 use Cwd qw(abs_path);
 use Errno ();
+use Fcntl qw(:flock);
 use File::Basename qw(dirname);
 use File::Temp qw(tempdir);
 use IO::Select;
@@ -111,14 +112,30 @@ sub require_build {
 
 ############################################################ ports
 
+# A port no other test file of this run holds: the kernel's free port,
+# claimed with a lock on a file named after it for the life of this
+# process.  The kernel alone does not keep two files that run at once
+# (prove -j2) from being given one port between one's allocation and its
+# bind; the test nginx listens with reuseport, so both would then bind it
+# and the kernel would split the connections between them (CI once saw
+# 73 of t/realms.t's requests answered 404 by another file's nginx).
+# The files stay, empty: removing one races with a process opening it.
+my %CLAIMED;
+my $PORT_LOCKS = '/tmp/oauth2-test-ports';
+
 sub _free_port {
+    mkdir $PORT_LOCKS, 01777 unless -d $PORT_LOCKS;
     for (1 .. 50) {
         my $s = IO::Socket::INET->new(
             LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp',
             Listen => 1, ReuseAddr => 1) or next;
         my $p = $s->sockport;
         close $s;
-        return $p if $p > 1024;
+        next unless $p > 1024 && !$CLAIMED{$p};
+        open(my $lock, '>>', "$PORT_LOCKS/$p") or die "$PORT_LOCKS/$p: $!";
+        next unless flock($lock, LOCK_EX | LOCK_NB);
+        $CLAIMED{$p} = $lock;
+        return $p;
     }
     die "no free port";
 }
