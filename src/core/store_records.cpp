@@ -132,7 +132,9 @@ StackKey& StackKey::append(std::string_view bytes) {
 
 // callers check the id (valid_client_id) first
 StackKey client_stack_key(std::string_view realm, std::string_view id) {
-  return std::move(StackKey(realm).append(id));
+  StackKey k(realm);
+  k.append(id);
+  return k;
 }
 
 std::string client_key(std::string_view realm, std::string_view id) {
@@ -180,8 +182,19 @@ std::string client_tokens_prefix(std::string_view realm, std::string_view id) {
   return k;
 }
 
+namespace {
+
+std::array<char, 8> u64_be(uint64_t v) {
+  std::array<char, 8> out;
+  for (int i = 0; i < 8; i++) out[i] = static_cast<char>((v >> (8 * (7 - i))) & 0xFF);
+  return out;
+}
+
+}  // namespace
+
 void put_u64_be(std::string& out, uint64_t v) {
-  for (int i = 7; i >= 0; i--) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+  const std::array<char, 8> be = u64_be(v);
+  out.append(be.data(), be.size());
 }
 
 uint64_t get_u64_be(const char* p) {
@@ -192,9 +205,10 @@ uint64_t get_u64_be(const char* p) {
 
 // realm, then the id big-endian: users list in id order
 StackKey user_stack_key(std::string_view realm, uint64_t id) {
-  unsigned char be[8];
-  for (int i = 0; i < 8; i++) be[i] = static_cast<unsigned char>(id >> (8 * (7 - i)));
-  return std::move(StackKey(realm).append(be, sizeof(be)));
+  const std::array<char, 8> be = u64_be(id);
+  StackKey k(realm);
+  k.append(std::string_view(be.data(), be.size()));
+  return k;
 }
 
 std::string user_key(std::string_view realm, uint64_t id) {
