@@ -374,8 +374,6 @@ void on_completed(void* cls, MHD_Connection* conn, void** con_cls, MHD_RequestTe
   (void)conn;
   (void)toe;
   Impl* s = static_cast<Impl*>(cls);
-  // this connection's thread may end next: its hashing context with it
-  release_thread_hash();
   Req* rq = static_cast<Req*>(*con_cls);
   if (!rq) return;
   *con_cls = nullptr;

@@ -29,10 +29,6 @@ std::string random_token();
 std::string new_token();
 
 Digest sha256(std::string_view data);
-// sha256() reuses one context a thread (the validation path hashes every
-// presented token), kept until the thread calls this: a thread that ends
-// after hashing calls it first (the admin daemon's connection threads).
-void release_thread_hash();
 
 bool equal_ct(const unsigned char* a, const unsigned char* b, size_t n);
 
