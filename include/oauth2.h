@@ -243,6 +243,8 @@ typedef struct {
     oauth2_str_t              auth_realm;       /* the challenge's realm */
     const oauth2_str_t       *scopes;           /* all required */
     size_t                    nscopes;
+    unsigned                  valid_cache;      /* oauth2_validation_cache:
+                                                   entries, 0: off */
 
     /* tokens */
     int64_t                   access_token_ttl; /* seconds */

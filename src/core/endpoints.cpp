@@ -823,6 +823,39 @@ bool holds_scopes(const Location* loc, const std::string& scope) {
   return true;
 }
 
+// ValidCache: the answer kept for an opaque token at loc, if the store is
+// still at the version it was read at and the token has not expired
+bool valid_from_cache(Store& store, const Location& loc, const Digest& key, int64_t now,
+                      Validation* v) {
+  const StoreVersion at = store.version();
+  const ValidCache::Entry* e = loc.valid.find(key, at.store, at.txn);
+  if (!e || now >= e->expires) return false;  // R45 on every hit
+  v->result = OAUTH2_VALID;
+  v->why = OAUTH2_WHY_OK;
+  v->client_id = e->client_id;
+  v->scope = e->scope;
+  v->user = e->user;
+  v->user_id = e->user_id;
+  v->expires = e->expires;
+  return true;
+}
+
+// keeps a token that txn's snapshot found valid at loc
+void keep_valid(const Location& loc, const Txn& txn, const Digest& key, const Token& t,
+                const std::string& username) {
+  ValidCache::Entry* e = loc.valid.slot_for(key);
+  if (!e) return;
+  const StoreVersion at = txn.version();
+  e->key = key;
+  e->store = at.store;
+  e->txn = at.txn;
+  e->expires = t.expires_at;
+  e->client_id = t.client_id;  // assigned: the slot's buffers are reused
+  e->scope = t.scope;
+  e->user = username;
+  e->user_id = token_user_id(t);
+}
+
 Validation validate_in(Store& store, const Location* loc, std::string_view realm,
                        const BearerRequest& req) {
   Validation v;
@@ -858,6 +891,8 @@ Validation validate_in(Store& store, const Location* loc, std::string_view realm
     hash = token_id(*token);
   }
   v.token_id = short_token_id(hash);
+  const bool cacheable = loc && loc->valid.on() && !jwt && !dpop_scheme;
+  if (cacheable && valid_from_cache(store, *loc, hash.hash, req.now, &v)) return v;
   Txn txn = store.read();
   auto t = txn.get_token(realm, hash);
   if (!t) {
@@ -885,6 +920,7 @@ Validation validate_in(Store& store, const Location* loc, std::string_view realm
     v.why = OAUTH2_WHY_INSUFFICIENT_SCOPE;
     return v;
   }
+  if (cacheable && t->jkt.empty()) keep_valid(*loc, txn, hash.hash, *t, username);
   v.result = OAUTH2_VALID;
   v.client_id = std::move(t->client_id);
   v.scope = std::move(t->scope);

@@ -215,6 +215,7 @@ std::unique_ptr<Location> make_location(Config& config, const oauth2_location_co
   for (size_t i = 0; i < lc.nrates && i < OAUTH2_MAX_RATES; i++) {
     l.rates.push_back(lc.rates[i]);
   }
+  l.valid.set_capacity(lc.valid_cache);
   l.dpop = lc.dpop != 0;
   l.dpop_nonce = lc.dpop_nonce != 0;
   if (lc.dpop_window) l.dpop_window = lc.dpop_window;

@@ -32,6 +32,15 @@ struct Solution {
   std::vector<std::pair<std::string, std::string>> databases;
 };
 
+// a SHA-256 as a hash table's hash: its first bytes
+struct DigestHash {
+  size_t operator()(const Digest& d) const {
+    size_t h;
+    std::memcpy(&h, d.data(), sizeof(h));
+    return h;
+  }
+};
+
 // Signatures a worker has verified, by the SHA-256 of the token: a client
 // shows the same JWT on every request, and checking an ES256 or EdDSA
 // signature costs a hundred times a lookup.  An entry says only that the
@@ -57,14 +66,64 @@ class JwtCache {
 
  private:
   static constexpr size_t kMax = 8192;
-  struct Hash {
-    size_t operator()(const Digest& d) const {
-      size_t h;
-      std::memcpy(&h, d.data(), sizeof(h));
-      return h;
-    }
+  std::unordered_map<Digest, Entry, DigestHash> map_;
+};
+
+// Opaque tokens a worker has found valid at this location, by the SHA-256
+// of the token, each with the store's version it was read at.  An entry
+// answers only while the store's version is still that one: any commit,
+// by any process (an issuance, a revocation, a deleted user or client, the
+// expiry's batches, the sync daemon's mirror), ends every entry, and the
+// next request reads the store again (R66: nothing stale, ever).  Expiry
+// is checked on every hit.  Only what holds for every request of the
+// token is kept: a token bound to a DPoP key, or shown with the DPoP
+// scheme, is never kept (its proof is per request), nor any refusal.
+// A fixed table (oauth2_validation_cache <entries>), made on first use,
+// one slot a token by its hash: a token takes its slot from whichever was
+// there, so the memory is bounded whatever is presented, and a token that
+// finds another in its slot reads the store.  Used on an nginx worker's
+// event loop only, as JwtCache.
+class ValidCache {
+ public:
+  struct Entry {
+    Digest key{};
+    uint64_t store = 0;  // StoreVersion (0: an empty slot; stores count from 1)
+    uint64_t txn = 0;
+    int64_t expires = 0;
+    std::string client_id;
+    std::string scope;
+    std::string user;
+    uint64_t user_id = 0;
   };
-  std::unordered_map<Digest, Entry, Hash> map_;
+  static constexpr size_t kDefaultEntries = 1024;
+
+  // 0: keep nothing (off)
+  void set_capacity(size_t entries) {
+    capacity_ = entries;
+    slots_.clear();
+    slots_.shrink_to_fit();
+  }
+  bool on() const { return capacity_ != 0; }
+  size_t slots() const { return slots_.size(); }
+
+  const Entry* find(const Digest& d, uint64_t store, uint64_t txn) const {
+    if (slots_.empty()) return nullptr;
+    const Entry& e = slots_[slot(d)];
+    if (e.store != store || e.txn != txn || e.key != d) return nullptr;
+    return &e;
+  }
+  // the slot to keep d's answer in (the caller fills every field); nullptr
+  // when off
+  Entry* slot_for(const Digest& d) {
+    if (!capacity_) return nullptr;
+    if (slots_.empty()) slots_.resize(capacity_);
+    return &slots_[slot(d)];
+  }
+
+ private:
+  size_t slot(const Digest& d) const { return DigestHash()(d) % slots_.size(); }
+  size_t capacity_ = kDefaultEntries;
+  std::vector<Entry> slots_;
 };
 
 // An http{} block: the key files its locations name, each read once, and
@@ -124,6 +183,7 @@ struct Location {
   bool jwt_access = false;
   JwtKeys jwt_keys;
   mutable JwtCache verified;  // see JwtCache
+  mutable ValidCache valid;   // see ValidCache
 
   // the authorization endpoint's pages (empty: the built-in ones)
   std::string login_template;

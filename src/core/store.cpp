@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -34,7 +35,12 @@ const char* db_name(Db db) {
 
 // ---------------------------------------------------------------- Store
 
-Store::Store(const std::string& path, size_t mapsize, bool create) : path_(path) {
+namespace {
+std::atomic<uint64_t> g_store_serial{0};
+}  // namespace
+
+Store::Store(const std::string& path, size_t mapsize, bool create)
+    : path_(path), serial_(++g_store_serial) {
   mkdir_p(path);
   MDB_env* env = nullptr;
   check(mdb_env_create(&env), "mdb_env_create");
@@ -108,6 +114,12 @@ void Store::settle_map_size(size_t requested) {
   if (size && size != info.me_mapsize) {
     check(mdb_env_set_mapsize(env_.get(), size), "mdb_env_set_mapsize");
   }
+}
+
+StoreVersion Store::version() {
+  MDB_envinfo info;
+  check(mdb_env_info(env_.get(), &info), "mdb_env_info");
+  return StoreVersion{serial_, static_cast<uint64_t>(info.me_last_txnid)};
 }
 
 Store::Usage Store::usage() {
@@ -279,6 +291,10 @@ struct Txn::Pending {
 
 Txn::Txn(Store* store, MDB_txn* txn, Mode mode) : store_(store), txn_(txn), mode_(mode) {
   if (mode == Mode::kChange || mode == Mode::kExclusive) pending_ = std::make_unique<Pending>();
+}
+
+StoreVersion Txn::version() const {
+  return StoreVersion{store_->serial_, static_cast<uint64_t>(mdb_txn_id(txn_))};
 }
 
 Txn::Txn(Txn&& other) noexcept

@@ -201,6 +201,15 @@ class MirrorWriter;
 // change (Store::change): reads come from a snapshot and are recorded with
 // what they saw, writes are kept aside and applied by the committer only
 // if those reads still hold.  Move-only.
+// What a snapshot of a store saw: the store (a number no other Store of
+// this process had) and LMDB's transaction id.  While a store's version
+// is a snapshot's, a new snapshot would read exactly what it read.
+struct StoreVersion {
+  uint64_t store = 0;
+  uint64_t txn = 0;
+  bool operator==(const StoreVersion& o) const { return store == o.store && txn == o.txn; }
+};
+
 class Txn {
  public:
   Txn(Txn&& other) noexcept;
@@ -211,6 +220,8 @@ class Txn {
   std::optional<Client> get_client(std::string_view realm, std::string_view client_id);
   std::vector<Client> list_clients(std::string_view realm);
   std::optional<Token> get_token(std::string_view realm, const TokenId& id);
+  // the version this snapshot reads
+  StoreVersion version() const;
   // the validation path: header reads, no JSON decoding.  nullopt: no
   // such client; false: disabled.
   std::optional<bool> client_enabled(std::string_view realm, std::string_view client_id);
@@ -378,6 +389,10 @@ class Store {
   // to be current (ms since the epoch); 0: never
   int64_t mirror_revision();
   int64_t mirror_fresh_at();
+  // the last committed version, by any process: read from LMDB's meta
+  // page, with no transaction and no lock.  A writer's commit changes it
+  // before its response can go out.
+  StoreVersion version();
 
  private:
   friend class Txn;
@@ -411,6 +426,7 @@ class Store {
   std::unique_ptr<Committer> committer_;
   std::shared_ptr<Cluster> cluster_;
   bool mirror_ = false;
+  uint64_t serial_;  // StoreVersion::store
 };
 
 template <typename F>

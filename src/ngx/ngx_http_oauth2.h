@@ -68,6 +68,7 @@ typedef struct {
     ngx_flag_t                 auth;          /* auth_oauth2 on */
     ngx_str_t                  realm;         /* its challenge realm */
     ngx_array_t               *scopes;        /* of oauth2_str_t */
+    ngx_uint_t                 valid_cache;   /* oauth2_validation_cache */
 
     time_t                     access_token_ttl;
     time_t                     refresh_token_ttl;

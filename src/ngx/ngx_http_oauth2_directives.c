@@ -47,6 +47,8 @@ static char *ngx_http_oauth2_issuer_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_oauth2_realm_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_http_oauth2_validation_cache_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_oauth2_auth_limit_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_oauth2_hash_limit_directive(ngx_conf_t *cf,
@@ -310,6 +312,13 @@ ngx_command_t  ngx_http_oauth2_commands[] = {
       ngx_http_oauth2_scope_directive,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
+      NULL },
+
+    { ngx_string("oauth2_validation_cache"),
+      NGX_HTTP_OAUTH2_ANY|NGX_CONF_TAKE1,
+      ngx_http_oauth2_validation_cache_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_loc_conf_t, valid_cache),
       NULL },
 
     { ngx_string("auth_oauth2_audience"),
@@ -1198,6 +1207,46 @@ ngx_http_oauth2_realm_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     olcf->store_realm = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+/* oauth2_validation_cache <entries> | off */
+
+static char *
+ngx_http_oauth2_validation_cache_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    char  *p = conf;
+
+    ngx_int_t    n;
+    ngx_str_t   *value;
+    ngx_uint_t  *entries;
+
+    entries = (ngx_uint_t *) (p + cmd->offset);
+
+    if (*entries != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        *entries = 0;
+        return NGX_CONF_OK;
+    }
+
+    n = ngx_atoi(value[1].data, value[1].len);
+    if (n == NGX_ERROR || n == 0 || n > 65536) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"%V\": a number of "
+                           "entries, 1 to 65536, or \"off\"",
+                           &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    *entries = n;
 
     return NGX_CONF_OK;
 }

@@ -65,6 +65,7 @@ ngx_http_oauth2_location(ngx_conf_t *cf, ngx_http_oauth2_loc_conf_t *conf)
     ngx_http_oauth2_str(&lc.status_header, &conf->status_header);
     ngx_http_oauth2_str(&lc.status_token_file, &conf->status_token_file);
 
+    lc.valid_cache = (unsigned) conf->valid_cache;
     lc.dpop = conf->dpop ? 1 : 0;
     lc.dpop_nonce = conf->dpop_nonce ? 1 : 0;
     lc.dpop_window = (unsigned) conf->dpop_window;

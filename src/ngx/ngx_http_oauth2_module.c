@@ -395,6 +395,7 @@ ngx_http_oauth2_create_loc_conf(ngx_conf_t *cf)
 
     conf->auth = NGX_CONF_UNSET;
     conf->scopes = NGX_CONF_UNSET_PTR;
+    conf->valid_cache = NGX_CONF_UNSET_UINT;
     conf->access_token_ttl = NGX_CONF_UNSET;
     conf->refresh_token_ttl = NGX_CONF_UNSET;
     conf->refresh_grace = NGX_CONF_UNSET;
@@ -432,6 +433,7 @@ ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     ngx_conf_merge_ptr_value(conf->scopes, prev->scopes, NULL);
+    ngx_conf_merge_uint_value(conf->valid_cache, prev->valid_cache, 1024);
     ngx_conf_merge_sec_value(conf->access_token_ttl, prev->access_token_ttl,
                              36000);
     ngx_conf_merge_sec_value(conf->refresh_token_ttl, prev->refresh_token_ttl,

@@ -569,6 +569,139 @@ TEST_F(EndpointsTest, DisabledOrDeletedClientTokensStopWorkingR70) {
   EXPECT_EQ(validate_bearer(tok).result, OAUTH2_INVALID_TOKEN);
 }
 
+// A location keeps the opaque tokens it found valid (ValidCache), each
+// with the store's version it read them at: a hit needs that version to
+// be the store's still, so every commit, whatever it changed, sends the
+// next request to the store (R66: no staleness), and expiry is checked on
+// every hit (R45).
+TEST_F(EndpointsTest, ValidCacheAnswersOnlyWhileTheStoreIsUnchangedR66) {
+  const std::string tok = issue();
+  const oauth2::Digest key = oauth2::sha256(tok);
+  ValidateReq r;
+  r.auth("Bearer " + tok);
+  const auto loc = r.location();
+  auto check = [&](int64_t now) {
+    ValidateReq at = r;
+    at.now = now;
+    return oauth2::validate(*store_, *loc, at.c());
+  };
+  auto kept = [&] {
+    const oauth2::StoreVersion v = store_->version();
+    return loc->valid.find(key, v.store, v.txn) != nullptr;
+  };
+
+  EXPECT_FALSE(kept());
+  Validation first = check(kNow);
+  ASSERT_EQ(first.result, OAUTH2_VALID);
+  ASSERT_TRUE(kept());
+  Validation hit = check(kNow);  // from the entry
+  EXPECT_EQ(hit.result, OAUTH2_VALID);
+  EXPECT_EQ(hit.why, OAUTH2_WHY_OK);
+  EXPECT_EQ(hit.client_id, first.client_id);
+  EXPECT_EQ(hit.scope, first.scope);
+  EXPECT_EQ(hit.user, first.user);
+  EXPECT_EQ(hit.user_id, first.user_id);
+  EXPECT_EQ(hit.expires, first.expires);
+  EXPECT_EQ(std::string_view(hit.token_id), std::string_view(first.token_id));
+
+  // R45: the boundary holds on a hit, with no write in between
+  const int64_t exp = kNow + kTtl;
+  EXPECT_EQ(check(exp - 1).result, OAUTH2_VALID);
+  ASSERT_TRUE(kept());
+  EXPECT_EQ(check(exp).result, OAUTH2_INVALID_TOKEN);
+
+  // any commit ends the entry, even one that changed another record
+  issue();
+  EXPECT_FALSE(kept());
+  EXPECT_EQ(check(kNow).result, OAUTH2_VALID);
+  ASSERT_TRUE(kept());
+
+  // R70: a client disabled after its token was kept
+  Client c = *store_->read().get_client("default", "app");
+  c.disabled = true;
+  update_client(c);
+  EXPECT_FALSE(kept());
+  EXPECT_EQ(check(kNow).why, OAUTH2_WHY_DISABLED);
+  c.disabled = false;
+  update_client(c);
+  EXPECT_EQ(check(kNow).result, OAUTH2_VALID);
+  ASSERT_TRUE(kept());
+
+  // R52: revoked after it was kept
+  EXPECT_EQ(revoke(revoke_req(tok)).status, 200);
+  EXPECT_FALSE(kept());
+  EXPECT_EQ(check(kNow).result, OAUTH2_INVALID_TOKEN);
+  EXPECT_EQ(check(kNow).why, OAUTH2_WHY_UNKNOWN);
+}
+
+// What is kept is this location's answer: another location, with its own
+// scopes or realm, decides for itself; a refusal is never kept.
+TEST_F(EndpointsTest, ValidCacheIsPerLocationAndKeepsNoRefusal) {
+  Response resp = token(token_req("grant_type=client_credentials&scope=read"));
+  ASSERT_EQ(resp.status, 200);
+  const std::string tok = json_str(parse_json(resp.body), "access_token");
+  const oauth2::Digest key = oauth2::sha256(tok);
+  ValidateReq open;
+  open.auth("Bearer " + tok);
+  ValidateReq admin = open;
+  admin.scopes = {"admin"};
+  ValidateReq other = open;
+  other.realm = "elsewhere";
+  const auto open_loc = open.location();
+  const auto admin_loc = admin.location();
+  const auto other_loc = other.location();
+  const oauth2::StoreVersion v = store_->version();
+  for (int i = 0; i < 3; i++) {
+    EXPECT_EQ(oauth2::validate(*store_, *open_loc, open.c()).result, OAUTH2_VALID);
+    EXPECT_EQ(oauth2::validate(*store_, *admin_loc, admin.c()).result, OAUTH2_INSUFFICIENT_SCOPE);
+    EXPECT_EQ(oauth2::validate(*store_, *other_loc, other.c()).result, OAUTH2_INVALID_TOKEN);
+  }
+  EXPECT_NE(open_loc->valid.find(key, v.store, v.txn), nullptr);
+  EXPECT_EQ(admin_loc->valid.find(key, v.store, v.txn), nullptr);
+  EXPECT_EQ(other_loc->valid.find(key, v.store, v.txn), nullptr);
+}
+
+// The table is fixed (oauth2_validation_cache <entries>): tokens that share
+// a slot take it from each other, and each still gets its own answer;
+// off keeps nothing.
+TEST_F(EndpointsTest, ValidCacheSlotsAreBoundedAndNeverMixTokens) {
+  EndpointReq other_req = token_req();
+  other_req.authorization = basic(std::string("other:") + kOtherSecret);
+  const std::string a = issue();
+  const std::string b = issue(other_req);
+  ValidateReq ra, rb;
+  ra.auth("Bearer " + a);
+  rb.auth("Bearer " + b);
+  const auto loc = ra.location();
+  loc->valid.set_capacity(1);  // every token in one slot
+  for (int i = 0; i < 5; i++) {
+    Validation va = oauth2::validate(*store_, *loc, ra.c());
+    Validation vb = oauth2::validate(*store_, *loc, rb.c());
+    EXPECT_EQ(va.result, OAUTH2_VALID);
+    EXPECT_EQ(va.client_id, "app");
+    EXPECT_EQ(vb.result, OAUTH2_VALID);
+    EXPECT_EQ(vb.client_id, "other");
+  }
+  EXPECT_EQ(loc->valid.slots(), 1u);
+  const oauth2::StoreVersion v = store_->version();
+  EXPECT_NE(loc->valid.find(oauth2::sha256(b), v.store, v.txn), nullptr);  // the last one
+  EXPECT_EQ(loc->valid.find(oauth2::sha256(a), v.store, v.txn), nullptr);
+
+  // 200 distinct tokens through a table of 16: it stays 16
+  loc->valid.set_capacity(16);
+  for (int i = 0; i < 200; i++) {
+    ValidateReq r;
+    r.auth("Bearer " + issue());
+    EXPECT_EQ(oauth2::validate(*store_, *loc, r.c()).result, OAUTH2_VALID);
+  }
+  EXPECT_EQ(loc->valid.slots(), 16u);
+
+  loc->valid.set_capacity(0);  // off
+  EXPECT_EQ(oauth2::validate(*store_, *loc, ra.c()).result, OAUTH2_VALID);
+  EXPECT_EQ(loc->valid.slots(), 0u);
+  EXPECT_EQ(loc->valid.find(oauth2::sha256(a), v.store, v.txn), nullptr);
+}
+
 TEST_F(EndpointsTest, RefreshTokenRecordDoesNotOpenLocationsR62) {
   std::string tok = oauth2::random_token();
   oauth2::Token t;
@@ -993,7 +1126,9 @@ TEST_F(EndpointsTest, AnImportedSecretIsThrottledPerClientAndAddressR83) {
   bad.address = "192.0.2.7";
   expect_error(token(bad), 401, "invalid_client");
   ASSERT_EQ(log.failed.size(), 1u);
-  EXPECT_EQ(log.failed[0], "default\x1f" "ca:app|192.0.2.7");
+  EXPECT_EQ(log.failed[0],
+            "default\x1f"
+            "ca:app|192.0.2.7");
 
   log.wait = 5;
   EndpointReq good = token_req();
@@ -1002,7 +1137,9 @@ TEST_F(EndpointsTest, AnImportedSecretIsThrottledPerClientAndAddressR83) {
   Response resp = token(good);
   EXPECT_EQ(resp.status, 429);
   EXPECT_EQ(resp.retry_after, 5u);
-  EXPECT_EQ(log.asked.back(), "default\x1f" "ca:app|192.0.2.7");
+  EXPECT_EQ(log.asked.back(),
+            "default\x1f"
+            "ca:app|192.0.2.7");
 }
 
 }  // namespace

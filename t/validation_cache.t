@@ -1,0 +1,125 @@
+# The workers' cache of valid opaque tokens (src/core/location.hpp
+# ValidCache): an entry answers only while the store is exactly as it was
+# read, so a change made by any process (the CLI here, which nginx does
+# not hear of) is honoured by every worker on the next request; expiry is
+# checked on every hit; each location decides for itself.
+# docs/security.md R45, R52, R63, R66, R70.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use OAuth2Test;
+
+OAuth2Test::require_build();
+
+my $t = OAuth2Test->new;
+my $app = $t->new_app(name => 'cached', scope => 'read write');
+my $id = $app->{client_id};
+$t->admin_json('user', 'add', '--username', 'alice', '--email',
+    'alice@example.com', '--password', 'correct horse battery staple');
+# no background expiry: an expired token must be refused by the check on
+# the hit itself, with nothing written in between
+$t->write_default_config(extra_http => 'oauth2_expiry_cleanup off;')->run;
+is(scalar $t->worker_pids, 2, 'two workers');
+
+# at least $n requests to $path with the token, more until both workers
+# answered (at most 60); the distinct statuses, e.g. "200" or "200,401"
+sub statuses {
+    my ($path, $tok, $n) = @_;
+    my (%st, %pid);
+    for my $i (1 .. 60) {
+        my $r = $t->bearer_get($path, $tok);
+        $st{$r->{status}}++;
+        $pid{OAuth2Test::header($r, 'X-Pid') // ''}++;
+        last if $i >= $n && keys %pid >= 2;
+    }
+    diag('requests did not reach both workers') if keys %pid < 2;
+    return join ',', sort keys %st;
+}
+
+sub issue {
+    my (@opts) = @_;
+    return $t->admin_json('token', 'issue', '--client-id', $id, @opts)
+        ->{access_token};
+}
+
+# R70: the application disabled and enabled by another process
+my $tok = issue();
+is(statuses('/protected/', $tok, 10), '200', 'warm: 200 on both workers');
+$t->admin_json('app', 'disable', $id);
+is(statuses('/protected/', $tok, 10), '401',
+    'application disabled by the CLI: 401 at once on both workers (R66, R70)');
+$t->admin_json('app', 'enable', $id);
+is(statuses('/protected/', $tok, 10), '200', 'enabled again: 200');
+
+# R70: a user's token, the user disabled
+my $utok = issue('--user', 'alice');
+is(statuses('/protected/', $utok, 10), '200', "alice's token: 200");
+$t->admin_json('user', 'set', 'alice', '--active', 'false');
+is(statuses('/protected/', $utok, 10), '401',
+    'user disabled by the CLI: 401 at once on both workers (R66, R70)');
+is(statuses('/protected/', $tok, 4), '200', "the client's own token still works");
+
+# R52: revoked through the endpoint while warm
+my $app2 = $t->new_app(name => 'revoker');
+my $rtok = $t->access_token($app2);
+is(statuses('/protected/', $rtok, 10), '200', 'warm: 200');
+is($t->revoke($app2->{client_id}, $app2->{client_secret}, $rtok)->{status},
+    200, 'revoked');
+is(statuses('/protected/', $rtok, 10), '401', 'revoked: 401 on both workers (R52)');
+
+# R63: valid at /protected/ is not valid at /scoped/ (auth_oauth2_scope
+# admin), however often either is asked
+is(statuses('/protected/', $tok, 10), '200', 'warm at /protected/');
+is(statuses('/scoped/', $tok, 10), '403', '/scoped/: 403 on both workers (R63)');
+is(statuses('/protected/', $tok, 4), '200', '/protected/ still 200');
+like(OAuth2Test::header($t->bearer_get('/scoped/', $tok), 'WWW-Authenticate') // '',
+    qr/error="insufficient_scope"/, '/scoped/: insufficient_scope');
+
+# R45: expiry with no write in between
+my $short = issue('--ttl', '2');
+my $start = time;
+is(statuses('/protected/', $short, 10), '200', '2 s token: 200 while warm');
+my $hits = 0;
+while (time - $start < 2) {
+    $hits++ if $t->bearer_get('/protected/', $short)->{status} == 200;
+}
+ok($hits > 0, "$hits more requests answered 200 before the expiry");
+sleep 1;
+is(statuses('/protected/', $short, 10), '401',
+    'expired, no write since: 401 on both workers (R45)');
+
+# oauth2_validation_cache off: the same answers, from the store each time
+$t->write_default_config(extra_http =>
+    "oauth2_expiry_cleanup off;\noauth2_validation_cache off;");
+$t->reload;
+my $otok = issue();
+is(statuses('/protected/', $otok, 10), '200', 'off: 200 on both workers');
+$t->admin_json('app', 'disable', $id);
+is(statuses('/protected/', $otok, 10), '401', 'off: disabled, 401');
+$t->admin_json('app', 'enable', $id);
+
+# nginx -t: what the directive takes
+for my $c (['0', qr/invalid value "0" in "oauth2_validation_cache": a number of entries, 1 to 65536, or "off"/],
+    ['65537', qr/invalid value "65537"/], ['-1', qr/invalid value "-1"/],
+    ['lots', qr/invalid value "lots"/],
+    ['16 16', qr/invalid number of arguments in "oauth2_validation_cache"/],
+    ["16;\noauth2_validation_cache 32", qr/"oauth2_validation_cache" directive is duplicate/])
+{
+    $t->write_default_config(extra_http => "oauth2_validation_cache $c->[0];");
+    my ($code, $out) = $t->nginx_t;
+    isnt($code, 0, "oauth2_validation_cache $c->[0]: nginx -t fails");
+    like($out, $c->[1], "oauth2_validation_cache $c->[0]: the message says why")
+        or diag($out);
+}
+for my $v ('1', '65536', 'off') {
+    $t->write_default_config(extra_http => "oauth2_validation_cache $v;",
+        extra_server => "location /small/ { auth_oauth2 \"api\"; "
+          . "oauth2_validation_cache 8; alias %%DIR%%/html/; }");
+    my ($code, $out) = $t->nginx_t;
+    is($code, 0, "oauth2_validation_cache $v (and 8 in a location): nginx -t passes")
+        or diag($out);
+}
+
+$t->done_testing;
