@@ -197,19 +197,18 @@ class Committer;
 class Cluster;
 class MirrorWriter;
 
-// A transaction: a read-only snapshot (Store::read), or the building of a
-// change (Store::change): reads come from a snapshot and are recorded with
-// what they saw, writes are kept aside and applied by the committer only
-// if those reads still hold.  Move-only.
 // What a snapshot of a store saw: the store (a number no other Store of
 // this process had) and LMDB's transaction id.  While a store's version
 // is a snapshot's, a new snapshot would read exactly what it read.
 struct StoreVersion {
   uint64_t store = 0;
   uint64_t txn = 0;
-  bool operator==(const StoreVersion& o) const { return store == o.store && txn == o.txn; }
 };
 
+// A transaction: a read-only snapshot (Store::read), or the building of a
+// change (Store::change): reads come from a snapshot and are recorded with
+// what they saw, writes are kept aside and applied by the committer only
+// if those reads still hold.  Move-only.
 class Txn {
  public:
   Txn(Txn&& other) noexcept;
