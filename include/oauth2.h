@@ -226,6 +226,8 @@ typedef struct {
 } oauth2_rate_window_t;
 
 #define OAUTH2_MAX_RATES  2
+/* oauth2_validation_cache's default: entries per location and worker */
+#define OAUTH2_VALID_CACHE_DEFAULT  1024
 
 /* a JWT key file of oauth2_jwt_key */
 typedef struct {

@@ -95,8 +95,6 @@ class ValidCache {
     std::string user;
     uint64_t user_id = 0;
   };
-  static constexpr size_t kDefaultEntries = 1024;
-
   // 0: keep nothing (off)
   void set_capacity(size_t entries) {
     capacity_ = entries;
@@ -122,7 +120,7 @@ class ValidCache {
 
  private:
   size_t slot(const Digest& d) const { return DigestHash()(d) % slots_.size(); }
-  size_t capacity_ = kDefaultEntries;
+  size_t capacity_ = OAUTH2_VALID_CACHE_DEFAULT;
   std::vector<Entry> slots_;
 };
 

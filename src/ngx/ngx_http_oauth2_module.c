@@ -433,7 +433,8 @@ ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     ngx_conf_merge_ptr_value(conf->scopes, prev->scopes, NULL);
-    ngx_conf_merge_uint_value(conf->valid_cache, prev->valid_cache, 1024);
+    ngx_conf_merge_uint_value(conf->valid_cache, prev->valid_cache,
+                              OAUTH2_VALID_CACHE_DEFAULT);
     ngx_conf_merge_sec_value(conf->access_token_ttl, prev->access_token_ttl,
                              36000);
     ngx_conf_merge_sec_value(conf->refresh_token_ttl, prev->refresh_token_ttl,
