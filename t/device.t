@@ -39,6 +39,10 @@ my $server = <<'EOF2';
         oauth2_device_code_ttl 1s;
     }
     location = /o/device/ { oauth2_device; }
+    location = /o/device_unlimited/ {
+        oauth2_device_authorization;
+        oauth2_rate_limit off;
+    }
     location = /.well-known/oauth-authorization-server { oauth2_metadata; }
 EOF2
 $t->write_config($t->default_http(extra_http => $http,
@@ -52,7 +56,7 @@ sub device_auth {
         if $app->{client_secret} && !$o{no_secret};
     push @body, @{$o{extra} // []};
     return $t->post_form($o{path} // '/o/device_authorization/',
-        OAuth2Test::form(@body));
+        OAuth2Test::form(@body), $o{from} ? (-from => $o{from}) : ());
 }
 
 sub poll {
@@ -315,5 +319,33 @@ $r = $t->get('/o/device/', Cookie => $alice);
 is($r->{status}, 429, 'the flooding address is locked out (R17)');
 $r = $t->get('/o/device/', Cookie => $alice, -from => '127.0.0.3');
 is($r->{status}, 200, 'another address is not');
+
+# ------------------------------------- the default rate limit (R83)
+# A public client's device codes are written for anyone who sends its
+# client_id: without oauth2_rate_limit, 60 a minute (and 1000 an hour)
+# per client and address.  A flood in its name from one address neither
+# stops the client at another address nor another client at this one.
+my $tv = $t->new_app(name => 'Flood TV', public => 1, grant => [$GRANT]);
+my $tv2 = $t->new_app(name => 'Other TV', public => 1, grant => [$GRANT]);
+# the minute's window is aligned to the clock: start early in one; an
+# address of its own (127.0.0.1 is throttled by the flood above)
+my $into = time % 60;
+sleep 61 - $into if $into > 40;
+my $from = '127.0.0.6';
+my @flood = map { device_auth($tv, from => $from) } 1 .. 61;
+my @ok = grep { $_->{status} == 200 } @flood[0 .. 59];
+is(scalar @ok, 60, 'default rate limit: 60 device authorizations a minute pass');
+is(join(',', @{$flood[0]{headers}{'x-ratelimit-limit'} // []}), '60',
+    '... each counted (X-RateLimit-Limit: 60)');
+$t->oauth_error_ok($flood[60], 429, 'temporarily_unavailable', 'the 61st');
+like(join(',', @{$flood[60]{headers}{'retry-after'} // []}), qr/^[1-9][0-9]*$/,
+    '... with Retry-After');
+unlike($flood[60]{raw}, qr/device_code/, '... and no device code in it');
+is(device_auth($tv, from => '127.0.0.7')->{status}, 200,
+    'the same client from another address is not limited');
+is(device_auth($tv2, from => $from)->{status}, 200,
+    'another client from the flooding address is not limited');
+is(device_auth($tv, from => $from, path => '/o/device_unlimited/')->{status}, 200,
+    'oauth2_rate_limit off: no default limit');
 
 $t->done_testing;

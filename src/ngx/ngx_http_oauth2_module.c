@@ -533,6 +533,21 @@ ngx_http_oauth2_merge_limits(ngx_http_oauth2_loc_conf_t *conf,
         conf->rates[1].window = 3600;
         conf->nrates = 2;
     }
+
+    if (!conf->rates_set
+        && conf->endpoint == OAUTH2_ENDPOINT_DEVICE_AUTHORIZATION)
+    {
+        /*
+         * a public client's device codes are written for anyone who sends
+         * its client_id: by default each address gets so many a client
+         * (a confidential client, so many in all)
+         */
+        conf->rates[0].limit = 60;
+        conf->rates[0].window = 60;
+        conf->rates[1].limit = 1000;
+        conf->rates[1].window = 3600;
+        conf->nrates = 2;
+    }
 }
 
 
