@@ -23,6 +23,8 @@ static char *ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static void ngx_http_oauth2_merge_limits(ngx_http_oauth2_loc_conf_t *conf,
     ngx_http_oauth2_loc_conf_t *prev);
+static void ngx_http_oauth2_default_rates(ngx_http_oauth2_loc_conf_t *conf,
+    ngx_uint_t per_minute, ngx_uint_t per_hour);
 static char *ngx_http_oauth2_merge_threads(ngx_conf_t *cf,
     ngx_http_oauth2_loc_conf_t *conf, ngx_http_oauth2_loc_conf_t *prev);
 static ngx_int_t ngx_http_oauth2_variable(ngx_http_request_t *r,
@@ -525,29 +527,41 @@ ngx_http_oauth2_merge_limits(ngx_http_oauth2_loc_conf_t *conf,
         conf->dpop_window = prev->dpop_window ? prev->dpop_window : 60;
     }
 
-    if (!conf->rates_set && conf->endpoint == OAUTH2_ENDPOINT_REGISTER) {
-        /* anonymous registrations are throttled per address by default */
-        conf->rates[0].limit = 10;
-        conf->rates[0].window = 60;
-        conf->rates[1].limit = 100;
-        conf->rates[1].window = 3600;
-        conf->nrates = 2;
+    if (conf->rates_set) {
+        return;
     }
 
-    if (!conf->rates_set
-        && conf->endpoint == OAUTH2_ENDPOINT_DEVICE_AUTHORIZATION)
-    {
-        /*
-         * a public client's device codes are written for anyone who sends
-         * its client_id: by default each address gets so many a client
-         * (a confidential client, so many in all)
-         */
-        conf->rates[0].limit = 60;
-        conf->rates[0].window = 60;
-        conf->rates[1].limit = 1000;
-        conf->rates[1].window = 3600;
-        conf->nrates = 2;
+    /*
+     * the endpoints that write for callers who prove nothing have limits
+     * without oauth2_rate_limit: a registration, per address; a public
+     * client's device codes (written for anyone who sends its client_id),
+     * per client and address, a confidential client's per client
+     */
+
+    switch (conf->endpoint) {
+
+    case OAUTH2_ENDPOINT_REGISTER:
+        ngx_http_oauth2_default_rates(conf, 10, 100);
+        break;
+
+    case OAUTH2_ENDPOINT_DEVICE_AUTHORIZATION:
+        ngx_http_oauth2_default_rates(conf, 60, 1000);
+        break;
     }
+}
+
+
+/* a default oauth2_rate_limit: per_minute/m per_hour/h */
+
+static void
+ngx_http_oauth2_default_rates(ngx_http_oauth2_loc_conf_t *conf,
+    ngx_uint_t per_minute, ngx_uint_t per_hour)
+{
+    conf->rates[0].limit = per_minute;
+    conf->rates[0].window = 60;
+    conf->rates[1].limit = per_hour;
+    conf->rates[1].window = 3600;
+    conf->nrates = 2;
 }
 
 
