@@ -855,11 +855,9 @@ $t->oauth_error_ok(redeem($code, client => $web, redirect_uri => $CB), 400,
 
 ############################################################ expiry
 
-# R27: a code expires (oauth2_code_ttl 1s at /short/authorize/).  Its
-# expiry is in whole seconds, so a code made late in a second lives only
-# what is left of it: start the second code at the top of one
+# R27: a code expires (oauth2_code_ttl 1s at /short/authorize/)
 my ($short) = code_for($web, path => '/short/authorize/');
-sleep 1.02 - (time - int(time));
+OAuth2Test::top_of_second();
 my ($short2) = code_for($web, path => '/short/authorize/');
 is(redeem($short2, client => $web, redirect_uri => $CB)->{status}, 200,
     'a 1 s code redeemed at once: a token');

@@ -107,6 +107,7 @@ for my $i (1 .. 4) {
         "revoked token, request $i (every worker)");
 }
 
+OAuth2Test::top_of_second();
 my $st = $t->access_token($short);
 ok(introspect($t, $short, $st)->{json}{active},
     'a token with a 1 s lifetime: active at first');

@@ -78,6 +78,7 @@ like(OAuth2Test::header($t->bearer_get('/scoped/', $tok), 'WWW-Authenticate') //
     qr/error="insufficient_scope"/, '/scoped/: insufficient_scope');
 
 # R45: expiry with no write in between
+OAuth2Test::top_of_second();
 my $short = issue('--ttl', '2');
 my $start = time;
 is(statuses('/protected/', $short, 10), '200', '2 s token: 200 while warm');

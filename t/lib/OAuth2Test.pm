@@ -256,6 +256,14 @@ sub write_file {
     return $f;
 }
 
+# top_of_second(): sleeps until just after the next whole second.  The
+# store's lifetimes are whole seconds (issued at the second's start plus
+# the TTL), so a 1 s token or code made late in a second lives only what
+# is left of it: a test that uses one at once makes it here
+sub top_of_second {
+    sleep 1.02 - (time - int(time));
+}
+
 # dump_store($store): every database of the store as mdb_dump -a -p prints
 # it, less the two records nginx's background expiry (oauth2_expiry_cleanup,
 # on by default) rewrites on its own schedule, its lease and its cursor: a
