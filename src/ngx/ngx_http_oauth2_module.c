@@ -527,10 +527,6 @@ ngx_http_oauth2_merge_limits(ngx_http_oauth2_loc_conf_t *conf,
         conf->dpop_window = prev->dpop_window ? prev->dpop_window : 60;
     }
 
-    if (conf->rates_set) {
-        return;
-    }
-
     /*
      * the endpoints that write for callers who prove nothing have limits
      * without oauth2_rate_limit: a registration, per address; a public
@@ -538,15 +534,14 @@ ngx_http_oauth2_merge_limits(ngx_http_oauth2_loc_conf_t *conf,
      * per client and address, a confidential client's per client
      */
 
-    switch (conf->endpoint) {
-
-    case OAUTH2_ENDPOINT_REGISTER:
+    if (!conf->rates_set && conf->endpoint == OAUTH2_ENDPOINT_REGISTER) {
         ngx_http_oauth2_default_rates(conf, 10, 100);
-        break;
+    }
 
-    case OAUTH2_ENDPOINT_DEVICE_AUTHORIZATION:
+    if (!conf->rates_set
+        && conf->endpoint == OAUTH2_ENDPOINT_DEVICE_AUTHORIZATION)
+    {
         ngx_http_oauth2_default_rates(conf, 60, 1000);
-        break;
     }
 }
 
