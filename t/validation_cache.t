@@ -1,13 +1,15 @@
-# The workers' cache of valid opaque tokens (src/core/location.hpp
+# The workers' cache of valid tokens, opaque and JWT (src/core/location.hpp
 # ValidCache): an entry answers only while the store is exactly as it was
 # read, so a change made by any process (the CLI here, which nginx does
 # not hear of) is honoured by every worker on the next request; expiry is
 # checked on every hit; each location decides for itself.
-# docs/security.md R45, R52, R63, R66, R70.
+# docs/security.md R45, R52, R62, R63, R66, R70.
 use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
+use JSON::PP ();
+use MIME::Base64 qw(decode_base64url);
 use Test::More;
 use OAuth2Test;
 
@@ -19,8 +21,16 @@ my $id = $app->{client_id};
 $t->admin_json('user', 'add', '--username', 'alice', '--email',
     'alice@example.com', '--password', 'correct horse battery staple');
 # no background expiry: an expired token must be refused by the check on
-# the hit itself, with nothing written in between
-$t->write_default_config(extra_http => 'oauth2_expiry_cleanup off;')->run;
+# the hit itself, with nothing written in between.  An HS256 key: the
+# token endpoint at /jwt-token/ issues JWTs, and every location takes them.
+my $key = $t->dir . '/jwt.key';
+open my $kf, '>', $key or die "$key: $!";
+print $kf 'k' x 40;
+close $kf;
+$t->write_default_config(
+    extra_http => "oauth2_expiry_cleanup off;\noauth2_jwt_key $key hmac;",
+    extra_server => "location = /jwt-token/ { oauth2_access_token_format jwt; oauth2_token; }")
+    ->run;
 is(scalar $t->worker_pids, 2, 'two workers');
 
 # at least $n requests to $path with the token, more until both workers
@@ -90,6 +100,27 @@ ok($hits > 0, "$hits more requests answered 200 before the expiry");
 sleep 1;
 is(statuses('/protected/', $short, 10), '401',
     'expired, no write since: 401 on both workers (R45)');
+
+# JWTs are kept too, by the hash of their text: revocation, the
+# application disabled by another process, and the scope of each location
+# act at once; the jti shown as an opaque token opens nothing (R62)
+my $jwt = $t->access_token($app2, path => '/jwt-token/');
+like($jwt, qr/^[\w-]+\.[\w-]+\.[\w-]+$/, 'a JWT from /jwt-token/');
+my $jti = JSON::PP::decode_json(decode_base64url((split /\./, $jwt)[1]))->{jti} // '';
+like($jti, qr/^[\w-]{22,}$/, 'its jti');
+is(statuses('/protected/', $jwt, 10), '200', 'JWT warm: 200 on both workers');
+is(statuses('/scoped/', $jwt, 10), '403', 'JWT at /scoped/: 403 on both workers (R63)');
+is(statuses('/protected/', $jti, 10), '401', 'its jti as a bearer token: 401 (R62)');
+$t->admin_json('app', 'disable', $app2->{client_id});
+is(statuses('/protected/', $jwt, 10), '401',
+    'JWT, application disabled by the CLI: 401 at once on both workers (R66, R70)');
+$t->admin_json('app', 'enable', $app2->{client_id});
+is(statuses('/protected/', $jwt, 10), '200', 'JWT, enabled again: 200');
+is($t->revoke($app2->{client_id}, $app2->{client_secret}, $jwt)->{status}, 200,
+    'JWT revoked');
+is(statuses('/protected/', $jwt, 10), '401', 'JWT revoked: 401 on both workers (R52)');
+like(OAuth2Test::header($t->bearer_get('/protected/', $jwt), 'WWW-Authenticate') // '',
+    qr/error="invalid_token"/, 'JWT revoked: invalid_token');
 
 # oauth2_validation_cache off: the same answers, from the store each time
 $t->write_default_config(extra_http =>

@@ -687,11 +687,12 @@ namespace {
 // the jti of an access token is taken unverified: it is 256 random bits
 // that only the JWT carries, so its record is as hard to reach as an
 // opaque token's.
+// key: the SHA-256 of token (with a location).
 // *expires: the JWT's exp once it verified (0 otherwise); *expired: it
 // failed for being past it; *wrong_audience: for its "aud" (RFC 8707)
 std::optional<TokenId> verified_record_key(const Location* loc, int64_t now, std::string_view token,
-                                           TokenType* type, int64_t* expires, bool* expired,
-                                           bool* wrong_audience) {
+                                           const Digest& key, TokenType* type, int64_t* expires,
+                                           bool* expired, bool* wrong_audience) {
   *type = TokenType::kAccess;
   *expires = 0;
   *expired = false;
@@ -702,7 +703,6 @@ std::optional<TokenId> verified_record_key(const Location* loc, int64_t now, std
     if (!jti) return std::nullopt;
     return token_id(jti);
   }
-  const Digest key = sha256(token);
   if (const JwtCache::Entry* e = loc->verified.find(key)) {
     if (now - kJwtLeeway >= e->exp) {  // as jwt_verify would say
       loc->verified.erase(key);
@@ -741,8 +741,8 @@ std::optional<TokenId> verified_record_key(const Location* loc, int64_t now, std
   return record_key;
 }
 
-// The presented credential: "Bearer <token68>" or X-API-KEY; its result
-// when it is missing or malformed.
+// The presented credential: "Bearer <token>" or X-API-KEY; its result
+// when it is missing or not one credential (its own form: malformed).
 // The scheme's length if h starts with it, followed by the end, a space or
 // a tab (R61: Bearer<TAB>x is a malformed Bearer credential, not another
 // scheme); 0 if not.
@@ -783,15 +783,15 @@ std::optional<std::string_view> presented_token(const BearerRequest& req, int* r
     }
     token = req.api_key;
   }
-  if (!is_token68(token)) {
-    *result = OAUTH2_INVALID_REQUEST;
-    return std::nullopt;
-  }
-  if (token.size() > kMaxTokenLen) {
-    *result = OAUTH2_INVALID_TOKEN;
-    return std::nullopt;
-  }
   return token;
+}
+
+// A credential's own form: token68 (R61), and no longer than any token
+// issued here; its result otherwise (0: well formed).
+int malformed(std::string_view token) {
+  if (!is_token68(token)) return OAUTH2_INVALID_REQUEST;
+  if (token.size() > kMaxTokenLen) return OAUTH2_INVALID_TOKEN;
+  return 0;
 }
 
 // Why a token that was found cannot open the location (OAUTH2_WHY_OK if
@@ -823,15 +823,18 @@ bool holds_scopes(const Location* loc, const std::string& scope) {
   return true;
 }
 
-// ValidCache: the answer kept for an opaque token at loc, if the store is
-// still at the version it was read at and the token has not expired
+// ValidCache: the answer kept for the token whose text hashes to key at
+// loc, if the store is still at the version it was read at and the token
+// has not expired (a JWT: nor passed its exp, as jwt_verify would say)
 bool valid_from_cache(Store& store, const Location& loc, const Digest& key, int64_t now,
                       Validation* v) {
   const StoreVersion at = store.version();
   const ValidCache::Entry* e = loc.valid.find(key, at.store, at.txn);
   if (!e || now >= e->expires) return false;  // R45 on every hit
+  if (e->jwt_exp && now - kJwtLeeway >= e->jwt_exp) return false;
   v->result = OAUTH2_VALID;
   v->why = OAUTH2_WHY_OK;
+  v->token_id = e->token_id;
   v->client_id = e->client_id;
   v->scope = e->scope;
   v->user = e->user;
@@ -840,9 +843,10 @@ bool valid_from_cache(Store& store, const Location& loc, const Digest& key, int6
   return true;
 }
 
-// keeps a token that txn's snapshot found valid at loc
-void keep_valid(const Location& loc, const Txn& txn, const Digest& key, const Token& t,
-                const std::string& username) {
+// keeps a token that txn's snapshot found valid at loc; jwt_exp: a JWT's
+// exp (0: an opaque token)
+void keep_valid(const Location& loc, const Txn& txn, const Digest& key, int64_t jwt_exp,
+                const ShortTokenId& token_id, const Token& t, const std::string& username) {
   ValidCache::Entry* e = loc.valid.slot_for(key);
   if (!e) return;
   const StoreVersion at = txn.version();
@@ -850,10 +854,34 @@ void keep_valid(const Location& loc, const Txn& txn, const Digest& key, const To
   e->store = at.store;
   e->txn = at.txn;
   e->expires = t.expires_at;
+  e->jwt_exp = jwt_exp;
+  e->token_id = token_id;
   e->client_id = t.client_id;  // assigned: the slot's buffers are reused
   e->scope = t.scope;
   e->user = username;
   e->user_id = token_user_id(t);
+}
+
+// The record key of a well-formed token: an opaque token's own, or a
+// JWT's (its jti's) once it verified: by its signature, expiry, issuer
+// and audience, so that one lookup then finds its record and revocation
+// still acts on the next request.  text_key: the token's SHA-256, if
+// computed; nullopt with v->why set if the JWT does not verify.
+std::optional<TokenId> record_key_of(const Location* loc, int64_t now, std::string_view token,
+                                     bool jwt, const std::optional<Digest>& text_key,
+                                     TokenType* want, int64_t* jwt_exp, Validation* v) {
+  if (!jwt) return text_key ? token_id(token, *text_key) : token_id(token);
+  // the daemon's JWTs (no location) are found by their jti alone
+  const Digest key = text_key ? *text_key : loc ? sha256(token) : Digest{};
+  bool expired = false, wrong_audience = false;
+  auto record_key =
+      verified_record_key(loc, now, token, key, want, jwt_exp, &expired, &wrong_audience);
+  if (!record_key) {
+    v->why = expired          ? OAUTH2_WHY_EXPIRED
+             : wrong_audience ? OAUTH2_WHY_AUDIENCE
+                              : OAUTH2_WHY_UNKNOWN;
+  }
+  return record_key;
 }
 
 Validation validate_in(Store& store, const Location* loc, std::string_view realm,
@@ -862,37 +890,35 @@ Validation validate_in(Store& store, const Location* loc, std::string_view realm
   bool dpop_scheme = false;
   auto token = presented_token(req, &v.result, &dpop_scheme);
   v.dpop = dpop_scheme;
+  // The validation cache knows a token by the SHA-256 of its text (an
+  // opaque token's record key; a JWT's is not), and keeps only texts that
+  // passed every check below: a hit needs none of them again.
+  const bool cacheable =
+      token && token->size() <= kMaxTokenLen && loc && loc->valid.on() && !dpop_scheme;
+  std::optional<Digest> text_key;
+  if (cacheable) {
+    text_key = sha256(*token);
+    if (valid_from_cache(store, *loc, *text_key, req.now, &v)) return v;
+  }
+  if (token) {
+    if (int bad = malformed(*token)) {
+      v.result = bad;
+      token.reset();
+    }
+  }
   if (!token) {
     v.why = v.result == OAUTH2_NO_TOKEN        ? OAUTH2_WHY_MISSING
             : v.result == OAUTH2_INVALID_TOKEN ? OAUTH2_WHY_UNKNOWN
                                                : OAUTH2_WHY_MALFORMED;
     return v;
   }
-
-  // A JWT is checked by its signature, expiry, issuer and audience, then
-  // its record is found by its jti: one lookup, so revocation still acts
-  // on the next request.
-  TokenId hash;
   TokenType want = TokenType::kAccess;
   int64_t jwt_exp = 0;
-  bool jwt = looks_like_jwt(*token);
-  if (jwt) {
-    bool expired = false, wrong_audience = false;
-    auto record_key =
-        verified_record_key(loc, req.now, *token, &want, &jwt_exp, &expired, &wrong_audience);
-    if (!record_key) {
-      v.why = expired          ? OAUTH2_WHY_EXPIRED
-              : wrong_audience ? OAUTH2_WHY_AUDIENCE
-                               : OAUTH2_WHY_UNKNOWN;
-      return v;
-    }
-    hash = *record_key;
-  } else {
-    hash = token_id(*token);
-  }
+  const bool jwt = looks_like_jwt(*token);
+  auto record_key = record_key_of(loc, req.now, *token, jwt, text_key, &want, &jwt_exp, &v);
+  if (!record_key) return v;
+  const TokenId& hash = *record_key;
   v.token_id = short_token_id(hash);
-  const bool cacheable = loc && loc->valid.on() && !jwt && !dpop_scheme;
-  if (cacheable && valid_from_cache(store, *loc, hash.hash, req.now, &v)) return v;
   Txn txn = store.read();
   auto t = txn.get_token(realm, hash);
   if (!t) {
@@ -920,7 +946,10 @@ Validation validate_in(Store& store, const Location* loc, std::string_view realm
     v.why = OAUTH2_WHY_INSUFFICIENT_SCOPE;
     return v;
   }
-  if (cacheable && t->jkt.empty()) keep_valid(*loc, txn, hash.hash, *t, username);
+  // a handshake opens what it opens by its own key's rules: not kept
+  if (cacheable && t->jkt.empty() && want == TokenType::kAccess && (!jwt || jwt_exp)) {
+    keep_valid(*loc, txn, *text_key, jwt ? jwt_exp : 0, v.token_id, *t, username);
+  }
   v.result = OAUTH2_VALID;
   v.client_id = std::move(t->client_id);
   v.scope = std::move(t->scope);

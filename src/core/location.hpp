@@ -69,13 +69,17 @@ class JwtCache {
   std::unordered_map<Digest, Entry, DigestHash> map_;
 };
 
-// Opaque tokens a worker has found valid at this location, by the SHA-256
-// of the token, each with the store's version it was read at.  An entry
+// Tokens a worker has found valid at this location, by the SHA-256 of
+// the text presented (an opaque token's, or a JWT's whole text: never a
+// JWT's jti, which an opaque token of the jti's text would hash to), each
+// with the store's version it was read at.  Only a text that passed every
+// check is kept, so a hit needs none of them again.  An entry
 // answers only while the store's version is still that one: any commit,
 // by any process (an issuance, a revocation, a deleted user or client, the
 // expiry's batches, the sync daemon's mirror), ends every entry, and the
 // next request reads the store again (R66: nothing stale, ever).  Expiry
-// is checked on every hit.  Only what holds for every request of the
+// is checked on every hit (for a JWT, its exp too, with the leeway its
+// verification allows).  Only what holds for every request of the
 // token is kept: a token bound to a DPoP key, or shown with the DPoP
 // scheme, is never kept (its proof is per request), nor any refusal.
 // A fixed table (oauth2_validation_cache <entries>), made on first use,
@@ -89,7 +93,9 @@ class ValidCache {
     Digest key{};
     uint64_t store = 0;  // StoreVersion (0: an empty slot; stores count from 1)
     uint64_t txn = 0;
-    int64_t expires = 0;
+    int64_t expires = 0;  // the record's
+    int64_t jwt_exp = 0;  // a JWT's exp; 0: an opaque token
+    ShortTokenId token_id;
     std::string client_id;
     std::string scope;
     std::string user;

@@ -150,6 +150,8 @@ struct TokenId {
   }
 };
 TokenId token_id(std::string_view value);
+// the same, with hash the SHA-256 of value, already computed
+TokenId token_id(std::string_view value, const Digest& hash);
 // 16 hex digits of the id's SHA-256: names a token in logs and metrics
 // (the same at issue and at validation) and reveals nothing of it.  Held
 // in place (the validation path makes one a request), read as a string.

@@ -637,8 +637,12 @@ ShortTokenId short_token_id(const TokenId& id) {
 }
 
 TokenId token_id(std::string_view value) {
+  return token_id(value, sha256(value));
+}
+
+TokenId token_id(std::string_view value, const Digest& hash) {
   TokenId id;
-  id.hash = sha256(value);
+  id.hash = hash;
   // the first eight characters are the first six bytes; a value that
   // does not start with eight base64url characters sorts first (zeros)
   uint64_t bits = 0;

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <jansson.h>
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <string>
@@ -18,6 +19,8 @@
 #include "committer.hpp"
 #include "crypto.hpp"
 #include "json.hpp"
+#include "jwt.hpp"
+#include "jwt_tokens.hpp"
 #include "location.hpp"
 #include "request.hpp"
 #include "store.hpp"
@@ -40,6 +43,7 @@ constexpr size_t kMapSize = size_t(64) << 20;
 const char kSecret[] = "s3cret-of-app";
 const char kOtherSecret[] = "s3cret-of-other";
 const char kForm[] = "application/x-www-form-urlencoded";
+const char kIssuer[] = "https://as.example.com";
 
 // A request and the settings of its location (include/oauth2.h
 // oauth2_request_t, src/core/location.hpp), whose strings live as long as
@@ -61,6 +65,7 @@ struct EndpointReq {
   std::string default_scope = "read write";
   unsigned auth_limit = 10;  // oauth2_client_auth_limit
   unsigned auth_window = 60;
+  std::shared_ptr<oauth2::JwtKey> jwt_key;  // set: JWT access tokens (RFC 9068)
 
   oauth2_request_t c() const {
     oauth2_request_t r{};
@@ -85,6 +90,11 @@ struct EndpointReq {
     loc->default_scope = default_scope;
     loc->auth_limit = auth_limit;
     loc->auth_window = auth_window;
+    if (jwt_key) {
+      loc->issuer = kIssuer;
+      loc->jwt_access = true;
+      loc->jwt_keys.add(jwt_key);
+    }
     return loc;
   }
 };
@@ -107,6 +117,8 @@ struct ValidateReq {
   std::vector<std::string> scopes;
   std::string realm = "default";
   int64_t now = kNow;
+  std::shared_ptr<oauth2::JwtKey> jwt_key;  // the keys JWTs verify with
+  std::string auth_audience;                // auth_oauth2_audience
 
   void auth(std::string header) {
     has_authorization = true;
@@ -128,6 +140,11 @@ struct ValidateReq {
     loc->auth = true;
     loc->realm = realm;
     loc->scopes = scopes;
+    loc->auth_audience = auth_audience;
+    if (jwt_key) {
+      loc->issuer = kIssuer;
+      loc->jwt_keys.add(jwt_key);
+    }
     return loc;
   }
 };
@@ -700,6 +717,94 @@ TEST_F(EndpointsTest, ValidCacheSlotsAreBoundedAndNeverMixTokens) {
   EXPECT_EQ(oauth2::validate(*store_, *loc, ra.c()).result, OAUTH2_VALID);
   EXPECT_EQ(loc->valid.slots(), 0u);
   EXPECT_EQ(loc->valid.find(oauth2::sha256(a), v.store, v.txn), nullptr);
+}
+
+// A JWT is kept by the hash of its whole text, never by its record key
+// (the SHA-256 of its jti, which is also what an opaque token of the jti's
+// text hashes to): a hit skips the signature and the store, and answers
+// only what the full check answered, under the same rules as an opaque
+// token's (R45, R52, R66); the jti shown as an opaque token opens nothing
+// (R62), before or after the JWT was kept.
+TEST_F(EndpointsTest, ValidCacheKeepsJwtsByTheirTextNeverByTheirJtiR62) {
+  EndpointReq issue_req = token_req();
+  issue_req.jwt_key = oauth2::JwtKey::hmac(std::string(32, 'k'), "k1");
+  const std::string jwt = issue(issue_req);
+  ASSERT_EQ(std::count(jwt.begin(), jwt.end(), '.'), 2) << jwt;
+  oauth2::Json claims = oauth2::jwt_peek_claims(jwt);
+  const std::string jti = json_str(claims, "jti");
+  ASSERT_FALSE(jti.empty());
+  ValidateReq r;
+  r.auth("Bearer " + jwt);
+  r.jwt_key = issue_req.jwt_key;
+  const auto loc = r.location();
+  ValidateReq as_opaque = r;
+  as_opaque.auth("Bearer " + jti);
+  const oauth2::Digest text_key = oauth2::sha256(jwt);
+  const oauth2::Digest jti_key = oauth2::token_id(jti).hash;
+  auto check = [&](const ValidateReq& req, int64_t now) {
+    ValidateReq at = req;
+    at.now = now;
+    return oauth2::validate(*store_, *loc, at.c());
+  };
+  auto kept = [&](const oauth2::Digest& key) {
+    const oauth2::StoreVersion v = store_->version();
+    return loc->valid.find(key, v.store, v.txn);
+  };
+
+  EXPECT_EQ(check(as_opaque, kNow).result, OAUTH2_INVALID_TOKEN);
+  Validation first = check(r, kNow);
+  ASSERT_EQ(first.result, OAUTH2_VALID);
+  ASSERT_NE(kept(text_key), nullptr);
+  EXPECT_NE(kept(text_key)->jwt_exp, 0);
+  EXPECT_EQ(kept(jti_key), nullptr);
+  Validation hit = check(r, kNow);
+  EXPECT_EQ(hit.result, OAUTH2_VALID);
+  EXPECT_EQ(hit.client_id, "app");
+  EXPECT_EQ(hit.scope, first.scope);
+  EXPECT_EQ(hit.expires, first.expires);
+  EXPECT_EQ(std::string_view(hit.token_id), std::string_view(first.token_id));
+  EXPECT_EQ(check(as_opaque, kNow).result, OAUTH2_INVALID_TOKEN);
+  EXPECT_EQ(check(as_opaque, kNow).why, OAUTH2_WHY_UNKNOWN);
+
+  // R45 on a hit: the boundary of the record's expiry (= the JWT's exp)
+  const int64_t exp = kNow + kTtl;
+  EXPECT_EQ(check(r, exp - 1).result, OAUTH2_VALID);
+  ASSERT_NE(kept(text_key), nullptr);
+  EXPECT_EQ(check(r, exp).result, OAUTH2_INVALID_TOKEN);
+  EXPECT_EQ(check(r, exp).why, OAUTH2_WHY_EXPIRED);
+
+  // and of the JWT's own exp (with the leeway jwt_verify allows), should
+  // its record outlive it
+  store_->change([&](Txn& txn) {
+    auto rec = txn.get_token("default", oauth2::token_id(jti));
+    ASSERT_TRUE(rec);
+    rec->expires_at = exp + 1000;
+    EXPECT_TRUE(txn.update_token("default", oauth2::token_id(jti), *rec));
+    txn.commit();
+  });
+  EXPECT_EQ(check(r, kNow).result, OAUTH2_VALID);
+  ASSERT_NE(kept(text_key), nullptr);
+  EXPECT_EQ(check(r, exp + oauth2::detail::kJwtLeeway - 1).result, OAUTH2_VALID);
+  ASSERT_NE(kept(text_key), nullptr);
+  EXPECT_EQ(check(r, exp + oauth2::detail::kJwtLeeway).why, OAUTH2_WHY_EXPIRED);
+
+  // a location that refuses the JWT's audience keeps nothing
+  ValidateReq other = r;
+  other.auth_audience = "https://elsewhere.example.com";
+  const auto other_loc = other.location();
+  for (int i = 0; i < 2; i++) {
+    Validation v = oauth2::validate(*store_, *other_loc, other.c());
+    EXPECT_EQ(v.result, OAUTH2_INVALID_TOKEN);
+    EXPECT_EQ(v.why, OAUTH2_WHY_AUDIENCE);
+  }
+  EXPECT_EQ(other_loc->valid.slots(), 0u);
+
+  // R52, R66: revoked after it was kept
+  EXPECT_EQ(check(r, kNow).result, OAUTH2_VALID);
+  EXPECT_EQ(revoke(revoke_req(jwt)).status, 200);
+  EXPECT_EQ(kept(text_key), nullptr);
+  EXPECT_EQ(check(r, kNow).result, OAUTH2_INVALID_TOKEN);
+  EXPECT_EQ(check(r, kNow).why, OAUTH2_WHY_REVOKED);
 }
 
 TEST_F(EndpointsTest, RefreshTokenRecordDoesNotOpenLocationsR62) {
