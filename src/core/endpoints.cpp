@@ -742,7 +742,8 @@ std::optional<TokenId> verified_record_key(const Location* loc, int64_t now, std
 }
 
 // The presented credential: "Bearer <token>" or X-API-KEY; its result
-// when it is missing or not one credential (its own form: malformed).
+// when it is missing, or when the request shows more than one (its own
+// form is malformed()'s to check).
 // The scheme's length if h starts with it, followed by the end, a space or
 // a tab (R61: Bearer<TAB>x is a malformed Bearer credential, not another
 // scheme); 0 if not.
