@@ -29,7 +29,8 @@ print $kf 'k' x 40;
 close $kf;
 $t->write_default_config(
     extra_http => "oauth2_expiry_cleanup off;\noauth2_jwt_key $key hmac;",
-    extra_server => "location = /jwt-token/ { oauth2_access_token_format jwt; oauth2_token; }")
+    extra_server => "location = /jwt-token/ { oauth2_access_token_format jwt; oauth2_token; }\n"
+      . "location /small/ { auth_oauth2 \"api\"; oauth2_validation_cache 4; alias %%DIR%%/html/; }")
     ->run;
 is(scalar $t->worker_pids, 2, 'two workers');
 
@@ -121,6 +122,34 @@ is($t->revoke($app2->{client_id}, $app2->{client_secret}, $jwt)->{status}, 200,
 is(statuses('/protected/', $jwt, 10), '401', 'JWT revoked: 401 on both workers (R52)');
 like(OAuth2Test::header($t->bearer_get('/protected/', $jwt), 'WWW-Authenticate') // '',
     qr/error="invalid_token"/, 'JWT revoked: invalid_token');
+
+# The table is bounded (R84): 24 tokens, opaque and JWT, and 48 forged
+# ones through a table of 4 slots, three rounds.  Each real token keeps
+# its 200 whichever took its slot, a forged one never opens (refusals are
+# not kept, so a flood of them evicts nobody into a refusal: R83), and a
+# token revoked mid-flood is refused at once while the others still open.
+my @real = ((map { issue() } 1 .. 18),
+    (map { $t->access_token($app2, path => '/jwt-token/') } 1 .. 6));
+my @forged = map { 'forged' . sprintf('%040d', $_) } 1 .. 48;
+my (%bad_real, %bad_forged);
+for my $round (1 .. 3) {
+    for my $i (0 .. $#real) {
+        my $s = $t->bearer_get('/small/', $real[$i])->{status};
+        $bad_real{"$i:$s"}++ if $s != 200;
+        for my $f (@forged[2 * $i, 2 * $i + 1]) {
+            my $fs = $t->bearer_get('/small/', $f)->{status};
+            $bad_forged{$fs}++ if $fs != 401;
+        }
+    }
+}
+is(join(',', sort keys %bad_real), '',
+    'a table of 4, 24 real tokens and 48 forged, 3 rounds: every real one 200 (R84)');
+is(join(',', sort keys %bad_forged), '', 'every forged one 401 (R83)');
+is($t->revoke($app2->{client_id}, $app2->{client_secret}, $real[-1])->{status}, 200,
+    'one JWT of the flood revoked');
+is(statuses('/small/', $real[-1], 10), '401', 'the revoked one: 401 on both workers (R52)');
+is(statuses('/small/', $real[0], 4), '200', 'another: still 200');
+is(statuses('/small/', $real[-2], 4), '200', 'another JWT: still 200');
 
 # oauth2_validation_cache off: the same answers, from the store each time
 $t->write_default_config(extra_http =>
