@@ -238,7 +238,7 @@ ClientAuth authenticate_client(Store& store, const Request& req, const Form& for
   }
 
   bool ok;
-  if (!client) decode_client_dummy();
+  if (!client) client_dummy();
   if (!client || client->disabled) {
     verify_secret_dummy(p.secret);
     ok = false;

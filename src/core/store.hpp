@@ -479,8 +479,8 @@ void prepare_store(const std::string& path, size_t mapsize, long uid, long gid);
 // a realm's name: 1 to kMaxRealm letters, digits, ".", "-" or "_" (ASCII),
 // so that it reads the same in nginx.conf, an HTTP header and a key
 bool valid_realm(std::string_view realm);
-// decodes a built-in client record: the work get_client does on a hit
-void decode_client_dummy();
+// copies a built-in client: the work get_client does on a hit (R15)
+void client_dummy();
 bool valid_client_id(std::string_view id);
 // Django's rule: 1 to 150 of letters, digits and @.+-_
 bool valid_username(std::string_view name);

@@ -205,6 +205,62 @@ TEST_F(StoreTest, UpdateNeedsAnExistingClient) {
   EXPECT_TRUE(got->disabled);
 }
 
+// get_client keeps the clients a thread decoded, each with its record: a
+// changed, deleted or re-created record must be seen at the next lookup,
+// and a table fuller than it holds must still give every client back.
+TEST_F(StoreTest, DecodedClientsFollowTheirRecords) {
+  Client a = make_client("alpha");
+  a.scope = "read";
+  ASSERT_TRUE(put_client(a, true));
+  ASSERT_EQ(get_client("default", "alpha")->scope, "read");
+  ASSERT_EQ(get_client("default", "alpha")->scope, "read");  // from the table
+  a.scope = "read write";
+  a.secret_hash = oauth2::hash_secret("rotated");
+  ASSERT_TRUE(put_client(a, false));
+  auto got = get_client("default", "alpha");
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->scope, "read write");
+  EXPECT_TRUE(oauth2::verify_secret("rotated", got->secret_hash));
+  EXPECT_FALSE(oauth2::verify_secret("s3cret", got->secret_hash));
+  a.disabled = true;
+  ASSERT_TRUE(put_client(a, false));
+  EXPECT_TRUE(get_client("default", "alpha")->disabled);
+  store_->change([&](Txn& txn) {
+    EXPECT_TRUE(txn.delete_client("default", "alpha"));
+    txn.commit();
+  });
+  EXPECT_FALSE(get_client("default", "alpha").has_value());
+  Client again = make_client("alpha");
+  again.name = "second life";
+  ASSERT_TRUE(put_client(again, true));
+  got = get_client("default", "alpha");
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->name, "second life");
+  EXPECT_FALSE(got->disabled);
+
+  // the same id in another realm is another client
+  Client other = make_client("alpha");
+  other.realm = "other";
+  other.name = "the other realm's";
+  ASSERT_TRUE(put_client(other, true));
+  EXPECT_EQ(get_client("other", "alpha")->name, "the other realm's");
+  EXPECT_EQ(get_client("default", "alpha")->name, "second life");
+
+  // more clients than the table holds, looked up twice over
+  for (int i = 0; i < 150; i++) {
+    Client c = make_client("many" + std::to_string(i));
+    c.name = "client " + std::to_string(i);
+    ASSERT_TRUE(put_client(c, true));
+  }
+  for (int round = 0; round < 2; round++) {
+    for (int i = 0; i < 150; i++) {
+      auto c = get_client("default", "many" + std::to_string(i));
+      ASSERT_TRUE(c.has_value());
+      EXPECT_EQ(c->name, "client " + std::to_string(i));
+    }
+  }
+}
+
 TEST_F(StoreTest, UncommittedWriteIsDiscarded) {
   ASSERT_NO_FATAL_FAILURE(store_->change([&](Txn& txn) {
     ASSERT_TRUE(txn.put_client(make_client("alpha"), true));
