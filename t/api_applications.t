@@ -161,6 +161,10 @@ is($r->{json}{client_type}, 'public', 'confidential -> public: 200');
 ######################################################## rotate (R71)
 
 my $old_secret = $w->{client_secret};
+# every worker and thread that answers has the application decoded
+# (Txn::get_client keeps it): the rotation must reach all of them
+my @codes = map { $t->token($wid, $old_secret)->{status} } 1 .. 24;
+is_deeply([grep { $_ != 200 } @codes], [], '24 tokens with the secret before the rotation');
 $r = api('POST', "/api/applications/$wid/rotate-secret/", token => $admin);
 is($r->{status}, 200, 'rotate-secret: 200');
 my $new_secret = $r->{json}{client_secret} // '';
@@ -171,6 +175,11 @@ is($t->token($wid, $new_secret)->{status}, 200,
     'the new secret gets a token');
 is($t->token($wid, $old_secret)->{status}, 401,
     'the old secret stops working at once');
+@codes = map { ($t->token($wid, $old_secret)->{status}, $t->token($wid, $new_secret)->{status}) } 1 .. 24;
+is_deeply([@codes[grep { $_ % 2 == 0 } 0 .. $#codes]], [(401) x 24],
+    'the old secret refused 24 times over, whichever worker answers');
+is_deeply([@codes[grep { $_ % 2 == 1 } 0 .. $#codes]], [(200) x 24],
+    'the new secret accepted 24 times over');
 is($t->bearer_get('/protected/', $wtok)->{status}, 200,
     'tokens issued before the rotation keep working');
 $r = api('POST', "/api/applications/$web/rotate-secret/", token => $admin);
