@@ -271,6 +271,37 @@ section('a revocation on B holds on A within 1 s', sub {
     is(all_workers($ea, $tok, 6), '401', '... in every worker of A (R66)');
 });
 
+# R53 across edges: a revocation on B of a token B's mirror does not hold
+# yet (issued on A a moment ago) must not be a 200 that revoked nothing: B
+# catches up with etcd first, then looks again.  B's sync daemon is held
+# (SIGSTOP, well within max_staleness) so that its mirror is surely behind
+# when the revocation arrives.
+section('a revocation on B of a token B has not mirrored yet', sub {
+    my $spid = $eb->sync_pid;
+    kill 'STOP', $spid;
+    my $fresh = $ea->access_token($app);
+    is(protected($ea, $fresh), 200,
+        "a token issued on A while B's sync daemon is held");
+    is(protected($eb, $fresh), 401, '... which B does not know yet');
+    my $file = $eb->dir . '/bg.revoke-unmirrored';
+    my $rp = in_background($file, sub { $eb->revoke($id, $secret, $fresh) });
+    sleep 0.3;
+    kill 'CONT', $spid;
+    my $rr = background_result($rp, $file);
+    is($rr->{status}, 200, sprintf('revoke on B: 200 (after %.2f s)',
+        $rr->{took})) or diag($rr->{raw});
+    cmp_ok($rr->{took}, '>=', 0.25,
+        '... only once B\'s mirror had caught up with etcd (R53)');
+    is(protected($eb, $fresh), 401, 'B refuses the token');
+    my ($ok, $took) = poll(1, sub { protected($ea, $fresh) == 401 });
+    ok($ok, sprintf('A refuses it within 1 s (%.3f s): the revocation was '
+        . 'not lost (R53, R66)', $took));
+    my $r = $eb->revoke($id, $secret, 'never-issued-' . ('x' x 30));
+    is($r->{status}, 200,
+        'a token that exists nowhere: 200 on B, as on one machine (R50)');
+    is($r->{body}, '{}', '... with the same body');
+});
+
 # the cluster's group commit (a queue of the changes waiting, at most 64 a
 # Txn): a flood beyond one batch is all committed, none refused or lost,
 # and every token is good on the other edge (R84: a queue drops nothing)

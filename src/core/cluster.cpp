@@ -147,6 +147,27 @@ bool Cluster::commit(Store& store, const Change& c) {
   return true;
 }
 
+void Cluster::catch_up(Store& store) {
+  int64_t revision = 0;
+  try {
+    // etcd's current revision, from the key the heartbeats go to (any
+    // key would do: the header carries the store's revision)
+    Json req(json_pack("{s:s,s:b}", "key", base64_std(etcd_.heartbeat_prefix()).c_str(),
+                       "count_only", 1));
+    if (!req) throw std::bad_alloc();
+    Json answer = etcd_.call("/v3/kv/range", req.get(), kEtcdTimeoutMs);
+    revision = etcd_revision(answer.get());
+  } catch (const EtcdError& e) {
+    throw StoreError::unavailable(e.what());
+  }
+  if (!wait_for_mirror(store, revision, kMirrorWaitMs)) {
+    throw StoreError::unavailable("the mirror " + store.path() +
+                                  " has not reached etcd's revision " + std::to_string(revision) +
+                                  " within " + std::to_string(kMirrorWaitMs) +
+                                  " ms: is oauth2-admin sync running for it?");
+  }
+}
+
 // Takes from the queue the changes that can go together, sends them with
 // the lock released, and marks them done.
 void Cluster::lead(std::unique_lock<std::mutex>& lk) {

@@ -63,6 +63,12 @@ class Cluster {
   // StoreError: etcd unreachable or without quorum, the mirror behind.
   bool commit(Store& store, const Change& c);
 
+  // Blocks until store's mirror has applied everything etcd holds now
+  // (a linearizable read names the revision): a record missing from the
+  // mirror after it is missing from the cluster.  Throws StoreError: etcd
+  // unreachable or without quorum, the mirror behind.
+  void catch_up(Store& store);
+
   // the Txn request of c, built on the mirror's revision base (for tests)
   Json txn_request(const Change& c, int64_t base) const;
   // takes the compares all of txns make out of them, into the array it

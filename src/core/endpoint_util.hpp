@@ -211,6 +211,12 @@ EndpointResult run_grant(const IssueSettings& settings, std::function<void(Grant
 // state and a newer snapshot, when another write overtook what it read.
 EndpointResult run_change(Store& store, const IssueSettings& s,
                           std::function<void(Txn&, GrantState&)> body, bool slow = false);
+// run_change, in cluster mode once this machine's mirror has caught up
+// with etcd (Cluster::catch_up): for a decision that must not rest on a
+// record missing only because it was written on another edge a moment
+// ago.  Costs a round trip to etcd; etcd unreachable: 503.
+EndpointResult run_change_caught_up(Store& store, const IssueSettings& s,
+                                    std::function<void(Txn&, GrantState&)> body);
 // run_change, with body run once here on the event loop (Store::prepare):
 // its change then needs only a commit, which the shim batches with
 // others (PendingWrite::prepared).  For bodies that are cheap (no

@@ -654,29 +654,45 @@ EndpointResult revoke_endpoint(Store& store, const Request& req) {
     Txn txn = store.read();
     t = find_presented(txn, req, token, false, &hash);
   }
-  // unknown, another client's, or no token at all (an API key has its own
+  // another client's, or no token at all (an API key has its own
   // revocation): the same 200, and nothing changes
-  if (!t || t->client_id != auth.client->client_id ||
-      (t->type != TokenType::kAccess && t->type != TokenType::kRefresh)) {
+  if (t && (t->client_id != auth.client->client_id ||
+            (t->type != TokenType::kAccess && t->type != TokenType::kRefresh))) {
     return done(ok);
+  }
+  // unknown: the same 200, nothing changes; but in cluster mode a token
+  // this edge's mirror does not hold may have been issued on another edge
+  // a few ms ago, and a 200 that revoked nothing would leave it valid
+  // everywhere.  So there the mirror first catches up with etcd (503
+  // without it), and the token is looked for again (R53).
+  const bool caught_up = !t;
+  if (!t) {
+    if (!store.cluster()) return done(ok);
+    auto id = presented_id(req, token, false);
+    if (!id) return done(ok);
+    hash = *id;
   }
 
   IssueSettings s(req);
   std::string client_id = auth.client->client_id;
-  return run_change(store, s, [s, hash, client_id](Txn& txn, GrantState& st) {
-    auto t = txn.get_token(s.realm, hash);
-    if (t && t->client_id == client_id) {
+  const bool jwt = looks_like_jwt(token);
+  auto revoke = [s, id = hash, client_id, jwt](Txn& txn, GrantState& st) {
+    auto t = txn.get_token(s.realm, id);
+    if (t && t->client_id == client_id && t->jwt == jwt &&
+        (t->type == TokenType::kAccess || t->type == TokenType::kRefresh)) {
       if (t->type == TokenType::kRefresh && t->has_family()) {
         // R52: a refresh token takes its grant's access tokens along
         txn.revoke_family(s.realm, t->family);
       } else {
-        txn.delete_token(s.realm, hash);
+        txn.delete_token(s.realm, id);
       }
       txn.commit();
     }
     // R53: a store failure escapes as 503 (run_grant), never this 200
     st.response = ok_json(kRevokedBody);
-  });
+  };
+  if (caught_up) return run_change_caught_up(store, s, revoke);
+  return run_change(store, s, revoke);
 }
 
 namespace {

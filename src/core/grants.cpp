@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "audience.hpp"
+#include "cluster.hpp"
 #include "codec.hpp"
 #include "committer.hpp"
 #include "crypto.hpp"
@@ -180,18 +181,30 @@ EndpointResult run_grant(const IssueSettings& settings, std::function<void(Grant
       [state, s] { return finish_grant(s, *state); }, slow);
 }
 
+namespace {
+
+void run_body(Store& store, const std::function<void(Txn&, GrantState&)>& body, GrantState& st) {
+  st = store.change([&](Txn& txn) {
+    GrantState run;  // fresh on every run of the change
+    body(txn, run);
+    return run;
+  });
+}
+
+}  // namespace
+
 EndpointResult run_change(Store& store, const IssueSettings& s,
                           std::function<void(Txn&, GrantState&)> body, bool slow) {
   return run_grant(
-      s,
-      [&store, body = std::move(body)](GrantState& st) {
-        st = store.change([&](Txn& txn) {
-          GrantState run;  // fresh on every run of the change
-          body(txn, run);
-          return run;
-        });
-      },
-      slow);
+      s, [&store, body = std::move(body)](GrantState& st) { run_body(store, body, st); }, slow);
+}
+
+EndpointResult run_change_caught_up(Store& store, const IssueSettings& s,
+                                    std::function<void(Txn&, GrantState&)> body) {
+  return run_grant(s, [&store, body = std::move(body)](GrantState& st) {
+    if (Cluster* cluster = store.cluster()) cluster->catch_up(store);
+    run_body(store, body, st);
+  });
 }
 
 EndpointResult run_change_prepared(Store& store, const IssueSettings& s,

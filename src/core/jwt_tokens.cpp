@@ -47,29 +47,34 @@ bool looks_like_jwt(std::string_view token) {
   return dots == 2;
 }
 
-std::optional<Token> find_presented(Txn& txn, const Request& req, std::string_view token,
-                                    bool verify, TokenId* hash) {
-  const bool is_jwt = looks_like_jwt(token);
-  if (is_jwt && !verify) {
-    Json claims = jwt_peek_claims(token);
-    const char* jti = json_string_value(json_object_get(claims.get(), "jti"));
-    if (!jti) return std::nullopt;
-    *hash = token_id(jti);
-  } else if (is_jwt) {
+std::optional<TokenId> presented_id(const Request& req, std::string_view token, bool verify) {
+  if (!looks_like_jwt(token)) return token_id(token);
+  const char* jti = nullptr;
+  Json claims;
+  if (!verify) {
+    claims = jwt_peek_claims(token);
+  } else {
     // a forged JWT carrying a real jti must not read as that token
     JwtCheck check;
     check.now = req.c.now;
     check.check_exp = false;
     JwtResult r = jwt_verify(req.loc.jwt_keys, token, check);
-    const char* jti = json_string_value(json_object_get(r.claims.get(), "jti"));
-    if (r.status != JwtStatus::kOk || !jti) return std::nullopt;
-    *hash = token_id(jti);
-  } else {
-    *hash = token_id(token);
+    if (r.status != JwtStatus::kOk) return std::nullopt;
+    claims = std::move(r.claims);
   }
+  jti = json_string_value(json_object_get(claims.get(), "jti"));
+  if (!jti) return std::nullopt;
+  return token_id(jti);
+}
+
+std::optional<Token> find_presented(Txn& txn, const Request& req, std::string_view token,
+                                    bool verify, TokenId* hash) {
+  auto id = presented_id(req, token, verify);
+  if (!id) return std::nullopt;
+  *hash = *id;
   auto t = txn.get_token(req.loc.realm, *hash);
   // a handshake's jti is public (its handshake_id): never a credential here
-  if (!t || t->jwt != is_jwt || t->type == TokenType::kHandshake) {
+  if (!t || t->jwt != looks_like_jwt(token) || t->type == TokenType::kHandshake) {
     return std::nullopt;
   }
   return t;
