@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <mutex>
 #include <unordered_map>
 
 #include "codec.hpp"
@@ -441,17 +442,32 @@ void Txn::scan_after(Db db, std::string_view prefix, std::string_view after,
 
 namespace {
 
-// The clients this thread decoded last, by key, each with the record it
-// was decoded from: a record byte for byte the same decodes the same, so
-// a hit needs no invalidation, and a changed record is decoded again.
-// Decoding the JSON was an eighth of a token request's CPU.  Only
-// records that exist get in, and the table is emptied when full.
+// The clients decoded last, by key, each with the record it was decoded
+// from: a record byte for byte the same decodes the same, so a hit needs
+// no invalidation, and a changed record is decoded again.  Decoding the
+// JSON was an eighth of a token request's CPU.  Only records that exist
+// get in, and a shard is emptied when full.
+//
+// Process-wide shards, each behind its own mutex, allocated once and never
+// destroyed: nothing here runs at thread or process exit.  (A thread_local
+// table was destroyed as nginx's thread-pool threads exited, and that ran
+// alongside the worker's own exit; the daemon's threads come and go with
+// its connections, so per-thread tables would also pile up there.)
 struct DecodedClient {
   std::string rec;
   Client client;
 };
-constexpr size_t kDecodedClients = 64;
-thread_local std::unordered_map<std::string, DecodedClient> t_decoded_clients;
+struct DecodedShard {
+  std::mutex mu;
+  std::unordered_map<std::string, DecodedClient> clients;
+};
+constexpr size_t kDecodedShards = 8;
+constexpr size_t kDecodedPerShard = 16;
+
+DecodedShard& decoded_shard(std::string_view key) {
+  static DecodedShard* const shards = new DecodedShard[kDecodedShards];
+  return shards[std::hash<std::string_view>{}(key) % kDecodedShards];
+}
 
 }  // namespace
 
@@ -460,20 +476,24 @@ std::optional<Client> Txn::get_client(std::string_view realm, std::string_view c
   std::string key = client_key(realm, client_id);
   auto v = get(Db::kClients, key);
   if (!v) return std::nullopt;
-  auto& decoded = t_decoded_clients;
-  auto it = decoded.find(key);
-  if (it != decoded.end() && it->second.rec == *v) return it->second.client;
+  DecodedShard& shard = decoded_shard(key);
+  {
+    std::lock_guard<std::mutex> lk(shard.mu);
+    auto it = shard.clients.find(key);
+    if (it != shard.clients.end() && it->second.rec == *v) return it->second.client;
+  }
   auto c = decode_client(realm, *v);
   if (!c) throw StoreError("corrupt client record", MDB_CORRUPTED);
-  if (decoded.size() >= kDecodedClients) decoded.clear();
-  decoded[std::move(key)] = DecodedClient{std::string(*v), *c};
+  std::lock_guard<std::mutex> lk(shard.mu);
+  if (shard.clients.size() >= kDecodedPerShard) shard.clients.clear();
+  shard.clients[std::move(key)] = DecodedClient{std::string(*v), *c};
   return c;
 }
 
 void client_dummy() {
-  // A built-in client of a typical record's size, decoded once a thread
-  // and copied as get_client copies a known one from t_decoded_clients:
-  // an unknown client costs what a known one does (R15).
+  // A built-in client of a typical record's size, decoded once and copied
+  // under a shard's lock as get_client copies a known one: an unknown
+  // client costs what a known one does (R15).  Never destroyed, as above.
   static const char kDummy[] =
       "{\"v\":1,\"client_id\":\"0000000000000000000000000000000000000000\","
       "\"name\":\"dummy\",\"secret_hash\":\"sha256$000000000000000000000000"
@@ -482,9 +502,11 @@ void client_dummy() {
       "[\"client_credentials\"],\"scope\":\"\",\"redirect_uris\":[],"
       "\"auth_method\":\"\",\"access_token_ttl\":0,\"created_at\":0,"
       "\"disabled\":false}";
-  thread_local const Client dummy =
-      *decode_client(kDefaultRealm, std::string_view(kDummy, sizeof(kDummy) - 1));
-  std::optional<Client> copy = dummy;
+  static const Client* const dummy =
+      new Client(*decode_client(kDefaultRealm, std::string_view(kDummy, sizeof(kDummy) - 1)));
+  DecodedShard& shard = decoded_shard(dummy->client_id);
+  std::lock_guard<std::mutex> lk(shard.mu);
+  std::optional<Client> copy = *dummy;
   asm volatile("" : : "g"(&copy) : "memory");  // the copy is made
 }
 
