@@ -45,12 +45,12 @@ sub start_member {
         open STDOUT, '>>', "$dir/etcd$i.log" or POSIX::_exit(127);
         open STDERR, '>&', \*STDOUT or POSIX::_exit(127);
         my $p = "http://127.0.0.1:$peer[$i - 1]";
-        exec $OAuth2Test::ETCD, '--name', "m$i", '--data-dir', "$dir/etcd$i",
+        { exec $OAuth2Test::ETCD, '--name', "m$i", '--data-dir', "$dir/etcd$i",
             '--listen-client-urls', url($i), '--advertise-client-urls', url($i),
             '--listen-peer-urls', $p, '--initial-advertise-peer-urls', $p,
             '--initial-cluster', $cluster, '--initial-cluster-state', $state,
-            '--heartbeat-interval', 50, '--election-timeout', 400;
-        POSIX::_exit(127);
+            '--heartbeat-interval', 50, '--election-timeout', 400 };
+        POSIX::_exit(127);    # exec failed
     }
     $pid[$i] = $pid;
 }
