@@ -442,6 +442,71 @@ section('parallel refresh of one token on both edges', sub {
     is($r->{status}, 200, "the pair's refresh token refreshes on edge A");
 });
 
+# A code or refresh token made on A a moment ago, redeemed on B before B's
+# mirror holds it (behind a load balancer, the browser's redirect and the
+# client's backend can land on different edges): B catches up with etcd
+# and redeems it, where it used to answer invalid_grant to a legitimate
+# client.  B's sync daemon is held as in the revocation section above.
+section('a code and a refresh token B has not mirrored yet', sub {
+    my $f = OAuth2Authorize->new($ea);
+    my $q = OAuth2Authorize::query(client_id => $web->{client_id},
+        response_type => 'code', redirect_uri => $CB, scope => 'read',
+        state => 'st-unmirrored');
+    my $session = $f->login($q, 'alice', $PW);
+    ok($session, 'alice signs in on edge A') or return;
+    my $spid = $eb->sync_pid;
+    kill 'STOP', $spid;
+    my $code = $f->code($q, $session);
+    my $r = $ea->post_form('/o/token/', OAuth2Test::form(
+        grant_type => 'password', username => 'carol', password => $PW),
+        Authorization => $ea->basic($mob->{client_id},
+            $mob->{client_secret}));
+    my $rt = $r->{json}{refresh_token} // 'x';
+    ok($code && $r->{status} == 200,
+        "a code and a refresh token made on A while B's sync is held");
+    my $dir = $eb->dir;
+    my $cp = in_background("$dir/bg.code-unmirrored", sub {
+        $eb->post_form('/o/token/', OAuth2Test::form(
+            grant_type => 'authorization_code', code => $code,
+            redirect_uri => $CB, client_id => $web->{client_id},
+            client_secret => $web->{client_secret})) });
+    my $rp = in_background("$dir/bg.refresh-unmirrored", sub {
+        $eb->post_form('/o/token/', OAuth2Test::form(
+            grant_type => 'refresh_token', refresh_token => $rt),
+            Authorization => $eb->basic($mob->{client_id},
+                $mob->{client_secret})) });
+    sleep 0.3;
+    kill 'CONT', $spid;
+    for ([code => $cp, 'code-unmirrored'],
+         [refresh => $rp, 'refresh-unmirrored']) {
+        my ($what, $pid, $file) = @$_;
+        my $res = background_result($pid, "$dir/bg.$file");
+        is($res->{status}, 200, sprintf('the %s redeemed on B: 200 (after '
+            . '%.2f s), not invalid_grant', $what, $res->{took}))
+            or diag($res->{raw});
+        cmp_ok($res->{took}, '>=', 0.25,
+            "... once B's mirror had caught up with etcd");
+        my ($body) = ($res->{raw} =~ /\r?\n\r?\n(.*)\z/s);
+        my $at = (eval { JSON::PP->new->decode($body // '') } // {})
+            ->{access_token} // 'x';
+        is(protected($eb, $at), 200, "... and its access token works on B");
+    }
+    my $again = $ea->post_form('/o/token/', OAuth2Test::form(
+        grant_type => 'authorization_code', code => $code,
+        redirect_uri => $CB, client_id => $web->{client_id},
+        client_secret => $web->{client_secret}));
+    is($again->{json}{error} // '', 'invalid_grant',
+        'the code, redeemed again on A: invalid_grant, it was used once '
+        . '(R29)');
+    my $x = $eb->post_form('/o/token/', OAuth2Test::form(
+        grant_type => 'authorization_code', code => 'never-issued-' . ('c' x 30),
+        redirect_uri => $CB, client_id => $web->{client_id},
+        client_secret => $web->{client_secret}));
+    is(($x->{status} // 0) . ' ' . ($x->{json}{error} // ''),
+        '400 invalid_grant', 'a code that exists nowhere: 400 invalid_grant '
+        . 'on B, as on one machine');
+});
+
 ######################## deleting an application, seen by both (R70)
 
 section('an application deleted through B is refused on A', sub {

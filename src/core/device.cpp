@@ -291,6 +291,7 @@ EndpointResult device_code_grant(Store& store, const Request& req, const Form& f
   return run_change(store, s, [s, client, id, asked](Txn& txn, GrantState& st) {
     auto t = txn.get_token(s.realm, id);
     if (auto refused = device_refusal(txn, s, id, t, client)) {
+      st.unseen = !t;
       st.response = std::move(*refused);
       return;
     }

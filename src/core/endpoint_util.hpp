@@ -197,6 +197,12 @@ std::optional<Response> rate_client(const Request& req, const Client& c);
 struct GrantState {
   Response response;
   std::string failed_user;  // counted against the user's throttle
+  // The record the decision rests on (a code, a refresh token, a token to
+  // revoke) is not in this store.  In cluster mode it may have been
+  // written on another edge a moment ago: run_change then decides again
+  // once this machine's mirror has caught up with etcd (Cluster::catch_up:
+  // a round trip to etcd, 503 without it).
+  bool unseen = false;
   void fail(const std::exception& e) { response = failed(unavailable(), e); }
 };
 
@@ -211,12 +217,6 @@ EndpointResult run_grant(const IssueSettings& settings, std::function<void(Grant
 // state and a newer snapshot, when another write overtook what it read.
 EndpointResult run_change(Store& store, const IssueSettings& s,
                           std::function<void(Txn&, GrantState&)> body, bool slow = false);
-// run_change, in cluster mode once this machine's mirror has caught up
-// with etcd (Cluster::catch_up): for a decision that must not rest on a
-// record missing only because it was written on another edge a moment
-// ago.  Costs a round trip to etcd; etcd unreachable: 503.
-EndpointResult run_change_caught_up(Store& store, const IssueSettings& s,
-                                    std::function<void(Txn&, GrantState&)> body);
 // run_change, with body run once here on the event loop (Store::prepare):
 // its change then needs only a commit, which the shim batches with
 // others (PendingWrite::prepared).  For bodies that are cheap (no

@@ -663,9 +663,8 @@ EndpointResult revoke_endpoint(Store& store, const Request& req) {
   // unknown: the same 200, nothing changes; but in cluster mode a token
   // this edge's mirror does not hold may have been issued on another edge
   // a few ms ago, and a 200 that revoked nothing would leave it valid
-  // everywhere.  So there the mirror first catches up with etcd (503
-  // without it), and the token is looked for again (R53).
-  const bool caught_up = !t;
+  // everywhere.  So there the change runs, finds it unseen, and looks
+  // again once the mirror has caught up with etcd (503 without it, R53).
   if (!t) {
     if (!store.cluster()) return done(ok);
     auto id = presented_id(req, token, false);
@@ -676,8 +675,9 @@ EndpointResult revoke_endpoint(Store& store, const Request& req) {
   IssueSettings s(req);
   std::string client_id = auth.client->client_id;
   const bool jwt = looks_like_jwt(token);
-  auto revoke = [s, id = hash, client_id, jwt](Txn& txn, GrantState& st) {
+  return run_change(store, s, [s, id = hash, client_id, jwt](Txn& txn, GrantState& st) {
     auto t = txn.get_token(s.realm, id);
+    st.unseen = !t;
     if (t && t->client_id == client_id && t->jwt == jwt &&
         (t->type == TokenType::kAccess || t->type == TokenType::kRefresh)) {
       if (t->type == TokenType::kRefresh && t->has_family()) {
@@ -690,9 +690,7 @@ EndpointResult revoke_endpoint(Store& store, const Request& req) {
     }
     // R53: a store failure escapes as 503 (run_grant), never this 200
     st.response = ok_json(kRevokedBody);
-  };
-  if (caught_up) return run_change_caught_up(store, s, revoke);
-  return run_change(store, s, revoke);
+  });
 }
 
 namespace {

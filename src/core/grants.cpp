@@ -184,11 +184,19 @@ EndpointResult run_grant(const IssueSettings& settings, std::function<void(Grant
 namespace {
 
 void run_body(Store& store, const std::function<void(Txn&, GrantState&)>& body, GrantState& st) {
-  st = store.change([&](Txn& txn) {
-    GrantState run;  // fresh on every run of the change
-    body(txn, run);
-    return run;
-  });
+  auto decide = [&] {
+    st = store.change([&](Txn& txn) {
+      GrantState run;  // fresh on every run of the change
+      body(txn, run);
+      return run;
+    });
+  };
+  decide();
+  Cluster* cluster = store.cluster();
+  if (st.unseen && cluster) {  // once: what etcd lacks now, it lacks
+    cluster->catch_up(store);
+    decide();
+  }
 }
 
 }  // namespace
@@ -197,14 +205,6 @@ EndpointResult run_change(Store& store, const IssueSettings& s,
                           std::function<void(Txn&, GrantState&)> body, bool slow) {
   return run_grant(
       s, [&store, body = std::move(body)](GrantState& st) { run_body(store, body, st); }, slow);
-}
-
-EndpointResult run_change_caught_up(Store& store, const IssueSettings& s,
-                                    std::function<void(Txn&, GrantState&)> body) {
-  return run_grant(s, [&store, body = std::move(body)](GrantState& st) {
-    if (Cluster* cluster = store.cluster()) cluster->catch_up(store);
-    run_body(store, body, st);
-  });
 }
 
 EndpointResult run_change_prepared(Store& store, const IssueSettings& s,
@@ -216,7 +216,7 @@ EndpointResult run_change_prepared(Store& store, const IssueSettings& s,
   } catch (const std::exception&) {
     c.reset();  // decided again off the event loop, which says what failed
   }
-  if (!c) {
+  if (!c || (state->unseen && store.cluster())) {  // unseen: decided off the event loop
     wipe(state->response.body);
     return run_change(store, s, std::move(body));
   }
@@ -277,6 +277,7 @@ EndpointResult authorization_code_grant(Store& store, const Request& req, const 
       store, s, [s, client, hash, redirect_uri, verifier_copy, asked](Txn& txn, GrantState& st) {
         auto t = txn.get_token(s.realm, hash);
         if (!t || t->type != TokenType::kCode) {
+          st.unseen = !t;
           st.response = invalid_grant("The authorization code is invalid");
           return;
         }
@@ -368,6 +369,7 @@ EndpointResult refresh_token_grant(Store& store, const Request& req, const Form&
   return run_change(store, s, [s, client, token, scope, hash, asked](Txn& txn, GrantState& st) {
     auto t = txn.get_token(s.realm, hash);
     if (auto refused = refresh_refusal(t, client, s)) {
+      st.unseen = !t;
       st.response = std::move(*refused);
       return;
     }
