@@ -67,6 +67,25 @@ ok(-f $ea->store . '/data.mdb' && -f $eb->store . '/data.mdb',
 my $sync_pid_a = $ea->sync_pid;
 my $sync_pid_b = $eb->sync_pid;    # again after the restart below
 
+# simplejwt's login and refresh (seed 005) at both edges, one key and one
+# issuer between them (the name a load balancer puts in front of the
+# edges); its application goes through etcd before nginx starts, as the
+# locations name it
+my $K = $ea->dir . '/keys';
+mkdir $K or die "mkdir $K: $!";
+{
+    my ($code, undef, $err) = $ea->_run_cmd('/usr/bin/openssl', 'genpkey',
+        '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256',
+        '-out', "$K/ec.pem");
+    die "openssl: $err" if $code;
+}
+my $sj = $ea->new_app_etcd(name => 'edge-simplejwt',
+    grant => ['password', 'refresh_token'], scope => 'read');
+my $sjid = $sj->{client_id} // 'none';
+my $SJ = "oauth2_jwt_key $K/ec.pem; oauth2_issuer https://edges.example;";
+my $SIMPLEJWT = "location = /api/token/ { $SJ oauth2_jwt_token $sjid; }\n"
+    . "location = /api/token/refresh/ { $SJ oauth2_jwt_refresh $sjid; }\n";
+
 for my $t ($ea, $eb) {
     # oauth2_cluster at the http level; the default server's oauth2_store
     # is the edge's mirror
@@ -74,7 +93,8 @@ for my $t ($ea, $eb) {
         extra_http => $t->cluster_directive(prefix => $PREFIX,
             max_staleness => "${STALE}s")
             . "oauth2_account_limit 6 30s;\n",
-        extra_server => "location = /metrics { oauth2_metrics; }\n"))->run;
+        extra_server => "location = /metrics { oauth2_metrics; }\n"
+            . $SIMPLEJWT))->run;
 }
 my %master = (A => $ea->master_pid, B => $eb->master_pid);
 
@@ -447,7 +467,7 @@ section('parallel refresh of one token on both edges', sub {
 # client's backend can land on different edges): B catches up with etcd
 # and redeems it, where it used to answer invalid_grant to a legitimate
 # client.  B's sync daemon is held as in the revocation section above.
-section('a code and a refresh token B has not mirrored yet', sub {
+section('a code and refresh tokens B has not mirrored yet', sub {
     my $f = OAuth2Authorize->new($ea);
     my $q = OAuth2Authorize::query(client_id => $web->{client_id},
         response_type => 'code', redirect_uri => $CB, scope => 'read',
@@ -462,8 +482,13 @@ section('a code and a refresh token B has not mirrored yet', sub {
         Authorization => $ea->basic($mob->{client_id},
             $mob->{client_secret}));
     my $rt = $r->{json}{refresh_token} // 'x';
-    ok($code && $r->{status} == 200,
-        "a code and a refresh token made on A while B's sync is held");
+    my $JSON = ['Content-Type' => 'application/json'];
+    my $sr = $ea->post_form('/api/token/', JSON::PP->new->encode(
+        { username => 'carol', password => $PW }), @$JSON);
+    my $srt = $sr->{json}{refresh} // 'x';
+    ok($code && $r->{status} == 200 && $sr->{status} == 200,
+        "a code and two refresh tokens (OAuth 2, simplejwt) made on A while "
+        . "B's sync is held");
     my $dir = $eb->dir;
     my $cp = in_background("$dir/bg.code-unmirrored", sub {
         $eb->post_form('/o/token/', OAuth2Test::form(
@@ -475,21 +500,30 @@ section('a code and a refresh token B has not mirrored yet', sub {
             grant_type => 'refresh_token', refresh_token => $rt),
             Authorization => $eb->basic($mob->{client_id},
                 $mob->{client_secret})) });
+    my $sp = in_background("$dir/bg.simplejwt-unmirrored", sub {
+        $eb->post_form('/api/token/refresh/',
+            JSON::PP->new->encode({ refresh => $srt }), @$JSON) });
     sleep 0.3;
     kill 'CONT', $spid;
-    for ([code => $cp, 'code-unmirrored'],
-         [refresh => $rp, 'refresh-unmirrored']) {
-        my ($what, $pid, $file) = @$_;
+    for ([code => $cp, 'code-unmirrored', 'access_token'],
+         [refresh => $rp, 'refresh-unmirrored', 'access_token'],
+         ['simplejwt refresh' => $sp, 'simplejwt-unmirrored', 'access']) {
+        my ($what, $pid, $file, $field) = @$_;
         my $res = background_result($pid, "$dir/bg.$file");
         is($res->{status}, 200, sprintf('the %s redeemed on B: 200 (after '
-            . '%.2f s), not invalid_grant', $what, $res->{took}))
+            . '%.2f s), not refused', $what, $res->{took}))
             or diag($res->{raw});
         cmp_ok($res->{took}, '>=', 0.25,
             "... once B's mirror had caught up with etcd");
         my ($body) = ($res->{raw} =~ /\r?\n\r?\n(.*)\z/s);
         my $at = (eval { JSON::PP->new->decode($body // '') } // {})
-            ->{access_token} // 'x';
-        is(protected($eb, $at), 200, "... and its access token works on B");
+            ->{$field} // 'x';
+        if ($field eq 'access') {    # a JWT of the simplejwt location's key
+            like($at, qr/^[\w-]+\.[\w-]+\.[\w-]+$/, '... with a new access JWT');
+        } else {
+            is(protected($eb, $at), 200,
+                "... and its access token works on B");
+        }
     }
     my $again = $ea->post_form('/o/token/', OAuth2Test::form(
         grant_type => 'authorization_code', code => $code,

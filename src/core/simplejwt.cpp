@@ -110,6 +110,17 @@ std::optional<std::string_view> string_field(json_t* body, const char* f) {
   return std::string_view(json_string_value(v), json_string_length(v));
 }
 
+// Whether t, the record of a verified refresh JWT, may give c an access
+// token now.  R46: a deleted or disabled user's tokens fail at once.
+bool usable_refresh(Txn& txn, std::string_view realm, const Token& t, const Client& c,
+                    int64_t now) {
+  if (t.type != TokenType::kRefresh || !t.jwt || t.client_id != c.client_id ||
+      now >= t.expires_at) {
+    return false;
+  }
+  return t.user.empty() || txn.active_username(realm, token_user_id(t));
+}
+
 std::optional<Client> login_client(Store& store, const Request& req) {
   Txn txn = store.read();
   auto c = txn.get_client(req.loc.realm, req.loc.login_client_id);
@@ -163,32 +174,34 @@ EndpointResult jwt_refresh_endpoint(Store& store, const Request& req) {
   }
 
   auto client = login_client(store, req);
+  if (!client) return done(token_not_valid());
   const TokenId hash = token_id(jti);
   std::optional<Token> t;
   {
     Txn txn = store.read();
     t = txn.get_token(req.loc.realm, hash);
-    if (t && !t->user.empty() && !txn.active_username(req.loc.realm, token_user_id(*t))) {
-      t.reset();  // R46: a deleted or disabled user's tokens fail at once
+    if (t && !usable_refresh(txn, req.loc.realm, *t, *client, req.c.now)) {
+      return done(token_not_valid());
     }
   }
-  if (!client || !t || t->type != TokenType::kRefresh || !t->jwt ||
-      t->client_id != client->client_id || req.c.now >= t->expires_at) {
-    return done(token_not_valid());
-  }
+  // unknown: refused; but in cluster mode it may have been issued on
+  // another edge a moment ago, so the change decides, and looks again
+  // once this edge's mirror has caught up with etcd (GrantState::unseen)
+  if (!t && !store.cluster()) return done(token_not_valid());
 
   // simplejwt's default (ROTATE_REFRESH_TOKENS off): a new access token,
   // the refresh token lives on until it expires or is revoked
   IssueSettings s(req);
   s.simplejwt = true;
   Client c = *client;
-  Token rt = *t;
-  return run_change(store, s, [s, c, rt, hash](Txn& txn, GrantState& st) {
-    if (!txn.get_token(s.realm, hash)) {  // revoked since the read
+  return run_change(store, s, [s, c, hash](Txn& txn, GrantState& st) {
+    auto t = txn.get_token(s.realm, hash);
+    if (!t || !usable_refresh(txn, s.realm, *t, c, s.now)) {  // or revoked since the read
+      st.unseen = !t;
       st.response = token_not_valid();
       return;
     }
-    IssuedPair pair = issue_pair(txn, s, c, rt.scope, rt.user, rt.family, false);
+    IssuedPair pair = issue_pair(txn, s, c, t->scope, t->user, t->family, false);
     txn.commit();
     st.response = issued(pair, pair.simplejwt_json(), "refresh_token");
   });
