@@ -278,8 +278,7 @@ int sync_command(const Invocation& inv) {
   EtcdConfig config = etcd_config(inv);
   Etcd etcd(config);
   try {  // a clear refusal to start, rather than a daemon that retries
-    Json req(json_pack("{s:s,s:b}", "key", base64_std(config.prefix).c_str(), "count_only", 1));
-    etcd.call("/v3/kv/range", req.get(), 5000);
+    etcd.revision(5000);
   } catch (const EtcdError& e) {
     return fail(std::string("cannot start: ") + e.what());
   }

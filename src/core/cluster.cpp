@@ -150,13 +150,7 @@ bool Cluster::commit(Store& store, const Change& c) {
 void Cluster::catch_up(Store& store) {
   int64_t revision = 0;
   try {
-    // etcd's current revision, from the key the heartbeats go to (any
-    // key would do: the header carries the store's revision)
-    Json req(json_pack("{s:s,s:b}", "key", base64_std(etcd_.heartbeat_prefix()).c_str(),
-                       "count_only", 1));
-    if (!req) throw std::bad_alloc();
-    Json answer = etcd_.call("/v3/kv/range", req.get(), kEtcdTimeoutMs);
-    revision = etcd_revision(answer.get());
+    revision = etcd_.revision(kEtcdTimeoutMs);
   } catch (const EtcdError& e) {
     throw StoreError::unavailable(e.what());
   }

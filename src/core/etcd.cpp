@@ -562,6 +562,12 @@ std::optional<std::pair<Db, std::string>> Etcd::record(std::string_view etcd_key
   return std::nullopt;
 }
 
+int64_t Etcd::revision(long timeout_ms) {
+  Json req(json_pack("{s:s,s:b}", "key", base64_std(config_.prefix).c_str(), "count_only", 1));
+  if (!req) throw std::bad_alloc();
+  return etcd_revision(call("/v3/kv/range", req.get(), timeout_ms).get());
+}
+
 std::string Etcd::range_end(std::string_view prefix) {
   std::string end(prefix);
   while (!end.empty()) {

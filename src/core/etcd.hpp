@@ -94,6 +94,11 @@ class Etcd {
              const std::function<bool(std::vector<Json>&)>& on_message,
              const std::atomic<bool>* cancel = nullptr);
 
+  // etcd's current revision, from a linearizable count-only read of the
+  // prefix (so also a check that a member with quorum answers).  Throws
+  // EtcdError.
+  int64_t revision(long timeout_ms);
+
   // the etcd key of a store record, and back (nullopt: not a record's key)
   std::string key(Db db, std::string_view key) const;
   std::optional<std::pair<Db, std::string>> record(std::string_view etcd_key) const;
