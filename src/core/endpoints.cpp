@@ -648,11 +648,12 @@ EndpointResult revoke_endpoint(Store& store, const Request& req) {
   // a malformed token cannot exist: answer as for any unknown one
   if (token.size() > kMaxTokenLen || !is_vschar(token)) return done(ok);
 
-  TokenId hash;
+  const auto id = presented_id(req, token, false);
+  if (!id) return done(ok);  // a JWT without a jti is no token of ours
   std::optional<Token> t;
   {
     Txn txn = store.read();
-    t = find_presented(txn, req, token, false, &hash);
+    t = presented_record(txn, req.loc.realm, token, *id);
   }
   // another client's, or no token at all (an API key has its own
   // revocation): the same 200, and nothing changes
@@ -665,17 +666,12 @@ EndpointResult revoke_endpoint(Store& store, const Request& req) {
   // a few ms ago, and a 200 that revoked nothing would leave it valid
   // everywhere.  So there the change runs, finds it unseen, and looks
   // again once the mirror has caught up with etcd (503 without it, R53).
-  if (!t) {
-    if (!store.cluster()) return done(ok);
-    auto id = presented_id(req, token, false);
-    if (!id) return done(ok);
-    hash = *id;
-  }
+  if (!t && !store.cluster()) return done(ok);
 
   IssueSettings s(req);
   std::string client_id = auth.client->client_id;
   const bool jwt = looks_like_jwt(token);
-  return run_change(store, s, [s, id = hash, client_id, jwt](Txn& txn, GrantState& st) {
+  return run_change(store, s, [s, id = *id, client_id, jwt](Txn& txn, GrantState& st) {
     auto t = txn.get_token(s.realm, id);
     st.unseen = !t;
     if (t && t->client_id == client_id && t->jwt == jwt &&

@@ -29,9 +29,12 @@ bool looks_like_jwt(std::string_view token);
 // location lacks a key.  A JWT's record must be a JWT's, an opaque one's not.
 std::optional<Token> find_presented(Txn& txn, const Request& req, std::string_view token,
                                     bool verify, TokenId* hash);
-// The key find_presented looks the token up by (nullopt: no record can be
-// the token's, a JWT without a jti or, with verify, one that fails)
+// find_presented's two steps: the key it looks the token up by (nullopt:
+// no record can be the token's, a JWT without a jti or, with verify, one
+// that fails), and the record under that key that can be the token's
 std::optional<TokenId> presented_id(const Request& req, std::string_view token, bool verify);
+std::optional<Token> presented_record(Txn& txn, std::string_view realm, std::string_view token,
+                                      const TokenId& id);
 
 // Signs the access token whose record is at; jti is its record's key's
 // preimage.  RFC 9068 claims, or simplejwt's when s.simplejwt.
