@@ -29,14 +29,7 @@ my $B = 'https://b.example/api';
 my $C = 'urn:example:c';
 my $CB = 'https://client.example/cb';
 
-my $K = $t->dir . '/keys';
-mkdir $K or die "mkdir $K: $!";
-my ($kc, undef, $kerr) = $t->_run_cmd('/usr/bin/openssl', 'genpkey',
-    '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256',
-    '-out', "$K/ec.pem");
-die "openssl: $kerr" if $kc;
-chmod 0644, "$K/ec.pem";
-chmod 0755, $K;
+my $EC = $t->ec_key;
 
 OAuth2Authorize::user_add($t, 'alice', 'Tr0ub4dor-and-3');
 
@@ -90,7 +83,7 @@ my $server = <<"EOF";
         location /inh/deep/ { auth_oauth2 "api"; alias $html; }
     }
 EOF
-my $http = "oauth2_jwt_key $K/ec.pem;\n"
+my $http = "oauth2_jwt_key $EC;\n"
     . "log_format aud '\$uri \$status \$oauth2_error';\n";
 my $conf = OAuth2Authorize::http_conf($t, extra_http => $http,
     extra_server => $server . $t->daemon_locations);

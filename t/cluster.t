@@ -71,18 +71,11 @@ my $sync_pid_b = $eb->sync_pid;    # again after the restart below
 # issuer between them (the name a load balancer puts in front of the
 # edges); its application goes through etcd before nginx starts, as the
 # locations name it
-my $K = $ea->dir . '/keys';
-mkdir $K or die "mkdir $K: $!";
-{
-    my ($code, undef, $err) = $ea->_run_cmd('/usr/bin/openssl', 'genpkey',
-        '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256',
-        '-out', "$K/ec.pem");
-    die "openssl: $err" if $code;
-}
+my $EC = $ea->ec_key;
 my $sj = $ea->new_app_etcd(name => 'edge-simplejwt',
     grant => ['password', 'refresh_token'], scope => 'read');
 my $sjid = $sj->{client_id} // 'none';
-my $SJ = "oauth2_jwt_key $K/ec.pem; oauth2_issuer https://edges.example;";
+my $SJ = "oauth2_jwt_key $EC; oauth2_issuer https://edges.example;";
 my $SIMPLEJWT = "location = /api/token/ { $SJ oauth2_jwt_token $sjid; }\n"
     . "location = /api/token/refresh/ { $SJ oauth2_jwt_refresh $sjid; }\n";
 
@@ -393,13 +386,21 @@ section('no local write to a mirror', sub {
 
 ############################ one code, redeemed on both edges at once (R29)
 
-section('parallel redemption of one code on both edges', sub {
+# alice signed in on edge A for the web application: the flow, its
+# authorization query (state $state) and the session, or () if she cannot
+sub alice_on_a {
+    my ($state) = @_;
     my $f = OAuth2Authorize->new($ea);
     my $q = OAuth2Authorize::query(client_id => $web->{client_id},
         response_type => 'code', redirect_uri => $CB, scope => 'read',
-        state => 'st-1');
+        state => $state);
     my $session = $f->login($q, 'alice', $PW);
     ok($session, 'alice signs in on edge A') or return;
+    return ($f, $q, $session);
+}
+
+section('parallel redemption of one code on both edges', sub {
+    my ($f, $q, $session) = alice_on_a('st-1') or return;
     my @wins;
     my %tally;
     for my $round (1 .. 3) {
@@ -470,12 +471,7 @@ section('parallel refresh of one token on both edges', sub {
 # and redeems it, where it used to answer invalid_grant to a legitimate
 # client.  B's sync daemon is held as in the revocation section above.
 section('a code and refresh tokens B has not mirrored yet', sub {
-    my $f = OAuth2Authorize->new($ea);
-    my $q = OAuth2Authorize::query(client_id => $web->{client_id},
-        response_type => 'code', redirect_uri => $CB, scope => 'read',
-        state => 'st-unmirrored');
-    my $session = $f->login($q, 'alice', $PW);
-    ok($session, 'alice signs in on edge A') or return;
+    my ($f, $q, $session) = alice_on_a('st-unmirrored') or return;
     my $spid = $eb->sync_pid;
     kill 'STOP', $spid;
     my $code = $f->code($q, $session);

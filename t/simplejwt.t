@@ -24,14 +24,8 @@ my $ISS = 'https://auth.example.com';
 my $JSON = JSON::PP->new->canonical;
 
 my $t = OAuth2Test->new;
-my $K = $t->dir . '/keys';
-mkdir $K or die "mkdir $K: $!";
-{
-    my ($code, undef, $err) = $t->_run_cmd('/usr/bin/openssl', 'genpkey',
-        '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256',
-        '-out', "$K/ec.pem");
-    die "openssl: $err" if $code;
-}
+my $K = $t->dir . '/keys';    # ec.pem, and the service tokens
+$t->ec_key;
 
 # the service token: SERVICE_API_TOKEN of the seed's .env
 my $STATUS_TOKEN = join '', map { ('a' .. 'z', 'A' .. 'Z', 0 .. 9)[rand 62] }

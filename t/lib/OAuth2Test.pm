@@ -221,6 +221,22 @@ sub write_default_config {
 ############################################################ processes
 
 # runs a command, returns (exit code, stdout, stderr)
+# a new P-256 key for oauth2_jwt_key, readable by the workers:
+# <dir>/keys/<name>.pem (name: ec), the keys directory made if need be
+sub ec_key {
+    my ($self, $name) = @_;
+    my $dir = "$self->{dir}/keys";
+    -d $dir or mkdir $dir or die "mkdir $dir: $!";
+    chmod 0755, $dir;
+    my $file = "$dir/" . ($name // 'ec') . '.pem';
+    my ($code, undef, $err) = $self->_run_cmd('/usr/bin/openssl', 'genpkey',
+        '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256',
+        '-out', $file);
+    die "openssl genpkey: $err" if $code;
+    chmod 0644, $file;
+    return $file;
+}
+
 sub _run_cmd {
     my ($self, @cmd) = @_;
     my $out = "$self->{dir}/.cmd.out.$$";
