@@ -7,9 +7,12 @@
 # password) holds on the other; the edge that wrote reads its own write at
 # once; single-use codes, refresh rotation and the account lock hold across
 # edges; a mirror is written only by its sync daemon (a local write without
-# --etcd is refused); with etcd or the sync daemon gone the token endpoint
-# answers 503 and bearer validation fails closed (503, Retry-After) once
-# the mirror is staler than max_staleness, and both recover by themselves,
+# --etcd is refused); a token or code made on one edge a moment ago is
+# redeemed, revoked or introspected on the other once its mirror has caught
+# up; with etcd or the sync daemon gone the token endpoint answers 503 and
+# bearer validation, introspection and userinfo fail closed (503,
+# Retry-After) once the mirror is staler than max_staleness, and both
+# recover by themselves,
 # without restarting nginx or sync; bad oauth2_cluster values fail nginx -t.
 use strict;
 use warnings;
@@ -23,7 +26,7 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 use OAuth2Test;
 use OAuth2Authorize;
-use OAuth2Grants qw(PBKDF2);
+use OAuth2Grants qw(PBKDF2 introspect);
 
 OAuth2Test::require_build();
 unless (OAuth2Test::have_etcd()) {
@@ -87,6 +90,7 @@ for my $t ($ea, $eb) {
             max_staleness => "${STALE}s")
             . "oauth2_account_limit 6 30s;\n",
         extra_server => "location = /metrics { oauth2_metrics; }\n"
+            . "location = /o/userinfo/ { oauth2_userinfo; }\n"
             . $SIMPLEJWT))->run;
 }
 my %master = (A => $ea->master_pid, B => $eb->master_pid);
@@ -315,6 +319,38 @@ section('a revocation on B of a token B has not mirrored yet', sub {
     is($r->{status}, 200,
         'a token that exists nowhere: 200 on B, as on one machine (R50)');
     is($r->{body}, '{}', '... with the same body');
+});
+
+# introspection on B of a token B's mirror does not hold yet (issued on A a
+# moment ago): a resource server behind B told "active": false would
+# refuse a good client, so B catches up with etcd first, then looks again
+section('introspection on B of a token B has not mirrored yet', sub {
+    my $spid = $eb->sync_pid;
+    kill 'STOP', $spid;
+    my $fresh = $ea->access_token($app);
+    is(protected($eb, $fresh), 401,
+        "a token issued on A while B's sync daemon is held: B does not know "
+        . 'it yet');
+    my $file = $eb->dir . '/bg.introspect-unmirrored';
+    my $ip = in_background($file, sub { introspect($eb, $app, $fresh) });
+    sleep 0.3;
+    # still running (not reaped): no answer while B's mirror was behind
+    my $waited = waitpid($ip, POSIX::WNOHANG()) == 0;
+    kill 'CONT', $spid;
+    my $ir = background_result($ip, $file);
+    my $j = eval { JSON::PP->new->decode($ir->{raw} =~ s/^.*?\r\n\r\n//sr) }
+        // {};
+    is($ir->{status}, 200, sprintf('introspection on B: 200 (after %.2f s)',
+        $ir->{took})) or diag($ir->{raw});
+    ok($j->{active} && JSON::PP::is_bool($j->{active}),
+        '... "active": true, not false') or diag($ir->{raw});
+    is($j->{client_id}, $id, '... naming the client A issued it to');
+    ok($waited, "... only once B's mirror had caught up with etcd: no "
+        . 'answer while its sync was held');
+    my $r = introspect($eb, $app, 'never-issued-' . ('y' x 30));
+    is($r->{status}, 200, 'a token that exists nowhere: 200 on B');
+    ok(!$r->{json}{active}, '... "active": false, as on one machine')
+        or diag($r->{raw});
 });
 
 # the cluster's group commit (a queue of the changes waiting, at most 64 a
@@ -669,6 +705,9 @@ section('oauth2-admin --etcd restore puts a backup in the cluster', sub {
 
 section('edge B without its sync daemon, then with it again', sub {
     my $before = $eb->sync_pid;
+    my $gone = $ea->access_token($app);
+    my ($known) = poll(1, sub { protected($eb, $gone) == 200 });
+    ok($known, 'a token valid on both edges');
     my $t0 = time;
     is($eb->stop_sync, 0, sprintf("edge B's sync daemon stops on SIGTERM "
         . '(exit 0, after %.2f s)', time - $t0));
@@ -676,6 +715,22 @@ section('edge B without its sync daemon, then with it again', sub {
     my ($ok, $took) = poll($STALE + 3, sub { protected($eb, $tok2) == 503 });
     ok($ok, sprintf('edge B fails closed without its sync daemon (after '
         . '%.2f s) (R77)', $took));
+    # the endpoints that answer from the mirror alone fail closed with it:
+    # a revocation made on A meanwhile is missing from B's mirror
+    is($ea->revoke($id, $secret, $gone)->{status}, 200,
+        'that token revoked on A while B has no sync daemon');
+    my $i = introspect($eb, $app, $gone);
+    is($i->{status}, 503, '... introspection on B fails closed, never '
+        . '"active": true (R77)') or diag($i->{raw});
+    is($i->{json}{error}, 'temporarily_unavailable',
+        '... temporarily_unavailable (R10)');
+    like(OAuth2Test::header($i, 'Retry-After') // '', qr/^\d+$/,
+        '... with Retry-After');
+    my $u = $eb->bearer_get('/o/userinfo/', $gone);
+    is($u->{status}, 503, 'userinfo on B fails closed too (R77)')
+        or diag($u->{raw});
+    is(introspect($ea, $app, $tok2)->{json}{active}, JSON::PP::true,
+        'introspection on A, whose mirror is fresh, still answers');
     my $seen = length OAuth2Test::_slurp($eb->sync_log);
     $eb->run_sync($burls, prefix => $PREFIX);
     like(substr(OAuth2Test::_slurp($eb->sync_log), $seen),
@@ -684,6 +739,13 @@ section('edge B without its sync daemon, then with it again', sub {
     ($ok, $took) = poll(2, sub { protected($eb, $tok2) == 200 });
     ok($ok, sprintf('edge B validates the token A issued meanwhile (%.2f s)',
         $took));
+    $i = introspect($eb, $app, $tok2);
+    ok($i->{status} == 200 && $i->{json}{active},
+        '... and introspection on B answers again: active') or diag($i->{raw});
+    $i = introspect($eb, $app, $gone);
+    ok($i->{status} == 200 && !$i->{json}{active},
+        '... and the token revoked meanwhile: "active": false')
+        or diag($i->{raw});
     $sync_pid_b = $eb->sync_pid;
 });
 

@@ -146,18 +146,6 @@ void unavailable_because(const char* why, oauth2_alloc_pt alloc, void* ctx,
   }
 }
 
-// Cluster mode: why the mirror is too old to validate from (fail
-// closed: a revocation elsewhere may not be in it), or "".
-std::string mirror_staleness(oauth2::Store& store) {
-  const int64_t fresh = store.mirror_fresh_at();
-  const int64_t age = oauth2::now_ms() - fresh;
-  const int64_t bound = store.cluster()->max_staleness_ms();
-  if (fresh && age <= bound) return std::string();
-  if (!fresh) return "the cluster mirror has never been synced: is oauth2-admin sync running?";
-  return "the cluster mirror is " + std::to_string(age) + " ms old (max_staleness " +
-         std::to_string(bound) + " ms): is oauth2-admin sync running, and etcd reachable?";
-}
-
 }  // namespace
 
 extern "C" {
@@ -527,8 +515,8 @@ int oauth2_validate(oauth2_store_t* s, const oauth2_location_t* l, const oauth2_
     b.dpop_recorded = req->dpop_recorded != 0;
     oauth2::Validation v;
     oauth2::Store* store = open_store(s);
-    if (store && store->cluster()) {
-      if (std::string why = mirror_staleness(*store); !why.empty()) {
+    if (store) {
+      if (std::string why = oauth2::mirror_staleness(*store); !why.empty()) {
         unavailable_because(why.c_str(), alloc, ctx, res);
         res->retry_after = 1;
         return OAUTH2_OK;

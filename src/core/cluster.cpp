@@ -300,6 +300,18 @@ void Cluster::send(const std::vector<Waiter*>& batch) {
   }
 }
 
+std::string mirror_staleness(Store& store) {
+  const Cluster* cluster = store.cluster();
+  if (!cluster) return std::string();
+  const int64_t fresh = store.mirror_fresh_at();
+  const int64_t age = now_ms() - fresh;
+  const int64_t bound = cluster->max_staleness_ms();
+  if (fresh && age <= bound) return std::string();
+  if (!fresh) return "the cluster mirror has never been synced: is oauth2-admin sync running?";
+  return "the cluster mirror is " + std::to_string(age) + " ms old (max_staleness " +
+         std::to_string(bound) + " ms): is oauth2-admin sync running, and etcd reachable?";
+}
+
 bool wait_for_mirror(Store& store, int64_t revision, long timeout_ms) {
   using Clock = std::chrono::steady_clock;
   const auto end = Clock::now() + std::chrono::milliseconds(timeout_ms);

@@ -116,6 +116,12 @@ bool wait_for_mirror(Store& store, int64_t revision, long timeout_ms);
 
 int64_t now_ms();
 
+// Cluster mode: why store's mirror is too old to answer from (fail closed:
+// a revocation made on another edge may not be in it), or "" when it is
+// fresh enough, as in single-node mode.  auth_oauth2, introspection and
+// userinfo, which answer from the mirror alone, refuse with 503 then.
+std::string mirror_staleness(Store& store);
+
 // The sync daemon's writes to the mirror: one LMDB write transaction,
 // aborted unless committed.  reset() empties every database (the local
 // meta records excepted) for a snapshot, in the same transaction.

@@ -35,6 +35,11 @@ Response invalid_grant(std::string_view description);
 Response unavailable();
 Response invalid_client(bool used_header);
 
+// Cluster mode: the endpoint's 503, with Retry-After, while this edge's
+// mirror is staler than max_staleness (mirror_staleness), for the
+// endpoints that answer from the mirror alone, as auth_oauth2 does (R77).
+std::optional<Response> stale_mirror(Store& store, int endpoint);
+
 // R1-R8: POST, one form Content-Type, no query, a strict form body.
 std::optional<Response> check_http(const Request& req, Form& form);
 

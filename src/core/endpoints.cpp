@@ -4,6 +4,7 @@
 #include <climits>
 
 #include "audience.hpp"
+#include "cluster.hpp"
 #include "codec.hpp"
 #include "endpoint_table.hpp"
 #include "endpoint_util.hpp"
@@ -36,6 +37,15 @@ Response unavailable() {
   Response r =
       oauth_error(503, "temporarily_unavailable", "The authorization server store is unavailable");
   r.retry_after = 1;
+  return r;
+}
+
+std::optional<Response> stale_mirror(Store& store, int endpoint) {
+  std::string why = mirror_staleness(store);
+  if (why.empty()) return std::nullopt;
+  Response r = failure_response(endpoint, 503);
+  r.retry_after = 1;
+  r.reason = std::move(why);
   return r;
 }
 
@@ -650,10 +660,11 @@ EndpointResult revoke_endpoint(Store& store, const Request& req) {
 
   const auto id = presented_id(req, token, false);
   if (!id) return done(ok);  // a JWT without a jti is no token of ours
+  const bool jwt = looks_like_jwt(token);
   std::optional<Token> t;
   {
     Txn txn = store.read();
-    t = presented_record(txn, req.loc.realm, token, *id);
+    t = presented_record(txn, req.loc.realm, jwt, *id);
   }
   // another client's, or no token at all (an API key has its own
   // revocation): the same 200, and nothing changes
@@ -670,7 +681,6 @@ EndpointResult revoke_endpoint(Store& store, const Request& req) {
 
   IssueSettings s(req);
   std::string client_id = auth.client->client_id;
-  const bool jwt = looks_like_jwt(token);
   return run_change(store, s, [s, id = *id, client_id, jwt](Txn& txn, GrantState& st) {
     auto t = txn.get_token(s.realm, id);
     st.unseen = !t;

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "audience.hpp"
+#include "cluster.hpp"
 #include "codec.hpp"
 #include "crypto.hpp"
 #include "endpoint_table.hpp"
@@ -33,35 +34,27 @@ bool may_introspect(const Client& caller, const Token& t) {
   return std::find(allowed.begin(), allowed.end(), "introspection") != allowed.end();
 }
 
-}  // namespace
+// What an answer needs besides the record, held by value so that it can
+// be made off the event loop too.
+struct Asked {
+  Client caller;
+  std::string realm;
+  int64_t now = 0;
+  const Location* loc = nullptr;
+};
 
-EndpointResult introspect_endpoint(Store& store, const Request& req) {
-  // R55: only authenticated clients
-  TokenQuery q;
-  if (auto refused = read_token_query(store, req, q)) return std::move(*refused);
-  const std::string_view token = q.token;
-  const ClientAuth& auth = q.auth;
-  if (!auth.client->confidential) {
-    return done(invalid_client(req.c.has_authorization));
-  }
-  if (token.size() > kMaxTokenLen || !is_vschar(token)) return done(inactive());
-
-  Txn txn = store.read();
-  std::string_view realm = req.loc.realm;
-  TokenId hash;
-  auto t = find_presented(txn, req, token, true, &hash);
+// The answer about t, the presented token's record (nullopt: none)
+Response answer(Txn& txn, const Asked& a, const std::optional<Token>& t) {
   if (!t || (t->type != TokenType::kAccess && t->type != TokenType::kRefresh) ||
-      req.c.now >= t->expires_at || (t->type == TokenType::kRefresh && t->used_at)) {
-    return done(inactive());
+      a.now >= t->expires_at || (t->type == TokenType::kRefresh && t->used_at)) {
+    return inactive();
   }
-  auto enabled = txn.client_enabled(realm, t->client_id);
-  if (!enabled || !*enabled || !may_introspect(*auth.client, *t)) {
-    return done(inactive());
-  }
+  auto enabled = txn.client_enabled(a.realm, t->client_id);
+  if (!enabled || !*enabled || !may_introspect(a.caller, *t)) return inactive();
   std::optional<std::string> username;
   if (!t->user.empty()) {
-    username = txn.active_username(realm, token_user_id(*t));
-    if (!username) return done(inactive());
+    username = txn.active_username(a.realm, token_user_id(*t));
+    if (!username) return inactive();
   }
 
   Json j(json_object());
@@ -87,13 +80,50 @@ EndpointResult introspect_endpoint(Store& store, const Request& req) {
   const std::string& sub = username ? t->user : t->client_id;
   json_object_set_new(j.get(), "sub", json_stringn(sub.data(), sub.size()));
   // RFC 8707 resources, else the default audience
-  if (json_t* aud = audience_json(t->audience, req.loc.jwt_audience())) {
+  if (json_t* aud = audience_json(t->audience, a.loc->jwt_audience())) {
     json_object_set_new(j.get(), "aud", aud);
   }
   Response r;
   r.status = 200;
   r.body = json_text(j.get());
-  return done(std::move(r));
+  return r;
+}
+
+}  // namespace
+
+EndpointResult introspect_endpoint(Store& store, const Request& req) {
+  // cluster mode: a revocation made on another edge may be missing from a
+  // stale mirror, so its answer would be unsafe to act on (R77)
+  if (auto stale = stale_mirror(store, OAUTH2_ENDPOINT_INTROSPECT)) return done(std::move(*stale));
+  // R55: only authenticated clients
+  TokenQuery q;
+  if (auto refused = read_token_query(store, req, q)) return std::move(*refused);
+  const std::string_view token = q.token;
+  const ClientAuth& auth = q.auth;
+  if (!auth.client->confidential) {
+    return done(invalid_client(req.c.has_authorization));
+  }
+  if (token.size() > kMaxTokenLen || !is_vschar(token)) return done(inactive());
+  const auto id = presented_id(req, token, true);
+  if (!id) return done(inactive());
+
+  Asked a{*auth.client, std::string(req.loc.realm), req.c.now, &req.loc};
+  const bool jwt = looks_like_jwt(token);
+  {
+    Txn txn = store.read();
+    auto t = presented_record(txn, a.realm, jwt, *id);
+    if (t || !store.cluster()) return done(answer(txn, a, t));
+  }
+  // cluster mode: a token this edge's mirror does not hold may have been
+  // issued on another edge a few ms ago, and a resource server told
+  // "active": false would refuse its client.  So off the event loop, once
+  // the mirror has caught up with etcd, it looks again (503 without etcd;
+  // a token that exists nowhere is still "active": false)
+  return pending_response([&store, a = std::move(a), id = *id, jwt] {
+    store.cluster()->catch_up(store);
+    Txn txn = store.read();
+    return answer(txn, a, presented_record(txn, a.realm, jwt, id));
+  });
 }
 
 EndpointResult metadata_endpoint(const Request& req) {

@@ -67,22 +67,12 @@ std::optional<TokenId> presented_id(const Request& req, std::string_view token, 
   return token_id(jti);
 }
 
-std::optional<Token> presented_record(Txn& txn, std::string_view realm, std::string_view token,
+std::optional<Token> presented_record(Txn& txn, std::string_view realm, bool jwt,
                                       const TokenId& id) {
   auto t = txn.get_token(realm, id);
   // a handshake's jti is public (its handshake_id): never a credential here
-  if (!t || t->jwt != looks_like_jwt(token) || t->type == TokenType::kHandshake) {
-    return std::nullopt;
-  }
+  if (!t || t->jwt != jwt || t->type == TokenType::kHandshake) return std::nullopt;
   return t;
-}
-
-std::optional<Token> find_presented(Txn& txn, const Request& req, std::string_view token,
-                                    bool verify, TokenId* hash) {
-  auto id = presented_id(req, token, verify);
-  if (!id) return std::nullopt;
-  *hash = *id;
-  return presented_record(txn, req.loc.realm, token, *id);
 }
 
 std::string sign_access_token(const IssueSettings& s, const Token& at, const std::string& jti) {

@@ -20,20 +20,19 @@ constexpr int64_t kJwtLeeway = 30;
 // three base64url segments: worth verifying as a JWT
 bool looks_like_jwt(std::string_view token);
 
-// The record of a token presented to revocation or introspection: an
-// opaque token's by its SHA-256, a JWT's by the SHA-256 of its jti.  With
-// verify (introspection, whose answer a resource server acts on) only once
-// the JWT's signature verifies under the location's keys, expired or not;
-// without (revocation) the jti is enough, as it is 256 random bits only the
-// real token carries, and a revocation must not fail silently because the
-// location lacks a key.  A JWT's record must be a JWT's, an opaque one's not.
-std::optional<Token> find_presented(Txn& txn, const Request& req, std::string_view token,
-                                    bool verify, TokenId* hash);
-// find_presented's two steps: the key it looks the token up by (nullopt:
-// no record can be the token's, a JWT without a jti or, with verify, one
-// that fails), and the record under that key that can be the token's
+// The record of a token presented to revocation or introspection, in two
+// steps: the key it is looked up by, an opaque token's SHA-256 or a JWT's
+// SHA-256 of its jti (nullopt: no record can be the token's, a JWT without
+// a jti or, with verify, one that fails).  With verify (introspection,
+// whose answer a resource server acts on) only once the JWT's signature
+// verifies under the location's keys, expired or not; without
+// (revocation) the jti is enough, as it is 256 random bits only the real
+// token carries, and a revocation must not fail silently because the
+// location lacks a key.
 std::optional<TokenId> presented_id(const Request& req, std::string_view token, bool verify);
-std::optional<Token> presented_record(Txn& txn, std::string_view realm, std::string_view token,
+// Then the record under that key that can be the token's: a JWT's
+// (jwt: looks_like_jwt of the token) must be a JWT's, an opaque one's not.
+std::optional<Token> presented_record(Txn& txn, std::string_view realm, bool jwt,
                                       const TokenId& id);
 
 // Signs the access token whose record is at; jti is its record's key's
