@@ -749,6 +749,43 @@ section('edge B without its sync daemon, then with it again', sub {
     $sync_pid_b = $eb->sync_pid;
 });
 
+# `oauth2-admin --etcd ... serve` reads its callers from the mirror: past
+# max_staleness (the daemon's is 5 s) it answers 503, so that a staff token
+# revoked on another machine cannot act there meanwhile (R77)
+section('the admin daemon on B fails closed on a stale mirror', sub {
+    my ($code, $out, $err) = $ea->admin_etcd('user', 'add', '--username',
+        'root', '--email', 'root@example.com', '--staff', '--password', $PW,
+        '--pbkdf2-iterations', PBKDF2);
+    is($code, 0, 'a staff user through etcd') or diag("$out$err");
+    my $first = $ea->new_app_etcd(name => 'edge-first', grant => 'password',
+        first_party => 1);
+    my $staff = $ea->admin_etcd_json('token', 'issue', '--client-id',
+        $first->{client_id}, '--user', 'root')->{access_token} // 'x';
+    $eb->run_daemon($eb->etcd_args, '--pbkdf2-iterations', PBKDF2);
+    my $users = sub {
+        $eb->api('GET', '/api/users/', port => $eb->daemon_port,
+            token => $staff) };
+    my ($ok) = poll(2, sub { $users->()->{status} == 200 });
+    ok($ok, 'the daemon on B answers a staff token issued through A');
+    is($eb->stop_sync, 0, "B's sync daemon stopped");
+    is($ea->revoke($first->{client_id}, $first->{client_secret},
+        $staff)->{status}, 200, 'the staff token revoked on A');
+    my $r;
+    ($ok, my $took) = poll(8, sub { ($r = $users->())->{status} == 503 });
+    ok($ok, sprintf('the daemon on B answers 503 once its mirror is staler '
+        . 'than 5 s (after %.2f s)', $took)) or diag($r->{raw});
+    like(OAuth2Test::header($r, 'Retry-After') // '', qr/^\d+$/,
+        '... with Retry-After');
+    like(OAuth2Test::_slurp($eb->daemon_log), qr/mirror is \d+ ms old/,
+        '... and its log says why');
+    $eb->run_sync($burls, prefix => $PREFIX);
+    ($ok, $took) = poll(3, sub { ($r = $users->())->{status} == 401 });
+    ok($ok, sprintf('with sync back, the revoked staff token is refused '
+        . '(401, after %.2f s)', $took)) or diag($r->{raw});
+    $sync_pid_b = $eb->sync_pid;
+    $eb->stop_daemon;
+});
+
 section('sync refuses a store that is not a mirror (R78)', sub {
     my $own = OAuth2Test->new;
     $own->new_app(name => 'single-node');

@@ -581,7 +581,9 @@ HttpResponse HttpServer::Impl::dispatch(MHD_Connection* conn, Req* rq) {
     return handler(ctx, req);
   } catch (const StoreError& e) {
     write_stderr(std::string(kProg) + ": " + timestamp() + " store: " + e.what() + "\n");
-    return HttpResponse::error(503, "The store is unavailable.");
+    HttpResponse r = HttpResponse::error(503, "The store is unavailable.");
+    r.set("Retry-After", "1");
+    return r;
   } catch (const std::exception& e) {
     write_stderr(std::string(kProg) + ": " + timestamp() + " error: " + e.what() + "\n");
     return HttpResponse::error(500, "A server error occurred.");

@@ -20,6 +20,7 @@
 
 #include "api.hpp"
 #include "cli.hpp"
+#include "cluster.hpp"
 #include "codec.hpp"
 #include "http.hpp"
 #include "model.hpp"
@@ -169,6 +170,12 @@ HttpResponse route_in_realm(ServeContext& ctx, const HttpRequest& req) {
 // Each request in its realm: a copy of the context names it, so that every
 // lookup, session, staff check and throttle below stays inside it.
 HttpResponse route(ServeContext& shared, const HttpRequest& req) {
+  // --etcd: every answer here rests on the mirror (who the caller is, what
+  // a page shows); past max_staleness a token, key or session revoked on
+  // another machine could still act, so 503, as auth_oauth2 (R77)
+  if (std::string why = mirror_staleness(*shared.store); !why.empty()) {
+    throw StoreError::unavailable(why);
+  }
   ServeContext ctx = shared;
   if (auto refused = select_realm(ctx, req)) return *refused;
   return route_in_realm(ctx, req);
