@@ -147,13 +147,41 @@ bool Cluster::commit(Store& store, const Change& c) {
   return true;
 }
 
-void Cluster::catch_up(Store& store) {
-  int64_t revision = 0;
-  try {
-    revision = etcd_.revision(kEtcdTimeoutMs);
-  } catch (const EtcdError& e) {
-    throw StoreError::unavailable(e.what());
+int64_t Cluster::current_revision() {
+  std::unique_lock<std::mutex> lk(read_m_);
+  // the read this call needs: the next to start (one in flight now may
+  // have been answered before this caller's record was written)
+  const uint64_t want = reads_started_ + 1;
+  for (;;) {
+    if (reads_finished_ >= want) {  // want's, or a later one's
+      if (read_error_) std::rethrow_exception(read_error_);
+      return read_revision_;
+    }
+    if (reads_started_ == reads_finished_) {  // none in flight: this one
+      reads_started_++;
+      lk.unlock();
+      int64_t revision = 0;
+      std::exception_ptr error;
+      try {
+        revision = etcd_.revision(kEtcdTimeoutMs);
+      } catch (const EtcdError& e) {
+        error = std::make_exception_ptr(StoreError::unavailable(e.what()));
+      } catch (...) {
+        error = std::current_exception();
+      }
+      lk.lock();
+      reads_finished_++;
+      read_revision_ = revision;
+      read_error_ = error;
+      read_cv_.notify_all();
+      continue;
+    }
+    read_cv_.wait(lk);
   }
+}
+
+void Cluster::catch_up(Store& store) {
+  const int64_t revision = current_revision();
   if (!wait_for_mirror(store, revision, kMirrorWaitMs)) {
     throw StoreError::unavailable("the mirror " + store.path() +
                                   " has not reached etcd's revision " + std::to_string(revision) +

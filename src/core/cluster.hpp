@@ -66,8 +66,16 @@ class Cluster {
   // Blocks until store's mirror has applied everything etcd holds now
   // (a linearizable read names the revision): a record missing from the
   // mirror after it is missing from the cluster.  Throws StoreError: etcd
-  // unreachable or without quorum, the mirror behind.
+  // unreachable or without quorum, the mirror behind.  The callers of a
+  // process share their reads: at most one is in flight, and a caller
+  // that finds one in flight waits for the next, which starts after it
+  // came (so still names everything acknowledged before it asked).  A
+  // flood of made-up codes or tokens thus costs etcd at most one read a
+  // round trip per process, however many requests wait.
   void catch_up(Store& store);
+  // its first half: etcd's revision now, from a read that started after
+  // this call did, shared as above.  Throws StoreError.
+  int64_t current_revision();
 
   // the Txn request of c, built on the mirror's revision base (for tests)
   Json txn_request(const Change& c, int64_t base) const;
@@ -108,6 +116,14 @@ class Cluster {
   int64_t max_staleness_ms_;
   std::mutex m_;
   GroupQueue<Waiter> queue_;  // under m_
+
+  // current_revision's reads: how many started and finished, and the
+  // last one's answer
+  std::mutex read_m_;
+  std::condition_variable read_cv_;
+  uint64_t reads_started_ = 0, reads_finished_ = 0;  // under read_m_
+  int64_t read_revision_ = 0;                        // under read_m_
+  std::exception_ptr read_error_;                    // under read_m_
 };
 
 // Blocks until store's mirror has applied revision (true), or timeout_ms

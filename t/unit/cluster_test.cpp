@@ -1,14 +1,27 @@
 // Cluster mode's pure parts (issue 13): etcd URLs and prefixes as
 // oauth2_cluster and --etcd take them, the key mapping between the store
-// and etcd, base64 as etcd's gateway speaks it, and the Txn a change
-// becomes.  The rest runs against a real etcd in t/cluster.t and
-// scripts/cluster-*.
+// and etcd, base64 as etcd's gateway speaks it, the Txn a change becomes,
+// and how catch-up reads are shared (against a stand-in for etcd's
+// gateway that counts them).  The rest runs against a real etcd in
+// t/cluster.t and scripts/cluster-*.
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include "cluster.hpp"
 #include "etcd.hpp"
 #include "json.hpp"
+#include "store.hpp"
 
 namespace oauth2 {
 namespace {
@@ -192,6 +205,153 @@ TEST(ClusterMeta, TheMachinesOwnRecordsAreLocal) {
   for (const char* m : {"expiry_lease", "expiry_cursor", "realm:shop1"}) {
     EXPECT_FALSE(local_meta(m)) << m;
   }
+}
+
+// A stand-in for etcd's gateway on loopback: every request (any path)
+// is answered after delay_ms with the header of a revision that counts
+// the requests, or with fail set with an error etcd does not retry; when
+// each was received is kept.
+class SlowGateway {
+ public:
+  explicit SlowGateway(int delay_ms, bool fail = false) : delay_ms_(delay_ms), fail_(fail) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&a), len) != 0 || listen(fd_, 64) != 0 ||
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      throw std::runtime_error("SlowGateway: cannot listen");
+    }
+    port_ = ntohs(a.sin_port);
+    acceptor_ = std::thread([this] { accept_loop(); });
+  }
+  ~SlowGateway() {
+    stop_ = true;
+    shutdown(fd_, SHUT_RDWR);
+    close(fd_);
+    acceptor_.join();
+    for (std::thread& t : conns_) t.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  // when the request answered with revision r (1, 2, ...) came in
+  std::chrono::steady_clock::time_point received(int64_t r) {
+    std::lock_guard<std::mutex> lk(m_);
+    return received_.at(static_cast<size_t>(r - 1));
+  }
+  size_t requests() {
+    std::lock_guard<std::mutex> lk(m_);
+    return received_.size();
+  }
+
+ private:
+  void accept_loop() {
+    for (;;) {
+      int c = accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      std::lock_guard<std::mutex> lk(m_);
+      conns_.emplace_back([this, c] { serve(c); });
+    }
+  }
+  // one connection: requests read to the end of their body, answered in turn
+  void serve(int c) {
+    std::string in;
+    char buf[4096];
+    for (;;) {
+      size_t head = in.find("\r\n\r\n");
+      if (head != std::string::npos) {
+        size_t cl = in.find("Content-Length: ");
+        size_t body = cl == std::string::npos ? 0 : std::stoul(in.substr(cl + 16));
+        if (in.size() >= head + 4 + body) {
+          in.erase(0, head + 4 + body);
+          int64_t revision;
+          {
+            std::lock_guard<std::mutex> lk(m_);
+            received_.push_back(std::chrono::steady_clock::now());
+            revision = static_cast<int64_t>(received_.size());
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms_));
+          std::string json =
+              fail_ ? "{\"error\":\"etcdserver: permission denied\",\"code\":7}"
+                    : "{\"header\":{\"revision\":\"" + std::to_string(revision) + "\"}}";
+          std::string out = std::string(fail_ ? "HTTP/1.1 403 Forbidden" : "HTTP/1.1 200 OK") +
+                            "\r\nContent-Type: application/json\r\nContent-Length: " +
+                            std::to_string(json.size()) + "\r\n\r\n" + json;
+          if (write(c, out.data(), out.size()) != static_cast<ssize_t>(out.size())) break;
+          continue;
+        }
+      }
+      ssize_t n = read(c, buf, sizeof(buf));
+      if (n <= 0 || stop_) break;
+      in.append(buf, static_cast<size_t>(n));
+    }
+    close(c);
+  }
+
+  int delay_ms_;
+  bool fail_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread acceptor_;
+  std::mutex m_;
+  std::vector<std::thread> conns_;                              // under m_
+  std::vector<std::chrono::steady_clock::time_point> received_;  // under m_
+};
+
+// 24 requests that each need a catch-up (a code or token this edge has
+// not mirrored) at once: their reads of etcd's revision are shared, at
+// most one in flight, so etcd sees a handful instead of 24; and each
+// caller's revision comes from a read that reached etcd after it asked,
+// so it still names everything acknowledged before (read your writes).
+TEST(ClusterCatchUp, ConcurrentReadsAreSharedAndStartAfterTheirCaller) {
+  SlowGateway gw(40);
+  EtcdConfig config;
+  config.endpoints = {gw.url()};
+  Cluster cluster(config, 5000);
+  constexpr int kCallers = 24;
+  std::vector<std::chrono::steady_clock::time_point> asked(kCallers);
+  std::vector<int64_t> got(kCallers, 0);
+  std::vector<std::thread> callers;
+  for (int i = 0; i < kCallers; i++) {
+    callers.emplace_back([&, i] {
+      // in three waves, so that some find a read in flight
+      std::this_thread::sleep_for(std::chrono::milliseconds(15 * (i % 3)));
+      asked[i] = std::chrono::steady_clock::now();
+      got[i] = cluster.current_revision();
+    });
+  }
+  for (std::thread& t : callers) t.join();
+  EXPECT_LE(gw.requests(), 4u) << "the callers' reads were not shared";
+  EXPECT_GE(gw.requests(), 2u) << "a caller took a read that was in flight before it asked";
+  for (int i = 0; i < kCallers; i++) {
+    ASSERT_GE(got[i], 1) << i;
+    EXPECT_GE(gw.received(got[i]), asked[i]) << "caller " << i << " got revision " << got[i]
+                                             << " from a read sent before it asked";
+  }
+}
+
+// etcd refusing: the callers that shared the read all get its
+// StoreError (a 503), none hangs or is left without an answer
+TEST(ClusterCatchUp, AFailedReadIsAStoreErrorForEveryCallerSharingIt) {
+  SlowGateway gw(40, true);
+  EtcdConfig config;
+  config.endpoints = {gw.url()};
+  Cluster cluster(config, 5000);
+  std::atomic<int> refused{0};
+  std::vector<std::thread> callers;
+  for (int i = 0; i < 8; i++) {
+    callers.emplace_back([&] {
+      try {
+        cluster.current_revision();
+      } catch (const StoreError& e) {
+        if (std::string(e.what()).find("permission denied") != std::string::npos) refused++;
+      }
+    });
+  }
+  for (std::thread& t : callers) t.join();
+  EXPECT_EQ(refused.load(), 8);
+  EXPECT_LE(gw.requests(), 2u);
 }
 
 }  // namespace
