@@ -729,6 +729,24 @@ section('edge B without its sync daemon, then with it again', sub {
     my $u = $eb->bearer_get('/o/userinfo/', $gone);
     is($u->{status}, 503, 'userinfo on B fails closed too (R77)')
         or diag($u->{raw});
+    # what B does not hold cannot be looked up in a mirror that stale: a
+    # revocation or a code B has never seen is 503 at once (R53), not after
+    # the mirror wait, so a flood of them holds no thread for seconds
+    $t0 = time;
+    my $rv = $eb->revoke($id, $secret, 'never-issued-' . ('z' x 30));
+    my $took_rv = time - $t0;
+    is($rv->{status}, 503, 'a revocation of a token B has never seen: 503, '
+        . 'never 200 (R53)') or diag($rv->{raw});
+    $t0 = time;
+    my $cr = $eb->post_form('/o/token/', OAuth2Test::form(
+        grant_type => 'authorization_code', code => 'n' x 43,
+        redirect_uri => $CB),
+        Authorization => $eb->basic($web->{client_id}, $web->{client_secret}));
+    my $took_cr = time - $t0;
+    is($cr->{status}, 503, 'a code B has never seen: 503 (R77)')
+        or diag($cr->{raw});
+    cmp_ok($took_rv + $took_cr, '<', 1.5, sprintf('... both at once (%.2f '
+        . 'and %.2f s), not after the 5-s mirror wait', $took_rv, $took_cr));
     is(introspect($ea, $app, $tok2)->{json}{active}, JSON::PP::true,
         'introspection on A, whose mirror is fresh, still answers');
     my $seen = length OAuth2Test::_slurp($eb->sync_log);

@@ -181,6 +181,12 @@ int64_t Cluster::current_revision() {
 }
 
 void Cluster::catch_up(Store& store) {
+  // a mirror already staler than max_staleness (sync stopped, etcd out of
+  // reach) will not catch up within the wait: 503 at once, without a read
+  // of etcd or a thread held for kMirrorWaitMs a request
+  if (std::string why = mirror_staleness(store); !why.empty()) {
+    throw StoreError::unavailable(why);
+  }
   const int64_t revision = current_revision();
   if (!wait_for_mirror(store, revision, kMirrorWaitMs)) {
     throw StoreError::unavailable("the mirror " + store.path() +
