@@ -10,9 +10,8 @@
 # --etcd is refused); a token or code made on one edge a moment ago is
 # redeemed, revoked or introspected on the other once its mirror has caught
 # up; with etcd or the sync daemon gone the token endpoint answers 503 and
-# bearer validation, introspection and userinfo fail closed (503,
-# Retry-After) once the mirror is staler than max_staleness, and both
-# recover by themselves,
+# bearer validation and every endpoint fail closed (503, Retry-After) once
+# the mirror is staler than max_staleness, and both recover by themselves,
 # without restarting nginx or sync; bad oauth2_cluster values fail nginx -t.
 use strict;
 use warnings;
@@ -747,6 +746,18 @@ section('edge B without its sync daemon, then with it again', sub {
         or diag($cr->{raw});
     cmp_ok($took_rv + $took_cr, '<', 1.5, sprintf('... both at once (%.2f '
         . 'and %.2f s), not after the 5-s mirror wait', $took_rv, $took_cr));
+    # a write would reach etcd and never come back through the mirror: it
+    # is not sent (no token nobody got, no thread held for the mirror wait)
+    my $keys = etcd_count($PREFIX);
+    $t0 = time;
+    my $tr = $eb->token($id, $secret);
+    my $took_tr = time - $t0;
+    is($tr->{status}, 503, sprintf('a token request on B: 503 (after %.2f '
+        . 's)', $took_tr)) or diag($tr->{raw});
+    is($tr->{json}{error}, 'temporarily_unavailable',
+        '... temporarily_unavailable (R10)');
+    cmp_ok($took_tr, '<', 1, '... at once, not after the 5-s mirror wait');
+    is(etcd_count($PREFIX), $keys, '... and nothing was written to etcd');
     is(introspect($ea, $app, $tok2)->{json}{active}, JSON::PP::true,
         'introspection on A, whose mirror is fresh, still answers');
     my $seen = length OAuth2Test::_slurp($eb->sync_log);

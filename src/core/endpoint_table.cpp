@@ -265,6 +265,11 @@ EndpointResult run_endpoint(Store* store, const Request& req) {
       r.reason = "the store is not open in this worker";
       return done(std::move(r));
     }
+    // cluster mode: a mirror staler than max_staleness answers nothing
+    // (R77): a revocation made on another edge may be missing from what
+    // it reads, and a write would reach etcd but not come back through
+    // it within the mirror wait (an answer lost, a thread held)
+    if (auto stale = stale_mirror(*store, endpoint)) return done(std::move(*stale));
   }
   if (kind->rate_key == RateKey::kAddress) {
     if (unsigned wait = req.rate.take_address()) {

@@ -36,8 +36,8 @@ Response unavailable();
 Response invalid_client(bool used_header);
 
 // Cluster mode: the endpoint's 503, with Retry-After, while this edge's
-// mirror is staler than max_staleness (mirror_staleness), for the
-// endpoints that answer from the mirror alone, as auth_oauth2 does (R77).
+// mirror is staler than max_staleness (mirror_staleness): run_endpoint's
+// answer for every endpoint that uses the store, as auth_oauth2's (R77).
 std::optional<Response> stale_mirror(Store& store, int endpoint);
 
 // R1-R8: POST, one form Content-Type, no query, a strict form body.

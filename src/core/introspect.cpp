@@ -92,9 +92,6 @@ Response answer(Txn& txn, const Asked& a, const std::optional<Token>& t) {
 }  // namespace
 
 EndpointResult introspect_endpoint(Store& store, const Request& req) {
-  // cluster mode: a revocation made on another edge may be missing from a
-  // stale mirror, so its answer would be unsafe to act on (R77)
-  if (auto stale = stale_mirror(store, OAUTH2_ENDPOINT_INTROSPECT)) return done(std::move(*stale));
   // R55: only authenticated clients
   TokenQuery q;
   if (auto refused = read_token_query(store, req, q)) return std::move(*refused);

@@ -188,8 +188,6 @@ EndpointResult userinfo_endpoint(Store& store, const Request& req) {
     r.status = 405;
     return done(std::move(r));
   }
-  // cluster mode: fails closed on a stale mirror, as auth_oauth2 (R77)
-  if (auto stale = stale_mirror(store, OAUTH2_ENDPOINT_USERINFO)) return done(std::move(*stale));
   BearerRequest br;
   br.has_authorization = req.c.has_authorization != 0;
   br.authorization = sv(req.c.authorization);
