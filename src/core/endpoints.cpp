@@ -655,11 +655,10 @@ EndpointResult revoke_endpoint(Store& store, const Request& req) {
   // clients parse every answer (simple-oauth2's @hapi/wreck refuses one
   // without a JSON Content-Type); the same for every 200 here (R50, R51)
   const Response ok = ok_json(kRevokedBody);
-  // a malformed token cannot exist: answer as for any unknown one
-  if (token.size() > kMaxTokenLen || !is_vschar(token)) return done(ok);
-
+  // malformed, or a JWT without a jti: no token of ours, answered as any
+  // unknown one
   const auto id = presented_id(req, token, false);
-  if (!id) return done(ok);  // a JWT without a jti is no token of ours
+  if (!id) return done(ok);
   const bool jwt = looks_like_jwt(token);
   std::optional<Token> t;
   {

@@ -100,7 +100,6 @@ EndpointResult introspect_endpoint(Store& store, const Request& req) {
   if (!auth.client->confidential) {
     return done(invalid_client(req.c.has_authorization));
   }
-  if (token.size() > kMaxTokenLen || !is_vschar(token)) return done(inactive());
   const auto id = presented_id(req, token, true);
   if (!id) return done(inactive());
 

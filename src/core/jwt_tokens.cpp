@@ -48,6 +48,7 @@ bool looks_like_jwt(std::string_view token) {
 }
 
 std::optional<TokenId> presented_id(const Request& req, std::string_view token, bool verify) {
+  if (token.size() > kMaxTokenLen || !is_vschar(token)) return std::nullopt;  // never one of ours
   if (!looks_like_jwt(token)) return token_id(token);
   const char* jti = nullptr;
   Json claims;

@@ -22,8 +22,8 @@ bool looks_like_jwt(std::string_view token);
 
 // The record of a token presented to revocation or introspection, in two
 // steps: the key it is looked up by, an opaque token's SHA-256 or a JWT's
-// SHA-256 of its jti (nullopt: no record can be the token's, a JWT without
-// a jti or, with verify, one that fails).  With verify (introspection,
+// SHA-256 of its jti (nullopt: no record can be the token's, a malformed
+// one, a JWT without a jti or, with verify, one that fails).  With verify (introspection,
 // whose answer a resource server acts on) only once the JWT's signature
 // verifies under the location's keys, expired or not; without
 // (revocation) the jti is enough, as it is 256 random bits only the real
