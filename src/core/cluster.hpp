@@ -134,8 +134,9 @@ int64_t now_ms();
 
 // Cluster mode: why store's mirror is too old to answer from (fail closed:
 // a revocation made on another edge may not be in it), or "" when it is
-// fresh enough, as in single-node mode.  auth_oauth2, introspection and
-// userinfo, which answer from the mirror alone, refuse with 503 then.
+// fresh enough, as in single-node mode.  auth_oauth2, every endpoint that
+// uses the store (run_endpoint), catch_up and the admin daemon refuse with
+// 503 then.
 std::string mirror_staleness(Store& store);
 
 // The sync daemon's writes to the mirror: one LMDB write transaction,

@@ -34,26 +34,19 @@ bool may_introspect(const Client& caller, const Token& t) {
   return std::find(allowed.begin(), allowed.end(), "introspection") != allowed.end();
 }
 
-// What an answer needs besides the record, held by value so that it can
-// be made off the event loop too.
-struct Asked {
-  Client caller;
-  std::string realm;
-  int64_t now = 0;
-  const Location* loc = nullptr;
-};
-
-// The answer about t, the presented token's record (nullopt: none)
-Response answer(Txn& txn, const Asked& a, const std::optional<Token>& t) {
+// The answer to caller about t, the presented token's record (nullopt:
+// none), at now in loc's realm
+Response answer(Txn& txn, const Client& caller, const Location& loc, int64_t now,
+                const std::optional<Token>& t) {
   if (!t || (t->type != TokenType::kAccess && t->type != TokenType::kRefresh) ||
-      a.now >= t->expires_at || (t->type == TokenType::kRefresh && t->used_at)) {
+      now >= t->expires_at || (t->type == TokenType::kRefresh && t->used_at)) {
     return inactive();
   }
-  auto enabled = txn.client_enabled(a.realm, t->client_id);
-  if (!enabled || !*enabled || !may_introspect(a.caller, *t)) return inactive();
+  auto enabled = txn.client_enabled(loc.realm, t->client_id);
+  if (!enabled || !*enabled || !may_introspect(caller, *t)) return inactive();
   std::optional<std::string> username;
   if (!t->user.empty()) {
-    username = txn.active_username(a.realm, token_user_id(*t));
+    username = txn.active_username(loc.realm, token_user_id(*t));
     if (!username) return inactive();
   }
 
@@ -80,7 +73,7 @@ Response answer(Txn& txn, const Asked& a, const std::optional<Token>& t) {
   const std::string& sub = username ? t->user : t->client_id;
   json_object_set_new(j.get(), "sub", json_stringn(sub.data(), sub.size()));
   // RFC 8707 resources, else the default audience
-  if (json_t* aud = audience_json(t->audience, a.loc->jwt_audience())) {
+  if (json_t* aud = audience_json(t->audience, loc.jwt_audience())) {
     json_object_set_new(j.get(), "aud", aud);
   }
   Response r;
@@ -103,22 +96,22 @@ EndpointResult introspect_endpoint(Store& store, const Request& req) {
   const auto id = presented_id(req, token, true);
   if (!id) return done(inactive());
 
-  Asked a{*auth.client, std::string(req.loc.realm), req.c.now, &req.loc};
   const bool jwt = looks_like_jwt(token);
   {
     Txn txn = store.read();
-    auto t = presented_record(txn, a.realm, jwt, *id);
-    if (t || !store.cluster()) return done(answer(txn, a, t));
+    auto t = presented_record(txn, req.loc.realm, jwt, *id);
+    if (t || !store.cluster()) return done(answer(txn, *auth.client, req.loc, req.c.now, t));
   }
   // cluster mode: a token this edge's mirror does not hold may have been
   // issued on another edge a few ms ago, and a resource server told
   // "active": false would refuse its client.  So off the event loop, once
   // the mirror has caught up with etcd, it looks again (503 without etcd;
   // a token that exists nowhere is still "active": false)
-  return pending_response([&store, a = std::move(a), id = *id, jwt] {
+  const Location* loc = &req.loc;  // the configuration's, as IssueSettings holds it
+  return pending_response([&store, caller = *auth.client, loc, now = req.c.now, id = *id, jwt] {
     store.cluster()->catch_up(store);
     Txn txn = store.read();
-    return answer(txn, a, presented_record(txn, a.realm, jwt, id));
+    return answer(txn, caller, *loc, now, presented_record(txn, loc->realm, jwt, id));
   });
 }
 
