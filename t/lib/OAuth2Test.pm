@@ -220,7 +220,6 @@ sub write_default_config {
 
 ############################################################ processes
 
-# runs a command, returns (exit code, stdout, stderr)
 # a new P-256 key for oauth2_jwt_key, readable by the workers:
 # <dir>/keys/<name>.pem (name: ec), the keys directory made if need be
 sub ec_key {
@@ -237,6 +236,7 @@ sub ec_key {
     return $file;
 }
 
+# runs a command, returns (exit code, stdout, stderr)
 sub _run_cmd {
     my ($self, @cmd) = @_;
     my $out = "$self->{dir}/.cmd.out.$$";
