@@ -728,6 +728,15 @@ section('edge B without its sync daemon, then with it again', sub {
     my $u = $eb->bearer_get('/o/userinfo/', $gone);
     is($u->{status}, 503, 'userinfo on B fails closed too (R77)')
         or diag($u->{raw});
+    # a person at the sign-in page gets a page that says so, not JSON
+    my $pg = $eb->get('/o/authorize/?response_type=code&client_id='
+        . $web->{client_id});
+    is($pg->{status}, 503, 'the authorization page on B: 503 (R77)');
+    like(OAuth2Test::header($pg, 'Content-Type') // '', qr{^text/html},
+        '... an HTML page') or diag($pg->{raw});
+    like($pg->{body}, qr{<h1>Unavailable</h1>}, '... that says so');
+    like(OAuth2Test::header($pg, 'Retry-After') // '', qr/^\d+$/,
+        '... with Retry-After');
     # what B does not hold cannot be looked up in a mirror that stale: a
     # revocation or a code B has never seen is 503 at once (R53), not after
     # the mirror wait, so a flood of them holds no thread for seconds

@@ -317,6 +317,8 @@ for my $u ('eve', 'trudy') {
 }
 $r = $t->get('/o/device/', Cookie => $alice);
 is($r->{status}, 429, 'the flooding address is locked out (R17)');
+like($r->{body}, qr{<h1>Too many attempts</h1>}, '... with a page that says why, not JSON');
+like(OAuth2Test::header($r, 'Retry-After') // '', qr/^[1-9][0-9]*$/, '... and Retry-After');
 $r = $t->get('/o/device/', Cookie => $alice, -from => '127.0.0.3');
 is($r->{status}, 200, 'another address is not');
 

@@ -79,6 +79,7 @@ $t->write_config($t->default_http(
         oauth2_rate_limit 2/h;
     }
     location = /users/register/ { oauth2_register; oauth2_rate_limit 2/h; }
+    location = /rl/authorize/ { oauth2_authorize; oauth2_rate_limit 2/h; }
     location /inh/ {
         auth_oauth2 api;
         oauth2_rate_limit 1/d;
@@ -495,6 +496,21 @@ for my $c (['/api/status/', sub {
     headers_ok($r, 2, 0, $reset_h, "$path 429");
 }
 is($t->get('/open/')->{status}, 200, 'a location without a limit: 200');
+
+# the authorization endpoint's pages are read in a browser: their 429 is
+# a page too (with Retry-After), not a client's JSON error
+guard_window(3600, 10);
+for my $i (1 .. 2) {
+    my $p = $t->get('/rl/authorize/?response_type=code', -from => '127.0.0.9');
+    isnt($p->{status}, 429, "authorize page, request $i from its address: not limited");
+}
+my $page = $t->get('/rl/authorize/?response_type=code', -from => '127.0.0.9');
+is($page->{status}, 429, 'authorize page, third request from the address: 429');
+like(hdr($page, 'Content-Type') // '', qr{^text/html}, '... an HTML page');
+like($page->{body}, qr{<h1>Too many requests</h1>}, '... that says why');
+retry_after_ok($page, 3600, 'authorize page 429');
+isnt($t->get('/rl/authorize/?response_type=code', -from => '127.0.0.10')->{status}, 429,
+    '... another address is not limited');
 
 ######################################## off in a child location
 

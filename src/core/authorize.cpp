@@ -13,6 +13,7 @@
 #include "codec.hpp"
 #include "consent.hpp"
 #include "crypto.hpp"
+#include "endpoint_table.hpp"
 #include "endpoint_util.hpp"
 #include "json.hpp"
 #include "oidc.hpp"
@@ -450,7 +451,7 @@ EndpointResult sign_in(Store& store, const Request& req, const std::string& app,
             return start_session(txn, s, check, origin, new_device, requery, secure);
           });
         } catch (const std::exception& e) {
-          *state = failed(unavailable(), e);
+          *state = failed(page_unavailable(), e);
         }
       },
       [state, failed_password, s, target] {
@@ -509,32 +510,36 @@ EndpointResult issue_code(Store& store, const Request& req, const AuthzRequest& 
   std::string user = std::to_string(user_id);
   std::string oidc;
   if (az.openid) oidc = encode_oidc_code(OidcCode{az.nonce, su.auth_time});
-  return pending_response([&store, s, az, user, user_id, oidc, remember] {
-    std::string code = new_token();
-    WipeOnExit wipe_code(code);
-    Token t;
-    t.type = TokenType::kCode;
-    t.issued_at = s.now;
-    t.expires_at = add_ttl(s.now, std::max<int64_t>(1, s.loc->code_ttl));
-    t.client_id = az.client.client_id;
-    t.scope = az.scope;
-    t.user = user;
-    t.family = new_family();
-    t.redirect_uri = az.redirect_uri;
-    t.redirect_uri_omitted = az.redirect_uri_omitted;
-    t.code_challenge = az.challenge;
-    t.data = oidc;
-    t.audience = az.audience;
-    t.jkt = az.dpop_jkt;
-    const bool stored = store.change([&](Txn& txn) {
-      if (!txn.put_token(s.realm, token_id(code), t)) return false;
-      if (remember) remember_consent(txn, s.realm, user_id, az.client.client_id, az.scope, s.now);
-      txn.commit();
-      return true;
-    });
-    if (!stored) return unavailable();
-    return redirect_to(az.redirect_uri, {{"code", code}, {"state", az.state}, {"iss", az.issuer}});
-  });
+  return pending_response(
+      [&store, s, az, user, user_id, oidc, remember] {
+        std::string code = new_token();
+        WipeOnExit wipe_code(code);
+        Token t;
+        t.type = TokenType::kCode;
+        t.issued_at = s.now;
+        t.expires_at = add_ttl(s.now, std::max<int64_t>(1, s.loc->code_ttl));
+        t.client_id = az.client.client_id;
+        t.scope = az.scope;
+        t.user = user;
+        t.family = new_family();
+        t.redirect_uri = az.redirect_uri;
+        t.redirect_uri_omitted = az.redirect_uri_omitted;
+        t.code_challenge = az.challenge;
+        t.data = oidc;
+        t.audience = az.audience;
+        t.jkt = az.dpop_jkt;
+        const bool stored = store.change([&](Txn& txn) {
+          if (!txn.put_token(s.realm, token_id(code), t)) return false;
+          if (remember)
+            remember_consent(txn, s.realm, user_id, az.client.client_id, az.scope, s.now);
+          txn.commit();
+          return true;
+        });
+        if (!stored) return page_unavailable();
+        return redirect_to(az.redirect_uri,
+                           {{"code", code}, {"state", az.state}, {"iss", az.issuer}});
+      },
+      page_unavailable);
 }
 
 Response consent_page(const Request& req, const AuthzRequest& az, const SessionUser& user,

@@ -6,6 +6,7 @@
 // out.  post_logout_redirect_uri must be one the client registered, exactly.
 
 #include "codec.hpp"
+#include "endpoint_table.hpp"
 #include "endpoint_util.hpp"
 #include "jwt.hpp"
 #include "oidc.hpp"
@@ -134,14 +135,16 @@ EndpointResult end_session(Store& store, const Request& req, const SessionUser& 
   IssueSettings s(req);
   TokenId id = token_id(su.session);
   Response out = signed_out(req, lr);
-  return pending_response([&store, s, id, out] {
-    store.change([&](Txn& txn) {
-      txn.delete_token(s.realm, id);
-      txn.commit();
-      return true;
-    });
-    return out;
-  });
+  return pending_response(
+      [&store, s, id, out] {
+        store.change([&](Txn& txn) {
+          txn.delete_token(s.realm, id);
+          txn.commit();
+          return true;
+        });
+        return out;
+      },
+      page_unavailable);
 }
 
 }  // namespace

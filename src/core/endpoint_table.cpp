@@ -68,6 +68,27 @@ Response drf_failure(int status) {
   return r;
 }
 
+// kPage: what a browser shows (the authorization endpoint's pages are
+// read by people, not parsed by clients)
+Response page_rate_limited(unsigned wait) {
+  Response r = refusal_page(429, "Too many requests",
+                            "Too many requests from this address: try again in a moment.");
+  r.retry_after = wait;
+  return r;
+}
+
+Response page_locked_out(unsigned wait) {
+  Response r = refusal_page(429, "Too many attempts",
+                            "Too many failed attempts from this address: try again later.");
+  r.retry_after = wait;
+  return r;
+}
+
+Response page_failure(int status) {
+  if (status != 503) return refusal_page(500, "Error", "Something went wrong on our side.");
+  return page_unavailable();
+}
+
 const ShapeRow kShapes[] = {
     // kOAuth: RFC 6749 5.2
     {oauth_rate_limited, oauth_locked_out, oauth_too_large,
@@ -79,7 +100,7 @@ const ShapeRow kShapes[] = {
     {handshake_rate_limited, handshake_rate_limited, handshake_too_large,
      [] { return handshake_failure(503); }, handshake_failure},
     // kPage: the authorization endpoint's pages
-    {oauth_rate_limited, oauth_locked_out,
+    {page_rate_limited, page_locked_out,
      [] {
        return refusal_page(413, "Authorization error",
                            "<strong>invalid_request</strong>: the form is too large.");
@@ -89,7 +110,7 @@ const ShapeRow kShapes[] = {
                            "Too many sign-ins at once: try again "
                            "in a moment.");
      },
-     oauth_failure},
+     page_failure},
 };
 
 const ShapeRow& shape_of(int endpoint) {
@@ -242,6 +263,14 @@ Response busy_response(int endpoint, unsigned wait) {
 
 Response failure_response(int endpoint, int status) {
   return shape_of(endpoint).failure(status);
+}
+
+Response page_unavailable() {
+  Response r = refusal_page(503, "Unavailable",
+                            "This service is unavailable just now: try again "
+                            "in a moment.");
+  r.retry_after = 1;
+  return r;
 }
 
 unsigned RateLimit::take(std::string_view name) {

@@ -41,6 +41,8 @@ Response locked_out_response(int endpoint, unsigned retry_after);
 Response too_large_response(int endpoint);
 Response busy_response(int endpoint, unsigned retry_after);
 Response failure_response(int endpoint, int status);
+// the pages' 503 (HTML, Retry-After): a write of a page's that failed
+Response page_unavailable();
 
 // Runs an endpoint: the address throttle, the rate limit when keyed by
 // address, the handler, the rate limit of a request refused before its

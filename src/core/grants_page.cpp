@@ -14,6 +14,7 @@
 #include "apikeys.hpp"
 #include "codec.hpp"
 #include "consent.hpp"
+#include "endpoint_table.hpp"
 #include "endpoint_util.hpp"
 #include "session.hpp"
 
@@ -102,14 +103,16 @@ EndpointResult revoke(Store& store, const Request& req, const SessionUser& su,
   Response back;
   back.status = 303;
   back.location = self_url(req);
-  return pending_response([&store, s, user, client_id, back] {
-    store.change([&](Txn& txn) {
-      if (!revoke_consent(txn, s.realm, user, client_id)) return false;
-      txn.commit();
-      return true;
-    });
-    return back;
-  });
+  return pending_response(
+      [&store, s, user, client_id, back] {
+        store.change([&](Txn& txn) {
+          if (!revoke_consent(txn, s.realm, user, client_id)) return false;
+          txn.commit();
+          return true;
+        });
+        return back;
+      },
+      page_unavailable);
 }
 
 bool read_form(const Request& req, Form& body) {
