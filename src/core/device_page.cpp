@@ -137,7 +137,9 @@ EndpointResult decide(Store& store, const Request& req, const SessionUser& su,
             return decide_device(txn, s.realm, normalized, user, approve, s.now);
           });
         } catch (const std::exception& e) {
-          *state = failed(message_page(503, "Busy", "Try again in a moment."), e);
+          Response busy = message_page(503, "Busy", "Try again in a moment.");
+          busy.retry_after = 1;
+          *state = failed(std::move(busy), e);
         }
       },
       [req_copy = IssueSettings(req), su, csrf, found, state, approve]() {
