@@ -530,8 +530,9 @@ EndpointResult issue_code(Store& store, const Request& req, const AuthzRequest& 
         t.jkt = az.dpop_jkt;
         const bool stored = store.change([&](Txn& txn) {
           if (!txn.put_token(s.realm, token_id(code), t)) return false;
-          if (remember)
+          if (remember) {
             remember_consent(txn, s.realm, user_id, az.client.client_id, az.scope, s.now);
+          }
           txn.commit();
           return true;
         });
