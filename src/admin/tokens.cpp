@@ -45,6 +45,7 @@ int cleartokens(const Invocation& inv) {
     for (;;) {
       SweepRound r = store->change([&](Txn& txn) {
         SweepRound round = sweep_expired(txn, inv.realm, after, now, kBatch, kBatch * 10);
+        round.removed += txn.revoked_first();
         txn.commit();
         return round;
       });
@@ -210,19 +211,27 @@ int token_issue_many(const Invocation& inv, Store& store, const IssueRequest& rq
     random_bytes(reinterpret_cast<unsigned char*>(&v), sizeof(v));
     return v;
   };
+  uint64_t round = kBatch * 2;  // halved while etcd refuses it as too large
   while (issued < count) {
-    const uint64_t n = std::min<uint64_t>(kBatch * 2, count - issued);
+    const uint64_t n = std::min<uint64_t>(round, count - issued);
     std::vector<std::string> tokens;
     std::string refused;
-    bool ok = store.change([&](Txn& txn) {
-      tokens.clear();
-      auto t = token_for(txn, inv.realm, rq, &refused);
-      if (!t) return false;
-      lifetime = t->expires_at - t->issued_at;
-      for (uint64_t i = 0; i < n; i++) put_new_token(txn, inv.realm, *t, &tokens.emplace_back());
-      txn.commit();
-      return true;
-    });
+    bool ok = false;
+    try {
+      ok = store.change([&](Txn& txn) {
+        tokens.clear();
+        auto t = token_for(txn, inv.realm, rq, &refused);
+        if (!t) return false;
+        lifetime = t->expires_at - t->issued_at;
+        for (uint64_t i = 0; i < n; i++) put_new_token(txn, inv.realm, *t, &tokens.emplace_back());
+        txn.commit();
+        return true;
+      });
+    } catch (const StoreError& e) {
+      if (!e.is_too_large() || n == 1) throw;
+      round = n / 2;
+      continue;
+    }
     if (!ok) {
       unlink(out_path->c_str());
       return fail(refused);
@@ -311,7 +320,8 @@ const char kTokenIssueUsage[] =
     "  --ttl <seconds>            lifetime, 1 to 315360000 (default: the\n"
     "                             application's, else 36000)\n"
     "  --count <n>                n tokens (1 to 100000000), 10000 to a\n"
-    "                             transaction, written one per line to\n"
+    "                             transaction (fewer when etcd refuses\n"
+    "                             as many), written one per line to\n"
     "                             --out <file> (a new file, mode 0600);\n"
     "                             prints {\"issued\", \"written\", \"out\",\n"
     "                             \"expires_in\"}: to provision load tests\n"

@@ -309,7 +309,7 @@ int user_set_password(const Invocation& inv) {
     if (txn.put_user(u, false) != PutUser::kOk) {
       return UserChange{nullptr, "the store refused the user"};
     }
-    size_t revoked = end_sessions_after_change(txn, inv.realm, u, true);
+    size_t revoked = end_sessions_after_change(txn, inv.realm, u, true) + txn.revoked_first();
     txn.commit();
     Json obj = id_result("id", u.id);
     set_member(obj.get(), "tokens_revoked", json_integer(static_cast<json_int_t>(revoked)));

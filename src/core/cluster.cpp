@@ -298,6 +298,14 @@ void Cluster::confirm_in_doubt(const std::vector<Waiter*>& batch) {
   }
 }
 
+namespace {
+
+constexpr const char* kTooLargeAdvice =
+    " (one change, more than this etcd takes in one Txn: start its members with"
+    " --max-txn-ops 10000 --max-request-bytes 10485760)";
+
+}  // namespace
+
 void Cluster::send(const std::vector<Waiter*>& batch) {
   try {
     bool in_doubt = false;
@@ -328,7 +336,17 @@ void Cluster::send(const std::vector<Waiter*>& batch) {
     }
     if (in_doubt) confirm_in_doubt(batch);
   } catch (const EtcdError& e) {
-    for (Waiter* b : batch) b->error = std::make_exception_ptr(StoreError::unavailable(e.what()));
+    if (e.too_large && batch.size() > 1) {
+      // one change of the batch, or all of them together, beyond etcd's
+      // limits (refused whole, nothing applied): each on its own
+      for (Waiter* b : batch) send({b});
+      return;
+    }
+    for (Waiter* b : batch) {
+      b->error = std::make_exception_ptr(
+          e.too_large ? StoreError::too_large(std::string(e.what()) + kTooLargeAdvice)
+                      : StoreError::unavailable(e.what()));
+    }
   } catch (...) {
     for (Waiter* b : batch) b->error = std::current_exception();
   }

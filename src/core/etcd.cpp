@@ -337,6 +337,16 @@ constexpr long kTryMs = 1000;
 // timeout alone, no trouble seen) keeps kTryMs.
 constexpr long kTroubleTryMs = 250;
 
+// etcd's words for a request beyond its limits (its gRPC server's, the
+// size as its gateway passes it on)
+bool too_large_error(const std::string& what) {
+  for (const char* m :
+       {"too many operations in txn request", "request is too large", "larger than max"}) {
+    if (what.find(m) != std::string::npos) return true;
+  }
+  return false;
+}
+
 bool leadership_error(const std::string& what) {
   return what.find("no leader") != std::string::npos ||
          what.find("leader changed") != std::string::npos;
@@ -432,7 +442,8 @@ Json Etcd::call(const char* path, const json_t* body, long timeout_ms, bool* in_
         continue;
       }
       give_back(std::move(h));
-      throw EtcdError("etcd " + what, what.find("compacted") != std::string::npos);
+      throw EtcdError("etcd " + what, what.find("compacted") != std::string::npos,
+                      too_large_error(what));
     }
     give_back(std::move(h));
     std::lock_guard<std::mutex> lk(m_);

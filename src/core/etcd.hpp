@@ -62,9 +62,13 @@ std::optional<std::string> unbase64_std(std::string_view text);
 // etcd answered with an error, or no member answered: the message says
 // which member and why.  Callers turn it into a 503 (StoreError).
 struct EtcdError : std::runtime_error {
-  explicit EtcdError(const std::string& what, bool compacted = false)
-      : std::runtime_error(what), compacted(compacted) {}
+  explicit EtcdError(const std::string& what, bool compacted = false, bool too_large = false)
+      : std::runtime_error(what), compacted(compacted), too_large(too_large) {}
   bool compacted;  // a revision etcd has compacted away
+  // a Txn of more operations than etcd's --max-txn-ops (128 by default)
+  // or more bytes than its --max-request-bytes (1.5 MiB): refused before
+  // it was proposed, so nothing of it applied
+  bool too_large;
 };
 
 class Etcd {

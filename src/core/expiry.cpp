@@ -8,18 +8,6 @@ namespace oauth2 {
 
 namespace {
 
-// A token key: the realm length-prefixed, then the TokenId.
-bool split_token_key(std::string_view key, std::string_view* realm, TokenId* id) {
-  if (key.empty()) return false;
-  size_t len = static_cast<unsigned char>(key[0]);
-  if (key.size() < 1 + len) return false;
-  auto parsed = records::parse_token_id(key.substr(1 + len));
-  if (!parsed) return false;
-  *realm = key.substr(1, len);
-  *id = *parsed;
-  return true;
-}
-
 // The lease record: "<owner> <until>".
 struct Lease {
   std::string owner;
@@ -59,7 +47,7 @@ SweepRound sweep_expired(Txn& txn, std::string_view realm, std::string_view afte
     std::string_view key_realm;
     TokenId id;
     auto t = records::decode_token(rec);
-    if (t && now >= t->expires_at && split_token_key(key, &key_realm, &id)) {
+    if (t && now >= t->expires_at && records::split_token_key(key, &key_realm, &id)) {
       doomed.push_back({std::string(key_realm), id});
     }
     return true;
@@ -83,7 +71,7 @@ ExpiryRound expiry_round(Store& store, std::string_view owner, int64_t now, int6
     std::string cursor = txn.get_meta(kExpiryCursorMeta).value_or("");
     SweepRound r = sweep_expired(txn, "", cursor, now, batch, batch * 10);
     txn.put_meta(kExpiryCursorMeta, r.finished ? std::string() : r.last);
-    out.removed = r.removed;
+    out.removed = r.removed + txn.revoked_first();
     out.scanned = r.scanned;
     out.more = !r.finished;
     txn.commit();

@@ -218,8 +218,10 @@ Txn Store::read() {
   return Txn(this, take_snapshot(), Txn::Mode::kRead);
 }
 
-Txn Store::begin_change() {
-  return Txn(this, take_snapshot(), Txn::Mode::kChange);
+Txn Store::begin_change(size_t revoked_first) {
+  Txn txn(this, take_snapshot(), Txn::Mode::kChange);
+  txn.revoked_first_ = revoked_first;
+  return txn;
 }
 
 namespace {
@@ -232,8 +234,15 @@ namespace {
 
 }  // namespace
 
-bool Store::commit_change(const Change& c) {
-  if (cluster_) return cluster_->commit(*this, c);
+bool Store::commit_change(const Change& c, size_t* revoked_first) {
+  if (cluster_) {
+    try {
+      return cluster_->commit(*this, c);
+    } catch (const StoreError& e) {
+      if (!e.is_too_large() || !revoke_first(c, revoked_first)) throw;
+      return false;  // decided again, without what went first
+    }
+  }
   if (mirror_) refuse_mirror_write(path_);
   return committer_->commit(c);
 }
@@ -241,7 +250,7 @@ bool Store::commit_change(const Change& c) {
 // In cluster mode nothing runs inside a write transaction of etcd's: the
 // decision runs again on the mirror, which catches up with what overtook
 // it after each refusal, until it holds.
-void Store::commit_exclusive(const std::function<void(Txn&)>& decide) {
+void Store::commit_exclusive(const std::function<void(Txn&)>& decide, size_t* revoked_first) {
   if (!cluster_) {
     if (mirror_) refuse_mirror_write(path_);
     committer_->commit_exclusive(decide);
@@ -250,14 +259,63 @@ void Store::commit_exclusive(const std::function<void(Txn&)>& decide) {
   for (int run = 0; run < kClusterRuns; run++) {
     Change c;
     {
-      Txn txn = begin_change();
+      Txn txn = begin_change(*revoked_first);
       decide(txn);
       c = txn.take_change();
     }
-    if (c.empty() || cluster_->commit(*this, c)) return;
+    if (c.empty() || commit_change(c, revoked_first)) return;
   }
   throw StoreError::unavailable("a record changed " + std::to_string(kClusterRuns) +
                                 " times while this change was decided: try again");
+}
+
+// Cluster mode, c refused whole by etcd as too large: the tokens it
+// deletes go first, kRevokeRound a change (halved while etcd refuses one
+// as too large), each token read again and deleted with its index entries
+// as any revocation; one already gone counts for nothing.
+bool Store::revoke_first(const Change& c, size_t* revoked) {
+  std::vector<std::pair<std::string, TokenId>> doomed;
+  for (const Change::Write& w : c.writes) {
+    std::string_view realm;
+    TokenId id;
+    if (w.db == Db::kTokens && !w.value && records::split_token_key(w.key, &realm, &id)) {
+      doomed.emplace_back(std::string(realm), id);
+    }
+  }
+  if (doomed.empty()) return false;
+  size_t round = kRevokeRound;
+  for (size_t at = 0; at < doomed.size();) {
+    const size_t n = std::min(round, doomed.size() - at);
+    try {
+      for (int run = 0;; run++) {
+        if (run == kClusterRuns) {
+          throw StoreError::unavailable("tokens revoked by another change " +
+                                        std::to_string(kClusterRuns) +
+                                        " times while a round revoked them: try again");
+        }
+        size_t gone = 0;
+        Change r;
+        {
+          Txn txn = begin_change();
+          for (size_t i = at; i < at + n; i++) {
+            gone += txn.delete_token(doomed[i].first, doomed[i].second);
+          }
+          txn.commit();
+          r = txn.take_change();
+        }
+        if (r.empty() || cluster_->commit(*this, r)) {
+          *revoked += gone;
+          break;
+        }
+      }
+    } catch (const StoreError& e) {
+      if (!e.is_too_large() || n == 1) throw;
+      round = n / 2;
+      continue;
+    }
+    at += n;
+  }
+  return true;
 }
 
 int Store::reader_check() {
@@ -303,7 +361,8 @@ Txn::Txn(Txn&& other) noexcept
     : store_(other.store_),
       txn_(other.txn_),
       mode_(other.mode_),
-      pending_(std::move(other.pending_)) {
+      pending_(std::move(other.pending_)),
+      revoked_first_(other.revoked_first_) {
   other.txn_ = nullptr;
 }
 

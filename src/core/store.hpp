@@ -46,10 +46,16 @@ class StoreError : public std::runtime_error {
   int rc() const { return rc_; }
   // the cluster (etcd, or the mirror behind it) cannot take a write now:
   // a 503, with what says why
-  static StoreError unavailable(const std::string& what) { return StoreError(what); }
+  static StoreError unavailable(const std::string& what) { return StoreError(what, EAGAIN, 0); }
+  // etcd refused the change as beyond its --max-txn-ops or
+  // --max-request-bytes: nothing of it applied, and trying it again as
+  // it is will not help (Store::change revokes the tokens it deletes in
+  // rounds first; what is left is a 503 with what says why)
+  static StoreError too_large(const std::string& what) { return StoreError(what, E2BIG, 0); }
+  bool is_too_large() const { return rc_ == E2BIG; }
 
  private:
-  explicit StoreError(const std::string& what) : std::runtime_error(what), rc_(EAGAIN) {}
+  StoreError(const std::string& what, int rc, int) : std::runtime_error(what), rc_(rc) {}
   int rc_;
 };
 
@@ -275,6 +281,10 @@ class Txn {
   // In a change: its writes are to be applied when the change ends
   // (without it they are dropped).  In a read transaction: a logic error.
   void commit();
+  // Cluster mode: the tokens an earlier run of this change revoked in
+  // rounds of their own, because etcd refused it whole as too large
+  // (Store::change); what this run deletes comes on top.  0 otherwise.
+  size_t revoked_first() const { return revoked_first_; }
 
   // The key-value level the records above are built on (store_records.hpp
   // makes the keys).  get's view lasts until the next write of that key.
@@ -319,6 +329,7 @@ class Txn {
   MDB_txn* txn_;
   Mode mode_;
   std::unique_ptr<Pending> pending_;
+  size_t revoked_first_ = 0;
 };
 
 class Store {
@@ -347,6 +358,14 @@ class Store {
   // redeemed by many clients, a counter).  Returns what decide returned
   // once the writes are durable.  decide must be safe to run more than
   // once: its only effects are through txn and its return value.
+  // Cluster mode: etcd takes at most --max-txn-ops operations (128 by
+  // default) and --max-request-bytes in one Txn.  When it refuses a
+  // change as larger, the tokens the change deletes (an application's or
+  // a user's, an expiry round's: deleting a token is always revoking it,
+  // which the change was about to do) are revoked first, in rounds etcd
+  // takes, each a change of its own; decide then runs again, with only
+  // what came since left to delete (Txn::revoked_first counts the rest).
+  // A change too large without them is a StoreError (is_too_large).
   template <typename F>
   auto change(F&& decide) -> std::invoke_result_t<F&, Txn&>;
   static constexpr int kOptimisticRuns = 8;
@@ -409,9 +428,14 @@ class Store {
   enum class Opened { kMissing, kOlder, kCurrent };
   Opened open_databases(unsigned flags);
   void settle_map_size(size_t requested);
-  Txn begin_change();
-  bool commit_change(const Change& c);
-  void commit_exclusive(const std::function<void(Txn&)>& decide);
+  Txn begin_change(size_t revoked_first = 0);
+  // *revoked_first: what revoke_first did for c, added
+  bool commit_change(const Change& c, size_t* revoked_first);
+  void commit_exclusive(const std::function<void(Txn&)>& decide, size_t* revoked_first);
+  // the tokens c deletes, revoked in rounds (Store::change); false: it
+  // deletes none
+  bool revoke_first(const Change& c, size_t* revoked);
+  static constexpr size_t kRevokeRound = 1000;
   // read transactions kept reset between uses, for read() and changes
   MDB_txn* take_snapshot();
   void give_back_snapshot(MDB_txn* txn) noexcept;
@@ -433,30 +457,31 @@ class Store {
 template <typename F>
 auto Store::change(F&& decide) -> std::invoke_result_t<F&, Txn&> {
   using R = std::invoke_result_t<F&, Txn&>;
+  size_t revoked = 0;  // cluster mode: by revoke_first
   for (int run = 1; run <= kOptimisticRuns; run++) {
     Change c;
     if constexpr (std::is_void_v<R>) {
       {
-        Txn txn = begin_change();
+        Txn txn = begin_change(revoked);
         decide(txn);
         c = txn.take_change();
       }
-      if (c.empty() || commit_change(c)) return;
+      if (c.empty() || commit_change(c, &revoked)) return;
     } else {
       std::optional<R> result;
       {
-        Txn txn = begin_change();
+        Txn txn = begin_change(revoked);
         result.emplace(decide(txn));
         c = txn.take_change();
       }
-      if (c.empty() || commit_change(c)) return std::move(*result);
+      if (c.empty() || commit_change(c, &revoked)) return std::move(*result);
     }
   }
   if constexpr (std::is_void_v<R>) {
-    commit_exclusive([&](Txn& txn) { decide(txn); });
+    commit_exclusive([&](Txn& txn) { decide(txn); }, &revoked);
   } else {
     std::optional<R> result;
-    commit_exclusive([&](Txn& txn) { result.emplace(decide(txn)); });
+    commit_exclusive([&](Txn& txn) { result.emplace(decide(txn)); }, &revoked);
     return std::move(*result);
   }
 }

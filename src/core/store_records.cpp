@@ -173,6 +173,18 @@ std::string token_key(std::string_view realm, const TokenId& id) {
   return std::string(token_stack_key(realm, id).view());
 }
 
+// the realm length-prefixed, then the TokenId
+bool split_token_key(std::string_view key, std::string_view* realm, TokenId* id) {
+  if (key.empty()) return false;
+  size_t len = static_cast<unsigned char>(key[0]);
+  if (key.size() < 1 + len) return false;
+  auto parsed = parse_token_id(key.substr(1 + len));
+  if (!parsed) return false;
+  *realm = key.substr(1, len);
+  *id = *parsed;
+  return true;
+}
+
 // realm, then the client id length-prefixed, then the token hash
 std::string client_tokens_prefix(std::string_view realm, std::string_view id) {
   if (!valid_client_id(id)) throw std::invalid_argument("invalid client_id");

@@ -52,6 +52,8 @@ StackKey user_stack_key(std::string_view realm, uint64_t id);
 // callers check the id (valid_client_id) first
 std::string client_key(std::string_view realm, std::string_view id);
 std::string token_key(std::string_view realm, const TokenId& id);
+// ... and back: false for a key that is not a token's
+bool split_token_key(std::string_view key, std::string_view* realm, TokenId* id);
 // what follows the realm (or an index's prefix): the six order bytes and
 // the hash, or the hash alone for a legacy id
 std::string token_id_bytes(const TokenId& id);

@@ -1109,8 +1109,10 @@ sub run_etcd {
         '--listen-client-urls', $c, '--advertise-client-urls', $c,
         '--listen-peer-urls', $p, '--initial-advertise-peer-urls', $p,
         '--initial-cluster', "t=$p",
-        # the cluster mode's large changes (expiry batches, user deletion)
-        '--max-txn-ops', 10000, '--max-request-bytes', 10485760,
+        # the cluster mode's large changes (expiry batches, user deletion),
+        # unless limits => 0: etcd's defaults (128 operations, 1.5 MiB)
+        ($o{limits} // 1) ? ('--max-txn-ops', 10000,
+            '--max-request-bytes', 10485760) : (),
         # history compacted, as the README asks of every deployment
         '--auto-compaction-mode', 'periodic',
         '--auto-compaction-retention', '10m',

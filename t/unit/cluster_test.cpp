@@ -2,7 +2,8 @@
 // oauth2_cluster and --etcd take them, the key mapping between the store
 // and etcd, base64 as etcd's gateway speaks it, the Txn a change becomes,
 // and how catch-up reads are shared (against a stand-in for etcd's
-// gateway that counts them).  The rest runs against a real etcd in
+// gateway that counts them), and a batch etcd refuses as too large going
+// again change by change.  The rest runs against a real etcd in
 // t/cluster.t and scripts/cluster-*.
 
 #include <arpa/inet.h>
@@ -13,6 +14,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -22,6 +24,7 @@
 #include "etcd.hpp"
 #include "json.hpp"
 #include "store.hpp"
+#include "test_helpers.hpp"
 
 namespace oauth2 {
 namespace {
@@ -209,11 +212,20 @@ TEST(ClusterMeta, TheMachinesOwnRecordsAreLocal) {
 
 // A stand-in for etcd's gateway on loopback: every request (any path)
 // is answered after delay_ms with the header of a revision that counts
-// the requests, or with fail set with an error etcd does not retry; when
-// each was received is kept.
+// the requests, or with fail set with an error etcd does not retry, or
+// with what a responder makes of its body and revision; when each was
+// received is kept.
 class SlowGateway {
  public:
-  explicit SlowGateway(int delay_ms, bool fail = false) : delay_ms_(delay_ms), fail_(fail) {
+  // (HTTP status, JSON body) for a request's body and its revision
+  using Responder = std::function<std::pair<int, std::string>(const std::string&, int64_t)>;
+  explicit SlowGateway(int delay_ms, bool fail = false)
+      : SlowGateway(delay_ms, [fail](const std::string&, int64_t revision) {
+          if (fail) return std::make_pair(403, std::string(kPermissionDenied));
+          return std::make_pair(200, "{\"header\":{\"revision\":\"" +
+                                         std::to_string(revision) + "\"}}");
+        }) {}
+  SlowGateway(int delay_ms, Responder respond) : delay_ms_(delay_ms), respond_(std::move(respond)) {
     fd_ = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -263,6 +275,7 @@ class SlowGateway {
         size_t cl = in.find("Content-Length: ");
         size_t body = cl == std::string::npos ? 0 : std::stoul(in.substr(cl + 16));
         if (in.size() >= head + 4 + body) {
+          const std::string request = in.substr(head + 4, body);
           in.erase(0, head + 4 + body);
           int64_t revision;
           {
@@ -271,11 +284,9 @@ class SlowGateway {
             revision = static_cast<int64_t>(received_.size());
           }
           std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms_));
-          std::string json =
-              fail_ ? "{\"error\":\"etcdserver: permission denied\",\"code\":7}"
-                    : "{\"header\":{\"revision\":\"" + std::to_string(revision) + "\"}}";
-          std::string out = std::string(fail_ ? "HTTP/1.1 403 Forbidden" : "HTTP/1.1 200 OK") +
-                            "\r\nContent-Type: application/json\r\nContent-Length: " +
+          auto [status, json] = respond_(request, revision);
+          std::string out = "HTTP/1.1 " + std::to_string(status) +
+                            " X\r\nContent-Type: application/json\r\nContent-Length: " +
                             std::to_string(json.size()) + "\r\n\r\n" + json;
           if (write(c, out.data(), out.size()) != static_cast<ssize_t>(out.size())) break;
           continue;
@@ -288,8 +299,10 @@ class SlowGateway {
     close(c);
   }
 
+  static constexpr const char* kPermissionDenied =
+      "{\"error\":\"etcdserver: permission denied\",\"code\":7}";
   int delay_ms_;
-  bool fail_;
+  Responder respond_;
   int fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stop_{false};
@@ -352,6 +365,100 @@ TEST(ClusterCatchUp, AFailedReadIsAStoreErrorForEveryCallerSharingIt) {
   for (std::thread& t : callers) t.join();
   EXPECT_EQ(refused.load(), 8);
   EXPECT_LE(gw.requests(), 2u);
+}
+
+// etcd refusing a batch as larger than its --max-txn-ops: each change of
+// it goes again on its own, so that only the change too large fails (as
+// a StoreError that says so) and the others of its batch apply.  The
+// stand-in refuses a Txn with more than 4 puts in it or in one of its
+// nested Txns, as etcd counts them.
+TEST(ClusterCommit, ABatchTooLargeGoesChangeByChange) {
+  constexpr size_t kMaxOps = 4;
+  std::mutex m;
+  std::vector<std::string> seen;  // each Txn: the puts of each change
+  auto puts = [](const json_t* ops) {
+    size_t n = 0;
+    for (size_t i = 0; i < json_array_size(ops); i++) {
+      n += json_object_get(json_array_get(ops, i), "request_put") != nullptr;
+    }
+    return n;
+  };
+  SlowGateway gw(60, [&](const std::string& body, int64_t revision) {
+    Json req(json_loadb(body.data(), body.size(), 0, nullptr));
+    const json_t* success = json_object_get(req.get(), "success");
+    std::string shape;
+    bool too_many = puts(success) > kMaxOps;
+    size_t nested = 0;
+    for (size_t i = 0; i < json_array_size(success); i++) {
+      const json_t* t = json_object_get(json_array_get(success, i), "request_txn");
+      if (!t) continue;
+      nested++;
+      const size_t n = puts(json_object_get(t, "success"));
+      too_many = too_many || n > kMaxOps;
+      shape += (shape.empty() ? "" : "+") + std::to_string(n);
+    }
+    if (!nested) shape = std::to_string(puts(success));
+    {
+      std::lock_guard<std::mutex> lk(m);
+      seen.push_back(shape);
+    }
+    if (too_many) {
+      return std::make_pair(
+          400, std::string("{\"error\":\"etcdserver: too many operations in txn request\","
+                           "\"code\":3}"));
+    }
+    std::string responses;
+    for (size_t i = 0; i < nested; i++) {
+      responses += std::string(i ? "," : "") + "{\"response_txn\":{\"succeeded\":true}}";
+    }
+    return std::make_pair(200, "{\"header\":{\"revision\":\"" + std::to_string(revision) +
+                                   "\"},\"succeeded\":true,\"responses\":[" + responses + "]}");
+  });
+  oauth2_test::TempDir dir;
+  Store store(dir.path() + "/mirror", size_t(64) << 20);
+  {
+    MirrorWriter w(store);  // a mirror ahead of every revision the stand-in names
+    w.set_revision(1000000, "etcd /oauth2/");
+    w.commit();
+  }
+  EtcdConfig config;
+  config.endpoints = {gw.url()};
+  Cluster cluster(config, 5000);
+  auto change = [](const std::string& name, size_t puts) {
+    Change c;
+    for (size_t i = 0; i < puts; i++) {
+      c.writes.push_back({Db::kMeta, name + std::to_string(i), std::string("v")});
+    }
+    return c;
+  };
+  const Change first = change("first", 1), big = change("big", 6), small = change("small", 2);
+  std::string first_got, big_got, small_got;
+  auto run = [&](const Change& c, std::string* got) {
+    try {
+      *got = cluster.commit(store, c) ? "applied" : "refused";
+    } catch (const StoreError& e) {
+      *got = e.is_too_large() ? std::string("too large: ") + e.what() : e.what();
+    }
+  };
+  // the first leads a batch of its own; the other two wait for it, then go
+  // together
+  std::thread a([&] { run(first, &first_got); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::thread b([&] { run(big, &big_got); });
+  std::thread c([&] { run(small, &small_got); });
+  a.join();
+  b.join();
+  c.join();
+  EXPECT_EQ(first_got, "applied");
+  EXPECT_EQ(small_got, "applied") << "a change refused for another's size";
+  EXPECT_NE(big_got.find("too large: "), std::string::npos) << big_got;
+  EXPECT_NE(big_got.find("--max-txn-ops"), std::string::npos) << big_got;
+  std::lock_guard<std::mutex> lk(m);
+  ASSERT_EQ(seen.size(), 4u);
+  EXPECT_EQ(seen[0], "1");
+  EXPECT_TRUE(seen[1] == "6+2" || seen[1] == "2+6") << seen[1];
+  EXPECT_TRUE((seen[2] == "6" && seen[3] == "2") || (seen[2] == "2" && seen[3] == "6"))
+      << seen[2] << " then " << seen[3];
 }
 
 }  // namespace
