@@ -161,6 +161,34 @@ section('ordinary changes are one Txn as before', sub {
     is(statuses($tok), '401', '... and refused');
 });
 
+section('a realm with many records is deleted', sub {
+    my ($c, $o, $e) = $t->admin_etcd('realm', 'add', 'shop');
+    is($c, 0, 'realm add shop') or diag "$o$e";
+    my $added = 0;
+    for my $i (1 .. 50) {
+        ($c, $o, $e) = $t->admin_etcd('--realm', 'shop', 'user', 'add',
+            '--username', "u$i", '--email', "u$i\@example.com",
+            '--password', 'Tr0ub4dor-shop-3', '--pbkdf2-iterations',
+            $OAuth2Authorize::PBKDF2);
+        $added += !$c;
+    }
+    is($added, 50, "50 users in it (150 records with their indexes)");
+    my $shop = $t->admin_etcd_json('--realm', 'shop', 'app', 'add', '--name',
+        'shop', '--grant', 'client_credentials');
+    ($c, my $j, $e) = issue_many($shop->{client_id}, 200, 'shop.tokens',
+        '--realm', 'shop');
+    is($j->{issued}, 200, '200 tokens in it') or diag $e;
+    ($c, $o, $e) = $t->admin_etcd('realm', 'delete', 'shop');
+    is($c, 0, 'realm delete succeeds (1000 records a commit, halved)')
+        or diag "$o$e";
+    my $r = eval { JSON::PP->new->decode($o) } // {};
+    is($r->{deleted_records}, 50 * 3 + 1 + 1 + 200,
+        '... counting its users with their indexes, its user sequence, its '
+        . 'application and its tokens (revoked first, one each)');
+    is(etcd_count('users') + etcd_count('tokens') + etcd_count('clients')
+        - 1, 0, '... and etcd holds nothing of it');
+});
+
 section('a change too large on its own is refused whole', sub {
     my $u = OAuth2Test->new;
     my $uurl = $u->run_etcd(limits => 0, extra => ['--max-txn-ops', 2]);

@@ -48,14 +48,28 @@ int realm_list(const Invocation& inv) {
 }
 
 // The realm is unregistered first, so that the CLI and the daemon refuse
-// it from then on; then its records go, a batch per commit.
+// it from then on; then its records go, a batch per commit (halved while
+// etcd refuses one as too large, in cluster mode).
 int realm_delete(const Invocation& inv) {
   const std::string& name = realm_operand(inv);
   if (name == kDefaultRealm) return fail("the default realm cannot be deleted");
   auto store = open_store(inv, false);
   if (!store || !forget_realm(*store, name)) return fail("no realm " + quoted(name));
-  size_t deleted = 0;
-  while (size_t n = delete_realm_records(*store, name, kDeleteBatch)) deleted += n;
+  size_t deleted = 0, batch = kDeleteBatch;
+  const uint64_t revoked_before = store->revoked_in_rounds();
+  for (;;) {
+    size_t n = 0;
+    try {
+      n = delete_realm_records(*store, name, batch);
+    } catch (const StoreError& e) {
+      if (!e.is_too_large() || batch == 1) throw;
+      batch /= 2;
+      continue;
+    }
+    if (!n) break;
+    deleted += n;
+  }
+  deleted += store->revoked_in_rounds() - revoked_before;  // one each
   Json obj(checked(json_object()));
   set_member(obj.get(), "name", string_json(name));
   set_member(obj.get(), "deleted_records", checked(json_integer(static_cast<json_int_t>(deleted))));

@@ -28,7 +28,10 @@ bool add_realm(Store& store, std::string_view realm, int64_t now);
 bool forget_realm(Store& store, std::string_view realm);
 // Deletes at most batch records of realm, in every database, in one
 // change: how many.  0 once none is left.  Other realms are untouched and
-// never wait for more than one such batch.
+// never wait for more than one such batch.  Cluster mode: a batch etcd
+// refuses as too large has its tokens revoked first (Store::change: not
+// in the count, Store::revoked_in_rounds has them); still too large, it
+// throws (is_too_large).
 size_t delete_realm_records(Store& store, std::string_view realm, size_t batch);
 
 }  // namespace oauth2

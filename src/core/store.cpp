@@ -305,6 +305,7 @@ bool Store::revoke_first(const Change& c, size_t* revoked) {
         }
         if (r.empty() || cluster_->commit(*this, r)) {
           *revoked += gone;
+          revoked_in_rounds_ += gone;
           break;
         }
       }

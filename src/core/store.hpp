@@ -9,6 +9,7 @@
 #include <lmdb.h>
 
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <functional>
@@ -384,6 +385,9 @@ class Store {
   }
   // cluster mode: runs of a contended change before it is refused (503)
   static constexpr int kClusterRuns = 64;
+  // cluster mode: the tokens changes of this Store revoked first, in
+  // rounds, because etcd refused them as too large (Store::change)
+  uint64_t revoked_in_rounds() const { return revoked_in_rounds_; }
 
   int reader_check();
   // the bytes the map may grow to, and those its pages use now
@@ -452,6 +456,7 @@ class Store {
   std::shared_ptr<Cluster> cluster_;
   bool mirror_ = false;
   uint64_t serial_;  // StoreVersion::store
+  std::atomic<uint64_t> revoked_in_rounds_{0};
 };
 
 template <typename F>
