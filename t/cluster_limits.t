@@ -1,5 +1,5 @@
 # Cluster mode against an etcd with its default limits (issue 13;
-# SECURITY.md R29, R53, R70): etcd refuses a Txn of more than
+# SECURITY.md R39, R53, R70): etcd refuses a Txn of more than
 # --max-txn-ops operations (128 by default) or --max-request-bytes
 # (1.5 MiB), before proposing it.  A change that revokes many tokens at
 # once (an application's or a user's deletion, a password change, an
@@ -123,7 +123,7 @@ section('a password change revokes many tokens', sub {
         '... and counts the 300 tokens it revoked, in rounds or not');
     is(etcd_count('user_tokens'), 0, '... none of alice\'s tokens left');
     is(statuses((tokens_of_file("$OUT/alice.tokens"))[0, 150, 299]),
-        '401', '... and the edge refuses them (R29)');
+        '401', '... and the edge refuses them (R39)');
 
     ($code, $j, $err) = issue_many($other->{client_id}, 200, 'alice2.tokens',
         '--user', 'alice');
