@@ -7,8 +7,10 @@
 # path then revokes those tokens first, in rounds etcd takes, and decides
 # the change again; bulk issuance halves its rounds.  Without that, an
 # application with 60 live tokens could not be deleted at all.  A change
-# too large with no tokens to revoke first is refused whole, with a
-# message that names the etcd options, and leaves nothing behind.
+# too large with no tokens to revoke first (an import-django of 50
+# users) is refused whole, with a message that names the etcd options and
+# the way in (a local store's backup restored into etcd, which then
+# works), and leaves nothing behind.
 use strict;
 use warnings;
 use FindBin;
@@ -190,17 +192,36 @@ section('a realm with many records is deleted', sub {
 });
 
 section('a change too large on its own is refused whole', sub {
+    # a cluster of its own, with etcd's defaults and no records yet
     my $u = OAuth2Test->new;
-    my $uurl = $u->run_etcd(limits => 0, extra => ['--max-txn-ops', 2]);
-    $u->run_sync($uurl);
-    my ($code, $out, $err) = $u->admin_etcd('user', 'add', '--username',
-        'bob', '--email', 'bob@example.com', '--password',
-        'Tr0ub4dor-bob-3', '--pbkdf2-iterations', $OAuth2Authorize::PBKDF2);
-    is($code, 1, 'user add (4 records) against --max-txn-ops 2 fails');
-    like($err, qr/too many operations.*--max-txn-ops 10000/s,
-        '... with etcd\'s words and the options to raise');
+    $u->run_sync($u->run_etcd(limits => 0));
+    my @users = map { { model => 'auth.user', pk => $_, fields => {
+        username => "d$_", email => "d$_\@example.com",
+        password => 'pbkdf2_sha256$1000$salt$' . ('A' x 43) } } } 1 .. 50;
+    my $dump = $u->dir . '/dump.json';
+    OAuth2Test::write_file($dump, JSON::PP->new->encode(\@users));
+    chmod 0644, $dump;
+    my ($code, $out, $err) = $u->admin_etcd('import-django', $dump);
+    is($code, 1, 'import-django of 50 users (one transaction, no tokens to '
+        . 'revoke first) against etcd\'s 128 operations fails');
+    like($err, qr/too many operations.*--max-txn-ops 10000.*nothing was imported.*backup.*restore/s,
+        '... with etcd\'s words, the options to raise and the way in');
     my ($lc, $list) = $u->admin_etcd('user', 'list');
     is($list =~ s/\s+//gr, '[]', '... and leaves no record behind');
+
+    # the way it names: a local store, its backup, a restore into etcd
+    my $local = $u->dir . '/local';
+    ($code, $out, $err) = $u->_run_cmd($OAuth2Test::ADMIN, '--store', $local,
+        'import-django', $dump);
+    is($code, 0, 'the dump goes into a local store') or diag $err;
+    ($code, $out, $err) = $u->_run_cmd($OAuth2Test::ADMIN, '--store', $local,
+        'backup', $u->dir . '/dump.backup');
+    is($code, 0, '... which is backed up') or diag $err;
+    ($code, $out, $err) = $u->admin_etcd('restore', $u->dir . '/dump.backup');
+    is($code, 0, '... and restored into the cluster, in Txns etcd takes')
+        or diag "$out$err";
+    my ($sc, $show) = $u->admin_etcd('user', 'show', 'd50');
+    like($show, qr/"username": "d50"/, '... where its users are');
 });
 
 $t->sync_log_ok;

@@ -726,14 +726,28 @@ int import_django(const Invocation& inv) {
     const std::vector<DjangoUser> dump_users = std::move(users);
     const std::vector<DjangoApp> dump_apps = std::move(apps);
     auto store = open_store(inv, true);
-    store->change([&](Txn& txn) {
-      report = found;
-      users = dump_users;
-      apps = dump_apps;
-      import_users(txn, inv.realm, users, &report);
-      import_apps(txn, inv.realm, apps, &report);
-      txn.commit();
-    });
+    try {
+      store->change([&](Txn& txn) {
+        report = found;
+        users = dump_users;
+        apps = dump_apps;
+        import_users(txn, inv.realm, users, &report);
+        import_apps(txn, inv.realm, apps, &report);
+        txn.commit();
+      });
+    } catch (const StoreError& e) {
+      if (!e.is_too_large()) throw;
+      // one transaction, and etcd's is bounded: the way in is a restore,
+      // which goes in transactions etcd takes
+      fprintf(stderr,
+              "%s: %s; nothing was imported.  A dump this large goes into a cluster through "
+              "a local store: import it there (--store <dir>, without --etcd), back that up "
+              "(oauth2-admin --store <dir> backup <file>), then restore the file into the "
+              "cluster (oauth2-admin --etcd <urls> restore <file>; a cluster that holds "
+              "records is replaced only with --force)\n",
+              kProg, e.what());
+      return kExitFailure;
+    }
   }
   for (const DjangoUser& du : users) report.users_skipped += !du.importable;
   for (const DjangoApp& da : apps) report.apps_skipped += !da.importable;
