@@ -137,14 +137,54 @@ section('a password change revokes many tokens', sub {
     is(etcd_count('users'), 0, '... nor the user');
 });
 
+section('the admin daemon deletes what has many tokens', sub {
+    my ($c, $o, $e) = $t->admin_etcd('user', 'add', '--username', 'root',
+        '--email', 'root@example.com', '--staff', '--password',
+        'Tr0ub4dor-root-3', '--pbkdf2-iterations', $OAuth2Authorize::PBKDF2);
+    is($c, 0, 'a staff user through etcd') or diag "$o$e";
+    my $first = $t->new_app_etcd(name => 'first', grant => 'password',
+        first_party => 1);
+    my $staff = $t->admin_etcd_json('token', 'issue', '--client-id',
+        $first->{client_id}, '--user', 'root')->{access_token} // 'x';
+    ($c, $o, $e) = $t->admin_etcd('user', 'add', '--username', 'carol',
+        '--email', 'carol@example.com', '--password', 'Tr0ub4dor-carol-3',
+        '--pbkdf2-iterations', $OAuth2Authorize::PBKDF2);
+    my $carol = eval { JSON::PP->new->decode($o) } // {};
+    my $doomed = $t->new_app_etcd(name => 'doomed',
+        grant => ['client_credentials']);
+    my (undef, $j1) = issue_many($other->{client_id}, 300, 'carol.tokens',
+        '--user', 'carol');
+    my (undef, $j2) = issue_many($doomed->{client_id}, 300, 'doomed.tokens');
+    is(($j1->{issued} // 0) + ($j2->{issued} // 0), 600,
+        '300 tokens for carol, 300 for an application');
+    $t->run_daemon($t->etcd_args, '--pbkdf2-iterations',
+        $OAuth2Authorize::PBKDF2);
+    my $r = $t->api('DELETE', "/api/users/$carol->{id}/",
+        port => $t->daemon_port, token => $staff, timeout => 30);
+    is($r->{status}, 204, 'DELETE of the user through `--etcd serve`: 204')
+        or diag $r->{raw};
+    $r = $t->api('DELETE', "/api/applications/$doomed->{client_id}/",
+        port => $t->daemon_port, token => $staff, timeout => 30);
+    is($r->{status}, 204, 'DELETE of the application: 204') or diag $r->{raw};
+    is(statuses((tokens_of_file("$OUT/carol.tokens"))[0, 299],
+        (tokens_of_file("$OUT/doomed.tokens"))[0, 299]), '401',
+        '... and the edge refuses their tokens');
+    is(etcd_count('user_tokens'), 1, '... none left in etcd but the staff '
+        . 'token');
+    is($t->api('GET', '/api/users/', port => $t->daemon_port,
+        token => $staff)->{status}, 200, 'the staff token still works');
+    $t->stop_daemon;
+});
+
 section('the expiry round fits', sub {
+    my $before = etcd_count('tokens');    # the staff user's token
     my ($code, $j, $err) = issue_many($other->{client_id}, 400,
         'short.tokens', '--ttl', 1);
     is($j->{issued}, 400, '400 tokens of 1 s') or diag $err;
     my $t0 = time;
     my $left;
     while (time - $t0 < 15) {
-        $left = etcd_count('tokens');
+        $left = etcd_count('tokens') - $before;
         last if !$left;
         sleep 0.2;
     }
@@ -164,6 +204,8 @@ section('ordinary changes are one Txn as before', sub {
 });
 
 section('a realm with many records is deleted', sub {
+    my $outside = etcd_count('users') + etcd_count('tokens')
+        + etcd_count('clients');
     my ($c, $o, $e) = $t->admin_etcd('realm', 'add', 'shop');
     is($c, 0, 'realm add shop') or diag "$o$e";
     my $added = 0;
@@ -187,8 +229,8 @@ section('a realm with many records is deleted', sub {
     is($r->{deleted_records}, 50 * 3 + 1 + 1 + 200,
         '... counting its users with their indexes, its user sequence, its '
         . 'application and its tokens (revoked first, one each)');
-    is(etcd_count('users') + etcd_count('tokens') + etcd_count('clients')
-        - 1, 0, '... and etcd holds nothing of it');
+    is(etcd_count('users') + etcd_count('tokens') + etcd_count('clients'),
+        $outside, '... and etcd holds nothing of it');
 });
 
 section('a change too large on its own is refused whole', sub {
