@@ -338,8 +338,11 @@ void Cluster::send(const std::vector<Waiter*>& batch) {
   } catch (const EtcdError& e) {
     if (e.too_large && batch.size() > 1) {
       // one change of the batch, or all of them together, beyond etcd's
-      // limits (refused whole, nothing applied): each on its own
-      for (Waiter* b : batch) send({b});
+      // limits (refused whole, nothing applied): each half on its own,
+      // until the change too large is alone
+      const auto half = batch.begin() + static_cast<std::ptrdiff_t>(batch.size() / 2);
+      send(std::vector<Waiter*>(batch.begin(), half));
+      send(std::vector<Waiter*>(half, batch.end()));
       return;
     }
     for (Waiter* b : batch) {
