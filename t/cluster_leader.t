@@ -20,11 +20,7 @@ use Time::HiRes qw(sleep time);
 use OAuth2Test;
 
 OAuth2Test::require_build();
-unless (OAuth2Test::have_etcd()) {
-    fail("$OAuth2Test::ETCD missing: apt-get install etcd-server");
-    done_testing();
-    exit;
-}
+OAuth2Test::require_etcd();
 
 my $t = OAuth2Test->new;
 my $dir = $t->dir;

@@ -23,11 +23,7 @@ use OAuth2Test;
 use OAuth2Authorize;
 
 OAuth2Test::require_build();
-unless (OAuth2Test::have_etcd()) {
-    fail("$OAuth2Test::ETCD missing: apt-get install etcd-server");
-    done_testing();
-    exit;
-}
+OAuth2Test::require_etcd();
 
 my $t = OAuth2Test->new;
 my $url = $t->run_etcd(limits => 0);    # etcd's defaults: 128 ops, 1.5 MiB

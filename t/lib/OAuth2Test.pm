@@ -1045,6 +1045,15 @@ sub sync_pid { $_[0]{sync_pid} }
 
 sub have_etcd { return -x $ETCD }
 
+# the cluster tests: a missing etcd is a failure, never a skip; the file
+# ends there
+sub require_etcd {
+    return if have_etcd();
+    Test::More::fail("$ETCD missing: apt-get install etcd-server");
+    Test::More::done_testing();
+    exit;
+}
+
 # the member answers a v3 range request (the gRPC gateway)
 sub etcd_answers {
     my ($self, $timeout) = @_;
