@@ -57,16 +57,8 @@ int realm_delete(const Invocation& inv) {
   if (!store || !forget_realm(*store, name)) return fail("no realm " + quoted(name));
   size_t deleted = 0, batch = kDeleteBatch;
   const uint64_t revoked_before = store->revoked_in_rounds();
-  for (;;) {
-    size_t n = 0;
-    try {
-      n = delete_realm_records(*store, name, batch);
-    } catch (const StoreError& e) {
-      if (!e.is_too_large() || batch == 1) throw;
-      batch /= 2;
-      continue;
-    }
-    if (!n) break;
+  while (size_t n = halving_while_too_large(
+             batch, [&] { return delete_realm_records(*store, name, batch); })) {
     deleted += n;
   }
   deleted += store->revoked_in_rounds() - revoked_before;  // one each

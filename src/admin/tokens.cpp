@@ -213,25 +213,22 @@ int token_issue_many(const Invocation& inv, Store& store, const IssueRequest& rq
   };
   uint64_t round = kBatch * 2;  // halved while etcd refuses it as too large
   while (issued < count) {
-    const uint64_t n = std::min<uint64_t>(round, count - issued);
+    round = std::min<uint64_t>(round, count - issued);
     std::vector<std::string> tokens;
     std::string refused;
-    bool ok = false;
-    try {
-      ok = store.change([&](Txn& txn) {
+    bool ok = halving_while_too_large(round, [&] {
+      return store.change([&](Txn& txn) {
         tokens.clear();
         auto t = token_for(txn, inv.realm, rq, &refused);
         if (!t) return false;
         lifetime = t->expires_at - t->issued_at;
-        for (uint64_t i = 0; i < n; i++) put_new_token(txn, inv.realm, *t, &tokens.emplace_back());
+        for (uint64_t i = 0; i < round; i++) {
+          put_new_token(txn, inv.realm, *t, &tokens.emplace_back());
+        }
         txn.commit();
         return true;
       });
-    } catch (const StoreError& e) {
-      if (!e.is_too_large() || n == 1) throw;
-      round = n / 2;
-      continue;
-    }
+    });
     if (!ok) {
       unlink(out_path->c_str());
       return fail(refused);

@@ -285,19 +285,14 @@ bool Store::revoke_first(const Change& c, size_t* revoked) {
   if (doomed.empty()) return false;
   size_t round = kRevokeRound;
   for (size_t at = 0; at < doomed.size();) {
-    const size_t n = std::min(round, doomed.size() - at);
-    try {
-      for (int run = 0;; run++) {
-        if (run == kClusterRuns) {
-          throw StoreError::unavailable("tokens revoked by another change " +
-                                        std::to_string(kClusterRuns) +
-                                        " times while a round revoked them: try again");
-        }
+    round = std::min(round, doomed.size() - at);
+    at += halving_while_too_large(round, [&] {
+      for (int run = 0; run < kClusterRuns; run++) {
         size_t gone = 0;
         Change r;
         {
           Txn txn = begin_change();
-          for (size_t i = at; i < at + n; i++) {
+          for (size_t i = at; i < at + round; i++) {
             gone += txn.delete_token(doomed[i].first, doomed[i].second);
           }
           txn.commit();
@@ -306,15 +301,13 @@ bool Store::revoke_first(const Change& c, size_t* revoked) {
         if (r.empty() || cluster_->commit(*this, r)) {
           *revoked += gone;
           revoked_in_rounds_ += gone;
-          break;
+          return round;
         }
       }
-    } catch (const StoreError& e) {
-      if (!e.is_too_large() || n == 1) throw;
-      round = n / 2;
-      continue;
-    }
-    at += n;
+      throw StoreError::unavailable("tokens revoked by another change " +
+                                    std::to_string(kClusterRuns) +
+                                    " times while a round revoked them: try again");
+    });
   }
   return true;
 }

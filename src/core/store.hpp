@@ -491,6 +491,22 @@ auto Store::change(F&& decide) -> std::invoke_result_t<F&, Txn&> {
   }
 }
 
+// Cluster mode: round() with rounds of n, and again with n halved while
+// etcd refuses what it sends as too large (StoreError::is_too_large);
+// n keeps the size that passed, for the rounds after.  At n == 1 the
+// refusal is thrown.  round reads n for its size.
+template <typename N, typename F>
+auto halving_while_too_large(N& n, F&& round) -> std::invoke_result_t<F&> {
+  for (;;) {
+    try {
+      return round();
+    } catch (const StoreError& e) {
+      if (!e.is_too_large() || n <= 1) throw;
+      n /= 2;
+    }
+  }
+}
+
 // the map size nginx.conf gave the store (oauth2_store size=)
 constexpr const char* kMapSizeMeta = "map_size";
 
