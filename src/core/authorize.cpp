@@ -383,7 +383,7 @@ Response start_session(Txn& txn, const IssueSettings& s, const LoginCheck& check
   sess.expires_at = add_ttl(s.now, kSessionTtl);
   sess.user = std::to_string(check.user->id);
   account_signed_in(txn, s.realm, check.user->id, origin, s.now);
-  txn.put_token(s.realm, token_id(token), sess);
+  txn.put_new_token(s.realm, token_id(token), sess);
   txn.commit();
   Response r;
   r.status = 303;
@@ -529,7 +529,7 @@ EndpointResult issue_code(Store& store, const Request& req, const AuthzRequest& 
         t.audience = az.audience;
         t.jkt = az.dpop_jkt;
         const bool stored = store.change([&](Txn& txn) {
-          if (!txn.put_token(s.realm, token_id(code), t)) return false;
+          if (!txn.put_new_token(s.realm, token_id(code), t)) return false;
           if (remember) {
             remember_consent(txn, s.realm, user_id, az.client.client_id, az.scope, s.now);
           }

@@ -489,7 +489,7 @@ IssuedPair issue_pair(Txn& txn, const IssueSettings& s, const Client& client,
   do {
     p.access_token = new_token();  // a JWT's jti
     at_id = token_id(p.access_token);
-  } while (!txn.put_token(realm, at_id, at));
+  } while (!txn.put_new_token(realm, at_id, at));
   p.client_id = client.client_id;
   p.token_id = short_token_id(at_id);
   if (at.jwt) {
@@ -511,7 +511,7 @@ IssuedPair issue_pair(Txn& txn, const IssueSettings& s, const Client& client,
     if (refresh_expires > 0) rt.expires_at = std::min(rt.expires_at, refresh_expires);
     do {
       p.refresh_token = new_token();
-    } while (!txn.put_token(realm, token_id(p.refresh_token), rt));
+    } while (!txn.put_new_token(realm, token_id(p.refresh_token), rt));
     if (rt.jwt) {
       std::string jti = std::move(p.refresh_token);
       p.refresh_token = sign_refresh_token(s, rt, jti);

@@ -404,6 +404,10 @@ Change Txn::take_change() {
 }
 
 std::optional<std::string_view> Txn::get(Db db, std::string_view key) {
+  return get(db, key, true);
+}
+
+std::optional<std::string_view> Txn::get(Db db, std::string_view key, bool rely) {
   const size_t i = static_cast<size_t>(db);
   if (pending_) {
     const auto& w = pending_->writes[i];
@@ -413,7 +417,7 @@ std::optional<std::string_view> Txn::get(Db db, std::string_view key) {
     }
   }
   auto v = get_value(txn_, store_->dbi(db), key, "mdb_get");
-  if (pending_) {
+  if (pending_ && rely) {
     auto& r = pending_->reads[i];
     if (r.find(key) == r.end()) {
       r.emplace(std::string(key), v ? std::optional<std::string>(std::string(*v)) : std::nullopt);
@@ -612,6 +616,21 @@ bool Txn::delete_client(std::string_view realm, std::string_view client_id) {
 
 bool Txn::put_token(std::string_view realm, const TokenId& id, const Token& t) {
   if (id.legacy || find_token(realm, id)) return false;  // never overwritten
+  write_token(realm, id, t);
+  return true;
+}
+
+bool Txn::put_new_token(std::string_view realm, const TokenId& id, const Token& t) {
+  if (id.legacy || !valid_realm(realm)) return false;
+  if (get(Db::kTokens, token_stack_key(realm, id).view())) return false;
+  TokenId old = id;
+  old.legacy = true;
+  if (get(Db::kTokens, token_stack_key(realm, old).view(), false)) return false;
+  write_token(realm, id, t);
+  return true;
+}
+
+void Txn::write_token(std::string_view realm, const TokenId& id, const Token& t) {
   put(Db::kTokens, token_key(realm, id), encode_token(t));
   const std::string suffix = token_id_bytes(id);
   if (!t.client_id.empty()) {  // sessions belong to no client
@@ -620,7 +639,6 @@ bool Txn::put_token(std::string_view realm, const TokenId& id, const Token& t) {
   if (uint64_t uid = token_user_id(t))
     put(Db::kUserTokens, user_tokens_prefix(realm, uid) + suffix, "");
   if (t.has_family()) put(Db::kFamilyTokens, family_prefix(realm, t.family) + suffix, "");
-  return true;
 }
 
 bool Txn::update_token(std::string_view realm, const TokenId& id, const Token& t) {

@@ -242,6 +242,13 @@ class Txn {
   bool delete_client(std::string_view realm, std::string_view client_id);
   // false if a token with this hash exists (never overwritten)
   bool put_token(std::string_view realm, const TokenId& id, const Token& t);
+  // put_token for the id of a token new_token() just drew.  The change
+  // relies on its key's absence (in cluster mode a Txn tried again after
+  // a lost answer then fails that compare, rather than putting back a
+  // token revoked meanwhile), but not on its legacy key's: a record there
+  // needs the token's value, which only this change knows.  One compare
+  // in etcd a token fewer.
+  bool put_new_token(std::string_view realm, const TokenId& id, const Token& t);
   bool delete_token(std::string_view realm, const TokenId& id);
   // rewrites an existing token record (false if there is none)
   bool update_token(std::string_view realm, const TokenId& id, const Token& t);
@@ -323,6 +330,9 @@ class Txn {
   // the legacy id of the same value), and the record
   std::optional<std::pair<TokenId, std::string_view>> find_token(std::string_view realm,
                                                                  const TokenId& id);
+  // get; !rely: not a read the change relies on (no compare, no conflict)
+  std::optional<std::string_view> get(Db db, std::string_view key, bool rely);
+  void write_token(std::string_view realm, const TokenId& id, const Token& t);
   bool assign_user_id(User& u);
   void release() noexcept;
 

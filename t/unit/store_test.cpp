@@ -504,6 +504,51 @@ TEST_F(StoreTest, SameHashIsNeverOverwrittenR42) {
   EXPECT_EQ(got->scope, "read write");
 }
 
+// A token new_token() just drew is put relying on its key's absence but
+// not on its legacy key's, which only the token's value could fill: one
+// compare in etcd a token fewer.  put_token, for ids that could meet (a
+// device's user code), keeps both reads; and either refuses an id the
+// snapshot or the change itself holds (R42).
+TEST_F(StoreTest, AFreshTokenReliesOnlyOnItsOwnKeyR42) {
+  auto tokens_read = [](const oauth2::Change& c) {
+    size_t n = 0;
+    for (const oauth2::Change::Read& r : c.reads) n += r.db == oauth2::Db::kTokens;
+    return n;
+  };
+  const TokenId fresh = oauth2::token_id(oauth2::new_token());
+  auto c = store_->prepare([&](Txn& txn) {
+    EXPECT_TRUE(txn.put_new_token("default", fresh, make_token("alpha")));
+    txn.commit();
+  });
+  ASSERT_TRUE(c.has_value());
+  ASSERT_EQ(tokens_read(*c), 1u);
+  for (const oauth2::Change::Read& r : c->reads) {
+    if (r.db == oauth2::Db::kTokens) {
+      EXPECT_EQ(r.key, oauth2::records::token_key("default", fresh));
+      EXPECT_FALSE(r.seen.has_value());
+    }
+  }
+  EXPECT_FALSE(c->writes.empty());
+  c = store_->prepare([&](Txn& txn) {
+    EXPECT_TRUE(txn.put_token("default", fresh, make_token("alpha")));
+    txn.commit();
+  });
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(tokens_read(*c), 2u);  // its key and its legacy key, both absent
+
+  const TokenId h = oauth2::token_id("taken");
+  ASSERT_TRUE(put_token("default", h, make_token("alpha")));
+  store_->change([&](Txn& txn) {
+    EXPECT_FALSE(txn.put_new_token("default", h, make_token("mallory")));
+    const TokenId twice = oauth2::token_id("drawn twice in one change");
+    EXPECT_TRUE(txn.put_new_token("default", twice, make_token("alpha")));
+    EXPECT_FALSE(txn.put_new_token("default", twice, make_token("mallory")));
+    txn.commit();
+  });
+  EXPECT_EQ(get_token("default", h)->client_id, "alpha");
+  EXPECT_EQ(get_token("default", oauth2::token_id("drawn twice in one change"))->client_id, "alpha");
+}
+
 TEST_F(StoreTest, DeleteToken) {
   TokenId h = oauth2::token_id("t");
   ASSERT_TRUE(put_token("default", h, make_token("alpha")));
