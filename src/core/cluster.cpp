@@ -367,16 +367,78 @@ std::string mirror_staleness(Store& store) {
          std::to_string(bound) + " ms): is oauth2-admin sync running, and etcd reachable?";
 }
 
-bool wait_for_mirror(Store& store, int64_t revision, long timeout_ms) {
+bool MirrorWaits::wait(Store& store, int64_t revision, long timeout_ms) {
   using Clock = std::chrono::steady_clock;
   const auto end = Clock::now() + std::chrono::milliseconds(timeout_ms);
-  auto pause = std::chrono::microseconds(100);
-  while (store.mirror_revision() < revision) {
-    if (Clock::now() >= end) return false;
-    std::this_thread::sleep_for(pause);
-    pause = std::min(pause * 2, std::chrono::microseconds(2000));
+  if (store.mirror_revision() >= revision) return true;
+  std::unique_lock<std::mutex> lk(m_);
+  Waiter w;
+  w.revision = revision;
+  auto it = waiting_.emplace(revision, &w);
+  try {
+    while (!w.done) {
+      if (!polling_) {
+        poll(lk, store, w, end);
+        break;
+      }
+      // past the end, one more look if the poll is free
+      if (w.cv.wait_until(lk, end) == std::cv_status::timeout && !w.done && polling_) break;
+    }
+  } catch (...) {
+    if (!w.done) waiting_.erase(it);
+    throw;
   }
-  return true;
+  if (!w.done) waiting_.erase(it);
+  return w.done;
+}
+
+void MirrorWaits::poll(std::unique_lock<std::mutex>& lk, Store& store, Waiter& w,
+                       std::chrono::steady_clock::time_point end) {
+  polling_ = true;
+  // the poll is handed on however it ends: to the waiter of the lowest
+  // revision (with w gone from waiting_, if unsatisfied, by the caller)
+  auto hand_on = [&] {
+    polling_ = false;
+    for (auto& [revision, other] : waiting_) {
+      if (other != &w) {
+        other->cv.notify_one();
+        break;
+      }
+    }
+  };
+  constexpr auto kFirstPause = std::chrono::microseconds(100);
+  auto pause = kFirstPause;
+  int64_t last = -1;
+  try {
+    for (;;) {
+      lk.unlock();
+      const int64_t applied = store.mirror_revision();
+      lk.lock();
+      wake_upto(applied);
+      if (w.done || std::chrono::steady_clock::now() >= end) break;
+      // the mirror moving: more is likely on its way
+      pause = applied != last ? kFirstPause : std::min(pause * 2, std::chrono::microseconds(1000));
+      last = applied;
+      lk.unlock();
+      std::this_thread::sleep_for(pause);
+      lk.lock();
+    }
+  } catch (...) {
+    if (!lk.owns_lock()) lk.lock();
+    hand_on();
+    throw;
+  }
+  hand_on();
+}
+
+// Marks done and wakes every waiter whose revision is applied (under m_).
+void MirrorWaits::wake_upto(int64_t applied) {
+  auto last = waiting_.upper_bound(applied);
+  for (auto it = waiting_.begin(); it != last; ++it) {
+    it->second->done = true;
+    it->second->cv.notify_one();
+  }
+  waiting_.erase(waiting_.begin(), last);
 }
 
 // ---------------------------------------------------------------- MirrorWriter

@@ -24,9 +24,11 @@
 
 #include <lmdb.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -50,6 +52,35 @@ bool local_meta(std::string_view name);
 
 constexpr int64_t kHeartbeatMs = 250;
 constexpr int64_t kDefaultMaxStalenessMs = 5000;
+
+// The waits of a process for its mirror to apply a revision (a change's,
+// or etcd's for a catch-up) share one poll: one waiter at a time (the
+// poller) reads the mirror's revision, backing off from 100 us to 1 ms
+// while it stands still, and wakes each waiter it satisfies; the others
+// sleep until then or until the poll is theirs.  A batch of changes
+// waiting for one revision costs one read a pause and one wake-up each,
+// where each waiter polling on its own costs every waiter's sleeps.
+class MirrorWaits {
+ public:
+  // Blocks until store's mirror has applied revision (true), or
+  // timeout_ms passed (false).  Throws StoreError (a failed read).
+  bool wait(Store& store, int64_t revision, long timeout_ms);
+
+ private:
+  struct Waiter {
+    int64_t revision = 0;
+    bool done = false;
+    std::condition_variable cv;
+  };
+  // the poller's loop, lk held on entry and return; *w is the poller's own
+  void poll(std::unique_lock<std::mutex>& lk, Store& store, Waiter& w,
+            std::chrono::steady_clock::time_point end);
+  void wake_upto(int64_t revision);  // under m_
+
+  std::mutex m_;
+  std::multimap<int64_t, Waiter*> waiting_;  // by revision, under m_
+  bool polling_ = false;                     // under m_
+};
 
 class Cluster {
  public:
@@ -86,6 +117,11 @@ class Cluster {
   // how long a write waits for etcd, and for the mirror to apply it
   static constexpr long kEtcdTimeoutMs = 3000;
   static constexpr long kMirrorWaitMs = 5000;
+  // Blocks until store's mirror has applied revision (true), or
+  // timeout_ms passed (false).  Throws StoreError.
+  bool wait_for_mirror(Store& store, int64_t revision, long timeout_ms) {
+    return mirror_waits_.wait(store, revision, timeout_ms);
+  }
 
  private:
   // what a change reads, writes and guards, as etcd keys
@@ -124,11 +160,9 @@ class Cluster {
   uint64_t reads_started_ = 0, reads_finished_ = 0;  // under read_m_
   int64_t read_revision_ = 0;                        // under read_m_
   std::exception_ptr read_error_;                    // under read_m_
-};
 
-// Blocks until store's mirror has applied revision (true), or timeout_ms
-// passed (false).
-bool wait_for_mirror(Store& store, int64_t revision, long timeout_ms);
+  MirrorWaits mirror_waits_;
+};
 
 int64_t now_ms();
 

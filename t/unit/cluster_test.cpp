@@ -464,5 +464,64 @@ TEST(ClusterCommit, ABatchTooLargeGoesAgainInHalves) {
   EXPECT_EQ(seen, want);
 }
 
+// Waits for the mirror share one poll (MirrorWaits).  24 waiters for
+// revisions 1 to 8 that the mirror applies one every 10 ms each return
+// true, and only once their revision is applied; the first to come waits
+// for a revision that never comes and gives up after 30 ms while it holds
+// the poll: it returns false, and the poll passes on to the others, who
+// are all served.  A wait for an applied revision returns at once.
+TEST(MirrorWaits, EachWaiterReturnsOnceItsRevisionIsAppliedR77) {
+  oauth2_test::TempDir dir;
+  Store store(dir.path() + "/mirror", size_t(64) << 20);
+  auto apply = [&store](int64_t revision) {
+    MirrorWriter w(store);
+    w.set_revision(revision, "etcd /p/");
+    w.commit();
+  };
+  MirrorWaits waits;
+  using Clock = std::chrono::steady_clock;
+  bool never = true;
+  Clock::duration never_took{};
+  std::thread first([&] {
+    const auto start = Clock::now();
+    never = waits.wait(store, 100, 30);
+    never_took = Clock::now() - start;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));  // the poll is first's
+  constexpr int kWaiters = 24;
+  std::vector<int> ok(kWaiters, -1);
+  std::vector<int64_t> seen(kWaiters, 0);
+  std::vector<Clock::time_point> returned(kWaiters);
+  std::vector<std::thread> waiters;
+  for (int i = 0; i < kWaiters; i++) {
+    waiters.emplace_back([&, i] {
+      const int64_t want = i % 8 + 1;
+      ok[i] = waits.wait(store, want, 5000);
+      returned[i] = Clock::now();
+      seen[i] = store.mirror_revision();
+    });
+  }
+  for (int64_t r = 1; r <= 8; r++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    apply(r);
+  }
+  const auto all_applied = Clock::now();
+  first.join();
+  for (std::thread& t : waiters) t.join();
+  EXPECT_FALSE(never) << "a revision never applied was waited for successfully";
+  EXPECT_GE(never_took, std::chrono::milliseconds(30));
+  EXPECT_LT(never_took, std::chrono::milliseconds(1000));
+  for (int i = 0; i < kWaiters; i++) {
+    EXPECT_EQ(ok[i], 1) << "waiter " << i;
+    EXPECT_GE(seen[i], i % 8 + 1) << "waiter " << i << " returned before its revision";
+    // served by a poll, not by giving up on the wait at its end
+    EXPECT_LT(returned[i] - all_applied, std::chrono::milliseconds(1000)) << "waiter " << i;
+  }
+  const auto start = Clock::now();
+  EXPECT_TRUE(waits.wait(store, 8, 0));
+  EXPECT_FALSE(waits.wait(store, 9, 0));
+  EXPECT_LT(Clock::now() - start, std::chrono::milliseconds(100));
+}
+
 }  // namespace
 }  // namespace oauth2
