@@ -577,13 +577,16 @@ std::vector<Client> Txn::list_clients(std::string_view realm) {
 }
 
 std::optional<std::pair<TokenId, std::string_view>> Txn::find_token(std::string_view realm,
-                                                                    const TokenId& id) {
+                                                                    const TokenId& id,
+                                                                    bool rely_on_legacy) {
   if (!valid_realm(realm)) return std::nullopt;
   if (auto v = get(Db::kTokens, token_stack_key(realm, id).view())) return std::make_pair(id, *v);
   if (id.legacy) return std::nullopt;
   TokenId old = id;  // a record of a store from before schema 2
   old.legacy = true;
-  if (auto v = get(Db::kTokens, token_stack_key(realm, old).view())) return std::make_pair(old, *v);
+  if (auto v = get(Db::kTokens, token_stack_key(realm, old).view(), rely_on_legacy)) {
+    return std::make_pair(old, *v);
+  }
   return std::nullopt;
 }
 
@@ -621,11 +624,7 @@ bool Txn::put_token(std::string_view realm, const TokenId& id, const Token& t) {
 }
 
 bool Txn::put_new_token(std::string_view realm, const TokenId& id, const Token& t) {
-  if (id.legacy || !valid_realm(realm)) return false;
-  if (get(Db::kTokens, token_stack_key(realm, id).view())) return false;
-  TokenId old = id;
-  old.legacy = true;
-  if (get(Db::kTokens, token_stack_key(realm, old).view(), false)) return false;
+  if (id.legacy || find_token(realm, id, false)) return false;
   write_token(realm, id, t);
   return true;
 }

@@ -328,8 +328,10 @@ class Txn {
                                                          const std::string& prefix, TokenType type);
   // the record of id: the id it is stored under (id, or for a value's id
   // the legacy id of the same value), and the record
+  // (the change relies on both reads, or on the legacy one only if asked)
   std::optional<std::pair<TokenId, std::string_view>> find_token(std::string_view realm,
-                                                                 const TokenId& id);
+                                                                 const TokenId& id,
+                                                                 bool rely_on_legacy = true);
   // get; !rely: not a read the change relies on (no compare, no conflict)
   std::optional<std::string_view> get(Db db, std::string_view key, bool rely);
   void write_token(std::string_view realm, const TokenId& id, const Token& t);
