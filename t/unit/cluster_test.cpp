@@ -523,5 +523,63 @@ TEST(MirrorWaits, EachWaiterReturnsOnceItsRevisionIsAppliedR77) {
   EXPECT_LT(Clock::now() - start, std::chrono::milliseconds(100));
 }
 
+// A flood of waits (R83, R84): 150 waits for a revision that never comes
+// (made-up codes and tokens, say), each giving up after 600 ms, then 50
+// legitimate ones for revisions applied at 20 and 40 ms.  Each
+// legitimate wait is answered within 300 ms of its revision, long before
+// any flooding one, which mostly holds the poll, gives up; each flooding one returns false at its own timeout,
+// none held past it; and after the flood a wait is answered at once.
+TEST(MirrorWaits, AFloodOfWaitsNeitherHoldsNorFreesOthersR83R84) {
+  oauth2_test::TempDir dir;
+  Store store(dir.path() + "/mirror", size_t(64) << 20);
+  auto apply = [&store](int64_t revision) {
+    MirrorWriter w(store);
+    w.set_revision(revision, "etcd /p/");
+    w.commit();
+  };
+  MirrorWaits waits;
+  using Clock = std::chrono::steady_clock;
+  constexpr int kFlood = 150, kLegit = 50;
+  std::vector<int> ok(kFlood + kLegit, -1);
+  std::vector<Clock::duration> took(kFlood + kLegit);
+  std::vector<Clock::time_point> returned(kFlood + kLegit);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kFlood + kLegit; i++) {
+    // the flood first: one of it holds the poll
+    if (i == kFlood) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    threads.emplace_back([&, i] {
+      const bool flood = i < kFlood;
+      const auto start = Clock::now();
+      ok[i] = waits.wait(store, flood ? 1000000 : 1 + i % 2, flood ? 600 : 5000);
+      returned[i] = Clock::now();
+      took[i] = returned[i] - start;
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  apply(1);
+  const auto first = Clock::now();
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  apply(2);
+  const auto second = Clock::now();
+  for (std::thread& t : threads) t.join();
+  int legit = 0;
+  for (int i = 0; i < kFlood + kLegit; i++) {
+    if (i < kFlood) {
+      EXPECT_EQ(ok[i], 0) << "a wait for a revision never applied succeeded: " << i;
+      EXPECT_GE(took[i], std::chrono::milliseconds(600)) << i;
+      EXPECT_LT(took[i], std::chrono::milliseconds(1600)) << "held past its timeout: " << i;
+      continue;
+    }
+    legit++;
+    EXPECT_EQ(ok[i], 1) << "legitimate wait " << i;
+    const auto applied = 1 + i % 2 == 1 ? first : second;
+    EXPECT_LT(returned[i] - applied, std::chrono::milliseconds(300)) << "legitimate wait " << i;
+  }
+  EXPECT_EQ(legit, kLegit);
+  const auto start = Clock::now();
+  EXPECT_TRUE(waits.wait(store, 2, 0));
+  EXPECT_LT(Clock::now() - start, std::chrono::milliseconds(100));
+}
+
 }  // namespace
 }  // namespace oauth2
