@@ -123,13 +123,26 @@ void Cluster::Footprint::add(const Footprint& o) {
 // Group commit (group_commit.hpp): the leader sends what waits as one Txn
 // of nested Txns, one per change (the compares they all make, once in
 // the outer one); a change that touches what an earlier one of the batch
-// touches waits for the next batch.  Each then waits for the mirror on
-// its own.
+// touches waits for the next batch.  Under load the leader first lets
+// the batch fill (BatchGather).  Each then waits for the mirror on its own.
 bool Cluster::commit(Store& store, const Change& c) {
   Waiter w;
   w.change = &c;
+  // in the commit path from here until answered, whichever way
+  struct Leave {
+    Cluster& c;
+    bool entered = false;
+    ~Leave() {
+      if (!entered) return;
+      std::lock_guard<std::mutex> g(c.m_);
+      c.gather_.leave(BatchGather::Clock::now());
+    }
+  } leave{*this};
   {
     std::unique_lock<std::mutex> lk(m_);
+    gather_.enter(BatchGather::Clock::now());
+    leave.entered = true;
+    if (gathering_) arrived_.notify_one();
     queue_.wait_done(lk, w, [this](std::unique_lock<std::mutex>& l) { lead(l); });
   }
   if (w.error) std::rethrow_exception(w.error);
@@ -145,6 +158,35 @@ bool Cluster::commit(Store& store, const Change& c) {
                                   " ms: is oauth2-admin sync running for it?");
   }
   return true;
+}
+
+void BatchGather::enter(Clock::time_point now) {
+  inside_++;
+  if (now - window_ >= kWindow) {
+    // a new window; the last one's peak counts for it too
+    last_peak_ = now - window_ < 2 * kWindow ? peak_ : 0;
+    peak_ = 0;
+    window_ = now;
+  }
+  peak_ = std::max(peak_, inside_);
+}
+
+void BatchGather::leave(Clock::time_point now) {
+  inside_--;
+  left_.push_back(now);
+  if (left_.size() > max_batch_) left_.pop_front();
+}
+
+size_t BatchGather::target(Clock::time_point now) {
+  size_t peak = 0;  // of this second and the last
+  if (now - window_ < kWindow) {
+    peak = std::max(peak_, last_peak_);
+  } else if (now - window_ < 2 * kWindow) {
+    peak = peak_;
+  }
+  if (peak <= kSiblings) return 0;
+  while (!left_.empty() && now - left_.front() > kMaxWait) left_.pop_front();
+  return std::min({peak, inside_ + left_.size(), max_batch_});
 }
 
 int64_t Cluster::current_revision() {
@@ -196,12 +238,19 @@ void Cluster::catch_up(Store& store) {
   }
 }
 
-// Takes from the queue the changes that can go together, sends them with
-// the lock released, and marks them done.
+// Waits for the batch to fill (BatchGather, kMaxWait at most), takes from
+// the queue the changes that can go together, sends them with the lock
+// released, and marks them done.
 void Cluster::lead(std::unique_lock<std::mutex>& lk) {
   std::vector<Waiter*> batch;
   Footprint taken;
   std::vector<Waiter*>& waiting = queue_.waiting;
+  const auto now = BatchGather::Clock::now();
+  if (const size_t target = gather_.target(now); waiting.size() < target) {
+    gathering_ = true;
+    arrived_.wait_until(lk, now + BatchGather::kMaxWait, [&] { return waiting.size() >= target; });
+    gathering_ = false;
+  }
   for (auto it = waiting.begin(); it != waiting.end() && batch.size() < kMaxBatch;) {
     Footprint f = footprint(*(*it)->change);
     if (!batch.empty() && f.overlaps(taken)) {

@@ -27,6 +27,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <exception>
 #include <map>
 #include <memory>
@@ -80,6 +81,44 @@ class MirrorWaits {
   std::mutex m_;
   std::multimap<int64_t, Waiter*> waiting_;  // by revision, under m_
   bool polling_ = false;                     // under m_
+};
+
+// When a cluster leader sends its batch (Cluster::lead).  etcd's cost per
+// Txn is dear (a Raft entry, a sync on every member, the gateway's
+// decode), and under load the changes of a process come in two cohorts:
+// those that came while a Txn was in flight, and those of that Txn, whose
+// clients are still waiting for the mirror, or sending their next request,
+// when it returns.  Sent at once, a batch carries one cohort.  So the
+// leader waits, for kMaxWait at most, until the queue holds as many
+// changes as are likely to come soon: those in the commit path (queued,
+// or waiting for the mirror) and those answered within the last kMaxWait,
+// but no more than were in the path at once lately (the peak of this
+// second and the last) nor kMaxBatch; and only once that peak was above
+// kSiblings (Postgres's commit_siblings), so that a change without
+// company never waits.  A flood of changes stops counting kMaxWait after
+// it was answered, and raises no wait past kMaxWait.  Under the Cluster's
+// m_; tests pass the time.
+class BatchGather {
+ public:
+  using Clock = std::chrono::steady_clock;
+  static constexpr size_t kSiblings = 4;
+  static constexpr auto kMaxWait = std::chrono::milliseconds(4);
+  static constexpr auto kWindow = std::chrono::seconds(1);
+
+  explicit BatchGather(size_t max_batch) : max_batch_(max_batch) {}
+  // a change enters the commit path, and leaves it (answered or failed)
+  void enter(Clock::time_point now);
+  void leave(Clock::time_point now);
+  // how many queued changes the leader waits for, kMaxWait at most (0:
+  // none, send at once)
+  size_t target(Clock::time_point now);
+
+ private:
+  size_t max_batch_;
+  size_t inside_ = 0;
+  size_t peak_ = 0, last_peak_ = 0;  // this window's, the one's before
+  Clock::time_point window_{};
+  std::deque<Clock::time_point> left_;  // the last leaves, max_batch_ at most
 };
 
 class Cluster {
@@ -151,7 +190,10 @@ class Cluster {
   Etcd etcd_;
   int64_t max_staleness_ms_;
   std::mutex m_;
-  GroupQueue<Waiter> queue_;  // under m_
+  GroupQueue<Waiter> queue_;       // under m_
+  BatchGather gather_{kMaxBatch};  // under m_
+  bool gathering_ = false;         // under m_: a leader waits on arrived_
+  std::condition_variable arrived_;
 
   // current_revision's reads: how many started and finished, and the
   // last one's answer

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -176,11 +177,13 @@ TEST(ClusterTxn, CompareEveryTxnOfABatchMakesGoesToTheOuterTxnOnce) {
   }
   Json common = Cluster::hoist_common_compares(txns);
   ASSERT_EQ(json_array_size(common.get()), 1u);
-  EXPECT_EQ(unbase64_std(json_string_value(json_object_get(json_array_get(common.get(), 0), "key"))),
-            "/p/clients/default\x1f"
-            "app");
-  EXPECT_EQ(unbase64_std(json_string_value(json_object_get(json_array_get(common.get(), 0), "value"))),
-            "rec-app");
+  EXPECT_EQ(
+      unbase64_std(json_string_value(json_object_get(json_array_get(common.get(), 0), "key"))),
+      "/p/clients/default\x1f"
+      "app");
+  EXPECT_EQ(
+      unbase64_std(json_string_value(json_object_get(json_array_get(common.get(), 0), "value"))),
+      "rec-app");
   for (const Json& t : txns) {
     ASSERT_EQ(json_array_size(compares(t)), 1u);
     EXPECT_STREQ(json_string_value(json_object_get(json_array_get(compares(t), 0), "target")),
@@ -222,8 +225,8 @@ class SlowGateway {
   explicit SlowGateway(int delay_ms, bool fail = false)
       : SlowGateway(delay_ms, [fail](const std::string&, int64_t revision) {
           if (fail) return std::make_pair(403, std::string(kPermissionDenied));
-          return std::make_pair(200, "{\"header\":{\"revision\":\"" +
-                                         std::to_string(revision) + "\"}}");
+          return std::make_pair(200,
+                                "{\"header\":{\"revision\":\"" + std::to_string(revision) + "\"}}");
         }) {}
   SlowGateway(int delay_ms, Responder respond) : delay_ms_(delay_ms), respond_(std::move(respond)) {
     fd_ = socket(AF_INET, SOCK_STREAM, 0);
@@ -308,7 +311,7 @@ class SlowGateway {
   std::atomic<bool> stop_{false};
   std::thread acceptor_;
   std::mutex m_;
-  std::vector<std::thread> conns_;                              // under m_
+  std::vector<std::thread> conns_;                               // under m_
   std::vector<std::chrono::steady_clock::time_point> received_;  // under m_
 };
 
@@ -339,8 +342,8 @@ TEST(ClusterCatchUp, ConcurrentReadsAreSharedAndStartAfterTheirCaller) {
   EXPECT_GE(gw.requests(), 2u) << "a caller took a read that was in flight before it asked";
   for (int i = 0; i < kCallers; i++) {
     ASSERT_GE(got[i], 1) << i;
-    EXPECT_GE(gw.received(got[i]), asked[i]) << "caller " << i << " got revision " << got[i]
-                                             << " from a read sent before it asked";
+    EXPECT_GE(gw.received(got[i]), asked[i])
+        << "caller " << i << " got revision " << got[i] << " from a read sent before it asked";
   }
 }
 
@@ -527,8 +530,8 @@ TEST(MirrorWaits, EachWaiterReturnsOnceItsRevisionIsAppliedR77) {
 // (made-up codes and tokens, say), each giving up after 600 ms, then 50
 // legitimate ones for revisions applied at 20 and 40 ms.  Each
 // legitimate wait is answered within 300 ms of its revision, long before
-// any flooding one, which mostly holds the poll, gives up; each flooding one returns false at its own timeout,
-// none held past it; and after the flood a wait is answered at once.
+// any flooding one, which mostly holds the poll, gives up; each flooding one returns false at its
+// own timeout, none held past it; and after the flood a wait is answered at once.
 TEST(MirrorWaits, AFloodOfWaitsNeitherHoldsNorFreesOthersR83R84) {
   oauth2_test::TempDir dir;
   Store store(dir.path() + "/mirror", size_t(64) << 20);
@@ -579,6 +582,146 @@ TEST(MirrorWaits, AFloodOfWaitsNeitherHoldsNorFreesOthersR83R84) {
   const auto start = Clock::now();
   EXPECT_TRUE(waits.wait(store, 2, 0));
   EXPECT_LT(Clock::now() - start, std::chrono::milliseconds(100));
+}
+
+// When a cluster leader sends (BatchGather): while no more than
+// kSiblings changes were in the commit path at once lately, at once; else
+// it waits (kMaxWait at most) for those in the path and those answered
+// within kMaxWait, whose clients are likely to send again, up to the
+// recent peak.
+TEST(BatchGather, AChangeWithoutCompanyGoesAtOnce) {
+  using Clock = BatchGather::Clock;
+  BatchGather g(64);
+  const auto t0 = Clock::now();
+  for (size_t i = 1; i <= BatchGather::kSiblings; i++) {
+    g.enter(t0);
+    EXPECT_EQ(g.target(t0), 0u) << i << " in the path";
+  }
+  g.enter(t0);
+  EXPECT_EQ(g.target(t0), BatchGather::kSiblings + 1);
+}
+
+TEST(BatchGather, UnderLoadItWaitsForThoseInThePathAndJustAnswered) {
+  using Clock = BatchGather::Clock;
+  using std::chrono::milliseconds;
+  BatchGather g(64);
+  const auto t0 = Clock::now();
+  for (int i = 0; i < 16; i++) g.enter(t0);
+  for (int i = 0; i < 10; i++) g.leave(t0 + milliseconds(1));  // answered
+  EXPECT_EQ(g.target(t0 + milliseconds(2)), 16u) << "6 in the path, 10 just answered";
+  g.enter(t0 + milliseconds(3));  // one of them back
+  EXPECT_EQ(g.target(t0 + milliseconds(3)), 16u) << "the recent peak at most";
+  EXPECT_EQ(g.target(t0 + milliseconds(6)), 7u) << "answered more than kMaxWait ago";
+  // the next second still counts this one's peak; the one after not
+  for (int i = 0; i < 7; i++) g.leave(t0 + milliseconds(1000));
+  for (int i = 0; i < 3; i++) g.enter(t0 + milliseconds(1500));
+  EXPECT_EQ(g.target(t0 + milliseconds(1500)), 3u) << "3 in the path, none just answered";
+  for (int i = 0; i < 3; i++) g.leave(t0 + milliseconds(1500));
+  g.enter(t0 + milliseconds(1501));
+  EXPECT_EQ(g.target(t0 + milliseconds(1501)), 4u) << "1 in the path, 3 just answered";
+  for (int i = 0; i < 3; i++) g.enter(t0 + milliseconds(2600));
+  EXPECT_EQ(g.target(t0 + milliseconds(2600)), 0u)
+      << "4 in the path at most in the last two seconds: at once";
+}
+
+// A flood of changes (R83, R84): 1000 at once count for kMaxBatch at most
+// while they are in the path, and no longer than kMaxWait once answered,
+// so the changes after it wait for those likely to come, not the flood.
+TEST(BatchGather, AFloodCountsOnlyWhileItIsInThePathR83R84) {
+  using Clock = BatchGather::Clock;
+  using std::chrono::milliseconds;
+  BatchGather g(64);
+  const auto t0 = Clock::now();
+  for (int i = 0; i < 1000; i++) g.enter(t0);
+  EXPECT_EQ(g.target(t0), 64u);
+  for (int i = 0; i < 1000; i++) g.leave(t0 + milliseconds(10));
+  for (int i = 0; i < 6; i++) g.enter(t0 + milliseconds(20));
+  EXPECT_EQ(g.target(t0 + milliseconds(20)), 6u) << "the flood answered 10 ms before";
+}
+
+// The same against Cluster::commit and a stand-in for etcd that answers
+// each Txn after 20 ms: 12 threads that each commit again 1 ms after
+// their answer (a client sending its next request) go in batches of all
+// 12, where sending at once makes two cohorts (11 and 1, by turns).
+// After a flood of 64 changes at once, 6 threads' changes are each
+// answered within 500 ms (one round trip and the bounded wait), none held
+// for the flood's peak.
+TEST(ClusterCommit, UnderLoadABatchCarriesEveryChangeInThePathR83R84) {
+  std::mutex m;
+  std::vector<size_t> batches;  // the changes in each Txn, in order
+  SlowGateway gw(20, [&](const std::string& body, int64_t revision) {
+    Json req(json_loadb(body.data(), body.size(), 0, nullptr));
+    const json_t* success = json_object_get(req.get(), "success");
+    size_t nested = 0;
+    std::string responses;
+    for (size_t i = 0; i < json_array_size(success); i++) {
+      if (!json_object_get(json_array_get(success, i), "request_txn")) continue;
+      responses += std::string(nested++ ? "," : "") + "{\"response_txn\":{\"succeeded\":true}}";
+    }
+    {
+      std::lock_guard<std::mutex> lk(m);
+      batches.push_back(nested ? nested : 1);
+    }
+    return std::make_pair(200, "{\"header\":{\"revision\":\"" + std::to_string(revision) +
+                                   "\"},\"succeeded\":true,\"responses\":[" + responses + "]}");
+  });
+  oauth2_test::TempDir dir;
+  Store store(dir.path() + "/mirror", size_t(64) << 20);
+  {
+    MirrorWriter w(store);  // a mirror ahead of every revision the stand-in names
+    w.set_revision(1000000, "etcd /oauth2/");
+    w.commit();
+  }
+  EtcdConfig config;
+  config.endpoints = {gw.url()};
+  Cluster cluster(config, 5000);
+  auto change = [](const std::string& key) {
+    Change c;
+    c.writes.push_back({Db::kMeta, key, std::string("v")});
+    return c;
+  };
+  constexpr int kThreads = 12, kRounds = 12;
+  std::atomic<int> applied{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; t++) {
+    threads.emplace_back([&, t] {
+      for (int r = 0; r < kRounds; r++) {
+        const Change c = change("load-" + std::to_string(t) + "-" + std::to_string(r));
+        applied += cluster.commit(store, c);
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(applied.load(), kThreads * kRounds);
+  {
+    std::lock_guard<std::mutex> lk(m);
+    // 12 Txns if each carries all 12; 24 when sent at once, by cohorts
+    EXPECT_LE(batches.size(), size_t(kRounds + 3))
+        << "Txns for " << kThreads * kRounds
+        << " changes, of sizes: " << ::testing::PrintToString(batches);
+    batches.clear();
+  }
+  // the flood, then changes that each must be answered within 500 ms
+  threads.clear();
+  for (int i = 0; i < 64; i++) {
+    threads.emplace_back([&, i] { cluster.commit(store, change("flood-" + std::to_string(i))); });
+  }
+  for (std::thread& t : threads) t.join();
+  threads.clear();
+  std::atomic<int> slow{0};
+  for (int t = 0; t < 6; t++) {
+    threads.emplace_back([&, t] {
+      for (int r = 0; r < 5; r++) {
+        const auto start = std::chrono::steady_clock::now();
+        applied += cluster.commit(store, change("after-" + std::to_string(t) + std::to_string(r)));
+        slow += std::chrono::steady_clock::now() - start > std::chrono::milliseconds(500);
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(slow.load(), 0) << "changes held after the flood";
+  EXPECT_EQ(applied.load(), kThreads * kRounds + 30);
 }
 
 }  // namespace
