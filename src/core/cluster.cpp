@@ -173,8 +173,12 @@ void BatchGather::enter(Clock::time_point now) {
 
 void BatchGather::leave(Clock::time_point now) {
   inside_--;
-  left_.push_back(now);
-  if (left_.size() > max_batch_) left_.pop_front();
+  left_[(left_first_ + left_n_) % max_batch_] = now;
+  if (left_n_ < max_batch_) {
+    left_n_++;
+  } else {
+    left_first_ = (left_first_ + 1) % max_batch_;
+  }
 }
 
 size_t BatchGather::target(Clock::time_point now) {
@@ -185,8 +189,11 @@ size_t BatchGather::target(Clock::time_point now) {
     peak = peak_;
   }
   if (peak <= kSiblings) return 0;
-  while (!left_.empty() && now - left_.front() > kMaxWait) left_.pop_front();
-  return std::min({peak, inside_ + left_.size(), max_batch_});
+  while (left_n_ && now - left_[left_first_] > kMaxWait) {
+    left_first_ = (left_first_ + 1) % max_batch_;
+    left_n_--;
+  }
+  return std::min({peak, inside_ + left_n_, max_batch_});
 }
 
 int64_t Cluster::current_revision() {

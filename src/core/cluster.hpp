@@ -27,7 +27,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <exception>
 #include <map>
 #include <memory>
@@ -105,7 +104,7 @@ class BatchGather {
   static constexpr auto kMaxWait = std::chrono::milliseconds(4);
   static constexpr auto kWindow = std::chrono::seconds(1);
 
-  explicit BatchGather(size_t max_batch) : max_batch_(max_batch) {}
+  explicit BatchGather(size_t max_batch) : max_batch_(max_batch), left_(max_batch) {}
   // a change enters the commit path, and leaves it (answered or failed)
   void enter(Clock::time_point now);
   void leave(Clock::time_point now);
@@ -118,7 +117,11 @@ class BatchGather {
   size_t inside_ = 0;
   size_t peak_ = 0, last_peak_ = 0;  // this window's, the one's before
   Clock::time_point window_{};
-  std::deque<Clock::time_point> left_;  // the last leaves, max_batch_ at most
+  // when the last max_batch_ changes left, oldest first: a ring of
+  // left_n_ from left_first_ (no allocation once made, as leave() runs in
+  // a destructor)
+  std::vector<Clock::time_point> left_;
+  size_t left_first_ = 0, left_n_ = 0;
 };
 
 class Cluster {

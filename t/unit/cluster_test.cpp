@@ -315,6 +315,40 @@ class SlowGateway {
   std::vector<std::chrono::steady_clock::time_point> received_;  // under m_
 };
 
+EtcdConfig config_of(const SlowGateway& gw) {
+  EtcdConfig config;
+  config.endpoints = {gw.url()};
+  return config;
+}
+
+// a mirror ahead of every revision a stand-in names: no wait for it
+struct MirrorAhead {
+  oauth2_test::TempDir dir;
+  Store store{dir.path() + "/mirror", size_t(64) << 20};
+  MirrorAhead() {
+    MirrorWriter w(store);
+    w.set_revision(1000000, "etcd /oauth2/");
+    w.commit();
+  }
+};
+
+// etcd's answer to a Txn that applied, with nested Txns that did too
+std::pair<int, std::string> applied_txn(int64_t revision, size_t nested) {
+  std::string responses;
+  for (size_t i = 0; i < nested; i++) {
+    responses += std::string(i ? "," : "") + "{\"response_txn\":{\"succeeded\":true}}";
+  }
+  return {200, "{\"header\":{\"revision\":\"" + std::to_string(revision) +
+                   "\"},\"succeeded\":true,\"responses\":[" + responses + "]}"};
+}
+
+// a change of n puts to keys name0, name1, ...
+Change puts_of(const std::string& name, size_t n) {
+  Change c;
+  for (size_t i = 0; i < n; i++) c.writes.push_back({Db::kMeta, name + std::to_string(i), "v"});
+  return c;
+}
+
 // 24 requests that each need a catch-up (a code or token this edge has
 // not mirrored) at once: their reads of etcd's revision are shared, at
 // most one in flight, so etcd sees a handful instead of 24; and each
@@ -322,9 +356,7 @@ class SlowGateway {
 // so it still names everything acknowledged before (read your writes).
 TEST(ClusterCatchUp, ConcurrentReadsAreSharedAndStartAfterTheirCaller) {
   SlowGateway gw(40);
-  EtcdConfig config;
-  config.endpoints = {gw.url()};
-  Cluster cluster(config, 5000);
+  Cluster cluster(config_of(gw), 5000);
   constexpr int kCallers = 24;
   std::vector<std::chrono::steady_clock::time_point> asked(kCallers);
   std::vector<int64_t> got(kCallers, 0);
@@ -351,9 +383,7 @@ TEST(ClusterCatchUp, ConcurrentReadsAreSharedAndStartAfterTheirCaller) {
 // StoreError (a 503), none hangs or is left without an answer
 TEST(ClusterCatchUp, AFailedReadIsAStoreErrorForEveryCallerSharingIt) {
   SlowGateway gw(40, true);
-  EtcdConfig config;
-  config.endpoints = {gw.url()};
-  Cluster cluster(config, 5000);
+  Cluster cluster(config_of(gw), 5000);
   std::atomic<int> refused{0};
   std::vector<std::thread> callers;
   for (int i = 0; i < 8; i++) {
@@ -410,32 +440,13 @@ TEST(ClusterCommit, ABatchTooLargeGoesAgainInHalves) {
           400, std::string("{\"error\":\"etcdserver: too many operations in txn request\","
                            "\"code\":3}"));
     }
-    std::string responses;
-    for (size_t i = 0; i < nested; i++) {
-      responses += std::string(i ? "," : "") + "{\"response_txn\":{\"succeeded\":true}}";
-    }
-    return std::make_pair(200, "{\"header\":{\"revision\":\"" + std::to_string(revision) +
-                                   "\"},\"succeeded\":true,\"responses\":[" + responses + "]}");
+    return applied_txn(revision, nested);
   });
-  oauth2_test::TempDir dir;
-  Store store(dir.path() + "/mirror", size_t(64) << 20);
-  {
-    MirrorWriter w(store);  // a mirror ahead of every revision the stand-in names
-    w.set_revision(1000000, "etcd /oauth2/");
-    w.commit();
-  }
-  EtcdConfig config;
-  config.endpoints = {gw.url()};
-  Cluster cluster(config, 5000);
-  auto change = [](const std::string& name, size_t puts) {
-    Change c;
-    for (size_t i = 0; i < puts; i++) {
-      c.writes.push_back({Db::kMeta, name + std::to_string(i), std::string("v")});
-    }
-    return c;
-  };
-  const Change first = change("first", 1), big = change("big", 6), small = change("small", 2),
-               more = change("more", 2), last = change("last", 2);
+  MirrorAhead mirror;
+  Store& store = mirror.store;
+  Cluster cluster(config_of(gw), 5000);
+  const Change first = puts_of("first", 1), big = puts_of("big", 6), small = puts_of("small", 2),
+               more = puts_of("more", 2), last = puts_of("last", 2);
   std::string first_got, big_got, small_got, more_got, last_got;
   auto run = [&](const Change& c, std::string* got) {
     try {
@@ -635,8 +646,11 @@ TEST(BatchGather, AFloodCountsOnlyWhileItIsInThePathR83R84) {
   for (int i = 0; i < 1000; i++) g.enter(t0);
   EXPECT_EQ(g.target(t0), 64u);
   for (int i = 0; i < 1000; i++) g.leave(t0 + milliseconds(10));
+  g.enter(t0 + milliseconds(11));
+  EXPECT_EQ(g.target(t0 + milliseconds(11)), 64u) << "1 in the path, the flood just answered";
+  g.leave(t0 + milliseconds(11));
   for (int i = 0; i < 6; i++) g.enter(t0 + milliseconds(20));
-  EXPECT_EQ(g.target(t0 + milliseconds(20)), 6u) << "the flood answered 10 ms before";
+  EXPECT_EQ(g.target(t0 + milliseconds(20)), 6u) << "the flood answered 9 ms and more before";
 }
 
 // The same against Cluster::commit and a stand-in for etcd that answers
@@ -653,40 +667,25 @@ TEST(ClusterCommit, UnderLoadABatchCarriesEveryChangeInThePathR83R84) {
     Json req(json_loadb(body.data(), body.size(), 0, nullptr));
     const json_t* success = json_object_get(req.get(), "success");
     size_t nested = 0;
-    std::string responses;
     for (size_t i = 0; i < json_array_size(success); i++) {
-      if (!json_object_get(json_array_get(success, i), "request_txn")) continue;
-      responses += std::string(nested++ ? "," : "") + "{\"response_txn\":{\"succeeded\":true}}";
+      nested += json_object_get(json_array_get(success, i), "request_txn") != nullptr;
     }
     {
       std::lock_guard<std::mutex> lk(m);
       batches.push_back(nested ? nested : 1);
     }
-    return std::make_pair(200, "{\"header\":{\"revision\":\"" + std::to_string(revision) +
-                                   "\"},\"succeeded\":true,\"responses\":[" + responses + "]}");
+    return applied_txn(revision, nested);
   });
-  oauth2_test::TempDir dir;
-  Store store(dir.path() + "/mirror", size_t(64) << 20);
-  {
-    MirrorWriter w(store);  // a mirror ahead of every revision the stand-in names
-    w.set_revision(1000000, "etcd /oauth2/");
-    w.commit();
-  }
-  EtcdConfig config;
-  config.endpoints = {gw.url()};
-  Cluster cluster(config, 5000);
-  auto change = [](const std::string& key) {
-    Change c;
-    c.writes.push_back({Db::kMeta, key, std::string("v")});
-    return c;
-  };
+  MirrorAhead mirror;
+  Store& store = mirror.store;
+  Cluster cluster(config_of(gw), 5000);
   constexpr int kThreads = 12, kRounds = 12;
   std::atomic<int> applied{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; t++) {
     threads.emplace_back([&, t] {
       for (int r = 0; r < kRounds; r++) {
-        const Change c = change("load-" + std::to_string(t) + "-" + std::to_string(r));
+        const Change c = puts_of("load-" + std::to_string(t) + "-" + std::to_string(r), 1);
         applied += cluster.commit(store, c);
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
       }
@@ -705,7 +704,8 @@ TEST(ClusterCommit, UnderLoadABatchCarriesEveryChangeInThePathR83R84) {
   // the flood, then changes that each must be answered within 500 ms
   threads.clear();
   for (int i = 0; i < 64; i++) {
-    threads.emplace_back([&, i] { cluster.commit(store, change("flood-" + std::to_string(i))); });
+    threads.emplace_back(
+        [&, i] { cluster.commit(store, puts_of("flood-" + std::to_string(i), 1)); });
   }
   for (std::thread& t : threads) t.join();
   threads.clear();
@@ -714,7 +714,8 @@ TEST(ClusterCommit, UnderLoadABatchCarriesEveryChangeInThePathR83R84) {
     threads.emplace_back([&, t] {
       for (int r = 0; r < 5; r++) {
         const auto start = std::chrono::steady_clock::now();
-        applied += cluster.commit(store, change("after-" + std::to_string(t) + std::to_string(r)));
+        applied +=
+            cluster.commit(store, puts_of("after-" + std::to_string(t) + std::to_string(r), 1));
         slow += std::chrono::steady_clock::now() - start > std::chrono::milliseconds(500);
       }
     });
