@@ -321,15 +321,18 @@ EtcdConfig config_of(const SlowGateway& gw) {
   return config;
 }
 
+// the mirror as sync leaves it once it applied revision
+void mirror_at(Store& store, int64_t revision) {
+  MirrorWriter w(store);
+  w.set_revision(revision, "etcd /oauth2/");
+  w.commit();
+}
+
 // a mirror ahead of every revision a stand-in names: no wait for it
 struct MirrorAhead {
   oauth2_test::TempDir dir;
   Store store{dir.path() + "/mirror", size_t(64) << 20};
-  MirrorAhead() {
-    MirrorWriter w(store);
-    w.set_revision(1000000, "etcd /oauth2/");
-    w.commit();
-  }
+  MirrorAhead() { mirror_at(store, 1000000); }
 };
 
 // etcd's answer to a Txn that applied, with nested Txns that did too
@@ -487,11 +490,7 @@ TEST(ClusterCommit, ABatchTooLargeGoesAgainInHalves) {
 TEST(MirrorWaits, EachWaiterReturnsOnceItsRevisionIsAppliedR77) {
   oauth2_test::TempDir dir;
   Store store(dir.path() + "/mirror", size_t(64) << 20);
-  auto apply = [&store](int64_t revision) {
-    MirrorWriter w(store);
-    w.set_revision(revision, "etcd /p/");
-    w.commit();
-  };
+  auto apply = [&store](int64_t revision) { mirror_at(store, revision); };
   MirrorWaits waits;
   using Clock = std::chrono::steady_clock;
   bool never = true;
@@ -546,11 +545,7 @@ TEST(MirrorWaits, EachWaiterReturnsOnceItsRevisionIsAppliedR77) {
 TEST(MirrorWaits, AFloodOfWaitsNeitherHoldsNorFreesOthersR83R84) {
   oauth2_test::TempDir dir;
   Store store(dir.path() + "/mirror", size_t(64) << 20);
-  auto apply = [&store](int64_t revision) {
-    MirrorWriter w(store);
-    w.set_revision(revision, "etcd /p/");
-    w.commit();
-  };
+  auto apply = [&store](int64_t revision) { mirror_at(store, revision); };
   MirrorWaits waits;
   using Clock = std::chrono::steady_clock;
   constexpr int kFlood = 150, kLegit = 50;
