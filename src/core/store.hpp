@@ -47,16 +47,21 @@ class StoreError : public std::runtime_error {
   int rc() const { return rc_; }
   // the cluster (etcd, or the mirror behind it) cannot take a write now:
   // a 503, with what says why
-  static StoreError unavailable(const std::string& what) { return StoreError(what, EAGAIN, 0); }
+  static StoreError unavailable(const std::string& what) {
+    return StoreError(Verbatim{}, what, EAGAIN);
+  }
   // etcd refused the change as beyond its --max-txn-ops or
   // --max-request-bytes: nothing of it applied, and trying it again as
   // it is will not help (Store::change revokes the tokens it deletes in
   // rounds first; what is left is a 503 with what says why)
-  static StoreError too_large(const std::string& what) { return StoreError(what, E2BIG, 0); }
+  static StoreError too_large(const std::string& what) {
+    return StoreError(Verbatim{}, what, E2BIG);
+  }
   bool is_too_large() const { return rc_ == E2BIG; }
 
  private:
-  StoreError(const std::string& what, int rc, int) : std::runtime_error(what), rc_(rc) {}
+  struct Verbatim {};  // what is the whole message: no mdb_strerror(rc) after it
+  StoreError(Verbatim, const std::string& what, int rc) : std::runtime_error(what), rc_(rc) {}
   int rc_;
 };
 
