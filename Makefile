@@ -26,6 +26,9 @@ ADMIN_SRCS := $(wildcard src/admin/*.cpp)
 ADMIN_OBJS := $(ADMIN_SRCS:src/admin/%.cpp=$(BUILD)/admin/%.o)
 SHIM_SRCS  := $(wildcard src/ngx/*.c src/ngx/*.h src/ngx/*.map) include/oauth2.h
 UNIT_SRCS  := $(wildcard t/unit/*.cpp)
+UNIT_OBJS  := $(UNIT_SRCS:t/unit/%.cpp=$(BUILD)/unit/%.o)
+# the builds of make run and make test use every core
+NPROC      := $(shell nproc 2>/dev/null || echo 2)
 
 MODULE     := $(BUILD)/ngx_http_oauth2_module.so
 ADMIN      := $(BUILD)/oauth2-admin
@@ -85,15 +88,20 @@ $(MODULE): $(BUILD)/nginx/Makefile $(CORE_LIB) $(SHIM_SRCS)
 deps:
 	scripts/install-deps
 
-run: deps all
+run: deps
+	$(MAKE) -j$(NPROC) all
 	scripts/run-demo
 
-run-cluster: deps all
+run-cluster: deps
+	$(MAKE) -j$(NPROC) all
 	scripts/run-cluster
 
-$(BUILD)/unit-tests: $(UNIT_SRCS) $(CORE_LIB)
-	$(CXX) $(CXXFLAGS_CORE) -Wno-error -Isrc/core -o $@ $(UNIT_SRCS) \
-	    $(CORE_LIB) $(LIBS) -lgtest -lgtest_main -pthread
+$(BUILD)/unit/%.o: t/unit/%.cpp $(wildcard t/unit/*.hpp) $(wildcard src/core/*.hpp) include/oauth2.h
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS_CORE) -Wno-error -Isrc/core -c $< -o $@
+
+$(BUILD)/unit-tests: $(UNIT_OBJS) $(CORE_LIB)
+	$(CXX) $(SANITIZE) -o $@ $(UNIT_OBJS) $(CORE_LIB) $(LIBS) -lgtest -lgtest_main -pthread
 
 unit: $(BUILD)/unit-tests
 	$(BUILD)/unit-tests
@@ -108,7 +116,12 @@ prove: all
 check-style:
 	scripts/check-style
 
-test: deps all check-style unit prove asan-test
+# The three builds (the module and CLI, their ASan build, the unit tests)
+# on every core at once; then the checks and suites one after another,
+# each suite running its own files two at a time.
+test: deps
+	$(MAKE) -j$(NPROC) all asan $(BUILD)/unit-tests
+	$(MAKE) -j1 check-style unit prove asan-test
 
 bench: deps all
 	scripts/bench
