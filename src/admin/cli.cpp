@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <iterator>
 #include <new>
 
@@ -171,6 +172,31 @@ std::string errno_text(const std::string& what) {
 int fail(const std::string& msg) {
   fprintf(stderr, "%s: %s\n", kProg, msg.c_str());
   return kExitFailure;
+}
+
+std::string log_time() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  struct tm tm;
+  gmtime_r(&ts.tv_sec, &tm);
+  char at[40];
+  size_t n = strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(at + n, sizeof(at) - n, ".%03ldZ", ts.tv_nsec / 1000000);
+  return at;
+}
+
+void log_line(const char* who, const std::string& what) {
+  const std::string line = std::string(kProg) + who + ": " + log_time() + " " + what + "\n";
+  // one write, so that the lines of threads never interleave
+  const char* p = line.data();
+  size_t left = line.size();
+  while (left > 0) {
+    ssize_t n = write(2, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
 }
 
 unsigned pbkdf2_iterations_option(const Invocation& inv) {

@@ -107,6 +107,12 @@ std::string joined_words(const Invocation& inv);
 
 // Prints "oauth2-admin: <msg>" on stderr; the exit status kExitFailure.
 int fail(const std::string& msg);
+// The time a daemon's log line starts with: UTC to the millisecond,
+// 2026-12-05T06:47:49.077Z.
+std::string log_time();
+// A daemon's log line on stderr in one write: "oauth2-admin<who>:
+// <log_time()> <what>" (who: "" for serve, " sync" for sync).
+void log_line(const char* who, const std::string& what);
 // --pbkdf2-iterations of the commands that hash passwords: 1 to
 // 100000000, kDefaultPbkdf2Iterations when absent.
 unsigned pbkdf2_iterations_option(const Invocation& inv);

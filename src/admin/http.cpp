@@ -75,27 +75,6 @@ std::string loggable(std::string_view s) {
   return out;
 }
 
-void write_stderr(const std::string& line) {
-  const char* p = line.data();
-  size_t left = line.size();
-  while (left > 0) {
-    ssize_t n = write(2, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
-}
-
-std::string timestamp() {
-  char buf[32];
-  time_t now = time(nullptr);
-  struct tm tm;
-  gmtime_r(&now, &tm);
-  strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 bool parse_port(std::string_view s, uint16_t* port) {
   if (s.empty() || s.size() > 5) return false;
   unsigned v = 0;
@@ -399,9 +378,9 @@ void mhd_log(void* cls, const char* fmt, va_list ap) {
   (void)cls;
   char buf[512];
   vsnprintf(buf, sizeof(buf), fmt, ap);
-  std::string line = std::string(kProg) + ": " + timestamp() + " http: " + buf;
+  std::string line = std::string("http: ") + buf;
   while (!line.empty() && line.back() == '\n') line.pop_back();
-  write_stderr(line + "\n");
+  log_line("", line);
 }
 
 MHD_Result on_request(void* cls, MHD_Connection* conn, const char* url, const char* method,
@@ -580,12 +559,12 @@ HttpResponse HttpServer::Impl::dispatch(MHD_Connection* conn, Req* rq) {
   try {
     return handler(ctx, req);
   } catch (const StoreError& e) {
-    write_stderr(std::string(kProg) + ": " + timestamp() + " store: " + e.what() + "\n");
+    log_line("", std::string("store: ") + e.what());
     HttpResponse r = HttpResponse::error(503, "The store is unavailable.");
     r.set("Retry-After", "1");
     return r;
   } catch (const std::exception& e) {
-    write_stderr(std::string(kProg) + ": " + timestamp() + " error: " + e.what() + "\n");
+    log_line("", std::string("error: ") + e.what());
     return HttpResponse::error(500, "A server error occurred.");
   }
 }
@@ -612,8 +591,7 @@ MHD_Result HttpServer::Impl::answer(MHD_Connection* conn, Req* rq, HttpResponse 
   }
   for (const auto& h : res.headers) {
     if (MHD_add_response_header(r, h.first.c_str(), h.second.c_str()) != MHD_YES) {
-      write_stderr(std::string(kProg) + ": " + timestamp() + " error: invalid response header " +
-                   loggable(h.first) + "\n");
+      log_line("", "error: invalid response header " + loggable(h.first));
     }
   }
   MHD_Result ok = MHD_queue_response(conn, static_cast<unsigned>(res.status), r);
@@ -622,9 +600,8 @@ MHD_Result HttpServer::Impl::answer(MHD_Connection* conn, Req* rq, HttpResponse 
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
                                                                   rq->start)
                 .count();
-  write_stderr(std::string(kProg) + ": " + timestamp() + " \"" + loggable(rq->method) + " " +
-               loggable(rq->path) + "\" " + std::to_string(res.status) + " " + std::to_string(ms) +
-               "ms\n");
+  log_line("", "\"" + loggable(rq->method) + " " + loggable(rq->path) + "\" " +
+                   std::to_string(res.status) + " " + std::to_string(ms) + "ms");
   return ok;
 }
 

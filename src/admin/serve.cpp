@@ -213,12 +213,7 @@ bool parse_unsigned(std::string_view s, uint64_t max, uint64_t* out) {
 }
 
 void say(const std::string& what) {
-  char buf[32];
-  time_t now = time(nullptr);
-  struct tm tm;
-  gmtime_r(&now, &tm);
-  strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  fprintf(stderr, "%s: %s %s\n", kProg, buf, what.c_str());
+  log_line("", what);
 }
 
 // --hash-limit: password hashes at once, and waiting for a turn

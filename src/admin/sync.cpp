@@ -34,8 +34,7 @@ extern "C" void on_stop_signal(int) {
 }
 
 void say(const std::string& line) {
-  fprintf(stderr, "%s sync: %s\n", kProg, line.c_str());
-  fflush(stderr);
+  log_line(" sync", line);
 }
 
 // the heartbeat key's name: this host and this store

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <utility>
 
+#include "cli.hpp"
 #include "codec.hpp"
 #include "store.hpp"
 #include "web_internal.hpp"
@@ -139,10 +140,10 @@ HttpResponse web_handle(ServeContext& ctx, const HttpRequest& req) {
   try {
     return web::route(ctx, req);
   } catch (const std::exception& e) {
-    fprintf(stderr, "oauth2-admin: web %s %s: %s\n", web::printable(req.method).c_str(),
-            web::printable(req.path).c_str(), e.what());
+    log_line(
+        "", "web " + web::printable(req.method) + " " + web::printable(req.path) + ": " + e.what());
   } catch (...) {
-    fprintf(stderr, "oauth2-admin: web: unexpected error\n");
+    log_line("", "web: unexpected error");
   }
   try {
     return web::message(500, "Server error", "Something went wrong. Try again later.", nullptr);
