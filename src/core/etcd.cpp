@@ -324,18 +324,21 @@ bool passing_error(const std::string& what) {
 constexpr long kTryMs = 1000;
 
 // Once a call has seen the cluster's leadership in doubt (a member that
-// cannot be reached, or that says it has no leader or a new one), its
-// further tries get at most this.  A follower that has not yet noticed
-// its leader's death forwards the request to it and holds it until the
-// try's timeout; a short try then turns to another member within this of
-// the new leader's election instead of within kTryMs.  A request held so
-// was never committed (the dead leader replicates nothing).  A short try
-// that times out at a live member may have been, as any timed-out try
-// may (the retry's compares then fail and the change is decided again):
-// 250 ms is five times a Txn's p99 on a loaded loopback cluster
-// (scripts/cluster-bench, under 50 ms).  A slow but healthy cluster (a
-// timeout alone, no trouble seen) keeps kTryMs.
-constexpr long kTroubleTryMs = 250;
+// cannot be reached, that says it has no leader or a new one, or that
+// held a try until its timeout), its further tries at a member get at
+// most this.  A follower that has not yet noticed its leader's death
+// forwards the request to it and holds it until the try's timeout; a
+// short try then turns to another member within this of the new leader's
+// election instead of within kTryMs.  A request held so was never
+// committed (the dead leader replicates nothing).  A short try that times
+// out at a live member may have been, as any timed-out try may (the
+// retry's compares then fail and the change is confirmed or decided
+// again): 250 ms is five times a Txn's p99 on a loaded loopback cluster
+// (scripts/cluster-bench, under 50 ms).  A slow but healthy cluster (no
+// doubt seen) keeps kTryMs for every try; one slower than kTryMs holds
+// its first try to the timeout, and its further tries are short: slower
+// than that, a write fails (503) at its deadline as before.
+constexpr long kDoubtTryMs = 250;
 
 // etcd's words for a request beyond its limits (its gRPC server's, the
 // size as its gateway passes it on)
@@ -400,13 +403,13 @@ Json Etcd::call(const char* path, const json_t* body, long timeout_ms, bool* in_
   }
   const size_t n = config_.endpoints.size();
   const long per_try = std::max(kTryMs, timeout_ms / static_cast<long>(n));
-  bool trouble = false;  // the leadership in doubt: shorter tries
+  bool leader_in_doubt = false;  // shorter tries (kDoubtTryMs)
   for (size_t tries = 0;; tries++, at = (at + 1) % n) {
     const long left = static_cast<long>(
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
     if (left <= 0 && tries > 0) break;
     if (tries >= n) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    const long this_try = std::max(1L, std::min(left, trouble ? kTroubleTryMs : per_try));
+    const long this_try = std::max(1L, std::min(left, leader_in_doubt ? kDoubtTryMs : per_try));
     Sink sink;
     CURL* c = h->curl;
     const std::string url = config_.endpoints[at] + path;
@@ -422,7 +425,8 @@ Json Etcd::call(const char* path, const json_t* body, long timeout_ms, bool* in_
       const bool cut = rc == CURLE_OPERATION_TIMEDOUT && this_try == left && !why.empty();
       if (!cut) why = config_.endpoints[at] + ": " + failure(*h, rc);
       if (tls_failure(rc, why)) tls_why = why;
-      if (unreachable(rc)) trouble = true;
+      // unreachable, or held past the try (a follower whose leader died)
+      if (unreachable(rc) || rc == CURLE_OPERATION_TIMEDOUT) leader_in_doubt = true;
       continue;
     }
     long status = 0;
@@ -433,7 +437,7 @@ Json Etcd::call(const char* path, const json_t* body, long timeout_ms, bool* in_
       std::string what = config_.endpoints[at] + path + ": " + answer_error(answer.get(), status);
       if (passing_error(what)) {
         why = what;
-        if (leadership_error(what)) trouble = true;
+        if (leadership_error(what)) leader_in_doubt = true;
         // proposed, then lost sight of: it may have been committed
         if (in_doubt && (what.find("leader changed") != std::string::npos ||
                          what.find("timed out") != std::string::npos)) {
