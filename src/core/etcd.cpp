@@ -334,10 +334,9 @@ constexpr long kTryMs = 1000;
 // out at a live member may have been, as any timed-out try may (the
 // retry's compares then fail and the change is confirmed or decided
 // again): 250 ms is five times a Txn's p99 on a loaded loopback cluster
-// (scripts/cluster-bench, under 50 ms).  A slow but healthy cluster (no
-// doubt seen) keeps kTryMs for every try; one slower than kTryMs holds
-// its first try to the timeout, and its further tries are short: slower
-// than that, a write fails (503) at its deadline as before.
+// (scripts/cluster-bench, under 50 ms).  A slow but healthy cluster
+// keeps kTryMs while no doubt is seen; one slower than kTryMs failed
+// every try before a held try counted as doubt, as it does now.
 constexpr long kDoubtTryMs = 250;
 
 // etcd's words for a request beyond its limits (its gRPC server's, the
