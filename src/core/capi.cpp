@@ -146,6 +146,19 @@ void unavailable_because(const char* why, oauth2_alloc_pt alloc, void* ctx,
   }
 }
 
+oauth2::EtcdConfig cluster_config(const char* etcd, const char* prefix,
+                                  const oauth2_cluster_tls_t* tls) {
+  oauth2::EtcdConfig config;
+  config.endpoints = oauth2::parse_etcd_endpoints(etcd);
+  config.prefix = prefix;
+  if (tls) {
+    config.cacert = tls->cacert ? tls->cacert : "";
+    config.cert = tls->cert ? tls->cert : "";
+    config.key = tls->key ? tls->key : "";
+  }
+  return config;
+}
+
 }  // namespace
 
 extern "C" {
@@ -198,23 +211,6 @@ int oauth2_store_open(oauth2_store_t* s, char* err, size_t errlen) noexcept {
     s->broken = false;
   });
 }
-
-namespace {
-
-oauth2::EtcdConfig cluster_config(const char* etcd, const char* prefix,
-                                  const oauth2_cluster_tls_t* tls) {
-  oauth2::EtcdConfig config;
-  config.endpoints = oauth2::parse_etcd_endpoints(etcd);
-  config.prefix = prefix;
-  if (tls) {
-    config.cacert = tls->cacert ? tls->cacert : "";
-    config.cert = tls->cert ? tls->cert : "";
-    config.key = tls->key ? tls->key : "";
-  }
-  return config;
-}
-
-}  // namespace
 
 int oauth2_store_cluster(oauth2_store_t* s, const char* etcd, const char* prefix,
                          const oauth2_cluster_tls_t* tls, int64_t max_staleness_ms, char* err,
