@@ -82,6 +82,11 @@ class Pager {
 
 HttpResponse invalid_page();  // 404 {"detail": "Invalid page."}
 
+// Every request of `oauth2-admin serve` (serve.cpp): its realm, then the
+// web pages or the API, with the caller authenticated.  What it throws
+// the HTTP layer answers (503 for a StoreError, else 500).
+HttpResponse route(ServeContext& shared, const HttpRequest& req);
+
 // The API's handlers; serve.cpp has authenticated the caller.
 // /api/users/ (id: nullopt) and /api/users/<id>/
 HttpResponse users_api(ServeContext& ctx, const HttpRequest& req, const Caller& caller,

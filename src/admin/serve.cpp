@@ -167,20 +167,6 @@ HttpResponse route_in_realm(ServeContext& ctx, const HttpRequest& req) {
   }
 }
 
-// Each request in its realm: a copy of the context names it, so that every
-// lookup, session, staff check and throttle below stays inside it.
-HttpResponse route(ServeContext& shared, const HttpRequest& req) {
-  // --etcd: every answer here rests on the mirror (who the caller is, what
-  // a page shows); past max_staleness a token, key or session revoked on
-  // another machine could still act, so 503, as auth_oauth2 (R77)
-  if (std::string why = mirror_staleness(*shared.store); !why.empty()) {
-    throw StoreError::unavailable(why);
-  }
-  ServeContext ctx = shared;
-  if (auto refused = select_realm(ctx, req)) return *refused;
-  return route_in_realm(ctx, req);
-}
-
 bool parse_unsigned(std::string_view s, uint64_t max, uint64_t* out);
 
 // "<n>/<m>", or "off" (n = 0): --auth-limit 10/60, --account-limit 100/3600
@@ -421,6 +407,20 @@ const Command kServeCommands[] = {
 };
 
 }  // namespace
+
+// Each request in its realm: a copy of the context names it, so that every
+// lookup, session, staff check and throttle below stays inside it.
+HttpResponse route(ServeContext& shared, const HttpRequest& req) {
+  // --etcd: every answer here rests on the mirror (who the caller is, what
+  // a page shows); past max_staleness a token, key or session revoked on
+  // another machine could still act, so 503, as auth_oauth2 (R77)
+  if (std::string why = mirror_staleness(*shared.store); !why.empty()) {
+    throw StoreError::unavailable(why);
+  }
+  ServeContext ctx = shared;
+  if (auto refused = select_realm(ctx, req)) return *refused;
+  return route_in_realm(ctx, req);
+}
 
 void add_serve_commands(Commands& out) {
   for (const Command& c : kServeCommands) out.push_back(&c);
