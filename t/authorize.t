@@ -347,8 +347,11 @@ for my $u (@corpus) {
 }
 # the same checks guard the consent POST: no code for a bad redirect_uri
 my $bad = q_for($web, redirect_uri => 'https://evil.example/cb');
+# (prompt=consent: alice granted $web above, and without it the GET
+# redirects at once, with no form and so no token)
 my $consent_csrf = OAuth2Authorize::csrf_field(
-    $f->get(q_for($web), Cookie => $session));
+    $f->get(q_for($web) . '&prompt=consent', Cookie => $session));
+ok(defined $consent_csrf, 'the consent page of the session carries its CSRF token');
 $r = $f->post($bad, OAuth2Test::form(action => 'allow',
     csrf_token => $consent_csrf), Cookie => $session);
 page_ok($r, 'Authorize POSTed with an unregistered redirect_uri');
@@ -529,7 +532,9 @@ ok(!defined loc($r), 'consent POST with a wrong csrf_token: no code');
 is($r->{status}, 403, 'consent POST with an empty csrf_token: 403');
 my $session2 = $f->login($aq, 'alice', 'Tr0ub4dor-and-3');
 ok(defined $session2 && $session2 ne $session, 'a second login: a new session');
-my $csrf2 = OAuth2Authorize::csrf_field($f->get($aq, Cookie => $session2));
+my $csrf2 = OAuth2Authorize::csrf_field(
+    $f->get("$aq&prompt=consent", Cookie => $session2));
+ok(defined $csrf2, "the second session's consent page carries its CSRF token");
 ($r) = $f->consent($aq, $session, csrf => $csrf2);
 is($r->{status}, 403, "consent POST with another session's token: 403");
 $r = $f->post($aq, OAuth2Test::form(action => 'allow',
