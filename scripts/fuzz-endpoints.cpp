@@ -529,8 +529,9 @@ void run_admin(FuzzedDataProvider& in) {
   switch (in.ConsumeIntegralInRange(0, 4)) {
     case 0: break;
     case 1:
-      head = "{\"username\": \"u\", \"email\": \"u@example.com\", \"password\": \"Fuzz-pass-9q\"";
-      tail = "}";
+      // a new user: the name is the input's (a taken one is refused)
+      head = "{\"email\": \"u@example.com\", \"password\": \"Fuzz-pass-9q\", \"username\": \"";
+      tail = "\"}";
       break;
     case 2:
       head =
