@@ -820,6 +820,44 @@ section('the admin daemon on B fails closed on a stale mirror', sub {
     $eb->stop_daemon;
 });
 
+# etcd compacted past a stopped sync daemon's revision (etcd's
+# --auto-compaction, or etcdctl compact): restarted, it cannot watch from
+# there; it takes a new snapshot and switches the mirror to it in one
+# transaction, so that what was deleted meanwhile (a revoked token) is gone
+# from the mirror too, never left valid on that edge (R52, R66)
+section('sync restarted after etcd compacted past its mirror', sub {
+    my $revoked = $ea->access_token($app);
+    my ($ok) = poll(1, sub { protected($eb, $revoked) == 200 });
+    ok($ok, 'compaction: a token valid on both edges');
+    is($eb->stop_sync, 0, "compaction: B's sync daemon stopped");
+    is($ea->revoke($id, $secret, $revoked)->{status}, 200,
+        'compaction: that token revoked on A meanwhile');
+    my $issued = $ea->access_token($app);
+    my $JSON = ['Content-Type' => 'application/json'];
+    my $r = $ea->request('POST', '/v3/kv/range', port => $ea->etcd_port,
+        headers => $JSON, body => '{"key":"AA==","count_only":true}');
+    my $head = eval { JSON::PP->new->decode($r->{body})->{header}{revision} }
+        // 0;
+    $r = $ea->request('POST', '/v3/kv/compaction', port => $ea->etcd_port,
+        headers => $JSON, body => JSON::PP->new->encode(
+            { revision => "$head", physical => JSON::PP::true }));
+    is($r->{status}, 200, "compaction: etcd compacted at revision $head")
+        or diag($r->{raw});
+    my $seen = length OAuth2Test::_slurp($eb->sync_log);
+    $eb->run_sync($burls, prefix => $PREFIX);
+    my $took;
+    ($ok, $took) = poll(3, sub { protected($eb, $issued) == 200 });
+    ok($ok, sprintf('compaction: B validates the token A issued meanwhile '
+        . '(%.2f s)', $took));
+    is(protected($eb, $revoked), 401, 'compaction: B refuses the token '
+        . 'revoked meanwhile: the new snapshot replaced the mirror (R52, '
+        . 'R66)');
+    like(substr(OAuth2Test::_slurp($eb->sync_log), $seen),
+        qr/compacted past revision \d+: taking a new snapshot.*snapshot of etcd at revision \d+/s,
+        'compaction: the sync daemon says it took a new snapshot');
+    $sync_pid_b = $eb->sync_pid;
+});
+
 section('sync refuses a store that is not a mirror (R78)', sub {
     my $own = OAuth2Test->new;
     $own->new_app(name => 'single-node');

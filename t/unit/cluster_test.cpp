@@ -514,6 +514,74 @@ TEST(ClusterCommit, ABatchTooLargeGoesAgainInHalves) {
   EXPECT_EQ(seen, want);
 }
 
+// A Txn in doubt (etcd answered "request timed out": proposed, and
+// perhaps committed), whose retry then fails its compares: the change
+// counts as applied only if etcd holds every record it writes as it writes
+// it (its own first try took effect: t/cluster_lost_answer.t).  If another
+// change wrote those records meanwhile (a code redeemed on another edge),
+// it was overtaken: refused, to be decided again on the mirror, never
+// answered as applied (R29, R38).  The stand-in evaluates the confirming
+// Txn's compares as etcd does (none: true) against what it holds.
+TEST(ClusterCommit, InDoubtAChangeCountsAsAppliedOnlyIfEtcdHoldsWhatItWrote) {
+  const std::string key =
+      "/oauth2/tokens/default\x1f"
+      "code";
+  for (const bool own : {true, false}) {
+    // what etcd holds: the change's write (its first try took effect), or
+    // another change's
+    const std::string held = own ? "used-here" : "used-elsewhere";
+    std::mutex m;
+    int tries = 0;
+    std::vector<size_t> confirmed;  // the compares of each confirmation
+    SlowGateway gw(0, [&](const std::string& body, int64_t revision) {
+      std::lock_guard<std::mutex> lk(m);
+      Json req(json_loadb(body.data(), body.size(), 0, nullptr));
+      const json_t* success = json_object_get(req.get(), "success");
+      const std::string header = "{\"header\":{\"revision\":\"" + std::to_string(revision) + "\"}";
+      if (!json_object_get(json_array_get(success, 0), "request_txn")) {  // the change
+        if (tries++ == 0) {
+          return std::make_pair(
+              503, std::string("{\"error\":\"etcdserver: request timed out\",\"code\":14}"));
+        }
+        return std::make_pair(200, header + ",\"succeeded\":false}");  // its compares fail
+      }
+      std::string responses;
+      for (size_t i = 0; i < json_array_size(success); i++) {
+        const json_t* cmp =
+            json_object_get(json_object_get(json_array_get(success, i), "request_txn"), "compare");
+        confirmed.push_back(json_array_size(cmp));
+        bool all = true;
+        for (size_t j = 0; j < json_array_size(cmp); j++) {
+          const json_t* c = json_array_get(cmp, j);
+          const bool here = unbase64_std(json_string_value(json_object_get(c, "key"))) == key;
+          const char* value = json_string_value(json_object_get(c, "value"));
+          all = all && here && value && unbase64_std(value) == held;
+        }
+        responses += std::string(i ? "," : "") +
+                     "{\"response_txn\":{\"succeeded\":" + (all ? "true" : "false") + "}}";
+      }
+      return std::make_pair(200, header + ",\"succeeded\":true,\"responses\":[" + responses + "]}");
+    });
+    MirrorAhead mirror;
+    Cluster cluster(config_of(gw), 5000);
+    Change c;
+    c.reads.push_back({Db::kTokens,
+                       "default\x1f"
+                       "code",
+                       std::string("fresh")});
+    c.writes.push_back({Db::kTokens,
+                        "default\x1f"
+                        "code",
+                        std::string("used-here")});
+    EXPECT_EQ(cluster.commit(mirror.store, c), own)
+        << (own ? "its own lost try took effect: applied"
+                : "another change overtook it: not applied, decided again");
+    std::lock_guard<std::mutex> lk(m);
+    EXPECT_EQ(tries, 2);
+    EXPECT_EQ(confirmed, std::vector<size_t>{1}) << "one confirmation, of the one record it writes";
+  }
+}
+
 // Waits for the mirror share one poll (MirrorWaits).  24 waiters for
 // revisions 1 to 8 that the mirror applies one every 10 ms each return
 // true, and only once their revision is applied; the first to come waits
