@@ -582,6 +582,37 @@ TEST(ClusterCommit, InDoubtAChangeCountsAsAppliedOnlyIfEtcdHoldsWhatItWrote) {
   }
 }
 
+// The answer to a change waits for the mirror: applied at etcd's
+// revision 60, commit returns once the mirror holds revision 60 (read
+// your writes: the next request, on any worker of this edge, sees it);
+// overtaken by what etcd's revision 70 holds, it returns once the mirror
+// holds that, so that the change is decided again on what overtook it
+// rather than failing its compares again, to the end of its runs.  Sync
+// applies each revision 100 ms after etcd answered.
+TEST(ClusterCommit, TheAnswerWaitsUntilTheMirrorHoldsEtcdsRevision) {
+  for (const bool applied : {true, false}) {
+    const int64_t revision = applied ? 60 : 70;
+    SlowGateway gw(0, [&](const std::string&, int64_t) {
+      return std::make_pair(200, "{\"header\":{\"revision\":\"" + std::to_string(revision) +
+                                     "\"},\"succeeded\":" + (applied ? "true" : "false") + "}");
+    });
+    oauth2_test::TempDir dir;
+    Store store(dir.path() + "/mirror", size_t(64) << 20);
+    mirror_at(store, 40);
+    std::thread sync([&] {
+      while (gw.requests() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      mirror_at(store, revision);
+    });
+    Cluster cluster(config_of(gw), 5000);
+    EXPECT_EQ(cluster.commit(store, puts_of("x", 1)), applied);
+    EXPECT_GE(store.mirror_revision(), revision)
+        << (applied ? "answered before the mirror held the change"
+                    : "decided again on a mirror without what overtook it");
+    sync.join();
+  }
+}
+
 // Waits for the mirror share one poll (MirrorWaits).  24 waiters for
 // revisions 1 to 8 that the mirror applies one every 10 ms each return
 // true, and only once their revision is applied; the first to come waits
