@@ -858,6 +858,56 @@ section('sync restarted after etcd compacted past its mirror', sub {
     $sync_pid_b = $eb->sync_pid;
 });
 
+# etcd's revision now (the v3 gateway's header)
+sub etcd_head {
+    my $r = $ea->request('POST', '/v3/kv/range', port => $ea->etcd_port,
+        headers => ['Content-Type' => 'application/json'],
+        body => '{"key":"AA==","count_only":true}');
+    return eval { JSON::PP->new->decode($r->{body})->{header}{revision} }
+        // 0;
+}
+
+# sync restarted at its mirror's revision R watches from R + 1: the change
+# etcd made right after the last one the mirror applied is not skipped.
+# With no heartbeat in between (B's sync stopped, A's held with SIGSTOP),
+# that change is the deletion of an application's record, made in etcd
+# directly; once B's sync resumed, B refuses the application (R70)
+section('sync resumed applies the first change after its revision', sub {
+    my $doomed = $ea->new_app_etcd(name => 'edge-resume');
+    my @cred = @{$doomed}{qw(client_id client_secret)};
+    my ($ok) = poll(1, sub { $eb->token(@cred)->{status} == 200 });
+    ok($ok, 'resume: a new application issues tokens on edge B');
+    my $apid = $ea->sync_pid;
+    my ($head, $rev) = (0, -1);
+    for my $try (1 .. 5) {
+        kill 'STOP', $apid;
+        $eb->stop_sync;
+        sleep 0.1;    # a heartbeat A sent before it was held lands
+        ($head, $rev) = (etcd_head(), (mirror_metrics($eb))[0] // -1);
+        last if $head == $rev;    # B's own last heartbeat came back
+        kill 'CONT', $apid;
+        $eb->run_sync($burls, prefix => $PREFIX);
+        sleep 0.3;
+    }
+    is($rev, $head, "resume: B's mirror stopped at etcd's revision $head");
+    my $r = $ea->request('POST', '/v3/kv/deleterange',
+        port => $ea->etcd_port,
+        headers => ['Content-Type' => 'application/json'],
+        body => JSON::PP->new->encode({ key => encode_base64(
+            "${PREFIX}clients/default\x1f$cred[0]", '') }));
+    my $del = eval { JSON::PP->new->decode($r->{body}) } // {};
+    is(($del->{deleted} // 0) . ' ' . ($del->{header}{revision} // 0),
+        '1 ' . ($head + 1), 'resume: the application\'s record deleted in '
+        . 'etcd directly, at the next revision') or diag($r->{raw});
+    kill 'CONT', $apid;
+    $eb->run_sync($burls, prefix => $PREFIX);
+    my $took;
+    ($ok, $took) = poll(2, sub { $eb->token(@cred)->{status} == 401 });
+    ok($ok, sprintf('resume: B refuses the application deleted right after '
+        . 'its mirror\'s revision (%.2f s) (R70)', $took));
+    $sync_pid_b = $eb->sync_pid;
+});
+
 section('sync refuses a store that is not a mirror (R78)', sub {
     my $own = OAuth2Test->new;
     $own->new_app(name => 'single-node');
