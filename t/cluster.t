@@ -894,7 +894,7 @@ section('sync resumed applies the first change after its revision', sub {
         port => $ea->etcd_port,
         headers => ['Content-Type' => 'application/json'],
         body => JSON::PP->new->encode({ key => encode_base64(
-            "${PREFIX}clients/default\x1f$cred[0]", '') }));
+            "${PREFIX}clients/\x07default$cred[0]", '') }));
     my $del = eval { JSON::PP->new->decode($r->{body}) } // {};
     is(($del->{deleted} // 0) . ' ' . ($del->{header}{revision} // 0),
         '1 ' . ($head + 1), 'resume: the application\'s record deleted in '
