@@ -920,6 +920,21 @@ section('sync refuses a store that is not a mirror (R78)', sub {
     like("$out$err", qr/\S/, 'it says why') or diag("$out$err");
     is(OAuth2Test::dump_store($own->store), $dump,
         'the single-node store is left as it was');
+    # a mirror of another prefix (another cluster's records) is no store
+    # for this one's either: its records would mix with them
+    my $other = OAuth2Test->new;
+    $other->run_sync($url, prefix => '/t-other/');
+    is($other->stop_sync, 0, 'a mirror of the prefix /t-other/');
+    $dump = OAuth2Test::dump_store($other->store);
+    ($code, $out, $err) = $other->run_cmd_timeout(10, $OAuth2Test::ADMIN,
+        'sync', '--store', $other->store, '--etcd', $url, '--prefix',
+        $PREFIX);
+    ok($code ne 'timeout' && $code ne '0',
+        "oauth2-admin sync --prefix $PREFIX on it: exit $code");
+    like("$out$err", qr{mirrors "etcd /t-other/", not "etcd \Q$PREFIX\E"},
+        '... naming the prefix it mirrors') or diag("$out$err");
+    is(OAuth2Test::dump_store($other->store), $dump,
+        '... and the mirror is left as it was');
 });
 
 ############################### etcd stops: 503, fails closed (R53, R77)

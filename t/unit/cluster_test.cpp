@@ -436,6 +436,30 @@ TEST(ClusterCatchUp, AFailedReadIsAStoreErrorForEveryCallerSharingIt) {
   EXPECT_LE(gw.requests(), 2u);
 }
 
+// A mirror already staler than max_staleness (its sync stopped, etcd out
+// of reach) is refused by catch_up at once, a 503 (R77), without a read of
+// etcd and without holding its caller for the mirror wait: the endpoints
+// check the mirror's age first, but it can pass max_staleness between
+// that check and the catch-up, and a stale mirror will not catch up.
+TEST(ClusterCatchUp, AStaleMirrorIsRefusedAtOnceWithoutAReadOfEtcdR77) {
+  SlowGateway gw(0);
+  oauth2_test::TempDir dir;
+  Store store(dir.path() + "/mirror", size_t(64) << 20);
+  {
+    MirrorWriter w(store);
+    w.set_revision(0, "etcd /oauth2/");  // behind any revision the stand-in names
+    w.set_fresh(now_ms() - 10000);
+    w.commit();
+  }
+  auto cluster = std::make_shared<Cluster>(config_of(gw), 1000);
+  store.use_cluster(cluster);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_THROW(cluster->catch_up(store), StoreError);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1000))
+      << "held for the mirror wait";
+  EXPECT_EQ(gw.requests(), 0u) << "etcd read for a mirror too stale to catch up";
+}
+
 // etcd refusing a batch as larger than its --max-txn-ops: each half of it
 // goes again on its own, until the change too large is alone, so that
 // only it fails (as a StoreError that says so) and the others of its
@@ -514,72 +538,115 @@ TEST(ClusterCommit, ABatchTooLargeGoesAgainInHalves) {
   EXPECT_EQ(seen, want);
 }
 
+// The one record of in_doubt_change(): a code, used by it
+const std::string kCodeKey =
+    "/oauth2/tokens/default\x1f"
+    "code";
+
+Change in_doubt_change() {
+  Change c;
+  c.reads.push_back({Db::kTokens,
+                     "default\x1f"
+                     "code",
+                     std::string("fresh")});
+  c.writes.push_back({Db::kTokens,
+                      "default\x1f"
+                      "code",
+                      std::string("used-here")});
+  return c;
+}
+
+// etcd, once in_doubt_change()'s first try was lost, holding held at
+// kCodeKey: the change tried again fails its compares; a confirming Txn's
+// compares are evaluated as etcd does (none: true).  confirmed: the
+// number of compares of each confirmation.
+std::pair<int, std::string> after_the_lost_try(const std::string& body, int64_t revision,
+                                               const std::string& held,
+                                               std::vector<size_t>* confirmed) {
+  Json req(json_loadb(body.data(), body.size(), 0, nullptr));
+  const json_t* success = json_object_get(req.get(), "success");
+  const std::string header = "{\"header\":{\"revision\":\"" + std::to_string(revision) + "\"}";
+  if (!json_object_get(json_array_get(success, 0), "request_txn")) {  // the change
+    return std::make_pair(200, header + ",\"succeeded\":false}");
+  }
+  std::string responses;
+  for (size_t i = 0; i < json_array_size(success); i++) {
+    const json_t* cmp =
+        json_object_get(json_object_get(json_array_get(success, i), "request_txn"), "compare");
+    confirmed->push_back(json_array_size(cmp));
+    bool all = true;
+    for (size_t j = 0; j < json_array_size(cmp); j++) {
+      const json_t* c = json_array_get(cmp, j);
+      const bool here = unbase64_std(json_string_value(json_object_get(c, "key"))) == kCodeKey;
+      const char* value = json_string_value(json_object_get(c, "value"));
+      all = all && here && value && unbase64_std(value) == held;
+    }
+    responses += std::string(i ? "," : "") +
+                 "{\"response_txn\":{\"succeeded\":" + (all ? "true" : "false") + "}}";
+  }
+  return std::make_pair(200, header + ",\"succeeded\":true,\"responses\":[" + responses + "]}");
+}
+
 // A Txn in doubt (etcd answered "request timed out": proposed, and
 // perhaps committed), whose retry then fails its compares: the change
 // counts as applied only if etcd holds every record it writes as it writes
 // it (its own first try took effect: t/cluster_lost_answer.t).  If another
 // change wrote those records meanwhile (a code redeemed on another edge),
 // it was overtaken: refused, to be decided again on the mirror, never
-// answered as applied (R29, R38).  The stand-in evaluates the confirming
-// Txn's compares as etcd does (none: true) against what it holds.
+// answered as applied (R29, R38).
 TEST(ClusterCommit, InDoubtAChangeCountsAsAppliedOnlyIfEtcdHoldsWhatItWrote) {
-  const std::string key =
-      "/oauth2/tokens/default\x1f"
-      "code";
   for (const bool own : {true, false}) {
     // what etcd holds: the change's write (its first try took effect), or
     // another change's
     const std::string held = own ? "used-here" : "used-elsewhere";
     std::mutex m;
     int tries = 0;
-    std::vector<size_t> confirmed;  // the compares of each confirmation
+    std::vector<size_t> confirmed;
     SlowGateway gw(0, [&](const std::string& body, int64_t revision) {
       std::lock_guard<std::mutex> lk(m);
-      Json req(json_loadb(body.data(), body.size(), 0, nullptr));
-      const json_t* success = json_object_get(req.get(), "success");
-      const std::string header = "{\"header\":{\"revision\":\"" + std::to_string(revision) + "\"}";
-      if (!json_object_get(json_array_get(success, 0), "request_txn")) {  // the change
-        if (tries++ == 0) {
-          return std::make_pair(
-              503, std::string("{\"error\":\"etcdserver: request timed out\",\"code\":14}"));
-        }
-        return std::make_pair(200, header + ",\"succeeded\":false}");  // its compares fail
+      if (tries++ == 0) {
+        return std::make_pair(
+            503, std::string("{\"error\":\"etcdserver: request timed out\",\"code\":14}"));
       }
-      std::string responses;
-      for (size_t i = 0; i < json_array_size(success); i++) {
-        const json_t* cmp =
-            json_object_get(json_object_get(json_array_get(success, i), "request_txn"), "compare");
-        confirmed.push_back(json_array_size(cmp));
-        bool all = true;
-        for (size_t j = 0; j < json_array_size(cmp); j++) {
-          const json_t* c = json_array_get(cmp, j);
-          const bool here = unbase64_std(json_string_value(json_object_get(c, "key"))) == key;
-          const char* value = json_string_value(json_object_get(c, "value"));
-          all = all && here && value && unbase64_std(value) == held;
-        }
-        responses += std::string(i ? "," : "") +
-                     "{\"response_txn\":{\"succeeded\":" + (all ? "true" : "false") + "}}";
-      }
-      return std::make_pair(200, header + ",\"succeeded\":true,\"responses\":[" + responses + "]}");
+      return after_the_lost_try(body, revision, held, &confirmed);
     });
     MirrorAhead mirror;
     Cluster cluster(config_of(gw), 5000);
-    Change c;
-    c.reads.push_back({Db::kTokens,
-                       "default\x1f"
-                       "code",
-                       std::string("fresh")});
-    c.writes.push_back({Db::kTokens,
-                        "default\x1f"
-                        "code",
-                        std::string("used-here")});
-    EXPECT_EQ(cluster.commit(mirror.store, c), own)
+    EXPECT_EQ(cluster.commit(mirror.store, in_doubt_change()), own)
         << (own ? "its own lost try took effect: applied"
                 : "another change overtook it: not applied, decided again");
     std::lock_guard<std::mutex> lk(m);
-    EXPECT_EQ(tries, 2);
+    EXPECT_EQ(tries, 3) << "the change, again, and its confirmation";
     EXPECT_EQ(confirmed, std::vector<size_t>{1}) << "one confirmation, of the one record it writes";
   }
+}
+
+// A try sent on a fresh connection and held past its time (a member that
+// applied it and then stalled, a follower whose leader died after
+// committing it) is as much in doubt as one etcd said timed out: the try
+// at the next member fails its compares, and the change is confirmed as
+// applied, not decided again (a code redeemed so would be a replay, R29).
+TEST(ClusterCommit, ATryHeldPastItsTimeIsInDoubt) {
+  std::mutex m;
+  std::vector<size_t> confirmed, ignored;
+  auto respond = [&](std::vector<size_t>* into) {
+    return [&m, into](const std::string& body, int64_t revision) {
+      std::lock_guard<std::mutex> lk(m);
+      return after_the_lost_try(body, revision, "used-here", into);
+    };
+  };
+  // each try at one of two members gets 1.5 s of the call's 3 s
+  SlowGateway held(1700, respond(&ignored)), next(0, respond(&confirmed));
+  EtcdConfig config;
+  config.endpoints = {held.url(), next.url()};
+  MirrorAhead mirror;
+  Cluster cluster(config, 5000);
+  EXPECT_TRUE(cluster.commit(mirror.store, in_doubt_change()))
+      << "the held try took effect: applied";
+  EXPECT_EQ(held.requests(), 1u);
+  EXPECT_EQ(next.requests(), 2u) << "the change again, then its confirmation";
+  std::lock_guard<std::mutex> lk(m);
+  EXPECT_EQ(confirmed, std::vector<size_t>{1});
 }
 
 // The answer to a change waits for the mirror: applied at etcd's
