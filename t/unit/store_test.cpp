@@ -603,6 +603,30 @@ TEST_F(StoreTest, DeleteClientAfterDeleteTokenIsClean) {
   EXPECT_FALSE(get_token("default", h2).has_value());
 }
 
+// R37, R28: a reuse revokes the whole family, even a token the family
+// gained after the revocation read its index (a rotation that committed
+// meanwhile): the index scan is part of what the change relies on, so the
+// revocation runs again and takes the newcomer too.
+TEST_F(StoreTest, RevokeFamilyTakesATokenAddedMeanwhileR37) {
+  ASSERT_TRUE(put_client(make_client("a")));
+  Token member = make_token("a");
+  member.family[0] = 7;
+  const TokenId first = oauth2::token_id("first"), later = oauth2::token_id("later");
+  ASSERT_TRUE(put_token("default", first, member));
+  int runs = 0;
+  size_t revoked = 0;
+  store_->change([&](Txn& txn) {
+    runs++;
+    revoked = txn.revoke_family("default", member.family);
+    if (runs == 1) ASSERT_TRUE(put_token("default", later, member));  // the racing rotation
+    txn.commit();
+  });
+  EXPECT_EQ(runs, 2);
+  EXPECT_EQ(revoked, 2u);
+  EXPECT_FALSE(get_token("default", first).has_value());
+  EXPECT_FALSE(get_token("default", later).has_value());
+}
+
 // ------------------------------------------------------------ key safety
 
 TEST_F(StoreTest, ClientIdLengthsOneAnd200AreStoredR47) {
