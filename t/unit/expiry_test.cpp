@@ -81,6 +81,18 @@ TEST_F(ExpiryTest, RemovesOnlyWhatHasExpiredInBoundedRounds) {
   EXPECT_EQ(txn.client_tokens_of_type("default", "c", TokenType::kAccess).size(), 10u);
 }
 
+// R45, R82: at exp a record has expired and goes; a second before, it stays
+TEST_F(ExpiryTest, ARecordGoesAtItsExpiryToTheSecondR45) {
+  auto at = add(3, kNow);
+  auto after = add(3, kNow + 1);
+  ExpiryRound r = oauth2::expiry_round(*store_, "a", kNow, 30, 100);
+  ASSERT_TRUE(r.held);
+  EXPECT_FALSE(r.more);
+  EXPECT_EQ(r.removed, 3u);
+  for (const auto& d : at) EXPECT_FALSE(present(d));
+  for (const auto& d : after) EXPECT_TRUE(present(d));
+}
+
 TEST_F(ExpiryTest, RoundsResumeWhereTheLastStopped) {
   add(5, kNow - 1);
   add(200, kNow + 3600);  // live records to walk past
