@@ -465,6 +465,64 @@ TEST_F(EndpointsTest, PreparedBatchAppliesTheOthersAndDecidesAConflictAfresh) {
   expect_error(results[1].pending->finish(), 401, "invalid_client");
 }
 
+// R70: a disabled user's code and refresh token issue nothing.  The
+// admin's writers revoke a user's tokens as they disable them; the grants
+// check the user themselves, whatever wrote the record (another writer of
+// the store, a mirror), so here the tokens stay and only the user changes.
+TEST_F(EndpointsTest, ADisabledUsersCodeAndRefreshTokenIssueNothingR70) {
+  Client app = *store_->read().get_client("default", "app");
+  app.grant_types = {"authorization_code", "refresh_token"};
+  update_client(app);
+  oauth2::User dave;
+  dave.username = "dave";
+  store_->change([&](Txn& txn) {
+    ASSERT_EQ(txn.put_user(dave, true), oauth2::PutUser::kOk);
+    txn.commit();
+  });
+  auto set_active = [&](bool active) {
+    store_->change([&](Txn& txn) {
+      auto u = txn.get_user("default", dave.id);
+      ASSERT_TRUE(u.has_value());
+      u->is_active = active;
+      ASSERT_EQ(txn.put_user(*u, false), oauth2::PutUser::kOk);
+      txn.commit();
+    });
+  };
+  const std::string code = oauth2::random_token(), refresh = oauth2::random_token();
+  oauth2::Token c;
+  c.type = oauth2::TokenType::kCode;
+  c.issued_at = kNow;
+  c.expires_at = kNow + 60;
+  c.client_id = "app";
+  c.scope = "read";
+  c.user = std::to_string(dave.id);
+  c.family[0] = 1;
+  c.redirect_uri = "https://app.example.com/cb";
+  c.redirect_uri_omitted = true;
+  oauth2::Token rt = c;
+  rt.type = oauth2::TokenType::kRefresh;
+  rt.expires_at = kNow + kTtl;
+  rt.family[0] = 2;
+  rt.redirect_uri.clear();
+  rt.redirect_uri_omitted = false;
+  ASSERT_NO_FATAL_FAILURE(store_->change([&](Txn& txn) {
+    ASSERT_TRUE(txn.put_token("default", oauth2::token_id(code), c));
+    ASSERT_TRUE(txn.put_token("default", oauth2::token_id(refresh), rt));
+    txn.commit();
+  }));
+  const EndpointReq redeem = token_req("grant_type=authorization_code&code=" + code);
+  const EndpointReq rotate = token_req("grant_type=refresh_token&refresh_token=" + refresh);
+
+  ASSERT_NO_FATAL_FAILURE(set_active(false));
+  expect_error(token(redeem), 400, "invalid_grant");
+  expect_error(token(rotate), 400, "invalid_grant");
+  // neither was spent by the refusal: once dave is active again, each
+  // issues (so the refusals above were the user's, not the records')
+  ASSERT_NO_FATAL_FAILURE(set_active(true));
+  EXPECT_FALSE(issue(redeem).empty());
+  EXPECT_FALSE(issue(rotate).empty());
+}
+
 // R80: expiry arithmetic must not overflow.  With a clock near the end of
 // int64_t, now + ttl is signed overflow (undefined behaviour); in practice
 // it wraps into the past and the client is handed a 200 whose token is
