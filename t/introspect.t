@@ -137,6 +137,16 @@ inactive_ok($t, introspect($t, $app, $carol->{access_token}),
     "a deleted user's access token (R70)");
 
 my $dt = $t->access_token($doomed);
+# disabling keeps the application's tokens: they are inactive while it is
+# disabled, and active again once it is enabled
+($code, $out, $err) = $t->admin('app', 'disable', $doomed->{client_id});
+is($code, 0, 'disable an app: exit 0') or diag($err);
+inactive_ok($t, introspect($t, $rs, $dt),
+    "a disabled application's token, asked by a resource server (R56, R70)");
+($code, $out, $err) = $t->admin('app', 'enable', $doomed->{client_id});
+is($code, 0, 'enable it again: exit 0') or diag($err);
+ok(introspect($t, $rs, $dt)->{json}{active},
+    'enabled again: its token is active');
 ($code, $out, $err) = $t->admin('app', 'delete', $doomed->{client_id});
 is($code, 0, 'delete an app: exit 0') or diag($err);
 inactive_ok($t, introspect($t, $rs, $dt),
