@@ -627,6 +627,50 @@ TEST_F(StoreTest, RevokeFamilyTakesATokenAddedMeanwhileR37) {
   EXPECT_FALSE(get_token("default", later).has_value());
 }
 
+// R70: deleting a user deletes their codes and tokens in the same change,
+// and no other user's.  Were they left, validation would still refuse
+// them (their user is gone) until an import gave the id to a new user,
+// whom they would then open.
+TEST_F(StoreTest, DeleteUserRemovesOnlyTheirTokensR70) {
+  ASSERT_TRUE(put_client(make_client("a")));
+  oauth2::User ann, bo;
+  ann.username = "ann";
+  bo.username = "bo";
+  ASSERT_NO_FATAL_FAILURE(store_->change([&](Txn& txn) {
+    ASSERT_EQ(txn.put_user(ann, true), oauth2::PutUser::kOk);
+    ASSERT_EQ(txn.put_user(bo, true), oauth2::PutUser::kOk);
+    txn.commit();
+  }));
+  std::vector<TokenId> anns, bos;
+  for (TokenType type : {TokenType::kCode, TokenType::kAccess, TokenType::kRefresh}) {
+    Token t = make_token("a");
+    t.type = type;
+    t.user = std::to_string(ann.id);
+    anns.push_back(oauth2::token_id("ann" + std::to_string(anns.size())));
+    ASSERT_TRUE(put_token("default", anns.back(), t));
+    t.user = std::to_string(bo.id);
+    bos.push_back(oauth2::token_id("bo" + std::to_string(bos.size())));
+    ASSERT_TRUE(put_token("default", bos.back(), t));
+  }
+  ASSERT_NO_FATAL_FAILURE(store_->change([&](Txn& txn) {
+    ASSERT_TRUE(txn.delete_user("default", ann.id));
+    txn.commit();
+  }));
+  for (const auto& h : anns) EXPECT_FALSE(get_token("default", h).has_value());
+  for (const auto& h : bos) EXPECT_TRUE(get_token("default", h).has_value());
+  // an import that keeps ids gives ann's to a new user: nothing of ann's
+  oauth2::User heir;
+  heir.id = ann.id;
+  heir.username = "heir";
+  ASSERT_NO_FATAL_FAILURE(store_->change([&](Txn& txn) {
+    ASSERT_EQ(txn.put_user(heir, true), oauth2::PutUser::kOk);
+    txn.commit();
+  }));
+  Txn txn = store_->read();
+  EXPECT_TRUE(txn.user_tokens_of_type("default", heir.id, TokenType::kAccess).empty());
+  EXPECT_TRUE(txn.user_tokens_of_type("default", heir.id, TokenType::kRefresh).empty());
+}
+
 // ------------------------------------------------------------ key safety
 
 TEST_F(StoreTest, ClientIdLengthsOneAnd200AreStoredR47) {
