@@ -465,11 +465,12 @@ TEST_F(EndpointsTest, PreparedBatchAppliesTheOthersAndDecidesAConflictAfresh) {
   expect_error(results[1].pending->finish(), 401, "invalid_client");
 }
 
-// R70: a disabled user's code and refresh token issue nothing.  The
-// admin's writers revoke a user's tokens as they disable them; the grants
-// check the user themselves, whatever wrote the record (another writer of
-// the store, a mirror), so here the tokens stay and only the user changes.
-TEST_F(EndpointsTest, ADisabledUsersCodeAndRefreshTokenIssueNothingR70) {
+// R70: a disabled user's code and refresh token issue nothing, and their
+// access token opens nothing.  The admin's writers revoke a user's tokens
+// as they disable them; the grants and the validation check the user
+// themselves, whatever wrote the records, so here the tokens stay and only
+// the user changes.
+TEST_F(EndpointsTest, ADisabledUsersTokensIssueAndOpenNothingR70) {
   Client app = *store_->read().get_client("default", "app");
   app.grant_types = {"authorization_code", "refresh_token"};
   update_client(app);
@@ -505,9 +506,13 @@ TEST_F(EndpointsTest, ADisabledUsersCodeAndRefreshTokenIssueNothingR70) {
   rt.family[0] = 2;
   rt.redirect_uri.clear();
   rt.redirect_uri_omitted = false;
+  oauth2::Token at = rt;
+  at.type = oauth2::TokenType::kAccess;
+  const std::string access = oauth2::random_token();
   ASSERT_NO_FATAL_FAILURE(store_->change([&](Txn& txn) {
     ASSERT_TRUE(txn.put_token("default", oauth2::token_id(code), c));
     ASSERT_TRUE(txn.put_token("default", oauth2::token_id(refresh), rt));
+    ASSERT_TRUE(txn.put_token("default", oauth2::token_id(access), at));
     txn.commit();
   }));
   const EndpointReq redeem = token_req("grant_type=authorization_code&code=" + code);
@@ -516,9 +521,13 @@ TEST_F(EndpointsTest, ADisabledUsersCodeAndRefreshTokenIssueNothingR70) {
   ASSERT_NO_FATAL_FAILURE(set_active(false));
   expect_error(token(redeem), 400, "invalid_grant");
   expect_error(token(rotate), 400, "invalid_grant");
-  // neither was spent by the refusal: once dave is active again, each
-  // issues (so the refusals above were the user's, not the records')
+  Validation v = validate_bearer(access);
+  EXPECT_EQ(v.result, OAUTH2_INVALID_TOKEN);
+  EXPECT_EQ(v.why, OAUTH2_WHY_DISABLED);
+  // none was spent by the refusal: once dave is active again, each
+  // works (so the refusals above were the user's, not the records')
   ASSERT_NO_FATAL_FAILURE(set_active(true));
+  EXPECT_EQ(validate_bearer(access).result, OAUTH2_VALID);
   EXPECT_FALSE(issue(redeem).empty());
   EXPECT_FALSE(issue(rotate).empty());
 }
