@@ -465,6 +465,22 @@ TEST_F(EndpointsTest, PreparedBatchAppliesTheOthersAndDecidesAConflictAfresh) {
   expect_error(results[1].pending->finish(), 401, "invalid_client");
 }
 
+// R70: a client disabled after it authenticated, before the write: the
+// change finds it disabled when it runs again, and issues nothing
+TEST_F(EndpointsTest, ClientDisabledBeforeTheWriteGetsInvalidClientR70) {
+  EndpointReq req = token_req();
+  Bound b(req, OAUTH2_ENDPOINT_TOKEN);
+  EndpointResult e = oauth2::token_endpoint(*store_, b.req);
+  ASSERT_NE(e.pending, nullptr);
+  Client c = *store_->read().get_client("default", "app");
+  c.disabled = true;
+  update_client(c);
+  e.pending->run();
+  expect_error(e.pending->finish(), 401, "invalid_client");
+  EXPECT_TRUE(
+      store_->read().client_tokens_of_type("default", "app", oauth2::TokenType::kAccess).empty());
+}
+
 // R70: a disabled user's code and refresh token issue nothing, and their
 // access token opens nothing.  The admin's writers revoke a user's tokens
 // as they disable them; the grants and the validation check the user
