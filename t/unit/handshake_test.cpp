@@ -514,6 +514,29 @@ TEST_F(HandshakeTest, RevokedApiKeyEndsItsHandshakes) {
   EXPECT_EQ(r.status, 401) << r.body;
 }
 
+// An API key revoked after create/ checked it, before its write: the
+// write finds the key gone and stores nothing (no handshake outlives its
+// key).
+TEST_F(HandshakeTest, AKeyRevokedBeforeTheWriteCreatesNothing) {
+  HsReq r = req("create/", create_body());
+  const oauth2_location_t* loc = make_location(r.location);
+  ASSERT_NE(loc, nullptr);
+  const oauth2_request_t c = r.c();
+  const oauth2::Request request(c, *loc->l);
+  oauth2::EndpointResult e = oauth2::handshake_endpoint(*store_, request);
+  ASSERT_NE(e.pending, nullptr) << e.response.status << " " << e.response.body;
+  ASSERT_NO_FATAL_FAILURE(store_->change([&](Txn& txn) {
+    ASSERT_TRUE(oauth2::revoke_api_key(txn, kRealm, "svc", api_key_id_));
+    txn.commit();
+  }));
+  e.pending->run();
+  Response resp = e.pending->finish();
+  EXPECT_EQ(resp.status, 401) << resp.body;
+  EXPECT_EQ(str_at(parse_json(resp.body), {"error_code"}), "INVALID_API_KEY");
+  Txn txn = store_->read();
+  EXPECT_TRUE(txn.client_tokens_of_type(kRealm, "svc", TokenType::kHandshake).empty());
+}
+
 // ------------------------------------------------------------- the C API
 
 // every allocation of the C API, freed with the test
