@@ -465,6 +465,25 @@ TEST_F(EndpointsTest, PreparedBatchAppliesTheOthersAndDecidesAConflictAfresh) {
   expect_error(results[1].pending->finish(), 401, "invalid_client");
 }
 
+// cat. 2.1, R27: a token that is not a code, presented as one, is
+// refused exactly like an unknown code: the answer tells nothing about
+// the record it names
+TEST_F(EndpointsTest, ATokenPresentedAsACodeLooksLikeAnUnknownCode) {
+  Client app = *store_->read().get_client("default", "app");
+  app.grant_types = {"client_credentials", "authorization_code"};
+  update_client(app);
+  const std::string at = issue();
+  const std::string cb = "&redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb";
+  for (const std::string& extra : {std::string(), cb}) {
+    Response as_code = token(token_req("grant_type=authorization_code&code=" + at + extra));
+    Response unknown =
+        token(token_req("grant_type=authorization_code&code=" + oauth2::random_token() + extra));
+    expect_error(as_code, 400, "invalid_grant");
+    EXPECT_EQ(as_code.body, unknown.body);
+  }
+  EXPECT_EQ(validate_bearer(at).result, OAUTH2_VALID);  // and it is not harmed
+}
+
 // R70: a client disabled after it authenticated, before the write: the
 // change finds it disabled when it runs again, and issues nothing
 TEST_F(EndpointsTest, ClientDisabledBeforeTheWriteGetsInvalidClientR70) {
