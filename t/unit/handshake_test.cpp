@@ -640,7 +640,8 @@ TEST_F(HandshakeTest, RateLimitIsTakenOncePerAuthenticatedCall) {
   HsReq ok = with_rate(req("validate/", "{\"handshake_token\": \"" + c.token +
                                             "\", \"handshake_secret\": \"" + c.secret + "\"}"));
   EXPECT_EQ(call(ok).status, 200);
-  EXPECT_EQ(rate.keys, std::vector<std::string>{"default\x1f" "a:192.0.2.5"});
+  EXPECT_EQ(rate.keys, std::vector<std::string>{"default\x1f"
+                                                "a:192.0.2.5"});
 
   // over the limit: the envelope's 429, and the handshake is not revoked
   rate.wait = 7;

@@ -546,7 +546,8 @@ TEST_F(StoreTest, AFreshTokenReliesOnlyOnItsOwnKeyR42) {
     txn.commit();
   });
   EXPECT_EQ(get_token("default", h)->client_id, "alpha");
-  EXPECT_EQ(get_token("default", oauth2::token_id("drawn twice in one change"))->client_id, "alpha");
+  EXPECT_EQ(get_token("default", oauth2::token_id("drawn twice in one change"))->client_id,
+            "alpha");
 }
 
 TEST_F(StoreTest, DeleteToken) {
@@ -618,7 +619,9 @@ TEST_F(StoreTest, RevokeFamilyTakesATokenAddedMeanwhileR37) {
   store_->change([&](Txn& txn) {
     runs++;
     revoked = txn.revoke_family("default", member.family);
-    if (runs == 1) ASSERT_TRUE(put_token("default", later, member));  // the racing rotation
+    if (runs == 1) {
+      ASSERT_TRUE(put_token("default", later, member));  // the racing rotation
+    }
     txn.commit();
   });
   EXPECT_EQ(runs, 2);
