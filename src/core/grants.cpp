@@ -285,15 +285,16 @@ EndpointResult authorization_code_grant(Store& store, const Request& req, const 
           st.response = std::move(*refused);
           return;
         }
-        if (s.now >= t->expires_at) {
-          st.response = invalid_grant("The authorization code has expired");
-          return;
-        }
         if (t->used_at != 0) {
-          // R28: a second valid redemption revokes what the code issued
+          // R28: a second valid redemption revokes what the code issued,
+          // also once the code has expired (until the expiry removes it)
           txn.revoke_family(s.realm, t->family);
           txn.commit();
           st.response = invalid_grant("The authorization code was already used");
+          return;
+        }
+        if (s.now >= t->expires_at) {
+          st.response = invalid_grant("The authorization code has expired");
           return;
         }
         if (!txn.active_username(s.realm, token_user_id(*t))) {

@@ -572,6 +572,60 @@ TEST_F(EndpointsTest, ADisabledUsersTokensIssueAndOpenNothingR70) {
 // it wraps into the past and the client is handed a 200 whose token is
 // dead on arrival.  Either refuse or clamp, but never answer 200 with a
 // token that does not validate at the time it was issued.
+// R28: a used code replayed after its expiry, before the expiry removes
+// it, is still a second redemption: it revokes what the code issued. An
+// expired code never used only says so and changes nothing.
+TEST_F(EndpointsTest, AUsedCodeReplayedAfterItsExpiryRevokesItsGrantR28) {
+  Client app = *store_->read().get_client("default", "app");
+  app.grant_types = {"authorization_code"};
+  update_client(app);
+  oauth2::User erin;
+  erin.username = "erin";
+  store_->change([&](Txn& txn) {
+    ASSERT_EQ(txn.put_user(erin, true), oauth2::PutUser::kOk);
+    txn.commit();
+  });
+  auto put_code = [&](uint8_t family) {
+    const std::string code = oauth2::random_token();
+    oauth2::Token c;
+    c.type = oauth2::TokenType::kCode;
+    c.issued_at = kNow;
+    c.expires_at = kNow + 60;
+    c.client_id = "app";
+    c.scope = "read";
+    c.user = std::to_string(erin.id);
+    c.family[0] = family;
+    c.redirect_uri = "https://app.example.com/cb";
+    c.redirect_uri_omitted = true;
+    store_->change([&](Txn& txn) {
+      EXPECT_TRUE(txn.put_token("default", oauth2::token_id(code), c));
+      txn.commit();
+    });
+    return code;
+  };
+  const std::string used = put_code(7), unused = put_code(8);
+  EndpointReq redeem = token_req("grant_type=authorization_code&code=" + used);
+  const std::string access = issue(redeem);
+  ASSERT_FALSE(access.empty());
+
+  redeem.now = kNow + 60;  // the code's exp: expired
+  Response replay = token(redeem);
+  expect_error(replay, 400, "invalid_grant");
+  EXPECT_NE(replay.body.find("already used"), std::string::npos) << replay.body;
+  // the grant's records are gone (a revoked family is deleted)
+  EXPECT_EQ(validate_bearer(access, kNow + 61).result, OAUTH2_INVALID_TOKEN);
+  EXPECT_FALSE(store_->read().get_token("default", oauth2::token_id(access)).has_value());
+
+  EndpointReq late = token_req("grant_type=authorization_code&code=" + unused);
+  late.now = kNow + 60;
+  Response expired = token(late);
+  expect_error(expired, 400, "invalid_grant");
+  EXPECT_NE(expired.body.find("has expired"), std::string::npos) << expired.body;
+  auto t = store_->read().get_token("default", oauth2::token_id(unused));
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->used_at, 0);  // not spent by the refusal
+}
+
 TEST_F(EndpointsTest, ExpiryArithmeticDoesNotOverflowR80) {
   EndpointReq r = token_req();
   r.now = INT64_MAX - 100;
