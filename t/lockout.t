@@ -18,7 +18,7 @@ OAuth2Test::require_build();
 
 my $t = OAuth2Test->new;
 my $PW = 'Lock-test-passphrase-7';
-for my $u (qw(alice bob carol dave)) {
+for my $u (qw(alice bob carol dave erin)) {
     $t->admin_json('user', 'add', '--username', $u, '--email',
         "$u\@example.com", '--password', $PW, '--pbkdf2-iterations', 1000,
         '--staff');
@@ -190,6 +190,21 @@ refused_ok(grant('dave', $PW, '127.0.0.8'),
     . 'refused for every account');
 is(grant('dave', $PW, '127.0.0.9')->{status}, 200,
     'another address signs dave in: 200');
+
+############### one (account, address) count, whichever name reached it
+
+for my $i (1 .. 3) {
+    is(grant('erin', "wrong$i", '127.0.0.12')->{status}, 400,
+        "wrong password #$i for erin by her username: 400");
+}
+my $by_email = sub {
+    return $t->post_form('/users/login/', OAuth2Test::form(
+        email => 'erin@example.com', password => $PW), '-from' => $_[0]);
+};
+refused_ok($by_email->('127.0.0.12'),
+    'the 4th from that address, by her email at seed 001\'s login (R17)');
+is($by_email->('127.0.0.13')->{status}, 200,
+    'by her email from another address: 200');
 
 ############################################ the lock ends with its window
 

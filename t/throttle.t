@@ -77,10 +77,15 @@ sleep 2.2;
 is($t->token($a->{client_id}, $a->{client_secret}, from($ATTACKER))->{status},
     200, 'after the 2 s window the throttled address may authenticate (R17)');
 
-# a bearer token is never throttled by failed client authentications
+# R17: the first failure after a window opens the next one: the address
+# is throttled again at 3n, not let through for good
 for my $i (1 .. 9) {
     $t->token('unknown', 'wrong', from($ATTACKER));
 }
+throttled_ok($t->token($a->{client_id}, $a->{client_secret}, from($ATTACKER)),
+    'a new window: 9 more failures throttle the address again');
+
+# a bearer token is never throttled by failed client authentications
 my $tok = $t->access_token($b, headers => ['-from' => $CLIENT]);
 is($t->get('/protected/', Authorization => "Bearer $tok",
     '-from' => $ATTACKER)->{status}, 200,
