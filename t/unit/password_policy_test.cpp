@@ -49,6 +49,9 @@ TEST(PasswordPolicy, SimilarityAsDjangoComputesIt) {
   // exceeds_maximum_length_ratio)
   EXPECT_EQ(check("testclient-with-a-long-passphrase-after-it-1234567890x", PasswordPolicy{}),
             Problems{});
+  // Django refuses a ratio equal to the limit: "testclixyz" shares 7 of
+  // its 10 letters with "testclient", 2 * 7 / 20 = 0.7
+  EXPECT_EQ(check("testclixyz"), Problems{"The password is too similar to the username."});
   PasswordPolicy loose;
   loose.max_similarity = 0;
   EXPECT_EQ(check("testclient", loose), Problems{});
