@@ -77,13 +77,23 @@ sleep 2.2;
 is($t->token($a->{client_id}, $a->{client_secret}, from($ATTACKER))->{status},
     200, 'after the 2 s window the throttled address may authenticate (R17)');
 
-# R17: the first failure after a window opens the next one: the address
-# is throttled again at 3n, not let through for good
+# R17: the first failure after a window opens the next one, even while
+# the ended window's count is still in the zone (no new key has made room
+# since): the address is throttled again at 3n, not let through for good
+my $AGAIN = '127.0.0.5';
+$t->token('unknown', 'wrong', from($AGAIN)) for 1 .. 9;
+throttled_ok($t->token($a->{client_id}, $a->{client_secret}, from($AGAIN)),
+    'another address after 9 failures');
+sleep 2.2;
+$t->token('unknown', 'wrong', from($AGAIN)) for 1 .. 9;
+throttled_ok($t->token($a->{client_id}, $a->{client_secret}, from($AGAIN)),
+    'the next window: 9 more failures throttle that address again');
+
 for my $i (1 .. 9) {
     $t->token('unknown', 'wrong', from($ATTACKER));
 }
 throttled_ok($t->token($a->{client_id}, $a->{client_secret}, from($ATTACKER)),
-    'a new window: 9 more failures throttle the address again');
+    'a new window for the first address: 9 more failures throttle it again');
 
 # a bearer token is never throttled by failed client authentications
 my $tok = $t->access_token($b, headers => ['-from' => $CLIENT]);
