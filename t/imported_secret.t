@@ -108,6 +108,16 @@ $r = $t->token('dot1-weak', 'short-one', headers => ['-from' => '127.0.0.2']);
 is($r->{status}, 429, 'the 4th from that address, even right: 429');
 is($t->token('dot1-weak', 'short-one', headers => ['-from' => '127.0.0.3'])
     ->{status}, 200, 'the client from another address: 200 (R83)');
+# the same for a weak PBKDF2 one, whose failures are known only once the
+# thread pool has checked them
+for my $i (1 .. 3) {
+    is($t->token('dot2-weak', "guess$i", headers => ['-from' => '127.0.0.5'])
+        ->{status}, 401, "guess #$i at a weak DOT 2+ secret: 401");
+}
+is($t->token('dot2-weak', $WEAK, headers => ['-from' => '127.0.0.5'])
+    ->{status}, 429, 'the 4th from that address, even right: 429 (R17, R83)');
+is($t->token('dot2-weak', $WEAK, headers => ['-from' => '127.0.0.6'])
+    ->{status}, 200, 'the client from another address: 200 (R83)');
 for my $i (1 .. 4) {
     $t->token('native-x', "nope$i", headers => ['-from' => '127.0.0.4']);
 }
