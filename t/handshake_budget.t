@@ -40,8 +40,11 @@ is($r->{status}, 201, 'the key owner creates a handshake: 201');
 is(OAuth2Test::header($r, 'X-RateLimit-Remaining'), 4,
     'its key has 4 of 5 left');
 my $token = $r->{json}{handshake}{handshake_token};
-is(hs('revoke/', { handshake_token => $token }, $OWNER)->{status}, 200,
-    'the owner revokes it: 200');
+$r = hs('revoke/', { handshake_token => $token }, $OWNER);
+is($r->{status}, 200, 'the owner revokes it: 200');
+is(OAuth2Test::header($r, 'X-RateLimit-Remaining'), 4,
+    'revoke/ of a live handshake (a change in the store) is counted against '
+    . 'the caller\'s address: 4 of 5 left (R83)');
 
 my %seen;
 for my $i (1 .. 12) {
