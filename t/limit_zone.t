@@ -19,6 +19,7 @@ $t->admin_json('user', 'add', '--username', 'alice', '--email',
     'alice@example.com', '--password', $PW, '--pbkdf2-iterations', 1000);
 my $pw_app = $t->new_app(name => 'pw', grant => ['password']);
 my $cc = $t->new_app(name => 'metered');
+my $late = $t->new_app(name => 'metered-late');    # first seen in a full zone
 
 my $WINDOW = 8;
 $t->expect_log(qr/the counter zone is full/);
@@ -103,6 +104,11 @@ is($r->{status}, 429,
     . 'uncounted');
 like(OAuth2Test::header($r, 'Retry-After') // '', qr/^\d+$/,
     'that refusal has Retry-After');
+$r = $t->token($late->{client_id}, $late->{client_secret},
+    path => '/o/token-metered/');
+is($r->{status}, 429,
+    'a client new to the rate limit while the zone is full: refused, never '
+    . 'served uncounted (R84)');
 
 my @alerts = OAuth2Test::_slurp($t->error_log)
     =~ /\[alert\][^\n]*the counter zone is full/g;
