@@ -227,6 +227,20 @@ like($r->{body}, qr/name="password"/,
     'a revoke with no session: the sign-in form');
 is(scalar keys %{items_of(page_get($alice))}, 1, 'and nothing revoked');
 
+# cat. 2.1: the session cookie is read as a session's record only: her
+# live access token, or a code of hers caught on its way to the client,
+# signs nobody in
+my $caught = $f->code(q_for($other), $alice);
+for my $case (['her access token', $at_other], ['her code', $caught]) {
+    my ($name, $value) = @$case;
+    $r = page_get("oauth2_session=$value");
+    like($r->{body}, qr/name="password"/,
+        "$name as the session cookie: the sign-in form (2.1)");
+    is_deeply(items_of($r), {}, "$name as the session cookie: no grant listed");
+}
+is($t->bearer_get('/protected/', $at_other)->{status}, 200,
+    'that access token is a live one');
+
 # --------------------------------------------------------------- the CLI
 
 tokens_for($web, $alice, scope => 'read');
