@@ -41,6 +41,8 @@ for (['rsa', 'RSA', 'rsa_keygen_bits:2048'], ['ec', 'EC', 'ec_paramgen_curve:P-2
 my ($user, $pw) = ('olivia', 'Harbour-Lantern-Quiet-42');
 OAuth2Authorize::user_add($t, $user, $pw, '--first-name', 'Olivia',
     '--last-name', 'Ng');
+my ($other_user, $other_pw) = ('pavel', 'Quiet-Harbour-Lantern-17');
+OAuth2Authorize::user_add($t, $other_user, $other_pw);
 my $SCOPE = 'openid profile email read write';
 my %apps = map {
     $_ => { %{$t->new_app(name => "$_ rp",
@@ -265,6 +267,18 @@ $r = logout(post_logout_redirect_uri => $BYE);
 is($r->{status}, 400, 'post_logout_redirect_uri without client_id or hint: 400');
 $r = logout(id_token_hint => $tok->{json}{id_token}, client_id => $es->{client_id});
 is($r->{status}, 400, "client_id other than the hint's audience: 400");
+# another user's id_token_hint is no confirmation: a link carrying
+# anyone's id_token must not sign this user out unasked (logout CSRF)
+my $pavel = $f->login(q_for(), $other_user, $other_pw);
+($code) = $f->code(q_for(), $pavel);
+my $pavel_tok = $f->redeem($code, client => $app, redirect_uri => $CB, verifier => $verifier);
+ok($pavel_tok->{json}{id_token}, "another user's id_token");
+$r = logout(id_token_hint => $pavel_tok->{json}{id_token});
+like($r->{body}, qr/Sign out\?/, "another user's id_token_hint: the user is asked");
+unlike(OAuth2Test::header($r, 'Set-Cookie') // '', qr/oauth2_session=;/,
+    "another user's id_token_hint: the session cookie is kept");
+is({params($f->get(q_for(prompt => 'none'), Cookie => $session))}->{code} ? 1 : 0, 1,
+    'and the session still gets codes');
 # the confirmed POST
 $r = $t->post_form('/o/logout/', OAuth2Test::form(action => 'logout', csrf_token => $csrf),
     Cookie => $session);
