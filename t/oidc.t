@@ -224,6 +224,13 @@ $r = userinfo($at);
 is($r->{status}, 200, 'userinfo: 200');
 is_deeply([sort keys %{$r->{json}}], [qw(email email_verified sub)],
     'userinfo: the email scope gives email claims only');
+# OIDC Core 5.4: the claims of the scopes granted, no more: openid alone
+# gives the subject, never the email the user has
+($code) = $f->code(q_for(scope => 'openid'), $session);
+$r = $f->redeem($code, client => $app, redirect_uri => $CB, verifier => $verifier);
+$r = userinfo($r->{json}{access_token});
+is($r->{status}, 200, 'userinfo, openid alone: 200');
+is_deeply([sort keys %{$r->{json}}], ['sub'], 'userinfo, openid alone: sub only, no email');
 $r = userinfo(undef);
 is($r->{status}, 401, 'userinfo without a token: 401');
 is(OAuth2Test::header($r, 'WWW-Authenticate'), 'Bearer', 'userinfo without a token: a bare challenge');
