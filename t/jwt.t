@@ -484,8 +484,12 @@ for my $b ('es256', 'hs256') {
     my %claims = (%$c, scope => 'read write admin');
     my $tampered = "$hs." . b64u_enc($JSON->encode(numeric(\%claims))) . ".$ss";
     my $none = forge('es256', $at, header => { alg => 'none' }, alg => 'none');
+    # signed with the real key, but not valid before an hour from now:
+    # introspection checks the claims too, not only the signature
+    my $early = forge('es256', $at, claims => { nbf => time + 3600 });
     for my $c ([$tampered, 'a JWT with a tampered payload'],
-        [$none, 'an alg "none" copy of a JWT'])
+        [$none, 'an alg "none" copy of a JWT'],
+        [$early, 'a copy signed with the key, its nbf an hour ahead'])
     {
         my $r = introspect($t, $app, $c->[0], path => '/jwt/introspect/');
         is($r->{status}, 200, "introspection of $c->[1]: 200");
