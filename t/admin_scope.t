@@ -38,6 +38,8 @@ my $dflt = pw_app(name => 'third-default');
 my $first = pw_app(name => 'first', first_party => 1);
 my $machine = $t->admin_json('app', 'add', '--name', 'machine', '--grant',
     'client_credentials', '--scope', 'admin');
+my $worker = $t->admin_json('app', 'add', '--name', 'worker', '--grant',
+    'client_credentials', '--scope', 'read write');
 is($first->{first_party}, JSON::PP::true,
     'app add --first-party: "first_party": true');
 is($read->{first_party}, JSON::PP::false, 'an application is third-party by '
@@ -186,5 +188,10 @@ is(api('GET', '/api/users/', token => $alice_first)->{status}, 403,
 my $cc = $t->access_token($machine, scope => 'admin');
 is(api('GET', '/api/users/', token => $cc)->{status}, 200,
     'a client_credentials token with "admin": staff, 200');
+# R85: without "admin" an application's own token is not staff
+my $wt = $t->access_token($worker, scope => 'read write');
+ok($wt, 'a client_credentials token with "read write"');
+is(api('GET', '/api/users/', token => $wt)->{status}, 403,
+    'a client_credentials token without "admin": not staff, 403 (R85)');
 
 $t->done_testing;
