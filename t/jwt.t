@@ -331,6 +331,10 @@ for my $b (@BLOCKS) {
     $add->('header alg HS256 signed with the public key PEM as the HMAC '
         . 'secret (alg confusion)', header => { alg => 'HS256' },
         alg => 'HS256', key => $blk->{pub}) if $asym;
+    # the key's algorithm decides, never the header's: another alg named
+    # over a signature that the key itself made is refused too
+    $add->('header alg other than the key\'s, signed by the key itself',
+        header => { alg => $B{$b}{alg} eq 'HS256' ? 'RS256' : 'HS256' });
     $add->('signed by another key with the same kid', key => $blk->{other});
     $add->('unknown kid', header => { kid => 'no-such-key' });
     $add->('a random jti (valid signature, no store record)',
