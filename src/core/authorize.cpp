@@ -426,7 +426,7 @@ EndpointResult sign_in(Store& store, const Request& req, const std::string& app,
   auto state = std::make_shared<Response>();
   auto failed_password = std::make_shared<bool>(false);
   auto secret = std::make_shared<std::string>(std::move(password));
-  const bool secure = req.c.secure != 0;
+  const bool secure = secure_cookies(req);
   return pending(
       [&store, s, state, failed_password, secret, target, origin, new_device, requery, csrf_value,
        app, secure]() {

@@ -31,9 +31,17 @@ std::string cookie_text(std::string_view name, std::string_view value, int64_t m
   return c;
 }
 
+bool secure_cookies(const Request& req) {
+  if (req.c.secure) return true;
+  constexpr std::string_view https = "https://";
+  const std::string& iss = req.loc.issuer;
+  return iss.size() >= https.size() &&
+         iequals(std::string_view(iss).substr(0, https.size()), https);
+}
+
 std::string cookie(const Request& req, std::string_view name, std::string_view value,
                    int64_t max_age) {
-  return cookie_text(name, value, max_age, req.c.secure != 0);
+  return cookie_text(name, value, max_age, secure_cookies(req));
 }
 
 bool same_ct(std::string_view a, std::string_view b) {

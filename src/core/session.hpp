@@ -23,6 +23,10 @@ std::optional<std::string> cookie_value(std::string_view header, std::string_vie
 // a Set-Cookie value: HttpOnly, SameSite=Lax, Path=/ (Secure when secure)
 std::string cookie_text(std::string_view name, std::string_view value, int64_t max_age,
                         bool secure);
+// Secure on a cookie when the request came over TLS or the issuer is an
+// https URL (nginx behind a proxy that ends TLS: the browser's origin is
+// the issuer's)
+bool secure_cookies(const Request& req);
 std::string cookie(const Request& req, std::string_view name, std::string_view value,
                    int64_t max_age);
 
