@@ -232,6 +232,33 @@ class EndpointsTest : public ::testing::Test {
     });
   }
 
+  // a new active user of the default realm (its id set)
+  oauth2::User add_user(const std::string& name) {
+    oauth2::User u;
+    u.username = name;
+    store_->change([&](Txn& txn) {
+      EXPECT_EQ(txn.put_user(u, true), oauth2::PutUser::kOk);
+      txn.commit();
+    });
+    return u;
+  }
+
+  // an authorization code's record: app's, for user, issued at kNow for
+  // 60 s, its request without redirect_uri (so its redemption needs none)
+  static oauth2::Token code_record(uint64_t user, uint8_t family) {
+    oauth2::Token c;
+    c.type = oauth2::TokenType::kCode;
+    c.issued_at = kNow;
+    c.expires_at = kNow + 60;
+    c.client_id = "app";
+    c.scope = "read";
+    c.user = std::to_string(user);
+    c.family[0] = family;
+    c.redirect_uri = "https://app.example.com/cb";
+    c.redirect_uri_omitted = true;
+    return c;
+  }
+
   // A token request authenticated with Basic for app.
   static EndpointReq token_req(std::string body = "grant_type=client_credentials") {
     EndpointReq r;
@@ -509,12 +536,7 @@ TEST_F(EndpointsTest, ADisabledUsersTokensIssueAndOpenNothingR70) {
   Client app = *store_->read().get_client("default", "app");
   app.grant_types = {"authorization_code", "refresh_token"};
   update_client(app);
-  oauth2::User dave;
-  dave.username = "dave";
-  store_->change([&](Txn& txn) {
-    ASSERT_EQ(txn.put_user(dave, true), oauth2::PutUser::kOk);
-    txn.commit();
-  });
+  const oauth2::User dave = add_user("dave");
   auto set_active = [&](bool active) {
     store_->change([&](Txn& txn) {
       auto u = txn.get_user("default", dave.id);
@@ -525,16 +547,7 @@ TEST_F(EndpointsTest, ADisabledUsersTokensIssueAndOpenNothingR70) {
     });
   };
   const std::string code = oauth2::random_token(), refresh = oauth2::random_token();
-  oauth2::Token c;
-  c.type = oauth2::TokenType::kCode;
-  c.issued_at = kNow;
-  c.expires_at = kNow + 60;
-  c.client_id = "app";
-  c.scope = "read";
-  c.user = std::to_string(dave.id);
-  c.family[0] = 1;
-  c.redirect_uri = "https://app.example.com/cb";
-  c.redirect_uri_omitted = true;
+  const oauth2::Token c = code_record(dave.id, 1);
   oauth2::Token rt = c;
   rt.type = oauth2::TokenType::kRefresh;
   rt.expires_at = kNow + kTtl;
@@ -579,26 +592,11 @@ TEST_F(EndpointsTest, AUsedCodeReplayedAfterItsExpiryRevokesItsGrantR28) {
   Client app = *store_->read().get_client("default", "app");
   app.grant_types = {"authorization_code"};
   update_client(app);
-  oauth2::User erin;
-  erin.username = "erin";
-  store_->change([&](Txn& txn) {
-    ASSERT_EQ(txn.put_user(erin, true), oauth2::PutUser::kOk);
-    txn.commit();
-  });
+  const oauth2::User erin = add_user("erin");
   auto put_code = [&](uint8_t family) {
     const std::string code = oauth2::random_token();
-    oauth2::Token c;
-    c.type = oauth2::TokenType::kCode;
-    c.issued_at = kNow;
-    c.expires_at = kNow + 60;
-    c.client_id = "app";
-    c.scope = "read";
-    c.user = std::to_string(erin.id);
-    c.family[0] = family;
-    c.redirect_uri = "https://app.example.com/cb";
-    c.redirect_uri_omitted = true;
     store_->change([&](Txn& txn) {
-      EXPECT_TRUE(txn.put_token("default", oauth2::token_id(code), c));
+      EXPECT_TRUE(txn.put_token("default", oauth2::token_id(code), code_record(erin.id, family)));
       txn.commit();
     });
     return code;
