@@ -31,12 +31,9 @@ std::string cookie_text(std::string_view name, std::string_view value, int64_t m
   return c;
 }
 
+// (oauth2_issuer is http:// or https://, lowercase: nginx -t checks it)
 bool secure_cookies(const Request& req) {
-  if (req.c.secure) return true;
-  constexpr std::string_view https = "https://";
-  const std::string& iss = req.loc.issuer;
-  return iss.size() >= https.size() &&
-         iequals(std::string_view(iss).substr(0, https.size()), https);
+  return req.c.secure || req.loc.issuer.rfind("https://", 0) == 0;
 }
 
 std::string cookie(const Request& req, std::string_view name, std::string_view value,
