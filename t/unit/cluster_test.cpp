@@ -890,7 +890,10 @@ TEST(ClusterCommit, UnderLoadABatchCarriesEveryChangeInThePathR83R84) {
   {
     std::lock_guard<std::mutex> lk(m);
     // 12 Txns if each carries all 12; 24 when sent at once, by cohorts
-    EXPECT_LE(batches.size(), size_t(kRounds + 3))
+    // (no gather: 24 in every run).  A change that a scheduling hiccup
+    // keeps past the gather's 4 ms goes in a Txn of its own: 13 is usual,
+    // 16 was seen under make test, so the bound sits halfway
+    EXPECT_LE(batches.size(), size_t(kRounds + kRounds / 2))
         << "Txns for " << kThreads * kRounds
         << " changes, of sizes: " << ::testing::PrintToString(batches);
     batches.clear();
