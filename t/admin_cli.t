@@ -135,13 +135,29 @@ is(count_apps(), $n, 'usage errors created nothing');
 # redirect URI registration rules (R22)
 for my $u ('javascript:alert(1)', 'http://client.example/cb',
     'https://client.example/cb#frag', "https://client.example/cb\nx",
-    'relative/path', 'https://user@client.example/cb')
+    'relative/path', 'https://user@client.example/cb',
+    'https://client.example/cb%0D%0ASet-Cookie:x=1')
 {
     my ($code, $out, $err) = $t->admin(qw(app add --name r --grant
         authorization_code --redirect-uri), $u);
     isnt($code, 0, "redirect uri '" . ($u =~ s/\n/\\n/r) . "' rejected (R22)");
 }
 is(count_apps(), $n, 'rejected registrations created nothing');
+
+# R78: with --etcd the CLI writes through the cluster; a store that is
+# no mirror of it (a single-node store) is refused, naming the sync that
+# makes one, and left as it was
+{
+    my $dump = OAuth2Test::dump_store($store);
+    my ($code, $out, $err) = $t->admin('--etcd', 'http://127.0.0.1:9',
+        qw(app add --name via-etcd --grant client_credentials));
+    is($code, 1, '--etcd on a store that is no mirror: exit 1');
+    like($err, qr/--etcd: .* is not a mirror yet: start oauth2-admin sync/,
+        '--etcd on a store that is no mirror: it says to start sync first');
+    is($out, '', '--etcd on a store that is no mirror: nothing on stdout');
+    is(OAuth2Test::dump_store($store), $dump,
+        '--etcd on a store that is no mirror: the store is left as it was');
+}
 
 # --help
 for my $args ([qw(app add --help)], [qw(--help)], [qw(app list --help)],
