@@ -111,7 +111,8 @@ sub http_login {
         username => $user, password => $pw,
         defined $o{next} ? (next => $o{next}) : ());
     my $r = $t->post_form('/o/applications/login/', $body,
-        Cookie => "oauth2_csrf=" . ($o{cookie} // $csrf));
+        Cookie => "oauth2_csrf=" . ($o{cookie} // $csrf),
+        defined $o{site} ? ('Sec-Fetch-Site' => $o{site}) : ());
     return ($r, $g);
 }
 
@@ -195,6 +196,14 @@ is($r->{status}, 403, 'login without the CSRF field: 403');
 ok(!session_of($r), 'login without the CSRF field: no session');
 ($r) = http_login($staff, $staff_pw, csrf => 'A' x 43);
 is($r->{status}, 403, 'login with a CSRF field unlike the cookie: 403');
+# login CSRF: another site's form signs the browser in as the attacker,
+# the double-submit cookie notwithstanding (the browser sends it)
+($r) = http_login($staff, $staff_pw, site => 'cross-site');
+is($r->{status}, 403, 'a cross-site login (Sec-Fetch-Site), cookie and '
+    . 'field alike: 403');
+ok(!session_of($r), 'a cross-site login: no session');
+($r) = http_login($staff, $staff_pw, site => 'same-origin');
+is($r->{status}, 303, 'a same-origin login (Sec-Fetch-Site): 303');
 ($r) = http_login($staff, $staff_pw, next => '//evil.example/');
 is(OAuth2Test::header($r, 'Location'), '/o/applications/',
     'next=//evil.example/ is ignored (docs/security.md 2.3)');
@@ -303,7 +312,28 @@ like(cookies_of($r)->{oauth2_session}{raw} // '', qr/Max-Age=0/,
 $r = $t->get('/o/applications/', Cookie => $session);
 is($r->{status}, 303, 'the old session cookie no longer works');
 
+# a staff user demoted, or disabled, while signed in: the session ends at
+# the next request (the pages are for active staff only)
+for my $c (['carol', '--staff', 'demoted'], ['dave', '--active', 'disabled'])
+{
+    my ($name, $option, $what) = @$c;
+    user_add($name, "$name-password-x", '--staff');
+    ($r) = http_login($name, "$name-password-x");
+    my $s = session_of($r);
+    ok($s, "$name (staff) signs in");
+    is($t->get('/o/applications/', Cookie => $s // '')->{status}, 200,
+        "${name}'s session opens the list");
+    my ($code, $out, $err) = $t->admin('user', 'set', $name, $option,
+        'false');
+    is($code, 0, "user set $name $option false: exit 0") or diag($err);
+    $r = $t->get('/o/applications/', Cookie => $s // '');
+    is($r->{status}, 303, "$what, ${name}'s session no longer opens the list");
+    like(OAuth2Test::header($r, 'Location') // '', qr{^/o/applications/login/},
+        "$what, $name is sent to the login page");
+}
+
 is($t->stop_daemon, 0, 'the daemon stops cleanly on SIGTERM');
-$t->daemon_log_ok($staff_pw, 'alice-password', grep { defined }
+$t->daemon_log_ok($staff_pw, 'alice-password', 'carol-password-x',
+    'dave-password-x', grep { defined }
     $secret, $esecret, $rotated);
 $t->done_testing;
