@@ -291,6 +291,15 @@ like($e, qr/no user/, 'unknown user: "no user"');
 is($c, 1, 'token issue for an inactive user: exit 1 (R70)');
 like($e, qr/inactive/, 'inactive user: the message says so');
 is($raw, '', 'inactive user: no token');
+# a disabled application: no token, though none would validate while it
+# is disabled: enabled again, it would honour tokens nobody meant to issue
+my $off = $t->new_app(name => 'off');
+my ($oc, undef, $oe) = $t->admin('app', 'disable', $off->{client_id});
+is($oc, 0, 'app disable: exit 0') or diag($oe);
+($c, $tok, $e, $raw) = issue('--client-id', $off->{client_id});
+is($c, 1, 'token issue for a disabled application: exit 1');
+like($e, qr/is disabled/, 'disabled application: the message says so');
+is($raw, '', 'disabled application: no token');
 
 # --count: tokens in bulk through the one write path, to a new 0600 file
 # oauth2-admin runs as the store's owner (the workers' user): a directory
