@@ -34,6 +34,7 @@ sub pw_app {
 my $read = pw_app(name => 'third-read', scope => 'read');
 my $rw = pw_app(name => 'third-rw', scope => 'read write');
 my $adm = pw_app(name => 'third-admin', scope => 'read write admin');
+my $write = pw_app(name => 'third-write', scope => 'write');
 my $dflt = pw_app(name => 'third-default');
 my $first = pw_app(name => 'first', first_party => 1);
 my $machine = $t->admin_json('app', 'add', '--name', 'machine', '--grant',
@@ -96,6 +97,15 @@ is($t->admin_json('user', 'show', 'alice')->{email}, 'alice@example.com',
     'her email is unchanged');
 is(token_of($read, 'alice', response => 1)->{status}, 200,
     'and she still signs in with her password');
+
+# "write" without "read": it reads nothing, not even the user itself
+my $alice_write = token_of($write, 'alice');
+ok($alice_write, 'a "write" token of a third-party app');
+$r = api('GET', '/auth/me/', token => $alice_write);
+is($r->{status}, 403, '"write" without "read": /auth/me/ 403 (R85)');
+unlike($r->{body}, qr/alice\@example\.com/, 'and no email comes back');
+is(api('GET', "/api/users/$id{alice}/", token => $alice_write)->{status},
+    403, '"write" without "read": GET of the user itself 403 (R85)');
 
 ############################## "write": changes, with the current password
 
