@@ -379,6 +379,13 @@ $r = api('PATCH', "/api/users/$aid/", token => $admin,
 is($r->{status}, 400, 'PATCH to another user\'s username: 400');
 is($r->{json}{username}[0], 'A user with that username already exists.',
     'PATCH to a taken username: DRF\'s message');
+# DRF checks every field before it answers: a taken username beside an
+# invalid email is told both at once
+$r = api('POST', '/api/users/', token => $admin, json => {
+    username => 'alice', password => 'Fjord-42x', email => 'not-an-address' });
+is($r->{status}, 400, 'POST a taken username and a bad email: 400');
+is_deeply([sort keys %{$r->{json} // {}}], ['email', 'username'],
+    'POST a taken username and a bad email: both fields\' errors at once');
 $r = api('PUT', "/api/users/$aid/", token => $admin,
     json => { first_name => 'x' });
 is($r->{status}, 400, 'PUT without username and email: 400');
