@@ -1013,7 +1013,8 @@ is_deeply([sort map { $_->{username} } @{cli_list('shop1', 'user') // []}],
 is($code, 1, 'realm delete shop2 a second time: exit 1 (unknown realm)');
 ($code, $out, $err) = $t->admin('realm', 'delete', 'default');
 is($code, 1, 'realm delete default: exit 1');
-like($err, qr/default/, 'realm delete default: stderr names default');
+like($err, qr/the default realm cannot be deleted/,
+    'realm delete default: stderr says the default realm cannot be deleted');
 is(status_at('default', access_at('default', $APP{default}{ops})), 200,
     'the default realm still serves after the refused delete');
 
