@@ -10,6 +10,8 @@
 #include <unordered_set>
 
 #include "codec.hpp"
+#include "password.hpp"
+#include "seal.hpp"
 #include "test_helpers.hpp"
 
 using oauth2_test::bytes;
@@ -227,6 +229,39 @@ TEST(SecretHash, StoredPlaintextNeverMatches) {
 TEST(SecretHash, DummyVerifyDoesNotThrowR15) {
   EXPECT_NO_THROW(oauth2::verify_secret_dummy("anything"));
   EXPECT_NO_THROW(oauth2::verify_secret_dummy(""));
+}
+
+// R38: a sealed pair opens under its own refresh token only, and a
+// sealed value changed anywhere (nonce, ciphertext, tag) does not open:
+// AES-GCM's tag is checked, never decrypted past
+TEST(Seal, OpensOnlyUntouchedUnderItsKey) {
+  const std::string key = oauth2::random_token();
+  const std::string pair = "{\"access_token\": \"a\", \"refresh_token\": \"r\"}";
+  const std::string sealed = oauth2::seal(key, pair);
+  ASSERT_EQ(sealed.size(), 12 + pair.size() + 16);
+  EXPECT_EQ(sealed.find(pair), std::string::npos);
+  EXPECT_EQ(oauth2::unseal(key, sealed), pair);
+  EXPECT_NE(oauth2::seal(key, pair), sealed);  // a fresh nonce each time
+  EXPECT_FALSE(oauth2::unseal(oauth2::random_token(), sealed).has_value());
+  for (size_t at : {size_t(0), size_t(12), size_t(12) + pair.size() - 1, sealed.size() - 1}) {
+    std::string bad = sealed;
+    bad[at] = static_cast<char>(bad[at] ^ 1);
+    EXPECT_FALSE(oauth2::unseal(key, bad).has_value()) << "byte " << at;
+  }
+  EXPECT_FALSE(oauth2::unseal(key, sealed.substr(0, sealed.size() - 1)).has_value());
+  EXPECT_FALSE(oauth2::unseal(key, sealed.substr(0, 27)).has_value());
+}
+
+// A Django hash is read with its own iteration count, up to 10^8: a
+// stored hash that claims more (an import, a tampered record) is no
+// hash, never hours of PBKDF2 on a worker thread
+TEST(PasswordHash, IterationsAreBounded) {
+  const std::string tail = "$salt$" + std::string(43, 'A') + "=";
+  EXPECT_TRUE(oauth2::is_password_hash("pbkdf2_sha256$1" + tail));
+  EXPECT_TRUE(oauth2::is_password_hash("pbkdf2_sha256$100000000" + tail));
+  EXPECT_FALSE(oauth2::is_password_hash("pbkdf2_sha256$100000001" + tail));
+  EXPECT_FALSE(oauth2::is_password_hash("pbkdf2_sha256$999999999" + tail));
+  EXPECT_FALSE(oauth2::is_password_hash("pbkdf2_sha256$0" + tail));
 }
 
 }  // namespace
