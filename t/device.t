@@ -126,6 +126,11 @@ $p = poll($dev, $j->{device_code});
 $t->oauth_error_ok($p, 400, 'slow_down', 'a poll within the interval');
 $p = poll($dev, $j->{device_code});
 $t->oauth_error_ok($p, 400, 'slow_down', 'again (interval now 10s)');
+# RFC 8628 3.5: each slow_down adds 5 seconds for all later polls: 6 s
+# on, past the first 5 s but within the 15 of two slow_downs, is too fast
+sleep 6;
+$p = poll($dev, $j->{device_code});
+$t->oauth_error_ok($p, 400, 'slow_down', 'within the grown interval (6 s of 15 s)');
 
 # another client cannot redeem it (R30)
 $p = poll($other, $j->{device_code});
