@@ -22,6 +22,7 @@ my $GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
 OAuth2Authorize::user_add($t, 'alice', 'Violet-Kite-57');
 OAuth2Authorize::user_add($t, 'mallory', 'Quartz-Lamp-93');
+OAuth2Authorize::user_add($t, 'peggy', 'Quartz-Lamp-93');
 OAuth2Authorize::user_add($t, $_, 'Quartz-Lamp-93') for 'eve', 'trudy';
 my $dev = $t->new_app(name => 'TV app', public => 1,
     grant => [$GRANT, 'refresh_token'], scope => 'read write');
@@ -199,6 +200,16 @@ enter($alice, $cr->{user_code});
 $p = poll($conf, $cr->{device_code});
 is($p->{status}, 200, 'confidential client: tokens');
 ok(!$p->{json}{refresh_token}, 'no refresh token without refresh_token grant');
+
+# R46: a user disabled between approving and the device's poll: no tokens
+my $peggy = sign_in('peggy', 'Quartz-Lamp-93');
+$r = device_auth($conf);
+($d) = enter($peggy, $r->{json}{user_code});
+is($d->{status}, 200, 'peggy approves');
+my ($xc, undef, $xe) = $t->admin('user', 'set', 'peggy', '--active', 'false');
+is($xc, 0, 'then peggy is disabled') or diag $xe;
+$t->oauth_error_ok(poll($conf, $r->{json}{device_code}), 400, 'invalid_grant',
+    "a disabled user's approval issues nothing (R46)");
 
 # DPoP (RFC 9449): the grant hook binds the device's tokens to its key
 {
