@@ -20,6 +20,8 @@ my $pub = $t->new_app(name => 'spa', public => 1);
 my $short = $t->new_app(name => 'short', ttl => 1);
 my $doomed = $t->new_app(name => 'doomed');
 my $lim = $t->new_app(name => 'limited');
+my $tv = $t->new_app(name => 'tv', public => 1,
+    grant => ['urn:ietf:params:oauth:grant-type:device_code']);
 my $alice = add_user($t, 'alice', 'Tr0ub4dor-alice-3');
 add_user($t, $_, "Tr0ub4dor-$_-3") for qw(bob carol);
 
@@ -31,6 +33,8 @@ $t->write_config($t->default_http(
         oauth2_introspect;
         oauth2_client_auth_limit 2 60s;
     }
+    location = /o/device_authorization/ { oauth2_device_authorization; }
+    location = /o/device/ { oauth2_device; }
 EOF
 $t->run;
 
@@ -98,6 +102,13 @@ is(introspect($t, $other, $user_at)->{body}, $none->{body},
     "another client's token: byte-identical to an unknown token (R56)");
 inactive_ok($t, introspect($t, $other, 'a<>b'), 'malformed token');
 inactive_ok($t, introspect($t, $other, 'A' x 5000), '5000-byte token');
+# RFC 7662 2.2: access and refresh tokens only: a device code, a
+# credential of the token endpoint's, is no token to a resource server
+my $dc = $t->post_form('/o/device_authorization/',
+    OAuth2Test::form(client_id => $tv->{client_id}));
+is($dc->{status}, 200, 'a device code') or diag $dc->{raw};
+inactive_ok($t, introspect($t, $rs, $dc->{json}{device_code} // 'x'),
+    'a live device code, asked by a resource server');
 
 my $tok = $t->access_token($other);
 $r = $t->revoke($other->{client_id}, $other->{client_secret}, $tok);
