@@ -75,6 +75,10 @@ $t->write_config($t->default_http(
     location = /api/status/ {
         oauth2_status pyauthservice X-Service-Token $K/status.token;
     }
+    location = /api/token-short/ {
+        oauth2_jwt_token $cid;
+        oauth2_refresh_token_ttl 1s;
+    }
     location = /api/token-noref/ { oauth2_jwt_token $noref->{client_id}; }
     location = /api/token-noref/refresh/ {
         oauth2_jwt_refresh $noref->{client_id};
@@ -359,6 +363,16 @@ drf_ok(refresh_jwt(forge($refresh, jti => 'A' x 43)), 401, $NOT_VALID,
 drf_ok(refresh_jwt(forge($access, token_type => 'refresh')), 401, $NOT_VALID,
     'the access token re-signed with token_type refresh (its record is an '
     . 'access token)');
+# the record expires with the refresh token, the JWT's leeway aside: 2 s
+# after a 1 s refresh token (well within the 30 s leeway of its exp),
+# before any expiry round (every 60 s) removes it, it is refused
+{
+    my $short = obtain('bob', 'bob password', '/api/token-short/');
+    is($short->{status}, 200, 'a pair with a 1 s refresh token') or diag $short->{raw};
+    sleep 2;
+    drf_ok(refresh_jwt($short->{json}{refresh} // 'x'), 401, $NOT_VALID,
+        'its refresh token 2 s on (its record has expired)');
+}
 drf_ok(post_json('/api/token/refresh/', '{}',
     'Content-Type' => 'application/json'), 400, { refresh => $REQUIRED },
     'refresh: no refresh member');
