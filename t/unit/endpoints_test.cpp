@@ -18,6 +18,7 @@
 #include "codec.hpp"
 #include "committer.hpp"
 #include "crypto.hpp"
+#include "device.hpp"
 #include "json.hpp"
 #include "jwt.hpp"
 #include "jwt_tokens.hpp"
@@ -527,14 +528,14 @@ TEST_F(EndpointsTest, ClientDisabledBeforeTheWriteGetsInvalidClientR70) {
       store_->read().client_tokens_of_type("default", "app", oauth2::TokenType::kAccess).empty());
 }
 
-// R70: a disabled user's code and refresh token issue nothing, and their
-// access token opens nothing.  The admin's writers revoke a user's tokens
+// R70: a disabled user's code, refresh token and approved device code
+// issue nothing, and their access token opens nothing.  The admin's writers revoke a user's tokens
 // as they disable them; the grants and the validation check the user
 // themselves, whatever wrote the records, so here the tokens stay and only
 // the user changes.
 TEST_F(EndpointsTest, ADisabledUsersTokensIssueAndOpenNothingR70) {
   Client app = *store_->read().get_client("default", "app");
-  app.grant_types = {"authorization_code", "refresh_token"};
+  app.grant_types = {"authorization_code", "refresh_token", oauth2::detail::kDeviceGrant};
   update_client(app);
   const oauth2::User dave = add_user("dave");
   auto set_active = [&](bool active) {
@@ -557,18 +558,33 @@ TEST_F(EndpointsTest, ADisabledUsersTokensIssueAndOpenNothingR70) {
   oauth2::Token at = rt;
   at.type = oauth2::TokenType::kAccess;
   const std::string access = oauth2::random_token();
+  // a device request dave approved (RFC 8628)
+  oauth2::detail::DeviceState approved;
+  approved.status = oauth2::detail::DeviceState::kApproved;
+  approved.expires = kNow + 600;
+  oauth2::Token dev = rt;
+  dev.type = oauth2::TokenType::kDevice;
+  dev.expires_at = kNow + 900;
+  dev.family[0] = 3;
+  dev.data = oauth2::detail::encode_device_state(approved);
+  const std::string device_code = oauth2::random_token();
   ASSERT_NO_FATAL_FAILURE(store_->change([&](Txn& txn) {
     ASSERT_TRUE(txn.put_token("default", oauth2::token_id(code), c));
     ASSERT_TRUE(txn.put_token("default", oauth2::token_id(refresh), rt));
     ASSERT_TRUE(txn.put_token("default", oauth2::token_id(access), at));
+    ASSERT_TRUE(txn.put_token("default", oauth2::token_id(device_code), dev));
     txn.commit();
   }));
   const EndpointReq redeem = token_req("grant_type=authorization_code&code=" + code);
   const EndpointReq rotate = token_req("grant_type=refresh_token&refresh_token=" + refresh);
+  const EndpointReq poll =
+      token_req("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code=" +
+                device_code);
 
   ASSERT_NO_FATAL_FAILURE(set_active(false));
   expect_error(token(redeem), 400, "invalid_grant");
   expect_error(token(rotate), 400, "invalid_grant");
+  expect_error(token(poll), 400, "invalid_grant");
   Validation v = validate_bearer(access);
   EXPECT_EQ(v.result, OAUTH2_INVALID_TOKEN);
   EXPECT_EQ(v.why, OAUTH2_WHY_DISABLED);
@@ -578,6 +594,7 @@ TEST_F(EndpointsTest, ADisabledUsersTokensIssueAndOpenNothingR70) {
   EXPECT_EQ(validate_bearer(access).result, OAUTH2_VALID);
   EXPECT_FALSE(issue(redeem).empty());
   EXPECT_FALSE(issue(rotate).empty());
+  EXPECT_FALSE(issue(poll).empty());
 }
 
 // R80: expiry arithmetic must not overflow.  With a clock near the end of
