@@ -293,6 +293,11 @@ class EndpointsTest : public ::testing::Test {
     return complete(oauth2::revoke_endpoint(*store_, b.req));
   }
 
+  Response introspect(const EndpointReq& r) {
+    Bound b(r, OAUTH2_ENDPOINT_INTROSPECT);
+    return complete(oauth2::introspect_endpoint(*store_, b.req));
+  }
+
   // Issues a token and returns it; fails the test unless 200.
   std::string issue(const EndpointReq& r) {
     Response resp = token(r);
@@ -529,7 +534,8 @@ TEST_F(EndpointsTest, ClientDisabledBeforeTheWriteGetsInvalidClientR70) {
 }
 
 // R70: a disabled user's code, refresh token and approved device code
-// issue nothing, and their access token opens nothing.  The admin's writers revoke a user's tokens
+// issue nothing, and their access token opens nothing and introspects
+// inactive (RFC 7662 2.2).  The admin's writers revoke a user's tokens
 // as they disable them; the grants and the validation check the user
 // themselves, whatever wrote the records, so here the tokens stay and only
 // the user changes.
@@ -588,10 +594,14 @@ TEST_F(EndpointsTest, ADisabledUsersTokensIssueAndOpenNothingR70) {
   Validation v = validate_bearer(access);
   EXPECT_EQ(v.result, OAUTH2_INVALID_TOKEN);
   EXPECT_EQ(v.why, OAUTH2_WHY_DISABLED);
+  Response in = introspect(revoke_req(access));  // app's own token
+  EXPECT_EQ(in.status, 200);
+  EXPECT_EQ(in.body, "{\"active\": false}");
   // none was spent by the refusal: once dave is active again, each
   // works (so the refusals above were the user's, not the records')
   ASSERT_NO_FATAL_FAILURE(set_active(true));
   EXPECT_EQ(validate_bearer(access).result, OAUTH2_VALID);
+  EXPECT_NE(introspect(revoke_req(access)).body.find("\"active\": true"), std::string::npos);
   EXPECT_FALSE(issue(redeem).empty());
   EXPECT_FALSE(issue(rotate).empty());
   EXPECT_FALSE(issue(poll).empty());
