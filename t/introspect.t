@@ -100,6 +100,9 @@ inactive_ok($t, introspect($t, $other, $user_at),
     "another client's token, caller without \"introspection\"");
 is(introspect($t, $other, $user_at)->{body}, $none->{body},
     "another client's token: byte-identical to an unknown token (R56)");
+# allowed scopes, but not "introspection": still only its own tokens
+inactive_ok($t, introspect($t, $app, $cct),
+    "another client's token, caller allowed 'read write admin' (R56)");
 inactive_ok($t, introspect($t, $other, 'a<>b'), 'malformed token');
 inactive_ok($t, introspect($t, $other, 'A' x 5000), '5000-byte token');
 # RFC 7662 2.2: access and refresh tokens only: a device code, a
