@@ -163,6 +163,22 @@ is($code, 0, 'token issue works for a user with an unusable password');
     $svc->{client_id}, '--user', 'gone');
 is($code, 1, 'token issue for the imported inactive user: exit 1 (R70)');
 
+# alice signs in with her Django password: PBKDF2 with her hash's own
+# iterations (Django's, fewer than the 600000 configured here), and the
+# hash is then rehashed with the configured ones
+my ($dj_iter) = $fields{alice}{password} =~ /^pbkdf2_sha256\$(\d+)\$/;
+ok($dj_iter && $dj_iter < 600000, "alice's Django hash has fewer iterations ($dj_iter)");
+my $lp = $app{'legacy-password'};
+$r = $t->post_form('/o/token/', OAuth2Test::form(grant_type => 'password',
+    username => 'alice', password => $duser{alice}{password},
+    client_id => $lp->{client_id}, client_secret => $lp->{client_secret}));
+is($r->{status}, 200, 'the password grant for alice with her Django password')
+    or diag($r->{raw});
+my $rehashed = OAuth2Test::dump_store($t->store);
+ok(index($rehashed, $fields{alice}{password}) < 0, '... after which her Django hash is gone');
+like($rehashed, qr/"username":"alice".*"password":"pbkdf2_sha256\$600000\$/,
+    '... rehashed with the configured 600000 iterations');
+
 # a second import changes nothing
 my $before = OAuth2Test::dump_store($t->store);
 my %users_before = by_name($t, 'user');
