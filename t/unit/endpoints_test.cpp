@@ -607,6 +607,58 @@ TEST_F(EndpointsTest, ADisabledUsersTokensIssueAndOpenNothingR70) {
   EXPECT_FALSE(issue(poll).empty());
 }
 
+// R70: simplejwt's refresh (seed 003) of a disabled user gives no access
+// token, and does again once the user is active: the endpoint checks the
+// user itself, whatever wrote the records (the CLI also deletes them)
+TEST_F(EndpointsTest, ADisabledUsersRefreshJwtGivesNothingR70) {
+  const oauth2::User dave = add_user("dave");
+  EndpointReq r;
+  r.content_type = "application/json";
+  r.jwt_key = oauth2::JwtKey::hmac(std::string(32, 'k'), "k1");
+  const std::string jti = oauth2::random_token();
+  oauth2::Token rt;
+  rt.type = oauth2::TokenType::kRefresh;
+  rt.jwt = true;
+  rt.issued_at = kNow;
+  rt.expires_at = kNow + kTtl;
+  rt.client_id = "app";
+  rt.scope = "read";
+  rt.user = std::to_string(dave.id);
+  rt.family[0] = 4;
+  oauth2::Json claims(json_pack("{s:s, s:I, s:I, s:s, s:I, s:s}", "token_type", "refresh", "exp",
+                                json_int_t(rt.expires_at), "iat", json_int_t(kNow), "jti",
+                                jti.c_str(), "user_id", json_int_t(dave.id), "iss", kIssuer));
+  r.body =
+      std::string("{\"refresh\": \"") + oauth2::jwt_sign(*r.jwt_key, claims.get(), "JWT") + "\"}";
+  store_->change([&](Txn& txn) {
+    EXPECT_TRUE(txn.put_token("default", oauth2::token_id(jti), rt));
+    txn.commit();
+  });
+  auto set_active = [&](bool active) {
+    store_->change([&](Txn& txn) {
+      auto u = txn.get_user("default", dave.id);
+      ASSERT_TRUE(u.has_value());
+      u->is_active = active;
+      ASSERT_EQ(txn.put_user(*u, false), oauth2::PutUser::kOk);
+      txn.commit();
+    });
+  };
+  auto refresh = [&] {
+    Bound b(r, OAUTH2_ENDPOINT_JWT_REFRESH);
+    b.loc->login_client_id = "app";
+    return complete(oauth2::jwt_refresh_endpoint(*store_, b.req));
+  };
+
+  ASSERT_NO_FATAL_FAILURE(set_active(false));
+  Response refused = refresh();
+  EXPECT_EQ(refused.status, 401) << refused.body;
+  EXPECT_NE(refused.body.find("token_not_valid"), std::string::npos) << refused.body;
+  ASSERT_NO_FATAL_FAILURE(set_active(true));
+  Response ok = refresh();
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  EXPECT_NE(ok.body.find("\"access\""), std::string::npos) << ok.body;
+}
+
 // R80: expiry arithmetic must not overflow.  With a clock near the end of
 // int64_t, now + ttl is signed overflow (undefined behaviour); in practice
 // it wraps into the past and the client is handed a 200 whose token is
