@@ -96,6 +96,68 @@ conf_fails($srv->('location / { oauth2_client_auth_limit abc 60s; }'),
     qr/oauth2_client_auth_limit/, 'oauth2_client_auth_limit abc');
 conf_fails($srv->('location / { oauth2_client_auth_limit 10 xyz; }'),
     qr/oauth2_client_auth_limit/, 'oauth2_client_auth_limit bad time');
+# R65: the realm goes into every challenge as a quoted-string, and nginx's
+# "\r\n" escapes would put a line break into the header
+conf_fails($srv->('location / { auth_oauth2 ' . ('r' x 129) . '; }'),
+    qr/invalid realm "r{129}" in "auth_oauth2": 1 to 128 printable/,
+    'a realm of 129 characters (R65)');
+conf_ok($srv->('location / { auth_oauth2 ' . ('r' x 128) . '; }'),
+    'a realm of 128 characters');
+conf_fails($srv->('location / { auth_oauth2 "api\\r\\nX-Injected: 1"; }'),
+    qr/invalid realm "api.*?" in "auth_oauth2"/s,
+    'a realm with CR LF (R65: no split header)');
+conf_fails($srv->('location / { auth_oauth2 "a\\\\b"; }'),
+    qr/invalid realm "a\\b" in "auth_oauth2"/,
+    'a realm with a backslash (R65)');
+
+# R63: every argument is one scope, all of them required
+conf_fails($srv->('location / { auth_oauth2 api; auth_oauth2_scope "read write"; }'),
+    qr/invalid scope "read write" in "auth_oauth2_scope"/,
+    'auth_oauth2_scope "read write": a space in one argument (R63)');
+
+# R87: the issuer is an http or https URL
+for my $iss ('ftp://auth.example', 'auth.example', 'https://') {
+    conf_fails($srv->('location / { oauth2_token; }',
+        "oauth2_store %%STORE%%;\noauth2_issuer $iss;"),
+        qr/"oauth2_issuer" directive must be an http or https URL/,
+        "oauth2_issuer $iss (R87)");
+}
+conf_ok($srv->('location / { oauth2_token; }',
+    "oauth2_store %%STORE%%;\noauth2_issuer https://auth.example/;"),
+    'oauth2_issuer https://auth.example/');
+
+# R17, R83: a count of 0 is no limit ("off" says so), a window is 1s to 1d
+conf_fails($srv->('location / { oauth2_client_auth_limit 0 60s; }'),
+    qr/invalid count "0" in "oauth2_client_auth_limit": 1 to 100000/,
+    'oauth2_client_auth_limit 0 60s (R17)');
+conf_fails($srv->('location / { oauth2_account_limit 10 2d; }'),
+    qr/invalid time "2d" in "oauth2_account_limit": 1s to 1d/,
+    'oauth2_account_limit 10 2d (R83)');
+conf_ok($srv->('location / { oauth2_account_limit 10 1d; }'),
+    'oauth2_account_limit 10 1d');
+
+# R82: a store below 1m has no room for its own tables
+conf_fails($srv->('location / { oauth2_token; }',
+    'oauth2_store %%STORE%% size=512k;'),
+    qr/invalid size "size=512k" of "oauth2_store", it must be at least 1m/,
+    'oauth2_store size=512k (R82)');
+conf_ok($srv->('location / { oauth2_token; }',
+    'oauth2_store %%STORE%% size=1m;'), 'oauth2_store size=1m');
+
+# one endpoint a location: a second would silently replace the first
+conf_fails($srv->('location / { oauth2_token; oauth2_revoke; }'),
+    qr/"oauth2_revoke" directive is duplicate/,
+    'oauth2_token and oauth2_revoke in one location');
+
+# oauth2_status: a service token of 16 characters at least
+my $short = OAuth2Test::write_file($t->dir . '/short.token', "fifteen-chars-x\n");
+my $long = OAuth2Test::write_file($t->dir . '/long.token', "sixteen-chars-xx\n");
+conf_fails($srv->("location = /s/ { oauth2_status svc X-Service-Token $short; }"),
+    qr/"oauth2_status": the service token must have at least 16 characters/,
+    'oauth2_status with a token of 15 characters');
+conf_ok($srv->("location = /s/ { oauth2_status svc X-Service-Token $long; }"),
+    'oauth2_status with a token of 16 characters');
+
 conf_fails($srv->('location / { oauth2_token; }', ''),
     qr/oauth2_store/, 'oauth2_token without oauth2_store');
 conf_fails($srv->('location / { auth_oauth2 api; }', ''),
