@@ -178,6 +178,14 @@ is($r->{status}, 200, 'server-level auth_oauth2: 200 with a read token');
 $r = $t->http("GET /admin/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
     . "Authorization: Bearer $tok\r\n\r\n", port => $p1);
 is($r->{status}, 403, 'location auth_oauth2_scope admin overrides: 403');
+# R63: the server level's auth_oauth2_scope reaches the location too
+my $wtok = $t->access_token($app, scope => 'write');
+$r = $t->http("GET /inherit/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    . "Authorization: Bearer $wtok\r\n\r\n", port => $p1);
+is($r->{status}, 403,
+    'a "write" token where the server level requires read: 403 (R63)');
+is(wa($r), 'Bearer realm="srv", error="insufficient_scope", scope="read"',
+    '... insufficient_scope, naming the inherited scope');
 $r = $t->http("GET /public/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
     . "\r\n", port => $p1);
 is($r->{status}, 200, 'auth_oauth2 off in a location: 200 without a token');
