@@ -285,4 +285,24 @@ for (@pids) { waitpid $_, 0; $exit{$? >> 8}++ }
 is($exit{0} // 0, 1, '8 parallel registrations of one username: one 201');
 is($exit{1} // 0, 7, '8 parallel registrations: seven 400');
 
+#################################################### a disabled application
+
+# R70: oauth2_login issues nothing for its application while it is
+# disabled: enabled again, the application would honour tokens nobody
+# meant it to have
+# (the 500 is logged at crit: a configuration that names a disabled app)
+$t->expect_log(qr/\[crit\].*oauth2: answering 500/);
+my ($dc, undef, $de) = $t->admin('app', 'disable', $app->{client_id});
+is($dc, 0, 'app disable of the oauth2_login application: exit 0') or diag($de);
+$r = login(username => 'alice', password => $pw);
+is($r->{status}, 500, 'login while its application is disabled: 500');
+is(ref $r->{json} eq 'HASH' && $r->{json}{error}, 'server_error',
+    '... server_error');
+ok(!(ref $r->{json} eq 'HASH' && $r->{json}{access_token}),
+    '... and no token');
+my ($ec, undef, $ee) = $t->admin('app', 'enable', $app->{client_id});
+is($ec, 0, 'app enable: exit 0') or diag($ee);
+is(login(username => 'alice', password => $pw)->{status}, 200,
+    'enabled again: the login issues again');
+
 $t->done_testing;
