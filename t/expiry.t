@@ -14,10 +14,12 @@ my $t = OAuth2Test->new;
 my $short = $t->new_app(name => 'short', ttl => 1);
 my $long = $t->new_app(name => 'long');
 
-# the removals error.log reports (info), as [pid, count]
+# the removals error.log reports (info), as [pid, count]; of $t unless
+# another instance is given
 sub removals {
+    my ($n) = @_;
     my @r;
-    for (split /\n/, OAuth2Test::_slurp($t->error_log)) {
+    for (split /\n/, OAuth2Test::_slurp(($n // $t)->error_log)) {
         push @r, [$1, $2] if /\[info\] (\d+)#\d+: oauth2: expiry removed (\d+) expired/;
     }
     return @r;
@@ -49,6 +51,29 @@ ok(!grep({ $_->[1] > 50 } @rounds), 'no round removed more than batch=50 ('
 cmp_ok(scalar(@rounds), '>=', 3, 'so it took at least three rounds');
 my %pids = map { $_->[0] => 1 } @rounds;
 is(scalar(keys %pids), 1, 'all by one worker: the lease holder');
+
+# one process at a time while it matters: with batch=1 the holder works
+# off a backlog in rounds 10 ms apart for a second or more, so the other
+# worker's rounds come in between; they find the lease taken and remove
+# nothing (the burst above is gone in 30 ms, whatever the others do)
+my $t1 = OAuth2Test->new;
+my $s1 = $t1->new_app(name => 'short1', ttl => 1);
+$t1->write_config($t1->default_http(
+    extra_http => 'oauth2_expiry_cleanup 1s batch=1;'))->run;
+$t1->access_token($s1) for 1 .. 150;
+my $end = time + 30;
+my $n1 = 0;
+while (time < $end) {
+    $n1 = 0;
+    $n1 += $_->[1] for removals($t1);
+    last if $n1 >= 150;
+    select(undef, undef, undef, 0.2);
+}
+is($n1, 150, 'batch=1: the 150 expired tokens removed one a round');
+my %pids1 = map { $_->[0] => 1 } removals($t1);
+is(scalar(keys %pids1), 1, 'all by one worker of two, though the backlog '
+    . 'lasted past the other\'s rounds (' . join(',', sort keys %pids1) . ')');
+$t1->done;
 
 unlike(OAuth2Test::_slurp($t->error_log), qr/expiry round failed/,
     'no round failed');
