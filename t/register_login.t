@@ -298,6 +298,9 @@ $r = login(username => 'alice', password => $pw);
 is($r->{status}, 500, 'login while its application is disabled: 500');
 is(ref $r->{json} eq 'HASH' && $r->{json}{error}, 'server_error',
     '... server_error');
+is(ref $r->{json} eq 'HASH' && $r->{json}{error_description},
+    'The application of oauth2_login is disabled',
+    '... which says the application is disabled (not that it is missing)');
 ok(!(ref $r->{json} eq 'HASH' && $r->{json}{access_token}),
     '... and no token');
 my ($ec, undef, $ee) = $t->admin('app', 'enable', $app->{client_id});

@@ -150,7 +150,9 @@ EndpointResult login_endpoint(Store& store, const Request& req) {
     client = txn.get_client(req.loc.realm, req.loc.login_client_id);
   }
   if (!client || client->disabled) {
-    return done(oauth_error(500, "server_error", "The application of oauth2_login does not exist"));
+    return done(oauth_error(500, "server_error",
+                            client ? "The application of oauth2_login is disabled"
+                                   : "The application of oauth2_login does not exist"));
   }
   auto password = form.get("password");
   auto username = form.get("username");
