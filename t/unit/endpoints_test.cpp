@@ -244,6 +244,17 @@ class EndpointsTest : public ::testing::Test {
     return u;
   }
 
+  // the user's is_active, and nothing else (no revocation with it)
+  void set_active(uint64_t user, bool active) {
+    store_->change([&](Txn& txn) {
+      auto u = txn.get_user("default", user);
+      ASSERT_TRUE(u.has_value());
+      u->is_active = active;
+      ASSERT_EQ(txn.put_user(*u, false), oauth2::PutUser::kOk);
+      txn.commit();
+    });
+  }
+
   // an authorization code's record: app's, for user, issued at kNow for
   // 60 s, its request without redirect_uri (so its redemption needs none)
   static oauth2::Token code_record(uint64_t user, uint8_t family) {
@@ -544,15 +555,6 @@ TEST_F(EndpointsTest, ADisabledUsersTokensIssueAndOpenNothingR70) {
   app.grant_types = {"authorization_code", "refresh_token", oauth2::detail::kDeviceGrant};
   update_client(app);
   const oauth2::User dave = add_user("dave");
-  auto set_active = [&](bool active) {
-    store_->change([&](Txn& txn) {
-      auto u = txn.get_user("default", dave.id);
-      ASSERT_TRUE(u.has_value());
-      u->is_active = active;
-      ASSERT_EQ(txn.put_user(*u, false), oauth2::PutUser::kOk);
-      txn.commit();
-    });
-  };
   const std::string code = oauth2::random_token(), refresh = oauth2::random_token();
   const oauth2::Token c = code_record(dave.id, 1);
   oauth2::Token rt = c;
@@ -587,7 +589,7 @@ TEST_F(EndpointsTest, ADisabledUsersTokensIssueAndOpenNothingR70) {
       token_req("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code=" +
                 device_code);
 
-  ASSERT_NO_FATAL_FAILURE(set_active(false));
+  ASSERT_NO_FATAL_FAILURE(set_active(dave.id, false));
   expect_error(token(redeem), 400, "invalid_grant");
   expect_error(token(rotate), 400, "invalid_grant");
   expect_error(token(poll), 400, "invalid_grant");
@@ -599,7 +601,7 @@ TEST_F(EndpointsTest, ADisabledUsersTokensIssueAndOpenNothingR70) {
   EXPECT_EQ(in.body, "{\"active\": false}");
   // none was spent by the refusal: once dave is active again, each
   // works (so the refusals above were the user's, not the records')
-  ASSERT_NO_FATAL_FAILURE(set_active(true));
+  ASSERT_NO_FATAL_FAILURE(set_active(dave.id, true));
   EXPECT_EQ(validate_bearer(access).result, OAUTH2_VALID);
   EXPECT_NE(introspect(revoke_req(access)).body.find("\"active\": true"), std::string::npos);
   EXPECT_FALSE(issue(redeem).empty());
@@ -634,26 +636,17 @@ TEST_F(EndpointsTest, ADisabledUsersRefreshJwtGivesNothingR70) {
     EXPECT_TRUE(txn.put_token("default", oauth2::token_id(jti), rt));
     txn.commit();
   });
-  auto set_active = [&](bool active) {
-    store_->change([&](Txn& txn) {
-      auto u = txn.get_user("default", dave.id);
-      ASSERT_TRUE(u.has_value());
-      u->is_active = active;
-      ASSERT_EQ(txn.put_user(*u, false), oauth2::PutUser::kOk);
-      txn.commit();
-    });
-  };
   auto refresh = [&] {
     Bound b(r, OAUTH2_ENDPOINT_JWT_REFRESH);
     b.loc->login_client_id = "app";
     return complete(oauth2::jwt_refresh_endpoint(*store_, b.req));
   };
 
-  ASSERT_NO_FATAL_FAILURE(set_active(false));
+  ASSERT_NO_FATAL_FAILURE(set_active(dave.id, false));
   Response refused = refresh();
   EXPECT_EQ(refused.status, 401) << refused.body;
   EXPECT_NE(refused.body.find("token_not_valid"), std::string::npos) << refused.body;
-  ASSERT_NO_FATAL_FAILURE(set_active(true));
+  ASSERT_NO_FATAL_FAILURE(set_active(dave.id, true));
   Response ok = refresh();
   EXPECT_EQ(ok.status, 200) << ok.body;
   EXPECT_NE(ok.body.find("\"access\""), std::string::npos) << ok.body;
