@@ -8,8 +8,6 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use IO::Socket::INET;
-use POSIX ();
 use Test::More;
 use Time::HiRes qw(sleep time);
 use OAuth2Test;
@@ -872,54 +870,19 @@ $t->oauth_error_ok(redeem($short, client => $web, redirect_uri => $CB), 400,
 
 ############################################################ R29 race
 
-# $n clients send the same redemption at the same moment: every request is
-# written but its last byte, then a barrier releases all of them
+# $n clients send the same redemption at the same moment
+# (OAuth2Test::race_raw): "200 ok", "400 invalid_grant", ...
 sub race {
     my ($n, $body) = @_;
     my $raw = "POST /o/token/ HTTP/1.1\r\nHost: localhost\r\n"
         . "Connection: close\r\n"
         . "Content-Type: application/x-www-form-urlencoded\r\n"
         . 'Content-Length: ' . length($body) . "\r\n\r\n$body";
-    pipe my $go_r, my $go_w or die "pipe: $!";
-    pipe my $ready_r, my $ready_w or die "pipe: $!";
-    pipe my $res_r, my $res_w or die "pipe: $!";
-    my @pids;
-    for (1 .. $n) {
-        my $pid = fork // die "fork: $!";
-        if (!$pid) {
-            close $go_w;
-            close $ready_r;
-            close $res_r;
-            my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                PeerPort => $t->port, Proto => 'tcp');
-            syswrite $s, $raw, length($raw) - 1 if $s;
-            syswrite $ready_w, 'r';
-            sysread $go_r, my $x, 1;    # EOF once the parent lets go
-            my $out = 'connect-failed';
-            if ($s) {
-                syswrite $s, substr($raw, -1);
-                my $buf = '';
-                1 while sysread $s, $buf, 65536, length $buf;
-                my $r = OAuth2Test::parse_response($buf);
-                $out = "$r->{status} "
-                    . (ref $r->{json} eq 'HASH' ? $r->{json}{error} // 'ok'
-                        : 'none');
-            }
-            syswrite $res_w, "$out\n";
-            POSIX::_exit(0);
-        }
-        push @pids, $pid;
-    }
-    close $go_r;
-    close $ready_w;
-    close $res_w;
-    my ($ready, $byte) = (0, '');
-    $ready++ while $ready < $n && sysread $ready_r, $byte, 1;
-    close $go_w;
-    my @res;
-    while (my $l = <$res_r>) { chomp $l; push @res, $l }
-    waitpid $_, 0 for @pids;
-    return @res;
+    return map {
+        $_->{status} ? "$_->{status} "
+            . (ref $_->{json} eq 'HASH' ? $_->{json}{error} // 'ok' : 'none')
+            : 'connect-failed'
+    } OAuth2Test::race_raw([map { [$t->port, $raw] } 1 .. $n]);
 }
 
 my (%tally, @wins);

@@ -17,7 +17,6 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use IO::Socket::INET;
 use JSON::PP ();
 use MIME::Base64 qw(encode_base64);
 use POSIX ();
@@ -145,57 +144,19 @@ sub section {
     fail("$name: $@") unless $ok;
 }
 
-# $racers: [[port, raw request] ...] all sent at the same moment (every
-# request written but its last byte, then a barrier releases them):
-# "A 200 ok", "B 400 invalid_grant", ... and the bodies
+# $racers: [[port, raw request] ...] all sent at the same moment
+# (OAuth2Test::race_raw): "A 200 ok", "B 400 invalid_grant", ... and the
+# bodies
 sub race {
     my ($racers) = @_;
-    my $n = @$racers;
-    pipe my $go_r, my $go_w or die "pipe: $!";
-    pipe my $ready_r, my $ready_w or die "pipe: $!";
-    my @pids;
-    my $dir = $ea->dir;
-    for my $i (0 .. $n - 1) {
-        my ($port, $raw) = @{$racers->[$i]};
-        my $pid = fork // die "fork: $!";
-        if (!$pid) {
-            close $go_w;
-            close $ready_r;
-            my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                PeerPort => $port, Proto => 'tcp');
-            syswrite $s, $raw, length($raw) - 1 if $s;
-            syswrite $ready_w, 'r';
-            sysread $go_r, my $x, 1;    # EOF once the parent lets go
-            my $out = "$name{$port} connect-failed\n";
-            if ($s) {
-                syswrite $s, substr($raw, -1);
-                my $buf = '';
-                1 while sysread $s, $buf, 65536, length $buf;
-                my $r = OAuth2Test::parse_response($buf);
-                $out = "$name{$port} $r->{status} "
-                    . (ref $r->{json} eq 'HASH' ? $r->{json}{error} // 'ok'
-                        : 'none') . "\n$r->{body}";
-            }
-            OAuth2Test::write_file("$dir/race.$i", $out);
-            POSIX::_exit(0);
-        }
-        push @pids, $pid;
-    }
-    close $go_r;
-    close $ready_w;
-    my ($ready, $byte) = (0, '');
-    $ready++ while $ready < $n && sysread $ready_r, $byte, 1;
-    close $go_w;
-    waitpid $_, 0 for @pids;
-    my (@res, @bodies);
-    for my $i (0 .. $n - 1) {
-        my ($head, $body) = split /\n/,
-            OAuth2Test::_slurp("$dir/race.$i"), 2;
-        unlink "$dir/race.$i";
-        push @res, $head // 'none';
-        push @bodies, $body // '';
-    }
-    return (\@res, \@bodies);
+    my @r = OAuth2Test::race_raw($racers);
+    my @res = map {
+        my ($port, $r) = ($racers->[$_][0], $r[$_]);
+        $r->{status} ? "$name{$port} $r->{status} "
+            . (ref $r->{json} eq 'HASH' ? $r->{json}{error} // 'ok' : 'none')
+            : "$name{$port} connect-failed";
+    } 0 .. $#r;
+    return (\@res, [map { $_->{body} } @r]);
 }
 
 # the number of etcd keys under $prefix (the v3 gateway's count_only)
