@@ -229,6 +229,26 @@ bool tls_failure(CURLcode rc, const std::string& what) {
   }
 }
 
+// a certificate refused, by us (etcd's not verified, a file of ours that
+// does not load) or by the member (TLS's alerts for ours): a
+// configuration's, that no retry mends.  A reset in the handshake
+// (CURLE_SSL_CONNECT_ERROR: a member restarting, say) is not one.
+bool certificate_refused(CURLcode rc, const std::string& what) {
+  switch (rc) {
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_CLIENTCERT: return true;
+    default:
+      for (const char* alert : {"alert bad certificate", "alert unknown ca",
+                                "alert certificate required", "alert certificate unknown"}) {
+        if (what.find(alert) != std::string::npos) return true;
+      }
+      return false;
+  }
+}
+
 }  // namespace
 
 namespace {
@@ -403,6 +423,7 @@ Json Etcd::call(const char* path, const json_t* body, long timeout_ms, bool* in_
   const size_t n = config_.endpoints.size();
   const long per_try = std::max(kTryMs, timeout_ms / static_cast<long>(n));
   bool leader_in_doubt = false;  // shorter tries (kDoubtTryMs)
+  size_t refused = 0;            // members in a row that refused a certificate
   for (size_t tries = 0;; tries++, at = (at + 1) % n) {
     const long left = static_cast<long>(
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
@@ -424,10 +445,17 @@ Json Etcd::call(const char* path, const json_t* body, long timeout_ms, bool* in_
       const bool cut = rc == CURLE_OPERATION_TIMEDOUT && this_try == left && !why.empty();
       if (!cut) why = config_.endpoints[at] + ": " + failure(*h, rc);
       if (tls_failure(rc, why)) tls_why = why;
+      // every member refused a certificate in turn: no wait mends that
+      refused = certificate_refused(rc, why) ? refused + 1 : 0;
+      if (refused >= n) {
+        give_back(std::move(h));
+        throw EtcdError("no etcd member accepted the TLS certificates (last: " + why + ")");
+      }
       // unreachable, or held past the try (a follower whose leader died)
       if (unreachable(rc) || rc == CURLE_OPERATION_TIMEDOUT) leader_in_doubt = true;
       continue;
     }
+    refused = 0;
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     json_error_t e;
