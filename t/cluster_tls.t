@@ -255,10 +255,14 @@ section('restore --etcd https://', sub {
         '--store', $t->store, 'restore', $backup, '--force');
     is($code, 1, 'restore --etcd with the stranger cert: exit 1')
         or diag("$out$err");
+    # the first URL's member is etcd too, but its certificate names
+    # 127.0.0.1, not localhost: refused, and passed over for the next
     ($code, $out, $err) = $t->run_cmd_timeout(30, $OAuth2Test::ADMIN,
-        $t->etcd_args, '--store', $t->store, 'restore', $backup, '--force');
+        $t->etcd_args(etcd => 'https://localhost:' . $t->etcd_port . ",$url"),
+        '--store', $t->store, 'restore', $backup, '--force');
     is($code, 0, 'restore --etcd https://... with the three options puts '
-        . 'the backup in etcd') or diag("$out$err");
+        . 'the backup in etcd, past a member whose certificate is refused')
+        or diag("$out$err");
     is(etcd_count(), $before, '... its records, as many as before');
     my $r = $t->token($app->{client_id}, $app->{client_secret});
     is($r->{status}, 200, 'the application still gets a token at the edge')
