@@ -107,9 +107,9 @@ unit: $(BUILD)/unit-tests
 	$(BUILD)/unit-tests
 
 # four test files at a time: most of a file's time is nginx, etcd, the
-# browser and the clients waiting on each other (the suite takes about 175
-# s of CPU in 290 s at two files at a time), so two cores run four well:
-# 155 s, and the ASan run 321 s, every test passing
+# browser and the clients waiting on each other (about 175 s of CPU for
+# the whole suite), so two cores run four well: 155 s, and the ASan run
+# 321 s, every test passing
 PROVE_JOBS ?= 4
 
 prove: all
