@@ -136,6 +136,29 @@ conf_fails($srv->('location / { oauth2_account_limit 10 2d; }'),
 conf_ok($srv->('location / { oauth2_account_limit 10 1d; }'),
     'oauth2_account_limit 10 1d');
 
+# the lifetimes' ranges, each edge of each: said with the directive
+for my $c (['oauth2_access_token_ttl 0', 'must be positive'],
+    ['oauth2_refresh_token_ttl 0', 'must be positive'],
+    ['oauth2_code_ttl 0', 'must be 1s to 10m \\(RFC 6749 4.1.2\\)'],
+    ['oauth2_device_code_ttl 0', 'must be 1s to 1d'],
+    ['oauth2_device_code_ttl 86401s', 'must be 1s to 1d'],
+    ['oauth2_refresh_token_grace 86401s', 'must be 0 to 1d'])
+{
+    my ($d) = $c->[0] =~ /^(\S+)/;
+    conf_fails($srv->("location / { $c->[0]; }"), qr/"$d" $c->[1]/,
+        "$c->[0] (R27, R38)");
+}
+for my $c ('oauth2_code_ttl 10m', 'oauth2_device_code_ttl 1d',
+    'oauth2_refresh_token_grace 0', 'oauth2_refresh_token_grace 1d')
+{
+    conf_ok($srv->("location / { $c; }"), $c);
+}
+for my $n (0, 100000001) {
+    conf_fails($srv->("location / { oauth2_pbkdf2_iterations $n; }"),
+        qr/"oauth2_pbkdf2_iterations" must be 1 to 100000000/,
+        "oauth2_pbkdf2_iterations $n");
+}
+
 # R82: a store below 1m has no room for its own tables
 conf_fails($srv->('location / { oauth2_token; }',
     'oauth2_store %%STORE%% size=512k;'),

@@ -57,6 +57,11 @@ $t->write_config($t->default_http(
         alias %%DIR%%/html/;
     }
     location /off/ { auth_oauth2 "api"; oauth2_dpop off; alias %%DIR%%/html/; }
+    location = /w/token/ { oauth2_token; oauth2_dpop on iat_window=5s; }
+    location /w/ {
+        oauth2_dpop on iat_window=5s;
+        location /w/protected/ { auth_oauth2 "api"; alias %%DIR%%/html/; }
+    }
     location = /jwt/token/ {
         oauth2_token;
         oauth2_access_token_format jwt;
@@ -229,6 +234,24 @@ challenge_ok(dpop_get('/protected/', $at, get_proof(token => undef)),
     'invalid_dpop_proof', 'a proof without ath');
 challenge_ok(dpop_get('/protected/', $at, get_proof(iat => time - 600)),
     'invalid_dpop_proof', 'a proof with a stale iat');
+
+# iat_window: a proof 30 s old (or ahead) is within the default 60 s, not
+# within a location's 5 s (/w/protected/ has it from the location around it)
+for my $off (-30, 30) {
+    my $w = $off < 0 ? 'old' : 'ahead';
+    is(cc_token(proof(iat => time + $off))->{status}, 200,
+        "a proof 30 s $w at the token endpoint: 200 (iat_window 60s)");
+    $t->oauth_error_ok(cc_token('/w/token/',
+        proof(htu => '/w/token/', iat => time + $off)), 400,
+        'invalid_dpop_proof', "a proof 30 s $w at iat_window=5s");
+    is(dpop_get('/protected/', $at, get_proof(iat => time + $off))->{status},
+        200, "a proof 30 s $w at auth_oauth2: 200 (iat_window 60s)");
+    challenge_ok(dpop_get('/w/protected/', $at,
+        get_proof(htu => '/w/protected/', iat => time + $off)),
+        'invalid_dpop_proof', "a proof 30 s $w at iat_window=5s");
+}
+is(dpop_get('/w/protected/', $at, get_proof(htu => '/w/protected/'))
+    ->{status}, 200, 'a fresh proof at iat_window=5s: 200');
 challenge_ok(dpop_get('/protected/', $at, get_proof(key => $OTHER)),
     'invalid_dpop_proof', 'a valid proof by another key than the token\'s');
 challenge_ok(dpop_get('/protected/', $at, get_proof(sign_key => $OTHER)),

@@ -69,6 +69,9 @@ static char *ngx_http_oauth2_solution_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_oauth2_check_sec(ngx_conf_t *cf, void *post,
     void *data);
+static char *ngx_http_oauth2_check_num(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_http_oauth2_out_of_bounds(ngx_conf_t *cf, char *text);
 static char *ngx_http_oauth2_check_zone_size(ngx_conf_t *cf, void *post,
     void *data);
 static char *ngx_http_oauth2_expiry_directive(ngx_conf_t *cf,
@@ -110,8 +113,17 @@ static ngx_conf_post_t  ngx_http_oauth2_zone_size_post = {
     ngx_http_oauth2_check_zone_size
 };
 
-static ngx_conf_num_bounds_t  ngx_http_oauth2_pbkdf2_bounds = {
-    ngx_conf_check_num_bounds, 1, 100000000
+/* a number directive's range, said with the directive (nginx's own
+ * ngx_conf_check_num_bounds does not name it) */
+typedef struct {
+    ngx_conf_post_handler_pt  post_handler;
+    ngx_int_t                 low;
+    ngx_int_t                 high;
+    char                     *text;
+} ngx_http_oauth2_num_bounds_t;
+
+static ngx_http_oauth2_num_bounds_t  ngx_http_oauth2_pbkdf2_bounds = {
+    ngx_http_oauth2_check_num, 1, 100000000, "must be 1 to 100000000"
 };
 
 static ngx_conf_enum_t  ngx_http_oauth2_log_levels[] = {
@@ -1634,16 +1646,38 @@ ngx_http_oauth2_check_sec(ngx_conf_t *cf, void *post, void *data)
     ngx_http_oauth2_sec_bounds_t *b = post;
     time_t *sp = data;
 
-    ngx_str_t  *value;
-
     if (*sp >= b->low && *sp <= b->high) {
         return NGX_CONF_OK;
     }
 
+    return ngx_http_oauth2_out_of_bounds(cf, b->text);
+}
+
+
+/* a number directive out of its range: the same */
+
+static char *
+ngx_http_oauth2_check_num(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_http_oauth2_num_bounds_t *b = post;
+    ngx_int_t *np = data;
+
+    if (*np >= b->low && *np <= b->high) {
+        return NGX_CONF_OK;
+    }
+
+    return ngx_http_oauth2_out_of_bounds(cf, b->text);
+}
+
+
+static char *
+ngx_http_oauth2_out_of_bounds(ngx_conf_t *cf, char *text)
+{
+    ngx_str_t  *value;
+
     value = cf->args->elts;
 
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\" %s", &value[0],
-                       b->text);
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\" %s", &value[0], text);
 
     return NGX_CONF_ERROR;
 }
