@@ -109,11 +109,11 @@ unit: $(BUILD)/unit-tests
 # four test files at a time: most of a file's time is nginx, etcd, the
 # browser and the clients waiting on each other (about 175 s of CPU for
 # the whole suite), so two cores run four well: 155 s, and the ASan run
-# 321 s, every test passing
+# 321 s, every test passing.  --timer: each file's time in the log
 PROVE_JOBS ?= 4
 
 prove: all
-	scripts/prove-logged $(BUILD)/prove.log -j$(PROVE_JOBS) -r -I t/lib t/
+	scripts/prove-logged $(BUILD)/prove.log --timer -j$(PROVE_JOBS) -r -I t/lib t/
 
 check-style:
 	scripts/check-style
@@ -142,7 +142,7 @@ asan-test: asan
 	TEST_OAUTH2_MODULE=$(CURDIR)/build-asan/ngx_http_oauth2_module.so \
 	TEST_OAUTH2_ADMIN=$(CURDIR)/build-asan/oauth2-admin \
 	ASAN_OPTIONS=detect_leaks=0 \
-	    scripts/prove-logged build-asan/prove.log -j$(PROVE_JOBS) -r -I t/lib t/
+	    scripts/prove-logged build-asan/prove.log --timer -j$(PROVE_JOBS) -r -I t/lib t/
 
 # Debian packages (debian/: debhelper and dh_nginx) built from a copy of
 # the tree into dist/; scripts/test-deb installs and tries them.
