@@ -158,6 +158,22 @@ is(count_apps(), $n, 'rejected registrations created nothing');
     is(OAuth2Test::dump_store($store), $dump,
         '--etcd on a store that is no mirror: the store is left as it was');
 }
+# ... and so is a store that does not exist: a read answers from no
+# mirror (not "[]", as if the cluster were empty), a write makes none
+{
+    my $none = $t->dir . '/no-mirror';
+    for my $cmd ([qw(user list)], [qw(app list)],
+        [qw(app add --name via-etcd --grant client_credentials)])
+    {
+        my ($code, $out, $err) = $t->admin_raw('--store', $none,
+            '--etcd', 'http://127.0.0.1:9', @$cmd);
+        is($code, 1, "--etcd @$cmd[0,1] with no store there: exit 1");
+        like($err, qr/--etcd: \Q$none\E is not a mirror yet: start oauth2-admin sync/,
+            "--etcd @$cmd[0,1] with no store there: it says to start sync first");
+        is($out, '', "--etcd @$cmd[0,1] with no store there: nothing on stdout");
+        ok(!-e $none, "--etcd @$cmd[0,1] with no store there: makes none");
+    }
+}
 
 # --help
 for my $args ([qw(app add --help)], [qw(--help)], [qw(app list --help)],

@@ -86,9 +86,23 @@ void become_store_owner(const std::string& path) {
   }
 }
 
+std::runtime_error not_a_mirror(const Invocation& inv) {
+  return std::runtime_error("--etcd: " + inv.store +
+                            " is not a mirror yet: start oauth2-admin sync --store " + inv.store +
+                            " --etcd " + inv.etcd + " first");
+}
+
 // The store's files, opened (created with create); nullptr when there is
-// no store and !create.
+// no store and !create.  With --etcd the store must be this machine's
+// mirror: none there is refused before anything is made (a read would
+// answer from nothing, as if the cluster were empty).
 std::unique_ptr<Store> open_store_files(const Invocation& inv, bool create) {
+  if (!inv.etcd.empty()) {
+    struct stat st;
+    if (lstat((inv.store + "/data.mdb").c_str(), &st) != 0 && errno == ENOENT) {
+      throw not_a_mirror(inv);
+    }
+  }
   if (create) {
     make_store_dir(inv.store);
   } else {
@@ -106,11 +120,7 @@ std::unique_ptr<Store> open_store_files(const Invocation& inv, bool create) {
   become_store_owner(inv.store);
   auto store = std::make_unique<Store>(inv.store, 0);  // the size nginx gave it
   if (!inv.etcd.empty()) {
-    if (!store->is_mirror()) {
-      throw std::runtime_error("--etcd: " + inv.store +
-                               " is not a mirror yet: start oauth2-admin sync --store " +
-                               inv.store + " --etcd " + inv.etcd + " first");
-    }
+    if (!store->is_mirror()) throw not_a_mirror(inv);
     EtcdConfig config = etcd_config(inv);
     store->use_cluster(std::make_shared<Cluster>(config, kDefaultMaxStalenessMs));
   }
