@@ -878,11 +878,8 @@ sub race {
         . "Connection: close\r\n"
         . "Content-Type: application/x-www-form-urlencoded\r\n"
         . 'Content-Length: ' . length($body) . "\r\n\r\n$body";
-    return map {
-        $_->{status} ? "$_->{status} "
-            . (ref $_->{json} eq 'HASH' ? $_->{json}{error} // 'ok' : 'none')
-            : 'connect-failed'
-    } OAuth2Test::race_raw([map { [$t->port, $raw] } 1 .. $n]);
+    return map { OAuth2Test::outcome($_) }
+        OAuth2Test::race_raw([map { [$t->port, $raw] } 1 .. $n]);
 }
 
 my (%tally, @wins);

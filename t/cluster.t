@@ -150,12 +150,8 @@ sub section {
 sub race {
     my ($racers) = @_;
     my @r = OAuth2Test::race_raw($racers);
-    my @res = map {
-        my ($port, $r) = ($racers->[$_][0], $r[$_]);
-        $r->{status} ? "$name{$port} $r->{status} "
-            . (ref $r->{json} eq 'HASH' ? $r->{json}{error} // 'ok' : 'none')
-            : "$name{$port} connect-failed";
-    } 0 .. $#r;
+    my @res = map { "$name{$racers->[$_][0]} " . OAuth2Test::outcome($r[$_]) }
+        0 .. $#r;
     return (\@res, [map { $_->{body} } @r]);
 }
 

@@ -97,16 +97,13 @@ std::runtime_error not_a_mirror(const Invocation& inv) {
 // mirror: none there is refused before anything is made (a read would
 // answer from nothing, as if the cluster were empty).
 std::unique_ptr<Store> open_store_files(const Invocation& inv, bool create) {
-  if (!inv.etcd.empty()) {
-    struct stat st;
-    if (lstat((inv.store + "/data.mdb").c_str(), &st) != 0 && errno == ENOENT) {
-      throw not_a_mirror(inv);
-    }
-  }
+  struct stat st;
+  const std::string data = inv.store + "/data.mdb";
+  const bool absent = lstat(data.c_str(), &st) != 0 && errno == ENOENT;
+  if (!inv.etcd.empty() && absent) throw not_a_mirror(inv);
   if (create) {
     make_store_dir(inv.store);
   } else {
-    struct stat st;
     if (stat(inv.store.c_str(), &st) != 0) {
       if (errno == ENOENT) return nullptr;
       throw std::runtime_error(errno_text("cannot stat " + inv.store));
@@ -114,8 +111,7 @@ std::unique_ptr<Store> open_store_files(const Invocation& inv, bool create) {
     if (!S_ISDIR(st.st_mode)) {
       throw std::runtime_error(inv.store + " is not a directory");
     }
-    std::string data = inv.store + "/data.mdb";
-    if (lstat(data.c_str(), &st) != 0 && errno == ENOENT) return nullptr;
+    if (absent) return nullptr;
   }
   become_store_owner(inv.store);
   auto store = std::make_unique<Store>(inv.store, 0);  // the size nginx gave it

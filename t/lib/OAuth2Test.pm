@@ -607,6 +607,15 @@ sub race_raw {
     } @socks;
 }
 
+# outcome($r): a response in a word or two, as races tally them: "200 ok",
+# "400 invalid_grant", "500 none" (no JSON), or "no-answer"
+sub outcome {
+    my ($r) = @_;
+    return 'no-answer' unless $r->{status};
+    return "$r->{status} "
+        . (ref $r->{json} eq 'HASH' ? $r->{json}{error} // 'ok' : 'none');
+}
+
 # header($r, name): the first value, or undef
 sub header {
     my ($r, $name) = @_;
