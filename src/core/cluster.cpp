@@ -414,9 +414,16 @@ void Cluster::send(const std::vector<Waiter*>& batch) {
 std::string mirror_staleness(Store& store) {
   const Cluster* cluster = store.cluster();
   if (!cluster) return std::string();
-  const int64_t fresh = store.mirror_fresh_at();
-  const int64_t age = now_ms() - fresh;
   const int64_t bound = cluster->max_staleness_ms();
+  const int64_t now = now_ms();
+  // A mirror never goes back (sync only applies etcd's events forward, a
+  // new snapshot is dated later still, restore refuses a mirror): fresh
+  // once at F, it holds all etcd had at F, and while F is within the
+  // bound no read transaction of every validation need say so again.
+  const int64_t seen = store.mirror_fresh_seen();
+  if (seen && now - seen <= bound) return std::string();
+  const int64_t fresh = store.mirror_fresh_at();
+  const int64_t age = now - fresh;
   if (fresh && age <= bound) return std::string();
   if (!fresh) return "the cluster mirror has never been synced: is oauth2-admin sync running?";
   return "the cluster mirror is " + std::to_string(age) + " ms old (max_staleness " +

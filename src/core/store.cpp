@@ -87,7 +87,11 @@ int64_t Store::mirror_revision() {
 }
 
 int64_t Store::mirror_fresh_at() {
-  return meta_int(kMirrorFreshMeta);
+  const int64_t fresh = meta_int(kMirrorFreshMeta);
+  int64_t seen = mirror_fresh_seen_.load(std::memory_order_relaxed);
+  while (fresh > seen && !mirror_fresh_seen_.compare_exchange_weak(seen, fresh)) {
+  }
+  return fresh;
 }
 
 void Store::use_cluster(std::shared_ptr<Cluster> cluster) {

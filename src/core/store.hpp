@@ -430,6 +430,9 @@ class Store {
   // to be current (ms since the epoch); 0: never
   int64_t mirror_revision();
   int64_t mirror_fresh_at();
+  // the latest mirror_fresh_at this process has read: a mirror never goes
+  // back, so it still holds everything etcd had then (mirror_staleness)
+  int64_t mirror_fresh_seen() const { return mirror_fresh_seen_.load(std::memory_order_relaxed); }
   // the last committed version, by any process: read from LMDB's meta
   // page, with no transaction and no lock.  A writer's commit changes it
   // before its response can go out.
@@ -474,6 +477,7 @@ class Store {
   bool mirror_ = false;
   uint64_t serial_;  // StoreVersion::store
   std::atomic<uint64_t> revoked_in_rounds_{0};
+  std::atomic<int64_t> mirror_fresh_seen_{0};
 };
 
 template <typename F>

@@ -460,6 +460,36 @@ TEST(ClusterCatchUp, AStaleMirrorIsRefusedAtOnceWithoutAReadOfEtcdR77) {
   EXPECT_EQ(gw.requests(), 0u) << "etcd read for a mirror too stale to catch up";
 }
 
+// auth_oauth2's freshness check (R77): a mirror fresh within max_staleness
+// passes, and once its last heartbeat is older than the bound it is
+// refused, though this process saw it fresh a moment before (a process
+// keeps the latest freshness it read, so that a validation within the
+// bound reads no meta record); a heartbeat applied after that makes it
+// fresh again, with no restart.
+TEST(MirrorStaleness, FreshWithinTheBoundThenStaleThenFreshAgainR77) {
+  SlowGateway gw(0);
+  oauth2_test::TempDir dir;
+  Store store(dir.path() + "/mirror", size_t(64) << 20);
+  auto cluster = std::make_shared<Cluster>(config_of(gw), 200);
+  store.use_cluster(cluster);
+  EXPECT_NE(mirror_staleness(store).find("never been synced"), std::string::npos);
+  auto freshen = [&] {
+    MirrorWriter w(store);
+    w.set_revision(1, "etcd /oauth2/");
+    w.set_fresh(now_ms());
+    w.commit();
+  };
+  freshen();
+  EXPECT_EQ(mirror_staleness(store), "");
+  EXPECT_EQ(mirror_staleness(store), "");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const std::string why = mirror_staleness(store);
+  EXPECT_NE(why.find("ms old (max_staleness 200 ms)"), std::string::npos) << why;
+  freshen();
+  EXPECT_EQ(mirror_staleness(store), "");
+  EXPECT_EQ(gw.requests(), 0u) << "the freshness check asked etcd";
+}
+
 // etcd refusing a batch as larger than its --max-txn-ops: each half of it
 // goes again on its own, until the change too large is alone, so that
 // only it fails (as a StoreError that says so) and the others of its
@@ -924,3 +954,4 @@ TEST(ClusterCommit, UnderLoadABatchCarriesEveryChangeInThePathR83R84) {
 
 }  // namespace
 }  // namespace oauth2
+
