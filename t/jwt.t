@@ -467,6 +467,12 @@ for my $b ('es256', 'hs256') {
     is($i->{json}{scope}, 'read write', "$alg: introspection scope");
     is($i->{json}{exp}, $c->{exp}, "$alg: introspection exp = the JWT's exp");
     is($i->{json}{sub}, $app->{client_id}, "$alg: introspection sub");
+    # the jti is in the JWT's clear payload: alone, it is no token
+    inactive_ok($t, introspect($t, $app, $c->{jti}, path => '/jwt/introspect/'),
+        "$alg: introspection of the jti alone, as an opaque token");
+    $r = $t->revoke($app->{client_id}, $app->{client_secret}, $c->{jti});
+    is($r->{status}, 200, "$alg: /o/revoke_token/ with the jti alone: 200");
+    opens_ok("/$b/api/", $at, "$alg: and the JWT still works");
 
     $r = $t->revoke($app->{client_id}, $app->{client_secret}, $at);
     is($r->{status}, 200, "$alg: /o/revoke_token/ with the JWT: 200");

@@ -37,6 +37,10 @@ for (['rsa', 'RSA', 'rsa_keygen_bits:2048'], ['ec', 'EC', 'ec_paramgen_curve:P-2
     die "openssl genpkey $alg: $code" if $code;
     chmod 0644, "$dir/$name.pem";
 }
+# an HS256 key as well: it signs no id_token, and discovery never offers it
+open my $hk, '>', "$dir/hs.key" or die "$dir/hs.key: $!";
+print $hk 'h' x 40;
+close $hk;
 
 my ($user, $pw) = ('olivia', 'Harbour-Lantern-Quiet-42');
 OAuth2Authorize::user_add($t, $user, $pw, '--first-name', 'Olivia',
@@ -56,7 +60,8 @@ my $plain = $t->new_app(name => 'plain oauth', grant => 'authorization_code',
     scope => 'read write', redirect_uris => [$CB]);
 
 $t->write_config(OAuth2Authorize::http_conf($t,
-    extra_http => "oauth2_jwt_key $dir/rsa.pem;\noauth2_jwt_key $dir/ec.pem;\n",
+    extra_http => "oauth2_jwt_key $dir/rsa.pem;\noauth2_jwt_key $dir/ec.pem;\n"
+      . "oauth2_jwt_key $dir/hs.key hmac;\n",
     extra_server => <<'EOF'))->run;
     location = /.well-known/openid-configuration { oauth2_metadata; }
     location = /o/jwks/ { oauth2_jwks; }
@@ -84,7 +89,7 @@ is($d->{userinfo_endpoint}, "$base/o/userinfo/", 'discovery: userinfo_endpoint')
 is($d->{end_session_endpoint}, "$base/o/logout/", 'discovery: end_session_endpoint');
 is($d->{jwks_uri}, "$base/o/jwks/", 'discovery: jwks_uri');
 is_deeply($d->{id_token_signing_alg_values_supported}, ['RS256', 'ES256'],
-    'discovery: RS256 (required by OIDC) and ES256');
+    'discovery: RS256 (required by OIDC) and ES256, not the HS256 key also configured');
 is_deeply($d->{subject_types_supported}, ['public'], 'discovery: public subjects');
 ok((grep { $_ eq 'openid' } @{$d->{scopes_supported} // []}), 'discovery: the openid scope');
 is_deeply($d->{prompt_values_supported}, [qw(none login consent)],
@@ -242,6 +247,8 @@ $r = userinfo($plain_at);
 is($r->{status}, 403, 'userinfo, a token without openid: 403');
 like(OAuth2Test::header($r, 'WWW-Authenticate') // '', qr/insufficient_scope/,
     'userinfo, without openid: insufficient_scope');
+like(OAuth2Test::header($r, 'WWW-Authenticate') // '', qr/scope="openid"/,
+    'userinfo, without openid: the challenge names the scope (RFC 6750 3.1)');
 my $cc_app = $t->new_app(grant => 'client_credentials', scope => 'openid read');
 $r = userinfo($t->access_token($cc_app));
 is($r->{status}, 401, "userinfo, a client's own token (no user): 401");

@@ -191,6 +191,12 @@ ok(!session_of($r), 'a non-staff user gets no session cookie');
 ($r) = http_login('nobody-here', 'x');
 like($r->{body}, qr/Please enter the correct username and password/,
     'an unknown user gets the same message');
+# the username typed comes back in the form, escaped (reflected XSS)
+($r) = http_login('"><script>alert(2)</script>', 'x');
+is($r->{status}, 400, 'a username with markup: 400');
+unlike($r->{body}, qr/<script>alert\(2\)/, 'the form does not hold the typed <script>');
+like($r->{body}, qr/value="&quot;&gt;&lt;script&gt;alert\(2\)&lt;\/script&gt;"/,
+    'the form shows the typed username escaped');
 ($r) = http_login($staff, $staff_pw, csrf => '');
 is($r->{status}, 403, 'login without the CSRF field: 403');
 ok(!session_of($r), 'login without the CSRF field: no session');
@@ -283,6 +289,19 @@ $r = $t->get('/o/applications/', Cookie => $session);
 unlike($r->{body}, qr/<script>alert/, 'the list does not hold <script>');
 like($r->{body}, qr/&lt;script&gt;alert\(1\)&lt;\/script&gt;/,
     'the list shows the name escaped');
+$r = $t->get("/o/applications/$eid/", Cookie => $session);
+unlike($r->{body}, qr/<script>alert/, 'the detail page does not hold <script>');
+like($r->{body}, qr/&lt;script&gt;alert\(1\)&lt;\/script&gt;/,
+    'the detail page shows the name escaped');
+# a redirect URI's & is markup too
+$r = $t->post_form('/o/applications/register/',
+    app_form(csrf => $csrf, name => 'amp-probe',
+        redirect_uris => 'https://app.example/cb?a=1&b=2'), Cookie => $session);
+is($r->{status}, 200, 'register with a & in a redirect URI: 200');
+my ($aid) = $r->{body} =~ /id="client_id">([^<]+)</;
+$r = $t->get("/o/applications/$aid/", Cookie => $session);
+like($r->{body}, qr{<code>https://app\.example/cb\?a=1&amp;b=2</code>},
+    'the detail page shows the redirect URI escaped');
 
 # rotate the secret: shown once, the old one stops working
 is($t->token($eid, $esecret)->{status}, 200, 'the new app gets a token');

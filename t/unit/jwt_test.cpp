@@ -6,11 +6,14 @@
 #include "jwt.hpp"
 
 #include <gtest/gtest.h>
+#include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 
 #include <atomic>
 #include <cstdio>
@@ -492,6 +495,44 @@ TEST(JwtVerify, Es256DerSignatureIsRefused) {
             JwtStatus::kBadSignature);
   EXPECT_EQ(verify(set_of({k}), p[0] + "." + p[1] + "." + b64(raw.substr(0, 63))),
             JwtStatus::kBadSignature);
+}
+
+// A valid signature with a byte after it, or a zero before it, is another
+// spelling of the same signed token: refused for every algorithm (RFC 7518
+// 3.4: R || S, 64 bytes; 3.3 and RFC 8017 8.2.2: exactly the modulus's
+// length), though ECDSA would read its first 64 bytes and RSA a number.
+TEST(JwtVerify, AValidSignatureWithAByteMoreIsRefused) {
+  for (const auto& k : {key("ec.pem"), key("ed.pem"), key("rsa.pem"), hmac_key()}) {
+    const char* alg = oauth2::jwt_alg_name(k->alg());
+    JwtKeys keys = set_of({k});
+    auto p = split(sign(*k, kClaims));
+    const std::string sig = unb64(p[2]);
+    ASSERT_EQ(verify(keys, p[0] + "." + p[1] + "." + b64(sig)), JwtStatus::kOk) << alg;
+    EXPECT_EQ(verify(keys, p[0] + "." + p[1] + "." + b64(sig + std::string(1, '\0'))),
+              JwtStatus::kBadSignature)
+        << alg;
+    EXPECT_EQ(verify(keys, p[0] + "." + p[1] + "." + b64(sig + "x")), JwtStatus::kBadSignature)
+        << alg;
+  }
+}
+
+// RS256: a signature whose first byte is 0 still verifies as a number
+// without it (OpenSSL reads it so); the short spelling is refused.
+TEST(JwtVerify, Rs256SignatureWithoutItsLeadingZeroIsRefused) {
+  auto k = key("rsa.pem");
+  JwtKeys keys = set_of({k});
+  for (int i = 0; i < 4096; i++) {
+    const std::string claims = "{\"sub\":\"alice\",\"n\":" + std::to_string(i) +
+                               ",\"exp\":1700000600,\"iat\":1700000000}";
+    auto p = split(sign(*k, claims));
+    const std::string sig = unb64(p[2]);
+    if (sig[0] != '\0') continue;
+    ASSERT_EQ(verify(keys, p[0] + "." + p[1] + "." + b64(sig)), JwtStatus::kOk);
+    EXPECT_EQ(verify(keys, p[0] + "." + p[1] + "." + b64(sig.substr(1))),
+              JwtStatus::kBadSignature);
+    return;
+  }
+  FAIL() << "no RS256 signature began with a zero byte in 4096 tries";
 }
 
 TEST(JwtVerify, AlgNoneIsNeverAccepted) {
@@ -1086,6 +1127,66 @@ TEST(JwtJwks, PublishesPublicMembersOfAsymmetricKeysOnly) {
 TEST(JwtJwks, EmptyWithoutAsymmetricKeys) {
   EXPECT_EQ(JwtKeys().jwks_json(), "{\"keys\":[]}");
   EXPECT_EQ(set_of({hmac_key()}).jwks_json(), "{\"keys\":[]}");
+}
+
+// ------------------------------------------------------ a client's JWK
+
+std::string bn_b64(const EVP_PKEY* pk, const char* name, int pad) {
+  BIGNUM* b = nullptr;
+  if (EVP_PKEY_get_bn_param(pk, name, &b) != 1) throw std::runtime_error(name);
+  std::string out(pad ? pad : BN_num_bytes(b), '\0');
+  BN_bn2binpad(b, reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(out.size()));
+  BN_free(b);
+  return b64(out);
+}
+
+Json rsa_jwk(int bits) {
+  EVP_PKEY* pk = EVP_RSA_gen(static_cast<unsigned>(bits));
+  if (!pk) throw std::runtime_error("EVP_RSA_gen");
+  Json j(json_object());
+  json_object_set_new(j.get(), "kty", json_string("RSA"));
+  json_object_set_new(j.get(), "n", json_string(bn_b64(pk, OSSL_PKEY_PARAM_RSA_N, 0).c_str()));
+  json_object_set_new(j.get(), "e", json_string(bn_b64(pk, OSSL_PKEY_PARAM_RSA_E, 0).c_str()));
+  EVP_PKEY_free(pk);
+  return j;
+}
+
+// RFC 7518 3.3: an RSA key of less than 2048 bits is refused, saying so
+TEST(JwtFromJwk, RsaOf1024BitsIsRefusedAnd2048Taken) {
+  std::string why;
+  EXPECT_EQ(oauth2::jwt_key_from_jwk(rsa_jwk(1024).get(), &why), nullptr);
+  EXPECT_NE(why.find("2048"), std::string::npos) << why;
+  why.clear();
+  auto k = oauth2::jwt_key_from_jwk(rsa_jwk(2048).get(), &why);
+  ASSERT_NE(k, nullptr) << why;
+  EXPECT_EQ(k->alg(), JwtAlg::kRS256);
+}
+
+// An EC public key whose point is not on P-256 (its y changed) is refused:
+// signatures checked against it would leak the signer's secrets to an
+// invalid-curve attack
+TEST(JwtFromJwk, EcPointOffTheCurveIsRefused) {
+  EVP_PKEY* pk = EVP_EC_gen("P-256");
+  ASSERT_NE(pk, nullptr);
+  const std::string x = bn_b64(pk, OSSL_PKEY_PARAM_EC_PUB_X, 32);
+  std::string y;
+  ASSERT_TRUE(oauth2::b64url_decode(bn_b64(pk, OSSL_PKEY_PARAM_EC_PUB_Y, 32), y));
+  EVP_PKEY_free(pk);
+  auto jwk = [&](const std::string& yy) {
+    Json j(json_object());
+    json_object_set_new(j.get(), "kty", json_string("EC"));
+    json_object_set_new(j.get(), "crv", json_string("P-256"));
+    json_object_set_new(j.get(), "x", json_string(x.c_str()));
+    json_object_set_new(j.get(), "y", json_string(b64(yy).c_str()));
+    return j;
+  };
+  std::string why;
+  ASSERT_NE(oauth2::jwt_key_from_jwk(jwk(y).get(), &why), nullptr) << why;
+  std::string off = y;
+  off[31] ^= 0x01;
+  why.clear();
+  EXPECT_EQ(oauth2::jwt_key_from_jwk(jwk(off).get(), &why), nullptr);
+  EXPECT_NE(why.find("not a point of P-256"), std::string::npos) << why;
 }
 
 // ------------------------------------------------------------- threads
