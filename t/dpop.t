@@ -210,6 +210,11 @@ is($r->{status}, 200, 'the DPoP token with its proof: 200');
 
 $p = get_proof();
 is(dpop_get('/protected/', $at, $p)->{status}, 200, 'a fresh proof: 200');
+# RFC 9449 4.3 check 9: htu names the URL without its query
+is(dpop_get('/protected/?page=2', $at, get_proof())->{status}, 200,
+    'a request with a query, its proof naming the path alone: 200');
+is(dpop_get('/protected/?page=2', $at, get_proof(htu => '/protected/?page=2'))->{status},
+    200, 'and a proof naming the query too: 200');
 my (%pids, $replays);
 for (1 .. 12) {
     my $rr = dpop_get('/protected/', $at, $p);

@@ -11,6 +11,7 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
+use Digest::SHA ();
 use JSON::PP ();
 use MIME::Base64 qw(decode_base64url encode_base64url);
 use Test::More;
@@ -37,6 +38,12 @@ for (['rsa', 'RSA', 'rsa_keygen_bits:2048'], ['ec', 'EC', 'ec_paramgen_curve:P-2
     die "openssl genpkey $alg: $code" if $code;
     chmod 0644, "$dir/$name.pem";
 }
+{
+    my ($code) = $t->_run_cmd('openssl', 'genpkey', '-algorithm', 'ED25519',
+        '-out', "$dir/ed.pem");
+    die "openssl genpkey ED25519: $code" if $code;
+    chmod 0644, "$dir/ed.pem";
+}
 # an HS256 key as well: it signs no id_token, and discovery never offers it
 open my $hk, '>', "$dir/hs.key" or die "$dir/hs.key: $!";
 print $hk 'h' x 40;
@@ -56,12 +63,14 @@ my %apps = map {
 } qw(openid-client authlib perl);
 my $es = $t->new_app(name => 'es256 rp', grant => 'authorization_code',
     scope => $SCOPE, redirect_uris => [$CB], id_token_alg => 'ES256');
+my $ed = $t->new_app(name => 'eddsa rp', grant => 'authorization_code',
+    scope => $SCOPE, redirect_uris => [$CB], id_token_alg => 'EdDSA');
 my $plain = $t->new_app(name => 'plain oauth', grant => 'authorization_code',
     scope => 'read write', redirect_uris => [$CB]);
 
 $t->write_config(OAuth2Authorize::http_conf($t,
     extra_http => "oauth2_jwt_key $dir/rsa.pem;\noauth2_jwt_key $dir/ec.pem;\n"
-      . "oauth2_jwt_key $dir/hs.key hmac;\n",
+      . "oauth2_jwt_key $dir/ed.pem;\noauth2_jwt_key $dir/hs.key hmac;\n",
     extra_server => <<'EOF'))->run;
     location = /.well-known/openid-configuration { oauth2_metadata; }
     location = /o/jwks/ { oauth2_jwks; }
@@ -88,8 +97,8 @@ is($d->{issuer}, $base, 'discovery: issuer');
 is($d->{userinfo_endpoint}, "$base/o/userinfo/", 'discovery: userinfo_endpoint');
 is($d->{end_session_endpoint}, "$base/o/logout/", 'discovery: end_session_endpoint');
 is($d->{jwks_uri}, "$base/o/jwks/", 'discovery: jwks_uri');
-is_deeply($d->{id_token_signing_alg_values_supported}, ['RS256', 'ES256'],
-    'discovery: RS256 (required by OIDC) and ES256, not the HS256 key also configured');
+is_deeply($d->{id_token_signing_alg_values_supported}, ['RS256', 'ES256', 'EdDSA'],
+    'discovery: RS256 (required by OIDC), ES256 and EdDSA, not the HS256 key also configured');
 is_deeply($d->{subject_types_supported}, ['public'], 'discovery: public subjects');
 ok((grep { $_ eq 'openid' } @{$d->{scopes_supported} // []}), 'discovery: the openid scope');
 is_deeply($d->{prompt_values_supported}, [qw(none login consent)],
@@ -222,6 +231,18 @@ my $plain_at = $r->{json}{access_token};
 $r = $f->redeem($code, client => $es, redirect_uri => $CB, verifier => $verifier);
 my ($eh) = claims_of($r->{json}{id_token});
 is($eh->{alg}, 'ES256', 'id_token_signed_response_alg ES256: an ES256 id_token');
+# OIDC Core 3.1.3.6: at_hash is the left half of the access token's hash,
+# by the hash of the id_token's alg: SHA-256 for ES256, SHA-512 for EdDSA
+sub left_half { my ($d) = @_; encode_base64url(substr($d, 0, length($d) / 2)) }
+my (undef, $ec) = claims_of($r->{json}{id_token});
+is($ec->{at_hash}, left_half(Digest::SHA::sha256($r->{json}{access_token})),
+    'ES256 id_token: at_hash by SHA-256');
+($code) = $f->code(q_for(client => $ed), $session);
+$r = $f->redeem($code, client => $ed, redirect_uri => $CB, verifier => $verifier);
+my ($dh, $dc) = claims_of($r->{json}{id_token});
+is($dh->{alg}, 'EdDSA', 'id_token_signed_response_alg EdDSA: an EdDSA id_token');
+is($dc->{at_hash}, left_half(Digest::SHA::sha512($r->{json}{access_token})),
+    'EdDSA id_token: at_hash by SHA-512');
 
 # userinfo
 sub userinfo { $t->get('/o/userinfo/', defined $_[0] ? (Authorization => "Bearer $_[0]") : ()) }
