@@ -158,6 +158,10 @@ sub retry_after_ok {
     my $ok = like($ra, qr/^[1-9]\d*$/, "$name: Retry-After in seconds");
     $ok &= ok($ra =~ /^\d+$/ && $ra <= $left + 1,
         "$name: Retry-After at most the rest of the window ($left s)");
+    # and no less: a client that waits Retry-After is served (a window
+    # that ends between the answer and this line leaves 2 s of slack)
+    $ok &= ok($ra =~ /^\d+$/ && $ra >= $left - 2,
+        "$name: Retry-After at least the rest of the window ($left s, got $ra)");
     return $ok;
 }
 
