@@ -23,7 +23,7 @@ my $GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 OAuth2Authorize::user_add($t, 'alice', 'Violet-Kite-57');
 OAuth2Authorize::user_add($t, 'mallory', 'Quartz-Lamp-93');
 OAuth2Authorize::user_add($t, 'peggy', 'Quartz-Lamp-93');
-OAuth2Authorize::user_add($t, $_, 'Quartz-Lamp-93') for 'eve', 'trudy';
+OAuth2Authorize::user_add($t, $_, 'Quartz-Lamp-93') for 'eve', 'trudy', 'victor';
 my $dev = $t->new_app(name => 'TV app', public => 1,
     grant => [$GRANT, 'refresh_token'], scope => 'read write');
 my $conf = $t->new_app(name => 'Conf device', grant => [$GRANT]);
@@ -269,6 +269,15 @@ $t->oauth_error_ok(poll($dev, $csrf_req->{device_code}), 400, 'authorization_pen
 $r = $t->post_form('/o/device/', 'a=1&a=2', Cookie => $alice);
 is($r->{status}, 400, 'a malformed form: 400');
 
+# a request of an application disabled since: its code names nothing
+my $gone = $t->new_app(name => 'Disabled TV', public => 1, grant => [$GRANT]);
+my $gone_req = device_auth($gone)->{json};
+my ($gx, $gout, $gerr) = $t->admin('app', 'disable', $gone->{client_id});
+is($gx, 0, 'the application is disabled') or diag $gerr;
+($l) = enter($alice, $gone_req->{user_code}, lookup_only => 1);
+is($l->{status}, 400, 'lookup of a disabled application\'s code: 400');
+unlike($l->{body}, qr/Disabled TV/, '... its name is not shown');
+
 # ------------------------------------------------ oauth4webapi as device
 {
     my $dir = "$FindBin::Bin/clients/interop";
@@ -320,13 +329,31 @@ is($l->{status}, 429, 'the throttled user cannot look up even a right code');
 ($d) = enter($alice, $csrf_req->{user_code}, from => '127.0.0.2');
 is($d->{status}, 200, 'another user from another address still approves');
 is(poll($dev, $csrf_req->{device_code})->{status}, 200, '... and the device gets its tokens');
+# guessing by approving (or denying) a code outright counts as well:
+# the lookup is not the only way to try codes
+my $vic = sign_in('victor', 'Quartz-Lamp-93');
+my ($vg) = $t->get('/o/device/', Cookie => $vic, -from => '127.0.0.5');
+my $vcsrf = OAuth2Authorize::csrf_field($vg);
+my (%vseen, $v429);
+for my $i (1 .. 8) {
+    my $w = $t->post_form('/o/device/', OAuth2Test::form(
+        action => $i % 2 ? 'approve' : 'deny',
+        user_code => 'DDDD-DDD' . substr('BCDFGHJK', $i - 1, 1), csrf_token => $vcsrf),
+        Cookie => $vic, -from => '127.0.0.5');
+    $vseen{$w->{status}}++;
+    $v429 //= $i if $w->{status} == 429;
+}
+is($vseen{400}, 5, 'approve and deny flood: 5 wrong codes answered');
+is($v429, 6, 'approve and deny flood: the 6th is throttled (429)');
 # the address throttle: other users flooding from the same address meet
-# the address's count (3 x 5 failures), which no new account resets
+# the address's count (3 x 5 failures), which no new account resets;
+# trudy's by approving
 for my $u ('eve', 'trudy') {
     my $s2 = sign_in($u, 'Quartz-Lamp-93') or next;
     my ($g2) = $t->get('/o/device/', Cookie => $s2);
     for (1 .. 5) {
-        $t->post_form('/o/device/', OAuth2Test::form(action => 'lookup',
+        $t->post_form('/o/device/', OAuth2Test::form(
+            action => $u eq 'trudy' ? 'approve' : 'lookup',
             user_code => 'CCCC-CCCC',
             csrf_token => OAuth2Authorize::csrf_field($g2) // ''), Cookie => $s2);
     }
