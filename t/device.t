@@ -23,7 +23,7 @@ my $GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 OAuth2Authorize::user_add($t, 'alice', 'Violet-Kite-57');
 OAuth2Authorize::user_add($t, 'mallory', 'Quartz-Lamp-93');
 OAuth2Authorize::user_add($t, 'peggy', 'Quartz-Lamp-93');
-OAuth2Authorize::user_add($t, $_, 'Quartz-Lamp-93') for 'eve', 'trudy', 'victor';
+OAuth2Authorize::user_add($t, $_, 'Quartz-Lamp-93') for 'eve', 'trudy', 'victor', 'walter', 'xena';
 my $dev = $t->new_app(name => 'TV app', public => 1,
     grant => [$GRANT, 'refresh_token'], scope => 'read write');
 my $conf = $t->new_app(name => 'Conf device', grant => [$GRANT]);
@@ -345,15 +345,27 @@ for my $i (1 .. 8) {
 }
 is($vseen{400}, 5, 'approve and deny flood: 5 wrong codes answered');
 is($v429, 6, 'approve and deny flood: the 6th is throttled (429)');
+# and per address: two more users there, 5 wrong approvals each, make
+# the address's 15
+for my $u ('walter', 'xena') {
+    my $s3 = sign_in($u, 'Quartz-Lamp-93');
+    my ($g3) = $t->get('/o/device/', Cookie => $s3, -from => '127.0.0.5');
+    my $c3 = OAuth2Authorize::csrf_field($g3);
+    for my $i (1 .. 5) {
+        $t->post_form('/o/device/', OAuth2Test::form(action => 'approve',
+            user_code => 'FFFF-FFF' . substr('BCDFG', $i - 1, 1), csrf_token => $c3),
+            Cookie => $s3, -from => '127.0.0.5');
+    }
+}
+is($t->get('/o/device/', Cookie => $alice, -from => '127.0.0.5')->{status}, 429,
+    'wrong approvals lock their address out as wrong lookups do (R17)');
 # the address throttle: other users flooding from the same address meet
-# the address's count (3 x 5 failures), which no new account resets;
-# trudy's by approving
+# the address's count (3 x 5 failures), which no new account resets
 for my $u ('eve', 'trudy') {
     my $s2 = sign_in($u, 'Quartz-Lamp-93') or next;
     my ($g2) = $t->get('/o/device/', Cookie => $s2);
     for (1 .. 5) {
-        $t->post_form('/o/device/', OAuth2Test::form(
-            action => $u eq 'trudy' ? 'approve' : 'lookup',
+        $t->post_form('/o/device/', OAuth2Test::form(action => 'lookup',
             user_code => 'CCCC-CCCC',
             csrf_token => OAuth2Authorize::csrf_field($g2) // ''), Cookie => $s2);
     }
