@@ -418,8 +418,9 @@ std::string mirror_staleness(Store& store) {
   const int64_t now = now_ms();
   // A mirror never goes back (sync only applies etcd's events forward, a
   // new snapshot is dated later still, restore refuses a mirror): fresh
-  // once at F, it holds all etcd had at F, and while F is within the
-  // bound no read transaction of every validation need say so again.
+  // once at F, it holds all etcd had at F.  So while the F this process
+  // last read is within the bound, no request needs a read transaction
+  // to learn it again.
   const int64_t seen = store.mirror_fresh_seen();
   if (seen && now - seen <= bound) return std::string();
   const int64_t fresh = store.mirror_fresh_at();
