@@ -309,19 +309,32 @@ unlike($l->{body}, qr/Disabled TV/, '... its name is not shown');
 
 # ------------------------------------------------------- throttle flood
 # oauth2_client_auth_limit 5 1m: 5 wrong codes per user, 15 per address
-my $mal = sign_in('mallory', 'Quartz-Lamp-93');
-my ($mg) = $t->get('/o/device/', Cookie => $mal);
-my $mcsrf = OAuth2Authorize::csrf_field($mg);
-my (%seen, $first429);
-for my $i (1 .. 12) {
-    my $w = $t->post_form('/o/device/', OAuth2Test::form(action => 'lookup',
-        user_code => 'BBBB-BBB' . substr('BCDFGHJKLMNP', $i - 1, 1), csrf_token => $mcsrf),
-        Cookie => $mal);
-    $seen{$w->{status}}++;
-    $first429 //= $i if $w->{status} == 429;
+# $n wrong user codes ($o{prefix} and a letter) posted by $session from
+# $o{from}, the i-th with the action $o{action}->(i) ('lookup' without
+# it): their statuses, in order
+sub guess_codes {
+    my ($session, $n, %o) = @_;
+    my @from = $o{from} ? (-from => $o{from}) : ();
+    my $csrf = OAuth2Authorize::csrf_field($t->get('/o/device/', Cookie => $session, @from));
+    my $action = $o{action} // sub { 'lookup' };
+    return map {
+        $t->post_form('/o/device/', OAuth2Test::form(action => $action->($_),
+            user_code => $o{prefix} . substr('BCDFGHJKLMNP', $_ - 1, 1),
+            csrf_token => $csrf // ''), Cookie => $session, @from)->{status}
+    } 1 .. $n;
 }
-is($seen{400}, 5, 'flood: 5 wrong codes answered');
-is($first429, 6, 'flood: the 6th is throttled (429)');
+
+# the place (from 1) of the first 429 among statuses
+sub first_429 {
+    my @s = @_;
+    for my $i (0 .. $#s) { return $i + 1 if $s[$i] == 429 }
+    return undef;
+}
+
+my $mal = sign_in('mallory', 'Quartz-Lamp-93');
+my @st = guess_codes($mal, 12, prefix => 'BBBB-BBB');
+is(scalar(grep { $_ == 400 } @st), 5, 'flood: 5 wrong codes answered');
+is(first_429(@st), 6, 'flood: the 6th is throttled (429)');
 # the flooder is refused even the right code while throttled
 ($l) = enter($mal, $csrf_req->{user_code}, lookup_only => 1);
 is($l->{status}, 429, 'the throttled user cannot look up even a right code');
@@ -331,45 +344,19 @@ is($d->{status}, 200, 'another user from another address still approves');
 is(poll($dev, $csrf_req->{device_code})->{status}, 200, '... and the device gets its tokens');
 # guessing by approving (or denying) a code outright counts as well:
 # the lookup is not the only way to try codes
-my $vic = sign_in('victor', 'Quartz-Lamp-93');
-my ($vg) = $t->get('/o/device/', Cookie => $vic, -from => '127.0.0.5');
-my $vcsrf = OAuth2Authorize::csrf_field($vg);
-my (%vseen, $v429);
-for my $i (1 .. 8) {
-    my $w = $t->post_form('/o/device/', OAuth2Test::form(
-        action => $i % 2 ? 'approve' : 'deny',
-        user_code => 'DDDD-DDD' . substr('BCDFGHJK', $i - 1, 1), csrf_token => $vcsrf),
-        Cookie => $vic, -from => '127.0.0.5');
-    $vseen{$w->{status}}++;
-    $v429 //= $i if $w->{status} == 429;
-}
-is($vseen{400}, 5, 'approve and deny flood: 5 wrong codes answered');
-is($v429, 6, 'approve and deny flood: the 6th is throttled (429)');
+@st = guess_codes(sign_in('victor', 'Quartz-Lamp-93'), 8, prefix => 'DDDD-DDD',
+    from => '127.0.0.5', action => sub { $_[0] % 2 ? 'approve' : 'deny' });
+is(scalar(grep { $_ == 400 } @st), 5, 'approve and deny flood: 5 wrong codes answered');
+is(first_429(@st), 6, 'approve and deny flood: the 6th is throttled (429)');
 # and per address: two more users there, 5 wrong approvals each, make
 # the address's 15
-for my $u ('walter', 'xena') {
-    my $s3 = sign_in($u, 'Quartz-Lamp-93');
-    my ($g3) = $t->get('/o/device/', Cookie => $s3, -from => '127.0.0.5');
-    my $c3 = OAuth2Authorize::csrf_field($g3);
-    for my $i (1 .. 5) {
-        $t->post_form('/o/device/', OAuth2Test::form(action => 'approve',
-            user_code => 'FFFF-FFF' . substr('BCDFG', $i - 1, 1), csrf_token => $c3),
-            Cookie => $s3, -from => '127.0.0.5');
-    }
-}
+guess_codes(sign_in($_, 'Quartz-Lamp-93'), 5, prefix => 'FFFF-FFF', from => '127.0.0.5',
+    action => sub { 'approve' }) for 'walter', 'xena';
 is($t->get('/o/device/', Cookie => $alice, -from => '127.0.0.5')->{status}, 429,
     'wrong approvals lock their address out as wrong lookups do (R17)');
 # the address throttle: other users flooding from the same address meet
 # the address's count (3 x 5 failures), which no new account resets
-for my $u ('eve', 'trudy') {
-    my $s2 = sign_in($u, 'Quartz-Lamp-93') or next;
-    my ($g2) = $t->get('/o/device/', Cookie => $s2);
-    for (1 .. 5) {
-        $t->post_form('/o/device/', OAuth2Test::form(action => 'lookup',
-            user_code => 'CCCC-CCCC',
-            csrf_token => OAuth2Authorize::csrf_field($g2) // ''), Cookie => $s2);
-    }
-}
+guess_codes(sign_in($_, 'Quartz-Lamp-93'), 5, prefix => 'CCCC-CCC') for 'eve', 'trudy';
 $r = $t->get('/o/device/', Cookie => $alice);
 is($r->{status}, 429, 'the flooding address is locked out (R17)');
 like($r->{body}, qr{<h1>Too many attempts</h1>}, '... with a page that says why, not JSON');

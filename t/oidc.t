@@ -31,18 +31,13 @@ my $base = 'http://127.0.0.1:' . $t->port;
 my $CB = "$base/callback";
 my $BYE = "$base/signed-out";
 
-for (['rsa', 'RSA', 'rsa_keygen_bits:2048'], ['ec', 'EC', 'ec_paramgen_curve:P-256']) {
+for (['rsa', 'RSA', 'rsa_keygen_bits:2048'], ['ec', 'EC', 'ec_paramgen_curve:P-256'],
+    ['ed', 'ED25519']) {
     my ($name, $alg, $opt) = @$_;
     my ($code) = $t->_run_cmd('openssl', 'genpkey', '-algorithm', $alg,
-        '-pkeyopt', $opt, '-out', "$dir/$name.pem");
+        $opt ? ('-pkeyopt', $opt) : (), '-out', "$dir/$name.pem");
     die "openssl genpkey $alg: $code" if $code;
     chmod 0644, "$dir/$name.pem";
-}
-{
-    my ($code) = $t->_run_cmd('openssl', 'genpkey', '-algorithm', 'ED25519',
-        '-out', "$dir/ed.pem");
-    die "openssl genpkey ED25519: $code" if $code;
-    chmod 0644, "$dir/ed.pem";
 }
 # an HS256 key as well: it signs no id_token, and discovery never offers it
 open my $hk, '>', "$dir/hs.key" or die "$dir/hs.key: $!";
