@@ -204,22 +204,6 @@ HttpResponse HttpResponse::error(int status, std::string_view detail) {
   return json(status, obj.get());
 }
 
-HttpResponse HttpResponse::html(int status, std::string body) {
-  HttpResponse r;
-  r.status = status;
-  r.body = std::move(body);
-  r.set("Content-Type", "text/html; charset=utf-8");
-  r.set("X-Content-Type-Options", "nosniff");
-  return r;
-}
-
-HttpResponse HttpResponse::redirect(std::string location) {
-  HttpResponse r;
-  r.status = 303;
-  r.set("Location", std::move(location));
-  return r;
-}
-
 // ---------------------------------------------------------- ListenAddress
 
 std::string ListenAddress::text() const {

@@ -53,8 +53,6 @@ struct HttpResponse {
   static HttpResponse json(int status, const json_t* body);
   // {"detail": "..."}: the one error shape of the JSON API (DRF's)
   static HttpResponse error(int status, std::string_view detail);
-  static HttpResponse html(int status, std::string body);
-  static HttpResponse redirect(std::string location);  // 303
 };
 
 // What a handler's Store::change decides: the response that refuses the
