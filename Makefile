@@ -100,8 +100,10 @@ $(BUILD)/unit/%.o: t/unit/%.cpp $(wildcard t/unit/*.hpp) $(wildcard src/core/*.h
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS_CORE) -Wno-error -Isrc/core -c $< -o $@
 
-$(BUILD)/unit-tests: $(UNIT_OBJS) $(CORE_LIB)
-	$(CXX) $(SANITIZE) -o $@ $(UNIT_OBJS) $(CORE_LIB) $(LIBS) -lgtest -lgtest_main -pthread
+# the admin daemon's counters (admin_counters_test.cpp) are linked in too
+$(BUILD)/unit-tests: $(UNIT_OBJS) $(BUILD)/admin/counters.o $(CORE_LIB)
+	$(CXX) $(SANITIZE) -o $@ $(UNIT_OBJS) $(BUILD)/admin/counters.o $(CORE_LIB) $(LIBS) \
+	    -lgtest -lgtest_main -pthread
 
 unit: $(BUILD)/unit-tests
 	$(BUILD)/unit-tests

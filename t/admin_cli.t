@@ -122,12 +122,23 @@ for my $c (
     [[qw(app add --name)], '--name without a value'],
     [[qw(app show)], 'app show without an id'],
     [[qw(app delete)], 'app delete without an id'],
+    [[qw(app add --name x --name y --grant client_credentials)],
+        '--name given twice', qr/--name given twice/],
+    [[qw(app add --name x --grant client_credentials --first-party=yes)],
+        'a value to a flag', qr/--first-party takes no value/],
+    [[qw(app add --grant client_credentials --name --first-party)],
+        'an option as --name\'s value', qr/--name needs a value/],
+    [[qw(app show nosuch extra)], 'an operand too many',
+        qr/unexpected argument 'extra'/],
+    [['app', 'add', '--name', 'x', '--grant', "bo\e[31mgus"],
+        'an escape sequence in a value', qr/bo\\x1B\[31mgus/],
 )
 {
-    my ($args, $name) = @$c;
+    my ($args, $name, $says) = @$c;
     my ($code, $out, $err) = $t->admin(@$args);
     is($code, 2, "$name: exit 2");
-    like($err, qr/\S/, "$name: message on stderr");
+    like($err, $says // qr/\S/, "$name: message on stderr");
+    unlike($err, qr/\e/, "$name: no raw escape byte reaches the terminal");
     is($out, '', "$name: nothing on stdout");
 }
 is(count_apps(), $n, 'usage errors created nothing');

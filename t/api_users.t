@@ -200,6 +200,23 @@ for my $p ('0', '-1', 'abc', $pages + 1, '1.0', '99999999999999999999') {
     is($r->{status}, 404, "page=$p: 404");
     is(detail($r), 'Invalid page.', "page=$p: \"Invalid page.\"");
 }
+$r = api('GET', '/api/users/?page=9&page=2', token => $admin);
+is($r->{status}, 200, 'page=9&page=2: the last ?page= counts (Django\'s '
+    . 'QueryDict): 200');
+is($r->{json}{previous}, 'http://localhost/api/users/',
+    'page=9&page=2 is page 2');
+# the links are built from Host: at the daemon itself (nginx's own
+# refuses such a Host first), one that is no host name, or two, are 400
+for my $h (['evil.example/x?'], ['a"b'], ['localhost', 'evil.example'],
+    ['localhost:123456'])
+{
+    my $raw = "GET /api/users/ HTTP/1.1\r\n"
+        . join('', map { "Host: $_\r\n" } @$h)
+        . "Authorization: Bearer $admin\r\nConnection: close\r\n\r\n";
+    $r = $t->http($raw, port => $t->daemon_port);
+    is($r->{status}, 400, "Host @$h: 400");
+    is(detail($r), 'Invalid Host header.', "Host @$h: \"Invalid Host header.\"");
+}
 is_deeply([map { $_->{id} } @{all_users()}],
     [sort { $a <=> $b } map { $_->{id} } @$all],
     'following next walks every user once, in id order');
@@ -371,6 +388,20 @@ $r = api('POST', '/api/users/', token => $admin, content_type => undef,
     body => '{"username": "n9", "password": "Fjord-42x", '
         . '"email": "n@example.com"}');
 is($r->{status}, 415, 'no Content-Type: 415');
+$r = api('POST', '/api/users/', token => $admin, port => $t->daemon_port,
+    headers => ['Content-Type' => 'application/json'],
+    content_type => 'text/plain', body => '{"username": "n9", '
+        . '"password": "Fjord-42x", "email": "n@example.com"}');
+is($r->{status}, 400, 'two Content-Type headers, JSON first: 400');
+is(detail($r), 'More than one Content-Type header.',
+    'two Content-Type headers: it says so');
+# a field at its maximum is taken
+my $longest = 'u' x 150;
+$r = api('POST', '/api/users/', token => $admin,
+    json => { username => $longest, password => 'Fjord-42x-Quill',
+        email => 'n150@example.com' });
+is($r->{status}, 201, 'a username of exactly 150 characters: 201');
+is($r->{json}{username}, $longest, 'and it reads back whole');
 $r = api('PATCH', "/api/users/$aid/", token => $admin,
     json => { first_name => 'x' x 151 });
 is($r->{status}, 400, 'PATCH first_name of 151 characters: 400');

@@ -28,7 +28,7 @@ for my $bad ("0.0.0.0:$p", "192.0.2.1:$p", "[::]:$p", "[2001:db8::1]:$p",
     "[::ffff:127.0.0.1]:$p", "localhost:$p", "$p", ":$p", '127.0.0.1:0',
     '127.0.0.1:65536', '127.0.0.1:', 'unix:', "http://127.0.0.1:$p")
 {
-    my ($code, $out, $err) = $t->admin('serve', '--listen', $bad);
+    my ($code, $out, $err) = $t->admin_within(10, 'serve', '--listen', $bad);
     is($code, 2, "--listen $bad: refused, exit 2");
 }
 my ($code, $out, $err) = $t->admin('serve', '--listen', "0.0.0.0:$p");
@@ -37,11 +37,19 @@ like($err, qr/not a loopback address.*R69/,
 ($code, $out, $err) = $t->admin('serve');
 is($code, 2, 'serve without --listen: exit 2');
 for my $o (['--page-size', 0], ['--page-size', 'x'],
-    ['--pbkdf2-iterations', 5], ['--pbkdf2-iterations', '1e6'])
+    ['--pbkdf2-iterations', 5], ['--pbkdf2-iterations', '1e6'],
+    ['--hash-limit', '0/4'], ['--hash-limit', '65/4'], ['--hash-limit', '2'],
+    ['--auth-limit', '5/0'], ['--auth-limit', '0/60'],
+    ['--auth-limit', '5/86401'], ['--account-limit', '100001/60'])
 {
-    ($code) = $t->admin('serve', '--listen', "127.0.0.1:$p", @$o);
+    ($code) = $t->admin_within(10, 'serve', '--listen', "127.0.0.1:$p", @$o);
     is($code, 2, "@$o: exit 2");
 }
+# a unix socket path longer than sun_path's 107 bytes would be cut short
+($code, $out, $err) = $t->admin_within(10, 'serve', '--listen',
+    'unix:/tmp/' . ('s' x 103));
+is($code, 2, '--listen unix:<a path of 108 bytes>: exit 2');
+like($err, qr/longer than 107 bytes/, 'it says the limit');
 ok(!-e $t->store, 'a refused command line never creates the store');
 
 ######################################################## nginx + daemon
@@ -155,6 +163,23 @@ $r = $t->api('POST', '/api/users/', token => $admin, port => $dp,
     body => '{"username": "' . 'a' x (1 << 20) . '"}');
 is($r->{status}, 413, 'a 1 MiB body to the daemon itself: 413');
 like($r->{json}{detail} // '', qr/65536/, 'the 413 says the limit');
+is(OAuth2Test::header($r, 'Connection'), 'close',
+    'the 413 closes the connection (the rest of the body is not read)');
+# the cap's edge: 65536 bytes are read (and answered for what they say),
+# one more is refused
+for my $n (65536, 65537) {
+    my $body = '{"username": "edge"}';
+    $body .= ' ' x ($n - length $body);
+    $r = $t->api('POST', '/api/users/', token => $admin, port => $dp,
+        body => $body);
+    if ($n == 65536) {
+        is($r->{status}, 400, 'a body of exactly 65536 bytes is read: 400 '
+            . 'for what it lacks, not 413');
+        ok($r->{json}{password}, 'and the 400 names the missing password');
+    } else {
+        is($r->{status}, 413, 'a body of 65537 bytes: 413');
+    }
+}
 $r = $t->api('POST', '/api/users/', token => $admin, port => $dp,
     headers => ['Content-Length' => 20 << 20], no_length => 1,
     body => 'x' x 1000, timeout => 5);
@@ -175,10 +200,17 @@ is($r->{status}, 401, 'two Authorization headers: 401');
 $r = $t->api('GET', '/api/users/', port => $dp, token => $admin,
     api_key => $admin);
 is($r->{status}, 401, 'Bearer and X-API-KEY together: 401');
+# a target with a quote and a backslash: the log line shows them escaped,
+# so a path cannot close the quoted field (control bytes too)
+$r = $t->http("GET /x\"y\\z HTTP/1.1\r\nHost: a\r\n"
+    . "Connection: close\r\n\r\n", port => $dp);
+is($r->{status}, 404, 'a path with a quote and a backslash: 404');
 is($t->stop_daemon, 0, 'the daemon stops');
 my $log = OAuth2Test::_slurp($t->daemon_log);
 like($log, qr{"GET /api/users/" 200 \d+ms}, 'one log line per request: '
     . 'method, path, status, time');
+like($log, qr{"GET /x\\x22y\\x5Cz" 404 \d+ms},
+    'the log escapes a path\'s quotes and backslashes');
 unlike($log, qr/hunter2|xyz|page=/, 'the log never holds the query string');
 
 ######################################################## SIGTERM in flight

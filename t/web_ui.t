@@ -231,6 +231,15 @@ is($r->{status}, 303, 'an unknown session cookie: 303 to login');
 is(OAuth2Test::header($r, 'X-Frame-Options'), 'DENY',
     'redirects carry the security headers too');
 
+# the cookie read as Django's parse_cookie reads it: spaces around the
+# name and the value do not count, and the first of a name wins
+(my $spaced = $session) =~ s/=/ = /;
+$r = $t->get('/o/applications/', Cookie => "other=1;  $spaced ");
+is($r->{status}, 200, 'the session cookie with spaces around its "=": 200');
+$r = $t->get('/o/applications/',
+    Cookie => "$session; oauth2_session=" . ('x' x 43));
+is($r->{status}, 200, 'two session cookies: the first counts');
+
 # CSRF on the pages: nothing is created
 $r = $t->get('/o/applications/register/', Cookie => $session);
 is($r->{status}, 200, 'the register form with the session: 200');
@@ -273,6 +282,64 @@ is($r->{status}, 404, 'an unknown client id: 404');
 like($r->{body}, qr/<main>/, 'the 404 is a page');
 $r = $t->get('/o/applications/x/y/', Cookie => $session);
 is($r->{status}, 404, 'an unknown page: 404');
+$r = $t->get('/o/applications/register', Cookie => $session);
+is($r->{status}, 404, 'a page without its trailing slash: 404');
+$r = $t->get('/o/applications/logout/', Cookie => $session);
+is($r->{status}, 405, 'GET logout: 405 (a link or an image cannot sign out)');
+is(OAuth2Test::header($r, 'Allow'), 'POST', 'GET logout: Allow POST');
+is($t->get('/o/applications/', Cookie => $session)->{status}, 200,
+    'and the session goes on');
+$r = $t->post_form('/o/applications/register/', app_form(csrf => $csrf),
+    Cookie => $session, 'Content-Type' => undef);
+is($r->{status}, 415, 'a form without Content-Type: 415');
+
+# the rules of `oauth2-admin app add`, on the form: each refused with
+# its field's message, nothing created
+my %base = (csrf => $csrf, name => 'rules-probe');
+for my $c (
+    ['a public client with client credentials',
+        { client_type => 'public', grant_client_credentials => 1 },
+        qr/A public client cannot use the client credentials grant/],
+    ['the authorization code grant without a redirect URI',
+        { client_type => 'confidential', grant_authorization_code => 1 },
+        qr/needs at least one redirect URI/],
+    ['a public client with an authentication method',
+        { client_type => 'public', grant_authorization_code => 1,
+          redirect_uris => 'https://app.example/cb',
+          auth_method => 'client_secret_post' },
+        qr/A public client has no secret/],
+    ['an access token lifetime of 0',
+        { client_type => 'confidential', grant_client_credentials => 1,
+          access_token_ttl => '0' },
+        qr/Enter a number of seconds from 1 to 315360000/],
+    ['an access token lifetime of "1h"',
+        { client_type => 'confidential', grant_client_credentials => 1,
+          access_token_ttl => '1h' },
+        qr/Enter a number of seconds from 1 to 315360000/])
+{
+    my ($what, $fields, $re) = @$c;
+    $r = $t->post_form('/o/applications/register/',
+        OAuth2Test::form(%base, %$fields), Cookie => $session);
+    is($r->{status}, 400, "$what: 400");
+    like($r->{body}, $re, "$what: the field's message");
+}
+ok(!grep({ $_ eq 'rules-probe' } app_names()), 'none of them was created');
+# a public client has no secret to rotate
+$r = $t->post_form('/o/applications/register/',
+    OAuth2Test::form(%base, name => 'public-probe', client_type => 'public',
+        grant_authorization_code => 1,
+        redirect_uris => 'https://app.example/cb'), Cookie => $session);
+is($r->{status}, 200, 'a public client registered: 200');
+my ($pid) = $r->{body} =~ /id="client_id">([^<]+)</;
+ok(defined $pid && $r->{body} !~ /id="client_secret"/,
+    'its page shows a client id and no secret');
+$r = $t->post_form("/o/applications/$pid/rotate-secret/",
+    OAuth2Test::form(csrf => $csrf), Cookie => $session);
+is($r->{status}, 400, 'rotate-secret of a public client: 400');
+like($r->{body}, qr/A public client has no secret to rotate/,
+    'rotate-secret of a public client: it says why');
+$r = $t->get("/o/applications/$pid/frobnicate/", Cookie => $session);
+is($r->{status}, 404, 'an unknown action of an application: 404');
 
 # HTML escaping
 my $evil = '<script>alert(1)</script>';

@@ -412,6 +412,15 @@ sub admin {
     return $self->_run_cmd($ADMIN, '--store', $self->store, @args);
 }
 
+# admin_within($seconds, @args): admin(@args), killed after $seconds (exit
+# 137): for a command that must refuse, so that one that serves instead
+# fails the test rather than hanging it
+sub admin_within {
+    my ($self, $seconds, @args) = @_;
+    return $self->_run_cmd('timeout', '-s', 'KILL', $seconds, $ADMIN,
+        '--store', $self->store, @args);
+}
+
 # admin_raw(@args): no --store added
 sub admin_raw {
     my ($self, @args) = @_;
