@@ -158,6 +158,19 @@ $r = post("$gt&pad=" . ('a' x 20480));
 $t->oauth_error_ok($r, 413, 'invalid_request', '20 KiB body (R8)');
 $r = post("$gt&pad=" . ('a' x (1 << 20)));
 is($r->{status}, 413, '1 MiB body: 413 (R8)');
+# the refused body is read and dropped, never parsed as the next request
+# of a kept-alive connection: a request hidden in it gets no answer
+{
+    my $hidden = "GET /o/.well-known/smuggled HTTP/1.1\r\nHost: a\r\n\r\n";
+    my $body = $hidden . ('a' x (20480 - length $hidden));
+    $r = $t->http("POST /o/token/ HTTP/1.1\r\nHost: a\r\n"
+        . "Content-Type: $FORM\r\nContent-Length: " . length($body)
+        . "\r\nConnection: keep-alive\r\n\r\n$body", timeout => 3);
+    is($r->{status}, 413, 'a 20 KiB body on a kept-alive connection: 413');
+    my $answers = () = $r->{raw} =~ m{^HTTP/1\.1 \d{3}}mg;
+    is($answers, 1, 'one answer: the request inside the refused body is '
+        . 'not served (R8)');
+}
 my $many = join '&', $gt, map { "p$_=1" } 1 .. 64;
 $t->oauth_error_ok(post($many), 400, 'invalid_request',
     'more than 64 parameters (R8)');
@@ -176,6 +189,16 @@ $r = $t->request('POST', '/o/token/', headers => [Authorization => $auth,
     'Content-Type' => $FORM, 'Transfer-Encoding' => 'chunked'],
     body => $chunked);
 is($r->{status}, 200, 'chunked body in two chunks: 200 (R8)');
+# a chunked body declares no length: it is counted as it is read, and
+# past 16 KiB refused as the declared one is
+my $big = "$gt&pad=" . ('a' x 20480);
+$chunked = join('', map { sprintf("%x\r\n%s\r\n", length, $_) }
+    unpack('(a4096)*', $big)) . "0\r\n\r\n";
+$r = $t->request('POST', '/o/token/', headers => [Authorization => $auth,
+    'Content-Type' => $FORM, 'Transfer-Encoding' => 'chunked'],
+    body => $chunked);
+$t->oauth_error_ok($r, 413, 'invalid_request',
+    'a chunked body of 20 KiB in 4 KiB chunks (R8)');
 $r = $t->request('POST', '/o/token/', headers => [Authorization => $auth,
     'Content-Type' => $FORM, Expect => '100-continue'], body => $gt);
 is($r->{status}, 200, 'Expect: 100-continue: 200 (R8)');

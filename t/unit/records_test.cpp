@@ -123,9 +123,16 @@ TEST(TokenRecord, EachOptionalFieldAlone) {
   sealed.sealed = "s";
   data.data = "{}";
   for (const Token* t : {&fam, &used, &code, &chal, &sealed, &data}) {
-    auto back = decode_token(encode_token(*t));
+    const std::string rec = encode_token(*t);
+    auto back = decode_token(rec);
     ASSERT_TRUE(back.has_value());
     expect_same(*back, *t);
+    // the field is the record's last: cut anywhere, it is refused, never
+    // read a byte past the end (a used refresh token ends in used_at)
+    for (size_t n = 0; n < rec.size(); n++) {
+      EXPECT_FALSE(decode_token(rec.substr(0, n)).has_value())
+          << "cut at " << n << " of " << rec.size();
+    }
   }
 }
 
@@ -156,6 +163,33 @@ TEST(TokenRecord, TruncatedOrUnknownIsRefused) {
   std::string v0 = rec;
   v0[0] = 0;
   EXPECT_FALSE(decode_token(v0).has_value());
+}
+
+// An account lock's record (R83, R89): a header, then whole origins of 40
+// bytes; one cut short is refused, not read past its end.
+TEST(LockRecord, RoundTripsAndAPartialOriginIsRefused) {
+  oauth2::AccountLock l;
+  l.window_start = 1700000000;
+  l.failures = 7;
+  l.locked_until = 1700000600;
+  for (int i = 0; i < 2; i++) {
+    oauth2::AccountLock::Origin o;
+    o.id[0] = static_cast<unsigned char>(i + 1);
+    o.last = 1700000000 - i;
+    l.trusted.push_back(o);
+  }
+  const std::string rec = oauth2::records::encode_lock(l);
+  auto back = oauth2::records::decode_lock(rec);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->failures, 7u);
+  EXPECT_EQ(back->locked_until, l.locked_until);
+  ASSERT_EQ(back->trusted.size(), 2u);
+  EXPECT_EQ(back->trusted[1].id[0], 2);
+  EXPECT_EQ(back->trusted[1].last, l.trusted[1].last);
+  for (size_t n = 0; n < rec.size(); n++) {
+    const bool whole = n >= 21 && (n - 21) % 40 == 0;
+    EXPECT_EQ(oauth2::records::decode_lock(rec.substr(0, n)).has_value(), whole) << "cut at " << n;
+  }
 }
 
 }  // namespace
