@@ -163,8 +163,18 @@ $r = $t->api('POST', '/api/users/', token => $admin, port => $dp,
     body => '{"username": "' . 'a' x (1 << 20) . '"}');
 is($r->{status}, 413, 'a 1 MiB body to the daemon itself: 413');
 like($r->{json}{detail} // '', qr/65536/, 'the 413 says the limit');
-is(OAuth2Test::header($r, 'Connection'), 'close',
-    'the 413 closes the connection (the rest of the body is not read)');
+# asked to keep the connection, the daemon still closes it after a 413
+{
+    my $big = 'x' x (100 * 1024);
+    my $k = $t->http("POST /api/users/ HTTP/1.1\r\nHost: localhost\r\n"
+        . "Authorization: Bearer $admin\r\nContent-Type: application/json\r\n"
+        . "Content-Length: " . length($big) . "\r\n"
+        . "Connection: keep-alive\r\n\r\n$big", port => $dp, timeout => 5);
+    is($k->{status}, 413, 'a 100 KiB body on a kept-alive connection: 413');
+    is(OAuth2Test::header($k, 'Connection'), 'close',
+        'the 413 says Connection: close');
+    ok(!$k->{timeout}, 'and the daemon closes the connection');
+}
 # the cap's edge: 65536 bytes are read (and answered for what they say),
 # one more is refused
 for my $n (65536, 65537) {

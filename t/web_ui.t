@@ -325,10 +325,10 @@ for my $c (
 }
 ok(!grep({ $_ eq 'rules-probe' } app_names()), 'none of them was created');
 # a public client has no secret to rotate
-$r = $t->post_form('/o/applications/register/',
-    OAuth2Test::form(%base, name => 'public-probe', client_type => 'public',
-        grant_authorization_code => 1,
-        redirect_uris => 'https://app.example/cb'), Cookie => $session);
+my %public = (%base, name => 'public-probe', client_type => 'public',
+    grant_authorization_code => 1, redirect_uris => 'https://app.example/cb');
+$r = $t->post_form('/o/applications/register/', OAuth2Test::form(%public),
+    Cookie => $session);
 is($r->{status}, 200, 'a public client registered: 200');
 my ($pid) = $r->{body} =~ /id="client_id">([^<]+)</;
 ok(defined $pid && $r->{body} !~ /id="client_secret"/,
