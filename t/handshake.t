@@ -88,6 +88,11 @@ $t->write_config($t->default_http(
         oauth2_handshake_key $keyfile;
         $SOL
     }
+    location /short/handshake/ {
+        oauth2_handshake;
+        $SOL
+        oauth2_handshake_max_ttl 5m;
+    }
     location /hs/ {
         auth_oauth2 api;
         auth_oauth2_scope read;
@@ -765,6 +770,18 @@ ok($e >= int($t1) + 86399 && $e <= time + 86402,
     'expires_in absent: 86400 (a day)');
 $r = create(expires_in => JSON::PP::null);
 created_ok($r, 'expires_in null: as absent');
+# where oauth2_handshake_max_ttl is shorter than a day, it bounds the
+# default too, not only what expires_in asks
+$t1 = time;
+$r = hs('create/', { api_key => $key, system_name => 'fayvad_rentals_django',
+    solution_name => 'rental' }, base => '/short/handshake');
+created_ok($r, 'at a location of max_ttl 5m, expires_in absent');
+$e = epoch_of(($r->{json}{handshake} // {})->{expires_at}) // 0;
+ok($e >= int($t1) + 299 && $e <= time + 302,
+    'expires_in absent at max_ttl 5m: 300 s, not a day');
+$r = hs('create/', { api_key => $key, system_name => 'fayvad_rentals_django',
+    solution_name => 'rental', expires_in => 301 }, base => '/short/handshake');
+is($r->{status}, 400, 'expires_in 301 at max_ttl 5m: 400');
 
 # validate/ and revoke/ fields
 for my $c ([{}, 'handshake_token', 'validate without fields'],
@@ -936,6 +953,20 @@ sleep 2.2;
 created_ok(hs('create/', { api_key => $key, system_name => 's',
     solution_name => 'rental' }, base => $bf),
     'after the 2 s window the right key creates again (R17)');
+# a wrong handshake secret is a failed authentication too: 9 of them
+# from the address, and the right one waits
+sleep 2.2;
+for my $i (1 .. 9) {
+    my $r = validate({ handshake_token => $live->{handshake_token},
+        handshake_secret => "wrong-secret-$i" }, base => $bf);
+    ok($r->{status} == 401 || $r->{status} == 429,
+        "wrong handshake secret #$i: refused") or diag("got $r->{status}");
+}
+is(validate($live, base => $bf)->{status}, 429,
+    'the right secret after 9 wrong ones from the address: 429 (R17)');
+sleep 2.2;
+is(validate($live, base => $bf)->{status}, 200,
+    'after the window the right secret validates again');
 
 ######################################################## nginx -t
 

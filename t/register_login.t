@@ -99,6 +99,13 @@ $r = login(username => 'alice', password => $pw);
 is($r->{status}, 200, 'login with username and password: 200');
 $r = login(email => 'ALICE@Example.COM', password => $pw);
 is($r->{status}, 200, 'login with the email in another case: 200');
+# a scope asked at login narrows the token, as the password grant's does
+$r = login(username => 'alice', password => $pw, scope => 'read');
+is($r->{status}, 200, 'login with scope=read: 200');
+is(($r->{json} // {})->{scope}, 'read', 'login with scope=read: the token has read');
+$t->oauth_error_ok(login(username => 'alice', password => $pw,
+    scope => 'read admin'), 400, 'invalid_scope',
+    'login with a scope the application does not hold');
 
 # the registered user can use the password grant
 $r = password_token($t, $app, 'alice', $pw, auth => 'post');
@@ -264,6 +271,24 @@ my $zoe_name = $t->post_form('/users/login-limited/', OAuth2Test::form(
     is($zoe_name->{status}, 429,
         'the same account by username is throttled too (R17)');
 }
+
+# an email two accounts share (Django does not make emails unique) is
+# counted by the email itself, whatever its case
+sleep 2.2;
+for my $n ('twin1', 'twin2') {
+    $r = register(username => $n, password => 'Quartz-lantern-91',
+        confirm_password => 'Quartz-lantern-91', email => 'twins@example.com');
+    is($r->{status}, 201, "register $n with twins\@example.com: 201");
+}
+for my $i (1 .. 3) {
+    $r = $t->post_form('/users/login-limited/', OAuth2Test::form(
+        email => 'twins@example.com', password => "guess$i"));
+    is($r->{status}, 400, "wrong password #$i for twins\@example.com: 400");
+}
+$r = $t->post_form('/users/login-limited/', OAuth2Test::form(
+    email => 'TWINS@Example.COM', password => 'guess4'));
+is($r->{status}, 429, 'the shared email in another case: 429, the same '
+    . 'count (R17)');
 
 #################################################### racing registrations
 
