@@ -130,6 +130,9 @@ for my $c (
         'an option as --name\'s value', qr/--name needs a value/],
     [[qw(app show nosuch extra)], 'an operand too many',
         qr/unexpected argument 'extra'/],
+    [[qw(app add --name x --public --grant client_credentials)],
+        'a public client with client_credentials (RFC 6749 4.4)',
+        qr/client_credentials/],
     [['app', 'add', '--name', 'x', '--grant', "bo\e[31mgus"],
         'an escape sequence in a value', qr/bo\\x1B\[31mgus/],
 )

@@ -223,6 +223,20 @@ OAuth2Test::write_file("$dir/other.txt", "VERSION=3\nformat=print\ntype=btree\n"
 system("mdb_load -n -s other -f '$dir/other.txt' '$dir/other'") == 0
     or die 'mdb_load';
 $bad{'an LMDB file that is not a store'} = ["$dir/other", qr/no meta database/];
+# a database whose own count says a record more than it holds (its
+# MDB_db in the main database's leaf: the node header of a 48-byte value
+# with F_SUBDATA and a 7-byte key, "clients", then md_entries at 32)
+{
+    my $damaged = $bytes;
+    my $at = index($damaged, "\x30\x00\x00\x00\x02\x00\x07\x00clients");
+    die 'no clients database node in the backup' if $at < 0;
+    my $off = $at + 8 + 7 + 32;
+    my $n = unpack('Q<', substr($damaged, $off, 8));
+    die "clients counts $n records" unless $n == 1;
+    substr($damaged, $off, 8) = pack('Q<', $n + 1);
+    $bad{'a backup whose clients database counts a record it lacks'} =
+        [OAuth2Test::write_file("$dir/damaged", $damaged), qr/database clients is damaged/];
+}
 
 for my $case (sort keys %bad) {
     my ($path, $re) = @{$bad{$case}};

@@ -147,6 +147,8 @@ is(OAuth2Test::header($g, 'Referrer-Policy'), 'no-referrer',
     'Referrer-Policy no-referrer (R26)');
 is(OAuth2Test::header($g, 'X-Content-Type-Options'), 'nosniff',
     'X-Content-Type-Options nosniff');
+is(OAuth2Test::header($g, 'Cross-Origin-Opener-Policy'), 'same-origin',
+    'Cross-Origin-Opener-Policy same-origin');
 like(OAuth2Test::header($g, 'Cache-Control') // '', qr/no-store/,
     'Cache-Control no-store');
 like(OAuth2Test::header($g, 'Content-Type') // '',
@@ -170,6 +172,26 @@ like($sc, qr/;\s*SameSite=Strict/i, 'the session cookie is SameSite=Strict');
 like($sc, qr{;\s*Path=/o/applications/}, 'the session cookie is for the pages');
 unlike($sc, qr/;\s*Secure/i, 'no Secure flag over plain http');
 my $session = session_of($r);
+
+# signing in again in a browser that holds a session ends that session:
+# a session planted in the browser before the sign-in never becomes the
+# signed-in one (session fixation)
+{
+    my $g2 = $t->get('/o/applications/login/');
+    my $csrf2 = cookies_of($g2)->{oauth2_csrf}{value} // '';
+    my $again = $t->post_form('/o/applications/login/',
+        OAuth2Test::form(csrf => csrf_field($g2), username => $staff,
+            password => $staff_pw),
+        Cookie => "oauth2_csrf=$csrf2; $session");
+    is($again->{status}, 303, 'a second sign-in with the session cookie: 303');
+    my $fresh = session_of($again);
+    ok($fresh && $fresh ne $session, 'it sets a new session');
+    is($t->get('/o/applications/', Cookie => $session)->{status}, 303,
+        'the session the browser held before is ended');
+    is($t->get('/o/applications/', Cookie => $fresh)->{status}, 200,
+        'the new one is signed in');
+    $session = $fresh;
+}
 
 # nginx sets X-Forwarded-Proto to its $scheme (daemon_locations): ask the
 # daemon itself what it does behind https
