@@ -140,6 +140,7 @@ conf_ok($srv->('location / { oauth2_account_limit 10 1d; }'),
 for my $c (['oauth2_access_token_ttl 0', 'must be positive'],
     ['oauth2_refresh_token_ttl 0', 'must be positive'],
     ['oauth2_code_ttl 0', 'must be 1s to 10m \\(RFC 6749 4.1.2\\)'],
+    ['oauth2_code_ttl 601s', 'must be 1s to 10m \\(RFC 6749 4.1.2\\)'],
     ['oauth2_device_code_ttl 0', 'must be 1s to 1d'],
     ['oauth2_device_code_ttl 86401s', 'must be 1s to 1d'],
     ['oauth2_refresh_token_grace 86401s', 'must be 0 to 1d'])

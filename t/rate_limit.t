@@ -74,6 +74,11 @@ $t->write_config($t->default_http(
         oauth2_rate_limit 5/h;
         alias %%DIR%%/html/;
     }
+    location /rl/second/ {
+        auth_oauth2 api;
+        oauth2_rate_limit 2/s;
+        alias %%DIR%%/html/;
+    }
     location = /api/status/ {
         oauth2_status svc X-Status-Token $status_file;
         oauth2_rate_limit 2/h;
@@ -457,6 +462,22 @@ is($r->{status}, 200, 'another client at the location: 200');
 headers_ok($r, 3, 2, $reset_h, 'another client at the location');
 $r = $t->bearer_get('/rl/protected/', 'x' x 43);
 is($r->{status}, 401, 'an unknown token: 401, before any limit');
+
+# each window counts afresh: 2 in one second, then 429; in the next
+# second 2 again, then 429 again (a client that spent one window is
+# limited in the next too)
+{
+    my $ps = $t->new_app(name => 'protected-second');
+    my $tok = $t->issue_token($ps->{client_id});
+    for my $w (1, 2) {
+        my $b = next_boundary(1);
+        sleep $b - time + 0.05;
+        my @got = map { $t->bearer_get('/rl/second/index.html', $tok)->{status} }
+            1 .. 3;
+        is("@got", '200 200 429', "oauth2_rate_limit 2/s, second $w: "
+            . '200, 200, then 429');
+    }
+}
 is($t->bearer_get('/protected/', $pa_tokens[0])->{status}, 200,
     'the limited client at a location without a limit: 200');
 

@@ -153,4 +153,40 @@ for my $case ('file', 'unwritable') {
     }
 }
 
+# R78: the master's chown never follows a symbolic link in the store: the
+# directory is the workers' user's, who could plant one pointing at any
+# file root owns
+{
+    my $u = OAuth2Test->new;
+    my $victim = $u->dir . '/victim';
+    OAuth2Test::write_file($victim, "keep\n");
+    chmod 0600, $victim;
+    mkdir $u->store or die "mkdir: $!";
+    symlink $victim, $u->store . '/lock.mdb' or die "symlink: $!";
+    $u->expect_log(qr/^(?!.*(?:exited on signal|Sanitizer|runtime error))
+        .*(?:oauth2|lmdb|mdb_|\bstore\b)/xi);
+    $u->write_default_config->run;
+    is((stat $victim)[4], 0, 'a lock.mdb symlinked to a file of root\'s: '
+        . 'the file stays root\'s');
+    is(OAuth2Test::_slurp($victim), "keep\n", 'and nothing was written into it');
+    $u->stop;
+}
+
+# R78: a data.mdb the master's check (in a child, as the workers' user)
+# refuses is reported at start, naming the store
+{
+    my $u = OAuth2Test->new;
+    mkdir $u->store or die "mkdir: $!";
+    OAuth2Test::write_file($u->store . '/data.mdb', 'x' x 16384);
+    $u->expect_log(qr/^(?!.*(?:exited on signal|Sanitizer|runtime error))
+        .*(?:oauth2|lmdb|mdb_|\bstore\b)/xi);
+    $u->write_default_config->run;
+    like(OAuth2Test::_slurp($u->error_log),
+        qr/oauth2: cannot prepare store "[^"]+": \S/,
+        'a corrupt data.mdb: the master says it cannot prepare the store');
+    is($u->get('/protected/', Authorization => 'Bearer ' . ('x' x 43))
+        ->{status}, 503, 'and the workers answer 503 (R77)');
+    $u->stop;
+}
+
 $t->done_testing;
