@@ -233,11 +233,17 @@ $r = login(email => 'alice@example.com', password => $pw);
 
 ############################################################ throttling (R17)
 
-for my $i (1 .. 3) {
-    $r = $t->post_form('/users/login-limited/', OAuth2Test::form(
-        username => 'seeduser', password => "guess$i"));
-    is($r->{status}, 400, "wrong password #$i for seeduser: 400");
+# three wrong passwords at the limited login for $field => $value, each 400
+sub three_wrong {
+    my ($field, $value) = @_;
+    for my $i (1 .. 3) {
+        my $w = $t->post_form('/users/login-limited/', OAuth2Test::form(
+            $field => $value, password => "guess$i"));
+        is($w->{status}, 400, "wrong password #$i for $value: 400");
+    }
 }
+
+three_wrong(username => 'seeduser');
 $r = $t->post_form('/users/login-limited/', OAuth2Test::form(
     username => 'seeduser', password => 'Tr0ub4dor-and-3'));
 $t->oauth_error_ok($r, 429, 'temporarily_unavailable',
@@ -253,11 +259,7 @@ is($r->{status}, 200, 'after the window the login works again (R17)');
 $r = register(username => 'zoe', password => 'Quartz-lantern-91',
     confirm_password => 'Quartz-lantern-91', email => 'zoe@example.com');
 is($r->{status}, 201, 'register zoe: 201');
-for my $i (1 .. 3) {
-    $r = $t->post_form('/users/login-limited/', OAuth2Test::form(
-        email => 'zoe@example.com', password => "guess$i"));
-    is($r->{status}, 400, "wrong password #$i for zoe\@example.com: 400");
-}
+three_wrong(email => 'zoe@example.com');
 $r = $t->post_form('/users/login-limited/', OAuth2Test::form(
     email => 'zoe@example.com', password => 'Quartz-lantern-91'));
 is($r->{status}, 429, 'zoe@example.com after 3 failures: 429 (R17)');
@@ -280,11 +282,7 @@ for my $n ('twin1', 'twin2') {
         confirm_password => 'Quartz-lantern-91', email => 'twins@example.com');
     is($r->{status}, 201, "register $n with twins\@example.com: 201");
 }
-for my $i (1 .. 3) {
-    $r = $t->post_form('/users/login-limited/', OAuth2Test::form(
-        email => 'twins@example.com', password => "guess$i"));
-    is($r->{status}, 400, "wrong password #$i for twins\@example.com: 400");
-}
+three_wrong(email => 'twins@example.com');
 $r = $t->post_form('/users/login-limited/', OAuth2Test::form(
     email => 'TWINS@Example.COM', password => 'guess4'));
 is($r->{status}, 429, 'the shared email in another case: 429, the same '
