@@ -524,6 +524,31 @@ int64_t put_backup_in_cluster(Etcd& etcd, const std::string& path) {
   return revision;
 }
 
+// Read your writes, as for every other write with --etcd: where --store
+// names this machine's mirror, the answer waits (Cluster::kMirrorWaitMs
+// at most) until the mirror has applied revision, so that the next
+// command run here sees what was restored.  Without a mirror here it
+// answers at once; a mirror that does not catch up is said on stderr
+// (the records are in the cluster all the same).
+void wait_for_local_mirror(const Invocation& inv, int64_t revision) {
+  struct stat st;
+  if (lstat((inv.store + "/data.mdb").c_str(), &st) != 0) return;
+  std::unique_ptr<Store> mirror;
+  try {
+    mirror = open_store(inv, false);
+  } catch (const std::exception& e) {
+    fprintf(stderr, "oauth2-admin: restored; not waiting for a mirror: %s\n", e.what());
+    return;
+  }
+  if (!mirror || !mirror->cluster()) return;
+  if (!mirror->cluster()->wait_for_mirror(*mirror, revision, Cluster::kMirrorWaitMs)) {
+    fprintf(stderr,
+            "oauth2-admin: the mirror %s has not applied the restore (revision %lld) within "
+            "%ld ms: is oauth2-admin sync running?\n",
+            quoted(inv.store).c_str(), static_cast<long long>(revision), Cluster::kMirrorWaitMs);
+  }
+}
+
 // restore with --etcd: the backup checked whole as for a store, of this
 // build's schema (an older one is brought up to date by a local restore
 // and a new backup), then put in the cluster.  The edges' sync daemons
@@ -543,6 +568,7 @@ int restore_to_cluster(const Invocation& inv, const std::string& from) {
                              ") already holds records: restore replaces them only with --force");
   }
   const int64_t revision = put_backup_in_cluster(etcd, from);
+  wait_for_local_mirror(inv, revision);
   Json obj(checked(json_object()));
   set_member(obj.get(), "etcd_prefix", string_json(inv.etcd_prefix));
   set_member(obj.get(), "restored_from", string_json(from));
