@@ -18,6 +18,8 @@ sub dj { my $j = eval { $json->decode($_[0]) }; return $j }
 my ($code, $out, $err) = $t->admin_raw('--store', $store, 'app', 'add',
     '--name', 'cli', '--grant', 'client_credentials');
 is($code, 0, '--store before the subcommand: exit 0') or diag($err);
+is(sprintf('%o', (stat $store)[2] & 07777), '750',
+    'the store directory the CLI made is 0750, whatever the umask');
 my $app = dj($out);
 ok($app, 'app add prints JSON') or diag($out);
 is_deeply([sort keys %{$app // {}}], [sort qw(client_id client_secret name

@@ -168,6 +168,9 @@ $r = api('POST', '/api/users/', token => 'A' x 43, json => {
     email => 'e@example.com' });
 is($r->{status}, 401, 'an invalid token is not anonymous registration: 401');
 is(detail($r), 'Invalid token.', 'with "Invalid token."');
+like(OAuth2Test::header($r, 'WWW-Authenticate') // '',
+    qr/^Bearer realm="[^"]+", error="invalid_token"$/,
+    'and WWW-Authenticate says error="invalid_token" (RFC 6750 3.1)');
 
 ######################################################## pagination
 

@@ -455,6 +455,18 @@ page_ok($f->get(q_for($web, client_id => undef), Cookie => $session),
     'client_id missing', error => 'client_id is missing');
 page_ok($f->get(q_for($web, client_id => 'x' x 40), Cookie => $session),
     'an unknown client_id', error => 'invalid_client');
+# a disabled application is refused as an unknown one, on the error page,
+# never sent a code (R20, R70)
+{
+    my $off = $t->new_app(name => 'switched-off', %grants,
+        redirect_uris => [$CB]);
+    is($f->get(q_for($off), Cookie => $session)->{status}, 200,
+        'an enabled application: the consent page');
+    my ($dc, undef, $de) = $t->admin('app', 'disable', $off->{client_id});
+    is($dc, 0, 'app disable: exit 0') or diag($de);
+    page_ok($f->get(q_for($off), Cookie => $session),
+        'a disabled application', error => 'invalid_client');
+}
 page_ok($f->get(q_for($web, client_id => ''), Cookie => $session),
     'an empty client_id');
 page_ok($f->get(q_for($web, client_id => $web->{client_id} . ' '),

@@ -207,6 +207,9 @@ is($r->{status}, 200, 'a query string with secrets: 200');
 $r = $t->api('GET', '/api/users/', port => $dp,
     headers => [Authorization => 'Bearer one', Authorization => 'Bearer two']);
 is($r->{status}, 401, 'two Authorization headers: 401');
+$r = $t->api('GET', '/api/users/', port => $dp, headers => [
+    Authorization => "Bearer $admin", Authorization => 'Bearer two']);
+is($r->{status}, 401, 'two Authorization headers, the first a good token: 401');
 $r = $t->api('GET', '/api/users/', port => $dp, token => $admin,
     api_key => $admin);
 is($r->{status}, 401, 'Bearer and X-API-KEY together: 401');

@@ -107,6 +107,19 @@ $t->oauth_error_ok(login(username => 'alice', password => $pw,
     scope => 'read admin'), 400, 'invalid_scope',
     'login with a scope the application does not hold');
 
+# a changed email signs in, the old one no longer does
+$r = register(username => 'mover', password => 'Quartz-lantern-91',
+    confirm_password => 'Quartz-lantern-91', email => 'old@example.com');
+is($r->{status}, 201, 'register mover: 201');
+is(login(email => 'old@example.com', password => 'Quartz-lantern-91')
+    ->{status}, 200, 'mover signs in by old@example.com');
+my ($mc, $mo, $me) = $t->admin(qw(user set mover --email new@example.com));
+is($mc, 0, 'user set mover --email new@example.com: exit 0') or diag($me);
+is(login(email => 'new@example.com', password => 'Quartz-lantern-91')
+    ->{status}, 200, 'the new email signs in');
+is(login(email => 'old@example.com', password => 'Quartz-lantern-91')
+    ->{status}, 400, 'the old email no longer does: 400');
+
 # the registered user can use the password grant
 $r = password_token($t, $app, 'alice', $pw, auth => 'post');
 is($r->{status}, 200, 'the registered user: password grant 200');

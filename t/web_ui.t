@@ -382,6 +382,11 @@ $r = $t->get("/o/applications/$eid/", Cookie => $session);
 unlike($r->{body}, qr/<script>alert/, 'the detail page does not hold <script>');
 like($r->{body}, qr/&lt;script&gt;alert\(1\)&lt;\/script&gt;/,
     'the detail page shows the name escaped');
+$r = $t->get("/o/applications/$eid/delete/", Cookie => $session);
+is($r->{status}, 200, 'the delete confirmation: 200');
+unlike($r->{body}, qr/<script>alert/, 'the delete confirmation does not hold <script>');
+like($r->{body}, qr/&lt;script&gt;alert\(1\)&lt;\/script&gt;/,
+    'the delete confirmation shows the name escaped');
 # a redirect URI's & is markup too
 $r = $t->post_form('/o/applications/register/',
     app_form(csrf => $csrf, name => 'amp-probe',
