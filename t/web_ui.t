@@ -253,8 +253,9 @@ is($r->{status}, 303, 'an unknown session cookie: 303 to login');
 is(OAuth2Test::header($r, 'X-Frame-Options'), 'DENY',
     'redirects carry the security headers too');
 
-# the cookie read as Django's parse_cookie reads it: spaces around the
-# name and the value do not count, and the first of a name wins
+# spaces around a cookie's name and value do not count (as in Django's
+# parse_cookie); of two cookies of one name the first counts (Django
+# keeps the last; a browser sends the one of the longest path first)
 (my $spaced = $session) =~ s/=/ = /;
 $r = $t->get('/o/applications/', Cookie => "other=1;  $spaced ");
 is($r->{status}, 200, 'the session cookie with spaces around its "=": 200');
