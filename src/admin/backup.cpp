@@ -540,7 +540,7 @@ void wait_for_local_mirror(const Invocation& inv, int64_t revision) {
     fprintf(stderr, "oauth2-admin: restored; not waiting for a mirror: %s\n", e.what());
     return;
   }
-  if (!mirror || !mirror->cluster()) return;
+  // (open_store with --etcd gives a mirror with its cluster, or throws)
   if (!mirror->cluster()->wait_for_mirror(*mirror, revision, Cluster::kMirrorWaitMs)) {
     fprintf(stderr,
             "oauth2-admin: the mirror %s has not applied the restore (revision %lld) within "
