@@ -170,11 +170,10 @@ is($r->{status}, 303, 'an unknown client_id: 303, nothing to revoke');
 {
     my $big = OAuth2Test::form(action => 'revoke', csrf_token => $csrf,
         client_id => $web->{client_id}) . '&pad=' . ('a' x 20000);
-    my $chunked = join('', map { sprintf("%x\r\n%s\r\n", length, $_) }
-        unpack('(a4096)*', $big)) . "0\r\n\r\n";
     $r = $t->request('POST', $PAGE, headers => [Cookie => $alice,
         'Content-Type' => 'application/x-www-form-urlencoded',
-        'Transfer-Encoding' => 'chunked'], body => $chunked);
+        'Transfer-Encoding' => 'chunked'],
+        body => OAuth2Test::chunked($big, 4096));
     is($r->{status}, 413, 'a chunked form of 20 KiB: 413 (R8)');
 }
 is_deeply($t->admin_json('consent', 'list', '--user', 'dora'), $before,

@@ -196,7 +196,7 @@ $r = $t->api('POST', '/api/users/', token => $admin, port => $dp,
 is($r->{status}, 413, 'a declared 20 MiB body: 413 at once');
 $r = $t->api('POST', '/api/users/', token => $admin, port => $dp,
     headers => ['Transfer-Encoding' => 'chunked'],
-    body => sprintf("%x\r\n%s\r\n0\r\n\r\n", 70000, 'x' x 70000));
+    body => OAuth2Test::chunked('x' x 70000));
 is($r->{status}, 413, 'a chunked body over 64 KiB: 413');
 $r = $t->api('HEAD', '/api/users/', token => $admin, port => $dp);
 is($r->{status}, 200, 'HEAD /api/users/: 200');

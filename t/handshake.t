@@ -125,10 +125,11 @@ sub hs {
 
 sub create {
     my (%f) = @_;
+    my $base = delete $f{base};
     my %b = (api_key => $key, system_name => 'fayvad_rentals_django',
         solution_name => 'rental', %f);
     delete @b{grep { !defined $b{$_} } keys %b};
-    return hs('create/', \%b);
+    return hs('create/', \%b, defined $base ? (base => $base) : ());
 }
 
 # a created handshake (dies unless 201)
@@ -773,14 +774,12 @@ created_ok($r, 'expires_in null: as absent');
 # where oauth2_handshake_max_ttl is shorter than a day, it bounds the
 # default too, not only what expires_in asks
 $t1 = time;
-$r = hs('create/', { api_key => $key, system_name => 'fayvad_rentals_django',
-    solution_name => 'rental' }, base => '/short/handshake');
+$r = create(base => '/short/handshake');
 created_ok($r, 'at a location of max_ttl 5m, expires_in absent');
 $e = epoch_of(($r->{json}{handshake} // {})->{expires_at}) // 0;
 ok($e >= int($t1) + 299 && $e <= time + 302,
     'expires_in absent at max_ttl 5m: 300 s, not a day');
-$r = hs('create/', { api_key => $key, system_name => 'fayvad_rentals_django',
-    solution_name => 'rental', expires_in => 301 }, base => '/short/handshake');
+$r = create(expires_in => 301, base => '/short/handshake');
 is($r->{status}, 400, 'expires_in 301 at max_ttl 5m: 400');
 
 # validate/ and revoke/ fields
@@ -862,7 +861,7 @@ for my $c ([hs('create/', $big), 'create with 16 KB + 1 byte'],
 }
 $r = $t->api('POST', "$HS/create/",
     headers => ['Transfer-Encoding' => 'chunked'],
-    body => sprintf("%x\r\n%s\r\n0\r\n\r\n", length $big, $big));
+    body => OAuth2Test::chunked($big));
 push @responses, $r;
 is($r->{status}, 413, 'a chunked body over 16 KB: 413');
 

@@ -152,8 +152,7 @@ $r = $t->request('POST', '/o/revoke_token/', headers => [
     Authorization => $t->basic($id, $secret),
     'Content-Type' => 'application/x-www-form-urlencoded',
     'Transfer-Encoding' => 'chunked'],
-    body => sprintf("%x\r\n%s\r\n0\r\n\r\n", length("token=$tok") ,
-        "token=$tok"));
+    body => OAuth2Test::chunked("token=$tok"));
 is($r->{status}, 200, 'chunked revoke body: 200');
 is($t->bearer_get('/protected/', $tok)->{status}, 401,
     'chunked revoke revoked the token');

@@ -96,6 +96,11 @@ SKIP: {
     $u->stop;
 }
 
+# what a store that cannot be opened or prepared may log (alert, crit,
+# emerg, naming it), and never a crash
+my $BROKEN_STORE_LOG = qr/^(?!.*(?:exited on signal|Sanitizer|runtime error))
+    .*(?:oauth2|lmdb|mdb_|\bstore\b)/xi;
+
 # R77/R78: a store that cannot be opened -> 503, workers stay up
 for my $case ('file', 'unwritable') {
     my $u = OAuth2Test->new;
@@ -118,8 +123,7 @@ for my $case ('file', 'unwritable') {
     ok($code == 0 || $out =~ /oauth2|lmdb|mdb_/i,
         "$case store: nginx -t passes or names the store") or diag($out);
     # the open failure is logged (alert/crit/emerg allowed), crashes are not
-    $u->expect_log(qr/^(?!.*(?:exited on signal|Sanitizer|runtime error))
-        .*(?:oauth2|lmdb|mdb_|\bstore\b)/xi);
+    $u->expect_log($BROKEN_STORE_LOG);
     my $started = eval { $u->run; 1 };
     ok($started, "$case store: nginx starts anyway and serves 503 "
         . '(README, R78)') or diag($@);
@@ -163,8 +167,7 @@ for my $case ('file', 'unwritable') {
     chmod 0600, $victim;
     mkdir $u->store or die "mkdir: $!";
     symlink $victim, $u->store . '/lock.mdb' or die "symlink: $!";
-    $u->expect_log(qr/^(?!.*(?:exited on signal|Sanitizer|runtime error))
-        .*(?:oauth2|lmdb|mdb_|\bstore\b)/xi);
+    $u->expect_log($BROKEN_STORE_LOG);
     $u->write_default_config->run;
     is((stat $victim)[4], 0, 'a lock.mdb symlinked to a file of root\'s: '
         . 'the file stays root\'s');
@@ -178,8 +181,7 @@ for my $case ('file', 'unwritable') {
     my $u = OAuth2Test->new;
     mkdir $u->store or die "mkdir: $!";
     OAuth2Test::write_file($u->store . '/data.mdb', 'x' x 16384);
-    $u->expect_log(qr/^(?!.*(?:exited on signal|Sanitizer|runtime error))
-        .*(?:oauth2|lmdb|mdb_|\bstore\b)/xi);
+    $u->expect_log($BROKEN_STORE_LOG);
     $u->write_default_config->run;
     like(OAuth2Test::_slurp($u->error_log),
         qr/oauth2: cannot prepare store "[^"]+": \S/,

@@ -178,7 +178,7 @@ $many = join '&', $gt, map { "p$_=1" } 1 .. 60;
 is(post($many)->{status}, 200, '61 parameters: 200');
 
 # chunked body
-my $chunked = sprintf("%x\r\n%s\r\n0\r\n\r\n", length $gt, $gt);
+my $chunked = OAuth2Test::chunked($gt);
 $r = $t->request('POST', '/o/token/', headers => [Authorization => $auth,
     'Content-Type' => $FORM, 'Transfer-Encoding' => 'chunked'],
     body => $chunked);
@@ -192,8 +192,7 @@ is($r->{status}, 200, 'chunked body in two chunks: 200 (R8)');
 # a chunked body declares no length: it is counted as it is read, and
 # past 16 KiB refused as the declared one is
 my $big = "$gt&pad=" . ('a' x 20480);
-$chunked = join('', map { sprintf("%x\r\n%s\r\n", length, $_) }
-    unpack('(a4096)*', $big)) . "0\r\n\r\n";
+$chunked = OAuth2Test::chunked($big, 4096);
 $r = $t->request('POST', '/o/token/', headers => [Authorization => $auth,
     'Content-Type' => $FORM, 'Transfer-Encoding' => 'chunked'],
     body => $chunked);
@@ -241,7 +240,7 @@ is(post($gt)->{status}, 200, 'after a body timeout: 200');
     $r = $t->http("POST /o/token/ HTTP/1.1\r\nHost: x\r\nConnection: close"
         . "\r\nAuthorization: $auth\r\nContent-Type: $FORM\r\n"
         . "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
-        . sprintf("%x\r\n%s\r\n0\r\n\r\n", length $gt, $gt));
+        . OAuth2Test::chunked($gt));
     is($r->{status}, 400, 'Content-Length plus Transfer-Encoding: nginx 400');
 }
 

@@ -576,6 +576,16 @@ sub parse_response {
     return $r;
 }
 
+# chunked($body, $size): $body in HTTP/1.1 chunked transfer coding, in
+# chunks of $size bytes (one chunk if $size is not given), then the last
+# chunk
+sub chunked {
+    my ($body, $size) = @_;
+    $size ||= length($body) || 1;
+    return join('', map { sprintf("%x\r\n%s\r\n", length, $_) }
+        unpack("(a$size)*", $body)) . "0\r\n\r\n";
+}
+
 # race_raw([[port, raw request], ...]): sends every request at the same
 # moment and returns their parsed responses in order (status 0 where the
 # connection failed or no answer came in 30 s).  Each request is written
