@@ -4,6 +4,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use JSON::PP;
+use POSIX ();
 use Test::More;
 use OAuth2Test;
 
@@ -137,6 +138,26 @@ for my $c (
         qr/client_credentials/],
     [['app', 'add', '--name', 'x', '--grant', "bo\e[31mgus"],
         'an escape sequence in a value', qr/bo\\x1B\[31mgus/],
+    [['app', 'add', '--name', 'n' x 256, '--grant', 'client_credentials'],
+        'a 256-character --name (the store does not bound it)',
+        qr/--name: must be 1 to 255 characters/],
+    [[qw(app add --name x)], 'app add without --grant',
+        qr/at least one --grant/],
+    [['app', 'add', '--name', 'x', '--grant', 'client_credentials',
+        map { ('--resource', "https://api$_.example/") } 1 .. 9],
+        'app add with nine --resource (R68)', qr/at most 8 resources/],
+    [['app', 'update', $app->{client_id},
+        map { ('--resource', "https://api$_.example/") } 1 .. 9],
+        'app update with nine --resource (R68)', qr/at most 8 resources/],
+    [[qw(app add --name x --public --grant authorization_code
+        --redirect-uri https://client.example/cb
+        --auth-method client_secret_basic)],
+        'a public client with --auth-method (R18: it has no secret)',
+        qr/--public and --auth-method exclude each other/],
+    [[qw(app add --name x --grant client_credentials --id-token-alg none)],
+        '--id-token-alg none', qr/'none' is not RS256, ES256 or EdDSA/],
+    [[qw(app add --name x --grant client_credentials --id-token-alg HS256)],
+        '--id-token-alg HS256', qr/'HS256' is not RS256, ES256 or EdDSA/],
 )
 {
     my ($args, $name, $says) = @$c;
@@ -147,6 +168,8 @@ for my $c (
     is($out, '', "$name: nothing on stdout");
 }
 is(count_apps(), $n, 'usage errors created nothing');
+is_deeply(dj(($t->admin('app', 'show', $app->{client_id}))[1])->{resources},
+    [], 'the refused app update left the application without resources');
 
 # redirect URI registration rules (R22)
 for my $u ('javascript:alert(1)', 'http://client.example/cb',
@@ -159,6 +182,60 @@ for my $u ('javascript:alert(1)', 'http://client.example/cb',
     isnt($code, 0, "redirect uri '" . ($u =~ s/\n/\\n/r) . "' rejected (R22)");
 }
 is(count_apps(), $n, 'rejected registrations created nothing');
+
+# --name counts characters, not bytes: 255 of them are taken
+{
+    my ($code, $out, $err) = $t->admin('app', 'add', '--name',
+        "\xc3\xa9" x 255, '--grant', 'client_credentials');
+    is($code, 0, 'a --name of 255 two-byte characters: exit 0') or diag($err);
+    is((dj($out) // {})->{name}, "\xc3\xa9" x 255,
+        'a --name of 255 two-byte characters: recorded whole');
+}
+
+# the standard fds: a closed stdout is refused before the store is opened
+# (app add would print the only copy of the secret into /dev/null, R71),
+# and a stdout whose reader has gone is a write error, not SIGPIPE's death
+# (as `oauth2-admin app list | head -c1` may give it)
+{
+    my $apps = count_apps();
+    my $errf = $t->dir . '/fds.err';
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        open STDERR, '>', $errf or POSIX::_exit(127);
+        POSIX::close(1);
+        no warnings 'exec';
+        exec { $OAuth2Test::ADMIN } $OAuth2Test::ADMIN, '--store', $store,
+            qw(app add --name closed --grant client_credentials);
+        POSIX::_exit(127);
+    }
+    waitpid $pid, 0;
+    is($? & 127 ? 128 + ($? & 127) : $? >> 8, 1,
+        'app add with stdout closed: exit 1');
+    like(OAuth2Test::_slurp($errf), qr/stdout is closed/,
+        'app add with stdout closed: it says stdout is closed');
+    is(count_apps(), $apps, 'app add with stdout closed: no application '
+        . '(its secret would be lost)');
+
+    # no reader at all: the read end is closed before the child starts
+    pipe(my $r, my $w) or die "pipe: $!";
+    close $r;
+    $pid = fork // die "fork: $!";
+    if (!$pid) {
+        $SIG{PIPE} = 'DEFAULT';    # as a shell leaves it
+        open STDOUT, '>&', $w or POSIX::_exit(127);
+        open STDERR, '>', $errf or POSIX::_exit(127);
+        no warnings 'exec';
+        exec { $OAuth2Test::ADMIN } $OAuth2Test::ADMIN, '--store', $store,
+            qw(app list);
+        POSIX::_exit(127);
+    }
+    close $w;
+    waitpid $pid, 0;
+    is($? & 127 ? 128 + ($? & 127) : $? >> 8, 1,
+        'app list into a pipe nobody reads: exit 1, not killed by SIGPIPE');
+    like(OAuth2Test::_slurp($errf), qr/cannot write to stdout: Broken pipe/,
+        'app list into a pipe nobody reads: it says why');
+}
 
 # R78: with --etcd the CLI writes through the cluster; a store that is
 # no mirror of it (a single-node store) is refused, naming the sync that

@@ -74,11 +74,23 @@ for my $c (
     [[qw(user add --username a --password Tr0ub4dor-and-3)], 'no --email'],
     [[qw(user add --username a --email not-an-address
         --password Tr0ub4dor-and-3)], 'an email without @'],
+    [[qw(user add --username a --email a@b@example.com
+        --password Tr0ub4dor-and-3)], 'an email with two @',
+        qr/--email: 'a\@b\@example.com' is not an address/],
+    [[qw(user set a --email a@b@example.com)], 'user set --email with two @',
+        qr/--email: 'a\@b\@example.com' is not an address/],
+    [['user', 'add', '--username', 'a', '--email', 'a@example.com',
+        '--password', 'Tr0ub4dor-and-3' x 274], 'a 4110-byte --password',
+        qr/--password: longer than 4096 bytes/],
     [[qw(user add --username a --email a@example.com)], 'no password'],
     [[qw(user add --username a --email a@example.com --password Tr0ub4dor-and-3
         --password-stdin)], '--password and --password-stdin'],
     [[qw(user add --username a --email a@example.com --password-stdin)],
         '--password-stdin with empty stdin'],
+    [[qw(user add --username a --email a@example.com --password-stdin
+        --password-policy off)],
+        '--password-stdin with empty stdin, --password-policy off',
+        qr/--password-stdin: empty password/],
     [['user', 'add', '--username', 'a', '--email', 'a@example.com',
         '--password', "Tr0ub4dor\t-and-3"],
         'a password with a control character'],
@@ -116,10 +128,10 @@ for my $c (
         'token issue --sample above --count'],
 )
 {
-    my ($args, $name) = @$c;
+    my ($args, $name, $says) = @$c;
     my ($code, $out, $err) = $t->admin_raw('--store', $fresh, @$args);
     is($code, 2, "$name: exit 2");
-    like($err, qr/\S/, "$name: message on stderr");
+    like($err, $says // qr/\S/, "$name: message on stderr");
     is($out, '', "$name: nothing on stdout");
 }
 ok(!-e $fresh, 'usage errors created no store');
@@ -170,6 +182,19 @@ like($err, qr/a user with that username already exists/,
     'a duplicate username: "a user with that username already exists"');
 is($out, '', 'a duplicate username: nothing on stdout');
 is(scalar(users()), 3, 'the duplicate created no user');
+
+# --password and --password-stdin with a password on each: refused, not
+# the one on stdin taken in silence
+($code, $out, $err) = admin_stdin("Quill-harbor-95\n", qw(user add
+    --username dora --email dora@example.com --password Tr0ub4dor-and-3
+    --password-stdin), @FAST);
+is($code, 2, '--password and --password-stdin, a password on stdin too: '
+    . 'exit 2');
+like($err, qr/--password and --password-stdin exclude each other/,
+    '--password and --password-stdin: they exclude each other');
+is($out, '', '--password and --password-stdin: nothing on stdout');
+($code) = $t->admin(qw(user show dora));
+is($code, 1, '--password and --password-stdin: no user dora');
 
 my $dump = dump_store();
 like($dump, qr/pbkdf2_sha256\$1000\$/,
@@ -277,6 +302,15 @@ is(statuses($tok->{access_token}, '/scoped/'), '403',
 ($c, $tok) = issue('--client-id', $plain->{client_id});
 is($tok->{scope}, 'read write',
     'an application without a scope: "read write"');
+
+# R45: the application's own lifetime (app add --access-token-ttl) before
+# the server's 36000; --ttl before both
+my $short = $t->new_app(name => 'short', ttl => 60);
+($c, $tok) = issue('--client-id', $short->{client_id});
+is($tok->{expires_in}, 60,
+    'an application registered for 60-second tokens: expires_in 60 (R45)');
+($c, $tok) = issue('--client-id', $short->{client_id}, '--ttl', 30);
+is($tok->{expires_in}, 30, 'its --ttl 30: expires_in 30');
 
 ($c, $tok, $e, $raw) = issue('--client-id', $cid, '--scope', 'read delete');
 is($c, 1, 'a scope the application may not have: exit 1');

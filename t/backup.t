@@ -132,8 +132,13 @@ ok(index($bytes, sha256_hex($app->{client_secret})) < 0,
 
 # ---------------------------------------------- restored, a second nginx
 my $u = OAuth2Test->new;
+my $umask = umask 022;    # a new store's data.mdb: 0660 less the umask
 ($code, $out, $err) = $u->admin('restore', $file);
+umask $umask;
 is($code, 0, 'restore into a new store directory: exit 0') or diag($err);
+is((stat $u->store . '/data.mdb')[2] & 07777, 0640,
+    'the new store\'s data.mdb is 0640 under umask 022: not world-readable '
+    . '(R43)');
 my $rs = eval { $json->decode($out) } // {};
 is($rs->{replaced}, JSON::PP::false, 'restore: nothing was replaced');
 is($rs->{records}{tokens}, $summary->{records}{tokens},
@@ -209,15 +214,23 @@ my %bad = (
     'a backup less its last byte' => [OAuth2Test::write_file("$dir/short",
         substr($bytes, 0, length($bytes) - 1)), qr/truncated/],
 );
-# a store of a newer schema (its meta database, schema_version 9), and an
-# LMDB file that is no store
-my $text = `mdb_dump -n -s meta '$file'`;
-$text =~ s/^( 736368656d615f76657273696f6e\n) 32$/$1 39/m
-    or die "no schema_version in the dump:\n$text";
-OAuth2Test::write_file("$dir/newer.txt", $text);
-system("mdb_load -n -s meta -f '$dir/newer.txt' '$dir/newer' 2>/dev/null") == 0
-    or die 'mdb_load';
+# a store of a newer schema (its meta database, schema_version 9), stores
+# whose schema version is no number ("1x", "2 ": not read as the number
+# they start with), and an LMDB file that is no store
+my $meta = `mdb_dump -n -s meta '$file'`;
+for my $v (['newer', '39'], ['schema-1x', '3178'], ['schema-2sp', '3220']) {
+    my ($name, $hex) = @$v;
+    (my $text = $meta) =~ s/^( 736368656d615f76657273696f6e\n) 32$/$1 $hex/m
+        or die "no schema_version in the dump:\n$meta";
+    OAuth2Test::write_file("$dir/$name.txt", $text);
+    system("mdb_load -n -s meta -f '$dir/$name.txt' '$dir/$name' 2>/dev/null")
+        == 0 or die 'mdb_load';
+}
 $bad{'a store of a newer schema'} = ["$dir/newer", qr/schema 9 is newer/];
+$bad{'a schema version "1x"'} = ["$dir/schema-1x",
+    qr/its schema version '1x' is not a number/];
+$bad{'a schema version "2 "'} = ["$dir/schema-2sp",
+    qr/its schema version '2 ' is not a number/];
 OAuth2Test::write_file("$dir/other.txt", "VERSION=3\nformat=print\ntype=btree\n"
     . "HEADER=END\n foo\n bar\nDATA=END\n");
 system("mdb_load -n -s other -f '$dir/other.txt' '$dir/other'") == 0
@@ -247,6 +260,21 @@ for my $case (sort keys %bad) {
 is(sha256_hex(slurp("$store/data.mdb")), $data_sum,
     'data.mdb is byte for byte unchanged after the bad backups');
 is(listing($store), 'data.mdb lock.mdb', 'and no file was left beside it');
+
+# R78: restore --etcd takes only this build's schema: 0.8's data.mdb
+# (schema 1) is refused before etcd is asked anything (the URL is a closed
+# port), naming the way through a local store
+{
+    my $old = "$FindBin::Bin/fixtures/store-28f6349/data.mdb";
+    ($code, $out, $err) = $t->admin_raw('--store', "$dir/no-mirror",
+        '--etcd', 'http://127.0.0.1:9', 'restore', $old);
+    my $what = 'restore --etcd of a schema 1 backup';
+    is($code, 1, "$what: exit 1");
+    like($err, qr/has store schema 1, the cluster 2: restore it into a local/,
+        "$what: it says to restore it into a local store first");
+    is($out, '', "$what: nothing on stdout");
+    ok(!-e "$dir/no-mirror", "$what: no store made");
+}
 
 # ---------------------------------------------- a forced restore
 my $nobody = getpwnam('nobody');

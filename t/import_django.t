@@ -421,6 +421,56 @@ ok((dj($out) // {})->{id} > $ids{far},
         'one user imported from stdin');
 }
 
+# records the store would refuse are mended or skipped, each with a
+# warning, and the rest of the dump goes in: a name cut where a character
+# would be split, emails with controls, bad client_ids and client_types
+my $mended = $t->dir . '/mended-store';
+my $mended_file = OAuth2Test::write_file($t->dir . '/mended.json',
+    $json->encode([
+        # byte 150 of "a" and é x 100 is the first of an é's two bytes
+        $user->(1, 'oddcut', last_name => 'a' . "\x{e9}" x 100),
+        $user->(2, 'c0mail', email => "c0\x{1}\@example.com"),
+        $user->(3, 'c1mail', email => "c1\x{85}\@example.com"),
+        $application->("tab\tid", name => 'tab id'),
+        $application->('x' x 201, name => 'long id'),
+        $application->('bogus-type', client_type => 'bogus',
+            authorization_grant_type => 'password'),
+        $application->('capital-type', client_type => 'Confidential',
+            authorization_grant_type => 'password'),
+        $application->('good'),
+    ]));
+($code, $out, $err) = $t->admin_raw('--store', $mended, 'import-django',
+    $mended_file);
+is($code, 0, 'mended records: exit 0, nothing refused by the store')
+    or diag($err);
+$sum = dj($out) // {};
+@w = @{$sum->{warnings} // []};
+is_deeply([$sum->{users}{imported}, $sum->{applications}],
+    [3, { imported => 1, skipped => 4 }],
+    'mended records: 3 users imported, 1 application imported, 4 skipped');
+($code, $out) = $t->admin_raw('--store', $mended, qw(user list));
+my %mu = map { $_->{username} => $_ } @{dj($out) // []};
+is($mu{oddcut}{last_name}, 'a' . "\x{e9}" x 74,
+    'a 201-byte last name is cut to 149 bytes, before the split é');
+ok((grep { /first or last name was cut.*: oddcut$/ } @w),
+    'warning: oddcut\'s last name was cut');
+is_deeply([map { $mu{$_}{email} } qw(c0mail c1mail)], ['', ''],
+    'emails with a C0 or a C1 control character are dropped');
+ok((grep { /2 users' emails were dropped.*: c0mail, c1mail$/ } @w),
+    'warning: c0mail\'s and c1mail\'s emails were dropped');
+($code, $out) = $t->admin_raw('--store', $mended, qw(app list));
+is_deeply([map { $_->{client_id} } @{dj($out) // []}], ['good'],
+    'only the application with a valid client_id and client_type is imported');
+ok((grep { /'tab id'.*skipped: the client_id is not 1 to 200 bytes/ } @w),
+    'warning: a client_id with a tab is skipped');
+ok((grep { /'long id'.*skipped: the client_id is not 1 to 200 bytes/ } @w),
+    'warning: a 201-byte client_id is skipped');
+ok((grep { /'bogus-type'.*skipped: unknown client_type 'bogus'/ } @w),
+    'warning: client_type "bogus" is skipped (R18)');
+ok((grep { /'capital-type'.*skipped: unknown client_type 'Confidential'/ }
+    @w), 'warning: client_type "Confidential" is skipped, not taken for '
+    . 'public (R18)');
+
 # ------------------------------------------------------------ bad input
 # exit 1, "nothing was imported", the store untouched (here: not created)
 my $none = $t->dir . '/never-store';
@@ -527,6 +577,35 @@ for my $c (
     like($err, qr/larger than 256 MiB/, 'a 257 MiB file: "larger than 256 '
         . 'MiB"');
     unlink $f;
+}
+{
+    # a pipe has no size to fstat: the read stops at the cap.  "[]" and
+    # spaces would be an empty dump, imported (exit 0), were it smaller
+    my ($code, $out, $err) = $t->_run_cmd('sh', '-c',
+        '{ printf "[]"; head -c 269484032 /dev/zero | tr "\0" " "; } | '
+        . '"$0" --store "$1" import-django -', $OAuth2Test::ADMIN, $none);
+    is($code, 1, '257 MiB on stdin through a pipe: exit 1 (R72)');
+    like($err, qr/^oauth2-admin: stdin: larger than 256 MiB; nothing was /,
+        '257 MiB on stdin: "larger than 256 MiB"');
+}
+{
+    # nesting is counted before jansson parses, whatever the record's model
+    my $rec = '{"model":"auth.group","fields":%s}';
+    my ($deep, $shallow) = map { sprintf $rec, '{"a":' x $_ . '1' . '}' x $_ }
+        40, 20;
+    my $f = OAuth2Test::write_file($t->dir . '/deep.json', "[$deep]");
+    my ($code, $out, $err) = $t->admin_raw('--store', $none,
+        'import-django', $f);
+    is($code, 1, 'an ignored record 42 levels deep: exit 1 (R72)');
+    like($err, qr/nested deeper than 32 levels; nothing was imported/,
+        'an ignored record 42 levels deep: "nested deeper than 32 levels"');
+    $f = OAuth2Test::write_file($t->dir . '/shallow.json', "[$shallow]");
+    ($code, $out, $err) = $t->admin_raw('--store', $t->dir . '/shallow-store',
+        'import-django', $f);
+    is($code, 0, 'the same record 22 levels deep: exit 0') or diag($err);
+    is_deeply((dj($out) // {})->{warnings},
+        ["1 record of 'auth.group' ignored"],
+        'the record 22 levels deep is ignored');
 }
 for my $c ([$t->dir . '/no-such.json', 'a missing file', qr/cannot open/],
     [$t->dir, 'a directory', qr/directory/])
