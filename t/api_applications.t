@@ -142,6 +142,19 @@ $r = api('PUT', "/api/applications/$wid/", token => $admin, json => {
     name => 'worker 3', grant_types => ['client_credentials'] });
 is($r->{status}, 200, 'PUT with name and grant_types: 200');
 is($r->{json}{scope}, 'read write', 'PUT keeps the fields it does not name');
+# DOT splits its string of redirect URIs on any run of whitespace
+$r = api('PATCH', "/api/applications/$web/", token => $admin,
+    json => {
+        redirect_uris => ' https://a.example/cb  https://b.example/cb' });
+is($r->{status}, 200,
+    'PATCH redirect_uris as a string with a leading space and two spaces '
+    . 'between: 200');
+is_deeply($r->{json}{redirect_uris},
+    ['https://a.example/cb', 'https://b.example/cb'],
+    'the runs of spaces separate two URIs, no empty one');
+is_deeply(api('GET', "/api/applications/$web/", token => $admin)
+    ->{json}{redirect_uris}, ['https://a.example/cb', 'https://b.example/cb'],
+    'GET shows the two URIs stored');
 $r = api('PATCH', "/api/applications/$web/", token => $admin,
     json => { redirect_uris => ['https://new.example/cb'] });
 is_deeply($r->{json}{redirect_uris}, ['https://new.example/cb'],
@@ -302,6 +315,14 @@ my @bad = (
         qr/valid integer/],
     ['ttl a float', { name => 'x', grant_types => ['password'],
         access_token_ttl => 60.5 }, 'access_token_ttl', qr/valid integer/],
+    # discovery offers RS256, ES256 and EdDSA for id_tokens: "none" is
+    # no signature, HS256 the HMAC key the server also holds
+    ['id_token alg "none"', { name => 'x', grant_types => ['password'],
+        id_token_signed_response_alg => 'none' },
+        'id_token_signed_response_alg', qr/not a valid choice/],
+    ['id_token alg "HS256"', { name => 'x', grant_types => ['password'],
+        id_token_signed_response_alg => 'HS256' },
+        'id_token_signed_response_alg', qr/not a valid choice/],
 );
 for my $c (@bad) {
     my ($name, $json, $field, $re) = @$c;

@@ -148,8 +148,16 @@ for my $i (1 .. 3) {
     is(page_login('bob', "bad$i", '127.0.0.4')->{status}, 400,
         "a wrong password for bob at the daemon's page #$i: 400");
 }
-is(page_login('bob', $PW, '127.0.0.4')->{status}, 429,
+my $bob_throttled = page_login('bob', $PW, '127.0.0.4');
+is($bob_throttled->{status}, 429,
     'the daemon throttles the 4th from that address: 429');
+# the wait is --auth-limit's window (6 s), not the default 60 s
+my $bob_wait = OAuth2Test::header($bob_throttled, 'Retry-After') // '';
+ok($bob_wait =~ /^\d+$/ && $bob_wait >= 1 && $bob_wait <= $WINDOW,
+    "the daemon's Retry-After is within --auth-limit's window of $WINDOW s "
+    . '(R17)') or diag("Retry-After: '$bob_wait'");
+my $bob_free_at = time
+    + ($bob_wait =~ /^\d+$/ && $bob_wait < $WINDOW ? $bob_wait : $WINDOW);
 for my $i (1 .. 3) {
     page_login('bob', "bad$i", '127.0.0.5');
 }
@@ -213,6 +221,13 @@ sleep $left if $left > 0;
 is(grant('alice', $PW, '127.0.0.70')->{status}, 200,
     'after the window, alice from a new address: 200 (no permanent lock, '
     . 'R17)');
+# a second more: the account's lock (also 6 s) may have opened its window
+# a second after the throttle's
+$left = $bob_free_at + 1.5 - time;
+sleep $left if $left > 0;
+is(page_login('bob', $PW, '127.0.0.4')->{status}, 303,
+    'after the Retry-After of --auth-limit 3/6, bob signs in at the '
+    . 'daemon\'s page from the throttled address: 303 (R17)');
 
 # the store holds the lock, never a password or an address in clear
 my ($code, $dump) = $t->_run_cmd('mdb_dump', '-a', $t->store);

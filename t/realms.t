@@ -876,6 +876,23 @@ for my $p (@PAIRS) {
     @{$USERS{shop1}} = sort @{$USERS{shop1}};
 }
 
+# an application registered through shop1's API lands in shop1 only
+{
+    my $r = api_at('shop1', 'POST', '/api/applications/',
+        token => $BOSS{shop1}, json => { name => 'api-made of shop1',
+            grant_types => ['client_credentials'] });
+    is($r->{status}, 201, 'boss1 registers an application through shop1\'s '
+        . 'API: 201');
+    my $id = ($r->{json} // {})->{client_id} // '';
+    push @secrets, ($r->{json} // {})->{client_secret} // ();
+    my ($c) = $t->admin('--realm', 'shop1', 'app', 'show', $id);
+    is($c, 0, 'it is in shop1 (app show --realm shop1)');
+    ($c) = $t->admin('--realm', 'shop2', 'app', 'show', $id);
+    is($c, 1, 'it is not in shop2');
+    ($c) = $t->admin('app', 'show', $id);
+    is($c, 1, 'it is not in the default realm');
+}
+
 # the daemon itself: the header decides, checked
 {
     my @u = ('GET', '/api/users/', port => $DP);
@@ -948,6 +965,39 @@ for my $p (@PAIRS) {
     like($lr->{body}, qr/Please enter the correct username and password/,
         "$STAFF{$home} at $away: the wrong-credentials message");
     ok(!$ls, "$STAFF{$home} at $away: no session cookie");
+}
+
+# an application registered on shop1's pages lands in shop1 only (the
+# sessions above ended when they were shown to the other shop)
+{
+    my %s;
+    for my $shop (@SHOPS) {
+        (undef, $s{$shop}) = page_login($shop, $STAFF{$shop},
+            $PW{$shop}{$STAFF{$shop}});
+        $s{$shop} //= '';
+        push @secrets, $s{$shop};
+    }
+    my $g = $t->get('/o/applications/register/', Cookie => $s{shop1},
+        P('shop1'));
+    my $csrf = $g->{body} =~ /name="csrf" value="([^"]+)"/ ? $1 : '';
+    my $r = $t->post_form('/o/applications/register/', OAuth2Test::form(
+        csrf => $csrf, name => 'page-made of shop1',
+        client_type => 'confidential', grant_client_credentials => 1),
+        Cookie => $s{shop1}, P('shop1'));
+    is($r->{status}, 200, 'boss1 registers an application on shop1\'s pages: '
+        . '200');
+    my $id = $r->{body} =~ /id="client_id">([^<]+)</ ? $1 : '';
+    push @secrets, $r->{body} =~ /id="client_secret">([^<]+)</ ? $1 : ();
+    my ($c) = $t->admin('--realm', 'shop1', 'app', 'show', $id);
+    is($c, 0, 'it is in shop1 (app show --realm shop1)');
+    ($c) = $t->admin('--realm', 'shop2', 'app', 'show', $id);
+    is($c, 1, 'it is not in shop2');
+    ($c) = $t->admin('app', 'show', $id);
+    is($c, 1, 'it is not in the default realm');
+    $r = $t->get('/o/applications/', Cookie => $s{shop1}, P('shop1'));
+    like($r->{body}, qr/page-made of shop1/, 'shop1\'s list shows it');
+    $r = $t->get('/o/applications/', Cookie => $s{shop2}, P('shop2'));
+    unlike($r->{body}, qr/page-made of shop1/, 'shop2\'s list does not');
 }
 
 ######################################## realm delete

@@ -397,6 +397,63 @@ my ($aid) = $r->{body} =~ /id="client_id">([^<]+)</;
 $r = $t->get("/o/applications/$aid/", Cookie => $session);
 like($r->{body}, qr{<code>https://app\.example/cb\?a=1&amp;b=2</code>},
     'the detail page shows the redirect URI escaped');
+# the redirect URIs typed come back in the <textarea> of a refused form,
+# escaped: "</textarea>" must not end it (R26)
+$r = $t->post_form('/o/applications/register/',
+    app_form(csrf => $csrf, name => 'textarea-probe',
+        redirect_uris => '</textarea><b>x</b>'), Cookie => $session);
+is($r->{status}, 400, 'register with "</textarea><b>" as redirect URI: 400');
+like($r->{body},
+    qr{name="redirect_uris"[^>]*>
+        &lt;/textarea&gt;&lt;b&gt;x&lt;/b&gt;</textarea>}x,
+    'the refused form holds the typed redirect URIs escaped in its '
+    . '<textarea> (R26)');
+unlike($r->{body}, qr{</textarea><b>}, 'the page holds no </textarea><b>');
+ok(!grep({ $_ eq 'textarea-probe' } app_names()),
+    'the refused application is not created');
+# a client id and a scope with markup, which the pages' own form never
+# makes: a Django import (any UTF-8 without control characters) and
+# `app add --scope` (RFC 6749 3.3's NQCHAR holds < and >)
+{
+    my $dump = OAuth2Test::write_file($t->dir . '/markup-dump.json',
+        JSON::PP->new->encode([{ model => 'oauth2_provider.application',
+            pk => 1, fields => { client_id => '<b>x</b>',
+                name => 'markup-id', client_type => 'confidential',
+                authorization_grant_type => 'client-credentials',
+                client_secret => 'markup-secret-1234567890',
+                redirect_uris => '' } }]));
+    my ($code, $out, $err) = $t->admin('import-django', $dump);
+    is($code, 0, 'import-django of the client id "<b>x</b>": exit 0')
+        or diag($err);
+    $r = $t->get('/o/applications/%3Cb%3Ex%3C%2Fb%3E/', Cookie => $session);
+    is($r->{status}, 200, 'the page of the client id "<b>x</b>": 200');
+    like($r->{body}, qr{id="client_id">&lt;b&gt;x&lt;/b&gt;</code>},
+        'its page shows the client id escaped (R26)');
+    unlike($r->{body}, qr{<b>x</b>}, 'its page holds no <b>x</b>');
+    my $sp = $t->new_app(name => 'scope-markup', scope => '<b>');
+    $r = $t->get("/o/applications/$sp->{client_id}/", Cookie => $session);
+    is($r->{status}, 200, 'the page of an application with the scope "<b>": '
+        . '200');
+    like($r->{body}, qr{<dd><code>&lt;b&gt;</code></dd>},
+        'its page shows the scope escaped (R26)');
+    unlike($r->{body}, qr{<b>}, 'its page holds no <b>');
+}
+# an edit the form refuses (no grant ticked) is not saved: 400, the
+# field's message, and the application as it was
+$r = $t->post_form("/o/applications/$aid/update/",
+    OAuth2Test::form(csrf => $csrf, name => 'amp-renamed'),
+    Cookie => $session);
+is($r->{status}, 400, 'an edit without a grant: 400, not "saved"');
+like($r->{body}, qr/Choose at least one authorization grant type\./,
+    'an edit without a grant: the field\'s message');
+{
+    my ($code, $out) = $t->admin('app', 'show', $aid);
+    my $shown = eval { JSON::PP->new->decode($out) } // {};
+    is($shown->{name}, 'amp-probe', 'the refused edit changed nothing: the '
+        . 'name is still amp-probe');
+    is_deeply($shown->{grant_types}, ['client_credentials'],
+        'the refused edit changed nothing: the grants are still there');
+}
 
 # rotate the secret: shown once, the old one stops working
 is($t->token($eid, $esecret)->{status}, 200, 'the new app gets a token');

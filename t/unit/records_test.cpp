@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <stdexcept>
 #include <string>
 
 #include "store.hpp"
@@ -12,8 +13,12 @@
 
 using oauth2::Token;
 using oauth2::TokenType;
+using oauth2::records::decode_client;
 using oauth2::records::decode_token;
+using oauth2::records::decode_user;
+using oauth2::records::encode_client;
 using oauth2::records::encode_token;
+using oauth2::records::encode_user;
 
 namespace {
 
@@ -136,6 +141,22 @@ TEST(TokenRecord, EachOptionalFieldAlone) {
   }
 }
 
+// R77: a field's length is 16 bits; one longer is refused, never written
+// with its length cut (the record would read back with the field short
+// and the next fields taken from its tail)
+TEST(TokenRecord, AFieldOver65535BytesIsRefusedR77) {
+  Token t = client_token();
+  t.data = std::string(0xFFFF, 'd');
+  auto back = decode_token(encode_token(t));
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->data, t.data);
+  t.data.push_back('d');
+  EXPECT_THROW(encode_token(t), std::invalid_argument);
+  t.data.clear();
+  t.sealed = std::string(0x10000, 's');
+  EXPECT_THROW(encode_token(t), std::invalid_argument);
+}
+
 TEST(TokenRecord, EarlierVersionsAreRead) {
   for (const Token& t : {client_token(), full_token()}) {
     auto back = decode_token(v3_record(t));
@@ -190,6 +211,40 @@ TEST(LockRecord, RoundTripsAndAPartialOriginIsRefused) {
     const bool whole = n >= 21 && (n - 21) % 40 == 0;
     EXPECT_EQ(oauth2::records::decode_lock(rec.substr(0, n)).has_value(), whole) << "cut at " << n;
   }
+}
+
+// A client or user record of version 1 (its JSON alone, as the builds
+// before the version 2 header wrote it) is still read, whatever the
+// header a version 2 record of the same fields carries
+TEST(ClientUserRecord, Version1IsReadAsTheJsonAlone) {
+  oauth2::Client c;
+  c.client_id = "app1";
+  c.name = "App";
+  c.scope = "read";
+  c.grant_types = {"client_credentials"};
+  c.disabled = true;
+  const std::string v2 = encode_client(c);
+  ASSERT_EQ(v2[0], 2);
+  auto back = decode_client("default", v2.substr(2));  // v1: no header
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->client_id, "app1");
+  EXPECT_EQ(back->scope, "read");
+  EXPECT_TRUE(back->disabled);
+
+  oauth2::User u;
+  u.id = 7;
+  u.username = "dora";
+  u.email = "dora@example.com";
+  u.is_active = false;
+  const std::string uv2 = encode_user(u);
+  auto ub = decode_user("default", uv2.substr(3 + u.username.size()));
+  ASSERT_TRUE(ub.has_value());
+  EXPECT_EQ(ub->id, 7u);
+  EXPECT_EQ(ub->username, "dora");
+  EXPECT_FALSE(ub->is_active);
+  // neither a header's version byte nor a cut JSON is a version 1 record
+  EXPECT_FALSE(decode_client("default", v2.substr(1)).has_value());
+  EXPECT_FALSE(decode_user("default", uv2.substr(3 + u.username.size(), 10)).has_value());
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <array>
 #include <ctime>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <tuple>
 #include <atomic>
@@ -921,10 +922,19 @@ TEST(StoreOpen, CreatesMissingDirectories) {
   oauth2_test::TempDir dir;
   std::string path = dir.path() + "/x/y/z";
   {
+    const mode_t old_umask = umask(022);  // the usual one, which lets 0755 through
     Store s(path, kMapSize);
+    umask(old_umask);
     EXPECT_EQ(s.path(), path);
   }
   EXPECT_NO_THROW(oauth2_test::read_file(path + "/data.mdb"));
+  // R43: each directory made is 0750, not the 0755 a umask of 022 lets
+  // through: no other local user may list the store or read its hashes
+  for (const std::string& d : {dir.path() + "/x", dir.path() + "/x/y", path}) {
+    struct stat st;
+    ASSERT_EQ(stat(d.c_str(), &st), 0) << d;
+    EXPECT_EQ(st.st_mode & 07777, 0750u) << d;
+  }
 }
 
 TEST(StoreOpen, FailsLoudlyOnAFileR78) {
