@@ -30,6 +30,10 @@ $t->write_config($t->default_http(
         oauth2_token;
         oauth2_refresh_token_grace 1s;
     }
+    location = /o/token-grace0/ {
+        oauth2_token;
+        oauth2_refresh_token_grace 0;
+    }
     location = /o/token-ttl1/ {
         oauth2_token;
         oauth2_refresh_token_ttl 1s;
@@ -102,7 +106,19 @@ $p = pair($app, 'alice', path => '/o/token-grace1/');
 $r = refresh($t, $app, $p->{refresh_token}, path => '/o/token-grace1/');
 is($r->{status}, 200, 'grace 1s: first refresh 200');
 $n = $r->{json};
+# and one rotated where the grace is the default, 10 s
+my $dp = pair($app, 'bob');
+my $dr = refresh($t, $app, $dp->{refresh_token});
+is($dr->{status}, 200, 'default grace: first refresh 200');
 sleep 2.2;
+my $dagain = refresh($t, $app, $dp->{refresh_token});
+is($dagain->{status}, 200,
+    'default grace: the rotated-out token 2 s later is within its 10 s: 200 '
+    . '(R38)');
+is($dagain->{body}, $dr->{body},
+    'default grace: 2 s later, the very same pair (R38)');
+is(at_status($dr->{json}{access_token}), 200,
+    'default grace: that replay revoked nothing');
 $r = refresh($t, $app, $p->{refresh_token}, path => '/o/token-grace1/');
 $t->oauth_error_ok($r, 400, 'invalid_grant',
     'grace 1s: the rotated-out token reused after 2 s (R37)');
@@ -135,6 +151,20 @@ is(at_status($n2->{access_token}), 401,
     'grandparent reused: the newest access token is revoked (R37)');
 is(refresh($t, $app, $n2->{refresh_token})->{status}, 400,
     'grandparent reused: the newest refresh token is revoked (R37)');
+
+# a grace of 0 is none: the rotated-out token reused at once (within the
+# second of its rotation) revokes the grant (R37)
+$p = pair($app, 'carol', path => '/o/token-grace0/');
+$r = refresh($t, $app, $p->{refresh_token}, path => '/o/token-grace0/');
+is($r->{status}, 200, 'grace 0: first refresh 200');
+$n = $r->{json};
+$r = refresh($t, $app, $p->{refresh_token}, path => '/o/token-grace0/');
+$t->oauth_error_ok($r, 400, 'invalid_grant',
+    'grace 0: the rotated-out token reused at once: invalid_grant (R37)');
+is(at_status($n->{access_token}), 401,
+    'grace 0: the reuse revoked the new access token (R37)');
+is(refresh($t, $app, $n->{refresh_token}, path => '/o/token-grace0/')
+    ->{status}, 400, 'grace 0: and the new refresh token (R37)');
 
 ############################################################ scope (R36)
 

@@ -376,8 +376,10 @@ EndpointResult refresh_token_grant(Store& store, const Request& req, const Form&
     }
     if (t->used_at != 0) {
       // a racer within the grace gets the pair the first one minted
-      // (R38); after it, a reuse revokes the whole family (R37)
-      if (s.now - t->used_at <= s.loc->refresh_grace && !t->sealed.empty()) {
+      // (R38); after it, a reuse revokes the whole family (R37).  A grace
+      // of 0 is none, not the rest of the second of the rotation
+      const int64_t grace = s.loc->refresh_grace;
+      if (grace > 0 && s.now - t->used_at <= grace && !t->sealed.empty()) {
         if (auto same = unseal(token->value, t->sealed)) {
           st.response = ok_json(std::move(*same));
           return;
