@@ -82,6 +82,10 @@ $t->write_config(OAuth2Authorize::http_conf($t, extra_server => <<"EOF"))->run;
         oauth2_authorize_template consent $tpl/consent.html;
         oauth2_authorize_template error $tpl/error.html;
     }
+    location /site/ {
+        oauth2_authorize_template login $tpl/login.html;
+        location = /site/authorize/ { oauth2_authorize; }
+    }
 EOF
 
 ############################################################ helpers
@@ -974,6 +978,11 @@ $r = $cf->get(q_for($web, client_id => 'nope'));
 like($r->{body}, qr{CUSTOM ERROR</h1><p id="e">invalid_client</p>},
     'the custom error template is served with the error code');
 is($r->{status}, 400, 'the custom error page: 400');
+# a template given in an outer location reaches the one inside
+$r = OAuth2Authorize->new($t, path => '/site/authorize/')->get(q_for($web));
+is($r->{status}, 200, 'oauth2_authorize_template of an outer location: 200');
+like($r->{body}, qr/^<!DOCTYPE html><title>Custom sign-in/,
+    'oauth2_authorize_template of an outer location: its login page is served');
 
 # configuration checks (nginx -t)
 my $conf2 = $t->dir . '/bad.conf';

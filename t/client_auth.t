@@ -165,6 +165,16 @@ $r = $t->post_form('/o/token/', $gt,
     Authorization => [$t->basic($id, $secret), $t->basic($id, $secret)]);
 is($r->{status}, 400, 'two Authorization headers: 400');
 
+# R13, R14: an empty Authorization header is still a header, and its
+# (empty) Basic credentials are invalid: the body's credentials sent
+# beside it are not taken instead
+$r = $t->post_form('/o/token/', "$gt&client_id=$eid&client_secret=$esec",
+    Authorization => '');
+$t->oauth_error_ok($r, 401, 'invalid_client',
+    'an empty Authorization header beside the body\'s credentials (R13, R14)');
+ok(!defined $r->{json}{access_token},
+    'an empty Authorization header: no token');
+
 # still works after all that
 is($t->token($id, $secret)->{status}, 200, 'the real credentials still work');
 

@@ -182,6 +182,91 @@ conf_fails($srv->("location = /s/ { oauth2_status svc X-Service-Token $short; }"
 conf_ok($srv->("location = /s/ { oauth2_status svc X-Service-Token $long; }"),
     'oauth2_status with a token of 16 characters');
 
+# R78: an empty store path would be nginx's prefix directory itself
+conf_fails($srv->('location / { oauth2_token; }', 'oauth2_store "";'),
+    qr/"oauth2_store" needs a directory/, 'oauth2_store "" (R78)');
+ok(!-e $t->dir . '/data.mdb', 'oauth2_store "": no store in the prefix');
+
+# oauth2_cluster: a mirror is never fresher than 100ms, and needs a store
+for my $ms ('50ms', '0') {
+    conf_fails($srv->('location / { oauth2_token; }', "oauth2_store %%STORE%%;\n"
+        . "oauth2_cluster etcd=http://127.0.0.1:%%PORT_2%% max_staleness=$ms;"),
+        qr/"oauth2_cluster" directive has an invalid max_staleness=, it must be a time of 100ms/,
+        "oauth2_cluster max_staleness=$ms");
+}
+conf_ok($srv->('location / { oauth2_token; }', "oauth2_store %%STORE%%;\n"
+    . 'oauth2_cluster etcd=http://127.0.0.1:%%PORT_2%% max_staleness=100ms;'),
+    'oauth2_cluster max_staleness=100ms');
+conf_fails($srv->('location / { }',
+    'oauth2_cluster etcd=http://127.0.0.1:%%PORT_2%%;'),
+    qr/"oauth2_cluster" needs "oauth2_store", the mirror that oauth2-admin sync keeps/,
+    'oauth2_cluster without oauth2_store');
+
+# oauth2_status: a header name a request can carry
+for my $h ('"X Token"', 'X:Token') {
+    conf_fails($srv->("location = /s/ { oauth2_status svc $h $long; }"),
+        qr/"oauth2_status" directive has an invalid header name/,
+        "oauth2_status with the header name $h");
+}
+
+# oauth2_login issues to one application, named
+conf_fails($srv->('location = /l/ { oauth2_login ""; }'),
+    qr/"oauth2_login" needs the client_id of the application whose tokens it issues/,
+    'oauth2_login ""');
+conf_ok($srv->('location = /l/ { oauth2_login web; }'), 'oauth2_login web');
+
+# a directive twice in one block: the second would silently replace the
+# first (in http{} and server{} each, the inner one wins as it should)
+for my $c (['location / { auth_oauth2 api; auth_oauth2 off; }',
+        'auth_oauth2', 'auth_oauth2 api, then off'],
+    ['location / { auth_oauth2 api; auth_oauth2_scope admin;'
+        . ' auth_oauth2_scope read; }', 'auth_oauth2_scope',
+        'auth_oauth2_scope admin, then read (R63)'],
+    ['oauth2_issuer https://a.example; oauth2_issuer https://b.example;'
+        . ' location / { oauth2_token; }', 'oauth2_issuer',
+        'oauth2_issuer twice in one server (R87)'],
+    ['oauth2_realm shop; oauth2_realm blog; location / { oauth2_token; }',
+        'oauth2_realm', 'oauth2_realm twice in one server (R47)'],
+    ['location / { oauth2_client_auth_limit 5 1m;'
+        . ' oauth2_client_auth_limit off; }', 'oauth2_client_auth_limit',
+        'oauth2_client_auth_limit 5 1m, then off (R17)'],
+    ['location / { oauth2_account_limit 100 1h;'
+        . ' oauth2_account_limit off; }', 'oauth2_account_limit',
+        'oauth2_account_limit 100 1h, then off (R17)'])
+{
+    conf_fails($srv->($c->[0]), qr/"$c->[1]" directive is duplicate/, $c->[2]);
+}
+conf_ok($srv->('oauth2_issuer https://b.example; oauth2_realm shop;'
+    . ' location / { oauth2_token; }', "oauth2_store %%STORE%%;\n"
+    . "oauth2_issuer https://a.example;\noauth2_realm blog;"),
+    'oauth2_issuer and oauth2_realm in http{} and again in server{}');
+
+# R17: a window that ends as it opens throttles nothing
+for my $d ('oauth2_client_auth_limit', 'oauth2_account_limit') {
+    conf_fails($srv->("location / { $d 5 0s; }"),
+        qr/invalid time "0s" in "$d": 1s to 1d/, "$d 5 0s (R17)");
+}
+
+# R88: no hash slot at all would queue every sign-in until 503
+conf_fails($srv->('location / { oauth2_token; }',
+    "oauth2_store %%STORE%%;\noauth2_hash_limit 0;"),
+    qr/invalid number "0" in "oauth2_hash_limit": 1 to 1024/,
+    'oauth2_hash_limit 0 (R88)');
+conf_ok($srv->('location / { oauth2_token; }',
+    "oauth2_store %%STORE%%;\noauth2_hash_limit 1;"), 'oauth2_hash_limit 1');
+
+# R82: the background expiry runs at most once a second
+for my $i ('999ms', '1ms') {
+    conf_fails($srv->('location / { oauth2_token; }',
+        "oauth2_store %%STORE%%;\noauth2_expiry_cleanup $i;"),
+        qr/invalid interval "$i" in "oauth2_expiry_cleanup": 1s to 1d, or off/,
+        "oauth2_expiry_cleanup $i (R82)");
+}
+conf_ok($srv->('location / { oauth2_token; }',
+    "oauth2_store %%STORE%%;\noauth2_expiry_cleanup 1s;"),
+    'oauth2_expiry_cleanup 1s');
+ok(!-e $t->store, 'none of these nginx -t runs created the store (R76)');
+
 conf_fails($srv->('location / { oauth2_token; }', ''),
     qr/oauth2_store/, 'oauth2_token without oauth2_store');
 conf_fails($srv->('location / { auth_oauth2 api; }', ''),

@@ -57,6 +57,10 @@ $t->write_config($t->default_http(
         alias %%DIR%%/html/;
     }
     location /off/ { auth_oauth2 "api"; oauth2_dpop off; alias %%DIR%%/html/; }
+    location /nn/ {
+        oauth2_dpop on nonce=on;
+        location /nn/protected/ { auth_oauth2 "api"; alias %%DIR%%/html/; }
+    }
     location = /w/token/ { oauth2_token; oauth2_dpop on iat_window=5s; }
     location /w/ {
         oauth2_dpop on iat_window=5s;
@@ -467,6 +471,15 @@ my $rnonce = OAuth2Test::header($r, 'DPoP-Nonce');
 ok($rnonce, 'the 401 carries a DPoP-Nonce header');
 is(dpop_get('/n/protected/', $nat, n_proof(nonce => $rnonce))->{status}, 200,
     'nonce=on at a resource: a proof with the nonce: 200');
+# nonce=on in an outer location reaches the locations inside
+sub nn_proof { proof(htm => 'GET', htu => '/nn/protected/', token => $nat, @_) }
+$r = dpop_get('/nn/protected/', $nat, nn_proof());
+challenge_ok($r, 'use_dpop_nonce',
+    'nonce=on of an outer location: a proof without a nonce inside');
+$rnonce = OAuth2Test::header($r, 'DPoP-Nonce');
+ok($rnonce, 'nonce=on of an outer location: the 401 carries a DPoP-Nonce');
+is(dpop_get('/nn/protected/', $nat, nn_proof(nonce => $rnonce))->{status},
+    200, 'nonce=on of an outer location: a proof with the nonce: 200');
 
 # --------------------------------------------------------------- nginx -t
 

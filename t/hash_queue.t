@@ -84,6 +84,13 @@ is(scalar @early, 3,
 # token issuance and cheap refusals go on while the hashes are queued
 my $r = $t->token($cc->{client_id}, $cc->{client_secret});
 is($r->{status}, 200, 'client_credentials during the flood: 200 (R88)');
+# a revocation is a store write of the thread pool, not a hash: it takes
+# no hash slot, so it is neither queued behind the hashes nor refused
+my $tok = $r->{json}{access_token};
+$r = $t->revoke($cc->{client_id}, $cc->{client_secret}, $tok);
+is($r->{status}, 200, 'a revocation during the flood: 200, not 503 (R88)');
+is($t->bearer_get('/protected/', $tok)->{status}, 401,
+    'the token revoked during the flood no longer opens a location');
 $r = $t->post_form('/users/register/', OAuth2Test::form(username => 'taken',
     password => 'Another-phrase-x1', confirm_password => 'Another-phrase-x1'));
 is($r->{status}, 400, 'a taken username during the flood: 400, no hash');

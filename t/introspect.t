@@ -83,6 +83,9 @@ ok($j->{active}, 'user refresh token: active');
 isnt($j->{token_type} // 'Bearer', 'Bearer',
     'refresh token: token_type says it is not a bearer access token');
 is($j->{username}, 'alice', 'user refresh token: username');
+is(($j->{exp} // 0) - ($j->{iat} // 0), 30 * 86400,
+    'refresh token: exp - iat is 30 days, oauth2_refresh_token_ttl\'s '
+    . 'default (R39)');
 
 # a resource server: its allowed scope holds "introspection"
 $r = introspect($t, $rs, $user_at);

@@ -125,4 +125,26 @@ for my $tok (keys %toks) {
 }
 is($bad, 0, 'every concurrently issued token validates');
 
+# R82: without oauth2_expiry_cleanup the module still removes what has
+# expired, by default once a minute, the first round a second or two
+# after a worker starts: three tokens that expired before nginx started
+# are gone in that first round, with no cleartokens
+my $x = OAuth2Test->new;
+my $xapp = $x->new_app(name => 'expiring');
+$x->admin_json('token', 'issue', '--client-id', $xapp->{client_id},
+    '--ttl', 1) for 1 .. 3;
+sleep 1.05;
+$x->write_default_config->run;
+my $xlog = '';
+$end = time + 6;
+while (time < $end) {
+    $xlog = OAuth2Test::_slurp($x->error_log);
+    last if $xlog =~ /oauth2: expiry removed/;
+    sleep 0.1;
+}
+like($xlog, qr/\[info\].*oauth2: expiry removed 3 expired records/,
+    'no oauth2_expiry_cleanup: the module removed the 3 expired tokens (R82)');
+is($x->admin_json('cleartokens')->{deleted}, 0,
+    'no oauth2_expiry_cleanup: nothing was left for cleartokens');
+
 $t->done_testing;

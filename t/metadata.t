@@ -174,6 +174,11 @@ is(scalar(grep { /_endpoint$/ && index($m->{$_}, $m->{issuer} . '/') != 0 }
 
 $r = $u->get("/slash$WK");
 $m = $r->{json} // {};
+is($m->{issuer}, 'https://auth.example.com',
+    'oauth2_issuer "https://auth.example.com/": the issuer without its '
+    . 'slash, as JWTs carry it (R87, RFC 8414 3.3)');
+is($m->{token_endpoint}, 'https://auth.example.com/o/token/',
+    'oauth2_issuer "https://auth.example.com/": token_endpoint with one "/"');
 {
         unlike($m->{token_endpoint} // '', qr{^https://[^/]+//},
         'oauth2_issuer "https://auth.example.com/": no "//" in the '

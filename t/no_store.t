@@ -56,4 +56,21 @@ like($log, qr/\[error\].*answering 503: the store is not open in this worker/,
 like($log, qr/\[error\].*cannot check the bearer token, answering 503: the store is not open/,
     'the bearer check\'s 503 says why in error.log');
 
+# an nginx that loads the module but whose servers use none of it (no
+# oauth2_store at all): no store handle in its workers, so nothing to
+# alert about at start or at a reload, and its pages are served
+my $n = OAuth2Test->new(workers => 1);
+$n->write_config(join '', "server {\n",
+    "    listen 127.0.0.1:%%PORT%%;\n",
+    "    location / { alias %%DIR%%/html/; }\n",
+    "}\n")->run;
+is($n->get('/index.html')->{body}, "hello\n",
+    'the module loaded without oauth2_store: a page is served');
+$n->reload;
+is($n->get('/index.html')->{body}, "hello\n",
+    'without oauth2_store, after a reload: served');
+$n->stop;
+is(join("\n", $n->log_problems), '',
+    'without oauth2_store: no alert, crit, emerg or crash in error.log');
+
 $t->done_testing;

@@ -253,4 +253,28 @@ $r = password_token($t, $lim, 'erin', 'Tr0ub4dor-and-3', path => $L);
         . '(issue 4: login throttled per address)');
 }
 
+################################ R89, R17: the account lock by default
+
+# no oauth2_account_limit (and the address throttle off): 100 wrong
+# passwords an hour, from anywhere, lock the account for new addresses
+add_user($t, 'frank', 'Granite-owl-lamp-71');
+my @st = map { password_token($t, $app, 'frank', "guess$_")->{status} }
+    1 .. 99;
+is(join(',', @st), join(',', (400) x 99),
+    '99 wrong passwords for frank: 400 each');
+$r = password_token($t, $app, 'frank', 'Granite-owl-lamp-71',
+    from => '127.0.0.60');
+is($r->{status}, 200,
+    'after 99 failures frank signs in from a new address: 200 (below 100)');
+is(password_token($t, $app, 'frank', 'guess100')->{status}, 400,
+    'the 100th wrong password: 400');
+$r = password_token($t, $app, 'frank', 'Granite-owl-lamp-71',
+    from => '127.0.0.61');
+$t->oauth_error_ok($r, 429, 'temporarily_unavailable',
+    'after 100 wrong passwords, frank from a new address: the default '
+    . 'oauth2_account_limit locks (R89, R17)');
+my $wait = OAuth2Test::header($r, 'Retry-After') // 0;
+ok($wait > 3000 && $wait <= 3600,
+    "the default account lock lasts the hour's window (Retry-After $wait)");
+
 $t->done_testing;

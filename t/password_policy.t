@@ -26,6 +26,10 @@ $t->write_config($t->default_http(
         oauth2_register;
         oauth2_password_policy off;
     }
+    location /outer/ {
+        oauth2_password_policy min_length=12;
+        location = /outer/users/register/ { oauth2_register; }
+    }
 EOF
 $t->run_daemon('--pbkdf2-iterations', 1000);
 my $admin = $t->access_token($staff, scope => 'read write admin');
@@ -36,7 +40,8 @@ sub register {
     my $user = $o{username} // 'user' . ++$n;
     return $t->post_form($o{path} // '/users/register/', OAuth2Test::form(
         username => $user, password => $pw, confirm_password => $pw,
-        email => $o{email} // "$user\@example.com"));
+        email => $o{email} // "$user\@example.com"),
+        $o{from} ? ('-from' => $o{from}) : ());
 }
 
 my $SHORT = 'This password is too short. It must contain at least 8 characters.';
@@ -80,6 +85,15 @@ is(register('password12345', path => '/users/register-relaxed/')->{status},
     201, 'common=off numeric=off: a common 13-character password passes');
 is(register('1', path => '/users/register-off/')->{status}, 201,
     'oauth2_password_policy off: any password');
+# a policy in an outer location reaches the register location inside
+# (from another address: this one spent its 10 registrations a minute)
+$r = register('Plausible-H', path => '/outer/users/register/',
+    username => 'inner', from => '127.0.0.2');
+is_deeply($r->{json}, { password => [
+    'This password is too short. It must contain at least 12 characters.'] },
+    'oauth2_password_policy min_length=12 of the outer location: 400 inside');
+ok(!grep({ $_->{username} eq 'inner' } @{$t->admin_json('user', 'list')}),
+    'the refused registration made no user');
 
 ###################################################### the users API
 

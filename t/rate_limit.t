@@ -93,6 +93,7 @@ $t->write_config($t->default_http(
             oauth2_rate_limit off;
             alias %%DIR%%/html/;
         }
+        location /inh/deep/ { alias %%DIR%%/html/; }
     }
 EOF
 $t->run;
@@ -556,6 +557,19 @@ for my $i (1 .. 3) {
 }
 is($t->get('/inh/free/index.html')->{status}, 401,
     'off in the child: auth_oauth2 is still inherited');
+
+# a child location without oauth2_rate_limit has its parent's 1/d
+{
+    my $deep = $t->new_app(name => 'inherited-deep');
+    my $dtok = $t->issue_token($deep->{client_id});
+    guard_window(86400, 10);
+    $r = $t->bearer_get('/inh/deep/index.html', $dtok);
+    is($r->{status}, 200, "the parent's 1/d in a child location: 200");
+    headers_ok($r, 1, 0, next_boundary(86400),
+        "the parent's 1/d in a child location");
+    is($t->bearer_get('/inh/deep/index.html', $dtok)->{status}, 429,
+        "the parent's 1/d in a child location: the second request 429 (R54)");
+}
 
 ######################################## nginx -t
 

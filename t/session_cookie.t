@@ -112,4 +112,22 @@ for my $case (['plain', 'plain http, an http issuer', 0],
         "$what: signed in (no sign-in form)");
 }
 
+# RFC 6265 5.4 asks for one Cookie header, but HTTP/2 clients and some
+# proxies send several: each is read, the session and the CSRF cookie in
+# a second one too
+{
+    my $get = $t->get($PAGE);
+    my $csrf = OAuth2Test::cookies_of($get)->{oauth2_csrf}{value} // '';
+    my $post = $t->post_form($PAGE, OAuth2Test::form(action => 'login',
+            csrf_token => $csrf, username => 'dora', password => $PW),
+        Cookie => ['theme=dark', "oauth2_csrf=$csrf"]);
+    is($post->{status}, 303,
+        'the CSRF cookie in a second Cookie header: dora signs in: 303');
+    my $s = OAuth2Test::cookies_of($post)->{oauth2_session}{value} // '';
+    my $page = $t->get($PAGE, Cookie => ['theme=dark', "oauth2_session=$s"]);
+    is($page->{status}, 200, 'the session in a second Cookie header: 200');
+    unlike($page->{body}, qr/name="password"/,
+        'the session in a second Cookie header: signed in (no sign-in form)');
+}
+
 $t->done_testing;

@@ -110,4 +110,21 @@ like(OAuth2Test::_slurp($t->error_log),
     qr/\[error\].*oauth2: too many failed authentications from the address, answering 429/,
     'a throttled request is logged at the default level, error');
 
+################ R17: without oauth2_client_auth_limit, 10 a minute (3n = 30)
+
+my $d = OAuth2Test->new;
+my $da = $d->new_app(name => 'default-limit');
+$d->write_default_config->run;
+my @st = map { $d->token($da->{client_id}, "wrong$_")->{status} } 1 .. 30;
+is(join(',', @st), join(',', (401) x 30),
+    'no oauth2_client_auth_limit: 30 wrong secrets from one address, 401 each');
+$r = $d->token($da->{client_id}, $da->{client_secret});
+$d->oauth_error_ok($r, 429, 'temporarily_unavailable',
+    'the default throttle: the 31st request from that address, 429 (R17)');
+my $wait = OAuth2Test::header($r, 'Retry-After') // 0;
+ok($wait > 40 && $wait <= 60,
+    "the default throttle's window is a minute (Retry-After $wait)");
+is($d->token($da->{client_id}, $da->{client_secret}, from($CLIENT))->{status},
+    200, 'the default throttle: another address still gets its token (R83)');
+
 $t->done_testing;
