@@ -112,6 +112,29 @@ $r = hs('validate/', { handshake_token => $r->{json}{handshake}{handshake_token}
     handshake_secret => $r->{json}{handshake}{handshake_secret} });
 is($r->{status}, 200, 'and validate: 200');
 
+# R86: a relative oauth2_handshake_key names a file under nginx's prefix
+# (-p), as every file nginx names, not under the directory nginx was
+# started from: handshake.key (the prefix's, not the old key) first, then
+# moved.key, whose key makes the old handshake valid again
+$t->write_config(config('handshake.key'));
+($code, $out) = $t->nginx_t;
+is($code, 0, 'oauth2_handshake_key handshake.key (relative): nginx -t passes')
+    or diag($out);
+$t->reload;
+$r = hs('validate/', { handshake_token => $old,
+    handshake_secret => $h->{handshake_secret} });
+is($r->{status}, 401, 'oauth2_handshake_key handshake.key (relative): the '
+    . 'prefix\'s key, under which the old handshake is invalid: 401');
+$t->write_config(config('moved.key'));
+($code, $out) = $t->nginx_t;
+is($code, 0, 'oauth2_handshake_key moved.key (relative): nginx -t passes')
+    or diag($out);
+$t->reload;
+$r = hs('validate/', { handshake_token => $old,
+    handshake_secret => $h->{handshake_secret} });
+is($r->{status}, 200, 'after a reload, the prefix\'s moved.key signs: the '
+    . 'old handshake validates: 200');
+
 # an existing file is never overwritten
 open $fh, '>', "$dir/exists.key" or die;
 print $fh "keep me\n";

@@ -26,6 +26,14 @@ $t->write_config($t->default_http(
         oauth2_register;
         oauth2_password_policy off;
     }
+    location = /users/register-common-off/ {
+        oauth2_register;
+        oauth2_password_policy common=off;
+    }
+    location = /users/register-numeric-off/ {
+        oauth2_register;
+        oauth2_password_policy numeric=off;
+    }
     location /outer/ {
         oauth2_password_policy min_length=12;
         location = /outer/users/register/ { oauth2_register; }
@@ -94,6 +102,19 @@ is_deeply($r->{json}, { password => [
     'oauth2_password_policy min_length=12 of the outer location: 400 inside');
 ok(!grep({ $_->{username} eq 'inner' } @{$t->admin_json('user', 'list')}),
     'the refused registration made no user');
+# each word turns off its own check only (from a third address)
+$r = register('Quentin_Tarantino9', username => 'quentin_tarantino',
+    path => '/users/register-relaxed/', from => '127.0.0.3');
+is($r->{status}, 201,
+    'similarity=off: a password like the username passes') or diag($r->{raw});
+$r = register('12345678', path => '/users/register-common-off/',
+    from => '127.0.0.3');
+is_deeply($r->{json}, { password => [$NUMERIC] },
+    'common=off: "12345678" is still entirely numeric, no longer too common');
+$r = register('12345678', path => '/users/register-numeric-off/',
+    from => '127.0.0.3');
+is_deeply($r->{json}, { password => [$COMMON] },
+    'numeric=off: "12345678" is still too common, no longer entirely numeric');
 
 ###################################################### the users API
 

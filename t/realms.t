@@ -272,6 +272,7 @@ $realm_line    oauth2_issuer http://127.0.0.1:$port;
     location = /o/revoke_token/ { oauth2_revoke; }
     location = /o/introspect/ { oauth2_introspect; }
     location = /o/authorize/ { oauth2_authorize; }
+    location = /users/register/ { oauth2_register; }
     location = /.well-known/oauth-authorization-server { oauth2_metadata; }
     location /protected/ { auth_oauth2 "api"; alias %%DIR%%/html/; }
     location = /bf/token/ { oauth2_token; oauth2_client_auth_limit 3 30s; }
@@ -873,6 +874,28 @@ for my $p (@PAIRS) {
         'Marble-tide-comet-44')->{status}, 400,
         'newbie is unknown at shop2: 400');
     push @{$USERS{shop1}}, 'newbie';
+    @{$USERS{shop1}} = sort @{$USERS{shop1}};
+}
+
+# R47: a user registered at shop1's oauth2_register lands in shop1 only
+{
+    my $r = $t->post_form('/users/register/', OAuth2Test::form(
+        username => 'walker', password => 'Amber-quill-harbor-52',
+        confirm_password => 'Amber-quill-harbor-52',
+        email => 'walker@shop1.example'), P('shop1'));
+    push @secrets, 'Amber-quill-harbor-52';
+    is($r->{status}, 201, 'walker registers at shop1\'s oauth2_register: 201')
+        or diag($r->{raw});
+    my ($c) = $t->admin('--realm', 'shop1', 'user', 'show', 'walker');
+    is($c, 0, 'walker is in shop1 (user show --realm shop1)');
+    ($c) = $t->admin('user', 'show', 'walker');
+    is($c, 1, 'walker is not in the default realm');
+    ($c) = $t->admin('--realm', 'shop2', 'user', 'show', 'walker');
+    is($c, 1, 'walker is not in shop2');
+    is(password_at('shop1', $APP{shop1}{'shared-pw'}, 'walker',
+        'Amber-quill-harbor-52')->{status}, 200,
+        'walker signs in where he registered, at shop1: 200');
+    push @{$USERS{shop1}}, 'walker';
     @{$USERS{shop1}} = sort @{$USERS{shop1}};
 }
 

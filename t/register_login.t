@@ -164,6 +164,8 @@ field_error_ok($r, 'password', 'empty password');
 $r = register(password => 'Saffron-dune-47',
     confirm_password => 'Saffron-dune-47');
 field_error_ok($r, 'username', 'no username');
+my $BAD_NAME = 'Enter a valid username. This value may contain only '
+    . 'letters, numbers, and @/./+/-/_ characters.';
 for my $c (['bad name', 'a space'], ['a/b', 'a slash'],
     ['x' x 151, '151 characters'], ['a<script>', 'markup'],
     ["\xc3\xa9t\xc3\xa9", 'UTF-8 letters (ASCII only, as the CLI)'])
@@ -171,7 +173,14 @@ for my $c (['bad name', 'a space'], ['a/b', 'a slash'],
     my $r = register(username => $c->[0], password => 'Saffron-dune-47',
         confirm_password => 'Saffron-dune-47');
     field_error_ok($r, 'username', "username with $c->[1]");
+    is(ref $r->{json} eq 'HASH' && $r->{json}{username}[0], $BAD_NAME,
+        "username with $c->[1]: Django's message");
 }
+# R88: the username is checked before the password, and before any hash
+$r = register(username => 'bad name', password => '1',
+    confirm_password => '2');
+is_deeply($r->{json}, { username => [$BAD_NAME] },
+    'a bad username with a bad password: only the username is refused');
 $r = register(username => "\x{e9}t\x{e9}", password => 'Saffron-dune-47',
     confirm_password => 'Saffron-dune-47');
 $t->oauth_error_ok($r, 400, 'invalid_request',
@@ -182,6 +191,14 @@ is($r->{status}, 201, 'username of letters and @.+-_: 201');
 $r = register(username => 'mail1', password => 'Saffron-dune-47',
     confirm_password => 'Saffron-dune-47', email => 'not-an-email');
 field_error_ok($r, 'email', 'an invalid email');
+$r = register(username => 'mail2', password => 'Saffron-dune-47',
+    confirm_password => 'Saffron-dune-47', email => 'a@b@example.com');
+field_error_ok($r, 'email', 'an email with two "@"');
+is(ref $r->{json} eq 'HASH' && $r->{json}{email}[0],
+    'Enter a valid email address.',
+    'an email with two "@": Django\'s message');
+is(($t->admin('user', 'show', 'mail2'))[0], 1,
+    'an email with two "@": no user mail2 was made');
 $r = register(username => 'flag1', password => 'Saffron-dune-47',
     confirm_password => 'Saffron-dune-47', is_active => 'maybe');
 field_error_ok($r, 'is_active', 'is_active=maybe');
@@ -217,6 +234,13 @@ my ($code, $out, $err) = $t->_run_cmd('/usr/bin/mdb_dump', '-a', '-p',
 is($code, 0, 'mdb_dump of the store: exit 0') or diag($err);
 unlike($out, qr/\Q$pw\E/, 'the store never holds the password in clear');
 like($out, qr/pbkdf2_sha256/, 'the store holds a pbkdf2_sha256 hash');
+# R16: with oauth2_pbkdf2_iterations' count, also for the users who never
+# logged in (a.b+c-d_e@f, sleeper), whose hash no login rehashed
+my @iterations = $out =~ /pbkdf2_sha256\$(\d+)\$/g;
+cmp_ok(scalar @iterations, '>=', 5, 'the store holds a hash of each user');
+is_deeply([grep { $_ != PBKDF2 } @iterations], [],
+    'every hash has ' . PBKDF2 . ' iterations, as oauth2_pbkdf2_iterations '
+    . 'says (R16)');
 
 ############################################################## login errors
 

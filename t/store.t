@@ -175,8 +175,32 @@ for my $case ('file', 'unwritable') {
     $u->stop;
 }
 
+# R78, R86: the master checks an existing store in a child that runs as
+# the workers' user: a lock.mdb that user made a symbolic link to a file of
+# root's is opened as the workers' user, who may not, so root's file is
+# neither opened nor written (the case above has no data.mdb: no check)
+{
+    my $u = OAuth2Test->new;
+    $u->new_app(name => 'existing');    # the CLI (root) makes the store
+    my $victim = $u->dir . '/victim';
+    OAuth2Test::write_file($victim, "keep\n");
+    chmod 0600, $victim;
+    unlink $u->store . '/lock.mdb';
+    symlink $victim, $u->store . '/lock.mdb' or die "symlink: $!";
+    $u->expect_log($BROKEN_STORE_LOG);
+    $u->write_default_config->run;
+    is(OAuth2Test::_slurp($victim), "keep\n", 'a lock.mdb symlinked to a '
+        . 'file of root\'s beside a data.mdb: nothing written into the file');
+    is((stat $victim)[4], 0, 'and the file stays root\'s');
+    like(OAuth2Test::_slurp($u->error_log),
+        qr/cannot prepare store "[^"]+": mdb_env_open: Permission denied/,
+        'the check, as the workers\' user, may not open it: the master '
+        . 'says so');
+    $u->stop;
+}
+
 # R78: a data.mdb the master's check (in a child, as the workers' user)
-# refuses is reported at start, naming the store
+# refuses is reported at start, naming the store and the child's reason
 {
     my $u = OAuth2Test->new;
     mkdir $u->store or die "mkdir: $!";
@@ -186,6 +210,9 @@ for my $case ('file', 'unwritable') {
     like(OAuth2Test::_slurp($u->error_log),
         qr/oauth2: cannot prepare store "[^"]+": \S/,
         'a corrupt data.mdb: the master says it cannot prepare the store');
+    like(OAuth2Test::_slurp($u->error_log),
+        qr/oauth2: cannot prepare store "[^"]+": mdb_env_open: MDB_INVALID/,
+        'and gives the reason the check in the child found (MDB_INVALID)');
     is($u->get('/protected/', Authorization => 'Bearer ' . ('x' x 43))
         ->{status}, 503, 'and the workers answer 503 (R77)');
     $u->stop;

@@ -284,6 +284,22 @@ TEST_F(CommitterTest, AFullMapRefusesOnlyTheChangeAtFault) {
   EXPECT_EQ(meta("after"), "ok");
 }
 
+// A change that failed (the store is full) is counted as a change, never
+// as a conflict: oauth2_store_conflicts_total shows contention, not a
+// full store.
+TEST_F(CommitterTest, AFullStoreIsNoConflictInTheStats) {
+  open(size_t(1) << 20);  // 1 MiB
+  const Committer::Stats before = store_->committer().stats();
+  EXPECT_THROW(store_->change([](Txn& txn) {
+    for (int i = 0; i < 4000; i++) txn.put_meta("big" + std::to_string(i), std::string(1000, 'x'));
+    txn.commit();
+  }),
+               StoreError);
+  const Committer::Stats after = store_->committer().stats();
+  EXPECT_EQ(after.changes - before.changes, 1u);
+  EXPECT_EQ(after.conflicts, before.conflicts);
+}
+
 // A change that only reads, or never calls commit(), writes nothing and
 // never reaches the committer.
 TEST_F(CommitterTest, AChangeWithoutWritesSkipsTheCommitter) {

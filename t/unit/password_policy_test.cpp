@@ -77,6 +77,37 @@ TEST(PasswordPolicy, ParsesItsSpec) {
   }
 }
 
+// Django lowers the password and the attribute before comparing them:
+// the case of either changes nothing
+TEST(PasswordPolicy, SimilarityIgnoresCase) {
+  const oauth2::PasswordOwner alice{"alice", "", "", ""};
+  const oauth2::PasswordOwner upper{"ALICE", "", "", ""};
+  const Problems similar{"The password is too similar to the username."};
+  EXPECT_EQ(oauth2::password_problems(PasswordPolicy{}, "ALICE2024", alice), similar);
+  EXPECT_EQ(oauth2::password_problems(PasswordPolicy{}, "alice2024", upper), similar);
+  EXPECT_EQ(oauth2::password_problems(PasswordPolicy{}, "alice2024", alice), similar);
+}
+
+// "similarity=off" turns the check off, "common=off" and "numeric=off"
+// each turn off their own check only
+TEST(PasswordPolicy, EachOffTurnsOffItsOwnCheck) {
+  std::string why;
+  auto p = PasswordPolicy::parse("similarity=off", &why);
+  ASSERT_TRUE(p) << why;
+  EXPECT_EQ(p->max_similarity, 0.0);
+  EXPECT_EQ(check("testclient", *p), Problems{});
+  p = PasswordPolicy::parse("common=off", &why);
+  ASSERT_TRUE(p) << why;
+  EXPECT_FALSE(p->common);
+  EXPECT_TRUE(p->numeric);
+  EXPECT_EQ(check("12345678", *p), Problems{kNumeric});
+  p = PasswordPolicy::parse("numeric=off", &why);
+  ASSERT_TRUE(p) << why;
+  EXPECT_TRUE(p->common);
+  EXPECT_FALSE(p->numeric);
+  EXPECT_EQ(check("12345678", *p), Problems{kCommon});
+}
+
 TEST(PasswordPolicy, LengthCountsCharactersNotBytes) {
   PasswordPolicy p;
   p.common = p.numeric = false;
