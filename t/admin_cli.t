@@ -74,6 +74,16 @@ unlike($out, qr/\Q$app->{client_secret}\E/, 'app show never prints the secret');
 ($code, $out, $err) = $t->admin('app', 'show', 'no-such-id');
 is($code, 1, 'app show unknown id: exit 1');
 like($err, qr/\S/, 'app show unknown id: message on stderr');
+# a client_id with an escape sequence or bytes that are not UTF-8 is
+# never echoed raw
+for my $id ("\e]0;x\a", "ab\xff\xfe") {
+    my $shown = $id =~ s/([^\x21-\x7e])/sprintf('\\x%02X', ord $1)/ger;
+    ($code, $out, $err) = $t->admin('app', 'show', $id);
+    is($code, 1, "app show '$shown': exit 1");
+    like($err, qr/no such application/, "app show '$shown': no such application");
+    unlike($err, qr/[\e\a\x80-\xff]/,
+        "app show '$shown': the client_id does not reach the terminal raw");
+}
 
 # options
 my $pub = $t->new_app(name => 'pub', public => 1);
@@ -138,6 +148,12 @@ for my $c (
         qr/client_credentials/],
     [['app', 'add', '--name', 'x', '--grant', "bo\e[31mgus"],
         'an escape sequence in a value', qr/bo\\x1B\[31mgus/],
+    [['app', 'add', '--name', 'x', '--grant', "bo\xc2\x9b31mgus"],
+        'a C1 control (U+009B, CSI) in a value', qr/bo\\xC2\\x9B31mgus/],
+    [['app', 'add', '--name', 'x', '--grant', 'g' x 10000],
+        'a 10000-byte value', qr/'g{80}\.\.\.'/],
+    [['--store', '', qw(app list)], '--store \'\' (an unset variable)',
+        qr/--store: empty directory name/],
     [['app', 'add', '--name', 'n' x 256, '--grant', 'client_credentials'],
         'a 256-character --name (the store does not bound it)',
         qr/--name: must be 1 to 255 characters/],
@@ -170,6 +186,16 @@ for my $c (
 is(count_apps(), $n, 'usage errors created nothing');
 is_deeply(dj(($t->admin('app', 'show', $app->{client_id}))[1])->{resources},
     [], 'the refused app update left the application without resources');
+# a long operand is cut in the message: it floods neither the terminal nor
+# a log
+{
+    my ($code, $out, $err) = $t->admin(qw(app add --name x --grant),
+        'g' x 10000);
+    cmp_ok(length $err, '<', 400,
+        'a 10000-byte --grant: the message is cut (' . length($err)
+        . ' bytes)');
+    unlike($err, qr/g{81}/, '... the value shown is at most 80 bytes');
+}
 
 # redirect URI registration rules (R22)
 for my $u ('javascript:alert(1)', 'http://client.example/cb',
@@ -266,6 +292,57 @@ is(count_apps(), $n, 'rejected registrations created nothing');
         is($out, '', "--etcd @$cmd[0,1] with no store there: nothing on stdout");
         ok(!-e $none, "--etcd @$cmd[0,1] with no store there: makes none");
     }
+}
+
+# a read on a directory that holds no store (a mistyped --store) answers
+# from no store and makes none there
+{
+    my $empty = $t->dir . '/empty-dir';
+    mkdir $empty or die "mkdir $empty: $!";
+    my ($code, $out, $err) = $t->admin_raw('--store', $empty, qw(user list));
+    is($code, 0, 'user list on a directory without a store: exit 0')
+        or diag($err);
+    is($out, "[]\n", '... no users');
+    opendir my $dh, $empty or die "opendir: $!";
+    my @left = grep { !/^\.\.?$/ } readdir $dh;
+    is("@left", '', '... and no store made there (no data.mdb, no lock.mdb)');
+}
+
+# R78: the CLI run as root on a store of the workers' user (nobody, as
+# nginx's master leaves it) gives that user back a file an earlier root run
+# left root's, and never follows a symbolic link planted in the store (the
+# directory is nobody's, who could point one at any file of root's)
+{
+    my ($nuid, $ngid) = (getpwnam('nobody'))[2, 3];
+    my $owned = sub {    # a store made by the CLI, then given to nobody
+        my $u = OAuth2Test->new;
+        $u->new_app(name => 'owned');
+        chown $nuid, $ngid, $u->store, glob($u->store . '/*')
+            or die "chown: $!";
+        return $u;
+    };
+    my $u = $owned->();
+    my $lock = $u->store . '/lock.mdb';
+    chown 0, 0, $lock or die "chown: $!";
+    chmod 0600, $lock;
+    my ($code, $out, $err) = $u->admin(qw(app list));
+    is($code, 0, 'a lock.mdb left root\'s, the CLI as root: exit 0')
+        or diag($err);
+    is((stat $lock)[4], $nuid, '... and lock.mdb is nobody\'s again (R78)');
+
+    $u = $owned->();
+    my $victim = $u->dir . '/victim';
+    OAuth2Test::write_file($victim, "keep\n");
+    chmod 0600, $victim;
+    $lock = $u->store . '/lock.mdb';
+    unlink $lock or die "unlink: $!";
+    symlink $victim, $lock or die "symlink: $!";
+    ($code, $out, $err) = $u->admin(qw(app list));
+    is($code, 1, 'a lock.mdb symlinked to a file of root\'s, the CLI as '
+        . 'root: exit 1');
+    is((stat $victim)[4], 0, '... the file stays root\'s (R78)');
+    is(OAuth2Test::_slurp($victim), "keep\n", '... and nothing was written '
+        . 'into it');
 }
 
 # --help

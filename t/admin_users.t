@@ -98,6 +98,13 @@ for my $c (
         --pbkdf2-iterations 0)], '--pbkdf2-iterations 0'],
     [[qw(user add --username a --email a@example.com --password Tr0ub4dor-and-3
         --pbkdf2-iterations lots)], '--pbkdf2-iterations lots'],
+    # every character a digit, not only the first: 1e6 is not read as 1
+    [[qw(user add --username a --email a@example.com --password Tr0ub4dor-and-3
+        --pbkdf2-iterations 1e6)], '--pbkdf2-iterations 1e6 (R16)',
+        qr/--pbkdf2-iterations: '1e6' is not a number from 1 to 100000000/],
+    [[qw(user add --username a --email a@example.com --password Tr0ub4dor-and-3
+        --pbkdf2-iterations 12abc)], '--pbkdf2-iterations 12abc (R16)',
+        qr/--pbkdf2-iterations: '12abc' is not a number/],
     [['user', 'add', '--username', 'a', '--email', 'a@example.com',
         '--password', 'Tr0ub4dor-and-3', '--first-name', "A\x01"],
         '--first-name with a control character'],
@@ -235,6 +242,23 @@ like($err, qr/both the id of user bob and the username of user $two->{id}/,
     'user show 2: the message names both users');
 ($code, $out) = $t->admin('user', 'show', $two->{id});
 is((dj($out) // {})->{username}, '2', 'the user named 2 is reached by id');
+
+# a username that starts with "-" (Django allows it) is named after "--",
+# which ends the options
+($code, $out, $err) = $t->admin(qw(user add --username -dash
+    --email dash@example.com --password dash-pass-5), @FAST);
+is($code, 0, 'a username that starts with "-": user add, exit 0')
+    or diag($err);
+push @passwords, 'dash-pass-5';
+($code, $out, $err) = $t->admin(qw(user show -- -dash));
+is($code, 0, 'user show -- -dash: exit 0') or diag($err);
+is((dj($out) // {})->{username}, '-dash', 'user show -- -dash: the user -dash');
+($code, $out, $err) = $t->admin(qw(user show -dash));
+is($code, 2, 'user show -dash without "--": exit 2');
+like($err, qr/unknown option '-dash'/, '... an unknown option');
+($code, $out, $err) = $t->admin(qw(user delete -- -dash));
+is($code, 0, 'user delete -- -dash: exit 0') or diag($err);
+ok(!grep({ $_->{username} eq '-dash' } users()), '... and -dash is gone');
 
 # -------------------------------------------------------------- nginx
 $t->write_config($t->default_http(extra_server => <<'EOF'))->run;

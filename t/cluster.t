@@ -877,6 +877,22 @@ section('sync refuses a store that is not a mirror (R78)', sub {
     like("$out$err", qr/\S/, 'it says why') or diag("$out$err");
     is(OAuth2Test::dump_store($own->store), $dump,
         'the single-node store is left as it was');
+    # a store whose only records of its own are realms (realm add writes
+    # them to the meta database, beside the store's local meta) is no
+    # empty store: the snapshot would drop them (R78)
+    my $realm = OAuth2Test->new;
+    ($code, $out, $err) = $realm->admin(qw(realm add shop));
+    is($code, 0, 'a single-node store with a realm and nothing else')
+        or diag("$out$err");
+    $dump = OAuth2Test::dump_store($realm->store);
+    ($code, $out, $err) = $realm->run_cmd_timeout(10, $OAuth2Test::ADMIN,
+        'sync', '--store', $realm->store, '--etcd', $url, '--prefix',
+        $PREFIX);
+    is($code, 1, "oauth2-admin sync on it: exit $code, not a mirror (R78)");
+    like("$out$err", qr/holds records of its own/, '... it says why')
+        or diag("$out$err");
+    is(OAuth2Test::dump_store($realm->store), $dump,
+        '... and the realm is left as it was');
     # a mirror of another prefix (another cluster's records) is no store
     # for this one's either: its records would mix with them
     my $other = OAuth2Test->new;
@@ -892,6 +908,44 @@ section('sync refuses a store that is not a mirror (R78)', sub {
         '... naming the prefix it mirrors') or diag("$out$err");
     is(OAuth2Test::dump_store($other->store), $dump,
         '... and the mirror is left as it was');
+});
+
+# a snapshot of more than one page of etcd's range (5000 keys) reads every
+# page: a mirror started (or restarted after a compaction) on a cluster
+# that big holds all of its records, not the first 5000 keys.  A prefix of
+# its own, so that the edges' mirrors do not carry the tokens
+section('a snapshot of more than 5000 keys', sub {
+    my $BIG = '/t-big/';
+    my $m = OAuth2Test->new;
+    $m->run_sync($url, prefix => $BIG);
+    my $big = $m->new_app_etcd(name => 'edge-big');
+    my $file = $m->dir . '/big.tokens';
+    my ($code, $out, $err) = $m->admin_etcd('token', 'issue', '--client-id',
+        $big->{client_id} // 'none', '--count', 3000, '--out', $file);
+    is($code, 0, 'snapshot: 3000 tokens issued through etcd') or diag($err);
+    my $keys = etcd_count($BIG);
+    cmp_ok($keys, '>', 6000, "snapshot: etcd holds $keys keys under $BIG");
+    my $fresh = OAuth2Test->new;    # an empty store: a snapshot at start
+    $fresh->run_sync($url, prefix => $BIG);
+    my ($records) = OAuth2Test::_slurp($fresh->sync_log)
+        =~ /snapshot of etcd at revision \d+: (\d+) records/;
+    cmp_ok($records // 0, '>', 6000, 'snapshot: the new mirror took '
+        . ($records // 0) . ' records, every page');
+    # the two mirrors hold the same records (less each mirror's own meta)
+    my $held = sub {
+        my @lines = split /^/, OAuth2Test::dump_store($_[0]->store);
+        my @kept;
+        while (defined(my $l = shift @lines)) {
+            if ($l =~ /^ (?:schema_version|map_size|mirror_\w+)$/) { shift @lines; next }
+            push @kept, $l;
+        }
+        return join '', @kept;
+    };
+    my ($same) = poll(3, sub { $held->($m) eq $held->($fresh) });
+    ok($same, 'snapshot: the new mirror holds the same records as the one '
+        . 'that followed the writes');
+    is($fresh->stop_sync, 0, 'snapshot: its sync daemon stops');
+    is($m->stop_sync, 0, 'snapshot: and the first one');
 });
 
 ############################### etcd stops: 503, fails closed (R53, R77)

@@ -9,6 +9,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
+use Time::Local qw(timegm);
 use OAuth2Test;
 use OAuth2Authorize;
 
@@ -265,6 +266,15 @@ is($w->{scope}, 'read', 'the scope');
 like($w->{granted_at} // '', qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/,
     'granted_at');
 like($w->{expires_at} // '', qr/Z$/, 'expires_at');
+# the seconds since the epoch of an RFC 3339 time in UTC, or undef
+sub epoch_of {
+    my @f = ($_[0] // '') =~ /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)Z$/
+        or return undef;
+    return timegm($f[5], $f[4], $f[3], $f[2], $f[1] - 1, $f[0]);
+}
+my ($granted, $expires) = map { epoch_of($w->{$_}) } qw(granted_at expires_at);
+is(defined $granted && defined $expires ? $expires - $granted : undef,
+    365 * 86400, 'expires_at is granted_at plus the consent\'s 365 days');
 my ($code, $out, $err) = $t->admin('consent', 'list', '--user', 'nobody');
 is($code, 1, 'consent list of an unknown user: exit 1');
 like($err, qr/no user/, 'saying so');
@@ -317,6 +327,16 @@ is($r->{status}, 404, 'DELETE a consent alice never gave: 404');
 $r = $t->api('POST', $api_path, token => $root, json => {});
 is($r->{status}, 405, 'POST to the list: 405');
 my ($at3) = tokens_for($web, $alice);
+# a safe method changes nothing: a link prefetch or a read-only tool
+# that GETs the consent's URL revokes nothing
+$r = $t->api('GET', "$api_path$web->{client_id}/", token => $root);
+is($r->{status}, 405, 'GET a consent with a staff token: 405');
+is(OAuth2Test::header($r, 'Allow'), 'DELETE', 'GET a consent: Allow DELETE');
+is_deeply([map { $_->{client_id} }
+        @{$t->admin_json('consent', 'list', '--user', 'dora')}],
+    [$web->{client_id}], 'the GET revoked nothing: the consent is listed');
+is($t->bearer_get('/protected/', $at3)->{status}, 200,
+    'and the token issued under it still passes');
 $r = $t->api('DELETE', "$api_path$web->{client_id}/", token => $root);
 is($r->{status}, 204, 'DELETE with a staff token: 204');
 is($t->bearer_get('/protected/', $at3)->{status}, 401,

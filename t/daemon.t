@@ -226,6 +226,36 @@ like($log, qr{"GET /x\\x22y\\x5Cz" 404 \d+ms},
     'the log escapes a path\'s quotes and backslashes');
 unlike($log, qr/hunter2|xyz|page=/, 'the log never holds the query string');
 
+######################################################## --hash-limit (R88)
+
+# the pages' sign-ins hash a few at a time as the API does: with one
+# running and one waiting, the third of three slow sign-ins at once is
+# refused with 503, and the two others sign in
+my $slow_pw = 'Slow-hash-sign-in-53';
+$t->admin_json('user', 'add', '--username', 'hasher', '--email',
+    'hasher@example.com', '--password', $slow_pw, '--pbkdf2-iterations',
+    2000000, '--staff');
+push @secrets, $slow_pw;
+$t->run_daemon('--pbkdf2-iterations', 1000, '--hash-limit', '1/1');
+{
+    my $g = $t->request('GET', '/o/applications/login/', port => $dp);
+    my $csrf = OAuth2Test::cookies_of($g)->{oauth2_csrf}{value} // '';
+    my $body = OAuth2Test::form(csrf => $csrf, username => 'hasher',
+        password => $slow_pw);
+    my $raw = "POST /o/applications/login/ HTTP/1.1\r\nHost: localhost\r\n"
+        . "Connection: close\r\nCookie: oauth2_csrf=$csrf\r\n"
+        . "Content-Type: application/x-www-form-urlencoded\r\n"
+        . 'Content-Length: ' . length($body) . "\r\n\r\n$body";
+    my @r = OAuth2Test::race_raw([map { [$dp, $raw] } 1 .. 3]);
+    is(join(' ', sort map { $_->{status} } @r), '303 303 503',
+        'three slow sign-ins at the pages at once, --hash-limit 1/1: two '
+        . 'sign in, one 503 (R88)');
+    my ($busy) = grep { $_->{status} == 503 } @r;
+    is($busy ? OAuth2Test::header($busy, 'Retry-After') : undef, '1',
+        'the 503 says Retry-After: 1');
+}
+is($t->stop_daemon, 0, 'the daemon stops');
+
 ######################################################## SIGTERM in flight
 
 # a slow hash keeps a create in flight while SIGTERM arrives: it completes

@@ -55,15 +55,18 @@ sub seed001_login {
         username => $user, password => $pw), '-from' => $from);
 }
 
-# the admin daemon's sign-in page, through nginx
+# the admin daemon's sign-in page, through nginx, with the browser's
+# device cookie if given
 sub page_login {
-    my ($user, $pw, $from) = @_;
+    my ($user, $pw, $from, $device) = @_;
     my $g = $t->get('/o/applications/login/', '-from' => $from);
     my $csrf = OAuth2Test::cookies_of($g)->{oauth2_csrf}{value} // '';
     my ($field) = $g->{body} =~ /name="csrf" value="([^"]+)"/;
     return $t->post_form('/o/applications/login/', OAuth2Test::form(
         csrf => $field // '', username => $user, password => $pw),
-        Cookie => "oauth2_csrf=$csrf", '-from' => $from);
+        Cookie => join('; ', "oauth2_csrf=$csrf",
+            defined $device ? ("oauth2_device=$device") : ()),
+        '-from' => $from);
 }
 
 # the authorization endpoint's login page, with the browser's cookies:
@@ -112,6 +115,8 @@ is(grant('bob', $PW, '127.0.0.2')->{status}, 200,
 is(grant('alice', $PW, '127.0.0.30')->{status}, 200,
     'alice from an address that never signed in: 200, 3 failures are below '
     . 'the account\'s 6 (R83)');
+is(page_login('alice', $PW, '127.0.0.31')->{status}, 303,
+    'alice signs in at the daemon\'s page from another new address: 303');
 
 ######################## the account lock: 6 failures from many addresses
 
@@ -127,6 +132,9 @@ is(grant('alice', $PW, $HOME)->{status}, 200,
     'alice from her own address, while locked for strangers: 200 (R83)');
 is(grant('alice', $PW, '127.0.0.30')->{status}, 200,
     'and from the address she signed in from a moment ago: 200 (R83)');
+is(page_login('alice', $PW, '127.0.0.31')->{status}, 303,
+    'and at the daemon\'s page from where she signed in there a moment ago: '
+    . '303 (R83, R89)');
 refused_ok(grant('alice', $PW, '127.0.0.42'),
     'her sign-ins unlock nothing for a new address (R83)');
 refused_ok(grant('alice', 'guess', '127.0.0.43'),
@@ -167,6 +175,12 @@ refused_ok(grant('bob', $PW, '127.0.0.50'),
 
 ############################ a browser that signed in keeps signing in
 
+# the daemon's page remembers her browser as the authorization page does
+my $page_ok = page_login('carol', $PW, '127.0.0.64');
+is($page_ok->{status}, 303, 'carol signs in at the daemon\'s page: 303');
+my $page_device = OAuth2Test::cookies_of($page_ok)->{oauth2_device}{value};
+like($page_device // '', qr/^[A-Za-z0-9_-]{43}$/,
+    'the daemon\'s page gives her browser a device cookie (256 bits, R83)');
 my ($ok, $device) = browser_login('carol', $PW, '127.0.0.60');
 is($ok->{status}, 303, 'carol signs in at the authorization page: 303');
 like($device // '', qr/^[A-Za-z0-9_-]{43}$/,
@@ -187,6 +201,13 @@ is($r->{status}, 303,
     'her own browser (its device cookie) at a new address: 303 (R83)');
 ($r) = browser_login('carol', $PW, '127.0.0.63', 'A' x 43);
 is($r->{status}, 429, 'a made-up device cookie: 429');
+refused_ok(page_login('carol', $PW, '127.0.0.65'),
+    'carol locked: the daemon\'s page, no device cookie, a new address');
+is(page_login('carol', $PW, '127.0.0.66', $page_device)->{status}, 303,
+    'the device cookie the daemon\'s page gave, at a new address: 303 (R83)');
+($r) = browser_login('carol', $PW, '127.0.0.67', $page_device);
+is($r->{status}, 303,
+    'and at the authorization page: one browser for both (R89)');
 
 ############################################## the per-address ceiling
 
@@ -198,6 +219,18 @@ refused_ok(grant('dave', $PW, '127.0.0.8'),
     . 'refused for every account');
 is(grant('dave', $PW, '127.0.0.9')->{status}, 200,
     'another address signs dave in: 200');
+# the same ceiling at the daemon's page
+my @page_fails = map {
+    my $n = $_;
+    map { page_login("nobody-$n", 'x', '127.0.0.14')->{status} } 1 .. 3
+} 4 .. 6;
+is_deeply(\@page_fails, [(400) x 9],
+    '9 wrong passwords over three accounts at the daemon\'s page from one '
+    . 'address: 400 each');
+refused_ok(page_login('dave', $PW, '127.0.0.14'),
+    'then that address at the daemon\'s page, for a fourth account (R17)');
+is(page_login('dave', $PW, '127.0.0.15')->{status}, 303,
+    'another address signs dave in at the daemon\'s page: 303');
 
 ############### one (account, address) count, whichever name reached it
 

@@ -230,6 +230,11 @@ is($r->{status}, 403, 'login with a CSRF field unlike the cookie: 403');
 is($r->{status}, 403, 'a cross-site login (Sec-Fetch-Site), cookie and '
     . 'field alike: 403');
 ok(!session_of($r), 'a cross-site login: no session');
+# a sibling subdomain's page is same-site, and can plant the login form's
+# cookie: only the pages' own origin may sign in
+($r) = http_login($staff, $staff_pw, site => 'same-site');
+is($r->{status}, 403, 'a same-site login (Sec-Fetch-Site): 403');
+ok(!session_of($r), 'a same-site login: no session');
 ($r) = http_login($staff, $staff_pw, site => 'same-origin');
 is($r->{status}, 303, 'a same-origin login (Sec-Fetch-Site): 303');
 ($r) = http_login($staff, $staff_pw, next => '//evil.example/');
@@ -268,6 +273,12 @@ $r = $t->get('/o/applications/register/', Cookie => $session);
 is($r->{status}, 200, 'the register form with the session: 200');
 my $csrf = csrf_field($r);
 like($csrf, qr/^[A-Za-z0-9_-]{43}$/, 'the form carries a CSRF token');
+# the session cookie is HttpOnly: the HTML, which anything reading the
+# page takes, never holds it
+my ($session_value) = $session =~ /=(.*)$/;
+isnt($csrf, $session_value, 'the CSRF token is not the session cookie');
+unlike($r->{body}, qr/\Q$session_value\E/, 'the page never holds the session '
+    . 'cookie');
 $r = $t->post_form('/o/applications/register/', app_form(),
     Cookie => $session);
 is($r->{status}, 403, 'a POST without the CSRF token: 403');
@@ -279,6 +290,10 @@ $r = $t->post_form('/o/applications/register/',
     app_form(csrf => $csrf), Cookie => $session,
     'Sec-Fetch-Site' => 'cross-site');
 is($r->{status}, 403, 'a cross-site POST (Sec-Fetch-Site): 403');
+$r = $t->post_form('/o/applications/register/',
+    app_form(csrf => $csrf), Cookie => $session,
+    'Sec-Fetch-Site' => 'same-site');
+is($r->{status}, 403, 'a same-site POST (Sec-Fetch-Site): 403');
 ok(!grep({ $_ eq 'csrf-probe' } app_names()),
     'nothing was created by the refused POSTs');
 
@@ -474,6 +489,16 @@ $r = $t->post_form("/o/applications/$eid/delete/", '', Cookie => $session);
 is($r->{status}, 403, 'delete without the CSRF token: 403');
 is($t->token($eid, $rotated)->{status}, 200, 'the app still works');
 
+# logout needs the CSRF token too: another site cannot sign the user out
+$r = $t->post_form('/o/applications/logout/', '', Cookie => $session);
+is($r->{status}, 403, 'logout without the CSRF token: 403');
+$r = $t->post_form('/o/applications/logout/', OAuth2Test::form(csrf => $csrf),
+    Cookie => $session, 'Sec-Fetch-Site' => 'cross-site');
+is($r->{status}, 403, 'a cross-site logout (Sec-Fetch-Site): 403');
+ok(!cookies_of($r)->{oauth2_session}, 'the refused logouts clear no cookie');
+is($t->get('/o/applications/', Cookie => $session)->{status}, 200,
+    'and the session goes on');
+
 # logout ends the session
 $r = $t->post_form('/o/applications/logout/', OAuth2Test::form(csrf => $csrf),
     Cookie => $session);
@@ -485,12 +510,13 @@ is($r->{status}, 303, 'the old session cookie no longer works');
 
 # a staff user demoted, or disabled, while signed in: the session ends at
 # the next request (the pages are for active staff only)
+my %ended;
 for my $c (['carol', '--staff', 'demoted'], ['dave', '--active', 'disabled'])
 {
     my ($name, $option, $what) = @$c;
     user_add($name, "$name-password-x", '--staff');
     ($r) = http_login($name, "$name-password-x");
-    my $s = session_of($r);
+    my $s = $ended{$name} = session_of($r);
     ok($s, "$name (staff) signs in");
     is($t->get('/o/applications/', Cookie => $s // '')->{status}, 200,
         "${name}'s session opens the list");
@@ -502,9 +528,35 @@ for my $c (['carol', '--staff', 'demoted'], ['dave', '--active', 'disabled'])
     like(OAuth2Test::header($r, 'Location') // '', qr{^/o/applications/login/},
         "$what, $name is sent to the login page");
 }
+# the session refused is ended, not set aside: staff and active again,
+# the user signs in anew, and the old cookie opens nothing
+for my $c (['carol', '--staff'], ['dave', '--active']) {
+    my ($name, $option) = @$c;
+    my ($code, $out, $err) = $t->admin('user', 'set', $name, $option, 'true');
+    is($code, 0, "user set $name $option true: exit 0") or diag($err);
+    ($r) = http_login($name, "$name-password-x");
+    is($t->get('/o/applications/', Cookie => session_of($r) // '')->{status},
+        200, "$name signs in again: the new session opens the list");
+    is($t->get('/o/applications/', Cookie => $ended{$name} // '')->{status},
+        303, "${name}'s session of before stays ended");
+}
+
+# R16: a staff user's hash weaker than serve's --pbkdf2-iterations (the
+# default 600000) is hashed again at the sign-in
+user_add('erik', 'erik-password-x', '--staff', '--pbkdf2-iterations', 1000);
+my $user_hash = sub {
+    OAuth2Test::dump_store($t->store) =~ /"username":"erik".*?"password":"pbkdf2_sha256\$(\d+)\$/
+        ? $1 : undef;
+};
+is($user_hash->(), 1000, 'erik is stored with 1000 iterations');
+($r) = http_login('erik', 'erik-password-x');
+is($r->{status}, 303, 'erik signs in at the pages: 303');
+is($user_hash->(), 600000, 'his hash is stored again with 600000 (R16)');
+($r) = http_login('erik', 'erik-password-x');
+is($r->{status}, 303, 'and his password still signs him in');
 
 is($t->stop_daemon, 0, 'the daemon stops cleanly on SIGTERM');
 $t->daemon_log_ok($staff_pw, 'alice-password', 'carol-password-x',
-    'dave-password-x', grep { defined }
+    'dave-password-x', 'erik-password-x', grep { defined }
     $secret, $esecret, $rotated);
 $t->done_testing;
