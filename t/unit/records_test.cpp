@@ -214,8 +214,8 @@ TEST(LockRecord, RoundTripsAndAPartialOriginIsRefused) {
 }
 
 // A client or user record of version 1 (its JSON alone, as the builds
-// before the version 2 header wrote it) is still read, whatever the
-// header a version 2 record of the same fields carries
+// before the version 2 header wrote it) is still read, its flags taken
+// from the JSON
 TEST(ClientUserRecord, Version1IsReadAsTheJsonAlone) {
   oauth2::Client c;
   c.client_id = "app1";
