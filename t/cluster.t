@@ -156,6 +156,18 @@ sub race {
 }
 
 # the number of etcd keys under $prefix (the v3 gateway's count_only)
+# the records of $n's mirror as mdb_dump prints them, less the meta each
+# machine keeps for itself (schema, map size, the mirror's revision)
+sub mirror_records {
+    my @lines = split /^/, OAuth2Test::dump_store($_[0]->store);
+    my @kept;
+    while (defined(my $l = shift @lines)) {
+        if ($l =~ /^ (?:schema_version|map_size|mirror_\w+)$/) { shift @lines; next }
+        push @kept, $l;
+    }
+    return join '', @kept;
+}
+
 sub etcd_count {
     my ($prefix) = @_;
     my $end = $prefix;
@@ -632,25 +644,16 @@ section('oauth2-admin --etcd restore puts a backup in the cluster', sub {
     ok($ok, 'restore: the token issued after the backup is refused on both edges');
     is($eb->token($app->{client_id}, $app->{client_secret})->{status}, 200,
         'restore: the application issues tokens on edge B');
-    # the two mirrors hold the same records (less each machine's own meta)
-    my $records = sub {
-        my @lines = split /^/, OAuth2Test::dump_store($_[0]->store);
-        my @kept;
-        while (defined(my $l = shift @lines)) {
-            if ($l =~ /^ (?:schema_version|map_size|mirror_\w+)$/) { shift @lines; next }
-            push @kept, $l;
-        }
-        return join '', @kept;
-    };
-    ($ok) = poll(3, sub { $records->($ea) eq $records->($eb) });
+    # the two mirrors hold the same records
+    ($ok) = poll(3, sub { mirror_records($ea) eq mirror_records($eb) });
     ok($ok, 'restore: both mirrors hold the same records');
 
     # a mirror is its sync daemon's alone: a local restore names --etcd
-    my $held = $records->($eb);
+    my $held = mirror_records($eb);
     ($code, $out, $err) = $eb->admin('restore', $file, '--force');
     is($code, 1, 'restore: a local restore onto a mirror, --force or not: exit 1');
     like($err, qr/is a mirror of etcd.*--etcd/, 'restore: ... naming --etcd');
-    is($records->($eb), $held, 'restore: ... and the mirror is unchanged');
+    is(mirror_records($eb), $held, 'restore: ... and the mirror is unchanged');
 });
 
 ############################ a sync daemon restarted resumes (issue 13)
@@ -931,17 +934,8 @@ section('a snapshot of more than 5000 keys', sub {
         =~ /snapshot of etcd at revision \d+: (\d+) records/;
     cmp_ok($records // 0, '>', 6000, 'snapshot: the new mirror took '
         . ($records // 0) . ' records, every page');
-    # the two mirrors hold the same records (less each mirror's own meta)
-    my $held = sub {
-        my @lines = split /^/, OAuth2Test::dump_store($_[0]->store);
-        my @kept;
-        while (defined(my $l = shift @lines)) {
-            if ($l =~ /^ (?:schema_version|map_size|mirror_\w+)$/) { shift @lines; next }
-            push @kept, $l;
-        }
-        return join '', @kept;
-    };
-    my ($same) = poll(3, sub { $held->($m) eq $held->($fresh) });
+    # the two mirrors hold the same records
+    my ($same) = poll(3, sub { mirror_records($m) eq mirror_records($fresh) });
     ok($same, 'snapshot: the new mirror holds the same records as the one '
         . 'that followed the writes');
     is($fresh->stop_sync, 0, 'snapshot: its sync daemon stops');

@@ -116,24 +116,22 @@ is($r->{status}, 200, 'and validate: 200');
 # (-p), as every file nginx names, not under the directory nginx was
 # started from: handshake.key (the prefix's, not the old key) first, then
 # moved.key, whose key makes the old handshake valid again
-$t->write_config(config('handshake.key'));
-($code, $out) = $t->nginx_t;
-is($code, 0, 'oauth2_handshake_key handshake.key (relative): nginx -t passes')
-    or diag($out);
-$t->reload;
-$r = hs('validate/', { handshake_token => $old,
-    handshake_secret => $h->{handshake_secret} });
-is($r->{status}, 401, 'oauth2_handshake_key handshake.key (relative): the '
-    . 'prefix\'s key, under which the old handshake is invalid: 401');
-$t->write_config(config('moved.key'));
-($code, $out) = $t->nginx_t;
-is($code, 0, 'oauth2_handshake_key moved.key (relative): nginx -t passes')
-    or diag($out);
-$t->reload;
-$r = hs('validate/', { handshake_token => $old,
-    handshake_secret => $h->{handshake_secret} });
-is($r->{status}, 200, 'after a reload, the prefix\'s moved.key signs: the '
-    . 'old handshake validates: 200');
+for my $c (['handshake.key', 401, 'the prefix\'s key, under which the old '
+        . 'handshake is invalid'],
+    ['moved.key', 200, 'the prefix\'s moved.key, the old key: the old '
+        . 'handshake validates'])
+{
+    my ($file, $want, $what) = @$c;
+    $t->write_config(config($file));
+    ($code, $out) = $t->nginx_t;
+    is($code, 0, "oauth2_handshake_key $file (relative): nginx -t passes")
+        or diag($out);
+    $t->reload;
+    $r = hs('validate/', { handshake_token => $old,
+        handshake_secret => $h->{handshake_secret} });
+    is($r->{status}, $want, "oauth2_handshake_key $file (relative), after a "
+        . "reload: $what: $want");
+}
 
 # an existing file is never overwritten
 open $fh, '>', "$dir/exists.key" or die;

@@ -899,6 +899,18 @@ for my $p (@PAIRS) {
     @{$USERS{shop1}} = sort @{$USERS{shop1}};
 }
 
+# the application $id is in shop1's realm, and in neither shop2's nor the
+# default one (app show --realm)
+sub in_shop1_only_ok {
+    my ($id, $what) = @_;
+    my %want = (shop1 => 0, shop2 => 1, default => 1);
+    for my $realm (qw(shop1 shop2 default)) {
+        my ($c) = $t->admin('--realm', $realm, 'app', 'show', $id);
+        is($c, $want{$realm}, "$what: app show --realm $realm exits "
+            . "$want{$realm}");
+    }
+}
+
 # an application registered through shop1's API lands in shop1 only
 {
     my $r = api_at('shop1', 'POST', '/api/applications/',
@@ -908,12 +920,7 @@ for my $p (@PAIRS) {
         . 'API: 201');
     my $id = ($r->{json} // {})->{client_id} // '';
     push @secrets, ($r->{json} // {})->{client_secret} // ();
-    my ($c) = $t->admin('--realm', 'shop1', 'app', 'show', $id);
-    is($c, 0, 'it is in shop1 (app show --realm shop1)');
-    ($c) = $t->admin('--realm', 'shop2', 'app', 'show', $id);
-    is($c, 1, 'it is not in shop2');
-    ($c) = $t->admin('app', 'show', $id);
-    is($c, 1, 'it is not in the default realm');
+    in_shop1_only_ok($id, 'an application made through shop1\'s API');
 }
 
 # the daemon itself: the header decides, checked
@@ -1011,12 +1018,7 @@ for my $p (@PAIRS) {
         . '200');
     my $id = $r->{body} =~ /id="client_id">([^<]+)</ ? $1 : '';
     push @secrets, $r->{body} =~ /id="client_secret">([^<]+)</ ? $1 : ();
-    my ($c) = $t->admin('--realm', 'shop1', 'app', 'show', $id);
-    is($c, 0, 'it is in shop1 (app show --realm shop1)');
-    ($c) = $t->admin('--realm', 'shop2', 'app', 'show', $id);
-    is($c, 1, 'it is not in shop2');
-    ($c) = $t->admin('app', 'show', $id);
-    is($c, 1, 'it is not in the default realm');
+    in_shop1_only_ok($id, 'an application made on shop1\'s pages');
     $r = $t->get('/o/applications/', Cookie => $s{shop1}, P('shop1'));
     like($r->{body}, qr/page-made of shop1/, 'shop1\'s list shows it');
     $r = $t->get('/o/applications/', Cookie => $s{shop2}, P('shop2'));
