@@ -40,11 +40,17 @@ for my $o (['--page-size', 0], ['--page-size', 'x'],
     ['--pbkdf2-iterations', 5], ['--pbkdf2-iterations', '1e6'],
     ['--hash-limit', '0/4'], ['--hash-limit', '65/4'], ['--hash-limit', '2'],
     ['--auth-limit', '5/0'], ['--auth-limit', '0/60'],
-    ['--auth-limit', '5/86401'], ['--account-limit', '100001/60'])
+    ['--auth-limit', '5/86401'], ['--account-limit', '100001/60'],
+    ['--session-idle', 0], ['--session-idle', 86401], ['--session-idle', '30m'],
+    ['--session-max', 0], ['--session-max', 604801])
 {
     ($code) = $t->admin_within(10, 'serve', '--listen', "127.0.0.1:$p", @$o);
     is($code, 2, "@$o: exit 2");
 }
+($code, $out, $err) = $t->admin_within(10, 'serve', '--listen',
+    "127.0.0.1:$p", '--session-idle', 86401);
+like($err, qr/--session-idle: '86401' is not a number of seconds from 1 to 86400/,
+    '--session-idle 86401: the message gives the range');
 # a unix socket path longer than sun_path's 107 bytes would be cut short
 ($code, $out, $err) = $t->admin_within(10, 'serve', '--listen',
     'unix:/tmp/' . ('s' x 103));

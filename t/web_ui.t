@@ -556,6 +556,33 @@ is($user_hash->(), 600000, 'his hash is stored again with 600000 (R16)');
 is($r->{status}, 303, 'and his password still signs him in');
 
 is($t->stop_daemon, 0, 'the daemon stops cleanly on SIGTERM');
+
+# a session's lifetimes (--session-idle, --session-max; 30 minutes and 12
+# hours by default): unused for longer than the first, or older than the
+# second however used, it opens nothing and the user signs in again
+$t->run_daemon('--session-idle', 2, '--session-max', 4);
+($r) = http_login($staff, $staff_pw);
+my $short = session_of($r) // '';
+is($t->get('/o/applications/', Cookie => $short)->{status}, 200,
+    '--session-idle 2: a new session opens the list');
+sleep 3;
+$r = $t->get('/o/applications/', Cookie => $short);
+is($r->{status}, 303, '--session-idle 2: unused for 3 s, it has ended');
+like(OAuth2Test::header($r, 'Location') // '', qr{^/o/applications/login/},
+    '... and sends the user to the login page');
+($r) = http_login($staff, $staff_pw);
+my $busy = session_of($r) // '';
+my @seen;
+for (1 .. 5) {    # used every second: never idle for 2 s
+    push @seen, $t->get('/o/applications/', Cookie => $busy)->{status};
+    sleep 1;
+}
+is($seen[0], 200, '--session-max 4: a session used every second opens the '
+    . 'list');
+is($t->get('/o/applications/', Cookie => $busy)->{status}, 303,
+    '--session-max 4: 5 s after its sign-in it has ended, used or not ('
+    . join(',', @seen) . ')');
+is($t->stop_daemon, 0, 'the daemon with short sessions stops');
 $t->daemon_log_ok($staff_pw, 'alice-password', 'carol-password-x',
     'dave-password-x', 'erik-password-x', grep { defined }
     $secret, $esecret, $rotated);

@@ -76,8 +76,12 @@ struct ServeContext {
   MemoryCounters* counters = nullptr;
   unsigned auth_limit = 10;  // --auth-limit; 0: off
   unsigned auth_window = 60;
-  AccountLimit account_limit;       // --account-limit
-  PasswordPolicy password_policy;   // --password-policy
+  AccountLimit account_limit;      // --account-limit
+  PasswordPolicy password_policy;  // --password-policy
+  // the web pages' sessions end after session_idle seconds unused and
+  // session_max seconds after sign-in (--session-idle, --session-max)
+  unsigned session_idle = 1800;
+  unsigned session_max = 43200;
   HashSlots* hash_slots = nullptr;  // --hash-limit
 
   // the throttles of the request's client (client_address)

@@ -35,6 +35,8 @@ namespace {
 constexpr unsigned kMinIterations = 1000;
 constexpr unsigned kMaxIterations = 100000000;
 constexpr size_t kMaxPageSize = 10000;
+constexpr unsigned kMaxSessionIdle = 86400;     // a day
+constexpr unsigned kMaxSessionMax = 7 * 86400;  // a week
 constexpr unsigned kStopGraceMs = 30000;
 constexpr int kReaderCheckSeconds = 60;
 
@@ -219,6 +221,18 @@ ListenAddress listen_option(const Invocation& inv) {
   return *addr;
 }
 
+// --<name> <seconds>, 1 to max; fallback when it is not given.
+unsigned seconds_option(const Invocation& inv, const char* name, unsigned fallback, unsigned max) {
+  auto v = inv.value(name);
+  if (!v) return fallback;
+  uint64_t n = 0;
+  if (!parse_unsigned(*v, max, &n) || n < 1) {
+    throw UsageError(std::string("--") + name + ": " + quoted(*v) +
+                     " is not a number of seconds from 1 to " + std::to_string(max));
+  }
+  return static_cast<unsigned>(n);
+}
+
 // The other options of serve into ctx and *hash, checked in the order of
 // its --help.
 void read_options(const Invocation& inv, ServeContext& ctx, HashLimit* hash) {
@@ -269,6 +283,8 @@ void read_options(const Invocation& inv, ServeContext& ctx, HashLimit* hash) {
     }
     ctx.page_size = static_cast<size_t>(n);
   }
+  ctx.session_idle = seconds_option(inv, "session-idle", ctx.session_idle, kMaxSessionIdle);
+  ctx.session_max = seconds_option(inv, "session-max", ctx.session_max, kMaxSessionMax);
 }
 
 // SIGTERM and SIGINT wait for wait_for_stop(): blocked here, before any
@@ -345,6 +361,8 @@ const OptionSpec kServeOptions[] = {
     {"account-limit", true, false},
     {"password-policy", true, false},
     {"hash-limit", true, false},
+    {"session-idle", true, false},
+    {"session-max", true, false},
 };
 
 const char kServeUsage[] =
@@ -354,6 +372,7 @@ const char kServeUsage[] =
     "           [--pbkdf2-iterations <n>] [--page-size <n>]\n"
     "           [--auth-limit <n>/<s>] [--account-limit <n>/<s>]\n"
     "           [--password-policy <spec>] [--hash-limit <n>/<queue>]\n"
+    "           [--session-idle <s>] [--session-max <s>]\n"
     "\n"
     "Runs the admin daemon: the users API (/api/users/, /auth/me/, a\n"
     "user's consents under /api/users/<id>/consents/), the\n"
@@ -395,6 +414,10 @@ const char kServeUsage[] =
     "                             common=on|off numeric=on|off\"\n"
     "  --hash-limit <n>/<queue>   password hashes at once, and waiting\n"
     "                             (default 2/64; more get 503)\n"
+    "  --session-idle <s>         a web page session unused for <s> seconds\n"
+    "                             ends, 1 to 86400 (default 1800)\n"
+    "  --session-max <s>          and <s> seconds after its sign-in at the\n"
+    "                             latest, 1 to 604800 (default 43200)\n"
     "\n"
     "Set X-Real-IP in nginx (conf.example/oauth2_proxy.conf): the daemon\n"
     "counts failed sign-ins by the client's address.  Each request is\n"

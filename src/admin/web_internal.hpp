@@ -49,7 +49,7 @@ struct Auth {
 // lost is_staff or changed password ends here.
 std::optional<Auth> authenticate(ServeContext& ctx, const HttpRequest& req);
 // A new session for u; the value of its cookie.
-std::string open_session(const User& u);
+std::string open_session(const ServeContext& ctx, const User& u);
 void close_session(const Auth& auth);
 void close_session_cookie(std::string_view cookie_value);
 // A message for the next page of the session; taken once.

@@ -156,9 +156,9 @@ std::string device_cookie_header(const HttpRequest& req, const std::string& devi
 }
 
 // A new session at each login; the one the browser had, if any, ends.
-HttpResponse logged_in(const Attempt& a, const User& u) {
+HttpResponse logged_in(const ServeContext& ctx, const Attempt& a, const User& u) {
   if (auto old = a.req.cookie(kSessionCookie)) close_session_cookie(*old);
-  std::string token = open_session(u);
+  std::string token = open_session(ctx, u);
   HttpResponse r = see_other(after_login(a.next));
   r.headers.emplace_back("Set-Cookie", cookie_header(a.req, kSessionCookie, token, false));
   r.headers.emplace_back("Set-Cookie", cookie_header(a.req, kCsrfCookie, "", true));
@@ -209,7 +209,7 @@ HttpResponse login_post(ServeContext& ctx, const HttpRequest& req) {
   }
   auto stored = record_login(ctx, a, u, new_hash);
   if (!stored) return a.again(400, kBadLogin);
-  return logged_in(a, *stored);
+  return logged_in(ctx, a, *stored);
 }
 
 HttpResponse logout_post(ServeContext& ctx, const HttpRequest& req) {

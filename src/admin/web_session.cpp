@@ -25,15 +25,20 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr auto kIdleTimeout = std::chrono::minutes(30);
-constexpr auto kAbsoluteTimeout = std::chrono::hours(12);
 constexpr size_t kMaxSessions = 10000;
 constexpr size_t kTokenLength = 43;  // random_token(): 256 bits, base64url
+
+// How long a session lives: unused, and at most (ServeContext's).
+struct Lifetime {
+  std::chrono::seconds idle;
+  std::chrono::seconds max;
+  explicit Lifetime(const ServeContext& ctx) : idle(ctx.session_idle), max(ctx.session_max) {}
+};
 
 class Sessions {
  public:
   // A new session; returns the cookie value.
-  std::string open(uint64_t user_id, const Digest& auth_hash) {
+  std::string open(uint64_t user_id, const Digest& auth_hash, const Lifetime& life) {
     std::string token = random_token();
     Session s;
     s.user_id = user_id;
@@ -41,7 +46,7 @@ class Sessions {
     s.csrf = random_token();
     s.created = s.seen = Clock::now();
     std::lock_guard<std::mutex> lock(mu_);
-    sweep(s.created);
+    sweep(s.created, life);
     if (map_.size() >= kMaxSessions) {
       auto oldest = map_.begin();
       for (auto it = map_.begin(); it != map_.end(); ++it) {
@@ -54,13 +59,14 @@ class Sessions {
   }
 
   // The live session of a cookie value (its key in *k), now marked seen.
-  std::optional<Session> touch(std::string_view cookie_value, std::string* k) {
+  std::optional<Session> touch(std::string_view cookie_value, std::string* k,
+                               const Lifetime& life) {
     *k = key(cookie_value);
     auto now = Clock::now();
     std::lock_guard<std::mutex> lock(mu_);
     auto it = map_.find(*k);
     if (it == map_.end()) return std::nullopt;
-    if (expired(it->second, now)) {
+    if (expired(it->second, now, life)) {
       map_.erase(it);
       return std::nullopt;
     }
@@ -95,13 +101,13 @@ class Sessions {
     return std::string(reinterpret_cast<const char*>(d.data()), d.size());
   }
 
-  static bool expired(const Session& s, Clock::time_point now) {
-    return now - s.seen > kIdleTimeout || now - s.created > kAbsoluteTimeout;
+  static bool expired(const Session& s, Clock::time_point now, const Lifetime& life) {
+    return now - s.seen > life.idle || now - s.created > life.max;
   }
 
-  void sweep(Clock::time_point now) {
+  void sweep(Clock::time_point now, const Lifetime& life) {
     for (auto it = map_.begin(); it != map_.end();) {
-      it = expired(it->second, now) ? map_.erase(it) : std::next(it);
+      it = expired(it->second, now, life) ? map_.erase(it) : std::next(it);
     }
   }
 
@@ -131,7 +137,7 @@ std::optional<Auth> authenticate(ServeContext& ctx, const HttpRequest& req) {
   auto value = req.cookie(kSessionCookie);
   if (!value || !is_token(*value)) return std::nullopt;
   Auth a;
-  auto s = sessions().touch(*value, &a.key);
+  auto s = sessions().touch(*value, &a.key, Lifetime(ctx));
   if (!s) return std::nullopt;
   a.session = std::move(*s);
   std::optional<User> u;
@@ -148,8 +154,8 @@ std::optional<Auth> authenticate(ServeContext& ctx, const HttpRequest& req) {
   return a;
 }
 
-std::string open_session(const User& u) {
-  return sessions().open(u.id, auth_hash(u));
+std::string open_session(const ServeContext& ctx, const User& u) {
+  return sessions().open(u.id, auth_hash(u), Lifetime(ctx));
 }
 
 void close_session(const Auth& auth) {
