@@ -221,16 +221,18 @@ ListenAddress listen_option(const Invocation& inv) {
   return *addr;
 }
 
-// --<name> <seconds>, 1 to max; fallback when it is not given.
-unsigned seconds_option(const Invocation& inv, const char* name, unsigned fallback, unsigned max) {
+// --<name> <n>, min to max ("what" n is, for the message); fallback when
+// it is not given.
+uint64_t number_option(const Invocation& inv, const char* name, const char* what, uint64_t min,
+                       uint64_t max, uint64_t fallback) {
   auto v = inv.value(name);
   if (!v) return fallback;
   uint64_t n = 0;
-  if (!parse_unsigned(*v, max, &n) || n < 1) {
-    throw UsageError(std::string("--") + name + ": " + quoted(*v) +
-                     " is not a number of seconds from 1 to " + std::to_string(max));
+  if (!parse_unsigned(*v, max, &n) || n < min) {
+    throw UsageError(std::string("--") + name + ": " + quoted(*v) + " is not " + what + " from " +
+                     std::to_string(min) + " to " + std::to_string(max));
   }
-  return static_cast<unsigned>(n);
+  return n;
 }
 
 // The other options of serve into ctx and *hash, checked in the order of
@@ -239,15 +241,9 @@ void read_options(const Invocation& inv, ServeContext& ctx, HashLimit* hash) {
   ctx.realm = inv.realm;
   ctx.require_realm_header = inv.has("require-realm-header");
   ctx.open_registration = inv.has("open-registration");
-  ctx.pbkdf2_iterations = kDefaultPbkdf2Iterations;
-  if (auto v = inv.value("pbkdf2-iterations")) {
-    uint64_t n = 0;
-    if (!parse_unsigned(*v, kMaxIterations, &n) || n < kMinIterations) {
-      throw UsageError("--pbkdf2-iterations: " + quoted(*v) +
-                       " is not a number from 1000 to 100000000");
-    }
-    ctx.pbkdf2_iterations = static_cast<unsigned>(n);
-  }
+  ctx.pbkdf2_iterations =
+      static_cast<unsigned>(number_option(inv, "pbkdf2-iterations", "a number", kMinIterations,
+                                          kMaxIterations, kDefaultPbkdf2Iterations));
   if (auto v = inv.value("auth-limit")) {
     if (!parse_limit(*v, &ctx.auth_limit, &ctx.auth_window)) {
       throw UsageError("--auth-limit: " + quoted(*v) +
@@ -276,15 +272,11 @@ void read_options(const Invocation& inv, ServeContext& ctx, HashLimit* hash) {
       throw UsageError("--hash-limit: " + quoted(*v) + " is not <n>/<queue> (1 to 64 running)");
     }
   }
-  if (auto v = inv.value("page-size")) {
-    uint64_t n = 0;
-    if (!parse_unsigned(*v, kMaxPageSize, &n) || n < 1) {
-      throw UsageError("--page-size: " + quoted(*v) + " is not a number from 1 to 10000");
-    }
-    ctx.page_size = static_cast<size_t>(n);
-  }
-  ctx.session_idle = seconds_option(inv, "session-idle", ctx.session_idle, kMaxSessionIdle);
-  ctx.session_max = seconds_option(inv, "session-max", ctx.session_max, kMaxSessionMax);
+  ctx.page_size = number_option(inv, "page-size", "a number", 1, kMaxPageSize, ctx.page_size);
+  ctx.session_idle = static_cast<unsigned>(number_option(inv, "session-idle", "a number of seconds",
+                                                         1, kMaxSessionIdle, ctx.session_idle));
+  ctx.session_max = static_cast<unsigned>(
+      number_option(inv, "session-max", "a number of seconds", 1, kMaxSessionMax, ctx.session_max));
 }
 
 // SIGTERM and SIGINT wait for wait_for_stop(): blocked here, before any
