@@ -440,6 +440,45 @@ $r = $t->token($conf->{client_id}, $conf->{client_secret},
 $t->oauth_error_ok($r, 429, 'temporarily_unavailable',
     'the confidential client from 127.0.0.1: its one budget is spent');
 
+# A client id as long as the store takes (200 bytes; Django's is 100 at
+# most) asking from an address as long as IPv4's get: the key of its
+# count (realm, "p:", address, "|", id) is 226 bytes, which the counter
+# zone used to refuse outright, every request of that client from such an
+# address 429 from the first.  No limit may lock out a legitimate client
+# (R84): its count is kept like any other's, by a hash of the key.
+{
+    guard_window(3600, 10);
+    my $reset = next_boundary(3600);
+    my $long_id = 'L' x 200;
+    my $dump = OAuth2Test::write_file($t->dir . '/long-id.json',
+        JSON::PP->new->encode([{ model => 'oauth2_provider.application',
+            pk => 900, fields => { client_id => $long_id, name => 'long id',
+                client_type => 'public',
+                authorization_grant_type => 'authorization-code',
+                client_secret => '',
+                redirect_uris => 'https://client.example/cb' } }]));
+    my ($code, undef, $err) = $t->admin('import-django', $dump);
+    is($code, 0, 'a public client with a 200-byte client_id imported')
+        or diag($err);
+    my $form = OAuth2Test::form(grant_type => 'authorization_code',
+        code => 'x' x 43, redirect_uri => 'https://client.example/cb',
+        code_verifier => 'v' x 43, client_id => $long_id);
+    my $from = '127.100.100.100';
+    for my $i (1 .. 3) {
+        $r = $t->post_form('/rl/public-token/', $form, -from => $from);
+        $t->oauth_error_ok($r, 400, 'invalid_grant',
+            "200-byte client id from $from, request $i: answered, not 429");
+        headers_ok($r, 3, 3 - $i, $reset,
+            "200-byte client id from $from, request $i");
+    }
+    $r = $t->post_form('/rl/public-token/', $form, -from => $from);
+    $t->oauth_error_ok($r, 429, 'temporarily_unavailable',
+        "200-byte client id from $from: its 4th request is limited");
+    $r = $t->post_form('/rl/public-token/', $form, -from => '127.100.100.101');
+    $t->oauth_error_ok($r, 400, 'invalid_grant',
+        '... and from another address, its own count: answered');
+}
+
 ######################################## an auth_oauth2 location, per client
 
 my @pa_tokens = map { $t->issue_token($pa->{client_id}) } 1 .. 2;

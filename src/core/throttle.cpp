@@ -12,7 +12,11 @@ namespace oauth2 {
 namespace {
 
 constexpr size_t kMaxAddress = 64;
-constexpr size_t kMaxCounterKey = 255;  // the shim's NGX_HTTP_OAUTH2_MAX_KEY
+// the longest key kept as it is, past which its hash stands for it: the
+// shim's NGX_HTTP_OAUTH2_MAX_KEY (255) less the 32 bytes its rate limits
+// put before a key ("R<window>/<limit>:"), whose counter zone refuses a
+// longer one (every request of that client would be 429)
+constexpr size_t kMaxCounterKey = 255 - 32;
 constexpr unsigned kFullWait = 1;
 
 // a key part that may be long (a login name, a client id): its hash

@@ -64,6 +64,21 @@ TEST(CounterKey, TooLongForTheZoneIsHashedPerRealm) {
   EXPECT_NE(a, oauth2::counter_key("shop1", long_key + "y"));
 }
 
+// The shim's rate limits put "R<window>/<limit>:" (up to 32 bytes) before
+// a key in a zone whose keys end at 255 bytes, and refuse a longer one:
+// every key fits in what is left, and one that fits is kept as it is.
+TEST(CounterKey, EveryKeyFitsTheRateLimitsRoom) {
+  const std::string realm(64, 'r');  // the longest realm
+  for (size_t n = 0; n <= 300; n++) {
+    const std::string key(n, 'k');
+    EXPECT_LE(oauth2::counter_key(realm, key).size(), 255u - 32) << n;
+    EXPECT_LE(oauth2::counter_key("default", key).size(), 255u - 32) << n;
+  }
+  const std::string fits(255 - 32 - 8, 'k');  // "default\x1f" and the key
+  EXPECT_EQ(oauth2::counter_key("default", fits), "default\x1f" + fits);
+  EXPECT_NE(oauth2::counter_key("default", fits + "k"), "default\x1f" + fits + "k");
+}
+
 class RealmsTest : public ::testing::Test {
  protected:
   void SetUp() override {
