@@ -1,0 +1,136 @@
+# oauth2-admin --etcd restore and this machine's mirror (issue 13;
+# docs/security.md R78): as for every other write with --etcd, restore
+# answers once the mirror --store names has applied what it put in the
+# cluster (read your writes), so that the next command run here sees the
+# restored records and not those of before; and a mirror whose sync
+# daemon is stopped is said on stderr (the records are in the cluster all
+# the same), not passed over in silence.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use JSON::PP ();
+use Test::More;
+use POSIX qw(WNOHANG);
+use Time::HiRes qw(sleep time);
+use OAuth2Test;
+
+OAuth2Test::require_build('admin');
+OAuth2Test::require_etcd();
+
+my $t = OAuth2Test->new;
+$t->run_sync($t->run_etcd);
+my $dir = $t->dir;
+
+# two backups of local stores, of $N users each: a1..aN and b1..bN
+my $N = 300;
+for my $set ('a', 'b') {
+    my @users = map { { model => 'auth.user', pk => $_, fields => {
+        username => "$set$_", email => "$set$_\@example.com",
+        password => 'pbkdf2_sha256$1000$salt$' . ('A' x 43) } } } 1 .. $N;
+    my $dump = OAuth2Test::write_file("$dir/$set.json",
+        JSON::PP->new->encode(\@users));
+    my ($code, $out, $err) = $t->admin_raw('--store', "$dir/local-$set",
+        'import-django', $dump);
+    die "import-django $set: $err" if $code;
+    ($code, $out, $err) = $t->admin_raw('--store', "$dir/local-$set",
+        'backup', "$dir/$set.backup");
+    die "backup $set: $err" if $code;
+    chmod 0644, "$dir/$set.backup";
+}
+
+# `--etcd user show <name>` reads this machine's mirror: 0 if it holds
+# the user, 1 if not
+sub shows {
+    my ($name) = @_;
+    my ($code) = $t->admin_etcd('user', 'show', $name);
+    return $code;
+}
+
+# restored one after the other, each backup replaces the other's users;
+# the command right after each restore reads the backup just restored,
+# never the one before
+my ($stale, $failed, $slow) = (0, 0, 0);
+for my $i (1 .. 6) {
+    my ($now, $was) = $i % 2 ? ('a', 'b') : ('b', 'a');
+    my ($code, $out, $err) = $t->admin_etcd('restore', "$dir/$now.backup",
+        '--force');
+    if ($code) { $failed++; diag "restore $now: $code $err"; next }
+    $slow++ if $err =~ /has not applied/;
+    # the last user of the restore's last Txn, and the first of the
+    # backup it replaced (deleted by the restore's first Txn)
+    $stale++ if shows("$now$N") != 0 || shows("${was}1") != 1;
+}
+is($failed, 0, 'restore --etcd --force of one backup after the other: '
+    . 'every one exits 0');
+is($slow, 0, 'with the sync daemon running, none says the mirror lags');
+is($stale, 0, 'the command run right after each restore reads the '
+    . 'restored users through this machine\'s mirror, and none of those it '
+    . 'replaced');
+
+# the race made certain: the sync daemon paused (SIGSTOP) for 1.5 s while
+# restore runs, the mirror cannot apply it meanwhile; whenever restore
+# answers, the command run right after it reads here the users restored
+# (a's), never those of before (b's, the last restored above): restore
+# waits for the mirror rather than answering while it is behind
+{
+    my $res_file = "$dir/paused.res";
+    kill 'STOP', $t->sync_pid;
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        my ($code, $out, $err) = $t->admin_etcd('restore', "$dir/a.backup",
+            '--force');
+        OAuth2Test::write_file($res_file, "$code\n$err");
+        POSIX::_exit(0);
+    }
+    my $resume = time + 1.5;
+    my $paused = 1;
+    until (waitpid($pid, WNOHANG) == $pid) {
+        if ($paused && time >= $resume) {
+            kill 'CONT', $t->sync_pid;
+            $paused = 0;
+        }
+        sleep 0.01;
+    }
+    # right after restore answered
+    my @read = (shows("a$N"), shows('b1'));
+    kill 'CONT', $t->sync_pid if $paused;
+    my ($code, $err) = split /\n/, OAuth2Test::_slurp($res_file), 2;
+    is($code, 0, 'restore --etcd --force with the mirror\'s sync paused '
+        . 'for 1.5 s: exit 0') or diag $err;
+    ok(!$paused, '... answering only after the sync resumed');
+    is("@read", '0 1', '... and the command run right after it reads the '
+        . 'users restored, and none of those replaced (read your writes)');
+    unlike($err // '', qr/has not applied/, '... without a word of the '
+        . 'mirror lagging');
+}
+
+# the sync daemon stopped: the mirror cannot apply the restore; restore
+# still puts it in the cluster, and says on stderr that the mirror here
+# has not applied it
+is($t->stop_sync, 0, 'the mirror\'s sync daemon stops');
+my $w0 = time;
+my ($code, $out, $err) = $t->admin_etcd('restore', "$dir/b.backup",
+    '--force');
+my $took = time - $w0;
+is($code, 0, 'restore --etcd --force with the sync stopped: exit 0')
+    or diag $err;
+my $store = $t->store;
+my $lag = 'has not applied the restore \(revision \d+\) within 5000 ms: '
+    . 'is oauth2-admin sync running\?';
+like($err, qr/the mirror '\Q$store\E' $lag/,
+    '... and says the mirror here has not applied it');
+cmp_ok($took, '>=', 4.5, sprintf('... after waiting for it (%.1f s)', $took));
+my $res = eval { JSON::PP->new->decode($out) } // {};
+is($res->{records}{users}, $N, '... the backup\'s users are in the cluster');
+# restarted, the sync daemon catches up from the mirror's own revision
+$t->run_sync($t->etcd_url);
+my $caught_up = 0;
+for (1 .. 100) {
+    last if $caught_up = !shows("b$N");
+    sleep 0.1;
+}
+ok($caught_up, 'the sync restarted, the mirror comes to hold them');
+
+$t->sync_log_ok;
+$t->done_testing;
