@@ -235,11 +235,13 @@ EndpointResult client_credentials_grant(Store& store, const Request& req, const 
                                         std::string scope, const std::string& asked) {
   IssueSettings s(req);
   Client client = c;
-  auto body = [s, client, scope, asked](Txn& txn, GrantState& st) {
-    // the client may have gone since it authenticated
+  const bool used_header = req.c.has_authorization != 0;
+  auto body = [s, client, scope, asked, used_header](Txn& txn, GrantState& st) {
+    // the client may have gone since it authenticated: refused as its
+    // authentication would be, with Basic's challenge if it used Basic (R15)
     auto enabled = txn.client_enabled(s.realm, client.client_id);
     if (!enabled || !*enabled) {
-      st.response = invalid_client(false);
+      st.response = invalid_client(used_header);
       return;
     }
     IssuedPair pair = issue_pair(txn, s, client, scope, "", Family{}, false, nullptr, 0, asked);

@@ -539,9 +539,25 @@ TEST_F(EndpointsTest, ClientDisabledBeforeTheWriteGetsInvalidClientR70) {
   c.disabled = true;
   update_client(c);
   e.pending->run();
-  expect_error(e.pending->finish(), 401, "invalid_client");
+  Response r = e.pending->finish();
+  expect_error(r, 401, "invalid_client");
+  EXPECT_TRUE(r.basic_challenge) << "R15: it authenticated with Basic, whose 401 has a challenge";
   EXPECT_TRUE(
       store_->read().client_tokens_of_type("default", "app", oauth2::TokenType::kAccess).empty());
+  // with its credentials in the body, the same refusal has no challenge
+  c.disabled = false;
+  update_client(c);
+  EndpointReq post;
+  post.body = std::string("grant_type=client_credentials&client_id=app&client_secret=") + kSecret;
+  Bound bp(post, OAUTH2_ENDPOINT_TOKEN);
+  EndpointResult ep = oauth2::token_endpoint(*store_, bp.req);
+  ASSERT_NE(ep.pending, nullptr);
+  c.disabled = true;
+  update_client(c);
+  ep.pending->run();
+  Response rp = ep.pending->finish();
+  expect_error(rp, 401, "invalid_client");
+  EXPECT_FALSE(rp.basic_challenge);
 }
 
 // R70: a disabled user's code, refresh token and approved device code
@@ -1384,7 +1400,9 @@ TEST_F(EndpointsTest, DisabledClientIs401R70) {
   add_client("off", "s", [](Client& c) { c.disabled = true; });
   EndpointReq r = token_req();
   r.authorization = basic("off:s");
-  expect_error(token(r), 401, "invalid_client");
+  Response resp = token(r);
+  expect_error(resp, 401, "invalid_client");
+  EXPECT_TRUE(resp.basic_challenge) << "R15: Basic's 401 carries its challenge";
 }
 
 TEST_F(EndpointsTest, OversizedClientIdIs401NotAnErrorR47) {
