@@ -118,6 +118,18 @@ is($t->token('dot2-weak', $WEAK, headers => ['-from' => '127.0.0.5'])
     ->{status}, 429, 'the 4th from that address, even right: 429 (R17, R83)');
 is($t->token('dot2-weak', $WEAK, headers => ['-from' => '127.0.0.6'])
     ->{status}, 200, 'the client from another address: 200 (R83)');
+# a strong secret, once rehashed to the fast form, is no longer marked
+# imported: it is as hard to guess as a generated one, so its client is
+# not throttled per (client, address) any more; else whoever shares the
+# application's address (a NAT, a proxy) could lock it out there with
+# three wrong secrets (R17: a lockout must not become a DoS, R83)
+for my $i (1 .. 3) {
+    is($t->token('dot2-strong', "guess$i", headers => ['-from' => '127.0.0.7'])
+        ->{status}, 401, "guess #$i at the rehashed strong secret: 401");
+}
+is($t->token('dot2-strong', $STRONG, headers => ['-from' => '127.0.0.7'])
+    ->{status}, 200, 'then the right one from that address: 200, the '
+    . 'rehashed strong secret is no longer throttled per client (R83)');
 for my $i (1 .. 4) {
     $t->token('native-x', "nope$i", headers => ['-from' => '127.0.0.4']);
 }
