@@ -49,9 +49,12 @@ is($r->{status}, 503, 'the token endpoint without a store: 503, never 200');
 $r = $t->get('/api/', Authorization => 'Bearer some-token');
 is($r->{status}, 503, 'a bearer token without a store: 503, never 200');
 
-# the reason of each 503 reaches error.log at "error" (issue 10)
+# the reason of each 503 reaches error.log at "error" (issue 10): the
+# core's own words, on the token request's own line (the bearer check's
+# line says the same, so each is matched with its request)
 my $log = OAuth2Test::_slurp($t->error_log);
-like($log, qr/\[error\].*answering 503: the store is not open in this worker/,
+my $why = qr/oauth2: answering 503: the store is not open in this worker,/;
+like($log, qr{\[error\][^\n]*$why[^\n]*request: "POST /o/token/ },
     'the token endpoint\'s 503 says why in error.log');
 like($log, qr/\[error\].*cannot check the bearer token, answering 503: the store is not open/,
     'the bearer check\'s 503 says why in error.log');

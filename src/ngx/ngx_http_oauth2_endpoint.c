@@ -1086,11 +1086,6 @@ ngx_http_oauth2_refuse(ngx_http_request_t *r, ngx_http_oauth2_loc_conf_t *olcf,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (resp.refused) {
-        ngx_log_error(olcf->refusal_log_level, r->connection->log, 0,
-                      "oauth2: %s, answering %d", resp.refused, resp.status);
-    }
-
     return ngx_http_oauth2_send_json(r, &resp);
 }
 
