@@ -23,6 +23,7 @@
 
 #include "cluster.hpp"
 #include "etcd.hpp"
+#include "fake_etcd.hpp"
 #include "json.hpp"
 #include "store.hpp"
 #include "test_helpers.hpp"
@@ -213,113 +214,8 @@ TEST(ClusterMeta, TheMachinesOwnRecordsAreLocal) {
   }
 }
 
-// A stand-in for etcd's gateway on loopback: every request (any path)
-// is answered after delay_ms with the header of a revision that counts
-// the requests, or with fail set with an error etcd does not retry, or
-// with what a responder makes of its body and revision; when each was
-// received is kept.
-class SlowGateway {
- public:
-  // (HTTP status, JSON body) for a request's body and its revision
-  using Responder = std::function<std::pair<int, std::string>(const std::string&, int64_t)>;
-  explicit SlowGateway(int delay_ms, bool fail = false)
-      : SlowGateway(delay_ms, [fail](const std::string&, int64_t revision) {
-          if (fail) return std::make_pair(403, std::string(kPermissionDenied));
-          return std::make_pair(200,
-                                "{\"header\":{\"revision\":\"" + std::to_string(revision) + "\"}}");
-        }) {}
-  SlowGateway(int delay_ms, Responder respond) : delay_ms_(delay_ms), respond_(std::move(respond)) {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(a);
-    if (bind(fd_, reinterpret_cast<sockaddr*>(&a), len) != 0 || listen(fd_, 64) != 0 ||
-        getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-      throw std::runtime_error("SlowGateway: cannot listen");
-    }
-    port_ = ntohs(a.sin_port);
-    acceptor_ = std::thread([this] { accept_loop(); });
-  }
-  ~SlowGateway() {
-    stop_ = true;
-    shutdown(fd_, SHUT_RDWR);
-    close(fd_);
-    acceptor_.join();
-    for (std::thread& t : conns_) t.join();
-  }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  // when the request answered with revision r (1, 2, ...) came in
-  std::chrono::steady_clock::time_point received(int64_t r) {
-    std::lock_guard<std::mutex> lk(m_);
-    return received_.at(static_cast<size_t>(r - 1));
-  }
-  size_t requests() {
-    std::lock_guard<std::mutex> lk(m_);
-    return received_.size();
-  }
-
- private:
-  void accept_loop() {
-    for (;;) {
-      int c = accept(fd_, nullptr, nullptr);
-      if (c < 0) return;
-      std::lock_guard<std::mutex> lk(m_);
-      conns_.emplace_back([this, c] { serve(c); });
-    }
-  }
-  // one connection: requests read to the end of their body, answered in turn
-  void serve(int c) {
-    std::string in;
-    char buf[4096];
-    for (;;) {
-      size_t head = in.find("\r\n\r\n");
-      if (head != std::string::npos) {
-        size_t cl = in.find("Content-Length: ");
-        size_t body = cl == std::string::npos ? 0 : std::stoul(in.substr(cl + 16));
-        if (in.size() >= head + 4 + body) {
-          const std::string request = in.substr(head + 4, body);
-          in.erase(0, head + 4 + body);
-          int64_t revision;
-          {
-            std::lock_guard<std::mutex> lk(m_);
-            received_.push_back(std::chrono::steady_clock::now());
-            revision = static_cast<int64_t>(received_.size());
-          }
-          std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms_));
-          auto [status, json] = respond_(request, revision);
-          std::string out = "HTTP/1.1 " + std::to_string(status) +
-                            " X\r\nContent-Type: application/json\r\nContent-Length: " +
-                            std::to_string(json.size()) + "\r\n\r\n" + json;
-          if (write(c, out.data(), out.size()) != static_cast<ssize_t>(out.size())) break;
-          continue;
-        }
-      }
-      ssize_t n = read(c, buf, sizeof(buf));
-      if (n <= 0 || stop_) break;
-      in.append(buf, static_cast<size_t>(n));
-    }
-    close(c);
-  }
-
-  static constexpr const char* kPermissionDenied =
-      "{\"error\":\"etcdserver: permission denied\",\"code\":7}";
-  int delay_ms_;
-  Responder respond_;
-  int fd_ = -1;
-  int port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::thread acceptor_;
-  std::mutex m_;
-  std::vector<std::thread> conns_;                               // under m_
-  std::vector<std::chrono::steady_clock::time_point> received_;  // under m_
-};
-
-EtcdConfig config_of(const SlowGateway& gw) {
-  EtcdConfig config;
-  config.endpoints = {gw.url()};
-  return config;
-}
+using oauth2_test::config_of;
+using oauth2_test::SlowGateway;
 
 // the mirror as sync leaves it once it applied revision
 void mirror_at(Store& store, int64_t revision) {
@@ -954,4 +850,3 @@ TEST(ClusterCommit, UnderLoadABatchCarriesEveryChangeInThePathR83R84) {
 
 }  // namespace
 }  // namespace oauth2
-

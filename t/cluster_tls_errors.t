@@ -1,0 +1,230 @@
+# What the CLI tells an operator when TLS towards etcd fails (issue 13,
+# follow-up; t/cluster_tls.t holds the refusals themselves): one etcd
+# member serving https with --client-cert-auth, a mirror its sync keeps
+# with the client certificate, and members of our own on loopback in
+# front of it or instead of it.  A call that ends at its deadline after a
+# member refused the certificate keeps that refusal in its message
+# ("(TLS failed: ...)"), whatever the last member said; and a certificate
+# etcd refuses is refused at once, the client in a session of its own as
+# a daemon or an operator's shell is (a TODO: see there).  The
+# certificates are made here with openssl as in t/cluster_tls.t: a CA,
+# etcd's, a client's the CA signed, and a self-signed stranger.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use IO::Select;
+use IO::Socket::INET;
+use POSIX ();
+use Test::More;
+use Time::HiRes qw(time sleep);
+use OAuth2Test;
+
+OAuth2Test::require_build();
+my $openssl = (grep { -x } map { "$_/openssl" } split /:/, $ENV{PATH})[0];
+unless (OAuth2Test::have_etcd() && $openssl) {
+    fail("$OAuth2Test::ETCD or openssl missing: apt-get install "
+        . "etcd-server openssl");
+    done_testing();
+    exit;
+}
+
+my $T0 = time;
+my $t = OAuth2Test->new;
+my $dir = $t->dir;
+my $PREFIX = '/tls-errors/';
+
+######################################################## certificates
+
+mkdir "$dir/certs" or die "mkdir: $!";
+
+sub openssl {
+    my (@args) = @_;
+    my ($code, $out, $err) = $t->_run_cmd($openssl, @args);
+    die "openssl @args: exit $code: $out$err" if $code;
+}
+
+# a P-256 key and a certificate for $name: self-signed (a CA when $ca
+# is 'ca'), or signed by the CA with the extensions in $ext
+sub make_cert {
+    my ($name, $subject, %o) = @_;
+    my ($key, $pem) = ("$dir/certs/$name.key", "$dir/certs/$name.pem");
+    my @new = ('-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
+        '-nodes', '-keyout', $key, '-subj', "/CN=$subject");
+    if ($o{self}) {
+        openssl('req', '-x509', @new, '-days', 2, '-out', $pem,
+            map { ('-addext', $_) } @{$o{self}});
+    } else {
+        my $ext = OAuth2Test::write_file("$dir/certs/$name.ext",
+            join("\n", @{$o{ext}}) . "\n");
+        openssl('req', '-new', @new, '-out', "$dir/certs/$name.csr");
+        openssl('x509', '-req', '-in', "$dir/certs/$name.csr",
+            '-CA', "$dir/certs/ca.pem", '-CAkey', "$dir/certs/ca.key",
+            '-CAcreateserial', '-days', 2, '-extfile', $ext, '-out', $pem);
+    }
+    return ($pem, $key);
+}
+
+my ($ca) = make_cert('ca', 'oauth2 test CA',
+    self => ['basicConstraints=critical,CA:TRUE',
+        'keyUsage=critical,keyCertSign,cRLSign']);
+my ($spem, $skey) = make_cert('etcd', 'etcd', ext => [
+    'subjectAltName=IP:127.0.0.1',
+    'extendedKeyUsage=serverAuth,clientAuth',
+    'keyUsage=critical,digitalSignature,keyEncipherment']);
+my ($cpem, $ckey) = make_cert('client', 'edge', ext => [
+    'extendedKeyUsage=clientAuth',
+    'keyUsage=critical,digitalSignature']);
+my ($xpem, $xkey) = make_cert('stranger', 'edge',
+    self => ['extendedKeyUsage=clientAuth']);
+
+my %tls = (cacert => $ca, cert => $cpem, key => $ckey);
+my $url = $t->run_etcd(tls => { cert => $spem, key => $skey, ca => $ca,
+    client => \%tls });
+$t->run_sync($url, prefix => $PREFIX, tls => \%tls);
+ok(-f $t->store . '/data.mdb', 'sync over TLS makes the mirror');
+
+# runs $code (a section of the test) and turns a die into a failure, so
+# that one broken part does not hide the others
+sub section {
+    my ($name, $code) = @_;
+    my $ok = eval { $code->(); 1 };
+    fail("$name: $@") unless $ok;
+}
+
+# a socket listening on loopback at a port of the kernel's choice
+sub listener {
+    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+        Proto => 'tcp', Listen => 16, ReuseAddr => 1) or die "listen: $!";
+    return $s;
+}
+
+# A member that is etcd for one connection, then gone: a child relays
+# the first connection to etcd's port (the TLS handshake is etcd's, and
+# so is its refusal), after which nothing listens there.  Its pid, and
+# the https URL that reaches it.
+sub one_shot_member {
+    my $l = listener();
+    my $port = $l->sockport;
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        $SIG{PIPE} = 'IGNORE';
+        my $c = $l->accept;
+        close $l;
+        POSIX::_exit(1) unless $c;
+        my $u = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+            PeerPort => $t->etcd_port, Proto => 'tcp') or POSIX::_exit(1);
+        my $sel = IO::Select->new($c, $u);
+        RELAY: while (my @ready = $sel->can_read(10)) {
+            for my $from (@ready) {
+                my $n = sysread($from, my $buf, 65536);
+                last RELAY unless $n;
+                syswrite($from == $c ? $u : $c, $buf);
+            }
+        }
+        # what etcd said reaches the client whole: an end after it, then
+        # what the client still sends read until it leaves (no reset
+        # that would overtake the alert)
+        shutdown($c, 1);
+        my $sc = IO::Select->new($c);
+        while ($sc->can_read(2)) { last unless sysread($c, my $buf, 65536) }
+        POSIX::_exit(0);
+    }
+    close $l;
+    return ($pid, "https://127.0.0.1:$port");
+}
+
+################################# a refusal kept in the deadline's message
+
+section('a refusal, then members that do not answer', sub {
+    # the first member (etcd, once) refuses the call's missing client
+    # certificate with TLS's alert, which curl reports as a failed read;
+    # after it one member holds every try (a member cut off: the kernel
+    # takes the connection, nothing answers) and the first is gone.  The
+    # call ends at its deadline, and the last thing it heard is a
+    # timeout or a refused connection: the operator must still read that
+    # TLS failed, or he looks for a network fault instead of his
+    # certificates.
+    my ($relay, $first) = one_shot_member();
+    my $holder = listener();
+    my $held = 'https://127.0.0.1:' . $holder->sockport;
+    my ($code, $out, $err, $took) = $t->run_cmd_timeout(30,
+        $OAuth2Test::ADMIN, $t->etcd_args(etcd => "$first,$held",
+            tls => { cacert => $ca }), '--store', $t->store,
+        'app', 'add', '--name', 'rogue', '--grant', 'client_credentials');
+    close $holder;
+    waitpid $relay, 0;
+    is($code, 1, 'app add through a refusing, then a silent member: '
+        . 'exit 1') or diag("$out$err");
+    like($err, qr/no etcd member answered within \d+ ms \(last: /,
+        '... at the call\'s deadline') or diag($err);
+    like($err, qr/\(TLS failed: \Q$first\E: [^)]*alert/,
+        '... and the message keeps the first member\'s TLS alert')
+        or diag($err);
+    cmp_ok($took, '<', 10, sprintf('... within its deadline (%.1f s)',
+        $took));
+});
+
+########################## a refused certificate, the client on its own
+
+# run_cmd_timeout's, the command in a session of its own (setsid), as a
+# daemon or an operator's shell is, apart from etcd's: the scheduler
+# then runs the two apart (autogroups), the timing in which etcd's
+# refusal meets the client's first bytes
+sub run_own_session {
+    my ($secs, @cmd) = @_;
+    my ($out, $err) = ("$dir/.own.out", "$dir/.own.err");
+    my $t0 = time;
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        POSIX::setsid();
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', $out or POSIX::_exit(127);
+        open STDERR, '>', $err or POSIX::_exit(127);
+        exec { $cmd[0] } @cmd or POSIX::_exit(127);
+    }
+    my $code = OAuth2Test::_stop_child_after($pid, $secs);
+    my $took = time - $t0;
+    my ($o, $e) = (OAuth2Test::_slurp($out), OAuth2Test::_slurp($err));
+    unlink $out, $err;
+    return ($code, $o, $e, $took);
+}
+
+section('a certificate etcd refuses, the client in its own session', sub {
+    # A certificate etcd refuses (a stranger's) is a configuration's: no
+    # wait mends it, and the message must name it.  With TLS 1.3 the
+    # client learns of the refusal after its handshake, from etcd's alert;
+    # etcd resets the connection behind it, and when that reset comes
+    # before curl sent its request over HTTP/1.1 the request fails as
+    # "Broken pipe" (or getpeername's ENOTCONN): no alert read, no
+    # refusal seen, and the call retries until its deadline (3 s for the
+    # CLI, 5 for sync), to end with "no etcd member answered ... Broken
+    # pipe", naming no certificate.  With etcd and the client in one
+    # session (every other test here) the alert comes first every time;
+    # apart, curl loses it in most runs here (curl 7.88.1, OpenSSL 3.0,
+    # etcd 3.4.23: the first of the six below failed in 11 runs of this
+    # file of 11), where HTTP/2 (curl's default, which etcd.cpp turns
+    # off) refused every one of 30.  TODO until the product decides how
+    # such a refusal is recognised.
+    local $TODO = 'a refused certificate that reads as a broken pipe '
+        . 'is retried until the deadline (etcd.cpp certificate_refused)';
+    my ($runs, $at_once, $last) = (0, 0, '');
+    for (1 .. 6) {
+        my ($code, $out, $err, $took) = run_own_session(30,
+            $OAuth2Test::ADMIN, $t->etcd_args(tls => { cacert => $ca,
+                cert => $xpem, key => $xkey }), '--store', $t->store,
+            'app', 'add', '--name', 'rogue', '--grant', 'client_credentials');
+        $runs++;
+        $last = sprintf('exit %s after %.1f s: %s', $code, $took, $err);
+        last unless $code eq '1' && $took < 1.5
+            && $err =~ /no etcd member accepted the TLS certificates/;
+        $at_once++;
+    }
+    is($at_once, $runs, "app add with a stranger's certificate, in its own "
+        . "session: refused at once naming the certificate ($at_once of "
+        . "$runs runs)") or diag($last);
+});
+
+$t->sync_log_ok;
+note(sprintf('t/cluster_tls_errors.t took %.1f s', time - $T0));
+$t->done_testing;

@@ -1,0 +1,178 @@
+// The etcd client's handling of its members (etcd.cpp), against
+// stand-ins for etcd's gateway on loopback (fake_etcd.hpp): the short
+// tries once a member said the leadership is in doubt, and a watch's
+// silence counted from the last bytes it heard.  TLS towards etcd runs
+// against a real etcd in t/cluster_tls.t and t/cluster_tls_errors.t.
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "etcd.hpp"
+#include "fake_etcd.hpp"
+#include "json.hpp"
+
+namespace oauth2 {
+namespace {
+
+using oauth2_test::SlowGateway;
+
+long ms_since(std::chrono::steady_clock::time_point t0) {
+  return static_cast<long>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+          .count());
+}
+
+// A member without a leader ("etcdserver: no leader"), or one whose
+// leader just changed, says the cluster's leadership is in doubt: the
+// next member may be a follower still forwarding to the dead leader,
+// which holds the request until the try's timeout.  After such an
+// answer the further tries are short (a quarter of a second), so that a
+// write reaches the new leader soon after its election, as they are
+// after a try held to its timeout (AfterATryHeldToItsTimeoutTheNextTries
+// AreShort).  Otherwise the follower holds the try a full second: an
+// edge's token or revocation waits that much longer for etcd while the
+// cluster elects (scripts/cluster-faults).
+TEST(EtcdCall, AfterNoLeaderTheNextTriesAreShort) {
+  for (const char* said : {"etcdserver: no leader", "etcdserver: leader changed"}) {
+    std::atomic<bool> release{false};
+    auto refusing = [said](const std::string&, int64_t) {
+      const std::string m = std::string("\"") + said + "\"";
+      return std::make_pair(503, "{\"error\":" + m + ",\"code\":14,\"message\":" + m + "}");
+    };
+    auto holding = [&](const std::string&, int64_t revision) {
+      while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      return std::make_pair(200,
+                            "{\"header\":{\"revision\":\"" + std::to_string(revision) + "\"}}");
+    };
+    SlowGateway a(0, refusing), b(0, holding), c(0);
+    EtcdConfig config;
+    config.endpoints = {a.url(), b.url(), c.url()};
+    Etcd etcd(config);
+    Json req(json_object());
+    const auto t0 = std::chrono::steady_clock::now();
+    Json answer = etcd.call("/v3/kv/range", req.get(), 3000);
+    const long took = ms_since(t0);
+    release = true;
+    EXPECT_EQ(etcd_revision(answer.get()), 1) << said << ": c's first request";
+    EXPECT_EQ(a.requests(), 1u) << said;
+    EXPECT_EQ(b.requests(), 1u) << said;
+    EXPECT_GE(took, 250) << said << ": b held its try";
+    EXPECT_LT(took, 800) << said << ": b's try was short, not the full second";
+  }
+}
+
+// A stand-in for the gateway's watch: every request is answered with a
+// stream (chunked, as the gateway sends it) of `lines` messages, one
+// every every_ms, after which the member says nothing more, holding the
+// connection until the client leaves.
+class StreamGateway {
+ public:
+  StreamGateway(int lines, int every_ms) : lines_(lines), every_ms_(every_ms) {
+    fd_ = oauth2_test::listen_loopback(&port_);
+    acceptor_ = std::thread([this] { accept_loop(); });
+  }
+  ~StreamGateway() {
+    stop_ = true;
+    shutdown(fd_, SHUT_RDWR);
+    close(fd_);
+    acceptor_.join();
+    std::lock_guard<std::mutex> lk(m_);
+    for (int c : fds_) shutdown(c, SHUT_RDWR);
+    for (std::thread& t : conns_) t.join();
+    for (int c : fds_) close(c);
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  size_t watches() {
+    std::lock_guard<std::mutex> lk(m_);
+    return fds_.size();
+  }
+
+ private:
+  void accept_loop() {
+    for (;;) {
+      int c = accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      std::lock_guard<std::mutex> lk(m_);
+      fds_.push_back(c);
+      conns_.emplace_back([this, c] { serve(c); });
+    }
+  }
+  bool send(int c, const std::string& s) {
+    return write(c, s.data(), s.size()) == static_cast<ssize_t>(s.size());
+  }
+  void serve(int c) {
+    std::string in, request;
+    if (!oauth2_test::read_request(c, &in, &request)) return;
+    if (!send(c,
+              "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+              "Transfer-Encoding: chunked\r\n\r\n")) {
+      return;
+    }
+    for (int i = 1; i <= lines_ && !stop_; i++) {
+      if (i > 1) std::this_thread::sleep_for(std::chrono::milliseconds(every_ms_));
+      const std::string line =
+          "{\"result\":{\"header\":{\"revision\":\"" + std::to_string(i) + "\"}}}\n";
+      char size[32];
+      std::snprintf(size, sizeof(size), "%zx\r\n", line.size());
+      if (!send(c, size + line + "\r\n")) return;
+    }
+    char buf[512];
+    while (read(c, buf, sizeof(buf)) > 0) {
+    }
+  }
+
+  int lines_;
+  int every_ms_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread acceptor_;
+  std::mutex m_;
+  std::vector<int> fds_;            // under m_
+  std::vector<std::thread> conns_;  // under m_
+};
+
+// A watch whose member keeps talking is alive however long it runs: its
+// silence counts from the last bytes it heard, not from its start.
+// Otherwise sync would end a busy, healthy watch every idle_ms ("nothing
+// heard for 3000 ms") and start it again: a resume and a gap in the
+// mirror every three seconds.  Here the member sends a message every
+// 100 ms for 1.1 s, past idle_ms (0.5 s), then falls silent: every
+// message arrives on the one watch, and the silence after the last one,
+// only, ends it.
+TEST(EtcdWatch, SilenceCountsFromTheLastBytesNotFromTheStart) {
+  StreamGateway gw(12, 100);
+  EtcdConfig config;
+  config.endpoints = {gw.url()};
+  Etcd etcd(config);
+  size_t heard = 0;
+  std::string why;
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    etcd.watch(1, 500, [&](std::vector<Json>& batch) {
+      heard += batch.size();
+      return true;
+    });
+  } catch (const EtcdError& e) {
+    why = e.what();
+  }
+  const long took = ms_since(t0);
+  EXPECT_EQ(heard, 12u) << "every message, though the stream outlived idle_ms";
+  EXPECT_EQ(gw.watches(), 1u) << "on the one watch";
+  EXPECT_NE(why.find("nothing heard for 500 ms"), std::string::npos) << why;
+  EXPECT_GE(took, 1100 + 500) << "the silence after the last message ended it";
+  EXPECT_LT(took, 4000) << "... once it outlasted idle_ms";
+}
+
+}  // namespace
+}  // namespace oauth2
