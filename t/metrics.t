@@ -658,15 +658,7 @@ check('/protected/index.html', 'disabled', 401,
     "a token of a disabled application, request $_", bearer($vtok)) for 1 .. 2;
 
 # rate_limited: 3/h per client at /rl/; the 4th on are 429 (R17)
-sub guard_window {
-    my ($len, $margin) = @_;
-    my $left = $len - (time - int(time / $len) * $len);
-    if ($left < $margin) {
-        diag(sprintf 'waiting %.1f s for the %d s window to turn', $left + 0.5,
-            $len);
-        sleep $left + 0.5;
-    }
-}
+sub guard_window { OAuth2Test::guard_window(@_) }
 guard_window(3600, 20);
 check('/rl/index.html', 'ok', 200, "3/h location, request $_", bearer($tok))
     for 1 .. 3;

@@ -101,19 +101,9 @@ is(scalar($t->worker_pids), 2, 'two workers');
 
 sub hdr { OAuth2Test::header($_[0], $_[1]) }
 
-# sleeps past the end of the current window of len seconds if fewer than
-# margin seconds are left in it (a test must not straddle a reset)
-sub guard_window {
-    my ($len, $margin) = @_;
-    my $left = $len - (time - int(time / $len) * $len);
-    if ($left < $margin) {
-        diag(sprintf 'waiting %.1f s for the %d s window to turn', $left + 0.5,
-            $len);
-        sleep $left + 0.5;
-    }
-}
+sub guard_window { OAuth2Test::guard_window(@_) }
 
-sub next_boundary { my ($len) = @_; return (int(time / $len) + 1) * $len }
+sub next_boundary { OAuth2Test::next_boundary(@_) }
 
 sub create_at {
     my ($base, $api_key) = @_;

@@ -18,7 +18,7 @@ OAuth2Test::require_build();
 
 sub hdr { OAuth2Test::header($_[0], $_[1]) }
 
-sub next_boundary { my ($len) = @_; return (int(time / $len) + 1) * $len }
+sub next_boundary { OAuth2Test::next_boundary(@_) }
 
 my $t = OAuth2Test->new;
 my $app = $t->new_app(name => 'per-minute');

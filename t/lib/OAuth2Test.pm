@@ -636,6 +636,22 @@ sub outcome {
 }
 
 # header($r, name): the first value, or undef
+# Sleeps past the end of the current clock-aligned window of $len
+# seconds if fewer than $margin seconds are left in it, so that a test of
+# a rate limit or throttle does not straddle the window's reset.
+sub guard_window {
+    my ($len, $margin) = @_;
+    my $left = $len - (time - int(time / $len) * $len);
+    if ($left < $margin) {
+        Test::More::diag(sprintf 'waiting %.1f s for the %d s window to turn',
+            $left + 0.5, $len);
+        sleep $left + 0.5;
+    }
+}
+
+# the end of the current clock-aligned window of $len seconds
+sub next_boundary { my ($len) = @_; return (int(time / $len) + 1) * $len }
+
 sub header {
     my ($r, $name) = @_;
     return $r->{headers}{lc $name} ? $r->{headers}{lc $name}[0] : undef;
