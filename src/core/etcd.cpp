@@ -194,8 +194,9 @@ void Etcd::set_transport(Handle& h) const {
   CURL* c = h.curl;
   h.error[0] = '\0';
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h.error);
-  // HTTP/1.1 over https as over http://: not h2, whose preface meets a
-  // refused client certificate as a reset, where HTTP/1.1 reads the alert
+  // HTTP/1.1 over https as over http://: one transport for both.  A
+  // refused client certificate may read as a lost connection over either
+  // (probe_certificate)
   curl_easy_setopt(c, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
   if (!config_.cacert.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, config_.cacert.c_str());
   if (!config_.cert.empty()) curl_easy_setopt(c, CURLOPT_SSLCERT, config_.cert.c_str());
@@ -249,7 +250,63 @@ bool certificate_refused(CURLcode rc, const std::string& what) {
   }
 }
 
+// a connection lost once it was made (reset, "Broken pipe", nothing
+// answered): with TLS 1.3, how a member's refusal of our certificate may
+// read when its reset overtakes its alert
+bool lost_after_handshake(CURLcode rc) {
+  return rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING;
+}
+
 }  // namespace
+
+// With TLS 1.3 a member judges our client certificate after the
+// handshake, as far as the client can tell: its refusal is an alert that
+// follows, and the member resets the connection behind it.  When the
+// reset overtakes the alert (curl sending its request into it: "Broken
+// pipe"), the refusal reads as a lost connection, and retrying would end
+// at the deadline with a message that names no certificate.  One
+// handshake with TLS 1.2, where the member judges the certificate inside
+// the handshake and the client is reading when it answers, tells the two
+// apart: that member's refusal (curl's words for it), or "" (the
+// handshake completed, or failed otherwise: the loss was the member's,
+// retried as before).  Only this probe uses TLS 1.2; calls keep curl's
+// default (TLS 1.3 with etcd).
+std::string Etcd::probe_certificate(Handle& h, const std::string& url, long try_ms) const {
+  CURL* c = h.curl;
+  curl_easy_reset(c);
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_CONNECT_ONLY, 1L);
+  curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
+  curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, try_ms);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, try_ms);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  set_transport(h);
+  curl_easy_setopt(c, CURLOPT_SSLVERSION,
+                   static_cast<long>(CURL_SSLVERSION_TLSv1_2 | CURL_SSLVERSION_MAX_TLSv1_2));
+  const CURLcode rc = curl_easy_perform(c);
+  const std::string what = failure(h, rc);
+  return rc != CURLE_OK && certificate_refused(rc, what) ? what : std::string();
+}
+
+// whether a failed try at member `at` was its refusal of a certificate:
+// curl's words for it (*why), or a connection lost after the handshake
+// that the probe, within the deadline, reads as one (*why then the
+// probe's words)
+bool Etcd::refused_certificate(Handle& h, int rc, size_t at, const std::string& url,
+                               std::chrono::steady_clock::time_point deadline,
+                               std::string* why) const {
+  const CURLcode code = static_cast<CURLcode>(rc);
+  if (certificate_refused(code, *why)) return true;
+  if (!lost_after_handshake(code) || config_.cert.empty()) return false;
+  const long left = static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          deadline - std::chrono::steady_clock::now())
+                                          .count());
+  const std::string probe = probe_certificate(h, url, std::max(1L, left));
+  if (probe.empty()) return false;
+  *why = config_.endpoints[at] + ": " + probe;
+  return true;
+}
 
 namespace {
 
@@ -444,9 +501,10 @@ Json Etcd::call(const char* path, const json_t* body, long timeout_ms, bool* in_
       // a try the deadline cut short says less than the one before it
       const bool cut = rc == CURLE_OPERATION_TIMEDOUT && this_try == left && !why.empty();
       if (!cut) why = config_.endpoints[at] + ": " + failure(*h, rc);
+      const bool refusal = refused_certificate(*h, rc, at, url, deadline, &why);
       if (tls_failure(rc, why)) tls_why = why;
       // every member refused a certificate in turn: no wait mends that
-      refused = certificate_refused(rc, why) ? refused + 1 : 0;
+      refused = refusal ? refused + 1 : 0;
       if (refused >= n) {
         give_back(std::move(h));
         throw EtcdError("no etcd member accepted the TLS certificates (last: " + why + ")");

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -118,6 +119,9 @@ class Etcd {
   void prepare_post(Handle& h, const std::string& url, const std::string& text, long try_ms,
                     void* sink, bool count) const;
   static std::string failure(const Handle& h, int rc);
+  std::string probe_certificate(Handle& h, const std::string& url, long try_ms) const;
+  bool refused_certificate(Handle& h, int rc, size_t at, const std::string& url,
+                           std::chrono::steady_clock::time_point deadline, std::string* why) const;
 
   EtcdConfig config_;
   std::string heartbeat_prefix_;
