@@ -10,9 +10,10 @@
 # client without a certificate, with one the CA did not sign, or that
 # does not trust the server's fails and writes nothing; bad TLS
 # parameters fail nginx -t and are usage errors of the CLI.  The
-# certificates are made here with openssl: a CA, etcd's (IP 127.0.0.1,
-# serverAuth and clientAuth: etcd 3.4's gateway dials the member with
-# it), a client's the CA signed, and a self-signed stranger.
+# certificates are made with openssl (OAuth2Test::etcd_certs): a CA,
+# etcd's (IP 127.0.0.1, serverAuth and clientAuth: etcd 3.4's gateway
+# dials the member with it), a client's the CA signed, and a self-signed
+# stranger.
 use strict;
 use warnings;
 use FindBin;
@@ -25,8 +26,7 @@ use OAuth2Test;
 use OAuth2Authorize;
 
 OAuth2Test::require_build();
-my $openssl = (grep { -x } map { "$_/openssl" } split /:/, $ENV{PATH})[0];
-unless (OAuth2Test::have_etcd() && $openssl) {
+unless (OAuth2Test::have_etcd() && -x '/usr/bin/openssl') {
     fail("$OAuth2Test::ETCD or openssl missing: apt-get install "
         . "etcd-server openssl");
     done_testing();
@@ -40,50 +40,11 @@ my $PREFIX = '/tls-oauth2/';
 
 ######################################################## certificates
 
-mkdir "$dir/certs" or die "mkdir: $!";
-chmod 0755, "$dir/certs";
-
-sub openssl {
-    my (@args) = @_;
-    my ($code, $out, $err) = $t->_run_cmd($openssl, @args);
-    die "openssl @args: exit $code: $out$err" if $code;
-}
-
-# a P-256 key and a certificate for $name: self-signed (a CA when $ca
-# is 'ca'), or signed by the CA with the extensions in $ext
-sub make_cert {
-    my ($name, $subject, %o) = @_;
-    my ($key, $pem) = ("$dir/certs/$name.key", "$dir/certs/$name.pem");
-    my @new = ('-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
-        '-nodes', '-keyout', $key, '-subj', "/CN=$subject");
-    if ($o{self}) {
-        openssl('req', '-x509', @new, '-days', 2, '-out', $pem,
-            map { ('-addext', $_) } @{$o{self}});
-    } else {
-        my $ext = OAuth2Test::write_file("$dir/certs/$name.ext",
-            join("\n", @{$o{ext}}) . "\n");
-        openssl('req', '-new', @new, '-out', "$dir/certs/$name.csr");
-        openssl('x509', '-req', '-in', "$dir/certs/$name.csr",
-            '-CA', "$dir/certs/ca.pem", '-CAkey', "$dir/certs/ca.key",
-            '-CAcreateserial', '-days', 2, '-extfile', $ext, '-out', $pem);
-    }
-    # nginx's workers (nobody) read the edge's files
-    chmod 0644, $key, $pem;
-    return ($pem, $key);
-}
-
-my ($ca) = make_cert('ca', 'oauth2 test CA',
-    self => ['basicConstraints=critical,CA:TRUE',
-        'keyUsage=critical,keyCertSign,cRLSign']);
-my ($spem, $skey) = make_cert('etcd', 'etcd', ext => [
-    'subjectAltName=IP:127.0.0.1',
-    'extendedKeyUsage=serverAuth,clientAuth',
-    'keyUsage=critical,digitalSignature,keyEncipherment']);
-my ($cpem, $ckey) = make_cert('client', 'edge', ext => [
-    'extendedKeyUsage=clientAuth',
-    'keyUsage=critical,digitalSignature']);
-my ($xpem, $xkey) = make_cert('stranger', 'edge',
-    self => ['extendedKeyUsage=clientAuth']);
+my $certs = $t->etcd_certs;
+my $ca = $certs->{ca};
+my ($spem, $skey) = @{$certs->{etcd}};
+my ($cpem, $ckey) = @{$certs->{client}};
+my ($xpem, $xkey) = @{$certs->{stranger}};
 ok(-s $ca && -s $spem && -s $cpem && -s $xpem,
     'openssl made the CA, the etcd, client and stranger certificates');
 

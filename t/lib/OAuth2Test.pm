@@ -237,6 +237,59 @@ sub ec_key {
     return $file;
 }
 
+# $t->etcd_certs: what a TLS cluster test needs, made with openssl under
+# <dir>/certs, all readable by nginx's workers: a CA (ca, its pem);
+# etcd's certificate (etcd: [pem, key]) for IP 127.0.0.1 with serverAuth
+# and clientAuth (etcd 3.4's gateway dials its own member with it); an
+# edge's client certificate the CA signed (client); a self-signed
+# stranger's with clientAuth (stranger)
+sub etcd_certs {
+    my ($self) = @_;
+    my $dir = "$self->{dir}/certs";
+    -d $dir or mkdir $dir or die "mkdir $dir: $!";
+    chmod 0755, $dir;
+    my $openssl = sub {
+        my ($code, $out, $err) = $self->_run_cmd('/usr/bin/openssl', @_);
+        die "openssl @_: exit $code: $out$err" if $code;
+    };
+    # a P-256 key and a certificate: self-signed with the extensions in
+    # self, or signed by the CA with those in ext
+    my $make = sub {
+        my ($name, $subject, %o) = @_;
+        my ($key, $pem) = ("$dir/$name.key", "$dir/$name.pem");
+        my @new = ('-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
+            '-nodes', '-keyout', $key, '-subj', "/CN=$subject");
+        if ($o{self}) {
+            $openssl->('req', '-x509', @new, '-days', 2, '-out', $pem,
+                map { ('-addext', $_) } @{$o{self}});
+        } else {
+            my $ext = write_file("$dir/$name.ext",
+                join("\n", @{$o{ext}}) . "\n");
+            $openssl->('req', '-new', @new, '-out', "$dir/$name.csr");
+            $openssl->('x509', '-req', '-in', "$dir/$name.csr",
+                '-CA', "$dir/ca.pem", '-CAkey', "$dir/ca.key",
+                '-CAcreateserial', '-days', 2, '-extfile', $ext,
+                '-out', $pem);
+        }
+        chmod 0644, $key, $pem;
+        return [$pem, $key];
+    };
+    my %c;
+    $c{ca} = $make->('ca', 'oauth2 test CA',
+        self => ['basicConstraints=critical,CA:TRUE',
+            'keyUsage=critical,keyCertSign,cRLSign'])->[0];
+    $c{etcd} = $make->('etcd', 'etcd', ext => [
+        'subjectAltName=IP:127.0.0.1',
+        'extendedKeyUsage=serverAuth,clientAuth',
+        'keyUsage=critical,digitalSignature,keyEncipherment']);
+    $c{client} = $make->('client', 'edge', ext => [
+        'extendedKeyUsage=clientAuth',
+        'keyUsage=critical,digitalSignature']);
+    $c{stranger} = $make->('stranger', 'edge',
+        self => ['extendedKeyUsage=clientAuth']);
+    return \%c;
+}
+
 # runs a command, returns (exit code, stdout, stderr)
 sub _run_cmd {
     my ($self, @cmd) = @_;
