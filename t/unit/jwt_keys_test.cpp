@@ -28,22 +28,14 @@ using oauth2::JwtCheck;
 using oauth2::JwtKey;
 using oauth2::JwtKeys;
 using oauth2::JwtStatus;
+using oauth2_test::run;
 using oauth2_test::TempDir;
+using oauth2_test::write_file;
 
 constexpr int64_t kNow = 1700000000;
 const std::string kClaims =
     "{\"iss\":\"https://as.example\",\"sub\":\"alice\",\"aud\":\"api\","
     "\"exp\":1700000600,\"iat\":1700000000}";
-
-bool run(const std::string& cmd) {
-  return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0;
-}
-
-void write_file(const std::string& path, std::string_view data) {
-  std::ofstream f(path, std::ios::binary);
-  f.write(data.data(), static_cast<std::streamsize>(data.size()));
-  if (!f) throw std::runtime_error("cannot write " + path);
-}
 
 // The keys of these tests, made once by the openssl CLI on first use,
 // with the SEC1 DER of the two EC keys (SEQUENCE {1, d, [0] curve, [1]

@@ -36,21 +36,13 @@ using oauth2::JwtCheck;
 using oauth2::JwtKey;
 using oauth2::JwtKeys;
 using oauth2::JwtStatus;
+using oauth2_test::run;
 using oauth2_test::TempDir;
+using oauth2_test::write_file;
 
 constexpr int64_t kNow = 1700000000;
 
 // --------------------------------------------------------------- helpers
-
-bool run(const std::string& cmd) {
-  return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0;
-}
-
-void write_file(const std::string& path, std::string_view data) {
-  std::ofstream f(path, std::ios::binary);
-  f.write(data.data(), static_cast<std::streamsize>(data.size()));
-  if (!f) throw std::runtime_error("cannot write " + path);
-}
 
 // Every key the tests use, made once by the openssl CLI on first use.
 struct KeyFiles {
@@ -522,14 +514,13 @@ TEST(JwtVerify, Rs256SignatureWithoutItsLeadingZeroIsRefused) {
   auto k = key("rsa.pem");
   JwtKeys keys = set_of({k});
   for (int i = 0; i < 4096; i++) {
-    const std::string claims = "{\"sub\":\"alice\",\"n\":" + std::to_string(i) +
-                               ",\"exp\":1700000600,\"iat\":1700000000}";
+    const std::string claims =
+        "{\"sub\":\"alice\",\"n\":" + std::to_string(i) + ",\"exp\":1700000600,\"iat\":1700000000}";
     auto p = split(sign(*k, claims));
     const std::string sig = unb64(p[2]);
     if (sig[0] != '\0') continue;
     ASSERT_EQ(verify(keys, p[0] + "." + p[1] + "." + b64(sig)), JwtStatus::kOk);
-    EXPECT_EQ(verify(keys, p[0] + "." + p[1] + "." + b64(sig.substr(1))),
-              JwtStatus::kBadSignature);
+    EXPECT_EQ(verify(keys, p[0] + "." + p[1] + "." + b64(sig.substr(1))), JwtStatus::kBadSignature);
     return;
   }
   FAIL() << "no RS256 signature began with a zero byte in 4096 tries";

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -58,8 +59,7 @@ std::string bytes(const char (&s)[N]) {
 }
 
 inline oauth2_str_t cstr(std::string_view s) {
-  return oauth2_str_t{reinterpret_cast<const unsigned char*>(s.data()),
-                      s.size()};
+  return oauth2_str_t{reinterpret_cast<const unsigned char*>(s.data()), s.size()};
 }
 
 // A fresh directory under /tmp, removed with everything in it.
@@ -86,8 +86,19 @@ class TempDir {
 inline std::string read_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) throw std::runtime_error("cannot open " + path);
-  return std::string(std::istreambuf_iterator<char>(f),
-                     std::istreambuf_iterator<char>());
+  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+inline void write_file(const std::string& path, std::string_view data) {
+  std::ofstream f(path, std::ios::binary);
+  f.write(data.data(), static_cast<std::streamsize>(data.size()));
+  if (!f) throw std::runtime_error("cannot write " + path);
+}
+
+// a shell command (the openssl CLI, say), its output discarded: whether
+// it exited 0
+inline bool run(const std::string& cmd) {
+  return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0;
 }
 
 }  // namespace oauth2_test
