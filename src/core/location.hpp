@@ -63,9 +63,10 @@ class JwtCache {
     map_[d] = std::move(e);
   }
   void erase(const Digest& d) { map_.erase(d); }
+  // entries at most: one more empties the table first
+  static constexpr size_t kMax = 8192;
 
  private:
-  static constexpr size_t kMax = 8192;
   std::unordered_map<Digest, Entry, DigestHash> map_;
 };
 

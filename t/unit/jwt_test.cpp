@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <stdexcept>
@@ -26,6 +27,7 @@
 
 #include "codec.hpp"
 #include "crypto.hpp"
+#include "location.hpp"
 #include "test_helpers.hpp"
 
 namespace {
@@ -433,6 +435,27 @@ TEST(JwtSign, SignatureSizes) {
   EXPECT_EQ(unb64(split(sign(*key("ed.pem"), kClaims))[2]).size(), 64u);
   EXPECT_EQ(unb64(split(sign(*key("rsa.pem"), kClaims))[2]).size(), 256u);
   EXPECT_EQ(unb64(split(sign(*hmac_key(), kClaims))[2]).size(), 32u);
+}
+
+// The table of signatures a worker has verified (location.hpp JwtCache)
+// is bounded (R84): a worker that meets more distinct JWTs than its bound
+// starts the table over, instead of keeping every token it ever verified
+// for its life, memory that would grow with issuance.
+TEST(JwtVerify, TheTableOfVerifiedTokensIsBounded) {
+  using oauth2::JwtCache;
+  auto digest = [](size_t i) {
+    oauth2::Digest d{};
+    std::memcpy(d.data(), &i, sizeof(i));
+    return d;
+  };
+  JwtCache cache;
+  for (size_t i = 0; i < JwtCache::kMax; i++) cache.put(digest(i), JwtCache::Entry{});
+  EXPECT_NE(cache.find(digest(0)), nullptr) << "full to its bound: everything kept";
+  EXPECT_NE(cache.find(digest(JwtCache::kMax - 1)), nullptr);
+  cache.put(digest(JwtCache::kMax), JwtCache::Entry{});
+  EXPECT_EQ(cache.find(digest(0)), nullptr) << "past its bound: the table started over";
+  EXPECT_EQ(cache.find(digest(JwtCache::kMax - 1)), nullptr);
+  EXPECT_NE(cache.find(digest(JwtCache::kMax)), nullptr) << "the new entry is kept";
 }
 
 TEST(JwtVerify, TamperingIsABadSignature) {
