@@ -349,6 +349,32 @@ isnt($code_rc, 0, 'app update of an unknown application: refused');
 ################################################ the admin API
 
 my $admin = $t->access_token($admin_app, scope => 'read write admin');
+# The admin API is a resource of the default audience, as a location
+# without auth_oauth2_audience: a token bound to another resource must
+# not open it (R68), or the resource server at A, which receives the
+# token, could replay it there with its client's or user's rights
+# (staff's, for a first-party application's user).
+$t->admin_json('app', 'update', $admin_app->{client_id}, '--resource', $A);
+my $admin_at_a = $t->access_token($admin_app, scope => 'read write admin',
+    extra => res($A));
+$r = $t->api('GET', '/api/users/', token => $admin_at_a);
+is($r->{status}, 401, 'the admin API with a token bound to A: 401 (R68)');
+like(OAuth2Test::header($r, 'WWW-Authenticate') // '',
+    qr/error="invalid_token"/, '... invalid_token');
+$r = $t->api('POST', '/api/applications/', token => $admin_at_a, json => {
+    name => 'by-a', client_type => 'confidential',
+    grant_types => ['client_credentials'] });
+is($r->{status}, 401, '... and it makes no application with it');
+$r = $t->post_form('/o/token/', OAuth2Test::form(grant_type => 'password',
+    username => 'alice', password => 'Tr0ub4dor-and-3',
+    client_id => $pw->{client_id}, client_secret => $pw->{client_secret},
+    resource => $A));
+is($r->{status}, 200, "alice's token bound to A");
+$r = $t->api('GET', '/api/users/', token => $r->{json}{access_token} // '');
+is($r->{status}, 401, "a user's token bound to A at the admin API: 401");
+$r = $t->api('GET', '/api/users/', token => $admin);
+is($r->{status}, 200, 'the same application\'s token without resource: 200');
+$t->admin_json('app', 'update', $admin_app->{client_id});
 $r = $t->api('POST', '/api/applications/', token => $admin, json => {
     name => 'api-made', client_type => 'confidential',
     grant_types => ['client_credentials'], resources => [$A, $B, $A] });

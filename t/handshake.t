@@ -109,6 +109,11 @@ $t->write_config($t->default_http(
         oauth2_handshake_key $keyfile;
         alias %%DIR%%/html/;
     }
+    location /billing/ {
+        auth_oauth2 api;
+        auth_oauth2_audience https://billing.example.com/;
+        alias %%DIR%%/html/;
+    }
 EOF
 
 my $HS = '/api/auth/handshake';
@@ -384,6 +389,15 @@ is($t->bearer_get('/hs/', $seed->{handshake_token})->{status}, 200,
     'the handshake token opens an auth_oauth2 location needing read');
 is($t->bearer_get('/hs-admin/', $seed->{handshake_token})->{status}, 200,
     'and one needing admin, which its permissions hold');
+# a handshake is bound to no resource: like any token asked for without
+# resource=, it is for the default audience and refused at a location
+# that is another resource (R68), or an API key's holder would reach
+# resources its application may not ask a token for
+$r = $t->bearer_get('/billing/', $seed->{handshake_token});
+is($r->{status}, 401, 'the handshake token at a location of another '
+    . 'audience: 401 (R68)');
+like(OAuth2Test::header($r, 'WWW-Authenticate') // '',
+    qr/error="invalid_token"/, '... invalid_token');
 
 # 3. POST /api/auth/handshake/revoke/ with the seed's body
 my $t_revoke = time;

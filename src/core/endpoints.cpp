@@ -952,8 +952,13 @@ Validation validate_in(Store& store, const Location* loc, std::string_view realm
   std::string username;
   v.why = token_refusal(txn, realm, *t, want, jwt, req.now, &username);
   if (v.why != OAUTH2_WHY_OK) return v;
-  // R68: a token bound to resources opens only their locations
-  if (loc && want == TokenType::kAccess && !audience_accepts(t->audience, *loc)) {
+  // R68: a token bound to resources opens only their locations, and one
+  // bound to none (a handshake is never bound) only the default
+  // audience's.  The admin API (no location) serves the default audience,
+  // which the daemon does not know: a token bound to resources is
+  // refused there
+  if ((want == TokenType::kAccess || want == TokenType::kHandshake) &&
+      (loc ? !audience_accepts(t->audience, *loc) : !t->audience.empty())) {
     v.why = OAUTH2_WHY_AUDIENCE;
     return v;
   }

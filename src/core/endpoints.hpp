@@ -126,8 +126,9 @@ struct Validation {
 
 // RFC 6750 validation of a bearer token at loc (its realm, JWT keys,
 // issuer, audience and required scopes).  Without a location (the admin
-// daemon holds no keys) in realm, with no scope required, and a JWT is
-// accepted on its jti's record alone.
+// daemon holds no keys) in realm, with no scope required, a JWT is
+// accepted on its jti's record alone, and a token bound to resources
+// (RFC 8707) is refused: the admin API is none of them.
 Validation validate(Store& store, const Location& loc, const BearerRequest& req);
 Validation validate(Store& store, std::string_view realm, const BearerRequest& req);
 
