@@ -442,11 +442,19 @@ EndpointResult sign_in(Store& store, const Request& req, const std::string& app,
           std::optional<std::string> rehashed;  // the slow hash, before the change
           if (check.needs_rehash) rehashed = hash_password(*secret, s.loc->pbkdf2_iterations);
           *state = store.change([&](Txn& txn) {
+            // the user is still active and the password checked still
+            // theirs: a change of password or a deactivation committed
+            // while the hash ran ended every session, and must be
+            // followed neither by a session made on the old password
+            // nor by the old password written back by its rehash (R39,
+            // R70), as password_flow refuses its tokens
+            auto fresh = txn.get_user(s.realm, check.user->id);
+            if (!fresh || !fresh->is_active || fresh->password != check.user->password) {
+              return login_form(*s.loc, app, csrf_value, "Invalid username or password.");
+            }
             if (rehashed) {
-              if (auto fresh = txn.get_user(s.realm, check.user->id)) {
-                fresh->password = *rehashed;
-                txn.put_user(*fresh, false);
-              }
+              fresh->password = *rehashed;
+              txn.put_user(*fresh, false);
             }
             return start_session(txn, s, check, origin, new_device, requery, secure);
           });
