@@ -227,6 +227,16 @@ is($t->bearer_get('/me/', $access)->{status}, 200,
 $r = refresh_jwt($refresh);
 is($r->{status}, 200,
     'the refresh token again: 200 (no rotation, simplejwt\'s default)');
+# A refresh JWT is redeemed by its signature, at its refresh location;
+# its jti (in its payload, readable by whoever holds it) is no opaque
+# refresh token at /o/token/: that would give an opaque pair for it and
+# mark its record used, as if the two kinds were one.
+$r = $t->token($cid, $app->{client_secret}, grant_type => 'refresh_token',
+    extra => 'refresh_token=' . OAuth2Test::form_encode($rc->{jti} // ''));
+$t->oauth_error_ok($r, 400, 'invalid_grant',
+    "the refresh JWT's jti as an opaque refresh token at /o/token/");
+is(introspect($t, $app, $refresh)->{json}{active}, JSON::PP::true,
+    '... and the refresh JWT is as it was: active');
 
 # GET /api/status/
 $r = $t->request('GET', '/api/status/', headers => [@CURL,

@@ -334,8 +334,10 @@ namespace {
 // Why the refresh token t may not be redeemed by client now, if it may not.
 std::optional<Response> refresh_refusal(const std::optional<Token>& t, const Client& client,
                                         const IssueSettings& s) {
-  // R35: bound to its client
-  if (!t || t->type != TokenType::kRefresh || s.now >= t->expires_at ||
+  // R35: bound to its client.  A refresh JWT's record (simplejwt's) is
+  // redeemed by the JWT's signature at its refresh location, never by
+  // its jti taken as an opaque token here
+  if (!t || t->type != TokenType::kRefresh || t->jwt || s.now >= t->expires_at ||
       t->client_id != client.client_id) {
     return invalid_grant("The refresh token is invalid");
   }
