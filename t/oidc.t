@@ -71,6 +71,7 @@ $t->write_config(OAuth2Authorize::http_conf($t,
     location = /o/jwks/ { oauth2_jwks; }
     location = /o/userinfo/ { oauth2_userinfo; }
     location = /o/logout/ { oauth2_end_session; }
+    location = /jwt/token/ { oauth2_token; oauth2_access_token_format jwt; }
 EOF
 
 my $JSON = JSON::PP->new->canonical;
@@ -307,6 +308,18 @@ $r = logout(id_token_hint => $pavel_tok->{json}{id_token});
 like($r->{body}, qr/Sign out\?/, "another user's id_token_hint: the user is asked");
 unlike(OAuth2Test::header($r, 'Set-Cookie') // '', qr/oauth2_session=;/,
     "another user's id_token_hint: the session cookie is kept");
+is({params($f->get(q_for(prompt => 'none'), Cookie => $session))}->{code} ? 1 : 0, 1,
+    'and the session still gets codes');
+# the user's own access token, a JWT signed with the same key as her
+# id_tokens (RFC 9068), is no id_token: any resource server she used it
+# at could otherwise sign her out unasked with a link
+($code) = $f->code(q_for(), $session);
+my $jwt_tok = $f->redeem($code, client => $app, redirect_uri => $CB, verifier => $verifier,
+    path => '/jwt/token/');
+my (undef, $jc) = claims_of($jwt_tok->{json}{access_token});
+is($jc->{sub}, $ic->{sub}, "an access JWT of the session's user (the id_token's sub)");
+$r = logout(id_token_hint => $jwt_tok->{json}{access_token});
+is($r->{status}, 400, "the user's access JWT as id_token_hint: 400");
 is({params($f->get(q_for(prompt => 'none'), Cookie => $session))}->{code} ? 1 : 0, 1,
     'and the session still gets codes');
 # the confirmed POST

@@ -73,7 +73,11 @@ std::optional<Response> check_hint(const Request& req, std::string_view hint, st
   JwtResult r = jwt_verify(req.loc.jwt_keys, hint, check);
   const char* sub = json_string_value(json_object_get(r.claims.get(), "sub"));
   const char* a = json_string_value(json_object_get(r.claims.get(), "aud"));
-  if (r.status != JwtStatus::kOk || !sub || !a || r.key->alg() == JwtAlg::kHS256) {
+  // an access JWT of the same keys (RFC 9068's, simplejwt's) names the
+  // user too, and goes to every resource server it is used at: it is no
+  // id_token, which never carries a jti here
+  const bool access = json_object_get(r.claims.get(), "jti") != nullptr;
+  if (r.status != JwtStatus::kOk || !sub || !a || access || r.key->alg() == JwtAlg::kHS256) {
     return logout_error(400, "id_token_hint is not an id_token of this server.");
   }
   lr.hint_sub = sub;
