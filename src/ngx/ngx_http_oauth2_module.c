@@ -427,7 +427,26 @@ ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_oauth2_loc_conf_t *prev = parent;
     ngx_http_oauth2_loc_conf_t *conf = child;
 
+    ngx_http_core_loc_conf_t     *clcf;
     ngx_http_oauth2_main_conf_t  *mcf;
+
+    /*
+     * An "if" (or limit_except) block in an endpoint's location: nginx
+     * keeps the location's content handler, ours, and runs it with the
+     * block's settings, so the block takes the endpoint's as the proxy
+     * module's take their upstream (no endpoint there was a NULL core
+     * location at the first request).
+     */
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->noname && conf->endpoint == OAUTH2_ENDPOINT_NONE) {
+        conf->endpoint = prev->endpoint;
+        conf->login_client_id = prev->login_client_id;
+        conf->status_service = prev->status_service;
+        conf->status_header = prev->status_header;
+        conf->status_token_file = prev->status_token_file;
+    }
 
     if (conf->auth == NGX_CONF_UNSET) {
         conf->auth = prev->auth == NGX_CONF_UNSET ? 0 : prev->auth;
