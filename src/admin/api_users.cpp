@@ -230,8 +230,16 @@ HttpResponse busy() {
 
 // The caller's current password: nullopt if it is right, else the answer
 // (400 field error, or 429 when the account or the address is throttled).
+HttpResponse wrong_current_password() {
+  FieldErrors errors;
+  errors.add("current_password",
+             "Your old password was entered incorrectly. Please enter it again.");
+  return errors.response();
+}
+
 std::optional<HttpResponse> check_current_password(ServeContext& ctx, const HttpRequest& req,
-                                                   uint64_t id, const std::string& password) {
+                                                   uint64_t id, const std::string& password,
+                                                   std::string* checked) {
   const int64_t now = static_cast<int64_t>(time(nullptr));
   const Throttle throttle = ctx.throttle(req);
   const LoginOrigin origin{throttle.address(), ""};
@@ -249,13 +257,13 @@ std::optional<HttpResponse> check_current_password(ServeContext& ctx, const Http
   }
   LoginCheck check = check_login(*ctx.store, ctx.realm, target, password, ctx.pbkdf2_iterations,
                                  ctx.account_limit, now);
-  if (check.user) return std::nullopt;
+  if (check.user) {
+    *checked = check.user->password;
+    return std::nullopt;
+  }
   throttle.password_failed(target.throttle_key);
   throttle.address_failed();
-  FieldErrors errors;
-  errors.add("current_password",
-             "Your old password was entered incorrectly. Please enter it again.");
-  return errors.response();
+  return wrong_current_password();
 }
 
 HttpResponse list_users(ServeContext& ctx, const HttpRequest& req) {
@@ -341,12 +349,13 @@ HttpResponse update_user(ServeContext& ctx, const HttpRequest& req, const Caller
   if (!errors.empty()) return errors.response();
 
   std::string hashed;
+  std::string checked;  // the hash the current password was checked against
   if (in.password) {
     HashSlots::Slot slot = ctx.hash_slot();
     if (ctx.hash_slots && !slot) return busy();
     if (self) {
       // one's own password: the current one first, as a sign-in (R89)
-      if (auto refused = check_current_password(ctx, req, id, *in.current_password)) {
+      if (auto refused = check_current_password(ctx, req, id, *in.current_password, &checked)) {
         return std::move(*refused);
       }
     }
@@ -356,6 +365,11 @@ HttpResponse update_user(ServeContext& ctx, const HttpRequest& req, const Caller
   Refusal refused = ctx.store->change([&](Txn& txn) -> Refusal {
     auto old = txn.get_user(ctx.realm, id);
     if (!old) return not_found();
+    // the current password checked is still the user's: a change of
+    // password committed while the hashes ran (a reset by staff, after
+    // a theft, say) ended every token, this caller's too, and must not
+    // be overwritten by one authorised with the old password (R39, R85)
+    if (!checked.empty() && old->password != checked) return wrong_current_password();
     u = std::move(*old);
     apply(in, u, hashed);
     PutUser r = txn.put_user(u, false);
