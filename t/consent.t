@@ -229,6 +229,20 @@ $r = $t->post_form($PAGE, OAuth2Test::form(action => 'login',
     password => 'Tr0ub4dor-and-3'), Cookie => "oauth2_csrf=$csrf_cookie");
 is($r->{status}, 303, 'signing in on the page: 303');
 is(OAuth2Test::header($r, 'Location'), $PAGE, 'back to the page');
+# a link whose path starts "//" (nginx still finds the page: it merges
+# the slashes and resolves the encoded dot segment) must not send the
+# user off-site once signed in: "//evil.example/..." in Location is
+# another host
+my $odd = '//evil.example/..%2Fo/authorized_tokens/';
+$r = $t->get($odd);
+is($r->{status}, 200, "the page at $odd (nginx's normalised path): the sign-in form");
+my $odd_csrf = OAuth2Test::cookies_of($r)->{oauth2_csrf}{value} // '';
+$r = $t->post_form($odd, OAuth2Test::form(action => 'login',
+    csrf_token => $odd_csrf, username => 'dora',
+    password => 'Tr0ub4dor-and-3'), Cookie => "oauth2_csrf=$odd_csrf");
+is($r->{status}, 303, '... signing in there: 303');
+like(OAuth2Test::header($r, 'Location') // '', qr{^/[^/]},
+    '... to a path of this server, never "//" (another host)');
 my $s = OAuth2Test::cookies_of($r)->{oauth2_session}{value};
 $r = page_get("oauth2_session=$s");
 is_deeply([keys %{items_of($r)}], [$other->{client_id}],

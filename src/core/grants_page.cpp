@@ -58,7 +58,10 @@ Response grants_error(int status, std::string_view description) {
 
 // The page's own URL, for the 303 after a sign-in or a revocation: the
 // request's path, percent-encoded but for '/', so that no byte of it can
-// break the Location header.
+// break the Location header, and with one leading '/': a path that
+// starts "//" is another host in Location (scheme-relative), and nginx
+// still finds this page for "//evil.example/..%2Fo/authorized_tokens/",
+// whose link would send a user off-site with their password just typed.
 std::string self_url(const Request& req) {
   static const char kHex[] = "0123456789ABCDEF";
   std::string out;
@@ -71,7 +74,9 @@ std::string self_url(const Request& req) {
       out += kHex[ch & 15];
     }
   }
-  return out.empty() ? "/" : out;
+  const size_t first = out.find_first_not_of('/');
+  if (first == std::string::npos) return "/";
+  return first > 1 ? out.substr(first - 1) : out;
 }
 
 Response list_page(Store& store, const Request& req, const SessionUser& su) {
