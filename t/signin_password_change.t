@@ -9,7 +9,8 @@
 # refuses so already; the pages' sign-in did not.  Staged here with a
 # location whose PBKDF2 iterations make the rehash take a second or two,
 # and `oauth2-admin user set-password` (or `user set --active false`)
-# run while it runs.
+# run while it runs.  The password grant's write, likewise, refuses when
+# its application was disabled or deleted meanwhile.
 use strict;
 use warnings;
 use FindBin;
@@ -33,6 +34,10 @@ OAuth2Authorize::user_add($t, 'bob', $OLD);
 $t->write_config(OAuth2Authorize::http_conf($t, extra_server => <<'EOF'))->run;
     location = /slow/authorize/ {
         oauth2_authorize;
+        oauth2_pbkdf2_iterations 6000000;
+    }
+    location = /slow/token/ {
+        oauth2_token;
         oauth2_pbkdf2_iterations 6000000;
     }
 EOF
@@ -124,5 +129,40 @@ ok(!session_of($r), 'a sign-in overtaken by the deactivation: no session');
 ($code, $out, $err) = $t->admin('user', 'set', 'bob', '--active', 'true');
 ok($fast->login($query, 'bob', $OLD),
     'reactivated, bob signs in with his password, as rehashed before');
+
+# The password grant: its application disabled, or deleted, while the
+# user's password is checked and rehashed.  Its write issued the pair all
+# the same (a disabled application's tokens revive when it is enabled
+# again; a deleted one's are records under no client): it must refuse as
+# the client's authentication would have (R70), as client_credentials
+# does.
+OAuth2Authorize::user_add($t, 'carol', $OLD);
+for my $case (['app', 'disable'], ['app', 'delete']) {
+    my $pwapp = $t->new_app(name => "pw-$case->[1]", grant => 'password');
+    my $form = OAuth2Test::form(grant_type => 'password', username => 'carol',
+        password => $OLD);
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+        PeerPort => $t->port, Proto => 'tcp') or die "connect: $!";
+    binmode $s;
+    print $s "POST /slow/token/ HTTP/1.1\r\n"
+        . "Host: localhost\r\nConnection: close\r\n"
+        . 'Authorization: ' . $t->basic($pwapp->{client_id},
+            $pwapp->{client_secret}) . "\r\n"
+        . "Content-Type: application/x-www-form-urlencoded\r\n"
+        . 'Content-Length: ' . length($form) . "\r\n\r\n$form";
+    sleep 0.3;
+    ok(!IO::Select->new($s)->can_read(0),
+        "the password grant is still hashing at '@$case'");
+    my ($code, $out, $err) = $t->admin(@$case, $pwapp->{client_id});
+    is($code, 0, "@$case: exit 0") or diag("$out$err");
+    my $done = time;
+    my ($r, $at) = finish($s);
+    cmp_ok($at, '>', $done, '... the grant answered after it');
+    is($r->{status}, 401, "a password grant overtaken by '@$case': 401 (R70)");
+    is($r->{json} && $r->{json}{error}, 'invalid_client', '... invalid_client');
+    like(OAuth2Test::header($r, 'WWW-Authenticate') // '', qr/^Basic /,
+        "... with Basic's challenge, as its authentication would have");
+    ok(!($r->{json} && $r->{json}{access_token}), '... and no token');
+}
 
 $t->done_testing;

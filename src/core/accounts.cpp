@@ -168,9 +168,11 @@ EndpointResult login_endpoint(Store& store, const Request& req) {
   if (!scope) {
     return done(oauth_error(400, "invalid_scope", "The requested scope is invalid or not allowed"));
   }
-  return password_flow(store, IssueSettings(req), *client,
-                       resolve_login(store, req.loc.realm, login, !username),
-                       std::make_shared<std::string>(*password), *scope);
+  return password_flow(
+      store, IssueSettings(req), *client,
+      oauth_error(500, "server_error", "The application of oauth2_login is disabled"),
+      resolve_login(store, req.loc.realm, login, !username),
+      std::make_shared<std::string>(*password), *scope);
 }
 
 }  // namespace oauth2

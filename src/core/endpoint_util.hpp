@@ -250,9 +250,11 @@ Response too_many_failures(const IssueSettings& s, unsigned wait);
 
 // Checks a user's password off the event loop and issues a token pair to
 // client for them (the password grant, oauth2_login); throttled per
-// account and per address.
+// account and per address.  client_gone: the answer when the client was
+// disabled or deleted while the password was checked.
 EndpointResult password_flow(Store& store, const IssueSettings& s, const Client& client,
-                             LoginTarget target, std::shared_ptr<std::string> secret,
-                             std::string granted, std::string audience = std::string());
+                             Response client_gone, LoginTarget target,
+                             std::shared_ptr<std::string> secret, std::string granted,
+                             std::string audience = std::string());
 
 }  // namespace oauth2::detail

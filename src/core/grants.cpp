@@ -458,7 +458,7 @@ EndpointResult password_grant(Store& store, const Request& req, const Form& form
   if (!scope) {
     return done(oauth_error(400, "invalid_scope", "The requested scope is invalid or not allowed"));
   }
-  return password_flow(store, IssueSettings(req), c,
+  return password_flow(store, IssueSettings(req), c, invalid_client(req.c.has_authorization != 0),
                        resolve_login(store, req.loc.realm, *username, false),
                        std::make_shared<std::string>(*password), *scope, asked);
 }
@@ -480,8 +480,9 @@ Response too_many_failures(const IssueSettings& s, unsigned wait) {
 }
 
 EndpointResult password_flow(Store& store, const IssueSettings& s, const Client& client,
-                             LoginTarget target, std::shared_ptr<std::string> secret,
-                             std::string granted, std::string audience) {
+                             Response client_gone, LoginTarget target,
+                             std::shared_ptr<std::string> secret, std::string granted,
+                             std::string audience) {
   const LoginOrigin origin{s.address, ""};
   unsigned wait;
   {
@@ -494,7 +495,7 @@ EndpointResult password_flow(Store& store, const IssueSettings& s, const Client&
   }
   return run_grant(
       s,
-      [&store, s, client, target, secret, granted, origin, audience](GrantState& st) {
+      [&store, s, client, client_gone, target, secret, granted, origin, audience](GrantState& st) {
         WipeOnExit wiper(*secret);
         // the slow hash runs here, in the thread pool, never on the event
         // loop; a wrong password is written to the account's lock
@@ -514,6 +515,12 @@ EndpointResult password_flow(Store& store, const IssueSettings& s, const Client&
             return s.simplejwt ? simplejwt_bad_login()
                                : invalid_grant("Invalid credentials given.");
           }
+          // the client may have gone while the password was checked: no
+          // tokens for a disabled application (revived when it is enabled
+          // again) or a deleted one (records under no client), as
+          // client_credentials refuses (R70)
+          auto enabled = txn.client_enabled(s.realm, client.client_id);
+          if (!enabled || !*enabled) return client_gone;
           fresh->last_login = s.now;
           if (rehashed) fresh->password = *rehashed;
           txn.put_user(*fresh, false);

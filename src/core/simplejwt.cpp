@@ -150,7 +150,9 @@ EndpointResult jwt_token_endpoint(Store& store, const Request& req) {
   IssueSettings s(req);
   s.simplejwt = true;
   std::string scope = allowed_scope(*client, req.loc.default_scope);
-  return password_flow(store, s, *client, resolve_login(store, req.loc.realm, *username, false),
+  return password_flow(store, s, *client,
+                       drf_detail(500, "The application of oauth2_jwt_token does not exist."),
+                       resolve_login(store, req.loc.realm, *username, false),
                        std::make_shared<std::string>(*password), scope);
 }
 

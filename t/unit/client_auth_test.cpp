@@ -1,9 +1,10 @@
 // Unit tests of client authentication (src/core/endpoints.cpp
 // authenticate_client) on the paths where it alone decides: a disabled
 // client is refused there, and no later check of the grant or the endpoint
-// refuses it again.  client_credentials checks the client once more in its
-// write (grants.cpp), so a test of that grant alone cannot tell whether
-// authentication refused it; these take the other paths: a code's
+// refuses it again.  client_credentials and the password grant check the
+// client once more in their write (grants.cpp), so a test of those alone
+// cannot tell whether authentication refused it; these take the other
+// paths: a code's
 // redemption, a refresh, a device code's poll, revocation and
 // introspection.  Requirement numbers refer to docs/security.md.
 
@@ -195,8 +196,8 @@ void expect_invalid_client(const Response& r) {
 // code, refresh token and approved device code are still in the store
 // (disabling keeps them, to be honoured again on `app enable`), so were
 // its authentication to let it through, whoever holds its secret would
-// redeem, rotate and poll them for new tokens: no grant checks the client
-// again after authenticate_client.  Nothing is spent by the refusal: once
+// redeem, rotate and poll them for new tokens: these grants do not check
+// the client again after authenticate_client.  Nothing is spent by the refusal: once
 // enabled, each issues (so the 401s were the client's, not the records').
 TEST_F(ClientAuthTest, ADisabledClientRedeemsRefreshesAndPollsNothingR70) {
   const std::string code = put(TokenType::kCode, 1, 60);
