@@ -21,6 +21,8 @@ static void ngx_http_oauth2_conf_cleanup(void *data);
 static void *ngx_http_oauth2_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
+static void ngx_http_oauth2_merge_endpoint(ngx_conf_t *cf,
+    ngx_http_oauth2_loc_conf_t *conf, ngx_http_oauth2_loc_conf_t *prev);
 static void ngx_http_oauth2_merge_limits(ngx_http_oauth2_loc_conf_t *conf,
     ngx_http_oauth2_loc_conf_t *prev);
 static void ngx_http_oauth2_default_rates(ngx_http_oauth2_loc_conf_t *conf,
@@ -421,22 +423,19 @@ ngx_http_oauth2_create_loc_conf(ngx_conf_t *cf)
 }
 
 
-static char *
-ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+/*
+ * An "if" (or limit_except) block in an endpoint's location: nginx keeps
+ * the location's content handler, ours, and runs it with the block's
+ * settings, so the block takes the endpoint's as the proxy module's take
+ * their upstream (no endpoint there was a NULL core location at the
+ * first request).
+ */
+
+static void
+ngx_http_oauth2_merge_endpoint(ngx_conf_t *cf,
+    ngx_http_oauth2_loc_conf_t *conf, ngx_http_oauth2_loc_conf_t *prev)
 {
-    ngx_http_oauth2_loc_conf_t *prev = parent;
-    ngx_http_oauth2_loc_conf_t *conf = child;
-
-    ngx_http_core_loc_conf_t     *clcf;
-    ngx_http_oauth2_main_conf_t  *mcf;
-
-    /*
-     * An "if" (or limit_except) block in an endpoint's location: nginx
-     * keeps the location's content handler, ours, and runs it with the
-     * block's settings, so the block takes the endpoint's as the proxy
-     * module's take their upstream (no endpoint there was a NULL core
-     * location at the first request).
-     */
+    ngx_http_core_loc_conf_t  *clcf;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
 
@@ -447,6 +446,18 @@ ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         conf->status_header = prev->status_header;
         conf->status_token_file = prev->status_token_file;
     }
+}
+
+
+static char *
+ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_oauth2_loc_conf_t *prev = parent;
+    ngx_http_oauth2_loc_conf_t *conf = child;
+
+    ngx_http_oauth2_main_conf_t  *mcf;
+
+    ngx_http_oauth2_merge_endpoint(cf, conf, prev);
 
     if (conf->auth == NGX_CONF_UNSET) {
         conf->auth = prev->auth == NGX_CONF_UNSET ? 0 : prev->auth;
