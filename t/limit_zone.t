@@ -2,7 +2,8 @@
 # that still counts.  A flood of cheap failures from hundreds of addresses
 # fills a small zone; a locked account stays locked, a spent rate limit
 # stays spent, new keys are refused (429) with one [alert] line, and the
-# zone has room again once the flood's windows have ended.
+# zone has room again once the flood's windows have ended, also behind
+# more hour-long entries than one tidying looks at.
 use strict;
 use warnings;
 use FindBin;
@@ -57,6 +58,24 @@ if ($to_hour < $WINDOW + 90) {
 }
 
 my $start = time;
+
+# more entries that count for the hour than the zone's tidying looks at
+# (64 from its least recently used end): a public client's requests at
+# the metered location, counted per client and address (R83), from 70
+# addresses, each a code that does not exist (invalid_grant, which counts
+# as no failure).  They are the oldest when the flood's windows end, and
+# the finished entries behind them must still be found, or a full zone
+# stays full for the hour and refuses everyone new (R84).
+my $pub = $t->new_app(name => 'spa', public => 1,
+    grant => ['authorization_code'], redirect_uris => ['https://spa.example/cb']);
+for my $i (1 .. 70) {
+    my $r = $t->post_form('/o/token-metered/', OAuth2Test::form(
+        grant_type => 'authorization_code', code => "no-such-code-$i",
+        client_id => $pub->{client_id}, redirect_uri => 'https://spa.example/cb',
+        code_verifier => 'v' x 43), '-from' => "127.1.0.$i");
+    die "the public client's request from 127.1.0.$i: $r->{status}"
+        unless $r->{status} == 400;
+}
 
 ################################################ a lock and a spent limit
 

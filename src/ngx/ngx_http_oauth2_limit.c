@@ -213,8 +213,12 @@ ngx_http_oauth2_limit_free(ngx_http_oauth2_limit_ctx_t *ctx,
 /*
  * Frees up to max entries that no longer count, looking at most
  * NGX_HTTP_OAUTH2_LIMIT_SCAN entries from the least recently used end:
- * an entry still inside its window is skipped, never freed.  Returns how
- * many it freed.  Called with the mutex held.
+ * an entry still inside its window is never freed, and goes to the other
+ * end, so that the next look reaches the entries behind it (otherwise
+ * as many long windows as one look takes, a day's rate limit of callers
+ * seen once, hide every finished entry behind them, and a full zone
+ * stays full for their day).  Returns how many it freed.  Called with
+ * the mutex held.
  */
 
 static ngx_uint_t
@@ -245,6 +249,10 @@ ngx_http_oauth2_limit_expire(ngx_http_oauth2_limit_ctx_t *ctx, time_t now,
         if (ln->expire <= now || ln->count == 0) {
             ngx_http_oauth2_limit_free(ctx, ln);
             freed++;
+
+        } else {
+            ngx_queue_remove(q);
+            ngx_queue_insert_head(&ctx->sh->queue, q);
         }
 
         q = prev;
