@@ -6,8 +6,9 @@
 # ended every token of the user, the caller's too.  The PATCH's write must
 # see that the password it checked is no longer the user's and refuse,
 # or whoever held the old password and a token keeps the account after
-# the reset.  Staged with a daemon whose PBKDF2 iterations make the new
-# hash take a second or two.
+# the reset.  And a staff caller's POST /api/users/, demoted or
+# deactivated while it hashed, makes no user.  Staged with a daemon whose
+# PBKDF2 iterations make a new hash take a second or two.
 use strict;
 use warnings;
 use FindBin;
@@ -83,5 +84,50 @@ is(password_token($THIEF)->{status}, 400,
     "the PATCH's password does not");
 is($t->api('GET', '/auth/me/', token => $token)->{status}, 401,
     'the token the PATCH used stays ended');
+
+# A staff user's write that hashes a password (POST /api/users/ here),
+# the caller demoted while it hashed: the write must not happen as if
+# they were still staff (R69, R70).  Likewise deactivated.
+my $root = $t->admin_json('user', 'add', '--username', 'root', '--email',
+    'root@example.com', '--password', $OLD, '--pbkdf2-iterations', 1000,
+    '--staff');
+my $staff_app = $t->admin_json('app', 'add', '--name', 'console', '--grant',
+    'password', '--first-party');
+for my $case (['--staff', 'false', 'demoted'], ['--active', 'false', 'deactivated']) {
+    my ($flag, $value, $what) = @$case;
+    my $r = $t->post_form('/o/token/', OAuth2Test::form(grant_type => 'password',
+        username => 'root', password => $OLD),
+        Authorization => $t->basic($staff_app->{client_id},
+            $staff_app->{client_secret}));
+    my $staff_token = $r->{json}{access_token} // '';
+    my $body = JSON::PP->new->canonical->encode({ username => "made-$what",
+        email => "made-$what\@example.com", password => 'Made-by-staff-phrase-4' });
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $t->port,
+        Proto => 'tcp') or die "connect: $!";
+    binmode $s;
+    print $s "POST /api/users/ HTTP/1.1\r\n"
+        . "Host: localhost\r\nConnection: close\r\n"
+        . "Authorization: Bearer $staff_token\r\n"
+        . "Content-Type: application/json\r\n"
+        . 'Content-Length: ' . length($body) . "\r\n\r\n$body";
+    sleep 0.3;
+    ok(!IO::Select->new($s)->can_read(0),
+        "a staff POST /api/users/ is still hashing when root is $what");
+    my ($code, $out, $err) = $t->admin('user', 'set', 'root', $flag, $value);
+    is($code, 0, "user set root $flag $value: exit 0") or diag("$out$err");
+    my $buf = '';
+    my $sel = IO::Select->new($s);
+    while ($sel->can_read(30)) {
+        last unless sysread $s, $buf, 65536, length $buf;
+    }
+    close $s;
+    $r = OAuth2Test::parse_response($buf);
+    is($r->{status}, 401, "the POST of a caller $what meanwhile: 401 (R69, R70)");
+    my $users = $t->admin_json('user', 'list');
+    ok(!grep({ $_->{username} eq "made-$what" } @$users), '... and no user made');
+    ($code, $out, $err) = $t->admin('user', 'set', 'root', '--staff', 'true',
+        '--active', 'true');
+    is($code, 0, 'root restored') or diag("$out$err");
+}
 
 $t->done_testing;

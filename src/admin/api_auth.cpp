@@ -121,4 +121,17 @@ std::optional<Caller> authenticate(ServeContext& ctx, const HttpRequest& req, Ht
   return caller;
 }
 
+std::optional<HttpResponse> caller_gone(Txn& txn, std::string_view realm, const Caller& caller) {
+  if (caller.anonymous()) return std::nullopt;
+  auto enabled = txn.client_enabled(realm, caller.client_id);
+  bool holds = enabled && *enabled;
+  if (holds && caller.user) {
+    auto me = txn.get_user(realm, caller.user->id);
+    holds = me && me->is_active && me->password == caller.user->password &&
+            (me->is_staff || !caller.user->is_staff);
+  }
+  if (holds) return std::nullopt;
+  return invalid_token();
+}
+
 }  // namespace oauth2::admin

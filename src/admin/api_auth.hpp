@@ -48,6 +48,14 @@ struct Caller {
 // *error (401 "Invalid token."); a store failure 503.
 std::optional<Caller> authenticate(ServeContext& ctx, const HttpRequest& req, HttpResponse* error);
 
+// Inside a write that hashed a password first (a second or more): whether
+// the caller is still what authenticate found, its application enabled,
+// its user active, with the same password (a change ended its tokens) and
+// still staff if it was.  nullopt if so, else the 401 authenticate would
+// give now: a caller disabled or demoted meanwhile must not act as before
+// (R69, R70).
+std::optional<HttpResponse> caller_gone(Txn& txn, std::string_view realm, const Caller& caller);
+
 // DRF's errors, {"detail": "..."}:
 HttpResponse not_authenticated();  // 401 + WWW-Authenticate: Bearer
 HttpResponse permission_denied();  // 403

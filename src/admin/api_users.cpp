@@ -309,6 +309,7 @@ HttpResponse create_user(ServeContext& ctx, const HttpRequest& req, const Caller
   slot.reset();
   User created;
   Refusal refused = ctx.store->change([&](Txn& txn) -> Refusal {
+    if (auto gone = caller_gone(txn, ctx.realm, caller)) return gone;
     created = u;  // put_user assigns the id: each run from the same user
     PutUser r = txn.put_user(created, true);
     if (r != PutUser::kOk) return put_failed(r);
@@ -370,6 +371,7 @@ HttpResponse update_user(ServeContext& ctx, const HttpRequest& req, const Caller
     // a theft, say) ended every token, this caller's too, and must not
     // be overwritten by one authorised with the old password (R39, R85)
     if (!checked.empty() && old->password != checked) return wrong_current_password();
+    if (auto gone = caller_gone(txn, ctx.realm, caller)) return gone;
     u = std::move(*old);
     apply(in, u, hashed);
     PutUser r = txn.put_user(u, false);
