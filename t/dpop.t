@@ -30,6 +30,7 @@ my $t = OAuth2Test->new;
 my $D = $t->dir;
 my $cc = $t->new_app(name => 'cc');
 my $must = $t->new_app(name => 'must', require_dpop => 1);
+my $must_pw = $t->new_app(name => 'must-pw', grant => ['password'], require_dpop => 1);
 my $spa = $t->new_app(name => 'spa', public => 1,
     grant => ['password', 'refresh_token']);
 my $conf_app = $t->new_app(name => 'conf', grant => ['password', 'refresh_token']);
@@ -50,6 +51,11 @@ $t->write_config($t->default_http(
     extra_server => grant_locations(extra => <<"EOF")));
     location = /o/authorize/ { oauth2_authorize; }
     location = /o/userinfo/ { oauth2_userinfo; }
+    location = /must/login/ { oauth2_login $must_pw->{client_id}; }
+    location = /must/api/token/ {
+        oauth2_jwt_token $must_pw->{client_id};
+        oauth2_jwt_key $D/jwt.pem;
+    }
     location = /n/token/ { oauth2_token; oauth2_dpop on nonce=on; }
     location /n/protected/ {
         auth_oauth2 "api";
@@ -316,6 +322,18 @@ $t->oauth_error_ok($r, 400, 'invalid_dpop_proof',
 $r = $t->token($must->{client_id}, $must->{client_secret},
     headers => [DPoP => proof()]);
 is($r->{json}{token_type}, 'DPoP', 'the same application with a proof: DPoP');
+# oauth2_login and seed 003's oauth2_jwt_token issue Bearer tokens only:
+# an application registered for DPoP-bound tokens gets none there
+$r = $t->post_form('/must/login/', OAuth2Test::form(username => 'alice',
+    password => 'Tr0ub4dor-alice-3'));
+$t->oauth_error_ok($r, 400, 'invalid_dpop_proof',
+    'oauth2_login of an application that requires DPoP');
+ok(!($r->{json} && $r->{json}{access_token}), '... and no token');
+$r = $t->request('POST', '/must/api/token/',
+    headers => ['Content-Type' => 'application/json'],
+    body => '{"username": "alice", "password": "Tr0ub4dor-alice-3"}');
+is($r->{status}, 400, 'oauth2_jwt_token of an application that requires DPoP: 400');
+ok(!($r->{json} && ($r->{json}{access} // $r->{json}{refresh})), '... and no token');
 my $shown = $t->admin_json('app', 'show', $must->{client_id});
 ok($shown->{dpop_bound_access_tokens}, 'app show: dpop_bound_access_tokens true');
 

@@ -154,6 +154,15 @@ EndpointResult login_endpoint(Store& store, const Request& req) {
                             client ? "The application of oauth2_login is disabled"
                                    : "The application of oauth2_login does not exist"));
   }
+  // its tokens are Bearer: an application registered for DPoP-bound
+  // tokens only gets none here (RFC 9449 5.2)
+  if (client->dpop_bound_access_tokens) {
+    Response r = oauth_error(400, "invalid_dpop_proof",
+                             "The application of oauth2_login requires DPoP-bound tokens, "
+                             "which this endpoint does not issue");
+    r.refused = "DPoP required";
+    return done(std::move(r));
+  }
   auto password = form.get("password");
   auto username = form.get("username");
   auto email = form.get("email");

@@ -144,6 +144,13 @@ EndpointResult jwt_token_endpoint(Store& store, const Request& req) {
   if (!client) {
     return done(drf_detail(500, "The application of oauth2_jwt_token does not exist."));
   }
+  // its tokens are Bearer: an application registered for DPoP-bound
+  // tokens only gets none here (RFC 9449 5.2)
+  if (client->dpop_bound_access_tokens) {
+    return done(drf_detail(400,
+                           "The application of oauth2_jwt_token requires DPoP-bound tokens, "
+                           "which this endpoint does not issue."));
+  }
   if (password->size() > kMaxPasswordLen || !valid_username(*username)) {
     return done(simplejwt_bad_login());
   }
