@@ -14,7 +14,6 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use IO::Select;
-use IO::Socket::INET;
 use JSON::PP ();
 use Test::More;
 use Time::HiRes qw(sleep time);
@@ -49,14 +48,9 @@ my $token = $r->{json}{access_token} // '';
 # the PATCH, on a socket of its own: the answer read later
 my $body = JSON::PP->new->canonical->encode({ password => $THIEF,
     current_password => $OLD });
-my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $t->port,
-    Proto => 'tcp') or die "connect: $!";
-binmode $s;
-print $s "PATCH /api/users/$alice->{id}/ HTTP/1.1\r\n"
-    . "Host: localhost\r\nConnection: close\r\n"
-    . "Authorization: Bearer $token\r\n"
-    . "Content-Type: application/json\r\n"
-    . 'Content-Length: ' . length($body) . "\r\n\r\n$body";
+my $s = $t->send_async('PATCH', "/api/users/$alice->{id}/",
+    [Authorization => "Bearer $token", 'Content-Type' => 'application/json'],
+    $body);
 sleep 0.3;
 ok(!IO::Select->new($s)->can_read(0),
     'the PATCH is still hashing when staff resets her password');
@@ -64,14 +58,8 @@ my ($code, $out, $err) = $t->admin('user', 'set-password', 'alice',
     '--password', $RESET, '--pbkdf2-iterations', 1000);
 is($code, 0, 'user set-password alice: exit 0') or diag("$out$err");
 my $reset_at = time;
-my $buf = '';
-my $sel = IO::Select->new($s);
-while ($sel->can_read(30)) {
-    last unless sysread $s, $buf, 65536, length $buf;
-}
-my $answered = time;
-close $s;
-$r = OAuth2Test::parse_response($buf);
+my $answered;
+($r, $answered) = OAuth2Test::read_async($s);
 cmp_ok($answered, '>', $reset_at, sprintf('the PATCH answered after the '
     . 'reset (%.2f s later): the two met', $answered - $reset_at));
 is($r->{status}, 400, 'the PATCH authorised by the old password, overtaken '
@@ -102,26 +90,15 @@ for my $case (['--staff', 'false', 'demoted'], ['--active', 'false', 'deactivate
     my $staff_token = $r->{json}{access_token} // '';
     my $body = JSON::PP->new->canonical->encode({ username => "made-$what",
         email => "made-$what\@example.com", password => 'Made-by-staff-phrase-4' });
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $t->port,
-        Proto => 'tcp') or die "connect: $!";
-    binmode $s;
-    print $s "POST /api/users/ HTTP/1.1\r\n"
-        . "Host: localhost\r\nConnection: close\r\n"
-        . "Authorization: Bearer $staff_token\r\n"
-        . "Content-Type: application/json\r\n"
-        . 'Content-Length: ' . length($body) . "\r\n\r\n$body";
+    my $s = $t->send_async('POST', '/api/users/',
+        [Authorization => "Bearer $staff_token", 'Content-Type' => 'application/json'],
+        $body);
     sleep 0.3;
     ok(!IO::Select->new($s)->can_read(0),
         "a staff POST /api/users/ is still hashing when root is $what");
     my ($code, $out, $err) = $t->admin('user', 'set', 'root', $flag, $value);
     is($code, 0, "user set root $flag $value: exit 0") or diag("$out$err");
-    my $buf = '';
-    my $sel = IO::Select->new($s);
-    while ($sel->can_read(30)) {
-        last unless sysread $s, $buf, 65536, length $buf;
-    }
-    close $s;
-    $r = OAuth2Test::parse_response($buf);
+    ($r) = OAuth2Test::read_async($s);
     is($r->{status}, 401, "the POST of a caller $what meanwhile: 401 (R69, R70)");
     my $users = $t->admin_json('user', 'list');
     ok(!grep({ $_->{username} eq "made-$what" } @$users), '... and no user made');

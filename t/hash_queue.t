@@ -54,17 +54,7 @@ sub open_request {
     return $s;
 }
 
-sub read_response {
-    my ($s) = @_;
-    my $buf = '';
-    my $sel = IO::Select->new($s);
-    while ($sel->can_read(30)) {
-        my $n = sysread $s, $buf, 65536, length $buf;
-        last unless $n;
-    }
-    close $s;
-    return OAuth2Test::parse_response($buf);
-}
+sub read_response { (OAuth2Test::read_async($_[0]))[0] }
 
 sub answered { IO::Select->new($_[0])->can_read(0) ? 1 : 0 }
 

@@ -40,17 +40,7 @@ sub register_request {
         . 'Content-Length: ' . length($body) . "\r\n\r\n$body";
 }
 
-sub read_response {
-    my ($s) = @_;
-    my $buf = '';
-    my $sel = IO::Select->new($s);
-    while ($sel->can_read(30)) {
-        my $n = sysread $s, $buf, 65536, length $buf;
-        last unless $n;
-    }
-    close $s;
-    return OAuth2Test::parse_response($buf);
-}
+sub read_response { (OAuth2Test::read_async($_[0]))[0] }
 
 my ($old) = $t->worker_pids;
 my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $t->port,

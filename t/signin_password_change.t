@@ -16,7 +16,6 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use IO::Select;
-use IO::Socket::INET;
 use Test::More;
 use Time::HiRes qw(sleep time);
 use OAuth2Test;
@@ -60,29 +59,12 @@ sub start_sign_in {
     my $body = OAuth2Test::form(action => 'login',
         csrf_token => OAuth2Authorize::csrf_field($g) // $csrf,
         username => $user, password => $pw);
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-        PeerPort => $t->port, Proto => 'tcp') or die "connect: $!";
-    binmode $s;
-    print $s "POST /slow/authorize/?$query HTTP/1.1\r\n"
-        . "Host: localhost\r\nConnection: close\r\n"
-        . "Cookie: oauth2_csrf=$csrf\r\n"
-        . "Content-Type: application/x-www-form-urlencoded\r\n"
-        . 'Content-Length: ' . length($body) . "\r\n\r\n$body";
-    return $s;
+    return $t->send_async('POST', "/slow/authorize/?$query",
+        [Cookie => "oauth2_csrf=$csrf",
+            'Content-Type' => 'application/x-www-form-urlencoded'], $body);
 }
 
-# the answer on $s, and when it came
-sub finish {
-    my ($s) = @_;
-    my $buf = '';
-    my $sel = IO::Select->new($s);
-    while ($sel->can_read(30)) {
-        last unless sysread $s, $buf, 65536, length $buf;
-    }
-    my $at = time;
-    close $s;
-    return (OAuth2Test::parse_response($buf), $at);
-}
+sub finish { OAuth2Test::read_async(@_) }
 
 sub session_of {
     my ($r) = @_;
@@ -141,15 +123,9 @@ for my $case (['app', 'disable'], ['app', 'delete']) {
     my $pwapp = $t->new_app(name => "pw-$case->[1]", grant => 'password');
     my $form = OAuth2Test::form(grant_type => 'password', username => 'carol',
         password => $OLD);
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-        PeerPort => $t->port, Proto => 'tcp') or die "connect: $!";
-    binmode $s;
-    print $s "POST /slow/token/ HTTP/1.1\r\n"
-        . "Host: localhost\r\nConnection: close\r\n"
-        . 'Authorization: ' . $t->basic($pwapp->{client_id},
-            $pwapp->{client_secret}) . "\r\n"
-        . "Content-Type: application/x-www-form-urlencoded\r\n"
-        . 'Content-Length: ' . length($form) . "\r\n\r\n$form";
+    my $s = $t->send_async('POST', '/slow/token/',
+        [Authorization => $t->basic($pwapp->{client_id}, $pwapp->{client_secret}),
+            'Content-Type' => 'application/x-www-form-urlencoded'], $form);
     sleep 0.3;
     ok(!IO::Select->new($s)->can_read(0),
         "the password grant is still hashing at '@$case'");

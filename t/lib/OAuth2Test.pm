@@ -595,6 +595,38 @@ sub http {
     return $r;
 }
 
+# $t->send_async($method, $path, \@headers, $body): the request sent on a
+# socket of its own (Connection: close), its answer left to read_async:
+# a request to overlap with something else (a change made while its slow
+# hash runs, say).  The socket.
+sub send_async {
+    my ($self, $method, $path, $headers, $body) = @_;
+    $body //= '';
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+        PeerPort => $self->port, Proto => 'tcp') or die "connect: $!";
+    binmode $s;
+    my $head = "$method $path HTTP/1.1\r\nHost: localhost\r\n"
+        . "Connection: close\r\n";
+    my @h = @{$headers // []};
+    while (my ($k, $v) = splice @h, 0, 2) { $head .= "$k: $v\r\n" }
+    print $s $head . 'Content-Length: ' . length($body) . "\r\n\r\n$body";
+    return $s;
+}
+
+# read_async($s): the answer on a socket of send_async (waiting up to 30
+# s), parsed, and when its last byte came
+sub read_async {
+    my ($s) = @_;
+    my $buf = '';
+    my $sel = IO::Select->new($s);
+    while ($sel->can_read(30)) {
+        last unless sysread $s, $buf, 65536, length $buf;
+    }
+    my $at = time;
+    close $s;
+    return (parse_response($buf), $at);
+}
+
 sub parse_response {
     my ($buf) = @_;
     my $r = { status => 0, headers => {}, body => '', raw => $buf };
