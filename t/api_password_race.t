@@ -34,11 +34,13 @@ $t->write_config($t->default_http(
 # a new password's hash takes 1.4 s on the development machine
 $t->run_daemon('--pbkdf2-iterations', 6000000);
 
+# the password grant's answer for $user (default alice, by $app)
 sub password_token {
-    my ($pw) = @_;
+    my ($pw, $user, $by) = @_;
+    $by //= $app;
     return $t->post_form('/o/token/', OAuth2Test::form(grant_type => 'password',
-        username => 'alice', password => $pw),
-        Authorization => $t->basic($app->{client_id}, $app->{client_secret}));
+        username => $user // 'alice', password => $pw),
+        Authorization => $t->basic($by->{client_id}, $by->{client_secret}));
 }
 
 my $r = password_token($OLD);
@@ -83,10 +85,7 @@ my $staff_app = $t->admin_json('app', 'add', '--name', 'console', '--grant',
     'password', '--first-party');
 for my $case (['--staff', 'false', 'demoted'], ['--active', 'false', 'deactivated']) {
     my ($flag, $value, $what) = @$case;
-    my $r = $t->post_form('/o/token/', OAuth2Test::form(grant_type => 'password',
-        username => 'root', password => $OLD),
-        Authorization => $t->basic($staff_app->{client_id},
-            $staff_app->{client_secret}));
+    my $r = password_token($OLD, 'root', $staff_app);
     my $staff_token = $r->{json}{access_token} // '';
     my $body = JSON::PP->new->canonical->encode({ username => "made-$what",
         email => "made-$what\@example.com", password => 'Made-by-staff-phrase-4' });
