@@ -211,13 +211,14 @@ std::string Etcd::failure(const Handle& h, int rc) {
   return what;
 }
 
-namespace {
-
 // a failure of TLS (a certificate refused either way, a file of ours that
 // does not load): a configuration's, that the member a retry reaches in
-// the end will not explain with its timeout
-bool tls_failure(CURLcode rc, const std::string& what) {
-  switch (rc) {
+// the end will not explain with its timeout.  A handshake that timed out
+// ("SSL connection timeout": a member that took the connection and says
+// nothing) is the network's, and must not hide an earlier refusal.
+bool etcd_detail::tls_failure(int code, const std::string& what) {
+  switch (static_cast<CURLcode>(code)) {
+    case CURLE_OPERATION_TIMEDOUT: return false;
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CERTPROBLEM:
@@ -229,6 +230,8 @@ bool tls_failure(CURLcode rc, const std::string& what) {
       return what.find("SSL") != std::string::npos || what.find("alert") != std::string::npos;
   }
 }
+
+namespace {
 
 // a certificate refused, by us (etcd's not verified, a file of ours that
 // does not load) or by the member (TLS's alerts for ours): a
@@ -502,7 +505,7 @@ Json Etcd::call(const char* path, const json_t* body, long timeout_ms, bool* in_
       const bool cut = rc == CURLE_OPERATION_TIMEDOUT && this_try == left && !why.empty();
       if (!cut) why = config_.endpoints[at] + ": " + failure(*h, rc);
       const bool refusal = refused_certificate(*h, rc, at, url, deadline, &why);
-      if (tls_failure(rc, why)) tls_why = why;
+      if (etcd_detail::tls_failure(rc, why)) tls_why = why;
       // every member refused a certificate in turn: no wait mends that
       refused = refusal ? refused + 1 : 0;
       if (refused >= n) {

@@ -135,4 +135,11 @@ int64_t etcd_int(const json_t* obj, const char* name);
 // the "header"'s revision of an answer
 int64_t etcd_revision(const json_t* answer);
 
+namespace etcd_detail {
+// whether a failed try (curl's code, and its words) was TLS's: a
+// certificate refused either way or a file of ours that does not load,
+// kept for the message a call ends with (unit-tested)
+bool tls_failure(int rc, const std::string& what);
+}  // namespace etcd_detail
+
 }  // namespace oauth2

@@ -4,6 +4,7 @@
 // silence counted from the last bytes it heard.  TLS towards etcd runs
 // against a real etcd in t/cluster_tls.t and t/cluster_tls_errors.t.
 
+#include <curl/curl.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -69,6 +70,27 @@ TEST(EtcdCall, AfterNoLeaderTheNextTriesAreShort) {
     EXPECT_GE(took, 250) << said << ": b held its try";
     EXPECT_LT(took, 800) << said << ": b's try was short, not the full second";
   }
+}
+
+// What a call that ends at its deadline keeps to name, besides the last
+// failure it heard: a TLS failure of an earlier try (a member refusing
+// our certificate), for without it the operator looks for a network
+// fault.  A handshake that timed out, curl's "SSL connection timeout"
+// (a member that took the connection and said nothing), is such a
+// network fault: counted as TLS's, it replaced the refusal in the
+// message (t/cluster_tls_errors.t, whenever curl's connect timeout fired
+// before its overall one).
+TEST(EtcdCall, AHandshakeThatTimedOutIsNotATlsFailure) {
+  using etcd_detail::tls_failure;
+  EXPECT_FALSE(tls_failure(CURLE_OPERATION_TIMEDOUT, "Timeout was reached: SSL connection timeout"));
+  EXPECT_FALSE(tls_failure(CURLE_OPERATION_TIMEDOUT,
+                           "Timeout was reached: Operation timed out after 999 milliseconds"));
+  EXPECT_FALSE(tls_failure(CURLE_COULDNT_CONNECT, "Couldn't connect to server"));
+  EXPECT_TRUE(tls_failure(CURLE_RECV_ERROR,
+                          "Failure when receiving data from the peer: OpenSSL SSL_read: "
+                          "error:0A00045C:SSL routines::tlsv13 alert certificate required"));
+  EXPECT_TRUE(tls_failure(CURLE_SSL_CONNECT_ERROR, "SSL connect error"));
+  EXPECT_TRUE(tls_failure(CURLE_PEER_FAILED_VERIFICATION, "SSL peer certificate was not OK"));
 }
 
 // A stand-in for the gateway's watch: every request is answered with a
