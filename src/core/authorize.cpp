@@ -511,6 +511,13 @@ namespace {
 // The user allowed the request (remember: on the consent page, which is
 // remembered with the code), or had allowed it before: a code, redirected
 // back with the state.
+// The code, once the user allowed (remember) or had consented before.
+// The write reads the decision again: the session may have ended (signed
+// out, the password changed, the user deactivated) or the remembered
+// consent been withdrawn on the granted-applications page while the
+// request waited for the thread pool, and a code on either would be a
+// grant the user no longer makes (R39, R70).  Then the browser asks
+// again.
 EndpointResult issue_code(Store& store, const Request& req, const AuthzRequest& az,
                           const SessionUser& su, bool remember) {
   IssueSettings s(req);
@@ -518,8 +525,9 @@ EndpointResult issue_code(Store& store, const Request& req, const AuthzRequest& 
   std::string user = std::to_string(user_id);
   std::string oidc;
   if (az.openid) oidc = encode_oidc_code(OidcCode{az.nonce, su.auth_time});
+  std::string self = "?" + std::string(sv(req.c.query));
   return pending_response(
-      [&store, s, az, user, user_id, oidc, remember] {
+      [&store, s, az, su, user, user_id, oidc, remember, self] {
         std::string code = new_token();
         WipeOnExit wipe_code(code);
         Token t;
@@ -536,7 +544,14 @@ EndpointResult issue_code(Store& store, const Request& req, const AuthzRequest& 
         t.data = oidc;
         t.audience = az.audience;
         t.jkt = az.dpop_jkt;
+        bool holds = true;
         const bool stored = store.change([&](Txn& txn) {
+          holds = session_holds(txn, s.realm, su, s.now);
+          if (holds && !remember) {
+            auto c = find_consent(txn, s.realm, user_id, az.client.client_id, s.now);
+            holds = c && consent_covers(*c, az.scope);
+          }
+          if (!holds) return true;
           if (!txn.put_new_token(s.realm, token_id(code), t)) return false;
           if (remember) {
             remember_consent(txn, s.realm, user_id, az.client.client_id, az.scope, s.now);
@@ -545,6 +560,9 @@ EndpointResult issue_code(Store& store, const Request& req, const AuthzRequest& 
           return true;
         });
         if (!stored) return page_unavailable();
+        // the browser asks again, and gets what the store says now (the
+        // sign-in page, the consent page, or prompt=none's error)
+        if (!holds) return see_other(self);
         return redirect_to(az.redirect_uri,
                            {{"code", code}, {"state", az.state}, {"iss", az.issuer}});
       },

@@ -120,7 +120,11 @@ Response lookup(Store& store, const Request& req, const SessionUser& su, std::st
                                          {"csrf", html_escape(csrf)}}));
 }
 
-// Approve or Deny posted: the decision in one change.
+// Approve or Deny posted: the decision in one change.  The change reads
+// the session again: signed out, the password changed or the user
+// deactivated while the request waited for the thread pool, the device
+// is not connected on their behalf (R39, R70), and the browser is sent
+// back to the page, which asks them to sign in.
 EndpointResult decide(Store& store, const Request& req, const SessionUser& su,
                       const std::string& csrf, const std::optional<std::string>& code,
                       bool approve) {
@@ -128,14 +132,17 @@ EndpointResult decide(Store& store, const Request& req, const SessionUser& su,
   auto found = std::make_shared<bool>(false);
   auto state = std::make_shared<Response>();
   IssueSettings s(req);
-  const uint64_t user = su.id;
   const std::string normalized = *code;
+  const std::string self = "?" + std::string(sv(req.c.query));
   return pending(
-      [&store, s, user, normalized, approve, found, state] {
+      [&store, s, su, normalized, approve, found, state, self] {
         try {
+          bool holds = true;
           *found = store.change([&](Txn& txn) {
-            return decide_device(txn, s.realm, normalized, user, approve, s.now);
+            holds = session_holds(txn, s.realm, su, s.now);
+            return holds && decide_device(txn, s.realm, normalized, su.id, approve, s.now);
           });
+          if (!holds) *state = see_other(self);
         } catch (const std::exception& e) {
           Response busy = message_page(503, "Busy", "Try again in a moment.");
           busy.retry_after = 1;

@@ -105,9 +105,7 @@ EndpointResult revoke(Store& store, const Request& req, const SessionUser& su,
                       std::string client_id) {
   IssueSettings s(req);
   const uint64_t user = su.id;
-  Response back;
-  back.status = 303;
-  back.location = self_url(req);
+  Response back = see_other(self_url(req));
   return pending_response(
       [&store, s, user, client_id, back] {
         store.change([&](Txn& txn) {

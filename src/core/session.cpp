@@ -55,6 +55,20 @@ std::string session_csrf(std::string_view session) {
   return base64url_encode(d.data(), d.size());
 }
 
+namespace {
+
+// the user of a session, in txn, if it is live and the user active
+std::optional<SessionUser> read_session(Txn& txn, std::string_view realm, std::string session,
+                                        int64_t now) {
+  auto t = txn.get_token(realm, token_id(session));
+  if (!t || t->type != TokenType::kSession || now >= t->expires_at) return std::nullopt;
+  auto name = txn.active_username(realm, token_user_id(*t));
+  if (!name) return std::nullopt;
+  return SessionUser{token_user_id(*t), std::move(*name), std::move(session), t->issued_at};
+}
+
+}  // namespace
+
 std::optional<SessionUser> session_user(Store& store, const Request& req,
                                         std::string_view cookies) {
   std::optional<std::string> session = cookie_value(cookies, kSessionCookie);
@@ -62,13 +76,19 @@ std::optional<SessionUser> session_user(Store& store, const Request& req,
     return std::nullopt;
   }
   Txn txn = store.read();
-  auto t = txn.get_token(req.loc.realm, token_id(*session));
-  if (!t || t->type != TokenType::kSession || req.c.now >= t->expires_at) {
-    return std::nullopt;
-  }
-  auto name = txn.active_username(req.loc.realm, token_user_id(*t));
-  if (!name) return std::nullopt;
-  return SessionUser{token_user_id(*t), std::move(*name), std::move(*session), t->issued_at};
+  return read_session(txn, req.loc.realm, std::move(*session), req.c.now);
+}
+
+bool session_holds(Txn& txn, std::string_view realm, const SessionUser& su, int64_t now) {
+  auto again = read_session(txn, realm, su.session, now);
+  return again && again->id == su.id;
+}
+
+Response see_other(std::string location) {
+  Response r;
+  r.status = 303;
+  r.location = std::move(location);
+  return r;
 }
 
 std::string render(std::string_view tpl,

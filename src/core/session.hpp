@@ -45,6 +45,14 @@ struct SessionUser {
   int64_t auth_time = 0;  // when the user signed in
 };
 std::optional<SessionUser> session_user(Store& store, const Request& req, std::string_view cookies);
+// Whether that session still holds, read again in a write: not ended
+// (signed out, the password changed, the user deactivated) nor expired
+// since session_user() read it.  What the user decided on it (a code, a
+// device approved) is written only then (R39, R70).
+bool session_holds(Txn& txn, std::string_view realm, const SessionUser& su, int64_t now);
+// a 303 to location (a page's own URL after its form: the browser asks
+// again with a GET)
+Response see_other(std::string location);
 
 // The sign-in form of the browser pages, naming app (what asks the user to
 // sign in), with a fresh double-submit CSRF cookie; and its POST: the

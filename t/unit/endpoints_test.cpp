@@ -18,12 +18,14 @@
 #include "codec.hpp"
 #include "committer.hpp"
 #include "crypto.hpp"
+#include "consent.hpp"
 #include "device.hpp"
 #include "json.hpp"
 #include "jwt.hpp"
 #include "jwt_tokens.hpp"
 #include "location.hpp"
 #include "request.hpp"
+#include "session.hpp"
 #include "store.hpp"
 #include "test_helpers.hpp"
 
@@ -56,6 +58,9 @@ struct EndpointReq {
   bool has_query = false;
   std::optional<std::string> authorization;
   std::string body;
+  std::string query;   // the browser pages': without '?'
+  std::string cookie;  // their Cookie header
+  const oauth2::Config* config = nullptr;  // the endpoints' paths
   int64_t now = kNow;
   oauth2_counters_t counters{};  // check NULL: no throttles
   std::string address = "127.0.0.1";
@@ -73,7 +78,9 @@ struct EndpointReq {
     r.method = cstr(method);
     r.content_type = cstr(content_type);
     r.content_type_count = content_type_count;
-    r.has_query = has_query;
+    r.has_query = has_query || !query.empty();
+    r.query = cstr(query);
+    r.cookie = cstr(cookie);
     r.has_authorization = authorization.has_value();
     if (authorization) r.authorization = cstr(*authorization);
     r.body = cstr(body);
@@ -91,6 +98,7 @@ struct EndpointReq {
     loc->default_scope = default_scope;
     loc->auth_limit = auth_limit;
     loc->auth_window = auth_window;
+    loc->config = config;
     if (jwt_key) {
       loc->issuer = kIssuer;
       loc->jwt_access = true;
@@ -1489,6 +1497,153 @@ TEST_F(EndpointsTest, AnImportedSecretIsThrottledPerClientAndAddressR83) {
   EXPECT_EQ(log.asked.back(),
             "default\x1f"
             "ca:app|192.0.2.7");
+}
+
+// ------------------------------------ browser pages: decisions read again
+
+// The browser pages decide on the session cookie (and a remembered
+// consent) read when the request came, and write in the thread pool.  A
+// sign-out, a password change or a deactivation (each ends the
+// session), or the consent withdrawn on the granted-applications page,
+// committed in between must stop the write: a code or a connected device
+// the user no longer grants (R39, R70).  Each is staged by changing the
+// store between the request and its pending write.
+class PagesTest : public EndpointsTest {
+ protected:
+  static constexpr const char* kCb = "https://app.example.com/cb";
+
+  void SetUp() override {
+    EndpointsTest::SetUp();
+    add_client("web", kSecret, [](Client& c) {
+      c.grant_types = {"authorization_code", oauth2::detail::kDeviceGrant};
+      c.redirect_uris = {kCb};
+    });
+    alice_ = add_user("alice");
+    session_ = oauth2::random_token();
+    oauth2::Token t;
+    t.type = oauth2::TokenType::kSession;
+    t.issued_at = kNow - 10;
+    t.expires_at = kNow + 3600;
+    t.user = std::to_string(alice_.id);
+    put_token(session_, t);
+    config_.set_path(OAUTH2_ENDPOINT_DEVICE, "/o/device/");
+  }
+
+  void put_token(const std::string& value, const oauth2::Token& t) {
+    store_->change([&](Txn& txn) {
+      EXPECT_TRUE(txn.put_token("default", oauth2::token_id(value), t));
+      txn.commit();
+    });
+  }
+
+  void end_session() {
+    store_->change([&](Txn& txn) {
+      EXPECT_TRUE(txn.delete_token("default", oauth2::token_id(session_)));
+      txn.commit();
+    });
+  }
+
+  EndpointReq page_req(const std::string& method, std::string query, std::string body = "") {
+    EndpointReq r;
+    r.method = method;
+    r.query = std::move(query);
+    r.body = std::move(body);
+    r.cookie = "oauth2_session=" + session_;
+    r.config = &config_;
+    return r;
+  }
+
+  std::string csrf() const { return oauth2::detail::session_csrf(session_); }
+
+  static std::string authz_query() {
+    return "client_id=web&response_type=code&scope=read&state=st&redirect_uri=https%3A%2F%2F"
+           "app.example.com%2Fcb";
+  }
+
+  size_t codes_of_web() {
+    return store_->read().client_tokens_of_type("default", "web", oauth2::TokenType::kCode).size();
+  }
+
+  // a device request of web's, pending: its user code
+  std::string pending_device() {
+    EndpointReq r;
+    r.body = "client_id=web";
+    r.authorization = basic(std::string("web:") + kSecret);
+    r.config = &config_;
+    Bound b(r, OAUTH2_ENDPOINT_DEVICE_AUTHORIZATION);
+    Response resp = complete(oauth2::device_authorization_endpoint(*store_, b.req));
+    EXPECT_EQ(resp.status, 200) << resp.body;
+    return json_str(parse_json(resp.body), "user_code");
+  }
+
+  oauth2::User alice_;
+  std::string session_;
+  oauth2::Config config_;
+};
+
+TEST_F(PagesTest, AllowOnASessionEndedMeanwhileGivesNoCodeR39) {
+  // the staging holds: with nothing in between, Allow sends a code back
+  EndpointReq ok = page_req("POST", authz_query(), "action=allow&csrf_token=" + csrf());
+  Bound b0(ok, OAUTH2_ENDPOINT_AUTHORIZE);
+  Response r = complete(oauth2::authorize_endpoint(*store_, b0.req));
+  EXPECT_EQ(r.status, 303);
+  EXPECT_EQ(r.location.rfind(std::string(kCb) + "?code=", 0), 0u) << r.location;
+  EXPECT_EQ(codes_of_web(), 1u);
+
+  EndpointReq req = page_req("POST", authz_query(), "action=allow&csrf_token=" + csrf());
+  Bound b(req, OAUTH2_ENDPOINT_AUTHORIZE);
+  EndpointResult e = oauth2::authorize_endpoint(*store_, b.req);
+  ASSERT_NE(e.pending, nullptr);
+  end_session();  // alice signs out (or her password changes) meanwhile
+  e.pending->run();
+  r = e.pending->finish();
+  EXPECT_EQ(r.status, 303);
+  EXPECT_EQ(r.location, "?" + authz_query()) << "asked again, on a sign-in page now";
+  EXPECT_EQ(codes_of_web(), 1u) << "no second code";
+}
+
+TEST_F(PagesTest, ARememberedConsentWithdrawnMeanwhileGivesNoCode) {
+  store_->change([&](Txn& txn) {
+    oauth2::detail::remember_consent(txn, "default", alice_.id, "web", "read", kNow - 5);
+    txn.commit();
+  });
+  EndpointReq req = page_req("GET", authz_query());
+  Bound b(req, OAUTH2_ENDPOINT_AUTHORIZE);
+  EndpointResult e = oauth2::authorize_endpoint(*store_, b.req);
+  ASSERT_NE(e.pending, nullptr) << "the remembered consent: a code without a page";
+  store_->change([&](Txn& txn) {  // the granted-applications page's revoke
+    EXPECT_TRUE(oauth2::detail::revoke_consent(txn, "default", alice_.id, "web"));
+    txn.commit();
+  });
+  e.pending->run();
+  Response r = e.pending->finish();
+  EXPECT_EQ(r.status, 303);
+  EXPECT_EQ(r.location, "?" + authz_query()) << "asked again: the consent page now";
+  EXPECT_EQ(codes_of_web(), 0u);
+  EXPECT_FALSE(store_->read().get_token("default", oauth2::token_id(session_)) == std::nullopt)
+      << "the session itself is untouched";
+}
+
+TEST_F(PagesTest, ADeviceApprovedOnASessionEndedMeanwhileIsNotConnectedR39) {
+  const std::string user_code = pending_device();
+  ASSERT_FALSE(user_code.empty());
+  EndpointReq req =
+      page_req("POST", "", "action=approve&user_code=" + user_code + "&csrf_token=" + csrf());
+  req.content_type = kForm;
+  Bound b(req, OAUTH2_ENDPOINT_DEVICE);
+  EndpointResult e = oauth2::device_endpoint(*store_, b.req);
+  ASSERT_NE(e.pending, nullptr);
+  end_session();
+  e.pending->run();
+  Response r = e.pending->finish();
+  EXPECT_EQ(r.status, 303) << r.body;
+  EXPECT_EQ(r.location, "?") << "back to the page, which asks to sign in";
+  EXPECT_FALSE(r.auth_failed) << "not counted as a wrong user code";
+  auto normalized = oauth2::detail::normalize_user_code(user_code);
+  ASSERT_TRUE(normalized);
+  Txn txn = store_->read();
+  EXPECT_TRUE(oauth2::detail::find_user_code(txn, "default", *normalized, kNow))
+      << "the request is still pending, its code unspent";
 }
 
 }  // namespace
