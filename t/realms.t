@@ -1038,6 +1038,23 @@ ok((grep { index($_, 'shop2') >= 0 } @before) > 10,
     'before the delete: the store has keys of shop2 ('
     . scalar(grep { index($_, 'shop2') >= 0 } @before) . ')');
 my $shop1_before = grep { index($_, 'shop1') >= 0 } @before;
+# shop2's application records as mdb_dump prints them (to stage a delete
+# that stops part way, below), and its users' highest id
+my $shop2_clients = do {
+    my ($c, $o, $e) = $t->_run_cmd('/usr/bin/mdb_dump', '-p', '-s', 'clients',
+        $t->store);
+    die "mdb_dump: exit $c: $e" if $c;
+    my ($head, $data) = $o =~ /\A(.*?HEADER=END\n)(.*)DATA=END\n\z/s
+        or die "mdb_dump: $o";
+    my @l = split /\n/, $data;
+    my $kept = '';
+    for (my $i = 0; $i + 1 < @l; $i += 2) {
+        $kept .= "$l[$i]\n$l[$i + 1]\n" if index($l[$i], 'shop2') >= 0;
+    }
+    "$head${kept}DATA=END\n";
+};
+my ($shop2_max_id) = sort { $b <=> $a }
+    map { $_->{id} } @{cli_list('shop2', 'user') // []};
 
 ($code, $out, $err) = $t->admin('realm', 'delete', 'shop2');
 is($code, 0, 'realm delete shop2 (nginx and the daemon running): exit 0')
@@ -1051,8 +1068,11 @@ ok(($del->{deleted_records} // '') =~ /^\d+$/ && $del->{deleted_records} > 10,
     . ($del->{deleted_records} // 'none') . ')');
 
 my @after = store_keys();
-my @left = grep { index($_, 'shop2') >= 0 } @after;
-is(scalar @left, 0, 'mdb_dump: no key of the store contains "shop2"')
+# but the user id sequence, which outlives the realm
+my @left = grep { index($_, 'shop2') >= 0 && index($_, 'user_seq') < 0 }
+    @after;
+is(scalar @left, 0, 'mdb_dump: no key of the store contains "shop2" (but '
+    . 'its user id sequence)')
     or diag(join "\n", @left[0 .. ($#left < 9 ? $#left : 9)]);
 my $shop1_after = grep { index($_, 'shop1') >= 0 } @after;
 ok($shop1_before > 0 && $shop1_after > 0,
@@ -1093,12 +1113,44 @@ like($err, qr/the default realm cannot be deleted/,
 is(status_at('default', access_at('default', $APP{default}{ops})), 200,
     'the default realm still serves after the refused delete');
 
+# A delete that stopped part way (killed, a store error; or nginx still
+# serving the realm wrote records after it): shop2's application records
+# put back under the unregistered name.  Adding shop2 again would hand
+# them to the new site: refused until a second delete finishes the first.
+{
+    my $dump = OAuth2Test::write_file($t->dir . '/shop2-clients.dump',
+        $shop2_clients);
+    my ($c, $o, $e) = $t->_run_cmd('/usr/bin/mdb_load', '-f', $dump,
+        '-s', 'clients', $t->store);
+    is($c, 0, 'staged: shop2\'s application records are back in the store')
+        or diag("$o$e");
+    ($code, $out, $err) = $t->admin('realm', 'add', 'shop2');
+    is($code, 1, 'realm add shop2 while records of the deleted shop2 remain: '
+        . 'exit 1');
+    like($err, qr/records of a deleted realm 'shop2' remain .*realm delete shop2/,
+        '... saying so, and how to finish the delete');
+    is_deeply(dj(($t->admin('realm', 'list'))[1]), ['default', 'shop1'],
+        '... and shop2 is not registered');
+    ($code, $out, $err) = $t->admin('realm', 'delete', 'shop2');
+    is($code, 0, 'realm delete shop2 again finishes the delete: exit 0')
+        or diag($err);
+    cmp_ok((dj($out) // {})->{deleted_records} // 0, '>=', 1,
+        '... deleting what was left');
+}
+
 # added again, the realm is empty
 ($code, $out, $err) = $t->admin('realm', 'add', 'shop2');
 is($code, 0, 'realm add shop2 again after its delete: exit 0') or diag($err);
 is_deeply(cli_list('shop2', 'user'), [], 'the new shop2 has no users');
 is_deeply(cli_list('shop2', 'app'), [], 'the new shop2 has no applications');
 is(status_at('shop2', $t2), 401, 'the old shop2 token stays dead');
+($code, $out, $err) = $t->admin('--realm', 'shop2', 'user', 'add',
+    '--username', 'newcomer', '--email', 'newcomer@shop2.test',
+    '--password', 'Quiet-harbour-lamp-77', '--pbkdf2-iterations', PBKDF2);
+is($code, 0, 'a user added to the new shop2') or diag($err);
+cmp_ok((dj($out) // {})->{id} // 0, '>', $shop2_max_id,
+    "... gets an id above the old shop2's ($shop2_max_id): OpenID Connect's "
+    . 'sub is never reassigned');
 
 ######################################## nginx -t
 

@@ -29,7 +29,14 @@ int realm_add(const Invocation& inv) {
   const std::string& name = realm_operand(inv);
   const int64_t now = static_cast<int64_t>(time(nullptr));
   auto store = open_store(inv, true);
-  if (!add_realm(*store, name, now)) return fail("realm " + quoted(name) + " exists");
+  switch (add_realm(*store, name, now)) {
+    case AddRealm::kAdded: break;
+    case AddRealm::kExists: return fail("realm " + quoted(name) + " exists");
+    case AddRealm::kLeftovers:
+      return fail("records of a deleted realm " + quoted(name) +
+                  " remain (its delete stopped part way): run `oauth2-admin realm delete " + name +
+                  "` to finish it first");
+  }
   Json obj(checked(json_object()));
   set_member(obj.get(), "name", string_json(name));
   set_member(obj.get(), "created", checked(json_integer(now)));
@@ -49,12 +56,18 @@ int realm_list(const Invocation& inv) {
 
 // The realm is unregistered first, so that the CLI and the daemon refuse
 // it from then on; then its records go, a batch per commit (halved while
-// etcd refuses one as too large, in cluster mode).
+// etcd refuses one as too large, in cluster mode).  A delete that stopped
+// part way (interrupted, a store error) is finished by running it again:
+// the realm is no longer registered, but records of it remain.
 int realm_delete(const Invocation& inv) {
   const std::string& name = realm_operand(inv);
   if (name == kDefaultRealm) return fail("the default realm cannot be deleted");
   auto store = open_store(inv, false);
-  if (!store || !forget_realm(*store, name)) return fail("no realm " + quoted(name));
+  if (!store) return fail("no realm " + quoted(name));
+  if (!forget_realm(*store, name)) {
+    Txn txn = store->read();
+    if (!realm_has_records(txn, name)) return fail("no realm " + quoted(name));
+  }
   size_t deleted = 0, batch = kDeleteBatch;
   const uint64_t revoked_before = store->revoked_in_rounds();
   while (size_t n = halving_while_too_large(
@@ -76,7 +89,9 @@ const char kRealmAddUsage[] =
     "oauth2_realm <name>, and by the admin daemon to requests that carry\n"
     "X-OAuth2-Realm: <name>.  A name is 1 to 64 letters, digits, \".\", \"-\"\n"
     "or \"_\".  Prints {\"name\": <name>, \"created\": <unix time>}; exit 1 when\n"
-    "it exists.  The realm \"default\" always does.\n";
+    "it exists (the realm \"default\" always does), or when records of a\n"
+    "realm of that name whose delete stopped part way remain (realm delete\n"
+    "finishes it).  User ids go on from the old realm's: never one again.\n";
 
 const char kRealmListUsage[] =
     "usage: oauth2-admin realm list\n\n"
@@ -90,8 +105,9 @@ const char kRealmDeleteUsage[] =
     "per commit, while nginx and the daemon go on serving the other realms.\n"
     "The realm is unknown to oauth2-admin from the first step; remove its\n"
     "server{} from nginx.conf first, or what nginx writes meanwhile stays.\n"
+    "A delete that stopped part way is finished by running it again.\n"
     "Prints {\"name\": <name>, \"deleted_records\": <n>}; exit 1 for\n"
-    "\"default\" or a realm that is not registered.\n";
+    "\"default\" or a realm that is neither registered nor has records.\n";
 
 const Command kRealmCommands[] = {
     {"realm add", "<name>", "register a realm (a site)", kRealmAddUsage, nullptr, 0, 1, 1,

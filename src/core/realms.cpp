@@ -31,14 +31,31 @@ std::vector<std::string> list_realms(Txn& txn) {
   return out;
 }
 
-bool add_realm(Store& store, std::string_view realm, int64_t now) {
+bool realm_has_records(Txn& txn, std::string_view realm) {
+  const std::string prefix = records::realm_prefix(realm);
+  bool found = false;
+  for (size_t i = 0; i < kDbCount && !found; i++) {
+    const Db db = static_cast<Db>(i);
+    if (db == Db::kMeta) continue;
+    txn.scan_after(db, prefix, "", [&](std::string_view, std::string_view) {
+      found = true;
+      return false;
+    });
+  }
+  return found;
+}
+
+AddRealm add_realm(Store& store, std::string_view realm, int64_t now) {
   if (!valid_realm(realm)) throw std::invalid_argument("invalid realm");
-  if (realm == kDefaultRealm) return false;
+  if (realm == kDefaultRealm) return AddRealm::kExists;
   return store.change([&](Txn& txn) {
-    if (txn.get_meta(realm_meta(realm))) return false;
+    if (txn.get_meta(realm_meta(realm))) return AddRealm::kExists;
+    // a delete that stopped part way left them: the new site would
+    // inherit the old one's users, applications and tokens
+    if (realm_has_records(txn, realm)) return AddRealm::kLeftovers;
     txn.put_meta(realm_meta(realm), std::to_string(now));
     txn.commit();
-    return true;
+    return AddRealm::kAdded;
   });
 }
 
@@ -55,9 +72,10 @@ size_t delete_realm_records(Store& store, std::string_view realm, size_t batch) 
   const std::string prefix = records::realm_prefix(realm);
   return store.change([&](Txn& txn) {
     std::vector<std::pair<Db, std::string>> doomed;
-    // meta is server-wide: of the realm, it holds only the user id sequence
-    const std::string seq = records::user_seq_key(realm);
-    if (txn.get(Db::kMeta, seq)) doomed.emplace_back(Db::kMeta, seq);
+    // meta is server-wide: of the realm it holds only the user id
+    // sequence, which stays, so that a realm added again under the name
+    // never gives an old user's id (an OpenID Connect `sub`, never
+    // reassigned) to a new user
     for (size_t i = 0; i < kDbCount && doomed.size() < batch; i++) {
       const Db db = static_cast<Db>(i);
       if (db == Db::kMeta) continue;

@@ -20,9 +20,16 @@ namespace oauth2 {
 bool realm_known(Txn& txn, std::string_view realm);
 // "default" first, then the registered realms in byte order
 std::vector<std::string> list_realms(Txn& txn);
-// Registers realm; false if it exists ("default" always does).  Throws
-// std::invalid_argument for an invalid name.
-bool add_realm(Store& store, std::string_view realm, int64_t now);
+// Whether any record of realm is in the store (its user id sequence is
+// not a record: it outlives the realm).  Once the realm is unregistered:
+// a delete that stopped part way, or what nginx wrote meanwhile.
+bool realm_has_records(Txn& txn, std::string_view realm);
+// Registers realm.  kExists: it is registered ("default" always is);
+// kLeftovers: records of a realm of that name deleted part way remain
+// (delete_realm_records first).  Throws std::invalid_argument for an
+// invalid name.
+enum class AddRealm { kAdded, kExists, kLeftovers };
+AddRealm add_realm(Store& store, std::string_view realm, int64_t now);
 // Unregisters realm (its records stay until delete_realm_records);
 // false if it was not registered.
 bool forget_realm(Store& store, std::string_view realm);

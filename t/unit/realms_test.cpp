@@ -23,6 +23,7 @@ using oauth2::Store;
 using oauth2::Token;
 using oauth2::TokenType;
 using oauth2::Txn;
+using oauth2::AddRealm;
 using oauth2::User;
 
 namespace {
@@ -143,10 +144,10 @@ class RealmsTest : public ::testing::Test {
 
 TEST_F(RealmsTest, DefaultAlwaysExistsOthersAreRegistered) {
   EXPECT_EQ(realms(), std::vector<std::string>{"default"});
-  EXPECT_TRUE(oauth2::add_realm(*store_, "shop2", 100));
-  EXPECT_TRUE(oauth2::add_realm(*store_, "shop1", 101));
-  EXPECT_FALSE(oauth2::add_realm(*store_, "shop1", 102)) << "an existing realm";
-  EXPECT_FALSE(oauth2::add_realm(*store_, "default", 103));
+  EXPECT_EQ(oauth2::add_realm(*store_, "shop2", 100), AddRealm::kAdded);
+  EXPECT_EQ(oauth2::add_realm(*store_, "shop1", 101), AddRealm::kAdded);
+  EXPECT_EQ(oauth2::add_realm(*store_, "shop1", 102), AddRealm::kExists) << "an existing realm";
+  EXPECT_EQ(oauth2::add_realm(*store_, "default", 103), AddRealm::kExists);
   EXPECT_THROW(oauth2::add_realm(*store_, "bad name", 104), std::invalid_argument);
   EXPECT_EQ(realms(), (std::vector<std::string>{"default", "shop1", "shop2"}));
   {
@@ -180,11 +181,13 @@ TEST_F(RealmsTest, DeleteTakesOneRealmInBoundedBatchesAndLeavesTheOthers) {
     total += n;
     batches++;
   }
-  EXPECT_EQ(total, doomed + 1) << "and the realm's user id sequence in meta";
+  EXPECT_EQ(total, doomed);
   {
     Txn txn = store_->read();
-    EXPECT_FALSE(txn.get(Db::kMeta, oauth2::records::user_seq_key("shop1")));
-    EXPECT_TRUE(txn.get(Db::kMeta, oauth2::records::user_seq_key("shop10")));
+    EXPECT_TRUE(txn.get(Db::kMeta, oauth2::records::user_seq_key("shop1")))
+        << "the user id sequence outlives the realm";
+    EXPECT_FALSE(oauth2::realm_has_records(txn, "shop1"));
+    EXPECT_TRUE(oauth2::realm_has_records(txn, "shop10"));
   }
   EXPECT_GE(batches, doomed / 7);
   EXPECT_EQ(records_of("shop1"), 0u);
@@ -201,6 +204,49 @@ TEST_F(RealmsTest, DeleteTakesOneRealmInBoundedBatchesAndLeavesTheOthers) {
     EXPECT_TRUE(oauth2::verify_secret("s3cret-" + std::string(other), c->secret_hash)) << other;
     EXPECT_TRUE(txn.get_user_by_username(other, "alice")) << other;
   }
+}
+
+// A realm delete that stopped part way (interrupted, a store error; or
+// nginx still serving the realm wrote records after it) leaves records
+// under a name that is no longer registered.  Adding the realm again
+// must not hand them to the new site: its users (staff among them),
+// applications and live tokens would be the new tenant's.  It is
+// refused until the records are gone; and the user id sequence outlives
+// the realm, so that the new site's first user is never given an old
+// user's id (OpenID Connect's `sub` is never reassigned).
+TEST_F(RealmsTest, ARealmDeletedPartWayIsNotAddedAgainAndIdsAreNeverReused) {
+  ASSERT_EQ(oauth2::add_realm(*store_, "shop1", 100), AddRealm::kAdded);
+  fill("shop1", 30);
+  uint64_t old_id = 0;
+  {
+    Txn txn = store_->read();
+    auto alice = txn.get_user_by_username("shop1", "alice");
+    ASSERT_TRUE(alice);
+    old_id = alice->id;
+  }
+  ASSERT_TRUE(oauth2::forget_realm(*store_, "shop1"));
+  ASSERT_EQ(oauth2::delete_realm_records(*store_, "shop1", 10), 10u) << "then it stops";
+  {
+    Txn txn = store_->read();
+    EXPECT_TRUE(oauth2::realm_has_records(txn, "shop1"));
+  }
+  EXPECT_EQ(oauth2::add_realm(*store_, "shop1", 101), AddRealm::kLeftovers);
+  EXPECT_EQ(realms(), std::vector<std::string>{"default"}) << "not registered";
+
+  while (oauth2::delete_realm_records(*store_, "shop1", 10) != 0) {
+  }
+  EXPECT_EQ(oauth2::add_realm(*store_, "shop1", 102), AddRealm::kAdded);
+  User u;
+  u.realm = "shop1";
+  u.username = "newcomer";
+  store_->change([&](Txn& txn) {
+    ASSERT_EQ(txn.put_user(u, true), oauth2::PutUser::kOk);
+    txn.commit();
+  });
+  EXPECT_GT(u.id, old_id) << "a new id, never the old alice's";
+  Txn txn = store_->read();
+  EXPECT_FALSE(txn.get_user_by_username("shop1", "alice"));
+  EXPECT_FALSE(txn.get_client("shop1", "app"));
 }
 
 }  // namespace
