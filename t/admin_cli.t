@@ -343,6 +343,23 @@ is(count_apps(), $n, 'rejected registrations created nothing');
     is((stat $victim)[4], 0, '... the file stays root\'s (R78)');
     is(OAuth2Test::_slurp($victim), "keep\n", '... and nothing was written '
         . 'into it');
+
+    # a hard link instead (a kernel whose protected_hardlinks is off lets
+    # nobody make one to a file of root's): the same file under two names
+    $u = $owned->();
+    $victim = $u->dir . '/victim';
+    OAuth2Test::write_file($victim, "keep\n");
+    chmod 0600, $victim;
+    $lock = $u->store . '/lock.mdb';
+    unlink $lock or die "unlink: $!";
+    link $victim, $lock or die "link: $!";
+    ($code, $out, $err) = $u->admin(qw(app list));
+    is($code, 1, 'a lock.mdb hard-linked to a file of root\'s, the CLI as '
+        . 'root: exit 1');
+    like($err, qr/lock\.mdb has other hard links/, '... saying why');
+    is((stat $victim)[4], 0, '... the file stays root\'s (R78)');
+    is(OAuth2Test::_slurp($victim), "keep\n", '... and nothing was written '
+        . 'into it');
 }
 
 # --help

@@ -64,6 +64,25 @@ sub owned_store {
         '... and data.mdb is not replaced');
 }
 
+# a hard link instead (a kernel whose protected_hardlinks is off lets
+# nobody make one to a file of root's): restore gives it to no one
+{
+    my ($u, $file) = owned_store();
+    my $store = $u->store;
+    my $victim = $u->dir . '/victim';
+    OAuth2Test::write_file($victim, "keep\n");
+    chmod 0600, $victim;
+    unlink "$store/lock.mdb" or die "unlink: $!";
+    link $victim, "$store/lock.mdb" or die "link: $!";
+    my ($code, $out, $err) = $u->admin('restore', $file, '--force');
+    is($code, 1, 'restore --force as root, lock.mdb a hard link to a file of '
+        . 'root\'s: exit 1');
+    like($err, qr/lock\.mdb.* has other hard links/, '... saying why');
+    my @st = stat $victim;
+    is("$st[4]:$st[5]", '0:0', '... the file stays root\'s (R78)');
+    ok(OAuth2Test::_slurp($victim) eq "keep\n", '... with its bytes');
+}
+
 ######################################## a store without lock.mdb (R78)
 
 # nginx stopped and lock.mdb removed (or never made): the lock.mdb restore

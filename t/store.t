@@ -175,6 +175,26 @@ for my $case ('file', 'unwritable') {
     $u->stop;
 }
 
+# nor chowns a file with another name: a hard link the workers' user made
+# to a file of root's (where the kernel's protected_hardlinks is off)
+{
+    my $u = OAuth2Test->new;
+    $u->new_app(name => 'existing');    # the CLI (root) makes the store
+    my $victim = $u->dir . '/victim';
+    OAuth2Test::write_file($victim, "keep\n");
+    chmod 0600, $victim;
+    unlink $u->store . '/lock.mdb';
+    link $victim, $u->store . '/lock.mdb' or die "link: $!";
+    $u->expect_log($BROKEN_STORE_LOG);
+    $u->write_default_config->run;
+    is((stat $victim)[4], 0, 'a lock.mdb hard-linked to a file of root\'s: '
+        . 'the file stays root\'s');
+    is(OAuth2Test::_slurp($victim), "keep\n", 'and nothing was written into it');
+    like(OAuth2Test::_slurp($u->error_log), qr/lock\.mdb has other hard links/,
+        'the master says why');
+    $u->stop;
+}
+
 # R78, R86: the master checks an existing store in a child that runs as
 # the workers' user: a lock.mdb that user made a symbolic link to a file of
 # root's is opened as the workers' user, who may not, so root's file is

@@ -308,8 +308,12 @@ Fd lock_store(int dir, const struct stat& owner, const std::string& store) {
     throw std::runtime_error(errno_text("cannot open " + quoted(name)));
   }
   if (!S_ISREG(st.st_mode)) throw std::runtime_error(quoted(name) + " is not a regular file");
-  if (geteuid() == 0 && (st.st_uid != owner.st_uid || st.st_gid != owner.st_gid) &&
-      fchown(fd.get(), owner.st_uid, owner.st_gid) != 0) {
+  const bool give = geteuid() == 0 && (st.st_uid != owner.st_uid || st.st_gid != owner.st_gid);
+  if (give && st.st_nlink != 1) {  // a hard link to a file of root's
+    throw std::runtime_error(quoted(name) +
+                             " has other hard links: not giving it to the store's owner");
+  }
+  if (give && fchown(fd.get(), owner.st_uid, owner.st_gid) != 0) {
     throw std::runtime_error(errno_text("cannot chown " + quoted(name)));
   }
   struct flock lk = {};

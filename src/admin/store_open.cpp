@@ -44,7 +44,9 @@ void make_store_dir(std::string path) {
 // run may have left, then become that user for good, so that LMDB creates
 // and writes its files as the workers would.  Root never opens a file in a
 // directory another user controls: a symlink planted there is skipped here
-// (O_NOFOLLOW, fchown) and followed later with that user's rights only.
+// (O_NOFOLLOW, fchown) and followed later with that user's rights only; a
+// file with other hard links (one that user made to a file of root's) is
+// refused.
 void become_store_owner(const std::string& path) {
   if (geteuid() != 0) return;
   int dfd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -63,9 +65,14 @@ void become_store_owner(const std::string& path) {
       }
       struct stat st;
       ok = fstat(fd, &st) == 0;
-      if (ok && S_ISREG(st.st_mode) && (st.st_uid != dir.st_uid || st.st_gid != dir.st_gid)) {
-        ok = fchown(fd, dir.st_uid, dir.st_gid) == 0;
+      const bool give =
+          ok && S_ISREG(st.st_mode) && (st.st_uid != dir.st_uid || st.st_gid != dir.st_gid);
+      if (give && st.st_nlink != 1) {
+        close(fd);
+        throw std::runtime_error(path + "/" + name +
+                                 " has other hard links: not giving it to the store's owner");
       }
+      if (give) ok = fchown(fd, dir.st_uid, dir.st_gid) == 0;
       int saved = errno;
       close(fd);
       errno = saved;

@@ -30,11 +30,16 @@ void prepare_store(const std::string& path, size_t mapsize, long uid, long gid) 
 
   // The directory and any files root left (oauth2-admin run before nginx)
   // go to the workers' user.  Never follow a symlink: the directory belongs
-  // to that user, who could plant one pointing anywhere.
+  // to that user, who could plant one pointing anywhere; nor chown a file
+  // with another name (a hard link that user made to a file of root's,
+  // where the kernel's protected_hardlinks is off).
   for (const char* name : {"", "data.mdb", "lock.mdb"}) {
     std::string p = *name ? path + "/" + name : path;
     struct stat st;
     if (lstat(p.c_str(), &st) != 0) continue;
+    if (*name && S_ISREG(st.st_mode) && st.st_nlink != 1) {
+      throw std::runtime_error(p + " has other hard links: not giving it to the workers' user");
+    }
     if (fchownat(AT_FDCWD, p.c_str(), static_cast<uid_t>(uid), static_cast<gid_t>(gid),
                  AT_SYMLINK_NOFOLLOW) != 0) {
       throw std::runtime_error("chown " + p + ": " + strerror(errno));
