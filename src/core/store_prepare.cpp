@@ -17,22 +17,14 @@ namespace oauth2 {
 
 using records::mkdir_p;
 
-void prepare_store(const std::string& path, size_t mapsize, long uid, long gid) {
-  mkdir_p(path);
-  struct stat data_st;
-  const bool exists = lstat((path + "/data.mdb").c_str(), &data_st) == 0;
-  if (uid < 0 && gid < 0) {
-    if (exists) {
-      Store check(path, mapsize, false);
-    }
-    return;
-  }
+namespace {
 
-  // The directory and any files root left (oauth2-admin run before nginx)
-  // go to the workers' user.  Never follow a symlink: the directory belongs
-  // to that user, who could plant one pointing anywhere; nor chown a file
-  // with another name (a hard link that user made to a file of root's,
-  // where the kernel's protected_hardlinks is off).
+// The directory and any files root left (oauth2-admin run before nginx)
+// go to the workers' user.  Never follow a symlink: the directory belongs
+// to that user, who could plant one pointing anywhere; nor chown a file
+// with another name (a hard link that user made to a file of root's,
+// where the kernel's protected_hardlinks is off).
+void give_to_workers(const std::string& path, long uid, long gid) {
   for (const char* name : {"", "data.mdb", "lock.mdb"}) {
     std::string p = *name ? path + "/" + name : path;
     struct stat st;
@@ -45,6 +37,22 @@ void prepare_store(const std::string& path, size_t mapsize, long uid, long gid) 
       throw std::runtime_error("chown " + p + ": " + strerror(errno));
     }
   }
+}
+
+}  // namespace
+
+void prepare_store(const std::string& path, size_t mapsize, long uid, long gid) {
+  mkdir_p(path);
+  struct stat data_st;
+  const bool exists = lstat((path + "/data.mdb").c_str(), &data_st) == 0;
+  if (uid < 0 && gid < 0) {
+    if (exists) {
+      Store check(path, mapsize, false);
+    }
+    return;
+  }
+
+  give_to_workers(path, uid, gid);
 
   // Create or validate the environment as that user, in a child process,
   // so that root never opens files inside a directory another user owns.
