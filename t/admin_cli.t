@@ -362,6 +362,39 @@ is(count_apps(), $n, 'rejected registrations created nothing');
         . 'into it');
 }
 
+# token issue --count --out as root on a store of the workers' user: the
+# file of bearer tokens is made as the caller (root's, 0600), as backup's,
+# never the store owner's (whatever runs as www-data could read them); a
+# run that fails leaves no file (R78)
+{
+    my ($nuid, $ngid) = (getpwnam('nobody'))[2, 3];
+    my $u = OAuth2Test->new;
+    my $app = $u->new_app(name => 'bulk', grant => 'client_credentials');
+    chown $nuid, $ngid, $u->store, glob($u->store . '/*') or die "chown: $!";
+    my $file = $u->dir . '/tokens.txt';
+    my ($code, $out, $err) = $u->admin('token', 'issue', '--client-id',
+        $app->{client_id}, '--count', 3, '--out', $file);
+    is($code, 0, 'token issue --count 3 --out, as root on nobody\'s store: '
+        . 'exit 0') or diag($err);
+    my @st = stat $file;
+    is("$st[4]:$st[5]", '0:0', '... the file is root\'s, the caller\'s');
+    is(sprintf('%o', $st[2] & 07777), '600', '... mode 0600');
+    my @lines = split /\n/, OAuth2Test::_slurp($file);
+    is(scalar @lines, 3, '... with the 3 tokens');
+    is((stat $u->store . '/data.mdb')[4], $nuid, '... and the store stays '
+        . 'nobody\'s');
+    my $bad = $u->dir . '/none.txt';
+    ($code, $out, $err) = $u->admin('token', 'issue', '--client-id',
+        'no-such-app', '--count', 3, '--out', $bad);
+    is($code, 1, 'token issue --count for an unknown application: exit 1');
+    ok(!-e $bad, '... and no file is left');
+    ($code, $out, $err) = $u->admin('token', 'issue', '--client-id',
+        $app->{client_id}, '--count', 3, '--out', $file);
+    is($code, 1, 'token issue --out to a file that exists: exit 1');
+    is(scalar(split /\n/, OAuth2Test::_slurp($file)), 3,
+        '... and the file is untouched');
+}
+
 # --help
 for my $args ([qw(app add --help)], [qw(--help)], [qw(app list --help)],
     [qw(app show --help)], [qw(app delete --help)])

@@ -212,24 +212,13 @@ void set_info_members(json_t* out, const BackupInfo& info) {
 // ---------------------------------------------------------------- backup
 
 // The child of backup: opens the store (as its owner, open_store) and
-// copies it to fd.  Never returns.
-[[noreturn]] void copy_store_child(const Invocation& inv, int fd) {
-  int rc = kExitFailure;
-  try {
-    std::unique_ptr<Store> store = open_store(inv, false);
-    if (!store) {
-      fail("there is no store at " + quoted(inv.store));
-    } else {
-      store->copy_compact(fd);
-      if (fsync(fd) != 0) throw std::runtime_error(errno_text("cannot write the backup"));
-      rc = 0;
-    }
-  } catch (const StoreError& e) {
-    fail("store " + quoted(inv.store) + ": " + e.what());
-  } catch (const std::exception& e) {
-    fail(e.what());
-  }
-  _exit(rc);
+// copies it to fd.
+int copy_store(const Invocation& inv, int fd) {
+  std::unique_ptr<Store> store = open_store(inv, false);
+  if (!store) return fail("there is no store at " + quoted(inv.store));
+  store->copy_compact(fd);
+  if (fsync(fd) != 0) throw std::runtime_error(errno_text("cannot write the backup"));
+  return 0;
 }
 
 // The file is made by this process, as the caller: a new file, mode 0600
@@ -240,19 +229,13 @@ int backup(const Invocation& inv) {
   const std::string& path = inv.operands[0];
   Fd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (fd.get() < 0) return fail(errno_text("cannot create " + quoted(path)));
-  fflush(nullptr);
-  pid_t pid = fork();
-  if (pid < 0) {
+  bool ok = false;
+  try {
+    ok = in_store_owner_child(inv, [&] { return copy_store(inv, fd.get()); });
+  } catch (...) {
     unlink(path.c_str());
-    throw std::runtime_error(errno_text("fork"));
+    throw;
   }
-  if (pid == 0) copy_store_child(inv, fd.get());
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-  if (WIFSIGNALED(status))
-    fail("the copy was killed by signal " + std::to_string(WTERMSIG(status)));
   ok = close(fd.release()) == 0 && ok;
   BackupInfo info;
   try {

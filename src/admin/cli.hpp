@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -158,6 +159,12 @@ std::unique_ptr<Store> open_store(const Invocation& inv, bool create);
 // The existing store of a command on the application client_id: nullptr,
 // nothing opened, when client_id cannot be one or there is no store yet.
 std::unique_ptr<Store> open_app_store(const Invocation& inv, std::string_view client_id);
+// Runs work (which opens the store, and so may become its owner) in a
+// child process and waits for it: for a command that makes a file as the
+// caller first, which the child writes and this process removes if the
+// work fails.  work's errors are printed as the CLI prints them; true when
+// it returned 0.
+bool in_store_owner_child(const Invocation& inv, const std::function<int()>& work);
 // The store oauth2-admin sync mirrors etcd into: created if missing, opened
 // as its owner, never in cluster mode itself.
 std::unique_ptr<Store> open_mirror_store(const Invocation& inv);

@@ -4,9 +4,11 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <stdexcept>
 
 #include "cli.hpp"
@@ -155,6 +157,29 @@ std::unique_ptr<Store> open_mirror_store(const Invocation& inv) {
 std::unique_ptr<Store> open_app_store(const Invocation& inv, std::string_view client_id) {
   if (!valid_client_id(client_id)) return nullptr;
   return open_store(inv, false);
+}
+
+bool in_store_owner_child(const Invocation& inv, const std::function<int()>& work) {
+  fflush(nullptr);
+  pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error(errno_text("fork"));
+  if (pid == 0) {
+    int rc = kExitFailure;
+    try {
+      rc = work();
+    } catch (const StoreError& e) {
+      fail("store " + quoted(inv.store) + ": " + e.what());
+    } catch (const std::exception& e) {
+      fail(e.what());
+    }
+    fflush(nullptr);
+    _exit(rc);
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFSIGNALED(status)) fail("killed by signal " + std::to_string(WTERMSIG(status)));
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
 }  // namespace oauth2::admin

@@ -197,11 +197,11 @@ Bulk bulk_options(const Invocation& inv) {
   return b;
 }
 
-int token_issue_many(const Invocation& inv, Store& store, const IssueRequest& rq, const Bulk& b) {
+// The tokens, issued in the child of token_issue_bulk and written to f.
+int token_issue_many(const Invocation& inv, Store& store, const IssueRequest& rq, const Bulk& b,
+                     FILE* f) {
   const uint64_t count = b.count, sample = b.sample;
   const std::string* out_path = &b.out;
-  // the file first: one that exists refuses the run before any token
-  std::unique_ptr<FILE, int (*)(FILE*)> f(open_token_file(*out_path), fclose);
   std::vector<std::string> kept;  // reservoir sampling (Algorithm R)
   kept.reserve(std::min<uint64_t>(sample, 1000000));
   uint64_t issued = 0;
@@ -229,10 +229,7 @@ int token_issue_many(const Invocation& inv, Store& store, const IssueRequest& rq
         return true;
       });
     });
-    if (!ok) {
-      unlink(out_path->c_str());
-      return fail(refused);
-    }
+    if (!ok) return fail(refused);
     for (std::string& tok : tokens) {
       if (kept.size() < sample) {
         kept.push_back(std::move(tok));
@@ -244,10 +241,9 @@ int token_issue_many(const Invocation& inv, Store& store, const IssueRequest& rq
   }
   bool written = true;
   for (const std::string& tok : kept) {
-    written = fprintf(f.get(), "%s\n", tok.c_str()) > 0 && written;
+    written = fprintf(f, "%s\n", tok.c_str()) > 0 && written;
   }
-  written = fflush(f.get()) == 0 && fsync(fileno(f.get())) == 0 && written;
-  written = fclose(f.release()) == 0 && written;
+  written = fflush(f) == 0 && fsync(fileno(f)) == 0 && written;
   if (!written) throw std::runtime_error(errno_text("cannot write " + quoted(*out_path)));
   Json obj(checked(json_object()));
   set_member(obj.get(), "issued", json_integer(static_cast<json_int_t>(issued)));
@@ -256,6 +252,29 @@ int token_issue_many(const Invocation& inv, Store& store, const IssueRequest& rq
   set_member(obj.get(), "expires_in", json_integer(lifetime));
   print_json(obj.get());
   return 0;
+}
+
+// --count: the file is made by this process, as the caller, as backup's
+// is: it holds bearer tokens, which must not be the store owner's to read
+// (nginx's workers, and whatever else runs as www-data).  The tokens are
+// issued and written by a child that opens the store as its owner
+// (open_store); a run that fails leaves no file.  One that exists refuses
+// the run before any token.
+int token_issue_bulk(const Invocation& inv, const IssueRequest& rq, const Bulk& b) {
+  std::unique_ptr<FILE, int (*)(FILE*)> f(open_token_file(b.out), fclose);
+  bool ok = false;
+  try {
+    ok = in_store_owner_child(inv, [&] {
+      auto store = open_store(inv, false);
+      if (!store || !valid_client_id(rq.client_id)) return fail(no_application(rq.client_id));
+      return token_issue_many(inv, *store, rq, b, f.get());
+    });
+  } catch (...) {
+    unlink(b.out.c_str());
+    throw;
+  }
+  if (!ok) unlink(b.out.c_str());
+  return ok ? 0 : kExitFailure;
 }
 
 int token_issue(const Invocation& inv) {
@@ -267,12 +286,12 @@ int token_issue(const Invocation& inv) {
   rq.ttl = ttl_option(inv, "ttl");
   rq.username = inv.value("user");
   const Bulk bulk = bulk_options(inv);
+  if (bulk.count) return token_issue_bulk(inv, rq, bulk);
 
   auto store = open_store(inv, false);
   if (!store || !valid_client_id(rq.client_id)) {
     return fail(no_application(rq.client_id));
   }
-  if (bulk.count) return token_issue_many(inv, *store, rq, bulk);
   std::string token;
   WipeOnExit wipe_token(token);
   std::optional<Token> issued;
@@ -319,7 +338,8 @@ const char kTokenIssueUsage[] =
     "  --count <n>                n tokens (1 to 100000000), 10000 to a\n"
     "                             transaction (fewer when etcd refuses\n"
     "                             as many), written one per line to\n"
-    "                             --out <file> (a new file, mode 0600);\n"
+    "                             --out <file> (a new file, mode 0600,\n"
+    "                             the caller's even when run as root);\n"
     "                             prints {\"issued\", \"written\", \"out\",\n"
     "                             \"expires_in\"}: to provision load tests\n"
     "  --sample <k>               with --count: only k of the tokens,\n"
