@@ -62,11 +62,14 @@ class Mirror {
         etcd_(etcd),
         heartbeat_(etcd.heartbeat_prefix() + edge_name(store.path())),
         mirror_of_("etcd " + etcd.config().prefix),
-        applied_(store.mirror_revision()) {}
+        applied_(store.mirror_revision()),
+        cluster_id_(store.read().get_meta(kMirrorClusterMeta).value_or("")) {}
 
   const std::string& heartbeat_key() const { return heartbeat_; }
   int64_t applied() const { return applied_; }
   void forget() { applied_ = 0; }
+  // why the mirror cannot resume on the history etcd now holds ("": it can)
+  std::string other_history();
 
   // the whole prefix at one revision, replacing the mirror in one commit
   void snapshot();
@@ -81,6 +84,7 @@ class Mirror {
   std::string heartbeat_;
   std::string mirror_of_;
   int64_t applied_;
+  std::string cluster_id_;  // of the history applied_ counts in
 };
 
 constexpr long kRangeTimeoutMs = 30000;
@@ -99,7 +103,10 @@ void Mirror::snapshot() {
                        base64_std(end).c_str(), "limit", std::to_string(kRangePage).c_str()));
     if (revision) json_object_set_new(req.get(), "revision", json_integer(revision));
     Json page = etcd_.call("/v3/kv/range", req.get(), kRangeTimeoutMs);
-    if (!revision) revision = etcd_revision(page.get());
+    if (!revision) {
+      revision = etcd_revision(page.get());
+      cluster_id_ = etcd_cluster_id(page.get());
+    }
     const json_t* kvs = json_object_get(page.get(), "kvs");
     size_t i;
     const json_t* kv;
@@ -114,7 +121,7 @@ void Mirror::snapshot() {
     if (!json_is_true(json_object_get(page.get(), "more")) || last.empty()) break;
     from = last + std::string(1, '\0');
   }
-  w.set_revision(revision, mirror_of_);
+  w.set_revision(revision, mirror_of_, cluster_id_);
   w.set_fresh(asked_at);
   w.commit();
   applied_ = revision;
@@ -150,10 +157,35 @@ void Mirror::apply_events(const std::vector<const json_t*>& batches) {
       }
     }
   }
-  w.set_revision(revision, mirror_of_);
+  w.set_revision(revision, mirror_of_, cluster_id_);
   if (fresh) w.set_fresh(fresh);
   w.commit();
   applied_ = revision;
+}
+
+// etcd takes a watch from a revision it has not reached yet, and from
+// then on sends only the events past it: a mirror resumed on an etcd made
+// anew (a new cluster, or `etcdctl snapshot restore`, which goes back to
+// the snapshot's revision) would keep the records of a history that is
+// gone and miss the new one's writes below its revision, while CLI writes
+// waiting for that revision would pass at once.  Such an etcd has a
+// revision below the mirror's, or another cluster id.  A mirror synced
+// before the cluster id was recorded has none: it takes a snapshot too,
+// once, rather than adopt the id it sees, as nothing says its records
+// came from that cluster (a snapshot costs one read of the prefix, and
+// readers see the switch in one transaction).
+std::string Mirror::other_history() {
+  const Etcd::Head head = etcd_.head(kRangeTimeoutMs);
+  if (head.revision < applied_) {
+    return "etcd's revision " + std::to_string(head.revision) + " is below the mirror's " +
+           std::to_string(applied_) + " (etcd rebuilt or restored from a snapshot)";
+  }
+  if (cluster_id_.empty()) return "the mirror does not record which etcd cluster it follows";
+  if (head.cluster_id != cluster_id_) {
+    return "etcd's cluster id " + head.cluster_id + " is not the mirror's " + cluster_id_ +
+           " (etcd rebuilt)";
+  }
+  return std::string();
 }
 
 // etcd's watch stream does not end by itself: a member gone or silent for
@@ -173,6 +205,10 @@ bool Mirror::follow() {
           for (const Json& msg : messages) {
             const json_t* result = json_object_get(msg.get(), "result");
             if (!result) throw EtcdError("etcd watch: " + json_text(msg.get(), JSON_COMPACT));
+            const std::string id = etcd_cluster_id(result);
+            if (!id.empty() && id != cluster_id_) {
+              throw EtcdError("etcd's cluster id changed under the watch");
+            }
             if (json_is_true(json_object_get(result, "created"))) {
               say("following etcd from revision " + std::to_string(applied_ + 1));
             }
@@ -246,6 +282,13 @@ int sync_run(Mirror& mirror) {
   int64_t backoff = 100;
   while (!g_stop) {
     try {
+      if (mirror.applied() != 0) {
+        if (std::string why = mirror.other_history(); !why.empty()) {
+          say(why + ": taking a new snapshot instead of resuming at revision " +
+              std::to_string(mirror.applied()));
+          mirror.forget();
+        }
+      }
       if (mirror.applied() == 0) {
         mirror.snapshot();
       } else {
@@ -309,8 +352,10 @@ const char kSyncUsage[] =
     "oauth2_cluster.  It is the store's only writer: a snapshot of etcd at\n"
     "one revision, then every change etcd reports, each batch with the\n"
     "revision it brings the mirror to.  Restarted, it resumes from that\n"
-    "revision; when etcd has compacted past it, it takes a new snapshot\n"
-    "and switches to it in one transaction.  Every 250 ms it puts a\n"
+    "revision; when etcd has compacted past it, or is not the etcd the\n"
+    "mirror followed (another cluster id, or a revision below the\n"
+    "mirror's: etcd rebuilt or restored), it takes a new snapshot and\n"
+    "switches to it in one transaction, saying why.  Every 250 ms it puts a\n"
     "heartbeat (<prefix>heartbeat/<host>:<store>) and dates the mirror by\n"
     "its return, for oauth2_cluster's max_staleness.  Runs in the\n"
     "foreground and logs to stderr; SIGTERM stops it.  Exit 1 when etcd\n"

@@ -16,7 +16,7 @@ using records::val;
 
 bool local_meta(std::string_view name) {
   return name == "schema_version" || name == kMapSizeMeta || name == kMirrorRevisionMeta ||
-         name == kMirrorFreshMeta || name == kMirrorOfMeta;
+         name == kMirrorFreshMeta || name == kMirrorOfMeta || name == kMirrorClusterMeta;
 }
 
 int64_t now_ms() {
@@ -545,12 +545,15 @@ void MirrorWriter::del(Db db, std::string_view key) {
   records::del_key(txn_, store_.dbi(db), key, "mdb_del(mirror)");
 }
 
-void MirrorWriter::set_revision(int64_t revision, std::string_view mirror_of) {
+void MirrorWriter::set_revision(int64_t revision, std::string_view mirror_of,
+                                std::string_view cluster_id) {
   const std::string r = std::to_string(revision);
   MDB_val k = val(kMirrorRevisionMeta), v = val(r);
   check(mdb_put(txn_, store_.dbi(Db::kMeta), &k, &v, 0), "mdb_put(revision)");
   MDB_val ok = val(kMirrorOfMeta), ov = val(mirror_of);
   check(mdb_put(txn_, store_.dbi(Db::kMeta), &ok, &ov, 0), "mdb_put(mirror_of)");
+  MDB_val ck = val(kMirrorClusterMeta), cv = val(cluster_id);
+  check(mdb_put(txn_, store_.dbi(Db::kMeta), &ck, &cv, 0), "mdb_put(cluster_id)");
 }
 
 void MirrorWriter::set_fresh(int64_t at_ms) {

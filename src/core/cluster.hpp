@@ -48,6 +48,9 @@ class Store;
 constexpr const char* kMirrorRevisionMeta = "mirror_revision";  // decimal
 constexpr const char* kMirrorFreshMeta = "mirror_fresh_at";     // ms, decimal
 constexpr const char* kMirrorOfMeta = "mirror_of";              // "etcd <prefix>"
+// the etcd cluster id the mirror follows: its revisions are that
+// history's (a cluster made anew, or restored, starts another)
+constexpr const char* kMirrorClusterMeta = "mirror_cluster_id";  // decimal
 bool local_meta(std::string_view name);
 
 constexpr int64_t kHeartbeatMs = 250;
@@ -231,7 +234,7 @@ class MirrorWriter {
   void reset();
   void put(Db db, std::string_view key, std::string_view value);
   void del(Db db, std::string_view key);
-  void set_revision(int64_t revision, std::string_view mirror_of);
+  void set_revision(int64_t revision, std::string_view mirror_of, std::string_view cluster_id);
   void set_fresh(int64_t at_ms);
   void commit();
 

@@ -132,6 +132,14 @@ int64_t etcd_revision(const json_t* answer) {
   return etcd_int(json_object_get(answer, "header"), "revision");
 }
 
+std::string etcd_cluster_id(const json_t* answer) {
+  // a uint64: the gateway sends it as a string, kept as it is
+  const json_t* v = json_object_get(json_object_get(answer, "header"), "cluster_id");
+  if (json_is_string(v)) return json_string_value(v);
+  if (json_is_integer(v)) return std::to_string(static_cast<uint64_t>(json_integer_value(v)));
+  return std::string();
+}
+
 // ---------------------------------------------------------------- Etcd
 
 struct Etcd::Handle {
@@ -665,10 +673,11 @@ std::optional<std::pair<Db, std::string>> Etcd::record(std::string_view etcd_key
   return std::nullopt;
 }
 
-int64_t Etcd::revision(long timeout_ms) {
+Etcd::Head Etcd::head(long timeout_ms) {
   Json req(json_pack("{s:s,s:b}", "key", base64_std(config_.prefix).c_str(), "count_only", 1));
   if (!req) throw std::bad_alloc();
-  return etcd_revision(call("/v3/kv/range", req.get(), timeout_ms).get());
+  Json answer = call("/v3/kv/range", req.get(), timeout_ms);
+  return Head{etcd_revision(answer.get()), etcd_cluster_id(answer.get())};
 }
 
 std::string Etcd::range_end(std::string_view prefix) {

@@ -102,7 +102,13 @@ class Etcd {
   // etcd's current revision, from a linearizable count-only read of the
   // prefix (so also a check that a member with quorum answers).  Throws
   // EtcdError.
-  int64_t revision(long timeout_ms);
+  int64_t revision(long timeout_ms) { return head(timeout_ms).revision; }
+  // the same read's revision and the cluster id it came with
+  struct Head {
+    int64_t revision;
+    std::string cluster_id;
+  };
+  Head head(long timeout_ms);
 
   // the etcd key of a store record, and back (nullopt: not a record's key)
   std::string key(Db db, std::string_view key) const;
@@ -134,6 +140,9 @@ class Etcd {
 int64_t etcd_int(const json_t* obj, const char* name);
 // the "header"'s revision of an answer
 int64_t etcd_revision(const json_t* answer);
+// the "header"'s cluster_id of an answer, in decimal ("" when absent): a
+// cluster made anew (or restored from a snapshot) has another
+std::string etcd_cluster_id(const json_t* answer);
 
 namespace etcd_detail {
 // whether a failed try (curl's code, and its words) was TLS's: a

@@ -205,8 +205,8 @@ TEST(ClusterTxn, CompareEveryTxnOfABatchMakesGoesToTheOuterTxnOnce) {
 }
 
 TEST(ClusterMeta, TheMachinesOwnRecordsAreLocal) {
-  for (const char* m :
-       {"schema_version", "map_size", "mirror_revision", "mirror_fresh_at", "mirror_of"}) {
+  for (const char* m : {"schema_version", "map_size", "mirror_revision", "mirror_fresh_at",
+                        "mirror_of", "mirror_cluster_id"}) {
     EXPECT_TRUE(local_meta(m)) << m;
   }
   for (const char* m : {"expiry_lease", "expiry_cursor", "realm:shop1"}) {
@@ -220,7 +220,7 @@ using oauth2_test::SlowGateway;
 // the mirror as sync leaves it once it applied revision
 void mirror_at(Store& store, int64_t revision) {
   MirrorWriter w(store);
-  w.set_revision(revision, "etcd /oauth2/");
+  w.set_revision(revision, "etcd /oauth2/", "");
   w.commit();
 }
 
@@ -343,7 +343,7 @@ TEST(ClusterCatchUp, AStaleMirrorIsRefusedAtOnceWithoutAReadOfEtcdR77) {
   Store store(dir.path() + "/mirror", size_t(64) << 20);
   {
     MirrorWriter w(store);
-    w.set_revision(0, "etcd /oauth2/");  // behind any revision the stand-in names
+    w.set_revision(0, "etcd /oauth2/", "");  // behind any revision the stand-in names
     w.set_fresh(now_ms() - 10000);
     w.commit();
   }
@@ -371,7 +371,7 @@ TEST(MirrorStaleness, FreshWithinTheBoundThenStaleThenFreshAgainR77) {
   EXPECT_NE(mirror_staleness(store).find("never been synced"), std::string::npos);
   auto freshen = [&] {
     MirrorWriter w(store);
-    w.set_revision(1, "etcd /oauth2/");
+    w.set_revision(1, "etcd /oauth2/", "");
     w.set_fresh(now_ms());
     w.commit();
   };
