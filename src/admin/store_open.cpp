@@ -127,6 +127,7 @@ std::unique_ptr<Store> open_store_files(const Invocation& inv, bool create) {
   if (!inv.etcd.empty()) {
     if (!store->is_mirror()) throw not_a_mirror(inv);
     EtcdConfig config = etcd_config(inv);
+    check_mirror_of(*store, config.prefix);
     store->use_cluster(std::make_shared<Cluster>(config, kDefaultMaxStalenessMs));
   }
   return store;

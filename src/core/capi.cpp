@@ -205,7 +205,13 @@ int oauth2_store_open(oauth2_store_t* s, char* err, size_t errlen) noexcept {
   }
   return configure(err, errlen, [&] {
     s->store.reset();  // close before opening again: never twice at once
-    s->store = std::make_unique<oauth2::Store>(s->path, s->mapsize);
+    auto store = std::make_unique<oauth2::Store>(s->path, s->mapsize);
+    // Checked here, in the workers, and not by nginx -t, which never
+    // touches the store (R76): a mirror of another prefix is refused and
+    // the worker answers 503, logs why and tries again, as for any store
+    // it cannot open.
+    if (s->cluster) oauth2::check_mirror_of(*store, s->cluster->etcd().config().prefix);
+    s->store = std::move(store);
     s->store->committer().share_metrics(s->metrics);
     if (s->cluster) s->store->use_cluster(s->cluster);
     s->broken = false;

@@ -505,6 +505,19 @@ void MirrorWaits::wake_upto(int64_t applied) {
   waiting_.erase(waiting_.begin(), last);
 }
 
+std::string mirror_of(const std::string& prefix) {
+  return "etcd " + prefix;
+}
+
+void check_mirror_of(Store& store, const std::string& prefix) {
+  std::optional<std::string> of = store.read().get_meta(kMirrorOfMeta);
+  if (!of || *of == mirror_of(prefix)) return;
+  const std::string theirs = of->rfind("etcd ", 0) == 0 ? of->substr(5) : *of;
+  throw std::runtime_error("the store " + store.path() + " mirrors etcd prefix " + theirs +
+                           ", not this configuration's prefix " + prefix +
+                           ": give each prefix its own store and oauth2-admin sync");
+}
+
 // ---------------------------------------------------------------- MirrorWriter
 
 MirrorWriter::MirrorWriter(Store& store) : store_(store), txn_(store.begin_write()) {}

@@ -243,4 +243,12 @@ class MirrorWriter {
   MDB_txn* txn_;
 };
 
+// "etcd <prefix>", what a mirror of prefix records (kMirrorOfMeta)
+std::string mirror_of(const std::string& prefix);
+// Throws std::runtime_error, naming both prefixes, when store is the
+// mirror of another prefix than this process's (it would read another
+// deployment's records, and its writes would reach no mirror here); a
+// store sync has not written yet passes.
+void check_mirror_of(Store& store, const std::string& prefix);
+
 }  // namespace oauth2
