@@ -7,10 +7,13 @@
 // key of its own, put every kHeartbeatMs, comes back through the watch
 // and dates the mirror's freshness.
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <climits>
 #include <cstdio>
@@ -315,6 +318,23 @@ int sync_run(Mirror& mirror) {
   return 0;
 }
 
+// One sync daemon per mirror, for its lifetime: two would each apply the
+// watch at their own pace, and the slower take the mirror back over what
+// the faster applied (MirrorWriter refuses that too).  flock, so that the
+// lock goes with the process however it ends; the descriptor stays open
+// until exit.  -1: another holds it.
+int lock_mirror(const std::string& store) {
+  const std::string path = store + "/sync.lock";
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+  if (fd < 0) throw std::runtime_error(errno_text("cannot open " + path));
+  if (flock(fd, LOCK_EX | LOCK_NB) == 0) return fd;
+  const int err = errno;
+  close(fd);
+  if (err == EWOULDBLOCK) return -1;
+  errno = err;
+  throw std::runtime_error(errno_text("cannot lock " + path));
+}
+
 int sync_command(const Invocation& inv) {
   if (inv.etcd.empty()) throw UsageError("sync needs --etcd <url>[,<url>...]");
   EtcdConfig config = etcd_config(inv);
@@ -325,6 +345,10 @@ int sync_command(const Invocation& inv) {
     return fail(std::string("cannot start: ") + e.what());
   }
   std::unique_ptr<Store> store = open_mirror_store(inv);
+  if (lock_mirror(inv.store) < 0) {
+    return fail("cannot start: another oauth2-admin sync is writing the mirror " + inv.store +
+                " (it holds " + inv.store + "/sync.lock)");
+  }
   check_mirrorable(*store, "etcd " + config.prefix);
   struct sigaction sa {};
   sa.sa_handler = on_stop_signal;
@@ -359,10 +383,11 @@ const char kSyncUsage[] =
     "heartbeat (<prefix>heartbeat/<host>:<store>) and dates the mirror by\n"
     "its return, for oauth2_cluster's max_staleness.  Runs in the\n"
     "foreground and logs to stderr; SIGTERM stops it.  Exit 1 when etcd\n"
-    "does not answer at start (a TLS failure is named), or <dir> holds\n"
-    "records of its own.  With https:// URLs, --etcd-cacert names the CA\n"
-    "of etcd's certificate and --etcd-cert/--etcd-key this machine's\n"
-    "client certificate (etcd's --client-cert-auth).\n";
+    "does not answer at start (a TLS failure is named), <dir> holds\n"
+    "records of its own, or another sync is writing it (it holds\n"
+    "<dir>/sync.lock while it runs).  With https:// URLs, --etcd-cacert\n"
+    "names the CA of etcd's certificate and --etcd-cert/--etcd-key\n"
+    "this machine's client certificate (etcd's --client-cert-auth).\n";
 
 const Command kSyncCommands[] = {
     {"sync", "", "mirror the cluster's etcd into --store (cluster mode)", kSyncUsage, nullptr, 0, 0,

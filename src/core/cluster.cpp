@@ -527,6 +527,7 @@ MirrorWriter::~MirrorWriter() {
 }
 
 void MirrorWriter::reset() {
+  reset_ = true;
   for (size_t i = 0; i < kDbCount; i++) {
     const Db db = static_cast<Db>(i);
     if (db != Db::kMeta) {
@@ -560,7 +561,20 @@ void MirrorWriter::del(Db db, std::string_view key) {
 
 void MirrorWriter::set_revision(int64_t revision, std::string_view mirror_of,
                                 std::string_view cluster_id) {
+  // two sync daemons on one mirror (a lock file keeps them apart, but not
+  // one on another machine sharing the directory): the slower would take
+  // the mirror back to a revision it left, and its records with it
   const std::string r = std::to_string(revision);
+  if (!reset_) {
+    auto stored =
+        records::get_value(txn_, store_.dbi(Db::kMeta), kMirrorRevisionMeta, "mdb_get(revision)");
+    const int64_t was = stored ? std::strtoll(std::string(*stored).c_str(), nullptr, 10) : 0;
+    if (revision < was) {
+      throw StoreError::unavailable("the mirror " + store_.path() + " is at revision " +
+                                    std::to_string(was) + ": refusing to take it back to " + r +
+                                    " (is another oauth2-admin sync writing it?)");
+    }
+  }
   MDB_val k = val(kMirrorRevisionMeta), v = val(r);
   check(mdb_put(txn_, store_.dbi(Db::kMeta), &k, &v, 0), "mdb_put(revision)");
   MDB_val ok = val(kMirrorOfMeta), ov = val(mirror_of);

@@ -234,6 +234,9 @@ class MirrorWriter {
   void reset();
   void put(Db db, std::string_view key, std::string_view value);
   void del(Db db, std::string_view key);
+  // Throws StoreError for a revision below the mirror's, unless reset()
+  // emptied it first (a snapshot, of another history perhaps): a mirror
+  // never goes back over what it applied.
   void set_revision(int64_t revision, std::string_view mirror_of, std::string_view cluster_id);
   void set_fresh(int64_t at_ms);
   void commit();
@@ -241,6 +244,7 @@ class MirrorWriter {
  private:
   Store& store_;
   MDB_txn* txn_;
+  bool reset_ = false;
 };
 
 // "etcd <prefix>", what a mirror of prefix records (kMirrorOfMeta)
