@@ -69,12 +69,13 @@ void check_etcd_tls(const EtcdConfig& config, const EtcdTlsNames& names) {
                                     ? std::string(names.key) + " needs " + names.cert
                                     : std::string(names.cert) + " needs " + names.key);
   }
-  bool https = false;
-  for (const std::string& url : config.endpoints) https |= url.rfind("https://", 0) == 0;
-  if (!https) {
+  // every URL: a member listed as http:// would get the edge's records,
+  // its writes included, in clear and from whoever answers there
+  for (const std::string& url : config.endpoints) {
+    if (url.rfind("https://", 0) == 0) continue;
     const char* given = !config.cacert.empty() ? names.cacert : names.cert;
-    throw std::invalid_argument(std::string(given) + " needs an https:// etcd URL (" + names.etcd +
-                                " has none)");
+    throw std::invalid_argument(std::string(given) + " needs an https:// etcd URL, and " + url +
+                                " is not (every URL of " + names.etcd + " must be https://)");
   }
   const std::pair<const char*, const std::string*> files[] = {
       {names.cacert, &config.cacert}, {names.cert, &config.cert}, {names.key, &config.key}};

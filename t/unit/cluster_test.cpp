@@ -73,11 +73,18 @@ TEST(EtcdConfig, TlsFilesComeInPairsWithHttpsAndReadable) {
   };
   EXPECT_EQ(why(config("http://a:1", "", "", "")), "");
   EXPECT_EQ(why(config("https://a:1", readable, readable, readable)), "");
-  EXPECT_EQ(why(config("http://a:1,https://b:1", readable, "", "")), "");
+  // once a TLS file is given, one http:// member among https:// ones is refused
+  EXPECT_EQ(why(config("https://a:1,http://b:1", readable, "", "")),
+            "cacert= needs an https:// etcd URL, and http://b:1 is not (every URL of etcd= must "
+            "be https://)");
+  EXPECT_EQ(why(config("http://a:1,https://b:1", "", readable, readable)),
+            "cert= needs an https:// etcd URL, and http://a:1 is not (every URL of etcd= must "
+            "be https://)");
   EXPECT_EQ(why(config("https://a:1", "", readable, "")), "cert= needs key=");
   EXPECT_EQ(why(config("https://a:1", "", "", readable)), "key= needs cert=");
   EXPECT_EQ(why(config("http://a:1", readable, "", "")),
-            "cacert= needs an https:// etcd URL (etcd= has none)");
+            "cacert= needs an https:// etcd URL, and http://a:1 is not (every URL of etcd= must "
+            "be https://)");
   EXPECT_EQ(why(config("https://a:1", "/nonexistent/ca.pem", "", "")),
             "cacert= \"/nonexistent/ca.pem\" cannot be read: No such file or directory");
   EXPECT_EQ(why(config("https://a:1", "", "/", readable)),
