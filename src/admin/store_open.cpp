@@ -57,7 +57,7 @@ void become_store_owner(const std::string& path) {
   bool ok = fstat(dfd, &dir) == 0;
   std::string failed = "cannot stat " + path;
   if (ok && dir.st_uid != 0) {
-    for (const char* name : {"data.mdb", "lock.mdb"}) {
+    for (const char* name : {"data.mdb", "lock.mdb", "sync.lock"}) {
       int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
       if (fd < 0) {
         if (errno == ENOENT || errno == ELOOP) continue;

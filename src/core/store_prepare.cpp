@@ -25,7 +25,7 @@ namespace {
 // with another name (a hard link that user made to a file of root's,
 // where the kernel's protected_hardlinks is off).
 void give_to_workers(const std::string& path, long uid, long gid) {
-  for (const char* name : {"", "data.mdb", "lock.mdb"}) {
+  for (const char* name : {"", "data.mdb", "lock.mdb", "sync.lock"}) {
     std::string p = *name ? path + "/" + name : path;
     struct stat st;
     if (lstat(p.c_str(), &st) != 0) continue;
