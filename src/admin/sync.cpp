@@ -183,6 +183,7 @@ std::string Mirror::other_history() {
     return "etcd's revision " + std::to_string(head.revision) + " is below the mirror's " +
            std::to_string(applied_) + " (etcd rebuilt or restored from a snapshot)";
   }
+  if (head.cluster_id.empty()) return std::string();  // nothing to compare with
   if (cluster_id_.empty()) return "the mirror does not record which etcd cluster it follows";
   if (head.cluster_id != cluster_id_) {
     return "etcd's cluster id " + head.cluster_id + " is not the mirror's " + cluster_id_ +
