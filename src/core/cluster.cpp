@@ -415,18 +415,28 @@ std::string mirror_staleness(Store& store) {
   const Cluster* cluster = store.cluster();
   if (!cluster) return std::string();
   const int64_t bound = cluster->max_staleness_ms();
-  const int64_t now = now_ms();
   // A mirror never goes back (sync only applies etcd's events forward, a
   // new snapshot is dated later still, restore refuses a mirror): fresh
   // once at F, it holds all etcd had at F.  So while the F this process
   // last read is within the bound, no request needs a read transaction
-  // to learn it again.
+  // to learn it again.  F is dated by sync's clock, this host's, before
+  // it is read here: one dated after now says the clock went back since
+  // (a step of NTP, a virtual machine resumed), and nothing of the
+  // mirror's age: taken for fresh, a mirror whose sync stopped would be
+  // served for as long as the step (R77).  It waits for sync's next
+  // heartbeat, dated by the clock as it is now.
   const int64_t seen = store.mirror_fresh_seen();
-  if (seen && now - seen <= bound) return std::string();
+  int64_t now = now_ms();
+  if (seen && seen <= now && now - seen <= bound) return std::string();
   const int64_t fresh = store.mirror_fresh_at();
+  now = now_ms();
   const int64_t age = now - fresh;
-  if (fresh && age <= bound) return std::string();
+  if (fresh && age >= 0 && age <= bound) return std::string();
   if (!fresh) return "the cluster mirror has never been synced: is oauth2-admin sync running?";
+  if (age < 0) {
+    return "the cluster mirror's last heartbeat is dated " + std::to_string(-age) +
+           " ms from now: the clock went back; waiting for oauth2-admin sync's next heartbeat";
+  }
   return "the cluster mirror is " + std::to_string(age) + " ms old (max_staleness " +
          std::to_string(bound) + " ms): is oauth2-admin sync running, and etcd reachable?";
 }

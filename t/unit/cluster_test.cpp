@@ -415,6 +415,35 @@ TEST(MirrorStaleness, FreshWithinTheBoundThenStaleThenFreshAgainR77) {
   EXPECT_EQ(gw.requests(), 0u) << "the freshness check asked etcd";
 }
 
+// The mirror's freshness is dated by sync with this host's clock.  When
+// the clock goes back (a step of NTP, a virtual machine resumed), the
+// last heartbeat is dated after now: it says nothing of the mirror's age,
+// and taken for fresh it kept a mirror whose sync had stopped in service
+// for as long as the step (R77).  Refused until sync's next heartbeat,
+// dated by the clock as it is now; also when this process had read the
+// future date before (its fast path must not keep it).
+TEST(MirrorStaleness, AHeartbeatDatedAfterNowIsNotFreshR77) {
+  SlowGateway gw(0);
+  oauth2_test::TempDir dir;
+  Store store(dir.path() + "/mirror", size_t(64) << 20);
+  auto cluster = std::make_shared<Cluster>(config_of(gw), 5000);
+  store.use_cluster(cluster);
+  auto heartbeat = [&](int64_t at) {
+    MirrorWriter w(store);
+    w.set_revision(1, "etcd /oauth2/", "");
+    w.set_fresh(at);
+    w.commit();
+  };
+  heartbeat(now_ms() + 60000);  // then the clock stepped back a minute
+  std::string why = mirror_staleness(store);
+  EXPECT_NE(why.find("the clock went back"), std::string::npos) << why;
+  why = mirror_staleness(store);
+  EXPECT_NE(why.find("the clock went back"), std::string::npos) << "read again: " << why;
+  heartbeat(now_ms());  // sync's next heartbeat
+  EXPECT_EQ(mirror_staleness(store), "");
+  EXPECT_EQ(mirror_staleness(store), "");
+}
+
 // etcd refusing a batch as larger than its --max-txn-ops: each half of it
 // goes again on its own, until the change too large is alone, so that
 // only it fails (as a StoreError that says so) and the others of its
