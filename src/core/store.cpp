@@ -747,21 +747,28 @@ std::vector<std::pair<TokenId, Token>> Txn::client_tokens_of_type(std::string_vi
                                                                   std::string_view client_id,
                                                                   TokenType type) {
   if (!valid_realm(realm) || !valid_client_id(client_id)) return {};
-  return indexed_of_type(realm, Db::kClientTokens, client_tokens_prefix(realm, client_id), type);
+  // not guarded: an application's index grows with every token it gets,
+  // and what reads it here (its API keys) looks for one by its id
+  return indexed_of_type(realm, Db::kClientTokens, client_tokens_prefix(realm, client_id), type,
+                         false);
 }
 
 std::vector<std::pair<TokenId, Token>> Txn::user_tokens_of_type(std::string_view realm,
                                                                 uint64_t user, TokenType type) {
   if (!valid_realm(realm) || user == 0) return {};
-  return indexed_of_type(realm, Db::kUserTokens, user_tokens_prefix(realm, user), type);
+  // guarded: a change that deletes what it finds (revoke_consent) runs
+  // again when a token was added under the user meanwhile, rather than
+  // leave it (in cluster mode, one issued on another edge that this
+  // edge's mirror had not applied yet)
+  return indexed_of_type(realm, Db::kUserTokens, user_tokens_prefix(realm, user), type, true);
 }
 
 std::vector<std::pair<TokenId, Token>> Txn::indexed_of_type(std::string_view realm, Db index,
                                                             const std::string& prefix,
-                                                            TokenType type) {
+                                                            TokenType type, bool guard) {
   std::vector<std::pair<TokenId, Token>> out;
   std::vector<TokenId> ids;
-  scan(index, prefix, 0, false, [&](std::string_view suffix, std::string_view) {
+  scan(index, prefix, 0, guard, [&](std::string_view suffix, std::string_view) {
     if (auto id = parse_token_id(suffix)) ids.push_back(*id);
     return true;
   });

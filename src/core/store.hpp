@@ -328,9 +328,10 @@ class Txn {
   Change take_change();
   // deletes the tokens an index lists under prefix (+ their ids)
   size_t delete_indexed(std::string_view realm, Db index, const std::string& prefix);
-  // the tokens of one type an index lists under prefix
+  // the tokens of one type an index lists under prefix (guard: scan's)
   std::vector<std::pair<TokenId, Token>> indexed_of_type(std::string_view realm, Db index,
-                                                         const std::string& prefix, TokenType type);
+                                                         const std::string& prefix, TokenType type,
+                                                         bool guard);
   // the record of id: the id it is stored under (id, or for a value's id
   // the legacy id of the same value), and the record
   // (the change relies on both reads, or on the legacy one only if asked)

@@ -1646,4 +1646,37 @@ TEST_F(PagesTest, ADeviceApprovedOnASessionEndedMeanwhileIsNotConnectedR39) {
       << "the request is still pending, its code unspent";
 }
 
+// The granted-applications page's revoke deletes the consent and every
+// token the user holds from the application, found through the user's
+// index: a token issued meanwhile (a code redeemed the same moment; in
+// cluster mode, on another edge a few ms before this edge's mirror saw
+// it) must make the revoke run again, not survive it (R52).  Staged with
+// a change committed while the revoke's was deciding.
+TEST_F(PagesTest, ARevokeOvertakenByANewTokenRunsAgainAndDeletesItR52) {
+  store_->change([&](Txn& txn) {
+    oauth2::detail::remember_consent(txn, "default", alice_.id, "web", "read", kNow - 5);
+    txn.commit();
+  });
+  const std::string fresh = oauth2::random_token();
+  int runs = 0;
+  store_->change([&](Txn& txn) {
+    runs++;
+    EXPECT_TRUE(oauth2::detail::revoke_consent(txn, "default", alice_.id, "web"));
+    if (runs == 1) {
+      oauth2::Token t;
+      t.type = oauth2::TokenType::kAccess;
+      t.issued_at = kNow;
+      t.expires_at = kNow + 3600;
+      t.client_id = "web";
+      t.scope = "read";
+      t.user = std::to_string(alice_.id);
+      put_token(fresh, t);
+    }
+    txn.commit();
+  });
+  EXPECT_EQ(runs, 2) << "the revoke saw the new token on its second run";
+  EXPECT_FALSE(store_->read().get_token("default", oauth2::token_id(fresh)))
+      << "the token issued meanwhile is revoked with the consent";
+}
+
 }  // namespace
