@@ -322,6 +322,7 @@ my $edge_dump = [
     $application->('nameless', name => ''),
     $application->('device', authorization_grant_type => 'device-code'),
     $application->("\x{fc}n\x{ef}code"),
+    $application->('12345'),
 ];
 my $edge_file = $t->dir . '/edge.json';
 OAuth2Test::write_file($edge_file, $json->encode($edge_dump));
@@ -331,8 +332,8 @@ $sum = dj($out) // {};
 @w = @{$sum->{warnings} // []};
 is_deeply($sum->{users}, { imported => 9, skipped => 0,
     unusable_passwords => 9 }, 'edge users: 9 imported, all unusable');
-is_deeply($sum->{applications}, { imported => 5, skipped => 2 },
-    'edge applications: 5 imported, 2 skipped');
+is_deeply($sum->{applications}, { imported => 5, skipped => 3 },
+    'edge applications: 5 imported, 3 skipped');
 ($code, $out) = edge(qw(user list));
 my %ids = map { $_->{username} => $_->{id} } @{dj($out) // []};
 is($ids{first}, 1, 'the existing user keeps id 1');
@@ -377,6 +378,9 @@ my %eapps = map { $_->{client_id} => $_ } @{dj($out) // []};
 ok(!$eapps{'pub-cc'}, 'a public client_credentials application is skipped');
 ok((grep { /'pub-cc'.*skipped: a public client cannot use client_cred/ } @w),
     'warning: public client_credentials (RFC 6749 4.4)');
+ok(!$eapps{12345}, 'a client_id of digits only is skipped');
+ok((grep { /'12345'.*skipped: a client_id of digits only would read as a user's id/ } @w),
+    'warning: its tokens\' sub would read as a user\'s id (R41)');
 ok(!$eapps{device}, 'an unknown grant type is skipped');
 ok((grep { /'device'.*unknown authorization_grant_type 'device-code'/ } @w),
     'warning: unknown grant type');
@@ -506,6 +510,12 @@ for my $c (
         . '"password":"x"}}]', 'a pk that is a real number'],
     ['[{"model":"auth.user","pk":123456789012345678901234567890,'
         . '"fields":{"username":"a","password":"x"}}]', 'a 30-digit pk'],
+    # the ids after an imported one go on from it: 2^63 - 1 left every
+    # later user an id no client reads as a number
+    ['[{"model":"auth.user","pk":9223372036854775807,'
+        . '"fields":{"username":"a","password":"x"}}]', 'pk 2^63 - 1'],
+    ['[{"model":"auth.user","pk":9007199254740992,'
+        . '"fields":{"username":"a","password":"x"}}]', 'pk 2^53'],
     ['[{"model":"auth.user","fields":{"username":"a","password":"x",'
         . '"is_staff":"true"}}]', 'is_staff as a string'],
     ['[{"model":"auth.user","fields":{"username":"a","password":"x",'

@@ -342,13 +342,18 @@ std::string fit_text(const std::string& s, size_t max) {
   return out;
 }
 
+constexpr json_int_t kMaxImportedPk = (json_int_t(1) << 53) - 1;
+
 DjangoUser read_user(const Fields& f, json_t* record, unsigned iterations, Report* report) {
   DjangoUser du;
   User& u = du.user;
   json_t* pk = json_object_get(record, "pk");
   if (pk && !json_is_null(pk)) {
-    if (!json_is_integer(pk) || json_integer_value(pk) < 1) {
-      f.bad("\"pk\" is not a positive integer");
+    // at most 2^53 - 1: an id is a JSON number to every client (the
+    // API's "id", OpenID's sub), and the ids after it go on from it
+    if (!json_is_integer(pk) || json_integer_value(pk) < 1 ||
+        json_integer_value(pk) > kMaxImportedPk) {
+      f.bad("\"pk\" is not an integer from 1 to 2^53 - 1");
     }
     du.pk = static_cast<uint64_t>(json_integer_value(pk));
   }
@@ -400,6 +405,12 @@ std::string skip_reason(Client& c, const std::string& type, const std::string& g
   if (!valid_client_id(c.client_id)) {
     return "the client_id is not 1 to 200 bytes of UTF-8 without control "
            "characters";
+  }
+  // a client's own tokens carry its client_id as their subject, a user's
+  // their id: digits alone would read as a user's (RFC 9068 sub, R41)
+  if (std::all_of(c.client_id.begin(), c.client_id.end(),
+                  [](char ch) { return ch >= '0' && ch <= '9'; })) {
+    return "a client_id of digits only would read as a user's id (sub)";
   }
   if (c.name.empty()) c.name = c.client_id;
   if (!valid_app_name(c.name)) {
