@@ -17,7 +17,10 @@ OAuth2Test::require_build();
 
 my $t = OAuth2Test->new(workers => 1);
 my $dir = $t->dir;
-my $STRONG = 'S' . join('', map { chr(97 + ($_ * 7) % 26) } 1 .. 47);
+# strong: as long as a generated secret (64 characters or more); medium:
+# a passphrase chosen by hand, long but not a generated secret's length
+my $STRONG = 'S' . join('', map { chr(97 + ($_ * 7) % 26) } 1 .. 71);
+my $MEDIUM = 'our-prod-oauth-secret-2019-final-v2';
 my $WEAK = 'hunter2-ok';
 
 # Django's make_password() of each secret (DOT 2+ keeps only that);
@@ -28,9 +31,9 @@ for s in sys.argv[1:]:
     dk = hashlib.pbkdf2_hmac("sha256", s.encode(), b"importsalt123", 2000000)
     print("pbkdf2_sha256$2000000$importsalt123$" + base64.b64encode(dk).decode())
 PY
-    $STRONG, $WEAK);
-is($code, 0, 'Django hashes of two secrets') or diag($err);
-my ($strong_hash, $weak_hash) = split /\n/, $out;
+    $STRONG, $WEAK, $MEDIUM);
+is($code, 0, 'Django hashes of three secrets') or diag($err);
+my ($strong_hash, $weak_hash, $medium_hash) = split /\n/, $out;
 
 sub app {
     my ($pk, $id, %f) = @_;
@@ -45,10 +48,21 @@ print $fh JSON::PP->new->encode([
     app(1, 'dot2-strong', client_secret => $strong_hash),
     app(2, 'dot2-weak', client_secret => $weak_hash),
     app(3, 'dot1-weak', client_secret => 'short-one'),
+    app(4, 'dot2-medium', client_secret => $medium_hash),
+    app(5, 'dot1-medium', client_secret => $MEDIUM),
 ]);
 close $fh;
 ($code, $out, $err) = $t->admin('import-django', "$dir/dump.json");
-is($code, 0, 'import-django of three applications: exit 0') or diag($err);
+is($code, 0, 'import-django of five applications: exit 0') or diag($err);
+
+# the PBKDF2 hashes in the store (those of users and clients)
+sub slow_hashes {
+    my ($c, $o) = $t->_run_cmd('mdb_dump', '-a', '-p', $t->store);
+    return scalar(() = $o =~ /pbkdf2_sha256/g);
+}
+is(slow_hashes(), 5, 'every imported secret that is not as long as a '
+    . 'generated one has a slow hash: the DOT 2+ ones kept, DOT 1.x\'s '
+    . 'clear "short-one" and 35-character passphrase hashed so (R16)');
 
 $t->write_config($t->default_http(
     extra_http => 'oauth2_client_auth_limit 3 30s;'), workers => 1)->run;
@@ -89,10 +103,14 @@ for my $s (@slow) {
 
 $r = $t->token('dot2-strong', $STRONG);
 is($r->{status}, 200, 'the imported DOT 2+ secret authenticates: 200');
-($code, $out) = $t->_run_cmd('mdb_dump', '-a', '-p', $t->store);
-my @hashes = $out =~ /pbkdf2_sha256/g;
-is(scalar @hashes, 1, 'after its first success the strong secret is '
-    . 'stored in the fast form: one PBKDF2 hash is left, the weak one\'s');
+is(slow_hashes(), 4, 'after its first success the strong secret is '
+    . 'stored in the fast form: one PBKDF2 hash fewer');
+is($t->token('dot2-medium', $MEDIUM)->{status}, 200,
+    'the 35-character DOT 2+ passphrase authenticates: 200');
+is($t->token('dot1-medium', $MEDIUM)->{status}, 200,
+    'so does the DOT 1.x one');
+is(slow_hashes(), 4, '... and both stay PBKDF2: a secret chosen by hand is '
+    . 'never moved to the fast hash for its length alone (R16)');
 is($t->token('dot2-strong', $STRONG)->{status}, 200,
     'and authenticates again: 200');
 is($t->token('dot2-weak', $WEAK)->{status}, 200,

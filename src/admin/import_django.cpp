@@ -467,12 +467,12 @@ void take_redirect_uris(const std::string& uris, DjangoApp& da) {
 }
 
 // A confidential client's secret as DOT kept it, stored hashed.
-void take_secret(const std::string& secret, DjangoApp& da) {
+void take_secret(const std::string& secret, DjangoApp& da, unsigned iterations) {
   Client& c = da.client;
   if (is_password_hash(secret)) {
     c.secret_hash = secret;  // DOT 2+: Django's make_password()
-    // its strength is unknown until it is verified (then a secret of 32
-    // characters or more is rehashed to the fast form)
+    // its strength is unknown until it is verified (then a secret of
+    // kStrongSecret characters or more is rehashed to the fast form)
     c.imported_secret = true;
   } else if (django_hash_prefix(secret) || secret.empty()) {
     std::string reason = hash_reason(secret);
@@ -480,14 +480,17 @@ void take_secret(const std::string& secret, DjangoApp& da) {
     da.notes.push_back(app_label(c) + ": its secret (" + reason +
                        ") cannot be verified here: the client cannot authenticate "
                        "until it gets a new secret");
-  } else {
+  } else if (secret.size() >= kStrongSecret) {
     c.secret_hash = hash_secret(secret);  // DOT 1.x kept it in clear
-    // DOT generates 128 characters; a shorter one was chosen by hand
-    c.imported_secret = secret.size() < 32;
+  } else {
+    // DOT generates 128 characters: a shorter one was chosen by hand, and
+    // gets a password's hash and the per-client throttle (R16, R17)
+    c.secret_hash = hash_password(secret, iterations);
+    c.imported_secret = true;
   }
 }
 
-DjangoApp read_app(const Fields& f, Report* report) {
+DjangoApp read_app(const Fields& f, unsigned iterations, Report* report) {
   DjangoApp da;
   Client& c = da.client;
   c.client_id = *f.str("client_id", true);
@@ -505,7 +508,7 @@ DjangoApp read_app(const Fields& f, Report* report) {
     return da;
   }
   take_redirect_uris(uris, da);
-  if (c.confidential) take_secret(secret, da);
+  if (c.confidential) take_secret(secret, da, iterations);
   if (auto alg = f.str("algorithm", false); alg && !alg->empty()) {
     da.notes.push_back(app_label(c) + ": OpenID Connect (algorithm " + quoted(*alg) +
                        ") is not supported; imported for "
@@ -687,7 +690,7 @@ void read_records(json_t* root, unsigned iterations, Report* report, std::vector
         f.bad("pk " + std::to_string(*du.pk) + " given twice");
       }
     } else {
-      apps->push_back(read_app(f, report));
+      apps->push_back(read_app(f, iterations, report));
       if (!client_ids.insert(apps->back().client.client_id).second) {
         f.bad("client_id " + quoted(apps->back().client.client_id) + " given twice");
       }

@@ -60,6 +60,11 @@ struct Secret {
 // Client secrets.  Generated secrets carry more than 256 bits, so one
 // salted SHA-256 is enough: "sha256$<salt hex>$<digest hex>".
 std::string hash_secret(std::string_view secret);
+// A secret this long is taken for a generated one (DOT generates 128
+// characters, and so many carry 256 bits even if only alphanumeric): the
+// fast hash suits it.  A shorter one that was not generated here may have
+// been chosen by hand, and keeps a slow hash (R16).
+constexpr size_t kStrongSecret = 64;
 // Also verifies a Django "pbkdf2_sha256$..." hash (password.hpp), the form
 // django-oauth-toolkit 2+ stores secrets in and import-django keeps: that
 // one costs a full PBKDF2 run.

@@ -150,9 +150,6 @@ bool slow_secret(const Client& c) {
   return is_password_hash(c.secret_hash);
 }
 
-// A secret long enough to carry 128 bits even if only alphanumeric:
-// rehashed to the fast form after its first success (docs/design.md)
-constexpr size_t kStrongSecret = 32;
 
 // The credentials a request presents (RFC 6749 2.3.1): in the Authorization
 // header, or in the body (a secret, or none for a public client).
@@ -299,7 +296,8 @@ EndpointResult verify_slowly(Store& store, const Request& req, ClientAuth& auth)
         try {
           st->ok = verify_secret(*st->secret, st->client.secret_hash);
           if (!st->ok || st->secret->size() < kStrongSecret) return;
-          // a strong secret: the fast form from now on, unless it changed
+          // a strong secret (kStrongSecret): the fast form from now on,
+          // unless it changed
           store.change([&](Txn& txn) {
             auto c = txn.get_client(st->client.realm, st->client.client_id);
             if (!c || c->secret_hash != st->client.secret_hash) return;
