@@ -150,7 +150,6 @@ bool slow_secret(const Client& c) {
   return is_password_hash(c.secret_hash);
 }
 
-
 // The credentials a request presents (RFC 6749 2.3.1): in the Authorization
 // header, or in the body (a secret, or none for a public client).
 struct Presented {
