@@ -331,12 +331,7 @@ is(count_apps(), $n, 'rejected registrations created nothing');
     is((stat $lock)[4], $nuid, '... and lock.mdb is nobody\'s again (R78)');
 
     $u = $owned->();
-    my $victim = $u->dir . '/victim';
-    OAuth2Test::write_file($victim, "keep\n");
-    chmod 0600, $victim;
-    $lock = $u->store . '/lock.mdb';
-    unlink $lock or die "unlink: $!";
-    symlink $victim, $lock or die "symlink: $!";
+    my $victim = $u->plant_lock('symlink');
     ($code, $out, $err) = $u->admin(qw(app list));
     is($code, 1, 'a lock.mdb symlinked to a file of root\'s, the CLI as '
         . 'root: exit 1');
@@ -347,12 +342,7 @@ is(count_apps(), $n, 'rejected registrations created nothing');
     # a hard link instead (a kernel whose protected_hardlinks is off lets
     # nobody make one to a file of root's): the same file under two names
     $u = $owned->();
-    $victim = $u->dir . '/victim';
-    OAuth2Test::write_file($victim, "keep\n");
-    chmod 0600, $victim;
-    $lock = $u->store . '/lock.mdb';
-    unlink $lock or die "unlink: $!";
-    link $victim, $lock or die "link: $!";
+    $victim = $u->plant_lock('link');
     ($code, $out, $err) = $u->admin(qw(app list));
     is($code, 1, 'a lock.mdb hard-linked to a file of root\'s, the CLI as '
         . 'root: exit 1');

@@ -43,11 +43,7 @@ sub owned_store {
 {
     my ($u, $file) = owned_store();
     my $store = $u->store;
-    my $victim = $u->dir . '/victim';
-    OAuth2Test::write_file($victim, "keep\n");
-    chmod 0600, $victim;
-    unlink "$store/lock.mdb" or die "unlink: $!";
-    symlink $victim, "$store/lock.mdb" or die "symlink: $!";
+    my $victim = $u->plant_lock('symlink');
     my $before = OAuth2Test::_slurp("$store/data.mdb");
     my ($code, $out, $err) = $u->admin('restore', $file, '--force');
     is($code, 1, 'restore --force as root, lock.mdb a symbolic link to a '
@@ -69,11 +65,7 @@ sub owned_store {
 {
     my ($u, $file) = owned_store();
     my $store = $u->store;
-    my $victim = $u->dir . '/victim';
-    OAuth2Test::write_file($victim, "keep\n");
-    chmod 0600, $victim;
-    unlink "$store/lock.mdb" or die "unlink: $!";
-    link $victim, "$store/lock.mdb" or die "link: $!";
+    my $victim = $u->plant_lock('link');
     my ($code, $out, $err) = $u->admin('restore', $file, '--force');
     is($code, 1, 'restore --force as root, lock.mdb a hard link to a file of '
         . 'root\'s: exit 1');

@@ -162,11 +162,7 @@ for my $case ('file', 'unwritable') {
 # file root owns
 {
     my $u = OAuth2Test->new;
-    my $victim = $u->dir . '/victim';
-    OAuth2Test::write_file($victim, "keep\n");
-    chmod 0600, $victim;
-    mkdir $u->store or die "mkdir: $!";
-    symlink $victim, $u->store . '/lock.mdb' or die "symlink: $!";
+    my $victim = $u->plant_lock('symlink');
     $u->expect_log($BROKEN_STORE_LOG);
     $u->write_default_config->run;
     is((stat $victim)[4], 0, 'a lock.mdb symlinked to a file of root\'s: '
@@ -180,11 +176,7 @@ for my $case ('file', 'unwritable') {
 {
     my $u = OAuth2Test->new;
     $u->new_app(name => 'existing');    # the CLI (root) makes the store
-    my $victim = $u->dir . '/victim';
-    OAuth2Test::write_file($victim, "keep\n");
-    chmod 0600, $victim;
-    unlink $u->store . '/lock.mdb';
-    link $victim, $u->store . '/lock.mdb' or die "link: $!";
+    my $victim = $u->plant_lock('link');
     $u->expect_log($BROKEN_STORE_LOG);
     $u->write_default_config->run;
     is((stat $victim)[4], 0, 'a lock.mdb hard-linked to a file of root\'s: '
@@ -202,11 +194,7 @@ for my $case ('file', 'unwritable') {
 {
     my $u = OAuth2Test->new;
     $u->new_app(name => 'existing');    # the CLI (root) makes the store
-    my $victim = $u->dir . '/victim';
-    OAuth2Test::write_file($victim, "keep\n");
-    chmod 0600, $victim;
-    unlink $u->store . '/lock.mdb';
-    symlink $victim, $u->store . '/lock.mdb' or die "symlink: $!";
+    my $victim = $u->plant_lock('symlink');
     $u->expect_log($BROKEN_STORE_LOG);
     $u->write_default_config->run;
     is(OAuth2Test::_slurp($victim), "keep\n", 'a lock.mdb symlinked to a '

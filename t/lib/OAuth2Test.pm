@@ -317,6 +317,23 @@ sub _slurp {
     return $s // '';
 }
 
+# plant_lock($how): a file of root's (<dir>/victim: "keep\n", mode 0600),
+# and the store's lock.mdb made a 'symlink' or a (hard) 'link' to it, as
+# the store's user could plant one (R78); the store's directory is made
+# if missing.  Returns the file's path.
+sub plant_lock {
+    my ($self, $how) = @_;
+    my $victim = "$self->{dir}/victim";
+    write_file($victim, "keep\n");
+    chmod 0600, $victim;
+    my $lock = $self->store . '/lock.mdb';
+    mkdir $self->store;
+    unlink $lock;
+    ($how eq 'link' ? link($victim, $lock) : symlink($victim, $lock))
+        or die "$how $lock: $!";
+    return $victim;
+}
+
 # write_file($path, $text): the bytes as they are; returns $path
 sub write_file {
     my ($f, $text) = @_;
