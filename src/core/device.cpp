@@ -288,7 +288,8 @@ EndpointResult device_code_grant(Store& store, const Request& req, const Form& f
   const TokenId id = token_id(*code);
   IssueSettings s(req);
   Client client = c;
-  return run_change(store, s, [s, client, id, asked](Txn& txn, GrantState& st) {
+  const bool used_header = req.c.has_authorization != 0;
+  return run_change(store, s, [s, client, id, asked, used_header](Txn& txn, GrantState& st) {
     auto t = txn.get_token(s.realm, id);
     if (auto refused = device_refusal(txn, s, id, t, client)) {
       st.unseen = !t;
@@ -302,6 +303,11 @@ EndpointResult device_code_grant(Store& store, const Request& req, const Form& f
     auto aud = narrow_target(asked, t->audience);  // RFC 8707 2.2
     if (!aud) {
       st.response = oauth_error(400, "invalid_target", "The resource is not one the grant holds");
+      return;
+    }
+    // disabled or deleted since it authenticated: nothing issued (R70)
+    if (auto gone = refused_if_gone(txn, s.realm, client, used_header)) {
+      st.response = std::move(*gone);
       return;
     }
     t->used_at = s.now;

@@ -34,6 +34,11 @@ Response invalid_request(std::string_view description);
 Response invalid_grant(std::string_view description);
 Response unavailable();
 Response invalid_client(bool used_header);
+// invalid_client, when the client was disabled or deleted since it
+// authenticated (in an earlier snapshot): read again in a grant's change,
+// so that no grant issues to a client disabled meanwhile (R70).
+std::optional<Response> refused_if_gone(Txn& txn, std::string_view realm, const Client& client,
+                                        bool used_header);
 
 // Cluster mode: the endpoint's 503, with Retry-After, while this edge's
 // mirror is staler than max_staleness (mirror_staleness): run_endpoint's

@@ -136,6 +136,13 @@ Response invalid_client(bool used_header) {
   return r;
 }
 
+std::optional<Response> refused_if_gone(Txn& txn, std::string_view realm, const Client& client,
+                                        bool used_header) {
+  auto enabled = txn.client_enabled(realm, client.client_id);
+  if (enabled && *enabled) return std::nullopt;
+  return invalid_client(used_header);
+}
+
 namespace {
 
 // The note a slow verification leaves for the request's next pass

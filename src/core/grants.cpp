@@ -239,9 +239,8 @@ EndpointResult client_credentials_grant(Store& store, const Request& req, const 
   auto body = [s, client, scope, asked, used_header](Txn& txn, GrantState& st) {
     // the client may have gone since it authenticated: refused as its
     // authentication would be, with Basic's challenge if it used Basic (R15)
-    auto enabled = txn.client_enabled(s.realm, client.client_id);
-    if (!enabled || !*enabled) {
-      st.response = invalid_client(used_header);
+    if (auto gone = refused_if_gone(txn, s.realm, client, used_header)) {
+      st.response = std::move(*gone);
       return;
     }
     IssuedPair pair = issue_pair(txn, s, client, scope, "", Family{}, false, nullptr, 0, asked);
@@ -252,6 +251,25 @@ EndpointResult client_credentials_grant(Store& store, const Request& req, const 
   if (s.jwt_for(client)) return run_change(store, s, body);
   return run_change_prepared(store, s, body);
 }
+
+namespace {
+
+// Why an unused code t may not be redeemed now, if it may not: expired,
+// its user no longer active, or bound by dpop_jkt to another key than the
+// proof's (RFC 9449 10).
+std::optional<Response> unusable_code(Txn& txn, const IssueSettings& s, const Token& t) {
+  if (s.now >= t.expires_at) return invalid_grant("The authorization code has expired");
+  if (!txn.active_username(s.realm, token_user_id(t))) {
+    return invalid_grant("The user is not active");
+  }
+  if (!t.jkt.empty() && t.jkt != s.jkt) {
+    return oauth_error(400, "invalid_dpop_proof",
+                       "The authorization code is bound to another DPoP key");
+  }
+  return std::nullopt;
+}
+
+}  // namespace
 
 EndpointResult authorization_code_grant(Store& store, const Request& req, const Form& form,
                                         const Client& c, const std::string& asked) {
@@ -274,9 +292,11 @@ EndpointResult authorization_code_grant(Store& store, const Request& req, const 
   if (verifier) verifier_copy = std::string(*verifier);
   IssueSettings s(req);
   Client client = c;
+  const bool used_header = req.c.has_authorization != 0;
 
   return run_change(
-      store, s, [s, client, hash, redirect_uri, verifier_copy, asked](Txn& txn, GrantState& st) {
+      store, s,
+      [s, client, hash, redirect_uri, verifier_copy, asked, used_header](Txn& txn, GrantState& st) {
         auto t = txn.get_token(s.realm, hash);
         if (!t || t->type != TokenType::kCode) {
           st.unseen = !t;
@@ -295,24 +315,19 @@ EndpointResult authorization_code_grant(Store& store, const Request& req, const 
           st.response = invalid_grant("The authorization code was already used");
           return;
         }
-        if (s.now >= t->expires_at) {
-          st.response = invalid_grant("The authorization code has expired");
-          return;
-        }
-        if (!txn.active_username(s.realm, token_user_id(*t))) {
-          st.response = invalid_grant("The user is not active");
-          return;
-        }
-        // RFC 9449 10: a code bound by dpop_jkt (not used yet), only with a proof by that key
-        if (!t->jkt.empty() && t->jkt != s.jkt) {
-          st.response = oauth_error(400, "invalid_dpop_proof",
-                                    "The authorization code is bound to another DPoP key");
+        if (auto refused = unusable_code(txn, s, *t)) {
+          st.response = std::move(*refused);
           return;
         }
         // RFC 8707 2.2: at most what the authorization asked
         auto aud = narrow_target(asked, t->audience);
         if (!aud) {
           st.response = invalid_target();
+          return;
+        }
+        // disabled or deleted since it authenticated: nothing issued (R70)
+        if (auto gone = refused_if_gone(txn, s.realm, client, used_header)) {
+          st.response = std::move(*gone);
           return;
         }
         t->used_at = s.now;
@@ -348,6 +363,21 @@ std::optional<Response> refresh_refusal(const std::optional<Token>& t, const Cli
   return std::nullopt;
 }
 
+// A refresh token presented again: a racer within the grace gets the
+// pair the first one minted (R38); after it, a reuse revokes the whole
+// family (R37).  A grace of 0 is none, not the rest of the second of the
+// rotation.
+Response reused_refresh(Txn& txn, const IssueSettings& s, const std::string& value,
+                        const Token& t) {
+  const int64_t grace = s.loc->refresh_grace;
+  if (grace > 0 && s.now - t.used_at <= grace && !t.sealed.empty()) {
+    if (auto same = unseal(value, t.sealed)) return ok_json(std::move(*same));
+  }
+  txn.revoke_family(s.realm, t.family);
+  txn.commit();
+  return invalid_grant("The refresh token was already used");
+}
+
 }  // namespace
 
 EndpointResult refresh_token_grant(Store& store, const Request& req, const Form& form,
@@ -371,59 +401,54 @@ EndpointResult refresh_token_grant(Store& store, const Request& req, const Form&
   auto token = std::make_shared<Secret>(std::string(*rt));
   const TokenId hash = token_id(token->value);
 
-  return run_change(store, s, [s, client, token, scope, hash, asked](Txn& txn, GrantState& st) {
-    auto t = txn.get_token(s.realm, hash);
-    if (auto refused = refresh_refusal(t, client, s)) {
-      st.unseen = !t;
-      st.response = std::move(*refused);
-      return;
-    }
-    if (t->used_at != 0) {
-      // a racer within the grace gets the pair the first one minted
-      // (R38); after it, a reuse revokes the whole family (R37).  A grace
-      // of 0 is none, not the rest of the second of the rotation
-      const int64_t grace = s.loc->refresh_grace;
-      if (grace > 0 && s.now - t->used_at <= grace && !t->sealed.empty()) {
-        if (auto same = unseal(token->value, t->sealed)) {
-          st.response = ok_json(std::move(*same));
+  const bool used_header = req.c.has_authorization != 0;
+  return run_change(
+      store, s, [s, client, token, scope, hash, asked, used_header](Txn& txn, GrantState& st) {
+        auto t = txn.get_token(s.realm, hash);
+        if (auto refused = refresh_refusal(t, client, s)) {
+          st.unseen = !t;
+          st.response = std::move(*refused);
           return;
         }
-      }
-      txn.revoke_family(s.realm, t->family);
-      txn.commit();
-      st.response = invalid_grant("The refresh token was already used");
-      return;
-    }
-    if (!t->user.empty() && !txn.active_username(s.realm, token_user_id(*t))) {
-      st.response = invalid_grant("The user is not active");
-      return;
-    }
-    // R36: a subset of the original scope, the original by default
-    std::string granted = scope.value_or(t->scope);
-    if (!scope_within(granted, t->scope)) {
-      st.response =
-          oauth_error(400, "invalid_scope", "The scope exceeds the one originally granted");
-      return;
-    }
-    auto aud = narrow_target(asked, t->audience);  // RFC 8707 2.2
-    if (!aud) {
-      st.response = invalid_target();
-      return;
-    }
-    Family family = t->has_family() ? t->family : new_family();
-    // R39: rotation never extends the grant: the successor expires when
-    // the first refresh token of the grant would have; it keeps the
-    // grant's scope and resources
-    IssuedPair pair = issue_pair(txn, s, client, granted, t->user, family, true, &t->scope,
-                                 t->expires_at, *aud, &t->audience);
-    std::string body = pair.json();
-    // R40: the successor and the rotation commit together
-    t->used_at = s.now;
-    t->sealed = seal(token->value, body);
-    txn.update_token(s.realm, hash, *t);
-    txn.commit();
-    st.response = issued(pair, std::move(body), "refresh_token");
-  });
+        if (t->used_at != 0) {
+          st.response = reused_refresh(txn, s, token->value, *t);
+          return;
+        }
+        if (!t->user.empty() && !txn.active_username(s.realm, token_user_id(*t))) {
+          st.response = invalid_grant("The user is not active");
+          return;
+        }
+        // R36: a subset of the original scope, the original by default
+        std::string granted = scope.value_or(t->scope);
+        if (!scope_within(granted, t->scope)) {
+          st.response =
+              oauth_error(400, "invalid_scope", "The scope exceeds the one originally granted");
+          return;
+        }
+        auto aud = narrow_target(asked, t->audience);  // RFC 8707 2.2
+        if (!aud) {
+          st.response = invalid_target();
+          return;
+        }
+        // disabled or deleted since it authenticated: the token is not spent (R70)
+        if (auto gone = refused_if_gone(txn, s.realm, client, used_header)) {
+          st.response = std::move(*gone);
+          return;
+        }
+        Family family = t->has_family() ? t->family : new_family();
+        // R39: rotation never extends the grant: the successor expires when
+        // the first refresh token of the grant would have; it keeps the
+        // grant's scope and resources
+        IssuedPair pair = issue_pair(txn, s, client, granted, t->user, family, true, &t->scope,
+                                     t->expires_at, *aud, &t->audience);
+        std::string body = pair.json();
+        // R40: the successor and the rotation commit together
+        t->used_at = s.now;
+        t->sealed = seal(token->value, body);
+        txn.update_token(s.realm, hash, *t);
+        txn.commit();
+        st.response = issued(pair, std::move(body), "refresh_token");
+      });
 }
 
 EndpointResult password_grant(Store& store, const Request& req, const Form& form, const Client& c,

@@ -227,6 +227,43 @@ TEST_F(ClientAuthTest, ADisabledClientRedeemsRefreshesAndPollsNothingR70) {
   }
 }
 
+// R70: an application disabled while its token request was in flight
+// (after its authentication read it enabled, before the grant's change)
+// gets nothing from its code, refresh token or approved device code: the
+// change reads the client again, as client_credentials' and the password
+// grant's do.  Before, it answered 200 with new tokens (revived on `app
+// enable`), and spent the refresh token.  Nothing is spent by the
+// refusal: enabled again, each issues.
+TEST_F(ClientAuthTest, AClientDisabledWhileItsGrantWaitsGetsNothingR70) {
+  const std::string code = put(TokenType::kCode, 5, 60);
+  const std::string refresh = put(TokenType::kRefresh, 6, kTtl);
+  oauth2::detail::DeviceState approved;
+  approved.status = oauth2::detail::DeviceState::kApproved;
+  approved.expires = kNow + 600;
+  const std::string device_code =
+      put(TokenType::kDevice, 7, 900, oauth2::detail::encode_device_state(approved));
+  const std::string forms[] = {
+      "grant_type=authorization_code&code=" + code,
+      "grant_type=refresh_token&refresh_token=" + refresh,
+      "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code=" +
+          device_code};
+  for (const std::string& form : forms) {
+    Post p(OAUTH2_ENDPOINT_TOKEN, std::string("app:") + kSecret, form);
+    oauth2::Request req(p.c, p.loc);
+    EndpointResult e = oauth2::token_endpoint(*store_, req);
+    ASSERT_NE(e.pending, nullptr) << form;
+    ASSERT_NO_FATAL_FAILURE(set_disabled("app", true));  // `app disable` meanwhile
+    e.pending->run();
+    expect_invalid_client(e.pending->finish());
+    ASSERT_NO_FATAL_FAILURE(set_disabled("app", false));
+  }
+  EXPECT_TRUE(store_->read().client_tokens_of_type("default", "app", TokenType::kAccess).empty());
+  for (const std::string& form : forms) {
+    Response r = token(form);
+    EXPECT_EQ(r.status, 200) << form << ": " << r.body;
+  }
+}
+
 // R70, R51: a disabled client cannot revoke.  Its tokens open nothing
 // while it is disabled, and open again on `app enable`: a revocation
 // answered 200 here would have deleted them behind the operator's back, so
