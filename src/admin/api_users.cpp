@@ -249,14 +249,17 @@ std::optional<HttpResponse> check_current_password(ServeContext& ctx, const Http
     Txn txn = ctx.store->read();
     wait = login_gate(txn, throttle, ctx.realm, target, origin, now);
   }
-  if (wait) {
-    HttpResponse r = HttpResponse::error(
-        429, "Request was throttled. Expected available in " + std::to_string(wait) + " seconds.");
-    r.set("Retry-After", std::to_string(wait));
+  // DRF's throttled answer
+  auto throttled = [](unsigned seconds) {
+    HttpResponse r = HttpResponse::error(429, "Request was throttled. Expected available in " +
+                                                  std::to_string(seconds) + " seconds.");
+    r.set("Retry-After", std::to_string(seconds));
     return r;
-  }
+  };
+  if (wait) return throttled(wait);
   LoginCheck check = check_login(*ctx.store, ctx.realm, target, password, ctx.pbkdf2_iterations,
-                                 ctx.account_limit, now);
+                                 ctx.account_limit, origin, now);
+  if (check.locked) return throttled(check.locked);
   if (check.user) {
     *checked = check.user->password;
     return std::nullopt;

@@ -110,7 +110,8 @@ std::optional<HttpResponse> check_password(ServeContext& ctx, const Attempt& a,
   HashSlots::Slot slot = ctx.hash_slot();
   if (ctx.hash_slots && !slot) return busy(a);
   LoginCheck check = check_login(*ctx.store, ctx.realm, a.target, password, ctx.pbkdf2_iterations,
-                                 ctx.account_limit, a.now);
+                                 ctx.account_limit, a.origin, a.now);
+  if (check.locked) return throttled(a, check.locked);
   if (!check.user) {
     a.throttle.password_failed(a.target.throttle_key);
     a.throttle.address_failed();
@@ -134,6 +135,8 @@ std::optional<User> record_login(ServeContext& ctx, const Attempt& a, const User
     if (!cur || cur->password != u.password || !cur->is_active || !cur->is_staff) {
       return std::nullopt;
     }
+    // locked during the hash by the guesses that ran beside it (R89)
+    if (account_wait(txn, ctx.realm, cur->id, a.origin, a.now)) return std::nullopt;
     User updated = *cur;
     if (!new_hash.empty()) updated.password = new_hash;
     updated.last_login = a.now;

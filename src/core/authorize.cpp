@@ -395,6 +395,18 @@ Response start_session(Txn& txn, const IssueSettings& s, const LoginCheck& check
   return r;
 }
 
+// The sign-in form again, 429: too many failed sign-ins (the throttles or
+// the account's lock), for wait seconds.
+Response locked_out(const Location& loc, const std::string& app, const std::string& csrf_value,
+                    unsigned wait) {
+  Response r = login_form(loc, app, csrf_value, "Too many failed sign-ins: wait and try again.");
+  r.status = 429;
+  r.retry_after = wait;
+  r.refused = "too many failed passwords";
+  r.limited = OAUTH2_LIMITED_THROTTLE;
+  return r;
+}
+
 // The login form's POST: the throttles and the account's lock first, then
 // the password off the event loop, with the session write.  A browser
 // that signs in is remembered by its device cookie, so that it keeps
@@ -415,13 +427,7 @@ EndpointResult sign_in(Store& store, const Request& req, const std::string& app,
   }
   if (wait) {
     wipe(password);
-    Response r =
-        login_form(req.loc, app, csrf_value, "Too many failed sign-ins: wait and try again.");
-    r.status = 429;
-    r.retry_after = wait;
-    r.refused = "too many failed passwords";
-    r.limited = OAUTH2_LIMITED_THROTTLE;
-    return done(std::move(r));
+    return done(locked_out(req.loc, app, csrf_value, wait));
   }
   auto state = std::make_shared<Response>();
   auto failed_password = std::make_shared<bool>(false);
@@ -433,7 +439,11 @@ EndpointResult sign_in(Store& store, const Request& req, const std::string& app,
         WipeOnExit wiper(*secret);
         try {
           LoginCheck check = check_login(store, s.realm, target, *secret, s.loc->pbkdf2_iterations,
-                                         s.loc->account_limit, s.now);
+                                         s.loc->account_limit, origin, s.now);
+          if (check.locked) {
+            *state = locked_out(*s.loc, app, csrf_value, check.locked);
+            return;
+          }
           if (!check.user) {
             *failed_password = true;
             *state = login_form(*s.loc, app, csrf_value, "Invalid username or password.");
@@ -451,6 +461,10 @@ EndpointResult sign_in(Store& store, const Request& req, const std::string& app,
             auto fresh = txn.get_user(s.realm, check.user->id);
             if (!fresh || !fresh->is_active || fresh->password != check.user->password) {
               return login_form(*s.loc, app, csrf_value, "Invalid username or password.");
+            }
+            // locked during the hash by the guesses that ran beside it
+            if (unsigned wait = account_wait(txn, s.realm, fresh->id, origin, s.now)) {
+              return locked_out(*s.loc, app, csrf_value, wait);
             }
             if (rehashed) {
               fresh->password = *rehashed;

@@ -525,7 +525,11 @@ EndpointResult password_flow(Store& store, const IssueSettings& s, const Client&
         // the slow hash runs here, in the thread pool, never on the event
         // loop; a wrong password is written to the account's lock
         LoginCheck check = check_login(store, s.realm, target, *secret, s.loc->pbkdf2_iterations,
-                                       s.loc->account_limit, s.now);
+                                       s.loc->account_limit, origin, s.now);
+        if (check.locked) {
+          st.response = too_many_failures(s, check.locked);
+          return;
+        }
         if (!check.user) {
           st.failed_user = target.throttle_key;
           st.response =
@@ -546,6 +550,10 @@ EndpointResult password_flow(Store& store, const IssueSettings& s, const Client&
           // client_credentials refuses (R70)
           auto enabled = txn.client_enabled(s.realm, client.client_id);
           if (!enabled || !*enabled) return client_gone;
+          // locked during the hash by the guesses that ran beside it
+          if (unsigned wait = account_wait(txn, s.realm, fresh->id, origin, s.now)) {
+            return too_many_failures(s, wait);
+          }
           fresh->last_login = s.now;
           if (rehashed) fresh->password = *rehashed;
           txn.put_user(*fresh, false);

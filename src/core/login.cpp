@@ -47,15 +47,25 @@ unsigned login_gate(Txn& txn, const Throttle& throttle, std::string_view realm, 
 
 LoginCheck check_login(Store& store, std::string_view realm, const LoginTarget& target,
                        std::string_view password, unsigned iterations, const AccountLimit& limit,
-                       int64_t now) {
+                       const LoginOrigin& origin, int64_t now) {
   std::vector<User> users;
+  LoginCheck out;
   {
+    // login_gate read the locks when the request came; the guesses queued
+    // for the hash with it may have locked the account since: each is
+    // looked at again now, or the ceiling per account (R89) grows by the
+    // length of the queue
     Txn txn = store.read();
     for (uint64_t id : target.candidates) {
+      if (unsigned wait = account_wait(txn, realm, id, origin, now)) {
+        out.locked = std::max(out.locked, wait);
+        continue;
+      }
       if (auto u = txn.get_user(realm, id)) users.push_back(std::move(*u));
     }
   }
-  LoginCheck out;
+  if (users.empty() && out.locked) return out;
+  out.locked = 0;
   // the slow hash: the same work whether or not the user exists
   if (users.empty()) verify_password_dummy(password, iterations);
   for (User& u : users) {

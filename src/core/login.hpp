@@ -39,13 +39,19 @@ struct LoginCheck {
   std::optional<User> user;   // the user whose password it is
   bool needs_rehash = false;  // stored with fewer iterations than asked
   bool failed = false;        // a wrong password: count it (throttle)
+  // every candidate was locked for this origin when the check's turn
+  // came (guesses queued with it filled the account's ceiling): the wait,
+  // refused as login_gate refuses, with no hash
+  unsigned locked = 0;
 };
 
 // The slow part, off the event loop: the password against each candidate
-// (an inactive user's is never right).  A wrong password is written to
-// the lock record of every candidate it was tried on.
+// (an inactive user's is never right) not locked for origin by then.  A
+// wrong password is written to the lock record of every candidate it was
+// tried on.  The write that follows a right one checks the lock again
+// (account_wait): it may have closed during the hash.
 LoginCheck check_login(Store& store, std::string_view realm, const LoginTarget& target,
                        std::string_view password, unsigned iterations, const AccountLimit& limit,
-                       int64_t now);
+                       const LoginOrigin& origin, int64_t now);
 
 }  // namespace oauth2

@@ -24,6 +24,7 @@
 #include "jwt.hpp"
 #include "jwt_tokens.hpp"
 #include "location.hpp"
+#include "password.hpp"
 #include "request.hpp"
 #include "session.hpp"
 #include "store.hpp"
@@ -468,6 +469,48 @@ TEST_F(EndpointsTest, ClientDeletedBeforeTheWriteGetsInvalidClientR70) {
   delete_client("app");
   e.pending->run();
   expect_error(e.pending->finish(), 401, "invalid_client");
+}
+
+// R89: the account's lock is read when a password request comes, and the
+// request then waits for the hash (2 running and 64 queued a worker).
+// Guesses queued beside it may lock the account meanwhile: looked at
+// again when its turn comes, it is refused as the gate refuses (429, no
+// hash, no token), even with the right password, or the ceiling per
+// account grows by the length of the queue.  Once the lock's window has
+// passed the same password signs in: the lock refused, not the password.
+TEST_F(EndpointsTest, APasswordRequestQueuedWhileItsAccountLocksIsRefusedR89) {
+  add_client("pw", kSecret, [](Client& c) { c.grant_types = {"password"}; });
+  oauth2::User u;
+  u.username = "victim";
+  u.password = oauth2::hash_password("Right-pass-of-victim-1", 1000);
+  store_->change([&](Txn& txn) {
+    EXPECT_EQ(txn.put_user(u, true), oauth2::PutUser::kOk);
+    txn.commit();
+  });
+  EndpointReq req;
+  req.authorization = basic(std::string("pw:") + kSecret);
+  req.body = "grant_type=password&username=victim&password=Right-pass-of-victim-1";
+  Bound b(req, OAUTH2_ENDPOINT_TOKEN);
+  EndpointResult e = oauth2::token_endpoint(*store_, b.req);
+  ASSERT_NE(e.pending, nullptr) << "the gate let it through: the account was open";
+  store_->change([&](Txn& txn) {  // the guesses beside it fill the ceiling
+    oauth2::AccountLock l;
+    l.window_start = kNow;
+    l.failures = 100;
+    l.locked_until = kNow + 3600;
+    txn.put_account_lock("default", u.id, l);
+    txn.commit();
+  });
+  e.pending->run();
+  Response r = e.pending->finish();
+  EXPECT_EQ(r.status, 429) << r.body;
+  EXPECT_EQ(r.retry_after, 3600u);
+  EXPECT_TRUE(store_->read().client_tokens_of_type("default", "pw", oauth2::TokenType::kAccess).empty());
+
+  req.now = kNow + 3601;
+  Bound later(req, OAUTH2_ENDPOINT_TOKEN);
+  r = complete(oauth2::token_endpoint(*store_, later.req));
+  EXPECT_EQ(r.status, 200) << r.body;
 }
 
 // Issue 11: client_credentials is decided on the event loop and its
