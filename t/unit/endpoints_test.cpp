@@ -493,6 +493,11 @@ TEST_F(EndpointsTest, APasswordRequestQueuedWhileItsAccountLocksIsRefusedR89) {
   Bound b(req, OAUTH2_ENDPOINT_TOKEN);
   EndpointResult e = oauth2::token_endpoint(*store_, b.req);
   ASSERT_NE(e.pending, nullptr) << "the gate let it through: the account was open";
+  EndpointReq wrong = req;
+  wrong.body = "grant_type=password&username=victim&password=a-wrong-guess-1";
+  Bound bw(wrong, OAUTH2_ENDPOINT_TOKEN);
+  EndpointResult w = oauth2::token_endpoint(*store_, bw.req);
+  ASSERT_NE(w.pending, nullptr);
   store_->change([&](Txn& txn) {  // the guesses beside it fill the ceiling
     oauth2::AccountLock l;
     l.window_start = kNow;
@@ -506,6 +511,12 @@ TEST_F(EndpointsTest, APasswordRequestQueuedWhileItsAccountLocksIsRefusedR89) {
   EXPECT_EQ(r.status, 429) << r.body;
   EXPECT_EQ(r.retry_after, 3600u);
   EXPECT_TRUE(store_->read().client_tokens_of_type("default", "pw", oauth2::TokenType::kAccess).empty());
+  // a wrong guess queued behind the lock is not hashed at all: refused as
+  // the gate refuses, not answered by its hash (400) nor counted
+  w.pending->run();
+  r = w.pending->finish();
+  EXPECT_EQ(r.status, 429) << r.body;
+  EXPECT_EQ(store_->read().get_account_lock("default", u.id)->failures, 100u);
 
   req.now = kNow + 3601;
   Bound later(req, OAUTH2_ENDPOINT_TOKEN);
