@@ -524,14 +524,12 @@ namespace {
 
 // The user allowed the request (remember: on the consent page, which is
 // remembered with the code), or had allowed it before: a code, redirected
-// back with the state.
-// The code, once the user allowed (remember) or had consented before.
-// The write reads the decision again: the session may have ended (signed
-// out, the password changed, the user deactivated) or the remembered
-// consent been withdrawn on the granted-applications page while the
-// request waited for the thread pool, and a code on either would be a
-// grant the user no longer makes (R39, R70).  Then the browser asks
-// again.
+// back with the state.  The write reads the decision again: the session
+// may have ended (signed out, the password changed, the user deactivated)
+// or the remembered consent been withdrawn on the granted-applications
+// page while the request waited for the thread pool, and a code on either
+// would be a grant the user no longer makes (R39, R70).  Then the browser
+// asks again.
 EndpointResult issue_code(Store& store, const Request& req, const AuthzRequest& az,
                           const SessionUser& su, bool remember) {
   IssueSettings s(req);
