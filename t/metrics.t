@@ -76,7 +76,7 @@ for my $shop (@SHOPS) {
         '--pbkdf2-iterations', PBKDF2);
     # one client_id string in both realms (imported from Django with a
     # secret of its own in each): only the realm label tells them apart
-    my $secret = join '', map { ('A' .. 'Z', 'a' .. 'z')[rand 52] } 1 .. 40;
+    my $secret = join '', map { ('A' .. 'Z', 'a' .. 'z')[rand 52] } 1 .. 64;
     $APP{$shop}{shared} = { client_id => 'shared-cc',
         client_secret => $secret };
     my @dump = ({ model => 'oauth2_provider.application',
@@ -1074,7 +1074,7 @@ EOF
     my $o = OAuth2Test->new(workers => 2);
     my $n = 1030;
     my @bulk = map { { client_id => sprintf('bulk-%04d', $_),
-        client_secret => sprintf('bulk-secret-%04d-', $_) . 'x' x 30 } }
+        client_secret => sprintf('bulk-secret-%04d-', $_) . 'x' x 50 } }
         1 .. $n;
     my $file = $o->dir . '/bulk.json';
     open my $fh, '>', $file or die "$file: $!";

@@ -175,7 +175,7 @@ for my $shop (@SHOPS) {
     my $pk = 0;
     for my $id (sort keys %DOT) {
         my $secret = $id eq 'shared-weak' ? "weak-$shop-" . rand_secret(6)
-            : rand_secret(48);
+            : rand_secret(64);
         $APP{$shop}{$id} = { client_id => $id, client_secret => $secret };
         push @secrets, $secret;
         push @dump, { model => 'oauth2_provider.application', pk => ++$pk,
