@@ -511,26 +511,69 @@ for my $bad ('oauth2_dpop maybe;', 'oauth2_dpop on iat_window=0;',
     isnt($code, 0, "nginx -t refuses \"$bad\"");
     like($out, qr/"oauth2_dpop"/, "nginx -t names oauth2_dpop for \"$bad\"");
 }
+for my $bad (['oauth2_dpop_zone 10k;', qr/"oauth2_dpop_zone" directive must be at least 64k/],
+    ['oauth2_dpop_zone;', qr/invalid number of arguments in "oauth2_dpop_zone"/],
+    ['oauth2_dpop_zone lots;', qr/"oauth2_dpop_zone" directive invalid value/])
+{
+    $t->write_config($t->default_http(extra_http => $bad->[0]),
+        file => "$D/bad.conf");
+    my ($code, $out) = $t->nginx_t(file => "$D/bad.conf");
+    isnt($code, 0, "nginx -t refuses \"$bad->[0]\"");
+    like($out, $bad->[1], "nginx -t says why for \"$bad->[0]\"");
+}
+$t->write_config($t->default_http(extra_server => 'oauth2_dpop_zone 1m;'),
+    file => "$D/bad.conf");
+like(($t->nginx_t(file => "$D/bad.conf"))[1],
+    qr/"oauth2_dpop_zone" directive is not allowed here/,
+    'nginx -t: oauth2_dpop_zone is an http{} directive');
 
 # ------------------------------------------------ flooding the jti cache
 
-# The jti of every proof is kept in oauth2_limit_zone until its iat can no
-# longer be accepted; a full zone forgets none of them and refuses the
-# proofs it cannot record (a replay is never let through).
+# The jti of every proof is kept until its iat can no longer be accepted,
+# in a zone of its realm's own (oauth2_dpop_zone); a full zone forgets
+# none of them and refuses the proofs it cannot record (a replay is never
+# let through).  A flood of fresh proofs, which any holder of a
+# DPoP-bound token can send, fills neither the throttles' zone (new
+# callers of a rate-limited endpoint are still counted, not refused 429)
+# nor another realm's proofs' zone (R83, R84).
 my $f = OAuth2Test->new(workers => 2);
+$f->admin('realm', 'add', 'shop1');
 my $fapp = $f->new_app(name => 'flood');
-$f->write_config($f->default_http(extra_http => 'oauth2_limit_zone 64k;'));
+my $fpub = $f->new_app(name => 'spa', public => 1);
+my $sapp = $f->admin_json('--realm', 'shop1',
+    OAuth2Test::app_add_args(name => 'shop1 app'));
+my $SHOP1 = <<'EOF2';
+server {
+    listen 127.0.0.1:%%PORT_1%%;
+    oauth2_realm shop1;
+    oauth2_issuer http://127.0.0.1:%%PORT_1%%;
+    location = /o/token/ { oauth2_token; }
+    location /protected/ { auth_oauth2 "api"; alias %%DIR%%/html/; }
+    location = /metrics { oauth2_metrics; }
+}
+EOF2
+$f->write_config($f->default_http(
+    extra_http => "oauth2_dpop_zone 64k;\noauth2_limit_zone 64k;",
+    extra_server => "    location = /o/token-metered/ { oauth2_token; "
+        . "oauth2_rate_limit 100/h; }\n"
+        . "    location = /metrics { oauth2_metrics; }\n") . $SHOP1);
 $f->expect_log(qr/counter zone is full/);
 $f->run;
+ok($f->_wait_port($f->port(1)), "nginx listens on shop1's port");
 my $FBASE = 'http://127.0.0.1:' . $f->port;
+my $SBASE = 'http://127.0.0.1:' . $f->port(1);
+my $sr = $f->token($sapp->{client_id}, $sapp->{client_secret},
+    headers => ['-port' => $f->port(1), DPoP => proof(htu => "$SBASE/o/token/")]);
+is($sr->{json}{token_type}, 'DPoP', 'flood: a DPoP token of shop1');
 my $fr = $f->token($fapp->{client_id}, $fapp->{client_secret},
     headers => [DPoP => proof(htu => "$FBASE/o/token/")]);
 is($fr->{json}{token_type}, 'DPoP', 'flood: a DPoP token');
 my $ftok = $fr->{json}{access_token};
 my @flood = proof(htm => 'GET', htu => "$FBASE/protected/", token => $ftok,
     count => 3000);
+my $first = $flood[0];
 my ($accepted, $refused) = (0, undef);
-for my $fp (@flood) {
+while (my $fp = shift @flood) {
     my $rr = $f->get('/protected/', Authorization => "DPoP $ftok", DPoP => $fp);
     if ($rr->{status} == 200) { $accepted++; next }
     $refused = $rr;
@@ -540,10 +583,64 @@ cmp_ok($accepted, '>', 50, "flood: $accepted distinct proofs accepted first");
 ok($refused, 'flood: a proof is refused once the zone is full of live jti');
 like(join(' ', @{$refused->{headers}{'www-authenticate'} // []}),
     qr/error="invalid_dpop_proof"/, 'flood: refused as invalid_dpop_proof, not 500');
-is($f->get('/protected/', Authorization => "DPoP $ftok", DPoP => $flood[0])->{status},
+my @more = map { $f->get('/protected/', Authorization => "DPoP $ftok",
+    DPoP => $_)->{status} } splice @flood, 0, 20;
+is(join(',', grep { $_ != 401 } @more), '',
+    'flood: 20 fresh proofs more, each refused (the zone stays full)');
+is($f->get('/protected/', Authorization => "DPoP $ftok", DPoP => $first)->{status},
     401, 'flood: the first proof replayed is still refused (nothing forgotten)');
-like(OAuth2Test::_slurp($f->error_log), qr/\[alert\].*counter zone is full/,
-    'flood: the full zone is logged at alert');
+like(OAuth2Test::_slurp($f->error_log),
+    qr/\[alert\].*counter zone is full.* in oauth2_dpop_zone "oauth2_dpop:default"/,
+    'flood: the full zone is logged at alert, named with its realm');
+
+# /metrics shows each realm's zone: default's full, shop1's next to empty
+sub dpop_zone_gauges {
+    my (@port) = @_;
+    my $body = $f->get('/metrics', @port)->{body};
+    my ($size) = $body =~ /^oauth2_dpop_zone_bytes (\d+)$/m;
+    my ($used) = $body =~ /^oauth2_dpop_zone_used_bytes (\d+)$/m;
+    return ($size // -1, $used // -1);
+}
+my ($dsize, $dused) = dpop_zone_gauges();
+ok($dsize > 32 * 1024 && $dsize <= 64 * 1024,
+    "flood: oauth2_dpop_zone_bytes ($dsize) is oauth2_dpop_zone 64k less the header");
+ok($dused > $dsize * 0.9, "flood: oauth2_dpop_zone_used_bytes ($dused): 90% of it or more");
+my ($ssize, $sused) = dpop_zone_gauges('-port' => $f->port(1));
+is($ssize, $dsize, "flood: shop1's zone is as large");
+ok($sused >= 0 && $sused < $dsize / 4,
+    "flood: shop1's zone holds its one proof ($sused bytes used)");
+
+# the flood filled the realm's proofs, not the counters of its throttles
+# and rate limits: 40 new callers (a public client from 40 addresses, a
+# count each, R83) are each counted, and answered, not refused 429
+my %metered;
+for my $i (1 .. 40) {
+    my $r = $f->post_form('/o/token-metered/', OAuth2Test::form(
+        grant_type => 'authorization_code', code => "no-such-code-$i",
+        client_id => $fpub->{client_id}, redirect_uri => 'https://client.example/cb',
+        code_verifier => 'v' x 43), '-from' => "127.2.0.$i");
+    $metered{"$r->{status} "
+        . ($r->{headers}{'x-ratelimit-remaining'}[0] // '-')}++;
+}
+is_deeply(\%metered, { '400 99' => 40 },
+    'flood: 40 new callers of a rate-limited endpoint counted (remaining 99), none 429');
+
+# nor another realm's proofs
+my $stok = $sr->{json}{access_token};
+is($f->get('/protected/', Authorization => "DPoP $stok",
+        DPoP => proof(htm => 'GET', htu => "$SBASE/protected/", token => $stok),
+        '-port' => $f->port(1))->{status},
+    200, "flood: shop1's protected location takes a fresh proof");
+$sr = $f->token($sapp->{client_id}, $sapp->{client_secret},
+    headers => ['-port' => $f->port(1), DPoP => proof(htu => "$SBASE/o/token/")]);
+is($sr->{json}{token_type}, 'DPoP', "flood: shop1's token endpoint takes a fresh proof");
+
+# a reload keeps each realm's zone, and every proof in it
+$f->reload;
+is($f->get('/protected/', Authorization => "DPoP $ftok", DPoP => $first)->{status},
+    401, 'flood: after a reload the first proof replayed is still refused');
+is($f->get('/protected/', Authorization => "DPoP $ftok", DPoP => shift @flood)->{status},
+    401, 'flood: after a reload the zone is still full');
 $f->done;
 
 $t->done_testing;

@@ -383,7 +383,9 @@ my %TYPES = (oauth2_tokens_issued_total => 'counter',
     oauth2_store_conflicts_total => 'counter',
     oauth2_store_map_bytes => 'gauge', oauth2_store_used_bytes => 'gauge',
     oauth2_limit_zone_bytes => 'gauge',
-    oauth2_limit_zone_used_bytes => 'gauge');
+    oauth2_limit_zone_used_bytes => 'gauge',
+    oauth2_dpop_zone_bytes => 'gauge',
+    oauth2_dpop_zone_used_bytes => 'gauge');
 is_deeply($m->{type}, \%TYPES, 'the families and their # TYPE');
 
 ######################################################## HTTP of the location
@@ -836,6 +838,13 @@ ok($zone > 900 * 1024 && $zone <= 1024 * 1024,
 my $zused = $s2->{v}{oauth2_limit_zone_used_bytes} // -1;
 ok($zused > 0 && $zused <= $zone,
     "oauth2_limit_zone_used_bytes ($zused): some, at most the zone");
+my $dzone = $s2->{v}{oauth2_dpop_zone_bytes} // 0;
+ok($dzone > 9 * 1024 * 1024 && $dzone <= 10 * 1024 * 1024,
+    "oauth2_dpop_zone_bytes ($dzone) is the realm's oauth2_dpop_zone, "
+    . '10m by default, less the slab header');
+my $dused = $s2->{v}{oauth2_dpop_zone_used_bytes} // -1;
+ok($dused >= 0 && $dused < $dzone / 100,
+    "oauth2_dpop_zone_used_bytes ($dused): next to nothing, no proof sent");
 
 ######################################################## reload
 

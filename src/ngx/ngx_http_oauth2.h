@@ -36,6 +36,7 @@ typedef struct {
     ngx_shm_zone_t            *shm_zone;
     ngx_shm_zone_t            *metrics_zone;  /* oauth2_metrics' counts */
     size_t                     zone_size;     /* oauth2_limit_zone */
+    size_t                     dpop_zone_size;  /* oauth2_dpop_zone */
     ngx_uint_t                 hash_running;  /* oauth2_hash_limit */
     ngx_uint_t                 hash_waiting;
     ngx_msec_t                 expiry_interval;  /* oauth2_expiry_cleanup;
@@ -107,6 +108,7 @@ typedef struct {
     ngx_uint_t                 dpop;          /* oauth2_dpop */
     ngx_uint_t                 dpop_nonce;
     time_t                     dpop_window;
+    ngx_shm_zone_t            *dpop_zone;     /* its realm's proofs' jti */
 
     oauth2_location_t         *location;      /* the core's, built at merge */
 
@@ -215,9 +217,12 @@ void ngx_http_oauth2_find_header(ngx_http_request_t *r, ngx_str_t *name,
 char *ngx_http_oauth2_dpop_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
-/* ngx_http_oauth2_limit.c: the core's counters in oauth2_limit_zone */
+/* ngx_http_oauth2_limit.c: the core's counters in oauth2_limit_zone, and
+ * the DPoP proofs seen in each realm's oauth2_dpop_zone */
 ngx_int_t ngx_http_oauth2_limit_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
+ngx_shm_zone_t *ngx_http_oauth2_dpop_zone(ngx_conf_t *cf, ngx_str_t *realm,
+    size_t size);
 void ngx_http_oauth2_counters(ngx_http_request_t *r,
     oauth2_counters_t *counters);
 

@@ -168,6 +168,13 @@ ngx_command_t  ngx_http_oauth2_commands[] = {
       offsetof(ngx_http_oauth2_main_conf_t, zone_size),
       &ngx_http_oauth2_zone_size_post },
 
+    { ngx_string("oauth2_dpop_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_oauth2_main_conf_t, dpop_zone_size),
+      &ngx_http_oauth2_zone_size_post },
+
     { ngx_string("oauth2_expiry_cleanup"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
       ngx_http_oauth2_expiry_directive,

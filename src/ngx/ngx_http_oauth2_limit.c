@@ -3,8 +3,9 @@
  * ngx_http_oauth2_module: counters in shared memory (oauth2_limit_zone),
  * one fixed window per key, shared by every worker and kept across
  * reloads: the core's throttles of failed authentications and the request
- * rate limits (include/oauth2.h oauth2_counters_t).  The core decides the
- * keys and the limits; this file only counts.
+ * rate limits (include/oauth2.h oauth2_counters_t); and, in a zone of
+ * each realm's own (oauth2_dpop_zone), the DPoP proofs it has seen.  The
+ * core decides the keys and the limits; this file only counts.
  *
  * A full zone never forgets a count that still matters: only entries
  * whose window has ended (or that never counted anything) are evicted,
@@ -47,6 +48,10 @@ typedef struct {
 } ngx_http_oauth2_limit_ctx_t;
 
 
+static ngx_int_t ngx_http_oauth2_counter_zone_init(ngx_shm_zone_t *shm_zone,
+    void *data, const char *directive);
+static ngx_int_t ngx_http_oauth2_zone_ctx(ngx_http_request_t *r,
+    ngx_shm_zone_t *zone, ngx_http_oauth2_limit_ctx_t *ctx);
 static ngx_uint_t ngx_http_oauth2_limit_key_ok(ngx_str_t *key);
 
 
@@ -92,6 +97,51 @@ ngx_http_oauth2_limit_rbtree_insert(ngx_rbtree_node_t *temp,
 ngx_int_t
 ngx_http_oauth2_limit_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
+    return ngx_http_oauth2_counter_zone_init(shm_zone, data,
+                                             "oauth2_limit_zone");
+}
+
+
+static ngx_int_t
+ngx_http_oauth2_dpop_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    return ngx_http_oauth2_counter_zone_init(shm_zone, data,
+                                             "oauth2_dpop_zone");
+}
+
+
+/* a realm's zone of DPoP proofs, "oauth2_dpop:<realm>": every location of
+ * the realm gets the same one (nginx finds it by its name) */
+
+ngx_shm_zone_t *
+ngx_http_oauth2_dpop_zone(ngx_conf_t *cf, ngx_str_t *realm, size_t size)
+{
+    ngx_str_t        name;
+    ngx_shm_zone_t  *zone;
+
+    name.len = sizeof("oauth2_dpop:") - 1 + realm->len;
+    name.data = ngx_pnalloc(cf->pool, name.len);
+    if (name.data == NULL) {
+        return NULL;
+    }
+
+    ngx_sprintf(name.data, "oauth2_dpop:%V", realm);
+
+    zone = ngx_shared_memory_add(cf, &name, size, &ngx_http_oauth2_module);
+    if (zone == NULL) {
+        return NULL;
+    }
+
+    zone->init = ngx_http_oauth2_dpop_init_zone;
+
+    return zone;
+}
+
+
+static ngx_int_t
+ngx_http_oauth2_counter_zone_init(ngx_shm_zone_t *shm_zone, void *data,
+    const char *directive)
+{
     size_t                       len;
     ngx_slab_pool_t             *shpool;
     ngx_http_oauth2_limit_sh_t  *sh;
@@ -117,14 +167,15 @@ ngx_http_oauth2_limit_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_queue_init(&sh->queue);
     sh->full = 0;
 
-    len = sizeof(" in oauth2_limit_zone \"\"") + shm_zone->shm.name.len;
+    len = sizeof(" in  \"\"") + ngx_strlen(directive)
+          + shm_zone->shm.name.len;
 
     shpool->log_ctx = ngx_slab_alloc(shpool, len);
     if (shpool->log_ctx == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_sprintf(shpool->log_ctx, " in oauth2_limit_zone \"%V\"%Z",
+    ngx_sprintf(shpool->log_ctx, " in %s \"%V\"%Z", directive,
                 &shm_zone->shm.name);
 
     /* a full zone is reported once, below, not at every allocation */
@@ -134,7 +185,7 @@ ngx_http_oauth2_limit_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 }
 
 
-/* the zone of the request's http{} block; NGX_DECLINED without one */
+/* the counters of the request's http{} block; NGX_DECLINED without them */
 
 static ngx_int_t
 ngx_http_oauth2_limit_ctx(ngx_http_request_t *r,
@@ -144,11 +195,19 @@ ngx_http_oauth2_limit_ctx(ngx_http_request_t *r,
 
     mcf = ngx_http_get_module_main_conf(r, ngx_http_oauth2_module);
 
-    if (mcf->shm_zone == NULL) {
+    return ngx_http_oauth2_zone_ctx(r, mcf->shm_zone, ctx);
+}
+
+
+static ngx_int_t
+ngx_http_oauth2_zone_ctx(ngx_http_request_t *r, ngx_shm_zone_t *zone,
+    ngx_http_oauth2_limit_ctx_t *ctx)
+{
+    if (zone == NULL) {
         return NGX_DECLINED;
     }
 
-    ctx->shpool = (ngx_slab_pool_t *) mcf->shm_zone->shm.addr;
+    ctx->shpool = (ngx_slab_pool_t *) zone->shm.addr;
     ctx->sh = ctx->shpool->data;
     ctx->log = r->connection->log;
 
@@ -311,8 +370,8 @@ ngx_http_oauth2_limit_node(ngx_http_oauth2_limit_ctx_t *ctx, ngx_str_t *key,
             ctx->sh->full = 1;
             ngx_log_error(NGX_LOG_ALERT, ctx->log, 0,
                           "oauth2: the counter zone is full of live "
-                          "entries, refusing new keys%s; increase "
-                          "\"oauth2_limit_zone\"", ctx->shpool->log_ctx);
+                          "entries, refusing new keys%s; increase its "
+                          "size", ctx->shpool->log_ctx);
         }
 
         return NULL;
@@ -634,10 +693,11 @@ ngx_http_oauth2_limit_take(void *data, const unsigned char *id, size_t len,
 
 
 /*
- * Keys seen once (a DPoP proof's jti, RFC 9449 11.1): the first call for
- * a key records it for ttl seconds and returns 0; another within that
- * time returns 1.  A live entry is never evicted, so a full zone refuses
- * the new key (OAUTH2_COUNTER_FULL) rather than forget an old one.
+ * Keys seen once (a DPoP proof's jti, RFC 9449 11.1), in the zone of the
+ * location's realm (oauth2_dpop_zone): the first call for a key records
+ * it for ttl seconds and returns 0; another within that time returns 1.
+ * A live entry is never evicted, so a full zone refuses the new key
+ * (OAUTH2_COUNTER_FULL) rather than forget an old one.
  */
 
 static unsigned
@@ -650,13 +710,16 @@ ngx_http_oauth2_limit_seen(void *data, const unsigned char *k, size_t len,
     unsigned                       rc;
     ngx_str_t                      key;
     ngx_http_oauth2_limit_ctx_t    ctx;
+    ngx_http_oauth2_loc_conf_t    *olcf;
     ngx_http_oauth2_limit_node_t  *ln;
 
     key.data = (u_char *) k;
     key.len = len;
 
+    olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth2_module);
+
     if (!ngx_http_oauth2_limit_key_ok(&key)
-        || ngx_http_oauth2_limit_ctx(r, &ctx) != NGX_OK)
+        || ngx_http_oauth2_zone_ctx(r, olcf->dpop_zone, &ctx) != NGX_OK)
     {
         return OAUTH2_COUNTER_FULL;
     }

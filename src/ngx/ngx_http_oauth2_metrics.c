@@ -53,6 +53,8 @@ static u_char *ngx_http_oauth2_metrics_writes(u_char *p,
     oauth2_write_metrics_t *w);
 static u_char *ngx_http_oauth2_metrics_mirror(u_char *p,
     oauth2_store_stats_t *st);
+static u_char *ngx_http_oauth2_metrics_dpop_zone(u_char *p,
+    ngx_http_request_t *r);
 static u_char *ngx_http_oauth2_metrics_gauges(u_char *p,
     ngx_http_request_t *r);
 
@@ -543,6 +545,36 @@ ngx_http_oauth2_metrics_mirror(u_char *p, oauth2_store_stats_t *st)
 }
 
 
+/* the zone of the DPoP proofs of the metrics location's realm */
+
+static u_char *
+ngx_http_oauth2_metrics_dpop_zone(u_char *p, ngx_http_request_t *r)
+{
+    size_t                       total;
+    ngx_slab_pool_t             *zone;
+    ngx_http_oauth2_loc_conf_t  *olcf;
+
+    olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth2_module);
+
+    if (olcf->dpop_zone == NULL) {
+        return p;
+    }
+
+    zone = (ngx_slab_pool_t *) olcf->dpop_zone->shm.addr;
+    total = (zone->end - zone->start);
+
+    return ngx_sprintf(p,
+        "# HELP oauth2_dpop_zone_bytes The size of this realm's zone of "
+        "DPoP proofs (oauth2_dpop_zone).\n"
+        "# TYPE oauth2_dpop_zone_bytes gauge\n"
+        "oauth2_dpop_zone_bytes %uz\n"
+        "# HELP oauth2_dpop_zone_used_bytes What its proofs use.\n"
+        "# TYPE oauth2_dpop_zone_used_bytes gauge\n"
+        "oauth2_dpop_zone_used_bytes %uz\n",
+        total, total - zone->pfree * ngx_pagesize);
+}
+
+
 static u_char *
 ngx_http_oauth2_metrics_gauges(u_char *p, ngx_http_request_t *r)
 {
@@ -565,6 +597,7 @@ ngx_http_oauth2_metrics_gauges(u_char *p, ngx_http_request_t *r)
     used = total - zone->pfree * ngx_pagesize;
 
     p = ngx_http_oauth2_metrics_mirror(p, &st);
+    p = ngx_http_oauth2_metrics_dpop_zone(p, r);
 
     return ngx_sprintf(p,
         "# HELP oauth2_store_map_bytes The most the store may grow to "

@@ -23,8 +23,8 @@ static char *ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static void ngx_http_oauth2_merge_endpoint(ngx_conf_t *cf,
     ngx_http_oauth2_loc_conf_t *conf, ngx_http_oauth2_loc_conf_t *prev);
-static void ngx_http_oauth2_merge_limits(ngx_http_oauth2_loc_conf_t *conf,
-    ngx_http_oauth2_loc_conf_t *prev);
+static char *ngx_http_oauth2_merge_limits(ngx_conf_t *cf,
+    ngx_http_oauth2_loc_conf_t *conf, ngx_http_oauth2_loc_conf_t *prev);
 static void ngx_http_oauth2_default_rates(ngx_http_oauth2_loc_conf_t *conf,
     ngx_uint_t per_minute, ngx_uint_t per_hour);
 static char *ngx_http_oauth2_merge_threads(ngx_conf_t *cf,
@@ -278,6 +278,7 @@ ngx_http_oauth2_create_main_conf(ngx_conf_t *cf)
 
     mcf->mapsize = NGX_CONF_UNSET_SIZE;
     mcf->zone_size = NGX_CONF_UNSET_SIZE;
+    mcf->dpop_zone_size = NGX_CONF_UNSET_SIZE;
     mcf->hash_running = NGX_CONF_UNSET_UINT;
     mcf->hash_waiting = NGX_CONF_UNSET_UINT;
     mcf->expiry_interval = NGX_CONF_UNSET_MSEC;
@@ -318,6 +319,7 @@ ngx_http_oauth2_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_str_t  name;
 
     ngx_conf_init_size_value(mcf->zone_size, NGX_HTTP_OAUTH2_ZONE_SIZE);
+    ngx_conf_init_size_value(mcf->dpop_zone_size, NGX_HTTP_OAUTH2_ZONE_SIZE);
     ngx_conf_init_uint_value(mcf->hash_running, 2);
     ngx_conf_init_uint_value(mcf->hash_waiting, 64);
     ngx_conf_init_msec_value(mcf->expiry_interval, 60000);
@@ -498,17 +500,19 @@ ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->refusal_log_level,
                               prev->refusal_log_level, NGX_LOG_ERR);
 
-    ngx_http_oauth2_merge_limits(conf, prev);
+    if (ngx_http_oauth2_merge_limits(cf, conf, prev) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
 
     if (ngx_http_oauth2_merge_threads(cf, conf, prev) != NGX_CONF_OK) {
         return NGX_CONF_ERROR;
     }
 
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_oauth2_module);
+
     if (conf->endpoint == OAUTH2_ENDPOINT_NONE && !conf->auth) {
         return NGX_CONF_OK;
     }
-
-    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_oauth2_module);
 
     if (mcf->store_path.len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -523,10 +527,12 @@ ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 }
 
 
-static void
-ngx_http_oauth2_merge_limits(ngx_http_oauth2_loc_conf_t *conf,
+static char *
+ngx_http_oauth2_merge_limits(ngx_conf_t *cf, ngx_http_oauth2_loc_conf_t *conf,
     ngx_http_oauth2_loc_conf_t *prev)
 {
+    ngx_http_oauth2_main_conf_t  *mcf;
+
     if (conf->auth_limit.count == NGX_CONF_UNSET_UINT) {
         conf->auth_limit = prev->auth_limit;
 
@@ -557,6 +563,20 @@ ngx_http_oauth2_merge_limits(ngx_http_oauth2_loc_conf_t *conf,
         conf->dpop_window = prev->dpop_window ? prev->dpop_window : 60;
     }
 
+    /* a realm's DPoP proofs are remembered in a zone of its own (which
+     * its oauth2_metrics shows): a flood of fresh proofs fills neither
+     * the throttles' zone nor another realm's (R83) */
+
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_oauth2_module);
+
+    if (conf->dpop && mcf->store_path.len) {
+        conf->dpop_zone = ngx_http_oauth2_dpop_zone(cf, &conf->store_realm,
+                                                    mcf->dpop_zone_size);
+        if (conf->dpop_zone == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
     /*
      * the endpoints that write for callers who prove nothing have limits
      * without oauth2_rate_limit: a registration, per address; a public
@@ -573,6 +593,8 @@ ngx_http_oauth2_merge_limits(ngx_http_oauth2_loc_conf_t *conf,
     {
         ngx_http_oauth2_default_rates(conf, 60, 1000);
     }
+
+    return NGX_CONF_OK;
 }
 
 
