@@ -556,6 +556,8 @@ $f->write_config($f->default_http(
     extra_http => "oauth2_dpop_zone 64k;\noauth2_limit_zone 64k;",
     extra_server => "    location = /o/token-metered/ { oauth2_token; "
         . "oauth2_rate_limit 100/h; }\n"
+        . "    location /metered-api/ { auth_oauth2 \"api\"; "
+        . "oauth2_rate_limit 5/h; alias %%DIR%%/html/; }\n"
         . "    location = /metrics { oauth2_metrics; }\n") . $SHOP1);
 $f->expect_log(qr/counter zone is full/);
 $f->run;
@@ -569,6 +571,39 @@ my $fr = $f->token($fapp->{client_id}, $fapp->{client_secret},
     headers => [DPoP => proof(htu => "$FBASE/o/token/")]);
 is($fr->{json}{token_type}, 'DPoP', 'flood: a DPoP token');
 my $ftok = $fr->{json}{access_token};
+
+# a client over its oauth2_rate_limit is refused before its proof is
+# recorded: 600 fresh proofs, more than the zone holds, at a location of
+# 5 an hour leave room for the client's next proof elsewhere
+my %metered_api;
+for my $mp (proof(htm => 'GET', htu => "$FBASE/metered-api/", token => $ftok,
+        count => 600))
+{
+    my $rr = $f->get('/metered-api/', Authorization => "DPoP $ftok", DPoP => $mp);
+    $metered_api{$rr->{status}}++;
+}
+is_deeply(\%metered_api, { 200 => 5, 429 => 595 },
+    'a DPoP client over its rate: 5 answered, 595 refused 429');
+is($f->get('/protected/', Authorization => "DPoP $ftok", DPoP => proof(htm => 'GET',
+        htu => "$FBASE/protected/", token => $ftok))->{status},
+    200, "... and the 595 proofs refused took no room in the realm's proofs' zone");
+
+# so is one address sending a public client's id to a token endpoint with
+# oauth2_rate_limit (counted per client and address, before the proof)
+my %token_metered;
+for my $tp (proof(htu => "$FBASE/o/token-metered/", count => 400)) {
+    my $rr = $f->post_form('/o/token-metered/', OAuth2Test::form(
+        grant_type => 'authorization_code', code => 'no-such-code',
+        client_id => $fpub->{client_id}, redirect_uri => 'https://client.example/cb',
+        code_verifier => 'v' x 43), DPoP => $tp, '-from' => '127.3.0.1');
+    $token_metered{$rr->{status}}++;
+}
+is_deeply(\%token_metered, { 400 => 100, 429 => 300 },
+    'a public client\'s id from one address: 100 answered (invalid_grant), 300 refused 429');
+is($f->get('/protected/', Authorization => "DPoP $ftok", DPoP => proof(htm => 'GET',
+        htu => "$FBASE/protected/", token => $ftok))->{status},
+    200, "... and the 300 proofs refused took no room either");
+
 my @flood = proof(htm => 'GET', htu => "$FBASE/protected/", token => $ftok,
     count => 3000);
 my $first = $flood[0];

@@ -515,6 +515,7 @@ int oauth2_validate(oauth2_store_t* s, const oauth2_location_t* l, const oauth2_
     b.dpop = sv(req->dpop);
     b.counters = req->counters;
     b.dpop_recorded = req->dpop_recorded != 0;
+    b.rate_counted = req->rate_counted != 0;
     oauth2::Validation v;
     oauth2::Store* store = open_store(s);
     if (store) {
@@ -534,7 +535,9 @@ int oauth2_validate(oauth2_store_t* s, const oauth2_location_t* l, const oauth2_
     res->why = v.why;
     res->dpop_recorded = v.dpop_recorded;
     res->expires = v.expires;
-    if (v.result == OAUTH2_VALID && !req->rate_counted) {
+    res->rate = v.rate;
+    res->retry_after = v.retry_after;
+    if (v.result == OAUTH2_VALID && !req->rate_counted && !v.rate.set) {
       // oauth2_rate_limit: per client, whichever of its tokens it shows
       oauth2::RateLimit rate(loc, req->counters, "");
       if (rate.on()) res->retry_after = rate.take("c:" + v.client_id);

@@ -8,6 +8,7 @@
 #include "endpoint_util.hpp"
 #include "json.hpp"
 #include "jwt.hpp"
+#include "request.hpp"
 
 namespace oauth2 {
 
@@ -277,7 +278,8 @@ DpopGrant dpop_token_request(const Request& req, const Client& client) {
 }
 
 int dpop_resource_check(const Location* loc, const BearerRequest& req, bool dpop_scheme,
-                        std::string_view token, const std::string& jkt, Validation* v) {
+                        std::string_view token, const std::string& jkt, std::string_view client_id,
+                        Validation* v) {
   v->dpop = true;
   v->dpop_error = "invalid_token";
   // the admin daemon (no location) cannot check proofs; a location with
@@ -302,6 +304,18 @@ int dpop_resource_check(const Location* loc, const BearerRequest& req, bool dpop
   }
   if (p.status != DpopStatus::kOk) return OAUTH2_WHY_MALFORMED;
   if (!same_text(p.jkt, jkt)) return OAUTH2_WHY_MALFORMED;  // another key
+  if (!req.rate_counted) {
+    RateLimit rate(*loc, req.counters, "");
+    if (rate.on()) {
+      v->retry_after = rate.take("c:" + std::string(client_id));
+      v->rate = rate.state();
+    }
+    if (v->retry_after) {
+      v->result = OAUTH2_RATE_LIMITED;
+      v->client_id = client_id;
+      return OAUTH2_WHY_RATE_LIMITED;
+    }
+  }
   // an internal redirect checks the same request again: its proof was
   // recorded on the first pass
   const char* why = "";

@@ -967,7 +967,7 @@ Validation validate_in(Store& store, const Location* loc, std::string_view realm
     return v;
   }
   if (dpop_scheme || !t->jkt.empty()) {
-    v.why = dpop_resource_check(loc, req, dpop_scheme, *token, t->jkt, &v);
+    v.why = dpop_resource_check(loc, req, dpop_scheme, *token, t->jkt, t->client_id, &v);
     if (v.why != OAUTH2_WHY_OK) return v;
   }
   if (!holds_scopes(loc, t->scope)) {

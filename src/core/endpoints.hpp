@@ -105,6 +105,7 @@ struct BearerRequest {
   oauth2_counters_t counters{};  // records the proofs' jti
   bool dpop_recorded = false;    // this request's proof was, on a pass
                                  // before an internal redirect
+  bool rate_counted = false;     // ... and its oauth2_rate_limit
 };
 
 struct Validation {
@@ -122,6 +123,10 @@ struct Validation {
   const char* dpop_error = nullptr;
   std::string dpop_nonce;
   bool dpop_recorded = false;  // the proof's jti is recorded now
+  // the location's oauth2_rate_limit, when it was counted before a DPoP
+  // proof was recorded (rate.set): its answer (a wait: refused)
+  oauth2_rate_state_t rate{};
+  unsigned retry_after = 0;
 };
 
 // RFC 6750 validation of a bearer token at loc (its realm, JWT keys,
