@@ -205,13 +205,19 @@ const oauth2_endpoint_info_t *oauth2_endpoint_info(int endpoint)
 /*
  * One per http{} block and configuration cycle: the key files its
  * locations name (each read once), and the first location of each
- * endpoint kind (the metadata names them).  Read-only once nginx has
- * parsed the configuration, and shared by every thread.
+ * endpoint kind in each realm (its metadata names them).  Read-only once
+ * nginx has parsed the configuration, and shared by every thread.
  */
 oauth2_conf_t *oauth2_conf_create(void) OAUTH2_NOEXCEPT;
 void oauth2_conf_destroy(oauth2_conf_t *conf) OAUTH2_NOEXCEPT;
-void oauth2_conf_set_path(oauth2_conf_t *conf, int endpoint,
-    oauth2_str_t path) OAUTH2_NOEXCEPT;
+
+/*
+ * Once every location is made: 1 and a realm (valid while conf is) that
+ * has a device authorization endpoint but no verification page (a prefix
+ * or exact location with oauth2_device) to name; 0 if none has.
+ */
+int oauth2_conf_device_page_missing(const oauth2_conf_t *conf,
+    oauth2_str_t *realm) OAUTH2_NOEXCEPT;
 
 /*
  * A store realm's name (oauth2_realm, oauth2-admin --realm): 1 to 64
@@ -239,6 +245,12 @@ typedef struct {
 typedef struct {
     int                       endpoint;         /* OAUTH2_ENDPOINT_* */
     oauth2_str_t              realm;            /* the store realm */
+    oauth2_str_t              path;             /* an endpoint's own prefix
+                                                   or exact location: its
+                                                   name (the first of each
+                                                   endpoint in a realm is
+                                                   the one metadata names);
+                                                   else empty */
 
     /* auth_oauth2 */
     unsigned                  auth;

@@ -338,12 +338,13 @@ void oauth2_conf_destroy(oauth2_conf_t* conf) noexcept {
   delete conf;
 }
 
-void oauth2_conf_set_path(oauth2_conf_t* conf, int endpoint, oauth2_str_t path) noexcept {
-  try {
-    conf->c.set_path(endpoint, std::string(sv(path)));
-  } catch (...) {
-    // out of memory: the metadata will not name this endpoint
-  }
+int oauth2_conf_device_page_missing(const oauth2_conf_t* conf, oauth2_str_t* realm) noexcept {
+  const std::string* r =
+      conf->c.realm_without(OAUTH2_ENDPOINT_DEVICE_AUTHORIZATION, OAUTH2_ENDPOINT_DEVICE);
+  if (!r) return 0;
+  realm->data = reinterpret_cast<const unsigned char*>(r->data());
+  realm->len = r->size();
+  return 1;
 }
 
 oauth2_location_t* oauth2_location_create(oauth2_conf_t* conf, const oauth2_location_conf_t* lc,

@@ -164,7 +164,7 @@ std::optional<std::string> store_device_request(Txn& txn, const IssueSettings& s
 
 std::string device_response(const IssueSettings& s, const std::string& device_code,
                             const std::string& user_code, int64_t ttl) {
-  const std::string uri = s.loc->issuer + s.loc->config->path(OAUTH2_ENDPOINT_DEVICE);
+  const std::string uri = s.loc->issuer + s.loc->config->path(s.loc->realm, OAUTH2_ENDPOINT_DEVICE);
   const std::string shown = format_user_code(user_code);
   const std::string complete = uri + "?user_code=" + shown;
   Json j(json_object());
@@ -229,7 +229,7 @@ EndpointResult device_authorization_endpoint(Store& store, const Request& req) {
   }
   Target target = requested_target(form, client);
   if (target.error) return done(oauth_error(400, target.error, target.description));
-  if (req.loc.config->path(OAUTH2_ENDPOINT_DEVICE).empty()) {
+  if (req.loc.config->path(req.loc.realm, OAUTH2_ENDPOINT_DEVICE).empty()) {
     Response r = oauth_error(500, "server_error", "No verification page is configured");
     r.reason = "no location has oauth2_device";
     return done(std::move(r));

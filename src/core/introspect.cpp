@@ -123,18 +123,19 @@ EndpointResult metadata_endpoint(const Request& req) {
     return done(std::move(r));
   }
   const std::string& issuer = req.loc.issuer;
+  const std::string& realm = req.loc.realm;
   const Config& config = *req.loc.config;
   Json j(json_object());
   json_object_set_new(j.get(), "issuer", json_stringn(issuer.data(), issuer.size()));
-  // the first location of each endpoint that metadata names, under the
-  // issuer
+  // the first location of each endpoint of the realm that metadata
+  // names, under the issuer
   for (int e = 1; e < OAUTH2_ENDPOINT_MAX; e++) {
     const EndpointKind* k = endpoint_kind(e);
-    if (!k || !k->metadata_name || config.path(e).empty()) continue;
-    std::string u = issuer + config.path(e);
+    if (!k || !k->metadata_name || config.path(realm, e).empty()) continue;
+    std::string u = issuer + config.path(realm, e);
     json_object_set_new(j.get(), k->metadata_name, json_stringn(u.data(), u.size()));
   }
-  const bool authorize = !config.path(OAUTH2_ENDPOINT_AUTHORIZE).empty();
+  const bool authorize = !config.path(realm, OAUTH2_ENDPOINT_AUTHORIZE).empty();
   json_t* rt = json_array();
   json_array_append_new(rt, json_string("code"));  // required (RFC 8414 2)
   json_object_set_new(j.get(), "response_types_supported", rt);
@@ -147,7 +148,7 @@ EndpointResult metadata_endpoint(const Request& req) {
     json_array_append_new(gt, json_string(g));
   }
   // RFC 8628 4: with a device authorization endpoint
-  if (!config.path(OAUTH2_ENDPOINT_DEVICE_AUTHORIZATION).empty()) {
+  if (!config.path(realm, OAUTH2_ENDPOINT_DEVICE_AUTHORIZATION).empty()) {
     json_array_append_new(gt, json_string("urn:ietf:params:oauth:grant-type:device_code"));
   }
   json_object_set_new(j.get(), "grant_types_supported", gt);

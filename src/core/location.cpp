@@ -151,16 +151,25 @@ const Digest* Config::dpop_key() {
   return &dpop_key_;
 }
 
-void Config::set_path(int endpoint, std::string path) {
-  if (endpoint > 0 && endpoint < OAUTH2_ENDPOINT_MAX && paths_[endpoint].empty()) {
-    paths_[endpoint] = std::move(path);
-  }
+void Config::add_location(const std::string& realm, int endpoint, const std::string& path) {
+  if (endpoint <= 0 || endpoint >= OAUTH2_ENDPOINT_MAX) return;
+  RealmEndpoints& r = realms_[realm];
+  r.located |= 1u << endpoint;
+  if (r.paths[endpoint].empty()) r.paths[endpoint] = path;
 }
 
-const std::string& Config::path(int endpoint) const {
+const std::string& Config::path(std::string_view realm, int endpoint) const {
   static const std::string* const kNone = new std::string;
-  if (endpoint <= 0 || endpoint >= OAUTH2_ENDPOINT_MAX) return *kNone;
-  return paths_[endpoint];
+  auto r = realms_.find(realm);
+  if (r == realms_.end() || endpoint <= 0 || endpoint >= OAUTH2_ENDPOINT_MAX) return *kNone;
+  return r->second.paths[endpoint];
+}
+
+const std::string* Config::realm_without(int has, int needs) const {
+  for (const auto& [realm, r] : realms_) {
+    if ((r.located & (1u << has)) && r.paths[needs].empty()) return &realm;
+  }
+  return nullptr;
 }
 
 std::unique_ptr<Location> make_location(Config& config, const oauth2_location_conf_t& lc) {
@@ -221,6 +230,7 @@ std::unique_ptr<Location> make_location(Config& config, const oauth2_location_co
   if (lc.dpop_window) l.dpop_window = lc.dpop_window;
   if (l.dpop_nonce) l.dpop_key = config.dpop_key();
   check_location(l);
+  config.add_location(l.realm, l.endpoint, str(lc.path));
   return loc;
 }
 

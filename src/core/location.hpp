@@ -132,7 +132,7 @@ class ValidCache {
 };
 
 // An http{} block: the key files its locations name, each read once, and
-// the first location of each endpoint kind.
+// the first location of each endpoint kind in each realm.
 class Config {
  public:
   // the key in path, read on first use (the same object for every
@@ -143,15 +143,25 @@ class Config {
   std::pair<std::shared_ptr<JwtKey>, std::shared_ptr<JwtKey>> handshake_key(
       const std::string& path);
 
-  void set_path(int endpoint, std::string path);
-  // "" if no location serves that endpoint
-  const std::string& path(int endpoint) const;
+  // a location of endpoint in realm, at path (its own prefix or exact
+  // location) or none ("": named, regex or inherited): the first path of
+  // each endpoint in a realm is the one its URLs name
+  void add_location(const std::string& realm, int endpoint, const std::string& path);
+  // "" if no location of realm serves that endpoint at a path
+  const std::string& path(std::string_view realm, int endpoint) const;
+  // a realm with a location of endpoint `has` but no path of `needs`;
+  // nullptr if none
+  const std::string* realm_without(int has, int needs) const;
 
  private:
   std::map<std::pair<std::string, bool>, std::shared_ptr<JwtKey>> keys_;
   std::map<std::string, std::pair<std::shared_ptr<JwtKey>, std::shared_ptr<JwtKey>>>
       handshake_keys_;
-  std::array<std::string, OAUTH2_ENDPOINT_MAX> paths_;
+  struct RealmEndpoints {
+    uint32_t located = 0;  // 1 << endpoint: it has a location
+    std::array<std::string, OAUTH2_ENDPOINT_MAX> paths;
+  };
+  std::map<std::string, RealmEndpoints, std::less<>> realms_;
 
  public:
   // the key of DPoP nonces (RFC 9449 8), random, made on first use at

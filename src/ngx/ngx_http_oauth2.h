@@ -55,10 +55,6 @@ typedef struct {
     ngx_str_t                  cluster_cert;
     ngx_str_t                  cluster_key;
     ngx_msec_t                 max_staleness;
-    uint32_t                   endpoints;     /* 1 << OAUTH2_ENDPOINT_*: a
-                                                 location has it */
-    uint32_t                   endpoint_paths;  /* ... and a path (neither
-                                                   named nor regex) */
 } ngx_http_oauth2_main_conf_t;
 
 

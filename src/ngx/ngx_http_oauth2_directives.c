@@ -777,9 +777,7 @@ ngx_http_oauth2_endpoint_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     ngx_http_oauth2_loc_conf_t *olcf = conf;
 
-    oauth2_str_t                  path;
-    ngx_http_core_loc_conf_t     *clcf;
-    ngx_http_oauth2_main_conf_t  *mcf;
+    ngx_http_core_loc_conf_t  *clcf;
 
     if (olcf->endpoint != OAUTH2_ENDPOINT_NONE) {
         return "is duplicate";
@@ -789,17 +787,6 @@ ngx_http_oauth2_endpoint_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_oauth2_endpoint_handler;
-
-    /* the first location of each endpoint is the one metadata names */
-
-    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_oauth2_module);
-    mcf->endpoints |= (uint32_t) 1 << olcf->endpoint;
-
-    if (!clcf->named && !clcf->regex) {
-        mcf->endpoint_paths |= (uint32_t) 1 << olcf->endpoint;
-        ngx_http_oauth2_str(&path, &clcf->name);
-        oauth2_conf_set_path(mcf->conf, (int) olcf->endpoint, path);
-    }
 
     return NGX_CONF_OK;
 }

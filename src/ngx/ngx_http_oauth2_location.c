@@ -11,6 +11,8 @@
 
 
 static void ngx_http_oauth2_location_cleanup(void *data);
+static void ngx_http_oauth2_location_path(ngx_conf_t *cf,
+    oauth2_location_conf_t *lc);
 static void ngx_http_oauth2_location_tokens(ngx_http_oauth2_loc_conf_t *conf,
     oauth2_location_conf_t *lc);
 static void ngx_http_oauth2_location_limits(ngx_http_oauth2_loc_conf_t *conf,
@@ -33,6 +35,7 @@ ngx_http_oauth2_location(ngx_conf_t *cf, ngx_http_oauth2_loc_conf_t *conf)
 
     lc.endpoint = (int) conf->endpoint;
     ngx_http_oauth2_str(&lc.realm, &conf->store_realm);
+    ngx_http_oauth2_location_path(cf, &lc);
 
     lc.auth = conf->auth ? 1 : 0;
     ngx_http_oauth2_str(&lc.auth_realm, &conf->realm);
@@ -99,6 +102,22 @@ static void
 ngx_http_oauth2_location_cleanup(void *data)
 {
     oauth2_location_destroy(data);
+}
+
+
+/* the first location of each endpoint in a realm, at a path, is the one
+ * its metadata names; an "if" block's (noname) is its location's */
+
+static void
+ngx_http_oauth2_location_path(ngx_conf_t *cf, oauth2_location_conf_t *lc)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (!clcf->named && !clcf->regex && !clcf->noname) {
+        ngx_http_oauth2_str(&lc->path, &clcf->name);
+    }
 }
 
 

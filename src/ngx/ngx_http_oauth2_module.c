@@ -233,8 +233,24 @@ ngx_http_oauth2_expires_variable(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_oauth2_init(ngx_conf_t *cf)
 {
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
+    oauth2_str_t                  realm;
+    ngx_http_handler_pt          *h;
+    ngx_http_core_main_conf_t    *cmcf;
+    ngx_http_oauth2_main_conf_t  *mcf;
+
+    /* a realm's device authorization response names its verification
+     * page (every location is merged by now) */
+
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_oauth2_module);
+
+    if (oauth2_conf_device_page_missing(mcf->conf, &realm)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"oauth2_device_authorization\" needs a prefix "
+                           "or exact location with \"oauth2_device\" in "
+                           "its realm (\"%*s\"), the verification_uri it "
+                           "names", realm.len, realm.data);
+        return NGX_ERROR;
+    }
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
@@ -324,18 +340,6 @@ ngx_http_oauth2_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_uint_value(mcf->hash_waiting, 64);
     ngx_conf_init_msec_value(mcf->expiry_interval, 60000);
     ngx_conf_init_uint_value(mcf->expiry_batch, 1000);
-
-    /* the device authorization response names the verification page */
-
-    if ((mcf->endpoints & (1u << OAUTH2_ENDPOINT_DEVICE_AUTHORIZATION))
-        && !(mcf->endpoint_paths & (1u << OAUTH2_ENDPOINT_DEVICE)))
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"oauth2_device_authorization\" needs a prefix "
-                           "or exact location with \"oauth2_device\", the "
-                           "verification_uri it names");
-        return NGX_CONF_ERROR;
-    }
 
     if (mcf->store_path.len == 0) {
         if (mcf->cluster_etcd.len) {

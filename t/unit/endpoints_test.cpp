@@ -1580,7 +1580,7 @@ class PagesTest : public EndpointsTest {
     t.expires_at = kNow + 3600;
     t.user = std::to_string(alice_.id);
     put_token(session_, t);
-    config_.set_path(OAUTH2_ENDPOINT_DEVICE, "/o/device/");
+    config_.add_location("default", OAUTH2_ENDPOINT_DEVICE, "/o/device/");
   }
 
   void put_token(const std::string& value, const oauth2::Token& t) {
