@@ -125,13 +125,23 @@ my $p = poll($dev, $j->{device_code});
 $t->oauth_error_ok($p, 400, 'authorization_pending', 'first poll');
 $p = poll($dev, $j->{device_code});
 $t->oauth_error_ok($p, 400, 'slow_down', 'a poll within the interval');
-$p = poll($dev, $j->{device_code});
-$t->oauth_error_ok($p, 400, 'slow_down', 'again (interval now 10s)');
-# RFC 8628 3.5: each slow_down adds 5 seconds for all later polls: 6 s
-# on, past the first 5 s but within the 15 of two slow_downs, is too fast
+# R88: a poll within the interval is answered, not written: polling flat
+# out (a public client's id and a device code it asked for are all it
+# takes) costs the store nothing, the device record stays as it was
+my @before = OAuth2Test::dump_store($t->store);
+my %fast;
+$fast{poll($dev, $j->{device_code})->{json}{error} // 'none'}++ for 1 .. 200;
+is_deeply(\%fast, { slow_down => 200 }, '200 polls within the interval: each slow_down');
+is_deeply([OAuth2Test::dump_store($t->store)], \@before,
+    '... and none of them wrote anything to the store');
+# RFC 8628 3.5: the device adds 5 s to its interval after a slow_down; the
+# server holds it to the interval it gave, from its last poll that was not
+# too fast
 sleep 6;
 $p = poll($dev, $j->{device_code});
-$t->oauth_error_ok($p, 400, 'slow_down', 'within the grown interval (6 s of 15 s)');
+$t->oauth_error_ok($p, 400, 'authorization_pending', 'a poll after the interval (6 s of 5 s)');
+$p = poll($dev, $j->{device_code});
+$t->oauth_error_ok($p, 400, 'slow_down', 'and one within the interval from it');
 
 # another client cannot redeem it (R30)
 $p = poll($other, $j->{device_code});

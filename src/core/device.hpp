@@ -27,7 +27,6 @@ namespace oauth2::detail {
 
 constexpr const char* kDeviceGrant = "urn:ietf:params:oauth:grant-type:device_code";
 constexpr int64_t kDeviceInterval = 5;  // RFC 8628 3.2's default
-constexpr int64_t kSlowDownStep = 5;    // RFC 8628 3.5
 constexpr int64_t kDeviceLinger = 300;  // a late poll still hears expired_token
 constexpr size_t kUserCodeLen = 8;      // 20^8: about 34 bits
 // RFC 8628 6.1: no vowels (no words), no look-alike characters
