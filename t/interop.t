@@ -77,7 +77,7 @@ my @subst = (
     [qr{/usr/lib/nginx/modules/ngx_http_oauth2_module\.so}, $OAuth2Test::MODULE],
     [qr{/var/lib/nginx/oauth2}, "$dir/store"],
     [qr{127\.0\.0\.1:8080}, "127.0.0.1:$port"],
-    [qr{127\.0\.0\.1:9180}, "127.0.0.1:$daemon"],
+    [qr{unix:/run/oauth2-admin/admin\.sock}, "127.0.0.1:$daemon"],
     [qr{/var/log/nginx/oauth2\.log}, "$dir/access.log"],
     [qr{root /var/www/html;}, "root $dir/html;"],
     [qr{proxy_pass http://127\.0\.0\.1:9000;}, "alias $dir/html/;"],
