@@ -46,8 +46,10 @@ void remember_consent(Txn& txn, std::string_view realm, uint64_t user, std::stri
   TokenId id = consent_id(user, client_id);
   std::string merged(scope);
   if (auto old = txn.get_token(realm, id); old && old->type == TokenType::kConsent) {
+    // an expired consent (not yet swept) grants nothing: its scopes, which
+    // the user no longer sees, are not carried into the new one
     std::vector<std::string_view> asked = scopes_of(scope);
-    for (auto s : scopes_of(old->scope)) {
+    for (auto s : now < old->expires_at ? scopes_of(old->scope) : scopes_of("")) {
       if (std::find(asked.begin(), asked.end(), s) == asked.end()) {
         merged += merged.empty() ? "" : " ";
         merged.append(s);

@@ -1656,6 +1656,37 @@ TEST_F(PagesTest, AllowOnASessionEndedMeanwhileGivesNoCodeR39) {
   EXPECT_EQ(codes_of_web(), 1u) << "no second code";
 }
 
+// R26: a consent that expired (and was not swept yet) is not merged into
+// the one the user gives now: the user saw "read" only, and the grant
+// must not silently hold the old year's "write admin" again
+TEST_F(PagesTest, AnExpiredConsentIsNotRevivedByANarrowerOne) {
+  const int64_t year_ago = kNow - oauth2::detail::kConsentTtl - 60;
+  store_->change([&](Txn& txn) {
+    oauth2::detail::remember_consent(txn, "default", alice_.id, "web", "read write admin",
+                                     year_ago);
+    oauth2::detail::remember_consent(txn, "default", alice_.id, "web", "read", kNow);
+    txn.commit();
+  });
+  Txn txn = store_->read();
+  auto c = oauth2::detail::find_consent(txn, "default", alice_.id, "web", kNow);
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->scope, "read");
+  EXPECT_FALSE(oauth2::detail::consent_covers(*c, "read write admin"));
+}
+
+// a live consent is kept and widened: asking for more adds to it
+TEST_F(PagesTest, ALiveConsentIsWidenedByANewOne) {
+  store_->change([&](Txn& txn) {
+    oauth2::detail::remember_consent(txn, "default", alice_.id, "web", "read write", kNow - 60);
+    oauth2::detail::remember_consent(txn, "default", alice_.id, "web", "admin", kNow);
+    txn.commit();
+  });
+  Txn txn = store_->read();
+  auto c = oauth2::detail::find_consent(txn, "default", alice_.id, "web", kNow);
+  ASSERT_TRUE(c.has_value());
+  EXPECT_TRUE(oauth2::detail::consent_covers(*c, "read write admin"));
+}
+
 TEST_F(PagesTest, ARememberedConsentWithdrawnMeanwhileGivesNoCode) {
   store_->change([&](Txn& txn) {
     oauth2::detail::remember_consent(txn, "default", alice_.id, "web", "read", kNow - 5);
