@@ -15,11 +15,17 @@ LoginTarget resolve_login(Txn& txn, std::string_view realm, std::string_view log
     t.candidates = txn.users_by_email(realm, login, kMaxEmailMatches);
   }
   // one key per account, whichever name reached it; an unknown name is
-  // counted the same way, so that counting tells nothing
+  // counted the same way, so that counting tells nothing.  Each kind in a
+  // space of its own: an unknown name, as sent ("?"), never fills the
+  // bucket of an account ("#<id>": "ALICE" would otherwise fill alice's
+  // or not, telling whether "alice" exists) nor of several accounts'
+  // email ("@", lowercased as emails are looked up)
   if (t.candidates.size() == 1) {
     t.throttle_key = "#" + std::to_string(t.candidates[0]);
+  } else if (t.candidates.empty()) {
+    t.throttle_key = "?" + std::string(login.substr(0, 254));
   } else {
-    t.throttle_key.assign(login.substr(0, 254));
+    t.throttle_key = "@" + std::string(login.substr(0, 254));
     for (char& ch : t.throttle_key) {
       if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch + 32);
     }
