@@ -227,6 +227,41 @@ TEST_F(ClientAuthTest, ADisabledClientRedeemsRefreshesAndPollsNothingR70) {
   }
 }
 
+// R88, RFC 8628 3.5: a poll within the interval of the last answered one
+// is slow_down and writes nothing (the record keeps that poll's time, so
+// polling flat out costs the store nothing); one at the interval is
+// authorization_pending and recorded
+TEST_F(ClientAuthTest, ADevicePolledWithinItsIntervalIsNotWritten) {
+  oauth2::detail::DeviceState pending;
+  pending.last_poll = kNow - 2;
+  pending.expires = kNow + 600;
+  const std::string device_code =
+      put(TokenType::kDevice, 7, 900, oauth2::detail::encode_device_state(pending));
+  const std::string poll =
+      "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code=" +
+      device_code;
+  auto last_poll = [&] {
+    auto t = store_->read().get_token("default", oauth2::token_id(device_code));
+    auto st = t ? oauth2::detail::parse_device_state(t->data) : std::nullopt;
+    return st ? st->last_poll : -1;
+  };
+  Response r = token(poll);
+  EXPECT_EQ(json_str(r.body, "error"), "slow_down") << r.body;
+  EXPECT_EQ(last_poll(), kNow - 2) << "the fast poll was written";
+
+  store_->change([&](Txn& txn) {
+    auto t = txn.get_token("default", oauth2::token_id(device_code));
+    ASSERT_TRUE(t);
+    pending.last_poll = kNow - 5;  // the interval (5 s) has passed
+    t->data = oauth2::detail::encode_device_state(pending);
+    txn.update_token("default", oauth2::token_id(device_code), *t);
+    txn.commit();
+  });
+  r = token(poll);
+  EXPECT_EQ(json_str(r.body, "error"), "authorization_pending") << r.body;
+  EXPECT_EQ(last_poll(), kNow) << "the poll at the interval is recorded";
+}
+
 // R70: an application disabled while its token request was in flight
 // (after its authentication read it enabled, before the grant's change)
 // gets nothing from its code, refresh token or approved device code: the
