@@ -115,6 +115,9 @@ like($live, qr/^\s*oauth2_handshake_key \S+;/m,
 like(slurp("$src/oauth2_proxy.conf"),
     qr/^proxy_set_header X-Real-IP \$remote_addr;/m,
     'oauth2_proxy.conf gives the daemon the client\'s address');
+like(slurp("$src/oauth2_proxy.conf"),
+    qr/^proxy_set_header X-OAuth2-Realm "";/m,
+    'oauth2_proxy.conf never passes a client\'s X-OAuth2-Realm (R87)');
 
 ################################################ what multi-realm.conf must hold
 

@@ -850,6 +850,18 @@ for my $p (@PAIRS) {
         . 'users with a default-realm admin token');
     is_deeply(usernames($r), $USERS{default},
         'the default server lists only the default realm\'s users');
+    # a client's X-OAuth2-Realm never reaches the daemon from the default
+    # server either, which sets none (R87): it stays in "default"
+    $r = api_at('default', 'GET', '/api/users/', token => $OPS{default},
+        headers => ['X-OAuth2-Realm' => 'shop1']);
+    is($r->{status}, 200, 'the default server, a client sending '
+        . 'X-OAuth2-Realm: shop1: 200 with a default-realm admin token');
+    is_deeply(usernames($r), $USERS{default},
+        '... and the default realm\'s users, not shop1\'s');
+    is(api_at('default', 'GET', '/api/users/', token => $OPS{default},
+        headers => ['X-OAuth2-Realm' => 'nosuch'])->{status}, 200,
+        '... a client sending X-OAuth2-Realm: nosuch: 200, not the daemon\'s '
+        . '404 (the provider\'s realms cannot be listed)');
     is(api_at('shop1', 'GET', '/api/users/', token => $OPS{default})
         ->{status}, 401, 'a default-realm admin token at shop1: 401');
 }
@@ -934,6 +946,13 @@ sub in_shop1_only_ok {
     $r = $t->api(@u, token => $BOSS{shop1});
     is($r->{status}, 401, 'the daemon without the header serves its --realm '
         . '(default): boss1\'s token 401');
+    # two of them (a client's passed beside nginx's): which is meant is not
+    # known, so neither is served
+    $r = $t->api(@u, token => $BOSS{shop1},
+        headers => ['X-OAuth2-Realm' => 'shop1', 'X-OAuth2-Realm' => 'shop1']);
+    is($r->{status}, 400, 'two X-OAuth2-Realm headers: 400');
+    is_deeply($r->{json}, { detail => 'More than one X-OAuth2-Realm header.' },
+        'two X-OAuth2-Realm headers: the detail says so');
     $r = $t->api(@u, token => $OPS{default});
     is($r->{status}, 200, 'the daemon without the header: the default '
         . 'realm\'s token 200');

@@ -135,6 +135,11 @@ Route match(std::string_view path) {
 // (proxy_set_header replaces what a client sent, and only nginx reaches
 // the daemon: R69), else --realm.  Never the Host header.
 std::optional<HttpResponse> select_realm(ServeContext& ctx, const HttpRequest& req) {
+  // two of them: a client's got through beside nginx's (a configuration
+  // that passes what clients send); which one is meant is not known
+  size_t count = 0;
+  for (const auto& [name, value] : req.headers) count += name == "x-oauth2-realm";
+  if (count > 1) return HttpResponse::error(400, "More than one X-OAuth2-Realm header.");
   auto h = req.header("x-oauth2-realm");
   if (!h) {
     if (!ctx.require_realm_header) return std::nullopt;

@@ -978,8 +978,9 @@ sub daemon_port { $_[0]->port('daemon') }
 sub daemon_log { "$_[0]{dir}/daemon.log" }
 sub daemon_pid { $_[0]{daemon_pid} }
 
-# nginx locations proxying the daemon's paths, as conf.example does; the
-# daemon builds its absolute URLs from Host and X-Forwarded-Proto
+# nginx locations proxying the daemon's paths, as conf.example does
+# (oauth2_proxy.conf's headers); the daemon builds its absolute URLs from
+# Host and X-Forwarded-Proto, and never hears a client's X-OAuth2-Realm
 sub daemon_locations {
     my ($self, $upstream) = @_;
     $upstream //= 'http://127.0.0.1:' . $self->daemon_port;
@@ -992,6 +993,7 @@ sub daemon_locations {
             . "        proxy_set_header Host \$http_host;\n"
             . "        proxy_set_header X-Forwarded-Proto \$scheme;\n"
             . "        proxy_set_header X-Real-IP \$remote_addr;\n"
+            . "        proxy_set_header X-OAuth2-Realm \"\";\n"
             . "    }\n";
     }
     return $conf;
