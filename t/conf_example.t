@@ -115,6 +115,11 @@ like($live, qr/^\s*oauth2_handshake_key \S+;/m,
 like(slurp("$src/oauth2_proxy.conf"),
     qr/^proxy_set_header X-Real-IP \$remote_addr;/m,
     'oauth2_proxy.conf gives the daemon the client\'s address');
+# TLS ends in front of the examples' nginx: the daemon hears https, so
+# that its cookies are Secure and its links https (RFC 6265 4.1.2.5)
+like(slurp("$src/oauth2_proxy.conf"),
+    qr/^proxy_set_header X-Forwarded-Proto https;/m,
+    'oauth2_proxy.conf tells the daemon the clients\' scheme, https');
 like(slurp("$src/oauth2_proxy.conf"),
     qr/^proxy_set_header X-OAuth2-Realm "";/m,
     'oauth2_proxy.conf never passes a client\'s X-OAuth2-Realm (R87)');

@@ -67,7 +67,11 @@ die "openssl genpkey RSA: $code" if $code;
 OAuth2Test::write_file("$dir/service-api-token",
     "a-service-token-of-some-length\n");
 chmod 0644, "$dir/jwt-es256.pem", "$dir/jwt-rs256.pem", "$dir/service-api-token";
-copy("$src/oauth2_proxy.conf", "$dir/oauth2_proxy.conf") or die "copy: $!";
+# as scripts/run-demo makes it: plain http, the daemon's scheme nginx's
+(my $proxy = OAuth2Test::_slurp("$src/oauth2_proxy.conf"))
+    =~ s/X-Forwarded-Proto https;/X-Forwarded-Proto \$scheme;/
+    or BAIL_OUT('conf.example/oauth2_proxy.conf and scripts/run-demo differ');
+OAuth2Test::write_file("$dir/oauth2_proxy.conf", $proxy);
 
 # the substitutions of scripts/run-demo, in the same order
 my $conf = OAuth2Test::_slurp("$src/full.conf");
