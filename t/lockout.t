@@ -18,7 +18,7 @@ OAuth2Test::require_build();
 
 my $t = OAuth2Test->new;
 my $PW = 'Lock-test-passphrase-7';
-for my $u (qw(alice bob carol dave erin)) {
+for my $u (qw(alice bob carol dave erin frank)) {
     $t->admin_json('user', 'add', '--username', $u, '--email',
         "$u\@example.com", '--password', $PW, '--pbkdf2-iterations', 1000,
         '--staff');
@@ -208,6 +208,34 @@ is(page_login('carol', $PW, '127.0.0.66', $page_device)->{status}, 303,
 ($r) = browser_login('carol', $PW, '127.0.0.67', $page_device);
 is($r->{status}, 303,
     'and at the authorization page: one browser for both (R89)');
+
+###################### a device cookie planted by a sibling host (R83)
+
+# a sibling host (Domain=example.com) can set an oauth2_device cookie the
+# browser sends here: the sign-in does not trust the value it sent, but
+# gives the browser one of the server's, so that whoever planted the value
+# cannot pass the account's lock with it
+my $planted = 'Planted' . ('x' x 36);
+my $planted2 = 'Planted2' . ('y' x 35);
+my ($fr, $fr_device) = browser_login('frank', $PW, '127.0.0.80', $planted);
+is($fr->{status}, 303, 'frank signs in, his browser holding a planted device cookie: 303');
+like($fr_device // '', qr/^[A-Za-z0-9_-]{43}$/,
+    '... and it gets a device cookie of the server\'s');
+isnt($fr_device // '', $planted, '... not the planted value');
+my $fr_page = page_login('frank', $PW, '127.0.0.85', $planted2);
+is($fr_page->{status}, 303, 'the same at the daemon\'s page: 303');
+my $fr_page_device = OAuth2Test::cookies_of($fr_page)->{oauth2_device}{value} // '';
+ok($fr_page_device ne '' && $fr_page_device ne $planted2,
+    '... with a device cookie of the server\'s, not the planted one');
+for my $n (81, 82) {
+    grant('frank', "x$n$_", "127.0.0.$n") for 1 .. 3;
+}
+($r) = browser_login('frank', $PW, '127.0.0.83', $planted);
+is($r->{status}, 429, 'frank locked: the planted value at a new address: 429');
+refused_ok(page_login('frank', $PW, '127.0.0.86', $planted2),
+    'frank locked: the planted value at the daemon\'s page');
+($r) = browser_login('frank', $PW, '127.0.0.84', $fr_device);
+is($r->{status}, 303, 'the value the server gave his browser: 303');
 
 ############################################## the per-address ceiling
 

@@ -126,10 +126,11 @@ std::optional<HttpResponse> check_password(ServeContext& ctx, const Attempt& a,
 }
 
 // Records the login: last_login as Django keeps it, the stronger hash,
-// the origin for the account's lock.  The user as stored, or nullopt when
-// it changed meanwhile and may no longer log in.
+// the origin for the account's lock (*device: the device value the
+// browser is to keep).  The user as stored, or nullopt when it changed
+// meanwhile and may no longer log in.
 std::optional<User> record_login(ServeContext& ctx, const Attempt& a, const User& u,
-                                 const std::string& new_hash) {
+                                 const std::string& new_hash, std::string* device) {
   return ctx.store->change([&](Txn& txn) -> std::optional<User> {
     auto cur = txn.get_user(ctx.realm, u.id);
     if (!cur || cur->password != u.password || !cur->is_active || !cur->is_staff) {
@@ -142,7 +143,7 @@ std::optional<User> record_login(ServeContext& ctx, const Attempt& a, const User
     updated.last_login = a.now;
     // the session follows what is stored, written or not
     if (txn.put_user(updated, false) == PutUser::kOk) {
-      account_signed_in(txn, ctx.realm, updated.id, a.origin, a.now);
+      *device = account_signed_in(txn, ctx.realm, updated.id, a.origin, a.now);
       txn.commit();
       *cur = std::move(updated);
     }
@@ -159,14 +160,15 @@ std::string device_cookie_header(const HttpRequest& req, const std::string& devi
 }
 
 // A new session at each login; the one the browser had, if any, ends.
-HttpResponse logged_in(const ServeContext& ctx, const Attempt& a, const User& u) {
+HttpResponse logged_in(const ServeContext& ctx, const Attempt& a, const User& u,
+                       const std::string& device) {
   if (auto old = a.req.cookie(kSessionCookie)) close_session_cookie(*old);
   std::string token = open_session(ctx, u);
   HttpResponse r = see_other(after_login(a.next));
   r.headers.emplace_back("Set-Cookie", cookie_header(a.req, kSessionCookie, token, false));
   r.headers.emplace_back("Set-Cookie", cookie_header(a.req, kCsrfCookie, "", true));
-  if (a.new_device) {
-    r.headers.emplace_back("Set-Cookie", device_cookie_header(a.req, a.origin.device));
+  if (a.new_device || device != a.origin.device) {
+    r.headers.emplace_back("Set-Cookie", device_cookie_header(a.req, device));
   }
   return r;
 }
@@ -210,9 +212,10 @@ HttpResponse login_post(ServeContext& ctx, const HttpRequest& req) {
   if (auto refused = check_password(ctx, a, *password, &u, &new_hash)) {
     return std::move(*refused);
   }
-  auto stored = record_login(ctx, a, u, new_hash);
+  std::string device;
+  auto stored = record_login(ctx, a, u, new_hash, &device);
   if (!stored) return a.again(400, kBadLogin);
-  return logged_in(ctx, a, *stored);
+  return logged_in(ctx, a, *stored, device);
 }
 
 HttpResponse logout_post(ServeContext& ctx, const HttpRequest& req) {

@@ -382,15 +382,15 @@ Response start_session(Txn& txn, const IssueSettings& s, const LoginCheck& check
   sess.issued_at = s.now;
   sess.expires_at = add_ttl(s.now, kSessionTtl);
   sess.user = std::to_string(check.user->id);
-  account_signed_in(txn, s.realm, check.user->id, origin, s.now);
+  const std::string device = account_signed_in(txn, s.realm, check.user->id, origin, s.now);
   txn.put_new_token(s.realm, token_id(token), sess);
   txn.commit();
   Response r;
   r.status = 303;
   r.location = requery;
   r.cookies.push_back(cookie_text(kSessionCookie, token, kSessionTtl, secure));
-  if (new_device) {
-    r.cookies.push_back(cookie_text(kDeviceCookie, origin.device, kDeviceCookieTtl, secure));
+  if (new_device || device != origin.device) {
+    r.cookies.push_back(cookie_text(kDeviceCookie, device, kDeviceCookieTtl, secure));
   }
   return r;
 }

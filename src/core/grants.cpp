@@ -557,7 +557,7 @@ EndpointResult password_flow(Store& store, const IssueSettings& s, const Client&
           fresh->last_login = s.now;
           if (rehashed) fresh->password = *rehashed;
           txn.put_user(*fresh, false);
-          account_signed_in(txn, s.realm, fresh->id, origin, s.now);
+          (void)account_signed_in(txn, s.realm, fresh->id, origin, s.now);
           IssuedPair pair =
               issue_pair(txn, s, client, granted, std::to_string(fresh->id), new_family(),
                          client.allows_grant("refresh_token"), nullptr, 0, audience);

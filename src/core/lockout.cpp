@@ -64,14 +64,23 @@ void account_failed(Txn& txn, std::string_view realm, uint64_t user, const Accou
   txn.put_account_lock(realm, user, l);
 }
 
-void account_signed_in(Txn& txn, std::string_view realm, uint64_t user, const LoginOrigin& origin,
-                       int64_t now) {
+std::string account_signed_in(Txn& txn, std::string_view realm, uint64_t user,
+                              const LoginOrigin& origin, int64_t now) {
   AccountLock l = txn.get_account_lock(realm, user).value_or(AccountLock{});
   // a success leaves the count alone: signing in must not unlock the
   // account for the others (R83)
   trust(l, origin_id('a', origin.address), now);
-  if (!origin.device.empty()) trust(l, origin_id('d', origin.device), now);
+  std::string device;
+  if (!origin.device.empty()) {
+    // only a value this server gave a browser that signed in to the
+    // account is trusted again: one a browser merely sent (a sibling
+    // host can plant a cookie, Domain=) is replaced by a fresh one, or
+    // whoever planted it would pass the lock with it
+    device = trusted(l, origin_id('d', origin.device), now) ? origin.device : new_device_cookie();
+    trust(l, origin_id('d', device), now);
+  }
   txn.put_account_lock(realm, user, l);
+  return device;
 }
 
 std::string new_device_cookie() {

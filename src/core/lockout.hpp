@@ -47,9 +47,12 @@ unsigned account_wait(Txn& txn, std::string_view realm, uint64_t user, const Log
 void account_failed(Txn& txn, std::string_view realm, uint64_t user, const AccountLimit& limit,
                     int64_t now);
 
-// A successful sign-in: origin is trusted for kTrustedFor.
-void account_signed_in(Txn& txn, std::string_view realm, uint64_t user, const LoginOrigin& origin,
-                       int64_t now);
+// A successful sign-in: origin's address is trusted for kTrustedFor, and a
+// browser's device value (origin.device not empty): the one it sent if the
+// account trusts it already (this server gave it), else a fresh one.  The
+// device value the browser is to keep ("" for none).
+std::string account_signed_in(Txn& txn, std::string_view realm, uint64_t user,
+                              const LoginOrigin& origin, int64_t now);
 
 // A device cookie's value: 256 random bits; and whether a value the
 // browser sent has that shape.

@@ -35,11 +35,14 @@ class LockoutTest : public ::testing::Test {
       });
     }
   }
-  void sign_in(const LoginOrigin& o, int64_t at = kNow) {
+  // the device value the browser is to keep
+  std::string sign_in(const LoginOrigin& o, int64_t at = kNow) {
+    std::string device;
     store_->change([&](oauth2::Txn& txn) {
-      oauth2::account_signed_in(txn, kRealm, 7, o, at);
+      device = oauth2::account_signed_in(txn, kRealm, 7, o, at);
       txn.commit();
     });
+    return device;
   }
   unsigned wait(const LoginOrigin& o, int64_t at = kNow) {
     auto txn = store_->read();
@@ -71,13 +74,28 @@ TEST_F(LockoutTest, SigningInUnlocksNothingForOthersR83) {
 }
 
 TEST_F(LockoutTest, ABrowserIsTrustedByItsDeviceCookie) {
-  const std::string device = oauth2::new_device_cookie();
+  const std::string device = sign_in({"192.0.2.1", oauth2::new_device_cookie()});
   ASSERT_TRUE(oauth2::valid_device_cookie(device));
-  sign_in({"192.0.2.1", device});
+  EXPECT_EQ(sign_in({"192.0.2.2", device}), device) << "a trusted value is kept";
   fail(5);
   EXPECT_EQ(wait({"203.0.113.4", device}), 0u) << "the same browser elsewhere";
   EXPECT_GT(wait({"203.0.113.4", oauth2::new_device_cookie()}), 0u);
   EXPECT_GT(wait({"203.0.113.4", ""}), 0u);
+}
+
+// R83: a device value the browser sent but this server never gave it for
+// the account (a cookie a sibling host planted, Domain=) is not what the
+// sign-in trusts: the browser gets a fresh value, and the planted one
+// never passes the lock
+TEST_F(LockoutTest, APlantedDeviceValueIsNeverTrustedR83) {
+  const std::string planted(43, 'P');
+  ASSERT_TRUE(oauth2::valid_device_cookie(planted));
+  const std::string given = sign_in({"192.0.2.1", planted});
+  EXPECT_NE(given, planted);
+  EXPECT_TRUE(oauth2::valid_device_cookie(given));
+  fail(5);
+  EXPECT_GT(wait({"203.0.113.4", planted}), 0u) << "the planted value passes nothing";
+  EXPECT_EQ(wait({"203.0.113.4", given}), 0u) << "the server's value does";
 }
 
 TEST_F(LockoutTest, TrustEndsAfterThirtyDays) {
