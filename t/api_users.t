@@ -589,6 +589,39 @@ ok(scalar @last_first, 'the value read back is one a PATCH answered with');
 is(join(',', map { $_->{status} } @res), '200,200,200,200',
     'writes through the daemon while nginx validates: no error');
 
+################################## self-registration is limited per address
+
+# --open-registration: 10 a minute (100 an hour) per address, as the
+# module's oauth2_register, counted before the password is hashed: a flood
+# from one address neither fills the store nor holds the hash queue that
+# staff sign-ins need (R88, R83); other addresses and staff are not limited
+my @flood = map {
+    my $n = $_;
+    my $r = api('POST', '/api/users/', from => '127.9.0.1', json => {
+        username => "flood$n", password => "Flood-pass-$n-x9",
+        email => "flood$n\@example.com" });
+    push @secrets, "Flood-pass-$n-x9";
+    $r;
+} 1 .. 12;
+is(join(',', map { $_->{status} } @flood), join(',', (201) x 10, 429, 429),
+    'twelve self-registrations from one address in a minute: 10 made, then 429');
+like(OAuth2Test::header($flood[-1], 'Retry-After') // '', qr/^[1-9]\d*$/,
+    'the 429 says when (Retry-After)');
+like(detail($flood[-1]) // '', qr/^Request was throttled/, '... in DRF\'s words');
+is(join(',', grep { /^flood/ } split /,/, names(all_users())),
+    join(',', sort map { "flood$_" } 1 .. 10),
+    'the refused registrations made no user');
+is(api('POST', '/api/users/', from => '127.9.0.2', json => {
+        username => 'elsewhere', password => 'Elsewhere-pass-7x',
+        email => 'elsewhere@example.com' })->{status}, 201,
+    'another address registers: 201');
+push @secrets, 'Elsewhere-pass-7x';
+is(api('POST', '/api/users/', from => '127.9.0.1', token => $root, json => {
+        username => 'by-staff', password => 'By-staff-pass-7x',
+        email => 'by-staff@example.com' })->{status}, 201,
+    'staff creates a user from the flooded address: 201 (not limited)');
+push @secrets, 'By-staff-pass-7x';
+
 ######################################################## end
 
 is($t->stop_daemon, 0, 'the daemon exits 0 on SIGTERM');

@@ -228,6 +228,14 @@ HttpResponse busy() {
   return r;
 }
 
+// DRF's throttled answer
+HttpResponse throttled(unsigned seconds) {
+  HttpResponse r = HttpResponse::error(
+      429, "Request was throttled. Expected available in " + std::to_string(seconds) + " seconds.");
+  r.set("Retry-After", std::to_string(seconds));
+  return r;
+}
+
 // The caller's current password: nullopt if it is right, else the answer
 // (400 field error, or 429 when the account or the address is throttled).
 HttpResponse wrong_current_password() {
@@ -249,13 +257,6 @@ std::optional<HttpResponse> check_current_password(ServeContext& ctx, const Http
     Txn txn = ctx.store->read();
     wait = login_gate(txn, throttle, ctx.realm, target, origin, now);
   }
-  // DRF's throttled answer
-  auto throttled = [](unsigned seconds) {
-    HttpResponse r = HttpResponse::error(429, "Request was throttled. Expected available in " +
-                                                  std::to_string(seconds) + " seconds.");
-    r.set("Retry-After", std::to_string(seconds));
-    return r;
-  };
   if (wait) return throttled(wait);
   LoginCheck check = check_login(*ctx.store, ctx.realm, target, password, ctx.pbkdf2_iterations,
                                  ctx.account_limit, origin, now);
@@ -286,6 +287,34 @@ HttpResponse list_users(ServeContext& ctx, const HttpRequest& req) {
   return pager.response(results.release());
 }
 
+// A self-registration (--open-registration: no caller) is limited per
+// address as the module's oauth2_register is without oauth2_rate_limit,
+// 10 a minute and 100 an hour, counted before its password is hashed: a
+// flood of them neither holds the queue of hashes that staff sign-ins
+// need (R88) nor fills the store.  Seconds to wait, 0 if it may go on.
+unsigned registration_wait(ServeContext& ctx, const HttpRequest& req) {
+  if (!ctx.counters) return 0;
+  oauth2_counters_t c = ctx.counters->counters();
+  const std::string address = throttle_address(client_address(req));
+  const struct {
+    const char* name;
+    unsigned limit, window;
+  } windows[] = {{"rm:", 10, 60}, {"rh:", 100, 3600}};
+  std::string keys[2];
+  for (size_t i = 0; i < 2; i++) {
+    keys[i] = counter_key(ctx.realm, windows[i].name + address);
+    const auto* k = reinterpret_cast<const unsigned char*>(keys[i].data());
+    if (unsigned wait = c.check(c.ctx, k, keys[i].size(), windows[i].limit, windows[i].window)) {
+      return wait == OAUTH2_COUNTER_FULL ? 1 : wait;  // no room: refused (R84)
+    }
+  }
+  for (size_t i = 0; i < 2; i++) {
+    c.failed(c.ctx, reinterpret_cast<const unsigned char*>(keys[i].data()), keys[i].size(),
+             windows[i].window);
+  }
+  return 0;
+}
+
 HttpResponse create_user(ServeContext& ctx, const HttpRequest& req, const Caller& caller) {
   // staff; or nobody at all when registration is open
   if (caller.anonymous() ? !ctx.open_registration : !caller.acts_as_staff()) {
@@ -305,6 +334,9 @@ HttpResponse create_user(ServeContext& ctx, const HttpRequest& req, const Caller
   apply(in, u, "");  // is_staff, is_active: only from staff
   check_policy(ctx, in, u, errors);
   if (!errors.empty()) return errors.response();
+  if (caller.anonymous()) {
+    if (unsigned wait = registration_wait(ctx, req)) return throttled(wait);
+  }
 
   HashSlots::Slot slot = ctx.hash_slot();
   if (ctx.hash_slots && !slot) return busy();
