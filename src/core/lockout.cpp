@@ -9,28 +9,54 @@ namespace oauth2 {
 
 namespace {
 
+// An origin's id: the SHA-256 of its kind and value, whose first bit is
+// then the kind (set: a browser's device, clear: an address), so that a
+// full list can evict by kind.  Ids are compared without that bit: those
+// stored before it was the kind still match.
+constexpr unsigned char kDeviceBit = 0x80;
+
 Digest origin_id(char kind, std::string_view value) {
   std::string in(1, kind);
   in.push_back(':');
   in.append(value);
-  return sha256(in);
+  Digest d = sha256(in);
+  d[0] = kind == 'd' ? (d[0] | kDeviceBit) : (d[0] & ~kDeviceBit & 0xff);
+  return d;
+}
+
+bool is_device(const Digest& id) {
+  return (id[0] & kDeviceBit) != 0;
+}
+
+bool same_origin(const Digest& a, const Digest& b) {
+  return ((a[0] ^ b[0]) & ~kDeviceBit & 0xff) == 0 &&
+         equal_ct(a.data() + 1, b.data() + 1, a.size() - 1);
 }
 
 bool trusted(const AccountLock& l, const Digest& id, int64_t now) {
   for (const AccountLock::Origin& o : l.trusted) {
-    if (o.last + kTrustedFor > now && equal_ct(o.id.data(), id.data(), id.size())) {
-      return true;
-    }
+    if (o.last + kTrustedFor > now && same_origin(o.id, id)) return true;
   }
   return false;
 }
 
+// Newest first, at most kMaxTrusted: a full list drops the oldest origin
+// of the kind that holds more than half of it, so that sign-ins from many
+// addresses (a phone's password grant on the move) never push out the
+// browsers that signed in, nor many browsers the addresses (R83)
 void trust(AccountLock& l, const Digest& id, int64_t now) {
-  auto same = [&](const AccountLock::Origin& o) { return o.id == id; };
+  auto same = [&](const AccountLock::Origin& o) { return same_origin(o.id, id); };
   l.trusted.erase(std::remove_if(l.trusted.begin(), l.trusted.end(), same), l.trusted.end());
   l.trusted.insert(l.trusted.begin(), AccountLock::Origin{id, now});
-  if (l.trusted.size() > AccountLock::kMaxTrusted) {
-    l.trusted.resize(AccountLock::kMaxTrusted);
+  while (l.trusted.size() > AccountLock::kMaxTrusted) {
+    const size_t devices = static_cast<size_t>(
+        std::count_if(l.trusted.begin(), l.trusted.end(),
+                      [](const AccountLock::Origin& o) { return is_device(o.id); }));
+    const bool drop_device = devices > AccountLock::kMaxTrusted / 2;
+    auto oldest =
+        std::find_if(l.trusted.rbegin(), l.trusted.rend(),
+                     [&](const AccountLock::Origin& o) { return is_device(o.id) == drop_device; });
+    l.trusted.erase(std::next(oldest).base());
   }
 }
 

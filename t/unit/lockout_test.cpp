@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "lockout.hpp"
 #include "store.hpp"
@@ -96,6 +97,35 @@ TEST_F(LockoutTest, APlantedDeviceValueIsNeverTrustedR83) {
   fail(5);
   EXPECT_GT(wait({"203.0.113.4", planted}), 0u) << "the planted value passes nothing";
   EXPECT_EQ(wait({"203.0.113.4", given}), 0u) << "the server's value does";
+}
+
+// R83: sign-ins from many addresses (a phone's password grant on the
+// move: an address each, no device) never push a browser that signed in
+// out of the list, nor many browsers the addresses: a full list drops
+// the oldest of the kind that holds more than half of it
+TEST_F(LockoutTest, ManyAddressesNeverPushOutABrowserR83) {
+  const std::string laptop = sign_in({"192.0.2.1", oauth2::new_device_cookie()}, kNow);
+  for (int i = 0; i < 12; i++) sign_in({"198.51.100." + std::to_string(i), ""}, kNow + 1 + i);
+  std::vector<std::string> browsers;
+  for (int i = 0; i < 3; i++) {
+    browsers.push_back(sign_in({"198.51.100.11", oauth2::new_device_cookie()}, kNow + 20 + i));
+  }
+  {
+    auto txn = store_->read();
+    auto l = txn.get_account_lock(kRealm, 7);
+    ASSERT_TRUE(l);
+    EXPECT_EQ(l->trusted.size(), oauth2::AccountLock::kMaxTrusted);
+  }
+  fail(5, kNow + 30);
+  EXPECT_EQ(wait({"203.0.113.4", laptop}, kNow + 31), 0u)
+      << "the laptop's browser, after 12 addresses signed in";
+  for (const std::string& b : browsers) EXPECT_EQ(wait({"203.0.113.4", b}, kNow + 31), 0u);
+  EXPECT_EQ(wait({"198.51.100.11", ""}, kNow + 31), 0u) << "the newest address";
+  EXPECT_GT(wait({"198.51.100.0", ""}, kNow + 31), 0u) << "the oldest addresses went";
+  // and many browsers keep the newest addresses
+  for (int i = 0; i < 8; i++)
+    sign_in({"198.51.100.11", oauth2::new_device_cookie()}, kNow + 40 + i);
+  EXPECT_EQ(wait({"198.51.100.11", ""}, kNow + 50), 0u) << "the address stays";
 }
 
 TEST_F(LockoutTest, TrustEndsAfterThirtyDays) {
