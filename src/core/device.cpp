@@ -303,21 +303,17 @@ EndpointResult device_code_grant(Store& store, const Request& req, const Form& f
       st.response = invalid_grant("The user is not active");
       return;
     }
-    auto aud = narrow_target(asked, t->audience);  // RFC 8707 2.2
-    if (!aud) {
-      st.response = oauth_error(400, "invalid_target", "The resource is not one the grant holds");
-      return;
-    }
-    // disabled or deleted since it authenticated: nothing issued (R70)
-    if (auto gone = refused_if_gone(txn, s.realm, client, used_header)) {
-      st.response = std::move(*gone);
+    std::string aud;
+    if (auto refused =
+            stored_grant_refusal(txn, s.realm, client, used_header, asked, t->audience, &aud)) {
+      st.response = std::move(*refused);
       return;
     }
     t->used_at = s.now;
     txn.update_token(s.realm, id, *t);
     IssuedPair pair =
         issue_pair(txn, s, client, t->scope, t->user, t->family,
-                   client.allows_grant("refresh_token"), nullptr, 0, *aud, &t->audience);
+                   client.allows_grant("refresh_token"), nullptr, 0, aud, &t->audience);
     txn.commit();
     st.response = issued(pair, pair.json(), kDeviceGrant);
   });

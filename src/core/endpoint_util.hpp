@@ -40,6 +40,14 @@ Response invalid_client(bool used_header);
 std::optional<Response> refused_if_gone(Txn& txn, std::string_view realm, const Client& client,
                                         bool used_header);
 
+// A stored grant (a code, a refresh token, a device code) about to issue
+// to client: the resource narrowed to at most what the grant holds (RFC
+// 8707 2.2) into *aud, and the client read again (refused_if_gone).  The
+// refusal, or nullopt.
+std::optional<Response> stored_grant_refusal(Txn& txn, std::string_view realm, const Client& client,
+                                             bool used_header, const std::string& asked,
+                                             const std::string& held, std::string* aud);
+
 // Cluster mode: the endpoint's 503, with Retry-After, while this edge's
 // mirror is staler than max_staleness (mirror_staleness): run_endpoint's
 // answer for every endpoint that uses the store, as auth_oauth2's (R77).

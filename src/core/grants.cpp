@@ -21,16 +21,28 @@
 
 namespace oauth2::detail {
 
+// A stored grant (a code, a refresh token, a device code) about to issue:
+// the resource narrowed to at most what the grant holds (RFC 8707 2.2)
+// into *aud, and the client read again: disabled or deleted since it
+// authenticated, nothing is issued (R70).  The refusal, or nullopt.
+std::optional<Response> stored_grant_refusal(Txn& txn, std::string_view realm, const Client& client,
+                                             bool used_header, const std::string& asked,
+                                             const std::string& held, std::string* aud) {
+  auto narrowed = narrow_target(asked, held);
+  if (!narrowed) {
+    return oauth_error(400, "invalid_target", "The resource is not one the grant holds");
+  }
+  if (auto gone = refused_if_gone(txn, realm, client, used_header)) return gone;
+  *aud = std::move(*narrowed);
+  return std::nullopt;
+}
+
 namespace {
 
 constexpr size_t kMaxCodeLen = 512;
 
 Response unauthorized_client() {
   return oauth_error(400, "unauthorized_client", "The client may not use this grant type");
-}
-
-Response invalid_target() {
-  return oauth_error(400, "invalid_target", "The resource is not one the grant holds");
 }
 
 bool valid_verifier(std::string_view v) {
@@ -319,15 +331,10 @@ EndpointResult authorization_code_grant(Store& store, const Request& req, const 
           st.response = std::move(*refused);
           return;
         }
-        // RFC 8707 2.2: at most what the authorization asked
-        auto aud = narrow_target(asked, t->audience);
-        if (!aud) {
-          st.response = invalid_target();
-          return;
-        }
-        // disabled or deleted since it authenticated: nothing issued (R70)
-        if (auto gone = refused_if_gone(txn, s.realm, client, used_header)) {
-          st.response = std::move(*gone);
+        std::string aud;
+        if (auto refused =
+                stored_grant_refusal(txn, s.realm, client, used_header, asked, t->audience, &aud)) {
+          st.response = std::move(*refused);
           return;
         }
         t->used_at = s.now;
@@ -335,7 +342,7 @@ EndpointResult authorization_code_grant(Store& store, const Request& req, const 
         // the refresh token holds the whole grant
         IssuedPair pair =
             issue_pair(txn, s, client, t->scope, t->user, t->family,
-                       client.allows_grant("refresh_token"), nullptr, 0, *aud, &t->audience);
+                       client.allows_grant("refresh_token"), nullptr, 0, aud, &t->audience);
         if (auto oc = decode_oidc_code(*t)) {
           pair.id_token = sign_id_token(s, client, t->user, *oc, pair.access_token);
         }
@@ -425,14 +432,11 @@ EndpointResult refresh_token_grant(Store& store, const Request& req, const Form&
               oauth_error(400, "invalid_scope", "The scope exceeds the one originally granted");
           return;
         }
-        auto aud = narrow_target(asked, t->audience);  // RFC 8707 2.2
-        if (!aud) {
-          st.response = invalid_target();
-          return;
-        }
-        // disabled or deleted since it authenticated: the token is not spent (R70)
-        if (auto gone = refused_if_gone(txn, s.realm, client, used_header)) {
-          st.response = std::move(*gone);
+        // the token is not spent by a refusal
+        std::string aud;
+        if (auto refused =
+                stored_grant_refusal(txn, s.realm, client, used_header, asked, t->audience, &aud)) {
+          st.response = std::move(*refused);
           return;
         }
         Family family = t->has_family() ? t->family : new_family();
@@ -440,7 +444,7 @@ EndpointResult refresh_token_grant(Store& store, const Request& req, const Form&
         // the first refresh token of the grant would have; it keeps the
         // grant's scope and resources
         IssuedPair pair = issue_pair(txn, s, client, granted, t->user, family, true, &t->scope,
-                                     t->expires_at, *aud, &t->audience);
+                                     t->expires_at, aud, &t->audience);
         std::string body = pair.json();
         // R40: the successor and the rotation commit together
         t->used_at = s.now;
