@@ -199,6 +199,29 @@ my $gs = $t->request('GET', '/o/applications/login/',
     headers => ['X-Forwarded-Proto' => 'https'], port => $t->daemon_port);
 like(cookies_of($gs)->{oauth2_csrf}{raw} // '', qr/;\s*Secure/i,
     'behind https (X-Forwarded-Proto) the cookies are Secure');
+# the device cookie it shares with the authorization pages (Path=/) is
+# __Host- behind https, as theirs is: a sibling host cannot plant it; an
+# unprefixed one sent there is not read (a fresh value is set)
+{
+    my $csrf = cookies_of($gs)->{oauth2_csrf}{value} // '';
+    my $in = $t->request('POST', '/o/applications/login/',
+        headers => ['X-Forwarded-Proto' => 'https',
+            'Content-Type' => 'application/x-www-form-urlencoded',
+            Cookie => "oauth2_csrf=$csrf; oauth2_device=" . ('P' x 43)],
+        body => OAuth2Test::form(csrf => csrf_field($gs),
+            username => $staff, password => $staff_pw),
+        port => $t->daemon_port);
+    is($in->{status}, 303, 'behind https: the staff user signs in: 303')
+        or diag($in->{raw});
+    my $dev = cookies_of($in)->{'__Host-oauth2_device'};
+    like($dev->{value} // '', qr/^[A-Za-z0-9_-]{43}$/,
+        'behind https: the device cookie is __Host-oauth2_device');
+    isnt($dev->{value} // '', 'P' x 43, '... a value of the server\'s');
+    like($dev->{raw} // '', qr/;\s*Path=\/;.*;\s*Secure/i,
+        '... Path=/ and Secure, as the prefix asks');
+    ok(!exists cookies_of($in)->{oauth2_device},
+        '... and no unprefixed device cookie');
+}
 
 # logins that fail
 ($r) = http_login($staff, 'wrong');

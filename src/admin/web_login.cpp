@@ -16,11 +16,17 @@
 #include "lockout.hpp"
 #include "login.hpp"
 #include "password.hpp"
+#include "session.hpp"
 #include "store.hpp"
 #include "web_internal.hpp"
 
 namespace oauth2::admin::web {
 namespace {
+
+// The module's device cookie, which the daemon's sign-in shares
+std::string device_cookie_name(const HttpRequest& req) {
+  return detail::cookie_name(kDeviceCookie, secure_request(req));
+}
 
 constexpr std::string_view kBadLogin =
     "Please enter the correct username and password for a staff account. "
@@ -55,7 +61,7 @@ struct Attempt {
         now(static_cast<int64_t>(time(nullptr))),
         throttle(ctx.throttle(r)) {
     if (!safe_next(next)) next.clear();
-    auto device = r.cookie(kDeviceCookie);
+    auto device = r.cookie(device_cookie_name(r));
     new_device = !device || !valid_device_cookie(*device);
     origin = {throttle.address(), new_device ? new_device_cookie() : *device};
   }
@@ -151,9 +157,10 @@ std::optional<User> record_login(ServeContext& ctx, const Attempt& a, const User
   });
 }
 
-// The browser is remembered (as by the module's pages: Path=/).
+// The browser is remembered (as by the module's pages: Path=/, and the
+// "__Host-" prefix behind https).
 std::string device_cookie_header(const HttpRequest& req, const std::string& device) {
-  std::string d = std::string(kDeviceCookie) + "=" + device +
+  std::string d = device_cookie_name(req) + "=" + device +
                   "; Path=/; HttpOnly; SameSite=Lax; Max-Age=" + std::to_string(kDeviceCookieTtl);
   if (secure_request(req)) d += "; Secure";
   return d;

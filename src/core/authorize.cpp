@@ -495,7 +495,7 @@ namespace detail {
 EndpointResult sign_in_post(Store& store, const Request& req, const std::string& app,
                             const Form& body, std::string_view cookies,
                             const std::string& requery) {
-  auto want = cookie_value(cookies, "oauth2_csrf");
+  auto want = request_cookie(req, cookies, kCsrfCookie);
   std::string csrf(body.get("csrf_token").value_or(""));
   if (!want || want->empty() || !same_ct(*want, csrf)) {
     return done(
@@ -507,14 +507,14 @@ EndpointResult sign_in_post(Store& store, const Request& req, const std::string&
     wipe(pw);
     return done(login_form(req.loc, app, *want, "Enter your username and password."));
   }
-  return sign_in(store, req, app, *want, name, std::move(pw), cookie_value(cookies, kDeviceCookie),
-                 requery);
+  return sign_in(store, req, app, *want, name, std::move(pw),
+                 request_cookie(req, cookies, kDeviceCookie), requery);
 }
 
 Response sign_in_page(const Request& req, std::string_view app, std::string_view hint) {
   std::string csrf_value = random_token();
   Response r = login_form(req.loc, app, csrf_value, nullptr, hint);
-  r.cookies.push_back(cookie(req, "oauth2_csrf", csrf_value, kSessionTtl));
+  r.cookies.push_back(cookie(req, kCsrfCookie, csrf_value, kSessionTtl));
   return r;
 }
 

@@ -21,9 +21,15 @@ std::optional<std::string> cookie_value(std::string_view header, std::string_vie
   return std::nullopt;
 }
 
+std::string cookie_name(std::string_view name, bool secure) {
+  std::string n = secure ? "__Host-" : "";
+  n += name;
+  return n;
+}
+
 std::string cookie_text(std::string_view name, std::string_view value, int64_t max_age,
                         bool secure) {
-  std::string c(name);
+  std::string c = cookie_name(name, secure);
   c += "=";
   c += value;
   c += "; Path=/; HttpOnly; SameSite=Lax; Max-Age=" + std::to_string(max_age);
@@ -39,6 +45,11 @@ bool secure_cookies(const Request& req) {
 std::string cookie(const Request& req, std::string_view name, std::string_view value,
                    int64_t max_age) {
   return cookie_text(name, value, max_age, secure_cookies(req));
+}
+
+std::optional<std::string> request_cookie(const Request& req, std::string_view cookies,
+                                          std::string_view name) {
+  return cookie_value(cookies, cookie_name(name, secure_cookies(req)));
 }
 
 bool same_ct(std::string_view a, std::string_view b) {
@@ -71,7 +82,7 @@ std::optional<SessionUser> read_session(Txn& txn, std::string_view realm, std::s
 
 std::optional<SessionUser> session_user(Store& store, const Request& req,
                                         std::string_view cookies) {
-  std::optional<std::string> session = cookie_value(cookies, kSessionCookie);
+  std::optional<std::string> session = request_cookie(req, cookies, kSessionCookie);
   if (!session || session->size() > kMaxTokenLen || !is_vschar(*session)) {
     return std::nullopt;
   }

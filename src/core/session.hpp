@@ -17,10 +17,18 @@ namespace oauth2::detail {
 
 constexpr int64_t kSessionTtl = 3600;
 constexpr const char* kSessionCookie = "oauth2_session";
+constexpr const char* kCsrfCookie = "oauth2_csrf";  // the sign-in form's
 
 // name's value in a Cookie header, if present
 std::optional<std::string> cookie_value(std::string_view header, std::string_view name);
-// a Set-Cookie value: HttpOnly, SameSite=Lax, Path=/ (Secure when secure)
+// A cookie's name: "__Host-" and name where the cookie is Secure, so that
+// the browser takes it only from this host, with Path=/ and no Domain
+// (RFC 6265bis 4.1.3.2): a sibling host under the same registrable domain
+// cannot plant a session or CSRF value here (login CSRF); name alone over
+// plain http, where the prefix is refused.
+std::string cookie_name(std::string_view name, bool secure);
+// a Set-Cookie value: HttpOnly, SameSite=Lax, Path=/ (Secure and the
+// "__Host-" prefix when secure)
 std::string cookie_text(std::string_view name, std::string_view value, int64_t max_age,
                         bool secure);
 // Secure on a cookie when the request came over TLS or the issuer is an
@@ -29,6 +37,10 @@ std::string cookie_text(std::string_view name, std::string_view value, int64_t m
 bool secure_cookies(const Request& req);
 std::string cookie(const Request& req, std::string_view name, std::string_view value,
                    int64_t max_age);
+// the value of the cookie that cookie(req, name, ...) sets, in a Cookie
+// header: over https only the prefixed name is read
+std::optional<std::string> request_cookie(const Request& req, std::string_view cookies,
+                                          std::string_view name);
 
 // constant-time equality of two strings
 bool same_ct(std::string_view a, std::string_view b);
