@@ -17,6 +17,31 @@ my $conf = $t->default_http;
 $conf =~ s/oauth2_store %%STORE%%;/oauth2_store %%STORE%% size=1m;/ or die;
 $t->write_config($conf)->run;
 
+# the admin daemon's pages on the same store: a staff user signed in
+# before it fills
+my $STAFF_PW = 'Full-store-staff-pass-1';
+$t->admin_json('user', 'add', '--username', 'staff', '--email',
+    'staff@example.com', '--password', $STAFF_PW, '--staff',
+    '--pbkdf2-iterations', 1000);
+$t->run_daemon;
+sub daemon {
+    my ($method, $path, $cookie, $body) = @_;
+    return $t->request($method, $path, port => $t->daemon_port,
+        headers => [Cookie => $cookie, defined $body
+            ? ('Content-Type' => 'application/x-www-form-urlencoded') : ()],
+        defined $body ? (body => $body) : ());
+}
+sub csrf_field { $_[0]{body} =~ /name="csrf" value="([^"]+)"/ ? $1 : '' }
+my $login = daemon('GET', '/o/applications/login/', undef);
+my $login_csrf = OAuth2Test::cookies_of($login)->{oauth2_csrf}{value} // '';
+my $in = daemon('POST', '/o/applications/login/', "oauth2_csrf=$login_csrf",
+    OAuth2Test::form(csrf => csrf_field($login), username => 'staff',
+        password => $STAFF_PW));
+is($in->{status}, 303, 'the staff user signs in at the daemon\'s pages')
+    or diag($in->{raw});
+my $session = 'oauth2_session='
+    . (OAuth2Test::cookies_of($in)->{oauth2_session}{value} // '');
+
 # fill it: tokens until one is refused
 my (@issued, $refused);
 for my $i (1 .. 20000) {
@@ -61,6 +86,28 @@ like($err, qr/the store is full/, '... saying the store is full');
 my $list = $t->admin_json('app', 'list');
 is(scalar(grep { ($_->{name} // '') =~ /^extra-\d+$/ } @$list), $added,
     '... and the refused application is not there, not even in part');
+
+# the daemon's pages answer a write that does not fit as its API does:
+# 503 with Retry-After, a retryable outage, never a 500 "server error"
+# (R77); and nothing of it is written
+my ($page, $form, $tried);
+for my $n (1 .. 200) {
+    $tried = "page-$n";
+    $form = daemon('GET', '/o/applications/register/', $session);
+    $page = daemon('POST', '/o/applications/register/', $session,
+        OAuth2Test::form(csrf => csrf_field($form), name => $tried,
+            client_type => 'confidential', grant_client_credentials => '1'));
+    last if $page->{status} != 303;
+}
+is($form->{status}, 200, 'the daemon\'s register page, signed in: 200');
+is($page->{status}, 503,
+    'registering an application on the daemon\'s page of a full store: 503')
+    or diag($page->{raw});
+like(OAuth2Test::header($page, 'Retry-After') // '', qr/^\d+$/,
+    '... with Retry-After');
+like($page->{body}, qr/unavailable/i, '... and a page that says so');
+ok(!grep({ ($_->{name} // '') eq $tried } @{$t->admin_json('app', 'list')}),
+    "... and $tried, refused, is not there");
 
 # even a delete needs new pages (copy-on-write): on a full store it is
 # refused cleanly too, and raising size= is the way out

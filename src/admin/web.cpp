@@ -139,6 +139,18 @@ std::string printable(std::string_view s) {
 HttpResponse web_handle(ServeContext& ctx, const HttpRequest& req) {
   try {
     return web::route(ctx, req);
+  } catch (const StoreError& e) {
+    // a retryable outage (the store full, a cluster without quorum), as
+    // the API answers it (R77)
+    log_line("", "web " + web::printable(req.method) + " " + web::printable(req.path) +
+                     ": store: " + e.what());
+    try {
+      HttpResponse r = web::message(503, "Service unavailable",
+                                    "The store is unavailable. Try again in a moment.", nullptr);
+      r.set("Retry-After", "1");
+      return r;
+    } catch (...) {
+    }
   } catch (const std::exception& e) {
     log_line(
         "", "web " + web::printable(req.method) + " " + web::printable(req.path) + ": " + e.what());
