@@ -457,6 +457,21 @@ is($t->bearer_get('/me/', $refresh)->{status}, 401,
         'enabled again: the old refresh token stays dead');
 }
 
+# the application disabled (R70): its refresh tokens give nothing, and
+# give again once it is enabled (the race of a disable with a refresh
+# that waits is EndpointsTest.AnApplicationChangedWhileAJwtRefreshWaits...)
+{
+    my $r = obtain('youruser', $pw);
+    my $rt = ($r->{json} // {})->{refresh} // '';
+    my ($code, undef, $err) = $t->admin('app', 'disable', $cid);
+    is($code, 0, 'oauth2-admin app disable') or diag($err);
+    drf_ok(refresh_jwt($rt), 401, $NOT_VALID,
+        'refresh while the application is disabled (R70)');
+    ($code, undef, $err) = $t->admin('app', 'enable', $cid);
+    is($code, 0, 'oauth2-admin app enable') or diag($err);
+    is(refresh_jwt($rt)->{status}, 200, 'enabled again: the refresh gives an access token');
+}
+
 ######################################################## throttling (R17)
 
 for my $n (1 .. 3) {

@@ -121,6 +121,13 @@ bool usable_refresh(Txn& txn, std::string_view realm, const Token& t, const Clie
   return t.user.empty() || txn.active_username(realm, token_user_id(t));
 }
 
+// The 400 of an application registered for DPoP-bound tokens: seed 003's
+// tokens are Bearer, so it gets none from these endpoints (RFC 9449 5.2)
+Response dpop_required(const char* directive) {
+  return drf_detail(400, std::string("The application of ") + directive +
+                             " requires DPoP-bound tokens, which this endpoint does not issue.");
+}
+
 std::optional<Client> login_client(Store& store, const Request& req) {
   Txn txn = store.read();
   auto c = txn.get_client(req.loc.realm, req.loc.login_client_id);
@@ -144,13 +151,7 @@ EndpointResult jwt_token_endpoint(Store& store, const Request& req) {
   if (!client) {
     return done(drf_detail(500, "The application of oauth2_jwt_token does not exist."));
   }
-  // its tokens are Bearer: an application registered for DPoP-bound
-  // tokens only gets none here (RFC 9449 5.2)
-  if (client->dpop_bound_access_tokens) {
-    return done(drf_detail(400,
-                           "The application of oauth2_jwt_token requires DPoP-bound tokens, "
-                           "which this endpoint does not issue."));
-  }
+  if (client->dpop_bound_access_tokens) return done(dpop_required("oauth2_jwt_token"));
   if (password->size() > kMaxPasswordLen || !valid_username(*username)) {
     return done(simplejwt_bad_login());
   }
@@ -208,6 +209,17 @@ EndpointResult jwt_refresh_endpoint(Store& store, const Request& req) {
     if (!t || !usable_refresh(txn, s.realm, *t, c, s.now)) {  // or revoked since the read
       st.unseen = !t;
       st.response = token_not_valid();
+      return;
+    }
+    // the application read again: disabled or deleted (R70), or
+    // registered for DPoP-bound tokens, since the read above
+    auto fresh = txn.get_client(s.realm, c.client_id);
+    if (!fresh || fresh->disabled) {
+      st.response = token_not_valid();
+      return;
+    }
+    if (fresh->dpop_bound_access_tokens) {
+      st.response = dpop_required("oauth2_jwt_refresh");
       return;
     }
     IssuedPair pair = issue_pair(txn, s, c, t->scope, t->user, t->family, false);

@@ -59,8 +59,8 @@ struct EndpointReq {
   bool has_query = false;
   std::optional<std::string> authorization;
   std::string body;
-  std::string query;   // the browser pages': without '?'
-  std::string cookie;  // their Cookie header
+  std::string query;                       // the browser pages': without '?'
+  std::string cookie;                      // their Cookie header
   const oauth2::Config* config = nullptr;  // the endpoints' paths
   int64_t now = kNow;
   oauth2_counters_t counters{};  // check NULL: no throttles
@@ -303,6 +303,44 @@ class EndpointsTest : public ::testing::Test {
     return e.pending->finish();
   }
 
+  // A POST to oauth2_jwt_refresh (seed 003) of app's, with a refresh JWT
+  // of user's that the store holds
+  EndpointReq jwt_refresh_req(uint64_t user) {
+    EndpointReq r;
+    r.content_type = "application/json";
+    r.jwt_key = oauth2::JwtKey::hmac(std::string(32, 'k'), "k1");
+    const std::string jti = oauth2::random_token();
+    oauth2::Token rt;
+    rt.type = oauth2::TokenType::kRefresh;
+    rt.jwt = true;
+    rt.issued_at = kNow;
+    rt.expires_at = kNow + kTtl;
+    rt.client_id = "app";
+    rt.scope = "read";
+    rt.user = std::to_string(user);
+    rt.family[0] = 4;
+    oauth2::Json claims(json_pack("{s:s, s:I, s:I, s:s, s:I, s:s}", "token_type", "refresh", "exp",
+                                  json_int_t(rt.expires_at), "iat", json_int_t(kNow), "jti",
+                                  jti.c_str(), "user_id", json_int_t(user), "iss", kIssuer));
+    r.body =
+        std::string("{\"refresh\": \"") + oauth2::jwt_sign(*r.jwt_key, claims.get(), "JWT") + "\"}";
+    store_->change([&](Txn& txn) {
+      EXPECT_TRUE(txn.put_token("default", oauth2::token_id(jti), rt));
+      txn.commit();
+    });
+    return r;
+  }
+  // its oauth2_jwt_refresh location, which outlives a pending change
+  static std::unique_ptr<Bound> jwt_refresh_at(const EndpointReq& r) {
+    auto b = std::make_unique<Bound>(r, OAUTH2_ENDPOINT_JWT_REFRESH);
+    b->loc->login_client_id = "app";
+    return b;
+  }
+  Response jwt_refresh(const EndpointReq& r) {
+    auto b = jwt_refresh_at(r);
+    return complete(oauth2::jwt_refresh_endpoint(*store_, b->req));
+  }
+
   Response token(const EndpointReq& r) {
     Bound b(r, OAUTH2_ENDPOINT_TOKEN);
     return complete(oauth2::token_endpoint(*store_, b.req));
@@ -510,7 +548,8 @@ TEST_F(EndpointsTest, APasswordRequestQueuedWhileItsAccountLocksIsRefusedR89) {
   Response r = e.pending->finish();
   EXPECT_EQ(r.status, 429) << r.body;
   EXPECT_EQ(r.retry_after, 3600u);
-  EXPECT_TRUE(store_->read().client_tokens_of_type("default", "pw", oauth2::TokenType::kAccess).empty());
+  EXPECT_TRUE(
+      store_->read().client_tokens_of_type("default", "pw", oauth2::TokenType::kAccess).empty());
   // a wrong guess queued behind the lock is not hashed at all: refused as
   // the gate refuses, not answered by its hash (400) nor counted
   w.pending->run();
@@ -692,33 +731,8 @@ TEST_F(EndpointsTest, ADisabledUsersTokensIssueAndOpenNothingR70) {
 // user itself, whatever wrote the records (the CLI also deletes them)
 TEST_F(EndpointsTest, ADisabledUsersRefreshJwtGivesNothingR70) {
   const oauth2::User dave = add_user("dave");
-  EndpointReq r;
-  r.content_type = "application/json";
-  r.jwt_key = oauth2::JwtKey::hmac(std::string(32, 'k'), "k1");
-  const std::string jti = oauth2::random_token();
-  oauth2::Token rt;
-  rt.type = oauth2::TokenType::kRefresh;
-  rt.jwt = true;
-  rt.issued_at = kNow;
-  rt.expires_at = kNow + kTtl;
-  rt.client_id = "app";
-  rt.scope = "read";
-  rt.user = std::to_string(dave.id);
-  rt.family[0] = 4;
-  oauth2::Json claims(json_pack("{s:s, s:I, s:I, s:s, s:I, s:s}", "token_type", "refresh", "exp",
-                                json_int_t(rt.expires_at), "iat", json_int_t(kNow), "jti",
-                                jti.c_str(), "user_id", json_int_t(dave.id), "iss", kIssuer));
-  r.body =
-      std::string("{\"refresh\": \"") + oauth2::jwt_sign(*r.jwt_key, claims.get(), "JWT") + "\"}";
-  store_->change([&](Txn& txn) {
-    EXPECT_TRUE(txn.put_token("default", oauth2::token_id(jti), rt));
-    txn.commit();
-  });
-  auto refresh = [&] {
-    Bound b(r, OAUTH2_ENDPOINT_JWT_REFRESH);
-    b.loc->login_client_id = "app";
-    return complete(oauth2::jwt_refresh_endpoint(*store_, b.req));
-  };
+  const EndpointReq r = jwt_refresh_req(dave.id);
+  auto refresh = [&] { return jwt_refresh(r); };
 
   ASSERT_NO_FATAL_FAILURE(set_active(dave.id, false));
   Response refused = refresh();
@@ -728,6 +742,35 @@ TEST_F(EndpointsTest, ADisabledUsersRefreshJwtGivesNothingR70) {
   Response ok = refresh();
   EXPECT_EQ(ok.status, 200) << ok.body;
   EXPECT_NE(ok.body.find("\"access\""), std::string::npos) << ok.body;
+}
+
+// R70, RFC 9449 5.2: simplejwt's refresh reads its application again in
+// its change, as the token endpoint's grants do.  Disabled, or registered
+// for DPoP-bound tokens, while the refresh waited, it issued an access
+// token before (a Bearer one, to an application that asks for DPoP).
+TEST_F(EndpointsTest, AnApplicationChangedWhileAJwtRefreshWaitsGetsNothingR70) {
+  const oauth2::User erin = add_user("erin");
+  const EndpointReq r = jwt_refresh_req(erin.id);
+  Client app = *store_->read().get_client("default", "app");
+  for (const bool dpop : {false, true}) {
+    auto at = jwt_refresh_at(r);
+    EndpointResult e = oauth2::jwt_refresh_endpoint(*store_, at->req);
+    ASSERT_NE(e.pending, nullptr);
+    Client changed = app;  // `app disable`, or `"dpop_bound_access_tokens": true`
+    (dpop ? changed.dpop_bound_access_tokens : changed.disabled) = true;
+    update_client(changed);
+    e.pending->run();
+    Response refused = e.pending->finish();
+    EXPECT_EQ(refused.status, dpop ? 400 : 401) << refused.body;
+    EXPECT_EQ(refused.body.find("\"access\""), std::string::npos) << refused.body;
+    // and at once, before any wait, once the change is there
+    EXPECT_EQ(jwt_refresh(r).status, dpop ? 400 : 401);
+    update_client(app);
+  }
+  EXPECT_TRUE(
+      store_->read().client_tokens_of_type("default", "app", oauth2::TokenType::kAccess).empty());
+  Response ok = jwt_refresh(r);
+  EXPECT_EQ(ok.status, 200) << ok.body;
 }
 
 // R80: expiry arithmetic must not overflow.  With a clock near the end of
