@@ -63,6 +63,11 @@ $t->write_config($t->default_http(
         alias %%DIR%%/html/;
     }
     location /off/ { auth_oauth2 "api"; oauth2_dpop off; alias %%DIR%%/html/; }
+    location /ep/ {
+        auth_oauth2 "api";
+        alias %%DIR%%/html/;
+        error_page 404 = /protected/index.html;
+    }
     location /nn/ {
         oauth2_dpop on nonce=on;
         location /nn/protected/ { auth_oauth2 "api"; alias %%DIR%%/html/; }
@@ -234,6 +239,24 @@ for (1 .. 12) {
 is($replays, 12, 'the same proof replayed 12 times: refused every time');
 cmp_ok(scalar keys %pids, '>', 1, 'the replays reached more than one worker');
 challenge_ok(dpop_get('/protected/', $at, $p), 'invalid_dpop_proof', 'a replayed proof');
+
+# an error_page (or X-Accel-Redirect) makes the request a GET and checks
+# it again: the proof still names the client's method and URL (RFC 9449
+# 4.3, checks 8 and 9), and the proof recorded on the first pass is no
+# replay on the second
+$r = $t->request('POST', '/ep/nothing-here', headers => [
+    Authorization => "DPoP $at",
+    DPoP => proof(htm => 'POST', htu => '/ep/nothing-here', token => $at),
+    'Content-Type' => 'application/x-www-form-urlencoded'], body => 'a=1');
+is($r->{status}, 200, 'a DPoP POST that error_page sends on as a GET: 200')
+    or diag($r->{raw});
+is($r->{body}, "hello\n", '... the error_page\'s file');
+$r = $t->request('POST', '/ep/nothing-here', headers => [
+    Authorization => "DPoP $at",
+    DPoP => proof(htm => 'GET', htu => '/ep/nothing-here', token => $at),
+    'Content-Type' => 'application/x-www-form-urlencoded'], body => 'a=1');
+challenge_ok($r, 'invalid_dpop_proof',
+    'a POST whose proof names GET, the method of the redirect');
 
 challenge_ok($t->bearer_get('/protected/', $at), 'invalid_token',
     'a stolen DPoP token presented as Bearer');

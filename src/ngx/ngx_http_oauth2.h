@@ -193,6 +193,7 @@ char *ngx_http_oauth2_location(ngx_conf_t *cf,
 void *ngx_http_oauth2_palloc(void *pool, size_t size);
 
 ngx_int_t ngx_http_oauth2_access_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_oauth2_subrequest_handler(ngx_http_request_t *r);
 void ngx_http_oauth2_dpop_path(ngx_http_request_t *r, oauth2_str_t *path);
 ngx_int_t ngx_http_oauth2_log_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_oauth2_endpoint_handler(ngx_http_request_t *r);
@@ -201,6 +202,8 @@ ngx_http_oauth2_ctx_t *ngx_http_oauth2_create_ctx(ngx_http_request_t *r);
 
 ngx_int_t ngx_http_oauth2_send_json(ngx_http_request_t *r,
     oauth2_response_t *resp);
+ngx_table_elt_t *ngx_http_oauth2_push_header(ngx_http_request_t *r,
+    char *name, ngx_str_t *value);
 ngx_int_t ngx_http_oauth2_add_header(ngx_http_request_t *r, char *name,
     ngx_str_t *value);
 ngx_int_t ngx_http_oauth2_rate_headers(ngx_http_request_t *r,

@@ -27,7 +27,9 @@ static ngx_str_t  ngx_http_oauth2_dpop = ngx_string("dpop");
  * The request's context, made on first use.  An internal redirect (index,
  * try_files, error_page) clears the module contexts and runs the access
  * phase again: the context is then found in the pool's cleanups, as
- * nginx-otel does, so that the request is counted once.
+ * nginx-otel does, so that the request is counted once.  A subrequest
+ * shares its main request's pool, and so its context: one client request,
+ * one DPoP proof recorded once.
  */
 
 ngx_http_oauth2_ctx_t *
@@ -38,7 +40,7 @@ ngx_http_oauth2_get_ctx(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_oauth2_module);
 
-    if (ctx || !r->internal) {
+    if (ctx) {
         return ctx;
     }
 
@@ -112,6 +114,31 @@ ngx_http_oauth2_dpop_path(ngx_http_request_t *r, oauth2_str_t *path)
 }
 
 
+/*
+ * The method a DPoP proof's htm names: the client's (RFC 9449 4.3, check
+ * 8), the first word of the request line, which an internal redirect
+ * (error_page to a URI, X-Accel-Redirect) keeps while it makes the
+ * request a GET.
+ */
+
+static void
+ngx_http_oauth2_dpop_method(ngx_http_request_t *r, oauth2_str_t *method)
+{
+    u_char  *sp;
+
+    sp = ngx_strlchr(r->request_line.data,
+                     r->request_line.data + r->request_line.len, ' ');
+
+    if (sp && sp > r->request_line.data) {
+        method->data = r->request_line.data;
+        method->len = sp - r->request_line.data;
+        return;
+    }
+
+    ngx_http_oauth2_str(method, &r->method_name);
+}
+
+
 /* the request as the core's validation sees it */
 
 static void
@@ -133,7 +160,7 @@ ngx_http_oauth2_validate_req(ngx_http_request_t *r,
 
     ngx_http_oauth2_find_header(r, &ngx_http_oauth2_dpop, &req->dpop_count,
                                 &req->dpop);
-    ngx_http_oauth2_str(&req->method, &r->method_name);
+    ngx_http_oauth2_dpop_method(r, &req->method);
     ngx_http_oauth2_dpop_path(r, &req->path);
     req->dpop_recorded = ctx->dpop_recorded;
 
@@ -164,6 +191,12 @@ ngx_http_oauth2_access_handler(ngx_http_request_t *r)
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    /*
+     * each pass checks afresh: what an earlier location found valid is
+     * not the identity of a request this one refuses ($oauth2_user)
+     */
+    ctx->valid = 0;
 
     ngx_http_oauth2_validate_req(r, ctx, &req);
 
@@ -206,6 +239,25 @@ ngx_http_oauth2_access_handler(ngx_http_request_t *r)
     ctx->valid = 1;
 
     return NGX_OK;
+}
+
+
+/*
+ * A subrequest to an auth_oauth2 location (auth_request, an SSI include)
+ * is checked like a request: nginx's access phase skips subrequests, and
+ * a location that let every subrequest through would let auth_request
+ * allow every request (R67).  The main request's own check stays in the
+ * access phase, where "satisfy" applies.
+ */
+
+ngx_int_t
+ngx_http_oauth2_subrequest_handler(ngx_http_request_t *r)
+{
+    if (r == r->main) {
+        return NGX_DECLINED;
+    }
+
+    return ngx_http_oauth2_access_handler(r);
 }
 
 
@@ -302,12 +354,26 @@ ngx_http_oauth2_refuse_bearer(ngx_http_request_t *r,
                       res->error, res->status);
     }
 
-    /* the core's challenge: the configured realm and scopes only */
+    /*
+     * the core's challenge: the configured realm and scopes only.  One
+     * WWW-Authenticate, named in headers_out: a second refusal (after an
+     * error_page) replaces it, and under "satisfy any" nginx hides it
+     * when another check lets the request in (R65, R67)
+     */
 
     ngx_http_oauth2_str_from(&value, &res->challenge);
 
-    if (ngx_http_oauth2_add_header(r, "WWW-Authenticate", &value) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    if (r->headers_out.www_authenticate) {
+        r->headers_out.www_authenticate->value = value;
+        r->headers_out.www_authenticate->hash = 1;
+
+    } else {
+        r->headers_out.www_authenticate =
+            ngx_http_oauth2_push_header(r, "WWW-Authenticate", &value);
+
+        if (r->headers_out.www_authenticate == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
 
     if (res->dpop_nonce.len) {

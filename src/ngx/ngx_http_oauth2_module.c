@@ -261,6 +261,16 @@ ngx_http_oauth2_init(ngx_conf_t *cf)
 
     *h = ngx_http_oauth2_access_handler;
 
+    /* nginx runs no access handler in a subrequest: auth_oauth2 checks
+     * one (auth_request, SSI) a phase earlier */
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_oauth2_subrequest_handler;
+
     /* the metrics count a request's bearer check once it is final */
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);

@@ -25,15 +25,15 @@ static ngx_str_t  ngx_http_oauth2_bearer_api =
     ngx_string("Bearer realm=\"api\"");
 
 
-ngx_int_t
-ngx_http_oauth2_add_header(ngx_http_request_t *r, char *name,
+ngx_table_elt_t *
+ngx_http_oauth2_push_header(ngx_http_request_t *r, char *name,
     ngx_str_t *value)
 {
     ngx_table_elt_t  *h;
 
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
     h->hash = 1;
@@ -41,7 +41,15 @@ ngx_http_oauth2_add_header(ngx_http_request_t *r, char *name,
     h->key.len = ngx_strlen(name);
     h->value = *value;
 
-    return NGX_OK;
+    return h;
+}
+
+
+ngx_int_t
+ngx_http_oauth2_add_header(ngx_http_request_t *r, char *name,
+    ngx_str_t *value)
+{
+    return ngx_http_oauth2_push_header(r, name, value) ? NGX_OK : NGX_ERROR;
 }
 
 

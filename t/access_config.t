@@ -1,0 +1,155 @@
+# auth_oauth2 among nginx's other checks and redirects (docs/security.md
+# R65, R67): "satisfy any" with allow/deny, auth_request and SSI
+# subrequests, error_page and named locations.  nginx runs no access
+# handler in a subrequest; auth_oauth2 checks one itself, so that an
+# auth_request to an auth_oauth2 location is a check, never an open door.
+# README "Validate" lists what each configuration does.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use OAuth2Test;
+
+OAuth2Test::require_build();
+
+my $t = OAuth2Test->new;
+my $app = $t->new_app(name => 'rs', scope => 'read write');
+my $D = $t->dir;
+mkdir "$D/ssi" or die "mkdir: $!";
+open my $fh, '>', "$D/ssi/page.html" or die;
+print $fh "open[<!--# include virtual=\"/protected/index.html\" -->]\n";
+close $fh;
+
+$t->write_config($t->default_http(extra_server => <<'EOF'))->run;
+    location /any/ {
+        satisfy any;
+        allow 127.0.0.1;
+        deny all;
+        auth_oauth2 "api";
+        alias %%DIR%%/html/;
+    }
+    location /any-denied/ {
+        satisfy any;
+        deny all;
+        auth_oauth2 "api";
+        alias %%DIR%%/html/;
+    }
+    location /all/ {
+        allow 127.0.0.1;
+        deny all;
+        auth_oauth2 "api";
+        alias %%DIR%%/html/;
+    }
+    location /gate/ {
+        auth_request /_check;
+        auth_request_set $who $oauth2_client_id;
+        add_header X-Who "[$who]" always;
+        alias %%DIR%%/html/;
+    }
+    location = /_check {
+        internal;
+        auth_oauth2 "api";
+        auth_oauth2_scope read;
+        empty_gif;
+    }
+    location /gate-admin/ {
+        auth_request /_check_admin;
+        alias %%DIR%%/html/;
+    }
+    location = /_check_admin {
+        internal;
+        auth_oauth2 "api";
+        auth_oauth2_scope admin;
+        empty_gif;
+    }
+    location /ssi/ { ssi on; alias %%DIR%%/ssi/; }
+    location /tf/ { auth_oauth2 "api"; try_files /nothing-here @strict; }
+    location @strict {
+        auth_oauth2 "api";
+        auth_oauth2_scope admin;
+        error_page 403 = @audit;
+    }
+    location @audit {
+        return 200 "client=[$oauth2_client_id] error=[$oauth2_error]\n";
+    }
+    location /twice/ {
+        auth_oauth2 "api";
+        auth_oauth2_scope admin;
+        error_page 403 = @stricter;
+        alias %%DIR%%/html/;
+    }
+    location @stricter { auth_oauth2 "api"; auth_oauth2_scope superuser; }
+EOF
+
+my $tok = $t->access_token($app);
+my $bad = 'not-a-token-' . ('x' x 30);
+sub challenges { @{$_[0]{headers}{'www-authenticate'} // []} }
+
+########################################################## satisfy any
+
+# allow lets the request in whatever the token: that is what "satisfy any"
+# asks for; the refusal's challenge is not left on the 200
+my $r = $t->get('/any/', Authorization => "Bearer $bad");
+is($r->{status}, 200, 'satisfy any, allow matches: a bad token passes (200)');
+is(scalar(challenges($r)), 0, '... and the 200 carries no WWW-Authenticate (R67)')
+    or diag(join ' | ', challenges($r));
+$r = $t->get('/any-denied/', Authorization => "Bearer $bad");
+is($r->{status}, 401, 'satisfy any, deny all: a bad token is refused (401)');
+is(scalar(challenges($r)), 1, '... with one WWW-Authenticate');
+is($t->get('/any-denied/', Authorization => "Bearer $tok")->{status}, 200,
+    'satisfy any, deny all: a valid token passes (200)');
+is($t->get('/all/', Authorization => "Bearer $bad")->{status}, 401,
+    'satisfy all (the default), allow matches: a bad token is refused (401)');
+
+######################################################## auth_request
+
+$r = $t->get('/gate/');
+is($r->{status}, 401,
+    'auth_request to an auth_oauth2 location, no token: 401 (R67)');
+like(join(' | ', challenges($r)), qr/^Bearer realm="api"/,
+    '... with the challenge of the checking location');
+$r = $t->get('/gate/', Authorization => "Bearer $bad");
+is($r->{status}, 401, 'auth_request, a bad token: 401');
+like(join(' | ', challenges($r)), qr/error="invalid_token"/,
+    '... error="invalid_token"');
+$r = $t->get('/gate/', Authorization => "Bearer $tok");
+is($r->{status}, 200, 'auth_request, a valid token: 200');
+is($r->{body}, "hello\n", '... the file');
+is(OAuth2Test::header($r, 'X-Who'), "[$app->{client_id}]",
+    '... and auth_request_set reads $oauth2_client_id from the check');
+$r = $t->get('/gate-admin/', Authorization => "Bearer $tok");
+is($r->{status}, 403, 'auth_request, a token without the scope: 403');
+my $rv = $t->revoke($app->{client_id}, $app->{client_secret}, $tok);
+is($rv->{status}, 200, 'the token is revoked');
+is($t->get('/gate/', Authorization => "Bearer $tok")->{status}, 401,
+    'auth_request, the revoked token on the next request: 401 (R66)');
+$tok = $t->access_token($app);
+
+################################################################ SSI
+
+$r = $t->get('/ssi/page.html');
+is($r->{status}, 200, 'an open SSI page including a protected file: 200');
+unlike($r->{body}, qr/hello/, '... without a token the protected file is not included');
+$r = $t->get('/ssi/page.html', Authorization => "Bearer $tok");
+like($r->{body}, qr/^open\[hello\n\]/, '... with a valid token it is');
+
+################################################ redirects and named locations
+
+# a location that found the token valid, then a named location that
+# refuses it (a missing scope): the identity is not handed on to the
+# error_page that follows
+$r = $t->get('/tf/', Authorization => "Bearer $tok");
+is($r->{status}, 200, 'try_files to a stricter named location, then error_page');
+is($r->{body}, "client=[] error=[insufficient_scope]\n",
+    '... $oauth2_client_id is empty once the last check refused (R67)');
+
+# two refusals in a row (error_page to a location that refuses again):
+# one WWW-Authenticate, the last check's
+$r = $t->get('/twice/', Authorization => "Bearer $tok");
+is($r->{status}, 403, 'a refusal, then error_page to one that refuses: 403');
+my @c = challenges($r);
+is(scalar(@c), 1, '... with one WWW-Authenticate (R65)') or diag(join ' | ', @c);
+like($c[0] // '', qr/scope="superuser"/, '... the last check\'s');
+
+$t->done_testing;
