@@ -17,6 +17,8 @@ static void ngx_http_oauth2_validate_req(ngx_http_request_t *r,
     ngx_http_oauth2_ctx_t *ctx, oauth2_validate_req_t *req);
 static ngx_int_t ngx_http_oauth2_refuse_bearer(ngx_http_request_t *r,
     ngx_http_oauth2_loc_conf_t *olcf, oauth2_validate_res_t *res);
+static ngx_int_t ngx_http_oauth2_challenge(ngx_http_request_t *r,
+    oauth2_validate_res_t *res);
 
 
 static ngx_str_t  ngx_http_oauth2_api_key = ngx_string("x-api-key");
@@ -354,12 +356,25 @@ ngx_http_oauth2_refuse_bearer(ngx_http_request_t *r,
                       res->error, res->status);
     }
 
-    /*
-     * the core's challenge: the configured realm and scopes only.  One
-     * WWW-Authenticate, named in headers_out: a second refusal (after an
-     * error_page) replaces it, and under "satisfy any" nginx hides it
-     * when another check lets the request in (R65, R67)
-     */
+    if (ngx_http_oauth2_challenge(r, res) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return res->status;
+}
+
+
+/*
+ * The core's challenge: the configured realm and scopes only.  One
+ * WWW-Authenticate, named in headers_out: a second refusal (after an
+ * error_page) replaces it, and under "satisfy any" nginx hides it when
+ * another check lets the request in (R65, R67).
+ */
+
+static ngx_int_t
+ngx_http_oauth2_challenge(ngx_http_request_t *r, oauth2_validate_res_t *res)
+{
+    ngx_str_t  value;
 
     ngx_http_oauth2_str_from(&value, &res->challenge);
 
@@ -372,17 +387,14 @@ ngx_http_oauth2_refuse_bearer(ngx_http_request_t *r,
             ngx_http_oauth2_push_header(r, "WWW-Authenticate", &value);
 
         if (r->headers_out.www_authenticate == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NGX_ERROR;
         }
     }
 
     if (res->dpop_nonce.len) {
         ngx_http_oauth2_str_from(&value, &res->dpop_nonce);
-
-        if (ngx_http_oauth2_add_header(r, "DPoP-Nonce", &value) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+        return ngx_http_oauth2_add_header(r, "DPoP-Nonce", &value);
     }
 
-    return res->status;
+    return NGX_OK;
 }
