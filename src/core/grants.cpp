@@ -6,7 +6,11 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
 
 #include "audience.hpp"
 #include "cluster.hpp"
@@ -455,20 +459,51 @@ EndpointResult refresh_token_grant(Store& store, const Request& req, const Form&
       });
 }
 
+namespace {
+
+// R25: whether an application of the realm allows the password grant,
+// remembered per store and realm while its applications' version
+// (clients_version) is the same: a flood of password requests from a
+// client without the grant then costs one read each, not the decoding of
+// every application on the event loop (R88).
+bool realm_allows_password(Txn& txn, const std::string& realm) {
+  struct Known {
+    std::string version;
+    bool any = false;
+  };
+  static std::mutex mu;
+  static std::map<std::pair<uint64_t, std::string>, Known> known;
+  std::pair<uint64_t, std::string> key(txn.version().store, realm);
+  std::string version = txn.clients_version(realm);
+  {
+    std::lock_guard<std::mutex> lk(mu);
+    auto it = known.find(key);
+    if (it != known.end() && it->second.version == version) return it->second.any;
+  }
+  Known k{std::move(version), false};
+  for (const Client& other : txn.list_clients(realm)) {
+    if (other.allows_grant("password")) {
+      k.any = true;
+      break;
+    }
+  }
+  std::lock_guard<std::mutex> lk(mu);
+  if (known.size() >= 4096) known.clear();
+  known[key] = k;
+  return k.any;
+}
+
+}  // namespace
+
 EndpointResult password_grant(Store& store, const Request& req, const Form& form, const Client& c,
                               const std::string& asked) {
   if (!c.allows_grant("password")) {
     // R25: unauthorized_client for this client, unsupported_grant_type if
     // no client of the server may use the grant
-    bool any = false;
+    bool any;
     {
       Txn txn = store.read();
-      for (const Client& other : txn.list_clients(req.loc.realm)) {
-        if (other.allows_grant("password")) {
-          any = true;
-          break;
-        }
-      }
+      any = realm_allows_password(txn, req.loc.realm);
     }
     if (!any) {
       return done(oauth_error(400, "unsupported_grant_type", "The grant type is not supported"));

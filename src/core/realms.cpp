@@ -72,10 +72,11 @@ size_t delete_realm_records(Store& store, std::string_view realm, size_t batch) 
   const std::string prefix = records::realm_prefix(realm);
   return store.change([&](Txn& txn) {
     std::vector<std::pair<Db, std::string>> doomed;
-    // meta is server-wide: of the realm it holds only the user id
-    // sequence, which stays, so that a realm added again under the name
-    // never gives an old user's id (an OpenID Connect `sub`, never
-    // reassigned) to a new user
+    // meta is server-wide: of the realm it holds the user id sequence,
+    // which stays, so that a realm added again under the name never gives
+    // an old user's id (an OpenID Connect `sub`, never reassigned) to a
+    // new user, and the applications' version (random bytes), which the
+    // realm's next application changes
     for (size_t i = 0; i < kDbCount && doomed.size() < batch; i++) {
       const Db db = static_cast<Db>(i);
       if (db == Db::kMeta) continue;

@@ -602,11 +602,24 @@ std::optional<Token> Txn::get_token(std::string_view realm, const TokenId& id) {
   return t;
 }
 
+std::string Txn::clients_version(std::string_view realm) {
+  auto v = get(Db::kMeta, clients_version_key(realm));
+  return v ? std::string(*v) : std::string();
+}
+
+void Txn::new_clients_version(std::string_view realm) {
+  unsigned char b[8];
+  random_bytes(b, sizeof(b));
+  put(Db::kMeta, clients_version_key(realm),
+      std::string_view(reinterpret_cast<const char*>(b), sizeof(b)));
+}
+
 bool Txn::put_client(const Client& c, bool create) {
   if (!storable(c)) return false;
   std::string key = client_key(c.realm, c.client_id);
   if (create == get(Db::kClients, key).has_value()) return false;
   put(Db::kClients, key, encode_client(c));
+  new_clients_version(c.realm);
   return true;
 }
 
@@ -614,6 +627,7 @@ bool Txn::delete_client(std::string_view realm, std::string_view client_id) {
   if (!valid_client_id(client_id)) return false;
   std::string key = client_key(realm, client_id);
   if (!del(Db::kClients, key)) return false;
+  new_clients_version(realm);
 
   // every token of the client, through the client_tokens index (each
   // token's user and family entries go with it)

@@ -232,6 +232,10 @@ class Txn {
 
   std::optional<Client> get_client(std::string_view realm, std::string_view client_id);
   std::vector<Client> list_clients(std::string_view realm);
+  // A value that every write of realm's applications changes (8 random
+  // bytes; "" before any write by this version): what is known of them
+  // all, such as whether one allows a grant, holds while it is the same.
+  std::string clients_version(std::string_view realm);
   std::optional<Token> get_token(std::string_view realm, const TokenId& id);
   // the version this snapshot reads
   StoreVersion version() const;
@@ -320,6 +324,8 @@ class Txn {
  private:
   friend class Store;
   friend class Committer;
+  // a new clients_version(realm), with a write of its applications
+  void new_clients_version(std::string_view realm);
   struct Pending;  // a change being built: its reads and writes
   // kExclusive: a change built inside the committer's write transaction
   enum class Mode { kRead, kChange, kExclusive };

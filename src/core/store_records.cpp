@@ -231,6 +231,10 @@ std::string user_seq_key(std::string_view realm) {
   return "\x01user_seq" + realm_prefix(realm);
 }
 
+std::string clients_version_key(std::string_view realm) {
+  return "\x01clients_version" + realm_prefix(realm);
+}
+
 std::string username_key(std::string_view realm, std::string_view name) {
   return realm_prefix(realm).append(name);
 }

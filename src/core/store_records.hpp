@@ -66,6 +66,9 @@ std::string user_key(std::string_view realm, uint64_t id);
 std::string username_key(std::string_view realm, std::string_view name);
 // meta: the realm's user id sequence (the one realm record in meta)
 std::string user_seq_key(std::string_view realm);
+// meta: 8 random bytes that every write of a realm's applications changes
+// (Txn::clients_version)
+std::string clients_version_key(std::string_view realm);
 // realm, the lower-cased email length-prefixed (then the user ids)
 std::string email_prefix(std::string_view realm, std::string_view email);
 std::string user_tokens_prefix(std::string_view realm, uint64_t id);

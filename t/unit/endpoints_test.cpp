@@ -1382,6 +1382,41 @@ TEST_F(EndpointsTest, UnknownGrantIsUnsupportedGrantTypeR25) {
   expect_error(token(token_req("grant_type=refresh_token")), 400, "unauthorized_client");
 }
 
+// R25 (and R88: what the answer costs is remembered): the answer follows
+// every write of the realm's applications, an application given the
+// grant, changed, deleted, and a write of another realm's changes nothing
+TEST_F(EndpointsTest, PasswordsUnsupportedFollowsTheApplicationsR25) {
+  const EndpointReq pw = token_req("grant_type=password&username=u&password=p");
+  expect_error(token(pw), 400, "unsupported_grant_type");
+  const std::string before = store_->read().clients_version("default");
+  Client other = *store_->read().get_client("default", "other");
+  other.grant_types = {"client_credentials", "password"};
+  update_client(other);
+  EXPECT_NE(store_->read().clients_version("default"), before);
+  expect_error(token(pw), 400, "unauthorized_client");
+  expect_error(token(pw), 400, "unauthorized_client");  // remembered
+  other.grant_types = {"client_credentials"};
+  update_client(other);
+  expect_error(token(pw), 400, "unsupported_grant_type");
+  add_client("pw", "pw-secret-0123456789", [](Client& c) { c.grant_types = {"password"}; });
+  expect_error(token(pw), 400, "unauthorized_client");
+  const std::string with_pw = store_->read().clients_version("default");
+  Client elsewhere = other;
+  elsewhere.realm = "shop1";
+  elsewhere.client_id = "shop1-app";
+  store_->change([&](Txn& txn) {
+    EXPECT_TRUE(txn.put_client(elsewhere, true));
+    txn.commit();
+  });
+  EXPECT_EQ(store_->read().clients_version("default"), with_pw);
+  store_->change([&](Txn& txn) {
+    EXPECT_TRUE(txn.delete_client("default", "pw"));
+    txn.commit();
+  });
+  EXPECT_NE(store_->read().clients_version("default"), with_pw);
+  expect_error(token(pw), 400, "unsupported_grant_type");
+}
+
 // --------------------------------------------------- client authentication
 
 TEST_F(EndpointsTest, WrongSecretIs401InvalidClientR15) {
