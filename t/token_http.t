@@ -17,6 +17,10 @@ $t->write_default_config(extra_http => 'oauth2_client_auth_limit off;',
         client_body_timeout 1s;
         oauth2_token;
     }
+    location /uploads/ {
+        client_max_body_size 0;
+        location = /uploads/token/ { oauth2_token; }
+    }
 EOF2
 
 my ($id, $secret) = @$app{qw(client_id client_secret)};
@@ -198,6 +202,26 @@ $r = $t->request('POST', '/o/token/', headers => [Authorization => $auth,
     body => $chunked);
 $t->oauth_error_ok($r, 413, 'invalid_request',
     'a chunked body of 20 KiB in 4 KiB chunks (R8)');
+# in a server that takes uploads of any size (client_max_body_size 0),
+# an endpoint still reads at most 1 MiB of a chunked body (R8): a body
+# that never ends cannot fill the disk with client_body_temp
+# (2 MiB of chunks and no last one: the body never ends)
+my $endless = OAuth2Test::chunked("$gt&pad=" . ('a' x (2 * 1024 * 1024)), 65536);
+$endless =~ s/0\r\n\r\n$//;
+$r = $t->http("POST /uploads/token/ HTTP/1.1\r\nHost: localhost\r\n"
+    . "Authorization: $auth\r\nContent-Type: $FORM\r\n"
+    . "Transfer-Encoding: chunked\r\n\r\n$endless", timeout => 5);
+ok(!$r->{timeout}, 'client_max_body_size 0 around it: a chunked body '
+    . 'that does not end is answered at once (R8)');
+is($r->{status}, 413, '... 413, past 1 MiB');
+$r = $t->request('POST', '/uploads/token/', headers => [Authorization => $auth,
+    'Content-Type' => $FORM, 'Transfer-Encoding' => 'chunked'],
+    body => OAuth2Test::chunked("$gt&pad=" . ('a' x 20480), 4096));
+$t->oauth_error_ok($r, 413, 'invalid_request',
+    '... and one of 20 KiB is refused in the endpoint\'s shape');
+is($t->request('POST', '/uploads/token/', headers => [Authorization => $auth,
+    'Content-Type' => $FORM], body => $gt)->{status}, 200,
+    '... where a small body gets its token: 200');
 $r = $t->request('POST', '/o/token/', headers => [Authorization => $auth,
     'Content-Type' => $FORM, Expect => '100-continue'], body => $gt);
 is($r->{status}, 200, 'Expect: 100-continue: 200 (R8)');

@@ -19,6 +19,8 @@
 
 
 #define NGX_HTTP_OAUTH2_MAX_BODY         16384
+/* what an endpoint reads of a longer body at most (client_max_body_size) */
+#define NGX_HTTP_OAUTH2_MAX_READ         (1024 * 1024)
 #define NGX_HTTP_OAUTH2_MAX_KEY          255   /* a counter's key */
 #define NGX_HTTP_OAUTH2_ZONE_FULL        ((ngx_uint_t) -1)
 

@@ -462,6 +462,20 @@ ngx_http_oauth2_merge_endpoint(ngx_conf_t *cf,
         conf->status_header = prev->status_header;
         conf->status_token_file = prev->status_token_file;
     }
+
+    /*
+     * R8: an endpoint takes 16 KiB, and refuses a longer body once it has
+     * read it (a chunked one declares no length): nginx's client body
+     * limit, inherited from a server that takes uploads (0, unlimited),
+     * bounds that read to its default, 1m, past which nginx answers 413
+     */
+
+    if (conf->endpoint != OAUTH2_ENDPOINT_NONE
+        && (clcf->client_max_body_size == 0
+            || clcf->client_max_body_size > NGX_HTTP_OAUTH2_MAX_READ))
+    {
+        clcf->client_max_body_size = NGX_HTTP_OAUTH2_MAX_READ;
+    }
 }
 
 
