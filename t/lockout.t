@@ -18,7 +18,7 @@ OAuth2Test::require_build();
 
 my $t = OAuth2Test->new;
 my $PW = 'Lock-test-passphrase-7';
-for my $u (qw(alice bob carol dave erin frank)) {
+for my $u (qw(alice bob carol dave erin frank gina)) {
     $t->admin_json('user', 'add', '--username', $u, '--email',
         "$u\@example.com", '--password', $PW, '--pbkdf2-iterations', 1000,
         '--staff');
@@ -274,6 +274,26 @@ refused_ok($by_email->('127.0.0.12'),
     'the 4th from that address, by her email at seed 001\'s login (R17)');
 is($by_email->('127.0.0.13')->{status}, 200,
     'by her email from another address: 200');
+
+######################## a new password ends the old one's trust (R39)
+
+# gina's password was stolen: the thief signed in with it, and the server
+# trusts the thief's browser and address.  Staff set a new password: both
+# then meet the lock as strangers do
+my ($gi, $gi_device) = browser_login('gina', $PW, '127.0.0.90');
+is($gi->{status}, 303, 'the thief signs in as gina with her old password: 303');
+my $NEW_PW = 'Gina-new-passphrase-8';
+my ($sc, undef, $se) = $t->admin('user', 'set-password', 'gina',
+    '--password', $NEW_PW, '--pbkdf2-iterations', 1000);
+is($sc, 0, 'oauth2-admin user set-password gina') or diag($se);
+for my $n (91, 92) {
+    grant('gina', "x$n$_", "127.0.0.$n") for 1 .. 3;
+}
+($r) = browser_login('gina', $NEW_PW, '127.0.0.93', $gi_device);
+is($r->{status}, 429,
+    'gina locked: the thief\'s browser (trusted before the new password): 429');
+refused_ok(grant('gina', $NEW_PW, '127.0.0.90'),
+    'gina locked: the thief\'s address (trusted before the new password)');
 
 ############################################ the lock ends with its window
 

@@ -9,6 +9,7 @@
 #include "cli.hpp"
 #include "codec.hpp"
 #include "crypto.hpp"
+#include "lockout.hpp"
 
 namespace oauth2::admin {
 namespace {
@@ -267,6 +268,7 @@ std::optional<uint64_t> parse_user_id(std::string_view s) {
 
 size_t end_sessions_after_change(Txn& txn, std::string_view realm, const User& u,
                                  bool new_password) {
+  if (new_password) account_password_changed(txn, realm, u.id);
   if (!new_password && u.is_active) return 0;
   return txn.delete_user_tokens(realm, u.id);
 }

@@ -76,8 +76,10 @@ std::optional<uint64_t> parse_user_id(std::string_view s);
 // R39, R70: after u was written in txn, ends in the same transaction the
 // sessions the change ends: every one on a new password (new_password),
 // and a disabled user's, whose tokens are deleted rather than merely
-// refused so that enabling the user again does not bring them back.
-// Returns the number of tokens deleted.
+// refused so that enabling the user again does not bring them back.  A
+// new password also ends the account lock's trust in the browsers and
+// addresses that signed in before (account_password_changed).  Returns
+// the number of tokens deleted.
 size_t end_sessions_after_change(Txn& txn, std::string_view realm, const User& u,
                                  bool new_password);
 

@@ -77,7 +77,10 @@ void account_failed(Txn& txn, std::string_view realm, uint64_t user, const Accou
                     int64_t now) {
   if (limit.limit == 0) return;
   AccountLock l = txn.get_account_lock(realm, user).value_or(AccountLock{});
-  if (now >= l.window_start + limit.window || now < l.window_start) {
+  // a guess that waited in a hash queue comes with the time it arrived,
+  // which may be before the window a newer guess opened: it counts in
+  // that window, never starts one (a reset of the count, R84)
+  if (now >= l.window_start + limit.window) {
     l.window_start = now;
     l.failures = 0;
   }
@@ -88,6 +91,13 @@ void account_failed(Txn& txn, std::string_view realm, uint64_t user, const Accou
     l.locked_until = std::max(l.locked_until, l.window_start + limit.window);
   }
   txn.put_account_lock(realm, user, l);
+}
+
+void account_password_changed(Txn& txn, std::string_view realm, uint64_t user) {
+  auto l = txn.get_account_lock(realm, user);
+  if (!l || l->trusted.empty()) return;
+  l->trusted.clear();
+  txn.put_account_lock(realm, user, *l);
 }
 
 std::string account_signed_in(Txn& txn, std::string_view realm, uint64_t user,

@@ -47,6 +47,11 @@ unsigned account_wait(Txn& txn, std::string_view realm, uint64_t user, const Log
 void account_failed(Txn& txn, std::string_view realm, uint64_t user, const AccountLimit& limit,
                     int64_t now);
 
+// A new password (R39): the browsers and addresses that signed in with the
+// old one are no longer trusted, so that whoever had it meets the lock as
+// a stranger; the count and the lock stay.  In the caller's write.
+void account_password_changed(Txn& txn, std::string_view realm, uint64_t user);
+
 // A successful sign-in: origin's address is trusted for kTrustedFor, and a
 // browser's device value (origin.device not empty): the one it sent if the
 // account trusts it already (this server gave it), else a fresh one.  The

@@ -128,6 +128,33 @@ TEST_F(LockoutTest, ManyAddressesNeverPushOutABrowserR83) {
   EXPECT_EQ(wait({"198.51.100.11", ""}, kNow + 50), 0u) << "the address stays";
 }
 
+// R84: a guess that waited in a hash queue is written with the time it
+// arrived, before the window a newer guess opened: it counts in that
+// window.  It started a new window before, the count back to one.
+TEST_F(LockoutTest, AnOlderGuessNeverResetsTheCountR84) {
+  const LoginOrigin stranger{"198.51.100.9", ""};
+  fail(4, kNow + 10);
+  fail(1, kNow);  // queued since kNow
+  EXPECT_EQ(wait(stranger, kNow + 10), 3600u) << "the 5th failure locks";
+}
+
+// R39: a new password ends the trust of what signed in with the old one:
+// whoever had it meets the lock as a stranger.  The lock itself stays.
+TEST_F(LockoutTest, ANewPasswordEndsTrustR39) {
+  const LoginOrigin thief{"203.0.113.5", ""};
+  const std::string device = sign_in({"203.0.113.5", oauth2::new_device_cookie()});
+  const LoginOrigin thief_browser{"198.51.100.77", device};
+  fail(5);
+  ASSERT_EQ(wait(thief), 0u);
+  ASSERT_EQ(wait(thief_browser), 0u);
+  store_->change([&](oauth2::Txn& txn) {
+    oauth2::account_password_changed(txn, kRealm, 7);
+    txn.commit();
+  });
+  EXPECT_EQ(wait(thief), 3600u) << "its address";
+  EXPECT_EQ(wait(thief_browser), 3600u) << "its browser";
+}
+
 TEST_F(LockoutTest, TrustEndsAfterThirtyDays) {
   const LoginOrigin home{"192.0.2.1", ""};
   sign_in(home, kNow - oauth2::kTrustedFor - 1);
