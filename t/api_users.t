@@ -622,6 +622,18 @@ is(api('POST', '/api/users/', from => '127.9.0.1', token => $root, json => {
     'staff creates a user from the flooded address: 201 (not limited)');
 push @secrets, 'By-staff-pass-7x';
 
+# refused registrations count too: "that username is taken" is an answer
+# about the accounts, given at the limit's pace (OWASP: enumeration)
+my @probe = map {
+    api('POST', '/api/users/', from => '127.9.0.3',
+        json => { username => $_ % 2 ? 'flood1' : "free-name-$_" })
+} 1 .. 12;
+is(join(',', map { $_->{status} } @probe), join(',', (400) x 10, 429, 429),
+    'twelve refused registrations (a taken name, no password) from one '
+    . 'address: 400 ten times, then 429');
+unlike(join(' ', map { $_->{body} // '' } @probe[10, 11]), qr/already exists/,
+    '... and the 429s do not say whether the name is taken');
+
 ######################################################## end
 
 is($t->stop_daemon, 0, 'the daemon exits 0 on SIGTERM');

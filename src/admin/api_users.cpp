@@ -320,6 +320,11 @@ HttpResponse create_user(ServeContext& ctx, const HttpRequest& req, const Caller
   if (caller.anonymous() ? !ctx.open_registration : !caller.acts_as_staff()) {
     return denied(caller);
   }
+  // every anonymous registration counts, refused or not, before anything
+  // is looked up: "that username is taken" answers at the limit's pace
+  if (caller.anonymous()) {
+    if (unsigned wait = registration_wait(ctx, req)) return throttled(wait);
+  }
   HttpResponse error;
   Json body = parse_json_object(req, &error);
   if (!body) return error;
@@ -334,9 +339,6 @@ HttpResponse create_user(ServeContext& ctx, const HttpRequest& req, const Caller
   apply(in, u, "");  // is_staff, is_active: only from staff
   check_policy(ctx, in, u, errors);
   if (!errors.empty()) return errors.response();
-  if (caller.anonymous()) {
-    if (unsigned wait = registration_wait(ctx, req)) return throttled(wait);
-  }
 
   HashSlots::Slot slot = ctx.hash_slot();
   if (ctx.hash_slots && !slot) return busy();
