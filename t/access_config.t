@@ -9,6 +9,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
+use MIME::Base64 ();
 use OAuth2Test;
 
 OAuth2Test::require_build();
@@ -19,6 +20,14 @@ my $D = $t->dir;
 mkdir "$D/ssi" or die "mkdir: $!";
 open my $fh, '>', "$D/ssi/page.html" or die;
 print $fh "open[<!--# include virtual=\"/protected/index.html\" -->]\n";
+close $fh;
+# an htpasswd file: user "staff", password "staff-pass" (salted SHA-1)
+my ($hc, $hash) = $t->_run_cmd('/usr/bin/openssl', 'passwd', '-apr1',
+    'staff-pass');
+die "openssl passwd: $hash" if $hc;
+chomp $hash;
+open $fh, '>', "$D/htpasswd" or die;
+print $fh "staff:$hash\n";
 close $fh;
 
 $t->write_config($t->default_http(extra_server => <<'EOF'))->run;
@@ -32,6 +41,13 @@ $t->write_config($t->default_http(extra_server => <<'EOF'))->run;
     location /any-denied/ {
         satisfy any;
         deny all;
+        auth_oauth2 "api";
+        alias %%DIR%%/html/;
+    }
+    location /either/ {
+        satisfy any;
+        auth_basic "staff";
+        auth_basic_user_file %%DIR%%/htpasswd;
         auth_oauth2 "api";
         alias %%DIR%%/html/;
     }
@@ -101,6 +117,20 @@ is($t->get('/any-denied/', Authorization => "Bearer $tok")->{status}, 200,
     'satisfy any, deny all: a valid token passes (200)');
 is($t->get('/all/', Authorization => "Bearer $bad")->{status}, 401,
     'satisfy all (the default), allow matches: a bad token is refused (401)');
+
+# auth_basic beside it under satisfy any: a request with neither gets both
+# challenges, and either credential lets it in
+$r = $t->get('/either/');
+is($r->{status}, 401, 'satisfy any, auth_basic and auth_oauth2, nothing sent: 401');
+is_deeply([sort map { /^(\w+)/ ? $1 : '' } challenges($r)], ['Basic', 'Bearer'],
+    '... with both challenges, Basic and Bearer')
+    or diag(join ' | ', challenges($r));
+is($t->get('/either/', Authorization => 'Basic '
+        . MIME::Base64::encode_base64('staff:staff-pass', ''))->{status}, 200,
+    '... the password lets it in: 200');
+$r = $t->get('/either/', Authorization => "Bearer $tok");
+is($r->{status}, 200, '... a valid token lets it in: 200');
+is(scalar(challenges($r)), 0, '... with no challenge left on the 200');
 
 ######################################################## auth_request
 

@@ -131,6 +131,9 @@ typedef struct {
     int                        why;           /* the last check's
                                                  OAUTH2_WHY_*, counted in
                                                  the log phase */
+    ngx_http_request_t        *challenged;    /* the request, and */
+    ngx_table_elt_t           *challenge;     /* its WWW-Authenticate
+                                                 of ours */
     unsigned                   valid:1;
     unsigned                   rate_counted:1;
     unsigned                   checked:1;     /* auth_oauth2 ran */

@@ -364,30 +364,64 @@ ngx_http_oauth2_refuse_bearer(ngx_http_request_t *r,
 }
 
 
+/* whether h is still one of r's response headers, a WWW-Authenticate (a
+ * filter's error clears them, and the list reuses its slots) */
+
+static ngx_uint_t
+ngx_http_oauth2_header_out(ngx_http_request_t *r, ngx_table_elt_t *h)
+{
+    ngx_list_part_t  *part;
+
+    for (part = &r->headers_out.headers.part; part; part = part->next) {
+        if (h >= (ngx_table_elt_t *) part->elts
+            && h < (ngx_table_elt_t *) part->elts + part->nelts)
+        {
+            return h->key.len == sizeof("WWW-Authenticate") - 1
+                   && ngx_strncasecmp(h->key.data,
+                                      (u_char *) "WWW-Authenticate",
+                                      h->key.len)
+                      == 0;
+        }
+    }
+
+    return 0;
+}
+
+
 /*
  * The core's challenge: the configured realm and scopes only.  One
- * WWW-Authenticate, named in headers_out: a second refusal (after an
- * error_page) replaces it, and under "satisfy any" nginx hides it when
- * another check lets the request in (R65, R67).
+ * WWW-Authenticate of ours: a second refusal (after an error_page)
+ * replaces it.  It is named in headers_out unless another module's (an
+ * auth_basic beside it, whose challenge stays) is, so that under "satisfy
+ * any" nginx hides it when another check lets the request in (R65, R67).
  */
 
 static ngx_int_t
 ngx_http_oauth2_challenge(ngx_http_request_t *r, oauth2_validate_res_t *res)
 {
-    ngx_str_t  value;
+    ngx_str_t               value;
+    ngx_http_oauth2_ctx_t  *ctx;
 
     ngx_http_oauth2_str_from(&value, &res->challenge);
 
-    if (r->headers_out.www_authenticate) {
-        r->headers_out.www_authenticate->value = value;
-        r->headers_out.www_authenticate->hash = 1;
+    ctx = ngx_http_oauth2_get_ctx(r);
+
+    if (ctx->challenged == r && ngx_http_oauth2_header_out(r, ctx->challenge))
+    {
+        ctx->challenge->value = value;
+        ctx->challenge->hash = 1;
 
     } else {
-        r->headers_out.www_authenticate =
-            ngx_http_oauth2_push_header(r, "WWW-Authenticate", &value);
+        ctx->challenge = ngx_http_oauth2_push_header(r, "WWW-Authenticate",
+                                                     &value);
+        if (ctx->challenge == NULL) {
+            return NGX_ERROR;
+        }
+
+        ctx->challenged = r;
 
         if (r->headers_out.www_authenticate == NULL) {
-            return NGX_ERROR;
+            r->headers_out.www_authenticate = ctx->challenge;
         }
     }
 
