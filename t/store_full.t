@@ -97,7 +97,9 @@ for my $n (1 .. 200) {
     $page = daemon('POST', '/o/applications/register/', $session,
         OAuth2Test::form(csrf => csrf_field($form), name => $tried,
             client_type => 'confidential', grant_client_credentials => '1'));
-    last if $page->{status} != 303;
+    # 200: registered (the page shows its secret once); a small record
+    # may still find room in a page, as the CLI's do above
+    last if $page->{status} != 200;
 }
 is($form->{status}, 200, 'the daemon\'s register page, signed in: 200');
 is($page->{status}, 503,
