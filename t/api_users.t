@@ -634,6 +634,31 @@ is(join(',', map { $_->{status} } @probe), join(',', (400) x 10, 429, 429),
 unlike(join(' ', map { $_->{body} // '' } @probe[10, 11]), qr/already exists/,
     '... and the 429s do not say whether the name is taken');
 
+# a user renaming itself learns whether a name is taken: that too is
+# answered at the registration's pace, per user (OWASP: enumeration);
+# its other fields, and staff, are not limited
+my @rename = map {
+    api('PATCH', "/api/users/$aid/", token => $alice,
+        json => { username => 'bob' })
+} 1 .. 12;
+is(join(',', map { $_->{status} } @rename), join(',', (400) x 10, 429, 429),
+    'alice asks for a taken username twelve times in a minute: 400 ten '
+    . 'times, then 429');
+like(detail($rename[-1]) // '', qr/^Request was throttled/,
+    '... in DRF\'s words');
+unlike(join(' ', map { $_->{body} // '' } @rename[10, 11]), qr/already exists/,
+    '... and the 429s do not say whether the name is taken');
+is(api('PATCH', "/api/users/$aid/", token => $alice,
+        json => { first_name => 'Alice' })->{status}, 200,
+    'alice still changes her first name: 200');
+is(api('PATCH', "/api/users/$bid/", token => $bob,
+        json => { username => 'alice' })->{status}, 400,
+    'another user asking for a taken name is not limited by alice\'s count');
+$r = api('PATCH', "/api/users/$aid/", token => $admin,
+    json => { username => 'bob' });
+is($r->{json}{username}[0], 'A user with that username already exists.',
+    'staff renaming alice is not limited either');
+
 ######################################################## end
 
 is($t->stop_daemon, 0, 'the daemon exits 0 on SIGTERM');

@@ -287,22 +287,19 @@ HttpResponse list_users(ServeContext& ctx, const HttpRequest& req) {
   return pager.response(results.release());
 }
 
-// A self-registration (--open-registration: no caller) is limited per
-// address as the module's oauth2_register is without oauth2_rate_limit,
-// 10 a minute and 100 an hour, counted before its password is hashed: a
-// flood of them neither holds the queue of hashes that staff sign-ins
-// need (R88) nor fills the store.  Seconds to wait, 0 if it may go on.
-unsigned registration_wait(ServeContext& ctx, const HttpRequest& req) {
+// Counts one more attempt of `who` against 10 a minute and 100 an hour,
+// as the module's oauth2_register is limited without oauth2_rate_limit.
+// Seconds to wait, 0 if it may go on (and was counted).
+unsigned attempt_wait(ServeContext& ctx, const std::string& who) {
   if (!ctx.counters) return 0;
   oauth2_counters_t c = ctx.counters->counters();
-  const std::string address = throttle_address(client_address(req));
   const struct {
     const char* name;
     unsigned limit, window;
   } windows[] = {{"rm:", 10, 60}, {"rh:", 100, 3600}};
   std::string keys[2];
   for (size_t i = 0; i < 2; i++) {
-    keys[i] = counter_key(ctx.realm, windows[i].name + address);
+    keys[i] = counter_key(ctx.realm, windows[i].name + who);
     const auto* k = reinterpret_cast<const unsigned char*>(keys[i].data());
     if (unsigned wait = c.check(c.ctx, k, keys[i].size(), windows[i].limit, windows[i].window)) {
       return wait == OAUTH2_COUNTER_FULL ? 1 : wait;  // no room: refused (R84)
@@ -313,6 +310,25 @@ unsigned registration_wait(ServeContext& ctx, const HttpRequest& req) {
              windows[i].window);
   }
   return 0;
+}
+
+// A self-registration (--open-registration: no caller) is limited per
+// address, counted before its password is hashed: a flood of them
+// neither holds the queue of hashes that staff sign-ins need (R88) nor
+// fills the store.
+unsigned registration_wait(ServeContext& ctx, const HttpRequest& req) {
+  return attempt_wait(ctx, throttle_address(client_address(req)));
+}
+
+// A user renaming itself learns whether the name is taken: that answer
+// about other accounts is given at the registration's pace, per user
+// (OWASP: enumeration).  Staff see the users anyway; a PUT that keeps
+// the name asks nothing.
+unsigned rename_wait(ServeContext& ctx, const Caller& caller, const UserInput& in,
+                     const User& current) {
+  if (!in.username || *in.username == current.username) return 0;
+  if (caller.acts_as_staff() || !caller.user) return 0;
+  return attempt_wait(ctx, "user:" + std::to_string(caller.user->id));
 }
 
 HttpResponse create_user(ServeContext& ctx, const HttpRequest& req, const Caller& caller) {
@@ -371,6 +387,7 @@ HttpResponse update_user(ServeContext& ctx, const HttpRequest& req, const Caller
   FieldErrors errors;
   const bool staff = caller.acts_as_staff();
   UserInput in = read_user(body.get(), mode, staff, errors);
+  if (unsigned wait = rename_wait(ctx, caller, in, *current)) return throttled(wait);
   if (in.username && !errors.has("username") && username_taken(ctx, *in.username, id)) {
     errors.add("username", kUsernameTaken);
   }
