@@ -45,18 +45,31 @@ conf_ok($srv->('location / { oauth2_token; }',
 ok(!-e $t->store, 'nginx -t does not create the store (R76)');
 
 # RFC 8628: the device authorization response names the verification page
-conf_fails($srv->('location = /o/device_authorization/ { oauth2_device_authorization; }'),
+my $iss = 'oauth2_issuer https://auth.example;';
+conf_fails($srv->("$iss location = /o/device_authorization/ { oauth2_device_authorization; }"),
     qr/"oauth2_device_authorization" needs .*"oauth2_device"/,
     'oauth2_device_authorization without an oauth2_device location');
-conf_fails($srv->('location = /o/device_authorization/ { oauth2_device_authorization; }'
+conf_fails($srv->("$iss location = /o/device_authorization/ { oauth2_device_authorization; }"
     . ' location ~ ^/o/device/$ { oauth2_device; }'),
     qr/"oauth2_device_authorization" needs/,
     'oauth2_device only in a regex location (no verification_uri)');
-conf_ok($srv->('location = /o/device_authorization/ { oauth2_device_authorization; }'
+conf_ok($srv->("$iss location = /o/device_authorization/ { oauth2_device_authorization; }"
     . ' location = /o/device/ { oauth2_device; }'),
     'oauth2_device_authorization with its oauth2_device page');
-conf_ok($srv->('location = /o/device/ { oauth2_device; }'),
+conf_ok($srv->("$iss location = /o/device/ { oauth2_device; }"),
     'oauth2_device alone');
+
+# R87: the device flow's verification_uri is built on the issuer, and
+# the pages that sign a browser in take from it whether their cookies
+# are Secure (__Host-) behind a proxy that ends TLS
+for my $d (qw(oauth2_device_authorization oauth2_device
+              oauth2_authorized_grants oauth2_end_session)) {
+    my $extra = $d eq 'oauth2_device_authorization'
+        ? "location = /o/device/ { $iss oauth2_device; }" : '';
+    conf_fails($srv->("$extra location = /o/x/ { $d; }"),
+        qr/"$d" requires "oauth2_issuer <url>", which is never taken from the request/,
+        "$d without oauth2_issuer (R87)");
+}
 
 conf_fails($srv->('location / { auth_oauth2; }'),
     qr/auth_oauth2/, 'auth_oauth2 without arguments');
@@ -186,6 +199,47 @@ conf_ok($srv->("location = /s/ { oauth2_status svc X-Service-Token $long; }"),
 conf_fails($srv->('location / { oauth2_token; }', 'oauth2_store "";'),
     qr/"oauth2_store" needs a directory/, 'oauth2_store "" (R78)');
 ok(!-e $t->dir . '/data.mdb', 'oauth2_store "": no store in the prefix');
+
+# the master gives the store's directory to the workers' user: never "/",
+# nginx's prefix (Debian's holds the modules load_module follows), or a
+# path through "." or ".."
+for my $p ('.', './', '/', '//', '%%STORE%%/..', '%%STORE%%/./x', '../x') {
+    conf_fails($srv->('location / { oauth2_token; }', "oauth2_store $p;"),
+        qr/"oauth2_store" needs a directory of its own/, "oauth2_store $p");
+}
+conf_fails($srv->('location / { oauth2_token; }', 'oauth2_store ' . $t->dir . '/;'),
+    qr/"oauth2_store" needs a directory of its own/,
+    'oauth2_store naming nginx\'s prefix');
+conf_ok($srv->('location / { oauth2_token; }', 'oauth2_store %%STORE%%/;'),
+    'oauth2_store with a trailing slash');
+conf_ok($srv->('location / { oauth2_token; }', 'oauth2_store %%STORE%%..x;'),
+    'oauth2_store whose name has dots in it');
+
+# oauth2_rate_limit: the count is 32 bits, and a larger n would wrap
+conf_fails($srv->('location / { oauth2_rate_limit 4294967296/h; oauth2_token; }'),
+    qr{invalid rate "4294967296/h" in "oauth2_rate_limit": <n> must be 1 to 1000000000},
+    'oauth2_rate_limit 4294967296/h');
+conf_fails($srv->('location / { oauth2_rate_limit 1000000001/s; oauth2_token; }'),
+    qr{<n> must be 1 to 1000000000}, 'oauth2_rate_limit 1000000001/s');
+conf_ok($srv->('location / { oauth2_rate_limit 1000000000/d; oauth2_token; }'),
+    'oauth2_rate_limit 1000000000/d');
+
+# oauth2_metrics is a location's handler too: one a location
+conf_fails($srv->('location / { oauth2_token; oauth2_metrics; }'),
+    qr/"oauth2_metrics" directive cannot share a location with an endpoint directive/,
+    'oauth2_token, then oauth2_metrics in one location');
+conf_fails($srv->('location / { oauth2_metrics; oauth2_token; }'),
+    qr/"oauth2_token" directive cannot share a location with "oauth2_metrics"/,
+    'oauth2_metrics, then oauth2_token in one location');
+conf_fails($srv->('location / { oauth2_metrics; oauth2_metrics; }'),
+    qr/"oauth2_metrics" directive is duplicate/, 'oauth2_metrics twice');
+
+# the handshake's sub-paths follow its location's prefix
+for my $l ('~ ^/api/auth/handshake/', '= /api/auth/handshake/create/', '@hs') {
+    conf_fails($srv->("location $l { oauth2_handshake; }"),
+        qr/"oauth2_handshake" directive must be in a prefix location/,
+        "oauth2_handshake in location $l");
+}
 
 # oauth2_cluster: a mirror is never fresher than 100ms, and needs a store
 for my $ms ('50ms', '0') {

@@ -33,6 +33,14 @@ $t->write_config($t->default_http(extra_server => <<'EOF'))->run;
         oauth2_revoke;
         limit_except POST { deny all; }
     }
+    location = /lmt/token/ {
+        oauth2_token;
+        limit_except GET { allow 127.0.0.1; deny all; }
+    }
+    location = /lmt/metrics {
+        oauth2_metrics;
+        limit_except POST { allow 127.0.0.1; deny all; }
+    }
 EOF
 
 my $app = $t->new_app(name => 'svc', grant => 'client_credentials');
@@ -65,6 +73,19 @@ $r = $t->revoke($app->{client_id}, $app->{client_secret}, $tok,
     path => '/limited/revoke/');
 is($r->{status}, 200, 'a POST revokes');
 is($t->bearer_get('/protected/', $tok)->{status}, 401, '... the token');
+
+# a method outside limit_except runs with the block's settings, which
+# allow this address: the endpoint still answers it (nginx takes the
+# block's content handler, which was none: the static files answered)
+$r = $t->token($app->{client_id}, $app->{client_secret}, path => '/lmt/token/');
+is($r->{status}, 200, 'limit_except GET allowing this address: a POST gets a token');
+ok($r->{json} && $r->{json}{access_token}, '... the token endpoint\'s answer');
+is($t->bearer_get('/protected/', $r->{json}{access_token} // '')->{status}, 200,
+    '... a token that opens the protected location');
+$r = $t->request('GET', '/lmt/metrics');
+is($r->{status}, 200, 'limit_except POST allowing this address: a GET of '
+    . 'oauth2_metrics: 200');
+like($r->{body} // '', qr/^# (HELP|TYPE) oauth2_/m, '... the metrics');
 
 is_deeply([$t->worker_pids], \@pids, 'the same workers answered throughout');
 $t->done_testing;

@@ -380,12 +380,15 @@ bool parse_scope(std::string_view s, std::vector<std::string_view>* tokens) {
     for (char ch : tok) {
       if (!is_nqchar(static_cast<unsigned char>(ch))) return false;
     }
-    if (std::find(out.begin(), out.end(), tok) != out.end()) return false;
     out.push_back(tok);
     if (sp == std::string_view::npos) break;
     pos = sp + 1;
   }
-  return true;
+  // a token twice is malformed: sorted, in n log n (thousands of tokens
+  // fit a body, and a check of each against all would be quadratic)
+  std::vector<std::string_view> sorted(out);
+  std::sort(sorted.begin(), sorted.end());
+  return std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end();
 }
 
 }  // namespace oauth2

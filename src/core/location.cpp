@@ -113,8 +113,20 @@ void check_location(const Location& l) {
   }
   // R87: the issuer is configuration, never the request's Host
   if (l.issuer.empty()) {
-    if (l.endpoint == OAUTH2_ENDPOINT_METADATA || l.endpoint == OAUTH2_ENDPOINT_AUTHORIZE) {
-      fail("requires \"oauth2_issuer <url>\", which is never taken from the request");
+    // the metadata names it; the pages that sign a browser in take from
+    // it whether their cookies are Secure (__Host-) behind a proxy that
+    // ends TLS; the device flow's verification_uri is built on it
+    switch (l.endpoint) {
+      case OAUTH2_ENDPOINT_METADATA:
+      case OAUTH2_ENDPOINT_AUTHORIZE:
+      case OAUTH2_ENDPOINT_DEVICE_AUTHORIZATION:
+      case OAUTH2_ENDPOINT_DEVICE:
+      case OAUTH2_ENDPOINT_AUTHORIZED_GRANTS:
+      case OAUTH2_ENDPOINT_END_SESSION:
+        fail("requires \"oauth2_issuer <url>\", which is never taken from the request");
+        break;
+      default:
+        break;
     }
     if (!l.jwt_keys.empty()) {
       throw std::runtime_error(

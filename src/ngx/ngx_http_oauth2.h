@@ -22,6 +22,7 @@
 /* what an endpoint reads of a longer body at most (client_max_body_size) */
 #define NGX_HTTP_OAUTH2_MAX_READ         (1024 * 1024)
 #define NGX_HTTP_OAUTH2_MAX_KEY          255   /* a counter's key */
+#define NGX_HTTP_OAUTH2_MAX_RATE         1000000000  /* oauth2_rate_limit */
 #define NGX_HTTP_OAUTH2_ZONE_FULL        ((ngx_uint_t) -1)
 
 
@@ -62,6 +63,7 @@ typedef struct {
 
 typedef struct {
     ngx_uint_t                 endpoint;      /* OAUTH2_ENDPOINT_* */
+    ngx_uint_t                 metrics;       /* oauth2_metrics */
     ngx_str_t                  store_realm;   /* oauth2_realm */
 
     ngx_flag_t                 auth;          /* auth_oauth2 on */
@@ -171,6 +173,7 @@ oauth2_write_metrics_t *ngx_http_oauth2_metrics_for_writes(ngx_cycle_t *cycle);
 void ngx_http_oauth2_metrics_validation(ngx_http_request_t *r, int why);
 void ngx_http_oauth2_metrics_response(ngx_http_request_t *r, ngx_str_t *realm,
     oauth2_response_t *resp);
+ngx_int_t ngx_http_oauth2_metrics_handler(ngx_http_request_t *r);
 char *ngx_http_oauth2_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 

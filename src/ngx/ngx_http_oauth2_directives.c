@@ -17,6 +17,48 @@
 #endif
 
 
+/* a path that names a directory of its own: no "." or ".." component,
+ * neither "/" nor `other` (nginx's prefix), trailing slashes aside */
+
+static ngx_uint_t
+ngx_http_oauth2_own_directory(ngx_str_t *path, ngx_str_t *other)
+{
+    u_char  *p, *end, *c;
+    size_t   len, olen;
+
+    end = path->data + path->len;
+
+    for (p = path->data; p < end; p = c + 1) {
+        c = ngx_strlchr(p, end, '/');
+
+        if (c == NULL) {
+            c = end;
+        }
+
+        if ((c - p == 1 && p[0] == '.')
+            || (c - p == 2 && p[0] == '.' && p[1] == '.'))
+        {
+            return 0;
+        }
+    }
+
+    len = path->len;
+
+    while (len > 0 && path->data[len - 1] == '/') {
+        len--;
+    }
+
+    olen = other->len;
+
+    while (olen > 0 && other->data[olen - 1] == '/') {
+        olen--;
+    }
+
+    return len > 0
+           && !(len == olen && ngx_strncmp(path->data, other->data, len) == 0);
+}
+
+
 static char *ngx_http_oauth2_named_number(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_str_t *arg, const char *name, ngx_int_t min, const char *usage,
     ngx_uint_t *out);
@@ -549,6 +591,23 @@ ngx_http_oauth2_store_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
+    /*
+     * The master gives the directory to the workers' user: never "/",
+     * nginx's prefix (Debian's holds the modules/ that load_module
+     * follows) or one named through "." or ".."
+     */
+
+    if (!ngx_http_oauth2_own_directory(&mcf->store_path, &cf->cycle->prefix)
+        || !ngx_http_oauth2_own_directory(&mcf->store_path,
+                                          &cf->cycle->conf_prefix))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"oauth2_store\" needs a directory of its own, "
+                           "not \"%V\" (\"/\", nginx's prefix or a path "
+                           "through \".\" or \"..\")", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
     mcf->mapsize = NGX_HTTP_OAUTH2_DEFAULT_MAPSIZE;
 
     if (cf->args->nelts == 3) {
@@ -783,9 +842,25 @@ ngx_http_oauth2_endpoint_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         return "is duplicate";
     }
 
-    olcf->endpoint = cmd->offset;
+    if (olcf->metrics) {
+        return "cannot share a location with \"oauth2_metrics\"";
+    }
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    /* the handshake's sub-paths (create/, validate/, ...) follow the
+     * location's prefix: a regex, an exact or a named location has none */
+    if (cmd->offset == OAUTH2_ENDPOINT_HANDSHAKE
+        && (clcf->exact_match || clcf->named
+#if (NGX_PCRE)
+            || clcf->regex
+#endif
+        ))
+    {
+        return "must be in a prefix location (\"location /api/auth/handshake/\")";
+    }
+
+    olcf->endpoint = cmd->offset;
     clcf->handler = ngx_http_oauth2_endpoint_handler;
 
     return NGX_CONF_OK;
@@ -1489,6 +1564,15 @@ ngx_http_oauth2_rate_limit_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
         if (n <= 0) {
             goto invalid;
+        }
+
+        /* the count is 32 bits: a larger n would wrap to a small one */
+        if (n > NGX_HTTP_OAUTH2_MAX_RATE) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid rate \"%V\" in \"%V\": <n> must be "
+                               "1 to %d", &value[i], &cmd->name,
+                               NGX_HTTP_OAUTH2_MAX_RATE);
+            return NGX_CONF_ERROR;
         }
 
         unit.data = slash + 1;

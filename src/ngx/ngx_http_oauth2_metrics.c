@@ -42,7 +42,6 @@ static ngx_http_oauth2_metrics_sh_t *ngx_http_oauth2_metrics_sh(
 static ngx_http_oauth2_issued_t *ngx_http_oauth2_metrics_series(
     ngx_http_oauth2_metrics_sh_t *sh, ngx_slab_pool_t *shpool,
     ngx_str_t *realm, oauth2_str_t *client, ngx_uint_t grant);
-static ngx_int_t ngx_http_oauth2_metrics_handler(ngx_http_request_t *r);
 static u_char *ngx_http_oauth2_metrics_label(u_char *p, u_char *s,
     size_t len);
 static u_char *ngx_http_oauth2_metrics_issued(u_char *p,
@@ -285,6 +284,8 @@ char *
 ngx_http_oauth2_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
 {
+    ngx_http_oauth2_loc_conf_t *olcf = conf;
+
     ngx_http_core_loc_conf_t     *clcf;
     ngx_http_oauth2_main_conf_t  *mcf;
 
@@ -294,6 +295,17 @@ ngx_http_oauth2_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         return "requires \"oauth2_store\" in the http block before it";
     }
 
+    /* one handler a location: the second would silently replace the first */
+    if (olcf->metrics) {
+        return "is duplicate";
+    }
+
+    if (olcf->endpoint != OAUTH2_ENDPOINT_NONE) {
+        return "cannot share a location with an endpoint directive";
+    }
+
+    olcf->metrics = 1;
+
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_oauth2_metrics_handler;
 
@@ -301,7 +313,7 @@ ngx_http_oauth2_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_oauth2_metrics_handler(ngx_http_request_t *r)
 {
     size_t                         size;

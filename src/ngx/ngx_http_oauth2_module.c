@@ -456,11 +456,27 @@ ngx_http_oauth2_merge_endpoint(ngx_conf_t *cf,
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
 
     if (clcf->noname && conf->endpoint == OAUTH2_ENDPOINT_NONE) {
+        conf->metrics = prev->metrics;
         conf->endpoint = prev->endpoint;
         conf->login_client_id = prev->login_client_id;
         conf->status_service = prev->status_service;
         conf->status_header = prev->status_header;
         conf->status_token_file = prev->status_token_file;
+    }
+
+    /*
+     * A method outside limit_except runs with the block's core settings,
+     * whose content handler nginx takes (NULL: the static files'), so
+     * the block names ours, as the proxy module's blocks name theirs.
+     */
+
+    if (clcf->lmt_excpt && clcf->handler == NULL) {
+        if (conf->endpoint != OAUTH2_ENDPOINT_NONE) {
+            clcf->handler = ngx_http_oauth2_endpoint_handler;
+
+        } else if (conf->metrics) {
+            clcf->handler = ngx_http_oauth2_metrics_handler;
+        }
     }
 
     /*

@@ -578,6 +578,22 @@ TEST(ParseScope, RejectsDuplicates) {
   EXPECT_FALSE(oauth2::parse_scope("a b a", nullptr));
 }
 
+// a body holds thousands of tokens: a repeat is found wherever it is, and
+// the tokens keep their order (the check sorts a copy, in n log n: R8)
+TEST(ParseScope, FindsARepeatAmongThousandsR8) {
+  std::string many;
+  for (int i = 0; i < 5000; i++) many += (i ? " s" : "s") + std::to_string(i);
+  std::vector<std::string_view> t;
+  ASSERT_TRUE(oauth2::parse_scope(many, &t));
+  ASSERT_EQ(t.size(), 5000u);
+  EXPECT_EQ(t.front(), "s0");
+  EXPECT_EQ(t[4321], "s4321");
+  EXPECT_EQ(t.back(), "s4999");
+  EXPECT_FALSE(oauth2::parse_scope("s4999 " + many, nullptr));
+  EXPECT_FALSE(oauth2::parse_scope(many + " s0", nullptr));
+  EXPECT_FALSE(oauth2::parse_scope(many + " s2500", nullptr));
+}
+
 TEST(ParseScope, ManyScopesAreLinearEnough) {
   std::string s;
   for (int i = 0; i < 2000; i++) {
