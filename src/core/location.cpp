@@ -125,8 +125,7 @@ void check_location(const Location& l) {
       case OAUTH2_ENDPOINT_END_SESSION:
         fail("requires \"oauth2_issuer <url>\", which is never taken from the request");
         break;
-      default:
-        break;
+      default: break;
     }
     if (!l.jwt_keys.empty()) {
       throw std::runtime_error(

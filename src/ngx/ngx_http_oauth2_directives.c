@@ -857,7 +857,7 @@ ngx_http_oauth2_endpoint_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 #endif
         ))
     {
-        return "must be in a prefix location (\"location /api/auth/handshake/\")";
+        return "must be in a prefix location";
     }
 
     olcf->endpoint = cmd->offset;
@@ -1531,6 +1531,34 @@ ngx_http_oauth2_thread_pool_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
+/* a rate's unit in seconds, 0 if it is none */
+
+static ngx_uint_t
+ngx_http_oauth2_rate_unit(ngx_str_t *unit)
+{
+    static const struct {
+        const char  *short_name;
+        const char  *name;
+        ngx_uint_t   seconds;
+    } units[] = {
+        { "s", "second", 1 }, { "m", "minute", 60 },
+        { "h", "hour", 3600 }, { "d", "day", 86400 }
+    };
+
+    ngx_uint_t  i;
+
+    for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (ngx_strcmp(unit->data, units[i].short_name) == 0
+            || ngx_strcmp(unit->data, units[i].name) == 0)
+        {
+            return units[i].seconds;
+        }
+    }
+
+    return 0;
+}
+
+
 /* oauth2_rate_limit off | <n>/<unit> [<n>/<unit>]: s, m, h, d */
 
 static char *
@@ -1579,28 +1607,9 @@ ngx_http_oauth2_rate_limit_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         unit.len = value[i].data + value[i].len - unit.data;
 
         olcf->rates[i - 1].limit = n;
+        olcf->rates[i - 1].window = ngx_http_oauth2_rate_unit(&unit);
 
-        if (ngx_strcmp(unit.data, "s") == 0
-            || ngx_strcmp(unit.data, "second") == 0)
-        {
-            olcf->rates[i - 1].window = 1;
-
-        } else if (ngx_strcmp(unit.data, "m") == 0
-                   || ngx_strcmp(unit.data, "minute") == 0)
-        {
-            olcf->rates[i - 1].window = 60;
-
-        } else if (ngx_strcmp(unit.data, "h") == 0
-                   || ngx_strcmp(unit.data, "hour") == 0)
-        {
-            olcf->rates[i - 1].window = 3600;
-
-        } else if (ngx_strcmp(unit.data, "d") == 0
-                   || ngx_strcmp(unit.data, "day") == 0)
-        {
-            olcf->rates[i - 1].window = 86400;
-
-        } else {
+        if (olcf->rates[i - 1].window == 0) {
             goto invalid;
         }
     }
