@@ -146,7 +146,13 @@ is_deeply($o->{prompt_login}{seen}, ['login'],
 is_deeply($o->{max_age}{seen}, ['login'], 'openid-client: a session older than max_age signs in again');
 ok($o->{max_age}{fresh}, 'openid-client: and auth_time is that new sign-in (the library checked max_age)');
 ok($o->{refresh}{access} && $o->{refresh}{refresh}, 'openid-client: refresh');
-is($o->{end_session}{status}, 303, 'openid-client: end session redirects');
+is($o->{end_session_earlier_sign_in}{status}, 200,
+    "openid-client: an id_token of the browser's earlier sign-in: a page")
+    or diag explain $o->{end_session_earlier_sign_in};
+ok($o->{end_session_earlier_sign_in}{asks}, '... that asks the user (RP-Initiated Logout 2)');
+ok($o->{end_session_earlier_sign_in}{session_cookie}, '... and the session cookie is kept');
+is($o->{end_session}{status}, 303,
+    'openid-client: end session with the id_token of the current sign-in redirects');
 is($o->{end_session}{to}, $BYE, 'openid-client: to the registered post_logout_redirect_uri');
 is($o->{end_session}{state}, 'bye', 'openid-client: with the state');
 ok(!$o->{end_session}{session_cookie}, 'openid-client: the session cookie is cleared');
@@ -226,6 +232,7 @@ my $plain_at = $r->{json}{access_token};
 ($code) = $f->code(q_for(client => $es), $session);
 $r = $f->redeem($code, client => $es, redirect_uri => $CB, verifier => $verifier);
 my ($eh) = claims_of($r->{json}{id_token});
+my $es_id_token = $r->{json}{id_token};
 is($eh->{alg}, 'ES256', 'id_token_signed_response_alg ES256: an ES256 id_token');
 # OIDC Core 3.1.3.6: at_hash is the left half of the access token's hash,
 # by the hash of the id_token's alg: SHA-256 for ES256, SHA-512 for EdDSA
@@ -304,6 +311,32 @@ my $pavel = $f->login(q_for(), $other_user, $other_pw);
 ($code) = $f->code(q_for(), $pavel);
 my $pavel_tok = $f->redeem($code, client => $app, redirect_uri => $CB, verifier => $verifier);
 ok($pavel_tok->{json}{id_token}, "another user's id_token");
+
+# OIDC Core 3.1.2.1: an id_token_hint asks about its own user.  Signed in
+# as another, prompt=none answers login_required (an RP renewing in the
+# background is never handed someone else's code), and without it the
+# browser signs in again, after which the hint is dropped
+$r = $f->get(q_for(prompt => 'none', id_token_hint => $pavel_tok->{json}{id_token}),
+    Cookie => $session);
+is({params($r)}->{error}, 'login_required',
+    "prompt=none with another user's id_token_hint: login_required");
+ok(!defined {params($r)}->{code}, '... and no code');
+$r = $f->get(q_for(id_token_hint => $pavel_tok->{json}{id_token}), Cookie => $session);
+like($r->{body} // '', qr/name="password"/,
+    "another user's id_token_hint, interactive: the sign-in page");
+my (undef, $in) = $f->login(q_for(id_token_hint => $pavel_tok->{json}{id_token}),
+    $other_user, $other_pw);
+is($in->{status}, 303, '... signed in there: back to the authorization');
+unlike(OAuth2Test::header($in, 'Location') // '', qr/id_token_hint/,
+    '... without the hint (else signing in as anyone else would loop)');
+$r = $f->get(q_for(prompt => 'none', id_token_hint => $tok->{json}{id_token}),
+    Cookie => $session);
+ok({params($r)}->{code}, "prompt=none with the signed-in user's own id_token_hint: a code");
+for my $bad (['not an id_token' => 'not.a.jwt'],
+             ["another client's id_token" => $es_id_token]) {
+    $r = $f->get(q_for(prompt => 'none', id_token_hint => $bad->[1]), Cookie => $session);
+    is({params($r)}->{error}, 'invalid_request', "id_token_hint $bad->[0]: invalid_request");
+}
 $r = logout(id_token_hint => $pavel_tok->{json}{id_token});
 like($r->{body}, qr/Sign out\?/, "another user's id_token_hint: the user is asked");
 unlike(OAuth2Test::header($r, 'Set-Cookie') // '', qr/oauth2_session=;/,
@@ -322,6 +355,29 @@ $r = logout(id_token_hint => $jwt_tok->{json}{access_token});
 is($r->{status}, 400, "the user's access JWT as id_token_hint: 400");
 is({params($f->get(q_for(prompt => 'none'), Cookie => $session))}->{code} ? 1 : 0, 1,
     'and the session still gets codes');
+# an id_token of an earlier sign-in of the same user is no confirmation
+# either: it sits in browser histories, access logs and any RP it went
+# to (RP-Initiated Logout 2: "does not belong to the current OP session")
+sleep 1;  # auth_time is in seconds
+my $later = $f->login(q_for(), $user, $pw);
+$r = $t->get('/o/logout/?' . OAuth2Authorize::query(id_token_hint => $tok->{json}{id_token}),
+    Cookie => $later);
+like($r->{body}, qr/Sign out\?/, "an id_token of the user's earlier sign-in: the user is asked");
+unlike(OAuth2Test::header($r, 'Set-Cookie') // '', qr/oauth2_session=;/,
+    '... the session cookie is kept');
+is({params($f->get(q_for(prompt => 'none'), Cookie => $later))}->{code} ? 1 : 0, 1,
+    '... and the later session still gets codes');
+($code) = $f->code(q_for(), $later);
+my $later_tok = $f->redeem($code, client => $app, redirect_uri => $CB, verifier => $verifier);
+$r = $t->get('/o/logout/?' . OAuth2Authorize::query(id_token_hint => $later_tok->{json}{id_token}),
+    Cookie => $later);
+unlike($r->{body}, qr/Sign out\?/, "an id_token of this very sign-in: signed out at once");
+like(OAuth2Test::header($r, 'Set-Cookie') // '', qr/oauth2_session=;/,
+    '... the session cookie is cleared');
+is({params($f->get(q_for(prompt => 'none'), Cookie => $later))}->{error}, 'login_required',
+    '... and that session no longer signs in');
+is({params($f->get(q_for(prompt => 'none'), Cookie => $session))}->{code} ? 1 : 0, 1,
+    '... the earlier one, which was not asked about, still does');
 # the confirmed POST
 $r = $t->post_form('/o/logout/', OAuth2Test::form(action => 'logout', csrf_token => $csrf),
     Cookie => $session);

@@ -163,6 +163,8 @@ struct AuthzRequest {
   bool openid = false;   // the scope holds openid
   std::string nonce;
   std::string login_hint;
+  // id_token_hint's user (its id in decimal); empty: no hint
+  std::string hint_sub;
   std::string issuer;  // RFC 9207's iss, on every redirect back
   // RFC 8707 resources (audience.hpp); empty: none
   std::string audience;
@@ -262,9 +264,25 @@ std::optional<Response> check_pkce(const Form& query, AuthzRequest& az) {
   return std::nullopt;
 }
 
-// prompt, max_age, nonce and login_hint (OpenID Connect Core 3.1.2.1);
-// prompt=none is honoured for every request, the rest matter with openid.
-std::optional<Response> check_oidc(const Form& query, AuthzRequest& az) {
+// id_token_hint (OpenID Connect Core 3.1.2.1): an id_token this server
+// issued to this client.  The answer is for its user only: signed in as
+// another, the browser signs in again (prompt=none: login_required).
+std::optional<Response> check_id_token_hint(const Request& req, const Form& query,
+                                            AuthzRequest& az) {
+  auto hint = query.get("id_token_hint");
+  if (!hint) return std::nullopt;
+  auto h = read_id_token_hint(req, *hint);
+  if (!h || h->aud != az.client.client_id) {
+    return back_error(az, "invalid_request", "id_token_hint is not an id_token of this client");
+  }
+  az.hint_sub = std::move(h->sub);
+  return std::nullopt;
+}
+
+// prompt, max_age, nonce, login_hint and id_token_hint (OpenID Connect
+// Core 3.1.2.1); prompt=none is honoured for every request, the rest
+// matter with openid.
+std::optional<Response> check_oidc(const Request& req, const Form& query, AuthzRequest& az) {
   az.openid = scope_has(az.scope, "openid");
   std::vector<std::string_view> prompts;
   if (auto p = query.get("prompt"); p && !parse_scope(*p, &prompts)) {
@@ -298,7 +316,7 @@ std::optional<Response> check_oidc(const Form& query, AuthzRequest& az) {
     az.nonce = std::string(*n);
   }
   if (auto h = query.get("login_hint"); h && h->size() <= 150) az.login_hint = std::string(*h);
-  return std::nullopt;
+  return check_id_token_hint(req, query, az);
 }
 
 // dpop_jkt (RFC 9449 10): the code is redeemed only with a proof by the
@@ -318,8 +336,8 @@ std::optional<Response> check_dpop_jkt(const Request& req, const Form& query, Au
 }
 
 // The query the login form sends the browser back to once the user has
-// signed in: without prompt=login and max_age, which that sign-in just
-// satisfied (else prompt=login would ask again for ever).
+// signed in: without prompt=login, max_age and id_token_hint, which that
+// sign-in just satisfied (else prompt=login would ask again for ever).
 std::string after_login_query(std::string_view query, const AuthzRequest& az) {
   std::string out;
   size_t pos = 0;
@@ -328,7 +346,8 @@ std::string after_login_query(std::string_view query, const AuthzRequest& az) {
     if (end == std::string_view::npos) end = query.size();
     std::string_view part = query.substr(pos, end - pos);
     std::string_view key = part.substr(0, part.find('='));
-    if (!part.empty() && key != "prompt" && key != "max_age") {
+    // who signed in now is who the request is for
+    if (!part.empty() && key != "prompt" && key != "max_age" && key != "id_token_hint") {
       out += out.empty() ? "" : "&";
       out += part;
     }
@@ -358,7 +377,7 @@ std::optional<Response> check_authz(const Request& req, const Form& query, Authz
   az.audience = std::move(target.audience);
   if (auto err = check_pkce(query, az)) return err;
   if (auto err = check_dpop_jkt(req, query, az)) return err;
-  return check_oidc(query, az);
+  return check_oidc(req, query, az);
 }
 
 // The login and consent forms post to the endpoint, with the query
@@ -590,8 +609,10 @@ Response consent_page(const Request& req, const AuthzRequest& az, const SessionU
                            {"csrf", csrf_value}}));
 }
 
-// prompt=login, or a max_age the session is older than: sign in again
+// prompt=login, a max_age the session is older than, or an id_token_hint
+// of another user: sign in again
 bool needs_login(const AuthzRequest& az, const SessionUser& user, int64_t now) {
+  if (!az.hint_sub.empty() && az.hint_sub != std::to_string(user.id)) return true;
   return az.prompt_login || (az.max_age >= 0 && now - user.auth_time > az.max_age);
 }
 

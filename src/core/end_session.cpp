@@ -54,6 +54,7 @@ Response logout_error(int status, std::string_view description) {
 // What the request asked, checked.
 struct LogoutRequest {
   std::string hint_sub;      // the id_token_hint's subject; empty: no hint
+  int64_t hint_auth_time = 0;  // the sign-in it was issued in
   std::string redirect_uri;  // empty: show the signed-out page
   std::string state;
 };
@@ -66,22 +67,11 @@ std::optional<std::string_view> param(const Form& query, const Form& body, const
 
 std::optional<Response> check_hint(const Request& req, std::string_view hint, std::string* aud,
                                    LogoutRequest& lr) {
-  JwtCheck check;
-  check.now = req.c.now;
-  check.check_exp = false;  // an expired id_token still names who signed in
-  check.issuer = req.loc.issuer;
-  JwtResult r = jwt_verify(req.loc.jwt_keys, hint, check);
-  const char* sub = json_string_value(json_object_get(r.claims.get(), "sub"));
-  const char* a = json_string_value(json_object_get(r.claims.get(), "aud"));
-  // an access JWT of the same keys (RFC 9068's, simplejwt's) names the
-  // user too, and goes to every resource server it is used at: it is no
-  // id_token, which never carries a jti here
-  const bool access = json_object_get(r.claims.get(), "jti") != nullptr;
-  if (r.status != JwtStatus::kOk || !sub || !a || access || r.key->alg() == JwtAlg::kHS256) {
-    return logout_error(400, "id_token_hint is not an id_token of this server.");
-  }
-  lr.hint_sub = sub;
-  *aud = a;
+  auto h = read_id_token_hint(req, hint);
+  if (!h) return logout_error(400, "id_token_hint is not an id_token of this server.");
+  lr.hint_sub = h->sub;
+  lr.hint_auth_time = h->auth_time;
+  *aud = h->aud;
   return std::nullopt;
 }
 
@@ -176,7 +166,13 @@ EndpointResult end_session_endpoint(Store& store, const Request& req) {
   const bool confirmed = method == "POST" &&
                          body.get("action") == std::optional<std::string_view>("logout") &&
                          same_ct(csrf, body.get("csrf_token").value_or(""));
-  if (confirmed || lr.hint_sub == std::to_string(su->id)) return end_session(store, req, *su, lr);
+  // a hint ends the session without asking only if it was issued in
+  // this very sign-in: an id_token of an earlier one (in a browser's
+  // history, an access log, any RP's hands) asks first (RP-Initiated
+  // Logout 2: "does not belong to the current OP session")
+  const bool this_session =
+      lr.hint_sub == std::to_string(su->id) && lr.hint_auth_time == su->auth_time;
+  if (confirmed || this_session) return end_session(store, req, *su, lr);
   return done(page(200, render(kConfirmPage, {{"username", html_escape(su->name)},
                                               {"csrf", html_escape(csrf)}})));
 }

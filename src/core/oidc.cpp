@@ -134,6 +134,24 @@ void add_oidc_metadata(json_t* doc, const Request& req) {
   }
 }
 
+std::optional<IdTokenHint> read_id_token_hint(const Request& req, std::string_view hint) {
+  JwtCheck check;
+  check.now = req.c.now;
+  check.check_exp = false;  // an expired id_token still names who signed in
+  check.issuer = req.loc.issuer;
+  JwtResult r = jwt_verify(req.loc.jwt_keys, hint, check);
+  if (r.status != JwtStatus::kOk || r.key->alg() == JwtAlg::kHS256) return std::nullopt;
+  const json_t* claims = r.claims.get();
+  const char* sub = json_string_value(json_object_get(claims, "sub"));
+  const char* aud = json_string_value(json_object_get(claims, "aud"));
+  const json_t* at = json_object_get(claims, "auth_time");
+  // an access JWT of the same keys (RFC 9068's, simplejwt's) names the
+  // user too, and goes to every resource server it is used at: it is no
+  // id_token, which never carries a jti here
+  if (!sub || !aud || !json_is_integer(at) || json_object_get(claims, "jti")) return std::nullopt;
+  return IdTokenHint{sub, aud, json_integer_value(at)};
+}
+
 }  // namespace detail
 
 namespace {

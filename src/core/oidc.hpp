@@ -40,6 +40,16 @@ const JwtKey* id_token_key(const Location& loc, std::string_view alg);
 std::string sign_id_token(const IssueSettings& s, const Client& c, const std::string& user,
                           const OidcCode& oc, std::string_view access_token);
 
+// An id_token_hint (OpenID Connect Core 3.1.2.1, RP-Initiated Logout 2):
+// an id_token this server signed, expired or not; nullopt if it is none
+// (another issuer's, forged, an access JWT, HS256).
+struct IdTokenHint {
+  std::string sub;        // the user's id in decimal
+  std::string aud;        // the client it was issued to
+  int64_t auth_time = 0;  // the sign-in (session) it was issued in
+};
+std::optional<IdTokenHint> read_id_token_hint(const Request& req, std::string_view hint);
+
 // The OpenID Provider Metadata members the discovery document adds.
 void add_oidc_metadata(json_t* doc, const Request& req);
 

@@ -70,6 +70,7 @@ async function codeFlow(params = {}, check = {}) {
 }
 
 let first;
+let latest;
 
 await runFlows('openid-client', [
   ['discovery', async () => {
@@ -125,6 +126,7 @@ await runFlows('openid-client', [
   ['max_age', async () => {
     await new Promise((r) => setTimeout(r, 2100));
     const f = await codeFlow({ max_age: '1' }, { maxAge: 1 });
+    latest = f;  // the browser's latest sign-in, which the RP now holds
     const c = f.tokens.claims();
     return { seen: f.ua.seen, fresh: Math.floor(Date.now() / 1000) - c.auth_time <= 2 };
   }],
@@ -132,9 +134,19 @@ await runFlows('openid-client', [
     const t = await client.refreshTokenGrant(config, first.tokens.refresh_token);
     return { access: !!t.access_token, refresh: !!t.refresh_token };
   }],
-  ['end_session', async () => {
+  ['end_session_earlier_sign_in', async () => {
+    // an id_token of an earlier sign-in is not of the current session:
+    // the OP asks (RP-Initiated Logout 2)
     const url = client.buildEndSessionUrl(config, {
       id_token_hint: first.tokens.id_token,
+      post_logout_redirect_uri: app.post_logout_redirect_uri, state: 'bye' });
+    const r = await go(url.href);
+    return { status: r.status, asks: /Sign out\?/.test(r.text ?? ''),
+      session_cookie: jar.has('oauth2_session') };
+  }],
+  ['end_session', async () => {
+    const url = client.buildEndSessionUrl(config, {
+      id_token_hint: latest.tokens.id_token,
       post_logout_redirect_uri: app.post_logout_redirect_uri, state: 'bye' });
     const r = await go(url.href);
     const back = r.location ? new URL(r.location) : null;
