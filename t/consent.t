@@ -198,6 +198,31 @@ is($t->bearer_get('/protected/', $at_other)->{status}, 200,
 is($t->bearer_get('/protected/', $at_bob)->{status}, 200,
     "bob's token from the same application still passes");
 
+# an application the user holds live tokens from without a consent (the
+# password grant here; a device approval, or a consent that ran out after
+# a last code, whose refresh token lives on) is listed too, and revoked:
+# a grant the page does not show is one the user cannot end
+my $pw_app = $t->new_app(name => 'by password', grant => ['password', 'refresh_token']);
+$r = $t->post_form('/o/token/', OAuth2Test::form(grant_type => 'password',
+    username => 'dora', password => 'Tr0ub4dor-and-3', scope => 'read'),
+    Authorization => $t->basic($pw_app->{client_id}, $pw_app->{client_secret}));
+is($r->{status}, 200, 'a token for dora by the password grant');
+my ($pw_at, $pw_rt) = @{$r->{json}}{qw(access_token refresh_token)};
+$r = page_get($alice);
+$items = items_of($r);
+ok(exists $items->{$pw_app->{client_id}},
+    'the application she holds tokens from without a consent is listed');
+like($items->{$pw_app->{client_id}} // '', qr/by password.*: read;/s,
+    '... with its name and the tokens\' scope');
+$r = page_revoke($alice, action => 'revoke', csrf_token => $csrf,
+    client_id => $pw_app->{client_id});
+is($r->{status}, 303, 'Revoke it: 303');
+ok(!exists items_of(page_get($alice))->{$pw_app->{client_id}}, '... gone from the list');
+is($t->bearer_get('/protected/', $pw_at)->{status}, 401, '... its access token: 401');
+is($f->refresh($pw_rt, $pw_app)->{status}, 400, '... its refresh token: 400');
+is($t->bearer_get('/protected/', $at_other)->{status}, 200,
+    '... the other application\'s token still passes');
+
 # SECURITY: a consent revoked then prompt=none refused
 $r = $f->get(q_for($web, prompt => 'none'), Cookie => $alice);
 %p = OAuth2Authorize::location_params($r);

@@ -1,6 +1,7 @@
 #include "consent.hpp"
 
 #include <algorithm>
+#include <set>
 
 #include "codec.hpp"
 #include "crypto.hpp"
@@ -69,8 +70,21 @@ void remember_consent(Txn& txn, std::string_view realm, uint64_t user, std::stri
 
 std::vector<Token> user_consents(Txn& txn, std::string_view realm, uint64_t user, int64_t now) {
   std::vector<Token> out;
+  std::set<std::string> listed;
   for (auto& [id, t] : txn.user_tokens_of_type(realm, user, TokenType::kConsent)) {
-    if (now < t.expires_at) out.push_back(std::move(t));
+    if (now < t.expires_at && listed.insert(t.client_id).second) out.push_back(std::move(t));
+  }
+  for (TokenType type : {TokenType::kRefresh, TokenType::kAccess}) {
+    for (auto& [id, t] : txn.user_tokens_of_type(realm, user, type)) {
+      if (now >= t.expires_at || !listed.insert(t.client_id).second) continue;
+      Token grant;
+      grant.type = TokenType::kConsent;
+      grant.client_id = std::move(t.client_id);
+      grant.scope = std::move(t.scope);
+      grant.issued_at = t.issued_at;
+      grant.expires_at = t.expires_at;
+      out.push_back(std::move(grant));
+    }
   }
   std::sort(out.begin(), out.end(),
             [](const Token& a, const Token& b) { return a.client_id < b.client_id; });
@@ -78,13 +92,16 @@ std::vector<Token> user_consents(Txn& txn, std::string_view realm, uint64_t user
 }
 
 bool revoke_consent(Txn& txn, std::string_view realm, uint64_t user, std::string_view client_id) {
-  if (!txn.delete_token(realm, consent_id(user, client_id))) return false;
-  for (TokenType type : {TokenType::kCode, TokenType::kAccess, TokenType::kRefresh}) {
+  // the tokens go whether or not the consent is still there: it may have
+  // run out after a last code, whose refresh token lives on
+  bool any = txn.delete_token(realm, consent_id(user, client_id));
+  for (TokenType type :
+       {TokenType::kCode, TokenType::kDevice, TokenType::kAccess, TokenType::kRefresh}) {
     for (auto& [id, t] : txn.user_tokens_of_type(realm, user, type)) {
-      if (t.client_id == client_id) txn.delete_token(realm, id);
+      if (t.client_id == client_id) any = txn.delete_token(realm, id) || any;
     }
   }
-  return true;
+  return any;
 }
 
 }  // namespace oauth2::detail

@@ -26,10 +26,14 @@ bool consent_covers(const Token& consent, std::string_view scope);
 // records the consent (the union with what was granted before) in txn
 void remember_consent(Txn& txn, std::string_view realm, uint64_t user, std::string_view client_id,
                       std::string_view scope, int64_t now);
-// the user's live consents, by client_id
+// the applications the user has authorized, by client_id: its live
+// consents, and every application it still holds live tokens from
+// without one (a consent that ran out after a code, the device flow, the
+// password grant), as the token's scope and time
 std::vector<Token> user_consents(Txn& txn, std::string_view realm, uint64_t user, int64_t now);
 // deletes the consent and every token the user holds from client_id
-// (codes, access and refresh tokens); false if there was no consent
+// (codes, approved device codes, access and refresh tokens); false if
+// there was nothing to delete
 bool revoke_consent(Txn& txn, std::string_view realm, uint64_t user, std::string_view client_id);
 
 }  // namespace oauth2::detail
