@@ -209,6 +209,15 @@ is($code, 1, 'a truncated dump: exit 1');
 like($err, qr/not valid JSON.*nothing was imported/,
     'a truncated dump: "not valid JSON ... nothing was imported"');
 is($out, '', 'a truncated dump: nothing on stdout');
+# one cut inside a secret in clear (DOT 1.x): the error says where, never
+# what (jansson's text ends "near '<the input there>'")
+my $cut = OAuth2Test::write_file($t->dir . '/cut.json', '[{"model":'
+    . '"oauth2_provider.application","pk":1,"fields":{"client_id":"abc",'
+    . '"client_secret":"Tr0ub4dor&3x');
+($code, $out, $err) = $t->admin('import-django', $cut);
+is($code, 1, 'a dump cut inside a secret: exit 1');
+like($err, qr/not valid JSON \(line 1, column \d+\)/, '... says where');
+unlike($err, qr/Tr0ub4dor/, '... and never echoes the secret');
 my $late = [@$records];
 $late->[-1] = { %{$late->[-1]}, fields => { %{$late->[-1]{fields}},
     client_type => 1 } };

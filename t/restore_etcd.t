@@ -132,5 +132,26 @@ for (1 .. 100) {
 }
 ok($caught_up, 'the sync restarted, the mirror comes to hold them');
 
+# the cluster's backup is a copy of an edge's mirror; restored into a
+# local store it is a local store, not a mirror no process writes (every
+# write refused, and another restore with it)
+my ($bc, $bo, $be) = $t->admin_raw('--store', $t->store, 'backup', "$dir/edge.backup");
+is($bc, 0, 'a backup of the edge\'s mirror: exit 0') or diag $be;
+my $local = "$dir/from-edge";
+($bc, $bo, $be) = $t->admin_raw('--store', $local, 'restore', "$dir/edge.backup");
+is($bc, 0, 'restored into a local store: exit 0') or diag $be;
+($bc, $bo, $be) = $t->admin_raw('--store', $local, 'user', 'show', "b$N");
+is($bc, 0, '... which holds the mirror\'s users');
+($bc, $bo, $be) = $t->admin_raw('--store', $local, 'app', 'add', '--name', 'after',
+    '--grant', 'client_credentials');
+is($bc, 0, '... and takes writes: it is no mirror') or diag $be;
+unlike($be, qr/mirror/, '... nothing says mirror');
+($bc, $bo, $be) = $t->admin_raw('--store', $local, 'restore', "$dir/a.backup", '--force');
+is($bc, 0, '... and another restore --force replaces it') or diag $be;
+($bc, $bo, $be) = $t->admin_raw('--store', $t->store, 'app', 'add', '--name', 'x',
+    '--grant', 'client_credentials');
+isnt($bc, 0, 'the edge\'s own mirror still refuses a local write');
+like($be, qr/--etcd/, '... naming --etcd');
+
 $t->sync_log_ok;
 $t->done_testing;

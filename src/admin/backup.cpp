@@ -404,6 +404,38 @@ std::optional<struct stat> check_restore(const Invocation& inv, const std::strin
   return data;
 }
 
+// A copy of an edge's mirror (the cluster's backup) restored as a local
+// store is no mirror: what named it one, and which revision of etcd it
+// had applied, goes from the copy before it becomes data.mdb (as a
+// restore into the cluster leaves them out), or every write to it would
+// be refused as a mirror's, and restore itself with it.
+void forget_mirror(const std::string& copy) {
+  struct stat st;
+  if (stat(copy.c_str(), &st) != 0) throw std::runtime_error(errno_text("cannot read " + copy));
+  MDB_env* raw = nullptr;
+  check(mdb_env_create(&raw), "mdb_env_create");
+  Env env(raw);
+  check(mdb_env_set_maxdbs(raw, 64), "mdb_env_set_maxdbs");
+  // room for the pages a delete copies
+  check(mdb_env_set_mapsize(raw, static_cast<size_t>(st.st_size) + (size_t{64} << 20)),
+        "mdb_env_set_mapsize");
+  check(mdb_env_open(raw, copy.c_str(), MDB_NOSUBDIR | MDB_NOLOCK, 0600), "mdb_env_open");
+  TxnHandle txn(raw, 0);
+  MDB_dbi meta;
+  if (mdb_dbi_open(txn.get(), "meta", 0, &meta) != MDB_SUCCESS) return;
+  bool changed = false;
+  for (const char* name :
+       {kMirrorOfMeta, kMirrorRevisionMeta, kMirrorFreshMeta, kMirrorClusterMeta}) {
+    MDB_val k{std::char_traits<char>::length(name), const_cast<char*>(name)};
+    int rc = mdb_del(txn.get(), meta, &k, nullptr);
+    if (rc != MDB_NOTFOUND) check(rc, "mdb_del(meta)");
+    changed = changed || rc == MDB_SUCCESS;
+  }
+  if (!changed) return;
+  txn.commit();
+  check(mdb_env_sync(raw, 1), "mdb_env_sync");
+}
+
 // Writes the backup (in) beside data.mdb, checks that copy and renames it
 // over data.mdb; what the restored store holds.
 BackupInfo put_in_place(const Invocation& inv, int in, const struct stat* old) {
@@ -418,6 +450,7 @@ BackupInfo put_in_place(const Invocation& inv, int in, const struct stat* old) {
   const std::string tmp = copy_beside(in, inv.store, old);
   BackupInfo info;
   try {
+    forget_mirror(tmp);
     info = inspect_backup(tmp);  // the bytes about to become the store
   } catch (...) {
     unlink(tmp.c_str());
