@@ -268,6 +268,16 @@ section('a change too large on its own is refused whole', sub {
         or diag "$out$err";
     my ($sc, $show) = $u->admin_etcd('user', 'show', 'd50');
     like($show, qr/"username": "d50"/, '... where its users are');
+
+    # an etcd that takes fewer operations than a round of the restore's:
+    # the records were deleted first, so it says the cluster holds part
+    # of the backup only, and how to finish
+    my $v = OAuth2Test->new;
+    $v->run_sync($v->run_etcd(limits => 0, extra => ['--max-txn-ops', 64]));
+    ($code, $out, $err) = $v->admin_etcd('restore', $u->dir . '/dump.backup');
+    is($code, 1, 'a restore into an etcd of 64 operations a Txn: exit 1');
+    like($err, qr/the cluster now holds part of the backup only: run the restore again with --force/,
+        '... saying the cluster holds part of the backup, and what to do');
 });
 
 $t->sync_log_ok;

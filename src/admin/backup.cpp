@@ -506,20 +506,12 @@ int64_t send_ops(Etcd& etcd, Json& ops, size_t* bytes) {
   return etcd_revision(answer.get());
 }
 
-// One Txn deleting every database's records, then the backup's records in
-// Txns of at most kRestoreTxnOps puts (etcd refuses a put and a delete of
-// the same key in one Txn).  The machine's own meta records are left out,
-// as the cluster's commits leave them out.  The last revision.
-int64_t put_backup_in_cluster(Etcd& etcd, const std::string& path) {
-  Json ops(checked(json_array()));
-  size_t bytes = 0;
-  for (size_t i = 0; i < kDbCount; i++) {
-    const std::string from = db_range(etcd, db_name(static_cast<Db>(i)));
-    json_array_append_new(ops.get(), checked(json_pack("{s:{s:s,s:s}}", "request_delete_range",
-                                                       "key", base64_std(from).c_str(), "range_end",
-                                                       base64_std(Etcd::range_end(from)).c_str())));
-  }
-  int64_t revision = send_ops(etcd, ops, &bytes);
+// The backup's records in Txns of at most kRestoreTxnOps puts (etcd
+// refuses a put and a delete of the same key in one Txn), after what ops
+// holds.  The machine's own meta records are left out, as the cluster's
+// commits leave them out.  The last revision.
+int64_t put_records(Etcd& etcd, const std::string& path, Json& ops, size_t* bytes) {
+  int64_t revision = 0;
   Env env = open_backup_env(path);
   TxnHandle txn(env.get(), MDB_RDONLY);
   for (size_t i = 0; i < kDbCount; i++) {
@@ -534,14 +526,38 @@ int64_t put_backup_in_cluster(Etcd& etcd, const std::string& path) {
       const std::string value = base64_std(records::view(v));
       json_array_append_new(ops.get(), checked(json_pack("{s:{s:s,s:s}}", "request_put", "key",
                                                          key.c_str(), "value", value.c_str())));
-      bytes += key.size() + value.size();
-      if (json_array_size(ops.get()) >= kRestoreTxnOps || bytes >= kRestoreTxnBytes) {
-        revision = send_ops(etcd, ops, &bytes);
+      *bytes += key.size() + value.size();
+      if (json_array_size(ops.get()) >= kRestoreTxnOps || *bytes >= kRestoreTxnBytes) {
+        revision = send_ops(etcd, ops, bytes);
       }
     }
   }
-  if (json_array_size(ops.get())) revision = send_ops(etcd, ops, &bytes);
+  if (json_array_size(ops.get())) revision = send_ops(etcd, ops, bytes);
   return revision;
+}
+
+// One Txn deleting every database's records, then the backup's records.
+// The last revision.
+int64_t put_backup_in_cluster(Etcd& etcd, const std::string& path) {
+  Json ops(checked(json_array()));
+  size_t bytes = 0;
+  for (size_t i = 0; i < kDbCount; i++) {
+    const std::string from = db_range(etcd, db_name(static_cast<Db>(i)));
+    json_array_append_new(ops.get(), checked(json_pack("{s:{s:s,s:s}}", "request_delete_range",
+                                                       "key", base64_std(from).c_str(), "range_end",
+                                                       base64_std(Etcd::range_end(from)).c_str())));
+  }
+  const int64_t deleted = send_ops(etcd, ops, &bytes);
+  try {
+    const int64_t revision = put_records(etcd, path, ops, &bytes);
+    return revision ? revision : deleted;
+  } catch (const std::exception& e) {
+    // the cluster's records are gone and only some of the backup's in:
+    // the edges serve that until a restore goes through
+    throw std::runtime_error(std::string(e.what()) +
+                             "; the cluster now holds part of the backup only:"
+                             " run the restore again with --force");
+  }
 }
 
 // Read your writes, as for every other write with --etcd: where --store
