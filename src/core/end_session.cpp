@@ -53,9 +53,9 @@ Response logout_error(int status, std::string_view description) {
 
 // What the request asked, checked.
 struct LogoutRequest {
-  std::string hint_sub;      // the id_token_hint's subject; empty: no hint
+  std::string hint_sub;        // the id_token_hint's subject; empty: no hint
   int64_t hint_auth_time = 0;  // the sign-in it was issued in
-  std::string redirect_uri;  // empty: show the signed-out page
+  std::string redirect_uri;    // empty: show the signed-out page
   std::string state;
 };
 
