@@ -100,6 +100,34 @@ $p = pair($app, 'alice');
 $r = refresh($t, $app, $p->{refresh_token}, auth => 'post');
 is($r->{status}, 200, 'refresh with client_secret_post: 200 (R12)');
 
+############################################ the pair kept for the grace
+
+# R38 against a copy of the store (R43): the pair a rotation minted is
+# kept, sealed by the spent refresh token, for the grace only, in a record
+# of its own that expiry removes.  Kept in the spent token's record, which
+# lives until the grant's end, it made a chain from any spent token to
+# the live pair for whoever had a copy of the store.
+sub sealed_pairs {
+    my ($code, $out) = $t->_run_cmd('/usr/bin/mdb_dump', '-s', 'tokens', $t->store);
+    my @lines = grep { /^ [0-9a-f]+$/ } split /\n/, $out;  # key, value, ...
+    return scalar grep { substr($lines[$_], 3, 2) eq '0a' } grep { $_ % 2 } 0 .. $#lines;
+}
+my $kept_before = sealed_pairs();
+$p = pair($app, 'alice', path => '/o/token-grace1/');
+$r = refresh($t, $app, $p->{refresh_token}, path => '/o/token-grace1/');
+is($r->{status}, 200, 'grace 1s: a rotation');
+is(sealed_pairs() - $kept_before, 1, '... keeps its pair, sealed, in a record of its own');
+$p = pair($app, 'alice', path => '/o/token-grace0/');
+$r = refresh($t, $app, $p->{refresh_token}, path => '/o/token-grace0/');
+is($r->{status}, 200, 'grace 0: a rotation');
+is(sealed_pairs() - $kept_before, 1, '... keeps no pair at all');
+sleep 3;
+my $pending = sealed_pairs();
+my $cleared = $t->admin_json('cleartokens');
+ok($cleared->{deleted} >= 1, 'the grace over, expiry removes the kept pair')
+    or diag explain $cleared;
+cmp_ok(sealed_pairs(), '<', $pending, '... which the store no longer holds');
+
 ################################################ reuse after grace (R37)
 
 $p = pair($app, 'alice', path => '/o/token-grace1/');
@@ -381,8 +409,9 @@ my @res = race(16, sub {
 is(scalar(grep { /^200 / } @res), 16, '16 parallel refreshes of one token: all 200 (R38)');
 my %bodies = map { s/^\d+ //r => 1 } @res;
 is(scalar keys %bodies, 1, '16 parallel refreshes: one and the same pair (R38)');
-is(token_count($t) - $before, 2,
-    '16 parallel refreshes: exactly one new pair in the store (R38)');
+is(token_count($t) - $before, 3,
+    '16 parallel refreshes: exactly one new pair in the store, and the record '
+    . 'that keeps it for the grace (R38)');
 my ($body) = keys %bodies;
 my $won = eval { JSON::PP->new->decode($body) } // {};
 is(at_status($won->{access_token} // 'x'), 200,

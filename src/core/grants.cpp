@@ -374,6 +374,32 @@ std::optional<Response> refresh_refusal(const std::optional<Token>& t, const Cli
   return std::nullopt;
 }
 
+// The record of the pair a rotation of the refresh token `value` minted,
+// sealed by it: found only by whoever holds the token.
+TokenId sealed_pair_id(std::string_view value) {
+  std::string in = "oauth2-sealed-pair-v1";
+  in.append(value);
+  Digest d = sha256(in);
+  wipe(in);
+  return token_id(base64url_encode(d.data(), d.size()));
+}
+
+// Keeps the pair for the grace, when there is one: a record that expires
+// with it (expiry removes it), never a field of the spent token's record,
+// which lives until the grant's end, and with it a chain from any spent
+// token to the live pair for whoever has a copy of the store.
+void seal_pair(Txn& txn, const IssueSettings& s, const std::string& value,
+               const std::string& body) {
+  const int64_t grace = s.loc->refresh_grace;
+  if (grace <= 0) return;
+  Token sealed;
+  sealed.type = TokenType::kSealedPair;
+  sealed.issued_at = s.now;
+  sealed.expires_at = add_ttl(s.now, grace + 1);
+  sealed.sealed = seal(value, body);
+  txn.put_token(s.realm, sealed_pair_id(value), sealed);
+}
+
 // A refresh token presented again: a racer within the grace gets the
 // pair the first one minted (R38); after it, a reuse revokes the whole
 // family (R37).  A grace of 0 is none, not the rest of the second of the
@@ -381,8 +407,14 @@ std::optional<Response> refresh_refusal(const std::optional<Token>& t, const Cli
 Response reused_refresh(Txn& txn, const IssueSettings& s, const std::string& value,
                         const Token& t) {
   const int64_t grace = s.loc->refresh_grace;
-  if (grace > 0 && s.now - t.used_at <= grace && !t.sealed.empty()) {
-    if (auto same = unseal(value, t.sealed)) return ok_json(std::move(*same));
+  if (grace > 0 && s.now - t.used_at <= grace) {
+    auto kept = txn.get_token(s.realm, sealed_pair_id(value));
+    // (a record of before this version keeps its pair in the token's own)
+    const std::string& sealed =
+        kept && kept->type == TokenType::kSealedPair ? kept->sealed : t.sealed;
+    if (!sealed.empty()) {
+      if (auto same = unseal(value, sealed)) return ok_json(std::move(*same));
+    }
   }
   txn.revoke_family(s.realm, t.family);
   txn.commit();
@@ -452,8 +484,8 @@ EndpointResult refresh_token_grant(Store& store, const Request& req, const Form&
         std::string body = pair.json();
         // R40: the successor and the rotation commit together
         t->used_at = s.now;
-        t->sealed = seal(token->value, body);
         txn.update_token(s.realm, hash, *t);
+        seal_pair(txn, s, token->value, body);
         txn.commit();
         st.response = issued(pair, std::move(body), "refresh_token");
       });

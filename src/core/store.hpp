@@ -140,6 +140,10 @@ enum class TokenType : uint8_t {
   kConsent = 7,     // a user's remembered grant of scopes to a client (consent.hpp)
   kDevice = 8,      // a device code (RFC 8628, device.hpp)
   kDeviceUser = 9,  // a user code, naming its device code's record
+  // a rotated refresh token's successor pair, sealed by that token, for
+  // the grace only (R38): a record of its own, which expiry removes, so
+  // that no store dump holds it longer than that
+  kSealedPair = 10,
 };
 
 using Family = std::array<unsigned char, 16>;
