@@ -186,7 +186,7 @@ void make_locations() {
     lc.code_ttl = 60;
     lc.device_code_ttl = 600;
     lc.default_scope = cstr(default_scope);
-    lc.pbkdf2_iterations = 1;  // the seeded user's hash has 1 too
+    lc.pbkdf2_iterations = 1000;  // the seeded user's hash has 1000 too
     lc.login_client_id = cstr(seeds->client_id);
     lc.issuer = cstr(issuer);
     lc.jwt_keys = keys;
@@ -611,7 +611,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   admin_cookie = new std::string;
   admin = new oauth2::admin::ServeContext;
   admin->store = new oauth2::Store(env("FUZZ_ADMIN_STORE"), size_t(1) << 30);
-  admin->pbkdf2_iterations = 1;
+  admin->pbkdf2_iterations = 1000;
   admin->open_registration = true;
   admin->counters = new oauth2::admin::MemoryCounters;
   admin->hash_slots = new oauth2::admin::HashSlots(2, 64);

@@ -101,7 +101,11 @@ for my $c (
     # every character a digit, not only the first: 1e6 is not read as 1
     [[qw(user add --username a --email a@example.com --password Tr0ub4dor-and-3
         --pbkdf2-iterations 1e6)], '--pbkdf2-iterations 1e6 (R16)',
-        qr/--pbkdf2-iterations: '1e6' is not a number from 1 to 100000000/],
+        qr/--pbkdf2-iterations: '1e6' is not a number from 1000 to 100000000/],
+    # R16: the floor of oauth2_pbkdf2_iterations and of the daemon
+    [[qw(user add --username a --email a@example.com --password Tr0ub4dor-and-3
+        --pbkdf2-iterations 999)], '--pbkdf2-iterations 999 (R16)',
+        qr/--pbkdf2-iterations: '999' is not a number from 1000 to 100000000/],
     [[qw(user add --username a --email a@example.com --password Tr0ub4dor-and-3
         --pbkdf2-iterations 12abc)], '--pbkdf2-iterations 12abc (R16)',
         qr/--pbkdf2-iterations: '12abc' is not a number/],

@@ -167,11 +167,14 @@ for my $c ('oauth2_code_ttl 10m', 'oauth2_device_code_ttl 1d',
 {
     conf_ok($srv->("location / { $c; }"), $c);
 }
-for my $n (0, 100000001) {
+# R16: one floor, the daemon's and the CLI's too
+for my $n (0, 1, 999, 100000001) {
     conf_fails($srv->("location / { oauth2_pbkdf2_iterations $n; }"),
-        qr/"oauth2_pbkdf2_iterations" must be 1 to 100000000/,
+        qr/"oauth2_pbkdf2_iterations" must be 1000 to 100000000/,
         "oauth2_pbkdf2_iterations $n");
 }
+conf_ok($srv->('location / { oauth2_pbkdf2_iterations 1000; }'),
+    'oauth2_pbkdf2_iterations 1000');
 
 # R82: a store below 1m has no room for its own tables
 conf_fails($srv->('location / { oauth2_token; }',

@@ -207,8 +207,10 @@ unsigned pbkdf2_iterations_option(const Invocation& inv) {
     if (ch < '0' || ch > '9') ok = false;
   }
   unsigned long n = ok ? std::stoul(*v) : 0;
-  if (n == 0 || n > kMaxIterations) {
-    throw UsageError("--pbkdf2-iterations: " + quoted(*v) + " is not a number from 1 to 100000000");
+  // the floor of the daemon's and of oauth2_pbkdf2_iterations (R16)
+  if (n < 1000 || n > kMaxIterations) {
+    throw UsageError("--pbkdf2-iterations: " + quoted(*v) +
+                     " is not a number from 1000 to 100000000");
   }
   return static_cast<unsigned>(n);
 }

@@ -165,7 +165,7 @@ typedef struct {
 } ngx_http_oauth2_num_bounds_t;
 
 static ngx_http_oauth2_num_bounds_t  ngx_http_oauth2_pbkdf2_bounds = {
-    ngx_http_oauth2_check_num, 1, 100000000, "must be 1 to 100000000"
+    ngx_http_oauth2_check_num, 1000, 100000000, "must be 1000 to 100000000"
 };
 
 static ngx_conf_enum_t  ngx_http_oauth2_log_levels[] = {
