@@ -401,13 +401,18 @@ void Cluster::send(const std::vector<Waiter*>& batch) {
       send(std::vector<Waiter*>(half, batch.end()));
       return;
     }
+    // a change etcd said it applied (before a confirmation of the others
+    // failed) is answered as applied: only the others are unknown
     for (Waiter* b : batch) {
+      if (b->applied) continue;
       b->error = std::make_exception_ptr(
           e.too_large ? StoreError::too_large(std::string(e.what()) + kTooLargeAdvice)
                       : StoreError::unavailable(e.what()));
     }
   } catch (...) {
-    for (Waiter* b : batch) b->error = std::current_exception();
+    for (Waiter* b : batch) {
+      if (!b->applied) b->error = std::current_exception();
+    }
   }
 }
 
