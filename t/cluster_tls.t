@@ -21,7 +21,7 @@ use lib "$FindBin::Bin/lib";
 use JSON::PP ();
 use MIME::Base64 qw(decode_base64 encode_base64);
 use Test::More;
-use Time::HiRes qw(time);
+use Time::HiRes qw(time sleep);
 use OAuth2Test;
 use OAuth2Authorize;
 
@@ -290,6 +290,41 @@ section('bad TLS parameters of oauth2_cluster fail nginx -t', sub {
             or diag($msg);
         like($msg, qr/check\.conf:\d+/, "$what: ... and the line");
     }
+});
+
+####################################### a key the workers cannot read
+
+# nginx -t reads the files as root; the workers read them at each TLS
+# handshake as their user: a key kept root's only (0600) fails every
+# write to etcd, which a worker says once it starts
+section('a key the workers\' user cannot read is named in error.log', sub {
+    defined getpwnam('www-data') or die 'no www-data user';
+    my $u = OAuth2Test->new;
+    my $key = $u->dir . '/root-only.key';
+    OAuth2Test::write_file($key, OAuth2Test::_slurp($ckey));
+    chmod 0600, $key;
+    my $pem = OAuth2Test::write_file($u->dir . '/client.pem', OAuth2Test::_slurp($cpem));
+    my $cacopy = OAuth2Test::write_file($u->dir . '/ca.pem', OAuth2Test::_slurp($ca));
+    chmod 0644, $pem, $cacopy;
+    my $line = qr/the workers' user cannot read "\Q$key\E" \(oauth2_cluster\): every write to etcd fails/;
+    push @{$u->{expect_log}}, $line;
+    $u->write_config('oauth2_store ' . $u->store . ";\n"
+        . "oauth2_cluster etcd=$url cacert=$cacopy cert=$pem key=$key;\n"
+        . "server { listen 127.0.0.1:%%PORT%%;\n"
+        . "  location = /o/token/ { oauth2_token; }\n}\n", user => 'www-data');
+    my ($code, $msg) = $u->nginx_t;
+    is($code, 0, 'nginx -t (as root) reads the key: it passes') or diag $msg;
+    $u->run;
+    my $log = '';
+    for (1 .. 50) {
+        $log = OAuth2Test::_slurp($u->error_log);
+        last if $log =~ $line;
+        sleep 0.1;
+    }
+    like($log, $line, 'a worker (www-data) says it cannot read the key');
+    unlike($log, qr/cannot read "\Q$pem\E"|cannot read "\Q$cacopy\E"/,
+        '... and names only that file');
+    $u->stop;
 });
 
 $t->sync_log_ok;

@@ -112,6 +112,33 @@ ngx_http_oauth2_init_module(ngx_cycle_t *cycle)
 }
 
 
+/*
+ * The TLS files towards etcd are read at each handshake by the workers'
+ * user, and nginx -t read them as root: a key of root's only (0600, as
+ * keys are kept) would fail every write to etcd without a word.
+ */
+
+static void
+ngx_http_oauth2_tls_readable(ngx_cycle_t *cycle, oauth2_cluster_tls_t *tls)
+{
+    ngx_uint_t   i;
+    const char  *files[3];
+
+    files[0] = tls->cacert;
+    files[1] = tls->cert;
+    files[2] = tls->key;
+
+    for (i = 0; i < 3; i++) {
+        if (files[i] != NULL && access(files[i], R_OK) != 0) {
+            ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_errno,
+                          "oauth2: the workers' user cannot read \"%s\" "
+                          "(oauth2_cluster): every write to etcd fails "
+                          "until it can", files[i]);
+        }
+    }
+}
+
+
 ngx_int_t
 ngx_http_oauth2_init_process(ngx_cycle_t *cycle)
 {
@@ -145,6 +172,7 @@ ngx_http_oauth2_init_process(ngx_cycle_t *cycle)
                                ngx_http_oauth2_metrics_for_writes(cycle));
 
     ngx_http_oauth2_cluster_tls(mcf, &tls);
+    ngx_http_oauth2_tls_readable(cycle, &tls);
 
     if (mcf->cluster_etcd.len
         && oauth2_store_cluster(ngx_http_oauth2_worker_store,
