@@ -113,16 +113,19 @@ ngx_http_oauth2_init_module(ngx_cycle_t *cycle)
 
 
 /*
- * The TLS files towards etcd are read at each handshake by the workers'
- * user, and nginx -t read them as root: a key of root's only (0600, as
- * keys are kept) would fail every write to etcd without a word.
+ * The TLS files towards etcd (into tls) are read at each handshake by the
+ * workers' user, and nginx -t read them as root: a key of root's only
+ * (0600, as keys are kept) would fail every write to etcd without a word.
  */
 
 static void
-ngx_http_oauth2_tls_readable(ngx_cycle_t *cycle, oauth2_cluster_tls_t *tls)
+ngx_http_oauth2_tls_readable(ngx_cycle_t *cycle,
+    ngx_http_oauth2_main_conf_t *mcf, oauth2_cluster_tls_t *tls)
 {
     ngx_uint_t   i;
     const char  *files[3];
+
+    ngx_http_oauth2_cluster_tls(mcf, tls);
 
     files[0] = tls->cacert;
     files[1] = tls->cert;
@@ -171,8 +174,7 @@ ngx_http_oauth2_init_process(ngx_cycle_t *cycle)
     oauth2_store_share_metrics(ngx_http_oauth2_worker_store,
                                ngx_http_oauth2_metrics_for_writes(cycle));
 
-    ngx_http_oauth2_cluster_tls(mcf, &tls);
-    ngx_http_oauth2_tls_readable(cycle, &tls);
+    ngx_http_oauth2_tls_readable(cycle, mcf, &tls);
 
     if (mcf->cluster_etcd.len
         && oauth2_store_cluster(ngx_http_oauth2_worker_store,
