@@ -220,7 +220,7 @@ void make_locations() {
     if (e != OAUTH2_ENDPOINT_NONE) {
       static auto* paths = new std::vector<std::string>(OAUTH2_ENDPOINT_MAX);
       (*paths)[e] = "/ep" + std::to_string(e) + "/";
-      oauth2_conf_set_path(conf, e, cstr((*paths)[e]));
+      lc.path = cstr((*paths)[e]);
     }
     char err[512] = "";
     (*locations)[e] = oauth2_location_create(conf, &lc, err, sizeof(err));

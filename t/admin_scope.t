@@ -204,4 +204,44 @@ ok($wt, 'a client_credentials token with "read write"');
 is(api('GET', '/api/users/', token => $wt)->{status}, 403,
     'a client_credentials token without "admin": not staff, 403 (R85)');
 
+############################## "admin" taken from an application (R85)
+
+# "admin" is granted only to an application registered with it, and is
+# its own only while it is: once staff take it away, the refresh tokens
+# of its grants mint no more of it, and the tokens it already has act as
+# staff no more (a compromised integration is ended by narrowing it)
+$r = token_of($adm, 'root', scope => 'read write admin', response => 1);
+is($r->{status}, 200, 'root signs in through third-admin with "admin"');
+my ($adm_at, $adm_rt) = @{$r->{json}}{qw(access_token refresh_token)};
+is(api('GET', '/api/users/', token => $adm_at)->{status}, 200,
+    '... a token that acts as staff: 200');
+$r = api('PATCH', "/api/applications/$adm->{client_id}/", token => $root_first,
+    json => { scope => 'read write' });
+is($r->{status}, 200, 'staff take "admin" from third-admin: 200');
+is(api('GET', '/api/users/', token => $adm_at)->{status}, 403,
+    'the token it had acts as staff no more: 403');
+sub refresh_of {
+    my ($app, $rt, %o) = @_;
+    return $t->post_form('/o/token/', OAuth2Test::form(grant_type => 'refresh_token',
+        refresh_token => $rt, defined $o{scope} ? (scope => $o{scope}) : ()),
+        Authorization => $t->basic($app->{client_id}, $app->{client_secret}));
+}
+$r = refresh_of($adm, $adm_rt, scope => 'read write admin');
+is($r->{status}, 400, 'its refresh token asked for "admin" again: 400');
+is($r->{json}{error}, 'invalid_scope', '... invalid_scope');
+$r = refresh_of($adm, $adm_rt);
+is($r->{status}, 200, 'its refresh token, no scope asked: 200');
+is($r->{json}{scope}, 'read write', '... narrowed to what the application may have');
+is(api('GET', '/api/users/', token => $r->{json}{access_token})->{status}, 403,
+    '... and the new token is not staff: 403');
+$r = refresh_of($adm, $r->{json}{refresh_token}, scope => 'read');
+is($r->{status}, 200, 'a narrower scope still refreshes: 200');
+is($r->{json}{scope}, 'read', '... "read"');
+# the application's own token, once its admin is taken away
+$r = api('PATCH', "/api/applications/$machine->{client_id}/", token => $root_first,
+    json => { scope => 'read' });
+is($r->{status}, 200, 'staff take "admin" from machine: 200');
+is(api('GET', '/api/users/', token => $cc)->{status}, 403,
+    'its client_credentials token with "admin" is not staff any more: 403');
+
 $t->done_testing;

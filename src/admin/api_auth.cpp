@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "codec.hpp"
+#include "endpoint_util.hpp"
 #include "endpoints.hpp"
 
 namespace oauth2::admin {
@@ -18,6 +19,7 @@ HttpResponse invalid_token() {
         std::string("Bearer realm=\"") + kApiRealm + "\", error=\"invalid_token\"");
   return r;
 }
+
 
 }  // namespace
 
@@ -92,11 +94,19 @@ std::optional<Caller> authenticate(ServeContext& ctx, const HttpRequest& req, Ht
 
   caller.client_id = std::move(v.client_id);
   caller.scope = std::move(v.scope);
+  bool registered_admin = false;
   {
     Txn txn = ctx.store->read();
     auto c = txn.get_client(ctx.realm, caller.client_id);
     caller.first_party = c && c->first_party;
+    std::vector<std::string_view> registered;
+    if (c && parse_scope(c->scope, &registered)) {
+      for (std::string_view s : registered) registered_admin = registered_admin || s == kAdminScope;
+    }
   }
+  // R85: admin is the application's while it is registered with it: a
+  // token issued before it was taken away acts as staff no more
+  if (!registered_admin) caller.scope = detail::scope_without(caller.scope, kAdminScope);
   if (v.user_id != 0) {
     std::optional<User> u;
     {

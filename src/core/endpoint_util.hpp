@@ -101,6 +101,10 @@ std::optional<std::string> grant_scope(const Client& client, std::string_view re
                                        std::string_view default_scope);
 // requested within held (both space-separated lists)
 bool scope_within(std::string_view requested, std::string_view held);
+// scope without item ("" if scope is malformed)
+std::string scope_without(std::string_view scope, std::string_view item);
+// the items of scope that held has too, in scope's order
+std::string scope_intersection(std::string_view scope, std::string_view held);
 
 // Seconds a token of this client lives.
 int64_t access_ttl(const Client& c, int64_t default_ttl);

@@ -339,19 +339,23 @@ std::optional<EndpointResult> client_of(Store& store, const Request& req, const 
 
 // --------------------------------------------------------------- issuing
 
-std::string allowed_scope(const Client& client, std::string_view default_scope) {
-  if (!client.scope.empty()) return client.scope;
-  // "admin" reaches the admin API: only an application registered with it
-  // may have it, never one that takes the server's default (R85)
+std::string scope_without(std::string_view scope, std::string_view item) {
   std::vector<std::string_view> items;
   std::string out;
-  if (!parse_scope(default_scope, &items)) return out;
+  if (!parse_scope(scope, &items)) return out;
   for (std::string_view s : items) {
-    if (s == kAdminScopeName) continue;
+    if (s == item) continue;
     if (!out.empty()) out.push_back(' ');
     out.append(s);
   }
   return out;
+}
+
+std::string allowed_scope(const Client& client, std::string_view default_scope) {
+  if (!client.scope.empty()) return client.scope;
+  // "admin" reaches the admin API: only an application registered with it
+  // may have it, never one that takes the server's default (R85)
+  return scope_without(default_scope, kAdminScopeName);
 }
 
 // The scope to grant: the requested one if the client may have all of it,
@@ -378,6 +382,18 @@ bool scope_within(std::string_view requested, std::string_view held) {
     if (std::find(have.begin(), have.end(), w) == have.end()) return false;
   }
   return true;
+}
+
+std::string scope_intersection(std::string_view scope, std::string_view held) {
+  std::vector<std::string_view> items, have;
+  std::string out;
+  if (!parse_scope(scope, &items) || (!held.empty() && !parse_scope(held, &have))) return out;
+  for (auto s : items) {
+    if (std::find(have.begin(), have.end(), s) == have.end()) continue;
+    if (!out.empty()) out.push_back(' ');
+    out.append(s);
+  }
+  return out;
 }
 
 int64_t access_ttl(const Client& c, int64_t default_ttl) {

@@ -468,6 +468,15 @@ EndpointResult refresh_token_grant(Store& store, const Request& req, const Form&
               oauth_error(400, "invalid_scope", "The scope exceeds the one originally granted");
           return;
         }
+        // R85: and of what the application may hold now: a scope taken
+        // from it since the grant (its admin, say) is not issued again
+        const std::string allowed = allowed_scope(client, s.loc->default_scope);
+        if (!scope) granted = scope_intersection(granted, allowed);
+        if (granted.empty() || !scope_within(granted, allowed)) {
+          st.response =
+              oauth_error(400, "invalid_scope", "The scope exceeds what the application may have");
+          return;
+        }
         // the token is not spent by a refusal
         std::string aud;
         if (auto refused =
