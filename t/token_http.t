@@ -13,6 +13,7 @@ my $t = OAuth2Test->new;
 my $app = $t->new_app(name => 'http');
 $t->write_default_config(extra_http => 'oauth2_client_auth_limit off;',
     extra_server => <<'EOF2')->run;
+    location = /metrics { oauth2_metrics; }
     location = /slow/token/ {
         client_body_timeout 1s;
         oauth2_token;
@@ -36,6 +37,23 @@ sub post {
 # sanity
 my $r = post($gt);
 is($r->{status}, 200, 'baseline request: 200');
+
+# RFC 9110 13.1: a request whose answer changed state is not made
+# conditional after the change: the token is issued before the response
+# goes out, and nginx's not-modified filter would make "If-None-Match: *"
+# a 304 without the body (the only copy of the token, or of a rotated
+# refresh token), and a failed If-Match a 412 page without no-store (R9)
+for my $h (['If-None-Match' => '*'], ['If-Match' => '"x"'],
+           ['If-Unmodified-Since' => 'Thu, 01 Jan 1970 00:00:00 GMT'],
+           ['If-Modified-Since' => 'Thu, 01 Jan 2099 00:00:00 GMT']) {
+    $r = post($gt, @$h);
+    is($r->{status}, 200, "a token request with $h->[0]: 200");
+    ok($r->{json} && $r->{json}{access_token}, '... with its token');
+    is(OAuth2Test::header($r, 'Cache-Control'), 'no-store', '... and no-store');
+}
+$r = $t->request('GET', '/metrics', headers => ['If-None-Match' => '*']);
+is($r->{status}, 200, 'the metrics with If-None-Match: *: 200');
+like($r->{body} // '', qr/^# (HELP|TYPE) oauth2_/m, '... with the counts');
 
 # R1: POST only
 for my $m (qw(GET PUT DELETE PATCH OPTIONS)) {

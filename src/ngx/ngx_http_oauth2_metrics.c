@@ -359,6 +359,8 @@ ngx_http_oauth2_metrics_handler(ngx_http_request_t *r)
                 "text/plain; version=0.0.4; charset=utf-8");
     r->headers_out.content_type_len = r->headers_out.content_type.len;
 
+    r->disable_not_modified = 1;  /* always the counts of now */
+
     rc = ngx_http_send_header(r);
     if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
         return rc;

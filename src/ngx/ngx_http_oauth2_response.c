@@ -289,6 +289,14 @@ ngx_http_oauth2_send_json(ngx_http_request_t *r, oauth2_response_t *resp)
         r->header_only = 1;
     }
 
+    /*
+     * Never a 304 or a 412 of nginx's conditional requests: the answer was
+     * decided (a token issued, a refresh token rotated) before it is sent,
+     * and "If-None-Match: *" would drop the only copy of it (RFC 9110
+     * 13.1: a method that changed state is not made conditional after)
+     */
+    r->disable_not_modified = 1;
+
     rc = ngx_http_send_header(r);
 
     if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
