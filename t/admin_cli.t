@@ -208,6 +208,20 @@ for my $u ('javascript:alert(1)', 'http://client.example/cb',
     isnt($code, 0, "redirect uri '" . ($u =~ s/\n/\\n/r) . "' rejected (R22)");
 }
 is(count_apps(), $n, 'rejected registrations created nothing');
+# a private-use scheme (RFC 8252 7.1) with an authority: no userinfo there
+# either, and the same URI without it is taken
+for my $u ('com.example.app://user:pass@evil.example/cb', 'com.example.app://u@evil.example') {
+    my ($code, $out, $err) = $t->admin(qw(app add --name r --public --grant
+        authorization_code --redirect-uri), $u);
+    isnt($code, 0, "redirect uri '$u' rejected (R22)");
+}
+is(count_apps(), $n, '... and created nothing');
+{
+    my ($code, $out, $err) = $t->admin(qw(app add --name r --public --grant
+        authorization_code --redirect-uri com.example.app://evil.example/cb));
+    is($code, 0, 'com.example.app://evil.example/cb, without userinfo: taken') or diag $err;
+    $n++;
+}
 
 # --name counts characters, not bytes: 255 of them are taken
 {

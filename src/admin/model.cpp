@@ -175,6 +175,11 @@ bool valid_redirect_uri(std::string_view u) {
     return false;
   }
   if (scheme.find('.') == std::string_view::npos) return false;
+  // an authority ("com.example.app://host/cb") has no userinfo either
+  if (rest.substr(0, 2) == "//") {
+    std::string_view authority = rest.substr(2, rest.find_first_of("/?#", 2) - 2);
+    if (authority.find('@') != std::string_view::npos) return false;
+  }
   return !rest.empty();
 }
 
