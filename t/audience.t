@@ -301,6 +301,22 @@ $r = $f->refresh($r->{json}{refresh_token}, $web);
 is_deeply(intro($r->{json}{access_token}, $web)->{aud}, [$A, $B],
     'a refresh without resource: the whole grant again');
 
+# a resource taken from the application since the grant is issued no more
+# (as asking for it is refused), and a grant left with none is refused
+# rather than issue a token without aud, good at every resource server
+$t->admin_json('app', 'update', $web->{client_id}, '--resource', $A, '--resource', $C);
+$r = $f->refresh($r->{json}{refresh_token}, $web);
+is($r->{status}, 200, 'B taken from the application: a refresh without resource: 200');
+is(intro($r->{json}{access_token}, $web)->{aud}, $A, '... its token for A only');
+$t->admin_json('app', 'update', $web->{client_id}, '--resource', $C);
+my $left = $f->refresh($r->{json}{refresh_token}, $web);
+$t->oauth_error_ok($left, 400, 'invalid_target',
+    'A taken too: the grant holds no resource the application still has');
+$t->admin_json('app', 'update', $web->{client_id}, '--resource', $A, '--resource', $B,
+    '--resource', $C);
+$r = $f->refresh($r->{json}{refresh_token}, $web);
+is($r->{status}, 200, '... the refused refresh spent nothing: registered again, 200');
+
 $code = code_for();
 $r = redeem($code);
 is($r->{status}, 200, 'a code without resource: 200');

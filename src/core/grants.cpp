@@ -36,6 +36,26 @@ std::optional<Response> stored_grant_refusal(Txn& txn, std::string_view realm, c
   if (!narrowed) {
     return oauth_error(400, "invalid_target", "The resource is not one the grant holds");
   }
+  // and to what the client is registered for now, as a resource asked for
+  // is (requested_target): one taken from it since is issued no more, and
+  // a grant left with none is refused rather than issue a token for every
+  // resource server (no aud)
+  if (asked.empty() && !held.empty()) {
+    std::string kept;
+    for (std::string_view r : audience_items(*narrowed)) {
+      if (std::find(client.resources.begin(), client.resources.end(), r) ==
+          client.resources.end()) {
+        continue;
+      }
+      if (!kept.empty()) kept += ' ';
+      kept += r;
+    }
+    if (kept.empty()) {
+      return oauth_error(400, "invalid_target",
+                         "The client is no longer registered for the grant's resources");
+    }
+    *narrowed = std::move(kept);
+  }
   if (auto gone = refused_if_gone(txn, realm, client, used_header)) return gone;
   *aud = std::move(*narrowed);
   return std::nullopt;
