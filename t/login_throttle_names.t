@@ -15,12 +15,14 @@ use OAuth2Grants qw(:all);
 OAuth2Test::require_build();
 
 my $t = OAuth2Test->new;
+my $app = $t->new_app(name => 'pw', grant => ['password']);
 $t->write_config($t->default_http(
     extra_http => "oauth2_client_auth_limit 3 60s;\n"
-        . 'oauth2_pbkdf2_iterations ' . PBKDF2 . ";\n"))->run;
+        . 'oauth2_pbkdf2_iterations ' . PBKDF2 . ";\n",
+    extra_server => "    location = /users/login/ { oauth2_login $app->{client_id}; }\n"))
+    ->run;
 my $PW = 'Quiet-Harbor-62';
 my $alice = add_user($t, 'alice', $PW, email => 'alice@example.com');
-my $app = $t->new_app(name => 'pw', grant => ['password']);
 
 # a wrong password for $name from $from: its status and error
 sub guess {
@@ -58,6 +60,22 @@ guess('alice', '127.6.0.4') for 1 .. 3;
 my $known = guess('alice', '127.6.0.4');
 like($unknown, qr/^429 /, "an unknown name: refused after three failures ($unknown)");
 is($known, $unknown, 'an account: refused after three failures, the same answer');
+
+# emails are looked up whatever their case, so every spelling of one
+# counts as one, known or not: "Alice@..." after three of "alice@..."
+# answers the same for an account's email and for one that is none
+sub by_email {
+    my ($email, $from) = @_;
+    my $r = $t->post_form('/users/login/', OAuth2Test::form(email => $email,
+        password => 'wrong-guess'), '-from' => $from);
+    return $r->{status};
+}
+by_email('alice@example.com', '127.6.0.6') for 1 .. 3;
+my $known_email = by_email('Alice@Example.com', '127.6.0.6');
+by_email('nobody@example.com', '127.6.0.7') for 1 .. 3;
+my $unknown_email = by_email('Nobody@Example.com', '127.6.0.7');
+is($known_email, 429, "an account's email in another case after three failures: 429");
+is($unknown_email, $known_email, '... and so for an email that is no account\'s');
 
 # the right password still works from an address that did not fail
 my $ok = $t->post_form('/o/token/', OAuth2Test::form(grant_type => 'password',

@@ -19,13 +19,15 @@ LoginTarget resolve_login(Txn& txn, std::string_view realm, std::string_view log
   // space of its own: an unknown name, as sent ("?"), never fills the
   // bucket of an account ("#<id>": "ALICE" would otherwise fill alice's
   // or not, telling whether "alice" exists) nor of several accounts'
-  // email ("@", lowercased as emails are looked up)
+  // email ("@", lowercased as emails are looked up).  An unknown email
+  // is lowercased too: "Alice@x" and "alice@x" share a count whether or
+  // not an account has that email, else sharing it would tell
   if (t.candidates.size() == 1) {
     t.throttle_key = "#" + std::to_string(t.candidates[0]);
-  } else if (t.candidates.empty()) {
-    t.throttle_key = "?" + std::string(login.substr(0, 254));
-  } else {
-    t.throttle_key = "@" + std::string(login.substr(0, 254));
+    return t;
+  }
+  t.throttle_key = (t.candidates.empty() ? "?" : "@") + std::string(login.substr(0, 254));
+  if (by_email || !t.candidates.empty()) {
     for (char& ch : t.throttle_key) {
       if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch + 32);
     }
