@@ -167,7 +167,11 @@ $r = api('POST', '/api/users/', token => 'A' x 43, json => {
     username => 'eve', password => 'Fjord-42x',
     email => 'e@example.com' });
 is($r->{status}, 401, 'an invalid token is not anonymous registration: 401');
-is(detail($r), 'Invalid token.', 'with "Invalid token."');
+is(detail($r), 'Given token not valid for any token type',
+    'with simplejwt\'s body (seed 003: DRF tries DOT, then simplejwt)');
+is($r->{json}{code}, 'token_not_valid', '... whose code simplejwt clients refresh on');
+is_deeply($r->{json}{messages}, [{ token_class => 'AccessToken', token_type => 'access',
+    message => 'Token is invalid or expired' }], '... and its messages');
 like(OAuth2Test::header($r, 'WWW-Authenticate') // '',
     qr/^Bearer realm="[^"]+", error="invalid_token"$/,
     'and WWW-Authenticate says error="invalid_token" (RFC 6750 3.1)');

@@ -13,8 +13,16 @@
 namespace oauth2::admin {
 namespace {
 
+// seed 003's answer to a bad Bearer token: DRF runs DOT's authentication
+// (which passes over a token it does not know) and then simplejwt's, whose
+// refusal this is; simplejwt clients refresh on its "code"
 HttpResponse invalid_token() {
-  HttpResponse r = HttpResponse::error(401, "Invalid token.");
+  Json body(json_pack("{s:s,s:s,s:[{s:s,s:s,s:s}]}", "detail",
+                      "Given token not valid for any token type", "code", "token_not_valid",
+                      "messages", "token_class", "AccessToken", "token_type", "access",
+                      "message", "Token is invalid or expired"));
+  if (!body) throw std::bad_alloc();
+  HttpResponse r = HttpResponse::json(401, body.get());
   r.set("WWW-Authenticate",
         std::string("Bearer realm=\"") + kApiRealm + "\", error=\"invalid_token\"");
   return r;

@@ -45,7 +45,7 @@ struct Caller {
 // The caller of req: the token of `Authorization: Bearer` or `X-API-KEY`.
 // No token at all is an anonymous caller; a malformed, unknown, expired or
 // revoked token, or one of a deleted or disabled user, gives nullopt and
-// *error (401 "Invalid token."); a store failure 503.
+// *error (401, simplejwt's "token_not_valid" body); a store failure 503.
 std::optional<Caller> authenticate(ServeContext& ctx, const HttpRequest& req, HttpResponse* error);
 
 // Inside a write that hashed a password first (a second or more): whether
