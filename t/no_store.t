@@ -59,6 +59,24 @@ like($log, qr{\[error\][^\n]*$why[^\n]*request: "POST /o/token/ },
 like($log, qr/\[error\].*cannot check the bearer token, answering 503: the store is not open/,
     'the bearer check\'s 503 says why in error.log');
 
+# R64: those lines name the request without its query string or referrer:
+# a secret or a token a client put in a query (or a page's URL with a code
+# in it) never reaches error.log through them
+$r = $t->request('POST', '/o/token/?client_secret=S3CR3T-Q1', headers => [
+    'Content-Type' => 'application/x-www-form-urlencoded',
+    Referer => 'https://rp.example/cb?code=R3F-C0DE'],
+    body => 'grant_type=client_credentials&client_id=app');
+is($r->{status}, 503, 'a token request with a secret in its query, no store: 503');
+$r = $t->get('/api/?access_token=T0K3N-Q2', Referer => 'https://rp.example/?t=R3F-2');
+is($r->{status}, 503, 'a bearer check with a token in its query, no store: 503');
+$log = OAuth2Test::_slurp($t->error_log);
+unlike($log, qr/S3CR3T-Q1|T0K3N-Q2|R3F-C0DE|R3F-2/,
+    'error.log holds neither query nor referrer');
+like($log, qr{\[error\][^\n]*$why[^\n]*request: "POST /o/token/"},
+    '... and names the request without its query');
+like($log, qr{cannot check the bearer token[^\n]*request: "GET /api/"},
+    '... the bearer check\'s too');
+
 # an nginx that loads the module but whose servers use none of it (no
 # oauth2_store at all): no store handle in its workers, so nothing to
 # alert about at start or at a reload, and its pages are served

@@ -19,15 +19,14 @@ namespace {
 HttpResponse invalid_token() {
   Json body(json_pack("{s:s,s:s,s:[{s:s,s:s,s:s}]}", "detail",
                       "Given token not valid for any token type", "code", "token_not_valid",
-                      "messages", "token_class", "AccessToken", "token_type", "access",
-                      "message", "Token is invalid or expired"));
+                      "messages", "token_class", "AccessToken", "token_type", "access", "message",
+                      "Token is invalid or expired"));
   if (!body) throw std::bad_alloc();
   HttpResponse r = HttpResponse::json(401, body.get());
   r.set("WWW-Authenticate",
         std::string("Bearer realm=\"") + kApiRealm + "\", error=\"invalid_token\"");
   return r;
 }
-
 
 }  // namespace
 

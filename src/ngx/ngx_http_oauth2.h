@@ -208,6 +208,7 @@ ngx_int_t ngx_http_oauth2_endpoint_handler(ngx_http_request_t *r);
 ngx_http_oauth2_ctx_t *ngx_http_oauth2_get_ctx(ngx_http_request_t *r);
 ngx_http_oauth2_ctx_t *ngx_http_oauth2_create_ctx(ngx_http_request_t *r);
 
+void ngx_http_oauth2_quiet_log(ngx_http_request_t *r);
 ngx_int_t ngx_http_oauth2_send_json(ngx_http_request_t *r,
     oauth2_response_t *resp);
 ngx_table_elt_t *ngx_http_oauth2_push_header(ngx_http_request_t *r,

@@ -186,6 +186,8 @@ ngx_http_oauth2_access_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
+    ngx_http_oauth2_quiet_log(r);
+
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "oauth2: checking the bearer token of \"%V\"", &r->uri);
 

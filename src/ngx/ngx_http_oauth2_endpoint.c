@@ -127,6 +127,8 @@ ngx_http_oauth2_endpoint_handler(ngx_http_request_t *r)
 
     olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth2_module);
 
+    ngx_http_oauth2_quiet_log(r);
+
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "oauth2: %V at %s", &r->method_name,
                    oauth2_endpoint_info((int) olcf->endpoint)->directive);

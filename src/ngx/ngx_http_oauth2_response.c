@@ -253,6 +253,68 @@ ngx_http_oauth2_refusal_headers(ngx_http_request_t *r,
 
 
 /*
+ * error.log lines of a request that reached the module (refusals, 503s,
+ * nginx's own) name the request line without its query string, and no
+ * referrer: a client that sends a secret, a token or a code in a query
+ * (?client_secret=, ?access_token=) or came from a page whose URL held
+ * one would otherwise have it written there at "error" (R64).  nginx's
+ * own handler does the rest, with the line cut for the call.
+ */
+
+static ngx_http_log_handler_pt  ngx_http_oauth2_nginx_log_handler;
+
+
+static u_char *
+ngx_http_oauth2_error_log_handler(ngx_http_request_t *r, ngx_http_request_t *sr,
+    u_char *buf, size_t len)
+{
+    u_char           *p;
+    ngx_str_t         line;
+    ngx_table_elt_t  *referer;
+
+    line = r->request_line;
+    referer = r->headers_in.referer;
+
+    if (r->args_start && r->args_start > line.data
+        && r->args_start <= line.data + line.len)
+    {
+        r->request_line.len = r->args_start - 1 - line.data;
+    }
+
+    r->headers_in.referer = NULL;
+
+    p = ngx_http_oauth2_nginx_log_handler(r, sr, buf, len);
+
+    r->request_line = line;
+    r->headers_in.referer = referer;
+
+    return p;
+}
+
+
+void
+ngx_http_oauth2_quiet_log(ngx_http_request_t *r)
+{
+    r = r->main;
+
+    if (r->log_handler == ngx_http_oauth2_error_log_handler
+        || r->log_handler == NULL)
+    {
+        return;
+    }
+
+    if (ngx_http_oauth2_nginx_log_handler == NULL) {
+        ngx_http_oauth2_nginx_log_handler = r->log_handler;
+
+    } else if (r->log_handler != ngx_http_oauth2_nginx_log_handler) {
+        return;  /* another module's: left as it is */
+    }
+
+    r->log_handler = ngx_http_oauth2_error_log_handler;
+}
+
+
+/*
  * Sends resp (status, JSON or HTML body, headers) with Cache-Control:
  * no-store and Pragma: no-cache on every response (docs/security.md R9).
  */
