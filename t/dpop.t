@@ -45,10 +45,19 @@ system('openssl', 'genpkey', '-algorithm', 'EC', '-pkeyopt',
     'ec_paramgen_curve:P-256', '-out', "$D/jwt.pem") == 0 or die 'openssl';
 chmod 0644, "$D/jwt.pem";
 
+# the same realm on another server (after the default one), its DPoP
+# window the default
+my $other_server = "server { listen 127.0.0.1:%%PORT%%; server_name other.example;\n"
+    . "  location /w1/protected/ { auth_oauth2 \"api\"; alias %%DIR%%/html/; }\n}\n";
 $t->write_config($t->default_http(
     extra_http => 'oauth2_client_auth_limit off; '
         . 'oauth2_pbkdf2_iterations ' . PBKDF2 . ';',
-    extra_server => grant_locations(extra => <<"EOF")));
+    extra_server => grant_locations(extra => <<"EOF")) . $other_server);
+    location /w1/protected/ {
+        auth_oauth2 "api";
+        oauth2_dpop on iat_window=1s;
+        alias %%DIR%%/html/;
+    }
     location = /o/authorize/ { oauth2_authorize; }
     location = /o/userinfo/ { oauth2_userinfo; }
     location = /must/login/ { oauth2_login $must_pw->{client_id}; }
@@ -294,6 +303,24 @@ for my $off (-30, 30) {
 }
 is(dpop_get('/w/protected/', $at, get_proof(htu => '/w/protected/'))
     ->{status}, 200, 'a fresh proof at iat_window=5s: 200');
+
+# RFC 9449 11.1: a proof is remembered as long as any location of the
+# realm (whose replay zone it shares) would still take it, not only as
+# long as the one that took it: the same URL on another server of the
+# realm, with the default 60 s, takes its iat a minute long
+my $w1 = get_proof(htu => '/w1/protected/');
+is(dpop_get('/w1/protected/', $at, $w1)->{status}, 200, 'a proof at iat_window=1s: 200');
+sleep 4;  # past 2 x 1 s + 1
+sub other_get {
+    my ($proof) = @_;
+    return $t->http("GET /w1/protected/ HTTP/1.1\r\nHost: other.example\r\n"
+        . "Connection: close\r\nAuthorization: DPoP $at\r\nDPoP: $proof\r\n\r\n");
+}
+challenge_ok(other_get($w1),
+    'invalid_dpop_proof',
+    'the same proof 4 s later at the same URL of another server of the realm (60 s)');
+is(other_get(get_proof(htu => '/w1/protected/'))->{status}, 200,
+    '... where a fresh proof is taken');
 challenge_ok(dpop_get('/protected/', $at, get_proof(key => $OTHER)),
     'invalid_dpop_proof', 'a valid proof by another key than the token\'s');
 challenge_ok(dpop_get('/protected/', $at, get_proof(sign_key => $OTHER)),

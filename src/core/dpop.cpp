@@ -267,7 +267,7 @@ DpopGrant dpop_token_request(const Request& req, const Client& client) {
     return g;
   }
   if (p.status == DpopStatus::kOk) {
-    p.status = dpop_record(req.c.counters, p, loc.dpop_window, &p.why);
+    p.status = dpop_record(req.c.counters, p, loc.dpop_replay_window(), &p.why);
   }
   if (p.status != DpopStatus::kOk) {
     g.refused = dpop_error("invalid_dpop_proof", p.why);
@@ -320,7 +320,7 @@ int dpop_resource_check(const Location* loc, const BearerRequest& req, bool dpop
   // recorded on the first pass
   const char* why = "";
   if (!req.dpop_recorded &&
-      dpop_record(req.counters, p, loc->dpop_window, &why) != DpopStatus::kOk) {
+      dpop_record(req.counters, p, loc->dpop_replay_window(), &why) != DpopStatus::kOk) {
     return OAUTH2_WHY_MALFORMED;
   }
   v->dpop_recorded = true;

@@ -169,6 +169,12 @@ void Config::add_location(const std::string& realm, int endpoint, const std::str
   if (r.paths[endpoint].empty()) r.paths[endpoint] = path;
 }
 
+std::shared_ptr<const int64_t> Config::dpop_window(const std::string& realm, int64_t window) {
+  RealmEndpoints& r = realms_[realm];
+  *r.dpop_window = std::max(*r.dpop_window, window);
+  return r.dpop_window;
+}
+
 const std::string& Config::path(std::string_view realm, int endpoint) const {
   static const std::string* const kNone = new std::string;
   auto r = realms_.find(realm);
@@ -239,6 +245,7 @@ std::unique_ptr<Location> make_location(Config& config, const oauth2_location_co
   l.dpop = lc.dpop != 0;
   l.dpop_nonce = lc.dpop_nonce != 0;
   if (lc.dpop_window) l.dpop_window = lc.dpop_window;
+  l.dpop_realm_window = config.dpop_window(l.realm, l.dpop_window);
   if (l.dpop_nonce) l.dpop_key = config.dpop_key();
   check_location(l);
   config.add_location(l.realm, l.endpoint, str(lc.path));

@@ -6,6 +6,7 @@
 
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstring>
@@ -147,6 +148,9 @@ class Config {
   // location) or none ("": named, regex or inherited): the first path of
   // each endpoint in a realm is the one its URLs name
   void add_location(const std::string& realm, int endpoint, const std::string& path);
+  // the widest iat_window of realm's locations so far, window included:
+  // final (and shared by them) once nginx has read the configuration
+  std::shared_ptr<const int64_t> dpop_window(const std::string& realm, int64_t window);
   // "" if no location of realm serves that endpoint at a path
   const std::string& path(std::string_view realm, int endpoint) const;
   // a realm with a location of endpoint `has` but no path of `needs`;
@@ -160,6 +164,8 @@ class Config {
   struct RealmEndpoints {
     uint32_t located = 0;  // 1 << endpoint: it has a location
     std::array<std::string, OAUTH2_ENDPOINT_MAX> paths;
+    // the widest oauth2_dpop iat_window of its locations
+    std::shared_ptr<int64_t> dpop_window = std::make_shared<int64_t>(0);
   };
   std::map<std::string, RealmEndpoints, std::less<>> realms_;
 
@@ -231,6 +237,13 @@ struct Location {
   bool dpop_nonce = false;
   int64_t dpop_window = 60;          // seconds either side of a proof's iat
   const Digest* dpop_key = nullptr;  // the Config's
+  // the realm's widest window: a proof is remembered (its jti) for as
+  // long as any location of the realm, which shares the replay zone,
+  // would still take it (RFC 9449 11.1)
+  std::shared_ptr<const int64_t> dpop_realm_window;
+  int64_t dpop_replay_window() const {
+    return dpop_realm_window ? std::max(*dpop_realm_window, dpop_window) : dpop_window;
+  }
 
   const Solution* solution(std::string_view name) const {
     for (const Solution& s : solutions) {
