@@ -77,6 +77,13 @@ $t->write_config($t->default_http(
         alias %%DIR%%/html/;
         error_page 404 = /protected/index.html;
     }
+    location /ar/ { auth_request /_ar_check; alias %%DIR%%/html/; }
+    location = /_ar_check {
+        internal;
+        auth_oauth2 "api";
+        oauth2_dpop on nonce=on;
+        empty_gif;
+    }
     location /nn/ {
         oauth2_dpop on nonce=on;
         location /nn/protected/ { auth_oauth2 "api"; alias %%DIR%%/html/; }
@@ -552,6 +559,16 @@ $rnonce = OAuth2Test::header($r, 'DPoP-Nonce');
 ok($rnonce, 'nonce=on of an outer location: the 401 carries a DPoP-Nonce');
 is(dpop_get('/nn/protected/', $nat, nn_proof(nonce => $rnonce))->{status},
     200, 'nonce=on of an outer location: a proof with the nonce: 200');
+# through auth_request too: the subrequest's DPoP-Nonce reaches the
+# client (auth_request passes on only WWW-Authenticate), or it could
+# never learn the nonce (RFC 9449 9)
+sub ar_proof { proof(htm => 'GET', htu => '/ar/', token => $nat, @_) }
+$r = dpop_get('/ar/', $nat, ar_proof());
+challenge_ok($r, 'use_dpop_nonce', 'auth_request to nonce=on: a proof without a nonce');
+$rnonce = OAuth2Test::header($r, 'DPoP-Nonce');
+ok($rnonce, '... the 401 carries the DPoP-Nonce');
+is(dpop_get('/ar/', $nat, ar_proof(nonce => $rnonce))->{status}, 200,
+    '... and a proof with it passes: 200');
 
 # --------------------------------------------------------------- nginx -t
 

@@ -428,8 +428,11 @@ ngx_http_oauth2_challenge(ngx_http_request_t *r, oauth2_validate_res_t *res)
     }
 
     if (res->dpop_nonce.len) {
+        /* a subrequest's headers never reach the client (auth_request
+         * passes on only its WWW-Authenticate): the nonce goes on the
+         * client's response itself, or it could never use one */
         ngx_http_oauth2_str_from(&value, &res->dpop_nonce);
-        return ngx_http_oauth2_add_header(r, "DPoP-Nonce", &value);
+        return ngx_http_oauth2_add_header(r->main, "DPoP-Nonce", &value);
     }
 
     return NGX_OK;
