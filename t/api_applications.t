@@ -171,6 +171,29 @@ $r = api('PATCH', "/api/applications/$web/", token => $admin,
     json => { client_type => 'public' });
 is($r->{json}{client_type}, 'public', 'confidential -> public: 200');
 
+# R35: confidential -> public ends what its secret bound: a refresh
+# token of before would be redeemed with the client_id alone
+$r = api('POST', '/api/applications/', token => $admin, json => {
+    name => 'turns-public', client_type => 'confidential',
+    grant_types => ['authorization_code', 'password', 'refresh_token'],
+    redirect_uris => ['https://turns.example/cb'] });
+is($r->{status}, 201, 'a confidential application with refresh tokens');
+my $turns = $r->{json};
+push @secrets, $turns->{client_secret};
+$r = $t->post_form('/o/token/', OAuth2Test::form(grant_type => 'password',
+    username => 'alice', password => 'Velvet-kettle-orbit-28'),
+    Authorization => $t->basic($turns->{client_id}, $turns->{client_secret}));
+is($r->{status}, 200, '... a refresh token of alice\'s from it') or diag $r->{body};
+my $turns_rt = $r->{json}{refresh_token} // '';
+push @secrets, $turns_rt, $r->{json}{access_token} // ();
+$r = api('PATCH', "/api/applications/$turns->{client_id}/", token => $admin,
+    json => { client_type => 'public' });
+is($r->{status}, 200, '... made public: 200');
+$r = $t->post_form('/o/token/', OAuth2Test::form(grant_type => 'refresh_token',
+    refresh_token => $turns_rt, client_id => $turns->{client_id}));
+is($r->{status}, 400, 'its refresh token of before, with the client_id alone: 400');
+is($r->{json}{error}, 'invalid_grant', '... invalid_grant: it went with the secret');
+
 ######################################################## rotate (R71)
 
 my $old_secret = $w->{client_secret};

@@ -415,6 +415,16 @@ HttpResponse update_app(ServeContext& ctx, const HttpRequest& req, const std::st
     if (!invalid.empty()) return invalid.response();
     if (!c.confidential) {
       c.secret_hash.clear();
+      if (was_confidential) {
+        // R35: what was bound to its secret is redeemed with it only:
+        // its refresh tokens and codes go, or its client_id alone, which
+        // a public client's is, would redeem them
+        for (TokenType type : {TokenType::kRefresh, TokenType::kCode}) {
+          for (auto& [hash, t] : txn.client_tokens_of_type(ctx.realm, id, type)) {
+            txn.delete_token(ctx.realm, hash);
+          }
+        }
+      }
     } else if (!was_confidential) {  // public -> confidential
       secret = new_client_secret(c);
       secret_shown = true;
