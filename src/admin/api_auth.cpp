@@ -106,10 +106,7 @@ std::optional<Caller> authenticate(ServeContext& ctx, const HttpRequest& req, Ht
     Txn txn = ctx.store->read();
     auto c = txn.get_client(ctx.realm, caller.client_id);
     caller.first_party = c && c->first_party;
-    std::vector<std::string_view> registered;
-    if (c && parse_scope(c->scope, &registered)) {
-      for (std::string_view s : registered) registered_admin = registered_admin || s == kAdminScope;
-    }
+    registered_admin = c && detail::scope_within(kAdminScope, c->scope);
   }
   // R85: admin is the application's while it is registered with it: a
   // token issued before it was taken away acts as staff no more
