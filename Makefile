@@ -49,6 +49,9 @@ $(BUILD)/admin/%.o: src/admin/%.cpp $(wildcard src/core/*.hpp) $(wildcard src/ad
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS_CORE) -Isrc/core -c $< -o $@
 
+# Python's Unicode tables (scripts/gen-unicode-tables), for the password policy
+$(BUILD)/core/password_policy.o: src/core/unicode_tables.inc
+
 # Django's list of common passwords (data/), compiled in as one string
 $(BUILD)/core/common_passwords.cpp: data/common-passwords.txt
 	@mkdir -p $(dir $@)

@@ -1,6 +1,8 @@
 #include "password_policy.hpp"
 
+#include <algorithm>
 #include <cstdlib>
+#include <iterator>
 #include <map>
 #include <string_view>
 #include <unordered_set>
@@ -27,11 +29,51 @@ std::u32string code_points(std::string_view s) {
   return out;
 }
 
-std::u32string lower(std::u32string s) {
-  for (char32_t& c : s) {
-    if (c >= 'A' && c <= 'Z') c += 32;
+struct CodeRange {
+  char32_t first, last;
+};
+struct CaseMap {
+  char32_t from, to;
+};
+#include "unicode_tables.inc"
+
+template <size_t N>
+bool in_ranges(const CodeRange (&table)[N], char32_t c) {
+  const CodeRange* end = table + N;
+  const CodeRange* r =
+      std::upper_bound(table, end, c, [](char32_t v, const CodeRange& x) { return v < x.first; });
+  return r != table && c <= (r - 1)->last;
+}
+
+bool is_space(char32_t c) {
+  return in_ranges(kSpaceRanges, c);
+}
+bool is_digit(char32_t c) {
+  return in_ranges(kDigitRanges, c);
+}
+// re's \w, which Django's similarity check splits on
+bool word_char(char32_t c) {
+  return in_ranges(kWordRanges, c);
+}
+
+// Python's str.lower(): Unicode's, not ASCII's alone (a "PASSWORD" with
+// a Kelvin sign for its K is Django's common "password" too)
+std::u32string lower(const std::u32string& s) {
+  std::u32string out;
+  out.reserve(s.size());
+  for (char32_t c : s) {
+    if (c < 0x80) {
+      out.push_back(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    } else if (c == 0x130) {  // the one that lowers to two
+      out += U"i\u0307";
+    } else {
+      const CaseMap* end = std::end(kLowerMap);
+      const CaseMap* m = std::lower_bound(std::begin(kLowerMap), end, c,
+                                          [](const CaseMap& x, char32_t v) { return x.from < v; });
+      out.push_back(m != end && m->from == c ? m->to : c);
+    }
   }
-  return s;
+  return out;
 }
 
 // difflib.SequenceMatcher(a=a, b=b).quick_ratio(), as Django calls it
@@ -50,21 +92,21 @@ double quick_ratio(const std::u32string& a, const std::u32string& b) {
   return 2.0 * static_cast<double>(matches) / static_cast<double>(a.size() + b.size());
 }
 
-bool word_char(char32_t c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-         c >= 0x80;
-}
-
-// re.split(r"\W+", value) + [value]
+// re.split(r"\W+", value) + [value]: the empty pieces too, where value
+// starts or ends with a separator
 std::vector<std::u32string> parts(const std::u32string& value) {
   std::vector<std::u32string> out(1);
+  bool in_separator = false;
   for (char32_t c : value) {
     if (word_char(c)) {
+      if (in_separator) out.emplace_back();
+      in_separator = false;
       out.back().push_back(c);
-    } else if (!out.back().empty()) {
-      out.emplace_back();
+    } else {
+      in_separator = true;
     }
   }
+  if (in_separator) out.emplace_back();
   out.push_back(value);
   return out;
 }
@@ -103,8 +145,36 @@ const std::unordered_set<std::string_view>& common_passwords() {
   return *set;
 }
 
-bool is_space(char c) {
+bool spec_space(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+// password.lower().strip(), as CommonPasswordValidator looks it up (the
+// list is UTF-8)
+std::string common_key(const std::u32string& lowered) {
+  size_t b = 0, e = lowered.size();
+  while (b < e && is_space(lowered[b])) b++;
+  while (e > b && is_space(lowered[e - 1])) e--;
+  std::string out;
+  for (size_t i = b; i < e; i++) {
+    const char32_t c = lowered[i];
+    if (c < 0x80) {
+      out.push_back(static_cast<char>(c));
+    } else if (c < 0x800) {
+      out.push_back(static_cast<char>(0xC0 | (c >> 6)));
+      out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
+    } else if (c < 0x10000) {
+      out.push_back(static_cast<char>(0xE0 | (c >> 12)));
+      out.push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
+    } else {
+      out.push_back(static_cast<char>(0xF0 | (c >> 18)));
+      out.push_back(static_cast<char>(0x80 | ((c >> 12) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
+    }
+  }
+  return out;
 }
 
 std::optional<bool> on_off(std::string_view v) {
@@ -125,9 +195,9 @@ std::optional<PasswordPolicy> PasswordPolicy::parse(std::string_view spec, std::
   };
   size_t pos = 0;
   while (pos < spec.size()) {
-    while (pos < spec.size() && is_space(spec[pos])) pos++;
+    while (pos < spec.size() && spec_space(spec[pos])) pos++;
     size_t end = pos;
-    while (end < spec.size() && !is_space(spec[end])) end++;
+    while (end < spec.size() && !spec_space(spec[end])) end++;
     std::string_view word = spec.substr(pos, end - pos);
     pos = end;
     if (word.empty()) break;
@@ -167,7 +237,7 @@ std::vector<std::string> password_problems(const PasswordPolicy& policy, std::st
                                            const PasswordOwner& owner) {
   std::vector<std::string> out;
   if (!policy.enabled) return out;
-  const std::u32string pw = lower(code_points(password));
+  const std::u32string raw = code_points(password), pw = lower(raw);
   if (policy.max_similarity > 0) {
     const std::pair<std::string_view, const char*> attrs[] = {{owner.username, "username"},
                                                               {owner.first_name, "first name"},
@@ -180,23 +250,15 @@ std::vector<std::string> password_problems(const PasswordPolicy& policy, std::st
       }
     }
   }
-  if (policy.min_length && code_points(password).size() < policy.min_length) {
+  if (policy.min_length && raw.size() < policy.min_length) {
     out.push_back("This password is too short. It must contain at least " +
                   std::to_string(policy.min_length) +
                   (policy.min_length == 1 ? " character." : " characters."));
   }
-  if (policy.common) {
-    std::string_view t = password;
-    while (!t.empty() && is_space(t.front())) t.remove_prefix(1);
-    while (!t.empty() && is_space(t.back())) t.remove_suffix(1);
-    std::string key(t);
-    for (char& c : key) {
-      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
-    }
-    if (common_passwords().count(key)) out.push_back("This password is too common.");
+  if (policy.common && common_passwords().count(common_key(pw))) {
+    out.push_back("This password is too common.");
   }
-  if (policy.numeric && !password.empty() &&
-      password.find_first_not_of("0123456789") == std::string_view::npos) {
+  if (policy.numeric && !raw.empty() && std::all_of(raw.begin(), raw.end(), is_digit)) {
     out.push_back("This password is entirely numeric.");
   }
   return out;
