@@ -329,6 +329,17 @@ my (undef, $in) = $f->login(q_for(id_token_hint => $pavel_tok->{json}{id_token})
 is($in->{status}, 303, '... signed in there: back to the authorization');
 unlike(OAuth2Test::header($in, 'Location') // '', qr/id_token_hint/,
     '... without the hint (else signing in as anyone else would loop)');
+# the names as the request reads them: "pr%6Fmpt" is prompt and
+# "id%5Ftoken%5Fhint" id_token_hint, dropped as those are (kept, each
+# sign-in would ask for another, for ever)
+for my $enc (['pr%6Fmpt=login', 'pr%6Fmpt'],
+             ['id%5Ftoken%5Fhint=' . $pavel_tok->{json}{id_token}, 'id%5Ftoken'],
+             ['m%61x_age=0', 'm%61x_age']) {
+    (undef, $in) = $f->login(q_for() . "&$enc->[0]", $other_user, $other_pw);
+    is($in->{status}, 303, "$enc->[1] signs in: back to the authorization");
+    unlike(OAuth2Test::header($in, 'Location') // '', qr/\Q$enc->[1]\E/,
+        "... without $enc->[1], which the request read as its decoded name");
+}
 $r = $f->get(q_for(prompt => 'none', id_token_hint => $tok->{json}{id_token}),
     Cookie => $session);
 ok({params($r)}->{code}, "prompt=none with the signed-in user's own id_token_hint: a code");

@@ -345,8 +345,9 @@ std::string after_login_query(std::string_view query, const AuthzRequest& az) {
     size_t end = query.find('&', pos);
     if (end == std::string_view::npos) end = query.size();
     std::string_view part = query.substr(pos, end - pos);
-    std::string_view key = part.substr(0, part.find('='));
-    // who signed in now is who the request is for
+    // the name as Form reads it ("pr%6Fmpt" is prompt too); who signed
+    // in now is who the request is for
+    const std::string key = form_decode(part.substr(0, part.find('='))).value_or("");
     if (!part.empty() && key != "prompt" && key != "max_age" && key != "id_token_hint") {
       out += out.empty() ? "" : "&";
       out += part;
