@@ -32,7 +32,8 @@ my $cbport = $t->port('callback');
 my $cb = "http://127.0.0.1:$cbport/cb";
 my ($verifier, $challenge) = OAuth2Authorize::pkce();
 my %state = (allow => 'allow-' . int(rand 1e9) . '/&=?',
-    deny => 'deny-' . int(rand 1e9));
+    deny => 'deny-' . int(rand 1e9), form_post => 'fp-' . int(rand 1e9),
+    fragment => 'frag-' . int(rand 1e9));
 # the second request asks again with prompt=consent: the first one's
 # consent is remembered, and would send the code back at once
 sub url {
@@ -47,7 +48,9 @@ sub url {
 my $t0 = time;
 my @cmd = ($PYTHON, "$FindBin::Bin/browser/authorize_flow.py", $cbport,
     $user, $pw, $APP, url($state{allow}),
-    url($state{deny}, prompt => 'consent'));
+    url($state{deny}, prompt => 'consent'),
+    url($state{form_post}, response_mode => 'form_post'),
+    url($state{fragment}, response_mode => 'fragment'));
 push @cmd, '--screenshot', $ENV{AUTHORIZE_SCREENSHOT}
     if $ENV{AUTHORIZE_SCREENSHOT};
 my $py = open2(my $from, my $to, @cmd);
@@ -75,7 +78,8 @@ diag(sprintf 'browser part: %.1fs', time - $t0) if $ENV{VERBOSE};
 
 ############################################################ the client
 
-is(scalar @callbacks, 2, 'the client got two callbacks (Authorize, Deny)');
+is(scalar @callbacks, 4,
+    'the client got four callbacks (Authorize, Deny, form_post, fragment)');
 my %allow = %{$callbacks[0] // {}};
 my %deny = %{$callbacks[1] // {}};
 
@@ -106,5 +110,16 @@ is($r->{json}{error}, 'invalid_grant', 'the code works once (R27)');
 is($deny{error}, 'access_denied', 'Deny: error=access_denied');
 is($deny{state}, $state{deny}, 'Deny: the state comes back (R24)');
 ok(!exists $deny{code}, 'Deny: no code');
+
+# the codes of response_mode=form_post (the form the browser posted) and
+# fragment (what the client's page read from its URL)
+for my $i (2, 3) {
+    my %c = %{$callbacks[$i] // {}};
+    my $mode = $i == 2 ? 'form_post' : 'fragment';
+    is($c{state}, $state{$mode}, "$mode: the state comes back");
+    $r = $f->redeem($c{code} // '', client => $app, redirect_uri => $cb,
+        verifier => $verifier);
+    is($r->{status}, 200, "$mode: the browser's code gets a token");
+}
 
 $t->done_testing;

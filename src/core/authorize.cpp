@@ -95,12 +95,42 @@ Response error_page(const Request& req, int status, std::string_view code,
 
 // ---------------------------------------------------------- redirects
 
+// How the answer goes back to the client: response_mode (OAuth 2.0
+// Multiple Response Type Encoding Practices 2.1, and the Form Post
+// Response Mode)
+enum class ResponseMode { kQuery, kFragment, kFormPost };
+
+// The script that submits form_post's form, the one script the pages'
+// Content-Security-Policy allows, by its hash (the shim's
+// ngx_http_oauth2_csp: 'sha256-' and the base64 of its SHA-256)
+constexpr char kFormPostScript[] = "document.forms[0].submit()";
+
+// form_post: a page whose form the browser posts to redirect_uri at once
+// (a button where scripts are off); every value HTML-escaped
+Response form_post(std::string_view uri,
+                   const std::vector<std::pair<std::string, std::string>>& params) {
+  std::string fields;
+  for (const auto& [k, v] : params) {
+    if (v.empty()) continue;
+    fields += "<input type=\"hidden\" name=\"" + k + "\" value=\"" + html_escape(v) + "\">";
+  }
+  return page(200,
+              "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+              "<title>Continue</title></head><body><form method=\"post\" action=\"" +
+                  html_escape(uri) + "\">" + fields +
+                  "<noscript><button type=\"submit\">Continue</button></noscript></form>"
+                  "<script>" +
+                  kFormPostScript + "</script></body></html>");
+}
+
 // redirect_uri (its own query kept, R23) plus the parameters, each
-// percent-encoded: nothing raw ever reaches the Location header
-Response redirect_to(std::string_view uri,
+// percent-encoded, in its query or its fragment: nothing raw ever reaches
+// the Location header; or form_post's page
+Response redirect_to(std::string_view uri, ResponseMode mode,
                      const std::vector<std::pair<std::string, std::string>>& params) {
+  if (mode == ResponseMode::kFormPost) return form_post(uri, params);
   std::string loc(uri);
-  char sep = loc.find('?') == std::string::npos ? '?' : '&';
+  char sep = mode == ResponseMode::kFragment ? '#' : loc.find('?') == std::string::npos ? '?' : '&';
   for (const auto& [k, v] : params) {
     if (v.empty()) continue;
     loc.push_back(sep);
@@ -166,6 +196,7 @@ struct AuthzRequest {
   // id_token_hint's user (its id in decimal); empty: no hint
   std::string hint_sub;
   std::string issuer;  // RFC 9207's iss, on every redirect back
+  ResponseMode mode = ResponseMode::kQuery;
   // RFC 8707 resources (audience.hpp); empty: none
   std::string audience;
   // RFC 9449 10: the thumbprint of the DPoP key the code is bound to
@@ -235,10 +266,11 @@ std::optional<Response> check_before_redirect(Store& store, const Request& req, 
 
 // An error sent back to the client (R24).
 Response back_error(const AuthzRequest& az, std::string_view code, std::string_view description) {
-  return redirect_to(az.redirect_uri, {{"error", std::string(code)},
-                                       {"error_description", std::string(description)},
-                                       {"state", az.state},
-                                       {"iss", az.issuer}});
+  return redirect_to(az.redirect_uri, az.mode,
+                     {{"error", std::string(code)},
+                      {"error_description", std::string(description)},
+                      {"state", az.state},
+                      {"iss", az.issuer}});
 }
 
 // R32: S256 only; required for public clients.
@@ -360,6 +392,19 @@ std::string after_login_query(std::string_view query, const AuthzRequest& az) {
 
 // The rest of the request, once errors can go back to the client.
 std::optional<Response> check_authz(const Request& req, const Form& query, AuthzRequest& az) {
+  // first, so that every error after it goes back as asked; any other
+  // mode (JARM's jwt, say) is refused, in the query, never answered in
+  // another than the client asked for
+  if (auto mode = query.get("response_mode")) {
+    if (*mode == "fragment") {
+      az.mode = ResponseMode::kFragment;
+    } else if (*mode == "form_post") {
+      az.mode = ResponseMode::kFormPost;
+    } else if (*mode != "query") {
+      return back_error(az, "invalid_request",
+                        "response_mode must be query, fragment or form_post");
+    }
+  }
   auto response_type = query.get("response_type");
   if (!response_type) return back_error(az, "invalid_request", "response_type is required");
   if (*response_type != "code") {
@@ -595,7 +640,7 @@ EndpointResult issue_code(Store& store, const Request& req, const AuthzRequest& 
         // the browser asks again, and gets what the store says now (the
         // sign-in page, the consent page, or prompt=none's error)
         if (!holds) return see_other(self);
-        return redirect_to(az.redirect_uri,
+        return redirect_to(az.redirect_uri, az.mode,
                            {{"code", code}, {"state", az.state}, {"iss", az.issuer}});
       },
       page_unavailable);

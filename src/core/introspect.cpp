@@ -139,6 +139,11 @@ EndpointResult metadata_endpoint(const Request& req) {
   json_t* rt = json_array();
   json_array_append_new(rt, json_string("code"));  // required (RFC 8414 2)
   json_object_set_new(j.get(), "response_types_supported", rt);
+  json_t* modes = json_array();
+  for (const char* m : {"query", "fragment", "form_post"}) {
+    json_array_append_new(modes, json_string(m));
+  }
+  json_object_set_new(j.get(), "response_modes_supported", modes);
   json_t* gt = json_array();
   for (const char* g : {"authorization_code", "client_credentials", "refresh_token", "password"}) {
     // RFC 8414 2: no code grant without an authorization endpoint

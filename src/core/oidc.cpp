@@ -113,7 +113,6 @@ void add_oidc_metadata(json_t* doc, const Request& req) {
     if (a != JwtAlg::kHS256) json_array_append_new(algs, json_string(jwt_alg_name(a)));
   }
   json_object_set_new(doc, "id_token_signing_alg_values_supported", algs);
-  json_object_set_new(doc, "response_modes_supported", string_list({"query"}));
   json_object_set_new(doc, "prompt_values_supported", string_list({"none", "login", "consent"}));
   json_object_set_new(doc, "claims_supported",
                       string_list({"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce",

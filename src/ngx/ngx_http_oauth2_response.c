@@ -11,9 +11,14 @@ static ngx_str_t  ngx_http_oauth2_json_type = ngx_string("application/json");
 static ngx_str_t  ngx_http_oauth2_html_type =
     ngx_string("text/html; charset=utf-8");
 
-/* docs/security.md R26: the pages of the authorization endpoint */
+/*
+ * docs/security.md R26: the pages of the authorization endpoint.  One
+ * script runs, by its hash: response_mode=form_post's
+ * "document.forms[0].submit()" (src/core/authorize.cpp kFormPostScript).
+ */
 static ngx_str_t  ngx_http_oauth2_csp = ngx_string(
     "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
+    "script-src 'sha256-ePniVEkSivX/c7XWBGafqh8tSpiRrKiqYeqbG7N1TOE='; "
     "frame-ancestors 'none'; base-uri 'none'");
 static ngx_str_t  ngx_http_oauth2_deny = ngx_string("DENY");
 static ngx_str_t  ngx_http_oauth2_no_referrer = ngx_string("no-referrer");

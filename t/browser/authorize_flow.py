@@ -3,17 +3,22 @@
 (t/authorize_browser.t).
 
 usage: authorize_flow.py <callback-port> <username> <password> <app-name>
-           <allow-url> <deny-url> [--screenshot <png>]
+           <allow-url> <deny-url> <form-post-url> <fragment-url>
+           [--screenshot <png>]
 
-<allow-url> and <deny-url> are authorization requests whose redirect_uri is
+The URLs are authorization requests whose redirect_uri is
 http://127.0.0.1:<callback-port>/cb.  This script serves that port (a tiny
-HTTP listener that records every query it gets), signs in on the module's
-login page (once with a wrong password), checks the consent page, clicks
-Authorize on the first request and Deny on the second.
+HTTP listener that records every query and form it gets), signs in on the
+module's login page (once with a wrong password), checks the consent page,
+clicks Authorize on the first request and Deny on the second; then, the
+consent remembered, follows the third (response_mode=form_post: the page's
+one script posts the code) and the fourth (response_mode=fragment: the code
+stays in the browser).
 
 Prints one line per check, "ok - <name>" or "not ok - <name> # <detail>",
 which authorize_browser.t turns into ok()s; "callback <raw query>" for each
-request that reached the redirect_uri; "done <n> failures" at the end.
+request that reached the redirect_uri (a form_post's form, a fragment's
+fragment); "done <n> failures" at the end.
 Exit status 0 unless the browser could not be driven at all.
 
 Debian's chromium, chromium-driver and python3-selenium; run with
@@ -57,6 +62,23 @@ class Callback(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        path = self.path.partition("?")[0]
+        length = int(self.headers.get("Content-Length") or 0)
+        form = self.rfile.read(length).decode("ascii", "replace")
+        if path != "/cb":
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        Callback.hits.put("POST " + form)
+        body = b"<!DOCTYPE html><title>Client</title><h1>Form received</h1>"
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
@@ -118,7 +140,8 @@ def next_hit(timeout=10):
         return None
 
 
-def run(b, port, username, password, app, allow_url, deny_url, screenshot):
+def run(b, port, username, password, app, urls, screenshot):
+    allow_url, deny_url, form_post_url, fragment_url = urls
     d = b.d
     cb = "http://127.0.0.1:%d/cb" % port
 
@@ -221,6 +244,32 @@ def run(b, port, username, password, app, allow_url, deny_url, screenshot):
           "X-Frame-Options (R26)", b.log())
     check(Callback.hits.empty(), "the framed page produced no callback")
 
+    # response_mode=form_post: the page's one script (its CSP allows it by
+    # its hash) posts the code to the redirect_uri, at once
+    b.log()
+    d.get(form_post_url)
+    WebDriverWait(d, 10).until(lambda d: b.text("h1") == "Form received")
+    hit = next_hit()
+    check(hit is not None and hit.startswith("POST "),
+          "form_post: the browser posts the form to the redirect_uri at once",
+          hit)
+    check(d.current_url == cb, "form_post: no code in the browser's URL",
+          d.current_url)
+    csp = [m for m in b.log() if "Content Security Policy" in m]
+    check(not csp, "form_post: its script runs under the page's CSP", csp)
+    print("callback " + (hit or "")[5:], flush=True)
+
+    # response_mode=fragment: the code reaches the client's page, never its
+    # server
+    d.get(fragment_url)
+    WebDriverWait(d, 10).until(lambda d: b.text("h1") == "Callback received")
+    fragment = urllib.parse.urlsplit(d.current_url).fragment
+    check("code=" in fragment, "fragment: the code in the URL's fragment",
+          d.current_url)
+    hit = next_hit()
+    check(hit == "", "fragment: the client's server got no code", hit)
+    print("callback " + fragment, flush=True)
+
 
 def main():
     args = sys.argv[1:]
@@ -229,17 +278,18 @@ def main():
         i = args.index("--screenshot")
         screenshot = args[i + 1]
         del args[i:i + 2]
-    if len(args) != 6:
+    if len(args) != 8:
         print(__doc__, file=sys.stderr)
         return 2
-    port, username, password, app, allow_url, deny_url = args
+    port, username, password, app = args[:4]
+    urls = args[4:]
     port = int(port)
     srv = start_listener(port)
     try:
         chromium.run_in_browser(
             "authorize-chromium-",
             lambda driver: run(Browser(driver), port, username, password,
-                               app, allow_url, deny_url, screenshot),
+                               app, urls, screenshot),
             "900,700")
     finally:
         srv.shutdown()
