@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,6 +25,16 @@ namespace oauth2::detail {
 
 constexpr size_t kMaxBody = 16384;
 constexpr size_t kMaxTokenLen = 4096;
+
+// A token that would be longer than kMaxTokenLen, which no endpoint reads
+// back (a JWT of an application whose scope and resources are very long):
+// never issued.  GrantState::fail answers it 500 and logs why.
+struct TokenTooLong : std::length_error {
+  TokenTooLong()
+      : std::length_error(
+            "the JWT would be longer than 4096 bytes, which no endpoint reads back: the "
+            "application's scope or resources are too long") {}
+};
 constexpr size_t kMaxSecretLen = 1024;
 constexpr size_t kMaxPasswordLen = 4096;
 
@@ -225,7 +236,12 @@ struct GrantState {
   // once this machine's mirror has caught up with etcd (Cluster::catch_up:
   // a round trip to etcd, 503 without it).
   bool unseen = false;
-  void fail(const std::exception& e) { response = failed(unavailable(), e); }
+  void fail(const std::exception& e) {
+    const bool too_long = dynamic_cast<const TokenTooLong*>(&e) != nullptr;
+    response = failed(
+        too_long ? oauth_error(500, "server_error", "The token would be too long") : unavailable(),
+        e);
+  }
 };
 
 // A pending write running body in the thread pool: a store failure is a

@@ -76,6 +76,17 @@ std::optional<Token> presented_record(Txn& txn, std::string_view realm, bool jwt
   return t;
 }
 
+namespace {
+
+// jwt, if every endpoint can read it back (auth_oauth2, revocation and
+// introspection take tokens of kMaxTokenLen bytes at most)
+std::string readable(std::string jwt) {
+  if (jwt.size() > kMaxTokenLen) throw TokenTooLong();
+  return jwt;
+}
+
+}  // namespace
+
 std::string sign_access_token(const IssueSettings& s, const Token& at, const std::string& jti) {
   Json c(json_object());
   json_t* o = c.get();
@@ -104,7 +115,7 @@ std::string sign_access_token(const IssueSettings& s, const Token& at, const std
     set_str(cnf, "jkt", at.jkt);
     json_object_set_new(o, "cnf", cnf);
   }
-  return jwt_sign(signer(s), o, s.simplejwt ? "JWT" : "at+jwt");
+  return readable(jwt_sign(signer(s), o, s.simplejwt ? "JWT" : "at+jwt"));
 }
 
 std::string sign_refresh_token(const IssueSettings& s, const Token& rt, const std::string& jti) {
@@ -116,7 +127,7 @@ std::string sign_refresh_token(const IssueSettings& s, const Token& rt, const st
   set_str(o, "jti", jti);
   set_int(o, "user_id", static_cast<int64_t>(token_user_id(rt)));
   if (!s.loc->issuer.empty()) set_str(o, "iss", s.loc->issuer);
-  return jwt_sign(signer(s), o, "JWT");
+  return readable(jwt_sign(signer(s), o, "JWT"));
 }
 
 std::shared_ptr<JwtKey> handshake_key(const Location& loc) {

@@ -545,6 +545,7 @@ sub app_add_args {
     push @args, '--post-logout-redirect-uri', $_
         for @{$a{post_logout_redirect_uris} // []};
     push @args, '--id-token-alg', $a{id_token_alg} if $a{id_token_alg};
+    push @args, '--access-token-format', $a{format} if $a{format};
     return @args;
 }
 
