@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <stdexcept>
 #include <vector>
@@ -14,6 +15,8 @@ namespace oauth2 {
 namespace {
 
 constexpr unsigned kMaxIterations = 100000000;
+
+std::atomic<uint64_t> g_iterations_run{0};
 
 std::string base64_encode(const unsigned char* p, size_t n) {
   static const char kAlphabet[] =
@@ -32,6 +35,7 @@ std::string base64_encode(const unsigned char* p, size_t n) {
 }
 
 std::string pbkdf2(std::string_view password, std::string_view salt, unsigned iterations) {
+  g_iterations_run.fetch_add(iterations, std::memory_order_relaxed);
   unsigned char key[32];
   if (PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()),
                         reinterpret_cast<const unsigned char*>(salt.data()),
@@ -104,7 +108,17 @@ PasswordCheck verify_password(std::string_view password, std::string_view stored
                     reinterpret_cast<const unsigned char*>(p.hash.data()), got.size());
   wipe(got);
   out.needs_rehash = out.ok && p.iterations < iterations;
+  // Django's harden_runtime: else a wrong password would tell, by its
+  // time, that the name is an account whose hash is older (fewer
+  // iterations: imported, or from before the setting was raised)
+  if (!out.ok && p.iterations < iterations) {
+    verify_password_dummy(password, iterations - p.iterations);
+  }
   return out;
+}
+
+uint64_t pbkdf2_iterations_run() {
+  return g_iterations_run.load(std::memory_order_relaxed);
 }
 
 void verify_password_dummy(std::string_view password, unsigned iterations) {

@@ -5,6 +5,7 @@
 
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -20,12 +21,18 @@ struct PasswordCheck {
 };
 
 // Constant time in the password; a stored value that is not a usable
-// pbkdf2_sha256 hash ("", "!...", another algorithm) never verifies.
+// pbkdf2_sha256 hash ("", "!...", another algorithm) never verifies.  A
+// wrong password for a hash of fewer iterations than asked also runs the
+// difference (Django's harden_runtime), so that it costs what one for an
+// unknown user does (verify_password_dummy).
 PasswordCheck verify_password(std::string_view password, std::string_view stored,
                               unsigned iterations);
 
 // The same work as a real check, for an unknown user.
 void verify_password_dummy(std::string_view password, unsigned iterations);
+
+// The PBKDF2 iterations this process has run (tests: what a check cost).
+uint64_t pbkdf2_iterations_run();
 
 // True if stored looks like a Django pbkdf2_sha256 hash.
 bool is_password_hash(std::string_view stored);

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include <set>
 #include <string>
 #include <unordered_set>
@@ -255,6 +257,30 @@ TEST(Seal, OpensOnlyUntouchedUnderItsKey) {
 // A Django hash is read with its own iteration count, up to 10^8: a
 // stored hash that claims more (an import, a tampered record) is no
 // hash, never hours of PBKDF2 on a worker thread
+// Django's harden_runtime: a wrong password costs the iterations asked
+// whatever the stored hash has fewer of, as a name that is no account does
+// (which verify_password_dummy runs); a right one costs the stored count
+// (the caller rehashes it); a stored count above the one asked cannot be
+// shortened (README "Known limits")
+TEST(PasswordHash, AWrongPasswordCostsTheIterationsAskedR88) {
+  const std::string older = oauth2::hash_password("right horse", 1000);
+  auto cost = [](const std::function<void()>& check) {
+    const uint64_t before = oauth2::pbkdf2_iterations_run();
+    check();
+    return oauth2::pbkdf2_iterations_run() - before;
+  };
+  EXPECT_EQ(cost([&] { EXPECT_FALSE(oauth2::verify_password("wrong", older, 5000).ok); }), 5000u);
+  EXPECT_EQ(cost([&] { oauth2::verify_password_dummy("wrong", 5000); }), 5000u);
+  EXPECT_EQ(cost([&] { EXPECT_FALSE(oauth2::verify_password("wrong", "", 5000).ok); }), 5000u);
+  EXPECT_EQ(cost([&] {
+              auto c = oauth2::verify_password("right horse", older, 5000);
+              EXPECT_TRUE(c.ok && c.needs_rehash);
+            }),
+            1000u);
+  const std::string newer = oauth2::hash_password("right horse", 8000);
+  EXPECT_EQ(cost([&] { EXPECT_FALSE(oauth2::verify_password("wrong", newer, 5000).ok); }), 8000u);
+}
+
 TEST(PasswordHash, IterationsAreBounded) {
   const std::string tail = "$salt$" + std::string(43, 'A') + "=";
   EXPECT_TRUE(oauth2::is_password_hash("pbkdf2_sha256$1" + tail));
