@@ -37,7 +37,7 @@ unsigned login_gate(Txn& txn, const Throttle& throttle, std::string_view realm, 
 
 struct LoginCheck {
   std::optional<User> user;   // the user whose password it is
-  bool needs_rehash = false;  // stored with fewer iterations than asked
+  bool needs_rehash = false;  // stored with other iterations than asked
   bool failed = false;        // a wrong password: count it (throttle)
   // every candidate was locked for this origin when the check's turn
   // came (guesses queued with it filled the account's ceiling): the wait,

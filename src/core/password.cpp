@@ -107,7 +107,7 @@ PasswordCheck verify_password(std::string_view password, std::string_view stored
            equal_ct(reinterpret_cast<const unsigned char*>(got.data()),
                     reinterpret_cast<const unsigned char*>(p.hash.data()), got.size());
   wipe(got);
-  out.needs_rehash = out.ok && p.iterations < iterations;
+  out.needs_rehash = out.ok && p.iterations != iterations;  // Django's must_update
   // Django's harden_runtime: else a wrong password would tell, by its
   // time, that the name is an account whose hash is older (fewer
   // iterations: imported, or from before the setting was raised)

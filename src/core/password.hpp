@@ -17,7 +17,7 @@ std::string hash_password(std::string_view password, unsigned iterations);
 
 struct PasswordCheck {
   bool ok = false;
-  bool needs_rehash = false;  // ok, but with fewer iterations than asked
+  bool needs_rehash = false;  // ok, but with other iterations than asked
 };
 
 // Constant time in the password; a stored value that is not a usable
