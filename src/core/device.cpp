@@ -309,11 +309,17 @@ EndpointResult device_code_grant(Store& store, const Request& req, const Form& f
       st.response = std::move(*refused);
       return;
     }
+    auto scope = scope_held_now(client, s.loc->default_scope, t->scope);
+    if (!scope) {
+      st.response =
+          oauth_error(400, "invalid_scope", "The application may no longer have the scope granted");
+      return;
+    }
     t->used_at = s.now;
     txn.update_token(s.realm, id, *t);
     IssuedPair pair =
-        issue_pair(txn, s, client, t->scope, t->user, t->family,
-                   client.allows_grant("refresh_token"), nullptr, 0, aud, &t->audience);
+        issue_pair(txn, s, client, *scope, t->user, t->family, client.allows_grant("refresh_token"),
+                   nullptr, 0, aud, &t->audience);
     txn.commit();
     st.response = issued(pair, pair.json(), kDeviceGrant);
   });

@@ -116,6 +116,12 @@ bool scope_within(std::string_view requested, std::string_view held);
 std::string scope_without(std::string_view scope, std::string_view item);
 // the items of scope that held has too, in scope's order
 std::string scope_intersection(std::string_view scope, std::string_view held);
+// R85: the scope a stored grant (a code, a device code, a refresh JWT of
+// seed 003) holds, narrowed to what client may hold now: a scope taken
+// from the application since the user granted it is not issued again.
+// nullopt: none of it is left.
+std::optional<std::string> scope_held_now(const Client& client, std::string_view default_scope,
+                                          const std::string& held);
 
 // Seconds a token of this client lives.
 int64_t access_ttl(const Client& c, int64_t default_ttl);

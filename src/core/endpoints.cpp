@@ -396,6 +396,13 @@ std::string scope_intersection(std::string_view scope, std::string_view held) {
   return out;
 }
 
+std::optional<std::string> scope_held_now(const Client& client, std::string_view default_scope,
+                                          const std::string& held) {
+  std::string now = scope_intersection(held, allowed_scope(client, default_scope));
+  if (now.empty() && !held.empty()) return std::nullopt;
+  return now;
+}
+
 int64_t access_ttl(const Client& c, int64_t default_ttl) {
   return std::max<int64_t>(1, c.access_token_ttl > 0 ? c.access_token_ttl : default_ttl);
 }

@@ -361,13 +361,21 @@ EndpointResult authorization_code_grant(Store& store, const Request& req, const 
           st.response = std::move(*refused);
           return;
         }
+        auto scope = scope_held_now(client, s.loc->default_scope, t->scope);
+        if (!scope) {
+          st.response = oauth_error(400, "invalid_scope",
+                                    "The application may no longer have the scope granted");
+          return;
+        }
         t->used_at = s.now;
         txn.update_token(s.realm, hash, *t);
         // the refresh token holds the whole grant
         IssuedPair pair =
-            issue_pair(txn, s, client, t->scope, t->user, t->family,
+            issue_pair(txn, s, client, *scope, t->user, t->family,
                        client.allows_grant("refresh_token"), nullptr, 0, aud, &t->audience);
-        if (auto oc = decode_oidc_code(*t)) {
+        // (no id_token once openid is taken from the application)
+        auto oc = decode_oidc_code(*t);
+        if (oc && scope_within("openid", *scope)) {
           pair.id_token = sign_id_token(s, client, t->user, *oc, pair.access_token);
         }
         txn.commit();

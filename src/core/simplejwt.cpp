@@ -225,13 +225,12 @@ EndpointResult jwt_refresh_endpoint(Store& store, const Request& req) {
     // R85, as the refresh_token grant: the application's refresh_token
     // grant taken away ends its refresh JWTs, and a scope taken from it
     // since the login is not issued again
-    const std::string granted =
-        scope_intersection(t->scope, allowed_scope(*fresh, s.loc->default_scope));
-    if (!fresh->allows_grant("refresh_token") || (granted.empty() && !t->scope.empty())) {
+    auto granted = scope_held_now(*fresh, s.loc->default_scope, t->scope);
+    if (!fresh->allows_grant("refresh_token") || !granted) {
       st.response = token_not_valid();
       return;
     }
-    IssuedPair pair = issue_pair(txn, s, *fresh, granted, t->user, t->family, false);
+    IssuedPair pair = issue_pair(txn, s, *fresh, *granted, t->user, t->family, false);
     txn.commit();
     st.response = issued(pair, pair.simplejwt_json(), "refresh_token");
   });
