@@ -417,10 +417,13 @@ HttpResponse update_app(ServeContext& ctx, const HttpRequest& req, const std::st
       c.secret_hash.clear();
       if (was_confidential) {
         // R35: what was bound to its secret is redeemed with it only:
-        // its refresh tokens and codes go, or its client_id alone, which
-        // a public client's is, would redeem them
-        for (TokenType type : {TokenType::kRefresh, TokenType::kCode}) {
-          for (auto& [hash, t] : txn.client_tokens_of_type(ctx.realm, id, type)) {
+        // its refresh tokens, codes and device codes (and their user
+        // codes) go, or its client_id alone, which a public client's is,
+        // would redeem them; every one of them, one added while this
+        // change reads (another grant's commit, another edge's) too
+        for (TokenType type :
+             {TokenType::kRefresh, TokenType::kCode, TokenType::kDevice, TokenType::kDeviceUser}) {
+          for (auto& [hash, t] : txn.client_tokens_of_type(ctx.realm, id, type, true)) {
             txn.delete_token(ctx.realm, hash);
           }
         }

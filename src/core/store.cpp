@@ -759,12 +759,13 @@ bool Txn::delete_meta(std::string_view name) {
 
 std::vector<std::pair<TokenId, Token>> Txn::client_tokens_of_type(std::string_view realm,
                                                                   std::string_view client_id,
-                                                                  TokenType type) {
+                                                                  TokenType type, bool guard) {
   if (!valid_realm(realm) || !valid_client_id(client_id)) return {};
-  // not guarded: an application's index grows with every token it gets,
-  // and what reads it here (its API keys) looks for one by its id
+  // not guarded unless asked: an application's index grows with every
+  // token it gets, and what reads it mostly (its API keys) looks for one
+  // by its id
   return indexed_of_type(realm, Db::kClientTokens, client_tokens_prefix(realm, client_id), type,
-                         false);
+                         guard);
 }
 
 std::vector<std::pair<TokenId, Token>> Txn::user_tokens_of_type(std::string_view realm,

@@ -291,10 +291,13 @@ class Txn {
   std::optional<std::string> get_meta(std::string_view name);
   void put_meta(std::string_view name, std::string_view value);
   bool delete_meta(std::string_view name);
-  // the tokens an index of the client lists (hash, record) of one type
+  // the tokens an index of the client lists (hash, record) of one type;
+  // guard: the change runs again when a token was added under the client
+  // meanwhile (in cluster mode, one this edge's mirror has not seen), for
+  // a change that must find them all
   std::vector<std::pair<TokenId, Token>> client_tokens_of_type(std::string_view realm,
                                                                std::string_view client_id,
-                                                               TokenType type);
+                                                               TokenType type, bool guard = false);
   // the same for the tokens of a user
   std::vector<std::pair<TokenId, Token>> user_tokens_of_type(std::string_view realm, uint64_t user,
                                                              TokenType type);

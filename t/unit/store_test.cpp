@@ -1147,3 +1147,33 @@ TEST(StackKeyTest, ShortTokenIdIsTheHashsFirstEightBytesInHex) {
   EXPECT_EQ(std::string_view(oauth2::short_token_id(id)), oauth2::hex_encode(id.hash.data(), 8));
   EXPECT_EQ(std::string_view(oauth2::ShortTokenId()), "");
 }
+
+namespace {
+
+// R35: making an application public deletes every refresh token, code and
+// device code of its, through a guarded scan of its index: one added while
+// the change reads (another grant's commit) makes it run again and go too,
+// where an unguarded scan would leave it, redeemable with the client_id
+// alone (src/admin/api_apps.cpp)
+TEST_F(StoreTest, AGuardedClientScanSeesATokenAddedMeanwhile) {
+  ASSERT_TRUE(put_client(make_client("app")));
+  Token rt = make_token("app");
+  rt.type = TokenType::kRefresh;
+  ASSERT_TRUE(put_token("default", oauth2::token_id("rt-1"), rt));
+  int runs = 0;
+  size_t deleted = 0;
+  store_->change([&](Txn& txn) {
+    runs++;
+    auto found = txn.client_tokens_of_type("default", "app", TokenType::kRefresh, true);
+    if (runs == 1) ASSERT_TRUE(put_token("default", oauth2::token_id("rt-2"), rt));
+    for (auto& [hash, t] : found) txn.delete_token("default", hash);
+    deleted = found.size();
+    txn.commit();
+  });
+  EXPECT_EQ(runs, 2);
+  EXPECT_EQ(deleted, 2u);
+  EXPECT_FALSE(get_token("default", oauth2::token_id("rt-1")).has_value());
+  EXPECT_FALSE(get_token("default", oauth2::token_id("rt-2")).has_value());
+}
+
+}  // namespace
