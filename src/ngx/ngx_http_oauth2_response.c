@@ -259,11 +259,15 @@ ngx_http_oauth2_refusal_headers(ngx_http_request_t *r,
 
 /*
  * error.log lines of a request that reached the module (refusals, 503s,
- * nginx's own) name the request line without its query string, and no
- * referrer: a client that sends a secret, a token or a code in a query
- * (?client_secret=, ?access_token=) or came from a page whose URL held
- * one would otherwise have it written there at "error" (R64).  nginx's
- * own handler does the rest, with the line cut for the call.
+ * nginx's own) name the request line and the upstream's URI without
+ * their query strings, and no referrer: a client that sends a secret, a
+ * token or a code in a query (?client_secret=, ?access_token=) or came
+ * from a page whose URL held one would otherwise have it written there
+ * at "error" (R64).  nginx's own handler does the rest, with the line cut
+ * for the call.  The cut is at the line's first "?" (no method and no
+ * path holds one raw), not at r->args_start, which HTTP/2's request line
+ * (built in a buffer of its own) and a complex URI's parse do not point
+ * into.
  */
 
 static ngx_http_log_handler_pt  ngx_http_oauth2_nginx_log_handler;
@@ -273,17 +277,26 @@ static u_char *
 ngx_http_oauth2_error_log_handler(ngx_http_request_t *r, ngx_http_request_t *sr,
     u_char *buf, size_t len)
 {
-    u_char           *p;
-    ngx_str_t         line;
-    ngx_table_elt_t  *referer;
+    u_char               *p, *q;
+    ngx_str_t             line, uri;
+    ngx_table_elt_t      *referer;
+    ngx_http_upstream_t  *u;
 
     line = r->request_line;
     referer = r->headers_in.referer;
+    u = sr ? sr->upstream : NULL;
 
-    if (r->args_start && r->args_start > line.data
-        && r->args_start <= line.data + line.len)
-    {
-        r->request_line.len = r->args_start - 1 - line.data;
+    q = ngx_strlchr(line.data, line.data + line.len, '?');
+    if (q) {
+        r->request_line.len = q - line.data;
+    }
+
+    if (u) {
+        uri = u->uri;
+        q = ngx_strlchr(uri.data, uri.data + uri.len, '?');
+        if (q) {
+            u->uri.len = q - uri.data;
+        }
     }
 
     r->headers_in.referer = NULL;
@@ -292,6 +305,10 @@ ngx_http_oauth2_error_log_handler(ngx_http_request_t *r, ngx_http_request_t *sr,
 
     r->request_line = line;
     r->headers_in.referer = referer;
+
+    if (u) {
+        u->uri = uri;
+    }
 
     return p;
 }
