@@ -30,7 +30,9 @@ open $fh, '>', "$D/htpasswd" or die;
 print $fh "staff:$hash\n";
 close $fh;
 
-$t->write_config($t->default_http(extra_server => <<'EOF'))->run;
+$t->write_config($t->default_http(
+    extra_http => "limit_req_zone \$binary_remote_addr zone=chk:1m rate=1r/m;\n",
+    extra_server => <<'EOF'))->run;
     location /any/ {
         satisfy any;
         allow 127.0.0.1;
@@ -77,6 +79,17 @@ $t->write_config($t->default_http(extra_server => <<'EOF'))->run;
         internal;
         auth_oauth2 "api";
         auth_oauth2_scope admin;
+        empty_gif;
+    }
+    # the checking location's own limit_req applies after a pass too
+    location /gate-limited/ {
+        auth_request /_check_limited;
+        alias %%DIR%%/html/;
+    }
+    location = /_check_limited {
+        internal;
+        limit_req zone=chk nodelay;
+        auth_oauth2 "api";
         empty_gif;
     }
     location /ssi/ { ssi on; alias %%DIR%%/ssi/; }
@@ -133,6 +146,14 @@ is($r->{status}, 200, '... a valid token lets it in: 200');
 is(scalar(challenges($r)), 0, '... with no challenge left on the 200');
 
 ######################################################## auth_request
+
+# a passing check goes on through its phase: the checking location's
+# limit_req (1 a minute) refuses the second request (503, which
+# auth_request turns into 500), as it would without the module
+is($t->get('/gate-limited/', Authorization => "Bearer $tok")->{status}, 200,
+    'auth_request to a location with limit_req, a valid token: 200');
+is($t->get('/gate-limited/', Authorization => "Bearer $tok")->{status}, 500,
+    '... the second within the minute: refused by limit_req (500 from auth_request)');
 
 $r = $t->get('/gate/');
 is($r->{status}, 401,

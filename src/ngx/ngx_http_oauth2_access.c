@@ -257,11 +257,20 @@ ngx_http_oauth2_access_handler(ngx_http_request_t *r)
 ngx_int_t
 ngx_http_oauth2_subrequest_handler(ngx_http_request_t *r)
 {
+    ngx_int_t  rc;
+
     if (r == r->main) {
         return NGX_DECLINED;
     }
 
-    return ngx_http_oauth2_access_handler(r);
+    /*
+     * a pass goes on through the phase: NGX_OK would skip its other
+     * handlers (limit_req, limit_conn at the checking location)
+     */
+
+    rc = ngx_http_oauth2_access_handler(r);
+
+    return rc == NGX_OK ? NGX_DECLINED : rc;
 }
 
 
