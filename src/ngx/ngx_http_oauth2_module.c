@@ -492,6 +492,23 @@ ngx_http_oauth2_merge_endpoint(ngx_conf_t *cf,
     {
         clcf->client_max_body_size = NGX_HTTP_OAUTH2_MAX_READ;
     }
+
+    /*
+     * R64: a body an endpoint takes (passwords, secrets, codes, refresh
+     * tokens) stays in memory, never in a temporary file: not with a
+     * client_body_in_file_only inherited from a server that takes
+     * uploads ("on" would keep the file for ever), nor past a small
+     * client_body_buffer_size
+     */
+
+    if (conf->endpoint != OAUTH2_ENDPOINT_NONE) {
+        /* off: nginx keeps the names of its values private */
+        clcf->client_body_in_file_only = 0;
+
+        if (clcf->client_body_buffer_size < NGX_HTTP_OAUTH2_MAX_BODY) {
+            clcf->client_body_buffer_size = NGX_HTTP_OAUTH2_MAX_BODY;
+        }
+    }
 }
 
 
