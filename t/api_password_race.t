@@ -106,4 +106,26 @@ for my $case (['--staff', 'false', 'demoted'], ['--active', 'false', 'deactivate
     is($code, 0, 'root restored') or diag("$out$err");
 }
 
+# The caller's token revoked (RFC 7009) while its write hashed: the write
+# must not happen, for a revoked token acts no more (R66, R69)
+{
+    my $r = password_token($OLD, 'root', $staff_app);
+    my $staff_token = $r->{json}{access_token} // '';
+    my $body = JSON::PP->new->canonical->encode({ username => 'made-revoked',
+        email => 'made-revoked@example.com', password => 'Made-by-staff-phrase-5' });
+    my $s = $t->send_async('POST', '/api/users/',
+        [Authorization => "Bearer $staff_token", 'Content-Type' => 'application/json'],
+        $body);
+    sleep 0.3;
+    ok(!IO::Select->new($s)->can_read(0),
+        'a staff POST /api/users/ is still hashing when its token is revoked');
+    my $rv = $t->post_form('/o/revoke_token/', OAuth2Test::form(token => $staff_token),
+        Authorization => $t->basic($staff_app->{client_id}, $staff_app->{client_secret}));
+    is($rv->{status}, 200, 'the token revoked: 200');
+    ($r) = OAuth2Test::read_async($s);
+    is($r->{status}, 401, 'the POST of a token revoked meanwhile: 401 (RFC 7009 2)');
+    my $users = $t->admin_json('user', 'list');
+    ok(!grep({ $_->{username} eq 'made-revoked' } @$users), '... and no user made');
+}
+
 $t->done_testing;

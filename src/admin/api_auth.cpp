@@ -101,6 +101,7 @@ std::optional<Caller> authenticate(ServeContext& ctx, const HttpRequest& req, Ht
 
   caller.client_id = std::move(v.client_id);
   caller.scope = std::move(v.scope);
+  caller.token = v.record;
   bool registered_admin = false;
   {
     Txn txn = ctx.store->read();
@@ -139,6 +140,10 @@ std::optional<HttpResponse> caller_gone(Txn& txn, std::string_view realm, const 
   if (caller.anonymous()) return std::nullopt;
   auto enabled = txn.client_enabled(realm, caller.client_id);
   bool holds = enabled && *enabled;
+  if (holds && caller.token) {  // revoked (RFC 7009) or expired meanwhile
+    auto t = txn.get_token(realm, *caller.token);
+    holds = t && t->used_at == 0 && static_cast<int64_t>(time(nullptr)) < t->expires_at;
+  }
   if (holds && caller.user) {
     auto me = txn.get_user(realm, caller.user->id);
     holds = me && me->is_active && me->password == caller.user->password &&

@@ -26,10 +26,11 @@ constexpr const char* kApiRealm = "api";
 struct Caller {
   enum class Kind { kAnonymous, kUser, kApp };
   Kind kind = Kind::kAnonymous;
-  std::optional<User> user;  // kUser: the record as the request found it
-  std::string client_id;     // kUser, kApp: the token's application
-  std::string scope;         // the token's scope
-  bool first_party = false;  // the token's application is first-party
+  std::optional<User> user;      // kUser: the record as the request found it
+  std::string client_id;         // kUser, kApp: the token's application
+  std::optional<TokenId> token;  // kUser, kApp: the token's record
+  std::string scope;             // the token's scope
+  bool first_party = false;      // the token's application is first-party
   // The user is staff, or an application's own token holds "admin".
   bool staff = false;
 
@@ -49,7 +50,8 @@ struct Caller {
 std::optional<Caller> authenticate(ServeContext& ctx, const HttpRequest& req, HttpResponse* error);
 
 // Inside a write that hashed a password first (a second or more): whether
-// the caller is still what authenticate found, its application enabled,
+// the caller is still what authenticate found, its token still there
+// (not revoked since, not expired), its application enabled,
 // its user active, with the same password (a change ended its tokens) and
 // still staff if it was.  nullopt if so, else the 401 authenticate would
 // give now: a caller disabled or demoted meanwhile must not act as before

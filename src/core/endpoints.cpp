@@ -1003,6 +1003,7 @@ Validation validate_in(Store& store, const Location* loc, std::string_view realm
     keep_valid(*loc, txn, *text_key, jwt ? jwt_exp : 0, v.token_id, *t, username);
   }
   v.result = OAUTH2_VALID;
+  v.record = hash;
   v.client_id = std::move(t->client_id);
   v.scope = std::move(t->scope);
   v.user = std::move(username);

@@ -112,6 +112,9 @@ struct Validation {
   int result = OAUTH2_INVALID_TOKEN;
   int why = OAUTH2_WHY_UNKNOWN;  // OAUTH2_WHY_*
   ShortTokenId token_id;         // short_token_id of what was presented
+  // the store key of the record it was found valid by (not set on a hit
+  // of the validation cache, which only a location has)
+  std::optional<TokenId> record;
   std::string client_id;
   std::string scope;
   std::string user;  // the username; empty for client tokens
