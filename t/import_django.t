@@ -353,6 +353,28 @@ ok((grep { /got a new id.*second \(1\)/ } @w),
     'warning: second got a new id');
 my %seen;
 is(scalar(grep { !$seen{$_}++ } values %ids), 10, 'the ten ids are distinct');
+
+# a deleted user's id is never given again: its OpenID Connect sub, its
+# JWTs' sub and user_id would name a second person at every relying party
+{
+    my ($c, $o, $e) = edge(qw(user add --username doomed
+        --email doomed@example.com --password Tr0ub4dor-and-3
+        --pbkdf2-iterations 1000));
+    my $doomed = (dj($o) // {})->{id};
+    ok($doomed, "a user \"doomed\" (id $doomed)") or diag($e);
+    ($c) = edge('user', 'delete', 'doomed');
+    is($c, 0, '... deleted');
+    my $file = $t->dir . '/usurper.json';
+    OAuth2Test::write_file($file, $json->encode([$user->($doomed, 'usurper')]));
+    ($c, $o, $e) = edge('import-django', $file);
+    is($c, 0, "a dump whose user has the deleted user's pk: exit 0") or diag($e);
+    my @warn = @{(dj($o) // {})->{warnings} // []};
+    ($c, $o) = edge(qw(user show usurper));
+    my $got = (dj($o) // {})->{id} // 0;
+    cmp_ok($got, '>', $doomed, "... the new user gets a new id ($got), not the deleted one's");
+    ok((grep { /got a new id.*deleted user's.*usurper \($doomed\)/ } @warn),
+        '... and a warning says so') or diag(join "\n", @warn);
+}
 ok((grep { /password hash is argon2.*: argon$/ } @w),
     'warning: an argon2 hash cannot be verified');
 ok((grep { /password hash is bcrypt_sha256.*: bcrypt$/ } @w),

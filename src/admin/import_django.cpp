@@ -535,6 +535,9 @@ uint64_t max_user_id(Txn& txn, const std::string& realm) {
 
 void import_users(Txn& txn, const std::string& realm, std::vector<DjangoUser>& users, Report* r) {
   const uint64_t floor = max_user_id(txn, realm);
+  // a Django pk is kept only if the realm never handed it out: a deleted
+  // user's id (its OpenID Connect sub, its JWTs' sub) goes to no one else
+  const uint64_t seq = txn.user_seq(realm);
   std::vector<User*> keep_id, new_id;
   uint64_t target = 0;
   for (DjangoUser& du : users) {
@@ -546,7 +549,7 @@ void import_users(Txn& txn, const std::string& realm, std::vector<DjangoUser>& u
       du.importable = false;
       continue;
     }
-    if (du.pk && !txn.get_user(realm, *du.pk)) {
+    if (du.pk && *du.pk > seq && !txn.get_user(realm, *du.pk)) {
       u.id = *du.pk;
       target = std::max(target, u.id);
       keep_id.push_back(&u);
@@ -559,7 +562,10 @@ void import_users(Txn& txn, const std::string& realm, std::vector<DjangoUser>& u
     }
   }
   // an explicit id raises the store's id sequence (put_user), so ids
-  // handed out later never land on an imported one
+  // handed out later never land on an imported one; in ascending order,
+  // as put_user takes no id at or below the sequence
+  std::sort(keep_id.begin(), keep_id.end(),
+            [](const User* a, const User* b) { return a->id < b->id; });
   for (User* u : keep_id) {
     if (txn.put_user(*u, true) != PutUser::kOk) {
       throw std::runtime_error("the store refused user " + u->username);
@@ -622,7 +628,8 @@ void finish_warnings(Report* r, unsigned iterations) {
       "overwritten)",
       "applications skipped: the client_ids exist in the store (never "
       "overwritten)");
-  add(r->pk_moved, "user got a new id: its Django id (in parentheses) is taken",
+  add(r->pk_moved,
+      "user got a new id: its Django id (in parentheses) is taken, or was a deleted user's",
       "users got new ids: their Django ids (in parentheses) are taken");
   add(r->trimmed,
       "user's first or last name was cut to 150 bytes or lost control "

@@ -866,17 +866,23 @@ PutUser Txn::put_user(User& u, bool create) {
   return PutUser::kOk;
 }
 
+uint64_t Txn::user_seq(std::string_view realm) {
+  auto v = get(Db::kMeta, user_seq_key(realm));
+  return v && v->size() == 8 ? get_u64_be(v->data()) : 0;
+}
+
 // The realm's id sequence lives in meta; an explicit id (an import keeping
 // Django's pks) raises it, automatic ids skip taken ones.  false: the
-// explicit id is taken.
+// explicit id is taken, or was handed out before (at or below the
+// sequence, a deleted user's): an id, a user's OpenID Connect sub, is
+// never given to a second person.
 bool Txn::assign_user_id(User& u) {
   std::string seq_key = user_seq_key(u.realm);
-  uint64_t seq = 0;
-  if (auto v = get(Db::kMeta, seq_key); v && v->size() == 8) seq = get_u64_be(v->data());
+  const uint64_t seq = user_seq(u.realm);
   if (u.id == 0) {
     u.id = seq + 1;
     while (get_user(u.realm, u.id)) u.id++;
-  } else if (get_user(u.realm, u.id)) {
+  } else if (u.id <= seq || get_user(u.realm, u.id)) {
     return false;
   }
   if (u.id > seq) {

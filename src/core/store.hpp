@@ -269,6 +269,9 @@ class Txn {
   size_t revoke_family(std::string_view realm, const Family& family);
 
   std::optional<User> get_user(std::string_view realm, uint64_t id);
+  // the highest user id the realm has handed out (0: none); ids at or
+  // below it are never given again
+  uint64_t user_seq(std::string_view realm);
   std::optional<User> get_user_by_username(std::string_view realm, std::string_view username);
   // users in id order, skipping offset, at most limit; *total gets all
   std::vector<User> list_users(std::string_view realm, size_t offset, size_t limit, size_t* total);

@@ -326,6 +326,13 @@ class EndpointsTest : public ::testing::Test {
         std::string("{\"refresh\": \"") + oauth2::jwt_sign(*r.jwt_key, claims.get(), "JWT") + "\"}";
     store_->change([&](Txn& txn) {
       EXPECT_TRUE(txn.put_token("default", oauth2::token_id(jti), rt));
+      // the application seed 003 logs in through: a refresh needs its
+      // refresh_token grant and the scope the login gave (R85)
+      auto app = txn.get_client("default", "app");
+      ASSERT_TRUE(app);
+      app->grant_types = {"client_credentials", "password", "refresh_token"};
+      app->scope = "read";
+      EXPECT_TRUE(txn.put_client(*app, false));
       txn.commit();
     });
     return r;

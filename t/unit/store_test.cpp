@@ -662,14 +662,18 @@ TEST_F(StoreTest, DeleteUserRemovesOnlyTheirTokensR70) {
   }));
   for (const auto& h : anns) EXPECT_FALSE(get_token("default", h).has_value());
   for (const auto& h : bos) EXPECT_TRUE(get_token("default", h).has_value());
-  // an import that keeps ids gives ann's to a new user: nothing of ann's
+  // ann's id (her OpenID Connect sub) is never given again: not to an
+  // explicit id (an import keeping Django's pks), not to a new user
   oauth2::User heir;
   heir.id = ann.id;
   heir.username = "heir";
   ASSERT_NO_FATAL_FAILURE(store_->change([&](Txn& txn) {
+    ASSERT_EQ(txn.put_user(heir, true), oauth2::PutUser::kInvalid);
+    heir.id = 0;
     ASSERT_EQ(txn.put_user(heir, true), oauth2::PutUser::kOk);
     txn.commit();
   }));
+  EXPECT_GT(heir.id, bo.id);
   Txn txn = store_->read();
   EXPECT_TRUE(txn.user_tokens_of_type("default", heir.id, TokenType::kAccess).empty());
   EXPECT_TRUE(txn.user_tokens_of_type("default", heir.id, TokenType::kRefresh).empty());
