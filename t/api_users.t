@@ -663,6 +663,36 @@ $r = api('PATCH', "/api/users/$aid/", token => $admin,
 is($r->{json}{username}[0], 'A user with that username already exists.',
     'staff renaming alice is not limited either');
 
+# what the users API takes, a form can carry and the store can hold: a
+# password with a control character (no sign-in form could send it) is a
+# field error as at the CLI, and a name of 150 characters over 150 bytes
+# a field error before the password's hash, not the store's 400 after it
+{
+    my $r = api('POST', '/api/users/', token => $admin, json => {
+        username => 'tabby', email => 'tabby@example.com',
+        password => "Correct\thorse-battery-9" });
+    is($r->{status}, 400, 'a password with a TAB: 400');
+    is_deeply($r->{json}, { password =>
+        ['The password must not contain control characters.'] },
+        '... a field error on password');
+    my $ascii = JSON::PP->new->ascii->canonical;
+    $r = api('POST', '/api/users/', token => $admin, body => $ascii->encode({
+        username => 'accented', email => 'accented@example.com',
+        password => 'Plausible-Otter-Lamp-7', first_name => "\x{e9}" x 100 }));
+    is($r->{status}, 400, 'a first name of 100 two-byte characters: 400');
+    is_deeply($r->{json}, { first_name =>
+        ['Ensure this field has no more than 150 bytes of UTF-8.'] },
+        '... a field error on first_name');
+    ok(!grep({ $_->{username} =~ /^(tabby|accented)$/ } @{all_users()}),
+        '... and neither made a user');
+    $r = api('POST', '/api/users/', token => $admin, body => $ascii->encode({
+        username => 'accented', email => 'accented@example.com',
+        password => 'Plausible-Otter-Lamp-7', first_name => "\x{e9}" x 75 }));
+    is($r->{status}, 201, 'a first name of 75 such characters (150 bytes): 201')
+        or diag($r->{body});
+}
+
+
 ######################################################## end
 
 is($t->stop_daemon, 0, 'the daemon exits 0 on SIGTERM');

@@ -140,6 +140,13 @@ void read_text(json_t* body, const char* key, size_t max, bool blank_ok,
   *out = std::move(s);
 }
 
+void too_many_bytes(const char* key, std::optional<std::string>* name, FieldErrors& errors) {
+  if (!*name || (*name)->size() <= kMaxPersonName) return;
+  errors.add(key, "Ensure this field has no more than " + std::to_string(kMaxPersonName) +
+                      " bytes of UTF-8.");
+  name->reset();
+}
+
 UserInput read_user(json_t* body, Mode mode, bool staff, FieldErrors& errors) {
   UserInput in;
   read_text(body, "username", kMaxUsername, false, valid_username, kUsernameInvalid, errors,
@@ -151,6 +158,10 @@ UserInput read_user(json_t* body, Mode mode, bool staff, FieldErrors& errors) {
     } else if (s.size() > kMaxPassword) {
       errors.add("password", "Ensure this field has no more than " + std::to_string(kMaxPassword) +
                                  " characters.");
+    } else if (!no_control(s)) {
+      // as the CLI: no form (the password grant, the sign-in pages) can
+      // carry one, so the user could never sign in with it
+      errors.add("password", "The password must not contain control characters.");
     } else {
       in.password = std::move(s);
     }
@@ -163,6 +174,10 @@ UserInput read_user(json_t* body, Mode mode, bool staff, FieldErrors& errors) {
   read_text(body, "email", kMaxEmail, false, valid_email, kBadEmail, errors, &in.email);
   read_text(body, "first_name", kMaxPersonName, true, no_control, kControl, errors, &in.first_name);
   read_text(body, "last_name", kMaxPersonName, true, no_control, kControl, errors, &in.last_name);
+  // the store's limit is bytes: 150 characters of two bytes each are
+  // refused here, before the password's slow hash, not by the store after
+  too_many_bytes("first_name", &in.first_name, errors);
+  too_many_bytes("last_name", &in.last_name, errors);
   if (staff) {
     bool b;
     if (get_bool(body, "is_staff", errors, &b) == Got::kOk) in.is_staff = b;
