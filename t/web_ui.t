@@ -564,6 +564,27 @@ for my $c (['carol', '--staff'], ['dave', '--active']) {
         303, "${name}'s session of before stays ended");
 }
 
+# R69, R70: a session not used while its user was deactivated stays
+# ended once the user is active again (deactivating ends every token and
+# session of the user, the pages' too: the CLI says "enabling the user
+# again does not bring them back"); and a new password set by the CLI
+# ends it at once, as it ends the user's tokens
+user_add('fiona', 'fiona-password-x', '--staff');
+($r) = http_login('fiona', 'fiona-password-x');
+my $idle = session_of($r) // '';
+is($t->get('/o/applications/', Cookie => $idle)->{status}, 200,
+    'fiona (staff) signs in: her session opens the list');
+for my $v ('false', 'true') {
+    my ($code, $out, $err) = $t->admin('user', 'set', 'fiona', '--active', $v);
+    is($code, 0, "user set fiona --active $v: exit 0") or diag($err);
+}
+is($t->get('/o/applications/', Cookie => $idle)->{status}, 303,
+    'deactivated and active again, unused meanwhile: her session of before is ended');
+($r) = http_login('fiona', 'fiona-password-x');
+my $fresh = session_of($r) // '';
+is($t->get('/o/applications/', Cookie => $fresh)->{status}, 200,
+    'she signs in anew: the new session opens the list');
+
 # R16: a staff user's hash weaker than serve's --pbkdf2-iterations (the
 # default 600000) is hashed again at the sign-in
 user_add('erik', 'erik-password-x', '--staff', '--pbkdf2-iterations', 1000);

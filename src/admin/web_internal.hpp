@@ -48,8 +48,15 @@ struct Auth {
 // again on every request: a session whose user was deleted, disabled,
 // lost is_staff or changed password ends here.
 std::optional<Auth> authenticate(ServeContext& ctx, const HttpRequest& req);
-// A new session for u; the value of its cookie.
-std::string open_session(const ServeContext& ctx, const User& u);
+// A new session for u under the cookie value token, whose record
+// (page_session_id) the sign-in's change wrote.
+void open_session(const ServeContext& ctx, const User& u, const std::string& token);
+// The store key of a session's record: a kSession token of its user, so
+// that what ends the user's tokens (deactivation, even if undone; a new
+// password; deletion) ends the session; under a domain of its own, so the
+// authorization endpoint never takes the cookie as one of its sign-ins.
+constexpr char kPageSessionDomain[] = "oauth2-admin page session:";
+TokenId page_session_id(std::string_view cookie_value);
 void close_session(const Auth& auth);
 void close_session_cookie(std::string_view cookie_value);
 // A message for the next page of the session; taken once.

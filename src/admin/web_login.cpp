@@ -136,7 +136,8 @@ std::optional<HttpResponse> check_password(ServeContext& ctx, const Attempt& a,
 // browser is to keep).  The user as stored, or nullopt when it changed
 // meanwhile and may no longer log in.
 std::optional<User> record_login(ServeContext& ctx, const Attempt& a, const User& u,
-                                 const std::string& new_hash, std::string* device) {
+                                 const std::string& new_hash, const std::string& session,
+                                 std::string* device) {
   return ctx.store->change([&](Txn& txn) -> std::optional<User> {
     auto cur = txn.get_user(ctx.realm, u.id);
     if (!cur || cur->password != u.password || !cur->is_active || !cur->is_staff) {
@@ -150,6 +151,12 @@ std::optional<User> record_login(ServeContext& ctx, const Attempt& a, const User
     // the session follows what is stored, written or not
     if (txn.put_user(updated, false) == PutUser::kOk) {
       *device = account_signed_in(txn, ctx.realm, updated.id, a.origin, a.now);
+      Token record;
+      record.type = TokenType::kSession;
+      record.issued_at = a.now;
+      record.expires_at = a.now + static_cast<int64_t>(ctx.session_max);
+      record.user = std::to_string(updated.id);
+      if (!txn.put_new_token(ctx.realm, page_session_id(session), record)) return std::nullopt;
       txn.commit();
       *cur = std::move(updated);
     }
@@ -168,9 +175,9 @@ std::string device_cookie_header(const HttpRequest& req, const std::string& devi
 
 // A new session at each login; the one the browser had, if any, ends.
 HttpResponse logged_in(const ServeContext& ctx, const Attempt& a, const User& u,
-                       const std::string& device) {
+                       const std::string& token, const std::string& device) {
   if (auto old = a.req.cookie(kSessionCookie)) close_session_cookie(*old);
-  std::string token = open_session(ctx, u);
+  open_session(ctx, u, token);
   HttpResponse r = see_other(after_login(a.next));
   r.headers.emplace_back("Set-Cookie", cookie_header(a.req, kSessionCookie, token, false));
   r.headers.emplace_back("Set-Cookie", cookie_header(a.req, kCsrfCookie, "", true));
@@ -220,9 +227,11 @@ HttpResponse login_post(ServeContext& ctx, const HttpRequest& req) {
     return std::move(*refused);
   }
   std::string device;
-  auto stored = record_login(ctx, a, u, new_hash, &device);
+  std::string token = random_token();
+  WipeOnExit wipe_token(token);
+  auto stored = record_login(ctx, a, u, new_hash, token, &device);
   if (!stored) return a.again(400, kBadLogin);
-  return logged_in(ctx, a, *stored, device);
+  return logged_in(ctx, a, *stored, token, device);
 }
 
 HttpResponse logout_post(ServeContext& ctx, const HttpRequest& req) {

@@ -37,9 +37,9 @@ struct Lifetime {
 
 class Sessions {
  public:
-  // A new session; returns the cookie value.
-  std::string open(uint64_t user_id, const Digest& auth_hash, const Lifetime& life) {
-    std::string token = random_token();
+  // A new session under the cookie value token.
+  void open(const std::string& token, uint64_t user_id, const Digest& auth_hash,
+            const Lifetime& life) {
     Session s;
     s.user_id = user_id;
     s.auth_hash = auth_hash;
@@ -55,7 +55,6 @@ class Sessions {
       map_.erase(oldest);
     }
     map_[key(token)] = std::move(s);
-    return token;
   }
 
   // The live session of a cookie value (its key in *k), now marked seen.
@@ -141,11 +140,18 @@ std::optional<Auth> authenticate(ServeContext& ctx, const HttpRequest& req) {
   if (!s) return std::nullopt;
   a.session = std::move(*s);
   std::optional<User> u;
+  std::optional<Token> record;
   {
     Txn txn = ctx.store->read();
     u = txn.get_user(ctx.realm, a.session.user_id);
+    record = txn.get_token(ctx.realm, page_session_id(*value));
   }
-  if (!u || !u->is_active || !u->is_staff ||
+  // the store's record of the session: gone with every token of the user
+  // (deactivated, even if active again since; a new password; deleted)
+  const bool recorded = record && record->type == TokenType::kSession &&
+                        record->user == std::to_string(a.session.user_id) &&
+                        static_cast<int64_t>(time(nullptr)) < record->expires_at;
+  if (!recorded || !u || !u->is_active || !u->is_staff ||
       !equal_ct(auth_hash(*u).data(), a.session.auth_hash.data(), a.session.auth_hash.size())) {
     sessions().close(a.key);
     return std::nullopt;
@@ -154,8 +160,12 @@ std::optional<Auth> authenticate(ServeContext& ctx, const HttpRequest& req) {
   return a;
 }
 
-std::string open_session(const ServeContext& ctx, const User& u) {
-  return sessions().open(u.id, auth_hash(u), Lifetime(ctx));
+TokenId page_session_id(std::string_view cookie_value) {
+  return token_id(std::string(kPageSessionDomain) + std::string(cookie_value));
+}
+
+void open_session(const ServeContext& ctx, const User& u, const std::string& token) {
+  sessions().open(token, u.id, auth_hash(u), Lifetime(ctx));
 }
 
 void close_session(const Auth& auth) {
