@@ -375,6 +375,33 @@ is(scalar(grep { !$seen{$_}++ } values %ids), 10, 'the ten ids are distinct');
     ok((grep { /got a new id.*deleted user's.*usurper \($doomed\)/ } @warn),
         '... and a warning says so') or diag(join "\n", @warn);
 }
+
+# a hash of more PBKDF2 iterations than twice the configured ones (and
+# Django 5.2's 1,000,000) is not kept: each wrong guess at it would cost
+# them all (up to 10^8, seconds of a hash thread); Django 5.2's is kept
+{
+    my $tail = '$salt$' . ('A' x 43) . '=';
+    my $file = $t->dir . '/costly.json';
+    OAuth2Test::write_file($file, $json->encode([
+        $user->(undef, 'costly', password => "pbkdf2_sha256\$50000000$tail"),
+        $user->(undef, 'django52', password => "pbkdf2_sha256\$1000000$tail"),
+        $application->('costly-secret', client_secret => "pbkdf2_sha256\$3000000$tail")]));
+    my ($c, $o, $e) = edge('import-django', $file);
+    is($c, 0, 'a dump of costly hashes: exit 0') or diag($e);
+    my @warn = @{(dj($o) // {})->{warnings} // []};
+    my $dump = OAuth2Test::dump_store($edge);
+    like($dump, qr/"username":"costly"[^}]*"password":"!costly"/,
+        'a user hash of 50,000,000 iterations is stored unusable');
+    like($dump, qr/"username":"django52"[^}]*"password":"pbkdf2_sha256\$1000000\$/,
+        "Django 5.2's 1,000,000 is kept");
+    ok((grep { /more PBKDF2 iterations than 1200000.*costly/ } @warn),
+        '... and a warning names the costly one') or diag(join "\n", @warn);
+    ok((grep { /costly-secret.*more PBKDF2 iterations than 1200000/ } @warn),
+        'an application secret of 3,000,000 iterations: not kept, a warning says so')
+        or diag(join "\n", @warn);
+    unlike($dump, qr/pbkdf2_sha256\$(50000000|3000000)\$/,
+        'neither costly hash is in the store');
+}
 ok((grep { /password hash is argon2.*: argon$/ } @w),
     'warning: an argon2 hash cannot be verified');
 ok((grep { /password hash is bcrypt_sha256.*: bcrypt$/ } @w),

@@ -323,6 +323,14 @@ unsigned long hash_iterations(std::string_view p) {
   return n;
 }
 
+// The most PBKDF2 iterations an imported hash keeps: twice the configured
+// ones, and Django 5.2's 1,000,000 whatever those are.  A hash claiming
+// more (up to the 10^8 the store reads) would cost every wrong guess at it
+// that many: seconds of a hash thread each.
+unsigned long max_imported_iterations(unsigned iterations) {
+  return std::max<unsigned long>(1000000, 2ul * iterations);
+}
+
 // s without C0, DEL and C1 controls, cut at a character boundary to at
 // most max bytes.
 std::string fit_text(const std::string& s, size_t max) {
@@ -388,7 +396,12 @@ DjangoUser read_user(const Fields& f, json_t* record, unsigned iterations, Repor
     du.email_dropped = true;
     u.email.clear();
   }
-  if (is_password_hash(u.password)) {
+  if (is_password_hash(u.password) &&
+      hash_iterations(u.password) > max_imported_iterations(iterations)) {
+    du.unusable = "costly";
+    wipe(u.password);
+    u.password = "!costly";
+  } else if (is_password_hash(u.password)) {
     du.cheap_hash = hash_iterations(u.password) < iterations;
   } else {
     du.unusable = hash_reason(u.password);
@@ -473,7 +486,12 @@ void take_redirect_uris(const std::string& uris, DjangoApp& da) {
 // A confidential client's secret as DOT kept it, stored hashed.
 void take_secret(const std::string& secret, DjangoApp& da, unsigned iterations) {
   Client& c = da.client;
-  if (is_password_hash(secret)) {
+  if (is_password_hash(secret) && hash_iterations(secret) > max_imported_iterations(iterations)) {
+    c.secret_hash = "!costly";
+    da.notes.push_back(app_label(c) + ": its secret's hash has more PBKDF2 iterations than " +
+                       std::to_string(max_imported_iterations(iterations)) +
+                       ": the client cannot authenticate until it gets a new secret");
+  } else if (is_password_hash(secret)) {
     c.secret_hash = secret;  // DOT 2+: Django's make_password()
     // its strength is unknown until it is verified (then a secret of
     // kStrongSecret characters or more is rehashed to the fast form)
@@ -630,7 +648,7 @@ void finish_warnings(Report* r, unsigned iterations) {
       "overwritten)");
   add(r->pk_moved,
       "user got a new id: its Django id (in parentheses) is taken, or was a deleted user's",
-      "users got new ids: their Django ids (in parentheses) are taken");
+      "users got new ids: their Django ids (in parentheses) are taken, or were deleted users'");
   add(r->trimmed,
       "user's first or last name was cut to 150 bytes or lost control "
       "characters",
@@ -646,6 +664,12 @@ void finish_warnings(Report* r, unsigned iterations) {
     } else if (reason == "unknown") {
       add(tally, "user's password is no Django password hash" + reset,
           "users' passwords are no Django password hashes" + reset);
+    } else if (reason == "costly") {
+      const std::string over = " more PBKDF2 iterations than " +
+                               std::to_string(max_imported_iterations(iterations)) +
+                               " (each wrong guess would cost as many)";
+      add(tally, "user's password hash has" + over + reset,
+          "users' password hashes have" + over + reset);
     } else {
       std::string why =
           ", which cannot be verified here (only "
