@@ -79,6 +79,17 @@ OAuth2Test::write_file("$K/bin.key",
 conf_ok("oauth2_jwt_key $K/bin.key hmac;",
     'a binary HS256 key of 32 bytes ending in a newline');
 
+# RFC 8725 3.1: a PEM file named as an HS256 secret (the public key's
+# text, which anyone may have, would sign tokens): refused, for the JWT
+# keys and the handshake key alike
+conf_fails("oauth2_jwt_key $K/rsa_pub.pem hmac;",
+    qr/\Q$K\E\/rsa_pub\.pem: a PEM key, not an HS256 secret/,
+    'oauth2_jwt_key <public key PEM> hmac');
+conf_fails("oauth2_handshake_key $K/rsa_pub.pem;",
+    qr/\Q$K\E\/rsa_pub\.pem: a PEM key, not an HS256 secret/,
+    'oauth2_handshake_key <public key PEM>');
+conf_ok("oauth2_jwt_key $K/rsa_pub.pem;", 'the same file without hmac (verify only)');
+
 # an EC private key (SEC1 DER: SEQUENCE {1, d, [0] curve, [1] point})
 # with the public point of another key: OpenSSL reads it, and the
 # signature made and checked at load time refuses it; without that check

@@ -267,6 +267,14 @@ std::shared_ptr<JwtKey> JwtKey::load_hmac_file(const std::string& path,
   std::string bytes = read_key_file(path);
   WipeOnExit wipe_bytes(bytes);
   std::string_view secret = key_file_secret(bytes);
+  // RFC 8725 3.1: an HMAC key made of a PEM key's text (a public key's,
+  // which anyone may have) would let anyone sign
+  if (secret.find("-----BEGIN ") != std::string_view::npos) {
+    throw std::runtime_error(path +
+                             ": a PEM key, not an HS256 secret (anyone with the public key "
+                             "could sign): name it without \"hmac\", or make a secret with "
+                             "openssl rand -out <file> 32");
+  }
   if (secret.size() < kMinHmacBytes) {
     throw std::runtime_error(path + ": HS256 secret of " + std::to_string(secret.size()) +
                              " bytes, at least 32 needed");
