@@ -1169,7 +1169,9 @@ TEST_F(StoreTest, AGuardedClientScanSeesATokenAddedMeanwhile) {
   store_->change([&](Txn& txn) {
     runs++;
     auto found = txn.client_tokens_of_type("default", "app", TokenType::kRefresh, true);
-    if (runs == 1) ASSERT_TRUE(put_token("default", oauth2::token_id("rt-2"), rt));
+    if (runs == 1) {
+      ASSERT_TRUE(put_token("default", oauth2::token_id("rt-2"), rt));
+    }
     for (auto& [hash, t] : found) txn.delete_token("default", hash);
     deleted = found.size();
     txn.commit();
