@@ -83,8 +83,10 @@ my $root = $t->admin_json('user', 'add', '--username', 'root', '--email',
     '--staff');
 my $staff_app = $t->admin_json('app', 'add', '--name', 'console', '--grant',
     'password', '--first-party');
-for my $case (['--staff', 'false', 'demoted'], ['--active', 'false', 'deactivated']) {
-    my ($flag, $value, $what) = @$case;
+# root's POST /api/users/ of "made-$what", on a socket of its own, still
+# hashing when $meanwhile runs; then whether it made nothing
+sub staff_post_meets {
+    my ($what, $meanwhile) = @_;
     my $r = password_token($OLD, 'root', $staff_app);
     my $staff_token = $r->{json}{access_token} // '';
     my $body = JSON::PP->new->canonical->encode({ username => "made-$what",
@@ -95,37 +97,31 @@ for my $case (['--staff', 'false', 'demoted'], ['--active', 'false', 'deactivate
     sleep 0.3;
     ok(!IO::Select->new($s)->can_read(0),
         "a staff POST /api/users/ is still hashing when root is $what");
-    my ($code, $out, $err) = $t->admin('user', 'set', 'root', $flag, $value);
-    is($code, 0, "user set root $flag $value: exit 0") or diag("$out$err");
+    $meanwhile->($staff_token);
     ($r) = OAuth2Test::read_async($s);
-    is($r->{status}, 401, "the POST of a caller $what meanwhile: 401 (R69, R70)");
+    is($r->{status}, 401, "the POST of a caller $what meanwhile: 401");
     my $users = $t->admin_json('user', 'list');
     ok(!grep({ $_->{username} eq "made-$what" } @$users), '... and no user made');
-    ($code, $out, $err) = $t->admin('user', 'set', 'root', '--staff', 'true',
+}
+
+for my $case (['--staff', 'false', 'demoted'], ['--active', 'false', 'deactivated']) {
+    my ($flag, $value, $what) = @$case;
+    staff_post_meets($what, sub {
+        my ($code, $out, $err) = $t->admin('user', 'set', 'root', $flag, $value);
+        is($code, 0, "user set root $flag $value: exit 0 (R69, R70)") or diag("$out$err");
+    });
+    my ($code, $out, $err) = $t->admin('user', 'set', 'root', '--staff', 'true',
         '--active', 'true');
     is($code, 0, 'root restored') or diag("$out$err");
 }
 
 # The caller's token revoked (RFC 7009) while its write hashed: the write
-# must not happen, for a revoked token acts no more (R66, R69)
-{
-    my $r = password_token($OLD, 'root', $staff_app);
-    my $staff_token = $r->{json}{access_token} // '';
-    my $body = JSON::PP->new->canonical->encode({ username => 'made-revoked',
-        email => 'made-revoked@example.com', password => 'Made-by-staff-phrase-5' });
-    my $s = $t->send_async('POST', '/api/users/',
-        [Authorization => "Bearer $staff_token", 'Content-Type' => 'application/json'],
-        $body);
-    sleep 0.3;
-    ok(!IO::Select->new($s)->can_read(0),
-        'a staff POST /api/users/ is still hashing when its token is revoked');
-    my $rv = $t->post_form('/o/revoke_token/', OAuth2Test::form(token => $staff_token),
+# must not happen, for a revoked token acts no more (RFC 7009 2, R66, R69)
+staff_post_meets('revoked', sub {
+    my ($token) = @_;
+    my $rv = $t->post_form('/o/revoke_token/', OAuth2Test::form(token => $token),
         Authorization => $t->basic($staff_app->{client_id}, $staff_app->{client_secret}));
     is($rv->{status}, 200, 'the token revoked: 200');
-    ($r) = OAuth2Test::read_async($s);
-    is($r->{status}, 401, 'the POST of a token revoked meanwhile: 401 (RFC 7009 2)');
-    my $users = $t->admin_json('user', 'list');
-    ok(!grep({ $_->{username} eq 'made-revoked' } @$users), '... and no user made');
-}
+});
 
 $t->done_testing;

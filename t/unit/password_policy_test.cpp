@@ -117,3 +117,23 @@ TEST(PasswordPolicy, LengthCountsCharactersNotBytes) {
 }
 
 }  // namespace
+
+namespace {
+
+// Python's str methods, as Django's validators use them: strip() removes
+// U+001C-U+001F and U+0085 too (which the users API refuses before the
+// policy, as no form carries them: t/password_django.t compares the rest
+// with Django), U+00A0 and U+3000; lower() makes a Kelvin sign a "k";
+// isdigit() is true of full-width digits
+TEST(PasswordPolicy, PythonsUnicodeRules) {
+  EXPECT_EQ(check("\x1cpassword1\xc2\x85"), Problems{kCommon});
+  EXPECT_EQ(check("\xc2\xa0password1\xe3\x80\x80"), Problems{kCommon});
+  EXPECT_EQ(check("MON\xe2\x84\xaa"
+                  "EY"),
+            (Problems{kShort, kCommon}));
+  EXPECT_EQ(check("\xef\xbc\x95\xef\xbc\x92\xef\xbc\x99\xef\xbc\x93"
+                  "\xef\xbc\x98\xef\xbc\x96\xef\xbc\x97\xef\xbc\x91"),
+            Problems{kNumeric});
+}
+
+}  // namespace
