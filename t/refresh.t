@@ -22,8 +22,11 @@ my $noref = $t->new_app(name => 'no-refresh', grant => 'password');
 my $doomed = $t->new_app(name => 'doomed', @pw);
 add_user($t, $_, "Tr0ub4dor-$_-3") for qw(alice bob carol dave erin);
 
+# background expiry off: the grace's check below counts what cleartokens
+# removes, and a round of oauth2_expiry_cleanup (every 60 s, from the
+# worker's start) landing in its sleep took the kept pair first
 $t->write_config($t->default_http(
-    extra_http => 'oauth2_client_auth_limit off; '
+    extra_http => 'oauth2_client_auth_limit off; oauth2_expiry_cleanup off; '
         . 'oauth2_pbkdf2_iterations ' . PBKDF2 . ';',
     extra_server => grant_locations(extra => <<'EOF')));
     location = /o/token-grace1/ {
