@@ -309,12 +309,8 @@ EndpointResult device_code_grant(Store& store, const Request& req, const Form& f
       st.response = std::move(*refused);
       return;
     }
-    auto scope = scope_held_now(client, s.loc->default_scope, t->scope);
-    if (!scope) {
-      st.response =
-          oauth_error(400, "invalid_scope", "The application may no longer have the scope granted");
-      return;
-    }
+    auto scope = redeemed_scope(st, client, s.loc->default_scope, t->scope);
+    if (!scope) return;
     t->used_at = s.now;
     txn.update_token(s.realm, id, *t);
     IssuedPair pair =

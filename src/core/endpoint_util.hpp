@@ -250,6 +250,11 @@ struct GrantState {
   }
 };
 
+// scope_held_now at a stored grant's redemption (a code, a device code):
+// nullopt, with st's response set to invalid_scope, when none is left
+std::optional<std::string> redeemed_scope(GrantState& st, const Client& client,
+                                          std::string_view default_scope, const std::string& held);
+
 // A pending write running body in the thread pool: a store failure is a
 // 503 (never a 200, R53), a failed login is counted per account and per
 // address.  slow: body hashes a password.

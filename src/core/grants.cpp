@@ -202,6 +202,15 @@ class PreparedGrant : public PendingWrite {
 
 }  // namespace
 
+std::optional<std::string> redeemed_scope(GrantState& st, const Client& client,
+                                          std::string_view default_scope, const std::string& held) {
+  auto scope = scope_held_now(client, default_scope, held);
+  if (!scope)
+    st.response =
+        oauth_error(400, "invalid_scope", "The application may no longer have the scope granted");
+  return scope;
+}
+
 EndpointResult run_grant(const IssueSettings& settings, std::function<void(GrantState&)> body,
                          bool slow) {
   auto state = std::make_shared<GrantState>();
@@ -361,12 +370,8 @@ EndpointResult authorization_code_grant(Store& store, const Request& req, const 
           st.response = std::move(*refused);
           return;
         }
-        auto scope = scope_held_now(client, s.loc->default_scope, t->scope);
-        if (!scope) {
-          st.response = oauth_error(400, "invalid_scope",
-                                    "The application may no longer have the scope granted");
-          return;
-        }
+        auto scope = redeemed_scope(st, client, s.loc->default_scope, t->scope);
+        if (!scope) return;
         t->used_at = s.now;
         txn.update_token(s.realm, hash, *t);
         // the refresh token holds the whole grant
