@@ -437,7 +437,7 @@ ok(!$eapps{'pub-cc'}, 'a public client_credentials application is skipped');
 ok((grep { /'pub-cc'.*skipped: a public client cannot use client_cred/ } @w),
     'warning: public client_credentials (RFC 6749 4.4)');
 ok(!$eapps{12345}, 'a client_id of digits only is skipped');
-ok((grep { /'12345'.*skipped: a client_id of digits only would read as a user's id/ } @w),
+ok((grep { /'12345'.*skipped: a client_id that reads as a number would read as a user's id/ } @w),
     'warning: its tokens\' sub would read as a user\'s id (R41)');
 ok(!$eapps{device}, 'an unknown grant type is skipped');
 ok((grep { /'device'.*unknown authorization_grant_type 'device-code'/ } @w),
@@ -464,6 +464,57 @@ ok(index($edump, 'secret-of-nameless') < 0,
     --pbkdf2-iterations 1000));
 ok((dj($out) // {})->{id} > $ids{far},
     'user add after the edge import gets a fresh id');
+
+# R41: a client_id that a resource server's int() (Python) or Number()
+# (JavaScript) reads as a number is skipped: its tokens' sub would read as
+# a user's id.  Each candidate is judged by Debian's python3 and node
+{
+    my @ids = ('12345', ' 42', "42\x{2003}", '+1', '-7', "\x{ff11}", '1_000',
+        "\x{a0}9\x{3000}", "\x{663}\x{664}", '0x2A', '0o17', '0B101', '1e3',
+        '.5', '5.', '-Infinity', '1E+2', ' ', "\x{feff}8", '3kF9abcdef', '1e',
+        '0x', '1_', '_1', '1__0', 'Infinityx', '1.2.3', 'DEADBEEF', 'inf',
+        'nan', '0x1G', "\x{b2}", 'e5', '++1', 'app-1');
+    my $list = $t->dir . '/numbers.json';
+    OAuth2Test::write_file($list, $json->encode(\@ids));
+    my %py = map { $_ => 1 } @{dj(scalar `/usr/bin/python3 -c '
+import json, sys
+def num(s):
+    try:
+        int(s)
+        return True
+    except ValueError:
+        return False
+print(json.dumps([s for s in json.load(open(sys.argv[1], encoding="utf-8")) if num(s)]))
+' '$list'`) // []};
+    my %js = map { $_ => 1 } @{dj(scalar `node -e '
+const ids = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+console.log(JSON.stringify(ids.filter((s) => !Number.isNaN(Number(s)))));
+' '$list'`) // []};
+    ok($py{'+1'} && $py{"\x{663}\x{664}"} && !$py{'0x2A'},
+        'python3 judged the candidates');
+    ok($js{'0x2A'} && $js{'1e3'} && !$js{"\x{663}\x{664}"},
+        'node judged the candidates');
+    my $store = $t->dir . '/numbers-store';
+    my $dump = $t->dir . '/numbers-dump.json';
+    OAuth2Test::write_file($dump,
+        $json->encode([map { $application->($_) } @ids]));
+    my ($c, $o, $e) = $t->admin_raw('--store', $store, 'import-django', $dump);
+    is($c, 0, 'client_ids that read as numbers: exit 0') or diag($e);
+    my @warned = @{(dj($o) // {})->{warnings} // []};
+    ($c, $o) = $t->admin_raw('--store', $store, qw(app list));
+    my %kept = map { $_->{client_id} => 1 } @{dj($o) // []};
+    for my $id (@ids) {
+        my $number = $py{$id} || $js{$id};
+        my $shown = $json->encode($id);
+        is(!$kept{$id}, !!$number, 'client_id ' . $shown . ($number
+            ? ' reads as a number (' . join('/', $py{$id} ? 'int' : (),
+                $js{$id} ? 'Number' : ()) . '): skipped (R41)'
+            : ' reads as no number: kept'));
+    }
+    is(scalar(grep { /reads as a number would read as a user's id/ }
+        @warned), scalar(grep { $py{$_} || $js{$_} } @ids),
+        'each skipped one is warned of');
+}
 
 # stdin
 {

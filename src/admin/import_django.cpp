@@ -424,10 +424,9 @@ std::string skip_reason(Client& c, const std::string& type, const std::string& g
            "characters";
   }
   // a client's own tokens carry its client_id as their subject, a user's
-  // their id: digits alone would read as a user's (RFC 9068 sub, R41)
-  if (std::all_of(c.client_id.begin(), c.client_id.end(),
-                  [](char ch) { return ch >= '0' && ch <= '9'; })) {
-    return "a client_id of digits only would read as a user's id (sub)";
+  // their id: a number would read as a user's (RFC 9068 sub, R41)
+  if (reads_as_number(c.client_id)) {
+    return "a client_id that reads as a number would read as a user's id (sub)";
   }
   if (c.name.empty()) c.name = c.client_id;
   if (!valid_app_name(c.name)) {

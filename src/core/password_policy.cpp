@@ -1,5 +1,7 @@
 #include "password_policy.hpp"
 
+#include "unicode.hpp"
+
 #include <algorithm>
 #include <cstdlib>
 #include <iterator>
@@ -13,21 +15,6 @@ namespace oauth2 {
 extern const char kCommonPasswords[];
 
 namespace {
-
-// the code points of s (UTF-8; a stray byte counts as one)
-std::u32string code_points(std::string_view s) {
-  std::u32string out;
-  for (size_t i = 0; i < s.size();) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
-    if (i + n > s.size()) n = 1;
-    char32_t cp = n == 1 ? c : c & (0x7F >> n);
-    for (size_t k = 1; k < n; k++) cp = (cp << 6) | (s[i + k] & 0x3F);
-    out.push_back(cp);
-    i += n;
-  }
-  return out;
-}
 
 struct CodeRange {
   char32_t first, last;
@@ -184,6 +171,30 @@ std::optional<bool> on_off(std::string_view v) {
 }
 
 }  // namespace
+
+std::u32string code_points(std::string_view s) {
+  std::u32string out;
+  for (size_t i = 0; i < s.size();) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
+    if (i + n > s.size()) n = 1;
+    char32_t cp = n == 1 ? c : c & (0x7F >> n);
+    for (size_t k = 1; k < n; k++) cp = (cp << 6) | (s[i + k] & 0x3F);
+    out.push_back(cp);
+    i += n;
+  }
+  return out;
+}
+
+bool unicode_space(char32_t c) {
+  return is_space(c);
+}
+bool unicode_digit(char32_t c) {
+  return is_digit(c);
+}
+bool unicode_decimal(char32_t c) {
+  return in_ranges(kDecimalRanges, c);
+}
 
 std::optional<PasswordPolicy> PasswordPolicy::parse(std::string_view spec, std::string* why) {
   PasswordPolicy p;

@@ -566,6 +566,11 @@ bool valid_realm(std::string_view realm);
 // copies a built-in client: the work get_client does on a hit (R15)
 void client_dummy();
 bool valid_client_id(std::string_view id);
+// text that Python's int() or JavaScript's Number() reads as a number
+// (" 42", "+1", "１", "1_000", "0x2A", "1e3", "Infinity"): a client's
+// tokens carry its client_id as their sub, which must not read as a
+// user's id (R41)
+bool reads_as_number(std::string_view text);
 // Django's rule: 1 to 150 of letters, digits and @.+-_
 bool valid_username(std::string_view name);
 // the decimal user id of a token, 0 if none or malformed

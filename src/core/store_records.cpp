@@ -11,6 +11,7 @@
 
 #include "codec.hpp"
 #include "json.hpp"
+#include "unicode.hpp"
 
 namespace oauth2 {
 namespace records {
@@ -580,6 +581,75 @@ bool valid_realm(std::string_view realm) {
 
 bool valid_client_id(std::string_view id) {
   return !id.empty() && id.size() <= kMaxClientId && valid_utf8(id) && !has_control(id);
+}
+
+namespace {
+
+// JavaScript's StrWhiteSpaceChar: Python's spaces less some controls, and
+// the byte order mark
+bool js_space(char32_t c) {
+  return c == 0xFEFF ||
+         (unicode_space(c) && c != 0x1C && c != 0x1D && c != 0x1E && c != 0x1F && c != 0x85);
+}
+
+bool ascii_digit(char32_t c) {
+  return c >= '0' && c <= '9';
+}
+
+// Python's int(s): spaces around, a sign, digits with single underscores
+// between them
+bool python_int(std::u32string_view s) {
+  while (!s.empty() && unicode_space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && unicode_space(s.back())) s.remove_suffix(1);
+  if (!s.empty() && (s.front() == '+' || s.front() == '-')) s.remove_prefix(1);
+  if (s.empty() || !unicode_decimal(s.front()) || !unicode_decimal(s.back())) return false;
+  for (size_t i = 0; i < s.size(); i++) {
+    if (unicode_decimal(s[i])) continue;
+    if (s[i] != '_' || !unicode_decimal(s[i + 1])) return false;
+  }
+  return true;
+}
+
+// JavaScript's Number(s) is not NaN: spaces around (all spaces: 0), then
+// Infinity, 0x/0o/0b digits, or a decimal with its fraction and exponent
+bool js_number(std::u32string_view s) {
+  while (!s.empty() && js_space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && js_space(s.back())) s.remove_suffix(1);
+  if (s.empty()) return true;
+  auto radix = [&](char32_t x, bool (*digit)(char32_t)) {
+    if (s.size() < 3 || s[0] != '0' || (s[1] | 0x20) != x) return false;
+    return std::all_of(s.begin() + 2, s.end(), digit);
+  };
+  if (radix(
+          'x',
+          [](char32_t c) { return ascii_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f'); }) ||
+      radix('o', [](char32_t c) { return c >= '0' && c <= '7'; }) ||
+      radix('b', [](char32_t c) { return c == '0' || c == '1'; })) {
+    return true;
+  }
+  if (s.front() == '+' || s.front() == '-') s.remove_prefix(1);
+  if (s == U"Infinity") return true;
+  size_t i = 0, digits = 0;
+  while (i < s.size() && ascii_digit(s[i])) i++, digits++;
+  if (i < s.size() && s[i] == '.') {
+    i++;
+    while (i < s.size() && ascii_digit(s[i])) i++, digits++;
+  }
+  if (digits == 0) return false;
+  if (i < s.size() && (s[i] | 0x20) == 'e') {
+    i++;
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) i++;
+    if (i == s.size() || !ascii_digit(s[i])) return false;
+    while (i < s.size() && ascii_digit(s[i])) i++;
+  }
+  return i == s.size();
+}
+
+}  // namespace
+
+bool reads_as_number(std::string_view text) {
+  const std::u32string s = code_points(text);
+  return python_int(s) || js_number(s);
 }
 
 bool valid_username(std::string_view name) {
