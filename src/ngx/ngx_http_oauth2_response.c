@@ -381,6 +381,17 @@ ngx_http_oauth2_send_json(ngx_http_request_t *r, oauth2_response_t *resp)
      */
     r->disable_not_modified = 1;
 
+#if (NGX_HTTP_GZIP)
+    /*
+     * Never compressed, whatever gzip_types says: an answer holds a secret
+     * (a token, a page's CSRF value) beside text the request chose (a
+     * user_code, a scope), and its compressed length would tell how much
+     * of the secret that text guessed (BREACH)
+     */
+    r->gzip_tested = 1;
+    r->gzip_ok = 0;
+#endif
+
     rc = ngx_http_send_header(r);
 
     if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
