@@ -913,6 +913,62 @@ section('sync refuses a store that is not a mirror (R78)', sub {
         '... and the mirror is left as it was');
 });
 
+# A key under the prefix that no store can hold (an empty name after the
+# database, or one over LMDB's 511 bytes): no writer of this product makes
+# one, but anyone who writes to etcd can.  The mirror leaves it out and
+# goes on, in the watch and in a snapshot; it stopped sync at that
+# revision for ever, every edge then failing closed (R77) until etcd
+# was compacted past it.  A prefix of its own
+section('a key no store can hold does not stop the mirror', sub {
+    my $ODD = '/t-odd/';
+    my $JSON = ['Content-Type' => 'application/json'];
+    my $etcd = sub {
+        my ($op, $key, $value) = @_;
+        my $r = $ea->request('POST', "/v3/kv/$op", port => $ea->etcd_port,
+            headers => $JSON, body => JSON::PP->new->encode({
+                key => encode_base64($key, ''),
+                (defined $value ? (value => encode_base64($value, '')) : ()) }));
+        return $r->{status};
+    };
+    my $m = OAuth2Test->new;
+    $m->run_sync($url, prefix => $ODD);
+    my $before = $m->new_app_etcd(name => 'odd-before');
+    my ($ok) = poll(3, sub { app_ids($m) =~ /\Q$before->{client_id}\E/ });
+    ok($ok, 'odd keys: the mirror follows its prefix');
+    my $long = "${ODD}clients/" . ('a' x 600);
+    is($etcd->('put', "${ODD}tokens/", 'x'), 200,
+        'odd keys: a record of no name put in etcd');
+    is($etcd->('put', $long, 'x'), 200,
+        'odd keys: a record of a 600-byte name put in etcd');
+    my $after = $m->new_app_etcd(name => 'odd-after');
+    ($ok) = poll(3, sub { app_ids($m) =~ /\Q$after->{client_id}\E/ });
+    ok($ok, 'odd keys: the mirror applies the changes after them');
+    ok(kill(0, $m->sync_pid), 'odd keys: its sync daemon goes on');
+    my @said = OAuth2Test::_slurp($m->sync_log) =~ /(skipped the key .*)/g;
+    is(scalar @said, 2, 'odd keys: the sync daemon says it skipped each')
+        or diag(OAuth2Test::_slurp($m->sync_log));
+    like($said[1] // '', qr/\(\d{3} bytes\): a store holds keys of 1 to 511/,
+        '... with their size and why');
+    # a snapshot with them in it: a new mirror starts
+    my $fresh = OAuth2Test->new;
+    $fresh->run_sync($url, prefix => $ODD);
+    ($ok) = poll(3, sub { app_ids($fresh) =~ /\Q$after->{client_id}\E/ });
+    ok($ok, 'odd keys: a new mirror\'s snapshot takes the rest');
+    like(OAuth2Test::_slurp($fresh->sync_log), qr/skipped the key.*\n.*skipped the key.*snapshot of etcd at revision \d+/s,
+        '... skipping both');
+    # their deletion, an event of a key no store holds either
+    is($etcd->('deleterange', "${ODD}tokens/"), 200,
+        'odd keys: the record of no name deleted in etcd');
+    is($etcd->('deleterange', $long), 200, '... and the long one');
+    my $last = $m->new_app_etcd(name => 'odd-last');
+    ($ok) = poll(3, sub { app_ids($m) =~ /\Q$last->{client_id}\E/
+        && app_ids($fresh) =~ /\Q$last->{client_id}\E/ });
+    ok($ok, 'odd keys: both mirrors apply the changes after the deletions');
+    is($m->stop_sync, 0, 'odd keys: the first sync daemon stops cleanly');
+    is($fresh->stop_sync, 0, '... and the second');
+    $_->sync_log_ok for $m, $fresh;
+});
+
 # a snapshot of more than one page of etcd's range (5000 keys) reads every
 # page: a mirror started (or restarted after a compaction) on a cluster
 # that big holds all of its records, not the first 5000 keys.  A prefix of

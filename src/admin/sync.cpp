@@ -40,6 +40,15 @@ void say(const std::string& line) {
   log_line(" sync", line);
 }
 
+// an etcd key of this prefix that no store can hold (an empty name, or
+// one over LMDB's 511 bytes: no writer of this product makes one), left
+// out of the mirror rather than stopping it at that revision for ever
+void skipped(std::string_view etcd_key) {
+  say("skipped the key " + quoted(etcd_key.substr(0, 80)) + (etcd_key.size() > 80 ? "..." : "") +
+      " (" + std::to_string(etcd_key.size()) +
+      " bytes): a store holds keys of 1 to 511 bytes after the prefix and database");
+}
+
 // the heartbeat key's name: this host and this store
 std::string edge_name(const std::string& store) {
   char host[HOST_NAME_MAX + 1] = {0};
@@ -117,8 +126,11 @@ void Mirror::snapshot() {
     json_array_foreach(kvs, i, kv) {
       last = field_bytes(kv, "key");
       if (auto rec = etcd_.record(last)) {
-        w.put(rec->first, rec->second, field_bytes(kv, "value"));
-        records++;
+        if (w.put(rec->first, rec->second, field_bytes(kv, "value"))) {
+          records++;
+        } else {
+          skipped(last);
+        }
       }
     }
     if (!json_is_true(json_object_get(page.get(), "more")) || last.empty()) break;
@@ -153,10 +165,9 @@ void Mirror::apply_events(const std::vector<const json_t*>& batches) {
       }
       auto rec = etcd_.record(key);
       if (!rec) continue;
-      if (deleted) {
-        w.del(rec->first, rec->second);
-      } else {
-        w.put(rec->first, rec->second, field_bytes(kv, "value"));
+      if (!(deleted ? w.del(rec->first, rec->second)
+                    : w.put(rec->first, rec->second, field_bytes(kv, "value")))) {
+        skipped(key);
       }
     }
   }

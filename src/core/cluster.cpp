@@ -559,19 +559,28 @@ void MirrorWriter::reset() {
   }
 }
 
-void MirrorWriter::put(Db db, std::string_view key, std::string_view value) {
-  if (db == Db::kMeta && local_meta(key)) return;  // never etcd's to set
+bool MirrorWriter::holds(std::string_view key) const {
+  return !key.empty() &&
+         key.size() <= static_cast<size_t>(mdb_env_get_maxkeysize(store_.env_.get()));
+}
+
+bool MirrorWriter::put(Db db, std::string_view key, std::string_view value) {
+  if (!holds(key)) return false;
+  if (db == Db::kMeta && local_meta(key)) return true;  // never etcd's to set
   MDB_val k = val(key), v = val(value);
   int rc = mdb_put(txn_, store_.dbi(db), &k, &v, 0);
   if (rc == MDB_MAP_FULL) {
     throw StoreError("the mirror is full: raise oauth2_store's size=", rc);
   }
   check(rc, "mdb_put(mirror)");
+  return true;
 }
 
-void MirrorWriter::del(Db db, std::string_view key) {
-  if (db == Db::kMeta && local_meta(key)) return;
+bool MirrorWriter::del(Db db, std::string_view key) {
+  if (!holds(key)) return false;
+  if (db == Db::kMeta && local_meta(key)) return true;
   records::del_key(txn_, store_.dbi(db), key, "mdb_del(mirror)");
+  return true;
 }
 
 void MirrorWriter::set_revision(int64_t revision, std::string_view mirror_of,

@@ -232,8 +232,11 @@ class MirrorWriter {
   MirrorWriter& operator=(const MirrorWriter&) = delete;
 
   void reset();
-  void put(Db db, std::string_view key, std::string_view value);
-  void del(Db db, std::string_view key);
+  // false, writing nothing, for a key LMDB cannot hold (empty, or over
+  // its 511 bytes): no writer of this product makes one, but anyone who
+  // writes to etcd can, and it must not stop the mirror at that event
+  bool put(Db db, std::string_view key, std::string_view value);
+  bool del(Db db, std::string_view key);
   // Throws StoreError for a revision below the mirror's, unless reset()
   // emptied it first (a snapshot, of another history perhaps): a mirror
   // never goes back over what it applied.
@@ -242,6 +245,8 @@ class MirrorWriter {
   void commit();
 
  private:
+  bool holds(std::string_view key) const;
+
   Store& store_;
   MDB_txn* txn_;
   bool reset_ = false;
