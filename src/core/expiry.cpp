@@ -65,7 +65,12 @@ ExpiryRound expiry_round(Store& store, std::string_view owner, int64_t now, int6
   return store.change([&](Txn& txn) {
     ExpiryRound out;
     auto lease = read_lease(txn);
-    if (lease && lease->owner != owner && lease->until > now) return out;  // another's
+    // another's, unless it ends further off than a lease runs: dated by a
+    // clock that was ahead (stepped back since, its holder killed) or
+    // written by hand, it would stop expiry until that date
+    if (lease && lease->owner != owner && lease->until > now && lease->until <= now + lease_ttl) {
+      return out;
+    }
     out.held = true;
     txn.put_meta(kExpiryLeaseMeta, std::string(owner) + " " + std::to_string(now + lease_ttl));
     std::string cursor = txn.get_meta(kExpiryCursorMeta).value_or("");

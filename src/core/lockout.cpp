@@ -60,12 +60,20 @@ void trust(AccountLock& l, const Digest& id, int64_t now) {
   }
 }
 
+// A lock or a window that ends further off than this was dated by a clock
+// that has stepped back since (NTP, a virtual machine resumed, an edge
+// whose clock ran ahead): no window runs more than a day
+// (oauth2_account_limit), and a guess's time is its arrival, at most a
+// hash queue's wait before the window a newer guess opened.  Such a lock
+// would hold for as long as the step
+constexpr int64_t kStepBound = 2 * 86400;
+
 }  // namespace
 
 unsigned account_wait(Txn& txn, std::string_view realm, uint64_t user, const LoginOrigin& origin,
                       int64_t now) {
   auto l = txn.get_account_lock(realm, user);
-  if (!l || l->locked_until <= now) return 0;
+  if (!l || l->locked_until <= now || l->locked_until > now + kStepBound) return 0;
   if (trusted(*l, origin_id('a', origin.address), now)) return 0;
   if (!origin.device.empty() && trusted(*l, origin_id('d', origin.device), now)) {
     return 0;
@@ -80,10 +88,11 @@ void account_failed(Txn& txn, std::string_view realm, uint64_t user, const Accou
   // a guess that waited in a hash queue comes with the time it arrived,
   // which may be before the window a newer guess opened: it counts in
   // that window, never starts one (a reset of the count, R84)
-  if (now >= l.window_start + limit.window) {
+  if (now >= l.window_start + limit.window || l.window_start > now + kStepBound) {
     l.window_start = now;
     l.failures = 0;
   }
+  if (l.locked_until > now + kStepBound) l.locked_until = 0;
   if (l.failures < UINT32_MAX) l.failures++;
   // every failure counts, wherever it came from; the lock only spares the
   // origins that signed in before

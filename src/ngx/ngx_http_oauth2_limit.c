@@ -20,6 +20,15 @@
 /* how many entries from the least recently used end one eviction looks at */
 #define NGX_HTTP_OAUTH2_LIMIT_SCAN  64
 
+/*
+ * An entry that ends further off than this was dated by a clock that has
+ * stepped back since (NTP, a resumed virtual machine): no window of the
+ * zones runs more than a day.  It would count, and hold its slot, for as
+ * long as the step; it starts again instead.  As the store's account lock
+ * does (src/core/lockout.cpp).
+ */
+#define NGX_HTTP_OAUTH2_LIMIT_STEP  (2 * 86400)
+
 
 typedef struct {
     u_char                       color;
@@ -305,7 +314,9 @@ ngx_http_oauth2_limit_expire(ngx_http_oauth2_limit_ctx_t *ctx, time_t now,
         prev = ngx_queue_prev(q);
         ln = ngx_queue_data(q, ngx_http_oauth2_limit_node_t, queue);
 
-        if (ln->expire <= now || ln->count == 0) {
+        if (ln->expire <= now || ln->count == 0
+            || ln->expire > now + NGX_HTTP_OAUTH2_LIMIT_STEP)
+        {
             ngx_http_oauth2_limit_free(ctx, ln);
             freed++;
 
@@ -340,14 +351,19 @@ ngx_http_oauth2_limit_node(ngx_http_oauth2_limit_ctx_t *ctx, ngx_str_t *key,
     hash = ngx_crc32_short(key->data, key->len);
 
     ln = ngx_http_oauth2_limit_lookup(ctx, key, hash);
+    now = ngx_time();
 
     if (ln) {
+        if (ln->expire > now + NGX_HTTP_OAUTH2_LIMIT_STEP) {
+            ln->start = start;
+            ln->expire = start + window;
+            ln->count = 0;
+        }
+
         ngx_queue_remove(&ln->queue);
         ngx_queue_insert_head(&ctx->sh->queue, &ln->queue);
         return ln;
     }
-
-    now = ngx_time();
 
     /* keep the zone tidy: at most two finished entries per new one */
     (void) ngx_http_oauth2_limit_expire(ctx, now, 2);

@@ -127,6 +127,26 @@ TEST_F(ExpiryTest, OneHolderAtATime) {
   EXPECT_FALSE(oauth2::expiry_round(*store_, "worker-b", kNow + 54, 30, 100).held);
 }
 
+// R82: a lease that ends further off than a lease runs (dated by a clock
+// that was ahead, its holder since killed; or written by hand) does not
+// stop expiry until that date: it is taken over
+TEST_F(ExpiryTest, ALeaseDatedPastItsLengthIsTakenOver) {
+  add(3, kNow - 1);
+  store_->change([&](Txn& txn) {
+    txn.put_meta(oauth2::kExpiryLeaseMeta, "worker-gone " + std::to_string(kNow + 31));
+    txn.commit();
+  });
+  ExpiryRound r = oauth2::expiry_round(*store_, "worker-b", kNow, 30, 100);
+  EXPECT_TRUE(r.held) << "a lease of 30 s cannot run until kNow + 31";
+  EXPECT_EQ(r.removed, 3u);
+  // one that ends within its length is another's still
+  store_->change([&](Txn& txn) {
+    txn.put_meta(oauth2::kExpiryLeaseMeta, "worker-a " + std::to_string(kNow + 30));
+    txn.commit();
+  });
+  EXPECT_FALSE(oauth2::expiry_round(*store_, "worker-b", kNow, 30, 100).held);
+}
+
 TEST_F(ExpiryTest, SweepOfOneRealmLeavesTheOthers) {
   auto here = add(4, kNow - 1, "default");
   auto there = add(4, kNow - 1, "other");

@@ -171,6 +171,26 @@ TEST_F(LockoutTest, TheLockEndsWithItsWindowR17) {
   EXPECT_EQ(wait(stranger, kNow + 3601), 0u);
 }
 
+// R80, R83: a clock stepped forward a month (NTP, a resumed virtual
+// machine), then back: the lock its guesses set, and the window they
+// opened, would hold for the month; they end with the step instead.  A
+// guess that waited in a hash queue still never resets the count (R84)
+TEST_F(LockoutTest, AClockSteppedBackEndsTheLockItDatedR80) {
+  const LoginOrigin stranger{"198.51.100.9", ""};
+  const int64_t month = 30 * 86400;
+  fail(5, kNow + month);
+  ASSERT_EQ(wait(stranger, kNow + month), 3600u);
+  EXPECT_EQ(wait(stranger), 0u) << "a lock dated a month ahead is no lock";
+  fail(4);  // the window a month ahead is not this one
+  EXPECT_EQ(wait(stranger), 0u) << "4 failures of a new window";
+  fail(1);
+  EXPECT_EQ(wait(stranger), 3600u) << "the 5th of the new window locks";
+  // a day's step is within the bound: the lock holds
+  fail(5, kNow + 86400);
+  EXPECT_EQ(wait(stranger, kNow + 86400), 3600u);
+  EXPECT_GT(wait(stranger, kNow + 3600), 0u) << "a lock a day ahead still holds";
+}
+
 TEST_F(LockoutTest, OffNeverLocksNorWrites) {
   limit_.limit = 0;
   fail(50);
