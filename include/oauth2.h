@@ -482,7 +482,9 @@ void oauth2_ops_commit(oauth2_store_t *store, oauth2_ops_take_pt take,
 
 /* what the shim refuses without the core's decision */
 #define OAUTH2_REFUSED_TOO_LARGE   1   /* 413: the body */
-#define OAUTH2_REFUSED_BUSY        2   /* 503: oauth2_hash_limit is full */
+#define OAUTH2_REFUSED_BUSY        2   /* 503: oauth2_hash_limit or the
+                                           thread pool's queue is full */
+#define OAUTH2_REFUSED_FAILED      3   /* 500: the body could not be read */
 
 /* the refusal in the endpoint's shape (JSON, page, envelope) */
 int oauth2_refusal(const oauth2_location_t *loc, int why,

@@ -437,7 +437,8 @@ int oauth2_refusal(const oauth2_location_t* l, int why, unsigned retry_after, oa
   try {
     const int endpoint = l->l->endpoint;
     oauth2::Response r = why == OAUTH2_REFUSED_BUSY ? oauth2::busy_response(endpoint, retry_after)
-                                                    : oauth2::too_large_response(endpoint);
+                         : why == OAUTH2_REFUSED_FAILED ? oauth2::failure_response(endpoint, 500)
+                                                        : oauth2::too_large_response(endpoint);
     return to_c(r, oauth2_rate_state_t{}, alloc, ctx, resp);
   } catch (...) {
     return OAUTH2_ERROR;

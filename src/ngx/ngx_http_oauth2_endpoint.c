@@ -219,7 +219,13 @@ ngx_http_oauth2_body_handler(ngx_http_request_t *r)
     }
 
     if (rc != NGX_OK) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        /*
+         * answered here, in the endpoint's shape: a status handed back to
+         * nginx would follow the server's error_page, taking the body (a
+         * password, a code) to wherever that leads
+         */
+        ngx_http_finalize_request(r,
+            ngx_http_oauth2_refuse(r, ectx->conf, OAUTH2_REFUSED_FAILED, 0));
         return;
     }
 
@@ -740,7 +746,7 @@ ngx_http_oauth2_post(ngx_http_request_t *r,
     ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                   "oauth2: could not post to the thread pool");
 
-    return NGX_HTTP_SERVICE_UNAVAILABLE;
+    return ngx_http_oauth2_refuse(r, ectx->conf, OAUTH2_REFUSED_BUSY, 1);
 }
 
 
