@@ -447,7 +447,7 @@ class Store {
   // to be current (ms since the epoch); 0: never
   int64_t mirror_revision();
   int64_t mirror_fresh_at();
-  // the latest mirror_fresh_at this process has read: a mirror never goes
+  // the mirror_fresh_at this process read last: a mirror never goes
   // back, so it still holds everything etcd had then (mirror_staleness)
   int64_t mirror_fresh_seen() const { return mirror_fresh_seen_.load(std::memory_order_relaxed); }
   // the last committed version, by any process: read from LMDB's meta

@@ -388,7 +388,7 @@ TEST(ClusterCatchUp, AStaleMirrorIsRefusedAtOnceWithoutAReadOfEtcdR77) {
 // auth_oauth2's freshness check (R77): a mirror fresh within max_staleness
 // passes, and once its last heartbeat is older than the bound it is
 // refused, though this process saw it fresh a moment before (a process
-// keeps the latest freshness it read, so that a validation within the
+// keeps the freshness it read last, so that a validation within the
 // bound reads no meta record); a heartbeat applied after that makes it
 // fresh again, with no restart.
 TEST(MirrorStaleness, FreshWithinTheBoundThenStaleThenFreshAgainR77) {
@@ -442,6 +442,33 @@ TEST(MirrorStaleness, AHeartbeatDatedAfterNowIsNotFreshR77) {
   heartbeat(now_ms());  // sync's next heartbeat
   EXPECT_EQ(mirror_staleness(store), "");
   EXPECT_EQ(mirror_staleness(store), "");
+}
+
+// The fast path keeps the freshness this process read last, not the
+// latest it ever read: a heartbeat dated ahead (a clock since stepped
+// back, or a value put in etcd by hand) kept as the latest made the
+// mirror pass unread once the clock reached that date, for the bound,
+// though sync had stopped since (R77)
+TEST(MirrorStaleness, AFutureHeartbeatReadOnceIsNotKeptR77) {
+  SlowGateway gw(0);
+  oauth2_test::TempDir dir;
+  Store store(dir.path() + "/mirror", size_t(64) << 20);
+  auto cluster = std::make_shared<Cluster>(config_of(gw), 200);
+  store.use_cluster(cluster);
+  auto heartbeat = [&](int64_t at) {
+    MirrorWriter w(store);
+    w.set_revision(1, "etcd /oauth2/", "");
+    w.set_fresh(at);
+    w.commit();
+  };
+  heartbeat(now_ms() + 300);  // dated ahead
+  EXPECT_NE(mirror_staleness(store).find("the clock went back"), std::string::npos);
+  heartbeat(now_ms());  // sync's next heartbeat, its last: sync stops
+  EXPECT_EQ(mirror_staleness(store), "");
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  const std::string why = mirror_staleness(store);
+  EXPECT_NE(why.find("ms old (max_staleness 200 ms)"), std::string::npos)
+      << "a mirror 400 ms old passed: " << (why.empty() ? "fresh" : why);
 }
 
 // etcd refusing a batch as larger than its --max-txn-ops: each half of it
