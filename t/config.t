@@ -150,8 +150,12 @@ conf_ok($srv->('location / { oauth2_account_limit 10 1d; }'),
     'oauth2_account_limit 10 1d');
 
 # the lifetimes' ranges, each edge of each: said with the directive
-for my $c (['oauth2_access_token_ttl 0', 'must be positive'],
-    ['oauth2_refresh_token_ttl 0', 'must be positive'],
+my $ttl = 'must be 1s to 68y \\(2147483647 seconds\\)';
+for my $c (['oauth2_access_token_ttl 0', $ttl],
+    ['oauth2_refresh_token_ttl 0', $ttl],
+    # seed 004's "100 years": beyond a 32-bit second count
+    ['oauth2_access_token_ttl 100y', $ttl],
+    ['oauth2_refresh_token_ttl 69y', $ttl],
     ['oauth2_code_ttl 0', 'must be 1s to 10m \\(RFC 6749 4.1.2\\)'],
     ['oauth2_code_ttl 601s', 'must be 1s to 10m \\(RFC 6749 4.1.2\\)'],
     ['oauth2_device_code_ttl 0', 'must be 1s to 1d'],
@@ -163,6 +167,7 @@ for my $c (['oauth2_access_token_ttl 0', 'must be positive'],
         "$c->[0] (R27, R38)");
 }
 for my $c ('oauth2_code_ttl 10m', 'oauth2_device_code_ttl 1d',
+    'oauth2_access_token_ttl 68y',
     'oauth2_refresh_token_grace 0', 'oauth2_refresh_token_grace 1d')
 {
     conf_ok($srv->("location / { $c; }"), $c);

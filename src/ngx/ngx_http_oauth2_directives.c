@@ -131,7 +131,8 @@ typedef struct {
 
 
 static ngx_http_oauth2_sec_bounds_t  ngx_http_oauth2_positive = {
-    ngx_http_oauth2_check_sec, 1, NGX_MAX_INT32_VALUE, "must be positive"
+    ngx_http_oauth2_check_sec, 1, NGX_MAX_INT32_VALUE,
+    "must be 1s to 68y (2147483647 seconds)"
 };
 
 static ngx_http_oauth2_sec_bounds_t  ngx_http_oauth2_code_ttl_bounds = {
