@@ -108,6 +108,10 @@ for my $d (qw(oauth2_revoke oauth2_introspect)) {
             "$d at $p has the token endpoint's limit (R54, R58)");
     }
 }
+# seed 000: "Visit .../auth/applications/register/ in your browser"
+is($loc{'/auth/applications/register/'}{return} // 'none',
+    '302 /o/applications/register/',
+    'full.conf sends seed 000\'s registration URL to the daemon\'s page');
 like($live, qr/^\s*oauth2_issuer https:\/\/\S+;/m,
     'full.conf sets oauth2_issuer (R87)');
 like($live, qr/^\s*oauth2_handshake_key \S+;/m,
