@@ -385,6 +385,14 @@ TEST(ClusterCatchUp, AStaleMirrorIsRefusedAtOnceWithoutAReadOfEtcdR77) {
   EXPECT_EQ(gw.requests(), 0u) << "etcd read for a mirror too stale to catch up";
 }
 
+// sync's heartbeat applied to store's mirror: fresh at `at`
+void heartbeat(Store& store, int64_t at) {
+  MirrorWriter w(store);
+  w.set_revision(1, "etcd /oauth2/", "");
+  w.set_fresh(at);
+  w.commit();
+}
+
 // auth_oauth2's freshness check (R77): a mirror fresh within max_staleness
 // passes, and once its last heartbeat is older than the bound it is
 // refused, though this process saw it fresh a moment before (a process
@@ -398,19 +406,13 @@ TEST(MirrorStaleness, FreshWithinTheBoundThenStaleThenFreshAgainR77) {
   auto cluster = std::make_shared<Cluster>(config_of(gw), 200);
   store.use_cluster(cluster);
   EXPECT_NE(mirror_staleness(store).find("never been synced"), std::string::npos);
-  auto freshen = [&] {
-    MirrorWriter w(store);
-    w.set_revision(1, "etcd /oauth2/", "");
-    w.set_fresh(now_ms());
-    w.commit();
-  };
-  freshen();
+  heartbeat(store, now_ms());
   EXPECT_EQ(mirror_staleness(store), "");
   EXPECT_EQ(mirror_staleness(store), "");
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   const std::string why = mirror_staleness(store);
   EXPECT_NE(why.find("ms old (max_staleness 200 ms)"), std::string::npos) << why;
-  freshen();
+  heartbeat(store, now_ms());
   EXPECT_EQ(mirror_staleness(store), "");
   EXPECT_EQ(gw.requests(), 0u) << "the freshness check asked etcd";
 }
@@ -428,18 +430,12 @@ TEST(MirrorStaleness, AHeartbeatDatedAfterNowIsNotFreshR77) {
   Store store(dir.path() + "/mirror", size_t(64) << 20);
   auto cluster = std::make_shared<Cluster>(config_of(gw), 5000);
   store.use_cluster(cluster);
-  auto heartbeat = [&](int64_t at) {
-    MirrorWriter w(store);
-    w.set_revision(1, "etcd /oauth2/", "");
-    w.set_fresh(at);
-    w.commit();
-  };
-  heartbeat(now_ms() + 60000);  // then the clock stepped back a minute
+  heartbeat(store, now_ms() + 60000);  // then the clock stepped back a minute
   std::string why = mirror_staleness(store);
   EXPECT_NE(why.find("the clock went back"), std::string::npos) << why;
   why = mirror_staleness(store);
   EXPECT_NE(why.find("the clock went back"), std::string::npos) << "read again: " << why;
-  heartbeat(now_ms());  // sync's next heartbeat
+  heartbeat(store, now_ms());  // sync's next heartbeat
   EXPECT_EQ(mirror_staleness(store), "");
   EXPECT_EQ(mirror_staleness(store), "");
 }
@@ -455,15 +451,9 @@ TEST(MirrorStaleness, AFutureHeartbeatReadOnceIsNotKeptR77) {
   Store store(dir.path() + "/mirror", size_t(64) << 20);
   auto cluster = std::make_shared<Cluster>(config_of(gw), 200);
   store.use_cluster(cluster);
-  auto heartbeat = [&](int64_t at) {
-    MirrorWriter w(store);
-    w.set_revision(1, "etcd /oauth2/", "");
-    w.set_fresh(at);
-    w.commit();
-  };
-  heartbeat(now_ms() + 300);  // dated ahead
+  heartbeat(store, now_ms() + 300);  // dated ahead
   EXPECT_NE(mirror_staleness(store).find("the clock went back"), std::string::npos);
-  heartbeat(now_ms());  // sync's next heartbeat, its last: sync stops
+  heartbeat(store, now_ms());  // sync's next heartbeat, its last: sync stops
   EXPECT_EQ(mirror_staleness(store), "");
   std::this_thread::sleep_for(std::chrono::milliseconds(400));
   const std::string why = mirror_staleness(store);
