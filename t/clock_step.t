@@ -14,6 +14,12 @@ use Time::HiRes qw(sleep);
 use OAuth2Test;
 use OAuth2Grants qw(:all);
 
+# libfaketime's constructor and AddressSanitizer's allocator deadlock when
+# both are preloaded (make asan-test's nginx hung at its start): this file
+# runs Debian's nginx with the plain build's module in both runs (make test
+# builds it first); the unit tests of the lock run under ASan
+$OAuth2Test::NGINX = '/usr/sbin/nginx';
+$OAuth2Test::MODULE = "$OAuth2Test::ROOT/build/ngx_http_oauth2_module.so";
 OAuth2Test::require_build();
 
 my ($faketime) = glob '/usr/lib/*/faketime/libfaketimeMT.so.1';
