@@ -473,7 +473,7 @@ ok((dj($out) // {})->{id} > $ids{far},
         "\x{a0}9\x{3000}", "\x{663}\x{664}", '0x2A', '0o17', '0B101', '1e3',
         '.5', '5.', '-Infinity', '1E+2', ' ', "\x{feff}8", '3kF9abcdef', '1e',
         '0x', '1_', '_1', '1__0', 'Infinityx', '1.2.3', 'DEADBEEF', 'inf',
-        'nan', '0x1G', "\x{b2}", 'e5', '++1', 'app-1');
+        'nan', '0x1G', "\x{b2}", 'e5', '++1', 'app-1', " \x{663}\x{664}");
     my $list = $t->dir . '/numbers.json';
     OAuth2Test::write_file($list, $json->encode(\@ids));
     my %py = map { $_ => 1 } @{dj(scalar `/usr/bin/python3 -c '
