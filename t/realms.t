@@ -1134,22 +1134,58 @@ like($err, qr/the default realm cannot be deleted/,
 is(status_at('default', access_at('default', $APP{default}{ops})), 200,
     'the default realm still serves after the refused delete');
 
-# A delete that stopped part way (killed, a store error; or nginx still
-# serving the realm wrote records after it): shop2's application records
-# put back under the unregistered name.  Adding shop2 again would hand
-# them to the new site: refused until a second delete finishes the first.
-{
+# Records of shop2 in the store after its delete finished: nginx, still
+# serving a server{} that names it, wrote them (shop2's application
+# records put back under the unregistered name stage it).  realm add
+# refuses to hand them to a new site unless the operator adopts them.
+sub stage_shop2_records {
     my $dump = OAuth2Test::write_file($t->dir . '/shop2-clients.dump',
         $shop2_clients);
     my ($c, $o, $e) = $t->_run_cmd('/usr/bin/mdb_load', '-f', $dump,
         '-s', 'clients', $t->store);
     is($c, 0, 'staged: shop2\'s application records are back in the store')
         or diag("$o$e");
+}
+{
+    stage_shop2_records();
     ($code, $out, $err) = $t->admin('realm', 'add', 'shop2');
-    is($code, 1, 'realm add shop2 while records of the deleted shop2 remain: '
-        . 'exit 1');
-    like($err, qr/records of a deleted realm 'shop2' remain .*realm delete shop2/,
-        '... saying so, and how to finish the delete');
+    is($code, 1, 'realm add shop2 while records of the unregistered shop2 '
+        . 'are in the store: exit 1');
+    like($err, qr/records of the unregistered realm 'shop2' are in the store.*`oauth2-admin realm add shop2 --adopt`.*`oauth2-admin realm delete shop2`/s,
+        '... saying so, and how to keep them or delete them');
+    is_deeply(dj(($t->admin('realm', 'list'))[1]), ['default', 'shop1'],
+        '... and shop2 is not registered');
+    ($code, $out, $err) = $t->admin('realm', 'add', 'shop2', '--adopt');
+    is($code, 0, 'realm add shop2 --adopt: exit 0') or diag($err);
+    is_deeply(dj(($t->admin('realm', 'list'))[1]), ['default', 'shop1', 'shop2'],
+        '... shop2 is registered');
+    ok(@{cli_list('shop2', 'app') // []} >= 1,
+        '... with the records it adopted (its applications are listed)');
+    ($code, $out, $err) = $t->admin('realm', 'delete', 'shop2');
+    is($code, 0, 'realm delete shop2 deletes it again: exit 0') or diag($err);
+    cmp_ok((dj($out) // {})->{deleted_records} // 0, '>=', 1,
+        '... with what it had adopted');
+}
+
+# A delete that stopped part way (killed, a store error): the realm is
+# marked as being deleted until the delete finishes, and its records
+# remain.  Adding shop2 again would hand them to the new site: refused,
+# even with --adopt, until a second delete finishes the first.
+{
+    stage_shop2_records();
+    my $dump = OAuth2Test::write_file($t->dir . '/shop2-deleting.dump',
+        "VERSION=3\nformat=print\ntype=btree\nHEADER=END\n"
+        . " realm-deleting:shop2\n 1\nDATA=END\n");
+    my ($c, $o, $e) = $t->_run_cmd('/usr/bin/mdb_load', '-f', $dump,
+        '-s', 'meta', $t->store);
+    is($c, 0, 'staged: shop2 is marked as being deleted') or diag("$o$e");
+    for my $adopt ([], ['--adopt']) {
+        ($code, $out, $err) = $t->admin('realm', 'add', 'shop2', @$adopt);
+        is($code, 1, "realm add shop2 @$adopt while its delete is unfinished: "
+            . 'exit 1');
+        like($err, qr/realm 'shop2' is being deleted .*realm delete shop2/,
+            '... saying so, and how to finish the delete');
+    }
     is_deeply(dj(($t->admin('realm', 'list'))[1]), ['default', 'shop1'],
         '... and shop2 is not registered');
     ($code, $out, $err) = $t->admin('realm', 'delete', 'shop2');

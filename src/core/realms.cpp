@@ -9,9 +9,14 @@ namespace oauth2 {
 namespace {
 
 constexpr std::string_view kRealmMeta = "realm:";
+constexpr std::string_view kDeletingMeta = "realm-deleting:";
 
 std::string realm_meta(std::string_view realm) {
   return std::string(kRealmMeta) + std::string(realm);
+}
+
+std::string deleting_meta(std::string_view realm) {
+  return std::string(kDeletingMeta) + std::string(realm);
 }
 
 }  // namespace
@@ -45,26 +50,39 @@ bool realm_has_records(Txn& txn, std::string_view realm) {
   return found;
 }
 
-AddRealm add_realm(Store& store, std::string_view realm, int64_t now) {
+AddRealm add_realm(Store& store, std::string_view realm, int64_t now, bool adopt) {
   if (!valid_realm(realm)) throw std::invalid_argument("invalid realm");
   if (realm == kDefaultRealm) return AddRealm::kExists;
   return store.change([&](Txn& txn) {
     if (txn.get_meta(realm_meta(realm))) return AddRealm::kExists;
     // a delete that stopped part way left them: the new site would
     // inherit the old one's users, applications and tokens
-    if (realm_has_records(txn, realm)) return AddRealm::kLeftovers;
+    if (txn.get_meta(deleting_meta(realm))) return AddRealm::kDeleting;
+    if (!adopt && realm_has_records(txn, realm)) return AddRealm::kHasRecords;
     txn.put_meta(realm_meta(realm), std::to_string(now));
     txn.commit();
     return AddRealm::kAdded;
   });
 }
 
-bool forget_realm(Store& store, std::string_view realm) {
+bool begin_realm_delete(Store& store, std::string_view realm) {
   if (!valid_realm(realm) || realm == kDefaultRealm) return false;
   return store.change([&](Txn& txn) {
-    if (!txn.delete_meta(realm_meta(realm))) return false;
+    const bool registered = txn.delete_meta(realm_meta(realm));
+    if (txn.get_meta(deleting_meta(realm))) {
+      if (registered) txn.commit();
+      return true;
+    }
+    if (!registered && !realm_has_records(txn, realm)) return false;
+    txn.put_meta(deleting_meta(realm), "1");
     txn.commit();
     return true;
+  });
+}
+
+void finish_realm_delete(Store& store, std::string_view realm) {
+  store.change([&](Txn& txn) {
+    if (txn.delete_meta(deleting_meta(realm))) txn.commit();
   });
 }
 

@@ -25,14 +25,22 @@ std::vector<std::string> list_realms(Txn& txn);
 // a delete that stopped part way, or what nginx wrote meanwhile.
 bool realm_has_records(Txn& txn, std::string_view realm);
 // Registers realm.  kExists: it is registered ("default" always is);
-// kLeftovers: records of a realm of that name deleted part way remain
-// (delete_realm_records first).  Throws std::invalid_argument for an
-// invalid name.
-enum class AddRealm { kAdded, kExists, kLeftovers };
-AddRealm add_realm(Store& store, std::string_view realm, int64_t now);
-// Unregisters realm (its records stay until delete_realm_records);
-// false if it was not registered.
-bool forget_realm(Store& store, std::string_view realm);
+// kDeleting: a delete of the realm was begun and not finished (finish it:
+// begin_realm_delete, delete_realm_records, finish_realm_delete);
+// kHasRecords: records of the realm are in the store and no delete of it
+// was begun (nginx served the name before it was registered, or after its
+// delete finished): registered with them only if adopt.  Throws
+// std::invalid_argument for an invalid name.
+enum class AddRealm { kAdded, kExists, kDeleting, kHasRecords };
+AddRealm add_realm(Store& store, std::string_view realm, int64_t now, bool adopt = false);
+// Begins realm's delete: unregisters it and marks it as being deleted
+// (meta "realm-deleting:<name>"), so that add_realm refuses it until
+// finish_realm_delete, whatever stops the delete part way.  false if it
+// was neither registered, nor being deleted, nor has records.
+bool begin_realm_delete(Store& store, std::string_view realm);
+// Ends the mark of begin_realm_delete, once delete_realm_records found
+// nothing more to delete.
+void finish_realm_delete(Store& store, std::string_view realm);
 // Deletes at most batch records of realm, in every database, in one
 // change: how many.  0 once none is left.  Other realms are untouched and
 // never wait for more than one such batch.  Cluster mode: a batch etcd

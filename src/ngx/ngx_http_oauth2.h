@@ -140,6 +140,12 @@ typedef struct {
     unsigned                   rate_counted:1;
     unsigned                   checked:1;     /* auth_oauth2 ran */
     unsigned                   dpop_recorded:1;  /* its DPoP proof's jti */
+
+    /* an endpoint's body, as ngx_http_oauth2_body_filter keeps it */
+    u_char                    *body;
+    size_t                     body_len;
+    unsigned                   body_kept:1;   /* the filter keeps it */
+    unsigned                   body_too_large:1;
 } ngx_http_oauth2_ctx_t;
 
 
@@ -205,6 +211,7 @@ ngx_int_t ngx_http_oauth2_subrequest_handler(ngx_http_request_t *r);
 void ngx_http_oauth2_dpop_path(ngx_http_request_t *r, oauth2_str_t *path);
 ngx_int_t ngx_http_oauth2_log_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_oauth2_endpoint_handler(ngx_http_request_t *r);
+void ngx_http_oauth2_body_filter_init(void);
 ngx_http_oauth2_ctx_t *ngx_http_oauth2_get_ctx(ngx_http_request_t *r);
 ngx_http_oauth2_ctx_t *ngx_http_oauth2_create_ctx(ngx_http_request_t *r);
 

@@ -122,6 +122,7 @@ ngx_int_t
 ngx_http_oauth2_endpoint_handler(ngx_http_request_t *r)
 {
     ngx_int_t                        rc;
+    ngx_http_oauth2_ctx_t           *ctx;
     ngx_http_oauth2_loc_conf_t      *olcf;
     ngx_http_oauth2_endpoint_ctx_t  *ectx;
 
@@ -169,6 +170,16 @@ ngx_http_oauth2_endpoint_handler(ngx_http_request_t *r)
 
         return ngx_http_oauth2_refuse(r, olcf, OAUTH2_REFUSED_TOO_LARGE, 0);
     }
+
+    ctx = ngx_http_oauth2_create_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->body = NULL;
+    ctx->body_len = 0;
+    ctx->body_too_large = 0;
+    ctx->body_kept = 1;
 
     rc = ngx_http_read_client_request_body(r, ngx_http_oauth2_body_handler);
 
@@ -1004,74 +1015,105 @@ ngx_http_oauth2_guard_handler(ngx_event_t *ev)
 #endif
 
 
+/*
+ * R64: an endpoint's body (a password, a client secret, a refresh token)
+ * is copied by this filter into a buffer of its own, of 16 KiB at most,
+ * and none of it goes on to nginx's save filter, which writes what it
+ * holds to a temporary file whenever client_body_buffer_size fills before
+ * the end: a body of no declared length (chunked, or HTTP/2 without
+ * content-length) or of many small chunks.  Past 16 KiB the rest is read
+ * and dropped, and the endpoint answers 413.  Only the last buffer,
+ * emptied, goes on: nginx then knows the body is whole.
+ */
+
+static ngx_http_request_body_filter_pt  ngx_http_oauth2_next_body_filter;
+
+
 static ngx_int_t
-ngx_http_oauth2_collect_body(ngx_http_request_t *r, ngx_str_t *body)
+ngx_http_oauth2_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 {
-    u_char       *p;
-    off_t         len, size;
-    ssize_t       n;
-    ngx_buf_t    *b;
-    ngx_chain_t  *cl;
+    off_t                   size;
+    ngx_buf_t              *b;
+    ngx_chain_t            *cl, *out, **ll;
+    ngx_http_oauth2_ctx_t  *ctx;
 
-    ngx_str_null(body);
+    ctx = ngx_http_get_module_ctx(r, ngx_http_oauth2_module);
 
-    if (r->request_body == NULL || r->request_body->bufs == NULL) {
-        return NGX_OK;
+    if (ctx == NULL || !ctx->body_kept) {
+        return ngx_http_oauth2_next_body_filter(r, in);
     }
 
-    len = 0;
+    out = NULL;
+    ll = &out;
 
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        len += ngx_buf_size(cl->buf);
-    }
-
-    if (len > NGX_HTTP_OAUTH2_MAX_BODY) {
-        return NGX_DECLINED;
-    }
-
-    if (len == 0) {
-        return NGX_OK;
-    }
-
-    p = ngx_pnalloc(r->pool, (size_t) len);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    body->data = p;
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+    for (cl = in; cl; cl = cl->next) {
         b = cl->buf;
         size = ngx_buf_size(b);
 
-        if (size == 0) {
-            /* e.g. the last_buf of a chunked body */
-            continue;
+        if (size && !ngx_buf_in_memory(b)) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        if (ngx_buf_in_memory(b)) {
-            p = ngx_cpymem(p, b->pos, (size_t) size);
-            continue;
+        if (size > (off_t) (NGX_HTTP_OAUTH2_MAX_BODY - ctx->body_len)) {
+            ctx->body_too_large = 1;
         }
 
-        /* bodies over client_body_buffer_size are in a temp file (R8) */
+        if (size && !ctx->body_too_large) {
+            if (ctx->body == NULL) {
+                ctx->body = ngx_pnalloc(r->pool, NGX_HTTP_OAUTH2_MAX_BODY);
+                if (ctx->body == NULL) {
+                    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+                }
+            }
 
-        if (!b->in_file || b->file == NULL) {
-            return NGX_ERROR;
+            ngx_memcpy(ctx->body + ctx->body_len, b->pos, (size_t) size);
+            ctx->body_len += (size_t) size;
         }
 
-        n = ngx_read_file(b->file, p, (size_t) size, b->file_pos);
+        b->pos = b->last;
 
-        if (n != (ssize_t) size) {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "oauth2: cannot read the request body file");
-            return NGX_ERROR;
+        if (b->last_buf) {
+            *ll = ngx_alloc_chain_link(r->pool);
+            if (*ll == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            (*ll)->buf = b;
+            ll = &(*ll)->next;
         }
-
-        p += size;
     }
 
-    body->len = p - body->data;
+    *ll = NULL;
+
+    return ngx_http_oauth2_next_body_filter(r, out);
+}
+
+
+void
+ngx_http_oauth2_body_filter_init(void)
+{
+    ngx_http_oauth2_next_body_filter = ngx_http_top_request_body_filter;
+    ngx_http_top_request_body_filter = ngx_http_oauth2_body_filter;
+}
+
+
+static ngx_int_t
+ngx_http_oauth2_collect_body(ngx_http_request_t *r, ngx_str_t *body)
+{
+    ngx_http_oauth2_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_oauth2_module);
+
+    if (ctx == NULL || !ctx->body_kept) {
+        return NGX_ERROR;
+    }
+
+    if (ctx->body_too_large) {
+        return NGX_DECLINED;
+    }
+
+    body->data = ctx->body;
+    body->len = ctx->body_len;
 
     return NGX_OK;
 }

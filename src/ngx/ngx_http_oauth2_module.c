@@ -280,6 +280,8 @@ ngx_http_oauth2_init(ngx_conf_t *cf)
 
     *h = ngx_http_oauth2_log_handler;
 
+    ngx_http_oauth2_body_filter_init();
+
     return NGX_OK;
 }
 
@@ -494,11 +496,12 @@ ngx_http_oauth2_merge_endpoint(ngx_conf_t *cf,
     }
 
     /*
-     * R64: a body an endpoint takes (passwords, secrets, codes, refresh
-     * tokens) stays in memory, never in a temporary file: not with a
+     * R8: a body an endpoint takes (passwords, secrets, codes, refresh
+     * tokens) stays in memory, never in a temporary file: the module's
+     * body filter keeps it (ngx_http_oauth2_body_filter), and a
      * client_body_in_file_only inherited from a server that takes
-     * uploads ("on" would keep the file for ever), nor past a small
-     * client_body_buffer_size
+     * uploads ("on" would keep a file for ever) is turned off; a buffer
+     * of 16 KiB reads a body in one go
      */
 
     if (conf->endpoint != OAUTH2_ENDPOINT_NONE) {

@@ -17,13 +17,13 @@
 #include "test_helpers.hpp"
 #include "throttle.hpp"
 
+using oauth2::AddRealm;
 using oauth2::Client;
 using oauth2::Db;
 using oauth2::Store;
 using oauth2::Token;
 using oauth2::TokenType;
 using oauth2::Txn;
-using oauth2::AddRealm;
 using oauth2::User;
 
 namespace {
@@ -158,10 +158,13 @@ TEST_F(RealmsTest, DefaultAlwaysExistsOthersAreRegistered) {
     EXPECT_FALSE(oauth2::realm_known(txn, "bad name"));
     EXPECT_EQ(txn.get_meta("realm:shop1"), "101");
   }
-  EXPECT_TRUE(oauth2::forget_realm(*store_, "shop2"));
-  EXPECT_FALSE(oauth2::forget_realm(*store_, "shop2"));
-  EXPECT_FALSE(oauth2::forget_realm(*store_, "default"));
+  EXPECT_TRUE(oauth2::begin_realm_delete(*store_, "shop2"));
+  EXPECT_TRUE(oauth2::begin_realm_delete(*store_, "shop2")) << "begun again: to finish it";
+  EXPECT_FALSE(oauth2::begin_realm_delete(*store_, "default"));
+  EXPECT_FALSE(oauth2::begin_realm_delete(*store_, "shop3")) << "neither registered nor held";
   EXPECT_EQ(realms(), (std::vector<std::string>{"default", "shop1"}));
+  oauth2::finish_realm_delete(*store_, "shop2");
+  EXPECT_FALSE(oauth2::begin_realm_delete(*store_, "shop2")) << "its delete finished";
 }
 
 TEST_F(RealmsTest, DeleteTakesOneRealmInBoundedBatchesAndLeavesTheOthers) {
@@ -224,17 +227,22 @@ TEST_F(RealmsTest, ARealmDeletedPartWayIsNotAddedAgainAndIdsAreNeverReused) {
     ASSERT_TRUE(alice);
     old_id = alice->id;
   }
-  ASSERT_TRUE(oauth2::forget_realm(*store_, "shop1"));
+  ASSERT_TRUE(oauth2::begin_realm_delete(*store_, "shop1"));
   ASSERT_EQ(oauth2::delete_realm_records(*store_, "shop1", 10), 10u) << "then it stops";
   {
     Txn txn = store_->read();
     EXPECT_TRUE(oauth2::realm_has_records(txn, "shop1"));
   }
-  EXPECT_EQ(oauth2::add_realm(*store_, "shop1", 101), AddRealm::kLeftovers);
+  EXPECT_EQ(oauth2::add_realm(*store_, "shop1", 101), AddRealm::kDeleting);
+  EXPECT_EQ(oauth2::add_realm(*store_, "shop1", 101, true), AddRealm::kDeleting)
+      << "a delete begun is never adopted";
   EXPECT_EQ(realms(), std::vector<std::string>{"default"}) << "not registered";
 
   while (oauth2::delete_realm_records(*store_, "shop1", 10) != 0) {
   }
+  EXPECT_EQ(oauth2::add_realm(*store_, "shop1", 102), AddRealm::kDeleting)
+      << "all its records gone, the delete is not finished until it says so";
+  oauth2::finish_realm_delete(*store_, "shop1");
   EXPECT_EQ(oauth2::add_realm(*store_, "shop1", 102), AddRealm::kAdded);
   User u;
   u.realm = "shop1";
@@ -247,6 +255,23 @@ TEST_F(RealmsTest, ARealmDeletedPartWayIsNotAddedAgainAndIdsAreNeverReused) {
   Txn txn = store_->read();
   EXPECT_FALSE(txn.get_user_by_username("shop1", "alice"));
   EXPECT_FALSE(txn.get_client("shop1", "app"));
+}
+
+// nginx serves any oauth2_realm it is given, registered or not: a site
+// whose realm was never added has records (registrations, sign-ins) and
+// no delete begun.  Adding it is refused, so that an operator never hands
+// records they did not know of to a site by accident, unless they adopt
+// them; records of a delete stopped part way are never adopted.
+TEST_F(RealmsTest, ARealmNginxServedBeforeItWasAddedIsAdoptedOnlyWhenAsked) {
+  fill("shop1", 3);
+  EXPECT_EQ(oauth2::add_realm(*store_, "shop1", 100), AddRealm::kHasRecords);
+  EXPECT_EQ(realms(), std::vector<std::string>{"default"}) << "not registered";
+  EXPECT_EQ(oauth2::add_realm(*store_, "shop1", 101, true), AddRealm::kAdded);
+  EXPECT_EQ(realms(), (std::vector<std::string>{"default", "shop1"}));
+  Txn txn = store_->read();
+  EXPECT_TRUE(txn.get_user_by_username("shop1", "alice")) << "its records kept";
+  EXPECT_TRUE(txn.get_client("shop1", "app"));
+  EXPECT_EQ(txn.get_meta("realm:shop1"), "101");
 }
 
 }  // namespace
