@@ -538,7 +538,9 @@ void check_mirror_of(Store& store, const std::string& prefix) {
 MirrorWriter::MirrorWriter(Store& store) : store_(store), txn_(store.begin_write()) {}
 
 MirrorWriter::~MirrorWriter() {
-  if (txn_) mdb_txn_abort(txn_);
+  if (!txn_) return;
+  mdb_txn_abort(txn_);
+  store_.gate_leave();
 }
 
 void MirrorWriter::reset() {
@@ -617,6 +619,7 @@ void MirrorWriter::commit() {
   MDB_txn* t = txn_;
   txn_ = nullptr;
   int rc = mdb_txn_commit(t);
+  store_.gate_leave();
   if (rc == MDB_MAP_FULL) throw StoreError("the mirror is full: raise oauth2_store's size=", rc);
   check(rc, "mdb_txn_commit(mirror)");
   store_.mirror_committed();

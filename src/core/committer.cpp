@@ -26,15 +26,16 @@ namespace {
 
 }  // namespace
 
-// A write transaction of the committer, aborted unless committed.
+// A write transaction of the committer, aborted unless committed; its
+// end is counted by the store's gate (Store::gate_leave).
 class WriteTxn {
  public:
-  explicit WriteTxn(MDB_txn* t) : t_(t) {}
+  WriteTxn(Store& store, MDB_txn* t) : store_(store), t_(t) {}
   ~WriteTxn() { abort(); }
   WriteTxn(const WriteTxn&) = delete;
   WriteTxn& operator=(const WriteTxn&) = delete;
   MDB_txn* get() const { return t_; }
-  MDB_txn* release() {
+  MDB_txn* release() {  // handed on to another WriteTxn, still live
     MDB_txn* t = t_;
     t_ = nullptr;
     return t;
@@ -44,17 +45,22 @@ class WriteTxn {
     t_ = t;
   }
   void abort() {
-    if (t_) mdb_txn_abort(release());
+    if (!t_) return;
+    mdb_txn_abort(t_);
+    t_ = nullptr;
+    store_.gate_leave();
   }
   void commit() {
     MDB_txn* t = t_;
     t_ = nullptr;
     int rc = mdb_txn_commit(t);
+    store_.gate_leave();
     if (rc == MDB_MAP_FULL) store_full();
     check(rc, "mdb_txn_commit");
   }
 
  private:
+  Store& store_;
   MDB_txn* t_;
 };
 
@@ -203,7 +209,7 @@ std::vector<Committer::Outcome> Committer::commit_prepared(const Take& take) {
   } catch (...) {
     error = std::current_exception();
   }
-  WriteTxn owner(begun);  // aborted if anything below throws
+  WriteTxn owner(store_, begun);  // aborted if anything below throws
   std::vector<const Change*> changes = take();
   if (error) return std::vector<Outcome>(changes.size(), Outcome{false, error});
   std::vector<Item> items(changes.size());
@@ -228,7 +234,7 @@ std::vector<Committer::Outcome> Committer::run_counted(const std::vector<Item>& 
 }
 
 std::vector<Committer::Outcome> Committer::run(const std::vector<Item>& batch, MDB_txn* begun) {
-  WriteTxn txn(begun);  // owns a transaction begun already, if any
+  WriteTxn txn(store_, begun);  // owns a transaction begun already, if any
   std::vector<Outcome> out(batch.size());
   try {
     run_batch(batch, out, txn);
@@ -273,7 +279,7 @@ Committer::Outcome Committer::run_one(MDB_txn* txn, const Item& item) {
 
 Committer::Outcome Committer::run_alone(const Item& item) {
   try {
-    WriteTxn txn(store_.begin_write());
+    WriteTxn txn(store_, store_.begin_write());
     Outcome o = run_one(txn.get(), item);
     if (o.applied) txn.commit();
     return o;

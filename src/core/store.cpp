@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -183,14 +184,69 @@ Store::~Store() {
   for (MDB_txn* t : snapshots_) mdb_txn_abort(t);  // before env_ closes
 }
 
+namespace {
+// the transactions of any store this thread holds (gate_enter)
+thread_local size_t t_held = 0;
+constexpr auto kAdoptWait = std::chrono::seconds(2);
+}  // namespace
+
+void Store::gate_enter() {
+  std::unique_lock<std::mutex> lk(gate_m_);
+  // one that holds a transaction never waits for live_ to be 0 (its own
+  // keeps it above): only for the adoption itself
+  gate_cv_.wait(lk, [&] { return !remapping_ && (t_held > 0 || !pending_); });
+  live_++;
+  t_held++;
+}
+
+void Store::gate_leave() noexcept {
+  std::lock_guard<std::mutex> lk(gate_m_);
+  live_--;
+  t_held--;
+  if (live_ == 0) gate_cv_.notify_all();
+}
+
+void Store::adopt_grown_map() {
+  std::unique_lock<std::mutex> lk(gate_m_);
+  if (t_held > 0) {
+    throw StoreError(
+        "the store grew in another process (oauth2_store size= raised?) while this "
+        "thread holds a transaction: its map is adopted by the next one",
+        MDB_MAP_RESIZED);
+  }
+  if (pending_ || remapping_) {  // another thread adopts it
+    gate_cv_.wait(lk, [&] { return !pending_ && !remapping_; });
+    return;
+  }
+  pending_ = true;
+  const bool drained = gate_cv_.wait_for(lk, kAdoptWait, [&] { return live_ == 0; });
+  pending_ = false;
+  if (!drained) {
+    gate_cv_.notify_all();
+    throw StoreError(
+        "the store grew in another process (oauth2_store size= raised?) and this "
+        "process's transactions did not end within 2 s to adopt its map",
+        MDB_MAP_RESIZED);
+  }
+  remapping_ = true;
+  const int rc = mdb_env_set_mapsize(env_.get(), 0);
+  remapping_ = false;
+  gate_cv_.notify_all();
+  check(rc, "mdb_env_set_mapsize");
+}
+
 MDB_txn* Store::begin(unsigned flags) {
   MDB_txn* txn = nullptr;
+  gate_enter();
   int rc = mdb_txn_begin(env_.get(), nullptr, flags, &txn);
   if (rc == MDB_MAP_RESIZED) {
     // another process grew the map: adopt its size and retry once
-    check(mdb_env_set_mapsize(env_.get(), 0), "mdb_env_set_mapsize");
+    gate_leave();
+    adopt_grown_map();
+    gate_enter();
     rc = mdb_txn_begin(env_.get(), nullptr, flags, &txn);
   }
+  if (rc != MDB_SUCCESS) gate_leave();
   check(rc, flags & MDB_RDONLY ? "mdb_txn_begin(read)" : "mdb_txn_begin(write)");
   return txn;
 }
@@ -205,8 +261,10 @@ MDB_txn* Store::take_snapshot() {
     }
   }
   if (txn) {
+    gate_enter();
     int rc = mdb_txn_renew(txn);
     if (rc == MDB_SUCCESS) return txn;
+    gate_leave();
     mdb_txn_abort(txn);
     if (rc != MDB_MAP_RESIZED) throw StoreError("mdb_txn_renew", rc);
   }
@@ -215,6 +273,7 @@ MDB_txn* Store::take_snapshot() {
 
 void Store::give_back_snapshot(MDB_txn* txn) noexcept {
   mdb_txn_reset(txn);
+  gate_leave();
   std::lock_guard<std::mutex> lk(snapshots_m_);
   snapshots_.push_back(txn);
 }
@@ -324,14 +383,20 @@ int Store::reader_check() {
 }
 
 void Store::copy_compact(int fd) {
-  int rc = mdb_env_copyfd2(env_.get(), fd, MDB_CP_COMPACT);
+  auto copy = [&] {  // its read transaction is live while it runs
+    gate_enter();
+    const int rc = mdb_env_copyfd2(env_.get(), fd, MDB_CP_COMPACT);
+    gate_leave();
+    return rc;
+  };
+  int rc = copy();
   if (rc == MDB_MAP_RESIZED) {
     // another process grew the map: adopt its size, start the copy again
-    check(mdb_env_set_mapsize(env_.get(), 0), "mdb_env_set_mapsize");
+    adopt_grown_map();
     if (lseek(fd, 0, SEEK_SET) != 0 || ftruncate(fd, 0) != 0) {
       throw StoreError("mdb_env_copyfd2", errno);
     }
-    rc = mdb_env_copyfd2(env_.get(), fd, MDB_CP_COMPACT);
+    rc = copy();
   }
   check(rc, "mdb_env_copyfd2");
 }

@@ -11,6 +11,7 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -480,6 +481,24 @@ class Store {
   // read transactions kept reset between uses, for read() and changes
   MDB_txn* take_snapshot();
   void give_back_snapshot(MDB_txn* txn) noexcept;
+
+  // LMDB lets a process adopt a map that another process grew
+  // (MDB_MAP_RESIZED: oauth2_store's size= raised at a reload while the
+  // daemon or older workers run) only while none of its transactions is
+  // live, since the old map is unmapped under them.  Every transaction is
+  // counted from its begin (gate_enter) to its end (gate_leave); the
+  // adoption waits until none is live, and holds new ones back meanwhile.
+  // A thread that holds one itself cannot wait for that: its transaction
+  // fails (a StoreError, 503), and a later one adopts the map.
+  void gate_enter();
+  void gate_leave() noexcept;
+  void adopt_grown_map();
+  friend class WriteTxn;
+  std::mutex gate_m_;
+  std::condition_variable gate_cv_;
+  size_t live_ = 0;         // transactions begun and not ended
+  bool pending_ = false;    // an adoption waits for live_ to be 0
+  bool remapping_ = false;  // mdb_env_set_mapsize runs
 
   std::string path_;
   struct EnvClose {

@@ -10,9 +10,11 @@
 #include <array>
 #include <ctime>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <tuple>
 #include <atomic>
+#include <chrono>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -1180,6 +1182,69 @@ TEST_F(StoreTest, AGuardedClientScanSeesATokenAddedMeanwhile) {
   EXPECT_EQ(deleted, 2u);
   EXPECT_FALSE(get_token("default", oauth2::token_id("rt-1")).has_value());
   EXPECT_FALSE(get_token("default", oauth2::token_id("rt-2")).has_value());
+}
+
+// oauth2_store's size= raised at a reload while the admin daemon (or an
+// older worker) runs: another process grows the store past this one's
+// map, and this one meets MDB_MAP_RESIZED.  Adopting the new map unmaps
+// the old one, under every live transaction of the process (and the
+// values they read): it waits until none is live, holding new ones back;
+// a thread that holds one itself is refused (StoreError), never left to
+// wait for itself (R77: a store error fails closed, never a crash).
+TEST(MapGrowth, AGrownMapIsAdoptedOnlyOnceNoTransactionIsLiveR77) {
+  oauth2_test::TempDir dir;
+  const std::string path = dir.path() + "/store";
+  Store a(path, size_t(2) << 20);
+  a.change([](Txn& txn) {
+    txn.put_meta("k", "v");
+    txn.commit();
+  });
+  std::optional<Txn> held(a.read());  // live across the growth
+  std::optional<std::string> k = held->get_meta("k");
+  ASSERT_EQ(k, "v");
+
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {  // the other process: a larger map, 8 MiB written
+    int rc = 0;
+    try {
+      Store b(path, size_t(64) << 20);
+      for (int round = 0; round < 4; round++) {
+        b.change([&](Txn& txn) {
+          for (int i = 0; i < 512; i++) {
+            txn.put_meta("big" + std::to_string(round * 512 + i), std::string(4000, 'x'));
+          }
+          txn.commit();
+        });
+      }
+    } catch (...) {
+      rc = 1;
+    }
+    _exit(rc);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the other process grew it";
+
+  EXPECT_THROW(a.read(), oauth2::StoreError)
+      << "a thread that holds a transaction cannot adopt the map";
+
+  std::atomic<bool> done{false};
+  std::optional<std::string> seen;
+  std::thread t([&] {
+    Txn r = a.read();
+    seen = r.get_meta("big2047");
+    done = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_FALSE(done) << "the adoption waits for the live transaction";
+  EXPECT_EQ(held->get_meta("k"), "v") << "whose map is still there";
+  held.reset();
+  t.join();
+  EXPECT_TRUE(done);
+  EXPECT_EQ(seen, std::string(4000, 'x')) << "then the other process's records are read";
+  Txn after = a.read();
+  EXPECT_EQ(after.get_meta("k"), "v");
 }
 
 }  // namespace
