@@ -92,6 +92,38 @@ $t->write_config($t->default_http(
         auth_oauth2 "api";
         empty_gif;
     }
+    # a checking location whose error_page would turn a refusal into 200,
+    # and one that answers with return (rewrite phase)
+    location /gate-ep/ {
+        auth_request /_check_ep;
+        alias %%DIR%%/html/;
+    }
+    location = /_check_ep {
+        internal;
+        auth_oauth2 "api";
+        error_page 401 403 =200 /ep-ok.html;
+        empty_gif;
+    }
+    location = /ep-ok.html { alias %%DIR%%/html/index.html; }
+    location /gate-ret/ {
+        auth_request /_check_ret;
+        alias %%DIR%%/html/;
+    }
+    location = /_check_ret {
+        internal;
+        auth_oauth2 "api";
+        return 204;
+    }
+    # satisfy any: auth_basic refuses too, then auth_request lets in
+    location /sso/ {
+        satisfy any;
+        auth_oauth2 "api";
+        auth_basic "staff";
+        auth_basic_user_file %%DIR%%/htpasswd;
+        auth_request /_open;
+        alias %%DIR%%/html/;
+    }
+    location = /_open { internal; return 204; }
     location /ssi/ { ssi on; alias %%DIR%%/ssi/; }
     location /tf/ { auth_oauth2 "api"; try_files /nothing-here @strict; }
     location @strict {
@@ -145,7 +177,35 @@ $r = $t->get('/either/', Authorization => "Bearer $tok");
 is($r->{status}, 200, '... a valid token lets it in: 200');
 is(scalar(challenges($r)), 0, '... with no challenge left on the 200');
 
+# auth_request lets in where auth_basic and auth_oauth2 refused: nginx
+# hides the one challenge headers_out names (auth_basic's), and ours is
+# not left on the 200 either
+$r = $t->get('/sso/');
+is($r->{status}, 200, 'satisfy any, auth_basic and auth_oauth2 refuse, '
+    . 'auth_request lets in: 200');
+is(scalar(challenges($r)), 0, '... with no challenge left on the 200 (R67)')
+    or diag(join ' | ', challenges($r));
+
 ######################################################## auth_request
+
+# the checking location's error_page does not turn a refusal into a pass
+for my $case (['no token'], ['a bad token', Authorization => "Bearer $bad"]) {
+    my ($name, @h) = @$case;
+    $r = $t->get('/gate-ep/', @h);
+    is($r->{status}, 401, "auth_request to a location with error_page 401 =200, "
+        . "$name: 401 (R67)");
+    unlike($r->{body}, qr/^hello/, '... without the protected file');
+}
+is($t->get('/gate-ep/', Authorization => "Bearer $tok")->{status}, 200,
+    '... a valid token: 200');
+# a checking location that answers "return 204" checks first
+$r = $t->get('/gate-ret/');
+is($r->{status}, 401, 'auth_request to a location of "return 204", no token: '
+    . '401 (R67)');
+is($t->get('/gate-ret/', Authorization => "Bearer $bad")->{status}, 401,
+    '... a bad token: 401');
+is($t->get('/gate-ret/', Authorization => "Bearer $tok")->{status}, 200,
+    '... a valid token: 200');
 
 # a passing check goes on through its phase: the checking location's
 # limit_req (1 a minute) refuses the second request (503, which

@@ -264,4 +264,31 @@ like($multi, qr/^#.*oauth2-admin\b.*\brealm add $_\b/m,
 like($multi, qr/^#.*\bloopback\b/m,
     'multi-realm.conf says the daemon listens on loopback');
 
+# R67: where a file hands a backend the identity auth_oauth2 found
+# (X-OAuth2-Client-Id, -Scope, -User), every location that proxies to a
+# backend (not the daemon, whose headers oauth2_proxy.conf sets) sets each
+# of those headers itself: proxy_set_header is not inherited by sibling
+# locations, and nginx otherwise passes a client's own headers of those
+# names on to the backend that trusts them.
+for my $file (qw(full.conf multi-realm.conf minimal.conf cluster.conf)) {
+    (my $live = slurp("$src/$file")) =~ s/#[^\n]*//g;
+    my @locs = map { locations($_) } blocks($live, 'server');
+    my %ident;
+    for my $l (@locs) {
+        for (@{$l->[1]{proxy_set_header} // []}) {
+            $ident{lc $1} = 1 if /^(X-OAuth2-(?:Client-Id|Scope|User))\s/i;
+        }
+    }
+    next unless %ident;
+    for my $l (grep { my $p = $_->[1]{proxy_pass}[0];
+        defined $p && $p ne 'http://oauth2_admin' } @locs)
+    {
+        my %set = map { /^(\S+)\s/ ? (lc $1 => 1) : () }
+            @{$l->[1]{proxy_set_header} // []};
+        my @missing = grep { !$set{$_} } sort keys %ident;
+        ok(!@missing, "$file: $l->[0] sets the identity headers itself (R67)")
+            or diag("it leaves the client's own: @missing");
+    }
+}
+
 $t->done_testing;

@@ -212,6 +212,7 @@ void ngx_http_oauth2_dpop_path(ngx_http_request_t *r, oauth2_str_t *path);
 ngx_int_t ngx_http_oauth2_log_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_oauth2_endpoint_handler(ngx_http_request_t *r);
 void ngx_http_oauth2_body_filter_init(void);
+void ngx_http_oauth2_header_filter_init(void);
 ngx_http_oauth2_ctx_t *ngx_http_oauth2_get_ctx(ngx_http_request_t *r);
 ngx_http_oauth2_ctx_t *ngx_http_oauth2_create_ctx(ngx_http_request_t *r);
 

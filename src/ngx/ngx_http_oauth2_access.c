@@ -250,8 +250,13 @@ ngx_http_oauth2_access_handler(ngx_http_request_t *r)
  * A subrequest to an auth_oauth2 location (auth_request, an SSI include)
  * is checked like a request: nginx's access phase skips subrequests, and
  * a location that let every subrequest through would let auth_request
- * allow every request (R67).  The main request's own check stays in the
- * access phase, where "satisfy" applies.
+ * allow every request (R67).  It is checked in the rewrite phase, before
+ * the rewrite module's own handler (this module is loaded after it), so
+ * that a "return 204" in the checking location answers only a request
+ * that passed.  A refusal follows no error_page: "error_page 401 =200"
+ * inherited by the checking location would turn it into a pass for
+ * auth_request.  The main request's own check stays in the access
+ * phase, where "satisfy" applies.
  */
 
 ngx_int_t
@@ -264,13 +269,19 @@ ngx_http_oauth2_subrequest_handler(ngx_http_request_t *r)
     }
 
     /*
-     * a pass goes on through the phase: NGX_OK would skip its other
-     * handlers (limit_req, limit_conn at the checking location)
+     * a pass goes on through the phase (NGX_OK would end the request
+     * there), to the checking location's return, limit_req, limit_conn
      */
 
     rc = ngx_http_oauth2_access_handler(r);
 
-    return rc == NGX_OK ? NGX_DECLINED : rc;
+    if (rc == NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    r->error_page = 1;
+
+    return rc;
 }
 
 
@@ -396,6 +407,43 @@ ngx_http_oauth2_header_out(ngx_http_request_t *r, ngx_table_elt_t *h)
     }
 
     return 0;
+}
+
+
+/*
+ * Under "satisfy any", nginx hides the one WWW-Authenticate that
+ * headers_out names when another check lets the request in; beside
+ * auth_basic, which names its own, ours would stay on the 200.  A
+ * response that is no refusal carries no challenge of ours (R65, R67).
+ */
+
+static ngx_http_output_header_filter_pt  ngx_http_oauth2_next_header_filter;
+
+
+static ngx_int_t
+ngx_http_oauth2_header_filter(ngx_http_request_t *r)
+{
+    ngx_http_oauth2_ctx_t  *ctx;
+
+    if (r->headers_out.status < NGX_HTTP_BAD_REQUEST) {
+        ctx = ngx_http_oauth2_get_ctx(r);
+
+        if (ctx && ctx->challenged == r
+            && ngx_http_oauth2_header_out(r, ctx->challenge))
+        {
+            ctx->challenge->hash = 0;
+        }
+    }
+
+    return ngx_http_oauth2_next_header_filter(r);
+}
+
+
+void
+ngx_http_oauth2_header_filter_init(void)
+{
+    ngx_http_oauth2_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_oauth2_header_filter;
 }
 
 

@@ -262,9 +262,9 @@ ngx_http_oauth2_init(ngx_conf_t *cf)
     *h = ngx_http_oauth2_access_handler;
 
     /* nginx runs no access handler in a subrequest: auth_oauth2 checks
-     * one (auth_request, SSI) a phase earlier */
+     * one (auth_request, SSI) in the rewrite phase, before "return" */
 
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers);
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
     if (h == NULL) {
         return NGX_ERROR;
     }
@@ -281,6 +281,7 @@ ngx_http_oauth2_init(ngx_conf_t *cf)
     *h = ngx_http_oauth2_log_handler;
 
     ngx_http_oauth2_body_filter_init();
+    ngx_http_oauth2_header_filter_init();
 
     return NGX_OK;
 }
