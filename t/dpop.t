@@ -398,6 +398,38 @@ ok(!($r->{json} && ($r->{json}{access} // $r->{json}{refresh})), '... and no tok
 my $shown = $t->admin_json('app', 'show', $must->{client_id});
 ok($shown->{dpop_bound_access_tokens}, 'app show: dpop_bound_access_tokens true');
 
+# oauth2-admin token issue: an application that takes DPoP-bound tokens
+# only gets none from the CLI without its key's thumbprint; with one,
+# the token is bound as the token endpoint binds it (RFC 9449 5.2, 7.1)
+{
+    my ($c, $o, $e) = $t->admin('token', 'issue', '--client-id',
+        $must->{client_id});
+    is($c, 1, 'token issue for an application that takes DPoP-bound tokens '
+        . 'only, without --dpop-jkt: exit 1');
+    like($e, qr/takes DPoP-bound tokens only .*--dpop-jkt/, '... saying so');
+    is($o, '', '... and no token');
+    for my $bad ('short', $JKT . 'A', substr($JKT, 0, 42) . '+',
+        substr($JKT, 0, 42) . 'B', "$JKT=")
+    {
+        ($c, $o, $e) = $t->admin('token', 'issue', '--client-id',
+            $must->{client_id}, '--dpop-jkt', $bad);
+        is($c, 2, "token issue --dpop-jkt '$bad': exit 2, no thumbprint");
+    }
+    my $cli = $t->admin_json('token', 'issue', '--client-id',
+        $must->{client_id}, '--dpop-jkt', $JKT);
+    is($cli->{token_type}, 'DPoP', 'token issue --dpop-jkt: token_type DPoP');
+    my $tok = $cli->{access_token} // '';
+    is(dpop_get('/protected/', $tok, get_proof(token => $tok))->{status}, 200,
+        '... used with a proof of that key: 200');
+    challenge_ok(dpop_get('/protected/', $tok,
+        get_proof(token => $tok, key => $OTHER)),
+        'invalid_dpop_proof', '... with a proof of another key');
+    challenge_ok($t->bearer_get('/protected/', $tok), 'invalid_token',
+        '... as a Bearer token');
+    is(introspect($t, $rs, $tok)->{json}{cnf}{jkt}, $JKT,
+        '... introspected: cnf.jkt is the thumbprint given');
+}
+
 # ---------------------------------------------------------- refresh tokens
 
 # RFC 9449 5: a public client's refresh token is bound to its key

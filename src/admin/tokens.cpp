@@ -95,15 +95,15 @@ void put_new_token(Txn& txn, const std::string& realm, const Token& t, std::stri
 }
 
 // The token endpoint's answer: {access_token, expires_in, token_type,
-// scope}.
-void print_token(const std::string& token, int64_t lifetime, const std::string& scope) {
+// scope}; token_type DPoP for a token bound to a key (RFC 9449 5).
+void print_token(const std::string& token, int64_t lifetime, const std::string& scope, bool dpop) {
   // jansson copies the token: wipe that copy too before it is freed.
   Json obj(checked(json_object()));
   Json token_json(string_json(token));
   WipeJsonOnExit wipe_token_json(token_json.get());
   set_member(obj.get(), "access_token", json_incref(token_json.get()));
   set_member(obj.get(), "expires_in", json_integer(lifetime));
-  set_member(obj.get(), "token_type", json_string("Bearer"));
+  set_member(obj.get(), "token_type", json_string(dpop ? "DPoP" : "Bearer"));
   set_member(obj.get(), "scope", string_json(scope));
   print_json(obj.get());
 }
@@ -114,7 +114,27 @@ struct IssueRequest {
   std::optional<std::string> username;
   std::optional<std::string> scope;
   std::optional<int64_t> ttl;
+  std::optional<std::string> jkt;  // --dpop-jkt: bound to that key
 };
+
+// --dpop-jkt: a JWK SHA-256 thumbprint (RFC 7638) as the proofs' keys
+// give it, base64url without padding: 43 characters, the last of which
+// holds 4 bits of the 256 (so one of 16)
+std::optional<std::string> dpop_jkt_option(const Invocation& inv) {
+  auto v = inv.value("dpop-jkt");
+  if (!v) return std::nullopt;
+  auto b64url = [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
+  };
+  const bool ok = v->size() == 43 && std::all_of(v->begin(), v->end(), b64url) &&
+                  std::string_view("AEIMQUYcgkosw048").find(v->back()) != std::string_view::npos;
+  if (!ok) {
+    throw UsageError("--dpop-jkt: " + quoted(*v) +
+                     " is not a JWK SHA-256 thumbprint (RFC 7638: 43 base64url characters)");
+  }
+  return v;
+}
 
 // The token to issue, read in txn: why not in *refused.
 std::optional<Token> token_for(Txn& txn, const std::string& realm, const IssueRequest& rq,
@@ -138,6 +158,13 @@ std::optional<Token> token_for(Txn& txn, const std::string& realm, const IssueRe
     }
     t.user = std::to_string(user->id);
   }
+  if (client->dpop_bound_access_tokens && !rq.jkt) {  // RFC 9449 5.2
+    *refused = "application " + quoted(rq.client_id) +
+               " takes DPoP-bound tokens only (dpop_bound_access_tokens): give --dpop-jkt "
+               "<the JWK SHA-256 thumbprint of its key>";
+    return std::nullopt;
+  }
+  if (rq.jkt) t.jkt = *rq.jkt;
   auto granted = token_scope(*client, rq.scope, refused);
   if (!granted) return std::nullopt;
   t.scope = std::move(*granted);
@@ -285,6 +312,7 @@ int token_issue(const Invocation& inv) {
   rq.scope = scope_option(inv);
   rq.ttl = ttl_option(inv, "ttl");
   rq.username = inv.value("user");
+  rq.jkt = dpop_jkt_option(inv);
   const Bulk bulk = bulk_options(inv);
   if (bulk.count) return token_issue_bulk(inv, rq, bulk);
 
@@ -303,29 +331,30 @@ int token_issue(const Invocation& inv) {
     txn.commit();
   });
   if (!issued) return fail(refused);
-  print_token(token, issued->expires_at - issued->issued_at, issued->scope);
+  print_token(token, issued->expires_at - issued->issued_at, issued->scope, !issued->jkt.empty());
   return 0;
 }
 
 const OptionSpec kTokenIssueOptions[] = {
-    {"client-id", true, false}, {"user", true, false},  {"scope", true, false},
-    {"ttl", true, false},       {"count", true, false}, {"out", true, false},
-    {"sample", true, false},
+    {"client-id", true, false}, {"user", true, false},     {"scope", true, false},
+    {"ttl", true, false},       {"count", true, false},    {"out", true, false},
+    {"sample", true, false},    {"dpop-jkt", true, false},
 };
 
 const char kTokenIssueUsage[] =
     "usage: oauth2-admin token issue --client-id <client_id> "
     "[--user <username>]\n"
-    "           [--scope \"<scope> ...\"] [--ttl <seconds>]\n"
+    "           [--scope \"<scope> ...\"] [--ttl <seconds>] [--dpop-jkt <thumbprint>]\n"
     "           [--count <n> --out <file> [--sample <k>]]\n"
     "\n"
     "Issues an access token to an application, for a user with --user,\n"
     "straight into the store: for service accounts and tests.  Prints\n"
-    "{\"access_token\", \"expires_in\", \"token_type\": \"Bearer\", "
-    "\"scope\"}\n"
+    "{\"access_token\", \"expires_in\", \"token_type\": \"Bearer\" (\"DPoP\" with\n"
+    "--dpop-jkt), \"scope\"}\n"
     "as the token endpoint does; the store keeps only the token's SHA-256.\n"
     "Exit 1 for an unknown or disabled application, an unknown or inactive\n"
-    "user, or a scope the application may not have.\n"
+    "user, a scope the application may not have, or an application that\n"
+    "takes DPoP-bound tokens only, without --dpop-jkt.\n"
     "\n"
     "  --client-id <client_id>    the application\n"
     "  --user <username>          the user the token acts for (default:\n"
@@ -335,6 +364,9 @@ const char kTokenIssueUsage[] =
     "                             it has none, as oauth2_default_scope)\n"
     "  --ttl <seconds>            lifetime, 1 to 315360000 (default: the\n"
     "                             application's, else 36000)\n"
+    "  --dpop-jkt <thumbprint>    bind the token to the client's key (RFC\n"
+    "                             9449): its JWK SHA-256 thumbprint (RFC\n"
+    "                             7638); token_type DPoP, refused as Bearer\n"
     "  --count <n>                n tokens (1 to 100000000), 10000 to a\n"
     "                             transaction (fewer when etcd refuses\n"
     "                             as many), written one per line to\n"

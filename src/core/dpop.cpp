@@ -163,6 +163,11 @@ DpopProof dpop_check(std::string_view proof, const DpopExpect& e) {
   DpopProof p;
   auto key = header_key(jws.header.get(), &p.why);
   if (!key) return p;
+  // another key than the token's is refused before the cost of its
+  // signature
+  if (!e.jkt.empty() && !same_text(key->kid(), e.jkt)) {
+    return refuse("The DPoP proof's key is not the one the token is bound to");
+  }
   if (!jwt_signature_ok(*key, jws.signing_input, jws.sig)) {
     return refuse("The DPoP proof's signature does not verify");
   }
@@ -296,6 +301,7 @@ int dpop_resource_check(const Location* loc, const BearerRequest& req, bool dpop
   e.window = loc->dpop_window;
   e.access_token = token;
   e.nonce_key = loc->dpop_nonce ? loc->dpop_key : nullptr;
+  e.jkt = jkt;
   DpopProof p = dpop_check(req.dpop, e);
   if (p.status == DpopStatus::kUseNonce) {
     v->dpop_error = "use_dpop_nonce";

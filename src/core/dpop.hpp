@@ -37,6 +37,9 @@ struct DpopExpect {
   int64_t window = 60;                // |iat - now| at most this
   std::string_view access_token;      // not empty: "ath" must be its hash
   const Digest* nonce_key = nullptr;  // set: "nonce" must be current
+  // not empty: the proof's key must be the one of this RFC 7638
+  // thumbprint (a bound token's), checked before its signature
+  std::string_view jkt;
 };
 
 struct DpopProof {

@@ -798,7 +798,13 @@ PkeyPtr ec_from_jwk(const json_t* jwk, std::string* why) {
 
 PkeyPtr rsa_from_jwk(const json_t* jwk, std::string* why) {
   std::string n, e;
-  if (!jwk_bytes(jwk, "n", 0, &n) || !jwk_bytes(jwk, "e", 0, &e) || e.size() > 8) {
+  // a key from a request (a DPoP proof's jwk): its verification's cost
+  // grows with n and e, so both are bounded, as clients make them (n of
+  // 2048 to 4096 bits, e of 65537), not as RSA allows (16384 bits, an e of
+  // 8 bytes: some 100 times the cost of an ES256 proof, on the event loop)
+  if (!jwk_bytes(jwk, "n", 0, &n) || !jwk_bytes(jwk, "e", 0, &e) || e.empty() || e.size() > 4 ||
+      (static_cast<unsigned char>(e.back()) & 1) == 0 ||
+      (e.size() == 1 && static_cast<unsigned char>(e[0]) < 3) || n.size() > 513) {
     *why = "the RSA key's n and e are malformed";
     return nullptr;
   }
@@ -814,8 +820,8 @@ PkeyPtr rsa_from_jwk(const json_t* jwk, std::string* why) {
     throw std::bad_alloc();
   }
   PkeyPtr pk = pkey_from_params("RSA", bld.get());
-  if (!pk || EVP_PKEY_get_bits(pk.get()) < 2048) {
-    *why = "the RSA key must have at least 2048 bits";
+  if (!pk || EVP_PKEY_get_bits(pk.get()) < 2048 || EVP_PKEY_get_bits(pk.get()) > 4096) {
+    *why = "the RSA key must have 2048 to 4096 bits";
     return nullptr;
   }
   return pk;

@@ -157,8 +157,9 @@ Json jwt_peek_claims(std::string_view token);
 std::string b64url_encode(std::string_view data);
 
 // A public key a client sends as a JWK (a DPoP proof's "jwk", RFC 9449
-// 4.2): EC P-256 (a point of the curve), OKP Ed25519 or RSA of 2048 bits
-// or more; its kid() is the RFC 7638 thumbprint.  nullptr, with why, for
+// 4.2): EC P-256 (a point of the curve), OKP Ed25519 or RSA of 2048 to
+// 4096 bits with an odd e of at most 4 bytes (what a verification costs
+// stays bounded); its kid() is the RFC 7638 thumbprint.  nullptr, with why, for
 // anything else, and for a JWK that holds private members.
 std::shared_ptr<JwtKey> jwt_key_from_jwk(const json_t* jwk, std::string* why);
 // The signature of a JWS's signing input under key, with key's algorithm.

@@ -223,6 +223,28 @@ TEST(DpopProof, WindowEdgesAndQueryAreAccepted) {
   EXPECT_EQ(oauth2::dpop_check(make_proof(k, s), expect()).status, DpopStatus::kInvalid);
 }
 
+// A bound token's proof by another key is refused by the key's
+// thumbprint, before its signature is verified (whose cost the client
+// chooses): a proof whose signature is broken too is refused for its key.
+TEST(DpopProof, AnotherKeyThanTheTokensIsRefusedBeforeItsSignature) {
+  ClientKey k(false), other(false);
+  DpopExpect e = expect();
+  const std::string jkt = k.pem_thumbprint();
+  e.jkt = jkt;
+  EXPECT_EQ(oauth2::dpop_check(make_proof(k, {}), e).status, DpopStatus::kOk);
+  DpopProof p = oauth2::dpop_check(make_proof(other, {}), e);
+  EXPECT_EQ(p.status, DpopStatus::kInvalid);
+  EXPECT_NE(std::string(p.why).find("not the one the token is bound to"), std::string::npos)
+      << p.why;
+  ProofSpec broken;
+  broken.break_signature = true;
+  p = oauth2::dpop_check(make_proof(other, broken), e);
+  EXPECT_NE(std::string(p.why).find("not the one the token is bound to"), std::string::npos)
+      << "the key is compared first: " << p.why;
+  p = oauth2::dpop_check(make_proof(k, broken), e);
+  EXPECT_NE(std::string(p.why).find("signature"), std::string::npos) << p.why;
+}
+
 TEST(DpopProof, AthMustHashTheToken) {
   ClientKey k(true);
   DpopExpect e = expect();

@@ -23,6 +23,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "codec.hpp"
@@ -1174,6 +1175,45 @@ TEST(JwtFromJwk, RsaOf1024BitsIsRefusedAnd2048Taken) {
   auto k = oauth2::jwt_key_from_jwk(rsa_jwk(2048).get(), &why);
   ASSERT_NE(k, nullptr) << why;
   EXPECT_EQ(k->alg(), JwtAlg::kRS256);
+}
+
+// A key from a request costs what its n and e make a verification cost:
+// n over 4096 bits (OpenSSL takes 16384) and an e other than an odd one
+// of at most 4 bytes (OpenSSL takes 8) are refused before any signature
+TEST(JwtFromJwk, RsaOfMoreThan4096BitsOrALargeExponentIsRefused) {
+  std::string why;
+  auto jwk = [](const std::string& n, const std::string& e) {
+    Json j(json_object());
+    json_object_set_new(j.get(), "kty", json_string("RSA"));
+    json_object_set_new(j.get(), "n", json_string(b64(n).c_str()));
+    json_object_set_new(j.get(), "e", json_string(b64(e).c_str()));
+    return j;
+  };
+  auto modulus = [](size_t bytes, unsigned char first) {
+    std::string n(bytes, '\x5b');
+    n[0] = static_cast<char>(first);
+    n.back() = '\x01';  // odd
+    return n;
+  };
+  const std::string e65537("\x01\x00\x01", 3);
+  ASSERT_NE(oauth2::jwt_key_from_jwk(jwk(modulus(512, 0xc1), e65537).get(), &why), nullptr)
+      << "4096 bits: " << why;
+  ASSERT_NE(oauth2::jwt_key_from_jwk(
+                jwk(modulus(256, 0xc1), std::string("\x7f\xff\xff\xff", 4)).get(), &why),
+            nullptr)
+      << "an odd e of 4 bytes: " << why;
+  for (const auto& [name, n, e] : std::vector<std::tuple<const char*, std::string, std::string>>{
+           {"4097 bits", modulus(513, 0x01), e65537},
+           {"16384 bits", modulus(2048, 0xc1), e65537},
+           {"an e of 5 bytes", modulus(256, 0xc1), std::string("\x01\x00\x00\x00\x01", 5)},
+           {"an e of 8 bytes", modulus(256, 0xc1), std::string(8, '\xff')},
+           {"an even e", modulus(256, 0xc1), std::string("\x01\x00\x00", 3)},
+           {"e of 1", modulus(256, 0xc1), std::string("\x01", 1)},
+       }) {
+    why.clear();
+    EXPECT_EQ(oauth2::jwt_key_from_jwk(jwk(n, e).get(), &why), nullptr) << name;
+    EXPECT_FALSE(why.empty()) << name;
+  }
 }
 
 // An EC public key whose point is not on P-256 (its y changed) is refused:
