@@ -192,9 +192,9 @@ constexpr auto kAdoptWait = std::chrono::seconds(2);
 
 void Store::gate_enter() {
   std::unique_lock<std::mutex> lk(gate_m_);
-  // one that holds a transaction never waits for live_ to be 0 (its own
-  // keeps it above): only for the adoption itself
-  gate_cv_.wait(lk, [&] { return !remapping_ && (t_held > 0 || !pending_); });
+  // one that holds a transaction never waits for an adoption (its own
+  // keeps live_ above 0, so none runs until it ends)
+  gate_cv_.wait(lk, [&] { return t_held > 0 || !pending_; });
   live_++;
   t_held++;
 }
@@ -214,8 +214,8 @@ void Store::adopt_grown_map() {
         "thread holds a transaction: its map is adopted by the next one",
         MDB_MAP_RESIZED);
   }
-  if (pending_ || remapping_) {  // another thread adopts it
-    gate_cv_.wait(lk, [&] { return !pending_ && !remapping_; });
+  if (pending_) {  // another thread adopts it
+    gate_cv_.wait(lk, [&] { return !pending_; });
     return;
   }
   pending_ = true;
@@ -228,9 +228,8 @@ void Store::adopt_grown_map() {
         "process's transactions did not end within 2 s to adopt its map",
         MDB_MAP_RESIZED);
   }
-  remapping_ = true;
+  // under gate_m_, with no transaction live: none begins until it is done
   const int rc = mdb_env_set_mapsize(env_.get(), 0);
-  remapping_ = false;
   gate_cv_.notify_all();
   check(rc, "mdb_env_set_mapsize");
 }

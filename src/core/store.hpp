@@ -496,9 +496,8 @@ class Store {
   friend class WriteTxn;
   std::mutex gate_m_;
   std::condition_variable gate_cv_;
-  size_t live_ = 0;         // transactions begun and not ended
-  bool pending_ = false;    // an adoption waits for live_ to be 0
-  bool remapping_ = false;  // mdb_env_set_mapsize runs
+  size_t live_ = 0;       // transactions begun and not ended
+  bool pending_ = false;  // an adoption waits for live_ to be 0
 
   std::string path_;
   struct EnvClose {
