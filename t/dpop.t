@@ -13,6 +13,7 @@ use MIME::Base64 ();
 use OAuth2Test;
 use OAuth2Grants qw(:all);
 use OAuth2Authorize;
+use Time::HiRes qw(sleep);
 
 OAuth2Test::require_build();
 # python3-cryptography (Debian's, scripts/install-deps) makes the proofs;
@@ -779,6 +780,77 @@ is($f->get('/protected/', Authorization => "DPoP $ftok", DPoP => $first)->{statu
     401, 'flood: after a reload the first proof replayed is still refused');
 is($f->get('/protected/', Authorization => "DPoP $ftok", DPoP => shift @flood)->{status},
     401, 'flood: after a reload the zone is still full');
+
+# a reload that resizes the zone gets a new one (nginx keeps a zone only at
+# its size), into which every live proof is copied: none is taken again
+# (before, the new zone started empty)
+$f->edit_config(sub { s/oauth2_dpop_zone 64k;/oauth2_dpop_zone 128k;/ });
+$f->reload;
+($dsize) = dpop_zone_gauges();
+ok($dsize > 64 * 1024, "resized: oauth2_dpop_zone_bytes ($dsize) is of the 128k zone");
+is($f->get('/protected/', Authorization => "DPoP $ftok", DPoP => $first)->{status},
+    401, 'resized: the first proof replayed is still refused');
+my ($accepted2, $last) = (0, undef);
+while (my $fp = shift @flood) {
+    last if $f->get('/protected/', Authorization => "DPoP $ftok", DPoP => $fp)
+        ->{status} != 200;
+    $accepted2++;
+    $last = $fp;
+}
+cmp_ok($accepted2, '>', 50, "resized: the larger zone takes $accepted2 fresh proofs more");
+is($f->get('/protected/', Authorization => "DPoP $ftok", DPoP => $last)->{status},
+    401, 'resized: the last of them replayed is refused');
+
+# a reload to a size that cannot hold the live proofs is refused: nginx
+# keeps the running configuration, its zone and every proof in it
+my @pids = sort $f->worker_pids;
+$f->edit_config(sub { s/oauth2_dpop_zone 128k;/oauth2_dpop_zone 64k;/ });
+$f->expect_log(qr/no room for \d+ of the \d+ live entries in oauth2_dpop_zone/);
+kill 'HUP', $f->master_pid;
+my $until = Time::HiRes::time() + 10;
+sleep 0.1 while Time::HiRes::time() < $until && OAuth2Test::_slurp($f->error_log)
+    !~ /\[emerg\].*no room for (\d+) of the (\d+) live entries in oauth2_dpop_zone "oauth2_dpop:default"; keep the old size/;
+like(OAuth2Test::_slurp($f->error_log),
+    qr/\[emerg\].*no room for \d+ of the \d+ live entries in oauth2_dpop_zone "oauth2_dpop:default"/,
+    'shrunk below its live proofs: the reload is refused, said at emerg with the zone');
+sleep 0.5;
+is(join(' ', sort $f->worker_pids), join(' ', @pids), '... and the workers are the same');
+($dsize) = dpop_zone_gauges();
+ok($dsize > 64 * 1024, "... and so is the 128k zone ($dsize)");
+is($f->get('/protected/', Authorization => "DPoP $ftok", DPoP => $first)->{status},
+    401, '... where the first proof replayed is still refused');
+is($f->get('/protected/', Authorization => "DPoP $ftok", DPoP => $last)->{status},
+    401, '... and the last');
 $f->done;
+
+# RFC 9449 11.1 across a reload that widens iat_window: a proof is
+# remembered from its first use for as long as the realm's widest window
+# of the new configuration would take it, not only of the old one (before,
+# a proof recorded for 2 x 3 s + 1 was taken again 8 s later at 20 s)
+{
+    my $w = OAuth2Test->new(workers => 1);
+    my $wapp = $w->new_app(name => 'widened');
+    $w->write_config($w->default_http(extra_http => 'oauth2_dpop on iat_window=3s;'));
+    $w->run;
+    my $WBASE = 'http://127.0.0.1:' . $w->port;
+    my $wr = $w->token($wapp->{client_id}, $wapp->{client_secret},
+        headers => [DPoP => proof(htu => "$WBASE/o/token/")]);
+    is($wr->{json}{token_type}, 'DPoP', 'widened: a DPoP token');
+    my $wtok = $wr->{json}{access_token};
+    my $wp = proof(htm => 'GET', htu => "$WBASE/protected/", token => $wtok);
+    my $used = time;
+    is($w->get('/protected/', Authorization => "DPoP $wtok", DPoP => $wp)->{status},
+        200, 'widened: a proof at iat_window=3s: 200');
+    $w->edit_config(sub { s/iat_window=3s/iat_window=20s/ });
+    $w->reload;
+    cmp_ok(time - $used, '<', 6, 'widened: the reload came while the proof was remembered');
+    sleep 0.2 while time < $used + 8.5;
+    challenge_ok($w->get('/protected/', Authorization => "DPoP $wtok", DPoP => $wp),
+        'invalid_dpop_proof', 'widened: the proof replayed 8 s later at iat_window=20s');
+    is($w->get('/protected/', Authorization => "DPoP $wtok", DPoP => proof(htm => 'GET',
+            htu => "$WBASE/protected/", token => $wtok))->{status},
+        200, 'widened: ... where a fresh proof is taken');
+    $w->done;
+}
 
 $t->done_testing;

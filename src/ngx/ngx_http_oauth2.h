@@ -235,10 +235,10 @@ char *ngx_http_oauth2_dpop_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
 /* ngx_http_oauth2_limit.c: the core's counters in oauth2_limit_zone, and
  * the DPoP proofs seen in each realm's oauth2_dpop_zone */
-ngx_int_t ngx_http_oauth2_limit_init_zone(ngx_shm_zone_t *shm_zone,
-    void *data);
+ngx_shm_zone_t *ngx_http_oauth2_counter_zone(ngx_conf_t *cf, ngx_str_t *name,
+    size_t size, const char *directive);
 ngx_shm_zone_t *ngx_http_oauth2_dpop_zone(ngx_conf_t *cf, ngx_str_t *realm,
-    size_t size);
+    size_t size, time_t window);
 void ngx_http_oauth2_counters(ngx_http_request_t *r,
     oauth2_counters_t *counters);
 

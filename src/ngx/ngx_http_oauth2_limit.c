@@ -11,6 +11,13 @@
  * whose window has ended (or that never counted anything) are evicted,
  * and when none can be, the new key is refused (429) and the zone says so
  * at "alert", once until it has room again, as limit_req does.
+ *
+ * Nor does a reload: nginx keeps a zone whose size is the same, and
+ * gives one of another size a new zone, into which its initialisation
+ * copies the old zone's live entries (or fails the reload when they do
+ * not fit); and a DPoP zone's proofs are kept, from their first use, as
+ * long as the realm's widest iat_window of the new configuration would
+ * take them again.
  */
 
 
@@ -57,8 +64,20 @@ typedef struct {
 } ngx_http_oauth2_limit_ctx_t;
 
 
+/* what a zone's initialisation needs to know of its configuration */
+typedef struct {
+    const char                  *directive;
+    ngx_cycle_t                 *old_cycle;   /* which a resize copies */
+    time_t                       keep;        /* DPoP: 2 x widest + 1 */
+} ngx_http_oauth2_zone_conf_t;
+
+
 static ngx_int_t ngx_http_oauth2_counter_zone_init(ngx_shm_zone_t *shm_zone,
-    void *data, const char *directive);
+    void *data);
+static ngx_int_t ngx_http_oauth2_zone_copy(ngx_shm_zone_t *shm_zone,
+    ngx_http_oauth2_limit_ctx_t *ctx);
+static void ngx_http_oauth2_zone_keep(ngx_http_oauth2_limit_ctx_t *ctx,
+    time_t keep);
 static ngx_int_t ngx_http_oauth2_zone_ctx(ngx_http_request_t *r,
     ngx_shm_zone_t *zone, ngx_http_oauth2_limit_ctx_t *ctx);
 static ngx_uint_t ngx_http_oauth2_limit_key_ok(ngx_str_t *key);
@@ -103,30 +122,52 @@ ngx_http_oauth2_limit_rbtree_insert(ngx_rbtree_node_t *temp,
 }
 
 
-ngx_int_t
-ngx_http_oauth2_limit_init_zone(ngx_shm_zone_t *shm_zone, void *data)
-{
-    return ngx_http_oauth2_counter_zone_init(shm_zone, data,
-                                             "oauth2_limit_zone");
-}
-
-
-static ngx_int_t
-ngx_http_oauth2_dpop_init_zone(ngx_shm_zone_t *shm_zone, void *data)
-{
-    return ngx_http_oauth2_counter_zone_init(shm_zone, data,
-                                             "oauth2_dpop_zone");
-}
-
-
-/* a realm's zone of DPoP proofs, "oauth2_dpop:<realm>": every location of
- * the realm gets the same one (nginx finds it by its name) */
+/*
+ * A counter zone of the module: nginx finds one by its name, so that
+ * every location of a realm, and every reload of the same size, gets the
+ * same.
+ */
 
 ngx_shm_zone_t *
-ngx_http_oauth2_dpop_zone(ngx_conf_t *cf, ngx_str_t *realm, size_t size)
+ngx_http_oauth2_counter_zone(ngx_conf_t *cf, ngx_str_t *name, size_t size,
+    const char *directive)
 {
-    ngx_str_t        name;
-    ngx_shm_zone_t  *zone;
+    ngx_shm_zone_t               *zone;
+    ngx_http_oauth2_zone_conf_t  *zc;
+
+    zone = ngx_shared_memory_add(cf, name, size, &ngx_http_oauth2_module);
+    if (zone == NULL) {
+        return NULL;
+    }
+
+    if (zone->data == NULL) {
+        zc = ngx_pcalloc(cf->pool, sizeof(ngx_http_oauth2_zone_conf_t));
+        if (zc == NULL) {
+            return NULL;
+        }
+
+        zc->directive = directive;
+        zc->old_cycle = cf->cycle->old_cycle;
+
+        zone->data = zc;
+        zone->init = ngx_http_oauth2_counter_zone_init;
+    }
+
+    return zone;
+}
+
+
+/* a realm's zone of DPoP proofs, "oauth2_dpop:<realm>", which keeps each
+ * proof for as long as the location of the widest window would take it
+ * (as the core asks: src/core/location.hpp dpop_replay_window) */
+
+ngx_shm_zone_t *
+ngx_http_oauth2_dpop_zone(ngx_conf_t *cf, ngx_str_t *realm, size_t size,
+    time_t window)
+{
+    ngx_str_t                     name;
+    ngx_shm_zone_t               *zone;
+    ngx_http_oauth2_zone_conf_t  *zc;
 
     name.len = sizeof("oauth2_dpop:") - 1 + realm->len;
     name.data = ngx_pnalloc(cf->pool, name.len);
@@ -136,39 +177,44 @@ ngx_http_oauth2_dpop_zone(ngx_conf_t *cf, ngx_str_t *realm, size_t size)
 
     ngx_sprintf(name.data, "oauth2_dpop:%V", realm);
 
-    zone = ngx_shared_memory_add(cf, &name, size, &ngx_http_oauth2_module);
+    zone = ngx_http_oauth2_counter_zone(cf, &name, size, "oauth2_dpop_zone");
     if (zone == NULL) {
         return NULL;
     }
 
-    zone->init = ngx_http_oauth2_dpop_init_zone;
+    zc = zone->data;
+    zc->keep = ngx_max(zc->keep, 2 * window + 1);
 
     return zone;
 }
 
 
 static ngx_int_t
-ngx_http_oauth2_counter_zone_init(ngx_shm_zone_t *shm_zone, void *data,
-    const char *directive)
+ngx_http_oauth2_counter_zone_init(ngx_shm_zone_t *shm_zone, void *data)
 {
-    size_t                       len;
-    ngx_slab_pool_t             *shpool;
-    ngx_http_oauth2_limit_sh_t  *sh;
+    ngx_http_oauth2_zone_conf_t *zc = shm_zone->data;
 
-    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
-    shm_zone->data = shpool;
+    size_t                        len;
+    ngx_http_oauth2_limit_sh_t   *sh;
+    ngx_http_oauth2_limit_ctx_t   ctx;
+
+    ctx.shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    ctx.log = shm_zone->shm.log;
 
     if (data || shm_zone->shm.exists) {
-        /* a reload reuses the zone: keep the counts */
+        /* a reload keeps the zone of the same size, and its counts */
+        ctx.sh = ctx.shpool->data;
+        ngx_http_oauth2_zone_keep(&ctx, zc->keep);
         return NGX_OK;
     }
 
-    sh = ngx_slab_alloc(shpool, sizeof(ngx_http_oauth2_limit_sh_t));
+    sh = ngx_slab_alloc(ctx.shpool, sizeof(ngx_http_oauth2_limit_sh_t));
     if (sh == NULL) {
         return NGX_ERROR;
     }
 
-    shpool->data = sh;
+    ctx.shpool->data = sh;
+    ctx.sh = sh;
 
     ngx_rbtree_init(&sh->rbtree, &sh->sentinel,
                     ngx_http_oauth2_limit_rbtree_insert);
@@ -176,21 +222,205 @@ ngx_http_oauth2_counter_zone_init(ngx_shm_zone_t *shm_zone, void *data,
     ngx_queue_init(&sh->queue);
     sh->full = 0;
 
-    len = sizeof(" in  \"\"") + ngx_strlen(directive)
+    len = sizeof(" in  \"\"") + ngx_strlen(zc->directive)
           + shm_zone->shm.name.len;
 
-    shpool->log_ctx = ngx_slab_alloc(shpool, len);
-    if (shpool->log_ctx == NULL) {
+    ctx.shpool->log_ctx = ngx_slab_alloc(ctx.shpool, len);
+    if (ctx.shpool->log_ctx == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_sprintf(shpool->log_ctx, " in %s \"%V\"%Z", directive,
+    ngx_sprintf(ctx.shpool->log_ctx, " in %s \"%V\"%Z", zc->directive,
                 &shm_zone->shm.name);
 
     /* a full zone is reported once, below, not at every allocation */
-    shpool->log_nomem = 0;
+    ctx.shpool->log_nomem = 0;
+
+    /* a reload that resizes the zone: what the old one counts goes on */
+    if (ngx_http_oauth2_zone_copy(shm_zone, &ctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_oauth2_zone_keep(&ctx, zc->keep);
 
     return NGX_OK;
+}
+
+
+/* the old cycle's zone of the same name, which a reload resizes; NULL if
+ * there is none */
+
+static ngx_slab_pool_t *
+ngx_http_oauth2_old_zone(ngx_shm_zone_t *shm_zone, ngx_cycle_t *old_cycle)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_shm_zone_t   *oz;
+
+    if (old_cycle == NULL) {
+        return NULL;
+    }
+
+    part = &old_cycle->shared_memory.part;
+    oz = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            oz = part->elts;
+            i = 0;
+        }
+
+        if (oz[i].tag == shm_zone->tag
+            && oz[i].shm.addr != NULL
+            && oz[i].shm.name.len == shm_zone->shm.name.len
+            && ngx_strncmp(oz[i].shm.name.data, shm_zone->shm.name.data,
+                           shm_zone->shm.name.len)
+               == 0)
+        {
+            return (ngx_slab_pool_t *) oz[i].shm.addr;
+        }
+    }
+}
+
+
+/* a live entry: it counts, and was not dated by a clock since stepped
+ * back */
+
+static ngx_uint_t
+ngx_http_oauth2_limit_live(ngx_http_oauth2_limit_node_t *ln, time_t now)
+{
+    return ln->count && ln->expire > now
+           && ln->expire <= now + NGX_HTTP_OAUTH2_LIMIT_STEP;
+}
+
+
+/*
+ * Copies the live entries of the zone a reload resizes into its new one
+ * (ctx, which no worker uses yet).  A zone too small for them fails the
+ * reload (nginx keeps the running configuration): it would forget counts
+ * and proofs that still matter.  The old zone's workers go on counting in
+ * it until they exit; what they count after the copy is not carried over.
+ */
+
+static ngx_int_t
+ngx_http_oauth2_zone_copy(ngx_shm_zone_t *shm_zone,
+    ngx_http_oauth2_limit_ctx_t *ctx)
+{
+    ngx_http_oauth2_zone_conf_t *zc = shm_zone->data;
+
+    size_t                         size;
+    time_t                         now;
+    ngx_uint_t                     copied, dropped;
+    ngx_queue_t                   *q;
+    ngx_slab_pool_t               *old;
+    ngx_rbtree_node_t             *node;
+    ngx_http_oauth2_limit_sh_t    *osh;
+    ngx_http_oauth2_limit_node_t  *ln, *nln;
+
+    old = ngx_http_oauth2_old_zone(shm_zone, zc->old_cycle);
+    if (old == NULL || old->data == NULL) {
+        return NGX_OK;
+    }
+
+    osh = old->data;
+    now = ngx_time();
+    copied = 0;
+    dropped = 0;
+
+    ngx_shmtx_lock(&old->mutex);
+
+    for (q = ngx_queue_head(&osh->queue);
+         q != ngx_queue_sentinel(&osh->queue);
+         q = ngx_queue_next(q))
+    {
+        ln = ngx_queue_data(q, ngx_http_oauth2_limit_node_t, queue);
+
+        if (!ngx_http_oauth2_limit_live(ln, now)) {
+            continue;
+        }
+
+        size = offsetof(ngx_rbtree_node_t, color)
+               + offsetof(ngx_http_oauth2_limit_node_t, data) + ln->len;
+
+        node = ngx_slab_alloc_locked(ctx->shpool, size);
+        if (node == NULL) {
+            dropped++;
+            continue;
+        }
+
+        copied++;
+
+        node->key = ((ngx_rbtree_node_t *)
+                        ((u_char *) ln - offsetof(ngx_rbtree_node_t, color)))
+                    ->key;
+
+        nln = (ngx_http_oauth2_limit_node_t *) &node->color;
+        nln->len = ln->len;
+        nln->start = ln->start;
+        nln->expire = ln->expire;
+        nln->count = ln->count;
+        ngx_memcpy(nln->data, ln->data, ln->len);
+
+        ngx_rbtree_insert(&ctx->sh->rbtree, node);
+        ngx_queue_insert_tail(&ctx->sh->queue, &nln->queue);
+    }
+
+    ngx_shmtx_unlock(&old->mutex);
+
+    if (dropped) {
+        ngx_log_error(NGX_LOG_EMERG, ctx->log, 0,
+                      "oauth2: the new size has no room for %ui of the "
+                      "%ui live entries%s; keep the old size until fewer "
+                      "are live, or restart", dropped, copied + dropped,
+                      ctx->shpool->log_ctx);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A DPoP zone's proofs are kept `keep` seconds from their first use at
+ * least: a reload that widens a location's iat_window would otherwise
+ * take again a proof recorded for the narrower one (RFC 9449 11.1).
+ */
+
+static void
+ngx_http_oauth2_zone_keep(ngx_http_oauth2_limit_ctx_t *ctx, time_t keep)
+{
+    time_t                         now;
+    ngx_queue_t                   *q;
+    ngx_http_oauth2_limit_node_t  *ln;
+
+    if (keep == 0) {
+        return;
+    }
+
+    now = ngx_time();
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    for (q = ngx_queue_head(&ctx->sh->queue);
+         q != ngx_queue_sentinel(&ctx->sh->queue);
+         q = ngx_queue_next(q))
+    {
+        ln = ngx_queue_data(q, ngx_http_oauth2_limit_node_t, queue);
+
+        if (ngx_http_oauth2_limit_live(ln, now)
+            && ln->expire < ln->start + keep)
+        {
+            ln->expire = ln->start + keep;
+        }
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
 }
 
 
@@ -314,9 +544,7 @@ ngx_http_oauth2_limit_expire(ngx_http_oauth2_limit_ctx_t *ctx, time_t now,
         prev = ngx_queue_prev(q);
         ln = ngx_queue_data(q, ngx_http_oauth2_limit_node_t, queue);
 
-        if (ln->expire <= now || ln->count == 0
-            || ln->expire > now + NGX_HTTP_OAUTH2_LIMIT_STEP)
-        {
+        if (!ngx_http_oauth2_limit_live(ln, now)) {
             ngx_http_oauth2_limit_free(ctx, ln);
             freed++;
 

@@ -369,13 +369,11 @@ ngx_http_oauth2_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_str_set(&name, "oauth2_limits");
 
-    mcf->shm_zone = ngx_shared_memory_add(cf, &name, mcf->zone_size,
-                                          &ngx_http_oauth2_module);
+    mcf->shm_zone = ngx_http_oauth2_counter_zone(cf, &name, mcf->zone_size,
+                                                 "oauth2_limit_zone");
     if (mcf->shm_zone == NULL) {
         return NGX_CONF_ERROR;
     }
-
-    mcf->shm_zone->init = ngx_http_oauth2_limit_init_zone;
 
     if (ngx_http_oauth2_metrics_add_zone(cf, mcf) != NGX_OK) {
         return NGX_CONF_ERROR;
@@ -636,7 +634,8 @@ ngx_http_oauth2_merge_limits(ngx_conf_t *cf, ngx_http_oauth2_loc_conf_t *conf,
 
     if (conf->dpop && mcf->store_path.len) {
         conf->dpop_zone = ngx_http_oauth2_dpop_zone(cf, &conf->store_realm,
-                                                    mcf->dpop_zone_size);
+                                                    mcf->dpop_zone_size,
+                                                    conf->dpop_window);
         if (conf->dpop_zone == NULL) {
             return NGX_CONF_ERROR;
         }

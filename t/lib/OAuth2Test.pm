@@ -212,6 +212,21 @@ EOF
     return $self;
 }
 
+# edit_config(sub { s/.../.../ }): changes the nginx.conf written last
+# ($_ holds its text), for a reload; dies if the change changed nothing
+sub edit_config {
+    my ($self, $edit) = @_;
+    my $file = "$self->{dir}/nginx.conf";
+    local $_ = _slurp($file);
+    my $before = $_;
+    $edit->();
+    die "edit_config: nginx.conf unchanged" if $_ eq $before;
+    open my $fh, '>', $file or die "$file: $!";
+    print $fh $_;
+    close $fh;
+    return $self;
+}
+
 sub write_default_config {
     my ($self, %o) = @_;
     my $workers = delete $o{workers};
