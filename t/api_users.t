@@ -207,6 +207,13 @@ for my $p ('0', '-1', 'abc', $pages + 1, '1.0', '99999999999999999999') {
     is($r->{status}, 404, "page=$p: 404");
     is(detail($r), 'Invalid page.', "page=$p: \"Invalid page.\"");
 }
+# an empty ?page= is page 1, as DRF's get_page_number ("... or 1")
+for my $q ('page=', 'page', 'page=9&page=') {
+    $r = api('GET', "/api/users/?$q", token => $admin);
+    is($r->{status}, 200, "?$q: 200 (page 1)");
+    is($r->{json}{previous}, undef, "?$q: page 1 (previous null)");
+    is(scalar @{$r->{json}{results} // []}, 3, "?$q: page 1's 3 results");
+}
 $r = api('GET', '/api/users/?page=9&page=2', token => $admin);
 is($r->{status}, 200, 'page=9&page=2: the last ?page= counts (Django\'s '
     . 'QueryDict): 200');
@@ -417,6 +424,30 @@ $r = api('POST', '/api/users/', token => $admin, json => {
 is($r->{status}, 400, 'POST a taken username and a bad email: 400');
 is_deeply([sort keys %{$r->{json} // {}}], ['email', 'username'],
     'POST a taken username and a bad email: both fields\' errors at once');
+# a blank email: refused at a creation (seed 003: "Required fields are
+# username, password, email"), kept at an update, where a user made
+# without one (seed 001's registration, an import) is read and written
+# back as it is (the model's EmailField(blank=True), as DRF takes it)
+$r = api('POST', '/api/users/', token => $admin, json => {
+    username => 'noemail', password => 'Fjord-42x-noemail', email => '' });
+is($r->{status}, 400, 'POST with a blank email: 400');
+is(($r->{json}{email} // [])->[0], 'This field may not be blank.',
+    'POST with a blank email: "This field may not be blank."');
+my $was = api('GET', "/api/users/$aid/", token => $admin)->{json};
+$r = api('PATCH', "/api/users/$aid/", token => $admin, json => { email => '' });
+is($r->{status}, 200, 'PATCH email "": 200');
+is($r->{json}{email}, '', 'PATCH email "": the user has no email');
+is(api('GET', "/api/users/$aid/", token => $admin)->{json}{email}, '',
+    '... as GET shows');
+$r = api('PUT', "/api/users/$aid/", token => $admin, json => {
+    username => $was->{username}, email => '', first_name => 'Put' });
+is($r->{status}, 200, 'PUT back a user without email: 200');
+is($r->{json}{first_name}, 'Put', '... the change made');
+$r = api('PATCH', "/api/users/$aid/", token => $admin, json => { email => 'no-at-sign' });
+is($r->{status}, 400, 'PATCH an invalid email: still 400');
+$r = api('PATCH', "/api/users/$aid/", token => $admin, json => {
+    email => $was->{email}, first_name => $was->{first_name} });
+is($r->{json}{email}, $was->{email}, 'PATCH the email back');
 $r = api('PUT', "/api/users/$aid/", token => $admin,
     json => { first_name => 'x' });
 is($r->{status}, 400, 'PUT without username and email: 400');

@@ -280,6 +280,27 @@ drf_ok(obtain('youruser', 'p' x 5000), 401, $BAD_LOGIN,
     is_deeply($r->{json}, { username => ['This field may not be blank.'] },
         'username "": {"username": ["This field may not be blank."]}');
 }
+# DRF's CharField (and simplejwt's PasswordField, one) trims what it
+# reads (str.strip()), and tells null from missing
+for my $pad (["youruser ", " $pw"], ["\tyouruser\n", "$pw\x{3000}"],
+    ["\x{a0}youruser", "\x{2003}$pw\x{85}"])
+{
+    my $r = post_json('/api/token/', JSON::PP->new->utf8->encode({
+        username => $pad->[0], password => $pad->[1] }),
+        'Content-Type' => 'application/json');
+    is($r->{status}, 200, 'spaces around the username and the password are '
+        . 'trimmed, as DRF does: 200') or diag($r->{raw});
+    is(keys_of($r), 'access,refresh', '... a pair');
+}
+drf_ok(obtain('   ', $pw), 400, { username => ['This field may not be blank.'] },
+    'a username of spaces: blank (400), not a failed login');
+drf_ok(obtain("youruser", " \t "), 400, { password => ['This field may not be blank.'] },
+    'a password of spaces: blank (400)');
+drf_ok(post_json('/api/token/', '{"username": null, "password": null}',
+    'Content-Type' => 'application/json'), 400,
+    { username => ['This field may not be null.'], password => ['This field may not be null.'] },
+    'null username and password: "This field may not be null."');
+drf_ok(obtain('you ruser', $pw), 401, $BAD_LOGIN, 'a space inside is kept');
 
 $r = post_json('/api/token/', '{"username": "youruser", "password": '
     . '"yourpassword"}', 'Content-Type' => 'text/plain');
@@ -390,6 +411,14 @@ drf_ok(post_json('/api/token/refresh/', '{"refresh": ""}',
     'Content-Type' => 'application/json'), 400,
     { refresh => ['This field may not be blank.'] },
     'refresh: "" (DRF\'s CharField: blank, not missing)');
+drf_ok(post_json('/api/token/refresh/', '{"refresh": null}',
+    'Content-Type' => 'application/json'), 400,
+    { refresh => ['This field may not be null.'] }, 'refresh: null');
+is(refresh_jwt(" $refresh\n")->{status}, 200,
+    'refresh: a refresh token with spaces around it is trimmed: 200');
+drf_ok(post_json('/api/token/refresh/', '{"refresh": "  "}',
+    'Content-Type' => 'application/json'), 400,
+    { refresh => ['This field may not be blank.'] }, 'refresh: spaces (blank)');
 $r = $t->request('GET', '/api/token/refresh/', headers => \@CURL);
 is($r->{status}, 405, 'GET /api/token/refresh/: 405');
 $r = post_json('/api/token/refresh/', '{"refresh": "' . $refresh . '"}',

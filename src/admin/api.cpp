@@ -235,12 +235,13 @@ Pager::Pager(const HttpRequest& req, size_t page_size)
     auto v = form_decode(pair.substr(eq + 1));
     value = v ? *v : std::string("?");
   }
-  if (!value) return;
+  // an empty one is page 1, as DRF's "query_params.get('page') or 1"
+  if (!value || value->empty()) return;
   if (*value == "last") {
     last_ = true;
     return;
   }
-  if (value->empty() || value->size() > 12) {
+  if (value->size() > 12) {
     valid_ = false;
     return;
   }

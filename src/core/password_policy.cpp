@@ -172,18 +172,32 @@ std::optional<bool> on_off(std::string_view v) {
 
 }  // namespace
 
+// the code point at s[*i], *i moved past it (a stray byte is one)
+char32_t next_code_point(std::string_view s, size_t* i) {
+  unsigned char c = static_cast<unsigned char>(s[*i]);
+  size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
+  if (*i + n > s.size()) n = 1;
+  char32_t cp = n == 1 ? c : c & (0x7F >> n);
+  for (size_t k = 1; k < n; k++) cp = (cp << 6) | (s[*i + k] & 0x3F);
+  *i += n;
+  return cp;
+}
+
 std::u32string code_points(std::string_view s) {
   std::u32string out;
-  for (size_t i = 0; i < s.size();) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
-    if (i + n > s.size()) n = 1;
-    char32_t cp = n == 1 ? c : c & (0x7F >> n);
-    for (size_t k = 1; k < n; k++) cp = (cp << 6) | (s[i + k] & 0x3F);
-    out.push_back(cp);
-    i += n;
-  }
+  for (size_t i = 0; i < s.size();) out.push_back(next_code_point(s, &i));
   return out;
+}
+
+std::string_view py_strip(std::string_view s) {
+  size_t begin = 0, end = 0;
+  for (size_t i = 0; i < s.size();) {
+    const size_t at = i;
+    if (is_space(next_code_point(s, &i))) continue;
+    if (end == 0) begin = at;
+    end = i;
+  }
+  return s.substr(begin, end - begin);
 }
 
 bool unicode_space(char32_t c) {

@@ -12,6 +12,7 @@
 #include "endpoint_util.hpp"
 #include "json.hpp"
 #include "jwt_tokens.hpp"
+#include "unicode.hpp"
 
 namespace oauth2 {
 
@@ -60,18 +61,26 @@ std::string IssuedPair::simplejwt_json() const {
 
 namespace {
 
-// DRF's field errors for the fields of body that are missing or blank;
-// nullopt if every one is there
+// A string field of a JSON body, trimmed as DRF's CharField does (and
+// simplejwt's PasswordField, one): str.strip()
+std::string_view trimmed_field(json_t* v) {
+  return py_strip(std::string_view(json_string_value(v), json_string_length(v)));
+}
+
+// DRF's field errors for the fields of body that are missing, null or
+// blank; nullopt if every one is there
 std::optional<Response> field_errors(json_t* body, std::initializer_list<const char*> fields) {
   Json j(json_object());
   for (const char* f : fields) {
     json_t* v = json_object_get(body, f);
     const char* msg = nullptr;
-    if (!v || json_is_null(v)) {
+    if (!v) {
       msg = "This field is required.";
+    } else if (json_is_null(v)) {
+      msg = "This field may not be null.";
     } else if (!json_is_string(v)) {
       msg = "Not a valid string.";
-    } else if (json_string_length(v) == 0) {
+    } else if (trimmed_field(v).empty()) {
       msg = "This field may not be blank.";
     }
     if (msg) {
@@ -103,11 +112,11 @@ Response token_not_valid() {
   return r;
 }
 
-// A non-empty string field of a JSON body.
+// A string field of a JSON body, trimmed, that field_errors passed.
 std::optional<std::string_view> string_field(json_t* body, const char* f) {
   json_t* v = json_object_get(body, f);
-  if (!json_is_string(v) || json_string_length(v) == 0) return std::nullopt;
-  return std::string_view(json_string_value(v), json_string_length(v));
+  if (!json_is_string(v) || trimmed_field(v).empty()) return std::nullopt;
+  return trimmed_field(v);
 }
 
 // Whether t, the record of a verified refresh JWT, may give c an access

@@ -13,6 +13,8 @@ namespace oauth2 {
 std::u32string code_points(std::string_view s);
 // str.isspace(): what str.strip() and int() strip
 bool unicode_space(char32_t c);
+// str.strip(): s without the spaces around it (DRF's CharField trims so)
+std::string_view py_strip(std::string_view s);
 // str.isdigit(): Django's "entirely numeric"
 bool unicode_digit(char32_t c);
 // str.isdecimal(): the digits int() reads

@@ -9,10 +9,12 @@
 #include <vector>
 
 #include "password_policy.hpp"
+#include "unicode.hpp"
 
 namespace {
 
 using oauth2::PasswordPolicy;
+using oauth2::py_strip;
 using Problems = std::vector<std::string>;
 
 const oauth2::PasswordOwner kUser{"testclient", "Test", "Client", "testclient@example.com"};
@@ -134,6 +136,19 @@ TEST(PasswordPolicy, PythonsUnicodeRules) {
   EXPECT_EQ(check("\xef\xbc\x95\xef\xbc\x92\xef\xbc\x99\xef\xbc\x93"
                   "\xef\xbc\x98\xef\xbc\x96\xef\xbc\x97\xef\xbc\x91"),
             Problems{kNumeric});
+}
+
+// DRF's CharField trims as Python's str.strip(): every str.isspace()
+// code point at either end, none inside, stray bytes kept
+TEST(PyStrip, StripsPythonsSpacesAtTheEndsOnly) {
+  EXPECT_EQ(py_strip("  a b\t\n"), "a b");
+  EXPECT_EQ(py_strip("\xe3\x80\x80x\xc2\x85"), "x");       // U+3000, U+0085
+  EXPECT_EQ(py_strip("\xc2\xa0\x1cy\x1f"), "y");           // U+00A0, FS, US
+  EXPECT_EQ(py_strip(" \xe2\x80\x8bz"), "\xe2\x80\x8bz");  // U+200B is no space
+  EXPECT_EQ(py_strip(" \xff "), "\xff");
+  EXPECT_EQ(py_strip("   "), "");
+  EXPECT_EQ(py_strip(""), "");
+  EXPECT_EQ(py_strip("a"), "a");
 }
 
 }  // namespace
