@@ -59,4 +59,41 @@ $t->expect_log(qr/could not post to the thread pool/);
 like(OAuth2Test::_slurp($t->dir . '/error.log'),
     qr/thread pool "tiny" queue overflow/, 'nginx says its queue overflowed');
 
+# The group commit's batch (a client_credentials token is prepared on the
+# event loop, and a task commits the batch) finding the queue full is
+# refused as a single task is: 503, nothing issued.  It was committed on
+# the event loop instead, where the store's writer lock (another process
+# in a write: the admin daemon, sync) and the sync stalled every request
+# of the worker, bearer validation with them (R75).  One password grant
+# hashes in the one thread, another waits in the queue of one: the
+# client_credentials request's batch cannot be posted.
+my $cc = $t->new_app(name => 'cc', grant => 'client_credentials');
+my $before = $t->token($cc->{client_id}, $cc->{client_secret});
+is($before->{status}, 200, 'client_credentials with the pool idle: 200');
+my $form = ['Content-Type' => 'application/x-www-form-urlencoded',
+    Authorization => $t->basic($app->{client_id}, $app->{client_secret})];
+my $SLOW = 'Thread-queue-slow-passphrase-5';
+$t->admin_json('user', 'add', '--username', 'slow', '--email',
+    'slow@example.com', '--password', $SLOW, '--pbkdf2-iterations', 4000000);
+my $slow_body = OAuth2Test::form(grant_type => 'password', username => 'slow',
+    password => $SLOW);
+my @hashing = map { $t->send_async('POST', '/o/token/', $form, $slow_body) } 1 .. 2;
+select(undef, undef, undef, 0.3);
+my $busy = $t->token($cc->{client_id}, $cc->{client_secret});
+is($busy->{status}, 503, 'client_credentials while the queue is full: 503')
+    or diag($busy->{raw});
+is(($busy->{json} // {})->{error}, 'temporarily_unavailable',
+    '... the token endpoint\'s temporarily_unavailable');
+ok(OAuth2Test::header($busy, 'Retry-After'), '... with Retry-After');
+ok(!exists(($busy->{json} // {})->{access_token}), '... and no token');
+my @after = map { (OAuth2Test::read_async($_))[0]{status} } @hashing;
+is(join(' ', sort @after), '200 200', 'the two password grants: 200 each');
+like(OAuth2Test::_slurp($t->dir . '/error.log'),
+    qr/could not post to the thread pool: 1 prepared changes refused/,
+    'the refused batch is logged at alert');
+is($t->get('/protected/', Authorization => "Bearer $before->{json}{access_token}")
+    ->{status}, 200, 'the token issued before validates');
+is($t->token($cc->{client_id}, $cc->{client_secret})->{status}, 200,
+    'client_credentials with the pool idle again: 200');
+
 $t->done_testing;

@@ -67,6 +67,7 @@ static void ngx_http_oauth2_batch_post(void);
 static void ngx_http_oauth2_batch_thread(void *data, ngx_log_t *log);
 static size_t ngx_http_oauth2_batch_take(void *ctx, oauth2_op_t ***ops);
 static void ngx_http_oauth2_batch_done(ngx_event_t *ev);
+static void ngx_http_oauth2_batch_refused(ngx_event_t *ev);
 #endif
 
 
@@ -931,10 +932,61 @@ ngx_http_oauth2_batch_post(void)
         return;
     }
 
-    /* the pool's queue is full (it said so): commit here, answer soon */
+    /*
+     * The pool's queue is full (it said so): the batch is refused as a
+     * single task is (503), once the handler that filled it has returned.
+     * Committed here, on the event loop, it waited for the store's
+     * writer lock and its sync, and every request of the worker with it.
+     */
 
-    ngx_http_oauth2_batch_thread(NULL, ngx_cycle->log);
+    task->event.handler = ngx_http_oauth2_batch_refused;
     ngx_post_event(&task->event, &ngx_posted_events);
+}
+
+
+static void
+ngx_http_oauth2_batch_refused(ngx_event_t *ev)
+{
+    ngx_int_t                        rc;
+    ngx_uint_t                       i, n;
+    ngx_connection_t                *c;
+    ngx_http_request_t              *r;
+    ngx_http_oauth2_batch_t         *b;
+    ngx_http_oauth2_endpoint_ctx_t  *refused[NGX_HTTP_OAUTH2_BATCH];
+
+    (void) ngx_thread_mutex_lock(&ngx_http_oauth2_batch_mutex, ev->log);
+
+    b = ngx_http_oauth2_filling;
+    n = b->n;
+    ngx_memcpy(refused, b->ectx, n * sizeof(refused[0]));
+    b->n = 0;
+
+    (void) ngx_thread_mutex_unlock(&ngx_http_oauth2_batch_mutex, ev->log);
+
+    ngx_http_oauth2_committing = 0;
+
+    ngx_log_error(NGX_LOG_ALERT, ev->log, 0,
+                  "oauth2: could not post to the thread pool: %ui prepared "
+                  "changes refused", n);
+
+    for (i = 0; i < n; i++) {
+        r = refused[i]->request;
+        c = r->connection;
+
+        ngx_http_set_log_request(c->log, r);
+        ngx_http_oauth2_unhold(r, refused[i]);
+
+        oauth2_op_free(refused[i]->op);
+        refused[i]->op = NULL;
+
+        rc = ngx_http_oauth2_refuse(r, refused[i]->conf,
+                                    OAUTH2_REFUSED_BUSY, 1);
+        if (rc != NGX_DONE) {
+            ngx_http_finalize_request(r, rc);
+        }
+
+        ngx_http_run_posted_requests(c);
+    }
 }
 
 
