@@ -93,6 +93,26 @@ $r = $t->token($public->{client_id}, 'whatever', auth => 'post');
 $t->oauth_error_ok($r, 401, 'invalid_client',
     'public client with a secret (R18)');
 
+# R5: an empty Basic password is no secret, as an empty client_secret= is
+# none: a public client sending "id:" (golang.org/x/oauth2's
+# AuthStyleInHeader) identifies itself as by client_id in the body; a
+# confidential client sending it has presented no secret
+my $pub_basic = 'Basic ' . $b64->("$public->{client_id}:");
+my $by_body = $t->post_form('/o/token/', 'grant_type=refresh_token&refresh_token=no-such-token'
+    . "&client_id=$public->{client_id}");
+is($by_body->{status}, 400, 'a public client by client_id in the body: past client '
+    . 'authentication (400, not 401)');
+$r = $t->post_form('/o/token/', 'grant_type=refresh_token&refresh_token=no-such-token',
+    Authorization => $pub_basic);
+is($r->{status}, 400, 'a public client by Basic "id:" at the token endpoint: 400, not 401');
+is($r->{body}, $by_body->{body}, '... the same answer as by client_id in the body');
+$r = $t->post_form('/o/revoke_token/', 'token=no-such-token', Authorization => $pub_basic);
+is($r->{status}, 200, 'a public client by Basic "id:" revokes (RFC 7009: 200)');
+$r = $t->post_form('/o/token/', $gt, Authorization => 'Basic ' . $b64->("$id:"));
+$t->oauth_error_ok($r, 401, 'invalid_client',
+    'a confidential client by Basic "id:": no secret, 401');
+like(wwwauth($r), qr/^Basic realm="oauth2"/, '... with the Basic challenge');
+
 # catalogue 2.1 "Basic header": 401 invalid_client or 400 invalid_request
 my @bad = (
     ['Basic', 'Basic'],

@@ -201,9 +201,14 @@ std::optional<Response> read_credentials(const Request& req, const Form& form, P
     return err;
   }
   p.id = std::move(creds->id);
-  p.secret = creds->secret;
-  p.have_secret = true;
-  p.method = "client_secret_basic";
+  // an empty password is no secret (R5), as an empty client_secret= is
+  // none: a public client that sends "id:" (golang.org/x/oauth2's
+  // AuthStyleInHeader) identifies itself, as by client_id in the body
+  if (!creds->secret.empty()) {
+    p.secret = creds->secret;
+    p.have_secret = true;
+    p.method = "client_secret_basic";
+  }
   return std::nullopt;
 }
 
