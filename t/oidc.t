@@ -398,6 +398,61 @@ like(OAuth2Test::header($r, 'Set-Cookie') // '', qr/oauth2_session=;.*Max-Age=0/
 is({params($f->get(q_for(prompt => 'none'), Cookie => $session))}->{error}, 'login_required',
     'the old session cookie no longer signs in');
 
+############################################################ POSTed requests
+
+# OIDC Core 3.1.2.1 and RP-Initiated Logout 2: the OP must take both
+# requests POSTed as forms (ASP.NET Core's FormPost, mod_auth_openidc's
+# POST).  Another site's POST carries no SameSite=Lax session cookie, so
+# each goes on as a GET of the same parameters (303 to the endpoint's own
+# URL), where it does.  Before, a POSTed authorization request was "client_id
+# is missing", and a POSTed logout told the RP "signed out" and left the
+# session alive.
+$session = $f->login(q_for(), $user, $pw);
+my $posted = q_for(prompt => 'none');
+$r = $t->post_form('/o/authorize/', $posted);
+is($r->{status}, 303, 'a POSTed authorization request: 303');
+my $loc = OAuth2Test::header($r, 'Location') // '';
+my %want = params("?$posted");
+my %got = params($loc);
+delete @want{'', '_base'};
+delete @got{'', '_base'};
+like($loc, qr/^\?/, '... to the endpoint\'s own URL');
+is_deeply(\%got, \%want, '... with the same parameters');
+$r = $t->get("/o/authorize/$loc", Cookie => $session);
+is($r->{status}, 303, '... which, with the session cookie, signs in');
+ok({params($r)}->{code}, '... and gives a code');
+$r = $t->post_form('/o/authorize/', OAuth2Test::form(action => 'login',
+    username => $user, password => $pw));
+is($r->{status}, 400, 'a sign-in form POSTed without the request: still refused');
+$r = $t->request('POST', '/o/authorize/', body => $posted,
+    headers => ['Content-Type' => 'text/plain']);
+is($r->{status}, 400, 'a POSTed authorization request that is no form: 400');
+
+my $lq = OAuth2Test::form(client_id => $app->{client_id},
+    post_logout_redirect_uri => $BYE, state => 'p');
+$r = $t->post_form('/o/logout/', $lq);
+is($r->{status}, 303, 'a POSTed end-session request: 303');
+$loc = OAuth2Test::header($r, 'Location') // '';
+like($loc, qr/^\?/, '... to the endpoint\'s own URL');
+unlike(join(' ', @{$r->{headers}{'set-cookie'} // []}), qr/oauth2_session=;/,
+    '... not yet signed out');
+is({params($f->get(q_for(prompt => 'none'), Cookie => $session))}->{code} ? 1 : 0, 1,
+    '... the session lives');
+$r = $t->get("/o/logout/$loc", Cookie => $session);
+like($r->{body}, qr/Sign out\?/, 'followed with the session cookie: the user is asked');
+$csrf = OAuth2Authorize::csrf_field($r);
+$r = $t->post_form("/o/logout/$loc", OAuth2Test::form(action => 'logout',
+    csrf_token => $csrf), Cookie => $session);
+is($r->{status}, 303, 'the confirmation keeps the parameters: 303');
+is(OAuth2Test::header($r, 'Location'), "$BYE?state=p",
+    '... back to the registered post_logout_redirect_uri with the state');
+is({params($f->get(q_for(prompt => 'none'), Cookie => $session))}->{error},
+    'login_required', '... and the session is ended');
+$r = $t->post_form('/o/logout/', OAuth2Test::form(client_id => $app->{client_id},
+    post_logout_redirect_uri => "$base/elsewhere"));
+is($r->{status}, 400, 'a POSTed end-session request with an unregistered '
+    . 'post_logout_redirect_uri: 400, never a redirect');
+
 ############################################################ consent
 
 # consent is per client and scope: a wider scope asks again

@@ -687,6 +687,14 @@ EndpointResult authorize_endpoint(Store& store, const Request& req) {
     return done(error_page(req, 400, "invalid_request",
                            "The request is malformed or repeats a parameter."));
   }
+  if (method == "POST" && sv(req.c.query).empty()) {
+    // OIDC Core 3.1.2.1: the request itself POSTed as a form
+    Form posted;
+    if (!read_post_form(req, posted)) {
+      return done(error_page(req, 400, "invalid_request", "The form is malformed."));
+    }
+    if (auto get = form_post_as_get(req, posted)) return done(std::move(*get));
+  }
   AuthzRequest az;
   if (auto err = check_before_redirect(store, req, query, az)) return done(std::move(*err));
   if (auto err = check_authz(req, query, az)) return done(std::move(*err));

@@ -102,6 +102,19 @@ Response see_other(std::string location) {
   return r;
 }
 
+std::optional<Response> form_post_as_get(const Request& req, const Form& body) {
+  if (sv(req.c.method) != "POST" || !sv(req.c.query).empty() || body.params().empty() ||
+      body.has("action")) {
+    return std::nullopt;
+  }
+  std::string query;
+  for (const auto& [name, value] : body.params()) {
+    query += query.empty() ? "?" : "&";
+    query += percent_encode(name) + "=" + percent_encode(value);
+  }
+  return see_other(std::move(query));
+}
+
 std::string render(std::string_view tpl,
                    const std::vector<std::pair<std::string, std::string>>& vars) {
   std::string out;

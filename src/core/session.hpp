@@ -65,6 +65,14 @@ bool session_holds(Txn& txn, std::string_view realm, const SessionUser& su, int6
 // a 303 to location (a page's own URL after its form: the browser asks
 // again with a GET)
 Response see_other(std::string location);
+// A request a relying party's page POSTs as a form to a browser endpoint
+// (authorize: OIDC Core 3.1.2.1; end-session: RP-Initiated Logout 2) goes
+// on as a GET of the same parameters: a 303 to the endpoint's own URL.
+// The browser sends its SameSite=Lax session cookie with that GET (never
+// with another site's POST), and the pages' forms (action="") keep the
+// parameters.  nullopt: not such a request (a GET, a query, an empty
+// form, or a page's own form, which names its action).
+std::optional<Response> form_post_as_get(const Request& req, const Form& body);
 
 // The sign-in form of the browser pages, naming app (what asks the user to
 // sign in), with a fresh double-submit CSRF cookie; and its POST: the
