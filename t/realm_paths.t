@@ -120,6 +120,7 @@ sub conf_t {
 server {
     listen 127.0.0.1:%%PORT_2%%;
     oauth2_realm shop2;
+    oauth2_issuer http://127.0.0.1:%%PORT_2%%;
     location = /auth/shop2/device_authorization/ { oauth2_device_authorization; }
 }
 EOF
@@ -132,6 +133,7 @@ like($out, qr/"oauth2_device_authorization" needs a prefix or exact location wit
 server {
     listen 127.0.0.1:%%PORT_2%%;
     oauth2_realm shop2;
+    oauth2_issuer http://127.0.0.1:%%PORT_2%%;
     location = /auth/shop2/device_authorization/ { oauth2_device_authorization; }
     location ~ ^/auth/shop2/device/$ { oauth2_device; }
 }
@@ -144,10 +146,60 @@ like($out, qr/in its realm \("shop2"\)/, 'nginx -t: ... naming shop2') or diag($
 server {
     listen 127.0.0.1:%%PORT_2%%;
     oauth2_realm shop2;
+    oauth2_issuer http://127.0.0.1:%%PORT_2%%;
     location = /auth/shop2/device_authorization/ { oauth2_device_authorization; }
     location /auth/shop2/device/ { oauth2_device; }
 }
 EOF
 is($code, 0, "nginx -t: shop2 with its own page passes") or diag($out);
+
+# each realm needs an issuer of its own: relying parties tell id_tokens
+# (and JWTs) apart by iss and aud alone, and a client_id (aud) may be the
+# same in two realms.  shop2 inheriting http{}'s issuer, the default
+# realm's, fails (before, nginx -t passed and shop1's id_token for its
+# user 7 verified at an RP of shop2 as shop2's user 7)
+($code, $out) = conf_t($t->default_http(extra_server => $DEFAULT_EXTRA) . <<'EOF');
+server {
+    listen 127.0.0.1:%%PORT_2%%;
+    oauth2_realm shop2;
+    location = /auth/shop2/token/ { oauth2_token; }
+}
+EOF
+isnt($code, 0, 'nginx -t: a realm inheriting another realm\'s issuer fails');
+like($out, qr/"oauth2_issuer http:\/\/127\.0\.0\.1:\d+" is realm "(default|shop2)"'s issuer too: each realm needs an issuer of its own/,
+    'nginx -t: ... naming the issuer and the other realm') or diag($out);
+($code, $out) = conf_t($t->default_http(extra_server => $DEFAULT_EXTRA) . <<'EOF');
+server {
+    listen 127.0.0.1:%%PORT_2%%;
+    oauth2_realm shop2;
+    location = /auth/shop2/token/ { oauth2_token; }
+    location /shop2/api/ { auth_oauth2 "api"; oauth2_issuer http://127.0.0.1:%%PORT%%; }
+}
+server {
+    listen 127.0.0.1:%%PORT_2%%;
+    server_name second.example;
+    oauth2_realm shop2;
+    oauth2_issuer https://shop2.example;
+    location = /auth/shop2/token/ { oauth2_token; }
+}
+EOF
+like($out, qr/is realm "(default|shop2)"'s issuer too/,
+    'nginx -t: ... also when one location of the realm names it');
+($code, $out) = conf_t($t->default_http(extra_server => $DEFAULT_EXTRA) . <<'EOF');
+server {
+    listen 127.0.0.1:%%PORT_2%%;
+    oauth2_realm shop2;
+    oauth2_issuer https://shop2.example;
+    location = /auth/shop2/token/ { oauth2_token; }
+}
+server {
+    listen 127.0.0.1:%%PORT_2%%;
+    server_name second.example;
+    oauth2_realm shop2;
+    oauth2_issuer https://shop2.example;
+    location /shop2/api/ { auth_oauth2 "api"; }
+}
+EOF
+is($code, 0, 'nginx -t: two servers of one realm sharing its issuer pass') or diag($out);
 
 $t->done_testing;

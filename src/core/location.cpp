@@ -169,6 +169,11 @@ void Config::add_location(const std::string& realm, int endpoint, const std::str
   if (r.paths[endpoint].empty()) r.paths[endpoint] = path;
 }
 
+const std::string* Config::issuer_taken(const std::string& issuer, const std::string& realm) {
+  const std::string& owner = issuers_.emplace(issuer, realm).first->second;
+  return owner == realm ? nullptr : &owner;
+}
+
 std::shared_ptr<const int64_t> Config::dpop_window(const std::string& realm, int64_t window) {
   RealmEndpoints& r = realms_[realm];
   *r.dpop_window = std::max(*r.dpop_window, window);
@@ -248,6 +253,12 @@ std::unique_ptr<Location> make_location(Config& config, const oauth2_location_co
   l.dpop_realm_window = config.dpop_window(l.realm, l.dpop_window);
   if (l.dpop_nonce) l.dpop_key = config.dpop_key();
   check_location(l);
+  if (const std::string* other =
+          l.issuer.empty() ? nullptr : config.issuer_taken(l.issuer, l.realm)) {
+    throw std::runtime_error("\"oauth2_issuer " + l.issuer + "\" is realm \"" + *other +
+                             "\"'s issuer too: each realm needs an issuer of its own (its "
+                             "id_tokens and JWTs are told apart by it)");
+  }
   config.add_location(l.realm, l.endpoint, str(lc.path));
   return loc;
 }

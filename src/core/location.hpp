@@ -151,6 +151,11 @@ class Config {
   // the widest iat_window of realm's locations so far, window included:
   // final (and shared by them) once nginx has read the configuration
   std::shared_ptr<const int64_t> dpop_window(const std::string& realm, int64_t window);
+  // the realm that issuer names already, if another than realm (else
+  // nullptr; the issuer is realm's from now on): each realm needs one of
+  // its own, since relying parties tell id_tokens apart by iss and aud
+  // alone, and aud (a client_id) may be the same in two realms
+  const std::string* issuer_taken(const std::string& issuer, const std::string& realm);
   // "" if no location of realm serves that endpoint at a path
   const std::string& path(std::string_view realm, int endpoint) const;
   // a realm with a location of endpoint `has` but no path of `needs`;
@@ -168,6 +173,7 @@ class Config {
     std::shared_ptr<int64_t> dpop_window = std::make_shared<int64_t>(0);
   };
   std::map<std::string, RealmEndpoints, std::less<>> realms_;
+  std::map<std::string, std::string> issuers_;  // issuer -> its realm
 
  public:
   // the key of DPoP nonces (RFC 9449 8), random, made on first use at
