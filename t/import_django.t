@@ -219,13 +219,15 @@ is($code, 1, 'a dump cut inside a secret: exit 1');
 like($err, qr/not valid JSON \(line 1, column \d+\)/, '... says where');
 unlike($err, qr/Tr0ub4dor/, '... and never echoes the secret');
 my $late = [@$records];
-$late->[-1] = { %{$late->[-1]}, fields => { %{$late->[-1]{fields}},
-    client_type => 1 } };
+my ($last_app) = grep { $late->[$_]{model} eq 'oauth2_provider.application' }
+    reverse 0 .. $#$late;
+$late->[$last_app] = { %{$late->[$last_app]}, fields => {
+    %{$late->[$last_app]{fields}}, client_type => 1 } };
 my $bad_late = OAuth2Test::write_file($t->dir . '/bad-late.json',
     $json->encode([{ model => 'auth.user', pk => 100,
         fields => { username => 'newcomer', password => '' } }, @$late]));
 ($code, $out, $err) = $t->admin('import-django', $bad_late);
-is($code, 1, 'a wrong type in the last record: exit 1');
+is($code, 1, 'a wrong type in the last application: exit 1');
 like($err, qr/record \d+ \(oauth2_provider.application\): "client_type" is/,
     'a wrong type: the message names the record and the field');
 is(OAuth2Test::dump_store($t->store), $before,

@@ -5,18 +5,23 @@ with `manage.py dumpdata`, for t/import_django.t.
     /usr/bin/python3 t/django/make_dump.py <outdir>
 
 writes into <outdir>:
-  dump.json          dumpdata auth.user oauth2_provider.application, as
-                     DOT 1.x leaves it: client secrets in clear
+  dump.json          dumpdata auth.user oauth2_provider.application
+                     oauth2_provider.accesstoken oauth2_provider.refreshtoken,
+                     as DOT 1.x leaves it: client secrets in clear
   dump-hashed.json   the same applications with client_secret replaced by
                      Django's make_password() of it, as DOT 2+ stores it
   dump-natural.json  dumpdata --natural-foreign --natural-primary (no pk)
-  secrets.json       {"<app name>": {"client_id", "client_secret"}} and
-                     {"users": {"<username>": {"pk", "password"}}}
+  dump-custom-user.json  dump.json with the users under "users.user", as
+                     a project with AUTH_USER_MODEL = "users.User" dumps
+                     them (its users are AbstractUser's fields)
+  secrets.json       {"<app name>": {"client_id", "client_secret"}},
+                     {"users": {"<username>": {"pk", "password"}}} and
+                     {"tokens": {"<name>": {"token", "pk", ...}}}
 """
 import json
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -32,9 +37,13 @@ django.setup()
 from django.contrib.auth.hashers import make_password  # noqa: E402
 from django.contrib.auth.models import Group, User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
-from oauth2_provider.models import get_application_model  # noqa: E402
+from oauth2_provider.models import (  # noqa: E402
+    get_access_token_model, get_application_model, get_refresh_token_model)
+from oauthlib.common import generate_token  # noqa: E402
 
 Application = get_application_model()
+AccessToken = get_access_token_model()
+RefreshToken = get_refresh_token_model()
 
 call_command("migrate", verbosity=0, interactive=False)
 
@@ -88,11 +97,15 @@ keep(staff, "staff-pass-6")
 apps = {}
 
 
+apps_by_name = {}
+
+
 def app(name, client_type, grant, redirect_uris=""):
     a = Application.objects.create(
         name=name, user=admin, client_type=client_type,
         authorization_grant_type=grant, redirect_uris=redirect_uris)
     apps[name] = {"client_id": a.client_id, "client_secret": a.client_secret}
+    apps_by_name[name] = a
     return a
 
 
@@ -110,13 +123,66 @@ app("hybrid", A.CLIENT_CONFIDENTIAL, A.GRANT_OPENID_HYBRID,
     "https://hybrid.example/cb")
 
 
+# DOT's tokens, made as its views make them (oauthlib's generate_token)
+tokens = {}
+NOW = datetime.now(timezone.utc)
+
+
+def access(name, application, user, scope, expires):
+    t = AccessToken.objects.create(
+        token=generate_token(), application=apps_by_name[application],
+        user=user, scope=scope, expires=expires)
+    tokens[name] = {"token": t.token, "pk": t.pk, "scope": scope,
+                    "exp": int(expires.timestamp()),
+                    "client": application,
+                    "user": user.username if user else None}
+    return t
+
+
+def refresh(name, application, user, access_token=None, revoked=None):
+    r = RefreshToken.objects.create(
+        token=generate_token(), application=apps_by_name[application],
+        user=user, access_token=access_token, revoked=revoked)
+    tokens[name] = {"token": r.token, "pk": r.pk, "client": application,
+                    "user": user.username}
+    return r
+
+
+# seed 004: ACCESS_TOKEN_EXPIRE_SECONDS = 3153600000, 100 years
+access("alice_100y", "web", alice, "read write",
+       NOW + timedelta(seconds=3153600000))
+access("service_cc", "service", None, "read", NOW + timedelta(hours=10))
+access("staffer_expired", "web", staff, "read write",
+       NOW - timedelta(hours=1))
+linked = access("staffer_linked", "legacy-password", staff, "read",
+                NOW + timedelta(hours=10))
+refresh("staffer_refresh", "legacy-password", staff, access_token=linked)
+refresh("alice_revoked", "legacy-password", alice,
+        revoked=NOW - timedelta(days=1))
+# tokens of what the import skips: an implicit application, a user
+access("implicit_token", "old-implicit", alice, "read",
+       NOW + timedelta(days=1))
+access("jose_token", "web", jose, "read", NOW + timedelta(days=1))
+
+
 def dump(name, **options):
     call_command("dumpdata", "auth.user", "oauth2_provider.application",
+                 "oauth2_provider.accesstoken",
+                 "oauth2_provider.refreshtoken",
                  indent=2, output=os.path.join(OUT, name), verbosity=0,
                  **options)
 
 
 dump("dump.json")
+# a project whose AUTH_USER_MODEL is users.User (AbstractUser) dumps the
+# same records under its own label; the tokens' user keys are its pks
+with open(os.path.join(OUT, "dump.json")) as f:
+    records = json.load(f)
+for r in records:
+    if r["model"] == "auth.user":
+        r["model"] = "users.user"
+with open(os.path.join(OUT, "dump-custom-user.json"), "w") as f:
+    json.dump(records, f, indent=2)
 dump("dump-natural.json", use_natural_foreign_keys=True,
      use_natural_primary_keys=True)
 # DOT 2+ hashes client secrets with Django's password hashers
@@ -126,4 +192,4 @@ for a in Application.objects.all():
 dump("dump-hashed.json")
 
 with open(os.path.join(OUT, "secrets.json"), "w") as f:
-    json.dump({"apps": apps, "users": users}, f, indent=2)
+    json.dump({"apps": apps, "users": users, "tokens": tokens}, f, indent=2)
