@@ -1,7 +1,9 @@
 # oauth2-admin import-django (issue 3 item 6; README "oauth2-admin";
 # docs/security.md R16, R22, R25, R43, R70, catalogue 2.4), on a real dumpdata
 # made by t/django/make_dump.py with Debian's Django and
-# django-oauth-toolkit 1.x, and on hand-written edge cases
+# django-oauth-toolkit 1.x, and on hand-written edge cases: users (of
+# auth.user or of a custom AUTH_USER_MODEL, seed 003), applications, and
+# DOT's access and refresh tokens (seed 004: 100-year access tokens)
 use strict;
 use warnings;
 use FindBin;
@@ -10,6 +12,7 @@ use JSON::PP;
 use POSIX ();
 use Test::More;
 use OAuth2Test;
+use OAuth2Grants qw(refresh introspect inactive_ok);
 
 OAuth2Test::require_build();
 
@@ -35,6 +38,7 @@ is($code, 0, 'make_dump.py built a Django + DOT site and dumped it')
 my $secrets = slurp_json("$dj/secrets.json");
 my %app = %{$secrets->{apps}};
 my %duser = %{$secrets->{users}};
+my %tok = %{$secrets->{tokens}};
 my $records = slurp_json("$dj/dump.json");
 my %fields = map { $_->{fields}{username} => $_->{fields} }
     grep { $_->{model} eq 'auth.user' } @$records;
@@ -55,7 +59,9 @@ sub by_name {
 }
 
 # ------------------------------------------ DOT 1.x: secrets in clear
+my $import_start = time;
 my $sum = import_ok($t, "$dj/dump.json", 'import of the DOT 1.x dump');
+my $import_end = time;
 is_deeply($sum->{users}, { imported => 6, skipped => 1,
     unusable_passwords => 2 },
     'users: 6 imported, josé skipped, 2 unusable passwords');
@@ -107,6 +113,28 @@ my @leaked = grep { index($store_dump, $app{$_}{client_secret}) >= 0 }
     sort keys %app;
 is("@leaked", '', 'no client secret in clear in the store (R16, R43)');
 
+# ------------------------------------------------ DOT's tokens (seed 004)
+is_deeply($sum->{tokens}, { imported => 4, skipped => 4, access_tokens => 3,
+    refresh_tokens => 1, expired => 1, revoked => 1 },
+    'tokens: 3 access and 1 refresh imported; expired, revoked, and the '
+    . 'tokens of a skipped application and user skipped');
+ok((grep { /^1 access token skipped: expired: access token $tok{staffer_expired}{pk}$/ } @w),
+    'warning: the expired access token, named by its pk');
+ok((grep { /^1 refresh token skipped: revoked: refresh token $tok{alice_revoked}{pk}$/ } @w),
+    'warning: the revoked refresh token');
+ok((grep { /^1 token skipped: its application was not imported.*never given to another: access token $tok{implicit_token}{pk}$/ } @w),
+    'warning: the token of the skipped implicit application');
+ok((grep { /^1 token skipped: its user was not imported.*never given to another: access token $tok{jose_token}{pk}$/ } @w),
+    'warning: the token of the skipped user josé');
+{
+    # the store's files, as bytes: a copy of them must not hold a token
+    my @files = glob($t->store . '/*');
+    ok(@files >= 1, 'the store has files (' . scalar(@files) . ')');
+    my $bytes = join '', map { OAuth2Test::_slurp($_) } @files;
+    my @clear = grep { index($bytes, $tok{$_}{token}) >= 0 } sort keys %tok;
+    is("@clear", '', 'no DOT token in clear in the store\'s files (R43)');
+}
+
 my %apps = by_name($t, 'app');
 is_deeply([sort keys %apps], [sort qw(service web spa legacy-password)],
     'app list: service, web, spa, legacy-password');
@@ -125,11 +153,17 @@ is($apps{spa}{client_type}, 'public', 'spa is public');
 is($apps{service}{scope}, '', 'scope: the server\'s default (DOT has none '
     . 'per application)');
 
-$t->write_config($t->default_http(extra_server => <<'EOF'))->run;
+$t->write_config($t->default_http(extra_server => $t->daemon_locations
+    . <<'EOF'))->run;
     location /whoami/ {
         auth_oauth2 "api";
         add_header X-User "[$oauth2_user]" always;
         alias %%DIR%%/html/;
+    }
+    location = /o/introspect/ { oauth2_introspect; }
+    location = /o/token-grace0/ {
+        oauth2_token;
+        oauth2_refresh_token_grace 0;
     }
 EOF
 
@@ -179,6 +213,139 @@ ok(index($rehashed, $fields{alice}{password}) < 0, '... after which her Django h
 like($rehashed, qr/"username":"alice".*"password":"pbkdf2_sha256\$600000\$/,
     '... rehashed with the configured 600000 iterations');
 
+# DOT's tokens, imported, at work: validation, introspection, /auth/me/,
+# the refresh grant and revocation treat them as tokens issued here
+my $web = $app{web};
+my $lpw = $app{'legacy-password'};
+sub intro_of {
+    my ($a, $token) = @_;
+    my $r = introspect($t, $a, $token);
+    return ref $r->{json} eq 'HASH' ? $r->{json} : {};
+}
+my $a100 = $tok{alice_100y}{token};
+$r = $t->bearer_get('/whoami/', $a100);
+is($r->{status}, 200, 'alice\'s imported 100-year access token opens /whoami/');
+is(OAuth2Test::header($r, 'X-User'), '[alice]', '... as alice');
+my $i = intro_of($web, $a100);
+is_deeply([@$i{qw(active client_id username scope exp)}],
+    [JSON::PP::true, $web->{client_id}, 'alice', 'read write',
+        $tok{alice_100y}{exp}],
+    '... introspects active, web\'s, alice\'s, "read write", with DOT\'s '
+    . '100-year expiry (seed 004)');
+my $cc = $tok{service_cc}{token};
+is($t->bearer_get('/protected/', $cc)->{status}, 200,
+    'the imported client_credentials token opens /protected/');
+$i = intro_of($svc, $cc);
+is_deeply([@$i{qw(active client_id scope exp sub)}],
+    [JSON::PP::true, $svc->{client_id}, 'read', $tok{service_cc}{exp},
+        $svc->{client_id}],
+    '... introspects active, service\'s own (sub: its client_id), "read"');
+ok(!exists $i->{username}, '... with no username');
+my $linked = $tok{staffer_linked}{token};
+$r = $t->bearer_get('/whoami/', $linked);
+is(OAuth2Test::header($r, 'X-User'), '[staffer]',
+    'the access token the refresh token links opens /whoami/ as staffer');
+is($t->bearer_get('/protected/', $tok{staffer_expired}{token})->{status}, 401,
+    'the expired access token: 401');
+inactive_ok($t, introspect($t, $web, $tok{staffer_expired}{token}),
+    'the expired access token introspects');
+for my $name (qw(implicit_token jose_token)) {
+    is($t->bearer_get('/protected/', $tok{$name}{token})->{status}, 401,
+        "$name (of a skipped application or user) is no one's: 401");
+}
+inactive_ok($t, introspect($t, $lpw, $tok{alice_revoked}{token}),
+    'the revoked refresh token introspects');
+$r = refresh($t, $lpw, $tok{alice_revoked}{token});
+$t->oauth_error_ok($r, 400, 'invalid_grant', 'the revoked refresh token');
+
+# /auth/me/ (seed 003), at the daemon, with the imported token
+$t->run_daemon('--pbkdf2-iterations', 1000);
+$r = $t->api('GET', '/auth/me/', token => $a100);
+is($r->{status}, 200, '/auth/me/ with alice\'s imported token: 200');
+is(($r->{json} // {})->{username}, 'alice', '... and it is alice');
+$t->stop_daemon;
+
+# the refresh token: scope of the access token it links, an expiry of
+# oauth2_refresh_token_ttl's default from the import, rotated once
+my $rt = $tok{staffer_refresh}{token};
+$i = intro_of($lpw, $rt);
+is_deeply([@$i{qw(active token_type client_id username scope)}],
+    [JSON::PP::true, 'refresh_token', $lpw->{client_id}, 'staffer', 'read'],
+    'the imported refresh token introspects active, legacy-password\'s, '
+    . 'staffer\'s, with its access token\'s scope "read"');
+ok($i->{exp} >= $import_start + 2592000 && $i->{exp} <= $import_end + 2592000,
+    '... expiring 30 days (2592000 s) after the import');
+$r = refresh($t, $lpw, $rt);
+is($r->{status}, 200, 'the imported refresh token rotates: 200') or diag($r->{raw});
+my $pair = $r->{json} // {};
+ok($pair->{access_token} && $pair->{refresh_token} && $pair->{refresh_token} ne $rt,
+    '... into a new access token and a new refresh token');
+is($pair->{scope}, 'read', '... of its scope');
+is($t->bearer_get('/protected/', $pair->{access_token} // '')->{status}, 200,
+    'the new access token opens /protected/');
+inactive_ok($t, introspect($t, $lpw, $rt),
+    'the rotated-out imported refresh token introspects');
+my $again = refresh($t, $lpw, $rt);
+is($again->{status}, 200, 'used again within the grace: 200 (R38)');
+is($again->{body}, $r->{body},
+    'used again within the grace: the same pair, byte for byte (R38)');
+$r = refresh($t, $lpw, $rt, path => '/o/token-grace0/');
+$t->oauth_error_ok($r, 400, 'invalid_grant',
+    'used again with no grace left (R37)');
+is($t->bearer_get('/protected/', $pair->{access_token} // '')->{status}, 401,
+    '... which revokes the grant: its new access token fails');
+is($t->bearer_get('/protected/', $linked)->{status}, 401,
+    '... and the imported access token it linked, of the same grant');
+is(refresh($t, $lpw, $pair->{refresh_token} // '')->{status}, 400,
+    '... and its new refresh token');
+
+# revocation (RFC 7009) of an imported token
+$r = $t->revoke($web->{client_id}, $web->{client_secret}, $a100);
+is($r->{status}, 200, 'web revokes alice\'s imported token: 200');
+is($t->bearer_get('/whoami/', $a100)->{status}, 401, '... which then fails: 401');
+inactive_ok($t, introspect($t, $web, $a100), '... and introspects');
+
+# tokens of a later dump: a value the store holds is never moved to
+# another application; an expiry past 9999-12-31T23:59:59Z is clamped;
+# DOT's scope is read as DOT reads it
+{
+    my $late_secret = 'L' x 64;
+    my $file = OAuth2Test::write_file($t->dir . '/late-tokens.json',
+        $json->encode([
+        { model => 'oauth2_provider.application', pk => 1, fields => {
+            client_id => 'late', name => 'late', client_type => 'confidential',
+            authorization_grant_type => 'client-credentials',
+            client_secret => $late_secret, redirect_uris => '' } },
+        { model => 'oauth2_provider.accesstoken', pk => 1, fields => {
+            token => $cc, application => 1, user => undef, scope => 'admin',
+            expires => '2999-01-01T00:00:00Z' } },
+        { model => 'oauth2_provider.accesstoken', pk => 2, fields => {
+            token => 'clampedTokenValue0001', application => 1,
+            user => undef, scope => 'read', expires => '9999-12-31T23:59:59-05:00' } },
+        { model => 'oauth2_provider.accesstoken', pk => 3, fields => {
+            token => 'spacedScopeToken0001', application => 1, user => undef,
+            scope => " read  write\tread ", expires => '2999-01-01T00:00:00' } },
+        ]));
+    $sum = import_ok($t, $file, 'a dump of tokens for a new application');
+    is_deeply([@{$sum->{tokens}}{qw(imported skipped)}], [2, 1],
+        '... 2 tokens imported, 1 skipped');
+    my @lw = @{$sum->{warnings} // []};
+    ok((grep { /^1 token skipped: the store holds that token already.*: access token 1$/ } @lw),
+        '... warning: a token the store holds already, never overwritten');
+    ok((grep { /^1 access token expires after 9999-12-31T23:59:59Z.*: access token 2$/ } @lw),
+        '... warning: an expiry past 9999-12-31T23:59:59Z');
+    $i = intro_of($svc, $cc);
+    is_deeply([@$i{qw(active client_id scope)}],
+        [JSON::PP::true, $svc->{client_id}, 'read'],
+        'the service token is still service\'s, of its own scope');
+    my $late = { client_id => 'late', client_secret => $late_secret };
+    $i = intro_of($late, 'clampedTokenValue0001');
+    is($i->{exp}, 253402300799, 'the clamped token expires at 9999-12-31T23:59:59Z');
+    $i = intro_of($late, 'spacedScopeToken0001');
+    is($i->{scope}, 'read write', 'DOT\'s scope " read  write\\tread " is "read write"');
+    is($i->{exp}, 32472144000, 'a naive expires is UTC (2999-01-01)');
+}
+
 # a second import changes nothing
 my $before = OAuth2Test::dump_store($t->store);
 my %users_before = by_name($t, 'user');
@@ -192,6 +359,8 @@ ok((grep { /6 users skipped: the usernames exist.*never overwritten/ }
     @{$sum->{warnings}}), 'warning: existing usernames never overwritten');
 ok((grep { /4 applications skipped: the client_ids exist/ }
     @{$sum->{warnings}}), 'warning: existing client_ids never overwritten');
+is_deeply([@{$sum->{tokens}}{qw(imported skipped)}], [0, 8],
+    'the second import skips every token (their applications exist)');
 is_deeply({ by_name($t, 'user') }, \%users_before,
     'the users are unchanged after the second import');
 is_deeply({ by_name($t, 'app') }, \%apps_before,
@@ -739,20 +908,205 @@ for my $c ([$t->dir . '/no-such.json', 'a missing file', qr/cannot open/],
 }
 ok(!-e $none, 'no bad input created the store');
 
+# ------------------------------------------------- tokens: bad records
+# A record that is not what dumpdata writes (a token that is not a
+# string, a date that is none, a key of the wrong kind, a token given
+# twice) refuses the dump: exit 1, the store as it was.  A well-formed
+# token no client could present here (empty, over 4096 bytes, not
+# token68 / visible ASCII) or without a scope is skipped and counted.
+{
+    my $store = $t->dir . '/token-store';
+    my @base = (
+        { model => 'auth.user', pk => 1, fields => { username => 'tu',
+            password => '' } },
+        { model => 'oauth2_provider.application', pk => 7, fields => {
+            client_id => 'tapp', name => 'tapp', client_type => 'confidential',
+            authorization_grant_type => 'password', client_secret => 'x' x 64,
+            redirect_uris => '' } });
+    my $at = sub {
+        my ($pk, %f) = @_;
+        return { model => 'oauth2_provider.accesstoken', pk => $pk,
+            fields => { token => "tok$pk" . ('x' x 20), application => 7,
+                user => 1, scope => 'read', expires => '2999-01-01T00:00:00Z',
+                created => '2024-01-01T00:00:00Z', %f } };
+    };
+    my $rt = sub {
+        my ($pk, %f) = @_;
+        return { model => 'oauth2_provider.refreshtoken', pk => $pk,
+            fields => { token => "ref$pk" . ('y' x 20), application => 7,
+                user => 1, access_token => undef, revoked => undef, %f } };
+    };
+    my $first = OAuth2Test::write_file($t->dir . '/token-first.json',
+        $json->encode([@base, $at->(1)]));
+    my ($c, $o, $e) = $t->admin_raw('--store', $store, 'import-django', $first);
+    is($c, 0, 'a store with one imported token') or diag($e);
+    my $before = OAuth2Test::dump_store($store);
+    for my $case (
+        [[$at->(2, token => 12345)], 'a token that is a number', qr/"token" is not a string/],
+        [[$at->(2, token => ['a'])], 'a token that is an array', qr/"token" is not a string/],
+        [[$at->(2, token => undef)], 'a null token', qr/no "token"/],
+        [[do { my $r = $at->(2); delete $r->{fields}{token}; $r }],
+            'a token without a value', qr/no "token"/],
+        [[$at->(2), $at->(3, token => $at->(2)->{fields}{token})],
+            'an access token given twice', qr/given again/],
+        [[$at->(2), $rt->(3, token => $at->(2)->{fields}{token})],
+            'a refresh token with an access token\'s value', qr/given again/],
+        [[$rt->(2), $rt->(3, token => $rt->(2)->{fields}{token})],
+            'a live refresh token given twice', qr/given again/],
+        [[$at->(2, expires => 'tomorrow')], 'an expires that is no date',
+            qr/"expires" is not an ISO 8601 date-time/],
+        [[$at->(2, expires => 32472144000)], 'an expires that is a number',
+            qr/"expires" is not a string/],
+        [[$at->(2, expires => undef)], 'an access token without expires',
+            qr/no "expires"/],
+        [[$at->(2, expires => '2024-02-30T00:00:00Z')], 'February 30',
+            qr/"expires" is not an ISO 8601/],
+        [[$at->(2, created => 'now')], 'a created that is no date',
+            qr/"created" is not an ISO 8601/],
+        [[$rt->(2, revoked => 'yes')], 'a revoked that is no date',
+            qr/"revoked" is not an ISO 8601/],
+        [[$at->(2, user => 'tu')], 'a user that is a string',
+            qr/"user" is not a pk or a natural key/],
+        [[$at->(2, application => ['a', 'b'])], 'a two-part natural key',
+            qr/"application" is not a pk or a natural key/],
+        [[$at->(2, application => 0)], 'application pk 0',
+            qr/"application" is not a pk or a natural key/],
+        [[$rt->(2, access_token => ['x'])], 'a natural key for an access token',
+            qr/"access_token" is not a pk/],
+        [[{ %{$at->(2)}, pk => '2' }], 'a token pk that is a string', qr/"pk" is not an integer/],
+    )
+    {
+        my ($recs, $name, $re) = @$case;
+        my $f = OAuth2Test::write_file($t->dir . '/token-bad.json',
+            $json->encode([@base, @$recs]));
+        my ($c, $o, $e) = $t->admin_raw('--store', $store, 'import-django', $f);
+        is($c, 1, "$name: exit 1");
+        like($e, $re, "$name: says why");
+        like($e, qr/nothing was imported/, "$name: \"nothing was imported\"");
+        unlike($e, qr/tok2x|ref2y/, "$name: the message shows no token");
+        is(OAuth2Test::dump_store($store), $before, "$name: the store is unchanged");
+    }
+
+    my $f = OAuth2Test::write_file($t->dir . '/token-skips.json',
+        $json->encode([
+        # pk 1 is taken in the store: tu2 gets a new id, and its tokens
+        # go with it; tapp exists: its tokens are skipped
+        { model => 'auth.user', pk => 1, fields => { username => 'tu2',
+            password => '' } },
+        $base[1],
+        { model => 'oauth2_provider.application', pk => 8, fields => {
+            client_id => 'tapp2', name => 'tapp2', client_type => 'confidential',
+            authorization_grant_type => 'password', client_secret => 'z' x 64,
+            redirect_uris => '' } },
+        $at->(10, token => '', application => 8),
+        $at->(11, token => 'a' x 4097, application => 8),
+        $at->(12, token => 'has space', application => 8),
+        $at->(13, token => "caf\x{e9}tokenvalue", application => 8),
+        $rt->(14, token => "tab\ttoken", application => 8),
+        $at->(15, scope => '', application => 8),
+        $at->(16, scope => " \t", application => 8),
+        $at->(17, application => 99),
+        $at->(18, application => undef),
+        $at->(19, application => 8, user => 99),
+        $at->(20, application => 8, user => ['nobody']),
+        $at->(21, application => 7),
+        $at->(22, application => 8, expires => '2000-01-01T02:00:00+02:00'),
+        $at->(23, application => 8, token => 'a' x 4096),
+        $rt->(24, application => 8, token => 'visible!ascii~refresh'),
+        $rt->(25, application => 8, revoked => '2024-01-01T00:00:00Z',
+            token => $at->(23)->{fields}{token}),
+        ]));
+    ($c, $o, $e) = $t->admin_raw('--store', $store, 'import-django', $f);
+    is($c, 0, 'tokens to skip: exit 0') or diag($e);
+    my $s = dj($o) // {};
+    is_deeply($s->{tokens}, { imported => 2, skipped => 14, access_tokens => 1,
+        refresh_tokens => 1, expired => 1, revoked => 1 },
+        'tokens to skip: a 4096-byte one and a visible-ASCII refresh token imported, 14 skipped');
+    my @sw = @{$s->{warnings} // []};
+    ok((grep { /^5 tokens skipped: their values are empty, over 4096 bytes.*: refresh token 14, access token 10, access token 11, access token 12, access token 13$/ } @sw),
+        'warning: 5 values no client can present (empty, 4097 bytes, a space, é, a tab)')
+        or diag(join "\n", @sw);
+    ok((grep { /^2 tokens skipped: they have no scope.*: access token 15, access token 16$/ } @sw),
+        'warning: 2 tokens without a scope');
+    ok((grep { /^3 tokens skipped: their applications were not imported.*: access token 17, access token 18, access token 21$/ } @sw),
+        'warning: the tokens of a missing, a null, and an existing application '
+        . '(tapp, skipped: its client_id exists)');
+    ok((grep { /^2 tokens skipped: their users were not imported.*: access token 19, access token 20$/ } @sw),
+        'warning: the tokens of a missing user, by pk and by natural key');
+    ok((grep { /^1 access token skipped: expired: access token 22$/ } @sw),
+        'warning: an access token expired in 2000 (+02:00)');
+    my $dump = OAuth2Test::dump_store($store);
+    unlike($dump, qr/tok1x|aaaaaaaa|visible!ascii/, 'no token value in the store dump');
+}
+
+# ------------------------------------------- a custom user model (seed 003)
+{
+    my $custom = "$dj/dump-custom-user.json";
+    my $store = $t->dir . '/custom-default';
+    my ($c, $o, $e) = $t->admin_raw('--store', $store, 'import-django', $custom);
+    is($c, 0, 'the users.user dump without --user-model: exit 0') or diag($e);
+    my $s = dj($o) // {};
+    is($s->{users}{imported}, 0, '... imports no user');
+    ok((grep { $_ eq "7 records of 'users.user' ignored: if it is the project's "
+        . 'AUTH_USER_MODEL, give --user-model users.user' } @{$s->{warnings} // []}),
+        '... and warns, naming --user-model users.user')
+        or diag(join "\n", @{$s->{warnings} // []});
+    is($s->{tokens}{imported}, 1, '... and imports only the token of no user');
+
+    $store = $t->dir . '/custom-model';
+    ($c, $o, $e) = $t->admin_raw('--store', $store, 'import-django', $custom,
+        '--user-model', 'users.User');
+    is($c, 0, 'the users.user dump with --user-model users.User: exit 0') or diag($e);
+    $s = dj($o) // {};
+    is_deeply($s->{users}, { imported => 6, skipped => 1, unusable_passwords => 2 },
+        '... imports the users as from auth.user');
+    is($s->{tokens}{imported}, 4, '... and their tokens');
+    ok(!(grep { /users\.user/ } @{$s->{warnings} // []}), '... with no warning of users.user');
+    ($c, $o) = $t->admin_raw('--store', $store, qw(user list));
+    my %cu = map { $_->{username} => $_ } @{dj($o) // []};
+    is_deeply([sort keys %cu], [sort qw(admin alice legacy nopass gone staffer)],
+        '... the six importable users');
+    is_deeply({ map { $_ => $cu{$_}{id} } keys %cu },
+        { map { $_ => $duser{$_}{pk} } keys %cu }, '... keeping their Django ids');
+    is($cu{alice}{email}, $fields{alice}{email}, '... and their fields');
+    like(OAuth2Test::dump_store($store), qr/"username":"alice".*"password":"pbkdf2_sha256\$/,
+        '... and their password hashes');
+
+    # the default dump with --user-model users.user: auth.user is then
+    # the model to hint at
+    ($c, $o) = $t->admin_raw('--store', $t->dir . '/custom-other', 'import-django',
+        "$dj/dump.json", '--user-model', 'users.user');
+    ok((grep { /^7 records of 'auth.user' ignored: .*--user-model auth.user$/ }
+        @{(dj($o) // {})->{warnings} // []}), 'auth.user is hinted at when another model is named');
+}
+
 # usage
 for my $c ([['import-django'], 'no file'],
     [['import-django', 'a.json', 'b.json'], 'two files'],
     [['import-django', 'a.json', '--pbkdf2-iterations', 'x'],
         '--pbkdf2-iterations x'],
-    [['import-django', 'a.json', '--bogus'], 'an unknown option'])
+    [['import-django', 'a.json', '--bogus'], 'an unknown option'],
+    (map { [['import-django', 'a.json', '--user-model', $_], "--user-model '$_'",
+        qr/--user-model: .* is not <app_label>\.<model>/] }
+        '', 'users', 'users.', '.user', 'a.b.c', '1app.user', 'users.us-er',
+        'users.user ', "users.\x{e9}"),
+    (map { [['import-django', 'a.json', '--refresh-token-ttl', $_],
+        "--refresh-token-ttl '$_'", qr/--refresh-token-ttl: .* is not a number of seconds/] }
+        '0', 'x', '315360001', '-5'))
 {
-    my ($args, $name) = @$c;
+    my ($args, $name, $why) = @$c;
     my ($code, $out, $err) = $t->admin_raw('--store', $none, @$args);
     is($code, 2, "import-django with $name: exit 2");
+    like($err, $why, "import-django with $name: says why") if $why;
+    like($err, qr/^oauth2-admin: .*\nTry 'oauth2-admin import-django --help'/,
+        "import-django with $name: a usage error");
 }
 ($code, $out) = $t->admin(qw(import-django --help));
 is($code, 0, 'import-django --help: exit 0');
 like($out, qr/dumpdata auth.user oauth2_provider.application/,
     'import-django --help shows the dumpdata command');
+like($out, qr/oauth2_provider.accesstoken oauth2_provider.refreshtoken/,
+    'import-django --help: the dumpdata command includes the tokens');
+like($out, qr/--user-model <app_label.model>/, 'import-django --help: --user-model');
 
 $t->done_testing;

@@ -1,7 +1,8 @@
-// oauth2-admin import-django: the users (auth.user) and applications
-// (django-oauth-toolkit's oauth2_provider.application) of a Django site,
-// from the output of `manage.py dumpdata`, in one change (Store::change):
-// all of it or, on any error, nothing.
+// oauth2-admin import-django: the users (auth.user, or the model
+// --user-model names: a project's AUTH_USER_MODEL), applications, access
+// tokens and refresh tokens (django-oauth-toolkit's oauth2_provider.*) of a
+// Django site, from the output of `manage.py dumpdata`, in one change
+// (Store::change): all of it or, on any error, nothing.
 //
 // Users keep their Django id when it is free and their pbkdf2_sha256
 // password hash as it is, so they log in with the password they had;
@@ -10,6 +11,11 @@
 // (DOT 1.x: hashed here) or as a Django password hash (DOT 2+: kept, and
 // verify_secret understands it).  Records that exist in the store are
 // skipped, never overwritten; records of other models are ignored.
+//
+// Tokens become records of this store as the token endpoint writes them
+// (keyed by token_id of the value: the store never holds a token in
+// clear), for the application and user the import wrote from the same
+// dump, never for a record it skipped or one the store held before.
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -32,6 +38,7 @@
 #include "cli.hpp"
 #include "codec.hpp"
 #include "crypto.hpp"
+#include "endpoint_util.hpp"
 #include "json.hpp"
 #include "model.hpp"
 #include "password.hpp"
@@ -191,6 +198,12 @@ std::optional<int64_t> parse_iso8601(std::string_view s) {
   return days * 86400 + h * 3600 + mi * 60 + sec - offset;
 }
 
+// A foreign key: a pk (above 0), else a natural key.
+struct Ref {
+  uint64_t pk = 0;
+  std::string key;
+};
+
 // The fields of one record, read with their types checked: a wrong type
 // is bad input, named by the record's position.
 class Fields {
@@ -222,13 +235,42 @@ class Fields {
     return json_is_true(v);
   }
 
-  std::optional<int64_t> time(const char* key) const {
-    auto s = str(key, false);
+  std::optional<int64_t> time(const char* key, bool required = false) const {
+    auto s = str(key, required);
     if (!s) return std::nullopt;
     auto t = parse_iso8601(*s);
     if (!t) bad(std::string("\"") + key + "\" is not an ISO 8601 date-time");
     return t;
   }
+
+  // A foreign key as dumpdata writes it: the pk, or with --natural-foreign
+  // the natural key, an array of one string (["<username>"],
+  // ["<client_id>"]); nullopt when null or absent.
+  std::optional<Ref> ref(const char* key) const {
+    json_t* v = json_object_get(fields_, key);
+    if (!v || json_is_null(v)) return std::nullopt;
+    Ref r;
+    if (json_is_integer(v) && json_integer_value(v) >= 1) {
+      r.pk = static_cast<uint64_t>(json_integer_value(v));
+      return r;
+    }
+    json_t* first = json_array_get(v, 0);
+    if (json_array_size(v) != 1 || !json_is_string(first)) {
+      bad(std::string("\"") + key + "\" is not a pk or a natural key");
+    }
+    r.key.assign(json_string_value(first), json_string_length(first));
+    return r;
+  }
+
+  // A foreign key to a model without a natural key (DOT's tokens): a pk.
+  std::optional<uint64_t> pk_ref(const char* key) const {
+    auto r = ref(key);
+    if (r && !r->pk) bad(std::string("\"") + key + "\" is not a pk");
+    return r ? std::optional<uint64_t>(r->pk) : std::nullopt;
+  }
+
+  // Overwrites a string's bytes in the parsed dump (a token, once read).
+  void wipe(const char* key) const { wipe_json_string(json_object_get(fields_, key)); }
 
  private:
   json_t* fields_;
@@ -251,9 +293,32 @@ struct DjangoUser {
 };
 
 struct DjangoApp {
+  std::optional<uint64_t> pk;
   Client client;
   bool importable = true;
   std::vector<std::string> notes;
+};
+
+// An access token (oauth2_provider.accesstoken) or a refresh token
+// (oauth2_provider.refreshtoken) as the dump gives it.  Its value is
+// wiped with it, and never named in a message: the record's pk is.
+struct DjangoToken {
+  bool refresh = false;
+  std::string label;  // "access token 12", "refresh token (record 40)"
+  std::optional<uint64_t> pk;
+  std::string value;
+  std::optional<Ref> user, app;
+  std::string scope;                  // access tokens: as DOT kept it
+  int64_t created = 0;                // issued_at
+  int64_t expires = 0;                // access tokens
+  bool revoked = false;               // refresh tokens
+  std::optional<uint64_t> access_pk;  // refresh: the access token it links
+  std::optional<uint64_t> source_pk;  // access: the refresh token it came of
+
+  DjangoToken() = default;
+  DjangoToken(const DjangoToken&) = default;
+  DjangoToken& operator=(const DjangoToken&) = default;
+  ~DjangoToken() { wipe(value); }
 };
 
 // A warning that names up to kMaxExamples of the records it is about.
@@ -283,6 +348,11 @@ struct Report {
   Tally cheap_hashes, existing_app;
   std::map<std::string, Tally> unusable_by_reason;
   std::map<std::string, size_t> ignored;  // model: records
+  std::string user_model;                 // --user-model, lower case
+  // tokens
+  size_t access_imported = 0, refresh_imported = 0, tokens_skipped = 0;
+  Tally expired, revoked, bad_value, bad_scope, no_app, no_user, existing_token;
+  Tally clamped;  // imported, with the latest expiry the store takes
 };
 
 // The algorithm a Django password hash names ("md5", "argon2", ...), or
@@ -356,19 +426,23 @@ std::string fit_text(const std::string& s, size_t max) {
 
 constexpr json_int_t kMaxImportedPk = (json_int_t(1) << 53) - 1;
 
+// The record's pk; nullopt without one (--natural-primary).  At most
+// 2^53 - 1: a user's is its id here, a JSON number to every client (the
+// API's "id", OpenID's sub), and the ids after it go on from it.
+std::optional<uint64_t> read_pk(const Fields& f, json_t* record) {
+  json_t* pk = json_object_get(record, "pk");
+  if (!pk || json_is_null(pk)) return std::nullopt;
+  if (!json_is_integer(pk) || json_integer_value(pk) < 1 ||
+      json_integer_value(pk) > kMaxImportedPk) {
+    f.bad("\"pk\" is not an integer from 1 to 2^53 - 1");
+  }
+  return static_cast<uint64_t>(json_integer_value(pk));
+}
+
 DjangoUser read_user(const Fields& f, json_t* record, unsigned iterations, Report* report) {
   DjangoUser du;
   User& u = du.user;
-  json_t* pk = json_object_get(record, "pk");
-  if (pk && !json_is_null(pk)) {
-    // at most 2^53 - 1: an id is a JSON number to every client (the
-    // API's "id", OpenID's sub), and the ids after it go on from it
-    if (!json_is_integer(pk) || json_integer_value(pk) < 1 ||
-        json_integer_value(pk) > kMaxImportedPk) {
-      f.bad("\"pk\" is not an integer from 1 to 2^53 - 1");
-    }
-    du.pk = static_cast<uint64_t>(json_integer_value(pk));
-  }
+  du.pk = read_pk(f, record);
   u.username = *f.str("username", true);
   u.password = *f.str("password", true);
   u.email = f.str("email", false).value_or("");
@@ -511,8 +585,9 @@ void take_secret(const std::string& secret, DjangoApp& da, unsigned iterations) 
   }
 }
 
-DjangoApp read_app(const Fields& f, unsigned iterations, Report* report) {
+DjangoApp read_app(const Fields& f, json_t* record, unsigned iterations, Report* report) {
   DjangoApp da;
+  da.pk = read_pk(f, record);
   Client& c = da.client;
   c.client_id = *f.str("client_id", true);
   c.name = f.str("name", false).value_or("");
@@ -536,6 +611,210 @@ DjangoApp read_app(const Fields& f, unsigned iterations, Report* report) {
                        "OAuth 2");
   }
   return da;
+}
+
+// -------------------------------------------------------------- tokens
+
+// The latest expiry an imported token keeps: 9999-12-31T23:59:59Z, the
+// latest instant dumpdata writes in UTC (Python's datetime.max) and the
+// latest this server writes as RFC 3339 (four-digit years).  The store's
+// records hold 64-bit seconds: only an offset west of UTC on 9999-12-31
+// reaches beyond it.
+constexpr int64_t kMaxExpiry = 253402300799;
+
+// When the import runs, and how long an imported refresh token lives
+// (DOT keeps no expiry in its record: REFRESH_TOKEN_EXPIRE_SECONDS is a
+// setting, None by default): --refresh-token-ttl from the import, as a
+// refresh token issued then would have.
+struct TokenClock {
+  int64_t now = 0;
+  int64_t refresh_ttl = 0;
+};
+
+constexpr int64_t kDefaultRefreshTtl = 30 * 86400;  // oauth2_refresh_token_ttl's default
+
+DjangoToken read_token(const Fields& f, json_t* record, size_t index, bool refresh) {
+  DjangoToken dt;
+  dt.refresh = refresh;
+  dt.pk = read_pk(f, record);
+  dt.label = std::string(refresh ? "refresh token " : "access token ") +
+             (dt.pk ? std::to_string(*dt.pk) : "(record " + std::to_string(index) + ")");
+  dt.value = *f.str("token", true);
+  f.wipe("token");
+  dt.user = f.ref("user");
+  dt.app = f.ref("application");
+  dt.created = f.time("created").value_or(0);
+  if (refresh) {
+    dt.revoked = f.time("revoked").has_value();
+    dt.access_pk = f.pk_ref("access_token");
+  } else {
+    dt.scope = f.str("scope", false).value_or("");
+    dt.expires = *f.time("expires", true);
+    dt.source_pk = f.pk_ref("source_refresh_token");
+  }
+  return dt;
+}
+
+// Whether a client could ever present the value here: an access token in
+// a Bearer header (token68, R61), a refresh token in a form (visible
+// ASCII), at most kMaxTokenLen bytes either.
+bool usable_value(const DjangoToken& dt) {
+  if (dt.value.empty() || dt.value.size() > detail::kMaxTokenLen) return false;
+  return dt.refresh ? is_vschar(dt.value) : is_token68(dt.value);
+}
+
+// DOT's scope as DOT reads it (split on white space), in RFC 6749 3.3's
+// form: each scope once, single spaces between; "" when that is no scope
+// this server issues.
+std::string normal_scope(const std::string& s) {
+  std::vector<std::string> scopes;
+  size_t pos = 0;
+  while ((pos = s.find_first_not_of(" \t\r\n\f\v", pos)) != std::string::npos) {
+    size_t end = std::min(s.find_first_of(" \t\r\n\f\v", pos), s.size());
+    push_unique(scopes, s.substr(pos, end - pos));
+    pos = end;
+  }
+  std::string out;
+  for (const std::string& one : scopes) out += (out.empty() ? "" : " ") + one;
+  return parse_scope(out, nullptr) ? out : "";
+}
+
+// The scopes of the dump's access tokens, for its refresh tokens: DOT's
+// get_original_scopes takes the one of the access token a refresh token
+// links, else the one of the access token made from it.
+struct TokenScopes {
+  std::map<uint64_t, std::string> by_pk, by_source;
+};
+
+TokenScopes token_scopes(const std::vector<DjangoToken>& tokens) {
+  TokenScopes out;
+  for (const DjangoToken& dt : tokens) {
+    if (dt.refresh) continue;
+    if (dt.pk) out.by_pk[*dt.pk] = dt.scope;
+    if (dt.source_pk) out.by_source[*dt.source_pk] = dt.scope;
+  }
+  return out;
+}
+
+// A refresh token's scope: its access token's, else DOT's default scopes
+// as it ships them ("read write", SCOPES and DEFAULT_SCOPES "__all__"),
+// which are this server's default (oauth2_default_scope) too.
+std::string refresh_scope(const DjangoToken& rt, const TokenScopes& scopes) {
+  if (rt.access_pk) {
+    if (auto it = scopes.by_pk.find(*rt.access_pk); it != scopes.by_pk.end()) return it->second;
+  }
+  if (rt.pk) {
+    if (auto it = scopes.by_source.find(*rt.pk); it != scopes.by_source.end()) return it->second;
+  }
+  return "read write";
+}
+
+// The users and applications the import wrote, by their pk in the dump
+// and by natural key: the only ones a token may belong to.
+struct Imported {
+  std::map<uint64_t, uint64_t> user_by_pk;
+  std::map<std::string, uint64_t> user_by_name;
+  std::map<uint64_t, std::string> app_by_pk;  // pks the dump gives once
+  std::set<std::string> client_ids;
+};
+
+Imported imported_records(const std::vector<DjangoUser>& users,
+                          const std::vector<DjangoApp>& apps) {
+  Imported m;
+  for (const DjangoUser& du : users) {
+    if (!du.importable) continue;
+    if (du.pk) m.user_by_pk[*du.pk] = du.user.id;
+    m.user_by_name[du.user.username] = du.user.id;
+  }
+  std::map<uint64_t, size_t> given;  // a pk given twice names no one
+  for (const DjangoApp& da : apps) {
+    if (da.pk) given[*da.pk]++;
+  }
+  for (const DjangoApp& da : apps) {
+    if (!da.importable) continue;
+    if (da.pk && given[*da.pk] == 1) m.app_by_pk[*da.pk] = da.client.client_id;
+    m.client_ids.insert(da.client.client_id);
+  }
+  return m;
+}
+
+// t's client_id and user: the application and user the import wrote for
+// the token's; false, counted, when it wrote none of them.
+bool token_owner(const DjangoToken& dt, const Imported& m, Token* t, Report* r) {
+  if (dt.app && dt.app->pk) {
+    if (auto it = m.app_by_pk.find(dt.app->pk); it != m.app_by_pk.end()) t->client_id = it->second;
+  } else if (dt.app && m.client_ids.count(dt.app->key)) {
+    t->client_id = dt.app->key;
+  }
+  if (t->client_id.empty()) {
+    r->no_app.add(dt.label);
+    return false;
+  }
+  if (!dt.user) return true;  // a client's own token (client_credentials)
+  auto by_pk = m.user_by_pk.find(dt.user->pk);
+  auto by_name = m.user_by_name.find(dt.user->key);
+  if (dt.user->pk ? by_pk == m.user_by_pk.end() : by_name == m.user_by_name.end()) {
+    r->no_user.add(dt.label);
+    return false;
+  }
+  t->user = std::to_string(dt.user->pk ? by_pk->second : by_name->second);
+  return true;
+}
+
+// The record the token endpoint would have written for dt; nullopt,
+// counted, for a token that is not imported.
+std::optional<Token> token_record(const DjangoToken& dt, const Imported& m,
+                                  const TokenScopes& scopes, const TokenClock& clock, Report* r) {
+  if (dt.refresh ? dt.revoked : dt.expires <= clock.now) {
+    (dt.refresh ? r->revoked : r->expired).add(dt.label);
+    return std::nullopt;
+  }
+  if (!usable_value(dt)) {
+    r->bad_value.add(dt.label);
+    return std::nullopt;
+  }
+  Token t;
+  if (!token_owner(dt, m, &t, r)) return std::nullopt;
+  t.scope = normal_scope(dt.refresh ? refresh_scope(dt, scopes) : dt.scope);
+  if (t.scope.empty()) {
+    r->bad_scope.add(dt.label);
+    return std::nullopt;
+  }
+  t.type = dt.refresh ? TokenType::kRefresh : TokenType::kAccess;
+  t.issued_at = dt.created ? dt.created : clock.now;
+  t.expires_at = dt.refresh ? detail::add_ttl(clock.now, clock.refresh_ttl) : dt.expires;
+  if (t.expires_at > kMaxExpiry) {
+    t.expires_at = kMaxExpiry;
+    r->clamped.add(dt.label);
+  }
+  return t;
+}
+
+// The dump's tokens, refresh tokens first: each starts a grant family of
+// its own, which the access token it links joins (revoking the one
+// revokes the other, as in DOT; a reuse revokes both, R37).
+void import_tokens(Txn& txn, const std::string& realm, const Imported& m,
+                   const std::vector<DjangoToken>& tokens, const TokenClock& clock, Report* r) {
+  const TokenScopes scopes = token_scopes(tokens);
+  std::map<uint64_t, Family> families;  // access token pk: its grant's
+  for (bool refresh : {true, false}) {
+    for (const DjangoToken& dt : tokens) {
+      if (dt.refresh != refresh) continue;
+      std::optional<Token> t = token_record(dt, m, scopes, clock, r);
+      if (t && refresh) t->family = detail::new_family();
+      if (t && !refresh && dt.pk && families.count(*dt.pk)) t->family = families[*dt.pk];
+      if (t && !txn.put_token(realm, token_id(dt.value), *t)) {
+        r->existing_token.add(dt.label);
+        t.reset();
+      }
+      if (!t) {
+        r->tokens_skipped++;
+        continue;
+      }
+      if (refresh && dt.access_pk) families[*dt.access_pk] = t->family;
+      (refresh ? r->refresh_imported : r->access_imported)++;
+    }
+  }
 }
 
 // --------------------------------------------------------------- store
@@ -685,18 +964,129 @@ void finish_warnings(Report* r, unsigned iterations) {
       "users' password hashes have fewer than " + cost +
           " PBKDF2 iterations: they verify, and are due for a rehash at "
           "the next login");
+}
+
+// Whether s is a model's label as AUTH_USER_MODEL names it: <app_label>.
+// <model>, each a Python identifier.
+bool model_label(std::string_view s) {
+  auto identifier = [](std::string_view p) {
+    return !p.empty() && !(p[0] >= '0' && p[0] <= '9') &&
+           std::all_of(p.begin(), p.end(), [](char ch) {
+             return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                    (ch >= '0' && ch <= '9') || ch == '_';
+           });
+  };
+  size_t dot = s.find('.');
+  return s.size() <= 200 && dot != std::string_view::npos && identifier(s.substr(0, dot)) &&
+         identifier(s.substr(dot + 1));
+}
+
+std::string ascii_lower(std::string s) {
+  for (char& ch : s) {
+    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+  }
+  return s;
+}
+
+// The ignored models, and a hint for the one that may be the project's
+// user model.
+void ignored_warnings(Report* r) {
   for (const auto& [model, n] : r->ignored) {
-    w.push_back(std::to_string(n) + (n == 1 ? " record of " : " records of ") + quoted(model) +
-                " ignored");
+    std::string w =
+        std::to_string(n) + (n == 1 ? " record of " : " records of ") + quoted(model) + " ignored";
+    const std::string_view suffix = ".user";
+    if (model_label(model) && model.size() > suffix.size() &&
+        ascii_lower(model.substr(model.size() - suffix.size())) == suffix) {
+      w += ": if it is the project's AUTH_USER_MODEL, give --user-model " + model;
+    }
+    r->warnings.push_back(std::move(w));
   }
 }
 
-// The users and applications of the dump, each once; records of other
-// models are counted in report->ignored.  BadDump on a malformed record.
-void read_records(json_t* root, unsigned iterations, Report* report, std::vector<DjangoUser>* users,
-                  std::vector<DjangoApp>* apps) {
+void token_warnings(Report* r) {
+  std::vector<std::string>& w = r->warnings;
+  auto add = [&w](const Tally& t, const std::string& one, const std::string& many) {
+    if (t.n) w.push_back(t.text(one, many));
+  };
+  add(r->expired, "access token skipped: expired", "access tokens skipped: expired");
+  add(r->revoked, "refresh token skipped: revoked", "refresh tokens skipped: revoked");
+  const std::string value =
+      " empty, over 4096 bytes, or none a client can present here (an access token: token68, "
+      "RFC 6750 2.1; a refresh token: visible ASCII)";
+  add(r->bad_value, "token skipped: its value is" + value,
+      "tokens skipped: their values are" + value);
+  add(r->bad_scope, "token skipped: it has no scope of RFC 6749 3.3",
+      "tokens skipped: they have no scope of RFC 6749 3.3");
+  const std::string never = " (skipped, or not in the dump): never given to another";
+  add(r->no_app, "token skipped: its application was not imported" + never,
+      "tokens skipped: their applications were not imported" + never);
+  add(r->no_user, "token skipped: its user was not imported" + never,
+      "tokens skipped: their users were not imported" + never);
+  add(r->existing_token, "token skipped: the store holds that token already (never overwritten)",
+      "tokens skipped: the store holds those tokens already (never overwritten)");
+  add(r->clamped,
+      "access token expires after 9999-12-31T23:59:59Z, the latest this server keeps: it "
+      "expires then",
+      "access tokens expire after 9999-12-31T23:59:59Z, the latest this server keeps: they "
+      "expire then");
+}
+
+// What the dump holds, each once.
+struct Dump {
+  std::vector<DjangoUser> users;
+  std::vector<DjangoApp> apps;
+  std::vector<DjangoToken> tokens;
+};
+
+enum class Kind { kOther, kUser, kApp, kAccess, kRefresh };
+
+Kind kind_of(const std::string& model, const std::string& user_model) {
+  if (ascii_lower(model) == user_model) return Kind::kUser;
+  if (model == "oauth2_provider.application") return Kind::kApp;
+  if (model == "oauth2_provider.accesstoken") return Kind::kAccess;
+  if (model == "oauth2_provider.refreshtoken") return Kind::kRefresh;
+  return Kind::kOther;
+}
+
+// What a dump may give only once: usernames, user pks, client_ids, and
+// the values (their SHA-256) of access tokens and live refresh tokens,
+// which DOT keeps unique and the store keys alike.
+struct Given {
   std::set<std::string> usernames, client_ids;
   std::set<uint64_t> pks;
+  std::set<Digest> tokens;
+};
+
+void read_record(const Fields& f, json_t* rec, size_t i, Kind kind, unsigned iterations,
+                 Report* report, Dump* dump, Given* given) {
+  if (kind == Kind::kUser) {
+    dump->users.push_back(read_user(f, rec, iterations, report));
+    const DjangoUser& du = dump->users.back();
+    if (!given->usernames.insert(du.user.username).second) {
+      f.bad("username " + quoted(du.user.username) + " given twice");
+    }
+    if (du.pk && !given->pks.insert(*du.pk).second) {
+      f.bad("pk " + std::to_string(*du.pk) + " given twice");
+    }
+  } else if (kind == Kind::kApp) {
+    dump->apps.push_back(read_app(f, rec, iterations, report));
+    if (!given->client_ids.insert(dump->apps.back().client.client_id).second) {
+      f.bad("client_id " + quoted(dump->apps.back().client.client_id) + " given twice");
+    }
+  } else {
+    dump->tokens.push_back(read_token(f, rec, i, kind == Kind::kRefresh));
+    const DjangoToken& dt = dump->tokens.back();
+    if (!dt.revoked && !given->tokens.insert(sha256(dt.value)).second) {
+      f.bad("the token of an earlier access or refresh token given again");
+    }
+  }
+}
+
+// The users (of report->user_model), applications and tokens of the
+// dump; records of other models are counted in report->ignored.  BadDump
+// on a malformed record.
+void read_records(json_t* root, unsigned iterations, Report* report, Dump* dump) {
+  Given given;
   for (size_t i = 0; i < json_array_size(root); i++) {
     json_t* rec = json_array_get(root, i);
     if (!json_is_object(rec)) {
@@ -707,33 +1097,21 @@ void read_records(json_t* root, unsigned iterations, Report* report, std::vector
       throw BadDump("record " + std::to_string(i) + ": \"model\" is missing or not a string");
     }
     std::string name = json_string_value(model);
-    if (name != "auth.user" && name != "oauth2_provider.application") {
+    const Kind kind = kind_of(name, report->user_model);
+    if (kind == Kind::kOther) {
       report->ignored[name]++;
       continue;
     }
     json_t* fields = json_object_get(rec, "fields");
     Fields f(fields, i, name);
     if (!json_is_object(fields)) f.bad("\"fields\" is not an object");
-    if (name == "auth.user") {
-      users->push_back(read_user(f, rec, iterations, report));
-      const DjangoUser& du = users->back();
-      if (!usernames.insert(du.user.username).second) {
-        f.bad("username " + quoted(du.user.username) + " given twice");
-      }
-      if (du.pk && !pks.insert(*du.pk).second) {
-        f.bad("pk " + std::to_string(*du.pk) + " given twice");
-      }
-    } else {
-      apps->push_back(read_app(f, iterations, report));
-      if (!client_ids.insert(apps->back().client.client_id).second) {
-        f.bad("client_id " + quoted(apps->back().client.client_id) + " given twice");
-      }
-    }
+    read_record(f, rec, i, kind, iterations, report, dump, &given);
   }
 }
 
 // {"users": {imported, skipped, unusable_passwords}, "applications":
-// {imported, skipped}, "warnings": [...]}
+// {imported, skipped}, "tokens": {imported, skipped, access_tokens,
+// refresh_tokens, expired, revoked}, "warnings": [...]}
 void print_report(const Report& report) {
   auto count = [](size_t n) { return json_integer(static_cast<json_int_t>(n)); };
   Json out(checked(json_object()));
@@ -746,80 +1124,114 @@ void print_report(const Report& report) {
   set_member(a.get(), "imported", count(report.apps_imported));
   set_member(a.get(), "skipped", count(report.apps_skipped));
   set_member(out.get(), "applications", a.release());
+  Json t(checked(json_object()));
+  set_member(t.get(), "imported", count(report.access_imported + report.refresh_imported));
+  set_member(t.get(), "skipped", count(report.tokens_skipped));
+  set_member(t.get(), "access_tokens", count(report.access_imported));
+  set_member(t.get(), "refresh_tokens", count(report.refresh_imported));
+  set_member(t.get(), "expired", count(report.expired.n));
+  set_member(t.get(), "revoked", count(report.revoked.n));
+  set_member(out.get(), "tokens", t.release());
   set_member(out.get(), "warnings", strings_json(report.warnings));
   print_json(out.get());
 }
 
+// --user-model: the label of the project's AUTH_USER_MODEL ("users.User"),
+// in lower case as dumpdata writes it; "auth.user" without it.
+std::string user_model_option(const Invocation& inv) {
+  auto v = inv.value("user-model");
+  if (!v) return "auth.user";
+  if (!model_label(*v)) {
+    throw UsageError("--user-model: " + quoted(*v) +
+                     " is not <app_label>.<model> (the project's AUTH_USER_MODEL, "
+                     "e.g. users.User)");
+  }
+  return ascii_lower(*v);
+}
+
+// Writes the dump in one change.  import_users, import_apps and
+// import_tokens mark the records they skip and fill the report: each run
+// of the change starts again from what the dump gave.
+int import_dump(const Invocation& inv, const Dump& dump, const TokenClock& clock, Report* report,
+                Dump* done) {
+  const Report found = *report;
+  auto store = open_store(inv, true);
+  try {
+    store->change([&](Txn& txn) {
+      *report = found;
+      *done = dump;
+      import_users(txn, inv.realm, done->users, report);
+      import_apps(txn, inv.realm, done->apps, report);
+      import_tokens(txn, inv.realm, imported_records(done->users, done->apps), done->tokens, clock,
+                    report);
+      txn.commit();
+    });
+  } catch (const StoreError& e) {
+    if (!e.is_too_large()) throw;
+    // one transaction, and etcd's is bounded: the way in is a restore,
+    // which goes in transactions etcd takes
+    fprintf(stderr,
+            "%s: %s; nothing was imported.  A dump this large goes into a cluster through "
+            "a local store: import it there (--store <dir>, without --etcd), back that up "
+            "(oauth2-admin --store <dir> backup <file>), then restore the file into the "
+            "cluster (oauth2-admin --etcd <urls> restore <file>; a cluster that holds "
+            "records is replaced only with --force)\n",
+            kProg, e.what());
+    return kExitFailure;
+  }
+  return 0;
+}
+
 int import_django(const Invocation& inv) {
   const unsigned iterations = pbkdf2_iterations_option(inv);
+  TokenClock clock;
+  clock.refresh_ttl = ttl_option(inv, "refresh-token-ttl").value_or(kDefaultRefreshTtl);
   const std::string& path = inv.operands[0];
   Report report;
-  std::vector<DjangoUser> users;
-  std::vector<DjangoApp> apps;
+  report.user_model = user_model_option(inv);
+  Dump dump;
   try {
     std::string data = read_dump(path);
     Json root = parse_dump(data);
-    wipe(data);  // DOT 1.x secrets in clear
-    read_records(root.get(), iterations, &report, &users, &apps);
+    wipe(data);  // DOT 1.x secrets in clear, tokens
+    read_records(root.get(), iterations, &report, &dump);
   } catch (const BadDump& e) {
     fprintf(stderr, "%s: %s: %s; nothing was imported\n", kProg,
             path == "-" ? "stdin" : quoted(path).c_str(), e.what());
     return kExitFailure;
   }
-
-  {
-    // import_users and import_apps mark the records they skip and fill the
-    // report: each run of the change starts again from what the dump gave
-    const Report found = std::move(report);
-    const std::vector<DjangoUser> dump_users = std::move(users);
-    const std::vector<DjangoApp> dump_apps = std::move(apps);
-    auto store = open_store(inv, true);
-    try {
-      store->change([&](Txn& txn) {
-        report = found;
-        users = dump_users;
-        apps = dump_apps;
-        import_users(txn, inv.realm, users, &report);
-        import_apps(txn, inv.realm, apps, &report);
-        txn.commit();
-      });
-    } catch (const StoreError& e) {
-      if (!e.is_too_large()) throw;
-      // one transaction, and etcd's is bounded: the way in is a restore,
-      // which goes in transactions etcd takes
-      fprintf(stderr,
-              "%s: %s; nothing was imported.  A dump this large goes into a cluster through "
-              "a local store: import it there (--store <dir>, without --etcd), back that up "
-              "(oauth2-admin --store <dir> backup <file>), then restore the file into the "
-              "cluster (oauth2-admin --etcd <urls> restore <file>; a cluster that holds "
-              "records is replaced only with --force)\n",
-              kProg, e.what());
-      return kExitFailure;
-    }
-  }
-  for (const DjangoUser& du : users) report.users_skipped += !du.importable;
-  for (const DjangoApp& da : apps) report.apps_skipped += !da.importable;
+  clock.now = static_cast<int64_t>(::time(nullptr));
+  Dump done;
+  if (int rc = import_dump(inv, dump, clock, &report, &done)) return rc;
+  for (const DjangoUser& du : done.users) report.users_skipped += !du.importable;
+  for (const DjangoApp& da : done.apps) report.apps_skipped += !da.importable;
   finish_warnings(&report, iterations);
+  ignored_warnings(&report);
+  token_warnings(&report);
   print_report(report);
   return 0;
 }
 
 const OptionSpec kImportOptions[] = {
     {"pbkdf2-iterations", true, false},
+    {"user-model", true, false},
+    {"refresh-token-ttl", true, false},
 };
 
 const char kImportUsage[] =
-    "usage: oauth2-admin import-django <dumpdata.json> "
-    "[--pbkdf2-iterations <n>]\n"
+    "usage: oauth2-admin import-django <dumpdata.json> [--user-model <app_label.model>]\n"
+    "           [--refresh-token-ttl <seconds>] [--pbkdf2-iterations <n>]\n"
     "\n"
-    "Imports the users and applications of a Django site running\n"
+    "Imports the users, applications and tokens of a Django site running\n"
     "django-oauth-toolkit, from\n"
     "\n"
-    "    python manage.py dumpdata auth.user oauth2_provider.application\n"
+    "    python manage.py dumpdata auth.user oauth2_provider.application \\\n"
+    "        oauth2_provider.accesstoken oauth2_provider.refreshtoken\n"
     "\n"
-    "(a file of at most 256 MiB, or - for stdin), in one transaction: on\n"
-    "any error nothing is written.  Users keep their id when it is free,\n"
-    "and their\n"
+    "(with a custom AUTH_USER_MODEL, its label in place of auth.user, and\n"
+    "--user-model; a file of at most 256 MiB, or - for stdin), in one\n"
+    "transaction: on any error nothing is written.  Users keep their id\n"
+    "when it is free, and their\n"
     "pbkdf2_sha256 password hash, so they log in with the password\n"
     "they had; other hashes (argon2, bcrypt, md5...) become\n"
     "unusable passwords, counted in the summary.  Client secrets are\n"
@@ -829,16 +1241,31 @@ const char kImportUsage[] =
     "applications are skipped, and redirect URIs this server refuses are\n"
     "dropped, each with a warning.  Users and applications that exist in\n"
     "the store are skipped, never overwritten; other models are ignored.\n"
+    "Access tokens that have not expired and refresh tokens that are not\n"
+    "revoked keep working as tokens of this server (stored hashed), with\n"
+    "their application, user and scope, if the import wrote that\n"
+    "application and user; others are skipped, counted in the summary.\n"
     "Prints {\"users\": {\"imported\", \"skipped\", \"unusable_passwords\"},\n"
-    "\"applications\": {\"imported\", \"skipped\"}, \"warnings\": [...]}.\n"
+    "\"applications\": {\"imported\", \"skipped\"}, \"tokens\": {\"imported\",\n"
+    "\"skipped\", \"access_tokens\", \"refresh_tokens\", \"expired\",\n"
+    "\"revoked\"}, \"warnings\": [...]}.\n"
     "\n"
+    "  --user-model <app_label.model>\n"
+    "                             the project's AUTH_USER_MODEL (default\n"
+    "                             auth.user; any case): its records are\n"
+    "                             read as auth.user's\n"
+    "  --refresh-token-ttl <seconds>\n"
+    "                             how long imported refresh tokens live\n"
+    "                             from the import, 1 to 315360000 (default\n"
+    "                             2592000, oauth2_refresh_token_ttl's):\n"
+    "                             DOT keeps no expiry in the record\n"
     "  --pbkdf2-iterations <n>    the cost new passwords get (default\n"
     "                             600000): imported hashes below it are\n"
     "                             reported as due for a rehash\n";
 
 const Command kImportCommands[] = {
-    {"import-django", "<dumpdata.json>", "import users and applications from Django", kImportUsage,
-     kImportOptions, std::size(kImportOptions), 1, 1, import_django},
+    {"import-django", "<dumpdata.json>", "import users, applications and tokens from Django",
+     kImportUsage, kImportOptions, std::size(kImportOptions), 1, 1, import_django},
 };
 
 }  // namespace
