@@ -249,7 +249,7 @@ void Cluster::catch_up(Store& store) {
 // the queue the changes that can go together, sends them with the lock
 // released, and marks them done.
 void Cluster::lead(std::unique_lock<std::mutex>& lk) {
-  std::vector<Waiter*> batch;
+  std::vector<Waiter*>& batch = queue_.taken;  // failed by the queue if this throws
   Footprint taken;
   std::vector<Waiter*>& waiting = queue_.waiting;
   const auto now = BatchGather::Clock::now();
@@ -275,6 +275,7 @@ void Cluster::lead(std::unique_lock<std::mutex>& lk) {
     b->done = true;
     b->cv.notify_one();
   }
+  batch.clear();
 }
 
 // The compares that every Txn of a batch makes alike (the application

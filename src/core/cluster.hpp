@@ -184,6 +184,10 @@ class Cluster {
     int64_t revision = 0;
     std::exception_ptr error;
     std::condition_variable cv;
+    void fail(std::exception_ptr e) {
+      applied = false;
+      error = std::move(e);
+    }
   };
   static constexpr size_t kMaxBatch = 64;
 

@@ -138,8 +138,9 @@ Committer::Stats Committer::stats() const {
 // the lock released while LMDB works.
 void Committer::lead(std::unique_lock<std::mutex>& lk) {
   std::vector<Waiter*>& waiting = queue_.waiting;
+  std::vector<Waiter*>& batch = queue_.taken;  // failed by the queue if this throws
   const size_t n = std::min(waiting.size(), kMaxBatch);
-  std::vector<Waiter*> batch(waiting.begin(), waiting.begin() + static_cast<ptrdiff_t>(n));
+  batch.assign(waiting.begin(), waiting.begin() + static_cast<ptrdiff_t>(n));
   waiting.erase(waiting.begin(), waiting.begin() + static_cast<ptrdiff_t>(n));
   lk.unlock();
   std::vector<Item> items;
@@ -151,6 +152,7 @@ void Committer::lead(std::unique_lock<std::mutex>& lk) {
     batch[i]->done = true;
     batch[i]->cv.notify_one();
   }
+  batch.clear();
 }
 
 namespace {

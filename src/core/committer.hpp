@@ -101,6 +101,7 @@ class Committer {
     bool lead = false;
     Outcome outcome;
     std::condition_variable cv;
+    void fail(std::exception_ptr e) { outcome = Outcome{false, std::move(e)}; }
   };
 
   Outcome submit(Item item);

@@ -7,23 +7,31 @@
 
 #pragma once
 
+#include <algorithm>
 #include <condition_variable>
+#include <exception>
 #include <mutex>
 #include <vector>
 
 namespace oauth2 {
 
-// Waiter has bool done, bool lead and std::condition_variable cv.
+// Waiter has bool done, bool lead, std::condition_variable cv and
+// void fail(std::exception_ptr), which records why it was not applied.
 template <typename Waiter>
 class GroupQueue {
  public:
   // the waiters not yet taken into a batch, in arrival order
   std::vector<Waiter*> waiting;
+  // those the leader took out of `waiting` and has not marked done yet
+  std::vector<Waiter*> taken;
 
   // Queues w (lk holds the owner's mutex) and returns once w is done.
-  // lead(lk) runs while w leads: it takes waiters out of `waiting` (the
-  // front one always: that is the leader's own, or the one handed the
-  // lead), commits them and marks them done, and may unlock meanwhile.
+  // lead(lk) runs while w leads: it moves waiters from `waiting` to
+  // `taken` (the front one always: that is the leader's own, or the one
+  // handed the lead), commits them, marks them done and clears `taken`,
+  // and may unlock meanwhile.  If it throws (an allocation failed), what
+  // it took, and w if it took not even w, fail with the exception: no
+  // waiter is left waiting for a leader that is gone.
   template <typename Lead>
   void wait_done(std::unique_lock<std::mutex>& lk, Waiter& w, Lead&& lead) {
     waiting.push_back(&w);
@@ -33,7 +41,11 @@ class GroupQueue {
         w.cv.wait(lk);
         continue;
       }
-      lead(lk);  // w's batch, or one before it when more wait than fit
+      try {
+        lead(lk);  // w's batch, or one before it when more wait than fit
+      } catch (...) {
+        fail_taken(lk, w, std::current_exception());
+      }
       if (!w.done) continue;
       w.lead = false;
       if (waiting.empty()) {
@@ -46,6 +58,21 @@ class GroupQueue {
   }
 
  private:
+  void fail_taken(std::unique_lock<std::mutex>& lk, Waiter& w, std::exception_ptr e) {
+    if (!lk.owns_lock()) lk.lock();
+    for (Waiter* t : taken) {
+      t->fail(e);
+      t->done = true;
+      if (t != &w) t->cv.notify_one();
+    }
+    taken.clear();
+    if (!w.done) {
+      waiting.erase(std::find(waiting.begin(), waiting.end(), &w));
+      w.fail(e);
+      w.done = true;
+    }
+  }
+
   bool leading_ = false;
 };
 

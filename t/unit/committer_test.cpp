@@ -9,6 +9,11 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <future>
+#include <new>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,6 +27,28 @@ using oauth2::Db;
 using oauth2::Store;
 using oauth2::StoreError;
 using oauth2::Txn;
+
+// The next allocation on this thread fails when set (an out-of-memory in
+// the group commit's leader); off, operator new is malloc's, as the
+// standard library's own.
+namespace {
+thread_local bool t_fail_next_allocation = false;
+}  // namespace
+
+void* operator new(std::size_t n) {
+  if (t_fail_next_allocation) {
+    t_fail_next_allocation = false;
+    throw std::bad_alloc();
+  }
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
 
 namespace {
 
@@ -319,6 +346,31 @@ TEST_F(CommitterTest, AThrowingDecisionWritesNothing) {
   }),
                std::runtime_error);
   EXPECT_FALSE(meta("half"));
+}
+
+// A leader whose batch fails to allocate (out of memory, after it took
+// its own change out of the queue) fails that change with the exception
+// and leaves the lead: the next change is committed.  Before, the lead
+// stayed with the thread that had left, and every later change waited
+// for it for ever.
+TEST_F(CommitterTest, ALeaderThatCannotAllocateFailsItsChangeAndLeavesTheLead) {
+  Change c0 = create("a", "1"), c1 = create("b", "1"), c2 = create("c", "1");
+  ASSERT_TRUE(store_->committer().commit(c0));  // the queue's vectors hold one: no allocation
+  std::thread([&] {
+    t_fail_next_allocation = true;
+    EXPECT_THROW(store_->committer().commit(c1), std::bad_alloc);
+    t_fail_next_allocation = false;
+  }).join();
+  EXPECT_FALSE(meta("b"));
+  auto next = std::make_shared<std::promise<bool>>();
+  std::thread([this, next, &c2] { next->set_value(store_->committer().commit(c2)); }).detach();
+  auto f = next->get_future();
+  if (f.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    std::fprintf(stderr, "the committer waits for a leader that is gone\n");
+    std::_Exit(1);  // a thread is stuck in the store: no teardown
+  }
+  EXPECT_TRUE(f.get());
+  EXPECT_EQ(meta("c"), "1");
 }
 
 }  // namespace
