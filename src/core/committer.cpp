@@ -252,7 +252,20 @@ void Committer::run_batch(const std::vector<Item>& batch, std::vector<Outcome>& 
                           WriteTxn& txn) {
   if (!txn.get()) txn.reset(store_.begin_write());
   for (size_t i = 0; i < batch.size(); i++) out[i] = run_one(txn.get(), batch[i]);
-  txn.commit();  // one sync for the batch
+  // the size nginx.conf gives, with the first batch after the open
+  // (Store::settle_map_size); again at the next batch if this one fails
+  const size_t size = store_.size_to_record_.exchange(0);
+  try {
+    if (size) {
+      Change record;
+      record.writes.push_back({Db::kMeta, kMapSizeMeta, std::to_string(size)});
+      apply_change(store_, txn.get(), record);
+    }
+    txn.commit();  // one sync for the batch
+  } catch (...) {
+    if (size) store_.size_to_record_.store(size);
+    throw;
+  }
 }
 
 // One item in txn.  A decision that throws leaves txn as it was (its

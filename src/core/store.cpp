@@ -104,6 +104,10 @@ void Store::use_cluster(std::shared_ptr<Cluster> cluster) {
 // shrank (oauth2_store size= lowered, or a store oauth2-admin created)
 // would not hold for the others.  The size nginx.conf gives is recorded in
 // the store, and a process opened without one (oauth2-admin) takes it.
+// It is recorded by the next write of the process (the committer's), not
+// here: an nginx worker opens the store on its way to its event loop,
+// where waiting for the writer lock (held by another process's write)
+// would keep it from accepting anything.
 void Store::settle_map_size(size_t requested) {
   std::optional<std::string> recorded;
   {
@@ -111,8 +115,7 @@ void Store::settle_map_size(size_t requested) {
     recorded = txn.get_meta(kMapSizeMeta);
   }
   if (requested) {
-    if (recorded == std::to_string(requested)) return;
-    put_local_meta(kMapSizeMeta, std::to_string(requested));
+    if (recorded != std::to_string(requested)) size_to_record_.store(requested);
     return;
   }
   if (!recorded) return;

@@ -470,6 +470,8 @@ class Store {
   enum class Opened { kMissing, kOlder, kCurrent };
   Opened open_databases(unsigned flags);
   void settle_map_size(size_t requested);
+  // the size settle_map_size left for the next write to record (0: none)
+  std::atomic<size_t> size_to_record_{0};
   Txn begin_change(size_t revoked_first = 0);
   // *revoked_first: what revoke_first did for c, added
   bool commit_change(const Change& c, size_t* revoked_first);
