@@ -105,6 +105,20 @@ void apply_change(Store& store, MDB_txn* txn, const Change& c) {
   }
 }
 
+// the size nginx.conf gives (Store::settle_map_size), in txn
+void Committer::put_map_size(MDB_txn* txn, size_t size) {
+  Change record;
+  record.writes.push_back({Db::kMeta, kMapSizeMeta, std::to_string(size)});
+  apply_change(store_, txn, record);
+}
+
+// not recorded after all: the next write records it, unless another size
+// is to be recorded meanwhile
+void Committer::keep_map_size(size_t size) {
+  size_t none = 0;
+  store_.size_to_record_.compare_exchange_strong(none, size);
+}
+
 bool Committer::commit(const Change& c) {
   Item item;
   item.change = &c;
@@ -256,15 +270,23 @@ void Committer::run_batch(const std::vector<Item>& batch, std::vector<Outcome>& 
   // (Store::settle_map_size); again at the next batch if this one fails
   const size_t size = store_.size_to_record_.exchange(0);
   try {
-    if (size) {
-      Change record;
-      record.writes.push_back({Db::kMeta, kMapSizeMeta, std::to_string(size)});
-      apply_change(store_, txn.get(), record);
-    }
+    if (size) put_map_size(txn.get(), size);
     txn.commit();  // one sync for the batch
   } catch (...) {
-    if (size) store_.size_to_record_.store(size);
+    if (size) keep_map_size(size);
     throw;
+  }
+}
+
+void Committer::record_map_size() {
+  const size_t size = store_.size_to_record_.exchange(0);
+  if (!size) return;
+  try {
+    WriteTxn txn(store_, store_.begin_write());
+    put_map_size(txn.get(), size);
+    txn.commit();
+  } catch (...) {
+    keep_map_size(size);  // for the next batch
   }
 }
 

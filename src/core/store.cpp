@@ -68,6 +68,10 @@ Store::Store(const std::string& path, size_t mapsize, bool create)
     mirror_ = txn.get_meta(kMirrorOfMeta).has_value();
   }
   if (create) settle_map_size(mapsize);
+  if (size_to_record_.load() != 0) {
+    // a write of its own, off the opener's way (Store::settle_map_size)
+    recorder_ = std::thread([this] { committer_->record_map_size(); });
+  }
 }
 
 void Store::put_local_meta(std::string_view name, std::string_view value) {
@@ -104,10 +108,11 @@ void Store::use_cluster(std::shared_ptr<Cluster> cluster) {
 // shrank (oauth2_store size= lowered, or a store oauth2-admin created)
 // would not hold for the others.  The size nginx.conf gives is recorded in
 // the store, and a process opened without one (oauth2-admin) takes it.
-// It is recorded by the next write of the process (the committer's), not
-// here: an nginx worker opens the store on its way to its event loop,
-// where waiting for the writer lock (held by another process's write)
-// would keep it from accepting anything.
+// It is recorded by a write of its own in a thread the open starts (or the
+// process's next write, whichever comes first), not by the open itself:
+// an nginx worker opens the store on its way to its event loop, where
+// waiting for the writer lock (held by another process's write) would
+// keep it from accepting anything.
 void Store::settle_map_size(size_t requested) {
   std::optional<std::string> recorded;
   {
@@ -184,6 +189,7 @@ Store::Opened Store::open_databases(unsigned flags) {
 }
 
 Store::~Store() {
+  if (recorder_.joinable()) recorder_.join();
   for (MDB_txn* t : snapshots_) mdb_txn_abort(t);  // before env_ closes
 }
 

@@ -10,6 +10,7 @@
 
 #include <array>
 #include <atomic>
+#include <thread>
 #include <cerrno>
 #include <condition_variable>
 #include <cstdint>
@@ -472,6 +473,8 @@ class Store {
   void settle_map_size(size_t requested);
   // the size settle_map_size left for the next write to record (0: none)
   std::atomic<size_t> size_to_record_{0};
+  // the thread that makes that write at the open (joined by ~Store)
+  std::thread recorder_;
   Txn begin_change(size_t revoked_first = 0);
   // *revoked_first: what revoke_first did for c, added
   bool commit_change(const Change& c, size_t* revoked_first);
