@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <iterator>
 
+#include "cluster.hpp"
 #include "store.hpp"
 #include "store_records.hpp"
 
@@ -255,6 +256,10 @@ std::vector<Committer::Outcome> Committer::run(const std::vector<Item>& batch, M
   try {
     run_batch(batch, out, txn);
   } catch (...) {
+    if (store_.is_mirror()) {  // refuse_if_mirror: each is refused
+      for (Outcome& o : out) o = Outcome{false, std::current_exception()};
+      return out;
+    }
     // one change's failure (a full map) must not fail the others
     txn.abort();
     for (size_t i = 0; i < batch.size(); i++) out[i] = run_alone(batch[i]);
@@ -265,6 +270,7 @@ std::vector<Committer::Outcome> Committer::run(const std::vector<Item>& batch, M
 void Committer::run_batch(const std::vector<Item>& batch, std::vector<Outcome>& out,
                           WriteTxn& txn) {
   if (!txn.get()) txn.reset(store_.begin_write());
+  refuse_if_mirror(txn.get());
   for (size_t i = 0; i < batch.size(); i++) out[i] = run_one(txn.get(), batch[i]);
   // the size nginx.conf gives, with the first batch after the open
   // (Store::settle_map_size); again at the next batch if this one fails
@@ -276,6 +282,18 @@ void Committer::run_batch(const std::vector<Item>& batch, std::vector<Outcome>& 
     if (size) keep_map_size(size);
     throw;
   }
+}
+
+// A store that became a mirror since this process opened it (sync's
+// first snapshot, into the empty store the packaged daemon had opened) is
+// written only by sync: no local change is applied to it, now or later.
+void Committer::refuse_if_mirror(MDB_txn* txn) {
+  MDB_val k = val(kMirrorOfMeta), v;
+  const int rc = mdb_get(txn, store_.dbi(Db::kMeta), &k, &v);
+  if (rc == MDB_NOTFOUND) return;
+  check(rc, "mdb_get(meta)");
+  store_.mirror_committed();
+  refuse_mirror_write(store_.path());
 }
 
 void Committer::record_map_size() {

@@ -109,6 +109,7 @@ class Committer {
   };
 
   Outcome submit(Item item);
+  void refuse_if_mirror(MDB_txn* txn);
   void put_map_size(MDB_txn* txn, size_t size);
   void keep_map_size(size_t size);
   void lead(std::unique_lock<std::mutex>& lk);

@@ -296,15 +296,11 @@ Txn Store::begin_change(size_t revoked_first) {
   return txn;
 }
 
-namespace {
-
-[[noreturn]] void refuse_mirror_write(const std::string& path) {
+void refuse_mirror_write(const std::string& path) {
   throw StoreError::unavailable("the store " + path +
                                 " is a mirror of etcd, written only by oauth2-admin sync: write "
                                 "to the cluster with --etcd (oauth2_cluster in nginx.conf)");
 }
-
-}  // namespace
 
 bool Store::commit_change(const Change& c, size_t* revoked_first) {
   if (cluster_) {

@@ -577,6 +577,9 @@ constexpr const char* kHandshakeKeyMeta = "handshake_hs256_key";
 // the kid of the handshake tokens that key signed
 constexpr const char* kLegacyHandshakeKid = "handshake";
 
+// The StoreError (503) of a local write to the store at path, a mirror.
+[[noreturn]] void refuse_mirror_write(const std::string& path);
+
 // Master-side preparation: mkdir -p, chown to uid/gid when they are >= 0,
 // and a check of an existing environment that writes nothing (R86: the
 // master never writes the store; the first worker creates what is

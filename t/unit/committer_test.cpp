@@ -7,17 +7,22 @@
 #include "committer.hpp"
 
 #include <gtest/gtest.h>
+#include <lmdb.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <future>
 #include <new>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "cluster.hpp"
 #include "store.hpp"
 #include "test_helpers.hpp"
 
@@ -371,6 +376,43 @@ TEST_F(CommitterTest, ALeaderThatCannotAllocateFailsItsChangeAndLeavesTheLead) {
   }
   EXPECT_TRUE(f.get());
   EXPECT_EQ(meta("c"), "1");
+}
+
+// A store that became a mirror after this process opened it (sync's first
+// snapshot into the empty store the packaged daemon had opened; here
+// another process marks it so, as sync does): no local change is applied
+// to it, through the committer or a prepared batch, as a store opened as
+// a mirror refuses them.  Before, the process that had opened it first
+// went on writing into the mirror, and etcd never saw its writes.
+TEST_F(CommitterTest, AStoreThatBecameAMirrorTakesNoLocalChange) {
+  ASSERT_TRUE(store_->committer().commit(create("before", "1")));
+  const std::string path = store_->path();
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {  // the other process: LMDB itself, as little as can be
+    MDB_env* env = nullptr;
+    MDB_txn* txn = nullptr;
+    MDB_dbi dbi;
+    MDB_val k{std::strlen(oauth2::kMirrorOfMeta), const_cast<char*>(oauth2::kMirrorOfMeta)};
+    MDB_val v{std::strlen("etcd /oauth2/"), const_cast<char*>("etcd /oauth2/")};
+    int rc = mdb_env_create(&env) || mdb_env_set_maxdbs(env, 16) ||
+             mdb_env_set_mapsize(env, kMapSize) || mdb_env_open(env, path.c_str(), 0, 0660) ||
+             mdb_txn_begin(env, nullptr, 0, &txn) || mdb_dbi_open(txn, "meta", 0, &dbi) ||
+             mdb_put(txn, dbi, &k, &v, 0) || mdb_txn_commit(txn);
+    _exit(rc == 0 ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the other process marked it";
+  EXPECT_THROW(store_->committer().commit(create("after", "1")), StoreError);
+  EXPECT_FALSE(meta("after"));
+  EXPECT_TRUE(store_->is_mirror()) << "and this process knows it from then on";
+  EXPECT_THROW(store_->change([](Txn& txn) {
+    txn.put_meta("later", "1");
+    txn.commit();
+  }),
+               StoreError);
+  EXPECT_FALSE(meta("later"));
 }
 
 }  // namespace
