@@ -585,6 +585,45 @@ my $fresh = session_of($r) // '';
 is($t->get('/o/applications/', Cookie => $fresh)->{status}, 200,
     'she signs in anew: the new session opens the list');
 
+# the same for staff taken away and given back, unused meanwhile (a
+# demotion while a stolen cookie is looked into, say): losing staff ends
+# the user's sessions, the pages' among them, through the CLI and the API
+# alike; the user's tokens stay (before, the old cookie opened the list
+# again once staff was given back)
+my $fiona_tok = $t->admin_json('token', 'issue', '--client-id',
+    $t->new_app(name => 'fiona app', grant => 'password')->{client_id},
+    '--user', 'fiona');
+for my $via ('cli', 'api') {
+    ($r) = http_login('fiona', 'fiona-password-x');
+    my $before = session_of($r) // '';
+    is($t->get('/o/applications/', Cookie => $before)->{status}, 200,
+        "$via: fiona's new session opens the list");
+    for my $v (0, 1) {
+        if ($via eq 'cli') {
+            my ($code, $out, $err) = $t->admin('user', 'set', 'fiona', '--staff',
+                $v ? 'true' : 'false');
+            is($code, 0, "user set fiona --staff " . ($v ? 'true' : 'false') . ': exit 0')
+                or diag($err);
+        } else {
+            my $id = (grep { $_->{username} eq 'fiona' } @{$t->admin_json('user', 'list')})[0]{id};
+            my $staff_tok = $t->admin_json('token', 'issue', '--client-id',
+                $t->new_app(name => "staff app $v", grant => 'client_credentials',
+                    scope => 'read write admin')->{client_id},
+                '--scope', 'read write admin')->{access_token};
+            my $pr = $t->request('PATCH', "/api/users/$id/", port => $t->daemon_port,
+                headers => [Authorization => "Bearer $staff_tok",
+                    'Content-Type' => 'application/json'],
+                body => '{"is_staff": ' . ($v ? 'true' : 'false') . '}');
+            is($pr->{status}, 200, "PATCH is_staff " . ($v ? 'true' : 'false') . ': 200')
+                or diag($pr->{raw});
+        }
+    }
+    is($t->get('/o/applications/', Cookie => $before)->{status}, 303,
+        "$via: staff taken away and given back, unused meanwhile: the session of before is ended");
+}
+is($t->get('/protected/', Authorization => "Bearer $fiona_tok->{access_token}")->{status},
+    200, '... and her token, which staff never gave her, still opens a location');
+
 # R16: a staff user's hash weaker than serve's --pbkdf2-iterations (the
 # default 600000) is hashed again at the sign-in
 user_add('erik', 'erik-password-x', '--staff', '--pbkdf2-iterations', 1000);

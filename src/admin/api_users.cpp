@@ -445,11 +445,12 @@ HttpResponse update_user(ServeContext& ctx, const HttpRequest& req, const Caller
     // be overwritten by one authorised with the old password (R39, R85)
     if (!checked.empty() && old->password != checked) return wrong_current_password();
     if (auto gone = caller_gone(txn, ctx.realm, caller)) return gone;
+    const bool was_staff = old->is_staff;
     u = std::move(*old);
     apply(in, u, hashed);
     PutUser r = txn.put_user(u, false);
     if (r != PutUser::kOk) return put_failed(r);
-    end_sessions_after_change(txn, ctx.realm, u, in.password.has_value());
+    end_sessions_after_change(txn, ctx.realm, u, in.password.has_value(), was_staff && !u.is_staff);
     txn.commit();
     return std::nullopt;
   });

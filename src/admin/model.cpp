@@ -271,11 +271,16 @@ std::optional<uint64_t> parse_user_id(std::string_view s) {
   return v;
 }
 
-size_t end_sessions_after_change(Txn& txn, std::string_view realm, const User& u,
-                                 bool new_password) {
+size_t end_sessions_after_change(Txn& txn, std::string_view realm, const User& u, bool new_password,
+                                 bool lost_staff) {
   if (new_password) account_password_changed(txn, realm, u.id);
-  if (!new_password && u.is_active) return 0;
-  return txn.delete_user_tokens(realm, u.id);
+  if (new_password || !u.is_active) return txn.delete_user_tokens(realm, u.id);
+  if (!lost_staff) return 0;
+  size_t n = 0;
+  for (const auto& [id, t] : txn.user_tokens_of_type(realm, u.id, TokenType::kSession)) {
+    n += txn.delete_token(realm, id) ? 1 : 0;
+  }
+  return n;
 }
 
 }  // namespace oauth2::admin

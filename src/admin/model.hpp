@@ -78,9 +78,11 @@ std::optional<uint64_t> parse_user_id(std::string_view s);
 // and a disabled user's, whose tokens are deleted rather than merely
 // refused so that enabling the user again does not bring them back.  A
 // new password also ends the account lock's trust in the browsers and
-// addresses that signed in before (account_password_changed).  Returns
-// the number of tokens deleted.
+// addresses that signed in before (account_password_changed).  A user
+// who lost staff (lost_staff) loses its sessions only (the daemon's
+// pages' among them), so that giving staff back brings none back; its
+// tokens stay.  Returns the number of tokens deleted.
 size_t end_sessions_after_change(Txn& txn, std::string_view realm, const User& u,
-                                 bool new_password);
+                                 bool new_password, bool lost_staff = false);
 
 }  // namespace oauth2::admin

@@ -341,6 +341,7 @@ int user_set(const Invocation& inv) {
   }
 
   return change_user(inv, [&](Txn& txn, User& u) {
+    const bool was_staff = u.is_staff;
     if (active) u.is_active = *active;
     if (staff) u.is_staff = *staff;
     if (email) u.email = *email;
@@ -349,8 +350,11 @@ int user_set(const Invocation& inv) {
     if (txn.put_user(u, false) != PutUser::kOk) {
       return UserChange{nullptr, "the store refused the user"};
     }
-    // only --active may disable the user: then their sessions end
-    if (active) end_sessions_after_change(txn, inv.realm, u, false);
+    // --active false ends their sessions and tokens, --staff false their
+    // sessions (the daemon's pages'), so that neither comes back with it
+    if (active || (was_staff && !u.is_staff)) {
+      end_sessions_after_change(txn, inv.realm, u, false, was_staff && !u.is_staff);
+    }
     txn.commit();
     return UserChange{user_json(u), ""};
   });
