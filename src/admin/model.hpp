@@ -82,7 +82,7 @@ std::optional<uint64_t> parse_user_id(std::string_view s);
 // who lost staff (lost_staff) loses its sessions only (the daemon's
 // pages' among them), so that giving staff back brings none back; its
 // tokens stay.  Returns the number of tokens deleted.
-size_t end_sessions_after_change(Txn& txn, std::string_view realm, const User& u,
-                                 bool new_password, bool lost_staff = false);
+size_t end_sessions_after_change(Txn& txn, std::string_view realm, const User& u, bool new_password,
+                                 bool lost_staff = false);
 
 }  // namespace oauth2::admin
