@@ -106,20 +106,6 @@ void apply_change(Store& store, MDB_txn* txn, const Change& c) {
   }
 }
 
-// the size nginx.conf gives (Store::settle_map_size), in txn
-void Committer::put_map_size(MDB_txn* txn, size_t size) {
-  Change record;
-  record.writes.push_back({Db::kMeta, kMapSizeMeta, std::to_string(size)});
-  apply_change(store_, txn, record);
-}
-
-// not recorded after all: the next write records it, unless another size
-// is to be recorded meanwhile
-void Committer::keep_map_size(size_t size) {
-  size_t none = 0;
-  store_.size_to_record_.compare_exchange_strong(none, size);
-}
-
 bool Committer::commit(const Change& c) {
   Item item;
   item.change = &c;
@@ -272,16 +258,7 @@ void Committer::run_batch(const std::vector<Item>& batch, std::vector<Outcome>& 
   if (!txn.get()) txn.reset(store_.begin_write());
   refuse_if_mirror(txn.get());
   for (size_t i = 0; i < batch.size(); i++) out[i] = run_one(txn.get(), batch[i]);
-  // the size nginx.conf gives, with the first batch after the open
-  // (Store::settle_map_size); again at the next batch if this one fails
-  const size_t size = store_.size_to_record_.exchange(0);
-  try {
-    if (size) put_map_size(txn.get(), size);
-    txn.commit();  // one sync for the batch
-  } catch (...) {
-    if (size) keep_map_size(size);
-    throw;
-  }
+  txn.commit();  // one sync for the batch
 }
 
 // A store that became a mirror since this process opened it (sync's
@@ -296,15 +273,15 @@ void Committer::refuse_if_mirror(MDB_txn* txn) {
   refuse_mirror_write(store_.path());
 }
 
-void Committer::record_map_size() {
-  const size_t size = store_.size_to_record_.exchange(0);
-  if (!size) return;
+void Committer::record_map_size(size_t size) {
   try {
     WriteTxn txn(store_, store_.begin_write());
-    put_map_size(txn.get(), size);
+    Change record;
+    record.writes.push_back({Db::kMeta, kMapSizeMeta, std::to_string(size)});
+    apply_change(store_, txn.get(), record);
     txn.commit();
   } catch (...) {
-    keep_map_size(size);  // for the next batch
+    // not recorded: the next open records it
   }
 }
 

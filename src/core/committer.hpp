@@ -50,10 +50,10 @@ class Committer {
   // reads cannot be overtaken) and applies its change there: the last
   // resort of Store::change for a record many write at once.
   void commit_exclusive(const std::function<void(Txn&)>& decide);
-  // Records the size the store was opened with, when it differs from the
-  // one recorded (Store::settle_map_size), in a write of its own, counted
-  // in no stats: no one's change.  A batch that commits first records it.
-  void record_map_size();
+  // Records size, the one the store was opened with, when it differs
+  // from the one recorded (Store::settle_map_size), in a write of its
+  // own, counted in no stats: no one's change.
+  void record_map_size(size_t size);
 
   // How many batches and changes this process committed (for tests and
   // the bench: changes / batches is the grouping achieved).
@@ -110,8 +110,6 @@ class Committer {
 
   Outcome submit(Item item);
   void refuse_if_mirror(MDB_txn* txn);
-  void put_map_size(MDB_txn* txn, size_t size);
-  void keep_map_size(size_t size);
   void lead(std::unique_lock<std::mutex>& lk);
   // begun: a write transaction begun already, which they take over
   std::vector<Outcome> run(const std::vector<Item>& batch, MDB_txn* begun = nullptr);

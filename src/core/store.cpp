@@ -67,18 +67,10 @@ Store::Store(const std::string& path, size_t mapsize, bool create)
     Txn txn = read();
     mirror_ = txn.get_meta(kMirrorOfMeta).has_value();
   }
-  if (create) settle_map_size(mapsize);
-  if (size_to_record_.load() != 0) {
+  if (const size_t record = create ? settle_map_size(mapsize) : 0) {
     // a write of its own, off the opener's way (Store::settle_map_size)
-    recorder_ = std::thread([this] { committer_->record_map_size(); });
+    recorder_ = std::thread([this, record] { committer_->record_map_size(record); });
   }
-}
-
-void Store::put_local_meta(std::string_view name, std::string_view value) {
-  TxnHandle txn(env_.get(), 0);
-  MDB_val k = val(name), v = val(value);
-  check(mdb_put(txn.get(), dbi(Db::kMeta), &k, &v, 0), "mdb_put(meta)");
-  txn.commit();
 }
 
 int64_t Store::meta_int(std::string_view name) {
@@ -108,28 +100,26 @@ void Store::use_cluster(std::shared_ptr<Cluster> cluster) {
 // shrank (oauth2_store size= lowered, or a store oauth2-admin created)
 // would not hold for the others.  The size nginx.conf gives is recorded in
 // the store, and a process opened without one (oauth2-admin) takes it.
-// It is recorded by a write of its own in a thread the open starts (or the
-// process's next write, whichever comes first), not by the open itself:
-// an nginx worker opens the store on its way to its event loop, where
-// waiting for the writer lock (held by another process's write) would
-// keep it from accepting anything.
-void Store::settle_map_size(size_t requested) {
+// It is recorded by a write of its own in a thread the open starts (the
+// size returned, 0 for none), not by the open itself: an nginx worker
+// opens the store on its way to its event loop, where waiting for the
+// writer lock (held by another process's write) would keep it from
+// accepting anything.
+size_t Store::settle_map_size(size_t requested) {
   std::optional<std::string> recorded;
   {
     Txn txn = read();
     recorded = txn.get_meta(kMapSizeMeta);
   }
-  if (requested) {
-    if (recorded != std::to_string(requested)) size_to_record_.store(requested);
-    return;
-  }
-  if (!recorded) return;
+  if (requested) return recorded == std::to_string(requested) ? 0 : requested;
+  if (!recorded) return 0;
   size_t size = std::strtoull(recorded->c_str(), nullptr, 10);
   MDB_envinfo info;
   check(mdb_env_info(env_.get(), &info), "mdb_env_info");
   if (size && size != info.me_mapsize) {
     check(mdb_env_set_mapsize(env_.get(), size), "mdb_env_set_mapsize");
   }
+  return 0;
 }
 
 StoreVersion Store::version() {

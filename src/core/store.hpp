@@ -463,16 +463,13 @@ class Store {
   friend class MirrorWriter;
   void mirror_committed() { mirror_ = true; }
   // a meta record of this machine (local_meta), written at once
-  void put_local_meta(std::string_view name, std::string_view value);
   int64_t meta_int(std::string_view name);
   MDB_txn* begin(unsigned flags);
   MDB_txn* begin_write() { return begin(0); }
   // kOlder: readable, of a schema this build brings up to date
   enum class Opened { kMissing, kOlder, kCurrent };
   Opened open_databases(unsigned flags);
-  void settle_map_size(size_t requested);
-  // the size settle_map_size left for the next write to record (0: none)
-  std::atomic<size_t> size_to_record_{0};
+  size_t settle_map_size(size_t requested);
   // the thread that makes that write at the open (joined by ~Store)
   std::thread recorder_;
   Txn begin_change(size_t revoked_first = 0);
