@@ -62,8 +62,13 @@ using Refusal = std::optional<HttpResponse>;
 
 // What every handler may use.  The store is shared by all the daemon's
 // threads, as Store allows.
+class StoreSlot;
+
 struct ServeContext {
+  // the store of one request: route() takes it from slot, the daemon's,
+  // for the request's time (a store the disk failed under is opened again)
   Store* store = nullptr;
+  StoreSlot* slot = nullptr;
   std::string realm = kDefaultRealm;
   // --require-realm-header: a request without X-OAuth2-Realm is refused
   // rather than served in realm (a location that forgot the header)

@@ -6,14 +6,19 @@
 // close the store, exit 0.  Every write is one LMDB transaction, so even a
 // kill -9 leaves each record whole.
 
+#include <lmdb.h>
 #include <pthread.h>
 #include <signal.h>
 
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <ctime>
+#include <functional>
 #include <iterator>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -209,6 +214,103 @@ void say(const std::string& what) {
   log_line("", what);
 }
 
+}  // namespace
+
+// The daemon's store, opened again once the disk has failed under it (R77).
+// After a write whose meta page the disk refused, LMDB answers MDB_PANIC to
+// every transaction of the process until its environment is opened again
+// (the module's workers do so, capi.cpp); an I/O error of a write may have
+// left it so.  A request holds the store from its start to its end; a
+// reopen holds new requests back and waits for those in flight; one that
+// failed is tried again a second later at the earliest (until then: 503).
+class StoreSlot {
+ public:
+  using Open = std::function<std::unique_ptr<Store>()>;
+  explicit StoreSlot(Open open) : open_(std::move(open)), store_(open_()) {}
+
+  // the store for one request, until release(); throws a 503's
+  // StoreError while it could not be opened again
+  Store& acquire() {
+    std::unique_lock lock(m_);
+    cv_.wait(lock, [&] { return !reopening_; });
+    if (failed_) reopen(lock);
+    if (!store_) throw StoreError::unavailable("the store could not be opened again: " + why_);
+    ++users_;
+    return *store_;
+  }
+  void release() noexcept {
+    std::lock_guard lock(m_);
+    if (--users_ == 0) cv_.notify_all();
+  }
+  // what a request met: a disk that failed under LMDB
+  void note(const StoreError& e) {
+    if (e.rc() != MDB_PANIC && e.rc() != EIO) return;
+    std::lock_guard lock(m_);
+    failed_ = true;
+  }
+  // at the end, once no request runs
+  void close() {
+    std::lock_guard lock(m_);
+    store_.reset();
+  }
+
+  // acquire() and release() for one request's scope
+  class Use {
+   public:
+    explicit Use(StoreSlot& slot) : slot_(slot), store_(slot.acquire()) {}
+    ~Use() { slot_.release(); }
+    Use(const Use&) = delete;
+    Use& operator=(const Use&) = delete;
+    Store& store() const { return store_; }
+
+   private:
+    StoreSlot& slot_;
+    Store& store_;
+  };
+
+ private:
+  static constexpr std::chrono::seconds kReopenEvery{1};
+
+  // closes the store and opens it again, with no request inside it (lock
+  // held on entry and on return)
+  void reopen(std::unique_lock<std::mutex>& lock) {
+    const auto now = std::chrono::steady_clock::now();
+    if (!store_ && now - tried_ < kReopenEvery) return;  // it failed just now
+    tried_ = now;
+    reopening_ = true;
+    cv_.wait(lock, [&] { return users_ == 0; });
+    lock.unlock();
+    std::string why;
+    std::unique_ptr<Store> fresh;
+    store_.reset();  // never two environments of one store in a process
+    try {
+      fresh = open_();
+    } catch (const std::exception& e) {
+      why = e.what();
+    }
+    say(fresh ? "store: opened again after a disk error"
+              : "store: cannot open it again after a disk error: " + why);
+    lock.lock();
+    store_ = std::move(fresh);
+    why_ = why;
+    failed_ = store_ == nullptr;
+    reopening_ = false;
+    cv_.notify_all();
+  }
+
+  Open open_;
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::unique_ptr<Store> store_;
+  std::string why_;  // why it could not be opened again
+  unsigned users_ = 0;
+  bool failed_ = false;
+  bool reopening_ = false;
+  std::chrono::steady_clock::time_point tried_{};
+};
+
+namespace {
+
 // --hash-limit: password hashes at once, and waiting for a turn
 struct HashLimit {
   unsigned running = 2;
@@ -297,7 +399,7 @@ sigset_t block_stop_signals() {
 
 // The stop signal, when it comes; meanwhile the readers that dead
 // processes left in the store are cleared every kReaderCheckSeconds.
-int wait_for_stop(const sigset_t& stop_signals, Store& store) {
+int wait_for_stop(const sigset_t& stop_signals, StoreSlot& slot) {
   int sig = 0;
   while (sig == 0) {
     struct timespec wait = {kReaderCheckSeconds, 0};
@@ -307,7 +409,8 @@ int wait_for_stop(const sigset_t& stop_signals, Store& store) {
       sig = rc;
     } else if (errno == EAGAIN) {
       try {
-        int dead = store.reader_check();
+        StoreSlot::Use use(slot);
+        int dead = use.store().reader_check();
         if (dead > 0) say("cleared " + std::to_string(dead) + " stale readers");
       } catch (const std::exception& e) {
         say(std::string("store: ") + e.what());
@@ -324,9 +427,9 @@ int serve(const Invocation& inv) {
   read_options(inv, ctx, &hash_limit);
   const sigset_t stop_signals = block_stop_signals();
 
-  std::unique_ptr<Store> store = open_store(inv, true);
-  store->reader_check();
-  ctx.store = store.get();
+  StoreSlot slot([&inv] { return open_store(inv, true); });
+  StoreSlot::Use(slot).store().reader_check();
+  ctx.slot = &slot;
   MemoryCounters counters;
   ctx.counters = &counters;
   HashSlots hash_slots(hash_limit.running, hash_limit.waiting);
@@ -337,13 +440,13 @@ int serve(const Invocation& inv) {
     server.start(addr);
     say("listening on " + addr.text() + ", store " + quoted(inv.store) + ", realm " +
         quoted(ctx.realm) + (ctx.open_registration ? ", open registration" : ""));
-    int sig = wait_for_stop(stop_signals, *store);
+    int sig = wait_for_stop(stop_signals, slot);
     say(std::string("stopping on ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
         ": finishing the requests in flight");
     server.stop(kStopGraceMs);
   }
-  ctx.store = nullptr;
-  store.reset();
+  ctx.slot = nullptr;
+  slot.close();
   say("stopped");
   return 0;
 }
@@ -431,15 +534,23 @@ const Command kServeCommands[] = {
 // Each request in its realm: a copy of the context names it, so that every
 // lookup, session, staff check and throttle below stays inside it.
 HttpResponse route(ServeContext& shared, const HttpRequest& req) {
-  // --etcd: every answer here rests on the mirror (who the caller is, what
-  // a page shows); past max_staleness a token, key or session revoked on
-  // another machine could still act, so 503, as auth_oauth2 (R77)
-  if (std::string why = mirror_staleness(*shared.store); !why.empty()) {
-    throw StoreError::unavailable(why);
-  }
+  std::optional<StoreSlot::Use> use;
   ServeContext ctx = shared;
-  if (auto refused = select_realm(ctx, req)) return *refused;
-  return route_in_realm(ctx, req);
+  if (shared.slot) ctx.store = &use.emplace(*shared.slot).store();
+  try {
+    // --etcd: every answer here rests on the mirror (who the caller is,
+    // what a page shows); past max_staleness a token, key or session
+    // revoked on another machine could still act, so 503, as auth_oauth2
+    // (R77)
+    if (std::string why = mirror_staleness(*ctx.store); !why.empty()) {
+      throw StoreError::unavailable(why);
+    }
+    if (auto refused = select_realm(ctx, req)) return *refused;
+    return route_in_realm(ctx, req);
+  } catch (const StoreError& e) {
+    if (shared.slot) shared.slot->note(e);
+    throw;
+  }
 }
 
 void add_serve_commands(Commands& out) {

@@ -236,13 +236,33 @@ std::vector<Committer::Outcome> Committer::run_counted(const std::vector<Item>& 
   return outcomes;
 }
 
+namespace {
+
+// An error of the system under LMDB (an errno: I/O, no space, a read-only
+// file system) or LMDB's own panic after one, rather than one change's
+// (LMDB's codes are negative: a full map, a value too large).
+bool disk_failed(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const StoreError& se) {
+    return se.rc() == MDB_PANIC || se.rc() > 0;
+  } catch (...) {
+    return false;
+  }
+}
+
+}  // namespace
+
 std::vector<Committer::Outcome> Committer::run(const std::vector<Item>& batch, MDB_txn* begun) {
   WriteTxn txn(store_, begun);  // owns a transaction begun already, if any
   std::vector<Outcome> out(batch.size());
   try {
     run_batch(batch, out, txn);
   } catch (...) {
-    if (store_.is_mirror()) {  // refuse_if_mirror: each is refused
+    // refuse_if_mirror, or a disk that failed under the batch: each change
+    // would meet the same, and tried alone each would cost the disk one
+    // more sync, the writer lock held (R75, R77): all are refused with it
+    if (store_.is_mirror() || disk_failed(std::current_exception())) {
       for (Outcome& o : out) o = Outcome{false, std::current_exception()};
       return out;
     }
