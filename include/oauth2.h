@@ -532,8 +532,11 @@ typedef struct {
     oauth2_str_t         api_key;
     int64_t              now;
     /* the location's rate limit, per client: counted unless this request
-     * was counted already (an internal redirect runs the phase again) */
+     * was counted already (an internal redirect runs the phase again);
+     * a public client's tokens count per client and address */
     unsigned             rate_counted;
+    oauth2_str_t         address;           /* the client's, as nginx has
+                                               it (after realip) */
     oauth2_counters_t    counters;
     oauth2_str_t         method;            /* a DPoP proof's htm ... */
     oauth2_str_t         path;              /* ... and htu's path */

@@ -692,6 +692,29 @@ is($f->get('/protected/', Authorization => "DPoP $ftok", DPoP => proof(htm => 'G
         htu => "$FBASE/protected/", token => $ftok))->{status},
     200, "... and the 595 proofs refused took no room in the realm's proofs' zone");
 
+# a public client's DPoP-bound tokens are its users': counted per client
+# and address, so one user over the rate refuses no other user (R83)
+{
+    $f->admin_json('user', 'add', '--username', $_, '--email',
+        "$_\@example.com", '--password', 'Velvet-kettle-orbit-28',
+        '--pbkdf2-iterations', 1000) for qw(dp-alice dp-mallory);
+    my %tok = map { $_ => $f->admin_json('token', 'issue', '--client-id',
+        $fpub->{client_id}, '--user', $_, '--dpop-jkt', $JKT)->{access_token} }
+        qw(dp-alice dp-mallory);
+    my $get = sub {
+        my ($who, $from) = @_;
+        return $f->request('GET', '/metered-api/', headers => [
+            Authorization => "DPoP $tok{$who}", DPoP => proof(htm => 'GET',
+                htu => "$FBASE/metered-api/", token => $tok{$who})],
+            from => $from)->{status};
+    };
+    my @got = map { $get->('dp-mallory', '127.0.0.41') } 1 .. 6;
+    is("@got", '200 200 200 200 200 429', "a public client's user with DPoP "
+        . 'at a location of 5 an hour: 5 answered, then 429');
+    is($get->('dp-alice', '127.0.0.42'), 200, '... another user of that '
+        . 'client, from another address: 200 (R83)');
+}
+
 # so is one address sending a public client's id to a token endpoint with
 # oauth2_rate_limit (counted per client and address, before the proof)
 my %token_metered;

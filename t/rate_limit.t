@@ -516,6 +516,33 @@ headers_ok($r, 3, 2, $reset_h, 'another client at the location');
 $r = $t->bearer_get('/rl/protected/', 'x' x 43);
 is($r->{status}, 401, 'an unknown token: 401, before any limit');
 
+# a public client's tokens are its users' (nothing proves the client):
+# they count per client and address, as at its token endpoint, so that
+# one user spending the client's budget refuses no other user (R83); a
+# confidential client's, above, count per client
+{
+    for my $u (qw(rl-alice rl-mallory)) {
+        $t->admin_json('user', 'add', '--username', $u, '--email',
+            "$u\@example.com", '--password', 'Velvet-kettle-orbit-28',
+            '--pbkdf2-iterations', 1000);
+    }
+    my $alice = $t->issue_token($pub->{client_id}, user => 'rl-alice');
+    my $mallory = $t->issue_token($pub->{client_id}, user => 'rl-mallory');
+    my $get = sub {
+        my ($tok, $from) = @_;
+        return $t->request('GET', '/rl/protected/index.html',
+            headers => [Authorization => "Bearer $tok"], from => $from)->{status};
+    };
+    my @got = map { $get->($mallory, '127.0.0.31') } 1 .. 4;
+    is("@got", '200 200 200 429', "a public client's user at a location of "
+        . '3 an hour: 3 answered, then 429');
+    is($get->($alice, '127.0.0.32'), 200, '... another user of that client, '
+        . 'from another address: 200, a count of its own (R83)');
+    is($get->($mallory, '127.0.0.32'), 200, '... which is the address\'s, '
+        . 'whichever of its users');
+    is($get->($alice, '127.0.0.31'), 429, '... and from the spent address: 429');
+}
+
 # each window counts afresh: 2 in one second, then 429; in the next
 # second 2 again, then 429 again (a client that spent one window is
 # limited in the next too)

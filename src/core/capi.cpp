@@ -500,6 +500,28 @@ void oauth2_op_free(oauth2_op_t* op) noexcept {
 
 // ------------------------------------------------------------ validation
 
+namespace {
+
+// oauth2_rate_limit at an auth_oauth2 location: per client (a public
+// one's per client and address), whichever of its tokens it shows
+void rate_limit_bearer(oauth2::Store& store, const oauth2::Location& loc,
+                       const oauth2::BearerRequest& b, const oauth2::Validation& v,
+                       oauth2_validate_res_t* res) {
+  oauth2::RateLimit rate(loc, b.counters, "");
+  if (rate.on()) {
+    oauth2::Txn txn = store.read();
+    res->retry_after =
+        rate.take(oauth2::rate_key_of_bearer(txn, loc.realm, v.client_id, v.user_id, b));
+  }
+  res->rate = rate.state();
+  if (res->retry_after) {
+    res->result = OAUTH2_RATE_LIMITED;
+    res->why = OAUTH2_WHY_RATE_LIMITED;
+  }
+}
+
+}  // namespace
+
 int oauth2_validate(oauth2_store_t* s, const oauth2_location_t* l, const oauth2_validate_req_t* req,
                     oauth2_alloc_pt alloc, void* ctx, oauth2_validate_res_t* res) noexcept {
   std::memset(res, 0, sizeof(*res));
@@ -518,6 +540,7 @@ int oauth2_validate(oauth2_store_t* s, const oauth2_location_t* l, const oauth2_
     b.counters = req->counters;
     b.dpop_recorded = req->dpop_recorded != 0;
     b.rate_counted = req->rate_counted != 0;
+    b.address = sv(req->address);
     oauth2::Validation v;
     oauth2::Store* store = open_store(s);
     if (store) {
@@ -540,14 +563,7 @@ int oauth2_validate(oauth2_store_t* s, const oauth2_location_t* l, const oauth2_
     res->rate = v.rate;
     res->retry_after = v.retry_after;
     if (v.result == OAUTH2_VALID && !req->rate_counted && !v.rate.set) {
-      // oauth2_rate_limit: per client, whichever of its tokens it shows
-      oauth2::RateLimit rate(loc, req->counters, "");
-      if (rate.on()) res->retry_after = rate.take("c:" + v.client_id);
-      res->rate = rate.state();
-      if (res->retry_after) {
-        res->result = OAUTH2_RATE_LIMITED;
-        res->why = OAUTH2_WHY_RATE_LIMITED;
-      }
+      rate_limit_bearer(*store, loc, b, v, res);
     }
     if (res->result == OAUTH2_UNAVAILABLE) {
       res->status = 503;

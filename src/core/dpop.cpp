@@ -284,7 +284,7 @@ DpopGrant dpop_token_request(const Request& req, const Client& client) {
 
 int dpop_resource_check(const Location* loc, const BearerRequest& req, bool dpop_scheme,
                         std::string_view token, const std::string& jkt, std::string_view client_id,
-                        Validation* v) {
+                        const std::function<std::string()>& rate_key, Validation* v) {
   v->dpop = true;
   v->dpop_error = "invalid_token";
   // the admin daemon (no location) cannot check proofs; a location with
@@ -313,7 +313,7 @@ int dpop_resource_check(const Location* loc, const BearerRequest& req, bool dpop
   if (!req.rate_counted) {
     RateLimit rate(*loc, req.counters, "");
     if (rate.on()) {
-      v->retry_after = rate.take("c:" + std::string(client_id));
+      v->retry_after = rate.take(rate_key());
       v->rate = rate.state();
     }
     if (v->retry_after) {

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -93,7 +94,8 @@ struct DpopGrant {
 };
 DpopGrant dpop_token_request(const Request& req, const Client& client);
 
-// At an auth_oauth2 location: the token of client_id was presented with
+// At an auth_oauth2 location: the token of client_id (the location's rate
+// limit counts it as rate_key, rate_key_of_bearer) was presented with
 // the DPoP scheme (dpop_scheme) or is bound to a key (jkt not empty).
 // OAUTH2_WHY_OK if the request's proof holds for that token and key; else
 // fills v's refusal (its DPoP challenge, and a nonce to use) and returns
@@ -102,7 +104,7 @@ DpopGrant dpop_token_request(const Request& req, const Client& client);
 // (OAUTH2_WHY_RATE_LIMITED) and fills no more of the proofs' zone.
 int dpop_resource_check(const Location* loc, const BearerRequest& req, bool dpop_scheme,
                         std::string_view token, const std::string& jkt, std::string_view client_id,
-                        Validation* v);
+                        const std::function<std::string()>& rate_key, Validation* v);
 
 // The WWW-Authenticate value of a refusal that v says is DPoP's.
 std::string dpop_challenge(const Location& loc, const Validation& v);

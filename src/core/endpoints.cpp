@@ -14,6 +14,7 @@
 #include "json.hpp"
 #include "jwt_tokens.hpp"
 #include "password.hpp"
+#include "throttle.hpp"
 
 namespace oauth2 {
 
@@ -936,6 +937,15 @@ std::optional<TokenId> record_key_of(const Location* loc, int64_t now, std::stri
   return record_key;
 }
 
+// dpop_resource_check of the token t of realm that req shows as token
+int dpop_check(const Location* loc, Txn& txn, std::string_view realm, const BearerRequest& req,
+               bool dpop_scheme, std::string_view token, const Token& t, Validation* v) {
+  auto rate_key = [&] {
+    return rate_key_of_bearer(txn, realm, t.client_id, token_user_id(t), req);
+  };
+  return dpop_resource_check(loc, req, dpop_scheme, token, t.jkt, t.client_id, rate_key, v);
+}
+
 Validation validate_in(Store& store, const Location* loc, std::string_view realm,
                        const BearerRequest& req) {
   Validation v;
@@ -995,7 +1005,7 @@ Validation validate_in(Store& store, const Location* loc, std::string_view realm
     return v;
   }
   if (dpop_scheme || !t->jkt.empty()) {
-    v.why = dpop_resource_check(loc, req, dpop_scheme, *token, t->jkt, t->client_id, &v);
+    v.why = dpop_check(loc, txn, realm, req, dpop_scheme, *token, *t, &v);
     if (v.why != OAUTH2_WHY_OK) return v;
   }
   if (!holds_scopes(loc, t->scope)) {
@@ -1021,6 +1031,15 @@ Validation validate_in(Store& store, const Location* loc, std::string_view realm
 
 Validation validate(Store& store, const Location& loc, const BearerRequest& req) {
   return validate_in(store, &loc, loc.realm, req);
+}
+
+std::string rate_key_of_bearer(Txn& txn, std::string_view realm, const std::string& client_id,
+                               uint64_t user_id, const BearerRequest& req) {
+  if (user_id != 0) {  // a client's own token (client_credentials) is a confidential one's
+    auto c = txn.get_client(realm, client_id);
+    if (c && !c->confidential) return "p:" + throttle_address(req.address) + "|" + client_id;
+  }
+  return "c:" + client_id;
 }
 
 Validation validate(Store& store, std::string_view realm, const BearerRequest& req) {

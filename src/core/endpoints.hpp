@@ -106,6 +106,7 @@ struct BearerRequest {
   bool dpop_recorded = false;    // this request's proof was, on a pass
                                  // before an internal redirect
   bool rate_counted = false;     // ... and its oauth2_rate_limit
+  std::string_view address;      // the client's (rate_key_of_bearer)
 };
 
 struct Validation {
@@ -138,6 +139,13 @@ struct Validation {
 // accepted on its jti's record alone, and a token bound to resources
 // (RFC 8707) is refused: the admin API is none of them.
 Validation validate(Store& store, const Location& loc, const BearerRequest& req);
+// oauth2_rate_limit's caller at an auth_oauth2 location, for a token of
+// client_id (and of user_id, 0 for none) that req shows: the client, as
+// at the token endpoint (rate_client).  A public client's tokens are its
+// users', and nothing proves the client: they count per client and
+// address, so that one user spending its budget refuses no other (R83).
+std::string rate_key_of_bearer(Txn& txn, std::string_view realm, const std::string& client_id,
+                               uint64_t user_id, const BearerRequest& req);
 Validation validate(Store& store, std::string_view realm, const BearerRequest& req);
 
 // The WWW-Authenticate value of a refused bearer token at loc (RFC 6750

@@ -47,10 +47,16 @@ std::string throttle_address(std::string_view text) {
   if (a.find(':') == std::string::npos || inet_pton(AF_INET6, a.c_str(), v6) != 1) {
     return a;
   }
-  // an IPv4-mapped address counts as the IPv4 address
+  // an IPv4-mapped address counts as the IPv4 address, and so does one
+  // of NAT64's well-known prefix (RFC 6052 2.1: 64:ff9b::/96), where an
+  // IPv6-only site behind a translator sees every IPv4 client: as one
+  // /64 they would all share one throttle, and one sign-in would make all
+  // of them an account's known address
   static const unsigned char kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  static const unsigned char kNat64[12] = {0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
   char buf[INET6_ADDRSTRLEN];
-  if (std::memcmp(v6, kMapped, sizeof(kMapped)) == 0) {
+  if (std::memcmp(v6, kMapped, sizeof(kMapped)) == 0 ||
+      std::memcmp(v6, kNat64, sizeof(kNat64)) == 0) {
     return inet_ntop(AF_INET, v6 + 12, buf, sizeof(buf)) ? std::string(buf) : a;
   }
   std::memset(v6 + 8, 0, 8);

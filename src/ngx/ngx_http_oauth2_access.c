@@ -168,6 +168,7 @@ ngx_http_oauth2_validate_req(ngx_http_request_t *r,
 
     req->now = ngx_time();
     req->rate_counted = ctx->rate_counted;
+    ngx_http_oauth2_str(&req->address, &r->connection->addr_text);
     ngx_http_oauth2_counters(r, &req->counters);
 }
 

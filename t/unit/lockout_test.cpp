@@ -241,4 +241,15 @@ TEST(ThrottleAddress, IPv6CountsByItsSlash64) {
   EXPECT_EQ(oauth2::throttle_address(std::string(100, 'a')).size(), 64u);
 }
 
+// R83: behind a NAT64 translator (RFC 6052's well-known prefix) each IPv4
+// client counts as its own address, not all of them as 64:ff9b::/64; the
+// rest of 64:ff9b::/32 (RFC 8215's local-use prefixes) counts by its /64
+TEST(ThrottleAddress, ANat64AddressCountsAsItsIPv4Address) {
+  EXPECT_EQ(oauth2::throttle_address("64:ff9b::c633:6407"), "198.51.100.7");
+  EXPECT_EQ(oauth2::throttle_address("64:ff9b::203.0.113.9"), "203.0.113.9");
+  EXPECT_NE(oauth2::throttle_address("64:ff9b::c633:6407"),
+            oauth2::throttle_address("64:ff9b::cb00:7109"));
+  EXPECT_EQ(oauth2::throttle_address("64:ff9b:1::c633:6407"), "64:ff9b:1::/64");
+}
+
 }  // namespace
