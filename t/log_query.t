@@ -18,11 +18,22 @@ my $t = OAuth2Test->new;
 my $app = $t->new_app(name => 'svc', scope => 'read');
 my $closed = $t->port('closed');    # nothing listens there
 my $h2 = $t->port('h2');
-my $http = $t->default_http(extra_server => <<"EOF");
+my $http = $t->default_http(
+    extra_http => "limit_req_zone \$binary_remote_addr zone=one:1m rate=1r/m;\n",
+    extra_server => <<"EOF");
     location /up/ {
         auth_oauth2 api;
         proxy_pass http://127.0.0.1:$closed;
     }
+    # nginx's own refusals before the module runs: limit_req's (preaccess)
+    # and a declared body over client_max_body_size (its 413, logged as
+    # the location is found)
+    location /lim/ {
+        limit_req zone=one nodelay;
+        auth_oauth2 api;
+        alias %%DIR%%/html/;
+    }
+    location = /small/token/ { oauth2_token; client_max_body_size 1k; }
 EOF
 # the same server on an HTTP/2 (cleartext, prior knowledge) listener too
 $http =~ s/(listen 127\.0\.0\.1:%%PORT%% reuseport;)/$1\n    listen 127.0.0.1:$h2 http2;/
@@ -55,8 +66,22 @@ like($reply, qr{^HTTP/1\.1 401 }, 'a complex URI, a refused token: 401');
 my $r = $t->bearer_get('/up/x?access_token=T0K3N-UP1', $at);
 is($r->{status}, 502, 'HTTP/1.1: a valid token, the upstream down: 502');
 
+# limit_req's refusal of an auth_oauth2 location, and the 413 of a token
+# endpoint, both logged by nginx before the module runs (R64)
+$r = $t->bearer_get('/lim/index.html?access_token=T0K3N-LIM1', $at);
+is($r->{status}, 200, 'limit_req: the first request passes');
+$r = $t->bearer_get('/lim/index.html?access_token=T0K3N-LIM2', $at);
+is($r->{status}, 503, 'limit_req: the second is refused (503)');
+$r = $t->request('POST', '/small/token/?client_secret=T0K3N-413', body => 'x' x 2048,
+    headers => ['Content-Type' => 'application/x-www-form-urlencoded']);
+is($r->{status}, 413, 'a body over client_max_body_size: 413');
+
 $t->stop;
 my $log = OAuth2Test::_slurp($t->error_log);
+like($log, qr{limiting requests[^\n]*request: "GET /lim/index\.html"},
+    'limit_req\'s line names the request without its query');
+like($log, qr{too large body[^\n]*request: "POST /small/token/"},
+    'the 413\'s line names the request without its query');
 like($log, qr{bearer token refused[^\n]*request: "GET /protected/x"},
     'the refusal over HTTP/2 is logged, its request line without the query');
 like($log, qr{upstream: "http://127\.0\.0\.1:$closed/up/x"},

@@ -62,6 +62,14 @@ typedef struct {
 
 
 typedef struct {
+    /* a location of the server has an endpoint or auth_oauth2: every
+     * request's error.log lines drop the query string from the start,
+     * before nginx's own (limit_req's, a 413's) log one (R64) */
+    ngx_flag_t                 quiet;
+} ngx_http_oauth2_srv_conf_t;
+
+
+typedef struct {
     ngx_uint_t                 endpoint;      /* OAUTH2_ENDPOINT_* */
     ngx_uint_t                 metrics;       /* oauth2_metrics */
     ngx_str_t                  store_realm;   /* oauth2_realm */
@@ -217,6 +225,7 @@ ngx_http_oauth2_ctx_t *ngx_http_oauth2_get_ctx(ngx_http_request_t *r);
 ngx_http_oauth2_ctx_t *ngx_http_oauth2_create_ctx(ngx_http_request_t *r);
 
 void ngx_http_oauth2_quiet_log(ngx_http_request_t *r);
+void ngx_http_oauth2_quiet_server(ngx_conf_t *cf);
 ngx_int_t ngx_http_oauth2_send_json(ngx_http_request_t *r,
     oauth2_response_t *resp);
 ngx_table_elt_t *ngx_http_oauth2_push_header(ngx_http_request_t *r,

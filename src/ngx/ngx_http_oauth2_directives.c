@@ -847,6 +847,8 @@ ngx_http_oauth2_endpoint_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         return "cannot share a location with \"oauth2_metrics\"";
     }
 
+    ngx_http_oauth2_quiet_server(cf);
+
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
 
     /* the handshake's sub-paths (create/, validate/, ...) follow the
@@ -1080,6 +1082,7 @@ ngx_http_oauth2_auth_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     olcf->auth = 1;
     olcf->realm = value[1];
+    ngx_http_oauth2_quiet_server(cf);
 
     return NGX_CONF_OK;
 }

@@ -18,6 +18,10 @@ static ngx_int_t ngx_http_oauth2_init(ngx_conf_t *cf);
 static void *ngx_http_oauth2_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_oauth2_init_main_conf(ngx_conf_t *cf, void *conf);
 static void ngx_http_oauth2_conf_cleanup(void *data);
+static void *ngx_http_oauth2_create_srv_conf(ngx_conf_t *cf);
+static char *ngx_http_oauth2_merge_srv_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static ngx_int_t ngx_http_oauth2_post_read_handler(ngx_http_request_t *r);
 static void *ngx_http_oauth2_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_oauth2_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -44,8 +48,8 @@ static ngx_http_module_t  ngx_http_oauth2_module_ctx = {
     ngx_http_oauth2_create_main_conf,      /* create main configuration */
     ngx_http_oauth2_init_main_conf,        /* init main configuration */
 
-    NULL,                                  /* create server configuration */
-    NULL,                                  /* merge server configuration */
+    ngx_http_oauth2_create_srv_conf,       /* create server configuration */
+    ngx_http_oauth2_merge_srv_conf,        /* merge server configuration */
 
     ngx_http_oauth2_create_loc_conf,       /* create location configuration */
     ngx_http_oauth2_merge_loc_conf         /* merge location configuration */
@@ -280,10 +284,76 @@ ngx_http_oauth2_init(ngx_conf_t *cf)
 
     *h = ngx_http_oauth2_log_handler;
 
+    /* error.log lines without the query string from the request's start,
+     * in a server of the module's locations (R64) */
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_POST_READ_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_oauth2_post_read_handler;
+
     ngx_http_oauth2_body_filter_init();
     ngx_http_oauth2_header_filter_init();
 
     return NGX_OK;
+}
+
+
+static void *
+ngx_http_oauth2_create_srv_conf(ngx_conf_t *cf)
+{
+    ngx_http_oauth2_srv_conf_t  *oscf;
+
+    oscf = ngx_pcalloc(cf->pool, sizeof(ngx_http_oauth2_srv_conf_t));
+    if (oscf == NULL) {
+        return NULL;
+    }
+
+    oscf->quiet = NGX_CONF_UNSET;
+
+    return oscf;
+}
+
+
+static char *
+ngx_http_oauth2_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_oauth2_srv_conf_t *prev = parent;
+    ngx_http_oauth2_srv_conf_t *conf = child;
+
+    ngx_conf_merge_value(conf->quiet, prev->quiet, 0);
+
+    return NGX_CONF_OK;
+}
+
+
+/* the location's directive (an endpoint, auth_oauth2) marks its server,
+ * or at http level every server */
+
+void
+ngx_http_oauth2_quiet_server(ngx_conf_t *cf)
+{
+    ngx_http_oauth2_srv_conf_t  *oscf;
+
+    oscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_oauth2_module);
+    oscf->quiet = 1;
+}
+
+
+static ngx_int_t
+ngx_http_oauth2_post_read_handler(ngx_http_request_t *r)
+{
+    ngx_http_oauth2_srv_conf_t  *oscf;
+
+    oscf = ngx_http_get_module_srv_conf(r, ngx_http_oauth2_module);
+
+    if (oscf->quiet) {
+        ngx_http_oauth2_quiet_log(r);
+    }
+
+    return NGX_DECLINED;
 }
 
 
