@@ -105,4 +105,52 @@ $t->write_config(http('', "    location = /t/ { oauth2_token; }\n"
 my ($c) = $t->nginx_t;
 is($c, 0, 'opaque tokens only need no issuer: nginx -t ok');
 
+###################################### an issuer with a path (RFC 8414 3)
+
+# The URLs the server names of itself are the issuer's host and the
+# location's path, and its locations are under the issuer's path: the
+# metadata's token_endpoint and the htu a DPoP proof must name are one URL
+# (the metadata put the issuer's path in twice, while DPoP wanted it once)
+{
+    my $p = OAuth2Test->new;
+    my $papp = $p->new_app(name => 'path-app');
+    my $conf = http('oauth2_issuer http://127.0.0.1:%%PORT%%/tenant;', <<'EOF');
+    location = /tenant/o/token/ { oauth2_token; oauth2_dpop on; }
+    location = /.well-known/oauth-authorization-server/tenant { oauth2_metadata; }
+EOF
+    $p->write_config($conf)->run;
+    my $base = 'http://127.0.0.1:' . $p->port;
+    my $m = $p->get('/.well-known/oauth-authorization-server/tenant');
+    is($m->{json}{issuer}, "$base/tenant", 'a path issuer: the metadata\'s issuer');
+    is($m->{json}{token_endpoint}, "$base/tenant/o/token/", '... its '
+        . 'token_endpoint: the issuer\'s host and the location\'s path');
+    my $python = '/usr/bin/python3';
+    open my $fh, '-|', $python, "$FindBin::Bin/lib/dpop_proof.py",
+        '--key=' . $p->dir . '/client.pem', '--htm=POST',
+        "--htu=$m->{json}{token_endpoint}" or die "dpop_proof: $!";
+    my $proof = <$fh> // '';
+    close $fh;
+    chomp $proof;
+    my $r = $p->token($papp->{client_id}, $papp->{client_secret},
+        path => '/tenant/o/token/', headers => [DPoP => $proof]);
+    is($r->{status}, 200, '... and a DPoP proof naming that URL is taken '
+        . '(RFC 9449 4.3)') or diag($r->{raw});
+    is($r->{json}{token_type}, 'DPoP', '... for a DPoP-bound token');
+
+    # a trailing "/" on the issuer adds none to the URLs
+    $p->edit_config(sub { s{/tenant;}{/tenant/;} });
+    $p->reload;
+    $m = $p->get('/.well-known/oauth-authorization-server/tenant');
+    is($m->{json}{token_endpoint}, "$base/tenant/o/token/",
+        'an issuer ending in "/": the same token_endpoint, no "//"');
+
+    # a location the metadata names, not under the issuer's path
+    $p->write_config(http('oauth2_issuer https://auth.example.com/tenant;',
+        "    location = /o/token/ { oauth2_token; }\n"));
+    my ($pc, $pout) = $p->nginx_t;
+    isnt($pc, 0, 'a token location outside the issuer\'s path: nginx -t fails');
+    like($pout, qr{the location "/o/token/" is not under the path of "oauth2_issuer https://auth\.example\.com/tenant"},
+        '... saying which location and issuer');
+}
+
 $t->done_testing;

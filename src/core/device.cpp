@@ -164,7 +164,8 @@ std::optional<std::string> store_device_request(Txn& txn, const IssueSettings& s
 
 std::string device_response(const IssueSettings& s, const std::string& device_code,
                             const std::string& user_code, int64_t ttl) {
-  const std::string uri = s.loc->issuer + s.loc->config->path(s.loc->realm, OAUTH2_ENDPOINT_DEVICE);
+  const std::string uri =
+      issuer_url(s.loc->issuer, s.loc->config->path(s.loc->realm, OAUTH2_ENDPOINT_DEVICE));
   const std::string shown = format_user_code(user_code);
   const std::string complete = uri + "?user_code=" + shown;
   Json j(json_object());

@@ -176,19 +176,6 @@ DpopProof dpop_check(std::string_view proof, const DpopExpect& e) {
   return p;
 }
 
-std::string dpop_htu(std::string_view issuer, std::string_view path) {
-  size_t scheme = issuer.find("://");
-  if (scheme == std::string_view::npos ||
-      (!iequals(issuer.substr(0, scheme), "https") && !iequals(issuer.substr(0, scheme), "http")) ||
-      scheme + 3 >= issuer.size()) {
-    return {};
-  }
-  size_t end = issuer.find_first_of("/?#", scheme + 3);
-  std::string out(issuer.substr(0, end));
-  out.append(path);
-  return out;
-}
-
 std::string dpop_nonce(const Digest& key, int64_t now, int64_t window) {
   return nonce_for_slot(key, now / std::max<int64_t>(1, window));
 }
@@ -258,7 +245,7 @@ DpopGrant dpop_token_request(const Request& req, const Client& client) {
     g.refused = dpop_error("invalid_dpop_proof", "Only one DPoP header is allowed");
     return g;
   }
-  const std::string htu = dpop_htu(loc.issuer, sv(req.c.path));
+  const std::string htu = issuer_url(loc.issuer, sv(req.c.path));
   DpopExpect e;
   e.method = sv(req.c.method);
   e.htu = htu;
@@ -293,7 +280,7 @@ int dpop_resource_check(const Location* loc, const BearerRequest& req, bool dpop
   if (!loc || !loc->dpop || jkt.empty() || !dpop_scheme) return OAUTH2_WHY_UNKNOWN;
   v->dpop_error = "invalid_dpop_proof";
   if (req.dpop_count != 1) return OAUTH2_WHY_MALFORMED;
-  const std::string htu = dpop_htu(loc->issuer, req.path);
+  const std::string htu = issuer_url(loc->issuer, req.path);
   DpopExpect e;
   e.method = req.method;
   e.htu = htu;

@@ -33,7 +33,7 @@ enum class DpopStatus { kOk, kInvalid, kUseNonce };
 // What a proof must say.
 struct DpopExpect {
   std::string_view method;  // htm
-  std::string_view htu;     // dpop_htu(): the origin and the path
+  std::string_view htu;     // issuer_url(): the origin and the path
   int64_t now = 0;
   int64_t window = 60;                // |iat - now| at most this
   std::string_view access_token;      // not empty: "ath" must be its hash
@@ -56,10 +56,6 @@ struct DpopProof {
 // left out), iat within the window, jti, ath and nonce.  The jti is not
 // recorded here: dpop_record() does.
 DpopProof dpop_check(std::string_view proof, const DpopExpect& e);
-
-// issuer's origin (scheme://host[:port]) followed by path; empty if the
-// issuer is not an absolute http(s) URL.
-std::string dpop_htu(std::string_view issuer, std::string_view path);
 
 // The server's nonce for now (RFC 9449 8): a MAC of the time slot (one
 // window long) under key; one of the slot before is accepted as well.

@@ -132,7 +132,7 @@ EndpointResult metadata_endpoint(const Request& req) {
   for (int e = 1; e < OAUTH2_ENDPOINT_MAX; e++) {
     const EndpointKind* k = endpoint_kind(e);
     if (!k || !k->metadata_name || config.path(realm, e).empty()) continue;
-    std::string u = issuer + config.path(realm, e);
+    std::string u = issuer_url(issuer, config.path(realm, e));
     json_object_set_new(j.get(), k->metadata_name, json_stringn(u.data(), u.size()));
   }
   const bool authorize = !config.path(realm, OAUTH2_ENDPOINT_AUTHORIZE).empty();

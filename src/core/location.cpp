@@ -4,6 +4,7 @@
 
 #include "audience.hpp"
 #include "codec.hpp"
+#include "endpoint_table.hpp"
 #include "store.hpp"
 
 namespace oauth2 {
@@ -135,7 +136,40 @@ void check_location(const Location& l) {
   }
 }
 
+// A location the server names by URL (in its metadata, as a device
+// flow's verification_uri) is under its issuer's path: that URL is the
+// issuer's origin and the location's path (issuer_url), and a client of a
+// path issuer finds its endpoints under it (RFC 8414 3).  A location of
+// /o/token/ for https://h/tenant would be named https://h/o/token/.
+void check_under_issuer(const Location& l, const std::string& path) {
+  const EndpointKind* k = endpoint_kind(l.endpoint);
+  if (!k || (!k->metadata_name && l.endpoint != OAUTH2_ENDPOINT_DEVICE)) return;
+  const size_t scheme = l.issuer.find("://");
+  const size_t slash = scheme == std::string::npos ? scheme : l.issuer.find('/', scheme + 3);
+  if (slash == std::string::npos) return;
+  std::string base = l.issuer.substr(slash);
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  if (base.empty() || path == base || path.rfind(base + "/", 0) == 0) return;
+  throw std::runtime_error("the location \"" + path +
+                           "\" is not under the path of \"oauth2_issuer " + l.issuer +
+                           "\": the URLs the server names of itself are the " +
+                           "issuer's host and the location's path (put it under " + base + "/)");
+}
+
 }  // namespace
+
+std::string issuer_url(std::string_view issuer, std::string_view path) {
+  size_t scheme = issuer.find("://");
+  if (scheme == std::string_view::npos ||
+      (!iequals(issuer.substr(0, scheme), "https") && !iequals(issuer.substr(0, scheme), "http")) ||
+      scheme + 3 >= issuer.size()) {
+    return {};
+  }
+  size_t end = issuer.find_first_of("/?#", scheme + 3);
+  std::string out(issuer.substr(0, end));
+  out.append(path);
+  return out;
+}
 
 std::shared_ptr<JwtKey> Config::jwt_key(const std::string& path, bool hmac) {
   auto& k = keys_[{path, hmac}];
@@ -253,6 +287,7 @@ std::unique_ptr<Location> make_location(Config& config, const oauth2_location_co
   l.dpop_realm_window = config.dpop_window(l.realm, l.dpop_window);
   if (l.dpop_nonce) l.dpop_key = config.dpop_key();
   check_location(l);
+  check_under_issuer(l, str(lc.path));
   if (const std::string* other =
           l.issuer.empty() ? nullptr : config.issuer_taken(l.issuer, l.realm)) {
     throw std::runtime_error("\"oauth2_issuer " + l.issuer + "\" is realm \"" + *other +

@@ -266,6 +266,13 @@ struct Location {
   }
 };
 
+// The URL of path on the issuer's host: its origin (scheme://host[:port])
+// and path, whatever path the issuer has; empty if the issuer is not an
+// absolute http(s) URL.  Every URL the server names of itself (metadata,
+// verification_uri) and expects in a DPoP proof's htu.  A realm's
+// locations are under its issuer's path (make_location checks it).
+std::string issuer_url(std::string_view issuer, std::string_view path);
+
 // Builds a location from its directives' values; throws
 // std::runtime_error with a message for nginx -t.
 std::unique_ptr<Location> make_location(Config& config, const oauth2_location_conf_t& lc);

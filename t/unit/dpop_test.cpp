@@ -277,12 +277,12 @@ TEST(DpopProof, NonceOfThisOrThePreviousSlot) {
 }
 
 TEST(DpopHtu, FromTheIssuersOriginOnly) {
-  EXPECT_EQ(oauth2::dpop_htu("https://as.example", "/o/token/"), "https://as.example/o/token/");
-  EXPECT_EQ(oauth2::dpop_htu("https://as.example:8443/realm1", "/o/token/"),
+  EXPECT_EQ(oauth2::issuer_url("https://as.example", "/o/token/"), "https://as.example/o/token/");
+  EXPECT_EQ(oauth2::issuer_url("https://as.example:8443/realm1", "/o/token/"),
             "https://as.example:8443/o/token/");
-  EXPECT_EQ(oauth2::dpop_htu("", "/o/token/"), "");
-  EXPECT_EQ(oauth2::dpop_htu("ftp://as.example", "/x"), "");
-  EXPECT_EQ(oauth2::dpop_htu("https://", "/x"), "");
+  EXPECT_EQ(oauth2::issuer_url("", "/o/token/"), "");
+  EXPECT_EQ(oauth2::issuer_url("ftp://as.example", "/x"), "");
+  EXPECT_EQ(oauth2::issuer_url("https://", "/x"), "");
 }
 
 // counters that remember keys in a map, with a capacity
