@@ -5,6 +5,7 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
+use JSON::PP ();
 use Test::More;
 use OAuth2Test;
 use OAuth2Grants qw(:all);
@@ -106,6 +107,8 @@ ok(!has($m->{token_endpoint_auth_methods_supported}, 'private_key_jwt'),
     'no method the module does not implement');
 is(scalar(grep { /_endpoint$/ && index($m->{$_}, $m->{issuer} . '/') != 0 }
     keys %$m), 0, 'every endpoint URL lies under the issuer');
+ok(!exists $m->{request_parameter_supported} && !exists $m->{request_uri_parameter_supported},
+    'without an authorization endpoint: nothing said of its request objects');
 {
         ok(exists $m->{authorization_endpoint}
         || !has($m->{grant_types_supported}, 'authorization_code'),
@@ -166,6 +169,13 @@ is($m->{token_endpoint}, 'https://auth.example.com/o/token/',
     'token_endpoint under oauth2_issuer');
 ok(has($m->{grant_types_supported}, 'authorization_code'),
     'with an authorization endpoint: authorization_code advertised');
+# OpenID Connect Discovery 3 and RFC 8414 7.1.2's registry: omitted,
+# request_uri_parameter_supported means true; the authorization endpoint
+# takes no request object (OIDC Core 6), by value or by reference
+for my $k (qw(request_parameter_supported request_uri_parameter_supported)) {
+    ok(defined $m->{$k} && JSON::PP::is_bool($m->{$k}) && !$m->{$k},
+        "with an authorization endpoint: $k is false (OIDC Discovery 3)");
+}
 $r = get_host($u, $WK, 'evil.example');
 is($r->{json}{issuer}, 'https://auth.example.com',
     'oauth2_issuer wins over the Host header (R87)');

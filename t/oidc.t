@@ -99,6 +99,14 @@ is_deeply($d->{subject_types_supported}, ['public'], 'discovery: public subjects
 ok((grep { $_ eq 'openid' } @{$d->{scopes_supported} // []}), 'discovery: the openid scope');
 is_deeply($d->{prompt_values_supported}, [qw(none login consent)],
     'discovery: prompt values');
+# OpenID Connect Discovery 3: an omitted request_uri_parameter_supported
+# means true; the authorization endpoint takes no request object (below)
+sub is_false { my ($v) = @_; return defined $v && JSON::PP::is_bool($v) && !$v }
+ok(is_false($d->{request_parameter_supported}),
+    'discovery: request_parameter_supported is false');
+ok(is_false($d->{request_uri_parameter_supported}),
+    'discovery: request_uri_parameter_supported is false, not left to mean true '
+    . '(OIDC Discovery 3)');
 
 ############################################################ the relying parties
 
@@ -212,6 +220,31 @@ for my $bad (['prompt', 'bogus'], ['prompt', 'none login'], ['max_age', '-1'],
     ['max_age', 'x'], ['nonce', 'n' x 600]) {
     $r = $f->get(q_for($bad->[0] => $bad->[1]), Cookie => $session);
     is({params($r)}->{error}, 'invalid_request', "$bad->[0]=$bad->[1]: invalid_request");
+}
+# OIDC Core 6.1, 6.2 and 3.1.2.6: a request object, by value or by
+# reference, is refused back at the client, never ignored (its state and
+# nonce would be lost), in the response_mode asked, with state and iss
+for my $case (['request', 'eyJhbGciOiJub25lIn0.eyJzdGF0ZSI6InMyIn0.', 'request_not_supported'],
+    ['request_uri', 'https://client.example/req/1', 'request_uri_not_supported'])
+{
+    my ($name, $value, $error) = @$case;
+    $r = $f->get(q_for($name => $value), Cookie => $session);
+    is($r->{status}, 303, "$name: back to the client (OIDC Core 6)");
+    my %p = params($r);
+    is($p{_base}, $CB, "$name: to the redirect_uri");
+    is($p{error}, $error, "$name: $error (OIDC Core 3.1.2.6)");
+    is($p{state}, 's1', "$name: with the state");
+    is($p{iss}, $base, "$name: and iss (RFC 9207)");
+    ok(!defined $p{code}, "$name: no code");
+    $r = $f->get(q_for($name => $value, response_mode => 'fragment'), Cookie => $session);
+    like(OAuth2Test::header($r, 'Location') // '', qr/^\Q$CB\E#error=$error&/,
+        "$name, response_mode=fragment: the error in the fragment, as asked");
+    $r = $f->get(OAuth2Authorize::query(client_id => $app->{client_id},
+        response_type => 'code', redirect_uri => "$base/elsewhere", scope => 'openid',
+        state => 's1', code_challenge => $challenge, code_challenge_method => 'S256',
+        $name => $value), Cookie => $session);
+    is($r->{status}, 400, "$name with an unregistered redirect_uri: a 400 page (R20)");
+    ok(!defined OAuth2Test::header($r, 'Location'), '... and no Location');
 }
 my $nonce = 'n-' . int(rand 1e9);
 my ($code, $cr) = $f->code(q_for(nonce => $nonce), $session);

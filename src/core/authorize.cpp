@@ -405,6 +405,16 @@ std::optional<Response> check_authz(const Request& req, const Form& query, Authz
                         "response_mode must be query, fragment or form_post");
     }
   }
+  // OpenID Connect Core 6.1, 6.2 and 3.1.2.6: no request objects, by
+  // value or by reference; ignored, the state and nonce one carries would
+  // be lost
+  if (query.has("request")) {
+    return back_error(az, "request_not_supported", "The request parameter is not supported");
+  }
+  if (query.has("request_uri")) {
+    return back_error(az, "request_uri_not_supported",
+                      "The request_uri parameter is not supported");
+  }
   auto response_type = query.get("response_type");
   if (!response_type) return back_error(az, "invalid_request", "response_type is required");
   if (*response_type != "code") {

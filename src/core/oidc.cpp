@@ -106,6 +106,13 @@ std::string sign_id_token(const IssueSettings& s, const Client& c, const std::st
 }
 
 void add_oidc_metadata(json_t* doc, const Request& req) {
+  if (json_object_get(doc, "authorization_endpoint")) {
+    // the authorization endpoint refuses request objects (OpenID Connect
+    // Core 6): said, since an omitted request_uri_parameter_supported
+    // means true (OpenID Connect Discovery 3, RFC 8414 7.1.2)
+    json_object_set_new(doc, "request_parameter_supported", json_false());
+    json_object_set_new(doc, "request_uri_parameter_supported", json_false());
+  }
   if (!id_token_key(req.loc, "")) return;  // no key to sign id_tokens with
   json_object_set_new(doc, "subject_types_supported", string_list({"public"}));
   json_t* algs = json_array();
