@@ -220,6 +220,16 @@ int oauth2_conf_device_page_missing(const oauth2_conf_t *conf,
     oauth2_str_t *realm) OAUTH2_NOEXCEPT;
 
 /*
+ * Once every location is made: 1 and a realm (valid while conf is) that
+ * has an authorization endpoint and a key that signs id_tokens (at a
+ * token endpoint, or at the metadata, which then offers OpenID) but no
+ * JWKS (a prefix or exact location with oauth2_jwks) to name as the
+ * jwks_uri relying parties verify them with; 0 if none has.
+ */
+int oauth2_conf_jwks_missing(const oauth2_conf_t *conf,
+    oauth2_str_t *realm) OAUTH2_NOEXCEPT;
+
+/*
  * A store realm's name (oauth2_realm, oauth2-admin --realm): 1 to 64
  * letters, digits, ".", "-" or "_".
  */

@@ -56,6 +56,8 @@ is_deeply($plain->{resources}, [], 'app add without --resource: none');
 my $html = $t->dir . '/html/';
 my $server = <<"EOF";
     location = /jwt/token/ { oauth2_token; oauth2_access_token_format jwt; }
+    # the EC key signs id_tokens too: nginx -t wants their JWKS
+    location = /o/jwks/ { oauth2_jwks; }
     location /api-a/ {
         auth_oauth2 "api";
         auth_oauth2_audience $A;

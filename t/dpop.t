@@ -99,6 +99,8 @@ $t->write_config($t->default_http(
         oauth2_access_token_format jwt;
         oauth2_jwt_key $D/jwt.pem;
     }
+    # its key signs id_tokens too: nginx -t wants their JWKS
+    location = /o/jwks/ { oauth2_jwks; oauth2_jwt_key $D/jwt.pem; }
     location /jwt/protected/ {
         auth_oauth2 "api";
         oauth2_jwt_key $D/jwt.pem;

@@ -30,6 +30,8 @@ my $K = $t->dir . '/keys';
 $t->write_config(OAuth2Authorize::http_conf($t,
     extra_http => "oauth2_jwt_key $K/ec.pem;\n",
     extra_server => $t->daemon_locations . <<'EOF'))->run;
+    # the EC key signs id_tokens too: nginx -t wants their JWKS
+    location = /o/jwks/ { oauth2_jwks; }
     location = /o/device_authorization/ { oauth2_device_authorization; }
     location = /o/device/ { oauth2_device; }
     location /writes/ {

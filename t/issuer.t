@@ -34,6 +34,7 @@ my $SERVER = <<"EOF";
     location = /o/token/ { oauth2_token; }
     location = /o/authorize/ { oauth2_authorize; }
     location = /.well-known/oauth-authorization-server { oauth2_metadata; }
+    location = /o/jwks/ { oauth2_jwks; }
     location /protected/ { auth_oauth2 api; alias %%DIR%%/html/; }
 EOF
 

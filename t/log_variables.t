@@ -65,6 +65,8 @@ EOF
         oauth2_access_token_format jwt;
         location = /jwt/token/ { oauth2_token; }
         location /jwt/api/ { auth_oauth2 "api"; alias %%DIR%%/html/; }
+        # the key signs id_tokens too: nginx -t wants their JWKS
+        location = /jwt/jwks/ { oauth2_jwks; }
     }
 EOF
 

@@ -512,4 +512,62 @@ like($r->{body}, qr/<h1>Authorize/, 'a native public client: asked again the nex
 $r = $f->get("$nq&prompt=none", Cookie => $session);
 is({params($r)}->{error}, 'consent_required', 'a native public client: prompt=none gives consent_required');
 
+############################################################ nginx -t: jwks_uri
+
+# OpenID Connect Discovery 3: jwks_uri is REQUIRED, and without it no
+# relying party can verify an id_token (openid-client throws).  A realm
+# whose authorization endpoint gets id_tokens signed (a key that signs
+# them at a token endpoint, or at the metadata) must serve the JWKS at a
+# prefix or exact location, which its metadata names; nginx -t says so.
+my $JN = 0;
+sub jwks_conf {
+    my ($http, @servers) = @_;
+    my $file = "$dir/jwks-" . ++$JN . '.conf';
+    my $port = 0;
+    $t->write_config("oauth2_store %%STORE%%;\n$http\n" . join('', map {
+        my ($realm, $body) = @$_;
+        "server {\n    listen 127.0.0.1:%%PORT_" . ++$port . "%%;\n"
+            . ($realm ? "    oauth2_realm $realm;\n" : '')
+            . "    oauth2_issuer http://jwks-$port.example;\n$body}\n"
+    } @servers), file => $file);
+    return $t->nginx_t(file => $file);
+}
+my $FLOW = "    location = /o/authorize/ { oauth2_authorize; }\n"
+    . "    location = /o/token/ { oauth2_token; }\n"
+    . "    location = /.well-known/openid-configuration { oauth2_metadata; }\n";
+my $RSA = "oauth2_jwt_key $dir/rsa.pem;";
+my $JWKS = "    location = /o/jwks/ { oauth2_jwks; }\n";
+my $MISSING = '"oauth2_authorize" with an "oauth2_jwt_key" that signs id_tokens needs '
+    . 'a prefix or exact location with "oauth2_jwks" in its realm';
+$MISSING = qr/\[emerg\][^\n]*\Q$MISSING\E/;
+my ($jcode, $jout) = jwks_conf($RSA, ['', $FLOW]);
+isnt($jcode, 0, 'an authorization endpoint and a key that signs id_tokens, no oauth2_jwks: '
+    . 'nginx -t fails (OIDC Discovery 3: jwks_uri is required)');
+like($jout, qr/$MISSING \("default"\)/, '... naming the realm and oauth2_jwks') or diag($jout);
+($jcode, $jout) = jwks_conf($RSA, ['', $FLOW . "    location ~ ^/jwks { oauth2_jwks; }\n"]);
+isnt($jcode, 0, 'oauth2_jwks in a regex location only (no jwks_uri to name): nginx -t fails');
+like($jout, $MISSING, '... saying a prefix or exact location') or diag($jout);
+($jcode, $jout) = jwks_conf($RSA, ['', $FLOW . $JWKS]);
+is($jcode, 0, 'with an oauth2_jwks location: nginx -t passes') or diag($jout);
+($jcode, $jout) = jwks_conf('', ['', "    location = /o/authorize/ { oauth2_authorize; }\n"
+    . "    location = /o/token/ { oauth2_token; }\n"
+    . "    location = /jwt/token/ { oauth2_token; $RSA }\n"]);
+isnt($jcode, 0, 'the key at a second token endpoint of the realm only (it redeems the '
+    . "realm's codes too): nginx -t fails");
+like($jout, $MISSING, '... saying so') or diag($jout);
+($jcode, $jout) = jwks_conf('', ['', "    location = /o/authorize/ { oauth2_authorize; }\n"
+    . "    location = /o/token/ { oauth2_token; }\n"
+    . "    location = /.well-known/openid-configuration { oauth2_metadata; $RSA }\n"]);
+isnt($jcode, 0, 'the key at the metadata only (it offers OpenID members, jwks_uri '
+    . 'missing): nginx -t fails');
+like($jout, $MISSING, '... saying so') or diag($jout);
+($jcode, $jout) = jwks_conf("oauth2_jwt_key $dir/hs.key hmac;", ['', $FLOW]);
+is($jcode, 0, 'an HS256 key only (it signs no id_token): no oauth2_jwks needed') or diag($jout);
+($jcode, $jout) = jwks_conf($RSA, ['', "    location = /o/token/ { oauth2_token; }\n"]);
+is($jcode, 0, 'a key without an authorization endpoint (no id_token is issued): '
+    . 'no oauth2_jwks needed') or diag($jout);
+($jcode, $jout) = jwks_conf($RSA, ['', $FLOW . $JWKS], ['shop1', $FLOW]);
+isnt($jcode, 0, "another realm's JWKS does not count: nginx -t fails");
+like($jout, qr/$MISSING \("shop1"\)/, '... naming the realm without one') or diag($jout);
+
 $t->done_testing;

@@ -283,6 +283,8 @@ $realm_line    oauth2_issuer http://127.0.0.1:$port;
         location = /jwt/token/ { oauth2_token; }
         location = /jwt/introspect/ { oauth2_introspect; }
         location /jwt/api/ { auth_oauth2 "api"; alias %%DIR%%/html/; }
+        # the key signs id_tokens too: nginx -t wants their JWKS
+        location = /jwt/jwks/ { oauth2_jwks; }
     }
     location /api/auth/handshake/ { oauth2_handshake; $SOL }
     location /hs/ { auth_oauth2 "api"; alias %%DIR%%/html/; }

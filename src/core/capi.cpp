@@ -347,6 +347,14 @@ int oauth2_conf_device_page_missing(const oauth2_conf_t* conf, oauth2_str_t* rea
   return 1;
 }
 
+int oauth2_conf_jwks_missing(const oauth2_conf_t* conf, oauth2_str_t* realm) noexcept {
+  const std::string* r = conf->c.id_tokens_without_jwks();
+  if (!r) return 0;
+  realm->data = reinterpret_cast<const unsigned char*>(r->data());
+  realm->len = r->size();
+  return 1;
+}
+
 oauth2_location_t* oauth2_location_create(oauth2_conf_t* conf, const oauth2_location_conf_t* lc,
                                           char* err, size_t errlen) noexcept {
   oauth2_location_t* loc = nullptr;

@@ -5,6 +5,7 @@
 #include "audience.hpp"
 #include "codec.hpp"
 #include "endpoint_table.hpp"
+#include "oidc.hpp"
 #include "store.hpp"
 
 namespace oauth2 {
@@ -228,6 +229,20 @@ const std::string* Config::realm_without(int has, int needs) const {
   return nullptr;
 }
 
+void Config::signs_id_tokens(const std::string& realm) {
+  realms_[realm].signs_id_tokens = true;
+}
+
+const std::string* Config::id_tokens_without_jwks() const {
+  for (const auto& [realm, r] : realms_) {
+    if ((r.located & (1u << OAUTH2_ENDPOINT_AUTHORIZE)) && r.signs_id_tokens &&
+        r.paths[OAUTH2_ENDPOINT_JWKS].empty()) {
+      return &realm;
+    }
+  }
+  return nullptr;
+}
+
 std::unique_ptr<Location> make_location(Config& config, const oauth2_location_conf_t& lc) {
   auto loc = std::make_unique<Location>();
   Location& l = *loc;
@@ -295,6 +310,12 @@ std::unique_ptr<Location> make_location(Config& config, const oauth2_location_co
                              "id_tokens and JWTs are told apart by it)");
   }
   config.add_location(l.realm, l.endpoint, str(lc.path));
+  // the token endpoint signs id_tokens with the key id_token_key picks;
+  // the metadata offers OpenID when it has one
+  if ((l.endpoint == OAUTH2_ENDPOINT_TOKEN || l.endpoint == OAUTH2_ENDPOINT_METADATA) &&
+      detail::id_token_key(l, "")) {
+    config.signs_id_tokens(l.realm);
+  }
   return loc;
 }
 

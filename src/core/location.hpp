@@ -161,6 +161,13 @@ class Config {
   // a realm with a location of endpoint `has` but no path of `needs`;
   // nullptr if none
   const std::string* realm_without(int has, int needs) const;
+  // realm signs id_tokens: one of its token endpoints (or its metadata,
+  // which then offers OpenID) has a key that signs them
+  void signs_id_tokens(const std::string& realm);
+  // a realm whose authorization endpoint gets id_tokens signed that no
+  // jwks_uri (a prefix or exact oauth2_jwks location) lets anyone verify
+  // (OpenID Connect Discovery 3 requires one); nullptr if none
+  const std::string* id_tokens_without_jwks() const;
 
  private:
   std::map<std::pair<std::string, bool>, std::shared_ptr<JwtKey>> keys_;
@@ -168,6 +175,7 @@ class Config {
       handshake_keys_;
   struct RealmEndpoints {
     uint32_t located = 0;  // 1 << endpoint: it has a location
+    bool signs_id_tokens = false;
     std::array<std::string, OAUTH2_ENDPOINT_MAX> paths;
     // the widest oauth2_dpop iat_window of its locations
     std::shared_ptr<int64_t> dpop_window = std::make_shared<int64_t>(0);

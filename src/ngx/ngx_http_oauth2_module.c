@@ -256,6 +256,19 @@ ngx_http_oauth2_init(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    /* OpenID Connect Discovery 3: a realm whose id_tokens are signed
+     * names the keys that verify them (jwks_uri) */
+
+    if (oauth2_conf_jwks_missing(mcf->conf, &realm)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"oauth2_authorize\" with an \"oauth2_jwt_key\" "
+                           "that signs id_tokens needs a prefix or exact "
+                           "location with \"oauth2_jwks\" in its realm "
+                           "(\"%*s\"), the jwks_uri OpenID Connect clients "
+                           "verify id_tokens with", realm.len, realm.data);
+        return NGX_ERROR;
+    }
+
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
