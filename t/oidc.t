@@ -261,6 +261,32 @@ $r = $f->redeem($code, client => $plain, redirect_uri => $CB, verifier => $verif
 ok($r->{json}{access_token} && !exists $r->{json}{id_token}, 'no openid scope: no id_token');
 my $plain_at = $r->{json}{access_token};
 
+# OIDC Core 3.1.2.1: redirect_uri is REQUIRED in an OpenID request, even
+# where the application registered one only (R21 fills that one in for
+# plain OAuth): missing or empty (R5), the 400 page, never a redirect
+sub without_redirect_uri {
+    my ($client, $scope, @more) = @_;
+    return OAuth2Authorize::query(client_id => $client->{client_id}, response_type => 'code',
+        scope => $scope, state => 's1', code_challenge => $challenge,
+        code_challenge_method => 'S256', @more);
+}
+for my $case (['missing', []], ['empty', [redirect_uri => '']],
+    ['missing, prompt=none', [prompt => 'none']])
+{
+    my ($how, $more) = @$case;
+    $r = $f->get(without_redirect_uri($app, 'openid email', @$more), Cookie => $session);
+    is($r->{status}, 400, "openid, redirect_uri $how: 400 (OIDC Core 3.1.2.1)");
+    ok(!defined OAuth2Test::header($r, 'Location'), "openid, redirect_uri $how: no redirect (R20)");
+    like($r->{body} // '', qr/redirect_uri is required/, "openid, redirect_uri $how: the page says so");
+}
+$r = $f->get(without_redirect_uri($app, 'email openid'), Cookie => $session);
+is($r->{status}, 400, 'openid anywhere in the scope, no redirect_uri: 400');
+# plain OAuth keeps R21: the one registered URI
+$r = $f->get(without_redirect_uri($plain, 'read', prompt => 'none'), Cookie => $session);
+is($r->{status}, 303, 'plain OAuth, no redirect_uri, one registered: still answered (R21)');
+is({params($r)}->{_base}, $CB, '... at the one registered URI');
+ok({params($r)}->{code}, '... with a code');
+
 # ES256 for the application that registered it
 ($code) = $f->code(q_for(client => $es), $session);
 $r = $f->redeem($code, client => $es, redirect_uri => $CB, verifier => $verifier);

@@ -239,8 +239,9 @@ std::optional<Response> check_before_redirect(Store& store, const Request& req, 
   const std::vector<std::string>& registered = az.client.redirect_uris;
   auto asked = query.get("redirect_uri");
   if (!asked) {
-    // R21: optional only with exactly one registered URI
-    if (registered.size() != 1) {
+    // R21: optional only with exactly one registered URI, and never in
+    // an OpenID request (OpenID Connect Core 3.1.2.1)
+    if (registered.size() != 1 || scope_has(query.get("scope").value_or(""), "openid")) {
       return error_page(req, 400, "invalid_request", "redirect_uri is required.");
     }
     az.redirect_uri = registered[0];
