@@ -255,6 +255,24 @@ is($ic->{nonce}, $nonce, 'id_token: the nonce of this request');
 is($ic->{aud}, $app->{client_id}, 'id_token: aud is this client, not another');
 my $at = $tok->{json}{access_token};
 
+# OIDC Core 3.1.2.1: max_age=0 is prompt=login.  A session signed in this
+# very second is not older than 0 seconds, and must sign in again all the
+# same (t/unit/endpoints_test.cpp holds the clock still for this); the
+# sign-in then answers the request, without max_age, so never loops
+my $fresh = $f->login(q_for(), $user, $pw);
+$r = $f->get(q_for(max_age => 0, prompt => 'none'), Cookie => $fresh);
+is({params($r)}->{error}, 'login_required',
+    'max_age=0, prompt=none, a session of this very second: login_required');
+ok(!defined {params($r)}->{code}, '... and no code');
+$r = $f->get(q_for(max_age => 0), Cookie => $fresh);
+like($r->{body} // '', qr/name="password"/, 'max_age=0 with a session: the sign-in page');
+my ($again, $in0) = $f->login(q_for(max_age => 0), $user, $pw);
+my $back = OAuth2Test::header($in0, 'Location') // '';
+unlike($back, qr/max_age/, '... signed in: back to the request without max_age');
+$r = $t->get("/o/authorize/$back", Cookie => $again);
+is($r->{status}, 303, '... which then answers: no second sign-in');
+ok({params($r)}->{code}, '... with a code (the consent remembered)');
+
 # a plain OAuth request (no openid) gets no id_token
 ($code) = $f->code(q_for(client => $plain, scope => 'read'), $session);
 $r = $f->redeem($code, client => $plain, redirect_uri => $CB, verifier => $verifier);

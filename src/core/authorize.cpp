@@ -666,11 +666,14 @@ Response consent_page(const Request& req, const AuthzRequest& az, const SessionU
                            {"csrf", csrf_value}}));
 }
 
-// prompt=login, a max_age the session is older than, or an id_token_hint
-// of another user: sign in again
+// prompt=login, max_age=0 (which is prompt=login, OpenID Connect Core
+// 3.1.2.1: a session signed in this very second is not older than 0), a
+// max_age the session is older than, or an id_token_hint of another
+// user: sign in again (after_login_query drops max_age, so once)
 bool needs_login(const AuthzRequest& az, const SessionUser& user, int64_t now) {
   if (!az.hint_sub.empty() && az.hint_sub != std::to_string(user.id)) return true;
-  return az.prompt_login || (az.max_age >= 0 && now - user.auth_time > az.max_age);
+  if (az.prompt_login || az.max_age == 0) return true;
+  return az.max_age > 0 && now - user.auth_time > az.max_age;
 }
 
 // the user granted this client these scopes before (remembered consent),

@@ -1794,6 +1794,46 @@ TEST_F(PagesTest, ARememberedConsentWithdrawnMeanwhileGivesNoCode) {
       << "the session itself is untouched";
 }
 
+// OpenID Connect Core 3.1.2.1: max_age=0 is prompt=login.  A session
+// signed in this very second is 0 seconds old, not older than 0, and
+// must sign in again all the same (prompt=none: login_required).  A
+// positive max_age still counts whole seconds: a session exactly max_age
+// old is fresh, one a second older is not.
+TEST_F(PagesTest, MaxAgeZeroSignsInAgainInTheSameSecondOidcCore3121) {
+  store_->change([&](Txn& txn) {
+    oauth2::detail::remember_consent(txn, "default", alice_.id, "web", "read", kNow - 5);
+    txn.commit();
+  });
+  const std::string now_session = oauth2::random_token();
+  oauth2::Token t;
+  t.type = oauth2::TokenType::kSession;
+  t.issued_at = kNow;  // signed in this second: auth_time == now
+  t.expires_at = kNow + 3600;
+  t.user = std::to_string(alice_.id);
+  put_token(now_session, t);
+  auto answer = [&](const std::string& session, const std::string& extra) {
+    EndpointReq req = page_req("GET", authz_query() + extra);
+    req.cookie = "oauth2_session=" + session;
+    Bound b(req, OAUTH2_ENDPOINT_AUTHORIZE);
+    return complete(oauth2::authorize_endpoint(*store_, b.req));
+  };
+  const std::string code = std::string(kCb) + "?code=";
+  const std::string login_required = std::string(kCb) + "?error=login_required";
+  Response r = answer(now_session, "&prompt=none");
+  EXPECT_EQ(r.location.rfind(code, 0), 0u) << "the staging: without max_age, a code";
+  r = answer(now_session, "&max_age=0&prompt=none");
+  EXPECT_EQ(r.status, 303);
+  EXPECT_EQ(r.location.rfind(login_required, 0), 0u) << r.location;
+  r = answer(now_session, "&max_age=0");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("name=\"password\""), std::string::npos) << "the sign-in page";
+  // session_ signed in 10 s ago
+  r = answer(session_, "&max_age=10&prompt=none");
+  EXPECT_EQ(r.location.rfind(code, 0), 0u) << r.location;
+  r = answer(session_, "&max_age=9&prompt=none");
+  EXPECT_EQ(r.location.rfind(login_required, 0), 0u) << r.location;
+}
+
 TEST_F(PagesTest, ADeviceApprovedOnASessionEndedMeanwhileIsNotConnectedR39) {
   const std::string user_code = pending_device();
   ASSERT_FALSE(user_code.empty());
