@@ -25,15 +25,24 @@ my $http = $t->default_http(
         auth_oauth2 api;
         proxy_pass http://127.0.0.1:$closed;
     }
-    # nginx's own refusals before the module runs: limit_req's (preaccess)
-    # and a declared body over client_max_body_size (its 413, logged as
-    # the location is found)
+EOF
+# nginx's own refusals before the module runs, each in a server whose one
+# location is the module's: limit_req's (preaccess) at an auth_oauth2
+# location, and a declared body over client_max_body_size (its 413,
+# logged as the location is found) at a token endpoint
+$http .= <<'EOF';
+server {
+    listen 127.0.0.1:%%PORT_1%%;
     location /lim/ {
         limit_req zone=one nodelay;
         auth_oauth2 api;
         alias %%DIR%%/html/;
     }
+}
+server {
+    listen 127.0.0.1:%%PORT_2%%;
     location = /small/token/ { oauth2_token; client_max_body_size 1k; }
+}
 EOF
 # the same server on an HTTP/2 (cleartext, prior knowledge) listener too
 $http =~ s/(listen 127\.0\.0\.1:%%PORT%% reuseport;)/$1\n    listen 127.0.0.1:$h2 http2;/
@@ -68,11 +77,14 @@ is($r->{status}, 502, 'HTTP/1.1: a valid token, the upstream down: 502');
 
 # limit_req's refusal of an auth_oauth2 location, and the 413 of a token
 # endpoint, both logged by nginx before the module runs (R64)
-$r = $t->bearer_get('/lim/index.html?access_token=T0K3N-LIM1', $at);
-is($r->{status}, 200, 'limit_req: the first request passes');
-$r = $t->bearer_get('/lim/index.html?access_token=T0K3N-LIM2', $at);
-is($r->{status}, 503, 'limit_req: the second is refused (503)');
+for my $n (1, 2) {
+    $r = $t->request('GET', "/lim/index.html?access_token=T0K3N-LIM$n",
+        port => $t->port(1), headers => [Authorization => "Bearer $at"]);
+    is($r->{status}, $n == 1 ? 200 : 503,
+        "limit_req: request $n " . ($n == 1 ? 'passes' : 'is refused (503)'));
+}
 $r = $t->request('POST', '/small/token/?client_secret=T0K3N-413', body => 'x' x 2048,
+    port => $t->port(2),
     headers => ['Content-Type' => 'application/x-www-form-urlencoded']);
 is($r->{status}, 413, 'a body over client_max_body_size: 413');
 
