@@ -409,6 +409,8 @@ typedef struct {
     oauth2_str_t       dpop;                /* the first */
     oauth2_str_t       path;                /* the request's URI path (a
                                                DPoP proof's htu) */
+    unsigned           fetch_site_count;    /* Sec-Fetch-Site headers */
+    oauth2_str_t       fetch_site;          /* the first */
 } oauth2_request_t;
 
 

@@ -110,6 +110,34 @@ like(OAuth2Test::_slurp($t->error_log),
     qr/\[error\].*oauth2: too many failed authentications from the address, answering 429/,
     'a throttled request is logged at the default level, error');
 
+##### R83: a page of another site makes its visitors' browsers fail here
+# (Fetch Metadata: Sec-Fetch-Site cross-site or same-site, which no page
+# can forge): those failures count apart from the address's own requests,
+# which they do not throttle; a client sending the header itself gets a
+# count of its own, not an escape from one
+{
+    my $VISITOR = '127.0.0.20';
+    my $xs = sub {
+        my ($secret, $site) = @_;
+        return $t->token($a->{client_id}, $secret,
+            headers => ['-from' => $VISITOR, 'Sec-Fetch-Site' => $site]);
+    };
+    sleep(OAuth2Test::next_boundary(2) - time + 0.05);
+    my @st = map { $xs->("wrong-xs$_", 'cross-site')->{status} } 1 .. 9;
+    is("@st", join(' ', (401) x 9), '9 failures another site\'s page made '
+        . 'the visitor\'s browser send: 401 each');
+    throttled_ok($xs->($a->{client_secret}, 'cross-site'),
+        'the next cross-site request from that address');
+    throttled_ok($xs->($a->{client_secret}, 'same-site'),
+        '... and a same-site one (a sibling host\'s page): one count');
+    is($t->token($a->{client_id}, $a->{client_secret}, from($VISITOR))->{status},
+        200, 'the address\'s own requests, without the mark: 200 (R83)');
+    is($xs->($a->{client_secret}, 'same-origin')->{status}, 200,
+        '... and a same-origin one: 200');
+    is($xs->($a->{client_secret}, 'none')->{status}, 200,
+        '... and one the user made (none): 200');
+}
+
 ################ R17: without oauth2_client_auth_limit, 10 a minute (3n = 30)
 
 my $d = OAuth2Test->new;

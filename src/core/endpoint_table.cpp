@@ -273,6 +273,15 @@ Response page_unavailable() {
   return r;
 }
 
+std::string counted_address(const oauth2_request_t& req, const std::string& address) {
+  const std::string_view site(reinterpret_cast<const char*>(req.fetch_site.data),
+                              req.fetch_site.len);
+  if (req.fetch_site_count && (site == "cross-site" || site == "same-site")) {
+    return "xs:" + address;  // "xs" is no address: never another's count
+  }
+  return address;
+}
+
 unsigned RateLimit::take(std::string_view name) {
   if (!on() || counted()) return 0;
   const std::string key = counter_key(loc_.realm, name);

@@ -118,7 +118,7 @@ JsonBody parse_json_body(const Request& req, bool also_form, Json* out) {
 std::optional<Response> rate_client(const Request& req, const Client& c) {
   unsigned wait;
   const std::string key =
-      c.confidential ? "c:" + c.client_id : "p:" + req.address + "|" + c.client_id;
+      c.confidential ? "c:" + c.client_id : "p:" + req.counted + "|" + c.client_id;
   if (rate_take(req, key, &wait)) return std::nullopt;
   return rate_limited_response(req.loc.endpoint, wait);
 }

@@ -91,7 +91,7 @@ Response rate_limited(unsigned wait) {
 // key: their rate is the caller's address, so that only the key's own
 // requests (create/) spend its budget.
 bool rate_take_address(const Request& req, unsigned* wait) {
-  return rate_take(req, "a:" + throttle_address(sv(req.c.address)), wait);
+  return rate_take(req, "a:" + req.counted, wait);
 }
 
 // A required string field: its value, or the field error in *err.

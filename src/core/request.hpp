@@ -38,25 +38,37 @@ class RateLimit {
   oauth2_rate_state_t state_{};
 };
 
+// What a request's failures and rate count against: its address, or for
+// a browser's request that another site's page made (Fetch Metadata's
+// Sec-Fetch-Site: cross-site or same-site) that address's cross-site
+// requests, apart.  A page on any site can make its visitors' browsers
+// send bad requests here: counted with the rest, they would refuse the
+// visitors' own sign-ins from that address (R83).  A client that sends
+// the header itself gets one more count, never fewer checks: the
+// account's lock counts every guess.
+std::string counted_address(const oauth2_request_t& req, const std::string& address);
+
 struct Request {
   Request(const oauth2_request_t& req, const Location& location)
       : c(req),
         loc(location),
         address(throttle_address(
             std::string_view(reinterpret_cast<const char*>(req.address.data), req.address.len))),
-        rate(location, req.counters, address) {}
+        counted(counted_address(req, address)),
+        rate(location, req.counters, counted) {}
   Request(const Request&) = delete;
   Request& operator=(const Request&) = delete;
 
   const oauth2_request_t& c;
   const Location& loc;
-  const std::string address;  // throttle_address()
+  const std::string address;  // throttle_address(): an account's known address
+  const std::string counted;  // counted_address(): the throttles' and rates'
   mutable RateLimit rate;
   // the token endpoint's DPoP proof checked: its key's thumbprint
   mutable std::string dpop_jkt;
 
   Throttle throttle() const {
-    return Throttle(c.counters, loc.realm, loc.auth_limit, loc.auth_window, address);
+    return Throttle(c.counters, loc.realm, loc.auth_limit, loc.auth_window, counted);
   }
 };
 

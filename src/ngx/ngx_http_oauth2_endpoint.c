@@ -73,6 +73,7 @@ static void ngx_http_oauth2_batch_refused(ngx_event_t *ev);
 
 static ngx_str_t  ngx_http_oauth2_content_type = ngx_string("content-type");
 static ngx_str_t  ngx_http_oauth2_dpop_header = ngx_string("dpop");
+static ngx_str_t  ngx_http_oauth2_fetch_site = ngx_string("sec-fetch-site");
 
 
 #if (NGX_THREADS)
@@ -318,6 +319,11 @@ ngx_http_oauth2_fill_request(ngx_http_request_t *r,
 
     ngx_http_oauth2_find_header(r, &ngx_http_oauth2_content_type,
                                 &req->content_type_count, &req->content_type);
+
+    /* Fetch Metadata: a browser's request another site's page made */
+
+    ngx_http_oauth2_find_header(r, &ngx_http_oauth2_fetch_site,
+                                &req->fetch_site_count, &req->fetch_site);
 
     /* the one header the location names (oauth2_status) */
 
