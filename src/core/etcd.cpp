@@ -123,10 +123,22 @@ std::optional<std::string> unbase64_std(std::string_view text) {
 }
 
 int64_t etcd_int(const json_t* obj, const char* name) {
+  constexpr int64_t kMax = int64_t{1} << 62;
   const json_t* v = json_object_get(obj, name);
-  if (json_is_integer(v)) return json_integer_value(v);
-  if (json_is_string(v)) return std::strtoll(json_string_value(v), nullptr, 10);
-  return 0;
+  int64_t n = 0;
+  if (json_is_integer(v)) {
+    n = json_integer_value(v);
+  } else if (json_is_string(v)) {
+    const char* s = json_string_value(v);
+    char* end = nullptr;
+    errno = 0;
+    n = std::strtoll(s, &end, 10);
+    if (end == s || *end != '\0' || errno == ERANGE) n = -1;
+  } else if (v) {
+    n = -1;
+  }
+  if (n < 0 || n > kMax) throw EtcdError(std::string("etcd answered an impossible ") + name);
+  return n;
 }
 
 int64_t etcd_revision(const json_t* answer) {

@@ -136,7 +136,10 @@ class Etcd {
   std::vector<std::unique_ptr<Handle>> idle_;
 };
 
-// int64 fields come as JSON strings from the gateway; 0 when absent
+// int64 fields come as JSON strings from the gateway; 0 when absent.
+// Throws EtcdError for one that is no number, negative or past 2^62 (no
+// etcd reaches it): taken as a revision, the mirror would record it, and
+// every later write's wait for its revision would pass at once.
 int64_t etcd_int(const json_t* obj, const char* name);
 // the "header"'s revision of an answer
 int64_t etcd_revision(const json_t* answer);

@@ -66,9 +66,9 @@ json_t* json_str(const std::string& s) {
 }
 
 json_t* string_array(const std::vector<std::string>& v) {
-  json_t* a = json_array();
-  for (const auto& s : v) json_array_append_new(a, json_str(s));
-  return a;
+  Json a(json_array());  // freed if an item throws
+  for (const auto& s : v) json_array_append_new(a.get(), json_str(s));
+  return a.release();
 }
 
 // The JSON part of a client or user record (v1 records are JSON only).
@@ -541,10 +541,12 @@ std::optional<AccountLock> decode_lock(std::string_view v) {
 bool storable(const Client& c) {
   auto ok = [](const std::string& s) { return valid_utf8(s) && s.find('\0') == std::string::npos; };
   if (!valid_client_id(c.client_id) || !valid_realm(c.realm)) return false;
-  for (const std::string* s : {&c.name, &c.secret_hash, &c.scope, &c.auth_method}) {
+  for (const std::string* s : {&c.name, &c.secret_hash, &c.scope, &c.auth_method,
+                               &c.access_token_format, &c.id_token_alg}) {
     if (!ok(*s)) return false;
   }
-  for (const auto& v : {&c.grant_types, &c.redirect_uris, &c.resources}) {
+  for (const auto& v :
+       {&c.grant_types, &c.redirect_uris, &c.resources, &c.post_logout_redirect_uris}) {
     for (const auto& s : *v) {
       if (!ok(s)) return false;
     }

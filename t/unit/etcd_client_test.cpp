@@ -43,6 +43,25 @@ long ms_since(std::chrono::steady_clock::time_point t0) {
 // AreShort).  Otherwise the follower holds the try a full second: an
 // edge's token or revocation waits that much longer for etcd while the
 // cluster elects (scripts/cluster-faults).
+// A hostile or corrupted etcd: a revision no etcd reaches (strtoll would
+// clamp it to 2^63 - 1, and the mirror's revision + 1 overflow), negative
+// or not a number is refused, never taken
+TEST(EtcdInt, AnImpossibleNumberIsRefused) {
+  auto field = [](const char* json) {
+    Json j(json_loads(json, 0, nullptr));
+    return etcd_int(j.get(), "revision");
+  };
+  EXPECT_EQ(field(R"({"revision": "12345"})"), 12345);
+  EXPECT_EQ(field(R"({"revision": 7})"), 7);
+  EXPECT_EQ(field(R"({})"), 0);
+  EXPECT_THROW(field(R"({"revision": "9223372036854775807"})"), EtcdError);
+  EXPECT_THROW(field(R"({"revision": "99999999999999999999"})"), EtcdError);
+  EXPECT_THROW(field(R"({"revision": "-5"})"), EtcdError);
+  EXPECT_THROW(field(R"({"revision": "12x"})"), EtcdError);
+  EXPECT_THROW(field(R"({"revision": ""})"), EtcdError);
+  EXPECT_THROW(field(R"({"revision": true})"), EtcdError);
+}
+
 TEST(EtcdCall, AfterNoLeaderTheNextTriesAreShort) {
   for (const char* said : {"etcdserver: no leader", "etcdserver: leader changed"}) {
     std::atomic<bool> release{false};
@@ -83,7 +102,8 @@ TEST(EtcdCall, AfterNoLeaderTheNextTriesAreShort) {
 // before its overall one).
 TEST(EtcdCall, AHandshakeThatTimedOutIsNotATlsFailure) {
   using etcd_detail::tls_failure;
-  EXPECT_FALSE(tls_failure(CURLE_OPERATION_TIMEDOUT, "Timeout was reached: SSL connection timeout"));
+  EXPECT_FALSE(
+      tls_failure(CURLE_OPERATION_TIMEDOUT, "Timeout was reached: SSL connection timeout"));
   EXPECT_FALSE(tls_failure(CURLE_OPERATION_TIMEDOUT,
                            "Timeout was reached: Operation timed out after 999 milliseconds"));
   EXPECT_FALSE(tls_failure(CURLE_COULDNT_CONNECT, "Couldn't connect to server"));

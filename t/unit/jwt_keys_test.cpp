@@ -336,6 +336,34 @@ std::shared_ptr<JwtKey> from_jwk(const Json& jwk, std::string* why) {
   return oauth2::jwt_key_from_jwk(jwk.get(), why);
 }
 
+// An Ed25519 key of small order (with either sign bit) is refused: under
+// the identity a signature R = identity, S = 0 verifies for any message
+// (OpenSSL 3.0 checks none of this), so a DPoP proof of such a key binds
+// its token to nothing
+TEST(JwtClientJwk, AnEd25519KeyOfSmallOrderIsRefused) {
+  std::string why;
+  Json jwk(json_pack("{s:s, s:s, s:s}", "kty", "OKP", "crv", "Ed25519", "x",
+                     "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"));  // RFC 8032 7.1 test 1
+  ASSERT_NE(from_jwk(jwk, &why), nullptr) << why;
+  const std::string ff(30, '\xff');
+  for (std::string x :
+       {std::string(32, '\0'), "\x01" + std::string(31, '\0'),
+        std::string("\x26\xe8\x95\x8f\xc2\xb2\x27\xb0\x45\xc3\xf4\x89\xf2\xef\x98\xf0"
+                    "\xd5\xdf\xac\x05\xd3\xc6\x33\x39\xb1\x38\x02\x88\x6d\x53\xfc\x05",
+                    32),
+        std::string("\xc7\x17\x6a\x70\x3d\x4d\xd8\x4f\xba\x3c\x0b\x76\x0d\x10\x67\x0f"
+                    "\x2a\x20\x53\xfa\x2c\x39\xcc\xc6\x4e\xc7\xfd\x77\x92\xac\x03\x7a",
+                    32),
+        "\xec" + ff + "\x7f", "\xed" + ff + "\x7f", "\xee" + ff + "\x7f"}) {
+    for (int sign : {0, 0x80}) {
+      x[31] = static_cast<char>(x[31] | sign);
+      set_member(jwk, "x", b64(x));
+      EXPECT_EQ(from_jwk(jwk, &why), nullptr) << b64(x);
+      EXPECT_NE(why.find("small order"), std::string::npos) << why;
+    }
+  }
+}
+
 // RSA's public exponent is 65537 in practice; one of more than 4 bytes
 // (up to the modulus's length) makes each proof's verification cost more,
 // up to a private key operation, a cheap way for anyone to load the

@@ -248,3 +248,28 @@ TEST(ClientUserRecord, Version1IsReadAsTheJsonAlone) {
 }
 
 }  // namespace
+
+// Every field of a client is checked before it is stored: a NUL in a
+// post-logout URI made a record decode_client refused (every later read
+// of the client "corrupt", a 503), invalid UTF-8 an exception out of
+// encode_client that leaked the array it was building
+namespace {
+
+TEST(ClientRecord, EveryFieldIsCheckedBeforeItIsStoredR77) {
+  oauth2::Client c;
+  c.client_id = "abc";
+  c.name = "app";
+  EXPECT_TRUE(oauth2::records::storable(c));
+  auto refused = [&](auto change) {
+    oauth2::Client bad = c;
+    change(bad);
+    return !oauth2::records::storable(bad);
+  };
+  EXPECT_TRUE(refused(
+      [](oauth2::Client& b) { b.post_logout_redirect_uris = {std::string("https://a/\0x", 11)}; }));
+  EXPECT_TRUE(refused([](oauth2::Client& b) { b.post_logout_redirect_uris = {"https://a/\xff"}; }));
+  EXPECT_TRUE(refused([](oauth2::Client& b) { b.access_token_format = "jw\xc3"; }));
+  EXPECT_TRUE(refused([](oauth2::Client& b) { b.id_token_alg = std::string("RS\0", 3); }));
+}
+
+}  // namespace
