@@ -502,13 +502,20 @@ ngx_http_oauth2_metrics_writes(u_char *p, oauth2_write_metrics_t *w)
         p = ngx_sprintf(p, "\"} %uL\n", sum);
     }
 
+    /*
+     * _count is the +Inf bucket's sum, never w->batches: the committer
+     * adds to the counters one after the other while this reads them,
+     * and a count read apart from the buckets could hold a batch that no
+     * bucket has yet
+     */
+
     p = ngx_sprintf(p,
         "oauth2_store_commit_seconds_sum %uL.%06uL\n"
         "oauth2_store_commit_seconds_count %uL\n"
         "# HELP oauth2_store_commit_batch_size Changes committed together "
         "in one batch (group commit).\n"
         "# TYPE oauth2_store_commit_batch_size histogram\n",
-        w->commit_usec / 1000000, w->commit_usec % 1000000, w->batches);
+        w->commit_usec / 1000000, w->commit_usec % 1000000, sum);
 
     for (sum = 0, i = 0; i < OAUTH2_BATCH_BUCKETS; i++) {
         sum += w->batch[i];
@@ -526,7 +533,7 @@ ngx_http_oauth2_metrics_writes(u_char *p, oauth2_write_metrics_t *w)
         "what they read had changed.\n"
         "# TYPE oauth2_store_conflicts_total counter\n"
         "oauth2_store_conflicts_total %uL\n",
-        w->changes, w->batches, w->conflicts);
+        w->changes, sum, w->conflicts);
 }
 
 
