@@ -130,19 +130,23 @@ typedef struct {
 
 /*
  * The commits of every process sharing these counters (the shim puts
- * them in shared memory, for oauth2_metrics): batches, changes and
- * changes run again, the seconds each batch took to commit (its sync
- * included) and its size, as histograms with the bounds below (each
- * bucket counted alone; the last one has no upper bound).  Updated with
- * atomic adds by the committer's leader.
+ * them in shared memory, for oauth2_metrics): commits, the changes they
+ * wrote and changes run again, the seconds each commit took (its sync
+ * included) and how many changes it wrote, as histograms with the
+ * bounds below (each bucket counted alone; the last one has no upper
+ * bound), and the changes a store error refused.  A batch that failed
+ * is no commit: each of its changes tried alone and written is one of
+ * its own.  Updated with atomic adds by the committer's leader, one
+ * counter after the other: a reader sums the buckets for the count.
  */
 #define OAUTH2_COMMIT_BUCKETS  12
 #define OAUTH2_BATCH_BUCKETS   10
 
 typedef struct {
-    uint64_t  batches;
-    uint64_t  changes;
+    uint64_t  batches;                          /* commits */
+    uint64_t  changes;                          /* written */
     uint64_t  conflicts;
+    uint64_t  errors;                           /* refused by the store */
     uint64_t  commit_usec;                      /* the sum */
     uint64_t  commit[OAUTH2_COMMIT_BUCKETS];
     uint64_t  batch[OAUTH2_BATCH_BUCKETS];

@@ -357,6 +357,8 @@ sub commits_ok {
         . 'every batch holds a change');
     ok($sum > 0 && $sum < $count * 5, "$name: commit_seconds_sum ($sum s) "
         . "is positive and below 5 s per commit") if $count > 0;
+    is($m->{v}{oauth2_store_write_errors_total}, 0,
+        "$name: oauth2_store_write_errors_total 0: no change refused");
     return ($count, $bsum);
 }
 
@@ -381,6 +383,7 @@ my %TYPES = (oauth2_tokens_issued_total => 'counter',
     oauth2_store_commit_seconds => 'histogram',
     oauth2_store_commit_batch_size => 'histogram',
     oauth2_store_conflicts_total => 'counter',
+    oauth2_store_write_errors_total => 'counter',
     oauth2_store_map_bytes => 'gauge', oauth2_store_used_bytes => 'gauge',
     oauth2_limit_zone_bytes => 'gauge',
     oauth2_limit_zone_used_bytes => 'gauge',

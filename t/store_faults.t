@@ -67,13 +67,15 @@ my $daemon = $t->daemon_pid;
 
 sub hit_count { -s $hits // 0 }
 
-# the worker's commits (batches, failed ones too) and the changes they
-# carried, from its metrics
+# the worker's commits and the changes they wrote (a batch that failed is
+# none), and the changes a store error refused, from its metrics
 sub metrics {
     my $body = $t->get('/metrics')->{body} // '';
     my %v;
     $v{$1} = $2
         while $body =~ /^oauth2_store_commit_batch_size_(count|sum) (\d+)$/mg;
+    $v{errors} = $1
+        if $body =~ /^oauth2_store_write_errors_total (\d+)$/m;
     return \%v;
 }
 
@@ -119,19 +121,28 @@ for my $case (['ENOSPC write', qr/No space left on device/],
     is($r->{status}, 503, "$how: a revocation: 503, not done");
 
     # token requests at once, on the disk that fails a write or a sync:
-    # each batch the worker commits meets it once, never once more for
+    # each batch the worker tries meets it once, never once more for
     # each of its changes (each tried alone would cost the failing disk
-    # one more write or sync, the writer lock held: R75)
+    # one more write or sync, the writer lock held: R75).  The batches
+    # failed, so the metrics count no commit: each refused change is a
+    # write error, and the disk met at most once for each (16 batches of
+    # one; fewer when they group), where a retry of each change alone
+    # would make it 16 more than the batches
     if ($how ne 'EIO meta') {
         my ($m0, $h0) = (metrics(), hit_count());
         my @st = burst(16);
         my ($m1, $h1) = (metrics(), hit_count());
-        my $batches = $m1->{count} - $m0->{count};
-        my $changes = $m1->{sum} - $m0->{sum};
+        my $errors = $m1->{errors} - $m0->{errors};
+        my $hits = $h1 - $h0;
         is(join(' ', @st), join(' ', (503) x 16),
             "$how: 16 token requests at once: each 503");
-        is($h1 - $h0, $batches, "$how: ... the disk met once a batch "
-            . "($batches batches of $changes changes)");
+        is($errors, 16, "$how: ... oauth2_store_write_errors_total grew by "
+            . 'the 16 refused changes');
+        ok($hits >= 1 && $hits <= $errors, "$how: ... the disk met once a "
+            . "batch at most ($hits times for $errors changes)");
+        is($m1->{count} - $m0->{count}, 0,
+            "$how: ... and no commit counted for the failed batches");
+        is($m1->{sum} - $m0->{sum}, 0, "$how: ... nor any change written");
     }
 
     $seen = hit_count();

@@ -2,6 +2,9 @@
 # that does not fit is answered 503 in the endpoint's shape, error.log
 # says why at "error", nothing already answered is lost, validation goes
 # on, and oauth2-admin refuses with the same reason.  Never a crash.
+# oauth2_metrics counts what was written, not what was tried: the commit
+# histograms hold the tokens' commits only, and each refused token is one
+# oauth2_store_write_errors_total.
 use strict;
 use warnings;
 use FindBin;
@@ -13,7 +16,9 @@ OAuth2Test::require_build();
 
 my $t = OAuth2Test->new;
 my $app = $t->new_app(name => 'filler');
-my $conf = $t->default_http;
+# no background writes: every commit of nginx is a token's
+my $conf = $t->default_http(extra_http => "oauth2_expiry_cleanup off;\n",
+    extra_server => "    location = /metrics { oauth2_metrics; }\n");
 $conf =~ s/oauth2_store %%STORE%%;/oauth2_store %%STORE%% size=1m;/ or die;
 $t->write_config($conf)->run;
 
@@ -42,8 +47,17 @@ is($in->{status}, 303, 'the staff user signs in at the daemon\'s pages')
 my $session = 'oauth2_session='
     . (OAuth2Test::cookies_of($in)->{oauth2_session}{value} // '');
 
-# fill it: tokens until one is refused
-my (@issued, $refused);
+# a series of the metrics, from its location
+sub metric {
+    my ($name) = @_;
+    my $body = $t->get('/metrics')->{body} // '';
+    return $body =~ /^\Q$name\E (\d+)$/m ? $1 : undef;
+}
+my %m0 = map { ($_ => metric($_)) } qw(oauth2_store_commit_seconds_count
+    oauth2_store_commit_batch_size_sum oauth2_store_write_errors_total);
+
+# fill it: tokens until one is refused, then 10 more
+my (@issued, $refused, $more503);
 for my $i (1 .. 20000) {
     my $r = $t->token($app->{client_id}, $app->{client_secret});
     if ($r->{status} == 200) {
@@ -55,6 +69,20 @@ for my $i (1 .. 20000) {
 }
 ok(@issued > 100, scalar(@issued) . ' tokens fitted in 1m');
 ok($refused, 'then a token request was refused');
+for my $i (1 .. 10) {
+    my $r = $t->token($app->{client_id}, $app->{client_secret});
+    $more503++ if $r->{status} == 503;
+    push @issued, $r->{json}{access_token} if $r->{status} == 200;
+}
+my $n503 = 1 + ($more503 // 0);
+my %d = map { ($_ => (metric($_) // -1) - ($m0{$_} // 0)) } keys %m0;
+is($d{oauth2_store_commit_seconds_count}, scalar @issued,
+    'oauth2_store_commit_seconds_count: one commit a token issued ('
+    . scalar(@issued) . '), none for the refused ones');
+is($d{oauth2_store_commit_batch_size_sum}, scalar @issued,
+    'oauth2_store_commit_batch_size_sum: the changes written, the tokens');
+is($d{oauth2_store_write_errors_total}, $n503,
+    "oauth2_store_write_errors_total: the $n503 tokens refused");
 is($refused->{status}, 503, '... with 503');
 is($refused->{json}{error}, 'temporarily_unavailable',
     '... in the OAuth error shape');

@@ -177,21 +177,46 @@ unsigned batch_bound(unsigned bucket) {
   return bucket < std::size(kBatchBounds) ? kBatchBounds[bucket] : 0;
 }
 
-void Committer::count(size_t changes, size_t conflicts, std::chrono::steady_clock::duration took) {
+namespace {
+
+// Whether a change's error is the store's (a full map, a disk, a mirror),
+// rather than its decision's own
+bool store_error(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const StoreError&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+}  // namespace
+
+void Committer::count(const std::vector<Commit>& commits, const std::vector<Outcome>& outcomes) {
   oauth2_write_metrics_t* m = shared_.load();
   if (!m) return;
-  const double seconds = std::chrono::duration<double>(took).count();
-  unsigned c = 0;
-  while (c < std::size(kCommitBounds) && seconds > kCommitBounds[c]) c++;
-  unsigned b = 0;
-  while (b < std::size(kBatchBounds) && changes > kBatchBounds[b]) b++;
-  add(&m->batches, 1);
-  add(&m->changes, changes);
+  size_t conflicts = 0, errors = 0;
+  for (const Outcome& o : outcomes) {
+    conflicts += !o.applied && !o.error;
+    errors += o.error && store_error(o.error);
+  }
   add(&m->conflicts, conflicts);
-  add(&m->commit_usec,
-      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(took).count()));
-  add(&m->commit[c], 1);
-  add(&m->batch[b], 1);
+  add(&m->errors, errors);
+  for (const Commit& k : commits) {
+    const double seconds = std::chrono::duration<double>(k.took).count();
+    unsigned c = 0;
+    while (c < std::size(kCommitBounds) && seconds > kCommitBounds[c]) c++;
+    unsigned b = 0;
+    while (b < std::size(kBatchBounds) && k.changes > kBatchBounds[b]) b++;
+    add(&m->batches, 1);
+    add(&m->changes, k.changes);
+    add(&m->commit_usec,
+        static_cast<uint64_t>(
+            std::chrono::duration_cast<std::chrono::microseconds>(k.took).count()));
+    add(&m->commit[c], 1);
+    add(&m->batch[b], 1);
+  }
 }
 
 std::vector<Committer::Outcome> Committer::commit_batch(const std::vector<const Change*>& batch) {
@@ -214,7 +239,11 @@ std::vector<Committer::Outcome> Committer::commit_prepared(const Take& take) {
   }
   WriteTxn owner(store_, begun);  // aborted if anything below throws
   std::vector<const Change*> changes = take();
-  if (error) return std::vector<Outcome>(changes.size(), Outcome{false, error});
+  if (error) {
+    std::vector<Outcome> refused(changes.size(), Outcome{false, error});
+    count({}, refused);
+    return refused;
+  }
   std::vector<Item> items(changes.size());
   for (size_t i = 0; i < changes.size(); i++) items[i].change = changes[i];
   return run_counted(items, owner.release());
@@ -223,12 +252,11 @@ std::vector<Committer::Outcome> Committer::commit_prepared(const Take& take) {
 // run(), counted in the stats and the shared metrics
 std::vector<Committer::Outcome> Committer::run_counted(const std::vector<Item>& batch,
                                                        MDB_txn* begun) {
-  const auto start = std::chrono::steady_clock::now();
-  std::vector<Outcome> outcomes = run(batch, begun);
-  const auto took = std::chrono::steady_clock::now() - start;
+  std::vector<Commit> commits;
+  std::vector<Outcome> outcomes = run(batch, begun, &commits);
+  count(commits, outcomes);
   size_t conflicts = 0;
   for (const Outcome& o : outcomes) conflicts += !o.applied && !o.error;
-  count(batch.size(), conflicts, took);
   std::lock_guard<std::mutex> lk(m_);
   stats_.batches++;
   stats_.changes += batch.size();
@@ -253,11 +281,29 @@ bool disk_failed(const std::exception_ptr& e) {
 
 }  // namespace
 
-std::vector<Committer::Outcome> Committer::run(const std::vector<Item>& batch, MDB_txn* begun) {
+namespace {
+
+// a commit of applied changes since start, noted in commits (one that
+// wrote nothing, every change a conflict, is no commit: LMDB writes
+// nothing for it)
+void note_commit(std::vector<Committer::Commit>* commits, size_t applied,
+                 std::chrono::steady_clock::time_point start) {
+  if (!commits || applied == 0) return;
+  commits->push_back({applied, std::chrono::steady_clock::now() - start});
+}
+
+}  // namespace
+
+std::vector<Committer::Outcome> Committer::run(const std::vector<Item>& batch, MDB_txn* begun,
+                                               std::vector<Commit>* commits) {
+  const auto start = std::chrono::steady_clock::now();
   WriteTxn txn(store_, begun);  // owns a transaction begun already, if any
   std::vector<Outcome> out(batch.size());
   try {
     run_batch(batch, out, txn);
+    size_t applied = 0;
+    for (const Outcome& o : out) applied += o.applied;
+    note_commit(commits, applied, start);
   } catch (...) {
     // refuse_if_mirror, or a disk that failed under the batch: each change
     // would meet the same, and tried alone each would cost the disk one
@@ -268,7 +314,11 @@ std::vector<Committer::Outcome> Committer::run(const std::vector<Item>& batch, M
     }
     // one change's failure (a full map) must not fail the others
     txn.abort();
-    for (size_t i = 0; i < batch.size(); i++) out[i] = run_alone(batch[i]);
+    for (size_t i = 0; i < batch.size(); i++) {
+      const auto alone = std::chrono::steady_clock::now();
+      out[i] = run_alone(batch[i]);
+      note_commit(commits, out[i].applied, alone);
+    }
   }
   return out;
 }

@@ -63,8 +63,10 @@ class Committer {
     uint64_t conflicts = 0;
   };
   Stats stats() const;
-  // Counts every batch in *m too (shared memory of several processes:
-  // atomic adds), or no longer with nullptr.
+  // Counts every commit in *m too (shared memory of several processes:
+  // atomic adds), and every change a store error refused, or no longer
+  // with nullptr.  A batch that failed is no commit there: each of its
+  // changes tried alone and written is one of its own.
   void share_metrics(oauth2_write_metrics_t* m) { shared_.store(m); }
 
   // at most this many changes in one batch
@@ -80,6 +82,13 @@ class Committer {
   // fails (a full map), each change again alone, so that only the one at
   // fault gets the error.  What the leader runs; public for the tests.
   std::vector<Outcome> commit_batch(const std::vector<const Change*>& batch);
+  // A commit a run made: the changes it wrote and the time it took (a
+  // batch that failed is none; each change of it tried alone and
+  // written is one of its own): what the metrics' histograms count.
+  struct Commit {
+    size_t changes = 0;
+    std::chrono::steady_clock::duration took{};
+  };
 
   // Changes decided already (Store::prepare), in one write transaction
   // and one sync of their own: what the shim's batch of prepared token
@@ -111,13 +120,15 @@ class Committer {
   Outcome submit(Item item);
   void refuse_if_mirror(MDB_txn* txn);
   void lead(std::unique_lock<std::mutex>& lk);
-  // begun: a write transaction begun already, which they take over
-  std::vector<Outcome> run(const std::vector<Item>& batch, MDB_txn* begun = nullptr);
+  // begun: a write transaction begun already, which they take over;
+  // commits: where the commits it made are noted, if anywhere
+  std::vector<Outcome> run(const std::vector<Item>& batch, MDB_txn* begun = nullptr,
+                           std::vector<Commit>* commits = nullptr);
   std::vector<Outcome> run_counted(const std::vector<Item>& batch, MDB_txn* begun = nullptr);
   void run_batch(const std::vector<Item>& batch, std::vector<Outcome>& out, WriteTxn& txn);
   Outcome run_one(MDB_txn* txn, const Item& item);
   Outcome run_alone(const Item& item);
-  void count(size_t changes, size_t conflicts, std::chrono::steady_clock::duration took);
+  void count(const std::vector<Commit>& commits, const std::vector<Outcome>& outcomes);
 
   Store& store_;
   mutable std::mutex m_;

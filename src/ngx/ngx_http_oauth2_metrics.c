@@ -490,7 +490,7 @@ ngx_http_oauth2_metrics_writes(u_char *p, oauth2_write_metrics_t *w)
 
     p = ngx_sprintf(p,
         "# HELP oauth2_store_commit_seconds Time to commit one batch of "
-        "store writes, its sync included.\n"
+        "store writes, its sync included (a batch that failed is none).\n"
         "# TYPE oauth2_store_commit_seconds histogram\n");
 
     for (sum = 0, i = 0; i < OAUTH2_COMMIT_BUCKETS; i++) {
@@ -532,8 +532,12 @@ ngx_http_oauth2_metrics_writes(u_char *p, oauth2_write_metrics_t *w)
         "# HELP oauth2_store_conflicts_total Changes run again because "
         "what they read had changed.\n"
         "# TYPE oauth2_store_conflicts_total counter\n"
-        "oauth2_store_conflicts_total %uL\n",
-        w->changes, sum, w->conflicts);
+        "oauth2_store_conflicts_total %uL\n"
+        "# HELP oauth2_store_write_errors_total Changes a store error "
+        "refused (a full store, a disk that failed): none was written.\n"
+        "# TYPE oauth2_store_write_errors_total counter\n"
+        "oauth2_store_write_errors_total %uL\n",
+        w->changes, sum, w->conflicts, w->errors);
 }
 
 

@@ -332,6 +332,55 @@ TEST_F(CommitterTest, AFullStoreIsNoConflictInTheStats) {
   EXPECT_EQ(after.conflicts, before.conflicts);
 }
 
+// oauth2_metrics' commit histograms count commits only: a batch that a
+// full map failed is none, the change of it that fits alone is one of
+// its own (a batch of one), and the change at fault is a write error,
+// never a commit nor a conflict.
+TEST_F(CommitterTest, AFailedBatchIsNoCommitInTheMetrics) {
+  open(size_t(1) << 20);  // 1 MiB
+  oauth2_write_metrics_t m{};
+  store_->committer().share_metrics(&m);
+  Change big;
+  for (int i = 0; i < 4000; i++) {
+    big.writes.push_back({Db::kMeta, "big" + std::to_string(i), std::string(1000, 'x')});
+  }
+  Change small = create("small", "fits");
+  auto out = store_->committer().commit_prepared([&] {
+    return std::vector<const Change*>{&big, &small};
+  });
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_TRUE(out[0].error);
+  EXPECT_TRUE(out[1].applied);
+  EXPECT_EQ(m.batches, 1u);  // the small change alone
+  EXPECT_EQ(m.changes, 1u);
+  EXPECT_EQ(m.batch[0], 1u);  // le="1"
+  uint64_t commits = 0;
+  for (uint64_t n : m.commit) commits += n;
+  EXPECT_EQ(commits, 1u);
+  EXPECT_EQ(m.errors, 1u);
+  EXPECT_EQ(m.conflicts, 0u);
+  // through Store::change: refused, counted as an error and nothing else
+  EXPECT_THROW(store_->change([](Txn& txn) {
+    for (int i = 0; i < 4000; i++)
+      txn.put_meta("again" + std::to_string(i), std::string(1000, 'y'));
+    txn.commit();
+  }),
+               StoreError);
+  EXPECT_EQ(m.batches, 1u);
+  EXPECT_EQ(m.changes, 1u);
+  EXPECT_EQ(m.errors, 2u);
+  // a change that fits: one commit of one change
+  store_->change([](Txn& txn) {
+    txn.put_meta("after", "ok");
+    txn.commit();
+  });
+  EXPECT_EQ(m.batches, 2u);
+  EXPECT_EQ(m.changes, 2u);
+  EXPECT_EQ(m.batch[0], 2u);
+  EXPECT_EQ(m.errors, 2u);
+  store_->committer().share_metrics(nullptr);
+}
+
 // A change that only reads, or never calls commit(), writes nothing and
 // never reaches the committer.
 TEST_F(CommitterTest, AChangeWithoutWritesSkipsTheCommitter) {
