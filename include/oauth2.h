@@ -448,6 +448,8 @@ typedef struct {
     oauth2_str_t         www_authenticate;  /* a challenge the core built
                                                (userinfo), or empty */
     oauth2_str_t         dpop_nonce;        /* a DPoP-Nonce header */
+    unsigned             unavailable;       /* a 503's reason:
+                                               OAUTH2_UNAVAILABLE_* */
 } oauth2_response_t;
 
 #define OAUTH2_LIMITED_NONE      0
@@ -501,6 +503,29 @@ void oauth2_ops_commit(oauth2_store_t *store, oauth2_ops_take_pt take,
 #define OAUTH2_REFUSED_BUSY        2   /* 503: oauth2_hash_limit or the
                                            thread pool's queue is full */
 #define OAUTH2_REFUSED_FAILED      3   /* 500: the body could not be read */
+
+/*
+ * Why an endpoint or auth_oauth2 answered 503, the reason label of
+ * oauth2_metrics' oauth2_unavailable_total: the core's from the failure
+ * behind it (a response's and a validation's "unavailable"), and the
+ * shim's own refusals (OAUTH2_REFUSED_BUSY).
+ */
+#define OAUTH2_UNAVAILABLE_NONE          0
+#define OAUTH2_UNAVAILABLE_STORE         1   /* not open, full, a disk
+                                                 error, a mirror's file */
+#define OAUTH2_UNAVAILABLE_MIRROR        2   /* oauth2_cluster: the mirror
+                                                 is staler than
+                                                 max_staleness or behind */
+#define OAUTH2_UNAVAILABLE_CLUSTER       3   /* oauth2_cluster: etcd cannot
+                                                 take the write (no
+                                                 quorum, out of reach) */
+#define OAUTH2_UNAVAILABLE_HASH_QUEUE    4   /* oauth2_hash_limit's queue */
+#define OAUTH2_UNAVAILABLE_THREAD_QUEUE  5   /* the thread pool's queue */
+#define OAUTH2_UNAVAILABLE_COUNT         6
+
+/* "store", "mirror", "cluster", "hash_queue", "thread_queue"; "" for
+ * NONE or out of range */
+const char *oauth2_unavailable_name(int reason) OAUTH2_NOEXCEPT;
 
 /* the refusal in the endpoint's shape (JSON, page, envelope) */
 int oauth2_refusal(const oauth2_location_t *loc, int why,
@@ -577,6 +602,8 @@ typedef struct {
     oauth2_str_t         challenge;         /* WWW-Authenticate, or empty */
     oauth2_str_t         reason;            /* why OAUTH2_UNAVAILABLE, for
                                                the log */
+    unsigned             unavailable;       /* ... and OAUTH2_UNAVAILABLE_*,
+                                               for the metrics */
     int                  why;               /* OAUTH2_WHY_* */
     oauth2_str_t         token_id;          /* short, not secret; empty
                                                when none was presented */

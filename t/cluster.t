@@ -12,7 +12,9 @@
 # up; with etcd or the sync daemon gone the token endpoint answers 503 and
 # bearer validation and every endpoint fail closed (503, Retry-After) once
 # the mirror is staler than max_staleness, and both recover by themselves,
-# without restarting nginx or sync; bad oauth2_cluster values fail nginx -t.
+# without restarting nginx or sync; oauth2_metrics counts those 503s as the
+# mirror's and etcd's (oauth2_unavailable_total{reason}), not the store's;
+# bad oauth2_cluster values fail nginx -t.
 use strict;
 use warnings;
 use FindBin;
@@ -111,6 +113,13 @@ sub mirror_metrics {
     my ($rev) = $body =~ /^oauth2_mirror_revision (\d+)$/m;
     my ($age) = $body =~ /^oauth2_mirror_staleness_seconds (\S+)$/m;
     return ($rev, $age);
+}
+
+# an edge's oauth2_unavailable_total: { reason => n }
+sub unavailable_metrics {
+    my ($t) = @_;
+    my $body = $t->get('/metrics')->{body} // '';
+    return { $body =~ /^oauth2_unavailable_total\{reason="(\w+)"\} (\d+)$/mg };
 }
 
 # the statuses of /protected/ with $tok on edge $t, $n requests and more
@@ -1065,6 +1074,7 @@ section('etcd paused (SIGSTOP), then resumed', sub {
     my $doomed = $ea->access_token($app);
 
     my $mark = -s $ea->sync_log;
+    my $u0 = unavailable_metrics($ea);
     $ea->pause_etcd;
     my $t0 = time;
     my $dir = $ea->dir;
@@ -1116,6 +1126,16 @@ section('etcd paused (SIGSTOP), then resumed', sub {
     my $rr = background_result($rp, "$dir/bg.revoke");
     is($rr->{status}, 503, sprintf('revocation without etcd: 503, never '
         . '200 (after %.2f s) (R53)', $rr->{took})) or diag($rr->{raw});
+    # edge A's 503s: auth_oauth2's on a stale mirror, the token request's
+    # write that etcd never answered
+    my $u1 = unavailable_metrics($ea);
+    my %d = map { ($_ => ($u1->{$_} // 0) - ($u0->{$_} // 0)) }
+        qw(store mirror cluster);
+    cmp_ok($d{mirror}, '>=', 1, 'edge A: its 503s of a stale mirror in '
+        . "oauth2_unavailable_total{reason=\"mirror\"} ($d{mirror})");
+    cmp_ok($d{cluster}, '>=', 1, 'edge A: the token write etcd did not take '
+        . "in oauth2_unavailable_total{reason=\"cluster\"} ($d{cluster})");
+    is($d{store}, 0, 'edge A: none counted as the store\'s');
 
     # the paused member holds its connections open and says nothing: sync
     # ends its watch after 3 s of silence and tries again

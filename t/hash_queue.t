@@ -2,7 +2,8 @@
 # hashes take at most oauth2_hash_limit threads of a worker, a bounded
 # queue waits for them and the rest is refused (503); registration checks
 # what is cheap first and is throttled per address by default; token
-# issuance is answered while hashes fill their queue.
+# issuance is answered while hashes fill their queue.  Each refusal is
+# one oauth2_unavailable_total{reason="hash_queue"} (oauth2_metrics).
 use strict;
 use warnings;
 use FindBin;
@@ -32,6 +33,7 @@ $t->write_config($t->default_http(
         oauth2_register;
         oauth2_pbkdf2_iterations 1000;
     }
+    location = /metrics { oauth2_metrics; }
 EOF
 
 sub register_request {
@@ -107,7 +109,15 @@ $r = read_response($first);
 is($r->{status}, 503, 'a full hash queue answers 503');
 is(OAuth2Test::header($r, 'Retry-After'), 1, 'with Retry-After: 1');
 like($r->{body}, qr/"detail"/, 'in the registration\'s DRF shape');
-read_response($_) for grep { $_ != $first } @flood;
+my $refused = 3 + 1;
+$refused += grep { $_ == 503 }
+    map { read_response($_)->{status} } grep { $_ != $first } @flood;
+{
+    my $body = $t->get('/metrics')->{body} // '';
+    my ($n) = $body =~ /^oauth2_unavailable_total\{reason="hash_queue"\} (\d+)$/m;
+    is($n, $refused, "oauth2_unavailable_total{reason=\"hash_queue\"}: the "
+        . "$refused refusals of the full queue");
+}
 like(OAuth2Test::_slurp($t->error_log),
     qr/\[error\].*password hashes are waiting, refusing with 503/,
     'the refusal is logged');

@@ -37,6 +37,7 @@ my $JSON = JSON::PP->new->canonical;
 my $CB = 'https://client.example/cb';
 my @OUTCOMES = qw(ok missing malformed unknown expired revoked disabled
     insufficient_scope rate_limited store_unavailable wrong_audience);
+my @REASONS = qw(store mirror cluster hash_queue thread_queue);
 my $STORE_SIZE = 64 * 1024 * 1024;
 
 my $t = OAuth2Test->new(workers => 2);
@@ -249,7 +250,7 @@ sub cli {
 # limit => { limit => n }, r => the response }
 sub parse_metrics {
     my ($body) = @_;
-    my (%v, %type, %issued, %val, %limit, @bad);
+    my (%v, %type, %issued, %val, %limit, %unavailable, @bad);
     for my $l (split /\n/, $body) {
         if ($l =~ /^# TYPE (\S+) (\S+)$/) { $type{$1} = $2; next }
         next if $l =~ /^# HELP /;
@@ -263,9 +264,11 @@ sub parse_metrics {
             if $name eq 'oauth2_tokens_issued_total';
         $val{$lab{outcome}} = $value if $name eq 'oauth2_validations_total';
         $limit{$lab{limit}} = $value if $name eq 'oauth2_limit_refusals_total';
+        $unavailable{$lab{reason}} = $value
+            if $name eq 'oauth2_unavailable_total';
     }
     return { v => \%v, type => \%type, issued => \%issued, val => \%val,
-        limit => \%limit, bad => \@bad };
+        limit => \%limit, unavailable => \%unavailable, bad => \@bad };
 }
 
 sub scrape {
@@ -304,6 +307,8 @@ sub tallies_ok {
     }
     is(scalar(keys %{$m->{val}}), scalar(@OUTCOMES),
         "$name: exactly the ten outcomes");
+    is_deeply($m->{unavailable}, { map { ($_ => 0) } @REASONS },
+        "$name: oauth2_unavailable_total 0 for each of its reasons: no 503");
     for my $l (sort keys %LIMIT) {
         $ok &= is($m->{limit}{$l}, $LIMIT{$l},
             "$name: oauth2_limit_refusals_total{limit=\"$l\"} $LIMIT{$l}");
@@ -384,6 +389,7 @@ my %TYPES = (oauth2_tokens_issued_total => 'counter',
     oauth2_store_commit_batch_size => 'histogram',
     oauth2_store_conflicts_total => 'counter',
     oauth2_store_write_errors_total => 'counter',
+    oauth2_unavailable_total => 'counter',
     oauth2_store_map_bytes => 'gauge', oauth2_store_used_bytes => 'gauge',
     oauth2_limit_zone_bytes => 'gauge',
     oauth2_limit_zone_used_bytes => 'gauge',
@@ -909,6 +915,9 @@ commits_ok($grown, 'after the reload');
     is($um->{val}{store_unavailable}, $n,
         "oauth2_validations_total{outcome=\"store_unavailable\"} $n");
     is(total($um), $n, 'and no other outcome');
+    is_deeply($um->{unavailable}, { (map { ($_ => 0) } @REASONS),
+        store => $n }, "oauth2_unavailable_total{reason=\"store\"} $n: "
+        . 'each of auth_oauth2\'s 503s, the store\'s, and no other reason');
     is($um->{v}{oauth2_store_used_bytes}, 0,
         'the store that did not open: oauth2_store_used_bytes 0');
     $u->done;

@@ -76,6 +76,8 @@ sub metrics {
         while $body =~ /^oauth2_store_commit_batch_size_(count|sum) (\d+)$/mg;
     $v{errors} = $1
         if $body =~ /^oauth2_store_write_errors_total (\d+)$/m;
+    $v{$1} = $2
+        while $body =~ /^oauth2_unavailable_total\{reason="(\w+)"\} (\d+)$/mg;
     return \%v;
 }
 
@@ -143,6 +145,8 @@ for my $case (['ENOSPC write', qr/No space left on device/],
         is($m1->{count} - $m0->{count}, 0,
             "$how: ... and no commit counted for the failed batches");
         is($m1->{sum} - $m0->{sum}, 0, "$how: ... nor any change written");
+        is($m1->{store} - $m0->{store}, 16, "$how: ... and 16 503s of the "
+            . 'store in oauth2_unavailable_total{reason="store"}');
     }
 
     $seen = hit_count();

@@ -4,7 +4,8 @@
 # on, and oauth2-admin refuses with the same reason.  Never a crash.
 # oauth2_metrics counts what was written, not what was tried: the commit
 # histograms hold the tokens' commits only, and each refused token is one
-# oauth2_store_write_errors_total.
+# oauth2_store_write_errors_total and one 503 of the store
+# (oauth2_unavailable_total{reason="store"}).
 use strict;
 use warnings;
 use FindBin;
@@ -54,7 +55,8 @@ sub metric {
     return $body =~ /^\Q$name\E (\d+)$/m ? $1 : undef;
 }
 my %m0 = map { ($_ => metric($_)) } qw(oauth2_store_commit_seconds_count
-    oauth2_store_commit_batch_size_sum oauth2_store_write_errors_total);
+    oauth2_store_commit_batch_size_sum oauth2_store_write_errors_total),
+    'oauth2_unavailable_total{reason="store"}';
 
 # fill it: tokens until one is refused, then 10 more
 my (@issued, $refused, $more503);
@@ -83,6 +85,8 @@ is($d{oauth2_store_commit_batch_size_sum}, scalar @issued,
     'oauth2_store_commit_batch_size_sum: the changes written, the tokens');
 is($d{oauth2_store_write_errors_total}, $n503,
     "oauth2_store_write_errors_total: the $n503 tokens refused");
+is($d{'oauth2_unavailable_total{reason="store"}'}, $n503,
+    "oauth2_unavailable_total{reason=\"store\"}: their $n503 503s");
 is($refused->{status}, 503, '... with 503');
 is($refused->{json}{error}, 'temporarily_unavailable',
     '... in the OAuth error shape');

@@ -2,7 +2,8 @@
 # own 503 (JSON, Retry-After, no-store), as oauth2_hash_limit's queue
 # does; it was a status handed back to nginx, which followed the server's
 # error_page with the request's body (a password) to wherever that led,
-# and otherwise answered nginx's HTML page
+# and otherwise answered nginx's HTML page.  oauth2_metrics counts each
+# such 503 in oauth2_unavailable_total{reason="thread_queue"}.
 use strict;
 use warnings;
 use FindBin;
@@ -25,6 +26,7 @@ $t->write_config($t->default_http(
     extra_server => <<'EOF'),
     error_page 500 502 503 /captured;
     location = /captured { return 200 "captured by error_page\n"; }
+    location = /metrics { oauth2_metrics; }
 EOF
     main => "thread_pool tiny threads=1 max_queue=1;\n", workers => 1)->run;
 
@@ -35,6 +37,14 @@ my $raw = "POST /o/token/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
 my $body = OAuth2Test::form(grant_type => 'password', username => 'ada',
     password => $PW);
 $raw .= 'Content-Length: ' . length($body) . "\r\n\r\n$body";
+
+# oauth2_unavailable_total of a reason, from the metrics
+sub unavailable {
+    my ($reason) = @_;
+    my $body = $t->get('/metrics')->{body} // '';
+    return $body =~ /^oauth2_unavailable_total\{reason="$reason"\} (\d+)$/m
+        ? $1 : undef;
+}
 
 my @r = OAuth2Test::race_raw([map { [$t->port, $raw] } 1 .. 8]);
 my @ok = grep { $_->{status} == 200 } @r;
@@ -47,6 +57,9 @@ is(scalar(@ok) + scalar(@busy), 8, 'every answer is one or the other')
     or diag(join "\n", map { $_->{raw} } @r);
 ok(!(grep { $_->{body} =~ /captured/ } @r),
     'none followed error_page (the password with it)');
+is(unavailable('thread_queue'), scalar @busy, 'oauth2_unavailable_total'
+    . '{reason="thread_queue"}: the ' . scalar(@busy) . ' 503s');
+is(unavailable('store') // -1, 0, '... and none counted as the store\'s');
 for my $b (@busy[0 .. ($#busy < 0 ? -1 : 0)]) {
     is(($b->{json} // {})->{error}, 'temporarily_unavailable',
         'the 503 is the token endpoint\'s JSON: temporarily_unavailable')
@@ -79,9 +92,12 @@ my $slow_body = OAuth2Test::form(grant_type => 'password', username => 'slow',
     password => $SLOW);
 my @hashing = map { $t->send_async('POST', '/o/token/', $form, $slow_body) } 1 .. 2;
 select(undef, undef, undef, 0.3);
+my $was = unavailable('thread_queue') // 0;
 my $busy = $t->token($cc->{client_id}, $cc->{client_secret});
 is($busy->{status}, 503, 'client_credentials while the queue is full: 503')
     or diag($busy->{raw});
+is(unavailable('thread_queue'), $was + 1,
+    '... counted in oauth2_unavailable_total{reason="thread_queue"}');
 is(($busy->{json} // {})->{error}, 'temporarily_unavailable',
     '... the token endpoint\'s temporarily_unavailable');
 ok(OAuth2Test::header($busy, 'Retry-After'), '... with Retry-After');

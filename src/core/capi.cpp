@@ -74,6 +74,8 @@ int to_c(const oauth2::Response& r, const oauth2_rate_state_t& rate, oauth2_allo
   out->html = r.html;
   out->refused = r.refused;
   out->limited = r.limited;
+  out->unavailable = r.status == 503 ? oauth2::StoreError::unavailable_reason(r.store_rc)
+                                     : OAUTH2_UNAVAILABLE_NONE;
   out->rate = rate;
   std::string reason = r.reason;
   if (reason.empty() && r.store_rc) reason = mdb_strerror(r.store_rc);
@@ -133,12 +135,14 @@ oauth2::Response failure(int endpoint, int status, const char* why, int rc) {
 }
 
 // A validation that could not be answered: 503, and why for the log
-// (best effort: out of memory leaves the reason empty).
-void unavailable_because(const char* why, oauth2_alloc_pt alloc, void* ctx,
+// (best effort: out of memory leaves the reason empty) and the metrics
+// (OAUTH2_UNAVAILABLE_*).
+void unavailable_because(const char* why, unsigned reason, oauth2_alloc_pt alloc, void* ctx,
                          oauth2_validate_res_t* res) noexcept {
   std::memset(res, 0, sizeof(*res));
   res->result = OAUTH2_UNAVAILABLE;
   res->why = OAUTH2_WHY_STORE_UNAVAILABLE;
+  res->unavailable = reason;
   res->status = 503;
   try {
     copy_out(why, alloc, ctx, &res->reason);
@@ -176,6 +180,12 @@ const char* oauth2_why_name(int why) noexcept {
       "expired",      "revoked",           "disabled",      "insufficient_scope",
       "rate_limited", "store_unavailable", "wrong_audience"};
   return why >= 0 && why < OAUTH2_WHY_COUNT ? kNames[why] : "";
+}
+
+const char* oauth2_unavailable_name(int reason) noexcept {
+  static const char* const kNames[OAUTH2_UNAVAILABLE_COUNT] = {
+      "", "store", "mirror", "cluster", "hash_queue", "thread_queue"};
+  return reason >= 0 && reason < OAUTH2_UNAVAILABLE_COUNT ? kNames[reason] : "";
 }
 
 int oauth2_valid_realm(const oauth2_str_t* name) noexcept {
@@ -447,7 +457,9 @@ int oauth2_refusal(const oauth2_location_t* l, int why, unsigned retry_after, oa
     oauth2::Response r = why == OAUTH2_REFUSED_BUSY ? oauth2::busy_response(endpoint, retry_after)
                          : why == OAUTH2_REFUSED_FAILED ? oauth2::failure_response(endpoint, 500)
                                                         : oauth2::too_large_response(endpoint);
-    return to_c(r, oauth2_rate_state_t{}, alloc, ctx, resp);
+    const int rc = to_c(r, oauth2_rate_state_t{}, alloc, ctx, resp);
+    resp->unavailable = OAUTH2_UNAVAILABLE_NONE;  // the shim's 503: it names its queue
+    return rc;
   } catch (...) {
     return OAUTH2_ERROR;
   }
@@ -553,7 +565,7 @@ int oauth2_validate(oauth2_store_t* s, const oauth2_location_t* l, const oauth2_
     oauth2::Store* store = open_store(s);
     if (store) {
       if (std::string why = oauth2::mirror_staleness(*store); !why.empty()) {
-        unavailable_because(why.c_str(), alloc, ctx, res);
+        unavailable_because(why.c_str(), OAUTH2_UNAVAILABLE_MIRROR, alloc, ctx, res);
         res->retry_after = 1;
         return OAUTH2_OK;
       }
@@ -561,7 +573,8 @@ int oauth2_validate(oauth2_store_t* s, const oauth2_location_t* l, const oauth2_
     if (store) {
       v = oauth2::validate(*store, loc, b);
     } else {
-      unavailable_because("the store is not open in this worker", alloc, ctx, res);
+      unavailable_because("the store is not open in this worker", OAUTH2_UNAVAILABLE_STORE, alloc,
+                          ctx, res);
       return OAUTH2_OK;
     }
     res->result = v.result;
@@ -592,11 +605,11 @@ int oauth2_validate(oauth2_store_t* s, const oauth2_location_t* l, const oauth2_
     return OAUTH2_OK;
   } catch (const oauth2::StoreError& e) {
     note_failure(s, e);
-    unavailable_because(e.what(), alloc, ctx, res);
+    unavailable_because(e.what(), oauth2::StoreError::unavailable_reason(e.rc()), alloc, ctx, res);
   } catch (const std::exception& e) {
-    unavailable_because(e.what(), alloc, ctx, res);
+    unavailable_because(e.what(), OAUTH2_UNAVAILABLE_STORE, alloc, ctx, res);
   } catch (...) {
-    unavailable_because("unknown error", alloc, ctx, res);
+    unavailable_because("unknown error", OAUTH2_UNAVAILABLE_STORE, alloc, ctx, res);
   }
   return OAUTH2_OK;
 }

@@ -152,10 +152,10 @@ bool Cluster::commit(Store& store, const Change& c) {
     return false;
   }
   if (!wait_for_mirror(store, w.revision, kMirrorWaitMs)) {
-    throw StoreError::unavailable("etcd applied the change at revision " +
-                                  std::to_string(w.revision) + " but the mirror " + store.path() +
-                                  " has not within " + std::to_string(kMirrorWaitMs) +
-                                  " ms: is oauth2-admin sync running for it?");
+    throw StoreError::stale("etcd applied the change at revision " + std::to_string(w.revision) +
+                            " but the mirror " + store.path() + " has not within " +
+                            std::to_string(kMirrorWaitMs) +
+                            " ms: is oauth2-admin sync running for it?");
   }
   return true;
 }
@@ -234,14 +234,13 @@ void Cluster::catch_up(Store& store) {
   // reach) will not catch up within the wait: 503 at once, without a read
   // of etcd or a thread held for kMirrorWaitMs a request
   if (std::string why = mirror_staleness(store); !why.empty()) {
-    throw StoreError::unavailable(why);
+    throw StoreError::stale(why);
   }
   const int64_t revision = current_revision();
   if (!wait_for_mirror(store, revision, kMirrorWaitMs)) {
-    throw StoreError::unavailable("the mirror " + store.path() +
-                                  " has not reached etcd's revision " + std::to_string(revision) +
-                                  " within " + std::to_string(kMirrorWaitMs) +
-                                  " ms: is oauth2-admin sync running for it?");
+    throw StoreError::stale("the mirror " + store.path() + " has not reached etcd's revision " +
+                            std::to_string(revision) + " within " + std::to_string(kMirrorWaitMs) +
+                            " ms: is oauth2-admin sync running for it?");
   }
 }
 

@@ -47,6 +47,7 @@ std::optional<Response> stale_mirror(Store& store, int endpoint) {
   Response r = failure_response(endpoint, 503);
   r.retry_after = 1;
   r.reason = std::move(why);
+  r.store_rc = ESTALE;  // the mirror's 503 (StoreError::stale)
   return r;
 }
 

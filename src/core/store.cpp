@@ -287,9 +287,9 @@ Txn Store::begin_change(size_t revoked_first) {
 }
 
 void refuse_mirror_write(const std::string& path) {
-  throw StoreError::unavailable("the store " + path +
-                                " is a mirror of etcd, written only by oauth2-admin sync: write "
-                                "to the cluster with --etcd (oauth2_cluster in nginx.conf)");
+  throw StoreError::read_only("the store " + path +
+                              " is a mirror of etcd, written only by oauth2-admin sync: write "
+                              "to the cluster with --etcd (oauth2_cluster in nginx.conf)");
 }
 
 bool Store::commit_change(const Change& c, size_t* revoked_first) {

@@ -25,6 +25,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "../../include/oauth2.h"
 #include "change.hpp"
 #include "crypto.hpp"
 
@@ -52,6 +53,13 @@ class StoreError : public std::runtime_error {
   static StoreError unavailable(const std::string& what) {
     return StoreError(Verbatim{}, what, EAGAIN);
   }
+  // the mirror cannot be read or written through now: staler than
+  // max_staleness, or behind etcd past the wait (a 503, what says why)
+  static StoreError stale(const std::string& what) { return StoreError(Verbatim{}, what, ESTALE); }
+  // this store takes no local write (a mirror, written only by sync)
+  static StoreError read_only(const std::string& what) {
+    return StoreError(Verbatim{}, what, EROFS);
+  }
   // etcd refused the change as beyond its --max-txn-ops or
   // --max-request-bytes: nothing of it applied, and trying it again as
   // it is will not help (Store::change revokes the tokens it deletes in
@@ -60,6 +68,13 @@ class StoreError : public std::runtime_error {
     return StoreError(Verbatim{}, what, E2BIG);
   }
   bool is_too_large() const { return rc_ == E2BIG; }
+  // why the 503 it causes (include/oauth2.h OAUTH2_UNAVAILABLE_*): the
+  // cluster's, the mirror's, or else the store's
+  static unsigned unavailable_reason(int rc) {
+    return rc == EAGAIN || rc == E2BIG ? OAUTH2_UNAVAILABLE_CLUSTER
+           : rc == ESTALE              ? OAUTH2_UNAVAILABLE_MIRROR
+                                       : OAUTH2_UNAVAILABLE_STORE;
+  }
 
  private:
   struct Verbatim {};  // what is the whole message: no mdb_strerror(rc) after it

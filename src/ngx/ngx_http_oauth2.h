@@ -141,6 +141,7 @@ typedef struct {
     int                        why;           /* the last check's
                                                  OAUTH2_WHY_*, counted in
                                                  the log phase */
+    ngx_uint_t                 unavailable;   /* and its 503's reason */
     ngx_http_request_t        *challenged;    /* the request, and */
     ngx_table_elt_t           *challenge;     /* its WWW-Authenticate
                                                  of ours */
@@ -185,6 +186,8 @@ ngx_int_t ngx_http_oauth2_metrics_add_zone(ngx_conf_t *cf,
     ngx_http_oauth2_main_conf_t *mcf);
 oauth2_write_metrics_t *ngx_http_oauth2_metrics_for_writes(ngx_cycle_t *cycle);
 void ngx_http_oauth2_metrics_validation(ngx_http_request_t *r, int why);
+void ngx_http_oauth2_metrics_unavailable(ngx_http_request_t *r,
+    ngx_uint_t reason);
 void ngx_http_oauth2_metrics_response(ngx_http_request_t *r, ngx_str_t *realm,
     oauth2_response_t *resp);
 ngx_int_t ngx_http_oauth2_metrics_handler(ngx_http_request_t *r);

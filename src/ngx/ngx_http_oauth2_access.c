@@ -289,7 +289,8 @@ ngx_http_oauth2_subrequest_handler(ngx_http_request_t *r)
 /*
  * For the logs ($oauth2_error, $oauth2_token_id) and the metrics: the
  * last check of the request stands (an internal redirect may check again
- * at another location), and the log phase counts it once.
+ * at another location), and the log phase counts it once, its 503 with
+ * it (oauth2_unavailable_total).
  */
 
 static void
@@ -300,6 +301,7 @@ ngx_http_oauth2_note_validation(ngx_http_request_t *r,
 
     ctx->checked = 1;
     ctx->why = res->why;
+    ctx->unavailable = res->unavailable;
 
     if (res->why == OAUTH2_WHY_OK) {
         ngx_str_null(&ctx->error);
@@ -320,6 +322,10 @@ ngx_http_oauth2_log_handler(ngx_http_request_t *r)
 
     if (ctx && ctx->checked) {
         ngx_http_oauth2_metrics_validation(r, ctx->why);
+
+        if (ctx->why == OAUTH2_WHY_STORE_UNAVAILABLE) {
+            ngx_http_oauth2_metrics_unavailable(r, ctx->unavailable);
+        }
     }
 
     return NGX_OK;

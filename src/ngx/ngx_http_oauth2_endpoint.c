@@ -45,6 +45,8 @@ static ngx_int_t ngx_http_oauth2_collect_body(ngx_http_request_t *r,
     ngx_str_t *body);
 static ngx_int_t ngx_http_oauth2_refuse(ngx_http_request_t *r,
     ngx_http_oauth2_loc_conf_t *olcf, int why, ngx_uint_t wait);
+static ngx_int_t ngx_http_oauth2_refuse_busy(ngx_http_request_t *r,
+    ngx_http_oauth2_loc_conf_t *olcf, ngx_uint_t reason);
 static ngx_int_t ngx_http_oauth2_cookies(ngx_http_request_t *r,
     ngx_str_t *out);
 #if (NGX_THREADS)
@@ -722,7 +724,8 @@ ngx_http_oauth2_post(ngx_http_request_t *r,
     if (rc == NGX_BUSY) {
         oauth2_op_free(ectx->op);
         ectx->op = NULL;
-        return ngx_http_oauth2_refuse(r, ectx->conf, OAUTH2_REFUSED_BUSY, 1);
+        return ngx_http_oauth2_refuse_busy(r, ectx->conf,
+                                           OAUTH2_UNAVAILABLE_HASH_QUEUE);
     }
 
     if (rc == NGX_DECLINED) {
@@ -764,7 +767,8 @@ ngx_http_oauth2_post(ngx_http_request_t *r,
     ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                   "oauth2: could not post to the thread pool");
 
-    return ngx_http_oauth2_refuse(r, ectx->conf, OAUTH2_REFUSED_BUSY, 1);
+    return ngx_http_oauth2_refuse_busy(r, ectx->conf,
+                                       OAUTH2_UNAVAILABLE_THREAD_QUEUE);
 }
 
 
@@ -985,8 +989,8 @@ ngx_http_oauth2_batch_refused(ngx_event_t *ev)
         oauth2_op_free(refused[i]->op);
         refused[i]->op = NULL;
 
-        rc = ngx_http_oauth2_refuse(r, refused[i]->conf,
-                                    OAUTH2_REFUSED_BUSY, 1);
+        rc = ngx_http_oauth2_refuse_busy(r, refused[i]->conf,
+                                         OAUTH2_UNAVAILABLE_THREAD_QUEUE);
         if (rc != NGX_DONE) {
             ngx_http_finalize_request(r, rc);
         }
@@ -1195,6 +1199,18 @@ ngx_http_oauth2_refuse(ngx_http_request_t *r, ngx_http_oauth2_loc_conf_t *olcf,
     }
 
     return ngx_http_oauth2_send_json(r, &resp);
+}
+
+
+/* the shim's 503 (a queue is full), counted by reason */
+
+static ngx_int_t
+ngx_http_oauth2_refuse_busy(ngx_http_request_t *r,
+    ngx_http_oauth2_loc_conf_t *olcf, ngx_uint_t reason)
+{
+    ngx_http_oauth2_metrics_unavailable(r, reason);
+
+    return ngx_http_oauth2_refuse(r, olcf, OAUTH2_REFUSED_BUSY, 1);
 }
 
 

@@ -29,6 +29,7 @@ typedef struct {
 typedef struct {
     ngx_atomic_t               validations[OAUTH2_WHY_COUNT];
     ngx_atomic_t               limited[3];    /* by OAUTH2_LIMITED_* */
+    ngx_atomic_t               unavailable[OAUTH2_UNAVAILABLE_COUNT];
     ngx_atomic_t               issued_untracked;   /* the table was full */
     oauth2_write_metrics_t     writes;
     ngx_http_oauth2_issued_t   issued[NGX_HTTP_OAUTH2_ISSUED_SLOTS];
@@ -176,7 +177,31 @@ ngx_http_oauth2_metrics_validation(ngx_http_request_t *r, int why)
 }
 
 
-/* an endpoint's answer: a limit's refusal, or an access token issued */
+/* a 503 of an endpoint or of auth_oauth2: OAUTH2_UNAVAILABLE_* */
+
+void
+ngx_http_oauth2_metrics_unavailable(ngx_http_request_t *r, ngx_uint_t reason)
+{
+    ngx_http_oauth2_metrics_sh_t  *sh;
+
+    sh = ngx_http_oauth2_metrics_sh(r, NULL);
+
+    if (sh == NULL) {
+        return;
+    }
+
+    if (reason == OAUTH2_UNAVAILABLE_NONE
+        || reason >= OAUTH2_UNAVAILABLE_COUNT)
+    {
+        /* the core names each of its 503s: none goes uncounted */
+        reason = OAUTH2_UNAVAILABLE_STORE;
+    }
+
+    (void) ngx_atomic_fetch_add(&sh->unavailable[reason], 1);
+}
+
+
+/* an endpoint's answer: a limit's refusal, a 503, or a token issued */
 
 void
 ngx_http_oauth2_metrics_response(ngx_http_request_t *r, ngx_str_t *realm,
@@ -197,6 +222,10 @@ ngx_http_oauth2_metrics_response(ngx_http_request_t *r, ngx_str_t *realm,
         || resp->limited == OAUTH2_LIMITED_THROTTLE)
     {
         (void) ngx_atomic_fetch_add(&sh->limited[resp->limited], 1);
+    }
+
+    if (resp->status == NGX_HTTP_SERVICE_UNAVAILABLE) {
+        ngx_http_oauth2_metrics_unavailable(r, resp->unavailable);
     }
 
     if (resp->issued_client.len == 0) {
@@ -441,7 +470,7 @@ ngx_http_oauth2_metrics_issued(u_char *p, ngx_http_oauth2_metrics_sh_t *sh,
 static u_char *
 ngx_http_oauth2_metrics_counts(u_char *p, ngx_http_oauth2_metrics_sh_t *sh)
 {
-    int  why;
+    int  why, reason;
 
     p = ngx_sprintf(p,
         "# HELP oauth2_validations_total Bearer tokens checked by "
@@ -453,14 +482,27 @@ ngx_http_oauth2_metrics_counts(u_char *p, ngx_http_oauth2_metrics_sh_t *sh)
                         oauth2_why_name(why), sh->validations[why]);
     }
 
-    return ngx_sprintf(p,
+    p = ngx_sprintf(p,
         "# HELP oauth2_limit_refusals_total Requests answered 429 by "
         "oauth2_rate_limit or by a throttle of failed authentications.\n"
         "# TYPE oauth2_limit_refusals_total counter\n"
         "oauth2_limit_refusals_total{limit=\"rate_limit\"} %uA\n"
-        "oauth2_limit_refusals_total{limit=\"throttle\"} %uA\n",
+        "oauth2_limit_refusals_total{limit=\"throttle\"} %uA\n"
+        "# HELP oauth2_unavailable_total Requests an endpoint or "
+        "auth_oauth2 answered 503, by reason: the store, the mirror or "
+        "etcd (oauth2_cluster), a full queue of password hashes or of "
+        "the thread pool.\n"
+        "# TYPE oauth2_unavailable_total counter\n",
         sh->limited[OAUTH2_LIMITED_RATE],
         sh->limited[OAUTH2_LIMITED_THROTTLE]);
+
+    for (reason = 1; reason < OAUTH2_UNAVAILABLE_COUNT; reason++) {
+        p = ngx_sprintf(p, "oauth2_unavailable_total{reason=\"%s\"} %uA\n",
+                        oauth2_unavailable_name(reason),
+                        sh->unavailable[reason]);
+    }
+
+    return p;
 }
 
 

@@ -27,6 +27,7 @@
 
 using oauth2::Response;
 using oauth2::Store;
+using oauth2::StoreError;
 using oauth2::Token;
 using oauth2::TokenType;
 using oauth2::Txn;
@@ -599,6 +600,47 @@ TEST_F(HandshakeTest, CApiCreateThenBearerExpiresAtExpiresAtR45) {
   EXPECT_EQ(check(kNow + 60), OAUTH2_INVALID_TOKEN);
   EXPECT_EQ(check(kNow + 61), OAUTH2_INVALID_TOKEN);
   oauth2_store_destroy(cs);
+}
+
+// Each 503 of the C API names its reason for oauth2_metrics'
+// oauth2_unavailable_total: a store that is not open is the store's, at
+// the token endpoint and at auth_oauth2; the shim's own refusal (a full
+// queue) is left for the shim to name.  (The handshake envelope answers
+// a store's failure 500, seed 002's shape: no 503 to name.)
+TEST_F(HandshakeTest, CApiNamesTheReasonOfEach503) {
+  Pool pool;
+  HsReq r = req("", "grant_type=client_credentials");
+  r.content_type = "application/x-www-form-urlencoded";
+  r.location.endpoint = OAUTH2_ENDPOINT_TOKEN;
+  const oauth2_location_t* loc = make_location(r.location);
+  ASSERT_NE(loc, nullptr);
+  oauth2_request_t creq = r.c();
+  oauth2_op_t* op = nullptr;
+  oauth2_response_t resp{};
+  ASSERT_EQ(oauth2_endpoint_begin(nullptr, loc, &creq, &op, &Pool::alloc, &pool, &resp), OAUTH2_OK);
+  EXPECT_EQ(resp.status, 503);
+  EXPECT_EQ(resp.unavailable, unsigned(OAUTH2_UNAVAILABLE_STORE));
+  oauth2_validate_req_t v{};
+  oauth2_validate_res_t res{};
+  ASSERT_EQ(oauth2_validate(nullptr, auth_, &v, &Pool::alloc, &pool, &res), OAUTH2_OK);
+  EXPECT_EQ(res.status, 503);
+  EXPECT_EQ(res.unavailable, unsigned(OAUTH2_UNAVAILABLE_STORE));
+  oauth2_response_t busy{};
+  ASSERT_EQ(oauth2_refusal(loc, OAUTH2_REFUSED_BUSY, 1, &Pool::alloc, &pool, &busy), OAUTH2_OK);
+  EXPECT_EQ(busy.status, 503);
+  EXPECT_EQ(busy.unavailable, unsigned(OAUTH2_UNAVAILABLE_NONE));
+  EXPECT_STREQ(oauth2_unavailable_name(OAUTH2_UNAVAILABLE_STORE), "store");
+  EXPECT_STREQ(oauth2_unavailable_name(OAUTH2_UNAVAILABLE_MIRROR), "mirror");
+  EXPECT_STREQ(oauth2_unavailable_name(OAUTH2_UNAVAILABLE_CLUSTER), "cluster");
+  EXPECT_STREQ(oauth2_unavailable_name(OAUTH2_UNAVAILABLE_HASH_QUEUE), "hash_queue");
+  EXPECT_STREQ(oauth2_unavailable_name(OAUTH2_UNAVAILABLE_THREAD_QUEUE), "thread_queue");
+  EXPECT_STREQ(oauth2_unavailable_name(OAUTH2_UNAVAILABLE_COUNT), "");
+  // the store's own errors: a full map is the store's, a mirror's file too
+  EXPECT_EQ(StoreError::unavailable_reason(MDB_MAP_FULL), unsigned(OAUTH2_UNAVAILABLE_STORE));
+  EXPECT_EQ(StoreError::unavailable_reason(StoreError::read_only("x").rc()),
+            unsigned(OAUTH2_UNAVAILABLE_STORE));
+  EXPECT_EQ(StoreError::unavailable_reason(StoreError::too_large("x").rc()),
+            unsigned(OAUTH2_UNAVAILABLE_CLUSTER));
 }
 
 // ------------------------------------------------------------- rate limit
