@@ -456,6 +456,19 @@ typedef struct {
 #define OAUTH2_LIMITED_RATE      1   /* oauth2_rate_limit */
 #define OAUTH2_LIMITED_THROTTLE  2   /* failed authentications */
 
+/*
+ * The grants of the token endpoint, the core's one list: a response's
+ * grant (its grant_type) is one of them, and oauth2_metrics labels the
+ * tokens it issued with its label: client_credentials,
+ * authorization_code, refresh_token, password, device_code (RFC 8628's
+ * urn:ietf:params:oauth:grant-type:device_code).  The index of a grant
+ * in the list, -1 if none; the label of an index, NULL out of range.
+ */
+#define OAUTH2_GRANT_COUNT       5
+
+int oauth2_grant_index(const oauth2_str_t *grant) OAUTH2_NOEXCEPT;
+const char *oauth2_grant_label(int index) OAUTH2_NOEXCEPT;
+
 
 /*
  * On the event loop.  Parses and checks the request, authenticates the

@@ -3,8 +3,10 @@
 # authorization endpoint, the verification page behind the sign-in of the
 # authorization endpoint, the token endpoint's polling answers, single use
 # (R28-like replay revocation), binding to the client (R30), throttled
-# user codes (R17), CSRF on the approval form, the metadata; and
-# oauth4webapi (npm) as the device while this test is the user.
+# user codes (R17), CSRF on the approval form, the metadata; the tokens
+# it issues in oauth2_metrics under grant="device_code" (they were all
+# counted as untracked); and oauth4webapi (npm) as the device while this
+# test is the user.
 
 use strict;
 use warnings;
@@ -45,6 +47,7 @@ my $server = <<'EOF2';
         oauth2_rate_limit off;
     }
     location = /.well-known/oauth-authorization-server { oauth2_metadata; }
+    location = /metrics { oauth2_metrics; }
 EOF2
 $t->write_config($t->default_http(extra_http => $http,
     extra_server => $server))->run;
@@ -167,6 +170,15 @@ is($p->{status}, 200, 'after approval: tokens') or diag $p->{raw};
 my $at = $p->{json}{access_token};
 ok($p->{json}{refresh_token}, 'a refresh token (the client has refresh_token)');
 is($p->{json}{scope}, 'read', 'scope as asked');
+{
+    my $body = $t->get('/metrics')->{body} // '';
+    my $series = 'oauth2_tokens_issued_total{realm="default",client_id="'
+        . $dev->{client_id} . '",grant="device_code"}';
+    like($body, qr/^\Q$series\E 1$/m, 'oauth2_metrics: the device\'s token '
+        . 'in its series, grant="device_code": 1') or diag($body);
+    like($body, qr/^oauth2_tokens_issued_untracked_total 0$/m,
+        '... and not as untracked');
+}
 is($t->bearer_get('/protected/index.html', $at)->{status}, 200,
     'the access token works');
 my $rt = $p->{json}{refresh_token};

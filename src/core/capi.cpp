@@ -182,6 +182,14 @@ const char* oauth2_why_name(int why) noexcept {
   return why >= 0 && why < OAUTH2_WHY_COUNT ? kNames[why] : "";
 }
 
+int oauth2_grant_index(const oauth2_str_t* grant) noexcept {
+  return oauth2::grant_index(sv(*grant));
+}
+
+const char* oauth2_grant_label(int index) noexcept {
+  return oauth2::grant_label(index);
+}
+
 const char* oauth2_unavailable_name(int reason) noexcept {
   static const char* const kNames[OAUTH2_UNAVAILABLE_COUNT] = {
       "", "store", "mirror", "cluster", "hash_queue", "thread_queue"};

@@ -611,15 +611,41 @@ EndpointResult grant_endpoint(Store& store, const Request& req, const Form& form
 
 }  // namespace
 
+namespace {
+
+// every grant_type of the token endpoint, and its label in the metrics
+struct GrantName {
+  std::string_view grant_type;
+  const char* label;
+};
+constexpr GrantName kGrants[OAUTH2_GRANT_COUNT] = {
+    {"client_credentials", "client_credentials"},
+    {"authorization_code", "authorization_code"},
+    {"refresh_token", "refresh_token"},
+    {"password", "password"},
+    {kDeviceGrant, "device_code"},
+};
+
+}  // namespace
+
+int grant_index(std::string_view grant_type) {
+  for (int i = 0; i < OAUTH2_GRANT_COUNT; i++) {
+    if (kGrants[i].grant_type == grant_type) return i;
+  }
+  return -1;
+}
+
+const char* grant_label(int index) {
+  return index >= 0 && index < OAUTH2_GRANT_COUNT ? kGrants[index].label : nullptr;
+}
+
 EndpointResult token_endpoint(Store& store, const Request& req) {
   Form form;
   if (auto err = check_http(req, form)) return done(std::move(*err));
 
   auto grant = form.get("grant_type");
   if (!grant) return done(invalid_request("grant_type is required"));
-  const bool known = *grant == "client_credentials" || *grant == "authorization_code" ||
-                     *grant == "refresh_token" || *grant == "password" || *grant == kDeviceGrant;
-  if (!known) {
+  if (grant_index(*grant) < 0) {
     return done(oauth_error(400, "unsupported_grant_type", "The grant type is not supported"));
   }
   return with_grant(grant_endpoint(store, req, form, *grant), *grant);

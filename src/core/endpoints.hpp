@@ -73,6 +73,11 @@ struct Location;
 
 // The handlers of the endpoint table (endpoint_table.cpp).
 EndpointResult token_endpoint(Store& store, const Request& req);
+// The grants token_endpoint knows (include/oauth2.h oauth2_grant_index):
+// the index of grant_type in their list, or -1; a grant's label in the
+// metrics, or nullptr out of range.
+int grant_index(std::string_view grant_type);
+const char* grant_label(int index);
 EndpointResult revoke_endpoint(Store& store, const Request& req);
 EndpointResult authorize_endpoint(Store& store, const Request& req);
 EndpointResult introspect_endpoint(Store& store, const Request& req);

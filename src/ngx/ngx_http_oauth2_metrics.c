@@ -59,15 +59,6 @@ static u_char *ngx_http_oauth2_metrics_gauges(u_char *p,
     ngx_http_request_t *r);
 
 
-static ngx_str_t  ngx_http_oauth2_grants[] = {
-    ngx_string("client_credentials"),
-    ngx_string("authorization_code"),
-    ngx_string("refresh_token"),
-    ngx_string("password"),
-    ngx_null_string
-};
-
-
 ngx_int_t
 ngx_http_oauth2_metrics_add_zone(ngx_conf_t *cf,
     ngx_http_oauth2_main_conf_t *mcf)
@@ -207,7 +198,7 @@ void
 ngx_http_oauth2_metrics_response(ngx_http_request_t *r, ngx_str_t *realm,
     oauth2_response_t *resp)
 {
-    ngx_uint_t                     g;
+    int                            g;
     ngx_slab_pool_t               *shpool;
     ngx_http_oauth2_issued_t      *e;
     ngx_http_oauth2_metrics_sh_t  *sh;
@@ -232,16 +223,10 @@ ngx_http_oauth2_metrics_response(ngx_http_request_t *r, ngx_str_t *realm,
         return;
     }
 
-    for (g = 0; ngx_http_oauth2_grants[g].len; g++) {
-        if (ngx_http_oauth2_grants[g].len == resp->grant.len
-            && ngx_memcmp(ngx_http_oauth2_grants[g].data, resp->grant.data,
-                          resp->grant.len) == 0)
-        {
-            break;
-        }
-    }
+    /* the core's list of grants, the device flow's among them */
+    g = oauth2_grant_index(&resp->grant);
 
-    if (ngx_http_oauth2_grants[g].len == 0
+    if (g < 0
         || realm->len > sizeof(e->realm)
         || resp->issued_client.len > sizeof(e->client))
     {
@@ -250,7 +235,8 @@ ngx_http_oauth2_metrics_response(ngx_http_request_t *r, ngx_str_t *realm,
     }
 
     e = ngx_http_oauth2_metrics_series(sh, shpool, realm,
-                                       &resp->issued_client, g + 1);
+                                       &resp->issued_client,
+                                       (ngx_uint_t) g + 1);
     if (e == NULL) {
         (void) ngx_atomic_fetch_add(&sh->issued_untracked, 1);
         return;
@@ -452,8 +438,8 @@ ngx_http_oauth2_metrics_issued(u_char *p, ngx_http_oauth2_metrics_sh_t *sh,
         p = ngx_http_oauth2_metrics_label(p, e->realm, e->realm_len);
         p = ngx_sprintf(p, "\",client_id=\"");
         p = ngx_http_oauth2_metrics_label(p, e->client, e->client_len);
-        p = ngx_sprintf(p, "\",grant=\"%V\"} %uA\n",
-                        &ngx_http_oauth2_grants[e->grant - 1], e->count);
+        p = ngx_sprintf(p, "\",grant=\"%s\"} %uA\n",
+                        oauth2_grant_label(e->grant - 1), e->count);
     }
 
     ngx_shmtx_unlock(&shpool->mutex);

@@ -1890,3 +1890,29 @@ TEST_F(PagesTest, ARevokeOvertakenByANewTokenRunsAgainAndDeletesItR52) {
 }
 
 }  // namespace
+
+// The token endpoint's grants are one list (include/oauth2.h
+// oauth2_grant_index), which oauth2_metrics labels its series by: the
+// device flow's URN among them as device_code (its tokens were counted
+// as untracked), nothing else.
+TEST(GrantList, EveryGrantOfTheTokenEndpointHasItsLabel) {
+  const std::pair<const char*, const char*> grants[] = {
+      {"client_credentials", "client_credentials"},
+      {"authorization_code", "authorization_code"},
+      {"refresh_token", "refresh_token"},
+      {"password", "password"},
+      {"urn:ietf:params:oauth:grant-type:device_code", "device_code"},
+  };
+  for (const auto& [grant_type, label] : grants) {
+    const oauth2_str_t g = cstr(grant_type);
+    const int i = oauth2_grant_index(&g);
+    ASSERT_GE(i, 0) << grant_type;
+    EXPECT_STREQ(oauth2_grant_label(i), label) << grant_type;
+  }
+  for (const char* other : {"implicit", "device_code", "", "PASSWORD"}) {
+    const oauth2_str_t g = cstr(other);
+    EXPECT_EQ(oauth2_grant_index(&g), -1) << other;
+  }
+  EXPECT_EQ(oauth2_grant_label(-1), nullptr);
+  EXPECT_EQ(oauth2_grant_label(OAUTH2_GRANT_COUNT), nullptr);
+}
