@@ -8,7 +8,9 @@
 # 429s of oauth2_rate_limit and of the throttles (R17, R54), the commit
 # histograms against LMDB's own transaction ids (mdb_stat -e), the gauges
 # against mdb_stat and the configured sizes.  An internal redirect
-# (index, error_page, try_files) counts once.  allow/deny as stub_status,
+# (index, error_page, try_files) counts once, and so does a check of an
+# auth_request subrequest logged with log_subrequest on (its log phase
+# and the main request's share the check).  allow/deny as stub_status,
 # GET/HEAD only, nginx -t without oauth2_store.  A label value escapes "
 # and \; after 1024 series, oauth2_tokens_issued_untracked_total.  Then
 # Debian's promtool lints the scrapes and a real prometheus server
@@ -196,6 +198,14 @@ server {
         error_page 401 = /protected/index.html;
     }
     location /tf/ { auth_oauth2 "api"; try_files /nonexistent \@strict; }
+    # auth_request to an auth_oauth2 location whose subrequest is logged
+    location = /_check {
+        internal;
+        auth_oauth2 "api";
+        log_subrequest on;
+        return 204;
+    }
+    location /guarded/ { auth_request /_check; alias %%DIR%%/html/; }
     location \@strict {
         auth_oauth2 "api";
         auth_oauth2_scope admin;
@@ -737,6 +747,21 @@ is(total($after) - total($before), 1,
     'a refusal whose error_page runs auth_oauth2 again: counted once');
 is($after->{val}{missing} - $before->{val}{missing}, 1,
     'that refusal: as missing');
+# auth_request with log_subrequest on: the subrequest's log phase and the
+# main request's both find the check; it counts once
+for my $c (['missing', 401, 'no token', []], ['ok', 200, 'a valid token',
+    [bearer($tok)]])
+{
+    my ($outcome, $status, $what, $h) = @$c;
+    $before = $after;
+    check('/guarded/index.html', $outcome, $status, "auth_request to an "
+        . "auth_oauth2 location with log_subrequest on, $what", @$h);
+    $after = scrape();
+    is(total($after) - total($before), 1, "auth_request, log_subrequest on, "
+        . "$what: counted once");
+    is($after->{val}{$outcome} - $before->{val}{$outcome}, 1,
+        "... as $outcome");
+}
 
 # expired: the 1 s tokens, now at least 2 s old
 sleep $short_at + 2.2 - time if time < $short_at + 2.2;

@@ -148,6 +148,8 @@ typedef struct {
     unsigned                   valid:1;
     unsigned                   rate_counted:1;
     unsigned                   checked:1;     /* auth_oauth2 ran */
+    unsigned                   counted:1;     /* ... and its last check
+                                                 is in the metrics */
     unsigned                   dpop_recorded:1;  /* its DPoP proof's jti */
 
     /* an endpoint's body, as ngx_http_oauth2_body_filter keeps it */

@@ -290,7 +290,9 @@ ngx_http_oauth2_subrequest_handler(ngx_http_request_t *r)
  * For the logs ($oauth2_error, $oauth2_token_id) and the metrics: the
  * last check of the request stands (an internal redirect may check again
  * at another location), and the log phase counts it once, its 503 with
- * it (oauth2_unavailable_total).
+ * it (oauth2_unavailable_total).  Once: a subrequest shares its main
+ * request's context, and with log_subrequest on the log phase runs for
+ * each (auth_request's check would count twice).
  */
 
 static void
@@ -300,6 +302,7 @@ ngx_http_oauth2_note_validation(ngx_http_request_t *r,
     ngx_http_oauth2_str_from(&ctx->token_id, &res->token_id);
 
     ctx->checked = 1;
+    ctx->counted = 0;
     ctx->why = res->why;
     ctx->unavailable = res->unavailable;
 
@@ -320,7 +323,8 @@ ngx_http_oauth2_log_handler(ngx_http_request_t *r)
 
     ctx = ngx_http_oauth2_get_ctx(r);
 
-    if (ctx && ctx->checked) {
+    if (ctx && ctx->checked && !ctx->counted) {
+        ctx->counted = 1;
         ngx_http_oauth2_metrics_validation(r, ctx->why);
 
         if (ctx->why == OAUTH2_WHY_STORE_UNAVAILABLE) {
