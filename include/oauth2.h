@@ -437,6 +437,10 @@ typedef struct {
                                                the next pass */
     const char          *refused;           /* a refusal worth a log line
                                                (static text), or NULL */
+    unsigned             refused_info;      /* ... at info, not at
+                                               oauth2_refusal_log_level:
+                                               the protocol's own course
+                                               (use_dpop_nonce) */
     oauth2_str_t         reason;            /* why a 5xx, for the log */
     unsigned             limited;           /* OAUTH2_LIMITED_*: a 429 of
                                                a limit, for the metrics */
@@ -573,7 +577,11 @@ int oauth2_refusal(const oauth2_location_t *loc, int why,
 #define OAUTH2_WHY_RATE_LIMITED        8
 #define OAUTH2_WHY_STORE_UNAVAILABLE   9
 #define OAUTH2_WHY_AUDIENCE            10  /* not for this location */
-#define OAUTH2_WHY_COUNT               11
+#define OAUTH2_WHY_DPOP_NONCE          11  /* a DPoP proof without the
+                                              nonce of now: answered
+                                              use_dpop_nonce with one, RFC
+                                              9449's normal course */
+#define OAUTH2_WHY_COUNT               12
 
 /* "ok", "missing", ... "store_unavailable"; "" out of range */
 const char *oauth2_why_name(int why) OAUTH2_NOEXCEPT;

@@ -106,6 +106,7 @@ $t->write_config($t->default_http(
         oauth2_jwt_key $D/jwt.pem;
         alias %%DIR%%/html/;
     }
+    location = /metrics { oauth2_metrics; }
 EOF
 $t->run;
 
@@ -568,6 +569,17 @@ is($t->bearer_get('/o/userinfo/', pw_token($oidc)->{json}{access_token})->{statu
 
 # ------------------------------------------------------------------- nonce
 
+# a nonce asked for (use_dpop_nonce) is RFC 9449's normal course, once a
+# nonce window for every client: its own outcome in oauth2_metrics
+# (dpop_nonce, not malformed) and a line at info, not at the refusal
+# level (error by default)
+sub outcomes {
+    my $body = $t->get('/metrics')->{body} // '';
+    return { $body =~ /^oauth2_validations_total\{outcome="(\w+)"\} (\d+)$/mg };
+}
+my $log_mark = -s $t->error_log;
+my $o0 = outcomes();
+
 $r = cc_token('/n/token/', proof(htu => '/n/token/'));
 $t->oauth_error_ok($r, 400, 'use_dpop_nonce', 'nonce=on: a proof without a nonce');
 my $nonce = OAuth2Test::header($r, 'DPoP-Nonce');
@@ -604,6 +616,23 @@ $rnonce = OAuth2Test::header($r, 'DPoP-Nonce');
 ok($rnonce, '... the 401 carries the DPoP-Nonce');
 is(dpop_get('/ar/', $nat, ar_proof(nonce => $rnonce))->{status}, 200,
     '... and a proof with it passes: 200');
+{
+    my $o1 = outcomes();
+    my %d = map { ($_ => ($o1->{$_} // 0) - ($o0->{$_} // 0)) }
+        qw(dpop_nonce malformed ok);
+    is($d{dpop_nonce}, 3, 'oauth2_validations_total{outcome="dpop_nonce"}: '
+        . 'the three nonces asked for at a resource');
+    is($d{malformed}, 0, '... none of them counted as malformed');
+    is($d{ok}, 3, '... and the three proofs with the nonce as ok');
+    my $log = substr(OAuth2Test::_slurp($t->error_log), $log_mark);
+    my @nonce = $log =~ /^.*use_dpop_nonce.*$/mg;
+    is(scalar(grep { /\[info\]/ } @nonce), 5, 'error.log: each of the 5 '
+        . 'nonces asked for (2 at the token endpoint, 3 at resources) says '
+        . 'use_dpop_nonce at info') or diag($log);
+    is(scalar(grep { !/\[info\]/ } @nonce), 0, '... and none at error');
+    unlike($log, qr/\[error\]/, 'error.log: nothing at error for the nonce '
+        . 'rounds');
+}
 
 # --------------------------------------------------------------- nginx -t
 

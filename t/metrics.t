@@ -38,7 +38,8 @@ my $PROMETHEUS = '/usr/bin/prometheus';
 my $JSON = JSON::PP->new->canonical;
 my $CB = 'https://client.example/cb';
 my @OUTCOMES = qw(ok missing malformed unknown expired revoked disabled
-    insufficient_scope rate_limited store_unavailable wrong_audience);
+    insufficient_scope rate_limited store_unavailable wrong_audience
+    dpop_nonce);
 my @REASONS = qw(store mirror cluster hash_queue thread_queue);
 my $STORE_SIZE = 64 * 1024 * 1024;
 
@@ -316,7 +317,7 @@ sub tallies_ok {
             "$name: oauth2_validations_total{outcome=\"$o\"} $VAL{$o}");
     }
     is(scalar(keys %{$m->{val}}), scalar(@OUTCOMES),
-        "$name: exactly the ten outcomes");
+        "$name: exactly the " . scalar(@OUTCOMES) . ' outcomes');
     is_deeply($m->{unavailable}, { map { ($_ => 0) } @REASONS },
         "$name: oauth2_unavailable_total 0 for each of its reasons: no 503");
     for my $l (sort keys %LIMIT) {

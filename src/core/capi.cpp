@@ -73,6 +73,7 @@ int to_c(const oauth2::Response& r, const oauth2_rate_state_t& rate, oauth2_allo
   out->retry_after = r.retry_after;
   out->html = r.html;
   out->refused = r.refused;
+  out->refused_info = r.refused_info;
   out->limited = r.limited;
   out->unavailable = r.status == 503 ? oauth2::StoreError::unavailable_reason(r.store_rc)
                                      : OAUTH2_UNAVAILABLE_NONE;
@@ -176,9 +177,9 @@ int oauth2_store_prepare(const char* path, size_t mapsize, long uid, long gid, c
 
 const char* oauth2_why_name(int why) noexcept {
   static const char* const kNames[OAUTH2_WHY_COUNT] = {
-      "ok",           "missing",           "malformed",     "unknown",
-      "expired",      "revoked",           "disabled",      "insufficient_scope",
-      "rate_limited", "store_unavailable", "wrong_audience"};
+      "ok",           "missing",           "malformed",      "unknown",
+      "expired",      "revoked",           "disabled",       "insufficient_scope",
+      "rate_limited", "store_unavailable", "wrong_audience", "dpop_nonce"};
   return why >= 0 && why < OAUTH2_WHY_COUNT ? kNames[why] : "";
 }
 

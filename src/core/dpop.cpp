@@ -254,7 +254,11 @@ DpopGrant dpop_token_request(const Request& req, const Client& client) {
   e.nonce_key = loc.dpop_nonce ? loc.dpop_key : nullptr;
   DpopProof p = dpop_check(sv(req.c.dpop), e);
   if (p.status == DpopStatus::kUseNonce) {
+    // RFC 9449 8: every client meets this once a nonce window; logged at
+    // info, not as a refusal worth the operator's attention
     g.refused = dpop_error("use_dpop_nonce", p.why);
+    g.refused->refused = "DPoP proof without the nonce of now: use_dpop_nonce";
+    g.refused->refused_info = true;
     g.refused->dpop_nonce = dpop_nonce(*loc.dpop_key, req.c.now, loc.dpop_window);
     return g;
   }
@@ -293,7 +297,7 @@ int dpop_resource_check(const Location* loc, const BearerRequest& req, bool dpop
   if (p.status == DpopStatus::kUseNonce) {
     v->dpop_error = "use_dpop_nonce";
     v->dpop_nonce = dpop_nonce(*loc->dpop_key, req.now, loc->dpop_window);
-    return OAUTH2_WHY_MALFORMED;
+    return OAUTH2_WHY_DPOP_NONCE;
   }
   if (p.status != DpopStatus::kOk) return OAUTH2_WHY_MALFORMED;
   if (!same_text(p.jkt, jkt)) return OAUTH2_WHY_MALFORMED;  // another key

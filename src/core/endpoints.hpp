@@ -32,8 +32,10 @@ struct Response {
   // not empty: run the request again with this (include/oauth2.h
   // OAUTH2_AGAIN); the body and the rest are unused
   std::string resume;
-  // a refusal the shim logs at oauth2_refusal_log_level (static text)
+  // a refusal the shim logs at oauth2_refusal_log_level (static text),
+  // or at info when it is the protocol's own course (use_dpop_nonce)
   const char* refused = nullptr;
+  bool refused_info = false;
   unsigned limited = OAUTH2_LIMITED_NONE;  // a 429 of a limit: which
   // for the logs and the metrics: the token request's grant_type, and
   // the client and short id (short_token_id) of an access token issued

@@ -340,8 +340,9 @@ static ngx_int_t
 ngx_http_oauth2_refuse_bearer(ngx_http_request_t *r,
     ngx_http_oauth2_loc_conf_t *olcf, oauth2_validate_res_t *res)
 {
-    u_char     *p;
-    ngx_str_t   value;
+    u_char      *p;
+    ngx_str_t    value;
+    ngx_uint_t   level;
 
     if (res->result == OAUTH2_UNAVAILABLE) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -383,8 +384,15 @@ ngx_http_oauth2_refuse_bearer(ngx_http_request_t *r,
     }
 
     if (res->error) {
-        /* like auth_basic's "password mismatch": an attack shows */
-        ngx_log_error(olcf->refusal_log_level, r->connection->log, 0,
+        /*
+         * like auth_basic's "password mismatch": an attack shows; but a
+         * DPoP nonce asked for is RFC 9449's normal course, met by every
+         * client once a nonce window: at info
+         */
+        level = (res->why == OAUTH2_WHY_DPOP_NONCE)
+                ? NGX_LOG_INFO : olcf->refusal_log_level;
+
+        ngx_log_error(level, r->connection->log, 0,
                       "oauth2: bearer token refused: %s, answering %d",
                       res->error, res->status);
     }

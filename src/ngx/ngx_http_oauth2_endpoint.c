@@ -454,7 +454,10 @@ ngx_http_oauth2_finish(ngx_http_request_t *r,
     }
 
     if (resp->refused) {
-        ngx_log_error(ectx->conf->refusal_log_level, r->connection->log, 0,
+        level = resp->refused_info ? NGX_LOG_INFO
+                                   : ectx->conf->refusal_log_level;
+
+        ngx_log_error(level, r->connection->log, 0,
                       "oauth2: %s, answering %d", resp->refused,
                       resp->status);
     }
