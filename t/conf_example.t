@@ -6,7 +6,9 @@
 # the client's address for its throttles (R17).  multi-realm.conf (issue
 # 12): every site's server has a realm, an issuer and a JWT key of its own
 # (R87), tells the daemon its realm in every location that proxies to it,
-# and the daemon is on loopback or a unix socket (R69).
+# and the daemon is on loopback or a unix socket (R69); no site's metrics
+# list every realm's issued tokens: only the host's server of no site
+# does (oauth2_metrics all).
 use strict;
 use warnings;
 use FindBin;
@@ -184,18 +186,24 @@ for my $s (@$up) {
         "the admin daemon is on loopback or a unix socket: $s (R69)");
 }
 
+# oauth2_metrics all: the host's metrics, every realm's issued series
+sub all_metrics { ($_[0]{oauth2_metrics}[0] // '') eq 'all' }
+
 my (%realm_of, %issuer_of, %key_of);
-my @sites;
+my (@sites, $host_metrics);
 for my $body (blocks($mhttp, 'server')) {
     my $d = directives($body);
     my $name = join ' ', @{$d->{server_name} // ['']};
     my @locs = locations($body);
     if ($name eq '_' || $name eq '') {
+        # a server of no site's name: the host's metrics at most
+        $host_metrics ||= grep { all_metrics($_->[1]) } @locs;
         ok(!grep({ /^(?:oauth2_|auth_oauth2)/ } keys %$d)
             && !grep({ my $l = $_->[1];
-                grep { /^(?:oauth2_|auth_oauth2|proxy_pass)/ } keys %$l }
-                @locs),
-            'the default server serves no realm');
+                grep { /^(?:oauth2_|auth_oauth2|proxy_pass)/
+                    && !($_ eq 'oauth2_metrics' && all_metrics($l)) }
+                    keys %$l } @locs),
+            'a server of no site\'s name serves no realm');
         next;
     }
     push @sites, $name;
@@ -240,6 +248,8 @@ for my $body (blocks($mhttp, 'server')) {
     }
     ok((grep { $_->[1]{auth_oauth2} } @locs),
         "$name has an auth_oauth2 location");
+    ok(!grep({ all_metrics($_->[1]) } @locs), "$name: no oauth2_metrics all "
+        . '(a site\'s metrics list its own applications only)');
 
     my @daemon = grep { ($_->[1]{proxy_pass}[0] // '') eq 'http://oauth2_admin' }
         @locs;
@@ -258,6 +268,8 @@ for my $body (blocks($mhttp, 'server')) {
 }
 cmp_ok(scalar @sites, '>=', 2, 'multi-realm.conf has two sites or more: '
     . join(', ', @sites));
+ok($host_metrics, 'multi-realm.conf has the host\'s metrics (oauth2_metrics '
+    . 'all) in a server of no site');
 like($multi, qr/^#.*oauth2-admin\b.*\brealm add $_\b/m,
     "multi-realm.conf says how to create the realm $_")
     for sort keys %realm_of;

@@ -3,7 +3,9 @@
 # event the test makes is tallied here and every series must equal the
 # tally: tokens issued by realm, application and grant (two realms made
 # with `oauth2-admin realm add`, the same client_id imported into both,
-# every grant, seed 003's /api/token/ pair), validations of every outcome
+# every grant, seed 003's /api/token/ pair; a realm's server lists its
+# own realm's series, the default server's oauth2_metrics all every
+# realm's), validations of every outcome
 # (store_unavailable from a second nginx whose store cannot open), the
 # 429s of oauth2_rate_limit and of the throttles (R17, R54), the commit
 # histograms against LMDB's own transaction ids (mdb_stat -e), the gauges
@@ -213,7 +215,8 @@ server {
         root %%DIR%%/html;
         rewrite ^ /index.html break;
     }
-    location = /metrics { oauth2_metrics; allow 127.0.0.1; deny all; }
+    # the host's operator's: every realm's issued series
+    location = /metrics { oauth2_metrics all; allow 127.0.0.1; deny all; }
     location = /metrics-closed { oauth2_metrics; deny all; }
 }
 EOF
@@ -591,8 +594,10 @@ is($m->{issued}{"shop2|shared-cc|client_credentials"}, 5,
 }
 ok(keys %{$PIDS{issue}} >= 2, 'both workers issued tokens ('
     . join(',', sort keys %{$PIDS{issue}}) . ')');
-is_deeply(scrape(port => $PORT{shop2})->{issued}, \%ISSUED,
-    'another server (shop2\'s) serves the same series: one zone');
+is_deeply(scrape(port => $PORT{shop2})->{issued},
+    { map { ($_ => $ISSUED{$_}) } grep { /^shop2\|/ } keys %ISSUED },
+    'shop2\'s server (oauth2_metrics without all) serves shop2\'s series '
+    . 'of the one zone, and no other realm\'s (t/metrics_realm.t)');
 commits_ok($m, 'after issuing');
 
 ######################################################## validations
@@ -967,9 +972,9 @@ commits_ok($grown, 'after the reload');
         . "    listen 127.0.0.1:%%PORT%%;\n"
         . "    location = /metrics { oauth2_metrics on; }\n}\n");
     ($code, $out) = $n->nginx_t;
-    isnt($code, 0, 'nginx -t: oauth2_metrics takes no argument');
-    like($out, qr/\[emerg\] invalid number of arguments in "oauth2_metrics"/,
-        'nginx -t: oauth2_metrics on: invalid number of arguments')
+    isnt($code, 0, 'nginx -t: oauth2_metrics takes no argument but all');
+    like($out, qr/\[emerg\] invalid value "on" in "oauth2_metrics" directive, it must be "all"/,
+        'nginx -t: oauth2_metrics on: invalid value, it must be "all"')
         or diag($out);
     $n->write_config("oauth2_store %%STORE%%;\nserver {\n"
         . "    listen 127.0.0.1:%%PORT%%;\n    oauth2_metrics;\n}\n");

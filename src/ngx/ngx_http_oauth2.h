@@ -24,6 +24,8 @@
 #define NGX_HTTP_OAUTH2_MAX_KEY          255   /* a counter's key */
 #define NGX_HTTP_OAUTH2_MAX_RATE         1000000000  /* oauth2_rate_limit */
 #define NGX_HTTP_OAUTH2_ZONE_FULL        ((ngx_uint_t) -1)
+#define NGX_HTTP_OAUTH2_METRICS_REALM    1   /* oauth2_metrics; */
+#define NGX_HTTP_OAUTH2_METRICS_ALL      2   /* oauth2_metrics all; */
 
 
 /* n failures within window seconds (oauth2_client_auth_limit, ...) */
@@ -38,6 +40,10 @@ typedef struct {
     size_t                     mapsize;
     ngx_shm_zone_t            *shm_zone;
     ngx_shm_zone_t            *metrics_zone;  /* oauth2_metrics' counts */
+    ngx_array_t               *issuing_realms;  /* of ngx_str_t: the
+                                                   token endpoints' realms,
+                                                   which share its table
+                                                   of issued series */
     size_t                     zone_size;     /* oauth2_limit_zone */
     size_t                     dpop_zone_size;  /* oauth2_dpop_zone */
     ngx_uint_t                 hash_running;  /* oauth2_hash_limit */
@@ -71,7 +77,8 @@ typedef struct {
 
 typedef struct {
     ngx_uint_t                 endpoint;      /* OAUTH2_ENDPOINT_* */
-    ngx_uint_t                 metrics;       /* oauth2_metrics */
+    ngx_uint_t                 metrics;       /* oauth2_metrics: its
+                                                 realm's series, or all */
     ngx_str_t                  store_realm;   /* oauth2_realm */
 
     ngx_flag_t                 auth;          /* auth_oauth2 on */
@@ -193,6 +200,8 @@ void ngx_http_oauth2_metrics_unavailable(ngx_http_request_t *r,
 void ngx_http_oauth2_metrics_response(ngx_http_request_t *r, ngx_str_t *realm,
     oauth2_response_t *resp);
 ngx_int_t ngx_http_oauth2_metrics_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_oauth2_metrics_realm(ngx_conf_t *cf,
+    ngx_http_oauth2_loc_conf_t *olcf);
 char *ngx_http_oauth2_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 

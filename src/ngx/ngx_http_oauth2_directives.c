@@ -233,7 +233,7 @@ ngx_command_t  ngx_http_oauth2_commands[] = {
       NULL },
 
     { ngx_string("oauth2_metrics"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
       ngx_http_oauth2_metrics_directive,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,

@@ -5,6 +5,13 @@
  * with atomic adds by every worker (and by the core's committer, for the
  * store's commits), so that a scrape of any worker sees exact totals; a
  * reload keeps them.  Access is left to allow/deny, as for stub_status.
+ *
+ * The issued tokens' series name a realm and its client ids: a metrics
+ * location shows its own realm's only ("oauth2_metrics all" every
+ * realm's), and the realms of the token endpoints share the table out:
+ * each is guaranteed SLOTS / (2 x realms) series, and takes more only
+ * while the others' guarantees stay free, so that one realm's flood of
+ * new applications leaves the others room.
  */
 
 
@@ -42,11 +49,16 @@ static ngx_http_oauth2_metrics_sh_t *ngx_http_oauth2_metrics_sh(
     ngx_http_request_t *r, ngx_slab_pool_t **shpool);
 static ngx_http_oauth2_issued_t *ngx_http_oauth2_metrics_series(
     ngx_http_oauth2_metrics_sh_t *sh, ngx_slab_pool_t *shpool,
-    ngx_str_t *realm, oauth2_str_t *client, ngx_uint_t grant);
+    ngx_str_t *realm, oauth2_str_t *client, ngx_uint_t grant,
+    ngx_array_t *realms, ngx_uint_t *used);
+static ngx_uint_t ngx_http_oauth2_metrics_room(
+    ngx_http_oauth2_metrics_sh_t *sh, ngx_str_t *realm,
+    ngx_array_t *realms, ngx_uint_t *used);
 static u_char *ngx_http_oauth2_metrics_label(u_char *p, u_char *s,
     size_t len);
 static u_char *ngx_http_oauth2_metrics_issued(u_char *p,
-    ngx_http_oauth2_metrics_sh_t *sh, ngx_slab_pool_t *shpool);
+    ngx_http_oauth2_metrics_sh_t *sh, ngx_slab_pool_t *shpool,
+    ngx_str_t *realm);
 static u_char *ngx_http_oauth2_metrics_counts(u_char *p,
     ngx_http_oauth2_metrics_sh_t *sh);
 static u_char *ngx_http_oauth2_metrics_writes(u_char *p,
@@ -199,8 +211,10 @@ ngx_http_oauth2_metrics_response(ngx_http_request_t *r, ngx_str_t *realm,
     oauth2_response_t *resp)
 {
     int                            g;
+    ngx_uint_t                    *used;
     ngx_slab_pool_t               *shpool;
     ngx_http_oauth2_issued_t      *e;
+    ngx_http_oauth2_main_conf_t   *mcf;
     ngx_http_oauth2_metrics_sh_t  *sh;
 
     sh = ngx_http_oauth2_metrics_sh(r, &shpool);
@@ -234,9 +248,21 @@ ngx_http_oauth2_metrics_response(ngx_http_request_t *r, ngx_str_t *realm,
         return;
     }
 
+    /* the series each realm holds, counted if this one is new */
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_oauth2_module);
+
+    used = ngx_palloc(r->pool, ((mcf->issuing_realms
+                                 ? mcf->issuing_realms->nelts : 0) + 1)
+                               * sizeof(ngx_uint_t));
+    if (used == NULL) {
+        return;
+    }
+
     e = ngx_http_oauth2_metrics_series(sh, shpool, realm,
                                        &resp->issued_client,
-                                       (ngx_uint_t) g + 1);
+                                       (ngx_uint_t) g + 1,
+                                       mcf->issuing_realms, used);
     if (e == NULL) {
         (void) ngx_atomic_fetch_add(&sh->issued_untracked, 1);
         return;
@@ -251,7 +277,7 @@ ngx_http_oauth2_metrics_response(ngx_http_request_t *r, ngx_str_t *realm,
 static ngx_http_oauth2_issued_t *
 ngx_http_oauth2_metrics_series(ngx_http_oauth2_metrics_sh_t *sh,
     ngx_slab_pool_t *shpool, ngx_str_t *realm, oauth2_str_t *client,
-    ngx_uint_t grant)
+    ngx_uint_t grant, ngx_array_t *realms, ngx_uint_t *used)
 {
     ngx_uint_t                 i, slot;
     ngx_http_oauth2_issued_t  *e, *found;
@@ -266,6 +292,10 @@ ngx_http_oauth2_metrics_series(ngx_http_oauth2_metrics_sh_t *sh,
         e = &sh->issued[(slot + i) % NGX_HTTP_OAUTH2_ISSUED_SLOTS];
 
         if (e->grant == 0) {
+            if (!ngx_http_oauth2_metrics_room(sh, realm, realms, used)) {
+                break;
+            }
+
             /* a new series: written whole before it is published */
             e->realm_len = (u_char) realm->len;
             ngx_memcpy(e->realm, realm->data, realm->len);
@@ -293,7 +323,129 @@ ngx_http_oauth2_metrics_series(ngx_http_oauth2_metrics_sh_t *sh,
 }
 
 
-/* oauth2_metrics: this location serves the metrics */
+/* whether e is a series of realm */
+
+static ngx_inline ngx_uint_t
+ngx_http_oauth2_metrics_of(ngx_http_oauth2_issued_t *e, ngx_str_t *realm)
+{
+    return e->realm_len == realm->len
+           && ngx_memcmp(e->realm, realm->data, realm->len) == 0;
+}
+
+
+/*
+ * Whether realm may take one more series (the mutex held): it holds
+ * fewer than its guarantee, or the table keeps more free slots than the
+ * other realms' guarantees still need.  used: one count a realm.
+ */
+
+static ngx_uint_t
+ngx_http_oauth2_metrics_room(ngx_http_oauth2_metrics_sh_t *sh,
+    ngx_str_t *realm, ngx_array_t *realms, ngx_uint_t *used)
+{
+    ngx_str_t                 *name;
+    ngx_uint_t                 i, k, n, mine, empty, guarantee, reserved;
+    ngx_http_oauth2_issued_t  *e;
+
+    name = realms ? realms->elts : NULL;
+    n = realms ? realms->nelts : 0;
+
+    guarantee = NGX_HTTP_OAUTH2_ISSUED_SLOTS / (2 * ngx_max(n, 1));
+    guarantee = ngx_max(guarantee, 1);
+
+    ngx_memzero(used, n * sizeof(ngx_uint_t));
+    mine = 0;
+    empty = 0;
+
+    for (i = 0; i < NGX_HTTP_OAUTH2_ISSUED_SLOTS; i++) {
+        e = &sh->issued[i];
+
+        if (e->grant == 0) {
+            empty++;
+            continue;
+        }
+
+        if (ngx_http_oauth2_metrics_of(e, realm)) {
+            mine++;
+            continue;
+        }
+
+        for (k = 0; k < n; k++) {
+            if (ngx_http_oauth2_metrics_of(e, &name[k])) {
+                used[k]++;
+                break;
+            }
+        }
+    }
+
+    if (mine < guarantee) {
+        return 1;
+    }
+
+    reserved = 0;
+
+    for (k = 0; k < n; k++) {
+        if (used[k] < guarantee
+            && !(name[k].len == realm->len
+                 && ngx_memcmp(name[k].data, realm->data, realm->len) == 0))
+        {
+            reserved += guarantee - used[k];
+        }
+    }
+
+    return empty > reserved;
+}
+
+
+/* the realm of a token endpoint shares the table of issued series */
+
+ngx_int_t
+ngx_http_oauth2_metrics_realm(ngx_conf_t *cf, ngx_http_oauth2_loc_conf_t *olcf)
+{
+    ngx_str_t                    *name;
+    ngx_uint_t                    i;
+    ngx_http_oauth2_main_conf_t  *mcf;
+
+    if (olcf->endpoint != OAUTH2_ENDPOINT_TOKEN
+        && olcf->endpoint != OAUTH2_ENDPOINT_JWT_TOKEN
+        && olcf->endpoint != OAUTH2_ENDPOINT_JWT_REFRESH)
+    {
+        return NGX_OK;
+    }
+
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_oauth2_module);
+
+    if (mcf->issuing_realms == NULL) {
+        mcf->issuing_realms = ngx_array_create(cf->pool, 4,
+                                               sizeof(ngx_str_t));
+        if (mcf->issuing_realms == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    name = mcf->issuing_realms->elts;
+
+    for (i = 0; i < mcf->issuing_realms->nelts; i++) {
+        if (name[i].len == olcf->store_realm.len
+            && ngx_memcmp(name[i].data, olcf->store_realm.data,
+                          name[i].len) == 0)
+        {
+            return NGX_OK;
+        }
+    }
+
+    name = ngx_array_push(mcf->issuing_realms);
+    if (name == NULL) {
+        return NGX_ERROR;
+    }
+
+    *name = olcf->store_realm;
+
+    return NGX_OK;
+}
+
+
+/* oauth2_metrics [all]: this location serves the metrics */
 
 char *
 ngx_http_oauth2_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -301,6 +453,7 @@ ngx_http_oauth2_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     ngx_http_oauth2_loc_conf_t *olcf = conf;
 
+    ngx_str_t                    *value;
     ngx_http_core_loc_conf_t     *clcf;
     ngx_http_oauth2_main_conf_t  *mcf;
 
@@ -319,7 +472,23 @@ ngx_http_oauth2_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         return "cannot share a location with an endpoint directive";
     }
 
-    olcf->metrics = 1;
+    olcf->metrics = NGX_HTTP_OAUTH2_METRICS_REALM;
+
+    if (cf->args->nelts == 2) {
+        value = cf->args->elts;
+
+        if (value[1].len != sizeof("all") - 1
+            || ngx_strncmp(value[1].data, "all", value[1].len) != 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid value \"%V\" in \"%V\" directive, "
+                               "it must be \"all\"", &value[1], &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
+        /* every realm's issued series: the host's operator's */
+        olcf->metrics = NGX_HTTP_OAUTH2_METRICS_ALL;
+    }
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_oauth2_metrics_handler;
@@ -334,8 +503,10 @@ ngx_http_oauth2_metrics_handler(ngx_http_request_t *r)
     size_t                         size;
     ngx_int_t                      rc;
     ngx_buf_t                     *b;
+    ngx_str_t                     *realm;
     ngx_chain_t                    out;
     ngx_slab_pool_t               *shpool;
+    ngx_http_oauth2_loc_conf_t    *olcf;
     ngx_http_oauth2_metrics_sh_t  *sh;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
@@ -361,7 +532,13 @@ ngx_http_oauth2_metrics_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    b->last = ngx_http_oauth2_metrics_issued(b->last, sh, shpool);
+    /* the issued series of the location's realm, unless "all" */
+
+    olcf = ngx_http_get_module_loc_conf(r, ngx_http_oauth2_module);
+    realm = (olcf->metrics == NGX_HTTP_OAUTH2_METRICS_ALL)
+            ? NULL : &olcf->store_realm;
+
+    b->last = ngx_http_oauth2_metrics_issued(b->last, sh, shpool, realm);
     b->last = ngx_http_oauth2_metrics_counts(b->last, sh);
     b->last = ngx_http_oauth2_metrics_writes(b->last, &sh->writes);
     b->last = ngx_http_oauth2_metrics_gauges(b->last, r);
@@ -415,7 +592,7 @@ ngx_http_oauth2_metrics_label(u_char *p, u_char *s, size_t len)
 
 static u_char *
 ngx_http_oauth2_metrics_issued(u_char *p, ngx_http_oauth2_metrics_sh_t *sh,
-    ngx_slab_pool_t *shpool)
+    ngx_slab_pool_t *shpool, ngx_str_t *realm)
 {
     ngx_uint_t                 i;
     ngx_http_oauth2_issued_t  *e;
@@ -430,7 +607,9 @@ ngx_http_oauth2_metrics_issued(u_char *p, ngx_http_oauth2_metrics_sh_t *sh,
     for (i = 0; i < NGX_HTTP_OAUTH2_ISSUED_SLOTS; i++) {
         e = &sh->issued[i];
 
-        if (e->grant == 0) {
+        if (e->grant == 0
+            || (realm && !ngx_http_oauth2_metrics_of(e, realm)))
+        {
             continue;
         }
 
