@@ -1125,50 +1125,13 @@ EOF
 {
     my $o = OAuth2Test->new(workers => 2);
     my $n = 1030;
-    my @bulk = map { { client_id => sprintf('bulk-%04d', $_),
-        client_secret => sprintf('bulk-secret-%04d-', $_) . 'x' x 50 } }
-        1 .. $n;
-    my $file = $o->dir . '/bulk.json';
-    open my $fh, '>', $file or die "$file: $!";
-    print $fh $JSON->encode([map { { model => 'oauth2_provider.application',
-        pk => $_ + 1, fields => { client_id => $bulk[$_]{client_id},
-            name => "bulk $_", client_type => 'confidential',
-            authorization_grant_type => 'client-credentials',
-            client_secret => $bulk[$_]{client_secret},
-            redirect_uris => '' } } } 0 .. $#bulk]);
-    close $fh;
-    my ($code, $out, $err) = $o->admin('import-django', $file);
-    is((dj($out) // {})->{applications}{imported}, $n,
-        "import-django: $n applications") or diag($err);
+    my @bulk = $o->bulk_apps($n, 'bulk');
     $o->write_config($o->default_http(
         extra_http => "oauth2_client_auth_limit off;\n"
             . "oauth2_expiry_cleanup off;\n",
         extra_server => '    location = /metrics { oauth2_metrics; }'))
         ->run;
-    my @kids;
-    for my $c (0 .. 7) {
-        pipe my $rd, my $wr or die "pipe: $!";
-        my $pid = fork // die "fork: $!";
-        if (!$pid) {
-            close $rd;
-            for my $i (grep { $_ % 8 == $c } 0 .. $#bulk) {
-                my $r = $o->token($bulk[$i]{client_id},
-                    $bulk[$i]{client_secret});
-                print $wr "$r->{status}\n";
-            }
-            close $wr;
-            POSIX::_exit(0);
-        }
-        close $wr;
-        push @kids, [$pid, $rd];
-    }
-    my $ok200 = 0;
-    for my $k (@kids) {
-        my ($pid, $rd) = @$k;
-        $ok200 += grep { /^200$/ } <$rd>;
-        close $rd;
-        waitpid $pid, 0;
-    }
+    my $ok200 = $o->tokens_at_once(\@bulk);
     is($ok200, $n, "$n applications, one token each: $n x 200");
     my $r = $o->get('/metrics');
     my $om = parse_metrics($r->{body});

@@ -46,23 +46,7 @@ my @shop2 = map { $t->admin_json('--realm', 'shop2', 'app', 'add', '--name',
 
 # shop1: 1030 applications, imported at once
 my $N = 1030;
-my @bulk = map { { client_id => sprintf('shop1-bulk-%04d', $_),
-    client_secret => sprintf('bulk-secret-%04d-', $_) . 'x' x 50 } } 1 .. $N;
-{
-    my $file = $t->dir . '/bulk.json';
-    open my $fh, '>', $file or die "$file: $!";
-    print $fh $JSON->encode([map { { model => 'oauth2_provider.application',
-        pk => $_ + 1, fields => { client_id => $bulk[$_]{client_id},
-            name => "bulk $_", client_type => 'confidential',
-            authorization_grant_type => 'client-credentials',
-            client_secret => $bulk[$_]{client_secret},
-            redirect_uris => '' } } } 0 .. $#bulk]);
-    close $fh;
-    my ($code, $out, $err) = $t->admin('--realm', 'shop1', 'import-django',
-        $file);
-    is((eval { JSON::PP->new->decode($out) } // {})->{applications}{imported},
-        $N, "import-django into shop1: $N applications") or diag($err);
-}
+my @bulk = $t->bulk_apps($N, 'shop1-bulk', '--realm', 'shop1');
 
 my %PORT = (long => $t->port(1), shop1 => $t->port(2), shop2 => $t->port(3));
 sub site {
@@ -119,30 +103,7 @@ is($m->{untracked}, 0, 'and none of them as untracked');
 ######################################################## shop1's flood
 
 # one token for each of shop1's 1030 applications, from 8 clients at once
-my @kids;
-for my $c (0 .. 7) {
-    pipe my $rd, my $wr or die "pipe: $!";
-    my $pid = fork // die "fork: $!";
-    if (!$pid) {
-        close $rd;
-        for my $i (grep { $_ % 8 == $c } 0 .. $#bulk) {
-            my $r = $t->token($bulk[$i]{client_id}, $bulk[$i]{client_secret},
-                headers => ['-port' => $PORT{shop1}]);
-            print $wr "$r->{status}\n";
-        }
-        close $wr;
-        POSIX::_exit(0);    # no END blocks: they would stop nginx
-    }
-    close $wr;
-    push @kids, [$pid, $rd];
-}
-my $ok200 = 0;
-for my $k (@kids) {
-    my ($pid, $rd) = @$k;
-    $ok200 += grep { /^200$/ } <$rd>;
-    close $rd;
-    waitpid $pid, 0;
-}
+my $ok200 = $t->tokens_at_once(\@bulk, headers => ['-port' => $PORT{shop1}]);
 is($ok200, $N, "shop1's $N applications, one token each: $N x 200");
 
 # then shop2's three

@@ -849,6 +849,59 @@ sub token {
     return $self->post_form($path, $body, @h);
 }
 
+# bulk_apps($n, $prefix, @admin_args): $n client_credentials applications
+# made in one import-django (ids "$prefix-0001"...; @admin_args before it:
+# --realm <r>), as [{client_id, client_secret}, ...]; dies unless all are
+sub bulk_apps {
+    my ($self, $n, $prefix, @admin_args) = @_;
+    my @bulk = map { { client_id => sprintf('%s-%04d', $prefix, $_),
+        client_secret => sprintf('bulk-secret-%04d-', $_) . 'x' x 50 } } 1 .. $n;
+    my $file = $self->dir . '/bulk.json';
+    write_file($file, JSON::PP->new->encode([map { {
+        model => 'oauth2_provider.application', pk => $_ + 1,
+        fields => { client_id => $bulk[$_]{client_id}, name => "bulk $_",
+            client_type => 'confidential',
+            authorization_grant_type => 'client-credentials',
+            client_secret => $bulk[$_]{client_secret}, redirect_uris => '' } } }
+        0 .. $#bulk]));
+    my ($code, $out, $err) = $self->admin(@admin_args, 'import-django', $file);
+    my $got = (eval { JSON::PP->new->decode($out) } // {})->{applications}{imported};
+    die "import-django of $n applications: $err" unless ($got // 0) == $n;
+    return @bulk;
+}
+
+# tokens_at_once(\@apps, %opts): one client_credentials token for each
+# application, from 8 processes at once (%opts as token's); how many were
+# 200
+sub tokens_at_once {
+    my ($self, $apps, %o) = @_;
+    my @kids;
+    for my $c (0 .. 7) {
+        pipe my $rd, my $wr or die "pipe: $!";
+        my $pid = fork // die "fork: $!";
+        if (!$pid) {
+            close $rd;
+            for my $i (grep { $_ % 8 == $c } 0 .. $#$apps) {
+                my $r = $self->token($apps->[$i]{client_id},
+                    $apps->[$i]{client_secret}, %o);
+                print $wr "$r->{status}\n";
+            }
+            close $wr;
+            POSIX::_exit(0);    # no END blocks: they would stop nginx
+        }
+        close $wr;
+        push @kids, [$pid, $rd];
+    }
+    my $ok200 = 0;
+    for my $k (@kids) {
+        my ($pid, $rd) = @$k;
+        $ok200 += grep { /^200$/ } <$rd>;
+        close $rd;
+        waitpid $pid, 0;
+    }
+    return $ok200;
+}
+
 # access_token($app, %opts): the token string, or dies
 sub access_token {
     my ($self, $app, %o) = @_;
