@@ -50,10 +50,10 @@ static ngx_http_oauth2_metrics_sh_t *ngx_http_oauth2_metrics_sh(
 static ngx_http_oauth2_issued_t *ngx_http_oauth2_metrics_series(
     ngx_http_oauth2_metrics_sh_t *sh, ngx_slab_pool_t *shpool,
     ngx_str_t *realm, oauth2_str_t *client, ngx_uint_t grant,
-    ngx_array_t *realms, ngx_uint_t *used);
+    ngx_array_t *realms, ngx_pool_t *pool);
 static ngx_uint_t ngx_http_oauth2_metrics_room(
     ngx_http_oauth2_metrics_sh_t *sh, ngx_str_t *realm,
-    ngx_array_t *realms, ngx_uint_t *used);
+    ngx_array_t *realms, ngx_pool_t *pool);
 static u_char *ngx_http_oauth2_metrics_label(u_char *p, u_char *s,
     size_t len);
 static u_char *ngx_http_oauth2_metrics_issued(u_char *p,
@@ -211,7 +211,6 @@ ngx_http_oauth2_metrics_response(ngx_http_request_t *r, ngx_str_t *realm,
     oauth2_response_t *resp)
 {
     int                            g;
-    ngx_uint_t                    *used;
     ngx_slab_pool_t               *shpool;
     ngx_http_oauth2_issued_t      *e;
     ngx_http_oauth2_main_conf_t   *mcf;
@@ -248,21 +247,12 @@ ngx_http_oauth2_metrics_response(ngx_http_request_t *r, ngx_str_t *realm,
         return;
     }
 
-    /* the series each realm holds, counted if this one is new */
-
     mcf = ngx_http_get_module_main_conf(r, ngx_http_oauth2_module);
-
-    used = ngx_palloc(r->pool, ((mcf->issuing_realms
-                                 ? mcf->issuing_realms->nelts : 0) + 1)
-                               * sizeof(ngx_uint_t));
-    if (used == NULL) {
-        return;
-    }
 
     e = ngx_http_oauth2_metrics_series(sh, shpool, realm,
                                        &resp->issued_client,
                                        (ngx_uint_t) g + 1,
-                                       mcf->issuing_realms, used);
+                                       mcf->issuing_realms, r->pool);
     if (e == NULL) {
         (void) ngx_atomic_fetch_add(&sh->issued_untracked, 1);
         return;
@@ -277,7 +267,7 @@ ngx_http_oauth2_metrics_response(ngx_http_request_t *r, ngx_str_t *realm,
 static ngx_http_oauth2_issued_t *
 ngx_http_oauth2_metrics_series(ngx_http_oauth2_metrics_sh_t *sh,
     ngx_slab_pool_t *shpool, ngx_str_t *realm, oauth2_str_t *client,
-    ngx_uint_t grant, ngx_array_t *realms, ngx_uint_t *used)
+    ngx_uint_t grant, ngx_array_t *realms, ngx_pool_t *pool)
 {
     ngx_uint_t                 i, slot;
     ngx_http_oauth2_issued_t  *e, *found;
@@ -292,7 +282,7 @@ ngx_http_oauth2_metrics_series(ngx_http_oauth2_metrics_sh_t *sh,
         e = &sh->issued[(slot + i) % NGX_HTTP_OAUTH2_ISSUED_SLOTS];
 
         if (e->grant == 0) {
-            if (!ngx_http_oauth2_metrics_room(sh, realm, realms, used)) {
+            if (!ngx_http_oauth2_metrics_room(sh, realm, realms, pool)) {
                 break;
             }
 
@@ -336,15 +326,17 @@ ngx_http_oauth2_metrics_of(ngx_http_oauth2_issued_t *e, ngx_str_t *realm)
 /*
  * Whether realm may take one more series (the mutex held): it holds
  * fewer than its guarantee, or the table keeps more free slots than the
- * other realms' guarantees still need.  used: one count a realm.
+ * other realms' guarantees still need.  Only a new series asks: the
+ * series each realm holds are counted then, in pool.
  */
 
 static ngx_uint_t
 ngx_http_oauth2_metrics_room(ngx_http_oauth2_metrics_sh_t *sh,
-    ngx_str_t *realm, ngx_array_t *realms, ngx_uint_t *used)
+    ngx_str_t *realm, ngx_array_t *realms, ngx_pool_t *pool)
 {
     ngx_str_t                 *name;
     ngx_uint_t                 i, k, n, mine, empty, guarantee, reserved;
+    ngx_uint_t                *used;
     ngx_http_oauth2_issued_t  *e;
 
     name = realms ? realms->elts : NULL;
@@ -353,7 +345,11 @@ ngx_http_oauth2_metrics_room(ngx_http_oauth2_metrics_sh_t *sh,
     guarantee = NGX_HTTP_OAUTH2_ISSUED_SLOTS / (2 * ngx_max(n, 1));
     guarantee = ngx_max(guarantee, 1);
 
-    ngx_memzero(used, n * sizeof(ngx_uint_t));
+    used = ngx_pcalloc(pool, (n + 1) * sizeof(ngx_uint_t));
+    if (used == NULL) {
+        return 0;
+    }
+
     mine = 0;
     empty = 0;
 
