@@ -46,13 +46,19 @@ $t->admin_json('user', 'add', '--username', 'root', '--email',
     'root@example.com', '--password', 'Granite-owl-lamp-71', '--staff',
     '--pbkdf2-iterations', 1000);
 my $staff = $t->issue_token($staff_app->{client_id}, user => 'root');
+# seed 002's handshake API answers a store failure 500 (its shape), which
+# oauth2_unavailable_total counts as the 503s of the other endpoints
+my $apikey = $t->admin_json('apikey', 'add', $app->{client_id})->{api_key};
 
 # one thread a worker and no background writes: every commit is one of
 # the requests', and requests sent at once share commits
 $t->write_config($t->default_http(
     extra_http => "oauth2_thread_pool one;\noauth2_expiry_cleanup off;\n",
     extra_server => $t->daemon_locations
-        . "    location = /metrics { oauth2_metrics; }\n"),
+        . "    location = /metrics { oauth2_metrics; }\n"
+        . "    location /hs/ { oauth2_handshake; oauth2_handshake_solution "
+        . "rental fbs=fbs_rental_db; oauth2_handshake_key "
+        . "%%DIR%%/handshake.key; }\n"),
     main => "env OAUTH2_FAULT_FILE;\nthread_pool one threads=1;\n");
 {
     local $ENV{OAUTH2_FAULT_FILE} = $trigger;
@@ -122,6 +128,16 @@ for my $case (['ENOSPC write', qr/No space left on device/],
     $r = $t->revoke($app->{client_id}, $app->{client_secret}, $before);
     is($r->{status}, 503, "$how: a revocation: 503, not done");
 
+    my $m0 = metrics();
+    $r = $t->api('POST', '/hs/create/', json => { api_key => $apikey,
+        system_name => 'rentals', solution_name => 'rental' });
+    is($r->{status}, 500, "$how: a handshake's creation: 500, seed 002's "
+        . 'server error') or diag($r->{raw});
+    like(OAuth2Test::header($r, 'Retry-After') // '', qr/^\d+$/,
+        "$how: ... with Retry-After");
+    is(metrics()->{store} - ($m0->{store} // 0), 1, "$how: ... counted in "
+        . 'oauth2_unavailable_total{reason="store"}');
+
     # token requests at once, on the disk that fails a write or a sync:
     # each batch the worker tries meets it once, never once more for
     # each of its changes (each tried alone would cost the failing disk
@@ -181,6 +197,10 @@ for my $case (['ENOSPC write', qr/No space left on device/],
         username => "back-" . ($users + 1), password => 'Velvet-kettle-orbit-28',
         email => 'back@example.com' });
     is($r->{status}, 201, "$how: the disk back, the daemon creates a user")
+        or diag($r->{raw});
+    $r = $t->api('POST', '/hs/create/', json => { api_key => $apikey,
+        system_name => 'rentals', solution_name => 'rental' });
+    is($r->{status}, 201, "$how: the disk back, a handshake is created")
         or diag($r->{raw});
     is(($t->worker_pids)[0], $worker, "$how: the worker never died");
     ok(kill(0, $daemon), "$how: the daemon never died");

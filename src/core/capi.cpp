@@ -75,8 +75,9 @@ int to_c(const oauth2::Response& r, const oauth2_rate_state_t& rate, oauth2_allo
   out->refused = r.refused;
   out->refused_info = r.refused_info;
   out->limited = r.limited;
-  out->unavailable = r.status == 503 ? oauth2::StoreError::unavailable_reason(r.store_rc)
-                                     : OAUTH2_UNAVAILABLE_NONE;
+  out->unavailable = r.status == 503 || r.unavailable
+                         ? oauth2::StoreError::unavailable_reason(r.store_rc)
+                         : OAUTH2_UNAVAILABLE_NONE;
   out->rate = rate;
   std::string reason = r.reason;
   if (reason.empty() && r.store_rc) reason = mdb_strerror(r.store_rc);

@@ -23,7 +23,10 @@ struct Response {
   bool auth_failed = false;
   unsigned retry_after = 0;
   std::string body;
-  int store_rc = 0;    // the LMDB (or errno) code of a store failure
+  int store_rc = 0;  // the LMDB (or errno) code of a store failure
+  // a 503 that the endpoint's API answers with another status (seed
+  // 002's 500): still counted in oauth2_unavailable_total
+  bool unavailable = false;
   std::string reason;  // why a 5xx, for the log (never a secret)
   bool html = false;
   std::string location;              // percent-encoded by its builder

@@ -63,6 +63,12 @@ Response server_error() {
   return envelope_error(500, "Internal server error", "SERVER_ERROR");
 }
 
+// a write that failed (the store's error, or a thread's): the seed's 500,
+// with Retry-After and counted as the other endpoints' 503s
+Response write_failed() {
+  return handshake_failure(503);
+}
+
 Response body_error(JsonBody b) {
   switch (b) {
     case JsonBody::kMethod: {
@@ -384,7 +390,7 @@ EndpointResult create(Store& store, const Request& req, json_t* body) {
     return envelope_ok(201, "handshake", handshake_json(ask, id, token, secret, t.expires_at),
                        "Handshake created successfully");
   };
-  return pending_response(std::move(write), server_error);
+  return pending_response(std::move(write), write_failed);
 }
 
 // ----------------------------------------------------------- validate/
@@ -463,7 +469,7 @@ EndpointResult revoke_handshake(Store& store, const Request& req, json_t* body) 
           return revoked(t->used_at);
         });
       },
-      server_error);
+      write_failed);
 }
 
 }  // namespace
@@ -494,7 +500,10 @@ Response handshake_too_large() {
 
 Response handshake_failure(int status) {
   Response r = server_error();
-  if (status == 503) r.retry_after = 1;
+  if (status == 503) {
+    r.retry_after = 1;
+    r.unavailable = true;
+  }
   return r;
 }
 

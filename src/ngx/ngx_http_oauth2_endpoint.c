@@ -468,8 +468,9 @@ ngx_http_oauth2_finish(ngx_http_request_t *r,
 
     if (resp->status >= NGX_HTTP_INTERNAL_SERVER_ERROR && !resp->refused) {
         /* the reason reaches the log: a store failure, or the core's */
-        level = (resp->status == NGX_HTTP_SERVICE_UNAVAILABLE) ? NGX_LOG_ERR
-                                                               : NGX_LOG_CRIT;
+        level = (resp->status == NGX_HTTP_SERVICE_UNAVAILABLE
+                 || resp->unavailable != OAUTH2_UNAVAILABLE_NONE)
+                ? NGX_LOG_ERR : NGX_LOG_CRIT;
         ngx_http_oauth2_str_from(&reason, &resp->reason);
 
         if (reason.len == 0) {

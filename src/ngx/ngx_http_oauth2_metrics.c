@@ -228,7 +228,10 @@ ngx_http_oauth2_metrics_response(ngx_http_request_t *r, ngx_str_t *realm,
         (void) ngx_atomic_fetch_add(&sh->limited[resp->limited], 1);
     }
 
-    if (resp->status == NGX_HTTP_SERVICE_UNAVAILABLE) {
+    /* seed 002's API answers its 503s as 500: the core says which */
+    if (resp->status == NGX_HTTP_SERVICE_UNAVAILABLE
+        || resp->unavailable != OAUTH2_UNAVAILABLE_NONE)
+    {
         ngx_http_oauth2_metrics_unavailable(r, resp->unavailable);
     }
 
