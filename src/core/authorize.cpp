@@ -604,8 +604,8 @@ namespace {
 // may have ended (signed out, the password changed, the user deactivated)
 // or the remembered consent been withdrawn on the granted-applications
 // page while the request waited for the thread pool, and a code on either
-// would be a grant the user no longer makes (R39, R70).  Then the browser
-// asks again.
+// would be a grant the user no longer makes (R39, R70); or the application
+// changed.  Then the browser asks again.
 EndpointResult issue_code(Store& store, const Request& req, const AuthzRequest& az,
                           const SessionUser& su, bool remember) {
   IssueSettings s(req);
@@ -634,7 +634,11 @@ EndpointResult issue_code(Store& store, const Request& req, const AuthzRequest& 
         t.jkt = az.dpop_jkt;
         bool holds = true;
         const bool stored = store.change([&](Txn& txn) {
-          holds = session_holds(txn, s.realm, su, s.now);
+          // and the application is still the one the request was checked
+          // against: deleted, disabled, made public (PKCE then required)
+          // or its redirect URIs changed meanwhile, the browser asks again
+          // (R35, R70)
+          holds = session_holds(txn, s.realm, su, s.now) && txn.client_as_read(s.realm, az.client);
           if (holds && !remember) {
             auto c = find_consent(txn, s.realm, user_id, az.client.client_id, s.now);
             holds = c && consent_covers(*c, az.scope);

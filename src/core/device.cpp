@@ -194,12 +194,19 @@ EndpointResult new_device_request(Store& store, const Request& req, const Client
   st.expires = add_ttl(s.now, ttl);
   t.data = encode_device_state(st);
   t.expires_at = add_ttl(st.expires, kDeviceLinger);
-  return pending_response([&store, s, t, ttl] {
+  const bool used_header = req.c.has_authorization != 0;
+  return pending_response([&store, s, t, ttl, client, used_header] {
     std::string device_code = new_token();
     WipeOnExit wipe_code(device_code);
     for (int attempt = 0; attempt < 4; attempt++) {
-      auto user_code =
-          store.change([&](Txn& txn) { return store_device_request(txn, s, device_code, t); });
+      std::optional<Response> gone;
+      auto user_code = store.change([&](Txn& txn) -> std::optional<std::string> {
+        // the application as it authenticated, still (R35, R70)
+        gone = refused_if_gone(txn, s.realm, client, used_header);
+        if (gone) return std::nullopt;
+        return store_device_request(txn, s, device_code, t);
+      });
+      if (gone) return std::move(*gone);
       if (user_code) return ok_json(device_response(s, device_code, *user_code, ttl));
       device_code = new_token();
     }

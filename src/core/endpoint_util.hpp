@@ -45,9 +45,11 @@ Response invalid_request(std::string_view description);
 Response invalid_grant(std::string_view description);
 Response unavailable();
 Response invalid_client(bool used_header);
-// invalid_client, when the client was disabled or deleted since it
-// authenticated (in an earlier snapshot): read again in a grant's change,
-// so that no grant issues to a client disabled meanwhile (R70).
+// invalid_client, when the client was disabled, deleted or changed since
+// it authenticated (in an earlier snapshot): read again in a grant's
+// change, so that no grant issues to a client disabled meanwhile (R70),
+// nor on terms it no longer has (made public, its secret or grants
+// changed: R35).  Sent again, the request is decided on the new ones.
 std::optional<Response> refused_if_gone(Txn& txn, std::string_view realm, const Client& client,
                                         bool used_header);
 

@@ -140,8 +140,7 @@ Response invalid_client(bool used_header) {
 
 std::optional<Response> refused_if_gone(Txn& txn, std::string_view realm, const Client& client,
                                         bool used_header) {
-  auto enabled = txn.client_enabled(realm, client.client_id);
-  if (enabled && *enabled) return std::nullopt;
+  if (txn.client_as_read(realm, client)) return std::nullopt;
   return invalid_client(used_header);
 }
 

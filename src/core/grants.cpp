@@ -660,9 +660,9 @@ EndpointResult password_flow(Store& store, const IssueSettings& s, const Client&
           // the client may have gone while the password was checked: no
           // tokens for a disabled application (revived when it is enabled
           // again) or a deleted one (records under no client), as
-          // client_credentials refuses (R70)
-          auto enabled = txn.client_enabled(s.realm, client.client_id);
-          if (!enabled || !*enabled) return client_gone;
+          // client_credentials refuses (R70); nor for one changed since
+          // (made public, its secret rotated: R35), decided on its old terms
+          if (!txn.client_as_read(s.realm, client)) return client_gone;
           // locked during the hash by the guesses that ran beside it
           if (unsigned wait = account_wait(txn, s.realm, fresh->id, origin, s.now)) {
             return too_many_failures(s, wait);

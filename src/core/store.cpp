@@ -575,8 +575,7 @@ namespace {
 // alongside the worker's own exit; the daemon's threads come and go with
 // its connections, so per-thread tables would also pile up there.)
 struct DecodedClient {
-  std::string rec;
-  Client client;
+  Client client;  // its record the key's value it was decoded from
 };
 struct DecodedShard {
   std::mutex mu;
@@ -601,13 +600,14 @@ std::optional<Client> Txn::get_client(std::string_view realm, std::string_view c
   {
     std::lock_guard<std::mutex> lk(shard.mu);
     auto it = shard.clients.find(key);
-    if (it != shard.clients.end() && it->second.rec == *v) return it->second.client;
+    if (it != shard.clients.end() && it->second.client.record == *v) return it->second.client;
   }
   auto c = decode_client(realm, *v);
   if (!c) throw StoreError("corrupt client record", MDB_CORRUPTED);
+  c->record = std::string(*v);
   std::lock_guard<std::mutex> lk(shard.mu);
   if (shard.clients.size() >= kDecodedPerShard) shard.clients.clear();
-  shard.clients[std::move(key)] = DecodedClient{std::string(*v), *c};
+  shard.clients[std::move(key)] = DecodedClient{*c};
   return c;
 }
 
@@ -783,6 +783,14 @@ std::optional<bool> Txn::client_enabled(std::string_view realm, std::string_view
   auto c = decode_client(realm, rec);  // a version 1 record
   if (!c) throw StoreError("corrupt client record", MDB_CORRUPTED);
   return !c->disabled;
+}
+
+bool Txn::client_as_read(std::string_view realm, const Client& c) {
+  if (!valid_client_id(c.client_id) || !valid_realm(realm) || c.record.empty()) return false;
+  auto v = get(Db::kClients, client_stack_key(realm, c.client_id).view());
+  if (!v || *v != c.record) return false;
+  auto enabled = client_enabled(realm, c.client_id);  // the record's flag
+  return enabled && *enabled;
 }
 
 std::optional<std::string> Txn::active_username(std::string_view realm, uint64_t id) {

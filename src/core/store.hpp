@@ -110,6 +110,9 @@ struct Client {
   std::vector<std::string> resources;
   // RFC 9449 5.2: its token requests must carry a DPoP proof
   bool dpop_bound_access_tokens = false;
+  // the record it was decoded from (Txn::get_client): a write decided on
+  // this client checks that the record is still this (client_as_read)
+  std::string record;
 
   bool allows_grant(std::string_view grant) const;
 };
@@ -263,6 +266,10 @@ class Txn {
   // the validation path: header reads, no JSON decoding.  nullopt: no
   // such client; false: disabled.
   std::optional<bool> client_enabled(std::string_view realm, std::string_view client_id);
+  // the client's record is still the one c was read from, and enabled: a
+  // write decided on c applies (R35, R70), or is refused when the
+  // application was deleted, disabled or changed in any way since
+  bool client_as_read(std::string_view realm, const Client& c);
   // the username of an active user; nullopt if missing or inactive
   std::optional<std::string> active_username(std::string_view realm, uint64_t id);
 
