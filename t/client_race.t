@@ -5,7 +5,8 @@
 # that is public now (its secret bound it), no code without PKCE for one
 # that must use it, no code, consent or device code left under a deleted
 # application.  Each request here waits behind a slow password hash that
-# holds the pool's one thread, and the change is made meanwhile.
+# holds the pool's one thread, and the change is made meanwhile.  And a
+# code sent to a redirect URI removed since is not redeemed (R19).
 use strict;
 use warnings;
 use FindBin;
@@ -173,7 +174,33 @@ sub allow_async {
         '... no device code stored under the deleted client');
 }
 
-# 5. unchanged, the same requests still work
+# 5. R19: a code sent to a redirect URI that the operator then removed
+# (taken over, say) gets nothing; a code sent to one still registered is
+# redeemed as before
+{
+    my $OLD = 'https://old.example/cb';
+    my $app = $t->new_app(name => 'moved', scope => 'read',
+        grant => ['authorization_code', 'refresh_token'],
+        redirect_uris => [$OLD, $CB]);
+    my %code;
+    for my $uri ($OLD, $CB) {
+        my $q = OAuth2Authorize::query(client_id => $app->{client_id},
+            response_type => 'code', redirect_uri => $uri, scope => 'read',
+            state => 's');
+        $code{$uri} = $f->code($q, $session);
+    }
+    my $r = $t->api('PATCH', "/api/applications/$app->{client_id}/",
+        token => $admin, json => { redirect_uris => [$CB] });
+    is($r->{status}, 200, 'a redirect URI removed');
+    $r = $f->redeem($code{$OLD}, client => $app, redirect_uri => $OLD);
+    $t->oauth_error_ok($r, 400, 'invalid_grant',
+        'a code sent to the removed URI before');
+    $r = $f->redeem($code{$CB}, client => $app, redirect_uri => $CB);
+    is($r->{status}, 200, 'a code sent to the URI still registered: 200')
+        or diag($r->{raw});
+}
+
+# 6. unchanged, the same requests still work
 {
     my $app = web_app('steady');
     my $r = $t->post_form('/o/token/', OAuth2Test::form(

@@ -162,12 +162,16 @@ std::optional<std::string> strip_loopback_port(std::string_view u) {
   return std::nullopt;
 }
 
-bool redirect_matches(std::string_view asked, std::string_view registered) {
+}  // namespace
+
+bool detail::redirect_matches(std::string_view asked, std::string_view registered) {
   if (asked == registered) return true;  // R19: exact string comparison
   auto a = strip_loopback_port(asked);
   auto r = strip_loopback_port(registered);
   return a && r && *a == *r;
 }
+
+namespace {
 
 bool valid_challenge(std::string_view v) {
   if (v.size() < 43 || v.size() > 128) return false;

@@ -45,6 +45,10 @@ Response invalid_request(std::string_view description);
 Response invalid_grant(std::string_view description);
 Response unavailable();
 Response invalid_client(bool used_header);
+// R19: a redirect_uri asked matches a registered one (exactly, or a
+// loopback URI on any port: RFC 8252 7.3)
+bool redirect_matches(std::string_view asked, std::string_view registered);
+
 // invalid_client, when the client was disabled, deleted or changed since
 // it authenticated (in an earlier snapshot): read again in a grant's
 // change, so that no grant issues to a client disabled meanwhile (R70),

@@ -107,6 +107,13 @@ std::optional<Response> check_code(const Token& t, const Client& client,
   // the one it resolved to (R27: the code is bound to it)
   bool matches = redirect_uri ? *redirect_uri == t.redirect_uri : t.redirect_uri_omitted;
   if (!matches) return invalid_grant("redirect_uri does not match");
+  // and still registered: a URI the operator removed (taken over, say)
+  // gets nothing for the codes sent to it before (R19)
+  const auto& registered = client.redirect_uris;
+  if (std::none_of(registered.begin(), registered.end(),
+                   [&](const std::string& r) { return redirect_matches(t.redirect_uri, r); })) {
+    return invalid_grant("redirect_uri is no longer registered");
+  }
   return std::nullopt;
 }
 
