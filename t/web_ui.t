@@ -14,6 +14,7 @@ use Symbol qw(gensym);
 use Test::More;
 use Time::HiRes qw(sleep time);
 use OAuth2Test;
+use OAuth2Authorize;
 
 OAuth2Test::require_build();
 
@@ -41,8 +42,12 @@ my ($staff, $staff_pw) = ('admin', 'correct horse battery staple');
 user_add($staff, $staff_pw, '--staff');
 user_add('alice', 'alice-password');    # not staff
 
-$t->write_config($t->default_http(extra_server => $t->daemon_locations))
-    ->run;
+# the authorization server's browser pages beside the daemon's
+my $BROWSER_PAGES = "    location = /o/authorize/ { oauth2_authorize; }\n"
+    . "    location = /o/device/ { oauth2_device; }\n"
+    . "    location = /o/authorized_tokens/ { oauth2_authorized_grants; }\n";
+$t->write_config($t->default_http(
+    extra_server => $t->daemon_locations . $BROWSER_PAGES))->run;
 $t->run_daemon;
 
 my $base = 'http://127.0.0.1:' . $t->port;
@@ -522,6 +527,38 @@ ok(!cookies_of($r)->{oauth2_session}, 'the refused logouts clear no cookie');
 is($t->get('/o/applications/', Cookie => $session)->{status}, 200,
     'and the session goes on');
 
+# A session of these pages is no sign-in of the authorization server's
+# pages (R26, R69, R70).  Its store record sits under the id of "oauth2-admin
+# page session:" and the cookie; the module once took any printable cookie
+# value for one of its sessions, so that text as its oauth2_session cookie
+# signed in as the staff user, logged out or not: consent at /o/authorize/
+# (a code, then a token with the staff's scopes for the admin API),
+# /o/device/, /o/authorized_tokens/.  The module now reads only cookies of
+# the form it sets (43 base64url characters).
+my $CB = 'https://client.example/cb';
+my $web = $t->new_app(name => 'page-session probe',
+    grant => ['authorization_code'], scope => 'read write admin',
+    redirect_uris => [$CB]);
+my (undef, $challenge) = OAuth2Authorize::pkce();
+my $authz_query = OAuth2Authorize::query(
+    client_id => $web->{client_id}, response_type => 'code',
+    redirect_uri => $CB, scope => 'read write admin', state => 's',
+    code_challenge => $challenge, code_challenge_method => 'S256');
+my $authorize = "/o/authorize/?$authz_query";
+my ($page_value) = $session =~ /^oauth2_session=(.*)$/;
+my $derived = "oauth2_session=oauth2-admin page session:$page_value";
+sub derived_refused {
+    my ($when) = @_;
+    for my $path ($authorize, '/o/device/', '/o/authorized_tokens/') {
+        my $r = $t->get($path, Cookie => $derived);
+        (my $name = $path) =~ s/\?.*//;
+        like($r->{body}, qr{<h1>Sign in</h1>},
+            "$when, the cookie derived from a page session gets the "
+            . "sign-in page at $name");
+    }
+}
+derived_refused('signed in at the pages');
+
 # logout ends the session
 $r = $t->post_form('/o/applications/logout/', OAuth2Test::form(csrf => $csrf),
     Cookie => $session);
@@ -530,6 +567,7 @@ like(cookies_of($r)->{oauth2_session}{raw} // '', qr/Max-Age=0/,
     'logout clears the cookie');
 $r = $t->get('/o/applications/', Cookie => $session);
 is($r->{status}, 303, 'the old session cookie no longer works');
+derived_refused('logged out');
 
 # a staff user demoted, or disabled, while signed in: the session ends at
 # the next request (the pages are for active staff only)

@@ -66,6 +66,14 @@ std::string session_csrf(std::string_view session) {
   return base64url_encode(d.data(), d.size());
 }
 
+bool is_session_value(std::string_view value) {
+  if (value.size() != kSessionValueLen) return false;
+  for (char ch : value) {
+    if (!chars::is(ch, chars::kB64Url)) return false;
+  }
+  return true;
+}
+
 namespace {
 
 // the user of a session, in txn, if it is live and the user active
@@ -83,9 +91,7 @@ std::optional<SessionUser> read_session(Txn& txn, std::string_view realm, std::s
 std::optional<SessionUser> session_user(Store& store, const Request& req,
                                         std::string_view cookies) {
   std::optional<std::string> session = request_cookie(req, cookies, kSessionCookie);
-  if (!session || session->size() > kMaxTokenLen || !is_vschar(*session)) {
-    return std::nullopt;
-  }
+  if (!session || !is_session_value(*session)) return std::nullopt;
   Txn txn = store.read();
   return read_session(txn, req.loc.realm, std::move(*session), req.c.now);
 }

@@ -49,6 +49,13 @@ bool same_ct(std::string_view a, std::string_view b);
 // session, so it needs no cookie of its own and dies with the session.
 std::string session_csrf(std::string_view session);
 
+// A value start_session() makes (new_token(): 43 base64url characters),
+// the only kind session_user() looks up: a cookie of another form (the
+// key a record of the daemon's pages derives from its cookie,
+// "oauth2-admin page session:" and the cookie, say) is no sign-in here.
+constexpr size_t kSessionValueLen = 43;
+bool is_session_value(std::string_view value);
+
 // The user a session cookie names, if it is live and the user active.
 struct SessionUser {
   uint64_t id = 0;

@@ -1741,6 +1741,42 @@ TEST_F(PagesTest, AllowOnASessionEndedMeanwhileGivesNoCodeR39) {
   EXPECT_EQ(codes_of_web(), 1u) << "no second code";
 }
 
+// R26, R69: a session cookie is read only in the form the module sets
+// (new_token(): 43 base64url characters).  The daemon's pages keep their
+// sessions' records under token_id("oauth2-admin page session:" + their
+// cookie), which releases before kPageSession wrote as kSession: a cookie
+// of that text signed in here as the staff user, consent and all.
+TEST_F(PagesTest, OnlyCookiesOfTheFormItSetsAreSessions) {
+  for (int i = 0; i < 64; i++) {
+    EXPECT_TRUE(oauth2::detail::is_session_value(oauth2::new_token()));
+  }
+  const std::string v = oauth2::new_token();
+  for (const std::string& bad :
+       {v.substr(1), v + "A", v.substr(1) + ".", v.substr(1) + "+", v.substr(1) + "/",
+        v.substr(1) + "=", v.substr(1) + "~", "oauth2-admin page session:" + v, std::string()}) {
+    EXPECT_FALSE(oauth2::detail::is_session_value(bad)) << bad;
+  }
+
+  auto signed_in = [&](const std::string& value) {
+    EndpointReq req = page_req("GET", authz_query());
+    req.cookie = "oauth2_session=" + value;
+    Bound b(req, OAUTH2_ENDPOINT_AUTHORIZE);
+    Response r = complete(oauth2::authorize_endpoint(*store_, b.req));
+    return r.body.find("Signed in as") != std::string::npos;
+  };
+  EXPECT_TRUE(signed_in(session_)) << "the staging: alice's session signs in";
+  oauth2::Token page;  // a page session's record, as the daemon wrote it before
+  page.type = oauth2::TokenType::kSession;
+  page.issued_at = kNow - 10;
+  page.expires_at = kNow + 3600;
+  page.user = std::to_string(alice_.id);
+  for (const std::string& value :
+       {"oauth2-admin page session:" + v, v.substr(1), v + "A", v.substr(1) + "."}) {
+    put_token(value, page);
+    EXPECT_FALSE(signed_in(value)) << value;
+  }
+}
+
 // R26: a consent that expired (and was not swept yet) is not merged into
 // the one the user gives now: the user saw "read" only, and the grant
 // must not silently hold the old year's "write admin" again
