@@ -625,9 +625,11 @@ is($t->get('/o/applications/', Cookie => $fresh)->{status}, 200,
 
 # the same for staff taken away and given back, unused meanwhile (a
 # demotion while a stolen cookie is looked into, say): losing staff ends
-# the user's sessions, the pages' among them, through the CLI and the API
-# alike; the user's tokens stay (before, the old cookie opened the list
-# again once staff was given back)
+# the user's sessions of these pages, through the CLI and the API alike;
+# the user's tokens stay (before, the old cookie opened the list again
+# once staff was given back), and so does the user's sign-in at the
+# authorization server's pages, which staff never gave (R70: it was ended
+# with the pages' sessions, all kSession records then)
 my $fiona_tok = $t->admin_json('token', 'issue', '--client-id',
     $t->new_app(name => 'fiona app', grant => 'password')->{client_id},
     '--user', 'fiona');
@@ -636,6 +638,11 @@ for my $via ('cli', 'api') {
     my $before = session_of($r) // '';
     is($t->get('/o/applications/', Cookie => $before)->{status}, 200,
         "$via: fiona's new session opens the list");
+    my $signin = OAuth2Authorize->new($t)->login($authz_query, 'fiona',
+        'fiona-password-x') // '';
+    like($t->get($authorize, Cookie => $signin)->{body},
+        qr{Signed in as <strong>fiona</strong>},
+        "$via: fiona signs in at /o/authorize/ too");
     for my $v (0, 1) {
         if ($via eq 'cli') {
             my ($code, $out, $err) = $t->admin('user', 'set', 'fiona', '--staff',
@@ -658,6 +665,9 @@ for my $via ('cli', 'api') {
     }
     is($t->get('/o/applications/', Cookie => $before)->{status}, 303,
         "$via: staff taken away and given back, unused meanwhile: the session of before is ended");
+    like($t->get($authorize, Cookie => $signin)->{body},
+        qr{Signed in as <strong>fiona</strong>},
+        "$via: ... while her sign-in at /o/authorize/ goes on");
 }
 is($t->get('/protected/', Authorization => "Bearer $fiona_tok->{access_token}")->{status},
     200, '... and her token, which staff never gave her, still opens a location');

@@ -277,7 +277,7 @@ size_t end_sessions_after_change(Txn& txn, std::string_view realm, const User& u
   if (new_password || !u.is_active) return txn.delete_user_tokens(realm, u.id);
   if (!lost_staff) return 0;
   size_t n = 0;
-  for (const auto& [id, t] : txn.user_tokens_of_type(realm, u.id, TokenType::kSession)) {
+  for (const auto& [id, t] : txn.user_tokens_of_type(realm, u.id, TokenType::kPageSession)) {
     n += txn.delete_token(realm, id) ? 1 : 0;
   }
   return n;

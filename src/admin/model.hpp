@@ -79,9 +79,10 @@ std::optional<uint64_t> parse_user_id(std::string_view s);
 // refused so that enabling the user again does not bring them back.  A
 // new password also ends the account lock's trust in the browsers and
 // addresses that signed in before (account_password_changed).  A user
-// who lost staff (lost_staff) loses its sessions only (the daemon's
-// pages' among them), so that giving staff back brings none back; its
-// tokens stay.  Returns the number of tokens deleted.
+// who lost staff (lost_staff) loses its sessions of the daemon's pages
+// (kPageSession), so that giving staff back brings none back; its
+// tokens and its sign-ins at the authorization server's pages, which
+// staff never gave it, stay.  Returns the number of tokens deleted.
 size_t end_sessions_after_change(Txn& txn, std::string_view realm, const User& u, bool new_password,
                                  bool lost_staff = false);
 

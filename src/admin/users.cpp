@@ -351,7 +351,7 @@ int user_set(const Invocation& inv) {
       return UserChange{nullptr, "the store refused the user"};
     }
     // --active false ends their sessions and tokens, --staff false their
-    // sessions (the daemon's pages'), so that neither comes back with it
+    // sessions of the daemon's pages, so that neither comes back with it
     if (active || (was_staff && !u.is_staff)) {
       end_sessions_after_change(txn, inv.realm, u, false, was_staff && !u.is_staff);
     }

@@ -51,10 +51,11 @@ std::optional<Auth> authenticate(ServeContext& ctx, const HttpRequest& req);
 // A new session for u under the cookie value token, whose record
 // (page_session_id) the sign-in's change wrote.
 void open_session(const ServeContext& ctx, const User& u, const std::string& token);
-// The store key of a session's record: a kSession token of its user, so
-// that what ends the user's tokens (deactivation, even if undone; a new
-// password; deletion) ends the session; under a domain of its own, so the
-// authorization endpoint never takes the cookie as one of its sign-ins.
+// The store key of a session's record: a token of its user, so that what
+// ends the user's tokens (deactivation, even if undone; a new password;
+// deletion) ends the session; of a kind of its own (kPageSession), which
+// losing staff ends and the authorization server's pages never read as a
+// sign-in, under a domain of its own, a key no cookie of theirs names.
 constexpr char kPageSessionDomain[] = "oauth2-admin page session:";
 TokenId page_session_id(std::string_view cookie_value);
 void close_session(const Auth& auth);

@@ -152,7 +152,7 @@ std::optional<User> record_login(ServeContext& ctx, const Attempt& a, const User
     if (txn.put_user(updated, false) == PutUser::kOk) {
       *device = account_signed_in(txn, ctx.realm, updated.id, a.origin, a.now);
       Token record;
-      record.type = TokenType::kSession;
+      record.type = TokenType::kPageSession;
       record.issued_at = a.now;
       record.expires_at = a.now + static_cast<int64_t>(ctx.session_max);
       record.user = std::to_string(updated.id);

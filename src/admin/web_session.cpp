@@ -148,7 +148,7 @@ std::optional<Auth> authenticate(ServeContext& ctx, const HttpRequest& req) {
   }
   // the store's record of the session: gone with every token of the user
   // (deactivated, even if active again since; a new password; deleted)
-  const bool recorded = record && record->type == TokenType::kSession &&
+  const bool recorded = record && record->type == TokenType::kPageSession &&
                         record->user == std::to_string(a.session.user_id) &&
                         static_cast<int64_t>(time(nullptr)) < record->expires_at;
   if (!recorded || !u || !u->is_active || !u->is_staff ||

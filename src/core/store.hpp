@@ -164,6 +164,12 @@ enum class TokenType : uint8_t {
   // the grace only (R38): a record of its own, which expiry removes, so
   // that no store dump holds it longer than that
   kSealedPair = 10,
+  // a staff user's login at the daemon's pages (oauth2-admin serve), under
+  // an id derived from its cookie: never an authorization-server session
+  // (kSession), whatever cookie names it.  Pages' records of releases
+  // before this kind are kSession under that id, which the module never
+  // looks up (session.hpp is_session_value)
+  kPageSession = 11,
 };
 
 using Family = std::array<unsigned char, 16>;

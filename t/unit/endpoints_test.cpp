@@ -1777,6 +1777,25 @@ TEST_F(PagesTest, OnlyCookiesOfTheFormItSetsAreSessions) {
   }
 }
 
+// ... and a record of the daemon's pages' own kind is no session, under
+// a cookie of any form: the authorization server's pages never read one
+TEST_F(PagesTest, APageSessionRecordIsNoSignIn) {
+  const std::string v = oauth2::new_token();
+  oauth2::Token page;
+  page.type = oauth2::TokenType::kPageSession;
+  page.issued_at = kNow - 10;
+  page.expires_at = kNow + 3600;
+  page.user = std::to_string(alice_.id);
+  put_token(v, page);
+  EndpointReq req = page_req("GET", authz_query());
+  req.cookie = "oauth2_session=" + v;
+  Bound b(req, OAUTH2_ENDPOINT_AUTHORIZE);
+  Response r = complete(oauth2::authorize_endpoint(*store_, b.req));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body.find("Signed in as"), std::string::npos);
+  EXPECT_NE(r.body.find("name=\"password\""), std::string::npos) << "the sign-in page";
+}
+
 // R26: a consent that expired (and was not swept yet) is not merged into
 // the one the user gives now: the user saw "read" only, and the grant
 // must not silently hold the old year's "write admin" again
