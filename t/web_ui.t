@@ -10,6 +10,7 @@ use lib "$FindBin::Bin/lib";
 use IPC::Open2 qw(open2);
 use IPC::Open3 qw(open3);
 use JSON::PP ();
+use Digest::SHA qw(sha256_hex);
 use Symbol qw(gensym);
 use Test::More;
 use Time::HiRes qw(sleep time);
@@ -559,6 +560,18 @@ sub derived_refused {
 }
 derived_refused('signed in at the pages');
 
+# whether the store holds the record of the page session of cookie value
+# $v: a key of the tokens table that ends in the SHA-256 of "oauth2-admin
+# page session:" and $v (mdb_dump prints keys in hex)
+sub page_record {
+    my ($v) = @_;
+    my ($code, $out, $err) = $t->_run_cmd('/usr/bin/mdb_dump', '-s',
+        'tokens', $t->store);
+    die "mdb_dump: $err" if $code;
+    return index($out, sha256_hex("oauth2-admin page session:$v")) >= 0;
+}
+ok(page_record($page_value), 'the page session has its record in the store');
+
 # logout ends the session
 $r = $t->post_form('/o/applications/logout/', OAuth2Test::form(csrf => $csrf),
     Cookie => $session);
@@ -567,6 +580,9 @@ like(cookies_of($r)->{oauth2_session}{raw} // '', qr/Max-Age=0/,
     'logout clears the cookie');
 $r = $t->get('/o/applications/', Cookie => $session);
 is($r->{status}, 303, 'the old session cookie no longer works');
+ok(!page_record($page_value),
+    'logout deletes the session\'s record from the store (it stayed for '
+    . '12 hours, which only the module\'s reader kept from use)');
 derived_refused('logged out');
 
 # a staff user demoted, or disabled, while signed in: the session ends at
@@ -699,6 +715,8 @@ is($t->get('/o/applications/', Cookie => $short)->{status}, 200,
 sleep 3;
 $r = $t->get('/o/applications/', Cookie => $short);
 is($r->{status}, 303, '--session-idle 2: unused for 3 s, it has ended');
+ok(!page_record($short =~ s/^oauth2_session=//r),
+    '--session-idle 2: the request that finds it ended deletes its record');
 like(OAuth2Test::header($r, 'Location') // '', qr{^/o/applications/login/},
     '... and sends the user to the login page');
 ($r) = http_login($staff, $staff_pw);

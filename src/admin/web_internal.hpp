@@ -31,6 +31,8 @@ constexpr const char* kCsrfCookie = "oauth2_csrf";
 
 struct Session {
   uint64_t user_id = 0;
+  std::string realm;   // where its record is
+  TokenId record{};    // page_session_id() of its cookie
   Digest auth_hash{};  // SHA-256 of the user's stored password hash
   std::string csrf;
   std::chrono::steady_clock::time_point created, seen;
@@ -58,8 +60,15 @@ void open_session(const ServeContext& ctx, const User& u, const std::string& tok
 // sign-in, under a domain of its own, a key no cookie of theirs names.
 constexpr char kPageSessionDomain[] = "oauth2-admin page session:";
 TokenId page_session_id(std::string_view cookie_value);
-void close_session(const Auth& auth);
-void close_session_cookie(std::string_view cookie_value);
+// Ends a session (logout; the one a browser had before it signed in
+// again) and deletes its record.  A session ends in memory first: a store
+// that fails to delete the record is logged and leaves it to expire at
+// --session-max, a record no request finds a session for.  So do the
+// sessions that end unused (--session-idle, --session-max) when a request
+// finds them, those authenticate() refuses, and those a full table drops;
+// a restart leaves every record to expire.
+void close_session(const ServeContext& ctx, const Auth& auth);
+void close_session_cookie(const ServeContext& ctx, std::string_view cookie_value);
 // A message for the next page of the session; taken once.
 void set_flash(const Auth& auth, std::string message);
 std::string take_flash(const Auth& auth);

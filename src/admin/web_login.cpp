@@ -176,7 +176,7 @@ std::string device_cookie_header(const HttpRequest& req, const std::string& devi
 // A new session at each login; the one the browser had, if any, ends.
 HttpResponse logged_in(const ServeContext& ctx, const Attempt& a, const User& u,
                        const std::string& token, const std::string& device) {
-  if (auto old = a.req.cookie(kSessionCookie)) close_session_cookie(*old);
+  if (auto old = a.req.cookie(kSessionCookie)) close_session_cookie(ctx, *old);
   open_session(ctx, u, token);
   HttpResponse r = see_other(after_login(a.next));
   r.headers.emplace_back("Set-Cookie", cookie_header(a.req, kSessionCookie, token, false));
@@ -239,7 +239,7 @@ HttpResponse logout_post(ServeContext& ctx, const HttpRequest& req) {
   if (!auth) return see_other(std::string(kLoginPath));
   Form f;
   if (auto refused = read_post(req, f, *auth)) return std::move(*refused);
-  close_session(*auth);
+  close_session(ctx, *auth);
   HttpResponse r = see_other(std::string(kLoginPath));
   r.headers.emplace_back("Set-Cookie", cookie_header(req, kSessionCookie, "", true));
   return r;

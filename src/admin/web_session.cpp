@@ -4,9 +4,11 @@
 // cookie value (the clear value is never kept): 30 minutes idle, 12 hours
 // at most, and the user is read again on every request, so that a user
 // who is deleted, disabled, loses is_staff or changes password is logged
-// out at once.  Each session has its own random CSRF token; the login
+// out at once; each has a record in the store (kPageSession), which its
+// end deletes.  Each session has its own random CSRF token; the login
 // form, before any session exists, uses a double-submit cookie.
 
+#include <exception>
 #include <iterator>
 #include <map>
 #include <mutex>
@@ -14,7 +16,9 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
+#include "cli.hpp"
 #include "codec.hpp"
 #include "crypto.hpp"
 #include "store.hpp"
@@ -35,38 +39,40 @@ struct Lifetime {
   explicit Lifetime(const ServeContext& ctx) : idle(ctx.session_idle), max(ctx.session_max) {}
 };
 
+// The store records of sessions that ended: realm and id.
+using Records = std::vector<std::pair<std::string, TokenId>>;
+
 class Sessions {
  public:
-  // A new session under the cookie value token.
-  void open(const std::string& token, uint64_t user_id, const Digest& auth_hash,
-            const Lifetime& life) {
-    Session s;
-    s.user_id = user_id;
-    s.auth_hash = auth_hash;
+  // A new session s under the cookie value token; the records of the
+  // sessions it ended (unused for too long, or the least recently seen
+  // when the table is full) into *ended.
+  void open(const std::string& token, Session s, const Lifetime& life, Records* ended) {
     s.csrf = random_token();
     s.created = s.seen = Clock::now();
     std::lock_guard<std::mutex> lock(mu_);
-    sweep(s.created, life);
+    sweep(s.created, life, ended);
     if (map_.size() >= kMaxSessions) {
       auto oldest = map_.begin();
       for (auto it = map_.begin(); it != map_.end(); ++it) {
         if (it->second.seen < oldest->second.seen) oldest = it;
       }
-      map_.erase(oldest);
+      drop(oldest, ended);
     }
     map_[key(token)] = std::move(s);
   }
 
-  // The live session of a cookie value (its key in *k), now marked seen.
-  std::optional<Session> touch(std::string_view cookie_value, std::string* k,
-                               const Lifetime& life) {
+  // The live session of a cookie value (its key in *k), now marked seen;
+  // the record of one that ended unused into *ended.
+  std::optional<Session> touch(std::string_view cookie_value, std::string* k, const Lifetime& life,
+                               Records* ended) {
     *k = key(cookie_value);
     auto now = Clock::now();
     std::lock_guard<std::mutex> lock(mu_);
     auto it = map_.find(*k);
     if (it == map_.end()) return std::nullopt;
     if (expired(it->second, now, life)) {
-      map_.erase(it);
+      drop(it, ended);
       return std::nullopt;
     }
     it->second.seen = now;
@@ -74,12 +80,16 @@ class Sessions {
     return copy;
   }
 
-  void close(const std::string& k) {
+  // Ends the session of key k, if there is one: its record into *ended.
+  void close(const std::string& k, Records* ended) {
     std::lock_guard<std::mutex> lock(mu_);
-    map_.erase(k);
+    auto it = map_.find(k);
+    if (it != map_.end()) drop(it, ended);
   }
 
-  void close_cookie(std::string_view cookie_value) { close(key(cookie_value)); }
+  void close_cookie(std::string_view cookie_value, Records* ended) {
+    close(key(cookie_value), ended);
+  }
 
   void set_flash(const std::string& k, std::string msg) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -104,10 +114,16 @@ class Sessions {
     return now - s.seen > life.idle || now - s.created > life.max;
   }
 
-  void sweep(Clock::time_point now, const Lifetime& life) {
+  void sweep(Clock::time_point now, const Lifetime& life, Records* ended) {
     for (auto it = map_.begin(); it != map_.end();) {
-      it = expired(it->second, now, life) ? map_.erase(it) : std::next(it);
+      it = expired(it->second, now, life) ? drop(it, ended) : std::next(it);
     }
+  }
+
+  std::map<std::string, Session>::iterator drop(std::map<std::string, Session>::iterator it,
+                                                Records* ended) {
+    ended->emplace_back(std::move(it->second.realm), it->second.record);
+    return map_.erase(it);
   }
 
   std::mutex mu_;
@@ -124,6 +140,29 @@ Digest auth_hash(const User& u) {
   return sha256(u.password);
 }
 
+// Deletes the records of sessions that ended (a record of a page session
+// only), after they ended in memory: a store that fails is logged, and
+// leaves them to expire (a record no request finds a session for).
+void forget(const ServeContext& ctx, const Records& ended) {
+  if (ended.empty()) return;
+  try {
+    ctx.store->change([&](Txn& txn) {
+      bool deleted = false;
+      for (const auto& [realm, id] : ended) {
+        auto t = txn.get_token(realm, id);
+        if (t && t->type == TokenType::kPageSession && txn.delete_token(realm, id)) {
+          deleted = true;
+        }
+      }
+      if (deleted) txn.commit();
+    });
+  } catch (const std::exception& e) {
+    log_line("",
+             std::string("error: the record of an ended page session stays until it expires: ") +
+                 e.what());
+  }
+}
+
 // A POST must come from these pages: a browser says so in Sec-Fetch-Site.
 bool cross_site(const HttpRequest& req) {
   auto site = req.header("sec-fetch-site");
@@ -136,8 +175,12 @@ std::optional<Auth> authenticate(ServeContext& ctx, const HttpRequest& req) {
   auto value = req.cookie(kSessionCookie);
   if (!value || !is_token(*value)) return std::nullopt;
   Auth a;
-  auto s = sessions().touch(*value, &a.key, Lifetime(ctx));
-  if (!s) return std::nullopt;
+  Records ended;
+  auto s = sessions().touch(*value, &a.key, Lifetime(ctx), &ended);
+  if (!s) {
+    forget(ctx, ended);
+    return std::nullopt;
+  }
   a.session = std::move(*s);
   std::optional<User> u;
   std::optional<Token> record;
@@ -153,7 +196,8 @@ std::optional<Auth> authenticate(ServeContext& ctx, const HttpRequest& req) {
                         static_cast<int64_t>(time(nullptr)) < record->expires_at;
   if (!recorded || !u || !u->is_active || !u->is_staff ||
       !equal_ct(auth_hash(*u).data(), a.session.auth_hash.data(), a.session.auth_hash.size())) {
-    sessions().close(a.key);
+    sessions().close(a.key, &ended);
+    forget(ctx, ended);
     return std::nullopt;
   }
   a.user = std::move(*u);
@@ -165,15 +209,26 @@ TokenId page_session_id(std::string_view cookie_value) {
 }
 
 void open_session(const ServeContext& ctx, const User& u, const std::string& token) {
-  sessions().open(token, u.id, auth_hash(u), Lifetime(ctx));
+  Session s;
+  s.user_id = u.id;
+  s.realm = ctx.realm;
+  s.record = page_session_id(token);
+  s.auth_hash = auth_hash(u);
+  Records ended;
+  sessions().open(token, std::move(s), Lifetime(ctx), &ended);
+  forget(ctx, ended);
 }
 
-void close_session(const Auth& auth) {
-  sessions().close(auth.key);
+void close_session(const ServeContext& ctx, const Auth& auth) {
+  Records ended;
+  sessions().close(auth.key, &ended);
+  forget(ctx, ended);
 }
 
-void close_session_cookie(std::string_view cookie_value) {
-  sessions().close_cookie(cookie_value);
+void close_session_cookie(const ServeContext& ctx, std::string_view cookie_value) {
+  Records ended;
+  sessions().close_cookie(cookie_value, &ended);
+  forget(ctx, ended);
 }
 
 void set_flash(const Auth& auth, std::string message) {
