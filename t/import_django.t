@@ -115,7 +115,7 @@ is("@leaked", '', 'no client secret in clear in the store (R16, R43)');
 
 # ------------------------------------------------ DOT's tokens (seed 004)
 is_deeply($sum->{tokens}, { imported => 4, skipped => 4, access_tokens => 3,
-    refresh_tokens => 1, expired => 1, revoked => 1 },
+    refresh_tokens => 1, expired => 1, revoked => 1, inactive_user => 0 },
     'tokens: 3 access and 1 refresh imported; expired, revoked, and the '
     . 'tokens of a skipped application and user skipped');
 ok((grep { /^1 access token skipped: expired: access token $tok{staffer_expired}{pk}$/ } @w),
@@ -412,6 +412,44 @@ is((dj($out) // {})->{id}, 9, 'user add after the import gets id 9, '
 my %after = by_name($t, 'user');
 delete $after{newbie};
 is_deeply(\%after, \%users_before, 'user add overwrote no imported user');
+
+# tokens of an inactive user (R70): deactivating a user deletes its tokens
+# for good, and the import writes none of those a dump holds for a user
+# whose is_active is false (they were written, and enabling the user
+# brought them to life: the access token opened locations, the refresh
+# token got new tokens); they are skipped and counted as expired and
+# revoked ones are
+{
+    my $secret = 'R' x 64;
+    my ($at, $rt) = ('retiredAccessToken0001', 'retiredRefreshToken001');
+    my $file = OAuth2Test::write_file($t->dir . '/inactive-tokens.json',
+        $json->encode([
+        { model => 'auth.user', pk => 70, fields => { username => 'retired',
+            password => '!x', is_active => JSON::PP::false } },
+        { model => 'oauth2_provider.application', pk => 71, fields => {
+            client_id => 'retired-app', name => 'retired app',
+            client_type => 'confidential', authorization_grant_type => 'password',
+            client_secret => $secret, redirect_uris => '' } },
+        { model => 'oauth2_provider.accesstoken', pk => 72, fields => {
+            token => $at, user => 70, application => 71, scope => 'read write',
+            expires => '2999-01-01T00:00:00Z' } },
+        { model => 'oauth2_provider.refreshtoken', pk => 73, fields => {
+            token => $rt, user => 70, application => 71, access_token => 72,
+            revoked => undef } },
+        ]));
+    $sum = import_ok($t, $file, 'a dump of an inactive user with tokens');
+    is_deeply([@{$sum->{tokens}}{qw(imported skipped inactive_user)}], [0, 2, 2],
+        '... its 2 tokens skipped, counted under inactive_user');
+    ok((grep { /^2 tokens skipped: their users are inactive.*: refresh token 73, access token 72$/ }
+        @{$sum->{warnings} // []}), '... warning: the inactive user\'s tokens, named by their pk');
+    ($code, $out, $err) = $t->admin('user', 'set', 'retired', '--active', 'true');
+    is($code, 0, 'user set retired --active true: exit 0') or diag($err);
+    is($t->bearer_get('/whoami/', $at)->{status}, 401,
+        'enabled again, the user\'s imported access token is refused: 401');
+    $t->oauth_error_ok(refresh($t, { client_id => 'retired-app',
+        client_secret => $secret }, $rt), 400, 'invalid_grant',
+        'enabled again, the user\'s imported refresh token');
+}
 
 # ---------------------------------------- DOT 2+: secrets hashed by Django
 my $h = OAuth2Test->new;
@@ -1020,7 +1058,7 @@ ok(!-e $none, 'no bad input created the store');
     is($c, 0, 'tokens to skip: exit 0') or diag($e);
     my $s = dj($o) // {};
     is_deeply($s->{tokens}, { imported => 2, skipped => 14, access_tokens => 1,
-        refresh_tokens => 1, expired => 1, revoked => 1 },
+        refresh_tokens => 1, expired => 1, revoked => 1, inactive_user => 0 },
         'tokens to skip: a 4096-byte one and a visible-ASCII refresh token imported, 14 skipped');
     my @sw = @{$s->{warnings} // []};
     ok((grep { /^5 tokens skipped: their values are empty, over 4096 bytes.*: refresh token 14, access token 10, access token 11, access token 12, access token 13$/ } @sw),

@@ -351,7 +351,7 @@ struct Report {
   std::string user_model;                 // --user-model, lower case
   // tokens
   size_t access_imported = 0, refresh_imported = 0, tokens_skipped = 0;
-  Tally expired, revoked, bad_value, bad_scope, no_app, no_user, existing_token;
+  Tally expired, revoked, inactive, bad_value, bad_scope, no_app, no_user, existing_token;
   Tally clamped;  // imported, with the latest expiry the store takes
 };
 
@@ -714,6 +714,7 @@ std::string refresh_scope(const DjangoToken& rt, const TokenScopes& scopes) {
 struct Imported {
   std::map<uint64_t, uint64_t> user_by_pk;
   std::map<std::string, uint64_t> user_by_name;
+  std::set<uint64_t> inactive;                // users (their ids here) not is_active
   std::map<uint64_t, std::string> app_by_pk;  // pks the dump gives once
   std::set<std::string> client_ids;
 };
@@ -725,6 +726,7 @@ Imported imported_records(const std::vector<DjangoUser>& users,
     if (!du.importable) continue;
     if (du.pk) m.user_by_pk[*du.pk] = du.user.id;
     m.user_by_name[du.user.username] = du.user.id;
+    if (!du.user.is_active) m.inactive.insert(du.user.id);
   }
   std::map<uint64_t, size_t> given;  // a pk given twice names no one
   for (const DjangoApp& da : apps) {
@@ -739,7 +741,9 @@ Imported imported_records(const std::vector<DjangoUser>& users,
 }
 
 // t's client_id and user: the application and user the import wrote for
-// the token's; false, counted, when it wrote none of them.
+// the token's; false, counted, when it wrote none of them, or the user is
+// inactive (a deactivated user's tokens are gone for good, R70: enabling
+// the user again must not bring them to life).
 bool token_owner(const DjangoToken& dt, const Imported& m, Token* t, Report* r) {
   if (dt.app && dt.app->pk) {
     if (auto it = m.app_by_pk.find(dt.app->pk); it != m.app_by_pk.end()) t->client_id = it->second;
@@ -757,7 +761,12 @@ bool token_owner(const DjangoToken& dt, const Imported& m, Token* t, Report* r) 
     r->no_user.add(dt.label);
     return false;
   }
-  t->user = std::to_string(dt.user->pk ? by_pk->second : by_name->second);
+  const uint64_t user = dt.user->pk ? by_pk->second : by_name->second;
+  if (m.inactive.count(user)) {
+    r->inactive.add(dt.label);
+    return false;
+  }
+  t->user = std::to_string(user);
   return true;
 }
 
@@ -1010,6 +1019,8 @@ void token_warnings(Report* r) {
   };
   add(r->expired, "access token skipped: expired", "access tokens skipped: expired");
   add(r->revoked, "refresh token skipped: revoked", "refresh tokens skipped: revoked");
+  add(r->inactive, "token skipped: its user is inactive (enabling the user never brings it back)",
+      "tokens skipped: their users are inactive (enabling the users never brings them back)");
   const std::string value =
       " empty, over 4096 bytes, or none a client can present here (an access token: token68, "
       "RFC 6750 2.1; a refresh token: visible ASCII)";
@@ -1111,7 +1122,7 @@ void read_records(json_t* root, unsigned iterations, Report* report, Dump* dump)
 
 // {"users": {imported, skipped, unusable_passwords}, "applications":
 // {imported, skipped}, "tokens": {imported, skipped, access_tokens,
-// refresh_tokens, expired, revoked}, "warnings": [...]}
+// refresh_tokens, expired, revoked, inactive_user}, "warnings": [...]}
 void print_report(const Report& report) {
   auto count = [](size_t n) { return json_integer(static_cast<json_int_t>(n)); };
   Json out(checked(json_object()));
@@ -1131,6 +1142,7 @@ void print_report(const Report& report) {
   set_member(t.get(), "refresh_tokens", count(report.refresh_imported));
   set_member(t.get(), "expired", count(report.expired.n));
   set_member(t.get(), "revoked", count(report.revoked.n));
+  set_member(t.get(), "inactive_user", count(report.inactive.n));
   set_member(out.get(), "tokens", t.release());
   set_member(out.get(), "warnings", strings_json(report.warnings));
   print_json(out.get());
@@ -1244,11 +1256,13 @@ const char kImportUsage[] =
     "Access tokens that have not expired and refresh tokens that are not\n"
     "revoked keep working as tokens of this server (stored hashed), with\n"
     "their application, user and scope, if the import wrote that\n"
-    "application and user; others are skipped, counted in the summary.\n"
+    "application and user, and the user is active (an inactive user's\n"
+    "tokens never come back, as deactivation's); others are skipped,\n"
+    "counted in the summary.\n"
     "Prints {\"users\": {\"imported\", \"skipped\", \"unusable_passwords\"},\n"
     "\"applications\": {\"imported\", \"skipped\"}, \"tokens\": {\"imported\",\n"
     "\"skipped\", \"access_tokens\", \"refresh_tokens\", \"expired\",\n"
-    "\"revoked\"}, \"warnings\": [...]}.\n"
+    "\"revoked\", \"inactive_user\"}, \"warnings\": [...]}.\n"
     "\n"
     "  --user-model <app_label.model>\n"
     "                             the project's AUTH_USER_MODEL (default\n"
