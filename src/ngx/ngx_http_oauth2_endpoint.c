@@ -134,6 +134,14 @@ ngx_http_oauth2_endpoint_handler(ngx_http_request_t *r)
 
     ngx_http_oauth2_quiet_log(r);
 
+    /*
+     * R9: what nginx itself answers while the body is read (a malformed
+     * chunked body, 400; one past the read limit, 413) follows no
+     * error_page, which would take the request, its Authorization and
+     * Cookie headers, to wherever the error_page leads
+     */
+    r->error_page = 1;
+
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "oauth2: %V at %s", &r->method_name,
                    oauth2_endpoint_info((int) olcf->endpoint)->directive);
