@@ -213,6 +213,33 @@ is($r->{status}, 200, 'the disk back, the revocation is done');
 is($t->bearer_get('/protected/', $before)->{status}, 401,
     '... and the token refused');
 
+# token issue --count on a disk that fails after its first commit: the
+# command exits 1, and keeps its file with the tokens committed before
+# (valid until they expire: a file deleted would leave them held by no
+# one), saying how many
+{
+    my $file = $t->dir . '/bulk.tokens';
+    fail_disk("EIO sync after 2");
+    my ($code, $out, $err);
+    {
+        local $ENV{OAUTH2_FAULT_FILE} = $trigger;
+        local $ENV{LD_PRELOAD} = preload_for($OAuth2Test::ADMIN);
+        ($code, $out, $err) = $t->admin('token', 'issue', '--client-id',
+            $app->{client_id}, '--count', 30000, '--out', $file);
+    }
+    mend_disk();
+    is($code, 1, 'token issue --count, the disk failing after a commit: '
+        . 'exit 1') or diag($err);
+    my ($issued) = $err =~ /(\d+) tokens were issued before that/;
+    ok($issued && $issued < 30000, '... saying how many were issued '
+        . 'before (' . ($issued // 'none') . ')') or diag($err);
+    ok(-f $file, '... and keeping its file');
+    my @tokens = -f $file ? split /\n/, OAuth2Test::_slurp($file) : ();
+    is(scalar @tokens, $issued // -1, '... which holds each of them');
+    is($t->bearer_get('/protected/', $tokens[-1] // '-')->{status}, 200,
+        '... valid');
+}
+
 $t->stop_daemon;
 $t->daemon_log_ok;
 $t->done_testing;

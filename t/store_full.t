@@ -149,4 +149,21 @@ my $r = $t->revoke($app->{client_id}, $app->{client_secret}, $issued[0]);
 ok($r->{status} == 200 || $r->{status} == 503,
     "a revocation on a full store: 200 or 503, never 500 ($r->{status})");
 
+# token issue --count more than the store has room for is refused before
+# any token: a run that filled it would leave it full of tokens no one
+# holds (each realm's writes refused until they expire)
+{
+    my $file = $t->dir . '/bulk.tokens';
+    my $entries = sub {
+        `mdb_stat -s tokens ${\ $t->store} 2>&1` =~ /Entries: (\d+)/ ? $1 : -1 };
+    my $before = $entries->();
+    my ($code, $out, $err) = $t->admin('token', 'issue', '--client-id',
+        $app->{client_id}, '--count', 100000, '--out', $file);
+    is($code, 1, 'token issue --count 100000 on a 1m store: exit 1');
+    like($err, qr/--count 100000 needs about \d+ MiB of the store, which has \d+ MiB free of its 1 MiB/,
+        '... saying what it needs and what the store has') or diag($err);
+    ok(!-e $file, '... no file');
+    is($entries->(), $before, "... and no token written ($before before)");
+}
+
 $t->done_testing;

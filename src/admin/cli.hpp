@@ -29,6 +29,9 @@ constexpr const char* kProg = "oauth2-admin";
 constexpr const char* kDefaultStore = "./var/store";
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
+// a child's: it failed after part of its work was done and kept (the
+// command still exits kExitFailure)
+constexpr int kExitPartial = 3;
 
 // A bad command line: reported with a hint to --help, exit 2.  Thrown only
 // before the store is opened.
@@ -165,6 +168,8 @@ std::unique_ptr<Store> open_app_store(const Invocation& inv, std::string_view cl
 // work fails.  work's errors are printed as the CLI prints them; true when
 // it returned 0.
 bool in_store_owner_child(const Invocation& inv, const std::function<int()>& work);
+// the same, with the child's exit status (kExitFailure if it was killed)
+int store_owner_child(const Invocation& inv, const std::function<int()>& work);
 // The store oauth2-admin sync mirrors etcd into: created if missing, opened
 // as its owner, never in cluster mode itself.
 std::unique_ptr<Store> open_mirror_store(const Invocation& inv);

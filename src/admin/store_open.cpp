@@ -160,7 +160,7 @@ std::unique_ptr<Store> open_app_store(const Invocation& inv, std::string_view cl
   return open_store(inv, false);
 }
 
-bool in_store_owner_child(const Invocation& inv, const std::function<int()>& work) {
+int store_owner_child(const Invocation& inv, const std::function<int()>& work) {
   fflush(nullptr);
   pid_t pid = fork();
   if (pid < 0) throw std::runtime_error(errno_text("fork"));
@@ -180,7 +180,11 @@ bool in_store_owner_child(const Invocation& inv, const std::function<int()>& wor
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   if (WIFSIGNALED(status)) fail("killed by signal " + std::to_string(WTERMSIG(status)));
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : kExitFailure;
+}
+
+bool in_store_owner_child(const Invocation& inv, const std::function<int()>& work) {
+  return store_owner_child(inv, work) == 0;
 }
 
 }  // namespace oauth2::admin

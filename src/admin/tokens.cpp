@@ -224,11 +224,44 @@ Bulk bulk_options(const Invocation& inv) {
   return b;
 }
 
+// What one token costs a local store, its index entries included, with
+// room to spare (README, "The store": 214 to 253 bytes at 1k to 10M)
+constexpr uint64_t kBytesPerToken = 256;
+
+// --count n in a local store that has not the room for n tokens is
+// refused before any: a run that filled it would leave it full of tokens
+// no one holds, every realm's writes refused (503) until they expire.
+// (A mirror's room is etcd's: etcd refuses what passes its quota.)
+bool room_for(Store& store, uint64_t count) {
+  if (store.is_mirror()) return true;
+  const Store::Usage u = store.usage();
+  const uint64_t room = u.map_size > u.used ? u.map_size - u.used : 0;
+  if (count <= room / kBytesPerToken) return true;
+  constexpr uint64_t kMiB = 1024 * 1024;
+  fail("--count " + std::to_string(count) + " needs about " +
+       std::to_string(count * kBytesPerToken / kMiB + 1) + " MiB of the store, which has " +
+       std::to_string(room / kMiB) + " MiB free of its " + std::to_string(u.map_size / kMiB) +
+       " MiB (oauth2_store's size=): issue fewer, or make it larger");
+  return false;
+}
+
+// The tokens sampled so far, written to f; false if they could not be.
+bool write_sample(const std::vector<std::string>& kept, FILE* f) {
+  bool written = true;
+  for (const std::string& tok : kept) {
+    written = fprintf(f, "%s\n", tok.c_str()) > 0 && written;
+  }
+  return fflush(f) == 0 && fsync(fileno(f)) == 0 && written;
+}
+
 // The tokens, issued in the child of token_issue_bulk and written to f.
+// A failure once some are committed keeps the file, with a sample of
+// those (kExitPartial): they are valid until they expire.
 int token_issue_many(const Invocation& inv, Store& store, const IssueRequest& rq, const Bulk& b,
                      FILE* f) {
   const uint64_t count = b.count, sample = b.sample;
   const std::string* out_path = &b.out;
+  if (!room_for(store, count)) return kExitFailure;
   std::vector<std::string> kept;  // reservoir sampling (Algorithm R)
   kept.reserve(std::min<uint64_t>(sample, 1000000));
   uint64_t issued = 0;
@@ -243,20 +276,34 @@ int token_issue_many(const Invocation& inv, Store& store, const IssueRequest& rq
     round = std::min<uint64_t>(round, count - issued);
     std::vector<std::string> tokens;
     std::string refused;
-    bool ok = halving_while_too_large(round, [&] {
-      return store.change([&](Txn& txn) {
-        tokens.clear();
-        auto t = token_for(txn, inv.realm, rq, &refused);
-        if (!t) return false;
-        lifetime = t->expires_at - t->issued_at;
-        for (uint64_t i = 0; i < round; i++) {
-          put_new_token(txn, inv.realm, *t, &tokens.emplace_back());
-        }
-        txn.commit();
-        return true;
+    bool ok = false;
+    try {
+      ok = halving_while_too_large(round, [&] {
+        return store.change([&](Txn& txn) {
+          tokens.clear();
+          auto t = token_for(txn, inv.realm, rq, &refused);
+          if (!t) return false;
+          lifetime = t->expires_at - t->issued_at;
+          for (uint64_t i = 0; i < round; i++) {
+            put_new_token(txn, inv.realm, *t, &tokens.emplace_back());
+          }
+          txn.commit();
+          return true;
+        });
       });
-    });
-    if (!ok) return fail(refused);
+    } catch (const std::exception& e) {
+      refused = std::string("store ") + quoted(inv.store) + ": " + e.what();
+    }
+    if (!ok && issued == 0) return fail(refused);
+    if (!ok) {
+      fail(refused);
+      fail(std::to_string(issued) + " tokens were issued before that, valid for " +
+           std::to_string(lifetime) + " s: " +
+           (write_sample(kept, f) ? std::to_string(kept.size()) + " of them are in "
+                                  : std::string("none of them could be written to ")) +
+           quoted(*out_path));
+      return kExitPartial;
+    }
     for (std::string& tok : tokens) {
       if (kept.size() < sample) {
         kept.push_back(std::move(tok));
@@ -266,12 +313,9 @@ int token_issue_many(const Invocation& inv, Store& store, const IssueRequest& rq
       issued++;
     }
   }
-  bool written = true;
-  for (const std::string& tok : kept) {
-    written = fprintf(f, "%s\n", tok.c_str()) > 0 && written;
+  if (!write_sample(kept, f)) {
+    throw std::runtime_error(errno_text("cannot write " + quoted(*out_path)));
   }
-  written = fflush(f) == 0 && fsync(fileno(f)) == 0 && written;
-  if (!written) throw std::runtime_error(errno_text("cannot write " + quoted(*out_path)));
   Json obj(checked(json_object()));
   set_member(obj.get(), "issued", json_integer(static_cast<json_int_t>(issued)));
   set_member(obj.get(), "written", json_integer(static_cast<json_int_t>(kept.size())));
@@ -285,13 +329,14 @@ int token_issue_many(const Invocation& inv, Store& store, const IssueRequest& rq
 // is: it holds bearer tokens, which must not be the store owner's to read
 // (nginx's workers, and whatever else runs as www-data).  The tokens are
 // issued and written by a child that opens the store as its owner
-// (open_store); a run that fails leaves no file.  One that exists refuses
-// the run before any token.
+// (open_store); a run that fails before any token leaves no file, one
+// that fails after keeps it (kExitPartial).  One that exists refuses the
+// run before any token.
 int token_issue_bulk(const Invocation& inv, const IssueRequest& rq, const Bulk& b) {
   std::unique_ptr<FILE, int (*)(FILE*)> f(open_token_file(b.out), fclose);
-  bool ok = false;
+  int rc = kExitFailure;
   try {
-    ok = in_store_owner_child(inv, [&] {
+    rc = store_owner_child(inv, [&] {
       auto store = open_store(inv, false);
       if (!store || !valid_client_id(rq.client_id)) return fail(no_application(rq.client_id));
       return token_issue_many(inv, *store, rq, b, f.get());
@@ -300,8 +345,8 @@ int token_issue_bulk(const Invocation& inv, const IssueRequest& rq, const Bulk& 
     unlink(b.out.c_str());
     throw;
   }
-  if (!ok) unlink(b.out.c_str());
-  return ok ? 0 : kExitFailure;
+  if (rc != 0 && rc != kExitPartial) unlink(b.out.c_str());
+  return rc == 0 ? 0 : kExitFailure;
 }
 
 int token_issue(const Invocation& inv) {

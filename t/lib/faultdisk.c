@@ -10,6 +10,9 @@
  *                  pages) fails: LMDB then marks its environment failed and
  *                  answers MDB_PANIC until it is opened again
  *
+ * A third word, "after <n>", lets a process's first n such calls through
+ * (a command's first commits succeed, its next fail).
+ *
  * Each failed call appends one byte to <OAUTH2_FAULT_FILE>.hits, so that a
  * test can tell that the fault was met.  Any other file, and every call
  * while the trigger is absent, goes to libc untouched.
@@ -55,8 +58,9 @@ fault(int fd, int what, off_t offset)
 static int
 check(int fd, int what, off_t offset)
 {
-    int      n, fail, err, tfd;
+    int      n, fail, err, tfd, after;
     char     link[64], path[4096], line[64], kind[16], name[16];
+    static int  matched;
     ssize_t  len;
     const char  *trigger;
 
@@ -81,7 +85,8 @@ check(int fd, int what, off_t offset)
     n = (int) read(tfd, line, sizeof(line) - 1);
     close(tfd);
     line[n > 0 ? n : 0] = '\0';
-    if (sscanf(line, "%15s %15s", name, kind) != 2) {
+    after = 0;
+    if (sscanf(line, "%15s %15s after %d", name, kind, &after) < 2) {
         return 0;
     }
 
@@ -90,7 +95,7 @@ check(int fd, int what, off_t offset)
            || (strcmp(kind, "sync") == 0 && what == SYNC)
            || (strcmp(kind, "meta") == 0 && what == WRITE
                && offset >= 0 && offset < META_END);
-    if (!fail) {
+    if (!fail || matched++ < after) {
         return 0;
     }
 
