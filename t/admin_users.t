@@ -515,4 +515,19 @@ for my $args ([qw(user --help)], [qw(user add --help)],
 ($code, $out) = $t->admin(qw(user add --help));
 like($out, qr/--password-stdin/, 'user add --help mentions --password-stdin');
 
+# --password-stdin at a terminal (script(1) gives the command one): a
+# prompt, and the password typed is not echoed to the screen (typed a
+# second after the start, once the terminal is set)
+{
+    my $pw = 'Hidden-Pass-Word-991';
+    my $cmd = "$OAuth2Test::ADMIN --store ${\ $t->store} user add --username "
+        . 'ttyuser --email tty@example.com --password-stdin '
+        . '--pbkdf2-iterations 1000';
+    my $screen = `(sleep 1; printf '$pw\\n') | script -qec '$cmd' /dev/null 2>&1`;
+    like($screen, qr/Password: /, '--password-stdin at a terminal: a prompt');
+    unlike($screen, qr/\Q$pw\E/, '... and the password is not echoed');
+    like($screen, qr/"username": "ttyuser"/, '... and the user is added')
+        or diag($screen);
+}
+
 $t->done_testing;

@@ -5,6 +5,7 @@
 // change (Store::change) begins, so that a change, which may run more than
 // once, never waits for a slow hash.
 
+#include <termios.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -141,6 +142,29 @@ void read_password_line(std::string* out) {
   if (!out->empty() && out->back() == '\r') out->pop_back();
 }
 
+// From a terminal: a prompt on stderr, and the password not echoed (to
+// the screen, its scrollback, a session's log), as passwd asks.
+void read_password_tty(std::string* out) {
+  struct termios before;
+  const bool tty = tcgetattr(STDIN_FILENO, &before) == 0;
+  if (tty) {
+    fputs("Password: ", stderr);
+    fflush(stderr);
+    struct termios quiet = before;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    quiet.c_lflag |= ECHONL;
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+  }
+  struct Restore {
+    bool tty;
+    const struct termios& before;
+    ~Restore() {
+      if (tty) tcsetattr(STDIN_FILENO, TCSAFLUSH, &before);
+    }
+  } restore{tty, before};
+  read_password_line(out);
+}
+
 // The new password of `user add` or `user set-password`, from exactly
 // one of --password and --password-stdin.  It must be something the
 // login form can carry: UTF-8 without control characters.
@@ -156,7 +180,7 @@ void read_password(const Invocation& inv, std::string* out) {
   }
   const char* opt = from_stdin ? "--password-stdin" : "--password";
   if (from_stdin) {
-    read_password_line(out);
+    read_password_tty(out);
   } else {
     *out = *given;
   }
