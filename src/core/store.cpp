@@ -302,6 +302,11 @@ bool Store::commit_change(const Change& c, size_t* revoked_first) {
     }
   }
   if (mirror_) refuse_mirror_write(path_);
+  // a change that ends many tokens (a user's, an application's) revokes
+  // them first in rounds, each a commit of its own: one transaction of
+  // them all would hold the writer lock, every realm's writes waiting,
+  // for seconds (R75).  No token outlives the change: they go before it.
+  if (tokens_deleted(c) > kRevokeWhole && revoke_first(c, revoked_first)) return false;
   return committer_->commit(c);
 }
 
@@ -327,11 +332,10 @@ void Store::commit_exclusive(const std::function<void(Txn&)>& decide, size_t* re
                                 " times while this change was decided: try again");
 }
 
-// Cluster mode, c refused whole by etcd as too large: the tokens it
-// deletes go first, kRevokeRound a change (halved while etcd refuses one
-// as too large), each token read again and deleted with its index entries
-// as any revocation; one already gone counts for nothing.
-bool Store::revoke_first(const Change& c, size_t* revoked) {
+namespace {
+
+// The tokens c deletes.
+std::vector<std::pair<std::string, TokenId>> doomed_tokens(const Change& c) {
   std::vector<std::pair<std::string, TokenId>> doomed;
   for (const Change::Write& w : c.writes) {
     std::string_view realm;
@@ -340,6 +344,24 @@ bool Store::revoke_first(const Change& c, size_t* revoked) {
       doomed.emplace_back(std::string(realm), id);
     }
   }
+  return doomed;
+}
+
+}  // namespace
+
+size_t Store::tokens_deleted(const Change& c) {
+  size_t n = 0;
+  for (const Change::Write& w : c.writes) n += w.db == Db::kTokens && !w.value;
+  return n;
+}
+
+// c deletes too many tokens to go whole (cluster mode: etcd refused it as
+// too large; a local store: more than kRevokeWhole): they go first,
+// kRevokeRound a change (halved while etcd refuses one as too large),
+// each token read again and deleted with its index entries as any
+// revocation; one already gone counts for nothing.
+bool Store::revoke_first(const Change& c, size_t* revoked) {
+  std::vector<std::pair<std::string, TokenId>> doomed = doomed_tokens(c);
   if (doomed.empty()) return false;
   size_t round = kRevokeRound;
   for (size_t at = 0; at < doomed.size();) {
@@ -356,7 +378,7 @@ bool Store::revoke_first(const Change& c, size_t* revoked) {
           txn.commit();
           r = txn.take_change();
         }
-        if (r.empty() || cluster_->commit(*this, r)) {
+        if (r.empty() || (cluster_ ? cluster_->commit(*this, r) : committer_->commit(r))) {
           *revoked += gone;
           revoked_in_rounds_ += gone;
           return round;

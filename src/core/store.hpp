@@ -507,7 +507,10 @@ class Store {
   // the tokens c deletes, revoked in rounds (Store::change); false: it
   // deletes none
   bool revoke_first(const Change& c, size_t* revoked);
+  static size_t tokens_deleted(const Change& c);
   static constexpr size_t kRevokeRound = 1000;
+  // a local change that deletes more tokens revokes them first
+  static constexpr size_t kRevokeWhole = 10 * kRevokeRound;
   // read transactions kept reset between uses, for read() and changes
   MDB_txn* take_snapshot();
   void give_back_snapshot(MDB_txn* txn) noexcept;

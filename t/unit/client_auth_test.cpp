@@ -86,6 +86,7 @@ class ClientAuthTest : public ::testing::Test {
     app.name = "app";
     app.secret_hash = oauth2::hash_secret(kSecret);
     app.grant_types = {"authorization_code", "refresh_token", oauth2::detail::kDeviceGrant};
+    app.redirect_uris = {"https://app.example.com/cb"};  // its codes' (put)
     // a resource server, which may introspect every client's tokens (R56)
     Client rs;
     rs.client_id = "rs";

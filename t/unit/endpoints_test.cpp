@@ -220,6 +220,7 @@ class EndpointsTest : public ::testing::Test {
     c.name = id;
     c.secret_hash = oauth2::hash_secret(secret);
     c.grant_types = {"client_credentials"};
+    c.redirect_uris = {"https://app.example.com/cb"};  // code_record's
     if (tweak) tweak(c);
     store_->change([&](Txn& txn) {
       EXPECT_TRUE(txn.put_client(c, true));
