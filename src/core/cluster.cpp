@@ -318,6 +318,40 @@ Json Cluster::written_compares(const Change& c) const {
   return compare;
 }
 
+namespace {
+
+// What a Txn's answer says, read so that an answer that is not etcd's to
+// a Txn (cut off in a proxy, or from anything but etcd) is an EtcdError,
+// never a refusal: a change taken for refused is decided again, and if it
+// had applied, applied twice.  Every answer of etcd's names a revision
+// (0 is none etcd has: the change's wait for the mirror would pass at
+// once), and its "succeeded" is true, or false, or absent (false, as the
+// gateway leaves it out).
+int64_t txn_revision(const json_t* answer) {
+  const int64_t revision = etcd_revision(answer);
+  if (revision <= 0) throw EtcdError("etcd answered a Txn without a revision");
+  return revision;
+}
+
+bool txn_succeeded(const json_t* answer) {
+  const json_t* s = json_object_get(answer, "succeeded");
+  if (s && !json_is_boolean(s)) {
+    throw EtcdError("etcd answered a Txn with a \"succeeded\" that is neither true nor false");
+  }
+  return json_is_true(s);
+}
+
+// the answer of nested Txn i, of a Txn that succeeded
+const json_t* nested_answer(const json_t* answer, size_t i) {
+  const json_t* r =
+      json_object_get(json_array_get(json_object_get(answer, "responses"), i), "response_txn");
+  if (!json_is_object(r))
+    throw EtcdError("etcd answered a batch without each of its Txns' answers");
+  return r;
+}
+
+}  // namespace
+
 // A batch whose answer came only after a try that may have taken effect
 // (in doubt: sent, then no answer), and in which some changes failed
 // their compares: were they failed by their own earlier try?  One Txn
@@ -344,12 +378,12 @@ void Cluster::confirm_in_doubt(const std::vector<Waiter*>& batch) {
   Json req(json_pack("{s:O}", "success", ops.get()));
   if (!req) throw std::bad_alloc();
   Json answer = etcd_.call("/v3/kv/txn", req.get(), kEtcdTimeoutMs);
-  const json_t* responses = json_object_get(answer.get(), "responses");
+  const int64_t revision = txn_revision(answer.get());
+  if (!txn_succeeded(answer.get())) throw EtcdError("etcd refused a Txn without compares");
   for (size_t i = 0; i < unsure.size(); i++) {
-    const json_t* r = json_object_get(json_array_get(responses, i), "response_txn");
-    if (json_is_true(json_object_get(r, "succeeded"))) {
+    if (txn_succeeded(nested_answer(answer.get(), i))) {
       unsure[i]->applied = true;
-      unsure[i]->revision = etcd_revision(answer.get());
+      unsure[i]->revision = revision;
     }
   }
 }
@@ -362,14 +396,13 @@ constexpr const char* kTooLargeAdvice =
 
 }  // namespace
 
-void Cluster::send(const std::vector<Waiter*>& batch) {
+void Cluster::send(const std::vector<Waiter*>& batch, bool in_doubt) {
   try {
-    bool in_doubt = false;
     if (batch.size() == 1) {
       Json req = txn_request(*batch[0]->change, batch[0]->change->base_revision);
       Json answer = etcd_.call("/v3/kv/txn", req.get(), kEtcdTimeoutMs, &in_doubt);
-      batch[0]->revision = etcd_revision(answer.get());
-      batch[0]->applied = json_is_true(json_object_get(answer.get(), "succeeded"));
+      batch[0]->revision = txn_revision(answer.get());
+      batch[0]->applied = txn_succeeded(answer.get());
       if (in_doubt) confirm_in_doubt(batch);
       return;
     }
@@ -383,22 +416,26 @@ void Cluster::send(const std::vector<Waiter*>& batch) {
     if (!req) throw std::bad_alloc();
     Json answer = etcd_.call("/v3/kv/txn", req.get(), kEtcdTimeoutMs, &in_doubt);
     // the outer compares failing: none applied, each decided again
-    const bool all = json_is_true(json_object_get(answer.get(), "succeeded"));
-    const json_t* responses = json_object_get(answer.get(), "responses");
+    const int64_t revision = txn_revision(answer.get());
+    const bool all = txn_succeeded(answer.get());
+    std::vector<bool> applied(batch.size(), false);  // none, unless each answer reads
+    for (size_t i = 0; all && i < batch.size(); i++) {
+      applied[i] = txn_succeeded(nested_answer(answer.get(), i));
+    }
     for (size_t i = 0; i < batch.size(); i++) {
-      const json_t* r = json_object_get(json_array_get(responses, i), "response_txn");
-      batch[i]->revision = etcd_revision(answer.get());
-      batch[i]->applied = all && json_is_true(json_object_get(r, "succeeded"));
+      batch[i]->revision = revision;
+      batch[i]->applied = applied[i];
     }
     if (in_doubt) confirm_in_doubt(batch);
   } catch (const EtcdError& e) {
     if (e.too_large && batch.size() > 1) {
       // one change of the batch, or all of them together, beyond etcd's
       // limits (refused whole, nothing applied): each half on its own,
-      // until the change too large is alone
+      // until the change too large is alone; a try before the refusal
+      // (a member of a higher limit) may have applied them all the same
       const auto half = batch.begin() + static_cast<std::ptrdiff_t>(batch.size() / 2);
-      send(std::vector<Waiter*>(batch.begin(), half));
-      send(std::vector<Waiter*>(half, batch.end()));
+      send(std::vector<Waiter*>(batch.begin(), half), in_doubt);
+      send(std::vector<Waiter*>(half, batch.end()), in_doubt);
       return;
     }
     // a change etcd said it applied (before a confirmation of the others

@@ -193,7 +193,8 @@ class Cluster {
 
   Footprint footprint(const Change& c) const;
   void lead(std::unique_lock<std::mutex>& lk);
-  void send(const std::vector<Waiter*>& batch);
+  // in_doubt: an earlier try of these changes may have applied them
+  void send(const std::vector<Waiter*>& batch, bool in_doubt = false);
   Json written_compares(const Change& c) const;
   void confirm_in_doubt(const std::vector<Waiter*>& batch);
 

@@ -633,6 +633,108 @@ TEST(ClusterCommit, InDoubtAChangeCountsAsAppliedOnlyIfEtcdHoldsWhatItWrote) {
   }
 }
 
+// An answer that is not etcd's to a Txn (scripts/fuzz-cluster: cut off
+// in a proxy, or from anything but etcd) is an error, a 503: never a
+// refusal, on which the change would be decided again and, had its Txn
+// applied, applied twice; never a success without a revision, whose
+// wait for the mirror would pass at once (read your writes).  Before,
+// the first was taken for applied at revision 0, the others for
+// refused.
+TEST(ClusterCommit, AnAnswerThatIsNotATxnsIsAnErrorNeverARefusal) {
+  for (const char* body : {R"({"succeeded":true})", R"({"header":{},"succeeded":true})",
+                           R"({"header":{"revision":"7"},"succeeded":"true"})",
+                           R"([{"header":{"revision":"7"},"succeeded":true}])",
+                           R"({"error":"etcdserver: no leader","code":14})"}) {
+    SlowGateway gw(
+        0, [&](const std::string&, int64_t) { return std::make_pair(200, std::string(body)); });
+    MirrorAhead mirror;
+    Cluster cluster(config_of(gw), 5000);
+    EXPECT_THROW(cluster.commit(mirror.store, puts_of("x", 1)), StoreError) << body;
+  }
+}
+
+// In doubt, a confirmation answered without the answer of each of its
+// Txns (scripts/fuzz-cluster) confirms nothing: the change is a 503, not
+// refused and decided again (its lost try may have applied it).
+TEST(ClusterCommit, AConfirmationWithoutItsTxnsAnswersIsAnError) {
+  std::mutex m;
+  int tries = 0;
+  SlowGateway gw(0, [&](const std::string& body, int64_t revision) {
+    std::lock_guard<std::mutex> lk(m);
+    switch (tries++) {
+      case 0:
+        return std::make_pair(
+            503, std::string("{\"error\":\"etcdserver: request timed out\",\"code\":14}"));
+      case 1: return std::make_pair(200, std::string("{\"header\":{\"revision\":\"9\"}}"));
+      default:
+        (void)body;
+        return std::make_pair(200, "{\"header\":{\"revision\":\"" + std::to_string(revision) +
+                                       "\"},\"succeeded\":true,\"responses\":[]}");
+    }
+  });
+  MirrorAhead mirror;
+  Cluster cluster(config_of(gw), 5000);
+  EXPECT_THROW(cluster.commit(mirror.store, in_doubt_change()), StoreError);
+  std::lock_guard<std::mutex> lk(m);
+  EXPECT_EQ(tries, 3) << "the change, again, and its confirmation";
+}
+
+// A batch in doubt (its first try timed out) whose try again is refused
+// as too large (a member of a lower --max-txn-ops, or a hostile one:
+// scripts/fuzz-cluster) goes again in halves as any batch refused so;
+// the halves are in doubt still: each change, failing its compares, is
+// confirmed as applied by its own first try.  Before, the halves were
+// sent as new, and each change taken for refused and decided again:
+// applied twice.
+TEST(ClusterCommit, TheHalvesOfABatchInDoubtAreInDoubtStill) {
+  std::mutex m;
+  int batches = 0, singles = 0, confirmations = 0;
+  SlowGateway gw(100, [&](const std::string& body, int64_t revision) {
+    Json req(json_loadb(body.data(), body.size(), 0, nullptr));
+    const json_t* success = json_object_get(req.get(), "success");
+    const json_t* first = json_object_get(json_array_get(success, 0), "request_txn");
+    std::lock_guard<std::mutex> lk(m);
+    if (first && json_array_size(json_object_get(first, "success")) == 0) {
+      confirmations++;
+      std::string responses;
+      for (size_t i = 0; i < json_array_size(success); i++) {
+        responses += std::string(i ? "," : "") + "{\"response_txn\":{\"succeeded\":true}}";
+      }
+      return std::make_pair(200, "{\"header\":{\"revision\":\"" + std::to_string(revision) +
+                                     "\"},\"succeeded\":true,\"responses\":[" + responses + "]}");
+    }
+    if (first) {  // the batch: applied, its answer lost; then too large
+      return batches++ == 0
+                 ? std::make_pair(503, std::string("{\"error\":\"etcdserver: request timed "
+                                                   "out\",\"code\":14}"))
+                 : std::make_pair(400, std::string("{\"error\":\"etcdserver: too many "
+                                                   "operations in txn request\",\"code\":3}"));
+    }
+    if (singles++ == 0) return applied_txn(revision, 0);  // the first change, alone
+    // each half: its compares fail, its own first try having applied it
+    return std::make_pair(200, "{\"header\":{\"revision\":\"" + std::to_string(revision) + "\"}}");
+  });
+  MirrorAhead mirror;
+  Cluster cluster(config_of(gw), 5000);
+  const Change first = puts_of("first", 1), b = puts_of("b", 1), c = puts_of("c", 1);
+  bool got_first = false, got_b = false, got_c = false;
+  // the first leads a batch of its own; b and c wait for it, then go together
+  std::thread t1([&] { got_first = cluster.commit(mirror.store, first); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  std::thread t2([&] { got_b = cluster.commit(mirror.store, b); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::thread t3([&] { got_c = cluster.commit(mirror.store, c); });
+  t1.join();
+  t2.join();
+  t3.join();
+  EXPECT_TRUE(got_first);
+  EXPECT_TRUE(got_b) << "applied by the batch's first try: never decided again";
+  EXPECT_TRUE(got_c) << "applied by the batch's first try: never decided again";
+  std::lock_guard<std::mutex> lk(m);
+  EXPECT_EQ(batches, 2) << "the batch, and its try again";
+  EXPECT_EQ(confirmations, 2) << "each half confirmed";
+}
+
 // A try sent on a fresh connection and held past its time (a member that
 // applied it and then stalled, a follower whose leader died after
 // committing it) is as much in doubt as one etcd said timed out: the try
