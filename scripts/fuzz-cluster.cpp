@@ -72,6 +72,8 @@
 #include "etcd.hpp"
 #include "json.hpp"
 #include "store.hpp"
+#define FUZZ_HARNESS "fuzz-cluster"
+#include "fuzz-harness.hpp"
 
 namespace {
 
@@ -81,16 +83,10 @@ using oauth2::Store;
 using oauth2::StoreError;
 using Clock = std::chrono::steady_clock;
 
-[[noreturn]] void broken(const char* what, const std::string& detail = "") {
-  std::fprintf(stderr, "fuzz-cluster: broken promise: %s%s%s\n", what, detail.empty() ? "" : ": ",
-               detail.c_str());
-  std::abort();
-}
-
-[[noreturn]] void die(const std::string& what) {
-  std::fprintf(stderr, "fuzz-cluster: %s\n", what.c_str());
-  std::exit(1);
-}
+using fuzz::broken;
+using fuzz::die;
+using fuzz::fill;
+using fuzz::send_all;
 
 const std::string kPrefix = "/oauth2/";
 const std::string kShared = "fuzz/shared";   // every change reads it
@@ -328,16 +324,7 @@ class FakeEtcd {
  public:
   FakeEtcd() {
     for (int i = 0; i < 2; i++) {
-      int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      sockaddr_in a{};
-      a.sin_family = AF_INET;
-      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      socklen_t len = sizeof(a);
-      if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
-          listen(fd, 16) != 0 || getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-        die("cannot listen on 127.0.0.1");
-      }
-      ports_[i] = ntohs(a.sin_port);
+      const int fd = fuzz::listen_loopback(16, &ports_[i]);
       std::thread([this, fd] { accept_loop(fd); }).detach();
     }
   }
@@ -384,23 +371,6 @@ class FakeEtcd {
   Sync& sync() { return sync_; }
 
  private:
-  static bool send_all(int fd, std::string_view s) {
-    while (!s.empty()) {
-      ssize_t n = send(fd, s.data(), s.size(), MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      s.remove_prefix(static_cast<size_t>(n));
-    }
-    return true;
-  }
-
-  static bool fill(int fd, std::string& buf) {
-    char b[65536];
-    ssize_t n = read(fd, b, sizeof(b));
-    if (n <= 0) return false;
-    buf.append(b, static_cast<size_t>(n));
-    return true;
-  }
-
   void accept_loop(int fd) {
     for (;;) {
       int c = accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);

@@ -51,6 +51,8 @@
 
 #include "../src/admin/import_django.cpp"
 #include "store_records.hpp"
+#define FUZZ_HARNESS "fuzz-import"
+#include "fuzz-harness.hpp"
 
 namespace {
 
@@ -59,16 +61,8 @@ using oauth2::kDbCount;
 using oauth2::Store;
 using oauth2::admin::parse_iso8601;
 
-[[noreturn]] void broken(const char* what, const std::string& detail = "") {
-  std::fprintf(stderr, "fuzz-import: broken promise: %s%s%s\n", what, detail.empty() ? "" : ": ",
-               detail.c_str());
-  std::abort();
-}
-
-[[noreturn]] void die(const std::string& what) {
-  std::fprintf(stderr, "fuzz-import: %s\n", what.c_str());
-  std::exit(1);
-}
+using fuzz::broken;
+using fuzz::die;
 
 // ---------------------------------------------------------- dates
 

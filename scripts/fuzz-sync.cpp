@@ -62,6 +62,8 @@
 // Mirror and its helpers are in sync.cpp's anonymous namespace
 #include "../src/admin/sync.cpp"
 #include "store_records.hpp"
+#define FUZZ_HARNESS "fuzz-sync"
+#include "fuzz-harness.hpp"
 
 namespace {
 
@@ -77,16 +79,10 @@ using oauth2::Token;
 using oauth2::User;
 namespace records = oauth2::records;
 
-[[noreturn]] void broken(const char* what, const std::string& detail = "") {
-  std::fprintf(stderr, "fuzz-sync: broken promise: %s%s%s\n", what, detail.empty() ? "" : ": ",
-               detail.c_str());
-  std::abort();
-}
-
-[[noreturn]] void die(const std::string& what) {
-  std::fprintf(stderr, "fuzz-sync: %s\n", what.c_str());
-  std::exit(1);
-}
+using fuzz::broken;
+using fuzz::die;
+using fuzz::fill;
+using fuzz::send_all;
 
 const std::string kPrefix = "/oauth2/";
 const std::string kMirrorOf = "etcd " + kPrefix;
@@ -101,16 +97,7 @@ const std::string kMirrorOf = "etcd " + kPrefix;
 class FakeEtcd {
  public:
   FakeEtcd() {
-    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(a);
-    if (fd_ < 0 || bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
-        listen(fd_, 8) != 0 || getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-      die("cannot listen on 127.0.0.1");
-    }
-    port_ = ntohs(a.sin_port);
+    fd_ = fuzz::listen_loopback(8, &port_);
     for (int i = 0; i < 4; i++) std::thread([this] { run(); }).detach();
   }
   uint16_t port() const { return port_; }
@@ -131,23 +118,6 @@ class FakeEtcd {
   }
 
  private:
-  static bool send_all(int fd, std::string_view s) {
-    while (!s.empty()) {
-      ssize_t n = send(fd, s.data(), s.size(), MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      s.remove_prefix(static_cast<size_t>(n));
-    }
-    return true;
-  }
-
-  static bool fill(int fd, std::string& buf) {
-    char b[65536];
-    ssize_t n = read(fd, b, sizeof(b));
-    if (n <= 0) return false;
-    buf.append(b, static_cast<size_t>(n));
-    return true;
-  }
-
   void run() {
     for (;;) {
       int c = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
