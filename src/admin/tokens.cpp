@@ -26,6 +26,7 @@
 #include "cli.hpp"
 #include "codec.hpp"
 #include "crypto.hpp"
+#include "cluster.hpp"
 #include "expiry.hpp"
 #include "json.hpp"
 #include "model.hpp"
@@ -450,12 +451,80 @@ void write_key_file(const std::string& path, const std::string& key) {
   }
 }
 
+// The child of handshake_key_extract: its exit status says where the key
+// is, for the parent to keep or remove the file it wrote.
+constexpr int kKeyMoved = 0;   // out of the store
+constexpr int kKeyStayed = 1;  // in the store still: no second copy wanted
+constexpr int kKeyUnsure = 3;  // its removal may have been applied
+
+// After the removal failed: whether the key is in the store still, read
+// once the mirror has caught up with etcd in cluster mode (a lost answer
+// or a mirror behind can hide a removal etcd applied).  kKeyUnsure when
+// that cannot be known.
+int key_left_after_failure(Store& store) {
+  try {
+    if (Cluster* cluster = store.cluster()) cluster->catch_up(store);
+    Txn txn = store.read();
+    if (txn.get_meta(kHandshakeKeyMeta)) return kKeyStayed;
+    fprintf(stderr, "%s: the key has left the store all the same\n", kProg);
+    return kKeyMoved;
+  } catch (const std::exception& e) {
+    fprintf(stderr, "%s: cannot tell whether the key left the store: %s\n", kProg, e.what());
+    return kKeyUnsure;
+  }
+}
+
+// handshake_key_extract's child: sends the key on key_fd, and once the
+// parent has written it to the file ('y' on ack_fd) removes it from the
+// store; exits with kKeyMoved, kKeyStayed or kKeyUnsure.
+[[noreturn]] void extract_in_child(const Invocation& inv, int key_fd, int ack_fd) {
+  int rc = kKeyStayed;
+  try {
+    std::unique_ptr<Store> store = open_store(inv, false);
+    std::optional<std::string> key;
+    if (store) {
+      Txn txn = store->read();
+      key = txn.get_meta(kHandshakeKeyMeta);
+    }
+    if (!key) {
+      fprintf(stderr,
+              "%s: the store holds no handshake key: nothing to "
+              "extract\n",
+              kProg);
+      _exit(kKeyStayed);
+    }
+    WipeOnExit wipe_key(*key);
+    bool sent = write(key_fd, key->data(), key->size()) == static_cast<ssize_t>(key->size());
+    close(key_fd);
+    char ack = 0;
+    if (sent && read(ack_fd, &ack, 1) == 1 && ack == 'y') {
+      try {
+        store->change([&](Txn& txn) {
+          txn.delete_meta(kHandshakeKeyMeta);
+          txn.commit();
+        });
+        rc = kKeyMoved;
+      } catch (const std::exception& e) {
+        fprintf(stderr, "%s: %s\n", kProg, e.what());
+        rc = key_left_after_failure(*store);
+      }
+    }
+  } catch (const std::exception& e) {
+    fprintf(stderr, "%s: %s\n", kProg, e.what());
+  }
+  fflush(nullptr);
+  _exit(rc);
+}
+
 // Moves the handshake key that releases before 0.9 generated into the
 // store (in clear: a dump of the store could forge handshake tokens) out
 // to a file for oauth2_handshake_key.  The store is read, and the key
 // removed from it, by a child process as the store's owner (open_store);
 // the file is written by this process, as the caller, before the key
-// leaves the store.
+// leaves the store, and removed only when the child says the key is in
+// the store still: a removal that may have been applied (an answer lost,
+// a mirror behind, the child killed) leaves the file, the only copy
+// perhaps.
 int handshake_key_extract(const Invocation& inv) {
   const std::string& path = inv.operands[0];
   int key_pipe[2], ack_pipe[2];
@@ -467,36 +536,7 @@ int handshake_key_extract(const Invocation& inv) {
   if (pid == 0) {
     close(key_pipe[0]);
     close(ack_pipe[1]);
-    int rc = 1;
-    try {
-      std::unique_ptr<Store> store = open_store(inv, false);
-      std::optional<std::string> key;
-      if (store) {
-        Txn txn = store->read();
-        key = txn.get_meta(kHandshakeKeyMeta);
-      }
-      if (!key) {
-        fprintf(stderr,
-                "%s: the store holds no handshake key: nothing to "
-                "extract\n",
-                kProg);
-        _exit(1);
-      }
-      WipeOnExit wipe_key(*key);
-      bool sent = write(key_pipe[1], key->data(), key->size()) == static_cast<ssize_t>(key->size());
-      close(key_pipe[1]);
-      char ack = 0;
-      if (sent && read(ack_pipe[0], &ack, 1) == 1 && ack == 'y') {
-        store->change([&](Txn& txn) {
-          txn.delete_meta(kHandshakeKeyMeta);
-          txn.commit();
-        });
-        rc = 0;
-      }
-    } catch (const std::exception& e) {
-      fprintf(stderr, "%s: %s\n", kProg, e.what());
-    }
-    _exit(rc);
+    extract_in_child(inv, key_pipe[1], ack_pipe[0]);
   }
   close(key_pipe[1]);
   close(ack_pipe[0]);
@@ -524,11 +564,17 @@ int handshake_key_extract(const Invocation& inv) {
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   if (!failed.empty()) throw std::runtime_error(failed);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    if (ack == 'y') {
+  const int child = WIFEXITED(status) ? WEXITSTATUS(status) : kKeyUnsure;
+  if (child != kKeyMoved) {
+    if (ack != 'y') return kExitFailure;
+    if (child == kKeyStayed) {
       unlink(path.c_str());  // the key stayed in the store: no second copy
+      return kExitFailure;
     }
-    return kExitFailure;
+    return fail("the key's removal from the store may have been applied: " + quoted(path) +
+                " keeps the key (it may be the only copy; name it in oauth2_handshake_key)."
+                " Once the store can be reached, 'oauth2-admin handshake-key extract' with"
+                " another file says whether the store still holds it");
   }
   Json obj(checked(json_object()));
   set_member(obj.get(), "handshake_key", string_json(path));
@@ -546,7 +592,10 @@ const char kHandshakeKeyExtractUsage[] =
     "store cannot forge handshake tokens.  Name the file in nginx.conf with\n"
     "oauth2_handshake_key <file>; handshakes made before keep validating.\n"
     "Prints {\"handshake_key\": <file>, \"removed_from_store\": true}; exit\n"
-    "1 when the store holds no such key.\n";
+    "1 when the store holds no such key.  <file> is removed again only when\n"
+    "the key is known to be in the store still: when its removal may have\n"
+    "been applied but cannot be confirmed (etcd's answer lost, the mirror\n"
+    "behind), exit 1 and <file> keeps the key.\n";
 
 const Command kTokenCommands[] = {
     {"handshake-key extract", "<file>",
