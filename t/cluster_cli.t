@@ -1,8 +1,11 @@
 # oauth2-admin --etcd and a mirror that lags (issue 13; docs/security.md
-# R86): with the sync daemon held (SIGSTOP), `handshake-key extract`
-# leaves the key in its file (the only copy once etcd has removed it from
-# the store): it never removes the file while the key's removal may have
-# been applied.
+# R71, R86): a change etcd applied is done whether or not this machine's
+# mirror shows it in time.  With the sync daemon held (SIGSTOP), `app add`
+# and `apikey add` print their one-time secret and exit 0 with a warning
+# naming the revision, and `handshake-key extract` leaves the key in its
+# file (the only copy once etcd has removed it from the store), never
+# removes the file.  OAUTH2_ADMIN_MIRROR_WAIT_MS shortens the CLI's wait
+# for the mirror (5 s) to keep this file quick.
 use strict;
 use warnings;
 use FindBin;
@@ -15,6 +18,8 @@ use OAuth2Test;
 
 OAuth2Test::require_build('admin');
 OAuth2Test::require_etcd();
+
+$ENV{OAUTH2_ADMIN_MIRROR_WAIT_MS} = 300;
 
 my $t = OAuth2Test->new;
 my $dir = $t->dir;
@@ -57,6 +62,34 @@ sub hold_sync {
 
 sub resume_sync { kill 'CONT', $t->sync_pid }
 
+my $lagging = qr/warning: etcd applied the change at revision \d+.*oauth2-admin sync/s;
+
+# app add: the secret is shown once, so it must be shown
+{
+    hold_sync();
+    my ($code, $out, $err) = $t->admin_etcd(OAuth2Test::app_add_args(
+        name => 'made-while-lagging'));
+    resume_sync();
+    is($code, 0, 'app add with the mirror\'s sync held: exit 0 (etcd applied '
+        . 'it)') or diag($err);
+    my $app = eval { JSON::PP->new->decode($out) } // {};
+    like($app->{client_secret} // '', qr/^[A-Za-z0-9]{128}$/,
+        '... and prints the client_secret, shown nowhere else (R71)');
+    like($err, $lagging, '... warning that the mirror has not shown it, '
+        . 'with etcd\'s revision and oauth2-admin sync');
+    my ($scode, $sout) = $t->admin_etcd('app', 'show', $app->{client_id} // 'x');
+    is($scode, 0, '... and the application is there once sync resumes');
+
+    # apikey add: the key is shown once too
+    hold_sync();
+    ($code, $out, $err) = $t->admin_etcd('apikey', 'add',
+        $app->{client_id} // 'x');
+    resume_sync();
+    is($code, 0, 'apikey add with the sync held: exit 0') or diag($err);
+    like($out, qr/"api_key":\s*"[A-Za-z0-9_-]{43}"/, '... printing the key');
+    like($err, $lagging, '... with the warning');
+}
+
 # handshake-key extract: an old release's key, put in etcd as its mirror
 # would hold it; its removal applied by etcd while the mirror lags
 {
@@ -74,6 +107,8 @@ sub resume_sync { kill 'CONT', $t->sync_pid }
     ok(-f "$dir/hs.key", '... and the key file is there') or diag($err);
     is(-f "$dir/hs.key" ? OAuth2Test::_slurp("$dir/hs.key") : '',
         "$LEGACY\n", '... holding the key: it is not lost');
+    is($code, 0, '... exit 0: the key moved') or diag($err);
+    like($err, $lagging, '... with the warning');
     sleep 0.1 until mirror_revision() == etcd_revision();
     unlike(OAuth2Test::dump_store($t->store), qr/handshake_hs256_key/,
         '... and the mirror drops it once sync resumes');

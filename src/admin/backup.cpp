@@ -577,11 +577,12 @@ void wait_for_local_mirror(const Invocation& inv, int64_t revision) {
     return;
   }
   // (open_store with --etcd gives a mirror with its cluster, or throws)
-  if (!mirror->cluster()->wait_for_mirror(*mirror, revision, Cluster::kMirrorWaitMs)) {
+  const long wait = mirror->cluster()->mirror_wait_ms();
+  if (!mirror->cluster()->wait_for_mirror(*mirror, revision, wait)) {
     fprintf(stderr,
             "oauth2-admin: the mirror %s has not applied the restore (revision %lld) within "
             "%ld ms: is oauth2-admin sync running?\n",
-            quoted(inv.store).c_str(), static_cast<long long>(revision), Cluster::kMirrorWaitMs);
+            quoted(inv.store).c_str(), static_cast<long long>(revision), wait);
   }
 }
 

@@ -152,13 +152,24 @@ Json api_key_object(const ApiKeyInfo& k, const std::string* key);
 // overwrites obj's "api_key" string in place, if it has one
 void wipe_api_key(json_t* obj) noexcept;
 
+// What --etcd asks of the mirror of who opens the store.
+enum class MirrorUse {
+  // a command: a change etcd applied is done even when the mirror does
+  // not show it within the wait (OAUTH2_ADMIN_MIRROR_WAIT_MS, 5000 ms by
+  // default), with a warning on stderr naming its revision
+  kCommand,
+  // the daemon: such a change is a StoreError (503), as in nginx
+  kDaemon,
+};
+
 // The store of the invocation.  With create, mkdir -p (the store itself
 // 0750) and LMDB creates its files; without, a store that does not exist
 // yet is an empty one: nullptr, nothing created.  Run as root on a store
 // that belongs to another user, the process becomes that user first.
 // Throws std::runtime_error when --realm names a realm the store does not
 // know (realms.hpp): nothing is written to a misspelt realm.
-std::unique_ptr<Store> open_store(const Invocation& inv, bool create);
+std::unique_ptr<Store> open_store(const Invocation& inv, bool create,
+                                  MirrorUse use = MirrorUse::kCommand);
 // The existing store of a command on the application client_id: nullptr,
 // nothing opened, when client_id cannot be one or there is no store yet.
 std::unique_ptr<Store> open_app_store(const Invocation& inv, std::string_view client_id);

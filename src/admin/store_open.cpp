@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 
 #include "cli.hpp"
@@ -95,6 +96,31 @@ void become_store_owner(const std::string& path) {
   }
 }
 
+// OAUTH2_ADMIN_MIRROR_WAIT_MS: how long oauth2-admin waits for the
+// mirror to show a change, or to catch up with etcd (tests shorten it)
+long mirror_wait_ms() {
+  const char* v = getenv("OAUTH2_ADMIN_MIRROR_WAIT_MS");
+  if (!v || !*v) return Cluster::kMirrorWaitMs;
+  char* end = nullptr;
+  errno = 0;
+  const long ms = strtol(v, &end, 10);
+  if (*end || errno || ms < 1 || ms > 600000) {
+    throw std::runtime_error("OAUTH2_ADMIN_MIRROR_WAIT_MS: " + quoted(v) +
+                             " is not a number of milliseconds from 1 to 600000");
+  }
+  return ms;
+}
+
+// A command's change that etcd applied is done, whether or not the
+// mirror shows it in time: its answer (a secret shown once, a key moved
+// out of the store) must be given, not lost to a 503-like failure.
+void warn_applied_unseen(int64_t, const std::string& why) {
+  fprintf(stderr,
+          "%s: warning: %s The change is done: commands run here show it once the mirror "
+          "catches up.\n",
+          kProg, why.c_str());
+}
+
 std::runtime_error not_a_mirror(const Invocation& inv) {
   return std::runtime_error("--etcd: " + inv.store +
                             " is not a mirror yet: start oauth2-admin sync --store " + inv.store +
@@ -105,7 +131,7 @@ std::runtime_error not_a_mirror(const Invocation& inv) {
 // no store and !create.  With --etcd the store must be this machine's
 // mirror: none there is refused before anything is made (a read would
 // answer from nothing, as if the cluster were empty).
-std::unique_ptr<Store> open_store_files(const Invocation& inv, bool create) {
+std::unique_ptr<Store> open_store_files(const Invocation& inv, bool create, MirrorUse use) {
   struct stat st;
   const std::string data = inv.store + "/data.mdb";
   const bool absent = lstat(data.c_str(), &st) != 0 && errno == ENOENT;
@@ -128,7 +154,10 @@ std::unique_ptr<Store> open_store_files(const Invocation& inv, bool create) {
     if (!store->is_mirror()) throw not_a_mirror(inv);
     EtcdConfig config = etcd_config(inv);
     check_mirror_of(*store, config.prefix);
-    store->use_cluster(std::make_shared<Cluster>(config, kDefaultMaxStalenessMs));
+    auto cluster = std::make_shared<Cluster>(config, kDefaultMaxStalenessMs);
+    cluster->set_mirror_wait_ms(mirror_wait_ms());
+    if (use == MirrorUse::kCommand) cluster->set_applied_unseen(warn_applied_unseen);
+    store->use_cluster(std::move(cluster));
   }
   return store;
 }
@@ -140,8 +169,8 @@ std::runtime_error unknown_realm(const std::string& realm) {
 
 }  // namespace
 
-std::unique_ptr<Store> open_store(const Invocation& inv, bool create) {
-  std::unique_ptr<Store> store = open_store_files(inv, create);
+std::unique_ptr<Store> open_store(const Invocation& inv, bool create, MirrorUse use) {
+  std::unique_ptr<Store> store = open_store_files(inv, create, use);
   if (inv.realm == kDefaultRealm) return store;
   if (!store) throw unknown_realm(inv.realm);
   Txn txn = store->read();

@@ -151,11 +151,13 @@ bool Cluster::commit(Store& store, const Change& c) {
     wait_for_mirror(store, w.revision, 1000);
     return false;
   }
-  if (!wait_for_mirror(store, w.revision, kMirrorWaitMs)) {
-    throw StoreError::stale("etcd applied the change at revision " + std::to_string(w.revision) +
-                            " but the mirror " + store.path() + " has not within " +
-                            std::to_string(kMirrorWaitMs) +
-                            " ms: is oauth2-admin sync running for it?");
+  if (!wait_for_mirror(store, w.revision, mirror_wait_ms_)) {
+    const std::string why = "etcd applied the change at revision " + std::to_string(w.revision) +
+                            " but the mirror " + store.path() + " has not shown it within " +
+                            std::to_string(mirror_wait_ms_) +
+                            " ms: is oauth2-admin sync running for it?";
+    if (!applied_unseen_) throw StoreError::applied_unseen(why);
+    applied_unseen_(w.revision, why);
   }
   return true;
 }
@@ -237,9 +239,10 @@ void Cluster::catch_up(Store& store) {
     throw StoreError::stale(why);
   }
   const int64_t revision = current_revision();
-  if (!wait_for_mirror(store, revision, kMirrorWaitMs)) {
+  if (!wait_for_mirror(store, revision, mirror_wait_ms_)) {
     throw StoreError::stale("the mirror " + store.path() + " has not reached etcd's revision " +
-                            std::to_string(revision) + " within " + std::to_string(kMirrorWaitMs) +
+                            std::to_string(revision) + " within " +
+                            std::to_string(mirror_wait_ms_) +
                             " ms: is oauth2-admin sync running for it?");
   }
 }

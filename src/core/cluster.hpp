@@ -136,8 +136,23 @@ class Cluster {
   // c as one Txn.  true: applied, and the mirror has it; false: one of
   // its reads no longer holds (nothing applied; the mirror has caught up
   // with what overtook it, as far as it could within a second).  Throws
-  // StoreError: etcd unreachable or without quorum, the mirror behind.
+  // StoreError: etcd unreachable or without quorum, the mirror behind;
+  // applied but not shown by the mirror within the wait, is_applied_unseen
+  // (unless set_applied_unseen: then true).
   bool commit(Store& store, const Change& c);
+
+  // With f set, a change etcd applied that the mirror has not shown
+  // within the wait counts as applied (commit returns true) and f is told
+  // its revision and why, instead of a StoreError (is_applied_unseen):
+  // oauth2-admin's commands, whose answer may be a secret shown once or
+  // a key moved out of the store, report it done with a warning.  nginx
+  // and the daemon leave it unset: 503.  Set before the first commit.
+  using AppliedUnseen = void (*)(int64_t revision, const std::string& why);
+  void set_applied_unseen(AppliedUnseen f) { applied_unseen_ = f; }
+  // how long commit and catch_up wait for the mirror (kMirrorWaitMs
+  // unless set, before the first of them)
+  void set_mirror_wait_ms(long ms) { mirror_wait_ms_ = ms; }
+  long mirror_wait_ms() const { return mirror_wait_ms_; }
 
   // Blocks until store's mirror has applied everything etcd holds now
   // (a linearizable read names the revision): a record missing from the
@@ -200,6 +215,8 @@ class Cluster {
 
   Etcd etcd_;
   int64_t max_staleness_ms_;
+  long mirror_wait_ms_ = kMirrorWaitMs;
+  AppliedUnseen applied_unseen_ = nullptr;
   std::mutex m_;
   GroupQueue<Waiter> queue_;       // under m_
   BatchGather gather_{kMaxBatch};  // under m_

@@ -56,6 +56,15 @@ class StoreError : public std::runtime_error {
   // the mirror cannot be read or written through now: staler than
   // max_staleness, or behind etcd past the wait (a 503, what says why)
   static StoreError stale(const std::string& what) { return StoreError(Verbatim{}, what, ESTALE); }
+  // etcd applied the change, but the mirror has not shown it within the
+  // wait: done in the cluster, not seen here yet.  nginx and the daemon
+  // answer 503 as for a mirror behind (their answer could not be read
+  // back here); oauth2-admin's commands count it as done
+  // (Cluster::set_applied_unseen) and never see this
+  static StoreError applied_unseen(const std::string& what) {
+    return StoreError(Verbatim{}, what, EINPROGRESS);
+  }
+  bool is_applied_unseen() const { return rc_ == EINPROGRESS; }
   // this store takes no local write (a mirror, written only by sync)
   static StoreError read_only(const std::string& what) {
     return StoreError(Verbatim{}, what, EROFS);
@@ -71,9 +80,9 @@ class StoreError : public std::runtime_error {
   // why the 503 it causes (include/oauth2.h OAUTH2_UNAVAILABLE_*): the
   // cluster's, the mirror's, or else the store's
   static unsigned unavailable_reason(int rc) {
-    return rc == EAGAIN || rc == E2BIG ? OAUTH2_UNAVAILABLE_CLUSTER
-           : rc == ESTALE              ? OAUTH2_UNAVAILABLE_MIRROR
-                                       : OAUTH2_UNAVAILABLE_STORE;
+    return rc == EAGAIN || rc == E2BIG         ? OAUTH2_UNAVAILABLE_CLUSTER
+           : rc == ESTALE || rc == EINPROGRESS ? OAUTH2_UNAVAILABLE_MIRROR
+                                               : OAUTH2_UNAVAILABLE_STORE;
   }
 
  private:
