@@ -4,8 +4,10 @@
 # and `apikey add` print their one-time secret and exit 0 with a warning
 # naming the revision, and `handshake-key extract` leaves the key in its
 # file (the only copy once etcd has removed it from the store), never
-# removes the file.  OAUTH2_ADMIN_MIRROR_WAIT_MS shortens the CLI's wait
-# for the mirror (5 s) to keep this file quick.
+# removes the file.  And reads and backup never answer from a mirror
+# behind etcd: they wait for it to catch up, or fail naming its age and
+# sync.  OAUTH2_ADMIN_MIRROR_WAIT_MS shortens the CLI's wait for the
+# mirror (5 s) to keep this file quick.
 use strict;
 use warnings;
 use FindBin;
@@ -112,6 +114,50 @@ my $lagging = qr/warning: etcd applied the change at revision \d+.*oauth2-admin 
     sleep 0.1 until mirror_revision() == etcd_revision();
     unlike(OAuth2Test::dump_store($t->store), qr/handshake_hs256_key/,
         '... and the mirror drops it once sync resumes');
+}
+
+# reads and backup on a mirror behind etcd: they catch up first, or fail
+# (as nginx and the daemon fail closed past max_staleness), never answer
+# from, or copy, a mirror that misses what the cluster deleted
+{
+    my $app = $t->new_app_etcd(name => 'deleted-elsewhere');
+    my $id = $app->{client_id};
+    hold_sync();
+    etcd_json('/v3/kv/deleterange', { key => encode_base64('/oauth2/clients/', ''),
+        range_end => encode_base64('/oauth2/clients0', '') });
+    my ($code, $out, $err) = $t->admin_etcd('app', 'show', $id);
+    isnt($code, 0, 'app show of an application deleted in etcd, the '
+        . 'mirror\'s sync held: exit non-zero');
+    unlike($out, qr/\Q$id\E/, '... showing nothing of it');
+    like($err, qr/has not reached etcd's revision \d+.*oauth2-admin sync/s,
+        '... saying the mirror is behind etcd and naming sync') or diag($err);
+    ($code, $out, $err) = $t->admin_etcd('backup', "$dir/behind.mdb");
+    isnt($code, 0, 'backup of that mirror: exit non-zero');
+    ok(!-e "$dir/behind.mdb", '... leaving no file');
+
+    sleep 5.2;    # past max_staleness (5 s): the mirror is refused at once
+    ($code, $out, $err) = $t->admin_etcd('app', 'show', $id);
+    isnt($code, 0, 'app show on a mirror staler than max_staleness: exit '
+        . 'non-zero');
+    unlike($out, qr/\Q$id\E/, '... showing nothing of it');
+    like($err, qr/mirror is \d+ ms old.*oauth2-admin sync/s,
+        '... naming the mirror\'s age and sync') or diag($err);
+    ($code, $out, $err) = $t->admin_etcd('backup', "$dir/stale.mdb");
+    isnt($code, 0, 'backup of it: exit non-zero');
+    ok(!-e "$dir/stale.mdb", '... leaving no file');
+    like($err, qr/mirror is \d+ ms old/, '... naming the mirror\'s age');
+
+    resume_sync();
+    ($code, $out, $err) = $t->admin_etcd('app', 'show', $id);
+    like($err, qr/no application/, 'sync resumed: app show says the '
+        . 'application is gone') or diag($err);
+    my $before = etcd_revision();
+    my $b = $t->admin_etcd_json('backup', "$dir/fresh.mdb");
+    my $after = etcd_revision();
+    my $mr = $b->{mirror_revision} // -1;
+    ok($mr >= $before && $mr <= $after, "... and backup copies the mirror at "
+        . "etcd's revision ($before to $after), which it prints "
+        . "(mirror_revision $mr)");
 }
 
 $t->done;

@@ -47,6 +47,8 @@ struct BackupInfo {
   uint64_t bytes = 0;
   unsigned long schema = 0;
   std::vector<std::pair<std::string, size_t>> records;  // database, entries
+  // a cluster mirror's: the etcd revision it had applied
+  std::optional<int64_t> mirror_revision;
 };
 
 // A file descriptor, closed when it goes.
@@ -156,6 +158,11 @@ void read_backup(const std::string& path, BackupInfo* info) {
   check_whole(env.get(), path, info->bytes);
   TxnHandle txn(env.get(), MDB_RDONLY);
   info->schema = check_schema(txn.get(), path);
+  MDB_dbi meta;
+  check(mdb_dbi_open(txn.get(), "meta", 0, &meta), "mdb_dbi_open(meta)");
+  if (auto r = records::get_value(txn.get(), meta, kMirrorRevisionMeta, "mdb_get(revision)")) {
+    info->mirror_revision = std::strtoll(std::string(*r).c_str(), nullptr, 10);
+  }
   MDB_dbi main;
   check(mdb_dbi_open(txn.get(), nullptr, 0, &main), "mdb_dbi_open");
   std::vector<std::string> names;  // the main database lists the others
@@ -251,6 +258,10 @@ int backup(const Invocation& inv) {
   Json obj(checked(json_object()));
   set_member(obj.get(), "file", string_json(path));
   set_info_members(obj.get(), info);
+  if (info.mirror_revision) {
+    set_member(obj.get(), "mirror_revision",
+               checked(json_integer(static_cast<json_int_t>(*info.mirror_revision))));
+  }
   print_json(obj.get());
   return 0;
 }
@@ -571,7 +582,7 @@ void wait_for_local_mirror(const Invocation& inv, int64_t revision) {
   if (lstat((inv.store + "/data.mdb").c_str(), &st) != 0) return;
   std::unique_ptr<Store> mirror;
   try {
-    mirror = open_store(inv, false);
+    mirror = open_store(inv, false, MirrorUse::kAsIs);
   } catch (const std::exception& e) {
     fprintf(stderr, "oauth2-admin: restored; not waiting for a mirror: %s\n", e.what());
     return;
@@ -649,7 +660,12 @@ const char kBackupUsage[] =
     "It holds no secret in clear, but the hashes of every secret and\n"
     "token: keep it as you keep the store.  Prints {\"file\", \"bytes\",\n"
     "\"schema_version\", \"records\": {<database>: <count>, ...}}.\n"
-    "Restore it with oauth2-admin restore.\n";
+    "Restore it with oauth2-admin restore.\n"
+    "\n"
+    "With --etcd: the mirror first catches up with etcd's revision now, or\n"
+    "backup fails (exit 1) naming its age: a stale copy restored later would\n"
+    "bring back what the cluster deleted since.  It then prints also\n"
+    "\"mirror_revision\", the etcd revision the copy holds.\n";
 
 const char kRestoreUsage[] =
     "usage: oauth2-admin restore <file> [--force]\n"

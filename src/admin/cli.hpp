@@ -154,12 +154,18 @@ void wipe_api_key(json_t* obj) noexcept;
 
 // What --etcd asks of the mirror of who opens the store.
 enum class MirrorUse {
-  // a command: a change etcd applied is done even when the mirror does
-  // not show it within the wait (OAUTH2_ADMIN_MIRROR_WAIT_MS, 5000 ms by
-  // default), with a warning on stderr naming its revision
+  // a command: the mirror first catches up with etcd's revision now (a
+  // StoreError, naming its age and sync, when it is staler than
+  // max_staleness or does not catch up within the wait), so that what the
+  // command reads, or backup copies, is not older than the cluster; a
+  // change etcd applied is done even when the mirror does not show it
+  // within the wait (OAUTH2_ADMIN_MIRROR_WAIT_MS, 5000 ms by default),
+  // with a warning on stderr naming its revision
   kCommand,
-  // the daemon: such a change is a StoreError (503), as in nginx
-  kDaemon,
+  // the mirror as it is: the daemon (which checks its age per request,
+  // and answers 503 for a change the mirror does not show, as nginx) and
+  // restore (which waits for the revision it wrote)
+  kAsIs,
 };
 
 // The store of the invocation.  With create, mkdir -p (the store itself

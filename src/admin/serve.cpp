@@ -427,7 +427,7 @@ int serve(const Invocation& inv) {
   read_options(inv, ctx, &hash_limit);
   const sigset_t stop_signals = block_stop_signals();
 
-  StoreSlot slot([&inv] { return open_store(inv, true, MirrorUse::kDaemon); });
+  StoreSlot slot([&inv] { return open_store(inv, true, MirrorUse::kAsIs); });
   StoreSlot::Use(slot).store().reader_check();
   ctx.slot = &slot;
   MemoryCounters counters;

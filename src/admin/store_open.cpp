@@ -162,6 +162,23 @@ std::unique_ptr<Store> open_store_files(const Invocation& inv, bool create, Mirr
   return store;
 }
 
+// nginx and the daemon refuse a mirror staler than max_staleness; a
+// command waits for it to apply etcd's revision now, or fails naming its
+// age and sync: what it reads, or backup copies (a copy restored later
+// would bring back what the cluster deleted since), is never older than
+// the cluster.  Unlike Cluster::catch_up, a stale mirror gets the wait
+// too: one whose sync has just restarted catches up in milliseconds.
+void catch_up(Store& store) {
+  Cluster& cluster = *store.cluster();
+  const int64_t revision = cluster.current_revision();
+  if (cluster.wait_for_mirror(store, revision, cluster.mirror_wait_ms())) return;
+  const std::string age = mirror_staleness(store);
+  throw StoreError::stale("the mirror " + store.path() + " has not reached etcd's revision " +
+                          std::to_string(revision) + " within " +
+                          std::to_string(cluster.mirror_wait_ms()) + " ms" +
+                          (age.empty() ? ": is oauth2-admin sync running for it?" : "; " + age));
+}
+
 std::runtime_error unknown_realm(const std::string& realm) {
   return std::runtime_error("unknown realm " + quoted(realm) +
                             " (oauth2-admin realm add registers a realm)");
@@ -171,6 +188,7 @@ std::runtime_error unknown_realm(const std::string& realm) {
 
 std::unique_ptr<Store> open_store(const Invocation& inv, bool create, MirrorUse use) {
   std::unique_ptr<Store> store = open_store_files(inv, create, use);
+  if (store && store->cluster() && use == MirrorUse::kCommand) catch_up(*store);
   if (inv.realm == kDefaultRealm) return store;
   if (!store) throw unknown_realm(inv.realm);
   Txn txn = store->read();
