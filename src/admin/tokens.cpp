@@ -453,9 +453,9 @@ void write_key_file(const std::string& path, const std::string& key) {
 
 // The child of handshake_key_extract: its exit status says where the key
 // is, for the parent to keep or remove the file it wrote.
-constexpr int kKeyMoved = 0;   // out of the store
-constexpr int kKeyStayed = 1;  // in the store still: no second copy wanted
-constexpr int kKeyUnsure = 3;  // its removal may have been applied
+constexpr int kKeyMoved = 0;              // out of the store
+constexpr int kKeyStayed = 1;             // in the store still: no second copy wanted
+constexpr int kKeyUnsure = kExitPartial;  // its removal may have been applied
 
 // After the removal failed: whether the key is in the store still, read
 // once the mirror has caught up with etcd in cluster mode (a lost answer
