@@ -798,7 +798,10 @@ std::optional<bool> Txn::client_enabled(std::string_view realm, std::string_view
   }
   auto v = get(Db::kClients, client_stack_key(realm, client_id).view());
   if (!v) return std::nullopt;
-  std::string_view rec = *v;
+  return record_enabled(realm, *v);
+}
+
+bool Txn::record_enabled(std::string_view realm, std::string_view rec) {
   if (rec.size() >= 2 && rec[0] == kRecordV2) {
     return (static_cast<unsigned char>(rec[1]) & kFlagDisabled) == 0;
   }
@@ -810,9 +813,7 @@ std::optional<bool> Txn::client_enabled(std::string_view realm, std::string_view
 bool Txn::client_as_read(std::string_view realm, const Client& c) {
   if (!valid_client_id(c.client_id) || !valid_realm(realm) || c.record.empty()) return false;
   auto v = get(Db::kClients, client_stack_key(realm, c.client_id).view());
-  if (!v || *v != c.record) return false;
-  auto enabled = client_enabled(realm, c.client_id);  // the record's flag
-  return enabled && *enabled;
+  return v && *v == c.record && record_enabled(realm, *v);
 }
 
 std::optional<std::string> Txn::active_username(std::string_view realm, uint64_t id) {

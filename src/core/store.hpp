@@ -285,6 +285,8 @@ class Txn {
   // write decided on c applies (R35, R70), or is refused when the
   // application was deleted, disabled or changed in any way since
   bool client_as_read(std::string_view realm, const Client& c);
+  // a client's record says it is enabled
+  static bool record_enabled(std::string_view realm, std::string_view rec);
   // the username of an active user; nullopt if missing or inactive
   std::optional<std::string> active_username(std::string_view realm, uint64_t id);
 
