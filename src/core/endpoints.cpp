@@ -809,6 +809,12 @@ std::optional<TokenId> verified_record_key(const Location* loc, int64_t now, std
     *wrong_audience = r.status == JwtStatus::kWrongAudience;
     return std::nullopt;
   }
+  if (*type == TokenType::kHandshake && loc->config) {
+    // of a solution no handshake location of the realm has now (removed
+    // from the configuration, or the handshake API with it): valid nowhere
+    const char* sol = json_string_value(json_object_get(r.claims.get(), "solution_name"));
+    if (!sol || !loc->config->handshake_solution(loc->realm, sol)) return std::nullopt;
+  }
   const char* jti = json_string_value(json_object_get(r.claims.get(), "jti"));
   json_t* exp = json_object_get(r.claims.get(), "exp");
   if (!jti || !json_is_integer(exp)) return std::nullopt;

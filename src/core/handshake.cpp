@@ -419,8 +419,10 @@ EndpointResult validate_handshake(Store& store, const Request& req, json_t* body
     auto e = txn.client_enabled(req.loc.realm, p.token.client_id);
     enabled = e && *e;
   }
-  const bool valid = enabled && p.token.used_at == 0 && req.c.now < p.token.expires_at;
+  // and of a solution this location still has: one the configuration no
+  // longer has is valid nowhere
   const Solution* sol = req.loc.solution(p.data.solution_name);
+  const bool valid = enabled && sol && p.token.used_at == 0 && req.c.now < p.token.expires_at;
 
   Json d(json_object());
   json_object_set_new(d.get(), "valid", json_boolean(valid));

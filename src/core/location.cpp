@@ -215,6 +215,15 @@ std::shared_ptr<const int64_t> Config::dpop_window(const std::string& realm, int
   return r.dpop_window;
 }
 
+void Config::add_handshake_solution(const std::string& realm, const std::string& name) {
+  realms_[realm].handshake_solutions.insert(name);
+}
+
+bool Config::handshake_solution(std::string_view realm, std::string_view name) const {
+  auto it = realms_.find(realm);
+  return it != realms_.end() && it->second.handshake_solutions.count(name) != 0;
+}
+
 const std::string& Config::path(std::string_view realm, int endpoint) const {
   static const std::string* const kNone = new std::string;
   auto r = realms_.find(realm);
@@ -310,6 +319,9 @@ std::unique_ptr<Location> make_location(Config& config, const oauth2_location_co
                              "id_tokens and JWTs are told apart by it)");
   }
   config.add_location(l.realm, l.endpoint, str(lc.path));
+  if (l.endpoint == OAUTH2_ENDPOINT_HANDSHAKE) {
+    for (const Solution& s : l.solutions) config.add_handshake_solution(l.realm, s.name);
+  }
   // the token endpoint signs id_tokens with the key id_token_key picks;
   // the metadata offers OpenID when it has one
   if ((l.endpoint == OAUTH2_ENDPOINT_TOKEN || l.endpoint == OAUTH2_ENDPOINT_METADATA) &&

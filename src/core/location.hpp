@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstring>
 #include <map>
+#include <set>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -158,6 +159,11 @@ class Config {
   const std::string* issuer_taken(const std::string& issuer, const std::string& realm);
   // "" if no location of realm serves that endpoint at a path
   const std::string& path(std::string_view realm, int endpoint) const;
+  // a solution of realm's handshake locations (oauth2_handshake_solution):
+  // a handshake of another (one the configuration no longer has) is valid
+  // nowhere
+  void add_handshake_solution(const std::string& realm, const std::string& name);
+  bool handshake_solution(std::string_view realm, std::string_view name) const;
   // a realm with a location of endpoint `has` but no path of `needs`;
   // nullptr if none
   const std::string* realm_without(int has, int needs) const;
@@ -179,6 +185,7 @@ class Config {
     std::array<std::string, OAUTH2_ENDPOINT_MAX> paths;
     // the widest oauth2_dpop iat_window of its locations
     std::shared_ptr<int64_t> dpop_window = std::make_shared<int64_t>(0);
+    std::set<std::string, std::less<>> handshake_solutions;
   };
   std::map<std::string, RealmEndpoints, std::less<>> realms_;
   std::map<std::string, std::string> issuers_;  // issuer -> its realm
