@@ -297,4 +297,28 @@ is($new->{status}, 200, 'the restored store issues new tokens');
 is($t->bearer_get('/protected/', $new->{json}{access_token} // '')->{status},
     200, 'which validate');
 
+# a restore never hands out again a user id (an OpenID Connect sub) given
+# after the backup: each realm's sequence stays where the replaced store
+# had it, if the backup's is lower
+{
+    my @s = ('--store', "$dir/seq");
+    my $add = sub {
+        my ($name) = @_;
+        return $t->admin_json(@s, 'user', 'add', '--username', $name,
+            '--email', "$name\@example.com", '--password', 'Seq-pass-word-77',
+            '--pbkdf2-iterations', 1000)->{id};
+    };
+    my $u1 = $add->('u1');
+    ($code, $out, $err) = $t->admin(@s, 'backup', "$dir/seq.backup");
+    is($code, 0, 'a store of one user backed up') or diag($err);
+    my $alice = $add->('alice');
+    ($code, $out, $err) = $t->admin(@s, 'restore', "$dir/seq.backup", '--force');
+    is($code, 0, 'the backup restored over the store of two') or diag($err);
+    ok(!grep({ $_->{username} eq 'alice' } @{$t->admin_json(@s, 'user', 'list')}),
+        '... without the user added after the backup');
+    my $mallory = $add->('mallory');
+    cmp_ok($mallory, '>', $alice, "a user added after the restore gets id "
+        . "$mallory, not $alice (alice's, added after the backup)");
+}
+
 $t->done_testing;

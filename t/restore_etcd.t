@@ -153,5 +153,26 @@ is($bc, 0, '... and another restore --force replaces it') or diag $be;
 isnt($bc, 0, 'the edge\'s own mirror still refuses a local write');
 like($be, qr/--etcd/, '... naming --etcd');
 
+# a restore never hands out again a user id (an OpenID Connect sub) given
+# after the backup: each realm's sequence stays where the cluster had it,
+# if the backup's is lower
+{
+    my $add = sub {
+        my ($name) = @_;
+        return $t->admin_etcd_json('user', 'add', '--username', $name,
+            '--email', "$name\@example.com", '--password', 'Seq-pass-word-77',
+            '--pbkdf2-iterations', 1000)->{id};
+    };
+    my $alice = $add->('alice');
+    my ($code, $out, $err) = $t->admin_etcd('restore', "$dir/a.backup",
+        '--force');
+    is($code, 0, 'a backup restored over a cluster with a user added since')
+        or diag $err;
+    isnt(shows('alice'), 0, '... which is gone');
+    my $mallory = $add->('mallory');
+    cmp_ok($mallory, '>', $alice, "a user added after the restore gets id "
+        . "$mallory, not $alice (alice's)");
+}
+
 $t->sync_log_ok;
 $t->done_testing;

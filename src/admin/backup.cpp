@@ -18,19 +18,23 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <iterator>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "cli.hpp"
 #include "cluster.hpp"
+#include "codec.hpp"
 #include "etcd.hpp"
 #include "json.hpp"
 #include "store.hpp"
@@ -40,6 +44,8 @@ namespace oauth2::admin {
 namespace {
 
 using records::check;
+using records::get_u64_be;
+using records::put_u64_be;
 using records::TxnHandle;
 
 // What a backup file holds, read from the file itself.
@@ -90,6 +96,57 @@ Env open_backup_env(const std::string& path) {
     throw not_a_backup(path, std::string("not an LMDB file (") + mdb_strerror(rc) + ")");
   }
   return env;
+}
+
+// Each realm's user id sequence (meta's user_seq keys, by key).  A restore
+// keeps each where it is if the backup's is lower: an id handed out since
+// the backup (a user's OpenID Connect sub) is never handed out again.
+using UserSeqs = std::map<std::string, uint64_t>;
+constexpr std::string_view kUserSeqKey = "\x01user_seq";
+
+UserSeqs user_seqs_in(MDB_txn* txn) {
+  UserSeqs seqs;
+  MDB_dbi meta;
+  if (mdb_dbi_open(txn, "meta", 0, &meta) != MDB_SUCCESS) return seqs;
+  records::Cursor cur(txn, meta);
+  MDB_val k{kUserSeqKey.size(), const_cast<char*>(kUserSeqKey.data())}, v;
+  for (int rc = cur.get(&k, &v, MDB_SET_RANGE); rc == MDB_SUCCESS; rc = cur.get(&k, &v, MDB_NEXT)) {
+    const std::string_view key = records::view(k);
+    if (key.substr(0, kUserSeqKey.size()) != kUserSeqKey) break;
+    if (v.mv_size == 8) seqs[std::string(key)] = get_u64_be(static_cast<const char*>(v.mv_data));
+  }
+  return seqs;
+}
+
+// the backup's sequences (in txn) raised to seqs' where those are higher,
+// and seqs' that the backup has not
+UserSeqs later_user_seqs(MDB_txn* txn, const UserSeqs& seqs) {
+  UserSeqs out = user_seqs_in(txn);
+  for (const auto& [key, seq] : seqs) out[key] = std::max(out[key], seq);
+  return out;
+}
+
+// The sequences of the store a restore replaces (none if it has none yet);
+// one that cannot be read (a restore may be mending it) gives none, and
+// says so.
+UserSeqs store_user_seqs(const std::string& dir) {
+  struct stat st;
+  if (stat((dir + "/data.mdb").c_str(), &st) != 0) return {};
+  try {
+    MDB_env* raw = nullptr;
+    check(mdb_env_create(&raw), "mdb_env_create");
+    Env env(raw);
+    check(mdb_env_set_maxdbs(raw, 64), "mdb_env_set_maxdbs");
+    check(mdb_env_open(raw, dir.c_str(), MDB_RDONLY, 0), "mdb_env_open");
+    TxnHandle txn(raw, MDB_RDONLY);
+    return user_seqs_in(txn.get());
+  } catch (const std::exception& e) {
+    fprintf(stderr,
+            "oauth2-admin: the store's user ids could not be read (%s): ids handed out since "
+            "the backup may be handed out again\n",
+            e.what());
+    return {};
+  }
 }
 
 // Every page the environment refers to lies inside the file: a truncated
@@ -419,8 +476,9 @@ std::optional<struct stat> check_restore(const Invocation& inv, const std::strin
 // store is no mirror: what named it one, and which revision of etcd it
 // had applied, goes from the copy before it becomes data.mdb (as a
 // restore into the cluster leaves them out), or every write to it would
-// be refused as a mirror's, and restore itself with it.
-void forget_mirror(const std::string& copy) {
+// be refused as a mirror's, and restore itself with it.  And each realm's
+// user id sequence stays at least where the replaced store had it (seqs).
+void forget_mirror(const std::string& copy, const UserSeqs& seqs) {
   struct stat st;
   if (stat(copy.c_str(), &st) != 0) throw std::runtime_error(errno_text("cannot read " + copy));
   MDB_env* raw = nullptr;
@@ -435,6 +493,14 @@ void forget_mirror(const std::string& copy) {
   MDB_dbi meta;
   if (mdb_dbi_open(txn.get(), "meta", 0, &meta) != MDB_SUCCESS) return;
   bool changed = false;
+  for (const auto& [key, seq] : later_user_seqs(txn.get(), seqs)) {
+    std::string value;
+    put_u64_be(value, seq);
+    MDB_val k{key.size(), const_cast<char*>(key.data())};
+    MDB_val v{value.size(), value.data()};
+    check(mdb_put(txn.get(), meta, &k, &v, 0), "mdb_put(meta)");
+    changed = true;
+  }
   for (const char* name :
        {kMirrorOfMeta, kMirrorRevisionMeta, kMirrorFreshMeta, kMirrorClusterMeta}) {
     MDB_val k{std::char_traits<char>::length(name), const_cast<char*>(name)};
@@ -458,10 +524,11 @@ BackupInfo put_in_place(const Invocation& inv, int in, const struct stat* old) {
   }
   Fd lock = lock_store(dir.get(), owner, inv.store);
   become(owner);
+  const UserSeqs seqs = store_user_seqs(inv.store);
   const std::string tmp = copy_beside(in, inv.store, old);
   BackupInfo info;
   try {
-    forget_mirror(tmp);
+    forget_mirror(tmp, seqs);
     info = inspect_backup(tmp);  // the bytes about to become the store
   } catch (...) {
     unlink(tmp.c_str());
@@ -521,10 +588,22 @@ int64_t send_ops(Etcd& etcd, Json& ops, size_t* bytes) {
 // refuses a put and a delete of the same key in one Txn), after what ops
 // holds.  The machine's own meta records are left out, as the cluster's
 // commits leave them out.  The last revision.
-int64_t put_records(Etcd& etcd, const std::string& path, Json& ops, size_t* bytes) {
+int64_t put_records(Etcd& etcd, const std::string& path, const UserSeqs& seqs, Json& ops,
+                    size_t* bytes) {
   int64_t revision = 0;
   Env env = open_backup_env(path);
   TxnHandle txn(env.get(), MDB_RDONLY);
+  UserSeqs kept = later_user_seqs(txn.get(), seqs);
+  auto put = [&](const std::string& name, std::string_view key, std::string_view value) {
+    const std::string k = base64_std(db_range(etcd, name) + std::string(key));
+    const std::string v = base64_std(value);
+    json_array_append_new(ops.get(), checked(json_pack("{s:{s:s,s:s}}", "request_put", "key",
+                                                       k.c_str(), "value", v.c_str())));
+    *bytes += k.size() + v.size();
+    if (json_array_size(ops.get()) >= kRestoreTxnOps || *bytes >= kRestoreTxnBytes) {
+      revision = send_ops(etcd, ops, bytes);
+    }
+  };
   for (size_t i = 0; i < kDbCount; i++) {
     const std::string name = db_name(static_cast<Db>(i));
     MDB_dbi dbi;
@@ -532,24 +611,45 @@ int64_t put_records(Etcd& etcd, const std::string& path, Json& ops, size_t* byte
     records::Cursor cur(txn.get(), dbi);
     MDB_val k, v;
     for (int rc = cur.get(&k, &v, MDB_FIRST); rc == MDB_SUCCESS; rc = cur.get(&k, &v, MDB_NEXT)) {
-      if (static_cast<Db>(i) == Db::kMeta && local_meta(records::view(k))) continue;
-      const std::string key = base64_std(db_range(etcd, name) + std::string(records::view(k)));
-      const std::string value = base64_std(records::view(v));
-      json_array_append_new(ops.get(), checked(json_pack("{s:{s:s,s:s}}", "request_put", "key",
-                                                         key.c_str(), "value", value.c_str())));
-      *bytes += key.size() + value.size();
-      if (json_array_size(ops.get()) >= kRestoreTxnOps || *bytes >= kRestoreTxnBytes) {
-        revision = send_ops(etcd, ops, bytes);
+      const std::string_view key = records::view(k);
+      if (static_cast<Db>(i) == Db::kMeta && (local_meta(key) || kept.count(std::string(key)))) {
+        continue;  // the machine's own; a sequence put below
       }
+      put(name, key, records::view(v));
     }
+  }
+  for (const auto& [key, seq] : kept) {
+    std::string value;
+    put_u64_be(value, seq);
+    put("meta", key, value);
   }
   if (json_array_size(ops.get())) revision = send_ops(etcd, ops, bytes);
   return revision;
 }
 
+// Each realm's user id sequence the cluster holds (meta's user_seq keys,
+// by key): a restore keeps each at least where it is.
+UserSeqs cluster_user_seqs(Etcd& etcd) {
+  const std::string from = db_range(etcd, db_name(Db::kMeta)) + "\x01user_seq";
+  Json req(json_pack("{s:s,s:s}", "key", base64_std(from).c_str(), "range_end",
+                     base64_std(Etcd::range_end(from)).c_str()));
+  Json answer = etcd.call("/v3/kv/range", req.get(), kRestoreTimeoutMs);
+  UserSeqs seqs;
+  size_t i;
+  json_t* kv;
+  json_array_foreach(json_object_get(answer.get(), "kvs"), i, kv) {
+    auto k = base64_decode_strict(json_string_value(json_object_get(kv, "key")) ?: "");
+    auto v = base64_decode_strict(json_string_value(json_object_get(kv, "value")) ?: "");
+    if (!k || !v || v->size() != 8 || k->size() <= db_range(etcd, "meta").size()) continue;
+    seqs[k->substr(db_range(etcd, "meta").size())] = get_u64_be(v->data());
+  }
+  return seqs;
+}
+
 // One Txn deleting every database's records, then the backup's records.
 // The last revision.
 int64_t put_backup_in_cluster(Etcd& etcd, const std::string& path) {
+  const UserSeqs seqs = cluster_user_seqs(etcd);
   Json ops(checked(json_array()));
   size_t bytes = 0;
   for (size_t i = 0; i < kDbCount; i++) {
@@ -560,7 +660,7 @@ int64_t put_backup_in_cluster(Etcd& etcd, const std::string& path) {
   }
   const int64_t deleted = send_ops(etcd, ops, &bytes);
   try {
-    const int64_t revision = put_records(etcd, path, ops, &bytes);
+    const int64_t revision = put_records(etcd, path, seqs, ops, &bytes);
     return revision ? revision : deleted;
   } catch (const std::exception& e) {
     // the cluster's records are gone and only some of the backup's in:
