@@ -39,6 +39,7 @@ is($code, 2, 'serve without --listen: exit 2');
 for my $o (['--page-size', 0], ['--page-size', 'x'],
     ['--pbkdf2-iterations', 5], ['--pbkdf2-iterations', '1e6'],
     ['--hash-limit', '0/4'], ['--hash-limit', '65/4'], ['--hash-limit', '2'],
+    ['--hash-limit', '2/1000'], ['--hash-limit', '64/65'],
     ['--auth-limit', '5/0'], ['--auth-limit', '0/60'],
     ['--auth-limit', '5/86401'], ['--account-limit', '100001/60'],
     ['--session-idle', 0], ['--session-idle', 86401], ['--session-idle', '30m'],

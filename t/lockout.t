@@ -310,6 +310,19 @@ is(page_login('bob', $PW, '127.0.0.4')->{status}, 303,
     'after the Retry-After of --auth-limit 3/6, bob signs in at the '
     . 'daemon\'s page from the throttled address: 303 (R17)');
 
+# R88, R83: a correct password of an account that may not sign in at the
+# daemon's pages (not staff) costs a hash as a wrong one does, and counts
+# as a failed sign-in of the address as a wrong one does: uncounted, one
+# address kept the daemon's hash slots full, every staff sign-in 503
+$t->admin_json('user', 'add', '--username', 'hank', '--email',
+    'hank@example.com', '--password', $PW, '--pbkdf2-iterations', 1000);
+{
+    my @st = map { page_login('hank', $PW, '127.0.0.90')->{status} } 1 .. 4;
+    is(join(' ', @st), '400 400 400 429', 'a non-staff user\'s own password '
+        . 'at the daemon\'s page, 4 times from one address: refused, then '
+        . 'throttled as a wrong one is (--auth-limit 3/6)');
+}
+
 # the store holds the lock, never a password or an address in clear
 my ($code, $dump) = $t->_run_cmd('mdb_dump', '-a', $t->store);
 is($code, 0, 'mdb_dump of the store: exit 0');

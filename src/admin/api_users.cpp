@@ -264,6 +264,20 @@ HttpResponse wrong_current_password() {
   return errors.response();
 }
 
+// 0 when one's own current password may be checked now; else the seconds
+// to wait (the address's or the account's throttle, or its lock): asked
+// before a hash slot is taken, cheap checks first (R88), and again after
+unsigned current_password_wait(ServeContext& ctx, const Throttle& throttle, uint64_t id,
+                               int64_t now) {
+  unsigned wait = throttle.address_wait();
+  if (!wait) {
+    Txn txn = ctx.store->read();
+    LoginTarget target{{id}, "#" + std::to_string(id)};
+    wait = login_gate(txn, throttle, ctx.realm, target, LoginOrigin{throttle.address(), ""}, now);
+  }
+  return wait;
+}
+
 std::optional<HttpResponse> check_current_password(ServeContext& ctx, const HttpRequest& req,
                                                    uint64_t id, const std::string& password,
                                                    std::string* checked) {
@@ -271,12 +285,7 @@ std::optional<HttpResponse> check_current_password(ServeContext& ctx, const Http
   const Throttle throttle = ctx.throttle(req);
   const LoginOrigin origin{throttle.address(), ""};
   LoginTarget target{{id}, "#" + std::to_string(id)};
-  unsigned wait = throttle.address_wait();
-  if (!wait) {
-    Txn txn = ctx.store->read();
-    wait = login_gate(txn, throttle, ctx.realm, target, origin, now);
-  }
-  if (wait) return throttled(wait);
+  if (unsigned wait = current_password_wait(ctx, throttle, id, now)) return throttled(wait);
   LoginCheck check = check_login(*ctx.store, ctx.realm, target, password, ctx.pbkdf2_iterations,
                                  ctx.account_limit, origin, now);
   if (check.locked) return throttled(check.locked);
@@ -425,6 +434,12 @@ HttpResponse update_user(ServeContext& ctx, const HttpRequest& req, const Caller
   std::string hashed;
   std::string checked;  // the hash the current password was checked against
   if (in.password) {
+    if (self) {
+      const int64_t now = static_cast<int64_t>(time(nullptr));
+      if (unsigned wait = current_password_wait(ctx, ctx.throttle(req), id, now)) {
+        return throttled(wait);
+      }
+    }
     HashSlots::Slot slot = ctx.hash_slot();
     if (ctx.hash_slots && !slot) return busy();
     if (self) {

@@ -374,9 +374,13 @@ void read_options(const Invocation& inv, ServeContext& ctx, HashLimit* hash) {
     ctx.password_policy = *p;
   }
   if (auto v = inv.value("hash-limit")) {
+    // hashes running and waiting hold a connection's thread each: at most
+    // half of the daemon's 256, so that a flood of them gets 503 while
+    // everything else is still served (R88)
     if (!parse_limit(*v, &hash->running, &hash->waiting) || hash->running == 0 ||
-        hash->running > 64) {
-      throw UsageError("--hash-limit: " + quoted(*v) + " is not <n>/<queue> (1 to 64 running)");
+        hash->running > 64 || hash->running + hash->waiting > 128) {
+      throw UsageError("--hash-limit: " + quoted(*v) +
+                       " is not <n>/<queue> (1 to 64 running, 128 with those waiting)");
     }
   }
   ctx.page_size = number_option(inv, "page-size", "a number", 1, kMaxPageSize, ctx.page_size);
@@ -513,7 +517,8 @@ const char kServeUsage[] =
     "                             \"min_length=<n> similarity=<0.1-1>|off\n"
     "                             common=on|off numeric=on|off\"\n"
     "  --hash-limit <n>/<queue>   password hashes at once, and waiting\n"
-    "                             (default 2/64; more get 503)\n"
+    "                             (default 2/64; more get 503; at most\n"
+    "                             64 at once, 128 with those waiting)\n"
     "  --session-idle <s>         a web page session unused for <s> seconds\n"
     "                             ends, 1 to 86400 (default 1800)\n"
     "  --session-max <s>          and <s> seconds after its sign-in at the\n"

@@ -118,12 +118,14 @@ std::optional<HttpResponse> check_password(ServeContext& ctx, const Attempt& a,
   LoginCheck check = check_login(*ctx.store, ctx.realm, a.target, password, ctx.pbkdf2_iterations,
                                  ctx.account_limit, a.origin, a.now);
   if (check.locked) return throttled(a, check.locked);
-  if (!check.user) {
+  // a wrong password and a user who may not log in look the same, and
+  // count the same: a hash each, which one address must not spend
+  // without end (R88)
+  if (!check.user || !check.user->is_staff) {
     a.throttle.password_failed(a.target.throttle_key);
     a.throttle.address_failed();
+    return a.again(400, kBadLogin);
   }
-  // a wrong password and a user who may not log in look the same
-  if (!check.user || !check.user->is_staff) return a.again(400, kBadLogin);
   if (check.needs_rehash) {
     *new_hash = hash_password(password, ctx.pbkdf2_iterations);
   }
