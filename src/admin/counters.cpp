@@ -28,8 +28,13 @@ MemoryCounters::Entry* MemoryCounters::entry(const std::string& key, int64_t now
     for (auto i = map_.begin(); i != map_.end();) {
       i = (i->second.expire <= now || i->second.count == 0) ? map_.erase(i) : std::next(i);
     }
-    if (map_.size() >= max_) return nullptr;
+    if (map_.size() >= max_) {
+      if (!full_ && on_full) on_full(max_);
+      full_ = true;
+      return nullptr;
+    }
   }
+  full_ = false;
   Entry& e = map_[key];
   e.expire = now + window;
   return &e;

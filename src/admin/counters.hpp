@@ -10,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -26,6 +27,9 @@ class MemoryCounters {
 
   // the core's view of these counters (throttles only: no rate limits)
   oauth2_counters_t counters();
+  // called once each time the table fills with live counts (the daemon
+  // logs it at alert, as the module logs its full zone: R84)
+  std::function<void(size_t)> on_full;
 
  private:
   struct Entry {
@@ -42,6 +46,7 @@ class MemoryCounters {
   std::mutex mu_;
   std::unordered_map<std::string, Entry> map_;
   size_t max_;
+  bool full_ = false;  // on_full was called since the table last had room
 };
 
 // At most `running` password hashes at once, `waiting` more queued (each

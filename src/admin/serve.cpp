@@ -435,6 +435,11 @@ int serve(const Invocation& inv) {
   StoreSlot::Use(slot).store().reader_check();
   ctx.slot = &slot;
   MemoryCounters counters;
+  counters.on_full = [](size_t keys) {
+    log_line("", "alert: the table of sign-in throttles is full of live counts (" +
+                     std::to_string(keys) +
+                     " keys): new addresses and accounts are refused (429) until some end");
+  };
   ctx.counters = &counters;
   HashSlots hash_slots(hash_limit.running, hash_limit.waiting);
   ctx.hash_slots = &hash_slots;
