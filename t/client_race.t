@@ -174,6 +174,23 @@ sub allow_async {
         '... no device code stored under the deleted client');
 }
 
+# 4b. a change of no term (a new name) while a grant waits: the grant
+# goes on (as a secret hashed again, an imported one at its first use)
+{
+    my $app = web_app('renamed');
+    my $r = race('password grant, renamed', sub {
+        $t->send_async('POST', '/o/token/',
+            [Authorization => $t->basic($app->{client_id},
+                $app->{client_secret}), 'Content-Type' => $FORM],
+            OAuth2Test::form(grant_type => 'password', username => 'alice',
+                password => $PW));
+    }, sub { $t->api('PATCH', "/api/applications/$app->{client_id}/",
+        token => $admin, json => { name => 'renamed-too' }) });
+    is($r->{status}, 200, 'a password grant while its application is '
+        . 'renamed: 200') or diag($r->{raw});
+    ok(($r->{json} // {})->{refresh_token}, '... with its refresh token');
+}
+
 # 5. R19: a code sent to a redirect URI that the operator then removed
 # (taken over, say) gets nothing; a code sent to one still registered is
 # redeemed as before

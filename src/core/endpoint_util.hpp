@@ -49,11 +49,12 @@ Response invalid_client(bool used_header);
 // loopback URI on any port: RFC 8252 7.3)
 bool redirect_matches(std::string_view asked, std::string_view registered);
 
-// invalid_client, when the client was disabled, deleted or changed since
-// it authenticated (in an earlier snapshot): read again in a grant's
-// change, so that no grant issues to a client disabled meanwhile (R70),
-// nor on terms it no longer has (made public, its secret or grants
-// changed: R35).  Sent again, the request is decided on the new ones.
+// invalid_client, when the client was disabled, deleted or its terms
+// changed since it authenticated (in an earlier snapshot): read again in
+// a grant's change, so that no grant issues to a client disabled
+// meanwhile (R70), nor on terms it no longer has (made public, its grants
+// or scopes changed: R35; Txn::client_as_read).  Sent again, the request
+// is decided on the new ones.
 std::optional<Response> refused_if_gone(Txn& txn, std::string_view realm, const Client& client,
                                         bool used_header);
 

@@ -810,10 +810,31 @@ bool Txn::record_enabled(std::string_view realm, std::string_view rec) {
   return !c->disabled;
 }
 
+namespace {
+
+// What a request is decided on: a client of the same terms may have
+// another name, or its secret hashed again (an imported one, on its first
+// use); the secret's rotation, too, ends only the requests that come
+// after it, as in django-oauth-toolkit
+bool same_terms(const Client& a, const Client& b) {
+  return a.confidential == b.confidential && a.grant_types == b.grant_types && a.scope == b.scope &&
+         a.redirect_uris == b.redirect_uris && a.auth_method == b.auth_method &&
+         a.access_token_ttl == b.access_token_ttl &&
+         a.access_token_format == b.access_token_format && a.disabled == b.disabled &&
+         a.first_party == b.first_party && a.id_token_alg == b.id_token_alg &&
+         a.post_logout_redirect_uris == b.post_logout_redirect_uris && a.resources == b.resources &&
+         a.dpop_bound_access_tokens == b.dpop_bound_access_tokens;
+}
+
+}  // namespace
+
 bool Txn::client_as_read(std::string_view realm, const Client& c) {
   if (!valid_client_id(c.client_id) || !valid_realm(realm) || c.record.empty()) return false;
   auto v = get(Db::kClients, client_stack_key(realm, c.client_id).view());
-  return v && *v == c.record && record_enabled(realm, *v);
+  if (!v || !record_enabled(realm, *v)) return false;
+  if (*v == c.record) return true;
+  auto fresh = decode_client(realm, *v);
+  return fresh && same_terms(*fresh, c);
 }
 
 std::optional<std::string> Txn::active_username(std::string_view realm, uint64_t id) {

@@ -281,9 +281,11 @@ class Txn {
   // the validation path: header reads, no JSON decoding.  nullopt: no
   // such client; false: disabled.
   std::optional<bool> client_enabled(std::string_view realm, std::string_view client_id);
-  // the client's record is still the one c was read from, and enabled: a
+  // the client's record is still the one c was read from, or of the same
+  // terms (a new name, its secret hashed again or rotated), and enabled: a
   // write decided on c applies (R35, R70), or is refused when the
-  // application was deleted, disabled or changed in any way since
+  // application was deleted, disabled or its terms changed since (made
+  // public, its grants, scopes, redirect URIs, resources, DPoP...)
   bool client_as_read(std::string_view realm, const Client& c);
   // a client's record says it is enabled
   static bool record_enabled(std::string_view realm, std::string_view rec);
