@@ -93,18 +93,22 @@ sub records_of {
     return $n;
 }
 
+# alice's password grant, authenticated with $app's secret, sent
+sub password_grant_async {
+    my ($app) = @_;
+    return $t->send_async('POST', '/o/token/',
+        [Authorization => $t->basic($app->{client_id}, $app->{client_secret}),
+            'Content-Type' => $FORM],
+        OAuth2Test::form(grant_type => 'password', username => 'alice',
+            password => $PW));
+}
+
 # 1. a password grant, authenticated with the secret, answers after the
 # application was made public: refused, and no refresh token (which the
 # client_id alone would then rotate)
 {
     my $app = web_app('pw');
-    my $r = race('password grant, made public', sub {
-        $t->send_async('POST', '/o/token/',
-            [Authorization => $t->basic($app->{client_id},
-                $app->{client_secret}), 'Content-Type' => $FORM],
-            OAuth2Test::form(grant_type => 'password', username => 'alice',
-                password => $PW));
-    }, make_public($app));
+    my $r = race('password grant, made public', sub { password_grant_async($app) }, make_public($app));
     $t->oauth_error_ok($r, 401, 'invalid_client',
         'password grant decided before the switch');
     ok(!defined(($r->{json} // {})->{refresh_token}),
@@ -178,13 +182,7 @@ sub allow_async {
 # goes on (as a secret hashed again, an imported one at its first use)
 {
     my $app = web_app('renamed');
-    my $r = race('password grant, renamed', sub {
-        $t->send_async('POST', '/o/token/',
-            [Authorization => $t->basic($app->{client_id},
-                $app->{client_secret}), 'Content-Type' => $FORM],
-            OAuth2Test::form(grant_type => 'password', username => 'alice',
-                password => $PW));
-    }, sub { $t->api('PATCH', "/api/applications/$app->{client_id}/",
+    my $r = race('password grant, renamed', sub { password_grant_async($app) }, sub { $t->api('PATCH', "/api/applications/$app->{client_id}/",
         token => $admin, json => { name => 'renamed-too' }) });
     is($r->{status}, 200, 'a password grant while its application is '
         . 'renamed: 200') or diag($r->{raw});

@@ -321,6 +321,13 @@ $t->admin_json('user', 'add', '--username', 'hank', '--email',
     is(join(' ', @st), '400 400 400 429', 'a non-staff user\'s own password '
         . 'at the daemon\'s page, 4 times from one address: refused, then '
         . 'throttled as a wrong one is (--auth-limit 3/6)');
+    # R83: what it counted is that address's: a staff user signs in from
+    # another at once
+    $t->admin_json('user', 'add', '--username', 'ivy', '--email',
+        'ivy@example.com', '--password', $PW, '--pbkdf2-iterations', 1000,
+        '--staff');
+    is(page_login('ivy', $PW, '127.0.0.91')->{status}, 303,
+        '... while a staff user signs in from another address: 303 (R83)');
 }
 
 # the store holds the lock, never a password or an address in clear
