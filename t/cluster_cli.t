@@ -14,6 +14,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use JSON::PP ();
 use MIME::Base64 qw(encode_base64);
+use POSIX ();
 use Test::More;
 use Time::HiRes qw(sleep);
 use OAuth2Test;
@@ -114,6 +115,46 @@ my $lagging = qr/warning: etcd applied the change at revision \d+.*oauth2-admin 
     sleep 0.1 until mirror_revision() == etcd_revision();
     unlike(OAuth2Test::dump_store($t->store), qr/handshake_hs256_key/,
         '... and the mirror drops it once sync resumes');
+}
+
+# handshake-key extract whose child (the store's side) dies once etcd has
+# removed the key, before it could say so (kill -9 while it waits for the
+# held mirror): the file is the only copy, and stays
+{
+    my $LEGACY = 'K' x 8 . join('', map { chr(97 + $_ % 26) } 1 .. 32);
+    etcd_json('/v3/kv/put', { key => encode_base64('/oauth2/meta/handshake_hs256_key', ''),
+        value => encode_base64($LEGACY, '') });
+    sleep 0.1 until mirror_revision() == etcd_revision();
+    hold_sync();
+    my $file = "$dir/unsure.key";
+    my ($out, $err) = ("$dir/unsure.out", "$dir/unsure.err");
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        $ENV{OAUTH2_ADMIN_MIRROR_WAIT_MS} = 30000;
+        open STDOUT, '>', $out or POSIX::_exit(127);
+        open STDERR, '>', $err or POSIX::_exit(127);
+        exec { $OAuth2Test::ADMIN } $OAuth2Test::ADMIN, $t->etcd_args,
+            '--store', $t->store, 'handshake-key', 'extract', $file
+            or POSIX::_exit(127);
+    }
+    my $removed;
+    for (1 .. 200) {
+        last if $removed = !defined etcd_get('/oauth2/meta/handshake_hs256_key');
+        sleep 0.05;
+    }
+    my ($child) = grep { /^\d+$/ } split /\s+/, `pgrep -P $pid`;
+    kill 'KILL', $child if $child;
+    waitpid $pid, 0;
+    my $code = $? >> 8;
+    resume_sync();
+    ok($removed && $child, 'extract\'s store side killed once etcd removed '
+        . 'the key');
+    is($code, 1, '... exit 1: whether the key left the store is unknown');
+    like(OAuth2Test::_slurp($err), qr/may have been applied.*\Q$file\E.*keeps the key/s,
+        '... saying the file keeps the key');
+    is(-f $file ? OAuth2Test::_slurp($file) : '', "$LEGACY\n",
+        '... and the file holds it: the only copy is not removed');
+    sleep 0.1 until mirror_revision() == etcd_revision();
 }
 
 # reads and backup on a mirror behind etcd: they catch up first, or fail
