@@ -85,7 +85,6 @@ using Clock = std::chrono::steady_clock;
 
 using fuzz::broken;
 using fuzz::die;
-using fuzz::fill;
 using fuzz::send_all;
 
 const std::string kPrefix = "/oauth2/";
@@ -373,24 +372,14 @@ class FakeEtcd {
  private:
   void accept_loop(int fd) {
     for (;;) {
-      int c = accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
+      int c = fuzz::accept_peer(fd);
       if (c < 0) continue;
-      int one = 1;
-      setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-      timeval idle{5, 0};  // a connection curl forgot frees its thread
-      setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &idle, sizeof(idle));
       std::thread([this, c] {
         connection(c);
         close(c);
       }).detach();
     }
   }
-
-  struct Busy {
-    explicit Busy(std::atomic<int>& n) : n(n) { n++; }
-    ~Busy() { n--; }
-    std::atomic<int>& n;
-  };
 
   // what to send: the response's bytes, or nothing (close)
   struct Reply {
@@ -399,32 +388,16 @@ class FakeEtcd {
   };
 
   static Reply http(int status, const std::string& body) {
-    return {false, "HTTP/1.1 " + std::to_string(status) +
-                       " X\r\nContent-Type: application/json\r\nContent-Length: " +
-                       std::to_string(body.size()) + "\r\n\r\n" + body};
+    return {false, fuzz::http_response(status, body)};
   }
 
   void connection(int fd) {
     std::string buf;
     for (;;) {
-      size_t end;
-      while ((end = buf.find("\r\n\r\n")) == std::string::npos) {
-        if (!fill(fd, buf)) return;
-      }
-      Busy busy(busy_);
-      std::string head = buf.substr(0, end);
-      buf.erase(0, end + 4);
-      for (char& ch : head) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-      size_t sp = head.find(' ');
-      std::string path = head.substr(sp + 1, head.find(' ', sp + 1) - sp - 1);
-      size_t cl = head.find("\r\ncontent-length:");
-      size_t len = cl == std::string::npos ? 0 : std::strtoul(head.c_str() + cl + 17, nullptr, 10);
-      while (buf.size() < len) {
-        if (!fill(fd, buf)) return;
-      }
-      std::string body = buf.substr(0, len);
-      buf.erase(0, len);
-      Reply r = answer(path, body);
+      std::optional<fuzz::Busy> busy;
+      fuzz::Request rq;
+      if (!fuzz::next_request(fd, buf, &rq, [&] { busy.emplace(busy_); })) return;
+      Reply r = answer(rq.path, rq.body);
       if (r.close) {
         if (!r.bytes.empty()) send_all(fd, r.bytes);
         return;
@@ -802,10 +775,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   config.prefix = kPrefix;
   g_store->use_cluster(std::make_shared<oauth2::Cluster>(config, 60000));
   g_trace = std::getenv("FUZZ_CLUSTER_TRACE") != nullptr;
-  if (std::getenv("FUZZ_STATS")) {
-    g_stats = new Stats;
-    std::atexit(print_stats);
-  }
+  if (fuzz::stats_wanted(print_stats)) g_stats = new Stats;
   return 0;
 }
 

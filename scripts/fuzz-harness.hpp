@@ -7,9 +7,13 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cctype>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -61,6 +65,74 @@ inline bool fill(int fd, std::string& buf) {
   ssize_t n = read(fd, b, sizeof(b));
   if (n <= 0) return false;
   buf.append(b, static_cast<size_t>(n));
+  return true;
+}
+
+// the next connection to fd, set for a peer answering on loopback: no
+// Nagle, and a read that waits 5 s at most (a connection curl forgot
+// frees its thread); -1 when accept fails
+inline int accept_peer(int fd) {
+  int c = accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
+  if (c < 0) return -1;
+  int one = 1;
+  setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  timeval idle{5, 0};
+  setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &idle, sizeof(idle));
+  return c;
+}
+
+// counts the requests a peer is answering, for a settle() that waits for
+// none
+struct Busy {
+  explicit Busy(std::atomic<int>& n) : n(n) { n++; }
+  ~Busy() { n--; }
+  std::atomic<int>& n;
+};
+
+// one HTTP/1.1 request as the peers read it: the path (lowercased, with
+// the head) and the body its Content-Length says
+struct Request {
+  std::string path;
+  std::string body;
+};
+
+// The next request of a connection, from buf (what was read and not yet
+// used) and fd; false when the client closes it first.  on_head() runs
+// once the head is in, before the request's strings are made (a Busy
+// made there counts the request from then on).
+template <class OnHead>
+bool next_request(int fd, std::string& buf, Request* rq, OnHead on_head) {
+  size_t end;
+  while ((end = buf.find("\r\n\r\n")) == std::string::npos) {
+    if (!fill(fd, buf)) return false;
+  }
+  on_head();
+  std::string head = buf.substr(0, end);
+  buf.erase(0, end + 4);
+  for (char& ch : head) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  size_t sp = head.find(' ');
+  rq->path = head.substr(sp + 1, head.find(' ', sp + 1) - sp - 1);
+  size_t cl = head.find("\r\ncontent-length:");
+  size_t len = cl == std::string::npos ? 0 : std::strtoul(head.c_str() + cl + 17, nullptr, 10);
+  while (buf.size() < len) {
+    if (!fill(fd, buf)) return false;
+  }
+  rq->body = buf.substr(0, len);
+  buf.erase(0, len);
+  return true;
+}
+
+// a response of JSON with its length
+inline std::string http_response(int status, const std::string& body) {
+  return "HTTP/1.1 " + std::to_string(status) +
+         " X\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\n\r\n" + body;
+}
+
+// FUZZ_STATS set: print() is called at exit, and true says to count
+inline bool stats_wanted(void (*print)()) {
+  if (!std::getenv("FUZZ_STATS")) return false;
+  std::atexit(print);
   return true;
 }
 

@@ -477,10 +477,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   check_known();
   make_template();
   if (const char* seeds = std::getenv("FUZZ_IMPORT_SEEDS")) write_seeds(seeds);
-  if (std::getenv("FUZZ_STATS")) {
-    g_stats = new Stats;
-    std::atexit(print_stats);
-  }
+  if (fuzz::stats_wanted(print_stats)) g_stats = new Stats;
   return 0;
 }
 

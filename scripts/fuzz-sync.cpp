@@ -53,6 +53,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -81,7 +82,6 @@ namespace records = oauth2::records;
 
 using fuzz::broken;
 using fuzz::die;
-using fuzz::fill;
 using fuzz::send_all;
 
 const std::string kPrefix = "/oauth2/";
@@ -120,46 +120,23 @@ class FakeEtcd {
  private:
   void run() {
     for (;;) {
-      int c = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      int c = fuzz::accept_peer(fd_);
       if (c < 0) continue;
-      int one = 1;
-      setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-      timeval idle{5, 0};  // a connection curl forgot frees its thread
-      setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &idle, sizeof(idle));
       connection(c);
       close(c);
     }
   }
-
-  // busy_ counts the requests being answered
-  struct Busy {
-    explicit Busy(std::atomic<int>& n) : n(n) { n++; }
-    ~Busy() { n--; }
-    std::atomic<int>& n;
-  };
 
   // the requests of one connection, until the client closes it or a
   // watch ends it
   void connection(int fd) {
     std::string buf;
     for (;;) {
-      size_t end;
-      while ((end = buf.find("\r\n\r\n")) == std::string::npos) {
-        if (!fill(fd, buf)) return;
-      }
-      Busy busy(busy_);  // before the request's strings, gone after them
-      std::string head = buf.substr(0, end);
-      buf.erase(0, end + 4);
-      for (char& ch : head) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-      size_t sp = head.find(' ');
-      std::string path = head.substr(sp + 1, head.find(' ', sp + 1) - sp - 1);
-      size_t cl = head.find("\r\ncontent-length:");
-      size_t len = cl == std::string::npos ? 0 : std::strtoul(head.c_str() + cl + 17, nullptr, 10);
-      while (buf.size() < len) {
-        if (!fill(fd, buf)) return;
-      }
-      std::string body = buf.substr(0, len);
-      buf.erase(0, len);
+      std::optional<fuzz::Busy> busy;  // busy_ counts the requests being answered
+      fuzz::Request rq;
+      if (!fuzz::next_request(fd, buf, &rq, [&] { busy.emplace(busy_); })) return;
+      const std::string& path = rq.path;
+      const std::string& body = rq.body;
       if (path == "/v3/watch") {
         std::vector<std::string> chunks;
         {
@@ -189,10 +166,7 @@ class FakeEtcd {
           answer = R"({"error":"fuzz-sync: no such page","code":2})";
         }
       }
-      std::string r = "HTTP/1.1 " + std::to_string(status) +
-                      " X\r\nContent-Type: application/json\r\nContent-Length: " +
-                      std::to_string(answer.size()) + "\r\n\r\n" + answer;
-      if (!send_all(fd, r)) return;
+      if (!send_all(fd, fuzz::http_response(status, answer))) return;
     }
   }
 
@@ -585,6 +559,12 @@ int64_t revision(FuzzedDataProvider& in, int64_t base) {
   return g_skip_max_revision ? std::min(r, INT64_MAX - 1) : r;
 }
 
+// whether etcd_int takes a revision: etcd's are below 2^62 (one a
+// nanosecond would take 146 years to get there), and never negative
+bool possible(int64_t r) {
+  return r >= 0 && r <= (int64_t{1} << 62);
+}
+
 json_t* header(FuzzedDataProvider& in, int64_t rev, const std::string& cluster) {
   json_t* h = json_object();
   json_object_set_new(h, "revision", int64_json(in, rev));
@@ -627,6 +607,11 @@ void make_snapshot(FuzzedDataProvider& in, const std::string& beat, Script& s) {
     if (more) json_object_set_new(page.get(), "more", json_true());
     s.pages.push_back(oauth2::json_text(page.get(), JSON_COMPACT));
     if (done) continue;
+    if (!rev && !possible(page_rev)) {  // the snapshot stops at it
+      s.snapshot_fails = true;
+      done = true;
+      continue;
+    }
     if (!rev) {  // the first page with a revision names it, and the cluster
       rev = page_rev;
       m.cluster_id = cluster;
@@ -689,6 +674,7 @@ bool make_message(FuzzedDataProvider& in, const std::string& beat, State& m, std
     if (!del && !v.empty()) json_object_set_new(kv, "value", b64(v));
     json_object_set_new(kv, "mod_revision", int64_json(in, mod));
     json_array_append_new(events, ev);
+    if (!possible(mod)) ok = false;  // the batch that holds it fails
     next.revision = std::max(next.revision, mod);
     if (k == beat && !del) continue;  // the heartbeat: freshness only
     model_put(next, k, del ? nullptr : &v);
@@ -936,10 +922,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   g_store = new Store(dir, size_t(1) << 30);
   const char* skip = std::getenv("FUZZ_SYNC_SKIP_MAX_REVISION");
   g_skip_max_revision = skip && *skip == '1';
-  if (std::getenv("FUZZ_STATS")) {
-    g_stats = new Stats;
-    std::atexit(print_stats);
-  }
+  if (fuzz::stats_wanted(print_stats)) g_stats = new Stats;
   return 0;
 }
 
