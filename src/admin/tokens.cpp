@@ -45,7 +45,7 @@ int cleartokens(const Invocation& inv) {
     std::string after;
     for (;;) {
       SweepRound r = store->change([&](Txn& txn) {
-        SweepRound round = sweep_expired(txn, inv.realm, after, now, kBatch, kBatch * 10);
+        SweepRound round = sweep_expired(txn, inv.realm, after, now, kBatch, kBatch * 10, now);
         round.removed += txn.revoked_first();
         txn.commit();
         return round;

@@ -26,9 +26,11 @@ struct SweepRound {
 // One round in txn (a change): looks at up to scan_limit token records
 // after the key `after` (empty: from the first), in realm if not empty,
 // and deletes up to batch of those expired at now, with their index
-// entries.  The caller commits.
+// entries.  Records made after pass_start (the time the pass over the
+// store began; a day ahead of now at most) are passed over, left to the
+// next pass.  The caller commits.
 SweepRound sweep_expired(Txn& txn, std::string_view realm, std::string_view after, int64_t now,
-                         size_t batch, size_t scan_limit);
+                         size_t batch, size_t scan_limit, int64_t pass_start);
 
 // The background expiry of one process (oauth2_expiry_cleanup).  One
 // process at a time holds a lease in the store; it renews it on each round,
@@ -51,5 +53,6 @@ void expiry_release(Store& store, std::string_view owner);
 // meta keys of the lease and of where the sweep stands
 constexpr const char* kExpiryLeaseMeta = "expiry_lease";
 constexpr const char* kExpiryCursorMeta = "expiry_cursor";
+constexpr const char* kExpiryPassMeta = "expiry_pass";  // when the pass began
 
 }  // namespace oauth2

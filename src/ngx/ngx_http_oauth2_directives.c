@@ -60,8 +60,8 @@ ngx_http_oauth2_own_directory(ngx_str_t *path, ngx_str_t *other)
 
 
 static char *ngx_http_oauth2_named_number(ngx_conf_t *cf, ngx_command_t *cmd,
-    ngx_str_t *arg, const char *name, ngx_int_t min, const char *usage,
-    ngx_uint_t *out);
+    ngx_str_t *arg, const char *name, ngx_int_t min, ngx_int_t max,
+    const char *usage, ngx_uint_t *out);
 static char *ngx_http_oauth2_store_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_oauth2_cluster_directive(ngx_conf_t *cf,
@@ -1421,7 +1421,7 @@ ngx_http_oauth2_hash_limit_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     if (cf->args->nelts == 3) {
         return ngx_http_oauth2_named_number(cf, cmd, &value[2], "queue", 0,
-                   "takes a number and optionally queue=<n>",
+                   100000, "takes a number and optionally queue=<n>",
                    &mcf->hash_waiting);
     }
 
@@ -1461,14 +1461,14 @@ ngx_http_oauth2_password_policy_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
 
 /*
- * The optional "<name>=<n>" parameter of a directive, min to 100000;
+ * The optional "<name>=<n>" parameter of a directive, min to max;
  * usage is the message for a parameter of another name.
  */
 
 static char *
 ngx_http_oauth2_named_number(ngx_conf_t *cf, ngx_command_t *cmd,
-    ngx_str_t *arg, const char *name, ngx_int_t min, const char *usage,
-    ngx_uint_t *out)
+    ngx_str_t *arg, const char *name, ngx_int_t min, ngx_int_t max,
+    const char *usage, ngx_uint_t *out)
 {
     size_t     len;
     ngx_int_t  n;
@@ -1482,10 +1482,10 @@ ngx_http_oauth2_named_number(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     n = ngx_atoi(arg->data + len + 1, arg->len - len - 1);
-    if (n == NGX_ERROR || n < min || n > 100000) {
+    if (n == NGX_ERROR || n < min || n > max) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid %s \"%V\" in \"%V\": %i to 100000",
-                           name, arg, &cmd->name, min);
+                           "invalid %s \"%V\" in \"%V\": %i to %i",
+                           name, arg, &cmd->name, min, max);
         return NGX_CONF_ERROR;
     }
 
@@ -1827,8 +1827,13 @@ ngx_http_oauth2_expiry_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     mcf->expiry_interval = interval;
 
     if (cf->args->nelts == 3) {
+        /*
+         * at most the tokens one commit deletes whole (Store::kRevokeWhole):
+         * a larger batch's last run would delete them all in one write
+         * transaction, holding every worker's issuance behind it
+         */
         return ngx_http_oauth2_named_number(cf, cmd, &value[2], "batch", 1,
-                   "takes an interval and optionally batch=<n>",
+                   10000, "takes an interval and optionally batch=<n>",
                    &mcf->expiry_batch);
     }
 

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "codec.hpp"
+#include "crypto.hpp"
 #include "store.hpp"
 #include "test_helpers.hpp"
 
@@ -48,6 +50,24 @@ class ExpiryTest : public ::testing::Test {
       txn.commit();
     });
     return out;
+  }
+  // a token of client "c" expiring at `expires` whose id sorts as one
+  // new_token() made at ms
+  TokenId add_made_at(int64_t ms, int64_t expires, const std::string& realm = "default") {
+    unsigned char buf[32];
+    for (int i = 0; i < 6; i++) buf[i] = static_cast<unsigned char>(ms >> (8 * (5 - i)));
+    oauth2::random_bytes(buf + 6, sizeof(buf) - 6);
+    TokenId d = oauth2::token_id(oauth2::base64url_encode(buf, sizeof(buf)));
+    store_->change([&](Txn& txn) {
+      Token t;
+      t.type = TokenType::kAccess;
+      t.issued_at = ms / 1000;
+      t.expires_at = expires;
+      t.client_id = "c";
+      EXPECT_TRUE(txn.put_token(realm, d, t));
+      txn.commit();
+    });
+    return d;
   }
   bool present(const TokenId& d, const std::string& realm = "default") {
     Txn txn = store_->read();
@@ -147,11 +167,41 @@ TEST_F(ExpiryTest, ALeaseDatedPastItsLengthIsTakenOver) {
   EXPECT_FALSE(oauth2::expiry_round(*store_, "worker-b", kNow, 30, 100).held);
 }
 
+// R82: records made faster than a pass scans them (ten records a batch,
+// each round) do not keep the pass from ever ending: those made since it
+// began are left to the next, and it reaches what sorts after them (the
+// realms that follow, hashed ids).  Before, each round's cursor followed
+// the newest records and never got past them.
+TEST_F(ExpiryTest, APassEndsWhileRecordsAreMadeFasterThanItScansR82) {
+  const int64_t ms = kNow * 1000;
+  std::vector<TokenId> old_dead, live;
+  for (int i = 0; i < 5; i++) old_dead.push_back(add_made_at(ms - 5000 - i, kNow - 1));
+  TokenId victim = add_made_at(ms - 100000, kNow - 1, "shop-eu");  // sorts after "default"
+  for (int round = 0; round < 100; round++) {
+    // a round a second, 25 live records made before each, the scan
+    // looks at 20 (batch 2)
+    for (int i = 0; i < 25; i++) live.push_back(add_made_at(ms + round * 1000 + i, kNow + 3600));
+    oauth2::expiry_round(*store_, "a", kNow + round, 30, 2);
+  }
+  for (const auto& d : old_dead) EXPECT_FALSE(present(d));
+  EXPECT_FALSE(present(victim, "shop-eu")) << "the pass never reached the realm after";
+  for (const auto& d : live) EXPECT_TRUE(present(d));
+  // the next pass takes what the last passed over: a record made after
+  // the first pass began, expired since
+  TokenId later = add_made_at(ms + 1, kNow + 5);
+  size_t removed = 0;
+  for (int i = 0; i < 400 && present(later); i++) {
+    removed += oauth2::expiry_round(*store_, "a", kNow + 200, 30, 2).removed;
+  }
+  EXPECT_FALSE(present(later));
+  EXPECT_EQ(removed, 1u);
+}
+
 TEST_F(ExpiryTest, SweepOfOneRealmLeavesTheOthers) {
   auto here = add(4, kNow - 1, "default");
   auto there = add(4, kNow - 1, "other");
   oauth2::SweepRound r = store_->change([&](Txn& txn) {
-    auto round = oauth2::sweep_expired(txn, "default", "", kNow, 100, 1000);
+    auto round = oauth2::sweep_expired(txn, "default", "", kNow, 100, 1000, kNow);
     txn.commit();
     return round;
   });

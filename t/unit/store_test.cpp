@@ -1099,7 +1099,7 @@ TEST(StoreUpgrade, LegacyTokenRecordsStayUsable) {
 
   // the expiry sweep removes the expired legacy record and its index entry
   SweepRound round = store.change([&](Txn& txn) {
-    SweepRound sr = oauth2::sweep_expired(txn, "default", "", 1600, 100, 1000);
+    SweepRound sr = oauth2::sweep_expired(txn, "default", "", 1600, 100, 1000, 1600);
     txn.commit();
     return sr;
   });
