@@ -124,4 +124,78 @@ staff_post_meets('revoked', sub {
     is($rv->{status}, 200, 'the token revoked: 200');
 });
 
+# The power a staff write acted with, taken from its application while it
+# hashed: "admin" removed from the application's scope, or its first-party
+# mark (R85).  A fresh request of that token is no longer staff's (403);
+# the write that waited must not act as staff either, making a user or
+# setting another user's password (R69, R85).
+my $console = $t->admin_json('app', 'add', '--name', 'third-console', '--grant',
+    'password', '--scope', 'read write admin');
+my $fp = $t->admin_json('app', 'add', '--name', 'fp-console', '--grant',
+    'password', '--first-party');
+is($console->{first_party}, JSON::PP::false, 'third-console is third-party');
+# staff's own first-party token, never changed below, makes the changes
+my $ops = password_token($OLD, 'root', $staff_app)->{json}{access_token} // '';
+sub app_patch {
+    my ($of, $json) = @_;
+    my $r = $t->api('PATCH', "/api/applications/$of->{client_id}/", token => $ops,
+        json => $json);
+    is($r->{status}, 200, "PATCH $of->{name} " . JSON::PP->new->canonical->encode($json)
+        . ': 200');
+}
+# root's token by $by (with "admin" when $scope says so)
+sub root_token {
+    my ($by, $scope) = @_;
+    my $r = $t->post_form('/o/token/', OAuth2Test::form(grant_type => 'password',
+        username => 'root', password => $OLD, defined $scope ? (scope => $scope) : ()),
+        Authorization => $t->basic($by->{client_id}, $by->{client_secret}));
+    is($r->{status}, 200, "root's token by $by->{name}");
+    return $r->{json}{access_token} // '';
+}
+# $method $path with $json, by $token, on a socket of its own, still
+# hashing when $meanwhile runs: its answer
+sub staff_write_meets {
+    my ($what, $token, $method, $path, $json, $meanwhile) = @_;
+    my $s = $t->send_async($method, $path,
+        [Authorization => "Bearer $token", 'Content-Type' => 'application/json'],
+        JSON::PP->new->canonical->encode($json));
+    sleep 0.3;
+    ok(!IO::Select->new($s)->can_read(0), "$method $path is still hashing when $what");
+    $meanwhile->();
+    my ($r) = OAuth2Test::read_async($s);
+    return $r;
+}
+my $made = 0;
+for my $case (
+    ['"admin" is taken from third-console', $console, 'admin',
+        { scope => 'read write' }, { scope => 'read write admin' }],
+    ['fp-console is no longer first-party', $fp, undef,
+        { first_party => JSON::PP::false }, { first_party => JSON::PP::true }])
+{
+    my ($what, $by, $scope, $take, $give) = @$case;
+    my $token = root_token($by, $scope);
+    is($t->api('GET', '/api/users/', token => $token)->{status}, 200,
+        "root's token by $by->{name} acts as staff: 200");
+    my $name = 'made-' . ++$made;
+    my $r = staff_write_meets($what, $token, 'POST', '/api/users/', {
+        username => $name, email => "$name\@example.com",
+        password => 'Made-by-staff-phrase-4', is_staff => JSON::PP::true },
+        sub { app_patch($by, $take) });
+    is($r->{status}, 403, "the staff POST of a token whose $what meanwhile: 403 "
+        . '(R69, R85)');
+    ok(!grep({ $_->{username} eq $name } @{$t->admin_json('user', 'list')}),
+        '... and no user made');
+    is($t->api('GET', '/api/users/', token => $token)->{status}, 403,
+        '... as a fresh request of that token is refused');
+    app_patch($by, $give);
+    my $reset = 'Reset-by-staff-phrase-' . $made;
+    $r = staff_write_meets($what, $token, 'PATCH', "/api/users/$alice->{id}/",
+        { password => $reset }, sub { app_patch($by, $take) });
+    is($r->{status}, 403, "staff setting alice's password by a token whose $what "
+        . 'meanwhile: 403 (R69, R85)');
+    is(password_token($reset)->{status}, 400, "... alice's password did not change");
+    is(password_token($RESET)->{status}, 200, '... her own still signs in');
+    app_patch($by, $give);
+}
+
 $t->done_testing;

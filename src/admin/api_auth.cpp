@@ -28,6 +28,18 @@ HttpResponse invalid_token() {
   return r;
 }
 
+// R85: what made the caller staff is still its application's: "admin",
+// while the application is registered with it (authenticate drops it
+// from the token's scope otherwise), or the first-party mark
+bool still_acts_as_staff(Txn& txn, std::string_view realm, const Caller& caller) {
+  auto c = txn.get_client(realm, caller.client_id);
+  if (!c) return false;
+  const bool admin = detail::scope_within(kAdminScope, c->scope) &&
+                     detail::scope_within(kAdminScope, caller.scope);
+  if (caller.kind == Caller::Kind::kApp) return admin;
+  return c->first_party || admin;
+}
+
 }  // namespace
 
 bool Caller::scoped(std::string_view s) const {
@@ -149,8 +161,13 @@ std::optional<HttpResponse> caller_gone(Txn& txn, std::string_view realm, const 
     holds = me && me->is_active && me->password == caller.user->password &&
             (me->is_staff || !caller.user->is_staff);
   }
-  if (holds) return std::nullopt;
-  return invalid_token();
+  if (!holds) return invalid_token();
+  // the token is still good, but no longer a staff member's power: a
+  // fresh request would be refused, and so is this one (R69)
+  if (caller.acts_as_staff() && !still_acts_as_staff(txn, realm, caller)) {
+    return permission_denied();
+  }
+  return std::nullopt;
 }
 
 }  // namespace oauth2::admin

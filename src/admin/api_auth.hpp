@@ -55,7 +55,9 @@ std::optional<Caller> authenticate(ServeContext& ctx, const HttpRequest& req, Ht
 // its user active, with the same password (a change ended its tokens) and
 // still staff if it was.  nullopt if so, else the 401 authenticate would
 // give now: a caller disabled or demoted meanwhile must not act as before
-// (R69, R70).
+// (R69, R70).  A caller that acted as staff must still have the power it
+// acted with, its application registered with "admin" or first-party,
+// else 403, as a fresh request would get (R85).
 std::optional<HttpResponse> caller_gone(Txn& txn, std::string_view realm, const Caller& caller);
 
 // DRF's errors, {"detail": "..."}:
