@@ -106,6 +106,29 @@ is($r->{status}, 403, '"write" without "read": /auth/me/ 403 (R85)');
 unlike($r->{body}, qr/alice\@example\.com/, 'and no email comes back');
 is(api('GET', "/api/users/$id{alice}/", token => $alice_write)->{status},
     403, '"write" without "read": GET of the user itself 403 (R85)');
+# nor through the answer to a change: the change is made, the record not
+# shown (R85)
+$r = api('PATCH', "/api/users/$id{alice}/", token => $alice_write,
+    json => { last_name => 'Written' });
+is($r->{status}, 204, '"write" without "read": PATCH of the user itself 204');
+is($r->{body}, '', '... with no body');
+unlike($r->{raw}, qr/alice\@example\.com/, '... and no email comes back');
+is($t->admin_json('user', 'show', 'alice')->{last_name}, 'Written',
+    '... the change is made');
+$r = api('PUT', "/api/users/$id{alice}/", token => $alice_write,
+    json => { username => 'alice', email => 'alice@example.com', last_name => 'Put' });
+is($r->{status}, 204, '"write" without "read": PUT of the user itself 204');
+is($r->{body}, '', '... with no body either');
+is($t->admin_json('user', 'show', 'alice')->{last_name}, 'Put', '... the change is made');
+my $before = $t->admin_json('user', 'show', 'alice');
+$r = api('PATCH', "/api/users/$id{alice}/", token => $alice_write, json => {});
+is($r->{status}, 204, 'an empty PATCH by "write" without "read": 204');
+is($r->{body}, '', '... reads nothing');
+is_deeply($t->admin_json('user', 'show', 'alice'), $before, '... and changes nothing');
+$r = api('PATCH', "/api/users/$id{alice}/", token => $alice_write, body => '');
+is($r->{status}, 400, 'a PATCH without a body: 400');
+unlike($r->{raw}, qr/alice\@example\.com/, '... reads nothing');
+is_deeply($t->admin_json('user', 'show', 'alice'), $before, '... and changes nothing');
 
 ############################## "write": changes, with the current password
 

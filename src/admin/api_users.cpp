@@ -16,7 +16,8 @@
 // user's tokens in that same transaction (R39).
 //
 // A token does what its scope allows (api_auth.hpp, R85): "read" to read
-// oneself, "write" to change oneself, "admin" for what only staff do.
+// oneself, "write" to change oneself (without "read" the change answers
+// 204, not the record), "admin" for what only staff do.
 // Changing one's own password needs the current one, checked like any
 // sign-in (the account's lock, login.hpp); every new password meets the
 // password policy (password_policy.hpp).
@@ -470,6 +471,9 @@ HttpResponse update_user(ServeContext& ctx, const HttpRequest& req, const Caller
     return std::nullopt;
   });
   if (refused) return std::move(*refused);
+  // a token without "read" reads nothing, not even through the answer
+  // to its change (R85): DRF would return the record, the scope says no
+  if (!staff && !caller.can_read()) return no_content();
   return stored(200, u);
 }
 
