@@ -1285,5 +1285,38 @@ $t->run_daemon('--pbkdf2-iterations', PBKDF2, '--require-realm-header');
         . 'the header): 200');
 }
 is($t->stop_daemon, 0, 'the second daemon stops on SIGTERM: exit 0');
+
+# serve --realm shop3, and shop3 deleted while it runs: a request without
+# X-OAuth2-Realm, served in --realm, is refused as one naming an unknown
+# realm is (404), and writes nothing under the name the registry no
+# longer has (R69)
+($code, $out, $err) = $t->admin('realm', 'add', 'shop3');
+is($code, 0, 'realm add shop3: exit 0') or diag($err);
+$t->run_daemon('--pbkdf2-iterations', PBKDF2, '--realm', 'shop3', '--open-registration');
+{
+    my $register = sub {
+        my ($name) = @_;
+        return $t->api('POST', '/api/users/', port => $DP, json => {
+            username => $name, email => "$name\@example.com",
+            password => 'Shop3-register-phrase-7' });
+    };
+    is($register->('early')->{status}, 201,
+        'serve --realm shop3: a registration without X-OAuth2-Realm: 201');
+    ($code, $out, $err) = $t->admin('realm', 'delete', 'shop3');
+    is($code, 0, 'realm delete shop3 while the daemon serves it: exit 0')
+        or diag($err);
+    my $r = $register->('late');
+    is($r->{status}, 404, 'after the delete: a registration in --realm shop3: 404');
+    is_deeply($r->{json}, { detail => 'Unknown realm.' }, '... "Unknown realm."');
+    $r = $t->get('/o/applications/', -port => $DP);
+    is($r->{status}, 404, 'after the delete: the pages in --realm shop3: 404');
+    $r = $t->api('GET', '/api/users/', port => $DP, token => $OPS{default},
+        headers => ['X-OAuth2-Realm' => 'default']);
+    is($r->{status}, 200, '... while X-OAuth2-Realm: default is still served');
+    my @left = grep { index($_, 'shop3') >= 0 && index($_, 'user_seq') < 0 } store_keys();
+    is(scalar @left, 0, 'mdb_dump: no record of shop3 was written after its delete')
+        or diag(join "\n", @left);
+}
+is($t->stop_daemon, 0, 'the third daemon stops on SIGTERM: exit 0');
 diag(sprintf 'realms.t ran in %.1f s', time - $T0) if $ENV{VERBOSE};
 $t->done_testing;

@@ -138,7 +138,10 @@ Route match(std::string_view path) {
 
 // The request's realm: X-OAuth2-Realm, which nginx sets in each server{}
 // (proxy_set_header replaces what a client sent, and only nginx reaches
-// the daemon: R69), else --realm.  Never the Host header.
+// the daemon: R69), else --realm.  Never the Host header.  Either is
+// looked up in the registry for each request: --realm was known when the
+// daemon started, but `realm delete` may have removed it since, and a
+// request served in it would write records no site serves.
 std::optional<HttpResponse> select_realm(ServeContext& ctx, const HttpRequest& req) {
   // two of them: a client's got through beside nginx's (a configuration
   // that passes what clients send); which one is meant is not known
@@ -146,11 +149,10 @@ std::optional<HttpResponse> select_realm(ServeContext& ctx, const HttpRequest& r
   for (const auto& [name, value] : req.headers) count += name == "x-oauth2-realm";
   if (count > 1) return HttpResponse::error(400, "More than one X-OAuth2-Realm header.");
   auto h = req.header("x-oauth2-realm");
-  if (!h) {
-    if (!ctx.require_realm_header) return std::nullopt;
+  if (!h && ctx.require_realm_header) {
     return HttpResponse::error(400, "X-OAuth2-Realm header required.");
   }
-  const std::string_view name = trim_ows(*h);
+  const std::string name = h ? std::string(trim_ows(*h)) : ctx.realm;
   if (!valid_realm(name)) return HttpResponse::error(400, "Invalid X-OAuth2-Realm header.");
   bool known = false;
   {
@@ -158,7 +160,7 @@ std::optional<HttpResponse> select_realm(ServeContext& ctx, const HttpRequest& r
     known = realm_known(txn, name);
   }
   if (!known) return HttpResponse::error(404, "Unknown realm.");
-  ctx.realm = std::string(name);
+  ctx.realm = name;
   return std::nullopt;
 }
 
