@@ -21,7 +21,9 @@ namespace oauth2::admin {
 
 class MemoryCounters {
  public:
-  explicit MemoryCounters(size_t max_entries = 100000) : max_(max_entries) {}
+  // seconds since the epoch: time(2), or a test's clock
+  using Clock = std::function<int64_t()>;
+  explicit MemoryCounters(size_t max_entries = 100000, Clock clock = nullptr);
   MemoryCounters(const MemoryCounters&) = delete;
   MemoryCounters& operator=(const MemoryCounters&) = delete;
 
@@ -46,6 +48,7 @@ class MemoryCounters {
   std::mutex mu_;
   std::unordered_map<std::string, Entry> map_;
   size_t max_;
+  Clock clock_;
   bool full_ = false;  // on_full was called since the table last had room
 };
 

@@ -67,6 +67,37 @@ TEST(MemoryCounters, EachWindowCountsAfreshR17) {
   EXPECT_GT(check(c, "k", 2, 2), 0u) << "two failures in the new window: throttled";
 }
 
+// R80: an entry counted while the clock was ahead (NTP stepping it back,
+// a virtual machine resumed) ends a step's length off.  As the module's
+// zone (NGX_HTTP_OAUTH2_LIMIT_STEP) and the store's account lock do, an
+// entry that ends more than two days ahead starts again: it neither
+// throttles its address or account for the step's length nor holds its
+// slot in a full table.
+TEST(MemoryCounters, AnEntryDatedByAClockSinceSteppedBackStartsAgainR80) {
+  constexpr int64_t kDay = 86400;
+  int64_t now = 1700000000;
+  MemoryCounters m(2, [&now] { return now; });
+  oauth2_counters_t c = m.counters();
+  now += 30 * kDay;  // the clock ran a month ahead
+  for (int i = 0; i < 3; i++) fail(c, "victim", 60);
+  fail(c, "other", 60);
+  EXPECT_EQ(check(c, "victim", 3, 60), 60u) << "throttled while the clock is ahead";
+  EXPECT_EQ(check(c, "new", 3, 60), OAUTH2_COUNTER_FULL) << "both slots live";
+
+  now -= 30 * kDay;  // and steps back
+  EXPECT_EQ(check(c, "victim", 3, 60), 0u) << "a month's Retry-After after the step back";
+  fail(c, "victim", 60);
+  EXPECT_EQ(check(c, "victim", 3, 60), 0u) << "one failure in its new window";
+  for (int i = 0; i < 2; i++) fail(c, "victim", 60);
+  EXPECT_EQ(check(c, "victim", 3, 60), 60u) << "three: throttled again, for the window";
+  EXPECT_EQ(check(c, "new", 3, 60), 0u)
+      << "the entry dated ahead (\"other\") still holds its slot after the step back";
+
+  // a window's own length ahead is no step: it still counts
+  now += 30;
+  EXPECT_EQ(check(c, "victim", 3, 60), 30u);
+}
+
 // With every slot running and the queue full, one more is refused at
 // once, not queued: a flood of sign-ins cannot hold every connection
 // thread for the queue's wait (R88).
