@@ -32,7 +32,7 @@ unless ($faketime) {
 my $t = OAuth2Test->new;
 my $PW = 'Clock-step-passphrase-9';
 add_user($t, 'alice', $PW);
-my $app = $t->new_app(name => 'pw', grant => 'password');
+my $app = $t->new_app(name => 'pw', grant => ['password', 'refresh_token']);
 $t->write_config($t->default_http(extra_http =>
     'oauth2_pbkdf2_iterations ' . PBKDF2 . ";\n"
     . "oauth2_client_auth_limit 3 1h;\noauth2_account_limit 6 1h;\n"),
@@ -60,8 +60,15 @@ sub grant {
 sub year { (OAuth2Test::header($_[0], 'Date') // '') =~ / (\d{4}) / ? $1 : 0 }
 sub month { (OAuth2Test::header($_[0], 'Date') // '') =~ / \d\d (\w{3}) / ? $1 : '' }
 
-# a month ahead
-my $r = grant('wrong-1', '127.0.0.2');
+# a month ahead: a refresh token rotated then (its spent token's grace,
+# 10 s, dated a month ahead)
+my $r = grant($PW, '127.0.0.9');
+my $rt1 = $r->{json}{refresh_token} // '';
+my $refresh = sub { refresh($t, $app, $_[0]) };
+$r = $refresh->($rt1);
+my $rt2 = $r->{json}{refresh_token} // '';
+is($r->{status}, 200, 'a month ahead: a refresh token rotated') or diag($r->{raw});
+$r = grant('wrong-1', '127.0.0.2');
 my $later = POSIX::strftime('%b', gmtime(time + 30 * 86400));
 is(month($r), $later, "nginx's clock is a month ahead (Date: "
     . (OAuth2Test::header($r, 'Date') // '') . ')');
@@ -89,6 +96,16 @@ is($r->{status}, 200, 'the clock back: the address\'s throttle in shared '
 $r = grant($PW, '127.0.0.4');
 is($r->{status}, 200, 'the clock back: an address that never signed in is '
     . 'not refused by the account\'s lock') or diag($r->{raw});
+
+# R37: the spent refresh token, its rotation dated a month ahead, is past
+# its grace now, not within it for the month: a reuse, which ends the grant
+$r = $refresh->($rt1);
+is($r->{status}, 400, 'the clock back: the refresh token spent a month '
+    . 'ahead is refused, not answered with its pair for the month (R37, R80)')
+    or diag($r->{raw});
+is($r->{json}{error} // '', 'invalid_grant', '... invalid_grant');
+is($refresh->($rt2)->{status}, 400, '... and the grant is revoked: its '
+    . 'successor is refused too');
 
 # and the limits count again from now, in windows of their own
 grant("wrong-$_", '127.0.0.5') for 1 .. 3;

@@ -447,7 +447,10 @@ void seal_pair(Txn& txn, const IssueSettings& s, const std::string& value,
 Response reused_refresh(Txn& txn, const IssueSettings& s, const std::string& value,
                         const Token& t) {
   const int64_t grace = s.loc->refresh_grace;
-  if (grace > 0 && s.now - t.used_at <= grace) {
+  // within the grace of the rotation, either way: a rotation dated ahead
+  // by a clock since stepped back (or an edge's, a little ahead) would
+  // otherwise hand its pair out for as long as the step (R37, R80)
+  if (grace > 0 && s.now - t.used_at <= grace && t.used_at - s.now <= grace) {
     auto kept = txn.get_token(s.realm, sealed_pair_id(value));
     // (a record of before this version keeps its pair in the token's own)
     const std::string& sealed =
