@@ -769,7 +769,8 @@ for my $p (@PAIRS) {
 
 ######################################## the admin daemon
 
-$t->run_daemon('--pbkdf2-iterations', PBKDF2);
+# --max-sessions 4: the page sessions below fill the table
+$t->run_daemon('--pbkdf2-iterations', PBKDF2, '--max-sessions', 4);
 my $DP = $t->daemon_port;
 
 sub api_at {
@@ -1047,6 +1048,27 @@ for my $p (@PAIRS) {
     unlike($r->{body}, qr/page-made of shop1/, 'shop2\'s list does not');
 }
 
+# --max-sessions 4 (the four sessions above fill it): a full table makes room with the least recently used
+# session of the one who signs in, else of the realm: the staff of one
+# realm signing in again and again end their own sessions, never
+# another realm's (README "Many sites": isolation)
+{
+    my ($r, $s2) = page_login('shop2', $STAFF{shop2}, $PW{shop2}{$STAFF{shop2}});
+    push @secrets, $s2 // ();
+    my @mine;
+    for (1 .. 5) {
+        my (undef, $s) = page_login('shop1', $STAFF{shop1}, $PW{shop1}{$STAFF{shop1}});
+        push @mine, $s // '';
+        push @secrets, $s // ();
+    }
+    $r = $t->get('/o/applications/', Cookie => $s2 // '', P('shop2'));
+    is($r->{status}, 200, '--max-sessions 4: shop2\'s session outlives five '
+        . 'sign-ins at shop1');
+    $r = $t->get('/o/applications/', Cookie => $mine[-1], P('shop1'));
+    is($r->{status}, 200, '... shop1\'s newest session is live');
+    $r = $t->get('/o/applications/', Cookie => $mine[0], P('shop1'));
+    is($r->{status}, 303, '... and its first one made room: the table holds 4');
+}
 ######################################## realm delete
 
 is(status_at('shop1', $CC{shop2}), 401, 'before the delete: shop2\'s token '

@@ -87,6 +87,7 @@ struct ServeContext {
   // session_max seconds after sign-in (--session-idle, --session-max)
   unsigned session_idle = 1800;
   unsigned session_max = 43200;
+  size_t max_sessions = 10000;      // --max-sessions: the table's size
   HashSlots* hash_slots = nullptr;  // --hash-limit
 
   // the throttles of the request's client (client_address)

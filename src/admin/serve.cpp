@@ -42,6 +42,7 @@ constexpr unsigned kMaxIterations = 100000000;
 constexpr size_t kMaxPageSize = 10000;
 constexpr unsigned kMaxSessionIdle = 86400;     // a day
 constexpr unsigned kMaxSessionMax = 7 * 86400;  // a week
+constexpr unsigned kMostSessions = 1000000;
 constexpr unsigned kStopGraceMs = 30000;
 constexpr int kReaderCheckSeconds = 60;
 
@@ -390,6 +391,8 @@ void read_options(const Invocation& inv, ServeContext& ctx, HashLimit* hash) {
                                                          1, kMaxSessionIdle, ctx.session_idle));
   ctx.session_max = static_cast<unsigned>(
       number_option(inv, "session-max", "a number of seconds", 1, kMaxSessionMax, ctx.session_max));
+  ctx.max_sessions =
+      number_option(inv, "max-sessions", "a number", 1, kMostSessions, ctx.max_sessions);
 }
 
 // SIGTERM and SIGINT wait for wait_for_stop(): blocked here, before any
@@ -474,6 +477,7 @@ const OptionSpec kServeOptions[] = {
     {"hash-limit", true, false},
     {"session-idle", true, false},
     {"session-max", true, false},
+    {"max-sessions", true, false},
 };
 
 const char kServeUsage[] =
@@ -484,6 +488,7 @@ const char kServeUsage[] =
     "           [--auth-limit <n>/<s>] [--account-limit <n>/<s>]\n"
     "           [--password-policy <spec>] [--hash-limit <n>/<queue>]\n"
     "           [--session-idle <s>] [--session-max <s>]\n"
+    "           [--max-sessions <n>]\n"
     "\n"
     "Runs the admin daemon: the users API (/api/users/, /auth/me/, a\n"
     "user's consents under /api/users/<id>/consents/), the\n"
@@ -530,6 +535,10 @@ const char kServeUsage[] =
     "                             ends, 1 to 86400 (default 1800)\n"
     "  --session-max <s>          and <s> seconds after its sign-in at the\n"
     "                             latest, 1 to 604800 (default 43200)\n"
+    "  --max-sessions <n>         web page sessions held, 1 to 1000000\n"
+    "                             (default 10000); when full, a sign-in\n"
+    "                             ends the least recently used of its\n"
+    "                             user's, else its realm's, else any\n"
     "\n"
     "Set X-Real-IP in nginx (conf.example/oauth2_proxy.conf): the daemon\n"
     "counts failed sign-ins by the client's address.  Each request is\n"

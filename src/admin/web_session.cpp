@@ -29,14 +29,16 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr size_t kMaxSessions = 10000;
 constexpr size_t kTokenLength = 43;  // random_token(): 256 bits, base64url
 
-// How long a session lives: unused, and at most (ServeContext's).
+// How long a session lives: unused, and at most (ServeContext's); and
+// how many the table holds.
 struct Lifetime {
   std::chrono::seconds idle;
   std::chrono::seconds max;
-  explicit Lifetime(const ServeContext& ctx) : idle(ctx.session_idle), max(ctx.session_max) {}
+  size_t most;
+  explicit Lifetime(const ServeContext& ctx)
+      : idle(ctx.session_idle), max(ctx.session_max), most(ctx.max_sessions) {}
 };
 
 // The store records of sessions that ended: realm and id.
@@ -45,19 +47,27 @@ using Records = std::vector<std::pair<std::string, TokenId>>;
 class Sessions {
  public:
   // A new session s under the cookie value token; the records of the
-  // sessions it ended (unused for too long, or the least recently seen
-  // when the table is full) into *ended.
+  // sessions it ended (unused for too long, or when the table is full the
+  // least recently seen of its user's, else of its realm's, else of any)
+  // into *ended: one who signs in again and again ends their own
+  // sessions, not another realm's.
   void open(const std::string& token, Session s, const Lifetime& life, Records* ended) {
     s.csrf = random_token();
     s.created = s.seen = Clock::now();
     std::lock_guard<std::mutex> lock(mu_);
     sweep(s.created, life, ended);
-    if (map_.size() >= kMaxSessions) {
-      auto oldest = map_.begin();
+    if (!map_.empty() && map_.size() >= life.most) {
+      auto mine = map_.end(), realms = map_.end(), any = map_.begin();
+      auto older = [&](auto it, auto than) {
+        return than == map_.end() || it->second.seen < than->second.seen;
+      };
       for (auto it = map_.begin(); it != map_.end(); ++it) {
-        if (it->second.seen < oldest->second.seen) oldest = it;
+        if (it->second.seen < any->second.seen) any = it;
+        if (it->second.realm != s.realm) continue;
+        if (older(it, realms)) realms = it;
+        if (it->second.user_id == s.user_id && older(it, mine)) mine = it;
       }
-      drop(oldest, ended);
+      drop(mine != map_.end() ? mine : realms != map_.end() ? realms : any, ended);
     }
     map_[key(token)] = std::move(s);
   }
