@@ -46,6 +46,29 @@ is($code, 0, 'restore of the 0.8 data.mdb into a new store: exit 0')
     or diag($err);
 like($out, qr/"schema_version": 1\b/, 'restore says it is schema 1');
 
+# backup copies the 0.8 store as it is and leaves it so (README "Upgrading
+# to schema 2"): the copy kept to go back to 0.8 must be of schema 1, and
+# the store too until a command of this build writes it
+($code, $out, $err) = $t->admin('backup', "$dir/before-upgrade.mdb");
+is($code, 0, 'backup of the 0.8 store: exit 0') or diag($err);
+like($out, qr/"schema_version": 1\b/, 'backup says the copy is schema 1');
+like(meta_dump(), qr/^ schema_version\n 1$/m,
+    'backup left the store at schema 1');
+my (undef, $copy_meta) = $t->_run_cmd('mdb_dump', '-p', '-n', '-s', 'meta',
+    "$dir/before-upgrade.mdb");
+like($copy_meta, qr/^ schema_version\n 1$/m, 'the copy holds schema 1');
+like($copy_meta, qr/^ handshake_hs256_key$/m,
+    'and 0.8\'s records as they were (the handshake key still in it)');
+($code, $out, $err) = $t->admin_raw('--store', "$dir/from-backup", 'restore',
+    "$dir/before-upgrade.mdb");
+is($code, 0, 'the copy restores into a new store: exit 0') or diag($err);
+like($out, qr/"schema_version": 1\b/, 'restore says it is schema 1');
+($code, $out, $err) = $t->admin_raw('--store', "$dir/from-backup", 'app',
+    'list');
+is($code, 0, 'app list on the restored copy: exit 0') or diag($err);
+like($out, qr/\Q$machine->{client_id}\E/,
+    'showing an application 0.8 registered');
+
 # ------------------------------------------------ the CLI
 # the upgrade step the README gives first: the key out of the store (R86)
 ($code, $out, $err) = $t->admin('handshake-key', 'extract',

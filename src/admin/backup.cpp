@@ -276,9 +276,10 @@ void set_info_members(json_t* out, const BackupInfo& info) {
 // ---------------------------------------------------------------- backup
 
 // The child of backup: opens the store (as its owner, open_store) and
-// copies it to fd.
+// copies it to fd.  The store is left at its schema: a copy taken before
+// an upgrade is the one to go back to the release before with.
 int copy_store(const Invocation& inv, int fd) {
-  std::unique_ptr<Store> store = open_store(inv, false);
+  std::unique_ptr<Store> store = open_store_unchanged(inv);
   if (!store) return fail("there is no store at " + quoted(inv.store));
   store->copy_compact(fd);
   if (fsync(fd) != 0) throw std::runtime_error(errno_text("cannot write the backup"));

@@ -176,6 +176,15 @@ enum class MirrorUse {
 // know (realms.hpp): nothing is written to a misspelt realm.
 std::unique_ptr<Store> open_store(const Invocation& inv, bool create,
                                   MirrorUse use = MirrorUse::kCommand);
+// The existing store as it is, for a copy of it (backup): nothing is
+// written to it, and a store of an older schema stays at that schema, so
+// that the copy is one the release before opens (a store opened by
+// open_store is upgraded to this build's schema at once).  nullptr when
+// there is no store.  As open_store otherwise (run as root it becomes the
+// store's owner, --etcd's mirror must be caught up, --realm must be
+// known), but a store that lacks one of this build's databases (0.8's)
+// is copied whatever --realm names: it has no realm but the default.
+std::unique_ptr<Store> open_store_unchanged(const Invocation& inv);
 // The existing store of a command on the application client_id: nullptr,
 // nothing opened, when client_id cannot be one or there is no store yet.
 std::unique_ptr<Store> open_app_store(const Invocation& inv, std::string_view client_id);

@@ -130,8 +130,11 @@ std::runtime_error not_a_mirror(const Invocation& inv) {
 // The store's files, opened (created with create); nullptr when there is
 // no store and !create.  With --etcd the store must be this machine's
 // mirror: none there is refused before anything is made (a read would
-// answer from nothing, as if the cluster were empty).
-std::unique_ptr<Store> open_store_files(const Invocation& inv, bool create, MirrorUse use) {
+// answer from nothing, as if the cluster were empty).  !upgrade: LMDB's
+// files are opened but nothing is written to them, an older schema left
+// as it is (Store's !create).
+std::unique_ptr<Store> open_store_files(const Invocation& inv, bool create, MirrorUse use,
+                                        bool upgrade = true) {
   struct stat st;
   const std::string data = inv.store + "/data.mdb";
   const bool absent = lstat(data.c_str(), &st) != 0 && errno == ENOENT;
@@ -149,7 +152,8 @@ std::unique_ptr<Store> open_store_files(const Invocation& inv, bool create, Mirr
     if (absent) return nullptr;
   }
   become_store_owner(inv.store);
-  auto store = std::make_unique<Store>(inv.store, 0);  // the size nginx gave it
+  // the size nginx gave it
+  auto store = std::make_unique<Store>(inv.store, 0, upgrade);
   if (!inv.etcd.empty()) {
     if (!store->is_mirror()) throw not_a_mirror(inv);
     EtcdConfig config = etcd_config(inv);
@@ -184,16 +188,31 @@ std::runtime_error unknown_realm(const std::string& realm) {
                             " (oauth2-admin realm add registers a realm)");
 }
 
-}  // namespace
-
-std::unique_ptr<Store> open_store(const Invocation& inv, bool create, MirrorUse use) {
-  std::unique_ptr<Store> store = open_store_files(inv, create, use);
+// open_store's work; !upgrade: open_store_unchanged's
+std::unique_ptr<Store> open_checked(const Invocation& inv, bool create, MirrorUse use,
+                                    bool upgrade) {
+  std::unique_ptr<Store> store = open_store_files(inv, create, use, upgrade);
   if (store && store->cluster() && use == MirrorUse::kCommand) catch_up(*store);
   if (inv.realm == kDefaultRealm) return store;
   if (!store) throw unknown_realm(inv.realm);
+  // A store left as it is may lack a database this build has (one of
+  // 0.8's schema): Store then opened none of them, and nothing can be
+  // read through it.  Only a copy opens it so, and a copy holds every
+  // realm, whichever --realm names.
+  if (!upgrade && store->dbi(Db::kMeta) == 0) return store;
   Txn txn = store->read();
   if (!realm_known(txn, inv.realm)) throw unknown_realm(inv.realm);
   return store;
+}
+
+}  // namespace
+
+std::unique_ptr<Store> open_store(const Invocation& inv, bool create, MirrorUse use) {
+  return open_checked(inv, create, use, true);
+}
+
+std::unique_ptr<Store> open_store_unchanged(const Invocation& inv) {
+  return open_checked(inv, false, MirrorUse::kCommand, false);
 }
 
 std::unique_ptr<Store> open_mirror_store(const Invocation& inv) {
