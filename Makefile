@@ -17,6 +17,10 @@ SANITIZE   ?=
 CXXFLAGS_CORE := -std=c++17 -fPIC -fvisibility=hidden -Wall -Wextra -Werror \
                  $(OPT) $(SANITIZE) -Iinclude
 LIBS       := -llmdb -ljansson -lcrypto -lcurl
+# the store oauth2-admin opens without --store (src/admin/cli.hpp): empty,
+# ./var/store; the Debian package's build gives /var/lib/nginx/oauth2
+DEFAULT_STORE ?=
+ADMIN_DEFS := $(if $(DEFAULT_STORE),-DOAUTH2_DEFAULT_STORE='"$(DEFAULT_STORE)"')
 ADMIN_LIBS := -lmicrohttpd -pthread
 
 CORE_SRCS  := $(wildcard src/core/*.cpp)
@@ -47,7 +51,7 @@ $(BUILD)/core/%.o: src/core/%.cpp $(wildcard src/core/*.hpp) include/oauth2.h
 
 $(BUILD)/admin/%.o: src/admin/%.cpp $(wildcard src/core/*.hpp) $(wildcard src/admin/*.hpp)
 	@mkdir -p $(dir $@)
-	$(CXX) $(CXXFLAGS_CORE) -Isrc/core -c $< -o $@
+	$(CXX) $(CXXFLAGS_CORE) $(ADMIN_DEFS) -Isrc/core -c $< -o $@
 
 # Python's Unicode tables (scripts/gen-unicode-tables), for the password policy
 $(BUILD)/core/password_policy.o: src/core/unicode_tables.inc

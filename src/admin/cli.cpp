@@ -66,7 +66,8 @@ const OptionSpec kGlobalOptions[] = {
 
 const char kGlobalHelp[] =
     "Global options, before or after the command:\n"
-    "  --store <dir>    the store directory (default ./var/store)\n"
+    "  --store <dir>    the store directory (default " OAUTH2_DEFAULT_STORE
+    ")\n"
     "  --realm <name>   the realm of the records (default \"default\")\n"
     "  --etcd <url>[,<url>...]\n"
     "                   cluster mode: write to etcd; --store is this\n"

@@ -26,7 +26,14 @@
 namespace oauth2::admin {
 
 constexpr const char* kProg = "oauth2-admin";
-constexpr const char* kDefaultStore = "./var/store";
+// The store without --store: a development build's is ./var/store (make
+// run's); the Debian package's is the store its units and nginx use
+// (debian/rules: make DEFAULT_STORE=/var/lib/nginx/oauth2), so that a
+// command run without --store reads and writes the store nginx serves.
+#ifndef OAUTH2_DEFAULT_STORE
+#define OAUTH2_DEFAULT_STORE "./var/store"
+#endif
+constexpr const char* kDefaultStore = OAUTH2_DEFAULT_STORE;
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 // a child's: it failed after part of its work was done and kept (the
