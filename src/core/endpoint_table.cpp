@@ -309,6 +309,9 @@ EndpointResult run_endpoint(Store* store, const Request& req) {
     // it within the mirror wait (an answer lost, a thread held)
     if (auto stale = stale_mirror(*store, endpoint)) return done(std::move(*stale));
   }
+  // the pass after a mirror caught up (catch_up_and_again) was counted
+  // on the first, once
+  if (auto before = caught_up_rate(req)) req.rate.counted_before(*before);
   if (kind->rate_key == RateKey::kAddress) {
     if (unsigned wait = req.rate.take_address()) {
       return done(rate_limited_response(endpoint, wait));

@@ -71,6 +71,24 @@ std::optional<Response> stored_grant_refusal(Txn& txn, std::string_view realm, c
 // answer for every endpoint that uses the store, as auth_oauth2's (R77).
 std::optional<Response> stale_mirror(Store& store, int endpoint);
 
+// Cluster mode: a record a browser or a resource server presents (an
+// access token at userinfo, a session cookie, a user code) that this
+// edge's mirror lacks may have been written on another edge a moment ago
+// (behind a load balancer, a sign-in's 303 can land on another edge).
+// Answered from the mirror alone it would be refused as unknown, and a
+// wrong user code counted against the user.  may_catch_up: whether to
+// look again for it (cluster mode, on the request's first pass);
+// catch_up_and_again: off the event loop, once the mirror has caught up
+// with etcd (Cluster::catch_up, the endpoint's 503 without it), the
+// request runs again (OAUTH2_AGAIN), and what the mirror lacks then
+// exists nowhere.
+bool may_catch_up(Store& store, const Request& req);
+EndpointResult catch_up_and_again(Store& store, const Request& req);
+// On that next pass: the location's rate limit as the first pass counted
+// it (run_endpoint counts nothing again, and answers with its
+// X-RateLimit-* headers); nullopt on any other pass.
+std::optional<oauth2_rate_state_t> caught_up_rate(const Request& req);
+
 // R1-R8: POST, one form Content-Type, no query, a strict form body.
 std::optional<Response> check_http(const Request& req, Form& form);
 

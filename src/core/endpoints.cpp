@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdio>
 
 #include "audience.hpp"
 #include "cluster.hpp"
@@ -49,6 +50,57 @@ std::optional<Response> stale_mirror(Store& store, int endpoint) {
   r.reason = std::move(why);
   r.store_rc = ESTALE;  // the mirror's 503 (StoreError::stale)
   return r;
+}
+
+namespace {
+
+// catch_up_and_again's note for the request's next pass (req.c.resume):
+// this, then the rate limit's state as the first pass counted it
+constexpr std::string_view kCaughtUp = "caught up";
+
+std::string caught_up_note(const oauth2_rate_state_t& st) {
+  return std::string(kCaughtUp) + " " + std::to_string(st.set) + " " + std::to_string(st.limit) +
+         " " + std::to_string(st.remaining) + " " + std::to_string(st.reset);
+}
+
+}  // namespace
+
+std::optional<oauth2_rate_state_t> caught_up_rate(const Request& req) {
+  const std::string note(sv(req.c.resume));
+  if (note.compare(0, kCaughtUp.size(), kCaughtUp) != 0) return std::nullopt;
+  oauth2_rate_state_t st{};
+  long long reset = 0;
+  if (std::sscanf(note.c_str() + kCaughtUp.size(), " %u %u %u %lld", &st.set, &st.limit,
+                  &st.remaining, &reset) != 4) {
+    return std::nullopt;
+  }
+  st.reset = reset;
+  return st;
+}
+
+bool may_catch_up(Store& store, const Request& req) {
+  return store.cluster() && !caught_up_rate(req);
+}
+
+EndpointResult catch_up_and_again(Store& store, const Request& req) {
+  auto failure = std::make_shared<std::optional<Response>>();
+  const int endpoint = req.loc.endpoint;
+  return pending(
+      [&store, failure, endpoint] {
+        try {
+          store.cluster()->catch_up(store);
+        } catch (const std::exception& e) {
+          Response r = failed(failure_response(endpoint, 503), e);
+          r.retry_after = 1;
+          *failure = std::move(r);
+        }
+      },
+      [failure, note = caught_up_note(req.rate.state())] {
+        if (*failure) return std::move(**failure);
+        Response again;
+        again.resume = note;
+        return again;
+      });
 }
 
 // The checks every token, revocation and introspection request passes
@@ -978,6 +1030,17 @@ int dpop_check(const Location* loc, Txn& txn, std::string_view realm, const Bear
   return dpop_resource_check(loc, req, dpop_scheme, token, t.jkt, t.client_id, rate_key, v);
 }
 
+// why a well-formed token whose record the store lacks is refused
+void no_record(const Location* loc, int64_t now, bool jwt, int64_t jwt_exp, Validation* v) {
+  // a JWT that verified names a record that was there: revoked since,
+  // unless it expired (within the leeway) and the expiry removed it
+  v->why = !jwt || !loc     ? OAUTH2_WHY_UNKNOWN
+           : now >= jwt_exp ? OAUTH2_WHY_EXPIRED
+                            : OAUTH2_WHY_REVOKED;
+  // in cluster mode it may have been issued on another edge a moment ago
+  v->unseen = v->why != OAUTH2_WHY_EXPIRED;
+}
+
 Validation validate_in(Store& store, const Location* loc, std::string_view realm,
                        const BearerRequest& req) {
   Validation v;
@@ -1016,11 +1079,7 @@ Validation validate_in(Store& store, const Location* loc, std::string_view realm
   Txn txn = store.read();
   auto t = txn.get_token(realm, hash);
   if (!t) {
-    // a JWT that verified names a record that was there: revoked since,
-    // unless it expired (within the leeway) and the expiry removed it
-    v.why = !jwt || !loc         ? OAUTH2_WHY_UNKNOWN
-            : req.now >= jwt_exp ? OAUTH2_WHY_EXPIRED
-                                 : OAUTH2_WHY_REVOKED;
+    no_record(loc, req.now, jwt, jwt_exp, &v);
     return v;
   }
   std::string username;

@@ -126,6 +126,9 @@ struct Validation {
   // the store key of the record it was found valid by (not set on a hit
   // of the validation cache, which only a location has)
   std::optional<TokenId> record;
+  // no record of it in the store, and not expired: in cluster mode it may
+  // have been issued on another edge a moment ago (may_catch_up)
+  bool unseen = false;
   std::string client_id;
   std::string scope;
   std::string user;  // the username; empty for client tokens

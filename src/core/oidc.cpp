@@ -224,6 +224,11 @@ EndpointResult userinfo_endpoint(Store& store, const Request& req) {
   br.dpop = sv(req.c.dpop);
   br.counters = req.c.counters;
   Validation v = validate(store, req.loc, br);
+  // cluster mode: a token issued on another edge a moment ago, which this
+  // edge's mirror does not hold yet, is looked for again once the mirror
+  // has caught up (as introspection does): the client that just got it
+  // is not told it is invalid
+  if (v.unseen && may_catch_up(store, req)) return catch_up_and_again(store, req);
   if (v.result != OAUTH2_VALID && v.dpop) return done(userinfo_dpop_refusal(req.loc, v));
   if (v.result == OAUTH2_NO_TOKEN) {
     Response r = userinfo_refusal(401, "invalid_token", "An access token is required");

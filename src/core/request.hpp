@@ -30,6 +30,9 @@ class RateLimit {
   unsigned take_address() { return take("a:" + address_); }
   bool counted() const { return state_.set != 0; }
   const oauth2_rate_state_t& state() const { return state_; }
+  // what a pass before this one of the same request counted (set: this
+  // one counts nothing)
+  void counted_before(const oauth2_rate_state_t& st) { state_ = st; }
 
  private:
   const Location& loc_;

@@ -1,0 +1,151 @@
+# Cluster mode: what a client brings to an edge whose mirror has not
+# applied it yet (issue 13; docs/security.md R53, R66): a token issued on
+# edge A a moment ago, shown at edge B's userinfo.  B's sync daemon is
+# held (SIGSTOP, well within max_staleness) so that its mirror is surely
+# behind: B answers once its mirror has caught up with etcd (the sync
+# resumed), or 503 when it cannot within the mirror wait, never 401
+# invalid_token from the mirror alone.  One etcd member, two edges.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use JSON::PP ();
+use POSIX ();
+use Test::More;
+use Time::HiRes qw(sleep time);
+use OAuth2Test;
+use OAuth2Authorize;
+
+OAuth2Test::require_build();
+OAuth2Test::require_etcd();
+
+my $T0 = time;
+my $PW = 'Tr0ub4dor-pages-5';
+
+my $ea = OAuth2Test->new;    # edge A; it also hosts the etcd member
+my $eb = OAuth2Test->new;    # edge B
+my $url = $ea->run_etcd;
+$ea->run_sync($url);
+$eb->run_sync($url);
+
+for my $t ($ea, $eb) {
+    $t->write_config(OAuth2Authorize::http_conf($t,
+        extra_http => $t->cluster_directive,
+        extra_server => "location = /o/userinfo/ "
+            . "{ oauth2_userinfo; oauth2_rate_limit 1000/d; }\n"))->run;
+}
+
+my $pw_app = $ea->new_app_etcd(name => 'pages-password', grant => 'password',
+    scope => 'openid read');
+my ($code, $out, $err) = $ea->admin_etcd('user', 'add', '--username',
+    'alice', '--email', 'alice@example.com', '--password', $PW,
+    '--pbkdf2-iterations', $OAuth2Authorize::PBKDF2);
+is($code, 0, 'oauth2-admin --etcd user add alice') or diag("$out$err");
+
+# holds B's sync daemon; resume_b lets it go on
+sub hold_b { kill 'STOP', $eb->sync_pid }
+sub resume_b { kill 'CONT', $eb->sync_pid }
+
+# runs $code (an HTTP request) in a child: its pid; background_result
+# waits for it and gives {status, took, raw}
+sub in_background {
+    my ($file, $code) = @_;
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        my $t0 = time;
+        my $r = $code->();
+        OAuth2Test::write_file($file, JSON::PP->new->encode({
+            status => $r->{status}, took => time - $t0,
+            raw => substr($r->{raw}, 0, 4000) }));
+        POSIX::_exit(0);
+    }
+    return $pid;
+}
+
+sub background_result {
+    my ($pid, $file) = @_;
+    waitpid $pid, 0;
+    return eval { JSON::PP->new->decode(OAuth2Test::_slurp($file)) }
+        // { status => 'none', took => 0, raw => '' };
+}
+
+# $request->() on B with B's sync held: 0.3 s later the sync resumes.
+# The answer, and whether none had come while the sync was held
+my $n = 0;
+sub on_b_while_held {
+    my ($request) = @_;
+    my $file = $eb->dir . '/bg.' . ++$n;
+    my $pid = in_background($file, $request);
+    sleep 0.3;
+    my $waited = waitpid($pid, POSIX::WNOHANG()) == 0;
+    resume_b();
+    my $r = background_result($pid, $file);
+    return ($r, $waited);
+}
+
+sub userinfo {
+    my ($t, $tok) = @_;
+    return $t->get('/o/userinfo/', Authorization => "Bearer $tok");
+}
+
+sub password_token {
+    my $r = $ea->post_form('/o/token/', OAuth2Test::form(
+        grant_type => 'password', username => 'alice', password => $PW,
+        scope => 'openid read'),
+        Authorization => $ea->basic($pw_app->{client_id},
+            $pw_app->{client_secret}));
+    die "password grant on A: $r->{status} $r->{body}"
+        unless $r->{status} == 200;
+    return $r->{json}{access_token};
+}
+
+
+################################################ userinfo (R53, R66)
+
+# a token issued on A a moment ago: B's userinfo catches up with etcd
+# (as introspection does) instead of answering 401 invalid_token
+{
+    hold_b();
+    my $tok = password_token();
+    my ($r, $waited) = on_b_while_held(sub { userinfo($eb, $tok) });
+    is($r->{status}, 200, sprintf('userinfo on B of a token issued on A while '
+        . "B's sync was held: 200 (after %.2f s)", $r->{took}))
+        or diag($r->{raw});
+    like($r->{raw}, qr/"sub":\s*"\d+"/, '... with the user\'s claims');
+    ok($waited, "... only once B's mirror had caught up with etcd");
+    my ($left) = $r->{raw} =~ /^X-RateLimit-Remaining: (\d+)\r?$/mi;
+    ok(defined $left, '... with its X-RateLimit-* headers');
+    my $n = userinfo($eb, 'never-issued-' . ('u' x 30));
+    is($n->{status}, 401, 'a token that exists nowhere: 401 on B, as on one '
+        . 'machine');
+    like(OAuth2Test::header($n, 'WWW-Authenticate') // '',
+        qr/error="invalid_token"/, '... invalid_token');
+    is(OAuth2Test::header($n, 'X-RateLimit-Remaining'), ($left // 0) - 1,
+        '... each request counted once against the rate limit, not again '
+        . 'on its pass after the mirror caught up');
+}
+
+################################################ within the bound
+
+# B's sync held for good: B cannot catch up, and says so (503 once the
+# mirror wait is over), never "invalid"
+{
+    hold_b();
+    my $tok = password_token();
+    my $t0 = time;
+    my $r = userinfo($eb, $tok);
+    my $took = time - $t0;
+    resume_b();
+    is($r->{status}, 503, sprintf('userinfo on B with its sync held for good: '
+        . '503 (after %.1f s)', $took)) or diag($r->{raw});
+    ok(OAuth2Test::header($r, 'Retry-After'), '... with Retry-After');
+    my $ok;
+    for (1 .. 100) {
+        last if $ok = userinfo($eb, $tok)->{status} == 200;
+        sleep 0.1;
+    }
+    ok($ok, '... and 200 once the sync resumed');
+}
+
+note(sprintf('t/cluster_pages.t took %.1f s', time - $T0));
+$ea->done_testing;
