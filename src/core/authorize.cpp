@@ -722,7 +722,9 @@ EndpointResult authorize_endpoint(Store& store, const Request& req) {
   if (auto err = check_authz(req, query, az)) return done(std::move(*err));
 
   const std::string cookies(sv(req.c.cookie));
-  std::optional<SessionUser> user = session_user(store, req, cookies);
+  bool unseen = false;
+  std::optional<SessionUser> user = session_user(store, req, cookies, &unseen);
+  if (unseen) return catch_up_and_again(store, req);
   Form body;
   if (method == "POST" && !read_post_form(req, body)) {
     return done(error_page(req, 400, "invalid_request", "The form is malformed."));

@@ -5,6 +5,7 @@
 // endpoint's address throttle) and against the signed-in user (R17's
 // throttles, key uc:), so that the 20^8 codes cannot be tried in bulk.
 
+#include "cluster.hpp"
 #include "codec.hpp"
 #include "device.hpp"
 #include "session.hpp"
@@ -105,26 +106,32 @@ Response wrong_code(const Request& req, const SessionUser& su, std::string_view 
 }
 
 // The approval page of the request the user code names, or wrong_code().
-Response lookup(Store& store, const Request& req, const SessionUser& su, std::string_view csrf,
-                const std::optional<std::string>& code) {
-  if (!code) return wrong_code(req, su, csrf);
+// In cluster mode a code this edge's mirror does not hold may have been
+// made on another edge a moment ago: it is looked up again once the
+// mirror has caught up, and only then counted as wrong (R83).
+EndpointResult lookup(Store& store, const Request& req, const SessionUser& su,
+                      std::string_view csrf, const std::optional<std::string>& code) {
+  if (!code) return done(wrong_code(req, su, csrf));
   Txn txn = store.read();
   auto p = find_user_code(txn, req.loc.realm, *code, req.c.now);
+  if (!p && may_catch_up(store, req)) return catch_up_and_again(store, req);
   auto client = p ? txn.get_client(req.loc.realm, p->device.client_id) : std::nullopt;
-  if (!p || !client || client->disabled) return wrong_code(req, su, csrf);
-  return page(200, render(kApprovePage, {{"style", kStyle},
-                                         {"app_name", html_escape(client->name)},
-                                         {"username", html_escape(su.name)},
-                                         {"user_code", format_user_code(*code)},
-                                         {"scope_items", scope_list(p->device.scope)},
-                                         {"csrf", html_escape(csrf)}}));
+  if (!p || !client || client->disabled) return done(wrong_code(req, su, csrf));
+  return done(page(200, render(kApprovePage, {{"style", kStyle},
+                                              {"app_name", html_escape(client->name)},
+                                              {"username", html_escape(su.name)},
+                                              {"user_code", format_user_code(*code)},
+                                              {"scope_items", scope_list(p->device.scope)},
+                                              {"csrf", html_escape(csrf)}})));
 }
 
 // Approve or Deny posted: the decision in one change.  The change reads
 // the session again: signed out, the password changed or the user
 // deactivated while the request waited for the thread pool, the device
 // is not connected on their behalf (R39, R70), and the browser is sent
-// back to the page, which asks them to sign in.
+// back to the page, which asks them to sign in.  A code the mirror does
+// not hold (cluster mode) is decided again once it has caught up, as
+// the grants do (run_change), before it counts as wrong.
 EndpointResult decide(Store& store, const Request& req, const SessionUser& su,
                       const std::string& csrf, const std::optional<std::string>& code,
                       bool approve) {
@@ -138,10 +145,17 @@ EndpointResult decide(Store& store, const Request& req, const SessionUser& su,
       [&store, s, su, normalized, approve, found, state, self] {
         try {
           bool holds = true;
-          *found = store.change([&](Txn& txn) {
-            holds = session_holds(txn, s.realm, su, s.now);
-            return holds && decide_device(txn, s.realm, normalized, su.id, approve, s.now);
-          });
+          auto decide_once = [&] {
+            *found = store.change([&](Txn& txn) {
+              holds = session_holds(txn, s.realm, su, s.now);
+              return holds && decide_device(txn, s.realm, normalized, su.id, approve, s.now);
+            });
+          };
+          decide_once();
+          if (holds && !*found && store.cluster()) {  // once: what etcd lacks now, it lacks
+            store.cluster()->catch_up(store);
+            decide_once();
+          }
           if (!holds) *state = see_other(self);
         } catch (const std::exception& e) {
           Response busy = message_page(503, "Busy", "Try again in a moment.");
@@ -178,7 +192,9 @@ EndpointResult device_endpoint(Store& store, const Request& req) {
     return done(message_page(400, "Bad request", "The request is malformed."));
   }
   const std::string cookies(sv(req.c.cookie));
-  std::optional<SessionUser> user = session_user(store, req, cookies);
+  bool unseen = false;
+  std::optional<SessionUser> user = session_user(store, req, cookies, &unseen);
+  if (unseen) return catch_up_and_again(store, req);
   std::string action(body.get("action").value_or(""));
   if (!user) {
     if (method == "POST" && action == "login") {
@@ -204,7 +220,7 @@ EndpointResult device_endpoint(Store& store, const Request& req) {
     return done(std::move(r));
   }
   auto code = normalize_user_code(body.get("user_code").value_or(""));
-  if (action == "lookup") return done(lookup(store, req, *user, csrf, code));
+  if (action == "lookup") return lookup(store, req, *user, csrf, code);
   if (action == "approve" || action == "deny") {
     return decide(store, req, *user, csrf, code, action == "approve");
   }

@@ -161,7 +161,9 @@ EndpointResult end_session_endpoint(Store& store, const Request& req) {
   LogoutRequest lr;
   if (auto err = check_logout(store, req, query, body, lr)) return done(std::move(*err));
   if (auto get = form_post_as_get(req, body)) return done(std::move(*get));
-  auto su = session_user(store, req, sv(req.c.cookie));
+  bool unseen = false;
+  auto su = session_user(store, req, sv(req.c.cookie), &unseen);
+  if (unseen) return catch_up_and_again(store, req);
   if (!su) return done(signed_out(req, lr));
   const std::string csrf = session_csrf(su->session);
   const bool confirmed = method == "POST" &&

@@ -136,7 +136,9 @@ EndpointResult authorized_grants_endpoint(Store& store, const Request& req) {
     return done(grants_error(400, "The form is malformed."));
   }
   const std::string cookies(sv(req.c.cookie));
-  std::optional<SessionUser> su = session_user(store, req, cookies);
+  bool unseen = false;
+  std::optional<SessionUser> su = session_user(store, req, cookies, &unseen);
+  if (unseen) return catch_up_and_again(store, req);
   const std::string action(body.get("action").value_or(""));
   if (!su) {
     if (method == "POST" && action == "login") {

@@ -88,11 +88,16 @@ std::optional<SessionUser> read_session(Txn& txn, std::string_view realm, std::s
 
 }  // namespace
 
-std::optional<SessionUser> session_user(Store& store, const Request& req,
-                                        std::string_view cookies) {
+std::optional<SessionUser> session_user(Store& store, const Request& req, std::string_view cookies,
+                                        bool* unseen) {
+  *unseen = false;
   std::optional<std::string> session = request_cookie(req, cookies, kSessionCookie);
   if (!session || !is_session_value(*session)) return std::nullopt;
   Txn txn = store.read();
+  if (may_catch_up(store, req) && !txn.get_token(req.loc.realm, token_id(*session))) {
+    *unseen = true;
+    return std::nullopt;
+  }
   return read_session(txn, req.loc.realm, std::move(*session), req.c.now);
 }
 

@@ -57,13 +57,19 @@ constexpr size_t kSessionValueLen = 43;
 bool is_session_value(std::string_view value);
 
 // The user a session cookie names, if it is live and the user active.
+// *unseen: the cookie is well-formed and names no record this edge's
+// mirror holds, which a sign-in on another edge a moment ago would make
+// (the browser sent on here by its 303): the endpoint answers only once
+// the mirror has caught up (catch_up_and_again), never the sign-in page
+// at once.  Set only when may_catch_up().
 struct SessionUser {
   uint64_t id = 0;
   std::string name;
   std::string session;    // the cookie's value
   int64_t auth_time = 0;  // when the user signed in
 };
-std::optional<SessionUser> session_user(Store& store, const Request& req, std::string_view cookies);
+std::optional<SessionUser> session_user(Store& store, const Request& req, std::string_view cookies,
+                                        bool* unseen);
 // Whether that session still holds, read again in a write: not ended
 // (signed out, the password changed, the user deactivated) nor expired
 // since session_user() read it.  What the user decided on it (a code, a
