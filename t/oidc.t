@@ -366,7 +366,13 @@ like($r->{body}, qr/Sign out\?/, 'end session without a hint: asks the user');
 my $csrf = OAuth2Authorize::csrf_field($r);
 $r = $t->post_form('/o/logout/', OAuth2Test::form(action => 'logout', csrf_token => 'wrong'),
     Cookie => $session);
-like($r->{body}, qr/Sign out\?/, 'a logout POST with a wrong csrf_token asks again');
+is($r->{status}, 303, 'a logout POST with a wrong csrf_token: 303, on as a GET');
+unlike(OAuth2Test::header($r, 'Location') // '', qr/csrf_token|action/,
+    '... which carries neither the form\'s CSRF value nor its action');
+unlike(join(' ', @{$r->{headers}{'set-cookie'} // []}), qr/oauth2_session=/,
+    '... and keeps the session cookie');
+like($t->get('/o/logout/' . (OAuth2Test::header($r, 'Location') // ''), Cookie => $session)
+    ->{body}, qr/Sign out\?/, '... where the user is asked again');
 is($f->get(q_for(prompt => 'none'), Cookie => $session)->{status}, 303,
     'and the session lives');
 is({params($f->get(q_for(prompt => 'none'), Cookie => $session))}->{code} ? 1 : 0, 1,
@@ -529,6 +535,35 @@ $r = $t->post_form('/o/logout/', OAuth2Test::form(client_id => $app->{client_id}
     post_logout_redirect_uri => "$base/elsewhere"));
 is($r->{status}, 400, 'a POSTed end-session request with an unregistered '
     . 'post_logout_redirect_uri: 400, never a redirect');
+
+# Another site's POST carries no SameSite=Lax session cookie, and a POST
+# other than the page's own confirmation signs no one out, whatever its
+# shape: an empty form, a field named action, a query beside the form
+# (before, these were told "signed out" with a Set-Cookie that deleted
+# the session cookie, which the browser applies on a top-level
+# navigation: another site signed the user out with one POST).  Each goes
+# on as a GET of the query and the form together.
+$session = $f->login(q_for(), $user, $pw);
+for my $c (['an empty form', '/o/logout/', '', '?'],
+           ['action=x', '/o/logout/', 'action=x', '?'],
+           ['a query', "/o/logout/?client_id=$app->{client_id}", '',
+               "?client_id=$app->{client_id}"],
+           ['a query and a form', "/o/logout/?client_id=$app->{client_id}",
+               OAuth2Test::form(state => 'q r', action => 'logout'),
+               "?client_id=$app->{client_id}&state=q%20r"]) {
+    my ($what, $path, $body, $to) = @$c;
+    $r = $t->post_form($path, $body);
+    is($r->{status}, 303, "a logout POST without the cookie, $what: 303");
+    is(OAuth2Test::header($r, 'Location'), $to, "... to the endpoint as a GET ($to)");
+    unlike(join(' ', @{$r->{headers}{'set-cookie'} // []}), qr/oauth2_session=/,
+        '... and no Set-Cookie deleting the session cookie');
+    is({params($f->get(q_for(prompt => 'none'), Cookie => $session))}->{code} ? 1 : 0, 1,
+        '... the session lives');
+}
+$r = $t->get('/o/logout/');
+like($r->{body}, qr/Signed out/, 'a GET without the cookie: the signed-out page');
+unlike(join(' ', @{$r->{headers}{'set-cookie'} // []}), qr/oauth2_session=/,
+    '... and no Set-Cookie for a cookie it did not bring');
 
 ############################################################ consent
 

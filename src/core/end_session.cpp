@@ -107,8 +107,12 @@ std::optional<Response> check_logout(Store& store, const Request& req, const For
   return std::nullopt;
 }
 
-// where the browser goes once signed out, and the cookie that forgets the session
-Response signed_out(const Request& req, const LogoutRequest& lr) {
+// where the browser goes once signed out; forget: and the cookie that
+// forgets the session, when the request brought one or a session ended
+// (a request without it, another site's, is told nothing of the cookie:
+// a browser applies a Set-Cookie on a top-level navigation, and it would
+// sign the user out while the session's record stays)
+Response signed_out(const Request& req, const LogoutRequest& lr, bool forget) {
   Response r;
   if (lr.redirect_uri.empty()) {
     r = page(200, kSignedOutPage);
@@ -120,15 +124,41 @@ Response signed_out(const Request& req, const LogoutRequest& lr) {
       r.location += "state=" + percent_encode(lr.state);
     }
   }
-  r.cookies.push_back(cookie(req, kSessionCookie, "", 0));
+  if (forget) r.cookies.push_back(cookie(req, kSessionCookie, "", 0));
   return r;
+}
+
+bool names(const Form& f, std::string_view name) {
+  for (const auto& p : f.params()) {
+    if (p.first == name) return true;
+  }
+  return false;
+}
+
+// A POST other than the page's own confirmation, sent on (303) as a GET of
+// its parameters, the form's over the query's (RP-Initiated Logout 2):
+// the browser sends its SameSite=Lax session cookie with that GET, never
+// with another site's POST.  The page's own fields stay behind: a CSRF
+// value belongs in no URL.
+Response as_get(const Form& query, const Form& body) {
+  std::string out = "?";
+  auto add = [&](const std::string& name, const std::string& value) {
+    if (name == "action" || name == "csrf_token") return;
+    if (out.size() > 1) out += "&";
+    out += percent_encode(name) + "=" + percent_encode(value);
+  };
+  for (const auto& [name, value] : query.params()) {
+    if (!names(body, name)) add(name, value);
+  }
+  for (const auto& [name, value] : body.params()) add(name, value);
+  return see_other(std::move(out));
 }
 
 EndpointResult end_session(Store& store, const Request& req, const SessionUser& su,
                            const LogoutRequest& lr) {
   IssueSettings s(req);
   TokenId id = token_id(su.session);
-  Response out = signed_out(req, lr);
+  Response out = signed_out(req, lr, true);
   return pending_response(
       [&store, s, id, out] {
         store.change([&](Txn& txn) {
@@ -160,15 +190,21 @@ EndpointResult end_session_endpoint(Store& store, const Request& req) {
   }
   LogoutRequest lr;
   if (auto err = check_logout(store, req, query, body, lr)) return done(std::move(*err));
-  if (auto get = form_post_as_get(req, body)) return done(std::move(*get));
+  const std::string_view cookies = sv(req.c.cookie);
   bool unseen = false;
-  auto su = session_user(store, req, sv(req.c.cookie), &unseen);
+  auto su = session_user(store, req, cookies, &unseen);
   if (unseen) return catch_up_and_again(store, req);
-  if (!su) return done(signed_out(req, lr));
-  const std::string csrf = session_csrf(su->session);
-  const bool confirmed = method == "POST" &&
+  const std::string csrf = su ? session_csrf(su->session) : std::string();
+  const bool confirmed = su && method == "POST" &&
                          body.get("action") == std::optional<std::string_view>("logout") &&
                          same_ct(csrf, body.get("csrf_token").value_or(""));
+  // only the page's own confirmation signs out by POST; any other, whatever
+  // its shape (an empty form, a query, a field named action), goes on as
+  // a GET, which asks the user
+  if (method == "POST" && !confirmed) return done(as_get(query, body));
+  if (!su) {
+    return done(signed_out(req, lr, request_cookie(req, cookies, kSessionCookie).has_value()));
+  }
   // a hint ends the session without asking only if it was issued in
   // this very sign-in: an id_token of an earlier one (in a browser's
   // history, an access log, any RP's hands) asks first (RP-Initiated

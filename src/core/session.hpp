@@ -78,9 +78,9 @@ bool session_holds(Txn& txn, std::string_view realm, const SessionUser& su, int6
 // a 303 to location (a page's own URL after its form: the browser asks
 // again with a GET)
 Response see_other(std::string location);
-// A request a relying party's page POSTs as a form to a browser endpoint
-// (authorize: OIDC Core 3.1.2.1; end-session: RP-Initiated Logout 2) goes
-// on as a GET of the same parameters: a 303 to the endpoint's own URL.
+// A request a relying party's page POSTs as a form to the authorization
+// endpoint (OIDC Core 3.1.2.1) goes on as a GET of the same parameters: a
+// 303 to the endpoint's own URL.
 // The browser sends its SameSite=Lax session cookie with that GET (never
 // with another site's POST), and the pages' forms (action="") keep the
 // parameters.  nullopt: not such a request (a GET, a query, an empty
