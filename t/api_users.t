@@ -392,6 +392,25 @@ for my $c (@bad) {
     like($msg // "(no $field in: $r->{body})", $re,
         "$name: a message under \"$field\"");
 }
+# a body that does not parse is refused without a word of what jansson was
+# reading (its "near '...'"), nor the \u escape it could not take: there,
+# the password (R72; import-django's JSON error cuts the same)
+for my $c (['a newline in the password',
+        qq({"current_password": "Old-pass-1", "password": "Winter2024!\n"}),
+        'Winter2024', qr/^JSON parse error - unexpected newline at line 1 column \d+$/],
+    ['a lone surrogate in the password',
+        '{"current_password": "Old-pass-1", "password": "Sum\\uD83Dmer-24"}',
+        'D83D', qr/^JSON parse error - invalid Unicode at line 1 column \d+$/])
+{
+    my ($name, $raw, $secret, $re) = @$c;
+    my $r = api('PATCH', "/api/users/$aid/", token => $admin, body => $raw);
+    is($r->{status}, 400, "PATCH with $name: 400");
+    like(detail($r) // $r->{body}, $re,
+        "PATCH with $name: what is wrong, and where");
+    unlike($r->{body}, qr/\Q$secret\E|Old-pass/,
+        "PATCH with $name: no text of the body in the answer");
+    push @secrets, $secret;
+}
 $r = api('POST', '/api/users/', token => $admin, content_type => 'text/plain',
     body => '{"username": "n9", "password": "Fjord-42x", '
         . '"email": "n@example.com"}');

@@ -149,11 +149,9 @@ Json parse_json_object(const HttpRequest& req, HttpResponse* error) {
   json_error_t err;
   Json j(json_loadb(req.body.data(), req.body.size(), JSON_REJECT_DUPLICATES, &err));
   if (!j) {
-    std::string text = err.text;
-    size_t cut = text.find(" without JSON_ALLOW_NUL");  // jansson's flag name
-    if (cut != std::string::npos) text.erase(cut, 23);
-    *error = parse_error(shown(text, 120) + " at line " + std::to_string(err.line) + " column " +
-                         std::to_string(err.column));
+    // never the text jansson was reading: the body may be a password
+    *error = parse_error(shown(json_error_text(err), 120) + " at line " + std::to_string(err.line) +
+                         " column " + std::to_string(err.column));
     return nullptr;
   }
   if (!json_is_object(j.get())) {

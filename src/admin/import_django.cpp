@@ -113,10 +113,9 @@ Json parse_dump(const std::string& data) {
   // value, and a key given twice is an error, not a silent choice
   Json root(json_loadb(data.data(), data.size(), JSON_REJECT_DUPLICATES, &err));
   if (!root) {
-    // jansson ends its text with "near '<the input there>'": a secret
-    // in clear (DOT 1.x), which stderr and the logs it goes to never see
-    std::string why(err.text);
-    if (size_t near = why.find(" near "); near != std::string::npos) why.resize(near);
+    // jansson's text without the input it quotes: a secret in clear
+    // (DOT 1.x), which stderr and the logs it goes to never see
+    std::string why = json_error_text(err);
     throw BadDump("not valid JSON (line " + std::to_string(err.line) + ", column " +
                   std::to_string(err.column) + "): " + quoted(why));
   }

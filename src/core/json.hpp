@@ -47,6 +47,23 @@ class WipeJsonOnExit {
   json_t* j_;
 };
 
+// What jansson says of the input it could not parse, without the input:
+// its text ends with "near '<the text it was reading>'", and its "invalid
+// Unicode" quotes the escape it could not take (a lone surrogate); either
+// may be a password.  The line and column stay in err.
+inline std::string json_error_text(const json_error_t& err) {
+  std::string text(err.text);
+  if (size_t near = text.find(" near "); near != std::string::npos) text.resize(near);
+  if (text.rfind("invalid Unicode", 0) == 0) {
+    if (size_t quote = text.find(" '"); quote != std::string::npos) text.resize(quote);
+  }
+  // jansson's flag name, which means nothing to a client
+  if (size_t flag = text.find(" without JSON_ALLOW_NUL"); flag != std::string::npos) {
+    text.resize(flag);
+  }
+  return text;
+}
+
 // docs/security.md 2.4: the nesting of raw JSON bytes, counted outside strings,
 // before a parser (and a recursive destructor) sees them.
 inline bool json_too_deep(std::string_view text, size_t max_depth) {
