@@ -199,6 +199,31 @@ is(ref $r->{json} eq 'HASH' && $r->{json}{email}[0],
     'an email with two "@": Django\'s message');
 is(($t->admin('user', 'show', 'mail2'))[0], 1,
     'an email with two "@": no user mail2 was made');
+# the users API's rule (Django's EmailValidator, ASCII only): an email
+# with C1 controls (U+009B, CSI: "ESC [2J" clears a terminal, "ESC [31m"
+# paints it red), which the form decoder lets through as valid UTF-8 and
+# `oauth2-admin user list` would print to the operator's terminal, is
+# refused as the API refuses it; and so is UTF-8 in the address
+for my $c (['mail3', "a\xC2\x9B2J\xC2\x9B31mx\@x.io", 'C1 controls'],
+    ['mail4', "\xC3\xA9t\xC3\xA9\@example.com", 'UTF-8 letters'])
+{
+    my ($name, $email, $what) = @$c;
+    my $r = register(username => $name, password => 'Saffron-dune-47',
+        confirm_password => 'Saffron-dune-47', email => $email);
+    field_error_ok($r, 'email', "an email with $what");
+    my $msg = ref $r->{json} eq 'HASH' ? $r->{json}{email} : undef;
+    is(ref $msg eq 'ARRAY' ? $msg->[0] : $r->{body},
+        'Enter a valid email address.',
+        "an email with $what: the users API's message");
+    is(($t->admin('user', 'show', $name))[0], 1,
+        "an email with $what: no user $name was made");
+}
+# what Django takes, registration takes: + and ' in the user part, a
+# domain of three labels
+$r = register(username => 'mail5', password => 'Saffron-dune-47',
+    confirm_password => 'Saffron-dune-47',
+    email => "o'neil+tag\@mail.example.co");
+is($r->{status}, 201, 'an email with \' and + and three labels: 201');
 $r = register(username => 'flag1', password => 'Saffron-dune-47',
     confirm_password => 'Saffron-dune-47', is_active => 'maybe');
 field_error_ok($r, 'is_active', 'is_active=maybe');

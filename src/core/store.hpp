@@ -640,6 +640,12 @@ bool valid_client_id(std::string_view id);
 bool reads_as_number(std::string_view text);
 // Django's rule: 1 to 150 of letters, digits and @.+-_
 bool valid_username(std::string_view name);
+// Django's EmailValidator, ASCII only: a dot-atom user part, and a domain
+// of LDH labels with a TLD of 2 to 63 characters, "localhost", or an
+// address literal [..].  The rule of the users API and of seed 001's
+// registration both, so that neither stores what the other refuses (a C1
+// control, which `oauth2-admin user list` would print to a terminal).
+bool valid_email(std::string_view e);
 // the decimal user id of a token, 0 if none or malformed
 uint64_t token_user_id(const Token& t);
 

@@ -666,6 +666,62 @@ bool valid_username(std::string_view name) {
   return true;
 }
 
+namespace {
+
+bool ascii_alnum(char ch) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+}
+
+}  // namespace
+
+bool valid_email(std::string_view e) {
+  size_t at = e.rfind('@');
+  if (at == std::string_view::npos || at == 0 || at + 1 == e.size()) {
+    return false;
+  }
+  std::string_view user = e.substr(0, at), domain = e.substr(at + 1);
+  constexpr std::string_view kAtext = "!#$%&'*+/=?^_`{|}~-";
+  bool dot_ok = false;
+  for (char ch : user) {
+    if (ch == '.') {
+      if (!dot_ok) return false;
+      dot_ok = false;
+    } else if (ascii_alnum(ch) || kAtext.find(ch) != std::string_view::npos) {
+      dot_ok = true;
+    } else {
+      return false;
+    }
+  }
+  if (!dot_ok) return false;  // empty, or ends with '.'
+
+  if (domain == "localhost") return true;
+  if (domain.front() == '[' && domain.back() == ']') {
+    for (char ch : domain.substr(1, domain.size() - 2)) {
+      if (!ascii_alnum(ch) && ch != '.' && ch != ':') return false;
+    }
+    return domain.size() > 2;
+  }
+  size_t labels = 0;
+  std::string_view rest = domain;
+  while (true) {
+    size_t dot = rest.find('.');
+    std::string_view label = rest.substr(0, dot);
+    bool last = dot == std::string_view::npos;
+    if (label.empty() || label.size() > 63) return false;
+    if (label.front() == '-' || label.back() == '-') return false;
+    for (char ch : label) {
+      if (!ascii_alnum(ch) && ch != '-') return false;
+    }
+    labels++;
+    if (last) {
+      if (label.size() < 2) return false;  // the TLD
+      break;
+    }
+    rest = rest.substr(dot + 1);
+  }
+  return labels >= 2;
+}
+
 uint64_t token_user_id(const Token& t) {
   if (t.user.empty() || t.user.size() > 19) return 0;
   uint64_t id = 0;
