@@ -3,7 +3,8 @@
 # the CLI with --etcd refuse a mirror of another prefix, naming both,
 # rather than validate another deployment's tokens and write where no
 # mirror of theirs reads.  nginx -t never touches the store (R76), so the
-# workers refuse it: 503, and error.log says why.
+# workers refuse it: 503, and error.log says why; their metrics show a
+# mirror never fresh and the store's configured size.
 use strict;
 use warnings;
 use FindBin;
@@ -40,7 +41,12 @@ like($out, qr/\Q$app->{client_id}\E/, '... and lists its app');
 
 # nginx
 $t->expect_log(qr/cannot open store .*$why/);
-$t->write_default_config(extra_http => $t->cluster_directive(prefix => '/b/'));
+my $http = $t->default_http(
+    extra_http => $t->cluster_directive(prefix => '/b/'),
+    extra_server => '    location = /metrics { oauth2_metrics; }');
+$http =~ s/^oauth2_store (\S+);$/oauth2_store $1 size=64m;/m
+    or die 'no oauth2_store line';
+$t->write_config($http);
 my ($tcode, $tmsg) = $t->nginx_t;
 is($tcode, 0, 'nginx -t does not read the store (R76)') or diag($tmsg);
 $t->run;
@@ -51,6 +57,18 @@ $r = $t->get('/protected/x', Authorization => 'Bearer abc');
 is($r->{status}, 503, '... and to auth_oauth2');
 like(OAuth2Test::_slurp($t->error_log), $why,
     'error.log names both prefixes');
+
+# its metrics say so (README's table): the mirror series are there, never
+# fresh, so that an alert on staleness fires, and the map is the size
+# configured, not 0
+$r = $t->get('/metrics');
+is($r->{status}, 200, 'its /metrics answers: 200');
+like($r->{body}, qr/^oauth2_mirror_staleness_seconds \+Inf$/m,
+    '... oauth2_mirror_staleness_seconds +Inf');
+like($r->{body}, qr/^oauth2_mirror_revision 0$/m,
+    '... oauth2_mirror_revision 0: nothing applied that it can read');
+like($r->{body}, qr/^oauth2_store_map_bytes ${\(64 * 1024 * 1024)}$/m,
+    '... oauth2_store_map_bytes = oauth2_store size=64m');
 
 $t->done;
 done_testing();

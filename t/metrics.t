@@ -925,8 +925,11 @@ commits_ok($grown, 'after the reload');
     open my $fh, '>', $u->store or die "store: $!";
     print $fh "not an lmdb environment\n";
     close $fh;
-    $u->write_config($u->default_http(extra_server =>
-        '    location = /metrics { oauth2_metrics; }'));
+    my $http = $u->default_http(extra_server =>
+        '    location = /metrics { oauth2_metrics; }');
+    $http =~ s/^oauth2_store (\S+);$/oauth2_store $1 size=32m;/m
+        or die 'no oauth2_store line';
+    $u->write_config($http);
     $u->expect_log(qr/\[alert\] .*oauth2: cannot (?:prepare|open) store/);
     $u->run;
     # at least 7 requests, and on until both workers have answered (each
@@ -951,6 +954,12 @@ commits_ok($grown, 'after the reload');
         . 'each of auth_oauth2\'s 503s, the store\'s, and no other reason');
     is($um->{v}{oauth2_store_used_bytes}, 0,
         'the store that did not open: oauth2_store_used_bytes 0');
+    # the size configured, as README says, not 0: an alert on the share
+    # of the map used divides by it
+    is($um->{v}{oauth2_store_map_bytes}, 32 * 1024 * 1024,
+        'the store that did not open: oauth2_store_map_bytes = size=32m');
+    unlike($r->{body}, qr/^oauth2_mirror_/m,
+        '... and no oauth2_mirror_* series without oauth2_cluster');
     $u->done;
 }
 

@@ -313,6 +313,16 @@ void oauth2_store_share_metrics(oauth2_store_t* s, oauth2_write_metrics_t* share
 
 void oauth2_store_stats(oauth2_store_t* s, oauth2_store_stats_t* st) noexcept {
   *st = oauth2_store_stats_t{};
+  if (!s) return;
+  // What the configuration says, for a store this worker could not open
+  // (a failed disk, a mirror of another prefix): the size it is to have,
+  // and a mirror never known fresh (+Inf), so that an alert on either
+  // fires rather than reads a map of 0 bytes and no mirror at all.
+  st->map_size = s->mapsize;
+  if (s->cluster) {
+    st->cluster = 1;
+    st->mirror_age_ms = -1;
+  }
   oauth2::Store* store = open_store(s);
   if (!store) return;
   oauth2::Committer::Stats c = store->committer().stats();
