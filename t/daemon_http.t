@@ -1,11 +1,11 @@
 # The admin daemon's HTTP layer (oauth2-admin serve; docs/security.md R69,
 # R70): what a client can make it write to its log (a path cut at 200
-# bytes, every byte outside printable ASCII escaped), the --listen ports it
-# refuses, a request refused with 413 that never reaches the API, a
-# connection that sends nothing and one whose refused body never ends
-# (both closed, so that no client holds the daemon's threads), the
-# nosniff of every JSON answer, and the consent routes that end where the
-# client_id's segment does.
+# bytes, every byte outside printable ASCII escaped, in its own lines and
+# in libmicrohttpd's), the --listen ports it refuses, a request refused
+# with 413 that never reaches the API, a connection that sends nothing
+# and one whose refused body never ends (both closed, so that no client
+# holds the daemon's threads), the nosniff of every JSON answer, and the
+# consent routes that end where the client_id's segment does.
 use strict;
 use warnings;
 use FindBin;
@@ -115,6 +115,55 @@ like($line, qr{"GET /x\\x7F\\xC2\\x9By" 404 \d+ms$},
     '... logged as \x7F\xC2\x9B');
 unlike(OAuth2Test::_slurp($t->daemon_log), qr/[\x7F-\xFF]/,
     'the log holds no byte above 0x7E');
+
+# libmicrohttpd's own lines: a request whose answer could not be sent
+# (the client gone first) is logged with its path percent-decoded, "%0A"
+# a newline, "%1B" an ESC.  Escaped as the request line is, they forge no
+# line of the log and send no control sequence to the terminal reading
+# it.  A second daemon, with t/lib/faultsend.c preloaded, fails every
+# send while its trigger file exists: the client is gone at each request,
+# without the race of a real one.
+{
+    my $u = OAuth2Test->new;
+    my $shim = $u->dir . '/faultsend.so';
+    system('cc', '-shared', '-fPIC', '-o', $shim,
+        "$FindBin::Bin/lib/faultsend.c", '-ldl') == 0
+        or BAIL_OUT('cannot build t/lib/faultsend.c (cc)');
+    my $gone = $u->dir . '/gone';
+    {
+        # AddressSanitizer first among the preloaded libraries, for an
+        # asan-built oauth2-admin (as t/store_faults.t)
+        my (undef, $ldd) = $u->_run_cmd('/usr/bin/ldd', $OAuth2Test::ADMIN);
+        my $asan = $ldd =~ /libasan/ ? `gcc -print-file-name=libasan.so` : '';
+        chomp $asan;
+        local $ENV{OAUTH2_SEND_FAULT_FILE} = $gone;
+        local $ENV{LD_PRELOAD} = join ' ', grep { length } $asan, $shim;
+        $u->run_daemon('--pbkdf2-iterations', 1000);
+    }
+    OAuth2Test::write_file($gone, '');
+    my $r = $u->http("GET /x%0Aforged-line%1B[31m%C2%9Bz HTTP/1.1\r\n"
+        . "Host: a\r\nConnection: close\r\n\r\n", port => $u->daemon_port);
+    ok(!$r->{status}, 'a request whose answer cannot be sent: no answer');
+    my $mhd;
+    for (1 .. 100) {
+        ($mhd) = grep { /Failed to send/ } split /\n/,
+            OAuth2Test::_slurp($u->daemon_log);
+        last if defined $mhd;
+        sleep 0.02;
+    }
+    unlink $gone;
+    my $want = 'http: Failed to send the response headers for the request '
+        . 'for `/x\x0Aforged-line\x1B[31m\xC2\x9Bz\'';
+    like($mhd // '', qr/^oauth2-admin: \S+ \Q$want\E/, 'libmicrohttpd\'s '
+        . 'line of it: the path\'s newline, ESC and C1 CSI escaped');
+    my $log = OAuth2Test::_slurp($u->daemon_log);
+    unlike($log, qr/^forged-line/m, '... so that no line of the log is forged');
+    unlike($log, qr/[\x00-\x09\x0B-\x1F\x7F-\xFF]/,
+        '... and the log holds no control character nor byte above 0x7E');
+    is($u->api('GET', '/api/no-such-thing/', port => $u->daemon_port)
+        ->{status}, 404, 'the daemon answers again once sends work');
+    is($u->stop_daemon, 0, 'that daemon stops');
+}
 
 ######################################################## 413 (R70)
 

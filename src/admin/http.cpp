@@ -75,6 +75,25 @@ std::string loggable(std::string_view s) {
   return out;
 }
 
+// A line of libmicrohttpd's, which may quote a request's path
+// percent-decoded: printable ASCII and the space as they are, a backslash
+// and every other byte (C0 and C1 controls, DEL, the bytes of UTF-8) as
+// \xNN, as loggable() writes them.
+std::string loggable_line(std::string_view s) {
+  std::string out;
+  for (char ch : s) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c > 0x7E || c == '\\') {
+      char buf[8];
+      snprintf(buf, sizeof(buf), "\\x%02X", c);
+      out += buf;
+    } else {
+      out.push_back(ch);
+    }
+  }
+  return out;
+}
+
 bool parse_port(std::string_view s, uint16_t* port) {
   if (s.empty() || s.size() > 5) return false;
   unsigned v = 0;
@@ -362,9 +381,16 @@ void mhd_log(void* cls, const char* fmt, va_list ap) {
   (void)cls;
   char buf[512];
   vsnprintf(buf, sizeof(buf), fmt, ap);
-  std::string line = std::string("http: ") + buf;
-  while (!line.empty() && line.back() == '\n') line.pop_back();
-  log_line("", line);
+  std::string_view text(buf);
+  while (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+  // "Failed to send the response headers for the request for `<path>'":
+  // the path percent-decoded, where a client's "%0A" would start a line
+  // of its own and "%1B" a terminal's control sequence
+  try {
+    log_line("", "http: " + loggable_line(text));
+  } catch (...) {
+    // out of memory: the line is lost, not the daemon
+  }
 }
 
 MHD_Result on_request(void* cls, MHD_Connection* conn, const char* url, const char* method,
