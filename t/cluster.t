@@ -274,12 +274,12 @@ section('a revocation on B of a token B has not mirrored yet', sub {
         "a token issued on A while B's sync daemon is held");
     is(protected($eb, $fresh), 401, '... which B does not know yet');
     my $file = $eb->dir . '/bg.revoke-unmirrored';
-    my $rp = in_background($file, sub { $eb->revoke($id, $secret, $fresh) });
+    my $rp = OAuth2Test::in_background($file, sub { $eb->revoke($id, $secret, $fresh) });
     sleep 0.3;
     # still running (not reaped): it had no answer while B's mirror was behind
     my $waited = waitpid($rp, POSIX::WNOHANG()) == 0;
     kill 'CONT', $spid;
-    my $rr = background_result($rp, $file);
+    my $rr = OAuth2Test::background_result($rp, $file);
     is($rr->{status}, 200, sprintf('revoke on B: 200 (after %.2f s)',
         $rr->{took})) or diag($rr->{raw});
     ok($waited, '... only once B\'s mirror had caught up with etcd: no '
@@ -305,12 +305,12 @@ section('introspection on B of a token B has not mirrored yet', sub {
         "a token issued on A while B's sync daemon is held: B does not know "
         . 'it yet');
     my $file = $eb->dir . '/bg.introspect-unmirrored';
-    my $ip = in_background($file, sub { introspect($eb, $app, $fresh) });
+    my $ip = OAuth2Test::in_background($file, sub { introspect($eb, $app, $fresh) });
     sleep 0.3;
     # still running (not reaped): no answer while B's mirror was behind
     my $waited = waitpid($ip, POSIX::WNOHANG()) == 0;
     kill 'CONT', $spid;
-    my $ir = background_result($ip, $file);
+    my $ir = OAuth2Test::background_result($ip, $file);
     my $j = eval { JSON::PP->new->decode($ir->{raw} =~ s/^.*?\r\n\r\n//sr) }
         // {};
     is($ir->{status}, 200, sprintf('introspection on B: 200 (after %.2f s)',
@@ -497,17 +497,17 @@ section('a code and refresh tokens B has not mirrored yet', sub {
         "a code and two refresh tokens (OAuth 2, simplejwt) made on A while "
         . "B's sync is held");
     my $dir = $eb->dir;
-    my $cp = in_background("$dir/bg.code-unmirrored", sub {
+    my $cp = OAuth2Test::in_background("$dir/bg.code-unmirrored", sub {
         $eb->post_form('/o/token/', OAuth2Test::form(
             grant_type => 'authorization_code', code => $code,
             redirect_uri => $CB, client_id => $web->{client_id},
             client_secret => $web->{client_secret})) });
-    my $rp = in_background("$dir/bg.refresh-unmirrored", sub {
+    my $rp = OAuth2Test::in_background("$dir/bg.refresh-unmirrored", sub {
         $eb->post_form('/o/token/', OAuth2Test::form(
             grant_type => 'refresh_token', refresh_token => $rt),
             Authorization => $eb->basic($mob->{client_id},
                 $mob->{client_secret})) });
-    my $sp = in_background("$dir/bg.simplejwt-unmirrored", sub {
+    my $sp = OAuth2Test::in_background("$dir/bg.simplejwt-unmirrored", sub {
         $eb->post_form('/api/token/refresh/',
             JSON::PP->new->encode({ refresh => $srt }), @$JSON) });
     sleep 0.3;
@@ -518,7 +518,7 @@ section('a code and refresh tokens B has not mirrored yet', sub {
          [refresh => $rp, 'refresh-unmirrored', 'access_token'],
          ['simplejwt refresh' => $sp, 'simplejwt-unmirrored', 'access']) {
         my ($what, $pid, $file, $field) = @$_;
-        my $res = background_result($pid, "$dir/bg.$file");
+        my $res = OAuth2Test::background_result($pid, "$dir/bg.$file");
         is($res->{status}, 200, sprintf('the %s redeemed on B: 200 (after '
             . '%.2f s), not refused', $what, $res->{took}))
             or diag($res->{raw});
@@ -1009,30 +1009,6 @@ section('a snapshot of more than 5000 keys', sub {
 
 ############################### etcd stops: 503, fails closed (R53, R77)
 
-# a request in a child process, its result in a file: for the requests
-# that wait for etcd while the parent polls
-sub in_background {
-    my ($file, $code) = @_;
-    my $pid = fork // die "fork: $!";
-    if (!$pid) {
-        my $t0 = time;
-        my $r = $code->();
-        OAuth2Test::write_file($file, JSON::PP->new->encode({
-            status => $r->{status}, took => time - $t0,
-            error => ref $r->{json} eq 'HASH' ? $r->{json}{error} : undef,
-            raw => substr($r->{raw}, 0, 2000) }));
-        POSIX::_exit(0);
-    }
-    return $pid;
-}
-
-sub background_result {
-    my ($pid, $file) = @_;
-    waitpid $pid, 0;
-    return eval { JSON::PP->new->decode(OAuth2Test::_slurp($file)) }
-        // { status => 'none', took => 0, raw => '' };
-}
-
 sub recovered {
     my ($what, $live) = @_;
     my ($ok, $took) = poll(10, sub {
@@ -1078,9 +1054,9 @@ section('etcd paused (SIGSTOP), then resumed', sub {
     $ea->pause_etcd;
     my $t0 = time;
     my $dir = $ea->dir;
-    my $tp = in_background("$dir/bg.token", sub {
+    my $tp = OAuth2Test::in_background("$dir/bg.token", sub {
         $ea->token($id, $secret, headers => [-timeout => 20]) });
-    my $rp = in_background("$dir/bg.revoke", sub {
+    my $rp = OAuth2Test::in_background("$dir/bg.revoke", sub {
         $eb->post_form('/o/revoke_token/', OAuth2Test::form(token => $doomed),
             Authorization => $eb->basic($id, $secret), -timeout => 20) });
 
@@ -1117,13 +1093,13 @@ section('etcd paused (SIGSTOP), then resumed', sub {
     ok(defined $age && $age > $STALE, 'while stale, '
         . 'oauth2_mirror_staleness_seconds says so (' . ($age // '-') . ')');
 
-    my $tr = background_result($tp, "$dir/bg.token");
+    my $tr = OAuth2Test::background_result($tp, "$dir/bg.token");
     is($tr->{status}, 503, sprintf('token endpoint without etcd: 503 '
         . '(after %.2f s) (R77)', $tr->{took})) or diag($tr->{raw});
     is($tr->{error}, 'temporarily_unavailable',
         'token endpoint without etcd: temporarily_unavailable (R10)');
     cmp_ok($tr->{took}, '<', 10, 'token endpoint without etcd: promptly');
-    my $rr = background_result($rp, "$dir/bg.revoke");
+    my $rr = OAuth2Test::background_result($rp, "$dir/bg.revoke");
     is($rr->{status}, 503, sprintf('revocation without etcd: 503, never '
         . '200 (after %.2f s) (R53)', $rr->{took})) or diag($rr->{raw});
     # edge A's 503s: auth_oauth2's on a stale mirror, the token request's
@@ -1218,7 +1194,7 @@ section('bad oauth2_cluster values fail nginx -t', sub {
 
 ################################################## sync that cannot start (R78)
 
-my $nr = background_result($nosync, $ea->dir . '/nosync.result');
+my $nr = OAuth2Test::background_result($nosync, $ea->dir . '/nosync.result');
 $nr = { status => $nr->[0], raw => $nr->[1], took => $nr->[2] }
     if ref $nr eq 'ARRAY';
 ok($nr->{status} ne 'timeout' && $nr->{status} ne '0',

@@ -63,40 +63,17 @@ is($code, 0, 'oauth2-admin --etcd user add alice') or diag("$out$err");
 sub hold_b { kill 'STOP', $eb->sync_pid }
 sub resume_b { kill 'CONT', $eb->sync_pid }
 
-# runs $code (an HTTP request) in a child: its pid; background_result
-# waits for it and gives {status, took, raw}
-sub in_background {
-    my ($file, $code) = @_;
-    my $pid = fork // die "fork: $!";
-    if (!$pid) {
-        my $t0 = time;
-        my $r = $code->();
-        OAuth2Test::write_file($file, JSON::PP->new->encode({
-            status => $r->{status}, took => time - $t0,
-            raw => substr($r->{raw}, 0, 4000) }));
-        POSIX::_exit(0);
-    }
-    return $pid;
-}
-
-sub background_result {
-    my ($pid, $file) = @_;
-    waitpid $pid, 0;
-    return eval { JSON::PP->new->decode(OAuth2Test::_slurp($file)) }
-        // { status => 'none', took => 0, raw => '' };
-}
-
 # $request->() on B with B's sync held: 0.3 s later the sync resumes.
 # The answer, and whether none had come while the sync was held
 my $n = 0;
 sub on_b_while_held {
     my ($request) = @_;
     my $file = $eb->dir . '/bg.' . ++$n;
-    my $pid = in_background($file, $request);
+    my $pid = OAuth2Test::in_background($file, $request);
     sleep 0.3;
     my $waited = waitpid($pid, POSIX::WNOHANG()) == 0;
     resume_b();
-    my $r = background_result($pid, $file);
+    my $r = OAuth2Test::background_result($pid, $file);
     return ($r, $waited);
 }
 

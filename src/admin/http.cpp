@@ -55,24 +55,31 @@ std::string lowered(std::string_view s) {
   return out;
 }
 
-// What may appear of a path in the log: printable ASCII, cut at 200.
-std::string loggable(std::string_view s) {
+// s with every byte plain() refuses written as \xNN, cut after max bytes
+// ("..."): what of a request may appear in the log
+std::string escaped(std::string_view s, bool (*plain)(unsigned char), size_t max) {
   std::string out;
   for (char ch : s) {
-    if (out.size() >= 200) {
+    if (out.size() >= max) {
       out += "...";
       break;
     }
     unsigned char c = static_cast<unsigned char>(ch);
-    if (c < 0x21 || c > 0x7E || c == '"' || c == '\\') {
+    if (plain(c)) {
+      out.push_back(ch);
+    } else {
       char buf[8];
       snprintf(buf, sizeof(buf), "\\x%02X", c);
       out += buf;
-    } else {
-      out.push_back(ch);
     }
   }
   return out;
+}
+
+// What may appear of a path in the log: printable ASCII, cut at 200.
+std::string loggable(std::string_view s) {
+  return escaped(
+      s, [](unsigned char c) { return c >= 0x21 && c <= 0x7E && c != '"' && c != '\\'; }, 200);
 }
 
 // A line of libmicrohttpd's, which may quote a request's path
@@ -80,18 +87,8 @@ std::string loggable(std::string_view s) {
 // and every other byte (C0 and C1 controls, DEL, the bytes of UTF-8) as
 // \xNN, as loggable() writes them.
 std::string loggable_line(std::string_view s) {
-  std::string out;
-  for (char ch : s) {
-    unsigned char c = static_cast<unsigned char>(ch);
-    if (c < 0x20 || c > 0x7E || c == '\\') {
-      char buf[8];
-      snprintf(buf, sizeof(buf), "\\x%02X", c);
-      out += buf;
-    } else {
-      out.push_back(ch);
-    }
-  }
-  return out;
+  return escaped(
+      s, [](unsigned char c) { return c >= 0x20 && c <= 0x7E && c != '\\'; }, std::string::npos);
 }
 
 bool parse_port(std::string_view s, uint16_t* port) {

@@ -350,6 +350,33 @@ sub plant_lock {
 }
 
 # write_file($path, $text): the bytes as they are; returns $path
+# in_background($file, $code): runs $code (an HTTP request) in a child
+# process, for a request that waits (for etcd, a held sync) while the
+# parent goes on: its pid.  background_result($pid, $file) waits for it
+# and gives {status, took, error, raw} (status 'none' if the child wrote
+# nothing)
+sub in_background {
+    my ($file, $code) = @_;
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        my $t0 = time;
+        my $r = $code->();
+        write_file($file, JSON::PP->new->encode({
+            status => $r->{status}, took => time - $t0,
+            error => ref $r->{json} eq 'HASH' ? $r->{json}{error} : undef,
+            raw => substr($r->{raw}, 0, 4000) }));
+        POSIX::_exit(0);
+    }
+    return $pid;
+}
+
+sub background_result {
+    my ($pid, $file) = @_;
+    waitpid $pid, 0;
+    return eval { JSON::PP->new->decode(_slurp($file)) }
+        // { status => 'none', took => 0, raw => '' };
+}
+
 sub write_file {
     my ($f, $text) = @_;
     open my $fh, '>:raw', $f or die "$f: $!";
