@@ -4,7 +4,8 @@
 // location.  A client signs its proofs with a key of its own, so all of
 // dpop_check is the attacker's to reach; random bytes never get past the
 // signature, so the harness signs what the fuzzer writes with keys of its
-// own (ES256, EdDSA, RSA-2048, made at start-up).  Each input is one of:
+// own (ES256, EdDSA, RSA-2048, made at start-up; ES256 with the s OpenSSL
+// picked, high or low, as clients' libraries send it).  Each input is one of:
 //   0  the proof itself, as the header would carry it;
 //   1  a header and claims the fuzzer writes (each member the expected
 //      value, a variant, or the input's bytes, plus members appended as
@@ -145,23 +146,15 @@ struct ClientKey {
     }
     sig.resize(len);
     if (kind != kEs) return sig;
-    // DER to r||s, with the low s the verifier requires
+    // DER to r||s, with the s OpenSSL picked, low or high, as a client's
+    // library sends it (both verify)
     const auto* p = reinterpret_cast<const unsigned char*>(sig.data());
     ECDSA_SIG* es = d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(sig.size()));
     const BIGNUM *r, *s;
     ECDSA_SIG_get0(es, &r, &s);
-    BIGNUM* order = nullptr;
-    BN_hex2bn(&order, "ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551");
-    BIGNUM* half = BN_dup(order);
-    BN_rshift1(half, half);
-    BIGNUM* low = BN_dup(s);
-    if (BN_cmp(low, half) > 0) BN_sub(low, order, s);
     unsigned char rs[64];
     BN_bn2binpad(r, rs, 32);
-    BN_bn2binpad(low, rs + 32, 32);
-    BN_free(order);
-    BN_free(half);
-    BN_free(low);
+    BN_bn2binpad(s, rs + 32, 32);
     ECDSA_SIG_free(es);
     return std::string(reinterpret_cast<char*>(rs), 64);
   }

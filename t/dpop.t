@@ -115,7 +115,8 @@ my $KEY = "$D/client.pem";
 my $OTHER = "$D/other.pem";
 
 # proof(htu => path or URL, htm, token (ath), key, iat, jti, nonce,
-#       alg, typ, private_jwk, sign_key, kty, count)
+#       alg, typ, private_jwk, sign_key, kty, count, s => low|high)
+# (an ES256 signature's s: without it, the one the library picked)
 sub proof {
     my (%o) = @_;
     my $htu = $o{htu} // '/o/token/';
@@ -133,6 +134,7 @@ sub proof {
     push @a, '--private-jwk' if $o{private_jwk};
     push @a, "--sign-key=$o{sign_key}" if $o{sign_key};
     push @a, "--count=$o{count}" if $o{count};
+    push @a, "--s=$o{s}" if $o{s};
     open my $fh, '-|', $PYTHON, $PY, @a or die "dpop_proof: $!";
     my @p = <$fh>;
     close $fh or die "dpop_proof failed";
@@ -216,6 +218,23 @@ is(cc_token($p)->{status}, 200, 'a proof at the token endpoint: 200');
 $t->oauth_error_ok(cc_token($p), 400, 'invalid_dpop_proof',
     'the same proof again at the token endpoint (replay)');
 
+# RFC 7518 3.4 asks an ES256 signer for no particular s, and WebCrypto,
+# Node, Java, Go and python-cryptography send whichever they computed:
+# a client's proof is taken with s or n - s.  A replay is known by its key
+# and jti, never by the signature's bytes, so the twin of a used proof
+# (or another signature of its claims) is still a replay.
+for my $s (qw(low high)) {
+    $r = cc_token(proof(s => $s));
+    is($r->{status}, 200, "a proof whose ES256 signature has the $s s: 200")
+        or diag $r->{body};
+    is($r->{json}{token_type}, 'DPoP', "... the $s s: token_type DPoP");
+}
+is(cc_token(proof(s => 'low', jti => 'twin-jti'))->{status}, 200,
+    'a proof of jti twin-jti with the low s: 200');
+$r = cc_token(proof(s => 'high', jti => 'twin-jti'));
+$t->oauth_error_ok($r, 400, 'invalid_dpop_proof', '... its jti again with the high s');
+like($r->{json}{error_description} // '', qr/already used/, '... refused as a replay');
+
 my %bad = (
     'a proof for another URL' => { htu => '/o/other/' },
     'a proof for another method' => { htm => 'GET' },
@@ -245,6 +264,10 @@ is($r->{status}, 200, 'the DPoP token with its proof: 200');
 
 $p = get_proof();
 is(dpop_get('/protected/', $at, $p)->{status}, 200, 'a fresh proof: 200');
+for my $s (qw(low high)) {
+    is(dpop_get('/protected/', $at, get_proof(s => $s))->{status}, 200,
+        "a proof whose ES256 signature has the $s s: 200");
+}
 # RFC 9449 4.3 check 9: htu names the URL without its query
 is(dpop_get('/protected/?page=2', $at, get_proof())->{status}, 200,
     'a request with a query, its proof naming the path alone: 200');
@@ -566,6 +589,8 @@ ui_refused(dpop_get('/o/userinfo/', $uat, ui_proof(key => $OTHER)),
     'invalid_dpop_proof', 'a proof by another key');
 is($t->bearer_get('/o/userinfo/', pw_token($oidc)->{json}{access_token})->{status}, 200,
     'an unbound openid token still reads userinfo as Bearer');
+is(dpop_get('/o/userinfo/', $uat, ui_proof(s => 'high'))->{status}, 200,
+    'userinfo: a proof whose ES256 signature has the high s: 200');
 
 # ------------------------------------------------------------------- nonce
 

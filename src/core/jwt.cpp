@@ -183,7 +183,9 @@ struct JwtImpl {
   static void export_jwk(JwtKey& k);
   static std::shared_ptr<JwtKey> from_jwk(const json_t* jwk, std::string* why);
   static std::string sign(const JwtKey& k, std::string_view data);
-  static bool verify(const JwtKey& k, std::string_view data, std::string_view sig);
+  // any_s: an ES256 signature may have the high s too (see es256_high_s)
+  static bool verify(const JwtKey& k, std::string_view data, std::string_view sig,
+                     bool any_s = false);
   static bool mac(const JwtKey& k, std::string_view data, std::array<unsigned char, 32>& out);
   static const JwtKey* only_key(const JwtKeys& ks) {
     return ks.keys_.size() == 1 ? ks.keys_.front().get() : nullptr;
@@ -409,7 +411,12 @@ namespace {
 // ECDSA is malleable: (r, s) and (r, n - s) both verify.  Signing with the
 // low s and refusing a high one gives every ES256 token one encoding, so
 // nothing keyed on a token's bytes (the workers' cache of verified
-// signatures, a log, a deny list) can be sidestepped by flipping s.
+// signatures, a log, a deny list) can be sidestepped by flipping s.  That
+// holds for the JWTs this server signs, which are its own; a client's
+// signature (a DPoP proof's) is taken with either s, since RFC 7518 3.4
+// asks for neither and most libraries (WebCrypto, Node, Java, Go,
+// python-cryptography) send whichever they computed: nothing is keyed on
+// a proof's bytes (its replay record is its key's and jti's).
 const unsigned char kP256Order[32] = {
     0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
     0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
@@ -470,7 +477,7 @@ std::string JwtImpl::sign(const JwtKey& k, std::string_view data) {
   return rs;
 }
 
-bool JwtImpl::verify(const JwtKey& k, std::string_view data, std::string_view sig) {
+bool JwtImpl::verify(const JwtKey& k, std::string_view data, std::string_view sig, bool any_s) {
   if (k.alg_ == JwtAlg::kHS256) {
     std::array<unsigned char, 32> m;
     if (sig.size() != m.size()) return false;
@@ -482,7 +489,7 @@ bool JwtImpl::verify(const JwtKey& k, std::string_view data, std::string_view si
   unsigned char der[80];
   if (k.alg_ == JwtAlg::kES256) {
     if (sig.size() != 2 * kEs256Half) return false;
-    if (es256_high_s(uc(sig) + kEs256Half)) return false;
+    if (!any_s && es256_high_s(uc(sig) + kEs256Half)) return false;
     EcdsaSigPtr es(ECDSA_SIG_new());
     BnPtr r(BN_bin2bn(uc(sig), kEs256Half, nullptr));
     BnPtr s(BN_bin2bn(uc(sig) + kEs256Half, kEs256Half, nullptr));
@@ -923,7 +930,7 @@ std::shared_ptr<JwtKey> jwt_key_from_jwk(const json_t* jwk, std::string* why) {
 }
 
 bool jwt_signature_ok(const JwtKey& key, std::string_view signing_input, std::string_view sig) {
-  return JwtImpl::verify(key, signing_input, sig);
+  return JwtImpl::verify(key, signing_input, sig, true);
 }
 
 }  // namespace oauth2

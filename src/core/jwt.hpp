@@ -162,7 +162,9 @@ std::string b64url_encode(std::string_view data);
 // stays bounded); its kid() is the RFC 7638 thumbprint.  nullptr, with why, for
 // anything else, and for a JWK that holds private members.
 std::shared_ptr<JwtKey> jwt_key_from_jwk(const json_t* jwk, std::string* why);
-// The signature of a JWS's signing input under key, with key's algorithm.
+// The signature of a JWS's signing input under key, with key's algorithm:
+// a client's (a DPoP proof's), so an ES256 one may have the high s, which
+// jwt_verify refuses in the server's own tokens.
 bool jwt_signature_ok(const JwtKey& key, std::string_view signing_input, std::string_view sig);
 bool b64url_decode(std::string_view in, std::string& out);
 

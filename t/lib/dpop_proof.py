@@ -3,15 +3,18 @@
 
   dpop_proof.py --key FILE [--kty ec|rsa|ed25519] --htm POST --htu URL
                 [--iat N] [--jti J] [--token T (ath)] [--nonce N]
-                [--count N] [--jkt]
+                [--count N] [--jkt] [--s low|high]
                 [--alg A] [--typ T] [--private-jwk] [--sign-key FILE]
 
 The key file (a PEM private key) is made if missing.  Prints one proof per
 line (--count of them, each with a fresh jti), or with --jkt the key's
-RFC 7638 thumbprint.  The --alg, --typ, --private-jwk and --sign-key
-options make bad proofs: another algorithm in the header (HS256 signs
-with the public key's bytes as the secret, none has no signature), a
-private member in the jwk, a signature by another key.
+RFC 7638 thumbprint.  An ES256 signature's s is the one the library
+picked, low or high, as real clients send it; --s low or --s high makes
+it that one of s and n - s (both verify).  The --alg, --typ,
+--private-jwk and --sign-key options make bad proofs: another algorithm
+in the header (HS256 signs with the public key's bytes as the secret,
+none has no signature), a private member in the jwk, a signature by
+another key.
 """
 
 import argparse
@@ -84,7 +87,7 @@ def thumbprint(jwk):
     return b64(hashlib.sha256(text.encode()).digest())
 
 
-def sign(key, alg, data, jwk):
+def sign(key, alg, data, jwk, which_s=None):
     if alg == "none":
         return b""
     if alg == "HS256":
@@ -92,8 +95,8 @@ def sign(key, alg, data, jwk):
     if isinstance(key, ec.EllipticCurvePrivateKey):
         r, s = decode_dss_signature(key.sign(data, ec.ECDSA(hashes.SHA256())))
         n = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551
-        if s > n // 2:
-            s = n - s  # low s, as the server requires
+        if (which_s == "low" and s > n // 2) or (which_s == "high" and s <= n // 2):
+            s = n - s  # the twin: (r, n - s) verifies too
         return int_bytes(r, 32) + int_bytes(s, 32)
     if isinstance(key, rsa.RSAPrivateKey):
         return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
@@ -110,7 +113,7 @@ def proof(args, key, signer):
     if args.nonce:
         claims["nonce"] = args.nonce
     data = (b64(json.dumps(header).encode()) + "." + b64(json.dumps(claims).encode())).encode()
-    return data.decode() + "." + b64(sign(signer, args.alg or alg, data, jwk))
+    return data.decode() + "." + b64(sign(signer, args.alg or alg, data, jwk, args.s))
 
 
 def main():
@@ -129,6 +132,7 @@ def main():
     p.add_argument("--typ", default="dpop+jwt")
     p.add_argument("--private-jwk", action="store_true")
     p.add_argument("--sign-key")
+    p.add_argument("--s", choices=("low", "high"))
     args = p.parse_args()
     key = load_or_make(args.key, args.kty)
     if args.jkt:

@@ -77,7 +77,8 @@ class ClientKey {
     return oauth2::JwtKey::load_file(path, false)->kid();
   }
 
-  std::string sign(std::string_view input) const {
+  // ES256: r||s with the low s, or with high_s the high one (n - s)
+  std::string sign(std::string_view input, bool high_s = false) const {
     EVP_MD_CTX* ctx = EVP_MD_CTX_new();
     size_t len = 256;
     std::string sig(len, '\0');
@@ -91,19 +92,19 @@ class ClientKey {
     ECDSA_SIG* es = d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(sig.size()));
     const BIGNUM *r, *s;
     ECDSA_SIG_get0(es, &r, &s);
-    // low s, as the verifier requires
+    // (r, s) and (r, n - s) both verify: the one asked for
     BIGNUM* order = BN_new();
     BN_hex2bn(&order, "ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551");
     BIGNUM* half = BN_dup(order);
     BN_rshift1(half, half);
-    BIGNUM* low = BN_dup(s);
-    if (BN_cmp(low, half) > 0) BN_sub(low, order, s);
+    BIGNUM* chosen = BN_dup(s);
+    if ((BN_cmp(s, half) > 0) != high_s) BN_sub(chosen, order, s);
     unsigned char rs[64];
     BN_bn2binpad(r, rs, 32);
-    BN_bn2binpad(low, rs + 32, 32);
+    BN_bn2binpad(chosen, rs + 32, 32);
     BN_free(order);
     BN_free(half);
-    BN_free(low);
+    BN_free(chosen);
     ECDSA_SIG_free(es);
     return std::string(reinterpret_cast<char*>(rs), 64);
   }
@@ -134,6 +135,7 @@ struct ProofSpec {
   std::string ath;  // empty: none
   std::string nonce;
   bool break_signature = false;
+  bool high_s = false;  // ES256: the high s of the two
 };
 
 std::string make_proof(const ClientKey& k, const ProofSpec& s) {
@@ -150,7 +152,7 @@ std::string make_proof(const ClientKey& k, const ProofSpec& s) {
   if (!s.ath.empty()) json_object_set_new(c.get(), "ath", json_string(s.ath.c_str()));
   if (!s.nonce.empty()) json_object_set_new(c.get(), "nonce", json_string(s.nonce.c_str()));
   std::string input = b64(oauth2::json_text(h.get())) + "." + b64(oauth2::json_text(c.get()));
-  std::string sig = k.sign(input);
+  std::string sig = k.sign(input, s.high_s);
   if (s.break_signature) sig[5] ^= 1;
   return input + "." + b64(sig);
 }
@@ -171,6 +173,28 @@ TEST(DpopProof, ValidProofGivesTheRfc7638Thumbprint) {
     ASSERT_EQ(p.status, DpopStatus::kOk) << p.why;
     EXPECT_EQ(p.jkt, k.pem_thumbprint());
     EXPECT_EQ(p.jti, "jti-1");
+  }
+}
+
+// RFC 7518 3.4 asks a signer for no particular s, and WebCrypto, Node,
+// Java, Go and python-cryptography send the one they computed: a client's
+// ES256 proof verifies with s or n - s (replays are known by key and jti,
+// not by the signature's bytes)
+TEST(DpopProof, Es256WithTheLowOrTheHighSIsAccepted) {
+  ClientKey k(true);
+  std::string half;  // n / 2 of P-256, big-endian
+  ASSERT_TRUE(oauth2::b64url_decode("f____4AAAAB__________95zfVbTi89CedzlYX4xkqg", half));
+  for (bool high : {false, true}) {
+    ProofSpec s;
+    s.high_s = high;
+    std::string proof = make_proof(k, s);
+    std::string sig;
+    ASSERT_TRUE(oauth2::b64url_decode(proof.substr(proof.rfind('.') + 1), sig));
+    ASSERT_EQ(sig.size(), 64u);
+    EXPECT_EQ(sig.substr(32) > half, high) << "the signature has the s asked for";
+    DpopProof p = oauth2::dpop_check(proof, expect());
+    EXPECT_EQ(p.status, DpopStatus::kOk) << (high ? "high s: " : "low s: ") << p.why;
+    EXPECT_EQ(p.jkt, k.pem_thumbprint());
   }
 }
 

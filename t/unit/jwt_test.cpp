@@ -939,6 +939,12 @@ TEST_F(JwtCli, OpensslSignedEs256TokenVerifies) {
   auto ec = set_of({load("ec_pub.pem")});
   EXPECT_EQ(verify(ec, input + "." + b64(raw.substr(0, 32) + low)), JwtStatus::kOk);
   EXPECT_EQ(verify(ec, input + "." + b64(raw.substr(0, 32) + high)), JwtStatus::kBadSignature);
+  // a client's signature (a DPoP proof's) is taken with either s: clients
+  // send what their library computed, and RFC 7518 3.4 asks for neither
+  auto pub = load("ec_pub.pem");
+  EXPECT_TRUE(oauth2::jwt_signature_ok(*pub, input, raw.substr(0, 32) + low));
+  EXPECT_TRUE(oauth2::jwt_signature_ok(*pub, input, raw.substr(0, 32) + high));
+  EXPECT_FALSE(oauth2::jwt_signature_ok(*pub, input + "x", raw.substr(0, 32) + high));
 }
 
 TEST_F(JwtCli, Es256SignsWithTheLowS) {
