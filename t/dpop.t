@@ -61,6 +61,7 @@ $t->write_config($t->default_http(
     }
     location = /o/authorize/ { oauth2_authorize; }
     location = /o/userinfo/ { oauth2_userinfo; }
+    location = /rl/userinfo/ { oauth2_userinfo; oauth2_rate_limit 3/h; }
     location = /must/login/ { oauth2_login $must_pw->{client_id}; }
     location = /must/api/token/ {
         oauth2_jwt_token $must_pw->{client_id};
@@ -591,6 +592,41 @@ is($t->bearer_get('/o/userinfo/', pw_token($oidc)->{json}{access_token})->{statu
     'an unbound openid token still reads userinfo as Bearer');
 is(dpop_get('/o/userinfo/', $uat, ui_proof(s => 'high'))->{status}, 200,
     'userinfo: a proof whose ES256 signature has the high s: 200');
+
+# oauth2_rate_limit at userinfo counts each request once, per address:
+# the proof of a public client's DPoP-bound token is not counted again
+# under a key of its client alone, which all its users would share, so
+# that one user over the rate would refuse every other (R83); over the
+# rate is 429 with Retry-After, never a 401 that says the proof is bad
+{
+    add_user($t, 'bob', 'Tr0ub4dor-bob-3');
+    my $ui_app = $t->new_app(name => 'ui-spa', public => 1,
+        grant => ['password', 'refresh_token'], scope => 'openid profile');
+    my %tok;
+    for my $who (qw(alice bob)) {
+        my $rr = $t->post_form('/o/token/', OAuth2Test::form(grant_type => 'password',
+            username => $who, password => "Tr0ub4dor-$who-3",
+            client_id => $ui_app->{client_id}), DPoP => proof());
+        is($rr->{json}{token_type}, 'DPoP', "userinfo at 3 an hour: ${who}'s DPoP token");
+        $tok{$who} = $rr->{json}{access_token};
+    }
+    my $get = sub {
+        my ($who, $from) = @_;
+        return $t->request('GET', '/rl/userinfo/', headers => [
+            Authorization => "DPoP $tok{$who}", DPoP => proof(htm => 'GET',
+                htu => '/rl/userinfo/', token => $tok{$who})], from => $from);
+    };
+    my @got = map { $get->('alice', '127.0.0.51')->{status} } 1 .. 3;
+    is("@got", '200 200 200', 'userinfo at 3 an hour: alice from her address, 3 answered');
+    my $rr = $get->('bob', '127.0.0.52');
+    is($rr->{status}, 200, '... bob, from another address, 200 (R83)')
+        or diag $rr->{body};
+    is($rr->{json}{preferred_username}, 'bob', '... with his claims');
+    $rr = $get->('alice', '127.0.0.51');
+    is($rr->{status}, 429, '... alice\'s 4th from her address: 429');
+    like(OAuth2Test::header($rr, 'Retry-After') // '', qr/^[1-9]\d*$/,
+        '... with Retry-After');
+}
 
 # ------------------------------------------------------------------- nonce
 

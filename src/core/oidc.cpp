@@ -223,12 +223,21 @@ EndpointResult userinfo_endpoint(Store& store, const Request& req) {
   br.dpop_count = req.c.dpop_count;
   br.dpop = sv(req.c.dpop);
   br.counters = req.c.counters;
+  // oauth2_rate_limit counted this request by its address already
+  // (run_endpoint): the proof's check must not count it again, under a
+  // key of its client that every user of a public client would share
+  // (R83)
+  br.address = sv(req.c.address);
+  br.rate_counted = req.rate.counted();
   Validation v = validate(store, req.loc, br);
   // cluster mode: a token issued on another edge a moment ago, which this
   // edge's mirror does not hold yet, is looked for again once the mirror
   // has caught up (as introspection does): the client that just got it
   // is not told it is invalid
   if (v.unseen && may_catch_up(store, req)) return catch_up_and_again(store, req);
+  if (v.result == OAUTH2_RATE_LIMITED) {
+    return done(rate_limited_response(req.loc.endpoint, v.retry_after));
+  }
   if (v.result != OAUTH2_VALID && v.dpop) return done(userinfo_dpop_refusal(req.loc, v));
   if (v.result == OAUTH2_NO_TOKEN) {
     Response r = userinfo_refusal(401, "invalid_token", "An access token is required");
