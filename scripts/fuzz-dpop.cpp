@@ -21,8 +21,9 @@
 //     (the key's RFC 7638 thumbprint, computed here, is the jkt), that
 //     says what was expected: typ dpop+jwt, alg of its key, no crit, no
 //     private members, jti of 1 to 256 bytes, htm, htu (query and
-//     fragment left out, scheme and host without case), iat within the
-//     window, ath, a current nonce, the bound key;
+//     fragment left out, scheme and host without case), iat (or a real
+//     iat's integer part) within the window, ath, a current nonce, the
+//     bound key;
 //   - kUseNonce only when a nonce was asked for, and only for a proof
 //     the harness signed (the nonce is checked last);
 //   - a proof with every member as expected is accepted (else the
@@ -41,6 +42,7 @@
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -289,9 +291,13 @@ void check_accepted(std::string_view proof, const Expect& x, const DpopProof& p,
   require(htm && sv(htm) == x.method, "an accepted proof for another method");
   const json_t* htu = str_member(c.get(), "htu");
   require(htu && htu_ok(sv(htu), x.htu), "an accepted proof for another URL");
+  // a NumericDate (RFC 7519 2): an integer, or a real whose integer part
+  // is in the window
   const json_t* iat = json_object_get(c.get(), "iat");
-  require(json_is_integer(iat) && json_integer_value(iat) >= x.e.now - x.e.window &&
-              json_integer_value(iat) <= x.e.now + x.e.window,
+  const double t = json_is_integer(iat) ? static_cast<double>(json_integer_value(iat))
+                                        : std::trunc(json_real_value(iat));
+  require(json_is_number(iat) && t >= static_cast<double>(x.e.now - x.e.window) &&
+              t <= static_cast<double>(x.e.now + x.e.window),
           "an accepted proof's iat is out of the window");
   if (!x.e.access_token.empty()) {
     const json_t* ath = str_member(c.get(), "ath");

@@ -235,6 +235,12 @@ is(cc_token(proof(s => 'low', jti => 'twin-jti'))->{status}, 200,
 $r = cc_token(proof(s => 'high', jti => 'twin-jti'));
 $t->oauth_error_ok($r, 400, 'invalid_dpop_proof', '... its jti again with the high s');
 like($r->{json}{error_description} // '', qr/already used/, '... refused as a replay');
+# RFC 7519 2: a NumericDate may have a fraction
+$r = cc_token(proof(iat => time . '.5'));
+is($r->{status}, 200, 'a proof whose iat has a fraction (1700000000.5): 200')
+    or diag $r->{body};
+$t->oauth_error_ok(cc_token(proof(iat => (time - 600) . '.5')), 400, 'invalid_dpop_proof',
+    'a proof whose iat has a fraction, 10 minutes old');
 
 my %bad = (
     'a proof for another URL' => { htu => '/o/other/' },

@@ -3,6 +3,7 @@
 #include <openssl/hmac.h>
 
 #include <cstring>
+#include <limits>
 
 #include "codec.hpp"
 #include "endpoint_util.hpp"
@@ -96,6 +97,18 @@ bool htu_matches(std::string_view got, std::string_view want) {
          got.substr(origin_end) == want.substr(origin_end);
 }
 
+// iat in seconds: a NumericDate (RFC 7519 2) may have a fraction, whose
+// integer part counts.  A real beyond 2^62 seconds (or not finite, which
+// JSON cannot carry) is a time far out of every window, never a cast that
+// overflows.
+int64_t numeric_date(const json_t* v) {
+  if (json_is_integer(v)) return json_integer_value(v);
+  const double d = json_real_value(v);
+  constexpr double kFar = 4611686018427387904.0;  // 2^62
+  if (!(d > -kFar && d < kFar)) return std::numeric_limits<int64_t>::min();
+  return static_cast<int64_t>(d);
+}
+
 bool same_text(std::string_view a, std::string_view b) {
   return a.size() == b.size() &&
          equal_ct(reinterpret_cast<const unsigned char*>(a.data()),
@@ -108,7 +121,7 @@ DpopStatus check_claims(const json_t* c, const DpopExpect& e, DpopProof* p) {
   const json_t* htm = str_member(c, "htm");
   const json_t* htu = str_member(c, "htu");
   const json_t* iat = json_object_get(c, "iat");
-  if (!jti || !htm || !htu || !json_is_integer(iat) || json_string_length(jti) == 0 ||
+  if (!jti || !htm || !htu || !json_is_number(iat) || json_string_length(jti) == 0 ||
       json_string_length(jti) > kDpopMaxJti) {
     p->why = "The DPoP proof lacks jti, htm, htu or iat";
     return DpopStatus::kInvalid;
@@ -121,7 +134,7 @@ DpopStatus check_claims(const json_t* c, const DpopExpect& e, DpopProof* p) {
     p->why = "The DPoP proof is for another URL";
     return DpopStatus::kInvalid;
   }
-  const int64_t t = json_integer_value(iat);
+  const int64_t t = numeric_date(iat);
   if (t < e.now - e.window || t > e.now + e.window) {
     p->why = "The DPoP proof's iat is out of the accepted window";
     return DpopStatus::kInvalid;

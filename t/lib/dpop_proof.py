@@ -8,13 +8,13 @@
 
 The key file (a PEM private key) is made if missing.  Prints one proof per
 line (--count of them, each with a fresh jti), or with --jkt the key's
-RFC 7638 thumbprint.  An ES256 signature's s is the one the library
-picked, low or high, as real clients send it; --s low or --s high makes
-it that one of s and n - s (both verify).  The --alg, --typ,
---private-jwk and --sign-key options make bad proofs: another algorithm
-in the header (HS256 signs with the public key's bytes as the secret,
-none has no signature), a private member in the jwk, a signature by
-another key.
+RFC 7638 thumbprint.  --iat may be fractional (a NumericDate, RFC 7519
+2).  An ES256 signature's s is the one the library picked, low or high,
+as real clients send it; --s low or --s high makes it that one of s and
+n - s (both verify).  The --alg, --typ, --private-jwk and --sign-key
+options make bad proofs: another algorithm in the header (HS256 signs
+with the public key's bytes as the secret, none has no signature), a
+private member in the jwk, a signature by another key.
 """
 
 import argparse
@@ -116,13 +116,21 @@ def proof(args, key, signer):
     return data.decode() + "." + b64(sign(signer, args.alg or alg, data, jwk, args.s))
 
 
+def numeric_date(text):
+    """An integer as an int, anything else (1700000000.5) as a float."""
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--key", required=True)
     p.add_argument("--kty", default="ec")
     p.add_argument("--htm", default="POST")
     p.add_argument("--htu", default="")
-    p.add_argument("--iat", type=int)
+    p.add_argument("--iat", type=numeric_date)
     p.add_argument("--jti")
     p.add_argument("--token")
     p.add_argument("--nonce")

@@ -131,6 +131,7 @@ struct ProofSpec {
   std::string htm = "POST";
   std::string htu = kHtu;
   int64_t iat = kNow;
+  double iat_real = 0;  // nonzero: iat is this JSON real instead
   std::string jti = "jti-1";
   std::string ath;  // empty: none
   std::string nonce;
@@ -148,7 +149,8 @@ std::string make_proof(const ClientKey& k, const ProofSpec& s) {
   json_object_set_new(c.get(), "jti", json_string(s.jti.c_str()));
   json_object_set_new(c.get(), "htm", json_string(s.htm.c_str()));
   json_object_set_new(c.get(), "htu", json_string(s.htu.c_str()));
-  json_object_set_new(c.get(), "iat", json_integer(s.iat));
+  json_object_set_new(c.get(), "iat",
+                      s.iat_real != 0 ? json_real(s.iat_real) : json_integer(s.iat));
   if (!s.ath.empty()) json_object_set_new(c.get(), "ath", json_string(s.ath.c_str()));
   if (!s.nonce.empty()) json_object_set_new(c.get(), "nonce", json_string(s.nonce.c_str()));
   std::string input = b64(oauth2::json_text(h.get())) + "." + b64(oauth2::json_text(c.get()));
@@ -195,6 +197,26 @@ TEST(DpopProof, Es256WithTheLowOrTheHighSIsAccepted) {
     DpopProof p = oauth2::dpop_check(proof, expect());
     EXPECT_EQ(p.status, DpopStatus::kOk) << (high ? "high s: " : "low s: ") << p.why;
     EXPECT_EQ(p.jkt, k.pem_thumbprint());
+  }
+}
+
+// RFC 7519 2: iat is a NumericDate, which may have a fraction; its
+// integer part is compared with the window, and a real too large for a
+// time is refused
+TEST(DpopProof, IatWithAFractionIsAccepted) {
+  ClientKey k(false);
+  ProofSpec s;
+  for (double ok : {kNow + 0.5, kNow + 60.9, kNow - 59.5}) {
+    s.iat_real = ok;
+    DpopProof p = oauth2::dpop_check(make_proof(k, s), expect());
+    EXPECT_EQ(p.status, DpopStatus::kOk) << std::fixed << ok << ": " << p.why;
+  }
+  for (double bad : {kNow + 61.5, kNow - 60.5, 1e19, -1e19, 1e300, -1e300}) {
+    s.iat_real = bad;
+    DpopProof p = oauth2::dpop_check(make_proof(k, s), expect());
+    EXPECT_EQ(p.status, DpopStatus::kInvalid) << std::fixed << bad;
+    EXPECT_NE(std::string(p.why).find("iat is out of the accepted window"), std::string::npos)
+        << p.why;
   }
 }
 
