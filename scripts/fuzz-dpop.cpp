@@ -31,7 +31,7 @@
 //   - a key jwt_key_from_jwk accepts is an object without private
 //     members whose kid is the thumbprint of its required members as
 //     given (one key, one jkt);
-//   - dpop_nonce is accepted by dpop_nonce_ok; dpop_htu is the issuer's
+//   - dpop_nonce is accepted by dpop_nonce_ok; issuer_url is the issuer's
 //     origin and the path, or empty.
 // Build and run with scripts/fuzz-dpop.
 
@@ -194,7 +194,7 @@ Expect pick_expect(FuzzedDataProvider& in) {
   x.method = sel & 7 ? kMethods[sel & 3] : in.ConsumeRandomLengthString(8);
   x.issuer = (sel >> 3) & 7 ? kIssuers[(sel >> 3) & 3] : in.ConsumeRandomLengthString(40);
   x.path = (sel >> 6) ? kPaths[(sel >> 6) % 3] : in.ConsumeRandomLengthString(40);
-  x.htu = oauth2::dpop_htu(x.issuer, x.path);
+  x.htu = oauth2::issuer_url(x.issuer, x.path);
   x.e.method = x.method;
   x.e.htu = x.htu;
   const unsigned sel2 = in.ConsumeIntegral<uint8_t>();
@@ -212,18 +212,18 @@ Expect pick_expect(FuzzedDataProvider& in) {
   return x;
 }
 
-// dpop_htu: the issuer's scheme://authority, then the path; or empty
+// issuer_url: the issuer's scheme://authority, then the path; or empty
 void check_htu(const Expect& x) {
   const std::string& i = x.issuer;
   size_t s = i.find("://");
   bool http = s != std::string::npos &&
               (oauth2::iequals(i.substr(0, s), "https") || oauth2::iequals(i.substr(0, s), "http"));
   if (!http || s + 3 >= i.size()) {
-    require(x.htu.empty(), "dpop_htu of an issuer that is not an http(s) URL");
+    require(x.htu.empty(), "issuer_url of an issuer that is not an http(s) URL");
     return;
   }
   size_t end = i.find_first_of("/?#", s + 3);
-  require(x.htu == i.substr(0, end) + x.path, "dpop_htu is not the origin and the path");
+  require(x.htu == i.substr(0, end) + x.path, "issuer_url is not the origin and the path");
 }
 
 // RFC 9449 4.3 check 9, as this harness reads it: the htu without query
