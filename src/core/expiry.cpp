@@ -27,10 +27,6 @@ std::optional<Lease> read_lease(Txn& txn) {
   return l;
 }
 
-}  // namespace
-
-namespace {
-
 // How far past now the order bytes of a record made after a pass began
 // may run (a clock a little ahead): such records are left to the next
 // pass too.
