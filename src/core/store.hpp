@@ -497,6 +497,13 @@ class Store {
   // page, with no transaction and no lock.  A writer's commit changes it
   // before its response can go out.
   StoreVersion version();
+  // Waits for the commit of its own that opening a new store makes off
+  // the opener's way (the map size's record, settle_map_size): it moves
+  // version() on, for whoever compares versions from the first request
+  // (the unit tests of the validation cache).
+  void wait_opened() {
+    if (recorder_.joinable()) recorder_.join();
+  }
 
  private:
   friend class Txn;

@@ -203,6 +203,9 @@ class EndpointsTest : public ::testing::Test {
   void SetUp() override {
     dir_ = std::make_unique<oauth2_test::TempDir>();
     store_ = std::make_unique<Store>(dir_->path() + "/store", kMapSize);
+    // the store's own commit at opening would end the validation cache's
+    // entries at any moment of a test that compares versions
+    store_->wait_opened();
     add_client("app", kSecret);
     add_client("other", kOtherSecret);
   }
