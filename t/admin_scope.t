@@ -130,6 +130,24 @@ is($r->{status}, 400, 'a PATCH without a body: 400');
 unlike($r->{raw}, qr/alice\@example\.com/, '... reads nothing');
 is_deeply($t->admin_json('user', 'show', 'alice'), $before, '... and changes nothing');
 
+# nor through the password policy: "too similar to the email address"
+# would tell a caller that reads nothing the email it guessed; it comes
+# only once the current password is right (R85)
+$r = api('PATCH', "/api/users/$id{alice}/", token => $alice_write,
+    json => { password => 'alice@example.com', current_password => 'not-her-password' });
+is($r->{status}, 400, '"write" without "read": a new password like her email '
+    . 'and a wrong current_password: 400');
+is_deeply([sort keys %{ ref $r->{json} eq 'HASH' ? $r->{json} : {} }],
+    ['current_password'], '... on current_password alone: no word of the '
+    . 'policy, which would confirm the email (R85)') or diag($r->{body});
+$r = api('PATCH', "/api/users/$id{alice}/", token => $alice_write,
+    json => { password => 'alice@example.com', current_password => $PW{alice} });
+is($r->{status}, 400, '... with her current password: 400');
+like(join(' ', @{ $r->{json}{password} // [] }), qr/similar/,
+    '... the policy says why, to the one who knows the password');
+is(token_of($read, 'alice', response => 1)->{status}, 200,
+    '... and her password is unchanged');
+
 ############################## "write": changes, with the current password
 
 my $alice_rw = token_of($rw, 'alice');

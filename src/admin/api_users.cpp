@@ -367,10 +367,15 @@ HttpResponse update_user(ServeContext& ctx, const HttpRequest& req, const Caller
   }
   const bool self = caller.user && caller.user->id == id;
   if (in.password && !self && !staff) return denied(caller);
+  // a caller that reads nothing of the user ("write" without "read")
+  // hears of the policy only once its current password is right: "too
+  // similar to the email address" would tell it the email (R85)
+  const bool blind = self && !staff && !caller.can_read();
+  FieldErrors policy;
   if (in.password) {
     User next = *current;
     apply(in, next, "");
-    check_policy(ctx, in, next, errors);
+    check_policy(ctx, in, next, blind ? policy : errors);
     if (self && !in.current_password && !errors.has("current_password")) {
       errors.add("current_password", kRequired);
     }
@@ -393,6 +398,7 @@ HttpResponse update_user(ServeContext& ctx, const HttpRequest& req, const Caller
       if (auto refused = check_current_password(ctx, req, id, *in.current_password, &checked)) {
         return std::move(*refused);
       }
+      if (!policy.empty()) return policy.response();
     }
     hashed = hash_password(*in.password, ctx.pbkdf2_iterations);
   }
