@@ -630,6 +630,8 @@ typedef struct {
                                                when none was presented */
     oauth2_str_t         dpop_nonce;        /* a DPoP-Nonce header */
     unsigned             dpop_recorded;     /* a proof was recorded */
+    unsigned             cached;            /* answered by the location's
+                                               oauth2_validation_cache */
 } oauth2_validate_res_t;
 
 

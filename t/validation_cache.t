@@ -30,7 +30,8 @@ close $kf;
 $t->write_default_config(
     extra_http => "oauth2_expiry_cleanup off;\noauth2_jwt_key $key hmac;",
     extra_server => "location = /jwt-token/ { oauth2_access_token_format jwt; oauth2_token; }\n"
-      . "location /small/ { auth_oauth2 \"api\"; oauth2_validation_cache 4; alias %%DIR%%/html/; }")
+      . "location /small/ { auth_oauth2 \"api\"; oauth2_validation_cache 4; alias %%DIR%%/html/; }\n"
+      . "location = /metrics { oauth2_metrics; }")
     ->run;
 is(scalar $t->worker_pids, 2, 'two workers');
 
@@ -53,6 +54,45 @@ sub issue {
     my (@opts) = @_;
     return $t->admin_json('token', 'issue', '--client-id', $id, @opts)
         ->{access_token};
+}
+
+# oauth2_validation_cache_hits_total: checks the cache answered
+sub hits {
+    my $body = $t->request('GET', '/metrics')->{body} // '';
+    return $body =~ /^oauth2_validation_cache_hits_total (\d+)$/m ? $1 : -1;
+}
+
+# Issuance goes on without ending what the workers keep: only a commit
+# that replaces or deletes a token, application or user record does
+# (the store's validation epoch).  Tokens issued by another process (the
+# CLI) and by nginx itself between the checks; then one of them revoked
+# by the CLI (nginx does not hear of it): 401 at once on both workers.
+# /protected/index.html: one check a request (/protected/ checks again
+# after its internal redirect to the index, and the metric counts the
+# last check).
+{
+    my $warm = issue();
+    is(statuses('/protected/index.html', $warm, 10), '200', 'warm on both workers');
+    my $before = hits();
+    ok($before >= 1, "the cache answered some of them ($before)");
+    my $n = 0;
+    for my $i (1 .. 5) {
+        issue();                                  # the CLI's commit
+        $t->access_token($app);                   # nginx's own
+        $n++ if $t->bearer_get('/protected/index.html', $warm)->{status} == 200;
+        $n++ if $t->bearer_get('/protected/index.html', $warm)->{status} == 200;
+    }
+    is($n, 10, 'between issuances: 200 every time');
+    my $after = hits();
+    is($after - $before, 10, 'and the cache answered all 10, issuance in between');
+    $t->admin_json('user', 'add', '--username', 'bob', '--email',
+        'bob@example.com', '--password', 'another horse battery staple');
+    my $victim = issue('--user', 'bob');
+    is(statuses('/protected/', $victim, 10), '200', "bob's token, warm");
+    $t->admin_json('user', 'delete', 'bob');
+    is(statuses('/protected/', $victim, 10), '401',
+        'bob deleted by the CLI after it was kept: 401 at once on both workers (R66, R70)');
+    is(statuses('/protected/', $warm, 4), '200', 'the first one: 200');
 }
 
 # R70: the application disabled and enabled by another process
@@ -162,8 +202,8 @@ is(statuses('/protected/', $otok, 10), '401', 'off: disabled, 401');
 $t->admin_json('app', 'enable', $id);
 
 # nginx -t: what the directive takes
-for my $c (['0', qr/invalid value "0" in "oauth2_validation_cache": a number of entries, 1 to 65536, or "off"/],
-    ['65537', qr/invalid value "65537"/], ['-1', qr/invalid value "-1"/],
+for my $c (['0', qr/invalid value "0" in "oauth2_validation_cache": a number of entries, 1 to 1048576, or "off"/],
+    ['1048577', qr/invalid value "1048577"/], ['-1', qr/invalid value "-1"/],
     ['lots', qr/invalid value "lots"/],
     ['16 16', qr/invalid number of arguments in "oauth2_validation_cache"/],
     ["16;\noauth2_validation_cache 32", qr/"oauth2_validation_cache" directive is duplicate/])
@@ -174,7 +214,7 @@ for my $c (['0', qr/invalid value "0" in "oauth2_validation_cache": a number of 
     like($out, $c->[1], "oauth2_validation_cache $c->[0]: the message says why")
         or diag($out);
 }
-for my $v ('1', '65536', 'off') {
+for my $v ('1', '1048576', 'off') {
     $t->write_default_config(extra_http => "oauth2_validation_cache $v;",
         extra_server => "location /small/ { auth_oauth2 \"api\"; "
           . "oauth2_validation_cache 8; alias %%DIR%%/html/; }");

@@ -6,7 +6,8 @@
 # record of LMDB database <db> under <prefix><db>/<key>, key and value byte
 # for byte; <prefix>heartbeat/ are the sync daemons' heartbeats (not
 # records); the mirror's local meta records (cluster.cpp local_meta():
-# schema_version, map_size, mirror_revision, mirror_fresh_at, mirror_of)
+# schema_version, map_size, mirror_revision, mirror_fresh_at, mirror_of,
+# mirror_cluster_id, valid_epoch)
 # are never in etcd.  Both are left out of the digest.
 #
 #   cluster-dump.py mirror --store DIR             -> lines "db<TAB>hexkey<TAB>hexvalue"
@@ -26,7 +27,8 @@ import subprocess
 import sys
 
 LOCAL_META = {b'schema_version', b'map_size', b'mirror_revision',
-              b'mirror_fresh_at', b'mirror_of'}
+              b'mirror_fresh_at', b'mirror_of', b'mirror_cluster_id',
+              b'valid_epoch'}
 SKIP_DBS = {'heartbeat'}
 
 

@@ -600,6 +600,7 @@ int oauth2_validate(oauth2_store_t* s, const oauth2_location_t* l, const oauth2_
     res->result = v.result;
     res->why = v.why;
     res->dpop_recorded = v.dpop_recorded;
+    res->cached = v.cached;
     res->expires = v.expires;
     res->rate = v.rate;
     res->retry_after = v.retry_after;

@@ -16,7 +16,8 @@ using records::val;
 
 bool local_meta(std::string_view name) {
   return name == "schema_version" || name == kMapSizeMeta || name == kMirrorRevisionMeta ||
-         name == kMirrorFreshMeta || name == kMirrorOfMeta || name == kMirrorClusterMeta;
+         name == kMirrorFreshMeta || name == kMirrorOfMeta || name == kMirrorClusterMeta ||
+         name == kValidEpochMeta;
 }
 
 int64_t now_ms() {
@@ -585,6 +586,7 @@ MirrorWriter::~MirrorWriter() {
 
 void MirrorWriter::reset() {
   reset_ = true;
+  invalidates_ = true;
   for (size_t i = 0; i < kDbCount; i++) {
     const Db db = static_cast<Db>(i);
     if (db != Db::kMeta) {
@@ -609,19 +611,22 @@ bool MirrorWriter::holds(std::string_view key) const {
 bool MirrorWriter::put(Db db, std::string_view key, std::string_view value) {
   if (!holds(key)) return false;
   if (db == Db::kMeta && local_meta(key)) return true;  // never etcd's to set
-  MDB_val k = val(key), v = val(value);
-  int rc = mdb_put(txn_, store_.dbi(db), &k, &v, 0);
+  bool replaced = false;
+  int rc = records::put_noting(txn_, store_.dbi(db), key, value,
+                               records::feeds_validation(db) ? &replaced : nullptr);
   if (rc == MDB_MAP_FULL) {
     throw StoreError("the mirror is full: raise oauth2_store's size=", rc);
   }
   check(rc, "mdb_put(mirror)");
+  invalidates_ = invalidates_ || replaced;
   return true;
 }
 
 bool MirrorWriter::del(Db db, std::string_view key) {
   if (!holds(key)) return false;
   if (db == Db::kMeta && local_meta(key)) return true;
-  records::del_key(txn_, store_.dbi(db), key, "mdb_del(mirror)");
+  const bool deleted = records::del_key(txn_, store_.dbi(db), key, "mdb_del(mirror)");
+  invalidates_ = invalidates_ || (deleted && records::feeds_validation(db));
   return true;
 }
 
@@ -656,6 +661,11 @@ void MirrorWriter::set_fresh(int64_t at_ms) {
 }
 
 void MirrorWriter::commit() {
+  if (invalidates_) {
+    int rc = records::bump_valid_epoch(txn_, store_.dbi(Db::kMeta));
+    if (rc == MDB_MAP_FULL) throw StoreError("the mirror is full: raise oauth2_store's size=", rc);
+    check(rc, "mdb_put(valid_epoch)");
+  }
   MDB_txn* t = txn_;
   txn_ = nullptr;
   int rc = mdb_txn_commit(t);

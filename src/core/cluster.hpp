@@ -272,6 +272,7 @@ class MirrorWriter {
   Store& store_;
   MDB_txn* txn_;
   bool reset_ = false;
+  bool invalidates_ = false;  // commit() moves the validation epoch on
 };
 
 // "etcd <prefix>", what a mirror of prefix records (kMirrorOfMeta)

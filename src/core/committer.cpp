@@ -9,9 +9,12 @@
 
 namespace oauth2 {
 
+using records::bump_valid_epoch;
 using records::check;
 using records::Cursor;
+using records::feeds_validation;
 using records::get_value;
+using records::put_noting;
 using records::val;
 using records::view;
 
@@ -92,18 +95,26 @@ bool change_holds(Store& store, MDB_txn* txn, const Change& c) {
 }
 
 void apply_change(Store& store, MDB_txn* txn, const Change& c) {
+  bool invalidates = false;  // a record validation reads replaced or deleted
   for (const Change::Write& w : c.writes) {
-    MDB_val k = val(w.key);
+    const bool feeds = feeds_validation(w.db);
     if (!w.value) {
+      MDB_val k = val(w.key);
       int rc = mdb_del(txn, store.dbi(w.db), &k, nullptr);
       if (rc != MDB_NOTFOUND) check(rc, "mdb_del");
+      invalidates = invalidates || (feeds && rc == MDB_SUCCESS);
       continue;
     }
-    MDB_val v = val(*w.value);
-    int rc = mdb_put(txn, store.dbi(w.db), &k, &v, 0);
+    bool replaced = false;
+    int rc = put_noting(txn, store.dbi(w.db), w.key, *w.value, feeds ? &replaced : nullptr);
     if (rc == MDB_MAP_FULL) store_full();
     check(rc, "mdb_put");
+    invalidates = invalidates || replaced;
   }
+  if (!invalidates) return;
+  int rc = bump_valid_epoch(txn, store.dbi(Db::kMeta));
+  if (rc == MDB_MAP_FULL) store_full();
+  check(rc, "mdb_put(valid_epoch)");
 }
 
 bool Committer::commit(const Change& c) {

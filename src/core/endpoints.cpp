@@ -961,14 +961,15 @@ bool holds_scopes(const Location* loc, const std::string& scope) {
 }
 
 // ValidCache: the answer kept for the token whose text hashes to key at
-// loc, if the store is still at the version it was read at and the token
-// has not expired (a JWT: nor passed its exp, as jwt_verify would say)
-bool valid_from_cache(Store& store, const Location& loc, const Digest& key, int64_t now,
+// loc, if txn's snapshot is still at the validation epoch it was read at
+// and the token has not expired (a JWT: nor passed its exp, as
+// jwt_verify would say)
+bool valid_from_cache(Txn& txn, const Location& loc, const Digest& key, int64_t now,
                       Validation* v) {
-  const StoreVersion at = store.version();
-  const ValidCache::Entry* e = loc.valid.find(key, at.store, at.txn);
+  const ValidCache::Entry* e = loc.valid.find(key, txn.version().store, txn.valid_epoch());
   if (!e || now >= e->expires) return false;  // R45 on every hit
   if (e->jwt_exp && now - kJwtLeeway >= e->jwt_exp) return false;
+  v->cached = true;
   v->result = OAUTH2_VALID;
   v->why = OAUTH2_WHY_OK;
   v->token_id = e->token_id;
@@ -982,14 +983,14 @@ bool valid_from_cache(Store& store, const Location& loc, const Digest& key, int6
 
 // keeps a token that txn's snapshot found valid at loc; jwt_exp: a JWT's
 // exp (0: an opaque token)
-void keep_valid(const Location& loc, const Txn& txn, const Digest& key, int64_t jwt_exp,
+void keep_valid(const Location& loc, Txn& txn, const Digest& key, int64_t jwt_exp,
                 const ShortTokenId& token_id, const Token& t, const std::string& username) {
   ValidCache::Entry* e = loc.valid.slot_for(key);
   if (!e) return;
-  const StoreVersion at = txn.version();
+  const uint64_t epoch = txn.valid_epoch();  // before the slot changes: this may throw
   e->key = key;
-  e->store = at.store;
-  e->txn = at.txn;
+  e->store = txn.version().store;
+  e->epoch = epoch;
   e->expires = t.expires_at;
   e->jwt_exp = jwt_exp;
   e->token_id = token_id;
@@ -1053,9 +1054,11 @@ Validation validate_in(Store& store, const Location* loc, std::string_view realm
   const bool cacheable =
       token && token->size() <= kMaxTokenLen && loc && loc->valid.on() && !dpop_scheme;
   std::optional<Digest> text_key;
+  std::optional<Txn> txn;  // one snapshot for the cache's epoch and the records
   if (cacheable) {
     text_key = sha256(*token);
-    if (valid_from_cache(store, *loc, *text_key, req.now, &v)) return v;
+    txn.emplace(store.read());
+    if (valid_from_cache(*txn, *loc, *text_key, req.now, &v)) return v;
   }
   if (token) {
     if (int bad = malformed(*token)) {
@@ -1076,14 +1079,14 @@ Validation validate_in(Store& store, const Location* loc, std::string_view realm
   if (!record_key) return v;
   const TokenId& hash = *record_key;
   v.token_id = short_token_id(hash);
-  Txn txn = store.read();
-  auto t = txn.get_token(realm, hash);
+  if (!txn) txn.emplace(store.read());
+  auto t = txn->get_token(realm, hash);
   if (!t) {
     no_record(loc, req.now, jwt, jwt_exp, &v);
     return v;
   }
   std::string username;
-  v.why = token_refusal(txn, realm, *t, want, jwt, req.now, &username);
+  v.why = token_refusal(*txn, realm, *t, want, jwt, req.now, &username);
   if (v.why != OAUTH2_WHY_OK) return v;
   // R68: a token bound to resources opens only their locations, and one
   // bound to none (a handshake is never bound) only the default
@@ -1096,7 +1099,7 @@ Validation validate_in(Store& store, const Location* loc, std::string_view realm
     return v;
   }
   if (dpop_scheme || !t->jkt.empty()) {
-    v.why = dpop_check(loc, txn, realm, req, dpop_scheme, *token, *t, &v);
+    v.why = dpop_check(loc, *txn, realm, req, dpop_scheme, *token, *t, &v);
     if (v.why != OAUTH2_WHY_OK) return v;
   }
   if (!holds_scopes(loc, t->scope)) {
@@ -1106,7 +1109,7 @@ Validation validate_in(Store& store, const Location* loc, std::string_view realm
   }
   // a handshake opens what it opens by its own key's rules: not kept
   if (cacheable && t->jkt.empty() && want == TokenType::kAccess && (!jwt || jwt_exp)) {
-    keep_valid(*loc, txn, *text_key, jwt ? jwt_exp : 0, v.token_id, *t, username);
+    keep_valid(*loc, *txn, *text_key, jwt ? jwt_exp : 0, v.token_id, *t, username);
   }
   v.result = OAUTH2_VALID;
   v.record = hash;

@@ -140,6 +140,7 @@ struct Validation {
   const char* dpop_error = nullptr;
   std::string dpop_nonce;
   bool dpop_recorded = false;  // the proof's jti is recorded now
+  bool cached = false;         // answered by the location's ValidCache
   // the location's oauth2_rate_limit, when it was counted before a DPoP
   // proof was recorded (rate.set): its answer (a wait: refused)
   oauth2_rate_state_t rate{};

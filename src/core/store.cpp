@@ -122,12 +122,6 @@ size_t Store::settle_map_size(size_t requested) {
   return 0;
 }
 
-StoreVersion Store::version() {
-  MDB_envinfo info;
-  check(mdb_env_info(env_.get(), &info), "mdb_env_info");
-  return StoreVersion{serial_, static_cast<uint64_t>(info.me_last_txnid)};
-}
-
 Store::Usage Store::usage() {
   MDB_envinfo info;
   MDB_stat st;
@@ -435,6 +429,11 @@ Txn::Txn(Store* store, MDB_txn* txn, Mode mode) : store_(store), txn_(txn), mode
 
 StoreVersion Txn::version() const {
   return StoreVersion{store_->serial_, static_cast<uint64_t>(mdb_txn_id(txn_))};
+}
+
+uint64_t Txn::valid_epoch() {
+  return valid_epoch_of(
+      get_value(txn_, store_->dbi(Db::kMeta), kValidEpochMeta, "mdb_get(valid_epoch)"));
 }
 
 Txn::Txn(Txn&& other) noexcept

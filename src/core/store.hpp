@@ -278,6 +278,10 @@ class Txn {
   std::optional<Token> get_token(std::string_view realm, const TokenId& id);
   // the version this snapshot reads
   StoreVersion version() const;
+  // the validation epoch this snapshot reads (kValidEpochMeta): while it
+  // is the store's, validation would answer as it answered then for every
+  // token it found valid (issuance goes on without moving it)
+  uint64_t valid_epoch();
   // the validation path: header reads, no JSON decoding.  nullopt: no
   // such client; false: disabled.
   std::optional<bool> client_enabled(std::string_view realm, std::string_view client_id);
@@ -493,14 +497,9 @@ class Store {
   // the mirror_fresh_at this process read last: a mirror never goes
   // back, so it still holds everything etcd had then (mirror_staleness)
   int64_t mirror_fresh_seen() const { return mirror_fresh_seen_.load(std::memory_order_relaxed); }
-  // the last committed version, by any process: read from LMDB's meta
-  // page, with no transaction and no lock.  A writer's commit changes it
-  // before its response can go out.
-  StoreVersion version();
   // Waits for the commit of its own that opening a new store makes off
-  // the opener's way (the map size's record, settle_map_size): it moves
-  // version() on, for whoever compares versions from the first request
-  // (the unit tests of the validation cache).
+  // the opener's way (the map size's record, settle_map_size), for the
+  // unit tests that count commits from the first request.
   void wait_opened() {
     if (recorder_.joinable()) recorder_.join();
   }
@@ -618,6 +617,11 @@ auto halving_while_too_large(N& n, F&& round) -> std::invoke_result_t<F&> {
 
 // the map size nginx.conf gave the store (oauth2_store size=)
 constexpr const char* kMapSizeMeta = "map_size";
+// The store's validation epoch (decimal): moved on by every commit that
+// replaces or deletes a record validation reads (records::
+// feeds_validation), by every process that writes the store, the sync
+// daemon of a mirror included.  Each mirror keeps its own (local_meta).
+constexpr const char* kValidEpochMeta = "valid_epoch";
 
 // Where releases before 0.9 kept a generated handshake key, in clear: read
 // only by `oauth2-admin handshake-key extract`, which moves it to a file.

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <stdexcept>
 
@@ -569,6 +570,24 @@ void mkdir_p(const std::string& path) {
   if (stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     throw std::runtime_error(path + " is not a directory");
   }
+}
+
+uint64_t valid_epoch_of(std::optional<std::string_view> v) {
+  if (!v) return 0;
+  uint64_t n = 0;
+  const char* end = v->data() + v->size();
+  auto [p, ec] = std::from_chars(v->data(), end, n);
+  if (v->empty() || ec != std::errc() || p != end || n == UINT64_MAX) {
+    throw StoreError("corrupt meta valid_epoch", MDB_CORRUPTED);
+  }
+  return n;
+}
+
+int bump_valid_epoch(MDB_txn* txn, MDB_dbi meta) {
+  const std::string next = std::to_string(
+      valid_epoch_of(get_value(txn, meta, kValidEpochMeta, "mdb_get(valid_epoch)")) + 1);
+  MDB_val k = val(kValidEpochMeta), v = val(next);
+  return mdb_put(txn, meta, &k, &v, 0);
 }
 
 }  // namespace records

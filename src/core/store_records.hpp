@@ -129,6 +129,41 @@ inline bool del_key(MDB_txn* txn, MDB_dbi dbi, std::string_view key, const char*
   return true;
 }
 
+// Whether what validation answered for a token it found valid can
+// depend on db's records: the token's own (Txn::get_token), its
+// application's (client_enabled) and its user's (active_username), and
+// nothing else.  A write that replaces or deletes one of them moves the
+// store's validation epoch (kValidEpochMeta) in its own transaction;
+// one that creates a record does not: a new token, application or user
+// changes no answer given before it (ValidCache, location.hpp).
+constexpr bool feeds_validation(Db db) {
+  return db == Db::kTokens || db == Db::kClients || db == Db::kUsers;
+}
+
+// mdb_put of value under key in dbi; with replaced, also whether a record
+// was there (one more search only when there was: MDB_NOOVERWRITE first).
+// LMDB's return code.
+inline int put_noting(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::string_view value,
+                      bool* replaced) {
+  MDB_val k = val(key), v = val(value);
+  if (replaced) {
+    int rc = mdb_put(txn, dbi, &k, &v, MDB_NOOVERWRITE);
+    if (rc != MDB_KEYEXIST) return rc;
+    *replaced = true;
+    v = val(value);  // MDB_KEYEXIST pointed it at the record there
+  }
+  return mdb_put(txn, dbi, &k, &v, 0);
+}
+
+// The validation epoch of a snapshot (0 before the first); throws
+// StoreError on a value that is no number: one read as 0 would never
+// move again.
+uint64_t valid_epoch_of(std::optional<std::string_view> v);
+
+// Moves the validation epoch on by one in txn (meta: the meta database).
+// LMDB's return code.
+int bump_valid_epoch(MDB_txn* txn, MDB_dbi meta);
+
 // A cursor, closed when it goes (before its transaction ends).
 class Cursor {
  public:

@@ -158,6 +158,8 @@ typedef struct {
     unsigned                   counted:1;     /* ... and its last check
                                                  is in the metrics */
     unsigned                   dpop_recorded:1;  /* its DPoP proof's jti */
+    unsigned                   cached:1;      /* its last check was a hit
+                                                 of oauth2_validation_cache */
 
     /* an endpoint's body, as ngx_http_oauth2_body_filter keeps it */
     u_char                    *body;
@@ -194,7 +196,8 @@ ngx_http_oauth2_str_from(ngx_str_t *dst, const oauth2_str_t *src)
 ngx_int_t ngx_http_oauth2_metrics_add_zone(ngx_conf_t *cf,
     ngx_http_oauth2_main_conf_t *mcf);
 oauth2_write_metrics_t *ngx_http_oauth2_metrics_for_writes(ngx_cycle_t *cycle);
-void ngx_http_oauth2_metrics_validation(ngx_http_request_t *r, int why);
+void ngx_http_oauth2_metrics_validation(ngx_http_request_t *r, int why,
+    ngx_uint_t cached);
 void ngx_http_oauth2_metrics_unavailable(ngx_http_request_t *r,
     ngx_uint_t reason);
 void ngx_http_oauth2_metrics_response(ngx_http_request_t *r, ngx_str_t *realm,

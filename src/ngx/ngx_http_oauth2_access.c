@@ -305,6 +305,7 @@ ngx_http_oauth2_note_validation(ngx_http_request_t *r,
     ctx->counted = 0;
     ctx->why = res->why;
     ctx->unavailable = res->unavailable;
+    ctx->cached = res->cached ? 1 : 0;
 
     if (res->why == OAUTH2_WHY_OK) {
         ngx_str_null(&ctx->error);
@@ -325,7 +326,7 @@ ngx_http_oauth2_log_handler(ngx_http_request_t *r)
 
     if (ctx && ctx->checked && !ctx->counted) {
         ctx->counted = 1;
-        ngx_http_oauth2_metrics_validation(r, ctx->why);
+        ngx_http_oauth2_metrics_validation(r, ctx->why, ctx->cached);
 
         if (ctx->why == OAUTH2_WHY_STORE_UNAVAILABLE) {
             ngx_http_oauth2_metrics_unavailable(r, ctx->unavailable);

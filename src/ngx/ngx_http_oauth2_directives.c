@@ -1323,10 +1323,10 @@ ngx_http_oauth2_validation_cache_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     n = ngx_atoi(value[1].data, value[1].len);
-    if (n == NGX_ERROR || n == 0 || n > 65536) {
+    if (n == NGX_ERROR || n == 0 || n > 1048576) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid value \"%V\" in \"%V\": a number of "
-                           "entries, 1 to 65536, or \"off\"",
+                           "entries, 1 to 1048576, or \"off\"",
                            &value[1], &cmd->name);
         return NGX_CONF_ERROR;
     }

@@ -35,6 +35,7 @@ typedef struct {
 
 typedef struct {
     ngx_atomic_t               validations[OAUTH2_WHY_COUNT];
+    ngx_atomic_t               cache_hits;    /* of validations[ok] */
     ngx_atomic_t               limited[3];    /* by OAUTH2_LIMITED_* */
     ngx_atomic_t               unavailable[OAUTH2_UNAVAILABLE_COUNT];
     ngx_atomic_t               issued_untracked;   /* the table was full */
@@ -162,7 +163,8 @@ ngx_http_oauth2_metrics_sh(ngx_http_request_t *r, ngx_slab_pool_t **shpool)
 
 
 void
-ngx_http_oauth2_metrics_validation(ngx_http_request_t *r, int why)
+ngx_http_oauth2_metrics_validation(ngx_http_request_t *r, int why,
+    ngx_uint_t cached)
 {
     ngx_http_oauth2_metrics_sh_t  *sh;
 
@@ -173,6 +175,10 @@ ngx_http_oauth2_metrics_validation(ngx_http_request_t *r, int why)
     }
 
     (void) ngx_atomic_fetch_add(&sh->validations[why], 1);
+
+    if (cached && why == OAUTH2_WHY_OK) {
+        (void) ngx_atomic_fetch_add(&sh->cache_hits, 1);
+    }
 
     if (why == OAUTH2_WHY_RATE_LIMITED) {
         (void) ngx_atomic_fetch_add(&sh->limited[OAUTH2_LIMITED_RATE], 1);
@@ -645,6 +651,13 @@ ngx_http_oauth2_metrics_counts(u_char *p, ngx_http_oauth2_metrics_sh_t *sh)
         p = ngx_sprintf(p, "oauth2_validations_total{outcome=\"%s\"} %uA\n",
                         oauth2_why_name(why), sh->validations[why]);
     }
+
+    p = ngx_sprintf(p,
+        "# HELP oauth2_validation_cache_hits_total Checks of outcome ok "
+        "that oauth2_validation_cache answered without reading the "
+        "store.\n"
+        "# TYPE oauth2_validation_cache_hits_total counter\n"
+        "oauth2_validation_cache_hits_total %uA\n", sh->cache_hits);
 
     p = ngx_sprintf(p,
         "# HELP oauth2_limit_refusals_total Requests answered 429 by "

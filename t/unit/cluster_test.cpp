@@ -213,7 +213,7 @@ TEST(ClusterTxn, CompareEveryTxnOfABatchMakesGoesToTheOuterTxnOnce) {
 
 TEST(ClusterMeta, TheMachinesOwnRecordsAreLocal) {
   for (const char* m : {"schema_version", "map_size", "mirror_revision", "mirror_fresh_at",
-                        "mirror_of", "mirror_cluster_id"}) {
+                        "mirror_of", "mirror_cluster_id", "valid_epoch"}) {
     EXPECT_TRUE(local_meta(m)) << m;
   }
   for (const char* m : {"expiry_lease", "expiry_cursor", "realm:shop1"}) {
@@ -251,6 +251,56 @@ TEST(MirrorWriter, TheRevisionNeverGoesBack) {
     w.commit();
   }
   EXPECT_EQ(store.mirror_revision(), 3);
+}
+
+// The sync daemon moves the mirror's own validation epoch (the workers'
+// validation cache's clock, never etcd's: local_meta) as the committer
+// does: for another edge's replacement or deletion of a token,
+// application or user record, and for a new snapshot, which may drop
+// anything; not for creations (another edge's issuance).  Across a
+// snapshot it goes on, never back.  R52, R66.
+TEST(MirrorWriter, MovesTheValidationEpochForWhatValidationReads) {
+  oauth2_test::TempDir dir;
+  Store store(dir.path() + "/mirror", size_t(64) << 20);
+  auto epoch = [&] { return store.read().valid_epoch(); };
+  int64_t rev = 1;
+  auto apply = [&](const std::function<void(MirrorWriter&)>& f) {
+    MirrorWriter w(store);
+    f(w);
+    w.set_revision(rev++, "etcd /oauth2/", "");
+    w.commit();
+  };
+  apply([](MirrorWriter& w) {
+    for (Db db : {Db::kTokens, Db::kClients, Db::kUsers, Db::kClientTokens}) w.put(db, "k", "v1");
+    w.del(Db::kTokens, "absent");
+  });
+  EXPECT_EQ(epoch(), 0u) << "creations, and a deletion of nothing";
+  apply([](MirrorWriter& w) {
+    w.put(Db::kClientTokens, "k", "v2");
+    w.put(Db::kMeta, "expiry_cursor", "x");
+    w.put(Db::kMeta, "valid_epoch", "0");  // etcd's word on it is not taken
+  });
+  EXPECT_EQ(epoch(), 0u) << "what validation does not read";
+  apply([](MirrorWriter& w) { w.put(Db::kTokens, "k", "v2"); });
+  EXPECT_EQ(epoch(), 1u) << "a token replaced";
+  apply([](MirrorWriter& w) {
+    w.put(Db::kClients, "k", "v2");
+    w.del(Db::kUsers, "k");
+  });
+  EXPECT_EQ(epoch(), 2u) << "one step a commit";
+  apply([](MirrorWriter& w) { w.del(Db::kClients, "k"); });
+  EXPECT_EQ(epoch(), 3u) << "an application deleted";
+  apply([](MirrorWriter& w) { w.put(Db::kMeta, "valid_epoch", "0"); });
+  EXPECT_EQ(epoch(), 3u);
+  {
+    MirrorWriter w(store);
+    w.reset();
+    w.put(Db::kTokens, "k", "v3");
+    w.set_revision(1, "etcd /oauth2/", "");
+    w.commit();
+  }
+  EXPECT_EQ(epoch(), 4u) << "a snapshot: on from where it was";
+  EXPECT_EQ(store.read().get(Db::kTokens, "k"), std::optional<std::string_view>("v3"));
 }
 
 // a mirror ahead of every revision a stand-in names: no wait for it

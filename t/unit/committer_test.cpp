@@ -465,3 +465,74 @@ TEST_F(CommitterTest, AStoreThatBecameAMirrorTakesNoLocalChange) {
 }
 
 }  // namespace
+
+namespace {
+
+Change write_of(Db db, const std::string& key, std::optional<std::string> value) {
+  Change c;
+  c.writes.push_back({db, key, std::move(value)});
+  return c;
+}
+
+}  // namespace
+
+// The validation epoch (kValidEpochMeta, the workers' validation cache's
+// clock): a change that replaces or deletes a token, application or user
+// record moves it on, in its own commit, one step per change of a batch;
+// one that creates them, deletes what is not there, or writes any other
+// database (indexes, meta, account locks) does not.  R52, R66.
+TEST_F(CommitterTest, TheValidationEpochMovesOnlyForWhatValidationReads) {
+  auto epoch = [&] { return store_->read().valid_epoch(); };
+  EXPECT_EQ(epoch(), 0u);
+  for (Db db : {Db::kTokens, Db::kClients, Db::kUsers}) {
+    ASSERT_TRUE(store_->committer().commit(write_of(db, "k", "v1")));
+  }
+  ASSERT_TRUE(store_->committer().commit(write_of(Db::kClientTokens, "i", "v1")));
+  ASSERT_TRUE(store_->committer().commit(write_of(Db::kAccountLocks, "l", "v1")));
+  ASSERT_TRUE(store_->committer().commit(write_of(Db::kTokens, "absent", std::nullopt)));
+  EXPECT_EQ(epoch(), 0u) << "creations and a deletion of nothing";
+  ASSERT_TRUE(store_->committer().commit(write_of(Db::kClientTokens, "i", "v2")));
+  ASSERT_TRUE(store_->committer().commit(write_of(Db::kAccountLocks, "l", std::nullopt)));
+  ASSERT_TRUE(store_->committer().commit(write_of(Db::kMeta, "m", "v2")));
+  EXPECT_EQ(epoch(), 0u) << "what validation does not read";
+
+  uint64_t want = 0;
+  for (Db db : {Db::kTokens, Db::kClients, Db::kUsers}) {
+    ASSERT_TRUE(store_->committer().commit(write_of(db, "k", "v2")));
+    EXPECT_EQ(epoch(), ++want) << "replaced in " << oauth2::db_name(db);
+    ASSERT_TRUE(store_->committer().commit(write_of(db, "k", "v2")));
+    EXPECT_EQ(epoch(), ++want) << "rewritten as it was in " << oauth2::db_name(db);
+  }
+  for (Db db : {Db::kTokens, Db::kClients, Db::kUsers}) {
+    ASSERT_TRUE(store_->committer().commit(write_of(db, "k", std::nullopt)));
+    EXPECT_EQ(epoch(), ++want) << "deleted from " << oauth2::db_name(db);
+  }
+  // one batch: a creation, two replacements: two steps, one commit
+  ASSERT_TRUE(store_->committer().commit(write_of(Db::kTokens, "a", "1")));
+  ASSERT_TRUE(store_->committer().commit(write_of(Db::kTokens, "b", "1")));
+  const Change fresh = write_of(Db::kTokens, "c", "1");
+  const Change ra = write_of(Db::kTokens, "a", "2"), rb = write_of(Db::kTokens, "b", "2");
+  auto out = store_->committer().commit_batch({&fresh, &ra, &rb});
+  ASSERT_EQ(out.size(), 3u);
+  for (const auto& o : out) EXPECT_TRUE(o.applied);
+  EXPECT_EQ(epoch(), want + 2);
+  EXPECT_EQ(meta(oauth2::kValidEpochMeta), std::to_string(want + 2));
+}
+
+// A value of the epoch that is no number is a corrupt store, never read
+// as 0: an epoch read as 0 and stepped to 1 at every change would match
+// every entry kept at 1 (R66).
+TEST_F(CommitterTest, ACorruptValidationEpochIsAnErrorNotZero) {
+  ASSERT_TRUE(store_->committer().commit(write_of(Db::kMeta, oauth2::kValidEpochMeta, "x1")));
+  EXPECT_THROW(store_->read().valid_epoch(), StoreError);
+  EXPECT_NO_THROW(store_->committer().commit(write_of(Db::kTokens, "k", "v")));  // a creation
+  EXPECT_THROW(store_->committer().commit(write_of(Db::kTokens, "k", "w")), StoreError);
+  EXPECT_EQ(store_->read().get(Db::kTokens, "k"), std::optional<std::string_view>("v"))
+      << "the replacement was not applied";
+  for (const char* bad : {"", "-1", "18446744073709551615", "12 ", "0x10"}) {
+    ASSERT_TRUE(store_->committer().commit(write_of(Db::kMeta, oauth2::kValidEpochMeta, bad)));
+    EXPECT_THROW(store_->read().valid_epoch(), StoreError) << "\"" << bad << "\"";
+  }
+  ASSERT_TRUE(store_->committer().commit(write_of(Db::kMeta, oauth2::kValidEpochMeta, "41")));
+  EXPECT_EQ(store_->read().valid_epoch(), 41u);
+}

@@ -210,6 +210,17 @@ class EndpointsTest : public ::testing::Test {
     add_client("other", kOtherSecret);
   }
 
+  // the entry loc's validation cache would answer key with now (the
+  // store's current snapshot, its validation epoch), or nullptr
+  const oauth2::ValidCache::Entry* cached_entry(const oauth2::Location& loc,
+                                                const oauth2::Digest& key) {
+    oauth2::Txn txn = store_->read();
+    return loc.valid.find(key, txn.version().store, txn.valid_epoch());
+  }
+  bool cached(const oauth2::Location& loc, const oauth2::Digest& key) {
+    return cached_entry(loc, key) != nullptr;
+  }
+
   void TearDown() override {
     store_.reset();
     dir_.reset();
@@ -960,10 +971,7 @@ TEST_F(EndpointsTest, ValidCacheAnswersOnlyWhileTheStoreIsUnchangedR66) {
     at.now = now;
     return oauth2::validate(*store_, *loc, at.c());
   };
-  auto kept = [&] {
-    const oauth2::StoreVersion v = store_->version();
-    return loc->valid.find(key, v.store, v.txn) != nullptr;
-  };
+  auto kept = [&] { return cached(*loc, key); };
 
   EXPECT_FALSE(kept());
   Validation first = check(kNow);
@@ -985,11 +993,13 @@ TEST_F(EndpointsTest, ValidCacheAnswersOnlyWhileTheStoreIsUnchangedR66) {
   ASSERT_TRUE(kept());
   EXPECT_EQ(check(exp).result, OAUTH2_INVALID_TOKEN);
 
-  // any commit ends the entry, even one that changed another record
+  // a commit that only creates records (an issuance) keeps the entry:
+  // the cache goes on answering while tokens are issued
+  const uint64_t epoch = store_->read().valid_epoch();
   issue();
-  EXPECT_FALSE(kept());
-  EXPECT_EQ(check(kNow).result, OAUTH2_VALID);
-  ASSERT_TRUE(kept());
+  EXPECT_EQ(store_->read().valid_epoch(), epoch);
+  EXPECT_TRUE(kept());
+  EXPECT_TRUE(check(kNow).cached) << "answered from the entry";
 
   // R70: a client disabled after its token was kept
   Client c = *store_->read().get_client("default", "app");
@@ -1009,6 +1019,92 @@ TEST_F(EndpointsTest, ValidCacheAnswersOnlyWhileTheStoreIsUnchangedR66) {
   EXPECT_EQ(check(kNow).why, OAUTH2_WHY_UNKNOWN);
 }
 
+// Every commit that replaces or deletes a record validation reads (a
+// token, an application, a user), whichever, ends every entry; one that
+// only creates records, or writes others (meta, indexes), ends none
+// (records::feeds_validation).  R52, R66, R70.
+TEST_F(EndpointsTest, ValidCacheEndsWithEveryReplacedOrDeletedRecordItReadsR66) {
+  oauth2::User alice = add_user("alice");
+  const std::string utok = "alicetoken" + std::string(32, 'a');
+  oauth2::Token t;
+  t.type = oauth2::TokenType::kAccess;
+  t.issued_at = kNow;
+  t.expires_at = kNow + kTtl;
+  t.client_id = "app";
+  t.scope = "read";
+  t.user = std::to_string(alice.id);
+  store_->change([&](Txn& txn) {
+    EXPECT_TRUE(txn.put_token("default", oauth2::token_id(utok), t));
+    txn.commit();
+  });
+  const std::string other = issue();
+  const oauth2::Digest key = oauth2::sha256(utok);
+  ValidateReq r;
+  r.auth("Bearer " + utok);
+  const auto loc = r.location();
+  auto valid = [&] { return oauth2::validate(*store_, *loc, r.c()); };
+  auto epoch = [&] { return store_->read().valid_epoch(); };
+
+  ASSERT_EQ(valid().user, "alice");
+  ASSERT_TRUE(cached(*loc, key));
+  uint64_t e = epoch();
+  // written and rewritten records validation does not read: meta
+  store_->change([&](Txn& txn) {
+    txn.put_meta("cache_test", "1");
+    txn.commit();
+  });
+  store_->change([&](Txn& txn) {
+    txn.put_meta("cache_test", "2");
+    txn.commit();
+  });
+  EXPECT_EQ(epoch(), e);
+  EXPECT_TRUE(cached(*loc, key));
+
+  // the user renamed: the entry ends, and the answer names the new name
+  store_->change([&](Txn& txn) {
+    auto u = txn.get_user("default", alice.id);
+    ASSERT_TRUE(u.has_value());
+    u->username = "alicia";
+    ASSERT_EQ(txn.put_user(*u, false), oauth2::PutUser::kOk);
+    txn.commit();
+  });
+  EXPECT_GT(epoch(), e);
+  EXPECT_FALSE(cached(*loc, key));
+  EXPECT_EQ(valid().user, "alicia");
+  ASSERT_TRUE(cached(*loc, key));
+
+  // the user disabled, with nothing else written (R70)
+  e = epoch();
+  set_active(alice.id, false);
+  EXPECT_GT(epoch(), e);
+  EXPECT_FALSE(cached(*loc, key));
+  EXPECT_EQ(valid().why, OAUTH2_WHY_DISABLED);
+  set_active(alice.id, true);
+  ASSERT_EQ(valid().result, OAUTH2_VALID);
+  ASSERT_TRUE(cached(*loc, key));
+
+  // another token revoked (its record deleted), another application
+  // deleted: each ends every entry, not only its own
+  e = epoch();
+  EXPECT_EQ(revoke(revoke_req(other)).status, 200);
+  EXPECT_GT(epoch(), e);
+  EXPECT_FALSE(cached(*loc, key));
+  ASSERT_EQ(valid().result, OAUTH2_VALID);
+  e = epoch();
+  delete_client("other");
+  EXPECT_GT(epoch(), e);
+  EXPECT_FALSE(cached(*loc, key));
+  ASSERT_EQ(valid().result, OAUTH2_VALID);
+
+  // its own record deleted (R52)
+  store_->change([&](Txn& txn) {
+    EXPECT_TRUE(txn.delete_token("default", oauth2::token_id(utok)));
+    txn.commit();
+  });
+  EXPECT_FALSE(cached(*loc, key));
+  EXPECT_EQ(valid().result, OAUTH2_INVALID_TOKEN);
+}
+
 // What is kept is this location's answer: another location, with its own
 // scopes or realm, decides for itself; a refusal is never kept.
 TEST_F(EndpointsTest, ValidCacheIsPerLocationAndKeepsNoRefusal) {
@@ -1025,15 +1121,14 @@ TEST_F(EndpointsTest, ValidCacheIsPerLocationAndKeepsNoRefusal) {
   const auto open_loc = open.location();
   const auto admin_loc = admin.location();
   const auto other_loc = other.location();
-  const oauth2::StoreVersion v = store_->version();
   for (int i = 0; i < 3; i++) {
     EXPECT_EQ(oauth2::validate(*store_, *open_loc, open.c()).result, OAUTH2_VALID);
     EXPECT_EQ(oauth2::validate(*store_, *admin_loc, admin.c()).result, OAUTH2_INSUFFICIENT_SCOPE);
     EXPECT_EQ(oauth2::validate(*store_, *other_loc, other.c()).result, OAUTH2_INVALID_TOKEN);
   }
-  EXPECT_NE(open_loc->valid.find(key, v.store, v.txn), nullptr);
-  EXPECT_EQ(admin_loc->valid.find(key, v.store, v.txn), nullptr);
-  EXPECT_EQ(other_loc->valid.find(key, v.store, v.txn), nullptr);
+  EXPECT_TRUE(cached(*open_loc, key));
+  EXPECT_FALSE(cached(*admin_loc, key));
+  EXPECT_FALSE(cached(*other_loc, key));
 }
 
 // The table is fixed (oauth2_validation_cache <entries>): tokens that share
@@ -1058,9 +1153,8 @@ TEST_F(EndpointsTest, ValidCacheSlotsAreBoundedAndNeverMixTokens) {
     EXPECT_EQ(vb.client_id, "other");
   }
   EXPECT_EQ(loc->valid.slots(), 1u);
-  const oauth2::StoreVersion v = store_->version();
-  EXPECT_NE(loc->valid.find(oauth2::sha256(b), v.store, v.txn), nullptr);  // the last one
-  EXPECT_EQ(loc->valid.find(oauth2::sha256(a), v.store, v.txn), nullptr);
+  EXPECT_TRUE(cached(*loc, oauth2::sha256(b)));  // the last one
+  EXPECT_FALSE(cached(*loc, oauth2::sha256(a)));
 
   // 200 distinct tokens through a table of 16: it stays 16
   loc->valid.set_capacity(16);
@@ -1074,7 +1168,7 @@ TEST_F(EndpointsTest, ValidCacheSlotsAreBoundedAndNeverMixTokens) {
   loc->valid.set_capacity(0);  // off
   EXPECT_EQ(oauth2::validate(*store_, *loc, ra.c()).result, OAUTH2_VALID);
   EXPECT_EQ(loc->valid.slots(), 0u);
-  EXPECT_EQ(loc->valid.find(oauth2::sha256(a), v.store, v.txn), nullptr);
+  EXPECT_FALSE(cached(*loc, oauth2::sha256(a)));
 }
 
 // A JWT is kept by the hash of its whole text, never by its record key
@@ -1104,10 +1198,7 @@ TEST_F(EndpointsTest, ValidCacheKeepsJwtsByTheirTextNeverByTheirJtiR62) {
     at.now = now;
     return oauth2::validate(*store_, *loc, at.c());
   };
-  auto kept = [&](const oauth2::Digest& key) {
-    const oauth2::StoreVersion v = store_->version();
-    return loc->valid.find(key, v.store, v.txn);
-  };
+  auto kept = [&](const oauth2::Digest& key) { return cached_entry(*loc, key); };
 
   EXPECT_EQ(check(as_opaque, kNow).result, OAUTH2_INVALID_TOKEN);
   Validation first = check(r, kNow);
