@@ -85,6 +85,10 @@ sub hits {
     is($n, 10, 'between issuances: 200 every time');
     my $after = hits();
     is($after - $before, 10, 'and the cache answered all 10, issuance in between');
+    my $fresh = issue();
+    is($t->bearer_get('/protected/index.html', $fresh)->{status}, 200,
+        'a new token: 200');
+    is(hits(), $after, 'from the store: not counted as a hit');
     $t->admin_json('user', 'add', '--username', 'bob', '--email',
         'bob@example.com', '--password', 'another horse battery staple');
     my $victim = issue('--user', 'bob');
