@@ -189,6 +189,33 @@ is(OAuth2Authorize::csrf_field($lg),
     OAuth2Authorize::cookies_of($lg)->{oauth2_csrf}{value},
     'the form carries the cookie value (double submit)');
 
+# Two sign-in pages in one browser (a second tab, another application's
+# sign-in): the second keeps the CSRF value the browser has, so the first
+# tab's form still signs in (RFC 6749 10.12, and no 403 for the real
+# user); a value of another form than the server's own is not kept
+{
+    my $first = $f->get($q);
+    my $c1 = OAuth2Authorize::cookies_of($first)->{oauth2_csrf}{value} // '';
+    my $second = $f->get($q, Cookie => "oauth2_csrf=$c1");
+    is(OAuth2Authorize::csrf_field($second), $c1,
+        'a second sign-in page: the CSRF value the browser has');
+    is(OAuth2Authorize::cookies_of($second)->{oauth2_csrf}{value}, $c1,
+        '... set again, unchanged');
+    # the browser now has what the second page set
+    my $c2 = OAuth2Authorize::cookies_of($second)->{oauth2_csrf}{value} // '';
+    my $r1 = $f->post($q, OAuth2Test::form(action => 'login',
+        csrf_token => OAuth2Authorize::csrf_field($first), username => 'alice',
+        password => 'Tr0ub4dor-and-3'), Cookie => "oauth2_csrf=$c2");
+    is($r1->{status}, 303, "the first page's form signs in after the second was shown");
+    ok(OAuth2Authorize::cookies_of($r1)->{oauth2_session}{value}, '... with a session');
+    for my $bad ('short', ('a' x 42) . '!', 'a' x 44) {
+        my $g = $f->get($q, Cookie => "oauth2_csrf=$bad");
+        my $v = OAuth2Authorize::csrf_field($g) // '';
+        ok($v ne $bad && $v =~ /^[A-Za-z0-9_-]{43}$/,
+            "a CSRF cookie \"$bad\" not of the server's form: a new value");
+    }
+}
+
 # the login POST: 303 back to the same request, with the session cookie
 is($lr->{status}, 303, 'login POST: 303 (R23: never 307)');
 is(loc($lr), "?$q", 'login POST: back to the same authorization request');

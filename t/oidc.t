@@ -299,6 +299,20 @@ for my $case (['missing', []], ['empty', [redirect_uri => '']],
 }
 $r = $f->get(without_redirect_uri($app, 'email openid'), Cookie => $session);
 is($r->{status}, 400, 'openid anywhere in the scope, no redirect_uri: 400');
+# A request without scope is no OpenID request, whatever the
+# application's default (which has openid here): R21's one registered
+# URI stands in for redirect_uri, and the code brings no id_token (before,
+# the granted default made it one: an OpenID sign-in without redirect_uri)
+{
+    my $q = OAuth2Authorize::query(client_id => $es->{client_id}, response_type => 'code',
+        state => 's1', code_challenge => $challenge, code_challenge_method => 'S256');
+    my ($nc) = $f->code($q, $session);
+    my $nr = $f->redeem($nc, client => $es, verifier => $verifier);
+    is($nr->{status}, 200, 'no scope, no redirect_uri, one registered: a code, redeemed');
+    ok($nr->{json}{access_token} && !exists $nr->{json}{id_token},
+        '... without an id_token (no OpenID request: OIDC Core 3.1.2.1)')
+        or diag($nr->{body});
+}
 # plain OAuth keeps R21: the one registered URI
 $r = $f->get(without_redirect_uri($plain, 'read', prompt => 'none'), Cookie => $session);
 is($r->{status}, 303, 'plain OAuth, no redirect_uri, one registered: still answered (R21)');

@@ -320,7 +320,10 @@ std::optional<Response> check_id_token_hint(const Request& req, const Form& quer
 // Core 3.1.2.1); prompt=none is honoured for every request, the rest
 // matter with openid.
 std::optional<Response> check_oidc(const Request& req, const Form& query, AuthzRequest& az) {
-  az.openid = scope_has(az.scope, "openid");
+  // the scope asked decides, as for redirect_uri (check_client): a
+  // request without scope is none, whatever the application's default
+  // grants it
+  az.openid = scope_has(query.get("scope").value_or(""), "openid") && scope_has(az.scope, "openid");
   std::vector<std::string_view> prompts;
   if (auto p = query.get("prompt"); p && !parse_scope(*p, &prompts)) {
     return back_error(az, "invalid_request", "prompt is malformed");
@@ -591,8 +594,16 @@ EndpointResult sign_in_post(Store& store, const Request& req, const std::string&
                  request_cookie(req, cookies, kDeviceCookie), requery);
 }
 
-Response sign_in_page(const Request& req, std::string_view app, std::string_view hint) {
-  std::string csrf_value = random_token();
+Response sign_in_page(const Request& req, std::string_view cookies, std::string_view app,
+                      std::string_view hint) {
+  // One value for every sign-in page the browser shows (random_token's
+  // form: 43 base64url characters): a page shown in a second tab, or for
+  // another application, leaves the first one's form good
+  auto have = request_cookie(req, cookies, kCsrfCookie);
+  const bool reuse = have && have->size() == 43 &&
+                     std::all_of(have->begin(), have->end(),
+                                 [](char c) { return chars::is(c, chars::kB64Url); });
+  std::string csrf_value = reuse ? *have : random_token();
   Response r = login_form(req.loc, app, csrf_value, nullptr, hint);
   r.cookies.push_back(cookie(req, kCsrfCookie, csrf_value, kSessionTtl));
   return r;
@@ -736,7 +747,7 @@ EndpointResult authorize_endpoint(Store& store, const Request& req) {
       return sign_in_post(store, req, az.client.name, body, cookies,
                           after_login_query(sv(req.c.query), az));
     }
-    return done(sign_in_page(req, az.client.name, az.login_hint));
+    return done(sign_in_page(req, cookies, az.client.name, az.login_hint));
   }
 
   std::string expected = session_csrf(user->session);

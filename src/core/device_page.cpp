@@ -200,7 +200,7 @@ EndpointResult device_endpoint(Store& store, const Request& req) {
     if (method == "POST" && action == "login") {
       return sign_in_post(store, req, kAppName, body, cookies, "?" + std::string(sv(req.c.query)));
     }
-    return done(sign_in_page(req, kAppName, ""));
+    return done(sign_in_page(req, cookies, kAppName, ""));
   }
   const std::string csrf = session_csrf(user->session);
   if (method == "GET") {

@@ -144,7 +144,7 @@ EndpointResult authorized_grants_endpoint(Store& store, const Request& req) {
     if (method == "POST" && action == "login") {
       return sign_in_post(store, req, kPageName, body, cookies, self_url(req));
     }
-    return done(sign_in_page(req, kPageName, ""));
+    return done(sign_in_page(req, cookies, kPageName, ""));
   }
   if (method == "GET") return done(list_page(store, req, *su));
   if (action != "revoke") return done(grants_error(400, "The form has no known action."));

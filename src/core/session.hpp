@@ -88,10 +88,12 @@ Response see_other(std::string location);
 std::optional<Response> form_post_as_get(const Request& req, const Form& body);
 
 // The sign-in form of the browser pages, naming app (what asks the user to
-// sign in), with a fresh double-submit CSRF cookie; and its POST: the
-// CSRF check, the throttles, the password off the event loop, then a
-// session cookie and a 303 to requery.  (authorize.cpp)
-Response sign_in_page(const Request& req, std::string_view app, std::string_view hint);
+// sign in), with a double-submit CSRF cookie (the one the browser has, if
+// well formed); and its POST: the CSRF check, the throttles, the password
+// off the event loop, then a session cookie and a 303 to requery.
+// (authorize.cpp)
+Response sign_in_page(const Request& req, std::string_view cookies, std::string_view app,
+                      std::string_view hint);
 EndpointResult sign_in_post(Store& store, const Request& req, const std::string& app,
                             const Form& body, std::string_view cookies, const std::string& requery);
 
