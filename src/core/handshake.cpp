@@ -419,9 +419,13 @@ EndpointResult validate_handshake(Store& store, const Request& req, json_t* body
     auto e = txn.client_enabled(req.loc.realm, p.token.client_id);
     enabled = e && *e;
   }
-  // and of a solution this location still has: one the configuration no
-  // longer has is valid nowhere
+  // and of a solution a handshake location of the realm still has, as at
+  // auth_oauth2: one the configuration no longer has is valid nowhere.
+  // Its database_name is this location's, if it has the solution too
   const Solution* sol = req.loc.solution(p.data.solution_name);
+  if (!sol && req.loc.config) {
+    sol = req.loc.config->handshake_solution(req.loc.realm, p.data.solution_name);
+  }
   const bool valid = enabled && sol && p.token.used_at == 0 && req.c.now < p.token.expires_at;
 
   Json d(json_object());

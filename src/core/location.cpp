@@ -215,13 +215,15 @@ std::shared_ptr<const int64_t> Config::dpop_window(const std::string& realm, int
   return r.dpop_window;
 }
 
-void Config::add_handshake_solution(const std::string& realm, const std::string& name) {
-  realms_[realm].handshake_solutions.insert(name);
+void Config::add_handshake_solution(const std::string& realm, const Solution& s) {
+  realms_[realm].handshake_solutions.emplace(s.name, s);
 }
 
-bool Config::handshake_solution(std::string_view realm, std::string_view name) const {
+const Solution* Config::handshake_solution(std::string_view realm, std::string_view name) const {
   auto it = realms_.find(realm);
-  return it != realms_.end() && it->second.handshake_solutions.count(name) != 0;
+  if (it == realms_.end()) return nullptr;
+  auto s = it->second.handshake_solutions.find(name);
+  return s == it->second.handshake_solutions.end() ? nullptr : &s->second;
 }
 
 const std::string& Config::path(std::string_view realm, int endpoint) const {
@@ -320,7 +322,7 @@ std::unique_ptr<Location> make_location(Config& config, const oauth2_location_co
   }
   config.add_location(l.realm, l.endpoint, str(lc.path));
   if (l.endpoint == OAUTH2_ENDPOINT_HANDSHAKE) {
-    for (const Solution& s : l.solutions) config.add_handshake_solution(l.realm, s.name);
+    for (const Solution& s : l.solutions) config.add_handshake_solution(l.realm, s);
   }
   // the token endpoint signs id_tokens with the key id_token_key picks;
   // the metadata offers OpenID when it has one

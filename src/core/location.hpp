@@ -165,9 +165,11 @@ class Config {
   const std::string& path(std::string_view realm, int endpoint) const;
   // a solution of realm's handshake locations (oauth2_handshake_solution):
   // a handshake of another (one the configuration no longer has) is valid
-  // nowhere
-  void add_handshake_solution(const std::string& realm, const std::string& name);
-  bool handshake_solution(std::string_view realm, std::string_view name) const;
+  // nowhere, and one of these is valid at every handshake location and
+  // auth_oauth2 location of the realm.  handshake_solution: the first
+  // location's definition of name, or nullptr
+  void add_handshake_solution(const std::string& realm, const Solution& s);
+  const Solution* handshake_solution(std::string_view realm, std::string_view name) const;
   // a realm with a location of endpoint `has` but no path of `needs`;
   // nullptr if none
   const std::string* realm_without(int has, int needs) const;
@@ -189,7 +191,7 @@ class Config {
     std::array<std::string, OAUTH2_ENDPOINT_MAX> paths;
     // the widest oauth2_dpop iat_window of its locations
     std::shared_ptr<int64_t> dpop_window = std::make_shared<int64_t>(0);
-    std::set<std::string, std::less<>> handshake_solutions;
+    std::map<std::string, Solution, std::less<>> handshake_solutions;
   };
   std::map<std::string, RealmEndpoints, std::less<>> realms_;
   std::map<std::string, std::string> issuers_;  // issuer -> its realm
