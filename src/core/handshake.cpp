@@ -314,8 +314,10 @@ Token handshake_record(const IssueSettings& s, const HandshakeAsk& ask, const st
   return t;
 }
 
+// the handshake token; permissions: ask's, or others to see what they
+// weigh (token_too_long)
 std::string handshake_jwt(const JwtKey& signing, const IssueSettings& s, const HandshakeAsk& ask,
-                          const std::string& id, int64_t expires_at) {
+                          std::string_view permissions, const std::string& id, int64_t expires_at) {
   Json claims(json_object());
   if (!s.loc->issuer.empty()) {
     json_object_set_new(claims.get(), "iss", json_string(s.loc->issuer.c_str()));
@@ -327,8 +329,29 @@ std::string handshake_jwt(const JwtKey& signing, const IssueSettings& s, const H
   json_object_set_new(claims.get(), "token_type", json_string("handshake"));
   json_object_set_new(claims.get(), "system_name", json_string(ask.system.c_str()));
   json_object_set_new(claims.get(), "solution_name", json_string(ask.solution.name.c_str()));
-  json_object_set_new(claims.get(), "permissions", permissions_array(ask.permissions));
+  json_object_set_new(claims.get(), "permissions", permissions_array(permissions));
   return jwt_sign(signing, claims.get(), "JWT");
+}
+
+// A handshake token longer than kMaxTokenLen, which validate/, revoke/
+// and auth_oauth2 never read back, is never issued (as a JWT access
+// token is not: TokenTooLong): 400 naming permissions when it would fit
+// without them (the caller may ask for fewer: an application registered
+// with hundreds of scopes, which create/ grants all when asked for none),
+// else the 500 an operator must see (logged at crit: the issuer or the
+// names are too long; nothing else takes so many bytes).
+Response token_too_long(const JwtKey& signing, const IssueSettings& s, const HandshakeAsk& ask,
+                        const std::string& id, int64_t expires_at) {
+  if (handshake_jwt(signing, s, ask, "", id, expires_at).size() <= kMaxTokenLen) {
+    const std::string why = "Too many permissions: the handshake token would be longer than " +
+                            std::to_string(kMaxTokenLen) + " bytes. Ask for fewer.";
+    return field_error("permissions", why);
+  }
+  Response r = server_error();
+  r.reason = "the handshake token would be longer than " + std::to_string(kMaxTokenLen) +
+             " bytes, which no endpoint reads back, even without permissions: the issuer, "
+             "system_name or solution_name is too long";
+  return r;
 }
 
 Json handshake_json(const HandshakeAsk& ask, const std::string& id, const std::string& token,
@@ -377,8 +400,10 @@ EndpointResult create(Store& store, const Request& req, json_t* body) {
     std::string secret = random_token();
     WipeOnExit wipe_secret(secret);
     Token t = handshake_record(s, ask, secret);
-    std::string token = handshake_jwt(*signing, s, ask, id, t.expires_at);
+    std::string token = handshake_jwt(*signing, s, ask, ask.permissions, id, t.expires_at);
     WipeOnExit wipe_token(token);
+    // refused before anything is written
+    if (token.size() > kMaxTokenLen) return token_too_long(*signing, s, ask, id, t.expires_at);
     const bool stored = store.change([&](Txn& txn) {
       // the key may have been revoked since the read above
       if (!txn.get_token(s.realm, ask.key_hash)) return false;

@@ -65,6 +65,7 @@ struct LocationConf {
   int endpoint = OAUTH2_ENDPOINT_HANDSHAKE;
   std::string realm = kRealm;
   std::string key_path;
+  std::string issuer;  // oauth2_issuer; empty: none
   std::string default_scope = "read write";
   int64_t max_ttl = 30 * 86400;
   std::vector<std::string> scopes;  // auth_oauth2's, all required
@@ -95,6 +96,7 @@ struct LocationConf {
     lc.default_scope = cstr(default_scope);
     lc.pbkdf2_iterations = 1000;
     lc.handshake_key = cstr(key_path);
+    lc.issuer = cstr(issuer);
     lc.handshake_max_ttl = max_ttl;
     solution_args.clear();
     for (const auto& a : solution) solution_args.push_back(cstr(a));
@@ -534,6 +536,41 @@ TEST_F(HandshakeTest, AKeyRevokedBeforeTheWriteCreatesNothing) {
   Response resp = e.pending->finish();
   EXPECT_EQ(resp.status, 401) << resp.body;
   EXPECT_EQ(str_at(parse_json(resp.body), {"error_code"}), "INVALID_API_KEY");
+  Txn txn = store_->read();
+  EXPECT_TRUE(txn.client_tokens_of_type(kRealm, "svc", TokenType::kHandshake).empty());
+}
+
+// R8: a handshake token longer than kMaxTokenLen, the cap of validate/,
+// revoke/ and auth_oauth2, which would never read it back, is never
+// issued.  Too long for its permissions: 400 naming them; too long
+// without any (an issuer of 4000 bytes): the 500 an operator must see,
+// its reason for the log.  Nothing is written either way.
+TEST_F(HandshakeTest, ATokenTooLongIsRefusedAndWritesNothingR8) {
+  std::string many;
+  for (int i = 0; i < 330; i++) {
+    many += (many.empty() ? "scope" : " scope") + std::to_string(1000 + i);
+  }
+  ASSERT_NO_FATAL_FAILURE(store_->change([&](Txn& txn) {
+    auto c = txn.get_client(kRealm, "svc");
+    ASSERT_TRUE(c.has_value());
+    c->scope = many;
+    ASSERT_TRUE(txn.put_client(*c, false));
+    txn.commit();
+  }));
+  Response r = call(req("create/", create_body()));  // all 330 of them
+  EXPECT_EQ(r.status, 400) << r.body;
+  oauth2::Json j = parse_json(r.body);
+  EXPECT_EQ(str_at(j, {"error_code"}), "VALIDATION_ERROR");
+  EXPECT_NE(str_at(j, {"details", "permissions"}).find("4096 bytes"), std::string::npos) << r.body;
+
+  HsReq longer = req("create/", create_body(", \"permissions\": [\"scope1000\"]"));
+  longer.location.issuer = "https://" + std::string(4000, 'a') + ".example";
+  r = call(longer);
+  EXPECT_EQ(r.status, 500) << r.body;
+  EXPECT_EQ(str_at(parse_json(r.body), {"error_code"}), "SERVER_ERROR");
+  EXPECT_NE(r.reason.find("even without permissions"), std::string::npos) << r.reason;
+  EXPECT_FALSE(r.unavailable);  // not the store's failure: logged at crit
+
   Txn txn = store_->read();
   EXPECT_TRUE(txn.client_tokens_of_type(kRealm, "svc", TokenType::kHandshake).empty());
 }
