@@ -169,6 +169,10 @@ std::optional<HandshakeData> handshake_data(const Token& t) {
 // A presented handshake token: its record, or the envelope error.
 struct Presented {
   std::optional<Response> error;
+  // the token verifies but this store has no record of it: in cluster
+  // mode it may have been created on another edge a moment ago, and is
+  // looked for again once the mirror has caught up (may_catch_up)
+  bool unseen = false;
   TokenId hash{};
   Token token;
   HandshakeData data;
@@ -198,6 +202,7 @@ Presented find_handshake(Store& store, const Request& req, const std::string& to
   std::optional<HandshakeData> d;
   if (t && t->type == TokenType::kHandshake) d = handshake_data(*t);
   if (!d) {
+    p.unseen = !t;
     p.error = envelope_error(404, "Handshake not found", "HANDSHAKE_NOT_FOUND");
     return p;
   }
@@ -266,8 +271,12 @@ Response invalid_api_key() {
 }
 
 // The API key's record, its app's, and the permissions that app allows.
+// *unseen: this store has no such key, but in cluster mode it may have
+// been made on another edge a moment ago (may_catch_up): the caller looks
+// again once the mirror has caught up, and only then refuses it (counted
+// as a failed authentication).
 std::optional<Response> authorize_ask(Store& store, const Request& req, std::string& api_key,
-                                      bool asked, HandshakeAsk& ask) {
+                                      bool asked, HandshakeAsk& ask, bool* unseen) {
   std::optional<ApiKeyInfo> key;
   std::optional<Client> client;
   ask.key_hash = token_id(api_key);
@@ -277,6 +286,8 @@ std::optional<Response> authorize_ask(Store& store, const Request& req, std::str
     if (key) client = txn.get_client(req.loc.realm, key->client_id);
   }
   wipe(api_key);
+  *unseen = !key && may_catch_up(store, req);
+  if (*unseen) return std::nullopt;
   if (!key || !client || client->disabled) return invalid_api_key();
   unsigned wait;
   if (!rate_take(req, "k:" + key->id, &wait)) return rate_limited(wait);
@@ -388,7 +399,9 @@ EndpointResult create(Store& store, const Request& req, json_t* body) {
   bool asked = false;
   if (auto e = read_permissions(body, &ask.permissions, &asked)) return done(std::move(*e));
   if (auto e = read_ttl(req.loc, body, &ask.ttl)) return done(std::move(*e));
-  if (auto e = authorize_ask(store, req, *api_key, asked, ask)) return done(std::move(*e));
+  bool unseen = false;
+  if (auto e = authorize_ask(store, req, *api_key, asked, ask, &unseen)) return done(std::move(*e));
+  if (unseen) return catch_up_and_again(store, req);
   auto signing = handshake_key(req.loc);
   if (!signing) return done(server_error());
   ask.solution = *solution;
@@ -428,6 +441,7 @@ EndpointResult validate_handshake(Store& store, const Request& req, json_t* body
   if (!secret) return done(std::move(err));
 
   Presented p = find_handshake(store, req, *token);
+  if (p.unseen && may_catch_up(store, req)) return catch_up_and_again(store, req);
   if (p.error) return done(std::move(*p.error));
   bool ok = verify_secret(*secret, p.data.secret_hash);
   wipe(*secret);
@@ -478,6 +492,9 @@ EndpointResult revoke_handshake(Store& store, const Request& req, json_t* body) 
   auto token = required_string(body, "handshake_token", kMaxTokenLen, &err);
   if (!token) return done(std::move(err));
   Presented p = find_handshake(store, req, *token);
+  // cluster mode: a 404 that revoked nothing would leave a handshake made
+  // on another edge a moment ago live everywhere (R53)
+  if (p.unseen && may_catch_up(store, req)) return catch_up_and_again(store, req);
   if (p.error) return done(std::move(*p.error));
   unsigned wait;
   if (!rate_take_address(req, &wait)) return done(rate_limited(wait));
