@@ -68,6 +68,9 @@ ok(!exists $r->{json}{access_token}, '... and no token');
 $r = $t->api('POST', '/api/token/', body => '{"username": "lena", '
     . '"password": "Lena-long-scope-pass-1"}');
 is($r->{status}, 500, "seed 003's login for such an application: 500");
+is_deeply($r->{json}, { detail => 'A server error occurred.', code => 'error' },
+    "... in its endpoint's shape, DRF's {\"detail\"}, not the token "
+    . "endpoint's server_error") or diag($r->{raw});
 ok(!exists(($r->{json} // {})->{access}), '... and no token');
 is(token_count($t), $before, 'nothing was written to the store');
 like(OAuth2Test::_slurp($t->error_log),

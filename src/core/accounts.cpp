@@ -6,6 +6,7 @@
 
 #include "codec.hpp"
 #include "crypto.hpp"
+#include "endpoint_table.hpp"
 #include "endpoint_util.hpp"
 #include "json.hpp"
 #include "password.hpp"
@@ -134,7 +135,9 @@ EndpointResult register_endpoint(Store& store, const Request& req) {
       return r;
     });
   };
-  return pending_response(std::move(write), unavailable, true);
+  // a write that failed: DRF's 503, as when the store is not open
+  return pending_response(
+      std::move(write), [] { return failure_response(OAUTH2_ENDPOINT_REGISTER, 503); }, true);
 }
 
 EndpointResult login_endpoint(Store& store, const Request& req) {

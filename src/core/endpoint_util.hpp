@@ -267,12 +267,10 @@ struct GrantState {
   // once this machine's mirror has caught up with etcd (Cluster::catch_up:
   // a round trip to etcd, 503 without it).
   bool unseen = false;
-  void fail(const std::exception& e) {
-    const bool too_long = dynamic_cast<const TokenTooLong*>(&e) != nullptr;
-    response = failed(
-        too_long ? oauth_error(500, "server_error", "The token would be too long") : unavailable(),
-        e);
-  }
+  // a write (or a token) that failed: 503 (500 for TokenTooLong) in the
+  // shape of endpoint, the request's (seed 003's DRF {"detail"} at
+  // /api/token/ and its refresh, RFC 6749's at the token endpoint)
+  void fail(const std::exception& e, int endpoint);
 };
 
 // scope_held_now at a stored grant's redemption (a code, a device code):

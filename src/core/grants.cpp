@@ -17,6 +17,7 @@
 #include "codec.hpp"
 #include "committer.hpp"
 #include "crypto.hpp"
+#include "endpoint_table.hpp"
 #include "endpoint_util.hpp"
 #include "json.hpp"
 #include "oidc.hpp"
@@ -191,7 +192,7 @@ class PreparedGrant : public PendingWrite {
       try {
         std::rethrow_exception(error_);
       } catch (const std::exception& e) {
-        state_->fail(e);  // R53: 503, never the 200 of a token not stored
+        state_->fail(e, s_.loc->endpoint);  // R53: 503, never the 200 of a token not stored
       }
     }
     return finish_grant(s_, *state_);
@@ -209,6 +210,15 @@ class PreparedGrant : public PendingWrite {
 
 }  // namespace
 
+void GrantState::fail(const std::exception& e, int endpoint) {
+  const bool too_long = dynamic_cast<const TokenTooLong*>(&e) != nullptr;
+  const EndpointKind* kind = endpoint_kind(endpoint);
+  Response fallback = too_long && (!kind || kind->shape == Shape::kOAuth)
+                          ? oauth_error(500, "server_error", "The token would be too long")
+                          : failure_response(endpoint, too_long ? 500 : 503);
+  response = failed(std::move(fallback), e);
+}
+
 std::optional<std::string> redeemed_scope(GrantState& st, const Client& client,
                                           std::string_view default_scope, const std::string& held) {
   auto scope = scope_held_now(client, default_scope, held);
@@ -223,11 +233,11 @@ EndpointResult run_grant(const IssueSettings& settings, std::function<void(Grant
   auto state = std::make_shared<GrantState>();
   IssueSettings s = settings;
   return pending(
-      [state, body = std::move(body)] {
+      [state, body = std::move(body), endpoint = s.loc->endpoint] {
         try {
           body(*state);
         } catch (const std::exception& e) {
-          state->fail(e);
+          state->fail(e, endpoint);
         }
       },
       [state, s] { return finish_grant(s, *state); }, slow);
