@@ -304,11 +304,8 @@ drf_ok(obtain('you ruser', $pw), 401, $BAD_LOGIN, 'a space inside is kept');
 
 $r = post_json('/api/token/', '{"username": "youruser", "password": '
     . '"yourpassword"}', 'Content-Type' => 'text/plain');
-is($r->{status}, 415, 'Content-Type text/plain: 415');
-is($r->{json}{code}, 'unsupported_media_type',
-    'Content-Type text/plain: code unsupported_media_type');
-like($r->{json}{detail} // '', qr/^Unsupported media type/,
-    'Content-Type text/plain: DRF\'s detail');
+drf_ok($r, 415, { detail => 'Unsupported media type "text/plain" in '
+    . 'request.' }, 'Content-Type text/plain');
 $r = post_json('/api/token/', '{"username": "youruser", "password": '
     . '"yourpassword"}');
 is($r->{status}, 415, 'no Content-Type: 415');
@@ -317,14 +314,14 @@ $r = post_json('/api/token/', '{"username": "youruser", "password": '
     'Content-Type' => 'application/json');
 is($r->{status}, 415, 'two Content-Type headers: 415 (R2)');
 $r = $t->request('GET', '/api/token/', headers => \@CURL);
-is($r->{status}, 405, 'GET /api/token/: 405');
-is($r->{json}{code}, 'method_not_allowed', 'GET: code method_not_allowed');
+drf_ok($r, 405, { detail => 'Method "GET" not allowed.' }, 'GET /api/token/');
 like(OAuth2Test::header($r, 'Allow') // '', qr/\bPOST\b/,
     'GET /api/token/: Allow: POST (R1)');
 for my $m (qw(PUT DELETE PATCH)) {
     $r = $t->api($m, '/api/token/', body => '{"username": "youruser", '
         . '"password": "yourpassword"}');
-    is($r->{status}, 405, "$m /api/token/: 405");
+    drf_ok($r, 405, { detail => "Method \"$m\" not allowed." },
+        "$m /api/token/");
 }
 for my $c (['{"username": "youruser", "password": "yourpassword"',
     'truncated'], ['{"username": "youruser", "password": "yourpassword"}x',
@@ -420,10 +417,14 @@ drf_ok(post_json('/api/token/refresh/', '{"refresh": "  "}',
     'Content-Type' => 'application/json'), 400,
     { refresh => ['This field may not be blank.'] }, 'refresh: spaces (blank)');
 $r = $t->request('GET', '/api/token/refresh/', headers => \@CURL);
-is($r->{status}, 405, 'GET /api/token/refresh/: 405');
+drf_ok($r, 405, { detail => 'Method "GET" not allowed.' },
+    'GET /api/token/refresh/');
+like(OAuth2Test::header($r, 'Allow') // '', qr/^POST$/,
+    'GET /api/token/refresh/: Allow: POST');
 $r = post_json('/api/token/refresh/', '{"refresh": "' . $refresh . '"}',
     'Content-Type' => 'text/plain');
-is($r->{status}, 415, 'refresh with Content-Type text/plain: 415');
+drf_ok($r, 415, { detail => 'Unsupported media type "text/plain" in '
+    . 'request.' }, 'refresh with Content-Type text/plain');
 $r = post_json('/api/token/refresh/', '{"refresh": ', 'Content-Type'
     => 'application/json');
 is($r->{status}, 400, 'refresh with malformed JSON: 400');
@@ -549,6 +550,9 @@ drf_ok($status->('X-Service-Token' => lc $STATUS_TOKEN eq $STATUS_TOKEN
     'status: the token value is case-sensitive');
 $r = $t->request('GET', "/api/status/?token=$STATUS_TOKEN", headers => \@CURL);
 is($r->{status}, 403, 'status with the token in the query: 403');
+drf_ok($t->request('POST', '/api/status/', headers => [@CURL,
+    'X-Service-Token' => $STATUS_TOKEN]), 405,
+    { detail => 'Method "POST" not allowed.' }, 'POST /api/status/');
 
 # nginx -t: a token file shorter than 16 characters, a missing one
 {

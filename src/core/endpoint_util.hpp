@@ -244,6 +244,11 @@ Response handshake_too_large();
 Response drf_detail(int status, std::string_view detail, const char* code = nullptr);
 Response drf_throttled(unsigned wait);
 Response simplejwt_bad_login();
+// DRF's 405, {"detail": "Method \"GET\" not allowed."} (the shim adds
+// Allow), and 415, {"detail": "Unsupported media type \"text/plain\" in
+// request."}: what they quote of the request is cut to printable ASCII
+Response drf_method_not_allowed(const Request& req);
+Response drf_unsupported_media_type(const Request& req);
 
 // JSON endpoints (the handshake API, seed 003): a POST whose body is one
 // JSON object.  also_form: an application/x-www-form-urlencoded body is

@@ -47,6 +47,37 @@ Response simplejwt_bad_login() {
   return r;
 }
 
+namespace {
+
+// what a DRF message quotes of the request: printable ASCII, at most max
+// bytes (a header's bytes may be anything, and a JSON string is UTF-8)
+std::string quoted(std::string_view s, size_t max) {
+  std::string out;
+  for (char ch : s) {
+    if (out.size() >= max) {
+      out += "...";
+      break;
+    }
+    const unsigned char c = static_cast<unsigned char>(ch);
+    out.push_back(c >= 0x20 && c < 0x7F ? ch : '?');
+  }
+  return out;
+}
+
+}  // namespace
+
+Response drf_method_not_allowed(const Request& req) {
+  return drf_detail(405, "Method \"" + quoted(sv(req.c.method), 20) + "\" not allowed.");
+}
+
+// DRF quotes the Content-Type header whole, parameters included; none
+// is "" (two are refused, R2: the first is quoted)
+Response drf_unsupported_media_type(const Request& req) {
+  std::string type = req.c.content_type_count ? quoted(sv(req.c.content_type), 80) : "";
+  if (req.c.content_type_count > 1) type += ", ...";
+  return drf_detail(415, "Unsupported media type \"" + type + "\" in request.");
+}
+
 std::string IssuedPair::simplejwt_json() const {
   Json j(json_object());
   if (!refresh_token.empty()) {
@@ -96,11 +127,10 @@ std::optional<Response> field_errors(json_t* body, std::initializer_list<const c
   return r;
 }
 
-Response drf_body_error(JsonBody b) {
+Response drf_body_error(JsonBody b, const Request& req) {
   switch (b) {
-    case JsonBody::kMethod: return drf_detail(405, "Method not allowed.", "method_not_allowed");
-    case JsonBody::kContentType:
-      return drf_detail(415, "Unsupported media type in request.", "unsupported_media_type");
+    case JsonBody::kMethod: return drf_method_not_allowed(req);
+    case JsonBody::kContentType: return drf_unsupported_media_type(req);
     case JsonBody::kTooLarge: return drf_detail(413, "The request body is too large.");
     default: return drf_detail(400, "JSON parse error.", "parse_error");
   }
@@ -149,7 +179,7 @@ std::optional<Client> login_client(Store& store, const Request& req) {
 EndpointResult jwt_token_endpoint(Store& store, const Request& req) {
   Json body;
   JsonBody b = parse_json_body(req, true, &body);
-  if (b != JsonBody::kOk) return done(drf_body_error(b));
+  if (b != JsonBody::kOk) return done(drf_body_error(b, req));
   if (auto err = field_errors(body.get(), {"username", "password"})) {
     return done(std::move(*err));
   }
@@ -176,7 +206,7 @@ EndpointResult jwt_token_endpoint(Store& store, const Request& req) {
 EndpointResult jwt_refresh_endpoint(Store& store, const Request& req) {
   Json body;
   JsonBody b = parse_json_body(req, true, &body);
-  if (b != JsonBody::kOk) return done(drf_body_error(b));
+  if (b != JsonBody::kOk) return done(drf_body_error(b, req));
   if (auto err = field_errors(body.get(), {"refresh"})) return done(std::move(*err));
   auto refresh = string_field(body.get(), "refresh");
 
@@ -247,7 +277,7 @@ EndpointResult jwt_refresh_endpoint(Store& store, const Request& req) {
 
 EndpointResult status_endpoint(const Request& req) {
   if (sv(req.c.method) != "GET" && sv(req.c.method) != "HEAD") {
-    return done(drf_detail(405, "Method not allowed.", "method_not_allowed"));
+    return done(drf_method_not_allowed(req));
   }
   const Location& st = req.loc;
   bool ok = false;
