@@ -135,8 +135,10 @@ sub no_store {
         "$name: Cache-Control no-store (R9)");
 }
 
+# simplejwt raises DRF's own AuthenticationFailed for a failed login:
+# {"detail"} alone, no "code" (its InvalidToken, token_not_valid, has one)
 my $BAD_LOGIN = { detail => 'No active account found with the given '
-    . 'credentials', code => 'no_active_account' };
+    . 'credentials' };
 my $NOT_VALID = { detail => 'Token is invalid or expired',
     code => 'token_not_valid' };
 my $DENIED = { detail => 'You do not have permission to perform this '

@@ -39,10 +39,11 @@ Response drf_throttled(unsigned wait) {
 }
 
 // DRF answers its 401s with the challenge of its first authenticator,
-// simplejwt's JWTAuthentication: Bearer realm="api"
+// simplejwt's JWTAuthentication: Bearer realm="api".  simplejwt raises
+// DRF's own AuthenticationFailed here, whose body is {"detail"} alone
+// (its InvalidToken, token_not_valid below, adds "code")
 Response simplejwt_bad_login() {
-  Response r =
-      drf_detail(401, "No active account found with the given credentials", "no_active_account");
+  Response r = drf_detail(401, "No active account found with the given credentials");
   r.bearer_challenge = true;
   return r;
 }
