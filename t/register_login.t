@@ -160,7 +160,11 @@ $r = register(username => 'bob', confirm_password => 'Lantern-quiet-58',
 field_error_ok($r, 'password', 'no password');
 $r = register(username => 'bob', password => '', confirm_password => '',
     is_active => 'true');
-field_error_ok($r, 'password', 'empty password');
+is($r->{status}, 400, 'empty password and confirm_password: 400');
+is_deeply($r->{json}, { password => ['This field is required.'],
+    confirm_password => ['Passwords do not match.'] },
+    'empty password and confirm_password: both fields\' errors at once')
+    or diag($r->{raw});
 $r = register(password => 'Saffron-dune-47',
     confirm_password => 'Saffron-dune-47');
 field_error_ok($r, 'username', 'no username');
@@ -183,8 +187,10 @@ is_deeply($r->{json}, { username => [$BAD_NAME] },
     'a bad username with a bad password: only the username is refused');
 $r = register(username => "\x{e9}t\x{e9}", password => 'Saffron-dune-47',
     confirm_password => 'Saffron-dune-47');
-$t->oauth_error_ok($r, 400, 'invalid_request',
-    'a username that is not UTF-8 (R7)');
+is($r->{status}, 400, 'a username that is not UTF-8: 400 (R7)');
+is_deeply($r->{json}, { detail => 'The request body is not valid form '
+    . 'encoding.' }, 'a username that is not UTF-8: DRF\'s {"detail"}')
+    or diag($r->{raw});
 $r = register(username => 'a.b+c-d_e@f', password => 'Saffron-dune-47',
     confirm_password => 'Saffron-dune-47');
 is($r->{status}, 201, 'username of letters and @.+-_: 201');
@@ -227,6 +233,47 @@ is($r->{status}, 201, 'an email with \' and + and three labels: 201');
 $r = register(username => 'flag1', password => 'Saffron-dune-47',
     confirm_password => 'Saffron-dune-47', is_active => 'maybe');
 field_error_ok($r, 'is_active', 'is_active=maybe');
+is($r->{json}{is_active}[0], 'Must be a valid boolean.',
+    'is_active=maybe: DRF\'s message');
+# DRF's BooleanField: its TRUE_VALUES and FALSE_VALUES, exactly
+my $flag = 0;
+for my $c ([1, qw(t T y Y yes Yes YES true True TRUE on On ON 1)],
+    [0, qw(f F n N no No NO false False FALSE off Off OFF 0)])
+{
+    my ($want, @values) = @$c;
+    for my $v (@values) {
+        $flag++;
+        my $r = register(username => "flag-v$flag", password => 'Saffron-dune-47',
+            confirm_password => 'Saffron-dune-47', is_active => $v);
+        is($r->{status}, 201, "is_active=$v: 201, as DRF's BooleanField")
+            or diag($r->{raw});
+        is(ref $r->{json} eq 'HASH' && $r->{json}{is_active} ? 1 : 0, $want,
+            "is_active=$v: is_active " . ($want ? 'true' : 'false'));
+    }
+}
+for my $v ('yES', 'tRUE', 'oN', '2', '1.0', 'true ', ' on', 'nO', 'null') {
+    $flag++;
+    my $r = register(username => "flag-v$flag", password => 'Saffron-dune-47',
+        confirm_password => 'Saffron-dune-47', is_active => $v);
+    field_error_ok($r, 'is_active', "is_active='$v' (none of DRF's values)");
+}
+
+# every field's errors at once, as a DRF serializer reports them
+$r = register(username => 'bad name', confirm_password => 'x',
+    email => 'not-an-email', is_active => 'maybe');
+is($r->{status}, 400, 'four bad fields: 400');
+is_deeply($r->{json}, { username => [$BAD_NAME],
+    password => ['This field is required.'],
+    email => ['Enter a valid email address.'],
+    is_active => ['Must be a valid boolean.'] },
+    'four bad fields: each one\'s error in one body') or diag($r->{raw});
+$r = register(email => 'a@b@example.com');
+is_deeply($r->{json}, { username => ['This field is required.'],
+    password => ['This field is required.'],
+    confirm_password => ['Passwords do not match.'],
+    email => ['Enter a valid email address.'] },
+    'an email alone: the three missing fields and the email in one body')
+    or diag($r->{raw});
 
 # is_active=false: the account exists and cannot log in
 $r = register(username => 'sleeper', password => 'Copper-vale-83',
@@ -238,20 +285,52 @@ ok(defined $r->{json}{is_active} && !$r->{json}{is_active},
 $r = login(username => 'sleeper', password => 'Copper-vale-83');
 $t->oauth_error_ok($r, 400, 'invalid_grant', 'an inactive user logs in');
 
-# HTTP shape of the register endpoint
+# HTTP shape of the register endpoint: Django REST framework's refusals,
+# {"detail"} (README; the login endpoint's stay RFC 6749's)
 $r = $t->get('/users/register/');
 is($r->{status}, 405, 'GET /users/register/: 405');
+is_deeply($r->{json}, { detail => 'Method "GET" not allowed.' },
+    'GET /users/register/: DRF\'s {"detail": "Method \"GET\" not allowed."}')
+    or diag($r->{raw});
+is(OAuth2Test::header($r, 'Allow'), 'POST', 'GET /users/register/: Allow: POST');
+$r = $t->request('PUT', '/users/register/', headers => ['Content-Type' =>
+    'application/x-www-form-urlencoded'], body => 'username=put');
+is_deeply($r->{json}, { detail => 'Method "PUT" not allowed.' },
+    'PUT /users/register/: 405 naming PUT') or diag($r->{raw});
+# seed 001 posts application/x-www-form-urlencoded, nothing else
 $r = $t->post_form('/users/register/', '{"username": "json"}',
     'Content-Type' => 'application/json');
-is($r->{status}, 400, 'a JSON body: 400 (form-encoded only)');
-$r = $t->post_form('/users/register/?username=q', OAuth2Test::form(
-    username => 'q', password => 'Saffron-dune-47',
+is($r->{status}, 415, 'a JSON body: 415 (the seed posts a form)');
+is_deeply($r->{json}, { detail => 'Unsupported media type '
+    . '"application/json" in request.' }, 'a JSON body: DRF\'s 415 detail')
+    or diag($r->{raw});
+$r = $t->post_form('/users/register/', 'username=x',
+    'Content-Type' => "text/plain; charset=\xff");
+is_deeply($r->{json}, { detail => 'Unsupported media type '
+    . '"text/plain; charset=?" in request.' },
+    'a Content-Type of other bytes: quoted in printable ASCII')
+    or diag($r->{raw});
+$r = $t->request('POST', '/users/register/', body => 'username=x');
+is_deeply($r->{json}, { detail => 'Unsupported media type "" in request.' },
+    'no Content-Type: 415, DRF\'s detail') or diag($r->{raw});
+$r = $t->post_form('/users/register/', 'username=x', 'Content-Type' =>
+    ['application/x-www-form-urlencoded', 'application/json']);
+is($r->{status}, 415, 'two Content-Type headers: 415 (R2)');
+# a query string is ignored, as DRF ignores it on a POST (R3, RFC 6749
+# 3.2, is the token endpoint's); nothing is read from it
+$r = $t->post_form('/users/register/?username=q&is_active=false',
+    OAuth2Test::form(username => 'queried', password => 'Saffron-dune-47',
     confirm_password => 'Saffron-dune-47'));
-is($r->{status}, 400, 'a query string: 400 (R3)');
+is($r->{status}, 201, 'a query string: ignored, 201') or diag($r->{raw});
+is(($r->{json} // {})->{username}, 'queried', '... the form\'s username, '
+    . 'not the query\'s');
+ok(($r->{json} // {})->{is_active}, '... nor its is_active');
 $r = $t->post_form('/users/register/',
     'username=dupe&username=dupe2&password=Saffron-dune-47'
     . '&confirm_password=Saffron-dune-47');
 is($r->{status}, 400, 'username twice: 400 (R4)');
+is_deeply($r->{json}, { detail => 'A parameter is repeated.' },
+    'username twice: DRF\'s {"detail"}') or diag($r->{raw});
 
 # the password is stored hashed
 my ($code, $out, $err) = $t->_run_cmd('/usr/bin/mdb_dump', '-a', '-p',

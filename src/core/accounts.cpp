@@ -34,10 +34,64 @@ Response field_error(const char* field, const char* message) {
   return field_errors(field, {message});
 }
 
+// Every field's errors at once, in the form's order, as a DRF serializer
+// reports them: {"username": [...], "email": [...]}
+class FieldErrors {
+ public:
+  FieldErrors() : j_(json_object()) {}
+  void add(const char* field, const char* message) {
+    json_t* a = json_object_get(j_.get(), field);
+    if (!a) {
+      a = json_array();
+      json_object_set_new(j_.get(), field, a);
+    }
+    json_array_append_new(a, json_string(message));
+  }
+  std::optional<Response> response() const {
+    if (json_object_size(j_.get()) == 0) return std::nullopt;
+    Response r;
+    r.status = 400;
+    r.body = json_text(j_.get());
+    return r;
+  }
+
+ private:
+  Json j_;
+};
+
+// DRF's BooleanField: its TRUE_VALUES and FALSE_VALUES, as a form sends
+// them (strings), and nothing else
 std::optional<bool> parse_bool(std::string_view v) {
-  if (v == "true" || v == "True" || v == "1" || v == "on") return true;
-  if (v == "false" || v == "False" || v == "0" || v == "off") return false;
+  for (std::string_view t :
+       {"t", "T", "y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON", "1"}) {
+    if (v == t) return true;
+  }
+  for (std::string_view f : {"f", "F", "n", "N", "no", "No", "NO", "false", "False", "FALSE", "off",
+                             "Off", "OFF", "0"}) {
+    if (v == f) return false;
+  }
   return std::nullopt;
+}
+
+// The request as Django REST framework reads seed 001's form (README):
+// its refusals are DRF's {"detail"}, 405 naming the method and 415 the
+// media type.  The seed posts application/x-www-form-urlencoded only.  A
+// query string is ignored, as DRF ignores it on a POST: R3 (RFC 6749
+// 2.3.1, 3.2) is the token endpoint's, and nothing here reads the query.
+std::optional<Response> read_form(const Request& req, Form& form) {
+  if (sv(req.c.method) != "POST") return drf_method_not_allowed(req);
+  if (req.c.content_type_count != 1 ||
+      !iequals(media_type(sv(req.c.content_type)), "application/x-www-form-urlencoded")) {
+    return drf_unsupported_media_type(req);
+  }
+  if (req.c.body.len > kMaxBody) return too_large_response(req.loc.endpoint);
+  switch (form.parse(sv(req.c.body))) {
+    case Form::Status::kOk: return std::nullopt;
+    case Form::Status::kDuplicate: return drf_detail(400, "A parameter is repeated.");
+    case Form::Status::kTooMany: return drf_detail(400, "Too many parameters.");
+    case Form::Status::kMalformed: break;
+  }
+  return drf_detail(400, "The request body is not valid form encoding.");
 }
 
 // The registration form, checked field by field in Django's order.
@@ -47,37 +101,42 @@ struct Registration {
   ~Registration() { wipe(password); }
 };
 
+// Every field's own errors in one answer, as DRF's serializer gives
+// them; then, once each field is valid, whether the two passwords match
+// (a check of two fields, DRF's validate()).
 std::optional<Response> read_registration(const Form& form, Registration& reg) {
   auto username = form.get("username");
   auto password = form.get("password");
   auto confirm = form.get("confirm_password");
-  if (!username) return field_error("username", "This field is required.");
-  if (!valid_username(*username)) {
-    return field_error("username",
-                       "Enter a valid username. This value may contain only letters, "
-                       "numbers, and @/./+/-/_ characters.");
+  FieldErrors errors;
+  if (!username) {
+    errors.add("username", "This field is required.");
+  } else if (!valid_username(*username)) {
+    errors.add("username",
+               "Enter a valid username. This value may contain only letters, "
+               "numbers, and @/./+/-/_ characters.");
   }
-  if (!password) return field_error("password", "This field is required.");
-  if (password->size() > kMaxPasswordLen) {
-    return field_error("password", "The password is too long.");
+  if (!password) {
+    errors.add("password", "This field is required.");
+  } else if (password->size() > kMaxPasswordLen) {
+    errors.add("password", "The password is too long.");
   }
-  if (!confirm || *confirm != *password) {
-    return field_error("confirm_password", "Passwords do not match.");
+  if (!confirm) errors.add("confirm_password", "Passwords do not match.");
+  auto email = form.get("email");
+  // the users API's rule (Django's EmailValidator, ASCII only): the
+  // form decoder lets C1 controls through, which `user list` would print
+  if (email && (email->size() > 254 || !valid_email(*email))) {
+    errors.add("email", "Enter a valid email address.");
   }
-  if (auto e = form.get("email")) {
-    // the users API's rule (Django's EmailValidator, ASCII only): the
-    // form decoder lets C1 controls through, which `user list` would print
-    if (e->size() > 254 || !valid_email(*e)) {
-      return field_error("email", "Enter a valid email address.");
-    }
-    reg.user.email = std::string(*e);
-  }
-  reg.user.is_active = true;
+  std::optional<bool> active = true;
   if (auto a = form.get("is_active")) {
-    auto v = parse_bool(*a);
-    if (!v) return field_error("is_active", "Must be a valid boolean.");
-    reg.user.is_active = *v;
+    active = parse_bool(*a);
+    if (!active) errors.add("is_active", "Must be a valid boolean.");
   }
+  if (auto err = errors.response()) return err;
+  if (*confirm != *password) return field_error("confirm_password", "Passwords do not match.");
+  if (email) reg.user.email = std::string(*email);
+  reg.user.is_active = *active;
   reg.user.username = std::string(*username);
   reg.password = std::string(*password);
   return std::nullopt;
@@ -96,7 +155,7 @@ std::string user_json(const User& u) {
 
 EndpointResult register_endpoint(Store& store, const Request& req) {
   Form form;
-  if (auto err = check_http(req, form)) return done(std::move(*err));
+  if (auto err = read_form(req, form)) return done(std::move(*err));
   Registration reg;
   if (auto err = read_registration(form, reg)) return done(std::move(*err));
   User& u = reg.user;
