@@ -84,6 +84,7 @@ my @subst = (
     [qr{unix:/run/oauth2-admin/admin\.sock}, "127.0.0.1:$daemon"],
     [qr{/var/log/nginx/oauth2\.log}, "$dir/access.log"],
     [qr{root /var/www/html;}, "root $dir/html;"],
+    [qr{return 302 https://www\.example\.com/;}, 'return 302 /index.html;'],
     [qr{proxy_pass http://127\.0\.0\.1:9000;}, "alias $dir/html/;"],
     [qr{# location = /users/login/  \{ oauth2_login <client_id>; \}},
         "location = /users/login/ { oauth2_login $lid; }"],
@@ -110,6 +111,11 @@ $t->run;
 
 my $m = $t->get('/.well-known/oauth-authorization-server');
 is($m->{status}, 200, 'make run serves the RFC 8414 metadata');
+# seed 003's root redirect (HOME_URL; make run's is its own page)
+$m = $t->get('/');
+is($m->{status}, 302, 'GET /: 302, seed 003\'s redirect to HOME_URL');
+like(OAuth2Test::header($m, 'Location') // '', qr{/index\.html$},
+    '... to make run\'s HOME_URL');
 
 ################################################ the libraries
 
