@@ -172,7 +172,6 @@ std::optional<bool> on_off(std::string_view v) {
 
 }  // namespace
 
-// the code point at s[*i], *i moved past it (a stray byte is one)
 char32_t next_code_point(std::string_view s, size_t* i) {
   unsigned char c = static_cast<unsigned char>(s[*i]);
   size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
@@ -208,6 +207,12 @@ bool unicode_digit(char32_t c) {
 }
 bool unicode_decimal(char32_t c) {
   return in_ranges(kDecimalRanges, c);
+}
+bool unicode_word(char32_t c) {
+  return word_char(c);
+}
+bool unicode_nfkc_unsure(char32_t c) {
+  return in_ranges(kNfkcUnsureRanges, c);
 }
 
 std::optional<PasswordPolicy> PasswordPolicy::parse(std::string_view spec, std::string* why) {
