@@ -62,9 +62,10 @@ sub by_name {
 my $import_start = time;
 my $sum = import_ok($t, "$dj/dump.json", 'import of the DOT 1.x dump');
 my $import_end = time;
-is_deeply($sum->{users}, { imported => 6, skipped => 1,
+is_deeply($sum->{users}, { imported => 7, skipped => 0,
     unusable_passwords => 2 },
-    'users: 6 imported, josé skipped, 2 unusable passwords');
+    'users: 7 imported (josé too: Django\'s validator is Unicode\'s), '
+    . '2 unusable passwords');
 is_deeply($sum->{applications}, { imported => 4, skipped => 2 },
     'applications: 4 imported, implicit and hybrid skipped');
 my @w = @{$sum->{warnings} // []};
@@ -74,8 +75,9 @@ ok((grep { /'hybrid'.*skipped.*hybrid/ } @w),
     'warning: the openid-hybrid application skipped');
 ok((grep { m{'web'.*'http://localhost:8000/cb' dropped.*R22} } @w),
     'warning: the http://localhost redirect URI dropped (R22)');
-ok((grep { /1 user skipped.*'jos/ } @w),
-    'warning: the non-ASCII username skipped');
+ok(!(grep { /skipped.*jos/ } @w), 'no warning says josé was skipped');
+ok((grep { /fewer than 600000 PBKDF2 iterations.*: .*jos\x{e9}/ } @w),
+    'josé is named (in UTF-8) among the hashes due for a rehash');
 ok((grep { /md5.*set-password.*: legacy$/ } @w),
     'warning: legacy\'s md5 hash cannot be verified');
 ok((grep { /no usable password in Django.*: nopass$/ } @w),
@@ -85,7 +87,7 @@ ok((grep { /fewer than 600000 PBKDF2 iterations/ } @w),
 
 my %users = by_name($t, 'user');
 is_deeply([sort keys %users], [sort qw(admin alice legacy nopass gone
-    staffer)], 'user list: the six importable users');
+    staffer), "jos\x{e9}"], 'user list: the seven users, josé included');
 for my $name (sort keys %users) {
     is($users{$name}{id}, $duser{$name}{pk},
         "$name keeps its Django id $duser{$name}{pk}");
@@ -114,18 +116,16 @@ my @leaked = grep { index($store_dump, $app{$_}{client_secret}) >= 0 }
 is("@leaked", '', 'no client secret in clear in the store (R16, R43)');
 
 # ------------------------------------------------ DOT's tokens (seed 004)
-is_deeply($sum->{tokens}, { imported => 4, skipped => 4, access_tokens => 3,
+is_deeply($sum->{tokens}, { imported => 5, skipped => 3, access_tokens => 4,
     refresh_tokens => 1, expired => 1, revoked => 1, inactive_user => 0 },
-    'tokens: 3 access and 1 refresh imported; expired, revoked, and the '
-    . 'tokens of a skipped application and user skipped');
+    'tokens: 4 access (josé\'s too) and 1 refresh imported; expired, '
+    . 'revoked, and the token of a skipped application skipped');
 ok((grep { /^1 access token skipped: expired: access token $tok{staffer_expired}{pk}$/ } @w),
     'warning: the expired access token, named by its pk');
 ok((grep { /^1 refresh token skipped: revoked: refresh token $tok{alice_revoked}{pk}$/ } @w),
     'warning: the revoked refresh token');
 ok((grep { /^1 token skipped: its application was not imported.*never given to another: access token $tok{implicit_token}{pk}$/ } @w),
     'warning: the token of the skipped implicit application');
-ok((grep { /^1 token skipped: its user was not imported.*never given to another: access token $tok{jose_token}{pk}$/ } @w),
-    'warning: the token of the skipped user josé');
 {
     # the store's files, as bytes: a copy of them must not hold a token
     my @files = glob($t->store . '/*');
@@ -249,10 +249,20 @@ is($t->bearer_get('/protected/', $tok{staffer_expired}{token})->{status}, 401,
     'the expired access token: 401');
 inactive_ok($t, introspect($t, $web, $tok{staffer_expired}{token}),
     'the expired access token introspects');
-for my $name (qw(implicit_token jose_token)) {
-    is($t->bearer_get('/protected/', $tok{$name}{token})->{status}, 401,
-        "$name (of a skipped application or user) is no one's: 401");
-}
+is($t->bearer_get('/protected/', $tok{implicit_token}{token})->{status}, 401,
+    "implicit_token (of a skipped application) is no one's: 401");
+# josé (a Unicode name, as Django's validator takes it) and his token
+# came over; the page, the header and introspection carry his name in UTF-8
+my $jose = "jos\xC3\xA9";    # bytes, as on the wire
+$r = $t->bearer_get('/whoami/', $tok{jose_token}{token});
+is($r->{status}, 200, 'josé\'s imported token opens /whoami/');
+is(OAuth2Test::header($r, 'X-User'), "[$jose]", '... as josé, in UTF-8');
+$i = intro_of($web, $tok{jose_token}{token});
+is($i->{username}, $jose, '... and introspects as josé');
+$r = $t->post_form('/o/token/', OAuth2Test::form(grant_type => 'password',
+    username => $jose, password => $duser{"jos\x{e9}"}{password},
+    client_id => $lp->{client_id}, client_secret => $lp->{client_secret}));
+is($r->{status}, 200, 'josé signs in with his Django password') or diag($r->{raw});
 inactive_ok($t, introspect($t, $lpw, $tok{alice_revoked}{token}),
     'the revoked refresh token introspects');
 $r = refresh($t, $lpw, $tok{alice_revoked}{token});
@@ -355,7 +365,7 @@ is_deeply([$sum->{users}{imported}, $sum->{applications}{imported}],
     [0, 0], 'the second import imports nothing');
 is_deeply([$sum->{users}{skipped}, $sum->{applications}{skipped}],
     [7, 6], 'the second import skips every user and application');
-ok((grep { /6 users skipped: the usernames exist.*never overwritten/ }
+ok((grep { /7 users skipped: the usernames exist.*never overwritten/ }
     @{$sum->{warnings}}), 'warning: existing usernames never overwritten');
 ok((grep { /4 applications skipped: the client_ids exist/ }
     @{$sum->{warnings}}), 'warning: existing client_ids never overwritten');
@@ -487,10 +497,10 @@ is($code, 0, 'dumpdata --natural-primary --natural-foreign: exit 0')
     or diag($err);
 $sum = dj($out) // {};
 is_deeply([$sum->{users}{imported}, $sum->{applications}{imported}],
-    [6, 4], 'natural keys: 6 users and 4 applications imported');
+    [7, 4], 'natural keys: 7 users and 4 applications imported');
 ($code, $out) = $t->admin_raw('--store', $natural, 'user', 'list');
-is_deeply([map { $_->{id} } @{dj($out) // []}], [1 .. 6],
-    'users without a pk get the ids 1 to 6');
+is_deeply([map { $_->{id} } @{dj($out) // []}], [1 .. 7],
+    'users without a pk get the ids 1 to 7');
 
 # -------------------------------------------------- hand-written edges
 my $edge = $t->dir . '/edge-store';
@@ -1096,14 +1106,14 @@ ok(!-e $none, 'no bad input created the store');
         '--user-model', 'users.User');
     is($c, 0, 'the users.user dump with --user-model users.User: exit 0') or diag($e);
     $s = dj($o) // {};
-    is_deeply($s->{users}, { imported => 6, skipped => 1, unusable_passwords => 2 },
+    is_deeply($s->{users}, { imported => 7, skipped => 0, unusable_passwords => 2 },
         '... imports the users as from auth.user');
-    is($s->{tokens}{imported}, 4, '... and their tokens');
+    is($s->{tokens}{imported}, 5, '... and their tokens');
     ok(!(grep { /users\.user/ } @{$s->{warnings} // []}), '... with no warning of users.user');
     ($c, $o) = $t->admin_raw('--store', $store, qw(user list));
     my %cu = map { $_->{username} => $_ } @{dj($o) // []};
-    is_deeply([sort keys %cu], [sort qw(admin alice legacy nopass gone staffer)],
-        '... the six importable users');
+    is_deeply([sort keys %cu], [sort qw(admin alice legacy nopass gone staffer),
+        "jos\x{e9}"], '... the seven users');
     is_deeply({ map { $_ => $cu{$_}{id} } keys %cu },
         { map { $_ => $duser{$_}{pk} } keys %cu }, '... keeping their Django ids');
     is($cu{alice}{email}, $fields{alice}{email}, '... and their fields');

@@ -172,7 +172,9 @@ my $BAD_NAME = 'Enter a valid username. This value may contain only '
     . 'letters, numbers, and @/./+/-/_ characters.';
 for my $c (['bad name', 'a space'], ['a/b', 'a slash'],
     ['x' x 151, '151 characters'], ['a<script>', 'markup'],
-    ["\xc3\xa9t\xc3\xa9", 'UTF-8 letters (ASCII only, as the CLI)'])
+    ["\xc3\xa9" x 151, '151 UTF-8 letters (code points, not bytes)'],
+    ["\xef\xac\x81t\xc3\xa9", 'the ligature U+FB01 (Django would store '
+        . 'NFKC "fit\xc3\xa9"; refused here, not normalized)'])
 {
     my $r = register(username => $c->[0], password => 'Saffron-dune-47',
         confirm_password => 'Saffron-dune-47');
@@ -194,6 +196,10 @@ is_deeply($r->{json}, { detail => 'The request body is not valid form '
 $r = register(username => 'a.b+c-d_e@f', password => 'Saffron-dune-47',
     confirm_password => 'Saffron-dune-47');
 is($r->{status}, 201, 'username of letters and @.+-_: 201');
+# Django's validator is Unicode's (t/username_unicode.t has the rest)
+$r = register(username => "\xc3\xa9t\xc3\xa9", password => 'Saffron-dune-47',
+    confirm_password => 'Saffron-dune-47');
+is($r->{status}, 201, 'username of UTF-8 letters ("\xc3\xa9t\xc3\xa9"): 201');
 $r = register(username => 'mail1', password => 'Saffron-dune-47',
     confirm_password => 'Saffron-dune-47', email => 'not-an-email');
 field_error_ok($r, 'email', 'an invalid email');

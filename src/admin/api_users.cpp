@@ -38,7 +38,6 @@
 namespace oauth2::admin {
 namespace {
 
-constexpr size_t kMaxUsername = 150;
 constexpr size_t kMaxPassword = 4096;  // bytes hashed per attempt
 
 constexpr const char* kUsernameTaken = "A user with that username already exists.";
@@ -93,10 +92,25 @@ void too_many_bytes(const char* key, std::optional<std::string>* name, FieldErro
   name->reset();
 }
 
-UserInput read_user(json_t* body, Mode mode, bool staff, FieldErrors& errors) {
+// Django stores a new name NFKC-normalized (create_user: "ﬁx" as "fix");
+// without NFKC tables, a name NFKC may change is refused, with the
+// validator's message, unless the user has it already (an imported one).
+void check_nfkc(UserInput& in, const std::string* current, FieldErrors& errors) {
+  if (!in.username || (current && *in.username == *current)) return;
+  if (!username_nfkc_stable(*in.username)) {
+    errors.add("username", kUsernameInvalid);
+    in.username.reset();
+  }
+}
+
+// The body's fields, checked; current: the user's name at an update
+// (nullptr at a creation), kept even where NFKC may change it.
+UserInput read_user(json_t* body, Mode mode, bool staff, const std::string* current,
+                    FieldErrors& errors) {
   UserInput in;
   read_text(body, "username", kMaxUsername, false, valid_username, kUsernameInvalid, errors,
             &in.username);
+  check_nfkc(in, current, errors);
   std::string s;
   if (get_string(body, "password", errors, &s, false) == Got::kOk) {
     if (s.empty()) {
@@ -319,7 +333,7 @@ HttpResponse create_user(ServeContext& ctx, const HttpRequest& req, const Caller
   Json body = parse_json_object(req, &error);
   if (!body) return error;
   FieldErrors errors;
-  UserInput in = read_user(body.get(), Mode::kCreate, caller.acts_as_staff(), errors);
+  UserInput in = read_user(body.get(), Mode::kCreate, caller.acts_as_staff(), nullptr, errors);
   if (in.username && !errors.has("username") && username_taken(ctx, *in.username, 0)) {
     errors.add("username", kUsernameTaken);
   }
@@ -360,7 +374,7 @@ HttpResponse update_user(ServeContext& ctx, const HttpRequest& req, const Caller
   if (!body) return error;
   FieldErrors errors;
   const bool staff = caller.acts_as_staff();
-  UserInput in = read_user(body.get(), mode, staff, errors);
+  UserInput in = read_user(body.get(), mode, staff, &current->username, errors);
   if (unsigned wait = rename_wait(ctx, caller, in, *current)) return throttled(wait);
   if (in.username && !errors.has("username") && username_taken(ctx, *in.username, id)) {
     errors.add("username", kUsernameTaken);

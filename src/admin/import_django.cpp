@@ -453,6 +453,8 @@ DjangoUser read_user(const Fields& f, json_t* record, unsigned iterations, Repor
   u.date_joined = f.time("date_joined").value_or(static_cast<int64_t>(::time(nullptr)));
   u.last_login = f.time("last_login").value_or(0);
 
+  // Django's validator, Unicode letters included ("josé"); no NFKC check:
+  // Django stored the name normalized, and it stays the user's
   if (!valid_username(u.username)) {
     du.importable = false;
     report->bad_username.add(quoted(u.username));
@@ -920,10 +922,10 @@ void finish_warnings(Report* r, unsigned iterations) {
     if (t.n) w.push_back(t.text(one, many));
   };
   add(r->bad_username,
-      "user skipped: its username is not 1 to 150 of ASCII letters, "
-      "digits and @.+-_",
-      "users skipped: their usernames are not 1 to 150 of ASCII letters, "
-      "digits and @.+-_");
+      "user skipped: its username is not 1 to 150 of letters, digits and "
+      "@.+-_ (Django's validator)",
+      "users skipped: their usernames are not 1 to 150 of letters, digits "
+      "and @.+-_ (Django's validator)");
   add(r->existing_user, "user skipped: the username exists in the store (never overwritten)",
       "users skipped: the usernames exist in the store (never "
       "overwritten)");

@@ -239,7 +239,14 @@ int user_add(const Invocation& inv) {
   if (!username) throw UsageError("user add needs --username");
   if (!valid_username(*username)) {
     throw UsageError("--username: " + quoted(*username) +
-                     " is not 1 to 150 of letters, digits and @.+-_");
+                     " is not 1 to 150 of letters, digits and @.+-_ (Django's rule)");
+  }
+  if (!username_nfkc_stable(*username)) {
+    // Django's create_user would store it NFKC-normalized, as the users
+    // API refuses it
+    throw UsageError("--username: " + quoted(*username) +
+                     " is not in Unicode's NFKC form (a ligature, a fullwidth or "
+                     "compatibility character): give it as Django would store it");
   }
   u.username = *username;
   auto email = inv.value("email");
@@ -440,6 +447,7 @@ const char kUserAddUsage[] =
     "that username exists.\n"
     "\n"
     "  --username <name>          1 to 150 of letters, digits and @.+-_\n"
+    "                             (Unicode's: josé, 用户_1), in NFKC form\n"
     "  --email <address>          name@domain, at most 254 bytes\n"
     "  --first-name, --last-name  at most 150 bytes of UTF-8 each\n"
     "  --staff                    a staff user (may manage users and apps)\n"

@@ -111,7 +111,9 @@ std::optional<Response> read_registration(const Form& form, Registration& reg) {
   FieldErrors errors;
   if (!username) {
     errors.add("username", "This field is required.");
-  } else if (!valid_username(*username)) {
+  } else if (!valid_username(*username) || !username_nfkc_stable(*username)) {
+    // Django would store a name NFKC changes normalized ("ﬁx" as "fix"):
+    // without NFKC tables it is refused, with the validator's message
     errors.add("username",
                "Enter a valid username. This value may contain only letters, "
                "numbers, and @/./+/-/_ characters.");

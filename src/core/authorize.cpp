@@ -355,7 +355,9 @@ std::optional<Response> check_oidc(const Request& req, const Form& query, AuthzR
     }
     az.nonce = std::string(*n);
   }
-  if (auto h = query.get("login_hint"); h && h->size() <= 150) az.login_hint = std::string(*h);
+  if (auto h = query.get("login_hint"); h && h->size() <= kMaxUsernameBytes) {
+    az.login_hint = std::string(*h);
+  }
   return check_id_token_hint(req, query, az);
 }
 
@@ -586,7 +588,8 @@ EndpointResult sign_in_post(Store& store, const Request& req, const std::string&
   }
   std::string name(body.get("username").value_or(""));
   std::string pw(body.get("password").value_or(""));
-  if (name.empty() || pw.empty() || pw.size() > kMaxPasswordLen || name.size() > 150) {
+  if (name.empty() || pw.empty() || pw.size() > kMaxPasswordLen ||
+      name.size() > kMaxUsernameBytes) {
     wipe(pw);
     return done(login_form(req.loc, app, *want, "Enter your username and password."));
   }

@@ -609,7 +609,7 @@ EndpointResult password_grant(Store& store, const Request& req, const Form& form
   if (!username || !password) {
     return done(invalid_request("username and password are required"));
   }
-  if (password->size() > kMaxPasswordLen || username->size() > 150) {
+  if (password->size() > kMaxPasswordLen || username->size() > kMaxUsernameBytes) {
     return done(invalid_grant("Invalid credentials given."));
   }
   auto scope = grant_scope(c, form.get("scope").value_or(""), req.loc.default_scope);

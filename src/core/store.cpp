@@ -845,7 +845,8 @@ std::optional<std::string> Txn::active_username(std::string_view realm, uint64_t
     size_t len = static_cast<unsigned char>(rec[2]);
     if ((static_cast<unsigned char>(rec[1]) & kFlagActive) == 0) return std::nullopt;
     if (rec.size() < 3 + len) throw StoreError("corrupt user record", MDB_CORRUPTED);
-    return std::string(rec.substr(3, len));
+    if (len > 0) return std::string(rec.substr(3, len));
+    // 0: a name too long for the header, read from the JSON below
   }
   auto u = decode_user(realm, rec);
   if (!u) throw StoreError("corrupt user record", MDB_CORRUPTED);

@@ -649,8 +649,21 @@ bool valid_client_id(std::string_view id);
 // tokens carry its client_id as their sub, which must not read as a
 // user's id (R41)
 bool reads_as_number(std::string_view text);
-// Django's rule: 1 to 150 of letters, digits and @.+-_
+// Django's rule (UnicodeUsernameValidator's ^[\w.@+-]+\Z, without
+// re.ASCII, and max_length): 1 to kMaxUsername code points of valid UTF-8,
+// each a word character as Python's re has it (str.isalnum() or "_":
+// "josé", "用户_1") or one of @.+-; no space, control or stray byte
+constexpr size_t kMaxUsername = 150;                    // code points
+constexpr size_t kMaxUsernameBytes = 4 * kMaxUsername;  // their UTF-8
 bool valid_username(std::string_view name);
+// A name Django's create_user would store as it is given: Django
+// normalizes a new user's name (NFKC: "ﬁx" becomes "fix", a fullwidth
+// "Ａ" an "A"), for which there are no tables here, so registration, the
+// users API and `user add` refuse a name NFKC may change instead.  Judged
+// code point by code point (NFKC_Quick_Check, unicode_nfkc_unsure):
+// conservative, a mark NFKC would leave where it is refuses the name too.
+// An import takes Django's stored names as they are (normalized there).
+bool username_nfkc_stable(std::string_view name);
 // Django's EmailValidator, ASCII only: a dot-atom user part, and a domain
 // of LDH labels with a TLD of 2 to 63 characters, "localhost", or an
 // address literal [..].  The rule of the users API and of seed 001's

@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "codec.hpp"
+#include "crypto.hpp"
 #include "json.hpp"
 #include "unicode.hpp"
 
@@ -238,7 +239,12 @@ std::string clients_version_key(std::string_view realm) {
 }
 
 std::string username_key(std::string_view realm, std::string_view name) {
-  return realm_prefix(realm).append(name);
+  std::string k = realm_prefix(realm);
+  if (name.size() <= kMaxKeyName) return k.append(name);
+  const Digest d = sha256(name);
+  k.push_back('\xFF');  // a byte no UTF-8 holds: never a name's first
+  k.append(reinterpret_cast<const char*>(d.data()), d.size());
+  return k;
 }
 
 // realm, the lower-cased email length-prefixed, then the user's id
@@ -472,12 +478,19 @@ std::string encode_user(const User& u) {
   json_object_set_new(j.get(), "is_active", json_boolean(u.is_active));
   json_object_set_new(j.get(), "date_joined", json_integer(u.date_joined));
   json_object_set_new(j.get(), "last_login", json_integer(u.last_login));
-  // version 2 header: version, flags, the username length-prefixed
+  // version 2 header: version, flags, the username length-prefixed; a
+  // name too long for its byte (a Unicode one over 255 bytes) is
+  // left to the JSON, its length 0 (no name is empty): the same layout,
+  // which the builds before read as it is
   std::string out;
   out.push_back(kRecordV2);
   out.push_back(static_cast<char>(u.is_active ? kFlagActive : 0));
-  out.push_back(static_cast<char>(u.username.size()));
-  out += u.username;
+  if (u.username.size() <= kMaxHeaderName) {
+    out.push_back(static_cast<char>(u.username.size()));
+    out += u.username;
+  } else {
+    out.push_back(0);
+  }
   out += json_text(j.get(), JSON_COMPACT);
   return out;
 }
@@ -674,13 +687,18 @@ bool reads_as_number(std::string_view text) {
 }
 
 bool valid_username(std::string_view name) {
-  if (name.empty() || name.size() > 150) return false;
-  for (char ch : name) {
-    unsigned char c = static_cast<unsigned char>(ch);
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '@' ||
-          c == '.' || c == '+' || c == '-' || c == '_')) {
-      return false;
-    }
+  if (name.empty() || name.size() > kMaxUsernameBytes || !valid_utf8(name)) return false;
+  size_t chars = 0;
+  for (size_t i = 0; i < name.size(); chars++) {
+    const char32_t c = next_code_point(name, &i);
+    if (!unicode_word(c) && c != '@' && c != '.' && c != '+' && c != '-') return false;
+  }
+  return chars <= kMaxUsername;
+}
+
+bool username_nfkc_stable(std::string_view name) {
+  for (size_t i = 0; i < name.size();) {
+    if (unicode_nfkc_unsure(next_code_point(name, &i))) return false;
   }
   return true;
 }

@@ -22,6 +22,9 @@ namespace oauth2::records {
 constexpr char kRecordV2 = 2;
 constexpr unsigned char kFlagDisabled = 1;  // clients
 constexpr unsigned char kFlagActive = 1;    // users
+// the longest username a user record's header holds (its length is a
+// byte); a longer one is in the JSON alone, the header's length 0
+constexpr size_t kMaxHeaderName = 255;
 
 // ------------------------------------------------------------------ keys
 
@@ -63,6 +66,10 @@ std::optional<TokenId> parse_token_id(std::string_view bytes);
 std::string client_tokens_prefix(std::string_view realm, std::string_view id);
 // realm, then the id big-endian: users list in id order
 std::string user_key(std::string_view realm, uint64_t id);
+// realm, then the name; a name longer than kMaxKeyName bytes (a Unicode
+// one), which would not fit LMDB's 511 bytes of key with the longest
+// realm, 0xFF and its SHA-256 instead
+constexpr size_t kMaxKeyName = 511 - 1 - kMaxRealm;
 std::string username_key(std::string_view realm, std::string_view name);
 // meta: the realm's user id sequence (the one realm record in meta)
 std::string user_seq_key(std::string_view realm);

@@ -85,8 +85,8 @@ gone = User.objects.create_user(
     "gone", "gone@example.com", "gone-pass-4", is_active=False)
 keep(gone, "gone-pass-4")
 
-# valid in Django (its username validator takes any Unicode letter),
-# not here
+# Django's username validator takes any Unicode letter: so does the
+# import, the user and their token
 jose = User.objects.create_user("jos\u00e9", "jose@example.com", "jose-pass-5")
 keep(jose, "jose-pass-5")
 
@@ -159,9 +159,10 @@ linked = access("staffer_linked", "legacy-password", staff, "read",
 refresh("staffer_refresh", "legacy-password", staff, access_token=linked)
 refresh("alice_revoked", "legacy-password", alice,
         revoked=NOW - timedelta(days=1))
-# tokens of what the import skips: an implicit application, a user
+# a token of what the import skips: an implicit application
 access("implicit_token", "old-implicit", alice, "read",
        NOW + timedelta(days=1))
+# josé's, imported with josé
 access("jose_token", "web", jose, "read", NOW + timedelta(days=1))
 
 

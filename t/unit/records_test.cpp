@@ -247,6 +247,34 @@ TEST(ClientUserRecord, Version1IsReadAsTheJsonAlone) {
   EXPECT_FALSE(decode_user("default", uv2.substr(3 + u.username.size(), 10)).has_value());
 }
 
+
+// A username too long for the header's length byte (a Unicode one of more
+// than 255 bytes) is left to the JSON, the length 0: the record reads
+// back, and the builds before, which skip the header by its length, read
+// its JSON too
+TEST(ClientUserRecord, ALongUnicodeNameIsInTheJsonAlone) {
+  oauth2::User u;
+  u.id = 9;
+  for (int i = 0; i < 150; i++) u.username += "\xE7\x94\xA8";  // 用, 450 bytes
+  u.is_active = true;
+  const std::string rec = encode_user(u);
+  ASSERT_GE(rec.size(), 4u);
+  EXPECT_EQ(rec[2], 0);
+  EXPECT_EQ(rec[3], '{');
+  auto back = decode_user("default", rec);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->username, u.username);
+  auto before = decode_user("default", rec.substr(3));
+  ASSERT_TRUE(before.has_value());
+  EXPECT_EQ(before->username, u.username);
+  // 255 bytes still fit the header
+  u.username = std::string(253, 'a') + "\xC3\xA9";
+  const std::string fits = encode_user(u);
+  EXPECT_EQ(static_cast<unsigned char>(fits[2]), 255);
+  EXPECT_EQ(fits.substr(3, 255), u.username);
+  EXPECT_EQ(decode_user("default", fits)->username, u.username);
+}
+
 }  // namespace
 
 // Every field of a client is checked before it is stored: a NUL in a

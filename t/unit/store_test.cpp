@@ -681,6 +681,140 @@ TEST_F(StoreTest, DeleteUserRemovesOnlyTheirTokensR70) {
   EXPECT_TRUE(txn.user_tokens_of_type("default", heir.id, TokenType::kRefresh).empty());
 }
 
+// ------------------------------------------------------------ usernames
+
+std::string repeated(std::string_view unit, size_t n) {
+  std::string s;
+  for (size_t i = 0; i < n; i++) s += unit;
+  return s;
+}
+
+// Django's UnicodeUsernameValidator (^[\w.@+-]+\Z, re's Unicode \w:
+// str.isalnum() or "_") and max_length=150, counted in code points; valid
+// UTF-8 only (R7)
+TEST(UsernameRule, DjangosUnicodeValidator) {
+  using oauth2::valid_username;
+  const std::string ok[] = {
+      "alice",
+      "a.b+c-d_e@f",
+      "jos\xC3\xA9",                          // josé
+      "\xE7\x94\xA8\xE6\x88\xB7_1",           // 用户_1
+      "\xCE\xA9\xCE\xBC\xCE\xAD\xCE\xB3\xCE\xB1",  // Ωμέγα
+      "\xD9\xA1\xD9\xA2",                     // ١٢: digits too
+      "\xEF\xAC\x81x",                        // ﬁx: a word character (NFKC aside)
+      repeated("a", 150),
+      repeated("\xC3\xA9", 150),              // 300 bytes
+      repeated("\xE7\x94\xA8", 150),          // 450 bytes
+      repeated("\xF0\xA0\x80\x80", 150),      // U+20000: 600 bytes
+  };
+  for (const std::string& name : ok) EXPECT_TRUE(valid_username(name)) << name;
+  const std::string refused[] = {
+      "",
+      "a b",
+      "a\tb",
+      std::string("a\0b", 3),
+      "a\xC2\x85"
+      "b",                   // U+0085, a C1 control
+      "jos\xE9",             // Latin-1, not UTF-8
+      "jos\xC3",             // cut inside a character
+      "\xC0\xAF",            // overlong "/"
+      "\xED\xA0\x80",        // a surrogate
+      "\xF4\x90\x80\x80",    // past U+10FFFF
+      "a/b",
+      "a<b>",
+      "alice\n",
+      "e\xCC\x81",           // a combining mark is no \w, in Django either
+      "\xF0\x9F\x98\x80",    // an emoji
+      "a\xE2\x80\x8B"
+      "b",                   // a zero-width space
+      "a\xE3\x80\x80"
+      "b",                   // an ideographic space
+      repeated("a", 151),
+      repeated("\xC3\xA9", 151),
+  };
+  for (const std::string& name : refused) EXPECT_FALSE(valid_username(name)) << name;
+}
+
+// Django's create_user stores NFKC(name); a name NFKC may change (a code
+// point whose NFKC_Quick_Check is No or Maybe) is refused here instead
+TEST(UsernameRule, NfkcStableNamesOnly) {
+  using oauth2::username_nfkc_stable;
+  for (const char* name : {"alice", "jos\xC3\xA9", "\xE7\x94\xA8\xE6\x88\xB7_1",
+                           "\xEA\xB0\x80",  // 가, precomposed
+                           "\xC3\x85",       // Å, U+00C5
+                           "\xCE\xA9\xCE\xBC\xCE\xAD\xCE\xB3\xCE\xB1"}) {
+    EXPECT_TRUE(username_nfkc_stable(name)) << name;
+  }
+  for (const char* name : {"\xEF\xAC\x81x",          // ﬁx: NFKC "fix"
+                           "\xEF\xBC\xA1\xEF\xBC\xA2",  // fullwidth ＡＢ
+                           "\xE2\x84\xAB",           // Angstrom sign: NFKC Å
+                           "\xC2\xAA",               // ª: NFKC "a"
+                           "\xE2\x85\xA0",           // Roman numeral one: "I"
+                           "\xE1\x84\x80\xE1\x85\xA1",  // jamo ᄀ + ᅡ: NFKC 가 (Maybe)
+                           "abc\xE0\xB8\xB3"}) {     // Thai sara am: NFKC two
+    EXPECT_FALSE(username_nfkc_stable(name)) << name;
+  }
+}
+
+// R47: 150 code points of a Unicode name are up to 600 bytes: past the
+// user record header's length byte (255) and, after a realm of 64, past
+// LMDB's 511 bytes of key.  Each is stored, found by its name, shown by
+// active_username, renamed and deleted; two long names that differ in
+// their last byte only are two users.
+TEST_F(StoreTest, LongUnicodeUsernamesR47) {
+  const std::string realm(64, 'r');
+  const std::string names[] = {
+      repeated("\xC3\xA9", 150),
+      repeated("\xE7\x94\xA8", 150),
+      repeated("\xF0\xA0\x80\x80", 149) + "a",
+      repeated("\xF0\xA0\x80\x80", 149) + "b",
+  };
+  std::vector<uint64_t> ids;
+  for (const std::string& name : names) {
+    oauth2::User u;
+    u.realm = realm;
+    u.username = name;
+    u.is_active = true;
+    ASSERT_NO_FATAL_FAILURE(store_->change([&](Txn& txn) {
+      ASSERT_EQ(txn.put_user(u, true), oauth2::PutUser::kOk) << name.size();
+      txn.commit();
+    }));
+    ids.push_back(u.id);
+  }
+  {
+    Txn txn = store_->read();
+    for (size_t i = 0; i < std::size(names); i++) {
+      auto u = txn.get_user_by_username(realm, names[i]);
+      ASSERT_TRUE(u.has_value()) << i;
+      EXPECT_EQ(u->id, ids[i]);
+      EXPECT_EQ(u->username, names[i]);
+      EXPECT_EQ(txn.active_username(realm, ids[i]), names[i]) << i;
+    }
+    EXPECT_EQ(txn.list_users(realm, 0, 10, nullptr).size(), std::size(names));
+  }
+  // a name taken, however long
+  oauth2::User twin;
+  twin.realm = realm;
+  twin.username = names[3];
+  ASSERT_NO_FATAL_FAILURE(store_->change([&](Txn& txn) {
+    EXPECT_EQ(txn.put_user(twin, true), oauth2::PutUser::kUsernameTaken);
+  }));
+  // renamed: the old name is free, the new one found
+  ASSERT_NO_FATAL_FAILURE(store_->change([&](Txn& txn) {
+    auto u = txn.get_user(realm, ids[2]);
+    ASSERT_TRUE(u.has_value());
+    u->username = "short";
+    ASSERT_EQ(txn.put_user(*u, false), oauth2::PutUser::kOk);
+    ASSERT_TRUE(txn.delete_user(realm, ids[3]));
+    txn.commit();
+  }));
+  Txn txn = store_->read();
+  EXPECT_FALSE(txn.get_user_by_username(realm, names[2]).has_value());
+  EXPECT_FALSE(txn.get_user_by_username(realm, names[3]).has_value());
+  EXPECT_EQ(txn.get_user_by_username(realm, "short")->id, ids[2]);
+  EXPECT_EQ(txn.get_user_by_username(realm, names[1])->id, ids[1]);
+}
+
 // ------------------------------------------------------------ key safety
 
 TEST_F(StoreTest, ClientIdLengthsOneAnd200AreStoredR47) {
