@@ -1087,6 +1087,37 @@ ok(!-e $none, 'no bad input created the store');
     unlike($dump, qr/tok1x|aaaaaaaa|visible!ascii/, 'no token value in the store dump');
 }
 
+# ------------------------------- Unicode names, as Django's validator takes
+# them: a long one (450 bytes: past the record header's length byte), one
+# with a compatibility character (Django stored it so: taken as it is);
+# one with spaces is skipped, and its warning, cut at 80 bytes, is cut
+# between two characters (cut inside one, it was no UTF-8: no JSON string
+# held it, and the whole import failed)
+{
+    my $store = $t->dir . '/unicode-store';
+    my $long = "\x{7528}" x 150;
+    my $spaced = "\x{7528}\x{6237} " x 30;
+    my $f = OAuth2Test::write_file($t->dir . '/unicode.json', $json->encode([
+        $user->(1, $long), $user->(2, $spaced), $user->(3, "\x{fb01}x") ]));
+    my ($c, $o, $e) = $t->admin_raw('--store', $store, 'import-django', $f);
+    is($c, 0, 'a dump of Unicode names: exit 0') or diag($e);
+    my $s = dj($o) // {};
+    is_deeply([@{$s->{users} // {}}{qw(imported skipped)}], [2, 1],
+        '... imports the long name and "\x{fb01}x", skips the one with spaces');
+    my ($w) = grep { /user skipped: its username/ } @{$s->{warnings} // []};
+    my ($shown) = ($w // '') =~ /\(Django's validator\): '(.+)\.\.\.'$/;
+    ok(defined $shown && length $shown >= 20 && index($spaced, $shown) == 0,
+        '... with a warning that shows the start of the name, whole characters')
+        or diag($w // $o);
+    ($c, $o) = $t->admin_raw('--store', $store, qw(user list));
+    is_deeply([sort map { $_->{username} } @{dj($o) // []}],
+        [sort $long, "\x{fb01}x"], 'user list: the two, in UTF-8');
+    my $long_bytes = $long;
+    utf8::encode($long_bytes);
+    ($c, $o) = $t->admin_raw('--store', $store, 'user', 'show', $long_bytes);
+    is((dj($o) // {})->{id}, 1, 'user show <the 150 code points>: found by its name');
+}
+
 # ------------------------------------------- a custom user model (seed 003)
 {
     my $custom = "$dj/dump-custom-user.json";

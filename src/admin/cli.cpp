@@ -24,17 +24,19 @@ namespace {
 constexpr unsigned kMaxIterations = 100000000;  // password.cpp's bound
 
 // s made safe for a terminal: controls, C1 controls and the bytes of
-// invalid UTF-8 become \xNN, and a long string is cut.
+// invalid UTF-8 become \xNN, and a long string is cut, between two
+// characters (a Unicode username cut inside one made a warning that is no
+// UTF-8, which no JSON string holds).
 std::string printable(std::string_view s) {
   constexpr size_t kMaxShown = 80;
   const bool utf8 = valid_utf8(s);
   std::string out;
   for (size_t i = 0; i < s.size(); i++) {
-    if (out.size() >= kMaxShown) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (out.size() >= kMaxShown && !(utf8 && (c & 0xC0) == 0x80)) {
       out += "...";
       break;
     }
-    unsigned char c = static_cast<unsigned char>(s[i]);
     bool c1 = c == 0xC2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) <= 0x9F;
     if (c < 0x20 || c == 0x7F || (c >= 0x80 && (!utf8 || c1))) {
       char buf[8];
