@@ -603,9 +603,9 @@ Response sign_in_page(const Request& req, std::string_view cookies, std::string_
   // form: 43 base64url characters): a page shown in a second tab, or for
   // another application, leaves the first one's form good
   auto have = request_cookie(req, cookies, kCsrfCookie);
-  const bool reuse = have && have->size() == 43 &&
-                     std::all_of(have->begin(), have->end(),
-                                 [](char c) { return chars::is(c, chars::kB64Url); });
+  const bool reuse =
+      have && have->size() == 43 &&
+      std::all_of(have->begin(), have->end(), [](char c) { return chars::is(c, chars::kB64Url); });
   std::string csrf_value = reuse ? *have : random_token();
   Response r = login_form(req.loc, app, csrf_value, nullptr, hint);
   r.cookies.push_back(cookie(req, kCsrfCookie, csrf_value, kSessionTtl));
