@@ -65,17 +65,7 @@ sub resume_b { kill 'CONT', $eb->sync_pid }
 
 # $request->() on B with B's sync held: 0.3 s later the sync resumes.
 # The answer, and whether none had come while the sync was held
-my $n = 0;
-sub on_b_while_held {
-    my ($request) = @_;
-    my $file = $eb->dir . '/bg.' . ++$n;
-    my $pid = OAuth2Test::in_background($file, $request);
-    sleep 0.3;
-    my $waited = waitpid($pid, POSIX::WNOHANG()) == 0;
-    resume_b();
-    my $r = OAuth2Test::background_result($pid, $file);
-    return ($r, $waited);
-}
+sub on_b_while_held { $eb->while_sync_held(@_) }
 
 sub userinfo {
     my ($t, $tok) = @_;

@@ -377,6 +377,21 @@ sub background_result {
         // { status => 'none', took => 0, raw => '' };
 }
 
+# $edge->while_sync_held($request): $request->() (on this edge) in the
+# background while this edge's sync daemon is held (the caller sent it
+# SIGSTOP); 0.3 s later the daemon resumes.  The answer, and whether none
+# had come while it was held
+sub while_sync_held {
+    my ($self, $request) = @_;
+    my $file = $self->dir . '/bg.' . ++$self->{held_runs};
+    my $pid = in_background($file, $request);
+    sleep 0.3;
+    my $waited = waitpid($pid, WNOHANG) == 0;
+    kill 'CONT', $self->sync_pid;
+    my $r = background_result($pid, $file);
+    return ($r, $waited);
+}
+
 sub write_file {
     my ($f, $text) = @_;
     open my $fh, '>:raw', $f or die "$f: $!";
