@@ -494,10 +494,10 @@ std::pair<std::string, std::string> record(FuzzedDataProvider& in, Db* db) {
 std::pair<std::string, std::string> key_value(FuzzedDataProvider& in, const std::string& beat) {
   static const char* const kLocal[] = {"mirror_revision",   "mirror_fresh_at", "mirror_of",
                                        "mirror_cluster_id", "schema_version",  "map_size",
-                                       "valid_epoch"};
+                                       "valid_epoch",       "valid_epochs"};
   Db db = Db::kMeta;
   switch (in.ConsumeIntegralInRange(0, 15)) {
-    case 8: return {kPrefix + "meta/" + kLocal[in.ConsumeIntegralInRange(0, 6)], bytes(in, 20)};
+    case 8: return {kPrefix + "meta/" + kLocal[in.ConsumeIntegralInRange(0, 7)], bytes(in, 20)};
     case 9: return {beat, std::to_string(in.ConsumeIntegral<int64_t>())};
     case 10: return {kPrefix + "heartbeat/other:1", bytes(in, 20)};
     case 11: return {"/other/clients/" + bytes(in, 20), bytes(in, 20)};

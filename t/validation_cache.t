@@ -8,6 +8,7 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
+use Digest::SHA ();
 use JSON::PP ();
 use MIME::Base64 qw(decode_base64url);
 use Test::More;
@@ -97,6 +98,34 @@ sub hits {
     is(statuses('/protected/', $victim, 10), '401',
         'bob deleted by the CLI after it was kept: 401 at once on both workers (R66, R70)');
     is(statuses('/protected/', $warm, 4), '200', 'the first one: 200');
+}
+
+# A token's revocation or refresh ends the entries of its own bucket
+# alone (the last byte of its SHA-256: one token in 256), so a site that
+# revokes keeps its cache: 10 tokens of other buckets than the warm one's
+# revoked at the endpoint, each followed by the warm one
+# on both workers: all from the cache; the revoked ones 401 at once (R52).
+{
+    my $bucket = sub { ord substr(Digest::SHA::sha256($_[0]), -1) };
+    my $warm = issue();
+    is(statuses('/protected/index.html', $warm, 10), '200', 'warm on both workers');
+    my @others;
+    while (@others < 10) {
+        my $o = $t->access_token($app);
+        push @others, $o if $bucket->($o) != $bucket->($warm);
+    }
+    my $before = hits();
+    my ($n, @refused) = (0);
+    for my $i (0 .. $#others) {
+        is($t->revoke($id, $app->{client_secret}, $others[$i])->{status}, 200,
+            "token $i revoked");
+        push @refused, $t->bearer_get('/protected/index.html', $others[$i])->{status};
+        $n++ if $t->bearer_get('/protected/index.html', $warm)->{status} == 200;
+        $n++ if $t->bearer_get('/protected/index.html', $warm)->{status} == 200;
+    }
+    is(join(',', @refused), join(',', ('401') x 10), 'each revoked one: 401 at once (R52)');
+    is($n, 20, 'the warm one, between revocations of other buckets: 200 every time');
+    is(hits() - $before, 20, 'all 20 from the cache');
 }
 
 # R70: the application disabled and enabled by another process

@@ -7,7 +7,7 @@
 # for byte; <prefix>heartbeat/ are the sync daemons' heartbeats (not
 # records); the mirror's local meta records (cluster.cpp local_meta():
 # schema_version, map_size, mirror_revision, mirror_fresh_at, mirror_of,
-# mirror_cluster_id, valid_epoch)
+# mirror_cluster_id, valid_epoch, valid_epochs)
 # are never in etcd.  Both are left out of the digest.
 #
 #   cluster-dump.py mirror --store DIR             -> lines "db<TAB>hexkey<TAB>hexvalue"
@@ -28,7 +28,7 @@ import sys
 
 LOCAL_META = {b'schema_version', b'map_size', b'mirror_revision',
               b'mirror_fresh_at', b'mirror_of', b'mirror_cluster_id',
-              b'valid_epoch'}
+              b'valid_epoch', b'valid_epochs'}
 SKIP_DBS = {'heartbeat'}
 
 

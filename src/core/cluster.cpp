@@ -17,7 +17,7 @@ using records::val;
 bool local_meta(std::string_view name) {
   return name == "schema_version" || name == kMapSizeMeta || name == kMirrorRevisionMeta ||
          name == kMirrorFreshMeta || name == kMirrorOfMeta || name == kMirrorClusterMeta ||
-         name == kValidEpochMeta;
+         name == kValidEpochMeta || name == kValidEpochsMeta;
 }
 
 int64_t now_ms() {
@@ -586,7 +586,7 @@ MirrorWriter::~MirrorWriter() {
 
 void MirrorWriter::reset() {
   reset_ = true;
-  invalidates_ = true;
+  invalidates_.all = true;
   for (size_t i = 0; i < kDbCount; i++) {
     const Db db = static_cast<Db>(i);
     if (db != Db::kMeta) {
@@ -618,7 +618,7 @@ bool MirrorWriter::put(Db db, std::string_view key, std::string_view value) {
     throw StoreError("the mirror is full: raise oauth2_store's size=", rc);
   }
   check(rc, "mdb_put(mirror)");
-  invalidates_ = invalidates_ || replaced;
+  if (replaced) invalidates_.note(db, key);
   return true;
 }
 
@@ -626,7 +626,7 @@ bool MirrorWriter::del(Db db, std::string_view key) {
   if (!holds(key)) return false;
   if (db == Db::kMeta && local_meta(key)) return true;
   const bool deleted = records::del_key(txn_, store_.dbi(db), key, "mdb_del(mirror)");
-  invalidates_ = invalidates_ || (deleted && records::feeds_validation(db));
+  if (deleted && records::feeds_validation(db)) invalidates_.note(db, key);
   return true;
 }
 
@@ -661,8 +661,8 @@ void MirrorWriter::set_fresh(int64_t at_ms) {
 }
 
 void MirrorWriter::commit() {
-  if (invalidates_) {
-    int rc = records::bump_valid_epoch(txn_, store_.dbi(Db::kMeta));
+  if (invalidates_.any()) {
+    int rc = records::bump_valid_epochs(txn_, store_.dbi(Db::kMeta), invalidates_);
     if (rc == MDB_MAP_FULL) throw StoreError("the mirror is full: raise oauth2_store's size=", rc);
     check(rc, "mdb_put(valid_epoch)");
   }

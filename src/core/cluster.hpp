@@ -39,6 +39,7 @@
 #include "change.hpp"
 #include "etcd.hpp"
 #include "group_commit.hpp"
+#include "store_records.hpp"
 
 namespace oauth2 {
 
@@ -272,7 +273,7 @@ class MirrorWriter {
   Store& store_;
   MDB_txn* txn_;
   bool reset_ = false;
-  bool invalidates_ = false;  // commit() moves the validation epoch on
+  records::Invalidation invalidates_;  // what commit() moves on of the validation epochs
 };
 
 // "etcd <prefix>", what a mirror of prefix records (kMirrorOfMeta)

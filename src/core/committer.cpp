@@ -9,10 +9,11 @@
 
 namespace oauth2 {
 
-using records::bump_valid_epoch;
+using records::bump_valid_epochs;
 using records::check;
 using records::Cursor;
 using records::feeds_validation;
+using records::Invalidation;
 using records::get_value;
 using records::put_noting;
 using records::val;
@@ -95,24 +96,24 @@ bool change_holds(Store& store, MDB_txn* txn, const Change& c) {
 }
 
 void apply_change(Store& store, MDB_txn* txn, const Change& c) {
-  bool invalidates = false;  // a record validation reads replaced or deleted
+  Invalidation inv;  // the records validation reads replaced or deleted
   for (const Change::Write& w : c.writes) {
     const bool feeds = feeds_validation(w.db);
     if (!w.value) {
       MDB_val k = val(w.key);
       int rc = mdb_del(txn, store.dbi(w.db), &k, nullptr);
       if (rc != MDB_NOTFOUND) check(rc, "mdb_del");
-      invalidates = invalidates || (feeds && rc == MDB_SUCCESS);
+      if (feeds && rc == MDB_SUCCESS) inv.note(w.db, w.key);
       continue;
     }
     bool replaced = false;
     int rc = put_noting(txn, store.dbi(w.db), w.key, *w.value, feeds ? &replaced : nullptr);
     if (rc == MDB_MAP_FULL) store_full();
     check(rc, "mdb_put");
-    invalidates = invalidates || replaced;
+    if (replaced) inv.note(w.db, w.key);
   }
-  if (!invalidates) return;
-  int rc = bump_valid_epoch(txn, store.dbi(Db::kMeta));
+  if (!inv.any()) return;
+  int rc = bump_valid_epochs(txn, store.dbi(Db::kMeta), inv);
   if (rc == MDB_MAP_FULL) store_full();
   check(rc, "mdb_put(valid_epoch)");
 }

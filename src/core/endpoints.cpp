@@ -966,7 +966,8 @@ bool holds_scopes(const Location* loc, const std::string& scope) {
 // jwt_verify would say)
 bool valid_from_cache(Txn& txn, const Location& loc, const Digest& key, int64_t now,
                       Validation* v) {
-  const ValidCache::Entry* e = loc.valid.find(key, txn.version().store, txn.valid_epoch());
+  const ValidCache::Entry* e = loc.valid.find(
+      key, txn.version().store, [&](uint8_t bucket) { return txn.token_valid_epoch(bucket); });
   if (!e || now >= e->expires) return false;  // R45 on every hit
   if (e->jwt_exp && now - kJwtLeeway >= e->jwt_exp) return false;
   v->cached = true;
@@ -981,16 +982,19 @@ bool valid_from_cache(Txn& txn, const Location& loc, const Digest& key, int64_t 
   return true;
 }
 
-// keeps a token that txn's snapshot found valid at loc; jwt_exp: a JWT's
-// exp (0: an opaque token)
+// keeps a token (its record's id: record) that txn's snapshot found
+// valid at loc; jwt_exp: a JWT's exp (0: an opaque token)
 void keep_valid(const Location& loc, Txn& txn, const Digest& key, int64_t jwt_exp,
-                const ShortTokenId& token_id, const Token& t, const std::string& username) {
+                const TokenId& record, const ShortTokenId& token_id, const Token& t,
+                const std::string& username) {
   ValidCache::Entry* e = loc.valid.slot_for(key);
   if (!e) return;
-  const uint64_t epoch = txn.valid_epoch();  // before the slot changes: this may throw
+  const uint8_t bucket = token_epoch_bucket(record);
+  const uint64_t epoch = txn.token_valid_epoch(bucket);  // before the slot changes: this may throw
   e->key = key;
   e->store = txn.version().store;
   e->epoch = epoch;
+  e->bucket = bucket;
   e->expires = t.expires_at;
   e->jwt_exp = jwt_exp;
   e->token_id = token_id;
@@ -1109,7 +1113,7 @@ Validation validate_in(Store& store, const Location* loc, std::string_view realm
   }
   // a handshake opens what it opens by its own key's rules: not kept
   if (cacheable && t->jkt.empty() && want == TokenType::kAccess && (!jwt || jwt_exp)) {
-    keep_valid(*loc, *txn, *text_key, jwt ? jwt_exp : 0, v.token_id, *t, username);
+    keep_valid(*loc, *txn, *text_key, jwt ? jwt_exp : 0, hash, v.token_id, *t, username);
   }
   v.result = OAUTH2_VALID;
   v.record = hash;

@@ -75,16 +75,18 @@ class JwtCache {
 // Tokens a worker has found valid at this location, by the SHA-256 of
 // the text presented (an opaque token's, or a JWT's whole text: never a
 // JWT's jti, which an opaque token of the jti's text would hash to), each
-// with the store's validation epoch it was read at (Txn::valid_epoch).
-// Only a text that passed every check is kept, so a hit needs none of
-// them again.  An entry answers only while the store's epoch is still
-// that one: every commit that replaces or deletes a token, application
-// or user record, by any process (a revocation, a refresh, a disabled or
-// deleted user or client, the expiry's batches, the sync daemon applying
-// another edge's), moves it on in the same transaction and ends every
-// entry, and the next request reads the store again (R66: nothing stale,
-// ever); a commit that only creates records (an issuance) ends none, so
-// the cache goes on answering while tokens are issued.  Expiry
+// with the store's validation epoch of its token's bucket it was read at
+// (Txn::token_valid_epoch).  Only a text that passed every check is
+// kept, so a hit needs none of them again.  An entry answers only while
+// the store's epoch is still that one: every commit that replaces or
+// deletes a token, application or user record, by any process (a
+// revocation, a refresh, a disabled or deleted user or client, the
+// expiry's batches, the sync daemon applying another edge's), moves it
+// on in the same transaction, for an application or a user every entry's,
+// for a token the entries of its bucket (one token in 256: kValidEpochsMeta),
+// and the next request reads the store again (R66: nothing stale, ever);
+// a commit that only creates records (an issuance) ends none, so the
+// cache goes on answering while tokens are issued.  Expiry
 // is checked on every hit (for a JWT, its exp too, with the leeway its
 // verification allows).  Only what holds for every request of the
 // token is kept: a token bound to a DPoP key, or shown with the DPoP
@@ -99,7 +101,8 @@ class ValidCache {
   struct Entry {
     Digest key{};
     uint64_t store = 0;   // StoreVersion::store (0: an empty slot; stores count from 1)
-    uint64_t epoch = 0;   // Txn::valid_epoch of the snapshot that read it
+    uint64_t epoch = 0;   // Txn::token_valid_epoch(bucket) of the snapshot that read it
+    uint8_t bucket = 0;   // token_epoch_bucket of its record's id
     int64_t expires = 0;  // the record's
     int64_t jwt_exp = 0;  // a JWT's exp; 0: an opaque token
     ShortTokenId token_id;
@@ -117,10 +120,14 @@ class ValidCache {
   bool on() const { return capacity_ != 0; }
   size_t slots() const { return slots_.size(); }
 
-  const Entry* find(const Digest& d, uint64_t store, uint64_t epoch) const {
+  // the entry of d kept in store, if still at the epoch that epoch_of
+  // (Txn::token_valid_epoch) gives for its bucket
+  template <typename EpochOf>
+  const Entry* find(const Digest& d, uint64_t store, EpochOf&& epoch_of) const {
     if (slots_.empty()) return nullptr;
     const Entry& e = slots_[slot(d)];
-    if (e.store != store || e.epoch != epoch || e.key != d) return nullptr;
+    if (e.store != store || e.key != d) return nullptr;
+    if (e.epoch != epoch_of(e.bucket)) return nullptr;
     return &e;
   }
   // the slot to keep d's answer in (the caller fills every field); nullptr

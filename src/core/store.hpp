@@ -278,10 +278,14 @@ class Txn {
   std::optional<Token> get_token(std::string_view realm, const TokenId& id);
   // the version this snapshot reads
   StoreVersion version() const;
-  // the validation epoch this snapshot reads (kValidEpochMeta): while it
-  // is the store's, validation would answer as it answered then for every
-  // token it found valid (issuance goes on without moving it)
+  // the validation epoch this snapshot reads (kValidEpochMeta): moved by
+  // a change to an application or a user
   uint64_t valid_epoch();
+  // ... and with it the epoch of the tokens of bucket (kValidEpochsMeta,
+  // token_epoch_bucket), their sum: while it is the store's, validation
+  // would answer as it answered then for every token of the bucket it
+  // found valid (issuance goes on without moving it)
+  uint64_t token_valid_epoch(uint8_t bucket);
   // the validation path: header reads, no JSON decoding.  nullopt: no
   // such client; false: disabled.
   std::optional<bool> client_enabled(std::string_view realm, std::string_view client_id);
@@ -617,11 +621,21 @@ auto halving_while_too_large(N& n, F&& round) -> std::invoke_result_t<F&> {
 
 // the map size nginx.conf gave the store (oauth2_store size=)
 constexpr const char* kMapSizeMeta = "map_size";
-// The store's validation epoch (decimal): moved on by every commit that
-// replaces or deletes a record validation reads (records::
-// feeds_validation), by every process that writes the store, the sync
-// daemon of a mirror included.  Each mirror keeps its own (local_meta).
+// The store's validation epochs, moved on by every commit that replaces
+// or deletes a record validation reads (records::feeds_validation), by
+// every process that writes the store, the sync daemon of a mirror
+// included; each mirror keeps its own (local_meta).  kValidEpochMeta
+// (decimal) moves for an application or a user record, and for a new
+// snapshot of a mirror: every answer may change.  A token record's moves
+// only its bucket's epoch in kValidEpochsMeta (kTokenEpochBuckets
+// little-endian 64-bit numbers, a bucket for each value of the last byte
+// of the token's SHA-256, which ends its record key): a revocation or a
+// refresh ends the cache's entries of one token in 256, not every one.
 constexpr const char* kValidEpochMeta = "valid_epoch";
+constexpr const char* kValidEpochsMeta = "valid_epochs";
+constexpr size_t kTokenEpochBuckets = 256;
+// the bucket of a token by its id (records::token_epoch_bucket by its key)
+inline uint8_t token_epoch_bucket(const TokenId& id) { return id.hash.back(); }
 
 // Where releases before 0.9 kept a generated handshake key, in clear: read
 // only by `oauth2-admin handshake-key extract`, which moves it to a file.

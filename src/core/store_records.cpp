@@ -596,10 +596,48 @@ uint64_t valid_epoch_of(std::optional<std::string_view> v) {
   return n;
 }
 
-int bump_valid_epoch(MDB_txn* txn, MDB_dbi meta) {
-  const std::string next = std::to_string(
-      valid_epoch_of(get_value(txn, meta, kValidEpochMeta, "mdb_get(valid_epoch)")) + 1);
-  MDB_val k = val(kValidEpochMeta), v = val(next);
+namespace {
+constexpr size_t kEpochsSize = kTokenEpochBuckets * sizeof(uint64_t);
+
+void check_epochs(std::optional<std::string_view> v) {
+  if (v && v->size() != kEpochsSize) {
+    throw StoreError("corrupt meta valid_epochs", MDB_CORRUPTED);
+  }
+}
+
+uint64_t load_le64(const char* p) {
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(p[i]);
+  return n;
+}
+
+void store_le64(char* p, uint64_t n) {
+  for (int i = 0; i < 8; ++i, n >>= 8) p[i] = static_cast<char>(n & 0xff);
+}
+}  // namespace
+
+uint64_t bucket_epoch_of(std::optional<std::string_view> v, uint8_t bucket) {
+  check_epochs(v);
+  return v ? load_le64(v->data() + size_t(bucket) * sizeof(uint64_t)) : 0;
+}
+
+int bump_valid_epochs(MDB_txn* txn, MDB_dbi meta, const Invalidation& inv) {
+  if (inv.all) {
+    const std::string next = std::to_string(
+        valid_epoch_of(get_value(txn, meta, kValidEpochMeta, "mdb_get(valid_epoch)")) + 1);
+    MDB_val k = val(kValidEpochMeta), v = val(next);
+    if (int rc = mdb_put(txn, meta, &k, &v, 0)) return rc;
+  }
+  if (inv.tokens.none()) return MDB_SUCCESS;
+  auto was = get_value(txn, meta, kValidEpochsMeta, "mdb_get(valid_epochs)");
+  check_epochs(was);
+  std::string epochs = was ? std::string(*was) : std::string(kEpochsSize, '\0');
+  for (size_t b = 0; b < kTokenEpochBuckets; ++b) {
+    if (!inv.tokens.test(b)) continue;
+    char* p = epochs.data() + b * sizeof(uint64_t);
+    store_le64(p, load_le64(p) + 1);
+  }
+  MDB_val k = val(kValidEpochsMeta), v = val(epochs);
   return mdb_put(txn, meta, &k, &v, 0);
 }
 

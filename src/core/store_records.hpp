@@ -8,6 +8,7 @@
 #include <lmdb.h>
 
 #include <array>
+#include <bitset>
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -167,9 +168,37 @@ inline int put_noting(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::stri
 // move again.
 uint64_t valid_epoch_of(std::optional<std::string_view> v);
 
-// Moves the validation epoch on by one in txn (meta: the meta database).
-// LMDB's return code.
-int bump_valid_epoch(MDB_txn* txn, MDB_dbi meta);
+// The epoch of bucket in a snapshot's kValidEpochsMeta (0 before the
+// first); throws StoreError on a value of another size.
+uint64_t bucket_epoch_of(std::optional<std::string_view> v, uint8_t bucket);
+
+// The bucket of a token record by its key in Db::kTokens, which ends with
+// the token's SHA-256 (token_key): the same as token_epoch_bucket(id)
+inline uint8_t token_epoch_bucket(std::string_view key) {
+  return key.empty() ? 0 : static_cast<uint8_t>(key.back());
+}
+
+// What the writes of one change end of the validation cache's answers:
+// every one (an application, a user, a new snapshot), or those of the
+// token buckets of the token records it replaced or deleted.
+struct Invalidation {
+  bool all = false;
+  std::bitset<kTokenEpochBuckets> tokens;
+  // a record of db under key was replaced or deleted
+  void note(Db db, std::string_view key) {
+    if (db == Db::kTokens) {
+      tokens.set(token_epoch_bucket(key));
+    } else if (feeds_validation(db)) {
+      all = true;
+    }
+  }
+  bool any() const { return all || tokens.any(); }
+};
+
+// Moves on in txn (meta: the meta database) the epochs inv names: the
+// validation epoch by one if all, and each bucket's by one.  LMDB's
+// return code; throws StoreError for a corrupt epoch.
+int bump_valid_epochs(MDB_txn* txn, MDB_dbi meta, const Invalidation& inv);
 
 // A cursor, closed when it goes (before its transaction ends).
 class Cursor {

@@ -213,7 +213,8 @@ TEST(ClusterTxn, CompareEveryTxnOfABatchMakesGoesToTheOuterTxnOnce) {
 
 TEST(ClusterMeta, TheMachinesOwnRecordsAreLocal) {
   for (const char* m : {"schema_version", "map_size", "mirror_revision", "mirror_fresh_at",
-                        "mirror_of", "mirror_cluster_id", "valid_epoch"}) {
+                        "mirror_of", "mirror_cluster_id", "valid_epoch",
+                        "valid_epochs"}) {
     EXPECT_TRUE(local_meta(m)) << m;
   }
   for (const char* m : {"expiry_lease", "expiry_cursor", "realm:shop1"}) {
@@ -253,16 +254,18 @@ TEST(MirrorWriter, TheRevisionNeverGoesBack) {
   EXPECT_EQ(store.mirror_revision(), 3);
 }
 
-// The sync daemon moves the mirror's own validation epoch (the workers'
-// validation cache's clock, never etcd's: local_meta) as the committer
-// does: for another edge's replacement or deletion of a token,
-// application or user record, and for a new snapshot, which may drop
-// anything; not for creations (another edge's issuance).  Across a
-// snapshot it goes on, never back.  R52, R66.
+// The sync daemon moves the mirror's own validation epochs (the workers'
+// validation cache's clocks, never etcd's: local_meta) as the committer
+// does: for another edge's replacement or deletion of an application or
+// user record every token's, of a token record its bucket's, and every
+// token's for a new snapshot, which may drop anything; not for creations
+// (another edge's issuance).  Across a snapshot they go on, never back.
+// R52, R66.
 TEST(MirrorWriter, MovesTheValidationEpochForWhatValidationReads) {
   oauth2_test::TempDir dir;
   Store store(dir.path() + "/mirror", size_t(64) << 20);
   auto epoch = [&] { return store.read().valid_epoch(); };
+  auto bucket = [&](char b) { return store.read().token_valid_epoch(static_cast<uint8_t>(b)); };
   int64_t rev = 1;
   auto apply = [&](const std::function<void(MirrorWriter&)>& f) {
     MirrorWriter w(store);
@@ -275,23 +278,36 @@ TEST(MirrorWriter, MovesTheValidationEpochForWhatValidationReads) {
     w.del(Db::kTokens, "absent");
   });
   EXPECT_EQ(epoch(), 0u) << "creations, and a deletion of nothing";
+  EXPECT_EQ(bucket('k'), 0u);
+  EXPECT_EQ(bucket('t'), 0u);
   apply([](MirrorWriter& w) {
     w.put(Db::kClientTokens, "k", "v2");
     w.put(Db::kMeta, "expiry_cursor", "x");
     w.put(Db::kMeta, "valid_epoch", "0");  // etcd's word on it is not taken
+    w.put(Db::kMeta, "valid_epochs", "0");
   });
   EXPECT_EQ(epoch(), 0u) << "what validation does not read";
+  EXPECT_EQ(bucket('k'), 0u);
   apply([](MirrorWriter& w) { w.put(Db::kTokens, "k", "v2"); });
-  EXPECT_EQ(epoch(), 1u) << "a token replaced";
+  EXPECT_EQ(bucket('k'), 1u) << "a token replaced";
+  EXPECT_EQ(bucket('j'), 0u) << "another bucket";
+  EXPECT_EQ(epoch(), 0u);
   apply([](MirrorWriter& w) {
     w.put(Db::kClients, "k", "v2");
     w.del(Db::kUsers, "k");
   });
-  EXPECT_EQ(epoch(), 2u) << "one step a commit";
+  EXPECT_EQ(epoch(), 1u) << "one step a commit";
   apply([](MirrorWriter& w) { w.del(Db::kClients, "k"); });
-  EXPECT_EQ(epoch(), 3u) << "an application deleted";
-  apply([](MirrorWriter& w) { w.put(Db::kMeta, "valid_epoch", "0"); });
-  EXPECT_EQ(epoch(), 3u);
+  EXPECT_EQ(epoch(), 2u) << "an application deleted";
+  apply([](MirrorWriter& w) { w.del(Db::kTokens, "k"); });
+  EXPECT_EQ(bucket('k'), 4u) << "a token deleted";
+  EXPECT_EQ(bucket('j'), 2u);
+  apply([](MirrorWriter& w) {
+    w.put(Db::kMeta, "valid_epoch", "0");
+    w.put(Db::kMeta, "valid_epochs", "");
+  });
+  EXPECT_EQ(epoch(), 2u);
+  EXPECT_EQ(bucket('k'), 4u);
   {
     MirrorWriter w(store);
     w.reset();
@@ -299,7 +315,9 @@ TEST(MirrorWriter, MovesTheValidationEpochForWhatValidationReads) {
     w.set_revision(1, "etcd /oauth2/", "");
     w.commit();
   }
-  EXPECT_EQ(epoch(), 4u) << "a snapshot: on from where it was";
+  EXPECT_EQ(epoch(), 3u) << "a snapshot: on from where it was";
+  EXPECT_EQ(bucket('k'), 5u);
+  EXPECT_EQ(bucket('j'), 3u);
   EXPECT_EQ(store.read().get(Db::kTokens, "k"), std::optional<std::string_view>("v3"));
 }
 

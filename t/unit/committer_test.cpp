@@ -476,13 +476,16 @@ Change write_of(Db db, const std::string& key, std::optional<std::string> value)
 
 }  // namespace
 
-// The validation epoch (kValidEpochMeta, the workers' validation cache's
-// clock): a change that replaces or deletes a token, application or user
-// record moves it on, in its own commit, one step per change of a batch;
-// one that creates them, deletes what is not there, or writes any other
-// database (indexes, meta, account locks) does not.  R52, R66.
+// The validation epochs (kValidEpochMeta and kValidEpochsMeta, the
+// workers' validation cache's clocks): a change that replaces or deletes
+// an application or user record moves the epoch of every token on, one
+// that replaces or deletes a token record the epoch of its bucket (the
+// last byte of its key) alone, in its own commit, one step per change of
+// a batch; one that creates them, deletes what is not there, or writes
+// any other database (indexes, meta, account locks) moves none.  R52, R66.
 TEST_F(CommitterTest, TheValidationEpochMovesOnlyForWhatValidationReads) {
   auto epoch = [&] { return store_->read().valid_epoch(); };
+  auto bucket = [&](char b) { return store_->read().token_valid_epoch(static_cast<uint8_t>(b)); };
   EXPECT_EQ(epoch(), 0u);
   for (Db db : {Db::kTokens, Db::kClients, Db::kUsers}) {
     ASSERT_TRUE(store_->committer().commit(write_of(db, "k", "v1")));
@@ -491,32 +494,55 @@ TEST_F(CommitterTest, TheValidationEpochMovesOnlyForWhatValidationReads) {
   ASSERT_TRUE(store_->committer().commit(write_of(Db::kAccountLocks, "l", "v1")));
   ASSERT_TRUE(store_->committer().commit(write_of(Db::kTokens, "absent", std::nullopt)));
   EXPECT_EQ(epoch(), 0u) << "creations and a deletion of nothing";
+  EXPECT_EQ(bucket('k'), 0u);
+  EXPECT_EQ(bucket('t'), 0u);
   ASSERT_TRUE(store_->committer().commit(write_of(Db::kClientTokens, "i", "v2")));
   ASSERT_TRUE(store_->committer().commit(write_of(Db::kAccountLocks, "l", std::nullopt)));
   ASSERT_TRUE(store_->committer().commit(write_of(Db::kMeta, "m", "v2")));
   EXPECT_EQ(epoch(), 0u) << "what validation does not read";
+  EXPECT_EQ(bucket('k'), 0u);
 
+  // a token: its bucket's epoch alone
+  ASSERT_TRUE(store_->committer().commit(write_of(Db::kTokens, "k", "v2")));
+  EXPECT_EQ(bucket('k'), 1u) << "a token replaced";
+  ASSERT_TRUE(store_->committer().commit(write_of(Db::kTokens, "k", "v2")));
+  EXPECT_EQ(bucket('k'), 2u) << "a token rewritten as it was";
+  EXPECT_EQ(epoch(), 0u);
+  EXPECT_EQ(bucket('j'), 0u);
+  EXPECT_EQ(bucket('l'), 0u);
+  // an application or a user: every bucket's
   uint64_t want = 0;
-  for (Db db : {Db::kTokens, Db::kClients, Db::kUsers}) {
+  for (Db db : {Db::kClients, Db::kUsers}) {
     ASSERT_TRUE(store_->committer().commit(write_of(db, "k", "v2")));
     EXPECT_EQ(epoch(), ++want) << "replaced in " << oauth2::db_name(db);
     ASSERT_TRUE(store_->committer().commit(write_of(db, "k", "v2")));
     EXPECT_EQ(epoch(), ++want) << "rewritten as it was in " << oauth2::db_name(db);
   }
-  for (Db db : {Db::kTokens, Db::kClients, Db::kUsers}) {
+  EXPECT_EQ(bucket('j'), want);
+  EXPECT_EQ(bucket('k'), want + 2);
+  for (Db db : {Db::kClients, Db::kUsers}) {
     ASSERT_TRUE(store_->committer().commit(write_of(db, "k", std::nullopt)));
     EXPECT_EQ(epoch(), ++want) << "deleted from " << oauth2::db_name(db);
   }
+  ASSERT_TRUE(store_->committer().commit(write_of(Db::kTokens, "k", std::nullopt)));
+  EXPECT_EQ(bucket('k'), want + 3) << "a token deleted";
+  EXPECT_EQ(bucket('j'), want);
   // one batch: a creation, two replacements: two steps, one commit
   ASSERT_TRUE(store_->committer().commit(write_of(Db::kTokens, "a", "1")));
+  ASSERT_TRUE(store_->committer().commit(write_of(Db::kTokens, "ba", "1")));
   ASSERT_TRUE(store_->committer().commit(write_of(Db::kTokens, "b", "1")));
   const Change fresh = write_of(Db::kTokens, "c", "1");
-  const Change ra = write_of(Db::kTokens, "a", "2"), rb = write_of(Db::kTokens, "b", "2");
-  auto out = store_->committer().commit_batch({&fresh, &ra, &rb});
-  ASSERT_EQ(out.size(), 3u);
+  const Change ra = write_of(Db::kTokens, "a", "2"), rba = write_of(Db::kTokens, "ba", "2"),
+               rb = write_of(Db::kTokens, "b", "2");
+  auto out = store_->committer().commit_batch({&fresh, &ra, &rba, &rb});
+  ASSERT_EQ(out.size(), 4u);
   for (const auto& o : out) EXPECT_TRUE(o.applied);
-  EXPECT_EQ(epoch(), want + 2);
-  EXPECT_EQ(meta(oauth2::kValidEpochMeta), std::to_string(want + 2));
+  EXPECT_EQ(bucket('a'), want + 2) << "a and ba: one bucket";
+  EXPECT_EQ(bucket('b'), want + 1);
+  EXPECT_EQ(bucket('c'), want) << "a creation";
+  EXPECT_EQ(epoch(), want);
+  EXPECT_EQ(meta(oauth2::kValidEpochMeta), std::to_string(want));
+  EXPECT_EQ(meta(oauth2::kValidEpochsMeta).value_or("").size(), oauth2::kTokenEpochBuckets * 8);
 }
 
 // A value of the epoch that is no number is a corrupt store, never read
@@ -525,9 +551,10 @@ TEST_F(CommitterTest, TheValidationEpochMovesOnlyForWhatValidationReads) {
 TEST_F(CommitterTest, ACorruptValidationEpochIsAnErrorNotZero) {
   ASSERT_TRUE(store_->committer().commit(write_of(Db::kMeta, oauth2::kValidEpochMeta, "x1")));
   EXPECT_THROW(store_->read().valid_epoch(), StoreError);
-  EXPECT_NO_THROW(store_->committer().commit(write_of(Db::kTokens, "k", "v")));  // a creation
-  EXPECT_THROW(store_->committer().commit(write_of(Db::kTokens, "k", "w")), StoreError);
-  EXPECT_EQ(store_->read().get(Db::kTokens, "k"), std::optional<std::string_view>("v"))
+  EXPECT_NO_THROW(store_->committer().commit(write_of(Db::kClients, "k", "v")));  // a creation
+  EXPECT_THROW(store_->committer().commit(write_of(Db::kClients, "k", "w")), StoreError);
+  EXPECT_THROW(store_->read().token_valid_epoch('k'), StoreError) << "it is every token's too";
+  EXPECT_EQ(store_->read().get(Db::kClients, "k"), std::optional<std::string_view>("v"))
       << "the replacement was not applied";
   for (const char* bad : {"", "-1", "18446744073709551615", "12 ", "0x10"}) {
     ASSERT_TRUE(store_->committer().commit(write_of(Db::kMeta, oauth2::kValidEpochMeta, bad)));
@@ -535,4 +562,27 @@ TEST_F(CommitterTest, ACorruptValidationEpochIsAnErrorNotZero) {
   }
   ASSERT_TRUE(store_->committer().commit(write_of(Db::kMeta, oauth2::kValidEpochMeta, "41")));
   EXPECT_EQ(store_->read().valid_epoch(), 41u);
+}
+
+// ... and so is a token buckets' record of another size than 256 numbers
+// of 8 bytes: nothing reads a bucket's epoch from it, nothing moves one
+TEST_F(CommitterTest, CorruptTokenEpochsAreAnErrorNotZero) {
+  ASSERT_TRUE(store_->committer().commit(write_of(Db::kTokens, "k", "v")));
+  ASSERT_TRUE(store_->committer().commit(write_of(Db::kTokens, "k", "w")));
+  std::string epochs = meta(oauth2::kValidEpochsMeta).value_or("");
+  ASSERT_EQ(epochs.size(), 2048u);
+  EXPECT_EQ(epochs['k' * 8], 1) << "little-endian, bucket 'k'";
+  EXPECT_EQ(store_->read().token_valid_epoch('k'), 1u);
+  for (const std::string& bad : {std::string(), epochs.substr(1), epochs + '\0'}) {
+    ASSERT_TRUE(store_->committer().commit(write_of(Db::kMeta, oauth2::kValidEpochsMeta, bad)));
+    EXPECT_THROW(store_->read().token_valid_epoch('k'), StoreError) << bad.size();
+    EXPECT_THROW(store_->committer().commit(write_of(Db::kTokens, "k", "x")), StoreError);
+    EXPECT_EQ(store_->read().get(Db::kTokens, "k"), std::optional<std::string_view>("w"))
+        << "the replacement was not applied";
+  }
+  epochs['k' * 8] = 7;
+  ASSERT_TRUE(store_->committer().commit(write_of(Db::kMeta, oauth2::kValidEpochsMeta, epochs)));
+  EXPECT_EQ(store_->read().token_valid_epoch('k'), 7u);
+  ASSERT_TRUE(store_->committer().commit(write_of(Db::kTokens, "k", "x")));
+  EXPECT_EQ(store_->read().token_valid_epoch('k'), 8u);
 }

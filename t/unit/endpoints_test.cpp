@@ -215,7 +215,8 @@ class EndpointsTest : public ::testing::Test {
   const oauth2::ValidCache::Entry* cached_entry(const oauth2::Location& loc,
                                                 const oauth2::Digest& key) {
     oauth2::Txn txn = store_->read();
-    return loc.valid.find(key, txn.version().store, txn.valid_epoch());
+    return loc.valid.find(key, txn.version().store,
+                          [&](uint8_t bucket) { return txn.token_valid_epoch(bucket); });
   }
   bool cached(const oauth2::Location& loc, const oauth2::Digest& key) {
     return cached_entry(loc, key) != nullptr;
@@ -1020,9 +1021,10 @@ TEST_F(EndpointsTest, ValidCacheAnswersOnlyWhileTheStoreIsUnchangedR66) {
 }
 
 // Every commit that replaces or deletes a record validation reads (a
-// token, an application, a user), whichever, ends every entry; one that
-// only creates records, or writes others (meta, indexes), ends none
-// (records::feeds_validation).  R52, R66, R70.
+// token of its bucket, an application, a user), whichever, ends the
+// entry; one that only creates records, or writes others (meta,
+// indexes), or replaces a token of another bucket, does not
+// (records::feeds_validation, Invalidation).  R52, R66, R70.
 TEST_F(EndpointsTest, ValidCacheEndsWithEveryReplacedOrDeletedRecordItReadsR66) {
   oauth2::User alice = add_user("alice");
   const std::string utok = "alicetoken" + std::string(32, 'a');
@@ -1033,17 +1035,34 @@ TEST_F(EndpointsTest, ValidCacheEndsWithEveryReplacedOrDeletedRecordItReadsR66) 
   t.client_id = "app";
   t.scope = "read";
   t.user = std::to_string(alice.id);
-  store_->change([&](Txn& txn) {
-    EXPECT_TRUE(txn.put_token("default", oauth2::token_id(utok), t));
-    txn.commit();
-  });
-  const std::string other = issue();
+  auto put = [&](const std::string& text) {
+    store_->change([&](Txn& txn) {
+      EXPECT_TRUE(txn.put_token("default", oauth2::token_id(text), t));
+      txn.commit();
+    });
+  };
+  put(utok);
   const oauth2::Digest key = oauth2::sha256(utok);
+  // two more of alice's tokens: one of utok's bucket (the last byte of
+  // its SHA-256), one of another
+  std::string same, apart;
+  for (int i = 0; same.empty() || apart.empty(); i++) {
+    std::string text = "alicetoken" + std::to_string(i) + std::string(32, 'b');
+    std::string& slot = oauth2::sha256(text).back() == key.back() ? same : apart;
+    if (slot.empty()) slot = text;
+  }
+  put(same);
+  put(apart);
   ValidateReq r;
   r.auth("Bearer " + utok);
   const auto loc = r.location();
   auto valid = [&] { return oauth2::validate(*store_, *loc, r.c()); };
-  auto epoch = [&] { return store_->read().valid_epoch(); };
+  auto epoch = [&] { return store_->read().token_valid_epoch(key.back()); };
+  auto check_token = [&](const std::string& text) {
+    ValidateReq other;
+    other.auth("Bearer " + text);
+    return oauth2::validate(*store_, *loc, other.c());
+  };
 
   ASSERT_EQ(valid().user, "alice");
   ASSERT_TRUE(cached(*loc, key));
@@ -1083,12 +1102,18 @@ TEST_F(EndpointsTest, ValidCacheEndsWithEveryReplacedOrDeletedRecordItReadsR66) 
   ASSERT_EQ(valid().result, OAUTH2_VALID);
   ASSERT_TRUE(cached(*loc, key));
 
-  // another token revoked (its record deleted), another application
-  // deleted: each ends every entry, not only its own
+  // another token of another bucket revoked (its record deleted): the
+  // entry stays; one of its bucket, another application deleted: each
+  // ends it, not only their own
   e = epoch();
-  EXPECT_EQ(revoke(revoke_req(other)).status, 200);
+  EXPECT_EQ(revoke(revoke_req(apart)).status, 200);
+  EXPECT_EQ(epoch(), e);
+  EXPECT_TRUE(cached(*loc, key));
+  EXPECT_EQ(check_token(apart).why, OAUTH2_WHY_UNKNOWN);
+  EXPECT_EQ(revoke(revoke_req(same)).status, 200);
   EXPECT_GT(epoch(), e);
   EXPECT_FALSE(cached(*loc, key));
+  EXPECT_EQ(check_token(same).why, OAUTH2_WHY_UNKNOWN);
   ASSERT_EQ(valid().result, OAUTH2_VALID);
   e = epoch();
   delete_client("other");
