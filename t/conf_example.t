@@ -19,7 +19,7 @@ use OAuth2Test;
 
 OAuth2Test::require_build();
 
-my $t = OAuth2Test->new;
+my $t = OAuth2Test->new(workers => 1);    # minimal.conf runs one
 my $dir = $t->dir;
 my $src = "$OAuth2Test::ROOT/conf.example";
 
@@ -300,6 +300,88 @@ for my $file (qw(full.conf multi-realm.conf minimal.conf cluster.conf)) {
         my @missing = grep { !$set{$_} } sort keys %ident;
         ok(!@missing, "$file: $l->[0] sets the identity headers itself (R67)")
             or diag("it leaves the client's own: @missing");
+    }
+}
+
+
+################################################ R64: no example logs a query
+
+# nginx's default access log format, combined, logs $request, whose query
+# string may carry a secret or a token a client sent wrongly (POST
+# /o/token/?client_secret=...), and $http_referer, a page's URL with its
+# own query.  docs/security.md R64: access_log must never log a token.
+# Every example sets a log_format of none of these, and every server
+# (every location that names its own) logs in such a format.
+my $query_var = qr/\$\{?(?:request|request_uri|args|query_string|http_referer
+    |arg_\w+)(?![\w])/x;
+for my $file (qw(minimal.conf full.conf multi-realm.conf cluster.conf)) {
+    (my $live = slurp("$src/$file")) =~ s/#[^\n]*//g;
+    my ($http) = blocks($live, 'http');
+    $http //= '';
+    my $hd = directives($http);
+    my %safe;
+    for my $f (@{$hd->{log_format} // []}) {
+        my ($name, $fmt) = $f =~ /^(\S+)\s+(.*)$/s;
+        unlike($fmt, $query_var, "$file: log_format $name logs no query "
+            . 'string and no referrer (R64)');
+        $safe{$name} = 1 if $fmt !~ $query_var;
+    }
+    ok(%safe, "$file sets a log_format of its own (R64)");
+    # an access_log line is safe when it is off or names a safe format
+    # (none named: combined)
+    my $safe_log = sub {
+        my ($args) = @_;
+        return 1 if $args eq 'off';
+        my (undef, $fmt) = split ' ', $args;
+        return defined $fmt && $safe{$fmt};
+    };
+    my @http_logs = @{$hd->{access_log} // []};
+    for my $body (blocks($http, 'server')) {
+        my $d = directives($body);
+        my $name = join(' ', @{$d->{server_name} // []})
+            || join(' ', @{$d->{listen} // ['?']});
+        my @logs = @{$d->{access_log} // []};
+        @logs = @http_logs unless @logs;
+        ok(@logs && !grep({ !$safe_log->($_) } @logs),
+            "$file: server $name logs in a format without the query (R64)")
+            or diag('access_log: ' . (join('; ', @logs) || 'none: combined'));
+        for my $l (locations($body)) {
+            for my $a (@{$l->[1]{access_log} // []}) {
+                ok($safe_log->($a), "$file: $l->[0] logs in a format "
+                    . 'without the query (R64)');
+            }
+        }
+    }
+}
+
+# minimal.conf run: a client secret sent in a query string reaches the
+# token endpoint and its access log, and the log has the request without
+# the secret
+{
+    my $secret = 'SEKRET-in-the-query-' . join('', map { int rand 10 } 1 .. 12);
+    my $text = localized(slurp("$src/minimal.conf"));
+    my @logs = $text =~ /^\s*access_log\s+(\/\S+)/mg;
+    ok(@logs, 'minimal.conf names its access log (R64)');
+    SKIP: {
+        # without one nginx would log to its compiled-in path, outside
+        # the test's directory
+        skip 'minimal.conf logs to nginx\'s default access log', 3
+            unless @logs;
+        $text =~ s/^events/pid $dir\/nginx.pid;\nevents/m;
+        open my $w, '>', "$dir/nginx.conf" or die "$dir/nginx.conf: $!";
+        print $w $text;
+        close $w;
+        my $app = $t->new_app(name => 'query-secret');
+        $t->run;
+        my $r = $t->post_form("/o/token/?client_id=$app->{client_id}"
+            . "&client_secret=$secret", 'grant_type=client_credentials');
+        ok($r->{status} >= 400, 'a secret in the query string gets no '
+            . "token (R64): $r->{status}");
+        $t->stop;
+        my $log = join '', map { slurp($_) } @logs;
+        like($log, qr{"POST /o/token/"}, 'the request is in minimal.conf\'s '
+            . 'access log');
+        unlike($log, qr/\Q$secret\E/, 'and the secret is not (R64)');
     }
 }
 
