@@ -44,6 +44,9 @@ typedef struct {
                                                    token endpoints' realms,
                                                    which share its table
                                                    of issued series */
+    void                      *issued_tally;  /* this worker's count of the
+                                                 series each of them holds
+                                                 (metrics.c) */
     size_t                     zone_size;     /* oauth2_limit_zone */
     size_t                     dpop_zone_size;  /* oauth2_dpop_zone */
     ngx_uint_t                 hash_running;  /* oauth2_hash_limit */

@@ -11,7 +11,10 @@
  * realm's), and the realms of the token endpoints share the table out:
  * each is guaranteed SLOTS / (2 x realms) series, and takes more only
  * while the others' guarantees stay free, so that one realm's flood of
- * new applications leaves the others room.
+ * new applications leaves the others room.  Whether a realm has room is
+ * arithmetic on counts each worker keeps (ngx_http_oauth2_metrics_tally_t)
+ * and brings up to date only when a slot was filled: a realm past its
+ * share pays nothing more per token than one that has room (R88).
  */
 
 
@@ -39,9 +42,36 @@ typedef struct {
     ngx_atomic_t               limited[3];    /* by OAUTH2_LIMITED_* */
     ngx_atomic_t               unavailable[OAUTH2_UNAVAILABLE_COUNT];
     ngx_atomic_t               issued_untracked;   /* the table was full */
+    ngx_uint_t                 issued_filled;  /* slots of issued[] filled
+                                                  (the mutex held); a slot
+                                                  is never emptied */
     oauth2_write_metrics_t     writes;
     ngx_http_oauth2_issued_t   issued[NGX_HTTP_OAUTH2_ISSUED_SLOTS];
 } ngx_http_oauth2_metrics_sh_t;
+
+
+/*
+ * A worker's count of the series of each realm of its configuration's
+ * token endpoints (mcf->issuing_realms): each filled slot is counted once
+ * (counted[]), when sh->issued_filled says slots were filled since the
+ * last look, so that room() reads counts instead of asking every slot's
+ * realm against every realm's name (1024 x realms comparisons, the
+ * zone's mutex held).  Every field is read and written with the mutex
+ * held.
+ */
+typedef struct {
+    ngx_uint_t                 filled;        /* sh->issued_filled seen */
+    ngx_uint_t                 guarantee;     /* SLOTS / (2 x realms) */
+    ngx_uint_t                 reserved;      /* sum of each realm's
+                                                 guarantee - its series,
+                                                 where positive */
+    ngx_uint_t                 nrealms;
+    ngx_str_t                 *name;          /* mcf->issuing_realms */
+    ngx_uint_t                *used;          /* series of name[k] */
+    ngx_uint_t                *index;         /* 1 + k by its name's crc */
+    ngx_uint_t                 mask;          /* index has mask + 1 */
+    u_char                     counted[NGX_HTTP_OAUTH2_ISSUED_SLOTS];
+} ngx_http_oauth2_metrics_tally_t;
 
 
 static ngx_int_t ngx_http_oauth2_metrics_init_zone(ngx_shm_zone_t *shm_zone,
@@ -51,10 +81,16 @@ static ngx_http_oauth2_metrics_sh_t *ngx_http_oauth2_metrics_sh(
 static ngx_http_oauth2_issued_t *ngx_http_oauth2_metrics_series(
     ngx_http_oauth2_metrics_sh_t *sh, ngx_slab_pool_t *shpool,
     ngx_str_t *realm, oauth2_str_t *client, ngx_uint_t grant,
-    ngx_array_t *realms, ngx_pool_t *pool);
+    ngx_http_oauth2_metrics_tally_t *t);
+static ngx_http_oauth2_metrics_tally_t *ngx_http_oauth2_metrics_tally(
+    ngx_http_oauth2_main_conf_t *mcf, ngx_log_t *log);
+static ngx_int_t ngx_http_oauth2_metrics_realm_index(
+    ngx_http_oauth2_metrics_tally_t *t, u_char *name, size_t len);
+static void ngx_http_oauth2_metrics_count(ngx_http_oauth2_metrics_sh_t *sh,
+    ngx_http_oauth2_metrics_tally_t *t);
 static ngx_uint_t ngx_http_oauth2_metrics_room(
     ngx_http_oauth2_metrics_sh_t *sh, ngx_str_t *realm,
-    ngx_array_t *realms, ngx_pool_t *pool);
+    ngx_http_oauth2_metrics_tally_t *t);
 static u_char *ngx_http_oauth2_metrics_label(u_char *p, u_char *s,
     size_t len);
 static u_char *ngx_http_oauth2_metrics_issued(u_char *p,
@@ -261,7 +297,8 @@ ngx_http_oauth2_metrics_response(ngx_http_request_t *r, ngx_str_t *realm,
     e = ngx_http_oauth2_metrics_series(sh, shpool, realm,
                                        &resp->issued_client,
                                        (ngx_uint_t) g + 1,
-                                       mcf->issuing_realms, r->pool);
+                                       ngx_http_oauth2_metrics_tally(
+                                           mcf, r->connection->log));
     if (e == NULL) {
         (void) ngx_atomic_fetch_add(&sh->issued_untracked, 1);
         return;
@@ -271,12 +308,16 @@ ngx_http_oauth2_metrics_response(ngx_http_request_t *r, ngx_str_t *realm,
 }
 
 
-/* the series of (realm, client, grant), made if new; NULL: no room */
+/*
+ * The series of (realm, client, grant), made if new; NULL: no room (or
+ * no tally, which only a worker out of memory lacks: the series it has
+ * are still counted).
+ */
 
 static ngx_http_oauth2_issued_t *
 ngx_http_oauth2_metrics_series(ngx_http_oauth2_metrics_sh_t *sh,
     ngx_slab_pool_t *shpool, ngx_str_t *realm, oauth2_str_t *client,
-    ngx_uint_t grant, ngx_array_t *realms, ngx_pool_t *pool)
+    ngx_uint_t grant, ngx_http_oauth2_metrics_tally_t *t)
 {
     ngx_uint_t                 i, slot;
     ngx_http_oauth2_issued_t  *e, *found;
@@ -291,7 +332,7 @@ ngx_http_oauth2_metrics_series(ngx_http_oauth2_metrics_sh_t *sh,
         e = &sh->issued[(slot + i) % NGX_HTTP_OAUTH2_ISSUED_SLOTS];
 
         if (e->grant == 0) {
-            if (!ngx_http_oauth2_metrics_room(sh, realm, realms, pool)) {
+            if (t == NULL || !ngx_http_oauth2_metrics_room(sh, realm, t)) {
                 break;
             }
 
@@ -301,6 +342,7 @@ ngx_http_oauth2_metrics_series(ngx_http_oauth2_metrics_sh_t *sh,
             e->client_len = (u_char) client->len;
             ngx_memcpy(e->client, client->data, client->len);
             e->grant = (u_char) grant;
+            sh->issued_filled++;
             found = e;
             break;
         }
@@ -333,70 +375,179 @@ ngx_http_oauth2_metrics_of(ngx_http_oauth2_issued_t *e, ngx_str_t *realm)
 
 
 /*
- * Whether realm may take one more series (the mutex held): it holds
- * fewer than its guarantee, or the table keeps more free slots than the
- * other realms' guarantees still need.  Only a new series asks: the
- * series each realm holds are counted then, in pool.
+ * This worker's tally, made at its first issued token from its
+ * configuration's realms (in the cycle's pool: a reload's new workers
+ * make theirs from the new list).
  */
 
-static ngx_uint_t
-ngx_http_oauth2_metrics_room(ngx_http_oauth2_metrics_sh_t *sh,
-    ngx_str_t *realm, ngx_array_t *realms, ngx_pool_t *pool)
+static ngx_http_oauth2_metrics_tally_t *
+ngx_http_oauth2_metrics_tally(ngx_http_oauth2_main_conf_t *mcf,
+    ngx_log_t *log)
 {
-    ngx_str_t                 *name;
-    ngx_uint_t                 i, k, n, mine, empty, guarantee, reserved;
-    ngx_uint_t                *used;
-    ngx_http_oauth2_issued_t  *e;
+    ngx_str_t                        *name;
+    ngx_uint_t                        k, n, h, size;
+    ngx_http_oauth2_metrics_tally_t  *t;
 
-    name = realms ? realms->elts : NULL;
-    n = realms ? realms->nelts : 0;
-
-    guarantee = NGX_HTTP_OAUTH2_ISSUED_SLOTS / (2 * ngx_max(n, 1));
-    guarantee = ngx_max(guarantee, 1);
-
-    used = ngx_pcalloc(pool, (n + 1) * sizeof(ngx_uint_t));
-    if (used == NULL) {
-        return 0;
+    if (mcf->issued_tally) {
+        return mcf->issued_tally;
     }
 
-    mine = 0;
-    empty = 0;
+    name = mcf->issuing_realms ? mcf->issuing_realms->elts : NULL;
+    n = mcf->issuing_realms ? mcf->issuing_realms->nelts : 0;
+
+    for (size = 2; size < 2 * n; size <<= 1) { /* void */ }
+
+    t = ngx_pcalloc(ngx_cycle->pool, sizeof(ngx_http_oauth2_metrics_tally_t));
+    if (t == NULL) {
+        goto failed;
+    }
+
+    t->used = ngx_pcalloc(ngx_cycle->pool, (n + 1) * sizeof(ngx_uint_t));
+    t->index = ngx_pcalloc(ngx_cycle->pool, size * sizeof(ngx_uint_t));
+    if (t->used == NULL || t->index == NULL) {
+        goto failed;
+    }
+
+    t->guarantee = NGX_HTTP_OAUTH2_ISSUED_SLOTS / (2 * ngx_max(n, 1));
+    t->guarantee = ngx_max(t->guarantee, 1);
+    t->reserved = n * t->guarantee;
+    t->nrealms = n;
+    t->name = name;
+    t->mask = size - 1;
+
+    for (k = 0; k < n; k++) {
+        h = ngx_crc32_short(name[k].data, name[k].len) & t->mask;
+
+        while (t->index[h]) {
+            h = (h + 1) & t->mask;
+        }
+
+        t->index[h] = k + 1;
+    }
+
+    mcf->issued_tally = t;
+
+    return t;
+
+failed:
+
+    ngx_log_error(NGX_LOG_ALERT, log, 0,
+                  "oauth2_metrics: no memory for the count of issued "
+                  "series: new series go untracked");
+    return NULL;
+}
+
+
+/* the index of a realm in the tally's list; NGX_DECLINED: not in it */
+
+static ngx_int_t
+ngx_http_oauth2_metrics_realm_index(ngx_http_oauth2_metrics_tally_t *t,
+    u_char *name, size_t len)
+{
+    ngx_uint_t  h, k;
+
+    h = ngx_crc32_short(name, len) & t->mask;
+
+    while (t->index[h]) {
+        k = t->index[h] - 1;
+
+        if (t->name[k].len == len
+            && ngx_memcmp(t->name[k].data, name, len) == 0)
+        {
+            return (ngx_int_t) k;
+        }
+
+        h = (h + 1) & t->mask;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * Counts the slots filled since the tally last looked (the mutex held):
+ * a slot's realm is looked up once, and nothing is read when no slot
+ * was filled.
+ */
+
+static void
+ngx_http_oauth2_metrics_count(ngx_http_oauth2_metrics_sh_t *sh,
+    ngx_http_oauth2_metrics_tally_t *t)
+{
+    ngx_int_t                  k;
+    ngx_uint_t                 i;
+    ngx_http_oauth2_issued_t  *e;
+
+    if (t->filled == sh->issued_filled) {
+        return;
+    }
 
     for (i = 0; i < NGX_HTTP_OAUTH2_ISSUED_SLOTS; i++) {
         e = &sh->issued[i];
 
-        if (e->grant == 0) {
-            empty++;
+        if (e->grant == 0 || t->counted[i]) {
             continue;
         }
 
-        if (ngx_http_oauth2_metrics_of(e, realm)) {
-            mine++;
+        t->counted[i] = 1;
+
+        k = ngx_http_oauth2_metrics_realm_index(t, e->realm, e->realm_len);
+        if (k == NGX_DECLINED) {
+            /* a realm an earlier configuration had: it reserves nothing */
             continue;
         }
 
-        for (k = 0; k < n; k++) {
-            if (ngx_http_oauth2_metrics_of(e, &name[k])) {
-                used[k]++;
-                break;
+        if (t->used[k] < t->guarantee) {
+            t->reserved--;
+        }
+
+        t->used[k]++;
+    }
+
+    t->filled = sh->issued_filled;
+}
+
+
+/*
+ * Whether realm may take one more series (the mutex held): it holds
+ * fewer than its guarantee, or the table keeps more free slots than the
+ * other realms' guarantees still need.
+ */
+
+static ngx_uint_t
+ngx_http_oauth2_metrics_room(ngx_http_oauth2_metrics_sh_t *sh,
+    ngx_str_t *realm, ngx_http_oauth2_metrics_tally_t *t)
+{
+    ngx_int_t   k;
+    ngx_uint_t  i, mine, empty, reserved;
+
+    ngx_http_oauth2_metrics_count(sh, t);
+
+    k = ngx_http_oauth2_metrics_realm_index(t, realm->data, realm->len);
+
+    if (k != NGX_DECLINED) {
+        mine = t->used[k];
+
+    } else {
+        /* not a realm of this configuration's token endpoints */
+        mine = 0;
+
+        for (i = 0; i < NGX_HTTP_OAUTH2_ISSUED_SLOTS; i++) {
+            if (sh->issued[i].grant
+                && ngx_http_oauth2_metrics_of(&sh->issued[i], realm))
+            {
+                mine++;
             }
         }
     }
 
-    if (mine < guarantee) {
+    if (mine < t->guarantee) {
         return 1;
     }
 
-    reserved = 0;
-
-    for (k = 0; k < n; k++) {
-        if (used[k] < guarantee
-            && !(name[k].len == realm->len
-                 && ngx_memcmp(name[k].data, realm->data, realm->len) == 0))
-        {
-            reserved += guarantee - used[k];
-        }
-    }
+    /* the others' guarantees: this realm's own is met */
+    reserved = t->reserved;
+    empty = NGX_HTTP_OAUTH2_ISSUED_SLOTS - sh->issued_filled;
 
     return empty > reserved;
 }
