@@ -8,6 +8,7 @@
 #include "cli.hpp"
 #include "codec.hpp"
 #include "model.hpp"
+#include "unicode.hpp"
 
 namespace oauth2::admin {
 namespace {
@@ -193,7 +194,7 @@ Got get_string(json_t* obj, const char* key, FieldErrors& errors, std::string* o
       &v);
   if (got != Got::kOk) return got;
   std::string_view s(json_string_value(v), json_string_length(v));
-  *out = std::string(trim ? trimmed(s) : s);
+  *out = std::string(trim ? py_strip(s) : s);  // DRF's CharField: str.strip()
   return Got::kOk;
 }
 

@@ -48,7 +48,8 @@ class FieldErrors {
 enum class Got { kAbsent, kOk, kBad };
 
 // A string; trimmed of surrounding whitespace unless !trim, as DRF's
-// CharField does.  A number, boolean, array, object: "Not a valid
+// CharField does (Python's str.strip(): U+00A0, U+3000 and the other
+// Unicode spaces too).  A number, boolean, array, object: "Not a valid
 // string."; null: "This field may not be null."
 Got get_string(json_t* obj, const char* key, FieldErrors& errors, std::string* out,
                bool trim = true);

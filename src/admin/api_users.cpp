@@ -112,7 +112,9 @@ UserInput read_user(json_t* body, Mode mode, bool staff, const std::string* curr
             &in.username);
   check_nfkc(in, current, errors);
   std::string s;
-  if (get_string(body, "password", errors, &s, false) == Got::kOk) {
+  // trimmed as DRF's CharField trims it, and as /api/token/ trims what it
+  // checks: "pw " stored as sent could never get a simplejwt token
+  if (get_string(body, "password", errors, &s) == Got::kOk) {
     if (s.empty()) {
       errors.add("password", kBlank);
     } else if (s.size() > kMaxPassword) {

@@ -11,6 +11,7 @@
 #include "json.hpp"
 #include "password.hpp"
 #include "password_policy.hpp"
+#include "unicode.hpp"
 
 namespace oauth2 {
 
@@ -101,13 +102,23 @@ struct Registration {
   ~Registration() { wipe(password); }
 };
 
+// A form value without the spaces around it (Python's str.strip()), or
+// nullopt when nothing is left
+std::optional<std::string_view> stripped(std::optional<std::string_view> v) {
+  if (v) v = py_strip(*v);
+  if (v && v->empty()) return std::nullopt;
+  return v;
+}
+
 // Every field's own errors in one answer, as DRF's serializer gives
 // them; then, once each field is valid, whether the two passwords match
 // (a check of two fields, DRF's validate()).
 std::optional<Response> read_registration(const Form& form, Registration& reg) {
   auto username = form.get("username");
-  auto password = form.get("password");
-  auto confirm = form.get("confirm_password");
+  // DRF's CharField strips the spaces around a password (str.strip()), as
+  // simplejwt's /api/token/ does before checking it: the hash is of that
+  auto password = stripped(form.get("password"));
+  auto confirm = stripped(form.get("confirm_password"));
   FieldErrors errors;
   if (!username) {
     errors.add("username", "This field is required.");

@@ -1,0 +1,105 @@
+# The text fields of registration (seed 001) and of the users API as
+# DRF's CharField reads them (trim_whitespace=True: Python's str.strip(),
+# Unicode spaces included; allow_blank=False; max_length), the password
+# included, so that what is stored is what simplejwt's /api/token/ (seed
+# 003, which strips too) checks; a taken username reported with the other
+# fields' errors (UniqueValidator is a field validator); and the sign-in
+# forms' username stripped as Django's AuthenticationForm strips it.
+# docs/security.md R7 (UTF-8, no control), R88 (cheap checks before any
+# hash).
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use JSON::PP ();
+use Test::More;
+use OAuth2Test;
+use OAuth2Grants qw(:all);
+use OAuth2Authorize;
+
+OAuth2Test::require_build();
+
+my $NBSP = "\xC2\xA0";        # U+00A0, str.isspace()
+my $IDSP = "\xE3\x80\x80";    # U+3000 IDEOGRAPHIC SPACE, str.isspace()
+my $CB = 'https://client.example/cb';
+
+my $t = OAuth2Test->new;
+my $K = $t->dir . '/keys';
+$t->ec_key;
+my $app = $t->new_app(name => 'dj_auth', grant => ['password',
+    'refresh_token'], scope => 'read write');
+my $admin_app = $t->new_app(name => 'admin', scope => 'read write admin');
+my $cid = $app->{client_id};
+$t->write_config(OAuth2Authorize::http_conf($t,
+    extra_http => "oauth2_jwt_key $K/ec.pem;\n",
+    extra_server => <<"EOF" . $t->daemon_locations))->run;
+    location = /users/register/ { oauth2_register; oauth2_rate_limit off; }
+    location = /api/token/ { oauth2_jwt_token $cid; }
+    location = /o/jwks/ { oauth2_jwks; }
+EOF
+$t->run_daemon('--pbkdf2-iterations', 1000);
+my $admin = $t->access_token($admin_app, scope => 'read write admin');
+
+sub register {
+    my (%f) = @_;
+    return $t->post_form('/users/register/', OAuth2Test::form(%f));
+}
+
+# POST /api/token/ (seed 003): the status
+sub jwt_status {
+    my ($name, $pw) = @_;
+    return $t->request('POST', '/api/token/',
+        headers => ['Content-Type' => 'application/json'],
+        body => JSON::PP->new->encode({ username => $name,
+            password => $pw }))->{status};
+}
+
+sub api_user {
+    my (%f) = @_;
+    return $t->api('POST', '/api/users/', token => $admin, json => \%f);
+}
+
+######################################### the password, stripped as DRF does
+
+# registration: the spaces around the password are not part of it
+my $PW = 'Saffron-dune-47';
+my $r = register(username => 'pat', password => " $PW$NBSP",
+    confirm_password => " $PW$NBSP");
+is($r->{status}, 201, 'register with " <password>\u00a0": 201')
+    or diag($r->{body});
+is(jwt_status('pat', " $PW$NBSP"), 200,
+    'POST /api/token/ with the password as registered: 200 (it strips it too)');
+is(jwt_status('pat', $PW), 200, 'POST /api/token/ with it stripped: 200');
+is(password_token($t, $app, 'pat', $PW)->{status}, 200,
+    'the password grant with the stripped password: 200');
+$r = register(username => 'pia', password => "$IDSP$PW",
+    confirm_password => $PW);
+is($r->{status}, 201,
+    'register with password "\u3000<pw>" and confirm_password "<pw>": '
+    . 'they match once stripped (201)') or diag($r->{body});
+
+# the users API: the same
+$r = api_user(username => 'quinn', password => "${IDSP}Granite-owl-lamp-71 ",
+    email => 'quinn@example.com');
+is($r->{status}, 201, 'POST /api/users/ with "\u3000<password> ": 201')
+    or diag($r->{body});
+is(jwt_status('quinn', 'Granite-owl-lamp-71'), 200,
+    'that user gets a simplejwt token with the stripped password');
+is(password_token($t, $app, 'quinn', 'Granite-owl-lamp-71')->{status}, 200,
+    'and a token by the password grant');
+$r = api_user(username => 'rey', password => "$NBSP \t", email => 'rey@example.com');
+is_deeply($r->{json}, { password => ['This field may not be blank.'] },
+    'POST /api/users/ with a password of spaces only: "may not be blank"')
+    or diag($r->{body});
+
+# the users API's other CharFields strip Unicode spaces, not ASCII alone
+$r = api_user(username => "${NBSP}dora$IDSP", password => 'Granite-owl-lamp-71',
+    email => 'dora@example.com');
+is($r->{status}, 201, 'POST /api/users/ username "\u00a0dora\u3000": 201')
+    or diag($r->{body});
+is(ref $r->{json} eq 'HASH' && $r->{json}{username}, 'dora',
+    'POST /api/users/ username "\u00a0dora\u3000": stored as "dora"');
+
+$t->stop_daemon;
+$t->daemon_log_ok;
+$t->done_testing;
