@@ -100,6 +100,26 @@ is($r->{status}, 201, 'POST /api/users/ username "\u00a0dora\u3000": 201')
 is(ref $r->{json} eq 'HASH' && $r->{json}{username}, 'dora',
     'POST /api/users/ username "\u00a0dora\u3000": stored as "dora"');
 
+###################################### a taken username is a field's error
+
+my $TAKEN = 'A user with that username already exists.';
+$r = register(username => 'pat', password => 'Lantern-quiet-58',
+    confirm_password => 'Lantern-quiet-58', email => 'not an email');
+is_deeply($r->{json}, { username => [$TAKEN],
+    email => ['Enter a valid email address.'] },
+    'a taken username and a bad email: both fields\' errors in one body')
+    or diag($r->{body});
+$r = register(username => 'pat', password => 'Lantern-quiet-58',
+    confirm_password => 'Lantern-quiet-59');
+is_deeply($r->{json}, { username => [$TAKEN] },
+    'a taken username and passwords that differ: the username alone '
+    . '(validate() runs once every field is valid)') or diag($r->{body});
+$r = register(username => 'pat', password => 'Lantern-quiet-58',
+    confirm_password => 'Lantern-quiet-58', is_active => 'maybe');
+is_deeply($r->{json}, { username => [$TAKEN],
+    is_active => ['Must be a valid boolean.'] },
+    'a taken username and a bad is_active: both at once') or diag($r->{body});
+
 $t->stop_daemon;
 $t->daemon_log_ok;
 $t->done_testing;

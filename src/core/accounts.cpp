@@ -111,9 +111,11 @@ std::optional<std::string_view> stripped(std::optional<std::string_view> v) {
 }
 
 // Every field's own errors in one answer, as DRF's serializer gives
-// them; then, once each field is valid, whether the two passwords match
-// (a check of two fields, DRF's validate()).
-std::optional<Response> read_registration(const Form& form, Registration& reg) {
+// them, a taken username among them (UniqueValidator is the field's, as
+// in the users API); then, once each field is valid, whether the two
+// passwords match (a check of two fields, DRF's validate()).
+std::optional<Response> read_registration(Store& store, std::string_view realm, const Form& form,
+                                          Registration& reg) {
   auto username = form.get("username");
   // DRF's CharField strips the spaces around a password (str.strip()), as
   // simplejwt's /api/token/ does before checking it: the hash is of that
@@ -128,6 +130,12 @@ std::optional<Response> read_registration(const Form& form, Registration& reg) {
     errors.add("username",
                "Enter a valid username. This value may contain only letters, "
                "numbers, and @/./+/-/_ characters.");
+  } else {
+    // looked up before any hash (R88); the change checks again
+    Txn txn = store.read();
+    if (txn.get_user_by_username(realm, *username)) {
+      errors.add("username", "A user with that username already exists.");
+    }
   }
   if (!password) {
     errors.add("password", "This field is required.");
@@ -170,21 +178,13 @@ EndpointResult register_endpoint(Store& store, const Request& req) {
   Form form;
   if (auto err = read_form(req, form)) return done(std::move(*err));
   Registration reg;
-  if (auto err = read_registration(form, reg)) return done(std::move(*err));
+  if (auto err = read_registration(store, req.loc.realm, form, reg)) return done(std::move(*err));
   User& u = reg.user;
 
   // Django's validators (R88: what is cheap first, before any hash)
   auto problems =
       password_problems(req.loc.password_policy, reg.password, {u.username, "", "", u.email});
   if (!problems.empty()) return done(field_errors("password", problems));
-
-  // a taken name costs no hash either
-  {
-    Txn txn = store.read();
-    if (txn.get_user_by_username(req.loc.realm, u.username)) {
-      return done(field_error("username", "A user with that username already exists."));
-    }
-  }
 
   u.realm = req.loc.realm;
   u.date_joined = req.c.now;
