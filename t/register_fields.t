@@ -120,6 +120,54 @@ is_deeply($r->{json}, { username => [$TAKEN],
     is_active => ['Must be a valid boolean.'] },
     'a taken username and a bad is_active: both at once') or diag($r->{body});
 
+############################## registration's username: DRF's CharField
+
+my $MAX = 'Ensure this field has no more than 150 characters.';
+my $BLANK = 'This field may not be blank.';
+for my $c ([' sam ', 'sam', '" sam "'], ["${IDSP}sol$NBSP", 'sol',
+    '"\u3000sol\u00a0"'])
+{
+    my ($sent, $stored, $what) = @$c;
+    $r = register(username => $sent, password => $PW, confirm_password => $PW);
+    is($r->{status}, 201, "register $what: 201") or diag($r->{body});
+    is(ref $r->{json} eq 'HASH' && $r->{json}{username}, $stored,
+        "register $what: stored as \"$stored\"");
+    is(password_token($t, $app, $stored, $PW)->{status}, 200,
+        "$stored signs in by the stripped name");
+}
+$r = register(username => ' sam', password => $PW, confirm_password => $PW);
+is_deeply($r->{json}, { username => [$TAKEN] },
+    'register " sam" again: "sam" is taken') or diag($r->{body});
+for my $c (['', 'blank'], [" $IDSP", 'spaces only']) {
+    $r = register(username => $c->[0], password => $PW,
+        confirm_password => $PW);
+    is_deeply($r->{json}, { username => [$BLANK] },
+        "register a username $c->[1]: \"$BLANK\"") or diag($r->{body});
+}
+$r = register(username => 'tam', password => '', confirm_password => '');
+is_deeply($r->{json}, { password => [$BLANK],
+    confirm_password => ['Passwords do not match.'] },
+    'register with password= and confirm_password=: "may not be blank"')
+    or diag($r->{body});
+$r = register(username => 'tam', password => "$NBSP ", confirm_password => ' ');
+is_deeply($r->{json}, { password => [$BLANK],
+    confirm_password => ['Passwords do not match.'] },
+    'register with a password of spaces: "may not be blank"')
+    or diag($r->{body});
+for my $c (['x' x 151, '151 ASCII letters'],
+    ["\xC3\xA9" x 151, '151 code points of two bytes'])
+{
+    $r = register(username => $c->[0], password => $PW,
+        confirm_password => $PW);
+    is_deeply($r->{json}, { username => [$MAX] },
+        "register a username of $c->[1]: DRF's max_length message")
+        or diag($r->{body});
+}
+$r = register(username => ' ' . 'y' x 150 . ' ', password => $PW,
+    confirm_password => $PW);
+is($r->{status}, 201, 'register 150 letters between spaces: 201 (stripped first)')
+    or diag($r->{body});
+
 $t->stop_daemon;
 $t->daemon_log_ok;
 $t->done_testing;

@@ -110,21 +110,33 @@ std::optional<std::string_view> stripped(std::optional<std::string_view> v) {
   return v;
 }
 
-// Every field's own errors in one answer, as DRF's serializer gives
-// them, a taken username among them (UniqueValidator is the field's, as
-// in the users API); then, once each field is valid, whether the two
-// passwords match (a check of two fields, DRF's validate()).
-std::optional<Response> read_registration(Store& store, std::string_view realm, const Form& form,
-                                          Registration& reg) {
-  auto username = form.get("username");
-  // DRF's CharField strips the spaces around a password (str.strip()), as
-  // simplejwt's /api/token/ does before checking it: the hash is of that
-  auto password = stripped(form.get("password"));
-  auto confirm = stripped(form.get("confirm_password"));
-  FieldErrors errors;
-  if (!username) {
-    errors.add("username", "This field is required.");
-  } else if (!valid_username(*username) || !username_nfkc_stable(*username)) {
+// A field as DRF's CharField reads it (trim_whitespace=True,
+// allow_blank=False): absent, "This field is required."; empty once
+// stripped (Form::get() takes an empty value for an absent one), "This
+// field may not be blank."; else the value stripped.
+std::optional<std::string_view> char_field(const Form& form, const char* name,
+                                           FieldErrors& errors) {
+  const std::vector<std::string_view> sent = form.all(name);  // a repeat is refused
+  if (sent.empty()) {
+    errors.add(name, "This field is required.");
+    return std::nullopt;
+  }
+  std::string_view v = py_strip(sent.front());
+  if (v.empty()) {
+    errors.add(name, "This field may not be blank.");
+    return std::nullopt;
+  }
+  return v;
+}
+
+// The username's own errors: DRF's max_length (code points; checked
+// before the validator, as the users API does), Django's validator, and
+// a taken name (UniqueValidator).
+void check_username(Store& store, std::string_view realm, std::string_view name,
+                    FieldErrors& errors) {
+  if (code_points(name).size() > kMaxUsername) {
+    errors.add("username", "Ensure this field has no more than 150 characters.");
+  } else if (!valid_username(name) || !username_nfkc_stable(name)) {
     // Django would store a name NFKC changes normalized ("ﬁx" as "fix"):
     // without NFKC tables it is refused, with the validator's message
     errors.add("username",
@@ -133,13 +145,29 @@ std::optional<Response> read_registration(Store& store, std::string_view realm, 
   } else {
     // looked up before any hash (R88); the change checks again
     Txn txn = store.read();
-    if (txn.get_user_by_username(realm, *username)) {
+    if (txn.get_user_by_username(realm, name)) {
       errors.add("username", "A user with that username already exists.");
     }
   }
-  if (!password) {
-    errors.add("password", "This field is required.");
-  } else if (password->size() > kMaxPasswordLen) {
+}
+
+// Every field's own errors in one answer, as DRF's serializer gives
+// them, a taken username among them (UniqueValidator is the field's, as
+// in the users API); then, once each field is valid, whether the two
+// passwords match (a check of two fields, DRF's validate()).
+std::optional<Response> read_registration(Store& store, std::string_view realm, const Form& form,
+                                          Registration& reg) {
+  FieldErrors errors;
+  // the username and the password as DRF's CharField reads them:
+  // stripped (str.strip(); /api/token/ strips the password it checks
+  // too, so the hash stored is of that), not blank
+  if (auto username = char_field(form, "username", errors)) {
+    check_username(store, realm, *username, errors);
+    reg.user.username = std::string(*username);
+  }
+  auto password = char_field(form, "password", errors);
+  auto confirm = stripped(form.get("confirm_password"));
+  if (password && password->size() > kMaxPasswordLen) {
     errors.add("password", "The password is too long.");
   }
   if (!confirm) errors.add("confirm_password", "Passwords do not match.");
@@ -158,7 +186,6 @@ std::optional<Response> read_registration(Store& store, std::string_view realm, 
   if (*confirm != *password) return field_error("confirm_password", "Passwords do not match.");
   if (email) reg.user.email = std::string(*email);
   reg.user.is_active = *active;
-  reg.user.username = std::string(*username);
   reg.password = std::string(*password);
   return std::nullopt;
 }
