@@ -29,6 +29,9 @@ $t->ec_key;
 my $app = $t->new_app(name => 'dj_auth', grant => ['password',
     'refresh_token'], scope => 'read write');
 my $admin_app = $t->new_app(name => 'admin', scope => 'read write admin');
+my $web = $t->new_app(name => 'web', grant => ['authorization_code',
+    'refresh_token'], redirect_uris => [$CB]);
+OAuth2Authorize::user_add($t, 'stef', 'Copper-kettle-92', '--staff');
 my $cid = $app->{client_id};
 $t->write_config(OAuth2Authorize::http_conf($t,
     extra_http => "oauth2_jwt_key $K/ec.pem;\n",
@@ -167,6 +170,48 @@ $r = register(username => ' ' . 'y' x 150 . ' ', password => $PW,
     confirm_password => $PW);
 is($r->{status}, 201, 'register 150 letters between spaces: 201 (stripped first)')
     or diag($r->{body});
+
+################################ the sign-in forms strip the username
+
+# Django's AuthenticationForm: UsernameField(strip=True); the password is
+# taken as typed (strip=False)
+my $f = OAuth2Authorize->new($t);
+my $q = OAuth2Authorize::query(response_type => 'code',
+    client_id => $web->{client_id}, redirect_uri => $CB, scope => 'read',
+    state => 's1');
+for my $c (['sam ', '"sam " (a mobile keyboard\'s space)'],
+    ["${IDSP}sam$NBSP", '"\u3000sam\u00a0"'])
+{
+    my ($session, $post) = $f->login($q, $c->[0], $PW);
+    ok($session, "the authorization endpoint signs $c->[1] in as sam")
+        or diag($post->{status} . ' ' . $post->{body});
+}
+ok(!scalar $f->login($q, 'sam', " $PW"),
+    'the authorization endpoint: " <password>" is not the password');
+ok(!scalar $f->login($q, ' ', $PW),
+    'the authorization endpoint: a username of spaces signs no one in');
+
+# the daemon's staff sign-in
+sub staff_login {
+    my ($user, $pw) = @_;
+    my $g = $t->get('/o/applications/login/');
+    my $csrf = OAuth2Test::cookies_of($g)->{oauth2_csrf}{value} // '';
+    my $field = $g->{body} =~ /name="csrf" value="([^"]+)"/ ? $1 : '';
+    return $t->post_form('/o/applications/login/', OAuth2Test::form(
+        csrf => $field, username => $user, password => $pw),
+        Cookie => "oauth2_csrf=$csrf");
+}
+for my $c (['stef ', '"stef "'], ["${NBSP}stef$IDSP", '"\u00a0stef\u3000"']) {
+    my $r = staff_login($c->[0], 'Copper-kettle-92');
+    is($r->{status}, 303, "the staff sign-in takes $c->[1]: 303")
+        or diag($r->{status} . ' ' . $r->{body});
+    ok(OAuth2Test::cookies_of($r)->{oauth2_session},
+        "the staff sign-in as $c->[1]: a session");
+}
+is(staff_login('stef', ' Copper-kettle-92')->{status}, 400,
+    'the staff sign-in: " <password>" is not the password');
+is(staff_login(" $IDSP", 'Copper-kettle-92')->{status}, 400,
+    'the staff sign-in: a username of spaces is "Enter your username and password."');
 
 $t->stop_daemon;
 $t->daemon_log_ok;

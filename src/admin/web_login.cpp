@@ -18,6 +18,7 @@
 #include "password.hpp"
 #include "session.hpp"
 #include "store.hpp"
+#include "unicode.hpp"
 #include "web_internal.hpp"
 
 namespace oauth2::admin::web {
@@ -57,7 +58,8 @@ struct Attempt {
       : req(r),
         csrf(std::move(csrf_token)),
         next(field_value(f, "next")),
-        username(field_value(f, "username")),
+        // stripped as Django's AuthenticationForm strips it (str.strip())
+        username(py_strip(field_value(f, "username"))),
         now(static_cast<int64_t>(time(nullptr))),
         throttle(ctx.throttle(r)) {
     if (!safe_next(next)) next.clear();

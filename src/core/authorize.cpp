@@ -19,6 +19,7 @@
 #include "oidc.hpp"
 #include "password.hpp"
 #include "session.hpp"
+#include "unicode.hpp"
 
 namespace oauth2 {
 
@@ -586,7 +587,10 @@ EndpointResult sign_in_post(Store& store, const Request& req, const std::string&
     return done(
         error_page(req, 403, "invalid_request", "The form has expired; go back and try again."));
   }
-  std::string name(body.get("username").value_or(""));
+  // Django's AuthenticationForm strips the username (UsernameField,
+  // str.strip()): "alice " typed on a phone is alice; the password is
+  // taken as typed
+  std::string name(py_strip(body.get("username").value_or("")));
   std::string pw(body.get("password").value_or(""));
   if (name.empty() || pw.empty() || pw.size() > kMaxPasswordLen ||
       name.size() > kMaxUsernameBytes) {
