@@ -453,7 +453,8 @@ DjangoUser read_user(const Fields& f, json_t* record, unsigned iterations, Repor
   u.date_joined = f.time("date_joined").value_or(static_cast<int64_t>(::time(nullptr)));
   u.last_login = f.time("last_login").value_or(0);
 
-  // Django's validator, Unicode letters included ("josé"); no NFKC check:
+  // Django's validator, Unicode letters included ("josé"), as Unicode 14
+  // has them (unicode_tables.inc; "Known limits"); no NFKC check:
   // Django stored the name normalized, and it stays the user's
   if (!valid_username(u.username)) {
     du.importable = false;
@@ -921,11 +922,15 @@ void finish_warnings(Report* r, unsigned iterations) {
   auto add = [&w](const Tally& t, const std::string& one, const std::string& many) {
     if (t.n) w.push_back(t.text(one, many));
   };
+  // the letters and digits of this release's tables (Python 3.11's):
+  // Django on a newer Python takes letters of Unicode 15 and 15.1 too
   add(r->bad_username,
       "user skipped: its username is not 1 to 150 of letters, digits and "
-      "@.+-_ (Django's validator)",
+      "@.+-_ in Unicode 14, the version this release knows (a newer "
+      "Python's Django may take it)",
       "users skipped: their usernames are not 1 to 150 of letters, digits "
-      "and @.+-_ (Django's validator)");
+      "and @.+-_ in Unicode 14, the version this release knows (a newer "
+      "Python's Django may take them)");
   add(r->existing_user, "user skipped: the username exists in the store (never overwritten)",
       "users skipped: the usernames exist in the store (never "
       "overwritten)");
