@@ -20,11 +20,13 @@
 #include <cstdlib>
 #include <exception>
 #include <thread>
+#include <utility>
 
 #include "cli.hpp"
 #include "cluster.hpp"
 #include "codec.hpp"
 #include "crypto.hpp"
+#include "retry_delay.hpp"
 #include "store.hpp"
 
 namespace oauth2::admin {
@@ -87,6 +89,8 @@ class Mirror {
   void snapshot();
   // the watch from applied() + 1, until stopped (false) or compacted (true)
   bool follow();
+  // whether a watch brought events since the last call: it was healthy
+  bool followed() { return std::exchange(followed_, false); }
 
  private:
   void apply_events(const std::vector<const json_t*>& batches);
@@ -97,6 +101,7 @@ class Mirror {
   std::string mirror_of_;
   int64_t applied_;
   std::string cluster_id_;  // of the history applied_ counts in
+  bool followed_ = false;
 };
 
 constexpr long kRangeTimeoutMs = 30000;
@@ -236,7 +241,10 @@ bool Mirror::follow() {
             const json_t* events = json_object_get(result, "events");
             if (json_array_size(events)) batches.push_back(events);
           }
-          if (!batches.empty()) apply_events(batches);
+          if (!batches.empty()) {
+            apply_events(batches);
+            followed_ = true;
+          }
           return go_on;
         } catch (...) {
           failed = std::current_exception();  // never through curl's C frames
@@ -294,7 +302,7 @@ void check_mirrorable(Store& store, const std::string& mirror_of) {
 }
 
 int sync_run(Mirror& mirror) {
-  int64_t backoff = 100;
+  RetryDelay delay;
   while (!g_stop) {
     try {
       if (mirror.applied() != 0) {
@@ -314,16 +322,13 @@ int sync_run(Mirror& mirror) {
             ": taking a new snapshot");
         mirror.forget();
       }
-      backoff = 100;
+      delay.reset();
     } catch (const EtcdError& e) {
       if (e.compacted) mirror.forget();
       if (g_stop) break;
-      say(std::string(e.what()) + "; again in " + std::to_string(backoff) + " ms");
-      std::this_thread::sleep_for(std::chrono::milliseconds(backoff));
-      // members without a leader refuse at once and cheaply: the next
-      // try stays near, to follow the new leader soon after its election
-      const bool election = std::string_view(e.what()).find("no leader") != std::string_view::npos;
-      backoff = election ? 100 : std::min<int64_t>(backoff * 2, 2000);
+      const int64_t wait = delay.after(e.what(), mirror.followed());
+      say(std::string(e.what()) + "; again in " + std::to_string(wait) + " ms");
+      std::this_thread::sleep_for(std::chrono::milliseconds(wait));
     }
   }
   say("stopped at revision " + std::to_string(mirror.applied()));
