@@ -16,9 +16,12 @@ class RetryDelay {
 
   // The wait after a failure whose message is what, doubling from one
   // failure to the next up to kMaxMs.  healthy: what failed was a watch
-  // that had brought events first.
+  // that had brought events first (the heartbeats come back 4 times a
+  // second), which starts the count again: an ordinary loss of a watch
+  // (a member restarted, cut off) is followed again soon, however many
+  // the daemon saw before, and only failures in a row wait longer.
   int64_t after(std::string_view what, bool healthy) {
-    (void)healthy;
+    if (healthy) next_ = kFirstMs;
     const int64_t wait = next_;
     // members without a leader refuse at once and cheaply: the next try
     // stays near, to follow the new leader soon after its election
