@@ -491,6 +491,13 @@ void Etcd::prepare_post(Handle& h, const std::string& url, const std::string& te
 // did not answer is safe: a Txn compares what it read, so one that took
 // effect the first time fails its compares the second.
 Json Etcd::call(const char* path, const json_t* body, long timeout_ms, bool* in_doubt) {
+  return call_tries(path, body, timeout_ms, in_doubt, 0);
+}
+
+// first_round_ms (0: none): the tries of the first round, one at each
+// member, get at most this, the later ones their share of timeout_ms
+Json Etcd::call_tries(const char* path, const json_t* body, long timeout_ms, bool* in_doubt,
+                      long first_round_ms) {
   using Clock = std::chrono::steady_clock;
   const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
   const std::string text = json_text(body, JSON_COMPACT);
@@ -502,7 +509,13 @@ Json Etcd::call(const char* path, const json_t* body, long timeout_ms, bool* in_
     at = preferred_;
   }
   const size_t n = config_.endpoints.size();
-  const long per_try = std::max(kTryMs, timeout_ms / static_cast<long>(n));
+  const long share = timeout_ms / static_cast<long>(n);
+  // A budget too short for two full tries is shared out among the
+  // members (at least kDoubtTryMs each): sync's heartbeat, put within a
+  // second, reaches the next member when the first is cut off (silent),
+  // instead of spending the whole second on it every time.
+  long per_try = std::max(kTryMs, share);
+  if (per_try > timeout_ms / 2) per_try = std::max(kDoubtTryMs, share);
   bool leader_in_doubt = false;  // shorter tries (kDoubtTryMs)
   size_t refused = 0;            // members in a row that refused a certificate
   for (size_t tries = 0;; tries++, at = (at + 1) % n) {
@@ -510,7 +523,9 @@ Json Etcd::call(const char* path, const json_t* body, long timeout_ms, bool* in_
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
     if (left <= 0 && tries > 0) break;
     if (tries >= n) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    const long this_try = std::max(1L, std::min(left, leader_in_doubt ? kDoubtTryMs : per_try));
+    long cap = leader_in_doubt ? kDoubtTryMs : per_try;
+    if (first_round_ms > 0 && tries < n) cap = std::min(cap, first_round_ms);
+    const long this_try = std::max(1L, std::min(left, cap));
     Sink sink;
     CURL* c = h->curl;
     const std::string url = config_.endpoints[at] + path;
@@ -636,11 +651,15 @@ void Etcd::watch(int64_t start_revision, long idle_ms,
       deliver_lines(sink);
     }
     // a member that refused (without a leader, say): the next one may
-    // have one
+    // have one.  One that fell silent (cut off: packets dropped, no
+    // reset) would hold the next call's first try to its end, and the
+    // heartbeat's whole budget: the next watch and call start at the
+    // member after it, as after a refusal.
     const bool passing = !sink.error.empty() && passing_error(sink.error);
-    if (sink.heard || passing) {  // the next watch, and the next call, start there
+    const bool move_on = passing || sink.silent;
+    if (sink.heard || move_on) {  // the next watch, and the next call, start there
       std::lock_guard<std::mutex> lk(m_);
-      preferred_ = passing ? (at + 1) % config_.endpoints.size() : at;
+      preferred_ = move_on ? (at + 1) % config_.endpoints.size() : at;
     }
     if (sink.stopped || (cancel && cancel->load())) {
       give_back(std::move(h));
@@ -689,7 +708,11 @@ std::optional<std::pair<Db, std::string>> Etcd::record(std::string_view etcd_key
 Etcd::Head Etcd::head(long timeout_ms) {
   Json req(json_pack("{s:s,s:b}", "key", base64_std(config_.prefix).c_str(), "count_only", 1));
   if (!req) throw std::bad_alloc();
-  Json answer = call("/v3/kv/range", req.get(), timeout_ms);
+  // A count, which etcd answers within milliseconds: a first try at each
+  // member of kTryMs, so that one cut off (silent) costs a second, not
+  // its share of timeout_ms (10 s of sync's 30 with three members, after
+  // its watch there was lost); the later tries are any call's.
+  Json answer = call_tries("/v3/kv/range", req.get(), timeout_ms, nullptr, kTryMs);
   return Head{etcd_revision(answer.get()), etcd_cluster_id(answer.get())};
 }
 

@@ -119,6 +119,8 @@ class Etcd {
 
  private:
   struct Handle;
+  Json call_tries(const char* path, const json_t* body, long timeout_ms, bool* in_doubt,
+                  long first_round_ms);
   std::unique_ptr<Handle> take();
   void give_back(std::unique_ptr<Handle> h);
   void set_transport(Handle& h) const;

@@ -25,6 +25,7 @@
 namespace oauth2 {
 namespace {
 
+using oauth2_test::SilentMember;
 using oauth2_test::SlowGateway;
 
 long ms_since(std::chrono::steady_clock::time_point t0) {
@@ -215,6 +216,87 @@ TEST(EtcdWatch, SilenceCountsFromTheLastBytesNotFromTheStart) {
   EXPECT_NE(why.find("nothing heard for 500 ms"), std::string::npos) << why;
   EXPECT_GE(took, 1100 + 500) << "the silence after the last message ended it";
   EXPECT_LT(took, 4000) << "... once it outlasted idle_ms";
+}
+
+// A member cut off without a reset (packets dropped: the watch falls
+// silent, no error comes) while the others are healthy.  The edge's
+// mirror must move on to them within about a second or two, as the
+// README says ("sync ends it and watches again from its revision, at the
+// next member"), for max_staleness is a few seconds and every request
+// meanwhile is a 503 (R77).  Three paths led back to the silent member:
+
+// 1. A watch that heard its member, which then fell silent, left the
+// member preferred: sync's next read after the lost watch (head) and the
+// next watch started there again.  Here member a streams one message and
+// falls silent; the read that follows goes straight to b, and a never
+// sees another connection.
+TEST(EtcdWatch, AMemberFallenSilentIsNotTriedFirstAgain) {
+  StreamGateway a(1, 0);
+  SlowGateway b(0);
+  EtcdConfig config;
+  config.endpoints = {a.url(), b.url()};
+  Etcd etcd(config);
+  size_t heard = 0;
+  std::string why;
+  try {
+    etcd.watch(1, 500, [&](std::vector<Json>& batch) {
+      heard += batch.size();
+      return true;
+    });
+  } catch (const EtcdError& e) {
+    why = e.what();
+  }
+  EXPECT_EQ(heard, 1u);
+  EXPECT_NE(why.find("nothing heard for 500 ms"), std::string::npos) << why;
+  const auto t0 = std::chrono::steady_clock::now();
+  Etcd::Head head = etcd.head(30000);
+  const long took = ms_since(t0);
+  EXPECT_EQ(head.revision, 1) << "b's answer";
+  EXPECT_LT(took, 3000) << "not held at the silent member";
+  EXPECT_EQ(a.watches(), 1u) << "the silent member was not asked first again";
+}
+
+// 2. sync's read of etcd's head after a lost watch (a 30 s budget) gave
+// its first try at a member the share of it: 15 s at a silent member with
+// two, 10 s with three.  A count's first try at each member is short.
+TEST(EtcdCall, AHeadReadPassesASilentMemberWithinASecondOrSo) {
+  SilentMember a;
+  SlowGateway b(0);
+  EtcdConfig config;
+  config.endpoints = {a.url(), b.url()};
+  Etcd etcd(config);
+  const auto t0 = std::chrono::steady_clock::now();
+  Etcd::Head head = etcd.head(30000);
+  const long took = ms_since(t0);
+  EXPECT_EQ(head.revision, 1);
+  EXPECT_EQ(b.requests(), 1u);
+  EXPECT_LT(took, 3000) << "one short try at the silent member";
+}
+
+// 3. sync's heartbeat is put within a second: its first try took the
+// whole second, so with the first member silent the heartbeat never
+// reached a healthy one, and the mirror went stale though its watch
+// followed another member.  A budget too short for two full tries is
+// shared out among the members.
+TEST(EtcdCall, AShortCallTriesMoreThanOneMember) {
+  SilentMember a, b;
+  SlowGateway c(0);
+  EtcdConfig config;
+  config.endpoints = {a.url(), b.url(), c.url()};
+  Etcd etcd(config);
+  Json req(json_object());
+  const auto t0 = std::chrono::steady_clock::now();
+  std::string why;
+  try {
+    Json answer = etcd.call("/v3/kv/put", req.get(), 1000);
+    EXPECT_EQ(etcd_revision(answer.get()), 1);
+  } catch (const EtcdError& e) {
+    why = e.what();
+  }
+  const long took = ms_since(t0);
+  EXPECT_EQ(why, "") << "c answered within the budget";
+  EXPECT_EQ(c.requests(), 1u);
+  EXPECT_LT(took, 1500);
 }
 
 }  // namespace

@@ -143,6 +143,22 @@ class SlowGateway {
   std::vector<std::chrono::steady_clock::time_point> received_;  // under m_
 };
 
+// A member cut off without a reset (packets dropped): the kernel takes
+// the connection on its listening socket, and nothing ever reads or
+// answers the request.
+class SilentMember {
+ public:
+  SilentMember() { fd_ = listen_loopback(&port_); }
+  ~SilentMember() { close(fd_); }
+  SilentMember(const SilentMember&) = delete;
+  SilentMember& operator=(const SilentMember&) = delete;
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
 inline oauth2::EtcdConfig config_of(const SlowGateway& gw) {
   oauth2::EtcdConfig config;
   config.endpoints = {gw.url()};
