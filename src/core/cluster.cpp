@@ -26,6 +26,29 @@ int64_t now_ms() {
   return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t monotonic_ms() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t Cluster::mirror_age(int64_t fresh, int64_t now, int64_t mono_now) const {
+  // A writer turns stamp_ to kStampWriting, sets stamp_seen_, then stamp_
+  // to the new stamp: a reader that finds the stamp it read on both sides
+  // of its read of stamp_seen_ has that stamp's time (stamps move on, so
+  // never to one they had before).
+  int64_t seen = mono_now;  // first read now, unless recorded before
+  int64_t at = stamp_.load();
+  if (at == fresh) {
+    const int64_t first = stamp_seen_.load();
+    if (stamp_.load() == fresh) seen = first;
+  } else if (at != kStampWriting && stamp_.compare_exchange_strong(at, kStampWriting)) {
+    stamp_seen_.store(mono_now);
+    stamp_.store(fresh);
+  }
+  return std::max(now - fresh, mono_now - seen);
+}
+
 Cluster::Cluster(EtcdConfig config, int64_t max_staleness_ms)
     : etcd_(std::move(config)), max_staleness_ms_(max_staleness_ms) {}
 
@@ -471,16 +494,21 @@ std::string mirror_staleness(Store& store) {
   // mirror's age: taken for fresh, a mirror whose sync stopped would be
   // served for as long as the step (R77).  It waits for sync's next
   // heartbeat, dated by the clock as it is now.
+  // A step back smaller than the mirror's age would still stretch the
+  // bound by the step: the age is also counted on the monotonic clock,
+  // from when this process first read F (Cluster::mirror_age).
   const int64_t seen = store.mirror_fresh_seen();
   int64_t now = now_ms();
-  if (seen && seen <= now && now - seen <= bound) return std::string();
+  if (seen && seen <= now && cluster->mirror_age(seen, now, monotonic_ms()) <= bound) {
+    return std::string();
+  }
   const int64_t fresh = store.mirror_fresh_at();
   now = now_ms();
-  const int64_t age = now - fresh;
-  if (fresh && age >= 0 && age <= bound) return std::string();
+  const int64_t age = fresh ? cluster->mirror_age(fresh, now, monotonic_ms()) : 0;
+  if (fresh && fresh <= now && age <= bound) return std::string();
   if (!fresh) return "the cluster mirror has never been synced: is oauth2-admin sync running?";
-  if (age < 0) {
-    return "the cluster mirror's last heartbeat is dated " + std::to_string(-age) +
+  if (fresh > now) {
+    return "the cluster mirror's last heartbeat is dated " + std::to_string(fresh - now) +
            " ms from now: the clock went back; waiting for oauth2-admin sync's next heartbeat";
   }
   return "the cluster mirror is " + std::to_string(age) + " ms old (max_staleness " +

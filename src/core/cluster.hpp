@@ -24,6 +24,7 @@
 
 #include <lmdb.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -133,6 +134,13 @@ class Cluster {
   Cluster(EtcdConfig config, int64_t max_staleness_ms);
   Etcd& etcd() { return etcd_; }
   int64_t max_staleness_ms() const { return max_staleness_ms_; }
+  // The age at now (this host's wall clock) of the mirror's freshness
+  // stamp fresh, as mirror_staleness counts it: now - fresh, and at least
+  // the time on the monotonic clock since this process first read that
+  // stamp (mono_now: CLOCK_MONOTONIC's ms), so that a stamp that does not
+  // move ages whatever the wall clock does.  Lock-free: nginx's workers
+  // and the daemon's threads call it on every validation.
+  int64_t mirror_age(int64_t fresh, int64_t now, int64_t mono_now) const;
 
   // c as one Txn.  true: applied, and the mirror has it; false: one of
   // its reads no longer holds (nothing applied; the mirror has caught up
@@ -216,6 +224,11 @@ class Cluster {
 
   Etcd etcd_;
   int64_t max_staleness_ms_;
+  // the freshness stamp this process read last, and when (CLOCK_MONOTONIC,
+  // ms) it first read it; kStampWriting while a caller replaces the pair
+  static constexpr int64_t kStampWriting = INT64_MIN;
+  mutable std::atomic<int64_t> stamp_{0};
+  mutable std::atomic<int64_t> stamp_seen_{0};
   long mirror_wait_ms_ = kMirrorWaitMs;
   AppliedUnseen applied_unseen_ = nullptr;
   std::mutex m_;
@@ -236,6 +249,8 @@ class Cluster {
 };
 
 int64_t now_ms();
+// CLOCK_MONOTONIC in ms (a vDSO read, no system call)
+int64_t monotonic_ms();
 
 // Cluster mode: why store's mirror is too old to answer from (fail closed:
 // a revocation made on another edge may not be in it), or "" when it is

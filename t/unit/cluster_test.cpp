@@ -540,6 +540,45 @@ TEST(MirrorStaleness, AFutureHeartbeatReadOnceIsNotKeptR77) {
       << "a mirror 400 ms old passed: " << (why.empty() ? "fresh" : why);
 }
 
+// A step back of the wall clock smaller than the mirror's age went
+// unseen: the heartbeat stamp, dated before the step, then reads younger
+// than it is, and a mirror whose sync stopped was served for the step
+// beyond max_staleness (R77).  A stamp that does not move ages on the
+// monotonic clock from when this process first read it, whatever the
+// wall clock says.  Here the stamp is read while dated 250 ms ahead (as
+// after a step back of 250 ms since sync dated it), and nothing comes
+// after it: 300 ms later the wall clock calls it 50 ms old, within the
+// bound of 200, but it has not moved for 300.
+TEST(MirrorStaleness, AStampThatDoesNotMoveAgesOnTheMonotonicClockR77) {
+  SlowGateway gw(0);
+  oauth2_test::TempDir dir;
+  Store store(dir.path() + "/mirror", size_t(64) << 20);
+  auto cluster = std::make_shared<Cluster>(config_of(gw), 200);
+  store.use_cluster(cluster);
+  heartbeat(store, now_ms() + 250);
+  EXPECT_NE(mirror_staleness(store).find("the clock went back"), std::string::npos);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const std::string why = mirror_staleness(store);
+  EXPECT_NE(why.find("ms old (max_staleness 200 ms)"), std::string::npos)
+      << "a stamp that had not moved for 300 ms passed: " << (why.empty() ? "fresh" : why);
+  heartbeat(store, now_ms());  // sync's next heartbeat
+  EXPECT_EQ(mirror_staleness(store), "");
+}
+
+// The same on Cluster::mirror_age's own clocks: read fresh at F, then
+// 300 ms pass and the wall clock steps back 250 ms (wall age 50); and a
+// stamp that moves is aged from its own first reading.
+TEST(MirrorStaleness, MirrorAgeIsTheLongerOfTheTwoClocksR77) {
+  EtcdConfig config;
+  config.endpoints = {"http://127.0.0.1:1"};
+  Cluster cluster(config, 200);
+  const int64_t f = 1'000'000;
+  EXPECT_EQ(cluster.mirror_age(f, f, 5000), 0);
+  EXPECT_EQ(cluster.mirror_age(f, f + 50, 5300), 300) << "the step back does not hide the 300 ms";
+  EXPECT_EQ(cluster.mirror_age(f + 250, f + 300, 5310), 50) << "a new stamp, first read now";
+  EXPECT_EQ(cluster.mirror_age(f + 250, f + 310, 5330), 60) << "wall age the longer";
+}
+
 // etcd refusing a batch as larger than its --max-txn-ops: each half of it
 // goes again on its own, until the change too large is alone, so that
 // only it fails (as a StoreError that says so) and the others of its
