@@ -455,6 +455,17 @@ bool leadership_error(const std::string& what) {
          what.find("leader changed") != std::string::npos;
 }
 
+// A try's length at most, for a call of timeout_ms among n members: its
+// share, and at least kTryMs.  A budget too short for two such tries is
+// shared out among the members (at least kDoubtTryMs each): sync's
+// heartbeat, put within a second, reaches the next member when the first
+// is cut off (silent), instead of spending the whole second on it.
+long per_try_ms(long timeout_ms, size_t n) {
+  const long share = timeout_ms / static_cast<long>(n);
+  const long per_try = std::max(kTryMs, share);
+  return per_try > timeout_ms / 2 ? std::max(kDoubtTryMs, share) : per_try;
+}
+
 bool unreachable(CURLcode rc) {
   return rc == CURLE_COULDNT_CONNECT || rc == CURLE_GOT_NOTHING || rc == CURLE_RECV_ERROR ||
          rc == CURLE_SEND_ERROR;
@@ -509,13 +520,6 @@ Json Etcd::call_tries(const char* path, const json_t* body, long timeout_ms, boo
     at = preferred_;
   }
   const size_t n = config_.endpoints.size();
-  const long share = timeout_ms / static_cast<long>(n);
-  // A budget too short for two full tries is shared out among the
-  // members (at least kDoubtTryMs each): sync's heartbeat, put within a
-  // second, reaches the next member when the first is cut off (silent),
-  // instead of spending the whole second on it every time.
-  long per_try = std::max(kTryMs, share);
-  if (per_try > timeout_ms / 2) per_try = std::max(kDoubtTryMs, share);
   bool leader_in_doubt = false;  // shorter tries (kDoubtTryMs)
   size_t refused = 0;            // members in a row that refused a certificate
   for (size_t tries = 0;; tries++, at = (at + 1) % n) {
@@ -523,7 +527,7 @@ Json Etcd::call_tries(const char* path, const json_t* body, long timeout_ms, boo
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
     if (left <= 0 && tries > 0) break;
     if (tries >= n) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    long cap = leader_in_doubt ? kDoubtTryMs : per_try;
+    long cap = leader_in_doubt ? kDoubtTryMs : per_try_ms(timeout_ms, n);
     if (first_round_ms > 0 && tries < n) cap = std::min(cap, first_round_ms);
     const long this_try = std::max(1L, std::min(left, cap));
     Sink sink;
