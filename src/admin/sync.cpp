@@ -251,7 +251,7 @@ bool Mirror::follow() {
           return false;
         }
       },
-      &g_stop);
+      &g_stop, &heartbeat_);
   if (failed) std::rethrow_exception(failed);
   return compacted;
 }

@@ -611,7 +611,8 @@ int watch_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
 
 void Etcd::watch(int64_t start_revision, long idle_ms,
                  const std::function<bool(std::vector<Json>&)>& on_message,
-                 const std::atomic<bool>* cancel) {
+                 const std::atomic<bool>* cancel, const std::string* beacon) {
+  (void)beacon;
   Json body(json_pack("{s:{s:s,s:s,s:s}}", "create_request", "key",
                       base64_std(config_.prefix).c_str(), "range_end",
                       base64_std(range_end(config_.prefix)).c_str(), "start_revision",
