@@ -348,7 +348,24 @@ struct Sink {
   long idle_ms = 0;
   bool silent = false;
   const std::atomic<bool>* cancel = nullptr;
+  // the watch's beacon, as its events name it (base64; "": none), when a
+  // put of it came last, and whether the stream was ended for its absence
+  std::string beacon;
+  std::chrono::steady_clock::time_point last_beacon = std::chrono::steady_clock::now();
+  bool lagging = false;
 };
+
+// whether a watch message brings a put of the key whose base64 is b64
+bool brings_put(const json_t* msg, const std::string& b64) {
+  size_t i;
+  const json_t* ev;
+  json_array_foreach(json_object_get(json_object_get(msg, "result"), "events"), i, ev) {
+    const char* type = json_string_value(json_object_get(ev, "type"));
+    const char* key = json_string_value(json_object_get(json_object_get(ev, "kv"), "key"));
+    if (key && b64 == key && !(type && std::string_view(type) == "DELETE")) return true;
+  }
+  return false;
+}
 
 // one message a line (the gateway's streaming answer): every complete
 // line the buffer holds, in one call, so that the caller can apply what
@@ -372,6 +389,9 @@ bool deliver_lines(Sink& s) {
       const char* m = json_string_value(json_object_get(err, "message"));
       s.error = std::string("etcd watch: ") + (m ? m : json_text(err, JSON_COMPACT).c_str());
       return false;
+    }
+    if (!s.beacon.empty() && brings_put(msg.get(), s.beacon)) {
+      s.last_beacon = std::chrono::steady_clock::now();
     }
     batch.push_back(std::move(msg));
   }
@@ -599,9 +619,14 @@ namespace {
 int watch_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   Sink& s = *static_cast<Sink*>(user);
   if (s.cancel && s.cancel->load()) return 1;
-  const auto quiet = std::chrono::steady_clock::now() - s.last_bytes;
-  if (quiet >= std::chrono::milliseconds(s.idle_ms)) {
+  const auto now = std::chrono::steady_clock::now();
+  if (now - s.last_bytes >= std::chrono::milliseconds(s.idle_ms)) {
     s.silent = true;
+    return 1;
+  }
+  // talking, but not of the caller's beacon: a member slow or behind
+  if (!s.beacon.empty() && now - s.last_beacon >= std::chrono::milliseconds(s.idle_ms)) {
+    s.lagging = true;
     return 1;
   }
   return 0;
@@ -612,7 +637,6 @@ int watch_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
 void Etcd::watch(int64_t start_revision, long idle_ms,
                  const std::function<bool(std::vector<Json>&)>& on_message,
                  const std::atomic<bool>* cancel, const std::string* beacon) {
-  (void)beacon;
   Json body(json_pack("{s:{s:s,s:s,s:s}}", "create_request", "key",
                       base64_std(config_.prefix).c_str(), "range_end",
                       base64_std(range_end(config_.prefix)).c_str(), "start_revision",
@@ -632,6 +656,7 @@ void Etcd::watch(int64_t start_revision, long idle_ms,
     sink.on_message = &on_message;
     sink.idle_ms = idle_ms;
     sink.cancel = cancel;
+    if (beacon) sink.beacon = base64_std(*beacon);
     CURL* c = h->curl;
     curl_easy_reset(c);
     curl_easy_setopt(c, CURLOPT_URL, url.c_str());
@@ -661,7 +686,7 @@ void Etcd::watch(int64_t start_revision, long idle_ms,
     // heartbeat's whole budget: the next watch and call start at the
     // member after it, as after a refusal.
     const bool passing = !sink.error.empty() && passing_error(sink.error);
-    const bool move_on = passing || sink.silent;
+    const bool move_on = passing || sink.silent || sink.lagging;
     if (sink.heard || move_on) {  // the next watch, and the next call, start there
       std::lock_guard<std::mutex> lk(m_);
       preferred_ = move_on ? (at + 1) % config_.endpoints.size() : at;
@@ -679,7 +704,9 @@ void Etcd::watch(int64_t start_revision, long idle_ms,
       continue;
     }
     why = config_.endpoints[at] + ": " +
-          (sink.silent      ? "nothing heard for " + std::to_string(idle_ms) + " ms"
+          (sink.silent    ? "nothing heard for " + std::to_string(idle_ms) + " ms"
+           : sink.lagging ? "the member keeps sending, but " + *beacon + " has not come back for " +
+                                std::to_string(idle_ms) + " ms"
            : rc == CURLE_OK ? std::string("the watch ended")
                             : failure(*h, rc));
     if (sink.heard || rc == CURLE_OK) break;

@@ -121,7 +121,9 @@ TEST(EtcdCall, AHandshakeThatTimedOutIsNotATlsFailure) {
 // connection until the client leaves.
 class StreamGateway {
  public:
-  StreamGateway(int lines, int every_ms) : lines_(lines), every_ms_(every_ms) {
+  // line (if given): what each message is, instead of a header alone
+  StreamGateway(int lines, int every_ms, std::string line = "")
+      : lines_(lines), every_ms_(every_ms), line_(std::move(line)) {
     fd_ = oauth2_test::listen_loopback(&port_);
     acceptor_ = std::thread([this] { accept_loop(); });
   }
@@ -152,7 +154,8 @@ class StreamGateway {
     }
   }
   bool send(int c, const std::string& s) {
-    return write(c, s.data(), s.size()) == static_cast<ssize_t>(s.size());
+    // MSG_NOSIGNAL: a client that left (a watch it ended) is no SIGPIPE
+    return ::send(c, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size());
   }
   void serve(int c) {
     std::string in, request;
@@ -165,7 +168,9 @@ class StreamGateway {
     for (int i = 1; i <= lines_ && !stop_; i++) {
       if (i > 1) std::this_thread::sleep_for(std::chrono::milliseconds(every_ms_));
       const std::string line =
-          "{\"result\":{\"header\":{\"revision\":\"" + std::to_string(i) + "\"}}}\n";
+          (line_.empty() ? "{\"result\":{\"header\":{\"revision\":\"" + std::to_string(i) + "\"}}}"
+                         : line_) +
+          "\n";
       char size[32];
       std::snprintf(size, sizeof(size), "%zx\r\n", line.size());
       if (!send(c, size + line + "\r\n")) return;
@@ -177,6 +182,7 @@ class StreamGateway {
 
   int lines_;
   int every_ms_;
+  std::string line_;
   int fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stop_{false};
@@ -297,6 +303,71 @@ TEST(EtcdCall, AShortCallTriesMoreThanOneMember) {
   EXPECT_EQ(why, "") << "c answered within the budget";
   EXPECT_EQ(c.requests(), 1u);
   EXPECT_LT(took, 1500);
+}
+
+// A member that keeps sending but never brings this edge's heartbeat
+// back (slow, or behind the cluster: its messages carry no events of
+// ours) kept sync's watch, and the edge at 503 past max_staleness, for
+// as long as it sent (R77).  With the heartbeat's key as the watch's
+// beacon, such a stream fails after idle_ms as a silent one does, and
+// the next call starts at the next member.  Here a sends a message
+// every 100 ms for 10 s, none of them a put of the beacon.
+TEST(EtcdWatch, AStreamThatNeverBringsTheBeaconFails) {
+  StreamGateway a(100, 100);
+  SlowGateway b(0);
+  EtcdConfig config;
+  config.endpoints = {a.url(), b.url()};
+  Etcd etcd(config);
+  const std::string beacon = etcd.heartbeat_prefix() + "edge";
+  size_t heard = 0;
+  std::string why;
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    etcd.watch(
+        1, 500,
+        [&](std::vector<Json>& batch) {
+          heard += batch.size();
+          return true;
+        },
+        nullptr, &beacon);
+  } catch (const EtcdError& e) {
+    why = e.what();
+  }
+  const long took = ms_since(t0);
+  EXPECT_GT(heard, 0u);
+  EXPECT_NE(why.find("has not come back for 500 ms"), std::string::npos) << why;
+  EXPECT_LT(took, 3000) << "not held for as long as the member sends";
+  Etcd::Head head = etcd.head(30000);
+  EXPECT_EQ(head.revision, 1) << "b's answer";
+  EXPECT_EQ(a.watches(), 1u) << "the lagging member was not asked first again";
+}
+
+// ... and a stream that brings the beacon's puts is kept however long it
+// runs past idle_ms
+TEST(EtcdWatch, AStreamThatBringsTheBeaconIsKept) {
+  EtcdConfig config;
+  const std::string beacon = config.prefix + "heartbeat/edge";
+  const std::string event = "{\"result\":{\"events\":[{\"kv\":{\"key\":\"" + base64_std(beacon) +
+                            "\",\"mod_revision\":\"2\"}}]}}";
+  StreamGateway a(12, 100, event);
+  config.endpoints = {a.url()};
+  Etcd etcd(config);
+  size_t heard = 0;
+  std::string why;
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    etcd.watch(
+        1, 500,
+        [&](std::vector<Json>& batch) {
+          heard += batch.size();
+          return true;
+        },
+        nullptr, &beacon);
+  } catch (const EtcdError& e) {
+    why = e.what();
+  }
+  EXPECT_EQ(heard, 12u) << why;
+  EXPECT_GE(ms_since(t0), 1100) << why;
 }
 
 }  // namespace
