@@ -192,6 +192,23 @@ class StreamGateway {
   std::vector<std::thread> conns_;  // under m_
 };
 
+// etcd's watch from revision 1 with an idle_ms of 500 (and beacon),
+// counting the messages it delivers in *heard, until it fails: why
+std::string watch_from_1(Etcd& etcd, size_t* heard, const std::string* beacon = nullptr) {
+  try {
+    etcd.watch(
+        1, 500,
+        [&](std::vector<Json>& batch) {
+          *heard += batch.size();
+          return true;
+        },
+        nullptr, beacon);
+  } catch (const EtcdError& e) {
+    return e.what();
+  }
+  return "";
+}
+
 // A watch whose member keeps talking is alive however long it runs: its
 // silence counts from the last bytes it heard, not from its start.
 // Otherwise sync would end a busy, healthy watch every idle_ms ("nothing
@@ -206,16 +223,8 @@ TEST(EtcdWatch, SilenceCountsFromTheLastBytesNotFromTheStart) {
   config.endpoints = {gw.url()};
   Etcd etcd(config);
   size_t heard = 0;
-  std::string why;
   const auto t0 = std::chrono::steady_clock::now();
-  try {
-    etcd.watch(1, 500, [&](std::vector<Json>& batch) {
-      heard += batch.size();
-      return true;
-    });
-  } catch (const EtcdError& e) {
-    why = e.what();
-  }
+  const std::string why = watch_from_1(etcd, &heard);
   const long took = ms_since(t0);
   EXPECT_EQ(heard, 12u) << "every message, though the stream outlived idle_ms";
   EXPECT_EQ(gw.watches(), 1u) << "on the one watch";
@@ -243,15 +252,7 @@ TEST(EtcdWatch, AMemberFallenSilentIsNotTriedFirstAgain) {
   config.endpoints = {a.url(), b.url()};
   Etcd etcd(config);
   size_t heard = 0;
-  std::string why;
-  try {
-    etcd.watch(1, 500, [&](std::vector<Json>& batch) {
-      heard += batch.size();
-      return true;
-    });
-  } catch (const EtcdError& e) {
-    why = e.what();
-  }
+  const std::string why = watch_from_1(etcd, &heard);
   EXPECT_EQ(heard, 1u);
   EXPECT_NE(why.find("nothing heard for 500 ms"), std::string::npos) << why;
   const auto t0 = std::chrono::steady_clock::now();
@@ -320,19 +321,8 @@ TEST(EtcdWatch, AStreamThatNeverBringsTheBeaconFails) {
   Etcd etcd(config);
   const std::string beacon = etcd.heartbeat_prefix() + "edge";
   size_t heard = 0;
-  std::string why;
   const auto t0 = std::chrono::steady_clock::now();
-  try {
-    etcd.watch(
-        1, 500,
-        [&](std::vector<Json>& batch) {
-          heard += batch.size();
-          return true;
-        },
-        nullptr, &beacon);
-  } catch (const EtcdError& e) {
-    why = e.what();
-  }
+  const std::string why = watch_from_1(etcd, &heard, &beacon);
   const long took = ms_since(t0);
   EXPECT_GT(heard, 0u);
   EXPECT_NE(why.find("has not come back for 500 ms"), std::string::npos) << why;
@@ -353,19 +343,8 @@ TEST(EtcdWatch, AStreamThatBringsTheBeaconIsKept) {
   config.endpoints = {a.url()};
   Etcd etcd(config);
   size_t heard = 0;
-  std::string why;
   const auto t0 = std::chrono::steady_clock::now();
-  try {
-    etcd.watch(
-        1, 500,
-        [&](std::vector<Json>& batch) {
-          heard += batch.size();
-          return true;
-        },
-        nullptr, &beacon);
-  } catch (const EtcdError& e) {
-    why = e.what();
-  }
+  const std::string why = watch_from_1(etcd, &heard, &beacon);
   EXPECT_EQ(heard, 12u) << why;
   EXPECT_GE(ms_since(t0), 1100) << why;
 }
