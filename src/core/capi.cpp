@@ -337,7 +337,10 @@ void oauth2_store_stats(oauth2_store_t* s, oauth2_store_stats_t* st) noexcept {
       st->cluster = 1;
       st->mirror_revision = store->mirror_revision();
       const int64_t fresh = store->mirror_fresh_at();
-      st->mirror_age_ms = fresh ? oauth2::now_ms() - fresh : -1;
+      // the age mirror_staleness judges (a step of the clock back
+      // neither hides it nor makes it negative)
+      st->mirror_age_ms =
+          fresh ? store->cluster()->mirror_age(fresh, oauth2::now_ms(), oauth2::monotonic_ms()) : -1;
     }
   } catch (...) {
     // the counts above stand; the usage stays 0
