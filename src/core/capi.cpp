@@ -340,7 +340,8 @@ void oauth2_store_stats(oauth2_store_t* s, oauth2_store_stats_t* st) noexcept {
       // the age mirror_staleness judges (a step of the clock back
       // neither hides it nor makes it negative)
       st->mirror_age_ms =
-          fresh ? store->cluster()->mirror_age(fresh, oauth2::now_ms(), oauth2::monotonic_ms()) : -1;
+          fresh ? store->cluster()->mirror_age(fresh, oauth2::now_ms(), oauth2::monotonic_ms())
+                : -1;
     }
   } catch (...) {
     // the counts above stand; the usage stays 0

@@ -438,9 +438,9 @@ uint64_t Txn::valid_epoch() {
 
 uint64_t Txn::token_valid_epoch(uint8_t bucket) {
   return valid_epoch() +
-         records::bucket_epoch_of(get_value(txn_, store_->dbi(Db::kMeta), kValidEpochsMeta,
-                                            "mdb_get(valid_epochs)"),
-                                  bucket);
+         records::bucket_epoch_of(
+             get_value(txn_, store_->dbi(Db::kMeta), kValidEpochsMeta, "mdb_get(valid_epochs)"),
+             bucket);
 }
 
 Txn::Txn(Txn&& other) noexcept

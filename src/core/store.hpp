@@ -635,7 +635,9 @@ constexpr const char* kValidEpochMeta = "valid_epoch";
 constexpr const char* kValidEpochsMeta = "valid_epochs";
 constexpr size_t kTokenEpochBuckets = 256;
 // the bucket of a token by its id (records::token_epoch_bucket by its key)
-inline uint8_t token_epoch_bucket(const TokenId& id) { return id.hash.back(); }
+inline uint8_t token_epoch_bucket(const TokenId& id) {
+  return id.hash.back();
+}
 
 // Where releases before 0.9 kept a generated handshake key, in clear: read
 // only by `oauth2-admin handshake-key extract`, which moves it to a file.
