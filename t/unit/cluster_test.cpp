@@ -472,6 +472,17 @@ void heartbeat(Store& store, int64_t at) {
   w.commit();
 }
 
+// a mirror in cluster mode whose bound is max_staleness_ms, its etcd a
+// stand-in that answers nothing it is not asked
+struct ClusterMirror {
+  SlowGateway gw{0};
+  oauth2_test::TempDir dir;
+  Store store{dir.path() + "/mirror", size_t(64) << 20};
+  explicit ClusterMirror(int64_t max_staleness_ms) {
+    store.use_cluster(std::make_shared<Cluster>(config_of(gw), max_staleness_ms));
+  }
+};
+
 // auth_oauth2's freshness check (R77): a mirror fresh within max_staleness
 // passes, and once its last heartbeat is older than the bound it is
 // refused, though this process saw it fresh a moment before (a process
@@ -479,11 +490,8 @@ void heartbeat(Store& store, int64_t at) {
 // bound reads no meta record); a heartbeat applied after that makes it
 // fresh again, with no restart.
 TEST(MirrorStaleness, FreshWithinTheBoundThenStaleThenFreshAgainR77) {
-  SlowGateway gw(0);
-  oauth2_test::TempDir dir;
-  Store store(dir.path() + "/mirror", size_t(64) << 20);
-  auto cluster = std::make_shared<Cluster>(config_of(gw), 200);
-  store.use_cluster(cluster);
+  ClusterMirror m(200);
+  Store& store = m.store;
   EXPECT_NE(mirror_staleness(store).find("never been synced"), std::string::npos);
   heartbeat(store, now_ms());
   EXPECT_EQ(mirror_staleness(store), "");
@@ -493,7 +501,7 @@ TEST(MirrorStaleness, FreshWithinTheBoundThenStaleThenFreshAgainR77) {
   EXPECT_NE(why.find("ms old (max_staleness 200 ms)"), std::string::npos) << why;
   heartbeat(store, now_ms());
   EXPECT_EQ(mirror_staleness(store), "");
-  EXPECT_EQ(gw.requests(), 0u) << "the freshness check asked etcd";
+  EXPECT_EQ(m.gw.requests(), 0u) << "the freshness check asked etcd";
 }
 
 // The mirror's freshness is dated by sync with this host's clock.  When
@@ -504,11 +512,8 @@ TEST(MirrorStaleness, FreshWithinTheBoundThenStaleThenFreshAgainR77) {
 // dated by the clock as it is now; also when this process had read the
 // future date before (its fast path must not keep it).
 TEST(MirrorStaleness, AHeartbeatDatedAfterNowIsNotFreshR77) {
-  SlowGateway gw(0);
-  oauth2_test::TempDir dir;
-  Store store(dir.path() + "/mirror", size_t(64) << 20);
-  auto cluster = std::make_shared<Cluster>(config_of(gw), 5000);
-  store.use_cluster(cluster);
+  ClusterMirror m(5000);
+  Store& store = m.store;
   heartbeat(store, now_ms() + 60000);  // then the clock stepped back a minute
   std::string why = mirror_staleness(store);
   EXPECT_NE(why.find("the clock went back"), std::string::npos) << why;
@@ -525,11 +530,8 @@ TEST(MirrorStaleness, AHeartbeatDatedAfterNowIsNotFreshR77) {
 // mirror pass unread once the clock reached that date, for the bound,
 // though sync had stopped since (R77)
 TEST(MirrorStaleness, AFutureHeartbeatReadOnceIsNotKeptR77) {
-  SlowGateway gw(0);
-  oauth2_test::TempDir dir;
-  Store store(dir.path() + "/mirror", size_t(64) << 20);
-  auto cluster = std::make_shared<Cluster>(config_of(gw), 200);
-  store.use_cluster(cluster);
+  ClusterMirror m(200);
+  Store& store = m.store;
   heartbeat(store, now_ms() + 300);  // dated ahead
   EXPECT_NE(mirror_staleness(store).find("the clock went back"), std::string::npos);
   heartbeat(store, now_ms());  // sync's next heartbeat, its last: sync stops
@@ -550,11 +552,8 @@ TEST(MirrorStaleness, AFutureHeartbeatReadOnceIsNotKeptR77) {
 // after it: 300 ms later the wall clock calls it 50 ms old, within the
 // bound of 200, but it has not moved for 300.
 TEST(MirrorStaleness, AStampThatDoesNotMoveAgesOnTheMonotonicClockR77) {
-  SlowGateway gw(0);
-  oauth2_test::TempDir dir;
-  Store store(dir.path() + "/mirror", size_t(64) << 20);
-  auto cluster = std::make_shared<Cluster>(config_of(gw), 200);
-  store.use_cluster(cluster);
+  ClusterMirror m(200);
+  Store& store = m.store;
   heartbeat(store, now_ms() + 250);
   EXPECT_NE(mirror_staleness(store).find("the clock went back"), std::string::npos);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
