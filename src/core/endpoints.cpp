@@ -987,12 +987,11 @@ bool valid_from_cache(Txn& txn, const Location& loc, const Digest& key, int64_t 
 void keep_valid(const Location& loc, Txn& txn, const Digest& key, int64_t jwt_exp,
                 const TokenId& record, const ShortTokenId& token_id, const Token& t,
                 const std::string& username) {
-  ValidCache::Entry* e = loc.valid.slot_for(key);
-  if (!e) return;
+  if (!loc.valid.on()) return;
   const uint8_t bucket = token_epoch_bucket(record);
   const uint64_t epoch = txn.token_valid_epoch(bucket);  // before the slot changes: this may throw
-  e->key = key;
-  e->store = txn.version().store;
+  ValidCache::Entry* e = loc.valid.slot_for(key);
+  ValidCache::fill_begin(e);  // a copy below may throw: no answer until the end
   e->epoch = epoch;
   e->bucket = bucket;
   e->expires = t.expires_at;
@@ -1002,6 +1001,7 @@ void keep_valid(const Location& loc, Txn& txn, const Digest& key, int64_t jwt_ex
   e->scope = t.scope;
   e->user = username;
   e->user_id = token_user_id(t);
+  ValidCache::fill_end(e, key, txn.version().store);
 }
 
 // The record key of a well-formed token: an opaque token's own, or a

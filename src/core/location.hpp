@@ -91,11 +91,15 @@ class JwtCache {
 // verification allows).  Only what holds for every request of the
 // token is kept: a token bound to a DPoP key, or shown with the DPoP
 // scheme, is never kept (its proof is per request), nor any refusal.
-// A fixed table (oauth2_validation_cache <entries>), made on first use,
-// one slot a token by its hash: a token takes its slot from whichever was
-// there, so the memory is bounded whatever is presented, and a token that
-// finds another in its slot reads the store.  Used on an nginx worker's
-// event loop only, as JwtCache.
+// A fixed table (oauth2_validation_cache <entries>, rounded up to whole
+// sets), made on first use, of sets of kWays slots: a token's hash picks
+// its set, and a short tag of the hash a slot of it, so a lookup reads one
+// line of tags and then one entry.  A token the set lacks takes an empty
+// slot, or else the oldest filled one (first in, first out), so the memory
+// is bounded whatever is presented, and a table of about twice the tokens
+// in use keeps nearly all of them (a slot a token, as before, needed some
+// sixteen times).  A token whose entry was taken reads the store.  Used on
+// an nginx worker's event loop only, as JwtCache.
 class ValidCache {
  public:
   struct Entry {
@@ -111,11 +115,17 @@ class ValidCache {
     std::string user;
     uint64_t user_id = 0;
   };
+  // slots a set (fewer when the whole table is smaller)
+  static constexpr size_t kWays = 8;
   // 0: keep nothing (off)
   void set_capacity(size_t entries) {
     capacity_ = entries;
     slots_.clear();
     slots_.shrink_to_fit();
+    tags_.clear();
+    tags_.shrink_to_fit();
+    next_.clear();
+    next_.shrink_to_fit();
   }
   bool on() const { return capacity_ != 0; }
   size_t slots() const { return slots_.size(); }
@@ -125,23 +135,68 @@ class ValidCache {
   template <typename EpochOf>
   const Entry* find(const Digest& d, uint64_t store, EpochOf&& epoch_of) const {
     if (slots_.empty()) return nullptr;
-    const Entry& e = slots_[slot(d)];
-    if (e.store != store || e.key != d) return nullptr;
+    const size_t at = slot_of(d);
+    if (at == kNone) return nullptr;
+    const Entry& e = slots_[at];
+    if (e.store != store) return nullptr;
     if (e.epoch != epoch_of(e.bucket)) return nullptr;
     return &e;
   }
-  // the slot to keep d's answer in (the caller fills every field); nullptr
-  // when off
+  // the slot to keep d's answer in: d's own if it has one, else an empty
+  // one of its set, else the set's oldest; nullptr when off.  The caller
+  // fills every field, the key and store last (fill_begin, fill_end): an
+  // entry left half-filled (an exception) answers for no token.
   Entry* slot_for(const Digest& d) {
     if (!capacity_) return nullptr;
-    if (slots_.empty()) slots_.resize(capacity_);
-    return &slots_[slot(d)];
+    if (slots_.empty()) {
+      const size_t ways = std::min(capacity_, kWays);
+      const size_t sets = (capacity_ + ways - 1) / ways;
+      slots_.resize(sets * ways);
+      tags_.assign(sets * ways, 0);
+      next_.assign(sets, 0);
+    }
+    size_t at = slot_of(d);
+    if (at != kNone) return &slots_[at];
+    const size_t ways = way_count(), base = set_of(d) * ways;
+    at = base;
+    while (at < base + ways && tags_[at] != 0) at++;
+    if (at == base + ways) {  // full: the oldest goes
+      uint8_t& next = next_[base / ways];
+      at = base + next;
+      next = static_cast<uint8_t>((next + 1) % ways);
+    }
+    tags_[at] = tag_of(d);
+    return &slots_[at];
+  }
+  static void fill_begin(Entry* e) { e->store = 0; }
+  static void fill_end(Entry* e, const Digest& d, uint64_t store) {
+    e->key = d;
+    e->store = store;
   }
 
  private:
-  size_t slot(const Digest& d) const { return DigestHash()(d) % slots_.size(); }
+  static constexpr size_t kNone = SIZE_MAX;
+  size_t way_count() const { return std::min(slots_.size(), kWays); }
+  size_t set_of(const Digest& d) const { return DigestHash()(d) % (slots_.size() / way_count()); }
+  // 32 bits of the hash that the set's index does not use; 0: an empty slot
+  static uint32_t tag_of(const Digest& d) {
+    uint32_t t;
+    std::memcpy(&t, d.data() + sizeof(size_t), sizeof(t));
+    return t ? t : 1;
+  }
+  // d's slot in its set, or kNone
+  size_t slot_of(const Digest& d) const {
+    const size_t ways = way_count(), base = set_of(d) * ways;
+    const uint32_t tag = tag_of(d);
+    for (size_t at = base; at < base + ways; at++) {
+      if (tags_[at] == tag && slots_[at].key == d) return at;
+    }
+    return kNone;
+  }
   size_t capacity_ = OAUTH2_VALID_CACHE_DEFAULT;
   std::vector<Entry> slots_;
+  std::vector<uint32_t> tags_;  // a slot's tag_of, 0 while empty
+  std::vector<uint8_t> next_;   // a full set's next slot to take
 };
 
 // An http{} block: the key files its locations name, each read once, and

@@ -1196,6 +1196,71 @@ TEST_F(EndpointsTest, ValidCacheSlotsAreBoundedAndNeverMixTokens) {
   EXPECT_FALSE(cached(*loc, oauth2::sha256(a)));
 }
 
+// The table's sets (ValidCache): a table of about twice the tokens in use
+// keeps nearly all of them, where one slot a token by its hash (the table
+// before) kept about four in five; a token kept again keeps its one slot;
+// a full set gives up its oldest entry; and an entry whose filling did not
+// end (an exception between fill_begin and fill_end) answers for nothing.
+namespace {
+oauth2::ValidCache::Entry* keep(oauth2::ValidCache& c, const oauth2::Digest& d) {
+  oauth2::ValidCache::Entry* e = c.slot_for(d);
+  oauth2::ValidCache::fill_begin(e);
+  e->epoch = 7;
+  oauth2::ValidCache::fill_end(e, d, 1);
+  return e;
+}
+bool kept(const oauth2::ValidCache& c, const oauth2::Digest& d) {
+  return c.find(d, 1, [](uint8_t) { return uint64_t{7}; }) != nullptr;
+}
+oauth2::Digest nth(int i) {
+  return oauth2::sha256("token " + std::to_string(i));
+}
+}  // namespace
+
+TEST(ValidCacheSets, TwiceTheTokensInUseKeepsNearlyAll) {
+  oauth2::ValidCache c;
+  c.set_capacity(2048);
+  for (int i = 0; i < 1000; i++) keep(c, nth(i));
+  int hits = 0;
+  for (int i = 0; i < 1000; i++) hits += kept(c, nth(i));
+  EXPECT_GE(hits, 970);
+  EXPECT_EQ(c.slots(), 2048u);
+}
+
+TEST(ValidCacheSets, AFullSetGivesUpItsOldestAndATokenKeepsOneSlot) {
+  oauth2::ValidCache c;
+  c.set_capacity(oauth2::ValidCache::kWays);  // one set
+  keep(c, nth(0));
+  keep(c, nth(0));  // the same slot again
+  for (size_t i = 1; i < oauth2::ValidCache::kWays; i++) keep(c, nth(static_cast<int>(i)));
+  for (size_t i = 0; i < oauth2::ValidCache::kWays; i++) {
+    EXPECT_TRUE(kept(c, nth(static_cast<int>(i)))) << i;
+  }
+  const int more = static_cast<int>(oauth2::ValidCache::kWays);
+  keep(c, nth(more));  // the oldest (0) goes
+  EXPECT_TRUE(kept(c, nth(more)));
+  EXPECT_FALSE(kept(c, nth(0)));
+  EXPECT_TRUE(kept(c, nth(1)));
+  keep(c, nth(more + 1));  // then 1
+  EXPECT_FALSE(kept(c, nth(1)));
+  EXPECT_TRUE(kept(c, nth(2)));
+  EXPECT_EQ(c.slots(), oauth2::ValidCache::kWays);
+}
+
+TEST(ValidCacheSets, AnEntryLeftHalfFilledAnswersNothing) {
+  oauth2::ValidCache c;
+  c.set_capacity(16);
+  keep(c, nth(0));
+  ASSERT_TRUE(kept(c, nth(0)));
+  oauth2::ValidCache::fill_begin(c.slot_for(nth(0)));  // refilled, then thrown out of
+  EXPECT_FALSE(kept(c, nth(0)));
+  oauth2::ValidCache::Entry* e = c.slot_for(nth(1));  // a new token's slot, never filled
+  oauth2::ValidCache::fill_begin(e);
+  EXPECT_FALSE(kept(c, nth(1)));
+  keep(c, nth(1));
+  EXPECT_TRUE(kept(c, nth(1)));
+}
+
 // A JWT is kept by the hash of its whole text, never by its record key
 // (the SHA-256 of its jti, which is also what an opaque token of the jti's
 // text hashes to): a hit skips the signature and the store, and answers
