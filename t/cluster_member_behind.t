@@ -27,7 +27,9 @@ use OAuth2Test;
 OAuth2Test::require_build();
 OAuth2Test::require_etcd();
 
-my $RATE = 20_000;     # bytes a second from etcd, each relayed connection
+# bytes a second from etcd, each relayed connection (t/cluster_member_behind_slowly.t:
+# 100 KB/s)
+my $RATE = $ENV{O2T_MEMBER_BEHIND_RATE} // 20_000;
 
 my $ea = OAuth2Test->new;    # edge A: the etcd member, its sync relayed
 my $eb = OAuth2Test->new;    # edge B: where the tokens are issued

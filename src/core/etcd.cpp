@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 #include <stdexcept>
@@ -356,13 +357,27 @@ struct Sink {
 };
 
 // whether a watch message brings a put of the key whose base64 is b64
-bool brings_put(const json_t* msg, const std::string& b64) {
+// that is fresh: put less than idle_ms ago, by the time in ms since the
+// epoch its value holds (the caller's heartbeat; a value that is no such
+// number counts as put now).  A member falling behind steadily still
+// brings each put, the later ones older and older: by arrival alone it
+// would be kept while the mirror it feeds ages past max_staleness.
+bool brings_fresh_put(const json_t* msg, const std::string& b64, long idle_ms) {
   size_t i;
   const json_t* ev;
   json_array_foreach(json_object_get(json_object_get(msg, "result"), "events"), i, ev) {
     const char* type = json_string_value(json_object_get(ev, "type"));
-    const char* key = json_string_value(json_object_get(json_object_get(ev, "kv"), "key"));
-    if (key && b64 == key && !(type && std::string_view(type) == "DELETE")) return true;
+    const json_t* kv = json_object_get(ev, "kv");
+    const char* key = json_string_value(json_object_get(kv, "key"));
+    if (!key || b64 != key || (type && std::string_view(type) == "DELETE")) continue;
+    const char* value = json_string_value(json_object_get(kv, "value"));
+    const auto text = value ? unbase64_std(value) : std::nullopt;
+    char* end = nullptr;
+    const long long put_ms = text ? std::strtoll(text->c_str(), &end, 10) : 0;
+    if (!text || text->empty() || *end != '\0') return true;
+    const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::system_clock::now().time_since_epoch());
+    if (now.count() - put_ms < idle_ms) return true;
   }
   return false;
 }
@@ -390,7 +405,7 @@ bool deliver_lines(Sink& s) {
       s.error = std::string("etcd watch: ") + (m ? m : json_text(err, JSON_COMPACT).c_str());
       return false;
     }
-    if (!s.beacon.empty() && brings_put(msg.get(), s.beacon)) {
+    if (!s.beacon.empty() && brings_fresh_put(msg.get(), s.beacon, s.idle_ms)) {
       s.last_beacon = std::chrono::steady_clock::now();
     }
     batch.push_back(std::move(msg));
@@ -634,15 +649,23 @@ int watch_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
 
 }  // namespace
 
+namespace {
+
+// the body of a watch of the whole prefix from start_revision
+std::string watch_request(const std::string& prefix, int64_t start_revision) {
+  Json body(json_pack("{s:{s:s,s:s,s:s}}", "create_request", "key", base64_std(prefix).c_str(),
+                      "range_end", base64_std(Etcd::range_end(prefix)).c_str(), "start_revision",
+                      std::to_string(start_revision).c_str()));
+  if (!body) throw std::bad_alloc();
+  return json_text(body.get(), JSON_COMPACT);
+}
+
+}  // namespace
+
 void Etcd::watch(int64_t start_revision, long idle_ms,
                  const std::function<bool(std::vector<Json>&)>& on_message,
                  const std::atomic<bool>* cancel, const std::string* beacon) {
-  Json body(json_pack("{s:{s:s,s:s,s:s}}", "create_request", "key",
-                      base64_std(config_.prefix).c_str(), "range_end",
-                      base64_std(range_end(config_.prefix)).c_str(), "start_revision",
-                      std::to_string(start_revision).c_str()));
-  if (!body) throw std::bad_alloc();
-  const std::string text = json_text(body.get(), JSON_COMPACT);
+  const std::string text = watch_request(config_.prefix, start_revision);
   std::unique_ptr<Handle> h = take();
   size_t at;
   {
@@ -703,10 +726,11 @@ void Etcd::watch(int64_t start_revision, long idle_ms,
       if (sink.heard) break;
       continue;
     }
+    const std::string ms = std::to_string(idle_ms) + " ms";
     why = config_.endpoints[at] + ": " +
-          (sink.silent    ? "nothing heard for " + std::to_string(idle_ms) + " ms"
+          (sink.silent    ? "nothing heard for " + ms
            : sink.lagging ? "the member keeps sending, but " + *beacon + " has not come back for " +
-                                std::to_string(idle_ms) + " ms"
+                                ms + " (a put less than " + ms + " old)"
            : rc == CURLE_OK ? std::string("the watch ended")
                             : failure(*h, rc));
     if (sink.heard || rc == CURLE_OK) break;

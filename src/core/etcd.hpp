@@ -96,9 +96,11 @@ class Etcd {
   // ends otherwise (a member gone, silence for idle_ms).
   // *cancel turning true ends it too, within a tenth of a second.
   // beacon (if given): a key under the prefix that the caller puts every
-  // few hundred ms; a stream that has not brought a put of it for idle_ms
-  // fails too, though it keeps sending (a member slow or behind), and
-  // the next watch and call start at the member after it.
+  // few hundred ms, its value the time of the put (ms since the epoch, in
+  // decimal); a stream that has not brought a put of it made less than
+  // idle_ms before it came, for idle_ms, fails too, though it keeps
+  // sending (a member slow, or falling behind), and the next watch and
+  // call start at the member after it.
   void watch(int64_t start_revision, long idle_ms,
              const std::function<bool(std::vector<Json>&)>& on_message,
              const std::atomic<bool>* cancel = nullptr, const std::string* beacon = nullptr);

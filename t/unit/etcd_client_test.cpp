@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "cluster.hpp"
 #include "etcd.hpp"
 #include "fake_etcd.hpp"
 #include "json.hpp"
@@ -340,6 +341,46 @@ TEST(EtcdWatch, AStreamThatBringsTheBeaconIsKept) {
   const std::string event = "{\"result\":{\"events\":[{\"kv\":{\"key\":\"" + base64_std(beacon) +
                             "\",\"mod_revision\":\"2\"}}]}}";
   StreamGateway a(12, 100, event);
+  config.endpoints = {a.url()};
+  Etcd etcd(config);
+  size_t heard = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string why = watch_from_1(etcd, &heard, &beacon);
+  EXPECT_EQ(heard, 12u) << why;
+  EXPECT_GE(ms_since(t0), 1100) << why;
+}
+
+// A member falling behind steadily still brings each of the beacon's
+// puts, each one older: by arrival alone the watch was kept while the
+// mirror aged past max_staleness (R77).  A put is fresh only if its value,
+// the time it was made, is less than idle_ms before it came; a's puts are
+// each 5 s old, b's (the next member) as good as any.  A value that is a
+// time to come, or no time, is fresh (AStreamThatBringsTheBeaconIsKept).
+std::string beacon_event(const std::string& beacon, const std::string& value) {
+  return "{\"result\":{\"events\":[{\"kv\":{\"key\":\"" + base64_std(beacon) + "\",\"value\":\"" +
+         base64_std(value) + "\",\"mod_revision\":\"2\"}}]}}";
+}
+
+TEST(EtcdWatch, AStreamThatBringsOnlyStaleBeaconsFails) {
+  EtcdConfig config;
+  const std::string beacon = config.prefix + "heartbeat/edge";
+  StreamGateway a(100, 100, beacon_event(beacon, std::to_string(now_ms() - 5000)));
+  SlowGateway b(0);
+  config.endpoints = {a.url(), b.url()};
+  Etcd etcd(config);
+  size_t heard = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string why = watch_from_1(etcd, &heard, &beacon);
+  EXPECT_GT(heard, 0u);
+  EXPECT_NE(why.find("has not come back for 500 ms"), std::string::npos) << why;
+  EXPECT_LT(ms_since(t0), 3000) << "not held for as long as the member sends";
+  EXPECT_EQ(etcd.head(30000).revision, 1) << "b's answer";
+}
+
+TEST(EtcdWatch, AStreamThatBringsFreshBeaconsIsKept) {
+  EtcdConfig config;
+  const std::string beacon = config.prefix + "heartbeat/edge";
+  StreamGateway a(12, 100, beacon_event(beacon, std::to_string(now_ms() + 60000)));
   config.endpoints = {a.url()};
   Etcd etcd(config);
   size_t heard = 0;
