@@ -9,7 +9,10 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
+use IO::Select;
+use IO::Socket::INET;
 use JSON::PP ();
+use MIME::Base64 qw(decode_base64);
 use Test::More;
 use POSIX qw(WNOHANG);
 use Time::HiRes qw(sleep time);
@@ -172,6 +175,139 @@ like($be, qr/--etcd/, '... naming --etcd');
     my $mallory = $add->('mallory');
     cmp_ok($mallory, '>', $alice, "a user added after the restore gets id "
         . "$mallory, not $alice (alice's)");
+}
+
+# a restore watched mid-way (R70; no user id handed out twice, an OpenID
+# Connect sub): the restore reaches etcd through a relay made here, which
+# writes down each Txn it passes and holds the first one after the
+# delete until told to go on.  Meanwhile a user is added in the cluster:
+# it must get an id above every id of the backup (each realm's sequence
+# is raised before the delete, which leaves it alone), never one the
+# restore then writes the backup's user over (the newcomer's name would
+# lead to that user).  And the applications go in last: nothing is
+# issued against a half-filled cluster.
+{
+    my @users = map { { model => 'auth.user', pk => $_, fields => {
+        username => "c$_", email => "c$_\@example.com",
+        password => 'pbkdf2_sha256$1000$salt$' . ('A' x 43) } } }
+        1 .. 150, 5000;
+    my $dump = OAuth2Test::write_file("$dir/c.json",
+        JSON::PP->new->encode(\@users));
+    my ($code, $out, $err) = $t->admin_raw('--store', "$dir/local-c",
+        'import-django', $dump);
+    die "import-django c: $err" if $code;
+    ($code, $out, $err) = $t->admin_raw('--store', "$dir/local-c",
+        OAuth2Test::app_add_args(name => 'c-app'));
+    die "app add c: $err" if $code;
+    ($code, $out, $err) = $t->admin_raw('--store', "$dir/local-c",
+        'backup', "$dir/c.backup");
+    die "backup c: $err" if $code;
+
+    my ($etcd_port) = $t->etcd_url =~ /:(\d+)$/;
+    my ($log, $held, $go) = map { "$dir/relay-$_" } qw(txns held go);
+    my $srv = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+        Listen => 16, ReuseAddr => 1) or die "relay: $!";
+    my $relay_url = 'http://127.0.0.1:' . $srv->sockport;
+    my $relay = fork // die "fork: $!";
+    if (!$relay) {
+        $SIG{CHLD} = 'IGNORE';
+        my $js = JSON::PP->new->canonical;
+        while (1) {
+            my $c = $srv->accept or next;
+            my $pid = fork;
+            if (!defined $pid || $pid) { close $c; next; }
+            close $srv;
+            my $u = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                PeerPort => $etcd_port) or POSIX::_exit(0);
+            my $sel = IO::Select->new($c, $u);
+            my $in = '';
+            while (1) {
+                for my $fh ($sel->can_read) {
+                    my $n = sysread($fh, my $buf, 65536);
+                    POSIX::_exit(0) unless $n;
+                    if ($fh == $u) {
+                        syswrite($c, $buf) // POSIX::_exit(0);
+                        next;
+                    }
+                    $in .= $buf;
+                    # whole requests only (curl sends one at a time)
+                    while ($in =~ /\A(.*?\r\n\r\n)/s) {
+                        my $head = $1;
+                        my ($len) = $head =~ /^Content-Length:\s*(\d+)/mi;
+                        $len //= 0;
+                        last if length($in) < length($head) + $len;
+                        my $req = substr($in, 0, length($head) + $len, '');
+                        if ($head =~ m{^POST /v3/kv/txn }) {
+                            my $body = $js->decode(substr($req, length $head));
+                            my @before = split /\n/, OAuth2Test::_slurp($log);
+                            if (@before && !-e $held
+                                && $before[-1] =~ /request_delete_range/) {
+                                OAuth2Test::write_file($held, '');
+                                sleep 0.05 until -e $go;
+                            }
+                            open my $fh2, '>>', $log or POSIX::_exit(0);
+                            print $fh2 $js->encode($body), "\n";
+                            close $fh2;
+                        }
+                        syswrite($u, $req) // POSIX::_exit(0);
+                    }
+                }
+            }
+        }
+    }
+    close $srv;
+
+    my $res_file = "$dir/watched.res";
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        my ($rc, $o, $e) = $t->admin_raw('--etcd', $relay_url,
+            '--store', $t->store,
+            'restore', "$dir/c.backup", '--force');
+        OAuth2Test::write_file($res_file, "$rc\n$e");
+        POSIX::_exit(0);
+    }
+    my $until = time + 60;
+    sleep 0.05 until -e $held || time > $until
+        || waitpid($pid, WNOHANG) == $pid;
+    ok(-e $held, 'the restore is held at its first Txn after the delete');
+    my $newcomer = eval { $t->admin_etcd_json('user', 'add', '--username',
+        'newcomer', '--email', 'newcomer@example.com', '--password',
+        'Seq-pass-word-77', '--pbkdf2-iterations', 1000)->{id} } // 0;
+    diag $@ if $@;
+    OAuth2Test::write_file($go, '');
+    waitpid($pid, 0);
+    kill 'KILL', $relay;
+    waitpid($relay, 0);
+    my ($rc, $e) = split /\n/, OAuth2Test::_slurp($res_file), 2;
+    is($rc, 0, '... and, let go, exits 0') or diag $e;
+    cmp_ok($newcomer, '>', 5000, "the user added meanwhile got id $newcomer, "
+        . 'above every id of the backup (1..150, 5000)');
+    my $show = sub {
+        my ($name) = @_;
+        my ($c, $o) = $t->admin_etcd('user', 'show', $name);
+        my $u = $c ? {} : eval { JSON::PP->new->decode($o) } // {};
+        return join ' ', $u->{id} // '-', $u->{username} // '-';
+    };
+    is($show->('newcomer'), "$newcomer newcomer",
+        '... and is, after the restore, the user its name leads to');
+    is(join(',', map { $show->($_) } qw(c1 c150 c5000)),
+        '1 c1,150 c150,5000 c5000', 'the backup\'s users are intact');
+
+    # the order of what went in: applications last
+    my (@puts, $deleted);
+    for my $line (split /\n/, OAuth2Test::_slurp($log)) {
+        my $txn = JSON::PP->new->decode($line);
+        for my $op (@{$txn->{success} // []}) {
+            $deleted = 1 if $op->{request_delete_range};
+            next unless $deleted && $op->{request_put};
+            push @puts, decode_base64($op->{request_put}{key});
+        }
+    }
+    my $first_app = (grep { $puts[$_] =~ m{^/oauth2/clients/} } 0 .. $#puts)[0];
+    ok(defined $first_app, 'the restore put the backup\'s application');
+    is(scalar(grep { !m{^/oauth2/clients/} } @puts[($first_app // 0) .. $#puts]),
+        0, '... after every other record of the backup (' . scalar(@puts)
+        . ' puts)');
 }
 
 $t->sync_log_ok;

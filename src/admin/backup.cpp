@@ -573,95 +573,181 @@ bool cluster_holds_records(Etcd& etcd) {
   return false;
 }
 
-// Sends ops as one Txn, then empties it; the revision it made.
-int64_t send_ops(Etcd& etcd, Json& ops, size_t* bytes) {
-  Json req(checked(json_pack("{s:[],s:O}", "compare", "success", ops.get())));
+// Sends ops as one Txn guarded by compare, then empties both; the
+// revision it made, or nullopt when a compare failed (nothing applied).
+std::optional<int64_t> try_ops(Etcd& etcd, Json& compare, Json& ops, size_t* bytes) {
+  Json req(checked(json_pack("{s:O,s:O}", "compare", compare.get(), "success", ops.get())));
   Json answer = etcd.call("/v3/kv/txn", req.get(), kRestoreTimeoutMs);
-  if (!json_is_true(json_object_get(answer.get(), "succeeded"))) {
-    throw std::runtime_error("etcd refused a transaction of the restore");
-  }
+  compare = Json(checked(json_array()));
   ops = Json(checked(json_array()));
   *bytes = 0;
+  if (!json_is_true(json_object_get(answer.get(), "succeeded"))) return std::nullopt;
   return etcd_revision(answer.get());
 }
 
-// The backup's records in Txns of at most kRestoreTxnOps puts (etcd
-// refuses a put and a delete of the same key in one Txn), after what ops
-// holds.  The machine's own meta records are left out, as the cluster's
-// commits leave them out.  The last revision.
-int64_t put_records(Etcd& etcd, const std::string& path, const UserSeqs& seqs, Json& ops,
-                    size_t* bytes) {
-  int64_t revision = 0;
-  Env env = open_backup_env(path);
-  TxnHandle txn(env.get(), MDB_RDONLY);
-  UserSeqs kept = later_user_seqs(txn.get(), seqs);
-  auto put = [&](const std::string& name, std::string_view key, std::string_view value) {
-    const std::string k = base64_std(db_range(etcd, name) + std::string(key));
-    const std::string v = base64_std(value);
-    json_array_append_new(ops.get(), checked(json_pack("{s:{s:s,s:s}}", "request_put", "key",
-                                                       k.c_str(), "value", v.c_str())));
-    *bytes += k.size() + v.size();
-    if (json_array_size(ops.get()) >= kRestoreTxnOps || *bytes >= kRestoreTxnBytes) {
-      revision = send_ops(etcd, ops, bytes);
-    }
-  };
-  for (size_t i = 0; i < kDbCount; i++) {
-    const std::string name = db_name(static_cast<Db>(i));
-    MDB_dbi dbi;
-    if (mdb_dbi_open(txn.get(), name.c_str(), 0, &dbi) != MDB_SUCCESS) continue;
-    records::Cursor cur(txn.get(), dbi);
-    MDB_val k, v;
-    for (int rc = cur.get(&k, &v, MDB_FIRST); rc == MDB_SUCCESS; rc = cur.get(&k, &v, MDB_NEXT)) {
-      const std::string_view key = records::view(k);
-      if (static_cast<Db>(i) == Db::kMeta && (local_meta(key) || kept.count(std::string(key)))) {
-        continue;  // the machine's own; a sequence put below
-      }
-      put(name, key, records::view(v));
-    }
-  }
-  for (const auto& [key, seq] : kept) {
-    std::string value;
-    put_u64_be(value, seq);
-    put("meta", key, value);
-  }
-  if (json_array_size(ops.get())) revision = send_ops(etcd, ops, bytes);
-  return revision;
+// Sends ops as one Txn, then empties it; the revision it made.
+int64_t send_ops(Etcd& etcd, Json& ops, size_t* bytes) {
+  Json none(checked(json_array()));
+  auto revision = try_ops(etcd, none, ops, bytes);
+  if (!revision) throw std::runtime_error("etcd refused a transaction of the restore");
+  return *revision;
+}
+
+void append_put(Json& ops, const std::string& key, std::string_view value, size_t* bytes) {
+  const std::string k = base64_std(key);
+  const std::string v = base64_std(value);
+  json_array_append_new(ops.get(), checked(json_pack("{s:{s:s,s:s}}", "request_put", "key",
+                                                     k.c_str(), "value", v.c_str())));
+  *bytes += k.size() + v.size();
+}
+
+void append_delete(Json& ops, const std::string& from, const std::string& to) {
+  json_array_append_new(
+      ops.get(), checked(json_pack("{s:{s:s,s:s}}", "request_delete_range", "key",
+                                   base64_std(from).c_str(), "range_end", base64_std(to).c_str())));
 }
 
 // Each realm's user id sequence the cluster holds (meta's user_seq keys,
-// by key): a restore keeps each at least where it is.
-UserSeqs cluster_user_seqs(Etcd& etcd) {
-  const std::string from = db_range(etcd, db_name(Db::kMeta)) + "\x01user_seq";
+// by key), and the mod_revision of every user_seq key read.
+struct ClusterSeqs {
+  UserSeqs seqs;
+  std::map<std::string, int64_t> mod_revisions;
+};
+
+ClusterSeqs cluster_user_seqs(Etcd& etcd) {
+  const std::string meta = db_range(etcd, db_name(Db::kMeta));
+  const std::string from = meta + std::string(kUserSeqKey);
   Json req(json_pack("{s:s,s:s}", "key", base64_std(from).c_str(), "range_end",
                      base64_std(Etcd::range_end(from)).c_str()));
   Json answer = etcd.call("/v3/kv/range", req.get(), kRestoreTimeoutMs);
-  UserSeqs seqs;
+  ClusterSeqs out;
   size_t i;
   json_t* kv;
   json_array_foreach(json_object_get(answer.get(), "kvs"), i, kv) {
     auto k = base64_decode_strict(json_string_value(json_object_get(kv, "key")) ?: "");
     auto v = base64_decode_strict(json_string_value(json_object_get(kv, "value")) ?: "");
-    if (!k || !v || v->size() != 8 || k->size() <= db_range(etcd, "meta").size()) continue;
-    seqs[k->substr(db_range(etcd, "meta").size())] = get_u64_be(v->data());
+    if (!k || k->size() <= meta.size()) continue;
+    const std::string key = k->substr(meta.size());
+    out.mod_revisions[key] = etcd_int(kv, "mod_revision");
+    if (v && v->size() == 8) out.seqs[key] = get_u64_be(v->data());
   }
-  return seqs;
+  return out;
 }
 
-// One Txn deleting every database's records, then the backup's records.
-// The last revision.
+// Raises each realm's user id sequence in the cluster to the backup's
+// where the cluster's is lower, before anything is deleted; the delete
+// then leaves the sequences alone.  So at every moment of the restore a
+// user made in the cluster (oauth2_register, the API, the CLI) gets an id
+// above every id of the backup and every id handed out before: the
+// restore's later put of users/<id> can never land on a newcomer's id
+// (whose usernames/ entry and tokens would then name the backup's user),
+// and no id, a user's OpenID Connect sub, is handed out twice.  Raising
+// a live sequence early is harmless (ids skip).  Each Txn compares the
+// keys it writes with what was read (unchanged, or still absent), so a
+// sequence raised meanwhile by a user made in the cluster is never
+// lowered: read again and start over.
+void raise_user_seqs(Etcd& etcd, MDB_txn* backup) {
+  constexpr int kTries = 10;
+  const std::string meta = db_range(etcd, db_name(Db::kMeta));
+  for (int attempt = 0; attempt < kTries; attempt++) {
+    const ClusterSeqs now = cluster_user_seqs(etcd);
+    const UserSeqs kept = later_user_seqs(backup, now.seqs);
+    Json compare(checked(json_array())), ops(checked(json_array()));
+    size_t bytes = 0;
+    bool raced = false;
+    for (auto it = kept.begin(); it != kept.end() && !raced;) {
+      const auto& [key, seq] = *it++;
+      auto held = now.seqs.find(key);
+      if (held == now.seqs.end() || held->second != seq) {
+        auto mod = now.mod_revisions.find(key);
+        const std::string rev = std::to_string(mod == now.mod_revisions.end() ? 0 : mod->second);
+        json_array_append_new(
+            compare.get(),
+            checked(json_pack("{s:s,s:s,s:s,s:s}", "key", base64_std(meta + key).c_str(), "target",
+                              "MOD", "result", "EQUAL", "mod_revision", rev.c_str())));
+        std::string value;
+        put_u64_be(value, seq);
+        append_put(ops, meta + key, value, &bytes);
+      }
+      if (json_array_size(ops.get()) &&
+          (json_array_size(ops.get()) >= kRestoreTxnOps || it == kept.end())) {
+        raced = !try_ops(etcd, compare, ops, &bytes);
+      }
+    }
+    if (!raced) return;
+  }
+  throw std::runtime_error(
+      "the cluster's user id sequences changed under each of " + std::to_string(kTries) +
+      " tries (users are being added): nothing was deleted; run the restore again");
+}
+
+// The order the backup's databases go in after the delete.  Every state
+// the edges may serve in between is one of these, and none hands out
+// anything against a half-filled cluster: the sequences are in place
+// before the delete (raise_user_seqs); account locks before the users
+// they lock; the name and email indexes before the users they name (a
+// name that leads to no user yet is an unknown user); the token indexes
+// before the tokens (a token that is in can be found, and revoked,
+// through each of its indexes); and the applications last: until they
+// are in, no client authenticates, so nothing is issued, granted or
+// refreshed while the rest is still coming.
+constexpr Db kRestoreOrder[] = {
+    Db::kMeta,       Db::kAccountLocks, Db::kEmails,       Db::kUsernames, Db::kUsers,
+    Db::kUserTokens, Db::kClientTokens, Db::kFamilyTokens, Db::kTokens,    Db::kClients};
+static_assert(std::size(kRestoreOrder) == kDbCount, "every database, once");
+
+// The backup's records in Txns of at most kRestoreTxnOps puts (etcd
+// refuses a put and a delete of the same key in one Txn), in
+// kRestoreOrder.  Left out of meta: the machine's own records, as the
+// cluster's commits leave them out; and the user id sequences, raised
+// before.  The last revision (0: none sent).
+int64_t put_records(Etcd& etcd, MDB_txn* txn) {
+  int64_t revision = 0;
+  Json ops(checked(json_array()));
+  size_t bytes = 0;
+  for (Db db : kRestoreOrder) {
+    const std::string name = db_name(db);
+    MDB_dbi dbi;
+    if (mdb_dbi_open(txn, name.c_str(), 0, &dbi) != MDB_SUCCESS) continue;
+    records::Cursor cur(txn, dbi);
+    MDB_val k, v;
+    for (int rc = cur.get(&k, &v, MDB_FIRST); rc == MDB_SUCCESS; rc = cur.get(&k, &v, MDB_NEXT)) {
+      const std::string_view key = records::view(k);
+      if (db == Db::kMeta &&
+          (local_meta(key) || key.substr(0, kUserSeqKey.size()) == kUserSeqKey)) {
+        continue;
+      }
+      append_put(ops, db_range(etcd, name) + std::string(key), records::view(v), &bytes);
+      if (json_array_size(ops.get()) >= kRestoreTxnOps || bytes >= kRestoreTxnBytes) {
+        revision = send_ops(etcd, ops, &bytes);
+      }
+    }
+  }
+  if (json_array_size(ops.get())) revision = send_ops(etcd, ops, &bytes);
+  return revision;
+}
+
+// The sequences raised, then one Txn deleting every database's records
+// but the sequences, then the backup's records.  The last revision.
 int64_t put_backup_in_cluster(Etcd& etcd, const std::string& path) {
-  const UserSeqs seqs = cluster_user_seqs(etcd);
+  Env env = open_backup_env(path);
+  TxnHandle txn(env.get(), MDB_RDONLY);
+  raise_user_seqs(etcd, txn.get());
   Json ops(checked(json_array()));
   size_t bytes = 0;
   for (size_t i = 0; i < kDbCount; i++) {
     const std::string from = db_range(etcd, db_name(static_cast<Db>(i)));
-    json_array_append_new(ops.get(), checked(json_pack("{s:{s:s,s:s}}", "request_delete_range",
-                                                       "key", base64_std(from).c_str(), "range_end",
-                                                       base64_std(Etcd::range_end(from)).c_str())));
+    if (static_cast<Db>(i) != Db::kMeta) {
+      append_delete(ops, from, Etcd::range_end(from));
+      continue;
+    }
+    const std::string seqs = from + std::string(kUserSeqKey);  // kept
+    append_delete(ops, from, seqs);
+    append_delete(ops, Etcd::range_end(seqs), Etcd::range_end(from));
   }
   const int64_t deleted = send_ops(etcd, ops, &bytes);
   try {
-    const int64_t revision = put_records(etcd, path, seqs, ops, &bytes);
+    const int64_t revision = put_records(etcd, txn.get());
     return revision ? revision : deleted;
   } catch (const std::exception& e) {
     // the cluster's records are gone and only some of the backup's in:
@@ -787,9 +873,11 @@ const char kRestoreUsage[] =
     "\n"
     "With --etcd: puts the backup's records in the cluster instead (every\n"
     "record under --prefix replaced, with --force when it holds any; the\n"
-    "backup must have this build's schema).  One etcd transaction deletes\n"
-    "the cluster's records, then the backup's go in transactions of 100:\n"
-    "the edges follow it as it goes, so drain them for its seconds.\n"
+    "backup must have this build's schema).  Each realm's user id sequence\n"
+    "is first raised to the backup's where lower, then one etcd transaction\n"
+    "deletes the cluster's records (but the sequences), then the backup's\n"
+    "go in transactions of 100, the applications last: the edges follow it\n"
+    "as it goes, so drain them for its seconds.\n"
     "Prints {\"etcd_prefix\", \"restored_from\", \"replaced\", \"revision\",\n"
     "\"bytes\", \"schema_version\", \"records\"}.\n";
 
