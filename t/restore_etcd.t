@@ -12,7 +12,7 @@ use lib "$FindBin::Bin/lib";
 use IO::Select;
 use IO::Socket::INET;
 use JSON::PP ();
-use MIME::Base64 qw(decode_base64);
+use MIME::Base64 qw(decode_base64 encode_base64);
 use Test::More;
 use POSIX qw(WNOHANG);
 use Time::HiRes qw(sleep time);
@@ -308,6 +308,37 @@ like($be, qr/--etcd/, '... naming --etcd');
     is(scalar(grep { !m{^/oauth2/clients/} } @puts[($first_app // 0) .. $#puts]),
         0, '... after every other record of the backup (' . scalar(@puts)
         . ' puts)');
+}
+
+# a backup holding the handshake key of a release before 0.9 (meta
+# handshake_hs256_key, in clear): restored into the cluster without it,
+# so neither etcd nor any mirror holds it (R86, R43); stderr says so
+{
+    my $LEGACY = 'L' x 8 . join('', map { chr(97 + $_ % 26) } 1 .. 32);
+    my ($code, $out, $err) = $t->admin_raw('--store', "$dir/local-k",
+        OAuth2Test::app_add_args(name => 'k-app'));
+    die "app add k: $err" if $code;
+    OAuth2Test::write_file("$dir/k-meta.txt", "VERSION=3\nformat=print\n"
+        . "type=btree\nHEADER=END\n handshake_hs256_key\n $LEGACY\nDATA=END\n");
+    ($code, $out, $err) = $t->_run_cmd('mdb_load', '-s', 'meta', '-f',
+        "$dir/k-meta.txt", "$dir/local-k");
+    die "mdb_load: $err" if $code;
+    ($code, $out, $err) = $t->admin_raw('--store', "$dir/local-k",
+        'backup', "$dir/k.backup");
+    die "backup k: $err" if $code;
+    ($code, $out, $err) = $t->admin_etcd('restore', "$dir/k.backup", '--force');
+    is($code, 0, 'a backup holding the old handshake key, restored into the '
+        . 'cluster: exit 0') or diag $err;
+    like($err, qr/handshake_hs256_key.*left out.*oauth2_handshake_key.*handshake-key extract/,
+        '... saying on stderr that the key was left out, and what to use');
+    my ($st, $body) = $t->etcd_post('/v3/kv/range', JSON::PP->new->encode({
+        key => encode_base64('/oauth2/meta/handshake_hs256_key', '') }));
+    my $kvs = (eval { JSON::PP->new->decode($body) } // {})->{kvs} // [];
+    is($st . ' ' . scalar(@$kvs), '200 0', '... etcd does not hold it');
+    unlike(OAuth2Test::dump_store($t->store), qr/handshake_hs256_key|\Q$LEGACY\E/,
+        '... nor the mirror');
+    ($code, $out) = $t->admin_etcd('app', 'list');
+    like($out, qr/"k-app"/, '... which holds the backup\'s application');
 }
 
 $t->sync_log_ok;

@@ -479,7 +479,9 @@ std::optional<struct stat> check_restore(const Invocation& inv, const std::strin
 // restore into the cluster leaves them out), or every write to it would
 // be refused as a mirror's, and restore itself with it.  And each realm's
 // user id sequence stays at least where the replaced store had it (seqs).
-void forget_mirror(const std::string& copy, const UserSeqs& seqs) {
+// The handshake key of a release before 0.9, a secret in clear, goes too
+// (R86, R43): whether it did.
+bool forget_mirror(const std::string& copy, const UserSeqs& seqs) {
   struct stat st;
   if (stat(copy.c_str(), &st) != 0) throw std::runtime_error(errno_text("cannot read " + copy));
   MDB_env* raw = nullptr;
@@ -492,7 +494,7 @@ void forget_mirror(const std::string& copy, const UserSeqs& seqs) {
   check(mdb_env_open(raw, copy.c_str(), MDB_NOSUBDIR | MDB_NOLOCK, 0600), "mdb_env_open");
   TxnHandle txn(raw, 0);
   MDB_dbi meta;
-  if (mdb_dbi_open(txn.get(), "meta", 0, &meta) != MDB_SUCCESS) return;
+  if (mdb_dbi_open(txn.get(), "meta", 0, &meta) != MDB_SUCCESS) return false;
   bool changed = false;
   for (const auto& [key, seq] : later_user_seqs(txn.get(), seqs)) {
     std::string value;
@@ -509,14 +511,59 @@ void forget_mirror(const std::string& copy, const UserSeqs& seqs) {
     if (rc != MDB_NOTFOUND) check(rc, "mdb_del(meta)");
     changed = changed || rc == MDB_SUCCESS;
   }
-  if (!changed) return;
+  MDB_val hk{std::char_traits<char>::length(kHandshakeKeyMeta),
+             const_cast<char*>(kHandshakeKeyMeta)};
+  int rc = mdb_del(txn.get(), meta, &hk, nullptr);
+  if (rc != MDB_NOTFOUND) check(rc, "mdb_del(meta)");
+  const bool dropped_key = rc == MDB_SUCCESS;
+  if (!changed && !dropped_key) return false;
   txn.commit();
   check(mdb_env_sync(raw, 1), "mdb_env_sync");
+  return dropped_key;
+}
+
+// A compacting copy of the file at copy, beside it, with its mode; its
+// name.  A record deleted from an LMDB file stays in the page it was on,
+// which is only marked free: this copy holds the live pages alone.
+std::string compact_beside(const std::string& copy, const std::string& store) {
+  struct stat st;
+  if (stat(copy.c_str(), &st) != 0) throw std::runtime_error(errno_text("cannot read " + copy));
+  std::string tmp = store + "/data.mdb.restore-XXXXXX";
+  Fd out(mkostemp(tmp.data(), O_CLOEXEC));
+  if (out.get() < 0) {
+    throw std::runtime_error(errno_text("cannot create a file in " + quoted(store)));
+  }
+  try {
+    if (fchmod(out.get(), st.st_mode & 0660) != 0) {
+      throw std::runtime_error(errno_text("cannot chmod " + quoted(tmp)));
+    }
+    Env env = open_backup_env(copy);
+    check(mdb_env_copyfd2(env.get(), out.get(), MDB_CP_COMPACT), "mdb_env_copyfd2");
+    if (fsync(out.get()) != 0 || close(out.release()) != 0) {
+      throw std::runtime_error(errno_text("cannot write " + quoted(tmp)));
+    }
+  } catch (...) {
+    unlink(tmp.c_str());
+    throw;
+  }
+  return tmp;
+}
+
+// Said when a backup held the handshake key of a release before 0.9,
+// which restore leaves out of the store
+void say_key_left_out(const std::string& from) {
+  fprintf(stderr,
+          "oauth2-admin: %s holds the handshake key of a release before 0.9 (%s): left out, "
+          "a secret is never kept in clear in the store (R86); handshakes are checked with "
+          "the oauth2_handshake_key file only: if its key was never taken out with "
+          "oauth2-admin handshake-key extract, take it from this backup (README \"Backup and "
+          "restore\")\n",
+          quoted(from).c_str(), kHandshakeKeyMeta);
 }
 
 // Writes the backup (in) beside data.mdb, checks that copy and renames it
 // over data.mdb; what the restored store holds.
-BackupInfo put_in_place(const Invocation& inv, int in, const struct stat* old) {
+BackupInfo put_in_place(const Invocation& inv, int in, const struct stat* old, bool* dropped_key) {
   make_dirs(inv.store);
   Fd dir(open(inv.store.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   struct stat owner;
@@ -526,10 +573,15 @@ BackupInfo put_in_place(const Invocation& inv, int in, const struct stat* old) {
   Fd lock = lock_store(dir.get(), owner, inv.store);
   become(owner);
   const UserSeqs seqs = store_user_seqs(inv.store);
-  const std::string tmp = copy_beside(in, inv.store, old);
+  std::string tmp = copy_beside(in, inv.store, old);
   BackupInfo info;
   try {
-    forget_mirror(tmp, seqs);
+    *dropped_key = forget_mirror(tmp, seqs);
+    if (*dropped_key) {  // not even in a free page
+      std::string compact = compact_beside(tmp, inv.store);
+      unlink(tmp.c_str());
+      tmp = std::move(compact);
+    }
     info = inspect_backup(tmp);  // the bytes about to become the store
   } catch (...) {
     unlink(tmp.c_str());
@@ -699,9 +751,11 @@ static_assert(std::size(kRestoreOrder) == kDbCount, "every database, once");
 // The backup's records in Txns of at most kRestoreTxnOps puts (etcd
 // refuses a put and a delete of the same key in one Txn), in
 // kRestoreOrder.  Left out of meta: the machine's own records, as the
-// cluster's commits leave them out; and the user id sequences, raised
-// before.  The last revision (0: none sent).
-int64_t put_records(Etcd& etcd, MDB_txn* txn) {
+// cluster's commits leave them out; the user id sequences, raised
+// before; and the handshake key of a release before 0.9, a secret in
+// clear (R86, R43), *dropped_key set if the backup holds it.  The last
+// revision (0: none sent).
+int64_t put_records(Etcd& etcd, MDB_txn* txn, bool* dropped_key) {
   int64_t revision = 0;
   Json ops(checked(json_array()));
   size_t bytes = 0;
@@ -713,6 +767,10 @@ int64_t put_records(Etcd& etcd, MDB_txn* txn) {
     MDB_val k, v;
     for (int rc = cur.get(&k, &v, MDB_FIRST); rc == MDB_SUCCESS; rc = cur.get(&k, &v, MDB_NEXT)) {
       const std::string_view key = records::view(k);
+      if (db == Db::kMeta && key == kHandshakeKeyMeta) {
+        *dropped_key = true;
+        continue;
+      }
       if (db == Db::kMeta &&
           (local_meta(key) || key.substr(0, kUserSeqKey.size()) == kUserSeqKey)) {
         continue;
@@ -729,7 +787,7 @@ int64_t put_records(Etcd& etcd, MDB_txn* txn) {
 
 // The sequences raised, then one Txn deleting every database's records
 // but the sequences, then the backup's records.  The last revision.
-int64_t put_backup_in_cluster(Etcd& etcd, const std::string& path) {
+int64_t put_backup_in_cluster(Etcd& etcd, const std::string& path, bool* dropped_key) {
   Env env = open_backup_env(path);
   TxnHandle txn(env.get(), MDB_RDONLY);
   raise_user_seqs(etcd, txn.get());
@@ -747,7 +805,7 @@ int64_t put_backup_in_cluster(Etcd& etcd, const std::string& path) {
   }
   const int64_t deleted = send_ops(etcd, ops, &bytes);
   try {
-    const int64_t revision = put_records(etcd, txn.get());
+    const int64_t revision = put_records(etcd, txn.get(), dropped_key);
     return revision ? revision : deleted;
   } catch (const std::exception& e) {
     // the cluster's records are gone and only some of the backup's in:
@@ -802,7 +860,9 @@ int restore_to_cluster(const Invocation& inv, const std::string& from) {
     throw std::runtime_error("the cluster (etcd prefix " + quoted(inv.etcd_prefix) +
                              ") already holds records: restore replaces them only with --force");
   }
-  const int64_t revision = put_backup_in_cluster(etcd, from);
+  bool dropped_key = false;
+  const int64_t revision = put_backup_in_cluster(etcd, from, &dropped_key);
+  if (dropped_key) say_key_left_out(from);
   wait_for_local_mirror(inv, revision);
   Json obj(checked(json_object()));
   set_member(obj.get(), "etcd_prefix", string_json(inv.etcd_prefix));
@@ -822,7 +882,9 @@ int restore(const Invocation& inv) {
   if (in.get() < 0) return fail(errno_text("cannot open " + quoted(from)));
   BackupInfo info;
   std::optional<struct stat> old = check_restore(inv, from, &info);
-  info = put_in_place(inv, in.get(), old ? &*old : nullptr);
+  bool dropped_key = false;
+  info = put_in_place(inv, in.get(), old ? &*old : nullptr, &dropped_key);
+  if (dropped_key) say_key_left_out(from);
   Json obj(checked(json_object()));
   set_member(obj.get(), "store", string_json(inv.store));
   set_member(obj.get(), "restored_from", string_json(from));
@@ -878,6 +940,10 @@ const char kRestoreUsage[] =
     "deletes the cluster's records (but the sequences), then the backup's\n"
     "go in transactions of 100, the applications last: the edges follow it\n"
     "as it goes, so drain them for its seconds.\n"
+    "\n"
+    "Either way the handshake key of a release before 0.9 (meta\n"
+    "handshake_hs256_key), a secret in clear, is left out, and stderr says\n"
+    "so: handshakes are checked with the oauth2_handshake_key file only.\n"
     "Prints {\"etcd_prefix\", \"restored_from\", \"replaced\", \"revision\",\n"
     "\"bytes\", \"schema_version\", \"records\"}.\n";
 
