@@ -323,6 +323,7 @@ Invocation parse_args(int argc, char** argv, const Commands& commands) {
         continue;
       }
       if (global) {  // the last one wins, so a wrapper can set defaults
+        if (name == "realm") inv.realm_given = true;
         global_option(inv, name) = std::move(value);
       } else {
         if (!spec->repeatable && inv.has(name)) fail(opt + " given twice");

@@ -74,6 +74,7 @@ using Commands = std::vector<const Command*>;
 struct Invocation {
   std::string store = kDefaultStore;
   std::string realm = kDefaultRealm;
+  bool realm_given = false;              // --realm was on the command line
   std::string etcd;                      // --etcd: cluster mode
   std::string etcd_prefix = "/oauth2/";  // --prefix
   std::string etcd_cacert;               // --etcd-cacert: TLS towards etcd

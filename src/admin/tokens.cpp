@@ -40,12 +40,15 @@ constexpr size_t kBatch = 5000;
 int cleartokens(const Invocation& inv) {
   size_t total = 0;
   if (auto store = open_store(inv, false)) {
-    // the background expiry's sweep, over the realm, in bounded rounds
+    // the background expiry's sweep, in bounded rounds: over every realm
+    // as the module's (those no longer registered too: R82), or over the
+    // one --realm names
+    const std::string realm = inv.realm_given ? inv.realm : std::string();
     const int64_t now = static_cast<int64_t>(time(nullptr));
     std::string after;
     for (;;) {
       SweepRound r = store->change([&](Txn& txn) {
-        SweepRound round = sweep_expired(txn, inv.realm, after, now, kBatch, kBatch * 10, now);
+        SweepRound round = sweep_expired(txn, realm, after, now, kBatch, kBatch * 10, now);
         round.removed += txn.revoked_first();
         txn.commit();
         return round;
@@ -424,12 +427,14 @@ const char kTokenIssueUsage[] =
     "                             chosen uniformly, go to the file\n";
 
 const char kClearTokensUsage[] =
-    "usage: oauth2-admin cleartokens\n"
+    "usage: oauth2-admin cleartokens [--realm <name>]\n"
     "\n"
-    "Deletes the expired tokens of the realm, in batches of 5000 per\n"
-    "transaction, and prints {\"deleted\": <count>}.  Run it from cron:\n"
-    "expired tokens are already refused, this only bounds the store's\n"
-    "size.\n";
+    "Deletes the expired tokens of every realm (those of a realm no longer\n"
+    "registered too), as oauth2_expiry_cleanup does, or with --realm only\n"
+    "those of that realm, in batches of 5000 per transaction, and prints\n"
+    "{\"deleted\": <count>}.  Run it from cron when oauth2_expiry_cleanup\n"
+    "is off: expired tokens are already refused, this only bounds the\n"
+    "store's size.\n";
 
 // Writes key (and one newline, which oauth2_handshake_key's loader drops)
 // to a new file, mode 0600, never over an existing one.
