@@ -223,7 +223,8 @@ is($r->{status}, 400, 'rotate-secret of a public client: 400');
 like(detail($r) // '', qr/public client has no secret/, 'with a reason');
 $r = api('GET', "/api/applications/$wid/rotate-secret/", token => $admin);
 is($r->{status}, 405, 'GET rotate-secret: 405');
-is(OAuth2Test::header($r, 'Allow'), 'POST', '405 with Allow: POST');
+is(OAuth2Test::header($r, 'Allow'), 'POST, OPTIONS',
+    '405 with Allow: POST, OPTIONS');
 
 ######################################################## permissions (R69)
 
@@ -258,6 +259,36 @@ $r = api('POST', '/api/applications/', token => $root, json => {
     name => 'by staff', grant_types => ['client_credentials'] });
 is($r->{status}, 201, 'a staff user registers an application: 201');
 push @secrets, $r->{json}{client_secret};
+
+######################################################## OPTIONS (DRF)
+
+# DRF checks permissions before options(): staff only, as the views' other
+# methods, 401 without a token; then SimpleMetadata's answer with an Allow
+# that lists OPTIONS, as each 405's does
+my %allow = (list => 'GET, POST, HEAD, OPTIONS',
+    one => 'GET, PUT, PATCH, DELETE, HEAD, OPTIONS',
+    rotate => 'POST, OPTIONS');
+my %view = (list => ['/api/applications/', 'Application List'],
+    one => ["/api/applications/$cc/", 'Application Instance'],
+    rotate => ["/api/applications/$wid/rotate-secret/", 'Rotate Secret']);
+for my $v (sort keys %view) {
+    my ($path, $name) = @{$view{$v}};
+    for my $c (['anonymous', 401], ['alice', 403], ['plain app', 403]) {
+        my ($caller, $status) = @$c;
+        is(api('OPTIONS', $path, token => $who{$caller})->{status}, $status,
+            "$caller OPTIONS $path: $status");
+    }
+    $t->api_options_ok($path, $who{$_}, $allow{$v}, $name, $_)
+        for 'staff', 'admin app';
+}
+is($t->token($wid, $new_secret)->{status}, 200,
+    'OPTIONS rotate-secret rotated nothing: the secret still works');
+$r = api('DELETE', '/api/applications/', token => $admin);
+is($r->{status}, 405, 'DELETE the list: 405');
+is(OAuth2Test::header($r, 'Allow'), $allow{list}, "405: Allow: $allow{list}");
+$r = api('POST', "/api/applications/$cc/", token => $admin, json => {});
+is($r->{status}, 405, 'POST to an application: 405');
+is(OAuth2Test::header($r, 'Allow'), $allow{one}, "405: Allow: $allow{one}");
 
 ######################################################## bad input (R72)
 

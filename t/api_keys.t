@@ -182,10 +182,24 @@ for my $c (@denied) {
     ok(!defined $r->{json}{api_key}, "$caller gets no key");
     is(api('DELETE', keys_path($sid) . "$victim/", token => $tok)->{status},
         $status, "$caller revokes a key: $status");
+    # DRF checks permissions before options(): the same refusal
+    is(api('OPTIONS', keys_path($sid), token => $tok)->{status}, $status,
+        "$caller OPTIONS the keys: $status");
+    is(api('OPTIONS', keys_path($sid) . "$victim/", token => $tok)->{status},
+        $status, "$caller OPTIONS a key: $status");
+}
+for my $caller ('staff', 'admin app') {
+    $t->api_options_ok(keys_path($sid), $who{$caller},
+        'GET, POST, HEAD, OPTIONS', 'Api Key List', $caller);
+    my $r = $t->api_options_ok(keys_path($sid) . "$victim/", $who{$caller},
+        'DELETE, OPTIONS', 'Api Key Instance', $caller);
+    ok(index($r->{body}, 'api_key') < 0,
+        "$caller OPTIONS a key: no key in the answer");
 }
 like(OAuth2Test::header(api('GET', keys_path($sid)), 'WWW-Authenticate')
     // '', qr/^Bearer realm="api"/, 'anonymous: 401 with a Bearer challenge');
-is_deeply(keys_of($sid), $before, 'the denied callers changed nothing');
+is_deeply(keys_of($sid), $before,
+    'the denied callers and the OPTIONS changed nothing');
 
 ######################################################## bad input (R72)
 
@@ -306,10 +320,12 @@ for my $path ("/api/applications/$sid/api-keys",
 }
 $r = api('PUT', keys_path($sid), token => $admin, json => {});
 is($r->{status}, 405, 'PUT on the list: 405');
-is(OAuth2Test::header($r, 'Allow'), 'GET, POST, HEAD', 'with its Allow');
+is(OAuth2Test::header($r, 'Allow'), 'GET, POST, HEAD, OPTIONS',
+    'with its Allow, OPTIONS included');
 $r = api('GET', keys_path($sid) . "$victim/", token => $admin);
 is($r->{status}, 405, 'GET one key: 405 (a key is shown once)');
-is(OAuth2Test::header($r, 'Allow'), 'DELETE', 'with Allow: DELETE');
+is(OAuth2Test::header($r, 'Allow'), 'DELETE, OPTIONS',
+    'with Allow: DELETE, OPTIONS');
 is_deeply(keys_of($sid), $before, 'after the 404s and 405s, the same keys');
 ok(index(dump_all(), sha256_hex($key_of{$victim})) >= 0,
     'the key named in another application\'s path is still stored');

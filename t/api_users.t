@@ -302,6 +302,58 @@ is($r->{json}{first_name}, 'Al', 'the other fields are set');
 is(api('GET', '/api/users/', token => $alice)->{status}, 403,
     'and alice still cannot list users');
 
+######################################################## OPTIONS (DRF)
+
+# DRF answers OPTIONS with SimpleMetadata's description of the view, after
+# the permission checks its GET has (APIView.initial runs before
+# options()): the same 401 and 403; Allow lists every method of the view,
+# OPTIONS included, on the 200 and on each 405
+my %allow = (list => 'GET, POST, HEAD, OPTIONS',
+    one => 'GET, PUT, PATCH, DELETE, HEAD, OPTIONS',
+    me => 'GET, HEAD, OPTIONS');
+my @options = (
+    # caller, path, status, Allow of the 200, name
+    ['anonymous', '/api/users/', 401],
+    ['alice', '/api/users/', 403],
+    ['plain app', '/api/users/', 403],
+    ['staff', '/api/users/', 200, $allow{list}, 'User List'],
+    ['admin app', '/api/users/', 200, $allow{list}, 'User List'],
+    ['anonymous', "/api/users/$aid/", 401],
+    ['alice', "/api/users/$aid/", 200, $allow{one}, 'User Instance'],
+    ['alice', "/api/users/$bid/", 403],
+    ['plain app', "/api/users/$aid/", 403],
+    ['staff', "/api/users/$bid/", 200, $allow{one}, 'User Instance'],
+    # as DRF's options(), which never looks the object up
+    ['admin app', '/api/users/999999/', 200, $allow{one}, 'User Instance'],
+    ['anonymous', '/auth/me/', 401],
+    ['alice', '/auth/me/', 200, $allow{me}, 'Me'],
+    ['staff', '/auth/me/', 200, $allow{me}, 'Me'],
+    ['admin app', '/auth/me/', 403],
+);
+$before = all_users();
+for my $o (@options) {
+    my ($caller, $path, $status, $allow, $name) = @$o;
+    if ($status == 200) {
+        $t->api_options_ok($path, $who{$caller}, $allow, $name, $caller);
+        next;
+    }
+    my $r = api('OPTIONS', $path, token => $who{$caller});
+    is($r->{status}, $status, "$caller OPTIONS $path: $status, as its GET");
+    is(OAuth2Test::header($r, 'WWW-Authenticate'), 'Bearer realm="api"',
+        "$caller OPTIONS $path: WWW-Authenticate, as its GET")
+        if $status == 401;
+}
+is_deeply(all_users(), $before, 'the OPTIONS requests changed nothing');
+$r = api('DELETE', '/api/users/', token => $root);
+is($r->{status}, 405, 'DELETE the list: 405');
+is(OAuth2Test::header($r, 'Allow'), $allow{list}, "405: Allow: $allow{list}");
+$r = api('POST', "/api/users/$bid/", token => $root, json => {});
+is($r->{status}, 405, 'POST to a user: 405');
+is(OAuth2Test::header($r, 'Allow'), $allow{one}, "405: Allow: $allow{one}");
+$r = api('POST', '/auth/me/', token => $alice, json => {});
+is($r->{status}, 405, 'POST /auth/me/: 405');
+is(OAuth2Test::header($r, 'Allow'), $allow{me}, "405: Allow: $allow{me}");
+
 ######################################################## bad input (R72)
 
 $before = all_users();
@@ -494,7 +546,8 @@ $r = api('DELETE', '/api/users/999999/', token => $admin);
 is($r->{status}, 404, 'DELETE an unknown id: 404');
 $r = api('DELETE', '/api/users/', token => $admin);
 is($r->{status}, 405, 'DELETE on the list: 405');
-like(OAuth2Test::header($r, 'Allow') // '', qr/GET/, '405 with Allow');
+is(OAuth2Test::header($r, 'Allow'), 'GET, POST, HEAD, OPTIONS',
+    '405 with Allow, OPTIONS included');
 is_deeply(all_users(), $before, 'after all that bad input, nothing changed');
 is_deeply([grep { $_->{username} =~ /^(?:dup\d|n\d+|u{151})$/ }
     @{all_users()}], [], 'no user of the bad requests exists');

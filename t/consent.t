@@ -365,15 +365,32 @@ $r = $t->api('DELETE', "${api_path}no-such-client/", token => $root);
 is($r->{status}, 404, 'DELETE a consent alice never gave: 404');
 $r = $t->api('POST', $api_path, token => $root, json => {});
 is($r->{status}, 405, 'POST to the list: 405');
+is(OAuth2Test::header($r, 'Allow'), 'GET, HEAD, OPTIONS',
+    'POST to the list: Allow: GET, HEAD, OPTIONS');
+# OPTIONS as DRF answers it, after the same checks (staff): it describes
+# the view and revokes nothing
+for my $c (['a plain user', $plain, 403], ['no token', undef, 401]) {
+    my ($name, $tok, $status) = @$c;
+    is($t->api('OPTIONS', $api_path, token => $tok)->{status}, $status,
+        "OPTIONS the consents with $name: $status");
+    is($t->api('OPTIONS', "$api_path$web->{client_id}/",
+        token => $tok)->{status}, $status,
+        "OPTIONS a consent with $name: $status");
+}
+$t->api_options_ok($api_path, $root, 'GET, HEAD, OPTIONS', 'Consent List');
+$t->api_options_ok("$api_path$web->{client_id}/", $root, 'DELETE, OPTIONS',
+    'Consent Instance');
 my ($at3) = tokens_for($web, $alice);
 # a safe method changes nothing: a link prefetch or a read-only tool
 # that GETs the consent's URL revokes nothing
 $r = $t->api('GET', "$api_path$web->{client_id}/", token => $root);
 is($r->{status}, 405, 'GET a consent with a staff token: 405');
-is(OAuth2Test::header($r, 'Allow'), 'DELETE', 'GET a consent: Allow DELETE');
+is(OAuth2Test::header($r, 'Allow'), 'DELETE, OPTIONS',
+    'GET a consent: Allow DELETE, OPTIONS');
 is_deeply([map { $_->{client_id} }
         @{$t->admin_json('consent', 'list', '--user', 'dora')}],
-    [$web->{client_id}], 'the GET revoked nothing: the consent is listed');
+    [$web->{client_id}],
+    'the GET and OPTIONS revoked nothing: the consent is listed');
 is($t->bearer_get('/protected/', $at3)->{status}, 200,
     'and the token issued under it still passes');
 $r = $t->api('DELETE', "$api_path$web->{client_id}/", token => $root);

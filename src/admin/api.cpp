@@ -121,10 +121,22 @@ HttpResponse invalid_page() {
   return HttpResponse::error(404, "Invalid page.");
 }
 
-HttpResponse method_not_allowed(const HttpRequest& req, const char* allow) {
+HttpResponse options_response(const ApiView& view) {
+  // the API renders and parses JSON only (parse_json_object: 415 else)
+  Json obj(checked(json_object()));
+  set_member(obj.get(), "name", checked(json_string(view.name)));
+  set_member(obj.get(), "description", checked(json_string(view.description)));
+  set_member(obj.get(), "renders", strings_json({"application/json"}));
+  set_member(obj.get(), "parses", strings_json({"application/json"}));
+  HttpResponse r = HttpResponse::json(200, obj.get());
+  r.set("Allow", view.allow);
+  return r;
+}
+
+HttpResponse method_not_allowed(const HttpRequest& req, const ApiView& view) {
   HttpResponse r =
       HttpResponse::error(405, "Method \"" + shown(req.method, 20) + "\" not allowed.");
-  r.set("Allow", allow);
+  r.set("Allow", view.allow);
   return r;
 }
 

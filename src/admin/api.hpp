@@ -21,8 +21,21 @@ constexpr size_t kMaxJsonDepth = 32;  // docs/security.md 2.4
 
 HttpResponse not_found();   // 404 {"detail": "Not found."}
 HttpResponse no_content();  // 204, after a DELETE
+
+// One view of the API as DRF's APIView describes itself: its name and
+// description (SimpleMetadata's, for OPTIONS) and its Allow header, every
+// method it answers, OPTIONS last as in DRF's allowed_methods.
+struct ApiView {
+  const char* name;
+  const char* description;
+  const char* allow;
+};
+// OPTIONS, once the caller passed the checks GET has (DRF's options()
+// runs after initial()'s permission checks): 200 {"name", "description",
+// "renders", "parses"} + Allow
+HttpResponse options_response(const ApiView& view);
 // 405 {"detail": "Method \"X\" not allowed."} + Allow
-HttpResponse method_not_allowed(const HttpRequest& req, const char* allow);
+HttpResponse method_not_allowed(const HttpRequest& req, const ApiView& view);
 
 // The body of req as a JSON object (R72, docs/security.md 2.4): Content-Type
 // application/json (else 415), nesting at most kMaxJsonDepth, checked on

@@ -460,6 +460,15 @@ HttpResponse rotate_secret(ServeContext& ctx, const std::string& id) {
   return client_response(200, c, &secret);
 }
 
+const ApiView kAppList = {"Application List", "List the applications, or register one.",
+                          "GET, POST, HEAD, OPTIONS"};
+const ApiView kAppInstance = {"Application Instance", "Read, change or delete an application.",
+                              "GET, PUT, PATCH, DELETE, HEAD, OPTIONS"};
+const ApiView kRotateSecret = {"Rotate Secret",
+                               "A new client secret for the application; the old one stops "
+                               "working at once.",
+                               "POST, OPTIONS"};
+
 }  // namespace
 
 HttpResponse apps_api(ServeContext& ctx, const HttpRequest& req, const Caller& caller,
@@ -469,14 +478,17 @@ HttpResponse apps_api(ServeContext& ctx, const HttpRequest& req, const Caller& c
   if (!client_id) {
     if (m == "GET" || m == "HEAD") return list_apps(ctx, req);
     if (m == "POST") return create_app(ctx, req);
-    return method_not_allowed(req, "GET, POST, HEAD");
+    if (m == "OPTIONS") return options_response(kAppList);
+    return method_not_allowed(req, kAppList);
   }
   const std::string& id = *client_id;
   if (!valid_client_id(id)) return not_found();
   if (rotate) {
-    if (m != "POST") return method_not_allowed(req, "POST");
+    if (m == "OPTIONS") return options_response(kRotateSecret);
+    if (m != "POST") return method_not_allowed(req, kRotateSecret);
     return rotate_secret(ctx, id);
   }
+  if (m == "OPTIONS") return options_response(kAppInstance);
   if (m == "GET" || m == "HEAD") {
     std::optional<Client> c;
     {
@@ -498,7 +510,7 @@ HttpResponse apps_api(ServeContext& ctx, const HttpRequest& req, const Caller& c
     if (refused) return std::move(*refused);
     return no_content();
   }
-  return method_not_allowed(req, "GET, PUT, PATCH, DELETE, HEAD");
+  return method_not_allowed(req, kAppInstance);
 }
 
 }  // namespace oauth2::admin

@@ -105,6 +105,11 @@ HttpResponse revoke_key(ServeContext& ctx, const std::string& id, const std::str
   return no_content();
 }
 
+const ApiView kKeyList = {"Api Key List",
+                          "List the application's API keys, or make one (shown once).",
+                          "GET, POST, HEAD, OPTIONS"};
+const ApiView kKeyInstance = {"Api Key Instance", "Revoke an API key.", "DELETE, OPTIONS"};
+
 }  // namespace
 
 HttpResponse api_keys_api(ServeContext& ctx, const HttpRequest& req, const Caller& caller,
@@ -115,10 +120,12 @@ HttpResponse api_keys_api(ServeContext& ctx, const HttpRequest& req, const Calle
   if (!key_id) {
     if (m == "GET" || m == "HEAD") return list_keys(ctx, client_id);
     if (m == "POST") return create_key(ctx, req, client_id);
-    return method_not_allowed(req, "GET, POST, HEAD");
+    if (m == "OPTIONS") return options_response(kKeyList);
+    return method_not_allowed(req, kKeyList);
   }
   if (m == "DELETE") return revoke_key(ctx, client_id, *key_id);
-  return method_not_allowed(req, "DELETE");
+  if (m == "OPTIONS") return options_response(kKeyInstance);
+  return method_not_allowed(req, kKeyInstance);
 }
 
 }  // namespace oauth2::admin

@@ -444,24 +444,35 @@ HttpResponse update_user(ServeContext& ctx, const HttpRequest& req, const Caller
   return stored(200, u);
 }
 
+const ApiView kUserList = {"User List", "List the users (staff), or create one.",
+                           "GET, POST, HEAD, OPTIONS"};
+const ApiView kUserInstance = {"User Instance", "Read, change or delete a user.",
+                               "GET, PUT, PATCH, DELETE, HEAD, OPTIONS"};
+const ApiView kMe = {"Me", "The user of the request's token.", "GET, HEAD, OPTIONS"};
+
 }  // namespace
 
 HttpResponse users_api(ServeContext& ctx, const HttpRequest& req, const Caller& caller,
                        std::optional<uint64_t> id) {
   const std::string& m = req.method;
   if (!id) {
-    if (m == "GET" || m == "HEAD") {
+    if (m == "GET" || m == "HEAD" || m == "OPTIONS") {
       if (!caller.acts_as_staff()) return denied(caller);
+      if (m == "OPTIONS") return options_response(kUserList);
       return list_users(ctx, req);
     }
     if (m == "POST") return create_user(ctx, req, caller);
     if (caller.anonymous()) return denied(caller);
-    return method_not_allowed(req, "GET, POST, HEAD");
+    return method_not_allowed(req, kUserList);
   }
 
   if (caller.anonymous()) return denied(caller);
   const bool self = caller.user && caller.user->id == *id;
   const bool staff = caller.acts_as_staff();
+  if (m == "OPTIONS") {
+    if (!staff && !(self && caller.can_read())) return denied(caller);
+    return options_response(kUserInstance);
+  }
   if (m == "GET" || m == "HEAD") {
     if (!staff && !(self && caller.can_read())) return denied(caller);
     std::optional<User> u;
@@ -486,19 +497,19 @@ HttpResponse users_api(ServeContext& ctx, const HttpRequest& req, const Caller& 
     if (refused) return std::move(*refused);
     return no_content();
   }
-  return method_not_allowed(req, "GET, PUT, PATCH, DELETE, HEAD");
+  return method_not_allowed(req, kUserInstance);
 }
 
 HttpResponse me_api(ServeContext& ctx, const HttpRequest& req, const Caller& caller) {
   (void)ctx;
   if (caller.anonymous()) return denied(caller);
-  if (req.method != "GET" && req.method != "HEAD") {
-    return method_not_allowed(req, "GET, HEAD");
-  }
+  const std::string& m = req.method;
+  if (m != "GET" && m != "HEAD" && m != "OPTIONS") return method_not_allowed(req, kMe);
   if (caller.user && !caller.can_read()) return denied(caller);
   if (!caller.user) {
     return HttpResponse::error(403, "This token belongs to an application, not to a user.");
   }
+  if (m == "OPTIONS") return options_response(kMe);
   return stored(200, *caller.user);
 }
 

@@ -136,6 +136,13 @@ const Command kConsentCommands[] = {
      [](const Invocation& inv) { return checked_run(inv, true, consent_revoke); }},
 };
 
+const ApiView kConsentList = {"Consent List", "The applications the user has consented to.",
+                              "GET, HEAD, OPTIONS"};
+const ApiView kConsentInstance = {"Consent Instance",
+                                  "Revoke the user's consent to one application, and the "
+                                  "tokens it granted.",
+                                  "DELETE, OPTIONS"};
+
 }  // namespace
 
 void add_consent_commands(Commands& out) {
@@ -147,7 +154,8 @@ HttpResponse consents_api(ServeContext& ctx, const HttpRequest& req, const Calle
   if (!caller.acts_as_staff()) return denied(caller);
   const std::string& m = req.method;
   if (!client_id) {
-    if (m != "GET" && m != "HEAD") return method_not_allowed(req, "GET, HEAD");
+    if (m == "OPTIONS") return options_response(kConsentList);
+    if (m != "GET" && m != "HEAD") return method_not_allowed(req, kConsentList);
     Json arr;
     {
       Txn txn = ctx.store->read();
@@ -156,7 +164,8 @@ HttpResponse consents_api(ServeContext& ctx, const HttpRequest& req, const Calle
     }
     return HttpResponse::json(200, arr.get());
   }
-  if (m != "DELETE") return method_not_allowed(req, "DELETE");
+  if (m == "OPTIONS") return options_response(kConsentInstance);
+  if (m != "DELETE") return method_not_allowed(req, kConsentInstance);
   Refusal refused = ctx.store->change([&](Txn& txn) -> Refusal {
     if (!txn.get_user(ctx.realm, user) || !revoke_consent(txn, ctx.realm, user, *client_id)) {
       return not_found();

@@ -1261,6 +1261,32 @@ sub api_all {
     return \@all;
 }
 
+# api_options_ok($path, $token, $allow, $name, $caller): OPTIONS $path, with
+# $token (undef: none) of $caller (for the names) answers as
+# DRF's SimpleMetadata does: 200, Allow: $allow, JSON {"name": $name,
+# "description", "renders": ["application/json"], "parses": [the same]}.
+# Several assertions, one per line.
+sub api_options_ok {
+    my ($self, $path, $token, $allow, $name, $caller) = @_;
+    my $r = $self->api('OPTIONS', $path, token => $token);
+    my $what = ($caller // 'staff') . " OPTIONS $path";
+    Test::More::is($r->{status}, 200, "$what: 200")
+        or Test::More::diag($r->{body});
+    Test::More::is(header($r, 'Allow'), $allow, "$what: Allow: $allow");
+    Test::More::like(header($r, 'Content-Type') // '',
+        qr{^application/json\b}, "$what: JSON");
+    my $j = ref $r->{json} eq 'HASH' ? $r->{json} : {};
+    Test::More::is_deeply([sort keys %$j],
+        [qw(description name parses renders)],
+        "$what: {name, description, renders, parses}");
+    Test::More::is($j->{name}, $name, "$what: name \"$name\"");
+    Test::More::ok(length($j->{description} // ''), "$what: a description");
+    Test::More::is_deeply([$j->{renders}, $j->{parses}],
+        [['application/json'], ['application/json']],
+        "$what: renders and parses JSON");
+    return $r;
+}
+
 # the daemon log has no sanitizer report and none of the given secrets
 sub daemon_log_ok {
     my ($self, @secrets) = @_;
