@@ -97,8 +97,8 @@ is_deeply($d->{id_token_signing_alg_values_supported}, ['RS256', 'ES256', 'EdDSA
     'discovery: RS256 (required by OIDC), ES256 and EdDSA, not the HS256 key also configured');
 is_deeply($d->{subject_types_supported}, ['public'], 'discovery: public subjects');
 ok((grep { $_ eq 'openid' } @{$d->{scopes_supported} // []}), 'discovery: the openid scope');
-is_deeply($d->{prompt_values_supported}, [qw(none login consent)],
-    'discovery: prompt values');
+is_deeply($d->{prompt_values_supported}, [qw(none login consent select_account)],
+    'discovery: prompt values, select_account among them (OIDC Core 3.1.2.1)');
 # OpenID Connect Discovery 3: an omitted request_uri_parameter_supported
 # means true; the authorization endpoint takes no request object (below)
 sub is_false { my ($v) = @_; return defined $v && JSON::PP::is_bool($v) && !$v }
@@ -216,7 +216,8 @@ ok($session, 'signed in');
 $r = $f->get(q_for(prompt => 'none'), Cookie => $session);
 is({params($r)}->{error}, 'consent_required',
     'prompt=none, signed in, never consented: consent_required');
-for my $bad (['prompt', 'bogus'], ['prompt', 'none login'], ['max_age', '-1'],
+for my $bad (['prompt', 'bogus'], ['prompt', 'none login'],
+    ['prompt', 'none select_account'], ['prompt', 'select_account none'], ['max_age', '-1'],
     ['max_age', 'x'], ['nonce', 'n' x 600]) {
     $r = $f->get(q_for($bad->[0] => $bad->[1]), Cookie => $session);
     is({params($r)}->{error}, 'invalid_request', "$bad->[0]=$bad->[1]: invalid_request");
@@ -272,6 +273,33 @@ unlike($back, qr/max_age/, '... signed in: back to the request without max_age')
 $r = $t->get("/o/authorize/$back", Cookie => $again);
 is($r->{status}, 303, '... which then answers: no second sign-in');
 ok({params($r)}->{code}, '... with a code (the consent remembered)');
+
+# OIDC Core 3.1.2.1: prompt=select_account asks the user to choose an
+# account.  A session holds one, and the sign-in page is the chooser: it
+# is prompt=login (many relying parties send it by default, alone or as
+# "login select_account"), and the sign-in then answers the request with
+# a code.  Before, it was answered invalid_request.
+for my $p ('select_account', 'login select_account', 'select_account consent') {
+    $r = $f->get(q_for(prompt => $p), Cookie => $session);
+    is($r->{status}, 200, "prompt=$p with a session: a page, not an error");
+    like($r->{body} // '', qr/name="password"/, "prompt=$p: the sign-in page (the account chooser)");
+    ok(!defined OAuth2Test::header($r, 'Location'), "prompt=$p: no redirect to the client");
+}
+$r = $f->get(q_for(prompt => 'select_account'));
+like($r->{body} // '', qr/name="password"/, 'prompt=select_account without a session: the sign-in page');
+my ($chosen, $in_sa) = $f->login(q_for(prompt => 'select_account'), $other_user, $other_pw);
+$back = OAuth2Test::header($in_sa, 'Location') // '';
+unlike($back, qr/prompt/, '... signed in (another account chosen): back without the prompt');
+my ($sa_code) = $f->code(substr($back, 1), $chosen);
+ok($sa_code, '... which then gives a code');
+$r = $f->redeem($sa_code, client => $app, redirect_uri => $CB, verifier => $verifier);
+my (undef, $sac) = claims_of($r->{json}{id_token});
+my $pavel_uid = do {
+    my (undef, $out) = $t->admin('user', 'show', $other_user);
+    ($out =~ /"id":\s*(\d+)/)[0];
+};
+ok($pavel_uid && $pavel_uid ne $uid, "the other user's id");
+is($sac->{sub}, $pavel_uid, '... for the account chosen: its id_token names it');
 
 # a plain OAuth request (no openid) gets no id_token
 ($code) = $f->code(q_for(client => $plain, scope => 'read'), $session);

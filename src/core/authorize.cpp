@@ -332,12 +332,15 @@ std::optional<Response> check_oidc(const Request& req, const Form& query, AuthzR
   for (auto p : prompts) {
     if (p == "none") {
       az.prompt_none = true;
-    } else if (p == "login") {
+    } else if (p == "login" || p == "select_account") {
+      // select_account: a session holds one account, and the sign-in
+      // page is where the user chooses another
       az.prompt_login = true;
     } else if (p == "consent") {
       az.prompt_consent = true;
     } else {
-      return back_error(az, "invalid_request", "prompt must be none, login or consent");
+      return back_error(az, "invalid_request",
+                        "prompt must be none, login, consent or select_account");
     }
   }
   if (az.prompt_none && prompts.size() > 1) {

@@ -120,7 +120,8 @@ void add_oidc_metadata(json_t* doc, const Request& req) {
     if (a != JwtAlg::kHS256) json_array_append_new(algs, json_string(jwt_alg_name(a)));
   }
   json_object_set_new(doc, "id_token_signing_alg_values_supported", algs);
-  json_object_set_new(doc, "prompt_values_supported", string_list({"none", "login", "consent"}));
+  json_object_set_new(doc, "prompt_values_supported",
+                      string_list({"none", "login", "consent", "select_account"}));
   json_object_set_new(doc, "claims_supported",
                       string_list({"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce",
                                    "at_hash", "azp", "name", "given_name", "family_name",
