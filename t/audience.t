@@ -48,6 +48,16 @@ my @EIGHT = map { "urn:example:r$_" } 1 .. 8;
 my $many = app('many', ['client_credentials'], \@EIGHT);
 my $admin_app = $t->new_app(name => 'admin', scope => 'read write admin');
 my $pw = app('pw', ['password'], [$A]);
+# a relying party (OpenID Connect) that also calls the resource server A
+my $rp = app('rp', ['authorization_code', 'refresh_token'], [$A], '--redirect-uri', $CB,
+    '--scope', 'openid email read');
+# another realm's OpenID user and application (userinfo below)
+$t->admin_json('realm', 'add', 'other');
+$t->admin_json('--realm', 'other', 'user', 'add', '--username', 'alice', '--email',
+    'alice@other.example', '--password', 'Tr0ub4dor-and-4', '--pbkdf2-iterations',
+    $OAuth2Authorize::PBKDF2);
+my $other_pw = $t->admin_json('--realm', 'other', 'app', 'add', '--name', 'other-pw',
+    '--grant', 'password', '--scope', 'openid email');
 
 is_deeply($svc->{resources}, [$A, $B, $C],
     'app add --resource: the application lists its resources');
@@ -84,11 +94,31 @@ my $server = <<"EOF";
         auth_oauth2_audience $A;
         location /inh/deep/ { auth_oauth2 "api"; alias $html; }
     }
+    location = /o/userinfo/ { oauth2_userinfo; }
+EOF
+# README "Audiences": auth_oauth2_audience set for a whole server (the
+# resource server A's), whose userinfo location inherits it; and another
+# realm, whose tokens userinfo must never take
+my $more_servers = <<"EOF";
+server {
+    listen 127.0.0.1:%%PORT_1%%;
+    auth_oauth2_audience $A;
+    location = /o/userinfo/ { oauth2_userinfo; }
+    location /srv-api/ { auth_oauth2 "api"; alias $html; }
+}
+server {
+    listen 127.0.0.1:%%PORT_2%%;
+    oauth2_realm other;
+    oauth2_issuer http://127.0.0.1:%%PORT_2%%;
+    location = /o/token/ { oauth2_token; }
+    location = /jwt/token/ { oauth2_token; oauth2_access_token_format jwt; }
+    location = /o/userinfo/ { oauth2_userinfo; }
+}
 EOF
 my $http = "oauth2_jwt_key $EC;\n"
     . "log_format aud '\$uri \$status \$oauth2_error';\n";
 my $conf = OAuth2Authorize::http_conf($t, extra_http => $http,
-    extra_server => $server . $t->daemon_locations);
+    extra_server => $server . $t->daemon_locations) . $more_servers;
 $t->write_config($conf)->run;
 $t->run_daemon('--pbkdf2-iterations', 1000);
 
@@ -421,6 +451,86 @@ for my $c ([['/relative'], 'a relative URI'], [["$A#f"], 'a fragment'],
 }
 $r = $t->api('GET', $path, token => $admin);
 is_deeply($r->{json}{resources}, [$C], 'the refused PATCHes changed nothing');
+
+################################################ userinfo (OIDC Core 5.3)
+
+# The access token of an OpenID request is the credential for userinfo
+# (OIDC Core 5.3), whatever resource servers RFC 8707 bound it to: a
+# relying party that asked for resource=A gets its user's claims with it,
+# and A's audience, set for a whole server, does not close that server's
+# userinfo to plain OpenID tokens.  Every other check stays: A's token
+# still opens no location of another audience, and userinfo still takes
+# no id_token, refresh token, revoked token or token of another realm.
+# Before, userinfo applied auth_oauth2's audience rule (R68) and answered
+# 401 invalid_token.
+my $P1 = $t->port(1);
+my $P2 = $t->port(2);
+sub userinfo {
+    my ($token, $port) = @_;
+    return $t->get('/o/userinfo/', Authorization => "Bearer $token",
+        defined $port ? (-port => $port) : ());
+}
+# rp_tokens($path, @resources): the token response of an OpenID code
+# flow asking for them, redeemed at $path
+sub rp_tokens {
+    my ($path, @res) = @_;
+    my $q = OAuth2Authorize::query(response_type => 'code', client_id => $rp->{client_id},
+        redirect_uri => $CB, scope => 'openid email read', state => 'u1')
+        . join('', map { '&resource=' . OAuth2Authorize::pct($_) } @res);
+    my $c = $f->code($q, $session);
+    return $f->redeem($c, client => $rp, redirect_uri => $CB, path => $path)->{json} // {};
+}
+for my $case (['/o/token/', 'opaque'], ['/jwt/token/', 'JWT']) {
+    my ($path, $kind) = @$case;
+    my $tok = rp_tokens($path, $A);
+    my (undef, $idc) = parts($tok->{id_token});
+    ok($idc->{sub}, "$kind, resource=A with openid: an id_token");
+    is(intro($tok->{access_token}, $rp)->{aud}, $A, "$kind: the access token is for A");
+    $r = userinfo($tok->{access_token});
+    is($r->{status}, 200, "$kind access token bound to A at userinfo: 200 (OIDC Core 5.3)")
+        or diag($r->{body});
+    is($r->{json}{sub}, $idc->{sub}, "$kind: userinfo's sub is the id_token's");
+    is($r->{json}{email}, 'alice@example.com', "$kind: with the email scope's claims");
+    is($t->bearer_get('/api-a/', $tok->{access_token})->{status}, 200, "$kind: it opens A");
+    is($t->bearer_get('/api-b/', $tok->{access_token})->{status}, 401,
+        "$kind: still not B (R68)");
+    is($t->bearer_get('/protected/', $tok->{access_token})->{status}, 401,
+        "$kind: nor the default audience's locations (R68)");
+    is(userinfo($tok->{id_token})->{status}, 401, "$kind: the id_token at userinfo: 401");
+    is(userinfo($tok->{refresh_token})->{status}, 401,
+        "$kind: the refresh token at userinfo: 401 (R62)");
+    # a plain OpenID token at the server whose audience is A
+    my $plain_tok = rp_tokens($path);
+    $r = userinfo($plain_tok->{access_token}, $P1);
+    is($r->{status}, 200, "$kind OpenID token without resource at the userinfo of a server "
+        . 'with auth_oauth2_audience A: 200') or diag($r->{body});
+    is($r->{json}{sub}, $idc->{sub}, '... the same user');
+    is($t->get('/srv-api/', Authorization => "Bearer $plain_tok->{access_token}",
+        -port => $P1)->{status}, 401, "... that server's auth_oauth2 still refuses it (R68)");
+    is($t->get('/srv-api/', Authorization => "Bearer $tok->{access_token}",
+        -port => $P1)->{status}, 200, '... and takes the token bound to A');
+    is(userinfo($tok->{access_token}, $P1)->{status}, 200,
+        "... whose userinfo takes the token bound to A as well");
+    # revoked: refused at userinfo as anywhere (R46)
+    $r = $t->post_form('/o/revoke_token/', OAuth2Test::form(token => $tok->{access_token},
+        client_id => $rp->{client_id}, client_secret => $rp->{client_secret}));
+    is($r->{status}, 200, "$kind: the token bound to A revoked");
+    is(userinfo($tok->{access_token})->{status}, 401, '... userinfo refuses it then');
+}
+# another realm's OpenID tokens (the same key signs its JWTs, under
+# another issuer): 200 at their own realm's userinfo, 401 at this one's
+for my $case (['/o/token/', 'opaque'], ['/jwt/token/', 'JWT']) {
+    my ($path, $kind) = @$case;
+    $r = $t->post_form($path, OAuth2Test::form(grant_type => 'password', username => 'alice',
+        password => 'Tr0ub4dor-and-4', scope => 'openid email',
+        client_id => $other_pw->{client_id}, client_secret => $other_pw->{client_secret}),
+        -port => $P2);
+    is($r->{status}, 200, "another realm's $kind OpenID token") or diag($r->{body});
+    my $ot = $r->{json}{access_token} // '';
+    is(userinfo($ot, $P2)->{status}, 200, "... opens its own realm's userinfo");
+    is(userinfo($ot)->{status}, 401, "... not this realm's");
+    is(userinfo($ot, $P1)->{status}, 401, "... nor this realm's with auth_oauth2_audience A");
+}
 
 ################################################ nginx -t
 

@@ -847,7 +847,9 @@ std::optional<TokenId> verified_record_key(const Location* loc, int64_t now, std
   c.now = now;
   c.leeway = kJwtLeeway;
   c.issuer = loc->issuer;
-  c.audience = loc->accepted_audience();
+  // empty: "aud" not checked (userinfo; the record still must be an
+  // access token of this realm, and the issuer this location's)
+  if (!loc->any_audience()) c.audience = loc->accepted_audience();
   JwtResult r = jwt_verify(loc->jwt_keys, token, c);
   if ((r.status == JwtStatus::kUnknownKey || loc->jwt_keys.empty()) && loc->handshake_key) {
     JwtCheck hc;
@@ -1096,8 +1098,10 @@ Validation validate_in(Store& store, const Location* loc, std::string_view realm
   // bound to none (a handshake is never bound) only the default
   // audience's.  The admin API (no location) serves the default audience,
   // which the daemon does not know: a token bound to resources is
-  // refused there
-  if ((want == TokenType::kAccess || want == TokenType::kHandshake) &&
+  // refused there.  Userinfo takes an access token of any audience
+  // (Location::any_audience)
+  const bool any_audience = loc && loc->any_audience() && want == TokenType::kAccess;
+  if ((want == TokenType::kAccess || want == TokenType::kHandshake) && !any_audience &&
       (loc ? !audience_accepts(t->audience, *loc) : !t->audience.empty())) {
     v.why = OAUTH2_WHY_AUDIENCE;
     return v;

@@ -347,6 +347,10 @@ struct Location {
   const std::string& accepted_audience() const {
     return auth_audience.empty() ? jwt_audience() : auth_audience;
   }
+  // userinfo is the OpenID provider's own, not a resource server's: the
+  // access token of an OpenID request opens it whatever its audience
+  // (OpenID Connect Core 5.3), auth_oauth2_audience inherited or not
+  bool any_audience() const { return endpoint == OAUTH2_ENDPOINT_USERINFO; }
 };
 
 // The URL of path on the issuer's host: its origin (scheme://host[:port])
