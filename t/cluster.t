@@ -91,19 +91,6 @@ for my $t ($ea, $eb) {
 }
 my %master = (A => $ea->master_pid, B => $eb->master_pid);
 
-# $code->() until it returns true or $secs pass: (the last value, seconds)
-sub poll {
-    my ($secs, $code) = @_;
-    my $t0 = time;
-    my $v;
-    while (1) {
-        $v = $code->();
-        last if $v || time - $t0 >= $secs;
-        sleep 0.02;
-    }
-    return ($v, time - $t0);
-}
-
 sub protected { $_[0]->bearer_get('/protected/', $_[1])->{status} }
 
 # an edge's oauth2_mirror_* metrics: (revision, staleness in seconds)
@@ -210,7 +197,7 @@ section('applications through oauth2-admin --etcd', sub {
         'the new application gets a token on edge A at once (its mirror '
         . 'applied the write before app add returned)')
         or diag($r->{raw});
-    my ($ok, $took) = poll(1, sub {
+    my ($ok, $took) = OAuth2Test::poll(1, sub {
         $eb->token($app->{client_id}, $app->{client_secret})->{status}
             == 200 });
     ok($ok, sprintf('and on edge B within 1 s (%.3f s)', $took));
@@ -244,7 +231,7 @@ section('a token issued on A, validated on B', sub {
         'a token issued on edge A validates on A on the very next request '
         . '(read-your-writes)');
     is(all_workers($ea, $tok, 6), '200', '... in every worker of A');
-    my ($ok, $took) = poll(1, sub { protected($eb, $tok) == 200 });
+    my ($ok, $took) = OAuth2Test::poll(1, sub { protected($eb, $tok) == 200 });
     ok($ok, sprintf('it validates on edge B within 1 s (%.3f s)', $took));
     is(all_workers($eb, $tok, 6), '200', '... in every worker of B');
 });
@@ -255,7 +242,7 @@ section('a revocation on B holds on A within 1 s', sub {
     is(protected($eb, $tok), 401,
         'edge B refuses the token on the next request (read-your-writes, '
         . 'R52)');
-    my ($ok, $took) = poll(1, sub { protected($ea, $tok) == 401 });
+    my ($ok, $took) = OAuth2Test::poll(1, sub { protected($ea, $tok) == 401 });
     ok($ok, sprintf('edge A refuses it within 1 s (%.3f s) (R66)', $took));
     cmp_ok($took, '<', 1, 'the revocation reached edge A in under 1 s');
     is(all_workers($ea, $tok, 6), '401', '... in every worker of A (R66)');
@@ -285,7 +272,7 @@ section('a revocation on B of a token B has not mirrored yet', sub {
     ok($waited, '... only once B\'s mirror had caught up with etcd: no '
         . 'answer while its sync was held (R53)');
     is(protected($eb, $fresh), 401, 'B refuses the token');
-    my ($ok, $took) = poll(1, sub { protected($ea, $fresh) == 401 });
+    my ($ok, $took) = OAuth2Test::poll(1, sub { protected($ea, $fresh) == 401 });
     ok($ok, sprintf('A refuses it within 1 s (%.3f s): the revocation was '
         . 'not lost (R53, R66)', $took));
     my $r = $eb->revoke($id, $secret, 'never-issued-' . ('x' x 30));
@@ -340,7 +327,7 @@ section('100 token requests at once on A, more than one batch', sub {
         ref $j eq 'HASH' ? $j->{access_token} : undef } @$bodies;
     my %distinct = map { $_ => 1 } @toks;
     is(scalar keys %distinct, 100, '100 distinct access tokens');
-    my ($ok) = poll(2, sub { protected($eb, $toks[-1] // 'x') == 200 });
+    my ($ok) = OAuth2Test::poll(2, sub { protected($eb, $toks[-1] // 'x') == 200 });
     ok($ok, 'the last of them validates on edge B');
     is(scalar(grep { protected($eb, $_) != 200 } @toks), 0,
         'every one of them validates on edge B (none lost)');
@@ -355,7 +342,7 @@ section('the mirror in oauth2_metrics', sub {
     my $head = eval { JSON::PP->new->decode($r->{body})->{header}{revision} }
         // 0;
     for my $t ($ea, $eb) {
-        my ($ok) = poll(2, sub { ((mirror_metrics($t))[0] // 0) >= $head });
+        my ($ok) = OAuth2Test::poll(2, sub { ((mirror_metrics($t))[0] // 0) >= $head });
         my ($rev, $age) = mirror_metrics($t);
         ok($ok, "edge $name{$t->port}: oauth2_mirror_revision "
             . ($rev // 'missing') . " reached etcd's revision $head");
@@ -456,7 +443,7 @@ section('parallel refresh of one token on both edges', sub {
         . '(README "refresh_token")') or diag(explain $res);
     my ($pair) = map { eval { JSON::PP->new->decode($_) } // {} } keys %pairs;
     $pair //= {};
-    my ($ok) = poll(1, sub {
+    my ($ok) = OAuth2Test::poll(1, sub {
         protected($ea, $pair->{access_token} // 'x') == 200
             && protected($eb, $pair->{access_token} // 'x') == 200 });
     ok($ok, "the pair's access token validates on both edges");
@@ -555,7 +542,7 @@ section('a code and refresh tokens B has not mirrored yet', sub {
 section('an application deleted through B is refused on A', sub {
     my $gone = $ea->new_app_etcd(name => 'edge-gone');
     my $gtok = $ea->access_token($gone);
-    my ($ok) = poll(1, sub { protected($eb, $gtok) == 200 });
+    my ($ok) = OAuth2Test::poll(1, sub { protected($eb, $gtok) == 200 });
     ok($ok, "a token of the doomed application validates on both edges");
     my ($code, $out, $err) = $eb->admin_etcd('app', 'delete',
         $gone->{client_id});
@@ -564,7 +551,7 @@ section('an application deleted through B is refused on A', sub {
     is(protected($eb, $gtok), 401,
         'its token is refused on edge B at once (R70)');
     my $took;
-    ($ok, $took) = poll(1, sub { protected($ea, $gtok) == 401 });
+    ($ok, $took) = OAuth2Test::poll(1, sub { protected($ea, $gtok) == 401 });
     ok($ok, sprintf('and on edge A within 1 s (%.3f s) (R70)', $took));
     is($ea->token($gone->{client_id}, $gone->{client_secret})->{status}, 401,
         'the deleted application gets no token on edge A');
@@ -596,7 +583,7 @@ section('failed passwords on both edges count against one lock', sub {
         '6 wrong passwords for carol, 3 on each edge: 400 each');
     # a fresh address each try (a 200 would make an address trusted)
     my $n = 60;
-    my ($ok) = poll(1, sub {
+    my ($ok) = OAuth2Test::poll(1, sub {
         $n += 2;
         $pw->($ea, $PW, '127.0.0.' . $n)->{status} == 429
             && $pw->($eb, $PW, '127.0.0.' . ($n + 1))->{status} == 429 });
@@ -612,7 +599,7 @@ section('failed passwords on both edges count against one lock', sub {
 section('oauth2-admin --etcd restore puts a backup in the cluster', sub {
     my $app = $ea->new_app_etcd(name => 'restored');
     my $before = $ea->access_token($app);    # in the backup
-    my ($ok) = poll(1, sub { protected($eb, $before) == 200 });
+    my ($ok) = OAuth2Test::poll(1, sub { protected($eb, $before) == 200 });
     ok($ok, 'restore: a token of before the backup validates on both edges');
     my $file = $ea->dir . '/cluster-backup.mdb';
     my ($code, $out, $err) = $ea->admin('backup', $file);
@@ -621,7 +608,7 @@ section('oauth2-admin --etcd restore puts a backup in the cluster', sub {
     my $after = $ea->access_token($app);    # not in the backup
     is($eb->revoke($app->{client_id}, $app->{client_secret}, $before)->{status}, 200,
         'restore: the older token revoked through edge B');
-    ($ok) = poll(1, sub { protected($ea, $before) == 401 });
+    ($ok) = OAuth2Test::poll(1, sub { protected($ea, $before) == 401 });
     ok($ok, 'restore: ... and refused on edge A');
 
     # refused restores change nothing
@@ -644,17 +631,17 @@ section('oauth2-admin --etcd restore puts a backup in the cluster', sub {
         'restore: it says it replaced records, at an etcd revision');
     is($res->{etcd_prefix}, $PREFIX, 'restore: ... under the cluster\'s prefix');
     my $took;
-    ($ok, $took) = poll(3, sub {
+    ($ok, $took) = OAuth2Test::poll(3, sub {
         protected($ea, $before) == 200 && protected($eb, $before) == 200 });
     ok($ok, sprintf('restore: the token revoked after the backup validates '
         . 'again on both edges (%.3f s)', $took));
-    ($ok) = poll(3, sub {
+    ($ok) = OAuth2Test::poll(3, sub {
         protected($ea, $after) == 401 && protected($eb, $after) == 401 });
     ok($ok, 'restore: the token issued after the backup is refused on both edges');
     is($eb->token($app->{client_id}, $app->{client_secret})->{status}, 200,
         'restore: the application issues tokens on edge B');
     # the two mirrors hold the same records
-    ($ok) = poll(3, sub { mirror_records($ea) eq mirror_records($eb) });
+    ($ok) = OAuth2Test::poll(3, sub { mirror_records($ea) eq mirror_records($eb) });
     ok($ok, 'restore: both mirrors hold the same records');
 
     # a mirror is its sync daemon's alone: a local restore names --etcd
@@ -670,13 +657,13 @@ section('oauth2-admin --etcd restore puts a backup in the cluster', sub {
 section('edge B without its sync daemon, then with it again', sub {
     my $before = $eb->sync_pid;
     my $gone = $ea->access_token($app);
-    my ($known) = poll(1, sub { protected($eb, $gone) == 200 });
+    my ($known) = OAuth2Test::poll(1, sub { protected($eb, $gone) == 200 });
     ok($known, 'a token valid on both edges');
     my $t0 = time;
     is($eb->stop_sync, 0, sprintf("edge B's sync daemon stops on SIGTERM "
         . '(exit 0, after %.2f s)', time - $t0));
     my $tok2 = $ea->access_token($app);
-    my ($ok, $took) = poll($STALE + 3, sub { protected($eb, $tok2) == 503 });
+    my ($ok, $took) = OAuth2Test::poll($STALE + 3, sub { protected($eb, $tok2) == 503 });
     ok($ok, sprintf('edge B fails closed without its sync daemon (after '
         . '%.2f s) (R77)', $took));
     # the endpoints that answer from the mirror alone fail closed with it:
@@ -739,7 +726,7 @@ section('edge B without its sync daemon, then with it again', sub {
     like(substr(OAuth2Test::_slurp($eb->sync_log), $seen),
         qr/resuming at revision \d+/,
         'the restarted sync daemon resumes from the mirror\'s revision');
-    ($ok, $took) = poll(2, sub { protected($eb, $tok2) == 200 });
+    ($ok, $took) = OAuth2Test::poll(2, sub { protected($eb, $tok2) == 200 });
     ok($ok, sprintf('edge B validates the token A issued meanwhile (%.2f s)',
         $took));
     $i = introspect($eb, $app, $tok2);
@@ -768,13 +755,13 @@ section('the admin daemon on B fails closed on a stale mirror', sub {
     my $users = sub {
         $eb->api('GET', '/api/users/', port => $eb->daemon_port,
             token => $staff) };
-    my ($ok) = poll(2, sub { $users->()->{status} == 200 });
+    my ($ok) = OAuth2Test::poll(2, sub { $users->()->{status} == 200 });
     ok($ok, 'the daemon on B answers a staff token issued through A');
     is($eb->stop_sync, 0, "B's sync daemon stopped");
     is($ea->revoke($first->{client_id}, $first->{client_secret},
         $staff)->{status}, 200, 'the staff token revoked on A');
     my $r;
-    ($ok, my $took) = poll(8, sub { ($r = $users->())->{status} == 503 });
+    ($ok, my $took) = OAuth2Test::poll(8, sub { ($r = $users->())->{status} == 503 });
     ok($ok, sprintf('the daemon on B answers 503 once its mirror is staler '
         . 'than 5 s (after %.2f s)', $took)) or diag($r->{raw});
     like(OAuth2Test::header($r, 'Retry-After') // '', qr/^\d+$/,
@@ -782,7 +769,7 @@ section('the admin daemon on B fails closed on a stale mirror', sub {
     like(OAuth2Test::_slurp($eb->daemon_log), qr/mirror is \d+ ms old/,
         '... and its log says why');
     $eb->run_sync($burls, prefix => $PREFIX);
-    ($ok, $took) = poll(3, sub { ($r = $users->())->{status} == 401 });
+    ($ok, $took) = OAuth2Test::poll(3, sub { ($r = $users->())->{status} == 401 });
     ok($ok, sprintf('with sync back, the revoked staff token is refused '
         . '(401, after %.2f s)', $took)) or diag($r->{raw});
     $sync_pid_b = $eb->sync_pid;
@@ -796,7 +783,7 @@ section('the admin daemon on B fails closed on a stale mirror', sub {
 # from the mirror too, never left valid on that edge (R52, R66)
 section('sync restarted after etcd compacted past its mirror', sub {
     my $revoked = $ea->access_token($app);
-    my ($ok) = poll(1, sub { protected($eb, $revoked) == 200 });
+    my ($ok) = OAuth2Test::poll(1, sub { protected($eb, $revoked) == 200 });
     ok($ok, 'compaction: a token valid on both edges');
     is($eb->stop_sync, 0, "compaction: B's sync daemon stopped");
     is($ea->revoke($id, $secret, $revoked)->{status}, 200,
@@ -815,7 +802,7 @@ section('sync restarted after etcd compacted past its mirror', sub {
     my $seen = length OAuth2Test::_slurp($eb->sync_log);
     $eb->run_sync($burls, prefix => $PREFIX);
     my $took;
-    ($ok, $took) = poll(3, sub { protected($eb, $issued) == 200 });
+    ($ok, $took) = OAuth2Test::poll(3, sub { protected($eb, $issued) == 200 });
     ok($ok, sprintf('compaction: B validates the token A issued meanwhile '
         . '(%.2f s)', $took));
     is(protected($eb, $revoked), 401, 'compaction: B refuses the token '
@@ -844,7 +831,7 @@ sub etcd_head {
 section('sync resumed applies the first change after its revision', sub {
     my $doomed = $ea->new_app_etcd(name => 'edge-resume');
     my @cred = @{$doomed}{qw(client_id client_secret)};
-    my ($ok) = poll(1, sub { $eb->token(@cred)->{status} == 200 });
+    my ($ok) = OAuth2Test::poll(1, sub { $eb->token(@cred)->{status} == 200 });
     ok($ok, 'resume: a new application issues tokens on edge B');
     my $apid = $ea->sync_pid;
     my ($head, $rev) = (0, -1);
@@ -871,7 +858,7 @@ section('sync resumed applies the first change after its revision', sub {
     kill 'CONT', $apid;
     $eb->run_sync($burls, prefix => $PREFIX);
     my $took;
-    ($ok, $took) = poll(2, sub { $eb->token(@cred)->{status} == 401 });
+    ($ok, $took) = OAuth2Test::poll(2, sub { $eb->token(@cred)->{status} == 401 });
     ok($ok, sprintf('resume: B refuses the application deleted right after '
         . 'its mirror\'s revision (%.2f s) (R70)', $took));
     $sync_pid_b = $eb->sync_pid;
@@ -942,7 +929,7 @@ section('a key no store can hold does not stop the mirror', sub {
     my $m = OAuth2Test->new;
     $m->run_sync($url, prefix => $ODD);
     my $before = $m->new_app_etcd(name => 'odd-before');
-    my ($ok) = poll(3, sub { app_ids($m) =~ /\Q$before->{client_id}\E/ });
+    my ($ok) = OAuth2Test::poll(3, sub { app_ids($m) =~ /\Q$before->{client_id}\E/ });
     ok($ok, 'odd keys: the mirror follows its prefix');
     my $long = "${ODD}clients/" . ('a' x 600);
     is($etcd->('put', "${ODD}tokens/", 'x'), 200,
@@ -950,7 +937,7 @@ section('a key no store can hold does not stop the mirror', sub {
     is($etcd->('put', $long, 'x'), 200,
         'odd keys: a record of a 600-byte name put in etcd');
     my $after = $m->new_app_etcd(name => 'odd-after');
-    ($ok) = poll(3, sub { app_ids($m) =~ /\Q$after->{client_id}\E/ });
+    ($ok) = OAuth2Test::poll(3, sub { app_ids($m) =~ /\Q$after->{client_id}\E/ });
     ok($ok, 'odd keys: the mirror applies the changes after them');
     ok(kill(0, $m->sync_pid), 'odd keys: its sync daemon goes on');
     my @said = OAuth2Test::_slurp($m->sync_log) =~ /(skipped the key .*)/g;
@@ -961,7 +948,7 @@ section('a key no store can hold does not stop the mirror', sub {
     # a snapshot with them in it: a new mirror starts
     my $fresh = OAuth2Test->new;
     $fresh->run_sync($url, prefix => $ODD);
-    ($ok) = poll(3, sub { app_ids($fresh) =~ /\Q$after->{client_id}\E/ });
+    ($ok) = OAuth2Test::poll(3, sub { app_ids($fresh) =~ /\Q$after->{client_id}\E/ });
     ok($ok, 'odd keys: a new mirror\'s snapshot takes the rest');
     like(OAuth2Test::_slurp($fresh->sync_log), qr/skipped the key.*\n.*skipped the key.*snapshot of etcd at revision \d+/s,
         '... skipping both');
@@ -970,7 +957,7 @@ section('a key no store can hold does not stop the mirror', sub {
         'odd keys: the record of no name deleted in etcd');
     is($etcd->('deleterange', $long), 200, '... and the long one');
     my $last = $m->new_app_etcd(name => 'odd-last');
-    ($ok) = poll(3, sub { app_ids($m) =~ /\Q$last->{client_id}\E/
+    ($ok) = OAuth2Test::poll(3, sub { app_ids($m) =~ /\Q$last->{client_id}\E/
         && app_ids($fresh) =~ /\Q$last->{client_id}\E/ });
     ok($ok, 'odd keys: both mirrors apply the changes after the deletions');
     is($m->stop_sync, 0, 'odd keys: the first sync daemon stops cleanly');
@@ -1000,7 +987,7 @@ section('a snapshot of more than 5000 keys', sub {
     cmp_ok($records // 0, '>', 6000, 'snapshot: the new mirror took '
         . ($records // 0) . ' records, every page');
     # the two mirrors hold the same records
-    my ($same) = poll(3, sub { mirror_records($m) eq mirror_records($fresh) });
+    my ($same) = OAuth2Test::poll(3, sub { mirror_records($m) eq mirror_records($fresh) });
     ok($same, 'snapshot: the new mirror holds the same records as the one '
         . 'that followed the writes');
     is($fresh->stop_sync, 0, 'snapshot: its sync daemon stops');
@@ -1011,7 +998,7 @@ section('a snapshot of more than 5000 keys', sub {
 
 sub recovered {
     my ($what, $live) = @_;
-    my ($ok, $took) = poll(10, sub {
+    my ($ok, $took) = OAuth2Test::poll(10, sub {
         protected($ea, $live) == 200 && protected($eb, $live) == 200 });
     ok($ok, sprintf('%s: both edges validate again (%.2f s), nginx and '
         . 'sync not restarted', $what, $took));
@@ -1025,7 +1012,7 @@ sub recovered {
     }
     is($run, 10, sprintf('%s: ... and steadily (%.2f s more, %d rounds '
         . 'with a 503 after the first 200s)', $what, time - $t0, $flaps));
-    ($ok, $took) = poll(10, sub {
+    ($ok, $took) = OAuth2Test::poll(10, sub {
         $ea->token($id, $secret)->{status} == 200
             && $eb->token($id, $secret)->{status} == 200 });
     ok($ok, sprintf('%s: both token endpoints issue again (%.2f s)', $what,
@@ -1039,13 +1026,13 @@ sub recovered {
         . 'on the next request (read-your-writes)', $what))
         or diag(sprintf("token response after %.3f s: %s\nvalidation: %s",
             $took, $r->{raw}, $v->{raw}));
-    ($ok) = poll(1, sub { protected($ea, $fresh) == 200 });
+    ($ok) = OAuth2Test::poll(1, sub { protected($ea, $fresh) == 200 });
     ok($ok, "$what: ... and on A within 1 s");
 }
 
 section('etcd paused (SIGSTOP), then resumed', sub {
     my $live = $ea->access_token($app);
-    my ($ok) = poll(1, sub { protected($eb, $live) == 200 });
+    my ($ok) = OAuth2Test::poll(1, sub { protected($eb, $live) == 200 });
     ok($ok, 'a live token, valid on both edges before the outage');
     my $doomed = $ea->access_token($app);
 
@@ -1115,7 +1102,7 @@ section('etcd paused (SIGSTOP), then resumed', sub {
 
     # the paused member holds its connections open and says nothing: sync
     # ends its watch after 3 s of silence and tries again
-    ($ok) = poll(7 - (time - $t0), sub {
+    ($ok) = OAuth2Test::poll(7 - (time - $t0), sub {
         substr(OAuth2Test::_slurp($ea->sync_log), $mark)
             =~ /nothing heard for 3000 ms/ });
     ok($ok, sprintf('sync gives up a silent watch after 3 s of silence '
@@ -1127,7 +1114,7 @@ section('etcd paused (SIGSTOP), then resumed', sub {
 
 section('etcd killed, then restarted on the same data', sub {
     my $live = $ea->access_token($app);
-    my ($ok) = poll(1, sub { protected($eb, $live) == 200 });
+    my ($ok) = OAuth2Test::poll(1, sub { protected($eb, $live) == 200 });
     ok($ok, 'a live token, valid on both edges before the kill');
     is($ea->stop_etcd(signal => 'KILL'), 128 + 9, 'etcd killed (SIGKILL)');
     my $t0 = time;
@@ -1135,7 +1122,7 @@ section('etcd killed, then restarted on the same data', sub {
     $ea->oauth_error_ok($r, 503, 'temporarily_unavailable',
         'token endpoint with etcd refusing connections (R77)');
     cmp_ok(time - $t0, '<', 5, sprintf('... answered in %.2f s', time - $t0));
-    ($ok) = poll($STALE + 3, sub { protected($eb, $live) == 503 });
+    ($ok) = OAuth2Test::poll($STALE + 3, sub { protected($eb, $live) == 503 });
     ok($ok, 'edge B fails closed while etcd is down');
     $ea->run_etcd;
     recovered('after a restart', $live);

@@ -84,23 +84,10 @@ $eb->write_config($eb->default_http(extra_http => $eb->cluster_directive(
 my $app = $eb->new_app_etcd(name => 'member-behind');
 ok($app->{client_id}, 'an application, through etcd');
 
-# $code->() until it returns true or $secs pass: (the last value, seconds)
-sub poll {
-    my ($secs, $code) = @_;
-    my $t0 = time;
-    my $v;
-    while (1) {
-        $v = $code->();
-        last if $v || time - $t0 >= $secs;
-        sleep 0.01;
-    }
-    return ($v, time - $t0);
-}
-
 sub status_at_a { $ea->bearer_get('/protected/', $_[0])->{status} }
 
 my $tok = $eb->access_token($app);
-my ($ok, $took) = poll(5, sub { status_at_a($tok) == 200 });
+my ($ok, $took) = OAuth2Test::poll(5, sub { status_at_a($tok) == 200 });
 ok($ok, sprintf('through the relay, a token issued on B validates on A '
     . '(%.3f s)', $took));
 
@@ -124,7 +111,7 @@ END { if ($writer) { kill 'KILL', $writer; waitpid $writer, 0 } }
 sleep 7;    # the relay's backlog: about 4 MB, minutes at $RATE
 my $t0 = time;
 my $tok2 = $eb->access_token($app);
-($ok, $took) = poll(5, sub { status_at_a($tok2) == 200 });
+($ok, $took) = OAuth2Test::poll(5, sub { status_at_a($tok2) == 200 });
 ok($ok, sprintf('with the relay far behind and falling further, a token '
     . 'issued on B validates on A within 5 s (%.3f s): A\'s sync left the '
     . 'member behind for the next one', time - $t0))

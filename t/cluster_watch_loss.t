@@ -82,19 +82,6 @@ my $app = $eb->new_app_etcd(name => 'watch-loss');
 my ($id, $secret) = @{$app}{qw(client_id client_secret)};
 ok($id, 'an application, through etcd');
 
-# $code->() until it returns true or $secs pass: (the last value, seconds)
-sub poll {
-    my ($secs, $code) = @_;
-    my $t0 = time;
-    my $v;
-    while (1) {
-        $v = $code->();
-        last if $v || time - $t0 >= $secs;
-        sleep 0.01;
-    }
-    return ($v, time - $t0);
-}
-
 sub status_at_a { $ea->bearer_get('/protected/', $_[0])->{status} }
 
 # the watches A's sync daemon said it lost ("...; again in 100 ms")
@@ -106,7 +93,7 @@ sub losses {
 my @took;
 for my $round (1 .. $ROUNDS) {
     my $tok = $eb->access_token($app);
-    my ($ok) = poll(10, sub { status_at_a($tok) == 200 });
+    my ($ok) = OAuth2Test::poll(10, sub { status_at_a($tok) == 200 });
     ok($ok, "round $round: a token issued on B validates on A (A's watch "
         . 'brought it: healthy)') or last;
     my $before = losses();
@@ -115,7 +102,7 @@ for my $round (1 .. $ROUNDS) {
     my $r = $eb->revoke($id, $secret, $tok);
     is($r->{status}, 200, "round $round: B revokes it (R48)");
     my $last;
-    ($ok) = poll(10, sub { ($last = status_at_a($tok)) == 401 });
+    ($ok) = OAuth2Test::poll(10, sub { ($last = status_at_a($tok)) == 401 });
     my $took = time - $t0;
     push @took, $took;
     ok($ok, sprintf('round %d: A refuses it %.3f s after its watch was '

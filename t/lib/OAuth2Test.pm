@@ -1520,6 +1520,20 @@ sub _stop_child {
     return $? & 127 ? 128 + ($? & 127) : $? >> 8;
 }
 
+# poll($secs, $code): $code->() until it returns true or $secs pass;
+# (its last value, the seconds it took)
+sub poll {
+    my ($secs, $code) = @_;
+    my $t0 = time;
+    my $v;
+    while (1) {
+        $v = $code->();
+        last if $v || time - $t0 >= $secs;
+        sleep 0.01;
+    }
+    return ($v, time - $t0);
+}
+
 sub _tail {
     my ($f, $n) = @_;
     my @l = split /^/, _slurp($f);
