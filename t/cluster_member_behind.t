@@ -16,8 +16,6 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use IO::Select;
-use IO::Socket::INET;
 use MIME::Base64 qw(encode_base64);
 use POSIX ();
 use Test::More;
@@ -36,43 +34,8 @@ my $eb = OAuth2Test->new;    # edge B: where the tokens are issued
 my $url = $ea->run_etcd;
 my ($etcd_port) = $url =~ /:(\d+)$/;
 
-# the relay: a process per connection; the client's bytes pass as they
-# come, etcd's at $RATE at most
-my $srv = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
-    Listen => 64, ReuseAddr => 1) or die "relay: $!";
-my $relay_port = $srv->sockport;
-my $relay = fork // die "fork: $!";
-if (!$relay) {
-    setpgrp(0, 0);
-    $SIG{CHLD} = 'IGNORE';
-    while (1) {
-        my $c = $srv->accept or next;
-        my $pid = fork;
-        if (!defined $pid || $pid) { close $c; next; }
-        close $srv;
-        my $u = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-            PeerPort => $etcd_port) or POSIX::_exit(0);
-        my $next = 0;    # when etcd's next bytes may pass
-        while (1) {
-            my $wait = $next - time;
-            my $sel = IO::Select->new($c, $wait <= 0 ? $u : ());
-            for my $fh ($sel->can_read($wait > 0 ? $wait : undef)) {
-                my $buf;
-                my $n = sysread($fh, $buf, $fh == $u ? 4096 : 65536);
-                POSIX::_exit(0) unless $n;
-                if ($fh == $u) {
-                    syswrite($c, $buf) // POSIX::_exit(0);
-                    $next = time + $n / $RATE;
-                } else {
-                    syswrite($u, $buf) // POSIX::_exit(0);
-                }
-            }
-        }
-    }
-}
-close $srv;
-setpgrp($relay, $relay);    # the child does too: whichever comes first
-END { kill 'KILL', -$relay if $relay }
+# the relay: etcd's answers at $RATE a connection
+my ($relay_port) = OAuth2Test::relay($etcd_port, rate => $RATE);
 
 # A's watch and heartbeat start at the relay, the first URL
 $ea->run_sync("http://127.0.0.1:$relay_port,$url");

@@ -17,9 +17,6 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use IO::Select;
-use IO::Socket::INET;
-use POSIX ();
 use Test::More;
 use Time::HiRes qw(sleep time);
 use OAuth2Test;
@@ -35,39 +32,11 @@ my $eb = OAuth2Test->new;    # edge B: where the tokens are issued and revoked
 my $url = $ea->run_etcd;
 my ($etcd_port) = $url =~ /:(\d+)$/;
 
-# the relay: a process per connection, bytes passed both ways as they
-# come; all in the relay's own process group, whose SIGHUP the listener
-# ignores and every connection dies of (both ends see the connection
-# closed, as when a member restarts or a load balancer drops it)
-my $srv = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
-    Listen => 64, ReuseAddr => 1) or die "relay: $!";
-my $relay_port = $srv->sockport;
-my $relay = fork // die "fork: $!";
-if (!$relay) {
-    setpgrp(0, 0);
-    $SIG{HUP} = 'IGNORE';
-    $SIG{CHLD} = 'IGNORE';
-    while (1) {
-        my $c = $srv->accept or next;
-        my $pid = fork;
-        if (!defined $pid || $pid) { close $c; next; }
-        $SIG{HUP} = 'DEFAULT';
-        close $srv;
-        my $u = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-            PeerPort => $etcd_port) or POSIX::_exit(0);
-        my $sel = IO::Select->new($c, $u);
-        while (1) {
-            for my $fh ($sel->can_read) {
-                my $n = sysread($fh, my $buf, 65536);
-                POSIX::_exit(0) unless $n;
-                syswrite($fh == $c ? $u : $c, $buf) // POSIX::_exit(0);
-            }
-        }
-    }
-}
-close $srv;
-setpgrp($relay, $relay);    # the child does too: whichever comes first
-END { kill 'KILL', -$relay if $relay }
+# the relay (OAuth2Test::relay): a process per connection, bytes passed
+# both ways as they come; a SIGHUP to its process group closes every
+# connection (both ends see it closed, as when a member restarts or a
+# load balancer drops it), the listener stays
+my ($relay_port, $relay) = OAuth2Test::relay($etcd_port);
 
 # every connection the relay holds, closed
 sub drop_connections { kill 'HUP', -$relay or die "relay gone: $!" }

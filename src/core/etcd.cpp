@@ -354,7 +354,22 @@ struct Sink {
   std::string beacon;
   std::chrono::steady_clock::time_point last_beacon = std::chrono::steady_clock::now();
   bool lagging = false;
+  // when the message still arriving in body began (none: body is empty)
+  std::chrono::steady_clock::time_point line_since{};
 };
+
+// A watch's messages are judged for the beacon as each one ends, and
+// while one is arriving only once it has taken kLineIdleTimes × idle_ms:
+// etcd sends all the events of a revision as one message, and a large
+// one (an import's, a restore's Txn) on a slow link takes longer than
+// idle_ms; cut off halfway, it would come again from its start on the
+// next watch, and on the next member, for ever: the mirror stuck.
+constexpr int kLineIdleTimes = 10;
+
+// whether the beacon has not come, fresh, for idle_ms
+bool beacon_overdue(const Sink& s, std::chrono::steady_clock::time_point now) {
+  return !s.beacon.empty() && now - s.last_beacon >= std::chrono::milliseconds(s.idle_ms);
+}
 
 // whether a watch message brings a put of the key whose base64 is b64
 // that is fresh: put less than idle_ms ago, by the time in ms since the
@@ -416,15 +431,28 @@ bool deliver_lines(Sink& s) {
     s.stopped = true;
     return false;
   }
+  // talking, but not of the caller's beacon: a member slow or behind,
+  // judged once what came is applied
+  if (beacon_overdue(s, std::chrono::steady_clock::now())) {
+    s.lagging = true;
+    return false;
+  }
   return true;
 }
 
 size_t on_body(char* data, size_t size, size_t n, void* user) {
   Sink& s = *static_cast<Sink*>(user);
+  const size_t had = s.body.size();
   s.body.append(data, size * n);
   if (s.on_message && !deliver_lines(s)) return 0;  // ends the transfer
   // after what it took to apply them: silence is the member's, not ours
-  s.last_bytes = std::chrono::steady_clock::now();
+  const auto now = std::chrono::steady_clock::now();
+  s.last_bytes = now;
+  if (s.body.empty()) {
+    s.line_since = {};
+  } else if (s.body.size() < had + size * n || s.line_since == decltype(now){}) {
+    s.line_since = now;  // a message began in what came
+  }
   return size * n;
 }
 
@@ -640,7 +668,11 @@ int watch_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
     return 1;
   }
   // talking, but not of the caller's beacon: a member slow or behind
-  if (!s.beacon.empty() && now - s.last_beacon >= std::chrono::milliseconds(s.idle_ms)) {
+  // (deliver_lines judges each message as it ends; one still arriving is
+  // given kLineIdleTimes × idle_ms)
+  const bool arriving = s.line_since != decltype(now){} &&
+                        now - s.line_since < std::chrono::milliseconds(s.idle_ms) * kLineIdleTimes;
+  if (beacon_overdue(s, now) && !arriving) {
     s.lagging = true;
     return 1;
   }

@@ -1534,6 +1534,58 @@ sub poll {
     return ($v, time - $t0);
 }
 
+# relay($port, rate => $bytes_per_s): a TCP relay on a free loopback
+# port to 127.0.0.1:$port, a process a connection, all in one process
+# group (killed at exit; kill 'HUP', -$pgid drops every connection, the
+# listener stays); the client's bytes pass as they come, the answers at
+# rate bytes a second at most a connection (none: as they come).
+# Returns ($listening_port, $pgid).
+my @RELAYS;    # [pgid, the process that made it]: only it kills them
+END { $_->[1] == $$ and kill 'KILL', -$_->[0] for @RELAYS }
+
+sub relay {
+    my ($to, %o) = @_;
+    my $rate = $o{rate};
+    my $srv = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+        Listen => 64, ReuseAddr => 1) or die "relay: $!";
+    my $port = $srv->sockport;
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        setpgrp(0, 0);
+        $SIG{CHLD} = 'IGNORE';
+        $SIG{HUP} = 'IGNORE';    # the listener outlives a drop
+        while (1) {
+            my $c = $srv->accept or next;
+            my $conn = fork;
+            if (!defined $conn || $conn) { close $c; next; }
+            $SIG{HUP} = 'DEFAULT';
+            close $srv;
+            my $u = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                PeerPort => $to) or POSIX::_exit(0);
+            my $next = 0;    # when the answer's next bytes may pass
+            while (1) {
+                my $wait = $rate ? $next - time : 0;
+                my $sel = IO::Select->new($c, $wait <= 0 ? $u : ());
+                for my $fh ($sel->can_read($wait > 0 ? $wait : undef)) {
+                    my $buf;
+                    my $n = sysread($fh, $buf, $fh == $u && $rate ? 4096 : 65536);
+                    POSIX::_exit(0) unless $n;
+                    if ($fh == $u) {
+                        syswrite($c, $buf) // POSIX::_exit(0);
+                        $next = time + $n / $rate if $rate;
+                    } else {
+                        syswrite($u, $buf) // POSIX::_exit(0);
+                    }
+                }
+            }
+        }
+    }
+    close $srv;
+    setpgrp($pid, $pid);    # the child does too: whichever comes first
+    push @RELAYS, [$pid, $$];
+    return ($port, $pid);
+}
+
 sub _tail {
     my ($f, $n) = @_;
     my @l = split /^/, _slurp($f);
