@@ -13,6 +13,7 @@ use JSON::PP ();
 use MIME::Base64 qw(decode_base64url);
 use Test::More;
 use OAuth2Test;
+use OAuth2Grants;
 
 OAuth2Test::require_build();
 
@@ -126,6 +127,42 @@ sub hits {
     is(join(',', @refused), join(',', ('401') x 10), 'each revoked one: 401 at once (R52)');
     is($n, 20, 'the warm one, between revocations of other buckets: 200 every time');
     is(hits() - $before, 20, 'all 20 from the cache');
+}
+
+# A sign-in rewrites its user's record (last_login) but nothing validation
+# reads (the user's active flag and name): it ends no entry.  Every
+# sign-in, of any user of any realm, ended every worker's entries for
+# every token (R88: one site's sign-ins emptied every site's cache).
+# Five password grants of alice, each followed by the warm token on both
+# workers: all 10 from the cache; alice disabled then: her token 401 at
+# once (R70).
+{
+    my $pw = $t->new_app(name => 'signs-in', grant => 'password',
+        scope => 'read write');
+    my $warm = issue();
+    is(statuses('/protected/index.html', $warm, 10), '200', 'warm on both workers');
+    my $before = hits();
+    my ($n, @signed) = (0);
+    for my $i (1 .. 5) {
+        my $r = OAuth2Grants::password_token($t, $pw, 'alice',
+            'correct horse battery staple');
+        push @signed, $r->{status};
+        $n++ if $t->bearer_get('/protected/index.html', $warm)->{status} == 200;
+        $n++ if $t->bearer_get('/protected/index.html', $warm)->{status} == 200;
+    }
+    is(join(',', @signed), join(',', ('200') x 5), 'alice signed in 5 times');
+    is($n, 10, 'the warm token between sign-ins: 200 every time');
+    is(hits() - $before, 10, 'all 10 from the cache: a sign-in ends no entry');
+    my $alices = OAuth2Grants::password_token($t, $pw, 'alice',
+        'correct horse battery staple');
+    my $at = JSON::PP::decode_json($alices->{body})->{access_token};
+    is(statuses('/protected/', $at, 10), '200', "alice's token, warm");
+    my ($dc, undef, $de) = $t->admin('user', 'set', 'alice', '--active', 'false');
+    is($dc, 0, 'alice disabled') or diag $de;
+    is(statuses('/protected/', $at, 10), '401',
+        'alice disabled by the CLI after it was kept: 401 at once on both workers (R66, R70)');
+    ($dc, undef, $de) = $t->admin('user', 'set', 'alice', '--active', 'true');
+    is($dc, 0, 'alice enabled again (her tokens stay deleted)') or diag $de;
 }
 
 # R70: the application disabled and enabled by another process

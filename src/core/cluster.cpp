@@ -640,7 +640,7 @@ bool MirrorWriter::put(Db db, std::string_view key, std::string_view value) {
   if (!holds(key)) return false;
   if (db == Db::kMeta && local_meta(key)) return true;  // never etcd's to set
   bool replaced = false;
-  int rc = records::put_noting(txn_, store_.dbi(db), key, value,
+  int rc = records::put_noting(txn_, store_.dbi(db), db, key, value,
                                records::feeds_validation(db) ? &replaced : nullptr);
   if (rc == MDB_MAP_FULL) {
     throw StoreError("the mirror is full: raise oauth2_store's size=", rc);

@@ -107,7 +107,7 @@ void apply_change(Store& store, MDB_txn* txn, const Change& c) {
       continue;
     }
     bool replaced = false;
-    int rc = put_noting(txn, store.dbi(w.db), w.key, *w.value, feeds ? &replaced : nullptr);
+    int rc = put_noting(txn, store.dbi(w.db), w.db, w.key, *w.value, feeds ? &replaced : nullptr);
     if (rc == MDB_MAP_FULL) store_full();
     check(rc, "mdb_put");
     if (replaced) inv.note(w.db, w.key);

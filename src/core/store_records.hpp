@@ -148,17 +148,39 @@ constexpr bool feeds_validation(Db db) {
   return db == Db::kTokens || db == Db::kClients || db == Db::kUsers;
 }
 
-// mdb_put of value under key in dbi; with replaced, also whether a record
-// was there (one more search only when there was: MDB_NOOVERWRITE first).
+// Whether two user records give validation the same answer
+// (Txn::active_username reads the active flag and the name of a record's
+// header, and nothing else): a sign-in's last_login changes neither, and
+// must not end every worker's cached answers for every realm.  Only
+// records whose header holds the name are compared; any other pair
+// counts as different.
+inline bool same_user_for_validation(std::string_view a, std::string_view b) {
+  auto header = [](std::string_view r) -> std::string_view {
+    if (r.size() < 3 || r[0] != kRecordV2) return {};
+    const size_t len = static_cast<unsigned char>(r[2]);
+    if (len == 0 || r.size() < 3 + len) return {};
+    return r.substr(1, 2 + len);  // the flags, the name's length, the name
+  };
+  const std::string_view ha = header(a), hb = header(b);
+  if (ha.empty() || hb.empty() || ha.substr(1) != hb.substr(1)) return false;
+  return (static_cast<unsigned char>(ha[0]) & kFlagActive) ==
+         (static_cast<unsigned char>(hb[0]) & kFlagActive);
+}
+
+// mdb_put of value under key in dbi, db's; with replaced, also whether a
+// record was there that validation may have answered differently from
+// (one more search only when there was: MDB_NOOVERWRITE first; a user
+// record's replacement only if same_user_for_validation says so).
 // LMDB's return code.
-inline int put_noting(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::string_view value,
-                      bool* replaced) {
+inline int put_noting(MDB_txn* txn, MDB_dbi dbi, Db db, std::string_view key,
+                      std::string_view value, bool* replaced) {
   MDB_val k = val(key), v = val(value);
   if (replaced) {
     int rc = mdb_put(txn, dbi, &k, &v, MDB_NOOVERWRITE);
     if (rc != MDB_KEYEXIST) return rc;
-    *replaced = true;
-    v = val(value);  // MDB_KEYEXIST pointed it at the record there
+    // MDB_KEYEXIST pointed v at the record there
+    *replaced = !(db == Db::kUsers && same_user_for_validation(view(v), value));
+    v = val(value);
   }
   return mdb_put(txn, dbi, &k, &v, 0);
 }

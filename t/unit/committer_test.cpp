@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "cluster.hpp"
+#include "store_records.hpp"
 #include "store.hpp"
 #include "test_helpers.hpp"
 
@@ -543,6 +544,46 @@ TEST_F(CommitterTest, TheValidationEpochMovesOnlyForWhatValidationReads) {
   EXPECT_EQ(epoch(), want);
   EXPECT_EQ(meta(oauth2::kValidEpochMeta), std::to_string(want));
   EXPECT_EQ(meta(oauth2::kValidEpochsMeta).value_or("").size(), oauth2::kTokenEpochBuckets * 8);
+}
+
+// A user record rewritten with what validation reads unchanged (the
+// active flag and the name: a sign-in's last_login, a password, an email)
+// moves no epoch: every sign-in of any realm ended every worker's cached
+// answers for every token of every realm.  A changed flag or name, or a
+// record whose header does not hold the name, moves every token's.
+TEST_F(CommitterTest, AUserRecordChangedOnlyWhereValidationDoesNotReadMovesNoEpoch) {
+  auto epoch = [&] { return store_->read().valid_epoch(); };
+  oauth2::User u;
+  u.id = 7;
+  u.username = "alice";
+  u.password = "x";
+  auto put = [&](const oauth2::User& user) {
+    return store_->committer().commit(
+        write_of(Db::kUsers, "u", oauth2::records::encode_user(user)));
+  };
+  ASSERT_TRUE(put(u));
+  u.last_login = 1700000000;
+  u.password = "y";
+  u.email = "a@example.com";
+  u.is_staff = true;
+  ASSERT_TRUE(put(u));
+  EXPECT_EQ(epoch(), 0u) << "last_login, password, email, staff";
+  u.is_active = false;
+  ASSERT_TRUE(put(u));
+  EXPECT_EQ(epoch(), 1u) << "disabled";
+  ASSERT_TRUE(put(u));
+  EXPECT_EQ(epoch(), 1u) << "disabled again";
+  u.is_active = true;
+  ASSERT_TRUE(put(u));
+  EXPECT_EQ(epoch(), 2u) << "enabled";
+  u.username = "alicia";
+  ASSERT_TRUE(put(u));
+  EXPECT_EQ(epoch(), 3u) << "renamed";
+  u.username = std::string(300, 'a');  // too long for the header
+  ASSERT_TRUE(put(u));
+  EXPECT_EQ(epoch(), 4u);
+  ASSERT_TRUE(put(u));
+  EXPECT_EQ(epoch(), 5u) << "a name the header does not hold: compared as different";
 }
 
 // A value of the epoch that is no number is a corrupt store, never read
