@@ -50,6 +50,8 @@ static ngx_int_t ngx_http_oauth2_refuse_busy(ngx_http_request_t *r,
 static ngx_int_t ngx_http_oauth2_cookies(ngx_http_request_t *r,
     ngx_str_t *out);
 #if (NGX_THREADS)
+typedef struct ngx_http_oauth2_committer_s  ngx_http_oauth2_committer_t;
+
 static ngx_int_t ngx_http_oauth2_post(ngx_http_request_t *r,
     ngx_http_oauth2_endpoint_ctx_t *ectx);
 static ngx_uint_t ngx_http_oauth2_client_gone(ngx_http_request_t *r);
@@ -63,9 +65,11 @@ static void ngx_http_oauth2_thread_handler(void *data, ngx_log_t *log);
 static void ngx_http_oauth2_thread_event_handler(ngx_event_t *ev);
 static void ngx_http_oauth2_guard_handler(ngx_event_t *ev);
 static void ngx_http_oauth2_op_done(ngx_http_oauth2_endpoint_ctx_t *ectx);
+static ngx_http_oauth2_committer_t *ngx_http_oauth2_committer(
+    ngx_thread_pool_t *pool, ngx_log_t *log);
 static ngx_int_t ngx_http_oauth2_batch_add(ngx_http_request_t *r,
     ngx_http_oauth2_endpoint_ctx_t *ectx);
-static void ngx_http_oauth2_batch_post(void);
+static void ngx_http_oauth2_batch_post(ngx_http_oauth2_committer_t *cm);
 static void ngx_http_oauth2_batch_thread(void *data, ngx_log_t *log);
 static size_t ngx_http_oauth2_batch_take(void *ctx, oauth2_op_t ***ops);
 static void ngx_http_oauth2_batch_done(ngx_event_t *ev);
@@ -96,6 +100,12 @@ static ngx_queue_t  ngx_http_oauth2_hash_queue;
  * the task takes it under a mutex when it holds the writer lock.  A
  * request finding the batch full goes to the thread pool alone, as every
  * other write does.
+ *
+ * A worker keeps one committer (its batches and its task) for each thread
+ * pool its token endpoints post to, made when the first request of that
+ * pool joins: a request joins only its own pool's batch, so that a
+ * server given its own pool (oauth2_thread_pool) commits there, never
+ * in, nor refused by, another server's full pool.
  */
 
 #define NGX_HTTP_OAUTH2_BATCH  256
@@ -106,18 +116,24 @@ typedef struct {
     oauth2_op_t                     *op[NGX_HTTP_OAUTH2_BATCH];
 } ngx_http_oauth2_batch_t;
 
-static ngx_http_oauth2_batch_t   ngx_http_oauth2_batches[2];
-/* under the mutex: the batch filling, and the one the task took */
-static ngx_thread_mutex_t        ngx_http_oauth2_batch_mutex;
-static ngx_http_oauth2_batch_t  *ngx_http_oauth2_filling =
-    &ngx_http_oauth2_batches[0];
-static ngx_http_oauth2_batch_t  *ngx_http_oauth2_taken;
-/* the event loop's: whether the task is posted, and the mutex made */
-static ngx_uint_t                ngx_http_oauth2_committing;
-static ngx_uint_t                ngx_http_oauth2_batch_ready;
-static oauth2_store_t           *ngx_http_oauth2_batch_store;
-static ngx_thread_pool_t        *ngx_http_oauth2_batch_pool;
-static ngx_thread_task_t         ngx_http_oauth2_batch_task;
+struct ngx_http_oauth2_committer_s {
+    ngx_http_oauth2_committer_t  *next;
+    ngx_thread_pool_t            *pool;
+    ngx_http_oauth2_batch_t       batches[2];
+    /* under the mutex: the batch filling, and the one the task took */
+    ngx_http_oauth2_batch_t      *filling;
+    ngx_http_oauth2_batch_t      *taken;
+    /* the event loop's: whether the task is posted */
+    ngx_uint_t                    committing;
+    oauth2_store_t               *store;
+    ngx_log_t                    *log;
+    ngx_thread_task_t             task;
+};
+
+static ngx_thread_mutex_t            ngx_http_oauth2_batch_mutex;
+/* the event loop's: the committers, one a pool, and the mutex made */
+static ngx_http_oauth2_committer_t  *ngx_http_oauth2_committers;
+static ngx_uint_t                    ngx_http_oauth2_batch_ready;
 
 #endif
 
@@ -879,14 +895,44 @@ ngx_http_oauth2_op_done(ngx_http_oauth2_endpoint_ctx_t *ectx)
 }
 
 
+/* the committer of the request's pool, made at its first batch */
+
+static ngx_http_oauth2_committer_t *
+ngx_http_oauth2_committer(ngx_thread_pool_t *pool, ngx_log_t *log)
+{
+    ngx_http_oauth2_committer_t  *cm;
+
+    for (cm = ngx_http_oauth2_committers; cm; cm = cm->next) {
+        if (cm->pool == pool) {
+            return cm;
+        }
+    }
+
+    /* the worker's for as long as it runs, as its pools are */
+
+    cm = ngx_calloc(sizeof(ngx_http_oauth2_committer_t), log);
+    if (cm == NULL) {
+        return NULL;
+    }
+
+    cm->pool = pool;
+    cm->filling = &cm->batches[0];
+    cm->next = ngx_http_oauth2_committers;
+    ngx_http_oauth2_committers = cm;
+
+    return cm;
+}
+
+
 /* NGX_DONE: the request waits in the batch; NGX_DECLINED: it is full */
 
 static ngx_int_t
 ngx_http_oauth2_batch_add(ngx_http_request_t *r,
     ngx_http_oauth2_endpoint_ctx_t *ectx)
 {
-    ngx_uint_t                n;
-    ngx_http_oauth2_batch_t  *b;
+    ngx_uint_t                    n;
+    ngx_http_oauth2_batch_t      *b;
+    ngx_http_oauth2_committer_t  *cm;
 
     if (!ngx_http_oauth2_batch_ready) {
         if (ngx_thread_mutex_create(&ngx_http_oauth2_batch_mutex,
@@ -899,10 +945,16 @@ ngx_http_oauth2_batch_add(ngx_http_request_t *r,
         ngx_http_oauth2_batch_ready = 1;
     }
 
+    cm = ngx_http_oauth2_committer(ectx->conf->thread_pool,
+                                   r->connection->log);
+    if (cm == NULL) {
+        return NGX_DECLINED;
+    }
+
     (void) ngx_thread_mutex_lock(&ngx_http_oauth2_batch_mutex,
                                  r->connection->log);
 
-    b = ngx_http_oauth2_filling;
+    b = cm->filling;
     n = b->n;
 
     if (n < NGX_HTTP_OAUTH2_BATCH) {
@@ -923,11 +975,9 @@ ngx_http_oauth2_batch_add(ngx_http_request_t *r,
 
     (void) ngx_http_oauth2_hold(r, ectx);
 
-    if (!ngx_http_oauth2_committing) {
-        ngx_http_oauth2_batch_store = ngx_http_oauth2_store(
-                                                       r->connection->log);
-        ngx_http_oauth2_batch_pool = ectx->conf->thread_pool;
-        ngx_http_oauth2_batch_post();
+    if (!cm->committing) {
+        cm->store = ngx_http_oauth2_store(r->connection->log);
+        ngx_http_oauth2_batch_post(cm);
     }
 
     return NGX_DONE;
@@ -937,20 +987,20 @@ ngx_http_oauth2_batch_add(ngx_http_request_t *r,
 /* the task commits what fills meanwhile */
 
 static void
-ngx_http_oauth2_batch_post(void)
+ngx_http_oauth2_batch_post(ngx_http_oauth2_committer_t *cm)
 {
     ngx_thread_task_t  *task;
 
-    ngx_http_oauth2_committing = 1;
+    cm->committing = 1;
 
-    task = &ngx_http_oauth2_batch_task;
-    task->ctx = NULL;
+    task = &cm->task;
+    task->ctx = cm;
     task->handler = ngx_http_oauth2_batch_thread;
-    task->event.data = NULL;
+    task->event.data = cm;
     task->event.handler = ngx_http_oauth2_batch_done;
     task->event.log = ngx_cycle->log;
 
-    if (ngx_thread_task_post(ngx_http_oauth2_batch_pool, task) == NGX_OK) {
+    if (ngx_thread_task_post(cm->pool, task) == NGX_OK) {
         return;
     }
 
@@ -974,18 +1024,21 @@ ngx_http_oauth2_batch_refused(ngx_event_t *ev)
     ngx_connection_t                *c;
     ngx_http_request_t              *r;
     ngx_http_oauth2_batch_t         *b;
+    ngx_http_oauth2_committer_t     *cm;
     ngx_http_oauth2_endpoint_ctx_t  *refused[NGX_HTTP_OAUTH2_BATCH];
+
+    cm = ev->data;
 
     (void) ngx_thread_mutex_lock(&ngx_http_oauth2_batch_mutex, ev->log);
 
-    b = ngx_http_oauth2_filling;
+    b = cm->filling;
     n = b->n;
     ngx_memcpy(refused, b->ectx, n * sizeof(refused[0]));
     b->n = 0;
 
     (void) ngx_thread_mutex_unlock(&ngx_http_oauth2_batch_mutex, ev->log);
 
-    ngx_http_oauth2_committing = 0;
+    cm->committing = 0;
 
     ngx_log_error(NGX_LOG_ALERT, ev->log, 0,
                   "oauth2: could not post to the thread pool: %ui prepared "
@@ -1015,8 +1068,11 @@ ngx_http_oauth2_batch_refused(ngx_event_t *ev)
 static void
 ngx_http_oauth2_batch_thread(void *data, ngx_log_t *log)
 {
-    oauth2_ops_commit(ngx_http_oauth2_batch_store,
-                      ngx_http_oauth2_batch_take, log);
+    ngx_http_oauth2_committer_t  *cm = data;
+
+    cm->log = log;
+
+    oauth2_ops_commit(cm->store, ngx_http_oauth2_batch_take, cm);
 }
 
 
@@ -1025,18 +1081,17 @@ ngx_http_oauth2_batch_thread(void *data, ngx_log_t *log)
 static size_t
 ngx_http_oauth2_batch_take(void *ctx, oauth2_op_t ***ops)
 {
-    ngx_log_t                *log = ctx;
-    ngx_http_oauth2_batch_t  *b;
+    ngx_http_oauth2_committer_t  *cm = ctx;
+    ngx_http_oauth2_batch_t      *b;
 
-    (void) ngx_thread_mutex_lock(&ngx_http_oauth2_batch_mutex, log);
+    (void) ngx_thread_mutex_lock(&ngx_http_oauth2_batch_mutex, cm->log);
 
-    b = ngx_http_oauth2_filling;
-    ngx_http_oauth2_filling = (b == &ngx_http_oauth2_batches[0])
-                              ? &ngx_http_oauth2_batches[1]
-                              : &ngx_http_oauth2_batches[0];
-    ngx_http_oauth2_taken = b;
+    b = cm->filling;
+    cm->filling = (b == &cm->batches[0]) ? &cm->batches[1]
+                                         : &cm->batches[0];
+    cm->taken = b;
 
-    (void) ngx_thread_mutex_unlock(&ngx_http_oauth2_batch_mutex, log);
+    (void) ngx_thread_mutex_unlock(&ngx_http_oauth2_batch_mutex, cm->log);
 
     *ops = b->op;
 
@@ -1049,16 +1104,19 @@ ngx_http_oauth2_batch_done(ngx_event_t *ev)
 {
     ngx_uint_t                       i, n, more;
     ngx_http_oauth2_batch_t         *b;
+    ngx_http_oauth2_committer_t     *cm;
     ngx_http_oauth2_endpoint_ctx_t  *done[NGX_HTTP_OAUTH2_BATCH];
+
+    cm = ev->data;
 
     (void) ngx_thread_mutex_lock(&ngx_http_oauth2_batch_mutex, ev->log);
 
-    b = ngx_http_oauth2_taken;
-    ngx_http_oauth2_taken = NULL;
+    b = cm->taken;
+    cm->taken = NULL;
     n = b->n;
     ngx_memcpy(done, b->ectx, n * sizeof(done[0]));
     b->n = 0;
-    more = ngx_http_oauth2_filling->n;
+    more = cm->filling->n;
 
     (void) ngx_thread_mutex_unlock(&ngx_http_oauth2_batch_mutex, ev->log);
 
@@ -1067,10 +1125,10 @@ ngx_http_oauth2_batch_done(ngx_event_t *ev)
 
     /* the next batch commits while these are answered */
 
-    ngx_http_oauth2_committing = 0;
+    cm->committing = 0;
 
     if (more) {
-        ngx_http_oauth2_batch_post();
+        ngx_http_oauth2_batch_post(cm);
     }
 
     for (i = 0; i < n; i++) {
