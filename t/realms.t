@@ -1306,7 +1306,112 @@ $t->run_daemon('--pbkdf2-iterations', PBKDF2, '--require-realm-header');
     is($r->{status}, 200, '--require-realm-header: through nginx (which sets '
         . 'the header): 200');
 }
+# the answer to a registration in shop2 from a daemon without
+# --open-registration: what a realm left closed must answer below
+my $CLOSED = $t->api('POST', '/api/users/', port => $PORT{shop2}, json => {
+    username => 'closed2', email => 'closed2@example.com',
+    password => 'Shop-register-phrase-7' });
+is($CLOSED->{status}, 401, 'without --open-registration: a registration '
+    . 'in shop2: 401');
 is($t->stop_daemon, 0, 'the second daemon stops on SIGTERM: exit 0');
+
+# serve --open-registration=<realm>[,<realm>...]: anonymous registration
+# (POST /api/users/ without a token) opens in the realms named only;
+# every other realm answers as without the flag and gets no user (R69,
+# R72); the bare flag opens every realm
+sub register_at {
+    my ($realm, $name) = @_;
+    return $t->api('POST', '/api/users/', port => $PORT{$realm}, json => {
+        username => $name, email => "$name\@example.com",
+        password => 'Shop-register-phrase-7' });
+}
+sub listed_in {
+    my ($realm, $name) = @_;
+    return scalar grep { $_->{username} eq $name }
+        @{cli_list($realm, 'user') // []};
+}
+$t->run_daemon('--pbkdf2-iterations', PBKDF2, '--require-realm-header',
+    '--open-registration=shop1');
+{
+    my $r = register_at('shop1', 'reg1');
+    is($r->{status}, 201, '--open-registration=shop1: a registration in '
+        . 'shop1: 201') or diag($r->{body});
+    ok(listed_in('shop1', 'reg1'), '... user list --realm shop1 shows reg1');
+    $r = register_at('shop2', 'reg2');
+    is($r->{status}, 401, '--open-registration=shop1: a registration in '
+        . 'shop2: 401');
+    is($r->{body}, $CLOSED->{body}, '... the same body as without the flag');
+    is(hdr($r, 'WWW-Authenticate'), hdr($CLOSED, 'WWW-Authenticate'),
+        '... and the same WWW-Authenticate');
+    ok(!listed_in('shop2', 'reg2'), '... user list --realm shop2: no reg2');
+    $r = $t->api('POST', '/api/users/', port => $DP,
+        headers => ['X-OAuth2-Realm' => 'default'], json => {
+            username => 'reg0', email => 'reg0@example.com',
+            password => 'Shop-register-phrase-7' });
+    is($r->{status}, 401, '--open-registration=shop1: a registration with '
+        . 'X-OAuth2-Realm: default: 401');
+    ok(!listed_in('default', 'reg0'), '... user list (default realm): no reg0');
+    like(OAuth2Test::_slurp($t->daemon_log), qr/open registration in 'shop1'\n/,
+        '... the daemon\'s first line names the realms open to registration');
+}
+is($t->stop_daemon, 0, 'the daemon with --open-registration=shop1 stops: exit 0');
+
+# repeated and comma-separated: the union
+$t->run_daemon('--pbkdf2-iterations', PBKDF2, '--require-realm-header',
+    '--open-registration=nosuch,shop2', '--open-registration=default');
+{
+    my $r = register_at('shop2', 'reg2b');
+    is($r->{status}, 201, '--open-registration=nosuch,shop2 '
+        . '--open-registration=default: shop2: 201') or diag($r->{body});
+    ok(listed_in('shop2', 'reg2b'), '... user list --realm shop2 shows reg2b');
+    $r = register_at('shop1', 'reg1b');
+    is($r->{status}, 401, '... shop1, named in neither: 401');
+    is($r->{body}, $CLOSED->{body}, '... with the body of a closed realm');
+    ok(!listed_in('shop1', 'reg1b'), '... user list --realm shop1: no reg1b');
+}
+is($t->stop_daemon, 0, 'that daemon stops: exit 0');
+
+# the bare flag: every realm, as before
+$t->run_daemon('--pbkdf2-iterations', PBKDF2, '--require-realm-header',
+    '--open-registration');
+for my $shop (@SHOPS) {
+    my $r = register_at($shop, "any$shop");
+    is($r->{status}, 201, "bare --open-registration: a registration in "
+        . "$shop: 201") or diag($r->{body});
+    ok(listed_in($shop, "any$shop"), "... user list --realm $shop shows any$shop");
+}
+like(OAuth2Test::_slurp($t->daemon_log), qr/open registration in every realm\n/,
+    '... the daemon\'s first line says every realm');
+is($t->stop_daemon, 0, 'the daemon with bare --open-registration stops: exit 0');
+
+# a bad realm name refuses to start: exit 2, a usage error naming it
+{
+    my $listen = '127.0.0.1:' . $DP;
+    for my $c (['=shop 1', "--open-registration: invalid realm 'shop 1': $MSG"],
+        ['=shop1,bad/name', "--open-registration: invalid realm 'bad/name': $MSG"],
+        ['=' . ('x' x 65), "--open-registration: invalid realm '" . ('x' x 65) . "'"],
+        ['=shop1,', "--open-registration: invalid realm '': $MSG"],
+        ['=,shop1', "--open-registration: invalid realm '': $MSG"],
+        ['=', '--open-registration=: needs a value after "="'])
+    {
+        my ($arg, $want) = @$c;
+        my ($c2, $o2, $e2) = $t->admin_within(5, 'serve', '--listen', $listen,
+            "--open-registration$arg");
+        is($c2, 2, "serve --open-registration$arg: exit 2 (usage)");
+        like($e2, qr/\Q$want\E/, "serve --open-registration$arg: stderr says "
+            . 'so') or diag($e2);
+    }
+    my ($c2, $o2, $e2) = $t->admin_within(5, 'serve', '--listen', $listen,
+        '--open-registration', '--open-registration=shop1');
+    is($c2, 2, 'serve --open-registration --open-registration=shop1: exit 2');
+    like($e2, qr/--open-registration: .*both/,
+        '... stderr says it was given both bare and with realms') or diag($e2);
+    ($c2, $o2, $e2) = $t->admin_within(5, 'serve', '--listen', $listen,
+        '--open-registration', 'shop1');
+    is($c2, 2, 'serve --open-registration shop1 (no "="): exit 2');
+    like($e2, qr/unexpected argument 'shop1'/,
+        '... stderr: unexpected argument \'shop1\'') or diag($e2);
+}
 
 # serve --realm shop3, and shop3 deleted while it runs: a request without
 # X-OAuth2-Realm, served in --realm, is refused as one naming an unknown

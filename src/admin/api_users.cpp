@@ -22,6 +22,7 @@
 // sign-in (the account's lock, login.hpp); every new password meets the
 // password policy (password_policy.hpp).
 
+#include <algorithm>
 #include <ctime>
 #include <string>
 #include <string_view>
@@ -302,6 +303,18 @@ unsigned attempt_wait(ServeContext& ctx, const std::string& who) {
   return 0;
 }
 
+}  // namespace
+
+// the bare --open-registration: every realm; with realms: those (the
+// request's realm, from X-OAuth2-Realm or --realm)
+bool ServeContext::registration_open() const {
+  if (open_registration) return true;
+  return std::find(open_registration_realms.begin(), open_registration_realms.end(), realm) !=
+         open_registration_realms.end();
+}
+
+namespace {
+
 // A self-registration (--open-registration: no caller) is limited per
 // address, counted before its password is hashed: a flood of them
 // neither holds the queue of hashes that staff sign-ins need (R88) nor
@@ -322,8 +335,8 @@ unsigned rename_wait(ServeContext& ctx, const Caller& caller, const UserInput& i
 }
 
 HttpResponse create_user(ServeContext& ctx, const HttpRequest& req, const Caller& caller) {
-  // staff; or nobody at all when registration is open
-  if (caller.anonymous() ? !ctx.open_registration : !caller.acts_as_staff()) {
+  // staff; or nobody at all when registration is open in this realm
+  if (caller.anonymous() ? !ctx.registration_open() : !caller.acts_as_staff()) {
     return denied(caller);
   }
   // every anonymous registration counts, refused or not, before anything

@@ -239,6 +239,33 @@ std::optional<int64_t> ttl_option(const Invocation& inv, const char* name) {
   return ttl;
 }
 
+namespace {
+
+// The value of an option: after "=" (inline), else the next argument
+// when the option takes one (*i moves past it).  What is wrong, after
+// the option's name, or nullopt.
+std::optional<std::string> option_value(const OptionSpec& spec,
+                                        std::optional<std::string_view> inline_value, int argc,
+                                        char** argv, int* i, std::string* value) {
+  if (spec.takes_value) {
+    if (inline_value) {
+      *value = *inline_value;
+    } else if (*i + 1 < argc && !looks_like_option(argv[*i + 1])) {
+      *value = argv[++*i];
+    } else {
+      return " needs a value";
+    }
+  } else if (inline_value) {
+    // --name=<value> of an option whose value is optional; bare, ""
+    if (!spec.value_optional) return " takes no value";
+    if (inline_value->empty()) return "=: needs a value after \"=\"";
+    *value = *inline_value;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 std::string no_application(std::string_view id) {
   bool plain = !id.empty() && id.size() <= kMaxClientId;
   for (char ch : id) {
@@ -309,17 +336,8 @@ Invocation parse_args(int argc, char** argv, const Commands& commands) {
       }
       std::string opt = "--" + std::string(name);
       std::string value;
-      if (spec->takes_value) {
-        if (inline_value) {
-          value = *inline_value;
-        } else if (i + 1 < argc && !looks_like_option(argv[i + 1])) {
-          value = argv[++i];
-        } else {
-          fail(opt + " needs a value");
-          continue;
-        }
-      } else if (inline_value) {
-        fail(opt + " takes no value");
+      if (auto why = option_value(*spec, inline_value, argc, argv, &i, &value)) {
+        fail(opt + *why);
         continue;
       }
       if (global) {  // the last one wins, so a wrapper can set defaults

@@ -51,6 +51,9 @@ struct OptionSpec {
   std::string_view name;  // without the leading "--"
   bool takes_value;
   bool repeatable;
+  // with takes_value false: a value may follow "=" (--name=<value>, never
+  // a separate argument); the bare option's value is empty
+  bool value_optional = false;
 };
 
 struct Invocation;

@@ -74,7 +74,10 @@ struct ServeContext {
   // rather than served in realm (a location that forgot the header)
   bool require_realm_header = false;
   unsigned pbkdf2_iterations = 600000;
+  // --open-registration: POST /api/users/ without a token registers a
+  // user in every realm; --open-registration=<realm>,...: in those only
   bool open_registration = false;
+  std::vector<std::string> open_registration_realms;
   size_t page_size = 100;
   // failed passwords: counted per address (counters) as the module does,
   // and per account in the store (lockout.hpp), one lock for both
@@ -92,6 +95,8 @@ struct ServeContext {
 
   // the throttles of the request's client (client_address)
   Throttle throttle(const HttpRequest& req) const;
+  // whether anyone may register in realm, the request's
+  bool registration_open() const;
   // a turn to hash a password (--hash-limit), until the slot is reset;
   // false when too many wait already, and when hash_slots is null
   HashSlots::Slot hash_slot() const {

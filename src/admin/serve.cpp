@@ -345,12 +345,53 @@ uint64_t number_option(const Invocation& inv, const char* name, const char* what
   return n;
 }
 
+// --open-registration: bare, every realm (ctx.open_registration); each
+// =<realm>[,<realm>...] adds realms (ctx.open_registration_realms), names
+// checked as --realm's.  Both at once is refused: which was meant?
+void open_registration_option(const Invocation& inv, ServeContext& ctx) {
+  for (const std::string& v : inv.values("open-registration")) {
+    if (v.empty()) {
+      ctx.open_registration = true;
+      continue;
+    }
+    size_t pos = 0;
+    while (true) {
+      size_t comma = v.find(',', pos);
+      std::string name =
+          v.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+      if (!valid_realm(name)) {
+        throw UsageError("--open-registration: invalid realm " + quoted(name) +
+                         ": 1 to 64 letters, digits, \".\", \"-\" or \"_\"");
+      }
+      ctx.open_registration_realms.push_back(std::move(name));
+      if (comma == std::string::npos) break;
+      pos = comma + 1;
+    }
+  }
+  if (ctx.open_registration && !ctx.open_registration_realms.empty()) {
+    throw UsageError(
+        "--open-registration: given both bare (every realm) and with realms; give one");
+  }
+}
+
+// What the daemon's first line says of registration.
+std::string registration_note(const ServeContext& ctx) {
+  if (ctx.open_registration) return ", open registration in every realm";
+  if (ctx.open_registration_realms.empty()) return "";
+  std::string out = ", open registration in ";
+  for (size_t i = 0; i < ctx.open_registration_realms.size(); i++) {
+    if (i > 0) out += ", ";
+    out += quoted(ctx.open_registration_realms[i]);
+  }
+  return out;
+}
+
 // The other options of serve into ctx and *hash, checked in the order of
 // its --help.
 void read_options(const Invocation& inv, ServeContext& ctx, HashLimit* hash) {
   ctx.realm = inv.realm;
   ctx.require_realm_header = inv.has("require-realm-header");
-  ctx.open_registration = inv.has("open-registration");
+  open_registration_option(inv, ctx);
   ctx.pbkdf2_iterations =
       static_cast<unsigned>(number_option(inv, "pbkdf2-iterations", "a number", kMinIterations,
                                           kMaxIterations, kDefaultPbkdf2Iterations));
@@ -453,7 +494,7 @@ int serve(const Invocation& inv) {
     HttpServer server(ctx, route);
     server.start(addr);
     say("listening on " + addr.text() + ", store " + quoted(inv.store) + ", realm " +
-        quoted(ctx.realm) + (ctx.open_registration ? ", open registration" : ""));
+        quoted(ctx.realm) + registration_note(ctx));
     int sig = wait_for_stop(stop_signals, slot);
     say(std::string("stopping on ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
         ": finishing the requests in flight");
@@ -467,7 +508,7 @@ int serve(const Invocation& inv) {
 
 const OptionSpec kServeOptions[] = {
     {"listen", true, false},
-    {"open-registration", false, false},
+    {"open-registration", false, true, true},
     {"require-realm-header", false, false},
     {"pbkdf2-iterations", true, false},
     {"page-size", true, false},
@@ -483,7 +524,8 @@ const OptionSpec kServeOptions[] = {
 const char kServeUsage[] =
     "usage: oauth2-admin serve --listen 127.0.0.1:<port> | --listen "
     "unix:<path>\n"
-    "           [--open-registration] [--require-realm-header]\n"
+    "           [--open-registration[=<realm>[,<realm>...]]]\n"
+    "           [--require-realm-header]\n"
     "           [--pbkdf2-iterations <n>] [--page-size <n>]\n"
     "           [--auth-limit <n>/<s>] [--account-limit <n>/<s>]\n"
     "           [--password-policy <spec>] [--hash-limit <n>/<queue>]\n"
@@ -505,7 +547,13 @@ const char kServeUsage[] =
     "                             a stale socket file is replaced); nothing\n"
     "                             but loopback is accepted\n"
     "  --open-registration        POST /api/users/ without a token creates\n"
-    "                             a user (never staff, always active)\n"
+    "                             a user (never staff, always active), in\n"
+    "                             EVERY realm the daemon serves (each\n"
+    "                             request's X-OAuth2-Realm)\n"
+    "  --open-registration=<realm>[,<realm>...]\n"
+    "                             the same in these realms only (names as\n"
+    "                             --realm's; repeatable); every other realm\n"
+    "                             refuses it (401) as without the flag\n"
     "  --require-realm-header     refuse (400) a request without\n"
     "                             X-OAuth2-Realm instead of serving it in\n"
     "                             --realm: one daemon behind many sites\n"
