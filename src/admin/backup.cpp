@@ -395,14 +395,22 @@ void become(const struct stat& owner) {
   }
 }
 
-// Copies in (from its start) to a new file beside data.mdb, synced, with
-// data.mdb's mode (0660 less the umask for a new store); its name.
-std::string copy_beside(int in, const std::string& store, const struct stat* old) {
-  std::string tmp = store + "/data.mdb.restore-XXXXXX";
-  Fd out(mkostemp(tmp.data(), O_CLOEXEC));
+// A new file in store for a restore to write (data.mdb.restore-XXXXXX),
+// its name in *tmp
+Fd restore_temp(const std::string& store, std::string* tmp) {
+  *tmp = store + "/data.mdb.restore-XXXXXX";
+  Fd out(mkostemp(tmp->data(), O_CLOEXEC));
   if (out.get() < 0) {
     throw std::runtime_error(errno_text("cannot create a file in " + quoted(store)));
   }
+  return out;
+}
+
+// Copies in (from its start) to a new file beside data.mdb, synced, with
+// data.mdb's mode (0660 less the umask for a new store); its name.
+std::string copy_beside(int in, const std::string& store, const struct stat* old) {
+  std::string tmp;
+  Fd out = restore_temp(store, &tmp);
   const mode_t mask = umask(0);
   umask(mask);
   bool ok = fchmod(out.get(), old ? old->st_mode & 0660 : 0660 & ~mask) == 0;
@@ -528,11 +536,8 @@ bool forget_mirror(const std::string& copy, const UserSeqs& seqs) {
 std::string compact_beside(const std::string& copy, const std::string& store) {
   struct stat st;
   if (stat(copy.c_str(), &st) != 0) throw std::runtime_error(errno_text("cannot read " + copy));
-  std::string tmp = store + "/data.mdb.restore-XXXXXX";
-  Fd out(mkostemp(tmp.data(), O_CLOEXEC));
-  if (out.get() < 0) {
-    throw std::runtime_error(errno_text("cannot create a file in " + quoted(store)));
-  }
+  std::string tmp;
+  Fd out = restore_temp(store, &tmp);
   try {
     if (fchmod(out.get(), st.st_mode & 0660) != 0) {
       throw std::runtime_error(errno_text("cannot chmod " + quoted(tmp)));

@@ -11,6 +11,8 @@
 #include <thread>
 #include <stdexcept>
 
+#include "cluster.hpp"
+
 namespace oauth2 {
 
 namespace {
@@ -390,9 +392,7 @@ bool brings_fresh_put(const json_t* msg, const std::string& b64, long idle_ms) {
     char* end = nullptr;
     const long long put_ms = text ? std::strtoll(text->c_str(), &end, 10) : 0;
     if (!text || text->empty() || *end != '\0') return true;
-    const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-        std::chrono::system_clock::now().time_since_epoch());
-    if (now.count() - put_ms < idle_ms) return true;
+    if (now_ms() - put_ms < idle_ms) return true;
   }
   return false;
 }
@@ -678,10 +678,6 @@ int watch_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   }
   return 0;
 }
-
-}  // namespace
-
-namespace {
 
 // the body of a watch of the whole prefix from start_revision
 std::string watch_request(const std::string& prefix, int64_t start_revision) {
